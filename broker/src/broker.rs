@@ -1,0 +1,85 @@
+//! The state every request handler shares: config, partitions, ids, metrics.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+
+use crate::config::BrokerConfig;
+use crate::metrics::BrokerMetrics;
+use crate::producer_ids::ProducerIdManager;
+use crate::replica_manager::ReplicaManager;
+
+/// Host and port clients are told to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+/// One broker's shared state. Cheap to share behind an `Arc`; every field is thread-safe.
+#[derive(Debug)]
+pub struct Broker {
+    /// Validated configuration.
+    pub config: Arc<BrokerConfig>,
+    /// The cluster id from `meta.properties`.
+    pub cluster_id: String,
+    /// The address advertised in Metadata and DescribeCluster.
+    pub advertised: Endpoint,
+    /// Hosted partitions and the topic catalogue.
+    pub replicas: Arc<ReplicaManager>,
+    /// Producer id allocation for InitProducerId.
+    pub producer_ids: ProducerIdManager,
+    /// Prometheus metrics.
+    pub metrics: BrokerMetrics,
+    ready: AtomicBool,
+}
+
+impl Broker {
+    /// Assembles a broker from its parts; it reports not-ready until [`Broker::set_ready`].
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        cluster_id: String,
+        advertised: Endpoint,
+        replicas: Arc<ReplicaManager>,
+        producer_ids: ProducerIdManager,
+        metrics: BrokerMetrics,
+    ) -> Self {
+        Self {
+            config,
+            cluster_id,
+            advertised,
+            replicas,
+            producer_ids,
+            metrics,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// This broker's node id.
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// Whether the broker has loaded its logs and is serving (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the broker ready or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Counts an error code returned by `api` (no-op for 0).
+    pub fn count_error(&self, api: &str, code: i16) {
+        if let Some(err) = ResponseError::try_from_code(code) {
+            self.metrics
+                .request_errors
+                .with_label_values(&[api, &format!("{err:?}")])
+                .inc();
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The `weir-broker` command line. Every flag can also come from a `WEIR_<FLAG>` environment
+//! variable, which is how the Kubernetes operator configures pods.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::broker::Endpoint;
+use crate::config::properties::parse_assignment;
+
+/// Weir: a Kafka-compatible streaming broker.
+///
+/// Broker and topic settings use Kafka's names and defaults (log.segment.bytes,
+/// log.retention.ms, num.partitions, auto.create.topics.enable, message.max.bytes, ...), read
+/// from --config FILE (Java properties) and then --set key=value, which wins.
+#[derive(Debug, Parser)]
+#[command(name = "weir-broker", version, about, long_about = None)]
+pub struct Args {
+    /// This broker's node id.
+    #[arg(long, env = "WEIR_NODE_ID", default_value_t = 0)]
+    pub node_id: i32,
+
+    /// Directory holding the partition logs and metadata; created if missing.
+    #[arg(long, env = "WEIR_DATA_DIR", default_value = "./weir-data")]
+    pub data_dir: PathBuf,
+
+    /// Address the Kafka listener binds (port 0 picks a free one).
+    #[arg(long, env = "WEIR_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+
+    /// HOST:PORT clients are told to connect to; defaults to the bound listen address.
+    #[arg(long, env = "WEIR_ADVERTISED_LISTENER", value_parser = parse_endpoint)]
+    pub advertised_listener: Option<Endpoint>,
+
+    /// Address of the HTTP listener for /metrics, /healthz and /readyz.
+    #[arg(long, env = "WEIR_METRICS_LISTEN", default_value = "127.0.0.1:9644")]
+    pub metrics_listen: SocketAddr,
+
+    /// A Java properties file of broker settings (Kafka names).
+    #[arg(long, env = "WEIR_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// A broker setting as key=value; repeatable; overrides --config. In WEIR_SET, separate
+    /// settings with ';'.
+    #[arg(long = "set", env = "WEIR_SET", value_delimiter = ';', value_parser = parse_assignment)]
+    pub set: Vec<(String, String)>,
+}
+
+/// Parses `HOST:PORT` (a host name or an IP address; IPv6 in brackets).
+pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("expected HOST:PORT, found `{s}`"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{port}` in `{s}` is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || port == 0 {
+        return Err(format!("`{s}` needs a host and a non-zero port"));
+    }
+    Ok(Endpoint {
+        host: host.to_string(),
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let a = Args::try_parse_from(["weir-broker"]).unwrap();
+        assert_eq!(a.node_id, 0);
+        assert_eq!(a.data_dir, PathBuf::from("./weir-data"));
+        assert_eq!(a.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(a.metrics_listen.to_string(), "127.0.0.1:9644");
+        assert!(a.advertised_listener.is_none());
+    }
+
+    #[test]
+    fn unknown_flags_and_bad_values_are_named() {
+        let e = Args::try_parse_from(["weir-broker", "--nodeid", "1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--nodeid"), "{e}");
+        let e = Args::try_parse_from(["weir-broker", "--listen", "nowhere"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nowhere"), "{e}");
+        let e = Args::try_parse_from(["weir-broker", "--set", "novalue"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("novalue"), "{e}");
+    }
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            parse_endpoint("broker-0.weir:9092").unwrap(),
+            Endpoint {
+                host: "broker-0.weir".into(),
+                port: 9092
+            }
+        );
+        assert_eq!(parse_endpoint("[::1]:1").unwrap().host, "::1");
+        assert!(parse_endpoint("host").is_err());
+        assert!(parse_endpoint("host:0").is_err());
+    }
+
+    #[test]
+    fn sets_repeat_and_split() {
+        let a = Args::try_parse_from(["weir-broker", "--set", "a=1", "--set", "b=2;c=3"]).unwrap();
+        assert_eq!(a.set.len(), 3);
+        assert_eq!(a.set[2], ("c".to_string(), "3".to_string()));
+    }
+}

@@ -1,0 +1,269 @@
+//! The table of settings Weir understands: Kafka's names, Kafka's defaults, and how each value
+//! is validated. One table for the broker, one for topics; both are the single source for
+//! parsing, validation and DescribeConfigs.
+
+use super::ConfigError;
+
+/// The type and allowed range of a setting's value.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A 64-bit integer in `min..=max`.
+    Long {
+        /// Smallest allowed value.
+        min: i64,
+        /// Largest allowed value.
+        max: i64,
+    },
+    /// `true` or `false`.
+    Bool,
+    /// One of a fixed list of strings.
+    Choice(&'static [&'static str]),
+    /// Any string.
+    Text,
+}
+
+impl Kind {
+    /// Checks `value` for the setting `key`.
+    pub fn validate(&self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason,
+        };
+        match *self {
+            Kind::Long { min, max } => {
+                let n: i64 = value
+                    .parse()
+                    .map_err(|_| invalid("not an integer".to_string()))?;
+                if n < min || n > max {
+                    return Err(invalid(format!("must be between {min} and {max}")));
+                }
+            }
+            Kind::Bool => {
+                if value != "true" && value != "false" {
+                    return Err(invalid("must be true or false".to_string()));
+                }
+            }
+            Kind::Choice(options) => {
+                if !options.contains(&value) {
+                    return Err(invalid(format!("must be one of {}", options.join(", "))));
+                }
+            }
+            Kind::Text => {}
+        }
+        Ok(())
+    }
+
+    /// Kafka's config type name, for DescribeConfigs v3+ (`config_type`).
+    pub fn kafka_type(&self) -> i8 {
+        match self {
+            Kind::Bool => 1,
+            Kind::Long { .. } => 5,
+            Kind::Choice(_) | Kind::Text => 2,
+        }
+    }
+}
+
+/// One setting: its Kafka name, default and type.
+#[derive(Debug)]
+pub struct KeyDef {
+    /// Kafka's name for it.
+    pub name: &'static str,
+    /// Kafka's default, as text.
+    pub default: &'static str,
+    /// How values are validated.
+    pub kind: Kind,
+}
+
+const fn long(name: &'static str, default: &'static str, min: i64, max: i64) -> KeyDef {
+    KeyDef {
+        name,
+        default,
+        kind: Kind::Long { min, max },
+    }
+}
+
+const fn flag(name: &'static str, default: &'static str) -> KeyDef {
+    KeyDef {
+        name,
+        default,
+        kind: Kind::Bool,
+    }
+}
+
+const I32: i64 = i32::MAX as i64;
+const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+
+/// Broker-level settings (`server.properties`, `--set`).
+pub static BROKER_KEYS: &[KeyDef] = &[
+    long("num.partitions", "1", 1, 1_000_000),
+    long("default.replication.factor", "1", 1, i16::MAX as i64),
+    flag("auto.create.topics.enable", "true"),
+    flag("delete.topic.enable", "true"),
+    long("message.max.bytes", "1048588", 0, I32),
+    long("socket.request.max.bytes", "104857600", 1024, I32),
+    long("log.segment.bytes", "1073741824", 1024, I32),
+    long("log.roll.ms", "604800000", 1, i64::MAX),
+    long("log.roll.hours", "168", 1, I32),
+    long("log.retention.ms", "604800000", -1, i64::MAX),
+    long("log.retention.minutes", "10080", -1, I32),
+    long("log.retention.hours", "168", -1, I32),
+    long("log.retention.bytes", "-1", -1, i64::MAX),
+    long("log.retention.check.interval.ms", "300000", 1, i64::MAX),
+    long("log.index.interval.bytes", "4096", 0, I32),
+    long("log.index.size.max.bytes", "10485760", 4, I32),
+    long(
+        "log.flush.interval.messages",
+        "9223372036854775807",
+        1,
+        i64::MAX,
+    ),
+    long("log.flush.interval.ms", "9223372036854775807", 0, i64::MAX),
+    long(
+        "log.flush.scheduler.interval.ms",
+        "9223372036854775807",
+        0,
+        i64::MAX,
+    ),
+    long("log.flush.offset.checkpoint.interval.ms", "60000", 0, I32),
+    KeyDef {
+        name: "log.message.timestamp.type",
+        default: "CreateTime",
+        kind: Kind::Choice(TIMESTAMP_TYPES),
+    },
+    KeyDef {
+        name: "log.cleanup.policy",
+        default: "delete",
+        kind: Kind::Choice(&["delete"]),
+    },
+    KeyDef {
+        name: "compression.type",
+        default: "producer",
+        kind: Kind::Choice(&["producer"]),
+    },
+    long("min.insync.replicas", "1", 1, I32),
+    flag("unclean.leader.election.enable", "false"),
+    KeyDef {
+        name: "broker.rack",
+        default: "",
+        kind: Kind::Text,
+    },
+];
+
+/// Looks up a broker setting by name.
+pub fn broker_key(name: &str) -> Option<&'static KeyDef> {
+    BROKER_KEYS.iter().find(|k| k.name == name)
+}
+
+/// A topic-level setting and the broker setting that supplies its default.
+#[derive(Debug)]
+pub struct TopicKeyDef {
+    /// The topic setting's name (`retention.ms`).
+    pub name: &'static str,
+    /// The broker setting it defaults to (`log.retention.ms`).
+    pub broker_synonym: &'static str,
+    /// How values are validated.
+    pub kind: Kind,
+}
+
+const fn topic(name: &'static str, broker_synonym: &'static str, kind: Kind) -> TopicKeyDef {
+    TopicKeyDef {
+        name,
+        broker_synonym,
+        kind,
+    }
+}
+
+/// Topic-level settings (CreateTopics configs, IncrementalAlterConfigs).
+pub static TOPIC_KEYS: &[TopicKeyDef] = &[
+    topic(
+        "cleanup.policy",
+        "log.cleanup.policy",
+        Kind::Choice(&["delete"]),
+    ),
+    topic(
+        "compression.type",
+        "compression.type",
+        Kind::Choice(&["producer"]),
+    ),
+    topic(
+        "segment.bytes",
+        "log.segment.bytes",
+        Kind::Long { min: 14, max: I32 },
+    ),
+    topic(
+        "segment.ms",
+        "log.roll.ms",
+        Kind::Long {
+            min: 1,
+            max: i64::MAX,
+        },
+    ),
+    topic(
+        "retention.ms",
+        "log.retention.ms",
+        Kind::Long {
+            min: -1,
+            max: i64::MAX,
+        },
+    ),
+    topic(
+        "retention.bytes",
+        "log.retention.bytes",
+        Kind::Long {
+            min: -1,
+            max: i64::MAX,
+        },
+    ),
+    topic(
+        "max.message.bytes",
+        "message.max.bytes",
+        Kind::Long { min: 0, max: I32 },
+    ),
+    topic(
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        Kind::Long { min: 0, max: I32 },
+    ),
+    topic(
+        "segment.index.bytes",
+        "log.index.size.max.bytes",
+        Kind::Long { min: 4, max: I32 },
+    ),
+    topic(
+        "flush.messages",
+        "log.flush.interval.messages",
+        Kind::Long {
+            min: 1,
+            max: i64::MAX,
+        },
+    ),
+    topic(
+        "flush.ms",
+        "log.flush.interval.ms",
+        Kind::Long {
+            min: 0,
+            max: i64::MAX,
+        },
+    ),
+    topic(
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        Kind::Choice(TIMESTAMP_TYPES),
+    ),
+    topic(
+        "min.insync.replicas",
+        "min.insync.replicas",
+        Kind::Long { min: 1, max: I32 },
+    ),
+    topic(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        Kind::Bool,
+    ),
+];
+
+/// Looks up a topic setting by name.
+pub fn topic_key(name: &str) -> Option<&'static TopicKeyDef> {
+    TOPIC_KEYS.iter().find(|k| k.name == name)
+}

@@ -1,0 +1,291 @@
+//! Broker configuration: Kafka's setting names and defaults, read from a properties file and
+//! `--set key=value` overrides, validated once at start.
+//!
+//! [`BrokerConfig`] is the broker-wide view; [`topic`] resolves a topic's overrides over the
+//! broker defaults into the [`crate::log::LogConfig`] its partitions run with and lists the
+//! values DescribeConfigs reports.
+
+pub mod defs;
+pub mod properties;
+pub mod topic;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use defs::{KeyDef, BROKER_KEYS};
+
+/// A configuration problem that stops the broker from starting or rejects a topic config.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The key is not a setting Weir knows.
+    #[error("unknown configuration key `{key}`")]
+    UnknownKey {
+        /// The offending key.
+        key: String,
+    },
+    /// The value does not parse or is out of range for the key.
+    #[error("invalid value `{value}` for `{key}`: {reason}")]
+    InvalidValue {
+        /// The key being set.
+        key: String,
+        /// The value given.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A line of a properties file is not `key=value`.
+    #[error("{file}:{line}: expected `key=value`, found `{text}`")]
+    Syntax {
+        /// The file being read.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// The line's text.
+        text: String,
+    },
+    /// The properties file could not be read.
+    #[error("cannot read config file {file}: {reason}")]
+    Io {
+        /// The file being read.
+        file: String,
+        /// The I/O error.
+        reason: String,
+    },
+}
+
+/// The validated broker settings.
+///
+/// Invariant: `values` holds exactly one entry per key of [`BROKER_KEYS`], each of which passed
+/// that key's validation; the typed accessors rely on that and never fail.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// This broker's id (`node.id`).
+    pub node_id: i32,
+    /// Root of the partition directories.
+    pub data_dir: PathBuf,
+    values: BTreeMap<&'static str, String>,
+    explicit: BTreeMap<&'static str, bool>,
+}
+
+impl BrokerConfig {
+    /// Builds a config from `overrides` (file entries first, then `--set`, later wins) over the
+    /// defaults, validating every key and value.
+    pub fn new(
+        node_id: i32,
+        data_dir: PathBuf,
+        overrides: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut values: BTreeMap<&'static str, String> = BROKER_KEYS
+            .iter()
+            .map(|k| (k.name, k.default.to_string()))
+            .collect();
+        let mut explicit = BTreeMap::new();
+        for (key, value) in overrides {
+            let def = defs::broker_key(key)
+                .ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
+            let value = value.trim().to_string();
+            def.kind.validate(def.name, &value)?;
+            values.insert(def.name, value);
+            explicit.insert(def.name, true);
+        }
+        Ok(Self {
+            node_id,
+            data_dir,
+            values,
+            explicit,
+        })
+    }
+
+    /// The configured value of a known broker key.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// Whether `key` was set in the file or on the command line rather than defaulted.
+    pub fn is_explicit(&self, key: &str) -> bool {
+        self.explicit.contains_key(key)
+    }
+
+    fn long(&self, key: &str) -> i64 {
+        // Invariant of the struct: every key is present and validated by its KeyDef.
+        self.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.get(key) == Some("true")
+    }
+
+    /// `num.partitions`: partitions of an auto-created topic or one created without a count.
+    pub fn num_partitions(&self) -> i32 {
+        self.long("num.partitions") as i32
+    }
+
+    /// `default.replication.factor`.
+    pub fn default_replication_factor(&self) -> i16 {
+        self.long("default.replication.factor") as i16
+    }
+
+    /// `auto.create.topics.enable`.
+    pub fn auto_create_topics(&self) -> bool {
+        self.flag("auto.create.topics.enable")
+    }
+
+    /// `message.max.bytes`: the broker-wide default for a topic's `max.message.bytes`.
+    pub fn message_max_bytes(&self) -> i32 {
+        self.long("message.max.bytes") as i32
+    }
+
+    /// `socket.request.max.bytes`: the largest request frame accepted.
+    pub fn socket_request_max_bytes(&self) -> usize {
+        self.long("socket.request.max.bytes") as usize
+    }
+
+    /// `log.retention.check.interval.ms`.
+    pub fn retention_check_interval_ms(&self) -> u64 {
+        self.long("log.retention.check.interval.ms") as u64
+    }
+
+    /// `log.flush.scheduler.interval.ms` bounded to something a timer can use: how often the
+    /// broker checks whether `flush.ms` asks for an fsync.
+    pub fn flush_check_interval_ms(&self) -> u64 {
+        self.long("log.flush.scheduler.interval.ms")
+            .clamp(10, 60_000) as u64
+    }
+
+    /// `log.flush.offset.checkpoint.interval.ms`: how often recovery points are checkpointed.
+    pub fn recovery_point_checkpoint_interval_ms(&self) -> u64 {
+        self.long("log.flush.offset.checkpoint.interval.ms") as u64
+    }
+
+    /// `broker.rack`, if set.
+    pub fn rack(&self) -> Option<&str> {
+        self.get("broker.rack").filter(|r| !r.is_empty())
+    }
+
+    /// The value of a topic setting's broker-level synonym, resolving Kafka's unit variants
+    /// (`log.retention.ms` over `log.retention.minutes` over `log.retention.hours`).
+    pub fn topic_default(&self, broker_key: &str) -> String {
+        match broker_key {
+            "log.retention.ms" => self.retention_ms().to_string(),
+            "log.roll.ms" => {
+                if self.is_explicit("log.roll.ms") || !self.is_explicit("log.roll.hours") {
+                    self.long("log.roll.ms").to_string()
+                } else {
+                    (self.long("log.roll.hours") * 3_600_000).to_string()
+                }
+            }
+            "log.flush.interval.ms" => {
+                if self.is_explicit("log.flush.interval.ms") {
+                    self.long("log.flush.interval.ms").to_string()
+                } else {
+                    self.long("log.flush.scheduler.interval.ms").to_string()
+                }
+            }
+            other => self.get(other).unwrap_or_default().to_string(),
+        }
+    }
+
+    fn retention_ms(&self) -> i64 {
+        if self.is_explicit("log.retention.ms") {
+            self.long("log.retention.ms")
+        } else if self.is_explicit("log.retention.minutes") {
+            let m = self.long("log.retention.minutes");
+            if m < 0 {
+                -1
+            } else {
+                m * 60_000
+            }
+        } else {
+            let h = self.long("log.retention.hours");
+            if h < 0 {
+                -1
+            } else {
+                h * 3_600_000
+            }
+        }
+    }
+
+    /// Every broker key with its value and whether it was set explicitly, for DescribeConfigs.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static KeyDef, &str, bool)> {
+        BROKER_KEYS.iter().map(|def| {
+            (
+                def,
+                self.values.get(def.name).map(String::as_str).unwrap_or(""),
+                self.is_explicit(def.name),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        let v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        BrokerConfig::new(0, PathBuf::from("d"), &v)
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.num_partitions(), 1);
+        assert!(c.auto_create_topics());
+        assert_eq!(c.message_max_bytes(), 1_048_588);
+        assert_eq!(c.topic_default("log.retention.ms"), "604800000");
+        assert_eq!(c.topic_default("log.segment.bytes"), "1073741824");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = cfg(&[("log.segmnt.bytes", "1")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown configuration key `log.segmnt.bytes`"
+        );
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = cfg(&[("num.partitions", "zero")]).unwrap_err();
+        assert!(
+            err.to_string().contains("`zero` for `num.partitions`"),
+            "{err}"
+        );
+        assert!(cfg(&[("num.partitions", "0")]).is_err());
+        assert!(cfg(&[("auto.create.topics.enable", "yes")]).is_err());
+    }
+
+    #[test]
+    fn retention_units_resolve_like_kafka() {
+        assert_eq!(
+            cfg(&[("log.retention.hours", "1")])
+                .unwrap()
+                .topic_default("log.retention.ms"),
+            "3600000"
+        );
+        assert_eq!(
+            cfg(&[("log.retention.minutes", "2")])
+                .unwrap()
+                .topic_default("log.retention.ms"),
+            "120000"
+        );
+        let both = cfg(&[("log.retention.hours", "1"), ("log.retention.ms", "5")]).unwrap();
+        assert_eq!(both.topic_default("log.retention.ms"), "5");
+        assert_eq!(
+            cfg(&[("log.retention.hours", "-1")])
+                .unwrap()
+                .topic_default("log.retention.ms"),
+            "-1"
+        );
+    }
+
+    #[test]
+    fn later_override_wins() {
+        let c = cfg(&[("num.partitions", "3"), ("num.partitions", "7")]).unwrap();
+        assert_eq!(c.num_partitions(), 7);
+    }
+}

@@ -1,0 +1,190 @@
+//! DescribeConfigs (topics and this broker) and IncrementalAlterConfigs (topics).
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{
+    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::text;
+use crate::broker::Broker;
+use crate::config::topic::{self as topic_config, ConfigSource};
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+
+/// Answers DescribeConfigs.
+pub fn describe(broker: &Broker, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let results = request
+        .resources
+        .into_iter()
+        .map(|res| {
+            let wanted = |name: &str| {
+                res.configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+            };
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            match res.resource_type {
+                TOPIC => match broker.replicas.topic(&res.resource_name) {
+                    Some(t) => result.with_configs(
+                        topic_config::entries(&broker.config, &t.meta.configs)
+                            .into_iter()
+                            .filter(|e| wanted(e.def.name))
+                            .map(|e| {
+                                let synonyms = if request.include_synonyms {
+                                    vec![DescribeConfigsSynonym::default()
+                                        .with_name(text(e.def.name))
+                                        .with_value(Some(text(e.value.clone())))
+                                        .with_source(e.source as i8)]
+                                } else {
+                                    Vec::new()
+                                };
+                                DescribeConfigsResourceResult::default()
+                                    .with_name(text(e.def.name))
+                                    .with_value(Some(text(e.value)))
+                                    .with_config_source(e.source as i8)
+                                    .with_config_type(e.def.kind.kafka_type())
+                                    .with_synonyms(synonyms)
+                            })
+                            .collect(),
+                    ),
+                    None => {
+                        broker.count_error(
+                            "DescribeConfigs",
+                            ResponseError::UnknownTopicOrPartition.code(),
+                        );
+                        result
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(text(format!(
+                                "topic `{}` does not exist",
+                                &*res.resource_name
+                            ))))
+                    }
+                },
+                BROKER
+                    if res.resource_name.is_empty()
+                        || res.resource_name.as_str() == broker.node_id().to_string() =>
+                {
+                    result.with_configs(
+                        broker
+                            .config
+                            .entries()
+                            .filter(|(def, _, _)| wanted(def.name))
+                            .map(|(def, value, explicit)| {
+                                DescribeConfigsResourceResult::default()
+                                    .with_name(text(def.name))
+                                    .with_value(Some(text(value)))
+                                    .with_read_only(true)
+                                    .with_config_source(if explicit {
+                                        ConfigSource::StaticBroker as i8
+                                    } else {
+                                        ConfigSource::Default as i8
+                                    })
+                                    .with_config_type(def.kind.kafka_type())
+                            })
+                            .collect(),
+                    )
+                }
+                BROKER => result
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(text(format!("this is broker {}", broker.node_id())))),
+                other => result
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(text(format!(
+                        "resource type {other} is not supported"
+                    )))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// Answers IncrementalAlterConfigs for topics (SET and DELETE; the list operations APPEND and
+/// SUBTRACT apply to no topic setting Weir has).
+pub fn incremental_alter(
+    broker: &Broker,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|res| {
+            let outcome = alter_one(
+                broker,
+                res.resource_type,
+                &res.resource_name,
+                &res.configs,
+                request.validate_only,
+            );
+            let response = AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name);
+            match outcome {
+                Ok(()) => response,
+                Err((code, message)) => {
+                    broker.count_error("IncrementalAlterConfigs", code);
+                    response
+                        .with_error_code(code)
+                        .with_error_message(Some(text(message)))
+                }
+            }
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+fn alter_one(
+    broker: &Broker,
+    resource_type: i8,
+    name: &StrBytes,
+    changes: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    if resource_type != TOPIC {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            "only topic configs can be altered; broker settings are static (file or --set)"
+                .to_string(),
+        ));
+    }
+    let topic = broker.replicas.topic(name).ok_or((
+        ResponseError::UnknownTopicOrPartition.code(),
+        format!("topic `{}` does not exist", name.as_str()),
+    ))?;
+    let mut configs: BTreeMap<String, String> = topic.meta.configs.clone();
+    for c in changes {
+        let key = c.name.to_string();
+        match c.config_operation {
+            SET => {
+                let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                configs.insert(key, value);
+            }
+            DELETE => {
+                configs.remove(&key);
+            }
+            op => {
+                return Err((
+                    ResponseError::InvalidConfig.code(),
+                    format!("operation {op} on `{key}`: APPEND and SUBTRACT apply only to list settings"),
+                ));
+            }
+        }
+    }
+    broker
+        .replicas
+        .alter_topic_configs(name, configs, validate_only)
+        .map_err(|e| (e.code(), e.to_string()))
+}

@@ -1,0 +1,185 @@
+//! Fetch: whole record batches straight from the segment files, with Kafka's long poll.
+//!
+//! The handler reads every requested partition; if the response holds fewer than `min_bytes`
+//! and `max_wait_ms` has not passed, it waits for the next append anywhere on the broker and
+//! reads again. Batches are never decoded: the bytes read from the log go into the response
+//! as they are (the encoder copies them once into the response frame).
+//!
+//! Fetch sessions (KIP-227) are not kept: every answer has session id 0, which tells clients
+//! to send full fetch requests, as Kafka does when its session cache is full.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use tokio::time::Instant;
+
+use super::log_error_code;
+use crate::broker::Broker;
+use crate::log::LogError;
+
+/// Answers Fetch, waiting up to `max_wait_ms` for `min_bytes`.
+pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
+    let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let deadline = Instant::now() + wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let mut appends = broker.replicas.subscribe_appends();
+    loop {
+        appends.borrow_and_update();
+        let (response, bytes, errors) = read_all(broker, &request, version);
+        if bytes >= min_bytes || errors || Instant::now() >= deadline {
+            record_out(broker, &response, version);
+            return response;
+        }
+        tokio::select! {
+            changed = appends.changed() => if changed.is_err() { return response },
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+    let mut remaining = if request.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        request.max_bytes as usize
+    };
+    let mut total = 0usize;
+    let mut errors = false;
+    let read_committed = request.isolation_level == 1;
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for ft in &request.topics {
+        let topic = if version >= 13 {
+            broker.replicas.topic_by_id(ft.topic_id)
+        } else {
+            broker.replicas.topic(&ft.topic)
+        };
+        let mut partitions = Vec::with_capacity(ft.partitions.len());
+        for fp in &ft.partitions {
+            let base = PartitionData::default()
+                .with_partition_index(fp.partition)
+                .with_aborted_transactions(read_committed.then(Vec::new));
+            let partition = topic.as_ref().and_then(|t| {
+                usize::try_from(fp.partition)
+                    .ok()
+                    .and_then(|i| t.partitions.get(i))
+            });
+            let Some(partition) = partition else {
+                errors = true;
+                let code = if version >= 13 && topic.is_none() {
+                    ResponseError::UnknownTopicId.code()
+                } else {
+                    ResponseError::UnknownTopicOrPartition.code()
+                };
+                broker.count_error("Fetch", code);
+                partitions.push(error_data(base, code));
+                continue;
+            };
+            let limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
+            // Kafka lets the first batch of a response exceed the limits so a consumer can
+            // always make progress past a batch larger than its fetch size.
+            match partition.read(fp.fetch_offset, limit, total == 0) {
+                Ok(read) => {
+                    let n = read.records.len();
+                    total += n;
+                    remaining = remaining.saturating_sub(n);
+                    partitions.push(
+                        base.with_high_watermark(read.high_watermark)
+                            .with_last_stable_offset(read.high_watermark)
+                            .with_log_start_offset(read.log_start_offset)
+                            .with_records(Some(read.records)),
+                    );
+                }
+                Err(e) => {
+                    errors = true;
+                    if !matches!(e, LogError::OffsetOutOfRange { .. }) {
+                        tracing::error!(topic = %partition.topic, partition = fp.partition, error = %e, "fetch read failed");
+                    }
+                    let code = log_error_code(&e);
+                    broker.count_error("Fetch", code);
+                    partitions.push(error_data(base, code));
+                }
+            }
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(ft.topic.clone())
+                .with_topic_id(ft.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    (
+        FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(topics),
+        total,
+        errors,
+    )
+}
+
+fn error_data(base: PartitionData, code: i16) -> PartitionData {
+    base.with_error_code(code)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(Bytes::new()))
+}
+
+fn record_out(broker: &Broker, response: &FetchResponse, version: i16) {
+    for t in &response.responses {
+        let by_id;
+        let name = if version >= 13 {
+            by_id = broker.replicas.topic_by_id(t.topic_id);
+            by_id
+                .as_ref()
+                .map(|s| s.meta.name.as_str())
+                .unwrap_or_default()
+        } else {
+            t.topic.as_str()
+        };
+        let (bytes, records) = t
+            .partitions
+            .iter()
+            .filter_map(|p| p.records.as_ref())
+            .fold((0u64, 0u64), |(b, r), recs| {
+                (b + recs.len() as u64, r + count_records(recs))
+            });
+        if bytes > 0 {
+            broker
+                .metrics
+                .bytes_out
+                .with_label_values(&[name])
+                .inc_by(bytes);
+            broker
+                .metrics
+                .records_out
+                .with_label_values(&[name])
+                .inc_by(records);
+        }
+    }
+}
+
+/// Sums the record counts of the batches in `records` from their headers (no decoding).
+fn count_records(records: &Bytes) -> u64 {
+    const LENGTH_AT: usize = 8;
+    const COUNT_AT: usize = 57;
+    let mut pos = 0usize;
+    let mut count = 0u64;
+    while pos + COUNT_AT + 4 <= records.len() {
+        let len = i32::from_be_bytes([
+            records[pos + LENGTH_AT],
+            records[pos + LENGTH_AT + 1],
+            records[pos + LENGTH_AT + 2],
+            records[pos + LENGTH_AT + 3],
+        ]);
+        let c = &records[pos + COUNT_AT..pos + COUNT_AT + 4];
+        count += i32::from_be_bytes([c[0], c[1], c[2], c[3]]).max(0) as u64;
+        if len <= 0 {
+            break;
+        }
+        pos += 12 + len as usize;
+    }
+    count
+}

@@ -1,0 +1,79 @@
+//! ListOffsets: earliest, latest, max-timestamp, and by time through the time index.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::log_error_code;
+use crate::broker::Broker;
+use crate::partition::{Partition, LEADER_EPOCH};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+/// Answers ListOffsets.
+pub fn handle(broker: &Broker, request: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some(partition) = broker.replicas.partition(&t.name, p.partition_index)
+                    else {
+                        broker.count_error(
+                            "ListOffsets",
+                            ResponseError::UnknownTopicOrPartition.code(),
+                        );
+                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    match lookup(&partition, p.timestamp) {
+                        Ok(Some((offset, timestamp))) => r
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(LEADER_EPOCH),
+                        Ok(None) => r,
+                        Err(code) => {
+                            broker.count_error("ListOffsets", code);
+                            r.with_error_code(code)
+                        }
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// `(offset, timestamp)` for a ListOffsets target, `None` when no record matches.
+fn lookup(partition: &Partition, target: i64) -> Result<Option<(i64, i64)>, i16> {
+    let by_log = |r: Result<Option<(i64, i64)>, crate::log::LogError>| {
+        r.map_err(|e| {
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "ListOffsets lookup failed");
+            log_error_code(&e)
+        })
+    };
+    match target {
+        LATEST => Ok(Some((partition.high_watermark(), -1))),
+        EARLIEST | EARLIEST_LOCAL => Ok(Some((partition.log_start_offset(), -1))),
+        MAX_TIMESTAMP => by_log(partition.max_timestamp()),
+        LATEST_TIERED => Ok(None),
+        t if t >= 0 => by_log(partition.offset_for_timestamp(t)),
+        _ => Err(ResponseError::InvalidRequest.code()),
+    }
+}

@@ -1,0 +1,28 @@
+//! `weir-broker`: a Kafka-compatible broker on a durable segmented log.
+//!
+//! How the pieces fit, from the socket inwards:
+//! - [`server`] accepts connections and reads length-prefixed frames ([`protocol::frame`]);
+//!   [`protocol`] decodes them with the `kafka-protocol` crate and refuses what Weir does not
+//!   implement ([`protocol::versions`]).
+//! - [`handlers`] has one module per Kafka API; they work on the shared [`broker::Broker`].
+//! - [`replica_manager`] owns the topics and their [`partition`]s and the topic lifecycle;
+//!   [`metadata`] persists the topic catalogue.
+//! - [`log`] is the storage layer: segments, indexes, recovery, retention, producer state.
+//! - [`config`] holds Kafka-named settings; [`cli`] the command line; [`app`] wires it all up
+//!   and runs the background jobs; [`metrics`] and [`http`] serve Prometheus and health.
+
+pub mod app;
+pub mod broker;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod handlers;
+pub mod http;
+pub mod log;
+pub mod metadata;
+pub mod metrics;
+pub mod partition;
+pub mod producer_ids;
+pub mod protocol;
+pub mod replica_manager;
+pub mod server;

@@ -1,0 +1,183 @@
+//! Leader appends: validate, check producer sequences, assign offsets, roll, write.
+
+use bytes::Bytes;
+
+use super::batch::{
+    set_base_offset, set_log_append_time, set_partition_leader_epoch, validate_produce_batches,
+    RecordBatchHeader, RecordBatchIter, NO_TIMESTAMP,
+};
+use super::checkpoint::{sync_dir, write_offset_checkpoint};
+use super::producer_state::ProducerCheck;
+use super::unified_log::RECOVERY_POINT_FILE;
+use super::{Log, LogAppendInfo, LogError, LogSegment, TimestampType};
+
+/// Producer snapshots kept on disk; older ones only matter for truncations below them.
+pub(super) const SNAPSHOTS_TO_KEEP: usize = 2;
+
+impl Log {
+    /// Appends a produce request's records as the partition leader.
+    ///
+    /// Validates every batch ([`super::batch::validate_produce_batches`]), checks idempotent
+    /// producers' epochs and sequences (a duplicate of one of a producer's last 5 batches is
+    /// not appended and is answered with its original offsets), assigns offsets from the log
+    /// end, stamps `leader_epoch` (and the broker time for LogAppendTime topics), rolls the
+    /// active segment if it is full, too old or its index is full, appends, and fsyncs when
+    /// `flush.messages`/`flush.ms` say so.
+    pub fn append_as_leader(&mut self, records: &Bytes, leader_epoch: i32) -> Result<LogAppendInfo, LogError> {
+        self.ensure_open()?;
+        let validated = validate_produce_batches(records, self.config.max_message_bytes)?;
+        if let Some(duplicate) = self.check_producers(records)? {
+            return Ok(duplicate);
+        }
+
+        let now = self.clock.now_ms();
+        let first_offset = self.log_end_offset();
+        let last_offset = first_offset + validated.records_count - 1;
+        if self.should_roll(records.len() as u64, last_offset, now) {
+            self.roll()?;
+        }
+
+        // One copy of the request per append: the headers must be rewritten and the request's
+        // buffer is shared. Only headers are touched, never records.
+        let mut buf = records.to_vec();
+        let log_append_time = match self.config.timestamp_type {
+            TimestampType::LogAppendTime => now,
+            TimestampType::CreateTime => NO_TIMESTAMP,
+        };
+        let mut next_offset = first_offset;
+        let mut max_timestamp = NO_TIMESTAMP;
+        let mut offset_of_max_timestamp = -1;
+        let mut position = 0;
+        while position < buf.len() {
+            let size = RecordBatchHeader::parse(&buf[position..], position as u64)?.total_size();
+            let batch = &mut buf[position..position + size];
+            set_base_offset(batch, next_offset);
+            set_partition_leader_epoch(batch, leader_epoch);
+            if log_append_time != NO_TIMESTAMP {
+                set_log_append_time(batch, log_append_time);
+            }
+            let header = RecordBatchHeader::parse(batch, position as u64)?;
+            if header.max_timestamp() > max_timestamp {
+                max_timestamp = header.max_timestamp();
+                offset_of_max_timestamp = header.last_offset();
+            }
+            next_offset = header.next_offset();
+            position += size;
+        }
+
+        let index_interval_bytes = self.config.index_interval_bytes;
+        self.active_mut().append(&buf, index_interval_bytes, now)?;
+        for item in RecordBatchIter::new(&buf) {
+            let (header, _) = item?;
+            self.producer_state.update(&header);
+        }
+        self.unflushed_records += validated.records_count;
+        self.maybe_flush(now)?;
+
+        Ok(LogAppendInfo {
+            first_offset,
+            last_offset: next_offset - 1,
+            max_timestamp,
+            offset_of_max_timestamp,
+            log_append_time,
+            log_start_offset: self.log_start_offset,
+            records_count: validated.records_count,
+            valid_bytes: buf.len() as u64,
+            duplicate: false,
+        })
+    }
+
+    /// Checks every idempotent batch against the producer state (and the earlier batches of
+    /// the same request). `Some` if the request is a duplicate, with the original offsets.
+    fn check_producers(&self, records: &Bytes) -> Result<Option<LogAppendInfo>, LogError> {
+        // (producer id, epoch, last sequence) of this request's earlier batches. Empty, and so
+        // not allocated, unless a request carries several idempotent batches.
+        let mut pending: Vec<(i64, i16, i32)> = Vec::new();
+        let batches = RecordBatchIter::new(records);
+        for item in batches {
+            let (header, _) = item?;
+            let producer_id = header.producer_id();
+            if producer_id < 0 {
+                continue;
+            }
+            let prior = pending
+                .iter()
+                .rev()
+                .find(|p| p.0 == producer_id)
+                .map(|p| (p.1, p.2));
+            match self.producer_state.check_batch(&header, prior)? {
+                ProducerCheck::Duplicate(original) => {
+                    return Ok(Some(LogAppendInfo {
+                        first_offset: original.first_offset,
+                        last_offset: original.last_offset,
+                        max_timestamp: original.timestamp,
+                        offset_of_max_timestamp: original.last_offset,
+                        log_append_time: match self.config.timestamp_type {
+                            TimestampType::LogAppendTime => original.timestamp,
+                            TimestampType::CreateTime => NO_TIMESTAMP,
+                        },
+                        log_start_offset: self.log_start_offset,
+                        records_count: original.last_offset - original.first_offset + 1,
+                        valid_bytes: 0,
+                        duplicate: true,
+                    }));
+                }
+                ProducerCheck::Append if records.len() > header.total_size() => {
+                    pending.push((producer_id, header.producer_epoch(), header.last_sequence()));
+                }
+                ProducerCheck::Append => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Kafka's `shouldRoll`: the active segment is non-empty and would exceed `segment.bytes`,
+    /// or is older than `segment.ms`, or an index is full, or `last_offset` would not fit a
+    /// relative offset.
+    fn should_roll(&self, append_bytes: u64, last_offset: i64, now_ms: i64) -> bool {
+        let active = self.active();
+        if active.is_empty() {
+            return false;
+        }
+        let too_big = active.size() + append_bytes > self.config.segment_bytes;
+        let too_old = active
+            .roll_base_ms()
+            .is_some_and(|started| now_ms.saturating_sub(started) > self.config.segment_ms);
+        let offset_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);
+        too_big || too_old || active.is_index_full() || offset_overflow
+    }
+
+    /// Starts a new active segment at the log end offset.
+    ///
+    /// The old active segment is fsynced first (Kafka does this asynchronously; here it is
+    /// synchronous and usually cheap because the OS has written most of it back already), so
+    /// the recovery point moves to the new segment and a crash only rescans that one. Producer
+    /// state is snapshotted at the new base offset, as Kafka does on roll.
+    pub fn roll(&mut self) -> Result<(), LogError> {
+        self.ensure_open()?;
+        let new_base = self.log_end_offset();
+        if self.active().is_empty() {
+            return Ok(());
+        }
+        self.active().flush()?;
+        self.recovery_point = new_base;
+        write_offset_checkpoint(&self.dir.join(RECOVERY_POINT_FILE), new_base)?;
+        self.producer_state.take_snapshot()?;
+        self.producer_state.retain_latest_snapshots(SNAPSHOTS_TO_KEEP)?;
+        let segment = LogSegment::create(&self.dir, new_base, self.config.segment_index_bytes)?;
+        self.segments.push(segment);
+        sync_dir(&self.dir)?;
+        tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled segment");
+        Ok(())
+    }
+
+    /// fsyncs if `flush.messages` records or `flush.ms` passed since the last flush.
+    fn maybe_flush(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let by_count = self.unflushed_records >= self.config.flush_messages;
+        let by_time = now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms;
+        if by_count || by_time {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! An append-only file of fixed-size entries, shared by [`super::OffsetIndex`] and
+//! [`super::TimeIndex`].
+//!
+//! Without mmap (unsafe is forbidden) the entries live in memory; this type only keeps the file
+//! in step: entries are appended with positional writes, truncation shrinks the file, and the
+//! file is exactly `entries * entry size` long (never preallocated), so a length that is not a
+//! multiple of the entry size means a torn write.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::LogError;
+
+/// The file backing one index. Not shared between threads: its owner serialises access.
+#[derive(Debug)]
+pub(crate) struct IndexFile {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl IndexFile {
+    /// Opens (creating if missing) the file and returns it with its current content.
+    pub(crate) fn open(path: &Path) -> Result<(Self, Vec<u8>), LogError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(LogError::io("open index", path))?;
+        let len = file
+            .metadata()
+            .map_err(LogError::io("stat index", path))?
+            .len();
+        let mut content = vec![0u8; len as usize];
+        file.read_exact_at(&mut content, 0)
+            .map_err(LogError::io("read index", path))?;
+        let index = Self {
+            path: path.to_path_buf(),
+            file,
+            len,
+        };
+        Ok((index, content))
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one encoded entry.
+    pub(crate) fn append(&mut self, entry: &[u8]) -> Result<(), LogError> {
+        self.file
+            .write_all_at(entry, self.len)
+            .map_err(LogError::io("append to index", &self.path))?;
+        self.len += entry.len() as u64;
+        Ok(())
+    }
+
+    /// Shrinks the file to `len` bytes.
+    pub(crate) fn truncate(&mut self, len: u64) -> Result<(), LogError> {
+        self.file
+            .set_len(len)
+            .map_err(LogError::io("truncate index", &self.path))?;
+        self.len = len;
+        Ok(())
+    }
+
+    /// fsyncs the file.
+    pub(crate) fn flush(&self) -> Result<(), LogError> {
+        self.file
+            .sync_data()
+            .map_err(LogError::io("fsync index", &self.path))
+    }
+
+    /// Removes the file; a missing file is not an error.
+    pub(crate) fn delete(self) -> Result<(), LogError> {
+        remove_if_exists(&self.path)
+    }
+}
+
+/// Removes a file, treating "not found" as success.
+pub(crate) fn remove_if_exists(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::io("delete", path)(e)),
+    }
+}

@@ -1,0 +1,48 @@
+//! The on-disk log of a partition, Kafka's storage layer with Kafka's names.
+//!
+//! A partition lives in `<data-dir>/<topic>-<partition>/` as a [`Log`]: an ordered list of
+//! [`LogSegment`]s, each a `<base offset>.log` file of record batch v2 bytes plus a sparse
+//! [`OffsetIndex`] (`.index`) and [`TimeIndex`] (`.timeindex`), together with checkpoints
+//! (recovery point, log start offset), producer state snapshots
+//! ([`ProducerStateManager`], `<offset>.snapshot`) and a clean-shutdown marker.
+//!
+//! How the pieces fit:
+//! - [`batch`] parses and validates batch headers without decoding records, and rewrites the
+//!   header fields the leader owns (base offset, leader epoch, LogAppendTime).
+//! - [`Log::append_as_leader`] validates, checks producer sequences, assigns offsets, rolls
+//!   segments (size, time, full index) and appends; [`Log::read`] serves whole batches as
+//!   [`bytes::Bytes`] straight from the files.
+//! - On [`Log::open`], segments past the recovery point are scanned and a torn or corrupt tail
+//!   is cut; retention deletes whole segments by time and size.
+//!
+//! Thread safety: a [`Log`] has no interior locking. Reads take `&self` and mutations `&mut
+//! self`, so the caller wraps it in a `parking_lot::RwLock`: fetches share the read lock and
+//! run in parallel (positional reads on shared file handles), appends take the write lock.
+
+mod append;
+pub mod batch;
+mod checkpoint;
+pub mod config;
+mod error;
+mod index_file;
+mod offset_index;
+mod producer_state;
+mod recovery;
+mod retention;
+mod scanner;
+mod segment;
+mod time_index;
+mod unified_log;
+
+#[cfg(test)]
+pub mod test_util;
+
+pub use self::checkpoint::{read_offset_checkpoint, write_atomically, write_offset_checkpoint};
+pub use self::config::{LogConfig, TimestampType};
+pub use self::error::LogError;
+pub use self::unified_log::{FetchDataInfo, Log, LogAppendInfo};
+pub use self::offset_index::{OffsetIndex, OffsetPosition};
+pub use self::producer_state::{BatchMetadata, ProducerCheck, ProducerStateEntry, ProducerStateManager};
+pub use self::scanner::ScannedBatch;
+pub use self::segment::{LogSegment, SegmentRead};
+pub use self::time_index::{TimeIndex, TimestampOffset};

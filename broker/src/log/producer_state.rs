@@ -1,0 +1,391 @@
+//! Idempotent producer state of one partition: last sequences per producer id.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use super::batch::{increment_sequence, RecordBatchHeader};
+use super::checkpoint::write_atomically;
+use super::index_file::remove_if_exists;
+use super::LogError;
+
+/// Batches remembered per producer for duplicate detection (Kafka keeps 5, matching the
+/// clients' `max.in.flight.requests.per.connection` limit for idempotence).
+pub const NUM_BATCHES_TO_RETAIN: usize = 5;
+/// Extension of producer state snapshot files.
+pub const SNAPSHOT_FILE_SUFFIX: &str = "snapshot";
+
+const SNAPSHOT_MAGIC: &[u8; 4] = b"WPSS";
+const SNAPSHOT_VERSION: u16 = 1;
+/// magic + version + crc + producer count.
+const SNAPSHOT_HEADER_SIZE: usize = 4 + 2 + 4 + 4;
+const SNAPSHOT_CRC_START: usize = 10;
+/// producer id + epoch + batch count.
+const SNAPSHOT_ENTRY_HEADER_SIZE: usize = 8 + 2 + 1;
+/// first seq + last seq + first offset + last offset + timestamp.
+const SNAPSHOT_BATCH_SIZE: usize = 4 + 4 + 8 + 8 + 8;
+
+/// Where one appended batch of an idempotent producer landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMetadata {
+    /// Sequence of the first record.
+    pub first_seq: i32,
+    /// Sequence of the last record.
+    pub last_seq: i32,
+    /// Offset assigned to the first record.
+    pub first_offset: i64,
+    /// Offset assigned to the last record.
+    pub last_offset: i64,
+    /// The batch's maxTimestamp.
+    pub timestamp: i64,
+}
+
+/// What the log knows about one producer id: its epoch and its last few batches.
+///
+/// Invariant: `batches` holds at most [`NUM_BATCHES_TO_RETAIN`] entries, all of `epoch`, in
+/// append order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerStateEntry {
+    /// Current epoch.
+    pub epoch: i16,
+    batches: VecDeque<BatchMetadata>,
+}
+
+impl ProducerStateEntry {
+    /// Sequence of the last record appended in the current epoch.
+    pub fn last_seq(&self) -> Option<i32> {
+        self.batches.back().map(|b| b.last_seq)
+    }
+
+    /// The remembered batches, oldest first.
+    pub fn batches(&self) -> impl Iterator<Item = &BatchMetadata> {
+        self.batches.iter()
+    }
+
+    /// A remembered batch of `epoch` with the same sequence range (Kafka's `findDuplicateBatch`).
+    pub fn find_duplicate(&self, epoch: i16, first_seq: i32, last_seq: i32) -> Option<BatchMetadata> {
+        if epoch != self.epoch {
+            return None;
+        }
+        self.batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+            .copied()
+    }
+
+    fn add_batch(&mut self, epoch: i16, batch: BatchMetadata) {
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            self.batches.clear();
+        }
+        if self.batches.len() == NUM_BATCHES_TO_RETAIN {
+            self.batches.pop_front();
+        }
+        self.batches.push_back(batch);
+    }
+}
+
+/// Outcome of [`ProducerStateManager::check_batch`] for a batch that may be appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerCheck {
+    /// The batch follows the producer's last one: append it.
+    Append,
+    /// The batch was already appended: answer with the original offsets, append nothing.
+    Duplicate(BatchMetadata),
+}
+
+/// The producer state of one partition (Kafka's `ProducerStateManager`).
+///
+/// Rules, as Kafka's `ProducerAppendInfo` for client appends: batches with producer id -1 are
+/// ignored; an epoch below the current one is [`LogError::InvalidProducerEpoch`]; a higher epoch
+/// must start at sequence 0; a batch equal to one of the last 5 of the current epoch is a
+/// duplicate; otherwise the first sequence must follow the last one (wrapping at `i32::MAX`),
+/// and an unknown producer must start at 0, else [`LogError::OutOfOrderSequence`].
+///
+/// State reflects the log up to [`ProducerStateManager::map_end_offset`] (exclusive). It is
+/// rebuilt on open from the latest snapshot plus the batch headers after it.
+///
+/// Snapshot format (`<dir>/<map end offset, 20 digits>.snapshot`, big-endian): `"WPSS"`,
+/// version u16 (1), CRC-32C u32 of everything after it, producer count u32, then per producer:
+/// id i64, epoch i16, batch count u8, then per batch: first seq i32, last seq i32, first offset
+/// i64, last offset i64, timestamp i64.
+///
+/// Thread safety: plain data owned by its [`super::Log`]; `&mut self` to change.
+#[derive(Debug)]
+pub struct ProducerStateManager {
+    dir: PathBuf,
+    producers: HashMap<i64, ProducerStateEntry>,
+    map_end_offset: i64,
+}
+
+fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
+    next_seq == increment_sequence(last_seq, 1)
+}
+
+impl ProducerStateManager {
+    /// Empty state for the partition in `dir`, reflecting the log up to `map_end_offset`.
+    pub fn new(dir: &Path, map_end_offset: i64) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            producers: HashMap::new(),
+            map_end_offset,
+        }
+    }
+
+    /// One past the last offset whose batches are reflected here.
+    pub fn map_end_offset(&self) -> i64 {
+        self.map_end_offset
+    }
+
+    /// The state of one producer.
+    pub fn producer(&self, producer_id: i64) -> Option<&ProducerStateEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Number of known producers.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Whether no producer is known.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// Checks an idempotent client batch (producer id >= 0). `pending` is the (epoch, last
+    /// sequence) left by earlier batches of the same producer in the same request, if any.
+    pub fn check_batch(
+        &self,
+        header: &RecordBatchHeader<'_>,
+        pending: Option<(i16, i32)>,
+    ) -> Result<ProducerCheck, LogError> {
+        let producer_id = header.producer_id();
+        let epoch = header.producer_epoch();
+        let first_seq = header.base_sequence();
+        let current = self.producers.get(&producer_id);
+        if pending.is_none() {
+            let duplicate = current.and_then(|c| c.find_duplicate(epoch, first_seq, header.last_sequence()));
+            if let Some(duplicate) = duplicate {
+                return Ok(ProducerCheck::Duplicate(duplicate));
+            }
+        }
+        let (current_epoch, last_seq) = match pending {
+            Some((e, s)) => (Some(e), Some(s)),
+            None => (current.map(|c| c.epoch), current.and_then(ProducerStateEntry::last_seq)),
+        };
+        let out_of_order = |last_sequence: i32| LogError::OutOfOrderSequence {
+            producer_id,
+            epoch,
+            first_sequence: first_seq,
+            last_sequence,
+        };
+        match current_epoch {
+            Some(current_epoch) if epoch < current_epoch => Err(LogError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current_epoch,
+            }),
+            Some(current_epoch) if epoch == current_epoch => match last_seq {
+                Some(last) if in_sequence(last, first_seq) => Ok(ProducerCheck::Append),
+                None if first_seq == 0 => Ok(ProducerCheck::Append),
+                last => Err(out_of_order(last.unwrap_or(-1))),
+            },
+            // A new producer or a new epoch: the first batch starts at sequence 0.
+            _ if first_seq == 0 => Ok(ProducerCheck::Append),
+            _ => Err(out_of_order(-1)),
+        }
+    }
+
+    /// Records an appended batch (offsets assigned). Non-idempotent batches only move
+    /// [`ProducerStateManager::map_end_offset`]; a batch of an older epoch than known (possible
+    /// only when replaying the log) changes nothing else.
+    pub fn update(&mut self, header: &RecordBatchHeader<'_>) {
+        self.map_end_offset = self.map_end_offset.max(header.next_offset());
+        let producer_id = header.producer_id();
+        if producer_id < 0 {
+            return;
+        }
+        let epoch = header.producer_epoch();
+        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerStateEntry {
+            epoch,
+            batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN),
+        });
+        if epoch < entry.epoch {
+            return;
+        }
+        entry.add_batch(
+            epoch,
+            BatchMetadata {
+                first_seq: header.base_sequence(),
+                last_seq: header.last_sequence(),
+                first_offset: header.base_offset(),
+                last_offset: header.last_offset(),
+                timestamp: header.max_timestamp(),
+            },
+        );
+    }
+
+    /// Forgets every producer and restarts at `map_end_offset`.
+    pub fn reset(&mut self, map_end_offset: i64) {
+        self.producers.clear();
+        self.map_end_offset = map_end_offset;
+    }
+
+    /// Writes `<map end offset>.snapshot` atomically.
+    pub fn take_snapshot(&self) -> Result<(), LogError> {
+        let path = snapshot_file(&self.dir, self.map_end_offset);
+        write_atomically(&path, &self.encode_snapshot())
+    }
+
+    fn encode_snapshot(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(
+            SNAPSHOT_HEADER_SIZE
+                + self.producers.len() * (SNAPSHOT_ENTRY_HEADER_SIZE + NUM_BATCHES_TO_RETAIN * SNAPSHOT_BATCH_SIZE),
+        );
+        buf.extend_from_slice(SNAPSHOT_MAGIC);
+        buf.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+        buf.extend_from_slice(&[0; 4]);
+        buf.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        let mut ids: Vec<_> = self.producers.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let entry = &self.producers[&id];
+            buf.extend_from_slice(&id.to_be_bytes());
+            buf.extend_from_slice(&entry.epoch.to_be_bytes());
+            buf.push(entry.batches.len() as u8);
+            for b in &entry.batches {
+                buf.extend_from_slice(&b.first_seq.to_be_bytes());
+                buf.extend_from_slice(&b.last_seq.to_be_bytes());
+                buf.extend_from_slice(&b.first_offset.to_be_bytes());
+                buf.extend_from_slice(&b.last_offset.to_be_bytes());
+                buf.extend_from_slice(&b.timestamp.to_be_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&buf[SNAPSHOT_CRC_START..]);
+        buf[6..10].copy_from_slice(&crc.to_be_bytes());
+        buf
+    }
+
+    /// Replaces the state with the newest readable snapshot at or below `max_offset`, deleting
+    /// snapshots above it and unreadable ones. Returns the snapshot's offset, `None` (state
+    /// reset to `log_start_offset`) if there is none.
+    pub fn load_latest_snapshot(&mut self, max_offset: i64, log_start_offset: i64) -> Result<Option<i64>, LogError> {
+        let snapshots = list_snapshots(&self.dir)?;
+        for (offset, path) in snapshots.iter().rev() {
+            if *offset > max_offset {
+                remove_if_exists(path)?;
+                continue;
+            }
+            let bytes = std::fs::read(path).map_err(LogError::io("read snapshot", path))?;
+            match decode_snapshot(&bytes) {
+                Ok(producers) => {
+                    self.producers = producers;
+                    self.map_end_offset = *offset;
+                    return Ok(Some(*offset));
+                }
+                Err(reason) => {
+                    tracing::warn!(path = %path.display(), reason, "deleting unreadable producer snapshot");
+                    remove_if_exists(path)?;
+                }
+            }
+        }
+        self.reset(log_start_offset);
+        Ok(None)
+    }
+
+    /// Deletes snapshots above `offset` (after a log truncation).
+    pub fn delete_snapshots_after(&self, offset: i64) -> Result<(), LogError> {
+        for (snapshot_offset, path) in list_snapshots(&self.dir)? {
+            if snapshot_offset > offset {
+                remove_if_exists(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps only the newest `keep` snapshots.
+    pub fn retain_latest_snapshots(&self, keep: usize) -> Result<(), LogError> {
+        let snapshots = list_snapshots(&self.dir)?;
+        let excess = snapshots.len().saturating_sub(keep);
+        for (_, path) in &snapshots[..excess] {
+            remove_if_exists(path)?;
+        }
+        Ok(())
+    }
+}
+
+/// `<dir>/<offset, 20 digits>.snapshot`.
+pub fn snapshot_file(dir: &Path, offset: i64) -> PathBuf {
+    dir.join(format!("{offset:020}.{SNAPSHOT_FILE_SUFFIX}"))
+}
+
+/// Snapshot files in `dir`, by increasing offset.
+pub fn list_snapshots(dir: &Path) -> Result<Vec<(i64, PathBuf)>, LogError> {
+    let mut snapshots = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(LogError::io("list", dir))? {
+        let path = entry.map_err(LogError::io("list", dir))?.path();
+        let is_snapshot = path.extension().is_some_and(|e| e == SNAPSHOT_FILE_SUFFIX);
+        let offset = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<i64>().ok());
+        if let (true, Some(offset)) = (is_snapshot, offset) {
+            snapshots.push((offset, path));
+        }
+    }
+    snapshots.sort_unstable_by_key(|(offset, _)| *offset);
+    Ok(snapshots)
+}
+
+/// A cursor over snapshot bytes that reports a short read as an error message.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], &'static str> {
+        if self.0.len() < N {
+            return Err("snapshot is truncated");
+        }
+        let (head, rest) = self.0.split_at(N);
+        self.0 = rest;
+        Ok(head.try_into().expect("N bytes"))
+    }
+}
+
+fn decode_snapshot(bytes: &[u8]) -> Result<HashMap<i64, ProducerStateEntry>, &'static str> {
+    let mut r = Reader(bytes);
+    if &r.take::<4>()? != SNAPSHOT_MAGIC {
+        return Err("bad magic");
+    }
+    if u16::from_be_bytes(r.take()?) != SNAPSHOT_VERSION {
+        return Err("unknown version");
+    }
+    let stored_crc = u32::from_be_bytes(r.take()?);
+    if crc32c::crc32c(&bytes[SNAPSHOT_CRC_START..]) != stored_crc {
+        return Err("CRC mismatch");
+    }
+    let count = u32::from_be_bytes(r.take()?);
+    let mut producers = HashMap::with_capacity(count as usize);
+    for _ in 0..count {
+        let id = i64::from_be_bytes(r.take()?);
+        let epoch = i16::from_be_bytes(r.take()?);
+        let [batch_count] = r.take::<1>()?;
+        if batch_count as usize > NUM_BATCHES_TO_RETAIN {
+            return Err("too many batches for one producer");
+        }
+        let mut batches = VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN);
+        for _ in 0..batch_count {
+            batches.push_back(BatchMetadata {
+                first_seq: i32::from_be_bytes(r.take()?),
+                last_seq: i32::from_be_bytes(r.take()?),
+                first_offset: i64::from_be_bytes(r.take()?),
+                last_offset: i64::from_be_bytes(r.take()?),
+                timestamp: i64::from_be_bytes(r.take()?),
+            });
+        }
+        producers.insert(id, ProducerStateEntry { epoch, batches });
+    }
+    if !r.0.is_empty() {
+        return Err("trailing bytes");
+    }
+    Ok(producers)
+}
+
+#[cfg(test)]
+#[path = "producer_state_tests.rs"]
+mod tests;

@@ -1,0 +1,489 @@
+//! One segment of a partition log: a `.log` file of batches and its two sparse indexes.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::batch::{RecordBatchIter, NO_TIMESTAMP};
+use super::index_file::remove_if_exists;
+use super::scanner::{BatchScanner, ScannedBatch};
+use super::{LogError, OffsetIndex, TimeIndex};
+
+/// Extension of segment data files.
+pub const LOG_FILE_SUFFIX: &str = "log";
+/// Extension of offset index files.
+pub const INDEX_FILE_SUFFIX: &str = "index";
+/// Extension of time index files.
+pub const TIME_INDEX_FILE_SUFFIX: &str = "timeindex";
+
+/// Buffer for scans that touch a few batches (lookups): one index interval and then some.
+const LOOKUP_SCAN_BUFFER: usize = 16 * 1024;
+/// Buffer for whole-segment scans (recovery).
+const RECOVERY_SCAN_BUFFER: usize = 1024 * 1024;
+
+/// `<dir>/<base offset, 20 digits>.<suffix>`, Kafka's file naming.
+pub fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+/// What [`LogSegment::read`] found.
+#[derive(Debug, Clone)]
+pub struct SegmentRead {
+    /// Byte position of the first returned batch in the segment file.
+    pub position: u64,
+    /// Whole batches, possibly none (first batch beyond `max_offset` or `max_bytes`).
+    pub records: Bytes,
+}
+
+/// A contiguous range of a partition's offsets stored in one set of files (Kafka's
+/// `LogSegment`).
+///
+/// On disk: `<base>.log` holds record batch v2 bytes back to back, exactly as appended (offsets
+/// assigned, nothing in between); `<base>.index` is an [`OffsetIndex`], `<base>.timeindex` a
+/// [`TimeIndex`], both with an entry roughly every `index.interval.bytes` of batches.
+///
+/// Invariants: `size` is the log file's length and ends on a batch boundary; batch offsets
+/// strictly increase from `base_offset`; `next_offset` is one past the last batch's last offset
+/// (`base_offset` when empty); relative offsets fit in `u32`.
+///
+/// Thread safety: reads ([`LogSegment::read`], lookups) take `&self` and use positional reads
+/// on a shared `Arc<File>`, so any number may run at once; appends, truncation and recovery
+/// take `&mut self`. The owner (a [`super::Log`] behind a lock) keeps the two apart.
+#[derive(Debug)]
+pub struct LogSegment {
+    base_offset: i64,
+    log_path: PathBuf,
+    log_file: Arc<File>,
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    next_offset: i64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    bytes_since_last_index_entry: u64,
+    roll_base_ms: Option<i64>,
+}
+
+impl LogSegment {
+    /// Creates an empty segment at `base_offset` in `dir`, replacing files of that name.
+    pub fn create(dir: &Path, base_offset: i64, max_index_bytes: u32) -> Result<Self, LogError> {
+        for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+            remove_if_exists(&segment_file(dir, base_offset, suffix))?;
+        }
+        let (segment, _) = Self::open_files(dir, base_offset, max_index_bytes)?;
+        Ok(segment)
+    }
+
+    /// Opens the existing segment at `base_offset`. Cheap: loads the indexes and scans only the
+    /// batches after the last index entries. Returns the segment and whether it needs
+    /// [`LogSegment::recover`] because an index was missing, torn or inconsistent with the log,
+    /// or the tail does not parse. `now_ms` seeds the time-roll clock when the first batch has no
+    /// timestamp.
+    pub fn open(dir: &Path, base_offset: i64, max_index_bytes: u32, now_ms: i64) -> Result<(Self, bool), LogError> {
+        let indexes_existed = segment_file(dir, base_offset, INDEX_FILE_SUFFIX).exists()
+            && segment_file(dir, base_offset, TIME_INDEX_FILE_SUFFIX).exists();
+        let (mut segment, intact) = Self::open_files(dir, base_offset, max_index_bytes)?;
+        let consistent = segment
+            .offset_index
+            .last_entry()
+            .is_none_or(|e| u64::from(e.position) < segment.size);
+        let mut needs_recovery = !(intact && consistent && (indexes_existed || segment.size == 0));
+        if !needs_recovery {
+            if let Err(e) = segment.load_tail() {
+                tracing::warn!(path = %segment.log_path.display(), error = %e, "segment tail unreadable");
+                needs_recovery = true;
+            }
+        }
+        if segment.size > 0 {
+            let first_timestamp = segment.first_batch()?.map(|b| b.header().max_timestamp());
+            segment.roll_base_ms = Some(first_timestamp.filter(|&t| t >= 0).unwrap_or(now_ms));
+        }
+        Ok((segment, needs_recovery))
+    }
+
+    fn open_files(dir: &Path, base_offset: i64, max_index_bytes: u32) -> Result<(Self, bool), LogError> {
+        let log_path = segment_file(dir, base_offset, LOG_FILE_SUFFIX);
+        let log_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&log_path)
+            .map_err(LogError::io("open segment", &log_path))?;
+        let size = log_file
+            .metadata()
+            .map_err(LogError::io("stat segment", &log_path))?
+            .len();
+        let index_path = segment_file(dir, base_offset, INDEX_FILE_SUFFIX);
+        let (offset_index, offsets_intact) = OffsetIndex::open(&index_path, base_offset, max_index_bytes)?;
+        let time_path = segment_file(dir, base_offset, TIME_INDEX_FILE_SUFFIX);
+        let (time_index, times_intact) = TimeIndex::open(&time_path, base_offset, max_index_bytes)?;
+        let segment = Self {
+            base_offset,
+            log_path,
+            log_file: Arc::new(log_file),
+            size,
+            offset_index,
+            time_index,
+            next_offset: base_offset,
+            max_timestamp: NO_TIMESTAMP,
+            offset_of_max_timestamp: -1,
+            bytes_since_last_index_entry: 0,
+            roll_base_ms: None,
+        };
+        Ok((segment, offsets_intact && times_intact))
+    }
+
+    /// Derives `next_offset` and the largest timestamp from the last index entries plus a scan
+    /// of the batches after them (Kafka's `readNextOffset`).
+    fn load_tail(&mut self) -> Result<(), LogError> {
+        let (start, max_timestamp, offset_of_max) = match self.time_index.last_entry() {
+            Some(e) => (self.offset_index.lookup(e.offset).position, e.timestamp, e.offset),
+            None => (0, NO_TIMESTAMP, -1),
+        };
+        self.max_timestamp = max_timestamp;
+        self.offset_of_max_timestamp = offset_of_max;
+        self.next_offset = self.base_offset;
+        let scan_from = u64::from(start);
+        let scanner = BatchScanner::new(&self.log_file, &self.log_path, scan_from, self.size, false, RECOVERY_SCAN_BUFFER);
+        for batch in scanner {
+            let batch = batch?;
+            let header = batch.header();
+            if header.max_timestamp() > self.max_timestamp {
+                self.max_timestamp = header.max_timestamp();
+                self.offset_of_max_timestamp = header.last_offset();
+            }
+            self.next_offset = header.next_offset();
+        }
+        if self.size > 0 && self.next_offset == self.base_offset {
+            // An index entry pointed at the very end: the log must have been cut under it.
+            return Err(LogError::TruncatedBatch {
+                position: scan_from,
+                needed: 1,
+                available: 0,
+            });
+        }
+        let index_beyond_end = self
+            .offset_index
+            .last_entry()
+            .is_some_and(|e| e.offset >= self.next_offset);
+        if index_beyond_end {
+            return Err(LogError::CorruptFile {
+                path: self.offset_index.path().to_path_buf(),
+                reason: format!("entry beyond the log end offset {}", self.next_offset),
+            });
+        }
+        Ok(())
+    }
+
+    fn first_batch(&self) -> Result<Option<ScannedBatch>, LogError> {
+        BatchScanner::new(&self.log_file, &self.log_path, 0, self.size, false, LOOKUP_SCAN_BUFFER)
+            .next()
+            .transpose()
+    }
+
+    /// Offset of the first batch this segment may hold.
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    /// Bytes in the log file.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// Whether the segment holds no batch.
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    /// One past the last offset held (`base_offset` when empty).
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    /// Largest batch maxTimestamp, [`NO_TIMESTAMP`] if none.
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    /// Last offset of the first batch that reached [`LogSegment::max_timestamp`], -1 if none.
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    /// When the segment's time-roll clock started: the clock at its first append, or after a
+    /// restart its first batch's timestamp; `None` while empty.
+    pub fn roll_base_ms(&self) -> Option<i64> {
+        self.roll_base_ms
+    }
+    /// Whether an index reached `segment.index.bytes`.
+    pub fn is_index_full(&self) -> bool {
+        self.offset_index.is_full() || self.time_index.is_full()
+    }
+    /// The `.log` file.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    /// The offset index.
+    pub fn offset_index(&self) -> &OffsetIndex {
+        &self.offset_index
+    }
+    /// The time index.
+    pub fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+
+    /// Appends `batches` (whole v2 batches, offsets already assigned, each above the last) at
+    /// the end of the file and indexes them. Walks batch headers only.
+    pub fn append(&mut self, batches: &[u8], index_interval_bytes: u32, now_ms: i64) -> Result<(), LogError> {
+        self.log_file
+            .write_all_at(batches, self.size)
+            .map_err(LogError::io("append to segment", &self.log_path))?;
+        let mut position = self.size;
+        self.size += batches.len() as u64;
+        if self.roll_base_ms.is_none() {
+            self.roll_base_ms = Some(now_ms);
+        }
+        for item in RecordBatchIter::new(batches) {
+            let (header, range) = item?;
+            self.index_batch(
+                header.last_offset(),
+                header.max_timestamp(),
+                position,
+                range.len() as u64,
+                index_interval_bytes,
+            )?;
+            position += range.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Kafka's indexing rule: after more than `index_interval_bytes` since the last entry, index
+    /// this batch (its last offset → its start position) and the largest timestamp so far.
+    fn index_batch(
+        &mut self,
+        last_offset: i64,
+        max_timestamp: i64,
+        position: u64,
+        size: u64,
+        index_interval_bytes: u32,
+    ) -> Result<(), LogError> {
+        if max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.offset_of_max_timestamp = last_offset;
+        }
+        if self.bytes_since_last_index_entry > u64::from(index_interval_bytes) {
+            let position = u32::try_from(position).unwrap_or(u32::MAX);
+            self.offset_index.append(last_offset, position)?;
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += size;
+        self.next_offset = last_offset + 1;
+        Ok(())
+    }
+
+    /// The first batch whose last offset is `>= offset`, found via the index and a short scan.
+    pub fn find_batch(&self, offset: i64) -> Result<Option<ScannedBatch>, LogError> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let start = u64::from(self.offset_index.lookup(offset).position);
+        let mut scanner = BatchScanner::new(&self.log_file, &self.log_path, start, self.size, false, LOOKUP_SCAN_BUFFER);
+        scanner
+            .find(|b| b.as_ref().map_or(true, |b| b.header().last_offset() >= offset))
+            .transpose()
+    }
+
+    /// Reads whole batches starting with the one holding `start_offset`: at most `max_bytes`,
+    /// only batches entirely below `max_offset` (exclusive: the high watermark). If the first
+    /// batch is larger than `max_bytes` it is returned whole when `min_one_message` is set
+    /// (Kafka's rule), else nothing is. `Ok(None)`: no batch at or after `start_offset` here.
+    ///
+    /// One positional read into a fresh buffer; no record is decoded.
+    pub fn read(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_message: bool,
+    ) -> Result<Option<SegmentRead>, LogError> {
+        let Some(first) = self.find_batch(start_offset)? else {
+            return Ok(None);
+        };
+        let position = first.position;
+        let empty = SegmentRead {
+            position,
+            records: Bytes::new(),
+        };
+        if first.header().last_offset() >= max_offset {
+            return Ok(Some(empty));
+        }
+        let end = if max_offset < self.next_offset {
+            self.find_batch(max_offset)?.map_or(self.size, |b| b.position)
+        } else {
+            self.size
+        };
+        let want = (end - position).min(max_bytes as u64);
+        if want < first.size() {
+            if !min_one_message {
+                return Ok(Some(empty));
+            }
+            let records = self.read_bytes(position, first.size())?;
+            return Ok(Some(SegmentRead { position, records }));
+        }
+        let mut buf = self.read_bytes(position, want)?;
+        // Keep whole batches only: the last one may have been cut by max_bytes.
+        let whole = RecordBatchIter::new(&buf)
+            .map_while(Result::ok)
+            .last()
+            .map_or(0, |(_, range)| range.end);
+        buf.truncate(whole);
+        Ok(Some(SegmentRead {
+            position,
+            records: buf,
+        }))
+    }
+
+    /// `len` bytes of the log file from `position`.
+    pub fn read_bytes(&self, position: u64, len: u64) -> Result<Bytes, LogError> {
+        let mut buf = vec![0u8; len as usize];
+        self.log_file
+            .read_exact_at(&mut buf, position)
+            .map_err(LogError::io("read segment", &self.log_path))?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// The first batch holding a record with timestamp `>= timestamp` and last offset
+    /// `>= min_offset`, found via the time index (Kafka's `findOffsetByTimestamp`, batch level).
+    pub fn find_batch_by_timestamp(&self, timestamp: i64, min_offset: i64) -> Result<Option<ScannedBatch>, LogError> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        let hint = self.time_index.lookup(timestamp).offset.max(min_offset);
+        let start = u64::from(self.offset_index.lookup(hint).position);
+        let mut scanner = BatchScanner::new(&self.log_file, &self.log_path, start, self.size, false, LOOKUP_SCAN_BUFFER);
+        scanner
+            .find(|b| {
+                b.as_ref().map_or(true, |b| {
+                    let h = b.header();
+                    h.max_timestamp() >= timestamp && h.last_offset() >= min_offset
+                })
+            })
+            .transpose()
+    }
+
+    /// Walks every batch header from `from_offset` on (batches ending before it are skipped).
+    pub fn batches_from(&self, from_offset: i64) -> impl Iterator<Item = Result<ScannedBatch, LogError>> + '_ {
+        let start = u64::from(self.offset_index.lookup(from_offset).position);
+        BatchScanner::new(&self.log_file, &self.log_path, start, self.size, false, RECOVERY_SCAN_BUFFER)
+            .filter(move |b| b.as_ref().map_or(true, |b| b.header().last_offset() >= from_offset))
+    }
+
+    /// Rebuilds both indexes and the segment metadata by validating every batch (structure,
+    /// CRC-32C, header fields, increasing offsets); cuts the file at the first bad batch.
+    /// Returns how many bytes were cut.
+    pub fn recover(&mut self, index_interval_bytes: u32) -> Result<u64, LogError> {
+        self.offset_index.reset()?;
+        self.time_index.reset()?;
+        self.max_timestamp = NO_TIMESTAMP;
+        self.offset_of_max_timestamp = -1;
+        self.bytes_since_last_index_entry = 0;
+        self.next_offset = self.base_offset;
+        let file = Arc::clone(&self.log_file);
+        let path = self.log_path.clone();
+        let mut scanner = BatchScanner::new(&file, &path, 0, self.size, true, RECOVERY_SCAN_BUFFER);
+        let mut valid_end = 0;
+        let mut problem = None;
+        for batch in scanner.by_ref() {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    problem = Some(e);
+                    break;
+                }
+            };
+            let header = batch.header();
+            let relative_last = header.last_offset() - self.base_offset;
+            if header.base_offset() < self.next_offset || relative_last > i64::from(u32::MAX) {
+                problem = Some(LogError::InvalidBatch {
+                    position: batch.position,
+                    reason: "batch offsets out of order or outside the segment",
+                });
+                break;
+            }
+            self.index_batch(
+                header.last_offset(),
+                header.max_timestamp(),
+                batch.position,
+                batch.size(),
+                index_interval_bytes,
+            )?;
+            valid_end = batch.end();
+        }
+        let truncated = self.size - valid_end;
+        if truncated > 0 {
+            tracing::warn!(
+                path = %self.log_path.display(),
+                valid_bytes = valid_end,
+                truncated_bytes = truncated,
+                error = %problem.map_or_else(|| "unknown".to_string(), |e| e.to_string()),
+                "truncating torn or corrupt segment tail"
+            );
+            self.set_log_len(valid_end)?;
+        }
+        if self.size == 0 {
+            self.roll_base_ms = None;
+        }
+        Ok(truncated)
+    }
+
+    fn set_log_len(&mut self, len: u64) -> Result<(), LogError> {
+        self.log_file
+            .set_len(len)
+            .map_err(LogError::io("truncate segment", &self.log_path))?;
+        self.size = len;
+        Ok(())
+    }
+
+    /// Removes the batch holding `offset` and everything after it (Kafka's `truncateTo`: whole
+    /// batches, so the new end may be below `offset` if it fell inside a batch). Returns the
+    /// bytes removed.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<u64, LogError> {
+        let Some(batch) = self.find_batch(offset)? else {
+            return Ok(0);
+        };
+        let position = batch.position;
+        let removed = self.size - position;
+        let new_next_offset = batch.header().base_offset();
+        self.offset_index
+            .truncate_to_position(u32::try_from(position).unwrap_or(u32::MAX))?;
+        self.time_index.truncate_to(new_next_offset)?;
+        self.set_log_len(position)?;
+        self.bytes_since_last_index_entry = 0;
+        self.load_tail()?;
+        if self.size == 0 {
+            self.roll_base_ms = None;
+        }
+        Ok(removed)
+    }
+
+    /// fsyncs the log file and both indexes.
+    pub fn flush(&self) -> Result<(), LogError> {
+        self.log_file
+            .sync_data()
+            .map_err(LogError::io("fsync segment", &self.log_path))?;
+        self.offset_index.flush()?;
+        self.time_index.flush()
+    }
+
+    /// Deletes the segment's files.
+    pub fn delete(self) -> Result<(), LogError> {
+        remove_if_exists(&self.log_path)?;
+        self.offset_index.delete()?;
+        self.time_index.delete()
+    }
+}
+
+#[cfg(test)]
+#[path = "segment_tests.rs"]
+mod tests;

@@ -1,0 +1,301 @@
+//! [`Log`]: one partition's log, its reads and lookups. Appends are in `append.rs`, opening
+//! and recovery in `recovery.rs`, retention and truncation in `retention.rs`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::batch::NO_TIMESTAMP;
+use super::checkpoint::{sync_dir, write_offset_checkpoint};
+use super::scanner::ScannedBatch;
+use super::{LogConfig, LogError, LogSegment, ProducerStateManager};
+use crate::clock::Clock;
+
+/// Name of the clean-shutdown marker written by [`Log::close`] and removed by [`Log::open`].
+pub const CLEAN_SHUTDOWN_FILE: &str = ".weir_cleanshutdown";
+/// Per-partition recovery point checkpoint: every offset below it is fsynced.
+pub const RECOVERY_POINT_FILE: &str = "recovery-point";
+/// Per-partition log start offset checkpoint (Kafka's `log-start-offset-checkpoint`).
+pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+
+/// What an append did (Kafka's `LogAppendInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAppendInfo {
+    /// Offset of the first appended record (for a duplicate: the one originally assigned).
+    pub first_offset: i64,
+    /// Offset of the last appended record (for a duplicate: the one originally assigned).
+    pub last_offset: i64,
+    /// Largest batch maxTimestamp of the append (after LogAppendTime stamping).
+    pub max_timestamp: i64,
+    /// Last offset of the first batch carrying `max_timestamp`.
+    pub offset_of_max_timestamp: i64,
+    /// The broker time stamped on the batches with LogAppendTime, else -1.
+    pub log_append_time: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// Records appended (for a duplicate: records in the original batch).
+    pub records_count: i64,
+    /// Bytes appended (0 for a duplicate).
+    pub valid_bytes: u64,
+    /// The batch had already been appended; nothing was written.
+    pub duplicate: bool,
+}
+
+/// What a read returned (Kafka's `FetchDataInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchDataInfo {
+    /// The offset asked for. The first batch may start below it (clients skip those records).
+    pub fetch_offset: i64,
+    /// Whole record batches, exactly as stored; empty at the log end or high watermark.
+    pub records: Bytes,
+    /// Base offset of the segment read from (-1 when nothing was read).
+    pub segment_base_offset: i64,
+    /// Byte position of the first batch in that segment.
+    pub position: u64,
+}
+
+/// One partition's log (Kafka's `UnifiedLog` over `LocalLog`): a directory
+/// `<data-dir>/<topic>-<partition>/` of [`LogSegment`]s, checkpoints, producer snapshots.
+///
+/// Files: `<base>.log/.index/.timeindex` per segment, `<offset>.snapshot` producer state
+/// snapshots, `recovery-point` and `log-start-offset` checkpoints, and `.weir_cleanshutdown`
+/// while the log is closed cleanly.
+///
+/// Invariants: `segments` is non-empty, sorted by base offset, contiguous in offsets; the last
+/// one is the active segment (the only one appended to); `log_start_offset <= log_end_offset`;
+/// `recovery_point <= log_end_offset`, and everything below it is fsynced; producer state
+/// reflects every batch below the log end offset.
+///
+/// Thread safety: no interior locking. Reads ([`Log::read`], lookups, getters) take `&self`
+/// and may run concurrently with each other; mutations take `&mut self`. Callers hold it in a
+/// `parking_lot::RwLock<Log>`: fetches under the read lock, appends under the write lock.
+#[derive(Debug)]
+pub struct Log {
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) segments: Vec<LogSegment>,
+    pub(super) log_start_offset: i64,
+    pub(super) recovery_point: i64,
+    pub(super) producer_state: ProducerStateManager,
+    pub(super) unflushed_records: i64,
+    pub(super) last_flush_ms: i64,
+    pub(super) closed: bool,
+}
+
+impl Log {
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The settings in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    /// First offset readable.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    /// Offset the next appended record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+    /// Every offset below this is fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    /// Bytes in all segment files.
+    pub fn size_in_bytes(&self) -> u64 {
+        self.segments.iter().map(LogSegment::size).sum()
+    }
+    /// Number of segments (at least 1).
+    pub fn num_segments(&self) -> usize {
+        self.segments.len()
+    }
+    /// The segments, oldest first; the last one is active.
+    pub fn segments(&self) -> &[LogSegment] {
+        &self.segments
+    }
+    /// The idempotent producer state.
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producer_state
+    }
+
+    pub(super) fn active(&self) -> &LogSegment {
+        self.segments.last().expect("a log has at least one segment")
+    }
+
+    pub(super) fn active_mut(&mut self) -> &mut LogSegment {
+        self.segments.last_mut().expect("a log has at least one segment")
+    }
+
+    pub(super) fn ensure_open(&self) -> Result<(), LogError> {
+        if self.closed {
+            return Err(LogError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets new settings (IncrementalAlterConfigs). Roll, retention, flush and size limits apply
+    /// from the next call; `segment_index_bytes` applies to segments created from now on.
+    pub fn update_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// Reads whole batches from `fetch_offset`: at most `max_bytes` (but the whole first batch
+    /// if `min_one_message` and it is larger), only batches entirely below `max_offset`
+    /// (exclusive; the high watermark for consumers, the log end for followers).
+    ///
+    /// [`LogError::OffsetOutOfRange`] unless `log_start <= fetch_offset <= log_end`; at the log
+    /// end the result is empty. A `fetch_offset` inside a batch returns that whole batch, as
+    /// Kafka does. Bytes come straight from the segment file; nothing is decoded.
+    pub fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_message: bool,
+    ) -> Result<FetchDataInfo, LogError> {
+        let log_end = self.log_end_offset();
+        if fetch_offset < self.log_start_offset || fetch_offset > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                offset: fetch_offset,
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        let empty = FetchDataInfo {
+            fetch_offset,
+            records: Bytes::new(),
+            segment_base_offset: -1,
+            position: 0,
+        };
+        if fetch_offset >= log_end.min(max_offset) {
+            return Ok(empty);
+        }
+        let first = self.segment_index_for(fetch_offset);
+        for segment in &self.segments[first..] {
+            if let Some(read) = segment.read(fetch_offset, max_bytes, max_offset, min_one_message)? {
+                return Ok(FetchDataInfo {
+                    fetch_offset,
+                    records: read.records,
+                    segment_base_offset: segment.base_offset(),
+                    position: read.position,
+                });
+            }
+        }
+        Ok(empty)
+    }
+
+    /// Index of the segment that would hold `offset` (the last one starting at or below it).
+    pub(super) fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1)
+    }
+
+    /// ListOffsets by timestamp: the first offset at or above the log start whose record
+    /// timestamp is `>= timestamp`, with that timestamp; `None` if there is none.
+    ///
+    /// Cold path: the time index finds the batch, then that one batch is decoded (and
+    /// decompressed) to find the exact record.
+    pub fn fetch_offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+        for segment in self.segments.iter().filter(|s| s.max_timestamp() >= timestamp) {
+            let mut min_offset = self.log_start_offset;
+            while let Some(batch) = segment.find_batch_by_timestamp(timestamp, min_offset)? {
+                let found = find_record(segment, &batch, |offset, ts| {
+                    offset >= self.log_start_offset && ts >= timestamp
+                })?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+                min_offset = batch.header().next_offset();
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP (-3): the offset and timestamp of the first record carrying
+    /// the log's largest timestamp; `None` if the log holds no timestamped record.
+    pub fn max_timestamp_and_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let mut best: Option<&LogSegment> = None;
+        for segment in &self.segments {
+            if segment.max_timestamp() > best.map_or(NO_TIMESTAMP, LogSegment::max_timestamp) {
+                best = Some(segment);
+            }
+        }
+        let Some(segment) = best else {
+            return Ok(None);
+        };
+        let max_timestamp = segment.max_timestamp();
+        let Some(batch) = segment.find_batch(segment.offset_of_max_timestamp())? else {
+            return Ok(None);
+        };
+        find_record(segment, &batch, |_, ts| ts == max_timestamp)
+    }
+
+    /// fsyncs every segment holding offsets at or above the recovery point, then moves the
+    /// recovery point to the log end and checkpoints it.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        let log_end = self.log_end_offset();
+        for segment in self.segments.iter().filter(|s| s.next_offset() > self.recovery_point || s.is_empty()) {
+            segment.flush()?;
+        }
+        self.recovery_point = log_end;
+        write_offset_checkpoint(&self.dir.join(RECOVERY_POINT_FILE), log_end)?;
+        self.unflushed_records = 0;
+        self.last_flush_ms = self.clock.now_ms();
+        Ok(())
+    }
+
+    /// Flushes, snapshots producer state and writes the clean-shutdown marker so the next
+    /// [`Log::open`] skips recovery. Mutations after this fail with [`LogError::Closed`].
+    pub fn close(&mut self) -> Result<(), LogError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.flush()?;
+        self.producer_state.take_snapshot()?;
+        self.producer_state.retain_latest_snapshots(2)?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(LogError::io("create clean shutdown marker", &marker))?;
+        sync_dir(&self.dir)?;
+        self.closed = true;
+        Ok(())
+    }
+
+    /// Deletes the partition directory and everything in it (topic deletion).
+    pub fn delete_dir(self) -> Result<(), LogError> {
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(&dir).map_err(LogError::io("delete log directory", &dir))
+    }
+}
+
+/// Decodes one stored batch and returns the first record matching `wanted(offset, timestamp)`.
+fn find_record(
+    segment: &LogSegment,
+    batch: &ScannedBatch,
+    wanted: impl Fn(i64, i64) -> bool,
+) -> Result<Option<(i64, i64)>, LogError> {
+    let header = batch.header();
+    let base_offset = header.base_offset();
+    let mut bytes = segment.read_bytes(batch.position, batch.size())?;
+    let record_set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| LogError::DecodeBatch {
+        base_offset,
+        reason: e.to_string(),
+    })?;
+    // With LogAppendTime every record carries the batch's maxTimestamp (Kafka's rule).
+    let append_time = header.is_log_append_time().then(|| header.max_timestamp());
+    Ok(record_set
+        .records
+        .iter()
+        .map(|r| (r.offset, append_time.unwrap_or(r.timestamp)))
+        .find(|&(offset, ts)| wanted(offset, ts)))
+}

@@ -1,0 +1,95 @@
+//! The `weir-broker` binary: parse flags and settings, bind the listeners, run until SIGTERM
+//! or Ctrl-C, then close the logs cleanly.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use weir_broker::cli::Args;
+use weir_broker::clock::SystemClock;
+use weir_broker::config::{properties, BrokerConfig};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("weir-broker: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weir-broker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut settings = match &args.config {
+        Some(path) => properties::read(path)?,
+        None => Vec::new(),
+    };
+    settings.extend(args.set.iter().cloned());
+    let config = BrokerConfig::new(args.node_id, args.data_dir.clone(), &settings)?;
+
+    let kafka = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding --listen {}", args.listen))?;
+    let metrics = TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("binding --metrics-listen {}", args.metrics_listen))?;
+    let kafka_addr = kafka.local_addr()?;
+    let metrics_addr = metrics.local_addr()?;
+
+    let started = weir_broker::app::open(
+        config,
+        kafka_addr,
+        args.advertised_listener,
+        Arc::new(SystemClock),
+    )?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = shutdown_tx.send(true);
+    });
+    started
+        .serve(kafka, metrics, shutdown_rx, || {
+            tracing::info!(kafka = %kafka_addr, metrics = %metrics_addr, "serving");
+            // Machine-readable line for scripts and tests that start the broker on port 0.
+            println!("weir-broker ready kafka={kafka_addr} metrics={metrics_addr}");
+        })
+        .await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

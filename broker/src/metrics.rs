@@ -1,0 +1,211 @@
+//! Broker metrics in Prometheus form.
+//!
+//! Counters and histograms are updated on the request path with pre-registered label values
+//! looked up once per request (per API) or once per partition per request (per topic); log
+//! gauges (size, start and end offsets per partition) are read at scrape time by a collector,
+//! so the append path never touches them.
+
+use std::sync::{Arc, Weak};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::replica_manager::ReplicaManager;
+
+/// All broker metrics, registered in one registry.
+#[derive(Debug, Clone)]
+pub struct BrokerMetrics {
+    registry: Registry,
+    /// Requests handled, by API name.
+    pub requests: IntCounterVec,
+    /// Requests answered with at least one error code, by API and Kafka error name.
+    pub request_errors: IntCounterVec,
+    /// Request handling time in seconds, by API (long-poll waits included).
+    pub request_latency: HistogramVec,
+    /// Record batch bytes appended, by topic.
+    pub bytes_in: IntCounterVec,
+    /// Record batch bytes served to fetchers, by topic.
+    pub bytes_out: IntCounterVec,
+    /// Records appended, by topic.
+    pub records_in: IntCounterVec,
+    /// Records served to fetchers, by topic (counted from batch headers).
+    pub records_out: IntCounterVec,
+    /// Currently open client connections.
+    pub connections_open: IntGauge,
+    /// Connections accepted since start.
+    pub connections_accepted: IntCounter,
+    /// Connections closed because of a malformed or oversized request.
+    pub protocol_errors: IntCounter,
+}
+
+impl BrokerMetrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let requests = counter(
+            "weir_requests_total",
+            "Kafka requests handled, by API.",
+            &["api"],
+        )?;
+        let request_errors = counter(
+            "weir_request_errors_total",
+            "Kafka requests answered with an error code, by API and error.",
+            &["api", "error"],
+        )?;
+        let bytes_in = counter(
+            "weir_bytes_in_total",
+            "Record batch bytes appended, by topic.",
+            &["topic"],
+        )?;
+        let bytes_out = counter(
+            "weir_bytes_out_total",
+            "Record batch bytes fetched, by topic.",
+            &["topic"],
+        )?;
+        let records_in = counter(
+            "weir_records_in_total",
+            "Records appended, by topic.",
+            &["topic"],
+        )?;
+        let records_out = counter(
+            "weir_records_out_total",
+            "Records fetched, by topic.",
+            &["topic"],
+        )?;
+        let request_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "weir_request_duration_seconds",
+                "Time from a request's arrival to its response, by API.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["api"],
+        )?;
+        registry.register(Box::new(request_latency.clone()))?;
+        let connections_open = IntGauge::new("weir_connections_open", "Open client connections.")?;
+        registry.register(Box::new(connections_open.clone()))?;
+        let connections_accepted = IntCounter::new(
+            "weir_connections_accepted_total",
+            "Client connections accepted.",
+        )?;
+        registry.register(Box::new(connections_accepted.clone()))?;
+        let protocol_errors = IntCounter::new(
+            "weir_protocol_errors_total",
+            "Connections closed because a request was malformed, oversized or unsupported.",
+        )?;
+        registry.register(Box::new(protocol_errors.clone()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Self {
+            registry,
+            requests,
+            request_errors,
+            request_latency,
+            bytes_in,
+            bytes_out,
+            records_in,
+            records_out,
+            connections_open,
+            connections_accepted,
+            protocol_errors,
+        })
+    }
+
+    /// Adds the per-partition log gauges, read from `replicas` at each scrape.
+    pub fn register_log_collector(
+        &self,
+        replicas: &Arc<ReplicaManager>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry
+            .register(Box::new(LogCollector::new(Arc::downgrade(replicas))?))
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Reads log size and offsets of every partition at scrape time.
+struct LogCollector {
+    replicas: Weak<ReplicaManager>,
+    size: prometheus::IntGaugeVec,
+    end: prometheus::IntGaugeVec,
+    start: prometheus::IntGaugeVec,
+    segments: prometheus::IntGaugeVec,
+}
+
+impl LogCollector {
+    fn new(replicas: Weak<ReplicaManager>) -> Result<Self, prometheus::Error> {
+        let gauge = |name: &str, help: &str| {
+            prometheus::IntGaugeVec::new(Opts::new(name, help), &["topic", "partition"])
+        };
+        Ok(Self {
+            replicas,
+            size: gauge(
+                "weir_log_size_bytes",
+                "Bytes on disk of a partition's log segments.",
+            )?,
+            end: gauge("weir_log_end_offset", "Log end offset of a partition.")?,
+            start: gauge("weir_log_start_offset", "Log start offset of a partition.")?,
+            segments: gauge(
+                "weir_log_segments",
+                "Number of segments of a partition's log.",
+            )?,
+        })
+    }
+}
+
+impl Collector for LogCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        [&self.size, &self.end, &self.start, &self.segments]
+            .into_iter()
+            .flat_map(|g| g.desc())
+            .collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        for g in [&self.size, &self.end, &self.start, &self.segments] {
+            g.reset();
+        }
+        if let Some(replicas) = self.replicas.upgrade() {
+            for p in replicas.all_partitions() {
+                let index = p.index.to_string();
+                let labels = [&*p.topic, index.as_str()];
+                let stats = p.stats();
+                self.size
+                    .with_label_values(&labels)
+                    .set(stats.size_bytes as i64);
+                self.end
+                    .with_label_values(&labels)
+                    .set(stats.log_end_offset);
+                self.start
+                    .with_label_values(&labels)
+                    .set(stats.log_start_offset);
+                self.segments
+                    .with_label_values(&labels)
+                    .set(stats.segments as i64);
+            }
+        }
+        [&self.size, &self.end, &self.start, &self.segments]
+            .into_iter()
+            .flat_map(|g| g.collect())
+            .collect()
+    }
+}

@@ -1,0 +1,49 @@
+//! What Weir implements, per API, as advertised by ApiVersions.
+//!
+//! The lower bounds are Apache Kafka 4.x's (clients from Kafka 2.1 on); the upper bounds are
+//! the newest versions the `kafka-protocol` crate encodes, each checked against the handler:
+//! a version is listed only if its fields are honoured (topic ids from Fetch v13 and Produce
+//! v13, for instance).
+
+use kafka_protocol::messages::ApiKey;
+
+/// `(api, min, max)` for every API Weir answers.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The supported version range of `api`, if Weir implements it.
+pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|&(_, min, max)| (min, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_range_is_within_what_the_codec_handles() {
+        for &(api, min, max) in SUPPORTED {
+            let codec = api.valid_versions();
+            assert!(min <= max, "{api:?}");
+            assert!(
+                codec.min <= min && max <= codec.max,
+                "{api:?} {min}-{max} vs {codec:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! A plain HTTP/1.0 GET over a `TcpStream`: enough for `/metrics`, `/healthz` and `/readyz`
+//! without pulling an HTTP client into the tests. HTTP/1.0 keeps the server from using
+//! chunked encoding and makes it close the connection after the body.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Status code and body of one response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// `GET path` against `addr`. Panics on I/O errors or a malformed status line.
+pub fn get(addr: SocketAddr, path: &str) -> HttpResponse {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connecting to http://{addr}{path}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("reading http://{addr}{path}: {e}"));
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header/body separator in response to {path}: {text:?}"));
+    let status_line = head.lines().next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line from {path}: {status_line:?}"));
+    HttpResponse {
+        status,
+        body: body.to_string(),
+    }
+}
+
+/// One sample line of Prometheus text exposition: `name{labels} value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    /// Label pairs in the order they appear, values unescaped only for `\"` and `\\`.
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+impl Sample {
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Parses Prometheus text format, skipping comments. Panics on a line it cannot read, because
+/// a scraper would reject the whole page too.
+pub fn parse_prometheus(body: &str) -> Vec<Sample> {
+    body.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| parse_sample(line).unwrap_or_else(|| panic!("bad metrics line: {line:?}")))
+        .collect()
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (name, labels, rest) = match line.find('{') {
+        Some(open) => {
+            let close = line.rfind('}')?;
+            (
+                &line[..open],
+                parse_labels(&line[open + 1..close])?,
+                &line[close + 1..],
+            )
+        }
+        None => {
+            let (name, rest) = line.split_once(' ')?;
+            (name, Vec::new(), rest)
+        }
+    };
+    let value_text = rest.split_whitespace().next()?;
+    let value = match value_text {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        other => other.parse().ok()?,
+    };
+    Some(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
+}
+
+fn parse_labels(text: &str) -> Option<Vec<(String, String)>> {
+    let mut labels = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while matches!(chars.peek(), Some(' ') | Some(',')) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Some(labels);
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => value.push(chars.next()?),
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.push((key.trim().to_string(), value));
+    }
+}

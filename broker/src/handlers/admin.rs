@@ -19,7 +19,7 @@ use crate::config::topic as topic_config;
 use crate::replica_manager::AdminError;
 
 /// Answers CreateTopics (honouring `validate_only`).
-pub fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub fn create_topics(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let topics = request
         .topics
         .into_iter()
@@ -59,6 +59,8 @@ pub fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTop
                 )
             });
             match created {
+                // Partition count, replication factor and configs are answered from v5 on.
+                Ok(meta) if version < 5 => result.with_topic_id(meta.id),
                 Ok(meta) => {
                     let configs = topic_config::entries(&broker.config, &meta.configs)
                         .into_iter()

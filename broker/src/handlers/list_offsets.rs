@@ -17,7 +17,7 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 /// Answers ListOffsets.
-pub fn handle(broker: &Broker, request: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()
@@ -40,10 +40,11 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, _version: i16) -> Li
                         return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     match lookup(&partition, p.timestamp) {
+                        // The leader epoch field exists from v4 on.
                         Ok(Some((offset, timestamp))) => r
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(LEADER_EPOCH),
+                            .with_leader_epoch(if version >= 4 { LEADER_EPOCH } else { -1 }),
                         Ok(None) => r,
                         Err(code) => {
                             broker.count_error("ListOffsets", code);

@@ -30,7 +30,7 @@ pub async fn handle(broker: &Broker, request: DecodedRequest) -> Option<Response
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))
         }
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(admin::create_topics(broker, r)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(admin::create_topics(broker, r, version)),
         RequestKind::DeleteTopics(r) => {
             ResponseKind::DeleteTopics(admin::delete_topics(broker, r, version))
         }
@@ -77,3 +77,6 @@ pub fn log_error_code(e: &LogError) -> i16 {
 pub fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
+
+#[cfg(test)]
+mod tests;

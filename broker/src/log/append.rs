@@ -23,7 +23,11 @@ impl Log {
     /// end, stamps `leader_epoch` (and the broker time for LogAppendTime topics), rolls the
     /// active segment if it is full, too old or its index is full, appends, and fsyncs when
     /// `flush.messages`/`flush.ms` say so.
-    pub fn append_as_leader(&mut self, records: &Bytes, leader_epoch: i32) -> Result<LogAppendInfo, LogError> {
+    pub fn append_as_leader(
+        &mut self,
+        records: &Bytes,
+        leader_epoch: i32,
+    ) -> Result<LogAppendInfo, LogError> {
         self.ensure_open()?;
         let validated = validate_produce_batches(records, self.config.max_message_bytes)?;
         if let Some(duplicate) = self.check_producers(records)? {
@@ -163,11 +167,25 @@ impl Log {
         self.recovery_point = new_base;
         write_offset_checkpoint(&self.dir.join(RECOVERY_POINT_FILE), new_base)?;
         self.producer_state.take_snapshot()?;
-        self.producer_state.retain_latest_snapshots(SNAPSHOTS_TO_KEEP)?;
+        self.producer_state
+            .retain_latest_snapshots(SNAPSHOTS_TO_KEEP)?;
         let segment = LogSegment::create(&self.dir, new_base, self.config.segment_index_bytes)?;
         self.segments.push(segment);
         sync_dir(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled segment");
+        Ok(())
+    }
+
+    /// fsyncs if records were appended and `flush.ms` passed since the last flush; for a
+    /// periodic background task, so `flush.ms` holds even when appends stop.
+    pub fn maybe_flush_by_time(&mut self) -> Result<(), LogError> {
+        self.ensure_open()?;
+        let now_ms = self.clock.now_ms();
+        if self.unflushed_records > 0
+            && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms
+        {
+            self.flush()?;
+        }
         Ok(())
     }
 
@@ -181,3 +199,7 @@ impl Log {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "append_tests.rs"]
+mod tests;

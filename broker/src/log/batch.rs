@@ -273,9 +273,7 @@ impl<'a> Iterator for RecordBatchIter<'a> {
                     available: rest.len() as u64,
                 });
             }
-            Ok(RecordBatchHeader {
-                buf: &rest[..size],
-            })
+            Ok(RecordBatchHeader { buf: &rest[..size] })
         });
         match parsed {
             Ok(header) => {
@@ -355,7 +353,10 @@ pub fn validate_produce_batches(
 
 /// Checks CRC, codec, record count and sequence fields of one whole batch (`header` must view
 /// the whole batch).
-pub fn validate_batch_content(header: &RecordBatchHeader<'_>, position: u64) -> Result<(), LogError> {
+pub fn validate_batch_content(
+    header: &RecordBatchHeader<'_>,
+    position: u64,
+) -> Result<(), LogError> {
     let stored = header.crc();
     let computed = header.compute_crc().unwrap_or(!stored);
     if stored != computed {
@@ -370,7 +371,10 @@ pub fn validate_batch_content(header: &RecordBatchHeader<'_>, position: u64) -> 
 
 /// The checks of [`validate_batch_content`] that need only the header: codec, record count and
 /// sequence fields. Segment recovery streams the CRC separately and calls this.
-pub fn validate_header_fields(header: &RecordBatchHeader<'_>, position: u64) -> Result<(), LogError> {
+pub fn validate_header_fields(
+    header: &RecordBatchHeader<'_>,
+    position: u64,
+) -> Result<(), LogError> {
     let invalid = |reason| Err(LogError::InvalidBatch { position, reason });
     if header.compression().is_none() {
         return invalid("unknown compression codec");
@@ -461,12 +465,18 @@ mod tests {
         assert!(matches!(err, LogError::CorruptRecord { .. }), "{err}");
 
         let err = validate_produce_batches(&good, 10).unwrap_err();
-        assert!(matches!(err, LogError::RecordTooLarge { max: 10, .. }), "{err}");
+        assert!(
+            matches!(err, LogError::RecordTooLarge { max: 10, .. }),
+            "{err}"
+        );
 
         let mut old = good.to_vec();
         old[MAGIC] = 1;
         let err = validate_produce_batches(&Bytes::from(old), 1 << 20).unwrap_err();
-        assert!(matches!(err, LogError::UnsupportedMagic { magic: 1, .. }), "{err}");
+        assert!(
+            matches!(err, LogError::UnsupportedMagic { magic: 1, .. }),
+            "{err}"
+        );
 
         let control = encode_test_batch(&TestBatch {
             control: true,

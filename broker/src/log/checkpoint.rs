@@ -30,7 +30,8 @@ fn tmp_path(path: &Path) -> PathBuf {
 pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), LogError> {
     let tmp = tmp_path(path);
     let mut file = File::create(&tmp).map_err(LogError::io("create", &tmp))?;
-    file.write_all(content).map_err(LogError::io("write", &tmp))?;
+    file.write_all(content)
+        .map_err(LogError::io("write", &tmp))?;
     file.sync_all().map_err(LogError::io("fsync", &tmp))?;
     std::fs::rename(&tmp, path).map_err(LogError::io("rename into place", path))?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
@@ -92,8 +93,14 @@ mod tests {
         assert!(!tmp_path(&path).exists());
 
         std::fs::write(&path, "0\nforty-two\n").unwrap();
-        assert!(matches!(read_offset_checkpoint(&path), Err(LogError::CorruptFile { .. })));
+        assert!(matches!(
+            read_offset_checkpoint(&path),
+            Err(LogError::CorruptFile { .. })
+        ));
         std::fs::write(&path, "7\n42\n").unwrap();
-        assert!(matches!(read_offset_checkpoint(&path), Err(LogError::CorruptFile { .. })));
+        assert!(matches!(
+            read_offset_checkpoint(&path),
+            Err(LogError::CorruptFile { .. })
+        ));
     }
 }

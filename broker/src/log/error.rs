@@ -31,7 +31,9 @@ pub enum LogError {
     },
 
     /// A record batch is cut short: the buffer ends before the batch does.
-    #[error("record batch at byte {position} is truncated: needs {needed} bytes, {available} available")]
+    #[error(
+        "record batch at byte {position} is truncated: needs {needed} bytes, {available} available"
+    )]
     TruncatedBatch {
         /// Byte position of the batch in the buffer or file.
         position: u64,
@@ -102,7 +104,9 @@ pub enum LogError {
     },
 
     /// An idempotent producer wrote with an epoch older than the one the log knows.
-    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current_epoch}")]
+    #[error(
+        "producer {producer_id} epoch {epoch} is older than the current epoch {current_epoch}"
+    )]
     InvalidProducerEpoch {
         /// The producer id.
         producer_id: i64,
@@ -156,7 +160,10 @@ pub enum LogError {
 
 impl LogError {
     /// Wraps an I/O error with the operation and path it concerns.
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| LogError::Io { op, path, source }
     }

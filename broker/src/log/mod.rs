@@ -40,9 +40,11 @@ pub mod test_util;
 pub use self::checkpoint::{read_offset_checkpoint, write_atomically, write_offset_checkpoint};
 pub use self::config::{LogConfig, TimestampType};
 pub use self::error::LogError;
-pub use self::unified_log::{FetchDataInfo, Log, LogAppendInfo};
 pub use self::offset_index::{OffsetIndex, OffsetPosition};
-pub use self::producer_state::{BatchMetadata, ProducerCheck, ProducerStateEntry, ProducerStateManager};
+pub use self::producer_state::{
+    BatchMetadata, ProducerCheck, ProducerStateEntry, ProducerStateManager,
+};
 pub use self::scanner::ScannedBatch;
 pub use self::segment::{LogSegment, SegmentRead};
 pub use self::time_index::{TimeIndex, TimestampOffset};
+pub use self::unified_log::{FetchDataInfo, Log, LogAppendInfo};

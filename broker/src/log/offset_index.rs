@@ -39,7 +39,11 @@ impl OffsetIndex {
     /// Opens or creates the index at `path` for a segment starting at `base_offset`, holding at
     /// most `max_index_bytes / 8` entries. Returns the index and whether the file content was
     /// intact; a torn or non-monotonic file is emptied (and the caller must rebuild it).
-    pub fn open(path: &Path, base_offset: i64, max_index_bytes: u32) -> Result<(Self, bool), LogError> {
+    pub fn open(
+        path: &Path,
+        base_offset: i64,
+        max_index_bytes: u32,
+    ) -> Result<(Self, bool), LogError> {
         let (file, content) = IndexFile::open(path)?;
         let max_entries = (max_index_bytes as usize / OFFSET_INDEX_ENTRY_SIZE).max(1);
         let mut index = Self {
@@ -75,7 +79,10 @@ impl OffsetIndex {
             .last()
             .is_none_or(|&(last_rel, last_pos)| relative > Some(last_rel) && position > last_pos);
         let Some(relative) = relative.filter(|_| in_order && !self.is_full()) else {
-            debug_assert!(false, "offset index append out of order or full: {offset}@{position}");
+            debug_assert!(
+                false,
+                "offset index append out of order or full: {offset}@{position}"
+            );
             return Ok(());
         };
         let mut entry = [0u8; OFFSET_INDEX_ENTRY_SIZE];
@@ -146,7 +153,8 @@ impl OffsetIndex {
     fn truncate_entries(&mut self, keep: usize) -> Result<(), LogError> {
         if keep < self.entries.len() {
             self.entries.truncate(keep);
-            self.file.truncate((keep * OFFSET_INDEX_ENTRY_SIZE) as u64)?;
+            self.file
+                .truncate((keep * OFFSET_INDEX_ENTRY_SIZE) as u64)?;
         }
         Ok(())
     }
@@ -181,7 +189,9 @@ fn decode_entries(content: &[u8]) -> Option<Vec<(u32, u32)>> {
             )
         })
         .collect();
-    let monotonic = entries.windows(2).all(|w| w[1].0 > w[0].0 && w[1].1 > w[0].1);
+    let monotonic = entries
+        .windows(2)
+        .all(|w| w[1].0 > w[0].0 && w[1].1 > w[0].1);
     monotonic.then_some(entries)
 }
 
@@ -196,20 +206,38 @@ mod tests {
         let path = dir.path().join("100.index");
         let (mut index, intact) = OffsetIndex::open(&path, 100, 1024).unwrap();
         assert!(intact);
-        assert_eq!(index.lookup(150), OffsetPosition { offset: 100, position: 0 });
+        assert_eq!(
+            index.lookup(150),
+            OffsetPosition {
+                offset: 100,
+                position: 0
+            }
+        );
         index.append(110, 50).unwrap();
         index.append(120, 90).unwrap();
         assert_eq!(index.lookup(109).position, 0);
         assert_eq!(index.lookup(110).position, 50);
         assert_eq!(index.lookup(119).position, 50);
-        assert_eq!(index.lookup(500), OffsetPosition { offset: 120, position: 90 });
+        assert_eq!(
+            index.lookup(500),
+            OffsetPosition {
+                offset: 120,
+                position: 90
+            }
+        );
 
         index.truncate_to(120).unwrap();
         assert_eq!(index.len(), 1);
         drop(index);
         let (index, intact) = OffsetIndex::open(&path, 100, 1024).unwrap();
         assert!(intact);
-        assert_eq!(index.last_entry(), Some(OffsetPosition { offset: 110, position: 50 }));
+        assert_eq!(
+            index.last_entry(),
+            Some(OffsetPosition {
+                offset: 110,
+                position: 50
+            })
+        );
     }
 
     #[test]

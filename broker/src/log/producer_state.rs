@@ -62,7 +62,12 @@ impl ProducerStateEntry {
     }
 
     /// A remembered batch of `epoch` with the same sequence range (Kafka's `findDuplicateBatch`).
-    pub fn find_duplicate(&self, epoch: i16, first_seq: i32, last_seq: i32) -> Option<BatchMetadata> {
+    pub fn find_duplicate(
+        &self,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    ) -> Option<BatchMetadata> {
         if epoch != self.epoch {
             return None;
         }
@@ -163,14 +168,18 @@ impl ProducerStateManager {
         let first_seq = header.base_sequence();
         let current = self.producers.get(&producer_id);
         if pending.is_none() {
-            let duplicate = current.and_then(|c| c.find_duplicate(epoch, first_seq, header.last_sequence()));
+            let duplicate =
+                current.and_then(|c| c.find_duplicate(epoch, first_seq, header.last_sequence()));
             if let Some(duplicate) = duplicate {
                 return Ok(ProducerCheck::Duplicate(duplicate));
             }
         }
         let (current_epoch, last_seq) = match pending {
             Some((e, s)) => (Some(e), Some(s)),
-            None => (current.map(|c| c.epoch), current.and_then(ProducerStateEntry::last_seq)),
+            None => (
+                current.map(|c| c.epoch),
+                current.and_then(ProducerStateEntry::last_seq),
+            ),
         };
         let out_of_order = |last_sequence: i32| LogError::OutOfOrderSequence {
             producer_id,
@@ -205,10 +214,13 @@ impl ProducerStateManager {
             return;
         }
         let epoch = header.producer_epoch();
-        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerStateEntry {
-            epoch,
-            batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN),
-        });
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerStateEntry {
+                epoch,
+                batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN),
+            });
         if epoch < entry.epoch {
             return;
         }
@@ -239,7 +251,8 @@ impl ProducerStateManager {
     fn encode_snapshot(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(
             SNAPSHOT_HEADER_SIZE
-                + self.producers.len() * (SNAPSHOT_ENTRY_HEADER_SIZE + NUM_BATCHES_TO_RETAIN * SNAPSHOT_BATCH_SIZE),
+                + self.producers.len()
+                    * (SNAPSHOT_ENTRY_HEADER_SIZE + NUM_BATCHES_TO_RETAIN * SNAPSHOT_BATCH_SIZE),
         );
         buf.extend_from_slice(SNAPSHOT_MAGIC);
         buf.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
@@ -268,7 +281,11 @@ impl ProducerStateManager {
     /// Replaces the state with the newest readable snapshot at or below `max_offset`, deleting
     /// snapshots above it and unreadable ones. Returns the snapshot's offset, `None` (state
     /// reset to `log_start_offset`) if there is none.
-    pub fn load_latest_snapshot(&mut self, max_offset: i64, log_start_offset: i64) -> Result<Option<i64>, LogError> {
+    pub fn load_latest_snapshot(
+        &mut self,
+        max_offset: i64,
+        log_start_offset: i64,
+    ) -> Result<Option<i64>, LogError> {
         let snapshots = list_snapshots(&self.dir)?;
         for (offset, path) in snapshots.iter().rev() {
             if *offset > max_offset {
@@ -324,7 +341,10 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<(i64, PathBuf)>, LogError> {
     for entry in std::fs::read_dir(dir).map_err(LogError::io("list", dir))? {
         let path = entry.map_err(LogError::io("list", dir))?.path();
         let is_snapshot = path.extension().is_some_and(|e| e == SNAPSHOT_FILE_SUFFIX);
-        let offset = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<i64>().ok());
+        let offset = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<i64>().ok());
         if let (true, Some(offset)) = (is_snapshot, offset) {
             snapshots.push((offset, path));
         }

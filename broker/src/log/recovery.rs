@@ -29,18 +29,23 @@ impl Log {
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = marker.exists();
         let base_offsets = clean_directory(dir)?;
-        let checkpointed_recovery_point = read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE))?.unwrap_or(0);
-        let checkpointed_log_start = read_offset_checkpoint(&dir.join(LOG_START_OFFSET_FILE))?.unwrap_or(0);
+        let checkpointed_recovery_point =
+            read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE))?.unwrap_or(0);
+        let checkpointed_log_start =
+            read_offset_checkpoint(&dir.join(LOG_START_OFFSET_FILE))?.unwrap_or(0);
         let now = clock.now_ms();
 
         let mut segments: Vec<LogSegment> = Vec::with_capacity(base_offsets.len());
         let mut recovered_any = false;
         for (i, &base_offset) in base_offsets.iter().enumerate() {
-            let (mut segment, needs_recovery) = LogSegment::open(dir, base_offset, config.segment_index_bytes, now)?;
+            let (mut segment, needs_recovery) =
+                LogSegment::open(dir, base_offset, config.segment_index_bytes, now)?;
             let may_hold_unflushed = base_offsets
                 .get(i + 1)
                 .is_none_or(|&next_base| next_base > checkpointed_recovery_point);
-            let overlaps_previous = segments.last().is_some_and(|p| p.next_offset() > base_offset);
+            let overlaps_previous = segments
+                .last()
+                .is_some_and(|p| p.next_offset() > base_offset);
             if overlaps_previous {
                 tracing::warn!(dir = %dir.display(), base_offset, "segment overlaps its predecessor; deleting it and later ones");
                 segment.delete()?;
@@ -62,16 +67,24 @@ impl Log {
             segments.push(segment);
         }
 
-        let log_end = segments.last().map_or(checkpointed_log_start, LogSegment::next_offset);
+        let log_end = segments
+            .last()
+            .map_or(checkpointed_log_start, LogSegment::next_offset);
         if segments.is_empty() || log_end < checkpointed_log_start {
             // Kafka: a log ending below its checkpointed start offset starts over there.
             for segment in segments.drain(..) {
                 segment.delete()?;
             }
-            segments.push(LogSegment::create(dir, checkpointed_log_start, config.segment_index_bytes)?);
+            segments.push(LogSegment::create(
+                dir,
+                checkpointed_log_start,
+                config.segment_index_bytes,
+            )?);
         }
         let log_start_offset = checkpointed_log_start.max(segments[0].base_offset());
-        let log_end = segments.last().map_or(log_start_offset, LogSegment::next_offset);
+        let log_end = segments
+            .last()
+            .map_or(log_start_offset, LogSegment::next_offset);
 
         let mut log = Log {
             dir: dir.to_path_buf(),
@@ -128,7 +141,9 @@ fn clean_directory(dir: &Path) -> Result<Vec<i64>, LogError> {
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(LogError::io("list log directory", dir))? {
-        let path = entry.map_err(LogError::io("list log directory", dir))?.path();
+        let path = entry
+            .map_err(LogError::io("list log directory", dir))?
+            .path();
         let Some(extension) = path.extension().and_then(|e| e.to_str()) else {
             continue;
         };
@@ -167,3 +182,7 @@ fn delete_segments_from(dir: &Path, base_offsets: &[i64]) -> Result<(), LogError
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "recovery_tests.rs"]
+mod tests;

@@ -45,8 +45,16 @@ impl Log {
         }
 
         let log_start_offset = self.log_start_offset;
-        let next_bases: Vec<i64> = self.segments.iter().skip(1).map(LogSegment::base_offset).collect();
-        let below_start = next_bases.iter().take_while(|&&next| next <= log_start_offset).count();
+        let next_bases: Vec<i64> = self
+            .segments
+            .iter()
+            .skip(1)
+            .map(LogSegment::base_offset)
+            .collect();
+        let below_start = next_bases
+            .iter()
+            .take_while(|&&next| next <= log_start_offset)
+            .count();
         deleted += self.delete_prefix(below_start)?;
         Ok(deleted)
     }
@@ -145,8 +153,11 @@ impl Log {
         for segment in self.segments.drain(..) {
             segment.delete()?;
         }
-        self.segments
-            .push(LogSegment::create(&self.dir, offset, self.config.segment_index_bytes)?);
+        self.segments.push(LogSegment::create(
+            &self.dir,
+            offset,
+            self.config.segment_index_bytes,
+        )?);
         self.log_start_offset = offset;
         self.recovery_point = offset;
         write_offset_checkpoint(&self.dir.join(LOG_START_OFFSET_FILE), offset)?;
@@ -156,3 +167,7 @@ impl Log {
         sync_dir(&self.dir)
     }
 }
+
+#[cfg(test)]
+#[path = "retention_tests.rs"]
+mod tests;

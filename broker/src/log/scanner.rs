@@ -94,7 +94,14 @@ pub struct BatchScanner<'a> {
 
 impl<'a> BatchScanner<'a> {
     /// Scans `[start, end)` of `file` through a buffer of `buffer_size` bytes.
-    pub fn new(file: &'a File, path: &'a Path, start: u64, end: u64, verify: bool, buffer_size: usize) -> Self {
+    pub fn new(
+        file: &'a File,
+        path: &'a Path,
+        start: u64,
+        end: u64,
+        verify: bool,
+        buffer_size: usize,
+    ) -> Self {
         Self {
             reader: PositionalReader::new(file, path, buffer_size),
             position: start,

@@ -82,7 +82,12 @@ impl LogSegment {
     /// [`LogSegment::recover`] because an index was missing, torn or inconsistent with the log,
     /// or the tail does not parse. `now_ms` seeds the time-roll clock when the first batch has no
     /// timestamp.
-    pub fn open(dir: &Path, base_offset: i64, max_index_bytes: u32, now_ms: i64) -> Result<(Self, bool), LogError> {
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        max_index_bytes: u32,
+        now_ms: i64,
+    ) -> Result<(Self, bool), LogError> {
         let indexes_existed = segment_file(dir, base_offset, INDEX_FILE_SUFFIX).exists()
             && segment_file(dir, base_offset, TIME_INDEX_FILE_SUFFIX).exists();
         let (mut segment, intact) = Self::open_files(dir, base_offset, max_index_bytes)?;
@@ -98,13 +103,23 @@ impl LogSegment {
             }
         }
         if segment.size > 0 {
-            let first_timestamp = segment.first_batch()?.map(|b| b.header().max_timestamp());
+            let first_timestamp = match segment.first_batch() {
+                Ok(first) => first.map(|b| b.header().max_timestamp()),
+                Err(_) => {
+                    needs_recovery = true;
+                    None
+                }
+            };
             segment.roll_base_ms = Some(first_timestamp.filter(|&t| t >= 0).unwrap_or(now_ms));
         }
         Ok((segment, needs_recovery))
     }
 
-    fn open_files(dir: &Path, base_offset: i64, max_index_bytes: u32) -> Result<(Self, bool), LogError> {
+    fn open_files(
+        dir: &Path,
+        base_offset: i64,
+        max_index_bytes: u32,
+    ) -> Result<(Self, bool), LogError> {
         let log_path = segment_file(dir, base_offset, LOG_FILE_SUFFIX);
         let log_file = OpenOptions::new()
             .read(true)
@@ -118,7 +133,8 @@ impl LogSegment {
             .map_err(LogError::io("stat segment", &log_path))?
             .len();
         let index_path = segment_file(dir, base_offset, INDEX_FILE_SUFFIX);
-        let (offset_index, offsets_intact) = OffsetIndex::open(&index_path, base_offset, max_index_bytes)?;
+        let (offset_index, offsets_intact) =
+            OffsetIndex::open(&index_path, base_offset, max_index_bytes)?;
         let time_path = segment_file(dir, base_offset, TIME_INDEX_FILE_SUFFIX);
         let (time_index, times_intact) = TimeIndex::open(&time_path, base_offset, max_index_bytes)?;
         let segment = Self {
@@ -141,14 +157,25 @@ impl LogSegment {
     /// of the batches after them (Kafka's `readNextOffset`).
     fn load_tail(&mut self) -> Result<(), LogError> {
         let (start, max_timestamp, offset_of_max) = match self.time_index.last_entry() {
-            Some(e) => (self.offset_index.lookup(e.offset).position, e.timestamp, e.offset),
+            Some(e) => (
+                self.offset_index.lookup(e.offset).position,
+                e.timestamp,
+                e.offset,
+            ),
             None => (0, NO_TIMESTAMP, -1),
         };
         self.max_timestamp = max_timestamp;
         self.offset_of_max_timestamp = offset_of_max;
         self.next_offset = self.base_offset;
         let scan_from = u64::from(start);
-        let scanner = BatchScanner::new(&self.log_file, &self.log_path, scan_from, self.size, false, RECOVERY_SCAN_BUFFER);
+        let scanner = BatchScanner::new(
+            &self.log_file,
+            &self.log_path,
+            scan_from,
+            self.size,
+            false,
+            RECOVERY_SCAN_BUFFER,
+        );
         for batch in scanner {
             let batch = batch?;
             let header = batch.header();
@@ -180,9 +207,16 @@ impl LogSegment {
     }
 
     fn first_batch(&self) -> Result<Option<ScannedBatch>, LogError> {
-        BatchScanner::new(&self.log_file, &self.log_path, 0, self.size, false, LOOKUP_SCAN_BUFFER)
-            .next()
-            .transpose()
+        BatchScanner::new(
+            &self.log_file,
+            &self.log_path,
+            0,
+            self.size,
+            false,
+            LOOKUP_SCAN_BUFFER,
+        )
+        .next()
+        .transpose()
     }
 
     /// Offset of the first batch this segment may hold.
@@ -233,7 +267,12 @@ impl LogSegment {
 
     /// Appends `batches` (whole v2 batches, offsets already assigned, each above the last) at
     /// the end of the file and indexes them. Walks batch headers only.
-    pub fn append(&mut self, batches: &[u8], index_interval_bytes: u32, now_ms: i64) -> Result<(), LogError> {
+    pub fn append(
+        &mut self,
+        batches: &[u8],
+        index_interval_bytes: u32,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         self.log_file
             .write_all_at(batches, self.size)
             .map_err(LogError::io("append to segment", &self.log_path))?;
@@ -288,9 +327,19 @@ impl LogSegment {
             return Ok(None);
         }
         let start = u64::from(self.offset_index.lookup(offset).position);
-        let mut scanner = BatchScanner::new(&self.log_file, &self.log_path, start, self.size, false, LOOKUP_SCAN_BUFFER);
+        let mut scanner = BatchScanner::new(
+            &self.log_file,
+            &self.log_path,
+            start,
+            self.size,
+            false,
+            LOOKUP_SCAN_BUFFER,
+        );
         scanner
-            .find(|b| b.as_ref().map_or(true, |b| b.header().last_offset() >= offset))
+            .find(|b| {
+                b.as_ref()
+                    .map_or(true, |b| b.header().last_offset() >= offset)
+            })
             .transpose()
     }
 
@@ -319,7 +368,8 @@ impl LogSegment {
             return Ok(Some(empty));
         }
         let end = if max_offset < self.next_offset {
-            self.find_batch(max_offset)?.map_or(self.size, |b| b.position)
+            self.find_batch(max_offset)?
+                .map_or(self.size, |b| b.position)
         } else {
             self.size
         };
@@ -355,13 +405,24 @@ impl LogSegment {
 
     /// The first batch holding a record with timestamp `>= timestamp` and last offset
     /// `>= min_offset`, found via the time index (Kafka's `findOffsetByTimestamp`, batch level).
-    pub fn find_batch_by_timestamp(&self, timestamp: i64, min_offset: i64) -> Result<Option<ScannedBatch>, LogError> {
+    pub fn find_batch_by_timestamp(
+        &self,
+        timestamp: i64,
+        min_offset: i64,
+    ) -> Result<Option<ScannedBatch>, LogError> {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
         let hint = self.time_index.lookup(timestamp).offset.max(min_offset);
         let start = u64::from(self.offset_index.lookup(hint).position);
-        let mut scanner = BatchScanner::new(&self.log_file, &self.log_path, start, self.size, false, LOOKUP_SCAN_BUFFER);
+        let mut scanner = BatchScanner::new(
+            &self.log_file,
+            &self.log_path,
+            start,
+            self.size,
+            false,
+            LOOKUP_SCAN_BUFFER,
+        );
         scanner
             .find(|b| {
                 b.as_ref().map_or(true, |b| {
@@ -373,10 +434,23 @@ impl LogSegment {
     }
 
     /// Walks every batch header from `from_offset` on (batches ending before it are skipped).
-    pub fn batches_from(&self, from_offset: i64) -> impl Iterator<Item = Result<ScannedBatch, LogError>> + '_ {
+    pub fn batches_from(
+        &self,
+        from_offset: i64,
+    ) -> impl Iterator<Item = Result<ScannedBatch, LogError>> + '_ {
         let start = u64::from(self.offset_index.lookup(from_offset).position);
-        BatchScanner::new(&self.log_file, &self.log_path, start, self.size, false, RECOVERY_SCAN_BUFFER)
-            .filter(move |b| b.as_ref().map_or(true, |b| b.header().last_offset() >= from_offset))
+        BatchScanner::new(
+            &self.log_file,
+            &self.log_path,
+            start,
+            self.size,
+            false,
+            RECOVERY_SCAN_BUFFER,
+        )
+        .filter(move |b| {
+            b.as_ref()
+                .map_or(true, |b| b.header().last_offset() >= from_offset)
+        })
     }
 
     /// Rebuilds both indexes and the segment metadata by validating every batch (structure,

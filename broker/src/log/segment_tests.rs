@@ -29,26 +29,46 @@ fn append_then_read_whole_batches() {
     let batches = fill(&mut segment, 100, &[3, 1, 4, 2]);
     assert_eq!(segment.next_offset(), 110);
     assert_eq!(segment.size(), concat(&batches).len() as u64);
-    assert!(!segment.offset_index().is_empty(), "interval {INTERVAL} should index");
-    assert_eq!(segment_file(dir.path(), 100, "log").file_name().unwrap(), "00000000000000000100.log");
+    assert!(
+        !segment.offset_index().is_empty(),
+        "interval {INTERVAL} should index"
+    );
+    assert_eq!(
+        segment_file(dir.path(), 100, "log").file_name().unwrap(),
+        "00000000000000000100.log"
+    );
 
-    let all = segment.read(100, 1 << 20, i64::MAX, false).unwrap().unwrap();
+    let all = segment
+        .read(100, 1 << 20, i64::MAX, false)
+        .unwrap()
+        .unwrap();
     assert_eq!(all.position, 0);
     assert_eq!(&all.records[..], &concat(&batches)[..]);
 
     // An offset inside the third batch returns from the third batch on.
-    let mid = segment.read(105, 1 << 20, i64::MAX, false).unwrap().unwrap();
+    let mid = segment
+        .read(105, 1 << 20, i64::MAX, false)
+        .unwrap()
+        .unwrap();
     assert_eq!(&mid.records[..], &concat(&batches[2..])[..]);
 
     // max_bytes cutting a batch keeps whole batches only.
     let two = batches[0].len() + batches[1].len();
-    let cut = segment.read(100, two + 5, i64::MAX, false).unwrap().unwrap();
+    let cut = segment
+        .read(100, two + 5, i64::MAX, false)
+        .unwrap()
+        .unwrap();
     assert_eq!(&cut.records[..], &concat(&batches[..2])[..]);
 
     // A first batch larger than max_bytes: whole with min_one_message, else nothing.
     let one = segment.read(100, 10, i64::MAX, true).unwrap().unwrap();
     assert_eq!(one.records, batches[0]);
-    assert!(segment.read(100, 10, i64::MAX, false).unwrap().unwrap().records.is_empty());
+    assert!(segment
+        .read(100, 10, i64::MAX, false)
+        .unwrap()
+        .unwrap()
+        .records
+        .is_empty());
 
     // The high watermark excludes batches not entirely below it.
     let below_hw = segment.read(100, 1 << 20, 106, false).unwrap().unwrap();
@@ -56,7 +76,10 @@ fn append_then_read_whole_batches() {
     let at_hw = segment.read(104, 1 << 20, 104, true).unwrap().unwrap();
     assert!(at_hw.records.is_empty());
 
-    assert!(segment.read(110, 1 << 20, i64::MAX, false).unwrap().is_none());
+    assert!(segment
+        .read(110, 1 << 20, i64::MAX, false)
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -76,8 +99,15 @@ fn reopen_loads_indexes_and_tail_metadata() {
     assert!(!needs_recovery);
     assert_eq!(segment.next_offset(), 40);
     assert_eq!(segment.offset_index().len(), entries);
-    assert_eq!((segment.max_timestamp(), segment.offset_of_max_timestamp()), (max_ts, max_off));
-    assert_eq!(segment.roll_base_ms(), Some(1_001), "first batch's max timestamp");
+    assert_eq!(
+        (segment.max_timestamp(), segment.offset_of_max_timestamp()),
+        (max_ts, max_off)
+    );
+    assert_eq!(
+        segment.roll_base_ms(),
+        Some(1_001),
+        "first batch's max timestamp"
+    );
 }
 
 #[test]
@@ -93,7 +123,12 @@ fn missing_or_corrupt_index_is_rebuilt_identically() {
     let (mut segment, needs_recovery) = LogSegment::open(dir.path(), 0, 1024, 0).unwrap();
     assert!(needs_recovery);
     assert_eq!(segment.recover(INTERVAL).unwrap(), 0);
-    assert_eq!((0..30).map(|o| segment.offset_index().lookup(o)).collect::<Vec<_>>(), lookups);
+    assert_eq!(
+        (0..30)
+            .map(|o| segment.offset_index().lookup(o))
+            .collect::<Vec<_>>(),
+        lookups
+    );
     assert_eq!(segment.time_index().len(), time_entries);
     drop(segment);
 
@@ -114,12 +149,21 @@ fn truncate_to_removes_the_batch_holding_the_offset() {
     assert_eq!(segment.next_offset(), 12);
     assert_eq!(segment.size(), concat(&batches[..4]).len() as u64);
     assert_eq!(removed, concat(&batches[4..]).len() as u64);
-    assert_eq!(segment.max_timestamp(), 1_032, "batch 3's records end at +2");
-    assert!(segment.offset_index().last_entry().is_none_or(|e| e.offset < 12));
+    assert_eq!(
+        segment.max_timestamp(),
+        1_032,
+        "batch 3's records end at +2"
+    );
+    assert!(segment
+        .offset_index()
+        .last_entry()
+        .is_none_or(|e| e.offset < 12));
     let read = segment.read(0, 1 << 20, i64::MAX, false).unwrap().unwrap();
     assert_eq!(&read.records[..], &concat(&batches[..4])[..]);
     // Appending after truncation continues at the new end.
-    segment.append(&batch_at(12, 1, 10, 5_000), INTERVAL, 0).unwrap();
+    segment
+        .append(&batch_at(12, 1, 10, 5_000), INTERVAL, 0)
+        .unwrap();
     assert_eq!(segment.next_offset(), 13);
     assert_eq!(segment.max_timestamp(), 5_000);
 }
@@ -134,7 +178,11 @@ fn finds_first_batch_by_timestamp() {
     let found = segment.find_batch_by_timestamp(1_101, 0).unwrap().unwrap();
     assert_eq!(found.header().base_offset(), 20);
     let found = segment.find_batch_by_timestamp(0, 30).unwrap().unwrap();
-    assert_eq!(found.header().base_offset(), 30, "respects the minimum offset");
+    assert_eq!(
+        found.header().base_offset(),
+        30,
+        "respects the minimum offset"
+    );
     assert!(segment.find_batch_by_timestamp(5_000, 0).unwrap().is_none());
 }
 
@@ -143,8 +191,14 @@ fn recovery_cuts_a_batch_with_out_of_order_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let mut segment = LogSegment::create(dir.path(), 0, 1024).unwrap();
     let batches = fill(&mut segment, 0, &[2, 2]);
+    drop(segment);
     // A valid batch whose offsets go backwards is not a valid continuation.
-    segment.append(&batch_at(1, 1, 10, 0), INTERVAL, 0).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(segment_file(dir.path(), 0, LOG_FILE_SUFFIX))
+        .unwrap();
+    std::io::Write::write_all(&mut file, &batch_at(1, 1, 10, 0)).unwrap();
+    let (mut segment, _) = LogSegment::open(dir.path(), 0, 1024, 0).unwrap();
     let truncated = segment.recover(INTERVAL).unwrap();
     assert_eq!(segment.size(), concat(&batches).len() as u64);
     assert!(truncated > 0);
@@ -196,8 +250,9 @@ proptest! {
         drop(segment);
         let path = segment_file(dir.path(), 0, "log");
         let mut data = std::fs::read(&path).unwrap();
-        // Bytes 0..8 (base offset) of a batch are outside the CRC; corrupt anything else.
-        let offset_in_batch = 8 + at.index(last.len() - 8);
+        // Base offset and leader epoch (bytes 0..16) are outside the CRC, as in Kafka; any
+        // byte from the magic on must be caught.
+        let offset_in_batch = 16 + at.index(last.len() - 16);
         data[last_start as usize + offset_in_batch] ^= flip;
         std::fs::write(&path, &data).unwrap();
 

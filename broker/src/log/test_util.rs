@@ -8,7 +8,7 @@ use kafka_protocol::records::{
 };
 
 /// What [`encode_test_batch`] builds: one v2 batch of `records` records of `value_size` bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct TestBatch {
     /// Base offset written in the batch (the leader overwrites it).
     pub base_offset: i64,
@@ -107,4 +107,54 @@ pub fn batch_at(base_offset: i64, records: usize, value_size: usize, timestamp: 
         timestamp,
         ..TestBatch::new(records, value_size)
     })
+}
+
+/// A config with small segments and a dense index, so tests roll and index often.
+pub fn small_config() -> crate::log::LogConfig {
+    crate::log::LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 64,
+        retention_ms: -1,
+        ..crate::log::LogConfig::default()
+    }
+}
+
+/// A manual clock at `now_ms` and the same clock as a `dyn Clock`.
+pub fn manual_clock(
+    now_ms: i64,
+) -> (
+    std::sync::Arc<crate::clock::ManualClock>,
+    std::sync::Arc<dyn crate::clock::Clock>,
+) {
+    let clock = std::sync::Arc::new(crate::clock::ManualClock::new(now_ms));
+    let dyn_clock: std::sync::Arc<dyn crate::clock::Clock> = clock.clone();
+    (clock, dyn_clock)
+}
+
+/// What a leader stores for `batch` appended at `offset` in `leader_epoch`.
+pub fn as_stored(batch: &Bytes, offset: i64, leader_epoch: i32) -> Vec<u8> {
+    let mut stored = batch.to_vec();
+    crate::log::batch::set_base_offset(&mut stored, offset);
+    crate::log::batch::set_partition_leader_epoch(&mut stored, leader_epoch);
+    stored
+}
+
+/// Every byte of the log from its start, read in fetches of `max_bytes`.
+pub fn read_all(log: &crate::log::Log, max_bytes: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let fetched = log.read(offset, max_bytes, i64::MAX, true).expect("read");
+        assert!(
+            !fetched.records.is_empty(),
+            "no progress at offset {offset}"
+        );
+        let mut last_next = offset;
+        for item in crate::log::batch::RecordBatchIter::new(&fetched.records) {
+            last_next = item.expect("whole batches").0.next_offset();
+        }
+        out.extend_from_slice(&fetched.records);
+        offset = last_next;
+    }
+    out
 }

@@ -39,7 +39,11 @@ impl TimeIndex {
     /// Opens or creates the index at `path` for a segment starting at `base_offset`, holding at
     /// most `max_index_bytes / 12` entries. Returns the index and whether the file content was
     /// intact; a torn or non-monotonic file is emptied (and the caller must rebuild it).
-    pub fn open(path: &Path, base_offset: i64, max_index_bytes: u32) -> Result<(Self, bool), LogError> {
+    pub fn open(
+        path: &Path,
+        base_offset: i64,
+        max_index_bytes: u32,
+    ) -> Result<(Self, bool), LogError> {
         let (file, content) = IndexFile::open(path)?;
         let max_entries = (max_index_bytes as usize / TIME_INDEX_ENTRY_SIZE).max(1);
         let mut index = Self {
@@ -173,7 +177,9 @@ fn decode_entries(content: &[u8]) -> Option<Vec<(i64, u32)>> {
             )
         })
         .collect();
-    let monotonic = entries.windows(2).all(|w| w[1].0 > w[0].0 && w[1].1 >= w[0].1);
+    let monotonic = entries
+        .windows(2)
+        .all(|w| w[1].0 > w[0].0 && w[1].1 >= w[0].1);
     monotonic.then_some(entries)
 }
 
@@ -192,15 +198,39 @@ mod tests {
         index.maybe_append(1000, 16).unwrap();
         index.maybe_append(2000, 20).unwrap();
         assert_eq!(index.len(), 2);
-        assert_eq!(index.lookup(999), TimestampOffset { timestamp: NO_TIMESTAMP, offset: 10 });
-        assert_eq!(index.lookup(1500), TimestampOffset { timestamp: 1000, offset: 12 });
-        assert_eq!(index.lookup(i64::MAX), TimestampOffset { timestamp: 2000, offset: 20 });
+        assert_eq!(
+            index.lookup(999),
+            TimestampOffset {
+                timestamp: NO_TIMESTAMP,
+                offset: 10
+            }
+        );
+        assert_eq!(
+            index.lookup(1500),
+            TimestampOffset {
+                timestamp: 1000,
+                offset: 12
+            }
+        );
+        assert_eq!(
+            index.lookup(i64::MAX),
+            TimestampOffset {
+                timestamp: 2000,
+                offset: 20
+            }
+        );
 
         index.truncate_to(20).unwrap();
         drop(index);
         let (index, intact) = TimeIndex::open(&path, 10, 1200).unwrap();
         assert!(intact);
-        assert_eq!(index.last_entry(), Some(TimestampOffset { timestamp: 1000, offset: 12 }));
+        assert_eq!(
+            index.last_entry(),
+            Some(TimestampOffset {
+                timestamp: 1000,
+                offset: 12
+            })
+        );
     }
 
     #[test]

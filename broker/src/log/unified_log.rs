@@ -124,11 +124,15 @@ impl Log {
     }
 
     pub(super) fn active(&self) -> &LogSegment {
-        self.segments.last().expect("a log has at least one segment")
+        self.segments
+            .last()
+            .expect("a log has at least one segment")
     }
 
     pub(super) fn active_mut(&mut self) -> &mut LogSegment {
-        self.segments.last_mut().expect("a log has at least one segment")
+        self.segments
+            .last_mut()
+            .expect("a log has at least one segment")
     }
 
     pub(super) fn ensure_open(&self) -> Result<(), LogError> {
@@ -179,7 +183,9 @@ impl Log {
         }
         let first = self.segment_index_for(fetch_offset);
         for segment in &self.segments[first..] {
-            if let Some(read) = segment.read(fetch_offset, max_bytes, max_offset, min_one_message)? {
+            if let Some(read) =
+                segment.read(fetch_offset, max_bytes, max_offset, min_one_message)?
+            {
                 return Ok(FetchDataInfo {
                     fetch_offset,
                     records: read.records,
@@ -203,8 +209,15 @@ impl Log {
     ///
     /// Cold path: the time index finds the batch, then that one batch is decoded (and
     /// decompressed) to find the exact record.
-    pub fn fetch_offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
-        for segment in self.segments.iter().filter(|s| s.max_timestamp() >= timestamp) {
+    pub fn fetch_offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        for segment in self
+            .segments
+            .iter()
+            .filter(|s| s.max_timestamp() >= timestamp)
+        {
             let mut min_offset = self.log_start_offset;
             while let Some(batch) = segment.find_batch_by_timestamp(timestamp, min_offset)? {
                 let found = find_record(segment, &batch, |offset, ts| {
@@ -242,7 +255,11 @@ impl Log {
     /// recovery point to the log end and checkpoints it.
     pub fn flush(&mut self) -> Result<(), LogError> {
         let log_end = self.log_end_offset();
-        for segment in self.segments.iter().filter(|s| s.next_offset() > self.recovery_point || s.is_empty()) {
+        for segment in self
+            .segments
+            .iter()
+            .filter(|s| s.next_offset() > self.recovery_point || s.is_empty())
+        {
             segment.flush()?;
         }
         self.recovery_point = log_end;
@@ -299,3 +316,7 @@ fn find_record(
         .map(|r| (r.offset, append_time.unwrap_or(r.timestamp)))
         .find(|&(offset, ts)| wanted(offset, ts)))
 }
+
+#[cfg(test)]
+#[path = "unified_log_tests.rs"]
+mod tests;

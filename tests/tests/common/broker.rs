@@ -244,6 +244,14 @@ impl Broker {
         for (key, value) in &self.options.sets {
             command.arg("--set").arg(format!("{key}={value}"));
         }
+        // The broker reads every flag from a WEIR_* variable too; the test's flags must be the
+        // only configuration.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("WEIR_") {
+                command.env_remove(name);
+            }
+        }
+        command.env("NO_COLOR", "1");
         if std::env::var_os("RUST_BACKTRACE").is_none() {
             command.env("RUST_BACKTRACE", "1");
         }

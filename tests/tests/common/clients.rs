@@ -1,8 +1,8 @@
 //! rdkafka (librdkafka) clients pointed at a test broker, and helpers to read what a
 //! partition holds.
 //!
-//! Consumers here use `assign` with explicit offsets and no `group.id`, so reading a partition
-//! does not depend on the group coordinator.
+//! Consumers here use `assign` with explicit offsets and never join their group, so reading a
+//! partition does not depend on the group coordinator.
 
 use std::time::{Duration, Instant};
 
@@ -50,13 +50,17 @@ pub fn producer(broker: &Broker, overrides: &[(&str, &str)]) -> FutureProducer {
     config.create().expect("creating an rdkafka producer")
 }
 
-/// Consumer defaults: no group, no auto commit, start from the earliest offset.
+/// Consumer defaults: no auto commit, start from the earliest offset, and verify the CRC of
+/// every batch the broker serves. librdkafka needs a `group.id` even for `assign`; the group
+/// is never joined.
 pub fn consumer_config(broker: &Broker) -> ClientConfig {
     let mut config = base_config(broker);
     config
+        .set("group.id", super::unique_topic("weir-tests-reader"))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "100");
+        .set("fetch.wait.max.ms", "100")
+        .set("check.crcs", "true");
     config
 }
 

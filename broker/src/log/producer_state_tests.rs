@@ -1,0 +1,226 @@
+use super::*;
+use crate::log::test_util::{encode_test_batch, TestBatch};
+use bytes::Bytes;
+
+/// A batch of `records` records from producer `pid`, at `offset`.
+fn batch(pid: i64, epoch: i16, seq: i32, records: usize, offset: i64) -> Bytes {
+    encode_test_batch(&TestBatch {
+        base_offset: offset,
+        ..TestBatch::new(records, 5).idempotent(pid, epoch, seq)
+    })
+}
+
+fn header(bytes: &Bytes) -> RecordBatchHeader<'_> {
+    RecordBatchHeader::parse(bytes, 0).unwrap()
+}
+
+fn check(state: &ProducerStateManager, bytes: &Bytes) -> Result<ProducerCheck, LogError> {
+    state.check_batch(&header(bytes), None)
+}
+
+#[test]
+fn in_sequence_batches_append_and_duplicates_return_original_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = ProducerStateManager::new(dir.path(), 0);
+    let first = batch(7, 0, 0, 3, 0);
+    assert_eq!(check(&state, &first).unwrap(), ProducerCheck::Append);
+    state.update(&header(&first));
+    let second = batch(7, 0, 3, 2, 3);
+    assert_eq!(check(&state, &second).unwrap(), ProducerCheck::Append);
+    state.update(&header(&second));
+    assert_eq!(state.map_end_offset(), 5);
+
+    // The same sequences again (a retry), whatever offset the client put in.
+    match check(&state, &batch(7, 0, 0, 3, 0)).unwrap() {
+        ProducerCheck::Duplicate(original) => {
+            assert_eq!((original.first_offset, original.last_offset), (0, 2));
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+}
+
+#[test]
+fn gaps_unknown_producers_and_new_epochs_need_the_right_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = ProducerStateManager::new(dir.path(), 0);
+    let err = check(&state, &batch(1, 0, 5, 1, 0)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LogError::OutOfOrderSequence {
+                first_sequence: 5,
+                last_sequence: -1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    state.update(&header(&batch(1, 0, 0, 2, 0)));
+    let err = check(&state, &batch(1, 0, 3, 1, 2)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LogError::OutOfOrderSequence {
+                first_sequence: 3,
+                last_sequence: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let err = check(&state, &batch(1, 1, 2, 1, 2)).unwrap_err();
+    assert!(
+        matches!(err, LogError::OutOfOrderSequence { .. }),
+        "new epoch must start at 0: {err}"
+    );
+    assert_eq!(
+        check(&state, &batch(1, 1, 0, 1, 2)).unwrap(),
+        ProducerCheck::Append
+    );
+    state.update(&header(&batch(1, 1, 0, 1, 2)));
+    assert_eq!(state.producer(1).unwrap().epoch, 1);
+    assert_eq!(
+        state.producer(1).unwrap().batches().count(),
+        1,
+        "new epoch forgets old batches"
+    );
+
+    let err = check(&state, &batch(1, 0, 2, 1, 3)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LogError::InvalidProducerEpoch {
+                epoch: 0,
+                current_epoch: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn non_idempotent_batches_only_move_the_map_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = ProducerStateManager::new(dir.path(), 0);
+    let plain = encode_test_batch(&TestBatch {
+        base_offset: 4,
+        ..TestBatch::new(2, 1)
+    });
+    state.update(&header(&plain));
+    assert!(state.is_empty());
+    assert_eq!(state.map_end_offset(), 6);
+}
+
+#[test]
+fn sequences_wrap_at_i32_max() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = ProducerStateManager::new(dir.path(), 0);
+    state.update(&header(&batch(3, 0, 0, 1, 0)));
+    // Pretend the producer has reached the top of the sequence space.
+    let top = batch(3, 0, i32::MAX - 1, 3, 1);
+    state
+        .producers
+        .get_mut(&3)
+        .unwrap()
+        .batches
+        .back_mut()
+        .unwrap()
+        .last_seq = i32::MAX - 2;
+    assert_eq!(check(&state, &top).unwrap(), ProducerCheck::Append);
+    state.update(&header(&top));
+    assert_eq!(
+        state.producer(3).unwrap().last_seq(),
+        Some(0),
+        "MAX-1, MAX, then 0"
+    );
+    assert_eq!(
+        check(&state, &batch(3, 0, 1, 1, 4)).unwrap(),
+        ProducerCheck::Append
+    );
+}
+
+#[test]
+fn only_the_last_five_batches_are_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = ProducerStateManager::new(dir.path(), 0);
+    for i in 0..6 {
+        state.update(&header(&batch(9, 0, i, 1, i64::from(i))));
+    }
+    assert_eq!(
+        state.producer(9).unwrap().batches().count(),
+        NUM_BATCHES_TO_RETAIN
+    );
+    assert!(matches!(
+        check(&state, &batch(9, 0, 1, 1, 0)).unwrap(),
+        ProducerCheck::Duplicate(_)
+    ));
+    let err = check(&state, &batch(9, 0, 0, 1, 0)).unwrap_err();
+    assert!(matches!(err, LogError::OutOfOrderSequence { .. }), "{err}");
+}
+
+#[test]
+fn pending_batches_of_the_same_request_are_taken_into_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = ProducerStateManager::new(dir.path(), 0);
+    let second = batch(4, 0, 2, 1, 0);
+    assert_eq!(
+        state.check_batch(&header(&second), Some((0, 1))).unwrap(),
+        ProducerCheck::Append
+    );
+    assert!(state.check_batch(&header(&second), Some((0, 5))).is_err());
+}
+
+#[test]
+fn snapshots_round_trip_and_bad_ones_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = ProducerStateManager::new(dir.path(), 0);
+    state.update(&header(&batch(1, 2, 0, 3, 0)));
+    state.update(&header(&batch(2, 0, 0, 1, 3)));
+    state.take_snapshot().unwrap();
+    state.update(&header(&batch(1, 2, 3, 1, 4)));
+    state.take_snapshot().unwrap();
+    let snapshot_at_5 = snapshot_file(dir.path(), 5);
+    assert!(snapshot_at_5.exists());
+
+    let mut loaded = ProducerStateManager::new(dir.path(), 0);
+    assert_eq!(loaded.load_latest_snapshot(100, 0).unwrap(), Some(5));
+    assert_eq!(loaded.producers, state.producers);
+
+    // A snapshot above the log end is deleted; the older one is used.
+    let mut loaded = ProducerStateManager::new(dir.path(), 0);
+    assert_eq!(loaded.load_latest_snapshot(4, 0).unwrap(), Some(4));
+    assert!(!snapshot_at_5.exists());
+    assert_eq!(loaded.producer(1).unwrap().last_seq(), Some(2));
+
+    // A corrupt snapshot is deleted and state falls back to empty.
+    let only = snapshot_file(dir.path(), 4);
+    let mut bytes = std::fs::read(&only).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&only, bytes).unwrap();
+    let mut loaded = ProducerStateManager::new(dir.path(), 0);
+    assert_eq!(loaded.load_latest_snapshot(100, 2).unwrap(), None);
+    assert!(loaded.is_empty());
+    assert_eq!(loaded.map_end_offset(), 2);
+    assert!(!only.exists());
+}
+
+#[test]
+fn retain_latest_snapshots_deletes_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = ProducerStateManager::new(dir.path(), 0);
+    for i in 0..4 {
+        state.update(&header(&batch(1, 0, i, 1, i64::from(i))));
+        state.take_snapshot().unwrap();
+    }
+    state.retain_latest_snapshots(2).unwrap();
+    let offsets: Vec<i64> = list_snapshots(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
+    assert_eq!(offsets, vec![3, 4]);
+}

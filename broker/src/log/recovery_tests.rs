@@ -1,0 +1,212 @@
+use std::sync::Arc;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+use crate::clock::SystemClock;
+use crate::log::segment::segment_file;
+use crate::log::test_util::{as_stored, encode_test_batch, read_all, small_config, TestBatch};
+
+fn open(dir: &Path) -> Log {
+    Log::open(dir, small_config(), Arc::new(SystemClock)).unwrap()
+}
+
+/// Appends one batch per entry of `sizes` (value bytes, 1..3 records); returns what the log
+/// should store.
+fn append_all(log: &mut Log, sizes: &[(usize, usize)]) -> Vec<u8> {
+    let mut expected = Vec::new();
+    for &(records, value_size) in sizes {
+        let batch = encode_test_batch(&TestBatch::new(records, value_size));
+        let info = log.append_as_leader(&batch, 1).unwrap();
+        expected.extend(as_stored(&batch, info.first_offset, 1));
+    }
+    expected
+}
+
+#[test]
+fn clean_reopen_skips_recovery_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    let expected = append_all(&mut log, &[(2, 200); 12]);
+    let (end, segments) = (log.log_end_offset(), log.num_segments());
+    assert!(segments > 2);
+    log.close().unwrap();
+    assert!(matches!(
+        log.append_as_leader(&encode_test_batch(&TestBatch::new(1, 1)), 0),
+        Err(LogError::Closed { .. })
+    ));
+    assert!(dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
+    drop(log);
+
+    let log = open(dir.path());
+    assert!(
+        !dir.path().join(CLEAN_SHUTDOWN_FILE).exists(),
+        "marker removed on open"
+    );
+    assert_eq!((log.log_end_offset(), log.num_segments()), (end, segments));
+    assert_eq!(log.recovery_point(), end);
+    assert_eq!(read_all(&log, 500), expected);
+}
+
+#[test]
+fn crash_with_torn_tail_is_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    let expected = append_all(&mut log, &[(1, 100); 5]);
+    let active_base = log.segments().last().unwrap().base_offset();
+    drop(log); // no close: a crash
+
+    // A torn write: half a batch at the end of the active segment.
+    let path = segment_file(dir.path(), active_base, "log");
+    let half = encode_test_batch(&TestBatch::new(1, 100));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &half[..half.len() / 2]).unwrap();
+
+    let mut log = open(dir.path());
+    assert_eq!(log.log_end_offset(), 5);
+    assert_eq!(read_all(&log, 1 << 20), expected);
+    let info = log
+        .append_as_leader(&encode_test_batch(&TestBatch::new(1, 1)), 0)
+        .unwrap();
+    assert_eq!(info.first_offset, 5);
+}
+
+#[test]
+fn corruption_mid_log_drops_everything_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    let expected = append_all(&mut log, &[(1, 300); 9]); // 2 batches per segment
+    assert_eq!(log.num_segments(), 5);
+    drop(log);
+    // Recovery point 0: every segment gets scanned.
+    std::fs::remove_file(dir.path().join(RECOVERY_POINT_FILE)).unwrap();
+    let second = segment_file(dir.path(), 2, "log");
+    let mut data = std::fs::read(&second).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 0xff; // last byte of offset 3's batch
+    std::fs::write(&second, data).unwrap();
+
+    let log = open(dir.path());
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(log.num_segments(), 2);
+    assert!(!segment_file(dir.path(), 4, "log").exists());
+    let batch_len = expected.len() / 9;
+    assert_eq!(read_all(&log, 1 << 20), expected[..3 * batch_len]);
+}
+
+#[test]
+fn stray_and_orphan_files_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    for name in [
+        "00000000000000000000.log.deleted",
+        "x.cleaned",
+        "recovery-point.tmp",
+        "00000000000000000099.index",
+    ] {
+        std::fs::write(dir.path().join(name), b"junk").unwrap();
+    }
+    let log = open(dir.path());
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "00000000000000000000.index",
+            "00000000000000000000.log",
+            "00000000000000000000.timeindex",
+            "log-start-offset",
+            "recovery-point",
+        ]
+    );
+    assert_eq!(log.log_end_offset(), 0);
+}
+
+fn idempotent(pid: i64, seq: i32) -> Bytes {
+    encode_test_batch(&TestBatch::new(2, 300).idempotent(pid, 0, seq))
+}
+
+#[test]
+fn producer_state_survives_clean_and_unclean_restarts() {
+    for clean in [true, false] {
+        for with_snapshots in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = open(dir.path());
+            for seq in [0, 2, 4, 6, 8] {
+                log.append_as_leader(&idempotent(21, seq), 0).unwrap();
+            }
+            assert!(log.num_segments() > 2, "rolls wrote snapshots");
+            if clean {
+                log.close().unwrap();
+            }
+            drop(log);
+            if !with_snapshots {
+                for (_, path) in crate::log::producer_state::list_snapshots(dir.path()).unwrap() {
+                    std::fs::remove_file(path).unwrap();
+                }
+            }
+            let mut log = open(dir.path());
+            let case = format!("clean={clean} snapshots={with_snapshots}");
+            let retry = log.append_as_leader(&idempotent(21, 6), 0).unwrap();
+            assert!(retry.duplicate, "{case}");
+            assert_eq!((retry.first_offset, retry.last_offset), (6, 7), "{case}");
+            let err = log.append_as_leader(&idempotent(21, 12), 0).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    LogError::OutOfOrderSequence {
+                        last_sequence: 9,
+                        ..
+                    }
+                ),
+                "{case}: {err}"
+            );
+            assert_eq!(
+                log.append_as_leader(&idempotent(21, 10), 0)
+                    .unwrap()
+                    .first_offset,
+                10,
+                "{case}"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn append_reopen_read_back_is_identical(
+        sizes in proptest::collection::vec((1usize..4, 0usize..400), 1..30),
+        clean in any::<bool>(),
+        fetch_size in 100usize..3000,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path());
+        let expected = append_all(&mut log, &sizes);
+        let records: usize = sizes.iter().map(|s| s.0).sum();
+        prop_assert_eq!(log.log_end_offset(), records as i64);
+        if clean {
+            log.close().unwrap();
+        }
+        drop(log);
+        let log = open(dir.path());
+        prop_assert_eq!(log.log_end_offset(), records as i64);
+        prop_assert_eq!(read_all(&log, fetch_size), expected);
+        // Offsets are continuous across batches and segments.
+        let mut next = 0;
+        let all = log.read(0, usize::MAX, i64::MAX, true).unwrap().records;
+        prop_assert!(all.len() <= log.segments()[0].size() as usize);
+        for segment in log.segments() {
+            prop_assert_eq!(segment.base_offset(), next);
+            next = segment.next_offset();
+        }
+    }
+}

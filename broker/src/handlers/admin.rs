@@ -19,7 +19,11 @@ use crate::config::topic as topic_config;
 use crate::replica_manager::AdminError;
 
 /// Answers CreateTopics (honouring `validate_only`).
-pub fn create_topics(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub fn create_topics(
+    broker: &Broker,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let topics = request
         .topics
         .into_iter()

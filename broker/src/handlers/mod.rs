@@ -30,7 +30,9 @@ pub async fn handle(broker: &Broker, request: DecodedRequest) -> Option<Response
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))
         }
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(admin::create_topics(broker, r, version)),
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(admin::create_topics(broker, r, version))
+        }
         RequestKind::DeleteTopics(r) => {
             ResponseKind::DeleteTopics(admin::delete_topics(broker, r, version))
         }

@@ -4,14 +4,16 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -19,9 +21,9 @@ use super::handle;
 use crate::broker::Broker;
 use crate::clock::SystemClock;
 use crate::config::BrokerConfig;
-use crate::log::test_util::{TestBatch, encode_test_batch};
+use crate::log::test_util::{encode_test_batch, TestBatch};
 use crate::protocol::versions::SUPPORTED;
-use crate::protocol::{DecodedRequest, encode_response};
+use crate::protocol::{encode_response, DecodedRequest};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -29,9 +31,14 @@ fn s(v: &str) -> StrBytes {
 
 fn broker(dir: &std::path::Path) -> Arc<Broker> {
     let config = BrokerConfig::new(0, dir.to_path_buf(), &[]).unwrap();
-    crate::app::open(config, "127.0.0.1:9092".parse().unwrap(), None, Arc::new(SystemClock))
-        .unwrap()
-        .broker
+    crate::app::open(
+        config,
+        "127.0.0.1:9092".parse().unwrap(),
+        None,
+        Arc::new(SystemClock),
+    )
+    .unwrap()
+    .broker
 }
 
 /// A request of `api` at `version` that exercises the handler's success path on topic `t`
@@ -40,44 +47,60 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid, batch: &Bytes) -> Req
     let t = TopicName(s("t"));
     match api {
         ApiKey::Produce => RequestKind::Produce(
-            ProduceRequest::default().with_acks(1).with_timeout_ms(1000).with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(t)
-                    .with_topic_id(topic_id)
-                    .with_partition_data(vec![
-                        PartitionProduceData::default().with_index(0).with_records(Some(batch.clone())),
-                        PartitionProduceData::default().with_index(9).with_records(Some(batch.clone())),
-                    ]),
-                TopicProduceData::default().with_name(TopicName(s("missing"))),
-            ]),
+            ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(1000)
+                .with_topic_data(vec![
+                    TopicProduceData::default()
+                        .with_name(t)
+                        .with_topic_id(topic_id)
+                        .with_partition_data(vec![
+                            PartitionProduceData::default()
+                                .with_index(0)
+                                .with_records(Some(batch.clone())),
+                            PartitionProduceData::default()
+                                .with_index(9)
+                                .with_records(Some(batch.clone())),
+                        ]),
+                    TopicProduceData::default().with_name(TopicName(s("missing"))),
+                ]),
         ),
-        ApiKey::Fetch => RequestKind::Fetch(
-            FetchRequest::default().with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
+        ApiKey::Fetch => {
+            RequestKind::Fetch(FetchRequest::default().with_max_bytes(1 << 20).with_topics(
+                vec![FetchTopic::default()
                 .with_topic(t)
                 .with_topic_id(topic_id)
                 .with_partitions(vec![
                     FetchPartition::default().with_partition(0).with_partition_max_bytes(1 << 20),
                     FetchPartition::default().with_partition(1).with_fetch_offset(99),
-                ])]),
-        ),
-        ApiKey::ListOffsets => RequestKind::ListOffsets(
-            ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default().with_name(t).with_partitions(
+                ])],
+            ))
+        }
+        ApiKey::ListOffsets => RequestKind::ListOffsets(ListOffsetsRequest::default().with_topics(
+            vec![ListOffsetsTopic::default().with_name(t).with_partitions(
                 [-1, -2, -3, 0, 5_000_000]
                     .into_iter()
                     .map(|ts| ListOffsetsPartition::default().with_timestamp(ts))
                     .collect(),
-            )]),
-        ),
+            )],
+        )),
         ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default().with_topics(None)),
         ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
-        ApiKey::CreateTopics => RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![
-            CreatableTopic::default()
-                .with_name(TopicName(s(&format!("c{version}"))))
-                .with_num_partitions(1)
-                .with_replication_factor(1)
-                .with_configs(vec![CreatableTopicConfig::default().with_name(s("retention.ms")).with_value(Some(s("1000")))]),
-            CreatableTopic::default().with_name(TopicName(s("bad name"))).with_num_partitions(1).with_replication_factor(1),
-        ])),
+        ApiKey::CreateTopics => RequestKind::CreateTopics(
+            CreateTopicsRequest::default().with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(TopicName(s(&format!("c{version}"))))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1)
+                    .with_configs(vec![CreatableTopicConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_value(Some(s("1000")))]),
+                CreatableTopic::default()
+                    .with_name(TopicName(s("bad name")))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1),
+            ]),
+        ),
         ApiKey::DeleteTopics => RequestKind::DeleteTopics(
             DeleteTopicsRequest::default()
                 .with_topic_names(vec![TopicName(s("c4")), TopicName(s("missing"))])
@@ -87,21 +110,37 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid, batch: &Bytes) -> Req
                 ]),
         ),
         ApiKey::InitProducerId => RequestKind::InitProducerId(
-            InitProducerIdRequest::default().with_producer_id((-1).into()).with_producer_epoch(-1),
+            InitProducerIdRequest::default()
+                .with_producer_id((-1).into())
+                .with_producer_epoch(-1),
         ),
-        ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
-            DescribeConfigsResource::default().with_resource_type(2).with_resource_name(s("t")),
-            DescribeConfigsResource::default().with_resource_type(4).with_resource_name(s("0")),
-            DescribeConfigsResource::default().with_resource_type(2).with_resource_name(s("missing")),
-        ])),
-        ApiKey::CreatePartitions => RequestKind::CreatePartitions(CreatePartitionsRequest::default().with_topics(vec![
+        ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(
+            DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("t")),
+                DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(s("0")),
+                DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("missing")),
+            ]),
+        ),
+        ApiKey::CreatePartitions => {
+            RequestKind::CreatePartitions(CreatePartitionsRequest::default().with_topics(vec![
             CreatePartitionsTopic::default().with_name(TopicName(s("t"))).with_count(1),
-        ])),
+        ]))
+        }
         ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(
-            IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(s("t"))
-                .with_configs(vec![AlterableConfig::default().with_name(s("retention.ms")).with_value(Some(s("100000")))])]),
+            IncrementalAlterConfigsRequest::default().with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("t"))
+                    .with_configs(vec![AlterableConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_value(Some(s("100000")))]),
+            ]),
         ),
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
         other => panic!("no sample request for {other:?}"),
@@ -137,5 +176,8 @@ async fn every_advertised_version_answers_and_encodes() {
     }
     // The produce samples appended one batch of 3 records per Produce version.
     let produced = (13 - 3 + 1) * 3;
-    assert_eq!(broker.replicas.partition("t", 0).unwrap().high_watermark(), produced);
+    assert_eq!(
+        broker.replicas.partition("t", 0).unwrap().high_watermark(),
+        produced
+    );
 }

@@ -170,6 +170,7 @@ impl Log {
         self.producer_state
             .retain_latest_snapshots(SNAPSHOTS_TO_KEEP)?;
         let segment = LogSegment::create(&self.dir, new_base, self.config.segment_index_bytes)?;
+        self.active_mut().release_index_memory();
         self.segments.push(segment);
         sync_dir(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled segment");
@@ -177,9 +178,12 @@ impl Log {
     }
 
     /// fsyncs if records were appended and `flush.ms` passed since the last flush; for a
-    /// periodic background task, so `flush.ms` holds even when appends stop.
+    /// periodic background task, so `flush.ms` holds even when appends stop. A no-op once
+    /// closed.
     pub fn maybe_flush_by_time(&mut self) -> Result<(), LogError> {
-        self.ensure_open()?;
+        if self.closed {
+            return Ok(());
+        }
         let now_ms = self.clock.now_ms();
         if self.unflushed_records > 0
             && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms

@@ -351,8 +351,8 @@ pub fn validate_produce_batches(
     })
 }
 
-/// Checks CRC, codec, record count and sequence fields of one whole batch (`header` must view
-/// the whole batch).
+/// Checks CRC, codec, record count and sequence fields of one whole batch from a client
+/// (`header` must view the whole batch).
 pub fn validate_batch_content(
     header: &RecordBatchHeader<'_>,
     position: u64,
@@ -366,19 +366,8 @@ pub fn validate_batch_content(
             computed,
         });
     }
-    validate_header_fields(header, position)
-}
-
-/// The checks of [`validate_batch_content`] that need only the header: codec, record count and
-/// sequence fields. Segment recovery streams the CRC separately and calls this.
-pub fn validate_header_fields(
-    header: &RecordBatchHeader<'_>,
-    position: u64,
-) -> Result<(), LogError> {
+    validate_stored_header(header, position)?;
     let invalid = |reason| Err(LogError::InvalidBatch { position, reason });
-    if header.compression().is_none() {
-        return invalid("unknown compression codec");
-    }
     if header.records_count() < 1 {
         return invalid("recordsCount must be at least 1");
     }
@@ -387,6 +376,29 @@ pub fn validate_header_fields(
     }
     if header.producer_id() >= 0 && (header.producer_epoch() < 0 || header.base_sequence() < 0) {
         return invalid("an idempotent batch needs a producer epoch and base sequence");
+    }
+    Ok(())
+}
+
+/// The header checks that hold for any batch already in a log, which segment recovery applies
+/// after streaming the CRC: a known codec and a non-negative lastOffsetDelta. Record counts are
+/// not checked here: compaction (a later step) legitimately leaves fewer records than
+/// `lastOffsetDelta + 1`.
+pub fn validate_stored_header(
+    header: &RecordBatchHeader<'_>,
+    position: u64,
+) -> Result<(), LogError> {
+    if header.compression().is_none() {
+        return Err(LogError::InvalidBatch {
+            position,
+            reason: "unknown compression codec",
+        });
+    }
+    if header.last_offset_delta() < 0 {
+        return Err(LogError::InvalidBatch {
+            position,
+            reason: "negative lastOffsetDelta",
+        });
     }
     Ok(())
 }

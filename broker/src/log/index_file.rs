@@ -45,6 +45,15 @@ impl IndexFile {
         Ok((index, content))
     }
 
+    /// Reads the whole file (to reload entries that were released from memory).
+    pub(crate) fn read_all(&self) -> Result<Vec<u8>, LogError> {
+        let mut content = vec![0u8; self.len as usize];
+        self.file
+            .read_exact_at(&mut content, 0)
+            .map_err(LogError::io("read index", &self.path))?;
+        Ok(content)
+    }
+
     /// The file's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path

@@ -1,6 +1,7 @@
 //! The sparse offset index of one segment (`<base offset>.index`).
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use super::index_file::IndexFile;
 use super::LogError;
@@ -31,7 +32,7 @@ pub struct OffsetIndex {
     file: IndexFile,
     base_offset: i64,
     /// (relative offset, position), both strictly increasing.
-    entries: Vec<(u32, u32)>,
+    entries: OnceLock<Vec<(u32, u32)>>,
     max_entries: usize,
 }
 
@@ -49,12 +50,12 @@ impl OffsetIndex {
         let mut index = Self {
             file,
             base_offset,
-            entries: Vec::new(),
+            entries: OnceLock::new(),
             max_entries,
         };
         match decode_entries(&content) {
             Some(entries) => {
-                index.entries = entries;
+                index.entries = OnceLock::from(entries);
                 Ok((index, true))
             }
             None => {
@@ -65,9 +66,50 @@ impl OffsetIndex {
         }
     }
 
+    /// The entries, reloaded from the file if they were released.
+    fn entries(&self) -> &Vec<(u32, u32)> {
+        self.entries.get_or_init(|| self.load_entries())
+    }
+
+    fn entries_mut(&mut self) -> &mut Vec<(u32, u32)> {
+        if self.entries.get().is_none() {
+            let entries = self.load_entries();
+            self.entries = OnceLock::from(entries);
+        }
+        self.entries.get_mut().expect("just initialised")
+    }
+
+    /// Reads entries back after [`Self::release_memory`]. The index is only a hint (a lookup
+    /// without entries scans the segment from its start), so a failure is logged and yields
+    /// no entries rather than an error.
+    fn load_entries(&self) -> Vec<(u32, u32)> {
+        match self.file.read_all().map(|content| decode_entries(&content)) {
+            Ok(Some(entries)) => entries,
+            Ok(None) => {
+                tracing::warn!(path = %self.file.path().display(), "index changed under us; using no entries");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.file.path().display(), error = %e, "cannot reload index; using no entries");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Drops the in-memory entries of an index that is no longer appended to; they are read
+    /// back from the file on the next lookup. Keeps memory proportional to the segments in use.
+    pub fn release_memory(&mut self) {
+        self.entries = OnceLock::new();
+    }
+
+    /// Whether the entries are in memory.
+    pub fn is_loaded(&self) -> bool {
+        self.entries.get().is_some()
+    }
+
     /// Removes every entry.
     pub fn reset(&mut self) -> Result<(), LogError> {
-        self.entries.clear();
+        self.entries = OnceLock::from(Vec::new());
         self.file.truncate(0)
     }
 
@@ -75,7 +117,7 @@ impl OffsetIndex {
     pub fn append(&mut self, offset: i64, position: u32) -> Result<(), LogError> {
         let relative = u32::try_from(offset - self.base_offset).ok();
         let in_order = self
-            .entries
+            .entries()
             .last()
             .is_none_or(|&(last_rel, last_pos)| relative > Some(last_rel) && position > last_pos);
         let Some(relative) = relative.filter(|_| in_order && !self.is_full()) else {
@@ -89,14 +131,14 @@ impl OffsetIndex {
         entry[..4].copy_from_slice(&relative.to_be_bytes());
         entry[4..].copy_from_slice(&position.to_be_bytes());
         self.file.append(&entry)?;
-        self.entries.push((relative, position));
+        self.entries_mut().push((relative, position));
         Ok(())
     }
 
     /// The entry with the largest offset `<= target`, or (base offset, 0) if there is none.
     pub fn lookup(&self, target: i64) -> OffsetPosition {
         let idx = self
-            .entries
+            .entries()
             .partition_point(|&(rel, _)| self.base_offset + i64::from(rel) <= target);
         match idx.checked_sub(1) {
             Some(i) => self.entry(i),
@@ -109,7 +151,7 @@ impl OffsetIndex {
 
     /// Entry number `i`.
     pub fn entry(&self, i: usize) -> OffsetPosition {
-        let (rel, position) = self.entries[i];
+        let (rel, position) = self.entries()[i];
         OffsetPosition {
             offset: self.base_offset + i64::from(rel),
             position,
@@ -118,41 +160,41 @@ impl OffsetIndex {
 
     /// The last entry, if any.
     pub fn last_entry(&self) -> Option<OffsetPosition> {
-        self.entries.len().checked_sub(1).map(|i| self.entry(i))
+        self.entries().len().checked_sub(1).map(|i| self.entry(i))
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries().len()
     }
 
     /// Whether there are no entries.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries().is_empty()
     }
 
     /// Whether the index reached `segment.index.bytes` (the segment must roll).
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
+        self.entries().len() >= self.max_entries
     }
 
     /// Removes the entries for offsets `>= offset`.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         let keep = self
-            .entries
+            .entries()
             .partition_point(|&(rel, _)| self.base_offset + i64::from(rel) < offset);
         self.truncate_entries(keep)
     }
 
     /// Removes the entries pointing at positions `>= position`.
     pub fn truncate_to_position(&mut self, position: u32) -> Result<(), LogError> {
-        let keep = self.entries.partition_point(|&(_, pos)| pos < position);
+        let keep = self.entries().partition_point(|&(_, pos)| pos < position);
         self.truncate_entries(keep)
     }
 
     fn truncate_entries(&mut self, keep: usize) -> Result<(), LogError> {
-        if keep < self.entries.len() {
-            self.entries.truncate(keep);
+        if keep < self.entries().len() {
+            self.entries_mut().truncate(keep);
             self.file
                 .truncate((keep * OFFSET_INDEX_ENTRY_SIZE) as u64)?;
         }
@@ -177,11 +219,11 @@ impl OffsetIndex {
 
 /// Decodes and checks entries; `None` if the content is torn or not strictly increasing.
 fn decode_entries(content: &[u8]) -> Option<Vec<(u32, u32)>> {
-    if content.len() % OFFSET_INDEX_ENTRY_SIZE != 0 {
+    let chunks = content.chunks_exact(OFFSET_INDEX_ENTRY_SIZE);
+    if !chunks.remainder().is_empty() {
         return None;
     }
-    let entries: Vec<(u32, u32)> = content
-        .chunks_exact(OFFSET_INDEX_ENTRY_SIZE)
+    let entries: Vec<(u32, u32)> = chunks
         .map(|c| {
             (
                 u32::from_be_bytes([c[0], c[1], c[2], c[3]]),

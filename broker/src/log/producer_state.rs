@@ -41,7 +41,7 @@ pub struct BatchMetadata {
 
 /// What the log knows about one producer id: its epoch and its last few batches.
 ///
-/// Invariant: `batches` holds at most [`NUM_BATCHES_TO_RETAIN`] entries, all of `epoch`, in
+/// Invariant: `batches` holds at most `NUM_BATCHES_TO_RETAIN` (5) entries, all of `epoch`, in
 /// append order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerStateEntry {

@@ -52,6 +52,11 @@ impl Log {
                 delete_segments_from(dir, &base_offsets[i + 1..])?;
                 break;
             }
+            // Only the active segment keeps its index entries in memory; the others reload
+            // them on demand, so opening a long log does not hold every index at once.
+            if let Some(previous) = segments.last_mut() {
+                previous.release_index_memory();
+            }
             if needs_recovery || (!clean_shutdown && may_hold_unflushed) {
                 recovered_any = true;
                 let truncated = segment.recover(config.index_interval_bytes)?;

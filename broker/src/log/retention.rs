@@ -12,9 +12,12 @@ impl Log {
     /// while the log stays at least `retention.bytes` without them, then segments entirely below
     /// the log start offset. Only a prefix of segments goes; an empty active segment stays. If
     /// every segment goes, an empty segment is rolled first, so the log start offset moves to
-    /// the log end offset. The new log start offset is checkpointed.
+    /// the log end offset. The new log start offset is checkpointed. A no-op once closed (the
+    /// retention task may race with shutdown).
     pub fn delete_old_segments(&mut self) -> Result<usize, LogError> {
-        self.ensure_open()?;
+        if self.closed {
+            return Ok(0);
+        }
         let now = self.clock.now_ms();
         let mut deleted = 0;
 

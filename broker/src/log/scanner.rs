@@ -8,13 +8,13 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::batch::{validate_header_fields, RecordBatchHeader, HEADER_SIZE};
+use super::batch::{validate_stored_header, RecordBatchHeader, HEADER_SIZE};
 use super::LogError;
 
 /// Offset in the header where the CRC'd range starts (attributes).
 const CRC_START: usize = 21;
 
-/// One batch found by a [`BatchScanner`]: its position and a copy of its header.
+/// One batch found by a segment scan: its position and a copy of its header.
 #[derive(Debug, Clone, Copy)]
 pub struct ScannedBatch {
     /// Byte position of the batch in the segment file.
@@ -156,7 +156,7 @@ impl<'a> BatchScanner<'a> {
                 computed: crc,
             });
         }
-        validate_header_fields(&header, batch.position)
+        validate_stored_header(&header, batch.position)
     }
 }
 

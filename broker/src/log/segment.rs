@@ -265,6 +265,13 @@ impl LogSegment {
         &self.time_index
     }
 
+    /// Drops the in-memory index entries of a segment no longer appended to; lookups reload
+    /// them from the files when needed.
+    pub fn release_index_memory(&mut self) {
+        self.offset_index.release_memory();
+        self.time_index.release_memory();
+    }
+
     /// Appends `batches` (whole v2 batches, offsets already assigned, each above the last) at
     /// the end of the file and indexes them. Walks batch headers only.
     pub fn append(

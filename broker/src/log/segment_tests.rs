@@ -111,6 +111,32 @@ fn reopen_loads_indexes_and_tail_metadata() {
 }
 
 #[test]
+fn released_indexes_reload_on_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut segment = LogSegment::create(dir.path(), 0, 1024).unwrap();
+    fill(&mut segment, 0, &[1; 30]);
+    let offsets: Vec<_> = (0..30).map(|o| segment.offset_index().lookup(o)).collect();
+    let times: Vec<_> = (1_000..1_300)
+        .map(|t| segment.time_index().lookup(t))
+        .collect();
+    segment.release_index_memory();
+    assert!(!segment.offset_index().is_loaded() && !segment.time_index().is_loaded());
+    assert_eq!(
+        (0..30)
+            .map(|o| segment.offset_index().lookup(o))
+            .collect::<Vec<_>>(),
+        offsets
+    );
+    assert_eq!(
+        (1_000..1_300)
+            .map(|t| segment.time_index().lookup(t))
+            .collect::<Vec<_>>(),
+        times
+    );
+    assert!(segment.offset_index().is_loaded());
+}
+
+#[test]
 fn missing_or_corrupt_index_is_rebuilt_identically() {
     let dir = tempfile::tempdir().unwrap();
     let mut segment = LogSegment::create(dir.path(), 0, 1024).unwrap();

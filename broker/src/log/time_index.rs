@@ -1,6 +1,7 @@
 //! The sparse time index of one segment (`<base offset>.timeindex`).
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use super::batch::NO_TIMESTAMP;
 use super::index_file::IndexFile;
@@ -31,7 +32,7 @@ pub struct TimeIndex {
     file: IndexFile,
     base_offset: i64,
     /// (timestamp, relative offset).
-    entries: Vec<(i64, u32)>,
+    entries: OnceLock<Vec<(i64, u32)>>,
     max_entries: usize,
 }
 
@@ -49,12 +50,12 @@ impl TimeIndex {
         let mut index = Self {
             file,
             base_offset,
-            entries: Vec::new(),
+            entries: OnceLock::new(),
             max_entries,
         };
         match decode_entries(&content) {
             Some(entries) => {
-                index.entries = entries;
+                index.entries = OnceLock::from(entries);
                 Ok((index, true))
             }
             None => {
@@ -65,9 +66,50 @@ impl TimeIndex {
         }
     }
 
+    /// The entries, reloaded from the file if they were released.
+    fn entries(&self) -> &Vec<(i64, u32)> {
+        self.entries.get_or_init(|| self.load_entries())
+    }
+
+    fn entries_mut(&mut self) -> &mut Vec<(i64, u32)> {
+        if self.entries.get().is_none() {
+            let entries = self.load_entries();
+            self.entries = OnceLock::from(entries);
+        }
+        self.entries.get_mut().expect("just initialised")
+    }
+
+    /// Reads entries back after [`Self::release_memory`]. The index is only a hint (a lookup
+    /// without entries scans the segment from its start), so a failure is logged and yields
+    /// no entries rather than an error.
+    fn load_entries(&self) -> Vec<(i64, u32)> {
+        match self.file.read_all().map(|content| decode_entries(&content)) {
+            Ok(Some(entries)) => entries,
+            Ok(None) => {
+                tracing::warn!(path = %self.file.path().display(), "index changed under us; using no entries");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.file.path().display(), error = %e, "cannot reload index; using no entries");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Drops the in-memory entries of an index that is no longer appended to; they are read
+    /// back from the file on the next lookup. Keeps memory proportional to the segments in use.
+    pub fn release_memory(&mut self) {
+        self.entries = OnceLock::new();
+    }
+
+    /// Whether the entries are in memory.
+    pub fn is_loaded(&self) -> bool {
+        self.entries.get().is_some()
+    }
+
     /// Removes every entry.
     pub fn reset(&mut self) -> Result<(), LogError> {
-        self.entries.clear();
+        self.entries = OnceLock::from(Vec::new());
         self.file.truncate(0)
     }
 
@@ -81,7 +123,7 @@ impl TimeIndex {
         if self.is_full() {
             return Ok(());
         }
-        if let Some(&(last_ts, last_rel)) = self.entries.last() {
+        if let Some(&(last_ts, last_rel)) = self.entries().last() {
             if timestamp <= last_ts || relative < last_rel {
                 return Ok(());
             }
@@ -90,13 +132,13 @@ impl TimeIndex {
         entry[..8].copy_from_slice(&timestamp.to_be_bytes());
         entry[8..].copy_from_slice(&relative.to_be_bytes());
         self.file.append(&entry)?;
-        self.entries.push((timestamp, relative));
+        self.entries_mut().push((timestamp, relative));
         Ok(())
     }
 
     /// The entry with the largest timestamp `<= target`, or ([`NO_TIMESTAMP`], base offset).
     pub fn lookup(&self, target: i64) -> TimestampOffset {
-        let idx = self.entries.partition_point(|&(ts, _)| ts <= target);
+        let idx = self.entries().partition_point(|&(ts, _)| ts <= target);
         match idx.checked_sub(1) {
             Some(i) => self.entry(i),
             None => TimestampOffset {
@@ -107,7 +149,7 @@ impl TimeIndex {
     }
 
     fn entry(&self, i: usize) -> TimestampOffset {
-        let (timestamp, rel) = self.entries[i];
+        let (timestamp, rel) = self.entries()[i];
         TimestampOffset {
             timestamp,
             offset: self.base_offset + i64::from(rel),
@@ -116,31 +158,31 @@ impl TimeIndex {
 
     /// The last entry, if any.
     pub fn last_entry(&self) -> Option<TimestampOffset> {
-        self.entries.len().checked_sub(1).map(|i| self.entry(i))
+        self.entries().len().checked_sub(1).map(|i| self.entry(i))
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries().len()
     }
 
     /// Whether there are no entries.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries().is_empty()
     }
 
     /// Whether the index reached `segment.index.bytes` (the segment must roll).
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
+        self.entries().len() >= self.max_entries
     }
 
     /// Removes the entries for offsets `>= offset`.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         let keep = self
-            .entries
+            .entries()
             .partition_point(|&(_, rel)| self.base_offset + i64::from(rel) < offset);
-        if keep < self.entries.len() {
-            self.entries.truncate(keep);
+        if keep < self.entries().len() {
+            self.entries_mut().truncate(keep);
             self.file.truncate((keep * TIME_INDEX_ENTRY_SIZE) as u64)?;
         }
         Ok(())
@@ -165,11 +207,11 @@ impl TimeIndex {
 /// Decodes and checks entries; `None` if torn, or timestamps not strictly increasing, or
 /// offsets going backwards.
 fn decode_entries(content: &[u8]) -> Option<Vec<(i64, u32)>> {
-    if content.len() % TIME_INDEX_ENTRY_SIZE != 0 {
+    let chunks = content.chunks_exact(TIME_INDEX_ENTRY_SIZE);
+    if !chunks.remainder().is_empty() {
         return None;
     }
-    let entries: Vec<(i64, u32)> = content
-        .chunks_exact(TIME_INDEX_ENTRY_SIZE)
+    let entries: Vec<(i64, u32)> = chunks
         .map(|c| {
             (
                 i64::from_be_bytes(c[..8].try_into().expect("8 bytes")),

@@ -17,7 +17,7 @@ fn log_with(batches: &[TestBatch]) -> (tempfile::TempDir, Log) {
 #[test]
 fn read_bounds_and_high_watermark() {
     let a = TestBatch::new(3, 10);
-    let (_dir, log) = log_with(&[a.clone(), a.clone()]);
+    let (_dir, log) = log_with(&[a, a]);
     let stored_a = as_stored(&encode_test_batch(&a), 0, 0);
     let err = log.read(7, 100, i64::MAX, true).unwrap_err();
     assert!(
@@ -132,4 +132,40 @@ fn delete_dir_removes_the_partition() {
     let path = dir.path().to_path_buf();
     log.delete_dir().unwrap();
     assert!(!path.exists());
+}
+
+#[test]
+fn concurrent_fetches_share_a_read_lock_while_appends_go_on() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Log>();
+
+    let (_dir, log) = log_with(&[]);
+    let log = Arc::new(parking_lot::RwLock::new(log));
+    let batch = encode_test_batch(&TestBatch::new(2, 100));
+    let appended = 200;
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            for _ in 0..appended {
+                log.write().append_as_leader(&batch, 0).unwrap();
+            }
+        });
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let mut offset = 0;
+                while offset < 2 * appended {
+                    let guard = log.read();
+                    let fetched = guard
+                        .read(offset, 4096, guard.log_end_offset(), true)
+                        .unwrap();
+                    for item in crate::log::batch::RecordBatchIter::new(&fetched.records) {
+                        let header = item.unwrap().0;
+                        assert_eq!(header.base_offset(), offset, "continuous offsets");
+                        offset = header.next_offset();
+                    }
+                }
+            });
+        }
+        writer.join().unwrap();
+    });
+    assert_eq!(log.read().log_end_offset(), 2 * appended);
 }

@@ -7,8 +7,7 @@
 //! directory), so a crash leaves either the old or the new catalogue, never a torn one.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +41,9 @@ pub enum MetadataError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Writing a file atomically failed.
+    #[error(transparent)]
+    Write(crate::log::LogError),
     /// A file exists but is not what Weir wrote.
     #[error("{path} is not a valid Weir metadata file: {reason}")]
     Corrupt {
@@ -217,22 +219,7 @@ impl MetadataStore {
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetadataError> {
-    let io = |action, source| MetadataError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).map_err(|e| io("creating", e))?;
-    file.write_all(bytes).map_err(|e| io("writing", e))?;
-    file.sync_all().map_err(|e| io("syncing", e))?;
-    fs::rename(&tmp, path).map_err(|e| io("renaming", e))?;
-    if let Some(parent) = path.parent() {
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io("syncing directory of", e))?;
-    }
-    Ok(())
+    crate::log::write_atomically(path, bytes).map_err(MetadataError::Write)
 }
 
 /// Kafka's topic name rules: 1 to 249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.

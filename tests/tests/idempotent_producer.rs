@@ -130,5 +130,4 @@ async fn retries_after_request_timeouts_store_each_record_once() {
     );
     assert_eq!(values, expected, "every record exactly once, in order");
     clients::assert_contiguous_offsets(&consumed, 0);
-    panic!("DEBUG");
 }

@@ -140,6 +140,7 @@ pub fn api_label(api: ApiKey) -> &'static str {
         ApiKey::DescribeConfigs => "DescribeConfigs",
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::AlterConfigs => "AlterConfigs",
         ApiKey::DescribeCluster => "DescribeCluster",
         _ => "Other",
     }

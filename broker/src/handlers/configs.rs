@@ -1,15 +1,16 @@
-//! DescribeConfigs (topics and this broker) and IncrementalAlterConfigs (topics).
+//! DescribeConfigs (topics and this broker), IncrementalAlterConfigs and AlterConfigs (topics).
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_configs_response;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
-    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse,
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -146,12 +147,86 @@ pub fn incremental_alter(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
+/// Applies `changes` (SET/DELETE) to a topic's overrides.
 fn alter_one(
     broker: &Broker,
     resource_type: i8,
     name: &StrBytes,
     changes: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
     validate_only: bool,
+) -> Result<(), (i16, String)> {
+    replace_topic_configs(broker, resource_type, name, validate_only, |current| {
+        let mut configs = current.clone();
+        for c in changes {
+            let key = c.name.to_string();
+            match c.config_operation {
+                SET => {
+                    let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                    configs.insert(key, value);
+                }
+                DELETE => {
+                    configs.remove(&key);
+                }
+                op => {
+                    return Err((
+                        ResponseError::InvalidConfig.code(),
+                        format!("operation {op} on `{key}`: APPEND and SUBTRACT apply only to list settings"),
+                    ));
+                }
+            }
+        }
+        Ok(configs)
+    })
+}
+
+/// Answers the legacy AlterConfigs, which replaces a topic's whole set of overrides (settings
+/// left out return to their defaults). rdkafka's `alter_configs` and older tools use it.
+pub fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|res| {
+            let outcome = replace_topic_configs(
+                broker,
+                res.resource_type,
+                &res.resource_name,
+                request.validate_only,
+                |_| {
+                    Ok(res
+                        .configs
+                        .iter()
+                        .filter_map(|c| {
+                            c.value
+                                .as_ref()
+                                .map(|v| (c.name.to_string(), v.to_string()))
+                        })
+                        .collect())
+                },
+            );
+            let response = alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name);
+            match outcome {
+                Ok(()) => response,
+                Err((code, message)) => {
+                    broker.count_error("AlterConfigs", code);
+                    response
+                        .with_error_code(code)
+                        .with_error_message(Some(text(message)))
+                }
+            }
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Replaces a topic's overrides with what `build` makes of the current ones.
+fn replace_topic_configs(
+    broker: &Broker,
+    resource_type: i8,
+    name: &StrBytes,
+    validate_only: bool,
+    build: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, (i16, String)>,
 ) -> Result<(), (i16, String)> {
     if resource_type != TOPIC {
         return Err((
@@ -164,25 +239,7 @@ fn alter_one(
         ResponseError::UnknownTopicOrPartition.code(),
         format!("topic `{}` does not exist", name.as_str()),
     ))?;
-    let mut configs: BTreeMap<String, String> = topic.meta.configs.clone();
-    for c in changes {
-        let key = c.name.to_string();
-        match c.config_operation {
-            SET => {
-                let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                configs.insert(key, value);
-            }
-            DELETE => {
-                configs.remove(&key);
-            }
-            op => {
-                return Err((
-                    ResponseError::InvalidConfig.code(),
-                    format!("operation {op} on `{key}`: APPEND and SUBTRACT apply only to list settings"),
-                ));
-            }
-        }
-    }
+    let configs = build(&topic.meta.configs)?;
     broker
         .replicas
         .alter_topic_configs(name, configs, validate_only)

@@ -86,8 +86,8 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid, batch: &Bytes) -> Req
         )),
         ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default().with_topics(None)),
         ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
-        ApiKey::CreateTopics => RequestKind::CreateTopics(
-            CreateTopicsRequest::default().with_topics(vec![
+        ApiKey::CreateTopics => {
+            RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![
                 CreatableTopic::default()
                     .with_name(TopicName(s(&format!("c{version}"))))
                     .with_num_partitions(1)
@@ -99,8 +99,8 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid, batch: &Bytes) -> Req
                     .with_name(TopicName(s("bad name")))
                     .with_num_partitions(1)
                     .with_replication_factor(1),
-            ]),
-        ),
+            ]))
+        }
         ApiKey::DeleteTopics => RequestKind::DeleteTopics(
             DeleteTopicsRequest::default()
                 .with_topic_names(vec![TopicName(s("c4")), TopicName(s("missing"))])
@@ -114,8 +114,8 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid, batch: &Bytes) -> Req
                 .with_producer_id((-1).into())
                 .with_producer_epoch(-1),
         ),
-        ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(
-            DescribeConfigsRequest::default().with_resources(vec![
+        ApiKey::DescribeConfigs => {
+            RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
                 DescribeConfigsResource::default()
                     .with_resource_type(2)
                     .with_resource_name(s("t")),
@@ -125,8 +125,8 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid, batch: &Bytes) -> Req
                 DescribeConfigsResource::default()
                     .with_resource_type(2)
                     .with_resource_name(s("missing")),
-            ]),
-        ),
+            ]))
+        }
         ApiKey::CreatePartitions => {
             RequestKind::CreatePartitions(CreatePartitionsRequest::default().with_topics(vec![
             CreatePartitionsTopic::default().with_name(TopicName(s("t"))).with_count(1),
@@ -143,6 +143,16 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid, batch: &Bytes) -> Req
             ]),
         ),
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::AlterConfigs => {
+            RequestKind::AlterConfigs(AlterConfigsRequest::default().with_resources(vec![
+            alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("t"))
+                .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                    .with_name(s("retention.ms"))
+                    .with_value(Some(s("100000")))]),
+        ]))
+        }
         other => panic!("no sample request for {other:?}"),
     }
 }

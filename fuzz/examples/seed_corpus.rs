@@ -19,7 +19,7 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
     ProduceRequest, RequestHeader, TopicName,
 };
-use kafka_protocol::protocol::{Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -55,9 +55,12 @@ fn batch(compression: Compression) -> Bytes {
             timestamp: 1_700_000_000_000 + i,
             key: Some(Bytes::from(format!("key-{i}"))),
             value: Some(Bytes::from(format!("value-{i}"))),
-            headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))]
-                .into_iter()
-                .collect(),
+            headers: [(
+                StrBytes::from_static_str("h"),
+                Some(Bytes::from_static(b"v")),
+            )]
+            .into_iter()
+            .collect(),
         })
         .collect();
     let mut buf = BytesMut::new();
@@ -122,7 +125,9 @@ fn main() {
         .with_replica_id((-1).into())
         .with_topics(vec![ListOffsetsTopic::default()
             .with_name(topic())
-            .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-1)])]);
+            .with_partitions(vec![
+                ListOffsetsPartition::default().with_timestamp(-1)
+            ])]);
     seeds.push(("list_offsets_v1", frame(&list_offsets, 1)));
     seeds.push(("list_offsets_v7", frame(&list_offsets, 7)));
 
@@ -140,11 +145,10 @@ fn main() {
         .with_transaction_timeout_ms(60_000);
     seeds.push(("init_producer_id_v4", frame(&init_producer_id, 4)));
 
-    let describe_configs = DescribeConfigsRequest::default().with_resources(vec![
-        DescribeConfigsResource::default()
+    let describe_configs =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
             .with_resource_type(2)
-            .with_resource_name(StrBytes::from_static_str("seed-topic")),
-    ]);
+            .with_resource_name(StrBytes::from_static_str("seed-topic"))]);
     seeds.push(("describe_configs_v4", frame(&describe_configs, 4)));
 
     let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![

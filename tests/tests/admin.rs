@@ -6,13 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::raw::{topic_name, RawClient};
+use common::raw::{error_code, topic_name, RawClient};
 use common::{clients, unique_topic, wait_until, Broker};
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
-use kafka_protocol::messages::IncrementalAlterConfigsRequest;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::DescribeConfigsRequest;
 use rdkafka::admin::{
     AlterConfig, ConfigEntry, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,
@@ -54,31 +51,9 @@ fn entry<'a>(entries: &'a [ConfigEntry], name: &str) -> &'a ConfigEntry {
         .unwrap_or_else(|| panic!("config {name} missing from DescribeConfigs: {entries:?}"))
 }
 
-/// IncrementalAlterConfigs on one topic: `Some(value)` sets, `None` deletes (reverts to the
-/// default). Returns the resource's error code.
+/// IncrementalAlterConfigs over the raw protocol (rdkafka 0.39 does not expose it).
 fn incremental_alter(broker: &Broker, topic: &str, changes: &[(&str, Option<&str>)]) -> i16 {
-    let mut client = RawClient::connect(broker.kafka_addr());
-    let configs = changes
-        .iter()
-        .map(|(name, value)| {
-            AlterableConfig::default()
-                .with_name(StrBytes::from_string(name.to_string()))
-                .with_config_operation(if value.is_some() { 0 } else { 1 })
-                .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
-        })
-        .collect();
-    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(topic_name(topic).0)
-            .with_configs(configs),
-    ]);
-    let version = client.version::<IncrementalAlterConfigsRequest>(i16::MAX);
-    let response = client
-        .request(&request, version)
-        .expect("IncrementalAlterConfigs round trip");
-    assert_eq!(response.responses.len(), 1);
-    response.responses[0].error_code
+    RawClient::connect(broker.kafka_addr()).alter_topic_configs(topic, changes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,28 +111,6 @@ async fn topic_lifecycle() {
         );
     }
 
-    // AlterConfigs replaces the whole set of overrides: retention.ms reverts to its default.
-    let alter = AlterConfig::new(ResourceSpecifier::Topic(&topic)).set("max.message.bytes", "5000");
-    let altered = admin
-        .alter_configs([&alter], &options)
-        .await
-        .expect("AlterConfigs");
-    assert!(altered[0].is_ok(), "AlterConfigs: {:?}", altered[0]);
-    let entries = describe_topic(&broker, &topic).await;
-    assert_eq!(
-        entry(&entries, "max.message.bytes").value.as_deref(),
-        Some("5000")
-    );
-    assert_eq!(
-        entry(&entries, "max.message.bytes").source,
-        ConfigSource::DynamicTopic
-    );
-    assert_eq!(
-        entry(&entries, "retention.ms").value,
-        entry(&defaults, "retention.ms").value,
-        "AlterConfigs (not incremental) must drop overrides it does not name"
-    );
-
     // IncrementalAlterConfigs changes only what it names.
     let code = incremental_alter(
         &broker,
@@ -180,8 +133,8 @@ async fn topic_lifecycle() {
     );
     assert_eq!(
         incremental_alter(&broker, &topic, &[("segment.bytes", Some("not-a-number"))]),
-        40,
-        "INVALID_CONFIG"
+        error_code::INVALID_CONFIG,
+        "IncrementalAlterConfigs with a non-numeric segment.bytes"
     );
 
     // More partitions: visible in metadata and usable.
@@ -291,15 +244,54 @@ async fn bad_requests_get_kafka_error_codes() {
             RDKafkaErrorCode::UnknownTopicOrPartition
         ))]
     );
-    let described = admin
-        .describe_configs(&[ResourceSpecifier::Topic(&unknown)], &options)
+    // rdkafka 0.39 drops DescribeConfigs' per-resource error code, so ask over the raw protocol.
+    let mut client = RawClient::connect(broker.kafka_addr());
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(topic_name(&unknown).0)]);
+    let version = client.version::<DescribeConfigsRequest>(i16::MAX);
+    let response = client
+        .request(&request, version)
+        .expect("DescribeConfigs round trip");
+    assert_eq!(
+        response.results[0].error_code,
+        error_code::UNKNOWN_TOPIC_OR_PARTITION,
+        "DescribeConfigs of an unknown topic"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_configs_replaces_every_override() {
+    // The non-incremental AlterConfigs (what rdkafka's `alter_configs` sends) sets the given
+    // configs and reverts every override it does not name.
+    let broker = Broker::start_default();
+    let admin = clients::admin(&broker);
+    let options = clients::admin_options();
+    let reference = unique_topic("defaults");
+    clients::create_topic(&broker, &reference, 1).await;
+    let defaults = describe_topic(&broker, &reference).await;
+    let topic = unique_topic("alter");
+    clients::create_topic_with(&broker, &topic, 1, &[("retention.ms", "3600000")]).await;
+
+    let alter = AlterConfig::new(ResourceSpecifier::Topic(&topic)).set("max.message.bytes", "5000");
+    let altered = admin
+        .alter_configs([&alter], &options)
         .await
-        .expect("DescribeConfigs");
-    assert!(
-        matches!(
-            described.as_slice(),
-            [Err(RDKafkaErrorCode::UnknownTopicOrPartition)]
-        ),
-        "DescribeConfigs of an unknown topic: {described:?}"
+        .expect("AlterConfigs");
+    assert!(altered[0].is_ok(), "AlterConfigs: {:?}", altered[0]);
+    let entries = describe_topic(&broker, &topic).await;
+    assert_eq!(
+        entry(&entries, "max.message.bytes").value.as_deref(),
+        Some("5000")
+    );
+    assert_eq!(
+        entry(&entries, "max.message.bytes").source,
+        ConfigSource::DynamicTopic
+    );
+    assert_eq!(
+        entry(&entries, "retention.ms").value,
+        entry(&defaults, "retention.ms").value,
+        "AlterConfigs (not incremental) must drop overrides it does not name"
     );
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::raw::{record_batch, RawClient};
 use common::segments::{read_batches, segment_files};
@@ -47,7 +47,7 @@ fn crashed_broker_with_records() -> (Broker, String, PathBuf) {
 fn assert_recovered(
     broker: &mut Broker,
     topic: &str,
-    segment: &PathBuf,
+    segment: &Path,
     surviving: i64,
     damage: &str,
 ) {

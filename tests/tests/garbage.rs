@@ -1,10 +1,11 @@
 //! Malformed input on the Kafka port: random frames, absurd length prefixes, truncated
-//! frames, unknown API keys and unsupported versions. Each may cost its own connection (or
+//! frames, huge array counts, unknown API keys and unsupported versions. Each may cost its own connection (or
 //! get an error response), never the broker: the process stays up and other clients are
 //! served, during and after.
 
 mod common;
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -66,6 +67,21 @@ fn assert_answered_or_closed(client: &mut RawClient, what: &str) {
         }
         Err(_) => {} // reset
     }
+}
+
+/// Whether a new connection gets an answer to ApiVersions v0 (without panicking if not).
+fn answers_api_versions(broker: &Broker) -> bool {
+    let Ok(mut stream) =
+        std::net::TcpStream::connect_timeout(&broker.kafka_addr(), VERDICT_TIMEOUT)
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(VERDICT_TIMEOUT));
+    let mut length = [0u8; 4];
+    stream
+        .write_all(&request(ApiKey::ApiVersions as i16, 0, 1, &[]))
+        .and_then(|()| stream.read_exact(&mut length))
+        .is_ok()
 }
 
 /// The broker process lives and a well-behaved client can create, produce and fetch.
@@ -154,6 +170,64 @@ fn unknown_api_keys_and_versions_do_not_hurt_the_broker() {
             .write_bytes(&request(api_key, version, 7, &[0u8; 16]))
             .unwrap();
         assert_answered_or_closed(&mut client, &format!("API key {api_key} v{version}"));
+    }
+    assert_broker_serves(&mut broker);
+}
+
+/// Encodes `value` as an unsigned varint (flexible versions' compact lengths).
+fn unsigned_varint(mut value: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    while value >= 0x80 {
+        bytes.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    bytes.push(value as u8);
+    bytes
+}
+
+#[test]
+fn huge_array_counts_do_not_take_the_broker_down() {
+    // Tiny requests whose array length fields announce millions of elements. A decoder that
+    // reserves capacity from such a count before reading the elements asks the allocator for
+    // gigabytes, and a failed allocation aborts the whole process.
+    let mut broker = Broker::start_default();
+
+    // ListOffsets v1 (classic arrays): one topic announcing 2^31-1 partitions.
+    let mut list_offsets = Vec::new();
+    list_offsets.extend_from_slice(&(-1i32).to_be_bytes()); // replica id
+    list_offsets.extend_from_slice(&1i32.to_be_bytes()); // one topic
+    list_offsets.extend_from_slice(&4i16.to_be_bytes());
+    list_offsets.extend_from_slice(b"huge");
+    list_offsets.extend_from_slice(&i32::MAX.to_be_bytes()); // partitions
+    list_offsets.extend_from_slice(&[0u8; 24]);
+
+    // Metadata v12 (flexible: header v2 with tagged fields, compact arrays): ~4 billion topics.
+    let mut metadata = Vec::new();
+    metadata.extend_from_slice(&(ApiKey::Metadata as i16).to_be_bytes());
+    metadata.extend_from_slice(&12i16.to_be_bytes());
+    metadata.extend_from_slice(&9i32.to_be_bytes()); // correlation id
+    metadata.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
+    metadata.push(0); // no tagged fields in the header
+    metadata.extend(unsigned_varint(0xffff_fff0)); // topics
+    metadata.extend_from_slice(&[0u8; 24]);
+
+    let frames = [
+        (
+            "ListOffsets v1",
+            request(ApiKey::ListOffsets as i16, 1, 8, &list_offsets),
+        ),
+        ("Metadata v12", frame(&metadata)),
+    ];
+    for (what, bytes) in frames {
+        let mut client = RawClient::connect_without_handshake(broker.kafka_addr());
+        client.write_bytes(&bytes).unwrap();
+        assert_answered_or_closed(&mut client, what);
+        assert!(
+            answers_api_versions(&broker),
+            "a {}-byte {what} request announcing a huge array took the broker down (alive: {})",
+            bytes.len(),
+            broker.is_alive()
+        );
     }
     assert_broker_serves(&mut broker);
 }

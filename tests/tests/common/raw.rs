@@ -16,13 +16,16 @@ use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, FetchRequest,
-    InitProducerIdRequest, ListOffsetsRequest, ProduceRequest, RequestHeader, ResponseHeader,
-    TopicName,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, ProduceRequest,
+    RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{
@@ -32,12 +35,14 @@ use kafka_protocol::records::{
 /// Kafka error codes the tests assert on.
 pub mod error_code {
     pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
     pub const INVALID_PARTITIONS: i16 = 37;
+    pub const INVALID_CONFIG: i16 = 40;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
 }
@@ -328,6 +333,32 @@ impl RawClient {
         (answer.error_code, answer.offset)
     }
 
+    /// IncrementalAlterConfigs on one topic: `Some(value)` sets a config, `None` deletes it
+    /// (back to the default). Returns the topic's error code.
+    pub fn alter_topic_configs(&mut self, topic: &str, changes: &[(&str, Option<&str>)]) -> i16 {
+        let configs = changes
+            .iter()
+            .map(|(name, value)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(name.to_string()))
+                    .with_config_operation(if value.is_some() { 0 } else { 1 })
+                    .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_string(topic.to_string()))
+                .with_configs(configs),
+        ]);
+        let version = self.version::<IncrementalAlterConfigsRequest>(i16::MAX);
+        let response = self
+            .request(&request, version)
+            .expect("IncrementalAlterConfigs round trip");
+        assert_eq!(response.responses.len(), 1);
+        response.responses[0].error_code
+    }
+
     /// The log end offset (high watermark on a single broker) of one partition.
     pub fn log_end_offset(&mut self, topic: &str, partition: i32) -> i64 {
         let (code, offset) = self.list_offset(topic, partition, -1);
@@ -356,13 +387,40 @@ pub struct ProducerIdentity {
     pub base_sequence: i32,
 }
 
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// Encodes `values` (no keys, no headers) as one record batch v2, with the current time as
 /// every record's timestamp.
 pub fn record_batch(values: &[&[u8]], producer: Option<ProducerIdentity>) -> Bytes {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    record_batch_at(values, producer, now_ms())
+}
+
+/// [`record_batch`] with `timestamp` (ms since the epoch) on every record.
+pub fn record_batch_at(
+    values: &[&[u8]],
+    producer: Option<ProducerIdentity>,
+    timestamp: i64,
+) -> Bytes {
+    encode_batch(values, producer, timestamp, Compression::None)
+}
+
+/// One record batch v2 of `values`, compressed with `compression`.
+pub fn record_batch_compressed(values: &[&[u8]], compression: Compression) -> Bytes {
+    encode_batch(values, None, now_ms(), compression)
+}
+
+fn encode_batch(
+    values: &[&[u8]],
+    producer: Option<ProducerIdentity>,
+    timestamp: i64,
+    compression: Compression,
+) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -376,7 +434,7 @@ pub fn record_batch(values: &[&[u8]], producer: Option<ProducerIdentity>) -> Byt
             timestamp_type: TimestampType::Creation,
             offset: index as i64,
             sequence: producer.map_or(-1, |p| p.base_sequence + index as i32),
-            timestamp: now,
+            timestamp,
             key: None,
             value: Some(Bytes::copy_from_slice(value)),
             headers: Default::default(),
@@ -388,7 +446,7 @@ pub fn record_batch(values: &[&[u8]], producer: Option<ProducerIdentity>) -> Byt
         records.iter(),
         &RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         },
     )
     .expect("encoding a record batch");

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh Debian 12 machine with Rust (rustup) on it.
+# Idempotent: installs only what is missing, so running it again costs seconds.
+#
+# - C toolchain, make and pkg-config: rdkafka-sys builds the bundled librdkafka with its
+#   ./configure + make; zstd-sys and libz-sys compile bundled C; libfuzzer-sys compiles
+#   libFuzzer (C++).
+# - zlib1g-dev: libz-sys links the system zlib when it finds it.
+# - kcat: the command-line Kafka client of the kcat smoke test.
+# - rustfmt and clippy: lint steps of scripts/test.sh.
+# - cargo-fuzz: the bounded fuzz run (scripts/fuzz.sh).
+set -euo pipefail
+
+APT_PACKAGES=(build-essential pkg-config zlib1g-dev kcat)
+
+log() { printf '[install-test-deps] %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        log "need root (or sudo) to run: $*"
+        return 1
+    fi
+}
+
+# Retries a command a few times: package mirrors have bad moments.
+retry() {
+    local attempt
+    for attempt in 1 2 3; do
+        if "$@"; then
+            return 0
+        fi
+        log "attempt $attempt of '$*' failed"
+        sleep $((attempt * 5))
+    done
+    return 1
+}
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "apt: installing ${missing[*]}"
+    retry as_root apt-get update -qq
+    retry as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+    log "apt: ${APT_PACKAGES[*]} already installed"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo is not on PATH: install Rust with rustup first"
+    exit 1
+fi
+
+for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
+        log "rustup: adding $component"
+        retry rustup component add "$component"
+    fi
+done
+
+if cargo fuzz --version >/dev/null 2>&1; then
+    log "cargo-fuzz already installed ($(cargo fuzz --version))"
+else
+    log "cargo install cargo-fuzz --locked"
+    retry cargo install cargo-fuzz --locked
+fi
+
+log "done"

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The one test command (README): installs what the tests need, builds the broker, checks
+# formatting and lints, runs every unit and end-to-end test, then a bounded fuzz run.
+# Exits non-zero if any step fails; prints a summary of steps and test counts at the end.
+#
+#   FUZZ_SECONDS   fuzzing time (default 30; 0 skips the fuzz step)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The kcat end-to-end test must not skip itself here: the install step provides kcat.
+export WEIR_REQUIRE_KCAT=1
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+step_results=()
+failed=0
+
+# run_step NAME COMMAND...: runs one step, records pass/fail and its duration.
+run_step() {
+    local name="$1"
+    shift
+    printf '\n===== %s: %s =====\n' "$name" "$*"
+    local started=$SECONDS
+    if "$@"; then
+        step_results+=("pass   $name ($((SECONDS - started))s)")
+    else
+        step_results+=("FAIL   $name ($((SECONDS - started))s)")
+        failed=1
+    fi
+}
+
+skip_step() {
+    step_results+=("skip   $1 ($2)")
+}
+
+run_tests() {
+    # Keep cargo's output for the per-test counts in the summary.
+    cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/cargo-test.log"
+    return "${PIPESTATUS[0]}"
+}
+
+run_step "install test dependencies" bash scripts/install-test-deps.sh
+if [ "$failed" -ne 0 ]; then
+    echo "installing dependencies failed: nothing else can run" >&2
+    exit 1
+fi
+run_step "build weir-broker" cargo build -p weir-broker --bins
+build_ok=$((1 - failed))
+check_formatting() {
+    cargo fmt --all --check && cargo fmt --manifest-path fuzz/Cargo.toml --check
+}
+
+run_step "cargo fmt --check" check_formatting
+run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+if [ "$build_ok" -eq 1 ]; then
+    run_step "cargo test (unit + end-to-end)" run_tests
+else
+    skip_step "cargo test (unit + end-to-end)" "the broker did not build"
+fi
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+    run_step "fuzz decode_request (${FUZZ_SECONDS}s)" bash scripts/fuzz.sh
+else
+    skip_step "fuzz decode_request" "FUZZ_SECONDS=0"
+fi
+
+passed_tests=0
+failed_tests=0
+ignored_tests=0
+if [ -f "$logs/cargo-test.log" ]; then
+    while read -r passed failed_count ignored; do
+        passed_tests=$((passed_tests + passed))
+        failed_tests=$((failed_tests + failed_count))
+        ignored_tests=$((ignored_tests + ignored))
+    done < <(sed -nE 's/^test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/p' "$logs/cargo-test.log")
+fi
+
+printf '\n===== summary =====\n'
+printf '%s\n' "${step_results[@]}"
+if [ -f "$logs/cargo-test.log" ]; then
+    grep -E '^test .* FAILED$' "$logs/cargo-test.log" | sed 's/^/  failed: /' || true
+fi
+if [ "$failed" -ne 0 ]; then
+    echo "RESULT: FAILED"
+else
+    echo "RESULT: all steps passed"
+fi
+# Last line: the test count, in the form CI tooling reads.
+printf 'tests: %d passed, %d failed, %d skipped\n' "$passed_tests" "$failed_tests" "$ignored_tests"
+exit "$failed"

@@ -9,6 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::LogError;
 
@@ -96,5 +97,68 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<(), LogError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(LogError::io("delete", path)(e)),
+    }
+}
+
+/// An index's entries held in memory. Released for segments no longer appended to, and read
+/// back from the file on the next lookup, so memory follows the segments in use. The index is
+/// only a hint (a lookup without entries scans the segment from its start), so a reload that
+/// fails is logged and yields no entries rather than an error.
+#[derive(Debug)]
+pub(crate) struct CachedEntries<E> {
+    entries: OnceLock<Vec<E>>,
+    decode: fn(&[u8]) -> Option<Vec<E>>,
+}
+
+impl<E> CachedEntries<E> {
+    /// No entries loaded; `decode` turns file content into entries (`None`: corrupt).
+    pub(crate) fn new(decode: fn(&[u8]) -> Option<Vec<E>>) -> Self {
+        Self {
+            entries: OnceLock::new(),
+            decode,
+        }
+    }
+
+    /// Replaces the entries.
+    pub(crate) fn set(&mut self, entries: Vec<E>) {
+        self.entries = OnceLock::from(entries);
+    }
+
+    /// The entries, reloaded from `file` if they were released.
+    pub(crate) fn get(&self, file: &IndexFile) -> &Vec<E> {
+        self.entries.get_or_init(|| self.load(file))
+    }
+
+    /// The entries for changing, reloaded from `file` if they were released.
+    pub(crate) fn get_mut(&mut self, file: &IndexFile) -> &mut Vec<E> {
+        if self.entries.get().is_none() {
+            let entries = self.load(file);
+            self.entries = OnceLock::from(entries);
+        }
+        self.entries.get_mut().expect("just initialised")
+    }
+
+    /// Drops the entries from memory.
+    pub(crate) fn release(&mut self) {
+        self.entries = OnceLock::new();
+    }
+
+    /// Whether the entries are in memory.
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.entries.get().is_some()
+    }
+
+    fn load(&self, file: &IndexFile) -> Vec<E> {
+        match file.read_all().map(|content| (self.decode)(&content)) {
+            Ok(Some(entries)) => entries,
+            Ok(None) => {
+                tracing::warn!(path = %file.path().display(), "index changed under us; using no entries");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(path = %file.path().display(), error = %e, "cannot reload index; using no entries");
+                Vec::new()
+            }
+        }
     }
 }

@@ -1,10 +1,9 @@
 //! The sparse time index of one segment (`<base offset>.timeindex`).
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use super::batch::NO_TIMESTAMP;
-use super::index_file::IndexFile;
+use super::index_file::{CachedEntries, IndexFile};
 use super::LogError;
 
 /// Size of one time index entry on disk.
@@ -32,7 +31,7 @@ pub struct TimeIndex {
     file: IndexFile,
     base_offset: i64,
     /// (timestamp, relative offset).
-    entries: OnceLock<Vec<(i64, u32)>>,
+    entries: CachedEntries<(i64, u32)>,
     max_entries: usize,
 }
 
@@ -50,12 +49,12 @@ impl TimeIndex {
         let mut index = Self {
             file,
             base_offset,
-            entries: OnceLock::new(),
+            entries: CachedEntries::new(decode_entries),
             max_entries,
         };
         match decode_entries(&content) {
             Some(entries) => {
-                index.entries = OnceLock::from(entries);
+                index.entries.set(entries);
                 Ok((index, true))
             }
             None => {
@@ -66,50 +65,28 @@ impl TimeIndex {
         }
     }
 
-    /// The entries, reloaded from the file if they were released.
     fn entries(&self) -> &Vec<(i64, u32)> {
-        self.entries.get_or_init(|| self.load_entries())
+        self.entries.get(&self.file)
     }
 
     fn entries_mut(&mut self) -> &mut Vec<(i64, u32)> {
-        if self.entries.get().is_none() {
-            let entries = self.load_entries();
-            self.entries = OnceLock::from(entries);
-        }
-        self.entries.get_mut().expect("just initialised")
-    }
-
-    /// Reads entries back after [`Self::release_memory`]. The index is only a hint (a lookup
-    /// without entries scans the segment from its start), so a failure is logged and yields
-    /// no entries rather than an error.
-    fn load_entries(&self) -> Vec<(i64, u32)> {
-        match self.file.read_all().map(|content| decode_entries(&content)) {
-            Ok(Some(entries)) => entries,
-            Ok(None) => {
-                tracing::warn!(path = %self.file.path().display(), "index changed under us; using no entries");
-                Vec::new()
-            }
-            Err(e) => {
-                tracing::warn!(path = %self.file.path().display(), error = %e, "cannot reload index; using no entries");
-                Vec::new()
-            }
-        }
+        self.entries.get_mut(&self.file)
     }
 
     /// Drops the in-memory entries of an index that is no longer appended to; they are read
     /// back from the file on the next lookup. Keeps memory proportional to the segments in use.
     pub fn release_memory(&mut self) {
-        self.entries = OnceLock::new();
+        self.entries.release();
     }
 
     /// Whether the entries are in memory.
     pub fn is_loaded(&self) -> bool {
-        self.entries.get().is_some()
+        self.entries.is_loaded()
     }
 
     /// Removes every entry.
     pub fn reset(&mut self) -> Result<(), LogError> {
-        self.entries = OnceLock::from(Vec::new());
+        self.entries.set(Vec::new());
         self.file.truncate(0)
     }
 

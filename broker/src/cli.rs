@@ -15,7 +15,7 @@ use crate::config::properties::parse_assignment;
 /// log.retention.ms, num.partitions, auto.create.topics.enable, message.max.bytes, ...), read
 /// from --config FILE (Java properties) and then --set key=value, which wins.
 #[derive(Debug, Parser)]
-#[command(name = "weir-broker", version, about, long_about = None)]
+#[command(name = "weir-broker", version, about)]
 pub struct Args {
     /// This broker's node id.
     #[arg(long, env = "WEIR_NODE_ID", default_value_t = 0)]

@@ -9,6 +9,7 @@
 # - kcat: the command-line Kafka client of the kcat smoke test.
 # - rustfmt and clippy: lint steps of scripts/test.sh.
 # - cargo-fuzz: the bounded fuzz run (scripts/fuzz.sh).
+# - the Apache Kafka Java client jars (Maven): the Java client compatibility test.
 set -euo pipefail
 
 APT_PACKAGES=(build-essential pkg-config zlib1g-dev kcat)
@@ -71,6 +72,23 @@ if cargo fuzz --version >/dev/null 2>&1; then
 else
     log "cargo install cargo-fuzz --locked"
     retry cargo install cargo-fuzz --locked
+fi
+
+# The Apache Kafka Java client for tests/tests/java_client.rs (Java and Maven come with the
+# machine; Debian's default-jdk-headless and maven otherwise).
+if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+    log "apt: installing default-jdk-headless maven"
+    retry as_root apt-get update -qq
+    retry as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends default-jdk-headless maven
+fi
+java_deps="$(cd "$(dirname "$0")/.." && pwd)/target/java-client-deps"
+if [ -f "$java_deps/kafka-clients-4.1.1.jar" ]; then
+    log "Kafka Java client already in $java_deps"
+else
+    log "mvn: copying the Kafka Java client into $java_deps"
+    retry mvn -q -B -f "$(dirname "$0")/../tests/java/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$java_deps"
 fi
 
 log "done"

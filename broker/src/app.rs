@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::broker::{Broker, Endpoint};
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
+use crate::http::HttpState;
 use crate::metadata::MetaProperties;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
@@ -113,17 +114,18 @@ pub fn open(
 }
 
 impl StartedBroker {
-    /// Serves until `shutdown` becomes true, then closes every log cleanly. `on_ready` runs once
-    /// both listeners are serving.
+    /// Serves Kafka clients until `shutdown` becomes true, then closes every log cleanly.
+    /// `http` (already serving health) starts answering metrics and readiness from this
+    /// broker; `on_ready` runs once the Kafka listener is serving.
     pub async fn serve(
         self,
         kafka: TcpListener,
-        metrics: TcpListener,
+        http: &HttpState,
         shutdown: watch::Receiver<bool>,
         on_ready: impl FnOnce(),
     ) {
         let broker = self.broker.clone();
-        let http = tokio::spawn(crate::http::run(metrics, broker.clone(), shutdown.clone()));
+        http.set_broker(broker.clone());
         let jobs = spawn_background_jobs(&broker);
         let server = tokio::spawn(crate::server::run(kafka, broker.clone(), shutdown.clone()));
         broker.set_ready(true);
@@ -133,7 +135,6 @@ impl StartedBroker {
         for job in jobs {
             job.abort();
         }
-        let _ = http.await;
         let replicas = broker.replicas.clone();
         // Closing flushes every log; run it off the async workers.
         let _ = tokio::task::spawn_blocking(move || replicas.shutdown()).await;

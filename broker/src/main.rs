@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use weir_broker::cli::Args;
 use weir_broker::clock::SystemClock;
 use weir_broker::config::{properties, BrokerConfig};
+use weir_broker::http::HttpState;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -58,25 +59,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let kafka_addr = kafka.local_addr()?;
     let metrics_addr = metrics.local_addr()?;
 
-    let started = weir_broker::app::open(
-        config,
-        kafka_addr,
-        args.advertised_listener,
-        Arc::new(SystemClock),
-    )?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Health answers from now on, through a possibly long log recovery.
+    let http_state = Arc::new(HttpState::default());
+    let http = tokio::spawn(weir_broker::http::run(
+        metrics,
+        http_state.clone(),
+        shutdown_rx.clone(),
+    ));
+    let advertised = args.advertised_listener.clone();
+    let started = tokio::task::spawn_blocking(move || {
+        weir_broker::app::open(config, kafka_addr, advertised, Arc::new(SystemClock))
+    })
+    .await??;
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
     started
-        .serve(kafka, metrics, shutdown_rx, || {
+        .serve(kafka, &http_state, shutdown_rx, || {
             tracing::info!(kafka = %kafka_addr, metrics = %metrics_addr, "serving");
             // Machine-readable line for scripts and tests that start the broker on port 0.
             println!("weir-broker ready kafka={kafka_addr} metrics={metrics_addr}");
         })
         .await;
+    let _ = http.await;
     Ok(())
 }
 

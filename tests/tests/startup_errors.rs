@@ -50,7 +50,7 @@ fn bad_flags_and_settings_are_named() {
         "num.partitions",
     );
     assert_refused(
-        &run(&["--data-dir", data, "--listen", "nowhere"]),
+        &run(&["--data-dir", data, "--advertised-listener", "nowhere"]),
         "nowhere",
     );
     let config = dir.path().join("server.properties");

@@ -1,1 +1,33 @@
-//! Helpers shared by the end-to-end tests live in `tests/tests/common/`.
+//! Helpers shared by the end-to-end tests in `tests/tests/*.rs`, as a library so every test
+//! binary links what it uses.
+//!
+//! - [`broker`]: starts a real `weir-broker` process on ephemeral ports and controls it
+//!   (SIGTERM, SIGKILL, SIGSTOP/SIGCONT, restart on the same data directory and port).
+//! - [`clients`]: rdkafka producer/consumer/admin configs and the reading helpers.
+//! - [`raw`]: a tiny Kafka wire-protocol client for exact control over requests.
+//! - [`segments`]: reads record batch v2 headers straight from `.log` segment files.
+//! - [`http`]: a plain HTTP/1.0 GET for the metrics endpoint.
+//! - [`wait`]: waiting for a condition with a deadline (no sleeps as synchronisation).
+
+pub mod broker;
+pub mod clients;
+pub mod http;
+pub mod raw;
+pub mod segments;
+pub mod wait;
+
+pub use broker::{Broker, BrokerOptions};
+pub use wait::wait_until;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A topic name unique within this test process, so tests sharing nothing but a name prefix
+/// never collide (each test has its own broker anyway; this keeps failures readable).
+pub fn unique_topic(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

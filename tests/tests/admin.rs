@@ -2,12 +2,8 @@
 //! the raw protocol, which rdkafka does not expose): create (and validate-only), describe and
 //! alter configs, add partitions, delete, and the Kafka error codes for bad requests.
 
-mod common;
-
 use std::time::Duration;
 
-use common::raw::{error_code, topic_name, RawClient};
-use common::{clients, unique_topic, wait_until, Broker};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::DescribeConfigsRequest;
 use rdkafka::admin::{
@@ -16,6 +12,8 @@ use rdkafka::admin::{
 };
 use rdkafka::consumer::Consumer;
 use rdkafka::types::RDKafkaErrorCode;
+use weir_tests::raw::{error_code, topic_name, RawClient};
+use weir_tests::{clients, unique_topic, wait_until, Broker};
 
 /// Topic names in the cluster metadata (all topics, so nothing gets auto-created).
 fn topic_names(broker: &Broker) -> Vec<String> {

@@ -3,11 +3,9 @@
 //! (record count, lengths), before they reach the log and later readers (Fetch, ListOffsets
 //! by time, recovery) trip over them.
 
-mod common;
-
 use bytes::Bytes;
-use common::raw::{error_code, record_batch, RawClient};
-use common::{unique_topic, Broker};
+use weir_tests::raw::{error_code, record_batch, RawClient};
+use weir_tests::{unique_topic, Broker};
 
 const CORRUPT_MESSAGE: i16 = 2;
 const INVALID_RECORD: i16 = 87;

@@ -3,15 +3,13 @@
 //! a byte flipped inside the last batch, the last batch cut short. The restarted broker must
 //! truncate exactly the damage, serve every record before it, and append after it.
 
-mod common;
-
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::raw::{record_batch, RawClient};
-use common::segments::{read_batches, segment_files};
-use common::{clients, unique_topic, Broker};
+use weir_tests::raw::{record_batch, RawClient};
+use weir_tests::segments::{read_batches, segment_files};
+use weir_tests::{clients, unique_topic, Broker};
 
 const RECORDS: i64 = 20;
 

@@ -3,15 +3,13 @@
 //! acknowledged with, in production order, with no gap in the offsets; the log then carries
 //! on from where it ended.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{clients, unique_topic, wait_until, Broker};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use weir_tests::{clients, unique_topic, wait_until, Broker};
 
 const PARTITIONS: i32 = 2;
 /// Acknowledged records to wait for before the kill.

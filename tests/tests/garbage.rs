@@ -3,16 +3,14 @@
 //! get an error response), never the broker: the process stays up and other clients are
 //! served, during and after.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::raw::{decode_records, error_code, record_batch, RawClient};
-use common::{unique_topic, Broker};
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseHeader};
 use kafka_protocol::protocol::Decodable;
+use weir_tests::raw::{decode_records, error_code, record_batch, RawClient};
+use weir_tests::{unique_topic, Broker};
 
 /// How long the broker may take to answer or drop a bad connection.
 const VERDICT_TIMEOUT: Duration = Duration::from_secs(10);

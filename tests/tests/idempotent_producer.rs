@@ -3,15 +3,13 @@
 //! resumes it sees the originals and the retries, and must keep exactly one copy of each
 //! record, in order.
 
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{clients, unique_topic, wait_until, Broker};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::ClientContext;
+use weir_tests::{clients, unique_topic, wait_until, Broker};
 
 /// Collects librdkafka's count of timed-out requests from its statistics callback. The raw
 /// JSON is scanned (rather than rdkafka's typed `Statistics`) so a field added by a newer

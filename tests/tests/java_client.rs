@@ -5,12 +5,10 @@
 //! without them (or without `java`) the test says so and passes, unless `WEIR_REQUIRE_JAVA=1`
 //! (set by `scripts/test.sh`) or `CI` is set.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{unique_topic, Broker};
+use weir_tests::{unique_topic, Broker};
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

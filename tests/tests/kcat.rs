@@ -2,13 +2,11 @@
 //! broker. `scripts/install-test-deps.sh` installs kcat; without it the test says so and
 //! passes, unless `WEIR_REQUIRE_KCAT=1` (set by `scripts/test.sh`) or `CI` is set.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::raw::RawClient;
-use common::{unique_topic, Broker};
+use weir_tests::raw::RawClient;
+use weir_tests::{unique_topic, Broker};
 
 fn kcat_available() -> bool {
     let found = Command::new("kcat")

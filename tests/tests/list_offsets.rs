@@ -2,16 +2,14 @@
 //! timestamps, earliest/latest watermarks, and the max-timestamp lookup (-3) over the raw
 //! protocol.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::raw::RawClient;
-use common::{clients, unique_topic, Broker};
 use kafka_protocol::messages::ApiKey;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use weir_tests::raw::RawClient;
+use weir_tests::{clients, unique_topic, Broker};
 
 const RECORDS: i64 = 60;
 const STEP_MS: i64 = 1000;

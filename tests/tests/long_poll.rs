@@ -1,12 +1,10 @@
 //! Long-poll Fetch over the raw protocol: with `min_bytes=1` the broker holds the request
 //! until data arrives (and answers as soon as it does), or until `max_wait` passes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::raw::{decode_records, record_batch, RawClient};
-use common::{unique_topic, Broker};
+use weir_tests::raw::{decode_records, record_batch, RawClient};
+use weir_tests::{unique_topic, Broker};
 
 #[test]
 fn a_waiting_fetch_returns_records_produced_while_it_waits() {

@@ -1,13 +1,11 @@
 //! `message.max.bytes`: a batch larger than the broker's limit is refused with
 //! MESSAGE_TOO_LARGE; the client's own limit is set higher so the broker is the one deciding.
 
-mod common;
-
-use common::{clients, unique_topic, Broker, BrokerOptions};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
+use weir_tests::{clients, unique_topic, Broker, BrokerOptions};
 
 const BROKER_LIMIT: usize = 10_000;
 

@@ -1,11 +1,9 @@
 //! The metrics HTTP endpoint: `/healthz` and `/readyz` answer 200, and after producing,
 //! `/metrics` (Prometheus text) counts the Produce requests and the bytes written to the topic.
 
-mod common;
-
-use common::http::{get, parse_prometheus, Sample};
-use common::raw::{record_batch, RawClient};
-use common::{unique_topic, Broker};
+use weir_tests::http::{get, parse_prometheus, Sample};
+use weir_tests::raw::{record_batch, RawClient};
+use weir_tests::{unique_topic, Broker};
 
 const BATCHES: usize = 5;
 

@@ -2,12 +2,10 @@
 //! contiguous offsets, across several partitions at once; a key always lands on the same
 //! partition, whichever producer sends it.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{clients, unique_topic, Broker};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use weir_tests::{clients, unique_topic, Broker};
 
 const PARTITIONS: i32 = 4;
 const KEYS: usize = 40;

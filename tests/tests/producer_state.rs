@@ -3,11 +3,9 @@
 //! appended), a sequence gap is rejected with OUT_OF_ORDER_SEQUENCE_NUMBER, and the state
 //! survives a restart (clean or crash) of the broker.
 
-mod common;
-
-use common::raw::{decode_records, error_code, record_batch, ProducerIdentity, RawClient};
-use common::{unique_topic, Broker};
 use std::time::Duration;
+use weir_tests::raw::{decode_records, error_code, record_batch, ProducerIdentity, RawClient};
+use weir_tests::{unique_topic, Broker};
 
 fn identity(producer: (i64, i16), base_sequence: i32) -> Option<ProducerIdentity> {
     Some(ProducerIdentity {

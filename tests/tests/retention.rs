@@ -4,14 +4,12 @@
 //! from the oldest, moving the log start offset. Retention is switched on with
 //! IncrementalAlterConfigs after producing, so the segments it acts on are known exactly.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::raw::{decode_records, error_code, now_ms, record_batch_at, RawClient};
-use common::segments::{read_batches, segment_files, StoredBatch};
-use common::{unique_topic, wait_until, Broker, BrokerOptions};
+use weir_tests::raw::{decode_records, error_code, now_ms, record_batch_at, RawClient};
+use weir_tests::segments::{read_batches, segment_files, StoredBatch};
+use weir_tests::{unique_topic, wait_until, Broker, BrokerOptions};
 
 const SEGMENT_BYTES: usize = 4096;
 const VALUE_BYTES: usize = 500;

@@ -1,12 +1,10 @@
 //! A broker that cannot start says why and exits non-zero: an unknown flag, an unknown setting,
 //! a bad value, an unusable data directory, or a data directory another broker holds.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::broker::broker_bin;
-use common::Broker;
+use weir_tests::broker::broker_bin;
+use weir_tests::Broker;
 
 fn run(args: &[&str]) -> Output {
     Command::new(broker_bin())

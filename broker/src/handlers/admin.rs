@@ -1,7 +1,5 @@
 //! CreateTopics, DeleteTopics and CreatePartitions.
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
@@ -13,7 +11,7 @@ use kafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 
-use super::text;
+use super::{config_overrides, text};
 use crate::broker::Broker;
 use crate::config::topic as topic_config;
 use crate::replica_manager::AdminError;
@@ -37,15 +35,8 @@ pub fn create_topics(
                     .collect::<Vec<_>>(),
             )
             .and_then(|_| {
-                let configs = t
-                    .configs
-                    .iter()
-                    .filter_map(|c| {
-                        c.value
-                            .as_ref()
-                            .map(|v| (c.name.to_string(), v.to_string()))
-                    })
-                    .collect::<BTreeMap<_, _>>();
+                let configs =
+                    config_overrides(t.configs.iter().map(|c| (&c.name, c.value.as_ref())));
                 let (partitions, rf) = if t.assignments.is_empty() {
                     (t.num_partitions, t.replication_factor)
                 } else {

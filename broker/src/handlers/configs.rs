@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::text;
+use super::{config_overrides, text};
 use crate::broker::Broker;
 use crate::config::topic::{self as topic_config, ConfigSource};
 
@@ -192,15 +192,9 @@ pub fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsRespo
                 &res.resource_name,
                 request.validate_only,
                 |_| {
-                    Ok(res
-                        .configs
-                        .iter()
-                        .filter_map(|c| {
-                            c.value
-                                .as_ref()
-                                .map(|v| (c.name.to_string(), v.to_string()))
-                        })
-                        .collect())
+                    Ok(config_overrides(
+                        res.configs.iter().map(|c| (&c.name, c.value.as_ref())),
+                    ))
                 },
             );
             let response = alter_configs_response::AlterConfigsResourceResponse::default()

@@ -76,6 +76,15 @@ pub fn log_error_code(e: &LogError) -> i16 {
     }
 }
 
+/// Config overrides from a request's `(name, value)` pairs; a null value sets nothing.
+pub fn config_overrides<'a>(
+    pairs: impl Iterator<Item = (&'a StrBytes, Option<&'a StrBytes>)>,
+) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .filter_map(|(name, value)| value.map(|v| (name.to_string(), v.to_string())))
+        .collect()
+}
+
 /// An owned string for a response field.
 pub fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())

@@ -14,7 +14,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::Broker;
+use crate::Broker;
 
 /// Timeout for one client operation (metadata, admin request, watermarks).
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,7 +56,7 @@ pub fn producer(broker: &Broker, overrides: &[(&str, &str)]) -> FutureProducer {
 pub fn consumer_config(broker: &Broker) -> ClientConfig {
     let mut config = base_config(broker);
     config
-        .set("group.id", super::unique_topic("weir-tests-reader"))
+        .set("group.id", crate::unique_topic("weir-tests-reader"))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "100")
@@ -112,7 +112,7 @@ pub async fn create_topic_with(
 /// Waits until metadata shows `topic` with `partitions` partitions, each with a leader.
 pub fn wait_for_partitions(broker: &Broker, topic: &str, partitions: i32) {
     let consumer = consumer(broker);
-    super::wait_until(
+    crate::wait_until(
         CLIENT_TIMEOUT,
         &format!("metadata shows {topic} with {partitions} led partitions"),
         || {

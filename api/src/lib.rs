@@ -1,8 +1,5 @@
-//! Shared between the Weir broker and operator.
-//!
-//! This crate will hold the internal gRPC admin API (tonic/prost) and the replica placement
-//! algorithm once the replicated cluster lands. For now it only names the defaults both sides
-//! agree on, so the operator never has to link the broker to learn them.
+//! Shared between the Weir broker and operator: the internal gRPC API (tonic/prost, generated
+//! from `proto/`) and the defaults both sides agree on, so the operator never links the broker.
 
 /// Default Kafka client port of a broker.
 pub const DEFAULT_CLIENT_PORT: u16 = 9092;
@@ -10,3 +7,12 @@ pub const DEFAULT_CLIENT_PORT: u16 = 9092;
 pub const DEFAULT_RPC_PORT: u16 = 9093;
 /// Default Prometheus metrics and health port of a broker.
 pub const DEFAULT_METRICS_PORT: u16 = 9644;
+
+/// Generated protobuf messages and gRPC services.
+pub mod proto {
+    /// The controller's internal RPCs (Raft transport) between brokers.
+    pub mod controller {
+        #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("weir.controller.v1");
+    }
+}

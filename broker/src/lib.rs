@@ -16,6 +16,7 @@ pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod controller;
 pub mod handlers;
 pub mod http;
 pub mod log;

@@ -1,0 +1,180 @@
+//! Commands of the metadata log and what applying them returns.
+//!
+//! A command is a request to change the image; [`super::image::MetadataImage::apply`] decides
+//! whether it still holds when its turn comes (stale epochs are refused there, not by the
+//! proposer), so a command written with out-of-date knowledge can never corrupt the image.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::image::{PartitionImage, TopicPartition};
+
+/// Replicas of one partition in preference order.
+pub type ReplicaAssignment = Vec<i32>;
+
+/// An ISR change proposed by a partition leader (Kafka's AlterPartition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionChange {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The proposing leader.
+    pub leader: i32,
+    /// The leader epoch it leads in.
+    pub leader_epoch: i32,
+    /// The partition epoch it last saw.
+    pub partition_epoch: i32,
+    /// The new ISR.
+    pub isr: Vec<i32>,
+}
+
+/// One entry of the metadata log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataCommand {
+    /// Sets the cluster id if none is set yet.
+    InitCluster {
+        /// Proposed id.
+        cluster_id: String,
+    },
+    /// A broker process started and announces itself (fenced until it catches up).
+    RegisterBroker {
+        /// Node id.
+        id: i32,
+        /// Random id of this process.
+        incarnation: Uuid,
+        /// `broker.rack`.
+        rack: Option<String>,
+        /// Advertised Kafka host.
+        host: String,
+        /// Advertised Kafka port.
+        port: u16,
+        /// Internal RPC address.
+        rpc_addr: String,
+    },
+    /// Removes a broker from the cluster.
+    UnregisterBroker {
+        /// Node id.
+        id: i32,
+    },
+    /// A broker missed its session (or is not caught up): it leaves ISRs and leaderships.
+    FenceBroker {
+        /// Node id.
+        id: i32,
+        /// Its registration epoch.
+        epoch: i64,
+    },
+    /// A registered broker caught up with the metadata log and heartbeats.
+    UnfenceBroker {
+        /// Node id.
+        id: i32,
+        /// Its registration epoch.
+        epoch: i64,
+    },
+    /// A broker is shutting down: move its leaderships away first.
+    ControlledShutdown {
+        /// Node id.
+        id: i32,
+        /// Its registration epoch.
+        epoch: i64,
+    },
+    /// Marks a broker as draining (no new replicas) or not.
+    SetDraining {
+        /// Node id.
+        id: i32,
+        /// Draining or not.
+        draining: bool,
+    },
+    /// Creates a topic with a replica assignment per partition.
+    CreateTopic {
+        /// Name.
+        name: String,
+        /// Topic id.
+        id: Uuid,
+        /// Config overrides.
+        configs: BTreeMap<String, String>,
+        /// Replicas per partition.
+        assignment: Vec<ReplicaAssignment>,
+    },
+    /// Appends partitions to a topic.
+    CreatePartitions {
+        /// Name.
+        name: String,
+        /// Replicas of each new partition.
+        assignment: Vec<ReplicaAssignment>,
+    },
+    /// Deletes a topic.
+    DeleteTopic {
+        /// Name.
+        name: String,
+    },
+    /// Replaces a topic's config overrides.
+    AlterTopicConfigs {
+        /// Name.
+        name: String,
+        /// The new overrides.
+        configs: BTreeMap<String, String>,
+    },
+    /// An ISR change from a partition leader.
+    AlterPartition(PartitionChange),
+    /// Moves leadership to the preferred replica where it is in sync.
+    ElectPreferredLeaders {
+        /// The partitions.
+        partitions: Vec<TopicPartition>,
+    },
+    /// Starts (`Some`) or cancels (`None`) a reassignment of one partition.
+    Reassign {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Target replicas.
+        target: Option<ReplicaAssignment>,
+    },
+    /// Hands a block of producer ids to a broker.
+    AllocateProducerIds {
+        /// The broker asking.
+        broker_id: i32,
+    },
+}
+
+/// What applying a command returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// Done.
+    Ok,
+    /// Refused, with the Kafka error code that says why.
+    Error {
+        /// Kafka error code.
+        code: i16,
+        /// Human-readable reason.
+        message: String,
+    },
+    /// The cluster id in force.
+    ClusterId(String),
+    /// A registration's broker epoch.
+    BrokerEpoch(i64),
+    /// The partition after an ISR change.
+    Partition(PartitionImage),
+    /// Per-partition outcome of leader elections (0 = elected).
+    Elections(Vec<(TopicPartition, i16)>),
+    /// A block of producer ids `start..start + len`.
+    ProducerIds {
+        /// First id.
+        start: i64,
+        /// Number of ids.
+        len: i64,
+    },
+}
+
+impl CommandResult {
+    /// An error result.
+    pub fn error(code: i16, message: impl Into<String>) -> Self {
+        CommandResult::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}

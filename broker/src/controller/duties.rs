@@ -1,0 +1,123 @@
+//! What the active controller does on its own: fence brokers whose session expired, and move
+//! leadership back to preferred replicas (`auto.leader.rebalance.enable`).
+//!
+//! Session clocks live only in the active controller's memory. A node that becomes active
+//! starts every broker's clock afresh, so a controller failover never fences a live broker.
+
+use std::collections::HashMap;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use super::command::MetadataCommand;
+use super::Controller;
+
+/// How often the duties run.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Last heartbeat per broker, as seen by the active controller.
+#[derive(Debug, Default)]
+pub(super) struct Sessions {
+    /// The Raft term in which this node became active (`None` when not active).
+    active_term: Option<u64>,
+    last_seen: HashMap<i32, Instant>,
+    last_rebalance: Option<Instant>,
+}
+
+impl Sessions {
+    /// Records a sign of life from `broker`.
+    pub(super) fn touch(&mut self, broker: i32) {
+        self.last_seen.insert(broker, Instant::now());
+    }
+}
+
+/// Runs until the controller is dropped.
+pub(super) async fn run(controller: Weak<Controller>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(controller) = controller.upgrade() else {
+            return;
+        };
+        if let Err(e) = run_once(&controller).await {
+            tracing::warn!(error = %e, "active controller duty failed");
+        }
+    }
+}
+
+async fn run_once(controller: &Controller) -> Result<(), super::ControllerError> {
+    let (is_leader, term, _) = controller.raft_status();
+    let image = controller.image();
+    let now = Instant::now();
+    let (expired, rebalance_due) = {
+        let mut sessions = controller.sessions.lock();
+        if !is_leader {
+            sessions.active_term = None;
+            return Ok(());
+        }
+        if sessions.active_term != Some(term) {
+            sessions.active_term = Some(term);
+            sessions.last_seen = image.brokers.keys().map(|id| (*id, now)).collect();
+            sessions.last_rebalance = Some(now);
+        }
+        let timeout = controller.config.session_timeout;
+        let expired: Vec<(i32, i64)> = image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| {
+                let seen = *sessions.last_seen.entry(b.id).or_insert(now);
+                now.duration_since(seen) > timeout
+            })
+            .map(|b| (b.id, b.epoch))
+            .collect();
+        let rebalance_due = match controller.config.leader_imbalance_interval {
+            Some(interval) => {
+                let due = sessions
+                    .last_rebalance
+                    .is_none_or(|last| now.duration_since(last) >= interval);
+                if due {
+                    sessions.last_rebalance = Some(now);
+                }
+                due
+            }
+            None => false,
+        };
+        (expired, rebalance_due)
+    };
+    for (id, epoch) in expired {
+        tracing::warn!(broker = id, "broker session expired; fencing it");
+        controller
+            .write(MetadataCommand::FenceBroker { id, epoch })
+            .await?;
+    }
+    if rebalance_due {
+        let partitions = imbalanced_partitions(&controller.image());
+        if !partitions.is_empty() {
+            tracing::info!(count = partitions.len(), "electing preferred leaders");
+            controller
+                .write(MetadataCommand::ElectPreferredLeaders { partitions })
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Partitions whose preferred replica is active and in sync but not leading.
+pub(crate) fn imbalanced_partitions(
+    image: &super::image::MetadataImage,
+) -> Vec<super::image::TopicPartition> {
+    let mut out = Vec::new();
+    for topic in image.topics.values() {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            let Some(&preferred) = p.target_replicas().first() else {
+                continue;
+            };
+            let active = image.brokers.get(&preferred).is_some_and(|b| b.is_active());
+            if p.leader != preferred && active && p.isr.contains(&preferred) {
+                out.push((topic.name.clone(), index as i32));
+            }
+        }
+    }
+    out
+}

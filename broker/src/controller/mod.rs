@@ -1,0 +1,475 @@
+//! The metadata quorum ("the controller"): a Raft log of cluster metadata, replicated with
+//! `openraft` over tonic gRPC on the internal listener, and the duties of whichever node leads
+//! it (the active controller).
+//!
+//! How the pieces fit:
+//! - [`command`] is what the log holds and [`image`] what applying it builds; applying is
+//!   deterministic, so every broker derives the same [`image::MetadataImage`].
+//! - [`log_store`] and [`state_machine`] are openraft's storage, on disk under
+//!   `<data-dir>/__cluster_metadata/`; [`network`] and [`rpc`] are its transport.
+//! - [`Controller`] is the handle the broker uses: the current image (and a channel of new
+//!   ones), [`Controller::write`] to propose a command from any node (forwarded to the active
+//!   controller), and the broker-facing calls (registration, heartbeats) that the active
+//!   controller answers.
+//! - [`duties`] runs on the active controller: fencing brokers whose session expired and moving
+//!   leadership back to preferred replicas.
+//!
+//! Voters come from `--voters`; a lone broker is its own single voter. Brokers that are not
+//! voters join as Raft learners when they register, so every broker follows the log.
+
+pub mod command;
+mod duties;
+pub mod image;
+#[cfg(test)]
+mod image_tests;
+pub mod log_store;
+pub mod network;
+pub mod rpc;
+pub mod state_machine;
+#[cfg(test)]
+mod tests;
+pub mod types;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ServerState};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+use uuid::Uuid;
+use weir_api::proto::controller::controller_client::ControllerClient;
+use weir_api::proto::controller::{
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, RaftPayload, RegisterBrokerRequest,
+    RegisterBrokerResponse,
+};
+
+use self::command::{CommandResult, MetadataCommand};
+use self::image::MetadataImage;
+use self::log_store::LogStore;
+use self::network::NetworkFactory;
+use self::state_machine::StateMachine;
+use self::types::{NodeId, Raft};
+
+/// Directory of the metadata log inside the data directory.
+pub const METADATA_DIR: &str = "__cluster_metadata";
+
+/// Settings of the quorum and of broker sessions.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// This broker's node id.
+    pub node_id: i32,
+    /// Where the metadata log lives.
+    pub dir: PathBuf,
+    /// Voters: node id → internal RPC address.
+    pub voters: BTreeMap<i32, String>,
+    /// A broker that has not heartbeated for this long is fenced (`broker.session.timeout.ms`).
+    pub session_timeout: Duration,
+    /// How often the active controller looks for imbalanced leadership
+    /// (`leader.imbalance.check.interval.seconds`); `None` when
+    /// `auto.leader.rebalance.enable` is off.
+    pub leader_imbalance_interval: Option<Duration>,
+    /// Raft heartbeat interval; elections start after 4–8 of these without a leader.
+    pub raft_heartbeat: Duration,
+}
+
+/// Why a controller operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// No active controller could be reached in time.
+    #[error("the metadata quorum is unavailable: {0}")]
+    Unavailable(String),
+    /// This node is not the active controller (and forwarding is not possible).
+    #[error("this node is not the active controller")]
+    NotController,
+    /// The command was applied and refused.
+    #[error("{message} (error code {code})")]
+    Refused {
+        /// Kafka error code.
+        code: i16,
+        /// Reason.
+        message: String,
+    },
+    /// A request was malformed.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// Raft stopped (storage failure or shutdown).
+    #[error("the metadata quorum stopped: {0}")]
+    Fatal(String),
+}
+
+/// The handle to this node's part of the metadata quorum. Shared behind an `Arc`.
+pub struct Controller {
+    config: ControllerConfig,
+    raft: Raft,
+    image_rx: watch::Receiver<Arc<MetadataImage>>,
+    clients: Mutex<HashMap<String, ControllerClient<Channel>>>,
+    sessions: Mutex<duties::Sessions>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a forwarded write may keep retrying while there is no leader.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Controller {
+    /// Opens the metadata log, starts Raft, initialises the voter set on a fresh voter, and
+    /// starts the active-controller duties. The gRPC services ([`rpc::services`]) must be
+    /// served by the caller on the internal listener.
+    pub async fn start(config: ControllerConfig) -> Result<Arc<Self>, ControllerError> {
+        let fatal = |e: std::io::Error| ControllerError::Fatal(e.to_string());
+        let log_store = LogStore::open(&config.dir).map_err(fatal)?;
+        let state_machine = StateMachine::open(&config.dir).map_err(fatal)?;
+        let image_rx = state_machine.subscribe();
+        let pristine = log_store.is_pristine();
+        let heartbeat_ms = config.raft_heartbeat.as_millis() as u64;
+        let raft_config = openraft::Config {
+            cluster_name: "weir".to_string(),
+            heartbeat_interval: heartbeat_ms,
+            election_timeout_min: heartbeat_ms * 4,
+            election_timeout_max: heartbeat_ms * 8,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+            max_in_snapshot_log_to_keep: 100,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ControllerError::Fatal(e.to_string()))?;
+        let raft = Raft::new(
+            config.node_id as NodeId,
+            Arc::new(raft_config),
+            NetworkFactory,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| ControllerError::Fatal(e.to_string()))?;
+
+        let is_voter = config.voters.contains_key(&config.node_id);
+        if is_voter && pristine {
+            let members: BTreeMap<NodeId, BasicNode> = config
+                .voters
+                .iter()
+                .map(|(id, addr)| (*id as NodeId, BasicNode::new(addr)))
+                .collect();
+            if let Err(e) = raft.initialize(members).await {
+                tracing::debug!(error = %e, "metadata quorum already initialised");
+            }
+        }
+        if is_voter && config.voters.len() == 1 {
+            // A lone voter need not wait an election timeout to lead.
+            raft.trigger()
+                .elect()
+                .await
+                .map_err(|e| ControllerError::Fatal(e.to_string()))?;
+        }
+
+        let controller = Arc::new(Self {
+            config,
+            raft,
+            image_rx,
+            clients: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(duties::Sessions::default()),
+        });
+        tokio::spawn(duties::run(Arc::downgrade(&controller)));
+        Ok(controller)
+    }
+
+    /// The Raft instance.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The latest applied image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image_rx.borrow().clone()
+    }
+
+    /// A receiver that sees every new image.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image_rx.clone()
+    }
+
+    /// The active controller's id and internal address, if one is known.
+    pub fn leader(&self) -> Option<(i32, String)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let id = metrics.current_leader?;
+        let addr = metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .or_else(|| self.config.voters.get(&(id as i32)).cloned())?;
+        Some((id as i32, addr))
+    }
+
+    /// Whether this node is the active controller.
+    pub fn is_active(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Raft state for metrics: (is leader, current term, last applied index, commit index).
+    pub fn raft_status(&self) -> (bool, u64, u64) {
+        let m = self.raft.metrics().borrow().clone();
+        (
+            m.state == ServerState::Leader,
+            m.current_term,
+            m.last_applied.map_or(0, |l| l.index),
+        )
+    }
+
+    /// Proposes a command from any node: written locally on the active controller, forwarded
+    /// to it otherwise. Waits up to a bound for a leader to exist.
+    pub async fn write(&self, command: MetadataCommand) -> Result<CommandResult, ControllerError> {
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        loop {
+            let attempt = match self.leader() {
+                Some((id, _)) if id == self.config.node_id => self.write_on_leader(&command).await,
+                Some((_, addr)) => self.forward_write(&addr, &command).await,
+                None => Err(ControllerError::Unavailable("no active controller".into())),
+            };
+            match attempt {
+                Err(e @ (ControllerError::Unavailable(_) | ControllerError::NotController))
+                    if Instant::now() < deadline =>
+                {
+                    tracing::debug!(error = %e, "retrying metadata write");
+                    let _ = self
+                        .raft
+                        .wait(Some(Duration::from_millis(200)))
+                        .metrics(|m| m.current_leader.is_some(), "a leader")
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Like [`Controller::write`], but refused results become errors.
+    pub async fn write_ok(
+        &self,
+        command: MetadataCommand,
+    ) -> Result<CommandResult, ControllerError> {
+        match self.write(command).await? {
+            CommandResult::Error { code, message } => {
+                Err(ControllerError::Refused { code, message })
+            }
+            ok => Ok(ok),
+        }
+    }
+
+    /// Entry point of the `Write` RPC: write here if active, otherwise forward once more.
+    pub(crate) async fn write_local(
+        &self,
+        command: MetadataCommand,
+    ) -> Result<CommandResult, ControllerError> {
+        self.write(command).await
+    }
+
+    async fn write_on_leader(
+        &self,
+        command: &MetadataCommand,
+    ) -> Result<CommandResult, ControllerError> {
+        match self.raft.client_write(command.clone()).await {
+            Ok(response) => Ok(response.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(ControllerError::NotController)
+            }
+            Err(e) => Err(ControllerError::Fatal(e.to_string())),
+        }
+    }
+
+    fn client(&self, addr: &str) -> Result<ControllerClient<Channel>, ControllerError> {
+        let mut clients = self.clients.lock();
+        if let Some(c) = clients.get(addr) {
+            return Ok(c.clone());
+        }
+        let channel = network::channel(addr)
+            .map_err(|e| ControllerError::Invalid(format!("controller address `{addr}`: {e}")))?;
+        let client = ControllerClient::new(channel);
+        clients.insert(addr.to_string(), client.clone());
+        Ok(client)
+    }
+
+    async fn forward_write(
+        &self,
+        addr: &str,
+        command: &MetadataCommand,
+    ) -> Result<CommandResult, ControllerError> {
+        let data =
+            serde_json::to_vec(command).map_err(|e| ControllerError::Invalid(e.to_string()))?;
+        let mut client = self.client(addr)?;
+        let reply = client
+            .write(RaftPayload { data })
+            .await
+            .map_err(status_error)?;
+        serde_json::from_slice(&reply.into_inner().data)
+            .map_err(|e| ControllerError::Fatal(format!("undecodable controller reply: {e}")))
+    }
+
+    /// Registers a broker (the `RegisterBroker` RPC); forwarded to the active controller.
+    pub async fn register_broker(
+        &self,
+        request: RegisterBrokerRequest,
+    ) -> Result<RegisterBrokerResponse, ControllerError> {
+        if !self.is_active() {
+            let (_, addr) = self
+                .leader()
+                .ok_or_else(|| ControllerError::Unavailable("no active controller".into()))?;
+            let mut client = self.client(&addr)?;
+            return Ok(client
+                .register_broker(request)
+                .await
+                .map_err(status_error)?
+                .into_inner());
+        }
+        let id = request.broker_id;
+        let incarnation = Uuid::parse_str(&request.incarnation)
+            .map_err(|e| ControllerError::Invalid(format!("incarnation: {e}")))?;
+        let port = u16::try_from(request.port)
+            .map_err(|_| ControllerError::Invalid(format!("port {} out of range", request.port)))?;
+        // Every broker follows the log: one that is not a voter joins as a learner.
+        let is_member = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&(id as NodeId))
+            .is_some();
+        if !is_member {
+            self.raft
+                .add_learner(id as NodeId, BasicNode::new(&request.rpc_addr), false)
+                .await
+                .map_err(|e| ControllerError::Unavailable(format!("adding learner {id}: {e}")))?;
+        }
+        let cluster_id = match self
+            .write_ok(MetadataCommand::InitCluster {
+                cluster_id: request.cluster_id.clone(),
+            })
+            .await?
+        {
+            CommandResult::ClusterId(id) => id,
+            other => {
+                return Err(ControllerError::Fatal(format!(
+                    "unexpected result {other:?}"
+                )))
+            }
+        };
+        let result = self
+            .write_ok(MetadataCommand::RegisterBroker {
+                id,
+                incarnation,
+                rack: Some(request.rack).filter(|r| !r.is_empty()),
+                host: request.host,
+                port,
+                rpc_addr: request.rpc_addr,
+            })
+            .await?;
+        let CommandResult::BrokerEpoch(broker_epoch) = result else {
+            return Err(ControllerError::Fatal(format!(
+                "unexpected result {result:?}"
+            )));
+        };
+        self.sessions.lock().touch(id);
+        tracing::info!(broker = id, broker_epoch, "broker registered");
+        Ok(RegisterBrokerResponse {
+            broker_epoch,
+            cluster_id,
+        })
+    }
+
+    /// A broker's heartbeat (the `BrokerHeartbeat` RPC); forwarded to the active controller.
+    pub async fn heartbeat(
+        &self,
+        request: BrokerHeartbeatRequest,
+    ) -> Result<BrokerHeartbeatResponse, ControllerError> {
+        if !self.is_active() {
+            let (_, addr) = self
+                .leader()
+                .ok_or_else(|| ControllerError::Unavailable("no active controller".into()))?;
+            let mut client = self.client(&addr)?;
+            return Ok(client
+                .broker_heartbeat(request)
+                .await
+                .map_err(status_error)?
+                .into_inner());
+        }
+        let id = request.broker_id;
+        let image = self.image();
+        let Some(broker) = image
+            .brokers
+            .get(&id)
+            .filter(|b| b.epoch == request.broker_epoch)
+        else {
+            return Err(ControllerError::Refused {
+                code: image::STALE_BROKER_EPOCH,
+                message: format!(
+                    "broker {id} epoch {} is not registered",
+                    request.broker_epoch
+                ),
+            });
+        };
+        self.sessions.lock().touch(id);
+        let epoch = broker.epoch;
+        if request.want_shutdown {
+            if !broker.in_controlled_shutdown {
+                self.write_ok(MetadataCommand::ControlledShutdown { id, epoch })
+                    .await?;
+            }
+        } else if broker.fenced && request.applied_index >= epoch as u64 {
+            self.write_ok(MetadataCommand::UnfenceBroker { id, epoch })
+                .await?;
+        }
+        let image = self.image();
+        let broker = image.brokers.get(&id);
+        Ok(BrokerHeartbeatResponse {
+            fenced: broker.is_none_or(|b| b.fenced),
+            shutdown_ready: broker.is_some_and(|b| b.in_controlled_shutdown),
+        })
+    }
+
+    /// Stops Raft.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "stopping the metadata quorum");
+        }
+    }
+}
+
+fn status_error(status: tonic::Status) -> ControllerError {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
+            ControllerError::Unavailable(status.message().to_string())
+        }
+        tonic::Code::FailedPrecondition => {
+            // Refusals carry "message (error code N)".
+            let text = status.message();
+            match text.rsplit_once(" (error code ") {
+                Some((message, code)) => ControllerError::Refused {
+                    code: code.trim_end_matches(')').parse().unwrap_or(-1),
+                    message: message.to_string(),
+                },
+                None => ControllerError::Refused {
+                    code: -1,
+                    message: text.to_string(),
+                },
+            }
+        }
+        tonic::Code::InvalidArgument => ControllerError::Invalid(status.message().to_string()),
+        _ => ControllerError::Fatal(status.message().to_string()),
+    }
+}

@@ -1,0 +1,184 @@
+//! The quorum with real Raft nodes over real gRPC on loopback, inside one process.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::command::{CommandResult, MetadataCommand};
+use super::image::MetadataImage;
+use super::{rpc, Controller, ControllerConfig};
+
+struct Node {
+    id: i32,
+    dir: PathBuf,
+    addr: String,
+    controller: Option<Arc<Controller>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+fn config(id: i32, dir: PathBuf, voters: &BTreeMap<i32, String>) -> ControllerConfig {
+    ControllerConfig {
+        node_id: id,
+        dir,
+        voters: voters.clone(),
+        session_timeout: Duration::from_secs(60),
+        leader_imbalance_interval: None,
+        raft_heartbeat: Duration::from_millis(50),
+    }
+}
+
+impl Node {
+    async fn start(&mut self, voters: &BTreeMap<i32, String>) {
+        let listener = TcpListener::bind(&self.addr).await.unwrap();
+        let controller = Controller::start(config(self.id, self.dir.clone(), voters))
+            .await
+            .unwrap();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(rpc::serve(listener, controller.clone(), async {
+            let _ = rx.await;
+        }));
+        self.controller = Some(controller);
+        self.stop = Some(tx);
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(c) = self.controller.take() {
+            c.shutdown().await;
+        }
+    }
+
+    fn controller(&self) -> &Arc<Controller> {
+        self.controller.as_ref().expect("node is running")
+    }
+}
+
+async fn cluster(n: i32, root: &std::path::Path) -> (Vec<Node>, BTreeMap<i32, String>) {
+    let mut nodes = Vec::new();
+    let mut voters = BTreeMap::new();
+    for id in 0..n {
+        // Reserve a port, then release it for the node to bind (Raft needs the address first).
+        let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = probe.local_addr().unwrap().to_string();
+        drop(probe);
+        voters.insert(id, addr.clone());
+        nodes.push(Node {
+            id,
+            dir: root.join(format!("node-{id}")),
+            addr,
+            controller: None,
+            stop: None,
+        });
+    }
+    for node in &mut nodes {
+        node.start(&voters).await;
+    }
+    (nodes, voters)
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn create_topic(name: &str) -> MetadataCommand {
+    MetadataCommand::CreateTopic {
+        name: name.to_string(),
+        id: Uuid::new_v4(),
+        configs: BTreeMap::new(),
+        assignment: vec![vec![0, 1, 2], vec![1, 2, 0]],
+    }
+}
+
+fn has_topic(image: &MetadataImage, name: &str) -> bool {
+    image.topics.contains_key(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_voters_agree_survive_a_leader_loss_and_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut nodes, voters) = cluster(3, root.path()).await;
+    wait_until("a leader", || nodes[0].controller().leader().is_some()).await;
+
+    // A write proposed on a follower is forwarded to the leader.
+    let (leader, _) = nodes[0].controller().leader().unwrap();
+    let follower = (leader + 1) % 3;
+    let result = nodes[follower as usize]
+        .controller()
+        .write(create_topic("a"))
+        .await
+        .unwrap();
+    assert_eq!(result, CommandResult::Ok);
+    for node in &nodes {
+        let c = node.controller().clone();
+        wait_until("topic a everywhere", || has_topic(&c.image(), "a")).await;
+    }
+    // A second create of the same name is refused by apply, on every node alike.
+    let again = nodes[0]
+        .controller()
+        .write(create_topic("a"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, CommandResult::Error { code: 36, .. }),
+        "{again:?}"
+    );
+
+    // The leader goes away; the other two elect a new one and keep accepting writes.
+    nodes[leader as usize].stop().await;
+    let survivor = (leader + 1) % 3;
+    let c = nodes[survivor as usize].controller().clone();
+    wait_until("a new leader", || {
+        c.leader().is_some_and(|(id, _)| id != leader)
+    })
+    .await;
+    assert_eq!(c.write(create_topic("b")).await.unwrap(), CommandResult::Ok);
+
+    // The old leader restarts from its files and catches up with what it missed.
+    nodes[leader as usize].start(&voters).await;
+    let back = nodes[leader as usize].controller().clone();
+    wait_until("restarted node has both topics", || {
+        let image = back.image();
+        has_topic(&image, "a") && has_topic(&image, "b")
+    })
+    .await;
+    let reference = nodes[survivor as usize].controller().image();
+    let image = back.image();
+    assert_eq!(image.topics, reference.topics);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_voter_leads_at_once_and_keeps_its_metadata_across_restarts() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut nodes, voters) = cluster(1, root.path()).await;
+    let c = nodes[0].controller().clone();
+    wait_until("leadership", || c.is_active()).await;
+    c.write_ok(MetadataCommand::CreateTopic {
+        name: "kept".into(),
+        id: Uuid::new_v4(),
+        configs: BTreeMap::new(),
+        assignment: vec![vec![0]],
+    })
+    .await
+    .unwrap();
+    let before = c.image();
+    nodes[0].stop().await;
+    nodes[0].start(&voters).await;
+    let c = nodes[0].controller().clone();
+    wait_until("replayed topic", || has_topic(&c.image(), "kept")).await;
+    assert_eq!(c.image().topics, before.topics);
+    nodes[0].stop().await;
+}

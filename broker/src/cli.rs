@@ -37,6 +37,21 @@ pub struct Args {
     #[arg(long, env = "WEIR_METRICS_LISTEN", default_value = "127.0.0.1:9644")]
     pub metrics_listen: SocketAddr,
 
+    /// Address the internal listener binds: the metadata quorum (Raft) and the controller's
+    /// broker and admin gRPC services (port 0 picks a free one).
+    #[arg(long, env = "WEIR_RPC_LISTEN", default_value = "127.0.0.1:9093")]
+    pub rpc_listen: SocketAddr,
+
+    /// HOST:PORT other brokers and the operator use to reach the internal listener; defaults
+    /// to the bound --rpc-listen address.
+    #[arg(long, env = "WEIR_ADVERTISED_RPC", value_parser = parse_endpoint)]
+    pub advertised_rpc: Option<Endpoint>,
+
+    /// The metadata quorum's voters as ID@HOST:PORT,... (their internal listeners). Without
+    /// it the broker is a cluster of one: its own single voter.
+    #[arg(long, env = "WEIR_VOTERS", value_parser = parse_voters)]
+    pub voters: Option<Voters>,
+
     /// A Java properties file of broker settings (Kafka names).
     #[arg(long, env = "WEIR_CONFIG")]
     pub config: Option<PathBuf>,
@@ -45,6 +60,36 @@ pub struct Args {
     /// settings with ';'.
     #[arg(long = "set", env = "WEIR_SET", value_delimiter = ';', value_parser = parse_assignment)]
     pub set: Vec<(String, String)>,
+}
+
+/// The voter set: node id → `host:port` of its internal listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voters(pub std::collections::BTreeMap<i32, String>);
+
+/// Parses `ID@HOST:PORT,ID@HOST:PORT,...`.
+pub fn parse_voters(s: &str) -> Result<Voters, String> {
+    let mut voters = std::collections::BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('@')
+            .ok_or_else(|| format!("expected ID@HOST:PORT, found `{part}`"))?;
+        let id: i32 = id
+            .parse()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| format!("`{id}` in `{part}` is not a node id"))?;
+        let endpoint = parse_endpoint(addr)?;
+        if voters
+            .insert(id, format!("{}:{}", endpoint.host, endpoint.port))
+            .is_some()
+        {
+            return Err(format!("node {id} appears twice in the voters"));
+        }
+    }
+    if voters.is_empty() {
+        return Err("the voter list is empty".to_string());
+    }
+    Ok(Voters(voters))
 }
 
 /// Parses `HOST:PORT` (a host name or an IP address; IPv6 in brackets).

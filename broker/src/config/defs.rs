@@ -148,6 +148,16 @@ pub static BROKER_KEYS: &[KeyDef] = &[
         default: "",
         kind: Kind::Text,
     },
+    long("broker.session.timeout.ms", "9000", 100, I32),
+    long("broker.heartbeat.interval.ms", "2000", 10, I32),
+    long("controller.quorum.election.timeout.ms", "1000", 40, I32),
+    long("replica.lag.time.max.ms", "30000", 100, i64::MAX),
+    long("replica.fetch.wait.max.ms", "500", 0, I32),
+    long("replica.fetch.max.bytes", "1048576", 0, I32),
+    long("replica.socket.timeout.ms", "30000", 100, I32),
+    flag("auto.leader.rebalance.enable", "true"),
+    long("leader.imbalance.check.interval.seconds", "300", 1, I32),
+    long("controlled.shutdown.timeout.ms", "30000", 0, I32),
 ];
 
 /// Looks up a broker setting by name.

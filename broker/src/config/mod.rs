@@ -157,6 +157,21 @@ impl BrokerConfig {
         self.long("log.flush.offset.checkpoint.interval.ms") as u64
     }
 
+    /// A `*.ms` setting as a duration.
+    pub fn duration_ms(&self, key: &str) -> std::time::Duration {
+        std::time::Duration::from_millis(self.long(key).max(0) as u64)
+    }
+
+    /// `auto.leader.rebalance.enable`.
+    pub fn auto_leader_rebalance(&self) -> bool {
+        self.flag("auto.leader.rebalance.enable")
+    }
+
+    /// `leader.imbalance.check.interval.seconds`.
+    pub fn leader_imbalance_check_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.long("leader.imbalance.check.interval.seconds") as u64)
+    }
+
     /// `broker.rack`, if set.
     pub fn rack(&self) -> Option<&str> {
         self.get("broker.rack").filter(|r| !r.is_empty())

@@ -1,0 +1,106 @@
+//! A minimal async Kafka protocol client for broker-to-broker requests (follower fetches).
+//!
+//! One request at a time per connection, as Kafka brokers process them; frames are
+//! `[i32 length][request header][body]`, encoded and decoded with `kafka-protocol`.
+
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest response accepted from a peer broker.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Why a request to a peer broker failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Connecting, reading or writing failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The peer did not answer in time.
+    #[error("request timed out after {0:?}")]
+    Timeout(Duration),
+    /// A frame could not be encoded or decoded.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// A connection to one peer broker's Kafka listener.
+#[derive(Debug)]
+pub struct BrokerConnection {
+    stream: TcpStream,
+    client_id: StrBytes,
+    next_correlation_id: i32,
+}
+
+impl BrokerConnection {
+    /// Connects to `addr` (`host:port`).
+    pub async fn connect(addr: &str, client_id: String, timeout: Duration) -> Result<Self, ClientError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))??;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            client_id: StrBytes::from_string(client_id),
+            next_correlation_id: 0,
+        })
+    }
+
+    /// Sends `request` at `version` and waits up to `timeout` for its response.
+    pub async fn request<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, ClientError> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let mut frame = BytesMut::new();
+        frame.extend_from_slice(&[0; 4]);
+        header
+            .encode(&mut frame, R::header_version(version))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        request
+            .encode(&mut frame, version)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let len = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        tokio::time::timeout(timeout, async {
+            self.stream.write_all(&frame).await?;
+            let len = self.stream.read_i32().await?;
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|l| *l <= MAX_RESPONSE_BYTES)
+                .ok_or_else(|| ClientError::Protocol(format!("response length {len}")))?;
+            let mut body = BytesMut::zeroed(len);
+            self.stream.read_exact(&mut body).await?;
+            let mut body = body.freeze();
+            let header =
+                ResponseHeader::decode(&mut body, R::Response::header_version(version))
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if header.correlation_id != correlation_id {
+                return Err(ClientError::Protocol(format!(
+                    "correlation id {} answered {correlation_id}",
+                    header.correlation_id
+                )));
+            }
+            let response = R::Response::decode(&mut body, version)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if body.has_remaining() {
+                tracing::debug!(left = body.remaining(), "trailing bytes after a peer response");
+            }
+            Ok(response)
+        })
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))?
+    }
+}

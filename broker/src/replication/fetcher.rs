@@ -1,0 +1,259 @@
+//! Followers copy their leaders: one fetcher task per leader broker fetches every partition
+//! this broker follows from it, with Kafka's Fetch API (v12: `replica_id`, `last_fetched_epoch`
+//! and `diverging_epoch`), exactly as a Kafka follower does.
+//!
+//! Per partition and response:
+//! - records are appended as they are (offsets and epochs from the leader), and the follower's
+//!   high watermark becomes the leader's, capped by its own log end;
+//! - a `diverging_epoch` means this log holds records the leader does not have (it led an
+//!   epoch that ended differently): truncate to where the logs agree, fetch again;
+//! - `OFFSET_OUT_OF_RANGE` below the leader's log start restarts the log at that start;
+//! - leadership errors leave the partition until the metadata image moves it.
+//!
+//! The set of partitions per fetcher changes with the metadata image
+//! ([`ReplicaFetcherManager::assign`]); a fetcher with nothing to fetch parks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::client::{BrokerConnection, ClientError};
+use crate::partition::Partition;
+
+/// Fetch version followers use: the newest that still names topics (ids start at v13).
+pub const REPLICA_FETCH_VERSION: i16 = 12;
+
+const ERROR_OFFSET_OUT_OF_RANGE: i16 = 1;
+/// Back-off after a failed connection or request.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Settings of the fetchers (Kafka's `replica.fetch.*`).
+#[derive(Debug, Clone)]
+pub struct FetcherConfig {
+    /// This broker's id.
+    pub local_id: i32,
+    /// `replica.fetch.wait.max.ms`.
+    pub max_wait: Duration,
+    /// `replica.fetch.max.bytes` (per partition).
+    pub partition_max_bytes: i32,
+    /// `replica.socket.timeout.ms`.
+    pub socket_timeout: Duration,
+}
+
+type Key = (Arc<str>, i32);
+
+#[derive(Debug)]
+struct Fetcher {
+    leader_addr: Mutex<String>,
+    partitions: Mutex<BTreeMap<Key, Arc<Partition>>>,
+    wake: Notify,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The fetchers of this broker, one per leader it follows.
+#[derive(Debug)]
+pub struct ReplicaFetcherManager {
+    config: FetcherConfig,
+    fetchers: Mutex<HashMap<i32, Arc<Fetcher>>>,
+}
+
+impl ReplicaFetcherManager {
+    /// No fetchers yet.
+    pub fn new(config: FetcherConfig) -> Self {
+        Self {
+            config,
+            fetchers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Makes `partition` fetch from `leader` at `leader_addr` (`host:port` of its Kafka
+    /// listener), removing it from any other fetcher.
+    pub fn assign(&self, partition: &Arc<Partition>, leader: i32, leader_addr: &str) {
+        let key: Key = (partition.topic.clone(), partition.index);
+        let mut fetchers = self.fetchers.lock();
+        for (id, f) in fetchers.iter() {
+            if *id != leader {
+                f.partitions.lock().remove(&key);
+            }
+        }
+        let fetcher = fetchers
+            .entry(leader)
+            .or_insert_with(|| self.spawn(leader, leader_addr))
+            .clone();
+        *fetcher.leader_addr.lock() = leader_addr.to_string();
+        fetcher.partitions.lock().insert(key, partition.clone());
+        fetcher.wake.notify_one();
+    }
+
+    /// Stops fetching `topic`/`index` (it became leader, moved away, or was deleted).
+    pub fn remove(&self, topic: &str, index: i32) {
+        for f in self.fetchers.lock().values() {
+            f.partitions.lock().retain(|(t, i), _| !(&**t == topic && *i == index));
+        }
+    }
+
+    /// Stops every fetcher.
+    pub fn shutdown(&self) {
+        for (_, f) in self.fetchers.lock().drain() {
+            f.task.abort();
+        }
+    }
+
+    fn spawn(&self, leader: i32, leader_addr: &str) -> Arc<Fetcher> {
+        let config = self.config.clone();
+        Arc::new_cyclic(|weak: &std::sync::Weak<Fetcher>| {
+            let weak = weak.clone();
+            Fetcher {
+                leader_addr: Mutex::new(leader_addr.to_string()),
+                partitions: Mutex::new(BTreeMap::new()),
+                wake: Notify::new(),
+                task: tokio::spawn(async move { run(weak, leader, config).await }),
+            }
+        })
+    }
+}
+
+async fn run(fetcher: std::sync::Weak<Fetcher>, leader: i32, config: FetcherConfig) {
+    let mut connection: Option<(String, BrokerConnection)> = None;
+    loop {
+        let Some(f) = fetcher.upgrade() else { return };
+        let partitions: Vec<Arc<Partition>> = f.partitions.lock().values().cloned().collect();
+        let positions: Vec<_> = partitions
+            .iter()
+            .filter_map(|p| {
+                p.follower_position()
+                    .filter(|pos| pos.leader == leader)
+                    .map(|pos| (p.clone(), pos))
+            })
+            .collect();
+        if positions.is_empty() {
+            // Hold no strong reference while parked, so dropping the manager ends the task.
+            let wake = f.wake.notified();
+            drop(f);
+            tokio::select! {
+                _ = wake => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
+        let addr = f.leader_addr.lock().clone();
+        drop(f);
+        if connection.as_ref().is_none_or(|(a, _)| *a != addr) {
+            match BrokerConnection::connect(
+                &addr,
+                format!("weir-replica-{}", config.local_id),
+                config.socket_timeout,
+            )
+            .await
+            {
+                Ok(c) => connection = Some((addr.clone(), c)),
+                Err(e) => {
+                    tracing::debug!(leader, %addr, error = %e, "cannot reach leader");
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    continue;
+                }
+            }
+        }
+        let Some((_, conn)) = connection.as_mut() else {
+            continue;
+        };
+        let request = fetch_request(&config, &positions);
+        let timeout = config.socket_timeout + config.max_wait;
+        match conn.request(&request, REPLICA_FETCH_VERSION, timeout).await {
+            Ok(response) => {
+                let mut backoff = false;
+                for topic in response.responses {
+                    for pd in topic.partitions {
+                        let Some((partition, pos)) = positions
+                            .iter()
+                            .find(|(p, _)| *p.topic == *topic.topic.0 && p.index == pd.partition_index)
+                        else {
+                            continue;
+                        };
+                        if let Err(e) = handle_partition(partition, pos, pd) {
+                            backoff = true;
+                            tracing::debug!(topic = %partition.topic, partition = partition.index, leader, error = %e, "replica fetch");
+                        }
+                    }
+                }
+                if backoff {
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(leader, %addr, error = %e, "replica fetch failed; reconnecting");
+                if !matches!(e, ClientError::Timeout(_)) {
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+                connection = None;
+            }
+        }
+    }
+}
+
+fn fetch_request(
+    config: &FetcherConfig,
+    positions: &[(Arc<Partition>, crate::partition::FollowerPosition)],
+) -> FetchRequest {
+    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    for (p, pos) in positions {
+        topics.entry(&p.topic).or_default().push(
+            FetchPartition::default()
+                .with_partition(p.index)
+                .with_current_leader_epoch(pos.leader_epoch)
+                .with_fetch_offset(pos.fetch_offset)
+                .with_last_fetched_epoch(pos.last_fetched_epoch)
+                .with_log_start_offset(pos.log_start_offset)
+                .with_partition_max_bytes(config.partition_max_bytes),
+        );
+    }
+    FetchRequest::default()
+        .with_replica_id(BrokerId(config.local_id))
+        .with_max_wait_ms(config.max_wait.as_millis() as i32)
+        .with_min_bytes(1)
+        .with_max_bytes(i32::MAX)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(name.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
+}
+
+/// Applies one partition of a fetch response. An `Err` asks the fetcher to back off.
+fn handle_partition(
+    partition: &Partition,
+    pos: &crate::partition::FollowerPosition,
+    pd: kafka_protocol::messages::fetch_response::PartitionData,
+) -> Result<(), String> {
+    match pd.error_code {
+        0 => {}
+        ERROR_OFFSET_OUT_OF_RANGE if pos.fetch_offset < pd.log_start_offset => {
+            return partition
+                .restart_at_leader_start(pos.leader_epoch, pd.log_start_offset)
+                .map_err(|e| e.to_string());
+        }
+        code => return Err(format!("leader answered error {code}")),
+    }
+    if pd.diverging_epoch.epoch >= 0 {
+        return partition
+            .truncate_diverged(pos.leader_epoch, pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset)
+            .map_err(|e| e.to_string());
+    }
+    let records = pd.records.unwrap_or_default();
+    partition
+        .append_from_leader(pos.leader_epoch, &records, pd.high_watermark, pd.log_start_offset)
+        .map_err(|e| e.to_string())
+}

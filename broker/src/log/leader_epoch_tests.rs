@@ -281,7 +281,7 @@ proptest! {
     /// memory, and every known epoch but the latest ends where the next one starts.
     #[test]
     fn any_history_keeps_the_invariants(ops in proptest::collection::vec(op(), 0..40)) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::log::test_util::tmpfs_tempdir();
         let mut cache = LeaderEpochFileCache::empty(dir.path());
         for op in ops {
             match op {

@@ -165,3 +165,7 @@ impl Log {
 #[cfg(test)]
 #[path = "replication_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "replication_history_tests.rs"]
+mod history_tests;

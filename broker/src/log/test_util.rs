@@ -206,3 +206,12 @@ pub fn fetch_from(
     }
     follower.log_end_offset() >= leader.log_end_offset()
 }
+
+/// A temporary directory on tmpfs (`/dev/shm`) where there is one, else the usual one: for
+/// property tests that write thousands of small checkpoint files, whose fsyncs would otherwise
+/// dominate the run on a busy disk. What they check is logic, not durability.
+pub fn tmpfs_tempdir() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("temporary directory")
+}

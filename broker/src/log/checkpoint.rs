@@ -24,7 +24,7 @@ use std::fmt::Display;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::str::Lines;
+use std::str::{FromStr, Lines};
 
 use super::LogError;
 
@@ -66,13 +66,7 @@ pub fn read_offset_checkpoint(path: &Path) -> Result<Option<i64>, LogError> {
         return Ok(None);
     };
     let mut lines = body_lines(&text, path)?;
-    let value = lines
-        .next()
-        .ok_or_else(|| corrupt(path, "missing offset line".to_string()))?;
-    let offset = value
-        .trim()
-        .parse::<i64>()
-        .map_err(|e| corrupt(path, format!("bad offset {value:?}: {e}")))?;
+    let offset = next_number::<i64>(&mut lines, "offset", path)?;
     expect_end(lines, path)?;
     Ok(Some(offset))
 }
@@ -97,13 +91,7 @@ pub fn read_entries_checkpoint<T>(
         return Ok(None);
     };
     let mut lines = body_lines(&text, path)?;
-    let count_line = lines
-        .next()
-        .ok_or_else(|| corrupt(path, "missing entry count line".to_string()))?;
-    let count = count_line
-        .trim()
-        .parse::<usize>()
-        .map_err(|e| corrupt(path, format!("bad entry count {count_line:?}: {e}")))?;
+    let count = next_number::<usize>(&mut lines, "entry count", path)?;
     // The count comes from the file: never trust it for an allocation.
     let mut entries = Vec::new();
     for i in 0..count {
@@ -145,6 +133,20 @@ fn body_lines<'a>(text: &'a str, path: &Path) -> Result<Lines<'a>, LogError> {
             format!("unknown checkpoint version {other:?}"),
         )),
     }
+}
+
+/// The next line as a number; `what` names it in errors.
+fn next_number<T>(lines: &mut Lines<'_>, what: &str, path: &Path) -> Result<T, LogError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    let line = lines
+        .next()
+        .ok_or_else(|| corrupt(path, format!("missing {what} line")))?;
+    line.trim()
+        .parse()
+        .map_err(|e| corrupt(path, format!("bad {what} {line:?}: {e}")))
 }
 
 /// Only blank lines may follow the content.

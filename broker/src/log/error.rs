@@ -148,7 +148,8 @@ pub enum LogError {
         expected: i64,
     },
 
-    /// A leader epoch entry with a negative epoch or start offset.
+    /// A leader epoch entry with a negative epoch or start offset, or one starting past the
+    /// log end.
     #[error("invalid leader epoch entry: epoch {epoch} at offset {start_offset}")]
     InvalidEpochEntry {
         /// The epoch.

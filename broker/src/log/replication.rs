@@ -82,13 +82,20 @@ impl Log {
 
     /// Records that `epoch` starts at `start_offset` (Kafka's `maybeAssignEpochStartOffset`).
     /// A replica that becomes leader calls it with its log end offset before it appends, so
-    /// OffsetForLeaderEpoch answers followers correctly even before the first append.
+    /// OffsetForLeaderEpoch answers followers correctly even before the first append. A start
+    /// offset past the log end is [`LogError::InvalidEpochEntry`].
     pub fn maybe_assign_epoch_start_offset(
         &mut self,
         epoch: i32,
         start_offset: i64,
     ) -> Result<(), LogError> {
         self.ensure_open()?;
+        if start_offset > self.log_end_offset() {
+            return Err(LogError::InvalidEpochEntry {
+                epoch,
+                start_offset,
+            });
+        }
         self.leader_epoch_cache.assign(epoch, start_offset)?;
         Ok(())
     }

@@ -320,6 +320,10 @@ fn a_new_leaders_epoch_is_answered_before_it_appends_and_dropped_when_it_follows
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path());
     append_in_epochs(&mut log, &[(3, 10, 1)]);
+    assert!(matches!(
+        log.maybe_assign_epoch_start_offset(4, 4),
+        Err(LogError::InvalidEpochEntry { .. })
+    ));
     log.maybe_assign_epoch_start_offset(4, 3).unwrap();
     assert_eq!(log.latest_epoch(), Some(4));
     assert_eq!(log.end_offset_for_epoch(1), (1, 3));

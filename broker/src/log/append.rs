@@ -1,10 +1,12 @@
-//! Leader appends: validate, check producer sequences, assign offsets, roll, write.
+//! Appends: the leader validates, checks producer sequences and assigns offsets; a follower
+//! checks that what it fetched continues its log. Both then write through one path that
+//! records leader epochs, rolls, writes, updates producer state and flushes.
 
 use bytes::Bytes;
 
 use super::batch::{
     set_base_offset, set_log_append_time, set_partition_leader_epoch, validate_produce_batches,
-    RecordBatchHeader, RecordBatchIter, NO_TIMESTAMP,
+    validate_stored_header, verify_crc, RecordBatchHeader, RecordBatchIter, NO_TIMESTAMP,
 };
 use super::checkpoint::{sync_dir, write_offset_checkpoint};
 use super::producer_state::ProducerCheck;
@@ -20,27 +22,20 @@ impl Log {
     /// Validates every batch ([`super::batch::validate_produce_batches`]), checks idempotent
     /// producers' epochs and sequences (a duplicate of one of a producer's last 5 batches is
     /// not appended and is answered with its original offsets), assigns offsets from the log
-    /// end, stamps `leader_epoch` (and the broker time for LogAppendTime topics), rolls the
-    /// active segment if it is full, too old or its index is full, appends, and fsyncs when
-    /// `flush.messages`/`flush.ms` say so.
+    /// end, stamps `leader_epoch` (and the broker time for LogAppendTime topics), then writes
+    /// them as [`Log::append_batches`] does.
     pub fn append_as_leader(
         &mut self,
         records: &Bytes,
         leader_epoch: i32,
     ) -> Result<LogAppendInfo, LogError> {
         self.ensure_open()?;
-        let validated = validate_produce_batches(records, self.config.max_message_bytes)?;
+        validate_produce_batches(records, self.config.max_message_bytes)?;
         if let Some(duplicate) = self.check_producers(records)? {
             return Ok(duplicate);
         }
 
         let now = self.clock.now_ms();
-        let first_offset = self.log_end_offset();
-        let last_offset = first_offset + validated.records_count - 1;
-        if self.should_roll(records.len() as u64, last_offset, now) {
-            self.roll()?;
-        }
-
         // One copy of the request per append: the headers must be rewritten and the request's
         // buffer is shared. Only headers are touched, never records.
         let mut buf = records.to_vec();
@@ -48,9 +43,7 @@ impl Log {
             TimestampType::LogAppendTime => now,
             TimestampType::CreateTime => NO_TIMESTAMP,
         };
-        let mut next_offset = first_offset;
-        let mut max_timestamp = NO_TIMESTAMP;
-        let mut offset_of_max_timestamp = -1;
+        let mut next_offset = self.log_end_offset();
         let mut position = 0;
         while position < buf.len() {
             let size = RecordBatchHeader::parse(&buf[position..], position as u64)?.total_size();
@@ -60,35 +53,97 @@ impl Log {
             if log_append_time != NO_TIMESTAMP {
                 set_log_append_time(batch, log_append_time);
             }
-            let header = RecordBatchHeader::parse(batch, position as u64)?;
-            if header.max_timestamp() > max_timestamp {
-                max_timestamp = header.max_timestamp();
-                offset_of_max_timestamp = header.last_offset();
-            }
-            next_offset = header.next_offset();
+            next_offset = RecordBatchHeader::parse(batch, position as u64)?.next_offset();
             position += size;
         }
+        self.append_batches(&buf, log_append_time, now)
+    }
 
+    /// Appends batches a follower fetched from its leader, exactly as the leader stores them:
+    /// offsets, leader epochs and timestamps are kept, not assigned.
+    ///
+    /// Every batch must be a whole v2 batch with a valid CRC-32C and a known codec, and the
+    /// batches must continue the log: the first starts at the log end offset, each next one
+    /// where the previous one ended, else [`LogError::UnexpectedAppendOffset`] (the fetcher
+    /// lost its place; nothing is written). Producer sequences are not checked (the leader did)
+    /// but producer state is updated, so this replica can take over as leader; `max.message.bytes`
+    /// is not applied (the leader's setting may have just changed, as Kafka allows). Empty
+    /// `records` append nothing.
+    pub fn append_as_follower(&mut self, records: &Bytes) -> Result<LogAppendInfo, LogError> {
+        self.ensure_open()?;
+        let mut expected = self.log_end_offset();
+        for item in RecordBatchIter::new(records) {
+            let (header, range) = item?;
+            let position = range.start as u64;
+            verify_crc(&header, position)?;
+            validate_stored_header(&header, position)?;
+            if header.base_offset() != expected {
+                return Err(LogError::UnexpectedAppendOffset {
+                    position,
+                    base_offset: header.base_offset(),
+                    expected,
+                });
+            }
+            expected = header.next_offset();
+        }
+        let now = self.clock.now_ms();
+        self.append_batches(records, NO_TIMESTAMP, now)
+    }
+
+    /// Writes batches whose headers are final (offsets continuing the log end, leader epochs
+    /// stamped), for leader and follower appends alike: assigns each new leader epoch in the
+    /// epoch cache (before the data is written, so the cache never misses an epoch the log
+    /// holds), rolls the active segment if it is full, too old or its index is full, appends,
+    /// updates producer state, and fsyncs when `flush.messages`/`flush.ms` say so.
+    fn append_batches(
+        &mut self,
+        batches: &[u8],
+        log_append_time: i64,
+        now: i64,
+    ) -> Result<LogAppendInfo, LogError> {
+        let first_offset = self.log_end_offset();
+        let mut info = LogAppendInfo {
+            first_offset,
+            last_offset: first_offset - 1,
+            max_timestamp: NO_TIMESTAMP,
+            offset_of_max_timestamp: -1,
+            log_append_time,
+            log_start_offset: self.log_start_offset,
+            records_count: 0,
+            valid_bytes: batches.len() as u64,
+            duplicate: false,
+        };
+        if batches.is_empty() {
+            return Ok(info);
+        }
+        for item in RecordBatchIter::new(batches) {
+            let (header, _) = item?;
+            if header.max_timestamp() > info.max_timestamp {
+                info.max_timestamp = header.max_timestamp();
+                info.offset_of_max_timestamp = header.last_offset();
+            }
+            info.last_offset = header.last_offset();
+            info.records_count += i64::from(header.records_count());
+            let epoch = header.partition_leader_epoch();
+            if epoch >= 0 {
+                self.leader_epoch_cache
+                    .assign(epoch, header.base_offset())?;
+            }
+        }
+
+        if self.should_roll(batches.len() as u64, info.last_offset, now) {
+            self.roll()?;
+        }
         let index_interval_bytes = self.config.index_interval_bytes;
-        self.active_mut().append(&buf, index_interval_bytes, now)?;
-        for item in RecordBatchIter::new(&buf) {
+        self.active_mut()
+            .append(batches, index_interval_bytes, now)?;
+        for item in RecordBatchIter::new(batches) {
             let (header, _) = item?;
             self.producer_state.update(&header);
         }
-        self.unflushed_records += validated.records_count;
+        self.unflushed_records += info.records_count;
         self.maybe_flush(now)?;
-
-        Ok(LogAppendInfo {
-            first_offset,
-            last_offset: next_offset - 1,
-            max_timestamp,
-            offset_of_max_timestamp,
-            log_append_time,
-            log_start_offset: self.log_start_offset,
-            records_count: validated.records_count,
-            valid_bytes: buf.len() as u64,
-            duplicate: false,
-        })
+        Ok(info)
     }
 
     /// Checks every idempotent batch against the producer state (and the earlier batches of
@@ -198,7 +253,7 @@ impl Log {
         let by_count = self.unflushed_records >= self.config.flush_messages;
         let by_time = now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms;
         if by_count || by_time {
-            self.flush()?;
+            self.flush_segments()?;
         }
         Ok(())
     }

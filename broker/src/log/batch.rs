@@ -357,15 +357,7 @@ pub fn validate_batch_content(
     header: &RecordBatchHeader<'_>,
     position: u64,
 ) -> Result<(), LogError> {
-    let stored = header.crc();
-    let computed = header.compute_crc().unwrap_or(!stored);
-    if stored != computed {
-        return Err(LogError::CorruptRecord {
-            position,
-            stored,
-            computed,
-        });
-    }
+    verify_crc(header, position)?;
     validate_stored_header(header, position)?;
     let invalid = |reason| Err(LogError::InvalidBatch { position, reason });
     if header.records_count() < 1 {
@@ -376,6 +368,20 @@ pub fn validate_batch_content(
     }
     if header.producer_id() >= 0 && (header.producer_epoch() < 0 || header.base_sequence() < 0) {
         return invalid("an idempotent batch needs a producer epoch and base sequence");
+    }
+    Ok(())
+}
+
+/// Checks the CRC-32C of one whole batch (`header` must view the whole batch).
+pub fn verify_crc(header: &RecordBatchHeader<'_>, position: u64) -> Result<(), LogError> {
+    let stored = header.crc();
+    let computed = header.compute_crc().unwrap_or(!stored);
+    if stored != computed {
+        return Err(LogError::CorruptRecord {
+            position,
+            stored,
+            computed,
+        });
     }
     Ok(())
 }

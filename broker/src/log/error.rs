@@ -132,6 +132,32 @@ pub enum LogError {
         last_sequence: i32,
     },
 
+    /// Batches fetched from the leader do not continue the log: the first must start at the log
+    /// end offset and each next one where the previous one ended (Kafka's
+    /// `UnexpectedAppendOffsetException`). Never a client's error: the replica fetcher has lost
+    /// track of its position and should truncate or refetch.
+    #[error(
+        "replicated batch at byte {position} starts at offset {base_offset}, expected {expected}"
+    )]
+    UnexpectedAppendOffset {
+        /// Byte position of the batch in the fetched records.
+        position: u64,
+        /// Its base offset.
+        base_offset: i64,
+        /// The offset it had to start at.
+        expected: i64,
+    },
+
+    /// A leader epoch entry with a negative epoch or start offset, or one starting past the
+    /// log end.
+    #[error("invalid leader epoch entry: epoch {epoch} at offset {start_offset}")]
+    InvalidEpochEntry {
+        /// The epoch.
+        epoch: i32,
+        /// Its start offset.
+        start_offset: i64,
+    },
+
     /// A checkpoint or producer snapshot file cannot be parsed or fails its CRC.
     #[error("corrupt file {}: {reason}", path.display())]
     CorruptFile {

@@ -3,15 +3,19 @@
 //! A partition lives in `<data-dir>/<topic>-<partition>/` as a [`Log`]: an ordered list of
 //! [`LogSegment`]s, each a `<base offset>.log` file of record batch v2 bytes plus a sparse
 //! [`OffsetIndex`] (`.index`) and [`TimeIndex`] (`.timeindex`), together with checkpoints
-//! (recovery point, log start offset), producer state snapshots
+//! (recovery point, log start offset, high watermark), the leader epoch history
+//! ([`LeaderEpochFileCache`], `leader-epoch-checkpoint`), producer state snapshots
 //! ([`ProducerStateManager`], `<offset>.snapshot`) and a clean-shutdown marker.
 //!
 //! How the pieces fit:
 //! - [`batch`] parses and validates batch headers without decoding records, and rewrites the
 //!   header fields the leader owns (base offset, leader epoch, LogAppendTime).
 //! - [`Log::append_as_leader`] validates, checks producer sequences, assigns offsets, rolls
-//!   segments (size, time, full index) and appends; [`Log::read`] serves whole batches as
-//!   [`bytes::Bytes`] straight from the files.
+//!   segments (size, time, full index) and appends; [`Log::append_as_follower`] appends what a
+//!   follower fetched from its leader (offsets and epochs kept) through the same path;
+//!   [`Log::read`] serves whole batches as [`bytes::Bytes`] straight from the files.
+//! - `replication.rs` holds what replication asks of a log: the high watermark, leader
+//!   epochs (OffsetForLeaderEpoch answers) and where a follower must truncate.
 //! - On [`Log::open`], segments past the recovery point are scanned and a torn or corrupt tail
 //!   is cut; retention deletes whole segments by time and size.
 //!
@@ -25,9 +29,11 @@ mod checkpoint;
 pub mod config;
 mod error;
 mod index_file;
+mod leader_epoch;
 mod offset_index;
 mod producer_state;
 mod recovery;
+mod replication;
 mod retention;
 mod scanner;
 mod segment;
@@ -40,10 +46,15 @@ pub mod test_util;
 pub use self::checkpoint::{read_offset_checkpoint, write_atomically, write_offset_checkpoint};
 pub use self::config::{LogConfig, TimestampType};
 pub use self::error::LogError;
+pub use self::leader_epoch::{
+    EpochEntry, LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT_FILE, UNDEFINED_EPOCH,
+    UNDEFINED_EPOCH_OFFSET,
+};
 pub use self::offset_index::{OffsetIndex, OffsetPosition};
 pub use self::producer_state::{
     BatchMetadata, ProducerCheck, ProducerStateEntry, ProducerStateManager,
 };
+pub use self::replication::OffsetTruncationState;
 pub use self::scanner::ScannedBatch;
 pub use self::segment::{LogSegment, SegmentRead};
 pub use self::time_index::{TimeIndex, TimestampOffset};

@@ -1,4 +1,5 @@
-//! Opening a log: load segments, recover what may be torn, rebuild producer state.
+//! Opening a log: load segments, recover what may be torn, rebuild producer state, and bring
+//! the leader epoch cache and high watermark in line with what survived.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,8 +7,10 @@ use std::sync::Arc;
 use super::checkpoint::{read_offset_checkpoint, sync_dir, write_offset_checkpoint};
 use super::index_file::remove_if_exists;
 use super::segment::{INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX};
-use super::unified_log::{CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
-use super::{Log, LogConfig, LogError, LogSegment, ProducerStateManager};
+use super::unified_log::{
+    CLEAN_SHUTDOWN_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
+};
+use super::{LeaderEpochFileCache, Log, LogConfig, LogError, LogSegment, ProducerStateManager};
 use crate::clock::Clock;
 
 /// Suffixes of files left by an interrupted write, deletion or compaction.
@@ -24,6 +27,12 @@ impl Log {
     /// (Kafka's rule: nothing after a hole survives). Missing or corrupt indexes are rebuilt in
     /// any case. Producer state is loaded from the newest snapshot and replayed from batch
     /// headers after it.
+    ///
+    /// The leader epoch cache is loaded from `leader-epoch-checkpoint` and, after an unclean
+    /// shutdown, completed from the batch headers past the recovery point; if the file is
+    /// missing or unreadable it is rebuilt from every batch header in the log. Either way
+    /// entries past the recovered log end or below the log start are trimmed. The high
+    /// watermark is read from `high-watermark` and clamped to `[log start, log end]`.
     pub fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Result<Log, LogError> {
         std::fs::create_dir_all(dir).map_err(LogError::io("create log directory", dir))?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
@@ -33,6 +42,8 @@ impl Log {
             read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE))?.unwrap_or(0);
         let checkpointed_log_start =
             read_offset_checkpoint(&dir.join(LOG_START_OFFSET_FILE))?.unwrap_or(0);
+        let checkpointed_high_watermark =
+            read_offset_checkpoint(&dir.join(HIGH_WATERMARK_FILE))?.unwrap_or(0);
         let now = clock.now_ms();
 
         let mut segments: Vec<LogSegment> = Vec::with_capacity(base_offsets.len());
@@ -99,11 +110,17 @@ impl Log {
             log_start_offset,
             recovery_point: checkpointed_recovery_point.min(log_end),
             producer_state: ProducerStateManager::new(dir, log_start_offset),
+            leader_epoch_cache: LeaderEpochFileCache::empty(dir),
+            high_watermark: log_start_offset,
+            checkpointed_high_watermark,
             unflushed_records: 0,
             last_flush_ms: now,
             closed: false,
         };
         log.reload_producer_state()?;
+        let replay_epochs_from = (!clean_shutdown).then_some(checkpointed_recovery_point);
+        log.load_leader_epoch_cache(replay_epochs_from)?;
+        log.update_high_watermark(checkpointed_high_watermark);
         if recovered_any || clean_shutdown {
             // Recovered segments were fsynced above; after a clean shutdown all of it was.
             log.recovery_point = log_end;
@@ -116,11 +133,51 @@ impl Log {
             dir = %dir.display(),
             log_start_offset = log.log_start_offset,
             log_end_offset = log_end,
+            high_watermark = log.high_watermark,
+            latest_epoch = ?log.latest_epoch(),
             segments = log.segments.len(),
             clean_shutdown,
             "opened log"
         );
         Ok(log)
+    }
+
+    /// Loads the leader epoch cache and makes it agree with the log: rebuilt from every batch
+    /// header if the file is missing or unreadable; else trimmed to the log end and completed
+    /// from `replay_from` (after an unclean shutdown, batches past the recovery point may
+    /// start epochs newer than the file's); then trimmed to the log start.
+    fn load_leader_epoch_cache(&mut self, replay_from: Option<i64>) -> Result<(), LogError> {
+        let rebuild = match LeaderEpochFileCache::load(&self.dir) {
+            Ok(Some(cache)) => {
+                self.leader_epoch_cache = cache;
+                false
+            }
+            Ok(None) => true,
+            Err(LogError::CorruptFile { path, reason }) => {
+                tracing::warn!(path = %path.display(), reason, "rebuilding unreadable leader epoch checkpoint from the log");
+                true
+            }
+            Err(e) => return Err(e),
+        };
+        let replay_from = if rebuild {
+            Some(self.log_start_offset)
+        } else {
+            replay_from
+        };
+        // Entries for offsets a torn tail lost go first, so the replay can add the epochs of
+        // the batches that survived.
+        self.leader_epoch_cache
+            .truncate_from_end(self.log_end_offset())?;
+        if let Some(from) = replay_from {
+            self.assign_epochs_from_batches(from.max(self.log_start_offset))?;
+        }
+        self.leader_epoch_cache
+            .truncate_from_start(self.log_start_offset)?;
+        if rebuild {
+            // Written even when empty, so the next open does not scan the whole log again.
+            self.leader_epoch_cache.write()?;
+        }
+        Ok(())
     }
 
     /// Loads the newest producer snapshot at or below the log end and replays the batch

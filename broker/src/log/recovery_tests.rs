@@ -122,6 +122,7 @@ fn stray_and_orphan_files_are_deleted() {
             "00000000000000000000.index",
             "00000000000000000000.log",
             "00000000000000000000.timeindex",
+            "leader-epoch-checkpoint",
             "log-start-offset",
             "recovery-point",
         ]

@@ -93,9 +93,13 @@ impl Log {
         Ok(count)
     }
 
+    /// Moves the log start up: the recovery point and high watermark follow it, and the epoch
+    /// that holds it now starts there.
     fn set_log_start_offset(&mut self, offset: i64) -> Result<(), LogError> {
         self.log_start_offset = offset;
         self.recovery_point = self.recovery_point.max(offset);
+        self.high_watermark = self.high_watermark.max(offset);
+        self.leader_epoch_cache.truncate_from_start(offset)?;
         write_offset_checkpoint(&self.dir.join(LOG_START_OFFSET_FILE), offset)
     }
 
@@ -122,11 +126,18 @@ impl Log {
     ///
     /// Whole batches go, as in Kafka: if `offset` falls inside a batch, that batch goes too and
     /// the log end lands below `offset`. Below the log start the log is emptied and restarted
-    /// at `offset`. Producer state is reloaded from snapshots and the remaining batches.
-    /// Returns whether anything was removed.
+    /// at `offset`. Producer state is reloaded from snapshots and the remaining batches; leader
+    /// epochs starting at or after the new log end are forgotten, and the high watermark comes
+    /// down to the log end if it was above. Returns whether any record was removed.
+    ///
+    /// At or past the log end no record goes, but epochs starting at the log end are still
+    /// forgotten, as Kafka does: a replica that became leader and assigned an epoch without
+    /// appending must not keep it once it follows a leader that never wrote in that epoch.
     pub fn truncate_to(&mut self, offset: i64) -> Result<bool, LogError> {
         self.ensure_open()?;
         if offset >= self.log_end_offset() {
+            self.leader_epoch_cache
+                .truncate_from_end(self.log_end_offset())?;
             return Ok(false);
         }
         if offset < self.log_start_offset {
@@ -139,6 +150,9 @@ impl Log {
         }
         self.active_mut().truncate_to(offset)?;
         let log_end = self.log_end_offset();
+        // The log end, not `offset`: a batch cut in the middle leaves nothing of its epoch.
+        self.leader_epoch_cache.truncate_from_end(log_end)?;
+        self.high_watermark = self.high_watermark.min(log_end);
         if self.recovery_point > log_end {
             self.recovery_point = log_end;
             write_offset_checkpoint(&self.dir.join(RECOVERY_POINT_FILE), log_end)?;
@@ -150,7 +164,8 @@ impl Log {
     }
 
     /// Deletes every segment and restarts the log empty at `offset`, which becomes the log
-    /// start, log end and recovery point (a follower too far behind its leader's log start).
+    /// start, log end, recovery point and high watermark, and forgets every leader epoch (a
+    /// follower too far behind its leader's log start).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
         self.ensure_open()?;
         for segment in self.segments.drain(..) {
@@ -163,6 +178,8 @@ impl Log {
         )?);
         self.log_start_offset = offset;
         self.recovery_point = offset;
+        self.high_watermark = offset;
+        self.leader_epoch_cache.clear_and_flush()?;
         write_offset_checkpoint(&self.dir.join(LOG_START_OFFSET_FILE), offset)?;
         write_offset_checkpoint(&self.dir.join(RECOVERY_POINT_FILE), offset)?;
         self.producer_state.delete_snapshots_after(-1)?;

@@ -158,3 +158,60 @@ pub fn read_all(log: &crate::log::Log, max_bytes: usize) -> Vec<u8> {
     }
     out
 }
+
+/// What a replica fetcher does after a leader change: asks `leader` for the end of the
+/// follower's latest epoch, truncates the follower where [`crate::log::Log::offset_truncation_state`]
+/// says, and repeats until truncation is complete. Returns the number of rounds.
+pub fn truncate_to_leader(leader: &crate::log::Log, follower: &mut crate::log::Log) -> usize {
+    for round in 1..=64 {
+        let epoch = follower
+            .latest_epoch()
+            .unwrap_or(crate::log::UNDEFINED_EPOCH);
+        let (leader_epoch, leader_end) = leader.end_offset_for_epoch(epoch);
+        let state = follower.offset_truncation_state(leader_epoch, leader_end);
+        follower.truncate_to(state.offset).expect("truncate");
+        if state.truncation_completed {
+            return round;
+        }
+    }
+    panic!("truncation did not complete in 64 rounds");
+}
+
+/// Copies what `follower` lacks from `leader` in at most `fetches` fetches of `max_bytes`
+/// (at least one whole batch each), as a replica fetcher does; restarts the follower at the
+/// leader's log start if it is below it. Returns whether the follower caught up.
+pub fn fetch_from(
+    leader: &crate::log::Log,
+    follower: &mut crate::log::Log,
+    max_bytes: usize,
+    fetches: usize,
+) -> bool {
+    for _ in 0..fetches {
+        let offset = follower.log_end_offset();
+        if offset >= leader.log_end_offset() {
+            return true;
+        }
+        if offset < leader.log_start_offset() {
+            follower
+                .truncate_fully_and_start_at(leader.log_start_offset())
+                .expect("restart at the leader's log start");
+            continue;
+        }
+        let fetched = leader
+            .read(offset, max_bytes, i64::MAX, true)
+            .expect("leader read");
+        follower
+            .append_as_follower(&fetched.records)
+            .expect("follower append");
+    }
+    follower.log_end_offset() >= leader.log_end_offset()
+}
+
+/// A temporary directory on tmpfs (`/dev/shm`) where there is one, else the usual one: for
+/// property tests that write thousands of small checkpoint files, whose fsyncs would otherwise
+/// dominate the run on a busy disk. What they check is logic, not durability.
+pub fn tmpfs_tempdir() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("temporary directory")
+}

@@ -10,7 +10,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use super::batch::NO_TIMESTAMP;
 use super::checkpoint::{sync_dir, write_offset_checkpoint};
 use super::scanner::ScannedBatch;
-use super::{LogConfig, LogError, LogSegment, ProducerStateManager};
+use super::{LeaderEpochFileCache, LogConfig, LogError, LogSegment, ProducerStateManager};
 use crate::clock::Clock;
 
 /// Name of the clean-shutdown marker written by [`Log::close`] and removed by [`Log::open`].
@@ -19,6 +19,9 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".weir_cleanshutdown";
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// Per-partition log start offset checkpoint (Kafka's `log-start-offset-checkpoint`).
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+/// Per-partition high watermark checkpoint (Kafka keeps one `replication-offset-checkpoint`
+/// per data directory; Weir keeps it beside the partition's other checkpoints).
+pub const HIGH_WATERMARK_FILE: &str = "high-watermark";
 
 /// What an append did (Kafka's `LogAppendInfo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,13 +63,16 @@ pub struct FetchDataInfo {
 /// `<data-dir>/<topic>-<partition>/` of [`LogSegment`]s, checkpoints, producer snapshots.
 ///
 /// Files: `<base>.log/.index/.timeindex` per segment, `<offset>.snapshot` producer state
-/// snapshots, `recovery-point` and `log-start-offset` checkpoints, and `.weir_cleanshutdown`
-/// while the log is closed cleanly.
+/// snapshots, `recovery-point`, `log-start-offset` and `high-watermark` checkpoints, the
+/// `leader-epoch-checkpoint` ([`LeaderEpochFileCache`]), and `.weir_cleanshutdown` while the
+/// log is closed cleanly.
 ///
 /// Invariants: `segments` is non-empty, sorted by base offset, contiguous in offsets; the last
-/// one is the active segment (the only one appended to); `log_start_offset <= log_end_offset`;
-/// `recovery_point <= log_end_offset`, and everything below it is fsynced; producer state
-/// reflects every batch below the log end offset.
+/// one is the active segment (the only one appended to); `log_start_offset <= high_watermark
+/// <= log_end_offset`; `recovery_point <= log_end_offset`, and everything below it is
+/// fsynced; producer state reflects every batch below the log end offset; the leader epoch
+/// cache has an entry for the epoch of every batch from the log start on that starts an epoch,
+/// and none starting above the log end offset.
 ///
 /// Thread safety: no interior locking. Reads ([`Log::read`], lookups, getters) take `&self`
 /// and may run concurrently with each other; mutations take `&mut self`. Callers hold it in a
@@ -80,6 +86,10 @@ pub struct Log {
     pub(super) log_start_offset: i64,
     pub(super) recovery_point: i64,
     pub(super) producer_state: ProducerStateManager,
+    pub(super) leader_epoch_cache: LeaderEpochFileCache,
+    pub(super) high_watermark: i64,
+    /// The value in the `high-watermark` file, so unchanged values are not rewritten.
+    pub(super) checkpointed_high_watermark: i64,
     pub(super) unflushed_records: i64,
     pub(super) last_flush_ms: i64,
     pub(super) closed: bool,
@@ -251,9 +261,18 @@ impl Log {
         find_record(segment, &batch, |_, ts| ts == max_timestamp)
     }
 
+    /// fsyncs every segment holding offsets at or above the recovery point, moves the
+    /// recovery point to the log end and checkpoints it, and checkpoints the high watermark if
+    /// it moved. For the periodic checkpoint and flush jobs and shutdown; appends flush with
+    /// [`Log::flush_segments`], which leaves the high watermark file alone.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.flush_segments()?;
+        self.checkpoint_high_watermark()
+    }
+
     /// fsyncs every segment holding offsets at or above the recovery point, then moves the
     /// recovery point to the log end and checkpoints it.
-    pub fn flush(&mut self) -> Result<(), LogError> {
+    pub(super) fn flush_segments(&mut self) -> Result<(), LogError> {
         let log_end = self.log_end_offset();
         for segment in self
             .segments

@@ -26,4 +26,5 @@ pub mod partition;
 pub mod producer_ids;
 pub mod protocol;
 pub mod replica_manager;
+pub mod replication;
 pub mod server;

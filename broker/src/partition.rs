@@ -1,12 +1,18 @@
-//! One partition of a topic on this broker: its log and the offsets clients see.
+//! One partition of a topic on this broker: its log, the offsets clients see, and its role in
+//! replication ([`Role`]).
 //!
-//! On a single broker the partition's only replica is the leader and the in-sync replica set
-//! is just itself, so the high watermark equals the log end offset as soon as an append
-//! returns. The replicated cluster will add follower state here.
+//! - **Standalone** (a broker without a metadata quorum): the only replica, so the high
+//!   watermark equals the log end offset as soon as an append returns.
+//! - **Leader**: appends stamp the leader epoch; follower fetches report their positions to
+//!   [`LeaderState`], which bounds the high watermark by the ISR and proposes ISR changes
+//!   that the caller sends to the controller; `acks=all` waits on [`Partition::wait_for_high_watermark`].
+//! - **Follower**: appends batches fetched from the leader as they are, truncates where its
+//!   log diverged, and takes the leader's high watermark (capped by its own log end).
 //!
 //! Thread-safety: the log sits behind a `RwLock`; appends take it for writing (one at a time
 //! per partition, which is what assigns offsets in order), reads and offset queries take it
-//! for reading and run concurrently.
+//! for reading and run concurrently. The role sits behind a `Mutex` taken before the log
+//! lock whenever both are needed, never the other way round.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,14 +20,130 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::controller::command::PartitionChange;
 use crate::log::{Log, LogAppendInfo, LogConfig, LogError};
+use crate::replication::leader::LeaderState;
 
-/// Leader epoch stamped on batches. A single broker is leader from epoch 0 forever; the
-/// replicated cluster takes epochs from the controller.
+/// Leader epoch stamped on batches by a standalone broker (no metadata quorum).
 pub const LEADER_EPOCH: i32 = 0;
+
+/// This broker's part in replicating a partition.
+#[derive(Debug, Clone)]
+pub enum Role {
+    /// The only replica, without a controller: leader in [`LEADER_EPOCH`] forever.
+    Standalone,
+    /// Leader, with what it knows of its followers.
+    Leader(LeaderState),
+    /// Follower of `leader` in `leader_epoch`.
+    Follower {
+        /// The leader's id.
+        leader: i32,
+        /// The leader epoch.
+        leader_epoch: i32,
+    },
+    /// A replica without a live leader: serves nothing.
+    Offline {
+        /// The leader epoch.
+        leader_epoch: i32,
+    },
+}
+
+/// Why a partition operation was refused; each maps to one Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    /// `NOT_LEADER_OR_FOLLOWER` (6).
+    #[error("this broker is not the leader of the partition")]
+    NotLeader,
+    /// `FENCED_LEADER_EPOCH` (74): the request carries an older epoch.
+    #[error("leader epoch {requested} is older than the current {current}")]
+    FencedLeaderEpoch {
+        /// The request's epoch.
+        requested: i32,
+        /// This replica's epoch.
+        current: i32,
+    },
+    /// `UNKNOWN_LEADER_EPOCH` (76): the request carries a newer epoch than this replica knows.
+    #[error("leader epoch {requested} is newer than the current {current}")]
+    UnknownLeaderEpoch {
+        /// The request's epoch.
+        requested: i32,
+        /// This replica's epoch.
+        current: i32,
+    },
+    /// `NOT_ENOUGH_REPLICAS` (19).
+    #[error("min.insync.replicas is {min_isr} but the in-sync replica set has {isr} member(s)")]
+    NotEnoughReplicas {
+        /// ISR size.
+        isr: usize,
+        /// The topic's `min.insync.replicas`.
+        min_isr: usize,
+    },
+    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND` (20).
+    #[error(
+        "the in-sync replica set shrank below min.insync.replicas ({min_isr}) after the append"
+    )]
+    NotEnoughReplicasAfterAppend {
+        /// The topic's `min.insync.replicas`.
+        min_isr: usize,
+    },
+    /// `REQUEST_TIMED_OUT` (7): the ISR did not replicate in time.
+    #[error("the in-sync replicas did not replicate the records within the timeout")]
+    Timeout,
+    /// A storage error.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl PartitionError {
+    /// The Kafka error code.
+    pub fn code(&self) -> i16 {
+        match self {
+            PartitionError::NotLeader => 6,
+            PartitionError::FencedLeaderEpoch { .. } => 74,
+            PartitionError::UnknownLeaderEpoch { .. } => 76,
+            PartitionError::NotEnoughReplicas { .. } => 19,
+            PartitionError::NotEnoughReplicasAfterAppend { .. } => 20,
+            PartitionError::Timeout => 7,
+            PartitionError::Log(e) => crate::handlers::log_error_code(e),
+        }
+    }
+}
+
+/// Where a follower fetches from next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerPosition {
+    /// The leader.
+    pub leader: i32,
+    /// The leader epoch.
+    pub leader_epoch: i32,
+    /// This log's end offset.
+    pub fetch_offset: i64,
+    /// The newest epoch in this log, -1 if none.
+    pub last_fetched_epoch: i32,
+    /// This log's start offset.
+    pub log_start_offset: i64,
+}
+
+/// What a leader answers a follower's fetch.
+#[derive(Debug, Clone)]
+pub struct FollowerFetch {
+    /// Batches from the fetch offset (empty when diverged).
+    pub records: Bytes,
+    /// The leader's high watermark.
+    pub high_watermark: i64,
+    /// The leader's log start offset.
+    pub log_start_offset: i64,
+    /// `(epoch, end offset)` where the follower's log diverged, if it did.
+    pub diverging: Option<(i32, i64)>,
+    /// Whether the fetch advanced the high watermark.
+    pub high_watermark_moved: bool,
+    /// An ISR expansion to send to the controller.
+    pub isr_change: Option<PartitionChange>,
+}
 
 /// A partition hosted by this broker.
 #[derive(Debug)]
@@ -33,6 +155,10 @@ pub struct Partition {
     /// Partition index within the topic.
     pub index: i32,
     log: RwLock<Log>,
+    role: Mutex<Role>,
+    /// The high watermark, for `acks=all` waiters.
+    high_watermark_tx: watch::Sender<i64>,
+    clock: Arc<dyn Clock>,
     last_periodic_flush: Mutex<Instant>,
 }
 
@@ -76,19 +202,368 @@ impl Partition {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, LogError> {
         let dir: PathBuf = data_dir.join(Self::dir_name(&topic, index));
-        let log = Log::open(&dir, config, clock)?;
+        let mut log = Log::open(&dir, config, clock.clone())?;
+        // Standalone until the metadata image says otherwise: everything written is committed.
+        let end = log.log_end_offset();
+        log.update_high_watermark(end);
+        let (high_watermark_tx, _) = watch::channel(end);
         Ok(Self {
             topic,
             topic_id,
             index,
             log: RwLock::new(log),
+            role: Mutex::new(Role::Standalone),
+            high_watermark_tx,
+            clock,
             last_periodic_flush: Mutex::new(Instant::now()),
         })
     }
 
-    /// Appends a producer's record batches as leader.
-    pub fn append(&self, records: &Bytes) -> Result<LogAppendInfo, LogError> {
-        self.log.write().append_as_leader(records, LEADER_EPOCH)
+    /// The current role.
+    pub fn role(&self) -> Role {
+        self.role.lock().clone()
+    }
+
+    /// The leader epoch this replica knows.
+    pub fn leader_epoch(&self) -> i32 {
+        match &*self.role.lock() {
+            Role::Standalone => LEADER_EPOCH,
+            Role::Leader(l) => l.leader_epoch,
+            Role::Follower { leader_epoch, .. } | Role::Offline { leader_epoch } => *leader_epoch,
+        }
+    }
+
+    /// Whether this replica serves produce and consumer fetches.
+    pub fn is_leader(&self) -> bool {
+        matches!(&*self.role.lock(), Role::Standalone | Role::Leader(_))
+    }
+
+    /// Checks a request's `current_leader_epoch` (-1: not given) against this leader.
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), PartitionError> {
+        let role = self.role.lock();
+        let current = match &*role {
+            Role::Standalone => LEADER_EPOCH,
+            Role::Leader(l) => l.leader_epoch,
+            _ => return Err(PartitionError::NotLeader),
+        };
+        match requested {
+            -1 => Ok(()),
+            r if r < current => Err(PartitionError::FencedLeaderEpoch {
+                requested: r,
+                current,
+            }),
+            r if r > current => Err(PartitionError::UnknownLeaderEpoch {
+                requested: r,
+                current,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends a producer's record batches as leader. With `min_isr`, refuses when the ISR
+    /// is smaller (`acks=all`).
+    pub fn append(&self, records: &Bytes) -> Result<LogAppendInfo, PartitionError> {
+        self.append_checked(records, None)
+    }
+
+    /// [`Partition::append`] that first checks the ISR holds at least `min_isr` replicas.
+    pub fn append_checked(
+        &self,
+        records: &Bytes,
+        min_isr: Option<usize>,
+    ) -> Result<LogAppendInfo, PartitionError> {
+        let mut role = self.role.lock();
+        let mut log = self.log.write();
+        let info = match &mut *role {
+            Role::Standalone => {
+                let info = log.append_as_leader(records, LEADER_EPOCH)?;
+                let end = log.log_end_offset();
+                log.update_high_watermark(end);
+                info
+            }
+            Role::Leader(leader) => {
+                if let Some(min_isr) = min_isr {
+                    if leader.isr.len() < min_isr {
+                        return Err(PartitionError::NotEnoughReplicas {
+                            isr: leader.isr.len(),
+                            min_isr,
+                        });
+                    }
+                }
+                let info = log.append_as_leader(records, leader.leader_epoch)?;
+                advance_high_watermark(leader, &mut log);
+                info
+            }
+            _ => return Err(PartitionError::NotLeader),
+        };
+        self.high_watermark_tx.send_replace(log.high_watermark());
+        Ok(info)
+    }
+
+    /// Waits until the high watermark reaches `offset` (`acks=all`), while this broker leads
+    /// with at least `min_isr` in-sync replicas.
+    pub async fn wait_for_high_watermark(
+        &self,
+        offset: i64,
+        min_isr: usize,
+        timeout: Duration,
+    ) -> Result<(), PartitionError> {
+        let mut rx = self.high_watermark_tx.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if *rx.borrow_and_update() >= offset {
+                return Ok(());
+            }
+            match &*self.role.lock() {
+                Role::Standalone => {}
+                Role::Leader(l) if l.isr.len() < min_isr => {
+                    return Err(PartitionError::NotEnoughReplicasAfterAppend { min_isr })
+                }
+                Role::Leader(_) => {}
+                _ => return Err(PartitionError::NotLeader),
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return Err(PartitionError::NotLeader) },
+                _ = tokio::time::sleep_until(deadline) => return Err(PartitionError::Timeout),
+            }
+        }
+    }
+
+    /// Becomes (or stays) leader in `leader_epoch` with the given replicas and ISR.
+    pub fn make_leader(
+        &self,
+        local_id: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        replicas: &[i32],
+        isr: &[i32],
+    ) -> Result<(), LogError> {
+        let now = self.clock.now_ms();
+        let mut role = self.role.lock();
+        let mut log = self.log.write();
+        match &mut *role {
+            Role::Leader(l) if l.leader_epoch == leader_epoch => {
+                l.update_membership(partition_epoch, replicas, isr, now);
+            }
+            _ => {
+                let end = log.log_end_offset();
+                log.maybe_assign_epoch_start_offset(leader_epoch, end)?;
+                *role = Role::Leader(LeaderState::new(
+                    local_id,
+                    leader_epoch,
+                    partition_epoch,
+                    replicas,
+                    isr,
+                    end,
+                    now,
+                ));
+                tracing::info!(topic = %self.topic, partition = self.index, leader_epoch, "became leader");
+            }
+        }
+        if let Role::Leader(l) = &mut *role {
+            advance_high_watermark(l, &mut log);
+        }
+        self.high_watermark_tx.send_replace(log.high_watermark());
+        Ok(())
+    }
+
+    /// Becomes a follower of `leader` in `leader_epoch` (or offline when there is no leader).
+    pub fn make_follower(&self, leader: i32, leader_epoch: i32) {
+        let mut role = self.role.lock();
+        let next = if leader < 0 {
+            Role::Offline { leader_epoch }
+        } else {
+            Role::Follower {
+                leader,
+                leader_epoch,
+            }
+        };
+        let changed = match (&*role, &next) {
+            (
+                Role::Follower {
+                    leader: a,
+                    leader_epoch: e,
+                },
+                Role::Follower {
+                    leader: b,
+                    leader_epoch: f,
+                },
+            ) => a != b || e != f,
+            (Role::Offline { leader_epoch: e }, Role::Offline { leader_epoch: f }) => e != f,
+            _ => true,
+        };
+        if changed {
+            tracing::info!(topic = %self.topic, partition = self.index, leader, leader_epoch, "became follower");
+            *role = next;
+            // Wake acks=all waiters: they answer NOT_LEADER_OR_FOLLOWER.
+            self.high_watermark_tx.send_modify(|_| {});
+        }
+    }
+
+    /// Where to fetch from next, if this replica follows a leader.
+    pub fn follower_position(&self) -> Option<FollowerPosition> {
+        let role = self.role.lock();
+        let Role::Follower {
+            leader,
+            leader_epoch,
+        } = &*role
+        else {
+            return None;
+        };
+        let log = self.log.read();
+        Some(FollowerPosition {
+            leader: *leader,
+            leader_epoch: *leader_epoch,
+            fetch_offset: log.log_end_offset(),
+            last_fetched_epoch: log.latest_epoch().unwrap_or(-1),
+            log_start_offset: log.log_start_offset(),
+        })
+    }
+
+    fn check_follower(&self, role: &Role, leader_epoch: i32) -> Result<(), PartitionError> {
+        match role {
+            Role::Follower {
+                leader_epoch: e, ..
+            } if *e == leader_epoch => Ok(()),
+            _ => Err(PartitionError::NotLeader),
+        }
+    }
+
+    /// Appends batches fetched from the leader and takes its high watermark.
+    pub fn append_from_leader(
+        &self,
+        leader_epoch: i32,
+        records: &Bytes,
+        leader_high_watermark: i64,
+        leader_log_start: i64,
+    ) -> Result<(), PartitionError> {
+        let role = self.role.lock();
+        self.check_follower(&role, leader_epoch)?;
+        let mut log = self.log.write();
+        if !records.is_empty() {
+            log.append_as_follower(records)?;
+        }
+        let end = log.log_end_offset();
+        log.update_high_watermark(leader_high_watermark.min(end));
+        if leader_log_start > log.log_start_offset() && leader_log_start <= log.high_watermark() {
+            log.maybe_increment_log_start_offset(leader_log_start)?;
+        }
+        Ok(())
+    }
+
+    /// Truncates where this follower's log diverged from the leader's (`diverging_epoch`).
+    pub fn truncate_diverged(
+        &self,
+        leader_epoch: i32,
+        epoch: i32,
+        end_offset: i64,
+    ) -> Result<(), PartitionError> {
+        let role = self.role.lock();
+        self.check_follower(&role, leader_epoch)?;
+        let mut log = self.log.write();
+        let state = log.offset_truncation_state(epoch, end_offset);
+        if log.truncate_to(state.offset)? {
+            tracing::warn!(topic = %self.topic, partition = self.index, offset = state.offset, "truncated a diverged log");
+        }
+        Ok(())
+    }
+
+    /// Restarts this follower's log empty at the leader's log start (it fell behind it).
+    pub fn restart_at_leader_start(
+        &self,
+        leader_epoch: i32,
+        leader_log_start: i64,
+    ) -> Result<(), PartitionError> {
+        let role = self.role.lock();
+        self.check_follower(&role, leader_epoch)?;
+        self.log
+            .write()
+            .truncate_fully_and_start_at(leader_log_start)?;
+        Ok(())
+    }
+
+    /// Serves a follower's fetch on the leader: diverging-epoch check, then records up to the
+    /// log end; records the follower's position, advances the high watermark, and proposes
+    /// adding the follower to the ISR when it caught up.
+    pub fn fetch_for_follower(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        current_leader_epoch: i32,
+        max_bytes: usize,
+    ) -> Result<FollowerFetch, PartitionError> {
+        self.check_leader_epoch(current_leader_epoch)?;
+        let now = self.clock.now_ms();
+        let mut role = self.role.lock();
+        let Role::Leader(leader) = &mut *role else {
+            return Err(PartitionError::NotLeader);
+        };
+        let mut log = self.log.write();
+        if last_fetched_epoch >= 0 {
+            let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch);
+            if epoch < last_fetched_epoch || end < fetch_offset {
+                return Ok(FollowerFetch {
+                    records: Bytes::new(),
+                    high_watermark: log.high_watermark(),
+                    log_start_offset: log.log_start_offset(),
+                    diverging: Some((epoch, end)),
+                    high_watermark_moved: false,
+                    isr_change: None,
+                });
+            }
+        }
+        let end = log.log_end_offset();
+        let records = log.read(fetch_offset, max_bytes, end, true)?.records;
+        leader.record_fetch(replica, fetch_offset, end, now);
+        let before = log.high_watermark();
+        advance_high_watermark(leader, &mut log);
+        let high_watermark = log.high_watermark();
+        let isr_change = leader.expand_candidate(replica, high_watermark).map(|isr| {
+            leader.pending_isr = Some(isr.clone());
+            self.change(leader, isr)
+        });
+        if high_watermark != before {
+            self.high_watermark_tx.send_replace(high_watermark);
+        }
+        Ok(FollowerFetch {
+            records,
+            high_watermark,
+            log_start_offset: log.log_start_offset(),
+            diverging: None,
+            high_watermark_moved: high_watermark != before,
+            isr_change,
+        })
+    }
+
+    /// An ISR shrink to send to the controller, if a follower lagged more than `max_lag_ms`.
+    pub fn maybe_shrink_isr(&self, max_lag_ms: i64) -> Option<PartitionChange> {
+        let now = self.clock.now_ms();
+        let mut role = self.role.lock();
+        let Role::Leader(leader) = &mut *role else {
+            return None;
+        };
+        let isr = leader.shrink_candidate(now, max_lag_ms)?;
+        leader.pending_isr = Some(isr.clone());
+        Some(self.change(leader, isr))
+    }
+
+    /// The controller refused or lost an ISR change: allow proposing again.
+    pub fn isr_change_failed(&self) {
+        if let Role::Leader(leader) = &mut *self.role.lock() {
+            leader.pending_isr = None;
+        }
+    }
+
+    fn change(&self, leader: &LeaderState, isr: Vec<i32>) -> PartitionChange {
+        PartitionChange {
+            topic: self.topic.to_string(),
+            partition: self.index,
+            leader: leader.local_id,
+            leader_epoch: leader.leader_epoch,
+            partition_epoch: leader.partition_epoch,
+            isr,
+        }
     }
 
     /// Reads whole batches from `offset`, at most `max_bytes` unless `min_one_message` lets the
@@ -100,7 +575,7 @@ impl Partition {
         min_one_message: bool,
     ) -> Result<PartitionRead, LogError> {
         let log = self.log.read();
-        let high_watermark = log.log_end_offset();
+        let high_watermark = log.high_watermark();
         let data = log.read(offset, max_bytes, high_watermark, min_one_message)?;
         Ok(PartitionRead {
             records: data.records,
@@ -109,8 +584,13 @@ impl Partition {
         })
     }
 
-    /// The high watermark: on a single replica, the log end offset.
+    /// The high watermark: every offset below it is on every in-sync replica.
     pub fn high_watermark(&self) -> i64 {
+        self.log.read().high_watermark()
+    }
+
+    /// The log end offset.
+    pub fn log_end_offset(&self) -> i64 {
         self.log.read().log_end_offset()
     }
 
@@ -173,5 +653,12 @@ impl Partition {
     /// Flushes and closes the log cleanly (a restart then skips recovery).
     pub fn close(&self) -> Result<(), LogError> {
         self.log.write().close()
+    }
+}
+
+/// Moves the leader's high watermark to what the ISR allows.
+fn advance_high_watermark(leader: &LeaderState, log: &mut Log) {
+    if let Some(bound) = leader.high_watermark_bound(log.log_end_offset()) {
+        log.maybe_increment_high_watermark(bound);
     }
 }

@@ -8,7 +8,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::{log_error_code, text};
+use super::text;
 use crate::broker::Broker;
 use crate::config::topic as topic_config;
 use crate::replica_manager::TopicState;
@@ -119,7 +119,7 @@ fn append(
         }
         Err(e) => {
             tracing::debug!(topic = %topic.meta.name, partition = index, error = %e, "append refused");
-            Err((log_error_code(&e), Some(e.to_string())))
+            Err((e.code(), Some(e.to_string())))
         }
     }
 }

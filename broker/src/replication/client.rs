@@ -38,7 +38,11 @@ pub struct BrokerConnection {
 
 impl BrokerConnection {
     /// Connects to `addr` (`host:port`).
-    pub async fn connect(addr: &str, client_id: String, timeout: Duration) -> Result<Self, ClientError> {
+    pub async fn connect(
+        addr: &str,
+        client_id: String,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ClientError::Timeout(timeout))??;
@@ -84,9 +88,8 @@ impl BrokerConnection {
             let mut body = BytesMut::zeroed(len);
             self.stream.read_exact(&mut body).await?;
             let mut body = body.freeze();
-            let header =
-                ResponseHeader::decode(&mut body, R::Response::header_version(version))
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
             if header.correlation_id != correlation_id {
                 return Err(ClientError::Protocol(format!(
                     "correlation id {} answered {correlation_id}",
@@ -96,7 +99,10 @@ impl BrokerConnection {
             let response = R::Response::decode(&mut body, version)
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
             if body.has_remaining() {
-                tracing::debug!(left = body.remaining(), "trailing bytes after a peer response");
+                tracing::debug!(
+                    left = body.remaining(),
+                    "trailing bytes after a peer response"
+                );
             }
             Ok(response)
         })

@@ -94,7 +94,9 @@ impl ReplicaFetcherManager {
     /// Stops fetching `topic`/`index` (it became leader, moved away, or was deleted).
     pub fn remove(&self, topic: &str, index: i32) {
         for f in self.fetchers.lock().values() {
-            f.partitions.lock().retain(|(t, i), _| !(&**t == topic && *i == index));
+            f.partitions
+                .lock()
+                .retain(|(t, i), _| !(&**t == topic && *i == index));
         }
     }
 
@@ -133,11 +135,9 @@ async fn run(fetcher: std::sync::Weak<Fetcher>, leader: i32, config: FetcherConf
             })
             .collect();
         if positions.is_empty() {
-            // Hold no strong reference while parked, so dropping the manager ends the task.
-            let wake = f.wake.notified();
-            drop(f);
+            // Parks until assigned a partition; the timeout re-checks that the manager lives.
             tokio::select! {
-                _ = wake => {}
+                _ = f.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             continue;
@@ -170,10 +170,9 @@ async fn run(fetcher: std::sync::Weak<Fetcher>, leader: i32, config: FetcherConf
                 let mut backoff = false;
                 for topic in response.responses {
                     for pd in topic.partitions {
-                        let Some((partition, pos)) = positions
-                            .iter()
-                            .find(|(p, _)| *p.topic == *topic.topic.0 && p.index == pd.partition_index)
-                        else {
+                        let Some((partition, pos)) = positions.iter().find(|(p, _)| {
+                            *p.topic == *topic.topic.0 && p.index == pd.partition_index
+                        }) else {
                             continue;
                         };
                         if let Err(e) = handle_partition(partition, pos, pd) {
@@ -249,11 +248,20 @@ fn handle_partition(
     }
     if pd.diverging_epoch.epoch >= 0 {
         return partition
-            .truncate_diverged(pos.leader_epoch, pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset)
+            .truncate_diverged(
+                pos.leader_epoch,
+                pd.diverging_epoch.epoch,
+                pd.diverging_epoch.end_offset,
+            )
             .map_err(|e| e.to_string());
     }
     let records = pd.records.unwrap_or_default();
     partition
-        .append_from_leader(pos.leader_epoch, &records, pd.high_watermark, pd.log_start_offset)
+        .append_from_leader(
+            pos.leader_epoch,
+            &records,
+            pd.high_watermark,
+            pd.log_start_offset,
+        )
         .map_err(|e| e.to_string())
 }

@@ -1,0 +1,7 @@
+//! Kafka's ISR replication between brokers: followers fetch from leaders with the Fetch API
+//! ([`fetcher`], over [`client`]); leaders track their followers ([`leader`]) to advance the
+//! high watermark and propose ISR changes to the controller.
+
+pub mod client;
+pub mod fetcher;
+pub mod leader;

@@ -177,7 +177,7 @@ async fn every_advertised_version_answers_and_encodes() {
                 api_key: api,
                 body: sample(api, version, meta.id, &batch),
             };
-            let response = handle(&broker, request)
+            let response = handle(&broker, request, None)
                 .await
                 .unwrap_or_else(|| panic!("{api:?} v{version} gave no response"));
             encode_response(42, api, version, &response)

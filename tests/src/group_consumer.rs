@@ -93,7 +93,10 @@ impl GroupMember {
             .args(["--bootstrap", &broker.bootstrap()])
             .args(["--topic", &options.topic])
             .args(["--group", &options.group])
-            .args(["--session-timeout-ms", &options.session_timeout_ms.to_string()])
+            .args([
+                "--session-timeout-ms",
+                &options.session_timeout_ms.to_string(),
+            ])
             .args([
                 "--heartbeat-interval-ms",
                 &options.heartbeat_interval_ms.to_string(),
@@ -157,7 +160,11 @@ impl GroupMember {
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "member {} exited with {status}", self.name);
+                assert!(
+                    status.success(),
+                    "member {} exited with {status}",
+                    self.name
+                );
                 break;
             }
             assert!(

@@ -82,10 +82,16 @@ fn assert_exactly_once(records: &[GroupRecord], sent: &BTreeMap<i32, Vec<String>
             "partition {partition}: every record once, in order"
         );
         for (i, r) in got.iter().enumerate() {
-            assert_eq!(r.offset, i as i64, "offset of record #{i} in partition {partition}");
+            assert_eq!(
+                r.offset, i as i64,
+                "offset of record #{i} in partition {partition}"
+            );
         }
     }
-    assert!(by_partition.is_empty(), "records from unexpected partitions");
+    assert!(
+        by_partition.is_empty(),
+        "records from unexpected partitions"
+    );
 }
 
 fn owner_records<'a>(records: &'a [GroupRecord], owned: &BTreeSet<(String, i32)>) -> bool {
@@ -119,7 +125,12 @@ async fn three_members_share_six_partitions_and_consume_each_record_once() {
             "{} consumed outside its partitions {owned:?}",
             m.name
         );
-        assert_eq!(m.records().len(), 200, "{} consumed its two partitions", m.name);
+        assert_eq!(
+            m.records().len(),
+            200,
+            "{} consumed its two partitions",
+            m.name
+        );
     }
 }
 
@@ -204,7 +215,11 @@ fn consume_and_stop(broker: &Broker, options: &MemberOptions, count: usize) -> V
     let mut member = GroupMember::start(broker, "committer", options);
     let records = wait_for_records(&[&member], count);
     member.stop();
-    assert_eq!(member.records().len(), count, "records consumed before the stop");
+    assert_eq!(
+        member.records().len(),
+        count,
+        "records consumed before the stop"
+    );
     records
 }
 
@@ -228,7 +243,11 @@ async fn a_restarted_consumer_resumes_after_its_last_commit_even_after_a_broker_
     });
     let second = consume_and_stop(&broker, &options, 30);
     let offsets: Vec<i64> = second.iter().map(|r| r.offset).collect();
-    assert_eq!(offsets, (50..80).collect::<Vec<_>>(), "resumed right after the commit");
+    assert_eq!(
+        offsets,
+        (50..80).collect::<Vec<_>>(),
+        "resumed right after the commit"
+    );
     assert_eq!(second[0].value, "second-0");
 
     // The broker dies without a clean shutdown; the offsets come back from __consumer_offsets.
@@ -240,7 +259,11 @@ async fn a_restarted_consumer_resumes_after_its_last_commit_even_after_a_broker_
     produce(&broker, &topic, 1, "third", 20).await;
     let third = consume_and_stop(&broker, &options, 20);
     let offsets: Vec<i64> = third.iter().map(|r| r.offset).collect();
-    assert_eq!(offsets, (80..100).collect::<Vec<_>>(), "resumed after the broker restart");
+    assert_eq!(
+        offsets,
+        (80..100).collect::<Vec<_>>(),
+        "resumed after the broker restart"
+    );
     assert_eq!(committed(&broker, group, &topic), Some(100));
 }
 
@@ -273,15 +296,15 @@ async fn members_beyond_the_partition_count_idle_until_a_member_leaves() {
     let everything = all_partitions(&topic, 2);
     let refs: Vec<&GroupMember> = members.iter().collect();
     let sets = wait_for_assignment(&refs, &everything, SETTLE);
-    let idle = sets.iter().position(BTreeSet::is_empty).expect("one idle member");
+    let idle = sets
+        .iter()
+        .position(BTreeSet::is_empty)
+        .expect("one idle member");
     assert_eq!(sets.iter().filter(|s| s.len() == 1).count(), 2, "{sets:?}");
 
     let busy = (0..3).find(|i| *i != idle).unwrap();
     members[busy].stop();
-    let rest: Vec<&GroupMember> = (0..3)
-        .filter(|i| *i != busy)
-        .map(|i| &members[i])
-        .collect();
+    let rest: Vec<&GroupMember> = (0..3).filter(|i| *i != busy).map(|i| &members[i]).collect();
     wait_for_assignment(&rest, &everything, SETTLE);
     wait_until(SETTLE, "the idle member took a partition", || {
         (members[idle].assignment().len() == 1).then_some(())
@@ -325,9 +348,11 @@ async fn a_static_member_restarting_within_the_session_timeout_gets_its_partitio
     // A static member's close sends no LeaveGroup: the broker keeps its place.
     restarts.stop();
     let again = GroupMember::start(&broker, "restarted", &static_member("restarts"));
-    wait_until(SETTLE, "the restarted member holds its old partitions", || {
-        (again.assignment() == before).then_some(())
-    });
+    wait_until(
+        SETTLE,
+        "the restarted member holds its old partitions",
+        || (again.assignment() == before).then_some(()),
+    );
     assert_eq!(
         rebalances(&broker),
         rebalances_before,

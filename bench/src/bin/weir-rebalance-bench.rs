@@ -93,13 +93,14 @@ impl Member {
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("partition.assignment.strategy", &args.assignor)
-            .set("heartbeat.interval.ms", args.heartbeat_interval_ms.to_string())
+            .set(
+                "heartbeat.interval.ms",
+                args.heartbeat_interval_ms.to_string(),
+            )
             .set("session.timeout.ms", args.session_timeout_ms.to_string())
             .create_with_context(SharedTracker(tracker.clone()))
             .context("creating a consumer")?;
-        consumer
-            .subscribe(&[&args.topic])
-            .context("subscribing")?;
+        consumer.subscribe(&[&args.topic]).context("subscribing")?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {

@@ -175,7 +175,8 @@ impl BrokerConfig {
 
     /// `offsets.retention.minutes` in ms: how long an empty group keeps its offsets.
     pub fn offsets_retention_ms(&self) -> i64 {
-        self.long("offsets.retention.minutes").saturating_mul(60_000)
+        self.long("offsets.retention.minutes")
+            .saturating_mul(60_000)
     }
 
     /// `offsets.retention.check.interval.ms`.

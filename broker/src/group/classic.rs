@@ -348,8 +348,8 @@ impl Group {
             let version = i16::from_be_bytes([metadata[0], metadata[1]]);
             bytes::Buf::advance(&mut metadata, 2);
             // An undecodable subscription means we cannot tell: treat it as unknown.
-            let sub = ConsumerProtocolSubscription::decode(&mut metadata, version.clamp(0, 3))
-                .ok()?;
+            let sub =
+                ConsumerProtocolSubscription::decode(&mut metadata, version.clamp(0, 3)).ok()?;
             topics.extend(sub.topics.into_iter().map(|t| t.to_string()));
         }
         Some(topics)
@@ -379,7 +379,9 @@ impl Group {
 
     /// Whether the group is empty and holds nothing worth keeping.
     pub fn is_removable(&self) -> bool {
-        self.state == GroupState::Empty && self.offsets.is_empty() && self.pending_members.is_empty()
+        self.state == GroupState::Empty
+            && self.offsets.is_empty()
+            && self.pending_members.is_empty()
     }
 
     /// Marks the group dead and answers every parked request with `error` (the group was

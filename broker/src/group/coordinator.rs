@@ -20,8 +20,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use parking_lot::{Mutex, RwLock};
 use prometheus::IntCounter;
@@ -289,9 +288,7 @@ impl GroupCoordinator {
         let partition = self.partition_for(group_id);
         match self.owned.read().get(&partition) {
             Some(Ownership::Active { .. }) => Ok(partition),
-            Some(Ownership::Loading { .. }) => {
-                Err(ResponseError::CoordinatorLoadInProgress.code())
-            }
+            Some(Ownership::Loading { .. }) => Err(ResponseError::CoordinatorLoadInProgress.code()),
             None => Err(ResponseError::NotCoordinator.code()),
         }
     }

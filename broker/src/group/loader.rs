@@ -77,7 +77,12 @@ impl LoadedPartition {
         let mut ids: Vec<String> = self
             .groups
             .keys()
-            .chain(self.offsets.iter().filter(|(_, o)| !o.is_empty()).map(|(g, _)| g))
+            .chain(
+                self.offsets
+                    .iter()
+                    .filter(|(_, o)| !o.is_empty())
+                    .map(|(g, _)| g),
+            )
             .cloned()
             .collect();
         ids.sort();

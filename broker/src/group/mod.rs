@@ -23,6 +23,5 @@ pub mod records;
 pub use classic::{Group, GroupConfig, GroupState};
 pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 
-
 #[cfg(test)]
 mod tests;

@@ -261,11 +261,7 @@ impl Group {
     }
 
     /// Takes a rejoining member's new protocols and timeouts and parks its JoinGroup.
-    fn update_member(
-        &mut self,
-        req: &JoinRequest,
-        now_ms: i64,
-    ) -> oneshot::Receiver<JoinResult> {
+    fn update_member(&mut self, req: &JoinRequest, now_ms: i64) -> oneshot::Receiver<JoinResult> {
         let (tx, rx) = oneshot::channel();
         if let Some(m) = self.member_mut(&req.member_id) {
             m.protocols = req.protocols.clone();
@@ -561,7 +557,8 @@ impl Group {
     /// the end of the join phase, the sync deadline. Returns the member ids removed.
     pub fn tick(&mut self, now_ms: i64) -> Vec<String> {
         let before = self.pending_members.len();
-        self.pending_members.retain(|_, deadline| *deadline > now_ms);
+        self.pending_members
+            .retain(|_, deadline| *deadline > now_ms);
         if self.pending_members.len() != before {
             self.maybe_complete_join(now_ms);
         }

@@ -413,10 +413,7 @@ mod tests {
         };
         let key = RecordKey::Group { group: "g".into() };
         assert_eq!(&key.encode()[..], &[0, 2, 0, 1, b'g']);
-        assert_eq!(
-            GroupMetadataValue::decode(&value.encode()).unwrap(),
-            value
-        );
+        assert_eq!(GroupMetadataValue::decode(&value.encode()).unwrap(), value);
     }
 
     #[test]
@@ -443,8 +440,9 @@ mod tests {
                 version: 7
             }
         );
-        assert!(GroupMetadataValue::decode(&[0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff])
-            .is_err());
+        assert!(
+            GroupMetadataValue::decode(&[0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]).is_err()
+        );
         assert!(OffsetCommitValue::decode(&[0, 3, 1]).is_err());
     }
 }

@@ -123,7 +123,10 @@ fn first_join_waits_for_the_initial_delay_then_forms_generation_one() {
     let synced = sync_all(&mut g, clock.now_ms());
     assert!(synced.iter().all(|r| r.error == 0));
     assert_eq!(g.state(), GroupState::Stable);
-    assert_eq!(g.member(&b).unwrap().assignment, Bytes::from(format!("for {b}")));
+    assert_eq!(
+        g.member(&b).unwrap().assignment,
+        Bytes::from(format!("for {b}"))
+    );
 }
 
 fn stable_group_of_two() -> (Group, ManualClock, String, String) {
@@ -155,7 +158,10 @@ fn a_new_member_triggers_a_rebalance_that_completes_when_all_rejoin() {
         let r = rx.try_recv().unwrap();
         assert_eq!((r.error, r.generation), (0, 2));
     }
-    assert_eq!(g.heartbeat(1, &a, None, now), ResponseError::IllegalGeneration.code());
+    assert_eq!(
+        g.heartbeat(1, &a, None, now),
+        ResponseError::IllegalGeneration.code()
+    );
     assert_eq!(g.heartbeat(2, &a, None, now), 0);
 }
 
@@ -208,9 +214,15 @@ fn a_static_member_restarting_keeps_generation_and_assignment() {
     assert_eq!(g.state(), GroupState::Stable);
     assert_eq!(rebalances.get(), 1, "no rebalance");
     assert!(g.take_dirty(), "the new member id is stored");
-    let SyncOutcome::Done(sync) =
-        g.sync(1, &again.member_id, Some("i1"), None, None, vec![], clock.now_ms())
-    else {
+    let SyncOutcome::Done(sync) = g.sync(
+        1,
+        &again.member_id,
+        Some("i1"),
+        None,
+        None,
+        vec![],
+        clock.now_ms(),
+    ) else {
         panic!("a stable group answers SyncGroup at once");
     };
     assert_eq!(sync.assignment, Bytes::from(format!("for {old}")));
@@ -263,7 +275,8 @@ fn offsets_of_an_empty_group_expire_after_retention() {
     );
     let (g2, clock2, _, _) = stable_group_of_two();
     assert!(
-        g2.expired_offsets(clock2.now_ms() + 10_000_000, 1).is_empty(),
+        g2.expired_offsets(clock2.now_ms() + 10_000_000, 1)
+            .is_empty(),
         "a group with members keeps its offsets"
     );
 }

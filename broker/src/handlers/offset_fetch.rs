@@ -31,11 +31,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
                 let wanted = g.topics.map(|topics| {
                     topics
                         .iter()
-                        .flat_map(|t| {
-                            t.partition_indexes
-                                .iter()
-                                .map(|p| (t.name.to_string(), *p))
-                        })
+                        .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
                         .collect()
                 });
                 let (error, fetched) = fetch(broker, &g.group_id, wanted);
@@ -71,11 +67,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
     let wanted = request.topics.map(|topics| {
         topics
             .iter()
-            .flat_map(|t| {
-                t.partition_indexes
-                    .iter()
-                    .map(|p| (t.name.to_string(), *p))
-            })
+            .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
             .collect()
     });
     let (error, fetched) = fetch(broker, &request.group_id, wanted);

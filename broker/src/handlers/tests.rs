@@ -181,9 +181,10 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                 .with_protocol_type(s("consumer"))
                 // v5+: a static member is admitted without MEMBER_ID_REQUIRED.
                 .with_group_instance_id((version >= 5).then(|| s("instance")))
-                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
-                    .with_name(s("range"))
-                    .with_metadata(Bytes::from_static(b"subscription"))]),
+                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+                )
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(b"subscription"))]),
         ),
         ApiKey::SyncGroup => RequestKind::SyncGroup(
             SyncGroupRequest::default()
@@ -218,9 +219,11 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                 OffsetCommitRequest::default()
                     .with_group_id(g("oc"))
                     .with_generation_id_or_member_epoch(-1)
-                    .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
-                        .with_name(t())
-                        .with_partitions(vec![partition(0), partition(9)])]),
+                    .with_topics(vec![
+                        offset_commit_request::OffsetCommitRequestTopic::default()
+                            .with_name(t())
+                            .with_partitions(vec![partition(0), partition(9)]),
+                    ]),
             )
         }
         ApiKey::OffsetFetch if version >= 8 => {
@@ -238,29 +241,40 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(
             OffsetFetchRequest::default()
                 .with_group_id(g("oc"))
-                .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
-                    .with_name(t())
-                    .with_partition_indexes(vec![0, 1])])),
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(t())
+                        .with_partition_indexes(vec![0, 1]),
+                ])),
         ),
-        ApiKey::DescribeGroups => RequestKind::DescribeGroups(
-            DescribeGroupsRequest::default().with_groups(vec![g("oc"), g("jg-5"), g("missing")]),
-        ),
+        ApiKey::DescribeGroups => {
+            RequestKind::DescribeGroups(DescribeGroupsRequest::default().with_groups(vec![
+                g("oc"),
+                g("jg-5"),
+                g("missing"),
+            ]))
+        }
         ApiKey::ListGroups => RequestKind::ListGroups(
-            ListGroupsRequest::default()
-                .with_states_filter(if version >= 4 { vec![s("Empty")] } else { vec![] }),
+            ListGroupsRequest::default().with_states_filter(if version >= 4 {
+                vec![s("Empty")]
+            } else {
+                vec![]
+            }),
         ),
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(
             DeleteGroupsRequest::default().with_groups_names(vec![g("jg-5"), g("missing")]),
         ),
         ApiKey::OffsetDelete => RequestKind::OffsetDelete(
-            OffsetDeleteRequest::default().with_group_id(g("oc")).with_topics(vec![
-                offset_delete_request::OffsetDeleteRequestTopic::default()
-                    .with_name(t())
-                    .with_partitions(vec![
-                        offset_delete_request::OffsetDeleteRequestPartition::default()
-                            .with_partition_index(0),
-                    ]),
-            ]),
+            OffsetDeleteRequest::default()
+                .with_group_id(g("oc"))
+                .with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(t())
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(0),
+                        ]),
+                ]),
         ),
         other => panic!("no sample request for {other:?}"),
     }
@@ -305,7 +319,10 @@ async fn every_advertised_version_answers_and_encodes() {
     // simple consumer's offset of t-0 again.
     let jg5 = broker.groups.describe("jg-5").unwrap().unwrap();
     assert_eq!(jg5.members.len(), 1);
-    assert_eq!(jg5.members[0].group_instance_id.as_deref(), Some("instance"));
+    assert_eq!(
+        jg5.members[0].group_instance_id.as_deref(),
+        Some("instance")
+    );
     let oc = broker.groups.fetch_offsets("oc", None).unwrap();
     assert!(oc.is_empty(), "{oc:?}");
     // The produce samples appended one batch of 3 records per Produce version.

@@ -94,7 +94,7 @@ fn assert_exactly_once(records: &[GroupRecord], sent: &BTreeMap<i32, Vec<String>
     );
 }
 
-fn owner_records<'a>(records: &'a [GroupRecord], owned: &BTreeSet<(String, i32)>) -> bool {
+fn owner_records(records: &[GroupRecord], owned: &BTreeSet<(String, i32)>) -> bool {
     records
         .iter()
         .all(|r| owned.contains(&(r.topic.clone(), r.partition)))

@@ -225,14 +225,20 @@ impl GroupCoordinator {
         self.owned.write().remove(&partition);
         let now = self.now_ms();
         let n = self.num_partitions.load(Ordering::Acquire);
-        let mut groups = self.groups.write();
-        groups.retain(|id, group| {
-            if partition_for(id, n) != partition {
-                return true;
-            }
+        // Take them out of the map first: operations lock a group and then the map (to remove
+        // it), so the map lock must not be held while waiting for a group.
+        let dropped: Vec<Arc<Mutex<Group>>> = {
+            let mut groups = self.groups.write();
+            let ids: Vec<String> = groups
+                .keys()
+                .filter(|id| partition_for(id, n) == partition)
+                .cloned()
+                .collect();
+            ids.iter().filter_map(|id| groups.remove(id)).collect()
+        };
+        for group in dropped {
             group.lock().kill(ResponseError::NotCoordinator.code(), now);
-            false
-        });
+        }
     }
 
     fn replay(&self, partition: i32) -> LoadedPartition {

@@ -24,4 +24,6 @@ pub use classic::{Group, GroupConfig, GroupState};
 pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 
 #[cfg(test)]
+mod coordinator_tests;
+#[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::broker::{Broker, Endpoint};
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
+use crate::group::GroupCoordinator;
 use crate::http::HttpState;
 use crate::metadata::MetaProperties;
 use crate::metrics::BrokerMetrics;
@@ -90,7 +91,7 @@ pub fn open(
     let meta = MetaProperties::load_or_create(&dir, config.node_id)?;
     let config = Arc::new(config);
     let started = std::time::Instant::now();
-    let replicas = Arc::new(ReplicaManager::open(config.clone(), clock)?);
+    let replicas = Arc::new(ReplicaManager::open(config.clone(), clock.clone())?);
     tracing::info!(
         partitions = replicas.all_partitions().len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -99,12 +100,20 @@ pub fn open(
     let producer_ids = ProducerIdManager::open(&dir)?;
     let metrics = BrokerMetrics::new()?;
     metrics.register_log_collector(&replicas)?;
+    let groups = Arc::new(GroupCoordinator::new(
+        config.clone(),
+        replicas.clone(),
+        clock,
+        metrics.group_rebalances.clone(),
+    ));
+    metrics.register_group_collector(&groups, &replicas)?;
     let broker = Arc::new(Broker::new(
         config,
         meta.cluster_id,
         advertised,
         replicas,
         producer_ids,
+        groups,
         metrics,
     ));
     Ok(StartedBroker {
@@ -126,6 +135,9 @@ impl StartedBroker {
     ) {
         let broker = self.broker.clone();
         http.set_broker(broker.clone());
+        // Single node: this broker leads every __consumer_offsets partition. Groups answer
+        // COORDINATOR_LOAD_IN_PROGRESS until their partition is replayed.
+        broker.groups.become_leader_of_all();
         let jobs = spawn_background_jobs(&broker);
         let server = tokio::spawn(crate::server::run(kafka, broker.clone(), shutdown.clone()));
         broker.set_ready(true);
@@ -142,8 +154,12 @@ impl StartedBroker {
     }
 }
 
-/// Periodic jobs (retention, time-based flush, recovery checkpoints); aborted at shutdown,
-/// which then closes every log itself.
+/// How often group timers (join deadlines, session expiry) are checked: the resolution of
+/// every rebalance delay.
+const GROUP_TICK: Duration = Duration::from_millis(50);
+
+/// Periodic jobs (retention, time-based flush, recovery checkpoints, group timers and offset
+/// expiry); aborted at shutdown, which then closes every log itself.
 fn spawn_background_jobs(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()>> {
     let config = &broker.config;
     let every = |period_ms: u64, job: fn(&Broker)| {
@@ -160,7 +176,20 @@ fn spawn_background_jobs(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()
             }
         })
     };
+    let groups = broker.groups.clone();
+    let group_timers = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(GROUP_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            groups.tick();
+        }
+    });
     vec![
+        group_timers,
+        every(config.offsets_retention_check_interval_ms(), |b| {
+            b.groups.expire_offsets()
+        }),
         every(config.retention_check_interval_ms(), |b| {
             b.replicas.apply_retention()
         }),

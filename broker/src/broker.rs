@@ -6,6 +6,7 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 
 use crate::config::BrokerConfig;
+use crate::group::GroupCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
@@ -32,6 +33,8 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     /// Producer id allocation for InitProducerId.
     pub producer_ids: ProducerIdManager,
+    /// The group coordinator (consumer groups, committed offsets).
+    pub groups: Arc<GroupCoordinator>,
     /// Prometheus metrics.
     pub metrics: BrokerMetrics,
     ready: AtomicBool,
@@ -45,6 +48,7 @@ impl Broker {
         advertised: Endpoint,
         replicas: Arc<ReplicaManager>,
         producer_ids: ProducerIdManager,
+        groups: Arc<GroupCoordinator>,
         metrics: BrokerMetrics,
     ) -> Self {
         Self {
@@ -53,6 +57,7 @@ impl Broker {
             advertised,
             replicas,
             producer_ids,
+            groups,
             metrics,
             ready: AtomicBool::new(false),
         }

@@ -7,6 +7,8 @@
 //! - [`handlers`] has one module per Kafka API; they work on the shared [`broker::Broker`].
 //! - [`replica_manager`] owns the topics and their [`partition`]s and the topic lifecycle;
 //!   [`metadata`] persists the topic catalogue.
+//! - [`group`] is the group coordinator: consumer groups and their committed offsets in
+//!   `__consumer_offsets`.
 //! - [`log`] is the storage layer: segments, indexes, recovery, retention, producer state.
 //! - [`config`] holds Kafka-named settings; [`cli`] the command line; [`app`] wires it all up
 //!   and runs the background jobs; [`metrics`] and [`http`] serve Prometheus and health.
@@ -17,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod controller;
+pub mod group;
 pub mod handlers;
 pub mod http;
 pub mod log;

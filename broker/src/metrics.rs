@@ -14,6 +14,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::group::{GroupCoordinator, GroupState};
 use crate::replica_manager::ReplicaManager;
 
 /// All broker metrics, registered in one registry.
@@ -40,6 +41,8 @@ pub struct BrokerMetrics {
     pub connections_accepted: IntCounter,
     /// Connections closed because of a malformed or oversized request.
     pub protocol_errors: IntCounter,
+    /// Group rebalances completed (join phases that formed a generation with members).
+    pub group_rebalances: IntCounter,
 }
 
 impl BrokerMetrics {
@@ -106,6 +109,11 @@ impl BrokerMetrics {
             "Connections closed because a request was malformed, oversized or unsupported.",
         )?;
         registry.register(Box::new(protocol_errors.clone()))?;
+        let group_rebalances = IntCounter::new(
+            "weir_group_rebalances_total",
+            "Consumer group rebalances completed (a new generation with members formed).",
+        )?;
+        registry.register(Box::new(group_rebalances.clone()))?;
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -121,7 +129,20 @@ impl BrokerMetrics {
             connections_open,
             connections_accepted,
             protocol_errors,
+            group_rebalances,
         })
+    }
+
+    /// Adds consumer group lag and group counts by state, computed at each scrape.
+    pub fn register_group_collector(
+        &self,
+        groups: &Arc<GroupCoordinator>,
+        replicas: &Arc<ReplicaManager>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(Box::new(GroupCollector::new(
+            Arc::downgrade(groups),
+            Arc::downgrade(replicas),
+        )?))
     }
 
     /// Adds the per-partition log gauges, read from `replicas` at each scrape.
@@ -204,6 +225,79 @@ impl Collector for LogCollector {
             }
         }
         [&self.size, &self.end, &self.start, &self.segments]
+            .into_iter()
+            .flat_map(|g| g.collect())
+            .collect()
+    }
+}
+
+/// Consumer lag (high watermark minus committed offset) per group and partition, and the
+/// number of groups in each state, read from the coordinator at scrape time.
+struct GroupCollector {
+    groups: Weak<GroupCoordinator>,
+    replicas: Weak<ReplicaManager>,
+    lag: prometheus::IntGaugeVec,
+    by_state: prometheus::IntGaugeVec,
+}
+
+impl GroupCollector {
+    fn new(
+        groups: Weak<GroupCoordinator>,
+        replicas: Weak<ReplicaManager>,
+    ) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            groups,
+            replicas,
+            lag: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "weir_consumer_group_lag",
+                    "Records a group has not consumed: high watermark minus committed offset.",
+                ),
+                &["group", "topic", "partition"],
+            )?,
+            by_state: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "weir_consumer_groups",
+                    "Consumer groups this broker coordinates, by state.",
+                ),
+                &["state"],
+            )?,
+        })
+    }
+}
+
+impl Collector for GroupCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        [&self.lag, &self.by_state]
+            .into_iter()
+            .flat_map(|g| g.desc())
+            .collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.lag.reset();
+        self.by_state.reset();
+        if let (Some(groups), Some(replicas)) = (self.groups.upgrade(), self.replicas.upgrade()) {
+            let counts = groups.count_by_state();
+            for state in GroupState::ALL {
+                if state != GroupState::Dead {
+                    let n = counts.get(&state).copied().unwrap_or(0);
+                    self.by_state
+                        .with_label_values(&[state.name()])
+                        .set(n as i64);
+                }
+            }
+            for (group, topic, partition, committed) in groups.committed_offsets() {
+                let Some(p) = replicas.partition(&topic, partition) else {
+                    continue;
+                };
+                let lag = (p.high_watermark() - committed).max(0);
+                self.lag
+                    .with_label_values(&[group.as_str(), topic.as_str(), &partition.to_string()])
+                    .set(lag);
+            }
+        }
+        [&self.lag, &self.by_state]
             .into_iter()
             .flat_map(|g| g.collect())
             .collect()

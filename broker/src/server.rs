@@ -80,7 +80,7 @@ async fn serve_connection(
                 let correlation_id = request.header.correlation_id;
                 let api_name = api_label(api);
                 broker.metrics.requests.with_label_values(&[api_name]).inc();
-                let body = handlers::handle(broker, request).await;
+                let body = handlers::handle(broker, request, Some(peer)).await;
                 broker
                     .metrics
                     .request_latency
@@ -142,6 +142,17 @@ pub fn api_label(api: ApiKey) -> &'static str {
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::AlterConfigs => "AlterConfigs",
         ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::OffsetDelete => "OffsetDelete",
         _ => "Other",
     }
 }

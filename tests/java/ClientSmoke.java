@@ -1,7 +1,8 @@
 // The Apache Kafka Java client against a Weir broker: AdminClient creates a topic, an
 // idempotent acks=all KafkaProducer (the Java client's defaults) writes keyed records with
-// headers under each codec, and a KafkaConsumer (assign + seekToBeginning, no group) reads
-// them back. Exits non-zero with a message on the first mismatch.
+// headers under each codec, and a KafkaConsumer in a consumer group (subscribe, group.id,
+// manual commitSync) reads them back; a second consumer of the group then reads the committed
+// offsets back with committed(). Exits non-zero with a message on the first mismatch.
 //
 // Run by tests/tests/java_client.rs:
 //   java -cp 'target/java-client-deps/*' tests/java/ClientSmoke.java BOOTSTRAP TOPIC
@@ -73,13 +74,15 @@ public class ClientSmoke {
         Properties c = new Properties();
         c.putAll(common);
         c.put("enable.auto.commit", "false");
+        c.put("group.id", "java-smoke-" + topic);
+        c.put("auto.offset.reset", "earliest");
+        List<TopicPartition> parts = new ArrayList<>();
+        for (int i = 0; i < PARTITIONS; i++) parts.add(new TopicPartition(topic, i));
+        Map<TopicPartition, Long> ends;
         try (KafkaConsumer<String, String> consumer =
                      new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer())) {
-            List<TopicPartition> parts = new ArrayList<>();
-            for (int i = 0; i < PARTITIONS; i++) parts.add(new TopicPartition(topic, i));
-            consumer.assign(parts);
-            consumer.seekToBeginning(parts);
-            Map<TopicPartition, Long> ends = consumer.endOffsets(parts);
+            consumer.subscribe(List.of(topic));
+            ends = consumer.endOffsets(parts);
             long endSum = ends.values().stream().mapToLong(Long::longValue).sum();
             check(endSum == total, "sum of end offsets " + endSum + " != " + total);
             Map<Integer, Long> nextOffset = new HashMap<>();
@@ -106,7 +109,20 @@ public class ClientSmoke {
                 }
             }
             check(read == total, "records read " + read + " of " + total);
+            consumer.commitSync();
         }
-        System.out.println("java client OK: " + total + " records");
+        long committedSum = 0;
+        try (KafkaConsumer<String, String> reader =
+                     new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer())) {
+            Map<TopicPartition, OffsetAndMetadata> committed = reader.committed(new HashSet<>(parts));
+            for (TopicPartition tp : parts) {
+                OffsetAndMetadata o = committed.get(tp);
+                check(o != null, "no committed offset for " + tp);
+                check(o.offset() == ends.get(tp), "committed offset of " + tp + " is " + o.offset()
+                        + ", end offset " + ends.get(tp));
+                committedSum += o.offset();
+            }
+        }
+        System.out.println("java client OK: " + total + " records, committed " + committedSum);
     }
 }

@@ -6,11 +6,14 @@
 //! - [`clients`]: rdkafka producer/consumer/admin configs and the reading helpers.
 //! - [`raw`]: a tiny Kafka wire-protocol client for exact control over requests.
 //! - [`segments`]: reads record batch v2 headers straight from `.log` segment files.
+//! - [`group_consumer`]: group consumers as separate processes (crash with SIGKILL, clean
+//!   stop), their assignments, rebalance events and consumed records.
 //! - [`http`]: a plain HTTP/1.0 GET for the metrics endpoint.
 //! - [`wait`]: waiting for a condition with a deadline (no sleeps as synchronisation).
 
 pub mod broker;
 pub mod clients;
+pub mod group_consumer;
 pub mod http;
 pub mod raw;
 pub mod segments;

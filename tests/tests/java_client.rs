@@ -1,7 +1,7 @@
 //! The Apache Kafka Java client (kafka-clients from Maven Central) against the broker:
 //! AdminClient, an idempotent `acks=all` KafkaProducer under every codec, and a KafkaConsumer
-//! reading everything back (tests/java/ClientSmoke.java checks bytes, offsets and key
-//! placement). `scripts/install-test-deps.sh` copies the jars to `target/java-client-deps`;
+//! in a consumer group reading everything back and committing (tests/java/ClientSmoke.java
+//! checks bytes, offsets, key placement and that the committed offsets come back). `scripts/install-test-deps.sh` copies the jars to `target/java-client-deps`;
 //! without them (or without `java`) the test says so and passes, unless `WEIR_REQUIRE_JAVA=1`
 //! (set by `scripts/test.sh`) or `CI` is set.
 
@@ -57,7 +57,7 @@ fn java_client_produces_and_consumes() {
         "the Java client failed:\n{stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("java client OK: 1000 records"),
+        stdout.contains("java client OK: 1000 records, committed 1000"),
         "unexpected output:\n{stdout}\n{stderr}"
     );
 }

@@ -2,10 +2,8 @@
 //! headers and timestamps come back byte for byte, offsets run from 0 without a gap, and the
 //! stored batches keep the producer's compression.
 
-use kafka_protocol::records::Compression;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
-use weir_tests::raw::{self, RawClient};
 use weir_tests::{clients, segments, unique_topic, Broker};
 
 const RECORDS: usize = 300;
@@ -172,42 +170,10 @@ async fn round_trip_snappy() {
 }
 
 /// librdkafka compresses with lz4 only when the broker advertises FindCoordinator (its lz4
-/// feature check dates from Kafka 0.8.2), which Weir does once consumer groups land. Until
-/// then lz4 batches are produced with the `kafka-protocol` encoder over the raw protocol and
-/// read back with a librdkafka consumer, which decompresses them.
+/// feature check dates from Kafka 0.8.2); the stored batches are checked to really be lz4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_lz4() {
-    const BATCHES: usize = 5;
-    const PER_BATCH: usize = 40;
-    let mut broker = Broker::start_default();
-    let topic = unique_topic("codec-lz4");
-    let mut raw = RawClient::connect(broker.kafka_addr());
-    raw.create_topic_ok(&topic, 1);
-    let values: Vec<Vec<u8>> = (0..BATCHES * PER_BATCH)
-        .map(|i| expected_record(i).value.unwrap_or_default())
-        .collect();
-    for (n, chunk) in values.chunks(PER_BATCH).enumerate() {
-        let slices: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
-        let batch = raw::record_batch_compressed(&slices, Compression::Lz4);
-        let response = raw.produce(&topic, 0, batch, -1);
-        assert_eq!(response.error_code, 0, "lz4 batch #{n}");
-        assert_eq!(
-            response.base_offset,
-            (n * PER_BATCH) as i64,
-            "base offset of lz4 batch #{n}"
-        );
-    }
-    let consumed = clients::read_all(&broker, &topic, 0);
-    assert_eq!(consumed.len(), values.len(), "records read back (lz4)");
-    for (index, (got, want)) in consumed.iter().zip(&values).enumerate() {
-        assert_eq!(got.offset, index as i64, "offset of record #{index} (lz4)");
-        assert_eq!(
-            got.value.as_deref(),
-            Some(want.as_slice()),
-            "value of record #{index} (lz4)"
-        );
-    }
-    assert_stored_codec(&mut broker, &topic, "lz4", 3, values.len() as i64);
+    round_trip("lz4", 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

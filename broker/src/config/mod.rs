@@ -172,6 +172,64 @@ impl BrokerConfig {
         std::time::Duration::from_secs(self.long("leader.imbalance.check.interval.seconds") as u64)
     }
 
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
+    pub fn offsets_topic_num_partitions(&self) -> i32 {
+        self.long("offsets.topic.num.partitions") as i32
+    }
+
+    /// `offsets.topic.replication.factor` as configured (capped to the brokers available
+    /// when the topic is created).
+    pub fn offsets_topic_replication_factor(&self) -> i16 {
+        self.long("offsets.topic.replication.factor") as i16
+    }
+
+    /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`.
+    pub fn offsets_topic_segment_bytes(&self) -> i64 {
+        self.long("offsets.topic.segment.bytes")
+    }
+
+    /// `offsets.retention.minutes` in ms: how long an empty group keeps its offsets.
+    pub fn offsets_retention_ms(&self) -> i64 {
+        self.long("offsets.retention.minutes")
+            .saturating_mul(60_000)
+    }
+
+    /// `offsets.retention.check.interval.ms`.
+    pub fn offsets_retention_check_interval_ms(&self) -> u64 {
+        self.long("offsets.retention.check.interval.ms") as u64
+    }
+
+    /// `offsets.commit.timeout.ms`: how long a commit may wait for the offsets partition's
+    /// replicas (the replicated cluster); a single node appends locally.
+    pub fn offsets_commit_timeout_ms(&self) -> i64 {
+        self.long("offsets.commit.timeout.ms")
+    }
+
+    /// `offset.metadata.max.bytes`: the longest metadata string an OffsetCommit may carry.
+    pub fn offset_metadata_max_bytes(&self) -> usize {
+        self.long("offset.metadata.max.bytes") as usize
+    }
+
+    /// `group.initial.rebalance.delay.ms`: how long an empty group waits for more members.
+    pub fn group_initial_rebalance_delay_ms(&self) -> i64 {
+        self.long("group.initial.rebalance.delay.ms")
+    }
+
+    /// `group.min.session.timeout.ms`.
+    pub fn group_min_session_timeout_ms(&self) -> i32 {
+        self.long("group.min.session.timeout.ms") as i32
+    }
+
+    /// `group.max.session.timeout.ms`.
+    pub fn group_max_session_timeout_ms(&self) -> i32 {
+        self.long("group.max.session.timeout.ms") as i32
+    }
+
+    /// `group.max.size`: members one group may have.
+    pub fn group_max_size(&self) -> usize {
+        self.long("group.max.size") as usize
+    }
+
     /// `broker.rack`, if set.
     pub fn rack(&self) -> Option<&str> {
         self.get("broker.rack").filter(|r| !r.is_empty())

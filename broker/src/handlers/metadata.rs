@@ -9,6 +9,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 
 use super::text;
 use crate::broker::Broker;
+use crate::group::OFFSETS_TOPIC;
 use crate::partition::LEADER_EPOCH;
 use crate::replica_manager::{AdminError, TopicState};
 
@@ -35,7 +36,15 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
             .into_iter()
             .map(|wanted| match wanted.name {
                 Some(name) => {
-                    let found = if allow_create {
+                    let found = if &*name == OFFSETS_TOPIC {
+                        // Created with its own partition count and settings, never as an
+                        // ordinary auto-created topic.
+                        broker.groups.ensure_offsets_topic().and_then(|_| {
+                            replicas
+                                .topic(&name)
+                                .ok_or_else(|| AdminError::UnknownTopic(name.to_string()))
+                        })
+                    } else if allow_create {
                         replicas.get_or_auto_create(&name)
                     } else {
                         replicas
@@ -86,6 +95,7 @@ fn topic_entry(broker: &Broker, topic: &TopicState) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(text(topic.meta.name.clone()))))
         .with_topic_id(topic.meta.id)
+        .with_is_internal(topic.meta.name == OFFSETS_TOPIC)
         .with_topic_authorized_operations(i32::MIN)
         .with_partitions(
             (0..topic.meta.partitions)

@@ -4,12 +4,25 @@
 pub mod admin;
 pub mod api_versions;
 pub mod configs;
+pub mod delete_groups;
 pub mod describe_cluster;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
+
+use std::net::SocketAddr;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
@@ -19,9 +32,41 @@ use crate::broker::Broker;
 use crate::log::LogError;
 use crate::protocol::DecodedRequest;
 
-/// Handles one request; `None` means no response is sent (produce with `acks=0`).
-pub async fn handle(broker: &Broker, request: DecodedRequest) -> Option<ResponseKind> {
+/// Who sent a request: what group members are described with.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// The request header's `client.id` (empty if null).
+    pub client_id: String,
+    /// The peer address of the connection, if known.
+    pub peer: Option<SocketAddr>,
+}
+
+impl ClientInfo {
+    /// The client's host as Kafka prints it in DescribeGroups (`/127.0.0.1`).
+    pub fn host(&self) -> String {
+        self.peer
+            .map(|p| format!("/{}", p.ip()))
+            .unwrap_or_default()
+    }
+}
+
+/// Handles one request from `peer`; `None` means no response is sent (produce with
+/// `acks=0`).
+pub async fn handle(
+    broker: &Broker,
+    request: DecodedRequest,
+    peer: Option<SocketAddr>,
+) -> Option<ResponseKind> {
     let version = request.header.request_api_version;
+    let client = ClientInfo {
+        client_id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        peer,
+    };
     Some(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::response()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, version)),
@@ -51,6 +96,37 @@ pub async fn handle(broker: &Broker, request: DecodedRequest) -> Option<Response
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::handle(broker, r))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, version))
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(join_group::handle(broker, r, version, &client).await)
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(sync_group::handle(broker, r, version).await)
+        }
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r)),
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(leave_group::handle(broker, r, version))
+        }
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(broker, r))
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, version))
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(broker, r, version))
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(list_groups::handle(broker, r, version))
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(broker, r))
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(offset_delete::handle(broker, r))
         }
         // decode_request only lets through APIs listed in protocol::versions, all matched above.
         other => {

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::text;
 use crate::broker::Broker;
 use crate::config::topic as topic_config;
+use crate::group::OFFSETS_TOPIC;
 use crate::replica_manager::TopicState;
 
 /// Appends the request's batches; `None` for `acks=0`, which gets no response.
@@ -80,6 +81,13 @@ fn append(
     records: Option<bytes::Bytes>,
     acks: i16,
 ) -> AppendResult {
+    if topic.meta.name == OFFSETS_TOPIC {
+        // Only the group coordinator writes there, as in Kafka.
+        return Err((
+            ResponseError::InvalidTopicException.code(),
+            Some(format!("cannot append to internal topic {OFFSETS_TOPIC}")),
+        ));
+    }
     let partition = usize::try_from(index)
         .ok()
         .and_then(|i| topic.partitions.get(i))

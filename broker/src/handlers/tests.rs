@@ -30,7 +30,12 @@ fn s(v: &str) -> StrBytes {
 }
 
 fn broker(dir: &std::path::Path) -> Arc<Broker> {
-    let config = BrokerConfig::new(0, dir.to_path_buf(), &[]).unwrap();
+    // No initial rebalance delay: a JoinGroup completes on the next timer tick.
+    let settings = [(
+        "group.initial.rebalance.delay.ms".to_string(),
+        "0".to_string(),
+    )];
+    let config = BrokerConfig::new(0, dir.to_path_buf(), &settings).unwrap();
     crate::app::open(
         config,
         "127.0.0.1:9092".parse().unwrap(),
@@ -153,6 +158,124 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid, batch: &Bytes) -> Req
                     .with_value(Some(s("100000")))]),
         ]))
         }
+        other => group_sample(other, version),
+    }
+}
+
+/// Requests for the group APIs: success paths where one request can reach them (a
+/// simple-consumer commit, a static member's join), error paths otherwise.
+fn group_sample(api: ApiKey, version: i16) -> RequestKind {
+    let g = |name: &str| GroupId(s(name));
+    let t = || TopicName(s("t"));
+    match api {
+        ApiKey::FindCoordinator => RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default()
+                .with_key(s("g"))
+                .with_coordinator_keys(vec![s("g"), s("h")]),
+        ),
+        ApiKey::JoinGroup => RequestKind::JoinGroup(
+            JoinGroupRequest::default()
+                .with_group_id(g(&format!("jg-{version}")))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_protocol_type(s("consumer"))
+                // v5+: a static member is admitted without MEMBER_ID_REQUIRED.
+                .with_group_instance_id((version >= 5).then(|| s("instance")))
+                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+                )
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(b"subscription"))]),
+        ),
+        ApiKey::SyncGroup => RequestKind::SyncGroup(
+            SyncGroupRequest::default()
+                .with_group_id(g("jg-5"))
+                .with_generation_id(1)
+                .with_member_id(s("unknown"))
+                .with_protocol_type((version >= 5).then(|| s("consumer")))
+                .with_protocol_name((version >= 5).then(|| s("range"))),
+        ),
+        ApiKey::Heartbeat => RequestKind::Heartbeat(
+            HeartbeatRequest::default()
+                .with_group_id(g("jg-5"))
+                .with_generation_id(1)
+                .with_member_id(s("unknown")),
+        ),
+        ApiKey::LeaveGroup => RequestKind::LeaveGroup(
+            LeaveGroupRequest::default()
+                .with_group_id(g("jg-6"))
+                .with_member_id(s("unknown"))
+                .with_members(vec![leave_group_request::MemberIdentity::default()
+                    .with_member_id(s("unknown"))
+                    .with_group_instance_id(Some(s("instance")))]),
+        ),
+        ApiKey::OffsetCommit => {
+            let partition = |index: i32| {
+                offset_commit_request::OffsetCommitRequestPartition::default()
+                    .with_partition_index(index)
+                    .with_committed_offset(5)
+                    .with_committed_metadata(Some(s("meta")))
+            };
+            RequestKind::OffsetCommit(
+                OffsetCommitRequest::default()
+                    .with_group_id(g("oc"))
+                    .with_generation_id_or_member_epoch(-1)
+                    .with_topics(vec![
+                        offset_commit_request::OffsetCommitRequestTopic::default()
+                            .with_name(t())
+                            .with_partitions(vec![partition(0), partition(9)]),
+                    ]),
+            )
+        }
+        ApiKey::OffsetFetch if version >= 8 => {
+            RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(g("oc")),
+                offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(g("missing"))
+                    .with_topics(Some(vec![
+                        offset_fetch_request::OffsetFetchRequestTopics::default()
+                            .with_name(t())
+                            .with_partition_indexes(vec![0]),
+                    ])),
+            ]))
+        }
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(
+            OffsetFetchRequest::default()
+                .with_group_id(g("oc"))
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(t())
+                        .with_partition_indexes(vec![0, 1]),
+                ])),
+        ),
+        ApiKey::DescribeGroups => {
+            RequestKind::DescribeGroups(DescribeGroupsRequest::default().with_groups(vec![
+                g("oc"),
+                g("jg-5"),
+                g("missing"),
+            ]))
+        }
+        ApiKey::ListGroups => RequestKind::ListGroups(
+            ListGroupsRequest::default().with_states_filter(if version >= 4 {
+                vec![s("Empty")]
+            } else {
+                vec![]
+            }),
+        ),
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(
+            DeleteGroupsRequest::default().with_groups_names(vec![g("jg-5"), g("missing")]),
+        ),
+        ApiKey::OffsetDelete => RequestKind::OffsetDelete(
+            OffsetDeleteRequest::default()
+                .with_group_id(g("oc"))
+                .with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(t())
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(0),
+                        ]),
+                ]),
+        ),
         other => panic!("no sample request for {other:?}"),
     }
 }
@@ -166,6 +289,13 @@ async fn every_advertised_version_answers_and_encodes() {
         .create_topic("t", 2, 1, Default::default(), false)
         .unwrap();
     let batch = encode_test_batch(&TestBatch::new(3, 10));
+    let groups = broker.groups.clone();
+    let timers = tokio::spawn(async move {
+        loop {
+            groups.tick();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
     for &(api, min, max) in SUPPORTED {
         for version in min..=max {
             let header = RequestHeader::default()
@@ -177,13 +307,24 @@ async fn every_advertised_version_answers_and_encodes() {
                 api_key: api,
                 body: sample(api, version, meta.id, &batch),
             };
-            let response = handle(&broker, request)
+            let response = handle(&broker, request, None)
                 .await
                 .unwrap_or_else(|| panic!("{api:?} v{version} gave no response"));
             encode_response(42, api, version, &response)
                 .unwrap_or_else(|e| panic!("{api:?} v{version}: {e:#}"));
         }
     }
+    timers.abort();
+    // The static member of jg-5 formed generation 1 and leads it; OffsetDelete removed the
+    // simple consumer's offset of t-0 again.
+    let jg5 = broker.groups.describe("jg-5").unwrap().unwrap();
+    assert_eq!(jg5.members.len(), 1);
+    assert_eq!(
+        jg5.members[0].group_instance_id.as_deref(),
+        Some("instance")
+    );
+    let oc = broker.groups.fetch_offsets("oc", None).unwrap();
+    assert!(oc.is_empty(), "{oc:?}");
     // The produce samples appended one batch of 3 records per Produce version.
     let produced = (13 - 3 + 1) * 3;
     assert_eq!(

@@ -1,0 +1,518 @@
+//! The group coordinator of one broker: which `__consumer_offsets` partitions it leads, the
+//! groups of those partitions, the one write path into the topic, and the timers.
+//!
+//! Ownership follows leadership. [`GroupCoordinator::on_become_leader`] marks a partition as
+//! loading (requests for its groups answer COORDINATOR_LOAD_IN_PROGRESS), replays it, and
+//! then serves its groups; [`GroupCoordinator::on_resign`] drops them (requests answer
+//! NOT_COORDINATOR and parked JoinGroup/SyncGroup requests are answered the same). A single
+//! broker leads every partition: it calls `on_become_leader` for all of them when the topic
+//! is created and at start-up.
+//!
+//! Thread-safety: the ownership table and the group map are `RwLock`s held only to look up
+//! or insert; each group has its own mutex, held for one operation, including the append of
+//! what the operation must store (so two members' writes for one group keep their order).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use parking_lot::{Mutex, RwLock};
+use prometheus::IntCounter;
+
+use super::classic::{Group, GroupConfig, GroupState};
+use super::loader::LoadedPartition;
+use super::records::RecordKey;
+use crate::clock::Clock;
+use crate::config::BrokerConfig;
+use crate::log::LogError;
+use crate::partition::PartitionError;
+use crate::replica_manager::{AdminError, ReplicaManager};
+
+/// The internal topic holding committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Where a `__consumer_offsets` partition stands on this broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// Being replayed; its groups are not served yet.
+    Loading { leader_epoch: i32 },
+    /// Loaded; its groups are served.
+    Active { leader_epoch: i32 },
+}
+
+/// A key and value (None: tombstone) to append to `__consumer_offsets`.
+pub type OffsetsRecord = (Bytes, Option<Bytes>);
+
+/// The group coordinator.
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    pub(super) config: Arc<BrokerConfig>,
+    pub(super) group_config: GroupConfig,
+    pub(super) replicas: Arc<ReplicaManager>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) rebalances: IntCounter,
+    num_partitions: AtomicI32,
+    owned: RwLock<HashMap<i32, Ownership>>,
+    pub(super) groups: RwLock<HashMap<String, Arc<Mutex<Group>>>>,
+    /// Serialises creation of the offsets topic.
+    create_lock: Mutex<()>,
+}
+
+/// Kafka's `String.hashCode()` of a group id (UTF-16 code units, wrapping arithmetic).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The `__consumer_offsets` partition of a group: `abs(hashCode) % partitions`, with Kafka's
+/// `Utils.abs` (which maps `i32::MIN` to 0).
+pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    let h = java_string_hash(group_id);
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions.max(1)
+}
+
+impl GroupCoordinator {
+    /// A coordinator that owns nothing yet.
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        replicas: Arc<ReplicaManager>,
+        clock: Arc<dyn Clock>,
+        rebalances: IntCounter,
+    ) -> Self {
+        let group_config = GroupConfig {
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms(),
+            min_session_timeout_ms: config.group_min_session_timeout_ms(),
+            max_session_timeout_ms: config.group_max_session_timeout_ms(),
+            max_size: config.group_max_size(),
+        };
+        let num_partitions = replicas
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.meta.partitions)
+            .unwrap_or_else(|| config.offsets_topic_num_partitions());
+        Self {
+            config,
+            group_config,
+            replicas,
+            clock,
+            rebalances,
+            num_partitions: AtomicI32::new(num_partitions),
+            owned: RwLock::new(HashMap::new()),
+            groups: RwLock::new(HashMap::new()),
+            create_lock: Mutex::new(()),
+        }
+    }
+
+    /// The clock time in ms.
+    pub(super) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The `__consumer_offsets` partition of `group_id`.
+    pub fn partition_for(&self, group_id: &str) -> i32 {
+        partition_for(group_id, self.num_partitions.load(Ordering::Acquire))
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet (FindCoordinator does this on
+    /// first use) and, on this single broker, becomes leader of every partition.
+    pub fn ensure_offsets_topic(&self) -> Result<(), AdminError> {
+        if self.replicas.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let _creating = self.create_lock.lock();
+        if self.replicas.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let partitions = self.config.offsets_topic_num_partitions();
+        // Kafka's default is 3; a cluster can only place as many replicas as it has brokers.
+        let replication_factor = self.config.offsets_topic_replication_factor().min(1);
+        let configs = BTreeMap::from([
+            // No compaction yet: keep every record (the loader keeps the latest per key).
+            ("retention.ms".to_string(), "-1".to_string()),
+            (
+                "segment.bytes".to_string(),
+                self.config.offsets_topic_segment_bytes().to_string(),
+            ),
+        ]);
+        match self.replicas.create_topic(
+            OFFSETS_TOPIC,
+            partitions,
+            replication_factor,
+            configs,
+            false,
+        ) {
+            Ok(_) | Err(AdminError::TopicAlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.num_partitions.store(partitions, Ordering::Release);
+        for p in 0..partitions {
+            self.on_become_leader(p, 0);
+        }
+        Ok(())
+    }
+
+    /// Single node: this broker leads every partition of an existing `__consumer_offsets`.
+    /// Marks them all as loading at once, then replays them on a blocking thread.
+    pub fn become_leader_of_all(self: &Arc<Self>) {
+        let Some(topic) = self.replicas.topic(OFFSETS_TOPIC) else {
+            return;
+        };
+        let partitions = topic.meta.partitions;
+        self.num_partitions.store(partitions, Ordering::Release);
+        for p in 0..partitions {
+            self.owned
+                .write()
+                .insert(p, Ownership::Loading { leader_epoch: 0 });
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            for p in 0..partitions {
+                me.on_become_leader(p, 0);
+            }
+            tracing::info!(
+                partitions,
+                groups = me.groups.read().len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "consumer groups loaded"
+            );
+        });
+    }
+
+    /// This broker became leader of `partition` at `leader_epoch`: replay it, then serve its
+    /// groups. Blocking (reads the partition's log); requests meanwhile answer
+    /// COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn on_become_leader(&self, partition: i32, leader_epoch: i32) {
+        self.owned
+            .write()
+            .insert(partition, Ownership::Loading { leader_epoch });
+        let loaded = self.replay(partition);
+        let now = self.now_ms();
+        let mut owned = self.owned.write();
+        if owned.get(&partition) != Some(&Ownership::Loading { leader_epoch }) {
+            // Resigned (or re-elected) while loading: the newer call wins.
+            return;
+        }
+        let mut groups = self.groups.write();
+        let mut loaded = loaded;
+        for group_id in loaded.group_ids() {
+            let mut group = match loaded.groups.remove(&group_id) {
+                Some(value) => Group::from_value(
+                    &group_id,
+                    value,
+                    self.group_config,
+                    self.rebalances.clone(),
+                    now,
+                ),
+                None => Group::new(&group_id, self.group_config, self.rebalances.clone(), now),
+            };
+            if let Some(offsets) = loaded.offsets.remove(&group_id) {
+                group.commit_offsets(offsets.into_iter().collect());
+            }
+            groups.insert(group_id, Arc::new(Mutex::new(group)));
+        }
+        owned.insert(partition, Ownership::Active { leader_epoch });
+    }
+
+    /// This broker no longer leads `partition`: its groups are dropped and their parked
+    /// requests answered NOT_COORDINATOR.
+    pub fn on_resign(&self, partition: i32) {
+        self.owned.write().remove(&partition);
+        let now = self.now_ms();
+        let n = self.num_partitions.load(Ordering::Acquire);
+        // Take them out of the map first: operations lock a group and then the map (to remove
+        // it), so the map lock must not be held while waiting for a group.
+        let dropped: Vec<Arc<Mutex<Group>>> = {
+            let mut groups = self.groups.write();
+            let ids: Vec<String> = groups
+                .keys()
+                .filter(|id| partition_for(id, n) == partition)
+                .cloned()
+                .collect();
+            ids.iter().filter_map(|id| groups.remove(id)).collect()
+        };
+        for group in dropped {
+            group.lock().kill(ResponseError::NotCoordinator.code(), now);
+        }
+    }
+
+    fn replay(&self, partition: i32) -> LoadedPartition {
+        let mut loaded = LoadedPartition::default();
+        let Some(log) = self.replicas.partition(OFFSETS_TOPIC, partition) else {
+            return loaded;
+        };
+        let mut offset = log.log_start_offset();
+        let high_watermark = log.high_watermark();
+        while offset < high_watermark {
+            let read = match log.read(offset, 1 << 20, true) {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::error!(partition, offset, error = %e, "reading __consumer_offsets failed; groups of this partition may be incomplete");
+                    break;
+                }
+            };
+            let mut bytes = read.records;
+            let start = offset;
+            while !bytes.is_empty() {
+                match RecordBatchDecoder::decode(&mut bytes) {
+                    Ok(set) => {
+                        for r in &set.records {
+                            if !r.control {
+                                loaded.apply(r.key.as_ref(), r.value.as_ref());
+                            }
+                            offset = offset.max(r.offset + 1);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(partition, offset, error = %e, "undecodable batch in __consumer_offsets; stopping the load there");
+                        return loaded;
+                    }
+                }
+            }
+            if offset == start {
+                break; // nothing decodable past this point
+            }
+        }
+        if loaded.skipped > 0 {
+            tracing::warn!(
+                partition,
+                skipped = loaded.skipped,
+                "skipped undecodable __consumer_offsets records"
+            );
+        }
+        loaded
+    }
+
+    /// Whether this broker serves `group_id` now: `Ok(partition)`, or NOT_COORDINATOR /
+    /// COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn check_coordinator(&self, group_id: &str) -> Result<i32, i16> {
+        let partition = self.partition_for(group_id);
+        match self.owned.read().get(&partition) {
+            Some(Ownership::Active { .. }) => Ok(partition),
+            Some(Ownership::Loading { .. }) => Err(ResponseError::CoordinatorLoadInProgress.code()),
+            None => Err(ResponseError::NotCoordinator.code()),
+        }
+    }
+
+    /// The group, if this broker coordinates it and it exists.
+    pub fn group(&self, group_id: &str) -> Result<Option<Arc<Mutex<Group>>>, i16> {
+        self.check_coordinator(group_id)?;
+        Ok(self.groups.read().get(group_id).cloned())
+    }
+
+    /// The group, created empty if it does not exist.
+    pub fn group_or_create(&self, group_id: &str) -> Result<Arc<Mutex<Group>>, i16> {
+        self.check_coordinator(group_id)?;
+        if let Some(g) = self.groups.read().get(group_id) {
+            return Ok(g.clone());
+        }
+        let now = self.now_ms();
+        Ok(self
+            .groups
+            .write()
+            .entry(group_id.to_string())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Group::new(
+                    group_id,
+                    self.group_config,
+                    self.rebalances.clone(),
+                    now,
+                )))
+            })
+            .clone())
+    }
+
+    /// Removes a group from the map (deleted or expired) and marks it dead.
+    pub(super) fn remove_group(&self, group: &mut Group) {
+        self.groups.write().remove(&group.group_id);
+        group.kill(ResponseError::CoordinatorNotAvailable.code(), self.now_ms());
+    }
+
+    /// The one write path into `__consumer_offsets`: appends `records` as one batch to the
+    /// group's partition, with that partition's durability settings. In the replicated
+    /// cluster the wait for `acks=all` (bounded by `offsets.commit.timeout.ms`) goes here.
+    pub fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> Result<(), i16> {
+        let partition = self.check_coordinator(group_id)?;
+        let Some(log) = self.replicas.partition(OFFSETS_TOPIC, partition) else {
+            return Err(ResponseError::CoordinatorNotAvailable.code());
+        };
+        let now = self.now_ms();
+        let records: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: now,
+                key: Some(key),
+                value,
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut batch = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        if let Err(e) = RecordBatchEncoder::encode(&mut batch, &records, &options) {
+            tracing::error!(group = group_id, error = %e, "encoding __consumer_offsets records failed");
+            return Err(ResponseError::UnknownServerError.code());
+        }
+        match log.append(&batch.freeze()) {
+            Ok(_) => {
+                self.replicas.notify_appended();
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(group = group_id, partition, error = %e, "appending to __consumer_offsets failed");
+                Err(match e {
+                    PartitionError::Log(LogError::RecordTooLarge { .. }) => {
+                        ResponseError::InvalidCommitOffsetSize.code()
+                    }
+                    PartitionError::NotLeader => ResponseError::NotCoordinator.code(),
+                    _ => ResponseError::CoordinatorNotAvailable.code(),
+                })
+            }
+        }
+    }
+
+    /// Appends the group's metadata if an operation changed it.
+    pub(super) fn persist_if_dirty(&self, group: &mut Group) -> Result<(), i16> {
+        if !group.take_dirty() || group.state() == GroupState::Dead {
+            return Ok(());
+        }
+        self.persist_metadata(group)
+    }
+
+    /// Appends the group's metadata record.
+    pub(super) fn persist_metadata(&self, group: &Group) -> Result<(), i16> {
+        let key = RecordKey::Group {
+            group: group.group_id.clone(),
+        }
+        .encode();
+        self.append(
+            &group.group_id,
+            vec![(key, Some(group.metadata_value().encode()))],
+        )
+    }
+
+    /// Whether any owned partition is still being replayed.
+    pub fn any_loading(&self) -> bool {
+        self.owned
+            .read()
+            .values()
+            .any(|o| matches!(o, Ownership::Loading { .. }))
+    }
+
+    /// Committed offsets of every group, for the lag metric: (group, topic, partition, offset).
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let mut out = Vec::new();
+        for group in self.all_groups() {
+            let g = group.lock();
+            for ((topic, partition), v) in g.offsets() {
+                out.push((g.group_id.clone(), topic.clone(), *partition, v.offset));
+            }
+        }
+        out
+    }
+
+    /// How many groups are in each state, for the groups metric.
+    pub fn count_by_state(&self) -> HashMap<GroupState, usize> {
+        let mut counts = HashMap::new();
+        for group in self.all_groups() {
+            *counts.entry(group.lock().state()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Every group this broker serves now.
+    pub fn all_groups(&self) -> Vec<Arc<Mutex<Group>>> {
+        self.groups.read().values().cloned().collect()
+    }
+
+    /// Fires the rebalance timers of every group (called every few tens of ms).
+    pub fn tick(&self) {
+        let now = self.now_ms();
+        for group in self.all_groups() {
+            let mut g = group.lock();
+            let removed = g.tick(now);
+            if !removed.is_empty() {
+                tracing::info!(group = %g.group_id, members = ?removed, state = g.state().name(), "members removed (session or rebalance timeout)");
+            }
+            if let Err(code) = self.persist_if_dirty(&mut g) {
+                tracing::warn!(group = %g.group_id, code, "storing group metadata failed");
+            }
+        }
+    }
+
+    /// `offsets.retention.minutes`: expires the offsets of groups that have been empty that
+    /// long (tombstones in the log), and removes empty groups left with nothing.
+    pub fn expire_offsets(&self) {
+        let now = self.now_ms();
+        let retention_ms = self.config.offsets_retention_ms();
+        for group in self.all_groups() {
+            let mut g = group.lock();
+            let expired = g.expired_offsets(now, retention_ms);
+            if !expired.is_empty() {
+                let tombstones = expired
+                    .iter()
+                    .map(|(topic, partition)| {
+                        let key = RecordKey::Offset {
+                            group: g.group_id.clone(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        };
+                        (key.encode(), None)
+                    })
+                    .collect();
+                if self.append(&g.group_id, tombstones).is_err() {
+                    continue;
+                }
+                g.delete_offsets(&expired);
+                tracing::info!(group = %g.group_id, offsets = expired.len(), "expired committed offsets");
+            }
+            if g.is_removable() {
+                let key = RecordKey::Group {
+                    group: g.group_id.clone(),
+                };
+                if self.append(&g.group_id, vec![(key.encode(), None)]).is_ok() {
+                    self.remove_group(&mut g);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_matches_kafkas_hash() {
+        // Values of Java's String.hashCode().
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("a"), 97);
+        assert_eq!(java_string_hash("hello"), 99_162_322);
+        assert_eq!(java_string_hash("Aa"), java_string_hash("BB"));
+        assert_eq!(partition_for("hello", 50), 22);
+        // Its hash is Integer.MIN_VALUE, which Kafka's Utils.abs maps to 0.
+        assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        // Non-ASCII counts UTF-16 code units, as Java does.
+        assert_eq!(java_string_hash("é"), 0xe9);
+        assert_eq!(java_string_hash("😀"), 0xd83d * 31 + 0xde00);
+    }
+}

@@ -1,0 +1,29 @@
+//! Consumer groups: Kafka's classic group protocol with committed offsets stored in the
+//! internal `__consumer_offsets` topic.
+//!
+//! How the pieces fit:
+//! - [`coordinator`]: the [`GroupCoordinator`] of this broker. It owns the groups whose
+//!   `__consumer_offsets` partition this broker leads (loaded on
+//!   [`GroupCoordinator::on_become_leader`], dropped on [`GroupCoordinator::on_resign`]), and
+//!   is the one place that appends to the topic.
+//! - [`operations`]: one coordinator method per group API (join, sync, heartbeat, leave,
+//!   commit, fetch, describe, list, delete); the wire handlers in [`crate::handlers`] call them.
+//! - [`classic`] and [`rebalance`]: one group's state machine, pure (no I/O, time passed in).
+//! - [`member`]: a member and the answers handed to parked JoinGroup/SyncGroup requests.
+//! - [`records`]: Kafka's on-disk key/value schemas of the topic; [`loader`] replays them.
+
+pub mod classic;
+pub mod coordinator;
+pub mod loader;
+pub mod member;
+pub mod operations;
+pub mod rebalance;
+pub mod records;
+
+pub use classic::{Group, GroupConfig, GroupState};
+pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};
+
+#[cfg(test)]
+mod coordinator_tests;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,457 @@
+//! The coordinator's answer to each group API, independent of wire versions: the handlers in
+//! [`crate::handlers`] translate requests into these calls and the results back.
+//!
+//! Each operation finds the group (checking that this broker coordinates it), locks it, runs
+//! the state machine, stores what changed through [`GroupCoordinator::append`] while still
+//! holding the lock, and only then lets parked requests go.
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+
+use super::classic::{GroupState, TopicPartition};
+use super::coordinator::GroupCoordinator;
+use super::member::{JoinResult, SyncResult};
+use super::rebalance::{JoinOutcome, JoinRequest, SyncOutcome};
+use super::records::{OffsetCommitValue, RecordKey};
+
+/// One partition's offset in an OffsetCommit.
+#[derive(Debug, Clone)]
+pub struct OffsetCommit {
+    /// Topic and partition.
+    pub partition: TopicPartition,
+    /// The next offset to consume.
+    pub offset: i64,
+    /// Leader epoch of the last consumed record, or -1.
+    pub leader_epoch: i32,
+    /// The client's metadata string.
+    pub metadata: Option<String>,
+}
+
+/// A member as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    /// Member id.
+    pub member_id: String,
+    /// `group.instance.id`, if static.
+    pub group_instance_id: Option<String>,
+    /// The client's `client.id`.
+    pub client_id: String,
+    /// The client's address.
+    pub client_host: String,
+    /// Metadata for the selected protocol (only when the group is `Stable`).
+    pub metadata: Bytes,
+    /// Current assignment (only when the group is `Stable`).
+    pub assignment: Bytes,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    /// Current state.
+    pub state: GroupState,
+    /// Protocol type (`consumer`), or empty.
+    pub protocol_type: String,
+    /// Selected protocol, when `Stable`.
+    pub protocol: String,
+    /// Members.
+    pub members: Vec<MemberDescription>,
+}
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone)]
+pub struct GroupListing {
+    /// Group id.
+    pub group_id: String,
+    /// Protocol type, or empty.
+    pub protocol_type: String,
+    /// Current state.
+    pub state: GroupState,
+}
+
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+impl GroupCoordinator {
+    /// JoinGroup; waits (without holding any lock) while the group collects its members.
+    pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
+        let member_id = req.member_id.clone();
+        let fail = |c: i16| JoinResult::error(c, &member_id);
+        if group_id.is_empty() {
+            return fail(code(ResponseError::InvalidGroupId));
+        }
+        let group = if req.member_id.is_empty() {
+            self.group_or_create(group_id)
+        } else {
+            match self.group(group_id) {
+                Ok(Some(g)) => Ok(g),
+                Ok(None) => Err(code(ResponseError::UnknownMemberId)),
+                Err(c) => Err(c),
+            }
+        };
+        let group = match group {
+            Ok(g) => g,
+            Err(c) => return fail(c),
+        };
+        let outcome = {
+            let mut g = group.lock();
+            let outcome = g.join(req, self.now_ms());
+            if let Err(c) = self.persist_if_dirty(&mut g) {
+                tracing::warn!(group = group_id, code = c, "storing group metadata failed");
+            }
+            outcome
+        };
+        match outcome {
+            JoinOutcome::Done(result) => result,
+            JoinOutcome::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| fail(code(ResponseError::CoordinatorNotAvailable))),
+        }
+    }
+
+    /// SyncGroup; the leader's assignment is stored before anyone gets theirs.
+    #[allow(clippy::too_many_arguments)] // one argument per SyncGroup field
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        if group_id.is_empty() {
+            return SyncResult::error(code(ResponseError::InvalidGroupId));
+        }
+        let group = match self.group(group_id) {
+            Ok(Some(g)) => g,
+            Ok(None) => return SyncResult::error(code(ResponseError::UnknownMemberId)),
+            Err(c) => return SyncResult::error(c),
+        };
+        let outcome = {
+            let mut g = group.lock();
+            let now = self.now_ms();
+            let outcome = g.sync(
+                generation,
+                member_id,
+                instance_id,
+                protocol_type,
+                protocol_name,
+                assignments,
+                now,
+            );
+            if let SyncOutcome::Assigned(_) = &outcome {
+                g.take_dirty();
+                let stored = self.persist_metadata(&g);
+                g.finish_sync(stored, now);
+            }
+            outcome
+        };
+        let lost = || SyncResult::error(code(ResponseError::CoordinatorNotAvailable));
+        match outcome {
+            SyncOutcome::Done(r) => r,
+            SyncOutcome::Wait(rx) | SyncOutcome::Assigned(rx) => {
+                rx.await.unwrap_or_else(|_| lost())
+            }
+        }
+    }
+
+    /// Heartbeat.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> i16 {
+        if group_id.is_empty() {
+            return code(ResponseError::InvalidGroupId);
+        }
+        match self.group(group_id) {
+            Ok(Some(g)) => g
+                .lock()
+                .heartbeat(generation, member_id, instance_id, self.now_ms()),
+            Ok(None) => code(ResponseError::UnknownMemberId),
+            Err(c) => c,
+        }
+    }
+
+    /// LeaveGroup of several members: `Err` for the whole request, else one code per member.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
+        if group_id.is_empty() {
+            return Err(code(ResponseError::InvalidGroupId));
+        }
+        let Some(group) = self.group(group_id)? else {
+            return Ok(vec![code(ResponseError::UnknownMemberId); members.len()]);
+        };
+        let mut g = group.lock();
+        let now = self.now_ms();
+        let codes = members
+            .iter()
+            .map(|(id, instance)| g.leave(id, instance.as_deref(), now))
+            .collect();
+        if let Err(c) = self.persist_if_dirty(&mut g) {
+            tracing::warn!(group = group_id, code = c, "storing group metadata failed");
+        }
+        Ok(codes)
+    }
+
+    /// OffsetCommit: `Err` applies to every partition, else one code per partition.
+    pub fn commit_offsets(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        offsets: Vec<OffsetCommit>,
+    ) -> Result<Vec<(TopicPartition, i16)>, i16> {
+        let group = match self.group(group_id)? {
+            Some(g) => g,
+            // No group yet: only a commit outside group management may create one.
+            None if generation < 0 => self.group_or_create(group_id)?,
+            None => return Err(code(ResponseError::IllegalGeneration)),
+        };
+        let mut g = group.lock();
+        let now = self.now_ms();
+        g.validate_commit(generation, member_id, instance_id, now)?;
+        let max_metadata = self.config.offset_metadata_max_bytes();
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut accepted = Vec::new();
+        for o in offsets {
+            let metadata = o.metadata.unwrap_or_default();
+            let known = self
+                .replicas
+                .topic(&o.partition.0)
+                .is_some_and(|t| (0..t.meta.partitions).contains(&o.partition.1));
+            if !known {
+                results.push((o.partition, code(ResponseError::UnknownTopicOrPartition)));
+            } else if metadata.len() > max_metadata {
+                results.push((o.partition, code(ResponseError::OffsetMetadataTooLarge)));
+            } else {
+                let value = OffsetCommitValue {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata,
+                    commit_timestamp: now,
+                };
+                accepted.push((o.partition, value));
+            }
+        }
+        if accepted.is_empty() {
+            return Ok(results);
+        }
+        let records = accepted
+            .iter()
+            .map(|((topic, partition), value)| {
+                let key = RecordKey::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
+                (key.encode(), Some(value.encode()))
+            })
+            .collect();
+        let stored = self.append(group_id, records);
+        let outcome = stored.err().unwrap_or(0);
+        results.extend(accepted.iter().map(|(tp, _)| (tp.clone(), outcome)));
+        if outcome == 0 {
+            g.commit_offsets(accepted);
+        }
+        Ok(results)
+    }
+
+    /// OffsetFetch: the committed offsets of `partitions`, or of every partition with one
+    /// (`None`). A partition without a committed offset is listed with `None`.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<Vec<TopicPartition>>,
+    ) -> Result<Vec<(TopicPartition, Option<OffsetCommitValue>)>, i16> {
+        let group = self.group(group_id)?;
+        let guard = group.as_ref().map(|g| g.lock());
+        let offsets = guard.as_ref().map(|g| g.offsets());
+        Ok(match partitions {
+            None => offsets
+                .map(|o| {
+                    o.iter()
+                        .map(|(tp, v)| (tp.clone(), Some(v.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Some(wanted) => wanted
+                .into_iter()
+                .map(|tp| {
+                    let v = offsets.and_then(|o| o.get(&tp)).cloned();
+                    (tp, v)
+                })
+                .collect(),
+        })
+    }
+
+    /// DescribeGroups of one group; `Ok(None)` if it does not exist.
+    pub fn describe(&self, group_id: &str) -> Result<Option<GroupDescription>, i16> {
+        let Some(group) = self.group(group_id)? else {
+            return Ok(None);
+        };
+        let g = group.lock();
+        let stable = g.state() == GroupState::Stable;
+        let protocol = if stable {
+            g.protocol_name().unwrap_or_default().to_string()
+        } else {
+            String::new()
+        };
+        Ok(Some(GroupDescription {
+            state: g.state(),
+            protocol_type: g.protocol_type().unwrap_or_default().to_string(),
+            members: g
+                .members()
+                .iter()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if stable {
+                        m.metadata_for(&protocol)
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+            protocol,
+        }))
+    }
+
+    /// ListGroups, keeping only `states` when given. Err while a partition is still loading.
+    pub fn list(&self, states: &[GroupState]) -> Result<Vec<GroupListing>, i16> {
+        if self.any_loading() {
+            return Err(code(ResponseError::CoordinatorLoadInProgress));
+        }
+        let mut listed: Vec<GroupListing> = self
+            .all_groups()
+            .iter()
+            .filter_map(|group| {
+                let g = group.lock();
+                let listing = GroupListing {
+                    group_id: g.group_id.clone(),
+                    protocol_type: g.protocol_type().unwrap_or_default().to_string(),
+                    state: g.state(),
+                };
+                (listing.state != GroupState::Dead
+                    && (states.is_empty() || states.contains(&listing.state)))
+                .then_some(listing)
+            })
+            .collect();
+        listed.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(listed)
+    }
+
+    /// DeleteGroups of one group: only an empty group can go; its offsets and metadata get
+    /// tombstones.
+    pub fn delete_group(&self, group_id: &str) -> i16 {
+        let group = match self.group(group_id) {
+            Ok(Some(g)) => g,
+            Ok(None) => return code(ResponseError::GroupIdNotFound),
+            Err(c) => return c,
+        };
+        let mut g = group.lock();
+        match g.state() {
+            GroupState::Dead => return code(ResponseError::GroupIdNotFound),
+            GroupState::Empty => {}
+            _ => return code(ResponseError::NonEmptyGroup),
+        }
+        let mut records: Vec<_> = g
+            .offsets()
+            .keys()
+            .map(|(topic, partition)| {
+                let key = RecordKey::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
+                (key.encode(), None)
+            })
+            .collect();
+        records.push((
+            RecordKey::Group {
+                group: group_id.to_string(),
+            }
+            .encode(),
+            None,
+        ));
+        if let Err(c) = self.append(group_id, records) {
+            return c;
+        }
+        self.remove_group(&mut g);
+        0
+    }
+
+    /// OffsetDelete: `Err` for the whole request, else one code per partition. Offsets of
+    /// topics the group's members subscribe to cannot be deleted.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<Vec<(TopicPartition, i16)>, i16> {
+        let Some(group) = self.group(group_id)? else {
+            return Err(code(ResponseError::GroupIdNotFound));
+        };
+        let mut g = group.lock();
+        if g.state() == GroupState::Dead {
+            return Err(code(ResponseError::GroupIdNotFound));
+        }
+        let subscribed = if g.state() == GroupState::Empty {
+            Default::default()
+        } else {
+            match g.subscribed_topics() {
+                Some(topics) => topics,
+                None => return Err(code(ResponseError::NonEmptyGroup)),
+            }
+        };
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut deleting = Vec::new();
+        for tp in partitions {
+            if subscribed.contains(&tp.0) {
+                results.push((tp, code(ResponseError::GroupSubscribedToTopic)));
+            } else if self.replicas.topic(&tp.0).is_none() {
+                results.push((tp, code(ResponseError::UnknownTopicOrPartition)));
+            } else {
+                deleting.push(tp);
+            }
+        }
+        if !deleting.is_empty() {
+            let tombstones = deleting
+                .iter()
+                .filter(|tp| g.offsets().contains_key(*tp))
+                .map(|(topic, partition)| {
+                    let key = RecordKey::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    };
+                    (key.encode(), None)
+                })
+                .collect::<Vec<_>>();
+            let outcome = if tombstones.is_empty() {
+                0
+            } else {
+                self.append(group_id, tombstones).err().unwrap_or(0)
+            };
+            if outcome == 0 {
+                g.delete_offsets(&deleting);
+            }
+            results.extend(deleting.into_iter().map(|tp| (tp, outcome)));
+        }
+        Ok(results)
+    }
+}

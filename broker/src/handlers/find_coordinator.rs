@@ -1,0 +1,88 @@
+//! FindCoordinator: which broker coordinates a group (one key up to v3, a batch of keys from
+//! v4). The first lookup creates `__consumer_offsets`. On a single node the answer is always
+//! this broker; transaction coordinators (key type 1) do not exist yet.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::text;
+use crate::broker::Broker;
+
+/// Key type of a consumer group.
+const GROUP_KEY: i8 = 0;
+/// Key type of a transactional id.
+const TRANSACTION_KEY: i8 = 1;
+
+/// Answers FindCoordinator.
+pub fn handle(
+    broker: &Broker,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let keys = if version >= 4 {
+        request.coordinator_keys
+    } else {
+        vec![request.key]
+    };
+    let coordinators: Vec<Coordinator> = keys
+        .into_iter()
+        .map(|key| lookup(broker, request.key_type, key))
+        .collect();
+    for c in &coordinators {
+        broker.count_error("FindCoordinator", c.error_code);
+    }
+    if version >= 4 {
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let c = coordinators.into_iter().next().unwrap_or_default();
+    FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_error_message(if version >= 1 { c.error_message } else { None })
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port)
+}
+
+fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
+    let failed = |key: StrBytes, error: ResponseError, message: String| {
+        Coordinator::default()
+            .with_key(key)
+            .with_node_id((-1).into())
+            .with_host(text(""))
+            .with_port(-1)
+            .with_error_code(error.code())
+            .with_error_message(Some(text(message)))
+    };
+    match key_type {
+        GROUP_KEY => {}
+        TRANSACTION_KEY => {
+            return failed(
+                key,
+                ResponseError::CoordinatorNotAvailable,
+                "transactions are not supported by this broker".to_string(),
+            )
+        }
+        other => {
+            return failed(
+                key,
+                ResponseError::InvalidRequest,
+                format!("unknown coordinator key type {other}"),
+            )
+        }
+    }
+    if let Err(e) = broker.groups.ensure_offsets_topic() {
+        tracing::error!(error = %e, "creating __consumer_offsets failed");
+        return failed(
+            key,
+            ResponseError::CoordinatorNotAvailable,
+            format!("creating __consumer_offsets failed: {e}"),
+        );
+    }
+    Coordinator::default()
+        .with_key(key)
+        .with_node_id(broker.node_id().into())
+        .with_host(text(broker.advertised.host.clone()))
+        .with_port(i32::from(broker.advertised.port))
+}

@@ -1,0 +1,65 @@
+//! OffsetCommit: store a group's consumed positions in `__consumer_offsets`. Members commit
+//! with their generation and member id; a client outside group management (generation -1,
+//! no member id) may commit into a group without members.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use crate::broker::Broker;
+use crate::group::operations::OffsetCommit;
+
+/// Answers OffsetCommit. `retention_time_ms` (v2-v4) is ignored, as in Kafka 4:
+/// `offsets.retention.minutes` decides.
+pub fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let offsets: Vec<OffsetCommit> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| OffsetCommit {
+                partition: (t.name.to_string(), p.partition_index),
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    let outcome = broker.groups.commit_offsets(
+        &request.group_id,
+        request.generation_id_or_member_epoch,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+        offsets,
+    );
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = match &outcome {
+                        Err(code) => *code,
+                        Ok(results) => results
+                            .iter()
+                            .find(|((topic, partition), _)| {
+                                *partition == p.partition_index && topic.as_str() == t.name.as_str()
+                            })
+                            .map(|(_, code)| *code)
+                            .unwrap_or(0),
+                    };
+                    broker.count_error("OffsetCommit", code);
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

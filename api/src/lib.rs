@@ -1,5 +1,8 @@
 //! Shared between the Weir broker and operator: the internal gRPC API (tonic/prost, generated
-//! from `proto/`) and the defaults both sides agree on, so the operator never links the broker.
+//! from `proto/`), replica placement ([`placement`]), and the defaults both sides agree on, so
+//! the operator never links the broker.
+
+pub mod placement;
 
 /// Default Kafka client port of a broker.
 pub const DEFAULT_CLIENT_PORT: u16 = 9092;

@@ -3,8 +3,11 @@
 //!
 //! Existing replicas and leaderships count as fixed load, so the new partitions fill the
 //! lightest brokers first: the cluster ends as balanced as it can be made without moving
-//! anything. Among equally balanced choices, replicas go to brokers leading fewer partitions,
-//! which leaves phase two (leaders) the most room to even out leaderships.
+//! anything. Among equally balanced choices, replicas go to brokers leading fewer partitions
+//! (so RF 1 topics even out leaderships too), then follow a per-partition rotation of the
+//! brokers, as Kafka's round-robin assignment does: without it, equal costs would let the flow
+//! hand out the same few replica sets again and again, so one broker's failure would land on the
+//! same two or three followers, and leaderships could not be evened out across those groups.
 
 use std::collections::BTreeSet;
 
@@ -126,9 +129,20 @@ fn place_new(
             leader: None,
         })
         .collect();
+    // Ties between equally balanced choices: first brokers leading fewer partitions, then each
+    // partition's own rotation of the brokers.
+    let rotation_total = (count * rf * brokers) as u64;
+    let preference = (0..count)
+        .map(|i| {
+            let rank = rotation(brokers, first + i);
+            (0..brokers)
+                .map(|b| (rotation_total + 1) * base_leaders[b] as u64 + rank[b])
+                .collect()
+        })
+        .collect();
     let around = Surroundings {
         base_replicas,
-        penalty: base_leaders.clone(),
+        preference: Some(preference),
     };
     let sets = choose_replicas(topology, &requests, &around)?;
     let leader_requests: Vec<LeaderRequest> = sets
@@ -155,4 +169,40 @@ fn place_new(
             list
         })
         .collect())
+}
+
+/// Partition `index`'s preference rank of each broker index (0 = most preferred): brokers from
+/// `index mod n` on, stepping by a stride that changes every `n` partitions, so consecutive
+/// partitions start on different brokers and successive rounds pair brokers differently.
+fn rotation(brokers: usize, index: usize) -> Vec<u64> {
+    let start = index % brokers;
+    let stride = 1 + (index / brokers) % brokers.saturating_sub(1).max(1);
+    let mut rank = vec![u64::MAX; brokers];
+    let mut position = start;
+    for k in 0..brokers as u64 {
+        // A stride sharing a factor with `n` revisits brokers; walk on to the next unranked one.
+        while rank[position] != u64::MAX {
+            position = (position + 1) % brokers;
+        }
+        rank[position] = k;
+        position = (position + stride) % brokers;
+    }
+    rank
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotation;
+
+    #[test]
+    fn rotation_ranks_every_broker_once() {
+        for brokers in 1..=12 {
+            for index in 0..40 {
+                let mut rank = rotation(brokers, index);
+                assert_eq!(rank[index % brokers], 0);
+                rank.sort_unstable();
+                assert_eq!(rank, (0..brokers as u64).collect::<Vec<_>>());
+            }
+        }
+    }
 }

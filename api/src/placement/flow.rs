@@ -10,7 +10,8 @@
 //! Cost model: every edge has a capacity and a cost per unit. A convex edge lists the cost of
 //! each successive unit (non-decreasing), which is equivalent to that many parallel unit edges
 //! but is scanned once. All initial costs must be non-negative, so zero potentials are valid
-//! to start with.
+//! to start with. Costs are `i128` because placement stacks several objectives into one number
+//! (see `replicas.rs`); capacities and flows are plain unit counts.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -22,9 +23,9 @@ pub(crate) type EdgeId = usize;
 
 #[derive(Debug, Clone)]
 enum UnitCosts {
-    Linear(i64),
+    Linear(i128),
     /// `costs[k]` is the price of the `k+1`-th unit; the capacity is `costs.len()`.
-    Convex(Vec<i64>),
+    Convex(Vec<i128>),
 }
 
 #[derive(Debug, Clone)]
@@ -38,7 +39,7 @@ struct Edge {
 
 impl Edge {
     /// Price of the unit with index `k` (0-based).
-    fn unit_cost(&self, k: i64) -> i64 {
+    fn unit_cost(&self, k: i64) -> i128 {
         match &self.costs {
             UnitCosts::Linear(cost) => *cost,
             UnitCosts::Convex(costs) => costs[usize::try_from(k).unwrap_or(0)],
@@ -67,13 +68,13 @@ impl FlowNetwork {
     }
 
     /// An edge of `capacity` units at `cost` each.
-    pub fn add_edge(&mut self, from: Node, to: Node, capacity: i64, cost: i64) -> EdgeId {
+    pub fn add_edge(&mut self, from: Node, to: Node, capacity: i64, cost: i128) -> EdgeId {
         debug_assert!(cost >= 0, "initial costs must be non-negative");
         self.push(from, to, capacity, UnitCosts::Linear(cost))
     }
 
     /// An edge whose `k`-th unit costs `unit_costs[k]`; the list must not decrease.
-    pub fn add_convex_edge(&mut self, from: Node, to: Node, unit_costs: Vec<i64>) -> EdgeId {
+    pub fn add_convex_edge(&mut self, from: Node, to: Node, unit_costs: Vec<i128>) -> EdgeId {
         debug_assert!(unit_costs.windows(2).all(|w| w[0] <= w[1]));
         debug_assert!(unit_costs.first().is_none_or(|&c| c >= 0));
         let capacity = i64::try_from(unit_costs.len()).unwrap_or(i64::MAX);
@@ -100,7 +101,7 @@ impl FlowNetwork {
     }
 
     /// Where arc `arc` leads and what one more unit along it costs, if it has room.
-    fn arc(&self, arc: usize) -> Option<(Node, i64)> {
+    fn arc(&self, arc: usize) -> Option<(Node, i128)> {
         let edge = &self.edges[arc / 2];
         if arc % 2 == 0 {
             (edge.flow < edge.capacity).then(|| (edge.to, edge.unit_cost(edge.flow)))
@@ -114,7 +115,7 @@ impl FlowNetwork {
     /// of minimum cost for its value: each unit takes a shortest path in the residual network.
     pub fn send(&mut self, source: Node, sink: Node, amount: i64) -> i64 {
         let nodes = self.out.len();
-        let mut potential = vec![0i64; nodes];
+        let mut potential = vec![0i128; nodes];
         let mut sent = 0;
         while sent < amount {
             let Some(parent_arc) = self.shortest_path(source, sink, &mut potential) else {
@@ -145,15 +146,15 @@ impl FlowNetwork {
         &self,
         source: Node,
         sink: Node,
-        potential: &mut [i64],
+        potential: &mut [i128],
     ) -> Option<Vec<usize>> {
         let nodes = self.out.len();
-        let mut dist = vec![i64::MAX; nodes];
+        let mut dist = vec![i128::MAX; nodes];
         let mut settled = vec![false; nodes];
         let mut parent_arc = vec![usize::MAX; nodes];
         let mut queue = BinaryHeap::new();
         dist[source] = 0;
-        queue.push(Reverse((0i64, source)));
+        queue.push(Reverse((0i128, source)));
         while let Some(Reverse((d, u))) = queue.pop() {
             if settled[u] {
                 continue;

@@ -36,9 +36,9 @@ pub(crate) fn choose_leaders(
         brokers,
     };
     // Changing leaders is worth at most `partitions` in total, below one balance step.
-    let balance = i64::try_from(partitions + 1).map_err(|_| too_large.clone())?;
+    let balance = i128::try_from(partitions + 1).map_err(|_| too_large.clone())?;
     let max_load = base_leaders.iter().copied().max().unwrap_or(0) + partitions;
-    i64::try_from(2 * max_load + 1)
+    i128::try_from(2 * max_load + 1)
         .ok()
         .and_then(|units| units.checked_mul(balance))
         .and_then(|top| top.checked_mul(16))
@@ -48,14 +48,14 @@ pub(crate) fn choose_leaders(
     let source = net.add_node();
     let sink = net.add_node();
     let broker_nodes: Vec<usize> = (0..brokers).map(|_| net.add_node()).collect();
-    let mut replica_counts = vec![0i64; brokers];
+    let mut replica_counts = vec![0i128; brokers];
     for request in requests {
         for &b in &request.replicas {
             replica_counts[b] += 1;
         }
     }
     for (b, &node) in broker_nodes.iter().enumerate() {
-        let base = base_leaders[b] as i64;
+        let base = base_leaders[b] as i128;
         let costs = (0..replica_counts[b])
             .map(|k| balance * (2 * (base + k) + 1))
             .collect();
@@ -69,7 +69,7 @@ pub(crate) fn choose_leaders(
             .replicas
             .iter()
             .map(|&b| {
-                let cost = i64::from(request.leader != Some(b));
+                let cost = i128::from(request.leader != Some(b));
                 (b, net.add_edge(node, broker_nodes[b], 1, cost))
             })
             .collect();

@@ -91,7 +91,7 @@ fn plan(
 
     let around = Surroundings {
         base_replicas: vec![0; topology.len()],
-        penalty: vec![0; topology.len()],
+        preference: None,
     };
     let sets = choose_replicas(&topology, &requests, &around)?;
     let leader_requests: Vec<LeaderRequest> = sets

@@ -14,7 +14,7 @@
 //! the flow's balance term is `M * sum(load^2)`: minimising it gives the most even load vector
 //! the rules allow (decreasingly minimal, see `docs/placement.md`). Weights below `M` break ties,
 //! in this order: fewest replicas on new brokers (moves), then keeping each partition's current
-//! preferred leader among its replicas, then the caller's per-broker preference.
+//! preferred leader among its replicas, then the caller's preference per partition and broker.
 
 use super::error::PlacementError;
 use super::flow::{EdgeId, FlowNetwork};
@@ -33,35 +33,37 @@ pub(crate) struct ReplicaRequest {
 }
 
 /// Replica counts per broker from partitions outside the request (they stay where they are),
-/// and a tie-breaking penalty per broker for new replicas (lower is preferred).
+/// and optionally, per request and broker, a tie-breaking preference for a new replica there
+/// (lower is preferred; creation uses it to spread replica sets, rebalance passes none).
 #[derive(Debug, Clone)]
 pub(crate) struct Surroundings {
     pub base_replicas: Vec<usize>,
-    pub penalty: Vec<usize>,
+    pub preference: Option<Vec<Vec<u64>>>,
 }
 
 /// The cost weights, from the least to the most important term, each larger than everything
-/// the terms below it can add up to.
+/// the terms below it can add up to. `i128` leaves room for clusters far beyond any real one;
+/// the checks only turn absurd sizes into an error instead of an overflow.
 #[derive(Debug, Clone, Copy)]
 struct Weights {
-    keep_other: i64,
-    new_replica: i64,
-    balance: i64,
+    keep_other: i128,
+    new_replica: i128,
+    balance: i128,
 }
 
 impl Weights {
-    fn new(replicas: usize, partitions: usize, max_penalty: usize) -> Option<Self> {
-        let replicas = i64::try_from(replicas).ok()?;
-        let partitions = i64::try_from(partitions).ok()?;
-        let max_penalty = i64::try_from(max_penalty).ok()?;
-        // Penalties sum to at most replicas * max_penalty.
-        let keep_other = replicas.checked_mul(max_penalty)?.checked_add(1)?;
+    fn new(replicas: usize, partitions: usize, max_preference: u64) -> Option<Self> {
+        let replicas = i128::try_from(replicas).ok()?;
+        let partitions = i128::try_from(partitions).ok()?;
+        let max_preference = i128::from(max_preference);
+        // Preferences sum to at most replicas * max_preference.
+        let keep_other = replicas.checked_mul(max_preference)?.checked_add(1)?;
         // Keeping leaders is worth at most partitions * keep_other in total.
         let new_replica = partitions.checked_add(1)?.checked_mul(keep_other)?;
         // Every non-balance term together stays below one balance step.
         let per_replica = keep_other
             .checked_add(new_replica)?
-            .checked_add(max_penalty)?;
+            .checked_add(max_preference)?;
         let balance = replicas.checked_mul(per_replica)?.checked_add(1)?;
         Some(Self {
             keep_other,
@@ -79,18 +81,32 @@ pub(crate) fn choose_replicas(
 ) -> Result<Vec<Vec<usize>>, PlacementError> {
     let brokers = topology.len();
     let total: usize = requests.iter().map(|r| r.replication_factor).sum();
-    let max_penalty = around.penalty.iter().copied().max().unwrap_or(0);
+    let preference = |request: usize, broker: usize| -> u64 {
+        around
+            .preference
+            .as_ref()
+            .map_or(0, |p| p[request][broker])
+    };
+    let max_preference = around
+        .preference
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .max()
+        .unwrap_or(0);
     let too_large = PlacementError::TooLarge {
         replicas: total,
         brokers,
     };
-    let weights = Weights::new(total, requests.len(), max_penalty).ok_or(too_large.clone())?;
+    let weights =
+        Weights::new(total, requests.len(), max_preference).ok_or(too_large.clone())?;
     let max_load = around.base_replicas.iter().copied().max().unwrap_or(0) + requests.len();
     // The dearest unit, with headroom for path sums of a few of them in Dijkstra.
-    i64::try_from(2 * max_load + 1)
+    i128::try_from(2 * max_load + 1)
         .ok()
         .and_then(|units| units.checked_mul(weights.balance))
-        .and_then(|top| top.checked_mul(16))
+        .and_then(|top| top.checked_mul(1 << 20))
         .ok_or(too_large)?;
 
     let mut net = FlowNetwork::new();
@@ -99,8 +115,8 @@ pub(crate) fn choose_replicas(
     let broker_nodes: Vec<usize> = (0..brokers).map(|_| net.add_node()).collect();
     for (b, &node) in broker_nodes.iter().enumerate() {
         // A broker can hold at most one replica of each requested partition.
-        let base = around.base_replicas[b] as i64;
-        let costs = (0..requests.len() as i64)
+        let base = around.base_replicas[b] as i128;
+        let costs = (0..requests.len() as i128)
             .map(|k| weights.balance * (2 * (base + k) + 1))
             .collect();
         net.add_convex_edge(node, sink, costs);
@@ -108,7 +124,7 @@ pub(crate) fn choose_replicas(
 
     let mut source_edges = Vec::with_capacity(requests.len());
     let mut replica_edges: Vec<Vec<(usize, EdgeId)>> = Vec::with_capacity(requests.len());
-    for request in requests {
+    for (r, request) in requests.iter().enumerate() {
         let rf = request.replication_factor;
         let cap = topology.rack_cap(rf).ok_or(PlacementError::NotEnoughBrokers {
             available: brokers,
@@ -131,7 +147,7 @@ pub(crate) fn choose_replicas(
                 } else if request.current.contains(&b) {
                     weights.keep_other
                 } else {
-                    weights.keep_other + weights.new_replica + around.penalty[b] as i64
+                    weights.keep_other + weights.new_replica + i128::from(preference(r, b))
                 };
                 edges.push((b, net.add_edge(via, broker_nodes[b], 1, cost)));
             }

@@ -1,5 +1,9 @@
 //! Shared between the Weir broker and operator: the internal gRPC API (tonic/prost, generated
-//! from `proto/`) and the defaults both sides agree on, so the operator never links the broker.
+//! from `proto/`), replica placement ([`placement`]), and the defaults both sides agree on, so
+//! the operator never links the broker.
+
+pub mod admin;
+pub mod placement;
 
 /// Default Kafka client port of a broker.
 pub const DEFAULT_CLIENT_PORT: u16 = 9092;
@@ -14,5 +18,13 @@ pub mod proto {
     pub mod controller {
         #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
         tonic::include_proto!("weir.controller.v1");
+    }
+
+    /// The admin API the operator and tools use (`proto/weir/admin/v1/admin.proto`); see
+    /// [`crate::admin`] for conversions to and from placement types.
+    pub mod admin {
+        // Generated code: prost/tonic decide its shape, so their lints are not ours to satisfy.
+        #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("weir.admin.v1");
     }
 }

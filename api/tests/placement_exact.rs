@@ -28,7 +28,10 @@ fn case() -> impl Strategy<Value = Case> {
     (1usize..=5, 0usize..=2).prop_flat_map(|(n, racks)| {
         (
             proptest::collection::vec(0..=racks, n),
-            proptest::collection::vec((0usize..3, proptest::collection::vec(any::<u8>(), 3)), 1..=4),
+            proptest::collection::vec(
+                (0usize..3, proptest::collection::vec(any::<u8>(), 3)),
+                1..=4,
+            ),
             any::<u8>(),
         )
             .prop_map(move |(rack_picks, partitions, drain_mask)| {
@@ -143,8 +146,16 @@ fn best_replica_objective(eligible: &[BrokerInfo], current: &[Vec<i32>]) -> (usi
             .zip(current)
             .map(|(s, c)| s.iter().filter(|b| !c.contains(b)).count())
             .sum();
-        let kept = sets.iter().zip(current).filter(|(s, c)| s.contains(&c[0])).count();
-        let score = (sum_of_squares(&counts(eligible, sets)), moves, -(kept as isize));
+        let kept = sets
+            .iter()
+            .zip(current)
+            .filter(|(s, c)| s.contains(&c[0]))
+            .count();
+        let score = (
+            sum_of_squares(&counts(eligible, sets)),
+            moves,
+            -(kept as isize),
+        );
         best = best.min(score);
     });
     best

@@ -34,11 +34,7 @@ fn build(brokers: &[BrokerInfo], topics: &[(i32, usize)]) -> Assignment {
 }
 
 /// Replica lists drawn at random (distinct brokers, no other rule): skewed, rack-breaking.
-fn random_assignment(
-    brokers: &[BrokerInfo],
-    shapes: &[(i32, usize)],
-    picks: &[u64],
-) -> Assignment {
+fn random_assignment(brokers: &[BrokerInfo], shapes: &[(i32, usize)], picks: &[u64]) -> Assignment {
     let mut assignment = Assignment::new();
     let mut pick = picks.iter().cycle();
     for (i, &(partitions, seed)) in shapes.iter().enumerate() {

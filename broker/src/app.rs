@@ -4,6 +4,7 @@
 //! Listeners, clock and shutdown signal come from the caller, so tests and the binary share
 //! this path (`weir-broker` binds the configured addresses; a test can bind port 0).
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,11 +16,15 @@ use tokio::sync::watch;
 use crate::broker::{Broker, Endpoint};
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
+use crate::controller::command::MetadataCommand;
+use crate::controller::{Controller, ControllerConfig, METADATA_DIR};
 use crate::group::GroupCoordinator;
 use crate::http::HttpState;
-use crate::metadata::MetaProperties;
+use crate::lifecycle::Lifecycle;
+use crate::metadata::{MetaProperties, MetadataStore};
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
+use crate::replica_manager::LeadershipListener;
 use crate::replica_manager::ReplicaManager;
 
 /// Why the broker could not start.
@@ -42,6 +47,9 @@ pub enum StartError {
     /// `meta.properties` or the producer id file is unusable.
     #[error(transparent)]
     Metadata(#[from] crate::metadata::MetadataError),
+    /// The metadata quorum could not start.
+    #[error("metadata quorum: {0}")]
+    Controller(#[from] crate::controller::ControllerError),
     /// Registering metrics failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -52,6 +60,7 @@ pub enum StartError {
 pub struct StartedBroker {
     /// The shared state.
     pub broker: Arc<Broker>,
+    meta: MetaProperties,
     _lock: File,
 }
 
@@ -97,7 +106,7 @@ pub fn open(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "logs loaded"
     );
-    let producer_ids = ProducerIdManager::open(&dir)?;
+    let producer_ids = ProducerIdManager::new();
     let metrics = BrokerMetrics::new()?;
     metrics.register_log_collector(&replicas)?;
     let groups = Arc::new(GroupCoordinator::new(
@@ -109,7 +118,7 @@ pub fn open(
     metrics.register_group_collector(&groups, &replicas)?;
     let broker = Arc::new(Broker::new(
         config,
-        meta.cluster_id,
+        meta.cluster_id.clone(),
         advertised,
         replicas,
         producer_ids,
@@ -118,39 +127,174 @@ pub fn open(
     ));
     Ok(StartedBroker {
         broker,
+        meta,
         _lock: lock,
     })
 }
 
+/// How this broker joins the metadata quorum.
+#[derive(Debug)]
+pub struct ClusterOptions {
+    /// The bound internal listener (Raft, controller and admin gRPC).
+    pub rpc_listener: TcpListener,
+    /// `host:port` others use to reach it.
+    pub rpc_advertised: String,
+    /// The voters; `None` makes this broker its own single voter.
+    pub voters: Option<BTreeMap<i32, String>>,
+}
+
 impl StartedBroker {
-    /// Serves Kafka clients until `shutdown` becomes true, then closes every log cleanly.
-    /// `http` (already serving health) starts answering metrics and readiness from this
-    /// broker; `on_ready` runs once the Kafka listener is serving.
+    /// Joins the metadata quorum, registers, and serves Kafka clients once the controller has
+    /// unfenced this broker; when `shutdown` turns true, moves leadership away (controlled
+    /// shutdown), stops serving and closes every log cleanly. `http` (already serving health)
+    /// starts answering metrics and readiness from this broker; `on_ready` runs once the
+    /// Kafka listener is serving.
     pub async fn serve(
         self,
         kafka: TcpListener,
+        cluster: ClusterOptions,
         http: &HttpState,
-        shutdown: watch::Receiver<bool>,
+        mut shutdown: watch::Receiver<bool>,
         on_ready: impl FnOnce(),
-    ) {
+    ) -> Result<(), StartError> {
         let broker = self.broker.clone();
+        let config = broker.config.clone();
         http.set_broker(broker.clone());
-        // Single node: this broker leads every __consumer_offsets partition. Groups answer
-        // COORDINATOR_LOAD_IN_PROGRESS until their partition is replayed.
-        broker.groups.become_leader_of_all();
+        let voters = cluster
+            .voters
+            .clone()
+            .unwrap_or_else(|| BTreeMap::from([(config.node_id, cluster.rpc_advertised.clone())]));
+        let controller = Controller::start(ControllerConfig {
+            node_id: config.node_id,
+            dir: config.data_dir.join(METADATA_DIR),
+            voters,
+            session_timeout: config.duration_ms("broker.session.timeout.ms"),
+            leader_imbalance_interval: config
+                .auto_leader_rebalance()
+                .then(|| config.leader_imbalance_check_interval()),
+            raft_heartbeat: config.duration_ms("controller.quorum.election.timeout.ms") / 4,
+        })
+        .await?;
+        let (rpc_stop_tx, mut rpc_stop) = watch::channel(false);
+        let rpc = tokio::spawn(crate::controller::rpc::serve(
+            cluster.rpc_listener,
+            controller.clone(),
+            async move {
+                let _ = rpc_stop.wait_for(|stop| *stop).await;
+            },
+        ));
+        let listener: Arc<dyn LeadershipListener> = broker.groups.clone();
+        broker
+            .replicas
+            .add_leadership_listener(Arc::downgrade(&listener));
+        broker.replicas.attach_controller(controller.clone());
+        migrate_legacy_catalogue(&broker, &controller).await;
+
+        let lifecycle = Lifecycle::new(broker.clone(), controller.clone(), cluster.rpc_advertised);
+        let joined = async {
+            let (epoch, cluster_id) = lifecycle.register().await;
+            adopt_cluster_id(&broker, self.meta.clone(), &cluster_id)?;
+            lifecycle.catch_up(epoch).await;
+            lifecycle.wait_unfenced().await;
+            Ok::<i64, StartError>(epoch)
+        };
+        let epoch = tokio::select! {
+            joined = joined => joined?,
+            _ = shutdown.wait_for(|stop| *stop) => {
+                tracing::info!("shut down before joining the cluster");
+                rpc_stop_tx.send_replace(true);
+                controller.shutdown().await;
+                let replicas = broker.replicas.clone();
+                let _ = tokio::task::spawn_blocking(move || replicas.shutdown()).await;
+                return Ok(());
+            }
+        };
+        tracing::info!(broker_epoch = epoch, "joined the cluster");
+        let (stop_heartbeats_tx, stop_heartbeats) = watch::channel(false);
+        let heartbeats = tokio::spawn(lifecycle.clone().heartbeat_loop(stop_heartbeats));
         let jobs = spawn_background_jobs(&broker);
-        let server = tokio::spawn(crate::server::run(kafka, broker.clone(), shutdown.clone()));
+        let (server_stop_tx, server_stop) = watch::channel(false);
+        let server = tokio::spawn(crate::server::run(kafka, broker.clone(), server_stop));
         broker.set_ready(true);
         on_ready();
-        let _ = server.await;
+
+        let _ = shutdown.wait_for(|stop| *stop).await;
         broker.set_ready(false);
+        stop_heartbeats_tx.send_replace(true);
+        let _ = heartbeats.await;
+        lifecycle.controlled_shutdown().await;
+        server_stop_tx.send_replace(true);
+        let _ = server.await;
         for job in jobs {
             job.abort();
         }
+        rpc_stop_tx.send_replace(true);
+        let _ = rpc.await;
+        controller.shutdown().await;
         let replicas = broker.replicas.clone();
         // Closing flushes every log; run it off the async workers.
         let _ = tokio::task::spawn_blocking(move || replicas.shutdown()).await;
         tracing::info!("shut down cleanly");
+        Ok(())
+    }
+}
+
+/// A data directory created by this start takes the quorum's cluster id; one that already
+/// belongs to another cluster refuses to join it.
+fn adopt_cluster_id(
+    broker: &Broker,
+    mut meta: MetaProperties,
+    cluster_id: &str,
+) -> Result<(), StartError> {
+    if meta.cluster_id == cluster_id {
+        return Ok(());
+    }
+    if !broker.replicas.all_partitions().is_empty() {
+        return Err(StartError::DataDir {
+            dir: broker.config.data_dir.display().to_string(),
+            reason: format!(
+                "it belongs to cluster {}, but the metadata quorum is cluster {cluster_id}",
+                meta.cluster_id
+            ),
+        });
+    }
+    meta.cluster_id = cluster_id.to_string();
+    meta.store(&broker.config.data_dir)?;
+    Ok(())
+}
+
+/// A single-node data directory from before the metadata quorum lists its topics in
+/// `topics.json`: they are written into the metadata log once (same ids, placed on this
+/// broker), and the file is renamed so that it is not read again.
+async fn migrate_legacy_catalogue(broker: &Broker, controller: &Controller) {
+    let path = broker.config.data_dir.join("topics.json");
+    if !path.exists() {
+        return;
+    }
+    let store = match MetadataStore::load(&broker.config.data_dir) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read topics.json; not migrating it");
+            return;
+        }
+    };
+    for topic in store.topics() {
+        let command = MetadataCommand::CreateTopic {
+            name: topic.name.clone(),
+            id: topic.id,
+            configs: topic.configs.clone(),
+            assignment: vec![vec![broker.node_id()]; topic.partitions as usize],
+        };
+        match controller.write(command).await {
+            Ok(_) => tracing::info!(topic = %topic.name, "migrated a topic into the metadata log"),
+            Err(e) => {
+                tracing::error!(topic = %topic.name, error = %e, "migrating topics.json failed");
+                return;
+            }
+        }
+    }
+    if let Err(e) = std::fs::rename(&path, path.with_extension("json.migrated")) {
+        tracing::warn!(error = %e, "renaming the migrated topics.json");
     }
 }
 
@@ -185,8 +329,20 @@ fn spawn_background_jobs(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()
             groups.tick();
         }
     });
+    let replicas = broker.replicas.clone();
+    let lag_check =
+        (config.duration_ms("replica.lag.time.max.ms") / 2).max(Duration::from_millis(50));
+    let isr_shrinks = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(lag_check);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            replicas.shrink_lagging_isrs().await;
+        }
+    });
     vec![
         group_timers,
+        isr_shrinks,
         every(config.offsets_retention_check_interval_ms(), |b| {
             b.groups.expire_offsets()
         }),

@@ -25,8 +25,8 @@ pub struct Endpoint {
 pub struct Broker {
     /// Validated configuration.
     pub config: Arc<BrokerConfig>,
-    /// The cluster id from `meta.properties`.
-    pub cluster_id: String,
+    /// The cluster id from `meta.properties` (the quorum's, once registered).
+    meta_cluster_id: String,
     /// The address advertised in Metadata and DescribeCluster.
     pub advertised: Endpoint,
     /// Hosted partitions and the topic catalogue.
@@ -53,7 +53,7 @@ impl Broker {
     ) -> Self {
         Self {
             config,
-            cluster_id,
+            meta_cluster_id: cluster_id,
             advertised,
             replicas,
             producer_ids,
@@ -61,6 +61,15 @@ impl Broker {
             metrics,
             ready: AtomicBool::new(false),
         }
+    }
+
+    /// The cluster id: the metadata quorum's, or `meta.properties`' before it is known.
+    pub fn cluster_id(&self) -> String {
+        self.replicas
+            .image()
+            .cluster_id
+            .clone()
+            .unwrap_or_else(|| self.meta_cluster_id.clone())
     }
 
     /// This broker's node id.

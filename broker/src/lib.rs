@@ -22,6 +22,7 @@ pub mod controller;
 pub mod group;
 pub mod handlers;
 pub mod http;
+pub mod lifecycle;
 pub mod log;
 pub mod metadata;
 pub mod metrics;
@@ -31,3 +32,18 @@ pub mod protocol;
 pub mod replica_manager;
 pub mod replication;
 pub mod server;
+#[cfg(test)]
+pub mod test_support;
+
+/// Waits (polling every few ms, up to 20 s) until `done` holds; for unit tests.
+#[cfg(test)]
+pub async fn wait_for_condition(mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

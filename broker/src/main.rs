@@ -56,8 +56,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let metrics = TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("binding --metrics-listen {}", args.metrics_listen))?;
+    let rpc = TcpListener::bind(args.rpc_listen)
+        .await
+        .with_context(|| format!("binding --rpc-listen {}", args.rpc_listen))?;
     let kafka_addr = kafka.local_addr()?;
     let metrics_addr = metrics.local_addr()?;
+    let rpc_addr = rpc.local_addr()?;
+    let rpc_advertised = match &args.advertised_rpc {
+        Some(e) => format!("{}:{}", e.host, e.port),
+        None if rpc_addr.ip().is_unspecified() => anyhow::bail!(
+            "--rpc-listen {rpc_addr} is a wildcard address; set --advertised-rpc to the address other brokers should use"
+        ),
+        None => rpc_addr.to_string(),
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Health answers from now on, through a possibly long log recovery.
@@ -77,13 +88,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
+    let cluster = weir_broker::app::ClusterOptions {
+        rpc_listener: rpc,
+        rpc_advertised,
+        voters: args.voters.clone().map(|v| v.0),
+    };
     started
-        .serve(kafka, &http_state, shutdown_rx, || {
-            tracing::info!(kafka = %kafka_addr, metrics = %metrics_addr, "serving");
+        .serve(kafka, cluster, &http_state, shutdown_rx, || {
+            tracing::info!(kafka = %kafka_addr, metrics = %metrics_addr, rpc = %rpc_addr, "serving");
             // Machine-readable line for scripts and tests that start the broker on port 0.
-            println!("weir-broker ready kafka={kafka_addr} metrics={metrics_addr}");
+            println!("weir-broker ready kafka={kafka_addr} metrics={metrics_addr} rpc={rpc_addr}");
         })
-        .await;
+        .await?;
     let _ = http.await;
     Ok(())
 }

@@ -134,6 +134,17 @@ impl MetaProperties {
     }
 }
 
+impl MetaProperties {
+    /// Rewrites `<dir>/meta.properties` (a fresh directory adopting the quorum's cluster id).
+    pub fn store(&self, dir: &Path) -> Result<(), MetadataError> {
+        let text = format!(
+            "# Written by weir-broker; identifies this data directory.\nversion=1\ncluster.id={}\nnode.id={}\n",
+            self.cluster_id, self.node_id
+        );
+        write_atomically(&dir.join("meta.properties"), text.as_bytes())
+    }
+}
+
 /// Kafka cluster ids are 22-character URL-safe base64 of a UUID; any unique string works for
 /// clients, so use the UUID's simple form, which is also URL-safe.
 fn new_cluster_id() -> String {

@@ -1,8 +1,7 @@
 //! One partition of a topic on this broker: its log, the offsets clients see, and its role in
 //! replication ([`Role`]).
 //!
-//! - **Standalone** (a broker without a metadata quorum): the only replica, so the high
-//!   watermark equals the log end offset as soon as an append returns.
+//! - **Offline** (at start, and without a live leader): serves nothing.
 //! - **Leader**: appends stamp the leader epoch; follower fetches report their positions to
 //!   [`LeaderState`], which bounds the high watermark by the ISR and proposes ISR changes
 //!   that the caller sends to the controller; `acks=all` waits on [`Partition::wait_for_high_watermark`].
@@ -28,14 +27,9 @@ use crate::controller::command::PartitionChange;
 use crate::log::{Log, LogAppendInfo, LogConfig, LogError};
 use crate::replication::leader::LeaderState;
 
-/// Leader epoch stamped on batches by a standalone broker (no metadata quorum).
-pub const LEADER_EPOCH: i32 = 0;
-
 /// This broker's part in replicating a partition.
 #[derive(Debug, Clone)]
 pub enum Role {
-    /// The only replica, without a controller: leader in [`LEADER_EPOCH`] forever.
-    Standalone,
     /// Leader, with what it knows of its followers.
     Leader(LeaderState),
     /// Follower of `leader` in `leader_epoch`.
@@ -202,17 +196,15 @@ impl Partition {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, LogError> {
         let dir: PathBuf = data_dir.join(Self::dir_name(&topic, index));
-        let mut log = Log::open(&dir, config, clock.clone())?;
-        // Standalone until the metadata image says otherwise: everything written is committed.
-        let end = log.log_end_offset();
-        log.update_high_watermark(end);
-        let (high_watermark_tx, _) = watch::channel(end);
+        let log = Log::open(&dir, config, clock.clone())?;
+        let (high_watermark_tx, _) = watch::channel(log.high_watermark());
         Ok(Self {
             topic,
             topic_id,
             index,
             log: RwLock::new(log),
-            role: Mutex::new(Role::Standalone),
+            // Serves nothing until the metadata image gives it a role.
+            role: Mutex::new(Role::Offline { leader_epoch: -1 }),
             high_watermark_tx,
             clock,
             last_periodic_flush: Mutex::new(Instant::now()),
@@ -227,7 +219,6 @@ impl Partition {
     /// The leader epoch this replica knows.
     pub fn leader_epoch(&self) -> i32 {
         match &*self.role.lock() {
-            Role::Standalone => LEADER_EPOCH,
             Role::Leader(l) => l.leader_epoch,
             Role::Follower { leader_epoch, .. } | Role::Offline { leader_epoch } => *leader_epoch,
         }
@@ -235,14 +226,13 @@ impl Partition {
 
     /// Whether this replica serves produce and consumer fetches.
     pub fn is_leader(&self) -> bool {
-        matches!(&*self.role.lock(), Role::Standalone | Role::Leader(_))
+        matches!(&*self.role.lock(), Role::Leader(_))
     }
 
     /// Checks a request's `current_leader_epoch` (-1: not given) against this leader.
     pub fn check_leader_epoch(&self, requested: i32) -> Result<(), PartitionError> {
         let role = self.role.lock();
         let current = match &*role {
-            Role::Standalone => LEADER_EPOCH,
             Role::Leader(l) => l.leader_epoch,
             _ => return Err(PartitionError::NotLeader),
         };
@@ -275,12 +265,6 @@ impl Partition {
         let mut role = self.role.lock();
         let mut log = self.log.write();
         let info = match &mut *role {
-            Role::Standalone => {
-                let info = log.append_as_leader(records, LEADER_EPOCH)?;
-                let end = log.log_end_offset();
-                log.update_high_watermark(end);
-                info
-            }
             Role::Leader(leader) => {
                 if let Some(min_isr) = min_isr {
                     if leader.isr.len() < min_isr {
@@ -315,7 +299,6 @@ impl Partition {
                 return Ok(());
             }
             match &*self.role.lock() {
-                Role::Standalone => {}
                 Role::Leader(l) if l.isr.len() < min_isr => {
                     return Err(PartitionError::NotEnoughReplicasAfterAppend { min_isr })
                 }

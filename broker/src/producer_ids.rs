@@ -1,80 +1,54 @@
-//! Producer ids for InitProducerId, unique across restarts of this broker.
+//! Producer ids for InitProducerId, unique across the cluster and across restarts.
 //!
-//! Ids are handed out from blocks of [`BLOCK_SIZE`]; the end of the current block is persisted
-//! in `<data-dir>/producer-id-block` before any id of it is used, so after a crash the broker
-//! starts from the next block and never hands out an id twice (it may skip some, as Kafka does).
-
-use std::path::{Path, PathBuf};
+//! Ids come in blocks of [`PRODUCER_ID_BLOCK_SIZE`] that the controller hands out through the
+//! metadata log (Kafka's AllocateProducerIds), so two brokers never give out the same id and a
+//! restarted broker starts from a fresh block (it may skip ids, as Kafka does).
 
 use parking_lot::Mutex;
 
-use crate::metadata::{write_atomically, MetadataError};
-
-/// Ids reserved on disk per write.
-pub const BLOCK_SIZE: i64 = 1000;
+use crate::controller::command::{CommandResult, MetadataCommand};
+use crate::controller::image::PRODUCER_ID_BLOCK_SIZE;
+use crate::controller::{Controller, ControllerError};
 
 /// Allocates producer ids. Thread-safe.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ProducerIdManager {
-    path: PathBuf,
-    /// (next id to hand out, end of the reserved block, exclusive)
-    state: Mutex<(i64, i64)>,
+    /// (next id to hand out, end of the block, exclusive)
+    block: Mutex<(i64, i64)>,
 }
 
 impl ProducerIdManager {
-    /// Opens the allocator for a data directory.
-    pub fn open(dir: &Path) -> Result<Self, MetadataError> {
-        let path = dir.join("producer-id-block");
-        let next = match std::fs::read_to_string(&path) {
-            Ok(text) => text
-                .trim()
-                .parse::<i64>()
-                .map_err(|e| MetadataError::Corrupt {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(source) => {
-                return Err(MetadataError::Io {
-                    action: "reading",
-                    path,
-                    source,
-                });
+    /// An allocator without a block yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next unused producer id, asking the controller for a block when needed.
+    pub async fn next_id(&self, controller: &Controller) -> Result<i64, ControllerError> {
+        loop {
+            {
+                let mut block = self.block.lock();
+                if block.0 < block.1 {
+                    let id = block.0;
+                    block.0 += 1;
+                    return Ok(id);
+                }
             }
-        };
-        Ok(Self {
-            path,
-            state: Mutex::new((next, next)),
-        })
-    }
-
-    /// The next unused producer id.
-    pub fn next_id(&self) -> Result<i64, MetadataError> {
-        let mut state = self.state.lock();
-        if state.0 >= state.1 {
-            let end = state.1 + BLOCK_SIZE;
-            write_atomically(&self.path, end.to_string().as_bytes())?;
-            state.1 = end;
+            let result = controller
+                .write_ok(MetadataCommand::AllocateProducerIds {
+                    broker_id: controller.node_id(),
+                })
+                .await?;
+            let CommandResult::ProducerIds { start, len } = result else {
+                return Err(ControllerError::Fatal(format!(
+                    "unexpected result {result:?}"
+                )));
+            };
+            debug_assert_eq!(len, PRODUCER_ID_BLOCK_SIZE);
+            let mut block = self.block.lock();
+            if block.0 >= block.1 {
+                *block = (start, start + len);
+            }
         }
-        let id = state.0;
-        state.0 += 1;
-        Ok(id)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_unique_across_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = ProducerIdManager::open(dir.path()).unwrap();
-        let a: Vec<i64> = (0..3).map(|_| m.next_id().unwrap()).collect();
-        assert_eq!(a, vec![0, 1, 2]);
-        drop(m);
-        let m = ProducerIdManager::open(dir.path()).unwrap();
-        let b = m.next_id().unwrap();
-        assert!(b >= BLOCK_SIZE, "reopened allocator reused an id: {b}");
     }
 }

@@ -43,6 +43,10 @@ pub struct BrokerOptions {
     pub node_id: i32,
     /// Bind the Kafka listener to this port instead of an ephemeral one.
     pub kafka_port: Option<u16>,
+    /// Bind the internal (Raft/controller) listener to this port instead of an ephemeral one.
+    pub rpc_port: Option<u16>,
+    /// `--voters` (ID@HOST:PORT,...); without it the broker is its own single voter.
+    pub voters: Option<String>,
 }
 
 impl BrokerOptions {
@@ -240,7 +244,12 @@ impl Broker {
             .arg("--listen")
             .arg(format!("127.0.0.1:{listen_port}"))
             .arg("--metrics-listen")
-            .arg("127.0.0.1:0");
+            .arg("127.0.0.1:0")
+            .arg("--rpc-listen")
+            .arg(format!("127.0.0.1:{}", self.options.rpc_port.unwrap_or(0)));
+        if let Some(voters) = &self.options.voters {
+            command.arg("--voters").arg(voters);
+        }
         for (key, value) in &self.options.sets {
             command.arg("--set").arg(format!("{key}={value}"));
         }

@@ -13,6 +13,7 @@
 
 pub mod broker;
 pub mod clients;
+pub mod cluster;
 pub mod group_consumer;
 pub mod http;
 pub mod raw;

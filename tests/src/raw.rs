@@ -79,6 +79,31 @@ impl RawClient {
         client
     }
 
+    /// Connects and performs the ApiVersions handshake, or says why it could not.
+    pub fn try_connect(addr: SocketAddr) -> io::Result<RawClient> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut client = RawClient {
+            stream,
+            next_correlation_id: 1,
+            versions: HashMap::new(),
+        };
+        let response: ApiVersionsResponse = client.request(&ApiVersionsRequest::default(), 0)?;
+        if response.error_code != 0 {
+            return Err(invalid_data(format!(
+                "ApiVersions error {}",
+                response.error_code
+            )));
+        }
+        client.versions = response
+            .api_keys
+            .iter()
+            .map(|api| (api.api_key, (api.min_version, api.max_version)))
+            .collect();
+        Ok(client)
+    }
+
     /// Connects without any request: for garbage and framing tests.
     pub fn connect_without_handshake(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))

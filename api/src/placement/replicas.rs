@@ -82,10 +82,7 @@ pub(crate) fn choose_replicas(
     let brokers = topology.len();
     let total: usize = requests.iter().map(|r| r.replication_factor).sum();
     let preference = |request: usize, broker: usize| -> u64 {
-        around
-            .preference
-            .as_ref()
-            .map_or(0, |p| p[request][broker])
+        around.preference.as_ref().map_or(0, |p| p[request][broker])
     };
     let max_preference = around
         .preference
@@ -99,8 +96,7 @@ pub(crate) fn choose_replicas(
         replicas: total,
         brokers,
     };
-    let weights =
-        Weights::new(total, requests.len(), max_preference).ok_or(too_large.clone())?;
+    let weights = Weights::new(total, requests.len(), max_preference).ok_or(too_large.clone())?;
     let max_load = around.base_replicas.iter().copied().max().unwrap_or(0) + requests.len();
     // The dearest unit, with headroom for path sums of a few of them in Dijkstra.
     i128::try_from(2 * max_load + 1)
@@ -126,10 +122,12 @@ pub(crate) fn choose_replicas(
     let mut replica_edges: Vec<Vec<(usize, EdgeId)>> = Vec::with_capacity(requests.len());
     for (r, request) in requests.iter().enumerate() {
         let rf = request.replication_factor;
-        let cap = topology.rack_cap(rf).ok_or(PlacementError::NotEnoughBrokers {
-            available: brokers,
-            partitions: vec![(request.partition.clone(), rf)],
-        })?;
+        let cap = topology
+            .rack_cap(rf)
+            .ok_or(PlacementError::NotEnoughBrokers {
+                available: brokers,
+                partitions: vec![(request.partition.clone(), rf)],
+            })?;
         let node = net.add_node();
         source_edges.push(net.add_edge(source, node, rf as i64, 0));
         let mut edges = Vec::new();

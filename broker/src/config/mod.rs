@@ -157,6 +157,11 @@ impl BrokerConfig {
         self.long("log.flush.offset.checkpoint.interval.ms") as u64
     }
 
+    /// A numeric setting by name (0 if it is not numeric).
+    pub fn int(&self, key: &str) -> i64 {
+        self.long(key)
+    }
+
     /// A `*.ms` setting as a duration.
     pub fn duration_ms(&self, key: &str) -> std::time::Duration {
         std::time::Duration::from_millis(self.long(key).max(0) as u64)

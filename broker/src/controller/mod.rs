@@ -216,6 +216,15 @@ impl Controller {
         Some((id as i32, addr))
     }
 
+    /// Waits up to `timeout` until some node is known to lead the quorum.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> bool {
+        self.raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .is_ok()
+    }
+
     /// Whether this node is the active controller.
     pub fn is_active(&self) -> bool {
         self.raft.metrics().borrow().state == ServerState::Leader

@@ -4,9 +4,9 @@
 //! Ownership follows leadership. [`GroupCoordinator::on_become_leader`] marks a partition as
 //! loading (requests for its groups answer COORDINATOR_LOAD_IN_PROGRESS), replays it, and
 //! then serves its groups; [`GroupCoordinator::on_resign`] drops them (requests answer
-//! NOT_COORDINATOR and parked JoinGroup/SyncGroup requests are answered the same). A single
-//! broker leads every partition: it calls `on_become_leader` for all of them when the topic
-//! is created and at start-up.
+//! NOT_COORDINATOR and parked JoinGroup/SyncGroup requests are answered the same). Both are
+//! called by the replica manager as the metadata image moves `__consumer_offsets` leadership
+//! ([`LeadershipListener`]).
 //!
 //! Thread-safety: the ownership table and the group map are `RwLock`s held only to look up
 //! or insert; each group has its own mutex, held for one operation, including the append of
@@ -32,7 +32,7 @@ use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::log::LogError;
 use crate::partition::PartitionError;
-use crate::replica_manager::{AdminError, ReplicaManager};
+use crate::replica_manager::{AdminError, LeadershipListener, ReplicaManager};
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -60,8 +60,6 @@ pub struct GroupCoordinator {
     num_partitions: AtomicI32,
     owned: RwLock<HashMap<i32, Ownership>>,
     pub(super) groups: RwLock<HashMap<String, Arc<Mutex<Group>>>>,
-    /// Serialises creation of the offsets topic.
-    create_lock: Mutex<()>,
 }
 
 /// Kafka's `String.hashCode()` of a group id (UTF-16 code units, wrapping arithmetic).
@@ -105,7 +103,6 @@ impl GroupCoordinator {
             num_partitions: AtomicI32::new(num_partitions),
             owned: RwLock::new(HashMap::new()),
             groups: RwLock::new(HashMap::new()),
-            create_lock: Mutex::new(()),
         }
     }
 
@@ -119,19 +116,22 @@ impl GroupCoordinator {
         partition_for(group_id, self.num_partitions.load(Ordering::Acquire))
     }
 
-    /// Creates `__consumer_offsets` if it does not exist yet (FindCoordinator does this on
-    /// first use) and, on this single broker, becomes leader of every partition.
-    pub fn ensure_offsets_topic(&self) -> Result<(), AdminError> {
-        if self.replicas.topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let _creating = self.create_lock.lock();
-        if self.replicas.topic(OFFSETS_TOPIC).is_some() {
+    /// Creates `__consumer_offsets` through the controller if it does not exist yet
+    /// (FindCoordinator does this on first use). Leadership of its partitions reaches the
+    /// coordinator through [`LeadershipListener`] as the metadata image places them.
+    pub async fn ensure_offsets_topic(&self) -> Result<(), AdminError> {
+        if let Some(t) = self.replicas.topic(OFFSETS_TOPIC) {
+            self.num_partitions
+                .store(t.meta.partitions, Ordering::Release);
             return Ok(());
         }
         let partitions = self.config.offsets_topic_num_partitions();
         // Kafka's default is 3; a cluster can only place as many replicas as it has brokers.
-        let replication_factor = self.config.offsets_topic_replication_factor().min(1);
+        let available = self.replicas.image().placeable_brokers().len().max(1) as i16;
+        let replication_factor = self
+            .config
+            .offsets_topic_replication_factor()
+            .min(available);
         let configs = BTreeMap::from([
             // No compaction yet: keep every record (the loader keeps the latest per key).
             ("retention.ms".to_string(), "-1".to_string()),
@@ -140,49 +140,26 @@ impl GroupCoordinator {
                 self.config.offsets_topic_segment_bytes().to_string(),
             ),
         ]);
-        match self.replicas.create_topic(
-            OFFSETS_TOPIC,
-            partitions,
-            replication_factor,
-            configs,
-            false,
-        ) {
+        match self
+            .replicas
+            .create_topic(
+                OFFSETS_TOPIC,
+                partitions,
+                replication_factor,
+                configs,
+                false,
+                None,
+            )
+            .await
+        {
             Ok(_) | Err(AdminError::TopicAlreadyExists(_)) => {}
             Err(e) => return Err(e),
         }
-        self.num_partitions.store(partitions, Ordering::Release);
-        for p in 0..partitions {
-            self.on_become_leader(p, 0);
+        if let Some(t) = self.replicas.topic(OFFSETS_TOPIC) {
+            self.num_partitions
+                .store(t.meta.partitions, Ordering::Release);
         }
         Ok(())
-    }
-
-    /// Single node: this broker leads every partition of an existing `__consumer_offsets`.
-    /// Marks them all as loading at once, then replays them on a blocking thread.
-    pub fn become_leader_of_all(self: &Arc<Self>) {
-        let Some(topic) = self.replicas.topic(OFFSETS_TOPIC) else {
-            return;
-        };
-        let partitions = topic.meta.partitions;
-        self.num_partitions.store(partitions, Ordering::Release);
-        for p in 0..partitions {
-            self.owned
-                .write()
-                .insert(p, Ownership::Loading { leader_epoch: 0 });
-        }
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            for p in 0..partitions {
-                me.on_become_leader(p, 0);
-            }
-            tracing::info!(
-                partitions,
-                groups = me.groups.read().len(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "consumer groups loaded"
-            );
-        });
     }
 
     /// This broker became leader of `partition` at `leader_epoch`: replay it, then serve its
@@ -514,5 +491,24 @@ mod tests {
         // Non-ASCII counts UTF-16 code units, as Java does.
         assert_eq!(java_string_hash("é"), 0xe9);
         assert_eq!(java_string_hash("😀"), 0xd83d * 31 + 0xde00);
+    }
+}
+
+impl LeadershipListener for GroupCoordinator {
+    fn on_become_leader(&self, topic: &str, partition: i32, leader_epoch: i32) {
+        if topic != OFFSETS_TOPIC {
+            return;
+        }
+        if let Some(t) = self.replicas.topic(OFFSETS_TOPIC) {
+            self.num_partitions
+                .store(t.meta.partitions, Ordering::Release);
+        }
+        GroupCoordinator::on_become_leader(self, partition, leader_epoch);
+    }
+
+    fn on_resign(&self, topic: &str, partition: i32) {
+        if topic == OFFSETS_TOPIC {
+            GroupCoordinator::on_resign(self, partition);
+        }
     }
 }

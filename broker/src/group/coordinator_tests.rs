@@ -11,21 +11,36 @@ use super::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 use super::operations::OffsetCommit;
 use crate::clock::ManualClock;
 use crate::config::BrokerConfig;
-use crate::replica_manager::ReplicaManager;
+use crate::controller::Controller;
+use crate::replica_manager::LeadershipListener;
+use crate::test_support;
 
-fn coordinator(dir: &std::path::Path) -> (GroupCoordinator, Arc<ManualClock>) {
+struct Fixture {
+    c: Arc<GroupCoordinator>,
+    controller: Arc<Controller>,
+}
+
+/// A coordinator following leadership of a one-broker cluster in `dir`.
+async fn coordinator(dir: &std::path::Path, clock: Arc<ManualClock>) -> Fixture {
     let settings = [("offsets.topic.num.partitions".to_string(), "4".to_string())];
     let config = Arc::new(BrokerConfig::new(0, dir.to_path_buf(), &settings).unwrap());
-    let clock = Arc::new(ManualClock::new(1_000_000));
-    let replicas = Arc::new(ReplicaManager::open(config.clone(), clock.clone()).unwrap());
-    replicas
-        .create_topic("t", 2, 1, Default::default(), false)
-        .unwrap();
+    let (replicas, controller) = test_support::replica_manager(config.clone(), clock.clone()).await;
     let rebalances = IntCounter::new("r", "r").unwrap();
-    (
-        GroupCoordinator::new(config, replicas, clock.clone(), rebalances),
+    let c = Arc::new(GroupCoordinator::new(
+        config,
+        replicas.clone(),
         clock,
-    )
+        rebalances,
+    ));
+    let listener: Arc<dyn LeadershipListener> = c.clone();
+    replicas.add_leadership_listener(Arc::downgrade(&listener));
+    if replicas.topic("t").is_none() {
+        replicas
+            .create_topic("t", 2, 1, Default::default(), false, None)
+            .await
+            .unwrap();
+    }
+    Fixture { c, controller }
 }
 
 fn commit(offset: i64, partition: i32) -> OffsetCommit {
@@ -37,16 +52,17 @@ fn commit(offset: i64, partition: i32) -> OffsetCommit {
     }
 }
 
-#[test]
-fn offsets_are_replayed_from_the_log_after_a_new_leadership() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_are_replayed_from_the_log_after_a_new_leadership() {
     let dir = tempfile::tempdir().unwrap();
-    let (c, _clock) = coordinator(dir.path());
+    let f = coordinator(dir.path(), Arc::new(ManualClock::new(1_000_000))).await;
+    let c = &f.c;
     assert_eq!(
         c.fetch_offsets("g", None).unwrap_err(),
         ResponseError::NotCoordinator.code(),
         "nothing is owned before the topic exists"
     );
-    c.ensure_offsets_topic().unwrap();
+    c.ensure_offsets_topic().await.unwrap();
     let results = c
         .commit_offsets(
             "g",
@@ -90,12 +106,13 @@ fn offsets_are_replayed_from_the_log_after_a_new_leadership() {
     );
 }
 
-#[test]
-fn a_reopened_broker_finds_groups_and_offsets_in_the_log() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_broker_finds_groups_and_offsets_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (c, _) = coordinator(dir.path());
-        c.ensure_offsets_topic().unwrap();
+        let f = coordinator(dir.path(), Arc::new(ManualClock::new(1_000_000))).await;
+        let c = &f.c;
+        c.ensure_offsets_topic().await.unwrap();
         c.commit_offsets("kept", -1, "", None, vec![commit(42, 0)])
             .unwrap();
         c.commit_offsets("gone", -1, "", None, vec![commit(1, 0)])
@@ -105,22 +122,14 @@ fn a_reopened_broker_finds_groups_and_offsets_in_the_log() {
             c.delete_group("gone"),
             ResponseError::GroupIdNotFound.code()
         );
+        f.controller.shutdown().await;
         c.replicas.shutdown();
     }
-    let settings = [("offsets.topic.num.partitions".to_string(), "4".to_string())];
-    let config = Arc::new(BrokerConfig::new(0, dir.path().to_path_buf(), &settings).unwrap());
+    // The restarted broker leads __consumer_offsets again and the coordinator replays it.
     let clock = Arc::new(ManualClock::new(2_000_000));
-    let replicas = Arc::new(ReplicaManager::open(config.clone(), clock.clone()).unwrap());
-    assert!(replicas.topic(OFFSETS_TOPIC).is_some());
-    let c = GroupCoordinator::new(
-        config,
-        replicas,
-        clock.clone(),
-        IntCounter::new("r", "r").unwrap(),
-    );
-    for p in 0..4 {
-        c.on_become_leader(p, 0);
-    }
+    let f = coordinator(dir.path(), clock.clone()).await;
+    let c = &f.c;
+    assert!(c.replicas.topic(OFFSETS_TOPIC).is_some());
     let kept = c.fetch_offsets("kept", None).unwrap();
     assert_eq!(kept[0].1.as_ref().unwrap().offset, 42);
     assert!(

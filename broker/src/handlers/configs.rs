@@ -115,25 +115,25 @@ pub fn describe(broker: &Broker, request: DescribeConfigsRequest) -> DescribeCon
 
 /// Answers IncrementalAlterConfigs for topics (SET and DELETE; the list operations APPEND and
 /// SUBTRACT apply to no topic setting Weir has).
-pub fn incremental_alter(
+pub async fn incremental_alter(
     broker: &Broker,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|res| {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for res in request.resources {
+        {
             let outcome = alter_one(
                 broker,
                 res.resource_type,
                 &res.resource_name,
                 &res.configs,
                 request.validate_only,
-            );
+            )
+            .await;
             let response = AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name);
-            match outcome {
+            responses.push(match outcome {
                 Ok(()) => response,
                 Err((code, message)) => {
                     broker.count_error("IncrementalAlterConfigs", code);
@@ -141,14 +141,14 @@ pub fn incremental_alter(
                         .with_error_code(code)
                         .with_error_message(Some(text(message)))
                 }
-            }
-        })
-        .collect();
+            });
+        }
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
 /// Applies `changes` (SET/DELETE) to a topic's overrides.
-fn alter_one(
+async fn alter_one(
     broker: &Broker,
     resource_type: i8,
     name: &StrBytes,
@@ -177,15 +177,15 @@ fn alter_one(
         }
         Ok(configs)
     })
+    .await
 }
 
 /// Answers the legacy AlterConfigs, which replaces a topic's whole set of overrides (settings
 /// left out return to their defaults). rdkafka's `alter_configs` and older tools use it.
-pub fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|res| {
+pub async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for res in request.resources {
+        {
             let outcome = replace_topic_configs(
                 broker,
                 res.resource_type,
@@ -196,11 +196,12 @@ pub fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsRespo
                         res.configs.iter().map(|c| (&c.name, c.value.as_ref())),
                     ))
                 },
-            );
+            )
+            .await;
             let response = alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name);
-            match outcome {
+            responses.push(match outcome {
                 Ok(()) => response,
                 Err((code, message)) => {
                     broker.count_error("AlterConfigs", code);
@@ -208,14 +209,14 @@ pub fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsRespo
                         .with_error_code(code)
                         .with_error_message(Some(text(message)))
                 }
-            }
-        })
-        .collect();
+            });
+        }
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
 /// Replaces a topic's overrides with what `build` makes of the current ones.
-fn replace_topic_configs(
+async fn replace_topic_configs(
     broker: &Broker,
     resource_type: i8,
     name: &StrBytes,
@@ -237,5 +238,6 @@ fn replace_topic_configs(
     broker
         .replicas
         .alter_topic_configs(name, configs, validate_only)
+        .await
         .map_err(|e| (e.code(), e.to_string()))
 }

@@ -1,4 +1,4 @@
-//! DescribeCluster: this broker, which is also its own controller.
+//! DescribeCluster: the live brokers and the active controller, from the metadata image.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::DescribeClusterRequest;
@@ -9,15 +9,30 @@ use crate::broker::Broker;
 
 /// Answers DescribeCluster.
 pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClusterResponse {
-    // endpoint_type 1 = brokers, 2 = controllers; a single node is both.
+    // endpoint_type 1 = brokers, 2 = controllers; every Weir broker serves both roles.
+    let image = broker.replicas.image();
+    let controller_id = broker
+        .replicas
+        .controller()
+        .and_then(|c| c.leader())
+        .map_or(-1, |(id, _)| id);
     DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
-        .with_cluster_id(text(broker.cluster_id.clone()))
-        .with_controller_id(broker.node_id().into())
+        .with_cluster_id(text(broker.cluster_id()))
+        .with_controller_id(controller_id.into())
         .with_cluster_authorized_operations(i32::MIN)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(broker.node_id().into())
-            .with_host(text(broker.advertised.host.clone()))
-            .with_port(broker.advertised.port as i32)
-            .with_rack(broker.config.rack().map(text))])
+        .with_brokers(
+            image
+                .brokers
+                .values()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(b.id.into())
+                        .with_host(text(b.host.clone()))
+                        .with_port(i32::from(b.port))
+                        .with_rack(b.rack.clone().map(text))
+                        .with_is_fenced(b.fenced)
+                })
+                .collect(),
+        )
 }

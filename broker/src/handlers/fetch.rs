@@ -1,5 +1,10 @@
 //! Fetch: whole record batches straight from the segment files, with Kafka's long poll.
 //!
+//! Consumers read from the leader up to the high watermark. Followers (a `replica_id`) read up
+//! to the log end; their fetch offsets tell the leader their positions, which advances the high
+//! watermark and may propose adding them to the ISR; a follower whose last fetched epoch ended
+//! earlier on the leader gets a `diverging_epoch` instead of records and truncates.
+//!
 //! The handler reads every requested partition; if the response holds fewer than `min_bytes`
 //! and `max_wait_ms` has not passed, it waits for the next append anywhere on the broker and
 //! reads again. Batches are never decoded: the bytes read from the log go into the response
@@ -12,12 +17,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use super::log_error_code;
 use crate::broker::Broker;
+use crate::controller::command::PartitionChange;
 use crate::log::LogError;
 
 /// Answers Fetch, waiting up to `max_wait_ms` for `min_bytes`.
@@ -28,8 +36,18 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
     let mut appends = broker.replicas.subscribe_appends();
     loop {
         appends.borrow_and_update();
-        let (response, bytes, errors) = read_all(broker, &request, version);
-        if bytes >= min_bytes || errors || Instant::now() >= deadline {
+        let pass = read_all(broker, &request, version);
+        if pass.high_watermark_moved {
+            // Consumers long-polling at the old high watermark can read more now.
+            broker.replicas.notify_appended();
+            appends.borrow_and_update();
+        }
+        for (partition, change) in pass.isr_changes {
+            let replicas = broker.replicas.clone();
+            tokio::spawn(async move { replicas.propose_isr_change(&partition, change).await });
+        }
+        let response = pass.response;
+        if pass.bytes >= min_bytes || pass.done_early || Instant::now() >= deadline {
             record_out(broker, &response, version);
             return response;
         }
@@ -40,7 +58,33 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
     }
 }
 
-fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+/// What one pass over a fetch request produced.
+struct FetchPass {
+    response: FetchResponse,
+    bytes: usize,
+    /// An error or a divergence: answer at once.
+    done_early: bool,
+    /// Follower fetches moved some high watermark.
+    high_watermark_moved: bool,
+    /// ISR expansions proposed by follower fetches.
+    isr_changes: Vec<(std::sync::Arc<crate::partition::Partition>, PartitionChange)>,
+}
+
+/// The follower id of a replica fetch, `None` for a consumer.
+fn follower_id(request: &FetchRequest, version: i16) -> Option<i32> {
+    let id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    (id >= 0).then_some(id)
+}
+
+fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass {
+    let follower = follower_id(request, version);
+    let mut moved = Vec::new();
+    let mut isr_changes = Vec::new();
+    let mut diverged = false;
     let mut remaining = if request.max_bytes <= 0 {
         i32::MAX as usize
     } else {
@@ -61,15 +105,19 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResp
             let base = PartitionData::default()
                 .with_partition_index(fp.partition)
                 .with_aborted_transactions(read_committed.then(Vec::new));
-            let partition = topic.as_ref().and_then(|t| {
-                usize::try_from(fp.partition)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i))
-            });
+            let exists = topic
+                .as_ref()
+                .is_some_and(|t| (0..t.meta.partitions).contains(&fp.partition));
+            let partition = topic
+                .as_ref()
+                .filter(|_| exists)
+                .and_then(|t| broker.replicas.partition(&t.meta.name, fp.partition));
             let Some(partition) = partition else {
                 errors = true;
                 let code = if version >= 13 && topic.is_none() {
                     ResponseError::UnknownTopicId.code()
+                } else if exists {
+                    ResponseError::NotLeaderOrFollower.code()
                 } else {
                     ResponseError::UnknownTopicOrPartition.code()
                 };
@@ -78,6 +126,51 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResp
                 continue;
             };
             let limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
+            if let Some(replica) = follower {
+                match partition.fetch_for_follower(
+                    replica,
+                    fp.fetch_offset,
+                    fp.last_fetched_epoch,
+                    fp.current_leader_epoch,
+                    limit,
+                ) {
+                    Ok(f) => {
+                        let n = f.records.len();
+                        total += n;
+                        remaining = remaining.saturating_sub(n);
+                        if f.high_watermark_moved {
+                            moved.push(());
+                        }
+                        if let Some(change) = f.isr_change {
+                            isr_changes.push((partition.clone(), change));
+                        }
+                        let mut data = base
+                            .with_high_watermark(f.high_watermark)
+                            .with_last_stable_offset(f.high_watermark)
+                            .with_log_start_offset(f.log_start_offset)
+                            .with_records(Some(f.records));
+                        if let Some((epoch, end_offset)) = f.diverging {
+                            data.diverging_epoch = EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end_offset);
+                            diverged = true;
+                        }
+                        partitions.push(data);
+                    }
+                    Err(e) => {
+                        errors = true;
+                        broker.count_error("Fetch", e.code());
+                        partitions.push(error_data(base, e.code()));
+                    }
+                }
+                continue;
+            }
+            if let Err(e) = partition.check_leader_epoch(fp.current_leader_epoch) {
+                errors = true;
+                broker.count_error("Fetch", e.code());
+                partitions.push(error_data(base, e.code()));
+                continue;
+            }
             // Kafka lets the first batch of a response exceed the limits so a consumer can
             // always make progress past a batch larger than its fetch size.
             match partition.read(fp.fetch_offset, limit, total == 0) {
@@ -110,13 +203,15 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResp
                 .with_partitions(partitions),
         );
     }
-    (
-        FetchResponse::default()
+    FetchPass {
+        response: FetchResponse::default()
             .with_session_id(0)
             .with_responses(topics),
-        total,
-        errors,
-    )
+        bytes: total,
+        done_early: errors || diverged,
+        high_watermark_moved: !moved.is_empty(),
+        isr_changes,
+    }
 }
 
 fn error_data(base: PartitionData, code: i16) -> PartitionData {

@@ -1,6 +1,7 @@
 //! FindCoordinator: which broker coordinates a group (one key up to v3, a batch of keys from
-//! v4). The first lookup creates `__consumer_offsets`. On a single node the answer is always
-//! this broker; transaction coordinators (key type 1) do not exist yet.
+//! v4). The first lookup creates `__consumer_offsets`. The coordinator of a group is the
+//! leader of its `__consumer_offsets` partition; transaction coordinators (key type 1) do not
+//! exist yet.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -16,7 +17,7 @@ const GROUP_KEY: i8 = 0;
 const TRANSACTION_KEY: i8 = 1;
 
 /// Answers FindCoordinator.
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     request: FindCoordinatorRequest,
     version: i16,
@@ -26,10 +27,10 @@ pub fn handle(
     } else {
         vec![request.key]
     };
-    let coordinators: Vec<Coordinator> = keys
-        .into_iter()
-        .map(|key| lookup(broker, request.key_type, key))
-        .collect();
+    let mut coordinators = Vec::with_capacity(keys.len());
+    for key in keys {
+        coordinators.push(lookup(broker, request.key_type, key).await);
+    }
     for c in &coordinators {
         broker.count_error("FindCoordinator", c.error_code);
     }
@@ -45,7 +46,7 @@ pub fn handle(
         .with_port(c.port)
 }
 
-fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
+async fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
     let failed = |key: StrBytes, error: ResponseError, message: String| {
         Coordinator::default()
             .with_key(key)
@@ -72,7 +73,7 @@ fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
             )
         }
     }
-    if let Err(e) = broker.groups.ensure_offsets_topic() {
+    if let Err(e) = broker.groups.ensure_offsets_topic().await {
         tracing::error!(error = %e, "creating __consumer_offsets failed");
         return failed(
             key,
@@ -80,9 +81,22 @@ fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
             format!("creating __consumer_offsets failed: {e}"),
         );
     }
-    Coordinator::default()
-        .with_key(key)
-        .with_node_id(broker.node_id().into())
-        .with_host(text(broker.advertised.host.clone()))
-        .with_port(i32::from(broker.advertised.port))
+    let image = broker.replicas.image();
+    let partition = broker.groups.partition_for(&key);
+    let leader = image
+        .partition(crate::group::OFFSETS_TOPIC, partition)
+        .and_then(|p| image.brokers.get(&p.leader))
+        .filter(|b| !b.fenced);
+    match leader {
+        Some(b) => Coordinator::default()
+            .with_key(key)
+            .with_node_id(b.id.into())
+            .with_host(text(b.host.clone()))
+            .with_port(i32::from(b.port)),
+        None => failed(
+            key,
+            ResponseError::CoordinatorNotAvailable,
+            format!("partition {partition} of __consumer_offsets has no leader"),
+        ),
+    }
 }

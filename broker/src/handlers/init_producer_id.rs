@@ -7,7 +7,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::broker::Broker;
 
 /// Answers InitProducerId.
-pub fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id((-1).into())
         .with_producer_epoch(-1);
@@ -29,7 +29,10 @@ pub fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerId
             .with_producer_id(request.producer_id)
             .with_producer_epoch(request.producer_epoch + 1);
     }
-    match broker.producer_ids.next_id() {
+    let Some(controller) = broker.replicas.controller() else {
+        return response.with_error_code(ResponseError::CoordinatorNotAvailable.code());
+    };
+    match broker.producer_ids.next_id(controller).await {
         Ok(id) => response.with_producer_id(id.into()).with_producer_epoch(0),
         Err(e) => {
             tracing::error!(error = %e, "allocating a producer id");

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::log_error_code;
 use crate::broker::Broker;
-use crate::partition::{Partition, LEADER_EPOCH};
+use crate::partition::Partition;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -31,20 +31,33 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let Some(partition) = broker.replicas.partition(&t.name, p.partition_index)
-                    else {
-                        broker.count_error(
-                            "ListOffsets",
-                            ResponseError::UnknownTopicOrPartition.code(),
-                        );
-                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let exists = broker.replicas.topic(&t.name).is_some_and(|topic| {
+                        (0..topic.meta.partitions).contains(&p.partition_index)
+                    });
+                    let partition = broker
+                        .replicas
+                        .partition(&t.name, p.partition_index)
+                        .filter(|_| exists);
+                    let Some(partition) = partition else {
+                        let code = if exists {
+                            ResponseError::NotLeaderOrFollower.code()
+                        } else {
+                            ResponseError::UnknownTopicOrPartition.code()
+                        };
+                        broker.count_error("ListOffsets", code);
+                        return r.with_error_code(code);
                     };
+                    if let Err(e) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        broker.count_error("ListOffsets", e.code());
+                        return r.with_error_code(e.code());
+                    }
+                    let epoch = partition.leader_epoch();
                     match lookup(&partition, p.timestamp) {
                         // The leader epoch field exists from v4 on.
                         Ok(Some((offset, timestamp))) => r
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(if version >= 4 { LEADER_EPOCH } else { -1 }),
+                            .with_leader_epoch(if version >= 4 { epoch } else { -1 }),
                         Ok(None) => r,
                         Err(code) => {
                             broker.count_error("ListOffsets", code);

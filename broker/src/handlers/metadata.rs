@@ -1,5 +1,6 @@
-//! Metadata: the broker list (this broker) and the requested topics, auto-creating unknown
-//! topics when the client allows it and `auto.create.topics.enable` is on.
+//! Metadata: the live brokers and the requested topics as the metadata image has them, with
+//! each partition's leader, leader epoch, replicas and ISR; auto-creates unknown topics when
+//! the client allows it and `auto.create.topics.enable` is on.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -9,12 +10,16 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 
 use super::text;
 use crate::broker::Broker;
+use crate::controller::image::{MetadataImage, NO_LEADER};
 use crate::group::OFFSETS_TOPIC;
-use crate::partition::LEADER_EPOCH;
-use crate::replica_manager::{AdminError, TopicState};
+use crate::replica_manager::AdminError;
+
+fn ids(v: &[i32]) -> Vec<BrokerId> {
+    v.iter().map(|b| BrokerId(*b)).collect()
+}
 
 /// Answers Metadata.
-pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
     let replicas = &broker.replicas;
     // v0 asks for every topic with an empty list; later versions with a null one.
     let all = match &request.topics {
@@ -23,89 +28,124 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
     };
     // Before v4 the client could not say no, so the broker setting alone decides.
     let allow_create = version < 4 || request.allow_auto_topic_creation;
-    let topics = if all {
-        replicas
-            .all_topics()
-            .iter()
-            .map(|t| topic_entry(broker, t))
-            .collect()
+    let mut topics = Vec::new();
+    if all {
+        let image = replicas.image();
+        topics.extend(image.topics.keys().map(|name| topic_entry(&image, name)));
     } else {
-        request
-            .topics
-            .unwrap_or_default()
-            .into_iter()
-            .map(|wanted| match wanted.name {
-                Some(name) => {
-                    let found = if &*name == OFFSETS_TOPIC {
-                        // Created with its own partition count and settings, never as an
-                        // ordinary auto-created topic.
-                        broker.groups.ensure_offsets_topic().and_then(|_| {
-                            replicas
-                                .topic(&name)
-                                .ok_or_else(|| AdminError::UnknownTopic(name.to_string()))
-                        })
-                    } else if allow_create {
-                        replicas.get_or_auto_create(&name)
-                    } else {
-                        replicas
-                            .topic(&name)
-                            .ok_or_else(|| AdminError::UnknownTopic(name.to_string()))
-                    };
-                    match found {
-                        Ok(t) => topic_entry(broker, &t),
-                        Err(e) => {
-                            broker.count_error("Metadata", e.code());
-                            MetadataResponseTopic::default()
-                                .with_name(Some(name))
-                                .with_error_code(match e {
-                                    AdminError::InvalidTopic(_) => {
-                                        ResponseError::InvalidTopicException.code()
-                                    }
-                                    AdminError::UnknownTopic(_) => {
-                                        ResponseError::UnknownTopicOrPartition.code()
-                                    }
-                                    _ => ResponseError::LeaderNotAvailable.code(),
-                                })
-                        }
-                    }
-                }
-                None => match replicas.topic_by_id(wanted.topic_id) {
-                    Some(t) => topic_entry(broker, &t),
+        for wanted in request.topics.unwrap_or_default() {
+            let Some(name) = wanted.name else {
+                let image = replicas.image();
+                topics.push(match image.topic_by_id(wanted.topic_id) {
+                    Some(t) => topic_entry(&image, &t.name),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(wanted.topic_id)
                         .with_error_code(ResponseError::UnknownTopicId.code()),
-                },
-            })
-            .collect()
-    };
+                });
+                continue;
+            };
+            let found = if &*name == OFFSETS_TOPIC {
+                // Created with its own partition count and settings, never as an ordinary
+                // auto-created topic.
+                broker.groups.ensure_offsets_topic().await
+            } else if allow_create {
+                replicas.get_or_auto_create(&name).await.map(|_| ())
+            } else if replicas.topic(&name).is_some() {
+                Ok(())
+            } else {
+                Err(AdminError::UnknownTopic(name.to_string()))
+            };
+            let image = replicas.image();
+            match found {
+                Ok(()) if image.topics.contains_key(name.as_str()) => {
+                    topics.push(topic_entry(&image, name.as_str()))
+                }
+                Ok(()) => topics.push(
+                    MetadataResponseTopic::default()
+                        .with_name(Some(name))
+                        .with_error_code(ResponseError::LeaderNotAvailable.code()),
+                ),
+                Err(e) => {
+                    broker.count_error("Metadata", e.code());
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_name(Some(name))
+                            .with_error_code(match e {
+                                AdminError::InvalidTopic(_) => {
+                                    ResponseError::InvalidTopicException.code()
+                                }
+                                AdminError::UnknownTopic(_) => {
+                                    ResponseError::UnknownTopicOrPartition.code()
+                                }
+                                _ => ResponseError::LeaderNotAvailable.code(),
+                            }),
+                    );
+                }
+            }
+        }
+    }
+    let image = replicas.image();
+    let brokers = image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(b.id.into())
+                .with_host(text(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(text))
+        })
+        .collect();
+    let controller_id = broker
+        .replicas
+        .controller()
+        .and_then(|c| c.leader())
+        .map_or(-1, |(id, _)| id);
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(broker.node_id().into())
-            .with_host(text(broker.advertised.host.clone()))
-            .with_port(broker.advertised.port as i32)
-            .with_rack(broker.config.rack().map(text))])
-        .with_cluster_id(Some(text(broker.cluster_id.clone())))
-        .with_controller_id(broker.node_id().into())
+        .with_brokers(brokers)
+        .with_cluster_id(Some(text(broker.cluster_id())))
+        .with_controller_id(controller_id.into())
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }
 
-fn topic_entry(broker: &Broker, topic: &TopicState) -> MetadataResponseTopic {
-    let me: BrokerId = broker.node_id().into();
+fn topic_entry(image: &MetadataImage, name: &str) -> MetadataResponseTopic {
+    let Some(topic) = image.topics.get(name) else {
+        return MetadataResponseTopic::default()
+            .with_name(Some(TopicName(text(name))))
+            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+    };
+    let offline = |r: &i32| image.brokers.get(r).is_none_or(|b| b.fenced);
     MetadataResponseTopic::default()
-        .with_name(Some(TopicName(text(topic.meta.name.clone()))))
-        .with_topic_id(topic.meta.id)
-        .with_is_internal(topic.meta.name == OFFSETS_TOPIC)
+        .with_name(Some(TopicName(text(topic.name.clone()))))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.name == OFFSETS_TOPIC)
         .with_topic_authorized_operations(i32::MIN)
         .with_partitions(
-            (0..topic.meta.partitions)
-                .map(|i| {
+            topic
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let code = if p.leader == NO_LEADER {
+                        ResponseError::LeaderNotAvailable.code()
+                    } else {
+                        0
+                    };
                     MetadataResponsePartition::default()
-                        .with_partition_index(i)
-                        .with_leader_id(me)
-                        .with_leader_epoch(LEADER_EPOCH)
-                        .with_replica_nodes(vec![me])
-                        .with_isr_nodes(vec![me])
+                        .with_error_code(code)
+                        .with_partition_index(i as i32)
+                        .with_leader_id(p.leader.into())
+                        .with_leader_epoch(p.leader_epoch)
+                        .with_replica_nodes(ids(&p.replicas))
+                        .with_isr_nodes(ids(&p.isr))
+                        .with_offline_replicas(ids(&p
+                            .replicas
+                            .iter()
+                            .copied()
+                            .filter(offline)
+                            .collect::<Vec<_>>()))
                 })
                 .collect(),
         )

@@ -29,21 +29,28 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-fn broker(dir: &std::path::Path) -> Arc<Broker> {
+async fn broker(dir: &std::path::Path) -> Arc<Broker> {
     // No initial rebalance delay: a JoinGroup completes on the next timer tick.
     let settings = [(
         "group.initial.rebalance.delay.ms".to_string(),
         "0".to_string(),
     )];
     let config = BrokerConfig::new(0, dir.to_path_buf(), &settings).unwrap();
-    crate::app::open(
+    let broker = crate::app::open(
         config,
         "127.0.0.1:9092".parse().unwrap(),
         None,
         Arc::new(SystemClock),
     )
     .unwrap()
-    .broker
+    .broker;
+    let controller = crate::test_support::single_voter(&broker.config).await;
+    let listener: Arc<dyn crate::replica_manager::LeadershipListener> = broker.groups.clone();
+    broker
+        .replicas
+        .add_leadership_listener(Arc::downgrade(&listener));
+    crate::test_support::join(&broker.replicas, &controller).await;
+    broker
 }
 
 /// A request of `api` at `version` that exercises the handler's success path on topic `t`
@@ -280,13 +287,14 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_advertised_version_answers_and_encodes() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = broker(dir.path());
+    let broker = broker(dir.path()).await;
     let meta = broker
         .replicas
-        .create_topic("t", 2, 1, Default::default(), false)
+        .create_topic("t", 2, 1, Default::default(), false, None)
+        .await
         .unwrap();
     let batch = encode_test_batch(&TestBatch::new(3, 10));
     let groups = broker.groups.clone();

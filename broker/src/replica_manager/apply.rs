@@ -1,0 +1,207 @@
+//! Following the metadata image: every change of the image is applied here, on one task.
+//!
+//! For each partition the image places on this broker: open (or create) the local replica,
+//! then make it leader or follower in the image's leader epoch. A follower's fetcher is pointed
+//! at its leader's Kafka listener. Local replicas the image no longer places here are closed
+//! and deleted, but only once this broker has caught up with the metadata log to its own
+//! registration: before that, an image may simply be old.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Weak};
+
+use super::local::{delete_dir, read_topic_id, write_topic_id};
+use super::{AdminError, PartitionKey, ReplicaManager, TopicMetadata, TopicState};
+use crate::config::topic as topic_config;
+use crate::controller::image::MetadataImage;
+use crate::partition::Partition;
+
+/// Told when this broker starts or stops leading a partition (the group coordinator follows
+/// `__consumer_offsets` this way). Called from the image-applying task; may block.
+pub trait LeadershipListener: Send + Sync {
+    /// This broker leads `topic`/`partition` from `leader_epoch` on.
+    fn on_become_leader(&self, topic: &str, partition: i32, leader_epoch: i32);
+    /// This broker no longer leads `topic`/`partition`.
+    fn on_resign(&self, topic: &str, partition: i32);
+}
+
+impl ReplicaManager {
+    /// Registers a leadership listener (kept weakly) and tells it which partitions this
+    /// broker already leads.
+    pub fn add_leadership_listener(&self, listener: Weak<dyn LeadershipListener>) {
+        self.listeners.write().push(listener.clone());
+        if let Some(l) = listener.upgrade() {
+            for p in self.all_partitions() {
+                if p.is_leader() {
+                    l.on_become_leader(&p.topic, p.index, p.leader_epoch());
+                }
+            }
+        }
+    }
+
+    fn listeners(&self) -> Vec<Arc<dyn LeadershipListener>> {
+        self.listeners
+            .read()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Applies a new metadata image. Blocking (creates, recovers and deletes logs).
+    pub fn apply_image(&self, image: Arc<MetadataImage>) {
+        let local_id = self.local_id();
+        let previous = self.image();
+        let listeners = self.listeners();
+        let mut wanted: HashSet<PartitionKey> = HashSet::new();
+        let mut topics = HashMap::new();
+        for topic in image.topics.values() {
+            let name: Arc<str> = Arc::from(topic.name.as_str());
+            topics.insert(
+                name.clone(),
+                Arc::new(TopicState {
+                    meta: TopicMetadata {
+                        name: topic.name.clone(),
+                        id: topic.id,
+                        partitions: topic.partitions.len() as i32,
+                        replication_factor: topic.replication_factor(),
+                        configs: topic.configs.clone(),
+                    },
+                }),
+            );
+            let configs_changed = previous
+                .topics
+                .get(&topic.name)
+                .is_some_and(|old| old.configs != topic.configs);
+            let log_config = topic_config::log_config(&self.config, &topic.configs);
+            for (index, p) in topic.partitions.iter().enumerate() {
+                let index = index as i32;
+                if !p.replicas.contains(&local_id) {
+                    continue;
+                }
+                wanted.insert((name.clone(), index));
+                let partition = match self.ensure_local(&name, topic.id, index, &log_config) {
+                    Ok(partition) => partition,
+                    Err(e) => {
+                        tracing::error!(topic = %name, partition = index, error = %e, "cannot open a replica");
+                        continue;
+                    }
+                };
+                if configs_changed {
+                    partition.update_config(log_config.clone());
+                }
+                let was_leader = partition.is_leader();
+                if p.leader == local_id {
+                    self.fetchers.remove(&name, index);
+                    let epoch_before = partition.leader_epoch();
+                    if let Err(e) = partition.make_leader(
+                        local_id,
+                        p.leader_epoch,
+                        p.partition_epoch,
+                        &p.replicas,
+                        &p.isr,
+                    ) {
+                        tracing::error!(topic = %name, partition = index, error = %e, "cannot become leader");
+                        continue;
+                    }
+                    if !was_leader || epoch_before != p.leader_epoch {
+                        for l in &listeners {
+                            l.on_become_leader(&name, index, p.leader_epoch);
+                        }
+                    }
+                } else {
+                    partition.make_follower(p.leader, p.leader_epoch);
+                    match image.brokers.get(&p.leader) {
+                        Some(leader) => {
+                            let addr = format!("{}:{}", leader.host, leader.port);
+                            self.fetchers.assign(&partition, p.leader, &addr);
+                        }
+                        None => self.fetchers.remove(&name, index),
+                    }
+                    if was_leader {
+                        for l in &listeners {
+                            l.on_resign(&name, index);
+                        }
+                    }
+                }
+            }
+        }
+        *self.topics.write() = topics;
+        *self.image.write() = image.clone();
+        self.remove_unwanted(&wanted, &listeners);
+        // Wake long polls: high watermarks and leaderships may have changed.
+        self.notify_appended();
+    }
+
+    /// The local replica of a partition, created (with its `partition.metadata`) if missing,
+    /// or re-created if the directory belongs to an older topic of the same name.
+    fn ensure_local(
+        &self,
+        name: &Arc<str>,
+        topic_id: uuid::Uuid,
+        index: i32,
+        log_config: &crate::log::LogConfig,
+    ) -> Result<Arc<Partition>, AdminError> {
+        let key = (name.clone(), index);
+        if let Some(p) = self.partitions.read().get(&key) {
+            if p.topic_id == topic_id {
+                return Ok(p.clone());
+            }
+        }
+        let stale = self.partitions.write().remove(&key);
+        if let Some(old) = stale {
+            tracing::warn!(topic = %name, partition = index, "replacing a replica of an older topic with the same name");
+            let _ = old.close();
+            delete_dir(&self.config.data_dir, name, index, old.topic_id);
+        }
+        let dir = self.config.data_dir.join(Partition::dir_name(name, index));
+        if dir.exists() && read_topic_id(&dir).is_some_and(|id| id != topic_id) {
+            delete_dir(&self.config.data_dir, name, index, topic_id);
+        }
+        let partition = Arc::new(Partition::open(
+            &self.config.data_dir,
+            name.clone(),
+            topic_id,
+            index,
+            log_config.clone(),
+            self.clock.clone(),
+        )?);
+        write_topic_id(&dir, topic_id)?;
+        self.partitions.write().insert(key, partition.clone());
+        Ok(partition)
+    }
+
+    fn remove_unwanted(
+        &self,
+        wanted: &HashSet<PartitionKey>,
+        listeners: &[Arc<dyn LeadershipListener>],
+    ) {
+        if !self.caught_up() {
+            return;
+        }
+        let unwanted: Vec<(PartitionKey, Arc<Partition>)> = self
+            .partitions
+            .read()
+            .iter()
+            .filter(|(k, _)| !wanted.contains(*k))
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        for ((topic, index), partition) in unwanted {
+            self.fetchers.remove(&topic, index);
+            if partition.is_leader() {
+                for l in listeners {
+                    l.on_resign(&topic, index);
+                }
+            }
+            self.partitions.write().remove(&(topic.clone(), index));
+            if let Err(e) = partition.close() {
+                tracing::warn!(topic = %topic, partition = index, error = %e, "closing a removed replica");
+            }
+            delete_dir(&self.config.data_dir, &topic, index, partition.topic_id);
+            tracing::info!(topic = %topic, partition = index, "removed a replica no longer placed here");
+        }
+    }
+
+    /// Topic configs by name, for metrics and admin answers.
+    pub fn topic_configs(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.topic(name).map(|t| t.meta.configs.clone())
+    }
+}

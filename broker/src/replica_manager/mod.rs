@@ -1,0 +1,320 @@
+//! The partitions this broker hosts and the cluster's topics as the metadata image describes
+//! them.
+//!
+//! How the pieces fit:
+//! - At start, [`ReplicaManager::open`] recovers every partition log found in the data
+//!   directory; each starts *offline* (serving nothing) until the image assigns it a role.
+//! - [`apply`] follows the metadata image: it creates the local replicas the image assigns to
+//!   this broker, makes each one leader or follower (starting the follower's fetcher), removes
+//!   replicas the image no longer places here, and tells leadership listeners (the group
+//!   coordinator) which partitions this broker now leads.
+//! - [`topics`] turns admin requests (create, grow, reconfigure, delete) into metadata
+//!   commands written through the controller, with replicas placed by `weir_api::placement`.
+//!
+//! Thread-safety: the topic and partition maps are `RwLock`s read on every request and
+//! written only when an image is applied, which happens on one task at a time.
+
+mod apply;
+mod local;
+mod topics;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::RwLock;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::config::{BrokerConfig, ConfigError};
+use crate::controller::image::MetadataImage;
+use crate::controller::{Controller, ControllerError};
+use crate::log::LogError;
+use crate::metadata::MetadataError;
+use crate::partition::Partition;
+use crate::replication::fetcher::{FetcherConfig, ReplicaFetcherManager};
+
+pub use self::apply::LeadershipListener;
+
+/// A topic as the metadata image describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMetadata {
+    /// Topic name.
+    pub name: String,
+    /// Topic id.
+    pub id: Uuid,
+    /// Number of partitions; partitions are `0..partitions`.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i16,
+    /// Topic-level config overrides by Kafka name.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A topic of the cluster.
+#[derive(Debug)]
+pub struct TopicState {
+    /// Name, id, partition count, configs.
+    pub meta: TopicMetadata,
+}
+
+/// Why an admin operation on topics failed; each maps to one Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// `TOPIC_ALREADY_EXISTS` (36).
+    #[error("topic `{0}` already exists")]
+    TopicAlreadyExists(String),
+    /// `UNKNOWN_TOPIC_OR_PARTITION` (3).
+    #[error("topic `{0}` does not exist")]
+    UnknownTopic(String),
+    /// `INVALID_TOPIC_EXCEPTION` (17).
+    #[error("{0}")]
+    InvalidTopic(String),
+    /// `INVALID_PARTITIONS` (37).
+    #[error("{0}")]
+    InvalidPartitions(String),
+    /// `INVALID_REPLICATION_FACTOR` (38).
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    /// `INVALID_REPLICA_ASSIGNMENT` (39).
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// `INVALID_CONFIG` (40).
+    #[error(transparent)]
+    InvalidConfig(#[from] ConfigError),
+    /// `KAFKA_STORAGE_ERROR` (56): a local file could not be read or written.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// `KAFKA_STORAGE_ERROR` (56): a partition log could not be opened or removed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// `REQUEST_TIMED_OUT` (7) or `NOT_CONTROLLER` (41): the metadata quorum did not answer.
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+}
+
+impl AdminError {
+    /// The Kafka error code for this error.
+    pub fn code(&self) -> i16 {
+        match self {
+            AdminError::TopicAlreadyExists(_) => 36,
+            AdminError::UnknownTopic(_) => 3,
+            AdminError::InvalidTopic(_) => 17,
+            AdminError::InvalidPartitions(_) => 37,
+            AdminError::InvalidReplicationFactor(_) => 38,
+            AdminError::InvalidReplicaAssignment(_) => 39,
+            AdminError::InvalidConfig(_) => 40,
+            AdminError::Metadata(_) | AdminError::Log(_) => 56,
+            AdminError::Controller(ControllerError::Refused { code, .. }) => *code,
+            AdminError::Controller(ControllerError::Unavailable(_)) => 7,
+            AdminError::Controller(_) => 41,
+        }
+    }
+}
+
+type PartitionKey = (Arc<str>, i32);
+
+/// Every partition on this broker, and the cluster's topics.
+pub struct ReplicaManager {
+    config: Arc<BrokerConfig>,
+    clock: Arc<dyn Clock>,
+    topics: RwLock<HashMap<Arc<str>, Arc<TopicState>>>,
+    partitions: RwLock<HashMap<PartitionKey, Arc<Partition>>>,
+    image: RwLock<Arc<MetadataImage>>,
+    controller: OnceLock<Arc<Controller>>,
+    fetchers: ReplicaFetcherManager,
+    listeners: RwLock<Vec<Weak<dyn LeadershipListener>>>,
+    /// This broker's registration epoch once it has caught up with the log up to it; until
+    /// then an image may be stale and nothing local is deleted on its word.
+    caught_up_epoch: AtomicI64,
+    appended: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for ReplicaManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaManager")
+            .field("partitions", &self.partitions.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplicaManager {
+    /// Recovers every partition log found in the data directory (each offline until the
+    /// metadata image gives it a role) and removes directories that a deletion interrupted
+    /// by a crash left behind.
+    pub fn open(config: Arc<BrokerConfig>, clock: Arc<dyn Clock>) -> Result<Self, AdminError> {
+        let partitions = local::open_existing(&config, &clock)?;
+        let fetchers = ReplicaFetcherManager::new(FetcherConfig {
+            local_id: config.node_id,
+            max_wait: config.duration_ms("replica.fetch.wait.max.ms"),
+            partition_max_bytes: config.int("replica.fetch.max.bytes") as i32,
+            socket_timeout: config.duration_ms("replica.socket.timeout.ms"),
+        });
+        Ok(Self {
+            config,
+            clock,
+            topics: RwLock::new(HashMap::new()),
+            partitions: RwLock::new(partitions),
+            image: RwLock::new(Arc::new(MetadataImage::default())),
+            controller: OnceLock::new(),
+            fetchers,
+            listeners: RwLock::new(Vec::new()),
+            caught_up_epoch: AtomicI64::new(-1),
+            appended: watch::channel(0).0,
+        })
+    }
+
+    /// The broker config.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// This broker's id.
+    pub fn local_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The controller, once attached.
+    pub fn controller(&self) -> Option<&Arc<Controller>> {
+        self.controller.get()
+    }
+
+    /// The metadata image last applied.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().clone()
+    }
+
+    /// A topic by name.
+    pub fn topic(&self, name: &str) -> Option<Arc<TopicState>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    /// A topic by id.
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<TopicState>> {
+        self.topics
+            .read()
+            .values()
+            .find(|t| t.meta.id == id)
+            .cloned()
+    }
+
+    /// This broker's replica of a partition, if it hosts one.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .get(&(Arc::from(topic), index))
+            .cloned()
+    }
+
+    /// All topics, sorted by name.
+    pub fn all_topics(&self) -> Vec<Arc<TopicState>> {
+        let mut v: Vec<_> = self.topics.read().values().cloned().collect();
+        v.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+        v
+    }
+
+    /// Every replica this broker hosts.
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().values().cloned().collect()
+    }
+
+    /// Tells long-polling fetches that some partition grew (or its high watermark moved).
+    pub fn notify_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes after every append, for long-poll fetches.
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Runs retention on every partition.
+    pub fn apply_retention(&self) {
+        for p in self.all_partitions() {
+            match p.apply_retention() {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments")
+                }
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
+                }
+            }
+        }
+    }
+
+    /// Lets every partition fsync if its `flush.ms` is due.
+    pub fn flush_due(&self) {
+        for p in self.all_partitions() {
+            if let Err(e) = p.flush_if_due() {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+            }
+        }
+    }
+
+    /// Flushes every partition and writes recovery checkpoints.
+    pub fn checkpoint(&self) {
+        for p in self.all_partitions() {
+            if let Err(e) = p.checkpoint() {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "checkpoint failed");
+            }
+        }
+    }
+
+    /// Proposes ISR shrinks for followers that lag more than `replica.lag.time.max.ms`.
+    pub async fn shrink_lagging_isrs(&self) {
+        let max_lag = self
+            .config
+            .duration_ms("replica.lag.time.max.ms")
+            .as_millis() as i64;
+        let changes: Vec<_> = self
+            .all_partitions()
+            .into_iter()
+            .filter_map(|p| p.maybe_shrink_isr(max_lag).map(|c| (p, c)))
+            .collect();
+        for (partition, change) in changes {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, isr = ?change.isr, "shrinking the ISR");
+            self.propose_isr_change(&partition, change).await;
+        }
+    }
+
+    /// Sends an ISR change to the controller; on refusal the partition may propose again.
+    pub async fn propose_isr_change(
+        &self,
+        partition: &Partition,
+        change: crate::controller::command::PartitionChange,
+    ) {
+        let Some(controller) = self.controller.get() else {
+            partition.isr_change_failed();
+            return;
+        };
+        let command = crate::controller::command::MetadataCommand::AlterPartition(change);
+        match controller.write_ok(command).await {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::info!(topic = %partition.topic, partition = partition.index, error = %e, "ISR change not applied");
+                partition.isr_change_failed();
+            }
+        }
+    }
+
+    /// Stops fetchers and closes every log cleanly; the next start skips recovery.
+    pub fn shutdown(&self) {
+        self.fetchers.shutdown();
+        for p in self.all_partitions() {
+            if let Err(e) = p.close() {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
+            }
+        }
+    }
+
+    fn caught_up(&self) -> bool {
+        self.caught_up_epoch.load(Ordering::Acquire) >= 0
+    }
+
+    /// Marks this broker as caught up with the metadata log up to its registration.
+    pub fn set_caught_up(&self, broker_epoch: i64) {
+        self.caught_up_epoch.store(broker_epoch, Ordering::Release);
+    }
+}

@@ -1,0 +1,195 @@
+//! A cluster of real `weir-broker` processes on loopback: fixed ports per node (so restarts
+//! keep their addresses), a shared voter list, and helpers that read the cluster's state the
+//! way clients see it (Metadata through the raw protocol client).
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use rdkafka::ClientConfig;
+
+use crate::broker::{Broker, BrokerOptions};
+use crate::raw::RawClient;
+
+/// Settings that make failures show quickly in tests (Kafka's defaults are for production).
+pub const FAST_FAILOVER: &[(&str, &str)] = &[
+    ("broker.session.timeout.ms", "2000"),
+    ("broker.heartbeat.interval.ms", "250"),
+    ("controller.quorum.election.timeout.ms", "800"),
+    ("replica.lag.time.max.ms", "3000"),
+    ("replica.fetch.wait.max.ms", "200"),
+];
+
+/// One partition as a Metadata response shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    /// Leader id, -1 for none.
+    pub leader: i32,
+    /// Leader epoch.
+    pub leader_epoch: i32,
+    /// Replicas.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+/// A running cluster. Brokers are indexed by node id.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The brokers, `brokers[i]` is node `i`.
+    pub brokers: Vec<Broker>,
+    /// Whether node `i` is currently down (killed or stopped by the test).
+    pub down: Vec<bool>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("reserving a port")
+}
+
+impl Cluster {
+    /// Starts `n` brokers, all voters, with [`FAST_FAILOVER`] plus `sets`.
+    pub fn start(n: usize, sets: &[(&str, &str)]) -> Cluster {
+        Cluster::start_with_voters(n, n, sets)
+    }
+
+    /// Starts `n` brokers of which the first `voters` are the metadata quorum.
+    pub fn start_with_voters(n: usize, voters: usize, sets: &[(&str, &str)]) -> Cluster {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let voter_list = ports
+            .iter()
+            .take(voters)
+            .enumerate()
+            .map(|(id, (_, rpc))| format!("{id}@127.0.0.1:{rpc}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let options: Vec<BrokerOptions> = ports
+            .iter()
+            .enumerate()
+            .map(|(id, (kafka, rpc))| {
+                let mut o = BrokerOptions {
+                    node_id: id as i32,
+                    kafka_port: Some(*kafka),
+                    rpc_port: Some(*rpc),
+                    voters: Some(voter_list.clone()),
+                    ..BrokerOptions::default()
+                };
+                for (k, v) in FAST_FAILOVER.iter().chain(sets) {
+                    o = o.set(k, v);
+                }
+                o
+            })
+            .collect();
+        // A broker is ready only once a quorum exists, so they must start together.
+        let brokers = std::thread::scope(|scope| {
+            let handles: Vec<_> = options
+                .into_iter()
+                .map(|o| scope.spawn(move || Broker::start(o)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("starting a broker"))
+                .collect::<Vec<_>>()
+        });
+        Cluster {
+            down: vec![false; brokers.len()],
+            brokers,
+        }
+    }
+
+    /// Bootstrap servers: every broker that is up.
+    pub fn bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .zip(&self.down)
+            .filter(|(_, down)| !**down)
+            .map(|(b, _)| b.bootstrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A client config for the whole cluster.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", self.bootstrap())
+            .set("broker.address.family", "v4")
+            .set("client.id", "weir-tests")
+            .set("topic.metadata.refresh.interval.ms", "500");
+        config
+    }
+
+    /// SIGKILLs node `id`.
+    pub fn kill9(&mut self, id: usize) {
+        self.brokers[id].kill9();
+        self.down[id] = true;
+    }
+
+    /// Restarts node `id` (same data directory and ports) and waits until it is ready.
+    pub fn restart(&mut self, id: usize) {
+        self.brokers[id].restart();
+        self.down[id] = false;
+    }
+
+    /// Metadata for `topic` as a live broker answers it.
+    pub fn metadata(&self, topic: &str) -> Option<MetadataResponse> {
+        for (b, down) in self.brokers.iter().zip(&self.down) {
+            if *down {
+                continue;
+            }
+            let Ok(mut client) = RawClient::try_connect(b.kafka_addr()) else {
+                continue;
+            };
+            let version = client.version::<MetadataRequest>(12);
+            let request = MetadataRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(kafka_protocol::messages::TopicName(
+                        kafka_protocol::protocol::StrBytes::from_string(topic.to_string()),
+                    ))),
+            ]));
+            if let Ok(r) = client.request(&request, version) {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// One partition of `topic` as the cluster reports it.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<PartitionView> {
+        let metadata = self.metadata(topic)?;
+        let t = metadata.topics.first()?;
+        let p = t
+            .partitions
+            .iter()
+            .find(|p| p.partition_index == partition)?;
+        Some(PartitionView {
+            leader: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+            isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+        })
+    }
+
+    /// The active controller, as Metadata reports it.
+    pub fn controller(&self, topic: &str) -> Option<i32> {
+        self.metadata(topic)
+            .map(|m| m.controller_id.0)
+            .filter(|id| *id >= 0)
+    }
+
+    /// Waits until `topic`/`partition` satisfies `done`, returning its view.
+    pub fn wait_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&PartitionView) -> bool,
+    ) -> PartitionView {
+        crate::wait_until(timeout, what, || {
+            self.partition(topic, partition).filter(|p| done(p))
+        })
+    }
+}

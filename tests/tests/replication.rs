@@ -1,0 +1,381 @@
+//! Replication across real broker processes on loopback, with real failures: SIGKILL of
+//! leaders and of the active controller, SIGSTOP of followers, brokers down, and a replica
+//! that diverged. Every acknowledged record must survive exactly once and in order, and
+//! every replica must end up holding the same log.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use weir_tests::cluster::Cluster;
+use weir_tests::{clients, unique_topic, wait_until};
+
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn create_topic(cluster: &Cluster, topic: &str, partitions: i32, rf: i32, min_isr: &str) {
+    let admin: AdminClient<DefaultClientContext> =
+        cluster.client_config().create().expect("admin client");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(rf))
+        .set("min.insync.replicas", min_isr);
+    let results = admin
+        .create_topics([&new], &clients::admin_options())
+        .await
+        .expect("CreateTopics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+    for p in 0..partitions {
+        cluster.wait_partition(
+            topic,
+            p,
+            FAILOVER_TIMEOUT,
+            "the new partition's full ISR",
+            |v| v.leader >= 0 && v.isr.len() == rf as usize,
+        );
+    }
+}
+
+fn producer(cluster: &Cluster, acks: &str) -> FutureProducer {
+    let mut config = cluster.client_config();
+    config
+        .set("acks", acks)
+        .set(
+            "enable.idempotence",
+            if acks == "all" { "true" } else { "false" },
+        )
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", "60000")
+        .set("retry.backoff.ms", "50");
+    config.create().expect("producer")
+}
+
+/// Sends `values` to partition 0 and returns those acknowledged, in send order.
+async fn send_all(producer: &FutureProducer, topic: &str, values: &[String]) -> Vec<String> {
+    let futures: Vec<_> = values
+        .iter()
+        .map(|v| {
+            let f = producer
+                .send_result(
+                    FutureRecord::<(), String>::to(topic)
+                        .partition(0)
+                        .payload(v),
+                )
+                .map_err(|(e, _)| e)
+                .expect("enqueueing");
+            (v.clone(), f)
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for (v, f) in futures {
+        if let Ok(Ok(_)) = f.await {
+            acked.push(v);
+        }
+    }
+    acked
+}
+
+/// Every record of partition 0, in offset order, read from the current leader.
+fn read_partition(cluster: &Cluster, topic: &str, expected_at_least: usize) -> Vec<(i64, String)> {
+    let mut config = cluster.client_config();
+    config
+        .set("group.id", unique_topic("replication-reader"))
+        .set("enable.auto.commit", "false")
+        .set("check.crcs", "true");
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut records = Vec::new();
+    wait_until(Duration::from_secs(60), "reading the partition", || {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let value = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
+            records.push((m.offset(), value));
+        }
+        (records.len() >= expected_at_least).then_some(())
+    });
+    // Drain whatever else is there.
+    while let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+        let value = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
+        records.push((m.offset(), value));
+    }
+    records
+}
+
+/// The concatenated bytes of a replica's segment files.
+fn log_bytes(dir: &Path) -> Vec<u8> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap_or_default())
+        .collect()
+}
+
+fn wait_replicas_identical(cluster: &Cluster, topic: &str, nodes: &[usize]) {
+    wait_until(
+        FAILOVER_TIMEOUT,
+        "every replica holding the same log",
+        || {
+            let logs: Vec<Vec<u8>> = nodes
+                .iter()
+                .map(|i| log_bytes(&cluster.brokers[*i].partition_dir(topic, 0)))
+                .collect();
+            logs.windows(2).all(|w| w[0] == w[1]).then_some(())
+        },
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_records_survive_repeated_leader_and_controller_kills() {
+    let mut cluster = Cluster::start(3, &[]);
+    let topic = unique_topic("failover");
+    create_topic(&cluster, &topic, 1, 3, "2").await;
+    let producer = producer(&cluster, "all");
+    let mut acked = Vec::new();
+    let mut next = 0usize;
+    let mut batch = |n: usize| {
+        let values: Vec<String> = (next..next + n).map(|i| format!("v{i:06}")).collect();
+        next += n;
+        values
+    };
+    acked.extend(send_all(&producer, &topic, &batch(300)).await);
+
+    for round in 0..4 {
+        let view = cluster.partition(&topic, 0).expect("metadata");
+        // Every other round kill the active controller instead of the partition leader.
+        let victim = if round % 2 == 1 {
+            cluster.controller(&topic).expect("a controller") as usize
+        } else {
+            view.leader as usize
+        };
+        // Produce while the victim dies: these sends straddle the failure.
+        let in_flight = batch(300);
+        let sending = send_all(&producer, &topic, &in_flight);
+        cluster.kill9(victim);
+        acked.extend(sending.await);
+        let after = cluster.wait_partition(
+            &topic,
+            0,
+            FAILOVER_TIMEOUT,
+            "a leader on a live broker",
+            |v| v.leader >= 0 && v.leader as usize != victim,
+        );
+        assert!(after.leader_epoch > view.leader_epoch || victim != view.leader as usize);
+        acked.extend(send_all(&producer, &topic, &batch(200)).await);
+        cluster.restart(victim);
+        cluster.wait_partition(
+            &topic,
+            0,
+            FAILOVER_TIMEOUT,
+            "the restarted broker back in the ISR",
+            |v| v.isr.len() == 3,
+        );
+    }
+    acked.extend(send_all(&producer, &topic, &batch(100)).await);
+    assert!(
+        acked.len() >= 1000,
+        "too few records were acknowledged: {}",
+        acked.len()
+    );
+
+    let records = read_partition(&cluster, &topic, acked.len());
+    let values: Vec<&String> = records.iter().map(|(_, v)| v).collect();
+    let unique: HashSet<&String> = values.iter().copied().collect();
+    assert_eq!(unique.len(), values.len(), "a record is stored twice");
+    for w in records.windows(2) {
+        assert_eq!(w[1].0, w[0].0 + 1, "offsets are not contiguous");
+        assert!(
+            w[0].1 < w[1].1,
+            "records out of order: {} then {}",
+            w[0].1,
+            w[1].1
+        );
+    }
+    let stored: HashSet<&String> = unique;
+    let lost: Vec<&String> = acked.iter().filter(|v| !stored.contains(v)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged records were lost, first {:?}",
+        lost.len(),
+        lost.first()
+    );
+    wait_replicas_identical(&cluster, &topic, &[0, 1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_follower_leaves_the_isr_and_rejoins_after_catching_up() {
+    let mut cluster = Cluster::start(3, &[]);
+    let topic = unique_topic("frozen");
+    create_topic(&cluster, &topic, 1, 3, "2").await;
+    let view = cluster.partition(&topic, 0).unwrap();
+    let follower = view
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| *r != view.leader)
+        .unwrap() as usize;
+    let producer = producer(&cluster, "all");
+    cluster.brokers[follower].pause();
+    let shrunk = cluster.wait_partition(
+        &topic,
+        0,
+        FAILOVER_TIMEOUT,
+        "the ISR without the frozen follower",
+        |v| !v.isr.contains(&(follower as i32)),
+    );
+    assert_eq!(shrunk.isr.len(), 2);
+    let values: Vec<String> = (0..500).map(|i| format!("f{i:04}")).collect();
+    let acked = send_all(&producer, &topic, &values).await;
+    assert_eq!(
+        acked.len(),
+        values.len(),
+        "producing must go on with two in-sync replicas"
+    );
+    cluster.brokers[follower].resume();
+    cluster.wait_partition(
+        &topic,
+        0,
+        FAILOVER_TIMEOUT,
+        "the follower back in the ISR",
+        |v| v.isr.contains(&(follower as i32)),
+    );
+    wait_replicas_identical(&cluster, &topic, &[0, 1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_is_refused_when_too_few_replicas_are_alive() {
+    // Broker 0 alone is the metadata quorum, so the controller outlives brokers 1 and 2.
+    let mut cluster = Cluster::start_with_voters(3, 1, &[]);
+    let topic = unique_topic("min-isr");
+    let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();
+    // Replicas pinned so that broker 0 leads.
+    let new = NewTopic::new(&topic, 1, TopicReplication::Variable(&[&[0, 1, 2]]))
+        .set("min.insync.replicas", "2");
+    for r in admin
+        .create_topics([&new], &clients::admin_options())
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    cluster.wait_partition(&topic, 0, FAILOVER_TIMEOUT, "full ISR", |v| {
+        v.isr.len() == 3 && v.leader == 0
+    });
+    cluster.kill9(1);
+    cluster.kill9(2);
+    cluster.wait_partition(
+        &topic,
+        0,
+        FAILOVER_TIMEOUT,
+        "the ISR shrunk to the leader",
+        |v| v.isr == vec![0],
+    );
+    let producer = producer(&cluster, "all");
+    let err = producer
+        .send(
+            FutureRecord::<(), str>::to(&topic)
+                .partition(0)
+                .payload("refused"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect_err("acks=all must fail with one in-sync replica");
+    assert!(
+        matches!(
+            err.0,
+            KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas)
+                | KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
+        ),
+        "{err:?}"
+    );
+    // The broker log says why, with Kafka's error.
+    assert!(
+        cluster.brokers[0]
+            .stderr_log()
+            .contains("in-sync replica set has 1 member"),
+        "the leader did not refuse with NOT_ENOUGH_REPLICAS"
+    );
+    // acks=1 still works: the leader is alive.
+    let one = producer_acks_one(&cluster);
+    one.send(
+        FutureRecord::<(), str>::to(&topic)
+            .partition(0)
+            .payload("accepted"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("acks=1 with the leader alive");
+}
+
+fn producer_acks_one(cluster: &Cluster) -> FutureProducer {
+    producer(cluster, "1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diverged_replica_truncates_and_nobody_reads_its_unreplicated_records() {
+    let mut cluster = Cluster::start(3, &[("replica.lag.time.max.ms", "30000")]);
+    let topic = unique_topic("diverge");
+    create_topic(&cluster, &topic, 1, 3, "2").await;
+    let first = producer(&cluster, "all");
+    let committed: Vec<String> = (0..100).map(|i| format!("a{i:04}")).collect();
+    assert_eq!(send_all(&first, &topic, &committed).await.len(), 100);
+    drop(first);
+
+    let view = cluster.partition(&topic, 0).unwrap();
+    let old_leader = view.leader as usize;
+    let followers: Vec<usize> = (0..3).filter(|i| *i != old_leader).collect();
+    // Freeze the followers: what the leader now takes with acks=1 is on its log only.
+    for f in &followers {
+        cluster.brokers[*f].pause();
+    }
+    let lonely = producer_acks_one(&cluster);
+    let doomed: Vec<String> = (0..20).map(|i| format!("doomed{i:02}")).collect();
+    assert_eq!(send_all(&lonely, &topic, &doomed).await.len(), 20);
+    drop(lonely);
+    cluster.kill9(old_leader);
+    for f in &followers {
+        cluster.brokers[*f].resume();
+    }
+    cluster.wait_partition(
+        &topic,
+        0,
+        FAILOVER_TIMEOUT,
+        "a new leader among the followers",
+        |v| v.leader >= 0 && v.leader as usize != old_leader,
+    );
+    let second = producer(&cluster, "all");
+    let later: Vec<String> = (0..100).map(|i| format!("b{i:04}")).collect();
+    assert_eq!(send_all(&second, &topic, &later).await.len(), 100);
+    cluster.restart(old_leader);
+    cluster.wait_partition(
+        &topic,
+        0,
+        FAILOVER_TIMEOUT,
+        "the old leader back in the ISR",
+        |v| v.isr.len() == 3,
+    );
+    wait_replicas_identical(&cluster, &topic, &[0, 1, 2]);
+    let records = read_partition(&cluster, &topic, 200);
+    let values: Vec<String> = records.into_iter().map(|(_, v)| v).collect();
+    assert!(
+        values.iter().all(|v| !v.starts_with("doomed")),
+        "an unreplicated record was served"
+    );
+    let expected: Vec<String> = committed.into_iter().chain(later).collect();
+    assert_eq!(values, expected);
+}

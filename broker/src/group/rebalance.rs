@@ -547,7 +547,11 @@ impl Group {
             self.leader = self.members.first().map(|m| m.member_id.clone());
         }
         match self.state {
-            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now_ms),
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(now_ms);
+                // The last member gone (or everyone else already waiting): no need to wait.
+                self.maybe_complete_join(now_ms);
+            }
             GroupState::PreparingRebalance => self.maybe_complete_join(now_ms),
             GroupState::Empty | GroupState::Dead => {}
         }

@@ -297,3 +297,18 @@ fn protocols_no_member_supports_are_refused() {
         ResponseError::InvalidSessionTimeout.code()
     );
 }
+
+#[test]
+fn the_last_member_leaving_empties_the_group_at_once() {
+    let (mut g, clock, a, b) = stable_group_of_two();
+    assert_eq!(g.leave(&a, None, clock.now_ms()), 0);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert_eq!(g.leave(&b, None, clock.now_ms()), 0);
+    assert_eq!(g.state(), GroupState::Empty, "no timer needed");
+    assert_eq!(g.generation(), 2);
+    assert!(g.take_dirty());
+    assert_eq!(
+        g.leave(&b, None, clock.now_ms()),
+        ResponseError::UnknownMemberId.code()
+    );
+}

@@ -8,8 +8,9 @@ use tokio::sync::oneshot;
 
 use super::classic::{Group, GroupConfig, GroupState};
 use super::member::{JoinResult, SyncResult};
-use super::rebalance::{JoinOutcome, JoinRequest, SyncOutcome};
+use super::rebalance::{JoinOutcome, JoinRequest};
 use super::records::OffsetCommitValue;
+use super::sync::SyncOutcome;
 use crate::clock::{Clock, ManualClock};
 
 const SESSION: i32 = 10_000;

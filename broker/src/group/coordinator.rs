@@ -121,11 +121,20 @@ impl GroupCoordinator {
     /// Creates `__consumer_offsets` if it does not exist yet (FindCoordinator does this on
     /// first use) and, on this single broker, becomes leader of every partition.
     pub fn ensure_offsets_topic(&self) -> Result<(), AdminError> {
-        if self.replicas.topic(OFFSETS_TOPIC).is_some() {
+        if self.replicas.topic(OFFSETS_TOPIC).is_some() && !self.owned.read().is_empty() {
             return Ok(());
         }
         let _creating = self.create_lock.lock();
-        if self.replicas.topic(OFFSETS_TOPIC).is_some() {
+        if let Some(topic) = self.replicas.topic(OFFSETS_TOPIC) {
+            if self.owned.read().is_empty() {
+                // Created by a client's CreateTopics rather than here: on a single node this
+                // broker leads it all the same, with whatever partition count it was given.
+                let partitions = topic.meta.partitions;
+                self.num_partitions.store(partitions, Ordering::Release);
+                for p in 0..partitions {
+                    self.on_become_leader(p, 0);
+                }
+            }
             return Ok(());
         }
         let partitions = self.config.offsets_topic_num_partitions();

@@ -10,6 +10,7 @@
 # - rustfmt and clippy: lint steps of scripts/test.sh.
 # - cargo-fuzz: the bounded fuzz run (scripts/fuzz.sh).
 # - the Apache Kafka Java client jars (Maven): the Java client compatibility test.
+# - Apache Kafka's tools jars (Maven): kafka-consumer-groups against the broker.
 set -euo pipefail
 
 APT_PACKAGES=(build-essential pkg-config zlib1g-dev kcat)
@@ -89,6 +90,17 @@ else
     log "mvn: copying the Kafka Java client into $java_deps"
     retry mvn -q -B -f "$(dirname "$0")/../tests/java/pom.xml" dependency:copy-dependencies \
         -DoutputDirectory="$java_deps"
+fi
+
+# Apache Kafka's command-line tools (kafka-consumer-groups and friends) for
+# tests/tests/kafka_tools.rs.
+tools_deps="$(cd "$(dirname "$0")/.." && pwd)/target/kafka-tools-deps"
+if [ -f "$tools_deps/kafka-tools-4.1.1.jar" ]; then
+    log "Kafka tools already in $tools_deps"
+else
+    log "mvn: copying the Kafka tools into $tools_deps"
+    retry mvn -q -B -f "$(dirname "$0")/../tests/java/tools-pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$tools_deps"
 fi
 
 log "done"

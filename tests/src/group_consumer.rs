@@ -267,18 +267,22 @@ pub fn consumer_bin() -> PathBuf {
     path
 }
 
-/// Waits until `members` hold disjoint assignments covering exactly `expected`, and returns
-/// them (one set per member).
+/// Waits until `members` hold disjoint assignments covering exactly `expected`, balanced (no
+/// member holds two partitions more than another, as every built-in assignor ends up), and
+/// returns them (one set per member). Balance excludes the passing states of an eager
+/// rebalance, where old members still hold everything and a new one nothing.
 pub fn wait_for_assignment(
     members: &[&GroupMember],
     expected: &BTreeSet<TopicPartition>,
     timeout: Duration,
 ) -> Vec<BTreeSet<TopicPartition>> {
-    crate::wait_until(timeout, "a complete, disjoint assignment", || {
+    crate::wait_until(timeout, "a complete, disjoint, balanced assignment", || {
         let sets: Vec<_> = members.iter().map(|m| m.assignment()).collect();
         let total: usize = sets.iter().map(BTreeSet::len).sum();
         let union: BTreeSet<_> = sets.iter().flatten().cloned().collect();
-        (total == expected.len() && &union == expected).then_some(sets)
+        let most = sets.iter().map(BTreeSet::len).max().unwrap_or(0);
+        let least = sets.iter().map(BTreeSet::len).min().unwrap_or(0);
+        (total == expected.len() && &union == expected && most - least <= 1).then_some(sets)
     })
 }
 

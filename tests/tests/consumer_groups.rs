@@ -387,10 +387,8 @@ async fn cooperative_sticky_rebalance_keeps_the_partitions_that_do_not_move() {
     let events_before = [first.events().len(), second.events().len()];
 
     let third = GroupMember::start(&broker, "third", &options);
-    let sets = wait_until(SETTLE, "two partitions each over three members", || {
-        let sets = wait_for_assignment(&[&first, &second, &third], &everything, SETTLE);
-        sets.iter().all(|s| s.len() == 2).then_some(sets)
-    });
+    let sets = wait_for_assignment(&[&first, &second, &third], &everything, SETTLE);
+    assert!(sets.iter().all(|s| s.len() == 2), "{sets:?}");
     for (i, member) in [&first, &second].into_iter().enumerate() {
         assert!(
             sets[i].is_subset(&before[i]),

@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use parking_lot::{Mutex, RwLock};
 use prometheus::IntCounter;
@@ -169,7 +169,10 @@ impl GroupCoordinator {
         self.owned
             .write()
             .insert(partition, Ownership::Loading { leader_epoch });
-        let loaded = self.replay(partition);
+        let loaded = match self.replicas.partition(OFFSETS_TOPIC, partition) {
+            Some(log) => LoadedPartition::replay(&log),
+            None => LoadedPartition::default(),
+        };
         let now = self.now_ms();
         let mut owned = self.owned.write();
         if owned.get(&partition) != Some(&Ownership::Loading { leader_epoch }) {
@@ -217,53 +220,6 @@ impl GroupCoordinator {
         for group in dropped {
             group.lock().kill(ResponseError::NotCoordinator.code(), now);
         }
-    }
-
-    fn replay(&self, partition: i32) -> LoadedPartition {
-        let mut loaded = LoadedPartition::default();
-        let Some(log) = self.replicas.partition(OFFSETS_TOPIC, partition) else {
-            return loaded;
-        };
-        let mut offset = log.log_start_offset();
-        let high_watermark = log.high_watermark();
-        while offset < high_watermark {
-            let read = match log.read(offset, 1 << 20, true) {
-                Ok(read) => read,
-                Err(e) => {
-                    tracing::error!(partition, offset, error = %e, "reading __consumer_offsets failed; groups of this partition may be incomplete");
-                    break;
-                }
-            };
-            let mut bytes = read.records;
-            let start = offset;
-            while !bytes.is_empty() {
-                match RecordBatchDecoder::decode(&mut bytes) {
-                    Ok(set) => {
-                        for r in &set.records {
-                            if !r.control {
-                                loaded.apply(r.key.as_ref(), r.value.as_ref());
-                            }
-                            offset = offset.max(r.offset + 1);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(partition, offset, error = %e, "undecodable batch in __consumer_offsets; stopping the load there");
-                        return loaded;
-                    }
-                }
-            }
-            if offset == start {
-                break; // nothing decodable past this point
-            }
-        }
-        if loaded.skipped > 0 {
-            tracing::warn!(
-                partition,
-                skipped = loaded.skipped,
-                "skipped undecodable __consumer_offsets records"
-            );
-        }
-        loaded
     }
 
     /// Whether this broker serves `group_id` now: `Ok(partition)`, or NOT_COORDINATOR /

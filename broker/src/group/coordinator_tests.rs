@@ -152,3 +152,21 @@ async fn a_reopened_broker_finds_groups_and_offsets_in_the_log() {
         "an empty group without offsets goes"
     );
 }
+
+#[test]
+fn an_offsets_topic_created_by_a_client_is_led_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = coordinator(dir.path());
+    c.replicas
+        .create_topic(OFFSETS_TOPIC, 3, 1, Default::default(), false)
+        .unwrap();
+    c.ensure_offsets_topic().unwrap();
+    let results = c
+        .commit_offsets("g", -1, "", None, vec![commit(1, 0)])
+        .unwrap();
+    assert_eq!(results[0].1, 0);
+    assert!(
+        (0..3).contains(&c.partition_for("g")),
+        "the topic's own partition count"
+    );
+}

@@ -1,13 +1,16 @@
 //! Replaying a `__consumer_offsets` partition into groups and offsets: the latest record per
-//! key wins, a tombstone (null value) deletes. Pure over the records; the coordinator reads
-//! the log and builds [`super::classic::Group`]s from the result.
+//! key wins, a tombstone (null value) deletes. [`LoadedPartition::replay`] reads the
+//! partition's log; [`LoadedPartition::apply`] is the pure per-record step. The coordinator
+//! builds [`super::classic::Group`]s from the result.
 
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
 
 use super::classic::TopicPartition;
 use super::records::{GroupMetadataValue, OffsetCommitValue, RecordKey};
+use crate::partition::Partition;
 
 /// What one partition of `__consumer_offsets` holds once replayed.
 #[derive(Debug, Default)]
@@ -70,6 +73,54 @@ impl LoadedPartition {
                 }
             },
         }
+    }
+
+    /// Reads one `__consumer_offsets` partition from its log start to its high watermark and
+    /// replays every record. A batch that cannot be read or decoded ends the load there, with
+    /// an error in the log: what came before it is kept.
+    pub fn replay(log: &Partition) -> LoadedPartition {
+        let partition = log.index;
+        let mut loaded = LoadedPartition::default();
+        let mut offset = log.log_start_offset();
+        let high_watermark = log.high_watermark();
+        while offset < high_watermark {
+            let read = match log.read(offset, 1 << 20, true) {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::error!(partition, offset, error = %e, "reading __consumer_offsets failed; groups of this partition may be incomplete");
+                    break;
+                }
+            };
+            let mut bytes = read.records;
+            let start = offset;
+            while !bytes.is_empty() {
+                match RecordBatchDecoder::decode(&mut bytes) {
+                    Ok(set) => {
+                        for r in &set.records {
+                            if !r.control {
+                                loaded.apply(r.key.as_ref(), r.value.as_ref());
+                            }
+                            offset = offset.max(r.offset + 1);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(partition, offset, error = %e, "undecodable batch in __consumer_offsets; stopping the load there");
+                        return loaded;
+                    }
+                }
+            }
+            if offset == start {
+                break; // nothing decodable past this point
+            }
+        }
+        if loaded.skipped > 0 {
+            tracing::warn!(
+                partition,
+                skipped = loaded.skipped,
+                "skipped undecodable __consumer_offsets records"
+            );
+        }
+        loaded
     }
 
     /// Every group id with metadata or offsets.

@@ -8,7 +8,8 @@
 //!   is the one place that appends to the topic.
 //! - [`operations`]: one coordinator method per group API (join, sync, heartbeat, leave,
 //!   commit, fetch, describe, list, delete); the wire handlers in [`crate::handlers`] call them.
-//! - [`classic`] and [`rebalance`]: one group's state machine, pure (no I/O, time passed in).
+//! - [`classic`], [`rebalance`] and [`sync`]: one group's state machine, pure (no I/O, time
+//!   passed in).
 //! - [`member`]: a member and the answers handed to parked JoinGroup/SyncGroup requests.
 //! - [`records`]: Kafka's on-disk key/value schemas of the topic; [`loader`] replays them.
 
@@ -19,6 +20,7 @@ pub mod member;
 pub mod operations;
 pub mod rebalance;
 pub mod records;
+pub mod sync;
 
 pub use classic::{Group, GroupConfig, GroupState};
 pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};

@@ -11,8 +11,9 @@ use kafka_protocol::error::ResponseError;
 use super::classic::{GroupState, TopicPartition};
 use super::coordinator::GroupCoordinator;
 use super::member::{JoinResult, SyncResult};
-use super::rebalance::{JoinOutcome, JoinRequest, SyncOutcome};
+use super::rebalance::{JoinOutcome, JoinRequest};
 use super::records::{OffsetCommitValue, RecordKey};
+use super::sync::SyncOutcome;
 
 /// One partition's offset in an OffsetCommit.
 #[derive(Debug, Clone)]

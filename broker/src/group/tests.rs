@@ -8,8 +8,9 @@ use tokio::sync::oneshot;
 
 use super::classic::{Group, GroupConfig, GroupState};
 use super::member::{JoinResult, SyncResult};
-use super::rebalance::{JoinOutcome, JoinRequest, SyncOutcome};
+use super::rebalance::{JoinOutcome, JoinRequest};
 use super::records::OffsetCommitValue;
+use super::sync::SyncOutcome;
 use crate::clock::{Clock, ManualClock};
 
 const SESSION: i32 = 10_000;
@@ -295,5 +296,20 @@ fn protocols_no_member_supports_are_refused() {
     assert_eq!(
         done(g.join(short, clock.now_ms())).error,
         ResponseError::InvalidSessionTimeout.code()
+    );
+}
+
+#[test]
+fn the_last_member_leaving_empties_the_group_at_once() {
+    let (mut g, clock, a, b) = stable_group_of_two();
+    assert_eq!(g.leave(&a, None, clock.now_ms()), 0);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert_eq!(g.leave(&b, None, clock.now_ms()), 0);
+    assert_eq!(g.state(), GroupState::Empty, "no timer needed");
+    assert_eq!(g.generation(), 2);
+    assert!(g.take_dirty());
+    assert_eq!(
+        g.leave(&b, None, clock.now_ms()),
+        ResponseError::UnknownMemberId.code()
     );
 }

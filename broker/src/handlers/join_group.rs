@@ -21,12 +21,8 @@ pub async fn handle(
         client_id: client.client_id.clone(),
         client_host: client.host(),
         session_timeout_ms: request.session_timeout_ms,
-        // v0 has no rebalance timeout; Kafka uses the session timeout.
-        rebalance_timeout_ms: if version >= 1 {
-            request.rebalance_timeout_ms
-        } else {
-            request.session_timeout_ms
-        },
+        // Every advertised version (v2+) carries a rebalance timeout.
+        rebalance_timeout_ms: request.rebalance_timeout_ms,
         protocol_type: request.protocol_type.to_string(),
         protocols: request
             .protocols

@@ -3,11 +3,12 @@
 //!
 //! Existing replicas and leaderships count as fixed load, so the new partitions fill the
 //! lightest brokers first: the cluster ends as balanced as it can be made without moving
-//! anything. Among equally balanced choices, replicas go to brokers leading fewer partitions
-//! (so RF 1 topics even out leaderships too), then follow a per-partition rotation of the
-//! brokers, as Kafka's round-robin assignment does: without it, equal costs would let the flow
-//! hand out the same few replica sets again and again, so one broker's failure would land on the
-//! same two or three followers, and leaderships could not be evened out across those groups.
+//! anything. For an RF 1 topic each replica is also a leadership, so leader balance is part of
+//! choosing the brokers; for larger RF phase two picks leaders. Among equally balanced choices,
+//! replicas follow a per-partition rotation of the brokers, as Kafka's round-robin assignment
+//! does: without it, equal costs would let the flow hand out the same few replica sets again and
+//! again, so one broker's failure would land on the same two or three followers, and leaderships
+//! could not be evened out across those groups.
 
 use std::collections::BTreeSet;
 
@@ -129,19 +130,12 @@ fn place_new(
             leader: None,
         })
         .collect();
-    // Ties between equally balanced choices: first brokers leading fewer partitions, then each
-    // partition's own rotation of the brokers.
-    let rotation_total = (count * rf * brokers) as u64;
-    let preference = (0..count)
-        .map(|i| {
-            let rank = rotation(brokers, first + i);
-            (0..brokers)
-                .map(|b| (rotation_total + 1) * base_leaders[b] as u64 + rank[b])
-                .collect()
-        })
-        .collect();
+    // Ties between equally balanced choices follow each partition's own rotation of the brokers.
+    let preference = (0..count).map(|i| rotation(brokers, first + i)).collect();
     let around = Surroundings {
         base_replicas,
+        // An RF 1 replica is its partition's leader: leader balance must shape phase one.
+        base_leaders_if_rf1: (rf == 1).then(|| base_leaders.clone()),
         preference: Some(preference),
     };
     let sets = choose_replicas(topology, &requests, &around)?;
@@ -152,7 +146,11 @@ fn place_new(
             leader: None,
         })
         .collect();
-    let leaders = choose_leaders(brokers, &leader_requests, &base_leaders)?;
+    let mut replica_totals = around.base_replicas.clone();
+    for &b in sets.iter().flatten() {
+        replica_totals[b] += 1;
+    }
+    let leaders = choose_leaders(brokers, &leader_requests, &base_leaders, &replica_totals)?;
     Ok(sets
         .iter()
         .zip(leaders)

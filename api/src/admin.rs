@@ -18,7 +18,11 @@ pub enum AssignmentError {
     #[error("partition {0} is listed more than once")]
     DuplicatePartition(i32),
     #[error("partition {partition} is out of range: expected partitions {first} to {last}")]
-    OutOfRange { partition: i32, first: i32, last: i32 },
+    OutOfRange {
+        partition: i32,
+        first: i32,
+        last: i32,
+    },
 }
 
 impl From<AssignmentError> for tonic::Status {
@@ -228,7 +232,10 @@ mod tests {
         let wire = [entry(1, &[2, 3]), entry(0, &[1, 2])];
         let topic = topic_assignment(&wire).unwrap();
         assert_eq!(topic.partitions, vec![vec![1, 2], vec![2, 3]]);
-        assert_eq!(partition_assignments(&topic), vec![entry(0, &[1, 2]), entry(1, &[2, 3])]);
+        assert_eq!(
+            partition_assignments(&topic),
+            vec![entry(0, &[1, 2]), entry(1, &[2, 3])]
+        );
     }
 
     #[test]

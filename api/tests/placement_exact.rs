@@ -1,9 +1,13 @@
 //! Exactness by brute force on small clusters (up to 5 brokers, 0–2 racks, up to 4 partitions of
 //! RF 1–3, arbitrary current lists, any brokers draining): every possible target is enumerated
 //! and ranked by the planner's stated objective, written here from scratch:
-//! 1. sum of squared replica counts (lower = more balanced), 2. replica moves, 3. partitions
-//! whose current preferred leader stays a replica (more is better); then, for the chosen replica
-//! sets, 4. sum of squared leader counts, 5. preferred-leader changes.
+//!
+//! 1. sum of squared replica counts (lower = more balanced);
+//! 2. replica moves;
+//! 3. partitions whose current preferred leader stays a replica (more is better);
+//! 4. for the chosen replica sets, sum of squared leader counts;
+//! 5. preferred-leader changes.
+//!
 //! The plan must reach the optimum of each. The same enumeration checks the validator's
 //! exchange test: it reports an imbalance exactly when a better assignment exists.
 
@@ -28,7 +32,10 @@ fn case() -> impl Strategy<Value = Case> {
     (1usize..=5, 0usize..=2).prop_flat_map(|(n, racks)| {
         (
             proptest::collection::vec(0..=racks, n),
-            proptest::collection::vec((0usize..3, proptest::collection::vec(any::<u8>(), 3)), 1..=4),
+            proptest::collection::vec(
+                (0usize..3, proptest::collection::vec(any::<u8>(), 3)),
+                1..=4,
+            ),
             any::<u8>(),
         )
             .prop_map(move |(rack_picks, partitions, drain_mask)| {
@@ -143,8 +150,16 @@ fn best_replica_objective(eligible: &[BrokerInfo], current: &[Vec<i32>]) -> (usi
             .zip(current)
             .map(|(s, c)| s.iter().filter(|b| !c.contains(b)).count())
             .sum();
-        let kept = sets.iter().zip(current).filter(|(s, c)| s.contains(&c[0])).count();
-        let score = (sum_of_squares(&counts(eligible, sets)), moves, -(kept as isize));
+        let kept = sets
+            .iter()
+            .zip(current)
+            .filter(|(s, c)| s.contains(&c[0]))
+            .count();
+        let score = (
+            sum_of_squares(&counts(eligible, sets)),
+            moves,
+            -(kept as isize),
+        );
         best = best.min(score);
     });
     best

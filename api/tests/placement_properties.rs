@@ -12,6 +12,7 @@
 //! - drain: no replica is left on a draining broker, the rest is as a rebalance over the
 //!   remaining brokers would leave it, every move is needed, planning again moves nothing; an
 //!   impossible drain fails naming exactly the partitions that do not fit.
+//!
 //! `placement_exact.rs` checks exact minimality (with racks and drains) by brute force.
 
 mod support;
@@ -34,11 +35,7 @@ fn build(brokers: &[BrokerInfo], topics: &[(i32, usize)]) -> Assignment {
 }
 
 /// Replica lists drawn at random (distinct brokers, no other rule): skewed, rack-breaking.
-fn random_assignment(
-    brokers: &[BrokerInfo],
-    shapes: &[(i32, usize)],
-    picks: &[u64],
-) -> Assignment {
+fn random_assignment(brokers: &[BrokerInfo], shapes: &[(i32, usize)], picks: &[u64]) -> Assignment {
     let mut assignment = Assignment::new();
     let mut pick = picks.iter().cycle();
     for (i, &(partitions, seed)) in shapes.iter().enumerate() {

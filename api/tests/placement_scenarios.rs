@@ -2,8 +2,8 @@
 //! one of four, impossible requests), each checked against the rules and exact expected counts.
 
 use weir_api::placement::{
-    add_partitions, assign_new_topic, drain_plan, rebalance_plan, validate, Assignment,
-    BrokerInfo, PlacementError, TopicAssignment, TopicPartition, Violation,
+    add_partitions, assign_new_topic, drain_plan, rebalance_plan, validate, Assignment, BrokerInfo,
+    PlacementError, TopicAssignment, TopicPartition, Violation,
 };
 
 fn brokers(ids: &[i32]) -> Vec<BrokerInfo> {
@@ -27,8 +27,16 @@ fn cluster_with(brokers: &[BrokerInfo], topics: &[(&str, i32, i16)]) -> Assignme
 
 fn count(assignment: &Assignment, broker: i32) -> (usize, usize) {
     (
-        assignment.replica_counts().get(&broker).copied().unwrap_or(0),
-        assignment.leader_counts().get(&broker).copied().unwrap_or(0),
+        assignment
+            .replica_counts()
+            .get(&broker)
+            .copied()
+            .unwrap_or(0),
+        assignment
+            .leader_counts()
+            .get(&broker)
+            .copied()
+            .unwrap_or(0),
     )
 }
 
@@ -94,7 +102,15 @@ fn lone_broker_in_its_rack_carries_every_partition_and_that_is_not_an_imbalance(
     let flat = brokers(&[1, 2, 3, 4]);
     assert!(matches!(
         validate(&flat, &a).as_slice(),
-        [Violation::ReplicasImbalanced { from: 1, from_replicas: 6, to_replicas: 2, .. }, ..]
+        [
+            Violation::ReplicasImbalanced {
+                from: 1,
+                from_replicas: 6,
+                to_replicas: 2,
+                ..
+            },
+            ..
+        ]
     ));
 }
 
@@ -122,7 +138,10 @@ fn bad_requests_are_errors_not_panics() {
         assign_new_topic(&b, &empty, 3, 0),
         Err(PlacementError::InvalidReplicationFactor(0))
     );
-    assert_eq!(assign_new_topic(&[], &empty, 3, 1), Err(PlacementError::NoBrokers));
+    assert_eq!(
+        assign_new_topic(&[], &empty, 3, 1),
+        Err(PlacementError::NoBrokers)
+    );
     assert_eq!(
         assign_new_topic(&brokers(&[1, 1]), &empty, 3, 1),
         Err(PlacementError::DuplicateBroker(1))
@@ -150,12 +169,18 @@ fn add_partitions_keeps_existing_ones_and_balances_the_new() {
     let b = brokers(&[1, 2, 3]);
     let a = cluster_with(&b, &[("t", 2, 2)]);
     let grown = add_partitions(&b, &a, "t", 5).unwrap();
-    assert_eq!(&grown.partitions[..2], &a.topic("t").unwrap().partitions[..]);
+    assert_eq!(
+        &grown.partitions[..2],
+        &a.topic("t").unwrap().partitions[..]
+    );
     assert_eq!(grown.partitions.len(), 5);
     let all = a.clone().with_topic("t", grown);
     // 10 replicas on 3 brokers: 4, 3, 3.
     let counts: Vec<usize> = all.replica_counts().values().copied().collect();
-    assert!(counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1, "{counts:?}");
+    assert!(
+        counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
+        "{counts:?}"
+    );
     assert_eq!(validate(&b, &all), vec![]);
     assert_eq!(
         add_partitions(&b, &a, "t", 2),
@@ -246,13 +271,20 @@ fn successive_topics_keep_leaders_even_and_replica_sets_varied() {
     let b = brokers(&[0, 1, 2, 3, 4, 24]);
     let a = cluster_with(&b, &[("t0", 4, 3), ("t1", 56, 3), ("t2", 32, 1)]);
     let leaders: Vec<usize> = a.leader_counts().values().copied().collect();
-    assert!(leaders.iter().max().unwrap() - leaders.iter().min().unwrap() <= 1, "{leaders:?}");
+    assert!(
+        leaders.iter().max().unwrap() - leaders.iter().min().unwrap() <= 1,
+        "{leaders:?}"
+    );
     let mut sets: Vec<Vec<i32>> = a.topic("t1").unwrap().partitions.clone();
     for set in &mut sets {
         set.sort();
     }
     sets.sort();
     sets.dedup();
-    assert!(sets.len() >= 6, "only {} distinct replica sets: {sets:?}", sets.len());
+    assert!(
+        sets.len() >= 6,
+        "only {} distinct replica sets: {sets:?}",
+        sets.len()
+    );
     assert_eq!(validate(&b, &a), vec![]);
 }

@@ -66,9 +66,7 @@ pub fn add_partitions(
         });
     }
     let replication_factor = match current.partitions.first() {
-        Some(replicas) if !replicas.is_empty() => {
-            i16::try_from(replicas.len()).unwrap_or(i16::MAX)
-        }
+        Some(replicas) if !replicas.is_empty() => i16::try_from(replicas.len()).unwrap_or(i16::MAX),
         _ => {
             return Err(PlacementError::NoReplicas {
                 partition: TopicPartition::new(topic, 0),

@@ -103,7 +103,7 @@ impl FlowNetwork {
     /// Where arc `arc` leads and what one more unit along it costs, if it has room.
     fn arc(&self, arc: usize) -> Option<(Node, i128)> {
         let edge = &self.edges[arc / 2];
-        if arc % 2 == 0 {
+        if arc & 1 == 0 {
             (edge.flow < edge.capacity).then(|| (edge.to, edge.unit_cost(edge.flow)))
         } else {
             (edge.flow > 0).then(|| (edge.from, -edge.unit_cost(edge.flow - 1)))
@@ -125,7 +125,7 @@ impl FlowNetwork {
             while node != source {
                 let arc = parent_arc[node];
                 let edge = &mut self.edges[arc / 2];
-                if arc % 2 == 0 {
+                if arc & 1 == 0 {
                     edge.flow += 1;
                     node = edge.from;
                 } else {
@@ -199,7 +199,12 @@ mod tests {
     fn picks_the_cheaper_route_and_reroutes_when_it_pays() {
         // s -> a -> t is cheap but narrow; the second unit must take s -> b -> t.
         let mut net = FlowNetwork::new();
-        let (s, a, b, t) = (net.add_node(), net.add_node(), net.add_node(), net.add_node());
+        let (s, a, b, t) = (
+            net.add_node(),
+            net.add_node(),
+            net.add_node(),
+            net.add_node(),
+        );
         let sa = net.add_edge(s, a, 2, 1);
         let sb = net.add_edge(s, b, 2, 5);
         let at = net.add_edge(a, t, 1, 1);
@@ -218,7 +223,12 @@ mod tests {
     fn convex_edges_spread_load() {
         // Four units into two sinks whose each further unit costs more: two each.
         let mut net = FlowNetwork::new();
-        let (s, x, y, t) = (net.add_node(), net.add_node(), net.add_node(), net.add_node());
+        let (s, x, y, t) = (
+            net.add_node(),
+            net.add_node(),
+            net.add_node(),
+            net.add_node(),
+        );
         net.add_edge(s, x, 4, 0);
         net.add_edge(s, y, 4, 0);
         let xt = net.add_convex_edge(x, t, vec![1, 3, 5, 7]);

@@ -42,15 +42,16 @@ pub(crate) fn choose_leaders(
     };
     let weights = (|| {
         let partitions = i128::try_from(partitions).ok()?;
-        let most_replicas = i128::try_from(replica_totals.iter().copied().max().unwrap_or(0)).ok()?;
+        let most_replicas =
+            i128::try_from(replica_totals.iter().copied().max().unwrap_or(0)).ok()?;
         // Alignment costs at most `most_replicas` per partition.
         let change = partitions.checked_mul(most_replicas)?.checked_add(1)?;
         // Changes and alignment together stay below one balance step.
         let balance = partitions
             .checked_mul(change.checked_add(most_replicas)?)?
             .checked_add(1)?;
-        let max_load = i128::try_from(base_leaders.iter().copied().max().unwrap_or(0)).ok()?
-            + partitions;
+        let max_load =
+            i128::try_from(base_leaders.iter().copied().max().unwrap_or(0)).ok()? + partitions;
         // The dearest unit, with headroom for path sums in Dijkstra.
         (2 * max_load + 1)
             .checked_mul(balance)?

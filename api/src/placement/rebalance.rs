@@ -22,7 +22,10 @@ use super::types::{Assignment, BrokerId, BrokerInfo, Plan, Reassignment, TopicPa
 /// moves. Use it after brokers were added, or to even out a skewed cluster. `brokers` must list
 /// every broker that holds a replica (a missing one is an [`PlacementError::UnknownBroker`]
 /// error, not a reason to move data); each partition keeps its replication factor.
-pub fn rebalance_plan(brokers: &[BrokerInfo], current: &Assignment) -> Result<Plan, PlacementError> {
+pub fn rebalance_plan(
+    brokers: &[BrokerInfo],
+    current: &Assignment,
+) -> Result<Plan, PlacementError> {
     plan(brokers, current, &BTreeSet::new())
 }
 

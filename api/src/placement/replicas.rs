@@ -105,10 +105,7 @@ pub(crate) fn choose_replicas(
     let brokers = topology.len();
     let total: usize = requests.iter().map(|r| r.replication_factor).sum();
     let preference = |request: usize, broker: usize| -> u64 {
-        around
-            .preference
-            .as_ref()
-            .map_or(0, |p| p[request][broker])
+        around.preference.as_ref().map_or(0, |p| p[request][broker])
     };
     let max_preference = around
         .preference
@@ -159,10 +156,12 @@ pub(crate) fn choose_replicas(
     let mut replica_edges: Vec<Vec<(usize, EdgeId)>> = Vec::with_capacity(requests.len());
     for (r, request) in requests.iter().enumerate() {
         let rf = request.replication_factor;
-        let cap = topology.rack_cap(rf).ok_or(PlacementError::NotEnoughBrokers {
-            available: brokers,
-            partitions: vec![(request.partition.clone(), rf)],
-        })?;
+        let cap = topology
+            .rack_cap(rf)
+            .ok_or(PlacementError::NotEnoughBrokers {
+                available: brokers,
+                partitions: vec![(request.partition.clone(), rf)],
+            })?;
         let node = net.add_node();
         source_edges.push(net.add_edge(source, node, rf as i64, 0));
         let mut edges = Vec::new();

@@ -144,7 +144,14 @@ mod tests {
 
     #[test]
     fn cap_is_the_even_split_when_domains_are_big_enough() {
-        let t = topology(&[Some("a"), Some("a"), Some("b"), Some("b"), Some("c"), Some("c")]);
+        let t = topology(&[
+            Some("a"),
+            Some("a"),
+            Some("b"),
+            Some("b"),
+            Some("c"),
+            Some("c"),
+        ]);
         assert_eq!(t.rack_cap(1), Some(1));
         assert_eq!(t.rack_cap(3), Some(1));
         assert_eq!(t.rack_cap(4), Some(2));

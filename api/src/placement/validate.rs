@@ -174,7 +174,9 @@ pub fn validate_scoped(
         // Only an empty broker list is left: every replica is on an unknown broker.
         return assignment
             .partitions()
-            .flat_map(|(topic, partition, replicas)| hard_violations(None, topic, partition, replicas))
+            .flat_map(|(topic, partition, replicas)| {
+                hard_violations(None, topic, partition, replicas)
+            })
             .collect();
     };
     let violations: Vec<Violation> = assignment

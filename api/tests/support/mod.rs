@@ -97,8 +97,8 @@ pub fn unneeded_move(eligible: &[BrokerInfo], plan: &Plan) -> Option<String> {
             }
             for to in r.adding() {
                 let mut undone = plan.target.clone();
-                let list = &mut undone.topics.get_mut(&r.topic).unwrap().partitions
-                    [r.partition as usize];
+                let list =
+                    &mut undone.topics.get_mut(&r.topic).unwrap().partitions[r.partition as usize];
                 let slot = list.iter().position(|&b| b == to).unwrap();
                 list[slot] = from;
                 let hard = validate(eligible, &undone)
@@ -132,10 +132,15 @@ pub fn same_shape(current: &Assignment, plan: &Plan) -> Result<(), String> {
         if before != after {
             changed += 1;
             let listed = plan.reassignments.iter().any(|r| {
-                r.topic == topic && r.partition == partition && r.current == before && r.target == after
+                r.topic == topic
+                    && r.partition == partition
+                    && r.current == before
+                    && r.target == after
             });
             if !listed {
-                return Err(format!("{topic}-{partition} changed but is not in the plan"));
+                return Err(format!(
+                    "{topic}-{partition} changed but is not in the plan"
+                ));
             }
         }
     }

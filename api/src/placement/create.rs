@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 
 use super::error::PlacementError;
+use super::followers::{build_around_leaders, leader_quota};
 use super::leaders::{choose_leaders, LeaderRequest};
 use super::order::order_replicas;
 use super::replicas::{choose_replicas, ReplicaRequest, Surroundings};
@@ -137,6 +138,32 @@ fn place_new(
         preference: Some(preference),
     };
     let sets = choose_replicas(topology, &requests, &around)?;
+    let mut new_replicas = vec![0; brokers];
+    for &b in sets.iter().flatten() {
+        new_replicas[b] += 1;
+    }
+    let replica_totals: Vec<usize> = (0..brokers)
+        .map(|b| around.base_replicas[b] + new_replicas[b])
+        .collect();
+
+    // Leaders first, then followers to phase one's counts (see `followers.rs`).
+    let quota = leader_quota(&base_leaders, &new_replicas, &replica_totals, count);
+    let ranks = around.preference.as_deref().unwrap_or_default();
+    if let Some(built) = build_around_leaders(topology, rf, &quota, &new_replicas, ranks) {
+        return Ok(built
+            .into_iter()
+            .map(|(leader, followers)| {
+                std::iter::once(leader)
+                    .chain(followers)
+                    .map(|b| topology.ids[b])
+                    .collect()
+            })
+            .collect());
+    }
+
+    // The rack rule left no way to meet the counts around those leaders. No input is known to
+    // get here (the property tests never have), but feasibility of every quota is not proven,
+    // so keep phase one's sets and let phase two pick their leaders rather than fail.
     let leader_requests: Vec<LeaderRequest> = sets
         .iter()
         .map(|set| LeaderRequest {
@@ -144,10 +171,6 @@ fn place_new(
             leader: None,
         })
         .collect();
-    let mut replica_totals = around.base_replicas.clone();
-    for &b in sets.iter().flatten() {
-        replica_totals[b] += 1;
-    }
     let leaders = choose_leaders(brokers, &leader_requests, &base_leaders, &replica_totals)?;
     Ok(sets
         .iter()

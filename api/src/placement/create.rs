@@ -3,12 +3,11 @@
 //!
 //! Existing replicas and leaderships count as fixed load, so the new partitions fill the
 //! lightest brokers first: the cluster ends as balanced as it can be made without moving
-//! anything. For an RF 1 topic each replica is also a leadership, so leader balance is part of
-//! choosing the brokers; for larger RF phase two picks leaders. Among equally balanced choices,
-//! replicas follow a per-partition rotation of the brokers, as Kafka's round-robin assignment
-//! does: without it, equal costs would let the flow hand out the same few replica sets again and
-//! again, so one broker's failure would land on the same two or three followers, and leaderships
-//! could not be evened out across those groups.
+//! anything. Phase one decides how many new replicas and leaderships each broker takes (replica
+//! balance first, then leader balance); `followers.rs` then builds the partitions leaders first
+//! to those counts. Among equally balanced choices, replicas follow a per-partition rotation of
+//! the brokers, as Kafka's round-robin assignment does, so replica sets vary: one broker's
+//! failure spreads its leaderships over many followers.
 
 use std::collections::BTreeSet;
 
@@ -133,8 +132,8 @@ fn place_new(
     let preference = (0..count).map(|i| rotation(brokers, first + i)).collect();
     let around = Surroundings {
         base_replicas,
-        // An RF 1 replica is its partition's leader: leader balance must shape phase one.
-        base_leaders_if_rf1: (rf == 1).then(|| base_leaders.clone()),
+        // Counts that leave room for even leaderships (see `replicas.rs`).
+        base_leaders: Some(base_leaders.clone()),
         preference: Some(preference),
     };
     let sets = choose_replicas(topology, &requests, &around)?;

@@ -94,7 +94,7 @@ fn plan(
 
     let around = Surroundings {
         base_replicas: vec![0; topology.len()],
-        base_leaders_if_rf1: None,
+        base_leaders: None,
         preference: None,
     };
     let sets = choose_replicas(&topology, &requests, &around)?;

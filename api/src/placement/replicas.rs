@@ -12,11 +12,24 @@
 //! rack cap through one node of capacity `cap` (smaller racks cannot exceed it anyway). The
 //! broker-to-sink edge makes the `k`-th replica on a broker cost `M * (2 * (base + k) + 1)`, so
 //! the flow's balance term is `M * sum(load^2)`: minimising it gives the most even load vector
-//! the rules allow (decreasingly minimal, see `docs/placement.md`). Weights below `M` break ties,
-//! in this order: for RF 1 partitions (whose replica is their leader) the same convex price on
-//! leader counts, then fewest replicas on new brokers (moves), then keeping each partition's
-//! current preferred leader among its replicas, then the caller's preference per partition and
-//! broker.
+//! the rules allow (decreasingly minimal, see `docs/placement.md`).
+//!
+//! When creating partitions (`Surroundings::base_leaders` given), the broker's replicas then
+//! split into leaderships and followerships, and exactly one unit per partition must leave as a
+//! leadership, priced convexly the same way at a lower weight:
+//!
+//! ```text
+//! broker --convex (replicas)--> split --convex (leaderships)--> leaders   --P-->     sink
+//!                                    \---------------------->  followers --T - P--> sink
+//! ```
+//!
+//! This chooses per-broker counts that are first as even as possible in replicas, then in
+//! leaderships (a broker can only lead partitions it holds). The flow's leader split is only a
+//! count; `followers.rs` builds partitions that realise it.
+//!
+//! Weights below that break ties, in this order: fewest replicas on new brokers (moves), then
+//! keeping each partition's current preferred leader among its replicas, then the caller's
+//! preference per partition and broker.
 
 use super::error::PlacementError;
 use super::flow::{EdgeId, FlowNetwork};
@@ -35,15 +48,14 @@ pub(crate) struct ReplicaRequest {
 }
 
 /// What surrounds the request: replica counts per broker from partitions outside it (they
-/// stay where they are); when every requested partition has RF 1, so that each replica placed
-/// is also its partition's leader, the leader counts outside the request (leader balance then
-/// ranks right after replica balance); and optionally, per request and broker, a tie-breaking
-/// preference for a new replica there (lower is preferred; creation uses it to spread replica
-/// sets, rebalance passes none).
+/// stay where they are); for creation, the leader counts outside it (then leader balance ranks
+/// right after replica balance, see the module docs); and optionally, per request and broker, a
+/// tie-breaking preference for a new replica there (lower is preferred; creation uses it to
+/// spread replica sets, rebalance passes none).
 #[derive(Debug, Clone)]
 pub(crate) struct Surroundings {
     pub base_replicas: Vec<usize>,
-    pub base_leaders_if_rf1: Option<Vec<usize>>,
+    pub base_leaders: Option<Vec<usize>>,
     pub preference: Option<Vec<Vec<u64>>>,
 }
 
@@ -119,7 +131,7 @@ pub(crate) fn choose_replicas(
         replicas: total,
         brokers,
     };
-    let base_leaders = around.base_leaders_if_rf1.as_ref();
+    let base_leaders = around.base_leaders.as_ref();
     let weights = Weights::new(
         total,
         requests.len(),
@@ -139,17 +151,38 @@ pub(crate) fn choose_replicas(
     let source = net.add_node();
     let sink = net.add_node();
     let broker_nodes: Vec<usize> = (0..brokers).map(|_| net.add_node()).collect();
+    let partitions = requests.len() as i128;
+    // Where broker edges end: the sink, or for creation the leader/follower split before it.
+    let (lead_collect, follow_collect) = match base_leaders {
+        None => (sink, sink),
+        Some(_) => {
+            let (lead, follow) = (net.add_node(), net.add_node());
+            net.add_edge(lead, sink, partitions as i64, 0);
+            net.add_edge(follow, sink, (total - requests.len()) as i64, 0);
+            (lead, follow)
+        }
+    };
     for (b, &node) in broker_nodes.iter().enumerate() {
-        // A broker can hold at most one replica of each requested partition.
+        // A broker can hold at most one replica (and lead at most one) of each partition.
         let base = around.base_replicas[b] as i128;
-        let base_lead = base_leaders.map_or(0, |l| l[b] as i128);
-        let costs = (0..requests.len() as i128)
-            .map(|k| {
-                weights.balance * (2 * (base + k) + 1)
-                    + weights.leader_balance * (2 * (base_lead + k) + 1)
-            })
+        let replica_costs = (0..partitions)
+            .map(|k| weights.balance * (2 * (base + k) + 1))
             .collect();
-        net.add_convex_edge(node, sink, costs);
+        match base_leaders {
+            None => {
+                net.add_convex_edge(node, sink, replica_costs);
+            }
+            Some(leaders) => {
+                let split = net.add_node();
+                net.add_convex_edge(node, split, replica_costs);
+                let base_lead = leaders[b] as i128;
+                let leader_costs = (0..partitions)
+                    .map(|k| weights.leader_balance * (2 * (base_lead + k) + 1))
+                    .collect();
+                net.add_convex_edge(split, lead_collect, leader_costs);
+                net.add_edge(split, follow_collect, partitions as i64, 0);
+            }
+        }
     }
 
     let mut source_edges = Vec::with_capacity(requests.len());

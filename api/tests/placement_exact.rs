@@ -1,9 +1,13 @@
 //! Exactness by brute force on small clusters (up to 5 brokers, 0–2 racks, up to 4 partitions of
 //! RF 1–3, arbitrary current lists, any brokers draining): every possible target is enumerated
 //! and ranked by the planner's stated objective, written here from scratch:
-//! 1. sum of squared replica counts (lower = more balanced), 2. replica moves, 3. partitions
-//! whose current preferred leader stays a replica (more is better); then, for the chosen replica
-//! sets, 4. sum of squared leader counts, 5. preferred-leader changes.
+//!
+//! 1. sum of squared replica counts (lower = more balanced);
+//! 2. replica moves;
+//! 3. partitions whose current preferred leader stays a replica (more is better);
+//! 4. for the chosen replica sets, sum of squared leader counts;
+//! 5. preferred-leader changes.
+//!
 //! The plan must reach the optimum of each. The same enumeration checks the validator's
 //! exchange test: it reports an imbalance exactly when a better assignment exists.
 

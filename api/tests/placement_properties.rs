@@ -12,6 +12,7 @@
 //! - drain: no replica is left on a draining broker, the rest is as a rebalance over the
 //!   remaining brokers would leave it, every move is needed, planning again moves nothing; an
 //!   impossible drain fails naming exactly the partitions that do not fit.
+//!
 //! `placement_exact.rs` checks exact minimality (with racks and drains) by brute force.
 
 mod support;

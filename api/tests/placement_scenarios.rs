@@ -288,3 +288,42 @@ fn successive_topics_keep_leaders_even_and_replica_sets_varied() {
     );
     assert_eq!(validate(&b, &a), vec![]);
 }
+
+#[test]
+fn rf1_topic_after_rf4_topic_keeps_replicas_and_leaders_within_one() {
+    // Found by the property test: an RF 1 replica is also a leadership, so the brokers holding an
+    // extra replica of the first topic must also have led an extra partition of it, or the RF 1
+    // topic cannot even out both counts at once.
+    let b = brokers(&(0..12).collect::<Vec<_>>());
+    let a = cluster_with(&b, &[("wide", 17, 4), ("narrow", 25, 1)]);
+    let spread = |counts: Vec<usize>| counts.iter().max().unwrap() - counts.iter().min().unwrap();
+    assert!(spread(a.replica_counts().values().copied().collect()) <= 1);
+    assert!(spread(a.leader_counts().values().copied().collect()) <= 1);
+    assert_eq!(a.leader_counts().len(), 12);
+    assert_eq!(validate(&b, &a), vec![]);
+}
+
+#[test]
+fn plan_moves_pair_the_slot_that_left_with_the_broker_that_came() {
+    let current = Assignment::new().with_topic(
+        "t",
+        TopicAssignment::new(vec![vec![1, 2], vec![2, 1], vec![1, 2], vec![2, 1]]),
+    );
+    let plan = rebalance_plan(&brokers(&[1, 2, 3, 4]), &current).unwrap();
+    assert_eq!(plan.move_count(), 4);
+    for m in plan.moves() {
+        let r = plan
+            .reassignments
+            .iter()
+            .find(|r| r.partition == m.partition)
+            .unwrap();
+        assert!(r.current.contains(&m.from) && !r.target.contains(&m.from));
+        assert!(r.target.contains(&m.to) && !r.current.contains(&m.to));
+        assert!([3, 4].contains(&m.to));
+    }
+    // Four partitions on four brokers is one leadership each: brokers 3 and 4 take one each
+    // from 1 and 2, and the other two partitions keep their leader.
+    let leaders: Vec<usize> = plan.target.leader_counts().values().copied().collect();
+    assert_eq!(leaders, vec![1, 1, 1, 1]);
+    assert_eq!(plan.leader_change_count(), 2);
+}

@@ -3,15 +3,16 @@
 //!
 //! Existing replicas and leaderships count as fixed load, so the new partitions fill the
 //! lightest brokers first: the cluster ends as balanced as it can be made without moving
-//! anything. Among equally balanced choices, replicas go to brokers leading fewer partitions
-//! (so RF 1 topics even out leaderships too), then follow a per-partition rotation of the
-//! brokers, as Kafka's round-robin assignment does: without it, equal costs would let the flow
-//! hand out the same few replica sets again and again, so one broker's failure would land on the
-//! same two or three followers, and leaderships could not be evened out across those groups.
+//! anything. Phase one decides how many new replicas and leaderships each broker takes (replica
+//! balance first, then leader balance); `followers.rs` then builds the partitions leaders first
+//! to those counts. Among equally balanced choices, replicas follow a per-partition rotation of
+//! the brokers, as Kafka's round-robin assignment does, so replica sets vary: one broker's
+//! failure spreads its leaderships over many followers.
 
 use std::collections::BTreeSet;
 
 use super::error::PlacementError;
+use super::followers::{build_around_leaders, leader_quota};
 use super::leaders::{choose_leaders, LeaderRequest};
 use super::order::order_replicas;
 use super::replicas::{choose_replicas, ReplicaRequest, Surroundings};
@@ -127,22 +128,41 @@ fn place_new(
             leader: None,
         })
         .collect();
-    // Ties between equally balanced choices: first brokers leading fewer partitions, then each
-    // partition's own rotation of the brokers.
-    let rotation_total = (count * rf * brokers) as u64;
-    let preference = (0..count)
-        .map(|i| {
-            let rank = rotation(brokers, first + i);
-            (0..brokers)
-                .map(|b| (rotation_total + 1) * base_leaders[b] as u64 + rank[b])
-                .collect()
-        })
-        .collect();
+    // Ties between equally balanced choices follow each partition's own rotation of the brokers.
+    let preference = (0..count).map(|i| rotation(brokers, first + i)).collect();
     let around = Surroundings {
         base_replicas,
+        // Counts that leave room for even leaderships (see `replicas.rs`).
+        base_leaders: Some(base_leaders.clone()),
         preference: Some(preference),
     };
     let sets = choose_replicas(topology, &requests, &around)?;
+    let mut new_replicas = vec![0; brokers];
+    for &b in sets.iter().flatten() {
+        new_replicas[b] += 1;
+    }
+    let replica_totals: Vec<usize> = (0..brokers)
+        .map(|b| around.base_replicas[b] + new_replicas[b])
+        .collect();
+
+    // Leaders first, then followers to phase one's counts (see `followers.rs`).
+    let quota = leader_quota(&base_leaders, &new_replicas, &replica_totals, count);
+    let ranks = around.preference.as_deref().unwrap_or_default();
+    if let Some(built) = build_around_leaders(topology, rf, &quota, &new_replicas, ranks) {
+        return Ok(built
+            .into_iter()
+            .map(|(leader, followers)| {
+                std::iter::once(leader)
+                    .chain(followers)
+                    .map(|b| topology.ids[b])
+                    .collect()
+            })
+            .collect());
+    }
+
+    // The rack rule left no way to meet the counts around those leaders. No input is known to
+    // get here (the property tests never have), but feasibility of every quota is not proven,
+    // so keep phase one's sets and let phase two pick their leaders rather than fail.
     let leader_requests: Vec<LeaderRequest> = sets
         .iter()
         .map(|set| LeaderRequest {
@@ -150,7 +170,7 @@ fn place_new(
             leader: None,
         })
         .collect();
-    let leaders = choose_leaders(brokers, &leader_requests, &base_leaders)?;
+    let leaders = choose_leaders(brokers, &leader_requests, &base_leaders, &replica_totals)?;
     Ok(sets
         .iter()
         .zip(leaders)

@@ -103,7 +103,7 @@ impl FlowNetwork {
     /// Where arc `arc` leads and what one more unit along it costs, if it has room.
     fn arc(&self, arc: usize) -> Option<(Node, i128)> {
         let edge = &self.edges[arc / 2];
-        if arc % 2 == 0 {
+        if arc & 1 == 0 {
             (edge.flow < edge.capacity).then(|| (edge.to, edge.unit_cost(edge.flow)))
         } else {
             (edge.flow > 0).then(|| (edge.from, -edge.unit_cost(edge.flow - 1)))
@@ -125,7 +125,7 @@ impl FlowNetwork {
             while node != source {
                 let arc = parent_arc[node];
                 let edge = &mut self.edges[arc / 2];
-                if arc % 2 == 0 {
+                if arc & 1 == 0 {
                     edge.flow += 1;
                     node = edge.from;
                 } else {

@@ -8,9 +8,12 @@
 //! ```
 //!
 //! The broker-to-sink edge prices the `k`-th leadership at `M * (2 * (base + k) + 1)`, so leader
-//! counts come out as even as the replica sets allow; below that, an edge to any replica other
-//! than the partition's current preferred leader costs 1, so leaderships only change when the
-//! balance needs it.
+//! counts come out as even as the replica sets allow. Below that, choosing a replica other than
+//! the partition's current preferred leader has a price, so leaderships only change when the
+//! balance needs it. Last, among equally good choices, leaderships go to brokers holding more
+//! replicas: a broker with one replica more than another should also lead one more, so follower
+//! counts stay even too. That alignment is what lets a later RF 1 topic (whose replicas are all
+//! leaders) keep both replica and leader counts within one.
 
 use super::error::PlacementError;
 use super::flow::FlowNetwork;
@@ -24,25 +27,38 @@ pub(crate) struct LeaderRequest {
 }
 
 /// Picks each partition's preferred leader (a broker index from its replicas), in request
-/// order. `base_leaders[b]` counts leaderships broker `b` keeps outside the request.
+/// order. `base_leaders[b]` counts leaderships broker `b` keeps outside the request, and
+/// `replica_totals[b]` its replicas in the whole resulting assignment.
 pub(crate) fn choose_leaders(
     brokers: usize,
     requests: &[LeaderRequest],
     base_leaders: &[usize],
+    replica_totals: &[usize],
 ) -> Result<Vec<usize>, PlacementError> {
     let partitions = requests.len();
     let too_large = PlacementError::TooLarge {
         replicas: requests.iter().map(|r| r.replicas.len()).sum(),
         brokers,
     };
-    // Changing leaders is worth at most `partitions` in total, below one balance step.
-    let balance = i128::try_from(partitions + 1).map_err(|_| too_large.clone())?;
-    let max_load = base_leaders.iter().copied().max().unwrap_or(0) + partitions;
-    i128::try_from(2 * max_load + 1)
-        .ok()
-        .and_then(|units| units.checked_mul(balance))
-        .and_then(|top| top.checked_mul(16))
-        .ok_or(too_large)?;
+    let weights = (|| {
+        let partitions = i128::try_from(partitions).ok()?;
+        let most_replicas =
+            i128::try_from(replica_totals.iter().copied().max().unwrap_or(0)).ok()?;
+        // Alignment costs at most `most_replicas` per partition.
+        let change = partitions.checked_mul(most_replicas)?.checked_add(1)?;
+        // Changes and alignment together stay below one balance step.
+        let balance = partitions
+            .checked_mul(change.checked_add(most_replicas)?)?
+            .checked_add(1)?;
+        let max_load =
+            i128::try_from(base_leaders.iter().copied().max().unwrap_or(0)).ok()? + partitions;
+        // The dearest unit, with headroom for path sums in Dijkstra.
+        (2 * max_load + 1)
+            .checked_mul(balance)?
+            .checked_mul(1 << 20)?;
+        Some((change, balance, most_replicas))
+    })();
+    let (change, balance, most_replicas) = weights.ok_or(too_large)?;
 
     let mut net = FlowNetwork::new();
     let source = net.add_node();
@@ -69,7 +85,8 @@ pub(crate) fn choose_leaders(
             .replicas
             .iter()
             .map(|&b| {
-                let cost = i128::from(request.leader != Some(b));
+                let align = most_replicas - replica_totals[b] as i128;
+                let cost = change * i128::from(request.leader != Some(b)) + align;
                 (b, net.add_edge(node, broker_nodes[b], 1, cost))
             })
             .collect();

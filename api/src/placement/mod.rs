@@ -14,13 +14,16 @@
 //!
 //! How the pieces fit: [`topology`] numbers the eligible brokers and their domains; `replicas`
 //! (phase one) chooses every replica set with one min-cost flow over `flow`, `leaders` (phase
-//! two) chooses leaders with another, and `order` writes the ordered lists. [`create`] and
+//! two) chooses leaders with another, and `order` writes the ordered lists. Creation instead
+//! keeps only phase one's per-broker counts and rebuilds the new partitions leaders first
+//! (`followers`), which lets leaderships even out whenever the counts allow it. [`create`] and
 //! [`rebalance`] feed them; [`validate`] checks any assignment against the same rules.
 //! `docs/placement.md` explains the model and what the tests prove.
 
 pub mod create;
 pub mod error;
 mod flow;
+mod followers;
 mod leaders;
 mod order;
 pub mod rebalance;

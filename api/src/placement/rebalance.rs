@@ -94,6 +94,7 @@ fn plan(
 
     let around = Surroundings {
         base_replicas: vec![0; topology.len()],
+        base_leaders: None,
         preference: None,
     };
     let sets = choose_replicas(&topology, &requests, &around)?;
@@ -105,7 +106,16 @@ fn plan(
             leader: request.leader.filter(|l| set.contains(l)),
         })
         .collect();
-    let leaders = choose_leaders(topology.len(), &leader_requests, &vec![0; topology.len()])?;
+    let mut replica_totals = vec![0; topology.len()];
+    for &b in sets.iter().flatten() {
+        replica_totals[b] += 1;
+    }
+    let leaders = choose_leaders(
+        topology.len(),
+        &leader_requests,
+        &vec![0; topology.len()],
+        &replica_totals,
+    )?;
 
     let mut target = current.clone();
     let mut reassignments = Vec::new();

@@ -192,7 +192,7 @@ fn place_new(
 /// Partition `index`'s preference rank of each broker index (0 = most preferred): brokers from
 /// `index mod n` on, stepping by a stride that changes every `n` partitions, so consecutive
 /// partitions start on different brokers and successive rounds pair brokers differently.
-fn rotation(brokers: usize, index: usize) -> Vec<u64> {
+pub(crate) fn rotation(brokers: usize, index: usize) -> Vec<u64> {
     let start = index % brokers;
     let stride = 1 + (index / brokers) % brokers.saturating_sub(1).max(1);
     let mut rank = vec![u64::MAX; brokers];

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 
+use super::create::rotation;
 use super::error::PlacementError;
 use super::leaders::{choose_leaders, LeaderRequest};
 use super::order::order_replicas;
@@ -95,7 +96,14 @@ fn plan(
     let around = Surroundings {
         base_replicas: vec![0; topology.len()],
         base_leaders: None,
-        preference: None,
+        // Last tie-break: where replicas must go somewhere new, each partition prefers its own
+        // rotation of the brokers, so new brokers do not all end up paired on the same partitions
+        // (which would concentrate a later failure or drain on a few of them).
+        preference: Some(
+            (0..requests.len())
+                .map(|i| rotation(topology.len(), i))
+                .collect(),
+        ),
     };
     let sets = choose_replicas(&topology, &requests, &around)?;
     let leader_requests: Vec<LeaderRequest> = sets

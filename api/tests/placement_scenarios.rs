@@ -346,3 +346,18 @@ fn after_scale_up_any_broker_drains_with_one_move_per_replica() {
         assert_eq!(plan.move_count(), held, "draining broker {id}");
     }
 }
+
+#[test]
+fn a_large_topic_is_placed_in_batches_and_stays_even() {
+    let b = brokers(&(0..12).collect::<Vec<_>>());
+    let a = cluster_with(&b, &[("big", 1000, 3)]);
+    let spread = |counts: Vec<usize>| counts.iter().max().unwrap() - counts.iter().min().unwrap();
+    assert!(spread(a.replica_counts().values().copied().collect()) <= 1);
+    assert!(spread(a.leader_counts().values().copied().collect()) <= 1);
+    assert_eq!(validate(&b, &a), vec![]);
+    // Absurd requests are refused, not attempted.
+    assert!(matches!(
+        assign_new_topic(&b, &Assignment::new(), i32::MAX, 3),
+        Err(PlacementError::TooLarge { .. })
+    ));
+}

@@ -7,7 +7,8 @@
 //! balance first, then leader balance); `followers.rs` then builds the partitions leaders first
 //! to those counts. Among equally balanced choices, replicas follow a per-partition rotation of
 //! the brokers, as Kafka's round-robin assignment does, so replica sets vary: one broker's
-//! failure spreads its leaderships over many followers.
+//! failure spreads its leaderships over many followers. Large topics go in batches of
+//! partitions, each placed around the ones before it, so time grows linearly with their size.
 
 use std::collections::BTreeSet;
 

@@ -7,7 +7,9 @@
 //! current assignment. Replicas on draining brokers are not eligible anywhere, so they must
 //! move; so must replicas breaking the rack rule (it may have tightened since a rack was added).
 //! Phase two then reorders lists so preferred leaders are as even as the new replica sets allow,
-//! keeping each partition's leader when balance does not need it to change.
+//! keeping each partition's leader when balance does not need it to change. The last tie-break
+//! is creation's per-partition rotation, so brokers that join are not paired on the same
+//! partitions.
 
 use std::collections::BTreeSet;
 

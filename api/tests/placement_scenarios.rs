@@ -327,3 +327,37 @@ fn plan_moves_pair_the_slot_that_left_with_the_broker_that_came() {
     assert_eq!(leaders, vec![1, 1, 1, 1]);
     assert_eq!(plan.leader_change_count(), 2);
 }
+
+#[test]
+fn after_scale_up_any_broker_drains_with_one_move_per_replica() {
+    // A rebalance must not pair the new brokers on the same partitions: if it did, a broker
+    // could not take the drained replicas of its partner and a later drain would need extra
+    // moves. Without the rotation tie-break in rebalance, brokers 6 and 7 here each needed one.
+    let four = brokers(&[0, 1, 2, 3]);
+    let current = cluster_with(
+        &four,
+        &[("a", 64, 3), ("b", 64, 3), ("c", 64, 3), ("d", 64, 3)],
+    );
+    let eight = brokers(&[0, 1, 2, 3, 4, 5, 6, 7]);
+    let target = rebalance_plan(&eight, &current).unwrap().target;
+    for id in 0..8 {
+        let held = count(&target, id).0;
+        let plan = drain_plan(&eight, &target, &[id]).unwrap();
+        assert_eq!(plan.move_count(), held, "draining broker {id}");
+    }
+}
+
+#[test]
+fn a_large_topic_is_placed_in_batches_and_stays_even() {
+    let b = brokers(&(0..12).collect::<Vec<_>>());
+    let a = cluster_with(&b, &[("big", 1000, 3)]);
+    let spread = |counts: Vec<usize>| counts.iter().max().unwrap() - counts.iter().min().unwrap();
+    assert!(spread(a.replica_counts().values().copied().collect()) <= 1);
+    assert!(spread(a.leader_counts().values().copied().collect()) <= 1);
+    assert_eq!(validate(&b, &a), vec![]);
+    // Absurd requests are refused, not attempted.
+    assert!(matches!(
+        assign_new_topic(&b, &Assignment::new(), i32::MAX, 3),
+        Err(PlacementError::TooLarge { .. })
+    ));
+}

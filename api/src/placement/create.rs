@@ -7,14 +7,14 @@
 //! balance first, then leader balance); `followers.rs` then builds the partitions leaders first
 //! to those counts. Among equally balanced choices, replicas follow a per-partition rotation of
 //! the brokers, as Kafka's round-robin assignment does, so replica sets vary: one broker's
-//! failure spreads its leaderships over many followers.
+//! failure spreads its leaderships over many followers. Large topics go in batches of
+//! partitions, each placed around the ones before it, so time grows linearly with their size.
 
 use std::collections::BTreeSet;
 
 use super::error::PlacementError;
 use super::followers::{build_around_leaders, leader_quota};
 use super::leaders::{choose_leaders, LeaderRequest};
-use super::order::order_replicas;
 use super::replicas::{choose_replicas, ReplicaRequest, Surroundings};
 use super::topology::Topology;
 use super::types::{partition_id, Assignment, BrokerInfo, TopicAssignment, TopicPartition};
@@ -108,6 +108,13 @@ fn place_new(
         });
     }
     let brokers = topology.len();
+    if count.saturating_mul(rf) > MAX_NEW_REPLICAS {
+        // Refused up front: the lists alone would take gigabytes and the planning minutes.
+        return Err(PlacementError::TooLarge {
+            replicas: count.saturating_mul(rf),
+            brokers,
+        });
+    }
     let mut base_replicas = vec![0; brokers];
     let mut base_leaders = vec![0; brokers];
     for (_, _, replicas) in existing.partitions() {
@@ -120,6 +127,60 @@ fn place_new(
             }
         }
     }
+    let mut lists = Vec::with_capacity(count);
+    let mut placed = 0;
+    while placed < count {
+        // Large topics are placed in batches, each as balanced as possible around everything
+        // placed before it. The flow costs grow with the square of the partitions it handles at
+        // once; batches keep a 20,000-partition topic to seconds, and a batch is big enough
+        // (several partitions per broker) for the spread and rotation to work within it.
+        let batch = (count - placed).min(BATCH_PARTITIONS.max(4 * brokers));
+        let built = place_batch(
+            topology,
+            topic,
+            first + placed,
+            batch,
+            rf,
+            &base_replicas,
+            &base_leaders,
+        )?;
+        for list in &built {
+            for (slot, &b) in list.iter().enumerate() {
+                base_replicas[b] += 1;
+                if slot == 0 {
+                    base_leaders[b] += 1;
+                }
+            }
+        }
+        lists.extend(
+            built
+                .into_iter()
+                .map(|list| list.into_iter().map(|b| topology.ids[b]).collect()),
+        );
+        placed += batch;
+    }
+    Ok(lists)
+}
+
+/// Partitions per flow when creating; see `place_new`.
+const BATCH_PARTITIONS: usize = 128;
+
+/// The most replicas one CreateTopics or CreatePartitions may ask for (a million partitions at
+/// RF 3), far past any real topic; beyond it placement answers `TooLarge`.
+const MAX_NEW_REPLICAS: usize = 3_000_000;
+
+/// Replica lists (broker indexes, leader first) for `count` new partitions numbered from
+/// `first`, around `base_replicas` and `base_leaders`.
+fn place_batch(
+    topology: &Topology,
+    topic: &str,
+    first: usize,
+    count: usize,
+    rf: usize,
+    base_replicas: &[usize],
+    base_leaders: &[usize],
+) -> Result<Vec<Vec<usize>>, PlacementError> {
+    let brokers = topology.len();
     let requests: Vec<ReplicaRequest> = (0..count)
         .map(|i| ReplicaRequest {
             partition: TopicPartition::new(topic, partition_id(first + i)),
@@ -131,9 +192,9 @@ fn place_new(
     // Ties between equally balanced choices follow each partition's own rotation of the brokers.
     let preference = (0..count).map(|i| rotation(brokers, first + i)).collect();
     let around = Surroundings {
-        base_replicas,
+        base_replicas: base_replicas.to_vec(),
         // Counts that leave room for even leaderships (see `replicas.rs`).
-        base_leaders: Some(base_leaders.clone()),
+        base_leaders: Some(base_leaders.to_vec()),
         preference: Some(preference),
     };
     let sets = choose_replicas(topology, &requests, &around)?;
@@ -146,17 +207,12 @@ fn place_new(
         .collect();
 
     // Leaders first, then followers to phase one's counts (see `followers.rs`).
-    let quota = leader_quota(&base_leaders, &new_replicas, &replica_totals, count);
+    let quota = leader_quota(base_leaders, &new_replicas, &replica_totals, count);
     let ranks = around.preference.as_deref().unwrap_or_default();
     if let Some(built) = build_around_leaders(topology, rf, &quota, &new_replicas, ranks) {
         return Ok(built
             .into_iter()
-            .map(|(leader, followers)| {
-                std::iter::once(leader)
-                    .chain(followers)
-                    .map(|b| topology.ids[b])
-                    .collect()
-            })
+            .map(|(leader, followers)| std::iter::once(leader).chain(followers).collect())
             .collect());
     }
 
@@ -170,14 +226,15 @@ fn place_new(
             leader: None,
         })
         .collect();
-    let leaders = choose_leaders(brokers, &leader_requests, &base_leaders, &replica_totals)?;
+    let leaders = choose_leaders(brokers, &leader_requests, base_leaders, &replica_totals)?;
     Ok(sets
         .iter()
         .zip(leaders)
         .enumerate()
         .map(|(i, (set, leader))| {
-            let ids: Vec<i32> = set.iter().map(|&b| topology.ids[b]).collect();
-            let mut list = order_replicas(&[], &ids, topology.ids[leader]);
+            let mut list: Vec<usize> = std::iter::once(leader)
+                .chain(set.iter().copied().filter(|&b| b != leader))
+                .collect();
             // The first follower takes over when the leader fails; rotating the followers by
             // partition keeps that fallback from always landing on the lowest broker id.
             if list.len() > 2 {
@@ -192,7 +249,7 @@ fn place_new(
 /// Partition `index`'s preference rank of each broker index (0 = most preferred): brokers from
 /// `index mod n` on, stepping by a stride that changes every `n` partitions, so consecutive
 /// partitions start on different brokers and successive rounds pair brokers differently.
-fn rotation(brokers: usize, index: usize) -> Vec<u64> {
+pub(crate) fn rotation(brokers: usize, index: usize) -> Vec<u64> {
     let start = index % brokers;
     let stride = 1 + (index / brokers) % brokers.saturating_sub(1).max(1);
     let mut rank = vec![u64::MAX; brokers];

@@ -7,10 +7,13 @@
 //! current assignment. Replicas on draining brokers are not eligible anywhere, so they must
 //! move; so must replicas breaking the rack rule (it may have tightened since a rack was added).
 //! Phase two then reorders lists so preferred leaders are as even as the new replica sets allow,
-//! keeping each partition's leader when balance does not need it to change.
+//! keeping each partition's leader when balance does not need it to change. The last tie-break
+//! is creation's per-partition rotation, so brokers that join are not paired on the same
+//! partitions.
 
 use std::collections::BTreeSet;
 
+use super::create::rotation;
 use super::error::PlacementError;
 use super::leaders::{choose_leaders, LeaderRequest};
 use super::order::order_replicas;
@@ -95,7 +98,14 @@ fn plan(
     let around = Surroundings {
         base_replicas: vec![0; topology.len()],
         base_leaders: None,
-        preference: None,
+        // Last tie-break: where replicas must go somewhere new, each partition prefers its own
+        // rotation of the brokers, so new brokers do not all end up paired on the same partitions
+        // (which would concentrate a later failure or drain on a few of them).
+        preference: Some(
+            (0..requests.len())
+                .map(|i| rotation(topology.len(), i))
+                .collect(),
+        ),
     };
     let sets = choose_replicas(&topology, &requests, &around)?;
     let leader_requests: Vec<LeaderRequest> = sets

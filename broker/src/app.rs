@@ -109,6 +109,7 @@ pub fn open(
     let producer_ids = ProducerIdManager::new();
     let metrics = BrokerMetrics::new()?;
     metrics.register_log_collector(&replicas)?;
+    metrics.register_replication_collector(&replicas)?;
     let groups = Arc::new(GroupCoordinator::new(
         config.clone(),
         replicas.clone(),

@@ -31,6 +31,7 @@ pub mod producer_ids;
 pub mod protocol;
 pub mod replica_manager;
 pub mod replication;
+pub mod replication_metrics;
 pub mod server;
 #[cfg(test)]
 pub mod test_support;

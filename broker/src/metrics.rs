@@ -154,6 +154,16 @@ impl BrokerMetrics {
             .register(Box::new(LogCollector::new(Arc::downgrade(replicas))?))
     }
 
+    /// Adds replication and controller gauges, computed at each scrape.
+    pub fn register_replication_collector(
+        &self,
+        replicas: &Arc<ReplicaManager>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(Box::new(
+            crate::replication_metrics::ReplicationCollector::new(Arc::downgrade(replicas))?,
+        ))
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

@@ -429,6 +429,25 @@ impl GroupCoordinator {
     }
 }
 
+impl LeadershipListener for GroupCoordinator {
+    fn on_become_leader(&self, topic: &str, partition: i32, leader_epoch: i32) {
+        if topic != OFFSETS_TOPIC {
+            return;
+        }
+        if let Some(t) = self.replicas.topic(OFFSETS_TOPIC) {
+            self.num_partitions
+                .store(t.meta.partitions, Ordering::Release);
+        }
+        GroupCoordinator::on_become_leader(self, partition, leader_epoch);
+    }
+
+    fn on_resign(&self, topic: &str, partition: i32) {
+        if topic == OFFSETS_TOPIC {
+            GroupCoordinator::on_resign(self, partition);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,24 +466,5 @@ mod tests {
         // Non-ASCII counts UTF-16 code units, as Java does.
         assert_eq!(java_string_hash("é"), 0xe9);
         assert_eq!(java_string_hash("😀"), 0xd83d * 31 + 0xde00);
-    }
-}
-
-impl LeadershipListener for GroupCoordinator {
-    fn on_become_leader(&self, topic: &str, partition: i32, leader_epoch: i32) {
-        if topic != OFFSETS_TOPIC {
-            return;
-        }
-        if let Some(t) = self.replicas.topic(OFFSETS_TOPIC) {
-            self.num_partitions
-                .store(t.meta.partitions, Ordering::Release);
-        }
-        GroupCoordinator::on_become_leader(self, partition, leader_epoch);
-    }
-
-    fn on_resign(&self, topic: &str, partition: i32) {
-        if topic == OFFSETS_TOPIC {
-            GroupCoordinator::on_resign(self, partition);
-        }
     }
 }

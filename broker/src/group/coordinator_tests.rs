@@ -153,14 +153,16 @@ async fn a_reopened_broker_finds_groups_and_offsets_in_the_log() {
     );
 }
 
-#[test]
-fn an_offsets_topic_created_by_a_client_is_led_all_the_same() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offsets_topic_created_by_a_client_is_led_all_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let (c, _) = coordinator(dir.path());
+    let f = coordinator(dir.path(), Arc::new(ManualClock::new(1_000_000))).await;
+    let c = &f.c;
     c.replicas
-        .create_topic(OFFSETS_TOPIC, 3, 1, Default::default(), false)
+        .create_topic(OFFSETS_TOPIC, 3, 1, Default::default(), false, None)
+        .await
         .unwrap();
-    c.ensure_offsets_topic().unwrap();
+    c.ensure_offsets_topic().await.unwrap();
     let results = c
         .commit_offsets("g", -1, "", None, vec![commit(1, 0)])
         .unwrap();

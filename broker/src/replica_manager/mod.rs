@@ -131,6 +131,7 @@ pub struct ReplicaManager {
     /// This broker's registration epoch (-1 before it registered).
     registration_epoch: AtomicI64,
     appended: watch::Sender<u64>,
+    isr_changes: crate::replication_metrics::IsrChangeCounts,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -165,6 +166,7 @@ impl ReplicaManager {
             caught_up_epoch: AtomicI64::new(-1),
             registration_epoch: AtomicI64::new(-1),
             appended: watch::channel(0).0,
+            isr_changes: Default::default(),
         })
     }
 
@@ -292,9 +294,21 @@ impl ReplicaManager {
             partition.isr_change_failed();
             return;
         };
+        let before = partition.role();
+        let growing = match &before {
+            crate::partition::Role::Leader(l) => change.isr.len() > l.isr.len(),
+            _ => false,
+        };
         let command = crate::controller::command::MetadataCommand::AlterPartition(change);
         match controller.write_ok(command).await {
-            Ok(_) => {}
+            Ok(_) => {
+                let counter = if growing {
+                    &self.isr_changes.expands
+                } else {
+                    &self.isr_changes.shrinks
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
             Err(e) => {
                 tracing::info!(topic = %partition.topic, partition = partition.index, error = %e, "ISR change not applied");
                 partition.isr_change_failed();
@@ -310,6 +324,11 @@ impl ReplicaManager {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
             }
         }
+    }
+
+    /// ISR shrinks and expands this broker got applied as leader.
+    pub fn isr_change_counts(&self) -> &crate::replication_metrics::IsrChangeCounts {
+        &self.isr_changes
     }
 
     fn caught_up(&self) -> bool {

@@ -80,7 +80,7 @@ impl ReplicaManager {
     fn controller_or_err(&self) -> Result<&Arc<Controller>, AdminError> {
         self.controller
             .get()
-            .ok_or_else(|| AdminError::Controller(ControllerError::NotController))
+            .ok_or(AdminError::Controller(ControllerError::NotController))
     }
 
     /// Waits until this broker's applied image satisfies `done`.

@@ -129,6 +129,19 @@ impl Cluster {
         config
     }
 
+    /// A client config that bootstraps from `nodes` only (a frozen broker accepts
+    /// connections but never answers, so it must not be a client's first contact).
+    pub fn client_config_for(&self, nodes: &[usize]) -> ClientConfig {
+        let mut config = self.client_config();
+        let servers = nodes
+            .iter()
+            .map(|i| self.brokers[*i].bootstrap())
+            .collect::<Vec<_>>()
+            .join(",");
+        config.set("bootstrap.servers", servers);
+        config
+    }
+
     /// SIGKILLs node `id`.
     pub fn kill9(&mut self, id: usize) {
         self.brokers[id].kill9();

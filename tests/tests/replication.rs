@@ -324,9 +324,6 @@ async fn acks_all_is_refused_when_too_few_replicas_are_alive() {
 /// Kafka's NOT_ENOUGH_REPLICAS.
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 
-fn producer_acks_one(cluster: &Cluster) -> FutureProducer {
-    producer(cluster, "1")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_diverged_replica_truncates_and_nobody_reads_its_unreplicated_records() {
@@ -354,7 +351,14 @@ async fn a_diverged_replica_truncates_and_nobody_reads_its_unreplicated_records(
     for f in &followers {
         cluster.brokers[*f].pause();
     }
-    let lonely = producer_acks_one(&cluster);
+    let lonely: FutureProducer = {
+        let mut config = cluster.client_config_for(&[old_leader]);
+        config
+            .set("acks", "1")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", "60000");
+        config.create().expect("producer")
+    };
     let doomed: Vec<String> = (0..20).map(|i| format!("doomed{i:02}")).collect();
     assert_eq!(send_all(&lonely, &topic, &doomed).await.len(), 20);
     drop(lonely);

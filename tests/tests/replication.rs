@@ -324,7 +324,6 @@ async fn acks_all_is_refused_when_too_few_replicas_are_alive() {
 /// Kafka's NOT_ENOUGH_REPLICAS.
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_diverged_replica_truncates_and_nobody_reads_its_unreplicated_records() {
     // Followers stay in the ISR while frozen (no shrink, no fencing), and never park a fetch
@@ -393,4 +392,94 @@ async fn a_diverged_replica_truncates_and_nobody_reads_its_unreplicated_records(
     );
     let expected: Vec<String> = committed.into_iter().chain(later).collect();
     assert_eq!(values, expected);
+}
+
+/// The broker coordinating `group`, as FindCoordinator answers; waits for one other than
+/// `not`.
+fn coordinator_of(cluster: &Cluster, group: &str, not: Option<i32>) -> i32 {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use kafka_protocol::protocol::StrBytes;
+    wait_until(FAILOVER_TIMEOUT, "a coordinator for the group", || {
+        let live = cluster.down.iter().position(|d| !d)?;
+        let mut client = RawClient::try_connect(cluster.brokers[live].kafka_addr()).ok()?;
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(group.to_string()))
+            .with_key_type(0);
+        let response = client.request(&request, 3).ok()?;
+        (response.error_code == 0 && Some(response.node_id.0) != not).then_some(response.node_id.0)
+    })
+}
+
+fn group_consumer(cluster: &Cluster, group: &str) -> BaseConsumer {
+    let mut config = cluster.client_config();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500");
+    config.create().expect("group consumer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_the_loss_of_the_coordinator() {
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("offsets.topic.replication.factor", "3"),
+            ("offsets.topic.num.partitions", "3"),
+            ("group.initial.rebalance.delay.ms", "0"),
+        ],
+    );
+    let topic = unique_topic("group-failover");
+    create_topic(&cluster, &topic, 1, 3, "2").await;
+    let values: Vec<String> = (0..100).map(|i| format!("g{i:03}")).collect();
+    assert_eq!(
+        send_all(&producer(&cluster, "all"), &topic, &values)
+            .await
+            .len(),
+        100
+    );
+
+    let group = unique_topic("group");
+    let consumer = group_consumer(&cluster, &group);
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut seen = 0;
+    wait_until(
+        Duration::from_secs(60),
+        "consuming the first 60 records",
+        || {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                assert_eq!(m.offset(), seen, "records in order from the start");
+                seen += 1;
+            }
+            (seen == 60).then_some(())
+        },
+    );
+    let mut commit = TopicPartitionList::new();
+    commit
+        .add_partition_offset(&topic, 0, Offset::Offset(60))
+        .unwrap();
+    consumer
+        .commit(&commit, rdkafka::consumer::CommitMode::Sync)
+        .expect("committing offset 60");
+    drop(consumer);
+
+    // The coordinator dies; the offsets partition fails over to a replica that has the commit.
+    let coordinator = coordinator_of(&cluster, &group, None);
+    cluster.kill9(coordinator as usize);
+    coordinator_of(&cluster, &group, Some(coordinator));
+
+    let resumed = group_consumer(&cluster, &group);
+    resumed.subscribe(&[&topic]).unwrap();
+    let first = wait_until(
+        Duration::from_secs(60),
+        "the resumed consumer's first record",
+        || match resumed.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => Some((m.offset(), m.payload().map(|p| p.to_vec()))),
+            _ => None,
+        },
+    );
+    assert_eq!(first.0, 60, "resumed right after the committed offset");
+    assert_eq!(first.1.as_deref(), Some(b"g060".as_slice()));
 }

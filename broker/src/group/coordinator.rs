@@ -268,8 +268,8 @@ impl GroupCoordinator {
     }
 
     /// The one write path into `__consumer_offsets`: appends `records` as one batch to the
-    /// group's partition, with that partition's durability settings. In the replicated
-    /// cluster the wait for `acks=all` (bounded by `offsets.commit.timeout.ms`) goes here.
+    /// group's partition. OffsetCommit then waits for the in-sync replicas
+    /// ([`GroupCoordinator::wait_replicated`]), outside the group's lock.
     pub fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> Result<(), i16> {
         let partition = self.check_coordinator(group_id)?;
         let Some(log) = self.replicas.partition(OFFSETS_TOPIC, partition) else {
@@ -320,6 +320,27 @@ impl GroupCoordinator {
                 })
             }
         }
+    }
+
+    /// Waits until every in-sync replica of `group_id`'s `__consumer_offsets` partition has
+    /// what was appended to it so far (the high watermark reaches today's log end), at most
+    /// `offsets.commit.timeout.ms`, as Kafka's coordinator writes with `acks=all`. Called by
+    /// OffsetCommit after the append, with no lock held.
+    pub async fn wait_replicated(&self, group_id: &str) -> Result<(), i16> {
+        let partition = self.partition_for(group_id);
+        let Some(log) = self.replicas.partition(OFFSETS_TOPIC, partition) else {
+            return Err(ResponseError::NotCoordinator.code());
+        };
+        let end = log.log_end_offset();
+        let timeout =
+            std::time::Duration::from_millis(self.config.offsets_commit_timeout_ms().max(0) as u64);
+        log.wait_for_high_watermark(end, 1, timeout)
+            .await
+            .map_err(|e| match e {
+                PartitionError::NotLeader => ResponseError::NotCoordinator.code(),
+                PartitionError::Timeout => ResponseError::RequestTimedOut.code(),
+                _ => ResponseError::CoordinatorNotAvailable.code(),
+            })
     }
 
     /// Appends the group's metadata if an operation changed it.

@@ -10,9 +10,10 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use crate::broker::Broker;
 use crate::group::operations::OffsetCommit;
 
-/// Answers OffsetCommit. `retention_time_ms` (v2-v4) is ignored, as in Kafka 4:
+/// Answers OffsetCommit once the commit is on every in-sync replica of the group's
+/// `__consumer_offsets` partition. `retention_time_ms` (v2-v4) is ignored, as in Kafka 4:
 /// `offsets.retention.minutes` decides.
-pub fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let offsets: Vec<OffsetCommit> = request
         .topics
         .iter()
@@ -32,6 +33,15 @@ pub fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResp
         request.group_instance_id.as_deref(),
         offsets,
     );
+    let outcome = match outcome {
+        Ok(results) if results.iter().any(|(_, code)| *code == 0) => {
+            match broker.groups.wait_replicated(&request.group_id).await {
+                Ok(()) => Ok(results),
+                Err(code) => Err(code),
+            }
+        }
+        other => other,
+    };
     let topics = request
         .topics
         .into_iter()

@@ -109,6 +109,7 @@ pub fn open(
     let producer_ids = ProducerIdManager::new();
     let metrics = BrokerMetrics::new()?;
     metrics.register_log_collector(&replicas)?;
+    metrics.register_reassignment_collector(&replicas)?;
     let groups = Arc::new(GroupCoordinator::new(
         config.clone(),
         replicas.clone(),
@@ -179,6 +180,7 @@ impl StartedBroker {
         let rpc = tokio::spawn(crate::controller::rpc::serve(
             cluster.rpc_listener,
             controller.clone(),
+            Some(crate::admin_service::services(&broker)),
             async move {
                 let _ = rpc_stop.wait_for(|stop| *stop).await;
             },

@@ -154,6 +154,16 @@ impl BrokerMetrics {
             .register(Box::new(LogCollector::new(Arc::downgrade(replicas))?))
     }
 
+    /// Adds the reassignment metrics (`crate::admin_service::metrics`), read at each scrape.
+    pub fn register_reassignment_collector(
+        &self,
+        replicas: &Arc<ReplicaManager>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(Box::new(
+            crate::admin_service::metrics::ReassignmentCollector::new(Arc::downgrade(replicas))?,
+        ))
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

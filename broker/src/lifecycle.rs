@@ -57,6 +57,7 @@ impl Lifecycle {
             match self.controller.register_broker(request).await {
                 Ok(r) => {
                     self.epoch.send_replace(r.broker_epoch);
+                    self.broker.replicas.set_registration_epoch(r.broker_epoch);
                     return (r.broker_epoch, r.cluster_id);
                 }
                 Err(e) => {
@@ -103,15 +104,24 @@ impl Lifecycle {
         Ok((response.fenced, response.shutdown_ready))
     }
 
-    /// Heartbeats until unfenced.
+    /// Heartbeats until unfenced, then waits until this broker has applied the image that
+    /// unfenced it (so it leads its partitions before it tells anyone it is ready).
     pub async fn wait_unfenced(&self) {
         loop {
             match self.heartbeat(false).await {
-                Ok((false, _)) => return,
+                Ok((false, _)) => break,
                 Ok((true, _)) => {}
                 Err(e) => tracing::debug!(error = %e, "heartbeat before unfencing"),
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let replicas = &self.broker.replicas;
+        let id = self.broker.node_id();
+        let mut applied = replicas.subscribe_appends();
+        while replicas.image().brokers.get(&id).is_none_or(|b| b.fenced) {
+            if applied.changed().await.is_err() {
+                return;
+            }
         }
     }
 

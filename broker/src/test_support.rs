@@ -46,6 +46,7 @@ pub async fn join(replicas: &Arc<ReplicaManager>, controller: &Arc<Controller>) 
         .await
         .expect("registering");
     let epoch = registered.broker_epoch;
+    replicas.set_registration_epoch(epoch);
     crate::wait_for_condition(|| replicas.image().applied_index >= epoch as u64).await;
     replicas.set_caught_up(epoch);
     loop {

@@ -16,7 +16,7 @@ pub const FAST_FAILOVER: &[(&str, &str)] = &[
     ("broker.session.timeout.ms", "2000"),
     ("broker.heartbeat.interval.ms", "250"),
     ("controller.quorum.election.timeout.ms", "800"),
-    ("replica.lag.time.max.ms", "3000"),
+    ("replica.lag.time.max.ms", "10000"),
     ("replica.fetch.wait.max.ms", "200"),
 ];
 

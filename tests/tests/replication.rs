@@ -328,7 +328,16 @@ fn producer_acks_one(cluster: &Cluster) -> FutureProducer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_diverged_replica_truncates_and_nobody_reads_its_unreplicated_records() {
-    let mut cluster = Cluster::start(3, &[("replica.lag.time.max.ms", "30000")]);
+    // Followers stay in the ISR while frozen (no shrink, no fencing), and never park a fetch
+    // at the leader, so nothing written while they are frozen can reach them.
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("replica.lag.time.max.ms", "60000"),
+            ("broker.session.timeout.ms", "15000"),
+            ("replica.fetch.wait.max.ms", "0"),
+        ],
+    );
     let topic = unique_topic("diverge");
     create_topic(&cluster, &topic, 1, 3, "2").await;
     let first = producer(&cluster, "all");

@@ -108,6 +108,7 @@ pub struct Controller {
     image_rx: watch::Receiver<Arc<MetadataImage>>,
     clients: Mutex<HashMap<String, ControllerClient<Channel>>>,
     sessions: Mutex<duties::Sessions>,
+    next_voter: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Controller {
@@ -178,6 +179,7 @@ impl Controller {
             image_rx,
             clients: Mutex::new(HashMap::new()),
             sessions: Mutex::new(duties::Sessions::default()),
+            next_voter: std::sync::atomic::AtomicUsize::new(0),
         });
         tokio::spawn(duties::run(Arc::downgrade(&controller)));
         Ok(controller)
@@ -225,6 +227,27 @@ impl Controller {
             .is_ok()
     }
 
+    /// Where to send a request for the active controller: its address if known, otherwise a
+    /// voter other than this node (it forwards), so a broker that has not joined the log yet
+    /// (a learner to be) can still reach the quorum.
+    fn controller_addr(&self) -> Option<String> {
+        if let Some((_, addr)) = self.leader() {
+            return Some(addr);
+        }
+        let others: Vec<&String> = self
+            .config
+            .voters
+            .iter()
+            .filter(|(id, _)| **id != self.config.node_id)
+            .map(|(_, addr)| addr)
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        let n = self.next_voter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(others[n % others.len()].clone())
+    }
+
     /// Whether this node is the active controller.
     pub fn is_active(&self) -> bool {
         self.raft.metrics().borrow().state == ServerState::Leader
@@ -247,8 +270,10 @@ impl Controller {
         loop {
             let attempt = match self.leader() {
                 Some((id, _)) if id == self.config.node_id => self.write_on_leader(&command).await,
-                Some((_, addr)) => self.forward_write(&addr, &command).await,
-                None => Err(ControllerError::Unavailable("no active controller".into())),
+                _ => match self.controller_addr() {
+                    Some(addr) => self.forward_write(&addr, &command).await,
+                    None => Err(ControllerError::Unavailable("no active controller".into())),
+                },
             };
             match attempt {
                 Err(e @ (ControllerError::Unavailable(_) | ControllerError::NotController))
@@ -335,8 +360,8 @@ impl Controller {
         request: RegisterBrokerRequest,
     ) -> Result<RegisterBrokerResponse, ControllerError> {
         if !self.is_active() {
-            let (_, addr) = self
-                .leader()
+            let addr = self
+                .controller_addr()
                 .ok_or_else(|| ControllerError::Unavailable("no active controller".into()))?;
             let mut client = self.client(&addr)?;
             return Ok(client
@@ -407,8 +432,8 @@ impl Controller {
         request: BrokerHeartbeatRequest,
     ) -> Result<BrokerHeartbeatResponse, ControllerError> {
         if !self.is_active() {
-            let (_, addr) = self
-                .leader()
+            let addr = self
+                .controller_addr()
                 .ok_or_else(|| ControllerError::Unavailable("no active controller".into()))?;
             let mut client = self.client(&addr)?;
             return Ok(client

@@ -53,6 +53,10 @@ impl ReplicaManager {
         let listeners = self.listeners();
         let mut wanted: HashSet<PartitionKey> = HashSet::new();
         let mut topics = HashMap::new();
+        // Until the log is replayed up to this broker's registration, an image may be old
+        // (a restart replays from the start): replicas take no role from it.
+        let registered = self.registration_epoch.load(std::sync::atomic::Ordering::Acquire);
+        let roles = registered >= 0 && image.applied_index >= registered as u64;
         for topic in image.topics.values() {
             let name: Arc<str> = Arc::from(topic.name.as_str());
             topics.insert(
@@ -72,6 +76,9 @@ impl ReplicaManager {
                 .get(&topic.name)
                 .is_some_and(|old| old.configs != topic.configs);
             let log_config = topic_config::log_config(&self.config, &topic.configs);
+            if !roles {
+                continue;
+            }
             for (index, p) in topic.partitions.iter().enumerate() {
                 let index = index as i32;
                 if !p.replicas.contains(&local_id) {
@@ -128,7 +135,9 @@ impl ReplicaManager {
         self.fetchers.set_throttle(image.reassignment_throttle);
         *self.topics.write() = topics;
         *self.image.write() = image.clone();
-        self.remove_unwanted(&wanted, &listeners);
+        if roles {
+            self.remove_unwanted(&wanted, &listeners);
+        }
         // Wake long polls: high watermarks and leaderships may have changed.
         self.notify_appended();
     }

@@ -129,6 +129,8 @@ pub struct ReplicaManager {
     /// This broker's registration epoch once it has caught up with the log up to it; until
     /// then an image may be stale and nothing local is deleted on its word.
     caught_up_epoch: AtomicI64,
+    /// This broker's registration epoch (-1 before it registered).
+    registration_epoch: AtomicI64,
     appended: watch::Sender<u64>,
 }
 
@@ -162,6 +164,7 @@ impl ReplicaManager {
             fetchers,
             listeners: RwLock::new(Vec::new()),
             caught_up_epoch: AtomicI64::new(-1),
+            registration_epoch: AtomicI64::new(-1),
             appended: watch::channel(0).0,
         })
     }
@@ -317,6 +320,11 @@ impl ReplicaManager {
 
     fn caught_up(&self) -> bool {
         self.caught_up_epoch.load(Ordering::Acquire) >= 0
+    }
+
+    /// Records this broker's registration: images from before it assign no roles.
+    pub fn set_registration_epoch(&self, broker_epoch: i64) {
+        self.registration_epoch.store(broker_epoch, Ordering::Release);
     }
 
     /// Marks this broker as caught up with the metadata log up to its registration.

@@ -3,6 +3,7 @@
 //! way clients see it (Metadata through the raw protocol client).
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
@@ -42,11 +43,18 @@ pub struct Cluster {
     pub down: Vec<bool>,
 }
 
+/// A free port below Linux's ephemeral range (32768+), so that no broker or client binding
+/// port 0 elsewhere can take it between this check and the broker's own bind.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("reserving a port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 400) * 30;
+    for _ in 0..2_000 {
+        let port = (20_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range")
 }
 
 impl Cluster {

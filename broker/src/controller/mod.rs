@@ -244,7 +244,9 @@ impl Controller {
         if others.is_empty() {
             return None;
         }
-        let n = self.next_voter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .next_voter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(others[n % others.len()].clone())
     }
 

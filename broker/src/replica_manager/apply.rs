@@ -55,7 +55,9 @@ impl ReplicaManager {
         let mut topics = HashMap::new();
         // Until the log is replayed up to this broker's registration, an image may be old
         // (a restart replays from the start): replicas take no role from it.
-        let registered = self.registration_epoch.load(std::sync::atomic::Ordering::Acquire);
+        let registered = self
+            .registration_epoch
+            .load(std::sync::atomic::Ordering::Acquire);
         let roles = registered >= 0 && image.applied_index >= registered as u64;
         for topic in image.topics.values() {
             let name: Arc<str> = Arc::from(topic.name.as_str());

@@ -324,7 +324,8 @@ impl ReplicaManager {
 
     /// Records this broker's registration: images from before it assign no roles.
     pub fn set_registration_epoch(&self, broker_epoch: i64) {
-        self.registration_epoch.store(broker_epoch, Ordering::Release);
+        self.registration_epoch
+            .store(broker_epoch, Ordering::Release);
     }
 
     /// Marks this broker as caught up with the metadata log up to its registration.

@@ -63,7 +63,7 @@ struct Fetcher {
     leader_addr: Mutex<String>,
     partitions: Mutex<BTreeMap<Key, Assigned>>,
     wake: Notify,
-    task: tokio::task::JoinHandle<()>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The fetchers of this broker, one per leader it follows.
@@ -141,22 +141,26 @@ impl ReplicaFetcherManager {
     /// Stops every fetcher.
     pub fn shutdown(&self) {
         for (_, f) in self.fetchers.lock().drain() {
-            f.task.abort();
+            if let Some(task) = f.task.lock().take() {
+                task.abort();
+            }
         }
     }
 
     fn spawn(&self, leader: i32, leader_addr: &str) -> Arc<Fetcher> {
         let config = self.config.clone();
         let throttle = self.throttle.clone();
-        Arc::new_cyclic(|weak: &std::sync::Weak<Fetcher>| {
-            let weak = weak.clone();
-            Fetcher {
-                leader_addr: Mutex::new(leader_addr.to_string()),
-                partitions: Mutex::new(BTreeMap::new()),
-                wake: Notify::new(),
-                task: tokio::spawn(async move { run(weak, leader, config, throttle).await }),
-            }
-        })
+        // The fetcher exists before its task starts, so the task always finds it.
+        let fetcher = Arc::new(Fetcher {
+            leader_addr: Mutex::new(leader_addr.to_string()),
+            partitions: Mutex::new(BTreeMap::new()),
+            wake: Notify::new(),
+            task: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&fetcher);
+        let task = tokio::spawn(async move { run(weak, leader, config, throttle).await });
+        *fetcher.task.lock() = Some(task);
+        fetcher
     }
 }
 

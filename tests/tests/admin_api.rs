@@ -80,7 +80,11 @@ async fn create(cluster: &Cluster, request: pb::CreateTopicRequest) -> pb::Topic
     topic
 }
 
-async fn describe_topic(cluster: &Cluster, id: usize, name: &str) -> Result<pb::TopicDescription, Code> {
+async fn describe_topic(
+    cluster: &Cluster,
+    id: usize,
+    name: &str,
+) -> Result<pb::TopicDescription, Code> {
     cluster
         .admin(id)
         .describe_topic(pb::DescribeTopicRequest { name: name.into() })
@@ -103,12 +107,22 @@ fn producer(cluster: &Cluster) -> FutureProducer {
 }
 
 /// Sends `values` to `partition` and returns those acknowledged, in send order.
-async fn send_all(producer: &FutureProducer, topic: &str, partition: i32, values: &[String]) -> Vec<String> {
+async fn send_all(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    values: &[String],
+) -> Vec<String> {
     let futures: Vec<_> = values
         .iter()
         .map(|v| {
-            let record = FutureRecord::<(), String>::to(topic).partition(partition).payload(v);
-            let future = producer.send_result(record).map_err(|(e, _)| e).expect("enqueueing");
+            let record = FutureRecord::<(), String>::to(topic)
+                .partition(partition)
+                .payload(v);
+            let future = producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .expect("enqueueing");
             (v.clone(), future)
         })
         .collect();
@@ -141,7 +155,12 @@ fn produce_until_stopped(
 }
 
 /// Every record of `topic`/`partition`, in offset order (at least `expected`).
-fn read_partition(cluster: &Cluster, topic: &str, partition: i32, expected: usize) -> Vec<(i64, String)> {
+fn read_partition(
+    cluster: &Cluster,
+    topic: &str,
+    partition: i32,
+    expected: usize,
+) -> Vec<(i64, String)> {
     let mut config = cluster.client_config();
     config
         .set("group.id", unique_topic("admin-reader"))
@@ -149,7 +168,8 @@ fn read_partition(cluster: &Cluster, topic: &str, partition: i32, expected: usiz
         .set("check.crcs", "true");
     let consumer: BaseConsumer = config.create().expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let mut records = Vec::new();
     let mut take = |m: rdkafka::message::BorrowedMessage<'_>| {
@@ -159,7 +179,10 @@ fn read_partition(cluster: &Cluster, topic: &str, partition: i32, expected: usiz
     let deadline = Instant::now() + TIMEOUT;
     let mut taken = 0;
     while taken < expected {
-        assert!(Instant::now() < deadline, "read {taken} of {expected} records of {topic}-{partition}");
+        assert!(
+            Instant::now() < deadline,
+            "read {taken} of {expected} records of {topic}-{partition}"
+        );
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             take(m);
             taken += 1;
@@ -182,7 +205,12 @@ fn assert_nothing_lost(records: &[(i64, String)], acked: &[String]) {
         assert!(w[0].1 < w[1].1, "out of order: {} then {}", w[0].1, w[1].1);
     }
     let lost: Vec<&String> = acked.iter().filter(|v| !unique.contains(v)).collect();
-    assert!(lost.is_empty(), "{} acknowledged records lost, first {:?}", lost.len(), lost.first());
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged records lost, first {:?}",
+        lost.len(),
+        lost.first()
+    );
 }
 
 fn log_bytes(dir: &Path) -> Vec<u8> {
@@ -195,7 +223,10 @@ fn log_bytes(dir: &Path) -> Vec<u8> {
         })
         .unwrap_or_default();
     files.sort();
-    files.iter().flat_map(|f| std::fs::read(f).unwrap_or_default()).collect()
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap_or_default())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,21 +236,33 @@ async fn describe_cluster_reports_brokers_the_controller_and_under_replicated_pa
     create(&cluster, create_request(&topic, 3, 3)).await;
 
     let c = &cluster;
-    let healthy = eventually(TIMEOUT, "a healthy cluster with a controller", || async move {
-        let d = c.describe_cluster(1).await;
-        let ok = d.under_replicated_partition_count == 0
-            && d.controller.as_ref().is_some_and(|c| c.leader_id.is_some())
-            && d.brokers.iter().all(|b| b.state() == pb::BrokerState::Active);
-        ok.then_some(d)
-    })
+    let healthy = eventually(
+        TIMEOUT,
+        "a healthy cluster with a controller",
+        || async move {
+            let d = c.describe_cluster(1).await;
+            let ok = d.under_replicated_partition_count == 0
+                && d.controller.as_ref().is_some_and(|c| c.leader_id.is_some())
+                && d.brokers
+                    .iter()
+                    .all(|b| b.state() == pb::BrokerState::Active);
+            ok.then_some(d)
+        },
+    )
     .await;
     assert_eq!(healthy.answering_broker_id, 1);
     assert!(!healthy.cluster_id.is_empty());
-    assert_eq!(healthy.cluster_id, cluster.describe_cluster(2).await.cluster_id);
+    assert_eq!(
+        healthy.cluster_id,
+        cluster.describe_cluster(2).await.cluster_id
+    );
     let controller = healthy.controller.clone().unwrap();
     let controller_id = controller.leader_id.unwrap();
     assert_eq!(controller.voters, vec![0, 1, 2]);
-    assert!(controller.term >= 1 && controller.commit_index > 0, "{controller:?}");
+    assert!(
+        controller.term >= 1 && controller.commit_index > 0,
+        "{controller:?}"
+    );
     assert_eq!(
         Some(controller_id),
         cluster.controller(&topic),
@@ -228,7 +271,9 @@ async fn describe_cluster_reports_brokers_the_controller_and_under_replicated_pa
     // Loads match the topics as ListTopics lists them.
     let topics = cluster
         .admin(2)
-        .list_topics(pb::ListTopicsRequest { include_internal: true })
+        .list_topics(pb::ListTopicsRequest {
+            include_internal: true,
+        })
         .await
         .unwrap()
         .into_inner()
@@ -237,9 +282,15 @@ async fn describe_cluster_reports_brokers_the_controller_and_under_replicated_pa
         topics.iter().flat_map(|t| t.partitions.iter()).collect();
     assert_eq!(healthy.partition_count as usize, partitions.len());
     for b in &healthy.brokers {
-        let replicas = partitions.iter().filter(|p| p.replicas.contains(&b.id)).count();
+        let replicas = partitions
+            .iter()
+            .filter(|p| p.replicas.contains(&b.id))
+            .count();
         let leaders = partitions.iter().filter(|p| p.leader == Some(b.id)).count();
-        assert_eq!((b.replica_count as usize, b.leader_count as usize), (replicas, leaders));
+        assert_eq!(
+            (b.replica_count as usize, b.leader_count as usize),
+            (replicas, leaders)
+        );
         assert!(b.kafka_endpoint.as_ref().is_some_and(|e| e.port > 0));
         assert!(b.epoch > 0);
     }
@@ -249,11 +300,16 @@ async fn describe_cluster_reports_brokers_the_controller_and_under_replicated_pa
     let witness = ((victim + 1) % 3) as usize;
     cluster.kill9(victim as usize);
     let c = &cluster;
-    let degraded = eventually(TIMEOUT, "the killed broker fenced and its partitions under-replicated", || async move {
-        let d = c.describe_cluster(witness).await;
-        let fenced = broker_entry(&d, victim).is_some_and(|b| b.state() == pb::BrokerState::Fenced);
-        (fenced && d.under_replicated_partition_count == 3).then_some(d)
-    })
+    let degraded = eventually(
+        TIMEOUT,
+        "the killed broker fenced and its partitions under-replicated",
+        || async move {
+            let d = c.describe_cluster(witness).await;
+            let fenced =
+                broker_entry(&d, victim).is_some_and(|b| b.state() == pb::BrokerState::Fenced);
+            (fenced && d.under_replicated_partition_count == 3).then_some(d)
+        },
+    )
     .await;
     let mine: Vec<&pb::PartitionHealth> = degraded
         .under_replicated_partitions
@@ -268,15 +324,23 @@ async fn describe_cluster_reports_brokers_the_controller_and_under_replicated_pa
     }
     assert_eq!(degraded.offline_partition_count, 0);
     let described = describe_topic(&cluster, witness, &topic).await.unwrap();
-    assert!(described.partitions.iter().all(|p| p.offline_replicas == vec![victim]));
+    assert!(described
+        .partitions
+        .iter()
+        .all(|p| p.offline_replicas == vec![victim]));
 
     cluster.restart(victim as usize);
     let c = &cluster;
-    eventually(TIMEOUT, "the restarted broker back in every ISR", || async move {
-        let d = c.describe_cluster(witness).await;
-        let active = broker_entry(&d, victim).is_some_and(|b| b.state() == pb::BrokerState::Active);
-        (active && d.under_replicated_partition_count == 0).then_some(())
-    })
+    eventually(
+        TIMEOUT,
+        "the restarted broker back in every ISR",
+        || async move {
+            let d = c.describe_cluster(witness).await;
+            let active =
+                broker_entry(&d, victim).is_some_and(|b| b.state() == pb::BrokerState::Active);
+            (active && d.under_replicated_partition_count == 0).then_some(())
+        },
+    )
     .await;
 }
 
@@ -300,9 +364,20 @@ async fn topics_round_trip_with_the_documented_error_codes() {
         assert_eq!(p.replicas.len(), 2);
         assert_ne!(p.replicas[0], p.replicas[1]);
     }
-    let described = describe_topic(&cluster, 2, &topic).await.unwrap();
-    assert_eq!(described.topic_id, created.topic_id);
-    assert_eq!(described.configs.get("retention.ms").map(String::as_str), Some("3600000"));
+    // The answering broker's image shows the topic at once; the others follow.
+    let described = describe_topic(&cluster, 1, &topic).await.unwrap();
+    assert_eq!(described, created);
+    let c = &cluster;
+    let elsewhere = eventually(TIMEOUT, "broker 2 describing the topic", || {
+        let topic = topic.clone();
+        async move { describe_topic(c, 2, &topic).await.ok() }
+    })
+    .await;
+    assert_eq!(elsewhere.topic_id, created.topic_id);
+    assert_eq!(
+        described.configs.get("retention.ms").map(String::as_str),
+        Some("3600000")
+    );
     // Kafka clients see the same topic.
     let metadata = cluster.metadata(&topic).unwrap();
     assert_eq!(metadata.topics[0].partitions.len(), 3);
@@ -324,13 +399,19 @@ async fn topics_round_trip_with_the_documented_error_codes() {
         ),
         (explicit("twice", &[&[0, 0]], &[]), Code::InvalidArgument),
         (create_request("too-wide", 1, 4), Code::FailedPrecondition),
-        (explicit("absent-broker", &[&[0, 9]], &[]), Code::FailedPrecondition),
+        (
+            explicit("absent-broker", &[&[0, 9]], &[]),
+            Code::FailedPrecondition,
+        ),
     ];
     for (request, expected) in cases {
         let name = request.name.clone();
         assert_eq!(code(admin.create_topic(request).await), expected, "{name}");
     }
-    assert_eq!(describe_topic(&cluster, 0, "too-wide").await.unwrap_err(), Code::NotFound);
+    assert_eq!(
+        describe_topic(&cluster, 0, "too-wide").await.unwrap_err(),
+        Code::NotFound
+    );
 
     // AlterTopic: two new partitions placed explicitly, one config set and one removed.
     let altered = admin
@@ -338,8 +419,14 @@ async fn topics_round_trip_with_the_documented_error_codes() {
             name: topic.clone(),
             partitions: Some(5),
             new_partitions_assignment: vec![
-                pb::PartitionAssignment { partition: 3, replicas: vec![0, 1] },
-                pb::PartitionAssignment { partition: 4, replicas: vec![2, 0] },
+                pb::PartitionAssignment {
+                    partition: 3,
+                    replicas: vec![0, 1],
+                },
+                pb::PartitionAssignment {
+                    partition: 4,
+                    replicas: vec![2, 0],
+                },
             ],
             set_configs: HashMap::from([("segment.bytes".into(), "1048576".into())]),
             delete_configs: vec!["retention.ms".into()],
@@ -357,9 +444,13 @@ async fn topics_round_trip_with_the_documented_error_codes() {
         altered.configs,
         HashMap::from([("segment.bytes".to_string(), "1048576".to_string())])
     );
-    cluster.wait_partition(&topic, 4, TIMEOUT, "the new partition led and in sync", |v| {
-        v.leader == 2 && v.isr.len() == 2
-    });
+    cluster.wait_partition(
+        &topic,
+        4,
+        TIMEOUT,
+        "the new partition led and in sync",
+        |v| v.leader == 2 && v.isr.len() == 2,
+    );
     let alter = |partitions: i32| pb::AlterTopicRequest {
         name: topic.clone(),
         partitions: Some(partitions),
@@ -368,24 +459,46 @@ async fn topics_round_trip_with_the_documented_error_codes() {
     let status = admin.alter_topic(alter(4)).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status}");
     let status = admin
-        .alter_topic(pb::AlterTopicRequest { name: "missing".into(), ..alter(9) })
+        .alter_topic(pb::AlterTopicRequest {
+            name: "missing".into(),
+            ..alter(9)
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    let listed = admin.list_topics(pb::ListTopicsRequest::default()).await.unwrap().into_inner();
-    assert!(listed.topics.iter().any(|t| t.name == topic && t.partitions.len() == 5));
+    let listed = admin
+        .list_topics(pb::ListTopicsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed
+        .topics
+        .iter()
+        .any(|t| t.name == topic && t.partitions.len() == 5));
     assert!(listed.topics.iter().all(|t| !t.internal));
 
-    admin.delete_topic(pb::DeleteTopicRequest { name: topic.clone() }).await.unwrap();
-    for id in 0..3 {
-        assert_eq!(
-            describe_topic(&cluster, id, &topic).await.unwrap_err(),
-            Code::NotFound,
-            "broker {id} still describes the deleted topic"
-        );
+    admin
+        .delete_topic(pb::DeleteTopicRequest {
+            name: topic.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        describe_topic(&cluster, 1, &topic).await.unwrap_err(),
+        Code::NotFound
+    );
+    for id in [0, 2] {
+        let topic = topic.clone();
+        eventually(TIMEOUT, "every broker forgetting the deleted topic", || {
+            let topic = topic.clone();
+            async move { (describe_topic(c, id, &topic).await == Err(Code::NotFound)).then_some(()) }
+        })
+        .await;
     }
     let status = admin
-        .delete_topic(pb::DeleteTopicRequest { name: topic.clone() })
+        .delete_topic(pb::DeleteTopicRequest {
+            name: topic.clone(),
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
@@ -401,11 +514,17 @@ async fn a_throttled_reassignment_moves_a_partition_while_producing_without_loss
     // Brokers 0-2 are the quorum; broker 3 only holds data.
     let cluster = Cluster::start_with_voters(4, 3, &[]);
     let topic = unique_topic("moving");
-    create(&cluster, explicit(&topic, &[&[0, 1, 2]], &[("min.insync.replicas", "2")])).await;
+    create(
+        &cluster,
+        explicit(&topic, &[&[0, 1, 2]], &[("min.insync.replicas", "2")]),
+    )
+    .await;
     let producer = producer(&cluster);
     // About 2 MB to copy, so the throttled move takes seconds.
     let padding = "x".repeat(1000);
-    let preload: Vec<String> = (0..2000).map(|i| format!("early-{i:07}-{padding}")).collect();
+    let preload: Vec<String> = (0..2000)
+        .map(|i| format!("early-{i:07}-{padding}"))
+        .collect();
     let mut acked = send_all(&producer, &topic, 0, &preload).await;
     assert_eq!(acked.len(), preload.len());
 
@@ -458,7 +577,13 @@ async fn a_throttled_reassignment_moves_a_partition_while_producing_without_loss
             .find(|r| r.topic == topic)
             .expect("the throttled move finished early: the throttle did not hold it back");
         assert_eq!(status.target_replicas, vec![3, 1, 2]);
-        assert_eq!((status.adding_replicas.clone(), status.removing_replicas.clone()), (vec![3], vec![0]));
+        assert_eq!(
+            (
+                status.adding_replicas.clone(),
+                status.removing_replicas.clone()
+            ),
+            (vec![3], vec![0])
+        );
         let progress = &status.progress[0];
         assert_eq!(progress.broker_id, 3);
         assert!(!progress.in_sync);
@@ -485,17 +610,31 @@ async fn a_throttled_reassignment_moves_a_partition_while_producing_without_loss
         last - first,
         t1 - t0
     );
+    eprintln!(
+        "throttled copy: {} bytes in {:.2?} ({:.0} B/s, throttle {RATE} B/s, {} samples)",
+        last - first,
+        t1 - t0,
+        (last - first) as f64 / (t1 - t0).as_secs_f64(),
+        samples.len()
+    );
     let metrics = http::get(cluster.brokers[0].metrics_addr(), "/metrics").body;
-    assert!(metrics.contains("weir_reassigning_partitions 1"), "{metrics}");
-    assert!(metrics.contains(&format!("weir_reassignment_throttle_bytes_per_second {RATE}")));
+    assert!(
+        metrics.contains("weir_reassigning_partitions 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        "weir_reassignment_throttle_bytes_per_second {RATE}"
+    )));
     assert!(
         metrics
             .lines()
-            .any(|l| l.starts_with("weir_reassignment_bytes_remaining{") && l.contains("replica=\"3\"")),
+            .any(|l| l.starts_with("weir_reassignment_bytes_remaining{")
+                && l.contains("replica=\"3\"")),
         "the leader reports the bytes left to copy"
     );
 
     // Lift the throttle; the move completes and the new replica leads.
+    let lifted = Instant::now();
     admin
         .reassign_partitions(pb::ReassignPartitionsRequest {
             reassignments: vec![],
@@ -511,10 +650,15 @@ async fn a_throttled_reassignment_moves_a_partition_while_producing_without_loss
                 .await
                 .unwrap()
                 .into_inner();
-            (list.reassignments.is_empty() && list.throttle_bytes_per_second.is_none()).then_some(())
+            (list.reassignments.is_empty() && list.throttle_bytes_per_second.is_none())
+                .then_some(())
         }
     })
     .await;
+    eprintln!(
+        "unthrottled, the move finished {:.2?} later",
+        lifted.elapsed()
+    );
     let done = describe_topic(&cluster, 1, &topic).await.unwrap();
     let p = &done.partitions[0];
     assert_eq!(p.replicas, vec![3, 1, 2]);
@@ -522,20 +666,31 @@ async fn a_throttled_reassignment_moves_a_partition_while_producing_without_loss
     let mut isr = p.isr.clone();
     isr.sort_unstable();
     assert_eq!(isr, vec![1, 2, 3]);
-    assert_eq!(p.leader, Some(3), "the new preferred replica leads once in sync");
+    assert_eq!(
+        p.leader,
+        Some(3),
+        "the new preferred replica leads once in sync"
+    );
     let fetched = http::get(cluster.brokers[3].metrics_addr(), "/metrics").body;
     let copied: u64 = fetched
         .lines()
         .find_map(|l| l.strip_prefix("weir_reassignment_fetched_bytes_total "))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    assert!(copied > 2_000_000, "broker 3 fetched {copied} bytes for the move");
+    assert!(
+        copied > 2_000_000,
+        "broker 3 fetched {copied} bytes for the move"
+    );
 
     // Produce a little more through the new leader, then stop and read everything back.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     let live_acked = live.await.unwrap();
-    assert!(live_acked.len() > 100, "the producer barely ran: {}", live_acked.len());
+    assert!(
+        live_acked.len() > 100,
+        "the producer barely ran: {}",
+        live_acked.len()
+    );
     acked.extend(live_acked);
     let records = read_partition(&cluster, &topic, 0, acked.len());
     assert_nothing_lost(&records, &acked);
@@ -556,8 +711,15 @@ async fn drain_broker_empties_it_and_a_stopped_empty_broker_can_be_unregistered(
     let mut cluster = Cluster::start_with_voters(4, 3, &[]);
     let topic = unique_topic("drained");
     let created = create(&cluster, create_request(&topic, 4, 2)).await;
-    let on_3 = created.partitions.iter().filter(|p| p.replicas.contains(&3)).count();
-    assert_eq!(on_3, 2, "placement balances 8 replicas over 4 brokers: {created:?}");
+    let on_3 = created
+        .partitions
+        .iter()
+        .filter(|p| p.replicas.contains(&3))
+        .count();
+    assert_eq!(
+        on_3, 2,
+        "placement balances 8 replicas over 4 brokers: {created:?}"
+    );
     let producer = producer(&cluster);
     let mut acked: BTreeMap<i32, Vec<String>> = BTreeMap::new();
     for p in 0..4 {
@@ -579,18 +741,28 @@ async fn drain_broker_empties_it_and_a_stopped_empty_broker_can_be_unregistered(
         .iter()
         .filter(|r| r.topic == topic && r.current_replicas.contains(&3))
         .count();
-    assert_eq!(moved_off_3, 2, "the plan moves both replicas on broker 3: {dry:?}");
-    let state = broker_entry(&cluster.describe_cluster(1).await, 3).unwrap().state();
+    assert_eq!(
+        moved_off_3, 2,
+        "the plan moves both replicas on broker 3: {dry:?}"
+    );
+    let state = broker_entry(&cluster.describe_cluster(1).await, 3)
+        .unwrap()
+        .state();
     assert_eq!(state, pb::BrokerState::Active, "a dry run changes nothing");
 
     let plan = admin.drain_broker(drain(false)).await.unwrap().into_inner();
     assert_eq!(plan.move_count, dry.move_count);
-    let state = broker_entry(&cluster.describe_cluster(1).await, 3).unwrap().state();
+    let state = broker_entry(&cluster.describe_cluster(1).await, 3)
+        .unwrap()
+        .state();
     assert_eq!(state, pb::BrokerState::Draining);
     // New topics stay off a draining broker.
     let fresh = unique_topic("fresh");
     let placed = create(&cluster, create_request(&fresh, 6, 1)).await;
-    assert!(placed.partitions.iter().all(|p| p.replicas != vec![3]), "{placed:?}");
+    assert!(
+        placed.partitions.iter().all(|p| p.replicas != vec![3]),
+        "{placed:?}"
+    );
 
     eventually(TIMEOUT, "broker 3 emptied", || {
         let mut admin = admin.clone();
@@ -602,7 +774,9 @@ async fn drain_broker_empties_it_and_a_stopped_empty_broker_can_be_unregistered(
                 .into_inner()
                 .reassignments;
             let topics = admin
-                .list_topics(pb::ListTopicsRequest { include_internal: true })
+                .list_topics(pb::ListTopicsRequest {
+                    include_internal: true,
+                })
                 .await
                 .unwrap()
                 .into_inner()
@@ -624,7 +798,11 @@ async fn drain_broker_empties_it_and_a_stopped_empty_broker_can_be_unregistered(
     });
 
     let unregister = |id: i32| pb::UnregisterBrokerRequest { broker_id: id };
-    for (id, code) in [(3, Code::FailedPrecondition), (0, Code::FailedPrecondition), (9, Code::NotFound)] {
+    for (id, code) in [
+        (3, Code::FailedPrecondition),
+        (0, Code::FailedPrecondition),
+        (9, Code::NotFound),
+    ] {
         let status = admin.unregister_broker(unregister(id)).await.unwrap_err();
         assert_eq!(status.code(), code, "broker {id}: {status}");
     }
@@ -641,9 +819,23 @@ async fn drain_broker_empties_it_and_a_stopped_empty_broker_can_be_unregistered(
             .then_some(())
     })
     .await;
-    cluster.admin(asked).unregister_broker(unregister(3)).await.unwrap();
-    let ids: Vec<i32> = c.describe_cluster(asked).await.brokers.iter().map(|b| b.id).collect();
-    assert_eq!(ids, vec![0, 1, 2], "the answering broker already forgot broker 3");
+    cluster
+        .admin(asked)
+        .unregister_broker(unregister(3))
+        .await
+        .unwrap();
+    let ids: Vec<i32> = c
+        .describe_cluster(asked)
+        .await
+        .brokers
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![0, 1, 2],
+        "the answering broker already forgot broker 3"
+    );
     for b in 0..3 {
         eventually(TIMEOUT, "every broker forgetting broker 3", || async move {
             let d = c.describe_cluster(b).await;
@@ -681,41 +873,67 @@ fn alter_reassignments(
                     .map(|(index, replicas)| {
                         ReassignablePartition::default()
                             .with_partition_index(*index)
-                            .with_replicas(replicas.map(|r| r.iter().map(|b| BrokerId(*b)).collect()))
+                            .with_replicas(
+                                replicas.map(|r| r.iter().map(|b| BrokerId(*b)).collect()),
+                            )
                     })
                     .collect(),
             )]);
-    client.request(&request, version).expect("AlterPartitionReassignments")
+    client
+        .request(&request, version)
+        .expect("AlterPartitionReassignments")
 }
 
 fn alter_codes(response: &AlterPartitionReassignmentsResponse) -> Vec<i16> {
     assert_eq!(response.error_code, 0);
-    response.responses[0].partitions.iter().map(|p| p.error_code).collect()
+    response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect()
 }
 
-fn list_reassignments(client: &mut RawClient, named: Option<(&str, Vec<i32>)>) -> ListPartitionReassignmentsResponse {
-    let request = ListPartitionReassignmentsRequest::default().with_topics(named.map(|(t, partitions)| {
-        vec![ListPartitionReassignmentsTopics::default()
-            .with_name(topic_name(t))
-            .with_partition_indexes(partitions)]
-    }));
-    client.request(&request, 0).expect("ListPartitionReassignments")
+fn list_reassignments(
+    client: &mut RawClient,
+    named: Option<(&str, Vec<i32>)>,
+) -> ListPartitionReassignmentsResponse {
+    let request =
+        ListPartitionReassignmentsRequest::default().with_topics(named.map(|(t, partitions)| {
+            vec![ListPartitionReassignmentsTopics::default()
+                .with_name(topic_name(t))
+                .with_partition_indexes(partitions)]
+        }));
+    client
+        .request(&request, 0)
+        .expect("ListPartitionReassignments")
 }
 
-fn elect(client: &mut RawClient, election_type: i8, partitions: Option<(&str, Vec<i32>)>) -> ElectLeadersResponse {
+fn elect(
+    client: &mut RawClient,
+    election_type: i8,
+    partitions: Option<(&str, Vec<i32>)>,
+) -> ElectLeadersResponse {
     let request = ElectLeadersRequest::default()
         .with_election_type(election_type)
         .with_topic_partitions(partitions.map(|(t, p)| {
-            vec![TopicPartitions::default().with_topic(topic_name(t)).with_partitions(p)]
+            vec![TopicPartitions::default()
+                .with_topic(topic_name(t))
+                .with_partitions(p)]
         }));
-    client.request(&request, client.version::<ElectLeadersRequest>(2)).expect("ElectLeaders")
+    client
+        .request(&request, client.version::<ElectLeadersRequest>(2))
+        .expect("ElectLeaders")
 }
 
 fn election_codes(response: &ElectLeadersResponse) -> Vec<(i32, i16)> {
     response
         .replica_election_results
         .iter()
-        .flat_map(|t| t.partition_result.iter().map(|p| (p.partition_id, p.error_code)))
+        .flat_map(|t| {
+            t.partition_result
+                .iter()
+                .map(|p| (p.partition_id, p.error_code))
+        })
         .collect()
 }
 
@@ -726,8 +944,14 @@ async fn kafka_reassignment_and_election_apis() {
     create(&cluster, explicit(&topic, &[&[1, 0], &[2, 0]], &[])).await;
     let mut client = raw(&cluster, 0);
     assert_eq!(client.advertised(ApiKey::ElectLeaders), Some((0, 2)));
-    assert_eq!(client.advertised(ApiKey::AlterPartitionReassignments), Some((0, 1)));
-    assert_eq!(client.advertised(ApiKey::ListPartitionReassignments), Some((0, 0)));
+    assert_eq!(
+        client.advertised(ApiKey::AlterPartitionReassignments),
+        Some((0, 1))
+    );
+    assert_eq!(
+        client.advertised(ApiKey::ListPartitionReassignments),
+        Some((0, 0))
+    );
 
     // Preferred elections: broker 2 (preferred leader of partition 1) dies and comes back;
     // without auto rebalance, leadership stays on broker 0 until ElectLeaders.
@@ -746,18 +970,30 @@ async fn kafka_reassignment_and_election_apis() {
     let response = elect(&mut client, 0, Some((&topic, vec![1, 9])));
     assert_eq!(response.error_code, 0);
     assert_eq!(election_codes(&response), vec![(1, 0), (9, 3)]);
-    cluster.wait_partition(&topic, 1, TIMEOUT, "the preferred leader elected", |v| v.leader == 2);
-    assert_eq!(election_codes(&elect(&mut client, 0, Some((&topic, vec![0, 1])))), vec![(0, 84), (1, 84)]);
+    cluster.wait_partition(&topic, 1, TIMEOUT, "the preferred leader elected", |v| {
+        v.leader == 2
+    });
+    assert_eq!(
+        election_codes(&elect(&mut client, 0, Some((&topic, vec![0, 1])))),
+        vec![(0, 84), (1, 84)]
+    );
     assert!(
         election_codes(&elect(&mut client, 0, None)).is_empty(),
         "electing all leaves out partitions that need nothing"
     );
-    assert_eq!(elect(&mut client, 1, None).error_code, 42, "unclean elections are refused");
+    assert_eq!(
+        elect(&mut client, 1, None).error_code,
+        42,
+        "unclean elections are refused"
+    );
     // The admin API's ElectLeaders agrees.
     let grpc = cluster
         .admin(1)
         .elect_leaders(pb::ElectLeadersRequest {
-            partitions: vec![pb::TopicPartition { topic: topic.clone(), partition: 1 }],
+            partitions: vec![pb::TopicPartition {
+                topic: topic.clone(),
+                partition: 1,
+            }],
         })
         .await
         .unwrap()
@@ -766,7 +1002,12 @@ async fn kafka_reassignment_and_election_apis() {
     assert_eq!(grpc.results[0].leader, Some(2));
 
     // Reassignment errors, per partition.
-    let r = alter_reassignments(&mut client, &topic, &[(0, Some(&[0, 1, 2])), (1, None), (0, Some(&[1, 1]))], false);
+    let r = alter_reassignments(
+        &mut client,
+        &topic,
+        &[(0, Some(&[0, 1, 2])), (1, None), (0, Some(&[1, 1]))],
+        false,
+    );
     assert_eq!(alter_codes(&r), vec![38, 85, 39]);
     let r = alter_reassignments(&mut client, "missing", &[(0, Some(&[0]))], true);
     assert_eq!(alter_codes(&r), vec![3]);
@@ -775,7 +1016,9 @@ async fn kafka_reassignment_and_election_apis() {
 
     // A move held back by a tiny throttle, listed, then cancelled through the Kafka API.
     let producer = producer(&cluster);
-    let values: Vec<String> = (0..300).map(|i| format!("k{i:05}-{}", "y".repeat(500))).collect();
+    let values: Vec<String> = (0..300)
+        .map(|i| format!("k{i:05}-{}", "y".repeat(500)))
+        .collect();
     assert_eq!(send_all(&producer, &topic, 0, &values).await.len(), 300);
     cluster
         .admin(0)
@@ -817,11 +1060,18 @@ async fn kafka_reassignment_and_election_apis() {
         .unwrap();
     let r = alter_reassignments(&mut client, &topic, &[(0, Some(&[1, 2]))], false);
     assert_eq!(alter_codes(&r), vec![0]);
-    cluster.wait_partition(&topic, 0, TIMEOUT, "the move to brokers 1 and 2 done", |v| {
-        v.replicas == vec![1, 2] && v.isr.len() == 2
-    });
+    cluster.wait_partition(
+        &topic,
+        0,
+        TIMEOUT,
+        "the move to brokers 1 and 2 done",
+        |v| v.replicas == vec![1, 2] && v.isr.len() == 2,
+    );
     wait_until(TIMEOUT, "no reassignment listed", || {
-        list_reassignments(&mut client, None).topics.is_empty().then_some(())
+        list_reassignments(&mut client, None)
+            .topics
+            .is_empty()
+            .then_some(())
     });
     let records = read_partition(&cluster, &topic, 0, values.len());
     assert_nothing_lost(&records, &values);

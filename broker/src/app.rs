@@ -109,7 +109,6 @@ pub fn open(
     let producer_ids = ProducerIdManager::new();
     let metrics = BrokerMetrics::new()?;
     metrics.register_log_collector(&replicas)?;
-    metrics.register_reassignment_collector(&replicas)?;
     let groups = Arc::new(GroupCoordinator::new(
         config.clone(),
         replicas.clone(),
@@ -117,6 +116,7 @@ pub fn open(
         metrics.group_rebalances.clone(),
     ));
     metrics.register_group_collector(&groups, &replicas)?;
+    metrics.register_reassignment_collector(&replicas)?;
     let broker = Arc::new(Broker::new(
         config,
         meta.cluster_id.clone(),

@@ -145,15 +145,6 @@ impl BrokerMetrics {
         )?))
     }
 
-    /// Adds the per-partition log gauges, read from `replicas` at each scrape.
-    pub fn register_log_collector(
-        &self,
-        replicas: &Arc<ReplicaManager>,
-    ) -> Result<(), prometheus::Error> {
-        self.registry
-            .register(Box::new(LogCollector::new(Arc::downgrade(replicas))?))
-    }
-
     /// Adds the reassignment metrics (`crate::admin_service::metrics`), read at each scrape.
     pub fn register_reassignment_collector(
         &self,
@@ -162,6 +153,15 @@ impl BrokerMetrics {
         self.registry.register(Box::new(
             crate::admin_service::metrics::ReassignmentCollector::new(Arc::downgrade(replicas))?,
         ))
+    }
+
+    /// Adds the per-partition log gauges, read from `replicas` at each scrape.
+    pub fn register_log_collector(
+        &self,
+        replicas: &Arc<ReplicaManager>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry
+            .register(Box::new(LogCollector::new(Arc::downgrade(replicas))?))
     }
 
     /// The Prometheus text exposition of every metric.

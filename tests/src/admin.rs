@@ -41,6 +41,34 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Waits until broker `id` sees every broker that is up as registered and unfenced
+    /// (active or draining): a broker prints its ready line once its own metadata says so,
+    /// the others' metadata follows a moment later.
+    pub async fn wait_all_active(&self, id: usize, timeout: Duration) {
+        let up: Vec<i32> = (0..self.brokers.len())
+            .filter(|b| !self.down[*b])
+            .map(|b| b as i32)
+            .collect();
+        eventually(timeout, "every broker that is up unfenced", || {
+            let up = up.clone();
+            async move {
+                let d = self.describe_cluster(id).await;
+                let unfenced = |b: &i32| {
+                    broker_entry(&d, *b).is_some_and(|e| {
+                        matches!(
+                            e.state(),
+                            pb::BrokerState::Active | pb::BrokerState::Draining
+                        )
+                    })
+                };
+                up.iter().all(unfenced).then_some(())
+            }
+        })
+        .await;
+    }
+}
+
 /// Evaluates `condition` until it returns `Some`, and returns that value. Panics with `what`
 /// when `timeout` passes first.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut condition: F) -> T

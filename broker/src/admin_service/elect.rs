@@ -65,10 +65,12 @@ pub async fn elect_preferred(
             "unexpected election result {result:?}"
         )));
     };
-    // Elected partitions: wait until this broker sees the new leader (or a later change).
+    // Partitions led by their preferred replica when the command applied (elected, or not
+    // needing it): wait until this broker's image shows that too (or a later change), so the
+    // leaders answered are not older than the outcome.
     let elected: Vec<(TopicPartition, i32)> = results
         .iter()
-        .filter(|(_, code)| *code == 0)
+        .filter(|(_, code)| *code == 0 || *code == ELECTION_NOT_NEEDED)
         .map(|((t, i), _)| {
             let epoch = before.partition(t, *i).map_or(-1, |p| p.leader_epoch);
             ((t.clone(), *i), epoch)

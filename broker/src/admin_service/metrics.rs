@@ -1,8 +1,7 @@
 //! Reassignment metrics, computed at scrape time from the metadata image and this broker's
-//! partitions (registered by `BrokerMetrics::register_reassignment_collector`):
+//! partitions (registered by `BrokerMetrics::register_reassignment_collector`). The number of
+//! partitions being reassigned, `weir_reassigning_partitions`, is a replication metric.
 //!
-//! - `weir_reassigning_partitions`: partitions being reassigned in the cluster (every broker
-//!   reports the same number from its image);
 //! - `weir_reassignment_bytes_remaining{topic,partition,replica}`: on a partition's leader, the
 //!   bytes of its log a replica being added has still to copy;
 //! - `weir_reassignment_throttle_bytes_per_second`: the throttle in force (0: none);
@@ -22,7 +21,6 @@ use crate::replica_manager::ReplicaManager;
 #[derive(Debug)]
 pub struct ReassignmentCollector {
     replicas: Weak<ReplicaManager>,
-    reassigning: IntGauge,
     bytes_remaining: IntGaugeVec,
     throttle: IntGauge,
     fetched: IntCounter,
@@ -33,10 +31,6 @@ impl ReassignmentCollector {
     pub fn new(replicas: Weak<ReplicaManager>) -> Result<Self, prometheus::Error> {
         Ok(Self {
             replicas,
-            reassigning: IntGauge::new(
-                "weir_reassigning_partitions",
-                "Partitions being reassigned in the cluster.",
-            )?,
             bytes_remaining: IntGaugeVec::new(
                 Opts::new(
                     "weir_reassignment_bytes_remaining",
@@ -58,8 +52,7 @@ impl ReassignmentCollector {
 
 impl Collector for ReassignmentCollector {
     fn desc(&self) -> Vec<&Desc> {
-        let mut descs = self.reassigning.desc();
-        descs.extend(self.bytes_remaining.desc());
+        let mut descs = self.bytes_remaining.desc();
         descs.extend(self.throttle.desc());
         descs.extend(self.fetched.desc());
         descs
@@ -69,14 +62,9 @@ impl Collector for ReassignmentCollector {
         self.bytes_remaining.reset();
         if let Some(replicas) = self.replicas.upgrade() {
             let image = replicas.image();
-            let mut reassigning = 0;
             for topic in image.topics.values() {
                 for (p, index) in topic.partitions.iter().zip(0..) {
-                    if !p.is_reassigning() {
-                        continue;
-                    }
-                    reassigning += 1;
-                    if p.leader != replicas.local_id() {
+                    if !p.is_reassigning() || p.leader != replicas.local_id() {
                         continue;
                     }
                     let Some(report) = leader_replicas(&replicas, &topic.name, index) else {
@@ -97,15 +85,13 @@ impl Collector for ReassignmentCollector {
                     }
                 }
             }
-            self.reassigning.set(reassigning);
             let rate = image.reassignment_throttle.unwrap_or(0);
             self.throttle.set(i64::try_from(rate).unwrap_or(i64::MAX));
             let fetched = replicas.replication_throttle().reassignment_bytes_total();
             self.fetched.reset();
             self.fetched.inc_by(fetched);
         }
-        let mut families = self.reassigning.collect();
-        families.extend(self.bytes_remaining.collect());
+        let mut families = self.bytes_remaining.collect();
         families.extend(self.throttle.collect());
         families.extend(self.fetched.collect());
         families

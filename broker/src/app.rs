@@ -117,6 +117,7 @@ pub fn open(
         metrics.group_rebalances.clone(),
     ));
     metrics.register_group_collector(&groups, &replicas)?;
+    metrics.register_reassignment_collector(&replicas)?;
     let broker = Arc::new(Broker::new(
         config,
         meta.cluster_id.clone(),
@@ -180,6 +181,7 @@ impl StartedBroker {
         let rpc = tokio::spawn(crate::controller::rpc::serve(
             cluster.rpc_listener,
             controller.clone(),
+            Some(crate::admin_service::services(&broker)),
             async move {
                 let _ = rpc_stop.wait_for(|stop| *stop).await;
             },

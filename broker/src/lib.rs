@@ -10,9 +10,12 @@
 //! - [`group`] is the group coordinator: consumer groups and their committed offsets in
 //!   `__consumer_offsets`.
 //! - [`log`] is the storage layer: segments, indexes, recovery, retention, producer state.
+//! - [`admin_service`] serves the admin gRPC API (and shares its operations with the Kafka
+//!   admin handlers) on the internal listener, next to the [`controller`]'s Raft services.
 //! - [`config`] holds Kafka-named settings; [`cli`] the command line; [`app`] wires it all up
 //!   and runs the background jobs; [`metrics`] and [`http`] serve Prometheus and health.
 
+pub mod admin_service;
 pub mod app;
 pub mod broker;
 pub mod cli;

@@ -145,6 +145,16 @@ impl BrokerMetrics {
         )?))
     }
 
+    /// Adds the reassignment metrics (`crate::admin_service::metrics`), read at each scrape.
+    pub fn register_reassignment_collector(
+        &self,
+        replicas: &Arc<ReplicaManager>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(Box::new(
+            crate::admin_service::metrics::ReassignmentCollector::new(Arc::downgrade(replicas))?,
+        ))
+    }
+
     /// Adds the per-partition log gauges, read from `replicas` at each scrape.
     pub fn register_log_collector(
         &self,

@@ -603,6 +603,25 @@ impl Partition {
         }
     }
 
+    /// Bytes of whole batches from `offset` on: what a follower whose log ends at `offset`
+    /// still has to copy (reassignment progress). Reads a little of the segment holding
+    /// `offset` to find its batch boundary.
+    pub fn bytes_from(&self, offset: i64) -> Result<u64, LogError> {
+        let log = self.log.read();
+        let mut bytes = 0;
+        for segment in log.segments() {
+            if segment.next_offset() <= offset {
+                continue;
+            }
+            if segment.base_offset() >= offset {
+                bytes += segment.size();
+            } else if let Some(batch) = segment.find_batch(offset)? {
+                bytes += segment.size().saturating_sub(batch.position);
+            }
+        }
+        Ok(bytes)
+    }
+
     /// Applies a changed topic config to the log.
     pub fn update_config(&self, config: LogConfig) {
         self.log.write().update_config(config);

@@ -120,6 +120,14 @@ impl Broker {
         self.kafka_addr().to_string()
     }
 
+    /// The internal listener (Raft, controller and admin gRPC), when the broker was given a
+    /// fixed `rpc_port` (a [`crate::cluster::Cluster`] always does).
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.options
+            .rpc_port
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
     /// The metrics HTTP listener of the current process.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr.expect("broker has never become ready")

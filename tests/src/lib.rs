@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/*.rs`, as a library so every test
 //! binary links what it uses.
 //!
+//! - [`admin`]: the admin gRPC API of a [`cluster::Cluster`]'s brokers, and async waiting.
 //! - [`broker`]: starts a real `weir-broker` process on ephemeral ports and controls it
 //!   (SIGTERM, SIGKILL, SIGSTOP/SIGCONT, restart on the same data directory and port).
 //! - [`clients`]: rdkafka producer/consumer/admin configs and the reading helpers.
@@ -11,6 +12,7 @@
 //! - [`http`]: a plain HTTP/1.0 GET for the metrics endpoint.
 //! - [`wait`]: waiting for a condition with a deadline (no sleeps as synchronisation).
 
+pub mod admin;
 pub mod broker;
 pub mod clients;
 pub mod cluster;

@@ -133,6 +133,12 @@ pub enum MetadataCommand {
         /// Target replicas.
         target: Option<ReplicaAssignment>,
     },
+    /// Sets (`Some`) or removes (`None`) the cap on the bytes per second each broker copies
+    /// for replicas being added by reassignments.
+    SetReassignmentThrottle {
+        /// Bytes per second per broker.
+        bytes_per_second: Option<u64>,
+    },
     /// Hands a block of producer ids to a broker.
     AllocateProducerIds {
         /// The broker asking.

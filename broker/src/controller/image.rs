@@ -137,6 +137,10 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Index of the last log entry applied.
     pub applied_index: u64,
+    /// Bytes per second each broker may copy for replicas being added by reassignments;
+    /// `None`: unthrottled. (Absent from snapshots written before it existed.)
+    #[serde(default)]
+    pub reassignment_throttle: Option<u64>,
 }
 
 /// A (topic, partition) the image refers to.
@@ -320,6 +324,10 @@ impl MetadataImage {
                 partition,
                 target,
             } => self.reassign(topic, *partition, target.as_deref()),
+            MetadataCommand::SetReassignmentThrottle { bytes_per_second } => {
+                self.reassignment_throttle = bytes_per_second.filter(|rate| *rate > 0);
+                CommandResult::Ok
+            }
             MetadataCommand::AllocateProducerIds { broker_id } => {
                 if !self.brokers.contains_key(broker_id) {
                     return CommandResult::error(
@@ -554,10 +562,16 @@ impl MetadataImage {
         p.replicas = replicas;
         p.isr.retain(|r| p.replicas.contains(r));
         if p.isr.is_empty() {
-            p.isr = vec![p.leader];
+            // Only a replica being added was in sync: cancelling would leave no copy to trust.
+            return CommandResult::error(39, "no in-sync replica would remain");
         }
         p.partition_epoch += 1;
         self.maybe_complete_reassignment(&mut p, t.unclean_election());
+        // Cancelling can drop a leader that was one of the added replicas.
+        if p.leader != NO_LEADER && !p.replicas.contains(&p.leader) {
+            let next = self.choose_leader(&p, t.unclean_election(), None);
+            set_leader(&mut p, next);
+        }
         let mut updated = TopicImage::clone(t);
         updated.partitions[index as usize] = p;
         self.topics.insert(topic.to_string(), Arc::new(updated));

@@ -274,3 +274,121 @@ fn a_restarted_broker_leaves_isrs_until_it_catches_up() {
     let r = image.apply(index, &MetadataCommand::UnfenceBroker { id: 0, epoch: 1 });
     assert!(matches!(r, CommandResult::Error { code: 77, .. }));
 }
+
+fn reassign(image: &mut MetadataImage, index: &mut u64, target: Option<Vec<i32>>) -> CommandResult {
+    *index += 1;
+    image.apply(
+        *index,
+        &MetadataCommand::Reassign {
+            topic: "t".into(),
+            partition: 0,
+            target,
+        },
+    )
+}
+
+fn alter_isr(image: &mut MetadataImage, index: &mut u64, isr: Vec<i32>) -> CommandResult {
+    let p = image.partition("t", 0).unwrap().clone();
+    *index += 1;
+    image.apply(
+        *index,
+        &MetadataCommand::AlterPartition(PartitionChange {
+            topic: "t".into(),
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr,
+        }),
+    )
+}
+
+#[test]
+fn cancelling_a_reassignment_restores_the_original_replicas_and_a_leader_among_them() {
+    let (mut image, mut index) = cluster(5);
+    create(&mut image, &mut index, &[]);
+    assert_eq!(
+        reassign(&mut image, &mut index, Some(vec![3, 4, 2])),
+        CommandResult::Ok
+    );
+    // Broker 3 catches up (4 has not yet), then leader 0 dies: 3 is the first target replica
+    // in sync, so it leads while the reassignment is still running.
+    assert!(matches!(
+        alter_isr(&mut image, &mut index, vec![0, 1, 2, 3]),
+        CommandResult::Partition(_)
+    ));
+    fence(&mut image, &mut index, 0);
+    let p = image.partition("t", 0).unwrap().clone();
+    assert!(p.is_reassigning());
+    assert_eq!(p.leader, 3);
+    assert_eq!(
+        reassign(&mut image, &mut index, None),
+        CommandResult::Ok,
+        "cancel"
+    );
+    let p = image.partition("t", 0).unwrap().clone();
+    // As in Kafka, the original replicas come back in the order the move listed them.
+    assert_eq!(p.replicas, vec![2, 0, 1]);
+    assert!(!p.is_reassigning());
+    assert_eq!(p.isr, vec![1, 2]);
+    assert_eq!(p.leader, 2, "an original replica in sync leads again");
+    assert_eq!(
+        reassign(&mut image, &mut index, None),
+        CommandResult::error(85, "no reassignment in progress")
+    );
+}
+
+#[test]
+fn a_cancel_that_would_leave_no_in_sync_replica_is_refused() {
+    let (mut image, mut index) = cluster(4);
+    // A single-replica partition moving to broker 3.
+    index += 1;
+    image.apply(
+        index,
+        &MetadataCommand::CreateTopic {
+            name: "t".into(),
+            id: Uuid::new_v4(),
+            configs: BTreeMap::new(),
+            assignment: vec![vec![0, 1]],
+        },
+    );
+    assert_eq!(
+        reassign(&mut image, &mut index, Some(vec![2, 3])),
+        CommandResult::Ok
+    );
+    assert!(matches!(
+        alter_isr(&mut image, &mut index, vec![0, 1, 2]),
+        CommandResult::Partition(_)
+    ));
+    fence(&mut image, &mut index, 0);
+    fence(&mut image, &mut index, 1);
+    let before = image.partition("t", 0).unwrap().clone();
+    assert_eq!(before.isr, vec![2], "only the added replica is in sync");
+    let r = reassign(&mut image, &mut index, None);
+    assert!(matches!(r, CommandResult::Error { code: 39, .. }), "{r:?}");
+    assert_eq!(image.partition("t", 0).unwrap(), &before);
+}
+
+#[test]
+fn the_reassignment_throttle_is_kept_until_changed_and_zero_removes_it() {
+    let (mut image, mut index) = cluster(1);
+    assert_eq!(image.reassignment_throttle, None);
+    for (set, expect) in [(Some(1000), Some(1000)), (Some(0), None), (None, None)] {
+        index += 1;
+        let r = image.apply(
+            index,
+            &MetadataCommand::SetReassignmentThrottle {
+                bytes_per_second: set,
+            },
+        );
+        assert_eq!(r, CommandResult::Ok);
+        assert_eq!(image.reassignment_throttle, expect);
+    }
+    // Snapshots from before the throttle existed still load.
+    let mut json = serde_json::to_value(&image).unwrap();
+    json.as_object_mut()
+        .unwrap()
+        .remove("reassignment_throttle");
+    let loaded: MetadataImage = serde_json::from_value(json).unwrap();
+    assert_eq!(loaded, image);
+}

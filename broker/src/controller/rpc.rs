@@ -109,16 +109,20 @@ pub fn services(
     )
 }
 
-/// Serves the internal gRPC services on `listener` until `shutdown` resolves.
+/// Serves the internal gRPC services on `listener` until `shutdown` resolves: Raft, the
+/// controller, and (on a broker) the admin services.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     controller: Arc<Controller>,
+    admin: Option<crate::admin_service::Services>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (raft, controller) = services(&controller);
     tonic::transport::Server::builder()
         .add_service(raft)
         .add_service(controller)
+        .add_optional_service(admin.as_ref().map(|a| a.admin.clone()))
+        .add_optional_service(admin.map(|a| a.replica_status))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,

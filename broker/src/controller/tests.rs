@@ -39,7 +39,7 @@ impl Node {
             .await
             .unwrap();
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(rpc::serve(listener, controller.clone(), async {
+        tokio::spawn(rpc::serve(listener, controller.clone(), None, async {
             let _ = rx.await;
         }));
         self.controller = Some(controller);

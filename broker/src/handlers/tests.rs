@@ -165,6 +165,53 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid, batch: &Bytes) -> Req
                     .with_value(Some(s("100000")))]),
         ]))
         }
+        other => reassignment_sample(other, version),
+    }
+}
+
+/// Requests for the reassignment and election APIs on the one-broker cluster: a reassignment
+/// to the same replica (completes at once), a cancel with nothing to cancel, unknown topics,
+/// preferred elections that are not needed, and (v2) an unclean election, which is refused.
+fn reassignment_sample(api: ApiKey, version: i16) -> RequestKind {
+    let t = || TopicName(s("t"));
+    match api {
+        ApiKey::AlterPartitionReassignments => {
+            use alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+            RequestKind::AlterPartitionReassignments(
+                AlterPartitionReassignmentsRequest::default()
+                    .with_allow_replication_factor_change(version < 1)
+                    .with_topics(vec![
+                        ReassignableTopic::default()
+                            .with_name(t())
+                            .with_partitions(vec![
+                                ReassignablePartition::default()
+                                    .with_partition_index(0)
+                                    .with_replicas(Some(vec![BrokerId(0)])),
+                                ReassignablePartition::default().with_partition_index(1),
+                            ]),
+                        ReassignableTopic::default()
+                            .with_name(TopicName(s("missing")))
+                            .with_partitions(vec![ReassignablePartition::default()
+                                .with_replicas(Some(vec![BrokerId(0)]))]),
+                    ]),
+            )
+        }
+        ApiKey::ListPartitionReassignments => RequestKind::ListPartitionReassignments(
+            ListPartitionReassignmentsRequest::default().with_topics(Some(vec![
+                list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                    .with_name(t())
+                    .with_partition_indexes(vec![0, 1]),
+            ])),
+        ),
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(
+            ElectLeadersRequest::default()
+                .with_election_type(if version >= 2 { 1 } else { 0 })
+                .with_topic_partitions(Some(vec![
+                    elect_leaders_request::TopicPartitions::default()
+                        .with_topic(t())
+                        .with_partitions(vec![0, 7]),
+                ])),
+        ),
         other => group_sample(other, version),
     }
 }

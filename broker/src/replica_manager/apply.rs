@@ -121,7 +121,8 @@ impl ReplicaManager {
                     match image.brokers.get(&p.leader) {
                         Some(leader) => {
                             let addr = format!("{}:{}", leader.host, leader.port);
-                            self.fetchers.assign(&partition, p.leader, &addr);
+                            let adding = p.adding.contains(&local_id);
+                            self.fetchers.assign(&partition, p.leader, &addr, adding);
                         }
                         None => self.fetchers.remove(&name, index),
                     }
@@ -133,6 +134,7 @@ impl ReplicaManager {
                 }
             }
         }
+        self.fetchers.set_throttle(image.reassignment_throttle);
         *self.topics.write() = topics;
         *self.image.write() = image.clone();
         if roles {
@@ -203,6 +205,12 @@ impl ReplicaManager {
                 }
             }
             self.partitions.write().remove(&(topic.clone(), index));
+            // A leader moved off by a reassignment: its acks=all waiters answer
+            // NOT_LEADER_OR_FOLLOWER now instead of timing out.
+            partition.make_follower(
+                crate::controller::image::NO_LEADER,
+                partition.leader_epoch(),
+            );
             if let Err(e) = partition.close() {
                 tracing::warn!(topic = %topic, partition = index, error = %e, "closing a removed replica");
             }

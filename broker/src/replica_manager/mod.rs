@@ -36,6 +36,7 @@ use crate::partition::Partition;
 use crate::replication::fetcher::{FetcherConfig, ReplicaFetcherManager};
 
 pub use self::apply::LeadershipListener;
+pub use self::topics::{assignment_of, placeable};
 
 /// A topic as the metadata image describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +179,11 @@ impl ReplicaManager {
     /// This broker's id.
     pub fn local_id(&self) -> i32 {
         self.config.node_id
+    }
+
+    /// The reassignment throttle this broker's fetchers share.
+    pub fn replication_throttle(&self) -> &crate::replication::throttle::ReplicationThrottle {
+        self.fetchers.throttle()
     }
 
     /// The controller, once attached.

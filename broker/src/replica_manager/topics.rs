@@ -84,7 +84,7 @@ impl ReplicaManager {
     }
 
     /// Waits until this broker's applied image satisfies `done`.
-    async fn wait_for_image(
+    pub(crate) async fn wait_for_image(
         &self,
         done: impl Fn(&MetadataImage) -> bool,
     ) -> Result<(), AdminError> {

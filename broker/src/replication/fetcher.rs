@@ -11,11 +11,13 @@
 //! - leadership errors leave the partition until the metadata image moves it.
 //!
 //! The set of partitions per fetcher changes with the metadata image
-//! ([`ReplicaFetcherManager::assign`]); a fetcher with nothing to fetch parks.
+//! ([`ReplicaFetcherManager::assign`]); a fetcher with nothing to fetch parks. Partitions this
+//! broker is adding by a reassignment are *throttled*: their fetched bytes are charged to the
+//! broker's [`ReplicationThrottle`], and they sit out fetch rounds while it is empty.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
@@ -24,6 +26,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::client::{BrokerConnection, ClientError};
+use super::throttle::{Allowance, ReplicationThrottle};
 use crate::partition::Partition;
 
 /// Fetch version followers use: the newest that still names topics (ids start at v13).
@@ -48,10 +51,17 @@ pub struct FetcherConfig {
 
 type Key = (Arc<str>, i32);
 
+/// A partition a fetcher copies, and whether it counts against the reassignment throttle.
+#[derive(Debug, Clone)]
+struct Assigned {
+    partition: Arc<Partition>,
+    throttled: bool,
+}
+
 #[derive(Debug)]
 struct Fetcher {
     leader_addr: Mutex<String>,
-    partitions: Mutex<BTreeMap<Key, Arc<Partition>>>,
+    partitions: Mutex<BTreeMap<Key, Assigned>>,
     wake: Notify,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -61,6 +71,7 @@ struct Fetcher {
 pub struct ReplicaFetcherManager {
     config: FetcherConfig,
     fetchers: Mutex<HashMap<i32, Arc<Fetcher>>>,
+    throttle: Arc<ReplicationThrottle>,
 }
 
 impl ReplicaFetcherManager {
@@ -69,12 +80,33 @@ impl ReplicaFetcherManager {
         Self {
             config,
             fetchers: Mutex::new(HashMap::new()),
+            throttle: Arc::new(ReplicationThrottle::default()),
+        }
+    }
+
+    /// The reassignment throttle all fetchers share.
+    pub fn throttle(&self) -> &ReplicationThrottle {
+        &self.throttle
+    }
+
+    /// Sets the reassignment throttle's rate (`None`: unthrottled).
+    pub fn set_throttle(&self, bytes_per_second: Option<u64>) {
+        self.throttle.set_rate(bytes_per_second, Instant::now());
+        for f in self.fetchers.lock().values() {
+            f.wake.notify_one();
         }
     }
 
     /// Makes `partition` fetch from `leader` at `leader_addr` (`host:port` of its Kafka
-    /// listener), removing it from any other fetcher.
-    pub fn assign(&self, partition: &Arc<Partition>, leader: i32, leader_addr: &str) {
+    /// listener), removing it from any other fetcher; `throttled` when this broker is adding
+    /// the replica by a reassignment.
+    pub fn assign(
+        &self,
+        partition: &Arc<Partition>,
+        leader: i32,
+        leader_addr: &str,
+        throttled: bool,
+    ) {
         let key: Key = (partition.topic.clone(), partition.index);
         let mut fetchers = self.fetchers.lock();
         for (id, f) in fetchers.iter() {
@@ -87,7 +119,13 @@ impl ReplicaFetcherManager {
             .or_insert_with(|| self.spawn(leader, leader_addr))
             .clone();
         *fetcher.leader_addr.lock() = leader_addr.to_string();
-        fetcher.partitions.lock().insert(key, partition.clone());
+        fetcher.partitions.lock().insert(
+            key,
+            Assigned {
+                partition: partition.clone(),
+                throttled,
+            },
+        );
         fetcher.wake.notify_one();
     }
 
@@ -111,6 +149,7 @@ impl ReplicaFetcherManager {
 
     fn spawn(&self, leader: i32, leader_addr: &str) -> Arc<Fetcher> {
         let config = self.config.clone();
+        let throttle = self.throttle.clone();
         // The fetcher exists before its task starts, so the task always finds it.
         let fetcher = Arc::new(Fetcher {
             leader_addr: Mutex::new(leader_addr.to_string()),
@@ -119,30 +158,41 @@ impl ReplicaFetcherManager {
             task: Mutex::new(None),
         });
         let weak = Arc::downgrade(&fetcher);
-        let task = tokio::spawn(async move { run(weak, leader, config).await });
+        let task = tokio::spawn(async move { run(weak, leader, config, throttle).await });
         *fetcher.task.lock() = Some(task);
         fetcher
     }
 }
 
-async fn run(fetcher: std::sync::Weak<Fetcher>, leader: i32, config: FetcherConfig) {
+/// Longest a fetcher waits for the throttle before looking at its partitions again.
+const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(1);
+
+/// One partition in a fetch round: where it fetches from and how many bytes it may take.
+struct Planned {
+    partition: Arc<Partition>,
+    position: crate::partition::FollowerPosition,
+    max_bytes: i32,
+    throttled: bool,
+}
+
+async fn run(
+    fetcher: std::sync::Weak<Fetcher>,
+    leader: i32,
+    config: FetcherConfig,
+    throttle: Arc<ReplicationThrottle>,
+) {
     let mut connection: Option<(String, BrokerConnection)> = None;
     loop {
         let Some(f) = fetcher.upgrade() else { return };
-        let partitions: Vec<Arc<Partition>> = f.partitions.lock().values().cloned().collect();
-        let positions: Vec<_> = partitions
-            .iter()
-            .filter_map(|p| {
-                p.follower_position()
-                    .filter(|pos| pos.leader == leader)
-                    .map(|pos| (p.clone(), pos))
-            })
-            .collect();
+        let assigned: Vec<Assigned> = f.partitions.lock().values().cloned().collect();
+        let (positions, throttle_wait) = plan_round(&assigned, leader, &config, &throttle);
         if positions.is_empty() {
-            // Parks until assigned a partition; the timeout re-checks that the manager lives.
+            // Parks until assigned a partition (or the throttle refills); the timeout
+            // re-checks that the manager lives.
+            let wait = throttle_wait.unwrap_or(Duration::from_secs(1));
             tokio::select! {
                 _ = f.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             continue;
         }
@@ -172,18 +222,27 @@ async fn run(fetcher: std::sync::Weak<Fetcher>, leader: i32, config: FetcherConf
         match conn.request(&request, REPLICA_FETCH_VERSION, timeout).await {
             Ok(response) => {
                 let mut backoff = false;
+                let mut throttled_bytes = 0;
                 for topic in response.responses {
                     for pd in topic.partitions {
-                        let Some((partition, pos)) = positions.iter().find(|(p, _)| {
-                            *p.topic == *topic.topic.0 && p.index == pd.partition_index
+                        let Some(planned) = positions.iter().find(|p| {
+                            *p.partition.topic == *topic.topic.0
+                                && p.partition.index == pd.partition_index
                         }) else {
                             continue;
                         };
+                        let (partition, pos) = (&planned.partition, &planned.position);
+                        if planned.throttled {
+                            throttled_bytes += pd.records.as_ref().map_or(0, |r| r.len() as u64);
+                        }
                         if let Err(e) = handle_partition(partition, pos, pd) {
                             backoff = true;
                             tracing::debug!(topic = %partition.topic, partition = partition.index, leader, error = %e, "replica fetch");
                         }
                     }
+                }
+                if throttled_bytes > 0 {
+                    throttle.consume(throttled_bytes, Instant::now());
                 }
                 if backoff {
                     tokio::time::sleep(RETRY_BACKOFF).await;
@@ -200,12 +259,53 @@ async fn run(fetcher: std::sync::Weak<Fetcher>, leader: i32, config: FetcherConf
     }
 }
 
-fn fetch_request(
+/// The partitions of this round: every followed partition of `leader`, except throttled ones
+/// while the throttle is empty (then also how long until it refills); throttled ones fetch at
+/// most what the throttle allows.
+fn plan_round(
+    assigned: &[Assigned],
+    leader: i32,
     config: &FetcherConfig,
-    positions: &[(Arc<Partition>, crate::partition::FollowerPosition)],
-) -> FetchRequest {
+    throttle: &ReplicationThrottle,
+) -> (Vec<Planned>, Option<Duration>) {
+    let mut allowance = None;
+    let mut wait = None;
+    let mut planned = Vec::new();
+    for a in assigned {
+        let Some(position) = a
+            .partition
+            .follower_position()
+            .filter(|pos| pos.leader == leader)
+        else {
+            continue;
+        };
+        let mut max_bytes = config.partition_max_bytes;
+        if a.throttled {
+            match *allowance.get_or_insert_with(|| throttle.allowance(Instant::now())) {
+                Allowance::Unlimited => {}
+                Allowance::Bytes(n) => {
+                    max_bytes = max_bytes.min(i32::try_from(n).unwrap_or(i32::MAX));
+                }
+                Allowance::WaitFor(d) => {
+                    wait = Some(d.min(MAX_THROTTLE_WAIT));
+                    continue;
+                }
+            }
+        }
+        planned.push(Planned {
+            partition: a.partition.clone(),
+            position,
+            max_bytes,
+            throttled: a.throttled,
+        });
+    }
+    (planned, wait)
+}
+
+fn fetch_request(config: &FetcherConfig, positions: &[Planned]) -> FetchRequest {
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-    for (p, pos) in positions {
+    for planned in positions {
+        let (p, pos) = (&planned.partition, &planned.position);
         topics.entry(&p.topic).or_default().push(
             FetchPartition::default()
                 .with_partition(p.index)
@@ -213,7 +313,7 @@ fn fetch_request(
                 .with_fetch_offset(pos.fetch_offset)
                 .with_last_fetched_epoch(pos.last_fetched_epoch)
                 .with_log_start_offset(pos.log_start_offset)
-                .with_partition_max_bytes(config.partition_max_bytes),
+                .with_partition_max_bytes(planned.max_bytes),
         );
     }
     FetchRequest::default()

@@ -1,0 +1,237 @@
+//! The admin API (`weir.admin.v1.Admin`, see `api/proto/weir/admin/v1/admin.proto`) served by
+//! every broker on its internal listener, and the internal `weir.broker.v1.ReplicaStatus`
+//! service it uses to ask partition leaders about reassignment progress.
+//!
+//! How the pieces fit:
+//! - Reads (DescribeCluster, DescribeTopic, ListTopics, ListReassignments) answer from this
+//!   broker's metadata image ([`describe`]); ListReassignments also asks each partition's
+//!   leader how far its new replicas have copied ([`progress`]).
+//! - Writes validate against the image first, so a request that fails changes nothing, then go
+//!   through the controller as metadata commands and wait until this broker's image shows them:
+//!   topics ([`topics`], on top of the replica manager's topic admin), reassignments and the
+//!   throttle ([`reassign`]), draining and unregistering brokers ([`brokers`]), preferred
+//!   leader elections ([`elect`]).
+//! - [`reassign`] and [`elect`] are shared with the Kafka handlers of
+//!   AlterPartitionReassignments, ListPartitionReassignments and ElectLeaders.
+//! - Errors are one enum ([`AdminServiceError`]) carrying both the gRPC status `admin.proto`
+//!   documents and the Kafka error code.
+
+mod brokers;
+mod describe;
+pub mod elect;
+mod error;
+pub mod metrics;
+mod progress;
+pub mod reassign;
+#[cfg(test)]
+mod tests;
+mod topics;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+use weir_api::proto::admin as pb;
+use weir_api::proto::admin::admin_server::{Admin, AdminServer};
+use weir_api::proto::broker::replica_status_server::ReplicaStatusServer;
+
+pub use self::error::AdminServiceError;
+pub use self::progress::ReplicaStatusService;
+use crate::broker::Broker;
+use crate::controller::command::{CommandResult, MetadataCommand};
+use crate::controller::image::MetadataImage;
+
+/// gRPC metadata key set on an UnregisterBroker call forwarded to the active controller, so it
+/// is never forwarded twice.
+const FORWARDED: &str = "weir-forwarded";
+
+/// The admin service over one broker's state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    broker: Arc<Broker>,
+    peers: Arc<Peers>,
+}
+
+/// The services to add to the internal gRPC server.
+#[derive(Debug)]
+pub struct Services {
+    /// `weir.admin.v1.Admin`.
+    pub admin: AdminServer<AdminService>,
+    /// `weir.broker.v1.ReplicaStatus`.
+    pub replica_status: ReplicaStatusServer<ReplicaStatusService>,
+}
+
+/// Both services of `broker`.
+pub fn services(broker: &Arc<Broker>) -> Services {
+    Services {
+        admin: AdminServer::new(AdminService {
+            broker: broker.clone(),
+            peers: Arc::new(Peers::default()),
+        }),
+        replica_status: ReplicaStatusServer::new(ReplicaStatusService::new(broker.clone())),
+    }
+}
+
+/// Lazily connected channels to other brokers' internal listeners, by address.
+#[derive(Debug, Default)]
+pub struct Peers {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Peers {
+    /// The channel to `addr` (`host:port`), created on first use.
+    pub fn channel(&self, addr: &str) -> Result<Channel, AdminServiceError> {
+        let mut channels = self.channels.lock();
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let channel = crate::controller::network::channel(addr)
+            .map_err(|e| AdminServiceError::Internal(format!("broker address `{addr}`: {e}")))?;
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+}
+
+/// Proposes `command` through the controller; a refusal is an error.
+pub(crate) async fn write(
+    broker: &Broker,
+    command: MetadataCommand,
+) -> Result<CommandResult, AdminServiceError> {
+    let controller = broker.replicas.controller().ok_or_else(|| {
+        AdminServiceError::Unavailable("this broker has not joined the metadata quorum".into())
+    })?;
+    Ok(controller.write_ok(command).await?)
+}
+
+/// Waits until this broker's applied image satisfies `done`.
+pub(crate) async fn wait_for_image(
+    broker: &Broker,
+    done: impl Fn(&MetadataImage) -> bool,
+) -> Result<(), AdminServiceError> {
+    Ok(broker.replicas.wait_for_image(done).await?)
+}
+
+fn answer<T>(result: Result<T, AdminServiceError>, rpc: &str) -> Result<Response<T>, Status> {
+    match result {
+        Ok(r) => Ok(Response::new(r)),
+        Err(e) => {
+            match &e {
+                AdminServiceError::Internal(_) => {
+                    tracing::error!(rpc, error = %e, "admin call failed")
+                }
+                _ => tracing::info!(rpc, error = %e, "admin call refused"),
+            }
+            Err(e.into())
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn describe_cluster(
+        &self,
+        _request: Request<pb::DescribeClusterRequest>,
+    ) -> Result<Response<pb::DescribeClusterResponse>, Status> {
+        Ok(Response::new(describe::cluster(&self.broker)))
+    }
+
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Result<Response<pb::CreateTopicResponse>, Status> {
+        let result = topics::create(&self.broker, request.into_inner()).await;
+        answer(result, "CreateTopic")
+    }
+
+    async fn alter_topic(
+        &self,
+        request: Request<pb::AlterTopicRequest>,
+    ) -> Result<Response<pb::AlterTopicResponse>, Status> {
+        let result = topics::alter(&self.broker, request.into_inner()).await;
+        answer(result, "AlterTopic")
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
+        let result = topics::delete(&self.broker, request.into_inner()).await;
+        answer(result, "DeleteTopic")
+    }
+
+    async fn describe_topic(
+        &self,
+        request: Request<pb::DescribeTopicRequest>,
+    ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
+        let result = topics::describe(&self.broker, &request.into_inner().name);
+        answer(result, "DescribeTopic")
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        Ok(Response::new(topics::list(
+            &self.broker,
+            request.into_inner().include_internal,
+        )))
+    }
+
+    async fn reassign_partitions(
+        &self,
+        request: Request<pb::ReassignPartitionsRequest>,
+    ) -> Result<Response<pb::ReassignPartitionsResponse>, Status> {
+        let result = reassign::reassign_partitions(&self.broker, request.into_inner()).await;
+        answer(result, "ReassignPartitions")
+    }
+
+    async fn list_reassignments(
+        &self,
+        request: Request<pb::ListReassignmentsRequest>,
+    ) -> Result<Response<pb::ListReassignmentsResponse>, Status> {
+        let result =
+            progress::list_reassignments(&self.broker, &self.peers, request.into_inner()).await;
+        answer(result, "ListReassignments")
+    }
+
+    async fn cancel_reassignment(
+        &self,
+        request: Request<pb::CancelReassignmentRequest>,
+    ) -> Result<Response<pb::CancelReassignmentResponse>, Status> {
+        let result = reassign::cancel_reassignment(&self.broker, request.into_inner()).await;
+        answer(result, "CancelReassignment")
+    }
+
+    async fn drain_broker(
+        &self,
+        request: Request<pb::DrainBrokerRequest>,
+    ) -> Result<Response<pb::DrainBrokerResponse>, Status> {
+        let result = brokers::drain(&self.broker, request.into_inner()).await;
+        answer(result, "DrainBroker")
+    }
+
+    async fn unregister_broker(
+        &self,
+        request: Request<pb::UnregisterBrokerRequest>,
+    ) -> Result<Response<pb::UnregisterBrokerResponse>, Status> {
+        let forwarded = request.metadata().contains_key(FORWARDED);
+        let result = brokers::unregister(
+            &self.broker,
+            &self.peers,
+            request.into_inner().broker_id,
+            forwarded,
+        )
+        .await;
+        answer(result, "UnregisterBroker")
+    }
+
+    async fn elect_leaders(
+        &self,
+        request: Request<pb::ElectLeadersRequest>,
+    ) -> Result<Response<pb::ElectLeadersResponse>, Status> {
+        let result = elect::elect_leaders_rpc(&self.broker, request.into_inner()).await;
+        answer(result, "ElectLeaders")
+    }
+}

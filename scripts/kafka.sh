@@ -7,6 +7,7 @@
 #   scripts/kafka.sh run DIR                        exec the broker in the foreground
 #   scripts/kafka.sh start DIR | stop DIR           the same in the background (DIR/kafka.pid)
 #   scripts/kafka.sh classpath                      print the classpath
+#   scripts/kafka.sh version                        print the Kafka version used
 #
 # `run` replaces the shell with the JVM (exec), so whoever spawned it holds the JVM's own pid:
 # weir-bench reads its peak RSS and CPU time from /proc/<pid>. The JVM command line is the one
@@ -36,7 +37,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -209,6 +210,7 @@ command="$1"
 shift
 case "$command" in
 fetch) fetch ;;
+version) echo "$KAFKA_VERSION" ;;
 classpath)
     fetch
     classpath

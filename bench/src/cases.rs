@@ -82,23 +82,24 @@ impl ProduceCase {
     }
 }
 
-/// Consumer catch-up: read everything a produce case wrote (acks=1, uncompressed, the given
-/// size and partition count) from the beginning, as fast as one consumer can.
+/// Consumer catch-up: a topic is filled (acks=1, uncompressed, not timed), then one consumer
+/// reads all of it from the beginning, as fast as it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumeCase {
     pub record_size: usize,
     pub partitions: i32,
+    pub records: u64,
 }
 
 impl ConsumeCase {
-    /// The produce case whose topic this case reads.
-    pub fn source(&self) -> ProduceCase {
+    /// How the topic (named by [`ConsumeCase::key`]) is filled before the catch-up.
+    pub fn fill(&self) -> ProduceCase {
         ProduceCase {
             record_size: self.record_size,
             acks: Acks::Leader,
             compression: Compression::None,
             partitions: self.partitions,
-            records: 0,
+            records: self.records,
         }
     }
 
@@ -107,14 +108,16 @@ impl ConsumeCase {
     }
 }
 
-/// End-to-end latency at a fixed rate: one producer sends at `rate` records/s for `seconds`,
-/// one consumer reads them; the first `warmup_seconds` are not counted.
+/// End-to-end latency at a fixed rate: one producer sends for `seconds` at `rate_fraction` of
+/// a reference rate (Apache Kafka's measured maximum on the matching producer row), one
+/// consumer reads them; the first `warmup_seconds` are not counted.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LatencyCase {
     pub record_size: usize,
     pub acks: Acks,
     pub compression: Compression,
     pub partitions: i32,
+    pub rate_fraction: f64,
     pub seconds: f64,
     pub warmup_seconds: f64,
 }
@@ -122,8 +125,12 @@ pub struct LatencyCase {
 impl LatencyCase {
     pub fn key(&self) -> String {
         format!(
-            "latency-{}b-acks{}-{}-{}p",
-            self.record_size, self.acks, self.compression, self.partitions
+            "latency-{}b-acks{}-{}-{}p-at{:.0}pct",
+            self.record_size,
+            self.acks,
+            self.compression,
+            self.partitions,
+            self.rate_fraction * 100.0
         )
     }
 
@@ -139,6 +146,10 @@ impl LatencyCase {
 /// Everything one broker run measures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// Before the measured produce cases, each one runs unmeasured with this fraction of its
+    /// records, so that neither broker is timed while cold (the JVM's JIT compiler, page
+    /// faults on fresh buffers, first segment files).
+    pub warmup_fraction: f64,
     pub produce: Vec<ProduceCase>,
     pub consume: Vec<ConsumeCase>,
     pub latency: Vec<LatencyCase>,
@@ -146,11 +157,12 @@ pub struct Plan {
 
 impl Plan {
     /// The full comparison: 100 B and 1 KiB, acks 1 and all, none and lz4, 1 and 16
-    /// partitions; catch-up over the 1 KiB topics; latency for 1 KiB, acks=1, 1 partition.
-    /// `records_1k` and `records_100b` size the producer rows (see docs/BENCHMARKS.md).
-    pub fn full(records_100b: u64, records_1k: u64, latency_seconds: f64) -> Plan {
+    /// partitions; catch-up over the 1 KiB topics; latency for 1 KiB, acks=1, 1 partition at
+    /// half of Kafka's maximum (the issue's rate) and at a tenth of it (an unsaturated machine).
+    pub fn full(sizes: &PlanSizes) -> Plan {
+        let latency_seconds = sizes.latency_seconds;
         let mut produce = Vec::new();
-        for (record_size, records) in [(100, records_100b), (1024, records_1k)] {
+        for (record_size, records) in [(100, sizes.records_100b), (1024, sizes.records_1k)] {
             for acks in [Acks::Leader, Acks::All] {
                 for compression in [Compression::None, Compression::Lz4] {
                     for partitions in [1, 16] {
@@ -165,32 +177,38 @@ impl Plan {
                 }
             }
         }
+        let latency = |rate_fraction| LatencyCase {
+            record_size: 1024,
+            acks: Acks::Leader,
+            compression: Compression::None,
+            partitions: 1,
+            rate_fraction,
+            seconds: latency_seconds,
+            warmup_seconds: (latency_seconds / 5.0).min(5.0),
+        };
         Plan {
+            warmup_fraction: 0.1,
             produce,
             consume: vec![
                 ConsumeCase {
                     record_size: 1024,
                     partitions: 1,
+                    records: sizes.records_catch_up,
                 },
                 ConsumeCase {
                     record_size: 1024,
                     partitions: 16,
+                    records: sizes.records_catch_up,
                 },
             ],
-            latency: vec![LatencyCase {
-                record_size: 1024,
-                acks: Acks::Leader,
-                compression: Compression::None,
-                partitions: 1,
-                seconds: latency_seconds,
-                warmup_seconds: (latency_seconds / 5.0).min(5.0),
-            }],
+            latency: vec![latency(0.5), latency(0.1)],
         }
     }
 
     /// A few seconds against a debug build: one of each kind of case, small counts.
     pub fn smoke() -> Plan {
         Plan {
+            warmup_fraction: 0.1,
             produce: vec![
                 ProduceCase {
                     record_size: 100,
@@ -209,38 +227,45 @@ impl Plan {
             ],
             consume: vec![ConsumeCase {
                 record_size: 100,
-                partitions: 1,
+                partitions: 4,
+                records: 20_000,
             }],
             latency: vec![LatencyCase {
                 record_size: 1024,
                 acks: Acks::Leader,
                 compression: Compression::None,
                 partitions: 1,
+                rate_fraction: 0.5,
                 seconds: 2.0,
                 warmup_seconds: 0.5,
             }],
         }
     }
+}
 
-    /// The produce case a consume case reads, with its record count.
-    pub fn source_of(&self, consume: &ConsumeCase) -> Option<ProduceCase> {
-        let wanted = consume.source();
-        self.produce.iter().copied().find(|p| {
-            p.record_size == wanted.record_size
-                && p.acks == wanted.acks
-                && p.compression == wanted.compression
-                && p.partitions == wanted.partitions
-        })
-    }
+/// How big the full plan is: records per producer row, per catch-up, seconds per latency run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanSizes {
+    pub records_100b: u64,
+    pub records_1k: u64,
+    pub records_catch_up: u64,
+    pub latency_seconds: f64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SIZES: PlanSizes = PlanSizes {
+        records_100b: 1_000,
+        records_1k: 100,
+        records_catch_up: 50,
+        latency_seconds: 10.0,
+    };
+
     #[test]
     fn full_plan_covers_the_issue_matrix_once() {
-        let plan = Plan::full(1_000, 100, 10.0);
+        let plan = Plan::full(&SIZES);
         assert_eq!(plan.produce.len(), 16);
         let mut keys: Vec<String> = plan.produce.iter().map(ProduceCase::key).collect();
         keys.sort();
@@ -251,20 +276,17 @@ mod tests {
     }
 
     #[test]
-    fn every_consume_and_latency_case_has_a_source_row() {
-        for plan in [Plan::full(1_000, 100, 10.0), Plan::smoke()] {
-            for consume in &plan.consume {
-                let source = plan
-                    .source_of(consume)
-                    .expect("consume case without a source");
-                assert!(source.records > 0);
-            }
-            if plan == Plan::smoke() {
-                continue; // the smoke run sets its latency rate itself
-            }
-            for latency in &plan.latency {
-                assert!(plan.produce.iter().any(|p| latency.matches(p)));
-            }
+    fn every_topic_is_distinct_and_latency_rates_have_a_reference_row() {
+        let plan = Plan::full(&SIZES);
+        let mut topics: Vec<String> = plan.produce.iter().map(ProduceCase::key).collect();
+        topics.extend(plan.consume.iter().map(ConsumeCase::key));
+        topics.extend(plan.latency.iter().map(LatencyCase::key));
+        let count = topics.len();
+        topics.sort();
+        topics.dedup();
+        assert_eq!(topics.len(), count, "two cases would share a topic");
+        for latency in &plan.latency {
+            assert!(plan.produce.iter().any(|p| latency.matches(p)));
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The side-by-side comparison: Weir and Apache Kafka alternately (A B A B ...), one broker at
 //! a time on the same machine, each start on a fresh data directory.
 //!
-//! Phase one runs the throughput cases `rounds` times per broker. The latency rate comes out
-//! of it: half of Kafka's median maximum for the latency case's producer row (or a rate given
-//! on the command line). Phase two runs the latency cases at that rate, again alternating.
+//! Phase one runs the throughput cases `rounds` times per broker. The latency rates come out
+//! of it: each latency case runs at a fraction (a half, a tenth) of Kafka's median maximum on
+//! the matching producer row, or of a reference rate given on the command line. Phase two
+//! runs the latency cases at those rates, again alternating.
 //! Results are saved as JSON after every broker run and rendered into the document at the end.
 
 use std::path::{Path, PathBuf};
@@ -27,8 +28,8 @@ pub struct CompareOptions {
     pub plan: Plan,
     /// Runs per broker and phase.
     pub rounds: usize,
-    /// Skip deriving the latency rate from Kafka's throughput.
-    pub latency_rate: Option<f64>,
+    /// Use this instead of Kafka's measured maximum as the latency reference rate.
+    pub latency_reference_rate: Option<f64>,
     pub results_path: PathBuf,
     /// docs/BENCHMARKS.md, whose marked section gets the tables.
     pub doc_path: Option<PathBuf>,
@@ -56,7 +57,7 @@ pub fn run(options: CompareOptions) -> anyhow::Result<Results> {
         kafka_version: options.kafka_version.clone(),
         kafka_heap: options.kafka_heap.clone(),
         command: options.command.clone(),
-        latency_rate: options.latency_rate,
+        latency_reference_rate: options.latency_reference_rate,
         runs: Vec::new(),
     };
     for round in 0..options.rounds {
@@ -75,15 +76,15 @@ pub fn run(options: CompareOptions) -> anyhow::Result<Results> {
         }
     }
     if !options.plan.latency.is_empty() {
-        let rate = match options.latency_rate {
+        let reference_rate = match options.latency_reference_rate {
             Some(rate) => rate,
-            None => half_of_kafka_max(&results)?,
+            None => kafka_max(&results)?,
         };
-        results.latency_rate = Some(rate);
+        results.latency_reference_rate = Some(reference_rate);
         for round in 0..options.rounds {
             for kind in ORDER {
                 eprintln!(
-                    "latency round {round}: {} at {rate:.0} records/s",
+                    "latency round {round}: {} (reference rate {reference_rate:.0} records/s)",
                     kind.name()
                 );
                 let run = round::run(
@@ -91,7 +92,7 @@ pub fn run(options: CompareOptions) -> anyhow::Result<Results> {
                     kind,
                     round,
                     &options.plan,
-                    Phase::Latency { rate },
+                    Phase::Latency { reference_rate },
                     &payload,
                 )?;
                 results.runs.push(run);
@@ -105,14 +106,14 @@ pub fn run(options: CompareOptions) -> anyhow::Result<Results> {
     Ok(results)
 }
 
-/// Half of Kafka's median records/s on the producer row matching the first latency case.
-fn half_of_kafka_max(results: &Results) -> anyhow::Result<f64> {
+/// Kafka's median records/s on the producer row matching the first latency case.
+fn kafka_max(results: &Results) -> anyhow::Result<f64> {
     let Some(case) = results.plan.latency.first() else {
         bail!("the plan has no latency case");
     };
     let Some(row) = results.plan.produce.iter().find(|p| case.matches(p)) else {
         bail!(
-            "no producer row matches latency case {}: give --latency-rate",
+            "no producer row matches latency case {}: give --latency-reference-rate",
             case.key()
         );
     };
@@ -126,7 +127,7 @@ fn half_of_kafka_max(results: &Results) -> anyhow::Result<f64> {
         .map(|p| p.throughput.records_per_second())
         .collect();
     match stats::median(&rates) {
-        Some(max) => Ok(max / 2.0),
+        Some(max) => Ok(max),
         None => bail!("no Kafka measurement of {key} to derive the latency rate from"),
     }
 }

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use weir_bench::cases::{Acks, Compression, LatencyCase, Plan, ProduceCase};
+use weir_bench::cases::{Acks, Compression, LatencyCase, Plan, PlanSizes, ProduceCase};
 use weir_bench::compare::{self, CompareOptions};
 use weir_bench::payload::Payload;
 use weir_bench::process::Launcher;
@@ -81,17 +81,21 @@ struct CompareArgs {
     #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Records per 100-byte producer row.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_500_000)]
     records_100b: u64,
-    /// Records per 1 KiB producer row (also what catch-up reads).
-    #[arg(long, default_value_t = 200_000)]
+    /// Records per 1 KiB producer row.
+    #[arg(long, default_value_t = 400_000)]
     records_1k: u64,
+    /// 1 KiB records each catch-up reads.
+    #[arg(long, default_value_t = 1_000_000)]
+    records_catch_up: u64,
     /// Length of each latency run.
     #[arg(long, default_value_t = 20.0)]
     latency_seconds: f64,
-    /// Latency rate in records/s; default: half of Kafka's measured maximum.
+    /// The records/s the latency cases run a fraction of (a half, a tenth); default: Apache
+    /// Kafka's median maximum on the 1 KiB, acks=1, 1-partition producer row.
     #[arg(long)]
-    latency_rate: Option<f64>,
+    latency_reference_rate: Option<f64>,
     #[arg(long, default_value = "target/bench/results.json")]
     results: PathBuf,
     /// The document whose marked section receives the tables.
@@ -149,9 +153,14 @@ fn main() -> anyhow::Result<()> {
                     kafka_script: args.kafka_script,
                     work_dir: args.programs.work_dir,
                 },
-                plan: Plan::full(args.records_100b, args.records_1k, args.latency_seconds),
+                plan: Plan::full(&PlanSizes {
+                    records_100b: args.records_100b,
+                    records_1k: args.records_1k,
+                    records_catch_up: args.records_catch_up,
+                    latency_seconds: args.latency_seconds,
+                }),
                 rounds: args.rounds,
-                latency_rate: args.latency_rate,
+                latency_reference_rate: args.latency_reference_rate,
                 results_path: args.results,
                 doc_path: args.doc,
                 weir_version: args.weir_version,
@@ -220,6 +229,7 @@ fn main() -> anyhow::Result<()> {
                 acks: one.acks,
                 compression: one.compression,
                 partitions: one.partitions,
+                rate_fraction: 1.0,
                 seconds,
                 warmup_seconds: warmup,
             };

@@ -85,7 +85,7 @@ fn percent(value: Option<f64>) -> String {
 }
 
 fn size(bytes: usize) -> String {
-    if bytes % 1024 == 0 {
+    if bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes / 1024)
     } else {
         format!("{bytes} B")
@@ -215,11 +215,17 @@ fn targets(out: &mut String, results: &Results) {
             1.5,
         );
     }
-    for case in &results.plan.latency {
+    // The issue's latency target is at about half of Kafka's maximum.
+    for case in results
+        .plan
+        .latency
+        .iter()
+        .filter(|c| c.rate_fraction == 0.5)
+    {
         let row = latency_row(results, &case.key(), |l| l.p99_ms);
         line(
             format!(
-                "p99 end-to-end latency (ms), {}, acks={}, {} partition(s)",
+                "p99 end-to-end latency (ms) at half of Kafka's maximum, {}, acks={}, {} partition(s)",
                 size(case.record_size),
                 case.acks,
                 case.partitions
@@ -300,7 +306,7 @@ fn consume_table(out: &mut String, results: &Results) {
             })
         };
         let (records, mb) = (metric(false), metric(true));
-        let count = results.plan.source_of(case).map_or(0, |p| p.records);
+        let count = case.records;
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -319,16 +325,22 @@ fn consume_table(out: &mut String, results: &Results) {
 }
 
 fn latency_table(out: &mut String, results: &Results) {
-    let rate = number(results.latency_rate, 0);
+    let reference = results.latency_reference_rate;
+    let _ = writeln!(out, "### End-to-end latency at fixed rates\n");
     let _ = writeln!(
         out,
-        "### End-to-end latency at a fixed rate of {rate} records/s\n"
+        "Rates are fractions of {} records/s (Apache Kafka's median maximum on the matching \
+         producer row); both brokers run at the same rate.\n",
+        number(reference, 0)
     );
     let _ = writeln!(
         out,
-        "| case | seconds (warm-up) | percentile | Weir ms | Kafka ms | Weir/Kafka | spread Weir / Kafka |"
+        "| case | rate, records/s | seconds (warm-up) | percentile | Weir ms | Kafka ms | Weir/Kafka | spread Weir / Kafka |"
     );
-    let _ = writeln!(out, "| --- | --- | --- | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        out,
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |"
+    );
     type Percentile = fn(&crate::results::LatencySummary) -> f64;
     let percentiles: [(&str, Percentile); 4] = [
         ("p50", |l| l.p50_ms),
@@ -341,11 +353,13 @@ fn latency_table(out: &mut String, results: &Results) {
             let row = latency_row(results, &case.key(), percentile);
             let _ = writeln!(
                 out,
-                "| {}, acks={}, {}, {} partition(s) | {} ({}) | {name} | {} | {} | {} | {} |",
+                "| {}, acks={}, {}, {} partition(s) | {:.0}% = {} | {} ({}) | {name} | {} | {} | {} | {} |",
                 size(case.record_size),
                 case.acks,
                 case.compression,
                 case.partitions,
+                case.rate_fraction * 100.0,
+                number(reference.map(|r| r * case.rate_fraction), 0),
                 case.seconds,
                 case.warmup_seconds,
                 number(row.weir(), 2),
@@ -357,7 +371,7 @@ fn latency_table(out: &mut String, results: &Results) {
         let achieved = latency_row(results, &case.key(), |l| l.achieved_rate);
         let _ = writeln!(
             out,
-            "| (rate achieved, records/s) | | | {} | {} | | |",
+            "| (rate achieved, records/s) | | | | {} | {} | | |",
             number(achieved.weir(), 0),
             number(achieved.kafka(), 0)
         );
@@ -414,6 +428,96 @@ mod tests {
         );
         // Splicing again gives the same document.
         assert_eq!(splice(&out, "new table\n").unwrap(), out);
+    }
+
+    use crate::cases::{Plan, ProduceCase};
+    use crate::results::{Machine, ProduceMeasurement, Resources, Throughput};
+
+    fn run(
+        broker: BrokerKind,
+        round: usize,
+        case: ProduceCase,
+        seconds: f64,
+        rss_mib: u64,
+    ) -> BrokerRun {
+        BrokerRun {
+            broker,
+            round,
+            start_to_first_produce_seconds: 1.0,
+            produce: vec![ProduceMeasurement {
+                case,
+                throughput: Throughput {
+                    records: case.records,
+                    bytes: case.bytes(),
+                    seconds,
+                },
+            }],
+            consume: Vec::new(),
+            latency: Vec::new(),
+            resources: Some(Resources {
+                peak_rss_bytes: rss_mib << 20,
+                workload_cpu_seconds: 1.0,
+                bytes_moved: case.bytes(),
+            }),
+        }
+    }
+
+    #[test]
+    fn render_reports_medians_ratios_and_targets() {
+        let case = ProduceCase {
+            record_size: 1024,
+            acks: Acks::Leader,
+            compression: Compression::None,
+            partitions: 1,
+            records: 1_000_000,
+        };
+        let plan = Plan {
+            warmup_fraction: 0.0,
+            produce: vec![case],
+            consume: Vec::new(),
+            latency: Vec::new(),
+        };
+        // Weir: 1, 2 and 4 seconds (median 2 s = 500000 records/s); Kafka: 4 s twice.
+        let results = Results {
+            machine: Machine {
+                cpu_model: "test CPU".into(),
+                cores: 2,
+                memory_gib: 4.0,
+                kernel: "6".into(),
+                java: "java".into(),
+            },
+            plan,
+            weir_version: "w".into(),
+            kafka_version: "k".into(),
+            kafka_heap: "-Xmx1g".into(),
+            command: "weir-bench compare".into(),
+            latency_reference_rate: None,
+            runs: vec![
+                run(BrokerKind::Weir, 0, case, 1.0, 10),
+                run(BrokerKind::Kafka, 0, case, 4.0, 400),
+                run(BrokerKind::Weir, 1, case, 2.0, 12),
+                run(BrokerKind::Kafka, 1, case, 4.0, 400),
+                run(BrokerKind::Weir, 2, case, 4.0, 14),
+            ],
+        };
+        let out = render(&results);
+        assert!(
+            out.contains("| 1 KiB | 1 | none | 1 | 1000000 | 500000 | 250000 | 512.0 | 256.0 | 2.00x | 150% / 0% |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| producer MB/s, 1 KiB, acks=1, 1 partition(s) | 512.0 | 256.0 | 2.00x | ≥ 1.5x | yes |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| peak RSS (MiB) | 12 | 400 | 0.03x | ≤ 0.2x | yes |"),
+            "{out}"
+        );
+        // Equal start times: 1.00x misses a "≤ 0.1x" target.
+        assert!(
+            out.contains("| start to first produce (s) | 1.000 | 1.000 | 1.00x | ≤ 0.1x | no |"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -130,7 +130,8 @@ pub struct Results {
     pub kafka_heap: String,
     /// The exact command that produced these results.
     pub command: String,
-    /// The rate the latency phase ran at, once known.
-    pub latency_rate: Option<f64>,
+    /// The records/s the latency cases' rate fractions apply to, once known: Apache Kafka's
+    /// median maximum on the matching producer row, unless given on the command line.
+    pub latency_reference_rate: Option<f64>,
     pub runs: Vec<BrokerRun>,
 }

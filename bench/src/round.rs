@@ -1,7 +1,8 @@
 //! One broker start and what is measured on it.
 //!
 //! A throughput run starts the broker on a fresh data directory, times the first produce,
-//! runs every produce case and then every catch-up over the topics just written, and reads
+//! warms up (every produce case once, small and unmeasured), runs every produce case and then
+//! every catch-up (fill a topic, then time one consumer reading it), and reads
 //! the process's peak RSS and CPU time before stopping it. A latency run does the same start
 //! and then only the fixed-rate latency cases, so the rate cannot be disturbed by what ran
 //! before on the same process. Progress goes to stderr, one line per case.
@@ -9,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cases::Plan;
+use crate::cases::{Plan, ProduceCase};
 use crate::consume::{self, ConsumeError};
 use crate::first_produce::{self, FirstProduceError};
 use crate::latency::{self, LatencyError};
@@ -30,7 +31,7 @@ pub struct RoundError {
     round: usize,
     log: PathBuf,
     #[source]
-    source: CaseError,
+    source: Box<CaseError>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +46,6 @@ pub enum CaseError {
     Consume(#[from] ConsumeError),
     #[error(transparent)]
     Latency(#[from] LatencyError),
-    #[error("catch-up case {0} has no produce case to read from")]
-    NoSource(String),
     #[error("the broker exited ({status}) during the run; the client saw: {source}")]
     Exited {
         status: std::process::ExitStatus,
@@ -64,8 +63,8 @@ pub enum CaseError {
 pub enum Phase {
     /// Produce and catch-up cases, plus resources.
     Throughput,
-    /// Latency cases at this many records/s.
-    Latency { rate: f64 },
+    /// Latency cases, each at its fraction of this many records/s.
+    Latency { reference_rate: f64 },
 }
 
 /// Starts `kind`, runs `phase` of `plan` on it and stops it.
@@ -111,7 +110,7 @@ pub fn run(
         broker: kind.name(),
         round,
         log,
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -141,6 +140,21 @@ fn measure(
     let bootstrap = broker.bootstrap();
     match phase {
         Phase::Throughput => {
+            for case in &plan.produce {
+                let warmup = ProduceCase {
+                    records: (case.records as f64 * plan.warmup_fraction) as u64,
+                    ..*case
+                };
+                if warmup.records > 0 {
+                    produce::run(
+                        &bootstrap,
+                        &format!("warmup-{}", case.key()),
+                        &warmup,
+                        payload,
+                    )?;
+                }
+            }
+            eprintln!("  {} warmed up", kind.name());
             let cpu_before = broker.usage()?.cpu_seconds;
             let mut bytes_moved = 0u64;
             for case in &plan.produce {
@@ -159,11 +173,12 @@ fn measure(
                 });
             }
             for case in &plan.consume {
-                let source = plan
-                    .source_of(case)
-                    .ok_or_else(|| CaseError::NoSource(case.key()))?;
+                let fill = case.fill();
+                let topic = case.key();
+                let filled = produce::run(&bootstrap, &topic, &fill, payload)?;
+                bytes_moved += filled.bytes;
                 let throughput =
-                    consume::catch_up(&bootstrap, &source.key(), case.partitions, source.records)?;
+                    consume::catch_up(&bootstrap, &topic, case.partitions, case.records)?;
                 eprintln!(
                     "  {} {}: {:.0} records/s, {:.1} MB/s",
                     kind.name(),
@@ -191,8 +206,9 @@ fn measure(
                 bytes_moved as f64 / 1e9
             );
         }
-        Phase::Latency { rate } => {
+        Phase::Latency { reference_rate } => {
             for case in &plan.latency {
+                let rate = reference_rate * case.rate_fraction;
                 let latency = latency::run(&bootstrap, &case.key(), case, rate, payload)?;
                 eprintln!(
                     "  {} {} at {:.0}/s (sent {:.0}/s): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",

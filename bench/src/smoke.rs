@@ -12,8 +12,9 @@ use crate::report;
 use crate::results::{BrokerKind, BrokerRun, Results};
 use crate::round::{self, Phase};
 
-/// The smoke latency rate: low enough for a debug build on a busy machine.
-const SMOKE_RATE: f64 = 500.0;
+/// The smoke latency reference rate: its fraction is low enough for a debug build on a busy
+/// machine.
+const SMOKE_REFERENCE_RATE: f64 = 1000.0;
 
 pub fn run(launcher: &Launcher) -> anyhow::Result<()> {
     let plan = Plan::smoke();
@@ -33,7 +34,9 @@ pub fn run(launcher: &Launcher) -> anyhow::Result<()> {
         BrokerKind::Weir,
         0,
         &plan,
-        Phase::Latency { rate: SMOKE_RATE },
+        Phase::Latency {
+            reference_rate: SMOKE_REFERENCE_RATE,
+        },
         &payload,
     )
     .context("smoke latency run")?;
@@ -45,7 +48,7 @@ pub fn run(launcher: &Launcher) -> anyhow::Result<()> {
         kafka_version: "not run".to_string(),
         kafka_heap: "-".to_string(),
         command: "weir-bench smoke".to_string(),
-        latency_rate: Some(SMOKE_RATE),
+        latency_reference_rate: Some(SMOKE_REFERENCE_RATE),
         runs: vec![throughput, latency],
     };
     println!("{}", report::render(&results));
@@ -75,15 +78,15 @@ fn check_throughput(plan: &Plan, run: &BrokerRun) -> anyhow::Result<()> {
         "consume cases missing"
     );
     for measured in &run.consume {
-        let source = plan.source_of(&measured.case).context("consume source")?;
+        let fill = measured.case.fill();
         ensure!(
-            measured.throughput.records == source.records
-                && measured.throughput.bytes == source.bytes(),
+            measured.throughput.records == fill.records
+                && measured.throughput.bytes == fill.bytes(),
             "{}: read {:?}, wrote {} records of {} bytes",
             measured.case.key(),
             measured.throughput,
-            source.records,
-            source.record_size
+            fill.records,
+            fill.record_size
         );
     }
     let resources = run.resources.context("no resource reading")?;
@@ -106,7 +109,9 @@ fn check_latency(plan: &Plan, run: &BrokerRun) -> anyhow::Result<()> {
     );
     for measured in &run.latency {
         let l = &measured.latency;
-        let expected = SMOKE_RATE * (measured.case.seconds - measured.case.warmup_seconds);
+        let expected = SMOKE_REFERENCE_RATE
+            * measured.case.rate_fraction
+            * (measured.case.seconds - measured.case.warmup_seconds);
         ensure!(
             l.measured as f64 >= expected * 0.5,
             "{}: only {} latencies recorded, expected about {expected:.0}",

@@ -38,7 +38,14 @@ enum Command {
     /// Producer throughput against a running broker.
     Produce(OneCase),
     /// Fill a topic, then time one consumer catching up over it.
-    Consume(OneCase),
+    Consume {
+        #[command(flatten)]
+        case: OneCase,
+        /// Read this topic (which holds --records records) instead of filling a new one; for
+        /// profiling the read path alone.
+        #[arg(long)]
+        existing_topic: Option<String>,
+    },
     /// End-to-end latency at a fixed rate against a running broker.
     Latency {
         #[command(flatten)]
@@ -199,13 +206,22 @@ fn main() -> anyhow::Result<()> {
             }
             print_median(&rates, case.record_size);
         }
-        Command::Consume(one) => {
+        Command::Consume {
+            case: one,
+            existing_topic,
+        } => {
             let case = one.produce_case();
             let payload = Payload::new(case.record_size);
             let mut rates = Vec::new();
             for run in 0..one.runs {
-                let topic = unique_topic(&case.key());
-                produce::run(&one.bootstrap, &topic, &case, &payload)?;
+                let topic = match &existing_topic {
+                    Some(topic) => topic.clone(),
+                    None => {
+                        let topic = unique_topic(&case.key());
+                        produce::run(&one.bootstrap, &topic, &case, &payload)?;
+                        topic
+                    }
+                };
                 let t = consume::catch_up(&one.bootstrap, &topic, case.partitions, case.records)?;
                 println!(
                     "run {run}: read {} records in {:.2}s = {:.0} records/s, {:.1} MB/s",

@@ -25,6 +25,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 pub enum FirstProduceError {
     #[error("{addr} did not accept a connection within {timeout:?}")]
     NeverListened { addr: SocketAddr, timeout: Duration },
+    #[error("the broker exited before it listened on {addr}")]
+    Exited { addr: SocketAddr },
     #[error("creating the producer: {0}")]
     Create(#[source] KafkaError),
     #[error("no produce to {addr} was acknowledged within {timeout:?}; last error: {last}")]
@@ -38,16 +40,21 @@ pub enum FirstProduceError {
 }
 
 /// Waits for the broker at `addr` to acknowledge a first record; returns the time since
-/// `spawned_at`. Gives up `timeout` after `spawned_at`.
+/// `spawned_at`. Gives up `timeout` after `spawned_at`, or as soon as `still_running` says
+/// the broker process is gone (a broker that cannot start fails fast).
 pub fn measure(
     addr: SocketAddr,
     spawned_at: Instant,
     timeout: Duration,
+    mut still_running: impl FnMut() -> bool,
 ) -> Result<Duration, FirstProduceError> {
     let deadline = spawned_at + timeout;
     while TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).is_err() {
         if Instant::now() > deadline {
             return Err(FirstProduceError::NeverListened { addr, timeout });
+        }
+        if !still_running() {
+            return Err(FirstProduceError::Exited { addr });
         }
         std::thread::sleep(PROBE_INTERVAL);
     }

@@ -227,9 +227,10 @@ impl Drop for RunningBroker {
     }
 }
 
-/// A loopback port nobody listens on right now. Another process could take it before the
-/// broker binds it; on this machine's loopback that has not been seen, and the broker would
-/// then fail to start with a clear message.
+/// A loopback port nobody listens on right now. The broker is told the port (rather than
+/// picking one itself) because start-to-first-produce must probe it from the moment of spawn.
+/// Another process could take the port in between; the broker then fails to bind, and the run
+/// fails naming the broker's log.
 fn free_port() -> Result<u16, ProcessError> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(ProcessError::Port)?;
     Ok(listener.local_addr().map_err(ProcessError::Port)?.port())

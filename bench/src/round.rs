@@ -122,7 +122,10 @@ fn measure(
     phase: Phase,
     payload: &Payload,
 ) -> Result<BrokerRun, CaseError> {
-    let first = first_produce::measure(broker.addr, broker.spawned_at, FIRST_PRODUCE_TIMEOUT)?;
+    let (addr, spawned_at) = (broker.addr, broker.spawned_at);
+    let first = first_produce::measure(addr, spawned_at, FIRST_PRODUCE_TIMEOUT, || {
+        matches!(broker.exited(), Ok(None))
+    })?;
     eprintln!(
         "  {} run {round}: first produce acknowledged {:.3}s after spawn",
         kind.name(),

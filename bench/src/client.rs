@@ -20,13 +20,13 @@ const LEADER_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
-    #[error("creating an admin client for {bootstrap}: {source}")]
+    #[error("creating an admin client for {bootstrap}")]
     Client {
         bootstrap: String,
         #[source]
         source: KafkaError,
     },
-    #[error("creating topic {topic}: {source}")]
+    #[error("creating topic {topic}")]
     Create {
         topic: String,
         #[source]
@@ -36,7 +36,7 @@ pub enum TopicError {
     Rejected { topic: String, code: String },
     #[error("topic {topic}: not every one of its {partitions} partitions had a leader after {LEADER_TIMEOUT:?}")]
     NoLeaders { topic: String, partitions: i32 },
-    #[error("starting a runtime for the admin client: {0}")]
+    #[error("starting a runtime for the admin client")]
     Runtime(#[source] std::io::Error),
 }
 

@@ -20,21 +20,21 @@ const READ_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
-    #[error("creating the consumer: {0}")]
+    #[error("creating the consumer")]
     Create(#[source] KafkaError),
-    #[error("fetching metadata of {topic}: {source}")]
+    #[error("fetching metadata of {topic}")]
     Metadata {
         topic: String,
         #[source]
         source: KafkaError,
     },
-    #[error("assigning {topic}: {source}")]
+    #[error("assigning {topic}")]
     Assign {
         topic: String,
         #[source]
         source: KafkaError,
     },
-    #[error("reading {topic}: {source}")]
+    #[error("reading {topic}")]
     Read {
         topic: String,
         #[source]

@@ -27,7 +27,7 @@ pub enum FirstProduceError {
     NeverListened { addr: SocketAddr, timeout: Duration },
     #[error("the broker exited before it listened on {addr}")]
     Exited { addr: SocketAddr },
-    #[error("creating the producer: {0}")]
+    #[error("creating the producer")]
     Create(#[source] KafkaError),
     #[error("no produce to {addr} was acknowledged within {timeout:?}; last error: {last}")]
     NeverAcknowledged {
@@ -35,7 +35,7 @@ pub enum FirstProduceError {
         timeout: Duration,
         last: String,
     },
-    #[error("starting a runtime for the producer: {0}")]
+    #[error("starting a runtime for the producer")]
     Runtime(#[source] std::io::Error),
 }
 

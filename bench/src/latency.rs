@@ -45,7 +45,7 @@ pub enum LatencyError {
     Consume(#[from] ConsumeError),
     #[error(transparent)]
     Topic(#[from] client::TopicError),
-    #[error("sending to {topic}: {source}")]
+    #[error("sending to {topic}")]
     Send {
         topic: String,
         #[source]

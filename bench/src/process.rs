@@ -26,13 +26,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    #[error("preparing {path}: {source}")]
+    #[error("preparing {path}")]
     Prepare {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("finding a free loopback port: {0}")]
+    #[error("finding a free loopback port")]
     Port(#[source] std::io::Error),
     #[error("{command} failed ({status}); its output is in {log}")]
     Format {
@@ -40,15 +40,15 @@ pub enum ProcessError {
         status: ExitStatus,
         log: PathBuf,
     },
-    #[error("spawning {program}: {source}")]
+    #[error("spawning {program}")]
     Spawn {
         program: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("waiting for the broker: {0}")]
+    #[error("waiting for the broker")]
     Wait(#[source] std::io::Error),
-    #[error("signalling the broker: {0}")]
+    #[error("signalling the broker")]
     Signal(#[source] nix::Error),
     #[error(transparent)]
     Usage(#[from] ProcStatError),

@@ -18,7 +18,7 @@ pub struct ProcessUsage {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcStatError {
-    #[error("reading /proc/{pid}: {source}")]
+    #[error("reading /proc/{pid}")]
     Proc {
         pid: i32,
         #[source]

@@ -25,15 +25,15 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(300);
 pub enum ProduceError {
     #[error(transparent)]
     Topic(#[from] client::TopicError),
-    #[error("creating the producer: {0}")]
+    #[error("creating the producer")]
     Create(#[source] KafkaError),
-    #[error("fetching metadata of {topic} before the run: {source}")]
+    #[error("fetching metadata of {topic} before the run")]
     Metadata {
         topic: String,
         #[source]
         source: KafkaError,
     },
-    #[error("sending record {sequence} to {topic}: {source}")]
+    #[error("sending record {sequence} to {topic}")]
     Send {
         topic: String,
         sequence: u64,

@@ -25,7 +25,7 @@ use crate::results::{
 const FIRST_PRODUCE_TIMEOUT: Duration = Duration::from_secs(180);
 
 #[derive(Debug, thiserror::Error)]
-#[error("{broker} run {round}: {source} (broker output: {log})")]
+#[error("{broker} run {round} (broker output: {log})")]
 pub struct RoundError {
     broker: &'static str,
     round: usize,
@@ -38,7 +38,7 @@ pub struct RoundError {
 pub enum CaseError {
     #[error(transparent)]
     Process(#[from] ProcessError),
-    #[error("first produce: {0}")]
+    #[error("first produce")]
     FirstProduce(#[from] FirstProduceError),
     #[error(transparent)]
     Produce(#[from] ProduceError),
@@ -46,7 +46,7 @@ pub enum CaseError {
     Consume(#[from] ConsumeError),
     #[error(transparent)]
     Latency(#[from] LatencyError),
-    #[error("the broker exited ({status}) during the run; the client saw: {source}")]
+    #[error("the broker exited ({status}) during the run, and the client failed")]
     Exited {
         status: std::process::ExitStatus,
         source: Box<CaseError>,

@@ -31,5 +31,5 @@ target/release/weir-bench compare \
     --doc docs/BENCHMARKS.md \
     --weir-version "$weir_version" \
     --kafka-version "$(bash scripts/kafka.sh version)" \
-    --kafka-heap "$KAFKA_HEAP_OPTS" \
+    --kafka-heap="$KAFKA_HEAP_OPTS" \
     "$@"

@@ -113,7 +113,13 @@ struct CompareArgs {
     weir_version: String,
     #[arg(long, env = "KAFKA_VERSION", default_value = "4.3.1")]
     kafka_version: String,
-    #[arg(long, env = "KAFKA_HEAP_OPTS", default_value = "-Xmx1g -Xms1g")]
+    /// The heap Kafka runs with, as the report states it (scripts/kafka.sh sets it).
+    #[arg(
+        long,
+        env = "KAFKA_HEAP_OPTS",
+        default_value = "-Xmx1g -Xms1g",
+        allow_hyphen_values = true
+    )]
     kafka_heap: String,
 }
 

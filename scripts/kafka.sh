@@ -100,8 +100,15 @@ classpath() {
 }
 
 # A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (Kafka's Uuid form).
+# Like Kafka's own Uuid.randomUuid, never one starting with '-': the storage tool's argument
+# parser would take it for an option.
 cluster_id() {
-    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+    local id
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    while [ "${id#-}" != "$id" ]; do
+        id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
+    printf '%s' "$id"
 }
 
 # The distribution's config/server.properties for a combined node, on loopback ports.

@@ -88,10 +88,10 @@ struct CompareArgs {
     #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Records per 100-byte producer row.
-    #[arg(long, default_value_t = 1_500_000)]
+    #[arg(long, default_value_t = 3_000_000)]
     records_100b: u64,
     /// Records per 1 KiB producer row.
-    #[arg(long, default_value_t = 400_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     records_1k: u64,
     /// 1 KiB records each catch-up reads.
     #[arg(long, default_value_t = 1_000_000)]

@@ -159,7 +159,10 @@ impl OneCase {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Compare(args) => {
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let command = std::env::args()
+                .map(|arg| shell_quoted(&arg))
+                .collect::<Vec<_>>()
+                .join(" ");
             let options = CompareOptions {
                 launcher: Launcher {
                     weir_broker: args.programs.weir_broker,
@@ -270,6 +273,16 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `arg` as a POSIX shell would need it, so the command in the report can be pasted.
+fn shell_quoted(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
 fn unique_topic(prefix: &str) -> String {
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -284,5 +297,21 @@ fn print_median(rates: &[f64], record_size: usize) {
             rates.len(),
             median * record_size as f64 / 1e6
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quoted;
+
+    #[test]
+    fn quotes_only_what_the_shell_would_split_or_expand() {
+        assert_eq!(shell_quoted("--rounds"), "--rounds");
+        assert_eq!(
+            shell_quoted("--kafka-heap=-Xmx1g -Xms1g"),
+            "'--kafka-heap=-Xmx1g -Xms1g'"
+        );
+        assert_eq!(shell_quoted("it's"), "'it'\\''s'");
+        assert_eq!(shell_quoted(""), "''");
     }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README): installs what the tests need, builds the broker, checks
-# formatting and lints, runs every unit and end-to-end test, then a bounded fuzz run.
+# formatting and lints, runs every unit and end-to-end test, a seconds-long benchmark smoke run
+# against Weir, then a bounded fuzz run.
 # Exits non-zero if any step fails; prints a summary of steps and test counts at the end.
 #
 #   FUZZ_SECONDS   fuzzing time (default 30; 0 skips the fuzz step)
@@ -59,6 +60,17 @@ if [ "$build_ok" -eq 1 ]; then
     run_step "cargo test (unit + end-to-end)" run_tests
 else
     skip_step "cargo test (unit + end-to-end)" "the broker did not build"
+fi
+# The benchmark harness against Weir only, a few seconds (the full comparison with Apache Kafka
+# is scripts/bench.sh, kept out of CI): fails if any scenario errors or measures nothing.
+bench_smoke() {
+    cargo build -p weir-bench &&
+        target/debug/weir-bench smoke --weir-broker target/debug/weir-broker --work-dir target/bench-smoke
+}
+if [ "$build_ok" -eq 1 ]; then
+    run_step "weir-bench smoke" bench_smoke
+else
+    skip_step "weir-bench smoke" "the broker did not build"
 fi
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
     run_step "fuzz decode_request (${FUZZ_SECONDS}s)" bash scripts/fuzz.sh

@@ -1,163 +1,317 @@
-//! `weir-bench`: drives a Kafka-compatible broker with librdkafka and prints what it measured.
-//!
-//! This first cut measures producer throughput: N records of a fixed size, as fast as one
-//! librdkafka producer sends them, waiting for every delivery report. The side-by-side
-//! harness against Apache Kafka (latency, consumer catch-up, RSS, CPU) builds on it.
+//! `weir-bench`: drives a Kafka-compatible broker with librdkafka and reports what it
+//! measured. `compare` is the full Weir-against-Apache-Kafka run behind docs/BENCHMARKS.md
+//! (scripts/bench.sh runs it); `smoke` is the seconds-long Weir-only run CI does; `produce`,
+//! `consume` and `latency` measure one case against any broker already running.
 
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
-use clap::Parser;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientConfig;
-use rdkafka::ClientContext;
-use std::sync::atomic::{AtomicU64, Ordering};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use weir_bench::cases::{Acks, Compression, LatencyCase, Plan, PlanSizes, ProduceCase};
+use weir_bench::compare::{self, CompareOptions};
+use weir_bench::payload::Payload;
+use weir_bench::process::Launcher;
+use weir_bench::{consume, latency, produce, smoke, stats};
 
-/// Counts delivery reports, so a run that lost records says so instead of reporting speed.
-#[derive(Debug, Default)]
-struct Deliveries {
-    failed: AtomicU64,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if result.is_err() {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Producer throughput against one broker.
 #[derive(Debug, Parser)]
-#[command(name = "weir-bench", about)]
-struct Args {
-    /// Bootstrap servers.
+#[command(name = "weir-bench", about, version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Weir and Apache Kafka alternately (A B A B), throughput then latency; writes the tables
+    /// into the marked section of --doc.
+    Compare(CompareArgs),
+    /// A few seconds of every scenario against Weir only; fails if anything is off.
+    Smoke(SmokeArgs),
+    /// Re-render the tables of --doc from a saved results file.
+    Report {
+        #[arg(long, default_value = "target/bench/results.json")]
+        results: PathBuf,
+        #[arg(long, default_value = "docs/BENCHMARKS.md")]
+        doc: PathBuf,
+    },
+    /// Producer throughput against a running broker.
+    Produce(OneCase),
+    /// Fill a topic, then time one consumer catching up over it.
+    Consume {
+        #[command(flatten)]
+        case: OneCase,
+        /// Read this topic (which holds --records records) instead of filling a new one; for
+        /// profiling the read path alone.
+        #[arg(long)]
+        existing_topic: Option<String>,
+    },
+    /// End-to-end latency at a fixed rate against a running broker.
+    Latency {
+        #[command(flatten)]
+        case: OneCase,
+        /// Records per second.
+        #[arg(long)]
+        rate: f64,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Seconds at the start that are sent but not counted.
+        #[arg(long, default_value_t = 3.0)]
+        warmup: f64,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Programs {
+    /// The weir-broker binary to start.
+    #[arg(long, default_value = "target/release/weir-broker")]
+    weir_broker: PathBuf,
+    /// Where fresh data directories and broker logs go.
+    #[arg(long, default_value = "target/bench")]
+    work_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct SmokeArgs {
+    #[command(flatten)]
+    programs: Programs,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    programs: Programs,
+    /// The script that formats and runs Apache Kafka.
+    #[arg(long, default_value = "scripts/kafka.sh")]
+    kafka_script: PathBuf,
+    /// Broker starts per broker and phase; the tables report medians.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Records per 100-byte producer row.
+    #[arg(long, default_value_t = 3_000_000)]
+    records_100b: u64,
+    /// Records per 1 KiB producer row.
+    #[arg(long, default_value_t = 1_000_000)]
+    records_1k: u64,
+    /// 1 KiB records each catch-up reads.
+    #[arg(long, default_value_t = 1_000_000)]
+    records_catch_up: u64,
+    /// Length of each latency run.
+    #[arg(long, default_value_t = 20.0)]
+    latency_seconds: f64,
+    /// The records/s the latency cases run a fraction of (a half, a tenth); default: Apache
+    /// Kafka's median maximum on the 1 KiB, acks=1, 1-partition producer row.
+    #[arg(long)]
+    latency_reference_rate: Option<f64>,
+    #[arg(long, default_value = "target/bench/results.json")]
+    results: PathBuf,
+    /// The document whose marked section receives the tables.
+    #[arg(long)]
+    doc: Option<PathBuf>,
+    /// How the report names the Weir build (e.g. a commit).
+    #[arg(long, default_value = "(unlabelled build)")]
+    weir_version: String,
+    #[arg(long, env = "KAFKA_VERSION", default_value = "4.3.1")]
+    kafka_version: String,
+    /// The heap Kafka runs with, as the report states it (scripts/kafka.sh sets it).
+    #[arg(
+        long,
+        env = "KAFKA_HEAP_OPTS",
+        default_value = "-Xmx1g -Xms1g",
+        allow_hyphen_values = true
+    )]
+    kafka_heap: String,
+}
+
+/// One case against a broker that is already running.
+#[derive(Debug, Args)]
+struct OneCase {
     #[arg(long, default_value = "127.0.0.1:9092")]
-    brokers: String,
-    /// Topic to produce to; created (or re-created) with --partitions.
-    #[arg(long, default_value = "weir-bench")]
-    topic: String,
-    /// Number of partitions of the topic.
+    bootstrap: String,
     #[arg(long, default_value_t = 1)]
     partitions: i32,
-    /// Records to send per run.
     #[arg(long, default_value_t = 1_000_000)]
     records: u64,
     /// Value size in bytes.
     #[arg(long, default_value_t = 1024)]
     record_size: usize,
-    /// Producer acks: 0, 1 or all.
-    #[arg(long, default_value = "1")]
-    acks: String,
-    /// Compression codec: none, gzip, snappy, lz4, zstd.
-    #[arg(long, default_value = "none")]
-    compression: String,
-    /// Runs; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_enum, default_value = "1")]
+    acks: Acks,
+    #[arg(long, value_enum, default_value = "none")]
+    compression: Compression,
+    /// Repetitions; the median is printed last.
+    #[arg(long, default_value_t = 1)]
     runs: usize,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let rt = tokio::runtime::Runtime::new()?;
-    let mut results = Vec::new();
-    for run in 0..args.runs {
-        let topic = format!("{}-{run}", args.topic);
-        rt.block_on(create_topic(&args.brokers, &topic, args.partitions))?;
-        let (elapsed, sent) = produce(&args, &topic)?;
-        let secs = elapsed.as_secs_f64();
-        let rps = sent as f64 / secs;
-        let mbps = sent as f64 * args.record_size as f64 / secs / 1_000_000.0;
-        println!("run {run}: {sent} records in {secs:.2}s = {rps:.0} records/s, {mbps:.1} MB/s");
-        results.push((rps, mbps));
-    }
-    results.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (rps, mbps) = results[results.len() / 2];
-    println!();
-    println!(
-        "| records | size | acks | compression | partitions | records/s (median) | MB/s (median) |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
-    println!(
-        "| {} | {} B | {} | {} | {} | {rps:.0} | {mbps:.1} |",
-        args.records, args.record_size, args.acks, args.compression, args.partitions
-    );
-    Ok(())
-}
-
-async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .context("creating admin client")?;
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let _ = admin.delete_topics(&[topic], &opts).await;
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &opts,
-        )
-        .await?;
-    for r in results {
-        if let Err((name, code)) = r {
-            bail!("creating topic {name}: {code}");
+impl OneCase {
+    fn produce_case(&self) -> ProduceCase {
+        ProduceCase {
+            record_size: self.record_size,
+            acks: self.acks,
+            compression: self.compression,
+            partitions: self.partitions,
+            records: self.records,
         }
     }
-    Ok(())
 }
 
-fn produce(args: &Args, topic: &str) -> anyhow::Result<(Duration, u64)> {
-    let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
-        .set("acks", &args.acks)
-        .set("compression.codec", &args.compression)
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576")
-        .set("enable.idempotence", "false")
-        .create_with_context(Deliveries::default())
-        .context("creating producer")?;
-    // Values differ per record only in their first bytes, which is enough to keep codecs honest
-    // without generating random data on the hot loop.
-    let mut value = vec![b'x'; args.record_size];
-    let start = Instant::now();
-    for i in 0..args.records {
-        let stamp = i.to_be_bytes();
-        let n = stamp.len().min(value.len());
-        value[..n].copy_from_slice(&stamp[..n]);
-        let mut record = BaseRecord::<(), [u8]>::to(topic).payload(&value[..]);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    r,
-                )) => {
-                    record = r;
-                    producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => bail!("send failed: {e}"),
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Compare(args) => {
+            let command = std::env::args()
+                .map(|arg| shell_quoted(&arg))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let options = CompareOptions {
+                launcher: Launcher {
+                    weir_broker: args.programs.weir_broker,
+                    kafka_script: args.kafka_script,
+                    work_dir: args.programs.work_dir,
+                },
+                plan: Plan::full(&PlanSizes {
+                    records_100b: args.records_100b,
+                    records_1k: args.records_1k,
+                    records_catch_up: args.records_catch_up,
+                    latency_seconds: args.latency_seconds,
+                }),
+                rounds: args.rounds,
+                latency_reference_rate: args.latency_reference_rate,
+                results_path: args.results,
+                doc_path: args.doc,
+                weir_version: args.weir_version,
+                kafka_version: args.kafka_version,
+                kafka_heap: args.kafka_heap,
+                command,
+            };
+            let results = compare::run(options)?;
+            println!("{}", weir_bench::report::render(&results));
+        }
+        Command::Smoke(args) => smoke::run(&Launcher {
+            weir_broker: args.programs.weir_broker,
+            kafka_script: PathBuf::from("scripts/kafka.sh"),
+            work_dir: args.programs.work_dir,
+        })?,
+        Command::Report { results, doc } => {
+            let results = compare::load(&results)?;
+            compare::write_doc(&results, &doc)?;
+            println!("{}", weir_bench::report::render(&results));
+        }
+        Command::Produce(one) => {
+            let case = one.produce_case();
+            let payload = Payload::new(case.record_size);
+            let mut rates = Vec::new();
+            for run in 0..one.runs {
+                let topic = unique_topic(&case.key());
+                let t = produce::run(&one.bootstrap, &topic, &case, &payload)?;
+                println!(
+                    "run {run}: {} records in {:.2}s = {:.0} records/s, {:.1} MB/s",
+                    t.records,
+                    t.seconds,
+                    t.records_per_second(),
+                    t.megabytes_per_second()
+                );
+                rates.push(t.records_per_second());
+            }
+            print_median(&rates, case.record_size);
+        }
+        Command::Consume {
+            case: one,
+            existing_topic,
+        } => {
+            let case = one.produce_case();
+            let payload = Payload::new(case.record_size);
+            let mut rates = Vec::new();
+            for run in 0..one.runs {
+                let topic = match &existing_topic {
+                    Some(topic) => topic.clone(),
+                    None => {
+                        let topic = unique_topic(&case.key());
+                        produce::run(&one.bootstrap, &topic, &case, &payload)?;
+                        topic
+                    }
+                };
+                let t = consume::catch_up(&one.bootstrap, &topic, case.partitions, case.records)?;
+                println!(
+                    "run {run}: read {} records in {:.2}s = {:.0} records/s, {:.1} MB/s",
+                    t.records,
+                    t.seconds,
+                    t.records_per_second(),
+                    t.megabytes_per_second()
+                );
+                rates.push(t.records_per_second());
+            }
+            print_median(&rates, case.record_size);
+        }
+        Command::Latency {
+            case: one,
+            rate,
+            seconds,
+            warmup,
+        } => {
+            let case = LatencyCase {
+                record_size: one.record_size,
+                acks: one.acks,
+                compression: one.compression,
+                partitions: one.partitions,
+                rate_fraction: 1.0,
+                seconds,
+                warmup_seconds: warmup,
+            };
+            let payload = Payload::new(case.record_size);
+            for run in 0..one.runs {
+                let topic = unique_topic(&case.key());
+                let l = latency::run(&one.bootstrap, &topic, &case, rate, &payload)
+                    .with_context(|| format!("latency run {run}"))?;
+                println!(
+                    "run {run}: sent {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+                    l.achieved_rate, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+                );
             }
         }
     }
-    producer.flush(Duration::from_secs(120))?;
-    let elapsed = start.elapsed();
-    let failed = producer.context().failed.load(Ordering::Relaxed);
-    if producer.in_flight_count() != 0 || failed != 0 {
-        bail!(
-            "{} records still in flight, {failed} failed delivery",
-            producer.in_flight_count()
+    Ok(())
+}
+
+/// `arg` as a POSIX shell would need it, so the command in the report can be pasted.
+fn shell_quoted(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+fn unique_topic(prefix: &str) -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{prefix}-{millis}")
+}
+
+fn print_median(rates: &[f64], record_size: usize) {
+    if let Some(median) = stats::median(rates) {
+        println!(
+            "median of {}: {median:.0} records/s, {:.1} MB/s",
+            rates.len(),
+            median * record_size as f64 / 1e6
         );
     }
-    Ok((elapsed, args.records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quoted;
+
+    #[test]
+    fn quotes_only_what_the_shell_would_split_or_expand() {
+        assert_eq!(shell_quoted("--rounds"), "--rounds");
+        assert_eq!(
+            shell_quoted("--kafka-heap=-Xmx1g -Xms1g"),
+            "'--kafka-heap=-Xmx1g -Xms1g'"
+        );
+        assert_eq!(shell_quoted("it's"), "'it'\\''s'");
+        assert_eq!(shell_quoted(""), "''");
+    }
 }

@@ -1,0 +1,292 @@
+//! What the bench measures: the producer matrix, the consumer catch-up and end-to-end latency
+//! cases, and the two sizes of the whole plan (the full A/B comparison and the CI smoke run).
+//!
+//! A case is plain data with a stable `key` (the row of a table and the topic name); the
+//! scenario modules run one case against one broker.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Producer `acks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Acks {
+    #[value(name = "1")]
+    #[serde(rename = "1")]
+    Leader,
+    All,
+}
+
+impl Acks {
+    /// The value of librdkafka's `acks` setting.
+    pub fn config_value(self) -> &'static str {
+        match self {
+            Acks::Leader => "1",
+            Acks::All => "all",
+        }
+    }
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.config_value())
+    }
+}
+
+/// Producer `compression.codec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Lz4,
+}
+
+impl Compression {
+    pub fn config_value(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.config_value())
+    }
+}
+
+/// One row of the producer throughput table: `records` records of `record_size` bytes sent
+/// as fast as one librdkafka producer can, to a fresh topic of `partitions` partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceCase {
+    pub record_size: usize,
+    pub acks: Acks,
+    pub compression: Compression,
+    pub partitions: i32,
+    pub records: u64,
+}
+
+impl ProduceCase {
+    /// Also the topic the case writes to (and catch-up reads from).
+    pub fn key(&self) -> String {
+        format!(
+            "produce-{}b-acks{}-{}-{}p",
+            self.record_size, self.acks, self.compression, self.partitions
+        )
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.records * self.record_size as u64
+    }
+}
+
+/// Consumer catch-up: a topic is filled (acks=1, uncompressed, not timed), then one consumer
+/// reads all of it from the beginning, as fast as it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumeCase {
+    pub record_size: usize,
+    pub partitions: i32,
+    pub records: u64,
+}
+
+impl ConsumeCase {
+    /// How the topic (named by [`ConsumeCase::key`]) is filled before the catch-up.
+    pub fn fill(&self) -> ProduceCase {
+        ProduceCase {
+            record_size: self.record_size,
+            acks: Acks::Leader,
+            compression: Compression::None,
+            partitions: self.partitions,
+            records: self.records,
+        }
+    }
+
+    pub fn key(&self) -> String {
+        format!("consume-{}b-{}p", self.record_size, self.partitions)
+    }
+}
+
+/// End-to-end latency at a fixed rate: one producer sends for `seconds` at `rate_fraction` of
+/// a reference rate (Apache Kafka's measured maximum on the matching producer row), one
+/// consumer reads them; the first `warmup_seconds` are not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencyCase {
+    pub record_size: usize,
+    pub acks: Acks,
+    pub compression: Compression,
+    pub partitions: i32,
+    pub rate_fraction: f64,
+    pub seconds: f64,
+    pub warmup_seconds: f64,
+}
+
+impl LatencyCase {
+    pub fn key(&self) -> String {
+        format!(
+            "latency-{}b-acks{}-{}-{}p-at{:.0}pct",
+            self.record_size,
+            self.acks,
+            self.compression,
+            self.partitions,
+            self.rate_fraction * 100.0
+        )
+    }
+
+    /// The producer row whose Apache Kafka maximum sets this case's rate.
+    pub fn matches(&self, produce: &ProduceCase) -> bool {
+        produce.record_size == self.record_size
+            && produce.acks == self.acks
+            && produce.compression == self.compression
+            && produce.partitions == self.partitions
+    }
+}
+
+/// Everything one broker run measures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Before the measured produce cases, each one runs unmeasured with this fraction of its
+    /// records, so that neither broker is timed while cold (the JVM's JIT compiler, page
+    /// faults on fresh buffers, first segment files).
+    pub warmup_fraction: f64,
+    pub produce: Vec<ProduceCase>,
+    pub consume: Vec<ConsumeCase>,
+    pub latency: Vec<LatencyCase>,
+}
+
+impl Plan {
+    /// The full comparison: 100 B and 1 KiB, acks 1 and all, none and lz4, 1 and 16
+    /// partitions; catch-up over the 1 KiB topics; latency for 1 KiB, acks=1, 1 partition at
+    /// half of Kafka's maximum (the issue's rate) and at a tenth of it (an unsaturated machine).
+    pub fn full(sizes: &PlanSizes) -> Plan {
+        let latency_seconds = sizes.latency_seconds;
+        let mut produce = Vec::new();
+        for (record_size, records) in [(100, sizes.records_100b), (1024, sizes.records_1k)] {
+            for acks in [Acks::Leader, Acks::All] {
+                for compression in [Compression::None, Compression::Lz4] {
+                    for partitions in [1, 16] {
+                        produce.push(ProduceCase {
+                            record_size,
+                            acks,
+                            compression,
+                            partitions,
+                            records,
+                        });
+                    }
+                }
+            }
+        }
+        let latency = |rate_fraction| LatencyCase {
+            record_size: 1024,
+            acks: Acks::Leader,
+            compression: Compression::None,
+            partitions: 1,
+            rate_fraction,
+            seconds: latency_seconds,
+            warmup_seconds: (latency_seconds / 5.0).min(5.0),
+        };
+        Plan {
+            warmup_fraction: 0.1,
+            produce,
+            consume: vec![
+                ConsumeCase {
+                    record_size: 1024,
+                    partitions: 1,
+                    records: sizes.records_catch_up,
+                },
+                ConsumeCase {
+                    record_size: 1024,
+                    partitions: 16,
+                    records: sizes.records_catch_up,
+                },
+            ],
+            latency: vec![latency(0.5), latency(0.1)],
+        }
+    }
+
+    /// A few seconds against a debug build: one of each kind of case, small counts.
+    pub fn smoke() -> Plan {
+        Plan {
+            warmup_fraction: 0.1,
+            produce: vec![
+                ProduceCase {
+                    record_size: 100,
+                    acks: Acks::Leader,
+                    compression: Compression::None,
+                    partitions: 1,
+                    records: 20_000,
+                },
+                ProduceCase {
+                    record_size: 1024,
+                    acks: Acks::All,
+                    compression: Compression::Lz4,
+                    partitions: 16,
+                    records: 5_000,
+                },
+            ],
+            consume: vec![ConsumeCase {
+                record_size: 100,
+                partitions: 4,
+                records: 20_000,
+            }],
+            latency: vec![LatencyCase {
+                record_size: 1024,
+                acks: Acks::Leader,
+                compression: Compression::None,
+                partitions: 1,
+                rate_fraction: 0.5,
+                seconds: 2.0,
+                warmup_seconds: 0.5,
+            }],
+        }
+    }
+}
+
+/// How big the full plan is: records per producer row, per catch-up, seconds per latency run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanSizes {
+    pub records_100b: u64,
+    pub records_1k: u64,
+    pub records_catch_up: u64,
+    pub latency_seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIZES: PlanSizes = PlanSizes {
+        records_100b: 1_000,
+        records_1k: 100,
+        records_catch_up: 50,
+        latency_seconds: 10.0,
+    };
+
+    #[test]
+    fn full_plan_covers_the_issue_matrix_once() {
+        let plan = Plan::full(&SIZES);
+        assert_eq!(plan.produce.len(), 16);
+        let mut keys: Vec<String> = plan.produce.iter().map(ProduceCase::key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 16, "every produce case has its own topic");
+        assert!(keys.contains(&"produce-1024b-acks1-none-1p".to_string()));
+        assert!(keys.contains(&"produce-100b-acksall-lz4-16p".to_string()));
+    }
+
+    #[test]
+    fn every_topic_is_distinct_and_latency_rates_have_a_reference_row() {
+        let plan = Plan::full(&SIZES);
+        let mut topics: Vec<String> = plan.produce.iter().map(ProduceCase::key).collect();
+        topics.extend(plan.consume.iter().map(ConsumeCase::key));
+        topics.extend(plan.latency.iter().map(LatencyCase::key));
+        let count = topics.len();
+        topics.sort();
+        topics.dedup();
+        assert_eq!(topics.len(), count, "two cases would share a topic");
+        for latency in &plan.latency {
+            assert!(plan.produce.iter().any(|p| latency.matches(p)));
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! librdkafka clients as every scenario configures them, and topic set-up.
+//!
+//! All scenarios talk to the broker under test through these helpers so that Weir and Apache
+//! Kafka see byte-for-byte the same client settings. Topics are created explicitly and the
+//! bench waits until every partition has a leader before it starts a clock: a freshly created
+//! Kafka topic can take a moment to elect leaders, and that is set-up, not throughput.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::ClientConfig;
+
+/// Timeout for one admin or metadata request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a created topic may take to have a leader for every partition.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("creating an admin client for {bootstrap}")]
+    Client {
+        bootstrap: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("creating topic {topic}")]
+    Create {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("creating topic {topic}: the broker answered {code}")]
+    Rejected { topic: String, code: String },
+    #[error("topic {topic}: not every one of its {partitions} partitions had a leader after {LEADER_TIMEOUT:?}")]
+    NoLeaders { topic: String, partitions: i32 },
+    #[error("starting a runtime for the admin client")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// The settings every client starts from: the broker's address, IPv4, a client id that shows
+/// up in broker logs, and librdkafka's own logging kept to warnings.
+pub fn base_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("client.id", "weir-bench")
+        .set("log_level", "4");
+    config
+}
+
+/// Creates `topic` with `partitions` partitions (replication factor 1) and waits until each
+/// partition has a leader.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> =
+        base_config(bootstrap)
+            .create()
+            .map_err(|source| TopicError::Client {
+                bootstrap: bootstrap.to_string(),
+                source,
+            })?;
+    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = block_on(admin.create_topics(&[new_topic], &options))?.map_err(|source| {
+        TopicError::Create {
+            topic: topic.to_string(),
+            source,
+        }
+    })?;
+    for result in results {
+        if let Err((_, code)) = result {
+            return Err(TopicError::Rejected {
+                topic: topic.to_string(),
+                code: code.to_string(),
+            });
+        }
+    }
+    let deadline = Instant::now() + LEADER_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Ok(metadata) = admin.inner().fetch_metadata(Some(topic), REQUEST_TIMEOUT) {
+            let led = metadata.topics().iter().any(|t| {
+                t.name() == topic
+                    && t.error().is_none()
+                    && t.partitions().len() == partitions as usize
+                    && t.partitions()
+                        .iter()
+                        .all(|p| p.leader() >= 0 && p.error().is_none())
+            });
+            if led {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(TopicError::NoLeaders {
+        topic: topic.to_string(),
+        partitions,
+    })
+}
+
+/// Runs one future of the rdkafka admin API to completion. The admin client polls on its own
+/// thread; the runtime only waits for the answer.
+fn block_on<F: Future>(future: F) -> Result<F::Output, TopicError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(TopicError::Runtime)?;
+    Ok(runtime.block_on(future))
+}

@@ -1,0 +1,31 @@
+//! `weir-bench`: Weir against Apache Kafka on the same machine, through the same client
+//! (librdkafka via the `rdkafka` crate).
+//!
+//! How the pieces fit:
+//! - [`cases`] says what is measured (the producer matrix, catch-up, latency) and how big;
+//! - [`produce`], [`consume`], [`latency`] and [`first_produce`] each run one kind of case
+//!   against a broker address, with the client settings of [`client`] and values from
+//!   [`payload`];
+//! - [`process`] starts and stops a broker (Weir's binary or Kafka via `scripts/kafka.sh`)
+//!   and [`procstat`] reads its peak RSS and CPU time;
+//! - [`round`] is one broker start with one phase of cases; [`compare`] alternates Weir and
+//!   Kafka over rounds and phases, [`smoke`] is the small Weir-only run CI does;
+//! - [`results`] holds what was measured, [`stats`] and [`report`] turn it into the tables of
+//!   docs/BENCHMARKS.md, [`machine`] describes the host.
+
+pub mod cases;
+pub mod client;
+pub mod compare;
+pub mod consume;
+pub mod first_produce;
+pub mod latency;
+pub mod machine;
+pub mod payload;
+pub mod process;
+pub mod procstat;
+pub mod produce;
+pub mod report;
+pub mod results;
+pub mod round;
+pub mod smoke;
+pub mod stats;

@@ -1,0 +1,234 @@
+//! One broker start and what is measured on it.
+//!
+//! A throughput run starts the broker on a fresh data directory, times the first produce,
+//! warms up (every produce case once, small and unmeasured), runs every produce case and then
+//! every catch-up (fill a topic, then time one consumer reading it), and reads
+//! the process's peak RSS and CPU time before stopping it. A latency run does the same start
+//! and then only the fixed-rate latency cases, so the rate cannot be disturbed by what ran
+//! before on the same process. Progress goes to stderr, one line per case.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cases::{Plan, ProduceCase};
+use crate::consume::{self, ConsumeError};
+use crate::first_produce::{self, FirstProduceError};
+use crate::latency::{self, LatencyError};
+use crate::payload::Payload;
+use crate::process::{Launcher, ProcessError, RunningBroker};
+use crate::produce::{self, ProduceError};
+use crate::results::{
+    BrokerKind, BrokerRun, ConsumeMeasurement, LatencyMeasurement, ProduceMeasurement, Resources,
+};
+
+/// How long a broker may take from spawn to its first acknowledged produce.
+const FIRST_PRODUCE_TIMEOUT: Duration = Duration::from_secs(180);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{broker} run {round} (broker output: {log})")]
+pub struct RoundError {
+    broker: &'static str,
+    round: usize,
+    log: PathBuf,
+    #[source]
+    source: Box<CaseError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("first produce")]
+    FirstProduce(#[from] FirstProduceError),
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    #[error(transparent)]
+    Consume(#[from] ConsumeError),
+    #[error(transparent)]
+    Latency(#[from] LatencyError),
+    #[error("the broker exited ({status}) during the run, and the client failed")]
+    Exited {
+        status: std::process::ExitStatus,
+        source: Box<CaseError>,
+    },
+    #[error("the broker did not stop cleanly on SIGTERM: {status}{}", if *by_itself { "" } else { ", killed after the stop timeout" })]
+    UncleanStop {
+        status: std::process::ExitStatus,
+        by_itself: bool,
+    },
+}
+
+/// Which cases of the plan a run executes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Phase {
+    /// Produce and catch-up cases, plus resources.
+    Throughput,
+    /// Latency cases, each at its fraction of this many records/s.
+    Latency { reference_rate: f64 },
+}
+
+/// Starts `kind`, runs `phase` of `plan` on it and stops it.
+pub fn run(
+    launcher: &Launcher,
+    kind: BrokerKind,
+    round: usize,
+    plan: &Plan,
+    phase: Phase,
+    payload: &Payload,
+) -> Result<BrokerRun, RoundError> {
+    let label = match phase {
+        Phase::Throughput => format!("{}-throughput-{round}", kind.name().to_lowercase()),
+        Phase::Latency { .. } => format!("{}-latency-{round}", kind.name().to_lowercase()),
+    };
+    let mut log = launcher.work_dir.join("logs").join(format!("{label}.log"));
+    let result = launcher
+        .start(kind, &label)
+        .map_err(CaseError::from)
+        .and_then(|mut broker| {
+            log = broker.log.clone();
+            let measured = match measure(&mut broker, kind, round, plan, phase, payload) {
+                // A client error is often the symptom of a broker that died: say so.
+                Err(source) => match broker.exited() {
+                    Ok(Some(status)) => Err(CaseError::Exited {
+                        status,
+                        source: Box::new(source),
+                    }),
+                    _ => Err(source),
+                },
+                Ok(run) => Ok(run),
+            };
+            let (status, by_itself) = broker.stop()?;
+            eprintln!("  {} stopped: {status}", kind.name());
+            // The JVM exits 143 on SIGTERM after its shutdown hooks; Weir exits 0.
+            let clean = by_itself && (kind == BrokerKind::Kafka || status.success());
+            match measured {
+                Ok(_) if !clean => Err(CaseError::UncleanStop { status, by_itself }),
+                measured => measured,
+            }
+        });
+    result.map_err(|source| RoundError {
+        broker: kind.name(),
+        round,
+        log,
+        source: Box::new(source),
+    })
+}
+
+fn measure(
+    broker: &mut RunningBroker,
+    kind: BrokerKind,
+    round: usize,
+    plan: &Plan,
+    phase: Phase,
+    payload: &Payload,
+) -> Result<BrokerRun, CaseError> {
+    let (addr, spawned_at) = (broker.addr, broker.spawned_at);
+    let first = first_produce::measure(addr, spawned_at, FIRST_PRODUCE_TIMEOUT, || {
+        matches!(broker.exited(), Ok(None))
+    })?;
+    eprintln!(
+        "  {} run {round}: first produce acknowledged {:.3}s after spawn",
+        kind.name(),
+        first.as_secs_f64()
+    );
+    let mut run = BrokerRun {
+        broker: kind,
+        round,
+        start_to_first_produce_seconds: first.as_secs_f64(),
+        produce: Vec::new(),
+        consume: Vec::new(),
+        latency: Vec::new(),
+        resources: None,
+    };
+    let bootstrap = broker.bootstrap();
+    match phase {
+        Phase::Throughput => {
+            for case in &plan.produce {
+                let warmup = ProduceCase {
+                    records: (case.records as f64 * plan.warmup_fraction) as u64,
+                    ..*case
+                };
+                if warmup.records > 0 {
+                    produce::run(
+                        &bootstrap,
+                        &format!("warmup-{}", case.key()),
+                        &warmup,
+                        payload,
+                    )?;
+                }
+            }
+            eprintln!("  {} warmed up", kind.name());
+            let cpu_before = broker.usage()?.cpu_seconds;
+            let mut bytes_moved = 0u64;
+            for case in &plan.produce {
+                let throughput = produce::run(&bootstrap, &case.key(), case, payload)?;
+                eprintln!(
+                    "  {} {}: {:.0} records/s, {:.1} MB/s",
+                    kind.name(),
+                    case.key(),
+                    throughput.records_per_second(),
+                    throughput.megabytes_per_second()
+                );
+                bytes_moved += throughput.bytes;
+                run.produce.push(ProduceMeasurement {
+                    case: *case,
+                    throughput,
+                });
+            }
+            for case in &plan.consume {
+                let fill = case.fill();
+                let topic = case.key();
+                let filled = produce::run(&bootstrap, &topic, &fill, payload)?;
+                bytes_moved += filled.bytes;
+                let throughput =
+                    consume::catch_up(&bootstrap, &topic, case.partitions, case.records)?;
+                eprintln!(
+                    "  {} {}: {:.0} records/s, {:.1} MB/s",
+                    kind.name(),
+                    case.key(),
+                    throughput.records_per_second(),
+                    throughput.megabytes_per_second()
+                );
+                bytes_moved += throughput.bytes;
+                run.consume.push(ConsumeMeasurement {
+                    case: *case,
+                    throughput,
+                });
+            }
+            let usage = broker.usage()?;
+            run.resources = Some(Resources {
+                peak_rss_bytes: usage.peak_rss_bytes,
+                workload_cpu_seconds: usage.cpu_seconds - cpu_before,
+                bytes_moved,
+            });
+            eprintln!(
+                "  {} peak RSS {:.0} MiB, {:.2} CPU s over {:.2} GB",
+                kind.name(),
+                usage.peak_rss_bytes as f64 / (1 << 20) as f64,
+                usage.cpu_seconds - cpu_before,
+                bytes_moved as f64 / 1e9
+            );
+        }
+        Phase::Latency { reference_rate } => {
+            for case in &plan.latency {
+                let rate = reference_rate * case.rate_fraction;
+                let latency = latency::run(&bootstrap, &case.key(), case, rate, payload)?;
+                eprintln!(
+                    "  {} {} at {:.0}/s (sent {:.0}/s): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
+                    kind.name(),
+                    case.key(),
+                    rate,
+                    latency.achieved_rate,
+                    latency.p50_ms,
+                    latency.p99_ms,
+                    latency.p999_ms
+                );
+                run.latency.push(LatencyMeasurement {
+                    case: *case,
+                    latency,
+                });
+            }
+        }
+    }
+    Ok(run)
+}

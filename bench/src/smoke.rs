@@ -1,0 +1,131 @@
+//! The CI smoke run: every scenario of the harness, small, against Weir only, in a few
+//! seconds. It fails (non-zero exit) when a scenario errors, a count is off, a measurement is
+//! missing or implausible, or the broker does not shut down cleanly, so the harness cannot rot
+//! between full comparisons.
+
+use anyhow::{ensure, Context};
+
+use crate::cases::Plan;
+use crate::payload::Payload;
+use crate::process::Launcher;
+use crate::report;
+use crate::results::{BrokerKind, BrokerRun, Results};
+use crate::round::{self, Phase};
+
+/// The smoke latency reference rate: its fraction is low enough for a debug build on a busy
+/// machine.
+const SMOKE_REFERENCE_RATE: f64 = 1000.0;
+
+pub fn run(launcher: &Launcher) -> anyhow::Result<()> {
+    let plan = Plan::smoke();
+    let payload = Payload::new(1024);
+    let throughput = round::run(
+        launcher,
+        BrokerKind::Weir,
+        0,
+        &plan,
+        Phase::Throughput,
+        &payload,
+    )
+    .context("smoke throughput run")?;
+    check_throughput(&plan, &throughput)?;
+    let latency = round::run(
+        launcher,
+        BrokerKind::Weir,
+        0,
+        &plan,
+        Phase::Latency {
+            reference_rate: SMOKE_REFERENCE_RATE,
+        },
+        &payload,
+    )
+    .context("smoke latency run")?;
+    check_latency(&plan, &latency)?;
+    let results = Results {
+        machine: crate::machine::describe(),
+        plan,
+        weir_version: "smoke".to_string(),
+        kafka_version: "not run".to_string(),
+        kafka_heap: "-".to_string(),
+        command: "weir-bench smoke".to_string(),
+        latency_reference_rate: Some(SMOKE_REFERENCE_RATE),
+        runs: vec![throughput, latency],
+    };
+    println!("{}", report::render(&results));
+    println!("weir-bench smoke: ok");
+    Ok(())
+}
+
+fn check_throughput(plan: &Plan, run: &BrokerRun) -> anyhow::Result<()> {
+    ensure!(
+        run.start_to_first_produce_seconds > 0.0,
+        "no start-to-first-produce time"
+    );
+    ensure!(
+        run.produce.len() == plan.produce.len(),
+        "produce cases missing"
+    );
+    for (case, measured) in plan.produce.iter().zip(&run.produce) {
+        ensure!(
+            measured.throughput.records == case.records && measured.throughput.seconds > 0.0,
+            "{}: {:?}",
+            case.key(),
+            measured.throughput
+        );
+    }
+    ensure!(
+        run.consume.len() == plan.consume.len(),
+        "consume cases missing"
+    );
+    for measured in &run.consume {
+        let fill = measured.case.fill();
+        ensure!(
+            measured.throughput.records == fill.records
+                && measured.throughput.bytes == fill.bytes(),
+            "{}: read {:?}, wrote {} records of {} bytes",
+            measured.case.key(),
+            measured.throughput,
+            fill.records,
+            fill.record_size
+        );
+    }
+    let resources = run.resources.context("no resource reading")?;
+    ensure!(
+        resources.peak_rss_bytes > 1 << 20,
+        "implausible peak RSS {}",
+        resources.peak_rss_bytes
+    );
+    ensure!(
+        resources.workload_cpu_seconds > 0.0 && resources.bytes_moved > 0,
+        "no CPU time or bytes counted: {resources:?}"
+    );
+    Ok(())
+}
+
+fn check_latency(plan: &Plan, run: &BrokerRun) -> anyhow::Result<()> {
+    ensure!(
+        run.latency.len() == plan.latency.len(),
+        "latency cases missing"
+    );
+    for measured in &run.latency {
+        let l = &measured.latency;
+        let expected = SMOKE_REFERENCE_RATE
+            * measured.case.rate_fraction
+            * (measured.case.seconds - measured.case.warmup_seconds);
+        ensure!(
+            l.measured as f64 >= expected * 0.5,
+            "{}: only {} latencies recorded, expected about {expected:.0}",
+            measured.case.key(),
+            l.measured
+        );
+        ensure!(
+            0.0 < l.p50_ms
+                && l.p50_ms <= l.p99_ms
+                && l.p99_ms <= l.p999_ms
+                && l.p999_ms <= l.max_ms,
+            "{}: percentiles out of order: {l:?}",
+            measured.case.key()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The full comparison behind docs/BENCHMARKS.md: Weir against Apache Kafka on this machine,
+# through the same client, alternating brokers (A B A B), medians of ROUNDS runs per row.
+# Builds release binaries, fetches Kafka (scripts/kafka.sh), runs `weir-bench compare`, and
+# rewrites the marked results section of docs/BENCHMARKS.md. Takes about 20 minutes on two
+# cores; not part of CI (CI runs `weir-bench smoke`, see scripts/test.sh).
+#
+#   ROUNDS           broker starts per broker and phase (default 5)
+#   KAFKA_VERSION    see scripts/kafka.sh (default 4.3.1)
+#   KAFKA_HEAP_OPTS  default "-Xmx1g -Xms1g"
+#   extra arguments go to `weir-bench compare` (e.g. --records-1k 100000 --latency-rate 40000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${ROUNDS:-5}"
+export KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx1g -Xms1g}"
+
+cargo build --release -p weir-broker -p weir-bench
+bash scripts/kafka.sh fetch
+weir_version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if ! git diff --quiet HEAD -- broker 2>/dev/null; then
+    weir_version="$weir_version+local-changes"
+fi
+
+target/release/weir-bench compare \
+    --rounds "$ROUNDS" \
+    --weir-broker target/release/weir-broker \
+    --kafka-script scripts/kafka.sh \
+    --work-dir target/bench \
+    --results target/bench/results.json \
+    --doc docs/BENCHMARKS.md \
+    --weir-version "$weir_version" \
+    --kafka-version "$(bash scripts/kafka.sh version)" \
+    --kafka-heap="$KAFKA_HEAP_OPTS" \
+    "$@"

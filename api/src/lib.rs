@@ -16,6 +16,7 @@ pub const DEFAULT_METRICS_PORT: u16 = 9644;
 pub mod proto {
     /// The controller's internal RPCs (Raft transport) between brokers.
     pub mod controller {
+        // Generated code: prost/tonic decide its shape, so their lints are not ours to satisfy.
         #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
         tonic::include_proto!("weir.controller.v1");
     }

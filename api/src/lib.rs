@@ -16,23 +16,17 @@ pub const DEFAULT_METRICS_PORT: u16 = 9644;
 pub mod proto {
     /// The controller's internal RPCs (Raft transport) between brokers.
     pub mod controller {
-        // Generated code: prost/tonic decide its shape, so their lints are not ours to satisfy.
-        #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
         tonic::include_proto!("weir.controller.v1");
     }
 
     /// Brokers asking each other about their local replicas (reassignment progress).
     pub mod broker {
-        // Generated code: prost/tonic decide its shape, so their lints are not ours to satisfy.
-        #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
         tonic::include_proto!("weir.broker.v1");
     }
 
     /// The admin API the operator and tools use (`proto/weir/admin/v1/admin.proto`); see
     /// [`crate::admin`] for conversions to and from placement types.
     pub mod admin {
-        // Generated code: prost/tonic decide its shape, so their lints are not ours to satisfy.
-        #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
         tonic::include_proto!("weir.admin.v1");
     }
 }

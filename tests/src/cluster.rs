@@ -214,3 +214,33 @@ impl Cluster {
         })
     }
 }
+
+/// Sends `values` to `topic`/`partition` all at once and returns those acknowledged, in send
+/// order (a failed delivery is simply not in the result; callers compare with what is stored).
+pub async fn send_all(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    partition: i32,
+    values: &[String],
+) -> Vec<String> {
+    let futures: Vec<_> = values
+        .iter()
+        .map(|v| {
+            let record = rdkafka::producer::FutureRecord::<(), String>::to(topic)
+                .partition(partition)
+                .payload(v);
+            let future = producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .expect("enqueueing");
+            (v.clone(), future)
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for (v, f) in futures {
+        if let Ok(Ok(_)) = f.await {
+            acked.push(v);
+        }
+    }
+    acked
+}

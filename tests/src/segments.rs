@@ -94,3 +94,21 @@ pub fn parse_batches(bytes: &[u8]) -> Vec<StoredBatch> {
 fn be_i32(bytes: &[u8]) -> i32 {
     i32::from_be_bytes(bytes.try_into().unwrap())
 }
+
+/// The concatenated bytes of every segment file of a partition directory, in offset order:
+/// two replicas holding the same log have equal bytes.
+pub fn log_bytes(dir: &Path) -> Vec<u8> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap_or_default())
+        .collect()
+}

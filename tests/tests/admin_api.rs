@@ -6,8 +6,7 @@
 //! admin API has none of the three).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,13 +21,14 @@ use kafka_protocol::messages::{
     ListPartitionReassignmentsResponse,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tonic::Code;
 use weir_api::proto::admin as pb;
 use weir_tests::admin::{broker_entry, eventually};
-use weir_tests::cluster::Cluster;
+use weir_tests::cluster::{send_all, Cluster};
 use weir_tests::raw::{topic_name, RawClient};
+use weir_tests::segments::log_bytes;
 use weir_tests::{http, unique_topic, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -107,40 +107,12 @@ fn producer(cluster: &Cluster) -> FutureProducer {
     config.create().expect("producer")
 }
 
-/// Sends `values` to `partition` and returns those acknowledged, in send order.
-async fn send_all(
-    producer: &FutureProducer,
-    topic: &str,
-    partition: i32,
-    values: &[String],
-) -> Vec<String> {
-    let futures: Vec<_> = values
-        .iter()
-        .map(|v| {
-            let record = FutureRecord::<(), String>::to(topic)
-                .partition(partition)
-                .payload(v);
-            let future = producer
-                .send_result(record)
-                .map_err(|(e, _)| e)
-                .expect("enqueueing");
-            (v.clone(), future)
-        })
-        .collect();
-    let mut acked = Vec::new();
-    for (v, f) in futures {
-        if let Ok(Ok(_)) = f.await {
-            acked.push(v);
-        }
-    }
-    acked
-}
-
 /// A producer sending small batches to `topic`/0 until stopped; returns what was acknowledged.
 fn produce_until_stopped(
     producer: FutureProducer,
     topic: String,
     stop: Arc<AtomicBool>,
+    acked_count: Arc<AtomicUsize>,
 ) -> tokio::task::JoinHandle<Vec<String>> {
     tokio::spawn(async move {
         let mut acked = Vec::new();
@@ -149,6 +121,7 @@ fn produce_until_stopped(
             let values: Vec<String> = (next..next + 20).map(|i| format!("live-{i:07}")).collect();
             next += values.len();
             acked.extend(send_all(&producer, &topic, 0, &values).await);
+            acked_count.store(acked.len(), Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         acked
@@ -212,22 +185,6 @@ fn assert_nothing_lost(records: &[(i64, String)], acked: &[String]) {
         lost.len(),
         lost.first()
     );
-}
-
-fn log_bytes(dir: &Path) -> Vec<u8> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "log"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| std::fs::read(f).unwrap_or_default())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,7 +489,8 @@ async fn a_throttled_reassignment_moves_a_partition_while_producing_without_loss
     assert_eq!(acked.len(), preload.len());
 
     let stop = Arc::new(AtomicBool::new(false));
-    let live = produce_until_stopped(producer, topic.clone(), stop.clone());
+    let live_count = Arc::new(AtomicUsize::new(0));
+    let live = produce_until_stopped(producer, topic.clone(), stop.clone(), live_count.clone());
     const RATE: u64 = 256 * 1024;
     let mut admin = cluster.admin(2);
     let started = admin
@@ -682,7 +640,14 @@ async fn a_throttled_reassignment_moves_a_partition_while_producing_without_loss
     );
 
     // Produce a little more through the new leader, then stop and read everything back.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_move = live_count.load(Ordering::Relaxed);
+    let count = &live_count;
+    eventually(
+        Duration::from_secs(30),
+        "more records acknowledged after the move",
+        || async move { (count.load(Ordering::Relaxed) >= after_move + 40).then_some(()) },
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     let live_acked = live.await.unwrap();
     assert!(

@@ -4,7 +4,6 @@
 //! every replica must end up holding the same log.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, NewTopic, TopicReplication};
@@ -14,8 +13,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use weir_tests::cluster::Cluster;
+use weir_tests::cluster::{send_all, Cluster};
 use weir_tests::raw::{record_batch, RawClient};
+use weir_tests::segments::log_bytes;
 use weir_tests::{clients, unique_topic, wait_until};
 
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,31 +57,6 @@ fn producer(cluster: &Cluster, acks: &str) -> FutureProducer {
     config.create().expect("producer")
 }
 
-/// Sends `values` to partition 0 and returns those acknowledged, in send order.
-async fn send_all(producer: &FutureProducer, topic: &str, values: &[String]) -> Vec<String> {
-    let futures: Vec<_> = values
-        .iter()
-        .map(|v| {
-            let f = producer
-                .send_result(
-                    FutureRecord::<(), String>::to(topic)
-                        .partition(0)
-                        .payload(v),
-                )
-                .map_err(|(e, _)| e)
-                .expect("enqueueing");
-            (v.clone(), f)
-        })
-        .collect();
-    let mut acked = Vec::new();
-    for (v, f) in futures {
-        if let Ok(Ok(_)) = f.await {
-            acked.push(v);
-        }
-    }
-    acked
-}
-
 /// Every record of partition 0, in offset order, read from the current leader.
 fn read_partition(cluster: &Cluster, topic: &str, expected_at_least: usize) -> Vec<(i64, String)> {
     let mut config = cluster.client_config();
@@ -114,23 +89,6 @@ fn read_partition(cluster: &Cluster, topic: &str, expected_at_least: usize) -> V
     records
 }
 
-/// The concatenated bytes of a replica's segment files.
-fn log_bytes(dir: &Path) -> Vec<u8> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "log"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| std::fs::read(f).unwrap_or_default())
-        .collect()
-}
-
 fn wait_replicas_identical(cluster: &Cluster, topic: &str, nodes: &[usize]) {
     wait_until(
         FAILOVER_TIMEOUT,
@@ -158,7 +116,7 @@ async fn acked_records_survive_repeated_leader_and_controller_kills() {
         next += n;
         values
     };
-    acked.extend(send_all(&producer, &topic, &batch(300)).await);
+    acked.extend(send_all(&producer, &topic, 0, &batch(300)).await);
 
     for round in 0..4 {
         let view = cluster.partition(&topic, 0).expect("metadata");
@@ -170,7 +128,7 @@ async fn acked_records_survive_repeated_leader_and_controller_kills() {
         };
         // Produce while the victim dies: these sends straddle the failure.
         let in_flight = batch(300);
-        let sending = send_all(&producer, &topic, &in_flight);
+        let sending = send_all(&producer, &topic, 0, &in_flight);
         cluster.kill9(victim);
         acked.extend(sending.await);
         let after = cluster.wait_partition(
@@ -181,7 +139,7 @@ async fn acked_records_survive_repeated_leader_and_controller_kills() {
             |v| v.leader >= 0 && v.leader as usize != victim,
         );
         assert!(after.leader_epoch > view.leader_epoch || victim != view.leader as usize);
-        acked.extend(send_all(&producer, &topic, &batch(200)).await);
+        acked.extend(send_all(&producer, &topic, 0, &batch(200)).await);
         cluster.restart(victim);
         cluster.wait_partition(
             &topic,
@@ -191,7 +149,7 @@ async fn acked_records_survive_repeated_leader_and_controller_kills() {
             |v| v.isr.len() == 3,
         );
     }
-    acked.extend(send_all(&producer, &topic, &batch(100)).await);
+    acked.extend(send_all(&producer, &topic, 0, &batch(100)).await);
     assert!(
         acked.len() >= 1000,
         "too few records were acknowledged: {}",
@@ -245,7 +203,7 @@ async fn a_frozen_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     );
     assert_eq!(shrunk.isr.len(), 2);
     let values: Vec<String> = (0..500).map(|i| format!("f{i:04}")).collect();
-    let acked = send_all(&producer, &topic, &values).await;
+    let acked = send_all(&producer, &topic, 0, &values).await;
     assert_eq!(
         acked.len(),
         values.len(),
@@ -340,7 +298,7 @@ async fn a_diverged_replica_truncates_and_nobody_reads_its_unreplicated_records(
     create_topic(&cluster, &topic, 1, 3, "2").await;
     let first = producer(&cluster, "all");
     let committed: Vec<String> = (0..100).map(|i| format!("a{i:04}")).collect();
-    assert_eq!(send_all(&first, &topic, &committed).await.len(), 100);
+    assert_eq!(send_all(&first, &topic, 0, &committed).await.len(), 100);
     drop(first);
 
     let view = cluster.partition(&topic, 0).unwrap();
@@ -359,7 +317,7 @@ async fn a_diverged_replica_truncates_and_nobody_reads_its_unreplicated_records(
         config.create().expect("producer")
     };
     let doomed: Vec<String> = (0..20).map(|i| format!("doomed{i:02}")).collect();
-    assert_eq!(send_all(&lonely, &topic, &doomed).await.len(), 20);
+    assert_eq!(send_all(&lonely, &topic, 0, &doomed).await.len(), 20);
     drop(lonely);
     cluster.kill9(old_leader);
     for f in &followers {
@@ -374,7 +332,7 @@ async fn a_diverged_replica_truncates_and_nobody_reads_its_unreplicated_records(
     );
     let second = producer(&cluster, "all");
     let later: Vec<String> = (0..100).map(|i| format!("b{i:04}")).collect();
-    assert_eq!(send_all(&second, &topic, &later).await.len(), 100);
+    assert_eq!(send_all(&second, &topic, 0, &later).await.len(), 100);
     cluster.restart(old_leader);
     cluster.wait_partition(
         &topic,
@@ -435,7 +393,7 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     create_topic(&cluster, &topic, 1, 3, "2").await;
     let values: Vec<String> = (0..100).map(|i| format!("g{i:03}")).collect();
     assert_eq!(
-        send_all(&producer(&cluster, "all"), &topic, &values)
+        send_all(&producer(&cluster, "all"), &topic, 0, &values)
             .await
             .len(),
         100

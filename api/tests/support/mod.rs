@@ -1,8 +1,6 @@
 //! Shared by the placement property tests: random clusters and topics, and checks written
 //! independently of the planner (they recompute loads and bounds from the assignment itself).
 
-#![allow(dead_code)] // Each test crate uses its own subset of these helpers.
-
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;

@@ -272,10 +272,7 @@ impl Controller {
         loop {
             let attempt = match self.leader() {
                 Some((id, _)) if id == self.config.node_id => self.write_on_leader(&command).await,
-                _ => match self.controller_addr() {
-                    Some(addr) => self.forward_write(&addr, &command).await,
-                    None => Err(ControllerError::Unavailable("no active controller".into())),
-                },
+                _ => self.forward_write(&command).await,
             };
             match attempt {
                 Err(e @ (ControllerError::Unavailable(_) | ControllerError::NotController))
@@ -340,15 +337,22 @@ impl Controller {
         Ok(client)
     }
 
+    /// A client of the active controller (or of a voter that forwards to it).
+    fn controller_client(&self) -> Result<ControllerClient<Channel>, ControllerError> {
+        let addr = self
+            .controller_addr()
+            .ok_or_else(|| ControllerError::Unavailable("no active controller".into()))?;
+        self.client(&addr)
+    }
+
     async fn forward_write(
         &self,
-        addr: &str,
         command: &MetadataCommand,
     ) -> Result<CommandResult, ControllerError> {
         let data =
             serde_json::to_vec(command).map_err(|e| ControllerError::Invalid(e.to_string()))?;
-        let mut client = self.client(addr)?;
-        let reply = client
+        let reply = self
+            .controller_client()?
             .write(RaftPayload { data })
             .await
             .map_err(status_error)?;
@@ -362,11 +366,8 @@ impl Controller {
         request: RegisterBrokerRequest,
     ) -> Result<RegisterBrokerResponse, ControllerError> {
         if !self.is_active() {
-            let addr = self
-                .controller_addr()
-                .ok_or_else(|| ControllerError::Unavailable("no active controller".into()))?;
-            let mut client = self.client(&addr)?;
-            return Ok(client
+            return Ok(self
+                .controller_client()?
                 .register_broker(request)
                 .await
                 .map_err(status_error)?
@@ -434,11 +435,8 @@ impl Controller {
         request: BrokerHeartbeatRequest,
     ) -> Result<BrokerHeartbeatResponse, ControllerError> {
         if !self.is_active() {
-            let addr = self
-                .controller_addr()
-                .ok_or_else(|| ControllerError::Unavailable("no active controller".into()))?;
-            let mut client = self.client(&addr)?;
-            return Ok(client
+            return Ok(self
+                .controller_client()?
                 .broker_heartbeat(request)
                 .await
                 .map_err(status_error)?

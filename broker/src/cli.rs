@@ -17,8 +17,9 @@ use crate::config::properties::parse_assignment;
 #[derive(Debug, Parser)]
 #[command(name = "weir-broker", version, about)]
 pub struct Args {
-    /// This broker's node id.
-    #[arg(long, env = "WEIR_NODE_ID", default_value_t = 0)]
+    /// This broker's node id: a number, or a StatefulSet pod name whose ordinal is the id
+    /// (`weir-2` is node 2), which is how the operator's pods pass `$(POD_NAME)`.
+    #[arg(long, env = "WEIR_NODE_ID", default_value = "0", value_parser = parse_node_id)]
     pub node_id: i32,
 
     /// Directory holding the partition logs and metadata; created if missing.
@@ -52,14 +53,32 @@ pub struct Args {
     #[arg(long, env = "WEIR_VOTERS", value_parser = parse_voters)]
     pub voters: Option<Voters>,
 
-    /// A Java properties file of broker settings (Kafka names).
-    #[arg(long, env = "WEIR_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// A Java properties file of broker settings (Kafka names). Repeatable: later files win
+    /// (the operator adds a file holding `broker.rack` next to the cluster's settings). In
+    /// WEIR_CONFIG, separate files with ','.
+    #[arg(long, env = "WEIR_CONFIG", value_delimiter = ',')]
+    pub config: Vec<PathBuf>,
 
     /// A broker setting as key=value; repeatable; overrides --config. In WEIR_SET, separate
     /// settings with ';'.
     #[arg(long = "set", env = "WEIR_SET", value_delimiter = ';', value_parser = parse_assignment)]
     pub set: Vec<(String, String)>,
+}
+
+/// Parses a node id: a non-negative number, or a name ending in `-N` (a StatefulSet pod's
+/// ordinal).
+pub fn parse_node_id(s: &str) -> Result<i32, String> {
+    let digits = match s.rsplit_once('-') {
+        Some((_, ordinal)) if !s.starts_with('-') => ordinal,
+        _ => s,
+    };
+    digits
+        .parse::<i32>()
+        .ok()
+        .filter(|id| *id >= 0)
+        .ok_or_else(|| {
+            format!("`{s}` is not a node id (a number, or a pod name ending in -<ordinal>)")
+        })
 }
 
 /// The voter set: node id → `host:port` of its internal listener.
@@ -122,6 +141,23 @@ mod tests {
         assert_eq!(a.listen.to_string(), "127.0.0.1:9092");
         assert_eq!(a.metrics_listen.to_string(), "127.0.0.1:9644");
         assert!(a.advertised_listener.is_none());
+    }
+
+    #[test]
+    fn node_ids_come_from_numbers_or_pod_ordinals() {
+        assert_eq!(parse_node_id("7"), Ok(7));
+        assert_eq!(parse_node_id("weir-2"), Ok(2));
+        assert_eq!(parse_node_id("my-kafka-cluster-12"), Ok(12));
+        for bad in ["-1", "weir", "weir-", "weir-x", ""] {
+            let e = parse_node_id(bad).unwrap_err();
+            assert!(e.contains(&format!("`{bad}`")), "{e}");
+        }
+        let a = Args::try_parse_from(["weir-broker", "--config", "a.properties", "--config", "b"])
+            .unwrap();
+        assert_eq!(
+            a.config,
+            [PathBuf::from("a.properties"), PathBuf::from("b")]
+        );
     }
 
     #[test]

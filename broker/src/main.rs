@@ -43,10 +43,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let mut settings = match &args.config {
-        Some(path) => properties::read(path)?,
-        None => Vec::new(),
-    };
+    let mut settings = Vec::new();
+    for path in &args.config {
+        settings.extend(properties::read(path)?);
+    }
     settings.extend(args.set.iter().cloned());
     let config = BrokerConfig::new(args.node_id, args.data_dir.clone(), &settings)?;
 

@@ -1,18 +1,25 @@
-//! The Weir Kubernetes operator.
+//! The Weir Kubernetes operator: `Cluster` and `Topic` custom resources reconciled into
+//! StatefulSet brokers and Kafka topics.
 //!
-//! A skeleton: the `Cluster` and `Topic` custom resources, their reconcilers and the `crdgen`
-//! binary arrive with the operator issue. The crate exists now so the workspace has its final
-//! shape and the operator can never grow a dependency on the broker by accident.
+//! How the pieces fit:
+//! - [`crd`]: the resource types (the CRDs are generated from them by `crdgen`);
+//! - [`build`]: pure builders, spec → desired Kubernetes objects;
+//! - [`cluster`] and [`topic`]: the reconcilers, each a pipeline fetch → validate → build →
+//!   apply (server-side apply, one field manager) → status, with the decisions that need the
+//!   cluster's state (scale, drain, roll) as pure functions in their `plan` modules;
+//! - [`admin`]: the client of the brokers' admin gRPC API (`weir.admin.v1`);
+//! - [`leader`]: leader election on a Lease, so two operator replicas can run;
+//! - [`metrics`], [`run`]: the operator process.
 
-/// The broker port a `Cluster`'s client Service will expose.
-pub fn client_port() -> u16 {
-    weir_api::DEFAULT_CLIENT_PORT
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn client_port_matches_broker_default() {
-        assert_eq!(super::client_port(), 9092);
-    }
-}
+pub mod admin;
+pub mod build;
+pub mod cluster;
+pub mod context;
+pub mod crd;
+pub mod error;
+pub mod leader;
+pub mod metrics;
+pub mod names;
+pub mod rack;
+pub mod run;
+pub mod topic;

@@ -1,0 +1,234 @@
+//! The `Cluster` status: broker entries and conditions from what one reconcile observed and
+//! did. Returns whether the cluster is busy (so the reconciler comes back soon).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use weir_api::proto::admin as pb;
+
+use super::plan::{AdminView, PodView};
+use crate::context::Context;
+use crate::crd::condition::{merge, types, Desired};
+use crate::crd::{BrokerStatus, Cluster, ClusterStatus};
+use crate::error::Error;
+use crate::names::{ClusterNames, FIELD_MANAGER};
+
+/// What the reconcile is doing or could not do, for the conditions.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// The spec is invalid in a way the schema could not catch.
+    pub invalid: Option<String>,
+    /// The admin API did not answer.
+    pub admin_error: Option<String>,
+    pub scale_down_blocked: Option<String>,
+    pub storage_refused: Option<String>,
+    /// Scaling, draining, rebalancing: one line each.
+    pub working: Vec<String>,
+    /// A rolling restart is under way (or waiting): why.
+    pub rolling: Option<String>,
+}
+
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+pub fn now_string() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn state_name(state: pb::BrokerState) -> &'static str {
+    match state {
+        pb::BrokerState::Active => "Active",
+        pb::BrokerState::Fenced => "Fenced",
+        pb::BrokerState::Draining => "Draining",
+        pb::BrokerState::Unregistered => "Unregistered",
+        pb::BrokerState::Unspecified => "Unknown",
+    }
+}
+
+/// One entry per pod or registered broker, by id.
+pub fn broker_entries(
+    names: &ClusterNames,
+    pods: &[PodView],
+    view: Option<&AdminView>,
+) -> Vec<BrokerStatus> {
+    let mut ids: Vec<i32> = pods.iter().map(|p| p.ordinal).collect();
+    if let Some(v) = view {
+        ids.extend(v.brokers.iter().map(|b| b.id));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| {
+            let pod = pods.iter().find(|p| p.ordinal == id);
+            let broker = view.and_then(|v| v.broker(id));
+            BrokerStatus {
+                id,
+                pod: pod.map(|_| names.pod(id)),
+                rack: broker.and_then(|b| b.rack.clone()),
+                ready: pod.is_some_and(|p| p.ready),
+                state: broker
+                    .map_or("Unknown", |b| state_name(b.state))
+                    .to_string(),
+                replicas: broker.map_or(0, |b| i32::try_from(b.replicas).unwrap_or(i32::MAX)),
+                leaders: broker.map_or(0, |b| i32::try_from(b.leaders).unwrap_or(i32::MAX)),
+            }
+        })
+        .collect()
+}
+
+/// The conditions, and whether anything is in progress.
+pub fn conditions(
+    spec_replicas: i32,
+    status: &ClusterStatus,
+    progress: &Progress,
+    view: Option<&AdminView>,
+) -> (Vec<Desired>, bool) {
+    let mut out = Vec::new();
+    let ready_brokers = status
+        .brokers
+        .iter()
+        .filter(|b| b.id < spec_replicas && b.ready && b.state == "Active")
+        .count() as i32;
+    let busy = !progress.working.is_empty() || progress.rolling.is_some();
+    let (ready, reason, message) = if let Some(why) = &progress.invalid {
+        (false, "InvalidSpec", why.clone())
+    } else if ready_brokers < spec_replicas {
+        let why = progress
+            .admin_error
+            .clone()
+            .map(|e| format!("; {e}"))
+            .unwrap_or_default();
+        (
+            false,
+            "BrokersNotReady",
+            format!("{ready_brokers} of {spec_replicas} brokers ready and active{why}"),
+        )
+    } else if view.is_some_and(|v| v.offline > 0) {
+        (
+            false,
+            "OfflinePartitions",
+            "some partitions have no leader".into(),
+        )
+    } else {
+        (true, "Ready", format!("{spec_replicas} brokers ready"))
+    };
+    out.push(Desired::new(types::READY, ready, reason, message));
+
+    let (progressing, reason, message) = if let Some(why) = &progress.rolling {
+        (true, "RollingRestart", why.clone())
+    } else if let Some(first) = progress.working.first() {
+        let reason = if first.starts_with("draining") {
+            "Draining"
+        } else if first.starts_with("rebalancing") || first.contains("moving") {
+            "Rebalancing"
+        } else {
+            "Scaling"
+        };
+        (true, reason, progress.working.join("; "))
+    } else if !ready && progress.invalid.is_none() {
+        (true, "Starting", "waiting for brokers".to_string())
+    } else {
+        (false, "Stable", "nothing in progress".to_string())
+    };
+    out.push(Desired::new(
+        types::PROGRESSING,
+        progressing,
+        reason,
+        message,
+    ));
+
+    let fenced: Vec<String> = status
+        .brokers
+        .iter()
+        .filter(|b| b.id < spec_replicas && b.state == "Fenced")
+        .map(|b| b.id.to_string())
+        .collect();
+    let (degraded, reason, message) = match view {
+        Some(v) if v.offline > 0 => (
+            true,
+            "OfflinePartitions",
+            format!("{} partitions have no leader", v.offline),
+        ),
+        Some(v) if v.under_replicated > 0 => (
+            true,
+            "UnderReplicated",
+            format!("{} partitions are under-replicated", v.under_replicated),
+        ),
+        _ if !fenced.is_empty() => (
+            true,
+            "BrokersDown",
+            format!("brokers {} are fenced", fenced.join(", ")),
+        ),
+        _ => (
+            false,
+            "Healthy",
+            "every partition fully replicated".to_string(),
+        ),
+    };
+    out.push(Desired::new(types::DEGRADED, degraded, reason, message));
+
+    out.push(match &progress.scale_down_blocked {
+        Some(why) => Desired::new(
+            types::SCALE_DOWN_BLOCKED,
+            true,
+            "WouldLoseData",
+            why.clone(),
+        ),
+        None => Desired::new(types::SCALE_DOWN_BLOCKED, false, "NotBlocked", ""),
+    });
+    out.push(match &progress.storage_refused {
+        Some(why) => Desired::new(
+            types::STORAGE_RESIZE_REFUSED,
+            true,
+            "ShrinkNotSupported",
+            why.clone(),
+        ),
+        None => Desired::new(types::STORAGE_RESIZE_REFUSED, false, "NotRefused", ""),
+    });
+    (out, busy || !ready)
+}
+
+/// Writes the status (server-side apply of the status subresource). Returns whether the
+/// cluster is busy.
+pub async fn write(
+    ctx: &Context,
+    cluster: &Cluster,
+    names: &ClusterNames,
+    mut status: ClusterStatus,
+    progress: &Progress,
+    pods: &[PodView],
+    view: Option<&AdminView>,
+) -> Result<bool, Error> {
+    status.observed_generation = cluster.metadata.generation;
+    status.ready_replicas = pods.iter().filter(|p| p.ready).count() as i32;
+    status.brokers = broker_entries(names, pods, view);
+    if let Some(v) = view {
+        status.controller_id = v.controller;
+        status.cluster_id = Some(v.cluster_id.clone()).filter(|c| !c.is_empty());
+        status.under_replicated_partitions = i32::try_from(v.under_replicated).unwrap_or(i32::MAX);
+        status.offline_partitions = i32::try_from(v.offline).unwrap_or(i32::MAX);
+    }
+    let (desired, busy) = conditions(cluster.spec.replicas, &status, progress, view);
+    status.conditions = merge(
+        &status.conditions,
+        desired,
+        cluster.metadata.generation,
+        &now(),
+    );
+    ctx.metrics.observe_cluster(names, &status);
+    let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let patch = serde_json::json!({
+        "apiVersion": "weir.dev/v1alpha1",
+        "kind": "Cluster",
+        "status": status,
+    });
+    api.patch_status(
+        &names.cluster,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(busy)
+}

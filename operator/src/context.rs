@@ -1,0 +1,48 @@
+//! What every reconcile shares: the client, the operator's settings, its metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+
+use crate::metrics::Metrics;
+use crate::names::Addressing;
+
+/// Operator settings (command line / environment).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addressing: Addressing,
+    /// The operator's own image, used for the brokers' rack init container.
+    pub operator_image: String,
+    /// Requeue delay while something is in progress (scaling, draining, rolling).
+    pub busy_requeue: Duration,
+    /// Requeue delay of a steady cluster (status refresh).
+    pub idle_requeue: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            addressing: Addressing::default(),
+            operator_image: "weir-operator:latest".into(),
+            busy_requeue: Duration::from_secs(5),
+            idle_requeue: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Shared by every reconcile.
+#[derive(Clone)]
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}

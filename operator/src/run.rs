@@ -1,0 +1,279 @@
+//! The operator process: command line, HTTP endpoints (`/metrics`, `/healthz`), leader
+//! election, and the two controllers, until SIGTERM/SIGINT.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::get;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+
+use crate::context::{Context, Settings};
+use crate::crd::{Cluster, Topic};
+use crate::error::Error;
+use crate::leader::LeaseLock;
+use crate::metrics::Metrics;
+use crate::names::Addressing;
+
+/// The Weir Kubernetes operator.
+#[derive(Debug, clap::Parser)]
+#[command(name = "weir-operator", version, about)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// The brokers' init container: write `broker.rack` from a node label.
+    Rack {
+        /// The node the pod runs on (`$(NODE_NAME)` from the downward API).
+        #[arg(long)]
+        node: String,
+        /// The node label holding the rack (`topology.kubernetes.io/zone`).
+        #[arg(long)]
+        label: String,
+        /// The properties file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Watch only this namespace (all namespaces by default).
+    #[arg(long, env = "WEIR_OPERATOR_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Address of `/metrics` and `/healthz`.
+    #[arg(
+        long,
+        env = "WEIR_OPERATOR_METRICS_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_listen: SocketAddr,
+    /// Namespace of the leader-election Lease (the operator's own, from the downward API).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "WEIR_OPERATOR_LEASE", default_value = "weir-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (its pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds a lease lasts without renewal.
+    #[arg(long, env = "WEIR_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
+    /// The operator's image, run as the brokers' rack init container.
+    #[arg(
+        long,
+        env = "WEIR_OPERATOR_IMAGE",
+        default_value = "weir-operator:latest"
+    )]
+    pub operator_image: String,
+    /// The cluster DNS domain.
+    #[arg(
+        long,
+        env = "WEIR_OPERATOR_CLUSTER_DOMAIN",
+        default_value = "cluster.local"
+    )]
+    pub cluster_domain: String,
+    /// Dial brokers at this host instead of their pod DNS names ({pod}, {ordinal}, {cluster},
+    /// {service}, {namespace} are replaced). For running the operator outside the cluster.
+    #[arg(long, env = "WEIR_OPERATOR_BROKER_HOST_TEMPLATE")]
+    pub broker_host_template: Option<String>,
+    /// Seconds between reconciles while something is in progress.
+    #[arg(long, env = "WEIR_OPERATOR_BUSY_REQUEUE_SECONDS", default_value_t = 5)]
+    pub busy_requeue_seconds: u64,
+}
+
+impl RunArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            addressing: Addressing {
+                cluster_domain: self.cluster_domain.clone(),
+                host_template: self.broker_host_template.clone(),
+            },
+            operator_image: self.operator_image.clone(),
+            busy_requeue: Duration::from_secs(self.busy_requeue_seconds.max(1)),
+            idle_requeue: Duration::from_secs(60),
+        }
+    }
+}
+
+fn error_policy<K>(controller: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
+    move |_, error, _| {
+        tracing::warn!(controller, error = %error, "reconcile failed; retrying");
+        Action::requeue(Duration::from_secs(5))
+    }
+}
+
+/// A reconcile in flight.
+type Reconciling = std::pin::Pin<Box<dyn Future<Output = Result<Action, Error>> + Send>>;
+
+/// Wraps a reconciler with its metrics.
+fn measured<K, F, Fut>(
+    controller: &'static str,
+    reconcile: F,
+) -> impl FnMut(Arc<K>, Arc<Context>) -> Reconciling
+where
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+    K: Send + Sync + 'static,
+{
+    move |object, ctx| {
+        Box::pin(async move {
+            let started = Instant::now();
+            let metrics = ctx.metrics.clone();
+            let result = reconcile(object, ctx).await;
+            metrics.reconciled(
+                controller,
+                result.as_ref().err().map(Error::kind),
+                started.elapsed(),
+            );
+            result
+        })
+    }
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs both controllers until `shutdown` resolves.
+pub async fn controllers(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let client = ctx.client.clone();
+    let ns = namespace.as_deref();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let clusters = Controller::new(api::<Cluster>(&client, ns), watcher::Config::default())
+        .owns(
+            api::<StatefulSet>(&client, ns),
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=weir-operator"),
+        )
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(
+            measured("cluster", crate::cluster::reconcile),
+            error_policy("cluster"),
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let topics = Controller::new(api::<Topic>(&client, ns), watcher::Config::default())
+        .graceful_shutdown_on(stopped(stop_rx))
+        .run(
+            measured("topic", crate::topic::reconcile),
+            error_policy("topic"),
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    tokio::spawn(async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+    });
+    futures::join!(clusters, topics);
+}
+
+async fn metrics_page(State(metrics): State<Arc<Metrics>>) -> String {
+    metrics.render()
+}
+
+/// Serves `/metrics` and `/healthz`.
+pub async fn serve_http(listen: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    let app = axum::Router::new()
+        .route("/metrics", get(metrics_page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(metrics);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(%listen, "serving /metrics and /healthz");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// SIGTERM or SIGINT.
+pub async fn termination() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The operator: HTTP, leader election, controllers; returns on SIGTERM (releasing the lease)
+/// or when leadership is lost (an error: the process should restart as a candidate).
+pub async fn operator(args: RunArgs) -> anyhow::Result<()> {
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::new());
+    let http = tokio::spawn(serve_http(args.metrics_listen, metrics.clone()));
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("weir-operator-{}", std::process::id()));
+    let lock = LeaseLock::new(
+        client.clone(),
+        &args.lease_namespace,
+        &args.lease_name,
+        &identity,
+        Duration::from_secs(args.lease_seconds.max(3)),
+    );
+    tracing::info!(%identity, lease = %args.lease_name, "waiting for leadership");
+    tokio::select! {
+        _ = lock.acquire() => {}
+        _ = termination() => return Ok(()),
+    }
+    metrics.leader.set(1);
+    tracing::info!(%identity, "leading: reconciling Clusters and Topics");
+    let ctx = Arc::new(Context {
+        client,
+        settings: args.settings(),
+        metrics: metrics.clone(),
+    });
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<bool>();
+    let keeper = lock.clone();
+    let guard = tokio::spawn(async move {
+        tokio::select! {
+            _ = keeper.keep() => { let _ = lost_tx.send(true); }
+            _ = termination() => { let _ = lost_tx.send(false); }
+        }
+    });
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<bool>();
+    controllers(ctx, args.namespace.clone(), async move {
+        let lost = lost_rx.await.unwrap_or(false);
+        let _ = done_tx.send(lost);
+    })
+    .await;
+    guard.abort();
+    http.abort();
+    metrics.leader.set(0);
+    if done_rx.await.unwrap_or(false) {
+        anyhow::bail!("lost the leader lease");
+    }
+    if let Err(e) = lock.release().await {
+        tracing::warn!(error = %e, "could not release the lease");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -5,15 +5,17 @@ use std::path::Path;
 
 #[test]
 fn committed_crds_match_the_types() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-    for (file, crd) in weir_operator::crd::definitions() {
-        let generated = weir_operator::crd::to_yaml(&crd).unwrap();
-        let committed = std::fs::read_to_string(dir.join(file))
-            .unwrap_or_else(|e| panic!("crds/{file}: {e}; run crdgen"));
-        assert!(
-            committed == generated,
-            "crds/{file} differs from the types: run `cargo run -p weir-operator --bin crdgen`"
-        );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in weir_operator::crd::OUTPUT_DIRS {
+        for (file, crd) in weir_operator::crd::definitions() {
+            let generated = weir_operator::crd::to_yaml(&crd).unwrap();
+            let committed = std::fs::read_to_string(root.join(dir).join(file))
+                .unwrap_or_else(|e| panic!("{dir}/{file}: {e}; run crdgen"));
+            assert!(
+                committed == generated,
+                "{dir}/{file} differs from the types: run `cargo run -p weir-operator --bin crdgen`"
+            );
+        }
     }
 }
 

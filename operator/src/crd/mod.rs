@@ -20,6 +20,10 @@ pub use topic::{PartitionStatus, Topic, TopicSpec, TopicStatus};
 /// The API group of every Weir resource.
 pub const GROUP: &str = "weir.dev";
 
+/// Where `crdgen` writes, relative to the workspace root: the plain YAML for `kubectl apply`
+/// and the Helm chart's copy.
+pub const OUTPUT_DIRS: &[&str] = &["crds", "charts/weir/crds"];
+
 /// The definitions `crdgen` writes, in file order.
 pub fn definitions() -> Vec<(
     &'static str,

@@ -48,7 +48,7 @@ if [ "$failed" -ne 0 ]; then
     echo "installing dependencies failed: nothing else can run" >&2
     exit 1
 fi
-run_step "build weir-broker" cargo build -p weir-broker --bins
+run_step "build weir-broker and weir-operator" cargo build -p weir-broker -p weir-operator --bins
 build_ok=$((1 - failed))
 check_formatting() {
     cargo fmt --all --check && cargo fmt --manifest-path fuzz/Cargo.toml --check

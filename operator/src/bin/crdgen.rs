@@ -7,7 +7,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut dirs: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     if dirs.is_empty() {
-        dirs = weir_operator::crd::OUTPUT_DIRS.iter().map(PathBuf::from).collect();
+        dirs = weir_operator::crd::OUTPUT_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect();
     }
     for dir in dirs {
         if let Err(e) = std::fs::create_dir_all(&dir) {

@@ -218,7 +218,13 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
         .status
         .as_ref()
         .and_then(|s| s.update_revision.clone());
-    match plan::roll_step(&pods, update_revision.as_deref(), &voters, view.as_ref()) {
+    match plan::roll_step(
+        &pods,
+        statefulset_replicas,
+        update_revision.as_deref(),
+        &voters,
+        view.as_ref(),
+    ) {
         RollStep::Done => {}
         RollStep::Wait(why) => progress.rolling = Some(why),
         RollStep::Restart(ordinal) => {

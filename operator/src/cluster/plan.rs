@@ -163,6 +163,7 @@ pub enum RollStep {
 /// controller last.
 pub fn roll_step(
     pods: &[PodView],
+    expected_pods: i32,
     update_revision: Option<&str>,
     voters: &[i32],
     admin: Option<&AdminView>,
@@ -176,6 +177,12 @@ pub fn roll_step(
         .collect();
     if outdated.is_empty() {
         return RollStep::Done;
+    }
+    if (pods.len() as i32) < expected_pods {
+        return RollStep::Wait(format!(
+            "waiting for {} of {expected_pods} pods to exist",
+            expected_pods - pods.len() as i32
+        ));
     }
     if let Some(p) = pods.iter().find(|p| p.terminating || !p.ready) {
         return RollStep::Wait(format!("waiting for broker {} to be ready", p.ordinal));

@@ -122,38 +122,42 @@ fn rolling_restart_waits_for_health_and_takes_the_controller_last() {
     a.controller = Some(1);
     let pods: Vec<PodView> = (0..4).map(|o| pod(o, "old")).collect();
     assert_eq!(
-        roll_step(&pods, Some("old"), &voters, Some(&a)),
+        roll_step(&pods, 4, Some("old"), &voters, Some(&a)),
         RollStep::Done
     );
     assert_eq!(
-        roll_step(&pods, Some("new"), &voters, Some(&a)),
+        roll_step(&pods, 4, Some("new"), &voters, Some(&a)),
         RollStep::Restart(3)
     );
     let mut p = pods.clone();
     p[3].revision = Some("new".into());
     assert_eq!(
-        roll_step(&p, Some("new"), &voters, Some(&a)),
+        roll_step(&p, 4, Some("new"), &voters, Some(&a)),
         RollStep::Restart(2)
     );
     p[2].revision = Some("new".into());
     assert_eq!(
-        roll_step(&p, Some("new"), &voters, Some(&a)),
+        roll_step(&p, 4, Some("new"), &voters, Some(&a)),
         RollStep::Restart(0)
     );
     p[0].revision = Some("new".into());
     assert_eq!(
-        roll_step(&p, Some("new"), &voters, Some(&a)),
+        roll_step(&p, 4, Some("new"), &voters, Some(&a)),
         RollStep::Restart(1)
     );
+    assert!(matches!(
+        roll_step(&p[1..], 4, Some("new"), &voters, Some(&a)),
+        RollStep::Wait(_)
+    ));
     p[2].ready = false;
     assert!(matches!(
-        roll_step(&p, Some("new"), &voters, Some(&a)),
+        roll_step(&p, 4, Some("new"), &voters, Some(&a)),
         RollStep::Wait(_)
     ));
     p[2].ready = true;
     a.under_replicated = 2;
     assert!(matches!(
-        roll_step(&p, Some("new"), &voters, Some(&a)),
+        roll_step(&p, 4, Some("new"), &voters, Some(&a)),
         RollStep::Wait(m) if m.contains("2 under-replicated")
     ));
 }

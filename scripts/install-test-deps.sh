@@ -11,6 +11,9 @@
 # - cargo-fuzz: the bounded fuzz run (scripts/fuzz.sh).
 # - the Apache Kafka Java client jars (Maven): the Java client compatibility test.
 # - Apache Kafka's tools jars (Maven): kafka-consumer-groups against the broker.
+# - kube-apiserver, kube-controller-manager and etcd, built with Go from the module proxy by
+#   scripts/kube-control-plane.sh into ~/.cache/weir (the Kubernetes test control plane):
+#   about 15 minutes on two cores the first time, a no-op once cached.
 set -euo pipefail
 
 APT_PACKAGES=(build-essential pkg-config zlib1g-dev kcat)
@@ -102,5 +105,14 @@ else
     retry mvn -q -B -f "$(dirname "$0")/../tests/java/tools-pom.xml" dependency:copy-dependencies \
         -DoutputDirectory="$tools_deps"
 fi
+
+# The Kubernetes control plane of tests/tests/kube_*.rs (Go comes with the machine).
+if ! command -v go >/dev/null 2>&1; then
+    log "go is not on PATH: the Kubernetes control plane is built with Go"
+    exit 1
+fi
+# Not retried as a whole (a failed compile fails again, 15 minutes later): the script retries
+# its downloads itself.
+bash "$(dirname "$0")/kube-control-plane.sh" build
 
 log "done"

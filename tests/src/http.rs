@@ -2,7 +2,7 @@
 //! without pulling an HTTP client into the tests. HTTP/1.0 keeps the server from using
 //! chunked encoding and makes it close the connection after the body.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -15,30 +15,36 @@ pub struct HttpResponse {
 
 /// `GET path` against `addr`. Panics on I/O errors or a malformed status line.
 pub fn get(addr: SocketAddr, path: &str) -> HttpResponse {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connecting to http://{addr}{path}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    try_get(addr, path, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
+}
+
+/// `GET path` against `addr`, every step bounded by `timeout`: for callers to whom a refused
+/// connection or a bad answer is an outcome, not a test failure (the kubelet stand-in's
+/// readiness probe).
+pub fn try_get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<HttpResponse> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("reading http://{addr}{path}: {e}"));
+    stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
+    let malformed =
+        |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {text:?}"));
     let (head, body) = text
         .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header/body separator in response to {path}: {text:?}"));
-    let status_line = head.lines().next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
+        .ok_or_else(|| malformed("no header/body separator in the response"))?;
+    let status = head
+        .lines()
+        .next()
+        .and_then(|status_line| status_line.split_whitespace().nth(1))
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line from {path}: {status_line:?}"));
-    HttpResponse {
+        .ok_or_else(|| malformed("bad status line"))?;
+    Ok(HttpResponse {
         status,
         body: body.to_string(),
-    }
+    })
 }
 
 /// One sample line of Prometheus text exposition: `name{labels} value`.

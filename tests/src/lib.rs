@@ -10,6 +10,9 @@
 //! - [`group_consumer`]: group consumers as separate processes (crash with SIGKILL, clean
 //!   stop), their assignments, rebalance events and consumed records.
 //! - [`http`]: a plain HTTP/1.0 GET for the metrics endpoint.
+//! - [`kube`]: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)
+//!   with admin, user and service-account clients.
+//! - [`kubelet`]: a kubelet stand-in that runs a namespace's pods with test-supplied callbacks.
 //! - [`wait`]: waiting for a condition with a deadline (no sleeps as synchronisation).
 
 pub mod admin;
@@ -18,9 +21,13 @@ pub mod clients;
 pub mod cluster;
 pub mod group_consumer;
 pub mod http;
+pub mod kube;
+pub mod kubelet;
+pub mod operator;
 pub mod raw;
 pub mod segments;
 pub mod wait;
+pub mod weir_pods;
 
 pub use broker::{Broker, BrokerOptions};
 pub use wait::wait_until;

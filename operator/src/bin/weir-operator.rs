@@ -13,6 +13,8 @@ fn main() -> ExitCode {
         )
         .json()
         .init();
+    // kube's rustls-tls names no crypto provider; pick ring once for the whole process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

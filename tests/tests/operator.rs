@@ -1,0 +1,628 @@
+//! The operator against a real control plane (etcd, kube-apiserver, kube-controller-manager
+//! built from source by `scripts/kube-control-plane.sh`), running as its own service account
+//! with the chart's RBAC rules.
+//!
+//! - `schema_and_objects`: the API server refuses bad specs by the CRD schema alone; the
+//!   operator turns a `Cluster` into its objects and status, refuses to scale below the voters,
+//!   handles a `Topic` whose cluster does not exist, and cleans up through its finalizers.
+//! - `brokers_scale_up_and_down_without_loss`: the kubelet stand-in runs every pod the
+//!   StatefulSet controller creates as a real `weir-broker`; a 3-broker cluster and an RF 3
+//!   topic take traffic through rdkafka, scale to 5 (replicas move onto the new brokers), are
+//!   refused a scale-down a topic cannot survive, scale back to 3 (the removed brokers were
+//!   drained before they stopped), and roll on a settings change, with every acknowledged record
+//!   still there.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::Api;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use weir_operator::crd::condition::types;
+use weir_operator::crd::{Cluster, ClusterSpec, StorageSpec, Topic, TopicSpec};
+use weir_tests::admin::eventually;
+use weir_tests::kube::ControlPlane;
+use weir_tests::kubelet::Kubelet;
+use weir_tests::operator::{install_crds, OperatorProcess};
+use weir_tests::weir_pods::WeirPods;
+
+const SLOW: Duration = Duration::from_secs(240);
+
+fn cluster(name: &str, replicas: i32) -> Cluster {
+    Cluster::new(
+        name,
+        ClusterSpec {
+            replicas,
+            image: "weir:test".into(),
+            image_pull_policy: None,
+            storage: StorageSpec {
+                size: "1Gi".into(),
+                storage_class_name: Some("standard".into()),
+            },
+            resources: None,
+            rack: None,
+            config: BTreeMap::new(),
+            listeners: Default::default(),
+            rebalance: Default::default(),
+        },
+    )
+}
+
+fn topic(name: &str, cluster: &str, partitions: i32, rf: i32) -> Topic {
+    Topic::new(
+        name,
+        TopicSpec {
+            cluster_ref: cluster.into(),
+            topic_name: None,
+            partitions,
+            replication_factor: rf,
+            config: BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]),
+        },
+    )
+}
+
+fn condition<'a>(
+    conditions: Option<&'a Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    conditions?.iter().find(|c| c.type_ == type_)
+}
+
+fn cluster_condition(c: &Cluster, type_: &str) -> Option<(String, String, String)> {
+    condition(c.status.as_ref().map(|s| &s.conditions), type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Waits until `check` holds for the named object.
+async fn wait_for<K, F>(api: &Api<K>, name: &str, timeout: Duration, what: &str, check: F) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    F: Fn(&K) -> bool,
+{
+    let check = &check;
+    eventually(timeout, what, || {
+        let api = api.clone();
+        let name = name.to_string();
+        async move { api.get(&name).await.ok().filter(|o| check(o)) }
+    })
+    .await
+}
+
+async fn create<K>(api: &Api<K>, object: &K) -> Result<K, kube::Error>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.create(&PostParams::default(), object).await
+}
+
+fn rejection(result: Result<impl std::fmt::Debug, kube::Error>) -> String {
+    match result {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 422, "{e:?}");
+            e.message
+        }
+        other => panic!("the API server accepted an invalid object: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schema_and_objects() {
+    let cp = ControlPlane::start().await;
+    let client = cp.client();
+    install_crds(&client).await;
+    let ns = "schema";
+    cp.create_namespace(ns).await;
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), ns);
+    let topics: Api<Topic> = Api::namespaced(client.clone(), ns);
+
+    // The schema alone refuses bad specs.
+    let mut bad = cluster("bad", 0);
+    assert!(rejection(create(&clusters, &bad).await).contains("replicas"));
+    bad.spec.replicas = 1;
+    bad.spec.storage.size = "ten gigs".into();
+    assert!(rejection(create(&clusters, &bad).await).contains("size"));
+    bad.spec.storage.size = "10Gi".into();
+    bad.spec.listeners.internal_port = 9092;
+    assert!(rejection(create(&clusters, &bad).await).contains("must differ"));
+    bad.spec.listeners.internal_port = 9093;
+    bad.spec.config.insert("node.id".into(), "7".into());
+    assert!(rejection(create(&clusters, &bad).await).contains("set by the operator"));
+    bad.spec.config.clear();
+    bad.spec.image_pull_policy = Some("Sometimes".into());
+    rejection(create(&clusters, &bad).await);
+    let mut bad_topic = topic("bad", "events", 0, 1);
+    assert!(rejection(create(&topics, &bad_topic).await).contains("partitions"));
+    bad_topic.spec.partitions = 1;
+    bad_topic.spec.replication_factor = 0;
+    assert!(rejection(create(&topics, &bad_topic).await).contains("replicationFactor"));
+    bad_topic.spec.replication_factor = 1;
+    bad_topic.spec.topic_name = Some("no spaces!".into());
+    assert!(rejection(create(&topics, &bad_topic).await).contains("topicName"));
+
+    let mut operator = OperatorProcess::start(&cp, ns, None).await;
+
+    // A Cluster becomes its objects, owned by it.
+    let mut events = cluster("events", 3);
+    events
+        .spec
+        .config
+        .insert("log.retention.ms".into(), "3600000".into());
+    create(&clusters, &events).await.unwrap();
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let sts = wait_for(&statefulsets, "events", SLOW, "the StatefulSet", |_| true).await;
+    let sts_spec = sts.spec.clone().unwrap();
+    assert_eq!(sts_spec.replicas, Some(3));
+    assert_eq!(sts_spec.pod_management_policy.as_deref(), Some("Parallel"));
+    let owner = &sts.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Cluster", "events")
+    );
+    let cm: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let data = cm.get("events-config").await.unwrap().data.unwrap();
+    assert!(data["server.properties"].contains("log.retention.ms=3600000\n"));
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let headless = services.get("events-brokers").await.unwrap().spec.unwrap();
+    assert_eq!(headless.cluster_ip.as_deref(), Some("None"));
+    assert!(services.get("events").await.is_ok());
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+    assert!(pdbs.get("events").await.is_ok());
+    // Parallel pod management: the controller manager creates all three pods at once (they
+    // stay Pending: no kubelet in this test).
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    eventually(SLOW, "pods events-0..2", || {
+        let pods = pods.clone();
+        async move {
+            let list = pods.list(&ListParams::default()).await.ok()?;
+            (list.items.len() == 3).then_some(())
+        }
+    })
+    .await;
+    let observed = wait_for(&clusters, "events", SLOW, "status with voters", |c| {
+        c.status.as_ref().is_some_and(|s| !s.voters.is_empty())
+            && cluster_condition(c, types::READY).is_some()
+    })
+    .await;
+    let status = observed.status.unwrap();
+    assert_eq!(status.voters, vec![0, 1, 2]);
+    let ready = condition(Some(&status.conditions), types::READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "BrokersNotReady")
+    );
+    assert!(observed
+        .metadata
+        .finalizers
+        .unwrap()
+        .contains(&"weir.dev/cluster-cleanup".to_string()));
+
+    // Immutable fields are guarded by CEL transition rules.
+    let mut changed = clusters.get("events").await.unwrap();
+    changed.spec.storage.storage_class_name = Some("other".into());
+    assert!(rejection(
+        clusters
+            .replace("events", &PostParams::default(), &changed)
+            .await
+    )
+    .contains("storageClassName cannot change"));
+
+    // Scaling below the voters is refused with a condition, and nothing changes.
+    let scale = serde_json::json!({"spec": {"replicas": 2}});
+    clusters
+        .patch("events", &PatchParams::default(), &Patch::Merge(&scale))
+        .await
+        .unwrap();
+    let blocked = wait_for(&clusters, "events", SLOW, "ScaleDownBlocked", |c| {
+        cluster_condition(c, types::SCALE_DOWN_BLOCKED).is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let (_, _, message) = cluster_condition(&blocked, types::SCALE_DOWN_BLOCKED).unwrap();
+    assert!(message.contains("voters"), "{message}");
+    assert_eq!(
+        statefulsets
+            .get("events")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(3)
+    );
+
+    // A settings change changes the pod template (which rolls pods once they run).
+    let before = sts_spec.template.metadata.unwrap().annotations.unwrap();
+    let settings =
+        serde_json::json!({"spec": {"replicas": 3, "config": {"log.retention.ms": "60000"}}});
+    clusters
+        .patch("events", &PatchParams::default(), &Patch::Merge(&settings))
+        .await
+        .unwrap();
+    wait_for(&statefulsets, "events", SLOW, "a new config hash", |s| {
+        let annotations = s
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .clone()
+            .unwrap();
+        annotations["weir.dev/config-hash"] != before["weir.dev/config-hash"]
+    })
+    .await;
+
+    // A Topic whose cluster does not exist says so, and deletes cleanly.
+    create(&topics, &topic("orphan", "missing", 3, 1))
+        .await
+        .unwrap();
+    let orphan = wait_for(&topics, "orphan", SLOW, "ClusterNotFound", |t| {
+        condition(t.status.as_ref().map(|s| &s.conditions), types::READY)
+            .is_some_and(|c| c.reason == "ClusterNotFound")
+    })
+    .await;
+    assert!(orphan
+        .metadata
+        .finalizers
+        .clone()
+        .unwrap()
+        .contains(&"weir.dev/topic-deletion".into()));
+    let mut moved = orphan.clone();
+    moved.spec.cluster_ref = "events".into();
+    assert!(rejection(
+        topics
+            .replace("orphan", &PostParams::default(), &moved)
+            .await
+    )
+    .contains("clusterRef cannot change"));
+    topics
+        .delete("orphan", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(SLOW, "the orphan Topic deleted", || {
+        let topics = topics.clone();
+        async move { topics.get_opt("orphan").await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+
+    // Deleting the Cluster runs its finalizer; the garbage collector removes what it owned.
+    clusters
+        .delete("events", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(SLOW, "the Cluster and its StatefulSet deleted", || {
+        let clusters = clusters.clone();
+        let statefulsets = statefulsets.clone();
+        async move {
+            let gone = clusters.get_opt("events").await.ok()?.is_none()
+                && statefulsets.get_opt("events").await.ok()?.is_none();
+            gone.then_some(())
+        }
+    })
+    .await;
+    assert!(operator.is_running(), "{}", operator.log());
+    assert!(
+        !operator.log().contains("\"level\":\"ERROR\""),
+        "{}",
+        operator.log()
+    );
+}
+
+fn client_config(pods: &WeirPods, brokers: i32) -> ClientConfig {
+    let bootstrap: Vec<String> = (0..brokers)
+        .map(|o| format!("{}:9092", pods.pod_ip(o)))
+        .collect();
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap.join(","));
+    config
+}
+
+/// Produces `count` keyed records with acks=all; returns the acknowledged values.
+async fn produce(
+    pods: &WeirPods,
+    brokers: i32,
+    topic: &str,
+    from: usize,
+    count: usize,
+) -> BTreeSet<String> {
+    let producer: FutureProducer = client_config(pods, brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap();
+    let values: Vec<String> = (from..from + count)
+        .map(|i| format!("record-{i:06}"))
+        .collect();
+    let futures: Vec<_> = values
+        .iter()
+        .map(|v| {
+            let key = v.clone();
+            (
+                v.clone(),
+                producer
+                    .send_result(FutureRecord::to(topic).key(&key).payload(v))
+                    .map_err(|(e, _)| e)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let mut acked = BTreeSet::new();
+    for (v, f) in futures {
+        if let Ok(Ok(_)) = f.await {
+            acked.insert(v);
+        }
+    }
+    assert_eq!(acked.len(), count, "every record is acknowledged");
+    acked
+}
+
+/// Reads every partition of `topic` from the start until `expected` are all seen; returns
+/// what was read and checks no record appears twice.
+fn consume_all(
+    pods: &WeirPods,
+    brokers: i32,
+    topic: &str,
+    partitions: i32,
+    expected: &BTreeSet<String>,
+) {
+    let consumer: BaseConsumer = client_config(pods, brokers)
+        .set("group.id", format!("check-{}", expected.len()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !expected.is_subset(&seen) {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} records came back",
+            expected.intersection(&seen).count(),
+            expected.len()
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+            assert!(seen.insert(value.clone()), "{value} read twice");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn brokers_scale_up_and_down_without_loss() {
+    let cp = ControlPlane::start().await;
+    let client = cp.client();
+    install_crds(&client).await;
+    let ns = "e2e";
+    cp.create_namespace(ns).await;
+    let root = tempfile::tempdir().unwrap();
+    let pods = Arc::new(WeirPods::new(client.clone(), ns, 71, root.path()));
+    let _kubelet = Kubelet::start(client.clone(), ns, pods.clone()).await;
+    let mut operator = OperatorProcess::start(&cp, ns, Some(&pods.host_template())).await;
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), ns);
+    let topics: Api<Topic> = Api::namespaced(client.clone(), ns);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+
+    // kubectl apply → Ready.
+    let started = Instant::now();
+    create(&clusters, &cluster("weir", 3)).await.unwrap();
+    wait_for(&clusters, "weir", SLOW, "the cluster Ready", |c| {
+        cluster_condition(c, types::READY).is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let ready_after = started.elapsed();
+    println!(
+        "apply → Ready (3 brokers): {:.1} s",
+        ready_after.as_secs_f64()
+    );
+
+    create(&topics, &topic("orders", "weir", 12, 3))
+        .await
+        .unwrap();
+    let t = wait_for(&topics, "orders", SLOW, "the topic Ready", |t| {
+        condition(t.status.as_ref().map(|s| &s.conditions), types::READY)
+            .is_some_and(|c| c.status == "True")
+            && t.status.as_ref().is_some_and(|s| s.partitions.len() == 12)
+    })
+    .await;
+    assert!(t
+        .status
+        .unwrap()
+        .partitions
+        .iter()
+        .all(|p| p.replicas.len() == 3));
+    let mut acked = produce(&pods, 3, "orders", 0, 3000).await;
+
+    // Scale to 5: replicas move onto the new brokers.
+    let started = Instant::now();
+    clusters
+        .patch(
+            "weir",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+    let scaled = wait_for(&clusters, "weir", SLOW, "rebalanced over 5 brokers", |c| {
+        let Some(s) = c.status.as_ref() else {
+            return false;
+        };
+        let rebalanced = s
+            .rebalance
+            .as_ref()
+            .is_some_and(|r| r.phase == "Idle" && r.brokers == vec![0, 1, 2, 3, 4]);
+        let new_hold = s
+            .brokers
+            .iter()
+            .filter(|b| b.id >= 3 && b.replicas > 0)
+            .count()
+            == 2;
+        rebalanced
+            && new_hold
+            && cluster_condition(c, types::READY).is_some_and(|(st, _, _)| st == "True")
+    })
+    .await;
+    let rebalance = scaled.status.as_ref().unwrap().rebalance.clone().unwrap();
+    println!(
+        "scale 3 → 5 with rebalance ({} replica moves, {} partitions incl. __consumer_offsets): {:.1} s",
+        rebalance.moves,
+        12,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(rebalance.moves > 0);
+    consume_all(&pods, 5, "orders", 12, &acked);
+
+    // A scale-down that a topic cannot survive is refused, and nothing moves.
+    create(&topics, &topic("wide", "weir", 1, 4)).await.unwrap();
+    wait_for(&topics, "wide", SLOW, "the wide topic Ready", |t| {
+        condition(t.status.as_ref().map(|s| &s.conditions), types::READY)
+            .is_some_and(|c| c.status == "True")
+    })
+    .await;
+    clusters
+        .patch(
+            "weir",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    let blocked = wait_for(&clusters, "weir", SLOW, "ScaleDownBlocked", |c| {
+        cluster_condition(c, types::SCALE_DOWN_BLOCKED).is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let (_, _, why) = cluster_condition(&blocked, types::SCALE_DOWN_BLOCKED).unwrap();
+    assert!(why.contains("wide (replication factor 4)"), "{why}");
+    assert_eq!(
+        statefulsets
+            .get("weir")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(5)
+    );
+    assert!(
+        pods.stopped().is_empty(),
+        "no broker was stopped: {:?}",
+        pods.stopped()
+    );
+
+    // Without that topic the scale-down drains brokers 4 and 3, then removes them.
+    topics
+        .delete("wide", &DeleteParams::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let shrunk = wait_for(&clusters, "weir", SLOW, "scaled down to 3", |c| {
+        let Some(s) = c.status.as_ref() else {
+            return false;
+        };
+        s.current_replicas == 3
+            && s.brokers.iter().all(|b| b.id < 3)
+            && cluster_condition(c, types::READY).is_some_and(|(st, _, _)| st == "True")
+    })
+    .await;
+    println!(
+        "scale 5 → 3 with drain: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let stopped = pods.stopped();
+    let removed: BTreeSet<&str> = stopped.iter().map(|s| s.pod.as_str()).collect();
+    assert_eq!(removed, BTreeSet::from(["weir-3", "weir-4"]), "{stopped:?}");
+    for broker in &stopped {
+        assert!(
+            broker.partitions.iter().all(|p| !p.starts_with("orders-")),
+            "{} still held {:?} when it stopped",
+            broker.pod,
+            broker.partitions
+        );
+    }
+    let t = topics.get("orders").await.unwrap();
+    for p in t.status.unwrap().partitions {
+        assert!(p.replicas.iter().all(|r| *r < 3), "{p:?}");
+    }
+    assert!(shrunk
+        .status
+        .unwrap()
+        .brokers
+        .iter()
+        .all(|b| b.state == "Active"));
+    acked.extend(produce(&pods, 3, "orders", 3000, 1000).await);
+    consume_all(&pods, 3, "orders", 12, &acked);
+
+    // A settings change rolls the brokers one at a time, the controller last.
+    let controller = clusters
+        .get("weir")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .controller_id
+        .unwrap();
+    clusters
+        .patch(
+            "weir",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &serde_json::json!({"spec": {"config": {"log.retention.ms": "86400000"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    eventually(SLOW, "every pod on the new revision and ready", || {
+        let statefulsets = statefulsets.clone();
+        let clusters = clusters.clone();
+        let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        async move {
+            let sts = statefulsets.get("weir").await.ok()?;
+            let revision = sts.status?.update_revision?;
+            let list = pods_api.list(&ListParams::default()).await.ok()?;
+            let all_new = list.items.len() == 3
+                && list.items.iter().all(|p| {
+                    p.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("controller-revision-hash"))
+                        == Some(&revision)
+                        && p.metadata.deletion_timestamp.is_none()
+                });
+            let c = clusters.get("weir").await.ok()?;
+            let ready = cluster_condition(&c, types::READY).is_some_and(|(s, _, _)| s == "True");
+            (all_new && ready && c.status?.under_replicated_partitions == 0).then_some(())
+        }
+    })
+    .await;
+    println!(
+        "rolling restart of 3 brokers: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let rolled: Vec<String> = pods
+        .stopped()
+        .iter()
+        .skip(2)
+        .map(|s| s.pod.clone())
+        .collect();
+    assert_eq!(rolled.len(), 3, "{rolled:?}");
+    assert_eq!(
+        rolled.last().unwrap(),
+        &format!("weir-{controller}"),
+        "the controller goes last"
+    );
+    consume_all(&pods, 3, "orders", 12, &acked);
+    assert!(operator.is_running(), "{}", operator.log());
+}

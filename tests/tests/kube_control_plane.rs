@@ -316,10 +316,16 @@ impl PodRuntime for HttpPods {
         let task = tokio::runtime::Handle::current().spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             while let Ok((mut stream, _)) = listener.accept().await {
-                // Read the request first: closing with unread bytes would reset the connection
-                // under the response. One read holds a probe's few header lines.
-                let mut request = [0u8; 1024];
-                let _ = stream.read(&mut request).await;
+                // Read the whole request first: closing with unread bytes would reset the
+                // connection under the response.
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
                 let response: &[u8] = if answer.load(Ordering::SeqCst) {
                     b"HTTP/1.0 200 OK\r\n\r\nok"
                 } else {

@@ -161,6 +161,9 @@ impl ControlPlane {
             .arg(format!(
                 "--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"
             ))
+            // The `kubernetes` Service's endpoint would be the advertise address, 127.0.0.1,
+            // which Endpoints validation rejects as loopback (an error every 10 s otherwise).
+            .arg("--endpoint-reconciler-type=none")
             .arg("--profiling=false");
 
         let mut controller_manager = Command::new(bin_dir.join("kube-controller-manager"));

@@ -19,7 +19,8 @@
 //! Pods are handled one event at a time, in order; `start` and `stop` run on a blocking
 //! thread and may take as long as a broker needs to start. Not modelled: container restarts
 //! (a workload that dies is just reported unready by its probe), init containers, volumes
-//! (PVCs stay Pending: there is no provisioner, and nothing here waits for them).
+//! (PVCs stay Pending: there is no provisioner, and nothing here waits for them), Service
+//! endpoints (the apiserver refuses the loopback pod IP in EndpointSlices and Endpoints).
 
 pub mod node;
 pub mod probe;

@@ -13,7 +13,7 @@
 # - Apache Kafka's tools jars (Maven): kafka-consumer-groups against the broker.
 # - kube-apiserver, kube-controller-manager and etcd, built with Go from the module proxy by
 #   scripts/kube-control-plane.sh into ~/.cache/weir (the Kubernetes test control plane):
-#   about 15 minutes on two cores the first time, a no-op once cached.
+#   14 to 20 minutes on a shared two-core machine the first time, a no-op once cached.
 set -euo pipefail
 
 APT_PACKAGES=(build-essential pkg-config zlib1g-dev kcat)
@@ -111,7 +111,7 @@ if ! command -v go >/dev/null 2>&1; then
     log "go is not on PATH: the Kubernetes control plane is built with Go"
     exit 1
 fi
-# Not retried as a whole (a failed compile fails again, 15 minutes later): the script retries
+# Not retried as a whole (a failed compile fails again, minutes later): the script retries
 # its downloads itself.
 bash "$(dirname "$0")/kube-control-plane.sh" build
 

@@ -2,7 +2,8 @@
 //! into pods and claims and garbage-collects them, the apiserver enforces RBAC on
 //! service-account tokens and client certificates, and with the kubelet stand-in a
 //! StatefulSet's pods start, become ready, follow their readiness probe and are replaced when
-//! deleted. Each test starts its own control plane (`weir_tests::kube::ControlPlane`).
+//! deleted, and a pod that cannot start says why. Each test starts its own control plane
+//! (`weir_tests::kube::ControlPlane`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, TcpStream};
@@ -316,10 +317,16 @@ impl PodRuntime for HttpPods {
         let task = tokio::runtime::Handle::current().spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             while let Ok((mut stream, _)) = listener.accept().await {
-                // Read the request first: closing with unread bytes would reset the connection
-                // under the response. One read holds a probe's few header lines.
-                let mut request = [0u8; 1024];
-                let _ = stream.read(&mut request).await;
+                // Read the whole request first: closing with unread bytes would reset the
+                // connection under the response.
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
                 let response: &[u8] = if answer.load(Ordering::SeqCst) {
                     b"HTTP/1.0 200 OK\r\n\r\nok"
                 } else {
@@ -472,4 +479,78 @@ async fn wait_ready_replicas(sets: &Api<StatefulSet>, expected: i32) {
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
+}
+
+/// A runtime whose every start fails, as when the workload's binary is missing.
+#[derive(Default)]
+struct FailingPods {
+    stopped: Mutex<Vec<String>>,
+}
+
+impl PodRuntime for FailingPods {
+    fn start(&self, _pod: &Pod) -> Result<RunningPod, BoxError> {
+        Err("weir-broker: no such file or directory".into())
+    }
+
+    fn stop(&self, pod: &Pod) {
+        self.stopped.lock().unwrap().push(pod.name_any());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_stand_in_reports_a_failed_start_and_still_deletes_the_pod() {
+    let plane = ControlPlane::start().await;
+    plane.create_namespace(NAMESPACE).await;
+    let client = plane.client();
+    let runtime = Arc::new(FailingPods::default());
+    let _kubelet = Kubelet::start(client.clone(), NAMESPACE, runtime.clone()).await;
+    let pods = Api::<Pod>::namespaced(client, NAMESPACE);
+
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "lonely"},
+        "spec": {"containers": [{"name": "main", "image": "weir-test/none:0"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let reported = eventually(TIMEOUT, "the failed start in the pod's status", || async {
+        let pod = pods.get("lonely").await.ok()?;
+        let waiting = pod
+            .status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .first()?
+            .state
+            .as_ref()?
+            .waiting
+            .clone()?;
+        Some((pod, waiting))
+    })
+    .await;
+    let (pod, waiting) = reported;
+    assert_eq!(waiting.reason.as_deref(), Some("CreateContainerError"));
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("weir-broker: no such file or directory")
+    );
+    assert_eq!(
+        pod.spec.as_ref().unwrap().node_name.as_deref(),
+        Some(NODE_NAME)
+    );
+    assert_eq!(
+        pod.status.as_ref().unwrap().phase.as_deref(),
+        Some("Pending")
+    );
+    assert!(!is_ready(&pod));
+
+    // Bound, so the apiserver deletes it gracefully; the stand-in finishes the deletion
+    // without a stop (nothing was started).
+    pods.delete("lonely", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(TIMEOUT, "the pod to be gone", || async {
+        pod_names(&pods).await.is_empty().then_some(())
+    })
+    .await;
+    assert!(runtime.stopped.lock().unwrap().is_empty());
 }

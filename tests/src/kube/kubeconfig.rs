@@ -86,8 +86,16 @@ pub fn read(path: &Path) -> Kubeconfig {
 
 /// A client for the current context of `kubeconfig`.
 pub async fn client(kubeconfig: Kubeconfig) -> Client {
+    install_crypto_provider();
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .unwrap_or_else(|e| panic!("loading a kubeconfig: {e}"));
     Client::try_from(config).unwrap_or_else(|e| panic!("building a kube client: {e}"))
+}
+
+/// kube's rustls needs a process-wide crypto provider and the workspace's kube features name
+/// none, so the tests install ring's (compiled in already, for rcgen).
+pub fn install_crypto_provider() {
+    // Err only means one is installed already, which is all this wants.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -69,7 +69,6 @@ impl ControlPlane {
     /// controller manager has created the `default` service account. Panics (printing the
     /// components' log tails) when that does not happen within [`START_TIMEOUT`].
     pub async fn start() -> ControlPlane {
-        install_crypto_provider();
         let bin_dir = tokio::task::spawn_blocking(control_plane_bin_dir)
             .await
             .unwrap_or_else(|e| panic!("building the control plane: {e}"));
@@ -162,6 +161,9 @@ impl ControlPlane {
             .arg(format!(
                 "--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"
             ))
+            // The `kubernetes` Service's endpoint would be the advertise address, 127.0.0.1,
+            // which Endpoints validation rejects as loopback (an error every 10 s otherwise).
+            .arg("--endpoint-reconciler-type=none")
             .arg("--profiling=false");
 
         let mut controller_manager = Command::new(bin_dir.join("kube-controller-manager"));
@@ -386,13 +388,6 @@ impl Drop for ControlPlane {
             }
         }
     }
-}
-
-/// kube's rustls needs a process-wide crypto provider; the workspace's kube features name
-/// none, so the tests pick ring (already compiled in for rcgen).
-fn install_crypto_provider() {
-    // Err only means one is installed already, which is all this wants.
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Runs `scripts/kube-control-plane.sh build` once per test process and returns its bin dir.

@@ -19,7 +19,8 @@
 //! Pods are handled one event at a time, in order; `start` and `stop` run on a blocking
 //! thread and may take as long as a broker needs to start. Not modelled: container restarts
 //! (a workload that dies is just reported unready by its probe), init containers, volumes
-//! (PVCs stay Pending: there is no provisioner, and nothing here waits for them).
+//! (PVCs stay Pending: there is no provisioner, and nothing here waits for them), Service
+//! endpoints (the apiserver refuses the loopback pod IP in EndpointSlices and Endpoints).
 
 pub mod node;
 pub mod probe;
@@ -72,8 +73,8 @@ pub enum Readiness {
     HttpGet { addr: SocketAddr, path: String },
 }
 
-/// The running stand-in. Dropping it stops watching and heartbeating (the workloads belong
-/// to the [`PodRuntime`], which the test still holds).
+/// The running stand-in. Dropping it stops watching, probing and heartbeating; the workloads
+/// belong to the [`PodRuntime`], which the test still holds.
 #[derive(Debug)]
 pub struct Kubelet {
     tasks: Vec<JoinHandle<()>>,
@@ -126,6 +127,15 @@ struct Tracked {
     /// Whether `start` succeeded, so `stop` is owed.
     started: bool,
     prober: Option<JoinHandle<()>>,
+}
+
+impl Drop for Tracked {
+    // Also when the whole stand-in is dropped: no prober outlives it.
+    fn drop(&mut self) {
+        if let Some(prober) = self.prober.take() {
+            prober.abort();
+        }
+    }
 }
 
 /// The watch loop's state. Invariant: `running` holds exactly the pods (by UID) that were
@@ -272,15 +282,15 @@ impl PodWorker {
 
     /// Stops the pod with this UID if it was started (no-op otherwise).
     async fn stop(&mut self, uid: &str) {
-        let Some(tracked) = self.running.remove(uid) else {
+        let Some(mut tracked) = self.running.remove(uid) else {
             return;
         };
-        if let Some(prober) = tracked.prober {
+        if let Some(prober) = tracked.prober.take() {
             prober.abort();
         }
         if tracked.started {
             let runtime = self.runtime.clone();
-            let pod = tracked.pod;
+            let pod = std::mem::take(&mut tracked.pod);
             let name = pod.name_any();
             if let Err(e) = tokio::task::spawn_blocking(move || runtime.stop(&pod)).await {
                 eprintln!("kubelet stand-in: the stop callback of pod {name} panicked: {e}");

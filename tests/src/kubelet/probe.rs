@@ -3,9 +3,9 @@
 //! own loopback port, so the pod spec's port cannot be used as it is). The pod's `Ready`
 //! condition follows every change of the probe's result.
 //!
-//! Success is a status in 200..400, as for a kubelet. Unlike a kubelet's defaults (period
-//! 10 s, failure threshold 3) one failed probe makes the pod unready and probes run every
-//! [`PROBE_PERIOD`], so tests see changes within a second.
+//! Success is a status in 200..400, and the thresholds are a kubelet's defaults: one success
+//! makes the pod ready, [`FAILURE_THRESHOLD`] failures in a row unready. Probes run every
+//! [`PROBE_PERIOD`] rather than a kubelet's 10 s, so tests see changes within seconds.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,6 +22,9 @@ use crate::http;
 pub const PROBE_PERIOD: Duration = Duration::from_millis(500);
 /// How long one probe may take (a kubelet's default `timeoutSeconds`).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Consecutive failures that make a ready pod unready (a kubelet's default
+/// `failureThreshold`): one slow answer from a busy process is not an outage.
+pub const FAILURE_THRESHOLD: u32 = 3;
 
 /// Whether `GET http://addr/path` answers with a status in 200..400 within [`PROBE_TIMEOUT`].
 pub async fn http_get_succeeds(addr: SocketAddr, path: String) -> bool {
@@ -44,15 +47,22 @@ pub async fn run(
     path: String,
 ) {
     let name = pod.metadata.name.clone().unwrap_or_default();
+    let mut failures = 0;
     loop {
         let succeeded = http_get_succeeds(addr, path.clone()).await;
-        if succeeded != ready {
-            let patch = status::running(&pod, &pod_ip, started_at, succeeded);
+        failures = if succeeded { 0 } else { failures + 1 };
+        let now_ready = if ready {
+            failures < FAILURE_THRESHOLD
+        } else {
+            succeeded
+        };
+        if now_ready != ready {
+            let patch = status::running(&pod, &pod_ip, started_at, now_ready);
             match pods
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
-                Ok(_) => ready = succeeded,
+                Ok(_) => ready = now_ready,
                 // Retried at the next period; a conflict means the pod was replaced and this
                 // task is about to be aborted.
                 Err(e) => eprintln!("kubelet stand-in: readiness of pod {name}: {e}"),

@@ -205,7 +205,8 @@ pub async fn serve_http(listen: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Re
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(metrics);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(%listen, "serving /metrics and /healthz");
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving /metrics and /healthz");
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -179,6 +179,16 @@ impl OperatorProcess {
         OperatorProcess { child, log }
     }
 
+    /// Where the operator serves `/metrics` and `/healthz` (from its log), once it does.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.log().lines().find_map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+            let fields = entry.get("fields")?;
+            (fields.get("message")?.as_str()? == "serving /metrics and /healthz")
+                .then(|| fields.get("addr")?.as_str()?.parse().ok())?
+        })
+    }
+
     /// The operator's log so far (JSON lines).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

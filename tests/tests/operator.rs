@@ -212,6 +212,24 @@ async fn schema_and_objects() {
     )
     .contains("storageClassName cannot change"));
 
+    // Volumes never shrink: refused with a condition, the claim template unchanged.
+    let shrink = serde_json::json!({"spec": {"storage": {"size": "500Mi"}}});
+    clusters
+        .patch("events", &PatchParams::default(), &Patch::Merge(&shrink))
+        .await
+        .unwrap();
+    let refused = wait_for(&clusters, "events", SLOW, "StorageResizeRefused", |c| {
+        cluster_condition(c, types::STORAGE_RESIZE_REFUSED).is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let (_, _, why) = cluster_condition(&refused, types::STORAGE_RESIZE_REFUSED).unwrap();
+    assert!(why.contains("cannot shrink"), "{why}");
+    let restore = serde_json::json!({"spec": {"storage": {"size": "1Gi"}}});
+    clusters
+        .patch("events", &PatchParams::default(), &Patch::Merge(&restore))
+        .await
+        .unwrap();
+
     // Scaling below the voters is refused with a condition, and nothing changes.
     let scale = serde_json::json!({"spec": {"replicas": 2}});
     clusters
@@ -445,6 +463,85 @@ async fn brokers_scale_up_and_down_without_loss() {
         .all(|p| p.replicas.len() == 3));
     let mut acked = produce(&pods, 3, "orders", 0, 3000).await;
 
+    // Partitions grow through the Topic; a decrease is refused with a condition.
+    let grow = serde_json::json!({"spec": {"partitions": 16, "config": {"min.insync.replicas": "2", "retention.ms": "86400000"}}});
+    topics
+        .patch("orders", &PatchParams::default(), &Patch::Merge(&grow))
+        .await
+        .unwrap();
+    wait_for(&topics, "orders", SLOW, "16 partitions", |t| {
+        t.status.as_ref().is_some_and(|s| s.partitions.len() == 16)
+    })
+    .await;
+    let shrink = serde_json::json!({"spec": {"partitions": 8}});
+    topics
+        .patch("orders", &PatchParams::default(), &Patch::Merge(&shrink))
+        .await
+        .unwrap();
+    let refused = wait_for(&topics, "orders", SLOW, "PartitionDecreaseRefused", |t| {
+        condition(
+            t.status.as_ref().map(|s| &s.conditions),
+            types::PARTITION_DECREASE_REFUSED,
+        )
+        .is_some_and(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(refused.status.unwrap().partitions.len(), 16);
+    topics
+        .patch(
+            "orders",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"partitions": 16}})),
+        )
+        .await
+        .unwrap();
+
+    // A deletion-protected Topic goes; its Kafka topic stays.
+    let mut keep = topic("keep", "weir", 2, 3);
+    keep.metadata.annotations = Some(BTreeMap::from([(
+        "weir.dev/deletion-protection".to_string(),
+        "true".to_string(),
+    )]));
+    create(&topics, &keep).await.unwrap();
+    wait_for(&topics, "keep", SLOW, "the keep topic Ready", |t| {
+        condition(t.status.as_ref().map(|s| &s.conditions), types::READY)
+            .is_some_and(|c| c.status == "True")
+    })
+    .await;
+    topics
+        .delete("keep", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(SLOW, "the keep Topic resource deleted", || {
+        let topics = topics.clone();
+        async move { topics.get_opt("keep").await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    let metadata_client: BaseConsumer = client_config(&pods, 3).create().unwrap();
+    let metadata = metadata_client
+        .fetch_metadata(Some("keep"), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        metadata.topics()[0].partitions().len(),
+        2,
+        "the Kafka topic stayed"
+    );
+
+    // The operator's metrics.
+    let addr = operator
+        .metrics_addr()
+        .expect("the operator logs its metrics address");
+    let text = weir_tests::http::get(addr, "/metrics").body;
+    assert!(text.contains("weir_operator_leader 1"), "{text}");
+    assert!(
+        text.contains("weir_operator_reconciles_total{controller=\"cluster\",result=\"ok\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("weir_operator_topic_ready{namespace=\"e2e\",topic=\"orders\"} 1"),
+        "{text}"
+    );
+
     // Scale to 5: replicas move onto the new brokers.
     let started = Instant::now();
     clusters
@@ -476,12 +573,12 @@ async fn brokers_scale_up_and_down_without_loss() {
     .await;
     let rebalance = scaled.status.as_ref().unwrap().rebalance.clone().unwrap();
     println!(
-        "scale 3 → 5 with rebalance ({} replica moves; 12 partitions at RF 3, 3000 records of ~13 B): {:.1} s",
+        "scale 3 → 5 with rebalance ({} replica moves; 16 partitions at RF 3, 3000 records of ~13 B): {:.1} s",
         rebalance.moves,
         started.elapsed().as_secs_f64()
     );
     assert!(rebalance.moves > 0);
-    consume_all(&pods, 5, "orders", 12, &acked);
+    consume_all(&pods, 5, "orders", 16, &acked);
 
     // A scale-down that a topic cannot survive is refused, and nothing moves.
     create(&topics, &topic("wide", "weir", 1, 4)).await.unwrap();
@@ -561,7 +658,7 @@ async fn brokers_scale_up_and_down_without_loss() {
         .iter()
         .all(|b| b.state == "Active"));
     acked.extend(produce(&pods, 3, "orders", 3000, 1000).await);
-    consume_all(&pods, 3, "orders", 12, &acked);
+    consume_all(&pods, 3, "orders", 16, &acked);
 
     // A settings change rolls the brokers one at a time, the controller last.
     let controller = clusters
@@ -631,6 +728,6 @@ async fn brokers_scale_up_and_down_without_loss() {
         &format!("weir-{controller}"),
         "the controller goes last"
     );
-    consume_all(&pods, 3, "orders", 12, &acked);
+    consume_all(&pods, 3, "orders", 16, &acked);
     assert!(operator.is_running(), "{}", operator.log());
 }

@@ -69,8 +69,10 @@ pub async fn reconcile(
         let Some(claim) = claims.get_opt(&names.data_claim(ordinal)).await? else {
             continue;
         };
+        // Only a bound claim can grow (the API server refuses to change a pending one).
+        let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
         match requested(&claim) {
-            Some(have) if have < wanted => {
+            Some(have) if have < wanted && bound => {
                 let patch = serde_json::json!({
                     "spec": {"resources": {"requests": BTreeMap::from([("storage", &spec.storage.size)])}}
                 });

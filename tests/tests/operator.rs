@@ -356,8 +356,9 @@ async fn produce(
         .set("message.timeout.ms", "60000")
         .create()
         .unwrap();
+    // 1 KiB records, so a rebalance moves real data.
     let values: Vec<String> = (from..from + count)
-        .map(|i| format!("record-{i:06}"))
+        .map(|i| format!("record-{i:06}-{}", "x".repeat(1010)))
         .collect();
     let futures: Vec<_> = values
         .iter()
@@ -573,7 +574,7 @@ async fn brokers_scale_up_and_down_without_loss() {
     .await;
     let rebalance = scaled.status.as_ref().unwrap().rebalance.clone().unwrap();
     println!(
-        "scale 3 → 5 with rebalance ({} replica moves; 16 partitions at RF 3, 3000 records of ~13 B): {:.1} s",
+        "scale 3 → 5 with rebalance ({} replica moves; 16 partitions at RF 3, 3000 records of 1 KiB): {:.1} s",
         rebalance.moves,
         started.elapsed().as_secs_f64()
     );

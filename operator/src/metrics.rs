@@ -64,7 +64,7 @@ impl Metrics {
         .expect("static metric");
         let leader = IntGauge::new(
             "weir_operator_leader",
-            "1 while this replica holds the leader lease.",
+            "Whether this replica holds the leader lease (1) or waits for it (0).",
         )
         .expect("static metric");
         let cluster_brokers = IntGaugeVec::new(

@@ -102,6 +102,17 @@ impl OperatorProcess {
     /// to them, and starts the operator as that account, watching `namespace`, with brokers
     /// dialled at `host_template` when given.
     pub async fn start(cp: &ControlPlane, namespace: &str, host_template: Option<&str>) -> Self {
+        Self::start_replica(cp, namespace, host_template, "a").await
+    }
+
+    /// Like [`OperatorProcess::start`], as replica `replica` (its identity in the Lease, its
+    /// own log): several replicas of one namespace compete for the same lease.
+    pub async fn start_replica(
+        cp: &ControlPlane,
+        namespace: &str,
+        host_template: Option<&str>,
+        replica: &str,
+    ) -> Self {
         let client = cp.client();
         let apply = PatchParams::apply("weir-tests").force();
         let role_name = format!("weir-operator-{namespace}");
@@ -129,10 +140,14 @@ impl OperatorProcess {
             },
             ..ServiceAccount::default()
         };
-        Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        match Api::<ServiceAccount>::namespaced(client.clone(), namespace)
             .create(&PostParams::default(), &account)
             .await
-            .unwrap();
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => panic!("creating the operator's service account: {e}"),
+        }
         let binding = ClusterRoleBinding {
             metadata: ObjectMeta {
                 name: Some(role_name.clone()),
@@ -158,7 +173,7 @@ impl OperatorProcess {
             .service_account_kubeconfig(namespace, "weir-operator")
             .await;
         let path = cp.write_kubeconfig(&format!("operator-{namespace}"), &kubeconfig);
-        let log = cp.dir().join(format!("operator-{namespace}.log"));
+        let log = cp.dir().join(format!("operator-{namespace}-{replica}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(operator_bin());
         command
@@ -166,7 +181,7 @@ impl OperatorProcess {
             .env("RUST_LOG", "info,weir_operator=debug")
             .env("WEIR_OPERATOR_NAMESPACE", namespace)
             .env("POD_NAMESPACE", namespace)
-            .env("POD_NAME", format!("weir-operator-test-{namespace}"))
+            .env("POD_NAME", format!("weir-operator-{namespace}-{replica}"))
             .env("WEIR_OPERATOR_METRICS_LISTEN", "127.0.0.1:0")
             .env("WEIR_OPERATOR_BUSY_REQUEUE_SECONDS", "1")
             .stdin(Stdio::null())
@@ -192,6 +207,12 @@ impl OperatorProcess {
     /// The operator's log so far (JSON lines).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: the lease is left to expire.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Whether the process still runs.

@@ -5,6 +5,8 @@
 //! - `schema_and_objects`: the API server refuses bad specs by the CRD schema alone; the
 //!   operator turns a `Cluster` into its objects and status, refuses to scale below the voters,
 //!   handles a `Topic` whose cluster does not exist, and cleans up through its finalizers.
+//! - `a_standby_operator_takes_over_the_lease`: two replicas, one leads; SIGKILL the leader and
+//!   the standby takes over and reconciles.
 //! - `brokers_scale_up_and_down_without_loss`: the kubelet stand-in runs every pod the
 //!   StatefulSet controller creates as a real `weir-broker`; a 3-broker cluster and an RF 3
 //!   topic take traffic through rdkafka, scale to 5 (replicas move onto the new brokers), are
@@ -533,7 +535,10 @@ async fn brokers_scale_up_and_down_without_loss() {
         .metrics_addr()
         .expect("the operator logs its metrics address");
     let text = weir_tests::http::get(addr, "/metrics").body;
-    assert!(text.contains("weir_operator_leader 1"), "{text}");
+    assert!(
+        text.lines().any(|l| l == "weir_operator_leader 1"),
+        "{text}"
+    );
     assert!(
         text.contains("weir_operator_reconciles_total{controller=\"cluster\",result=\"ok\"}"),
         "{text}"
@@ -731,4 +736,66 @@ async fn brokers_scale_up_and_down_without_loss() {
     );
     consume_all(&pods, 3, "orders", 16, &acked);
     assert!(operator.is_running(), "{}", operator.log());
+}
+
+fn leading(operator: &OperatorProcess) -> Option<bool> {
+    let addr = operator.metrics_addr()?;
+    let response = weir_tests::http::try_get(addr, "/metrics", Duration::from_secs(2)).ok()?;
+    let has = |line: &str| response.body.lines().any(|l| l == line);
+    if has("weir_operator_leader 1") {
+        Some(true)
+    } else if has("weir_operator_leader 0") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_operator_takes_over_the_lease() {
+    let cp = ControlPlane::start().await;
+    let client = cp.client();
+    install_crds(&client).await;
+    let ns = "lease";
+    cp.create_namespace(ns).await;
+    let mut first = OperatorProcess::start_replica(&cp, ns, None, "a").await;
+    eventually(SLOW, "replica a leading", || async {
+        leading(&first).filter(|l| *l)
+    })
+    .await;
+    let mut second = OperatorProcess::start_replica(&cp, ns, None, "b").await;
+    eventually(SLOW, "replica b serving metrics", || async {
+        leading(&second)
+    })
+    .await;
+    // b waits: it neither leads nor reconciles while a renews the lease.
+    assert_eq!(leading(&second), Some(false), "{}", second.log());
+    assert!(
+        second.log().contains("waiting for leadership"),
+        "{}",
+        second.log()
+    );
+
+    first.kill9();
+    let killed = Instant::now();
+    eventually(SLOW, "replica b leading after a was killed", || async {
+        leading(&second).filter(|l| *l)
+    })
+    .await;
+    println!(
+        "standby took over {:.1} s after the leader was killed (lease 15 s)",
+        killed.elapsed().as_secs_f64()
+    );
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), ns);
+    create(&clusters, &cluster("after", 1)).await.unwrap();
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    wait_for(
+        &statefulsets,
+        "after",
+        SLOW,
+        "the new leader reconciles",
+        |_| true,
+    )
+    .await;
+    assert!(second.is_running(), "{}", second.log());
 }

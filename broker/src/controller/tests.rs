@@ -60,14 +60,28 @@ impl Node {
     }
 }
 
+/// A port that is free now, from a range no ephemeral (port 0) bind uses.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 400) * 30;
+    for _ in 0..2_000 {
+        let port = (20_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range")
+}
+
 async fn cluster(n: i32, root: &std::path::Path) -> (Vec<Node>, BTreeMap<i32, String>) {
     let mut nodes = Vec::new();
     let mut voters = BTreeMap::new();
     for id in 0..n {
-        // Reserve a port, then release it for the node to bind (Raft needs the address first).
-        let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = probe.local_addr().unwrap().to_string();
-        drop(probe);
+        // Raft needs the address before the node binds it (and binds it again on restart), so
+        // take a free port below Linux's ephemeral range (32768+): no connection elsewhere on the
+        // machine can take it as its local port in between.
+        let addr = format!("127.0.0.1:{}", free_port());
         voters.insert(id, addr.clone());
         nodes.push(Node {
             id,

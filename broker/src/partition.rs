@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::controller::command::PartitionChange;
-use crate::log::{Log, LogAppendInfo, LogConfig, LogError};
+use crate::log::{Log, LogAppendInfo, LogConfig, LogError, PendingFlush};
 use crate::replication::leader::LeaderState;
 
 /// This broker's part in replicating a partition.
@@ -167,6 +167,8 @@ pub struct PartitionStats {
     pub log_end_offset: i64,
     /// Number of segments.
     pub segments: usize,
+    /// Every offset below this is fsynced.
+    pub recovery_point: i64,
 }
 
 /// What a read returned.
@@ -262,26 +264,59 @@ impl Partition {
         records: &Bytes,
         min_isr: Option<usize>,
     ) -> Result<LogAppendInfo, PartitionError> {
-        let mut role = self.role.lock();
-        let mut log = self.log.write();
-        let info = match &mut *role {
-            Role::Leader(leader) => {
-                if let Some(min_isr) = min_isr {
-                    if leader.isr.len() < min_isr {
-                        return Err(PartitionError::NotEnoughReplicas {
-                            isr: leader.isr.len(),
-                            min_isr,
-                        });
+        let (info, flushes) = {
+            let mut role = self.role.lock();
+            let mut log = self.log.write();
+            let info = match &mut *role {
+                Role::Leader(leader) => {
+                    if let Some(min_isr) = min_isr {
+                        if leader.isr.len() < min_isr {
+                            return Err(PartitionError::NotEnoughReplicas {
+                                isr: leader.isr.len(),
+                                min_isr,
+                            });
+                        }
+                    }
+                    let info = log.append_as_leader(records, leader.leader_epoch)?;
+                    advance_high_watermark(leader, &mut log);
+                    info
+                }
+                _ => return Err(PartitionError::NotLeader),
+            };
+            self.high_watermark_tx.send_replace(log.high_watermark());
+            (info, log.take_pending_flushes())
+        };
+        self.run_pending_flushes(flushes);
+        Ok(info)
+    }
+
+    /// Runs the flushes queued by segment rolls (the rolled segments' fsyncs) on a blocking
+    /// thread, after the locks are released: appends never wait for them. Without a runtime
+    /// (tests of this type alone) they run here.
+    fn run_pending_flushes(&self, flushes: Vec<PendingFlush>) {
+        if flushes.is_empty() {
+            return;
+        }
+        let (topic, index) = (self.topic.clone(), self.index);
+        let work = move || {
+            for flush in flushes {
+                let upto = flush.upto();
+                let started = Instant::now();
+                match flush.run() {
+                    Ok(_) => {
+                        tracing::debug!(%topic, partition = index, upto, elapsed_ms = started.elapsed().as_millis() as u64, "flushed rolled segments")
+                    }
+                    // The recovery point stays put: a restart recovers these segments again.
+                    Err(e) => {
+                        tracing::error!(%topic, partition = index, upto, error = %e, "flushing rolled segments failed")
                     }
                 }
-                let info = log.append_as_leader(records, leader.leader_epoch)?;
-                advance_high_watermark(leader, &mut log);
-                info
             }
-            _ => return Err(PartitionError::NotLeader),
         };
-        self.high_watermark_tx.send_replace(log.high_watermark());
-        Ok(info)
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(work)),
+            Err(_) => work(),
+        }
     }
 
     /// Waits until the high watermark reaches `offset` (`acks=all`), while this broker leads
@@ -420,17 +455,22 @@ impl Partition {
         leader_high_watermark: i64,
         leader_log_start: i64,
     ) -> Result<(), PartitionError> {
-        let role = self.role.lock();
-        self.check_follower(&role, leader_epoch)?;
-        let mut log = self.log.write();
-        if !records.is_empty() {
-            log.append_as_follower(records)?;
-        }
-        let end = log.log_end_offset();
-        log.update_high_watermark(leader_high_watermark.min(end));
-        if leader_log_start > log.log_start_offset() && leader_log_start <= log.high_watermark() {
-            log.maybe_increment_log_start_offset(leader_log_start)?;
-        }
+        let flushes = {
+            let role = self.role.lock();
+            self.check_follower(&role, leader_epoch)?;
+            let mut log = self.log.write();
+            if !records.is_empty() {
+                log.append_as_follower(records)?;
+            }
+            let end = log.log_end_offset();
+            log.update_high_watermark(leader_high_watermark.min(end));
+            if leader_log_start > log.log_start_offset() && leader_log_start <= log.high_watermark()
+            {
+                log.maybe_increment_log_start_offset(leader_log_start)?;
+            }
+            log.take_pending_flushes()
+        };
+        self.run_pending_flushes(flushes);
         Ok(())
     }
 
@@ -600,6 +640,7 @@ impl Partition {
             log_start_offset: log.log_start_offset(),
             log_end_offset: log.log_end_offset(),
             segments: log.num_segments(),
+            recovery_point: log.recovery_point(),
         }
     }
 
@@ -629,7 +670,12 @@ impl Partition {
 
     /// Deletes segments past retention; returns how many were deleted.
     pub fn apply_retention(&self) -> Result<usize, LogError> {
-        self.log.write().delete_old_segments()
+        let (deleted, flushes) = {
+            let mut log = self.log.write();
+            (log.delete_old_segments()?, log.take_pending_flushes())
+        };
+        self.run_pending_flushes(flushes);
+        Ok(deleted)
     }
 
     /// Fsyncs the log if `flush.ms` has passed since this partition's last periodic flush
@@ -664,3 +710,7 @@ fn advance_high_watermark(leader: &LeaderState, log: &mut Log) {
         log.maybe_increment_high_watermark(bound);
     }
 }
+
+#[cfg(test)]
+#[path = "partition_tests.rs"]
+mod tests;

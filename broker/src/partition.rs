@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::controller::command::PartitionChange;
 use crate::log::{Log, LogAppendInfo, LogConfig, LogError, PendingFlush};
-use crate::replication::leader::LeaderState;
+use crate::replication::leader::{IsrChangeFailure, LeaderState};
 
 /// This broker's part in replicating a partition.
 #[derive(Debug, Clone)]
@@ -361,7 +361,9 @@ impl Partition {
         let mut log = self.log.write();
         match &mut *role {
             Role::Leader(l) if l.leader_epoch == leader_epoch => {
-                l.update_membership(partition_epoch, replicas, isr, now);
+                if l.update_membership(partition_epoch, replicas, isr, now) {
+                    tracing::debug!(topic = %self.topic, partition = self.index, partition_epoch, ?isr, "partition membership changed");
+                }
             }
             _ => {
                 let end = log.log_end_offset();
@@ -507,7 +509,9 @@ impl Partition {
 
     /// Serves a follower's fetch on the leader: diverging-epoch check, then records up to the
     /// log end; records the follower's position, advances the high watermark, and proposes
-    /// adding the follower to the ISR when it caught up.
+    /// adding the follower to the ISR when it caught up and its broker is `eligible` (the
+    /// metadata image shows it active: a fenced or shutting-down broker may keep fetching,
+    /// but the controller would refuse it).
     pub fn fetch_for_follower(
         &self,
         replica: i32,
@@ -515,6 +519,7 @@ impl Partition {
         last_fetched_epoch: i32,
         current_leader_epoch: i32,
         max_bytes: usize,
+        eligible: bool,
     ) -> Result<FollowerFetch, PartitionError> {
         self.check_leader_epoch(current_leader_epoch)?;
         let now = self.clock.now_ms();
@@ -542,10 +547,9 @@ impl Partition {
         let before = log.high_watermark();
         advance_high_watermark(leader, &mut log);
         let high_watermark = log.high_watermark();
-        let isr_change = leader.expand_candidate(replica, high_watermark).map(|isr| {
-            leader.pending_isr = Some(isr.clone());
-            self.change(leader, isr)
-        });
+        let isr_change = leader
+            .propose_expansion(replica, high_watermark, eligible, now)
+            .map(|isr| self.change(leader, isr));
         if high_watermark != before {
             self.high_watermark_tx.send_replace(high_watermark);
         }
@@ -566,15 +570,17 @@ impl Partition {
         let Role::Leader(leader) = &mut *role else {
             return None;
         };
-        let isr = leader.shrink_candidate(now, max_lag_ms)?;
-        leader.pending_isr = Some(isr.clone());
+        let isr = leader.propose_shrink(now, max_lag_ms)?;
         Some(self.change(leader, isr))
     }
 
-    /// The controller refused or lost an ISR change: allow proposing again.
-    pub fn isr_change_failed(&self) {
+    /// The controller did not apply `change` (see [`LeaderState::isr_change_failed`]).
+    pub fn isr_change_failed(&self, change: &PartitionChange, failure: IsrChangeFailure) {
+        let now = self.clock.now_ms();
         if let Role::Leader(leader) = &mut *self.role.lock() {
-            leader.pending_isr = None;
+            if leader.leader_epoch == change.leader_epoch {
+                leader.isr_change_failed(change.partition_epoch, &change.isr, failure, now);
+            }
         }
     }
 

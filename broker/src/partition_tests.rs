@@ -44,11 +44,16 @@ async fn rolls_under_load_flush_in_the_background_and_move_the_recovery_point() 
     assert!(stats.segments > 100, "{} segments", stats.segments);
     // The queued flushes run on blocking threads; once they are done the recovery point is the
     // start of the active segment, and it is checkpointed.
-    let active_base = partition.log.read().segments().last().unwrap().base_offset();
+    let active_base = partition
+        .log
+        .read()
+        .segments()
+        .last()
+        .unwrap()
+        .base_offset();
     crate::wait_for_condition(|| partition.stats().recovery_point == active_base).await;
     assert_eq!(
-        crate::log::read_offset_checkpoint(&dir.path().join("t-0").join("recovery-point"))
-            .unwrap(),
+        crate::log::read_offset_checkpoint(&dir.path().join("t-0").join("recovery-point")).unwrap(),
         Some(active_base)
     );
 }

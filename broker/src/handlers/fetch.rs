@@ -39,9 +39,11 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
         appends.borrow_and_update();
         let pass = read_all(broker, &request, version);
         if pass.high_watermark_moved {
-            // Consumers long-polling at the old high watermark can read more now.
+            // Consumers long-polling at the old high watermark can read more now. This wakes
+            // this fetch too, once, on purpose: marking the change seen here would also mark
+            // an append that landed after the read above, and the fetch would sleep through
+            // it (an acks=all producer then waits for this follower's max wait).
             broker.replicas.notify_appended();
-            appends.borrow_and_update();
         }
         for (partition, change) in pass.isr_changes {
             let replicas = broker.replicas.clone();

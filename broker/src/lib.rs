@@ -13,7 +13,8 @@
 //! - [`admin_service`] serves the admin gRPC API (and shares its operations with the Kafka
 //!   admin handlers) on the internal listener, next to the [`controller`]'s Raft services.
 //! - [`config`] holds Kafka-named settings; [`cli`] the command line; [`app`] wires it all up
-//!   and runs the background jobs; [`metrics`] and [`http`] serve Prometheus and health.
+//!   and runs the background jobs; [`metrics`] and [`http`] serve Prometheus and health;
+//!   [`telemetry`] sets up the log output.
 
 pub mod admin_service;
 pub mod app;
@@ -36,6 +37,7 @@ pub mod replica_manager;
 pub mod replication;
 pub mod replication_metrics;
 pub mod server;
+pub mod telemetry;
 #[cfg(test)]
 pub mod test_support;
 

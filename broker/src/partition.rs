@@ -24,8 +24,8 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::controller::command::PartitionChange;
-use crate::log::{Log, LogAppendInfo, LogConfig, LogError};
-use crate::replication::leader::LeaderState;
+use crate::log::{Log, LogAppendInfo, LogConfig, LogError, PendingFlush};
+use crate::replication::leader::{IsrChangeFailure, LeaderState};
 
 /// This broker's part in replicating a partition.
 #[derive(Debug, Clone)]
@@ -167,6 +167,8 @@ pub struct PartitionStats {
     pub log_end_offset: i64,
     /// Number of segments.
     pub segments: usize,
+    /// Every offset below this is fsynced.
+    pub recovery_point: i64,
 }
 
 /// What a read returned.
@@ -262,26 +264,59 @@ impl Partition {
         records: &Bytes,
         min_isr: Option<usize>,
     ) -> Result<LogAppendInfo, PartitionError> {
-        let mut role = self.role.lock();
-        let mut log = self.log.write();
-        let info = match &mut *role {
-            Role::Leader(leader) => {
-                if let Some(min_isr) = min_isr {
-                    if leader.isr.len() < min_isr {
-                        return Err(PartitionError::NotEnoughReplicas {
-                            isr: leader.isr.len(),
-                            min_isr,
-                        });
+        let (info, flushes) = {
+            let mut role = self.role.lock();
+            let mut log = self.log.write();
+            let info = match &mut *role {
+                Role::Leader(leader) => {
+                    if let Some(min_isr) = min_isr {
+                        if leader.isr.len() < min_isr {
+                            return Err(PartitionError::NotEnoughReplicas {
+                                isr: leader.isr.len(),
+                                min_isr,
+                            });
+                        }
+                    }
+                    let info = log.append_as_leader(records, leader.leader_epoch)?;
+                    advance_high_watermark(leader, &mut log);
+                    info
+                }
+                _ => return Err(PartitionError::NotLeader),
+            };
+            self.high_watermark_tx.send_replace(log.high_watermark());
+            (info, log.take_pending_flushes())
+        };
+        self.run_pending_flushes(flushes);
+        Ok(info)
+    }
+
+    /// Runs the flushes queued by segment rolls (the rolled segments' fsyncs) on a blocking
+    /// thread, after the locks are released: appends never wait for them. Without a runtime
+    /// (tests of this type alone) they run here.
+    fn run_pending_flushes(&self, flushes: Vec<PendingFlush>) {
+        if flushes.is_empty() {
+            return;
+        }
+        let (topic, index) = (self.topic.clone(), self.index);
+        let work = move || {
+            for flush in flushes {
+                let upto = flush.upto();
+                let started = Instant::now();
+                match flush.run() {
+                    Ok(_) => {
+                        tracing::debug!(%topic, partition = index, upto, elapsed_ms = started.elapsed().as_millis() as u64, "flushed rolled segments")
+                    }
+                    // The recovery point stays put: a restart recovers these segments again.
+                    Err(e) => {
+                        tracing::error!(%topic, partition = index, upto, error = %e, "flushing rolled segments failed")
                     }
                 }
-                let info = log.append_as_leader(records, leader.leader_epoch)?;
-                advance_high_watermark(leader, &mut log);
-                info
             }
-            _ => return Err(PartitionError::NotLeader),
         };
-        self.high_watermark_tx.send_replace(log.high_watermark());
-        Ok(info)
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(work)),
+            Err(_) => work(),
+        }
     }
 
     /// Waits until the high watermark reaches `offset` (`acks=all`), while this broker leads
@@ -326,7 +361,9 @@ impl Partition {
         let mut log = self.log.write();
         match &mut *role {
             Role::Leader(l) if l.leader_epoch == leader_epoch => {
-                l.update_membership(partition_epoch, replicas, isr, now);
+                if l.update_membership(partition_epoch, replicas, isr, now) {
+                    tracing::debug!(topic = %self.topic, partition = self.index, partition_epoch, ?isr, "partition membership changed");
+                }
             }
             _ => {
                 let end = log.log_end_offset();
@@ -420,17 +457,22 @@ impl Partition {
         leader_high_watermark: i64,
         leader_log_start: i64,
     ) -> Result<(), PartitionError> {
-        let role = self.role.lock();
-        self.check_follower(&role, leader_epoch)?;
-        let mut log = self.log.write();
-        if !records.is_empty() {
-            log.append_as_follower(records)?;
-        }
-        let end = log.log_end_offset();
-        log.update_high_watermark(leader_high_watermark.min(end));
-        if leader_log_start > log.log_start_offset() && leader_log_start <= log.high_watermark() {
-            log.maybe_increment_log_start_offset(leader_log_start)?;
-        }
+        let flushes = {
+            let role = self.role.lock();
+            self.check_follower(&role, leader_epoch)?;
+            let mut log = self.log.write();
+            if !records.is_empty() {
+                log.append_as_follower(records)?;
+            }
+            let end = log.log_end_offset();
+            log.update_high_watermark(leader_high_watermark.min(end));
+            if leader_log_start > log.log_start_offset() && leader_log_start <= log.high_watermark()
+            {
+                log.maybe_increment_log_start_offset(leader_log_start)?;
+            }
+            log.take_pending_flushes()
+        };
+        self.run_pending_flushes(flushes);
         Ok(())
     }
 
@@ -467,7 +509,9 @@ impl Partition {
 
     /// Serves a follower's fetch on the leader: diverging-epoch check, then records up to the
     /// log end; records the follower's position, advances the high watermark, and proposes
-    /// adding the follower to the ISR when it caught up.
+    /// adding the follower to the ISR when it caught up and its broker is `eligible` (the
+    /// metadata image shows it active: a fenced or shutting-down broker may keep fetching,
+    /// but the controller would refuse it).
     pub fn fetch_for_follower(
         &self,
         replica: i32,
@@ -475,6 +519,7 @@ impl Partition {
         last_fetched_epoch: i32,
         current_leader_epoch: i32,
         max_bytes: usize,
+        eligible: bool,
     ) -> Result<FollowerFetch, PartitionError> {
         self.check_leader_epoch(current_leader_epoch)?;
         let now = self.clock.now_ms();
@@ -502,10 +547,9 @@ impl Partition {
         let before = log.high_watermark();
         advance_high_watermark(leader, &mut log);
         let high_watermark = log.high_watermark();
-        let isr_change = leader.expand_candidate(replica, high_watermark).map(|isr| {
-            leader.pending_isr = Some(isr.clone());
-            self.change(leader, isr)
-        });
+        let isr_change = leader
+            .propose_expansion(replica, high_watermark, eligible, now)
+            .map(|isr| self.change(leader, isr));
         if high_watermark != before {
             self.high_watermark_tx.send_replace(high_watermark);
         }
@@ -526,15 +570,17 @@ impl Partition {
         let Role::Leader(leader) = &mut *role else {
             return None;
         };
-        let isr = leader.shrink_candidate(now, max_lag_ms)?;
-        leader.pending_isr = Some(isr.clone());
+        let isr = leader.propose_shrink(now, max_lag_ms)?;
         Some(self.change(leader, isr))
     }
 
-    /// The controller refused or lost an ISR change: allow proposing again.
-    pub fn isr_change_failed(&self) {
+    /// The controller did not apply `change` (see [`LeaderState::isr_change_failed`]).
+    pub fn isr_change_failed(&self, change: &PartitionChange, failure: IsrChangeFailure) {
+        let now = self.clock.now_ms();
         if let Role::Leader(leader) = &mut *self.role.lock() {
-            leader.pending_isr = None;
+            if leader.leader_epoch == change.leader_epoch {
+                leader.isr_change_failed(change.partition_epoch, &change.isr, failure, now);
+            }
         }
     }
 
@@ -600,6 +646,7 @@ impl Partition {
             log_start_offset: log.log_start_offset(),
             log_end_offset: log.log_end_offset(),
             segments: log.num_segments(),
+            recovery_point: log.recovery_point(),
         }
     }
 
@@ -629,7 +676,12 @@ impl Partition {
 
     /// Deletes segments past retention; returns how many were deleted.
     pub fn apply_retention(&self) -> Result<usize, LogError> {
-        self.log.write().delete_old_segments()
+        let (deleted, flushes) = {
+            let mut log = self.log.write();
+            (log.delete_old_segments()?, log.take_pending_flushes())
+        };
+        self.run_pending_flushes(flushes);
+        Ok(deleted)
     }
 
     /// Fsyncs the log if `flush.ms` has passed since this partition's last periodic flush
@@ -664,3 +716,7 @@ fn advance_high_watermark(leader: &LeaderState, log: &mut Log) {
         log.maybe_increment_high_watermark(bound);
     }
 }
+
+#[cfg(test)]
+#[path = "partition_tests.rs"]
+mod tests;

@@ -23,6 +23,8 @@ pub struct IsrChangeCounts {
     pub shrinks: AtomicU64,
     /// Followers added to an ISR.
     pub expands: AtomicU64,
+    /// ISR changes the controller refused or did not answer.
+    pub failures: AtomicU64,
 }
 
 /// The collector; registered by [`crate::metrics::BrokerMetrics::register_replication_collector`].
@@ -38,6 +40,7 @@ pub struct ReplicationCollector {
     brokers: IntGaugeVec,
     isr_shrinks: IntGauge,
     isr_expands: IntGauge,
+    isr_change_failures: IntGauge,
     follower_lag: IntGaugeVec,
     controller_active: IntGauge,
     controller_leader: IntGauge,
@@ -81,6 +84,10 @@ impl ReplicationCollector {
                 "weir_isr_expands_total",
                 "Followers added to an ISR by this broker as leader (counter).",
             )?,
+            isr_change_failures: gauge(
+                "weir_isr_change_failures_total",
+                "ISR changes proposed by this broker as leader that the controller refused or did not answer (counter).",
+            )?,
             follower_lag: IntGaugeVec::new(
                 Opts::new(
                     "weir_follower_lag_offsets",
@@ -104,7 +111,7 @@ impl ReplicationCollector {
         })
     }
 
-    fn gauges(&self) -> [&IntGauge; 11] {
+    fn gauges(&self) -> [&IntGauge; 12] {
         [
             &self.leaders,
             &self.replica_count,
@@ -114,6 +121,7 @@ impl ReplicationCollector {
             &self.reassigning,
             &self.isr_shrinks,
             &self.isr_expands,
+            &self.isr_change_failures,
             &self.controller_active,
             &self.controller_leader,
             &self.raft_term,
@@ -186,6 +194,8 @@ impl ReplicationCollector {
             .set(counts.shrinks.load(Ordering::Relaxed) as i64);
         self.isr_expands
             .set(counts.expands.load(Ordering::Relaxed) as i64);
+        self.isr_change_failures
+            .set(counts.failures.load(Ordering::Relaxed) as i64);
         if let Some(controller) = replicas.controller() {
             let (active, term, applied) = controller.raft_status();
             self.controller_active.set(i64::from(active));

@@ -65,6 +65,17 @@ impl Cluster {
 
     /// Starts `n` brokers of which the first `voters` are the metadata quorum.
     pub fn start_with_voters(n: usize, voters: usize, sets: &[(&str, &str)]) -> Cluster {
+        Cluster::start_adjusted(n, voters, sets, |_, options| options)
+    }
+
+    /// [`Cluster::start_with_voters`] where `adjust` has the last word on node `i`'s options
+    /// (settings for one broker only).
+    pub fn start_adjusted(
+        n: usize,
+        voters: usize,
+        sets: &[(&str, &str)],
+        adjust: impl Fn(usize, BrokerOptions) -> BrokerOptions,
+    ) -> Cluster {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let voter_list = ports
             .iter()
@@ -87,7 +98,7 @@ impl Cluster {
                 for (k, v) in FAST_FAILOVER.iter().chain(sets) {
                     o = o.set(k, v);
                 }
-                o
+                adjust(id, o)
             })
             .collect();
         // A broker is ready only once a quorum exists, so they must start together.

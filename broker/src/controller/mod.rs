@@ -24,6 +24,7 @@ pub mod image;
 mod image_tests;
 pub mod log_store;
 pub mod network;
+pub mod peer_health;
 pub mod rpc;
 pub mod state_machine;
 #[cfg(test)]
@@ -147,7 +148,7 @@ impl Controller {
         let raft = Raft::new(
             config.node_id as NodeId,
             Arc::new(raft_config),
-            NetworkFactory,
+            NetworkFactory::default(),
             log_store,
             state_machine,
         )

@@ -2,7 +2,9 @@
 //! service, over one lazily connected tonic channel per peer.
 //!
 //! A peer that cannot be reached is reported as `Unreachable`, so openraft backs off instead of
-//! spinning; an error raised by the remote Raft is passed back as a `RemoteError`.
+//! spinning; an error raised by the remote Raft is passed back as a `RemoteError`. Every outcome
+//! is recorded in [`PeerHealth`], which logs a peer going away and coming back once each
+//! (openraft's own per-retry lines are filtered out of the log).
 
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 use weir_api::proto::controller::raft_client::RaftClient;
 use weir_api::proto::controller::RaftPayload;
 
+use super::peer_health::{FailureKind, PeerHealth};
 use super::types::{NodeId, TypeConfig};
 
 /// Timeout to open a connection to a peer.
@@ -34,9 +37,11 @@ pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
         .connect_lazy())
 }
 
-/// Creates a [`Network`] per peer.
+/// Creates a [`Network`] per peer; they share one [`PeerHealth`].
 #[derive(Debug, Clone, Default)]
-pub struct NetworkFactory;
+pub struct NetworkFactory {
+    health: PeerHealth,
+}
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = Network;
@@ -46,6 +51,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             client: channel(&node.addr).ok().map(RaftClient::new),
             addr: node.addr.clone(),
+            health: self.health.clone(),
         }
     }
 }
@@ -56,6 +62,7 @@ pub struct Network {
     target: NodeId,
     addr: String,
     client: Option<RaftClient<Channel>>,
+    health: PeerHealth,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +71,33 @@ struct TransportError(String);
 
 impl Network {
     async fn call<Req, Resp, E>(
+        &mut self,
+        method: Method,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let result = self.send(method, request, option).await;
+        match &result {
+            Ok(_) => self.health.succeeded(self.target, &self.addr),
+            Err(e) => {
+                let kind = match e {
+                    RPCError::Unreachable(_) | RPCError::Timeout(_) => FailureKind::Unreachable,
+                    RPCError::RemoteError(_) => FailureKind::Remote,
+                    RPCError::Network(_) | RPCError::PayloadTooLarge(_) => FailureKind::Network,
+                };
+                self.health
+                    .failed(self.target, &self.addr, kind, &format!("{method:?}: {e}"));
+            }
+        }
+        result
+    }
+
+    async fn send<Req, Resp, E>(
         &mut self,
         method: Method,
         request: &Req,

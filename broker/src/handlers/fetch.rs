@@ -2,8 +2,9 @@
 //!
 //! Consumers read from the leader up to the high watermark. Followers (a `replica_id`) read up
 //! to the log end; their fetch offsets tell the leader their positions, which advances the high
-//! watermark and may propose adding them to the ISR; a follower whose last fetched epoch ended
-//! earlier on the leader gets a `diverging_epoch` instead of records and truncates.
+//! watermark and may propose adding them to the ISR (only if the image shows their broker
+//! active); a follower whose last fetched epoch ended earlier on the leader gets a
+//! `diverging_epoch` instead of records and truncates.
 //!
 //! The handler reads every requested partition; if the response holds fewer than `min_bytes`
 //! and `max_wait_ms` has not passed, it waits for the next append anywhere on the broker and
@@ -38,9 +39,11 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
         appends.borrow_and_update();
         let pass = read_all(broker, &request, version);
         if pass.high_watermark_moved {
-            // Consumers long-polling at the old high watermark can read more now.
+            // Consumers long-polling at the old high watermark can read more now. This wakes
+            // this fetch too, once, on purpose: marking the change seen here would also mark
+            // an append that landed after the read above, and the fetch would sleep through
+            // it (an acks=all producer then waits for this follower's max wait).
             broker.replicas.notify_appended();
-            appends.borrow_and_update();
         }
         for (partition, change) in pass.isr_changes {
             let replicas = broker.replicas.clone();
@@ -82,6 +85,16 @@ fn follower_id(request: &FetchRequest, version: i16) -> Option<i32> {
 
 fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass {
     let follower = follower_id(request, version);
+    // Only a broker the image shows active may join an ISR; proposing any other is refused
+    // by the controller, at the price of a metadata log entry each time.
+    let follower_eligible = follower.is_some_and(|id| {
+        broker
+            .replicas
+            .image()
+            .brokers
+            .get(&id)
+            .is_some_and(|b| b.is_active())
+    });
     let mut moved = Vec::new();
     let mut isr_changes = Vec::new();
     let mut diverged = false;
@@ -133,6 +146,7 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass 
                     fp.last_fetched_epoch,
                     fp.current_leader_epoch,
                     limit,
+                    follower_eligible,
                 ) {
                     Ok(f) => {
                         let n = f.records.len();

@@ -8,9 +8,8 @@ use super::batch::{
     set_base_offset, set_log_append_time, set_partition_leader_epoch, validate_produce_batches,
     validate_stored_header, verify_crc, RecordBatchHeader, RecordBatchIter, NO_TIMESTAMP,
 };
-use super::checkpoint::{sync_dir, write_offset_checkpoint};
+use super::flush::PendingFlush;
 use super::producer_state::ProducerCheck;
-use super::unified_log::RECOVERY_POINT_FILE;
 use super::{Log, LogAppendInfo, LogError, LogSegment, TimestampType};
 
 /// Producer snapshots kept on disk; older ones only matter for truncations below them.
@@ -208,26 +207,38 @@ impl Log {
 
     /// Starts a new active segment at the log end offset.
     ///
-    /// The old active segment is fsynced first (Kafka does this asynchronously; here it is
-    /// synchronous and usually cheap because the OS has written most of it back already), so
-    /// the recovery point moves to the new segment and a crash only rescans that one. Producer
-    /// state is snapshotted at the new base offset, as Kafka does on roll.
+    /// The segments below it that are not known durable are *not* fsynced here, under the
+    /// partition's write lock: as Kafka does, the roll queues their flush (with the directory's,
+    /// for the new files) and the owner runs it off the lock ([`Log::take_pending_flushes`]);
+    /// the recovery point moves to the new segment only when that flush completes, so a crash
+    /// before it rescans the rolled segments too. Producer state is snapshotted at the new base
+    /// offset, as Kafka does on roll.
     pub fn roll(&mut self) -> Result<(), LogError> {
         self.ensure_open()?;
         let new_base = self.log_end_offset();
         if self.active().is_empty() {
             return Ok(());
         }
-        self.active().flush()?;
-        self.recovery_point = new_base;
-        write_offset_checkpoint(&self.dir.join(RECOVERY_POINT_FILE), new_base)?;
         self.producer_state.take_snapshot()?;
         self.producer_state
             .retain_latest_snapshots(SNAPSHOTS_TO_KEEP)?;
         let segment = LogSegment::create(&self.dir, new_base, self.config.segment_index_bytes)?;
+        let recovery_point = self.recovery_point.get();
+        let unflushed = self
+            .segments
+            .iter()
+            .filter(|s| s.next_offset() > recovery_point)
+            .map(LogSegment::files)
+            .collect();
         self.active_mut().release_index_memory();
         self.segments.push(segment);
-        sync_dir(&self.dir)?;
+        self.dir_unsynced = true;
+        self.pending_flushes.push(PendingFlush::new(
+            &self.dir,
+            unflushed,
+            new_base,
+            &self.recovery_point,
+        ));
         tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled segment");
         Ok(())
     }

@@ -6,7 +6,7 @@ use crate::log::batch::RecordBatchHeader;
 use crate::log::test_util::{
     as_stored, concat, encode_test_batch, manual_clock, read_all, small_config, TestBatch,
 };
-use crate::log::LogConfig;
+use crate::log::{LogConfig, PendingFlush};
 
 #[test]
 fn assigns_offsets_and_stamps_leader_epoch() {
@@ -89,8 +89,56 @@ fn rolls_by_size() {
     let bases: Vec<i64> = log.segments().iter().map(LogSegment::base_offset).collect();
     assert_eq!(bases, vec![0, 2, 4]);
     assert!(log.segments().iter().all(|s| s.size() <= 1024));
-    assert_eq!(log.recovery_point(), 4, "a roll flushes the old segment");
     assert!(dir.path().join("00000000000000000004.snapshot").exists());
+
+    // The rolls queued their flushes instead of fsyncing under the caller's lock: the recovery
+    // point moves only once they ran.
+    assert_eq!(log.recovery_point(), 0);
+    let flushes = log.take_pending_flushes();
+    assert_eq!(
+        flushes.iter().map(PendingFlush::upto).collect::<Vec<_>>(),
+        [2, 4]
+    );
+    assert!(log.take_pending_flushes().is_empty(), "taken once");
+    for flush in flushes {
+        assert!(flush.run().unwrap());
+    }
+    assert_eq!(log.recovery_point(), 4);
+    assert_eq!(
+        crate::log::read_offset_checkpoint(&dir.path().join("recovery-point")).unwrap(),
+        Some(4)
+    );
+}
+
+#[test]
+fn a_queued_flush_does_not_move_the_recovery_point_over_a_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), Arc::new(SystemClock)).unwrap();
+    let batch = encode_test_batch(&TestBatch::new(1, 300));
+    for _ in 0..5 {
+        log.append_as_leader(&batch, 0).unwrap();
+    }
+    let flushes = log.take_pending_flushes();
+    // A follower cut its diverged tail (and wrote new records there) before the flush ran.
+    log.truncate_to(3).unwrap();
+    log.append_as_leader(&batch, 1).unwrap();
+    for flush in flushes {
+        assert!(!flush.run().unwrap(), "queued before the truncation");
+    }
+    assert_eq!(log.recovery_point(), 0);
+    // Flushes queued after it still count.
+    for _ in 0..3 {
+        log.append_as_leader(&batch, 1).unwrap();
+    }
+    let flushes = log.take_pending_flushes();
+    assert!(!flushes.is_empty());
+    for flush in flushes {
+        flush.run().unwrap();
+    }
+    assert_eq!(
+        log.recovery_point(),
+        log.segments().last().unwrap().base_offset()
+    );
 }
 
 #[test]

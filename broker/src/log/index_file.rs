@@ -9,15 +9,16 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::LogError;
 
-/// The file backing one index. Not shared between threads: its owner serialises access.
+/// The file backing one index. Its owner serialises access; the handle is shared only with
+/// background flushes ([`IndexFile::shared`]), which just fsync it.
 #[derive(Debug)]
 pub(crate) struct IndexFile {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     len: u64,
 }
 
@@ -40,7 +41,7 @@ impl IndexFile {
             .map_err(LogError::io("read index", path))?;
         let index = Self {
             path: path.to_path_buf(),
-            file,
+            file: Arc::new(file),
             len,
         };
         Ok((index, content))
@@ -76,6 +77,11 @@ impl IndexFile {
             .map_err(LogError::io("truncate index", &self.path))?;
         self.len = len;
         Ok(())
+    }
+
+    /// The path and a shared handle, for an fsync off the log lock.
+    pub(crate) fn shared(&self) -> (PathBuf, Arc<File>) {
+        (self.path.clone(), self.file.clone())
     }
 
     /// fsyncs the file.

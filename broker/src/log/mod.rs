@@ -18,6 +18,9 @@
 //!   epochs (OffsetForLeaderEpoch answers) and where a follower must truncate.
 //! - On [`Log::open`], segments past the recovery point are scanned and a torn or corrupt tail
 //!   is cut; retention deletes whole segments by time and size.
+//! - A roll queues the flush of the rolled segment ([`PendingFlush`]) instead of fsyncing it
+//!   under the lock; the log's owner runs it afterwards, and it moves the [`RecoveryPoint`]
+//!   (`flush.rs`).
 //!
 //! Thread safety: a [`Log`] has no interior locking. Reads take `&self` and mutations `&mut
 //! self`, so the caller wraps it in a `parking_lot::RwLock`: fetches share the read lock and
@@ -28,6 +31,7 @@ pub mod batch;
 mod checkpoint;
 pub mod config;
 mod error;
+mod flush;
 mod index_file;
 mod leader_epoch;
 mod offset_index;
@@ -46,6 +50,7 @@ pub mod test_util;
 pub use self::checkpoint::{read_offset_checkpoint, write_atomically, write_offset_checkpoint};
 pub use self::config::{LogConfig, TimestampType};
 pub use self::error::LogError;
+pub use self::flush::{PendingFlush, RecoveryPoint};
 pub use self::leader_epoch::{
     EpochEntry, LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT_FILE, UNDEFINED_EPOCH,
     UNDEFINED_EPOCH_OFFSET,

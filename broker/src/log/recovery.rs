@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::checkpoint::{read_offset_checkpoint, sync_dir, write_offset_checkpoint};
+use super::flush::RecoveryPoint;
 use super::index_file::remove_if_exists;
 use super::segment::{INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX};
 use super::unified_log::{
@@ -108,7 +109,12 @@ impl Log {
             clock,
             segments,
             log_start_offset,
-            recovery_point: checkpointed_recovery_point.min(log_end),
+            recovery_point: RecoveryPoint::new(
+                dir.join(RECOVERY_POINT_FILE),
+                checkpointed_recovery_point.min(log_end),
+            ),
+            pending_flushes: Vec::new(),
+            dir_unsynced: false,
             producer_state: ProducerStateManager::new(dir, log_start_offset),
             leader_epoch_cache: LeaderEpochFileCache::empty(dir),
             high_watermark: log_start_offset,
@@ -123,9 +129,10 @@ impl Log {
         log.update_high_watermark(checkpointed_high_watermark);
         if recovered_any || clean_shutdown {
             // Recovered segments were fsynced above; after a clean shutdown all of it was.
-            log.recovery_point = log_end;
+            log.recovery_point.set(log_end)?;
+        } else {
+            log.recovery_point.set(log.recovery_point.get())?;
         }
-        write_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE), log.recovery_point)?;
         write_offset_checkpoint(&dir.join(LOG_START_OFFSET_FILE), log.log_start_offset)?;
         remove_if_exists(&marker)?;
         sync_dir(dir)?;

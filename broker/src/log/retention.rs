@@ -1,7 +1,7 @@
 //! Deleting whole segments by retention, and truncating the log's tail.
 
 use super::checkpoint::{sync_dir, write_offset_checkpoint};
-use super::unified_log::{LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use super::unified_log::LOG_START_OFFSET_FILE;
 use super::{Log, LogError, LogSegment};
 
 impl Log {
@@ -97,7 +97,7 @@ impl Log {
     /// that holds it now starts there.
     fn set_log_start_offset(&mut self, offset: i64) -> Result<(), LogError> {
         self.log_start_offset = offset;
-        self.recovery_point = self.recovery_point.max(offset);
+        self.recovery_point.raise(offset);
         self.high_watermark = self.high_watermark.max(offset);
         self.leader_epoch_cache.truncate_from_start(offset)?;
         write_offset_checkpoint(&self.dir.join(LOG_START_OFFSET_FILE), offset)
@@ -153,10 +153,10 @@ impl Log {
         // The log end, not `offset`: a batch cut in the middle leaves nothing of its epoch.
         self.leader_epoch_cache.truncate_from_end(log_end)?;
         self.high_watermark = self.high_watermark.min(log_end);
-        if self.recovery_point > log_end {
-            self.recovery_point = log_end;
-            write_offset_checkpoint(&self.dir.join(RECOVERY_POINT_FILE), log_end)?;
-        }
+        // Always through `truncate`: flushes queued before must not move the recovery point
+        // over offsets that are now rewritten.
+        self.recovery_point
+            .truncate(self.recovery_point.get().min(log_end))?;
         self.producer_state.delete_snapshots_after(log_end)?;
         self.reload_producer_state()?;
         sync_dir(&self.dir)?;
@@ -177,11 +177,10 @@ impl Log {
             self.config.segment_index_bytes,
         )?);
         self.log_start_offset = offset;
-        self.recovery_point = offset;
+        self.recovery_point.truncate(offset)?;
         self.high_watermark = offset;
         self.leader_epoch_cache.clear_and_flush()?;
         write_offset_checkpoint(&self.dir.join(LOG_START_OFFSET_FILE), offset)?;
-        write_offset_checkpoint(&self.dir.join(RECOVERY_POINT_FILE), offset)?;
         self.producer_state.delete_snapshots_after(-1)?;
         self.producer_state.reset(offset);
         sync_dir(&self.dir)

@@ -557,6 +557,18 @@ impl LogSegment {
         self.time_index.flush()
     }
 
+    /// Shared handles of the segment's files, to fsync them without the segment
+    /// ([`super::flush::PendingFlush`]).
+    pub(super) fn files(&self) -> super::flush::SegmentFiles {
+        super::flush::SegmentFiles {
+            files: vec![
+                (self.log_path.clone(), self.log_file.clone()),
+                self.offset_index.shared_file(),
+                self.time_index.shared_file(),
+            ],
+        }
+    }
+
     /// Deletes the segment's files.
     pub fn delete(self) -> Result<(), LogError> {
         remove_if_exists(&self.log_path)?;

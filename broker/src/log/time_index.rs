@@ -165,6 +165,11 @@ impl TimeIndex {
         Ok(())
     }
 
+    /// The path and a shared handle of the file, for an fsync off the log lock.
+    pub(crate) fn shared_file(&self) -> (std::path::PathBuf, std::sync::Arc<std::fs::File>) {
+        self.file.shared()
+    }
+
     /// fsyncs the file.
     pub fn flush(&self) -> Result<(), LogError> {
         self.file.flush()

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::batch::NO_TIMESTAMP;
-use super::checkpoint::{sync_dir, write_offset_checkpoint};
+use super::checkpoint::sync_dir;
+use super::flush::{PendingFlush, RecoveryPoint};
 use super::scanner::ScannedBatch;
 use super::{LeaderEpochFileCache, LogConfig, LogError, LogSegment, ProducerStateManager};
 use crate::clock::Clock;
@@ -84,7 +85,12 @@ pub struct Log {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) segments: Vec<LogSegment>,
     pub(super) log_start_offset: i64,
-    pub(super) recovery_point: i64,
+    /// Shared with the flushes queued by rolls, which move it when they complete.
+    pub(super) recovery_point: RecoveryPoint,
+    /// Flushes queued by rolls, for the owner to run off the lock.
+    pub(super) pending_flushes: Vec<PendingFlush>,
+    /// A roll created segment files whose directory entries may not be durable yet.
+    pub(super) dir_unsynced: bool,
     pub(super) producer_state: ProducerStateManager,
     pub(super) leader_epoch_cache: LeaderEpochFileCache,
     pub(super) high_watermark: i64,
@@ -114,7 +120,15 @@ impl Log {
     }
     /// Every offset below this is fsynced.
     pub fn recovery_point(&self) -> i64 {
-        self.recovery_point
+        self.recovery_point.get()
+    }
+
+    /// Takes the flushes queued by segment rolls since the last call. The caller runs each
+    /// ([`PendingFlush::run`]) once it released the log's lock, on a thread that may block; the
+    /// recovery point moves when they complete. Dropping one only delays the recovery point to
+    /// the next full [`Log::flush`].
+    pub fn take_pending_flushes(&mut self) -> Vec<PendingFlush> {
+        std::mem::take(&mut self.pending_flushes)
     }
     /// Bytes in all segment files.
     pub fn size_in_bytes(&self) -> u64 {
@@ -274,15 +288,20 @@ impl Log {
     /// recovery point to the log end and checkpoints it.
     pub(super) fn flush_segments(&mut self) -> Result<(), LogError> {
         let log_end = self.log_end_offset();
+        let recovery_point = self.recovery_point.get();
         for segment in self
             .segments
             .iter()
-            .filter(|s| s.next_offset() > self.recovery_point || s.is_empty())
+            .filter(|s| s.next_offset() > recovery_point || s.is_empty())
         {
             segment.flush()?;
         }
-        self.recovery_point = log_end;
-        write_offset_checkpoint(&self.dir.join(RECOVERY_POINT_FILE), log_end)?;
+        if self.dir_unsynced {
+            // Segment files created by a roll whose queued flush may not have run yet.
+            sync_dir(&self.dir)?;
+            self.dir_unsynced = false;
+        }
+        self.recovery_point.set(log_end)?;
         self.unflushed_records = 0;
         self.last_flush_ms = self.clock.now_ms();
         Ok(())

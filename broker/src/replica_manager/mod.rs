@@ -34,6 +34,12 @@ use crate::log::LogError;
 use crate::metadata::MetadataError;
 use crate::partition::Partition;
 use crate::replication::fetcher::{FetcherConfig, ReplicaFetcherManager};
+use crate::replication::leader::IsrChangeFailure;
+
+/// AlterPartition refusals that mean this leader's view is behind the controller's: unknown
+/// topic or partition (3), not the leader (6), fenced leader epoch (74), stale partition epoch
+/// (95). The image that settles them is on its way.
+const STALE_METADATA_CODES: [i16; 4] = [3, 6, 74, 95];
 
 pub use self::apply::LeadershipListener;
 pub use self::topics::{assignment_of, placeable};
@@ -297,7 +303,7 @@ impl ReplicaManager {
         change: crate::controller::command::PartitionChange,
     ) {
         let Some(controller) = self.controller.get() else {
-            partition.isr_change_failed();
+            partition.isr_change_failed(&change, IsrChangeFailure::Unknown);
             return;
         };
         let before = partition.role();
@@ -305,7 +311,7 @@ impl ReplicaManager {
             crate::partition::Role::Leader(l) => change.isr.len() > l.isr.len(),
             _ => false,
         };
-        let command = crate::controller::command::MetadataCommand::AlterPartition(change);
+        let command = crate::controller::command::MetadataCommand::AlterPartition(change.clone());
         match controller.write_ok(command).await {
             Ok(_) => {
                 let counter = if growing {
@@ -316,8 +322,18 @@ impl ReplicaManager {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
-                tracing::info!(topic = %partition.topic, partition = partition.index, error = %e, "ISR change not applied");
-                partition.isr_change_failed();
+                let failure = match &e {
+                    ControllerError::Refused { code, .. }
+                        if STALE_METADATA_CODES.contains(code) =>
+                    {
+                        IsrChangeFailure::StaleMetadata
+                    }
+                    ControllerError::Refused { .. } => IsrChangeFailure::Rejected,
+                    _ => IsrChangeFailure::Unknown,
+                };
+                self.isr_changes.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(topic = %partition.topic, partition = partition.index, error = %e, ?failure, "ISR change not applied");
+                partition.isr_change_failed(&change, failure);
             }
         }
     }

@@ -10,12 +10,39 @@
 //!   (the *maximal* ISR), so a shrink cannot advance it early and an expansion cannot be
 //!   skipped;
 //! - a follower that has not been caught up for `replica.lag.time.max.ms` leaves the ISR; one
-//!   that reached the high watermark and the start of the current leader epoch rejoins it.
+//!   that reached the high watermark and the start of the current leader epoch rejoins it, if
+//!   the metadata image shows its broker eligible (registered, unfenced, not shutting down:
+//!   Kafka's KIP-841), since the controller refuses anything else.
+//!
+//! Proposals are rate-limited, because every one the controller decides, accepted or refused,
+//! is a metadata log entry, and every new image wakes every follower fetch, which would propose
+//! again: one change in flight at a time; it stays pending until the image brings a newer
+//! partition epoch (not merely any new image); a refusal because this leader's view was stale
+//! keeps it pending until that newer image comes; any other failure allows a new proposal only
+//! after a back-off that doubles with each failure in a row.
 
 use std::collections::BTreeMap;
 
 /// Log end offset not known yet (no fetch since this leader took over).
 pub const UNKNOWN_OFFSET: i64 = -1;
+
+/// First back-off after a failed ISR change.
+pub const ISR_CHANGE_BACKOFF_MIN_MS: i64 = 500;
+/// Longest back-off between failed ISR changes.
+pub const ISR_CHANGE_BACKOFF_MAX_MS: i64 = 10_000;
+
+/// How an ISR change proposed to the controller failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsrChangeFailure {
+    /// The controller knows a newer partition epoch, leader epoch or leadership than this
+    /// leader: nothing is proposed again until the image brings it (Kafka's non-retriable
+    /// AlterPartition errors).
+    StaleMetadata,
+    /// The controller refused the change itself (an ineligible replica, a malformed ISR).
+    Rejected,
+    /// No decision came back (no quorum, a timeout): it may or may not have been applied.
+    Unknown,
+}
 
 /// One follower as the leader sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +72,10 @@ pub struct LeaderState {
     pub isr: Vec<i32>,
     /// An ISR proposed to the controller and not yet decided.
     pub pending_isr: Option<Vec<i32>>,
+    /// ISR changes that failed in a row since the last new partition epoch.
+    failed_isr_changes: u32,
+    /// No new ISR change is proposed before this clock time (ms).
+    isr_change_retry_at_ms: i64,
     /// The first offset written in this leader epoch.
     pub epoch_start_offset: i64,
     /// Followers (every replica but the leader).
@@ -86,22 +117,32 @@ impl LeaderState {
             replicas: replicas.to_vec(),
             isr: isr.to_vec(),
             pending_isr: None,
+            failed_isr_changes: 0,
+            isr_change_retry_at_ms: 0,
             epoch_start_offset,
             followers,
         }
     }
 
-    /// The controller decided a new ISR (or replica set) within the same leader epoch.
+    /// The image shows the partition within the same leader epoch. Only a newer partition
+    /// epoch changes anything (the controller decided a new ISR or replica set); an image that
+    /// changed elsewhere leaves a pending change pending. Returns whether it applied.
     pub fn update_membership(
         &mut self,
         partition_epoch: i32,
         replicas: &[i32],
         isr: &[i32],
         now_ms: i64,
-    ) {
+    ) -> bool {
+        if partition_epoch <= self.partition_epoch {
+            return false;
+        }
         self.partition_epoch = partition_epoch;
         self.isr = isr.to_vec();
         self.pending_isr = None;
+        // New facts from the controller: whatever failed before may succeed now.
+        self.failed_isr_changes = 0;
+        self.isr_change_retry_at_ms = 0;
         for r in replicas {
             if *r != self.local_id && !self.followers.contains_key(r) {
                 self.followers.insert(
@@ -117,6 +158,63 @@ impl LeaderState {
         }
         self.followers.retain(|id, _| replicas.contains(id));
         self.replicas = replicas.to_vec();
+        true
+    }
+
+    /// Whether a new ISR change may be proposed now: none pending, no back-off running.
+    fn may_propose(&self, now_ms: i64) -> bool {
+        self.pending_isr.is_none() && now_ms >= self.isr_change_retry_at_ms
+    }
+
+    /// Proposes adding `replica` if [`LeaderState::expand_candidate`] allows it, its broker is
+    /// `eligible` and no change is pending or backing off; the ISR to send to the controller,
+    /// now pending.
+    pub fn propose_expansion(
+        &mut self,
+        replica: i32,
+        high_watermark: i64,
+        eligible: bool,
+        now_ms: i64,
+    ) -> Option<Vec<i32>> {
+        if !eligible || !self.may_propose(now_ms) {
+            return None;
+        }
+        let isr = self.expand_candidate(replica, high_watermark)?;
+        self.pending_isr = Some(isr.clone());
+        Some(isr)
+    }
+
+    /// Proposes removing the followers that lagged more than `max_lag_ms`, if no change is
+    /// pending or backing off; the ISR to send to the controller, now pending.
+    pub fn propose_shrink(&mut self, now_ms: i64, max_lag_ms: i64) -> Option<Vec<i32>> {
+        if !self.may_propose(now_ms) {
+            return None;
+        }
+        let isr = self.shrink_candidate(now_ms, max_lag_ms)?;
+        self.pending_isr = Some(isr.clone());
+        Some(isr)
+    }
+
+    /// The controller did not apply the change to `isr` proposed at `partition_epoch`. Ignored
+    /// unless it is still the pending one (a newer image may have settled it meanwhile).
+    pub fn isr_change_failed(
+        &mut self,
+        partition_epoch: i32,
+        isr: &[i32],
+        failure: IsrChangeFailure,
+        now_ms: i64,
+    ) {
+        if partition_epoch != self.partition_epoch || self.pending_isr.as_deref() != Some(isr) {
+            return;
+        }
+        let backoff = ISR_CHANGE_BACKOFF_MIN_MS
+            .saturating_mul(1 << self.failed_isr_changes.min(16))
+            .min(ISR_CHANGE_BACKOFF_MAX_MS);
+        self.failed_isr_changes = self.failed_isr_changes.saturating_add(1);
+        self.isr_change_retry_at_ms = now_ms.saturating_add(backoff);
+        if failure != IsrChangeFailure::StaleMetadata {
+            self.pending_isr = None;
+        }
     }
 
     /// The ISR members whose positions bound the high watermark.
@@ -179,7 +277,7 @@ impl LeaderState {
 
     /// An ISR without the followers that have lagged longer than `max_lag_ms`, if any has.
     /// The leader always stays.
-    pub fn shrink_candidate(&self, now_ms: i64, max_lag_ms: i64) -> Option<Vec<i32>> {
+    fn shrink_candidate(&self, now_ms: i64, max_lag_ms: i64) -> Option<Vec<i32>> {
         if self.pending_isr.is_some() {
             return None;
         }
@@ -208,7 +306,7 @@ impl LeaderState {
 
     /// An ISR with `replica` added, if it is out of the ISR, has reached the high watermark and
     /// holds everything of the current leader epoch.
-    pub fn expand_candidate(&self, replica: i32, high_watermark: i64) -> Option<Vec<i32>> {
+    fn expand_candidate(&self, replica: i32, high_watermark: i64) -> Option<Vec<i32>> {
         if self.pending_isr.is_some() || self.isr.contains(&replica) {
             return None;
         }
@@ -224,71 +322,5 @@ impl LeaderState {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn leader() -> LeaderState {
-        LeaderState::new(0, 3, 7, &[0, 1, 2], &[0, 1, 2], 100, 1_000)
-    }
-
-    #[test]
-    fn the_high_watermark_waits_for_every_isr_member() {
-        let mut l = leader();
-        assert_eq!(l.high_watermark_bound(150), None, "positions unknown");
-        l.record_fetch(1, 150, 150, 1_010);
-        assert_eq!(l.high_watermark_bound(150), None);
-        l.record_fetch(2, 120, 150, 1_010);
-        assert_eq!(l.high_watermark_bound(150), Some(120));
-        l.record_fetch(2, 150, 150, 1_020);
-        assert_eq!(l.high_watermark_bound(160), Some(150));
-    }
-
-    #[test]
-    fn a_follower_that_stops_catching_up_leaves_the_isr_after_the_lag_time() {
-        let mut l = leader();
-        l.record_fetch(1, 150, 150, 1_000);
-        l.record_fetch(2, 150, 150, 1_000);
-        // Follower 2 keeps fetching but never reaches the growing log end.
-        l.record_fetch(1, 200, 200, 20_000);
-        l.record_fetch(2, 150, 200, 20_000);
-        assert_eq!(l.shrink_candidate(20_000, 30_000), None);
-        l.record_fetch(1, 300, 300, 32_000);
-        l.record_fetch(2, 200, 300, 32_000);
-        assert_eq!(
-            l.shrink_candidate(32_000, 30_000),
-            None,
-            "it reached the previous end"
-        );
-        l.record_fetch(1, 400, 400, 70_000);
-        l.record_fetch(2, 210, 400, 70_000);
-        assert_eq!(l.shrink_candidate(70_000, 30_000), Some(vec![0, 1]));
-    }
-
-    #[test]
-    fn a_pending_shrink_keeps_the_larger_isr_for_the_high_watermark() {
-        let mut l = leader();
-        l.record_fetch(1, 150, 150, 1_000);
-        l.record_fetch(2, 110, 150, 1_000);
-        l.pending_isr = Some(vec![0, 1]);
-        assert_eq!(l.high_watermark_bound(150), Some(110));
-        l.update_membership(8, &[0, 1, 2], &[0, 1], 2_000);
-        assert_eq!(l.high_watermark_bound(150), Some(150));
-    }
-
-    #[test]
-    fn a_follower_rejoins_once_it_reaches_the_high_watermark_and_the_epoch_start() {
-        let mut l = LeaderState::new(0, 3, 7, &[0, 1, 2], &[0, 1], 100, 1_000);
-        l.record_fetch(2, 90, 150, 1_000);
-        assert_eq!(
-            l.expand_candidate(2, 95),
-            None,
-            "below the leader epoch start"
-        );
-        l.record_fetch(2, 140, 150, 1_100);
-        assert_eq!(l.expand_candidate(2, 150), None, "below the high watermark");
-        l.record_fetch(2, 150, 150, 1_200);
-        assert_eq!(l.expand_candidate(2, 150), Some(vec![0, 1, 2]));
-        l.pending_isr = Some(vec![0, 1, 2]);
-        assert_eq!(l.expand_candidate(2, 150), None, "already proposed");
-    }
-}
+#[path = "leader_tests.rs"]
+mod tests;

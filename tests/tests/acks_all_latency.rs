@@ -11,8 +11,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use weir_tests::cluster::Cluster;
 use weir_tests::{clients, unique_topic};
 
-/// Far longer than a replication round trip on loopback, even for debug builds.
-const FOLLOWER_MAX_WAIT_MS: u64 = 3_000;
+/// Far longer than a replication round trip on loopback, even for debug builds on a loaded
+/// machine: the test tells a missed wake-up (a round of about this long) from a slow one, it
+/// measures no performance.
+const FOLLOWER_MAX_WAIT_MS: u64 = 30_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_never_waits_for_a_followers_long_poll() {
@@ -36,13 +38,13 @@ async fn acks_all_never_waits_for_a_followers_long_poll() {
     config
         .set("acks", "all")
         .set("linger.ms", "0")
-        .set("message.timeout.ms", "60000");
+        .set("message.timeout.ms", "120000");
     let producer: FutureProducer = config.create().expect("producer");
 
     // One record at a time, and bursts of several in flight: each must be acknowledged long
     // before a follower's long poll would have ended by itself.
     let mut slowest = Duration::ZERO;
-    for round in 0..60 {
+    for round in 0..20 {
         let in_flight = if round % 2 == 0 { 1 } else { 8 };
         let started = Instant::now();
         let sends: Vec<_> = (0..in_flight)

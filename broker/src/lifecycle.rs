@@ -81,7 +81,7 @@ impl Lifecycle {
         }
         // Let the replica manager apply that image before the broker claims to be caught up.
         let replicas = &self.broker.replicas;
-        let mut applied = replicas.subscribe_appends();
+        let mut applied = replicas.subscribe_image_applied();
         while replicas.image().applied_index < epoch as u64 {
             if applied.changed().await.is_err() {
                 return;
@@ -117,7 +117,7 @@ impl Lifecycle {
         }
         let replicas = &self.broker.replicas;
         let id = self.broker.node_id();
-        let mut applied = replicas.subscribe_appends();
+        let mut applied = replicas.subscribe_image_applied();
         while replicas.image().brokers.get(&id).is_none_or(|b| b.fenced) {
             if applied.changed().await.is_err() {
                 return;

@@ -133,8 +133,6 @@ pub struct FollowerFetch {
     pub log_start_offset: i64,
     /// `(epoch, end offset)` where the follower's log diverged, if it did.
     pub diverging: Option<(i32, i64)>,
-    /// Whether the fetch advanced the high watermark.
-    pub high_watermark_moved: bool,
     /// An ISR expansion to send to the controller.
     pub isr_change: Option<PartitionChange>,
 }
@@ -150,7 +148,8 @@ pub struct Partition {
     pub index: i32,
     log: RwLock<Log>,
     role: Mutex<Role>,
-    /// The high watermark, for `acks=all` waiters.
+    /// The high watermark, for `acks=all` waiters; it also changes (value or not) on every
+    /// leader append and role change, which is what wakes long-polling fetches.
     high_watermark_tx: watch::Sender<i64>,
     clock: Arc<dyn Clock>,
     last_periodic_flush: Mutex<Instant>,
@@ -211,6 +210,12 @@ impl Partition {
             clock,
             last_periodic_flush: Mutex::new(Instant::now()),
         })
+    }
+
+    /// A receiver that changes on every append as leader, high watermark move and role change:
+    /// what a long-polling fetch of this partition waits for.
+    pub fn subscribe_changes(&self) -> watch::Receiver<i64> {
+        self.high_watermark_tx.subscribe()
     }
 
     /// The current role.
@@ -536,7 +541,6 @@ impl Partition {
                     high_watermark: log.high_watermark(),
                     log_start_offset: log.log_start_offset(),
                     diverging: Some((epoch, end)),
-                    high_watermark_moved: false,
                     isr_change: None,
                 });
             }
@@ -558,7 +562,6 @@ impl Partition {
             high_watermark,
             log_start_offset: log.log_start_offset(),
             diverging: None,
-            high_watermark_moved: high_watermark != before,
             isr_change,
         })
     }

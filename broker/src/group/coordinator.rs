@@ -305,10 +305,7 @@ impl GroupCoordinator {
             return Err(ResponseError::UnknownServerError.code());
         }
         match log.append(&batch.freeze()) {
-            Ok(_) => {
-                self.replicas.notify_appended();
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) => {
                 tracing::error!(group = group_id, partition, error = %e, "appending to __consumer_offsets failed");
                 Err(match e {

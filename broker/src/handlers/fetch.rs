@@ -7,8 +7,8 @@
 //! `diverging_epoch` instead of records and truncates.
 //!
 //! The handler reads every requested partition; if the response holds fewer than `min_bytes`
-//! and `max_wait_ms` has not passed, it waits for the next append anywhere on the broker and
-//! reads again. Batches are never decoded: the bytes read from the log go into the response
+//! and `max_wait_ms` has not passed, it waits until one of those partitions changes
+//! ([`super::fetch_wake`]) and reads again. Batches are never decoded: the bytes read from the log go into the response
 //! as they are (the encoder copies them once into the response frame).
 //!
 //! Fetch sessions (KIP-227) are not kept: every answer has session id 0, which tells clients
@@ -24,6 +24,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
+use super::fetch_wake::FetchWakeups;
 use super::log_error_code;
 use crate::broker::Broker;
 use crate::controller::command::PartitionChange;
@@ -34,17 +35,11 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
-    let mut appends = broker.replicas.subscribe_appends();
+    let mut wakeups = FetchWakeups::new(broker, &request, version);
     loop {
-        appends.borrow_and_update();
+        // Seen before the read, never after: a change landing after the read must wake us.
+        wakeups.mark_seen();
         let pass = read_all(broker, &request, version);
-        if pass.high_watermark_moved {
-            // Consumers long-polling at the old high watermark can read more now. This wakes
-            // this fetch too, once, on purpose: marking the change seen here would also mark
-            // an append that landed after the read above, and the fetch would sleep through
-            // it (an acks=all producer then waits for this follower's max wait).
-            broker.replicas.notify_appended();
-        }
         for (partition, change) in pass.isr_changes {
             let replicas = broker.replicas.clone();
             tokio::spawn(async move { replicas.propose_isr_change(&partition, change).await });
@@ -55,7 +50,7 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
             return response;
         }
         tokio::select! {
-            changed = appends.changed() => if changed.is_err() { return response },
+            changed = wakeups.changed() => if changed.is_err() { return response },
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
@@ -67,8 +62,6 @@ struct FetchPass {
     bytes: usize,
     /// An error or a divergence: answer at once.
     done_early: bool,
-    /// Follower fetches moved some high watermark.
-    high_watermark_moved: bool,
     /// ISR expansions proposed by follower fetches.
     isr_changes: Vec<(std::sync::Arc<crate::partition::Partition>, PartitionChange)>,
 }
@@ -95,7 +88,6 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass 
             .get(&id)
             .is_some_and(|b| b.is_active())
     });
-    let mut moved = Vec::new();
     let mut isr_changes = Vec::new();
     let mut diverged = false;
     let mut remaining = if request.max_bytes <= 0 {
@@ -152,9 +144,6 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass 
                         let n = f.records.len();
                         total += n;
                         remaining = remaining.saturating_sub(n);
-                        if f.high_watermark_moved {
-                            moved.push(());
-                        }
                         if let Some(change) = f.isr_change {
                             isr_changes.push((partition.clone(), change));
                         }
@@ -223,7 +212,6 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass 
             .with_responses(topics),
         bytes: total,
         done_early: errors || diverged,
-        high_watermark_moved: !moved.is_empty(),
         isr_changes,
     }
 }

@@ -10,6 +10,7 @@ pub mod describe_cluster;
 pub mod describe_groups;
 pub mod elect_leaders;
 pub mod fetch;
+mod fetch_wake;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod init_producer_id;

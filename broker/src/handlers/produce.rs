@@ -39,7 +39,6 @@ pub async fn handle(
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
-    let mut appended_any = false;
     // First every append, then the acks=all waits, so partitions replicate in parallel.
     let mut staged = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
@@ -63,13 +62,9 @@ pub async fn handle(
                 None => Err((unknown, None)),
                 Some(t) => append(broker, t, pd.index, pd.records, acks),
             };
-            appended_any |= outcome.is_ok();
             partitions.push((pd.index, outcome));
         }
         staged.push((topic_data.name, topic_data.topic_id, partitions));
-    }
-    if appended_any {
-        broker.replicas.notify_appended();
     }
     let mut responses = Vec::with_capacity(staged.len());
     for (name, topic_id, partitions) in staged {

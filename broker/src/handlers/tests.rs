@@ -387,3 +387,54 @@ async fn every_advertised_version_answers_and_encodes() {
         produced
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_wakes_for_its_own_partitions_only_and_never_misses_a_change() {
+    use super::fetch_wake::FetchWakeups;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path()).await;
+    broker
+        .replicas
+        .create_topic("w", 2, 1, Default::default(), false, None)
+        .await
+        .unwrap();
+    let request = FetchRequest::default()
+        .with_max_wait_ms(10_000)
+        .with_min_bytes(1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(s("w")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let mut wakeups = FetchWakeups::new(&broker, &request, 12);
+    let batch = encode_test_batch(&TestBatch::new(1, 10));
+    let (p0, p1) = (
+        broker.replicas.partition("w", 0).unwrap(),
+        broker.replicas.partition("w", 1).unwrap(),
+    );
+    // Whether the wait is over on its first poll (no time passes).
+    async fn ready_now(w: &mut FetchWakeups) -> bool {
+        tokio::time::timeout(Duration::ZERO, w.changed())
+            .await
+            .is_ok()
+    }
+
+    wakeups.mark_seen();
+    assert!(!ready_now(&mut wakeups).await, "nothing changed yet");
+    p1.append(&batch).unwrap();
+    assert!(
+        !ready_now(&mut wakeups).await,
+        "an append to another partition does not wake this fetch"
+    );
+    p0.append(&batch).unwrap();
+    assert!(ready_now(&mut wakeups).await, "its own partition does");
+
+    // A change after the marks (while the fetch reads) is not lost.
+    wakeups.mark_seen();
+    p0.append(&batch).unwrap();
+    assert!(ready_now(&mut wakeups).await);
+    wakeups.mark_seen();
+    assert!(!ready_now(&mut wakeups).await);
+}

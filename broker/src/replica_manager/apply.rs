@@ -140,8 +140,8 @@ impl ReplicaManager {
         if roles {
             self.remove_unwanted(&wanted, &listeners);
         }
-        // Wake long polls: high watermarks and leaderships may have changed.
-        self.notify_appended();
+        // Wake whoever waits for the metadata, and long polls of partitions created or moved.
+        self.notify_image_applied();
     }
 
     /// The local replica of a partition, created (with its `partition.metadata`) if missing,

@@ -137,7 +137,7 @@ pub struct ReplicaManager {
     caught_up_epoch: AtomicI64,
     /// This broker's registration epoch (-1 before it registered).
     registration_epoch: AtomicI64,
-    appended: watch::Sender<u64>,
+    image_applied: watch::Sender<u64>,
     isr_changes: crate::replication_metrics::IsrChangeCounts,
 }
 
@@ -172,7 +172,7 @@ impl ReplicaManager {
             listeners: RwLock::new(Vec::new()),
             caught_up_epoch: AtomicI64::new(-1),
             registration_epoch: AtomicI64::new(-1),
-            appended: watch::channel(0).0,
+            image_applied: watch::channel(0).0,
             isr_changes: Default::default(),
         })
     }
@@ -236,14 +236,15 @@ impl ReplicaManager {
         self.partitions.read().values().cloned().collect()
     }
 
-    /// Tells long-polling fetches that some partition grew (or its high watermark moved).
-    pub fn notify_appended(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    /// Tells waiters that a new metadata image was applied (roles, topics, brokers changed).
+    fn notify_image_applied(&self) {
+        self.image_applied.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// A receiver that changes after every append, for long-poll fetches.
-    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
+    /// A receiver that changes after every applied image: for whoever waits for the metadata
+    /// to show something, and for long-polling fetches (a partition created, moved, deleted).
+    pub fn subscribe_image_applied(&self) -> watch::Receiver<u64> {
+        self.image_applied.subscribe()
     }
 
     /// Runs retention on every partition.

@@ -88,7 +88,7 @@ impl ReplicaManager {
         &self,
         done: impl Fn(&MetadataImage) -> bool,
     ) -> Result<(), AdminError> {
-        let mut changes = self.subscribe_appends();
+        let mut changes = self.subscribe_image_applied();
         let deadline = tokio::time::Instant::now() + APPLY_TIMEOUT;
         loop {
             changes.borrow_and_update();

@@ -38,9 +38,12 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
         appends.borrow_and_update();
         let pass = read_all(broker, &request, version);
         if pass.high_watermark_moved {
-            // Consumers long-polling at the old high watermark can read more now.
+            // Consumers long-polling at the old high watermark can read more now. The
+            // notification is not marked seen: an append made since the read above would be
+            // marked seen with it, and a follower would sleep through that append until
+            // max_wait, holding up every acks=all produce waiting for it. Seeing our own
+            // notification costs one more pass.
             broker.replicas.notify_appended();
-            appends.borrow_and_update();
         }
         for (partition, change) in pass.isr_changes {
             let replicas = broker.replicas.clone();

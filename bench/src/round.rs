@@ -1,13 +1,13 @@
 //! One broker start (or one cluster start: the plan's topology) and what is measured on it.
 //!
-//! A throughput run starts the broker on a fresh data directory, times the first produce,
-//! warms up (every produce case once, small and unmeasured), runs every produce case and then
-//! every catch-up (fill a topic, then time one consumer reading it), and reads
-//! the process's peak RSS and CPU time (summed over a cluster's brokers) before stopping it.
-//! Every topic is created with the topology's replication. A latency run does the same start
-//! and then only the fixed-rate latency cases, so the rate cannot be disturbed by what ran
-//! before on the same process; a latency case the brokers cannot sustain (records not
-//! delivered in time) is kept as a failed run, not a number, and the next case runs.
+//! Every run starts the broker on a fresh data directory, times the first produce and warms
+//! up (every produce case once, small and unmeasured). A throughput run then runs every
+//! produce case and every catch-up (fill a topic, then time one consumer reading it), and
+//! reads the process's peak RSS and CPU time (summed over a cluster's brokers) before
+//! stopping it. A latency run runs only the fixed-rate latency cases after the warm-up, so the
+//! rate cannot be disturbed by a backlog of earlier cases; a latency case the brokers cannot
+//! sustain (records not delivered in time) is kept as a failed run, not a number, and the next
+//! case runs. Every topic is created with the topology's replication.
 //! Progress goes to stderr, one line per case.
 
 use std::path::PathBuf;
@@ -159,21 +159,7 @@ fn measure(
     let topology = &plan.topology;
     match phase {
         Phase::Throughput => {
-            for case in &plan.produce {
-                let warmup = ProduceCase {
-                    records: (case.records as f64 * plan.warmup_fraction) as u64,
-                    ..*case
-                };
-                if warmup.records > 0 {
-                    produce::run(
-                        &bootstrap,
-                        &format!("warmup-{}", case.key()),
-                        &warmup,
-                        topology,
-                        payload,
-                    )?;
-                }
-            }
+            warm_up(&bootstrap, plan, payload)?;
             eprintln!("  {} warmed up", kind.name());
             let cpu_before = broker.usage()?.cpu_seconds;
             let mut bytes_moved = 0u64;
@@ -227,6 +213,8 @@ fn measure(
             );
         }
         Phase::Latency { reference_rate } => {
+            warm_up(&bootstrap, plan, payload)?;
+            eprintln!("  {} warmed up", kind.name());
             for case in &plan.latency {
                 let rate = reference_rate * case.rate_fraction;
                 let latency =
@@ -266,6 +254,23 @@ fn measure(
     }
     run.load_average = crate::machine::load_average();
     Ok(run)
+}
+
+/// Every produce case once with the plan's warm-up fraction of its records, unmeasured, on
+/// topics of its own: neither system is timed while cold (above all Kafka's JIT compiler,
+/// which on three JVMs sharing two cores takes tens of seconds of work to settle).
+fn warm_up(bootstrap: &str, plan: &Plan, payload: &Payload) -> Result<(), CaseError> {
+    for case in &plan.produce {
+        let warmup = ProduceCase {
+            records: (case.records as f64 * plan.warmup_fraction) as u64,
+            ..*case
+        };
+        if warmup.records > 0 {
+            let topic = format!("warmup-{}", case.key());
+            produce::run(bootstrap, &topic, &warmup, &plan.topology, payload)?;
+        }
+    }
+    Ok(())
 }
 
 /// `error` and its sources on one line, as a report can quote it.

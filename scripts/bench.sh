@@ -3,17 +3,24 @@
 # through the same client, alternating brokers (A B A B), medians of ROUNDS runs per row.
 # Builds release binaries, fetches Kafka (scripts/kafka.sh), runs `weir-bench compare`, and
 # rewrites the marked results section of docs/BENCHMARKS.md. Takes about 20 minutes on two
-# cores; not part of CI (CI runs `weir-bench smoke`, see scripts/test.sh).
+# cores for single nodes; not part of CI (CI runs `weir-bench smoke`, see scripts/test.sh).
 #
 #   ROUNDS           broker starts per broker and phase (default 5)
+#   CLUSTER          e.g. 3: three brokers of each system per run, topics with RF 3 and
+#                    min.insync.replicas=2, acks=all; the cluster section of the document and
+#                    target/bench/results-cluster-3.json (default: single nodes)
 #   KAFKA_VERSION    see scripts/kafka.sh (default 4.3.1)
-#   KAFKA_HEAP_OPTS  default "-Xmx1g -Xms1g"
+#   KAFKA_HEAP_OPTS  default "-Xmx1g -Xms1g" (each node of a cluster)
 #   extra arguments go to `weir-bench compare` (e.g. --records-1k 100000 --latency-rate 40000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS="${ROUNDS:-5}"
 export KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx1g -Xms1g}"
+topology=(--results target/bench/results.json)
+if [ -n "${CLUSTER:-}" ]; then
+    topology=(--cluster "$CLUSTER" --results "target/bench/results-cluster-$CLUSTER.json")
+fi
 
 cargo build --release -p weir-broker -p weir-bench
 bash scripts/kafka.sh fetch
@@ -24,10 +31,10 @@ fi
 
 target/release/weir-bench compare \
     --rounds "$ROUNDS" \
+    "${topology[@]}" \
     --weir-broker target/release/weir-broker \
     --kafka-script scripts/kafka.sh \
     --work-dir target/bench \
-    --results target/bench/results.json \
     --doc docs/BENCHMARKS.md \
     --weir-version "$weir_version" \
     --kafka-version "$(bash scripts/kafka.sh version)" \

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Apache Kafka as the peer Weir is benchmarked against: fetched from Maven Central, run as one
-# KRaft node (broker and controller in one JVM) on loopback.
+# Apache Kafka as the peer Weir is benchmarked against: fetched from Maven Central, run in
+# KRaft mode on loopback, as one node or as a cluster of combined nodes (broker and controller
+# in one JVM each).
 #
 #   scripts/kafka.sh fetch                          jars into the cache (idempotent)
 #   scripts/kafka.sh format DIR [PORT] [CTRL_PORT]  write DIR/server.properties, format DIR/logs
 #   scripts/kafka.sh run DIR                        exec the broker in the foreground
 #   scripts/kafka.sh start DIR | stop DIR           the same in the background (DIR/kafka.pid)
+#   scripts/kafka.sh format-cluster DIR PORTS CTRL_PORTS
+#                                                   one node per port (comma-separated lists),
+#                                                   DIR/node-1, DIR/node-2, ...: one cluster id,
+#                                                   the controllers as static voters, RF 3
+#   scripts/kafka.sh start-cluster DIR              every node of DIR in the background
+#   scripts/kafka.sh wait-cluster DIR [SECONDS]     until every node has started (default 120 s)
+#   scripts/kafka.sh stop-cluster DIR               SIGTERM every node, wait for each to exit
 #   scripts/kafka.sh classpath                      print the classpath
 #   scripts/kafka.sh version                        print the Kafka version used
+#
+# A cluster node's directory is a single node's: `run DIR/node-2` runs that node alone in the
+# foreground (weir-bench starts clusters that way, holding each JVM's pid).
 #
 # `run` replaces the shell with the JVM (exec), so whoever spawned it holds the JVM's own pid:
 # weir-bench reads its peak RSS and CPU time from /proc/<pid>. The JVM command line is the one
@@ -15,7 +26,7 @@
 # the same G1 options), with the heap stated below.
 #
 #   KAFKA_VERSION    default 4.3.1 (see below)
-#   KAFKA_HEAP_OPTS  default "-Xmx1g -Xms1g", as bin/kafka-server-start.sh
+#   KAFKA_HEAP_OPTS  default "-Xmx1g -Xms1g", as bin/kafka-server-start.sh (each node of a cluster)
 #   WEIR_CACHE_DIR   default ~/.cache/weir; jars go to $WEIR_CACHE_DIR/kafka-$KAFKA_VERSION/libs
 set -euo pipefail
 
@@ -37,7 +48,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -112,12 +123,18 @@ cluster_id() {
 }
 
 # The distribution's config/server.properties for a combined node, on loopback ports.
+#   write_config DIR NODE_ID PORT CONTROLLER_PORT QUORUM_LINE REPLICATION
+# QUORUM_LINE says how the node finds the controllers (a bootstrap server for the dynamic
+# single-node quorum, the static voters of a cluster). REPLICATION is the replication factor
+# of Kafka's internal topics and of auto-created ones, with min.insync.replicas one less (at
+# least 1): a cluster's defaults are the settings of the topics the bench creates.
 write_config() {
-    local dir="$1" port="$2" controller_port="$3"
+    local dir="$1" node_id="$2" port="$3" controller_port="$4" quorum="$5" replication="$6"
+    local min_isr=$((replication > 1 ? replication - 1 : 1))
     cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+node.id=$node_id
+$quorum
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
 advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
 inter.broker.listener.name=PLAINTEXT
@@ -130,12 +147,14 @@ socket.receive.buffer.bytes=102400
 socket.request.max.bytes=104857600
 log.dirs=$dir/logs
 num.partitions=1
+default.replication.factor=$replication
+min.insync.replicas=$min_isr
 num.recovery.threads.per.data.dir=1
-offsets.topic.replication.factor=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+offsets.topic.replication.factor=$replication
+share.coordinator.state.topic.replication.factor=$replication
+share.coordinator.state.topic.min.isr=$min_isr
+transaction.state.log.replication.factor=$replication
+transaction.state.log.min.isr=$min_isr
 log.retention.hours=168
 log.segment.bytes=1073741824
 log.retention.check.interval.ms=300000
@@ -162,22 +181,62 @@ java_cmd() {
         "-Dkafka.logs.dir=$dir" -cp "$(classpath)" "$@"
 }
 
-format() {
-    local dir="$1" port="${2:-9092}" controller_port="${3:-9093}"
-    fetch
-    mkdir -p "$dir"
-    dir="$(cd "$dir" && pwd)"
-    write_config "$dir" "$port" "$controller_port"
+# `storage_format DIR ARGS...`: the storage tool on DIR/server.properties.
+storage_format() {
+    local dir="$1"
+    shift
     local cmd=()
     # The storage tool is a short JVM: a small heap is enough.
     while IFS= read -r -d '' word; do cmd+=("$word"); done < <(
         KAFKA_HEAP_OPTS="-Xmx256m" java_cmd "$dir" kafka.tools.StorageTool format \
-            --standalone -t "$(cluster_id)" -c "$dir/server.properties"
+            "$@" -c "$dir/server.properties"
     )
     "${cmd[@]}" >"$dir/format.log" 2>&1 || {
         cat "$dir/format.log" >&2
         die "formatting KRaft storage in $dir/logs failed"
     }
+}
+
+format() {
+    local dir="$1" port="${2:-9092}" controller_port="${3:-9093}"
+    fetch
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd)"
+    write_config "$dir" 1 "$port" "$controller_port" \
+        "controller.quorum.bootstrap.servers=127.0.0.1:$controller_port" 1
+    storage_format "$dir" --standalone -t "$(cluster_id)"
+}
+
+# Every node a combined broker and controller, the controllers a static quorum
+# (controller.quorum.voters), node ids 1..N in the order of the port lists, one cluster id.
+format_cluster() {
+    local dir="$1" ports controller_ports
+    IFS=, read -r -a ports <<<"$2"
+    IFS=, read -r -a controller_ports <<<"$3"
+    local count="${#ports[@]}"
+    [ "$count" -ge 1 ] && [ "$count" -eq "${#controller_ports[@]}" ] ||
+        die "format-cluster wants as many controller ports as ports, got '$2' and '$3'"
+    fetch
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd)"
+    local voters="" i
+    for ((i = 0; i < count; i++)); do
+        voters+="${voters:+,}$((i + 1))@127.0.0.1:${controller_ports[i]}"
+    done
+    local replication=$((count < 3 ? count : 3)) id node pids=()
+    id="$(cluster_id)"
+    for ((i = 0; i < count; i++)); do
+        node="$dir/node-$((i + 1))"
+        mkdir -p "$node"
+        write_config "$node" "$((i + 1))" "${ports[i]}" "${controller_ports[i]}" \
+            "controller.quorum.voters=$voters" "$replication"
+        # One storage-tool JVM per node: side by side.
+        storage_format "$node" -t "$id" &
+        pids+=($!)
+    done
+    local failed=0 pid
+    for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+    [ "$failed" -eq 0 ] || die "formatting the cluster in $dir failed"
 }
 
 run() {
@@ -212,6 +271,53 @@ stop() {
     die "pid $pid did not stop within 30s of SIGTERM"
 }
 
+# The node directories of a cluster, one a line.
+cluster_nodes() {
+    local dir="$1"
+    compgen -G "$dir/node-*" >/dev/null ||
+        die "$dir has no node-* directories: run 'format-cluster' first"
+    printf '%s\n' "$dir"/node-*
+}
+
+start_cluster() {
+    local node
+    while IFS= read -r node; do start "$node"; done < <(cluster_nodes "$1")
+}
+
+# A KRaft broker logs "Kafka Server started" once it is registered and unfenced, that is
+# once it serves clients.
+wait_cluster() {
+    local dir="$1" seconds="${2:-120}" node deadline
+    deadline=$((SECONDS + seconds))
+    while IFS= read -r node; do
+        until grep -q "Kafka Server started" "$node/server.log" 2>/dev/null; do
+            [ -f "$node/kafka.pid" ] && kill -0 "$(cat "$node/kafka.pid")" 2>/dev/null ||
+                die "$node is not running; see $node/server.log and $node/stdout.log"
+            [ "$SECONDS" -lt "$deadline" ] || die "$node has not started within ${seconds}s"
+            sleep 0.2
+        done
+    done < <(cluster_nodes "$dir")
+    log "every node of $dir has started"
+}
+
+# SIGTERM to every node at once, then wait for each.
+stop_cluster() {
+    local node pid pids=()
+    while IFS= read -r node; do
+        [ -f "$node/kafka.pid" ] || continue
+        pid="$(cat "$node/kafka.pid")"
+        kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+        rm -f "$node/kafka.pid"
+    done < <(cluster_nodes "$1")
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 1 600); do
+            kill -0 "$pid" 2>/dev/null || continue 2
+            sleep 0.1
+        done
+        die "pid $pid did not stop within 60s of SIGTERM"
+    done
+}
+
 [ $# -ge 1 ] || usage
 command="$1"
 shift
@@ -227,10 +333,27 @@ format)
     [ $# -ge 1 ] || usage
     format "$@"
     ;;
+format-cluster)
+    [ $# -eq 3 ] || usage
+    format_cluster "$@"
+    ;;
 run | start | stop)
     [ $# -eq 1 ] || usage
     fetch
     "$command" "$1"
+    ;;
+start-cluster)
+    [ $# -eq 1 ] || usage
+    fetch
+    start_cluster "$1"
+    ;;
+wait-cluster)
+    [ $# -ge 1 ] && [ $# -le 2 ] || usage
+    wait_cluster "$@"
+    ;;
+stop-cluster)
+    [ $# -eq 1 ] || usage
+    stop_cluster "$1"
     ;;
 *) usage ;;
 esac

@@ -1,5 +1,6 @@
 //! What the bench measures: the producer matrix, the consumer catch-up and end-to-end latency
-//! cases, and the two sizes of the whole plan (the full A/B comparison and the CI smoke run).
+//! cases, the brokers they run on (one, or a replicated cluster: [`Topology`]), and the sizes
+//! of the whole plan (the full A/B comparison, its replicated-cluster variant, the CI smoke run).
 //!
 //! A case is plain data with a stable `key` (the row of a table and the topic name); the
 //! scenario modules run one case against one broker.
@@ -143,9 +144,54 @@ impl LatencyCase {
     }
 }
 
+/// How many brokers a run starts and how the topics it creates are replicated. Both systems
+/// get the same: for Kafka the brokers are combined broker+controller nodes, for Weir every
+/// broker is a voter of the metadata quorum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    /// Broker processes per run.
+    pub brokers: usize,
+    /// Replicas of every topic the bench creates.
+    pub replication_factor: i32,
+    /// The topics' `min.insync.replicas` (also the brokers' default).
+    pub min_insync_replicas: i32,
+}
+
+impl Topology {
+    pub const SINGLE_NODE: Topology = Topology {
+        brokers: 1,
+        replication_factor: 1,
+        min_insync_replicas: 1,
+    };
+
+    /// `brokers` brokers, topics with replication factor 3 and `min.insync.replicas=2`: the
+    /// usual production shape, where `acks=all` survives the loss of one replica.
+    pub fn cluster(brokers: usize) -> Topology {
+        Topology {
+            brokers,
+            replication_factor: 3,
+            min_insync_replicas: 2,
+        }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.brokers > 1
+    }
+}
+
+impl Default for Topology {
+    /// Results saved before clusters existed were single-node runs.
+    fn default() -> Topology {
+        Topology::SINGLE_NODE
+    }
+}
+
 /// Everything one broker run measures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The brokers each run starts and the replication of its topics.
+    #[serde(default)]
+    pub topology: Topology,
     /// Before the measured produce cases, each one runs unmeasured with this fraction of its
     /// records, so that neither broker is timed while cold (the JVM's JIT compiler, page
     /// faults on fresh buffers, first segment files).
@@ -187,6 +233,7 @@ impl Plan {
             warmup_seconds: (latency_seconds / 5.0).min(5.0),
         };
         Plan {
+            topology: Topology::SINGLE_NODE,
             warmup_fraction: 0.1,
             produce,
             consume: vec![
@@ -205,9 +252,48 @@ impl Plan {
         }
     }
 
+    /// The replicated comparison on `topology`: every producer row `acks=all` (the only
+    /// setting where replication is on the produce path), 100 B and 1 KiB, none and lz4, 1 and
+    /// 16 partitions; latency for 1 KiB, `acks=all`, 1 partition at half and a tenth of
+    /// Kafka's maximum on that row. No catch-up: a consumer reads from the leader alone, as on
+    /// a single node.
+    pub fn cluster(sizes: &PlanSizes, topology: Topology) -> Plan {
+        let mut produce = Vec::new();
+        for (record_size, records) in [(100, sizes.records_100b), (1024, sizes.records_1k)] {
+            for compression in [Compression::None, Compression::Lz4] {
+                for partitions in [1, 16] {
+                    produce.push(ProduceCase {
+                        record_size,
+                        acks: Acks::All,
+                        compression,
+                        partitions,
+                        records,
+                    });
+                }
+            }
+        }
+        let latency = |rate_fraction| LatencyCase {
+            record_size: 1024,
+            acks: Acks::All,
+            compression: Compression::None,
+            partitions: 1,
+            rate_fraction,
+            seconds: sizes.latency_seconds,
+            warmup_seconds: (sizes.latency_seconds / 5.0).min(5.0),
+        };
+        Plan {
+            topology,
+            warmup_fraction: 0.1,
+            produce,
+            consume: Vec::new(),
+            latency: vec![latency(0.5), latency(0.1)],
+        }
+    }
+
     /// A few seconds against a debug build: one of each kind of case, small counts.
     pub fn smoke() -> Plan {
         Plan {
+            topology: Topology::SINGLE_NODE,
             warmup_fraction: 0.1,
             produce: vec![
                 ProduceCase {
@@ -273,6 +359,36 @@ mod tests {
         assert_eq!(keys.len(), 16, "every produce case has its own topic");
         assert!(keys.contains(&"produce-1024b-acks1-none-1p".to_string()));
         assert!(keys.contains(&"produce-100b-acksall-lz4-16p".to_string()));
+    }
+
+    #[test]
+    fn cluster_plan_is_replicated_acks_all_with_a_reference_row() {
+        let plan = Plan::cluster(&SIZES, Topology::cluster(3));
+        assert_eq!(plan.topology.brokers, 3);
+        assert_eq!(plan.topology.replication_factor, 3);
+        assert_eq!(plan.topology.min_insync_replicas, 2);
+        assert_eq!(plan.produce.len(), 8);
+        assert!(plan.produce.iter().all(|p| p.acks == Acks::All));
+        let keys: Vec<String> = plan.produce.iter().map(ProduceCase::key).collect();
+        for needed in [
+            "produce-1024b-acksall-none-1p",
+            "produce-1024b-acksall-none-16p",
+            "produce-100b-acksall-none-16p",
+            "produce-100b-acksall-lz4-16p",
+        ] {
+            assert!(keys.contains(&needed.to_string()), "{needed} missing");
+        }
+        let first = plan.latency.first().expect("a latency case");
+        assert_eq!(first.rate_fraction, 0.5);
+        assert!(plan.produce.iter().any(|p| first.matches(p)));
+    }
+
+    #[test]
+    fn results_saved_before_clusters_read_as_single_node() {
+        let mut value = serde_json::to_value(Plan::full(&SIZES)).unwrap();
+        value.as_object_mut().unwrap().remove("topology");
+        let plan: Plan = serde_json::from_value(value).unwrap();
+        assert_eq!(plan.topology, Topology::SINGLE_NODE);
     }
 
     #[test]

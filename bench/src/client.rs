@@ -1,9 +1,11 @@
 //! librdkafka clients as every scenario configures them, and topic set-up.
 //!
 //! All scenarios talk to the broker under test through these helpers so that Weir and Apache
-//! Kafka see byte-for-byte the same client settings. Topics are created explicitly and the
-//! bench waits until every partition has a leader before it starts a clock: a freshly created
-//! Kafka topic can take a moment to elect leaders, and that is set-up, not throughput.
+//! Kafka see byte-for-byte the same client settings. Topics are created explicitly, with the
+//! replication of the run's [`Topology`], and the bench waits until every partition has a
+//! leader and a full in-sync replica set before it starts a clock: a freshly created topic can
+//! take a moment to elect leaders and for followers to join, and that is set-up, not
+//! throughput.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -12,6 +14,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
+
+use crate::cases::Topology;
 
 /// Timeout for one admin or metadata request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,8 +38,12 @@ pub enum TopicError {
     },
     #[error("creating topic {topic}: the broker answered {code}")]
     Rejected { topic: String, code: String },
-    #[error("topic {topic}: not every one of its {partitions} partitions had a leader after {LEADER_TIMEOUT:?}")]
-    NoLeaders { topic: String, partitions: i32 },
+    #[error("topic {topic}: not every one of its {partitions} partitions had a leader and {replicas} in-sync replicas after {LEADER_TIMEOUT:?}")]
+    NoLeaders {
+        topic: String,
+        partitions: i32,
+        replicas: i32,
+    },
     #[error("starting a runtime for the admin client")]
     Runtime(#[source] std::io::Error),
 }
@@ -52,9 +60,14 @@ pub fn base_config(bootstrap: &str) -> ClientConfig {
     config
 }
 
-/// Creates `topic` with `partitions` partitions (replication factor 1) and waits until each
-/// partition has a leader.
-pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), TopicError> {
+/// Creates `topic` with `partitions` partitions, replicated as `topology` says, and waits
+/// until each partition has a leader and every replica in sync.
+pub fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    topology: &Topology,
+) -> Result<(), TopicError> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(bootstrap)
             .create()
@@ -63,7 +76,13 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(),
                 source,
             })?;
     let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let min_insync_replicas = topology.min_insync_replicas.to_string();
+    let new_topic = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(topology.replication_factor),
+    )
+    .set("min.insync.replicas", &min_insync_replicas);
     let results = block_on(admin.create_topics(&[new_topic], &options))?.map_err(|source| {
         TopicError::Create {
             topic: topic.to_string(),
@@ -81,13 +100,14 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(),
     let deadline = Instant::now() + LEADER_TIMEOUT;
     while Instant::now() < deadline {
         if let Ok(metadata) = admin.inner().fetch_metadata(Some(topic), REQUEST_TIMEOUT) {
+            let replicas = topology.replication_factor as usize;
             let led = metadata.topics().iter().any(|t| {
                 t.name() == topic
                     && t.error().is_none()
                     && t.partitions().len() == partitions as usize
-                    && t.partitions()
-                        .iter()
-                        .all(|p| p.leader() >= 0 && p.error().is_none())
+                    && t.partitions().iter().all(|p| {
+                        p.leader() >= 0 && p.error().is_none() && p.isr().len() == replicas
+                    })
             });
             if led {
                 return Ok(());
@@ -98,6 +118,7 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(),
     Err(TopicError::NoLeaders {
         topic: topic.to_string(),
         partitions,
+        replicas: topology.replication_factor,
     })
 }
 

@@ -147,11 +147,12 @@ pub fn load(path: &Path) -> anyhow::Result<Results> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// Replaces the marked section of `doc` with the tables of `results`.
+/// Replaces the marked section of `doc` (the single-node or the cluster one, as `results`
+/// ran) with the tables of `results`.
 pub fn write_doc(results: &Results, doc: &Path) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
-    let updated = report::splice(&text, &report::render(results))
+    let updated = report::splice(&text, &results.plan.topology, &report::render(results))
         .with_context(|| format!("updating {}", doc.display()))?;
     std::fs::write(doc, updated).with_context(|| format!("writing {}", doc.display()))
 }

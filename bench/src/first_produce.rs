@@ -1,10 +1,12 @@
 //! Time from process start to the first acknowledged produce.
 //!
-//! The clock is the caller's (taken just before the broker process was spawned). The broker's
-//! Kafka port is probed with plain TCP connects every millisecond until it accepts; then one
-//! producer (librdkafka defaults: `acks=all`) sends one record to a topic that does not exist
-//! yet, so the broker auto-creates it, exactly as a first `kcat -P` would. The time stops at
-//! the delivery report. Retry and reconnect back-offs are short so the client does not add
+//! The clock is the caller's (taken just before the broker process was spawned, or the first
+//! of a cluster's). The (first) broker's Kafka port is probed with plain TCP connects every
+//! millisecond until it accepts; then one producer (librdkafka defaults: `acks=all`),
+//! bootstrapping from every broker, sends one record to a topic that does not exist yet, so
+//! the cluster auto-creates it, exactly as a first `kcat -P` would. The time stops at the
+//! delivery report. In a cluster the topic gets the brokers' default replication factor, so
+//! this is the time until the cluster has formed and replicates. Retry and reconnect back-offs are short so the client does not add
 //! its own waiting to what is measured; both brokers get the same settings.
 
 use std::net::{SocketAddr, TcpStream};
@@ -39,11 +41,13 @@ pub enum FirstProduceError {
     Runtime(#[source] std::io::Error),
 }
 
-/// Waits for the broker at `addr` to acknowledge a first record; returns the time since
-/// `spawned_at`. Gives up `timeout` after `spawned_at`, or as soon as `still_running` says
-/// the broker process is gone (a broker that cannot start fails fast).
+/// Waits for `addr` to accept connections and the brokers at `bootstrap` to acknowledge a
+/// first record; returns the time since `spawned_at`. Gives up `timeout` after `spawned_at`,
+/// or as soon as `still_running` says a broker process is gone (a broker that cannot start
+/// fails fast).
 pub fn measure(
     addr: SocketAddr,
+    bootstrap: &str,
     spawned_at: Instant,
     timeout: Duration,
     mut still_running: impl FnMut() -> bool,
@@ -58,7 +62,7 @@ pub fn measure(
         }
         std::thread::sleep(PROBE_INTERVAL);
     }
-    let producer: FutureProducer = client::base_config(&addr.to_string())
+    let producer: FutureProducer = client::base_config(bootstrap)
         .set("linger.ms", "0")
         .set("message.timeout.ms", timeout.as_millis().to_string())
         .set("retry.backoff.ms", "10")

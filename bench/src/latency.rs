@@ -19,7 +19,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
-use crate::cases::{LatencyCase, ProduceCase};
+use crate::cases::{LatencyCase, ProduceCase, Topology};
 use crate::client;
 use crate::consume::{self, ConsumeError};
 use crate::payload::Payload;
@@ -75,11 +75,13 @@ struct Received {
     count: u64,
 }
 
-/// Runs `case` at `rate` records/s against `topic`, which it creates.
+/// Runs `case` at `rate` records/s against `topic`, which it creates (replicated as
+/// `topology` says).
 pub fn run(
     bootstrap: &str,
     topic: &str,
     case: &LatencyCase,
+    topology: &Topology,
     rate: f64,
     payload: &Payload,
 ) -> Result<LatencySummary, LatencyError> {
@@ -87,7 +89,7 @@ pub fn run(
         return Err(LatencyError::RecordTooSmall(case.record_size));
     }
     let topic = topic.to_string();
-    client::create_topic(bootstrap, &topic, case.partitions)?;
+    client::create_topic(bootstrap, &topic, case.partitions, topology)?;
     let epoch = Instant::now();
     let warmup_nanos = (case.warmup_seconds * 1e9) as u64;
     // Set once the producer knows how many records it sent; the consumer stops there.

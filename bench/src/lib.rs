@@ -2,14 +2,16 @@
 //! (librdkafka via the `rdkafka` crate).
 //!
 //! How the pieces fit:
-//! - [`cases`] says what is measured (the producer matrix, catch-up, latency) and how big;
+//! - [`cases`] says what is measured (the producer matrix, catch-up, latency), how big, and
+//!   on what (one broker, or a cluster with replicated topics: its `Topology`);
 //! - [`produce`], [`consume`], [`latency`] and [`first_produce`] each run one kind of case
 //!   against a broker address, with the client settings of [`client`] and values from
 //!   [`payload`];
-//! - [`process`] starts and stops a broker (Weir's binary or Kafka via `scripts/kafka.sh`)
-//!   and [`procstat`] reads its peak RSS and CPU time;
-//! - [`round`] is one broker start with one phase of cases; [`compare`] alternates Weir and
-//!   Kafka over rounds and phases, [`smoke`] is the small Weir-only run CI does;
+//! - [`process`] starts and stops the broker or the cluster's brokers (Weir's binary or Kafka
+//!   via `scripts/kafka.sh`) and [`procstat`] reads each one's peak RSS and CPU time;
+//! - [`round`] is one broker (or cluster) start with one phase of cases; [`compare`]
+//!   alternates Weir and Kafka over rounds and phases, [`smoke`] is the small Weir-only run CI
+//!   does;
 //! - [`results`] holds what was measured, [`stats`] and [`report`] turn it into the tables of
 //!   docs/BENCHMARKS.md, [`machine`] describes the host.
 

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use procfs::{CpuInfo, Current, Meminfo};
+use procfs::{CpuInfo, Current, LoadAverage, Meminfo};
 
 use crate::results::Machine;
 
@@ -37,5 +37,19 @@ pub fn describe() -> Machine {
         memory_gib,
         kernel,
         java,
+    }
+}
+
+/// The one-minute load average now, if /proc/loadavg is readable.
+pub fn load_average() -> Option<f64> {
+    LoadAverage::current().ok().map(|load| f64::from(load.one))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn load_average_is_read() {
+        let load = super::load_average().expect("/proc/loadavg");
+        assert!(load >= 0.0, "{load}");
     }
 }

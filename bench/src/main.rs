@@ -1,14 +1,16 @@
 //! `weir-bench`: drives a Kafka-compatible broker with librdkafka and reports what it
 //! measured. `compare` is the full Weir-against-Apache-Kafka run behind docs/BENCHMARKS.md
-//! (scripts/bench.sh runs it); `smoke` is the seconds-long Weir-only run CI does; `produce`,
-//! `consume` and `latency` measure one case against any broker already running.
+//! (scripts/bench.sh runs it), on single nodes or, with `--cluster 3`, on three-broker
+//! clusters with replicated topics; `smoke` is the seconds-long Weir-only run CI does;
+//! `produce`, `consume` and `latency` measure one case against any broker or cluster already
+//! running.
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use weir_bench::cases::{Acks, Compression, LatencyCase, Plan, PlanSizes, ProduceCase};
+use weir_bench::cases::{Acks, Compression, LatencyCase, Plan, PlanSizes, ProduceCase, Topology};
 use weir_bench::compare::{self, CompareOptions};
 use weir_bench::payload::Payload;
 use weir_bench::process::Launcher;
@@ -24,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Weir and Apache Kafka alternately (A B A B), throughput then latency; writes the tables
-    /// into the marked section of --doc.
+    /// into the marked section of --doc (single node or, with --cluster, the cluster's).
     Compare(CompareArgs),
     /// A few seconds of every scenario against Weir only; fails if anything is off.
     Smoke(SmokeArgs),
@@ -84,6 +86,10 @@ struct CompareArgs {
     /// The script that formats and runs Apache Kafka.
     #[arg(long, default_value = "scripts/kafka.sh")]
     kafka_script: PathBuf,
+    /// Start this many brokers of each system per run (at least 3) instead of one: topics
+    /// with replication factor 3 and min.insync.replicas=2, every producer row acks=all.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(3..=9))]
+    cluster: Option<u16>,
     /// Broker starts per broker and phase; the tables report medians.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
@@ -103,8 +109,10 @@ struct CompareArgs {
     /// Kafka's median maximum on the 1 KiB, acks=1, 1-partition producer row.
     #[arg(long)]
     latency_reference_rate: Option<f64>,
-    #[arg(long, default_value = "target/bench/results.json")]
-    results: PathBuf,
+    /// Where every run's numbers are saved [default: target/bench/results.json, with
+    /// --cluster N target/bench/results-cluster-N.json].
+    #[arg(long)]
+    results: Option<PathBuf>,
     /// The document whose marked section receives the tables.
     #[arg(long)]
     doc: Option<PathBuf>,
@@ -126,10 +134,17 @@ struct CompareArgs {
 /// One case against a broker that is already running.
 #[derive(Debug, Args)]
 struct OneCase {
+    /// The broker, or a cluster's brokers comma-separated.
     #[arg(long, default_value = "127.0.0.1:9092")]
     bootstrap: String,
     #[arg(long, default_value_t = 1)]
     partitions: i32,
+    /// Replicas of the topics created (a cluster's bootstrap is needed above 1).
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
+    /// The topics' min.insync.replicas.
+    #[arg(long, default_value_t = 1)]
+    min_insync_replicas: i32,
     #[arg(long, default_value_t = 1_000_000)]
     records: u64,
     /// Value size in bytes.
@@ -154,6 +169,15 @@ impl OneCase {
             records: self.records,
         }
     }
+
+    fn topology(&self) -> Topology {
+        Topology {
+            // Only topic settings matter against brokers this command did not start.
+            brokers: self.replication_factor.max(1) as usize,
+            replication_factor: self.replication_factor,
+            min_insync_replicas: self.min_insync_replicas,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -163,21 +187,29 @@ fn main() -> anyhow::Result<()> {
                 .map(|arg| shell_quoted(&arg))
                 .collect::<Vec<_>>()
                 .join(" ");
+            let sizes = PlanSizes {
+                records_100b: args.records_100b,
+                records_1k: args.records_1k,
+                records_catch_up: args.records_catch_up,
+                latency_seconds: args.latency_seconds,
+            };
+            let (plan, default_results) = match args.cluster {
+                None => (Plan::full(&sizes), "target/bench/results.json".to_string()),
+                Some(brokers) => (
+                    Plan::cluster(&sizes, Topology::cluster(brokers.into())),
+                    format!("target/bench/results-cluster-{brokers}.json"),
+                ),
+            };
             let options = CompareOptions {
                 launcher: Launcher {
                     weir_broker: args.programs.weir_broker,
                     kafka_script: args.kafka_script,
                     work_dir: args.programs.work_dir,
                 },
-                plan: Plan::full(&PlanSizes {
-                    records_100b: args.records_100b,
-                    records_1k: args.records_1k,
-                    records_catch_up: args.records_catch_up,
-                    latency_seconds: args.latency_seconds,
-                }),
+                plan,
                 rounds: args.rounds,
                 latency_reference_rate: args.latency_reference_rate,
-                results_path: args.results,
+                results_path: args.results.unwrap_or_else(|| default_results.into()),
                 doc_path: args.doc,
                 weir_version: args.weir_version,
                 kafka_version: args.kafka_version,
@@ -199,11 +231,12 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Produce(one) => {
             let case = one.produce_case();
+            let topology = one.topology();
             let payload = Payload::new(case.record_size);
             let mut rates = Vec::new();
             for run in 0..one.runs {
                 let topic = unique_topic(&case.key());
-                let t = produce::run(&one.bootstrap, &topic, &case, &payload)?;
+                let t = produce::run(&one.bootstrap, &topic, &case, &topology, &payload)?;
                 println!(
                     "run {run}: {} records in {:.2}s = {:.0} records/s, {:.1} MB/s",
                     t.records,
@@ -220,6 +253,7 @@ fn main() -> anyhow::Result<()> {
             existing_topic,
         } => {
             let case = one.produce_case();
+            let topology = one.topology();
             let payload = Payload::new(case.record_size);
             let mut rates = Vec::new();
             for run in 0..one.runs {
@@ -227,7 +261,7 @@ fn main() -> anyhow::Result<()> {
                     Some(topic) => topic.clone(),
                     None => {
                         let topic = unique_topic(&case.key());
-                        produce::run(&one.bootstrap, &topic, &case, &payload)?;
+                        produce::run(&one.bootstrap, &topic, &case, &topology, &payload)?;
                         topic
                     }
                 };
@@ -258,10 +292,11 @@ fn main() -> anyhow::Result<()> {
                 seconds,
                 warmup_seconds: warmup,
             };
+            let topology = one.topology();
             let payload = Payload::new(case.record_size);
             for run in 0..one.runs {
                 let topic = unique_topic(&case.key());
-                let l = latency::run(&one.bootstrap, &topic, &case, rate, &payload)
+                let l = latency::run(&one.bootstrap, &topic, &case, &topology, rate, &payload)
                     .with_context(|| format!("latency run {run}"))?;
                 println!(
                     "run {run}: sent {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",

@@ -1,28 +1,40 @@
-//! Starting and stopping the broker under test: a release `weir-broker`, or Apache Kafka
-//! through `scripts/kafka.sh`, each on loopback with a fresh data directory.
+//! Starting and stopping the brokers under test: release `weir-broker` processes, or Apache
+//! Kafka through `scripts/kafka.sh`, on loopback with fresh data directories; one broker, or a
+//! cluster of them, as the plan's [`Topology`] says.
 //!
-//! [`Launcher::start`] prepares everything that is not the broker's own start-up (a fresh
-//! directory, free ports, and for Kafka the KRaft storage format) and only then takes the
-//! spawn time, so start-to-first-produce counts the broker process alone. For Kafka the
-//! script `exec`s the JVM, so the child's pid is the JVM's. Output goes to a log file outside
-//! the data directory, kept after the run for post-mortems. Dropping a [`RunningBroker`]
-//! kills the process: an error half-way through a comparison leaves nothing behind.
+//! [`Launcher::start`] prepares everything that is not the brokers' own start-up (a fresh
+//! directory, free ports, and for Kafka the KRaft storage format of every node) and only then
+//! takes the spawn time, so start-to-first-produce counts the broker processes alone. A Weir
+//! cluster is `brokers` processes that are all voters of its metadata quorum; a Kafka cluster
+//! is as many combined broker+controller nodes with static controller voters (`kafka.sh
+//! format-cluster`). For Kafka the script `exec`s the JVM, so each child's pid is a JVM's.
+//! Each broker's output goes to its own log file outside the data directory, kept after the
+//! run for post-mortems. Dropping a [`RunningBrokers`] kills every process: an error half-way
+//! through a comparison leaves nothing behind.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
+use crate::cases::Topology;
 use crate::procstat::{self, ProcStatError, ProcessUsage};
 use crate::results::BrokerKind;
 
-/// How long a broker may take to exit after SIGTERM before it gets SIGKILL.
+/// How long the brokers may take to exit after SIGTERM before they get SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768 and up), so that no client
+/// connection is given a port between the check and the broker's own bind (a Kafka format
+/// takes seconds in between), and clear of the 9xxx and 19xxx ports of development clusters.
+const PORT_RANGE: Range<u16> = 30_000..32_700;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -32,8 +44,8 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
-    #[error("finding a free loopback port")]
-    Port(#[source] std::io::Error),
+    #[error("no free loopback port in {PORT_RANGE:?}")]
+    Port,
     #[error("{command} failed ({status}); its output is in {log}")]
     Format {
         command: String,
@@ -65,173 +77,358 @@ pub struct Launcher {
     pub work_dir: PathBuf,
 }
 
-/// A broker process this bench started.
+/// The broker processes of one run, in node order.
 #[derive(Debug)]
-pub struct RunningBroker {
+pub struct RunningBrokers {
     pub kind: BrokerKind,
-    /// The Kafka listener clients bootstrap from.
-    pub addr: SocketAddr,
-    /// Taken immediately before the process was spawned.
+    /// Each broker's Kafka listener.
+    pub addrs: Vec<SocketAddr>,
+    /// Taken immediately before the first process was spawned.
     pub spawned_at: Instant,
-    /// Broker stdout and stderr.
-    pub log: PathBuf,
-    child: Option<Child>,
-    /// The data directory; removed when the run is over.
+    /// Each broker's stdout and stderr.
+    pub logs: Vec<PathBuf>,
+    /// Empty once stopped.
+    children: Vec<Child>,
+    /// The data directories; removed when the run is over.
     _data: TempDir,
 }
 
+/// How one broker process ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopped {
+    pub status: ExitStatus,
+    /// False if it had to be killed after [`STOP_TIMEOUT`].
+    pub by_itself: bool,
+}
+
+/// The ports of one broker.
+struct NodePorts {
+    /// The Kafka listener.
+    kafka: u16,
+    /// Weir's internal listener (Raft, controller, admin); Kafka's controller listener.
+    internal: u16,
+}
+
 impl Launcher {
-    /// Starts `kind` with a fresh data directory; `label` names its log file.
-    pub fn start(&self, kind: BrokerKind, label: &str) -> Result<RunningBroker, ProcessError> {
-        let prepare = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ProcessError::Prepare { path, source }
-        };
+    /// Starts `topology.brokers` brokers of `kind` on a fresh data directory; `label` names
+    /// the log files.
+    pub fn start(
+        &self,
+        kind: BrokerKind,
+        label: &str,
+        topology: &Topology,
+    ) -> Result<RunningBrokers, ProcessError> {
         std::fs::create_dir_all(&self.work_dir).map_err(prepare(&self.work_dir))?;
-        let logs = self.work_dir.join("logs");
-        std::fs::create_dir_all(&logs).map_err(prepare(&logs))?;
+        let logs_dir = self.work_dir.join("logs");
+        std::fs::create_dir_all(&logs_dir).map_err(prepare(&logs_dir))?;
         let data = tempfile::Builder::new()
             .prefix(&format!("{label}-"))
             .tempdir_in(&self.work_dir)
             .map_err(prepare(&self.work_dir))?;
-        let log = logs.join(format!("{label}.log"));
-        let port = free_port()?;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut command = match kind {
-            BrokerKind::Weir => {
-                let mut command = Command::new(&self.weir_broker);
-                command
-                    .arg("--data-dir")
-                    .arg(data.path().join("data"))
-                    .arg("--listen")
-                    .arg(addr.to_string())
-                    .arg("--metrics-listen")
-                    .arg("127.0.0.1:0");
-                command
-            }
+        let nodes = (0..topology.brokers.max(1))
+            .map(|_| {
+                Ok(NodePorts {
+                    kafka: free_port()?,
+                    internal: free_port()?,
+                })
+            })
+            .collect::<Result<Vec<_>, ProcessError>>()?;
+        let logs: Vec<PathBuf> = if nodes.len() == 1 {
+            vec![logs_dir.join(format!("{label}.log"))]
+        } else {
+            (0..nodes.len())
+                .map(|i| logs_dir.join(format!("{label}-node{i}.log")))
+                .collect()
+        };
+        let commands = match kind {
+            BrokerKind::Weir => self.weir_commands(data.path(), &nodes, topology),
             BrokerKind::Kafka => {
-                self.format_kafka(data.path(), port, &log)?;
-                let mut command = Command::new("bash");
-                command.arg(&self.kafka_script).arg("run").arg(data.path());
-                command
+                let format_log = logs_dir.join(format!("{label}.format.log"));
+                self.kafka_commands(data.path(), &nodes, &format_log)?
             }
         };
-        let output = File::create(&log).map_err(prepare(&log))?;
-        let stderr = output.try_clone().map_err(prepare(&log))?;
-        command.stdin(Stdio::null()).stdout(output).stderr(stderr);
+        let mut outputs = Vec::new();
+        for log in &logs {
+            let output = File::create(log).map_err(prepare(log))?;
+            let stderr = output.try_clone().map_err(prepare(log))?;
+            outputs.push((output, stderr));
+        }
         let spawned_at = Instant::now();
-        let child = command.spawn().map_err(|source| ProcessError::Spawn {
-            program: PathBuf::from(command.get_program()),
-            source,
-        })?;
-        Ok(RunningBroker {
+        let mut running = RunningBrokers {
             kind,
-            addr,
+            addrs: nodes
+                .iter()
+                .map(|n| SocketAddr::from((Ipv4Addr::LOCALHOST, n.kafka)))
+                .collect(),
             spawned_at,
-            log,
-            child: Some(child),
+            logs,
+            children: Vec::new(),
             _data: data,
-        })
+        };
+        for (mut command, (stdout, stderr)) in commands.into_iter().zip(outputs) {
+            command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+            // On an error, dropping `running` kills the brokers already spawned.
+            let child = command.spawn().map_err(|source| ProcessError::Spawn {
+                program: PathBuf::from(command.get_program()),
+                source,
+            })?;
+            running.children.push(child);
+        }
+        Ok(running)
     }
 
-    /// `kafka.sh format DIR PORT CONTROLLER_PORT`: config and KRaft storage, before the clock.
-    fn format_kafka(&self, dir: &Path, port: u16, log: &Path) -> Result<(), ProcessError> {
-        let controller_port = free_port()?;
-        let format_log = log.with_extension("format.log");
-        let output = File::create(&format_log).map_err(|source| ProcessError::Prepare {
-            path: format_log.clone(),
-            source,
-        })?;
-        let stderr = output.try_clone().map_err(|source| ProcessError::Prepare {
-            path: format_log.clone(),
-            source,
-        })?;
-        let mut command = Command::new("bash");
-        command
+    /// One `weir-broker` per node. A cluster's brokers are all voters, and their defaults
+    /// for auto-created topics are the topology's (as Kafka's server.properties says).
+    fn weir_commands(&self, dir: &Path, nodes: &[NodePorts], topology: &Topology) -> Vec<Command> {
+        let voters = nodes
+            .iter()
+            .enumerate()
+            .map(|(id, n)| format!("{id}@127.0.0.1:{}", n.internal))
+            .collect::<Vec<_>>()
+            .join(",");
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(id, node)| {
+                let mut command = Command::new(&self.weir_broker);
+                // Single node: the data directory the single-node bench always used.
+                let data = if nodes.len() == 1 {
+                    dir.join("data")
+                } else {
+                    dir.join(format!("node-{id}"))
+                };
+                command
+                    .arg("--data-dir")
+                    .arg(data)
+                    .arg("--listen")
+                    .arg(format!("127.0.0.1:{}", node.kafka))
+                    .arg("--rpc-listen")
+                    .arg(format!("127.0.0.1:{}", node.internal))
+                    .arg("--metrics-listen")
+                    .arg("127.0.0.1:0");
+                if topology.is_cluster() {
+                    command
+                        .arg("--node-id")
+                        .arg(id.to_string())
+                        .arg("--voters")
+                        .arg(&voters)
+                        .arg("--set")
+                        .arg(format!(
+                            "default.replication.factor={}",
+                            topology.replication_factor
+                        ))
+                        .arg("--set")
+                        .arg(format!(
+                            "min.insync.replicas={}",
+                            topology.min_insync_replicas
+                        ));
+                }
+                command
+            })
+            .collect()
+    }
+
+    /// Formats KRaft storage (before the clock, output in `format_log`), then one `kafka.sh
+    /// run` per node.
+    /// `kafka.sh format DIR PORT CONTROLLER_PORT` for one node; `format-cluster DIR PORTS
+    /// CONTROLLER_PORTS` for a cluster, whose nodes are DIR/node-1, DIR/node-2, ...
+    fn kafka_commands(
+        &self,
+        dir: &Path,
+        nodes: &[NodePorts],
+        format_log: &Path,
+    ) -> Result<Vec<Command>, ProcessError> {
+        let list = |port: fn(&NodePorts) -> u16| {
+            nodes
+                .iter()
+                .map(|n| port(n).to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let (step, node_dirs) = if nodes.len() == 1 {
+            ("format", vec![dir.to_path_buf()])
+        } else {
+            let node_dirs = (1..=nodes.len())
+                .map(|i| dir.join(format!("node-{i}")))
+                .collect();
+            ("format-cluster", node_dirs)
+        };
+        let args = [
+            step.to_string(),
+            dir.display().to_string(),
+            list(|n| n.kafka),
+            list(|n| n.internal),
+        ];
+        self.kafka_script_step(&args, format_log)?;
+        Ok(node_dirs
+            .into_iter()
+            .map(|node_dir| {
+                let mut command = Command::new("bash");
+                command.arg(&self.kafka_script).arg("run").arg(node_dir);
+                command
+            })
+            .collect())
+    }
+
+    /// Runs `kafka.sh ARGS...` to completion, its output in `log`.
+    fn kafka_script_step(&self, args: &[String], log: &Path) -> Result<(), ProcessError> {
+        let output = File::create(log).map_err(prepare(log))?;
+        let stderr = output.try_clone().map_err(prepare(log))?;
+        let status = Command::new("bash")
             .arg(&self.kafka_script)
-            .arg("format")
-            .arg(dir)
-            .arg(port.to_string())
-            .arg(controller_port.to_string())
+            .args(args)
             .stdout(output)
-            .stderr(stderr);
-        let status = command.status().map_err(|source| ProcessError::Spawn {
-            program: self.kafka_script.clone(),
-            source,
-        })?;
+            .stderr(stderr)
+            .status()
+            .map_err(|source| ProcessError::Spawn {
+                program: self.kafka_script.clone(),
+                source,
+            })?;
         if !status.success() {
             return Err(ProcessError::Format {
-                command: format!("{} format", self.kafka_script.display()),
+                command: format!("{} {}", self.kafka_script.display(), args[0]),
                 status,
-                log: format_log,
+                log: log.to_path_buf(),
             });
         }
         Ok(())
     }
 }
 
-impl RunningBroker {
+fn prepare(path: &Path) -> impl FnOnce(std::io::Error) -> ProcessError {
+    let path = path.to_path_buf();
+    move |source| ProcessError::Prepare { path, source }
+}
+
+impl RunningBrokers {
+    /// Every broker's Kafka listener, comma-separated.
     pub fn bootstrap(&self) -> String {
-        self.addr.to_string()
+        self.addrs
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
-    fn pid(&self) -> Option<i32> {
-        self.child.as_ref().map(|c| c.id() as i32)
-    }
-
-    /// Peak RSS and CPU time so far.
+    /// Peak RSS and CPU time so far, summed over the brokers. The sum of each process's
+    /// peak: the peaks of a cluster's brokers need not coincide, so this is an upper bound of
+    /// the cluster's peak (for brokers under one steady load, a close one).
     pub fn usage(&self) -> Result<ProcessUsage, ProcessError> {
-        let pid = self.pid().ok_or(ProcessError::Wait(std::io::Error::other(
-            "the broker was already stopped",
-        )))?;
-        Ok(procstat::read(pid)?)
+        if self.children.is_empty() {
+            return Err(ProcessError::Wait(std::io::Error::other(
+                "the brokers were already stopped",
+            )));
+        }
+        let mut total = ProcessUsage {
+            peak_rss_bytes: 0,
+            cpu_seconds: 0.0,
+        };
+        for child in &self.children {
+            let usage = procstat::read(child.id() as i32)?;
+            total.peak_rss_bytes += usage.peak_rss_bytes;
+            total.cpu_seconds += usage.cpu_seconds;
+        }
+        Ok(total)
     }
 
-    /// Whether the process has exited on its own (a crash during a run).
+    /// The exit status of the first broker that has exited on its own (a crash during a run).
     pub fn exited(&mut self) -> Result<Option<ExitStatus>, ProcessError> {
-        match self.child.as_mut() {
-            Some(child) => child.try_wait().map_err(ProcessError::Wait),
-            None => Ok(None),
+        for child in &mut self.children {
+            if let Some(status) = child.try_wait().map_err(ProcessError::Wait)? {
+                return Ok(Some(status));
+            }
         }
+        Ok(None)
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within [`STOP_TIMEOUT`]. Returns the exit
-    /// status and whether it stopped by itself.
-    pub fn stop(mut self) -> Result<(ExitStatus, bool), ProcessError> {
-        let mut child = self
-            .child
-            .take()
-            .expect("child is present until stop or drop");
-        if let Some(status) = child.try_wait().map_err(ProcessError::Wait)? {
-            return Ok((status, true));
+    /// SIGTERM to every broker at once, then SIGKILL to those that have not exited within
+    /// [`STOP_TIMEOUT`]. Returns how each one ended, in node order.
+    pub fn stop(mut self) -> Result<Vec<Stopped>, ProcessError> {
+        let mut children = std::mem::take(&mut self.children);
+        let mut stopped: Vec<Option<Stopped>> = vec![None; children.len()];
+        for (child, end) in children.iter_mut().zip(stopped.iter_mut()) {
+            match child.try_wait().map_err(ProcessError::Wait)? {
+                Some(status) => {
+                    *end = Some(Stopped {
+                        status,
+                        by_itself: true,
+                    })
+                }
+                None => kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)
+                    .map_err(ProcessError::Signal)?,
+            }
         }
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).map_err(ProcessError::Signal)?;
         let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(status) = child.try_wait().map_err(ProcessError::Wait)? {
-                return Ok((status, true));
+        while stopped.iter().any(Option::is_none) && Instant::now() < deadline {
+            for (child, end) in children.iter_mut().zip(stopped.iter_mut()) {
+                if end.is_none() {
+                    if let Some(status) = child.try_wait().map_err(ProcessError::Wait)? {
+                        *end = Some(Stopped {
+                            status,
+                            by_itself: true,
+                        });
+                    }
+                }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        child.kill().map_err(ProcessError::Wait)?;
-        Ok((child.wait().map_err(ProcessError::Wait)?, false))
+        children
+            .iter_mut()
+            .zip(stopped)
+            .map(|(child, end)| match end {
+                Some(end) => Ok(end),
+                None => {
+                    child.kill().map_err(ProcessError::Wait)?;
+                    Ok(Stopped {
+                        status: child.wait().map_err(ProcessError::Wait)?,
+                        by_itself: false,
+                    })
+                }
+            })
+            .collect()
     }
 }
 
-impl Drop for RunningBroker {
+impl Drop for RunningBrokers {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 }
 
-/// A loopback port nobody listens on right now. The broker is told the port (rather than
-/// picking one itself) because start-to-first-produce must probe it from the moment of spawn.
-/// Another process could take the port in between; the broker then fails to bind, and the run
-/// fails naming the broker's log.
+/// A loopback port nobody listens on right now, never the same one twice in this process.
+/// The broker is told the port (rather than picking one itself) because start-to-first-produce
+/// must probe it from the moment of spawn, and a cluster's brokers must know each other's.
+/// Another program could still bind the port in between; the broker then fails to bind, and
+/// the run fails naming the broker's log.
 fn free_port() -> Result<u16, ProcessError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(ProcessError::Port)?;
-    Ok(listener.local_addr().map_err(ProcessError::Port)?.port())
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    // Two benches side by side start at different places.
+    let start = std::process::id() % span;
+    for _ in 0..span {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = PORT_RANGE.start + offset as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(ProcessError::Port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_and_below_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..20).map(|_| free_port().unwrap()).collect();
+        let mut distinct = ports.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        assert!(ports.iter().all(|p| PORT_RANGE.contains(p)), "{ports:?}");
+    }
 }

@@ -13,7 +13,7 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use crate::cases::ProduceCase;
+use crate::cases::{ProduceCase, Topology};
 use crate::client::{self, REQUEST_TIMEOUT};
 use crate::payload::Payload;
 use crate::results::Throughput;
@@ -93,15 +93,17 @@ pub fn producer(
         .map_err(ProduceError::Create)
 }
 
-/// Creates `topic` with the case's partitions and fills it, timing the sends.
+/// Creates `topic` with the case's partitions, replicated as `topology` says, and fills it,
+/// timing the sends.
 pub fn run(
     bootstrap: &str,
     topic: &str,
     case: &ProduceCase,
+    topology: &Topology,
     payload: &Payload,
 ) -> Result<Throughput, ProduceError> {
     let topic = topic.to_string();
-    client::create_topic(bootstrap, &topic, case.partitions)?;
+    client::create_topic(bootstrap, &topic, case.partitions, topology)?;
     let producer = producer(bootstrap, case)?;
     producer
         .client()

@@ -3,7 +3,9 @@
 //!
 //! The rendered section replaces what lies between two marker comments in
 //! docs/BENCHMARKS.md, so the prose around it (method, analysis, profiles) is written by hand
-//! and survives a re-run.
+//! and survives a re-run. Single-node and cluster results have markers of their own
+//! ([`markers`]), so one document holds both. The issue's targets are single-node targets:
+//! cluster results report the comparison without them.
 
 use std::fmt::Write as _;
 
@@ -11,13 +13,29 @@ use crate::cases::{Acks, Compression};
 use crate::results::{BrokerKind, BrokerRun, Results};
 use crate::stats;
 
+use crate::cases::Topology;
+
 pub const BEGIN_MARKER: &str = "<!-- weir-bench:results:begin -->";
 pub const END_MARKER: &str = "<!-- weir-bench:results:end -->";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("the document has no `{BEGIN_MARKER}` ... `{END_MARKER}` section to replace")]
-    NoMarkers,
+    #[error("the document has no `{begin}` ... `{end}` section to replace")]
+    NoMarkers { begin: String, end: String },
+}
+
+/// The comments that delimit the results of `topology` in the document: [`BEGIN_MARKER`] and
+/// [`END_MARKER`] for a single node, `weir-bench:results-cluster-N:...` for N brokers.
+pub fn markers(topology: &Topology) -> (String, String) {
+    if topology.is_cluster() {
+        let name = format!("weir-bench:results-cluster-{}", topology.brokers);
+        (
+            format!("<!-- {name}:begin -->"),
+            format!("<!-- {name}:end -->"),
+        )
+    } else {
+        (BEGIN_MARKER.to_string(), END_MARKER.to_string())
+    }
 }
 
 /// One metric across the runs of both brokers.
@@ -28,12 +46,16 @@ struct Row {
 
 impl Row {
     fn collect(results: &Results, metric: impl Fn(&BrokerRun) -> Option<f64>) -> Row {
+        Row::collect_many(results, |run| metric(run).into_iter().collect())
+    }
+
+    fn collect_many(results: &Results, metric: impl Fn(&BrokerRun) -> Vec<f64>) -> Row {
         let of = |kind| {
             results
                 .runs
                 .iter()
                 .filter(|run| run.broker == kind)
-                .filter_map(&metric)
+                .flat_map(&metric)
                 .collect()
         };
         Row {
@@ -55,16 +77,22 @@ impl Row {
     }
 
     fn spread(&self) -> String {
-        format!(
-            "{} / {}",
-            percent(stats::spread(&self.weir)),
-            percent(stats::spread(&self.kafka))
-        )
+        let one = |values: &[f64]| {
+            let failed = values.iter().filter(|v| v.is_infinite()).count();
+            if failed == 0 {
+                percent(stats::spread(values))
+            } else {
+                format!("{failed} of {} failed", values.len())
+            }
+        };
+        format!("{} / {}", one(&self.weir), one(&self.kafka))
     }
 }
 
+/// A median; infinite when most runs failed (see [`latency_row`]).
 fn number(value: Option<f64>, decimals: usize) -> String {
     match value {
+        Some(v) if v.is_infinite() => "failed".to_string(),
         Some(v) => format!("{v:.decimals$}"),
         None => "n/a".to_string(),
     }
@@ -72,8 +100,8 @@ fn number(value: Option<f64>, decimals: usize) -> String {
 
 fn ratio(value: Option<f64>) -> String {
     match value {
-        Some(v) => format!("{v:.2}x"),
-        None => "n/a".to_string(),
+        Some(v) if v.is_finite() => format!("{v:.2}x"),
+        _ => "n/a".to_string(),
     }
 }
 
@@ -97,9 +125,22 @@ pub fn render(results: &Results) -> String {
     let mut out = String::new();
     let runs_of = |kind| results.runs.iter().filter(|r| r.broker == kind).count();
     let m = &results.machine;
+    let topology = &results.plan.topology;
+    let (starts, heap) = if topology.is_cluster() {
+        (
+            format!(
+                "cluster starts of {} brokers each (topics with replication factor {}, \
+                 `min.insync.replicas={}`)",
+                topology.brokers, topology.replication_factor, topology.min_insync_replicas
+            ),
+            "heap of each node",
+        )
+    } else {
+        ("broker starts".to_string(), "heap")
+    };
     let _ = writeln!(
         out,
-        "Weir {} against Apache Kafka {} (heap `{}`), {} Weir and {} Kafka broker starts, \
+        "Weir {} against Apache Kafka {} ({heap} `{}`), {} Weir and {} Kafka {starts}, \
          medians of the runs. Machine: {}, {} cores, {:.1} GiB memory, Linux {}, {}.\n",
         results.weir_version,
         results.kafka_version,
@@ -112,10 +153,35 @@ pub fn render(results: &Results) -> String {
         m.kernel,
         m.java
     );
+    let load = |kind| {
+        let loads: Vec<f64> = results
+            .runs
+            .iter()
+            .filter(|r| r.broker == kind)
+            .filter_map(|r| r.load_average)
+            .collect();
+        let min = loads.iter().copied().reduce(f64::min);
+        let max = loads.iter().copied().reduce(f64::max);
+        match (min, max) {
+            (Some(min), Some(max)) => format!("{min:.1}–{max:.1}"),
+            _ => "not recorded".to_string(),
+        }
+    };
+    let _ = writeln!(
+        out,
+        "Load average (1 min) at the end of each run, the run's own brokers and client \
+         included: Weir runs {}, Kafka runs {}.\n",
+        load(BrokerKind::Weir),
+        load(BrokerKind::Kafka)
+    );
     let _ = writeln!(out, "Command: `{}`\n", results.command);
-    targets(&mut out, results);
+    if !topology.is_cluster() {
+        targets(&mut out, results);
+    }
     produce_table(&mut out, results);
-    consume_table(&mut out, results);
+    if !results.plan.consume.is_empty() {
+        consume_table(&mut out, results);
+    }
     latency_table(&mut out, results);
     resources_table(&mut out, results);
     out
@@ -133,23 +199,47 @@ fn produce_row(results: &Results, key: &str, mb: bool) -> Row {
     })
 }
 
+/// One percentile of a latency case over the runs; a failed run counts as infinitely slow,
+/// so failures move the median instead of vanishing from it.
 fn latency_row(
     results: &Results,
     key: &str,
     percentile: fn(&crate::results::LatencySummary) -> f64,
 ) -> Row {
-    Row::collect(results, |run| {
-        run.latency
+    Row::collect_many(results, |run| {
+        let measured = run
+            .latency
             .iter()
-            .find(|l| l.case.key() == key)
-            .map(|l| percentile(&l.latency))
+            .filter(|l| l.case.key() == key)
+            .map(|l| percentile(&l.latency));
+        let failed = run
+            .failed_latency
+            .iter()
+            .filter(|f| f.case.key() == key)
+            .map(|_| f64::INFINITY);
+        measured.chain(failed).collect()
     })
 }
 
-fn resources_rows(results: &Results) -> [(&'static str, Row, usize); 3] {
+fn resources_rows(results: &Results) -> [(String, Row, usize); 3] {
+    let topology = &results.plan.topology;
+    let (rss, cpu, start) = if topology.is_cluster() {
+        let n = topology.brokers;
+        (
+            format!("peak RSS, sum over the {n} brokers (MiB)"),
+            format!("CPU seconds per GB moved, all {n} brokers"),
+            format!("start of {n} brokers to first produce (s)"),
+        )
+    } else {
+        (
+            "peak RSS (MiB)".to_string(),
+            "CPU seconds per GB moved".to_string(),
+            "start to first produce (s)".to_string(),
+        )
+    };
     [
         (
-            "peak RSS (MiB)",
+            rss,
             Row::collect(results, |run| {
                 run.resources
                     .map(|r| r.peak_rss_bytes as f64 / (1u64 << 20) as f64)
@@ -157,12 +247,12 @@ fn resources_rows(results: &Results) -> [(&'static str, Row, usize); 3] {
             0,
         ),
         (
-            "CPU seconds per GB moved",
+            cpu,
             Row::collect(results, |run| run.resources.map(|r| r.cpu_seconds_per_gb())),
             2,
         ),
         (
-            "start to first produce (s)",
+            start,
             Row::collect(results, |run| Some(run.start_to_first_produce_seconds)),
             3,
         ),
@@ -368,7 +458,15 @@ fn latency_table(out: &mut String, results: &Results) {
                 row.spread(),
             );
         }
-        let achieved = latency_row(results, &case.key(), |l| l.achieved_rate);
+        // Of the runs that delivered everything.
+        let key = case.key();
+        let achieved = Row::collect_many(results, |run| {
+            run.latency
+                .iter()
+                .filter(|l| l.case.key() == key)
+                .map(|l| l.latency.achieved_rate)
+                .collect()
+        });
         let _ = writeln!(
             out,
             "| (rate achieved, records/s) | | | | {} | {} | | |",
@@ -377,6 +475,28 @@ fn latency_table(out: &mut String, results: &Results) {
         );
     }
     let _ = writeln!(out);
+    let failures: Vec<_> = results
+        .runs
+        .iter()
+        .flat_map(|run| run.failed_latency.iter().map(move |f| (run, f)))
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(
+            out,
+            "Failed runs (counted as infinitely slow in the medians above):\n"
+        );
+        for (run, failure) in failures {
+            let _ = writeln!(
+                out,
+                "- {} run {}, {}: {}",
+                run.broker.name(),
+                run.round,
+                failure.case.key(),
+                failure.error
+            );
+        }
+        let _ = writeln!(out);
+    }
 }
 
 fn resources_table(out: &mut String, results: &Results) {
@@ -398,14 +518,16 @@ fn resources_table(out: &mut String, results: &Results) {
     }
 }
 
-/// `doc` with the text between the markers replaced by `section`.
-pub fn splice(doc: &str, section: &str) -> Result<String, ReportError> {
-    let begin = doc.find(BEGIN_MARKER).ok_or(ReportError::NoMarkers)?;
-    let after_begin = begin + BEGIN_MARKER.len();
-    let end = doc[after_begin..]
-        .find(END_MARKER)
-        .ok_or(ReportError::NoMarkers)?
-        + after_begin;
+/// `doc` with the text between the markers of `topology` replaced by `section`.
+pub fn splice(doc: &str, topology: &Topology, section: &str) -> Result<String, ReportError> {
+    let (begin_marker, end_marker) = markers(topology);
+    let missing = || ReportError::NoMarkers {
+        begin: begin_marker.clone(),
+        end: end_marker.clone(),
+    };
+    let begin = doc.find(&begin_marker).ok_or_else(missing)?;
+    let after_begin = begin + begin_marker.len();
+    let end = doc[after_begin..].find(&end_marker).ok_or_else(missing)? + after_begin;
     Ok(format!(
         "{}\n\n{}\n{}",
         &doc[..after_begin],
@@ -421,13 +543,31 @@ mod tests {
     #[test]
     fn splice_replaces_only_the_marked_section() {
         let doc = format!("# Title\nintro\n{BEGIN_MARKER}\nold table\n{END_MARKER}\nanalysis\n");
-        let out = splice(&doc, "new table\n").unwrap();
+        let out = splice(&doc, &Topology::SINGLE_NODE, "new table\n").unwrap();
         assert_eq!(
             out,
             format!("# Title\nintro\n{BEGIN_MARKER}\n\nnew table\n{END_MARKER}\nanalysis\n")
         );
         // Splicing again gives the same document.
-        assert_eq!(splice(&out, "new table\n").unwrap(), out);
+        assert_eq!(
+            splice(&out, &Topology::SINGLE_NODE, "new table\n").unwrap(),
+            out
+        );
+    }
+
+    #[test]
+    fn cluster_results_have_their_own_section() {
+        let cluster = Topology::cluster(3);
+        let (begin, end) = markers(&cluster);
+        let doc =
+            format!("{BEGIN_MARKER}\nsingle\n{END_MARKER}\ntext\n{begin}\nold cluster\n{end}\n");
+        let out = splice(&doc, &cluster, "new cluster\n").unwrap();
+        assert_eq!(
+            out,
+            format!("{BEGIN_MARKER}\nsingle\n{END_MARKER}\ntext\n{begin}\n\nnew cluster\n{end}\n")
+        );
+        let err = splice("only\n{BEGIN_MARKER}\n{END_MARKER}", &cluster, "x").unwrap_err();
+        assert!(err.to_string().contains("results-cluster-3"), "{err}");
     }
 
     use crate::cases::{Plan, ProduceCase};
@@ -459,26 +599,15 @@ mod tests {
                 workload_cpu_seconds: 1.0,
                 bytes_moved: case.bytes(),
             }),
+            failed_latency: Vec::new(),
+            load_average: Some(2.0 + round as f64),
         }
     }
 
-    #[test]
-    fn render_reports_medians_ratios_and_targets() {
-        let case = ProduceCase {
-            record_size: 1024,
-            acks: Acks::Leader,
-            compression: Compression::None,
-            partitions: 1,
-            records: 1_000_000,
-        };
-        let plan = Plan {
-            warmup_fraction: 0.0,
-            produce: vec![case],
-            consume: Vec::new(),
-            latency: Vec::new(),
-        };
-        // Weir: 1, 2 and 4 seconds (median 2 s = 500000 records/s); Kafka: 4 s twice.
-        let results = Results {
+    /// Weir: 1, 2 and 4 seconds for `case` (median 2 s = 500000 records/s), peak RSS 10, 12,
+    /// 14 MiB; Kafka: 4 s twice, 400 MiB.
+    fn three_and_two_runs(plan: Plan, case: ProduceCase) -> Results {
+        Results {
             machine: Machine {
                 cpu_model: "test CPU".into(),
                 cores: 2,
@@ -499,7 +628,26 @@ mod tests {
                 run(BrokerKind::Kafka, 1, case, 4.0, 400),
                 run(BrokerKind::Weir, 2, case, 4.0, 14),
             ],
+        }
+    }
+
+    #[test]
+    fn render_reports_medians_ratios_and_targets() {
+        let case = ProduceCase {
+            record_size: 1024,
+            acks: Acks::Leader,
+            compression: Compression::None,
+            partitions: 1,
+            records: 1_000_000,
         };
+        let plan = Plan {
+            topology: Topology::SINGLE_NODE,
+            warmup_fraction: 0.0,
+            produce: vec![case],
+            consume: Vec::new(),
+            latency: Vec::new(),
+        };
+        let results = three_and_two_runs(plan, case);
         let out = render(&results);
         assert!(
             out.contains("| 1 KiB | 1 | none | 1 | 1000000 | 500000 | 250000 | 512.0 | 256.0 | 2.00x | 150% / 0% |"),
@@ -521,7 +669,116 @@ mod tests {
     }
 
     #[test]
+    fn cluster_render_names_the_topology_sums_brokers_and_has_no_targets() {
+        let case = ProduceCase {
+            record_size: 1024,
+            acks: Acks::All,
+            compression: Compression::None,
+            partitions: 16,
+            records: 1_000_000,
+        };
+        let plan = Plan {
+            topology: Topology::cluster(3),
+            warmup_fraction: 0.0,
+            produce: vec![case],
+            consume: Vec::new(),
+            latency: Vec::new(),
+        };
+        let out = render(&three_and_two_runs(plan, case));
+        assert!(!out.contains("Targets"), "{out}");
+        assert!(
+            out.contains("Weir runs 2.0–4.0, Kafka runs 2.0–3.0."),
+            "{out}"
+        );
+        assert!(!out.contains("catch-up"), "{out}");
+        assert!(
+            out.contains("3 Weir and 2 Kafka cluster starts of 3 brokers each (topics with replication factor 3, `min.insync.replicas=2`)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| 1 KiB | all | none | 16 | 1000000 | 500000 | 250000 | 512.0 | 256.0 | 2.00x | 150% / 0% |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| peak RSS, sum over the 3 brokers (MiB) | 12 | 400 | 0.03x |"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn failed_latency_runs_count_as_infinitely_slow() {
+        use crate::cases::LatencyCase;
+        use crate::results::{LatencyFailure, LatencyMeasurement, LatencySummary};
+        let case = LatencyCase {
+            record_size: 1024,
+            acks: Acks::All,
+            compression: Compression::None,
+            partitions: 1,
+            rate_fraction: 0.5,
+            seconds: 20.0,
+            warmup_seconds: 4.0,
+        };
+        let produce = ProduceCase {
+            record_size: 1024,
+            acks: Acks::All,
+            compression: Compression::None,
+            partitions: 1,
+            records: 10,
+        };
+        let plan = Plan {
+            topology: Topology::cluster(3),
+            warmup_fraction: 0.0,
+            produce: vec![produce],
+            consume: Vec::new(),
+            latency: vec![case],
+        };
+        let mut results = three_and_two_runs(plan, produce);
+        let summary = |p50_ms| LatencySummary {
+            target_rate: 1000.0,
+            achieved_rate: 1000.0,
+            measured: 100,
+            p50_ms,
+            p99_ms: p50_ms * 2.0,
+            p999_ms: p50_ms * 3.0,
+            max_ms: p50_ms * 4.0,
+        };
+        for (i, run) in results.runs.iter_mut().enumerate() {
+            match (run.broker, i) {
+                // Weir: one measured run (2 ms), two failed: the median is a failure.
+                (BrokerKind::Weir, 0) => run.latency.push(LatencyMeasurement {
+                    case,
+                    latency: summary(2.0),
+                }),
+                (BrokerKind::Weir, _) => run.failed_latency.push(LatencyFailure {
+                    case,
+                    error: "3 records failed delivery".into(),
+                }),
+                (BrokerKind::Kafka, _) => run.latency.push(LatencyMeasurement {
+                    case,
+                    latency: summary(4.0),
+                }),
+            }
+        }
+        results.latency_reference_rate = Some(2000.0);
+        let out = render(&results);
+        assert!(
+            out.contains("| p50 | failed | 4.00 | n/a | 2 of 3 failed / 0% |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| (rate achieved, records/s) | | | | 1000 | 1000 | | |"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "- Weir run 1, latency-1024b-acksall-none-1p-at50pct: 3 records failed delivery"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn splice_without_markers_is_an_error() {
-        assert!(splice("no markers here", "x").is_err());
+        assert!(splice("no markers here", &Topology::SINGLE_NODE, "x").is_err());
     }
 }

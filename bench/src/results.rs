@@ -77,6 +77,15 @@ pub struct LatencyMeasurement {
     pub latency: LatencySummary,
 }
 
+/// A latency case that produced no number: the brokers stayed up but did not deliver every
+/// record within the client's timeouts (the rate was more than they sustain).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyFailure {
+    pub case: LatencyCase,
+    /// What the client reported.
+    pub error: String,
+}
+
 /// What the broker process cost over a run (see `procstat`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
@@ -106,8 +115,17 @@ pub struct BrokerRun {
     pub produce: Vec<ProduceMeasurement>,
     pub consume: Vec<ConsumeMeasurement>,
     pub latency: Vec<LatencyMeasurement>,
+    /// Latency cases of this run that failed (absent in results saved before failures were
+    /// kept).
+    #[serde(default)]
+    pub failed_latency: Vec<LatencyFailure>,
     /// Present for throughput runs (the latency phase's broker is mostly idle).
     pub resources: Option<Resources>,
+    /// The machine's one-minute load average once the run's cases were done: this run's own
+    /// brokers and client plus whatever else the shared machine was doing. Absent in results
+    /// saved before it was recorded.
+    #[serde(default)]
+    pub load_average: Option<f64>,
 }
 
 /// The machine the numbers come from.

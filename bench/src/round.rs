@@ -1,11 +1,14 @@
-//! One broker start and what is measured on it.
+//! One broker start (or one cluster start: the plan's topology) and what is measured on it.
 //!
-//! A throughput run starts the broker on a fresh data directory, times the first produce,
-//! warms up (every produce case once, small and unmeasured), runs every produce case and then
-//! every catch-up (fill a topic, then time one consumer reading it), and reads
-//! the process's peak RSS and CPU time before stopping it. A latency run does the same start
-//! and then only the fixed-rate latency cases, so the rate cannot be disturbed by what ran
-//! before on the same process. Progress goes to stderr, one line per case.
+//! Every run starts the broker on a fresh data directory, times the first produce and warms
+//! up (every produce case once, small and unmeasured). A throughput run then runs every
+//! produce case and every catch-up (fill a topic, then time one consumer reading it), and
+//! reads the process's peak RSS and CPU time (summed over a cluster's brokers) before
+//! stopping it. A latency run runs only the fixed-rate latency cases after the warm-up, so the
+//! rate cannot be disturbed by a backlog of earlier cases; a latency case the brokers cannot
+//! sustain (records not delivered in time) is kept as a failed run, not a number, and the next
+//! case runs. Every topic is created with the topology's replication.
+//! Progress goes to stderr, one line per case.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,21 +18,22 @@ use crate::consume::{self, ConsumeError};
 use crate::first_produce::{self, FirstProduceError};
 use crate::latency::{self, LatencyError};
 use crate::payload::Payload;
-use crate::process::{Launcher, ProcessError, RunningBroker};
+use crate::process::{Launcher, ProcessError, RunningBrokers, Stopped};
 use crate::produce::{self, ProduceError};
 use crate::results::{
-    BrokerKind, BrokerRun, ConsumeMeasurement, LatencyMeasurement, ProduceMeasurement, Resources,
+    BrokerKind, BrokerRun, ConsumeMeasurement, LatencyFailure, LatencyMeasurement,
+    ProduceMeasurement, Resources,
 };
 
 /// How long a broker may take from spawn to its first acknowledged produce.
 const FIRST_PRODUCE_TIMEOUT: Duration = Duration::from_secs(180);
 
 #[derive(Debug, thiserror::Error)]
-#[error("{broker} run {round} (broker output: {log})")]
+#[error("{broker} run {round} (broker output: {})", logs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>().join(", "))]
 pub struct RoundError {
     broker: &'static str,
     round: usize,
-    log: PathBuf,
+    logs: Vec<PathBuf>,
     #[source]
     source: Box<CaseError>,
 }
@@ -51,8 +55,9 @@ pub enum CaseError {
         status: std::process::ExitStatus,
         source: Box<CaseError>,
     },
-    #[error("the broker did not stop cleanly on SIGTERM: {status}{}", if *by_itself { "" } else { ", killed after the stop timeout" })]
+    #[error("broker {node} (in node order) did not stop cleanly on SIGTERM: {status}{}", if *by_itself { "" } else { ", killed after the stop timeout" })]
     UncleanStop {
+        node: usize,
         status: std::process::ExitStatus,
         by_itself: bool,
     },
@@ -80,12 +85,12 @@ pub fn run(
         Phase::Throughput => format!("{}-throughput-{round}", kind.name().to_lowercase()),
         Phase::Latency { .. } => format!("{}-latency-{round}", kind.name().to_lowercase()),
     };
-    let mut log = launcher.work_dir.join("logs").join(format!("{label}.log"));
+    let mut logs = vec![launcher.work_dir.join("logs").join(format!("{label}*.log"))];
     let result = launcher
-        .start(kind, &label)
+        .start(kind, &label, &plan.topology)
         .map_err(CaseError::from)
         .and_then(|mut broker| {
-            log = broker.log.clone();
+            logs = broker.logs.clone();
             let measured = match measure(&mut broker, kind, round, plan, phase, payload) {
                 // A client error is often the symptom of a broker that died: say so.
                 Err(source) => match broker.exited() {
@@ -97,35 +102,44 @@ pub fn run(
                 },
                 Ok(run) => Ok(run),
             };
-            let (status, by_itself) = broker.stop()?;
-            eprintln!("  {} stopped: {status}", kind.name());
+            let stopped = broker.stop()?;
+            for (node, end) in stopped.iter().enumerate() {
+                eprintln!("  {} broker {node} stopped: {}", kind.name(), end.status);
+            }
             // The JVM exits 143 on SIGTERM after its shutdown hooks; Weir exits 0.
-            let clean = by_itself && (kind == BrokerKind::Kafka || status.success());
-            match measured {
-                Ok(_) if !clean => Err(CaseError::UncleanStop { status, by_itself }),
-                measured => measured,
+            let clean = |end: &Stopped| {
+                end.by_itself && (kind == BrokerKind::Kafka || end.status.success())
+            };
+            match (measured, stopped.iter().position(|end| !clean(end))) {
+                (Ok(_), Some(node)) => Err(CaseError::UncleanStop {
+                    node,
+                    status: stopped[node].status,
+                    by_itself: stopped[node].by_itself,
+                }),
+                (measured, _) => measured,
             }
         });
     result.map_err(|source| RoundError {
         broker: kind.name(),
         round,
-        log,
+        logs,
         source: Box::new(source),
     })
 }
 
 fn measure(
-    broker: &mut RunningBroker,
+    broker: &mut RunningBrokers,
     kind: BrokerKind,
     round: usize,
     plan: &Plan,
     phase: Phase,
     payload: &Payload,
 ) -> Result<BrokerRun, CaseError> {
-    let (addr, spawned_at) = (broker.addr, broker.spawned_at);
-    let first = first_produce::measure(addr, spawned_at, FIRST_PRODUCE_TIMEOUT, || {
-        matches!(broker.exited(), Ok(None))
-    })?;
+    let (addr, spawned_at, bootstrap) = (broker.addrs[0], broker.spawned_at, broker.bootstrap());
+    let first =
+        first_produce::measure(addr, &bootstrap, spawned_at, FIRST_PRODUCE_TIMEOUT, || {
+            matches!(broker.exited(), Ok(None))
+        })?;
     eprintln!(
         "  {} run {round}: first produce acknowledged {:.3}s after spawn",
         kind.name(),
@@ -138,30 +152,19 @@ fn measure(
         produce: Vec::new(),
         consume: Vec::new(),
         latency: Vec::new(),
+        failed_latency: Vec::new(),
         resources: None,
+        load_average: None,
     };
-    let bootstrap = broker.bootstrap();
+    let topology = &plan.topology;
     match phase {
         Phase::Throughput => {
-            for case in &plan.produce {
-                let warmup = ProduceCase {
-                    records: (case.records as f64 * plan.warmup_fraction) as u64,
-                    ..*case
-                };
-                if warmup.records > 0 {
-                    produce::run(
-                        &bootstrap,
-                        &format!("warmup-{}", case.key()),
-                        &warmup,
-                        payload,
-                    )?;
-                }
-            }
+            warm_up(&bootstrap, plan, payload)?;
             eprintln!("  {} warmed up", kind.name());
             let cpu_before = broker.usage()?.cpu_seconds;
             let mut bytes_moved = 0u64;
             for case in &plan.produce {
-                let throughput = produce::run(&bootstrap, &case.key(), case, payload)?;
+                let throughput = produce::run(&bootstrap, &case.key(), case, topology, payload)?;
                 eprintln!(
                     "  {} {}: {:.0} records/s, {:.1} MB/s",
                     kind.name(),
@@ -178,7 +181,7 @@ fn measure(
             for case in &plan.consume {
                 let fill = case.fill();
                 let topic = case.key();
-                let filled = produce::run(&bootstrap, &topic, &fill, payload)?;
+                let filled = produce::run(&bootstrap, &topic, &fill, topology, payload)?;
                 bytes_moved += filled.bytes;
                 let throughput =
                     consume::catch_up(&bootstrap, &topic, case.partitions, case.records)?;
@@ -210,9 +213,28 @@ fn measure(
             );
         }
         Phase::Latency { reference_rate } => {
+            warm_up(&bootstrap, plan, payload)?;
+            eprintln!("  {} warmed up", kind.name());
             for case in &plan.latency {
                 let rate = reference_rate * case.rate_fraction;
-                let latency = latency::run(&bootstrap, &case.key(), case, rate, payload)?;
+                let latency =
+                    match latency::run(&bootstrap, &case.key(), case, topology, rate, payload) {
+                        Ok(latency) => latency,
+                        // A broker that is up but cannot sustain the rate (records undelivered
+                        // within the timeouts) is a result: the tables show the run as failed.
+                        Err(error) if matches!(broker.exited(), Ok(None)) => {
+                            let error = error_chain(&error);
+                            eprintln!(
+                                "  {} {} at {rate:.0}/s failed: {error}",
+                                kind.name(),
+                                case.key()
+                            );
+                            run.failed_latency
+                                .push(LatencyFailure { case: *case, error });
+                            continue;
+                        }
+                        Err(error) => return Err(error.into()),
+                    };
                 eprintln!(
                     "  {} {} at {:.0}/s (sent {:.0}/s): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
                     kind.name(),
@@ -230,5 +252,35 @@ fn measure(
             }
         }
     }
+    run.load_average = crate::machine::load_average();
     Ok(run)
+}
+
+/// Every produce case once with the plan's warm-up fraction of its records, unmeasured, on
+/// topics of its own: neither system is timed while cold (above all Kafka's JIT compiler,
+/// which on three JVMs sharing two cores takes tens of seconds of work to settle).
+fn warm_up(bootstrap: &str, plan: &Plan, payload: &Payload) -> Result<(), CaseError> {
+    for case in &plan.produce {
+        let warmup = ProduceCase {
+            records: (case.records as f64 * plan.warmup_fraction) as u64,
+            ..*case
+        };
+        if warmup.records > 0 {
+            let topic = format!("warmup-{}", case.key());
+            produce::run(bootstrap, &topic, &warmup, &plan.topology, payload)?;
+        }
+    }
+    Ok(())
+}
+
+/// `error` and its sources on one line, as a report can quote it.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

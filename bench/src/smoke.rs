@@ -2,10 +2,15 @@
 //! seconds. It fails (non-zero exit) when a scenario errors, a count is off, a measurement is
 //! missing or implausible, or the broker does not shut down cleanly, so the harness cannot rot
 //! between full comparisons.
+//!
+//! Last, one start of a three-broker cluster runs the cluster plan's latency case, small: the
+//! cluster launch, replicated topics, `acks=all` and the stop of every broker, in one start.
+//! It checks that records arrive and are measured, not how fast: timings are for the full
+//! comparison (a lost follower wake-up is caught by `tests/tests/acks_all_latency.rs`).
 
 use anyhow::{ensure, Context};
 
-use crate::cases::Plan;
+use crate::cases::{Plan, PlanSizes, Topology};
 use crate::payload::Payload;
 use crate::process::Launcher;
 use crate::report;
@@ -15,6 +20,8 @@ use crate::round::{self, Phase};
 /// The smoke latency reference rate: its fraction is low enough for a debug build on a busy
 /// machine.
 const SMOKE_REFERENCE_RATE: f64 = 1000.0;
+/// The cluster's latency runs at a fraction of this (its first case: half, 200 records/s).
+const SMOKE_CLUSTER_REFERENCE_RATE: f64 = 400.0;
 
 pub fn run(launcher: &Launcher) -> anyhow::Result<()> {
     let plan = Plan::smoke();
@@ -41,6 +48,7 @@ pub fn run(launcher: &Launcher) -> anyhow::Result<()> {
     )
     .context("smoke latency run")?;
     check_latency(&plan, &latency)?;
+    cluster(launcher, &payload)?;
     let results = Results {
         machine: crate::machine::describe(),
         plan,
@@ -53,6 +61,43 @@ pub fn run(launcher: &Launcher) -> anyhow::Result<()> {
     };
     println!("{}", report::render(&results));
     println!("weir-bench smoke: ok");
+    Ok(())
+}
+
+/// The cluster plan's first latency case, small, on three brokers.
+fn cluster(launcher: &Launcher, payload: &Payload) -> anyhow::Result<()> {
+    let sizes = PlanSizes {
+        records_100b: 0,
+        records_1k: 0,
+        records_catch_up: 0,
+        latency_seconds: 3.0,
+    };
+    let mut plan = Plan::cluster(&sizes, Topology::cluster(3));
+    plan.produce.clear();
+    plan.latency.truncate(1);
+    let run = round::run(
+        launcher,
+        BrokerKind::Weir,
+        0,
+        &plan,
+        Phase::Latency {
+            reference_rate: SMOKE_CLUSTER_REFERENCE_RATE,
+        },
+        payload,
+    )
+    .context("smoke cluster latency run")?;
+    check_latency(&plan, &run)?;
+    for measured in &run.latency {
+        let l = &measured.latency;
+        println!(
+            "cluster of 3, {} at {:.0}/s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
+            measured.case.key(),
+            l.target_rate,
+            l.p50_ms,
+            l.p99_ms,
+            l.p999_ms
+        );
+    }
     Ok(())
 }
 
@@ -103,15 +148,16 @@ fn check_throughput(plan: &Plan, run: &BrokerRun) -> anyhow::Result<()> {
 }
 
 fn check_latency(plan: &Plan, run: &BrokerRun) -> anyhow::Result<()> {
+    if let Some(failed) = run.failed_latency.first() {
+        anyhow::bail!("{}: {}", failed.case.key(), failed.error);
+    }
     ensure!(
         run.latency.len() == plan.latency.len(),
         "latency cases missing"
     );
     for measured in &run.latency {
         let l = &measured.latency;
-        let expected = SMOKE_REFERENCE_RATE
-            * measured.case.rate_fraction
-            * (measured.case.seconds - measured.case.warmup_seconds);
+        let expected = l.target_rate * (measured.case.seconds - measured.case.warmup_seconds);
         ensure!(
             l.measured as f64 >= expected * 0.5,
             "{}: only {} latencies recorded, expected about {expected:.0}",

@@ -152,3 +152,50 @@ async fn a_follower_fetching_while_fenced_adds_nothing_to_the_metadata_log() {
         assert!(!view.isr.contains(&3), "partition {p}: {view:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controlled_shutdown_adds_only_its_own_entries() {
+    // Node 3 (not a voter) leads some of 60 partitions and follows others. SIGTERM moves its
+    // leaderships away and takes it out of every ISR; it goes on fetching until it stops, and
+    // the new leaders must not try to add it back.
+    let mut cluster = Cluster::start_with_voters(4, 3, &[]);
+    let topic = unique_topic("shutting-down");
+    let admin: AdminClient<DefaultClientContext> = cluster
+        .client_config_for(&[0, 1])
+        .create()
+        .expect("admin client");
+    let new = NewTopic::new(&topic, 60, TopicReplication::Fixed(3));
+    for r in admin
+        .create_topics([&new], &clients::admin_options())
+        .await
+        .expect("CreateTopics")
+    {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+    let mut led_by_3 = 0;
+    for p in 0..60 {
+        let view = cluster.wait_partition(&topic, p, TIMEOUT, "the full ISR", |v| {
+            v.leader >= 0 && v.isr.len() == 3
+        });
+        led_by_3 += usize::from(view.leader == 3);
+    }
+    assert!(
+        led_by_3 > 0,
+        "node 3 leads nothing: the test would prove nothing"
+    );
+
+    let before = applied_index(&cluster, 0);
+    cluster.brokers[3].stop();
+    cluster.down[3] = true;
+    let after = applied_index(&cluster, 0);
+    eprintln!(
+        "metadata log entries during the controlled shutdown: {}",
+        after - before
+    );
+    assert!(
+        after - before <= QUIET_BOUND,
+        "the metadata log grew by {} entries during one controlled shutdown ({led_by_3} \
+         leaderships moved)",
+        after - before
+    );
+}

@@ -79,14 +79,16 @@ fn follower_id(request: &FetchRequest, version: i16) -> Option<i32> {
 fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass {
     let follower = follower_id(request, version);
     // Only a broker the image shows active may join an ISR; proposing any other is refused
-    // by the controller, at the price of a metadata log entry each time.
+    // by the controller, at the price of a metadata log entry each time. The quorum's latest
+    // image, not the replica manager's: that one is swapped in only after every role of an
+    // image was applied, and leaderships moved by a broker's controlled shutdown would meet
+    // its fetches with the older image meanwhile.
     let follower_eligible = follower.is_some_and(|id| {
-        broker
+        let image = broker
             .replicas
-            .image()
-            .brokers
-            .get(&id)
-            .is_some_and(|b| b.is_active())
+            .controller()
+            .map_or_else(|| broker.replicas.image(), |c| c.image());
+        image.brokers.get(&id).is_some_and(|b| b.is_active())
     });
     let mut isr_changes = Vec::new();
     let mut diverged = false;

@@ -573,7 +573,8 @@ impl Partition {
         let Role::Leader(leader) = &mut *role else {
             return None;
         };
-        let isr = leader.propose_shrink(now, max_lag_ms)?;
+        let leader_end = self.log.read().log_end_offset();
+        let isr = leader.propose_shrink(now, max_lag_ms, leader_end)?;
         Some(self.change(leader, isr))
     }
 

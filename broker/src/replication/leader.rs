@@ -184,13 +184,19 @@ impl LeaderState {
         Some(isr)
     }
 
-    /// Proposes removing the followers that lagged more than `max_lag_ms`, if no change is
-    /// pending or backing off; the ISR to send to the controller, now pending.
-    pub fn propose_shrink(&mut self, now_ms: i64, max_lag_ms: i64) -> Option<Vec<i32>> {
+    /// Proposes removing the followers that lagged more than `max_lag_ms` behind a log that
+    /// ends at `leader_end`, if no change is pending or backing off; the ISR to send to the
+    /// controller, now pending.
+    pub fn propose_shrink(
+        &mut self,
+        now_ms: i64,
+        max_lag_ms: i64,
+        leader_end: i64,
+    ) -> Option<Vec<i32>> {
         if !self.may_propose(now_ms) {
             return None;
         }
-        let isr = self.shrink_candidate(now_ms, max_lag_ms)?;
+        let isr = self.shrink_candidate(now_ms, max_lag_ms, leader_end)?;
         self.pending_isr = Some(isr.clone());
         Some(isr)
     }
@@ -276,8 +282,12 @@ impl LeaderState {
     }
 
     /// An ISR without the followers that have lagged longer than `max_lag_ms`, if any has.
-    /// The leader always stays.
-    fn shrink_candidate(&self, now_ms: i64, max_lag_ms: i64) -> Option<Vec<i32>> {
+    /// The leader always stays. As in Kafka, a follower that has everything up to the leader's
+    /// log end (`leader_end`) is caught up however long ago it last fetched: an idle
+    /// partition's follower waits in a long poll (`replica.fetch.wait.max.ms`, which may be as
+    /// long as the lag limit) and must not drop out of the ISR for it. A dead follower is
+    /// removed once the leader appends past it, or by the controller when it fences the broker.
+    fn shrink_candidate(&self, now_ms: i64, max_lag_ms: i64, leader_end: i64) -> Option<Vec<i32>> {
         if self.pending_isr.is_some() {
             return None;
         }
@@ -287,9 +297,9 @@ impl LeaderState {
             .copied()
             .filter(|r| *r != self.local_id)
             .filter(|r| {
-                self.followers
-                    .get(r)
-                    .is_none_or(|f| now_ms - f.last_caught_up_ms > max_lag_ms)
+                self.followers.get(r).is_none_or(|f| {
+                    f.log_end_offset < leader_end && now_ms - f.last_caught_up_ms > max_lag_ms
+                })
             })
             .collect();
         if lagging.is_empty() {

@@ -24,17 +24,30 @@ fn a_follower_that_stops_catching_up_leaves_the_isr_after_the_lag_time() {
     // Follower 2 keeps fetching but never reaches the growing log end.
     l.record_fetch(1, 200, 200, 20_000);
     l.record_fetch(2, 150, 200, 20_000);
-    assert_eq!(l.shrink_candidate(20_000, 30_000), None);
+    assert_eq!(l.shrink_candidate(20_000, 30_000, 200), None);
     l.record_fetch(1, 300, 300, 32_000);
     l.record_fetch(2, 200, 300, 32_000);
     assert_eq!(
-        l.shrink_candidate(32_000, 30_000),
+        l.shrink_candidate(32_000, 30_000, 300),
         None,
         "it reached the previous end"
     );
     l.record_fetch(1, 400, 400, 70_000);
     l.record_fetch(2, 210, 400, 70_000);
-    assert_eq!(l.shrink_candidate(70_000, 30_000), Some(vec![0, 1]));
+    assert_eq!(l.shrink_candidate(70_000, 30_000, 400), Some(vec![0, 1]));
+}
+
+#[test]
+fn an_idle_follower_at_the_log_end_stays_in_the_isr() {
+    let mut l = leader();
+    l.record_fetch(1, 150, 150, 1_000);
+    l.record_fetch(2, 150, 150, 1_000);
+    // Nothing is appended; both followers wait in long polls longer than the lag limit.
+    assert_eq!(l.shrink_candidate(60_000, 30_000, 150), None);
+    assert_eq!(l.propose_shrink(60_000, 30_000, 150), None);
+    // The leader appends; follower 1 fetches it, follower 2 is gone: only 2 has lagged.
+    l.record_fetch(1, 170, 170, 60_001);
+    assert_eq!(l.shrink_candidate(60_002, 30_000, 170), Some(vec![0, 1]));
 }
 
 #[test]
@@ -150,8 +163,8 @@ fn a_late_failure_report_does_not_touch_a_newer_change() {
     l.record_fetch(1, 150, 150, 0);
     l.record_fetch(2, 150, 150, 0);
     // A shrink is proposed at epoch 7 and decided (epoch 8) before its answer is read.
-    l.record_fetch(1, 150, 150, 40_000);
-    let shrink = l.propose_shrink(40_000, 30_000).unwrap();
+    l.record_fetch(1, 160, 160, 40_000);
+    let shrink = l.propose_shrink(40_000, 30_000, 160).unwrap();
     assert_eq!(shrink, vec![0, 1]);
     assert!(l.update_membership(8, &[0, 1, 2], &[0, 1], 40_001));
     // Follower 2 catches up again; its expansion is pending at epoch 8.

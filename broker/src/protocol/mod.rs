@@ -109,7 +109,15 @@ pub fn encode_response(
     version: i16,
     body: &ResponseKind,
 ) -> anyhow::Result<BytesMut> {
-    let mut out = BytesMut::with_capacity(256);
+    // A Fetch response carries up to fetch.max.bytes of records (16 MB and more for a consumer
+    // of many partitions): size the frame once, so the record bytes are copied into it once
+    // instead of again on every doubling of a small buffer. Sizing walks the response's
+    // fields, not the records.
+    let capacity = match body {
+        ResponseKind::Fetch(fetch) => 64 + fetch.compute_size(version)?,
+        _ => 256,
+    };
+    let mut out = BytesMut::with_capacity(capacity);
     out.put_i32(0); // length, patched below
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header.encode(&mut out, api_key.response_header_version(version))?;
@@ -170,6 +178,52 @@ mod tests {
         ));
         let truncated = frame(ApiKey::Metadata, 12, &MetadataRequest::default()).slice(..9);
         assert!(decode_request(truncated).is_err());
+    }
+
+    #[test]
+    fn a_fetch_response_is_encoded_into_one_buffer_of_its_size() {
+        use kafka_protocol::messages::fetch_response::{
+            FetchResponse, FetchableTopicResponse, PartitionData,
+        };
+        use kafka_protocol::protocol::Decodable;
+        let records: Vec<Bytes> = (0..4u8)
+            .map(|p| Bytes::from(vec![p; 1 << 20]))
+            .collect();
+        let body = FetchResponse::default().with_responses(vec![
+            FetchableTopicResponse::default().with_partitions(
+                records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        PartitionData::default()
+                            .with_partition_index(i as i32)
+                            .with_records(Some(r.clone()))
+                    })
+                    .collect(),
+            ),
+        ]);
+        for version in [4, 11, 12, 16] {
+            let frame = encode_response(
+                9,
+                ApiKey::Fetch,
+                version,
+                &ResponseKind::Fetch(body.clone()),
+            )
+            .unwrap();
+            let expected = 64 + body.compute_size(version).unwrap();
+            assert_eq!(frame.capacity(), expected, "v{version}: never regrown");
+            let mut rest = frame.freeze();
+            assert_eq!(rest.get_i32() as usize, rest.len());
+            ResponseHeader::decode(&mut rest, ApiKey::Fetch.response_header_version(version))
+                .unwrap();
+            let decoded = FetchResponse::decode(&mut rest, version).unwrap();
+            let got: Vec<Bytes> = decoded.responses[0]
+                .partitions
+                .iter()
+                .map(|p| p.records.clone().unwrap())
+                .collect();
+            assert_eq!(got, records, "v{version}: the records, byte for byte");
+        }
     }
 
     proptest::proptest! {

@@ -237,15 +237,19 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
 
     status.current_replicas = statefulset_replicas;
     // Come back soon while the cluster is not at rest: pods coming or going, brokers left to
-    // unregister, a refused scale-down that may become possible (a topic deleted).
+    // unregister, a refused scale-down that may become possible (a topic deleted), partitions
+    // under-replicated or offline (the brokers heal them without a Kubernetes event, and the
+    // status, Degraded and Ready must follow within seconds, not at the next idle pass).
     let settling = pods.len() as i32 != statefulset_replicas
         || pods.iter().any(|p| !p.ready || p.terminating)
         || progress.scale_down_blocked.is_some()
         || progress.admin_error.is_some()
         || view.as_ref().is_some_and(|v| {
-            v.brokers
-                .iter()
-                .any(|b| b.id >= statefulset_replicas && b.state != pb::BrokerState::Unregistered)
+            v.under_replicated > 0
+                || v.offline > 0
+                || v.brokers.iter().any(|b| {
+                    b.id >= statefulset_replicas && b.state != pb::BrokerState::Unregistered
+                })
         });
     let busy = status::write(
         ctx,

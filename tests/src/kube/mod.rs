@@ -378,7 +378,9 @@ impl Drop for ControlPlane {
         while let Some(process) = self.processes.pop() {
             drop(process);
         }
-        if std::thread::panicking() {
+        // A failed test keeps what it saw; WEIR_TEST_KEEP_DIRS=1 keeps it after a pass too
+        // (to read the operator's log of a slow run).
+        if std::thread::panicking() || std::env::var_os("WEIR_TEST_KEEP_DIRS").is_some() {
             if let Some(dir) = self.dir.take() {
                 let kept = dir.keep();
                 eprintln!(

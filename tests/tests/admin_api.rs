@@ -771,10 +771,18 @@ async fn drain_broker_empties_it_and_a_stopped_empty_broker_can_be_unregistered(
         let status = admin.unregister_broker(unregister(id)).await.unwrap_err();
         assert_eq!(status.code(), code, "broker {id}: {status}");
     }
+    let controller = d.controller.unwrap().leader_id.unwrap() as usize;
     cluster.brokers[3].stop();
     cluster.down[3] = true;
+    // The controller fenced it when its controlled shutdown completed, before telling it to
+    // stop: no session timeout to wait for.
+    let d = cluster.describe_cluster(controller).await;
+    assert_eq!(
+        broker_entry(&d, 3).unwrap().state(),
+        pb::BrokerState::Fenced,
+        "right after a clean stop: {d:?}"
+    );
     // Ask a broker that is not the active controller: it forwards the call.
-    let controller = d.controller.unwrap().leader_id.unwrap() as usize;
     let asked = (0..3).find(|b| *b != controller).unwrap();
     let c = &cluster;
     eventually(TIMEOUT, "the stopped broker fenced", || async move {

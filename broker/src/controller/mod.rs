@@ -465,6 +465,19 @@ impl Controller {
                 self.write_ok(MetadataCommand::ControlledShutdown { id, epoch })
                     .await?;
             }
+            // The shutdown moved its leaderships and ISR places away: it is told to stop, and,
+            // as Kafka's controller does with SHUTDOWN_NOW, fenced now rather than a session
+            // timeout later, so metadata and the admin API show it gone while it exits (an
+            // operator waiting to unregister a removed broker waits for that).
+            if self
+                .image()
+                .brokers
+                .get(&id)
+                .is_some_and(|b| b.epoch == epoch && b.in_controlled_shutdown && !b.fenced)
+            {
+                self.write_ok(MetadataCommand::FenceBroker { id, epoch })
+                    .await?;
+            }
         } else if broker.fenced && request.applied_index >= epoch as u64 {
             self.write_ok(MetadataCommand::UnfenceBroker { id, epoch })
                 .await?;

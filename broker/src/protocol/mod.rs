@@ -186,11 +186,9 @@ mod tests {
             FetchResponse, FetchableTopicResponse, PartitionData,
         };
         use kafka_protocol::protocol::Decodable;
-        let records: Vec<Bytes> = (0..4u8)
-            .map(|p| Bytes::from(vec![p; 1 << 20]))
-            .collect();
-        let body = FetchResponse::default().with_responses(vec![
-            FetchableTopicResponse::default().with_partitions(
+        let records: Vec<Bytes> = (0..4u8).map(|p| Bytes::from(vec![p; 1 << 20])).collect();
+        let body = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+            .with_partitions(
                 records
                     .iter()
                     .enumerate()
@@ -200,8 +198,7 @@ mod tests {
                             .with_records(Some(r.clone()))
                     })
                     .collect(),
-            ),
-        ]);
+            )]);
         for version in [4, 11, 12, 16] {
             let frame = encode_response(
                 9,

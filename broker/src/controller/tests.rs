@@ -7,18 +7,22 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::command::{CommandResult, MetadataCommand};
 use super::image::MetadataImage;
 use super::{rpc, Controller, ControllerConfig};
 
+/// A node's gRPC server task.
+type RpcServer = JoinHandle<Result<(), tonic::transport::Error>>;
+
 struct Node {
     id: i32,
     dir: PathBuf,
     addr: String,
     controller: Option<Arc<Controller>>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<(oneshot::Sender<()>, RpcServer)>,
 }
 
 fn config(id: i32, dir: PathBuf, voters: &BTreeMap<i32, String>) -> ControllerConfig {
@@ -34,21 +38,36 @@ fn config(id: i32, dir: PathBuf, voters: &BTreeMap<i32, String>) -> ControllerCo
 
 impl Node {
     async fn start(&mut self, voters: &BTreeMap<i32, String>) {
-        let listener = TcpListener::bind(&self.addr).await.unwrap();
+        // Raft peers know this address, so a restart must bind it again; a stopped server
+        // may take a moment to let go of it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(&self.addr).await {
+                Ok(listener) => break listener,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(addr = %self.addr, error = %e, "binding again");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("binding {}: {e}", self.addr),
+            }
+        };
         let controller = Controller::start(config(self.id, self.dir.clone(), voters))
             .await
             .unwrap();
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(rpc::serve(listener, controller.clone(), None, async {
+        let server = tokio::spawn(rpc::serve(listener, controller.clone(), None, async {
             let _ = rx.await;
         }));
         self.controller = Some(controller);
-        self.stop = Some(tx);
+        self.stop = Some((tx, server));
     }
 
     async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
+        if let Some((tx, server)) = self.stop.take() {
             let _ = tx.send(());
+            // A restart binds the same address again, so wait until the server has let go of
+            // its listener; it may also wait for peers' connections to end, hence the bound.
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
         }
         if let Some(c) = self.controller.take() {
             c.shutdown().await;

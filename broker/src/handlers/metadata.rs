@@ -85,7 +85,7 @@ pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> 
         }
     }
     let image = replicas.image();
-    let brokers: Vec<MetadataResponseBroker> = image
+    let brokers = image
         .brokers
         .values()
         .filter(|b| !b.fenced)
@@ -97,13 +97,11 @@ pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> 
                 .with_rack(b.rack.clone().map(text))
         })
         .collect();
-    let leader = broker
+    let controller_id = broker
         .replicas
         .controller()
         .and_then(|c| c.leader())
-        .map(|(id, _)| id);
-    let listed: Vec<i32> = brokers.iter().map(|b| b.node_id.0).collect();
-    let controller_id = client_controller_id(leader, broker.node_id(), &listed);
+        .map_or(-1, |(id, _)| id);
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(text(broker.cluster_id())))
@@ -151,41 +149,4 @@ fn topic_entry(image: &MetadataImage, name: &str) -> MetadataResponseTopic {
                 })
                 .collect(),
         )
-}
-
-/// The controller id a Metadata response names: the active controller (the metadata quorum's
-/// leader) when the response lists it, otherwise this broker, otherwise any listed broker.
-/// Clients send CreateTopics and other admin requests to that id, and any Weir broker forwards
-/// them to the quorum, so it need only be a broker the client can reach; an id missing from the
-/// broker list (a leader whose unfencing this broker has not applied yet, just after a start)
-/// leaves a client waiting for a controller it cannot find. Kafka's KRaft brokers name a live
-/// broker here for the same reason.
-fn client_controller_id(leader: Option<i32>, this_broker: i32, listed: &[i32]) -> i32 {
-    leader
-        .filter(|id| listed.contains(id))
-        .or_else(|| listed.contains(&this_broker).then_some(this_broker))
-        .or_else(|| listed.first().copied())
-        .unwrap_or(-1)
-}
-
-#[cfg(test)]
-mod controller_id_tests {
-    use super::client_controller_id;
-
-    #[test]
-    fn names_the_leader_when_listed_and_a_listed_broker_otherwise() {
-        assert_eq!(client_controller_id(Some(2), 0, &[0, 1, 2]), 2);
-        assert_eq!(
-            client_controller_id(Some(2), 0, &[0, 1]),
-            0,
-            "leader not listed yet"
-        );
-        assert_eq!(
-            client_controller_id(Some(2), 3, &[0, 1]),
-            0,
-            "this broker fenced"
-        );
-        assert_eq!(client_controller_id(None, 1, &[0, 1]), 1, "no leader known");
-        assert_eq!(client_controller_id(None, 1, &[]), -1);
-    }
 }

@@ -112,9 +112,34 @@ impl Cluster {
                 .map(|h| h.join().expect("starting a broker"))
                 .collect::<Vec<_>>()
         });
-        Cluster {
+        let cluster = Cluster {
             down: vec![false; brokers.len()],
             brokers,
+        };
+        cluster.wait_every_broker_lists_the_controller();
+        cluster
+    }
+
+    /// Waits until every broker's Metadata names an active controller that it also lists.
+    /// A broker is ready once it sees itself unfenced, but for a moment after a start its image
+    /// may not yet show the quorum leader unfenced; a client bootstrapping from it then has no
+    /// controller to send CreateTopics to and waits (librdkafka's admin client up to its
+    /// timeout). Tests start their clients after that moment.
+    fn wait_every_broker_lists_the_controller(&self) {
+        for broker in &self.brokers {
+            crate::wait_until(
+                Duration::from_secs(30),
+                "every broker lists the active controller",
+                || {
+                    let mut client = RawClient::try_connect(broker.kafka_addr()).ok()?;
+                    let version = client.version::<MetadataRequest>(12);
+                    let request = MetadataRequest::default().with_topics(Some(Vec::new()));
+                    let response: MetadataResponse = client.request(&request, version).ok()?;
+                    let controller = response.controller_id;
+                    (controller.0 >= 0 && response.brokers.iter().any(|b| b.node_id == controller))
+                        .then_some(())
+                },
+            );
         }
     }
 

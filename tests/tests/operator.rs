@@ -204,12 +204,12 @@ async fn schema_and_objects() {
         .unwrap()
         .contains(&"weir.dev/cluster-cleanup".to_string()));
 
-    // Immutable fields are guarded by CEL transition rules.
-    let mut changed = clusters.get("events").await.unwrap();
-    changed.spec.storage.storage_class_name = Some("other".into());
+    // Immutable fields are guarded by CEL transition rules. A merge patch, not a replace: the
+    // operator writes status meanwhile, and a replace could lose to that with a 409 Conflict.
+    let changed = serde_json::json!({"spec": {"storage": {"storageClassName": "other"}}});
     assert!(rejection(
         clusters
-            .replace("events", &PostParams::default(), &changed)
+            .patch("events", &PatchParams::default(), &Patch::Merge(&changed))
             .await
     )
     .contains("storageClassName cannot change"));
@@ -294,11 +294,10 @@ async fn schema_and_objects() {
         .clone()
         .unwrap()
         .contains(&"weir.dev/topic-deletion".into()));
-    let mut moved = orphan.clone();
-    moved.spec.cluster_ref = "events".into();
+    let moved = serde_json::json!({"spec": {"clusterRef": "events"}});
     assert!(rejection(
         topics
-            .replace("orphan", &PostParams::default(), &moved)
+            .patch("orphan", &PatchParams::default(), &Patch::Merge(&moved))
             .await
     )
     .contains("clusterRef cannot change"));

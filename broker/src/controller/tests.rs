@@ -7,22 +7,18 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::command::{CommandResult, MetadataCommand};
 use super::image::MetadataImage;
 use super::{rpc, Controller, ControllerConfig};
 
-/// A node's gRPC server task.
-type RpcServer = JoinHandle<Result<(), tonic::transport::Error>>;
-
 struct Node {
     id: i32,
     dir: PathBuf,
     addr: String,
     controller: Option<Arc<Controller>>,
-    stop: Option<(oneshot::Sender<()>, RpcServer)>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 fn config(id: i32, dir: PathBuf, voters: &BTreeMap<i32, String>) -> ControllerConfig {
@@ -55,19 +51,16 @@ impl Node {
             .await
             .unwrap();
         let (tx, rx) = oneshot::channel();
-        let server = tokio::spawn(rpc::serve(listener, controller.clone(), None, async {
+        tokio::spawn(rpc::serve(listener, controller.clone(), None, async {
             let _ = rx.await;
         }));
         self.controller = Some(controller);
-        self.stop = Some((tx, server));
+        self.stop = Some(tx);
     }
 
     async fn stop(&mut self) {
-        if let Some((tx, server)) = self.stop.take() {
+        if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
-            // A restart binds the same address again, so wait until the server has let go of
-            // its listener; it may also wait for peers' connections to end, hence the bound.
-            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
         }
         if let Some(c) = self.controller.take() {
             c.shutdown().await;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -93,17 +94,24 @@ pub enum PartitionError {
 }
 
 impl PartitionError {
-    /// The Kafka error code.
-    pub fn code(&self) -> i16 {
+    /// The Kafka error a client gets.
+    pub fn kafka_error(&self) -> ResponseError {
         match self {
-            PartitionError::NotLeader => 6,
-            PartitionError::FencedLeaderEpoch { .. } => 74,
-            PartitionError::UnknownLeaderEpoch { .. } => 76,
-            PartitionError::NotEnoughReplicas { .. } => 19,
-            PartitionError::NotEnoughReplicasAfterAppend { .. } => 20,
-            PartitionError::Timeout => 7,
-            PartitionError::Log(e) => crate::handlers::log_error_code(e),
+            PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
+            PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+            PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+            PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+            PartitionError::NotEnoughReplicasAfterAppend { .. } => {
+                ResponseError::NotEnoughReplicasAfterAppend
+            }
+            PartitionError::Timeout => ResponseError::RequestTimedOut,
+            PartitionError::Log(e) => e.kafka_error(),
         }
+    }
+
+    /// The Kafka error code, for a response field.
+    pub fn code(&self) -> i16 {
+        self.kafka_error().code()
     }
 }
 

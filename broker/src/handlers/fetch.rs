@@ -25,7 +25,6 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use super::fetch_wake::FetchWakeups;
-use super::log_error_code;
 use crate::broker::Broker;
 use crate::controller::command::PartitionChange;
 use crate::log::LogError;
@@ -195,7 +194,7 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass 
                     if !matches!(e, LogError::OffsetOutOfRange { .. }) {
                         tracing::error!(topic = %partition.topic, partition = fp.partition, error = %e, "fetch read failed");
                     }
-                    let code = log_error_code(&e);
+                    let code = e.kafka_code();
                     broker.count_error("Fetch", code);
                     partitions.push(error_data(base, code));
                 }

@@ -6,7 +6,6 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::log_error_code;
 use crate::broker::Broker;
 use crate::partition::Partition;
 
@@ -79,7 +78,7 @@ fn lookup(partition: &Partition, target: i64) -> Result<Option<(i64, i64)>, i16>
     let by_log = |r: Result<Option<(i64, i64)>, crate::log::LogError>| {
         r.map_err(|e| {
             tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "ListOffsets lookup failed");
-            log_error_code(&e)
+            e.kafka_code()
         })
     };
     match target {

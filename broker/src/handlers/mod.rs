@@ -28,12 +28,10 @@ pub mod sync_group;
 
 use std::net::SocketAddr;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::log::LogError;
 use crate::protocol::DecodedRequest;
 
 /// Who sent a request: what group members are described with.
@@ -151,22 +149,6 @@ pub async fn handle(
             return None;
         }
     })
-}
-
-/// The Kafka error code for a storage error.
-pub fn log_error_code(e: &LogError) -> i16 {
-    match e {
-        LogError::CorruptRecord { .. }
-        | LogError::InvalidBatchLength { .. }
-        | LogError::TruncatedBatch { .. } => ResponseError::CorruptMessage.code(),
-        LogError::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat.code(),
-        LogError::InvalidBatch { .. } => ResponseError::InvalidRecord.code(),
-        LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge.code(),
-        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
-        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
-        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
-        _ => ResponseError::KafkaStorageError.code(),
-    }
 }
 
 /// Config overrides from a request's `(name, value)` pairs; a null value sets nothing.

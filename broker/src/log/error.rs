@@ -1,20 +1,11 @@
 //! The one error type of the storage layer.
 //!
-//! Each variant says what failed and with what input, so the request handler can map it to a
-//! Kafka error code without parsing messages:
-//!
-//! | variant | Kafka error code |
-//! | --- | --- |
-//! | [`LogError::CorruptRecord`], [`LogError::InvalidBatchLength`], [`LogError::TruncatedBatch`] | `CORRUPT_MESSAGE` (2) |
-//! | [`LogError::UnsupportedMagic`] | `UNSUPPORTED_VERSION`/`CORRUPT_MESSAGE` (handler's choice) |
-//! | [`LogError::InvalidBatch`] | `INVALID_RECORD` (87) |
-//! | [`LogError::RecordTooLarge`] | `MESSAGE_TOO_LARGE` (10) |
-//! | [`LogError::OffsetOutOfRange`] | `OFFSET_OUT_OF_RANGE` (1) |
-//! | [`LogError::InvalidProducerEpoch`] | `INVALID_PRODUCER_EPOCH` (47) |
-//! | [`LogError::OutOfOrderSequence`] | `OUT_OF_ORDER_SEQUENCE_NUMBER` (45) |
-//! | anything else | `KAFKA_STORAGE_ERROR` (56) / `UNKNOWN_SERVER_ERROR` |
+//! Each variant says what failed and with what input, and knows its Kafka error
+//! ([`LogError::kafka_error`]), so no layer above has to map storage errors itself.
 
 use std::path::PathBuf;
+
+use kafka_protocol::error::ResponseError;
 
 /// Everything that can go wrong in `crate::log`.
 #[derive(Debug, thiserror::Error)]
@@ -192,5 +183,30 @@ impl LogError {
     ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| LogError::Io { op, path, source }
+    }
+
+    /// The Kafka error a client gets for this failure: `CORRUPT_MESSAGE` for a damaged or cut
+    /// batch, `UNSUPPORTED_FOR_MESSAGE_FORMAT` for an old magic, `INVALID_RECORD`,
+    /// `MESSAGE_TOO_LARGE`, `OFFSET_OUT_OF_RANGE`, `INVALID_PRODUCER_EPOCH`,
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER` for theirs, and `KAFKA_STORAGE_ERROR` for the rest (a
+    /// failing disk).
+    pub fn kafka_error(&self) -> ResponseError {
+        match self {
+            LogError::CorruptRecord { .. }
+            | LogError::InvalidBatchLength { .. }
+            | LogError::TruncatedBatch { .. } => ResponseError::CorruptMessage,
+            LogError::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
+            LogError::InvalidBatch { .. } => ResponseError::InvalidRecord,
+            LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+            LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            _ => ResponseError::KafkaStorageError,
+        }
+    }
+
+    /// [`LogError::kafka_error`]'s code, for a response field.
+    pub fn kafka_code(&self) -> i16 {
+        self.kafka_error().code()
     }
 }

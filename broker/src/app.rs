@@ -117,7 +117,9 @@ pub fn open(
         metrics.group_rebalances.clone(),
     ));
     metrics.register_group_collector(&groups, &replicas)?;
-    metrics.register_reassignment_collector(&replicas)?;
+    metrics.register(Box::new(
+        crate::admin_service::metrics::ReassignmentCollector::new(Arc::downgrade(&replicas))?,
+    ))?;
     let broker = Arc::new(Broker::new(
         config,
         meta.cluster_id.clone(),
@@ -178,10 +180,13 @@ impl StartedBroker {
         })
         .await?;
         let (rpc_stop_tx, mut rpc_stop) = watch::channel(false);
+        let routes = crate::admin_service::add_services(
+            crate::controller::rpc::routes(&controller),
+            &broker,
+        );
         let rpc = tokio::spawn(crate::controller::rpc::serve(
             cluster.rpc_listener,
-            controller.clone(),
-            Some(crate::admin_service::services(&broker)),
+            routes,
             async move {
                 let _ = rpc_stop.wait_for(|stop| *stop).await;
             },

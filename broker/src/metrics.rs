@@ -145,14 +145,10 @@ impl BrokerMetrics {
         )?))
     }
 
-    /// Adds the reassignment metrics (`crate::admin_service::metrics`), read at each scrape.
-    pub fn register_reassignment_collector(
-        &self,
-        replicas: &Arc<ReplicaManager>,
-    ) -> Result<(), prometheus::Error> {
-        self.registry.register(Box::new(
-            crate::admin_service::metrics::ReassignmentCollector::new(Arc::downgrade(replicas))?,
-        ))
+    /// Adds a collector read at each scrape; for the composition root to register collectors
+    /// of the layers above this one (the admin service's reassignment metrics).
+    pub fn register(&self, collector: Box<dyn Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
     }
 
     /// Adds the per-partition log gauges, read from `replicas` at each scrape.

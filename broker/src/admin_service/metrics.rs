@@ -1,5 +1,5 @@
 //! Reassignment metrics, computed at scrape time from the metadata image and this broker's
-//! partitions (registered by `BrokerMetrics::register_reassignment_collector`). The number of
+//! partitions (registered by `app` through `BrokerMetrics::register`). The number of
 //! partitions being reassigned, `weir_reassigning_partitions`, is a replication metric.
 //!
 //! - `weir_reassignment_bytes_remaining{topic,partition,replica}`: on a partition's leader, the

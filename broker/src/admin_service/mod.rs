@@ -31,6 +31,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use tonic::service::Routes;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use weir_api::proto::admin as pb;
@@ -54,24 +55,17 @@ pub struct AdminService {
     peers: Arc<Peers>,
 }
 
-/// The services to add to the internal gRPC server.
-#[derive(Debug)]
-pub struct Services {
-    /// `weir.admin.v1.Admin`.
-    pub admin: AdminServer<AdminService>,
-    /// `weir.broker.v1.ReplicaStatus`.
-    pub replica_status: ReplicaStatusServer<ReplicaStatusService>,
-}
-
-/// Both services of `broker`.
-pub fn services(broker: &Arc<Broker>) -> Services {
-    Services {
-        admin: AdminServer::new(AdminService {
+/// Adds the admin services of `broker` to the internal gRPC server's `routes`:
+/// `weir.admin.v1.Admin` and `weir.broker.v1.ReplicaStatus`.
+pub fn add_services(routes: Routes, broker: &Arc<Broker>) -> Routes {
+    routes
+        .add_service(AdminServer::new(AdminService {
             broker: broker.clone(),
             peers: Arc::new(Peers::default()),
-        }),
-        replica_status: ReplicaStatusServer::new(ReplicaStatusService::new(broker.clone())),
-    }
+        }))
+        .add_service(ReplicaStatusServer::new(ReplicaStatusService::new(
+            broker.clone(),
+        )))
 }
 
 /// Lazily connected channels to other brokers' internal listeners, by address.

@@ -125,7 +125,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Controller {
     /// Opens the metadata log, starts Raft, initialises the voter set on a fresh voter, and
-    /// starts the active-controller duties. The gRPC services ([`rpc::services`]) must be
+    /// starts the active-controller duties. The gRPC services ([`rpc::routes`]) must be
     /// served by the caller on the internal listener.
     pub async fn start(config: ControllerConfig) -> Result<Arc<Self>, ControllerError> {
         let fatal = |e: std::io::Error| ControllerError::Fatal(e.to_string());

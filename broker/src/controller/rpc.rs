@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
+use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 use weir_api::proto::controller::controller_server::{self, ControllerServer};
 use weir_api::proto::controller::raft_server::{self, RaftServer};
@@ -99,30 +100,21 @@ impl controller_server::Controller for ControllerService {
     }
 }
 
-/// Both services, ready to add to a tonic server.
-pub fn services(
-    controller: &Arc<Controller>,
-) -> (RaftServer<RaftService>, ControllerServer<ControllerService>) {
-    (
-        RaftServer::new(RaftService(controller.clone())),
-        ControllerServer::new(ControllerService(controller.clone())),
-    )
+/// The Raft and controller services as routes of the internal gRPC server.
+pub fn routes(controller: &Arc<Controller>) -> Routes {
+    Routes::new(RaftServer::new(RaftService(controller.clone())))
+        .add_service(ControllerServer::new(ControllerService(controller.clone())))
 }
 
-/// Serves the internal gRPC services on `listener` until `shutdown` resolves: Raft, the
-/// controller, and (on a broker) the admin services.
+/// Serves `routes` (from [`routes`], plus whatever the composition root adds: the admin
+/// services on a broker) on the internal listener until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    controller: Arc<Controller>,
-    admin: Option<crate::admin_service::Services>,
+    routes: Routes,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let (raft, controller) = services(&controller);
     tonic::transport::Server::builder()
-        .add_service(raft)
-        .add_service(controller)
-        .add_optional_service(admin.as_ref().map(|a| a.admin.clone()))
-        .add_optional_service(admin.map(|a| a.replica_status))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,

@@ -51,7 +51,7 @@ impl Node {
             .await
             .unwrap();
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(rpc::serve(listener, controller.clone(), None, async {
+        tokio::spawn(rpc::serve(listener, rpc::routes(&controller), async {
             let _ = rx.await;
         }));
         self.controller = Some(controller);

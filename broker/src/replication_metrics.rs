@@ -5,7 +5,7 @@
 //! the partitions this broker leads, so summing over brokers counts each partition once;
 //! offline partitions and broker states are the cluster's, the same on every broker.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Weak;
 
 use prometheus::core::{Collector, Desc};
@@ -15,17 +15,6 @@ use prometheus::{IntGauge, IntGaugeVec, Opts};
 use crate::config::topic as topic_config;
 use crate::partition::Role;
 use crate::replica_manager::ReplicaManager;
-
-/// ISR changes this broker got applied, as leader.
-#[derive(Debug, Default)]
-pub struct IsrChangeCounts {
-    /// Followers removed from an ISR.
-    pub shrinks: AtomicU64,
-    /// Followers added to an ISR.
-    pub expands: AtomicU64,
-    /// ISR changes the controller refused or did not answer.
-    pub failures: AtomicU64,
-}
 
 /// The collector; registered by [`crate::metrics::BrokerMetrics::register_replication_collector`].
 #[derive(Debug)]

@@ -19,7 +19,7 @@ mod local;
 mod topics;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::RwLock;
@@ -34,7 +34,7 @@ use crate::log::LogError;
 use crate::metadata::MetadataError;
 use crate::partition::Partition;
 use crate::replication::fetcher::{FetcherConfig, ReplicaFetcherManager};
-use crate::replication::leader::IsrChangeFailure;
+use crate::partition::leader::IsrChangeFailure;
 
 /// AlterPartition refusals that mean this leader's view is behind the controller's: unknown
 /// topic or partition (3), not the leader (6), fenced leader epoch (74), stale partition epoch
@@ -138,7 +138,7 @@ pub struct ReplicaManager {
     /// This broker's registration epoch (-1 before it registered).
     registration_epoch: AtomicI64,
     image_applied: watch::Sender<u64>,
-    isr_changes: crate::replication_metrics::IsrChangeCounts,
+    isr_changes: IsrChangeCounts,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -147,6 +147,17 @@ impl std::fmt::Debug for ReplicaManager {
             .field("partitions", &self.partitions.read().len())
             .finish_non_exhaustive()
     }
+}
+
+/// ISR changes this broker got applied, as leader.
+#[derive(Debug, Default)]
+pub struct IsrChangeCounts {
+    /// Followers removed from an ISR.
+    pub shrinks: AtomicU64,
+    /// Followers added to an ISR.
+    pub expands: AtomicU64,
+    /// ISR changes the controller refused or did not answer.
+    pub failures: AtomicU64,
 }
 
 impl ReplicaManager {
@@ -350,7 +361,7 @@ impl ReplicaManager {
     }
 
     /// ISR shrinks and expands this broker got applied as leader.
-    pub fn isr_change_counts(&self) -> &crate::replication_metrics::IsrChangeCounts {
+    pub fn isr_change_counts(&self) -> &IsrChangeCounts {
         &self.isr_changes
     }
 

@@ -23,7 +23,7 @@ use super::{AdminServiceError, Peers};
 use crate::broker::Broker;
 use crate::partition::Role;
 use crate::replica_manager::ReplicaManager;
-use crate::replication::leader::UNKNOWN_OFFSET;
+use crate::partition::leader::UNKNOWN_OFFSET;
 
 /// How long the answering broker waits for a leader's report.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(5);

@@ -13,6 +13,8 @@
 //! for reading and run concurrently. The role sits behind a `Mutex` taken before the log
 //! lock whenever both are needed, never the other way round.
 
+pub mod leader;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +28,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::controller::command::PartitionChange;
 use crate::log::{Log, LogAppendInfo, LogConfig, LogError, PendingFlush};
-use crate::replication::leader::{IsrChangeFailure, LeaderState};
+use leader::{IsrChangeFailure, LeaderState};
 
 /// This broker's part in replicating a partition.
 #[derive(Debug, Clone)]
@@ -730,5 +732,4 @@ fn advance_high_watermark(leader: &LeaderState, log: &mut Log) {
 }
 
 #[cfg(test)]
-#[path = "partition_tests.rs"]
 mod tests;

@@ -1,8 +1,6 @@
 //! The sparse offset index of one segment (`<base offset>.index`).
 
-use std::path::Path;
-
-use super::index_file::{CachedEntries, IndexFile};
+use super::index_file::{Index, IndexEntry};
 use super::LogError;
 
 /// Size of one offset index entry on disk.
@@ -26,101 +24,70 @@ pub struct OffsetPosition {
 ///
 /// Thread safety: lookups take `&self`, mutations `&mut self`; the owning [`super::LogSegment`]
 /// decides who may call what (no interior locking).
-#[derive(Debug)]
-pub struct OffsetIndex {
-    file: IndexFile,
-    base_offset: i64,
-    /// (relative offset, position), both strictly increasing.
-    entries: CachedEntries<(u32, u32)>,
-    max_entries: usize,
+pub type OffsetIndex = Index<OffsetEntry>;
+
+/// One offset index entry: (relative offset, position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetEntry {
+    relative_offset: u32,
+    position: u32,
 }
 
-impl OffsetIndex {
-    /// Opens or creates the index at `path` for a segment starting at `base_offset`, holding at
-    /// most `max_index_bytes / 8` entries. Returns the index and whether the file content was
-    /// intact; a torn or non-monotonic file is emptied (and the caller must rebuild it).
-    pub fn open(
-        path: &Path,
-        base_offset: i64,
-        max_index_bytes: u32,
-    ) -> Result<(Self, bool), LogError> {
-        let (file, content) = IndexFile::open(path)?;
-        let max_entries = (max_index_bytes as usize / OFFSET_INDEX_ENTRY_SIZE).max(1);
-        let mut index = Self {
-            file,
-            base_offset,
-            entries: CachedEntries::new(decode_entries),
-            max_entries,
-        };
-        match decode_entries(&content) {
-            Some(entries) => {
-                index.entries.set(entries);
-                Ok((index, true))
-            }
-            None => {
-                tracing::warn!(path = %path.display(), "corrupt offset index, rebuilding");
-                index.reset()?;
-                Ok((index, false))
-            }
+impl IndexEntry for OffsetEntry {
+    const SIZE: usize = OFFSET_INDEX_ENTRY_SIZE;
+    const NAME: &'static str = "offset index";
+
+    fn encode(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.relative_offset.to_be_bytes());
+        out[4..8].copy_from_slice(&self.position.to_be_bytes());
+    }
+
+    fn decode(c: &[u8]) -> Self {
+        Self {
+            relative_offset: u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+            position: u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
         }
     }
 
-    fn entries(&self) -> &Vec<(u32, u32)> {
-        self.entries.get(&self.file)
+    fn follows(&self, previous: &Self) -> bool {
+        self.relative_offset > previous.relative_offset && self.position > previous.position
     }
 
-    fn entries_mut(&mut self) -> &mut Vec<(u32, u32)> {
-        self.entries.get_mut(&self.file)
+    fn relative_offset(&self) -> u32 {
+        self.relative_offset
     }
+}
 
-    /// Drops the in-memory entries of an index that is no longer appended to; they are read
-    /// back from the file on the next lookup. Keeps memory proportional to the segments in use.
-    pub fn release_memory(&mut self) {
-        self.entries.release();
-    }
-
-    /// Whether the entries are in memory.
-    pub fn is_loaded(&self) -> bool {
-        self.entries.is_loaded()
-    }
-
-    /// Removes every entry.
-    pub fn reset(&mut self) -> Result<(), LogError> {
-        self.entries.set(Vec::new());
-        self.file.truncate(0)
-    }
-
+impl Index<OffsetEntry> {
     /// Adds an entry; `offset` must exceed the last entry's and fit the segment's relative range.
     pub fn append(&mut self, offset: i64, position: u32) -> Result<(), LogError> {
-        let relative = u32::try_from(offset - self.base_offset).ok();
-        let in_order = self
-            .entries()
-            .last()
-            .is_none_or(|&(last_rel, last_pos)| relative > Some(last_rel) && position > last_pos);
-        let Some(relative) = relative.filter(|_| in_order && !self.is_full()) else {
+        let entry = u32::try_from(offset - self.base_offset())
+            .ok()
+            .map(|relative_offset| OffsetEntry {
+                relative_offset,
+                position,
+            })
+            .filter(|e| self.entries().last().is_none_or(|last| e.follows(last)));
+        let Some(entry) = entry.filter(|_| !self.is_full()) else {
             debug_assert!(
                 false,
                 "offset index append out of order or full: {offset}@{position}"
             );
             return Ok(());
         };
-        let mut entry = [0u8; OFFSET_INDEX_ENTRY_SIZE];
-        entry[..4].copy_from_slice(&relative.to_be_bytes());
-        entry[4..].copy_from_slice(&position.to_be_bytes());
-        self.file.append(&entry)?;
-        self.entries_mut().push((relative, position));
-        Ok(())
+        self.push(entry)
     }
 
     /// The entry with the largest offset `<= target`, or (base offset, 0) if there is none.
     pub fn lookup(&self, target: i64) -> OffsetPosition {
+        let base = self.base_offset();
         let idx = self
             .entries()
-            .partition_point(|&(rel, _)| self.base_offset + i64::from(rel) <= target);
+            .partition_point(|e| base + i64::from(e.relative_offset) <= target);
         match idx.checked_sub(1) {
             Some(i) => self.entry(i),
             None => OffsetPosition {
-                offset: self.base_offset,
+                offset: base,
                 position: 0,
             },
         }
@@ -128,10 +95,10 @@ impl OffsetIndex {
 
     /// Entry number `i`.
     pub fn entry(&self, i: usize) -> OffsetPosition {
-        let (rel, position) = self.entries()[i];
+        let e = self.entries()[i];
         OffsetPosition {
-            offset: self.base_offset + i64::from(rel),
-            position,
+            offset: self.base_offset() + i64::from(e.relative_offset),
+            position: e.position,
         }
     }
 
@@ -140,83 +107,11 @@ impl OffsetIndex {
         self.entries().len().checked_sub(1).map(|i| self.entry(i))
     }
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.entries().len()
-    }
-
-    /// Whether there are no entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries().is_empty()
-    }
-
-    /// Whether the index reached `segment.index.bytes` (the segment must roll).
-    pub fn is_full(&self) -> bool {
-        self.entries().len() >= self.max_entries
-    }
-
-    /// Removes the entries for offsets `>= offset`.
-    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
-        let keep = self
-            .entries()
-            .partition_point(|&(rel, _)| self.base_offset + i64::from(rel) < offset);
-        self.truncate_entries(keep)
-    }
-
     /// Removes the entries pointing at positions `>= position`.
     pub fn truncate_to_position(&mut self, position: u32) -> Result<(), LogError> {
-        let keep = self.entries().partition_point(|&(_, pos)| pos < position);
+        let keep = self.entries().partition_point(|e| e.position < position);
         self.truncate_entries(keep)
     }
-
-    fn truncate_entries(&mut self, keep: usize) -> Result<(), LogError> {
-        if keep < self.entries().len() {
-            self.entries_mut().truncate(keep);
-            self.file
-                .truncate((keep * OFFSET_INDEX_ENTRY_SIZE) as u64)?;
-        }
-        Ok(())
-    }
-
-    /// The path and a shared handle of the file, for an fsync off the log lock.
-    pub(crate) fn shared_file(&self) -> (std::path::PathBuf, std::sync::Arc<std::fs::File>) {
-        self.file.shared()
-    }
-
-    /// fsyncs the file.
-    pub fn flush(&self) -> Result<(), LogError> {
-        self.file.flush()
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        self.file.path()
-    }
-
-    /// Deletes the file.
-    pub fn delete(self) -> Result<(), LogError> {
-        self.file.delete()
-    }
-}
-
-/// Decodes and checks entries; `None` if the content is torn or not strictly increasing.
-fn decode_entries(content: &[u8]) -> Option<Vec<(u32, u32)>> {
-    let chunks = content.chunks_exact(OFFSET_INDEX_ENTRY_SIZE);
-    if !chunks.remainder().is_empty() {
-        return None;
-    }
-    let entries: Vec<(u32, u32)> = chunks
-        .map(|c| {
-            (
-                u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-                u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
-            )
-        })
-        .collect();
-    let monotonic = entries
-        .windows(2)
-        .all(|w| w[1].0 > w[0].0 && w[1].1 > w[0].1);
-    monotonic.then_some(entries)
 }
 
 #[cfg(test)]

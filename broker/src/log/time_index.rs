@@ -1,9 +1,7 @@
 //! The sparse time index of one segment (`<base offset>.timeindex`).
 
-use std::path::Path;
-
 use super::batch::NO_TIMESTAMP;
-use super::index_file::{CachedEntries, IndexFile};
+use super::index_file::{Index, IndexEntry};
 use super::LogError;
 
 /// Size of one time index entry on disk.
@@ -26,110 +24,75 @@ pub struct TimestampOffset {
 /// offsets non-decreasing; the file is exactly `entries * 12` bytes.
 ///
 /// Thread safety: lookups take `&self`, mutations `&mut self`; no interior locking.
-#[derive(Debug)]
-pub struct TimeIndex {
-    file: IndexFile,
-    base_offset: i64,
-    /// (timestamp, relative offset).
-    entries: CachedEntries<(i64, u32)>,
-    max_entries: usize,
+pub type TimeIndex = Index<TimeEntry>;
+
+/// One time index entry: (timestamp, relative offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeEntry {
+    timestamp: i64,
+    relative_offset: u32,
 }
 
-impl TimeIndex {
-    /// Opens or creates the index at `path` for a segment starting at `base_offset`, holding at
-    /// most `max_index_bytes / 12` entries. Returns the index and whether the file content was
-    /// intact; a torn or non-monotonic file is emptied (and the caller must rebuild it).
-    pub fn open(
-        path: &Path,
-        base_offset: i64,
-        max_index_bytes: u32,
-    ) -> Result<(Self, bool), LogError> {
-        let (file, content) = IndexFile::open(path)?;
-        let max_entries = (max_index_bytes as usize / TIME_INDEX_ENTRY_SIZE).max(1);
-        let mut index = Self {
-            file,
-            base_offset,
-            entries: CachedEntries::new(decode_entries),
-            max_entries,
-        };
-        match decode_entries(&content) {
-            Some(entries) => {
-                index.entries.set(entries);
-                Ok((index, true))
-            }
-            None => {
-                tracing::warn!(path = %path.display(), "corrupt time index, rebuilding");
-                index.reset()?;
-                Ok((index, false))
-            }
+impl IndexEntry for TimeEntry {
+    const SIZE: usize = TIME_INDEX_ENTRY_SIZE;
+    const NAME: &'static str = "time index";
+
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        out[8..12].copy_from_slice(&self.relative_offset.to_be_bytes());
+    }
+
+    fn decode(c: &[u8]) -> Self {
+        Self {
+            timestamp: i64::from_be_bytes(c[..8].try_into().expect("8 bytes")),
+            relative_offset: u32::from_be_bytes(c[8..12].try_into().expect("4 bytes")),
         }
     }
 
-    fn entries(&self) -> &Vec<(i64, u32)> {
-        self.entries.get(&self.file)
+    fn follows(&self, previous: &Self) -> bool {
+        self.timestamp > previous.timestamp && self.relative_offset >= previous.relative_offset
     }
 
-    fn entries_mut(&mut self) -> &mut Vec<(i64, u32)> {
-        self.entries.get_mut(&self.file)
+    fn relative_offset(&self) -> u32 {
+        self.relative_offset
     }
+}
 
-    /// Drops the in-memory entries of an index that is no longer appended to; they are read
-    /// back from the file on the next lookup. Keeps memory proportional to the segments in use.
-    pub fn release_memory(&mut self) {
-        self.entries.release();
-    }
-
-    /// Whether the entries are in memory.
-    pub fn is_loaded(&self) -> bool {
-        self.entries.is_loaded()
-    }
-
-    /// Removes every entry.
-    pub fn reset(&mut self) -> Result<(), LogError> {
-        self.entries.set(Vec::new());
-        self.file.truncate(0)
-    }
-
+impl Index<TimeEntry> {
     /// Adds `(timestamp, offset)` if `timestamp` exceeds the last entry's (Kafka's
     /// `maybeAppend`); `offset` must not go backwards.
     pub fn maybe_append(&mut self, timestamp: i64, offset: i64) -> Result<(), LogError> {
-        let Ok(relative) = u32::try_from(offset - self.base_offset) else {
+        let Ok(relative_offset) = u32::try_from(offset - self.base_offset()) else {
             debug_assert!(false, "time index offset {offset} outside segment");
             return Ok(());
         };
-        if self.is_full() {
+        let entry = TimeEntry {
+            timestamp,
+            relative_offset,
+        };
+        if self.is_full() || self.entries().last().is_some_and(|last| !entry.follows(last)) {
             return Ok(());
         }
-        if let Some(&(last_ts, last_rel)) = self.entries().last() {
-            if timestamp <= last_ts || relative < last_rel {
-                return Ok(());
-            }
-        }
-        let mut entry = [0u8; TIME_INDEX_ENTRY_SIZE];
-        entry[..8].copy_from_slice(&timestamp.to_be_bytes());
-        entry[8..].copy_from_slice(&relative.to_be_bytes());
-        self.file.append(&entry)?;
-        self.entries_mut().push((timestamp, relative));
-        Ok(())
+        self.push(entry)
     }
 
     /// The entry with the largest timestamp `<= target`, or ([`NO_TIMESTAMP`], base offset).
     pub fn lookup(&self, target: i64) -> TimestampOffset {
-        let idx = self.entries().partition_point(|&(ts, _)| ts <= target);
+        let idx = self.entries().partition_point(|e| e.timestamp <= target);
         match idx.checked_sub(1) {
             Some(i) => self.entry(i),
             None => TimestampOffset {
                 timestamp: NO_TIMESTAMP,
-                offset: self.base_offset,
+                offset: self.base_offset(),
             },
         }
     }
 
     fn entry(&self, i: usize) -> TimestampOffset {
-        let (timestamp, rel) = self.entries()[i];
+        let e = self.entries()[i];
         TimestampOffset {
-            timestamp,
-            offset: self.base_offset + i64::from(rel),
+            timestamp: e.timestamp,
+            offset: self.base_offset() + i64::from(e.relative_offset),
         }
     }
 
@@ -137,74 +100,6 @@ impl TimeIndex {
     pub fn last_entry(&self) -> Option<TimestampOffset> {
         self.entries().len().checked_sub(1).map(|i| self.entry(i))
     }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.entries().len()
-    }
-
-    /// Whether there are no entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries().is_empty()
-    }
-
-    /// Whether the index reached `segment.index.bytes` (the segment must roll).
-    pub fn is_full(&self) -> bool {
-        self.entries().len() >= self.max_entries
-    }
-
-    /// Removes the entries for offsets `>= offset`.
-    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
-        let keep = self
-            .entries()
-            .partition_point(|&(_, rel)| self.base_offset + i64::from(rel) < offset);
-        if keep < self.entries().len() {
-            self.entries_mut().truncate(keep);
-            self.file.truncate((keep * TIME_INDEX_ENTRY_SIZE) as u64)?;
-        }
-        Ok(())
-    }
-
-    /// The path and a shared handle of the file, for an fsync off the log lock.
-    pub(crate) fn shared_file(&self) -> (std::path::PathBuf, std::sync::Arc<std::fs::File>) {
-        self.file.shared()
-    }
-
-    /// fsyncs the file.
-    pub fn flush(&self) -> Result<(), LogError> {
-        self.file.flush()
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        self.file.path()
-    }
-
-    /// Deletes the file.
-    pub fn delete(self) -> Result<(), LogError> {
-        self.file.delete()
-    }
-}
-
-/// Decodes and checks entries; `None` if torn, or timestamps not strictly increasing, or
-/// offsets going backwards.
-fn decode_entries(content: &[u8]) -> Option<Vec<(i64, u32)>> {
-    let chunks = content.chunks_exact(TIME_INDEX_ENTRY_SIZE);
-    if !chunks.remainder().is_empty() {
-        return None;
-    }
-    let entries: Vec<(i64, u32)> = chunks
-        .map(|c| {
-            (
-                i64::from_be_bytes(c[..8].try_into().expect("8 bytes")),
-                u32::from_be_bytes(c[8..].try_into().expect("4 bytes")),
-            )
-        })
-        .collect();
-    let monotonic = entries
-        .windows(2)
-        .all(|w| w[1].0 > w[0].0 && w[1].1 >= w[0].1);
-    monotonic.then_some(entries)
 }
 
 #[cfg(test)]

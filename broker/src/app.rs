@@ -20,8 +20,9 @@ use crate::controller::command::MetadataCommand;
 use crate::controller::{Controller, ControllerConfig, METADATA_DIR};
 use crate::group::GroupCoordinator;
 use crate::http::HttpState;
+use crate::legacy_catalogue;
 use crate::lifecycle::Lifecycle;
-use crate::metadata::{MetaProperties, MetadataStore};
+use crate::log::{MetaProperties, MetaPropertiesError};
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::LeadershipListener;
@@ -44,9 +45,9 @@ pub enum StartError {
     /// Loading the catalogue or recovering a log failed.
     #[error("loading logs: {0}")]
     Load(#[from] crate::replica_manager::AdminError),
-    /// `meta.properties` or the producer id file is unusable.
+    /// `meta.properties` is unusable.
     #[error(transparent)]
-    Metadata(#[from] crate::metadata::MetadataError),
+    MetaProperties(#[from] MetaPropertiesError),
     /// The metadata quorum could not start.
     #[error("metadata quorum: {0}")]
     Controller(#[from] crate::controller::ControllerError),
@@ -274,19 +275,21 @@ fn adopt_cluster_id(
 /// A single-node data directory from before the metadata quorum lists its topics in
 /// `topics.json`: they are written into the metadata log once (same ids, placed on this
 /// broker), and the file is renamed so that it is not read again.
+///
+/// REMOVE with [`crate::legacy_catalogue`], once no such data directory is in use.
 async fn migrate_legacy_catalogue(broker: &Broker, controller: &Controller) {
-    let path = broker.config.data_dir.join("topics.json");
+    let path = legacy_catalogue::path(&broker.config.data_dir);
     if !path.exists() {
         return;
     }
-    let store = match MetadataStore::load(&broker.config.data_dir) {
-        Ok(store) => store,
+    let topics = match legacy_catalogue::load(&broker.config.data_dir) {
+        Ok(topics) => topics,
         Err(e) => {
             tracing::error!(error = %e, "cannot read topics.json; not migrating it");
             return;
         }
     };
-    for topic in store.topics() {
+    for topic in &topics {
         let command = MetadataCommand::CreateTopic {
             name: topic.name.clone(),
             id: topic.id,

@@ -5,8 +5,8 @@
 //!   [`protocol`] decodes them with the `kafka-protocol` crate and refuses what Weir does not
 //!   implement ([`protocol::versions`]).
 //! - [`handlers`] has one module per Kafka API; they work on the shared [`broker::Broker`].
-//! - [`replica_manager`] owns the topics and their [`partition`]s and the topic lifecycle;
-//!   [`metadata`] persists the topic catalogue.
+//! - [`replica_manager`] owns the topics and their [`partition`]s and the topic lifecycle,
+//!   as the [`controller`]'s metadata image places them.
 //! - [`group`] is the group coordinator: consumer groups and their committed offsets in
 //!   `__consumer_offsets`.
 //! - [`log`] is the storage layer: segments, indexes, recovery, retention, producer state.
@@ -26,9 +26,9 @@ pub mod controller;
 pub mod group;
 pub mod handlers;
 pub mod http;
+pub mod legacy_catalogue;
 pub mod lifecycle;
 pub mod log;
-pub mod metadata;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;

@@ -8,12 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 use uuid::Uuid;
 use weir_api::proto::controller::{BrokerHeartbeatRequest, RegisterBrokerRequest};
 
 use crate::broker::Broker;
-use crate::controller::image::STALE_BROKER_EPOCH;
 use crate::controller::{Controller, ControllerError};
 
 /// Pause between attempts while the quorum is unreachable.
@@ -142,7 +142,10 @@ impl Lifecycle {
             }
             match self.heartbeat(false).await {
                 Ok(_) => {}
-                Err(ControllerError::Refused { code, .. }) if code == STALE_BROKER_EPOCH => {
+                Err(ControllerError::Refused {
+                    error: ResponseError::StaleBrokerEpoch,
+                    ..
+                }) => {
                     tracing::warn!(
                         "the controller lost this broker's registration; registering again"
                     );

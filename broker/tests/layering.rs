@@ -32,7 +32,7 @@ const LAYERS: &[&[&str]] = &[
     &["group", "producer_ids"],
     // Unit-test fixtures (a replica manager over a one-node controller).
     &["test_support"],
-    &["replica_manager", "metadata"],
+    &["replica_manager", "legacy_catalogue"],
     // Fetcher, throttle, replica fetch client.
     &["replication"],
     // A partition, its leader side included.

@@ -18,13 +18,13 @@ use weir_api::proto::admin as pb;
 use weir_api::proto::admin::admin_client::AdminClient;
 
 use super::reassign::{check_target, set_throttle, start};
-use super::{wait_for_image, write, AdminServiceError, Peers, FORWARDED};
+use super::{wait_for_image, write, AdminError, Peers, FORWARDED};
 use crate::broker::Broker;
 use crate::controller::command::MetadataCommand;
 use crate::controller::image::MetadataImage;
 use crate::replica_manager::assignment_of;
 
-type Result<T> = std::result::Result<T, AdminServiceError>;
+type Result<T> = std::result::Result<T, AdminError>;
 
 /// Whether any partition names `id` among its replicas (reassignments in progress included).
 fn holds_replicas(image: &MetadataImage, id: i32) -> bool {
@@ -51,12 +51,13 @@ fn drain_plan(image: &MetadataImage, id: i32) -> Result<Plan> {
         .filter(|b| b.draining || b.id == id)
         .map(|b| b.id)
         .collect();
-    let plan = placement::drain_plan(&brokers, &assignment_of(image), &draining)?;
+    let plan = placement::drain_plan(&brokers, &assignment_of(image), &draining)
+                .map_err(AdminError::Placement)?;
     for r in &plan.reassignments {
         check_target(image, &r.topic, r.partition, &r.target, false).map_err(|e| match e {
             // The plan never targets draining brokers; an inactive one is down right now.
-            AdminServiceError::UnavailableReplica(m) => {
-                AdminServiceError::Precondition(format!("{m}; retry when it is back"))
+            AdminError::InvalidReplicaAssignment(m) => {
+                AdminError::Precondition(format!("{m}; retry when it is back"))
             }
             other => other,
         })?;
@@ -74,7 +75,7 @@ pub(super) async fn drain(
     let registration = image
         .brokers
         .get(&id)
-        .ok_or(AdminServiceError::UnknownBroker(id))?;
+        .ok_or(AdminError::UnknownBroker(id))?;
     let plan = drain_plan(&image, id)?;
     if request.dry_run {
         return Ok(drain_response(&plan));
@@ -103,19 +104,19 @@ pub(super) async fn unregister(
     let registration = image
         .brokers
         .get(&id)
-        .ok_or(AdminServiceError::UnknownBroker(id))?;
+        .ok_or(AdminError::UnknownBroker(id))?;
     if registration.is_active() {
-        return Err(AdminServiceError::Precondition(format!(
+        return Err(AdminError::Precondition(format!(
             "broker {id} is active: stop it first"
         )));
     }
     if holds_replicas(&image, id) {
-        return Err(AdminServiceError::Precondition(format!(
+        return Err(AdminError::Precondition(format!(
             "broker {id} still holds replicas: drain it first"
         )));
     }
     let controller = broker.replicas.controller().ok_or_else(|| {
-        AdminServiceError::Unavailable("this broker has not joined the metadata quorum".into())
+        AdminError::Unavailable("this broker has not joined the metadata quorum".into())
     })?;
     let membership = controller
         .raft()
@@ -125,19 +126,19 @@ pub(super) async fn unregister(
         .clone();
     let node = id as u64;
     if membership.membership().voter_ids().any(|v| v == node) {
-        return Err(AdminServiceError::Precondition(format!(
+        return Err(AdminError::Precondition(format!(
             "broker {id} is a voter of the metadata quorum and cannot be unregistered"
         )));
     }
     if !controller.is_active() {
         if forwarded {
-            return Err(AdminServiceError::Unavailable(
+            return Err(AdminError::Unavailable(
                 "the active controller moved; retry".into(),
             ));
         }
         let (_, addr) = controller
             .leader()
-            .ok_or_else(|| AdminServiceError::Unavailable("no active controller".into()))?;
+            .ok_or_else(|| AdminError::Unavailable("no active controller".into()))?;
         let mut request = tonic::Request::new(pb::UnregisterBrokerRequest { broker_id: id });
         request
             .metadata_mut()
@@ -147,11 +148,11 @@ pub(super) async fn unregister(
             .unregister_broker(request)
             .await
             .map_err(|s| match s.code() {
-                tonic::Code::NotFound => AdminServiceError::UnknownBroker(id),
+                tonic::Code::NotFound => AdminError::UnknownBroker(id),
                 tonic::Code::FailedPrecondition => {
-                    AdminServiceError::Precondition(s.message().to_string())
+                    AdminError::Precondition(s.message().to_string())
                 }
-                _ => AdminServiceError::Unavailable(s.message().to_string()),
+                _ => AdminError::Unavailable(s.message().to_string()),
             })?;
         wait_for_image(broker, |i| !i.brokers.contains_key(&id)).await?;
         return Ok(pb::UnregisterBrokerResponse {});

@@ -2,9 +2,10 @@
 //! (PREFERRED): one `ElectPreferredLeaders` metadata command; the image decides per partition
 //! whether the preferred replica (the first target replica) can lead, with Kafka's codes.
 
+use kafka_protocol::error::ResponseError;
 use weir_api::proto::admin as pb;
 
-use super::{wait_for_image, write, AdminServiceError};
+use super::{wait_for_image, write, AdminError};
 use crate::broker::Broker;
 use crate::controller::command::{CommandResult, MetadataCommand};
 use crate::controller::image::{
@@ -12,7 +13,7 @@ use crate::controller::image::{
 };
 
 /// Kafka's UNKNOWN_TOPIC_OR_PARTITION, as the image answers it.
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
 
 /// The outcome of one partition's election.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +47,7 @@ fn not_led_by_preferred(image: &MetadataImage) -> Vec<TopicPartition> {
 pub async fn elect_preferred(
     broker: &Broker,
     partitions: Option<Vec<TopicPartition>>,
-) -> Result<Vec<Election>, AdminServiceError> {
+) -> Result<Vec<Election>, AdminError> {
     let before = broker.replicas.image();
     let only_needed = partitions.is_none();
     let partitions = partitions.unwrap_or_else(|| not_led_by_preferred(&before));
@@ -61,7 +62,7 @@ pub async fn elect_preferred(
     )
     .await?;
     let CommandResult::Elections(results) = result else {
-        return Err(AdminServiceError::Internal(format!(
+        return Err(AdminError::Internal(format!(
             "unexpected election result {result:?}"
         )));
     };
@@ -107,7 +108,7 @@ pub async fn elect_preferred(
 pub(super) async fn elect_leaders_rpc(
     broker: &Broker,
     request: pb::ElectLeadersRequest,
-) -> Result<pb::ElectLeadersResponse, AdminServiceError> {
+) -> Result<pb::ElectLeadersResponse, AdminError> {
     let partitions = (!request.partitions.is_empty()).then(|| {
         request
             .partitions

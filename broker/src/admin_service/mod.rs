@@ -13,13 +13,12 @@
 //!   leader elections ([`elect`]).
 //! - [`reassign`] and [`elect`] are shared with the Kafka handlers of
 //!   AlterPartitionReassignments, ListPartitionReassignments and ElectLeaders.
-//! - Errors are one enum ([`AdminServiceError`]) carrying both the gRPC status `admin.proto`
-//!   documents and the Kafka error code.
+//! - Errors are the replica manager's [`AdminError`], carrying both the gRPC status
+//!   `admin.proto` documents and the Kafka error code.
 
 mod brokers;
 mod describe;
 pub mod elect;
-mod error;
 pub mod metrics;
 mod progress;
 pub mod reassign;
@@ -38,7 +37,7 @@ use weir_api::proto::admin as pb;
 use weir_api::proto::admin::admin_server::{Admin, AdminServer};
 use weir_api::proto::broker::replica_status_server::ReplicaStatusServer;
 
-pub use self::error::AdminServiceError;
+pub use crate::replica_manager::AdminError;
 pub use self::progress::ReplicaStatusService;
 use crate::broker::Broker;
 use crate::controller::command::{CommandResult, MetadataCommand};
@@ -76,13 +75,13 @@ pub struct Peers {
 
 impl Peers {
     /// The channel to `addr` (`host:port`), created on first use.
-    pub fn channel(&self, addr: &str) -> Result<Channel, AdminServiceError> {
+    pub fn channel(&self, addr: &str) -> Result<Channel, AdminError> {
         let mut channels = self.channels.lock();
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
         let channel = crate::controller::network::channel(addr)
-            .map_err(|e| AdminServiceError::Internal(format!("broker address `{addr}`: {e}")))?;
+            .map_err(|e| AdminError::Internal(format!("broker address `{addr}`: {e}")))?;
         channels.insert(addr.to_string(), channel.clone());
         Ok(channel)
     }
@@ -92,27 +91,27 @@ impl Peers {
 pub(crate) async fn write(
     broker: &Broker,
     command: MetadataCommand,
-) -> Result<CommandResult, AdminServiceError> {
+) -> Result<CommandResult, AdminError> {
     let controller = broker.replicas.controller().ok_or_else(|| {
-        AdminServiceError::Unavailable("this broker has not joined the metadata quorum".into())
+        AdminError::Unavailable("this broker has not joined the metadata quorum".into())
     })?;
-    Ok(controller.write_ok(command).await?)
+    controller.write_ok(command).await.map_err(AdminError::refused)
 }
 
 /// Waits until this broker's applied image satisfies `done`.
 pub(crate) async fn wait_for_image(
     broker: &Broker,
     done: impl Fn(&MetadataImage) -> bool,
-) -> Result<(), AdminServiceError> {
+) -> Result<(), AdminError> {
     Ok(broker.replicas.wait_for_image(done).await?)
 }
 
-fn answer<T>(result: Result<T, AdminServiceError>, rpc: &str) -> Result<Response<T>, Status> {
+fn answer<T>(result: Result<T, AdminError>, rpc: &str) -> Result<Response<T>, Status> {
     match result {
         Ok(r) => Ok(Response::new(r)),
         Err(e) => {
             match &e {
-                AdminServiceError::Internal(_) => {
+                AdminError::Internal(_) => {
                     tracing::error!(rpc, error = %e, "admin call failed")
                 }
                 _ => tracing::info!(rpc, error = %e, "admin call refused"),

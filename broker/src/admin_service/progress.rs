@@ -19,7 +19,7 @@ use weir_api::proto::broker::replica_status_client::ReplicaStatusClient;
 use weir_api::proto::broker::replica_status_server::ReplicaStatus;
 
 use super::reassign::{partition, reassigning};
-use super::{AdminServiceError, Peers};
+use super::{AdminError, Peers};
 use crate::broker::Broker;
 use crate::partition::Role;
 use crate::replica_manager::ReplicaManager;
@@ -135,7 +135,7 @@ async fn leader_reports(
             client
                 .describe_leader_replicas(request)
                 .await
-                .map_err(|s| AdminServiceError::Unavailable(s.message().to_string()))
+                .map_err(|s| AdminError::Unavailable(s.message().to_string()))
         };
         match tokio::time::timeout(LEADER_TIMEOUT, answer).await {
             Ok(Ok(response)) => reports.extend(response.into_inner().partitions),
@@ -157,7 +157,7 @@ pub(super) async fn list_reassignments(
     broker: &Arc<Broker>,
     peers: &Peers,
     request: pb::ListReassignmentsRequest,
-) -> Result<pb::ListReassignmentsResponse, AdminServiceError> {
+) -> Result<pb::ListReassignmentsResponse, AdminError> {
     let image = broker.replicas.image();
     let wanted = if request.partitions.is_empty() {
         reassigning(&image)

@@ -14,12 +14,12 @@ use std::collections::BTreeSet;
 
 use weir_api::proto::admin as pb;
 
-use super::{wait_for_image, write, AdminServiceError};
+use super::{wait_for_image, write, AdminError};
 use crate::broker::Broker;
 use crate::controller::command::MetadataCommand;
 use crate::controller::image::{MetadataImage, PartitionImage};
 
-type Result<T> = std::result::Result<T, AdminServiceError>;
+type Result<T> = std::result::Result<T, AdminError>;
 
 /// The partition, or NOT_FOUND naming what is missing.
 pub fn partition<'a>(
@@ -28,11 +28,11 @@ pub fn partition<'a>(
     index: i32,
 ) -> Result<&'a PartitionImage> {
     if !image.topics.contains_key(topic) {
-        return Err(AdminServiceError::UnknownTopic(topic.to_string()));
+        return Err(AdminError::UnknownTopic(topic.to_string()));
     }
     image
         .partition(topic, index)
-        .ok_or_else(|| AdminServiceError::UnknownPartition {
+        .ok_or_else(|| AdminError::UnknownPartition {
             topic: topic.to_string(),
             partition: index,
         })
@@ -49,25 +49,25 @@ pub fn check_target(
 ) -> Result<()> {
     let p = partition(image, topic, index)?;
     if target.is_empty() {
-        return Err(AdminServiceError::InvalidReplicas(format!(
+        return Err(AdminError::InvalidReplicas(format!(
             "the target replicas of {topic}-{index} are empty"
         )));
     }
     let mut seen = BTreeSet::new();
     if let Some(twice) = target.iter().find(|r| !seen.insert(**r)) {
-        return Err(AdminServiceError::InvalidReplicas(format!(
+        return Err(AdminError::InvalidReplicas(format!(
             "the target replicas of {topic}-{index} list broker {twice} more than once"
         )));
     }
     if p.is_reassigning() && !replace_running {
-        return Err(AdminServiceError::ReassignmentInProgress {
+        return Err(AdminError::ReassignmentInProgress {
             topic: topic.to_string(),
             partition: index,
         });
     }
     for r in target.iter().filter(|r| !p.replicas.contains(r)) {
         let unavailable = |why: &str| {
-            AdminServiceError::UnavailableReplica(format!(
+            AdminError::InvalidReplicaAssignment(format!(
                 "{topic}-{index} cannot get a new replica on broker {r}: it {why}"
             ))
         };
@@ -109,7 +109,7 @@ pub fn check_cancel(image: &MetadataImage, topic: &str, index: i32) -> Result<()
     if partition(image, topic, index)?.is_reassigning() {
         Ok(())
     } else {
-        Err(AdminServiceError::NoReassignmentInProgress {
+        Err(AdminError::NoReassignmentInProgress {
             topic: topic.to_string(),
             partition: index,
         })
@@ -165,7 +165,7 @@ pub(super) async fn reassign_partitions(
     let mut started = Vec::new();
     for r in &request.reassignments {
         if !seen.insert((r.topic.as_str(), r.partition)) {
-            return Err(AdminServiceError::InvalidArgument(format!(
+            return Err(AdminError::InvalidArgument(format!(
                 "{}-{} is listed more than once",
                 r.topic, r.partition
             )));

@@ -13,16 +13,15 @@ use weir_api::placement;
 use weir_api::proto::admin as pb;
 
 use super::describe::{is_internal, topic_description};
-use super::{wait_for_image, write, AdminServiceError};
+use super::{wait_for_image, write, AdminError};
 use crate::broker::Broker;
 use crate::config::defs::topic_key;
 use crate::config::topic as topic_config;
 use crate::controller::command::MetadataCommand;
 use crate::controller::image::{MetadataImage, NO_LEADER};
-use crate::metadata::validate_topic_name;
-use crate::replica_manager::{assignment_of, placeable};
+use crate::replica_manager::{assignment_of, placeable, validate_topic_name, CreateTopic};
 
-type Result<T> = std::result::Result<T, AdminServiceError>;
+type Result<T> = std::result::Result<T, AdminError>;
 
 /// Checks the shape of replica lists given explicitly: each non-empty, without a broker twice,
 /// all of `replication_factor` replicas (the first list's size if `None`).
@@ -34,12 +33,12 @@ fn check_shape(
     let rf = replication_factor.or_else(|| lists.first().map(Vec::len));
     for (replicas, partition) in lists.iter().zip(first_partition..) {
         if replicas.is_empty() {
-            return Err(AdminServiceError::InvalidReplicas(format!(
+            return Err(AdminError::InvalidReplicas(format!(
                 "partition {partition} has no replicas"
             )));
         }
         if Some(replicas.len()) != rf {
-            return Err(AdminServiceError::InvalidReplicas(format!(
+            return Err(AdminError::InvalidReplicas(format!(
                 "partition {partition} has {} replicas; the replication factor is {}",
                 replicas.len(),
                 rf.unwrap_or(0)
@@ -47,7 +46,7 @@ fn check_shape(
         }
         let mut seen = BTreeSet::new();
         if let Some(twice) = replicas.iter().find(|r| !seen.insert(**r)) {
-            return Err(AdminServiceError::InvalidReplicas(format!(
+            return Err(AdminError::InvalidReplicas(format!(
                 "partition {partition} lists broker {twice} more than once"
             )));
         }
@@ -61,12 +60,12 @@ fn check_available(image: &MetadataImage, lists: &[Vec<i32>], first_partition: i
         for r in replicas {
             match image.brokers.get(r) {
                 None => {
-                    return Err(AdminServiceError::UnavailableReplica(format!(
+                    return Err(AdminError::InvalidReplicaAssignment(format!(
                         "partition {partition}: broker {r} is not registered"
                     )))
                 }
                 Some(b) if !b.is_active() => {
-                    return Err(AdminServiceError::UnavailableReplica(format!(
+                    return Err(AdminError::InvalidReplicaAssignment(format!(
                         "partition {partition}: broker {r} is fenced or shutting down"
                     )))
                 }
@@ -79,7 +78,7 @@ fn check_available(image: &MetadataImage, lists: &[Vec<i32>], first_partition: i
 
 fn positive(value: i32, what: &str) -> Result<i32> {
     if value < 1 {
-        return Err(AdminServiceError::InvalidArgument(format!(
+        return Err(AdminError::InvalidArgument(format!(
             "{what} must be at least 1, got {value}"
         )));
     }
@@ -118,7 +117,7 @@ pub(super) async fn create(
     request: pb::CreateTopicRequest,
 ) -> Result<pb::CreateTopicResponse> {
     let name = request.name.as_str();
-    validate_topic_name(name).map_err(AdminServiceError::InvalidArgument)?;
+    validate_topic_name(name).map_err(AdminError::InvalidArgument)?;
     let configs: BTreeMap<String, String> = request.configs.into_iter().collect();
     topic_config::validate_all(&configs)?;
     if let Some(p) = request.partitions {
@@ -127,7 +126,7 @@ pub(super) async fn create(
     let replication_factor = match request.replication_factor {
         Some(rf) => Some(
             i16::try_from(positive(rf, "replication factor")?).map_err(|_| {
-                AdminServiceError::InvalidArgument(format!("replication factor {rf} is too large"))
+                AdminError::InvalidArgument(format!("replication factor {rf} is too large"))
             })?,
         ),
         None => None,
@@ -136,10 +135,10 @@ pub(super) async fn create(
         None
     } else {
         let lists = topic_assignment(&request.assignment)
-            .map_err(|e| AdminServiceError::InvalidReplicas(e.to_string()))?
+            .map_err(|e| AdminError::InvalidReplicas(e.to_string()))?
             .partitions;
         if let Some(p) = request.partitions.filter(|p| *p as usize != lists.len()) {
-            return Err(AdminServiceError::InvalidArgument(format!(
+            return Err(AdminError::InvalidArgument(format!(
                 "partitions is {p} but the assignment lists {} partitions",
                 lists.len()
             )));
@@ -149,7 +148,7 @@ pub(super) async fn create(
     };
     let image = broker.replicas.image();
     if image.topics.contains_key(name) {
-        return Err(AdminServiceError::TopicExists(name.to_string()));
+        return Err(AdminError::TopicAlreadyExists(name.to_string()));
     }
     let lists = match explicit {
         Some(lists) => {
@@ -161,12 +160,13 @@ pub(super) async fn create(
             let rf = replication_factor.unwrap_or(broker.config.default_replication_factor());
             let brokers = placeable(&image);
             if rf as usize > brokers.len() {
-                return Err(AdminServiceError::ReplicationFactor(format!(
+                return Err(AdminError::InvalidReplicationFactor(format!(
                     "replication factor {rf} is larger than the {} broker(s) able to take replicas",
                     brokers.len()
                 )));
             }
-            placement::assign_new_topic(&brokers, &assignment_of(&image), partitions, rf)?
+            placement::assign_new_topic(&brokers, &assignment_of(&image), partitions, rf)
+                .map_err(AdminError::Placement)?
                 .partitions
         }
     };
@@ -183,7 +183,11 @@ pub(super) async fn create(
     }
     let meta = broker
         .replicas
-        .create_topic(name, -1, -1, configs, false, Some(lists))
+        .create_topic(CreateTopic {
+            configs,
+            assignment: Some(lists),
+            ..CreateTopic::new(name)
+        })
         .await?;
     let image = broker.replicas.image();
     let topic = image
@@ -191,7 +195,7 @@ pub(super) async fn create(
         .get(name)
         .filter(|t| t.id == meta.id)
         .ok_or_else(|| {
-            AdminServiceError::Precondition(format!("topic `{name}` was deleted concurrently"))
+            AdminError::Precondition(format!("topic `{name}` was deleted concurrently"))
         })?;
     Ok(pb::CreateTopicResponse {
         topic: Some(topic_description(&image, topic)),
@@ -207,12 +211,12 @@ fn altered_configs(
     let mut configs = current.clone();
     for key in delete {
         if set.contains_key(key) {
-            return Err(AdminServiceError::InvalidArgument(format!(
+            return Err(AdminError::InvalidArgument(format!(
                 "config `{key}` is both set and deleted"
             )));
         }
         if topic_key(key).is_none() {
-            return Err(AdminServiceError::InvalidArgument(format!(
+            return Err(AdminError::InvalidArgument(format!(
                 "unknown config key `{key}`"
             )));
         }
@@ -234,19 +238,19 @@ pub(super) async fn alter(
     let topic = image
         .topics
         .get(name)
-        .ok_or_else(|| AdminServiceError::UnknownTopic(name.to_string()))?;
+        .ok_or_else(|| AdminError::UnknownTopic(name.to_string()))?;
     let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
     if let Some(p) = request.partitions.filter(|p| *p <= current) {
-        return Err(AdminServiceError::InvalidArgument(format!(
+        return Err(AdminError::InvalidArgument(format!(
             "topic `{name}` has {current} partitions; the new count {p} must be larger"
         )));
     }
     let new_lists: Vec<Vec<i32>> = if !request.new_partitions_assignment.is_empty() {
         let lists = replica_lists(&request.new_partitions_assignment, current)
-            .map_err(|e| AdminServiceError::InvalidReplicas(e.to_string()))?;
+            .map_err(|e| AdminError::InvalidReplicas(e.to_string()))?;
         let count = current + lists.len() as i32;
         if let Some(p) = request.partitions.filter(|p| *p != count) {
-            return Err(AdminServiceError::InvalidArgument(format!(
+            return Err(AdminError::InvalidArgument(format!(
                 "partitions is {p} but the assignment leads to {count} partitions"
             )));
         }
@@ -256,7 +260,8 @@ pub(super) async fn alter(
         lists
     } else if let Some(count) = request.partitions {
         let whole =
-            placement::add_partitions(&placeable(&image), &assignment_of(&image), name, count)?;
+            placement::add_partitions(&placeable(&image), &assignment_of(&image), name, count)
+                .map_err(AdminError::Placement)?;
         whole.partitions[current as usize..].to_vec()
     } else {
         Vec::new()
@@ -309,10 +314,10 @@ pub(super) async fn delete(
 ) -> Result<pb::DeleteTopicResponse> {
     let name = request.name.as_str();
     if !broker.replicas.image().topics.contains_key(name) {
-        return Err(AdminServiceError::UnknownTopic(name.to_string()));
+        return Err(AdminError::UnknownTopic(name.to_string()));
     }
     if is_internal(name) {
-        return Err(AdminServiceError::InvalidArgument(format!(
+        return Err(AdminError::InvalidArgument(format!(
             "`{name}` is an internal topic and cannot be deleted"
         )));
     }
@@ -326,7 +331,7 @@ pub(super) fn describe(broker: &Broker, name: &str) -> Result<pb::DescribeTopicR
     let topic = image
         .topics
         .get(name)
-        .ok_or_else(|| AdminServiceError::UnknownTopic(name.to_string()))?;
+        .ok_or_else(|| AdminError::UnknownTopic(name.to_string()))?;
     Ok(pb::DescribeTopicResponse {
         topic: Some(topic_description(&image, topic)),
     })

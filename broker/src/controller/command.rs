@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -151,9 +152,10 @@ pub enum MetadataCommand {
 pub enum CommandResult {
     /// Done.
     Ok,
-    /// Refused, with the Kafka error code that says why.
+    /// Refused, with the Kafka error code that says why (a number: this is the form in the
+    /// metadata log).
     Error {
-        /// Kafka error code.
+        /// Kafka error code ([`ResponseError::code`]).
         code: i16,
         /// Human-readable reason.
         message: String,
@@ -176,10 +178,10 @@ pub enum CommandResult {
 }
 
 impl CommandResult {
-    /// An error result.
-    pub fn error(code: i16, message: impl Into<String>) -> Self {
+    /// An error result: `error`'s code, as the log stores it.
+    pub fn error(error: ResponseError, message: impl Into<String>) -> Self {
         CommandResult::Error {
-            code,
+            code: error.code(),
             message: message.into(),
         }
     }

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -226,7 +227,7 @@ impl MetadataImage {
             }
             MetadataCommand::UnregisterBroker { id } => {
                 if self.brokers.remove(id).is_none() {
-                    return CommandResult::error(69, format!("broker {id} is not registered"));
+                    return CommandResult::error(ResponseError::BrokerIdNotRegistered, format!("broker {id} is not registered"));
                 }
                 self.on_broker_unavailable(*id);
                 CommandResult::Ok
@@ -234,7 +235,7 @@ impl MetadataImage {
             MetadataCommand::FenceBroker { id, epoch } => {
                 match self.brokers.get_mut(id) {
                     Some(b) if b.epoch == *epoch => b.fenced = true,
-                    _ => return CommandResult::error(STALE_BROKER_EPOCH, "stale broker epoch"),
+                    _ => return CommandResult::error(ResponseError::StaleBrokerEpoch, "stale broker epoch"),
                 }
                 self.on_broker_unavailable(*id);
                 CommandResult::Ok
@@ -245,7 +246,7 @@ impl MetadataImage {
                         b.fenced = false;
                         b.in_controlled_shutdown = false;
                     }
-                    _ => return CommandResult::error(STALE_BROKER_EPOCH, "stale broker epoch"),
+                    _ => return CommandResult::error(ResponseError::StaleBrokerEpoch, "stale broker epoch"),
                 }
                 self.on_broker_available(*id);
                 CommandResult::Ok
@@ -253,7 +254,7 @@ impl MetadataImage {
             MetadataCommand::ControlledShutdown { id, epoch } => {
                 match self.brokers.get_mut(id) {
                     Some(b) if b.epoch == *epoch => b.in_controlled_shutdown = true,
-                    _ => return CommandResult::error(STALE_BROKER_EPOCH, "stale broker epoch"),
+                    _ => return CommandResult::error(ResponseError::StaleBrokerEpoch, "stale broker epoch"),
                 }
                 self.on_broker_unavailable(*id);
                 CommandResult::Ok
@@ -263,7 +264,7 @@ impl MetadataImage {
                     b.draining = *draining;
                     CommandResult::Ok
                 }
-                None => CommandResult::error(69, format!("broker {id} is not registered")),
+                None => CommandResult::error(ResponseError::BrokerIdNotRegistered, format!("broker {id} is not registered")),
             },
             MetadataCommand::CreateTopic {
                 name,
@@ -272,7 +273,7 @@ impl MetadataImage {
                 assignment,
             } => {
                 if self.topics.contains_key(name) {
-                    return CommandResult::error(36, format!("topic `{name}` already exists"));
+                    return CommandResult::error(ResponseError::TopicAlreadyExists, format!("topic `{name}` already exists"));
                 }
                 let partitions = assignment.iter().map(|a| self.new_partition(a)).collect();
                 let topic = TopicImage {
@@ -286,7 +287,7 @@ impl MetadataImage {
             }
             MetadataCommand::CreatePartitions { name, assignment } => {
                 let Some(topic) = self.topics.get(name) else {
-                    return CommandResult::error(3, format!("topic `{name}` does not exist"));
+                    return CommandResult::error(ResponseError::UnknownTopicOrPartition, format!("topic `{name}` does not exist"));
                 };
                 let mut topic = TopicImage::clone(topic);
                 for a in assignment {
@@ -297,11 +298,11 @@ impl MetadataImage {
             }
             MetadataCommand::DeleteTopic { name } => match self.topics.remove(name) {
                 Some(_) => CommandResult::Ok,
-                None => CommandResult::error(3, format!("topic `{name}` does not exist")),
+                None => CommandResult::error(ResponseError::UnknownTopicOrPartition, format!("topic `{name}` does not exist")),
             },
             MetadataCommand::AlterTopicConfigs { name, configs } => {
                 let Some(topic) = self.topics.get(name) else {
-                    return CommandResult::error(3, format!("topic `{name}` does not exist"));
+                    return CommandResult::error(ResponseError::UnknownTopicOrPartition, format!("topic `{name}` does not exist"));
                 };
                 let mut topic = TopicImage::clone(topic);
                 topic.configs = configs.clone();
@@ -331,7 +332,7 @@ impl MetadataImage {
             MetadataCommand::AllocateProducerIds { broker_id } => {
                 if !self.brokers.contains_key(broker_id) {
                     return CommandResult::error(
-                        69,
+                        ResponseError::BrokerIdNotRegistered,
                         format!("broker {broker_id} is not registered"),
                     );
                 }
@@ -451,29 +452,29 @@ impl MetadataImage {
 
     fn alter_partition(&mut self, change: &PartitionChange) -> CommandResult {
         let Some(topic) = self.topics.get(&change.topic) else {
-            return CommandResult::error(3, format!("topic `{}` does not exist", change.topic));
+            return CommandResult::error(ResponseError::UnknownTopicOrPartition, format!("topic `{}` does not exist", change.topic));
         };
         let Some(current) = usize::try_from(change.partition)
             .ok()
             .and_then(|i| topic.partitions.get(i))
         else {
-            return CommandResult::error(3, "unknown partition");
+            return CommandResult::error(ResponseError::UnknownTopicOrPartition, "unknown partition");
         };
         if current.leader != change.leader {
-            return CommandResult::error(6, "not the leader");
+            return CommandResult::error(ResponseError::NotLeaderOrFollower, "not the leader");
         }
         if current.leader_epoch != change.leader_epoch {
-            return CommandResult::error(74, "fenced leader epoch");
+            return CommandResult::error(ResponseError::FencedLeaderEpoch, "fenced leader epoch");
         }
         if current.partition_epoch != change.partition_epoch {
-            return CommandResult::error(INVALID_UPDATE_VERSION, "stale partition epoch");
+            return CommandResult::error(ResponseError::InvalidUpdateVersion, "stale partition epoch");
         }
         if change.isr.is_empty()
             || !change.isr.contains(&change.leader)
             || change.isr.iter().any(|r| !current.replicas.contains(r))
         {
             return CommandResult::error(
-                INVALID_REQUEST,
+                ResponseError::InvalidRequest,
                 "ISR must hold the leader and only replicas",
             );
         }
@@ -483,7 +484,7 @@ impl MetadataImage {
             .iter()
             .any(|r| !current.isr.contains(r) && !self.is_active(*r))
         {
-            return CommandResult::error(INELIGIBLE_REPLICA, "a new ISR member is not active");
+            return CommandResult::error(ResponseError::IneligibleReplica, "a new ISR member is not active");
         }
         let mut p = current.clone();
         p.isr = change.isr.clone();
@@ -514,13 +515,13 @@ impl MetadataImage {
 
     fn reassign(&mut self, topic: &str, index: i32, target: Option<&[i32]>) -> CommandResult {
         let Some(t) = self.topics.get(topic) else {
-            return CommandResult::error(3, format!("topic `{topic}` does not exist"));
+            return CommandResult::error(ResponseError::UnknownTopicOrPartition, format!("topic `{topic}` does not exist"));
         };
         let Some(current) = usize::try_from(index)
             .ok()
             .and_then(|i| t.partitions.get(i))
         else {
-            return CommandResult::error(3, "unknown partition");
+            return CommandResult::error(ResponseError::UnknownTopicOrPartition, "unknown partition");
         };
         let mut p = current.clone();
         let original: Vec<i32> = p
@@ -534,18 +535,18 @@ impl MetadataImage {
                 let mut seen = std::collections::BTreeSet::new();
                 if target.is_empty() || !target.iter().all(|r| seen.insert(*r)) {
                     return CommandResult::error(
-                        39,
+                        ResponseError::InvalidReplicaAssignment,
                         "target replicas must be distinct and non-empty",
                     );
                 }
                 if let Some(missing) = target.iter().find(|r| !self.brokers.contains_key(r)) {
-                    return CommandResult::error(39, format!("broker {missing} is not registered"));
+                    return CommandResult::error(ResponseError::InvalidReplicaAssignment, format!("broker {missing} is not registered"));
                 }
                 target.to_vec()
             }
             // Cancel: back to the replicas before the reassignment.
             None if p.is_reassigning() => original.clone(),
-            None => return CommandResult::error(85, "no reassignment in progress"),
+            None => return CommandResult::error(ResponseError::NoReassignmentInProgress, "no reassignment in progress"),
         };
         let mut replicas = target.clone();
         replicas.extend(original.iter().filter(|r| !target.contains(r)));
@@ -563,7 +564,7 @@ impl MetadataImage {
         p.isr.retain(|r| p.replicas.contains(r));
         if p.isr.is_empty() {
             // Only a replica being added was in sync: cancelling would leave no copy to trust.
-            return CommandResult::error(39, "no in-sync replica would remain");
+            return CommandResult::error(ResponseError::InvalidReplicaAssignment, "no in-sync replica would remain");
         }
         p.partition_epoch += 1;
         self.maybe_complete_reassignment(&mut p, t.unclean_election());
@@ -614,15 +615,7 @@ fn set_leader(p: &mut PartitionImage, leader: i32) {
     }
 }
 
-/// Kafka's `STALE_BROKER_EPOCH`.
-pub const STALE_BROKER_EPOCH: i16 = 77;
-/// Kafka's `INVALID_UPDATE_VERSION`.
-pub const INVALID_UPDATE_VERSION: i16 = 95;
-/// Kafka's `INVALID_REQUEST`.
-pub const INVALID_REQUEST: i16 = 42;
-/// Kafka's `INELIGIBLE_REPLICA`.
-pub const INELIGIBLE_REPLICA: i16 = 107;
-/// Kafka's `ELECTION_NOT_NEEDED`.
-pub const ELECTION_NOT_NEEDED: i16 = 84;
-/// Kafka's `PREFERRED_LEADER_NOT_AVAILABLE`.
-pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
+/// Kafka's `ELECTION_NOT_NEEDED`, as an election outcome.
+pub const ELECTION_NOT_NEEDED: i16 = ResponseError::ElectionNotNeeded.code();
+/// Kafka's `PREFERRED_LEADER_NOT_AVAILABLE`, as an election outcome.
+pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = ResponseError::PreferredLeaderNotAvailable.code();

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::command::{CommandResult, MetadataCommand, PartitionChange};
@@ -334,7 +335,7 @@ fn cancelling_a_reassignment_restores_the_original_replicas_and_a_leader_among_t
     assert_eq!(p.leader, 2, "an original replica in sync leads again");
     assert_eq!(
         reassign(&mut image, &mut index, None),
-        CommandResult::error(85, "no reassignment in progress")
+        CommandResult::error(ResponseError::NoReassignmentInProgress, "no reassignment in progress")
     );
 }
 

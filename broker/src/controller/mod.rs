@@ -36,6 +36,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::error::ResponseError;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
 use parking_lot::Mutex;
@@ -86,11 +87,12 @@ pub enum ControllerError {
     /// This node is not the active controller (and forwarding is not possible).
     #[error("this node is not the active controller")]
     NotController,
-    /// The command was applied and refused.
-    #[error("{message} (error code {code})")]
+    /// The command was applied and refused. The message ends in the code, which is how a
+    /// refusal forwarded over gRPC keeps it.
+    #[error("{message} (error code {})", .error.code())]
     Refused {
-        /// Kafka error code.
-        code: i16,
+        /// Why, as Kafka names it.
+        error: ResponseError,
         /// Reason.
         message: String,
     },
@@ -100,6 +102,17 @@ pub enum ControllerError {
     /// Raft stopped (storage failure or shutdown).
     #[error("the metadata quorum stopped: {0}")]
     Fatal(String),
+}
+
+impl ControllerError {
+    /// A refusal with a Kafka error code as the metadata log or a forwarded reply carries it
+    /// (`UNKNOWN_SERVER_ERROR` for 0, which is not a refusal).
+    fn refused(code: i16, message: impl Into<String>) -> Self {
+        ControllerError::Refused {
+            error: ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
+            message: message.into(),
+        }
+    }
 }
 
 /// The handle to this node's part of the metadata quorum. Shared behind an `Arc`.
@@ -298,9 +311,7 @@ impl Controller {
         command: MetadataCommand,
     ) -> Result<CommandResult, ControllerError> {
         match self.write(command).await? {
-            CommandResult::Error { code, message } => {
-                Err(ControllerError::Refused { code, message })
-            }
+            CommandResult::Error { code, message } => Err(ControllerError::refused(code, message)),
             ok => Ok(ok),
         }
     }
@@ -451,7 +462,7 @@ impl Controller {
             .filter(|b| b.epoch == request.broker_epoch)
         else {
             return Err(ControllerError::Refused {
-                code: image::STALE_BROKER_EPOCH,
+                error: ResponseError::StaleBrokerEpoch,
                 message: format!(
                     "broker {id} epoch {} is not registered",
                     request.broker_epoch
@@ -507,14 +518,13 @@ fn status_error(status: tonic::Status) -> ControllerError {
             // Refusals carry "message (error code N)".
             let text = status.message();
             match text.rsplit_once(" (error code ") {
-                Some((message, code)) => ControllerError::Refused {
-                    code: code.trim_end_matches(')').parse().unwrap_or(-1),
-                    message: message.to_string(),
-                },
-                None => ControllerError::Refused {
-                    code: -1,
-                    message: text.to_string(),
-                },
+                Some((message, code)) => ControllerError::refused(
+                    code.trim_end_matches(')')
+                        .parse()
+                        .unwrap_or(ResponseError::UnknownServerError.code()),
+                    message,
+                ),
+                None => ControllerError::refused(ResponseError::UnknownServerError.code(), text),
             }
         }
         tonic::Code::InvalidArgument => ControllerError::Invalid(status.message().to_string()),

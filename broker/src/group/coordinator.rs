@@ -32,7 +32,7 @@ use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::log::LogError;
 use crate::partition::PartitionError;
-use crate::replica_manager::{AdminError, LeadershipListener, ReplicaManager};
+use crate::replica_manager::{AdminError, CreateTopic, LeadershipListener, ReplicaManager};
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -142,14 +142,12 @@ impl GroupCoordinator {
         ]);
         match self
             .replicas
-            .create_topic(
-                OFFSETS_TOPIC,
-                partitions,
-                replication_factor,
+            .create_topic(CreateTopic {
+                partitions: Some(partitions),
+                replication_factor: Some(replication_factor),
                 configs,
-                false,
-                None,
-            )
+                ..CreateTopic::new(OFFSETS_TOPIC)
+            })
             .await
         {
             Ok(_) | Err(AdminError::TopicAlreadyExists(_)) => {}

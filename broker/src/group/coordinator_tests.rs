@@ -12,7 +12,7 @@ use super::operations::OffsetCommit;
 use crate::clock::ManualClock;
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
-use crate::replica_manager::LeadershipListener;
+use crate::replica_manager::{CreateTopic, LeadershipListener};
 use crate::test_support;
 
 struct Fixture {
@@ -36,7 +36,11 @@ async fn coordinator(dir: &std::path::Path, clock: Arc<ManualClock>) -> Fixture 
     replicas.add_leadership_listener(Arc::downgrade(&listener));
     if replicas.topic("t").is_none() {
         replicas
-            .create_topic("t", 2, 1, Default::default(), false, None)
+            .create_topic(CreateTopic {
+            partitions: Some(2),
+            replication_factor: Some(1),
+            ..CreateTopic::new("t")
+        })
             .await
             .unwrap();
     }
@@ -159,7 +163,11 @@ async fn an_offsets_topic_created_by_a_client_is_led_all_the_same() {
     let f = coordinator(dir.path(), Arc::new(ManualClock::new(1_000_000))).await;
     let c = &f.c;
     c.replicas
-        .create_topic(OFFSETS_TOPIC, 3, 1, Default::default(), false, None)
+        .create_topic(CreateTopic {
+            partitions: Some(3),
+            replication_factor: Some(1),
+            ..CreateTopic::new(OFFSETS_TOPIC)
+        })
         .await
         .unwrap();
     c.ensure_offsets_topic().await.unwrap();

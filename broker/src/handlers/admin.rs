@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
 use super::{config_overrides, text};
 use crate::broker::Broker;
 use crate::config::topic as topic_config;
-use crate::replica_manager::AdminError;
+use crate::replica_manager::{AdminError, CreateTopic};
 
 /// Answers CreateTopics (honouring `validate_only`).
 pub async fn create_topics(
@@ -34,14 +34,15 @@ pub async fn create_topics(
         });
         let created = broker
             .replicas
-            .create_topic(
-                &t.name,
-                t.num_partitions,
-                t.replication_factor,
+            .create_topic(CreateTopic {
+                name: t.name.to_string(),
+                // -1 on the wire: the broker's default.
+                partitions: (t.num_partitions != -1).then_some(t.num_partitions),
+                replication_factor: (t.replication_factor != -1).then_some(t.replication_factor),
                 configs,
-                request.validate_only,
                 assignment,
-            )
+                validate_only: request.validate_only,
+            })
             .await;
         topics.push(match created {
             // Partition count, replication factor and configs are answered from v5 on.
@@ -63,9 +64,9 @@ pub async fn create_topics(
                     .with_configs(Some(configs))
             }
             Err(e) => {
-                broker.count_error("CreateTopics", e.code());
+                broker.count_error("CreateTopics", e.kafka_code());
                 result
-                    .with_error_code(e.code())
+                    .with_error_code(e.kafka_code())
                     .with_error_message(Some(text(e.to_string())))
                     .with_num_partitions(-1)
                     .with_replication_factor(-1)
@@ -116,9 +117,9 @@ pub async fn delete_topics(
                 .with_topic_id(meta.id)
                 .with_name(Some(TopicName(text(meta.name)))),
             Ok(Err(e)) => {
-                broker.count_error("DeleteTopics", e.code());
+                broker.count_error("DeleteTopics", e.kafka_code());
                 result
-                    .with_error_code(e.code())
+                    .with_error_code(e.kafka_code())
                     .with_error_message(Some(text(e.to_string())))
             }
             Err(code) => {
@@ -153,9 +154,9 @@ pub async fn create_partitions(
         results.push(match outcome {
             Ok(()) => result,
             Err(e) => {
-                broker.count_error("CreatePartitions", e.code());
+                broker.count_error("CreatePartitions", e.kafka_code());
                 result
-                    .with_error_code(e.code())
+                    .with_error_code(e.kafka_code())
                     .with_error_message(Some(text(e.to_string())))
             }
         });

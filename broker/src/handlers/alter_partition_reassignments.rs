@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 };
 
 use super::text;
-use crate::admin_service::{reassign, AdminServiceError};
+use crate::admin_service::{reassign, AdminError};
 use crate::broker::Broker;
 
 const API: &str = "AlterPartitionReassignments";
@@ -22,7 +22,7 @@ async fn alter_one(
     partition: i32,
     target: Option<Vec<i32>>,
     allow_replication_factor_change: bool,
-) -> Result<(), AdminServiceError> {
+) -> Result<(), AdminError> {
     let image = broker.replicas.image();
     let Some(target) = target else {
         reassign::check_cancel(&image, topic, partition)?;
@@ -31,7 +31,7 @@ async fn alter_one(
     reassign::check_target(&image, topic, partition, &target, true)?;
     let current = reassign::partition(&image, topic, partition)?.target_replicas();
     if !allow_replication_factor_change && current.len() != target.len() {
-        return Err(AdminServiceError::ReplicationFactor(format!(
+        return Err(AdminError::InvalidReplicationFactor(format!(
             "the replication factor of {topic}-{partition} would change from {} to {}",
             current.len(),
             target.len()

@@ -239,5 +239,5 @@ async fn replace_topic_configs(
         .replicas
         .alter_topic_configs(name, configs, validate_only)
         .await
-        .map_err(|e| (e.code(), e.to_string()))
+        .map_err(|e| (e.kafka_code(), e.to_string()))
 }

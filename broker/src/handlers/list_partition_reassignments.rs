@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 };
 
 use super::text;
-use crate::admin_service::{reassign, AdminServiceError};
+use crate::admin_service::{reassign, AdminError};
 use crate::broker::Broker;
 use crate::controller::image::MetadataImage;
 
@@ -22,7 +22,7 @@ fn ids(list: &[i32]) -> Vec<BrokerId> {
 fn ongoing(
     image: &MetadataImage,
     request: ListPartitionReassignmentsRequest,
-) -> Result<Vec<OngoingTopicReassignment>, AdminServiceError> {
+) -> Result<Vec<OngoingTopicReassignment>, AdminError> {
     let wanted: Vec<(String, i32)> = match request.topics {
         None => reassign::reassigning(image)
             .into_iter()

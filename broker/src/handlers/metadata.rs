@@ -66,7 +66,7 @@ pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> 
                         .with_error_code(ResponseError::LeaderNotAvailable.code()),
                 ),
                 Err(e) => {
-                    broker.count_error("Metadata", e.code());
+                    broker.count_error("Metadata", e.kafka_code());
                     topics.push(
                         MetadataResponseTopic::default()
                             .with_name(Some(name))

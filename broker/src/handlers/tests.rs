@@ -24,6 +24,7 @@ use crate::config::BrokerConfig;
 use crate::log::test_util::{encode_test_batch, TestBatch};
 use crate::protocol::versions::SUPPORTED;
 use crate::protocol::{encode_response, DecodedRequest};
+use crate::replica_manager::CreateTopic;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -340,7 +341,11 @@ async fn every_advertised_version_answers_and_encodes() {
     let broker = broker(dir.path()).await;
     let meta = broker
         .replicas
-        .create_topic("t", 2, 1, Default::default(), false, None)
+        .create_topic(CreateTopic {
+            partitions: Some(2),
+            replication_factor: Some(1),
+            ..CreateTopic::new("t")
+        })
         .await
         .unwrap();
     let batch = encode_test_batch(&TestBatch::new(3, 10));
@@ -397,7 +402,11 @@ async fn a_long_poll_wakes_for_its_own_partitions_only_and_never_misses_a_change
     let broker = broker(dir.path()).await;
     broker
         .replicas
-        .create_topic("w", 2, 1, Default::default(), false, None)
+        .create_topic(CreateTopic {
+            partitions: Some(2),
+            replication_factor: Some(1),
+            ..CreateTopic::new("w")
+        })
         .await
         .unwrap();
     let request = FetchRequest::default()

@@ -34,6 +34,7 @@ mod error;
 mod flush;
 mod index_file;
 mod leader_epoch;
+mod meta_properties;
 mod offset_index;
 mod producer_state;
 mod recovery;
@@ -55,12 +56,14 @@ pub use self::leader_epoch::{
     EpochEntry, LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT_FILE, UNDEFINED_EPOCH,
     UNDEFINED_EPOCH_OFFSET,
 };
-pub use self::offset_index::{OffsetIndex, OffsetPosition};
+pub use self::index_file::{Index, IndexEntry};
+pub use self::meta_properties::{MetaProperties, MetaPropertiesError};
+pub use self::offset_index::{OffsetEntry, OffsetIndex, OffsetPosition};
 pub use self::producer_state::{
     BatchMetadata, ProducerCheck, ProducerStateEntry, ProducerStateManager,
 };
 pub use self::replication::OffsetTruncationState;
 pub use self::scanner::ScannedBatch;
 pub use self::segment::{LogSegment, SegmentRead};
-pub use self::time_index::{TimeIndex, TimestampOffset};
+pub use self::time_index::{TimeEntry, TimeIndex, TimestampOffset};
 pub use self::unified_log::{FetchDataInfo, Log, LogAppendInfo};

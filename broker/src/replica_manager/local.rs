@@ -17,7 +17,7 @@ use super::{AdminError, PartitionKey};
 use crate::clock::Clock;
 use crate::config::{topic as topic_config, BrokerConfig};
 use crate::log::write_atomically;
-use crate::metadata::MetadataStore;
+use crate::legacy_catalogue;
 use crate::partition::Partition;
 
 /// Kafka's name for the file naming a partition directory's topic id.
@@ -54,10 +54,10 @@ pub(super) fn open_existing(
     remove_deleted_dirs(data_dir);
     // Topic ids of directories written before partition.metadata existed.
     let legacy: HashMap<String, (Uuid, std::collections::BTreeMap<String, String>)> =
-        match MetadataStore::load(data_dir) {
-            Ok(store) => store
-                .topics()
-                .map(|t| (t.name.clone(), (t.id, t.configs.clone())))
+        match legacy_catalogue::load(data_dir) {
+            Ok(topics) => topics
+                .into_iter()
+                .map(|t| (t.name, (t.id, t.configs)))
                 .collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring an unreadable topics.json");

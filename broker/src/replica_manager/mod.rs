@@ -10,39 +10,47 @@
 //!   coordinator) which partitions this broker now leads.
 //! - [`topics`] turns admin requests (create, grow, reconfigure, delete) into metadata
 //!   commands written through the controller, with replicas placed by `weir_api::placement`.
+//! - [`AdminError`] is the one error of topic and cluster admin, here and in the admin service
+//!   above, with its Kafka error and gRPC status.
 //!
 //! Thread-safety: the topic and partition maps are `RwLock`s read on every request and
 //! written only when an image is applied, which happens on one task at a time.
 
 mod apply;
 mod local;
+mod error;
 mod topics;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
+use kafka_protocol::error::ResponseError;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::config::{BrokerConfig, ConfigError};
+use crate::config::BrokerConfig;
 use crate::controller::image::MetadataImage;
 use crate::controller::{Controller, ControllerError};
-use crate::log::LogError;
-use crate::metadata::MetadataError;
 use crate::partition::Partition;
-use crate::replication::fetcher::{FetcherConfig, ReplicaFetcherManager};
 use crate::partition::leader::IsrChangeFailure;
+use crate::replication::fetcher::{FetcherConfig, ReplicaFetcherManager};
 
 /// AlterPartition refusals that mean this leader's view is behind the controller's: unknown
-/// topic or partition (3), not the leader (6), fenced leader epoch (74), stale partition epoch
-/// (95). The image that settles them is on its way.
-const STALE_METADATA_CODES: [i16; 4] = [3, 6, 74, 95];
+/// topic or partition, not the leader, fenced leader epoch, stale partition epoch. The image
+/// that settles them is on its way.
+const STALE_METADATA: [ResponseError; 4] = [
+    ResponseError::UnknownTopicOrPartition,
+    ResponseError::NotLeaderOrFollower,
+    ResponseError::FencedLeaderEpoch,
+    ResponseError::InvalidUpdateVersion,
+];
 
 pub use self::apply::LeadershipListener;
-pub use self::topics::{assignment_of, placeable};
+pub use self::error::AdminError;
+pub use self::topics::{assignment_of, placeable, validate_topic_name, CreateTopic};
 
 /// A topic as the metadata image describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,60 +72,6 @@ pub struct TopicMetadata {
 pub struct TopicState {
     /// Name, id, partition count, configs.
     pub meta: TopicMetadata,
-}
-
-/// Why an admin operation on topics failed; each maps to one Kafka error code.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    /// `TOPIC_ALREADY_EXISTS` (36).
-    #[error("topic `{0}` already exists")]
-    TopicAlreadyExists(String),
-    /// `UNKNOWN_TOPIC_OR_PARTITION` (3).
-    #[error("topic `{0}` does not exist")]
-    UnknownTopic(String),
-    /// `INVALID_TOPIC_EXCEPTION` (17).
-    #[error("{0}")]
-    InvalidTopic(String),
-    /// `INVALID_PARTITIONS` (37).
-    #[error("{0}")]
-    InvalidPartitions(String),
-    /// `INVALID_REPLICATION_FACTOR` (38).
-    #[error("{0}")]
-    InvalidReplicationFactor(String),
-    /// `INVALID_REPLICA_ASSIGNMENT` (39).
-    #[error("{0}")]
-    InvalidReplicaAssignment(String),
-    /// `INVALID_CONFIG` (40).
-    #[error(transparent)]
-    InvalidConfig(#[from] ConfigError),
-    /// `KAFKA_STORAGE_ERROR` (56): a local file could not be read or written.
-    #[error(transparent)]
-    Metadata(#[from] MetadataError),
-    /// `KAFKA_STORAGE_ERROR` (56): a partition log could not be opened or removed.
-    #[error(transparent)]
-    Log(#[from] LogError),
-    /// `REQUEST_TIMED_OUT` (7) or `NOT_CONTROLLER` (41): the metadata quorum did not answer.
-    #[error(transparent)]
-    Controller(#[from] ControllerError),
-}
-
-impl AdminError {
-    /// The Kafka error code for this error.
-    pub fn code(&self) -> i16 {
-        match self {
-            AdminError::TopicAlreadyExists(_) => 36,
-            AdminError::UnknownTopic(_) => 3,
-            AdminError::InvalidTopic(_) => 17,
-            AdminError::InvalidPartitions(_) => 37,
-            AdminError::InvalidReplicationFactor(_) => 38,
-            AdminError::InvalidReplicaAssignment(_) => 39,
-            AdminError::InvalidConfig(_) => 40,
-            AdminError::Metadata(_) | AdminError::Log(_) => 56,
-            AdminError::Controller(ControllerError::Refused { code, .. }) => *code,
-            AdminError::Controller(ControllerError::Unavailable(_)) => 7,
-            AdminError::Controller(_) => 41,
-        }
-    }
 }
 
 type PartitionKey = (Arc<str>, i32);
@@ -335,8 +289,7 @@ impl ReplicaManager {
             }
             Err(e) => {
                 let failure = match &e {
-                    ControllerError::Refused { code, .. }
-                        if STALE_METADATA_CODES.contains(code) =>
+                    ControllerError::Refused { error, .. } if STALE_METADATA.contains(error) =>
                     {
                         IsrChangeFailure::StaleMetadata
                     }

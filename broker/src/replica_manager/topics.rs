@@ -6,31 +6,43 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
-use weir_api::placement::{self, Assignment, BrokerInfo, PlacementError, TopicAssignment};
+use weir_api::placement::{self, Assignment, BrokerInfo, TopicAssignment};
 
 use super::{AdminError, ReplicaManager, TopicMetadata, TopicState};
 use crate::config::topic as topic_config;
 use crate::controller::command::{CommandResult, MetadataCommand};
 use crate::controller::image::MetadataImage;
 use crate::controller::{Controller, ControllerError};
-use crate::metadata::validate_topic_name;
 
 /// How long an admin call waits for its change to reach this broker's image.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(15);
 
-impl From<PlacementError> for AdminError {
-    fn from(e: PlacementError) -> Self {
-        match e {
-            PlacementError::InvalidPartitionCount(_)
-            | PlacementError::PartitionCountNotIncreasing { .. } => {
-                AdminError::InvalidPartitions(e.to_string())
-            }
-            PlacementError::UnknownTopic(t) => AdminError::UnknownTopic(t),
-            PlacementError::InvalidReplicationFactor(_)
-            | PlacementError::ReplicationFactorTooLarge { .. }
-            | PlacementError::NoBrokers => AdminError::InvalidReplicationFactor(e.to_string()),
-            other => AdminError::InvalidReplicaAssignment(other.to_string()),
+/// A topic to create (Kafka's CreateTopics entry, decoded).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreateTopic {
+    /// The topic's name.
+    pub name: String,
+    /// Partition count; `None`: the broker's `num.partitions`.
+    pub partitions: Option<i32>,
+    /// Replication factor; `None`: the broker's `default.replication.factor`.
+    pub replication_factor: Option<i16>,
+    /// Topic config overrides by Kafka name.
+    pub configs: BTreeMap<String, String>,
+    /// Replica lists by partition, instead of placing replicas (the partition count and
+    /// replication factor are then those of the lists).
+    pub assignment: Option<Vec<Vec<i32>>>,
+    /// Check the request and create nothing.
+    pub validate_only: bool,
+}
+
+impl CreateTopic {
+    /// `name` with the broker's defaults.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
         }
     }
 }
@@ -110,10 +122,16 @@ impl ReplicaManager {
         let controller = self.controller_or_err()?;
         match controller.write_ok(command).await {
             Ok(r) => Ok(r),
-            Err(ControllerError::Refused { code: 36, message }) => {
+            Err(ControllerError::Refused {
+                error: ResponseError::TopicAlreadyExists,
+                message,
+            }) => {
                 Err(AdminError::TopicAlreadyExists(message))
             }
-            Err(ControllerError::Refused { code: 3, message }) => {
+            Err(ControllerError::Refused {
+                error: ResponseError::UnknownTopicOrPartition,
+                message,
+            }) => {
                 Err(AdminError::UnknownTopic(message))
             }
             Err(e) => Err(e.into()),
@@ -121,17 +139,16 @@ impl ReplicaManager {
     }
 
     /// Creates a topic (or only checks that it could be, with `validate_only`).
-    /// `partitions` and `replication_factor` of -1 take the broker defaults; `assignment`
-    /// places replicas explicitly (CreateTopics with assignments).
-    pub async fn create_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-        assignment: Option<Vec<Vec<i32>>>,
-    ) -> Result<TopicMetadata, AdminError> {
+    pub async fn create_topic(&self, request: CreateTopic) -> Result<TopicMetadata, AdminError> {
+        let CreateTopic {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            assignment,
+            validate_only,
+        } = request;
+        let name = name.as_str();
         validate_topic_name(name).map_err(AdminError::InvalidTopic)?;
         topic_config::validate_all(&configs)?;
         let image = self.image();
@@ -144,21 +161,14 @@ impl ReplicaManager {
                 lists
             }
             None => {
-                let partitions = if partitions == -1 {
-                    self.config.num_partitions()
-                } else {
-                    partitions
-                };
+                let partitions = partitions.unwrap_or_else(|| self.config.num_partitions());
                 if partitions < 1 {
                     return Err(AdminError::InvalidPartitions(format!(
                         "number of partitions must be at least 1, got {partitions}"
                     )));
                 }
-                let rf = if replication_factor == -1 {
-                    self.config.default_replication_factor()
-                } else {
-                    replication_factor
-                };
+                let rf = replication_factor
+                    .unwrap_or_else(|| self.config.default_replication_factor());
                 let brokers = placeable(&image);
                 if rf < 1 || rf as usize > brokers.len() {
                     return Err(AdminError::InvalidReplicationFactor(format!(
@@ -204,7 +214,7 @@ impl ReplicaManager {
             return Err(AdminError::UnknownTopic(name.to_string()));
         }
         match self
-            .create_topic(name, -1, -1, BTreeMap::new(), false, None)
+            .create_topic(CreateTopic::new(name))
             .await
         {
             Ok(_) | Err(AdminError::TopicAlreadyExists(_)) => {}
@@ -323,4 +333,44 @@ fn validate_assignment(image: &MetadataImage, lists: &[Vec<i32>]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Kafka's topic name rules: 1 to 249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("topic name is empty".to_string());
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name cannot be `{name}`"));
+    }
+    if name.len() > 249 {
+        return Err(format!(
+            "topic name is {} characters, the limit is 249",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "topic name `{name}` contains `{c}`; only ASCII letters, digits, `.`, `_` and `-` are allowed"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka() {
+        assert!(validate_topic_name("orders.v1_x-2").is_ok());
+        for bad in ["", ".", "..", "a b", "a/b", "ü"] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
 }

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -32,7 +33,7 @@ use crate::partition::Partition;
 /// Fetch version followers use: the newest that still names topics (ids start at v13).
 pub const REPLICA_FETCH_VERSION: i16 = 12;
 
-const ERROR_OFFSET_OUT_OF_RANGE: i16 = 1;
+const ERROR_OFFSET_OUT_OF_RANGE: i16 = ResponseError::OffsetOutOfRange.code();
 /// Back-off after a failed connection or request.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 

@@ -94,7 +94,11 @@ mod tests {
             configs: [("retention.ms".to_string(), "5".to_string())].into(),
         };
         let written = serde_json::json!({ "version": 1, "topics": [t] });
-        std::fs::write(path(dir.path()), serde_json::to_vec_pretty(&written).unwrap()).unwrap();
+        std::fs::write(
+            path(dir.path()),
+            serde_json::to_vec_pretty(&written).unwrap(),
+        )
+        .unwrap();
         assert_eq!(load(dir.path()).unwrap(), vec![t]);
         std::fs::write(path(dir.path()), b"{").unwrap();
         assert!(matches!(

@@ -15,6 +15,17 @@
 //! - [`config`] holds Kafka-named settings; [`cli`] the command line; [`app`] wires it all up
 //!   and runs the background jobs; [`metrics`] and [`http`] serve Prometheus and health;
 //!   [`telemetry`] sets up the log output.
+//!
+//! Imports point one way, down these layers (a module uses its own layer and those below):
+//!
+//! ```text
+//! app, cli → lifecycle → server, http → handlers → admin_service
+//!   → broker, metrics → group, producer_ids → replica_manager → replication
+//!   → partition (its leader side included) → controller → log, config, protocol, clock
+//! ```
+//!
+//! `broker/tests/layering.rs` holds the full table and fails on an import against it; run it
+//! with `--nocapture` to print the module graph.
 
 pub mod admin_service;
 pub mod app;

@@ -52,7 +52,7 @@ fn drain_plan(image: &MetadataImage, id: i32) -> Result<Plan> {
         .map(|b| b.id)
         .collect();
     let plan = placement::drain_plan(&brokers, &assignment_of(image), &draining)
-                .map_err(AdminError::Placement)?;
+        .map_err(AdminError::Placement)?;
     for r in &plan.reassignments {
         check_target(image, &r.topic, r.partition, &r.target, false).map_err(|e| match e {
             // The plan never targets draining brokers; an inactive one is down right now.

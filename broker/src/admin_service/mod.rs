@@ -37,11 +37,11 @@ use weir_api::proto::admin as pb;
 use weir_api::proto::admin::admin_server::{Admin, AdminServer};
 use weir_api::proto::broker::replica_status_server::ReplicaStatusServer;
 
-pub use crate::replica_manager::AdminError;
 pub use self::progress::ReplicaStatusService;
 use crate::broker::Broker;
 use crate::controller::command::{CommandResult, MetadataCommand};
 use crate::controller::image::MetadataImage;
+pub use crate::replica_manager::AdminError;
 
 /// gRPC metadata key set on an UnregisterBroker call forwarded to the active controller, so it
 /// is never forwarded twice.
@@ -95,7 +95,10 @@ pub(crate) async fn write(
     let controller = broker.replicas.controller().ok_or_else(|| {
         AdminError::Unavailable("this broker has not joined the metadata quorum".into())
     })?;
-    controller.write_ok(command).await.map_err(AdminError::refused)
+    controller
+        .write_ok(command)
+        .await
+        .map_err(AdminError::refused)
 }
 
 /// Waits until this broker's applied image satisfies `done`.

@@ -21,9 +21,9 @@ use weir_api::proto::broker::replica_status_server::ReplicaStatus;
 use super::reassign::{partition, reassigning};
 use super::{AdminError, Peers};
 use crate::broker::Broker;
+use crate::partition::leader::UNKNOWN_OFFSET;
 use crate::partition::Role;
 use crate::replica_manager::ReplicaManager;
-use crate::partition::leader::UNKNOWN_OFFSET;
 
 /// How long the answering broker waits for a leader's report.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(5);

@@ -227,7 +227,10 @@ impl MetadataImage {
             }
             MetadataCommand::UnregisterBroker { id } => {
                 if self.brokers.remove(id).is_none() {
-                    return CommandResult::error(ResponseError::BrokerIdNotRegistered, format!("broker {id} is not registered"));
+                    return CommandResult::error(
+                        ResponseError::BrokerIdNotRegistered,
+                        format!("broker {id} is not registered"),
+                    );
                 }
                 self.on_broker_unavailable(*id);
                 CommandResult::Ok
@@ -235,7 +238,12 @@ impl MetadataImage {
             MetadataCommand::FenceBroker { id, epoch } => {
                 match self.brokers.get_mut(id) {
                     Some(b) if b.epoch == *epoch => b.fenced = true,
-                    _ => return CommandResult::error(ResponseError::StaleBrokerEpoch, "stale broker epoch"),
+                    _ => {
+                        return CommandResult::error(
+                            ResponseError::StaleBrokerEpoch,
+                            "stale broker epoch",
+                        )
+                    }
                 }
                 self.on_broker_unavailable(*id);
                 CommandResult::Ok
@@ -246,7 +254,12 @@ impl MetadataImage {
                         b.fenced = false;
                         b.in_controlled_shutdown = false;
                     }
-                    _ => return CommandResult::error(ResponseError::StaleBrokerEpoch, "stale broker epoch"),
+                    _ => {
+                        return CommandResult::error(
+                            ResponseError::StaleBrokerEpoch,
+                            "stale broker epoch",
+                        )
+                    }
                 }
                 self.on_broker_available(*id);
                 CommandResult::Ok
@@ -254,7 +267,12 @@ impl MetadataImage {
             MetadataCommand::ControlledShutdown { id, epoch } => {
                 match self.brokers.get_mut(id) {
                     Some(b) if b.epoch == *epoch => b.in_controlled_shutdown = true,
-                    _ => return CommandResult::error(ResponseError::StaleBrokerEpoch, "stale broker epoch"),
+                    _ => {
+                        return CommandResult::error(
+                            ResponseError::StaleBrokerEpoch,
+                            "stale broker epoch",
+                        )
+                    }
                 }
                 self.on_broker_unavailable(*id);
                 CommandResult::Ok
@@ -264,7 +282,10 @@ impl MetadataImage {
                     b.draining = *draining;
                     CommandResult::Ok
                 }
-                None => CommandResult::error(ResponseError::BrokerIdNotRegistered, format!("broker {id} is not registered")),
+                None => CommandResult::error(
+                    ResponseError::BrokerIdNotRegistered,
+                    format!("broker {id} is not registered"),
+                ),
             },
             MetadataCommand::CreateTopic {
                 name,
@@ -273,7 +294,10 @@ impl MetadataImage {
                 assignment,
             } => {
                 if self.topics.contains_key(name) {
-                    return CommandResult::error(ResponseError::TopicAlreadyExists, format!("topic `{name}` already exists"));
+                    return CommandResult::error(
+                        ResponseError::TopicAlreadyExists,
+                        format!("topic `{name}` already exists"),
+                    );
                 }
                 let partitions = assignment.iter().map(|a| self.new_partition(a)).collect();
                 let topic = TopicImage {
@@ -287,7 +311,10 @@ impl MetadataImage {
             }
             MetadataCommand::CreatePartitions { name, assignment } => {
                 let Some(topic) = self.topics.get(name) else {
-                    return CommandResult::error(ResponseError::UnknownTopicOrPartition, format!("topic `{name}` does not exist"));
+                    return CommandResult::error(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("topic `{name}` does not exist"),
+                    );
                 };
                 let mut topic = TopicImage::clone(topic);
                 for a in assignment {
@@ -298,11 +325,17 @@ impl MetadataImage {
             }
             MetadataCommand::DeleteTopic { name } => match self.topics.remove(name) {
                 Some(_) => CommandResult::Ok,
-                None => CommandResult::error(ResponseError::UnknownTopicOrPartition, format!("topic `{name}` does not exist")),
+                None => CommandResult::error(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic `{name}` does not exist"),
+                ),
             },
             MetadataCommand::AlterTopicConfigs { name, configs } => {
                 let Some(topic) = self.topics.get(name) else {
-                    return CommandResult::error(ResponseError::UnknownTopicOrPartition, format!("topic `{name}` does not exist"));
+                    return CommandResult::error(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("topic `{name}` does not exist"),
+                    );
                 };
                 let mut topic = TopicImage::clone(topic);
                 topic.configs = configs.clone();
@@ -452,13 +485,19 @@ impl MetadataImage {
 
     fn alter_partition(&mut self, change: &PartitionChange) -> CommandResult {
         let Some(topic) = self.topics.get(&change.topic) else {
-            return CommandResult::error(ResponseError::UnknownTopicOrPartition, format!("topic `{}` does not exist", change.topic));
+            return CommandResult::error(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic `{}` does not exist", change.topic),
+            );
         };
         let Some(current) = usize::try_from(change.partition)
             .ok()
             .and_then(|i| topic.partitions.get(i))
         else {
-            return CommandResult::error(ResponseError::UnknownTopicOrPartition, "unknown partition");
+            return CommandResult::error(
+                ResponseError::UnknownTopicOrPartition,
+                "unknown partition",
+            );
         };
         if current.leader != change.leader {
             return CommandResult::error(ResponseError::NotLeaderOrFollower, "not the leader");
@@ -467,7 +506,10 @@ impl MetadataImage {
             return CommandResult::error(ResponseError::FencedLeaderEpoch, "fenced leader epoch");
         }
         if current.partition_epoch != change.partition_epoch {
-            return CommandResult::error(ResponseError::InvalidUpdateVersion, "stale partition epoch");
+            return CommandResult::error(
+                ResponseError::InvalidUpdateVersion,
+                "stale partition epoch",
+            );
         }
         if change.isr.is_empty()
             || !change.isr.contains(&change.leader)
@@ -484,7 +526,10 @@ impl MetadataImage {
             .iter()
             .any(|r| !current.isr.contains(r) && !self.is_active(*r))
         {
-            return CommandResult::error(ResponseError::IneligibleReplica, "a new ISR member is not active");
+            return CommandResult::error(
+                ResponseError::IneligibleReplica,
+                "a new ISR member is not active",
+            );
         }
         let mut p = current.clone();
         p.isr = change.isr.clone();
@@ -515,13 +560,19 @@ impl MetadataImage {
 
     fn reassign(&mut self, topic: &str, index: i32, target: Option<&[i32]>) -> CommandResult {
         let Some(t) = self.topics.get(topic) else {
-            return CommandResult::error(ResponseError::UnknownTopicOrPartition, format!("topic `{topic}` does not exist"));
+            return CommandResult::error(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic `{topic}` does not exist"),
+            );
         };
         let Some(current) = usize::try_from(index)
             .ok()
             .and_then(|i| t.partitions.get(i))
         else {
-            return CommandResult::error(ResponseError::UnknownTopicOrPartition, "unknown partition");
+            return CommandResult::error(
+                ResponseError::UnknownTopicOrPartition,
+                "unknown partition",
+            );
         };
         let mut p = current.clone();
         let original: Vec<i32> = p
@@ -540,13 +591,21 @@ impl MetadataImage {
                     );
                 }
                 if let Some(missing) = target.iter().find(|r| !self.brokers.contains_key(r)) {
-                    return CommandResult::error(ResponseError::InvalidReplicaAssignment, format!("broker {missing} is not registered"));
+                    return CommandResult::error(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("broker {missing} is not registered"),
+                    );
                 }
                 target.to_vec()
             }
             // Cancel: back to the replicas before the reassignment.
             None if p.is_reassigning() => original.clone(),
-            None => return CommandResult::error(ResponseError::NoReassignmentInProgress, "no reassignment in progress"),
+            None => {
+                return CommandResult::error(
+                    ResponseError::NoReassignmentInProgress,
+                    "no reassignment in progress",
+                )
+            }
         };
         let mut replicas = target.clone();
         replicas.extend(original.iter().filter(|r| !target.contains(r)));
@@ -564,7 +623,10 @@ impl MetadataImage {
         p.isr.retain(|r| p.replicas.contains(r));
         if p.isr.is_empty() {
             // Only a replica being added was in sync: cancelling would leave no copy to trust.
-            return CommandResult::error(ResponseError::InvalidReplicaAssignment, "no in-sync replica would remain");
+            return CommandResult::error(
+                ResponseError::InvalidReplicaAssignment,
+                "no in-sync replica would remain",
+            );
         }
         p.partition_epoch += 1;
         self.maybe_complete_reassignment(&mut p, t.unclean_election());

@@ -335,7 +335,10 @@ fn cancelling_a_reassignment_restores_the_original_replicas_and_a_leader_among_t
     assert_eq!(p.leader, 2, "an original replica in sync leads again");
     assert_eq!(
         reassign(&mut image, &mut index, None),
-        CommandResult::error(ResponseError::NoReassignmentInProgress, "no reassignment in progress")
+        CommandResult::error(
+            ResponseError::NoReassignmentInProgress,
+            "no reassignment in progress"
+        )
     );
 }
 

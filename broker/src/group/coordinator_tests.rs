@@ -37,10 +37,10 @@ async fn coordinator(dir: &std::path::Path, clock: Arc<ManualClock>) -> Fixture 
     if replicas.topic("t").is_none() {
         replicas
             .create_topic(CreateTopic {
-            partitions: Some(2),
-            replication_factor: Some(1),
-            ..CreateTopic::new("t")
-        })
+                partitions: Some(2),
+                replication_factor: Some(1),
+                ..CreateTopic::new("t")
+            })
             .await
             .unwrap();
     }

@@ -52,11 +52,11 @@ pub use self::checkpoint::{read_offset_checkpoint, write_atomically, write_offse
 pub use self::config::{LogConfig, TimestampType};
 pub use self::error::LogError;
 pub use self::flush::{PendingFlush, RecoveryPoint};
+pub use self::index_file::{Index, IndexEntry};
 pub use self::leader_epoch::{
     EpochEntry, LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT_FILE, UNDEFINED_EPOCH,
     UNDEFINED_EPOCH_OFFSET,
 };
-pub use self::index_file::{Index, IndexEntry};
 pub use self::meta_properties::{MetaProperties, MetaPropertiesError};
 pub use self::offset_index::{OffsetEntry, OffsetIndex, OffsetPosition};
 pub use self::producer_state::{

@@ -70,7 +70,12 @@ impl Index<TimeEntry> {
             timestamp,
             relative_offset,
         };
-        if self.is_full() || self.entries().last().is_some_and(|last| !entry.follows(last)) {
+        if self.is_full()
+            || self
+                .entries()
+                .last()
+                .is_some_and(|last| !entry.follows(last))
+        {
             return Ok(());
         }
         self.push(entry)

@@ -16,8 +16,8 @@ use uuid::Uuid;
 use super::{AdminError, PartitionKey};
 use crate::clock::Clock;
 use crate::config::{topic as topic_config, BrokerConfig};
-use crate::log::write_atomically;
 use crate::legacy_catalogue;
+use crate::log::write_atomically;
 use crate::partition::Partition;
 
 /// Kafka's name for the file naming a partition directory's topic id.

@@ -17,8 +17,8 @@
 //! written only when an image is applied, which happens on one task at a time.
 
 mod apply;
-mod local;
 mod error;
+mod local;
 mod topics;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,8 +34,8 @@ use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::controller::image::MetadataImage;
 use crate::controller::{Controller, ControllerError};
-use crate::partition::Partition;
 use crate::partition::leader::IsrChangeFailure;
+use crate::partition::Partition;
 use crate::replication::fetcher::{FetcherConfig, ReplicaFetcherManager};
 
 /// AlterPartition refusals that mean this leader's view is behind the controller's: unknown
@@ -289,8 +289,7 @@ impl ReplicaManager {
             }
             Err(e) => {
                 let failure = match &e {
-                    ControllerError::Refused { error, .. } if STALE_METADATA.contains(error) =>
-                    {
+                    ControllerError::Refused { error, .. } if STALE_METADATA.contains(error) => {
                         IsrChangeFailure::StaleMetadata
                     }
                     ControllerError::Refused { .. } => IsrChangeFailure::Rejected,

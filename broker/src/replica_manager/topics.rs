@@ -125,15 +125,11 @@ impl ReplicaManager {
             Err(ControllerError::Refused {
                 error: ResponseError::TopicAlreadyExists,
                 message,
-            }) => {
-                Err(AdminError::TopicAlreadyExists(message))
-            }
+            }) => Err(AdminError::TopicAlreadyExists(message)),
             Err(ControllerError::Refused {
                 error: ResponseError::UnknownTopicOrPartition,
                 message,
-            }) => {
-                Err(AdminError::UnknownTopic(message))
-            }
+            }) => Err(AdminError::UnknownTopic(message)),
             Err(e) => Err(e.into()),
         }
     }
@@ -167,8 +163,8 @@ impl ReplicaManager {
                         "number of partitions must be at least 1, got {partitions}"
                     )));
                 }
-                let rf = replication_factor
-                    .unwrap_or_else(|| self.config.default_replication_factor());
+                let rf =
+                    replication_factor.unwrap_or_else(|| self.config.default_replication_factor());
                 let brokers = placeable(&image);
                 if rf < 1 || rf as usize > brokers.len() {
                     return Err(AdminError::InvalidReplicationFactor(format!(
@@ -213,10 +209,7 @@ impl ReplicaManager {
         if !self.config.auto_create_topics() {
             return Err(AdminError::UnknownTopic(name.to_string()));
         }
-        match self
-            .create_topic(CreateTopic::new(name))
-            .await
-        {
+        match self.create_topic(CreateTopic::new(name)).await {
             Ok(_) | Err(AdminError::TopicAlreadyExists(_)) => {}
             Err(e) => return Err(e),
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kube::Client;
 
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::names::Addressing;
 
@@ -37,6 +38,8 @@ pub struct Context {
     pub client: Client,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
+    /// Retry delays of objects whose last reconcile failed.
+    pub backoff: Arc<Backoff>,
 }
 
 impl std::fmt::Debug for Context {

@@ -9,9 +9,10 @@
 //!   cluster's state (scale, drain, roll) as pure functions in their `plan` modules;
 //! - [`admin`]: the client of the brokers' admin gRPC API (`weir.admin.v1`);
 //! - [`leader`]: leader election on a Lease, so two operator replicas can run;
-//! - [`metrics`], [`run`]: the operator process.
+//! - [`metrics`], [`run`]: the operator process; [`backoff`]: retry delays after failures.
 
 pub mod admin;
+pub mod backoff;
 pub mod build;
 pub mod cluster;
 pub mod context;

@@ -109,11 +109,33 @@ impl RunArgs {
     }
 }
 
-fn error_policy<K>(controller: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
-    move |_, error, _| {
-        tracing::warn!(controller, error = %error, "reconcile failed; retrying");
-        Action::requeue(Duration::from_secs(5))
+/// What to do after a failed reconcile: an object at fault ([`Error::is_permanent`]) waits
+/// until it changes; anything else is retried with a growing delay ([`crate::backoff`]).
+fn error_policy<K>(controller: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action
+where
+    K: Resource,
+{
+    move |object, error, ctx| {
+        if error.is_permanent() {
+            tracing::warn!(controller, error = %error, "reconcile failed on the object itself; waiting for it to change");
+            return Action::await_change();
+        }
+        let delay = ctx
+            .backoff
+            .failed(&backoff_key(controller, object.as_ref()));
+        tracing::warn!(controller, error = %error, retry_in_s = delay.as_secs(), "reconcile failed; retrying");
+        Action::requeue(delay)
     }
+}
+
+/// The object's key in [`Context::backoff`].
+fn backoff_key<K: Resource>(controller: &str, object: &K) -> String {
+    let meta = object.meta();
+    format!(
+        "{controller}/{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
 }
 
 /// A reconcile in flight.
@@ -127,13 +149,18 @@ fn measured<K, F, Fut>(
 where
     F: Fn(Arc<K>, Arc<Context>) -> Fut + Copy + Send + 'static,
     Fut: Future<Output = Result<Action, Error>> + Send + 'static,
-    K: Send + Sync + 'static,
+    K: Resource + Send + Sync + 'static,
 {
     move |object, ctx| {
         Box::pin(async move {
             let started = Instant::now();
             let metrics = ctx.metrics.clone();
+            let backoff = ctx.backoff.clone();
+            let key = backoff_key(controller, object.as_ref());
             let result = reconcile(object, ctx).await;
+            if result.is_ok() {
+                backoff.succeeded(&key);
+            }
             metrics.reconciled(
                 controller,
                 result.as_ref().err().map(Error::kind),
@@ -251,6 +278,7 @@ pub async fn operator(args: RunArgs) -> anyhow::Result<()> {
         client,
         settings: args.settings(),
         metrics: metrics.clone(),
+        backoff: Arc::default(),
     });
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<bool>();
     let keeper = lock.clone();

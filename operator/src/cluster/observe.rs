@@ -1,12 +1,85 @@
-//! Reading a cluster's state: its pods from Kubernetes, its brokers, topics and movements from
-//! the admin API.
+//! Reading a cluster's state: its StatefulSet and pods from Kubernetes, its brokers, topics and
+//! movements from the admin API.
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
 use weir_api::proto::admin as pb;
 
 use super::plan::{AdminView, BrokerView, PodView};
-use crate::admin::Admin;
+use crate::admin::{self, Admin};
+use crate::context::Context;
+use crate::crd::ClusterSpec;
+use crate::error::Error;
 use crate::names::{ClusterNames, REVISION_LABEL};
+
+/// What one reconcile saw of a cluster.
+pub struct Observed {
+    /// The StatefulSet, `None` before it exists.
+    pub statefulset: Option<StatefulSet>,
+    /// Its replica count.
+    pub current_replicas: Option<i32>,
+    pub pods: Vec<PodView>,
+    /// A connection to the admin API and what it said, when it answered.
+    pub admin: Option<(Admin, AdminView)>,
+    /// Why the admin API did not answer (when there were pods to ask).
+    pub admin_error: Option<String>,
+}
+
+impl Observed {
+    /// What the admin API said, when it answered.
+    pub fn view(&self) -> Option<&AdminView> {
+        self.admin.as_ref().map(|(_, view)| view)
+    }
+}
+
+/// Fetches the StatefulSet and the pods, and asks the admin API of the first pod that answers.
+/// A silent admin API is not an error: it is reported in [`Observed::admin_error`].
+pub async fn cluster(
+    ctx: &Context,
+    names: &ClusterNames,
+    spec: &ClusterSpec,
+) -> Result<Observed, Error> {
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let statefulset = statefulsets.get_opt(&names.statefulset()).await?;
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let pods = pods_api
+        .list(&ListParams::default().labels(&names.selector_string()))
+        .await?
+        .items;
+    let pods = pod_views(names, &pods);
+    let current_replicas = statefulset
+        .as_ref()
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.replicas);
+    let mut observed = Observed {
+        statefulset,
+        current_replicas,
+        pods,
+        admin: None,
+        admin_error: None,
+    };
+    if observed.statefulset.is_none() || observed.pods.is_empty() {
+        return Ok(observed);
+    }
+    let ordinals = (0..current_replicas.unwrap_or(0))
+        .filter(|o| observed.pods.iter().any(|p| p.ordinal == *o));
+    let connected = admin::connect(
+        names,
+        &ctx.settings.addressing,
+        spec.listeners.internal_port,
+        ordinals,
+    )
+    .await;
+    match connected {
+        Ok(mut a) => match admin_view(&mut a).await {
+            Ok(view) => observed.admin = Some((a, view)),
+            Err(e) => observed.admin_error = Some(format!("admin API: {}", e.message())),
+        },
+        Err(e) => observed.admin_error = Some(e),
+    }
+    Ok(observed)
+}
 
 /// The pods of the cluster, by ordinal.
 pub fn pod_views(names: &ClusterNames, pods: &[Pod]) -> Vec<PodView> {
@@ -53,14 +126,7 @@ pub async fn admin_view(admin: &mut Admin) -> Result<AdminView, tonic::Status> {
         .describe_cluster(pb::DescribeClusterRequest {})
         .await?
         .into_inner();
-    let topics = admin
-        .client
-        .list_topics(pb::ListTopicsRequest {
-            include_internal: true,
-        })
-        .await?
-        .into_inner()
-        .topics;
+    let topics = topics(admin).await?;
     Ok(AdminView {
         cluster_id: cluster.cluster_id.clone(),
         brokers: cluster
@@ -83,6 +149,18 @@ pub async fn admin_view(admin: &mut Admin) -> Result<AdminView, tonic::Status> {
             .map(|t| (t.name.clone(), replication_factor(t)))
             .collect(),
     })
+}
+
+/// Every topic, internal ones included, with its assignment.
+pub async fn topics(admin: &mut Admin) -> Result<Vec<pb::TopicDescription>, tonic::Status> {
+    Ok(admin
+        .client
+        .list_topics(pb::ListTopicsRequest {
+            include_internal: true,
+        })
+        .await?
+        .into_inner()
+        .topics)
 }
 
 /// Partitions still moving and bytes left to copy.

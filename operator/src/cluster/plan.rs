@@ -59,6 +59,52 @@ pub enum ScaleStep {
     Wait(String),
 }
 
+/// The StatefulSet's size for one reconcile, and what to report about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleDecision {
+    pub step: ScaleStep,
+    /// The replica count the StatefulSet is applied with.
+    pub statefulset_replicas: i32,
+    /// Why removing brokers is refused.
+    pub blocked: Option<String>,
+    /// What is under way, one line each.
+    pub working: Vec<String>,
+}
+
+/// [`scale_step`], with the StatefulSet's size it implies (the current size until the step
+/// sets one) and the lines the status reports.
+pub fn decide_scale(
+    spec: i32,
+    current: Option<i32>,
+    voters: &[i32],
+    admin: Option<&AdminView>,
+) -> ScaleDecision {
+    let step = scale_step(spec, current, voters, admin);
+    let statefulset_replicas = match &step {
+        ScaleStep::Set(n) => *n,
+        _ => current.unwrap_or(spec),
+    };
+    let mut blocked = None;
+    let mut working = Vec::new();
+    match &step {
+        ScaleStep::Blocked(why) => blocked = Some(why.clone()),
+        ScaleStep::Wait(why) => working.push(why.clone()),
+        ScaleStep::Drain(id) => working.push(format!("draining broker {id}")),
+        ScaleStep::Set(_) => {}
+    }
+    if statefulset_replicas != spec && blocked.is_none() {
+        working.push(format!(
+            "scaling from {statefulset_replicas} to {spec} brokers"
+        ));
+    }
+    ScaleDecision {
+        step,
+        statefulset_replicas,
+        blocked,
+        working,
+    }
+}
+
 /// The smallest cluster the voters allow: the quorum's members are never removed.
 pub fn minimum_for_voters(voters: &[i32]) -> i32 {
     voters.iter().max().map_or(1, |v| v + 1)

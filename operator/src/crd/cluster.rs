@@ -8,6 +8,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::quantity::QUANTITY_PATTERN;
+use super::rebalance::RebalancePhase;
 
 /// Settings the operator itself sets on every broker; a `config` entry naming one is refused.
 pub const RESERVED_CONFIG_KEYS: &[&str] = &[
@@ -233,7 +234,7 @@ pub struct BrokerStatus {
 #[serde(rename_all = "camelCase")]
 pub struct RebalanceStatus {
     /// `Rebalancing` (brokers were added), `Draining` (brokers are being removed) or `Idle`.
-    pub phase: String,
+    pub phase: RebalancePhase,
     /// The broker ids the last completed or running plan balanced over.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub brokers: Vec<i32>,

@@ -9,12 +9,14 @@
 pub mod cluster;
 pub mod condition;
 pub mod quantity;
+pub mod rebalance;
 pub mod topic;
 
 pub use cluster::{
     BrokerStatus, Cluster, ClusterSpec, ClusterStatus, ListenersSpec, RackSpec, RebalanceSpec,
     RebalanceStatus, StorageSpec,
 };
+pub use rebalance::RebalancePhase;
 pub use topic::{PartitionStatus, Topic, TopicSpec, TopicStatus};
 
 /// The API group of every Weir resource.

@@ -57,6 +57,27 @@ fn scale_down_drains_the_highest_ordinal_first_then_shrinks() {
 }
 
 #[test]
+fn a_drain_keeps_the_statefulset_size_and_says_what_runs() {
+    let a = admin(
+        (0..5).map(|id| broker(id, Active, 4)).collect(),
+        &[("orders", 3)],
+    );
+    let decision = decide_scale(3, Some(5), &[0, 1, 2], Some(&a));
+    assert_eq!(decision.step, ScaleStep::Drain(4));
+    assert_eq!(decision.statefulset_replicas, 5);
+    assert_eq!(
+        decision.working,
+        vec!["draining broker 4", "scaling from 5 to 3 brokers"]
+    );
+    let blocked = decide_scale(2, Some(3), &[0, 1, 2], Some(&a));
+    assert_eq!(blocked.statefulset_replicas, 3);
+    assert!(blocked.blocked.is_some() && blocked.working.is_empty());
+    let created = decide_scale(3, None, &[0, 1, 2], None);
+    assert_eq!(created.statefulset_replicas, 3);
+    assert!(created.working.is_empty());
+}
+
+#[test]
 fn scale_down_is_blocked_by_wide_topics_and_by_voters() {
     let a = admin(
         (0..5).map(|id| broker(id, Active, 4)).collect(),

@@ -115,4 +115,10 @@ fi
 # its downloads itself.
 bash "$(dirname "$0")/kube-control-plane.sh" build
 
+# --- container images -------------------------------------------------------------------
+# umoci and skopeo (Debian) for scripts/build-images.sh and tests/tests/images.rs: the image is
+# assembled without a Docker daemon. The script installs only what is missing.
+bash "$(dirname "$0")/build-images.sh" install-tools
+# --- end of container images -------------------------------------------------------------
+
 log "done"

@@ -3,6 +3,7 @@
 //! the operator never links the broker.
 
 pub mod admin;
+pub mod log_filter;
 pub mod placement;
 
 /// Default Kafka client port of a broker.

@@ -36,6 +36,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // First, before anything can take long: see `termination`.
+    let termination = termination().context("installing the SIGTERM and SIGINT handlers")?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        termination.await;
+        tracing::info!("shutting down");
+        let _ = shutdown_tx.send(true);
+    });
+
     let mut settings = Vec::new();
     for path in &args.config {
         settings.extend(properties::read(path)?);
@@ -63,7 +72,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => rpc_addr.to_string(),
     };
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Health answers from now on, through a possibly long log recovery.
     let http_state = Arc::new(HttpState::default());
     let http = tokio::spawn(weir_broker::http::run(
@@ -76,11 +84,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         weir_broker::app::open(config, kafka_addr, advertised, Arc::new(SystemClock))
     })
     .await??;
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        let _ = shutdown_tx.send(true);
-    });
     let cluster = weir_broker::app::ClusterOptions {
         rpc_listener: rpc,
         rpc_advertised,
@@ -97,17 +100,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled: as a container's PID 1 the broker gets no default action for
+/// either signal, so one that arrives before its handler exists is dropped by the kernel and
+/// the container runtime waits out its grace period before it kills the broker.
+fn termination() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }

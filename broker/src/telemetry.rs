@@ -1,5 +1,12 @@
-//! The broker's log output: `tracing` events to stderr, filtered by `WEIR_LOG` (default
-//! `info`), minus openraft's per-retry lines about unreachable peers.
+//! The broker's log output: `tracing` events to stderr, filtered by `WEIR_LOG` (or `RUST_LOG`),
+//! minus openraft's per-retry lines about unreachable peers.
+//!
+//! The default filter, [`DEFAULT_FILTER`], keeps Weir's own lines at INFO and its dependencies
+//! (openraft, tonic, hyper, h2, tower, ...) at WARN: openraft logs its votes and state at INFO,
+//! which buried the broker's own start-up lines. A filter that sets a level for everything
+//! (`WEIR_LOG=debug`, `WEIR_LOG=info,weir_broker::server=debug`) replaces the default; one that
+//! only names targets (`WEIR_LOG=openraft=info`, `WEIR_LOG=weir_broker::server=debug`) is added
+//! to it ([`weir_api::log_filter`]).
 //!
 //! While a metadata quorum peer is down, openraft logs, every 500 ms, from its replication task
 //! a WARN ("error replication to target"), an ERROR ("RPCError") and a WARN ("backoff mode"),
@@ -15,15 +22,22 @@ use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
+use weir_api::log_filter::filter_directives;
 
 /// openraft's replication task, whose retry lines [`is_replication_retry_noise`] recognises.
 const OPENRAFT_REPLICATION: &str = "openraft::replication";
 /// openraft's leader-side progress tracking; its only WARNs are about a failed RPC.
 const OPENRAFT_PROGRESS: &str = "openraft::engine::handler::replication_handler";
 
-/// Installs the global subscriber: stderr, `WEIR_LOG` or `info`, without openraft's retry noise.
+/// Weir's crates at INFO, everything else at WARN.
+pub const DEFAULT_FILTER: &str = "warn,weir_broker=info,weir_api=info";
+
+/// Installs the global subscriber: stderr, filtered by `WEIR_LOG` (or `RUST_LOG`) over
+/// [`DEFAULT_FILTER`] as [`weir_api::log_filter`] says, without openraft's retry noise.
 pub fn init() {
-    let env_filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let requested = weir_api::log_filter::requested_from_env();
+    let directives = filter_directives(DEFAULT_FILTER, requested.as_deref());
+    let env_filter = EnvFilter::builder().parse_lossy(directives);
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -76,6 +90,72 @@ mod tests {
         fn make_writer(&'a self) -> Self::Writer {
             self.clone()
         }
+    }
+
+    /// What the filters let through, as `target level` lines.
+    fn enabled_by(directives: &str) -> Vec<&'static str> {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(out.clone())
+                .with_ansi(false)
+                .without_time()
+                .with_filter(EnvFilter::builder().parse_lossy(directives)),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "openraft::core::raft_core", "openraft info");
+            tracing::warn!(target: "openraft::core::raft_core", "openraft warn");
+            tracing::info!(target: "h2::codec", "h2 info");
+            tracing::info!(target: "weir_broker::app", "weir info");
+            tracing::debug!(target: "weir_broker::server", "weir server debug");
+            tracing::info!(target: "weir_api::placement", "api info");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        [
+            "openraft info",
+            "openraft warn",
+            "h2 info",
+            "weir info",
+            "weir server debug",
+            "api info",
+        ]
+        .into_iter()
+        .filter(|line| text.contains(line))
+        .collect()
+    }
+
+    #[test]
+    fn default_filter_lets_weir_info_and_dependency_warnings_through() {
+        assert_eq!(
+            enabled_by(&filter_directives(DEFAULT_FILTER, None)),
+            ["openraft warn", "weir info", "api info"]
+        );
+        assert_eq!(
+            enabled_by(&filter_directives(DEFAULT_FILTER, Some("openraft=info"))),
+            ["openraft info", "openraft warn", "weir info", "api info"]
+        );
+        assert_eq!(
+            enabled_by(&filter_directives(
+                DEFAULT_FILTER,
+                Some("weir_broker::server=debug")
+            )),
+            [
+                "openraft warn",
+                "weir info",
+                "weir server debug",
+                "api info"
+            ]
+        );
+        assert_eq!(
+            enabled_by(&filter_directives(DEFAULT_FILTER, Some("info"))),
+            [
+                "openraft info",
+                "openraft warn",
+                "h2 info",
+                "weir info",
+                "api info"
+            ]
+        );
     }
 
     #[test]

@@ -9,12 +9,18 @@ use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::names::Addressing;
 
+/// The image `scripts/build-images.sh` builds (both binaries), at this operator's version: the
+/// default of the operator's own image and so of the brokers'.
+pub const DEFAULT_IMAGE: &str = concat!("weir:", env!("CARGO_PKG_VERSION"));
+
 /// Operator settings (command line / environment).
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub addressing: Addressing,
     /// The operator's own image, used for the brokers' rack init container.
     pub operator_image: String,
+    /// The brokers' image when a `Cluster` names none.
+    pub default_broker_image: String,
     /// Requeue delay while something is in progress (scaling, draining, rolling).
     pub busy_requeue: Duration,
     /// Requeue delay of a steady cluster (status refresh).
@@ -25,7 +31,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             addressing: Addressing::default(),
-            operator_image: "weir-operator:latest".into(),
+            operator_image: DEFAULT_IMAGE.into(),
+            default_broker_image: DEFAULT_IMAGE.into(),
             busy_requeue: Duration::from_secs(5),
             idle_requeue: Duration::from_secs(60),
         }

@@ -15,7 +15,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
-use crate::context::{Context, Settings};
+use crate::context::{Context, Settings, DEFAULT_IMAGE};
 use crate::crd::{Cluster, Topic};
 use crate::error::Error;
 use crate::leader::LeaseLock;
@@ -73,12 +73,12 @@ pub struct RunArgs {
     #[arg(long, env = "WEIR_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
     pub lease_seconds: u64,
     /// The operator's image, run as the brokers' rack init container.
-    #[arg(
-        long,
-        env = "WEIR_OPERATOR_IMAGE",
-        default_value = "weir-operator:latest"
-    )]
+    #[arg(long, env = "WEIR_OPERATOR_IMAGE", default_value = DEFAULT_IMAGE)]
     pub operator_image: String,
+    /// The brokers' image for a `Cluster` that names none (default: the operator's image,
+    /// which holds `weir-broker` too).
+    #[arg(long, env = "WEIR_DEFAULT_BROKER_IMAGE")]
+    pub default_broker_image: Option<String>,
     /// The cluster DNS domain.
     #[arg(
         long,
@@ -103,6 +103,10 @@ impl RunArgs {
                 host_template: self.broker_host_template.clone(),
             },
             operator_image: self.operator_image.clone(),
+            default_broker_image: self
+                .default_broker_image
+                .clone()
+                .unwrap_or_else(|| self.operator_image.clone()),
             busy_requeue: Duration::from_secs(self.busy_requeue_seconds.max(1)),
             idle_requeue: Duration::from_secs(60),
         }
@@ -238,21 +242,36 @@ pub async fn serve_http(listen: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Re
     Ok(())
 }
 
-/// SIGTERM or SIGINT.
-pub async fn termination() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+/// Set to `true` once SIGTERM or SIGINT arrives.
+pub type Termination = tokio::sync::watch::Receiver<bool>;
+
+/// Installs the SIGTERM and SIGINT handlers now (not when something first waits on them): as
+/// a container's PID 1 the operator gets no default action for either signal, so one that
+/// arrives before its handler exists is dropped by the kernel, and the pod waits out its grace
+/// period. Call it first thing, inside the runtime.
+pub fn termination() -> std::io::Result<Termination> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+        }
+        tx.send_replace(true);
+    });
+    Ok(rx)
+}
+
+/// Resolves once `termination` has fired (at once if it already has).
+pub async fn terminated(mut termination: Termination) {
+    let _ = termination.wait_for(|stop| *stop).await;
 }
 
 /// The operator: HTTP, leader election, controllers; returns on SIGTERM (releasing the lease)
 /// or when leadership is lost (an error: the process should restart as a candidate).
-pub async fn operator(args: RunArgs) -> anyhow::Result<()> {
+pub async fn operator(args: RunArgs, termination: Termination) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::new());
     let http = tokio::spawn(serve_http(args.metrics_listen, metrics.clone()));
@@ -270,7 +289,7 @@ pub async fn operator(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(%identity, lease = %args.lease_name, "waiting for leadership");
     tokio::select! {
         _ = lock.acquire() => {}
-        _ = termination() => return Ok(()),
+        _ = terminated(termination.clone()) => return Ok(()),
     }
     metrics.leader.set(1);
     tracing::info!(%identity, "leading: reconciling Clusters and Topics");
@@ -285,7 +304,7 @@ pub async fn operator(args: RunArgs) -> anyhow::Result<()> {
     let guard = tokio::spawn(async move {
         tokio::select! {
             _ = keeper.keep() => { let _ = lost_tx.send(true); }
-            _ = termination() => { let _ = lost_tx.send(false); }
+            _ = terminated(termination) => { let _ = lost_tx.send(false); }
         }
     });
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<bool>();

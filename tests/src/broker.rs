@@ -47,6 +47,9 @@ pub struct BrokerOptions {
     pub rpc_port: Option<u16>,
     /// `--voters` (ID@HOST:PORT,...); without it the broker is its own single voter.
     pub voters: Option<String>,
+    /// Environment variables for the process (`WEIR_LOG`, ...), set after the test's own
+    /// `WEIR_*` and `RUST_LOG` are removed.
+    pub env: Vec<(String, String)>,
 }
 
 impl BrokerOptions {
@@ -179,10 +182,15 @@ impl Broker {
     /// SIGTERM and wait for a clean exit. Panics if the broker does not exit within
     /// [`STOP_TIMEOUT`] or exits unsuccessfully: clean shutdown is part of the contract.
     pub fn stop(&mut self) {
-        let status = self.terminate();
+        self.stop_with(Signal::SIGTERM);
+    }
+
+    /// [`Broker::stop`] with another signal that asks for a clean shutdown (SIGINT).
+    pub fn stop_with(&mut self, signal: Signal) {
+        let status = self.terminate(signal);
         assert!(
             status.success(),
-            "broker did not shut down cleanly on SIGTERM: {status}"
+            "broker did not shut down cleanly on {signal}: {status}"
         );
     }
 
@@ -213,12 +221,12 @@ impl Broker {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    fn terminate(&mut self) -> ExitStatus {
+    fn terminate(&mut self, signal: Signal) -> ExitStatus {
         if self.paused {
             self.resume();
         }
         let mut child = self.child.take().expect("broker is not running");
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+        kill(Pid::from_raw(child.id() as i32), signal).expect("signalling the broker");
         let deadline = Instant::now() + STOP_TIMEOUT;
         let status = loop {
             if let Some(status) = child.try_wait().expect("polling the broker") {
@@ -227,7 +235,7 @@ impl Broker {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("broker did not exit within {STOP_TIMEOUT:?} of SIGTERM");
+                panic!("broker did not exit within {STOP_TIMEOUT:?} of {signal}");
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -261,13 +269,14 @@ impl Broker {
         for (key, value) in &self.options.sets {
             command.arg("--set").arg(format!("{key}={value}"));
         }
-        // The broker reads every flag from a WEIR_* variable too; the test's flags must be the
-        // only configuration.
+        // The broker reads every flag from a WEIR_* variable too, and its log filter from
+        // WEIR_LOG or RUST_LOG; the test's flags and `env` must be the only configuration.
         for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("WEIR_") {
+            if name.to_string_lossy().starts_with("WEIR_") || name == "RUST_LOG" {
                 command.env_remove(name);
             }
         }
+        command.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         command.env("NO_COLOR", "1");
         if std::env::var_os("RUST_BACKTRACE").is_none() {
             command.env("RUST_BACKTRACE", "1");

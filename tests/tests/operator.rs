@@ -41,7 +41,7 @@ fn cluster(name: &str, replicas: i32) -> Cluster {
         name,
         ClusterSpec {
             replicas,
-            image: "weir:test".into(),
+            image: Some("weir:test".into()),
             image_pull_policy: None,
             storage: StorageSpec {
                 size: "1Gi".into(),

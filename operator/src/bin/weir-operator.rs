@@ -3,14 +3,19 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use weir_operator::run::{Args, Command};
+use weir_api::log_filter;
+use weir_operator::run::{self, Args, Command};
+
+/// The operator's lines at INFO, its dependencies' (kube, hyper, tower, ...) at WARN;
+/// `WEIR_LOG` or `RUST_LOG` changes it (see `weir_api::log_filter`).
+const DEFAULT_LOG_FILTER: &str = "warn,weir_operator=info,weir_api=info";
 
 fn main() -> ExitCode {
+    let requested = log_filter::requested_from_env();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::builder().parse_lossy(
+            log_filter::filter_directives(DEFAULT_LOG_FILTER, requested.as_deref()),
+        ))
         .json()
         .init();
     // kube's rustls-tls names no crypto provider; pick ring once for the whole process.
@@ -27,11 +32,14 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        // First, before anything can take long (see `termination`).
+        let termination = run::termination()?;
         match args.command {
-            Some(Command::Rack { node, label, out }) => {
-                weir_operator::rack::write_rack_file(&node, &label, &out).await
-            }
-            None => weir_operator::run::operator(args.run).await,
+            Some(Command::Rack { node, label, out }) => tokio::select! {
+                written = weir_operator::rack::write_rack_file(&node, &label, &out) => written,
+                _ = run::terminated(termination) => Err(anyhow::anyhow!("stopped by a signal before the rack file was written")),
+            },
+            None => run::operator(args.run, termination).await,
         }
     });
     match result {

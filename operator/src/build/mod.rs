@@ -36,6 +36,8 @@ pub struct BuildInput<'a> {
     pub claim_size: String,
     /// The image of the rack init container (`weir-operator` with its `rack` subcommand).
     pub operator_image: &'a str,
+    /// The brokers' image when the spec names none.
+    pub default_broker_image: &'a str,
 }
 
 /// Everything a `Cluster` becomes, in apply order.

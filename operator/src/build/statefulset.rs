@@ -198,7 +198,11 @@ fn broker_container(input: &BuildInput<'_>) -> Container {
     }
     Container {
         name: "broker".into(),
-        image: Some(spec.image.clone()),
+        image: Some(
+            spec.image
+                .clone()
+                .unwrap_or_else(|| input.default_broker_image.to_string()),
+        ),
         image_pull_policy: spec.image_pull_policy.clone(),
         command: Some(vec!["weir-broker".into()]),
         args: Some(broker_args(input)),
@@ -206,11 +210,6 @@ fn broker_container(input: &BuildInput<'_>) -> Container {
             field_env("POD_NAME", "metadata.name"),
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_IP", "status.podIP"),
-            EnvVar {
-                name: "RUST_LOG".into(),
-                value: Some("info".into()),
-                ..EnvVar::default()
-            },
         ]),
         ports: Some(vec![
             container_port("kafka", l.kafka_port),

@@ -10,7 +10,7 @@ pub(crate) fn cluster(replicas: i32) -> Cluster {
         "events",
         ClusterSpec {
             replicas,
-            image: "weir:1".into(),
+            image: Some("weir:1".into()),
             image_pull_policy: None,
             storage: StorageSpec {
                 size: "10Gi".into(),
@@ -38,6 +38,7 @@ fn build(cluster: &Cluster, replicas: i32) -> ClusterObjects {
         statefulset_replicas: replicas,
         claim_size: cluster.spec.storage.size.clone(),
         operator_image: "weir-operator:1",
+        default_broker_image: "weir:default",
     })
 }
 
@@ -102,6 +103,39 @@ fn brokers_take_their_id_and_address_from_the_pod_and_know_the_voters() {
          2@events-2.events-brokers.prod.svc.cluster.local:9093"
     );
     assert!(a.contains(&"--config=/etc/weir/server.properties".to_string()));
+}
+
+fn broker_container(objects: &ClusterObjects) -> k8s_openapi::api::core::v1::Container {
+    let pod = objects
+        .statefulset
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .clone();
+    pod.unwrap().containers[0].clone()
+}
+
+#[test]
+fn brokers_run_the_spec_image_or_the_operators_default() {
+    let mut c = cluster(3);
+    let named = broker_container(&build(&c, 3));
+    assert_eq!(named.image.as_deref(), Some("weir:1"));
+    assert_eq!(named.command, Some(vec!["weir-broker".to_string()]));
+    c.spec.image = None;
+    let defaulted = broker_container(&build(&c, 3));
+    assert_eq!(defaulted.image.as_deref(), Some("weir:default"));
+}
+
+#[test]
+fn brokers_log_with_their_own_default_filter() {
+    // The broker's default keeps dependencies at WARN; a RUST_LOG or WEIR_LOG in the pod
+    // would replace it (RUST_LOG=info brought openraft's INFO lines back).
+    let env = broker_container(&build(&cluster(3), 3)).env.unwrap();
+    let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
+    assert!(!names.contains(&"RUST_LOG"), "{names:?}");
+    assert!(!names.contains(&"WEIR_LOG"), "{names:?}");
 }
 
 #[test]

@@ -113,6 +113,7 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
         statefulset_replicas: decision.statefulset_replicas,
         claim_size,
         operator_image: &ctx.settings.operator_image,
+        default_broker_image: &ctx.settings.default_broker_image,
     };
     let objects = cluster_objects(&input);
 

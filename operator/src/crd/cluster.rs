@@ -52,9 +52,13 @@ pub struct ClusterSpec {
     #[schemars(range(min = 1, max = 1000))]
     pub replicas: i32,
 
-    /// The broker container image (it must provide `weir-broker` on the PATH).
+    /// The broker container image (it must provide `weir-broker` on the PATH). Unset, the
+    /// operator's default: the image it runs from itself (`weir:<version>`, what
+    /// `scripts/build-images.sh` builds), or its `--default-broker-image`. Brokers without an
+    /// image of their own are rolled onto the new default when the operator is upgraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
-    pub image: String,
+    pub image: Option<String>,
 
     /// Image pull policy of the broker container.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,8 +12,9 @@ use axum::routing::get;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::context::{Context, Settings, DEFAULT_IMAGE};
 use crate::crd::{Cluster, Topic};
@@ -210,7 +211,16 @@ pub async fn controllers(
             ctx.clone(),
         )
         .for_each(|_| async {});
-    let topics = Controller::new(api::<Topic>(&client, ns), watcher::Config::default())
+    let topic_controller = Controller::new(api::<Topic>(&client, ns), watcher::Config::default());
+    let known_topics = topic_controller.store();
+    let topics = topic_controller
+        // A Cluster's status change (brokers registered, Ready) reconciles its topics at once:
+        // a Topic applied together with its Cluster is created as soon as the brokers can take it.
+        .watches(
+            api::<Cluster>(&client, ns),
+            watcher::Config::default(),
+            move |cluster| topics_of(&known_topics, &cluster),
+        )
         .graceful_shutdown_on(stopped(stop_rx))
         .run(
             measured("topic", crate::topic::reconcile),
@@ -223,6 +233,18 @@ pub async fn controllers(
         stop_tx.send_replace(true);
     });
     futures::join!(clusters, topics);
+}
+
+/// The topics that name `cluster` as theirs.
+fn topics_of(topics: &Store<Topic>, cluster: &Cluster) -> Vec<ObjectRef<Topic>> {
+    let namespace = cluster.namespace();
+    let name = cluster.name_any();
+    topics
+        .state()
+        .iter()
+        .filter(|t| t.namespace() == namespace && t.spec.cluster_ref == name)
+        .map(|t| ObjectRef::from_obj(t.as_ref()))
+        .collect()
 }
 
 async fn metrics_page(State(metrics): State<Arc<Metrics>>) -> String {

@@ -41,26 +41,27 @@ pub async fn reconcile(topic: Arc<Topic>, ctx: Arc<Context>) -> Result<Action, E
     })
 }
 
-/// The admin API of the topic's cluster, or `None` when the cluster does not exist.
-async fn cluster_admin(topic: &Topic, ctx: &Context) -> Result<Option<Admin>, Error> {
+/// The topic's `Cluster`, or `None` when it does not exist.
+async fn find_cluster(topic: &Topic, ctx: &Context) -> Result<Option<Cluster>, Error> {
     let ns = topic.namespace().unwrap_or_else(|| "default".into());
     let clusters: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(cluster) = clusters.get_opt(&topic.spec.cluster_ref).await? else {
-        return Ok(None);
-    };
-    let names = ClusterNames::of(&cluster);
+    Ok(clusters.get_opt(&topic.spec.cluster_ref).await?)
+}
+
+/// The admin API of the cluster's brokers.
+async fn cluster_admin(cluster: &Cluster, ctx: &Context) -> Result<Admin, Error> {
+    let names = ClusterNames::of(cluster);
     let brokers = cluster.status.as_ref().map_or(cluster.spec.replicas, |s| {
         s.current_replicas.max(cluster.spec.replicas)
     });
-    let admin = admin::connect(
+    admin::connect(
         &names,
         &ctx.settings.addressing,
         cluster.spec.listeners.internal_port,
         0..brokers,
     )
     .await
-    .map_err(Error::Unreachable)?;
-    Ok(Some(admin))
+    .map_err(Error::Unreachable)
 }
 
 async fn describe(admin: &mut Admin, name: &str) -> Result<Option<pb::TopicDescription>, Error> {
@@ -78,7 +79,7 @@ async fn describe(admin: &mut Admin, name: &str) -> Result<Option<pb::TopicDescr
 async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
     let name = topic.kafka_name();
     let mut conditions = Vec::new();
-    let Some(mut admin) = cluster_admin(topic, ctx).await? else {
+    let Some(cluster) = find_cluster(topic, ctx).await? else {
         conditions.push(Desired::new(
             types::READY,
             false,
@@ -91,6 +92,18 @@ async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
         write_status(ctx, topic, None, conditions).await?;
         return Ok(Action::requeue(ctx.settings.busy_requeue));
     };
+    let never_created = topic.status.as_ref().is_none_or(|s| s.topic_id.is_none());
+    if never_created {
+        if let plan::ClusterGate::Wait { reason, message } =
+            plan::creation_gate(&cluster, &topic.spec)
+        {
+            conditions.push(Desired::new(types::READY, false, reason, message));
+            write_status(ctx, topic, None, conditions).await?;
+            // The topic controller also watches Clusters: a status change brings it back sooner.
+            return Ok(Action::requeue(ctx.settings.busy_requeue));
+        }
+    }
+    let mut admin = cluster_admin(&cluster, ctx).await?;
     let description = match describe(&mut admin, &name).await? {
         Some(d) => d,
         None => {
@@ -119,7 +132,13 @@ async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
                         s.message(),
                     ));
                     write_status(ctx, topic, None, conditions).await?;
-                    return Ok(Action::requeue(ctx.settings.idle_requeue));
+                    // While the cluster settles the refusal may lift by itself (a broker not
+                    // yet registered everywhere); a settled cluster's refusal waits longer.
+                    return Ok(Action::requeue(if plan::cluster_settling(&cluster) {
+                        ctx.settings.busy_requeue
+                    } else {
+                        ctx.settings.idle_requeue
+                    }));
                 }
                 return Err(s.into());
             }
@@ -214,9 +233,10 @@ async fn cleanup(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
         tracing::info!(topic = %name, "deletion-protected: the Kafka topic stays");
         return Ok(Action::await_change());
     }
-    let Some(mut admin) = cluster_admin(topic, ctx).await? else {
+    let Some(cluster) = find_cluster(topic, ctx).await? else {
         return Ok(Action::await_change());
     };
+    let mut admin = cluster_admin(&cluster, ctx).await?;
     match admin
         .client
         .delete_topic(pb::DeleteTopicRequest { name: name.clone() })

@@ -4,7 +4,59 @@ use std::collections::BTreeMap;
 
 use weir_api::proto::admin as pb;
 
-use crate::crd::TopicSpec;
+use crate::crd::condition::{is_true, types};
+use crate::crd::{Cluster, TopicSpec};
+
+/// Whether a topic can be created in its cluster now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterGate {
+    /// Enough brokers are active to place the topic's replicas (or the cluster can never have
+    /// enough, and the brokers' refusal says so better than the operator could).
+    Proceed,
+    /// The cluster is still coming up: creating now would be refused for want of brokers. The
+    /// topic waits; a change of the cluster's status reconciles it again.
+    Wait {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// Decides whether a topic that does not exist yet may be created. A `Topic` applied together
+/// with its `Cluster` otherwise reaches the brokers before they have registered, is refused for
+/// too few brokers, and would wait for a later requeue.
+pub fn creation_gate(cluster: &Cluster, spec: &TopicSpec) -> ClusterGate {
+    let cluster_name = cluster.metadata.name.as_deref().unwrap_or_default();
+    let Some(status) = &cluster.status else {
+        return ClusterGate::Wait {
+            reason: "WaitingForCluster",
+            message: format!("cluster {cluster_name} has not reported its brokers yet"),
+        };
+    };
+    let active = status
+        .brokers
+        .iter()
+        .filter(|b| b.state == "Active")
+        .count();
+    let needed = usize::try_from(spec.replication_factor).unwrap_or(0);
+    let possible = usize::try_from(cluster.spec.replicas).unwrap_or(0);
+    if active >= needed || possible < needed {
+        return ClusterGate::Proceed;
+    }
+    ClusterGate::Wait {
+        reason: "WaitingForBrokers",
+        message: format!(
+            "cluster {cluster_name} has {active} active brokers; replication factor {needed} needs {needed}"
+        ),
+    }
+}
+
+/// The cluster is still settling (not all brokers ready): a refusal it gives may be temporary.
+pub fn cluster_settling(cluster: &Cluster) -> bool {
+    cluster
+        .status
+        .as_ref()
+        .is_none_or(|s| !is_true(&s.conditions, types::READY))
+}
 
 /// The changes to make, and what the spec asks that cannot be done.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -66,6 +118,71 @@ pub fn changes(spec: &TopicSpec, topic: &pb::TopicDescription) -> TopicChanges {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::{BrokerStatus, ClusterStatus};
+
+    fn cluster(replicas: i32, states: &[&str]) -> Cluster {
+        let mut c: Cluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "weir.dev/v1alpha1",
+            "kind": "Cluster",
+            "metadata": {"name": "c", "namespace": "ns"},
+            "spec": {"replicas": replicas, "image": "weir:test", "storage": {"size": "1Gi"}},
+        }))
+        .expect("a valid Cluster");
+        c.status = Some(ClusterStatus {
+            brokers: states
+                .iter()
+                .enumerate()
+                .map(|(id, state)| BrokerStatus {
+                    id: id as i32,
+                    state: state.to_string(),
+                    ..BrokerStatus::default()
+                })
+                .collect(),
+            ..ClusterStatus::default()
+        });
+        c
+    }
+
+    #[test]
+    fn a_topic_waits_for_a_cluster_without_status() {
+        let mut c = cluster(3, &[]);
+        c.status = None;
+        assert!(matches!(
+            creation_gate(&c, &spec(1, 3, &[])),
+            ClusterGate::Wait {
+                reason: "WaitingForCluster",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_topic_waits_until_enough_brokers_are_active() {
+        let starting = cluster(3, &["Active", "Unknown", "Fenced"]);
+        match creation_gate(&starting, &spec(6, 3, &[])) {
+            ClusterGate::Wait { reason, message } => {
+                assert_eq!(reason, "WaitingForBrokers");
+                assert!(message.contains("1 active brokers"), "{message}");
+            }
+            other => panic!("expected a wait, got {other:?}"),
+        }
+        // A replication factor the active brokers already cover goes ahead.
+        assert_eq!(
+            creation_gate(&starting, &spec(6, 1, &[])),
+            ClusterGate::Proceed
+        );
+        let up = cluster(3, &["Active", "Active", "Active"]);
+        assert_eq!(creation_gate(&up, &spec(6, 3, &[])), ClusterGate::Proceed);
+    }
+
+    #[test]
+    fn a_replication_factor_the_cluster_can_never_hold_is_left_to_the_brokers_to_refuse() {
+        let small = cluster(1, &["Active"]);
+        assert_eq!(
+            creation_gate(&small, &spec(1, 3, &[])),
+            ClusterGate::Proceed
+        );
+    }
 
     fn topic(partitions: usize, rf: usize, configs: &[(&str, &str)]) -> pb::TopicDescription {
         pb::TopicDescription {

@@ -21,6 +21,9 @@
 #                               `docker load`, `podman load`
 #     --push REGISTRY           also push every tag to REGISTRY (HOST:PORT, plain HTTP, such
 #                               as a registry on loopback: 127.0.0.1:5000)
+#     --binary NAME             put these binaries of the profile in instead of weir-broker and
+#                               weir-operator (repeatable; for test images such as the
+#                               real-node test's client: build them first, cargo is not run)
 #   scripts/build-images.sh rootfs BIN_DIR DIR
 #                             only assemble the root filesystem from BIN_DIR/weir-broker and
 #                             BIN_DIR/weir-operator into DIR (no umoci; the Dockerfile's step)
@@ -128,20 +131,24 @@ libraries() {
     sed -nE 's|^\s*\S+ => (/\S+) \(0x[0-9a-f]+\)$|\1|p; s|^\s*(/\S+) \(0x[0-9a-f]+\)$|\1|p' <<<"$output"
 }
 
-# assemble_rootfs BIN_DIR ROOTFS: the image's whole file system.
+# assemble_rootfs BIN_DIR ROOTFS [BINARY...]: the image's whole file system, with BINARY...
+# of BIN_DIR (default weir-broker and weir-operator).
 assemble_rootfs() {
     local bin_dir="$1" rootfs="$2" binary library
+    shift 2
+    local binaries=("$@")
+    [ "${#binaries[@]}" -gt 0 ] || binaries=(weir-broker weir-operator)
     [ ! -e "$rootfs" ] || [ -z "$(ls -A "$rootfs")" ] || die "$rootfs is not empty"
     command -v strip >/dev/null 2>&1 || die "strip (binutils) is not on PATH"
     mkdir -p "$rootfs"/{usr/local/bin,etc,tmp,"${WORK_DIR#/}"}
     chmod 0755 "$rootfs" "$rootfs"/{usr,usr/local,usr/local/bin,etc}
     chmod 1777 "$rootfs/tmp"
-    for binary in weir-broker weir-operator; do
+    for binary in "${binaries[@]}"; do
         [ -x "$bin_dir/$binary" ] || die "$bin_dir/$binary does not exist: build it first (cargo build -p weir-broker -p weir-operator)"
         strip --strip-all -o "$rootfs/usr/local/bin/$binary" "$bin_dir/$binary"
         chmod 0755 "$rootfs/usr/local/bin/$binary"
     done
-    for binary in weir-broker weir-operator; do
+    for binary in "${binaries[@]}"; do
         libraries "$bin_dir/$binary"
     done | sort -u | while read -r library; do
         copy_library "$library" "$rootfs"
@@ -179,7 +186,7 @@ binary_version() {
 
 build_image() {
     local profile=release build=1 name=weir out="$ROOT/target/images/oci" archive="" push=""
-    local extra_tags=()
+    local extra_tags=() binaries=()
     while [ $# -gt 0 ]; do
         case "$1" in
             --profile) profile="${2:?--profile needs release or debug}"; shift 2 ;;
@@ -189,6 +196,7 @@ build_image() {
             --out) out="${2:?--out needs a directory}"; shift 2 ;;
             --archive) archive="${2:?--archive needs a file}"; shift 2 ;;
             --push) push="${2:?--push needs HOST:PORT}"; shift 2 ;;
+            --binary) binaries+=("${2:?--binary needs a name}"); shift 2 ;;
             -h | --help) usage ;;
             *) log "unknown option $1"; usage ;;
         esac
@@ -204,6 +212,9 @@ build_image() {
     fi
 
     local started=$SECONDS
+    if [ "${#binaries[@]}" -gt 0 ]; then
+        build=0
+    fi
     if [ "$build" -eq 1 ]; then
         local profile_flag=()
         [ "$profile" = release ] && profile_flag=(--release)
@@ -215,9 +226,14 @@ build_image() {
     local bin_dir="$target_dir/$profile"
 
     local version revision short dirty=""
-    version="$(binary_version "$bin_dir/weir-broker")"
-    [ "$(binary_version "$bin_dir/weir-operator")" = "$version" ] ||
-        die "weir-broker and weir-operator in $bin_dir report different versions: rebuild both"
+    if [ "${#binaries[@]}" -eq 0 ]; then
+        version="$(binary_version "$bin_dir/weir-broker")"
+        [ "$(binary_version "$bin_dir/weir-operator")" = "$version" ] ||
+            die "weir-broker and weir-operator in $bin_dir report different versions: rebuild both"
+    else
+        # A test image: the workspace's version.
+        version="$(sed -nE 's/^version = "(.*)"$/\1/p' "$ROOT/Cargo.toml" | head -n1)"
+    fi
     revision="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null)" ||
         die "$ROOT is not a git checkout: the image is labelled with its commit"
     short="$(git -C "$ROOT" rev-parse --short=12 HEAD)"
@@ -232,7 +248,7 @@ build_image() {
     # Global, for the EXIT trap.
     work="$(mktemp -d "$(dirname "$out")/.build-images.XXXXXX")"
     trap 'rm -rf "$work"' EXIT
-    assemble_rootfs "$bin_dir" "$work/rootfs"
+    assemble_rootfs "$bin_dir" "$work/rootfs" "${binaries[@]}"
 
     local layout="$work/oci" image="$work/oci:${tags[0]}"
     umoci init --layout "$layout"
@@ -242,7 +258,7 @@ build_image() {
     umoci repack --image "$image" --history.created_by "scripts/build-images.sh (FROM scratch)" \
         "$work/bundle"
     local labels=(
-        "org.opencontainers.image.title=weir"
+        "org.opencontainers.image.title=$name"
         "org.opencontainers.image.description=Weir, a Kafka-compatible streaming platform: weir-broker and weir-operator"
         "org.opencontainers.image.version=$version"
         "org.opencontainers.image.revision=$revision"
@@ -260,7 +276,7 @@ build_image() {
         --config.user "$IMAGE_UID:$IMAGE_UID"
         --config.env "PATH=/usr/local/bin"
         --config.workingdir "$WORK_DIR"
-        --config.cmd weir-broker
+        --config.cmd "${binaries[0]:-weir-broker}"
         --config.stopsignal SIGTERM
         --config.exposedports 9092/tcp
         --config.exposedports 9093/tcp

@@ -1,0 +1,571 @@
+//! Weir on a real Kubernetes node, as a user runs it: the images built from this commit and
+//! pushed to the node's registry, `helm install` of the chart, then a `Cluster` and a `Topic`
+//! applied in one `kubectl apply`. Clients run in pods and reach the brokers through the
+//! client Service and the brokers' pod DNS names; the brokers run in containers on real
+//! volumes. One test, one node, in order (each step needs the one before):
+//!
+//! 1. `helm install` → a 3-broker `Cluster` and an RF 3 `Topic` become Ready (no requeue wait);
+//! 2. records produced from a pod are consumed back from another pod;
+//! 3. scale 3 → 5: replicas move onto the new brokers; 5 → 3: the removed brokers are drained
+//!    first; every acknowledged record is still there;
+//! 4. a settings change rolls every broker, one at a time; the records are still there;
+//! 5. a broker pod deleted: the StatefulSet replaces it and the cluster heals;
+//! 6. monitoring: a real Prometheus discovers the brokers and the operator through Kubernetes
+//!    service discovery, every dashboard query returns data while a producer and a consumer
+//!    group run, and stopping a broker fires the under-replicated alert.
+//!
+//! It prints the times users care about (install to Ready, scale up with the bytes moved).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use weir_operator::crd::condition::types;
+use weir_operator::crd::{Cluster, Topic};
+use weir_tests::admin::eventually;
+use weir_tests::node::RealNode;
+
+/// Generous: the node's two cores are shared with everything else CI runs.
+const SLOW: Duration = Duration::from_secs(300);
+const NAMESPACE: &str = "streaming";
+const CLUSTER: &str = "events";
+const TOPIC: &str = "orders";
+const PARTITIONS: i32 = 12;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a command to completion; panics with its output when it fails. Returns stdout.
+fn run(command: &mut Command, what: &str) -> String {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn kubectl(node: &RealNode) -> Command {
+    let mut command = Command::new(node.kubectl());
+    command.env("KUBECONFIG", node.kubeconfig_path());
+    command
+}
+
+fn condition(c: &Cluster, type_: &str) -> Option<(String, String)> {
+    c.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+fn ready(c: &Cluster) -> bool {
+    condition(c, types::READY).is_some_and(|(s, _)| s == "True")
+}
+
+/// Waits until `check` holds for the named object.
+async fn wait_for<K, F>(api: &Api<K>, name: &str, what: &str, check: F) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    F: Fn(&K) -> bool,
+{
+    let check = &check;
+    eventually(SLOW, what, || {
+        let api = api.clone();
+        let name = name.to_string();
+        async move { api.get(&name).await.ok().filter(|o| check(o)) }
+    })
+    .await
+}
+
+/// The target directory cargo built this test's binaries into (`<target>/debug/...`); the
+/// broker and operator binaries (built by scripts/test.sh before the tests) are beside them.
+fn target_dir() -> PathBuf {
+    let client = Path::new(env!("CARGO_BIN_EXE_weir-e2e-client"));
+    let debug = client.parent().expect("the binary's directory");
+    assert_eq!(debug.file_name().and_then(|n| n.to_str()), Some("debug"));
+    debug.parent().expect("the target directory").to_path_buf()
+}
+
+/// The images of this commit, pushed to the node's registry: Weir's own (both binaries), and
+/// the test client's. Returns (weir image, client image).
+fn push_images(node: &RealNode) -> (String, String) {
+    let started = Instant::now();
+    let out = run(
+        Command::new("bash")
+            .arg(workspace().join("scripts/build-images.sh"))
+            .args([
+                "--profile",
+                "debug",
+                "--tag",
+                "e2e",
+                "--push",
+                node.registry(),
+            ])
+            .args(["--out"])
+            .arg(workspace().join("target/images/e2e-oci")),
+        "scripts/build-images.sh",
+    );
+    println!(
+        "weir image built and pushed in {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        out.trim()
+    );
+    let client = run(
+        Command::new("bash")
+            .arg(workspace().join("scripts/build-images.sh"))
+            .env("CARGO_TARGET_DIR", target_dir())
+            .args(["--profile", "debug", "--name", "weir-e2e-client"])
+            .args([
+                "--binary",
+                "weir-e2e-client",
+                "--tag",
+                "e2e",
+                "--push",
+                node.registry(),
+            ])
+            .args(["--out"])
+            .arg(workspace().join("target/images/e2e-client-oci")),
+        "scripts/build-images.sh (the e2e client)",
+    );
+    println!("client image: {}", client.trim());
+    (
+        format!("{}/weir:e2e", node.registry()),
+        format!("{}/weir-e2e-client:e2e", node.registry()),
+    )
+}
+
+fn helm_install(node: &RealNode, image: &str) {
+    let tools = run(
+        Command::new("bash")
+            .arg(workspace().join("scripts/chart-tools.sh"))
+            .arg("bin-dir"),
+        "chart-tools.sh bin-dir",
+    );
+    let (repository, tag) = image.rsplit_once(':').expect("image with a tag");
+    run(
+        Command::new(Path::new(tools.trim()).join("helm"))
+            .env("KUBECONFIG", node.kubeconfig_path())
+            .args(["install", "weir"])
+            .arg(workspace().join("charts/weir"))
+            .args(["--namespace", "weir-system", "--create-namespace"])
+            .args(["--set", &format!("image.repository={repository}")])
+            .args(["--set", &format!("image.tag={tag}")])
+            .args(["--set", "replicas=1"])
+            .args(["--wait", "--timeout", "5m"]),
+        "helm install",
+    );
+}
+
+/// The Cluster and Topic as one manifest, applied in one `kubectl apply`.
+fn manifest(image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {NAMESPACE}}}
+---
+apiVersion: weir.dev/v1alpha1
+kind: Cluster
+metadata: {{name: {CLUSTER}, namespace: {NAMESPACE}}}
+spec:
+  replicas: 3
+  image: {image}
+  storage: {{size: 1Gi}}
+  config:
+    num.partitions: "3"
+---
+apiVersion: weir.dev/v1alpha1
+kind: Topic
+metadata: {{name: {TOPIC}, namespace: {NAMESPACE}}}
+spec:
+  clusterRef: {CLUSTER}
+  partitions: {PARTITIONS}
+  replicationFactor: 3
+  config: {{min.insync.replicas: "2"}}
+"#
+    )
+}
+
+fn bootstrap() -> String {
+    format!("{CLUSTER}.{NAMESPACE}.svc.cluster.local:9092")
+}
+
+/// Runs the test client in a pod to completion; returns its log. Panics when it fails.
+async fn client_pod(client: &Client, image: &str, name: &str, args: &[String]) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "client",
+                "image": image,
+                "command": ["weir-e2e-client"],
+                "args": args,
+                "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false},
+            }],
+        },
+    }))
+    .expect("a valid Pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .unwrap_or_else(|e| panic!("creating pod {name}: {e}"));
+    let done = wait_for(&pods, name, &format!("pod {name} to finish"), |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|phase| phase == "Succeeded" || phase == "Failed")
+    })
+    .await;
+    let log = pods
+        .logs(name, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("reading the log of pod {name}: {e}"));
+    let phase = done.status.and_then(|s| s.phase).unwrap_or_default();
+    assert_eq!(phase, "Succeeded", "pod {name} failed:\n{log}");
+    pods.delete(name, &DeleteParams::default()).await.ok();
+    log
+}
+
+async fn produce(client: &Client, image: &str, name: &str, prefix: &str, count: u64) {
+    let args = [
+        "produce".to_string(),
+        "--bootstrap".into(),
+        bootstrap(),
+        "--topic".into(),
+        TOPIC.into(),
+        "--prefix".into(),
+        prefix.into(),
+        "--count".into(),
+        count.to_string(),
+    ];
+    let log = client_pod(client, image, name, &args).await;
+    assert!(log.contains(&format!("PRODUCED {count}")), "{log}");
+}
+
+/// Reads every record of `prefix` back in a new group; asserts none is missing (the client
+/// also checks key = value and that offsets only grow per partition).
+async fn consume_all(client: &Client, image: &str, name: &str, prefix: &str, count: u64) {
+    let args = [
+        "consume".to_string(),
+        "--bootstrap".into(),
+        bootstrap(),
+        "--topic".into(),
+        TOPIC.into(),
+        "--group".into(),
+        name.into(),
+        "--prefix".into(),
+        prefix.into(),
+        "--count".into(),
+        count.to_string(),
+        "--timeout-secs".into(),
+        "240".into(),
+    ];
+    let log = client_pod(client, image, name, &args).await;
+    assert!(log.contains(&format!("CONSUMED {count} ")), "{log}");
+}
+
+async fn scale(clusters: &Api<Cluster>, replicas: i32) {
+    clusters
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// Pods of the cluster on `revision`, not being deleted, all Ready.
+fn on_revision(pods: &[Pod], revision: &str, count: usize) -> bool {
+    pods.len() == count
+        && pods.iter().all(|p| {
+            let labels = p.metadata.labels.clone().unwrap_or_default();
+            let ready = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            labels.get("controller-revision-hash").map(String::as_str) == Some(revision)
+                && p.metadata.deletion_timestamp.is_none()
+                && ready
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn weir_on_a_real_node() {
+    if let Err(why) = RealNode::available() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let node = RealNode::start().await;
+    let client = node.client();
+    let (image, client_image) = push_images(&node);
+
+    // 1. helm install, then the Cluster and the Topic in one apply.
+    let started = Instant::now();
+    helm_install(&node, &image);
+    let installed = started.elapsed();
+    let mut apply = kubectl(&node);
+    apply.args(["apply", "-f", "-"]).stdin(Stdio::piped());
+    let mut child = apply
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("stdin"),
+        manifest(&image).as_bytes(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), NAMESPACE);
+    let topics: Api<Topic> = Api::namespaced(client.clone(), NAMESPACE);
+    wait_for(
+        &clusters,
+        CLUSTER,
+        "the cluster Ready with 3 brokers",
+        |c| ready(c) && c.status.as_ref().is_some_and(|s| s.ready_replicas == 3),
+    )
+    .await;
+    let cluster_ready = started.elapsed();
+    // The topic waits for the brokers rather than being refused (and retried a minute later).
+    let reasons_seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let topic = eventually(SLOW, "the topic Ready", || {
+        let topics = topics.clone();
+        let seen = reasons_seen.clone();
+        async move {
+            let t = topics.get(TOPIC).await.ok()?;
+            let c = t.status.as_ref()?.conditions.iter().find(|c| c.type_ == types::READY)?;
+            seen.lock().unwrap().insert(c.reason.clone());
+            (c.status == "True" && c.reason == "Ready").then_some(t)
+        }
+    })
+    .await;
+    let reasons_seen = reasons_seen.lock().unwrap().clone();
+    assert!(
+        !reasons_seen.contains("CreateRefused"),
+        "the topic was refused while its cluster started: {reasons_seen:?}"
+    );
+    let topic_ready = started.elapsed();
+    println!(
+        "helm install: {:.1} s; a Ready 3-broker cluster {:.1} s after; its topic Ready {:.1} s after the install started",
+        installed.as_secs_f64(),
+        (cluster_ready - installed).as_secs_f64(),
+        topic_ready.as_secs_f64()
+    );
+    let partitions = topic.status.unwrap().partitions;
+    assert_eq!(partitions.len(), PARTITIONS as usize);
+    assert!(partitions
+        .iter()
+        .all(|p| p.replicas.len() == 3 && p.isr.len() == 3));
+
+    // 2. Produce and consume from pods, through the client Service.
+    produce(&client, &client_image, "produce-1", "first", 3000).await;
+    consume_all(&client, &client_image, "consume-1", "first", 3000).await;
+
+    // 3. Scale 3 → 5: replicas move onto the new brokers.
+    let started = Instant::now();
+    scale(&clusters, 5).await;
+    let scaled = wait_for(&clusters, CLUSTER, "rebalanced over 5 brokers", |c| {
+        let Some(s) = c.status.as_ref() else {
+            return false;
+        };
+        let rebalanced = s
+            .rebalance
+            .as_ref()
+            .is_some_and(|r| r.phase == "Idle" && r.brokers == vec![0, 1, 2, 3, 4]);
+        let new_hold = s
+            .brokers
+            .iter()
+            .filter(|b| b.id >= 3 && b.replicas > 0)
+            .count()
+            == 2;
+        rebalanced && new_hold && ready(c)
+    })
+    .await;
+    let status = scaled.status.unwrap();
+    let rebalance = status.rebalance.unwrap();
+    let moved: i32 = status
+        .brokers
+        .iter()
+        .filter(|b| b.id >= 3)
+        .map(|b| b.replicas)
+        .sum();
+    let bytes_moved = data_on_new_brokers(&node, &[3, 4]);
+    println!(
+        "scale 3 → 5: {:.1} s; {} replica moves planned, {moved} replicas now on the new brokers, {bytes_moved} bytes of log on them",
+        started.elapsed().as_secs_f64(),
+        rebalance.moves,
+    );
+    assert!(bytes_moved > 0, "no data reached the new brokers");
+    consume_all(&client, &client_image, "consume-2", "first", 3000).await;
+
+    // ... and 5 → 3: the highest ordinals are drained, then removed.
+    let started = Instant::now();
+    scale(&clusters, 3).await;
+    let shrunk = wait_for(&clusters, CLUSTER, "scaled down to 3", |c| {
+        c.status.as_ref().is_some_and(|s| {
+            s.current_replicas == 3 && s.brokers.iter().all(|b| b.id < 3 && b.state == "Active")
+        }) && ready(c)
+    })
+    .await;
+    println!("scale 5 → 3: {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(shrunk.status.unwrap().under_replicated_partitions, 0);
+    let t = topics.get(TOPIC).await.unwrap();
+    for p in t.status.unwrap().partitions {
+        assert!(p.replicas.iter().all(|r| *r < 3), "{p:?}");
+    }
+    produce(&client, &client_image, "produce-2", "second", 2000).await;
+    consume_all(&client, &client_image, "consume-3", "first", 3000).await;
+    consume_all(&client, &client_image, "consume-4", "second", 2000).await;
+
+    // 4. A settings change rolls every broker.
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let old_revision = statefulsets
+        .get(CLUSTER)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .update_revision
+        .unwrap();
+    let started = Instant::now();
+    clusters
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(
+                &serde_json::json!({"spec": {"config": {"log.retention.ms": "86400000"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let selector = format!("weir.dev/cluster={CLUSTER}");
+    eventually(
+        SLOW,
+        "every broker on the new revision and the cluster Ready",
+        || {
+            let statefulsets = statefulsets.clone();
+            let clusters = clusters.clone();
+            let pods = pods.clone();
+            let old_revision = old_revision.clone();
+            let selector = selector.clone();
+            async move {
+                let sts = statefulsets.get(CLUSTER).await.ok()?;
+                let revision = sts.status?.update_revision.filter(|r| *r != old_revision)?;
+                let list = pods
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .ok()?;
+                let c = clusters.get(CLUSTER).await.ok()?;
+                (on_revision(&list.items, &revision, 3)
+                    && ready(&c)
+                    && c.status?.under_replicated_partitions == 0)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    println!(
+        "rolling restart of 3 brokers: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    consume_all(&client, &client_image, "consume-5", "second", 2000).await;
+
+    // 5. A deleted broker pod comes back and the cluster heals.
+    let victim = format!("{CLUSTER}-1");
+    let old_uid = pods.get(&victim).await.unwrap().metadata.uid;
+    let started = Instant::now();
+    pods.delete(&victim, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        &pods,
+        &victim,
+        "the deleted broker pod replaced and Ready",
+        |p| {
+            p.metadata.uid != old_uid
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        },
+    )
+    .await;
+    wait_for(&clusters, CLUSTER, "the cluster healed", |c| {
+        ready(c)
+            && c.status
+                .as_ref()
+                .is_some_and(|s| s.under_replicated_partitions == 0)
+    })
+    .await;
+    println!(
+        "a deleted broker pod back and in sync: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    consume_all(&client, &client_image, "consume-6", "first", 3000).await;
+}
+
+/// Bytes of partition data under the data volumes of the given brokers, read from the local
+/// PersistentVolumes on the node (the claims are `data-<pod>`).
+fn data_on_new_brokers(node: &RealNode, ordinals: &[i32]) -> u64 {
+    let claims: Vec<String> = ordinals
+        .iter()
+        .map(|o| format!("data-{CLUSTER}-{o}"))
+        .collect();
+    let out = run(
+        kubectl(node).args([
+            "get",
+            "pv",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.claimRef.name} {.spec.local.path}{.spec.hostPath.path}{\"\\n\"}{end}",
+        ]),
+        "kubectl get pv",
+    );
+    let mut bytes = 0;
+    let paths: BTreeMap<&str, &str> = out.lines().filter_map(|l| l.split_once(' ')).collect();
+    for claim in &claims {
+        let path = paths
+            .get(claim.as_str())
+            .unwrap_or_else(|| panic!("no PersistentVolume bound to {claim}: {out}"));
+        bytes += dir_size(Path::new(path));
+    }
+    bytes
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) if e.file_name().to_string_lossy().ends_with(".log") => m.len(),
+            _ => 0,
+        })
+        .sum()
+}

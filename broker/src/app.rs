@@ -118,6 +118,7 @@ pub fn open(
     ));
     metrics.register_group_collector(&groups, &replicas)?;
     metrics.register_reassignment_collector(&replicas)?;
+    metrics.register_volume_collector(config.data_dir.clone())?;
     let broker = Arc::new(Broker::new(
         config,
         meta.cluster_id.clone(),

@@ -12,6 +12,9 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # The kcat end-to-end test must not skip itself here: the install step provides kcat.
 export WEIR_REQUIRE_KCAT=1
 export WEIR_REQUIRE_JAVA=1
+# The chart's static checks (tests/tests/chart.rs) must not skip: the install step builds helm,
+# kubeconform and promtool.
+export WEIR_REQUIRE_CHART_TOOLS=1
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 
 logs="$(mktemp -d)"

@@ -14,6 +14,8 @@
 # - kube-apiserver, kube-controller-manager and etcd, built with Go from the module proxy by
 #   scripts/kube-control-plane.sh into ~/.cache/weir (the Kubernetes test control plane):
 #   14 to 20 minutes on a shared two-core machine the first time, a no-op once cached.
+# - helm, kubeconform, prometheus, promtool and the Prometheus Operator CRDs for the chart's
+#   checks, built with Go by scripts/chart-tools.sh into ~/.cache/weir (a no-op once cached).
 set -euo pipefail
 
 APT_PACKAGES=(build-essential pkg-config zlib1g-dev kcat)
@@ -114,6 +116,7 @@ fi
 # Not retried as a whole (a failed compile fails again, minutes later): the script retries
 # its downloads itself.
 bash "$(dirname "$0")/kube-control-plane.sh" build
+bash "$(dirname "$0")/chart-tools.sh" build
 
 # --- container images -------------------------------------------------------------------
 # umoci and skopeo (Debian) for scripts/build-images.sh and tests/tests/images.rs: the image is

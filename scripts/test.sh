@@ -15,6 +15,9 @@ export WEIR_REQUIRE_JAVA=1
 # The image tests (tests/tests/images.rs) must not skip either: the install step provides umoci
 # and skopeo, and CI runs as root.
 export WEIR_REQUIRE_IMAGES=1
+# The chart's static checks (tests/tests/chart.rs) must not skip: the install step builds helm,
+# kubeconform and promtool.
+export WEIR_REQUIRE_CHART_TOOLS=1
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 
 logs="$(mktemp -d)"

@@ -121,6 +121,7 @@ pub fn open(
     metrics.register(Box::new(
         crate::admin_service::metrics::ReassignmentCollector::new(Arc::downgrade(&replicas))?,
     ))?;
+    metrics.register_volume_collector(config.data_dir.clone())?;
     let broker = Arc::new(Broker::new(
         config,
         meta.cluster_id.clone(),

@@ -51,6 +51,7 @@ pub mod server;
 pub mod telemetry;
 #[cfg(test)]
 pub mod test_support;
+pub mod volume_metrics;
 
 /// Waits (polling every few ms, up to 20 s) until `done` holds; for unit tests.
 #[cfg(test)]

@@ -170,6 +170,17 @@ impl BrokerMetrics {
         ))
     }
 
+    /// Adds the volume usage of the file system holding `log_dir`, read at each scrape.
+    pub fn register_volume_collector(
+        &self,
+        log_dir: std::path::PathBuf,
+    ) -> Result<(), prometheus::Error> {
+        self.registry
+            .register(Box::new(crate::volume_metrics::VolumeCollector::new(
+                log_dir,
+            )?))
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

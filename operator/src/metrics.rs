@@ -9,7 +9,7 @@ use prometheus::{
 };
 
 use crate::crd::condition::is_true;
-use crate::crd::{ClusterStatus, Topic, TopicStatus};
+use crate::crd::{ClusterStatus, RebalanceStatus, Topic, TopicStatus};
 use crate::names::ClusterNames;
 
 /// Every metric, registered in one registry.
@@ -23,7 +23,70 @@ pub struct Metrics {
     cluster_brokers: IntGaugeVec,
     cluster_ready: IntGaugeVec,
     cluster_under_replicated: IntGaugeVec,
+    rebalance: RebalanceGauges,
     topic_ready: IntGaugeVec,
+}
+
+/// The last rebalance or drain of each cluster, from its status (`status.rebalance`).
+#[derive(Debug)]
+struct RebalanceGauges {
+    active: IntGaugeVec,
+    moves: IntGaugeVec,
+    partitions_remaining: IntGaugeVec,
+    bytes_remaining: IntGaugeVec,
+}
+
+impl RebalanceGauges {
+    fn new() -> Self {
+        let gauge = |name: &str, help: &str| {
+            IntGaugeVec::new(Opts::new(name, help), &["namespace", "cluster"])
+                .expect("static metric")
+        };
+        Self {
+            active: gauge(
+                "weir_operator_rebalance_active",
+                "1 while a rebalance or drain of the cluster runs (phase Rebalancing or Draining).",
+            ),
+            moves: gauge(
+                "weir_operator_rebalance_moves",
+                "Replica moves the running (or last) rebalance plan started.",
+            ),
+            partitions_remaining: gauge(
+                "weir_operator_rebalance_partitions_remaining",
+                "Partitions still being reassigned by the running rebalance.",
+            ),
+            bytes_remaining: gauge(
+                "weir_operator_rebalance_bytes_remaining",
+                "Bytes the running rebalance still has to copy, as the brokers report.",
+            ),
+        }
+    }
+
+    fn all(&self) -> [&IntGaugeVec; 4] {
+        [
+            &self.active,
+            &self.moves,
+            &self.partitions_remaining,
+            &self.bytes_remaining,
+        ]
+    }
+
+    fn observe(&self, labels: &[&str; 2], rebalance: Option<&RebalanceStatus>) {
+        let (active, moves, partitions, bytes) = rebalance.map_or((false, 0, 0, 0), |r| {
+            (
+                r.phase != "Idle",
+                r.moves,
+                r.partitions_remaining,
+                r.bytes_remaining,
+            )
+        });
+        self.active.with_label_values(labels).set(i64::from(active));
+        self.moves.with_label_values(labels).set(i64::from(moves));
+        self.partitions_remaining
+            .with_label_values(labels)
+            .set(i64::from(partitions));
+        self.bytes_remaining.with_label_values(labels).set(bytes);
+    }
 }
 
 impl Default for Metrics {
@@ -91,6 +154,7 @@ impl Metrics {
             &["namespace", "cluster"],
         )
         .expect("static metric");
+        let rebalance = RebalanceGauges::new();
         let topic_ready = IntGaugeVec::new(
             Opts::new(
                 "weir_operator_topic_ready",
@@ -111,6 +175,11 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric names are unique");
         }
+        for g in rebalance.all() {
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric names are unique");
+        }
         Self {
             registry,
             reconciles,
@@ -120,6 +189,7 @@ impl Metrics {
             cluster_brokers,
             cluster_ready,
             cluster_under_replicated,
+            rebalance,
             topic_ready,
         }
     }
@@ -152,6 +222,7 @@ impl Metrics {
         self.cluster_under_replicated
             .with_label_values(&labels)
             .set(i64::from(status.under_replicated_partitions));
+        self.rebalance.observe(&labels, status.rebalance.as_ref());
     }
 
     pub fn observe_topic(&self, topic: &Topic, status: &TopicStatus) {
@@ -174,6 +245,54 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_running_rebalance_shows_its_progress_and_a_completed_one_is_inactive() {
+        let m = Metrics::new();
+        let names = ClusterNames {
+            cluster: "events".into(),
+            namespace: "prod".into(),
+        };
+        let mut status = ClusterStatus {
+            rebalance: Some(RebalanceStatus {
+                phase: "Rebalancing".into(),
+                moves: 12,
+                partitions_remaining: 5,
+                bytes_remaining: 4096,
+                started: Some("2026-01-01T00:00:00Z".into()),
+                ..RebalanceStatus::default()
+            }),
+            ..ClusterStatus::default()
+        };
+        m.observe_cluster(&names, &status);
+        let text = m.render();
+        let labels = "{cluster=\"events\",namespace=\"prod\"}";
+        for line in [
+            format!("weir_operator_rebalance_active{labels} 1"),
+            format!("weir_operator_rebalance_moves{labels} 12"),
+            format!("weir_operator_rebalance_partitions_remaining{labels} 5"),
+            format!("weir_operator_rebalance_bytes_remaining{labels} 4096"),
+        ] {
+            assert!(text.contains(&line), "{line} missing in:\n{text}");
+        }
+        let r = status.rebalance.as_mut().unwrap();
+        r.phase = "Idle".into();
+        r.partitions_remaining = 0;
+        r.bytes_remaining = 0;
+        r.completed = Some("2026-01-01T00:05:00Z".into());
+        m.observe_cluster(&names, &status);
+        let text = m.render();
+        assert!(
+            text.contains(&format!("weir_operator_rebalance_active{labels} 0")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "weir_operator_rebalance_partitions_remaining{labels} 0"
+            )),
+            "{text}"
+        );
+    }
 
     #[test]
     fn reconciles_and_errors_are_counted_by_controller() {

@@ -2,6 +2,7 @@
 //! binary links what it uses.
 //!
 //! - [`admin`]: the admin gRPC API of a [`cluster::Cluster`]'s brokers, and async waiting.
+//! - [`chart`]: the Helm chart's static checks: tools, rendering, OpenAPI schemas, PromQL.
 //! - [`broker`]: starts a real `weir-broker` process on ephemeral ports and controls it
 //!   (SIGTERM, SIGKILL, SIGSTOP/SIGCONT, restart on the same data directory and port).
 //! - [`clients`]: rdkafka producer/consumer/admin configs and the reading helpers.
@@ -17,6 +18,7 @@
 
 pub mod admin;
 pub mod broker;
+pub mod chart;
 pub mod clients;
 pub mod cluster;
 pub mod group_consumer;

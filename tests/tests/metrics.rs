@@ -66,3 +66,35 @@ fn health_and_request_metrics() {
         response.body
     );
 }
+
+/// The volume gauges describe the file system holding the broker's data directory: what the
+/// disk dashboard and the log-dir alerts read.
+#[test]
+fn log_dir_volume_usage_is_reported_for_the_data_directory() {
+    let broker = Broker::start_default();
+    let response = get(broker.metrics_addr(), "/metrics");
+    assert_eq!(response.status, 200);
+    let samples = parse_prometheus(&response.body);
+    let value = |name: &str| {
+        let sample = samples
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{}", response.body));
+        let dir = sample.label("log_dir").unwrap_or_default();
+        assert_eq!(
+            std::path::Path::new(dir),
+            broker.data_dir(),
+            "{name} names the data directory"
+        );
+        sample.value
+    };
+    let total = value("weir_log_dir_total_bytes");
+    let usable = value("weir_log_dir_usable_bytes");
+    let used = value("weir_log_dir_used_bytes");
+    assert!(total > 0.0, "total {total}");
+    assert!(used > 0.0 && used <= total, "used {used} of {total}");
+    assert!(
+        usable <= total - used,
+        "usable {usable}, used {used}, total {total}"
+    );
+}

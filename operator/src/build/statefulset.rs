@@ -43,10 +43,13 @@ pub fn statefulset(input: &BuildInput<'_>) -> StatefulSet {
     let names = &input.names;
     let mut pod_labels = names.labels();
     pod_labels.extend(names.selector());
-    let annotations = BTreeMap::from([(
+    let mut annotations = BTreeMap::from([(
         CONFIG_HASH_ANNOTATION.to_string(),
         config_hash(&pod_settings_fingerprint(input)),
     )]);
+    annotations.extend(scrape_annotations(
+        input.cluster.spec.listeners.metrics_port,
+    ));
     StatefulSet {
         metadata: owned_meta(input, names.statefulset()),
         spec: Some(StatefulSetSpec {
@@ -80,6 +83,17 @@ pub fn statefulset(input: &BuildInput<'_>) -> StatefulSet {
         }),
         ..StatefulSet::default()
     }
+}
+
+/// The `prometheus.io/*` annotations by which a plain Prometheus with Kubernetes service
+/// discovery (role `pod`) finds the brokers' metrics port (docs/operations.md has the scrape
+/// config that reads them).
+pub fn scrape_annotations(metrics_port: i32) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("prometheus.io/scrape".to_string(), "true".to_string()),
+        ("prometheus.io/port".to_string(), metrics_port.to_string()),
+        ("prometheus.io/path".to_string(), "/metrics".to_string()),
+    ])
 }
 
 /// What a running broker reads besides its image: its settings. (The image, resources and

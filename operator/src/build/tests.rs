@@ -290,3 +290,22 @@ fn config_that_properties_cannot_carry_is_refused() {
     c.spec.config.insert("a".into(), "two\nlines".into());
     assert!(validate_config(&c.spec).unwrap_err().contains("`a`"));
 }
+
+#[test]
+fn broker_pods_announce_their_metrics_port_to_prometheus() {
+    let mut c = cluster(3);
+    c.spec.listeners.metrics_port = 9700;
+    let objects = build(&c, 3);
+    let template = objects.statefulset.spec.unwrap().template;
+    let annotations = template.metadata.unwrap().annotations.unwrap();
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], "9700");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    let ports = template.spec.unwrap().containers[0].ports.clone().unwrap();
+    assert!(
+        ports
+            .iter()
+            .any(|p| p.name.as_deref() == Some("metrics") && p.container_port == 9700),
+        "{ports:?}"
+    );
+}

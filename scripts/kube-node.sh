@@ -244,7 +244,7 @@ build_tools() {
     log "built the node tools in $((SECONDS - started))s"
 }
 
-install() {
+install_all() {
     local started=$SECONDS
     install_packages
     # Not retried as a whole: the build retries its downloads itself.
@@ -452,6 +452,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   # No CAP_SYS_RESOURCE here: containers may only raise their OOM score adjustment.
   restrict_oom_score_adj = true
   enable_selinux = false
+  # The pods' network namespaces are mounted under DIR, not /var/run/netns: \`down\` removes
+  # them with every other mount under DIR.
+  netns_mounts_under_state_dir = true
 
 [plugins."io.containerd.grpc.v1.cri".containerd]
   snapshotter = "overlayfs"
@@ -754,25 +757,16 @@ remove_containers() {
             "${ctr[@]}" tasks delete --force "$task" >/dev/null 2>&1 || true
         done
     fi
-    local proc
-    for proc in /proc/[0-9]*; do
-        if tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -q -- "containerd-shim.* -address $socket"; then
-            kill -KILL "${proc#/proc/}" 2>/dev/null || true
-        fi
+    local cmdline pid
+    for cmdline in $(grep -lsaF -- "$socket" /proc/[0-9]*/cmdline); do
+        pid="${cmdline#/proc/}"
+        pid="${pid%/cmdline}"
+        case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
+            containerd-shim*) kill -KILL "$pid" 2>/dev/null || true ;;
+        esac
     done
 }
 
-# The pods' network namespaces (CRI names them cni-*; ours hold an address in the pod range),
-# which takes their veths with them, then the bridge.
-remove_pod_network() {
-    local ns
-    for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^cni-/ {print $1}'); do
-        if ip -n "$ns" -4 addr show 2>/dev/null | grep -q "inet ${POD_CIDR%.*}\."; then
-            ip netns delete "$ns" 2>/dev/null || true
-        fi
-    done
-    ip link delete "$BRIDGE" 2>/dev/null || true
-}
 
 # Rules and chains of kube-proxy (KUBE-*), kubelet (KUBE-*) and the CNI plugins (CNI-*) in
 # every table. The machine runs one Kubernetes node at a time, so all of them are ours.
@@ -820,9 +814,10 @@ down() {
     for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
         stop "${DAEMONS[i]}"
     done
-    remove_pod_network
     remove_iptables_rules
+    # Unmounting the pods' network namespaces (under DIR) frees them and their veths.
     unmount_all
+    ip link delete "$BRIDGE" 2>/dev/null || true
     remove_cgroups
     ip netns delete "$NETNS" 2>/dev/null || true
     ip link delete "$HOST_IF" 2>/dev/null || true
@@ -845,7 +840,7 @@ need_dir() {
 }
 
 case "${1:-}" in
-    install) install ;;
+    install) install_all ;;
     installed) installed ;;
     up)
         need_dir "${2:-}"

@@ -12,6 +12,9 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # The kcat end-to-end test must not skip itself here: the install step provides kcat.
 export WEIR_REQUIRE_KCAT=1
 export WEIR_REQUIRE_JAVA=1
+# The real-node tier (tests/tests/kube_node.rs) must not skip either: the install step runs
+# scripts/kube-node.sh install.
+export WEIR_REQUIRE_KUBE_NODE=1
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 
 logs="$(mktemp -d)"

@@ -195,9 +195,7 @@ impl Drop for RealNode {
         let down_ok = run_down(&self.dir_path);
         // A failed test (or a failed `down`: something may still be mounted there) keeps the
         // directory; WEIR_TEST_KEEP_DIRS=1 keeps it after a pass too.
-        if std::thread::panicking()
-            || !down_ok
-            || std::env::var_os("WEIR_TEST_KEEP_DIRS").is_some()
+        if std::thread::panicking() || !down_ok || std::env::var_os("WEIR_TEST_KEEP_DIRS").is_some()
         {
             if let Some(dir) = self.dir.take() {
                 let kept = dir.keep();
@@ -247,8 +245,8 @@ fn lock_machine() -> Flock<File> {
 
 /// `KEY=value` lines.
 fn read_env(path: &Path) -> HashMap<String, String> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     text.lines()
         .filter_map(|line| line.split_once('='))
         .map(|(key, value)| (key.to_string(), value.to_string()))

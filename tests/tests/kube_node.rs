@@ -53,8 +53,10 @@ fn probe_pod(name: &str, image: &str, args: &[&str], volume_claim: Option<&str>)
         },
     });
     if let Some(claim) = volume_claim {
-        pod["spec"]["volumes"] = json!([{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]);
-        pod["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "data", "mountPath": "/data"}]);
+        pod["spec"]["volumes"] =
+            json!([{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]);
+        pod["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "data", "mountPath": "/data"}]);
     }
     pod
 }
@@ -82,7 +84,8 @@ async fn succeeded_log(pods: &Api<Pod>, name: &str) -> String {
 
 /// The value of the first `key value` line of a probe's log.
 fn logged<'a>(log: &'a str, key: &str) -> Option<&'a str> {
-    log.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
+    log.lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
 }
 
 async fn round_trip_from_host(address: &str, payload: &[u8]) -> Vec<u8> {
@@ -136,13 +139,13 @@ async fn real_node_runs_pods_services_dns_volumes_and_in_cluster_clients() {
     .await;
     // The namespace's default service account, which pods need, comes from the controller
     // manager a moment after the namespace.
-    let accounts = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
-        client.clone(),
-        NAMESPACE,
-    );
-    eventually(TIMEOUT, "the namespace's default service account", || async {
-        accounts.get_opt("default").await.ok()?.map(|_| ())
-    })
+    let accounts =
+        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), NAMESPACE);
+    eventually(
+        TIMEOUT,
+        "the namespace's default service account",
+        || async { accounts.get_opt("default").await.ok()?.map(|_| ()) },
+    )
     .await;
 
     let deployments = Api::<Deployment>::namespaced(client.clone(), NAMESPACE);
@@ -210,7 +213,12 @@ async fn real_node_runs_pods_services_dns_volumes_and_in_cluster_clients() {
     let payload = "through the Service";
     create(
         &pods,
-        probe_pod("dial", &image, &["dial", &service_name, "80", payload], None),
+        probe_pod(
+            "dial",
+            &image,
+            &["dial", &service_name, "80", payload],
+            None,
+        ),
     )
     .await;
     let volume_content = "written by a pod";
@@ -232,7 +240,11 @@ async fn real_node_runs_pods_services_dns_volumes_and_in_cluster_clients() {
         Some(cluster_ip.as_str()),
         "{service_name} should resolve to the Service's ClusterIP; log:\n{dial_log}"
     );
-    assert_eq!(logged(&dial_log, "echoed"), Some(payload), "log:\n{dial_log}");
+    assert_eq!(
+        logged(&dial_log, "echoed"),
+        Some(payload),
+        "log:\n{dial_log}"
+    );
 
     let write_log = succeeded_log(&pods, "write").await;
     assert_eq!(logged(&write_log, "wrote"), Some(volume_content));
@@ -240,7 +252,10 @@ async fn real_node_runs_pods_services_dns_volumes_and_in_cluster_clients() {
     let status = claim.status.as_ref().and_then(|s| s.phase.as_deref());
     assert_eq!(status, Some("Bound"), "claim: {claim:?}");
     assert_eq!(
-        claim.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()),
+        claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.as_deref()),
         Some("local"),
         "the default StorageClass should apply"
     );
@@ -274,5 +289,8 @@ async fn real_node_runs_pods_services_dns_volumes_and_in_cluster_clients() {
     );
     assert_eq!(logged(&whoami_log, "server"), Some("10.96.0.1"));
 
-    eprintln!("smoke test passed in {:.0?} (node up included)", started.elapsed());
+    eprintln!(
+        "smoke test passed in {:.0?} (node up included)",
+        started.elapsed()
+    );
 }

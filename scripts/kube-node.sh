@@ -399,11 +399,27 @@ setup_network() {
     ip -n "$NETNS" addr add "$PEER_IP/24" dev "$PEER_IF"
     ip -n "$NETNS" link set "$PEER_IF" up
     ip -n "$NETNS" link set lo up
+    # The host's own connections to ClusterIPs go through kube-proxy's OUTPUT rules; this route
+    # keeps them (and any address of the range kube-proxy has not programmed) off eth0.
+    ip route add "$SERVICE_CIDR" dev "$HOST_IF" src "$NODE_IP"
     # Pod traffic is routed by the host; bridged pod-to-pod traffic passes iptables so that
     # a Service's DNAT is undone on the reply (br_netfilter is built into this kernel).
     sysctl -qw net.ipv4.ip_forward=1
     sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null ||
         log "no net.bridge.bridge-nf-call-iptables: pod-to-Service-to-pod on the bridge may fail"
+}
+
+# kubelet refuses a cgroupRoot that does not exist: /weir-node in every v1 hierarchy (cpuset
+# needs its CPUs and memory nodes copied from the parent before a task may join).
+make_cgroups() {
+    local hierarchy
+    for hierarchy in /sys/fs/cgroup/*/; do
+        mkdir -p "$hierarchy/weir-node"
+    done
+    if [ -f /sys/fs/cgroup/cpuset/cpuset.cpus ]; then
+        cat /sys/fs/cgroup/cpuset/cpuset.cpus >/sys/fs/cgroup/cpuset/weir-node/cpuset.cpus
+        cat /sys/fs/cgroup/cpuset/cpuset.mems >/sys/fs/cgroup/cpuset/weir-node/cpuset.mems
+    fi
 }
 
 write_configs() {
@@ -632,6 +648,7 @@ up() {
     echo "$DIR" >"$ACTIVE_FILE"
     save_sysctls
     setup_network
+    make_cgroups
     make_pki
     kubeconfig admin weir-admin
     kubeconfig kube-scheduler system:kube-scheduler

@@ -543,6 +543,8 @@ serializeImagePulls: false
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
 imageGCHighThresholdPercent: 100
 protectKernelDefaults: false
+# Lowering one's own OOM score needs CAP_SYS_RESOURCE, which this machine does not grant.
+oomScoreAdj: 0
 EOF
 
     cat >"$DIR/kube-proxy.yaml" <<EOF
@@ -556,6 +558,8 @@ bindAddress: $NODE_IP
 healthzBindAddress: $NODE_IP:10256
 metricsBindAddress: $NODE_IP:10249
 nodePortAddresses: [$NODE_IP/32]
+# Lowering one's own OOM score needs CAP_SYS_RESOURCE, which this machine does not grant.
+oomScoreAdj: 0
 # Leave the host's conntrack settings alone.
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF

@@ -82,7 +82,7 @@ SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
     kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward
     net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
     net.ipv4.conf.all.route_localnet)
-# The daemons `up` starts, in start order (`down` stops them in reverse).
+# The daemons `up` starts (`down` stops the kubelet first, etcd last, the rest at once).
 DAEMONS=(registry etcd kube-apiserver kube-controller-manager kube-scheduler containerd
     coredns kube-proxy kubelet)
 
@@ -746,23 +746,30 @@ EOF
 # ---------------------------------------------------------------------------------------------
 # down: every step tolerates what is already gone, so `down` can follow a failed `up`.
 
-# stop NAME: SIGTERM, up to 15 s to exit, then SIGKILL.
+# stop NAME...: SIGTERM to all of them at once, up to 15 s for them to exit, then SIGKILL.
 stop() {
-    local pid_file="$DIR/pids/$1.pid" pid deadline
-    [ -f "$pid_file" ] || return 0
-    pid="$(cat "$pid_file")"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        deadline=$((SECONDS + 15))
+    local name pid deadline
+    declare -A pids=()
+    for name in "$@"; do
+        if [ -f "$DIR/pids/$name.pid" ]; then
+            pid="$(cat "$DIR/pids/$name.pid")"
+            kill -TERM "$pid" 2>/dev/null && pids[$name]="$pid"
+        fi
+    done
+    deadline=$((SECONDS + 15))
+    for name in "${!pids[@]}"; do
+        pid="${pids[$name]}"
         while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
-            sleep 0.2
+            sleep 0.1
         done
         if kill -0 "$pid" 2>/dev/null; then
-            log "$1 (pid $pid) ignored SIGTERM for 15s: SIGKILL"
+            log "$name (pid $pid) ignored SIGTERM for 15s: SIGKILL"
             kill -KILL "$pid" 2>/dev/null || true
         fi
-    fi
-    rm -f "$pid_file"
+    done
+    for name in "$@"; do
+        rm -f "$DIR/pids/$name.pid"
+    done
 }
 
 # The containers' processes: every task of our containerd killed and deleted (which unmounts
@@ -831,10 +838,14 @@ down() {
     # The kubelet first, so that it does not restart the containers being removed.
     stop kubelet
     remove_containers
-    local i
-    for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
-        stop "${DAEMONS[i]}"
+    # The rest at once but etcd, which goes last: the apiserver's graceful shutdown hangs
+    # without it.
+    local daemon rest=()
+    for daemon in "${DAEMONS[@]}"; do
+        [ "$daemon" = etcd ] || rest+=("$daemon")
     done
+    stop "${rest[@]}"
+    stop etcd
     remove_iptables_rules
     # Unmounting the pods' network namespaces (under DIR) frees them and their veths.
     unmount_all

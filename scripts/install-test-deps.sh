@@ -11,9 +11,12 @@
 # - cargo-fuzz: the bounded fuzz run (scripts/fuzz.sh).
 # - the Apache Kafka Java client jars (Maven): the Java client compatibility test.
 # - Apache Kafka's tools jars (Maven): kafka-consumer-groups against the broker.
-# - kube-apiserver, kube-controller-manager and etcd, built with Go from the module proxy by
-#   scripts/kube-control-plane.sh into ~/.cache/weir (the Kubernetes test control plane):
-#   14 to 20 minutes on a shared two-core machine the first time, a no-op once cached.
+# - the Kubernetes binaries (kube-apiserver, kube-controller-manager, etcd for the stand-in
+#   tier; kubelet, kube-scheduler, kube-proxy, kubectl for the real-node tier), built with Go
+#   from the module proxy by scripts/kube-control-plane.sh into ~/.cache/weir, and the rest of
+#   the real test node (scripts/kube-node.sh install: containerd, runc, CNI plugins, a registry,
+#   skopeo, umoci, iptables from Debian; CoreDNS and the node's Go tools): see
+#   docs/testing.md for the cold cost; a no-op once cached.
 # - helm, kubeconform, prometheus, promtool and the Prometheus Operator CRDs for the chart's
 #   checks, built with Go by scripts/chart-tools.sh into ~/.cache/weir (a no-op once cached).
 set -euo pipefail
@@ -108,14 +111,17 @@ else
         -DoutputDirectory="$tools_deps"
 fi
 
-# The Kubernetes control plane of tests/tests/kube_*.rs (Go comes with the machine).
+# The Kubernetes control plane of tests/tests/kube_*.rs and the real node of
+# tests/tests/kube_node.rs (Go comes with the machine).
 if ! command -v go >/dev/null 2>&1; then
-    log "go is not on PATH: the Kubernetes control plane is built with Go"
+    log "go is not on PATH: the Kubernetes binaries and CoreDNS are built with Go"
     exit 1
 fi
-# Not retried as a whole (a failed compile fails again, minutes later): the script retries
-# its downloads itself.
-bash "$(dirname "$0")/kube-control-plane.sh" build
+# Not retried as a whole (a failed compile fails again, minutes later): the scripts retry
+# their downloads themselves. kube-node.sh install runs kube-control-plane.sh build.
+bash "$(dirname "$0")/kube-node.sh" install
+# helm, kubeconform, Prometheus and promtool, the Prometheus Operator CRDs (tests/tests/chart.rs
+# and the real-node monitoring test).
 bash "$(dirname "$0")/chart-tools.sh" build
 
 # --- container images -------------------------------------------------------------------

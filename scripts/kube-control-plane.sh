@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane for the operator's tests: kube-apiserver,
-# kube-controller-manager and etcd, built from the Go module proxy at pinned versions.
+# The Kubernetes binaries of the operator's tests, built from the Go module proxy at pinned
+# versions: the control plane (kube-apiserver, kube-controller-manager, etcd) that the
+# stand-in tier runs, and the node (kubelet, kube-scheduler, kube-proxy) plus kubectl that
+# scripts/kube-node.sh runs for the real-node tier.
 #
-#   scripts/kube-control-plane.sh build     build the three binaries into the cache (a no-op
-#                                           once built: a stamp file records what was built)
+#   scripts/kube-control-plane.sh build     build the binaries into the cache (a no-op once
+#                                           built: a stamp file records what was built)
 #   scripts/kube-control-plane.sh bin-dir   print the directory holding the binaries
 #   scripts/kube-control-plane.sh versions  print the pinned versions
 #
@@ -13,7 +15,9 @@
 # repository, so the throwaway module replaces each of them with its published release
 # (v0.MINOR.PATCH for Kubernetes v1.MINOR.PATCH); the list of staging modules is read from
 # Kubernetes' own go.mod. `go build` then compiles cmd/kube-apiserver,
-# cmd/kube-controller-manager and etcd's server (the etcd release Kubernetes itself requires).
+# cmd/kube-controller-manager, cmd/kube-scheduler, cmd/kubelet, cmd/kube-proxy, cmd/kubectl and
+# etcd's server (the etcd release Kubernetes itself requires), one after the other with one
+# build cache, so the packages they share (client-go, apimachinery, ...) compile once.
 # The Go build and module caches used for this live in the cache directory only while the
 # build runs (3.8 GB at the peak) and are removed after it succeeds: what stays is the
 # binaries (218 MB). A cold build takes 14 to 20 minutes on two shared cores.
@@ -33,9 +37,12 @@ KUBE_BUILD_JOBS="${KUBE_BUILD_JOBS:-2}"
 ROOT="${WEIR_CACHE_DIR:-$HOME/.cache/weir}/kube-$KUBE_VERSION"
 BIN="$ROOT/bin"
 STAMP="$BIN/.built"
-BINARIES=(kube-apiserver kube-controller-manager etcd)
-# What the stamp records: a change here (versions, flags) makes the next `build` rebuild.
-RECIPE="kubernetes=$KUBE_VERSION etcd=$ETCD_VERSION flags=-trimpath,-s,-w,cgo=0"
+# Built in this order: the control plane first (the stand-in tier needs only those three).
+KUBE_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+BINARIES=("${KUBE_COMMANDS[@]}" etcd)
+# What the stamp records: a change here (versions, flags, binaries) makes the next `build`
+# rebuild.
+RECIPE="kubernetes=$KUBE_VERSION etcd=$ETCD_VERSION flags=-trimpath,-s,-w,cgo=0 binaries=${BINARIES[*]}"
 
 log() { printf '[kube-control-plane] %s\n' "$*" >&2; }
 die() {
@@ -95,8 +102,10 @@ write_module() {
         echo ")"
         echo
         echo "tool ("
-        echo "	k8s.io/kubernetes/cmd/kube-apiserver"
-        echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
+        local command
+        for command in "${KUBE_COMMANDS[@]}"; do
+            echo "	k8s.io/kubernetes/cmd/$command"
+        done
         echo "	go.etcd.io/etcd/server/v3"
         echo ")"
         echo
@@ -159,8 +168,10 @@ build() {
     fi
     log "resolved and downloaded the modules in $((SECONDS - step))s ($(du -sh "$GOMODCACHE" | cut -f1))"
 
-    build_one k8s.io/kubernetes/cmd/kube-apiserver "$BIN.partial/kube-apiserver"
-    build_one k8s.io/kubernetes/cmd/kube-controller-manager "$BIN.partial/kube-controller-manager"
+    local command
+    for command in "${KUBE_COMMANDS[@]}"; do
+        build_one "k8s.io/kubernetes/cmd/$command" "$BIN.partial/$command"
+    done
     build_one go.etcd.io/etcd/server/v3 "$BIN.partial/etcd"
 
     echo "$RECIPE" >"$BIN.partial/.built"

@@ -18,6 +18,9 @@ export WEIR_REQUIRE_IMAGES=1
 # The chart's static checks (tests/tests/chart.rs) must not skip: the install step builds helm,
 # kubeconform and promtool.
 export WEIR_REQUIRE_CHART_TOOLS=1
+# The real-node tier (tests/tests/kube_node.rs) must not skip either: the install step runs
+# scripts/kube-node.sh install.
+export WEIR_REQUIRE_KUBE_NODE=1
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 
 logs="$(mktemp -d)"

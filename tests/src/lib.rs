@@ -14,6 +14,8 @@
 //! - [`kube`]: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)
 //!   with admin, user and service-account clients.
 //! - [`kubelet`]: a kubelet stand-in that runs a namespace's pods with test-supplied callbacks.
+//! - [`node`]: a real one-node Kubernetes (kubelet, containerd, kube-proxy, CoreDNS, a local
+//!   registry) brought up by `scripts/kube-node.sh`.
 //! - [`wait`]: waiting for a condition with a deadline (no sleeps as synchronisation).
 
 pub mod admin;
@@ -25,6 +27,7 @@ pub mod group_consumer;
 pub mod http;
 pub mod kube;
 pub mod kubelet;
+pub mod node;
 pub mod operator;
 pub mod raw;
 pub mod segments;

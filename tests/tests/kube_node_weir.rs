@@ -165,6 +165,11 @@ fn helm_install(node: &RealNode, image: &str) {
             .args(["--set", &format!("image.repository={repository}")])
             .args(["--set", &format!("image.tag={tag}")])
             .args(["--set", "replicas=1"])
+            // Dashboards and the plain-Prometheus rules and scrape jobs (this node has no
+            // Prometheus Operator, so no PodMonitor or PrometheusRule renders).
+            .args(["--set", "monitoring.enabled=true"])
+            // The alert the test provokes fires after seconds, not the default 5 minutes.
+            .args(["--set", "monitoring.alerts.underReplicatedFor=10s"])
             .args(["--wait", "--timeout", "5m"]),
         "helm install",
     );
@@ -527,6 +532,267 @@ async fn weir_on_a_real_node() {
         started.elapsed().as_secs_f64()
     );
     consume_all(&client, &client_image, "consume-6", "first", 3000).await;
+
+    // 6. Monitoring.
+    monitoring(&node, &client, &client_image).await;
+}
+
+/// A Prometheus process on the host, stopped on drop.
+struct Prometheus {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Runs Prometheus 3 with the chart's scrape jobs (Kubernetes service discovery through the
+    /// node's admin kubeconfig) and its alert rules, both read from the ConfigMap the chart
+    /// installed, scraping and evaluating every 2 s.
+    fn start(binary: &Path, kubeconfig: &Path, scrape_jobs: &str, rules: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let mut jobs: Vec<serde_yaml::Value> =
+            serde_yaml::from_str(scrape_jobs).expect("the chart's scrape jobs are YAML");
+        for job in &mut jobs {
+            let sd = job
+                .get_mut("kubernetes_sd_configs")
+                .and_then(|v| v.as_sequence_mut())
+                .expect("every job discovers through Kubernetes");
+            for config in sd {
+                config.as_mapping_mut().unwrap().insert(
+                    "kubeconfig_file".into(),
+                    kubeconfig.display().to_string().into(),
+                );
+            }
+        }
+        std::fs::write(dir.path().join("rules.yaml"), rules).unwrap();
+        let config = serde_json::json!({
+            "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+            "rule_files": [dir.path().join("rules.yaml")],
+            "scrape_configs": jobs,
+        });
+        let config_file = dir.path().join("prometheus.yaml");
+        std::fs::write(&config_file, serde_yaml::to_string(&config).unwrap()).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config_file.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting prometheus");
+        Prometheus {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// The result vector of an instant query, or `None` while Prometheus does not answer.
+    fn query(&self, promql: &str) -> Option<Vec<serde_json::Value>> {
+        let path = format!("/api/v1/query?query={}", percent_encode(promql));
+        let response =
+            weir_tests::http::try_get(self.addr, &path, Duration::from_secs(10)).ok()?;
+        let body: serde_json::Value = serde_json::from_str(&response.body).ok()?;
+        if body["status"] != "success" {
+            panic!("Prometheus refused {promql}: {}", response.body);
+        }
+        body["data"]["result"].as_array().cloned()
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Grafana's variables in a panel query, set to what this test runs.
+fn with_variables(expr: &str) -> String {
+    let values = [
+        ("__rate_interval", "30s"),
+        ("__interval", "30s"),
+        ("__range", "5m"),
+        ("namespace", NAMESPACE),
+        ("cluster", CLUSTER),
+        ("topic", TOPIC),
+        ("group", "dashboards"),
+    ];
+    let mut out = expr.to_string();
+    for (name, value) in values {
+        out = out
+            .replace(&format!("${{{name}}}"), value)
+            .replace(&format!("${name}"), value);
+    }
+    assert!(!out.contains('$'), "a variable this test does not set in: {expr}");
+    out
+}
+
+/// The broker process of `pod` as the host sees it (its container shares the host's PID
+/// namespace view through /proc).
+fn broker_pid(pod: &str) -> i32 {
+    let wanted = format!("POD_NAME={pod}");
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if !cmdline.starts_with(b"weir-broker") && !cmdline.windows(12).any(|w| w == b"/weir-broker") {
+            continue;
+        }
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()) {
+            return pid;
+        }
+    }
+    panic!("no weir-broker process of pod {pod}");
+}
+
+async fn monitoring(node: &RealNode, client: &Client, client_image: &str) {
+    let tools = weir_tests::chart::ChartTools::get().expect("the chart tools are installed");
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "weir-system");
+    let installed = config_maps.list(&ListParams::default()).await.unwrap().items;
+    let data = |key: &str| -> String {
+        installed
+            .iter()
+            .find_map(|cm| cm.data.as_ref()?.get(key).cloned())
+            .unwrap_or_else(|| panic!("no ConfigMap of the chart holds {key}"))
+    };
+    let prometheus = Prometheus::start(
+        &tools.prometheus,
+        &node.kubeconfig_path(),
+        &data("weir-scrape.yaml"),
+        &data("weir-alerts.yaml"),
+    );
+    let dashboards: Vec<(String, serde_json::Value)> = installed
+        .iter()
+        .filter(|cm| {
+            cm.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.get("grafana_dashboard").map(String::as_str) == Some("1"))
+        })
+        .flat_map(|cm| cm.data.clone().unwrap_or_default())
+        .map(|(file, json)| (file, serde_json::from_str(&json).expect("dashboard JSON")))
+        .collect();
+    assert_eq!(dashboards.len(), 6, "the chart installs six dashboards");
+
+    // A producer and a consumer group that keep running.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let load: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "load"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "client",
+                "image": client_image,
+                "command": ["weir-e2e-client"],
+                "args": ["load", "--bootstrap", bootstrap(), "--topic", TOPIC, "--group", "dashboards", "--rate", "50"],
+            }],
+        },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &load).await.unwrap();
+
+    // Every target up: three brokers and the operator.
+    eventually(SLOW, "Prometheus scraping 3 brokers and the operator", || async {
+        let brokers = prometheus.query(r#"up{job="weir"} == 1"#)?;
+        let operator = prometheus.query(r#"up{job="weir-operator"} == 1"#)?;
+        (brokers.len() == 3 && operator.len() == 1).then_some(())
+    })
+    .await;
+
+    // Every panel's every query returns data.
+    let mut queries = Vec::new();
+    for (file, dashboard) in &dashboards {
+        for panel in dashboard["panels"].as_array().into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = target["expr"].as_str() {
+                    let title = panel["title"].as_str().unwrap_or_default();
+                    queries.push((format!("{file}: {title}"), with_variables(expr)));
+                }
+            }
+        }
+    }
+    let started = Instant::now();
+    let empty = eventually(SLOW, "every dashboard query returning data", || async {
+        let empty: Vec<String> = queries
+            .iter()
+            .filter(|(_, q)| prometheus.query(q).is_none_or(|r| r.is_empty()))
+            .map(|(panel, q)| format!("{panel}: {q}"))
+            .collect();
+        // Keep waiting while rates and lags fill in; report what is still empty at the end.
+        if empty.is_empty() || started.elapsed() > Duration::from_secs(150) {
+            Some(empty)
+        } else {
+            None
+        }
+    })
+    .await;
+    assert!(
+        empty.is_empty(),
+        "{} of {} dashboard queries return no data:\n{}",
+        empty.len(),
+        queries.len(),
+        empty.join("\n")
+    );
+    println!("all {} dashboard queries return data", queries.len());
+
+    // Stopping a broker (SIGSTOP, not a clean shutdown) makes the under-replicated alert fire.
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), NAMESPACE);
+    let controller = clusters
+        .get(CLUSTER)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.controller_id)
+        .unwrap_or(0);
+    let victim = (0..3).find(|id| *id != controller).unwrap();
+    let pid = nix::unistd::Pid::from_raw(broker_pid(&format!("{CLUSTER}-{victim}")));
+    let started = Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    eventually(SLOW, "WeirUnderReplicatedPartitions firing", || async {
+        let firing = prometheus.query(
+            r#"ALERTS{alertname="WeirUnderReplicatedPartitions", alertstate="firing"}"#,
+        )?;
+        firing
+            .iter()
+            .any(|a| a["metric"]["cluster"] == CLUSTER && a["metric"]["namespace"] == NAMESPACE)
+            .then_some(())
+    })
+    .await;
+    println!(
+        "broker {victim} stopped: WeirUnderReplicatedPartitions firing after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // The liveness probe may have restarted it meanwhile: then the process is gone.
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+    wait_for(&clusters, CLUSTER, "the cluster healed after the stop", |c| {
+        ready(c) && c.status.as_ref().is_some_and(|s| s.under_replicated_partitions == 0)
+    })
+    .await;
+    pods.delete("load", &DeleteParams::default()).await.ok();
 }
 
 /// Bytes of partition data under the data volumes of the given brokers, read from the local

@@ -32,7 +32,9 @@
 # PersistentVolumes of 1Gi in DIR/pv (world-writable: the volume of a non-root pod).
 #
 # One node per machine at a time (fixed addresses and ports); `up` takes down a node that a
-# crashed run left behind (its DIR is recorded in /run/weir-kube-node.dir). Needs root.
+# crashed run left behind (its DIR is recorded in /run/weir-kube-node.dir), so callers that may
+# run at the same time hold an exclusive flock on /run/weir-kube-node.lock from before `up`
+# until after `down` (weir_tests::node::RealNode does). Needs root.
 #
 #   WEIR_CACHE_DIR           default ~/.cache/weir (CoreDNS and the tools go to kube-node/ there)
 #   WEIR_NODE_REGISTRY_PORT  default 5000
@@ -92,7 +94,7 @@ die() {
     exit 1
 }
 usage() {
-    sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,/^set -euo pipefail$/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2
     exit 2
 }
 

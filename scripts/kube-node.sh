@@ -15,6 +15,9 @@
 #   scripts/kube-node.sh push-binary DIR NAME:TAG BINARY...
 #                                           a scratch image of static binaries (the first is
 #                                           the entrypoint) pushed to the node's registry
+#   scripts/kube-node.sh push-oci DIR LAYOUT:TAG NAME:TAG
+#                                           an image from an OCI layout (what
+#                                           scripts/build-images.sh writes) pushed there
 #   scripts/kube-node.sh tools-dir          print the directory of the node's Go tools
 #   scripts/kube-node.sh versions           print the pinned versions
 #
@@ -889,6 +892,13 @@ case "${1:-}" in
         need_dir "$2"
         push_image "$3" "${@:4}"
         echo "$REGISTRY/$3"
+        ;;
+    push-oci)
+        [ $# -eq 4 ] || usage
+        need_dir "$2"
+        skopeo copy --quiet --dest-tls-verify=false "oci:$3" "docker://$REGISTRY/$4"
+        log "pushed $REGISTRY/$4"
+        echo "$REGISTRY/$4"
         ;;
     tools-dir) echo "$TOOLS_DIR" ;;
     versions) echo "$(bash "$SCRIPTS/kube-control-plane.sh" versions) coredns $COREDNS_VERSION" ;;

@@ -15,6 +15,9 @@
 #   scripts/kube-node.sh push-binary DIR NAME:TAG BINARY...
 #                                           a scratch image of static binaries (the first is
 #                                           the entrypoint) pushed to the node's registry
+#   scripts/kube-node.sh push-oci DIR LAYOUT:TAG NAME:TAG
+#                                           an image from an OCI layout (what
+#                                           scripts/build-images.sh writes) pushed there
 #   scripts/kube-node.sh tools-dir          print the directory of the node's Go tools
 #   scripts/kube-node.sh versions           print the pinned versions
 #
@@ -32,7 +35,9 @@
 # PersistentVolumes of 1Gi in DIR/pv (world-writable: the volume of a non-root pod).
 #
 # One node per machine at a time (fixed addresses and ports); `up` takes down a node that a
-# crashed run left behind (its DIR is recorded in /run/weir-kube-node.dir). Needs root.
+# crashed run left behind (its DIR is recorded in /run/weir-kube-node.dir), so callers that may
+# run at the same time hold an exclusive flock on /run/weir-kube-node.lock from before `up`
+# until after `down` (weir_tests::node::RealNode does). Needs root.
 #
 #   WEIR_CACHE_DIR           default ~/.cache/weir (CoreDNS and the tools go to kube-node/ there)
 #   WEIR_NODE_REGISTRY_PORT  default 5000
@@ -92,7 +97,7 @@ die() {
     exit 1
 }
 usage() {
-    sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,/^set -euo pipefail$/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2
     exit 2
 }
 
@@ -887,6 +892,13 @@ case "${1:-}" in
         need_dir "$2"
         push_image "$3" "${@:4}"
         echo "$REGISTRY/$3"
+        ;;
+    push-oci)
+        [ $# -eq 4 ] || usage
+        need_dir "$2"
+        skopeo copy --quiet --dest-tls-verify=false "oci:$3" "docker://$REGISTRY/$4"
+        log "pushed $REGISTRY/$4"
+        echo "$REGISTRY/$4"
         ;;
     tools-dir) echo "$TOOLS_DIR" ;;
     versions) echo "$(bash "$SCRIPTS/kube-control-plane.sh" versions) coredns $COREDNS_VERSION" ;;

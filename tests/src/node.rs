@@ -170,6 +170,25 @@ impl RealNode {
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
+    /// Pushes the image `layout_ref` (`PATH:TAG` of an OCI layout, as the image build writes)
+    /// to the node's registry as `name_tag`; returns the reference pods use.
+    pub fn push_oci_image(&self, layout_ref: &str, name_tag: &str) -> String {
+        let output = script()
+            .arg("push-oci")
+            .arg(&self.dir_path)
+            .arg(layout_ref)
+            .arg(name_tag)
+            .output()
+            .unwrap_or_else(|e| panic!("running kube-node.sh push-oci: {e}"));
+        assert!(
+            output.status.success(),
+            "kube-node.sh push-oci {layout_ref} {name_tag} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
     /// The static probe binary for pods (`weir-node-tool`, see tests/kube-node-tools).
     pub fn node_tool() -> PathBuf {
         let output = script()

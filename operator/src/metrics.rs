@@ -245,6 +245,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::RebalancePhase;
 
     #[test]
     fn a_running_rebalance_shows_its_progress_and_a_completed_one_is_inactive() {
@@ -255,7 +256,7 @@ mod tests {
         };
         let mut status = ClusterStatus {
             rebalance: Some(RebalanceStatus {
-                phase: "Rebalancing".into(),
+                phase: RebalancePhase::Rebalancing,
                 moves: 12,
                 partitions_remaining: 5,
                 bytes_remaining: 4096,
@@ -276,7 +277,7 @@ mod tests {
             assert!(text.contains(&line), "{line} missing in:\n{text}");
         }
         let r = status.rebalance.as_mut().unwrap();
-        r.phase = "Idle".into();
+        r.phase = RebalancePhase::Idle;
         r.partitions_remaining = 0;
         r.bytes_remaining = 0;
         r.completed = Some("2026-01-01T00:05:00Z".into());

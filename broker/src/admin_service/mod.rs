@@ -106,7 +106,7 @@ pub(crate) async fn wait_for_image(
     broker: &Broker,
     done: impl Fn(&MetadataImage) -> bool,
 ) -> Result<(), AdminError> {
-    Ok(broker.replicas.wait_for_image(done).await?)
+    broker.replicas.wait_for_image(done).await
 }
 
 fn answer<T>(result: Result<T, AdminError>, rpc: &str) -> Result<Response<T>, Status> {

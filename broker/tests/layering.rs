@@ -39,7 +39,14 @@ const LAYERS: &[&[&str]] = &[
     &["partition"],
     // Metadata quorum and image.
     &["controller"],
-    &["log", "config", "protocol", "clock", "telemetry"],
+    &[
+        "log",
+        "config",
+        "protocol",
+        "clock",
+        "telemetry",
+        "volume_metrics",
+    ],
 ];
 
 /// One `crate::` reference in a source file.

@@ -362,7 +362,12 @@ async fn weir_on_a_real_node() {
         let seen = reasons_seen.clone();
         async move {
             let t = topics.get(TOPIC).await.ok()?;
-            let c = t.status.as_ref()?.conditions.iter().find(|c| c.type_ == types::READY)?;
+            let c = t
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|c| c.type_ == types::READY)?;
             seen.lock().unwrap().insert(c.reason.clone());
             (c.status == "True" && c.reason == "Ready").then_some(t)
         }
@@ -588,7 +593,10 @@ impl Prometheus {
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config_file.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -604,8 +612,7 @@ impl Prometheus {
     /// The result vector of an instant query, or `None` while Prometheus does not answer.
     fn query(&self, promql: &str) -> Option<Vec<serde_json::Value>> {
         let path = format!("/api/v1/query?query={}", percent_encode(promql));
-        let response =
-            weir_tests::http::try_get(self.addr, &path, Duration::from_secs(10)).ok()?;
+        let response = weir_tests::http::try_get(self.addr, &path, Duration::from_secs(10)).ok()?;
         let body: serde_json::Value = serde_json::from_str(&response.body).ok()?;
         if body["status"] != "success" {
             panic!("Prometheus refused {promql}: {}", response.body);
@@ -642,7 +649,10 @@ fn with_variables(expr: &str) -> String {
             .replace(&format!("${{{name}}}"), value)
             .replace(&format!("${name}"), value);
     }
-    assert!(!out.contains('$'), "a variable this test does not set in: {expr}");
+    assert!(
+        !out.contains('$'),
+        "a variable this test does not set in: {expr}"
+    );
     out
 }
 
@@ -651,11 +661,17 @@ fn with_variables(expr: &str) -> String {
 fn broker_pid(pod: &str) -> i32 {
     let wanted = format!("POD_NAME={pod}");
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if !cmdline.starts_with(b"weir-broker") && !cmdline.windows(12).any(|w| w == b"/weir-broker") {
+        if !cmdline.starts_with(b"weir-broker")
+            && !cmdline.windows(12).any(|w| w == b"/weir-broker")
+        {
             continue;
         }
         let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
@@ -670,7 +686,11 @@ async fn monitoring(node: &RealNode, client: &Client, client_image: &str) {
     let tools = weir_tests::chart::ChartTools::get().expect("the chart tools are installed");
     let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(client.clone(), "weir-system");
-    let installed = config_maps.list(&ListParams::default()).await.unwrap().items;
+    let installed = config_maps
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
     let data = |key: &str| -> String {
         installed
             .iter()
@@ -716,11 +736,15 @@ async fn monitoring(node: &RealNode, client: &Client, client_image: &str) {
     pods.create(&PostParams::default(), &load).await.unwrap();
 
     // Every target up: three brokers and the operator.
-    eventually(SLOW, "Prometheus scraping 3 brokers and the operator", || async {
-        let brokers = prometheus.query(r#"up{job="weir"} == 1"#)?;
-        let operator = prometheus.query(r#"up{job="weir-operator"} == 1"#)?;
-        (brokers.len() == 3 && operator.len() == 1).then_some(())
-    })
+    eventually(
+        SLOW,
+        "Prometheus scraping 3 brokers and the operator",
+        || async {
+            let brokers = prometheus.query(r#"up{job="weir"} == 1"#)?;
+            let operator = prometheus.query(r#"up{job="weir-operator"} == 1"#)?;
+            (brokers.len() == 3 && operator.len() == 1).then_some(())
+        },
+    )
     .await;
 
     // Every panel's every query returns data.
@@ -773,9 +797,8 @@ async fn monitoring(node: &RealNode, client: &Client, client_image: &str) {
     let started = Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
     eventually(SLOW, "WeirUnderReplicatedPartitions firing", || async {
-        let firing = prometheus.query(
-            r#"ALERTS{alertname="WeirUnderReplicatedPartitions", alertstate="firing"}"#,
-        )?;
+        let firing = prometheus
+            .query(r#"ALERTS{alertname="WeirUnderReplicatedPartitions", alertstate="firing"}"#)?;
         firing
             .iter()
             .any(|a| a["metric"]["cluster"] == CLUSTER && a["metric"]["namespace"] == NAMESPACE)
@@ -788,9 +811,17 @@ async fn monitoring(node: &RealNode, client: &Client, client_image: &str) {
     );
     // The liveness probe may have restarted it meanwhile: then the process is gone.
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
-    wait_for(&clusters, CLUSTER, "the cluster healed after the stop", |c| {
-        ready(c) && c.status.as_ref().is_some_and(|s| s.under_replicated_partitions == 0)
-    })
+    wait_for(
+        &clusters,
+        CLUSTER,
+        "the cluster healed after the stop",
+        |c| {
+            ready(c)
+                && c.status
+                    .as_ref()
+                    .is_some_and(|s| s.under_replicated_partitions == 0)
+        },
+    )
     .await;
     pods.delete("load", &DeleteParams::default()).await.ok();
 }

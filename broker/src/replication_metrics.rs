@@ -166,6 +166,11 @@ impl ReplicationCollector {
             .count();
         self.reassigning.set(reassigning as i64);
         self.brokers.reset();
+        // Every state is exported, at 0 when no broker is in it, so dashboards and alerts read
+        // "0 fenced brokers" rather than no data.
+        for state in ["active", "fenced", "shutting_down", "draining"] {
+            self.brokers.with_label_values(&[state]).set(0);
+        }
         for b in image.brokers.values() {
             let state = if b.fenced {
                 "fenced"

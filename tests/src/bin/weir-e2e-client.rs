@@ -183,7 +183,7 @@ async fn load(args: &Args) -> Result<(), String> {
         loop {
             if let Some(Ok(_)) = consumer.poll(Duration::from_millis(200)) {
                 read += 1;
-                if read % 100 == 0 {
+                if read.is_multiple_of(100) {
                     let _ = consumer.commit_consumer_state(CommitMode::Async);
                     println!("CONSUMED {read}");
                 }
@@ -200,7 +200,7 @@ async fn load(args: &Args) -> Result<(), String> {
             eprintln!("enqueueing: {e}");
         }
         sent += 1;
-        if sent % 500 == 0 {
+        if sent.is_multiple_of(500) {
             println!("PRODUCED {sent}");
         }
         if consuming.is_finished() {

@@ -395,19 +395,15 @@ impl Pid1 {
     /// waits for it to exit.
     fn signal_and_wait(&mut self, signal: Signal) -> ExitStatus {
         kill(self.pid, signal).expect("signalling PID 1");
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            if let Some(status) = self.unshare.try_wait().expect("polling unshare") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "PID 1 did not exit within {STOP_TIMEOUT:?} of {signal} (a signal without a \
-                 handler is dropped for PID 1):\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let unshare = &mut self.unshare;
+        let what = format!(
+            "PID 1 to exit after {signal} (a signal without a handler is dropped for PID 1); \
+             its output is in {}",
+            self.output.display()
+        );
+        wait_until(STOP_TIMEOUT, &what, || {
+            unshare.try_wait().expect("polling unshare")
+        })
     }
 }
 

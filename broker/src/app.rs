@@ -111,12 +111,12 @@ pub fn open(
     let metrics = BrokerMetrics::new()?;
     metrics.register_log_collector(&replicas)?;
     metrics.register_replication_collector(&replicas)?;
-    let groups = Arc::new(GroupCoordinator::new(
+    let groups = GroupCoordinator::new(
         config.clone(),
         replicas.clone(),
         clock,
         metrics.group_rebalances.clone(),
-    ));
+    );
     metrics.register_group_collector(&groups, &replicas)?;
     metrics.register(Box::new(
         crate::admin_service::metrics::ReassignmentCollector::new(Arc::downgrade(&replicas))?,
@@ -170,9 +170,21 @@ impl StartedBroker {
             .voters
             .clone()
             .unwrap_or_else(|| BTreeMap::from([(config.node_id, cluster.rpc_advertised.clone())]));
+        let metadata_dir = config.data_dir.join(METADATA_DIR);
+        let mut meta = self.meta.clone();
+        if crate::controller::log_store::LogStore::open(&metadata_dir)
+            .map_err(|e| crate::controller::ControllerError::Fatal(e.to_string()))?
+            .is_pristine()
+        {
+            // Storage that remembers nothing of the metadata log must not pass for the storage
+            // that acknowledged it (KIP-853): it gets a new directory id.
+            meta.renew_directory_id(&config.data_dir)?;
+        }
         let controller = Controller::start(ControllerConfig {
             node_id: config.node_id,
-            dir: config.data_dir.join(METADATA_DIR),
+            directory_id: meta.directory_id,
+            auto_join: config.quorum_auto_join(),
+            dir: metadata_dir,
             voters,
             session_timeout: config.duration_ms("broker.session.timeout.ms"),
             leader_imbalance_interval: config
@@ -203,7 +215,7 @@ impl StartedBroker {
         let lifecycle = Lifecycle::new(broker.clone(), controller.clone(), cluster.rpc_advertised);
         let joined = async {
             let (epoch, cluster_id) = lifecycle.register().await;
-            adopt_cluster_id(&broker, self.meta.clone(), &cluster_id)?;
+            adopt_cluster_id(&broker, meta.clone(), &cluster_id)?;
             lifecycle.catch_up(epoch).await;
             lifecycle.wait_unfenced().await;
             Ok::<i64, StartError>(epoch)
@@ -228,8 +240,27 @@ impl StartedBroker {
         broker.set_ready(true);
         on_ready();
 
-        let _ = shutdown.wait_for(|stop| *stop).await;
+        let quorum_failure = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => None,
+            reason = controller.stopped_on_error() => Some(reason),
+        };
         broker.set_ready(false);
+        if let Some(reason) = quorum_failure {
+            // Fail-stop: a node whose metadata quorum stopped serves stale metadata and never
+            // catches up. Close the logs (flushing what was acknowledged) and exit with an
+            // error, so the supervisor restarts it and the Raft log is recovered from disk.
+            tracing::error!(%reason, "the metadata quorum stopped on an unrecoverable error; exiting");
+            server_stop_tx.send_replace(true);
+            let _ = server.await;
+            for job in jobs {
+                job.abort();
+            }
+            let replicas = broker.replicas.clone();
+            let _ = tokio::task::spawn_blocking(move || replicas.shutdown()).await;
+            return Err(StartError::Controller(
+                crate::controller::ControllerError::Fatal(reason),
+            ));
+        }
         stop_heartbeats_tx.send_replace(true);
         let _ = heartbeats.await;
         lifecycle.controlled_shutdown().await;

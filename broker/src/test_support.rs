@@ -17,6 +17,8 @@ pub async fn single_voter(config: &BrokerConfig) -> Arc<Controller> {
     Controller::start(ControllerConfig {
         node_id: config.node_id,
         dir: config.data_dir.join(METADATA_DIR),
+        directory_id: uuid::Uuid::new_v4(),
+        auto_join: true,
         voters: [(config.node_id, "127.0.0.1:1".to_string())].into(),
         session_timeout: Duration::from_secs(60),
         leader_imbalance_interval: None,
@@ -42,6 +44,7 @@ pub async fn join(replicas: &Arc<ReplicaManager>, controller: &Arc<Controller>) 
             port: 9092,
             rpc_addr: "127.0.0.1:1".into(),
             cluster_id: "test-cluster".into(),
+            directory_id: controller.directory_id().to_string(),
         })
         .await
         .expect("registering");

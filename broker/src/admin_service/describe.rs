@@ -107,6 +107,20 @@ fn controller_status(broker: &Broker) -> pb::ControllerStatus {
             .voter_ids()
             .map(|id| id as i32)
             .collect(),
+        members: metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, node)| pb::QuorumMember {
+                node_id: *id as i32,
+                directory_id: node.directory_id.map_or(String::new(), |d| d.to_string()),
+                voter: metrics
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == *id),
+            })
+            .collect(),
     }
 }
 

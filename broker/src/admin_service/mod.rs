@@ -230,4 +230,46 @@ impl Admin for AdminService {
         let result = elect::elect_leaders_rpc(&self.broker, request.into_inner()).await;
         answer(result, "ElectLeaders")
     }
+
+    async fn add_raft_voter(
+        &self,
+        request: Request<pb::AddRaftVoterRequest>,
+    ) -> Result<Response<pb::AddRaftVoterResponse>, Status> {
+        let r = request.into_inner();
+        let result = change_voter(&self.broker, r.node_id, r.directory_id, true)
+            .await
+            .map(|()| pb::AddRaftVoterResponse {});
+        answer(result, "AddRaftVoter")
+    }
+
+    async fn remove_raft_voter(
+        &self,
+        request: Request<pb::RemoveRaftVoterRequest>,
+    ) -> Result<Response<pb::RemoveRaftVoterResponse>, Status> {
+        let r = request.into_inner();
+        let result = change_voter(&self.broker, r.node_id, r.directory_id, false)
+            .await
+            .map(|()| pb::RemoveRaftVoterResponse {});
+        answer(result, "RemoveRaftVoter")
+    }
+}
+
+/// AddRaftVoter / RemoveRaftVoter through the active controller.
+async fn change_voter(
+    broker: &Broker,
+    node_id: i32,
+    directory_id: String,
+    add: bool,
+) -> Result<(), AdminError> {
+    let controller = broker.replicas.controller().ok_or_else(|| {
+        AdminError::Unavailable("this broker has not joined the metadata quorum".into())
+    })?;
+    controller
+        .change_voter(weir_api::proto::controller::ChangeVoterRequest {
+            node_id,
+            directory_id,
+            add,
+        })
+        .await
+        .map_err(AdminError::refused)
 }

@@ -162,6 +162,7 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     long("broker.session.timeout.ms", "9000", 100, I32),
     long("broker.heartbeat.interval.ms", "2000", 10, I32),
     long("controller.quorum.election.timeout.ms", "1000", 40, I32),
+    flag("controller.quorum.auto.join.enable", "true"),
     long("replica.lag.time.max.ms", "30000", 100, i64::MAX),
     long("replica.fetch.wait.max.ms", "500", 0, I32),
     long("replica.fetch.max.bytes", "1048576", 0, I32),

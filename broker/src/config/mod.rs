@@ -167,6 +167,11 @@ impl BrokerConfig {
         std::time::Duration::from_millis(self.long(key).max(0) as u64)
     }
 
+    /// `controller.quorum.auto.join.enable`.
+    pub fn quorum_auto_join(&self) -> bool {
+        self.flag("controller.quorum.auto.join.enable")
+    }
+
     /// `auto.leader.rebalance.enable`.
     pub fn auto_leader_rebalance(&self) -> bool {
         self.flag("auto.leader.rebalance.enable")

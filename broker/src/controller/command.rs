@@ -54,6 +54,10 @@ pub enum MetadataCommand {
         port: u16,
         /// Internal RPC address.
         rpc_addr: String,
+        /// The directory id of its storage (`meta.properties`); `None` from brokers that
+        /// predate directory ids.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        directory_id: Option<Uuid>,
     },
     /// Removes a broker from the cluster.
     UnregisterBroker {

@@ -45,6 +45,10 @@ pub struct BrokerRegistration {
     pub port: u16,
     /// Internal RPC address (`host:port`).
     pub rpc_addr: String,
+    /// The directory id its storage had when it registered; the active controller compares
+    /// it with the quorum's membership (see `controller::membership`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_id: Option<Uuid>,
     /// Not allowed to lead or be in an ISR: missed its session, or has not caught up yet.
     pub fenced: bool,
     /// Asked to shut down; leaderships have moved away.
@@ -206,6 +210,7 @@ impl MetadataImage {
                 host,
                 port,
                 rpc_addr,
+                directory_id,
             } => {
                 let registration = BrokerRegistration {
                     id: *id,
@@ -215,6 +220,7 @@ impl MetadataImage {
                     host: host.clone(),
                     port: *port,
                     rpc_addr: rpc_addr.clone(),
+                    directory_id: *directory_id,
                     fenced: true,
                     in_controlled_shutdown: false,
                     draining: self.brokers.get(id).is_some_and(|b| b.draining),

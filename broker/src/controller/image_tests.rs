@@ -22,6 +22,7 @@ fn cluster(brokers: i32) -> (MetadataImage, u64) {
                 host: "localhost".into(),
                 port: 9092 + id as u16,
                 rpc_addr: format!("localhost:{}", 9093 + id),
+                directory_id: None,
             },
         );
         let epoch = image.brokers[&id].epoch;
@@ -263,6 +264,7 @@ fn a_restarted_broker_leaves_isrs_until_it_catches_up() {
             host: "localhost".into(),
             port: 9092,
             rpc_addr: "localhost:9093".into(),
+            directory_id: None,
         },
     );
     let b = &image.brokers[&0];

@@ -14,8 +14,13 @@
 //! - [`duties`] runs on the active controller: fencing brokers whose session expired and moving
 //!   leadership back to preferred replicas.
 //!
+//! - [`membership`] is who votes: a voter is its node id plus its storage's directory id, so a
+//!   voter that lost its disk cannot vote as its old self; how a quorum forms, how such a node
+//!   comes back, and how voters are added and removed at runtime.
+//!
 //! Voters come from `--voters`; a lone broker is its own single voter. Brokers that are not
-//! voters join as Raft learners when they register, so every broker follows the log.
+//! voters join as Raft learners (observers) when they register, so every broker follows the
+//! log.
 
 pub mod command;
 mod duties;
@@ -23,6 +28,7 @@ pub mod image;
 #[cfg(test)]
 mod image_tests;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod peer_health;
 pub mod rpc;
@@ -38,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ServerState};
+use openraft::ServerState;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tonic::transport::Channel;
@@ -54,7 +60,7 @@ use self::image::MetadataImage;
 use self::log_store::LogStore;
 use self::network::NetworkFactory;
 use self::state_machine::StateMachine;
-use self::types::{NodeId, Raft};
+use self::types::{NodeId, QuorumNode, Raft};
 
 /// Directory of the metadata log inside the data directory.
 pub const METADATA_DIR: &str = "__cluster_metadata";
@@ -76,6 +82,12 @@ pub struct ControllerConfig {
     pub leader_imbalance_interval: Option<Duration>,
     /// Raft heartbeat interval; elections start after 4–8 of these without a leader.
     pub raft_heartbeat: Duration,
+    /// The directory id of this node's storage (`meta.properties`).
+    pub directory_id: Uuid,
+    /// `controller.quorum.auto.join.enable`: the active controller replaces a voter that came
+    /// back with new storage, and makes configured voters that are observers voters again,
+    /// once they caught up (see [`membership`]).
+    pub auto_join: bool,
 }
 
 /// Why a controller operation failed.
@@ -123,6 +135,7 @@ pub struct Controller {
     clients: Mutex<HashMap<String, ControllerClient<Channel>>>,
     sessions: Mutex<duties::Sessions>,
     next_voter: std::sync::atomic::AtomicUsize,
+    last_refusal_log: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -169,17 +182,17 @@ impl Controller {
         .map_err(|e| ControllerError::Fatal(e.to_string()))?;
 
         let is_voter = config.voters.contains_key(&config.node_id);
-        if is_voter && pristine {
-            let members: BTreeMap<NodeId, BasicNode> = config
-                .voters
-                .iter()
-                .map(|(id, addr)| (*id as NodeId, BasicNode::new(addr)))
-                .collect();
+        let lone_voter = is_voter && config.voters.len() == 1;
+        if lone_voter && pristine {
+            let members = BTreeMap::from([(
+                config.node_id as NodeId,
+                QuorumNode::new(&config.voters[&config.node_id], Some(config.directory_id)),
+            )]);
             if let Err(e) = raft.initialize(members).await {
                 tracing::debug!(error = %e, "metadata quorum already initialised");
             }
         }
-        if is_voter && config.voters.len() == 1 {
+        if lone_voter {
             // A lone voter need not wait an election timeout to lead.
             raft.trigger()
                 .elect()
@@ -194,8 +207,14 @@ impl Controller {
             clients: Mutex::new(HashMap::new()),
             sessions: Mutex::new(duties::Sessions::default()),
             next_voter: std::sync::atomic::AtomicUsize::new(0),
+            last_refusal_log: Mutex::new(None),
         });
+        if is_voter && !lone_voter && pristine {
+            // Voters must not initialise a quorum that exists: ask the others first.
+            tokio::spawn(membership::bootstrap(Arc::downgrade(&controller)));
+        }
         tokio::spawn(duties::run(Arc::downgrade(&controller)));
+        tokio::spawn(membership::run(Arc::downgrade(&controller)));
         Ok(controller)
     }
 
@@ -230,6 +249,22 @@ impl Controller {
             .map(|n| n.addr.clone())
             .or_else(|| self.config.voters.get(&(id as i32)).cloned())?;
         Some((id as i32, addr))
+    }
+
+    /// Resolves with the reason when the Raft core stops on an error it cannot recover from
+    /// (a failed write of the metadata log or vote, such as a full disk): from then on this
+    /// node neither votes nor follows. The broker exits on it, as Kafka halts on a failed
+    /// metadata log directory, so that a restart recovers the log from disk.
+    pub async fn stopped_on_error(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "the Raft core is gone".to_string();
+            }
+        }
     }
 
     /// Waits up to `timeout` until some node is known to lead the quorum.
@@ -390,6 +425,13 @@ impl Controller {
             .map_err(|e| ControllerError::Invalid(format!("incarnation: {e}")))?;
         let port = u16::try_from(request.port)
             .map_err(|_| ControllerError::Invalid(format!("port {} out of range", request.port)))?;
+        let directory_id = match request.directory_id.as_str() {
+            "" => None,
+            text => Some(
+                Uuid::parse_str(text)
+                    .map_err(|e| ControllerError::Invalid(format!("directory id: {e}")))?,
+            ),
+        };
         // Every broker follows the log: one that is not a voter joins as a learner.
         let is_member = self
             .raft
@@ -401,7 +443,11 @@ impl Controller {
             .is_some();
         if !is_member {
             self.raft
-                .add_learner(id as NodeId, BasicNode::new(&request.rpc_addr), false)
+                .add_learner(
+                    id as NodeId,
+                    QuorumNode::new(&request.rpc_addr, directory_id),
+                    false,
+                )
                 .await
                 .map_err(|e| ControllerError::Unavailable(format!("adding learner {id}: {e}")))?;
         }
@@ -426,6 +472,7 @@ impl Controller {
                 host: request.host,
                 port,
                 rpc_addr: request.rpc_addr,
+                directory_id,
             })
             .await?;
         let CommandResult::BrokerEpoch(broker_epoch) = result else {

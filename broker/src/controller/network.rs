@@ -5,6 +5,12 @@
 //! spinning; an error raised by the remote Raft is passed back as a `RemoteError`. Every outcome
 //! is recorded in [`PeerHealth`], which logs a peer going away and coming back once each
 //! (openraft's own per-retry lines are filtered out of the log).
+//!
+//! Every message names the directory id the membership records for its target
+//! ([`DIRECTORY_ID_HEADER`]); a target running with other storage refuses it (see
+//! [`super::rpc`]), and the refusal is reported to openraft as `Unreachable`: the sender does
+//! not count that node (no vote, no acknowledgement) and backs off, as it would from a node that
+//! is down. That is what keeps a voter that lost its disk from voting as its old self.
 
 use std::time::Duration;
 
@@ -16,7 +22,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
@@ -24,7 +29,10 @@ use weir_api::proto::controller::raft_client::RaftClient;
 use weir_api::proto::controller::RaftPayload;
 
 use super::peer_health::{FailureKind, PeerHealth};
-use super::types::{NodeId, TypeConfig};
+use super::types::{NodeId, QuorumNode, TypeConfig};
+
+/// gRPC metadata entry of a Raft message: the directory id the sender expects of the target.
+pub const DIRECTORY_ID_HEADER: &str = "weir-directory-id";
 
 /// Timeout to open a connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -46,11 +54,12 @@ pub struct NetworkFactory {
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = Network;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+    async fn new_client(&mut self, target: NodeId, node: &QuorumNode) -> Self::Network {
         Network {
             target,
             client: channel(&node.addr).ok().map(RaftClient::new),
             addr: node.addr.clone(),
+            directory_id: node.directory_id.and_then(|d| d.to_string().parse().ok()),
             health: self.health.clone(),
         }
     }
@@ -61,6 +70,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 pub struct Network {
     target: NodeId,
     addr: String,
+    /// The directory id the membership records for the target, as a header value.
+    directory_id: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     client: Option<RaftClient<Channel>>,
     health: PeerHealth,
 }
@@ -75,7 +86,7 @@ impl Network {
         method: Method,
         request: &Req,
         option: &RPCOption,
-    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    ) -> Result<Resp, RPCError<NodeId, QuorumNode, RaftError<NodeId, E>>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -102,7 +113,7 @@ impl Network {
         method: Method,
         request: &Req,
         option: &RPCOption,
-    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    ) -> Result<Resp, RPCError<NodeId, QuorumNode, RaftError<NodeId, E>>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -116,6 +127,10 @@ impl Network {
             serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut req = tonic::Request::new(RaftPayload { data });
         req.set_timeout(option.hard_ttl());
+        if let Some(directory_id) = &self.directory_id {
+            req.metadata_mut()
+                .insert(DIRECTORY_ID_HEADER, directory_id.clone());
+        }
         let reply = match method {
             Method::Append => client.append_entries(req).await,
             Method::Vote => client.vote(req).await,
@@ -124,9 +139,11 @@ impl Network {
         let reply = reply.map_err(|status| {
             let e = TransportError(format!("{} ({}): {status}", self.target, self.addr));
             match status.code() {
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
-                    RPCError::Unreachable(Unreachable::new(&e))
-                }
+                // FAILED_PRECONDITION: the target runs with other storage than the membership
+                // names; it is not that voter, so it counts as not there.
+                tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::FailedPrecondition => RPCError::Unreachable(Unreachable::new(&e)),
                 _ => RPCError::Network(NetworkError::new(&e)),
             }
         })?;
@@ -149,7 +166,8 @@ impl RaftNetwork<TypeConfig> for Network {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId>>>
+    {
         self.call(Method::Append, &rpc, &option).await
     }
 
@@ -159,7 +177,7 @@ impl RaftNetwork<TypeConfig> for Network {
         option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+        RPCError<NodeId, QuorumNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
         self.call(Method::Snapshot, &rpc, &option).await
     }
@@ -168,7 +186,7 @@ impl RaftNetwork<TypeConfig> for Network {
         &mut self,
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId>>> {
         self.call(Method::Vote, &rpc, &option).await
     }
 }

@@ -11,11 +11,12 @@ use tonic::{Request, Response, Status};
 use weir_api::proto::controller::controller_server::{self, ControllerServer};
 use weir_api::proto::controller::raft_server::{self, RaftServer};
 use weir_api::proto::controller::{
-    BrokerHeartbeatRequest, BrokerHeartbeatResponse, RaftPayload, RegisterBrokerRequest,
-    RegisterBrokerResponse,
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, ChangeVoterRequest, ChangeVoterResponse,
+    IdentifyRequest, IdentifyResponse, RaftPayload, RegisterBrokerRequest, RegisterBrokerResponse,
 };
 
 use super::command::MetadataCommand;
+use super::network::DIRECTORY_ID_HEADER;
 use super::types::TypeConfig;
 use super::{Controller, ControllerError};
 
@@ -47,17 +48,50 @@ impl From<ControllerError> for Status {
 #[derive(Debug, Clone)]
 pub struct RaftService(pub Arc<Controller>);
 
+/// Whether a Raft message addressed to `expected` (the sender's header, if any) may be handled
+/// by a node whose storage is `own`. A message without the header comes from a membership
+/// written before directory ids existed.
+pub fn addressed_to(expected: Option<&str>, own: uuid::Uuid) -> Result<(), String> {
+    match expected {
+        None => Ok(()),
+        Some(text) => match uuid::Uuid::parse_str(text) {
+            Ok(id) if id == own => Ok(()),
+            Ok(id) => Err(format!(
+                "this node's directory id is {own}, not {id}: its storage is not the one the \
+                 quorum knows (emptied or replaced), so it cannot act as that voter until a \
+                 membership change names its new directory id"
+            )),
+            Err(e) => Err(format!("malformed {DIRECTORY_ID_HEADER} `{text}`: {e}")),
+        },
+    }
+}
+
+impl RaftService {
+    fn check_addressee(&self, request: &Request<RaftPayload>) -> Result<(), Status> {
+        let expected = request
+            .metadata()
+            .get(DIRECTORY_ID_HEADER)
+            .map(|v| v.to_str().unwrap_or_default());
+        addressed_to(expected, self.0.directory_id()).map_err(|reason| {
+            self.0.note_refusal(&reason);
+            Status::failed_precondition(reason)
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl raft_server::Raft for RaftService {
     async fn append_entries(
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_addressee(&request)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(request.get_ref())?;
         encode(&self.0.raft().append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.check_addressee(&request)?;
         let rpc: VoteRequest<u64> = decode(request.get_ref())?;
         encode(&self.0.raft().vote(rpc).await)
     }
@@ -66,8 +100,16 @@ impl raft_server::Raft for RaftService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        self.check_addressee(&request)?;
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(request.get_ref())?;
         encode(&self.0.raft().install_snapshot(rpc).await)
+    }
+
+    async fn identify(
+        &self,
+        _request: Request<IdentifyRequest>,
+    ) -> Result<Response<IdentifyResponse>, Status> {
+        Ok(Response::new(self.0.identity()))
     }
 }
 
@@ -98,6 +140,14 @@ impl controller_server::Controller for ControllerService {
         let result = self.0.write_local(command).await?;
         encode(&result)
     }
+
+    async fn change_voter(
+        &self,
+        request: Request<ChangeVoterRequest>,
+    ) -> Result<Response<ChangeVoterResponse>, Status> {
+        self.0.change_voter(request.into_inner()).await?;
+        Ok(Response::new(ChangeVoterResponse {}))
+    }
 }
 
 /// The Raft and controller services as routes of the internal gRPC server.
@@ -120,4 +170,20 @@ pub async fn serve(
             shutdown,
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::addressed_to;
+
+    #[test]
+    fn a_message_for_other_storage_is_refused() {
+        let own = uuid::Uuid::new_v4();
+        let other = uuid::Uuid::new_v4();
+        assert!(addressed_to(Some(&own.to_string()), own).is_ok());
+        assert!(addressed_to(None, own).is_ok());
+        let refusal = addressed_to(Some(&other.to_string()), own).unwrap_err();
+        assert!(refusal.contains(&own.to_string()), "{refusal}");
+        assert!(addressed_to(Some("not-a-uuid"), own).is_err());
+    }
 }

@@ -20,16 +20,16 @@ use tokio::sync::watch;
 
 use super::command::CommandResult;
 use super::image::MetadataImage;
-use super::types::{NodeId, TypeConfig};
+use super::types::{NodeId, QuorumNode, TypeConfig};
 use crate::log::write_atomically;
 
 const SNAPSHOT_FILE: &str = "snapshot.json";
 
-type Membership = StoredMembership<NodeId, openraft::BasicNode>;
+type Membership = StoredMembership<NodeId, QuorumNode>;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, openraft::BasicNode>,
+    meta: SnapshotMeta<NodeId, QuorumNode>,
     image: MetadataImage,
 }
 
@@ -175,7 +175,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        meta: &SnapshotMeta<NodeId, QuorumNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let image: MetadataImage = serde_json::from_slice(snapshot.get_ref()).map_err(|e| {

@@ -1,6 +1,11 @@
-//! The identity of a data directory: Kafka's `meta.properties` (`cluster.id`, `node.id`),
-//! written once when the directory is first used, so a directory cannot be mistaken for
-//! another node's. Written atomically (temp file, fsync, rename, fsync of the directory).
+//! The identity of a data directory: Kafka's `meta.properties` (`cluster.id`, `node.id`,
+//! `directory.id`), written once when the directory is first used, so a directory cannot be
+//! mistaken for another node's. Written atomically (temp file, fsync, rename, fsync of the
+//! directory).
+//!
+//! `directory.id` is a random UUID that names this copy of the node's storage (KIP-853): an
+//! emptied or replaced directory gets a new one, so the metadata quorum can tell a voter that
+//! lost its disk from the voter that acknowledged its log (see `controller`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -52,6 +57,9 @@ pub struct MetaProperties {
     pub cluster_id: String,
     /// The node that owns the directory.
     pub node_id: i32,
+    /// This storage's identity; never the same for two directories, nor for a directory
+    /// before and after it was emptied.
+    pub directory_id: Uuid,
 }
 
 impl MetaProperties {
@@ -65,6 +73,7 @@ impl MetaProperties {
                 let meta = Self {
                     cluster_id: new_cluster_id(),
                     node_id,
+                    directory_id: Uuid::new_v4(),
                 };
                 meta.store(dir)?;
                 return Ok(meta);
@@ -73,11 +82,14 @@ impl MetaProperties {
         };
         let mut cluster_id = None;
         let mut found = None;
+        let mut directory_id = None;
         for line in text.lines() {
             if let Some(v) = line.strip_prefix("cluster.id=") {
                 cluster_id = Some(v.trim().to_string());
             } else if let Some(v) = line.strip_prefix("node.id=") {
                 found = v.trim().parse::<i32>().ok();
+            } else if let Some(v) = line.strip_prefix("directory.id=") {
+                directory_id = Some(v.trim().to_string());
             }
         }
         let corrupt = |reason: &str| MetaPropertiesError::Corrupt {
@@ -93,18 +105,41 @@ impl MetaProperties {
                 expected: node_id,
             });
         }
-        Ok(Self {
-            cluster_id,
-            node_id,
-        })
+        let meta = match directory_id {
+            Some(text) => Self {
+                cluster_id,
+                node_id,
+                directory_id: Uuid::parse_str(&text)
+                    .map_err(|e| corrupt(&format!("directory.id `{text}`: {e}")))?,
+            },
+            // Written before directory ids existed: the directory gets one now.
+            None => {
+                let meta = Self {
+                    cluster_id,
+                    node_id,
+                    directory_id: Uuid::new_v4(),
+                };
+                meta.store(dir)?;
+                meta
+            }
+        };
+        Ok(meta)
+    }
+
+    /// Gives the directory a new `directory.id` and stores it. The broker does this when its
+    /// metadata log is empty: storage that remembers nothing must not pass for the storage
+    /// that acknowledged the log, even if `meta.properties` survived.
+    pub fn renew_directory_id(&mut self, dir: &Path) -> Result<(), MetaPropertiesError> {
+        self.directory_id = Uuid::new_v4();
+        self.store(dir)
     }
 
     /// Writes `<dir>/meta.properties` (also when a fresh directory adopts the quorum's
     /// cluster id).
     pub fn store(&self, dir: &Path) -> Result<(), MetaPropertiesError> {
         let text = format!(
-            "# Written by weir-broker; identifies this data directory.\nversion=1\ncluster.id={}\nnode.id={}\n",
-            self.cluster_id, self.node_id
+            "# Written by weir-broker; identifies this data directory.\nversion=1\ncluster.id={}\nnode.id={}\ndirectory.id={}\n",
+            self.cluster_id, self.node_id, self.directory_id
         );
         Ok(write_atomically(&dir.join(FILE_NAME), text.as_bytes())?)
     }
@@ -126,6 +161,7 @@ mod tests {
         let first = MetaProperties::load_or_create(dir.path(), 3).unwrap();
         let again = MetaProperties::load_or_create(dir.path(), 3).unwrap();
         assert_eq!(first.cluster_id, again.cluster_id);
+        assert_eq!(first.directory_id, again.directory_id);
         assert!(matches!(
             MetaProperties::load_or_create(dir.path(), 4),
             Err(MetaPropertiesError::NodeIdMismatch {
@@ -134,5 +170,39 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn an_emptied_directory_gets_a_new_directory_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = MetaProperties::load_or_create(dir.path(), 1).unwrap();
+        std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        let second = MetaProperties::load_or_create(dir.path(), 1).unwrap();
+        assert_ne!(first.directory_id, second.directory_id);
+    }
+
+    #[test]
+    fn a_renewed_directory_id_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut meta = MetaProperties::load_or_create(dir.path(), 1).unwrap();
+        let old = meta.directory_id;
+        meta.renew_directory_id(dir.path()).unwrap();
+        assert_ne!(meta.directory_id, old);
+        let again = MetaProperties::load_or_create(dir.path(), 1).unwrap();
+        assert_eq!(again.directory_id, meta.directory_id);
+    }
+
+    #[test]
+    fn a_file_from_before_directory_ids_gets_one_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "version=1\ncluster.id=abc\nnode.id=2\n",
+        )
+        .unwrap();
+        let first = MetaProperties::load_or_create(dir.path(), 2).unwrap();
+        assert_eq!(first.cluster_id, "abc");
+        let again = MetaProperties::load_or_create(dir.path(), 2).unwrap();
+        assert_eq!(first.directory_id, again.directory_id);
     }
 }

@@ -25,6 +25,7 @@ use kafka_protocol::error::ResponseError;
 use prometheus::IntCounter;
 
 use super::member::{JoinResult, MemberMetadata, SyncResult};
+use super::offsets::CommittedOffsets;
 use super::records::{GroupMetadataValue, OffsetCommitValue};
 
 /// A group's state, named as Kafka names it in DescribeGroups and ListGroups.
@@ -110,8 +111,8 @@ pub struct Group {
     pub(super) initial_join_cap_ms: Option<i64>,
     /// When members that have not sent SyncGroup are removed.
     pub(super) sync_deadline_ms: Option<i64>,
-    /// Committed offsets.
-    pub(super) offsets: BTreeMap<TopicPartition, OffsetCommitValue>,
+    /// Committed offsets, and commits waiting for replication.
+    pub(super) offsets: CommittedOffsets,
     pub(super) config: GroupConfig,
     pub(super) rebalances: IntCounter,
     dirty: bool,
@@ -133,7 +134,7 @@ impl Group {
             join_deadline_ms: None,
             initial_join_cap_ms: None,
             sync_deadline_ms: None,
-            offsets: BTreeMap::new(),
+            offsets: CommittedOffsets::default(),
             config,
             rebalances,
             dirty: false,
@@ -210,9 +211,19 @@ impl Group {
         &self.members
     }
 
-    /// Committed offsets.
+    /// Committed offsets (those on every in-sync replica of `__consumer_offsets`).
     pub fn offsets(&self) -> &BTreeMap<TopicPartition, OffsetCommitValue> {
-        &self.offsets
+        self.offsets.committed()
+    }
+
+    /// Committed offsets with the commits waiting for replication.
+    pub fn committed_offsets_mut(&mut self) -> &mut CommittedOffsets {
+        &mut self.offsets
+    }
+
+    /// Whether a commit of `partition` waits for replication.
+    pub fn has_pending_commit(&self, partition: &TopicPartition) -> bool {
+        self.offsets.is_pending(partition)
     }
 
     /// Whether the membership changed in a way `__consumer_offsets` must record; clears it.
@@ -319,16 +330,9 @@ impl Group {
         Ok(true)
     }
 
-    /// Records committed offsets (after they were appended to the log).
-    pub fn commit_offsets(&mut self, offsets: Vec<(TopicPartition, OffsetCommitValue)>) {
-        self.offsets.extend(offsets);
-    }
-
-    /// Forgets offsets (after their tombstones were appended).
-    pub fn delete_offsets(&mut self, partitions: &[TopicPartition]) {
-        for tp in partitions {
-            self.offsets.remove(tp);
-        }
+    /// Forgets offsets (after their tombstones were appended at `record_offset`).
+    pub fn delete_offsets(&mut self, partitions: &[TopicPartition], record_offset: i64) {
+        self.offsets.delete(partitions, record_offset);
     }
 
     /// Topics the members subscribe to, from their consumer-protocol metadata.
@@ -364,6 +368,7 @@ impl Group {
         }
         let never_had_members = self.protocol_type.is_none();
         self.offsets
+            .committed()
             .iter()
             .filter(|(_, v)| {
                 let since = if never_had_members {
@@ -381,6 +386,7 @@ impl Group {
     pub fn is_removable(&self) -> bool {
         self.state == GroupState::Empty
             && self.offsets.is_empty()
+            && !self.offsets.any_pending()
             && self.pending_members.is_empty()
     }
 

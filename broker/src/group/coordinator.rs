@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -60,6 +60,8 @@ pub struct GroupCoordinator {
     num_partitions: AtomicI32,
     owned: RwLock<HashMap<i32, Ownership>>,
     pub(super) groups: RwLock<HashMap<String, Arc<Mutex<Group>>>>,
+    /// This coordinator, for the loads it runs on blocking threads.
+    me: Weak<GroupCoordinator>,
 }
 
 /// Kafka's `String.hashCode()` of a group id (UTF-16 code units, wrapping arithmetic).
@@ -83,7 +85,7 @@ impl GroupCoordinator {
         replicas: Arc<ReplicaManager>,
         clock: Arc<dyn Clock>,
         rebalances: IntCounter,
-    ) -> Self {
+    ) -> Arc<Self> {
         let group_config = GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms(),
             min_session_timeout_ms: config.group_min_session_timeout_ms(),
@@ -94,7 +96,7 @@ impl GroupCoordinator {
             .topic(OFFSETS_TOPIC)
             .map(|t| t.meta.partitions)
             .unwrap_or_else(|| config.offsets_topic_num_partitions());
-        Self {
+        Arc::new_cyclic(|me| Self {
             config,
             group_config,
             replicas,
@@ -103,7 +105,8 @@ impl GroupCoordinator {
             num_partitions: AtomicI32::new(num_partitions),
             owned: RwLock::new(HashMap::new()),
             groups: RwLock::new(HashMap::new()),
-        }
+            me: me.clone(),
+        })
     }
 
     /// The clock time in ms.
@@ -160,13 +163,33 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// This broker became leader of `partition` at `leader_epoch`: replay it, then serve its
-    /// groups. Blocking (reads the partition's log); requests meanwhile answer
-    /// COORDINATOR_LOAD_IN_PROGRESS.
+    /// This broker became leader of `partition` at `leader_epoch`: replay it to its log end,
+    /// then serve its groups. Blocking (reads the partition's log); requests meanwhile answer
+    /// COORDINATOR_LOAD_IN_PROGRESS. A new leader epoch of a partition this broker already
+    /// serves changes nothing: the groups in memory are current (everything they stored went
+    /// through this leader), and replacing them would strand the requests parked in them.
     pub fn on_become_leader(&self, partition: i32, leader_epoch: i32) {
-        self.owned
-            .write()
-            .insert(partition, Ownership::Loading { leader_epoch });
+        if self.start_loading(partition, leader_epoch) {
+            self.load(partition, leader_epoch);
+        }
+    }
+
+    /// Marks `partition` as loading in `leader_epoch`; false if it is served already (a new
+    /// epoch of the same leadership) and there is nothing to load.
+    fn start_loading(&self, partition: i32, leader_epoch: i32) -> bool {
+        let mut owned = self.owned.write();
+        if let Some(Ownership::Active { .. }) = owned.get(&partition) {
+            owned.insert(partition, Ownership::Active { leader_epoch });
+            return false;
+        }
+        owned.insert(partition, Ownership::Loading { leader_epoch });
+        true
+    }
+
+    /// Replays `partition` and serves its groups, unless it resigned or was re-elected
+    /// meanwhile (then the newer call wins).
+    fn load(&self, partition: i32, leader_epoch: i32) {
+        let started = std::time::Instant::now();
         let loaded = match self.replicas.partition(OFFSETS_TOPIC, partition) {
             Some(log) => LoadedPartition::replay(&log),
             None => LoadedPartition::default(),
@@ -191,11 +214,24 @@ impl GroupCoordinator {
                 None => Group::new(&group_id, self.group_config, self.rebalances.clone(), now),
             };
             if let Some(offsets) = loaded.offsets.remove(&group_id) {
-                group.commit_offsets(offsets.into_iter().collect());
+                let committed = group.committed_offsets_mut();
+                for (tp, (value, record_offset)) in offsets {
+                    committed.apply(tp, value, record_offset);
+                }
             }
-            groups.insert(group_id, Arc::new(Mutex::new(group)));
+            if let Some(stale) = groups.insert(group_id, Arc::new(Mutex::new(group))) {
+                // Nothing should be left from an earlier tenure (on_resign drops it), but a
+                // group replaced here must not keep requests parked forever.
+                stale.lock().kill(ResponseError::NotCoordinator.code(), now);
+            }
         }
         owned.insert(partition, Ownership::Active { leader_epoch });
+        tracing::info!(
+            partition,
+            leader_epoch,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded __consumer_offsets partition"
+        );
     }
 
     /// This broker no longer leads `partition`: its groups are dropped and their parked
@@ -266,9 +302,10 @@ impl GroupCoordinator {
     }
 
     /// The one write path into `__consumer_offsets`: appends `records` as one batch to the
-    /// group's partition. OffsetCommit then waits for the in-sync replicas
-    /// ([`GroupCoordinator::wait_replicated`]), outside the group's lock.
-    pub fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> Result<(), i16> {
+    /// group's partition and returns the offset of its last record. OffsetCommit then waits
+    /// for the in-sync replicas ([`GroupCoordinator::wait_replicated`]), outside the group's
+    /// lock.
+    pub fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> Result<i64, i16> {
         let partition = self.check_coordinator(group_id)?;
         let Some(log) = self.replicas.partition(OFFSETS_TOPIC, partition) else {
             return Err(ResponseError::CoordinatorNotAvailable.code());
@@ -303,7 +340,7 @@ impl GroupCoordinator {
             return Err(ResponseError::UnknownServerError.code());
         }
         match log.append(&batch.freeze()) {
-            Ok(_) => Ok(()),
+            Ok(info) => Ok(info.last_offset),
             Err(e) => {
                 tracing::error!(group = group_id, partition, error = %e, "appending to __consumer_offsets failed");
                 Err(match e {
@@ -318,22 +355,22 @@ impl GroupCoordinator {
     }
 
     /// Waits until every in-sync replica of `group_id`'s `__consumer_offsets` partition has
-    /// what was appended to it so far (the high watermark reaches today's log end), at most
+    /// the record at `record_offset` (the high watermark passes it), at most
     /// `offsets.commit.timeout.ms`, as Kafka's coordinator writes with `acks=all`. Called by
-    /// OffsetCommit after the append, with no lock held.
-    pub async fn wait_replicated(&self, group_id: &str) -> Result<(), i16> {
+    /// OffsetCommit after the append, with no lock held. Errors as Kafka's coordinator maps
+    /// them: this broker no longer leads → NOT_COORDINATOR; a timeout or a shrunken ISR →
+    /// COORDINATOR_NOT_AVAILABLE (the client finds the coordinator again and retries).
+    pub async fn wait_replicated(&self, group_id: &str, record_offset: i64) -> Result<(), i16> {
         let partition = self.partition_for(group_id);
         let Some(log) = self.replicas.partition(OFFSETS_TOPIC, partition) else {
             return Err(ResponseError::NotCoordinator.code());
         };
-        let end = log.log_end_offset();
         let timeout =
             std::time::Duration::from_millis(self.config.offsets_commit_timeout_ms().max(0) as u64);
-        log.wait_for_high_watermark(end, 1, timeout)
+        log.wait_for_high_watermark(record_offset + 1, 1, timeout)
             .await
             .map_err(|e| match e {
                 PartitionError::NotLeader => ResponseError::NotCoordinator.code(),
-                PartitionError::Timeout => ResponseError::RequestTimedOut.code(),
                 _ => ResponseError::CoordinatorNotAvailable.code(),
             })
     }
@@ -356,6 +393,7 @@ impl GroupCoordinator {
             &group.group_id,
             vec![(key, Some(group.metadata_value().encode()))],
         )
+        .map(|_| ())
     }
 
     /// Whether any owned partition is still being replayed.
@@ -427,10 +465,10 @@ impl GroupCoordinator {
                         (key.encode(), None)
                     })
                     .collect();
-                if self.append(&g.group_id, tombstones).is_err() {
+                let Ok(record_offset) = self.append(&g.group_id, tombstones) else {
                     continue;
-                }
-                g.delete_offsets(&expired);
+                };
+                g.delete_offsets(&expired, record_offset);
                 tracing::info!(group = %g.group_id, offsets = expired.len(), "expired committed offsets");
             }
             if g.is_removable() {
@@ -454,7 +492,18 @@ impl LeadershipListener for GroupCoordinator {
             self.num_partitions
                 .store(t.meta.partitions, Ordering::Release);
         }
-        GroupCoordinator::on_become_leader(self, partition, leader_epoch);
+        // Off the image-applying task: the replay reads the whole partition, and the other
+        // partitions of the image (their leaders, the producers waiting for them) must not
+        // wait for it.
+        if !self.start_loading(partition, leader_epoch) {
+            return;
+        }
+        match (tokio::runtime::Handle::try_current(), self.me.upgrade()) {
+            (Ok(runtime), Some(me)) => {
+                drop(runtime.spawn_blocking(move || me.load(partition, leader_epoch)));
+            }
+            _ => self.load(partition, leader_epoch),
+        }
     }
 
     fn on_resign(&self, topic: &str, partition: i32) {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 use prometheus::IntCounter;
 
+use super::commit::{FetchedOffset, OffsetCommit};
 use super::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
-use super::operations::OffsetCommit;
 use crate::clock::ManualClock;
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
@@ -26,12 +26,7 @@ async fn coordinator(dir: &std::path::Path, clock: Arc<ManualClock>) -> Fixture 
     let config = Arc::new(BrokerConfig::new(0, dir.to_path_buf(), &settings).unwrap());
     let (replicas, controller) = test_support::replica_manager(config.clone(), clock.clone()).await;
     let rebalances = IntCounter::new("r", "r").unwrap();
-    let c = Arc::new(GroupCoordinator::new(
-        config,
-        replicas.clone(),
-        clock,
-        rebalances,
-    ));
+    let c = GroupCoordinator::new(config, replicas.clone(), clock, rebalances);
     let listener: Arc<dyn LeadershipListener> = c.clone();
     replicas.add_leadership_listener(Arc::downgrade(&listener));
     if replicas.topic("t").is_none() {
@@ -45,6 +40,18 @@ async fn coordinator(dir: &std::path::Path, clock: Arc<ManualClock>) -> Fixture 
             .unwrap();
     }
     Fixture { c, controller }
+}
+
+/// Waits until this broker serves `group`: the leadership listener loads its partition on a
+/// blocking thread.
+async fn loaded(c: &GroupCoordinator, group: &str) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while c.check_coordinator(group).is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the group's __consumer_offsets partition loads");
 }
 
 fn commit(offset: i64, partition: i32) -> OffsetCommit {
@@ -62,11 +69,12 @@ async fn offsets_are_replayed_from_the_log_after_a_new_leadership() {
     let f = coordinator(dir.path(), Arc::new(ManualClock::new(1_000_000))).await;
     let c = &f.c;
     assert_eq!(
-        c.fetch_offsets("g", None).unwrap_err(),
+        c.fetch_offsets("g", None, false).unwrap_err(),
         ResponseError::NotCoordinator.code(),
         "nothing is owned before the topic exists"
     );
     c.ensure_offsets_topic().await.unwrap();
+    loaded(c, "g").await;
     let results = c
         .commit_offsets(
             "g",
@@ -75,6 +83,7 @@ async fn offsets_are_replayed_from_the_log_after_a_new_leadership() {
             None,
             vec![commit(5, 0), commit(7, 1), commit(1, 9)],
         )
+        .await
         .unwrap();
     let codes: Vec<i16> = results.iter().map(|(_, code)| *code).collect();
     assert_eq!(
@@ -83,6 +92,7 @@ async fn offsets_are_replayed_from_the_log_after_a_new_leadership() {
         "unknown partitions are refused, the rest stored"
     );
     c.commit_offsets("g", -1, "", None, vec![commit(6, 0)])
+        .await
         .unwrap();
     let deleted = c.delete_offsets("g", vec![("t".to_string(), 1)]).unwrap();
     assert_eq!(deleted[0].1, 0);
@@ -90,11 +100,11 @@ async fn offsets_are_replayed_from_the_log_after_a_new_leadership() {
     let partition = c.partition_for("g");
     c.on_resign(partition);
     assert_eq!(
-        c.fetch_offsets("g", None).unwrap_err(),
+        c.fetch_offsets("g", None, false).unwrap_err(),
         ResponseError::NotCoordinator.code()
     );
     c.on_become_leader(partition, 1);
-    let offsets = c.fetch_offsets("g", None).unwrap();
+    let offsets = c.fetch_offsets("g", None, false).unwrap();
     assert_eq!(
         offsets.len(),
         1,
@@ -102,7 +112,9 @@ async fn offsets_are_replayed_from_the_log_after_a_new_leadership() {
     );
     let (tp, value) = &offsets[0];
     assert_eq!(tp, &("t".to_string(), 0));
-    let value = value.as_ref().unwrap();
+    let FetchedOffset::Committed(value) = value else {
+        panic!("no offset for t-0: {value:?}");
+    };
     assert_eq!(
         (value.offset, value.leader_epoch, value.metadata.as_str()),
         (6, 3, "meta-6"),
@@ -117,9 +129,13 @@ async fn a_reopened_broker_finds_groups_and_offsets_in_the_log() {
         let f = coordinator(dir.path(), Arc::new(ManualClock::new(1_000_000))).await;
         let c = &f.c;
         c.ensure_offsets_topic().await.unwrap();
+        loaded(c, "kept").await;
+        loaded(c, "gone").await;
         c.commit_offsets("kept", -1, "", None, vec![commit(42, 0)])
+            .await
             .unwrap();
         c.commit_offsets("gone", -1, "", None, vec![commit(1, 0)])
+            .await
             .unwrap();
         assert_eq!(c.delete_group("gone"), 0);
         assert_eq!(
@@ -134,8 +150,13 @@ async fn a_reopened_broker_finds_groups_and_offsets_in_the_log() {
     let f = coordinator(dir.path(), clock.clone()).await;
     let c = &f.c;
     assert!(c.replicas.topic(OFFSETS_TOPIC).is_some());
-    let kept = c.fetch_offsets("kept", None).unwrap();
-    assert_eq!(kept[0].1.as_ref().unwrap().offset, 42);
+    loaded(c, "kept").await;
+    loaded(c, "gone").await;
+    let kept = c.fetch_offsets("kept", None, false).unwrap();
+    assert!(
+        matches!(&kept[0].1, FetchedOffset::Committed(v) if v.offset == 42),
+        "{kept:?}"
+    );
     assert!(
         c.describe("gone").unwrap().is_none(),
         "a deleted group stays deleted"
@@ -150,7 +171,7 @@ async fn a_reopened_broker_finds_groups_and_offsets_in_the_log() {
     // Offsets of an empty group expire after offsets.retention.minutes (10080 by default).
     clock.advance(10_080 * 60_000);
     c.expire_offsets();
-    assert!(c.fetch_offsets("kept", None).unwrap().is_empty());
+    assert!(c.fetch_offsets("kept", None, false).unwrap().is_empty());
     assert!(
         c.describe("kept").unwrap().is_none(),
         "an empty group without offsets goes"
@@ -171,12 +192,96 @@ async fn an_offsets_topic_created_by_a_client_is_led_all_the_same() {
         .await
         .unwrap();
     c.ensure_offsets_topic().await.unwrap();
+    loaded(c, "g").await;
     let results = c
         .commit_offsets("g", -1, "", None, vec![commit(1, 0)])
+        .await
         .unwrap();
     assert_eq!(results[0].1, 0);
     assert!(
         (0..3).contains(&c.partition_for("g")),
         "the topic's own partition count"
     );
+}
+
+fn join_request(member_id: &str) -> super::rebalance::JoinRequest {
+    super::rebalance::JoinRequest {
+        member_id: member_id.to_string(),
+        group_instance_id: None,
+        client_id: "c".to_string(),
+        client_host: "/127.0.0.1".to_string(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".to_string(),
+        protocols: vec![("range".to_string(), bytes::Bytes::from_static(b"m"))],
+        require_known_member_id: false,
+    }
+}
+
+/// Found by the nemesis: a member parked in JoinGroup when its coordinator's partition got a
+/// new leader epoch (the same broker still leading) was never answered, because the group it
+/// waited in was replaced by one loaded from the log. Its connection then stalled for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_epoch_keeps_requests_parked_in_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let f = coordinator(dir.path(), clock.clone()).await;
+    let c = f.c.clone();
+    c.ensure_offsets_topic().await.unwrap();
+    loaded(&c, "g").await;
+    // Generation 1 with member A, stored in the log.
+    let first = {
+        let c = c.clone();
+        tokio::spawn(async move { c.join("g", join_request("")).await })
+    };
+    let within = std::time::Duration::from_secs(10);
+    // The initial rebalance delay runs on the manual clock.
+    let a = tokio::time::timeout(within, async {
+        while !first.is_finished() {
+            clock.advance(1_000);
+            c.tick();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        first.await.unwrap()
+    })
+    .await
+    .expect("A's first join is answered");
+    assert_eq!((a.error, a.generation), (0, 1));
+    let assigned = c
+        .sync(
+            "g",
+            1,
+            &a.member_id,
+            None,
+            None,
+            None,
+            vec![(a.member_id.clone(), bytes::Bytes::from_static(b"x"))],
+        )
+        .await;
+    assert_eq!(assigned.error, 0);
+
+    // B joins and waits for A to rejoin; meanwhile the partition gets a new leader epoch.
+    let b = {
+        let c = c.clone();
+        tokio::spawn(async move { c.join("g", join_request("")).await })
+    };
+    tokio::time::timeout(within, async {
+        while c.describe("g").unwrap().unwrap().state != super::GroupState::PreparingRebalance {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("B's join starts a rebalance");
+    c.on_become_leader(c.partition_for("g"), 7);
+
+    // A rejoins: generation 2 forms and B, parked before the new epoch, is answered.
+    let a2 = tokio::time::timeout(within, c.join("g", join_request(&a.member_id)))
+        .await
+        .expect("A's rejoin is answered");
+    assert_eq!((a2.error, a2.generation), (0, 2));
+    let b = tokio::time::timeout(within, b)
+        .await
+        .expect("B's parked JoinGroup is answered")
+        .unwrap();
+    assert_eq!((b.error, b.generation), (0, 2));
 }

@@ -17,15 +17,15 @@ use crate::partition::Partition;
 pub struct LoadedPartition {
     /// Latest group metadata per group.
     pub groups: HashMap<String, GroupMetadataValue>,
-    /// Latest committed offsets per group.
-    pub offsets: HashMap<String, BTreeMap<TopicPartition, OffsetCommitValue>>,
+    /// Latest committed offsets per group, with the offset of the record that stored each.
+    pub offsets: HashMap<String, BTreeMap<TopicPartition, (OffsetCommitValue, i64)>>,
     /// Records that could not be decoded (skipped, with a log line each).
     pub skipped: usize,
 }
 
 impl LoadedPartition {
-    /// Applies one record, in log order.
-    pub fn apply(&mut self, key: Option<&Bytes>, value: Option<&Bytes>) {
+    /// Applies the record at `offset`, in log order.
+    pub fn apply(&mut self, offset: i64, key: Option<&Bytes>, value: Option<&Bytes>) {
         let Some(key) = key else {
             self.skipped += 1;
             return;
@@ -52,7 +52,10 @@ impl LoadedPartition {
                         }
                     }
                     Some(Ok(v)) => {
-                        self.offsets.entry(group).or_default().insert(tp, v);
+                        self.offsets
+                            .entry(group)
+                            .or_default()
+                            .insert(tp, (v, offset));
                     }
                     Some(Err(e)) => {
                         tracing::warn!(group, error = %e, "skipping an undecodable offset commit");
@@ -75,16 +78,20 @@ impl LoadedPartition {
         }
     }
 
-    /// Reads one `__consumer_offsets` partition from its log start to its high watermark and
-    /// replays every record. A batch that cannot be read or decoded ends the load there, with
-    /// an error in the log: what came before it is kept.
+    /// Reads one `__consumer_offsets` partition from its log start to its log end and replays
+    /// every record. To the log end, not the high watermark, as Kafka loads: a new leader
+    /// never truncates its own log, and on a new leader the high watermark still lags by a
+    /// fetch round, so stopping there would lose commits the previous coordinator had
+    /// acknowledged (they are on every in-sync replica, this one included). A batch that
+    /// cannot be read or decoded ends the load there, with an error in the log: what came
+    /// before it is kept.
     pub fn replay(log: &Partition) -> LoadedPartition {
         let partition = log.index;
         let mut loaded = LoadedPartition::default();
         let mut offset = log.log_start_offset();
-        let high_watermark = log.high_watermark();
-        while offset < high_watermark {
-            let read = match log.read(offset, 1 << 20, true) {
+        let log_end = log.log_end_offset();
+        while offset < log_end {
+            let read = match log.read_to_log_end(offset, 1 << 20) {
                 Ok(read) => read,
                 Err(e) => {
                     tracing::error!(partition, offset, error = %e, "reading __consumer_offsets failed; groups of this partition may be incomplete");
@@ -98,7 +105,7 @@ impl LoadedPartition {
                     Ok(set) => {
                         for r in &set.records {
                             if !r.control {
-                                loaded.apply(r.key.as_ref(), r.value.as_ref());
+                                loaded.apply(r.offset, r.key.as_ref(), r.value.as_ref());
                             }
                             offset = offset.max(r.offset + 1);
                         }
@@ -168,15 +175,16 @@ mod tests {
     #[test]
     fn latest_value_wins_and_tombstones_delete() {
         let mut loaded = LoadedPartition::default();
-        loaded.apply(Some(&offset_key("g", 0)), Some(&offset_value(5)));
-        loaded.apply(Some(&offset_key("g", 0)), Some(&offset_value(9)));
-        loaded.apply(Some(&offset_key("g", 1)), Some(&offset_value(3)));
-        loaded.apply(Some(&offset_key("g", 1)), None);
-        loaded.apply(Some(&offset_key("h", 0)), Some(&offset_value(1)));
-        loaded.apply(Some(&offset_key("h", 0)), None);
+        loaded.apply(0, Some(&offset_key("g", 0)), Some(&offset_value(5)));
+        loaded.apply(1, Some(&offset_key("g", 0)), Some(&offset_value(9)));
+        loaded.apply(2, Some(&offset_key("g", 1)), Some(&offset_value(3)));
+        loaded.apply(3, Some(&offset_key("g", 1)), None);
+        loaded.apply(4, Some(&offset_key("h", 0)), Some(&offset_value(1)));
+        loaded.apply(5, Some(&offset_key("h", 0)), None);
         let g = &loaded.offsets["g"];
         assert_eq!(g.len(), 1);
-        assert_eq!(g[&("t".to_string(), 0)].offset, 9);
+        let (value, record_offset) = &g[&("t".to_string(), 0)];
+        assert_eq!((value.offset, *record_offset), (9, 1));
         assert_eq!(loaded.group_ids(), vec!["g".to_string()]);
     }
 
@@ -193,12 +201,91 @@ mod tests {
             members: vec![],
         }
         .encode();
-        loaded.apply(Some(&key), Some(&value));
+        loaded.apply(0, Some(&key), Some(&value));
         assert_eq!(loaded.groups["g"].generation, 3);
-        loaded.apply(Some(&key), None);
+        loaded.apply(1, Some(&key), None);
         assert!(loaded.groups.is_empty());
-        loaded.apply(None, Some(&value));
-        loaded.apply(Some(&Bytes::from_static(&[0, 9])), None);
+        loaded.apply(2, None, Some(&value));
+        loaded.apply(3, Some(&Bytes::from_static(&[0, 9])), None);
         assert_eq!(loaded.skipped, 2);
+    }
+
+    /// Commit records for group `g`, partition t-0, at offsets `base..`, as a leader in
+    /// `epoch` wrote them.
+    fn offsets_batch(base: i64, epoch: i32, commits: &[i64]) -> Bytes {
+        use kafka_protocol::indexmap::IndexMap;
+        use kafka_protocol::records::{
+            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let records: Vec<Record> = commits
+            .iter()
+            .enumerate()
+            .map(|(i, committed)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: epoch,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: base + i as i64,
+                sequence: -1,
+                timestamp: 0,
+                key: Some(offset_key("g", 0)),
+                value: Some(offset_value(*committed)),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut out = bytes::BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut out, &records, &options).unwrap();
+        out.freeze()
+    }
+
+    /// The lost-commit bug: a follower that becomes leader holds the previous leader's last
+    /// commits above its own high watermark (which lags by a fetch round). They were
+    /// acknowledged, so the load must read them.
+    #[test]
+    fn replay_reads_past_the_high_watermark_to_the_log_end() {
+        use std::sync::Arc;
+
+        use crate::clock::SystemClock;
+        use crate::log::LogConfig;
+
+        let dir = tempfile::tempdir().unwrap();
+        let partition = Partition::open(
+            dir.path(),
+            Arc::from("__consumer_offsets"),
+            uuid::Uuid::new_v4(),
+            0,
+            LogConfig::default(),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        partition.make_follower(1, 3);
+        // As a follower: offset 0, then 1..3 fetched, the leader's high watermark then at 1.
+        partition
+            .append_from_leader(3, &offsets_batch(0, 3, &[5]), 0, 0)
+            .unwrap();
+        partition
+            .append_from_leader(3, &offsets_batch(1, 3, &[9, 12]), 1, 0)
+            .unwrap();
+        // Leader now, with the old leader still in the ISR: the high watermark stays at 1
+        // until a follower fetches.
+        partition.make_leader(0, 4, 1, &[0, 1], &[0, 1]).unwrap();
+        assert_eq!(
+            (partition.high_watermark(), partition.log_end_offset()),
+            (1, 3)
+        );
+        let loaded = LoadedPartition::replay(&partition);
+        let (value, record_offset) = &loaded.offsets["g"][&("t".to_string(), 0)];
+        assert_eq!(
+            (value.offset, *record_offset),
+            (12, 2),
+            "the last commit, above the high watermark"
+        );
     }
 }

@@ -7,16 +7,20 @@
 //!   [`GroupCoordinator::on_become_leader`], dropped on [`GroupCoordinator::on_resign`]), and
 //!   is the one place that appends to the topic.
 //! - [`operations`]: one coordinator method per group API (join, sync, heartbeat, leave,
-//!   commit, fetch, describe, list, delete); the wire handlers in [`crate::handlers`] call them.
+//!   describe, list, delete), and [`commit`] for OffsetCommit and OffsetFetch; the wire
+//!   handlers in [`crate::handlers`] call them.
 //! - [`classic`], [`rebalance`] and [`sync`]: one group's state machine, pure (no I/O, time
 //!   passed in).
 //! - [`member`]: a member and the answers handed to parked JoinGroup/SyncGroup requests.
+//! - [`offsets`]: a group's committed offsets; a commit is visible once replicated.
 //! - [`records`]: Kafka's on-disk key/value schemas of the topic; [`loader`] replays them.
 
 pub mod classic;
+pub mod commit;
 pub mod coordinator;
 pub mod loader;
 pub mod member;
+pub mod offsets;
 pub mod operations;
 pub mod rebalance;
 pub mod records;

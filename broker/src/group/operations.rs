@@ -12,21 +12,8 @@ use super::classic::{GroupState, TopicPartition};
 use super::coordinator::GroupCoordinator;
 use super::member::{JoinResult, SyncResult};
 use super::rebalance::{JoinOutcome, JoinRequest};
-use super::records::{OffsetCommitValue, RecordKey};
+use super::records::RecordKey;
 use super::sync::SyncOutcome;
-
-/// One partition's offset in an OffsetCommit.
-#[derive(Debug, Clone)]
-pub struct OffsetCommit {
-    /// Topic and partition.
-    pub partition: TopicPartition,
-    /// The next offset to consume.
-    pub offset: i64,
-    /// Leader epoch of the last consumed record, or -1.
-    pub leader_epoch: i32,
-    /// The client's metadata string.
-    pub metadata: Option<String>,
-}
 
 /// A member as DescribeGroups shows it.
 #[derive(Debug, Clone)]
@@ -69,7 +56,7 @@ pub struct GroupListing {
     pub state: GroupState,
 }
 
-fn code(e: ResponseError) -> i16 {
+pub(super) fn code(e: ResponseError) -> i16 {
     e.code()
 }
 
@@ -102,6 +89,9 @@ impl GroupCoordinator {
             }
             outcome
         };
+        // Not held while parked: the group may be dropped (its coordinator partition moved)
+        // and only whoever holds the channel's sender must keep it alive.
+        drop(group);
         match outcome {
             JoinOutcome::Done(result) => result,
             JoinOutcome::Wait(rx) => rx
@@ -149,6 +139,7 @@ impl GroupCoordinator {
             }
             outcome
         };
+        drop(group);
         let lost = || SyncResult::error(code(ResponseError::CoordinatorNotAvailable));
         match outcome {
             SyncOutcome::Done(r) => r,
@@ -200,98 +191,6 @@ impl GroupCoordinator {
             tracing::warn!(group = group_id, code = c, "storing group metadata failed");
         }
         Ok(codes)
-    }
-
-    /// OffsetCommit: `Err` applies to every partition, else one code per partition.
-    pub fn commit_offsets(
-        &self,
-        group_id: &str,
-        generation: i32,
-        member_id: &str,
-        instance_id: Option<&str>,
-        offsets: Vec<OffsetCommit>,
-    ) -> Result<Vec<(TopicPartition, i16)>, i16> {
-        let group = match self.group(group_id)? {
-            Some(g) => g,
-            // No group yet: only a commit outside group management may create one.
-            None if generation < 0 => self.group_or_create(group_id)?,
-            None => return Err(code(ResponseError::IllegalGeneration)),
-        };
-        let mut g = group.lock();
-        let now = self.now_ms();
-        g.validate_commit(generation, member_id, instance_id, now)?;
-        let max_metadata = self.config.offset_metadata_max_bytes();
-        let mut results = Vec::with_capacity(offsets.len());
-        let mut accepted = Vec::new();
-        for o in offsets {
-            let metadata = o.metadata.unwrap_or_default();
-            let known = self
-                .replicas
-                .topic(&o.partition.0)
-                .is_some_and(|t| (0..t.meta.partitions).contains(&o.partition.1));
-            if !known {
-                results.push((o.partition, code(ResponseError::UnknownTopicOrPartition)));
-            } else if metadata.len() > max_metadata {
-                results.push((o.partition, code(ResponseError::OffsetMetadataTooLarge)));
-            } else {
-                let value = OffsetCommitValue {
-                    offset: o.offset,
-                    leader_epoch: o.leader_epoch,
-                    metadata,
-                    commit_timestamp: now,
-                };
-                accepted.push((o.partition, value));
-            }
-        }
-        if accepted.is_empty() {
-            return Ok(results);
-        }
-        let records = accepted
-            .iter()
-            .map(|((topic, partition), value)| {
-                let key = RecordKey::Offset {
-                    group: group_id.to_string(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                };
-                (key.encode(), Some(value.encode()))
-            })
-            .collect();
-        let stored = self.append(group_id, records);
-        let outcome = stored.err().unwrap_or(0);
-        results.extend(accepted.iter().map(|(tp, _)| (tp.clone(), outcome)));
-        if outcome == 0 {
-            g.commit_offsets(accepted);
-        }
-        Ok(results)
-    }
-
-    /// OffsetFetch: the committed offsets of `partitions`, or of every partition with one
-    /// (`None`). A partition without a committed offset is listed with `None`.
-    pub fn fetch_offsets(
-        &self,
-        group_id: &str,
-        partitions: Option<Vec<TopicPartition>>,
-    ) -> Result<Vec<(TopicPartition, Option<OffsetCommitValue>)>, i16> {
-        let group = self.group(group_id)?;
-        let guard = group.as_ref().map(|g| g.lock());
-        let offsets = guard.as_ref().map(|g| g.offsets());
-        Ok(match partitions {
-            None => offsets
-                .map(|o| {
-                    o.iter()
-                        .map(|(tp, v)| (tp.clone(), Some(v.clone())))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            Some(wanted) => wanted
-                .into_iter()
-                .map(|tp| {
-                    let v = offsets.and_then(|o| o.get(&tp)).cloned();
-                    (tp, v)
-                })
-                .collect(),
-        })
     }
 
     /// DescribeGroups of one group; `Ok(None)` if it does not exist.
@@ -443,14 +342,19 @@ impl GroupCoordinator {
                     (key.encode(), None)
                 })
                 .collect::<Vec<_>>();
-            let outcome = if tombstones.is_empty() {
-                0
+            let stored = if tombstones.is_empty() {
+                Ok(None)
             } else {
-                self.append(group_id, tombstones).err().unwrap_or(0)
+                self.append(group_id, tombstones).map(Some)
             };
-            if outcome == 0 {
-                g.delete_offsets(&deleting);
-            }
+            let outcome = match stored {
+                Ok(Some(record_offset)) => {
+                    g.delete_offsets(&deleting, record_offset);
+                    0
+                }
+                Ok(None) => 0,
+                Err(c) => c,
+            };
             results.extend(deleting.into_iter().map(|tp| (tp, outcome)));
         }
         Ok(results)

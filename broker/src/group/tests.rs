@@ -265,10 +265,9 @@ fn offsets_of_an_empty_group_expire_after_retention() {
         metadata: String::new(),
         commit_timestamp: ts,
     };
-    g.commit_offsets(vec![
-        (("t".into(), 0), committed(clock.now_ms())),
-        (("t".into(), 1), committed(clock.now_ms() + 500)),
-    ]);
+    let offsets = g.committed_offsets_mut();
+    offsets.apply(("t".into(), 0), committed(clock.now_ms()), 0);
+    offsets.apply(("t".into(), 1), committed(clock.now_ms() + 500), 1);
     assert!(g.expired_offsets(clock.now_ms() + 999, 1000).is_empty());
     assert_eq!(
         g.expired_offsets(clock.now_ms() + 1000, 1000),

@@ -8,7 +8,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use crate::broker::Broker;
-use crate::group::operations::OffsetCommit;
+use crate::group::commit::OffsetCommit;
 
 /// Answers OffsetCommit once the commit is on every in-sync replica of the group's
 /// `__consumer_offsets` partition. `retention_time_ms` (v2-v4) is ignored, as in Kafka 4:
@@ -26,22 +26,16 @@ pub async fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetComm
             })
         })
         .collect();
-    let outcome = broker.groups.commit_offsets(
-        &request.group_id,
-        request.generation_id_or_member_epoch,
-        &request.member_id,
-        request.group_instance_id.as_deref(),
-        offsets,
-    );
-    let outcome = match outcome {
-        Ok(results) if results.iter().any(|(_, code)| *code == 0) => {
-            match broker.groups.wait_replicated(&request.group_id).await {
-                Ok(()) => Ok(results),
-                Err(code) => Err(code),
-            }
-        }
-        other => other,
-    };
+    let outcome = broker
+        .groups
+        .commit_offsets(
+            &request.group_id,
+            request.generation_id_or_member_epoch,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            offsets,
+        )
+        .await;
     let topics = request
         .topics
         .into_iter()

@@ -7,10 +7,12 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
+use kafka_protocol::error::ResponseError;
+
 use super::text;
 use crate::broker::Broker;
 use crate::group::classic::TopicPartition;
-use crate::group::records::OffsetCommitValue;
+use crate::group::commit::FetchedOffset;
 
 /// One partition's answer: committed offset, leader epoch, metadata, error.
 struct Fetched {
@@ -23,6 +25,8 @@ struct Fetched {
 
 /// Answers OffsetFetch.
 pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    // v7+: offsets whose commit waits for replication answer UNSTABLE_OFFSET_COMMIT.
+    let require_stable = version >= 7 && request.require_stable;
     if version >= 8 {
         let groups = request
             .groups
@@ -34,7 +38,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
                         .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
                         .collect()
                 });
-                let (error, fetched) = fetch(broker, &g.group_id, wanted);
+                let (error, fetched) = fetch(broker, &g.group_id, wanted, require_stable);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_error_code(error)
@@ -70,7 +74,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
             .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
             .collect()
     });
-    let (error, fetched) = fetch(broker, &request.group_id, wanted);
+    let (error, fetched) = fetch(broker, &request.group_id, wanted, require_stable);
     let topics = group_by_topic(fetched)
         .into_iter()
         .map(|(topic, partitions)| {
@@ -110,13 +114,21 @@ fn fetch(
     broker: &Broker,
     group_id: &str,
     wanted: Option<Vec<TopicPartition>>,
+    require_stable: bool,
 ) -> (i16, Vec<Fetched>) {
-    match broker.groups.fetch_offsets(group_id, wanted.clone()) {
+    match broker
+        .groups
+        .fetch_offsets(group_id, wanted.clone(), require_stable)
+    {
         Ok(found) => (
             0,
             found
                 .into_iter()
-                .map(|(partition, value)| committed(partition, value))
+                .map(|(partition, value)| {
+                    let fetched = committed(partition, value);
+                    broker.count_error("OffsetFetch", fetched.error);
+                    fetched
+                })
                 .collect(),
         ),
         Err(error) => {
@@ -126,7 +138,7 @@ fn fetch(
                 .into_iter()
                 .map(|partition| Fetched {
                     error,
-                    ..committed(partition, None)
+                    ..committed(partition, FetchedOffset::None)
                 })
                 .collect();
             (error, partitions)
@@ -134,22 +146,23 @@ fn fetch(
     }
 }
 
-fn committed(partition: TopicPartition, value: Option<OffsetCommitValue>) -> Fetched {
+fn committed(partition: TopicPartition, value: FetchedOffset) -> Fetched {
+    let nothing = |error| Fetched {
+        partition: partition.clone(),
+        offset: -1,
+        leader_epoch: -1,
+        metadata: String::new(),
+        error,
+    };
     match value {
-        Some(v) => Fetched {
-            partition,
+        FetchedOffset::Committed(v) => Fetched {
             offset: v.offset,
             leader_epoch: v.leader_epoch,
             metadata: v.metadata,
-            error: 0,
+            ..nothing(0)
         },
-        None => Fetched {
-            partition,
-            offset: -1,
-            leader_epoch: -1,
-            metadata: String::new(),
-            error: 0,
-        },
+        FetchedOffset::None => nothing(0),
+        FetchedOffset::Unstable => nothing(ResponseError::UnstableOffsetCommit.code()),
     }
 }
 

@@ -349,6 +349,23 @@ async fn every_advertised_version_answers_and_encodes() {
         .await
         .unwrap();
     let batch = encode_test_batch(&TestBatch::new(3, 10));
+    // The groups' __consumer_offsets partitions, loaded (on blocking threads) before the
+    // samples run, so that none answers COORDINATOR_LOAD_IN_PROGRESS.
+    broker.groups.ensure_offsets_topic().await.unwrap();
+    let ids: Vec<String> = (0..=9)
+        .map(|v| format!("jg-{v}"))
+        .chain(["oc".to_string(), "missing".to_string()])
+        .collect();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while ids
+            .iter()
+            .any(|id| broker.groups.check_coordinator(id).is_err())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the groups' partitions load");
     let groups = broker.groups.clone();
     let timers = tokio::spawn(async move {
         loop {
@@ -383,7 +400,7 @@ async fn every_advertised_version_answers_and_encodes() {
         jg5.members[0].group_instance_id.as_deref(),
         Some("instance")
     );
-    let oc = broker.groups.fetch_offsets("oc", None).unwrap();
+    let oc = broker.groups.fetch_offsets("oc", None, false).unwrap();
     assert!(oc.is_empty(), "{oc:?}");
     // The produce samples appended one batch of 3 records per Produce version.
     let produced = (13 - 3 + 1) * 3;

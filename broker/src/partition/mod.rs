@@ -627,6 +627,24 @@ impl Partition {
         })
     }
 
+    /// Reads whole batches from `offset` up to the log end, past the high watermark: for the
+    /// coordinators loading their internal topics when this broker becomes leader (a leader
+    /// never truncates its own log, so what it holds stays). At most `max_bytes`, but always
+    /// the first batch.
+    pub fn read_to_log_end(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<PartitionRead, LogError> {
+        let log = self.log.read();
+        let data = log.read(offset, max_bytes, log.log_end_offset(), true)?;
+        Ok(PartitionRead {
+            records: data.records,
+            high_watermark: log.high_watermark(),
+            log_start_offset: log.log_start_offset(),
+        })
+    }
+
     /// The high watermark: every offset below it is on every in-sync replica.
     pub fn high_watermark(&self) -> i64 {
         self.log.read().high_watermark()

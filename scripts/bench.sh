@@ -12,8 +12,47 @@
 #   KAFKA_VERSION    see scripts/kafka.sh (default 4.3.1)
 #   KAFKA_HEAP_OPTS  default "-Xmx1g -Xms1g" (each node of a cluster)
 #   extra arguments go to `weir-bench compare` (e.g. --records-1k 100000 --latency-rate 40000)
+#
+#   scripts/bench.sh failover [ARGS...]
+#                    availability under faults instead (issue 13): three brokers of each
+#                    system, a steady idempotent acks=all producer and a committing group
+#                    member, SIGKILL/SIGSTOP of leaders, of the quorum leader, of the group
+#                    coordinator and of two brokers at once; rewrites the failover section of
+#                    docs/BENCHMARKS.md and target/bench/failover.json. About 15 minutes per
+#                    system at 5 repetitions. ARGS go to `weir-bench failover` (e.g.
+#                    --repetitions 3 --faults leader-kill --systems weir).
+#   PROFILE          failover only: the weir-broker build, release (default) or debug (the gaps
+#                    are dominated by timeouts, and a debug build is minutes instead of tens)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = failover ]; then
+    shift
+    profile="${PROFILE:-release}"
+    if [ "$profile" = release ]; then
+        cargo build --release -p weir-broker -p weir-bench
+    else
+        cargo build -p weir-broker -p weir-bench
+    fi
+    bash scripts/kafka.sh fetch
+    weir_version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    if ! git diff --quiet HEAD -- broker 2>/dev/null; then
+        weir_version="$weir_version+local-changes"
+    fi
+    case "$profile" in
+    release | debug) bin="target/$profile" ;;
+    *) echo "PROFILE must be release or debug, not $profile" >&2 && exit 2 ;;
+    esac
+    exec "$bin/weir-bench" failover \
+        --weir-broker "$bin/weir-broker" \
+        --weir-build "$profile" \
+        --kafka-script scripts/kafka.sh \
+        --work-dir target/bench \
+        --doc docs/BENCHMARKS.md \
+        --weir-version "$weir_version" \
+        --kafka-version "$(bash scripts/kafka.sh version)" \
+        "$@"
+fi
 
 ROUNDS="${ROUNDS:-5}"
 export KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx1g -Xms1g}"

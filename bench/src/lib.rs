@@ -11,7 +11,7 @@
 //!   via `scripts/kafka.sh`) and [`procstat`] reads each one's peak RSS and CPU time;
 //! - [`round`] is one broker (or cluster) start with one phase of cases; [`compare`]
 //!   alternates Weir and Kafka over rounds and phases, [`smoke`] is the small Weir-only run CI
-//!   does;
+//!   does; [`failover`] is the fault-injection comparison (gaps without acknowledgements);
 //! - [`results`] holds what was measured, [`stats`] and [`report`] turn it into the tables of
 //!   docs/BENCHMARKS.md, [`machine`] describes the host.
 
@@ -19,6 +19,7 @@ pub mod cases;
 pub mod client;
 pub mod compare;
 pub mod consume;
+pub mod failover;
 pub mod first_produce;
 pub mod latency;
 pub mod machine;

@@ -30,6 +30,18 @@ enum Command {
     Compare(CompareArgs),
     /// A few seconds of every scenario against Weir only; fails if anything is off.
     Smoke(SmokeArgs),
+    /// Availability under faults: three brokers of Weir and of Apache Kafka, a steady
+    /// idempotent acks=all producer and a committing group member; the gap each fault kind
+    /// costs, side by side (medians, maxima, ratio), written into the failover section of --doc.
+    Failover(FailoverArgs),
+    /// Re-render the failover table from saved failover results (several files, e.g. one run
+    /// per system, are merged) into --doc.
+    FailoverReport {
+        #[arg(long, required = true)]
+        results: Vec<PathBuf>,
+        #[arg(long)]
+        doc: Option<PathBuf>,
+    },
     /// Re-render the tables of --doc from a saved results file.
     Report {
         #[arg(long, default_value = "target/bench/results.json")]
@@ -77,6 +89,39 @@ struct Programs {
 struct SmokeArgs {
     #[command(flatten)]
     programs: Programs,
+}
+
+#[derive(Debug, Args)]
+struct FailoverArgs {
+    #[command(flatten)]
+    programs: Programs,
+    /// The script that formats and runs Apache Kafka.
+    #[arg(long, default_value = "scripts/kafka.sh")]
+    kafka_script: PathBuf,
+    /// Rounds of every fault kind per system.
+    #[arg(long, default_value_t = 5)]
+    repetitions: usize,
+    /// Only these systems (default both, Weir first).
+    #[arg(long, value_delimiter = ',', value_parser = ["weir", "kafka"])]
+    systems: Vec<String>,
+    /// Only these faults (default all): leader-kill, controller-kill, leader-pause,
+    /// two-brokers-kill, coordinator-kill.
+    #[arg(long, value_delimiter = ',')]
+    faults: Vec<String>,
+    /// Where the measured faults are saved.
+    #[arg(long, default_value = "target/bench/failover.json")]
+    results: PathBuf,
+    /// The document whose marked failover section receives the table.
+    #[arg(long)]
+    doc: Option<PathBuf>,
+    /// How the report names the Weir build (e.g. a commit).
+    #[arg(long, default_value = "(unlabelled build)")]
+    weir_version: String,
+    /// Which profile the weir-broker binary was built with, as the report states it.
+    #[arg(long, default_value = "release")]
+    weir_build: String,
+    #[arg(long, env = "KAFKA_VERSION", default_value = "4.3.1")]
+    kafka_version: String,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +264,8 @@ fn main() -> anyhow::Result<()> {
             let results = compare::run(options)?;
             println!("{}", weir_bench::report::render(&results));
         }
+        Command::Failover(args) => failover(args)?,
+        Command::FailoverReport { results, doc } => failover_report(&results, doc.as_deref())?,
         Command::Smoke(args) => smoke::run(&Launcher {
             weir_broker: args.programs.weir_broker,
             kafka_script: PathBuf::from("scripts/kafka.sh"),
@@ -306,6 +353,108 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn failover(args: FailoverArgs) -> anyhow::Result<()> {
+    use weir_bench::failover::{self, FailoverOptions, FailoverResults, Fault, Settings};
+    use weir_bench::results::BrokerKind;
+    let systems = if args.systems.is_empty() {
+        vec![BrokerKind::Weir, BrokerKind::Kafka]
+    } else {
+        args.systems
+            .iter()
+            .map(|s| match s.as_str() {
+                "weir" => BrokerKind::Weir,
+                _ => BrokerKind::Kafka,
+            })
+            .collect()
+    };
+    let faults = if args.faults.is_empty() {
+        Fault::ALL.to_vec()
+    } else {
+        args.faults
+            .iter()
+            .map(|name| {
+                Fault::ALL
+                    .into_iter()
+                    .find(|f| f.cli_name() == name)
+                    .with_context(|| format!("unknown fault {name}"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let machine = weir_bench::machine::describe();
+    let mut results = FailoverResults {
+        machine: format!(
+            "{}, {} cores, {:.0} GiB",
+            machine.cpu_model, machine.cores, machine.memory_gib
+        ),
+        weir_version: args.weir_version,
+        kafka_version: args.kafka_version,
+        weir_build: args.weir_build,
+        settings: Settings::default(),
+        repetitions: args.repetitions,
+        command: std::env::args()
+            .map(|arg| shell_quoted(&arg))
+            .collect::<Vec<_>>()
+            .join(" "),
+        faults: Vec::new(),
+    };
+    if let Some(parent) = args.results.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let options = FailoverOptions {
+        launcher: Launcher {
+            weir_broker: args.programs.weir_broker,
+            kafka_script: args.kafka_script,
+            work_dir: args.programs.work_dir,
+        },
+        systems,
+        faults,
+        repetitions: args.repetitions,
+        settings: results.settings.clone(),
+        results_path: Some(args.results),
+    };
+    failover::run(&options, &mut results)?;
+    write_failover(&results, args.doc.as_deref())
+}
+
+fn write_failover(
+    results: &weir_bench::failover::FailoverResults,
+    doc: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let section = weir_bench::failover::report::render(results);
+    if let Some(doc) = doc {
+        let text =
+            std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
+        std::fs::write(doc, weir_bench::failover::report::splice(&text, &section))
+            .with_context(|| format!("writing {}", doc.display()))?;
+    }
+    println!("{section}");
+    Ok(())
+}
+
+/// The failover results of `paths` as one: the first file's header, every file's faults.
+fn failover_report(paths: &[PathBuf], doc: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let mut merged: Option<weir_bench::failover::FailoverResults> = None;
+    for path in paths {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let results: weir_bench::failover::FailoverResults =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        match &mut merged {
+            None => merged = Some(results),
+            Some(m) => {
+                anyhow::ensure!(
+                    m.settings == results.settings,
+                    "{} was measured with other settings",
+                    path.display()
+                );
+                m.faults.extend(results.faults);
+                m.command = format!("{}; {}", m.command, results.command);
+            }
+        }
+    }
+    write_failover(&merged.context("no results")?, doc)
 }
 
 /// `arg` as a POSIX shell would need it, so the command in the report can be pasted.

@@ -12,7 +12,9 @@
 //! run for post-mortems. Dropping a [`RunningBrokers`] kills every process: an error half-way
 //! through a comparison leaves nothing behind.
 
-use std::fs::File;
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -89,8 +91,11 @@ pub struct RunningBrokers {
     pub logs: Vec<PathBuf>,
     /// Empty once stopped.
     children: Vec<Child>,
+    /// How each node was spawned (program, arguments), so that [`RunningBrokers::restart`]
+    /// can spawn it again on the same data directory and ports.
+    commands: Vec<(OsString, Vec<OsString>)>,
     /// The data directories; removed when the run is over.
-    _data: TempDir,
+    data: TempDir,
 }
 
 /// How one broker process ended.
@@ -118,6 +123,19 @@ impl Launcher {
         label: &str,
         topology: &Topology,
     ) -> Result<RunningBrokers, ProcessError> {
+        self.start_with(kind, label, topology, &[])
+    }
+
+    /// [`Launcher::start`] with broker settings on top of the defaults, by their Kafka names
+    /// (both systems use them): `--set name=value` for Weir, lines appended to every node's
+    /// `server.properties` for Kafka (a later line wins there).
+    pub fn start_with(
+        &self,
+        kind: BrokerKind,
+        label: &str,
+        topology: &Topology,
+        settings: &[(&str, String)],
+    ) -> Result<RunningBrokers, ProcessError> {
         std::fs::create_dir_all(&self.work_dir).map_err(prepare(&self.work_dir))?;
         let logs_dir = self.work_dir.join("logs");
         std::fs::create_dir_all(&logs_dir).map_err(prepare(&logs_dir))?;
@@ -141,12 +159,35 @@ impl Launcher {
                 .collect()
         };
         let commands = match kind {
-            BrokerKind::Weir => self.weir_commands(data.path(), &nodes, topology),
+            BrokerKind::Weir => {
+                let mut commands = self.weir_commands(data.path(), &nodes, topology);
+                for command in &mut commands {
+                    for (name, value) in settings {
+                        command.arg("--set").arg(format!("{name}={value}"));
+                    }
+                }
+                commands
+            }
             BrokerKind::Kafka => {
                 let format_log = logs_dir.join(format!("{label}.format.log"));
-                self.kafka_commands(data.path(), &nodes, &format_log)?
+                let commands = self.kafka_commands(data.path(), &nodes, &format_log)?;
+                if !settings.is_empty() {
+                    for node in kafka_node_dirs(data.path(), nodes.len()) {
+                        append_properties(&node.join("server.properties"), settings)?;
+                    }
+                }
+                commands
             }
         };
+        let commands: Vec<(OsString, Vec<OsString>)> = commands
+            .iter()
+            .map(|c| {
+                (
+                    c.get_program().to_os_string(),
+                    c.get_args().map(|a| a.to_os_string()).collect(),
+                )
+            })
+            .collect();
         let mut outputs = Vec::new();
         for log in &logs {
             let output = File::create(log).map_err(prepare(log))?;
@@ -163,9 +204,11 @@ impl Launcher {
             spawned_at,
             logs,
             children: Vec::new(),
-            _data: data,
+            commands,
+            data,
         };
-        for (mut command, (stdout, stderr)) in commands.into_iter().zip(outputs) {
+        for (index, (stdout, stderr)) in outputs.into_iter().enumerate() {
+            let mut command = running.command(index);
             command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
             // On an error, dropping `running` kills the brokers already spawned.
             let child = command.spawn().map_err(|source| ProcessError::Spawn {
@@ -245,14 +288,12 @@ impl Launcher {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let (step, node_dirs) = if nodes.len() == 1 {
-            ("format", vec![dir.to_path_buf()])
+        let step = if nodes.len() == 1 {
+            "format"
         } else {
-            let node_dirs = (1..=nodes.len())
-                .map(|i| dir.join(format!("node-{i}")))
-                .collect();
-            ("format-cluster", node_dirs)
+            "format-cluster"
         };
+        let node_dirs = kafka_node_dirs(dir, nodes.len());
         let args = [
             step.to_string(),
             dir.display().to_string(),
@@ -295,6 +336,29 @@ impl Launcher {
     }
 }
 
+/// The directory of each Kafka node: DIR itself for one node, DIR/node-1, DIR/node-2, ... for
+/// a cluster (as `kafka.sh format-cluster` lays them out).
+fn kafka_node_dirs(dir: &Path, count: usize) -> Vec<PathBuf> {
+    if count == 1 {
+        vec![dir.to_path_buf()]
+    } else {
+        (1..=count).map(|i| dir.join(format!("node-{i}"))).collect()
+    }
+}
+
+fn append_properties(path: &Path, settings: &[(&str, String)]) -> Result<(), ProcessError> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(prepare(path))?;
+    let lines: String = settings
+        .iter()
+        .map(|(name, value)| format!("{name}={value}\n"))
+        .collect();
+    file.write_all(format!("# weir-bench\n{lines}").as_bytes())
+        .map_err(prepare(path))
+}
+
 fn prepare(path: &Path) -> impl FnOnce(std::io::Error) -> ProcessError {
     let path = path.to_path_buf();
     move |source| ProcessError::Prepare { path, source }
@@ -308,6 +372,65 @@ impl RunningBrokers {
             .map(SocketAddr::to_string)
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    fn command(&self, node: usize) -> Command {
+        let (program, args) = &self.commands[node];
+        let mut command = Command::new(program);
+        command.args(args);
+        command
+    }
+
+    /// The node id of the broker at `node` (node order): Weir numbers its brokers from 0,
+    /// `kafka.sh` from 1.
+    pub fn node_id(&self, node: usize) -> i32 {
+        match self.kind {
+            BrokerKind::Weir => node as i32,
+            BrokerKind::Kafka => node as i32 + 1,
+        }
+    }
+
+    /// The node order of the broker with node id `id`, if it is one of these.
+    pub fn node_of(&self, id: i32) -> Option<usize> {
+        (0..self.children.len()).find(|&node| self.node_id(node) == id)
+    }
+
+    /// A Kafka node's directory (its `server.properties`, its `logs/`).
+    pub fn kafka_node_dir(&self, node: usize) -> PathBuf {
+        kafka_node_dirs(self.data.path(), self.commands.len()).swap_remove(node)
+    }
+
+    /// Sends `signal` to the broker at `node`.
+    pub fn signal(&self, node: usize, signal: Signal) -> Result<(), ProcessError> {
+        kill(Pid::from_raw(self.children[node].id() as i32), signal).map_err(ProcessError::Signal)
+    }
+
+    /// SIGKILL to the broker at `node`, and waits for it to be gone.
+    pub fn kill_node(&mut self, node: usize) -> Result<(), ProcessError> {
+        let child = &mut self.children[node];
+        child.kill().map_err(ProcessError::Wait)?;
+        child.wait().map_err(ProcessError::Wait)?;
+        Ok(())
+    }
+
+    /// Spawns the broker at `node` again, as it was first spawned (same data directory, same
+    /// ports), its output appended to its log. The node must have exited (see
+    /// [`RunningBrokers::kill_node`]).
+    pub fn restart(&mut self, node: usize) -> Result<(), ProcessError> {
+        let log = &self.logs[node];
+        let output = OpenOptions::new()
+            .append(true)
+            .open(log)
+            .map_err(prepare(log))?;
+        let stderr = output.try_clone().map_err(prepare(log))?;
+        let mut command = self.command(node);
+        command.stdin(Stdio::null()).stdout(output).stderr(stderr);
+        let child = command.spawn().map_err(|source| ProcessError::Spawn {
+            program: PathBuf::from(command.get_program()),
+            source,
+        })?;
+        self.children[node] = child;
+        Ok(())
     }
 
     /// Peak RSS and CPU time so far, summed over the brokers. The sum of each process's

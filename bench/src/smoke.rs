@@ -7,6 +7,10 @@
 //! cluster launch, replicated topics, `acks=all` and the stop of every broker, in one start.
 //! It checks that records arrive and are measured, not how fast: timings are for the full
 //! comparison (a lost follower wake-up is caught by `tests/tests/acks_all_latency.rs`).
+//!
+//! Then a second three-broker start kills its partition leader once ([`crate::failover::smoke`],
+//! a 3 s session timeout): acknowledgements must resume within a bound and the killed broker
+//! must rejoin the in-sync replicas.
 
 use anyhow::{ensure, Context};
 
@@ -49,6 +53,11 @@ pub fn run(launcher: &Launcher) -> anyhow::Result<()> {
     .context("smoke latency run")?;
     check_latency(&plan, &latency)?;
     cluster(launcher, &payload)?;
+    let failover = crate::failover::smoke(launcher).context("smoke failover run")?;
+    println!(
+        "cluster of 3, leader {:?} killed: acks=all acknowledged again after {:.2}s",
+        failover.victims, failover.gap_seconds
+    );
     let results = Results {
         machine: crate::machine::describe(),
         plan,

@@ -19,6 +19,13 @@ use crate::controller::{Controller, ControllerError};
 /// Pause between attempts while the quorum is unreachable.
 const RETRY: Duration = Duration::from_millis(200);
 
+/// How long one heartbeat may wait for its answer: the heartbeat interval (the next one is
+/// due then anyway), and never less than a second, so a slow but live controller is not
+/// given up on at once.
+fn heartbeat_timeout(interval: Duration) -> Duration {
+    interval.max(Duration::from_secs(1))
+}
+
 /// This broker's registration.
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
@@ -53,6 +60,7 @@ impl Lifecycle {
                 port: u32::from(self.broker.advertised.port),
                 rpc_addr: self.rpc_addr.clone(),
                 cluster_id: self.broker.cluster_id(),
+                directory_id: self.controller.directory_id().to_string(),
             };
             match self.controller.register_broker(request).await {
                 Ok(r) => {
@@ -90,17 +98,31 @@ impl Lifecycle {
         replicas.set_caught_up(epoch);
     }
 
+    /// One heartbeat, given up after [`heartbeat_timeout`]: a heartbeat forwarded to an
+    /// active controller that stopped answering without closing its connections (a paused
+    /// process, a host gone silent) would otherwise wait forever, and with it every later
+    /// heartbeat of this broker, while a newly elected controller fences it for silence. The
+    /// next attempt goes to whoever the quorum says is active by then.
     async fn heartbeat(&self, want_shutdown: bool) -> Result<(bool, bool), ControllerError> {
         let epoch = *self.epoch.borrow();
-        let response = self
-            .controller
-            .heartbeat(BrokerHeartbeatRequest {
-                broker_id: self.broker.node_id(),
-                broker_epoch: epoch,
-                applied_index: self.broker.replicas.image().applied_index,
-                want_shutdown,
-            })
-            .await?;
+        let request = BrokerHeartbeatRequest {
+            broker_id: self.broker.node_id(),
+            broker_epoch: epoch,
+            applied_index: self.broker.replicas.image().applied_index,
+            want_shutdown,
+        };
+        let timeout = heartbeat_timeout(
+            self.broker
+                .config
+                .duration_ms("broker.heartbeat.interval.ms"),
+        );
+        let response = tokio::time::timeout(timeout, self.controller.heartbeat(request))
+            .await
+            .map_err(|_| {
+                ControllerError::Unavailable(format!(
+                    "no answer to the heartbeat within {timeout:?}"
+                ))
+            })??;
         Ok((response.fenced, response.shutdown_ready))
     }
 

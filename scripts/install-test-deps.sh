@@ -7,6 +7,7 @@
 #   libFuzzer (C++).
 # - zlib1g-dev: libz-sys links the system zlib when it finds it.
 # - kcat: the command-line Kafka client of the kcat smoke test.
+# - iproute2, iptables: the nemesis's network namespaces, veths and one-way cuts.
 # - rustfmt and clippy: lint steps of scripts/test.sh.
 # - cargo-fuzz: the bounded fuzz run (scripts/fuzz.sh).
 # - the Apache Kafka Java client jars (Maven): the Java client compatibility test.
@@ -21,7 +22,7 @@
 #   checks, built with Go by scripts/chart-tools.sh into ~/.cache/weir (a no-op once cached).
 set -euo pipefail
 
-APT_PACKAGES=(build-essential pkg-config zlib1g-dev kcat)
+APT_PACKAGES=(build-essential pkg-config zlib1g-dev kcat iproute2 iptables)
 
 log() { printf '[install-test-deps] %s\n' "$*"; }
 

@@ -21,6 +21,9 @@ export WEIR_REQUIRE_CHART_TOOLS=1
 # The real-node tier (tests/tests/kube_node.rs) must not skip either: the install step runs
 # scripts/kube-node.sh install.
 export WEIR_REQUIRE_KUBE_NODE=1
+# The nemesis (tests/tests/nemesis.rs) must run its network-partition and full-disk faults: CI
+# runs as root and the install step provides iproute2 and iptables.
+export WEIR_REQUIRE_NEMESIS=1
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 
 logs="$(mktemp -d)"

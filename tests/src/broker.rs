@@ -10,7 +10,7 @@
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -50,6 +50,11 @@ pub struct BrokerOptions {
     /// Environment variables for the process (`WEIR_LOG`, ...), set after the test's own
     /// `WEIR_*` and `RUST_LOG` are removed.
     pub env: Vec<(String, String)>,
+    /// The address every listener binds and advertises; `127.0.0.1` when `None`.
+    pub host: Option<IpAddr>,
+    /// Run the process inside this network namespace (`ip netns exec NAME weir-broker ...`;
+    /// `ip` execs the broker, so the child's pid is the broker's).
+    pub netns: Option<String>,
 }
 
 impl BrokerOptions {
@@ -73,6 +78,8 @@ pub struct Broker {
     stderr_path: PathBuf,
     child: Option<Child>,
     stdout_reader: Option<JoinHandle<()>>,
+    /// The ready line, from the stdout reader, of a start not yet waited for.
+    ready_rx: Option<mpsc::Receiver<String>>,
     kafka_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     starts: u32,
@@ -99,6 +106,7 @@ impl Broker {
             stderr_path,
             child: None,
             stdout_reader: None,
+            ready_rx: None,
             kafka_addr: None,
             metrics_addr: None,
             starts: 0,
@@ -128,7 +136,31 @@ impl Broker {
     pub fn rpc_addr(&self) -> Option<SocketAddr> {
         self.options
             .rpc_port
-            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+            .map(|port| SocketAddr::new(self.host(), port))
+    }
+
+    /// The address the broker binds and advertises.
+    pub fn host(&self) -> IpAddr {
+        self.options.host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// The running process's memory as the kernel reports it in `/proc/PID/status`:
+    /// (`VmRSS`, `VmHWM`) in bytes. `None` when the broker is not running or the kernel
+    /// has no such file.
+    pub fn memory(&self) -> Option<(u64, u64)> {
+        let child = self.child.as_ref()?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+        let field = |name: &str| -> Option<u64> {
+            let line = status.lines().find(|l| l.starts_with(name))?;
+            let kib: u64 = line[name.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(kib * 1024)
+        };
+        Some((field("VmRSS:")?, field("VmHWM:")?))
     }
 
     /// The metrics HTTP listener of the current process.
@@ -203,6 +235,19 @@ impl Broker {
         self.spawn();
     }
 
+    /// Like [`Broker::restart`] (after a SIGKILL), but returns once the process runs, without
+    /// waiting until it is ready: a broker is ready only once the metadata quorum registered
+    /// it, and a test may restart one while the quorum has no majority.
+    /// [`Broker::wait_ready`] waits for it later.
+    pub fn restart_without_waiting(&mut self) {
+        self.launch();
+    }
+
+    /// Waits until a broker started by [`Broker::restart_without_waiting`] is ready.
+    pub fn wait_ready(&mut self) {
+        self.await_ready();
+    }
+
     /// SIGSTOP: the process stays alive but does nothing; the kernel still accepts
     /// connections and buffers bytes on its sockets.
     pub fn pause(&mut self) {
@@ -244,6 +289,11 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
+        self.launch();
+        self.await_ready();
+    }
+
+    fn launch(&mut self) {
         assert!(self.child.is_none(), "broker is already running");
         self.starts += 1;
         let listen_port = self
@@ -251,18 +301,26 @@ impl Broker {
             .map(|addr| addr.port())
             .or(self.options.kafka_port)
             .unwrap_or(0);
-        let mut command = Command::new(broker_bin());
+        let host = self.host();
+        let mut command = match &self.options.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(broker_bin());
+                command
+            }
+            None => Command::new(broker_bin()),
+        };
         command
             .arg("--node-id")
             .arg(self.options.node_id.to_string())
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{listen_port}"))
+            .arg(SocketAddr::new(host, listen_port).to_string())
             .arg("--metrics-listen")
-            .arg("127.0.0.1:0")
+            .arg(SocketAddr::new(host, 0).to_string())
             .arg("--rpc-listen")
-            .arg(format!("127.0.0.1:{}", self.options.rpc_port.unwrap_or(0)));
+            .arg(SocketAddr::new(host, self.options.rpc_port.unwrap_or(0)).to_string());
         if let Some(voters) = &self.options.voters {
             command.arg("--voters").arg(voters);
         }
@@ -315,7 +373,11 @@ impl Broker {
             }
         }));
         self.child = Some(child);
+        self.ready_rx = Some(ready_rx);
+    }
 
+    fn await_ready(&mut self) {
+        let ready_rx = self.ready_rx.take().expect("the broker was started");
         let deadline = Instant::now() + START_TIMEOUT;
         let line = loop {
             match ready_rx.recv_timeout(Duration::from_millis(50)) {

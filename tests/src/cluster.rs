@@ -2,7 +2,7 @@
 //! keep their addresses), a shared voter list, and helpers that read the cluster's state the
 //! way clients see it (Metadata through the raw protocol client).
 
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -76,12 +76,27 @@ impl Cluster {
         sets: &[(&str, &str)],
         adjust: impl Fn(usize, BrokerOptions) -> BrokerOptions,
     ) -> Cluster {
+        let loopback = vec![IpAddr::V4(Ipv4Addr::LOCALHOST); n];
+        Cluster::start_on_hosts(&loopback, voters, sets, adjust)
+    }
+
+    /// [`Cluster::start_adjusted`] with node `i` bound to `hosts[i]` (for brokers in their
+    /// own network namespaces, which `adjust` names). Ports are picked free on loopback: a
+    /// namespace of its own has every port free.
+    pub fn start_on_hosts(
+        hosts: &[IpAddr],
+        voters: usize,
+        sets: &[(&str, &str)],
+        adjust: impl Fn(usize, BrokerOptions) -> BrokerOptions,
+    ) -> Cluster {
+        let n = hosts.len();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let voter_list = ports
             .iter()
+            .zip(hosts)
             .take(voters)
             .enumerate()
-            .map(|(id, (_, rpc))| format!("{id}@127.0.0.1:{rpc}"))
+            .map(|(id, ((_, rpc), host))| format!("{id}@{}", SocketAddr::new(*host, *rpc)))
             .collect::<Vec<_>>()
             .join(",");
         let options: Vec<BrokerOptions> = ports
@@ -93,6 +108,7 @@ impl Cluster {
                     kafka_port: Some(*kafka),
                     rpc_port: Some(*rpc),
                     voters: Some(voter_list.clone()),
+                    host: Some(hosts[id]),
                     ..BrokerOptions::default()
                 };
                 for (k, v) in FAST_FAILOVER.iter().chain(sets) {
@@ -190,6 +206,13 @@ impl Cluster {
         self.down[id] = false;
     }
 
+    /// Restarts node `id` without waiting until it is ready (see
+    /// [`Broker::restart_without_waiting`]).
+    pub fn restart_without_waiting(&mut self, id: usize) {
+        self.brokers[id].restart_without_waiting();
+        self.down[id] = false;
+    }
+
     /// Metadata for `topic` as a live broker answers it.
     pub fn metadata(&self, topic: &str) -> Option<MetadataResponse> {
         for (b, down) in self.brokers.iter().zip(&self.down) {
@@ -234,6 +257,35 @@ impl Cluster {
         self.metadata(topic)
             .map(|m| m.controller_id.0)
             .filter(|id| *id >= 0)
+    }
+
+    /// The broker coordinating `group`, as FindCoordinator answers on a live broker; waits
+    /// (up to `timeout`) for one other than `not`.
+    pub fn group_coordinator(&self, group: &str, not: Option<i32>, timeout: Duration) -> i32 {
+        use kafka_protocol::messages::FindCoordinatorRequest;
+        use kafka_protocol::protocol::StrBytes;
+        crate::wait_until(timeout, "a coordinator for the group", || {
+            let live = self.down.iter().position(|d| !d)?;
+            let mut client = RawClient::try_connect(self.brokers[live].kafka_addr()).ok()?;
+            let request = FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_string(group.to_string()))
+                .with_key_type(0);
+            let response = client.request(&request, 3).ok()?;
+            (response.error_code == 0 && Some(response.node_id.0) != not)
+                .then_some(response.node_id.0)
+        })
+    }
+
+    /// A member of `group` that commits only when told to, reading from the earliest offset.
+    pub fn group_consumer(&self, group: &str) -> rdkafka::consumer::BaseConsumer {
+        let mut config = self.client_config();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500");
+        config.create().expect("group consumer")
     }
 
     /// Waits until `topic`/`partition` satisfies `done`, returning its view.

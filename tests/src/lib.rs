@@ -16,6 +16,8 @@
 //! - [`kubelet`]: a kubelet stand-in that runs a namespace's pods with test-supplied callbacks.
 //! - [`node`]: a real one-node Kubernetes (kubelet, containerd, kube-proxy, CoreDNS, a local
 //!   registry) brought up by `scripts/kube-node.sh`.
+//! - [`nemesis`]: faults (kills, pauses, network partitions, a full disk) against three
+//!   brokers under a recorded workload, and the checker of what was acknowledged.
 //! - [`wait`]: waiting for a condition with a deadline (no sleeps as synchronisation).
 
 pub mod admin;
@@ -27,6 +29,7 @@ pub mod group_consumer;
 pub mod http;
 pub mod kube;
 pub mod kubelet;
+pub mod nemesis;
 pub mod node;
 pub mod operator;
 pub mod raw;

@@ -352,33 +352,6 @@ async fn a_diverged_replica_truncates_and_nobody_reads_its_unreplicated_records(
     assert_eq!(values, expected);
 }
 
-/// The broker coordinating `group`, as FindCoordinator answers; waits for one other than
-/// `not`.
-fn coordinator_of(cluster: &Cluster, group: &str, not: Option<i32>) -> i32 {
-    use kafka_protocol::messages::FindCoordinatorRequest;
-    use kafka_protocol::protocol::StrBytes;
-    wait_until(FAILOVER_TIMEOUT, "a coordinator for the group", || {
-        let live = cluster.down.iter().position(|d| !d)?;
-        let mut client = RawClient::try_connect(cluster.brokers[live].kafka_addr()).ok()?;
-        let request = FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_string(group.to_string()))
-            .with_key_type(0);
-        let response = client.request(&request, 3).ok()?;
-        (response.error_code == 0 && Some(response.node_id.0) != not).then_some(response.node_id.0)
-    })
-}
-
-fn group_consumer(cluster: &Cluster, group: &str) -> BaseConsumer {
-    let mut config = cluster.client_config();
-    config
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "500");
-    config.create().expect("group consumer")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     let mut cluster = Cluster::start(
@@ -400,7 +373,7 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     );
 
     let group = unique_topic("group");
-    let consumer = group_consumer(&cluster, &group);
+    let consumer = cluster.group_consumer(&group);
     consumer.subscribe(&[&topic]).unwrap();
     let mut seen = 0;
     wait_until(
@@ -424,11 +397,11 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     drop(consumer);
 
     // The coordinator dies; the offsets partition fails over to a replica that has the commit.
-    let coordinator = coordinator_of(&cluster, &group, None);
+    let coordinator = cluster.group_coordinator(&group, None, FAILOVER_TIMEOUT);
     cluster.kill9(coordinator as usize);
-    coordinator_of(&cluster, &group, Some(coordinator));
+    cluster.group_coordinator(&group, Some(coordinator), FAILOVER_TIMEOUT);
 
-    let resumed = group_consumer(&cluster, &group);
+    let resumed = cluster.group_consumer(&group);
     resumed.subscribe(&[&topic]).unwrap();
     let first = wait_until(
         Duration::from_secs(60),

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The nemesis at length: the same harness as tests/tests/nemesis.rs (tests/src/nemesis/),
+# with more faults. Three weir-broker processes, an idempotent acks=all producer and a
+# consumer group committing synchronously, SIGKILL/SIGSTOP faults, network partitions
+# between network namespaces and a full disk (those two need root; run as root or with
+# sudo), then the checker and the report table. See docs/testing.md, "The nemesis".
+#
+#   WEIR_NEMESIS_FAULTS          faults to inject (default 200)
+#   WEIR_NEMESIS_SEED            seed of the fault schedule (default: from the clock; printed)
+#   WEIR_NEMESIS_DURATION_S      stop injecting after this many seconds (default: no limit)
+#   WEIR_NEMESIS_PARTITIONS      partitions of the workload topic (default 6)
+#   WEIR_NEMESIS_MEMBERS         consumer group members (default 3)
+#   WEIR_NEMESIS_ASSIGN_BOUND_S  a member must hold partitions again within this (default 60)
+#   WEIR_NEMESIS_MEMORY_LIMIT_MB peak RSS allowed per broker (default 1024)
+#   WEIR_NEMESIS_DISK_MB         size of each broker's tmpfs data directory (default 512; the
+#                                whole run's log must fit: raise it for runs of hours)
+#   WEIR_REQUIRE_NEMESIS=1       fail instead of skipping network and disk faults
+#   PROFILE                      cargo profile of the broker and the test (default dev)
+#
+# The report goes to stdout and to target/nemesis/report-<seed or time>.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export WEIR_NEMESIS_FAULTS="${WEIR_NEMESIS_FAULTS:-200}"
+profile=(--profile "${PROFILE:-dev}")
+
+cargo build "${profile[@]}" -p weir-broker
+mkdir -p target/nemesis
+log="target/nemesis/report-${WEIR_NEMESIS_SEED:-$(date -u +%Y%m%dT%H%M%SZ)}.txt"
+set +e
+cargo test "${profile[@]}" -p weir-tests --test nemesis -- --nocapture 2>&1 | tee "$log"
+status="${PIPESTATUS[0]}"
+set -e
+echo "nemesis: full output in $log" >&2
+exit "$status"

@@ -14,6 +14,8 @@
 #   WEIR_NEMESIS_MEMORY_LIMIT_MB peak RSS allowed per broker (default 1024)
 #   WEIR_NEMESIS_DISK_MB         size of each broker's tmpfs data directory (default 512; the
 #                                whole run's log must fit: raise it for runs of hours)
+#   WEIR_NEMESIS_KINDS           only these faults, named as the report names them, separated
+#                                by commas (e.g. "isolate group coordinator,kill group coordinator")
 #   WEIR_REQUIRE_NEMESIS=1       fail instead of skipping network and disk faults
 #   PROFILE                      cargo profile of the broker and the test (default dev)
 #

@@ -491,6 +491,9 @@ impl Report {
             "failed deliveries (not acknowledged)",
             record.delivery_failures.to_string(),
         );
+        for (error, n) in &record.delivery_errors {
+            row(&mut text, "  failed with", format!("{n}: {error}"));
+        }
         row(
             &mut text,
             "lost",

@@ -62,6 +62,11 @@ impl FaultKind {
         }
     }
 
+    /// The kind [`FaultKind::name`] names.
+    pub fn from_name(name: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// Whether the fault needs network namespaces.
     pub fn needs_network(self) -> bool {
         matches!(

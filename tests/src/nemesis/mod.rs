@@ -69,6 +69,8 @@ pub struct Settings {
     pub disk_bytes: u64,
     /// Fail instead of skipping network and disk faults when they cannot run here.
     pub require_all_faults: bool,
+    /// Only these kinds of fault (all when empty), for a focused reproduction.
+    pub only_kinds: Vec<FaultKind>,
 }
 
 /// Whether this process runs with effective uid 0 (from `/proc/self/status`).
@@ -95,7 +97,8 @@ impl Settings {
     /// `default_faults` and a seed from the clock, overridden by `WEIR_NEMESIS_FAULTS`,
     /// `WEIR_NEMESIS_SEED`, `WEIR_NEMESIS_DURATION_S`, `WEIR_NEMESIS_PARTITIONS`,
     /// `WEIR_NEMESIS_MEMBERS`, `WEIR_NEMESIS_ASSIGN_BOUND_S`, `WEIR_NEMESIS_MEMORY_LIMIT_MB`,
-    /// `WEIR_NEMESIS_DISK_MB` and `WEIR_REQUIRE_NEMESIS=1`.
+    /// `WEIR_NEMESIS_DISK_MB`, `WEIR_NEMESIS_KINDS` (fault names, as the report prints them,
+    /// separated by commas) and `WEIR_REQUIRE_NEMESIS=1`.
     pub fn from_env(default_faults: usize, default_seed: Option<u64>) -> Settings {
         let clock_seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -116,6 +119,18 @@ impl Settings {
                 << 20,
             disk_bytes: env_parse::<u64>("WEIR_NEMESIS_DISK_MB").unwrap_or(512) << 20,
             require_all_faults: std::env::var("WEIR_REQUIRE_NEMESIS").is_ok_and(|v| v == "1"),
+            only_kinds: std::env::var("WEIR_NEMESIS_KINDS")
+                .map(|names| {
+                    names
+                        .split(',')
+                        .map(|name| {
+                            FaultKind::from_name(name.trim()).unwrap_or_else(|| {
+                                panic!("WEIR_NEMESIS_KINDS: `{name}` is not a fault kind")
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -231,6 +246,7 @@ impl Harness {
             .into_iter()
             .filter(|k| !k.needs_network() || self.network.is_some())
             .filter(|k| !k.needs_disk() || !self.disks.is_empty())
+            .filter(|k| self.settings.only_kinds.is_empty() || self.settings.only_kinds.contains(k))
             .collect()
     }
 

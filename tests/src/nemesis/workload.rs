@@ -82,6 +82,8 @@ pub struct Holding {
 pub struct Record {
     pub acked: Vec<Acked>,
     pub delivery_failures: u64,
+    /// Why deliveries failed: librdkafka's error, and how often.
+    pub delivery_errors: BTreeMap<String, u64>,
     pub producer_fatal: Vec<String>,
     pub commits: Vec<CommitAck>,
     /// Latency of every synchronous commit call that succeeded.
@@ -265,7 +267,10 @@ impl ProducerContext for AckContext {
                     at,
                 });
             }
-            Err(_) => record.delivery_failures += 1,
+            Err((e, _)) => {
+                record.delivery_failures += 1;
+                *record.delivery_errors.entry(e.to_string()).or_default() += 1;
+            }
         }
     }
 }

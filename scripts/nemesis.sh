@@ -16,6 +16,7 @@
 #                                whole run's log must fit: raise it for runs of hours)
 #   WEIR_NEMESIS_KINDS           only these faults, named as the report names them, separated
 #                                by commas (e.g. "isolate group coordinator,kill group coordinator")
+#   WEIR_NEMESIS_BROKER_LOG      the brokers' WEIR_LOG filter (e.g. info,weir_broker::group=debug)
 #   WEIR_REQUIRE_NEMESIS=1       fail instead of skipping network and disk faults
 #   PROFILE                      cargo profile of the broker and the test (default dev)
 #

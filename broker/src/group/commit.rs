@@ -107,6 +107,12 @@ impl GroupCoordinator {
             .err()
             .unwrap_or(0);
         results.extend(pending.offsets.iter().map(|(tp, _)| (tp.clone(), stored)));
+        tracing::debug!(
+            group = group_id,
+            record_offset = pending.record_offset,
+            error_code = stored,
+            "offset commit replicated or failed"
+        );
         pending.finish(stored == 0);
         Ok(results)
     }
@@ -176,6 +182,15 @@ impl GroupCoordinator {
         };
         g.committed_offsets_mut()
             .begin(accepted.iter().map(|(tp, _)| tp));
+        tracing::debug!(
+            group = group_id,
+            member = member_id,
+            generation,
+            state = g.state().name(),
+            record_offset,
+            offsets = ?accepted.iter().map(|((t, p), v)| format!("{t}-{p}={}", v.offset)).collect::<Vec<_>>(),
+            "offset commit appended"
+        );
         drop(g);
         let log = self
             .replicas

@@ -194,6 +194,7 @@ impl GroupCoordinator {
             Some(log) => LoadedPartition::replay(&log),
             None => LoadedPartition::default(),
         };
+        let read_to = loaded.read_to;
         let now = self.now_ms();
         let mut owned = self.owned.write();
         if owned.get(&partition) != Some(&Ownership::Loading { leader_epoch }) {
@@ -229,6 +230,7 @@ impl GroupCoordinator {
         tracing::info!(
             partition,
             leader_epoch,
+            read_to,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded __consumer_offsets partition"
         );

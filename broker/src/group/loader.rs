@@ -21,6 +21,8 @@ pub struct LoadedPartition {
     pub offsets: HashMap<String, BTreeMap<TopicPartition, (OffsetCommitValue, i64)>>,
     /// Records that could not be decoded (skipped, with a log line each).
     pub skipped: usize,
+    /// Where the replay stopped: the log end it found, unless a read failed.
+    pub read_to: i64,
 }
 
 impl LoadedPartition {
@@ -120,6 +122,7 @@ impl LoadedPartition {
                 break; // nothing decodable past this point
             }
         }
+        loaded.read_to = offset;
         if loaded.skipped > 0 {
             tracing::warn!(
                 partition,

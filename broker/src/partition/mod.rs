@@ -392,7 +392,7 @@ impl Partition {
                     end,
                     now,
                 ));
-                tracing::info!(topic = %self.topic, partition = self.index, leader_epoch, "became leader");
+                tracing::info!(topic = %self.topic, partition = self.index, leader_epoch, ?isr, log_end_offset = end, "became leader");
             }
         }
         if let Role::Leader(l) = &mut *role {
@@ -502,8 +502,9 @@ impl Partition {
         self.check_follower(&role, leader_epoch)?;
         let mut log = self.log.write();
         let state = log.offset_truncation_state(epoch, end_offset);
+        let end_before = log.log_end_offset();
         if log.truncate_to(state.offset)? {
-            tracing::warn!(topic = %self.topic, partition = self.index, offset = state.offset, "truncated a diverged log");
+            tracing::warn!(topic = %self.topic, partition = self.index, offset = state.offset, log_end_offset = end_before, leader_epoch, "truncated a diverged log");
         }
         Ok(())
     }

@@ -277,6 +277,9 @@ impl ReplicaManager {
             crate::partition::Role::Leader(l) => change.isr.len() > l.isr.len(),
             _ => false,
         };
+        if growing {
+            tracing::info!(topic = %partition.topic, partition = partition.index, isr = ?change.isr, leader_epoch = change.leader_epoch, "expanding the ISR");
+        }
         let command = crate::controller::command::MetadataCommand::AlterPartition(change.clone());
         match controller.write_ok(command).await {
             Ok(_) => {

@@ -203,6 +203,11 @@ impl Harness {
         let cluster = Cluster::start_on_hosts(&hosts, BROKERS, BROKER_SETTINGS, |i, mut o| {
             o.netns = netns[i].clone();
             o.data_dir = data_dirs.get(i).cloned();
+            // The brokers' log filter, for a closer look at a failure (e.g.
+            // `info,weir_broker::group=debug`).
+            if let Ok(filter) = std::env::var("WEIR_NEMESIS_BROKER_LOG") {
+                o.env.push(("WEIR_LOG".into(), filter));
+            }
             o
         });
         let target = Target {

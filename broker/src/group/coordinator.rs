@@ -387,6 +387,11 @@ impl GroupCoordinator {
 
     /// Appends the group's metadata record.
     pub(super) fn persist_metadata(&self, group: &Group) -> Result<(), i16> {
+        self.append_metadata(group).map(|_| ())
+    }
+
+    /// Appends the group's metadata record; the offset of the record.
+    pub(super) fn append_metadata(&self, group: &Group) -> Result<i64, i16> {
         let key = RecordKey::Group {
             group: group.group_id.clone(),
         }
@@ -395,7 +400,11 @@ impl GroupCoordinator {
             &group.group_id,
             vec![(key, Some(group.metadata_value().encode()))],
         )
-        .map(|_| ())
+    }
+
+    /// This coordinator, for work that outlives a request (`None` while it is dropped).
+    pub(super) fn me(&self) -> Option<Arc<GroupCoordinator>> {
+        self.me.upgrade()
     }
 
     /// Whether any owned partition is still being replayed.

@@ -120,7 +120,7 @@ impl GroupCoordinator {
             Ok(None) => return SyncResult::error(code(ResponseError::UnknownMemberId)),
             Err(c) => return SyncResult::error(c),
         };
-        let outcome = {
+        let (outcome, stored_at) = {
             let mut g = group.lock();
             let now = self.now_ms();
             let outcome = g.sync(
@@ -132,13 +132,39 @@ impl GroupCoordinator {
                 assignments,
                 now,
             );
+            let mut stored_at = None;
             if let SyncOutcome::Assigned(_) = &outcome {
                 g.take_dirty();
-                let stored = self.persist_metadata(&g);
-                g.finish_sync(stored, now);
+                match self.append_metadata(&g) {
+                    Ok(record_offset) => stored_at = Some((record_offset, g.generation())),
+                    Err(c) => g.finish_sync(Err(c), now),
+                }
             }
-            outcome
+            (outcome, stored_at)
         };
+        // As Kafka does, the members get their assignments only once the group's record is
+        // on every in-sync replica. A coordinator that lost its partition without knowing yet
+        // (cut off from the others) can then never complete a rebalance: its followers have
+        // moved on, so the record never replicates and the members go and find the real one.
+        // The wait runs on its own task, so a leader that disconnects cannot strand the rest.
+        if let Some((record_offset, generation)) = stored_at {
+            match self.me() {
+                Some(me) => {
+                    let (group, group_id) = (group.clone(), group_id.to_string());
+                    tokio::spawn(async move {
+                        let stored = me.wait_replicated(&group_id, record_offset).await;
+                        let mut g = group.lock();
+                        if g.generation() == generation {
+                            g.finish_sync(stored, me.now_ms());
+                        }
+                    });
+                }
+                None => group.lock().finish_sync(
+                    Err(code(ResponseError::CoordinatorNotAvailable)),
+                    self.now_ms(),
+                ),
+            }
+        }
         drop(group);
         let lost = || SyncResult::error(code(ResponseError::CoordinatorNotAvailable));
         match outcome {

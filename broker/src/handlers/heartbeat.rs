@@ -14,6 +14,9 @@ pub fn handle(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
         &request.member_id,
         request.group_instance_id.as_deref(),
     );
+    if code != 0 {
+        tracing::debug!(group = %request.group_id.as_str(), member = %request.member_id.as_str(), generation = request.generation_id, error_code = code, "Heartbeat refused");
+    }
     broker.count_error("Heartbeat", code);
     HeartbeatResponse::default().with_error_code(code)
 }

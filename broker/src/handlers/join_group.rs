@@ -31,7 +31,11 @@ pub async fn handle(
             .collect(),
         require_known_member_id: version >= 4,
     };
+    let group_id = request.group_id.to_string();
+    let asked_as = join.member_id.clone();
+    tracing::debug!(group = %group_id, member = %asked_as, client = %client.client_id, "JoinGroup received");
     let result = broker.groups.join(&request.group_id, join).await;
+    tracing::debug!(group = %group_id, member = %asked_as, answered_as = %result.member_id, generation = result.generation, error_code = result.error, "JoinGroup answered");
     broker.count_error("JoinGroup", result.error);
     let members = result
         .members

@@ -25,6 +25,7 @@ pub async fn handle(broker: &Broker, request: SyncGroupRequest, version: i16) ->
             assignments,
         )
         .await;
+    tracing::debug!(group = %request.group_id.as_str(), member = %request.member_id.as_str(), generation = request.generation_id, error_code = result.error, "SyncGroup answered");
     broker.count_error("SyncGroup", result.error);
     let v5 = version >= 5;
     SyncGroupResponse::default()

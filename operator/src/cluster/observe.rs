@@ -62,8 +62,16 @@ pub async fn cluster(
     if observed.statefulset.is_none() || observed.pods.is_empty() {
         return Ok(observed);
     }
-    let ordinals = (0..current_replicas.unwrap_or(0))
-        .filter(|o| observed.pods.iter().any(|p| p.ordinal == *o));
+    // Ready brokers first: one that is still catching up (a voter that came back with an
+    // empty volume) would describe a quorum it does not know yet.
+    let mut ordinals: Vec<(bool, i32)> = observed
+        .pods
+        .iter()
+        .filter(|p| p.ordinal < current_replicas.unwrap_or(0))
+        .map(|p| (!p.ready, p.ordinal))
+        .collect();
+    ordinals.sort_unstable();
+    let ordinals = ordinals.into_iter().map(|(_, o)| o);
     let connected = admin::connect(
         names,
         &ctx.settings.addressing,

@@ -19,6 +19,13 @@ pub const DATA_DIR: &str = "/var/lib/weir/data";
 /// Where the broker settings (`server.properties`) are mounted.
 pub const CONFIG_MOUNT: &str = "/etc/weir";
 pub const CONFIG_FILE: &str = "server.properties";
+/// The ConfigMap key holding the metadata quorum's voters (`ID@HOST:PORT,...`), which every
+/// broker reads into `WEIR_VOTERS` when its container starts: the contact list of a broker
+/// that starts with an empty volume. Not hashed into the pod template: a new voter reaches
+/// each broker at its next start, without a rolling restart.
+pub const VOTERS_KEY: &str = "voters";
+/// The broker's environment variable for `--voters`.
+pub const VOTERS_ENV: &str = "WEIR_VOTERS";
 /// Where the rack init container writes `rack.properties`.
 pub const RACK_MOUNT: &str = "/var/run/weir";
 pub const RACK_FILE: &str = "rack.properties";

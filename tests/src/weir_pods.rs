@@ -8,14 +8,21 @@
 //!   command line resolve to those addresses (the broker gets the address in their place);
 //! - **downward API**: `$(POD_NAME)`, `$(POD_NAMESPACE)`, `$(POD_IP)` are expanded as the kubelet
 //!   expands container arguments;
+//! - **environment**: variables with a value or a ConfigMap key (`configMapKeyRef`, read when
+//!   the pod starts, as the kubelet reads it when it starts a container) are set for the broker,
+//!   pod DNS names in them resolved as in the command line;
 //! - **volumes**: the `data` claim is a directory per claim name (it survives the pod, like a
 //!   PersistentVolume), the ConfigMap volume is written from the ConfigMap at start;
-//! - **termination**: SIGTERM, then SIGKILL after the grace period.
+//! - **termination**: SIGTERM, then SIGKILL after the grace period;
+//! - **faults** a test asks for: [`WeirPods::kill`] (SIGKILL, the pod stays and turns unready,
+//!   as a crashed container that is not restarted) and [`WeirPods::replace_volume`] (the claim's
+//!   directory is emptied before the pod's next start, as a lost PersistentVolume replaced by
+//!   a new empty one).
 //!
 //! The operator reaches the brokers through the same addresses, with
 //! `--broker-host-template 127.<net>.{ordinal}.1`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -43,6 +50,8 @@ pub struct WeirPods {
     handle: tokio::runtime::Handle,
     running: Mutex<HashMap<String, Child>>,
     stopped: Mutex<Vec<StoppedBroker>>,
+    /// Claims to empty before their pod's next start.
+    replace_volumes: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for WeirPods {
@@ -67,7 +76,40 @@ impl WeirPods {
             handle: tokio::runtime::Handle::current(),
             running: Mutex::new(HashMap::new()),
             stopped: Mutex::new(Vec::new()),
+            replace_volumes: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// SIGKILLs the broker of `pod` and waits for it to exit. The pod stays (the stand-in does
+    /// not restart containers): it turns unready until a test deletes it.
+    pub fn kill(&self, pod: &str) {
+        let mut running = self.running.lock().unwrap();
+        let child = running
+            .get_mut(pod)
+            .unwrap_or_else(|| panic!("{pod} runs no broker"));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The `data` volume of `pod` is replaced by a new, empty one at the pod's next start.
+    pub fn replace_volume(&self, pod: &str) {
+        self.replace_volumes
+            .lock()
+            .unwrap()
+            .insert(format!("data-{pod}"));
+    }
+
+    /// The `directory.id` in the `meta.properties` of `pod`'s data volume, if it has one.
+    pub fn directory_id(&self, pod: &str) -> Option<String> {
+        let text = std::fs::read_to_string(
+            self.claim_dir(&format!("data-{pod}"))
+                .join("data")
+                .join("meta.properties"),
+        )
+        .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("directory.id="))
+            .map(|d| d.trim().to_string())
     }
 
     /// The address of pod `ordinal`.
@@ -135,6 +177,16 @@ impl WeirPods {
         dirs
     }
 
+    /// The directory of a claim, emptied first if a test replaced its volume.
+    fn claim_volume(&self, claim: &str) -> Result<PathBuf, BoxError> {
+        let dir = self.claim_dir(claim);
+        if self.replace_volumes.lock().unwrap().remove(claim) && dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
     fn launch(&self, pod: &Pod) -> Result<RunningPod, BoxError> {
         let name = pod.metadata.name.clone().ok_or("pod without a name")?;
         let ordinal = ordinal_of(&name).ok_or("pod name without an ordinal")?;
@@ -170,32 +222,57 @@ impl WeirPods {
                     std::fs::write(dir.join(file), text)?;
                 }
                 dir
+            } else if let Some(claim) = volume.and_then(|v| v.persistent_volume_claim.as_ref()) {
+                // The StatefulSet controller names each pod's claim (`<template>-<pod>`).
+                self.claim_volume(&claim.claim_name)?
             } else if volume.is_some() {
                 let dir = pod_dir.join(format!("volume-{}", mount.name));
                 std::fs::create_dir_all(&dir)?;
                 dir
             } else {
                 // A claim from the volumeClaimTemplates: `<template>-<pod>`.
-                let dir = self.claim_dir(&format!("{}-{name}", mount.name));
-                std::fs::create_dir_all(&dir)?;
-                dir
+                self.claim_volume(&format!("{}-{name}", mount.name))?
             };
             mounts.push((mount.mount_path.clone(), local));
         }
         mounts.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
+        let resolve = |text: String| {
+            let mut text = text;
+            for o in 0..64 {
+                let dns = format!(
+                    "{cluster}-{o}.{subdomain}.{}.svc.cluster.local",
+                    self.namespace
+                );
+                text = text.replace(&dns, &self.pod_ip(o));
+            }
+            text
+        };
+        let mut variables: Vec<(String, String)> = Vec::new();
+        for var in container.env.iter().flatten() {
+            let value = if let Some(value) = &var.value {
+                value.clone()
+            } else if let Some(key) = var
+                .value_from
+                .as_ref()
+                .and_then(|v| v.config_map_key_ref.as_ref())
+            {
+                let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+                let map = self.handle.block_on(api.get(&key.name))?;
+                map.data
+                    .unwrap_or_default()
+                    .remove(&key.key)
+                    .ok_or_else(|| format!("ConfigMap {} has no key {}", key.name, key.key))?
+            } else {
+                continue;
+            };
+            variables.push((var.name.clone(), resolve(value)));
+        }
         let args: Vec<String> = container
             .args
             .iter()
             .flatten()
             .map(|arg| {
-                let mut arg = expand(arg, &env).replace("0.0.0.0:", &format!("{ip}:"));
-                for o in 0..64 {
-                    let dns = format!(
-                        "{cluster}-{o}.{subdomain}.{}.svc.cluster.local",
-                        self.namespace
-                    );
-                    arg = arg.replace(&dns, &self.pod_ip(o));
-                }
+                let arg = resolve(expand(arg, &env).replace("0.0.0.0:", &format!("{ip}:")));
                 if let Some((flag, value)) = arg.split_once('=') {
                     for (path, local) in &mounts {
                         if let Some(rest) = value.strip_prefix(path.as_str()) {
@@ -209,6 +286,7 @@ impl WeirPods {
         let log = std::fs::File::create(pod_dir.join("broker.log"))?;
         let child = Command::new(crate::broker::broker_bin())
             .args(&args)
+            .envs(variables)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -13,6 +13,10 @@
 //!   refused a scale-down a topic cannot survive, scale back to 3 (the removed brokers were
 //!   drained before they stopped), and roll on a settings change, with every acknowledged record
 //!   still there.
+//! - `a_quorum_created_with_one_broker_grows_to_three_voters`: replicas 1 → 3 makes brokers 1
+//!   and 2 voters without restarting a pod; the quorum then survives a SIGKILLed controller.
+//! - `a_voter_whose_volume_is_replaced_heals_without_a_person`: with auto-join off, the operator
+//!   replaces a voter whose volume came back empty; produce and consume still work.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -26,9 +30,11 @@ use kube::Api;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tonic::transport::Endpoint;
+use weir_api::proto::admin as pb;
 use weir_operator::crd::condition::types;
 use weir_operator::crd::{Cluster, ClusterSpec, StorageSpec, Topic, TopicSpec};
-use weir_tests::admin::eventually;
+use weir_tests::admin::{eventually, AdminClient};
 use weir_tests::kube::ControlPlane;
 use weir_tests::kubelet::Kubelet;
 use weir_tests::operator::{install_crds, OperatorProcess};
@@ -797,4 +803,366 @@ async fn a_standby_operator_takes_over_the_lease() {
     )
     .await;
     assert!(second.is_running(), "{}", second.log());
+}
+
+/// DescribeCluster as broker `ordinal` answers it, `None` while it does not.
+async fn describe(pods: &WeirPods, ordinal: i32) -> Option<pb::DescribeClusterResponse> {
+    let channel = Endpoint::from_shared(format!("http://{}:9093", pods.pod_ip(ordinal)))
+        .ok()?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .ok()?;
+    AdminClient::new(channel)
+        .describe_cluster(pb::DescribeClusterRequest {})
+        .await
+        .ok()
+        .map(|r| r.into_inner())
+}
+
+/// The quorum's voters with their directory ids, as broker `ordinal` sees them.
+async fn quorum_voters(pods: &WeirPods, ordinal: i32) -> Option<BTreeMap<i32, String>> {
+    let controller = describe(pods, ordinal).await?.controller?;
+    Some(
+        controller
+            .members
+            .into_iter()
+            .filter(|m| m.voter)
+            .map(|m| (m.node_id, m.directory_id))
+            .collect(),
+    )
+}
+
+/// Waits until broker `ordinal` reports exactly brokers `0..3` as voters, each with the
+/// directory id its volume holds now; returns them.
+async fn three_voters_on_their_storage(pods: &WeirPods, ordinal: i32) -> BTreeMap<i32, String> {
+    eventually(
+        SLOW,
+        "voters 0, 1, 2 with their volumes' directory ids",
+        || async move {
+            let voters = quorum_voters(pods, ordinal).await?;
+            let on_storage = (0..3).all(|v| {
+                voters.get(&v).is_some_and(|d| {
+                    !d.is_empty() && pods.directory_id(&format!("weir-{v}")).as_ref() == Some(d)
+                })
+            });
+            (voters.len() == 3 && on_storage).then_some(voters)
+        },
+    )
+    .await
+}
+
+fn is_ready(c: &Cluster) -> bool {
+    cluster_condition(c, types::READY).is_some_and(|(s, _, _)| s == "True")
+}
+
+/// The uid of every pod, by name (a pod that was restarted has a new one).
+async fn pod_uids(client: &kube::Client, ns: &str) -> BTreeMap<String, String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| (p.metadata.name.unwrap(), p.metadata.uid.unwrap()))
+        .collect()
+}
+
+/// A cluster created with one broker keeps one voter until the operator grows the quorum:
+/// scaled to three brokers, it makes brokers 1 and 2 voters (AddRaftVoter, one at a time),
+/// records them in `status.voters` and gives them to the brokers through the ConfigMap, with
+/// no pod restarted. Then the active controller is SIGKILLed and the two other voters still
+/// commit metadata (a topic is created): with the one voter it had before, nothing could.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quorum_created_with_one_broker_grows_to_three_voters() {
+    let cp = ControlPlane::start().await;
+    let client = cp.client();
+    install_crds(&client).await;
+    let ns = "grow";
+    cp.create_namespace(ns).await;
+    let root = tempfile::tempdir().unwrap();
+    let pods = Arc::new(WeirPods::new(client.clone(), ns, 72, root.path()));
+    let _kubelet = Kubelet::start(client.clone(), ns, pods.clone()).await;
+    let mut operator = OperatorProcess::start(&cp, ns, Some(&pods.host_template())).await;
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), ns);
+
+    create(&clusters, &cluster("weir", 1)).await.unwrap();
+    let one = wait_for(&clusters, "weir", SLOW, "one broker Ready", is_ready).await;
+    assert_eq!(one.status.unwrap().voters, vec![0]);
+
+    let started = Instant::now();
+    clusters
+        .patch(
+            "weir",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    wait_for(&clusters, "weir", SLOW, "three brokers Ready", |c| {
+        is_ready(c) && c.status.as_ref().is_some_and(|s| s.ready_replicas == 3)
+    })
+    .await;
+    let uids = pod_uids(&client, ns).await;
+    let grown = wait_for(&clusters, "weir", SLOW, "status.voters 0, 1, 2", |c| {
+        c.status.as_ref().is_some_and(|s| s.voters == vec![0, 1, 2]) && is_ready(c)
+    })
+    .await;
+    println!(
+        "replicas 1 → 3 → three voters: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let voters = three_voters_on_their_storage(&pods, 0).await;
+    println!("voters: {voters:?}");
+    // The brokers' contact list follows, through the ConfigMap, without a rolling restart.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    eventually(SLOW, "the ConfigMap lists three voters", || {
+        let cms = cms.clone();
+        async move {
+            let data = cms.get("weir-config").await.ok()?.data?;
+            (data.get("voters")?.split(',').count() == 3).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(pod_uids(&client, ns).await, uids, "no broker was restarted");
+    assert!(pods.stopped().is_empty(), "{:?}", pods.stopped());
+
+    // SIGKILL the active controller: the two other voters elect one and commit a topic.
+    let controller = grown.status.unwrap().controller_id.unwrap();
+    pods.kill(&format!("weir-{controller}"));
+    let survivors: Vec<i32> = (0..3).filter(|o| *o != controller).collect();
+    let started = Instant::now();
+    let via = survivors[0];
+    eventually(SLOW, "a topic created with one voter SIGKILLed", || {
+        let pods = pods.clone();
+        async move {
+            let channel = Endpoint::from_shared(format!("http://{}:9093", pods.pod_ip(via)))
+                .ok()?
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(10))
+                .connect()
+                .await
+                .ok()?;
+            let result = AdminClient::new(channel)
+                .create_topic(pb::CreateTopicRequest {
+                    name: "after-kill".into(),
+                    partitions: Some(3),
+                    replication_factor: Some(2),
+                    ..Default::default()
+                })
+                .await;
+            match result {
+                Ok(_) => Some(()),
+                Err(s) if s.code() == tonic::Code::AlreadyExists => Some(()),
+                Err(_) => None,
+            }
+        }
+    })
+    .await;
+    println!(
+        "controller {controller} SIGKILLed → topic created: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let other = survivors[1];
+    let d = eventually(
+        SLOW,
+        "the other survivor sees the topic and a new leader",
+        || {
+            let pods = pods.clone();
+            async move {
+                let d = describe(&pods, other).await?;
+                let leader = d.controller.as_ref()?.leader_id?;
+                let channel = Endpoint::from_shared(format!("http://{}:9093", pods.pod_ip(other)))
+                    .ok()?
+                    .connect()
+                    .await
+                    .ok()?;
+                AdminClient::new(channel)
+                    .describe_topic(pb::DescribeTopicRequest {
+                        name: "after-kill".into(),
+                    })
+                    .await
+                    .ok()?;
+                (leader != controller).then_some(d)
+            }
+        },
+    )
+    .await;
+    assert_eq!(d.controller.unwrap().voters.len(), 3);
+
+    // The killed broker's pod is replaced; it rejoins on its own storage as a voter.
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods_api
+        .delete(&format!("weir-{controller}"), &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(&clusters, "weir", SLOW, "Ready after the restart", |c| {
+        is_ready(c) && c.status.as_ref().is_some_and(|s| s.ready_replicas == 3)
+    })
+    .await;
+    assert_eq!(three_voters_on_their_storage(&pods, other).await, voters);
+    assert!(operator.is_running(), "{}", operator.log());
+}
+
+/// Produces `count` records to `topic` with acks=all; returns each acknowledged record's
+/// (partition, offset) and value.
+async fn produce_at(
+    pods: &WeirPods,
+    topic: &str,
+    from: usize,
+    count: usize,
+) -> BTreeMap<(i32, i64), String> {
+    let producer: FutureProducer = client_config(pods, 3)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap();
+    let mut acked = BTreeMap::new();
+    for i in from..from + count {
+        let value = format!("record-{i:06}-{}", "y".repeat(500));
+        let key = format!("key-{i}");
+        let delivery = producer
+            .send(
+                FutureRecord::to(topic).key(&key).payload(&value),
+                Duration::from_secs(60),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        acked.insert((delivery.partition, delivery.offset), value);
+    }
+    acked
+}
+
+/// Reads `topic` from the start until every record of `expected` was seen at its offset, with
+/// its bytes.
+fn consume_at(
+    pods: &WeirPods,
+    topic: &str,
+    partitions: i32,
+    expected: &BTreeMap<(i32, i64), String>,
+) {
+    let consumer: BaseConsumer = client_config(pods, 3)
+        .set("group.id", format!("check-at-{}", expected.len()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut seen: BTreeMap<(i32, i64), String> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while expected.keys().any(|k| !seen.contains_key(k)) {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} records came back",
+            expected.keys().filter(|k| seen.contains_key(k)).count(),
+            expected.len()
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+            seen.insert((m.partition(), m.offset()), value);
+        }
+    }
+    for (at, value) in expected {
+        assert_eq!(&seen[at], value, "the record at {at:?}");
+    }
+}
+
+/// A voter's volume is replaced by a new, empty one and its broker restarted, with the
+/// brokers' auto-join off, so only the operator can heal the quorum: it removes the voter's
+/// old storage (RemoveRaftVoter) and, once the broker has caught up, makes it a voter again
+/// with its new directory id (AddRaftVoter). The cluster is Ready with three voters again,
+/// and every acknowledged record is read back at its offset, old and new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_voter_whose_volume_is_replaced_heals_without_a_person() {
+    let cp = ControlPlane::start().await;
+    let client = cp.client();
+    install_crds(&client).await;
+    let ns = "heal";
+    cp.create_namespace(ns).await;
+    let root = tempfile::tempdir().unwrap();
+    let pods = Arc::new(WeirPods::new(client.clone(), ns, 73, root.path()));
+    let _kubelet = Kubelet::start(client.clone(), ns, pods.clone()).await;
+    let mut operator = OperatorProcess::start(&cp, ns, Some(&pods.host_template())).await;
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), ns);
+    let topics: Api<Topic> = Api::namespaced(client.clone(), ns);
+
+    let mut spec = cluster("weir", 3);
+    spec.spec
+        .config
+        .insert("controller.quorum.auto.join.enable".into(), "false".into());
+    create(&clusters, &spec).await.unwrap();
+    let ready = wait_for(&clusters, "weir", SLOW, "the cluster Ready", is_ready).await;
+    let before = three_voters_on_their_storage(&pods, 0).await;
+    create(&topics, &topic("orders", "weir", 3, 3))
+        .await
+        .unwrap();
+    wait_for(&topics, "orders", SLOW, "the topic Ready", |t| {
+        condition(t.status.as_ref().map(|s| &s.conditions), types::READY)
+            .is_some_and(|c| c.status == "True")
+    })
+    .await;
+    let mut acked = produce_at(&pods, "orders", 0, 300).await;
+
+    // A voter that is not the active controller loses its volume.
+    let controller = ready.status.unwrap().controller_id.unwrap();
+    let voter = (0..3).find(|v| *v != controller).unwrap();
+    let pod = format!("weir-{voter}");
+    let started = Instant::now();
+    pods.replace_volume(&pod);
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods_api
+        .delete(&pod, &DeleteParams::default())
+        .await
+        .unwrap();
+    let old_directory = before[&voter].clone();
+    eventually(SLOW, "the broker restarted on a new, empty volume", || {
+        let pods = pods.clone();
+        let pod = pod.clone();
+        let old_directory = old_directory.clone();
+        async move {
+            pods.directory_id(&pod)
+                .filter(|d| *d != old_directory)
+                .map(|_| ())
+        }
+    })
+    .await;
+    let observer = (0..3).find(|v| *v != voter).unwrap();
+    let after = three_voters_on_their_storage(&pods, observer).await;
+    assert_ne!(
+        after[&voter], before[&voter],
+        "voter {voter} has new storage"
+    );
+    for v in (0..3).filter(|v| *v != voter) {
+        assert_eq!(after[&v], before[&v]);
+    }
+    wait_for(&clusters, "weir", SLOW, "Ready with three voters", |c| {
+        is_ready(c)
+            && c.status.as_ref().is_some_and(|s| {
+                s.voters == vec![0, 1, 2]
+                    && s.ready_replicas == 3
+                    && s.under_replicated_partitions == 0
+            })
+    })
+    .await;
+    println!(
+        "voter {voter}'s volume replaced → a voter again on its new storage, Ready: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let log = operator.log();
+    assert!(
+        log.contains("removing a voter's old storage from the metadata quorum")
+            && log.contains("making a broker a voter of the metadata quorum"),
+        "the operator replaced the voter: {log}"
+    );
+
+    acked.extend(produce_at(&pods, "orders", 300, 300).await);
+    consume_at(&pods, "orders", 3, &acked);
+    assert!(operator.is_running(), "{}", operator.log());
 }

@@ -206,6 +206,9 @@ pub(crate) fn cluster(broker: &Broker) -> pb::DescribeClusterResponse {
                 replica_count: to_u32(load.replicas),
                 leader_count: to_u32(load.leaders),
                 preferred_leader_count: to_u32(load.preferred),
+                directory_id: registration
+                    .and_then(|b| b.directory_id)
+                    .map_or(String::new(), |d| d.to_string()),
             }
         })
         .collect();

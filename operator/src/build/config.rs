@@ -1,4 +1,5 @@
-//! The broker settings ConfigMap (`server.properties`) and its hash.
+//! The broker settings ConfigMap (`server.properties`, and the quorum's voters under
+//! [`VOTERS_KEY`]) and the settings' hash.
 
 use std::collections::BTreeMap;
 
@@ -6,7 +7,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{owned_meta, BuildInput};
 use crate::crd::ClusterSpec;
-use crate::names::CONFIG_FILE;
+use crate::names::{CONFIG_FILE, VOTERS_KEY};
 
 /// The `server.properties` text of `spec.config`, keys in order.
 pub fn server_properties(spec: &ClusterSpec) -> String {
@@ -51,13 +52,33 @@ pub fn validate_config(spec: &ClusterSpec) -> Result<(), String> {
     Ok(())
 }
 
+/// The voters as the brokers' `--voters` takes them: `ID@HOST:PORT,...` with each voter's pod
+/// DNS name and internal port.
+pub fn quorum_voters(input: &BuildInput<'_>) -> String {
+    let port = input.cluster.spec.listeners.internal_port;
+    input
+        .voters
+        .iter()
+        .map(|id| {
+            let host = input
+                .addressing
+                .pod_dns(&input.names, &input.names.pod(*id));
+            format!("{id}@{host}:{port}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub(super) fn config_map(input: &BuildInput<'_>) -> ConfigMap {
     ConfigMap {
         metadata: owned_meta(input, input.names.config_map()),
-        data: Some(BTreeMap::from([(
-            CONFIG_FILE.to_string(),
-            server_properties(&input.cluster.spec),
-        )])),
+        data: Some(BTreeMap::from([
+            (
+                CONFIG_FILE.to_string(),
+                server_properties(&input.cluster.spec),
+            ),
+            (VOTERS_KEY.to_string(), quorum_voters(input)),
+        ])),
         ..ConfigMap::default()
     }
 }

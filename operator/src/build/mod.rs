@@ -6,7 +6,7 @@ mod pdb;
 mod services;
 mod statefulset;
 
-pub use config::{config_hash, server_properties, validate_config};
+pub use config::{config_hash, quorum_voters, server_properties, validate_config};
 pub use pdb::pod_disruption_budget;
 pub use services::{client_service, headless_service};
 pub use statefulset::statefulset;
@@ -27,7 +27,8 @@ pub struct BuildInput<'a> {
     pub cluster: &'a Cluster,
     pub names: ClusterNames,
     pub addressing: &'a Addressing,
-    /// The metadata quorum's voters (fixed at creation).
+    /// The metadata quorum's voters: recorded in the status and counted by the quorum (the
+    /// first ordinals at creation; more as the quorum grows).
     pub voters: &'a [i32],
     /// The StatefulSet's replica count: `spec.replicas`, or more while brokers drain.
     pub statefulset_replicas: i32,

@@ -1,7 +1,8 @@
 //! The brokers' StatefulSet.
 //!
 //! - Broker id = pod ordinal (`--node-id=$(POD_NAME)`); advertised addresses are the pods' DNS
-//!   names through the headless Service; the voters are the first ordinals at creation.
+//!   names through the headless Service; the quorum's voters come from the ConfigMap into
+//!   `WEIR_VOTERS` (a new voter changes the ConfigMap, not the template: no roll).
 //! - `podManagementPolicy: Parallel`: a broker is ready only once the quorum has formed, so
 //!   ordered start-up would wait forever for pod 0.
 //! - `updateStrategy: OnDelete`: the operator rolls pods itself, one at a time, after checking
@@ -18,10 +19,10 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecurityContext, TopologySpreadConstraint,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    ConfigMapKeySelector, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -31,7 +32,7 @@ use super::config::{config_hash, server_properties};
 use super::{owned_meta, BuildInput};
 use crate::names::{
     CONFIG_FILE, CONFIG_HASH_ANNOTATION, CONFIG_MOUNT, DATA_DIR, DATA_MOUNT, DATA_VOLUME,
-    RACK_FILE, RACK_MOUNT,
+    RACK_FILE, RACK_MOUNT, VOTERS_ENV, VOTERS_KEY,
 };
 
 /// Seconds a broker gets to move its leaderships away on SIGTERM before it is killed.
@@ -139,6 +140,26 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     }
 }
 
+/// `WEIR_VOTERS` (the broker's `--voters`) from the ConfigMap, read when the container starts.
+/// The pod template names only the key, so the operator adds a voter by changing the
+/// ConfigMap: running brokers need nothing (the quorum's membership is in the metadata log
+/// they follow), and each broker that starts later, an emptied one too, finds the quorum
+/// through every voter. Changing the template would restart every broker for nothing.
+fn voters_env(input: &BuildInput<'_>) -> EnvVar {
+    EnvVar {
+        name: VOTERS_ENV.into(),
+        value_from: Some(EnvVarSource {
+            config_map_key_ref: Some(ConfigMapKeySelector {
+                name: input.names.config_map(),
+                key: VOTERS_KEY.into(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
 fn mount(name: &str, path: &str) -> VolumeMount {
     VolumeMount {
         name: name.into(),
@@ -162,21 +183,10 @@ fn http_probe(path: &str, port: &str, period: i32, failures: i32) -> Probe {
 }
 
 /// The broker's command line: everything per-pod comes from `$(POD_NAME)`, expanded by the
-/// kubelet.
+/// kubelet. The voters are not on it: they come from the ConfigMap ([`voters_env`]).
 pub(super) fn broker_args(input: &BuildInput<'_>) -> Vec<String> {
     let l = &input.cluster.spec.listeners;
     let me = input.addressing.pod_dns(&input.names, "$(POD_NAME)");
-    let voters = input
-        .voters
-        .iter()
-        .map(|id| {
-            let host = input
-                .addressing
-                .pod_dns(&input.names, &input.names.pod(*id));
-            format!("{id}@{host}:{}", l.internal_port)
-        })
-        .collect::<Vec<_>>()
-        .join(",");
     let mut args = vec![
         "--node-id=$(POD_NAME)".to_string(),
         format!("--data-dir={DATA_DIR}"),
@@ -185,7 +195,6 @@ pub(super) fn broker_args(input: &BuildInput<'_>) -> Vec<String> {
         format!("--rpc-listen=0.0.0.0:{}", l.internal_port),
         format!("--advertised-rpc={me}:{}", l.internal_port),
         format!("--metrics-listen=0.0.0.0:{}", l.metrics_port),
-        format!("--voters={voters}"),
         format!("--config={CONFIG_MOUNT}/{CONFIG_FILE}"),
     ];
     if input.cluster.spec.rack.is_some() {
@@ -224,6 +233,7 @@ fn broker_container(input: &BuildInput<'_>) -> Container {
             field_env("POD_NAME", "metadata.name"),
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_IP", "status.podIP"),
+            voters_env(input),
         ]),
         ports: Some(vec![
             container_port("kafka", l.kafka_port),

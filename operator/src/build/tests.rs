@@ -29,12 +29,16 @@ pub(crate) fn cluster(replicas: i32) -> Cluster {
 }
 
 fn build(cluster: &Cluster, replicas: i32) -> ClusterObjects {
+    build_with_voters(cluster, replicas, &[0, 1, 2])
+}
+
+fn build_with_voters(cluster: &Cluster, replicas: i32, voters: &[i32]) -> ClusterObjects {
     let addressing = Addressing::default();
     cluster_objects(&BuildInput {
         cluster,
         names: ClusterNames::of(cluster),
         addressing: &addressing,
-        voters: &[0, 1, 2],
+        voters,
         statefulset_replicas: replicas,
         claim_size: cluster.spec.storage.size.clone(),
         operator_image: "weir-operator:1",
@@ -95,14 +99,40 @@ fn brokers_take_their_id_and_address_from_the_pod_and_know_the_voters() {
     );
     assert!(a.contains(&format!("--advertised-rpc={dns}:9093")), "{a:?}");
     assert!(a.contains(&"--listen=0.0.0.0:9092".to_string()), "{a:?}");
-    let voters = a.iter().find(|x| x.starts_with("--voters=")).unwrap();
+    assert!(!a.iter().any(|x| x.starts_with("--voters")), "{a:?}");
+    assert!(a.contains(&"--config=/etc/weir/server.properties".to_string()));
+    let o = build(&c, 5);
+    let env = broker_container(&o).env.unwrap();
+    let voters_env = env.iter().find(|e| e.name == "WEIR_VOTERS").unwrap();
+    let key = voters_env
+        .value_from
+        .as_ref()
+        .and_then(|v| v.config_map_key_ref.as_ref())
+        .unwrap();
+    assert_eq!(key.name, "events-config");
     assert_eq!(
-        voters,
-        "--voters=0@events-0.events-brokers.prod.svc.cluster.local:9093,\
+        o.config_map.data.as_ref().unwrap()[&key.key],
+        "0@events-0.events-brokers.prod.svc.cluster.local:9093,\
          1@events-1.events-brokers.prod.svc.cluster.local:9093,\
          2@events-2.events-brokers.prod.svc.cluster.local:9093"
     );
-    assert!(a.contains(&"--config=/etc/weir/server.properties".to_string()));
+}
+
+#[test]
+fn a_new_voter_changes_the_config_map_but_not_the_pod_template() {
+    let c = cluster(3);
+    let one = build_with_voters(&c, 3, &[0]);
+    let three = build_with_voters(&c, 3, &[0, 1, 2]);
+    let template = |o: &ClusterObjects| o.statefulset.spec.as_ref().unwrap().template.clone();
+    assert_eq!(template(&one), template(&three));
+    assert_ne!(
+        one.config_map.data.as_ref().unwrap()["voters"],
+        three.config_map.data.as_ref().unwrap()["voters"]
+    );
+    assert_eq!(
+        one.config_map.data.as_ref().unwrap()["voters"],
+        "0@events-0.events-brokers.prod.svc.cluster.local:9093"
+    );
 }
 
 fn broker_container(objects: &ClusterObjects) -> k8s_openapi::api::core::v1::Container {

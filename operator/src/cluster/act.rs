@@ -1,6 +1,7 @@
 //! The reconcile's actions beyond applying objects, in this order: start a drain the scale
 //! decision asked for; follow, finish or start data movement (a rebalance onto a changed
 //! broker set, then the preferred leaders elected); unregister brokers whose pods are gone;
+//! take one step for the metadata quorum's voters (grow, record, replace a voter's storage);
 //! restart the next pod of a rolling restart. Each reads the decision and what was observed,
 //! and records what it started in the status.
 
@@ -12,6 +13,7 @@ use weir_api::placement::{self, BrokerInfo};
 use weir_api::proto::admin as pb;
 
 use super::observe::{self, Observed};
+use super::plan::quorum::{self, AddReason, QuorumStep};
 use super::plan::{self, AdminView, RollStep, ScaleDecision, ScaleStep};
 use super::status::{self, Progress};
 use crate::admin::Admin;
@@ -31,7 +33,7 @@ pub async fn act(
     progress: &mut Progress,
 ) -> Result<(), Error> {
     let names = ClusterNames::of(cluster);
-    let voters = status.voters.clone();
+    let voters = quorum::known_voters(&status.voters, observed.view());
     let replicas = decision.statefulset_replicas;
     let pods = &observed.pods;
     if let Some((admin, view)) = observed.admin.as_mut() {
@@ -50,6 +52,7 @@ pub async fn act(
             &voters,
         )
         .await?;
+        voters_step(cluster, &names, admin, view, pods, status, progress).await;
     }
     roll(ctx, &names, observed, applied, replicas, &voters, progress).await
 }
@@ -101,6 +104,101 @@ async fn unregister_removed(
         }
     }
     Ok(())
+}
+
+/// One step for the metadata quorum's voters ([`quorum::quorum_step`]). A refused or timed-out
+/// membership change is not a reconcile error: the brokers change one membership at a time
+/// (an auto-join step may be running), so it is reported in the status and tried again on
+/// the next pass.
+async fn voters_step(
+    cluster: &Cluster,
+    names: &ClusterNames,
+    admin: &mut Admin,
+    view: &AdminView,
+    pods: &[plan::PodView],
+    status: &mut ClusterStatus,
+    progress: &mut Progress,
+) {
+    let step = quorum::quorum_step(
+        &status.voters,
+        cluster.spec.replicas,
+        pods,
+        view,
+        quorum::auto_join(&cluster.spec.config),
+    );
+    let line = step.describe();
+    progress.quorum = line.clone().map(|l| (quorum_reason(&step), l));
+    let result = match &step {
+        QuorumStep::Steady | QuorumStep::Wait(_) => return,
+        QuorumStep::Record(voters) => {
+            tracing::info!(cluster = %names.cluster, ?voters, "recording the metadata quorum's voters");
+            status.voters = voters.clone();
+            // Busy until the next pass has given the brokers the new contact list.
+            progress.quorum = Some((
+                "GrowingQuorum",
+                format!("the metadata quorum's voters are {voters:?}"),
+            ));
+            return;
+        }
+        QuorumStep::Add {
+            node, directory_id, ..
+        } => {
+            tracing::info!(cluster = %names.cluster, node, %directory_id, "making a broker a voter of the metadata quorum");
+            admin
+                .client
+                .add_raft_voter(pb::AddRaftVoterRequest {
+                    node_id: *node,
+                    directory_id: directory_id.clone(),
+                })
+                .await
+                .map(|_| *node)
+        }
+        QuorumStep::Remove { node, directory_id } => {
+            tracing::info!(cluster = %names.cluster, node, %directory_id, "removing a voter's old storage from the metadata quorum");
+            admin
+                .client
+                .remove_raft_voter(pb::RemoveRaftVoterRequest {
+                    node_id: *node,
+                    directory_id: directory_id.clone(),
+                })
+                .await
+                .map(|_| *node)
+        }
+    };
+    match result {
+        Ok(node) if matches!(step, QuorumStep::Add { .. }) => {
+            // Recorded once DescribeCluster shows it counted (or on the next pass).
+            match observe::admin_view(admin).await {
+                Ok(now) if now.voters().contains(&node) => {
+                    status.voters = quorum::known_voters(&status.voters, Some(&now));
+                    tracing::info!(cluster = %names.cluster, node, voters = ?status.voters, "the metadata quorum counts a new voter");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(cluster = %names.cluster, node, error = %e.message(), "describing the quorum after AddRaftVoter")
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(cluster = %names.cluster, error = %e.message(), "a metadata quorum change did not complete; trying again");
+            if let Some((reason, line)) = progress.quorum.take() {
+                progress.quorum = Some((reason, format!("{line} ({})", e.message())));
+            }
+        }
+    }
+}
+
+/// The `Progressing` reason of a quorum step.
+fn quorum_reason(step: &QuorumStep) -> &'static str {
+    match step {
+        QuorumStep::Add {
+            reason: AddReason::Grow,
+            ..
+        } => "GrowingQuorum",
+        QuorumStep::Wait(why) if why.starts_with("growing") => "GrowingQuorum",
+        _ => "ReplacingVoter",
+    }
 }
 
 /// Restarts the next pod made from an old revision, when the cluster is healthy enough.

@@ -10,7 +10,8 @@
 //!    PodDisruptionBudget, and the StatefulSet last, so its pods start with their
 //!    configuration, names and disruption budget in place;
 //! 6. **act** ([`act`]) through the admin API and on pods: drain, rebalance, unregister
-//!    removed brokers, roll one pod;
+//!    removed brokers, grow or heal the metadata quorum's voters ([`plan::quorum`]), roll one
+//!    pod;
 //! 7. **status** ([`status::write`]), and when to come back ([`settling`]).
 
 mod act;
@@ -91,7 +92,8 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     if status.voters.is_empty() {
         status.voters = (0..spec.replicas.min(3)).collect();
     }
-    let voters = status.voters.clone();
+    // Recorded voters and those the quorum counts: every guard keeps both.
+    let voters = plan::quorum::known_voters(&status.voters, observed.view());
 
     let decision = plan::decide_scale(
         spec.replicas,

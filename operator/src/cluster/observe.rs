@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use weir_api::proto::admin as pb;
 
-use super::plan::{AdminView, BrokerView, PodView};
+use super::plan::{AdminView, BrokerView, PodView, QuorumMember};
 use crate::admin::{self, Admin};
 use crate::context::Context;
 use crate::crd::ClusterSpec;
@@ -62,8 +62,16 @@ pub async fn cluster(
     if observed.statefulset.is_none() || observed.pods.is_empty() {
         return Ok(observed);
     }
-    let ordinals = (0..current_replicas.unwrap_or(0))
-        .filter(|o| observed.pods.iter().any(|p| p.ordinal == *o));
+    // Ready brokers first: one that is still catching up (a voter that came back with an
+    // empty volume) would describe a quorum it does not know yet.
+    let mut ordinals: Vec<(bool, i32)> = observed
+        .pods
+        .iter()
+        .filter(|p| p.ordinal < current_replicas.unwrap_or(0))
+        .map(|p| (!p.ready, p.ordinal))
+        .collect();
+    ordinals.sort_unstable();
+    let ordinals = ordinals.into_iter().map(|(_, o)| o);
     let connected = admin::connect(
         names,
         &ctx.settings.addressing,
@@ -138,9 +146,20 @@ pub async fn admin_view(admin: &mut Admin) -> Result<AdminView, tonic::Status> {
                 rack: b.rack.clone(),
                 replicas: b.replica_count,
                 leaders: b.preferred_leader_count,
+                directory_id: Some(b.directory_id.clone()).filter(|d| !d.is_empty()),
             })
             .collect(),
         controller: cluster.controller.as_ref().and_then(|c| c.leader_id),
+        members: cluster
+            .controller
+            .iter()
+            .flat_map(|c| &c.members)
+            .map(|m| QuorumMember {
+                node_id: m.node_id,
+                directory_id: Some(m.directory_id.clone()).filter(|d| !d.is_empty()),
+                voter: m.voter,
+            })
+            .collect(),
         under_replicated: cluster.under_replicated_partition_count,
         offline: cluster.offline_partition_count,
         reassigning: cluster.reassigning_partition_count,

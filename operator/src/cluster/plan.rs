@@ -25,6 +25,18 @@ pub struct BrokerView {
     pub rack: Option<String>,
     pub replicas: u32,
     pub leaders: u32,
+    /// The `directory.id` it registered with (its storage now), when the broker says.
+    pub directory_id: Option<String>,
+}
+
+/// A node of the metadata quorum (DescribeCluster's `controller.members`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumMember {
+    pub node_id: i32,
+    /// The storage the quorum knows it by; `None` when not known.
+    pub directory_id: Option<String>,
+    /// Counted in the majority (otherwise an observer that follows the log).
+    pub voter: bool,
 }
 
 /// What the admin API said, when it answered.
@@ -38,11 +50,29 @@ pub struct AdminView {
     pub reassigning: u32,
     /// Every topic (internal ones included) with its replication factor.
     pub topics: Vec<(String, usize)>,
+    /// Every member of the metadata quorum, voters and observers.
+    pub members: Vec<QuorumMember>,
 }
 
 impl AdminView {
     pub fn broker(&self, id: i32) -> Option<&BrokerView> {
         self.brokers.iter().find(|b| b.id == id)
+    }
+
+    pub fn member(&self, id: i32) -> Option<&QuorumMember> {
+        self.members.iter().find(|m| m.node_id == id)
+    }
+
+    /// The quorum's voters, in order.
+    pub fn voters(&self) -> Vec<i32> {
+        let mut voters: Vec<i32> = self
+            .members
+            .iter()
+            .filter(|m| m.voter)
+            .map(|m| m.node_id)
+            .collect();
+        voters.sort_unstable();
+        voters
     }
 }
 
@@ -256,6 +286,8 @@ pub fn roll_step(
     let next = outdated.iter().min_by_key(|p| rank(p)).map(|p| p.ordinal);
     next.map_or(RollStep::Done, RollStep::Restart)
 }
+
+pub mod quorum;
 
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,9 @@ pub struct Progress {
     pub working: Vec<String>,
     /// A rolling restart is under way (or waiting): why.
     pub rolling: Option<String>,
+    /// A change of the metadata quorum's voters is under way (or waiting): the `Progressing`
+    /// reason (`GrowingQuorum`, `ReplacingVoter`) and why.
+    pub quorum: Option<(&'static str, String)>,
 }
 
 pub fn now() -> Time {
@@ -91,7 +94,8 @@ pub fn conditions(
         .iter()
         .filter(|b| b.id < spec_replicas && b.ready && b.state == "Active")
         .count() as i32;
-    let busy = !progress.working.is_empty() || progress.rolling.is_some();
+    let busy =
+        !progress.working.is_empty() || progress.rolling.is_some() || progress.quorum.is_some();
     let (ready, reason, message) = if let Some(why) = &progress.invalid {
         (false, "InvalidSpec", why.clone())
     } else if ready_brokers < spec_replicas {
@@ -118,6 +122,8 @@ pub fn conditions(
 
     let (progressing, reason, message) = if let Some(why) = &progress.rolling {
         (true, "RollingRestart", why.clone())
+    } else if let Some((reason, why)) = &progress.quorum {
+        (true, *reason, why.clone())
     } else if let Some(first) = progress.working.first() {
         let reason = if first.starts_with("draining") {
             "Draining"

@@ -48,7 +48,8 @@ pub const RESERVED_CONFIG_KEYS: &[&str] = &[
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSpec {
     /// Number of brokers. Broker ids are the pod ordinals `0..replicas`; the first (up to)
-    /// three brokers at creation form the metadata quorum and stay its voters.
+    /// three brokers are the metadata quorum's voters (a cluster created with fewer grows to
+    /// three voters once it has three ready brokers).
     #[schemars(range(min = 1, max = 1000))]
     pub replicas: i32,
 
@@ -186,7 +187,8 @@ pub struct ClusterStatus {
     /// The StatefulSet's replica count (differs from `spec.replicas` while draining).
     #[serde(default)]
     pub current_replicas: i32,
-    /// Node ids of the metadata quorum's voters, fixed when the cluster was created.
+    /// Node ids of the metadata quorum's voters: the first ordinals at creation, each voter
+    /// the operator added since (recorded once the quorum counts it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub voters: Vec<i32>,
     /// The active controller (metadata quorum leader).

@@ -9,6 +9,7 @@ fn broker(id: i32, state: pb::BrokerState, replicas: u32) -> BrokerView {
         rack: None,
         replicas,
         leaders: 0,
+        directory_id: None,
     }
 }
 

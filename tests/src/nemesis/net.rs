@@ -170,19 +170,7 @@ impl Network {
     pub fn drop_from(&mut self, i: usize, from: usize) {
         let source = self.nodes[from].address;
         let node = &mut self.nodes[i];
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &node.netns,
-            "iptables",
-            "-I",
-            "INPUT",
-            "-s",
-            &source.to_string(),
-            "-j",
-            "DROP",
-        ]);
+        drop_rule(&node.netns, "-I", source);
         node.dropping.push(source);
     }
 
@@ -194,22 +182,27 @@ impl Network {
                 node.isolated = false;
             }
             for source in std::mem::take(&mut node.dropping) {
-                run(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    &node.netns,
-                    "iptables",
-                    "-D",
-                    "INPUT",
-                    "-s",
-                    &source.to_string(),
-                    "-j",
-                    "DROP",
-                ]);
+                drop_rule(&node.netns, "-D", source);
             }
         }
     }
+}
+
+/// Inserts (`-I`) or deletes (`-D`) the rule in `netns` that drops every packet from `source`.
+fn drop_rule(netns: &str, action: &str, source: Ipv4Addr) {
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        netns,
+        "iptables",
+        action,
+        "INPUT",
+        "-s",
+        &source.to_string(),
+        "-j",
+        "DROP",
+    ]);
 }
 
 impl Drop for Network {

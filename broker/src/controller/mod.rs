@@ -501,6 +501,12 @@ impl Controller {
                 .map_err(status_error)?
                 .into_inner());
         }
+        // The answer renews the broker's registration lease, so it must not come from a
+        // controller that was deposed while cut off (or paused) and does not know it yet: a
+        // quorum confirms this node still leads, and the image read after it is current.
+        self.raft.ensure_linearizable().await.map_err(|e| {
+            ControllerError::Unavailable(format!("not confirmed as the active controller: {e}"))
+        })?;
         let id = request.broker_id;
         let image = self.image();
         let Some(broker) = image
@@ -536,7 +542,9 @@ impl Controller {
                 self.write_ok(MetadataCommand::FenceBroker { id, epoch })
                     .await?;
             }
-        } else if broker.fenced && request.applied_index >= epoch as u64 {
+        } else if broker.fenced && request.applied_index >= (epoch as u64).max(broker.fenced_at) {
+            // Caught up past its registration and past the fence: it has applied the records
+            // that moved its leaderships away, so it cannot act on a stale view once unfenced.
             self.write_ok(MetadataCommand::UnfenceBroker { id, epoch })
                 .await?;
         }

@@ -136,6 +136,8 @@ pub struct Controller {
     sessions: Mutex<duties::Sessions>,
     next_voter: std::sync::atomic::AtomicUsize,
     last_refusal_log: Mutex<Option<Instant>>,
+    /// Whether each Raft peer answers (recorded by the transport).
+    peer_health: peer_health::PeerHealth,
 }
 
 impl std::fmt::Debug for Controller {
@@ -171,10 +173,11 @@ impl Controller {
         }
         .validate()
         .map_err(|e| ControllerError::Fatal(e.to_string()))?;
+        let peer_health = peer_health::PeerHealth::default();
         let raft = Raft::new(
             config.node_id as NodeId,
             Arc::new(raft_config),
-            NetworkFactory::default(),
+            NetworkFactory::new(peer_health.clone()),
             log_store,
             state_machine,
         )
@@ -208,6 +211,7 @@ impl Controller {
             sessions: Mutex::new(duties::Sessions::default()),
             next_voter: std::sync::atomic::AtomicUsize::new(0),
             last_refusal_log: Mutex::new(None),
+            peer_health,
         });
         if is_voter && !lone_voter && pristine {
             // Voters must not initialise a quorum that exists: ask the others first.

@@ -28,6 +28,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// unreachable peer every half second or so, so this spans at least two refusals.
 const REFUSED_FENCE_AFTER: Duration = Duration::from_secs(1);
 
+/// A gap between two runs of the duties longer than this means the controller itself was not
+/// running (paused or starved), not that brokers went silent.
+const STALL: Duration = Duration::from_secs(2);
+
 /// Last heartbeat per broker, as seen by the active controller.
 #[derive(Debug, Default)]
 pub(super) struct Sessions {
@@ -38,6 +42,8 @@ pub(super) struct Sessions {
     /// this does not).
     heard: HashMap<i32, Instant>,
     last_rebalance: Option<Instant>,
+    /// When the duties last ran.
+    last_tick: Option<Instant>,
 }
 
 impl Sessions {
@@ -72,9 +78,25 @@ async fn run_once(controller: &Controller) -> Result<(), super::ControllerError>
         let mut sessions = controller.sessions.lock();
         if !is_leader {
             sessions.active_term = None;
+            sessions.last_tick = None;
             return Ok(());
         }
-        if sessions.active_term != Some(term) {
+        // A controller that did not run for a while (paused, starved) cannot tell whose
+        // heartbeats it missed: it starts every clock afresh, as a new term does. Otherwise,
+        // resumed, it would fence every broker at once (and, deposed meanwhile without knowing
+        // it, hand those fences to its successor).
+        let stalled = sessions
+            .last_tick
+            .map(|t| now.duration_since(t))
+            .filter(|gap| *gap > STALL);
+        sessions.last_tick = Some(now);
+        if let Some(gap) = stalled {
+            tracing::info!(
+                stalled_ms = gap.as_millis() as u64,
+                "the controller's duties did not run for a while; restarting every broker's session clock"
+            );
+        }
+        if sessions.active_term != Some(term) || stalled.is_some() {
             sessions.active_term = Some(term);
             sessions.last_seen = image.brokers.keys().map(|id| (*id, now)).collect();
             sessions.last_rebalance = Some(now);
@@ -116,7 +138,7 @@ async fn run_once(controller: &Controller) -> Result<(), super::ControllerError>
     for (id, epoch, why) in expired {
         tracing::warn!(broker = id, "{why}");
         controller
-            .write(MetadataCommand::FenceBroker { id, epoch })
+            .write_as_active(MetadataCommand::FenceBroker { id, epoch })
             .await?;
     }
     if rebalance_due {
@@ -124,7 +146,7 @@ async fn run_once(controller: &Controller) -> Result<(), super::ControllerError>
         if !partitions.is_empty() {
             tracing::info!(count = partitions.len(), "electing preferred leaders");
             controller
-                .write(MetadataCommand::ElectPreferredLeaders { partitions })
+                .write_as_active(MetadataCommand::ElectPreferredLeaders { partitions })
                 .await?;
         }
     }

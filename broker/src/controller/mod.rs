@@ -355,6 +355,19 @@ impl Controller {
         }
     }
 
+    /// Writes `command` only if this node is the active controller, never forwarding it: for
+    /// what the active controller decides from its own memory (session clocks), which a node
+    /// deposed without knowing it yet must not hand to its successor.
+    pub(crate) async fn write_as_active(
+        &self,
+        command: MetadataCommand,
+    ) -> Result<CommandResult, ControllerError> {
+        if !self.is_active() {
+            return Err(ControllerError::NotController);
+        }
+        self.write_on_leader(&command).await
+    }
+
     /// Entry point of the `Write` RPC: write here if active, otherwise forward once more.
     pub(crate) async fn write_local(
         &self,

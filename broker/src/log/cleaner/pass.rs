@@ -46,6 +46,11 @@ impl SegmentSnapshot {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn of_for_tests(segment: &LogSegment) -> Self {
+        Self::of(segment)
+    }
+
     fn index_bytes(&self, index_interval_bytes: u32) -> u64 {
         // An upper bound on the entries a rewritten copy can need: one per interval.
         (self.size / u64::from(index_interval_bytes.max(1)) + 1) * 8

@@ -372,6 +372,7 @@ fn spawn_log_cleaners(
         max_io_bytes_per_second: config.double("log.cleaner.io.max.bytes.per.second"),
     };
     let backoff = config.duration_ms("log.cleaner.backoff.ms");
+    tracing::info!(threads, ?backoff, config = ?cleaner_config, "starting the log cleaner");
     (0..threads)
         .map(|_| {
             let broker = broker.clone();

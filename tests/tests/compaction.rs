@@ -11,6 +11,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use weir_tests::raw::RawClient;
 use weir_tests::segments::segment_files;
 use weir_tests::{clients, unique_topic, wait_until, Broker, BrokerOptions};
 
@@ -28,13 +29,17 @@ fn broker(extra: &[(&str, &str)]) -> Broker {
 }
 
 fn compacted_topic(broker: &Broker, topic: &str, segment_bytes: &str) {
+    topic_with_policy(broker, topic, segment_bytes, "compact");
+}
+
+fn topic_with_policy(broker: &Broker, topic: &str, segment_bytes: &str, policy: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(clients::create_topic_with(
         broker,
         topic,
         1,
         &[
-            ("cleanup.policy", "compact"),
+            ("cleanup.policy", policy),
             ("segment.bytes", segment_bytes),
             ("min.cleanable.dirty.ratio", "0.01"),
         ],
@@ -233,40 +238,61 @@ fn keyless_records_are_refused_with_invalid_record() {
 /// it was.
 #[test]
 fn sigkill_while_cleaning_leaves_a_log_that_recovers() {
+    let mut interrupted = Vec::new();
     // Delays after the first `.cleaned` file shows up; the throttle makes a pass take seconds.
-    for delay_ms in [0u64, 150, 400, 900, 1600] {
-        let mut broker = broker(&[("log.cleaner.io.max.bytes.per.second", "400000")]);
+    // At 100 kB/s a pass over this topic takes about 2.3 s, its rewrite the second half.
+    for delay_ms in [0u64, 100, 250, 450, 700, 1000] {
+        let mut broker = broker(&[("log.cleaner.io.max.bytes.per.second", "100000")]);
         let topic = unique_topic("compacted-crash");
-        compacted_topic(&broker, &topic, "8192");
+        // Written under `delete`, then switched to `compact` at runtime, so the first pass
+        // starts after production, with the whole log dirty.
+        topic_with_policy(&broker, &topic, "8192", "delete");
         let producer = clients::producer(
             &broker,
             &[("compression.type", "gzip"), ("batch.num.messages", "10")],
         );
-        let produced = produce_updates(&producer, &topic, 6000, 25, 80);
+        let produced = produce_updates(&producer, &topic, 6000, 25, 200);
         drop(producer);
         let dir = broker.partition_dir(&topic, 0);
+        let mut raw = RawClient::connect(broker.kafka_addr());
+        assert_eq!(
+            raw.alter_topic_configs(&topic, &[("cleanup.policy", Some("compact"))]),
+            0
+        );
         wait_until(CLEAN_TIMEOUT, "the cleaner writes a segment", || {
-            std::fs::read_dir(&dir)
-                .unwrap()
-                .filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().ends_with(".cleaned"))
-                .then_some(())
+            (!dir_entries(&dir, ".cleaned").is_empty()).then_some(())
         });
         // The fault's timing, not a synchronisation: where in the pass the kill lands.
         std::thread::sleep(Duration::from_millis(delay_ms));
         broker.kill9();
+        let cleaned_files = dir_entries(&dir, ".cleaned").len();
+        let swaps = dir_entries(&dir, ".swap").len();
         broker.restart();
+        eprintln!(
+            "kill at +{delay_ms} ms: {cleaned_files} .cleaned files, {swaps} swap manifests left"
+        );
+        if cleaned_files + swaps > 0 {
+            interrupted.push(delay_ms);
+        }
         let read = read_everything(&broker, &topic);
         assert_consistent(&read, &produced);
         let (_, high) = clients::watermarks(&broker, &topic, 0);
         assert_eq!(high, 6000, "log end after the kill at +{delay_ms} ms");
-        let leftovers: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".swap"))
-            .collect();
+        let leftovers = dir_entries(&dir, ".swap");
         assert!(leftovers.is_empty(), "{leftovers:?}");
         broker.stop();
     }
+    assert!(
+        !interrupted.is_empty(),
+        "no kill landed inside a pass (with its files on disk)"
+    );
+}
+
+fn dir_entries(dir: &Path, suffix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(suffix))
+        .collect()
 }

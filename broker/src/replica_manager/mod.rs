@@ -239,6 +239,7 @@ impl ReplicaManager {
                     segments_out = stats.segments_out,
                     aborted = stats.aborted,
                     elapsed_ms = stats.elapsed_ms,
+                    throttled_ms = stats.throttled_ms,
                     "log cleaner pass"
                 );
                 true

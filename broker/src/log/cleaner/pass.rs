@@ -177,6 +177,8 @@ pub struct CleanerStats {
     pub aborted: bool,
     /// Wall time of the pass.
     pub elapsed_ms: u64,
+    /// Of which slept by the I/O throttle.
+    pub throttled_ms: u64,
 }
 
 /// One cleaner thread's tools: its offset map and I/O throttle (Kafka's `Cleaner`). Not
@@ -203,6 +205,7 @@ impl Cleaner {
     /// the write lock is taken only to swap each rewritten group of segments in.
     pub fn clean(&mut self, log: &RwLock<Log>) -> Result<CleanerStats, LogError> {
         let started = Instant::now();
+        let slept_before = self.throttler.slept();
         let (snapshot, to_clean) = {
             let log = log.read();
             log.ensure_open()?;
@@ -258,6 +261,7 @@ impl Cleaner {
         }
         self.map.clear();
         stats.elapsed_ms = started.elapsed().as_millis() as u64;
+        stats.throttled_ms = (self.throttler.slept() - slept_before).as_millis() as u64;
         Ok(stats)
     }
 

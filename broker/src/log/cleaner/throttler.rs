@@ -2,23 +2,34 @@
 
 use std::time::{Duration, Instant};
 
-/// Sleeps the calling (blocking) thread whenever the bytes counted since the window started
-/// are ahead of `rate` (Kafka's `Throttler`, one-second windows). Not shared.
+/// Sleeps the calling (blocking) thread so that the bytes it counts never go faster than
+/// `bytes_per_second` (Kafka's `Throttler`). Each byte books its share of time after the
+/// previous ones; idle time earns no credit, so a pass after a quiet spell is throttled from
+/// its first byte. Not shared.
 #[derive(Debug)]
 pub struct Throttler {
     bytes_per_second: f64,
-    window_start: Instant,
-    window_bytes: u64,
+    /// When the bytes counted so far may all have been done.
+    next_free: Instant,
+    slept: Duration,
 }
+
+/// Sleeps shorter than this are deferred to a later call (they add up in `next_free`).
+const MIN_SLEEP: Duration = Duration::from_millis(5);
 
 impl Throttler {
     /// A throttle at `bytes_per_second`; `f64::MAX` (Kafka's default) never sleeps.
     pub fn new(bytes_per_second: f64) -> Self {
         Self {
             bytes_per_second,
-            window_start: Instant::now(),
-            window_bytes: 0,
+            next_free: Instant::now(),
+            slept: Duration::ZERO,
         }
+    }
+
+    /// Time slept so far.
+    pub fn slept(&self) -> Duration {
+        self.slept
     }
 
     /// Counts `bytes` of I/O and sleeps until the rate is back under the limit.
@@ -26,16 +37,14 @@ impl Throttler {
         if self.bytes_per_second >= f64::MAX / 2.0 || self.bytes_per_second <= 0.0 {
             return;
         }
-        self.window_bytes += bytes;
-        let elapsed = self.window_start.elapsed();
-        let allowed = Duration::from_secs_f64(self.window_bytes as f64 / self.bytes_per_second);
-        if allowed > elapsed {
+        let now = Instant::now();
+        let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second);
+        self.next_free = self.next_free.max(now) + cost;
+        let ahead = self.next_free - now;
+        if ahead >= MIN_SLEEP {
             // The cleaner runs on a blocking thread of its own: sleeping is the throttle.
-            std::thread::sleep(allowed - elapsed);
-        }
-        if elapsed >= Duration::from_secs(1) {
-            self.window_start = Instant::now();
-            self.window_bytes = 0;
+            std::thread::sleep(ahead);
+            self.slept += ahead;
         }
     }
 }

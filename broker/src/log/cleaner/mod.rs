@@ -126,10 +126,9 @@ impl LogCleanerManager {
                 let ratio = to_clean.dirty_ratio();
                 max_ratio = max_ratio.max(ratio);
                 let tombstones_due = state.delete_horizons.get(&dir).is_some_and(|&h| h <= now);
-                let due = (to_clean.needs_compaction_now && to_clean.cleanable_bytes > 0)
-                    || (to_clean.cleanable_bytes > 0
-                        && ratio > log.config().min_cleanable_dirty_ratio)
-                    || tombstones_due;
+                let dirty_enough =
+                    to_clean.needs_compaction_now || ratio > log.config().min_cleanable_dirty_ratio;
+                let due = (to_clean.cleanable_bytes > 0 && dirty_enough) || tombstones_due;
                 // Forced logs first, then the dirtiest.
                 let score = if to_clean.needs_compaction_now || tombstones_due {
                     2.0 + ratio

@@ -406,7 +406,8 @@ impl Cleaner {
                     return false;
                 };
                 let superseded = self.map.get(key_hash(key)).is_some_and(|o| o > r.offset);
-                !superseded && !(r.is_tombstone && tombstones_expired)
+                let expired_tombstone = r.is_tombstone && tombstones_expired;
+                !(superseded || expired_tombstone)
             })
             .collect();
         stats.records_retained += retained.len() as u64;

@@ -296,3 +296,81 @@ fn dir_entries(dir: &Path, suffix: &str) -> Vec<String> {
         .filter(|n| n.ends_with(suffix))
         .collect()
 }
+
+/// `__consumer_offsets` switched to `compact` at runtime: after the cleaner ran, the partition
+/// is a fraction of its size and a restarted broker's coordinator loads the group's latest
+/// committed offset from what compaction left.
+#[test]
+fn a_compacted_offsets_topic_still_loads_the_latest_commits() {
+    use rdkafka::consumer::CommitMode;
+    let mut broker = broker(&[
+        ("offsets.topic.num.partitions", "1"),
+        ("offsets.topic.segment.bytes", "4096"),
+    ]);
+    let topic = unique_topic("committed");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(clients::create_topic(&broker, &topic, 2));
+    let group = unique_topic("group");
+    let consumer: BaseConsumer = clients::consumer_config(&broker)
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    const COMMITS: i64 = 400;
+    for i in 1..=COMMITS {
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(&topic, 0, Offset::Offset(i))
+            .unwrap();
+        offsets
+            .add_partition_offset(&topic, 1, Offset::Offset(2 * i))
+            .unwrap();
+        consumer.commit(&offsets, CommitMode::Sync).unwrap();
+    }
+    drop(consumer);
+    let dir = broker.partition_dir("__consumer_offsets", 0);
+    let size = |dir: &Path| -> u64 {
+        segment_files(dir)
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum()
+    };
+    let before = size(&dir);
+    let mut raw = RawClient::connect(broker.kafka_addr());
+    assert_eq!(
+        raw.alter_topic_configs(
+            "__consumer_offsets",
+            &[
+                ("cleanup.policy", Some("compact")),
+                ("min.cleanable.dirty.ratio", Some("0.01")),
+            ],
+        ),
+        0
+    );
+    wait_until(
+        CLEAN_TIMEOUT,
+        "the cleaner reaches the active segment",
+        || (checkpoint(&dir) == Some(active_base(&dir))).then_some(()),
+    );
+    let after = size(&dir);
+    eprintln!("__consumer_offsets-0 after {COMMITS} commits of 2 partitions: {before} bytes, {after} bytes compacted");
+    assert!(after * 4 < before, "{before} -> {after}");
+
+    broker.restart();
+    let consumer: BaseConsumer = clients::consumer_config(&broker)
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition(&topic, 0);
+    wanted.add_partition(&topic, 1);
+    let committed = wait_until(CLEAN_TIMEOUT, "the coordinator answers OffsetFetch", || {
+        consumer
+            .committed_offsets(wanted.clone(), Duration::from_secs(5))
+            .ok()
+    });
+    let offsets: Vec<Offset> = committed.elements().iter().map(|e| e.offset()).collect();
+    assert_eq!(
+        offsets,
+        vec![Offset::Offset(COMMITS), Offset::Offset(2 * COMMITS)]
+    );
+}

@@ -11,8 +11,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use weir_tests::raw::RawClient;
-use weir_tests::segments::segment_files;
+use weir_tests::raw::{decode_records, RawClient};
+use weir_tests::segments::{log_bytes, segment_files};
 use weir_tests::{clients, unique_topic, wait_until, Broker, BrokerOptions};
 
 const CLEAN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -280,6 +280,13 @@ fn sigkill_while_cleaning_leaves_a_log_that_recovers() {
         assert_eq!(high, 6000, "log end after the kill at +{delay_ms} ms");
         let leftovers = dir_entries(&dir, ".swap");
         assert!(leftovers.is_empty(), "{leftovers:?}");
+        // The restarted broker finishes the job (the topic's policy applies after a restart).
+        wait_until(
+            CLEAN_TIMEOUT,
+            "cleaning completes after the restart",
+            || (checkpoint(&dir) == Some(active_base(&dir))).then_some(()),
+        );
+        assert_consistent(&read_everything(&broker, &topic), &produced);
         broker.stop();
     }
     assert!(
@@ -373,4 +380,72 @@ fn a_compacted_offsets_topic_still_loads_the_latest_commits() {
         offsets,
         vec![Offset::Offset(COMMITS), Offset::Offset(2 * COMMITS)]
     );
+}
+
+/// A follower that was down while its leader compacted catches up across the offsets the
+/// leader's cleaner removed, holds every key's latest value at its offset, and then compacts
+/// its own copy.
+#[test]
+fn a_follower_catches_up_from_a_compacted_leader() {
+    use weir_tests::cluster::Cluster;
+    let mut cluster = Cluster::start(3, &[("log.cleaner.backoff.ms", "100")]);
+    let topic = unique_topic("compacted-replicated");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            cluster.client_config().create().unwrap();
+        let new =
+            rdkafka::admin::NewTopic::new(&topic, 1, rdkafka::admin::TopicReplication::Fixed(3))
+                .set("cleanup.policy", "compact")
+                .set("segment.bytes", "4096")
+                .set("min.cleanable.dirty.ratio", "0.01");
+        for r in admin
+            .create_topics([&new], &clients::admin_options())
+            .await
+            .unwrap()
+        {
+            r.unwrap();
+        }
+    });
+    let view = cluster.wait_partition(&topic, 0, CLEAN_TIMEOUT, "a full ISR", |v| {
+        v.leader >= 0 && v.isr.len() == 3
+    });
+    let leader = view.leader as usize;
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    cluster.kill9(follower);
+    let producer: FutureProducer = cluster
+        .client_config()
+        .set("acks", "1")
+        .set("batch.num.messages", "10")
+        .set("compression.type", "snappy")
+        .create()
+        .unwrap();
+    let produced = produce_updates(&producer, &topic, 3000, 10, 60);
+    let leader_dir = cluster.brokers[leader].partition_dir(&topic, 0);
+    wait_until(CLEAN_TIMEOUT, "the leader compacts", || {
+        let cleaned = checkpoint(&leader_dir)?;
+        (cleaned > 1000 && cleaned == active_base(&leader_dir)).then_some(())
+    });
+    cluster.restart(follower);
+    let follower_dir = cluster.brokers[follower].partition_dir(&topic, 0);
+    let read = wait_until(CLEAN_TIMEOUT, "the follower catches up", || {
+        let records = decode_records(&bytes::Bytes::from(log_bytes(&follower_dir)));
+        let last = records.last()?.offset;
+        (last == 2999).then_some(records)
+    });
+    let read: Vec<(i64, String, String)> = read
+        .into_iter()
+        .map(|r| {
+            let text = |b: Option<bytes::Bytes>| String::from_utf8(b.unwrap().to_vec()).unwrap();
+            (r.offset, text(r.key), text(r.value))
+        })
+        .collect();
+    assert!(read.len() < 3000, "the follower fetched a compacted log");
+    assert_consistent(&read, &produced);
+    // What the follower fetched fits in its active segment; more updates roll it, and its own
+    // cleaner then compacts them.
+    produce_updates(&producer, &topic, 2000, 10, 60);
+    wait_until(CLEAN_TIMEOUT, "the follower compacts its own copy", || {
+        checkpoint(&follower_dir).map(|_| ())
+    });
 }

@@ -708,6 +708,11 @@ impl Partition {
         &self.log
     }
 
+    /// Whether the log runs with exactly `config`.
+    pub fn has_config(&self, config: &LogConfig) -> bool {
+        self.log.read().config() == config
+    }
+
     /// Applies a changed topic config to the log.
     pub fn update_config(&self, config: LogConfig) {
         self.log.write().update_config(config);

@@ -628,3 +628,49 @@ fn the_manager_picks_the_dirtiest_due_log() {
     assert!(after.dirty_ratio() <= 0.5, "{after:?}");
     let _unused: Option<Arc<ManualClock>> = None;
 }
+
+#[test]
+fn list_offsets_by_timestamp_and_truncation_work_across_removed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_clock, dyn_clock) = manual_clock(T0);
+    let log = open(dir.path(), compact_config(), dyn_clock);
+    // Offsets 0..30, record i at timestamp T0 + 10 * i, key i % 3, one record a batch.
+    for i in 0..30i64 {
+        let update = (format!("k{}", i % 3), Some(format!("v{i}")));
+        append(
+            &log,
+            &keyed_batch(&[update], Compression::Zstd, None, T0 + 10 * i),
+        );
+    }
+    roll(&log);
+    clean(&log);
+    let kept: Vec<i64> = all_records(&log.read()).iter().map(|r| r.0).collect();
+    assert_eq!(kept, vec![27, 28, 29]);
+    // A timestamp of a removed record finds the next retained one.
+    let found = log.read().fetch_offset_for_timestamp(T0 + 55).unwrap();
+    assert_eq!(found, Some((27, T0 + 270)));
+    assert_eq!(log.read().log_start_offset(), 0);
+    assert_eq!(log.read().log_end_offset(), 30);
+    // Truncating inside the removed range keeps what lies below it and cuts the rest.
+    log.write().truncate_to(28).unwrap();
+    let kept: Vec<i64> = all_records(&log.read()).iter().map(|r| r.0).collect();
+    assert_eq!(kept, vec![27]);
+    assert_eq!(log.read().log_end_offset(), 28);
+    // Below it only removed offsets are left: the log end lands at or below the target (the
+    // end of what remains), and the log goes on from there.
+    log.write().truncate_to(10).unwrap();
+    assert!(all_records(&log.read()).is_empty());
+    let end = log.read().log_end_offset();
+    assert!(end <= 10, "{end}");
+    let next = append(
+        &log,
+        &keyed_batch(
+            &[("k9".to_string(), Some("x".to_string()))],
+            Compression::None,
+            None,
+            T0,
+        ),
+    )
+    .first;
+    assert_eq!(next, end);
+}

@@ -166,6 +166,8 @@ impl LogCleanerManager {
         now_ms: impl Fn() -> i64,
     ) -> Result<CleanerStats, LogError> {
         let result = cleaner.clean(log);
+        // A log closed during the pass (deleted, moved away, shutdown) failed for that reason.
+        let closed = log.read().closed;
         let mut state = self.state.lock();
         match &result {
             Ok(stats) => {
@@ -180,7 +182,7 @@ impl LogCleanerManager {
                 totals.last_pass_ms = stats.elapsed_ms;
                 totals.last_pass_end_ms = now_ms();
             }
-            Err(LogError::Closed { .. }) => {}
+            Err(_) if closed => {}
             Err(e) => {
                 tracing::error!(dir = %in_progress.dir.display(), error = %e, "cleaning failed; the log is uncleanable until restart");
                 state.uncleanable.insert(in_progress.dir.clone());
@@ -190,14 +192,6 @@ impl LogCleanerManager {
         drop(state);
         drop(in_progress);
         result
-    }
-
-    /// Forgets a log (deleted or moved away): it is no longer uncleanable nor tracked.
-    pub fn forget(&self, dir: &std::path::Path) {
-        let mut state = self.state.lock();
-        state.uncleanable.remove(dir);
-        state.delete_horizons.remove(dir);
-        state.totals.uncleanable = state.uncleanable.len();
     }
 
     /// The totals so far.

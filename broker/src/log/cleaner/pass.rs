@@ -246,8 +246,8 @@ impl Cleaner {
         );
         stats.segments_in = groups.iter().map(Vec::len).sum();
         for group in &groups {
-            let cleaned = self.clean_group(&snapshot, group, map_end, &mut stats)?;
-            let swapped = log.write().replace_segments(group, cleaned)?;
+            self.clean_group(&snapshot, group, map_end, &mut stats)?;
+            let swapped = log.write().replace_segments(group)?;
             if !swapped {
                 stats.aborted = true;
                 remove_cleaned_files(&snapshot.dir, group[0].base_offset)?;
@@ -324,14 +324,14 @@ impl Cleaner {
     }
 
     /// Writes the retained batches of `group` into `.cleaned` files at the group's base
-    /// offset, fsynced; returns the number of bytes written.
+    /// offset, fsynced.
     fn clean_group(
         &mut self,
         snapshot: &LogSnapshot,
         group: &[SegmentSnapshot],
         map_end: i64,
         stats: &mut CleanerStats,
-    ) -> Result<u64, LogError> {
+    ) -> Result<(), LogError> {
         let config = &snapshot.config;
         let mut cleaned = LogSegment::create_cleaned(
             &snapshot.dir,
@@ -355,8 +355,7 @@ impl Cleaner {
             }
         }
         self.flush_pending(&mut cleaned, &mut pending, config, stats)?;
-        cleaned.flush()?;
-        Ok(cleaned.size())
+        cleaned.flush()
     }
 
     fn flush_pending(

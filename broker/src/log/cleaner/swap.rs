@@ -98,11 +98,7 @@ impl Log {
     /// written at the group's base offset. Returns `false`, changing nothing, if the log no
     /// longer holds exactly those segments below its active one (retention, truncation or a
     /// close got there first); the caller then deletes the `.cleaned` files.
-    pub(crate) fn replace_segments(
-        &mut self,
-        group: &[SegmentSnapshot],
-        _cleaned_bytes: u64,
-    ) -> Result<bool, LogError> {
+    pub(crate) fn replace_segments(&mut self, group: &[SegmentSnapshot]) -> Result<bool, LogError> {
         if self.closed || group.is_empty() {
             return Ok(false);
         }

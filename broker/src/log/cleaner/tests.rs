@@ -575,7 +575,7 @@ fn appends_and_truncation_during_a_pass_are_safe() {
         .collect();
     let cut = snapshot[1].base_offset + 1;
     log.write().truncate_to(cut).unwrap();
-    assert!(!log.write().replace_segments(&snapshot, 0).unwrap());
+    assert!(!log.write().replace_segments(&snapshot).unwrap());
 }
 
 #[test]

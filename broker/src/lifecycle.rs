@@ -3,7 +3,9 @@
 //! (controlled shutdown), as KRaft brokers do.
 //!
 //! A broker only serves clients once the controller has unfenced it, which it does when the
-//! broker's heartbeat shows it applied the log up to its own registration.
+//! broker's heartbeat shows it applied the log up to its own registration. Each heartbeat the
+//! controller answers "not fenced" renews the broker's registration lease
+//! (`replica_manager::lease`), without which it stops acting as a group coordinator.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,6 +118,7 @@ impl Lifecycle {
                 .config
                 .duration_ms("broker.heartbeat.interval.ms"),
         );
+        let sent = std::time::Instant::now();
         let response = tokio::time::timeout(timeout, self.controller.heartbeat(request))
             .await
             .map_err(|_| {
@@ -123,6 +126,15 @@ impl Lifecycle {
                     "no answer to the heartbeat within {timeout:?}"
                 ))
             })??;
+        let lease = self.broker.replicas.lease();
+        if response.fenced {
+            lease.expire();
+        } else if lease.renew(
+            sent,
+            self.broker.config.duration_ms("broker.session.timeout.ms"),
+        ) {
+            tracing::info!("registration lease renewed after it lapsed");
+        }
         Ok((response.fenced, response.shutdown_ready))
     }
 

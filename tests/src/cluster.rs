@@ -200,6 +200,18 @@ impl Cluster {
         self.down[id] = true;
     }
 
+    /// SIGSTOPs node `id` (counted as down until [`Cluster::resume`]).
+    pub fn pause(&mut self, id: usize) {
+        self.brokers[id].pause();
+        self.down[id] = true;
+    }
+
+    /// SIGCONTs node `id` after [`Cluster::pause`].
+    pub fn resume(&mut self, id: usize) {
+        self.brokers[id].resume();
+        self.down[id] = false;
+    }
+
     /// Restarts node `id` (same data directory and ports) and waits until it is ready.
     pub fn restart(&mut self, id: usize) {
         self.brokers[id].restart();

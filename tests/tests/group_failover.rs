@@ -1,7 +1,8 @@
 //! Consumer groups across a coordinator failover, with real broker processes killed by
 //! SIGKILL: an OffsetCommit the coordinator acknowledged is what the next coordinator
 //! answers, read back at once and by a consumer that restarts, however soon after the
-//! acknowledgement the coordinator dies.
+//! acknowledgement the coordinator dies; and a coordinator that was cut off long enough to be
+//! replaced never answers with what its successor has since overwritten.
 
 use std::time::Duration;
 
@@ -42,6 +43,36 @@ fn commit(client: &mut RawClient, group: &str, topic: &str, offset: i64) -> Resu
     }
 }
 
+fn offset_fetch_request(group: &str, topic: &str) -> OffsetFetchRequest {
+    OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(topic_name(topic))
+            .with_partition_indexes(vec![0])]))
+        .with_require_stable(true)
+}
+
+/// Commits `offset` through whichever broker coordinates `group`, retrying retriable errors
+/// as clients do; the coordinator that acknowledged it.
+fn commit_acknowledged(
+    cluster: &Cluster,
+    group: &str,
+    topic: &str,
+    offset: i64,
+    not: Option<i32>,
+) -> i32 {
+    wait_until(FAILOVER_TIMEOUT, "an acknowledged commit", || {
+        let coordinator = cluster.group_coordinator(group, not, FAILOVER_TIMEOUT);
+        let addr = cluster.brokers[coordinator as usize].kafka_addr();
+        let mut client = RawClient::try_connect(addr).ok()?;
+        match commit(&mut client, group, topic, offset) {
+            Ok(()) => Some(coordinator),
+            Err(code) if code < 0 || RETRIABLE.contains(&code) => None,
+            Err(code) => panic!("the commit of {offset} answered {code}"),
+        }
+    })
+}
+
 /// The committed offset of partition 0 as `broker` answers OffsetFetch, waiting while it
 /// loads or is not yet the coordinator.
 fn committed(cluster: &Cluster, broker: usize, group: &str, topic: &str) -> i64 {
@@ -50,12 +81,7 @@ fn committed(cluster: &Cluster, broker: usize, group: &str, topic: &str) -> i64 
         "OffsetFetch from the new coordinator",
         || {
             let mut client = RawClient::try_connect(cluster.brokers[broker].kafka_addr()).ok()?;
-            let request = OffsetFetchRequest::default()
-                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-                    .with_name(topic_name(topic))
-                    .with_partition_indexes(vec![0])]))
-                .with_require_stable(true);
+            let request = offset_fetch_request(group, topic);
             let version = client.version::<OffsetFetchRequest>(7);
             let response = client.request(&request, version).ok()?;
             if RETRIABLE.contains(&response.error_code) {
@@ -99,16 +125,7 @@ async fn an_acknowledged_commit_survives_a_coordinator_killed_right_after_it() {
         let offset = 10 + round * 13;
         // As clients do: a retriable coordinator error (the coordinator still loading, or
         // FindCoordinator answered from metadata a step ahead of it) sends the commit again.
-        let coordinator = wait_until(FAILOVER_TIMEOUT, "an acknowledged commit", || {
-            let coordinator = cluster.group_coordinator(&group, None, FAILOVER_TIMEOUT);
-            let addr = cluster.brokers[coordinator as usize].kafka_addr();
-            let mut client = RawClient::try_connect(addr).ok()?;
-            match commit(&mut client, &group, &topic, offset) {
-                Ok(()) => Some(coordinator),
-                Err(code) if code < 0 || RETRIABLE.contains(&code) => None,
-                Err(code) => panic!("round {round}: the commit of {offset} answered {code}"),
-            }
-        });
+        let coordinator = commit_acknowledged(&cluster, &group, &topic, offset, None);
         cluster.kill9(coordinator as usize);
         last = offset;
 
@@ -149,4 +166,98 @@ async fn an_acknowledged_commit_survives_a_coordinator_killed_right_after_it() {
         Some(format!("v{last:03}").as_bytes()),
         "the record at that offset"
     );
+}
+
+/// A coordinator paused (SIGSTOP) past the broker session timeout is replaced; a commit goes to
+/// its successor. Resumed, its metadata image still says it leads the group's offsets
+/// partition until it catches up, but it must not answer OffsetFetch from its stale memory
+/// meanwhile: every answer is a retriable coordinator error or the successor's offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_zombie_coordinator_never_answers_a_replaced_offset() {
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("offsets.topic.replication.factor", "3"),
+            ("offsets.topic.num.partitions", "3"),
+            ("group.initial.rebalance.delay.ms", "0"),
+        ],
+    );
+    let topic = unique_topic("zombie");
+    let mut admin = RawClient::connect(cluster.brokers[0].kafka_addr());
+    admin.create_topic_ok(&topic, 1);
+    let group = unique_topic("zombie-group");
+
+    for round in 0..3i64 {
+        let old = 100 + round * 10;
+        let new = old + 5;
+        let zombie = commit_acknowledged(&cluster, &group, &topic, old, None);
+        // The old offset is what the coordinator serves (and what it holds in memory).
+        assert_eq!(committed(&cluster, zombie as usize, &group, &topic), old);
+
+        // A connection opened before the pause, with an OffsetFetch queued while paused: the
+        // first thing the resumed process reads.
+        let mut early = RawClient::connect(cluster.brokers[zombie as usize].kafka_addr());
+        let version = early.version::<OffsetFetchRequest>(7);
+        cluster.pause(zombie as usize);
+        let successor = commit_acknowledged(&cluster, &group, &topic, new, Some(zombie));
+        assert_ne!(successor, zombie);
+        let correlation_id = early
+            .send(&offset_fetch_request(&group, &topic), version)
+            .expect("queue an OffsetFetch to the paused coordinator");
+        cluster.resume(zombie as usize);
+
+        let answer = |response: &kafka_protocol::messages::OffsetFetchResponse| {
+            if RETRIABLE.contains(&response.error_code) {
+                return None;
+            }
+            assert_eq!(response.error_code, 0, "OffsetFetch failed");
+            let partition = &response.topics[0].partitions[0];
+            if RETRIABLE.contains(&partition.error_code) || partition.error_code == 88 {
+                return None;
+            }
+            assert_eq!(partition.error_code, 0, "OffsetFetch of partition 0");
+            Some(partition.committed_offset)
+        };
+        let first = early
+            .receive::<OffsetFetchRequest>(version, correlation_id)
+            .expect("the resumed coordinator answers the queued OffsetFetch");
+        if let Some(offset) = answer(&first) {
+            assert_eq!(
+                offset, new,
+                "round {round}: broker {zombie}, resumed, answered the offset broker \
+                 {successor} has replaced"
+            );
+        }
+        // Until the resumed broker has learnt it no longer coordinates the group (or leads it
+        // again, with the successor's offset loaded), nothing it answers may be the old offset.
+        wait_until(
+            FAILOVER_TIMEOUT,
+            "the resumed broker to resign or to serve the successor's offset",
+            || {
+                let version = early.version::<OffsetFetchRequest>(7);
+                let response = early
+                    .request(&offset_fetch_request(&group, &topic), version)
+                    .expect("OffsetFetch to the resumed broker");
+                if response.error_code == 16 {
+                    return Some(()); // NOT_COORDINATOR: it resigned.
+                }
+                let offset = answer(&response)?;
+                assert_eq!(
+                    offset, new,
+                    "round {round}: broker {zombie}, resumed, answered the offset broker \
+                     {successor} has replaced"
+                );
+                Some(())
+            },
+        );
+        for partition in 0..3 {
+            cluster.wait_partition(
+                "__consumer_offsets",
+                partition,
+                FAILOVER_TIMEOUT,
+                "the resumed broker back in the offsets partitions' ISRs",
+                |v| v.leader >= 0 && v.isr.len() == 3,
+            );
+        }
+    }
 }

@@ -414,3 +414,56 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     assert_eq!(first.0, 60, "resumed right after the committed offset");
     assert_eq!(first.1.as_deref(), Some(b"g060".as_slice()));
 }
+
+/// A broker whose process is gone is fenced, and its partitions led elsewhere, long before its
+/// session expires: the active controller's Raft connections to it are refused. With a 60 s
+/// session, the new leader must come within 30 s, whether or not the dead broker was also the
+/// active controller; and the partition takes `acks=all` writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_broker_is_fenced_before_its_session_expires() {
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("broker.session.timeout.ms", "60000"),
+            ("auto.leader.rebalance.enable", "false"),
+        ],
+    );
+    let topic = unique_topic("fast-fence");
+    create_topic(&cluster, &topic, 1, 3, "2").await;
+    let producer = producer(&cluster, "all");
+    let mut sent = Vec::new();
+    for round in 0..2 {
+        let before = cluster
+            .partition(&topic, 0)
+            .expect("the partition's metadata");
+        let victim = before.leader as usize;
+        cluster.kill9(victim);
+        let after = cluster.wait_partition(
+            &topic,
+            0,
+            FAILOVER_TIMEOUT,
+            "a new leader, well inside the dead leader's 60 s session",
+            |v| v.leader >= 0 && v.leader as usize != victim,
+        );
+        assert!(
+            !after.isr.contains(&(victim as i32)),
+            "round {round}: the dead broker {victim} left the ISR (fenced)"
+        );
+        let values: Vec<String> = (0..20).map(|i| format!("r{round}-{i}")).collect();
+        assert_eq!(send_all(&producer, &topic, 0, &values).await.len(), 20);
+        sent.extend(values);
+        cluster.restart(victim);
+        cluster.wait_partition(
+            &topic,
+            0,
+            FAILOVER_TIMEOUT,
+            "the restarted broker back in the ISR",
+            |v| v.isr.len() == 3,
+        );
+    }
+    let read: Vec<String> = read_partition(&cluster, &topic, sent.len())
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(read, sent, "every acknowledged record, once, in order");
+}

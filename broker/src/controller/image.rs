@@ -51,6 +51,11 @@ pub struct BrokerRegistration {
     pub directory_id: Option<Uuid>,
     /// Not allowed to lead or be in an ISR: missed its session, or has not caught up yet.
     pub fenced: bool,
+    /// The log index of the record that last fenced it (its registration, or a missed
+    /// session). It is unfenced only once it has applied the log that far, so by then it knows
+    /// every leadership the fence moved away (see `replica_manager::lease`).
+    #[serde(default)]
+    pub fenced_at: u64,
     /// Asked to shut down; leaderships have moved away.
     pub in_controlled_shutdown: bool,
     /// Being drained: no new replicas are placed here.
@@ -222,6 +227,7 @@ impl MetadataImage {
                     rpc_addr: rpc_addr.clone(),
                     directory_id: *directory_id,
                     fenced: true,
+                    fenced_at: index,
                     in_controlled_shutdown: false,
                     draining: self.brokers.get(id).is_some_and(|b| b.draining),
                 };
@@ -243,7 +249,10 @@ impl MetadataImage {
             }
             MetadataCommand::FenceBroker { id, epoch } => {
                 match self.brokers.get_mut(id) {
-                    Some(b) if b.epoch == *epoch => b.fenced = true,
+                    Some(b) if b.epoch == *epoch => {
+                        b.fenced = true;
+                        b.fenced_at = index;
+                    }
                     _ => {
                         return CommandResult::error(
                             ResponseError::StaleBrokerEpoch,

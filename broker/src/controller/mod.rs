@@ -136,6 +136,8 @@ pub struct Controller {
     sessions: Mutex<duties::Sessions>,
     next_voter: std::sync::atomic::AtomicUsize,
     last_refusal_log: Mutex<Option<Instant>>,
+    /// Whether each Raft peer answers (recorded by the transport).
+    peer_health: peer_health::PeerHealth,
 }
 
 impl std::fmt::Debug for Controller {
@@ -171,10 +173,11 @@ impl Controller {
         }
         .validate()
         .map_err(|e| ControllerError::Fatal(e.to_string()))?;
+        let peer_health = peer_health::PeerHealth::default();
         let raft = Raft::new(
             config.node_id as NodeId,
             Arc::new(raft_config),
-            NetworkFactory::default(),
+            NetworkFactory::new(peer_health.clone()),
             log_store,
             state_machine,
         )
@@ -208,6 +211,7 @@ impl Controller {
             sessions: Mutex::new(duties::Sessions::default()),
             next_voter: std::sync::atomic::AtomicUsize::new(0),
             last_refusal_log: Mutex::new(None),
+            peer_health,
         });
         if is_voter && !lone_voter && pristine {
             // Voters must not initialise a quorum that exists: ask the others first.
@@ -349,6 +353,19 @@ impl Controller {
             CommandResult::Error { code, message } => Err(ControllerError::refused(code, message)),
             ok => Ok(ok),
         }
+    }
+
+    /// Writes `command` only if this node is the active controller, never forwarding it: for
+    /// what the active controller decides from its own memory (session clocks), which a node
+    /// deposed without knowing it yet must not hand to its successor.
+    pub(crate) async fn write_as_active(
+        &self,
+        command: MetadataCommand,
+    ) -> Result<CommandResult, ControllerError> {
+        if !self.is_active() {
+            return Err(ControllerError::NotController);
+        }
+        self.write_on_leader(&command).await
     }
 
     /// Entry point of the `Write` RPC: write here if active, otherwise forward once more.
@@ -501,6 +518,12 @@ impl Controller {
                 .map_err(status_error)?
                 .into_inner());
         }
+        // The answer renews the broker's registration lease, so it must not come from a
+        // controller that was deposed while cut off (or paused) and does not know it yet: a
+        // quorum confirms this node still leads, and the image read after it is current.
+        self.raft.ensure_linearizable().await.map_err(|e| {
+            ControllerError::Unavailable(format!("not confirmed as the active controller: {e}"))
+        })?;
         let id = request.broker_id;
         let image = self.image();
         let Some(broker) = image
@@ -536,7 +559,9 @@ impl Controller {
                 self.write_ok(MetadataCommand::FenceBroker { id, epoch })
                     .await?;
             }
-        } else if broker.fenced && request.applied_index >= epoch as u64 {
+        } else if broker.fenced && request.applied_index >= (epoch as u64).max(broker.fenced_at) {
+            // Caught up past its registration and past the fence: it has applied the records
+            // that moved its leaderships away, so it cannot act on a stale view once unfenced.
             self.write_ok(MetadataCommand::UnfenceBroker { id, epoch })
                 .await?;
         }

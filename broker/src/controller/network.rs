@@ -51,6 +51,25 @@ pub struct NetworkFactory {
     health: PeerHealth,
 }
 
+impl NetworkFactory {
+    /// A factory whose connections record into `health`.
+    pub fn new(health: PeerHealth) -> Self {
+        Self { health }
+    }
+}
+
+/// Whether an RPC failed because the peer's host refused the connection.
+fn refused(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = e.source();
+    }
+    false
+}
+
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = Network;
 
@@ -80,6 +99,10 @@ pub struct Network {
 #[error("{0}")]
 struct TransportError(String);
 
+/// Appended to the message of an RPC error whose connection was refused (openraft's
+/// `Unreachable` keeps only the message), so [`Network::call`] can tell it apart.
+const REFUSED_MARK: &str = " [connection refused]";
+
 impl Network {
     async fn call<Req, Resp, E>(
         &mut self,
@@ -97,6 +120,9 @@ impl Network {
             Ok(_) => self.health.succeeded(self.target, &self.addr),
             Err(e) => {
                 let kind = match e {
+                    RPCError::Unreachable(u) if u.to_string().contains(REFUSED_MARK) => {
+                        FailureKind::Refused
+                    }
                     RPCError::Unreachable(_) | RPCError::Timeout(_) => FailureKind::Unreachable,
                     RPCError::RemoteError(_) => FailureKind::Remote,
                     RPCError::Network(_) | RPCError::PayloadTooLarge(_) => FailureKind::Network,
@@ -137,7 +163,8 @@ impl Network {
             Method::Snapshot => client.install_snapshot(req).await,
         };
         let reply = reply.map_err(|status| {
-            let e = TransportError(format!("{} ({}): {status}", self.target, self.addr));
+            let mark = if refused(&status) { REFUSED_MARK } else { "" };
+            let e = TransportError(format!("{} ({}): {status}{mark}", self.target, self.addr));
             match status.code() {
                 // FAILED_PRECONDITION: the target runs with other storage than the membership
                 // names; it is not that voter, so it counts as not there.

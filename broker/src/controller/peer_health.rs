@@ -24,6 +24,9 @@ use super::types::NodeId;
 pub enum FailureKind {
     /// No connection, or no answer in time.
     Unreachable,
+    /// The peer's host refused the connection: nothing listens on its port, its process is
+    /// gone (a paused or cut-off peer times out instead).
+    Refused,
     /// The answer could not be sent or decoded.
     Network,
     /// The peer's Raft answered with an error.
@@ -50,6 +53,8 @@ pub enum Transition {
 struct Failing {
     since: Instant,
     kind: FailureKind,
+    /// Since when it fails the current way.
+    kind_since: Instant,
 }
 
 /// Reachability of every peer this node sends Raft RPCs to. Cloning shares it.
@@ -93,6 +98,16 @@ impl PeerHealth {
         }
     }
 
+    /// Since when every RPC to `target` has been refused, if the last one was (no answer and
+    /// no other failure since).
+    pub fn refused_since(&self, target: NodeId) -> Option<Instant> {
+        self.failing
+            .lock()
+            .get(&target)
+            .filter(|f| f.kind == FailureKind::Refused)
+            .map(|f| f.kind_since)
+    }
+
     fn record_success(&self, target: NodeId, now: Instant) -> Transition {
         match self.failing.lock().remove(&target) {
             Some(f) => Transition::Recovered {
@@ -106,11 +121,19 @@ impl PeerHealth {
         let mut failing = self.failing.lock();
         match failing.get_mut(&target) {
             None => {
-                failing.insert(target, Failing { since: now, kind });
+                failing.insert(
+                    target,
+                    Failing {
+                        since: now,
+                        kind,
+                        kind_since: now,
+                    },
+                );
                 Transition::Failing
             }
             Some(f) if f.kind != kind => {
                 f.kind = kind;
+                f.kind_since = now;
                 Transition::FailingDifferently
             }
             Some(_) => Transition::Unchanged,
@@ -163,6 +186,14 @@ mod tests {
             Transition::Failing,
             "another peer"
         );
+        assert_eq!(health.refused_since(1), None);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(
+            health.record_failure(1, FailureKind::Refused, t1),
+            Transition::FailingDifferently
+        );
+        health.record_failure(1, FailureKind::Refused, t1 + Duration::from_secs(1));
+        assert_eq!(health.refused_since(1), Some(t1), "since the first refusal");
         assert_eq!(
             health.record_failure(1, FailureKind::Remote, t0),
             Transition::FailingDifferently

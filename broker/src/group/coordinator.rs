@@ -259,9 +259,19 @@ impl GroupCoordinator {
     }
 
     /// Whether this broker serves `group_id` now: `Ok(partition)`, or NOT_COORDINATOR /
-    /// COORDINATOR_LOAD_IN_PROGRESS.
+    /// COORDINATOR_LOAD_IN_PROGRESS, or COORDINATOR_NOT_AVAILABLE while this broker's
+    /// registration lease has lapsed (cut off from the quorum long enough that a successor may
+    /// have taken its partitions over; see `replica_manager::lease`).
     pub fn check_coordinator(&self, group_id: &str) -> Result<i32, i16> {
         let partition = self.partition_for(group_id);
+        if !self.replicas.holds_lease() {
+            tracing::debug!(
+                group = group_id,
+                partition,
+                "refusing to coordinate: the registration lease has lapsed"
+            );
+            return Err(ResponseError::CoordinatorNotAvailable.code());
+        }
         match self.owned.read().get(&partition) {
             Some(Ownership::Active { .. }) => Ok(partition),
             Some(Ownership::Loading { .. }) => Err(ResponseError::CoordinatorLoadInProgress.code()),

@@ -18,6 +18,7 @@
 
 mod apply;
 mod error;
+mod lease;
 mod local;
 mod topics;
 
@@ -50,6 +51,7 @@ const STALE_METADATA: [ResponseError; 4] = [
 
 pub use self::apply::LeadershipListener;
 pub use self::error::AdminError;
+pub use self::lease::RegistrationLease;
 pub use self::topics::{assignment_of, placeable, validate_topic_name, CreateTopic};
 
 /// A topic as the metadata image describes it.
@@ -93,6 +95,7 @@ pub struct ReplicaManager {
     registration_epoch: AtomicI64,
     image_applied: watch::Sender<u64>,
     isr_changes: IsrChangeCounts,
+    lease: RegistrationLease,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -139,6 +142,7 @@ impl ReplicaManager {
             registration_epoch: AtomicI64::new(-1),
             image_applied: watch::channel(0).0,
             isr_changes: Default::default(),
+            lease: RegistrationLease::default(),
         })
     }
 
@@ -364,6 +368,26 @@ impl ReplicaManager {
     pub fn set_registration_epoch(&self, broker_epoch: i64) {
         self.registration_epoch
             .store(broker_epoch, Ordering::Release);
+    }
+
+    /// This broker's registration lease, renewed by its heartbeats.
+    pub fn lease(&self) -> &RegistrationLease {
+        &self.lease
+    }
+
+    /// Whether this broker may act on its own view of the cluster now (see [`lease`]): its
+    /// registration lease holds and its image shows it unfenced. Always true while no lease is
+    /// in force.
+    pub fn holds_lease(&self) -> bool {
+        if !self.lease.holds_at(std::time::Instant::now()) {
+            return false;
+        }
+        !self.lease.in_force()
+            || self
+                .image()
+                .brokers
+                .get(&self.config.node_id)
+                .is_some_and(|b| !b.fenced)
     }
 
     /// Marks this broker as caught up with the metadata log up to its registration.

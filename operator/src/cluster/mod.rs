@@ -78,7 +78,16 @@ where
 async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let names = ClusterNames::of(cluster);
     let spec = &cluster.spec;
-    let mut status = cluster.status.clone().unwrap_or_default();
+    // The status as last written, read from the API server rather than the watch cache: the
+    // cache can still hold the object from before this operator's previous status write, and
+    // a reconcile that starts from it would write back records that write replaced (a
+    // finished rebalance reported again as a new, empty one).
+    let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let mut status = api
+        .get_status(&names.cluster)
+        .await?
+        .status
+        .unwrap_or_default();
     let mut progress = Progress::default();
 
     if let Err(problem) = validate_config(spec) {

@@ -62,6 +62,8 @@ pub struct StartedBroker {
     /// The shared state.
     pub broker: Arc<Broker>,
     meta: MetaProperties,
+    /// Chooses logs for the cleaner threads `serve` starts, and keeps their numbers.
+    cleaner_manager: Arc<crate::log::cleaner::LogCleanerManager>,
     _lock: File,
 }
 
@@ -122,6 +124,11 @@ pub fn open(
         crate::admin_service::metrics::ReassignmentCollector::new(Arc::downgrade(&replicas))?,
     ))?;
     metrics.register_volume_collector(config.data_dir.clone())?;
+    let cleaner_manager = Arc::new(crate::log::cleaner::LogCleanerManager::new());
+    metrics.register(Box::new(crate::cleaner_metrics::CleanerCollector::new(
+        cleaner_manager.clone(),
+        Arc::downgrade(&replicas),
+    )?))?;
     let broker = Arc::new(Broker::new(
         config,
         meta.cluster_id.clone(),
@@ -134,6 +141,7 @@ pub fn open(
     Ok(StartedBroker {
         broker,
         meta,
+        cleaner_manager,
         _lock: lock,
     })
 }
@@ -234,7 +242,8 @@ impl StartedBroker {
         tracing::info!(broker_epoch = epoch, "joined the cluster");
         let (stop_heartbeats_tx, stop_heartbeats) = watch::channel(false);
         let heartbeats = tokio::spawn(lifecycle.clone().heartbeat_loop(stop_heartbeats));
-        let jobs = spawn_background_jobs(&broker);
+        let mut jobs = spawn_background_jobs(&broker);
+        jobs.extend(spawn_log_cleaners(&broker, &self.cleaner_manager));
         let (server_stop_tx, server_stop) = watch::channel(false);
         let server = tokio::spawn(crate::server::run(kafka, broker.clone(), server_stop));
         broker.set_ready(true);
@@ -339,6 +348,54 @@ async fn migrate_legacy_catalogue(broker: &Broker, controller: &Controller) {
     if let Err(e) = std::fs::rename(&path, path.with_extension("json.migrated")) {
         tracing::warn!(error = %e, "renaming the migrated topics.json");
     }
+}
+
+/// The log cleaner threads (`log.cleaner.threads`, none unless `log.cleaner.enable`): each a
+/// task that runs one pass at a time on a blocking thread, and waits `log.cleaner.backoff.ms`
+/// when no compacted log is due. Aborted at shutdown with the other jobs; a pass still running
+/// then finds its log closed and leaves it as it was.
+fn spawn_log_cleaners(
+    broker: &Arc<Broker>,
+    manager: &Arc<crate::log::cleaner::LogCleanerManager>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::log::cleaner::{Cleaner, CleanerConfig};
+    let config = &broker.config;
+    let threads = config.int("log.cleaner.threads").max(0) as usize;
+    if !config.log_cleaner_enable() || threads == 0 {
+        return Vec::new();
+    }
+    let cleaner_config = CleanerConfig {
+        dedupe_buffer_bytes: (config.int("log.cleaner.dedupe.buffer.size").max(0) as usize)
+            / threads,
+        dedupe_load_factor: config.double("log.cleaner.io.buffer.load.factor"),
+        io_buffer_bytes: config.int("log.cleaner.io.buffer.size").max(1024) as usize,
+        max_io_bytes_per_second: config.double("log.cleaner.io.max.bytes.per.second"),
+    };
+    let backoff = config.duration_ms("log.cleaner.backoff.ms");
+    tracing::info!(threads, ?backoff, config = ?cleaner_config, "starting the log cleaner");
+    (0..threads)
+        .map(|_| {
+            let broker = broker.clone();
+            let manager = manager.clone();
+            let mut cleaner = Some(Cleaner::new(cleaner_config.clone()));
+            tokio::spawn(async move {
+                loop {
+                    let Some(mut c) = cleaner.take() else { return };
+                    let (b, m) = (broker.clone(), manager.clone());
+                    let pass = tokio::task::spawn_blocking(move || {
+                        let cleaned = b.replicas.clean_filthiest(&m, &mut c);
+                        (c, cleaned)
+                    })
+                    .await;
+                    let Ok((c, cleaned)) = pass else { return };
+                    cleaner = Some(c);
+                    if !cleaned {
+                        tokio::time::sleep(backoff).await;
+                    }
+                }
+            })
+        })
+        .collect()
 }
 
 /// How often group timers (join deadlines, session expiry) are checked: the resolution of

@@ -30,6 +30,7 @@
 pub mod admin_service;
 pub mod app;
 pub mod broker;
+pub mod cleaner_metrics;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -14,8 +14,18 @@ pub enum Kind {
         /// Largest allowed value.
         max: i64,
     },
+    /// A floating-point number in `min..=max`.
+    Double {
+        /// Smallest allowed value.
+        min: f64,
+        /// Largest allowed value.
+        max: f64,
+    },
     /// `true` or `false`.
     Bool,
+    /// A comma-separated list of distinct items from a fixed list, at least one (Kafka's
+    /// `cleanup.policy`: `compact,delete`).
+    List(&'static [&'static str]),
     /// One of a fixed list of strings.
     Choice(&'static [&'static str]),
     /// Any string.
@@ -39,6 +49,27 @@ impl Kind {
                     return Err(invalid(format!("must be between {min} and {max}")));
                 }
             }
+            Kind::Double { min, max } => {
+                let n: f64 = value
+                    .parse()
+                    .map_err(|_| invalid("not a number".to_string()))?;
+                if !(min..=max).contains(&n) {
+                    return Err(invalid(format!("must be between {min} and {max}")));
+                }
+            }
+            Kind::List(options) => {
+                let items: Vec<&str> = value.split(',').map(str::trim).collect();
+                if let Some(bad) = items.iter().find(|i| !options.contains(i)) {
+                    return Err(invalid(format!(
+                        "`{bad}` is not one of {}",
+                        options.join(", ")
+                    )));
+                }
+                let distinct: std::collections::BTreeSet<&&str> = items.iter().collect();
+                if distinct.len() != items.len() {
+                    return Err(invalid("an item is listed twice".to_string()));
+                }
+            }
             Kind::Bool => {
                 if value != "true" && value != "false" {
                     return Err(invalid("must be true or false".to_string()));
@@ -59,7 +90,9 @@ impl Kind {
         match self {
             Kind::Bool => 1,
             Kind::Long { .. } => 5,
+            Kind::Double { .. } => 6,
             Kind::Choice(_) | Kind::Text => 2,
+            Kind::List(_) => 7,
         }
     }
 }
@@ -91,7 +124,17 @@ const fn flag(name: &'static str, default: &'static str) -> KeyDef {
     }
 }
 
+const fn double(name: &'static str, default: &'static str, min: f64, max: f64) -> KeyDef {
+    KeyDef {
+        name,
+        default,
+        kind: Kind::Double { min, max },
+    }
+}
+
 const I32: i64 = i32::MAX as i64;
+/// `cleanup.policy` items: `delete` (retention), `compact` (the log cleaner), or both.
+pub const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 
 /// Broker-level settings (`server.properties`, `--set`).
@@ -134,8 +177,30 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     KeyDef {
         name: "log.cleanup.policy",
         default: "delete",
-        kind: Kind::Choice(&["delete"]),
+        kind: Kind::List(CLEANUP_POLICIES),
     },
+    // The log cleaner (compaction), with Kafka's names, defaults and bounds.
+    flag("log.cleaner.enable", "true"),
+    long("log.cleaner.threads", "1", 0, I32),
+    long("log.cleaner.backoff.ms", "15000", 0, i64::MAX),
+    double(
+        "log.cleaner.io.max.bytes.per.second",
+        "1.7976931348623157E308",
+        f64::MIN_POSITIVE,
+        f64::MAX,
+    ),
+    long("log.cleaner.dedupe.buffer.size", "134217728", 0, i64::MAX),
+    long("log.cleaner.io.buffer.size", "524288", 0, I32),
+    double("log.cleaner.io.buffer.load.factor", "0.9", 0.0, 1.0),
+    double("log.cleaner.min.cleanable.ratio", "0.5", 0.0, 1.0),
+    long("log.cleaner.delete.retention.ms", "86400000", 0, i64::MAX),
+    long("log.cleaner.min.compaction.lag.ms", "0", 0, i64::MAX),
+    long(
+        "log.cleaner.max.compaction.lag.ms",
+        "9223372036854775807",
+        1,
+        i64::MAX,
+    ),
     KeyDef {
         name: "compression.type",
         default: "producer",
@@ -201,7 +266,36 @@ pub static TOPIC_KEYS: &[TopicKeyDef] = &[
     topic(
         "cleanup.policy",
         "log.cleanup.policy",
-        Kind::Choice(&["delete"]),
+        Kind::List(CLEANUP_POLICIES),
+    ),
+    topic(
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        Kind::Double { min: 0.0, max: 1.0 },
+    ),
+    topic(
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        Kind::Long {
+            min: 0,
+            max: i64::MAX,
+        },
+    ),
+    topic(
+        "max.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        Kind::Long {
+            min: 1,
+            max: i64::MAX,
+        },
+    ),
+    topic(
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        Kind::Long {
+            min: 0,
+            max: i64::MAX,
+        },
     ),
     topic(
         "compression.type",

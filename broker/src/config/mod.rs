@@ -240,6 +240,16 @@ impl BrokerConfig {
         self.long("group.max.size") as usize
     }
 
+    /// A floating-point setting by name (0 if it is not numeric).
+    pub fn double(&self, key: &str) -> f64 {
+        self.get(key).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    }
+
+    /// `log.cleaner.enable`: whether this broker runs the log cleaner.
+    pub fn log_cleaner_enable(&self) -> bool {
+        self.flag("log.cleaner.enable")
+    }
+
     /// `broker.rack`, if set.
     pub fn rack(&self) -> Option<&str> {
         self.get("broker.rack").filter(|r| !r.is_empty())

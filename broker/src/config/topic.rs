@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::defs::{topic_key, TopicKeyDef, TOPIC_KEYS};
 use super::{BrokerConfig, ConfigError};
-use crate::log::{LogConfig, TimestampType};
+use crate::log::{CleanupPolicy, LogConfig, TimestampType};
 
 /// Where a reported config value comes from, with Kafka's DescribeConfigs source codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,13 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         } else {
             TimestampType::CreateTime
         },
+        cleanup_policy: CleanupPolicy::parse(&value("cleanup.policy")),
+        min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio")
+            .parse::<f64>()
+            .unwrap_or(d.min_cleanable_dirty_ratio),
+        min_compaction_lag_ms: long("min.compaction.lag.ms", d.min_compaction_lag_ms),
+        max_compaction_lag_ms: long("max.compaction.lag.ms", d.max_compaction_lag_ms),
+        delete_retention_ms: long("delete.retention.ms", d.delete_retention_ms),
     }
 }
 
@@ -144,6 +151,31 @@ mod tests {
     }
 
     #[test]
+    fn compaction_settings_resolve_over_the_cleaner_defaults() {
+        let b = broker(&[
+            ("log.cleaner.min.cleanable.ratio", "0.25"),
+            ("log.cleanup.policy", "compact"),
+        ]);
+        let mut o = BTreeMap::new();
+        let c = log_config(&b, &o);
+        assert_eq!(c.cleanup_policy, CleanupPolicy::COMPACT);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.25);
+        assert_eq!(c.delete_retention_ms, 86_400_000);
+        assert_eq!(c.max_compaction_lag_ms, i64::MAX);
+        o.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+        o.insert("delete.retention.ms".to_string(), "5".to_string());
+        o.insert("min.compaction.lag.ms".to_string(), "7".to_string());
+        let c = log_config(&b, &o);
+        assert!(c.cleanup_policy.compact && c.cleanup_policy.delete);
+        assert_eq!(c.delete_retention_ms, 5);
+        assert_eq!(c.min_compaction_lag_ms, 7);
+        assert_eq!(
+            log_config(&broker(&[]), &BTreeMap::new()).cleanup_policy,
+            CleanupPolicy::DELETE
+        );
+    }
+
+    #[test]
     fn flush_defaults_leave_it_to_the_os() {
         let c = log_config(&broker(&[]), &BTreeMap::new());
         assert_eq!(c.flush_messages, i64::MAX);
@@ -160,7 +192,14 @@ mod tests {
             validate("retention.ms", "-2"),
             Err(ConfigError::InvalidValue { .. })
         ));
-        assert!(validate("cleanup.policy", "compact").is_err());
+        assert!(validate("cleanup.policy", "compact").is_ok());
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate("cleanup.policy", "delete, compact").is_ok());
+        assert!(validate("cleanup.policy", "compact,compact").is_err());
+        assert!(validate("cleanup.policy", "shred").is_err());
+        assert!(validate("min.cleanable.dirty.ratio", "0.01").is_ok());
+        assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate("max.compaction.lag.ms", "0").is_err());
         assert!(validate("retention.ms", "-1").is_ok());
     }
 }

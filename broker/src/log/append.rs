@@ -30,6 +30,9 @@ impl Log {
     ) -> Result<LogAppendInfo, LogError> {
         self.ensure_open()?;
         validate_produce_batches(records, self.config.max_message_bytes)?;
+        if self.config.cleanup_policy.compact {
+            refuse_keyless_records(records)?;
+        }
         if let Some(duplicate) = self.check_producers(records)? {
             return Ok(duplicate);
         }
@@ -62,9 +65,10 @@ impl Log {
     /// offsets, leader epochs and timestamps are kept, not assigned.
     ///
     /// Every batch must be a whole v2 batch with a valid CRC-32C and a known codec, and the
-    /// batches must continue the log: the first starts at the log end offset, each next one
-    /// where the previous one ended, else [`LogError::UnexpectedAppendOffset`] (the fetcher
-    /// lost its place; nothing is written). Producer sequences are not checked (the leader did)
+    /// batches must continue the log: each starts at or after the log end offset and after
+    /// the previous one, else [`LogError::UnexpectedAppendOffset`] (the fetcher lost its place;
+    /// nothing is written). A gap is allowed, as in Kafka: a compacted leader no longer holds
+    /// the offsets the cleaner removed. Producer sequences are not checked (the leader did)
     /// but producer state is updated, so this replica can take over as leader; `max.message.bytes`
     /// is not applied (the leader's setting may have just changed, as Kafka allows). Empty
     /// `records` append nothing.
@@ -76,7 +80,7 @@ impl Log {
             let position = range.start as u64;
             verify_crc(&header, position)?;
             validate_stored_header(&header, position)?;
-            if header.base_offset() != expected {
+            if header.base_offset() < expected {
                 return Err(LogError::UnexpectedAppendOffset {
                     position,
                     base_offset: header.base_offset(),
@@ -273,3 +277,21 @@ impl Log {
 #[cfg(test)]
 #[path = "append_tests.rs"]
 mod tests;
+
+/// Kafka's rule for compacted topics: every record needs a key (the cleaner could never
+/// compact a keyless one). Decodes the request's records: a cost only compacted topics pay.
+fn refuse_keyless_records(records: &Bytes) -> Result<(), LogError> {
+    for item in RecordBatchIter::new(records) {
+        let (header, range) = item?;
+        let position = range.start as u64;
+        let batch = records.slice(range);
+        let decoded = super::cleaner::records::decode_batch(&batch)?;
+        let keyless = super::cleaner::records::records(&header, &decoded.records)?
+            .iter()
+            .any(|r| r.key.is_none());
+        if keyless {
+            return Err(LogError::KeylessRecordInCompactedTopic { position });
+        }
+    }
+    Ok(())
+}

@@ -9,12 +9,44 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// What happens to old records (`cleanup.policy`): deleted by retention, compacted by the log
+/// cleaner, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// `delete`: whole segments go by `retention.ms` and `retention.bytes`.
+    pub delete: bool,
+    /// `compact`: the log cleaner keeps the latest record per key below the active segment.
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    /// Kafka's default, `delete`.
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    /// `compact` alone.
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+
+    /// Parses a validated `cleanup.policy` value (`delete`, `compact`, `compact,delete`).
+    pub fn parse(value: &str) -> CleanupPolicy {
+        let has = |item: &str| value.split(',').any(|i| i.trim() == item);
+        CleanupPolicy {
+            delete: has("delete"),
+            compact: has("compact"),
+        }
+    }
+}
+
 /// The settings one partition's [`crate::log::Log`] runs with. Field names follow Kafka's
 /// topic-level config names (`segment.bytes` → `segment_bytes`).
 ///
 /// Invariants (enforced by the config parser, assumed here): `segment_bytes >= 14` (one batch
 /// header), `index_interval_bytes > 0`, `segment_index_bytes >= 8`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Roll the active segment once it holds this many bytes (`segment.bytes`, 1 GiB).
     pub segment_bytes: u64,
@@ -37,6 +69,20 @@ pub struct LogConfig {
     pub max_message_bytes: i32,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// Clean a log once its dirty bytes are at least this share of it
+    /// (`min.cleanable.dirty.ratio`, 0.5).
+    pub min_cleanable_dirty_ratio: f64,
+    /// A record stays uncompacted at least this long after it was written
+    /// (`min.compaction.lag.ms`, 0).
+    pub min_compaction_lag_ms: i64,
+    /// A record is compacted at most this long after it was written, whatever the dirty ratio
+    /// (`max.compaction.lag.ms`, `i64::MAX`).
+    pub max_compaction_lag_ms: i64,
+    /// Tombstones (null values) stay readable this long after the cleaner first saw them
+    /// (`delete.retention.ms`, 1 day).
+    pub delete_retention_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -52,6 +98,11 @@ impl Default for LogConfig {
             flush_ms: i64::MAX,
             max_message_bytes: 1024 * 1024 + 12,
             timestamp_type: TimestampType::CreateTime,
+            cleanup_policy: CleanupPolicy::DELETE,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
         }
     }
 }

@@ -167,6 +167,14 @@ pub enum LogError {
         reason: String,
     },
 
+    /// A record without a key was produced to a compacted topic (Kafka refuses it the same
+    /// way: `INVALID_RECORD`).
+    #[error("Compacted topic cannot accept message without key (batch at byte {position})")]
+    KeylessRecordInCompactedTopic {
+        /// Byte position of the batch in the produce request.
+        position: u64,
+    },
+
     /// A mutation was attempted on a log after [`crate::log::Log::close`].
     #[error("log {} is closed", dir.display())]
     Closed {
@@ -196,7 +204,9 @@ impl LogError {
             | LogError::InvalidBatchLength { .. }
             | LogError::TruncatedBatch { .. } => ResponseError::CorruptMessage,
             LogError::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
-            LogError::InvalidBatch { .. } => ResponseError::InvalidRecord,
+            LogError::InvalidBatch { .. } | LogError::KeylessRecordInCompactedTopic { .. } => {
+                ResponseError::InvalidRecord
+            }
             LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
             LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,

@@ -18,6 +18,9 @@
 //!   epochs (OffsetForLeaderEpoch answers) and where a follower must truncate.
 //! - On [`Log::open`], segments past the recovery point are scanned and a torn or corrupt tail
 //!   is cut; retention deletes whole segments by time and size.
+//! - [`cleaner`] compacts `cleanup.policy=compact` logs in the background: the latest record
+//!   per key below the active segment survives, offsets never change, and cleaned segments are
+//!   swapped in crash-safely (its module doc says how).
 //! - A roll queues the flush of the rolled segment ([`PendingFlush`]) instead of fsyncing it
 //!   under the lock; the log's owner runs it afterwards, and it moves the [`RecoveryPoint`]
 //!   (`flush.rs`).
@@ -29,6 +32,7 @@
 mod append;
 pub mod batch;
 mod checkpoint;
+pub mod cleaner;
 pub mod config;
 mod error;
 mod flush;
@@ -49,7 +53,7 @@ mod unified_log;
 pub mod test_util;
 
 pub use self::checkpoint::{read_offset_checkpoint, write_atomically, write_offset_checkpoint};
-pub use self::config::{LogConfig, TimestampType};
+pub use self::config::{CleanupPolicy, LogConfig, TimestampType};
 pub use self::error::LogError;
 pub use self::flush::{PendingFlush, RecoveryPoint};
 pub use self::index_file::{Index, IndexEntry};

@@ -146,6 +146,16 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// The last offset of each known producer's last batch (Kafka's
+    /// `lastRecordsOfActiveProducers`): the cleaner keeps those batches, empty if need be, so
+    /// a producer's sequence survives compaction.
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(&id, entry)| entry.batches.back().map(|b| (id, b.last_offset)))
+            .collect()
+    }
+
     /// Number of known producers.
     pub fn len(&self) -> usize {
         self.producers.len()

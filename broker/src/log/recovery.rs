@@ -20,7 +20,8 @@ const STRAY_SUFFIXES: [&str; 4] = ["tmp", "deleted", "cleaned", "swap"];
 impl Log {
     /// Opens (or creates) the log in `dir`.
     ///
-    /// Deletes stray `.tmp`/`.deleted`/`.cleaned`/`.swap` files and orphan indexes, opens the
+    /// Completes cleaner swaps that passed their commit point (`<base>.swap` manifests, see
+    /// [`super::cleaner`]), deletes stray `.tmp`/`.deleted`/`.cleaned`/`.swap` files and orphan indexes, opens the
     /// segments in base-offset order and, unless the previous run closed cleanly
     /// (`.weir_cleanshutdown`), recovers every segment that may hold offsets at or after the
     /// `recovery-point` checkpoint: each batch's structure and CRC is checked, a torn or corrupt
@@ -38,6 +39,8 @@ impl Log {
         std::fs::create_dir_all(dir).map_err(LogError::io("create log directory", dir))?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = marker.exists();
+        // A cleaner swap that passed its commit point is completed before strays go.
+        super::cleaner::complete_swaps(dir)?;
         let base_offsets = clean_directory(dir)?;
         let checkpointed_recovery_point =
             read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE))?.unwrap_or(0);

@@ -7,6 +7,7 @@ use super::{Log, LogError, LogSegment};
 impl Log {
     /// Deletes the oldest whole segments that retention allows to go, and returns how many.
     ///
+    /// With `cleanup.policy` lacking `delete` (compacted topics) only the last rule applies.
     /// As Kafka, in order: segments whose largest record timestamp is more than `retention.ms`
     /// old (the time of their first append if they hold no timestamp), then the oldest segments
     /// while the log stays at least `retention.bytes` without them, then segments entirely below
@@ -21,7 +22,9 @@ impl Log {
         let now = self.clock.now_ms();
         let mut deleted = 0;
 
-        if self.config.retention_ms >= 0 {
+        // `cleanup.policy=compact` alone: the cleaner, not retention, decides what goes.
+        let delete_policy = self.config.cleanup_policy.delete;
+        if delete_policy && self.config.retention_ms >= 0 {
             let retention_ms = self.config.retention_ms;
             let expired = self.deletable_prefix(|segment| {
                 let largest = if segment.max_timestamp() >= 0 {
@@ -34,7 +37,7 @@ impl Log {
             deleted += self.delete_prefix(expired)?;
         }
 
-        if self.config.retention_bytes >= 0 {
+        if delete_policy && self.config.retention_bytes >= 0 {
             let mut excess = self.size_in_bytes() as i64 - self.config.retention_bytes;
             let too_big = self.deletable_prefix(|segment| {
                 let size = segment.size() as i64;

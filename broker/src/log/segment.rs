@@ -29,6 +29,16 @@ pub fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
+/// Suffix added to the files of a segment the cleaner is writing (Kafka's `.cleaned`).
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+
+/// `<dir>/<base offset>.<suffix>.cleaned`: a file of a segment the cleaner is writing.
+pub fn cleaned_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    let mut name = segment_file(dir, base_offset, suffix).into_os_string();
+    name.push(CLEANED_SUFFIX);
+    PathBuf::from(name)
+}
+
 /// What [`LogSegment::read`] found.
 #[derive(Debug, Clone)]
 pub struct SegmentRead {
@@ -73,7 +83,22 @@ impl LogSegment {
         for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
             remove_if_exists(&segment_file(dir, base_offset, suffix))?;
         }
-        let (segment, _) = Self::open_files(dir, base_offset, max_index_bytes)?;
+        let (segment, _) = Self::open_files(dir, base_offset, max_index_bytes, "")?;
+        Ok(segment)
+    }
+
+    /// Creates an empty segment whose files carry the `.cleaned` suffix
+    /// (`<base>.log.cleaned`, ...), for the log cleaner to fill before it swaps them in
+    /// ([`super::cleaner`]); replaces leftovers of that name.
+    pub(super) fn create_cleaned(
+        dir: &Path,
+        base_offset: i64,
+        max_index_bytes: u32,
+    ) -> Result<Self, LogError> {
+        for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+            remove_if_exists(&cleaned_file(dir, base_offset, suffix))?;
+        }
+        let (segment, _) = Self::open_files(dir, base_offset, max_index_bytes, CLEANED_SUFFIX)?;
         Ok(segment)
     }
 
@@ -90,7 +115,7 @@ impl LogSegment {
     ) -> Result<(Self, bool), LogError> {
         let indexes_existed = segment_file(dir, base_offset, INDEX_FILE_SUFFIX).exists()
             && segment_file(dir, base_offset, TIME_INDEX_FILE_SUFFIX).exists();
-        let (mut segment, intact) = Self::open_files(dir, base_offset, max_index_bytes)?;
+        let (mut segment, intact) = Self::open_files(dir, base_offset, max_index_bytes, "")?;
         let consistent = segment
             .offset_index
             .last_entry()
@@ -119,8 +144,14 @@ impl LogSegment {
         dir: &Path,
         base_offset: i64,
         max_index_bytes: u32,
+        extra_suffix: &str,
     ) -> Result<(Self, bool), LogError> {
-        let log_path = segment_file(dir, base_offset, LOG_FILE_SUFFIX);
+        let path = |suffix: &str| {
+            let mut name = segment_file(dir, base_offset, suffix).into_os_string();
+            name.push(extra_suffix);
+            PathBuf::from(name)
+        };
+        let log_path = path(LOG_FILE_SUFFIX);
         let log_file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -132,10 +163,10 @@ impl LogSegment {
             .metadata()
             .map_err(LogError::io("stat segment", &log_path))?
             .len();
-        let index_path = segment_file(dir, base_offset, INDEX_FILE_SUFFIX);
+        let index_path = path(INDEX_FILE_SUFFIX);
         let (offset_index, offsets_intact) =
             OffsetIndex::open(&index_path, base_offset, max_index_bytes)?;
-        let time_path = segment_file(dir, base_offset, TIME_INDEX_FILE_SUFFIX);
+        let time_path = path(TIME_INDEX_FILE_SUFFIX);
         let (time_index, times_intact) = TimeIndex::open(&time_path, base_offset, max_index_bytes)?;
         let segment = Self {
             base_offset,
@@ -555,6 +586,13 @@ impl LogSegment {
             .map_err(LogError::io("fsync segment", &self.log_path))?;
         self.offset_index.flush()?;
         self.time_index.flush()
+    }
+
+    /// A shared handle of the `.log` file, for the cleaner to read the segment without the
+    /// log's lock (a segment below the active one is never written again; if it is deleted
+    /// meanwhile the handle still reads the unlinked file).
+    pub(super) fn shared_log_file(&self) -> Arc<File> {
+        Arc::clone(&self.log_file)
     }
 
     /// Shared handles of the segment's files, to fsync them without the segment

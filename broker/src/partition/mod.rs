@@ -702,6 +702,17 @@ impl Partition {
         Ok(bytes)
     }
 
+    /// The log's lock, for the log cleaner: it reads segment handles under the read lock and
+    /// takes the write lock only to swap cleaned segments in (`crate::log::cleaner`).
+    pub fn log_lock(&self) -> &RwLock<Log> {
+        &self.log
+    }
+
+    /// Whether the log runs with exactly `config`.
+    pub fn has_config(&self, config: &LogConfig) -> bool {
+        self.log.read().config() == config
+    }
+
     /// Applies a changed topic config to the log.
     pub fn update_config(&self, config: LogConfig) {
         self.log.write().update_config(config);

@@ -94,7 +94,9 @@ impl ReplicaManager {
                         continue;
                     }
                 };
-                if configs_changed {
+                // Also when the log runs with other settings than the image says: a log opened
+                // at start-up from its directory knows none of the topic's overrides.
+                if configs_changed || !partition.has_config(&log_config) {
                     partition.update_config(log_config.clone());
                 }
                 let was_leader = partition.is_leader();

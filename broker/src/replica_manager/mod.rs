@@ -216,6 +216,42 @@ impl ReplicaManager {
         self.image_applied.subscribe()
     }
 
+    /// Cleans the filthiest compacted log that is due, if any, with `cleaner` (one cleaner
+    /// thread's pass); returns whether a log was cleaned. Blocking: run it off the async
+    /// workers.
+    pub fn clean_filthiest(
+        &self,
+        manager: &crate::log::cleaner::LogCleanerManager,
+        cleaner: &mut crate::log::cleaner::Cleaner,
+    ) -> bool {
+        let partitions = self.all_partitions();
+        let Some((partition, in_progress)) = manager.grab_filthiest(&partitions, |p| p.log_lock())
+        else {
+            return false;
+        };
+        let now = || self.clock.now_ms();
+        match manager.clean(cleaner, partition.log_lock(), in_progress, now) {
+            Ok(stats) => {
+                tracing::info!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    cleaned_to = stats.cleaned_to,
+                    bytes_read = stats.bytes_read,
+                    bytes_written = stats.bytes_written,
+                    records_removed = stats.records_removed,
+                    segments_in = stats.segments_in,
+                    segments_out = stats.segments_out,
+                    aborted = stats.aborted,
+                    elapsed_ms = stats.elapsed_ms,
+                    throttled_ms = stats.throttled_ms,
+                    "log cleaner pass"
+                );
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Runs retention on every partition.
     pub fn apply_retention(&self) {
         for p in self.all_partitions() {

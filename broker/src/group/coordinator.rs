@@ -126,6 +126,9 @@ impl GroupCoordinator {
         if let Some(t) = self.replicas.topic(OFFSETS_TOPIC) {
             self.num_partitions
                 .store(t.meta.partitions, Ordering::Release);
+            if !t.meta.configs.contains_key("cleanup.policy") {
+                self.compact_offsets_topic(&t.meta.configs).await;
+            }
             return Ok(());
         }
         let partitions = self.config.offsets_topic_num_partitions();
@@ -135,9 +138,9 @@ impl GroupCoordinator {
             .config
             .offsets_topic_replication_factor()
             .min(available);
+        // Compacted, as Kafka's: the latest record per key is all a load needs.
         let configs = BTreeMap::from([
-            // No compaction yet: keep every record (the loader keeps the latest per key).
-            ("retention.ms".to_string(), "-1".to_string()),
+            ("cleanup.policy".to_string(), "compact".to_string()),
             (
                 "segment.bytes".to_string(),
                 self.config.offsets_topic_segment_bytes().to_string(),
@@ -161,6 +164,27 @@ impl GroupCoordinator {
                 .store(t.meta.partitions, Ordering::Release);
         }
         Ok(())
+    }
+
+    /// Switches a `__consumer_offsets` created before Weir compacted it (delete policy with
+    /// `retention.ms=-1`, no `cleanup.policy` set) to `cleanup.policy=compact`, once, keeping
+    /// its other settings. A policy set by hand is left alone.
+    async fn compact_offsets_topic(&self, configs: &BTreeMap<String, String>) {
+        let mut configs = configs.clone();
+        if configs.get("retention.ms").map(String::as_str) == Some("-1") {
+            configs.remove("retention.ms");
+        }
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        match self
+            .replicas
+            .alter_topic_configs(OFFSETS_TOPIC, configs, false)
+            .await
+        {
+            Ok(()) => tracing::info!("__consumer_offsets switched to cleanup.policy=compact"),
+            Err(e) => {
+                tracing::warn!(error = %e, "switching __consumer_offsets to compact failed; retried on the next lookup")
+            }
+        }
     }
 
     /// This broker became leader of `partition` at `leader_epoch`: replay it to its log end,

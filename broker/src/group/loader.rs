@@ -10,6 +10,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 
 use super::classic::TopicPartition;
 use super::records::{GroupMetadataValue, OffsetCommitValue, RecordKey};
+use crate::log::batch::RecordBatchHeader;
 use crate::partition::Partition;
 
 /// What one partition of `__consumer_offsets` holds once replayed.
@@ -103,6 +104,9 @@ impl LoadedPartition {
             let mut bytes = read.records;
             let start = offset;
             while !bytes.is_empty() {
+                // The batch header's end, not its last record's: compaction can remove a batch's
+                // last records, or all of them (an empty batch kept for its producer state).
+                let next = RecordBatchHeader::parse(&bytes, 0).map(|h| h.next_offset());
                 match RecordBatchDecoder::decode(&mut bytes) {
                     Ok(set) => {
                         for r in &set.records {
@@ -110,6 +114,9 @@ impl LoadedPartition {
                                 loaded.apply(r.offset, r.key.as_ref(), r.value.as_ref());
                             }
                             offset = offset.max(r.offset + 1);
+                        }
+                        if let Ok(next) = next {
+                            offset = offset.max(next);
                         }
                     }
                     Err(e) => {

@@ -27,7 +27,12 @@ const LAYERS: &[&[&str]] = &[
     &["handlers"],
     &["admin_service"],
     // Shared state, and the metrics read from it.
-    &["broker", "metrics", "replication_metrics"],
+    &[
+        "broker",
+        "metrics",
+        "replication_metrics",
+        "cleaner_metrics",
+    ],
     // Coordinators.
     &["group", "producer_ids"],
     // Unit-test fixtures (a replica manager over a one-node controller).

@@ -18,6 +18,8 @@
 #                                by commas (e.g. "isolate group coordinator,kill group coordinator")
 #   WEIR_NEMESIS_BROKER_LOG      the brokers' WEIR_LOG filter (e.g. info,weir_broker::group=debug)
 #   WEIR_REQUIRE_NEMESIS=1       fail instead of skipping network and disk faults
+#   WEIR_BROKER_BIN              the broker binary to run (default target/debug/weir-broker;
+#                                point it at a copy if you rebuild during a long run)
 #   PROFILE                      cargo profile of the broker and the test (default dev)
 #
 # The report goes to stdout and to target/nemesis/report-<seed or time>.txt.

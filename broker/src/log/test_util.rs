@@ -77,16 +77,22 @@ pub fn encode_test_batch(batch: &TestBatch) -> Bytes {
             headers: IndexMap::new(),
         })
         .collect();
+    encode_records(&records, batch.compression)
+}
+
+/// Encodes `records` as record batch v2 with `compression` (the encoder starts a new batch
+/// wherever offset minus sequence changes).
+pub fn encode_records(records: &[Record], compression: Compression) -> Bytes {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
-        &records,
+        records,
         &RecordEncodeOptions {
             version: 2,
-            compression: batch.compression,
+            compression,
         },
     )
-    .expect("test batch encodes");
+    .expect("test records encode");
     buf.freeze()
 }
 

@@ -4,18 +4,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 use parking_lot::RwLock;
 use proptest::prelude::*;
 
 use super::*;
 use crate::clock::ManualClock;
 use crate::log::batch::RecordBatchHeader;
-use crate::log::test_util::manual_clock;
+use crate::log::test_util::{encode_records, manual_clock};
 use crate::log::{CleanupPolicy, LogConfig};
 
 const T0: i64 = 1_000_000;
@@ -68,17 +66,7 @@ fn keyed_batch(
             headers: IndexMap::new(),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: codec,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    encode_records(&records, codec)
 }
 
 fn open(dir: &Path, config: LogConfig, clock: Arc<dyn crate::clock::Clock>) -> RwLock<Log> {
@@ -425,7 +413,6 @@ fn keyless_records_are_refused_on_a_compacted_topic() {
     let keyless =
         crate::log::test_util::encode_test_batch(&crate::log::test_util::TestBatch::new(1, 10));
     // test_util batches carry keys; build one without.
-    let mut buf = BytesMut::new();
     let record = Record {
         transactional: false,
         control: false,
@@ -441,16 +428,8 @@ fn keyless_records_are_refused_on_a_compacted_topic() {
         value: Some(Bytes::from_static(b"v")),
         headers: IndexMap::new(),
     };
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::Gzip,
-        },
-    )
-    .unwrap();
-    let err = log.write().append_as_leader(&buf.freeze(), 0).unwrap_err();
+    let keyless_batch = encode_records(&[record], Compression::Gzip);
+    let err = log.write().append_as_leader(&keyless_batch, 0).unwrap_err();
     assert_eq!(err.kafka_code(), 87, "{err}");
     assert!(err
         .to_string()

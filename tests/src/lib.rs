@@ -10,6 +10,7 @@
 //! - [`segments`]: reads record batch v2 headers straight from `.log` segment files.
 //! - [`group_consumer`]: group consumers as separate processes (crash with SIGKILL, clean
 //!   stop), their assignments, rebalance events and consumed records.
+//! - [`kafka_tools`]: Apache Kafka's command-line tools (`java -cp` the kafka-tools jars).
 //! - [`http`]: a plain HTTP/1.0 GET for the metrics endpoint.
 //! - [`kube`]: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)
 //!   with admin, user and service-account clients.
@@ -27,6 +28,7 @@ pub mod clients;
 pub mod cluster;
 pub mod group_consumer;
 pub mod http;
+pub mod kafka_tools;
 pub mod kube;
 pub mod kubelet;
 pub mod nemesis;

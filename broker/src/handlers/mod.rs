@@ -8,6 +8,7 @@ pub mod configs;
 pub mod delete_groups;
 pub mod describe_cluster;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod elect_leaders;
 pub mod fetch;
 mod fetch_wake;
@@ -143,6 +144,9 @@ pub async fn handle(
         RequestKind::ElectLeaders(r) => {
             ResponseKind::ElectLeaders(elect_leaders::handle(broker, r, version).await)
         }
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r))
+        }
         // decode_request only lets through APIs listed in protocol::versions, all matched above.
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "no handler for a supported API");
@@ -165,5 +169,7 @@ pub fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
+#[cfg(test)]
+mod admin_surface_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,114 @@
+//! The read-only admin APIs that Kafka's tools and UIs call (DescribeLogDirs, ...): sample
+//! requests for the every-version test in [`super::tests`], and the handlers' answers on a
+//! one-broker cluster.
+
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::tests::broker;
+use crate::log::test_util::{encode_test_batch, TestBatch};
+use crate::replica_manager::CreateTopic;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// A request of one of these APIs at `version` for the every-version test.
+pub(super) fn sample(api: ApiKey, _version: i16) -> RequestKind {
+    match api {
+        ApiKey::DescribeLogDirs => {
+            RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(Some(vec![
+                DescribableLogDirTopic::default()
+                    .with_topic(TopicName(s("t")))
+                    .with_partitions(vec![0, 1, 7]),
+            ])))
+        }
+        other => panic!("no sample request for {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_log_dirs_reports_the_data_dir_its_replicas_and_their_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path()).await;
+    for name in ["a", "b"] {
+        broker
+            .replicas
+            .create_topic(CreateTopic {
+                partitions: Some(2),
+                replication_factor: Some(1),
+                ..CreateTopic::new(name)
+            })
+            .await
+            .unwrap();
+    }
+    let batch = encode_test_batch(&TestBatch::new(3, 100));
+    let a1 = broker.replicas.partition("a", 1).unwrap();
+    a1.append(&batch).unwrap();
+    a1.append(&batch).unwrap();
+
+    let all = super::describe_log_dirs::handle(
+        &broker,
+        DescribeLogDirsRequest::default().with_topics(None),
+    );
+    assert_eq!(all.error_code, 0);
+    assert_eq!(all.results.len(), 1, "one data dir");
+    let result = &all.results[0];
+    assert_eq!(result.error_code, 0);
+    assert_eq!(
+        result.log_dir.to_string(),
+        std::path::absolute(dir.path())
+            .unwrap()
+            .display()
+            .to_string()
+    );
+    assert!(result.total_bytes > 0, "{}", result.total_bytes);
+    assert!(
+        (0..=result.total_bytes).contains(&result.usable_bytes),
+        "{} of {}",
+        result.usable_bytes,
+        result.total_bytes
+    );
+    let names: Vec<String> = result.topics.iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let a = &result.topics[0];
+    let sizes: Vec<(i32, i64, i64, bool)> = a
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                p.partition_size,
+                p.offset_lag,
+                p.is_future_key,
+            )
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        [(0, 0, 0, false), (1, 2 * batch.len() as i64, 0, false)]
+    );
+
+    // Only the asked-for partitions; one this broker does not host is left out.
+    let some = super::describe_log_dirs::handle(
+        &broker,
+        DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(TopicName(s("a")))
+                .with_partitions(vec![1, 5]),
+            DescribableLogDirTopic::default()
+                .with_topic(TopicName(s("missing")))
+                .with_partitions(vec![0]),
+        ])),
+    );
+    let topics = &some.results[0].topics;
+    assert_eq!(topics.len(), 1);
+    assert_eq!(topics[0].name.to_string(), "a");
+    let indexes: Vec<i32> = topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.partition_index)
+        .collect();
+    assert_eq!(indexes, [1]);
+}

@@ -1,0 +1,184 @@
+//! Apache Kafka's admin tools (kafka-tools 4.1.1) that read the cluster's state, run against
+//! one broker and against a 3-broker cluster as an operator would: `kafka-log-dirs`
+//! (LogDirsCommand). Without java or the jars the tests say so and pass, unless
+//! `WEIR_REQUIRE_JAVA=1` or `CI` is set (see [`weir_tests::kafka_tools`]).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::FutureProducer;
+use weir_tests::cluster::Cluster;
+use weir_tests::{clients, kafka_tools, unique_topic, wait_until, Broker};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One replica as `kafka-log-dirs --describe` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ReplicaDir {
+    log_dir: String,
+    size: i64,
+    offset_lag: i64,
+    is_future: bool,
+}
+
+/// Runs `kafka-log-dirs --describe` for `brokers` and returns, per broker, its replicas by
+/// `topic-partition` name; panics unless every log dir reports no error.
+fn log_dirs(
+    classpath: &str,
+    bootstrap: &str,
+    brokers: &[i32],
+) -> BTreeMap<i32, BTreeMap<String, ReplicaDir>> {
+    let list = brokers
+        .iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let stdout = kafka_tools::run_ok(
+        classpath,
+        "org.apache.kafka.tools.LogDirsCommand",
+        &[
+            "--describe",
+            "--bootstrap-server",
+            bootstrap,
+            "--broker-list",
+            &list,
+        ],
+    );
+    let json = stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON in kafka-log-dirs' output:\n{stdout}"));
+    let parsed: serde_json::Value = serde_json::from_str(json).expect("kafka-log-dirs JSON");
+    let mut out = BTreeMap::new();
+    for broker in parsed["brokers"].as_array().expect("brokers") {
+        let id = broker["broker"].as_i64().expect("broker id") as i32;
+        let dirs = broker["logDirs"].as_array().expect("logDirs");
+        assert_eq!(dirs.len(), 1, "one log dir per Weir broker: {json}");
+        let mut replicas = BTreeMap::new();
+        for dir in dirs {
+            assert!(dir["error"].is_null(), "log dir error: {json}");
+            let log_dir = dir["logDir"].as_str().expect("logDir").to_string();
+            for p in dir["partitions"].as_array().expect("partitions") {
+                replicas.insert(
+                    p["partition"].as_str().expect("partition").to_string(),
+                    ReplicaDir {
+                        log_dir: log_dir.clone(),
+                        size: p["size"].as_i64().expect("size"),
+                        offset_lag: p["offsetLag"].as_i64().expect("offsetLag"),
+                        is_future: p["isFuture"].as_bool().expect("isFuture"),
+                    },
+                );
+            }
+        }
+        out.insert(id, replicas);
+    }
+    out
+}
+
+/// Produces `count` records of `value_len` bytes to `topic`/`partition`.
+async fn produce(producer: &FutureProducer, topic: &str, partition: i32, count: usize) {
+    let value = vec![b'x'; 1000];
+    for _ in 0..count {
+        clients::produce_one(producer, topic, Some(partition), None, &value).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_log_dirs_describes_one_broker() {
+    let Some(classpath) = kafka_tools::classpath() else {
+        return;
+    };
+    let broker = Broker::start_default();
+    let topic = unique_topic("log-dirs");
+    clients::create_topic(&broker, &topic, 2).await;
+    let producer = clients::producer(&broker, &[]);
+    produce(&producer, &topic, 0, 20).await;
+
+    let dirs = log_dirs(&classpath, &broker.bootstrap(), &[0]);
+    let replicas = &dirs[&0];
+    let p0 = &replicas[&format!("{topic}-0")];
+    let p1 = &replicas[&format!("{topic}-1")];
+    let data_dir = std::fs::canonicalize(broker.data_dir()).unwrap();
+    assert_eq!(
+        std::fs::canonicalize(&p0.log_dir).unwrap(),
+        data_dir,
+        "the broker's data dir"
+    );
+    // 20 records of 1000 bytes, plus batch and record headers.
+    assert!(
+        (20_000..40_000).contains(&p0.size),
+        "size of {topic}-0: {}",
+        p0.size
+    );
+    assert_eq!((p0.offset_lag, p0.is_future), (0, false));
+    assert_eq!(
+        (p1.size, p1.offset_lag),
+        (0, 0),
+        "nothing produced to {topic}-1"
+    );
+    // The size is what is on disk.
+    let on_disk: u64 = std::fs::read_dir(broker.partition_dir(&topic, 0))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(p0.size as u64, on_disk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_log_dirs_describes_every_replica_of_a_cluster() {
+    let Some(classpath) = kafka_tools::classpath() else {
+        return;
+    };
+    let cluster = Cluster::start(3, &[]);
+    let topic = unique_topic("log-dirs");
+    let admin: AdminClient<DefaultClientContext> =
+        cluster.client_config().create().expect("admin client");
+    let new = NewTopic::new(&topic, 2, TopicReplication::Fixed(3));
+    for r in admin
+        .create_topics([&new], &clients::admin_options())
+        .await
+        .expect("CreateTopics")
+    {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+    for p in 0..2 {
+        cluster.wait_partition(&topic, p, TIMEOUT, "a full ISR", |v| {
+            v.leader >= 0 && v.isr.len() == 3
+        });
+    }
+    let producer: FutureProducer = cluster
+        .client_config()
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    produce(&producer, &topic, 0, 20).await;
+
+    // Followers copy the batches as the leader stored them: once caught up, every replica of
+    // the partition has the same size.
+    let bootstrap = cluster.bootstrap();
+    let dirs = wait_until(TIMEOUT, "every replica of partition 0 caught up", || {
+        let dirs = log_dirs(&classpath, &bootstrap, &[0, 1, 2]);
+        let sizes: Vec<i64> = dirs
+            .values()
+            .filter_map(|replicas| replicas.get(&format!("{topic}-0")).map(|r| r.size))
+            .collect();
+        (sizes.len() == 3 && sizes.iter().all(|s| *s == sizes[0])).then_some(dirs)
+    });
+    assert_eq!(dirs.len(), 3);
+    for (broker, replicas) in &dirs {
+        let p0 = &replicas[&format!("{topic}-0")];
+        let p1 = &replicas[&format!("{topic}-1")];
+        assert!(
+            (20_000..40_000).contains(&p0.size),
+            "broker {broker}: {p0:?}"
+        );
+        assert_eq!((p0.offset_lag, p0.is_future), (0, false), "broker {broker}");
+        assert_eq!(p1.size, 0, "broker {broker}");
+        let data_dir = std::fs::canonicalize(cluster.brokers[*broker as usize].data_dir()).unwrap();
+        assert_eq!(std::fs::canonicalize(&p0.log_dir).unwrap(), data_dir);
+    }
+}

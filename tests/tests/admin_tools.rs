@@ -182,3 +182,55 @@ async fn kafka_log_dirs_describes_every_replica_of_a_cluster() {
         assert_eq!(std::fs::canonicalize(&p0.log_dir).unwrap(), data_dir);
     }
 }
+
+/// `kafka-features describe`'s line for each feature: name → its `Key: value` fields.
+fn features(classpath: &str, bootstrap: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let stdout = kafka_tools::run_ok(
+        classpath,
+        "org.apache.kafka.tools.FeatureCommand",
+        &["--bootstrap-server", bootstrap, "describe"],
+    );
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("Feature:"))
+        .map(|line| {
+            let fields: BTreeMap<String, String> = line
+                .split('\t')
+                .filter_map(|f| f.split_once(": "))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            (fields["Feature"].clone(), fields)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_features_describes_the_finalized_features() {
+    let Some(classpath) = kafka_tools::classpath() else {
+        return;
+    };
+    let broker = Broker::start_default();
+    let described = features(&classpath, &broker.bootstrap());
+    let names: Vec<&str> = described.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["kraft.version", "metadata.version"],
+        "{described:?}"
+    );
+    let mv = &described["metadata.version"];
+    assert_eq!(mv["SupportedMinVersion"], "4.1-IV1", "{mv:?}");
+    assert_eq!(mv["SupportedMaxVersion"], "4.1-IV1", "{mv:?}");
+    assert_eq!(mv["FinalizedVersionLevel"], "4.1-IV1", "{mv:?}");
+    let epoch: i64 = mv["Epoch"].parse().expect("epoch");
+    assert!(epoch > 0, "the applied metadata offset: {mv:?}");
+    let kraft = &described["kraft.version"];
+    assert_eq!(
+        (
+            kraft["SupportedMinVersion"].as_str(),
+            kraft["SupportedMaxVersion"].as_str(),
+            kraft["FinalizedVersionLevel"].as_str()
+        ),
+        ("1", "1", "1"),
+        "{kraft:?}"
+    );
+}

@@ -112,3 +112,33 @@ async fn describe_log_dirs_reports_the_data_dir_its_replicas_and_their_sizes() {
         .collect();
     assert_eq!(indexes, [1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_lists_the_features_weir_has_finalized() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path()).await;
+    let response = super::api_versions::handle(&broker);
+    let supported: Vec<(String, i16, i16)> = response
+        .supported_features
+        .iter()
+        .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+        .collect();
+    assert_eq!(
+        supported,
+        [
+            ("metadata.version".to_string(), 27, 27),
+            ("kraft.version".to_string(), 1, 1)
+        ]
+    );
+    let finalized: Vec<(String, i16, i16)> = response
+        .finalized_features
+        .iter()
+        .map(|f| (f.name.to_string(), f.min_version_level, f.max_version_level))
+        .collect();
+    assert_eq!(finalized, supported);
+    assert_eq!(
+        response.finalized_features_epoch,
+        broker.replicas.image().applied_index as i64
+    );
+    assert!(response.finalized_features_epoch > 0);
+}

@@ -71,7 +71,7 @@ pub async fn handle(
         peer,
     };
     Some(match request.body {
-        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::response()),
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle(broker)),
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(metadata::handle(broker, r, version).await)
         }

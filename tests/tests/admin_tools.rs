@@ -234,3 +234,169 @@ async fn kafka_features_describes_the_finalized_features() {
         "{kraft:?}"
     );
 }
+
+/// `kafka-metadata-quorum describe --status`: its `Key: value` lines.
+fn quorum_status(classpath: &str, bootstrap: &str) -> BTreeMap<String, String> {
+    let stdout = kafka_tools::run_ok(
+        classpath,
+        "org.apache.kafka.tools.MetadataQuorumCommand",
+        &["--bootstrap-server", bootstrap, "describe", "--status"],
+    );
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// One row of `kafka-metadata-quorum describe --replication`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct QuorumRow {
+    node_id: i32,
+    log_end_offset: i64,
+    lag: i64,
+    last_fetch_ms: i64,
+    last_caught_up_ms: i64,
+    status: String,
+}
+
+fn quorum_replication(classpath: &str, bootstrap: &str) -> Vec<QuorumRow> {
+    let stdout = kafka_tools::run_ok(
+        classpath,
+        "org.apache.kafka.tools.MetadataQuorumCommand",
+        &["--bootstrap-server", bootstrap, "describe", "--replication"],
+    );
+    let mut lines = stdout.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().expect("a header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NodeId",
+            "DirectoryId",
+            "LogEndOffset",
+            "Lag",
+            "LastFetchTimestamp",
+            "LastCaughtUpTimestamp",
+            "Status"
+        ],
+        "{stdout}"
+    );
+    let mut rows: Vec<QuorumRow> = lines
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let n = |i: usize| -> i64 { cols[i].parse().unwrap_or_else(|_| panic!("{l}")) };
+            QuorumRow {
+                node_id: n(0) as i32,
+                log_end_offset: n(2),
+                lag: n(3),
+                last_fetch_ms: n(4),
+                last_caught_up_ms: n(5),
+                status: cols[6].to_string(),
+            }
+        })
+        .collect();
+    rows.sort_by_key(|r| r.node_id);
+    rows
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_metadata_quorum_describes_a_lone_voter() {
+    let Some(classpath) = kafka_tools::classpath() else {
+        return;
+    };
+    let started = now_ms();
+    let broker = Broker::start_default();
+    let status = quorum_status(&classpath, &broker.bootstrap());
+    assert_eq!(status["LeaderId"], "0", "{status:?}");
+    assert!(
+        status["LeaderEpoch"].parse::<i64>().unwrap() >= 1,
+        "{status:?}"
+    );
+    assert!(
+        status["HighWatermark"].parse::<i64>().unwrap() > 0,
+        "{status:?}"
+    );
+    assert_eq!(status["MaxFollowerLag"], "0", "{status:?}");
+    assert_eq!(status["CurrentObservers"], "[]", "{status:?}");
+    let voters = &status["CurrentVoters"];
+    assert!(voters.contains("\"id\": 0"), "{voters}");
+    assert!(
+        voters.contains(&format!("PLAINTEXT://{}", broker.bootstrap())),
+        "{voters}"
+    );
+    let rows = quorum_replication(&classpath, &broker.bootstrap());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let leader = &rows[0];
+    assert_eq!(
+        (leader.node_id, leader.lag, leader.status.as_str()),
+        (0, 0, "Leader")
+    );
+    assert!(leader.log_end_offset > 0, "{leader:?}");
+    assert!(leader.last_fetch_ms >= started, "{leader:?}");
+    assert!(leader.last_caught_up_ms >= started, "{leader:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_metadata_quorum_describes_three_voters_from_any_broker() {
+    let Some(classpath) = kafka_tools::classpath() else {
+        return;
+    };
+    let started = now_ms();
+    let cluster = Cluster::start(3, &[]);
+    // Some metadata to replicate.
+    let topic = unique_topic("quorum");
+    let admin: AdminClient<DefaultClientContext> =
+        cluster.client_config().create().expect("admin client");
+    let new = NewTopic::new(&topic, 3, TopicReplication::Fixed(3));
+    for r in admin
+        .create_topics([&new], &clients::admin_options())
+        .await
+        .expect("CreateTopics")
+    {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+    for broker in &cluster.brokers {
+        let bootstrap = broker.bootstrap();
+        // Every voter catches up with the leader (heartbeats keep them there).
+        let rows = wait_until(TIMEOUT, "three voters caught up", || {
+            let rows = quorum_replication(&classpath, &bootstrap);
+            (rows.len() == 3 && rows.iter().all(|r| r.lag == 0)).then_some(rows)
+        });
+        let status = quorum_status(&classpath, &bootstrap);
+        let leader: i32 = status["LeaderId"].parse().unwrap();
+        assert!((0..3).contains(&leader), "{status:?}");
+        assert!(
+            status["LeaderEpoch"].parse::<i64>().unwrap() >= 1,
+            "{status:?}"
+        );
+        let high_watermark: i64 = status["HighWatermark"].parse().unwrap();
+        assert!(high_watermark > 0, "{status:?}");
+        assert_eq!(status["CurrentObservers"], "[]", "{status:?}");
+        for id in 0..3 {
+            assert!(
+                status["CurrentVoters"].contains(&format!("\"id\": {id}")),
+                "{status:?}"
+            );
+        }
+        let ids: Vec<i32> = rows.iter().map(|r| r.node_id).collect();
+        assert_eq!(ids, [0, 1, 2]);
+        for row in &rows {
+            let expected = if row.node_id == leader {
+                "Leader"
+            } else {
+                "Follower"
+            };
+            assert_eq!(row.status, expected, "{row:?}");
+            assert!(row.log_end_offset >= high_watermark, "{row:?}");
+            assert!(row.last_fetch_ms >= started, "{row:?}");
+            assert!(row.last_caught_up_ms >= started, "{row:?}");
+        }
+    }
+}

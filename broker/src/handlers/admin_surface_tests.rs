@@ -24,6 +24,15 @@ pub(super) fn sample(api: ApiKey, _version: i16) -> RequestKind {
                     .with_partitions(vec![0, 1, 7]),
             ])))
         }
+        ApiKey::DescribeQuorum => {
+            RequestKind::DescribeQuorum(DescribeQuorumRequest::default().with_topics(vec![
+                describe_quorum_request::TopicData::default()
+                    .with_topic_name(TopicName(s("__cluster_metadata")))
+                    .with_partitions(vec![
+                        describe_quorum_request::PartitionData::default().with_partition_index(0),
+                    ]),
+            ]))
+        }
         other => panic!("no sample request for {other:?}"),
     }
 }
@@ -141,4 +150,56 @@ async fn api_versions_lists_the_features_weir_has_finalized() {
         broker.replicas.image().applied_index as i64
     );
     assert!(response.finalized_features_epoch > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_quorum_reports_the_lone_voter_and_refuses_other_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path()).await;
+    let request = |topic: &str, partition: i32| {
+        DescribeQuorumRequest::default().with_topics(vec![
+            describe_quorum_request::TopicData::default()
+                .with_topic_name(TopicName(s(topic)))
+                .with_partitions(vec![describe_quorum_request::PartitionData::default()
+                    .with_partition_index(partition)]),
+        ])
+    };
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let response =
+        super::describe_quorum::handle(&broker, request("__cluster_metadata", 0), 2).await;
+    assert_eq!(response.error_code, 0);
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0, "{p:?}");
+    assert_eq!(p.leader_id.0, 0);
+    assert!(p.leader_epoch >= 1, "{p:?}");
+    assert!(p.high_watermark > 0, "{p:?}");
+    assert_eq!(p.current_voters.len(), 1);
+    assert!(p.observers.is_empty());
+    let me = &p.current_voters[0];
+    assert_eq!(me.replica_id.0, 0);
+    assert!(me.log_end_offset >= p.high_watermark, "{me:?}");
+    assert!(me.last_fetch_timestamp >= before, "{me:?}");
+    assert!(me.last_caught_up_timestamp >= before, "{me:?}");
+    assert!(
+        !me.replica_directory_id.is_nil(),
+        "the voter's directory id"
+    );
+    let nodes: Vec<(i32, u16)> = response
+        .nodes
+        .iter()
+        .map(|n| (n.node_id.0, n.listeners[0].port))
+        .collect();
+    assert_eq!(nodes, [(0, 9092)]);
+
+    for (topic, partition) in [("__cluster_metadata", 1), ("other", 0)] {
+        let refused = super::describe_quorum::handle(&broker, request(topic, partition), 2).await;
+        assert_eq!(
+            refused.topics[0].partitions[0].error_code,
+            kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code(),
+            "{topic}-{partition}"
+        );
+    }
 }

@@ -9,6 +9,7 @@ pub mod delete_groups;
 pub mod describe_cluster;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
 mod fetch_wake;
@@ -146,6 +147,9 @@ pub async fn handle(
         }
         RequestKind::DescribeLogDirs(r) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r))
+        }
+        RequestKind::DescribeQuorum(r) => {
+            ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version).await)
         }
         // decode_request only lets through APIs listed in protocol::versions, all matched above.
         other => {

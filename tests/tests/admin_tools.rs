@@ -1,6 +1,8 @@
 //! Apache Kafka's admin tools (kafka-tools 4.1.1) that read the cluster's state, run against
 //! one broker and against a 3-broker cluster as an operator would: `kafka-log-dirs`
-//! (LogDirsCommand). Without java or the jars the tests say so and pass, unless
+//! (LogDirsCommand), `kafka-features describe` (FeatureCommand), `kafka-metadata-quorum
+//! describe` (MetadataQuorumCommand) and `kafka-acls --list` (AclCommand); and
+//! DescribeUserScramCredentials through the raw client. Without java or the jars the tests say so and pass, unless
 //! `WEIR_REQUIRE_JAVA=1` or `CI` is set (see [`weir_tests::kafka_tools`]).
 
 use std::collections::BTreeMap;
@@ -399,4 +401,55 @@ async fn kafka_metadata_quorum_describes_three_voters_from_any_broker() {
             assert!(row.last_caught_up_ms >= started, "{row:?}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_authorizer_kafka_acls_reports_security_disabled() {
+    let Some(classpath) = kafka_tools::classpath() else {
+        return;
+    };
+    let broker = Broker::start_default();
+    let output = kafka_tools::run(
+        &classpath,
+        "org.apache.kafka.tools.AclCommand",
+        &["--bootstrap-server", &broker.bootstrap(), "--list"],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("SecurityDisabledException: no authorizer is configured"),
+        "kafka-acls --list:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_user_scram_credentials_knows_no_users() {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    use kafka_protocol::messages::DescribeUserScramCredentialsRequest;
+    use kafka_protocol::protocol::StrBytes;
+
+    let broker = Broker::start_default();
+    let mut raw = weir_tests::raw::RawClient::connect(broker.kafka_addr());
+    let all = raw
+        .request(
+            &DescribeUserScramCredentialsRequest::default().with_users(None),
+            0,
+        )
+        .expect("DescribeUserScramCredentials");
+    assert_eq!(all.error_code, 0);
+    assert!(all.results.is_empty(), "{all:?}");
+    let named = raw
+        .request(
+            &DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                UserName::default().with_name(StrBytes::from_static_str("alice")),
+            ])),
+            0,
+        )
+        .expect("DescribeUserScramCredentials");
+    assert_eq!(named.results.len(), 1);
+    assert_eq!(
+        named.results[0].error_code,
+        ResponseError::ResourceNotFound.code()
+    );
 }

@@ -33,6 +33,18 @@ pub(super) fn sample(api: ApiKey, _version: i16) -> RequestKind {
                     ]),
             ]))
         }
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(
+            DescribeAclsRequest::default()
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+        ),
+        ApiKey::DescribeUserScramCredentials => RequestKind::DescribeUserScramCredentials(
+            DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                describe_user_scram_credentials_request::UserName::default().with_name(s("alice")),
+            ])),
+        ),
         other => panic!("no sample request for {other:?}"),
     }
 }
@@ -202,4 +214,42 @@ async fn describe_quorum_reports_the_lone_voter_and_refuses_other_partitions() {
             "{topic}-{partition}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_authorizer_acls_are_disabled_and_there_are_no_scram_users() {
+    use describe_user_scram_credentials_request::UserName;
+    use kafka_protocol::error::ResponseError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path()).await;
+    let acls = super::describe_acls::handle(&broker, DescribeAclsRequest::default());
+    assert_eq!(acls.error_code, ResponseError::SecurityDisabled.code());
+    assert!(acls.resources.is_empty());
+
+    let describe = |users: Option<&[&str]>| {
+        let request = DescribeUserScramCredentialsRequest::default().with_users(users.map(|u| {
+            u.iter()
+                .map(|name| UserName::default().with_name(s(name)))
+                .collect()
+        }));
+        let response = super::describe_user_scram_credentials::handle(&broker, request);
+        assert_eq!(response.error_code, 0);
+        response
+            .results
+            .iter()
+            .map(|r| (r.user.to_string(), r.error_code, r.credential_infos.len()))
+            .collect::<Vec<_>>()
+    };
+    assert!(describe(None).is_empty(), "all users: none");
+    assert!(describe(Some(&[])).is_empty(), "all users: none");
+    let not_found = ResponseError::ResourceNotFound.code();
+    let duplicate = ResponseError::DuplicateResource.code();
+    assert_eq!(
+        describe(Some(&["alice", "bob", "alice"])),
+        [
+            ("alice".to_string(), duplicate, 0),
+            ("bob".to_string(), not_found, 0)
+        ]
+    );
 }

@@ -6,10 +6,12 @@ pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod configs;
 pub mod delete_groups;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 mod fetch_wake;
@@ -151,6 +153,12 @@ pub async fn handle(
         RequestKind::DescribeQuorum(r) => {
             ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version).await)
         }
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(describe_acls::handle(broker, r))
+        }
+        RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
+            describe_user_scram_credentials::handle(broker, r),
+        ),
         // decode_request only lets through APIs listed in protocol::versions, all matched above.
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "no handler for a supported API");

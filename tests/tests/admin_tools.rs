@@ -207,7 +207,7 @@ fn features(classpath: &str, bootstrap: &str) -> BTreeMap<String, BTreeMap<Strin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_features_describes_the_finalized_features() {
+async fn kafka_features_describes_the_finalized_features_and_cannot_change_them() {
     let Some(classpath) = kafka_tools::classpath() else {
         return;
     };
@@ -225,6 +225,23 @@ async fn kafka_features_describes_the_finalized_features() {
     assert_eq!(mv["FinalizedVersionLevel"], "4.1-IV1", "{mv:?}");
     let epoch: i64 = mv["Epoch"].parse().expect("epoch");
     assert!(epoch > 0, "the applied metadata offset: {mv:?}");
+    // The levels cannot change: asking for the one Weir has succeeds, any other says why not.
+    let bootstrap = broker.bootstrap();
+    let feature_command = |args: &[&str]| {
+        let mut all = vec!["--bootstrap-server", bootstrap.as_str()];
+        all.extend_from_slice(args);
+        kafka_tools::run(&classpath, "org.apache.kafka.tools.FeatureCommand", &all)
+    };
+    let same = feature_command(&["upgrade", "--feature", "kraft.version=1"]);
+    assert!(same.status.success(), "{same:?}");
+    let downgrade = feature_command(&["downgrade", "--metadata", "4.0"]);
+    let stdout = String::from_utf8_lossy(&downgrade.stdout);
+    assert!(!downgrade.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Could not downgrade metadata.version to 25")
+            && stdout.contains("metadata.version at level 27 only"),
+        "{stdout}"
+    );
     let kraft = &described["kraft.version"];
     assert_eq!(
         (

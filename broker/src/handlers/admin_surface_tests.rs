@@ -45,6 +45,13 @@ pub(super) fn sample(api: ApiKey, _version: i16) -> RequestKind {
                 describe_user_scram_credentials_request::UserName::default().with_name(s("alice")),
             ])),
         ),
+        ApiKey::UpdateFeatures => RequestKind::UpdateFeatures(
+            UpdateFeaturesRequest::default().with_feature_updates(vec![
+                update_features_request::FeatureUpdateKey::default()
+                    .with_feature(s("metadata.version"))
+                    .with_max_version_level(22),
+            ]),
+        ),
         other => panic!("no sample request for {other:?}"),
     }
 }
@@ -250,6 +257,50 @@ async fn without_an_authorizer_acls_are_disabled_and_there_are_no_scram_users() 
         [
             ("alice".to_string(), duplicate, 0),
             ("bob".to_string(), not_found, 0)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_features_accepts_the_levels_weir_has_and_refuses_others() {
+    use kafka_protocol::error::ResponseError;
+    use update_features_request::FeatureUpdateKey;
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path()).await;
+    let update = |pairs: &[(&str, i16)], version: i16| {
+        let request = UpdateFeaturesRequest::default().with_feature_updates(
+            pairs
+                .iter()
+                .map(|(name, level)| {
+                    FeatureUpdateKey::default()
+                        .with_feature(s(name))
+                        .with_max_version_level(*level)
+                })
+                .collect(),
+        );
+        super::update_features::handle(&broker, request, version)
+    };
+    let invalid = ResponseError::InvalidUpdateVersion.code();
+    // No-ops: the level a feature has, level 0 of one Weir does not have.
+    let ok = update(&[("metadata.version", 27), ("transaction.version", 0)], 2);
+    assert_eq!(ok.error_code, 0, "{ok:?}");
+    let refused = update(&[("metadata.version", 22)], 2);
+    assert_eq!(refused.error_code, invalid);
+    let message = refused.error_message.unwrap().to_string();
+    assert!(message.contains("level 27 only"), "{message}");
+    let per_feature = update(&[("kraft.version", 1), ("group.version", 1)], 1);
+    assert_eq!(per_feature.error_code, 0);
+    let codes: Vec<(String, i16)> = per_feature
+        .results
+        .iter()
+        .map(|r| (r.feature.to_string(), r.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("kraft.version".to_string(), 0),
+            ("group.version".to_string(), invalid)
         ]
     );
 }

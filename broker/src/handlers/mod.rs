@@ -29,6 +29,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod update_features;
 
 use std::net::SocketAddr;
 
@@ -159,6 +160,9 @@ pub async fn handle(
         RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
             describe_user_scram_credentials::handle(broker, r),
         ),
+        RequestKind::UpdateFeatures(r) => {
+            ResponseKind::UpdateFeatures(update_features::handle(broker, r, version))
+        }
         // decode_request only lets through APIs listed in protocol::versions, all matched above.
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "no handler for a supported API");

@@ -40,6 +40,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::UpdateFeatures, 0, 2),
 ];
 
 /// The supported version range of `api`, if Weir implements it.

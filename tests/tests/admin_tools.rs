@@ -470,3 +470,31 @@ async fn describe_user_scram_credentials_knows_no_users() {
         ResponseError::ResourceNotFound.code()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_metadata_quorum_lists_brokers_that_do_not_vote_as_observers() {
+    let Some(classpath) = kafka_tools::classpath() else {
+        return;
+    };
+    let cluster = Cluster::start_with_voters(3, 1, &[]);
+    // Asked of an observer, which gets the answer from the active controller (node 0).
+    let bootstrap = cluster.brokers[2].bootstrap();
+    let rows = wait_until(TIMEOUT, "two observers caught up", || {
+        let rows = quorum_replication(&classpath, &bootstrap);
+        (rows.len() == 3 && rows.iter().all(|r| r.lag == 0)).then_some(rows)
+    });
+    let statuses: Vec<(i32, &str)> = rows
+        .iter()
+        .map(|r| (r.node_id, r.status.as_str()))
+        .collect();
+    assert_eq!(statuses, [(0, "Leader"), (1, "Observer"), (2, "Observer")]);
+    let status = quorum_status(&classpath, &bootstrap);
+    assert_eq!(status["LeaderId"], "0", "{status:?}");
+    for id in [1, 2] {
+        assert!(
+            status["CurrentObservers"].contains(&format!("\"id\": {id}")),
+            "{status:?}"
+        );
+    }
+    assert!(!status["CurrentVoters"].contains("\"id\": 1"), "{status:?}");
+}

@@ -3,7 +3,7 @@
 //! describe` and clients.
 //!
 //! A feature is listed only if it is true of Weir ([`FEATURES`]); each is finalized at its
-//! one supported level, which cannot be changed (UpdateFeatures is not implemented). The
+//! one supported level, which cannot be changed ([`super::update_features`] refuses). The
 //! finalized features epoch is, as in a KRaft broker, the offset of the metadata this broker
 //! has applied.
 

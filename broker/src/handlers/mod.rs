@@ -6,6 +6,7 @@ pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod configs;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod describe_cluster;
 pub mod describe_groups;
 pub mod elect_leaders;
@@ -127,6 +128,9 @@ pub async fn handle(
         }
         RequestKind::ListGroups(r) => {
             ResponseKind::ListGroups(list_groups::handle(broker, r, version))
+        }
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(delete_records::handle(broker, r).await)
         }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(delete_groups::handle(broker, r))

@@ -737,6 +737,14 @@ impl Partition {
         self.log.read().log_start_offset()
     }
 
+    /// OffsetForLeaderEpoch on the leader (after [`Partition::check_leader_epoch`]): the
+    /// largest epoch at most `epoch` this log has and the offset where it ended (the log end
+    /// for the latest), or `(-1, -1)` for an epoch older than any it knows. Consumers use it
+    /// after a leader change to find out whether their position was truncated away.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.log.read().end_offset_for_epoch(epoch)
+    }
+
     /// ListOffsets by timestamp: the first offset whose record timestamp is at least `ts`.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
         self.log.read().fetch_offset_for_timestamp(ts)

@@ -161,12 +161,18 @@ async fn a_reopened_broker_finds_groups_and_offsets_in_the_log() {
         c.describe("gone").unwrap().is_none(),
         "a deleted group stays deleted"
     );
-    let listed: Vec<String> = c
-        .list(&[])
-        .unwrap()
-        .into_iter()
-        .map(|g| g.group_id)
-        .collect();
+    // ListGroups answers once every offsets partition has loaded, not only those two.
+    let listing = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Ok(listing) = c.list(&[]) {
+                return listing;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("every __consumer_offsets partition loads");
+    let listed: Vec<String> = listing.into_iter().map(|g| g.group_id).collect();
     assert_eq!(listed, vec!["kept".to_string()]);
     // Offsets of an empty group expire after offsets.retention.minutes (10080 by default).
     clock.advance(10_080 * 60_000);

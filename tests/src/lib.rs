@@ -11,6 +11,7 @@
 //! - [`group_consumer`]: group consumers as separate processes (crash with SIGKILL, clean
 //!   stop), their assignments, rebalance events and consumed records.
 //! - [`http`]: a plain HTTP/1.0 GET for the metrics endpoint.
+//! - [`kafka_tools`]: Apache Kafka's command-line tools run with `java`.
 //! - [`kube`]: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)
 //!   with admin, user and service-account clients.
 //! - [`kubelet`]: a kubelet stand-in that runs a namespace's pods with test-supplied callbacks.
@@ -27,6 +28,7 @@ pub mod clients;
 pub mod cluster;
 pub mod group_consumer;
 pub mod http;
+pub mod kafka_tools;
 pub mod kube;
 pub mod kubelet;
 pub mod nemesis;

@@ -228,6 +228,8 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     long("offsets.topic.num.partitions", "50", 1, 100_000),
     long("offsets.topic.replication.factor", "3", 1, i16::MAX as i64),
     long("offsets.topic.segment.bytes", "104857600", 1024, I32),
+    // Kafka's codec ids: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    long("offsets.topic.compression.codec", "0", 0, 4),
     long("offsets.retention.minutes", "10080", 1, I32),
     long("offsets.retention.check.interval.ms", "600000", 1, i64::MAX),
     long("offsets.commit.timeout.ms", "5000", 1, I32),

@@ -169,6 +169,12 @@ impl BrokerConfig {
         self.long("message.max.bytes") as i32
     }
 
+    /// `offsets.topic.compression.codec`: the codec of the coordinator's `__consumer_offsets`
+    /// batches, as Kafka numbers them (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+    pub fn offsets_topic_compression_codec(&self) -> i64 {
+        self.long("offsets.topic.compression.codec")
+    }
+
     /// `socket.request.max.bytes`: the largest request frame accepted.
     pub fn socket_request_max_bytes(&self) -> usize {
         self.long("socket.request.max.bytes") as usize

@@ -104,7 +104,7 @@ fi
 # Apache Kafka's command-line tools (kafka-consumer-groups and friends) for
 # tests/tests/kafka_tools.rs.
 tools_deps="$(cd "$(dirname "$0")/.." && pwd)/target/kafka-tools-deps"
-if [ -f "$tools_deps/kafka-tools-4.1.1.jar" ]; then
+if [ -f "$tools_deps/kafka-tools-4.1.1.jar" ] && [ -f "$tools_deps/kafka_2.13-4.1.1.jar" ]; then
     log "Kafka tools already in $tools_deps"
 else
     log "mvn: copying the Kafka tools into $tools_deps"

@@ -25,6 +25,11 @@ export WEIR_REQUIRE_KUBE_NODE=1
 # runs as root and the install step provides iproute2 and iptables.
 export WEIR_REQUIRE_NEMESIS=1
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+# A CI run starts from a fresh clone and builds once: incremental compilation data would only
+# fill the disk (4 GB of target/debug/incremental).
+if [ -n "${CI:-}" ]; then
+    export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi
 
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT

@@ -359,28 +359,41 @@ fn spawn_log_cleaners(
     manager: &Arc<crate::log::cleaner::LogCleanerManager>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     use crate::log::cleaner::{Cleaner, CleanerConfig};
+    // Threads and the on/off switch are read at start; the rest is read before every pass,
+    // so dynamic changes (`kafka-configs --entity-type brokers`) apply to the next one.
     let config = &broker.config;
     let threads = config.int("log.cleaner.threads").max(0) as usize;
     if !config.log_cleaner_enable() || threads == 0 {
         return Vec::new();
     }
-    let cleaner_config = CleanerConfig {
-        dedupe_buffer_bytes: (config.int("log.cleaner.dedupe.buffer.size").max(0) as usize)
-            / threads,
-        dedupe_load_factor: config.double("log.cleaner.io.buffer.load.factor"),
-        io_buffer_bytes: config.int("log.cleaner.io.buffer.size").max(1024) as usize,
-        max_io_bytes_per_second: config.double("log.cleaner.io.max.bytes.per.second"),
+    let settings = move |config: &crate::config::BrokerConfig| {
+        let cleaner = CleanerConfig {
+            dedupe_buffer_bytes: (config.int("log.cleaner.dedupe.buffer.size").max(0) as usize)
+                / threads,
+            dedupe_load_factor: config.double("log.cleaner.io.buffer.load.factor"),
+            io_buffer_bytes: config.int("log.cleaner.io.buffer.size").max(1024) as usize,
+            max_io_bytes_per_second: config.double("log.cleaner.io.max.bytes.per.second"),
+        };
+        (cleaner, config.duration_ms("log.cleaner.backoff.ms"))
     };
-    let backoff = config.duration_ms("log.cleaner.backoff.ms");
-    tracing::info!(threads, ?backoff, config = ?cleaner_config, "starting the log cleaner");
+    let (first, backoff) = settings(&broker.replicas.effective_config());
+    tracing::info!(threads, ?backoff, config = ?first, "starting the log cleaner");
     (0..threads)
         .map(|_| {
             let broker = broker.clone();
             let manager = manager.clone();
-            let mut cleaner = Some(Cleaner::new(cleaner_config.clone()));
+            let mut cleaner = Some((first.clone(), Cleaner::new(first.clone())));
             tokio::spawn(async move {
                 loop {
-                    let Some(mut c) = cleaner.take() else { return };
+                    let Some((mut in_use, mut c)) = cleaner.take() else {
+                        return;
+                    };
+                    let (wanted, backoff) = settings(&broker.replicas.effective_config());
+                    if wanted != in_use {
+                        tracing::info!(config = ?wanted, "log cleaner settings changed");
+                        c = Cleaner::new(wanted.clone());
+                        in_use = wanted;
+                    }
                     let (b, m) = (broker.clone(), manager.clone());
                     let pass = tokio::task::spawn_blocking(move || {
                         let cleaned = b.replicas.clean_filthiest(&m, &mut c);
@@ -388,7 +401,7 @@ fn spawn_log_cleaners(
                     })
                     .await;
                     let Ok((c, cleaned)) = pass else { return };
-                    cleaner = Some(c);
+                    cleaner = Some((in_use, c));
                     if !cleaned {
                         tokio::time::sleep(backoff).await;
                     }

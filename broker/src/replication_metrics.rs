@@ -135,7 +135,7 @@ impl ReplicationCollector {
             }
             let min_isr = replicas
                 .topic_configs(&p.topic)
-                .map(|c| topic_config::min_insync_replicas(replicas.config(), &c))
+                .map(|c| topic_config::min_insync_replicas(&replicas.effective_config(), &c))
                 .unwrap_or(1);
             if (state.isr.len() as i32) < min_isr {
                 under_min_isr += 1;

@@ -10,8 +10,8 @@
 //! - [`segments`]: reads record batch v2 headers straight from `.log` segment files.
 //! - [`group_consumer`]: group consumers as separate processes (crash with SIGKILL, clean
 //!   stop), their assignments, rebalance events and consumed records.
-//! - [`kafka_tools`]: Apache Kafka's command-line tools (`java -cp` the kafka-tools jars).
 //! - [`http`]: a plain HTTP/1.0 GET for the metrics endpoint.
+//! - [`kafka_tools`]: Apache Kafka's command-line tools run with `java`.
 //! - [`kube`]: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)
 //!   with admin, user and service-account clients.
 //! - [`kubelet`]: a kubelet stand-in that runs a namespace's pods with test-supplied callbacks.

@@ -12,7 +12,8 @@ use rdkafka::admin::{AdminClient, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::FutureProducer;
 use weir_tests::cluster::Cluster;
-use weir_tests::{clients, kafka_tools, unique_topic, wait_until, Broker};
+use weir_tests::kafka_tools::KafkaTools;
+use weir_tests::{clients, unique_topic, wait_until, Broker};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -28,7 +29,7 @@ struct ReplicaDir {
 /// Runs `kafka-log-dirs --describe` for `brokers` and returns, per broker, its replicas by
 /// `topic-partition` name; panics unless every log dir reports no error.
 fn log_dirs(
-    classpath: &str,
+    tools: &KafkaTools,
     bootstrap: &str,
     brokers: &[i32],
 ) -> BTreeMap<i32, BTreeMap<String, ReplicaDir>> {
@@ -37,8 +38,7 @@ fn log_dirs(
         .map(|b| b.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let stdout = kafka_tools::run_ok(
-        classpath,
+    let stdout = tools.run_ok(
         "org.apache.kafka.tools.LogDirsCommand",
         &[
             "--describe",
@@ -89,7 +89,7 @@ async fn produce(producer: &FutureProducer, topic: &str, partition: i32, count: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_log_dirs_describes_one_broker() {
-    let Some(classpath) = kafka_tools::classpath() else {
+    let Some(tools) = KafkaTools::find() else {
         return;
     };
     let broker = Broker::start_default();
@@ -98,7 +98,7 @@ async fn kafka_log_dirs_describes_one_broker() {
     let producer = clients::producer(&broker, &[]);
     produce(&producer, &topic, 0, 20).await;
 
-    let dirs = log_dirs(&classpath, &broker.bootstrap(), &[0]);
+    let dirs = log_dirs(&tools, &broker.bootstrap(), &[0]);
     let replicas = &dirs[&0];
     let p0 = &replicas[&format!("{topic}-0")];
     let p1 = &replicas[&format!("{topic}-1")];
@@ -132,7 +132,7 @@ async fn kafka_log_dirs_describes_one_broker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_log_dirs_describes_every_replica_of_a_cluster() {
-    let Some(classpath) = kafka_tools::classpath() else {
+    let Some(tools) = KafkaTools::find() else {
         return;
     };
     let cluster = Cluster::start(3, &[]);
@@ -163,7 +163,7 @@ async fn kafka_log_dirs_describes_every_replica_of_a_cluster() {
     // the partition has the same size.
     let bootstrap = cluster.bootstrap();
     let dirs = wait_until(TIMEOUT, "every replica of partition 0 caught up", || {
-        let dirs = log_dirs(&classpath, &bootstrap, &[0, 1, 2]);
+        let dirs = log_dirs(&tools, &bootstrap, &[0, 1, 2]);
         let sizes: Vec<i64> = dirs
             .values()
             .filter_map(|replicas| replicas.get(&format!("{topic}-0")).map(|r| r.size))
@@ -186,9 +186,8 @@ async fn kafka_log_dirs_describes_every_replica_of_a_cluster() {
 }
 
 /// `kafka-features describe`'s line for each feature: name → its `Key: value` fields.
-fn features(classpath: &str, bootstrap: &str) -> BTreeMap<String, BTreeMap<String, String>> {
-    let stdout = kafka_tools::run_ok(
-        classpath,
+fn features(tools: &KafkaTools, bootstrap: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let stdout = tools.run_ok(
         "org.apache.kafka.tools.FeatureCommand",
         &["--bootstrap-server", bootstrap, "describe"],
     );
@@ -208,11 +207,11 @@ fn features(classpath: &str, bootstrap: &str) -> BTreeMap<String, BTreeMap<Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_features_describes_the_finalized_features_and_cannot_change_them() {
-    let Some(classpath) = kafka_tools::classpath() else {
+    let Some(tools) = KafkaTools::find() else {
         return;
     };
     let broker = Broker::start_default();
-    let described = features(&classpath, &broker.bootstrap());
+    let described = features(&tools, &broker.bootstrap());
     let names: Vec<&str> = described.keys().map(String::as_str).collect();
     assert_eq!(
         names,
@@ -230,13 +229,13 @@ async fn kafka_features_describes_the_finalized_features_and_cannot_change_them(
     let feature_command = |args: &[&str]| {
         let mut all = vec!["--bootstrap-server", bootstrap.as_str()];
         all.extend_from_slice(args);
-        kafka_tools::run(&classpath, "org.apache.kafka.tools.FeatureCommand", &all)
+        tools.run("org.apache.kafka.tools.FeatureCommand", &all)
     };
     let same = feature_command(&["upgrade", "--feature", "kraft.version=1"]);
-    assert!(same.status.success(), "{same:?}");
+    assert!(same.success, "{same:?}");
     let downgrade = feature_command(&["downgrade", "--metadata", "4.0"]);
-    let stdout = String::from_utf8_lossy(&downgrade.stdout);
-    assert!(!downgrade.status.success(), "{stdout}");
+    let stdout = &downgrade.stdout;
+    assert!(!downgrade.success, "{stdout}");
     assert!(
         stdout.contains("Could not downgrade metadata.version to 25")
             && stdout.contains("metadata.version at level 27 only"),
@@ -255,9 +254,8 @@ async fn kafka_features_describes_the_finalized_features_and_cannot_change_them(
 }
 
 /// `kafka-metadata-quorum describe --status`: its `Key: value` lines.
-fn quorum_status(classpath: &str, bootstrap: &str) -> BTreeMap<String, String> {
-    let stdout = kafka_tools::run_ok(
-        classpath,
+fn quorum_status(tools: &KafkaTools, bootstrap: &str) -> BTreeMap<String, String> {
+    let stdout = tools.run_ok(
         "org.apache.kafka.tools.MetadataQuorumCommand",
         &["--bootstrap-server", bootstrap, "describe", "--status"],
     );
@@ -279,9 +277,8 @@ struct QuorumRow {
     status: String,
 }
 
-fn quorum_replication(classpath: &str, bootstrap: &str) -> Vec<QuorumRow> {
-    let stdout = kafka_tools::run_ok(
-        classpath,
+fn quorum_replication(tools: &KafkaTools, bootstrap: &str) -> Vec<QuorumRow> {
+    let stdout = tools.run_ok(
         "org.apache.kafka.tools.MetadataQuorumCommand",
         &["--bootstrap-server", bootstrap, "describe", "--replication"],
     );
@@ -327,12 +324,12 @@ fn now_ms() -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_metadata_quorum_describes_a_lone_voter() {
-    let Some(classpath) = kafka_tools::classpath() else {
+    let Some(tools) = KafkaTools::find() else {
         return;
     };
     let started = now_ms();
     let broker = Broker::start_default();
-    let status = quorum_status(&classpath, &broker.bootstrap());
+    let status = quorum_status(&tools, &broker.bootstrap());
     assert_eq!(status["LeaderId"], "0", "{status:?}");
     assert!(
         status["LeaderEpoch"].parse::<i64>().unwrap() >= 1,
@@ -350,7 +347,7 @@ async fn kafka_metadata_quorum_describes_a_lone_voter() {
         voters.contains(&format!("PLAINTEXT://{}", broker.bootstrap())),
         "{voters}"
     );
-    let rows = quorum_replication(&classpath, &broker.bootstrap());
+    let rows = quorum_replication(&tools, &broker.bootstrap());
     assert_eq!(rows.len(), 1, "{rows:?}");
     let leader = &rows[0];
     assert_eq!(
@@ -364,7 +361,7 @@ async fn kafka_metadata_quorum_describes_a_lone_voter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_metadata_quorum_describes_three_voters_from_any_broker() {
-    let Some(classpath) = kafka_tools::classpath() else {
+    let Some(tools) = KafkaTools::find() else {
         return;
     };
     let started = now_ms();
@@ -385,10 +382,10 @@ async fn kafka_metadata_quorum_describes_three_voters_from_any_broker() {
         let bootstrap = broker.bootstrap();
         // Every voter catches up with the leader (heartbeats keep them there).
         let rows = wait_until(TIMEOUT, "three voters caught up", || {
-            let rows = quorum_replication(&classpath, &bootstrap);
+            let rows = quorum_replication(&tools, &bootstrap);
             (rows.len() == 3 && rows.iter().all(|r| r.lag == 0)).then_some(rows)
         });
-        let status = quorum_status(&classpath, &bootstrap);
+        let status = quorum_status(&tools, &bootstrap);
         let leader: i32 = status["LeaderId"].parse().unwrap();
         assert!((0..3).contains(&leader), "{status:?}");
         assert!(
@@ -422,20 +419,19 @@ async fn kafka_metadata_quorum_describes_three_voters_from_any_broker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_authorizer_kafka_acls_reports_security_disabled() {
-    let Some(classpath) = kafka_tools::classpath() else {
+    let Some(tools) = KafkaTools::find() else {
         return;
     };
     let broker = Broker::start_default();
-    let output = kafka_tools::run(
-        &classpath,
+    let output = tools.run(
         "org.apache.kafka.tools.AclCommand",
         &["--bootstrap-server", &broker.bootstrap(), "--list"],
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("SecurityDisabledException: no authorizer is configured"),
-        "kafka-acls --list:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        output
+            .stdout
+            .contains("SecurityDisabledException: no authorizer is configured"),
+        "kafka-acls --list: {output:?}"
     );
 }
 
@@ -473,14 +469,14 @@ async fn describe_user_scram_credentials_knows_no_users() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_metadata_quorum_lists_brokers_that_do_not_vote_as_observers() {
-    let Some(classpath) = kafka_tools::classpath() else {
+    let Some(tools) = KafkaTools::find() else {
         return;
     };
     let cluster = Cluster::start_with_voters(3, 1, &[]);
     // Asked of an observer, which gets the answer from the active controller (node 0).
     let bootstrap = cluster.brokers[2].bootstrap();
     let rows = wait_until(TIMEOUT, "two observers caught up", || {
-        let rows = quorum_replication(&classpath, &bootstrap);
+        let rows = quorum_replication(&tools, &bootstrap);
         (rows.len() == 3 && rows.iter().all(|r| r.lag == 0)).then_some(rows)
     });
     let statuses: Vec<(i32, &str)> = rows
@@ -488,7 +484,7 @@ async fn kafka_metadata_quorum_lists_brokers_that_do_not_vote_as_observers() {
         .map(|r| (r.node_id, r.status.as_str()))
         .collect();
     assert_eq!(statuses, [(0, "Leader"), (1, "Observer"), (2, "Observer")]);
-    let status = quorum_status(&classpath, &bootstrap);
+    let status = quorum_status(&tools, &bootstrap);
     assert_eq!(status["LeaderId"], "0", "{status:?}");
     for id in [1, 2] {
         assert!(

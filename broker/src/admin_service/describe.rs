@@ -157,7 +157,7 @@ pub(crate) fn cluster(broker: &Broker) -> pb::DescribeClusterResponse {
     };
     let mut partitions = 0;
     for topic in image.topics.values() {
-        let min_isr = min_isr(&broker.config, topic);
+        let min_isr = min_isr(&broker.replicas.effective_config(), topic);
         for (p, index) in topic.partitions.iter().zip(0..) {
             partitions += 1;
             for r in &p.replicas {

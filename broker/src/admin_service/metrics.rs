@@ -4,9 +4,11 @@
 //!
 //! - `weir_reassignment_bytes_remaining{topic,partition,replica}`: on a partition's leader, the
 //!   bytes of its log a replica being added has still to copy;
-//! - `weir_reassignment_throttle_bytes_per_second`: the throttle in force (0: none);
+//! - `weir_reassignment_throttle_bytes_per_second`: the throttle in force (0: none), from the
+//!   admin API or `follower.replication.throttled.rate`;
 //! - `weir_reassignment_fetched_bytes_total`: bytes this broker fetched for replicas it is
-//!   adding, which the throttle limits.
+//!   adding or the topic lists in `follower.replication.throttled.replicas`, which the
+//!   throttle limits.
 
 use std::sync::Weak;
 
@@ -85,7 +87,9 @@ impl Collector for ReassignmentCollector {
                     }
                 }
             }
-            let rate = image.reassignment_throttle.unwrap_or(0);
+            // What the fetchers apply: the admin API's reassignment throttle or this broker's
+            // `follower.replication.throttled.rate`, whichever is lower.
+            let rate = replicas.replication_throttle().rate().unwrap_or(0);
             self.throttle.set(i64::try_from(rate).unwrap_or(i64::MAX));
             let fetched = replicas.replication_throttle().reassignment_bytes_total();
             self.fetched.reset();

@@ -30,6 +30,9 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// Any string.
     Text,
+    /// Kafka's throttled replica list: empty, `*`, or `partition:broker` pairs separated by
+    /// commas.
+    ReplicaList,
 }
 
 impl Kind {
@@ -81,6 +84,20 @@ impl Kind {
                 }
             }
             Kind::Text => {}
+            Kind::ReplicaList => {
+                let pair = |item: &str| {
+                    item.split_once(':').is_some_and(|(p, b)| {
+                        p.trim().parse::<i32>().is_ok_and(|p| p >= 0)
+                            && b.trim().parse::<i32>().is_ok_and(|b| b >= 0)
+                    })
+                };
+                let value = value.trim();
+                if !(value.is_empty() || value == "*" || value.split(',').all(pair)) {
+                    return Err(invalid(
+                        "must be `*` or a list of partition:broker pairs".to_string(),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -92,7 +109,7 @@ impl Kind {
             Kind::Long { .. } => 5,
             Kind::Double { .. } => 6,
             Kind::Choice(_) | Kind::Text => 2,
-            Kind::List(_) => 7,
+            Kind::List(_) | Kind::ReplicaList => 7,
         }
     }
 }
@@ -211,6 +228,8 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     long("offsets.topic.num.partitions", "50", 1, 100_000),
     long("offsets.topic.replication.factor", "3", 1, i16::MAX as i64),
     long("offsets.topic.segment.bytes", "104857600", 1024, I32),
+    // Kafka's codec ids: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    long("offsets.topic.compression.codec", "0", 0, 4),
     long("offsets.retention.minutes", "10080", 1, I32),
     long("offsets.retention.check.interval.ms", "600000", 1, i64::MAX),
     long("offsets.commit.timeout.ms", "5000", 1, I32),
@@ -235,6 +254,20 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     flag("auto.leader.rebalance.enable", "true"),
     long("leader.imbalance.check.interval.seconds", "300", 1, I32),
     long("controlled.shutdown.timeout.ms", "30000", 0, I32),
+    // Replication throttles (bytes per second), set dynamically by `kafka-reassign-partitions
+    // --throttle` and `kafka-configs`; the default is unthrottled.
+    long(
+        "leader.replication.throttled.rate",
+        "9223372036854775807",
+        0,
+        i64::MAX,
+    ),
+    long(
+        "follower.replication.throttled.rate",
+        "9223372036854775807",
+        0,
+        i64::MAX,
+    ),
 ];
 
 /// Looks up a broker setting by name.
@@ -376,6 +409,18 @@ pub static TOPIC_KEYS: &[TopicKeyDef] = &[
         "unclean.leader.election.enable",
         "unclean.leader.election.enable",
         Kind::Bool,
+    ),
+    // Which replicas the brokers' replication throttles apply to: `*` or
+    // `partition:broker,...`. No broker-level default (empty).
+    topic(
+        "leader.replication.throttled.replicas",
+        "",
+        Kind::ReplicaList,
+    ),
+    topic(
+        "follower.replication.throttled.replicas",
+        "",
+        Kind::ReplicaList,
     ),
 ];
 

@@ -6,6 +6,7 @@
 //! values DescribeConfigs reports.
 
 pub mod defs;
+pub mod dynamic;
 pub mod properties;
 pub mod topic;
 
@@ -43,6 +44,14 @@ pub enum ConfigError {
         /// The line's text.
         text: String,
     },
+    /// The key is a broker setting read at start-up only.
+    #[error(
+        "`{key}` cannot be changed at runtime: set it in the broker's config file and restart"
+    )]
+    NotDynamic {
+        /// The offending key.
+        key: String,
+    },
     /// The properties file could not be read.
     #[error("cannot read config file {file}: {reason}")]
     Io {
@@ -65,6 +74,10 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     values: BTreeMap<&'static str, String>,
     explicit: BTreeMap<&'static str, bool>,
+    /// Dynamic settings for every broker, from the metadata log ([`dynamic`]).
+    dynamic_default: BTreeMap<&'static str, String>,
+    /// Dynamic settings for this broker, from the metadata log; win over the defaults.
+    dynamic_broker: BTreeMap<&'static str, String>,
 }
 
 impl BrokerConfig {
@@ -93,17 +106,38 @@ impl BrokerConfig {
             data_dir,
             values,
             explicit,
+            dynamic_default: BTreeMap::new(),
+            dynamic_broker: BTreeMap::new(),
         })
     }
 
-    /// The configured value of a known broker key.
+    /// The value in force of a known broker key: this broker's dynamic setting, else the
+    /// cluster-wide dynamic one, else the file or `--set`, else Kafka's default.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str)
+        self.dynamic_broker
+            .get(key)
+            .or_else(|| self.dynamic_default.get(key))
+            .or_else(|| self.values.get(key))
+            .map(String::as_str)
     }
 
-    /// Whether `key` was set in the file or on the command line rather than defaulted.
+    /// Whether `key` was set (dynamically, in the file or on the command line) rather than
+    /// defaulted.
     pub fn is_explicit(&self, key: &str) -> bool {
-        self.explicit.contains_key(key)
+        self.source(key) != topic::ConfigSource::Default
+    }
+
+    /// Where the value of `key` in force comes from.
+    pub fn source(&self, key: &str) -> topic::ConfigSource {
+        if self.dynamic_broker.contains_key(key) {
+            topic::ConfigSource::DynamicBroker
+        } else if self.dynamic_default.contains_key(key) {
+            topic::ConfigSource::DynamicDefaultBroker
+        } else if self.explicit.contains_key(key) {
+            topic::ConfigSource::StaticBroker
+        } else {
+            topic::ConfigSource::Default
+        }
     }
 
     fn long(&self, key: &str) -> i64 {
@@ -133,6 +167,12 @@ impl BrokerConfig {
     /// `message.max.bytes`: the broker-wide default for a topic's `max.message.bytes`.
     pub fn message_max_bytes(&self) -> i32 {
         self.long("message.max.bytes") as i32
+    }
+
+    /// `offsets.topic.compression.codec`: the codec of the coordinator's `__consumer_offsets`
+    /// batches, as Kafka numbers them (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+    pub fn offsets_topic_compression_codec(&self) -> i64 {
+        self.long("offsets.topic.compression.codec")
     }
 
     /// `socket.request.max.bytes`: the largest request frame accepted.
@@ -298,15 +338,11 @@ impl BrokerConfig {
         }
     }
 
-    /// Every broker key with its value and whether it was set explicitly, for DescribeConfigs.
-    pub fn entries(&self) -> impl Iterator<Item = (&'static KeyDef, &str, bool)> {
-        BROKER_KEYS.iter().map(|def| {
-            (
-                def,
-                self.values.get(def.name).map(String::as_str).unwrap_or(""),
-                self.is_explicit(def.name),
-            )
-        })
+    /// Every broker key with its value in force and where it comes from, for DescribeConfigs.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static KeyDef, &str, topic::ConfigSource)> {
+        BROKER_KEYS
+            .iter()
+            .map(|def| (def, self.get(def.name).unwrap_or(""), self.source(def.name)))
     }
 }
 

@@ -11,6 +11,10 @@ use crate::log::{CleanupPolicy, LogConfig, TimestampType};
 pub enum ConfigSource {
     /// Set on the topic (`DYNAMIC_TOPIC_CONFIG`, 1).
     Topic = 1,
+    /// Set for this broker in the metadata log (`DYNAMIC_BROKER_CONFIG`, 2).
+    DynamicBroker = 2,
+    /// Set for every broker in the metadata log (`DYNAMIC_DEFAULT_BROKER_CONFIG`, 3).
+    DynamicDefaultBroker = 3,
     /// Set in the broker's file or `--set` (`STATIC_BROKER_CONFIG`, 4).
     StaticBroker = 4,
     /// Kafka's default (`DEFAULT_CONFIG`, 5).
@@ -57,11 +61,7 @@ pub fn entries(
             None => TopicConfigEntry {
                 def,
                 value: broker.topic_default(def.broker_synonym),
-                source: if broker.is_explicit(def.broker_synonym) {
-                    ConfigSource::StaticBroker
-                } else {
-                    ConfigSource::Default
-                },
+                source: broker.source(def.broker_synonym),
             },
         })
         .collect()

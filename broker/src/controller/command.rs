@@ -122,6 +122,14 @@ pub enum MetadataCommand {
         /// The new overrides.
         configs: BTreeMap<String, String>,
     },
+    /// Replaces the dynamic broker settings of one broker (`Some(id)`) or the cluster-wide
+    /// ones (`None`); an empty set removes them.
+    AlterBrokerConfigs {
+        /// The broker, or `None` for every broker.
+        broker: Option<i32>,
+        /// The new settings.
+        configs: BTreeMap<String, String>,
+    },
     /// An ISR change from a partition leader.
     AlterPartition(PartitionChange),
     /// Moves leadership to the preferred replica where it is in sync.

@@ -127,9 +127,12 @@ impl TopicImage {
     }
 
     /// Whether `unclean.leader.election.enable` is set on the topic.
-    fn unclean_election(&self) -> bool {
+    /// `unclean.leader.election.enable` of the topic, else the cluster-wide dynamic default.
+    fn unclean_election(&self, dynamic: &DynamicBrokerConfigs) -> bool {
+        const KEY: &str = "unclean.leader.election.enable";
         self.configs
-            .get("unclean.leader.election.enable")
+            .get(KEY)
+            .or_else(|| dynamic.default.get(KEY))
             .is_some_and(|v| v == "true")
     }
 }
@@ -151,6 +154,27 @@ pub struct MetadataImage {
     /// `None`: unthrottled. (Absent from snapshots written before it existed.)
     #[serde(default)]
     pub reassignment_throttle: Option<u64>,
+    /// Dynamic broker settings (`crate::config::dynamic`). (Absent from snapshots written
+    /// before it existed.)
+    #[serde(default)]
+    pub broker_configs: DynamicBrokerConfigs,
+}
+
+/// Dynamic broker settings as stored in the metadata log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DynamicBrokerConfigs {
+    /// For every broker (`kafka-configs --entity-default`).
+    pub default: BTreeMap<String, String>,
+    /// Per broker id; a broker's own win over the defaults.
+    pub brokers: BTreeMap<i32, BTreeMap<String, String>>,
+}
+
+impl DynamicBrokerConfigs {
+    /// The settings of `broker`, empty if none.
+    pub fn of(&self, broker: i32) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.brokers.get(&broker).unwrap_or(&EMPTY)
+    }
 }
 
 /// A (topic, partition) the image refers to.
@@ -345,6 +369,20 @@ impl MetadataImage {
                     format!("topic `{name}` does not exist"),
                 ),
             },
+            MetadataCommand::AlterBrokerConfigs { broker, configs } => {
+                match broker {
+                    None => self.broker_configs.default = configs.clone(),
+                    Some(id) if configs.is_empty() => {
+                        self.broker_configs.brokers.remove(id);
+                    }
+                    Some(id) => {
+                        self.broker_configs.brokers.insert(*id, configs.clone());
+                    }
+                }
+                // Turning unclean election on may give offline partitions a leader.
+                self.elect_where_leaderless();
+                CommandResult::Ok
+            }
             MetadataCommand::AlterTopicConfigs { name, configs } => {
                 let Some(topic) = self.topics.get(name) else {
                     return CommandResult::error(
@@ -448,7 +486,8 @@ impl MetadataImage {
                 changed = true;
             }
             if p.leader == id {
-                let next = image.choose_leader(p, topic.unclean_election(), Some(id));
+                let next =
+                    image.choose_leader(p, topic.unclean_election(&image.broker_configs), Some(id));
                 set_leader(p, next);
                 changed = true;
             }
@@ -468,7 +507,7 @@ impl MetadataImage {
             if p.leader != NO_LEADER {
                 return;
             }
-            let next = image.choose_leader(p, topic.unclean_election(), None);
+            let next = image.choose_leader(p, topic.unclean_election(&image.broker_configs), None);
             if next != NO_LEADER {
                 if !p.isr.contains(&next) {
                     // Unclean election: the new leader's log is the truth from now on.
@@ -549,7 +588,7 @@ impl MetadataImage {
         let mut p = current.clone();
         p.isr = change.isr.clone();
         p.partition_epoch += 1;
-        self.maybe_complete_reassignment(&mut p, topic.unclean_election());
+        self.maybe_complete_reassignment(&mut p, topic.unclean_election(&self.broker_configs));
         let mut updated = TopicImage::clone(topic);
         updated.partitions[change.partition as usize] = p.clone();
         self.topics.insert(change.topic.clone(), Arc::new(updated));
@@ -644,10 +683,10 @@ impl MetadataImage {
             );
         }
         p.partition_epoch += 1;
-        self.maybe_complete_reassignment(&mut p, t.unclean_election());
+        self.maybe_complete_reassignment(&mut p, t.unclean_election(&self.broker_configs));
         // Cancelling can drop a leader that was one of the added replicas.
         if p.leader != NO_LEADER && !p.replicas.contains(&p.leader) {
-            let next = self.choose_leader(&p, t.unclean_election(), None);
+            let next = self.choose_leader(&p, t.unclean_election(&self.broker_configs), None);
             set_leader(&mut p, next);
         }
         let mut updated = TopicImage::clone(t);

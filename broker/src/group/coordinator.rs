@@ -369,7 +369,13 @@ impl GroupCoordinator {
         let mut batch = BytesMut::new();
         let options = RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression: match self.config.offsets_topic_compression_codec() {
+                1 => Compression::Gzip,
+                2 => Compression::Snappy,
+                3 => Compression::Lz4,
+                4 => Compression::Zstd,
+                _ => Compression::None,
+            },
         };
         if let Err(e) = RecordBatchEncoder::encode(&mut batch, &records, &options) {
             tracing::error!(group = group_id, error = %e, "encoding __consumer_offsets records failed");

@@ -22,7 +22,17 @@ struct Fixture {
 
 /// A coordinator following leadership of a one-broker cluster in `dir`.
 async fn coordinator(dir: &std::path::Path, clock: Arc<ManualClock>) -> Fixture {
-    let settings = [("offsets.topic.num.partitions".to_string(), "4".to_string())];
+    coordinator_with(dir, clock, &[]).await
+}
+
+/// [`coordinator`] with more broker settings.
+async fn coordinator_with(
+    dir: &std::path::Path,
+    clock: Arc<ManualClock>,
+    extra: &[(&str, &str)],
+) -> Fixture {
+    let mut settings = vec![("offsets.topic.num.partitions".to_string(), "4".to_string())];
+    settings.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Arc::new(BrokerConfig::new(0, dir.to_path_buf(), &settings).unwrap());
     let (replicas, controller) = test_support::replica_manager(config.clone(), clock.clone()).await;
     let rebalances = IntCounter::new("r", "r").unwrap();
@@ -161,12 +171,18 @@ async fn a_reopened_broker_finds_groups_and_offsets_in_the_log() {
         c.describe("gone").unwrap().is_none(),
         "a deleted group stays deleted"
     );
-    let listed: Vec<String> = c
-        .list(&[])
-        .unwrap()
-        .into_iter()
-        .map(|g| g.group_id)
-        .collect();
+    // ListGroups answers once every offsets partition has loaded, not only those two.
+    let listing = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Ok(listing) = c.list(&[]) {
+                return listing;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("every __consumer_offsets partition loads");
+    let listed: Vec<String> = listing.into_iter().map(|g| g.group_id).collect();
     assert_eq!(listed, vec!["kept".to_string()]);
     // Offsets of an empty group expire after offsets.retention.minutes (10080 by default).
     clock.advance(10_080 * 60_000);
@@ -284,4 +300,43 @@ async fn a_new_leader_epoch_keeps_requests_parked_in_the_group() {
         .expect("B's parked JoinGroup is answered")
         .unwrap();
     assert_eq!((b.error, b.generation), (0, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_are_written_with_the_configured_codec_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let zstd = [("offsets.topic.compression.codec", "4")];
+    {
+        let f = coordinator_with(dir.path(), Arc::new(ManualClock::new(1_000_000)), &zstd).await;
+        let c = &f.c;
+        c.ensure_offsets_topic().await.unwrap();
+        loaded(c, "zipped").await;
+        c.commit_offsets("zipped", -1, "", None, vec![commit(7, 0), commit(9, 1)])
+            .await
+            .unwrap();
+        // Every batch of the group's partition is zstd (codec 4 in the attributes' low bits).
+        let partition = c.check_coordinator("zipped").unwrap();
+        let log = c.replicas.partition(OFFSETS_TOPIC, partition).unwrap();
+        let read = log.read_to_log_end(0, usize::MAX).unwrap();
+        let mut batches = 0;
+        for batch in crate::log::batch::RecordBatchIter::new(&read.records) {
+            let (header, _) = batch.unwrap();
+            assert_eq!(header.attributes() & 0x7, 4, "a zstd batch");
+            batches += 1;
+        }
+        assert!(batches > 0);
+        f.controller.shutdown().await;
+        c.replicas.shutdown();
+    }
+    let f = coordinator_with(dir.path(), Arc::new(ManualClock::new(2_000_000)), &zstd).await;
+    loaded(&f.c, "zipped").await;
+    let fetched = f.c.fetch_offsets("zipped", None, false).unwrap();
+    let offsets: Vec<i64> = fetched
+        .iter()
+        .filter_map(|(_, o)| match o {
+            FetchedOffset::Committed(v) => Some(v.offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offsets, vec![7, 9], "replayed from compressed batches");
 }

@@ -48,15 +48,16 @@ pub async fn create_topics(
             // Partition count, replication factor and configs are answered from v5 on.
             Ok(meta) if version < 5 => result.with_topic_id(meta.id),
             Ok(meta) => {
-                let configs = topic_config::entries(&broker.config, &meta.configs)
-                    .into_iter()
-                    .map(|e| {
-                        CreatableTopicConfigs::default()
-                            .with_name(text(e.def.name))
-                            .with_value(Some(text(e.value)))
-                            .with_config_source(e.source as i8)
-                    })
-                    .collect();
+                let configs =
+                    topic_config::entries(&broker.replicas.effective_config(), &meta.configs)
+                        .into_iter()
+                        .map(|e| {
+                            CreatableTopicConfigs::default()
+                                .with_name(text(e.def.name))
+                                .with_value(Some(text(e.value)))
+                                .with_config_source(e.source as i8)
+                        })
+                        .collect();
                 result
                     .with_topic_id(meta.id)
                     .with_num_partitions(meta.partitions)

@@ -1,4 +1,6 @@
-//! DescribeConfigs (topics and this broker), IncrementalAlterConfigs and AlterConfigs (topics).
+//! DescribeConfigs, IncrementalAlterConfigs and AlterConfigs of topics and brokers: topic
+//! overrides, and the dynamic broker settings (`crate::config::dynamic`) per broker or for all
+//! (the empty broker name), both stored in the metadata log.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{config_overrides, text};
 use crate::broker::Broker;
+use crate::config::dynamic::is_dynamic;
 use crate::config::topic::{self as topic_config, ConfigSource};
 
 const TOPIC: i8 = 2;
@@ -36,12 +39,13 @@ pub fn describe(broker: &Broker, request: DescribeConfigsRequest) -> DescribeCon
                     .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
             };
             let result = DescribeConfigsResult::default()
+                .with_error_message(None)
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
             match res.resource_type {
                 TOPIC => match broker.replicas.topic(&res.resource_name) {
                     Some(t) => result.with_configs(
-                        topic_config::entries(&broker.config, &t.meta.configs)
+                        topic_config::entries(&broker.replicas.effective_config(), &t.meta.configs)
                             .into_iter()
                             .filter(|e| wanted(e.def.name))
                             .map(|e| {
@@ -75,33 +79,20 @@ pub fn describe(broker: &Broker, request: DescribeConfigsRequest) -> DescribeCon
                             ))))
                     }
                 },
-                BROKER
-                    if res.resource_name.is_empty()
-                        || res.resource_name.as_str() == broker.node_id().to_string() =>
-                {
-                    result.with_configs(
-                        broker
-                            .config
-                            .entries()
-                            .filter(|(def, _, _)| wanted(def.name))
-                            .map(|(def, value, explicit)| {
-                                DescribeConfigsResourceResult::default()
-                                    .with_name(text(def.name))
-                                    .with_value(Some(text(value)))
-                                    .with_read_only(true)
-                                    .with_config_source(if explicit {
-                                        ConfigSource::StaticBroker as i8
-                                    } else {
-                                        ConfigSource::Default as i8
-                                    })
-                                    .with_config_type(def.kind.kafka_type())
-                            })
-                            .collect(),
-                    )
-                }
-                BROKER => result
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(text(format!("this is broker {}", broker.node_id())))),
+                BROKER => match broker_target(broker, &res.resource_name) {
+                    Ok(target) => result.with_configs(describe_broker(
+                        broker,
+                        target,
+                        request.include_synonyms,
+                        wanted,
+                    )),
+                    Err((code, message)) => {
+                        broker.count_error("DescribeConfigs", code);
+                        result
+                            .with_error_code(code)
+                            .with_error_message(Some(text(message)))
+                    }
+                },
                 other => result
                     .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(text(format!(
@@ -113,8 +104,9 @@ pub fn describe(broker: &Broker, request: DescribeConfigsRequest) -> DescribeCon
     DescribeConfigsResponse::default().with_results(results)
 }
 
-/// Answers IncrementalAlterConfigs for topics (SET and DELETE; the list operations APPEND and
-/// SUBTRACT apply to no topic setting Weir has).
+/// Answers IncrementalAlterConfigs for topics and brokers (SET and DELETE; the list operations
+/// APPEND and SUBTRACT apply to no setting Weir has). Deleting a setting that is not set does
+/// nothing, as in Kafka (`kafka-reassign-partitions --verify` deletes throttles everywhere).
 pub async fn incremental_alter(
     broker: &Broker,
     request: IncrementalAlterConfigsRequest,
@@ -134,7 +126,8 @@ pub async fn incremental_alter(
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name);
             responses.push(match outcome {
-                Ok(()) => response,
+                // Kafka answers a null message on success.
+                Ok(()) => response.with_error_message(None),
                 Err((code, message)) => {
                     broker.count_error("IncrementalAlterConfigs", code);
                     response
@@ -155,7 +148,7 @@ async fn alter_one(
     changes: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
-    replace_topic_configs(broker, resource_type, name, validate_only, |current| {
+    replace_configs(broker, resource_type, name, validate_only, |current| {
         let mut configs = current.clone();
         for c in changes {
             let key = c.name.to_string();
@@ -186,7 +179,7 @@ pub async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfig
     let mut responses = Vec::with_capacity(request.resources.len());
     for res in request.resources {
         {
-            let outcome = replace_topic_configs(
+            let outcome = replace_configs(
                 broker,
                 res.resource_type,
                 &res.resource_name,
@@ -202,7 +195,8 @@ pub async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfig
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name);
             responses.push(match outcome {
-                Ok(()) => response,
+                // Kafka answers a null message on success.
+                Ok(()) => response.with_error_message(None),
                 Err((code, message)) => {
                     broker.count_error("AlterConfigs", code);
                     response
@@ -215,20 +209,32 @@ pub async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfig
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-/// Replaces a topic's overrides with what `build` makes of the current ones.
-async fn replace_topic_configs(
+/// Replaces a topic's overrides, or a broker's dynamic settings (the cluster-wide ones for the
+/// empty name), with what `build` makes of the current ones.
+async fn replace_configs(
     broker: &Broker,
     resource_type: i8,
     name: &StrBytes,
     validate_only: bool,
     build: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, (i16, String)>,
 ) -> Result<(), (i16, String)> {
-    if resource_type != TOPIC {
-        return Err((
-            ResponseError::InvalidRequest.code(),
-            "only topic configs can be altered; broker settings are static (file or --set)"
-                .to_string(),
-        ));
+    match resource_type {
+        TOPIC => {}
+        BROKER => {
+            let target = broker_target(broker, name)?;
+            let configs = build(&broker.replicas.dynamic_broker_configs(target))?;
+            return broker
+                .replicas
+                .alter_broker_configs(target, configs, validate_only)
+                .await
+                .map_err(|e| (e.kafka_code(), e.to_string()));
+        }
+        other => {
+            return Err((
+                ResponseError::InvalidRequest.code(),
+                format!("resource type {other} is not supported"),
+            ))
+        }
     }
     let topic = broker.replicas.topic(name).ok_or((
         ResponseError::UnknownTopicOrPartition.code(),
@@ -240,4 +246,111 @@ async fn replace_topic_configs(
         .alter_topic_configs(name, configs, validate_only)
         .await
         .map_err(|e| (e.kafka_code(), e.to_string()))
+}
+
+/// The broker a BROKER resource names: `None` for the empty name (the cluster-wide
+/// defaults), else its id.
+fn broker_target(broker: &Broker, name: &str) -> Result<Option<i32>, (i16, String)> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let id: i32 = name.parse().map_err(|_| {
+        (
+            ResponseError::InvalidRequest.code(),
+            format!("`{name}` is not a broker id"),
+        )
+    })?;
+    if id != broker.node_id() && !broker.replicas.image().brokers.contains_key(&id) {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            format!("broker {id} is not registered"),
+        ));
+    }
+    Ok(Some(id))
+}
+
+/// DescribeConfigs of a BROKER resource: the cluster-wide dynamic settings (`None`), or every
+/// setting of a broker with where its value comes from. Another broker's static settings are
+/// not known here: it is described with this broker's file values and its own dynamic ones,
+/// so Kafka's clients (which send a broker's describe to that broker) see exact values.
+fn describe_broker(
+    broker: &Broker,
+    target: Option<i32>,
+    include_synonyms: bool,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    let effective = broker.replicas.effective_config();
+    let Some(id) = target else {
+        return effective
+            .dynamic_defaults()
+            .iter()
+            .filter(|(name, _)| wanted(name))
+            .map(|(name, value)| {
+                let kind = crate::config::defs::broker_key(name).map_or(2, |d| d.kind.kafka_type());
+                DescribeConfigsResourceResult::default()
+                    .with_name(text(*name))
+                    .with_value(Some(text(value.clone())))
+                    .with_config_source(ConfigSource::DynamicDefaultBroker as i8)
+                    .with_config_type(kind)
+            })
+            .collect();
+    };
+    let config = if id == broker.node_id() {
+        effective
+    } else {
+        let image = broker.replicas.image();
+        std::sync::Arc::new(
+            broker
+                .config
+                .with_dynamic(&image.broker_configs.default, image.broker_configs.of(id)),
+        )
+    };
+    config
+        .entries()
+        .filter(|(def, _, _)| wanted(def.name))
+        .map(|(def, value, source)| {
+            let synonyms = if include_synonyms {
+                broker_synonyms(&config, def)
+            } else {
+                Vec::new()
+            };
+            DescribeConfigsResourceResult::default()
+                .with_name(text(def.name))
+                .with_value(Some(text(value)))
+                .with_read_only(!is_dynamic(def.name))
+                .with_config_source(source as i8)
+                .with_config_type(def.kind.kafka_type())
+                .with_synonyms(synonyms)
+        })
+        .collect()
+}
+
+/// Every layer that sets `def`, the one in force first, as Kafka lists synonyms.
+fn broker_synonyms(
+    config: &crate::config::BrokerConfig,
+    def: &crate::config::defs::KeyDef,
+) -> Vec<DescribeConfigsSynonym> {
+    let layers = [
+        (
+            config.dynamic_broker_value(def.name),
+            ConfigSource::DynamicBroker,
+        ),
+        (
+            config.dynamic_defaults().get(def.name).map(String::as_str),
+            ConfigSource::DynamicDefaultBroker,
+        ),
+        (config.static_value(def.name), ConfigSource::StaticBroker),
+        (Some(def.default), ConfigSource::Default),
+    ];
+    layers
+        .into_iter()
+        .filter_map(|(value, source)| {
+            value.map(|v| {
+                DescribeConfigsSynonym::default()
+                    .with_name(text(def.name))
+                    .with_value(Some(text(v)))
+                    .with_source(source as i8)
+            })
+        })
+        .collect()
 }

@@ -136,6 +136,7 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass 
                 match partition.fetch_for_follower(
                     replica,
                     fp.fetch_offset,
+                    fp.log_start_offset,
                     fp.last_fetched_epoch,
                     fp.current_leader_epoch,
                     limit,

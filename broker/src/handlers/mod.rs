@@ -6,6 +6,7 @@ pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod configs;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_groups;
@@ -27,6 +28,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod update_features;
@@ -132,6 +134,12 @@ pub async fn handle(
         }
         RequestKind::ListGroups(r) => {
             ResponseKind::ListGroups(list_groups::handle(broker, r, version))
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
+        }
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(delete_records::handle(broker, r).await)
         }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(delete_groups::handle(broker, r))

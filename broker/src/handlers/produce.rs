@@ -134,7 +134,9 @@ fn append(
             let e = PartitionError::NotLeader;
             (e.code(), Some(e.to_string()))
         })?;
-    let min_isr = topic_config::min_insync_replicas(&broker.config, &topic.meta.configs) as usize;
+    let min_isr =
+        topic_config::min_insync_replicas(&broker.replicas.effective_config(), &topic.meta.configs)
+            as usize;
     let records = records.unwrap_or_default();
     let required = (acks == -1).then_some(min_isr);
     match partition.append_checked(&records, required) {

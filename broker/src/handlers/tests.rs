@@ -213,6 +213,40 @@ fn reassignment_sample(api: ApiKey, version: i16) -> RequestKind {
                         .with_partitions(vec![0, 7]),
                 ])),
         ),
+        // Offset 0 (nothing to move) and past the high watermark; an unknown partition.
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(
+            DeleteRecordsRequest::default()
+                .with_timeout_ms(1_000)
+                .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+                    .with_name(t())
+                    .with_partitions(
+                        [(0, 0), (1, 1_000), (9, 0)]
+                            .into_iter()
+                            .map(|(p, o)| {
+                                delete_records_request::DeleteRecordsPartition::default()
+                                    .with_partition_index(p)
+                                    .with_offset(o)
+                            })
+                            .collect(),
+                    )]),
+        ),
+        ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(
+            OffsetForLeaderEpochRequest::default().with_topics(vec![
+                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                    .with_topic(t())
+                    .with_partitions(
+                        [(0, -1, 0), (1, 5, 0), (9, -1, 0)]
+                            .into_iter()
+                            .map(|(p, current, epoch)| {
+                                offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                                    .with_partition(p)
+                                    .with_current_leader_epoch(current)
+                                    .with_leader_epoch(epoch)
+                            })
+                            .collect(),
+                    ),
+            ]),
+        ),
         other => group_sample(other, version),
     }
 }

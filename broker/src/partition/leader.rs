@@ -49,12 +49,28 @@ pub enum IsrChangeFailure {
 pub struct FollowerProgress {
     /// The follower's log end offset ([`UNKNOWN_OFFSET`] before its first fetch).
     pub log_end_offset: i64,
+    /// The follower's log start offset, as its last fetch reported it ([`UNKNOWN_OFFSET`]
+    /// before its first fetch): DeleteRecords waits for it (the low watermark).
+    pub log_start_offset: i64,
     /// When it was last caught up, in clock milliseconds.
     pub last_caught_up_ms: i64,
     /// The leader's log end offset at the follower's previous fetch.
     last_fetch_leader_end: i64,
     /// When the previous fetch arrived.
     last_fetch_ms: i64,
+}
+
+impl FollowerProgress {
+    /// A follower that has not fetched yet, counted as caught up at `last_caught_up_ms`.
+    fn unknown(last_caught_up_ms: i64) -> Self {
+        Self {
+            log_end_offset: UNKNOWN_OFFSET,
+            log_start_offset: UNKNOWN_OFFSET,
+            last_caught_up_ms,
+            last_fetch_leader_end: UNKNOWN_OFFSET,
+            last_fetch_ms: 0,
+        }
+    }
 }
 
 /// The leader's replication state of one partition.
@@ -99,15 +115,7 @@ impl LeaderState {
             .filter(|r| **r != local_id)
             .map(|r| {
                 let caught_up = if isr.contains(r) { now_ms } else { 0 };
-                (
-                    *r,
-                    FollowerProgress {
-                        log_end_offset: UNKNOWN_OFFSET,
-                        last_caught_up_ms: caught_up,
-                        last_fetch_leader_end: UNKNOWN_OFFSET,
-                        last_fetch_ms: 0,
-                    },
-                )
+                (*r, FollowerProgress::unknown(caught_up))
             })
             .collect();
         Self {
@@ -147,12 +155,7 @@ impl LeaderState {
             if *r != self.local_id && !self.followers.contains_key(r) {
                 self.followers.insert(
                     *r,
-                    FollowerProgress {
-                        log_end_offset: UNKNOWN_OFFSET,
-                        last_caught_up_ms: if isr.contains(r) { now_ms } else { 0 },
-                        last_fetch_leader_end: UNKNOWN_OFFSET,
-                        last_fetch_ms: 0,
-                    },
+                    FollowerProgress::unknown(if isr.contains(r) { now_ms } else { 0 }),
                 );
             }
         }
@@ -236,12 +239,14 @@ impl LeaderState {
         ids
     }
 
-    /// Records a follower fetch at `fetch_offset` while the leader's log ends at
-    /// `leader_end`. Returns `false` for a replica that is not a follower of this partition.
+    /// Records a follower fetch at `fetch_offset` from a follower whose log starts at
+    /// `follower_log_start`, while the leader's log ends at `leader_end`. Returns `false` for a
+    /// replica that is not a follower of this partition.
     pub fn record_fetch(
         &mut self,
         replica: i32,
         fetch_offset: i64,
+        follower_log_start: i64,
         leader_end: i64,
         now_ms: i64,
     ) -> bool {
@@ -249,6 +254,7 @@ impl LeaderState {
             return false;
         };
         f.log_end_offset = fetch_offset.min(leader_end);
+        f.log_start_offset = follower_log_start;
         if fetch_offset >= leader_end {
             f.last_caught_up_ms = now_ms;
         } else if f.last_fetch_leader_end != UNKNOWN_OFFSET
@@ -279,6 +285,18 @@ impl LeaderState {
             bound = bound.min(end);
         }
         Some(bound)
+    }
+
+    /// The low watermark (Kafka's `lowWatermarkIfLeader`): the smallest log start offset of
+    /// the leader (`leader_start`) and of every follower whose broker is `alive`; a live
+    /// follower that has not fetched yet counts as [`UNKNOWN_OFFSET`]. DeleteRecords answers
+    /// once it reaches the requested offset, so a new leader never serves deleted records.
+    pub fn low_watermark(&self, leader_start: i64, alive: impl Fn(i32) -> bool) -> i64 {
+        self.followers
+            .iter()
+            .filter(|(id, _)| alive(**id))
+            .map(|(_, f)| f.log_start_offset)
+            .fold(leader_start, i64::min)
     }
 
     /// An ISR without the followers that have lagged longer than `max_lag_ms`, if any has.

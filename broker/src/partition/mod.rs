@@ -90,6 +90,14 @@ pub enum PartitionError {
     /// `REQUEST_TIMED_OUT` (7): the ISR did not replicate in time.
     #[error("the in-sync replicas did not replicate the records within the timeout")]
     Timeout,
+    /// `POLICY_VIOLATION` (44): DeleteRecords on a topic whose `cleanup.policy` lacks `delete`.
+    #[error("records of {topic}-{partition} cannot be deleted: its cleanup.policy is compact")]
+    DeleteOnCompactedTopic {
+        /// The topic.
+        topic: String,
+        /// The partition index.
+        partition: i32,
+    },
     /// A storage error.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -107,6 +115,7 @@ impl PartitionError {
                 ResponseError::NotEnoughReplicasAfterAppend
             }
             PartitionError::Timeout => ResponseError::RequestTimedOut,
+            PartitionError::DeleteOnCompactedTopic { .. } => ResponseError::PolicyViolation,
             PartitionError::Log(e) => e.kafka_error(),
         }
     }
@@ -528,10 +537,12 @@ impl Partition {
     /// adding the follower to the ISR when it caught up and its broker is `eligible` (the
     /// metadata image shows it active: a fenced or shutting-down broker may keep fetching,
     /// but the controller would refuse it).
+    #[allow(clippy::too_many_arguments)] // one follower's fetch of one partition, field by field
     pub fn fetch_for_follower(
         &self,
         replica: i32,
         fetch_offset: i64,
+        follower_log_start: i64,
         last_fetched_epoch: i32,
         current_leader_epoch: i32,
         max_bytes: usize,
@@ -558,14 +569,17 @@ impl Partition {
         }
         let end = log.log_end_offset();
         let records = log.read(fetch_offset, max_bytes, end, true)?.records;
-        leader.record_fetch(replica, fetch_offset, end, now);
+        let start_before = leader.followers.get(&replica).map(|f| f.log_start_offset);
+        leader.record_fetch(replica, fetch_offset, follower_log_start, end, now);
         let before = log.high_watermark();
         advance_high_watermark(leader, &mut log);
         let high_watermark = log.high_watermark();
         let isr_change = leader
             .propose_expansion(replica, high_watermark, eligible, now)
             .map(|isr| self.change(leader, isr));
-        if high_watermark != before {
+        // A moved follower log start may complete a DeleteRecords waiting for the low
+        // watermark: wake the waiters even if the high watermark stayed.
+        if high_watermark != before || start_before != Some(follower_log_start) {
             self.high_watermark_tx.send_replace(high_watermark);
         }
         Ok(FollowerFetch {
@@ -575,6 +589,68 @@ impl Partition {
             diverging: None,
             isr_change,
         })
+    }
+
+    /// DeleteRecords on the leader: moves the log start offset up to `offset` (-1: the high
+    /// watermark), which must not be above the high watermark; a topic whose cleanup policy
+    /// lacks `delete` refuses. Segments wholly below the new start are deleted by the next
+    /// retention pass; reads below it answer OFFSET_OUT_OF_RANGE from now on. Followers move
+    /// theirs when their next fetch reports it (see [`Partition::wait_for_low_watermark`]).
+    /// Returns the offset the log now starts at or after.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, PartitionError> {
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeader);
+        }
+        let mut log = self.log.write();
+        if !log.config().cleanup_policy.delete {
+            return Err(PartitionError::DeleteOnCompactedTopic {
+                topic: self.topic.to_string(),
+                partition: self.index,
+            });
+        }
+        let high_watermark = log.high_watermark();
+        let offset = if offset == -1 { high_watermark } else { offset };
+        if offset < 0 || offset > high_watermark {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: log.log_start_offset(),
+                log_end: high_watermark,
+            }
+            .into());
+        }
+        if log.maybe_increment_log_start_offset(offset)? {
+            tracing::info!(topic = %self.topic, partition = self.index, log_start_offset = offset, "records deleted (DeleteRecords)");
+        }
+        drop(log);
+        self.high_watermark_tx.send_modify(|_| {});
+        Ok(offset)
+    }
+
+    /// Waits until the low watermark (the smallest log start offset among this leader and its
+    /// followers on `alive` brokers) reaches `offset`; returns it. What DeleteRecords answers:
+    /// once it returns, no live replica that could become leader still serves deleted records.
+    pub async fn wait_for_low_watermark(
+        &self,
+        offset: i64,
+        alive: impl Fn(i32) -> bool,
+        timeout: Duration,
+    ) -> Result<i64, PartitionError> {
+        let mut rx = self.high_watermark_tx.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            rx.borrow_and_update();
+            let low = match &*self.role.lock() {
+                Role::Leader(l) => l.low_watermark(self.log.read().log_start_offset(), &alive),
+                _ => return Err(PartitionError::NotLeader),
+            };
+            if low >= offset {
+                return Ok(low);
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return Err(PartitionError::NotLeader) },
+                _ = tokio::time::sleep_until(deadline) => return Err(PartitionError::Timeout),
+            }
+        }
     }
 
     /// An ISR shrink to send to the controller, if a follower lagged more than `max_lag_ms`.
@@ -659,6 +735,14 @@ impl Partition {
     /// The log start offset.
     pub fn log_start_offset(&self) -> i64 {
         self.log.read().log_start_offset()
+    }
+
+    /// OffsetForLeaderEpoch on the leader (after [`Partition::check_leader_epoch`]): the
+    /// largest epoch at most `epoch` this log has and the offset where it ended (the log end
+    /// for the latest), or `(-1, -1)` for an epoch older than any it knows. Consumers use it
+    /// after a leader change to find out whether their position was truncated away.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.log.read().end_offset_for_epoch(epoch)
     }
 
     /// ListOffsets by timestamp: the first offset whose record timestamp is at least `ts`.

@@ -59,6 +59,7 @@ impl ReplicaManager {
             .registration_epoch
             .load(std::sync::atomic::Ordering::Acquire);
         let roles = registered >= 0 && image.applied_index >= registered as u64;
+        let config = self.refresh_effective_config(&previous, &image);
         for topic in image.topics.values() {
             let name: Arc<str> = Arc::from(topic.name.as_str());
             topics.insert(
@@ -77,7 +78,7 @@ impl ReplicaManager {
                 .topics
                 .get(&topic.name)
                 .is_some_and(|old| old.configs != topic.configs);
-            let log_config = topic_config::log_config(&self.config, &topic.configs);
+            let log_config = topic_config::log_config(&config, &topic.configs);
             if !roles {
                 continue;
             }
@@ -123,8 +124,11 @@ impl ReplicaManager {
                     match image.brokers.get(&p.leader) {
                         Some(leader) => {
                             let addr = format!("{}:{}", leader.host, leader.port);
-                            let adding = p.adding.contains(&local_id);
-                            self.fetchers.assign(&partition, p.leader, &addr, adding);
+                            // Copied under the throttle: a replica a reassignment adds, or one
+                            // the topic lists in `follower.replication.throttled.replicas`.
+                            let throttled = p.adding.contains(&local_id)
+                                || throttled_replica(&topic.configs, index, local_id);
+                            self.fetchers.assign(&partition, p.leader, &addr, throttled);
                         }
                         None => self.fetchers.remove(&name, index),
                     }
@@ -136,7 +140,14 @@ impl ReplicaManager {
                 }
             }
         }
-        self.fetchers.set_throttle(image.reassignment_throttle);
+        // The admin API's reassignment throttle and this broker's
+        // `follower.replication.throttled.rate`: the lower one holds.
+        let rates = [
+            image.reassignment_throttle,
+            config.throttled_rate("follower.replication.throttled.rate"),
+        ];
+        self.fetchers
+            .set_throttle(rates.into_iter().flatten().min());
         *self.topics.write() = topics;
         *self.image.write() = image.clone();
         if roles {
@@ -224,5 +235,40 @@ impl ReplicaManager {
     /// Topic configs by name, for metrics and admin answers.
     pub fn topic_configs(&self, name: &str) -> Option<BTreeMap<String, String>> {
         self.topic(name).map(|t| t.meta.configs.clone())
+    }
+}
+
+/// Whether the topic's `follower.replication.throttled.replicas` (`*` or `partition:broker`
+/// pairs) names this replica.
+fn throttled_replica(configs: &BTreeMap<String, String>, partition: i32, broker: i32) -> bool {
+    let Some(list) = configs.get("follower.replication.throttled.replicas") else {
+        return false;
+    };
+    let list = list.trim();
+    list == "*"
+        || list.split(',').any(|pair| {
+            pair.split_once(':').is_some_and(|(p, b)| {
+                p.trim().parse() == Ok(partition) && b.trim().parse() == Ok(broker)
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttled_replicas_are_read_as_kafka_writes_them() {
+        let configs = |v: &str| {
+            BTreeMap::from([(
+                "follower.replication.throttled.replicas".to_string(),
+                v.to_string(),
+            )])
+        };
+        assert!(throttled_replica(&configs("*"), 3, 1));
+        assert!(throttled_replica(&configs("0:1,1:2"), 1, 2));
+        assert!(!throttled_replica(&configs("0:1,1:2"), 1, 1));
+        assert!(!throttled_replica(&configs(""), 0, 0));
+        assert!(!throttled_replica(&BTreeMap::new(), 0, 0));
     }
 }

@@ -17,6 +17,7 @@
 //! written only when an image is applied, which happens on one task at a time.
 
 mod apply;
+mod broker_configs;
 mod error;
 mod lease;
 mod local;
@@ -80,7 +81,10 @@ type PartitionKey = (Arc<str>, i32);
 
 /// Every partition on this broker, and the cluster's topics.
 pub struct ReplicaManager {
+    /// The file and `--set` settings.
     config: Arc<BrokerConfig>,
+    /// `config` with the dynamic settings of the latest image ([`broker_configs`]).
+    effective: RwLock<Arc<BrokerConfig>>,
     clock: Arc<dyn Clock>,
     topics: RwLock<HashMap<Arc<str>, Arc<TopicState>>>,
     partitions: RwLock<HashMap<PartitionKey, Arc<Partition>>>,
@@ -130,6 +134,7 @@ impl ReplicaManager {
             socket_timeout: config.duration_ms("replica.socket.timeout.ms"),
         });
         Ok(Self {
+            effective: RwLock::new(config.clone()),
             config,
             clock,
             topics: RwLock::new(HashMap::new()),

@@ -118,7 +118,10 @@ impl ReplicaManager {
         }
     }
 
-    async fn write(&self, command: MetadataCommand) -> Result<CommandResult, AdminError> {
+    pub(super) async fn write(
+        &self,
+        command: MetadataCommand,
+    ) -> Result<CommandResult, AdminError> {
         let controller = self.controller_or_err()?;
         match controller.write_ok(command).await {
             Ok(r) => Ok(r),

@@ -129,7 +129,7 @@ struct LogSnapshot {
 }
 
 /// The cleaner's settings (the broker's `log.cleaner.*`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CleanerConfig {
     /// `log.cleaner.dedupe.buffer.size` / `log.cleaner.threads`: offset map memory per thread.
     pub dedupe_buffer_bytes: usize,

@@ -137,7 +137,7 @@ fn wait_for_counts(
     expected: &BTreeMap<String, i64>,
     app: &App,
 ) {
-    let done = wait_until(TIMEOUT, "the word counts", || {
+    wait_until(TIMEOUT, "the word counts", || {
         while let Some(m) = consumer.poll(Duration::from_millis(100)) {
             let Ok(m) = m else { continue };
             let word = String::from_utf8(m.key().unwrap_or_default().to_vec()).unwrap();
@@ -150,7 +150,7 @@ fn wait_for_counts(
                 .any(|(w, c)| expected.get(w).is_none_or(|e| c > e)))
         .then_some(())
     });
-    assert_eq!(latest, expected, "{done:?}\n{}", app.log_tail());
+    assert_eq!(latest, expected, "{}", app.log_tail());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,28 +19,15 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use weir_tests::cluster::{free_port, Cluster};
 use weir_tests::http::request;
+use weir_tests::kafka_tools::KafkaTools;
 use weir_tests::raw::RawClient;
 use weir_tests::{wait_until, Broker};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 fn connect_classpath() -> Option<String> {
-    let deps = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .join("target/kafka-connect-deps");
-    let java = Command::new("java").arg("-version").output().is_ok();
-    if java && deps.join("connect-file-4.1.1.jar").exists() {
-        return Some(format!("{}/*", deps.display()));
-    }
-    let required =
-        std::env::var_os("WEIR_REQUIRE_JAVA").is_some() || std::env::var_os("CI").is_some();
-    assert!(
-        !required,
-        "java or the Kafka Connect jars are missing: run scripts/install-test-deps.sh"
-    );
-    eprintln!("kafka connect jars missing: skipping (scripts/install-test-deps.sh installs them)");
-    None
+    KafkaTools::find_in("kafka-connect-deps", &["connect-file-4.1.1.jar"])
+        .map(|jars| jars.classpath().to_string())
 }
 
 /// One distributed Connect worker process.

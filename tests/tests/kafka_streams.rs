@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use weir_tests::cluster::send_all;
+use weir_tests::kafka_tools::KafkaTools;
 use weir_tests::{clients, unique_topic, wait_until, Broker};
 
 const INPUT: &str = "streams-plaintext-input";
@@ -25,22 +26,8 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 const WORDS: &[&str] = &["weir", "kafka", "stream", "log", "raft", "broker", "offset"];
 
 fn streams_classpath() -> Option<String> {
-    let deps = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .join("target/kafka-streams-deps");
-    let java = Command::new("java").arg("-version").output().is_ok();
-    if java && deps.join("kafka-streams-examples-4.0.0.jar").exists() {
-        return Some(format!("{}/*", deps.display()));
-    }
-    let required =
-        std::env::var_os("WEIR_REQUIRE_JAVA").is_some() || std::env::var_os("CI").is_some();
-    assert!(
-        !required,
-        "java or the Kafka Streams jars are missing: run scripts/install-test-deps.sh"
-    );
-    eprintln!("kafka streams jars missing: skipping (scripts/install-test-deps.sh installs them)");
-    None
+    KafkaTools::find_in("kafka-streams-deps", &["kafka-streams-examples-4.0.0.jar"])
+        .map(|jars| jars.classpath().to_string())
 }
 
 /// The WordCountDemo process.

@@ -11,7 +11,10 @@
 # - rustfmt and clippy: lint steps of scripts/test.sh.
 # - cargo-fuzz: the bounded fuzz run (scripts/fuzz.sh).
 # - the Apache Kafka Java client jars (Maven): the Java client compatibility test.
-# - Apache Kafka's tools jars (Maven): kafka-consumer-groups against the broker.
+# - Apache Kafka's tools jars (Maven): kafka-consumer-groups, kafka-configs,
+#   kafka-delete-records, kafka-reassign-partitions and friends against the broker.
+# - Kafka Connect (Maven): a distributed worker with the file connectors against the broker.
+# - Kafka Streams (Maven): Kafka's WordCountDemo application against the broker.
 # - the Kubernetes binaries (kube-apiserver, kube-controller-manager, etcd for the stand-in
 #   tier; kubelet, kube-scheduler, kube-proxy, kubectl for the real-node tier), built with Go
 #   from the module proxy by scripts/kube-control-plane.sh into ~/.cache/weir, and the rest of
@@ -110,6 +113,26 @@ else
     log "mvn: copying the Kafka tools into $tools_deps"
     retry mvn -q -B -f "$(dirname "$0")/../tests/java/tools-pom.xml" dependency:copy-dependencies \
         -DoutputDirectory="$tools_deps"
+fi
+
+# Kafka Connect's distributed worker and file connectors for tests/tests/kafka_connect.rs.
+connect_deps="$(cd "$(dirname "$0")/.." && pwd)/target/kafka-connect-deps"
+if [ -f "$connect_deps/connect-file-4.1.1.jar" ]; then
+    log "Kafka Connect already in $connect_deps"
+else
+    log "mvn: copying Kafka Connect into $connect_deps"
+    retry mvn -q -B -f "$(dirname "$0")/../tests/java/connect-pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$connect_deps"
+fi
+
+# A Kafka Streams application (Kafka's WordCountDemo) for tests/tests/kafka_streams.rs.
+streams_deps="$(cd "$(dirname "$0")/.." && pwd)/target/kafka-streams-deps"
+if [ -f "$streams_deps/kafka-streams-examples-4.0.0.jar" ]; then
+    log "Kafka Streams example already in $streams_deps"
+else
+    log "mvn: copying the Kafka Streams example into $streams_deps"
+    retry mvn -q -B -f "$(dirname "$0")/../tests/java/streams-pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$streams_deps"
 fi
 
 # The Kubernetes control plane of tests/tests/kube_*.rs and the real node of

@@ -45,7 +45,7 @@ pub struct Cluster {
 
 /// A free port below Linux's ephemeral range (32768+), so that no broker or client binding
 /// port 0 elsewhere can take it between this check and the broker's own bind.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let start = (std::process::id() % 400) * 30;
     for _ in 0..2_000 {

@@ -1,5 +1,5 @@
-//! A plain HTTP/1.0 GET over a `TcpStream`: enough for `/metrics`, `/healthz` and `/readyz`
-//! without pulling an HTTP client into the tests. HTTP/1.0 keeps the server from using
+//! Plain HTTP/1.0 over a `TcpStream`: enough for `/metrics`, `/healthz` and `/readyz`, and for
+//! JSON calls to Kafka Connect's REST API, without pulling an HTTP client into the tests. HTTP/1.0 keeps the server from using
 //! chunked encoding and makes it close the connection after the body.
 
 use std::io::{self, Read, Write};
@@ -23,11 +23,31 @@ pub fn get(addr: SocketAddr, path: &str) -> HttpResponse {
 /// connection or a bad answer is an outcome, not a test failure (the kubelet stand-in's
 /// readiness probe).
 pub fn try_get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<HttpResponse> {
+    request(addr, "GET", path, None, timeout)
+}
+
+/// `method path` with an optional JSON body against `addr`, every step bounded by `timeout`.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+    timeout: Duration,
+) -> io::Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    let mut message = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    if let Some(body) = json {
+        message.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        message.push_str("\r\n");
+    }
     // One write: a server that answers after its first read must see the whole request.
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())?;
+    stream.write_all(message.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();

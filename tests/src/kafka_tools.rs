@@ -1,6 +1,7 @@
 //! Apache Kafka's own command-line tools (the kafka-tools and kafka_2.13 jars, run with `java`)
 //! against Weir, as operators run `kafka-configs`, `kafka-delete-records` or
-//! `kafka-reassign-partitions`. `scripts/install-test-deps.sh` copies the jars to
+//! `kafka-reassign-partitions`; and the class path of other Java applications from Maven
+//! (Kafka Connect, a Kafka Streams application). `scripts/install-test-deps.sh` copies the jars to
 //! `target/kafka-tools-deps`; without them (or without `java`) a test says so and passes,
 //! unless `WEIR_REQUIRE_JAVA=1` (set by `scripts/test.sh`) or `CI` is set.
 
@@ -28,15 +29,22 @@ impl KafkaTools {
     /// The installed tools, or `None` (with a line saying why) when they are missing outside
     /// CI; panics when they are missing and required.
     pub fn find() -> Option<KafkaTools> {
+        Self::find_in(
+            "kafka-tools-deps",
+            &["kafka-tools-4.1.1.jar", "kafka_2.13-4.1.1.jar"],
+        )
+    }
+
+    /// Jars that `scripts/install-test-deps.sh` copied to `target/<dir>` (Kafka Connect, a
+    /// Kafka Streams application), found by the `jars` that must be there; as [`Self::find`].
+    pub fn find_in(dir: &str, jars: &[&str]) -> Option<KafkaTools> {
         let deps = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("tests/ has a parent")
-            .join("target/kafka-tools-deps");
+            .join("target")
+            .join(dir);
         let java = Command::new("java").arg("-version").output().is_ok();
-        if java
-            && deps.join("kafka-tools-4.1.1.jar").exists()
-            && deps.join("kafka_2.13-4.1.1.jar").exists()
-        {
+        if java && jars.iter().all(|jar| deps.join(jar).exists()) {
             return Some(KafkaTools {
                 classpath: format!("{}/*", deps.display()),
             });

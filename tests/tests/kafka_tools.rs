@@ -5,48 +5,17 @@
 //! (or without `java`) the test says so and passes, unless `WEIR_REQUIRE_JAVA=1` (set by
 //! `scripts/test.sh`) or `CI` is set.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use weir_tests::group_consumer::{all_partitions, wait_for_assignment, GroupMember, MemberOptions};
+use weir_tests::kafka_tools::KafkaTools;
 use weir_tests::{clients, unique_topic, wait_until, Broker, BrokerOptions};
 
-fn tools_classpath() -> Option<String> {
-    let deps = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .join("target/kafka-tools-deps");
-    let java = Command::new("java").arg("-version").output().is_ok();
-    if java && deps.join("kafka-tools-4.1.1.jar").exists() {
-        return Some(format!("{}/*", deps.display()));
-    }
-    let required =
-        std::env::var_os("WEIR_REQUIRE_JAVA").is_some() || std::env::var_os("CI").is_some();
-    assert!(
-        !required,
-        "java or the Kafka tools jars are missing: run scripts/install-test-deps.sh"
-    );
-    eprintln!("kafka tools jars missing: skipping (scripts/install-test-deps.sh installs them)");
-    None
-}
-
 /// Runs `kafka-consumer-groups --bootstrap-server BROKER ARGS...`; returns stdout.
-fn consumer_groups(classpath: &str, broker: &Broker, args: &[&str]) -> String {
-    let output = Command::new("java")
-        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
-        .args(["-cp", classpath])
-        .arg("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand")
-        .args(["--bootstrap-server", &broker.bootstrap()])
-        .args(args)
-        .output()
-        .expect("running java");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "kafka-consumer-groups {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+fn consumer_groups(tools: &KafkaTools, broker: &Broker, args: &[&str]) -> String {
+    let bootstrap = broker.bootstrap();
+    tools.run_ok(
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        &[&["--bootstrap-server", bootstrap.as_str()][..], args].concat(),
+    )
 }
 
 /// (partition, current offset, log end offset, lag) rows of `--describe` for `topic`.
@@ -74,7 +43,7 @@ fn row(partition: i32, current: &str, end: &str, lag: &str) -> (i32, String, Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_consumer_groups_lists_describes_resets_and_deletes() {
-    let Some(classpath) = tools_classpath() else {
+    let Some(tools) = KafkaTools::find() else {
         return;
     };
     let broker =
@@ -99,12 +68,12 @@ async fn kafka_consumer_groups_lists_describes_resets_and_deletes() {
         clients::produce_one(&producer, &topic, Some(0), None, b"late").await;
     }
 
-    let listed = consumer_groups(&classpath, &broker, &["--list"]);
+    let listed = consumer_groups(&tools, &broker, &["--list"]);
     assert!(
         listed.lines().any(|l| l.trim() == group),
         "--list:\n{listed}"
     );
-    let described = consumer_groups(&classpath, &broker, &["--describe", "--group", group]);
+    let described = consumer_groups(&tools, &broker, &["--describe", "--group", group]);
     assert_eq!(
         lag_rows(&described, &topic),
         vec![row(0, "15", "25", "10"), row(1, "15", "15", "0")],
@@ -115,7 +84,7 @@ async fn kafka_consumer_groups_lists_describes_resets_and_deletes() {
     let live = GroupMember::start(&broker, "live", &MemberOptions::new(&topic, group));
     wait_for_assignment(&[&live], &all_partitions(&topic, 2), clients::READ_TIMEOUT);
     let state = consumer_groups(
-        &classpath,
+        &tools,
         &broker,
         &["--describe", "--group", group, "--state"],
     );
@@ -131,7 +100,7 @@ async fn kafka_consumer_groups_lists_describes_resets_and_deletes() {
         "--state:\n{state}"
     );
     let members = consumer_groups(
-        &classpath,
+        &tools,
         &broker,
         &["--describe", "--group", group, "--members"],
     );
@@ -157,7 +126,7 @@ async fn kafka_consumer_groups_lists_describes_resets_and_deletes() {
     leaver.stop();
     let topic_arg = format!("{topic}:0");
     consumer_groups(
-        &classpath,
+        &tools,
         &broker,
         &[
             "--group",
@@ -170,14 +139,14 @@ async fn kafka_consumer_groups_lists_describes_resets_and_deletes() {
             "--execute",
         ],
     );
-    let described = consumer_groups(&classpath, &broker, &["--describe", "--group", "tools-2"]);
+    let described = consumer_groups(&tools, &broker, &["--describe", "--group", "tools-2"]);
     assert_eq!(
         lag_rows(&described, &topic),
         vec![row(0, "7", "25", "18")],
         "--describe after --reset-offsets:\n{described}"
     );
-    consumer_groups(&classpath, &broker, &["--delete", "--group", "tools-2"]);
-    let listed = consumer_groups(&classpath, &broker, &["--list"]);
+    consumer_groups(&tools, &broker, &["--delete", "--group", "tools-2"]);
+    let listed = consumer_groups(&tools, &broker, &["--list"]);
     assert!(
         !listed.lines().any(|l| l.trim() == "tools-2"),
         "--list after --delete:\n{listed}"

@@ -31,6 +31,7 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 pub mod peer_health;
+pub mod quorum;
 pub mod rpc;
 pub mod state_machine;
 #[cfg(test)]
@@ -138,6 +139,8 @@ pub struct Controller {
     last_refusal_log: Mutex<Option<Instant>>,
     /// Whether each Raft peer answers (recorded by the transport).
     peer_health: peer_health::PeerHealth,
+    /// When each member last matched the leader's log (DescribeQuorum).
+    caught_up: quorum::CaughtUp,
 }
 
 impl std::fmt::Debug for Controller {
@@ -212,6 +215,7 @@ impl Controller {
             next_voter: std::sync::atomic::AtomicUsize::new(0),
             last_refusal_log: Mutex::new(None),
             peer_health,
+            caught_up: quorum::CaughtUp::default(),
         });
         if is_voter && !lone_voter && pristine {
             // Voters must not initialise a quorum that exists: ask the others first.
@@ -219,6 +223,7 @@ impl Controller {
         }
         tokio::spawn(duties::run(Arc::downgrade(&controller)));
         tokio::spawn(membership::run(Arc::downgrade(&controller)));
+        tokio::spawn(quorum::track_caught_up(Arc::downgrade(&controller)));
         Ok(controller)
     }
 

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 
@@ -61,11 +61,14 @@ struct Failing {
 #[derive(Debug, Clone, Default)]
 pub struct PeerHealth {
     failing: Arc<Mutex<HashMap<NodeId, Failing>>>,
+    /// When each peer last answered an RPC (wall clock: DescribeQuorum reports it).
+    last_answer: Arc<Mutex<HashMap<NodeId, SystemTime>>>,
 }
 
 impl PeerHealth {
     /// Records an answered RPC and logs a recovery.
     pub fn succeeded(&self, target: NodeId, addr: &str) {
+        self.last_answer.lock().insert(target, SystemTime::now());
         if let Transition::Recovered { after } = self.record_success(target, Instant::now()) {
             tracing::info!(
                 peer = target,
@@ -96,6 +99,11 @@ impl PeerHealth {
                 tracing::debug!(peer = target, addr, error, "Raft RPC failed")
             }
         }
+    }
+
+    /// When `target` last answered an RPC of this node, if it ever did.
+    pub fn last_answer(&self, target: NodeId) -> Option<SystemTime> {
+        self.last_answer.lock().get(&target).copied()
     }
 
     /// Since when every RPC to `target` has been refused, if the last one was (no answer and

@@ -12,7 +12,8 @@ use weir_api::proto::controller::controller_server::{self, ControllerServer};
 use weir_api::proto::controller::raft_server::{self, RaftServer};
 use weir_api::proto::controller::{
     BrokerHeartbeatRequest, BrokerHeartbeatResponse, ChangeVoterRequest, ChangeVoterResponse,
-    IdentifyRequest, IdentifyResponse, RaftPayload, RegisterBrokerRequest, RegisterBrokerResponse,
+    DescribeQuorumRequest, DescribeQuorumResponse, IdentifyRequest, IdentifyResponse, RaftPayload,
+    RegisterBrokerRequest, RegisterBrokerResponse,
 };
 
 use super::command::MetadataCommand;
@@ -147,6 +148,17 @@ impl controller_server::Controller for ControllerService {
     ) -> Result<Response<ChangeVoterResponse>, Status> {
         self.0.change_voter(request.into_inner()).await?;
         Ok(Response::new(ChangeVoterResponse {}))
+    }
+
+    async fn describe_quorum(
+        &self,
+        _request: Request<DescribeQuorumRequest>,
+    ) -> Result<Response<DescribeQuorumResponse>, Status> {
+        let status = self
+            .0
+            .local_quorum_status()
+            .ok_or(ControllerError::NotController)?;
+        Ok(Response::new((&status).into()))
     }
 }
 

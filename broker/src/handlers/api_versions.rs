@@ -1,11 +1,56 @@
-//! ApiVersions: the APIs and version ranges in [`crate::protocol::versions::SUPPORTED`].
+//! ApiVersions: the APIs and version ranges in [`crate::protocol::versions::SUPPORTED`], and
+//! (v3+) the cluster features Weir has, as a Kafka 4.x broker lists them for `kafka-features
+//! describe` and clients.
+//!
+//! A feature is listed only if it is true of Weir ([`FEATURES`]); each is finalized at its
+//! one supported level, which cannot be changed ([`super::update_features`] refuses). The
+//! finalized features epoch is, as in a KRaft broker, the offset of the metadata this broker
+//! has applied.
 
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::ApiVersionsResponse;
 
+use super::text;
+use crate::broker::Broker;
 use crate::protocol::versions::SUPPORTED;
 
-/// The ApiVersions answer; the same for every client.
+/// A cluster feature at the one level Weir implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feature {
+    /// Kafka's name of the feature.
+    pub name: &'static str,
+    /// The level: supported min = max = finalized.
+    pub level: i16,
+}
+
+/// The features Weir claims, each at a level whose meaning in Kafka is true of Weir:
+///
+/// - `metadata.version` 27 is Kafka 4.1's (`4.1-IV1`): the request versions Weir answers
+///   ([`SUPPORTED`]) are Kafka 4.1's (Produce 13 and Fetch 18 with topic ids, for instance),
+///   so a tool or client comparing levels sees the Kafka release whose protocol Weir speaks.
+///   Weir's metadata log is its own (openraft), so there is no older level to run at.
+/// - `kraft.version` 1: the metadata quorum is dynamic in KIP-853's sense, a voter being its
+///   node id plus its storage's directory id, voters added and removed at runtime (through
+///   Weir's admin API; see [`crate::controller::membership`]).
+///
+/// Not listed, because Weir does not have them: `transaction.version` (no transactions yet),
+/// `group.version` (no KIP-848 consumer groups), `eligible.leader.replicas.version`,
+/// `share.version`, `streams.version`. Kafka's clients read an absent feature as level 0.
+pub const FEATURES: &[Feature] = &[
+    Feature {
+        name: "metadata.version",
+        level: 27,
+    },
+    Feature {
+        name: "kraft.version",
+        level: 1,
+    },
+];
+
+/// The ApiVersions answer without features: what an ApiVersions at an unsupported version
+/// gets (a v0 answer).
 pub fn response() -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_api_keys(
@@ -20,4 +65,33 @@ pub fn response() -> ApiVersionsResponse {
                 .collect(),
         )
         .with_finalized_features_epoch(-1)
+}
+
+/// Answers ApiVersions: [`response`] plus the features (encoded from v3 on).
+pub fn handle(broker: &Broker) -> ApiVersionsResponse {
+    let epoch = i64::try_from(broker.replicas.image().applied_index).unwrap_or(i64::MAX);
+    response()
+        .with_supported_features(
+            FEATURES
+                .iter()
+                .map(|f| {
+                    SupportedFeatureKey::default()
+                        .with_name(text(f.name))
+                        .with_min_version(f.level)
+                        .with_max_version(f.level)
+                })
+                .collect(),
+        )
+        .with_finalized_features_epoch(epoch)
+        .with_finalized_features(
+            FEATURES
+                .iter()
+                .map(|f| {
+                    FinalizedFeatureKey::default()
+                        .with_name(text(f.name))
+                        .with_min_version_level(f.level)
+                        .with_max_version_level(f.level)
+                })
+                .collect(),
+        )
 }

@@ -30,7 +30,7 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-async fn broker(dir: &std::path::Path) -> Arc<Broker> {
+pub(super) async fn broker(dir: &std::path::Path) -> Arc<Broker> {
     // No initial rebalance delay: a JoinGroup completes on the next timer tick.
     let settings = [(
         "group.initial.rebalance.delay.ms".to_string(),
@@ -365,7 +365,7 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                         ]),
                 ]),
         ),
-        other => panic!("no sample request for {other:?}"),
+        other => super::admin_surface_tests::sample(other, version),
     }
 }
 

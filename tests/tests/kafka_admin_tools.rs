@@ -210,12 +210,17 @@ async fn kafka_delete_records_and_kafka_configs_on_brokers() {
     assert!(topic_out.contains("retention.ms=604800000"), "{topic_out}");
 }
 
-fn throttle_rate(cluster: &Cluster, node: usize) -> f64 {
+fn metric(cluster: &Cluster, node: usize, name: &str) -> f64 {
     let body = get(cluster.brokers[node].metrics_addr(), "/metrics").body;
     parse_prometheus(&body)
         .iter()
-        .find(|s| s.name == "weir_reassignment_throttle_bytes_per_second")
+        .find(|s| s.name == name)
         .map_or(0.0, |s| s.value)
+}
+
+/// The follower-side throttle in force on `node`.
+fn throttle_rate(cluster: &Cluster, node: usize) -> f64 {
+    metric(cluster, node, "weir_reassignment_throttle_bytes_per_second")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,10 +307,18 @@ async fn kafka_reassign_partitions_generates_executes_with_a_throttle_and_verifi
         "{out}"
     );
     assert!(out.contains("10000000 B/s"), "{out}");
-    // Every broker of the reassignment runs with the rate the tool set, until --verify.
+    // Every broker of the reassignment runs with the rates the tool set, until --verify: the
+    // new replicas fetch under the follower rate, the old leader serves them under its leader
+    // rate (the tool lists the existing replicas in leader.replication.throttled.replicas).
     for node in 0..3 {
-        wait_until(TIMEOUT, "the throttle rate in force", || {
-            (throttle_rate(&cluster, node) == 10_000_000.0).then_some(())
+        wait_until(TIMEOUT, "the throttle rates in force", || {
+            (throttle_rate(&cluster, node) == 10_000_000.0
+                && metric(
+                    &cluster,
+                    node,
+                    "weir_replication_leader_throttle_bytes_per_second",
+                ) == 10_000_000.0)
+                .then_some(())
         });
     }
 
@@ -346,6 +359,15 @@ async fn kafka_reassign_partitions_generates_executes_with_a_throttle_and_verifi
         );
         assert!(!out.contains("throttled.rate"), "broker {node}: {out}");
         assert_eq!(throttle_rate(&cluster, node), 0.0, "broker {node}");
+        assert_eq!(
+            metric(
+                &cluster,
+                node,
+                "weir_replication_leader_throttle_bytes_per_second"
+            ),
+            0.0,
+            "broker {node}"
+        );
     }
     let topic_out = tools.run_ok(
         CONFIGS,

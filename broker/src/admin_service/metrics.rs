@@ -8,7 +8,10 @@
 //!   admin API or `follower.replication.throttled.rate`;
 //! - `weir_reassignment_fetched_bytes_total`: bytes this broker fetched for replicas it is
 //!   adding or the topic lists in `follower.replication.throttled.replicas`, which the
-//!   throttle limits.
+//!   throttle limits;
+//! - `weir_replication_leader_throttle_bytes_per_second` and
+//!   `weir_replication_leader_throttled_bytes_total`: the leader side, what this broker serves
+//!   to followers of the replicas its topics list in `leader.replication.throttled.replicas`.
 
 use std::sync::Weak;
 
@@ -26,6 +29,8 @@ pub struct ReassignmentCollector {
     bytes_remaining: IntGaugeVec,
     throttle: IntGauge,
     fetched: IntCounter,
+    leader_throttle: IntGauge,
+    leader_served: IntCounter,
 }
 
 impl ReassignmentCollector {
@@ -48,6 +53,14 @@ impl ReassignmentCollector {
                 "weir_reassignment_fetched_bytes_total",
                 "Bytes this broker fetched for replicas it is adding by a reassignment.",
             )?,
+            leader_throttle: IntGauge::new(
+                "weir_replication_leader_throttle_bytes_per_second",
+                "leader.replication.throttled.rate in force on this broker; 0 when unthrottled.",
+            )?,
+            leader_served: IntCounter::new(
+                "weir_replication_leader_throttled_bytes_total",
+                "Bytes this leader served to followers of replicas listed in leader.replication.throttled.replicas.",
+            )?,
         })
     }
 }
@@ -57,6 +70,8 @@ impl Collector for ReassignmentCollector {
         let mut descs = self.bytes_remaining.desc();
         descs.extend(self.throttle.desc());
         descs.extend(self.fetched.desc());
+        descs.extend(self.leader_throttle.desc());
+        descs.extend(self.leader_served.desc());
         descs
     }
 
@@ -94,10 +109,17 @@ impl Collector for ReassignmentCollector {
             let fetched = replicas.replication_throttle().reassignment_bytes_total();
             self.fetched.reset();
             self.fetched.inc_by(fetched);
+            let leader = replicas.leader_throttle();
+            self.leader_throttle
+                .set(i64::try_from(leader.rate().unwrap_or(0)).unwrap_or(i64::MAX));
+            self.leader_served.reset();
+            self.leader_served.inc_by(leader.reassignment_bytes_total());
         }
         let mut families = self.bytes_remaining.collect();
         families.extend(self.throttle.collect());
         families.extend(self.fetched.collect());
+        families.extend(self.leader_throttle.collect());
+        families.extend(self.leader_served.collect());
         families
     }
 }

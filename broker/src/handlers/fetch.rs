@@ -28,6 +28,7 @@ use super::fetch_wake::FetchWakeups;
 use crate::broker::Broker;
 use crate::controller::command::PartitionChange;
 use crate::log::LogError;
+use crate::replication::throttle::Allowance;
 
 /// Answers Fetch, waiting up to `max_wait_ms` for `min_bytes`.
 pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
@@ -131,8 +132,23 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass 
                 partitions.push(error_data(base, code));
                 continue;
             };
-            let limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
+            let mut limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
             if let Some(replica) = follower {
+                // Kafka's leader-side replication throttle: a listed replica gets what the
+                // bucket allows, nothing while it is spent.
+                let throttle = broker.replicas.leader_throttle();
+                let throttled = topic.as_ref().is_some_and(|t| {
+                    broker
+                        .replicas
+                        .is_leader_throttled(&t.meta.configs, fp.partition)
+                });
+                if throttled {
+                    match throttle.allowance(std::time::Instant::now()) {
+                        Allowance::Unlimited => {}
+                        Allowance::Bytes(n) => limit = limit.min(n as usize),
+                        Allowance::WaitFor(_) => limit = 0,
+                    }
+                }
                 match partition.fetch_for_follower(
                     replica,
                     fp.fetch_offset,
@@ -144,6 +160,9 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass 
                 ) {
                     Ok(f) => {
                         let n = f.records.len();
+                        if throttled {
+                            throttle.consume(n as u64, std::time::Instant::now());
+                        }
                         total += n;
                         remaining = remaining.saturating_sub(n);
                         if let Some(change) = f.isr_change {

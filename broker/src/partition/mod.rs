@@ -568,7 +568,13 @@ impl Partition {
             }
         }
         let end = log.log_end_offset();
-        let records = log.read(fetch_offset, max_bytes, end, true)?.records;
+        // Nothing at all for 0 bytes (the leader throttle is spent): the fetch still counts
+        // for the follower's position and the ISR.
+        let records = if max_bytes == 0 {
+            Bytes::new()
+        } else {
+            log.read(fetch_offset, max_bytes, end, true)?.records
+        };
         let start_before = leader.followers.get(&replica).map(|f| f.log_start_offset);
         leader.record_fetch(replica, fetch_offset, follower_log_start, end, now);
         let before = log.high_watermark();

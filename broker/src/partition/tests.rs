@@ -57,3 +57,42 @@ async fn rolls_under_load_flush_in_the_background_and_move_the_recovery_point() 
         Some(active_base)
     );
 }
+
+#[test]
+fn a_follower_fetch_with_no_bytes_left_returns_nothing_but_counts_and_delete_records_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(
+        dir.path(),
+        Arc::from("t"),
+        Uuid::new_v4(),
+        0,
+        small_config(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    p.make_leader(0, 0, 0, &[0, 1], &[0, 1]).unwrap();
+    p.append(&encode_test_batch(&TestBatch::new(5, 20))).unwrap();
+    // The throttle is spent: no records, yet the follower's position (and log start) count.
+    let fetched = p.fetch_for_follower(1, 5, 0, 0, 0, 0, true).unwrap();
+    assert!(fetched.records.is_empty());
+    assert_eq!(p.high_watermark(), 5, "the ISR advanced the high watermark");
+    let fetched = p.fetch_for_follower(1, 0, 0, -1, 0, 1 << 20, true).unwrap();
+    assert!(!fetched.records.is_empty(), "with bytes allowed the batch comes");
+
+    // DeleteRecords: the leader moves at once, the low watermark waits for the follower.
+    assert_eq!(p.delete_records_before(3).unwrap(), 3);
+    assert_eq!(p.log_start_offset(), 3);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let waited = rt.block_on(p.wait_for_low_watermark(3, |_| true, Duration::from_millis(50)));
+    assert!(matches!(waited, Err(PartitionError::Timeout)), "{waited:?}");
+    // A dead follower does not count.
+    let low = rt.block_on(p.wait_for_low_watermark(3, |id| id != 1, Duration::from_millis(50)));
+    assert_eq!(low.unwrap(), 3);
+    p.fetch_for_follower(1, 5, 3, 0, 0, 1 << 20, true).unwrap();
+    let low = rt.block_on(p.wait_for_low_watermark(3, |_| true, Duration::from_millis(50)));
+    assert_eq!(low.unwrap(), 3);
+    assert!(matches!(
+        p.delete_records_before(6),
+        Err(PartitionError::Log(LogError::OffsetOutOfRange { .. }))
+    ));
+}

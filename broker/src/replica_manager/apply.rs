@@ -127,7 +127,12 @@ impl ReplicaManager {
                             // Copied under the throttle: a replica a reassignment adds, or one
                             // the topic lists in `follower.replication.throttled.replicas`.
                             let throttled = p.adding.contains(&local_id)
-                                || throttled_replica(&topic.configs, index, local_id);
+                                || listed_replica(
+                                    &topic.configs,
+                                    "follower.replication.throttled.replicas",
+                                    index,
+                                    local_id,
+                                );
                             self.fetchers.assign(&partition, p.leader, &addr, throttled);
                         }
                         None => self.fetchers.remove(&name, index),
@@ -148,6 +153,10 @@ impl ReplicaManager {
         ];
         self.fetchers
             .set_throttle(rates.into_iter().flatten().min());
+        self.leader_throttle.set_rate(
+            config.throttled_rate("leader.replication.throttled.rate"),
+            std::time::Instant::now(),
+        );
         *self.topics.write() = topics;
         *self.image.write() = image.clone();
         if roles {
@@ -238,10 +247,16 @@ impl ReplicaManager {
     }
 }
 
-/// Whether the topic's `follower.replication.throttled.replicas` (`*` or `partition:broker`
-/// pairs) names this replica.
-fn throttled_replica(configs: &BTreeMap<String, String>, partition: i32, broker: i32) -> bool {
-    let Some(list) = configs.get("follower.replication.throttled.replicas") else {
+/// Whether the topic's throttled replica list `key` (`leader.` or
+/// `follower.replication.throttled.replicas`: `*` or `partition:broker` pairs) names this
+/// replica.
+pub(super) fn listed_replica(
+    configs: &BTreeMap<String, String>,
+    key: &str,
+    partition: i32,
+    broker: i32,
+) -> bool {
+    let Some(list) = configs.get(key) else {
         return false;
     };
     let list = list.trim();
@@ -259,16 +274,18 @@ mod tests {
 
     #[test]
     fn throttled_replicas_are_read_as_kafka_writes_them() {
-        let configs = |v: &str| {
-            BTreeMap::from([(
-                "follower.replication.throttled.replicas".to_string(),
-                v.to_string(),
-            )])
-        };
-        assert!(throttled_replica(&configs("*"), 3, 1));
-        assert!(throttled_replica(&configs("0:1,1:2"), 1, 2));
-        assert!(!throttled_replica(&configs("0:1,1:2"), 1, 1));
-        assert!(!throttled_replica(&configs(""), 0, 0));
-        assert!(!throttled_replica(&BTreeMap::new(), 0, 0));
+        const KEY: &str = "follower.replication.throttled.replicas";
+        let configs = |v: &str| BTreeMap::from([(KEY.to_string(), v.to_string())]);
+        assert!(listed_replica(&configs("*"), KEY, 3, 1));
+        assert!(listed_replica(&configs("0:1,1:2"), KEY, 1, 2));
+        assert!(!listed_replica(&configs("0:1,1:2"), KEY, 1, 1));
+        assert!(!listed_replica(&configs(""), KEY, 0, 0));
+        assert!(!listed_replica(&BTreeMap::new(), KEY, 0, 0));
+        assert!(!listed_replica(
+            &configs("*"),
+            "leader.replication.throttled.replicas",
+            0,
+            0
+        ));
     }
 }

@@ -91,6 +91,10 @@ pub struct ReplicaManager {
     image: RwLock<Arc<MetadataImage>>,
     controller: OnceLock<Arc<Controller>>,
     fetchers: ReplicaFetcherManager,
+    /// The leader side of the replication throttle: what this broker serves to followers of
+    /// the replicas its topics list in `leader.replication.throttled.replicas`, at its
+    /// `leader.replication.throttled.rate`.
+    leader_throttle: crate::replication::throttle::ReplicationThrottle,
     listeners: RwLock<Vec<Weak<dyn LeadershipListener>>>,
     /// This broker's registration epoch once it has caught up with the log up to it; until
     /// then an image may be stale and nothing local is deleted on its word.
@@ -142,6 +146,7 @@ impl ReplicaManager {
             image: RwLock::new(Arc::new(MetadataImage::default())),
             controller: OnceLock::new(),
             fetchers,
+            leader_throttle: Default::default(),
             listeners: RwLock::new(Vec::new()),
             caught_up_epoch: AtomicI64::new(-1),
             registration_epoch: AtomicI64::new(-1),
@@ -164,6 +169,22 @@ impl ReplicaManager {
     /// The reassignment throttle this broker's fetchers share.
     pub fn replication_throttle(&self) -> &crate::replication::throttle::ReplicationThrottle {
         self.fetchers.throttle()
+    }
+
+    /// The leader side of the replication throttle.
+    pub fn leader_throttle(&self) -> &crate::replication::throttle::ReplicationThrottle {
+        &self.leader_throttle
+    }
+
+    /// Whether follower fetches of `topic`-`partition` from this leader are throttled: the
+    /// topic lists this replica in `leader.replication.throttled.replicas`.
+    pub fn is_leader_throttled(&self, configs: &BTreeMap<String, String>, partition: i32) -> bool {
+        apply::listed_replica(
+            configs,
+            "leader.replication.throttled.replicas",
+            partition,
+            self.local_id(),
+        )
     }
 
     /// The controller, once attached.

@@ -59,7 +59,8 @@ async fn rolls_under_load_flush_in_the_background_and_move_the_recovery_point() 
 }
 
 #[test]
-fn a_follower_fetch_with_no_bytes_left_returns_nothing_but_counts_and_delete_records_waits_for_it() {
+fn a_follower_fetch_with_no_bytes_left_returns_nothing_but_counts_and_delete_records_waits_for_it()
+{
     let dir = tempfile::tempdir().unwrap();
     let p = Partition::open(
         dir.path(),
@@ -71,13 +72,17 @@ fn a_follower_fetch_with_no_bytes_left_returns_nothing_but_counts_and_delete_rec
     )
     .unwrap();
     p.make_leader(0, 0, 0, &[0, 1], &[0, 1]).unwrap();
-    p.append(&encode_test_batch(&TestBatch::new(5, 20))).unwrap();
+    p.append(&encode_test_batch(&TestBatch::new(5, 20)))
+        .unwrap();
     // The throttle is spent: no records, yet the follower's position (and log start) count.
     let fetched = p.fetch_for_follower(1, 5, 0, 0, 0, 0, true).unwrap();
     assert!(fetched.records.is_empty());
     assert_eq!(p.high_watermark(), 5, "the ISR advanced the high watermark");
     let fetched = p.fetch_for_follower(1, 0, 0, -1, 0, 1 << 20, true).unwrap();
-    assert!(!fetched.records.is_empty(), "with bytes allowed the batch comes");
+    assert!(
+        !fetched.records.is_empty(),
+        "with bytes allowed the batch comes"
+    );
 
     // DeleteRecords: the leader moves at once, the low watermark waits for the follower.
     assert_eq!(p.delete_records_before(3).unwrap(), 3);

@@ -390,6 +390,12 @@ impl Controller {
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
                 Err(ControllerError::NotController)
             }
+            // This node's quorum is shutting down (a broker stopping): for a write forwarded
+            // here by another node that still took this one for the leader, that is a
+            // controller gone away, so it must retry with the next leader, not give up.
+            Err(RaftError::Fatal(openraft::error::Fatal::Stopped)) => Err(
+                ControllerError::Unavailable("the metadata quorum on this node stopped".into()),
+            ),
             Err(e) => Err(ControllerError::Fatal(e.to_string())),
         }
     }

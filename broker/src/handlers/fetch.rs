@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
@@ -197,15 +197,25 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass 
             }
             // Kafka lets the first batch of a response exceed the limits so a consumer can
             // always make progress past a batch larger than its fetch size.
-            match partition.read(fp.fetch_offset, limit, total == 0) {
+            match partition.read(fp.fetch_offset, limit, total == 0, read_committed) {
                 Ok(read) => {
                     let n = read.records.len();
                     total += n;
                     remaining = remaining.saturating_sub(n);
+                    let aborted = read.aborted.map(|txns| {
+                        txns.into_iter()
+                            .map(|t| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(t.producer_id.into())
+                                    .with_first_offset(t.first_offset)
+                            })
+                            .collect()
+                    });
                     partitions.push(
                         base.with_high_watermark(read.high_watermark)
-                            .with_last_stable_offset(read.high_watermark)
+                            .with_last_stable_offset(read.last_stable_offset)
                             .with_log_start_offset(read.log_start_offset)
+                            .with_aborted_transactions(aborted)
                             .with_records(Some(read.records)),
                     );
                 }

@@ -17,6 +17,9 @@ const LATEST_TIERED: i64 = -5;
 
 /// Answers ListOffsets.
 pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    // READ_COMMITTED (1) answers with the last stable offset where READ_UNCOMMITTED answers
+    // with the high watermark, and finds no record at or past it.
+    let read_committed = request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -51,7 +54,7 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                         return r.with_error_code(e.code());
                     }
                     let epoch = partition.leader_epoch();
-                    match lookup(&partition, p.timestamp) {
+                    match lookup(&partition, p.timestamp, read_committed) {
                         // The leader epoch field exists from v4 on.
                         Ok(Some((offset, timestamp))) => r
                             .with_offset(offset)
@@ -74,7 +77,17 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
 }
 
 /// `(offset, timestamp)` for a ListOffsets target, `None` when no record matches.
-fn lookup(partition: &Partition, target: i64) -> Result<Option<(i64, i64)>, i16> {
+fn lookup(
+    partition: &Partition,
+    target: i64,
+    read_committed: bool,
+) -> Result<Option<(i64, i64)>, i16> {
+    let fetchable = if read_committed {
+        partition.last_stable_offset()
+    } else {
+        partition.high_watermark()
+    };
+    let visible = |found: Option<(i64, i64)>| found.filter(|(offset, _)| *offset < fetchable);
     let by_log = |r: Result<Option<(i64, i64)>, crate::log::LogError>| {
         r.map_err(|e| {
             tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "ListOffsets lookup failed");
@@ -82,11 +95,11 @@ fn lookup(partition: &Partition, target: i64) -> Result<Option<(i64, i64)>, i16>
         })
     };
     match target {
-        LATEST => Ok(Some((partition.high_watermark(), -1))),
+        LATEST => Ok(Some((fetchable, -1))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((partition.log_start_offset(), -1))),
-        MAX_TIMESTAMP => by_log(partition.max_timestamp()),
+        MAX_TIMESTAMP => by_log(partition.max_timestamp()).map(visible),
         LATEST_TIERED => Ok(None),
-        t if t >= 0 => by_log(partition.offset_for_timestamp(t)),
+        t if t >= 0 => by_log(partition.offset_for_timestamp(t)).map(visible),
         _ => Err(ResponseError::InvalidRequest.code()),
     }
 }

@@ -8,8 +8,10 @@ use super::batch::{
     set_base_offset, set_log_append_time, set_partition_leader_epoch, validate_produce_batches,
     validate_stored_header, verify_crc, RecordBatchHeader, RecordBatchIter, NO_TIMESTAMP,
 };
+use super::control::{control_record_type, encode_marker, ControlRecordType, TxnMarker};
 use super::flush::PendingFlush;
 use super::producer_state::ProducerCheck;
+use super::transaction_index::AbortedTxn;
 use super::{Log, LogAppendInfo, LogError, LogSegment, TimestampType};
 
 /// Producer snapshots kept on disk; older ones only matter for truncations below them.
@@ -59,6 +61,87 @@ impl Log {
             position += size;
         }
         self.append_batches(&buf, log_append_time, now)
+    }
+
+    /// Appends batches a coordinator built as the partition leader (Kafka's
+    /// `AppendOrigin.COORDINATOR`): the group coordinator's transactional offset commits carry
+    /// a producer id and epoch but no sequence, so sequences are not checked; a producer epoch
+    /// older than the log's is still [`LogError::InvalidProducerEpoch`]. Offsets and leader
+    /// epoch are assigned as for clients.
+    pub fn append_as_coordinator(
+        &mut self,
+        records: &Bytes,
+        leader_epoch: i32,
+    ) -> Result<LogAppendInfo, LogError> {
+        self.ensure_open()?;
+        let now = self.clock.now_ms();
+        let mut buf = records.to_vec();
+        let mut next_offset = self.log_end_offset();
+        let mut position = 0;
+        while position < buf.len() {
+            let header = RecordBatchHeader::parse(&buf[position..], position as u64)?;
+            let size = header.total_size();
+            if size > buf.len() - position || header.is_control() {
+                return Err(LogError::InvalidBatch {
+                    position: position as u64,
+                    reason: "a coordinator writes whole data batches",
+                });
+            }
+            if let Some(entry) = self.producer_state.producer(header.producer_id()) {
+                if header.producer_epoch() < entry.epoch {
+                    return Err(LogError::InvalidProducerEpoch {
+                        producer_id: header.producer_id(),
+                        epoch: header.producer_epoch(),
+                        current_epoch: entry.epoch,
+                    });
+                }
+            }
+            let batch = &mut buf[position..position + size];
+            set_base_offset(batch, next_offset);
+            set_partition_leader_epoch(batch, leader_epoch);
+            next_offset = RecordBatchHeader::parse(batch, position as u64)?.next_offset();
+            position += size;
+        }
+        self.append_batches(&buf, NO_TIMESTAMP, now)
+    }
+
+    /// Appends a transaction marker as the partition leader (WriteTxnMarkers; Kafka's
+    /// `appendAsLeader` with the coordinator as origin). A marker of an older producer epoch
+    /// than known is [`LogError::InvalidProducerEpoch`]; one from an older coordinator than the
+    /// producer's last marker is [`LogError::TransactionCoordinatorFenced`]. A marker for a
+    /// producer without an open transaction is still written (a retried marker, or an abort
+    /// of a transaction that never reached this partition), as Kafka does; it completes
+    /// nothing.
+    pub fn append_marker_as_leader(
+        &mut self,
+        marker: &TxnMarker,
+        leader_epoch: i32,
+    ) -> Result<LogAppendInfo, LogError> {
+        self.ensure_open()?;
+        if let Some(entry) = self.producer_state.producer(marker.producer_id) {
+            if marker.producer_epoch < entry.epoch {
+                return Err(LogError::InvalidProducerEpoch {
+                    producer_id: marker.producer_id,
+                    epoch: marker.producer_epoch,
+                    current_epoch: entry.epoch,
+                });
+            }
+            if marker.coordinator_epoch < entry.coordinator_epoch {
+                return Err(LogError::TransactionCoordinatorFenced {
+                    producer_id: marker.producer_id,
+                    coordinator_epoch: marker.coordinator_epoch,
+                    current: entry.coordinator_epoch,
+                });
+            }
+        }
+        let now = self.clock.now_ms();
+        let mut buf = encode_marker(marker, now).to_vec();
+        set_base_offset(&mut buf, self.log_end_offset());
+        set_partition_leader_epoch(&mut buf, leader_epoch);
+        let info = self.append_batches(&buf, NO_TIMESTAMP, now)?;
+        self.producer_state
+            .set_coordinator_epoch(marker.producer_id, marker.coordinator_epoch);
+        Ok(info)
     }
 
     /// Appends batches a follower fetched from its leader, exactly as the leader stores them:
@@ -141,12 +224,35 @@ impl Log {
         self.active_mut()
             .append(batches, index_interval_bytes, now)?;
         for item in RecordBatchIter::new(batches) {
-            let (header, _) = item?;
-            self.producer_state.update(&header);
+            let (header, range) = item?;
+            let control = header
+                .is_control()
+                .then(|| control_record_type(&header, range.start as u64))
+                .transpose()?;
+            self.track_transaction(self.segments.len() - 1, &header, control)?;
         }
         self.unflushed_records += info.records_count;
         self.maybe_flush(now)?;
         Ok(info)
+    }
+
+    /// Feeds one appended or replayed batch to the producer state; the ABORT marker of a
+    /// transaction adds it to the aborted-transaction index of `segment` (the marker's).
+    pub(super) fn track_transaction(
+        &mut self,
+        segment: usize,
+        header: &RecordBatchHeader<'_>,
+        control: Option<ControlRecordType>,
+    ) -> Result<(), LogError> {
+        match self.producer_state.update(header, control) {
+            Some(txn) if txn.aborted => self.segments[segment].txn_index_mut().append(AbortedTxn {
+                producer_id: txn.producer_id,
+                first_offset: txn.first_offset,
+                last_offset: txn.last_offset,
+                last_stable_offset: txn.last_stable_offset,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Checks every idempotent batch against the producer state (and the earlier batches of

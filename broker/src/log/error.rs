@@ -107,6 +107,18 @@ pub enum LogError {
         current_epoch: i16,
     },
 
+    /// A transaction marker from a coordinator older than the one that wrote the producer's
+    /// last marker.
+    #[error("producer {producer_id}: marker from coordinator epoch {coordinator_epoch}, the log has seen {current}")]
+    TransactionCoordinatorFenced {
+        /// The producer id.
+        producer_id: i64,
+        /// Coordinator epoch of the marker.
+        coordinator_epoch: i32,
+        /// Coordinator epoch of the producer's last marker.
+        current: i32,
+    },
+
     /// An idempotent producer's batch does not follow its previous one.
     #[error(
         "producer {producer_id} epoch {epoch}: out of order sequence {first_sequence}, \
@@ -210,6 +222,9 @@ impl LogError {
             LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
             LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            LogError::TransactionCoordinatorFenced { .. } => {
+                ResponseError::TransactionCoordinatorFenced
+            }
             LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             _ => ResponseError::KafkaStorageError,
         }

@@ -34,6 +34,7 @@ pub mod batch;
 mod checkpoint;
 pub mod cleaner;
 pub mod config;
+pub mod control;
 mod error;
 mod flush;
 mod index_file;
@@ -47,6 +48,7 @@ mod retention;
 mod scanner;
 mod segment;
 mod time_index;
+mod transaction_index;
 mod unified_log;
 
 #[cfg(test)]
@@ -54,6 +56,7 @@ pub mod test_util;
 
 pub use self::checkpoint::{read_offset_checkpoint, write_atomically, write_offset_checkpoint};
 pub use self::config::{CleanupPolicy, LogConfig, TimestampType};
+pub use self::control::{ControlRecordType, TxnMarker};
 pub use self::error::LogError;
 pub use self::flush::{PendingFlush, RecoveryPoint};
 pub use self::index_file::{Index, IndexEntry};
@@ -70,4 +73,5 @@ pub use self::replication::OffsetTruncationState;
 pub use self::scanner::ScannedBatch;
 pub use self::segment::{LogSegment, SegmentRead};
 pub use self::time_index::{TimeEntry, TimeIndex, TimestampOffset};
+pub use self::transaction_index::{AbortedTxn, TransactionIndex};
 pub use self::unified_log::{FetchDataInfo, Log, LogAppendInfo};

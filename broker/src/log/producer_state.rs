@@ -1,10 +1,11 @@
 //! Idempotent producer state of one partition: last sequences per producer id.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use super::batch::{increment_sequence, RecordBatchHeader};
 use super::checkpoint::write_atomically;
+use super::control::ControlRecordType;
 use super::index_file::remove_if_exists;
 use super::LogError;
 
@@ -15,12 +16,13 @@ pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 pub const SNAPSHOT_FILE_SUFFIX: &str = "snapshot";
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"WPSS";
-const SNAPSHOT_VERSION: u16 = 1;
+/// Version 2 adds each producer's coordinator epoch and ongoing transaction; version 1 is read.
+const SNAPSHOT_VERSION: u16 = 2;
 /// magic + version + crc + producer count.
 const SNAPSHOT_HEADER_SIZE: usize = 4 + 2 + 4 + 4;
 const SNAPSHOT_CRC_START: usize = 10;
-/// producer id + epoch + batch count.
-const SNAPSHOT_ENTRY_HEADER_SIZE: usize = 8 + 2 + 1;
+/// producer id + epoch + coordinator epoch + ongoing transaction's first offset + batch count.
+const SNAPSHOT_ENTRY_HEADER_SIZE: usize = 8 + 2 + 4 + 8 + 1;
 /// first seq + last seq + first offset + last offset + timestamp.
 const SNAPSHOT_BATCH_SIZE: usize = 4 + 4 + 8 + 8 + 8;
 
@@ -47,10 +49,23 @@ pub struct BatchMetadata {
 pub struct ProducerStateEntry {
     /// Current epoch.
     pub epoch: i16,
+    /// Epoch of the transaction coordinator that wrote this producer's last marker (-1: none).
+    pub coordinator_epoch: i32,
+    /// First offset of the producer's ongoing transaction in this partition, if one is open.
+    pub current_txn_first_offset: Option<i64>,
     batches: VecDeque<BatchMetadata>,
 }
 
 impl ProducerStateEntry {
+    fn new(epoch: i16) -> Self {
+        Self {
+            epoch,
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
+            batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN),
+        }
+    }
+
     /// Sequence of the last record appended in the current epoch.
     pub fn last_seq(&self) -> Option<i32> {
         self.batches.back().map(|b| b.last_seq)
@@ -110,9 +125,14 @@ pub enum ProducerCheck {
 /// rebuilt on open from the latest snapshot plus the batch headers after it.
 ///
 /// Snapshot format (`<dir>/<map end offset, 20 digits>.snapshot`, big-endian): `"WPSS"`,
-/// version u16 (1), CRC-32C u32 of everything after it, producer count u32, then per producer:
-/// id i64, epoch i16, batch count u8, then per batch: first seq i32, last seq i32, first offset
-/// i64, last offset i64, timestamp i64.
+/// version u16 (2), CRC-32C u32 of everything after it, producer count u32, then per producer:
+/// id i64, epoch i16, coordinator epoch i32, first offset of the open transaction i64 (-1:
+/// none), batch count u8, then per batch: first seq i32, last seq i32, first offset i64, last
+/// offset i64, timestamp i64. Version 1 (no coordinator epoch, no transaction) is still read.
+///
+/// Transactions: a transactional batch opens its producer's transaction at its base offset;
+/// a marker closes it. The first offset of the oldest open (or not yet replicated) transaction
+/// bounds the partition's last stable offset.
 ///
 /// Thread safety: plain data owned by its [`super::Log`]; `&mut self` to change.
 #[derive(Debug)]
@@ -120,6 +140,27 @@ pub struct ProducerStateManager {
     dir: PathBuf,
     producers: HashMap<i64, ProducerStateEntry>,
     map_end_offset: i64,
+    /// Open transactions: first offset → producer id.
+    ongoing: BTreeMap<i64, i64>,
+    /// Transactions whose marker is written but not yet below the high watermark: first offset
+    /// → marker offset. They stay unstable until then, as in Kafka.
+    unreplicated: BTreeMap<i64, i64>,
+}
+
+/// A transaction whose marker was just appended (Kafka's `CompletedTxn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    /// The transaction's producer id.
+    pub producer_id: i64,
+    /// Its first offset in this partition.
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    /// Whether the marker said ABORT.
+    pub aborted: bool,
+    /// The first offset still undecided once this transaction is complete (the marker's
+    /// offset + 1 when no other transaction is open).
+    pub last_stable_offset: i64,
 }
 
 fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
@@ -133,6 +174,8 @@ impl ProducerStateManager {
             dir: dir.to_path_buf(),
             producers: HashMap::new(),
             map_end_offset,
+            ongoing: BTreeMap::new(),
+            unreplicated: BTreeMap::new(),
         }
     }
 
@@ -214,25 +257,55 @@ impl ProducerStateManager {
         }
     }
 
-    /// Records an appended batch (offsets assigned). Non-idempotent batches only move
-    /// [`ProducerStateManager::map_end_offset`]; a batch of an older epoch than known (possible
-    /// only when replaying the log) changes nothing else.
-    pub fn update(&mut self, header: &RecordBatchHeader<'_>) {
+    /// Records an appended batch (offsets assigned); `control` is the marker type of a control
+    /// batch. Non-idempotent batches only move [`ProducerStateManager::map_end_offset`]; a batch
+    /// of an older epoch than known (possible only when replaying the log) changes nothing
+    /// else. A transactional batch opens its producer's transaction if none is open; a marker
+    /// closes it and returns it as completed.
+    pub fn update(
+        &mut self,
+        header: &RecordBatchHeader<'_>,
+        control: Option<ControlRecordType>,
+    ) -> Option<CompletedTxn> {
         self.map_end_offset = self.map_end_offset.max(header.next_offset());
         let producer_id = header.producer_id();
         if producer_id < 0 {
-            return;
+            return None;
         }
         let epoch = header.producer_epoch();
         let entry = self
             .producers
             .entry(producer_id)
-            .or_insert_with(|| ProducerStateEntry {
-                epoch,
-                batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN),
-            });
+            .or_insert_with(|| ProducerStateEntry::new(epoch));
         if epoch < entry.epoch {
-            return;
+            return None;
+        }
+        if let Some(kind) = control {
+            if epoch > entry.epoch {
+                entry.epoch = epoch;
+                entry.batches.clear();
+            }
+            let first_offset = entry.current_txn_first_offset.take()?;
+            self.ongoing.remove(&first_offset);
+            let last_offset = header.base_offset();
+            self.unreplicated.insert(first_offset, last_offset);
+            let last_stable_offset = self
+                .ongoing
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(last_offset + 1);
+            return Some(CompletedTxn {
+                producer_id,
+                first_offset,
+                last_offset,
+                aborted: kind == ControlRecordType::Abort,
+                last_stable_offset,
+            });
+        }
+        if header.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(header.base_offset());
+            self.ongoing.insert(header.base_offset(), producer_id);
         }
         entry.add_batch(
             epoch,
@@ -244,12 +317,57 @@ impl ProducerStateManager {
                 timestamp: header.max_timestamp(),
             },
         );
+        None
+    }
+
+    /// Records the coordinator epoch of a marker the leader is about to append.
+    pub fn set_coordinator_epoch(&mut self, producer_id: i64, coordinator_epoch: i32) {
+        if let Some(entry) = self.producers.get_mut(&producer_id) {
+            entry.coordinator_epoch = coordinator_epoch;
+        }
+    }
+
+    /// The first offset of the oldest transaction that is open or whose marker is not yet
+    /// replicated: the last stable offset can be no higher.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let ongoing = self.ongoing.keys().next().copied();
+        let unreplicated = self.unreplicated.keys().next().copied();
+        match (ongoing, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The high watermark moved to `high_watermark`: transactions whose markers are below it
+    /// are stable.
+    pub fn on_high_watermark(&mut self, high_watermark: i64) {
+        if !self.unreplicated.is_empty() {
+            self.unreplicated
+                .retain(|_, marker| *marker >= high_watermark);
+        }
+    }
+
+    /// Known producers and their state.
+    pub fn producers(&self) -> impl Iterator<Item = (i64, &ProducerStateEntry)> {
+        self.producers.iter().map(|(&id, e)| (id, e))
     }
 
     /// Forgets every producer and restarts at `map_end_offset`.
     pub fn reset(&mut self, map_end_offset: i64) {
         self.producers.clear();
+        self.ongoing.clear();
+        self.unreplicated.clear();
         self.map_end_offset = map_end_offset;
+    }
+
+    /// Rebuilds the open-transaction map from the producers (after loading a snapshot).
+    fn rebuild_ongoing(&mut self) {
+        self.unreplicated.clear();
+        self.ongoing = self
+            .producers
+            .iter()
+            .filter_map(|(&id, e)| e.current_txn_first_offset.map(|first| (first, id)))
+            .collect();
     }
 
     /// Writes `<map end offset>.snapshot` atomically.
@@ -274,6 +392,8 @@ impl ProducerStateManager {
             let entry = &self.producers[&id];
             buf.extend_from_slice(&id.to_be_bytes());
             buf.extend_from_slice(&entry.epoch.to_be_bytes());
+            buf.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+            buf.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             buf.push(entry.batches.len() as u8);
             for b in &entry.batches {
                 buf.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -306,6 +426,7 @@ impl ProducerStateManager {
             match decode_snapshot(&bytes) {
                 Ok(producers) => {
                     self.producers = producers;
+                    self.rebuild_ongoing();
                     self.map_end_offset = *offset;
                     return Ok(Some(*offset));
                 }
@@ -382,7 +503,8 @@ fn decode_snapshot(bytes: &[u8]) -> Result<HashMap<i64, ProducerStateEntry>, &'s
     if &r.take::<4>()? != SNAPSHOT_MAGIC {
         return Err("bad magic");
     }
-    if u16::from_be_bytes(r.take()?) != SNAPSHOT_VERSION {
+    let version = u16::from_be_bytes(r.take()?);
+    if !(1..=SNAPSHOT_VERSION).contains(&version) {
         return Err("unknown version");
     }
     let stored_crc = u32::from_be_bytes(r.take()?);
@@ -394,13 +516,18 @@ fn decode_snapshot(bytes: &[u8]) -> Result<HashMap<i64, ProducerStateEntry>, &'s
     for _ in 0..count {
         let id = i64::from_be_bytes(r.take()?);
         let epoch = i16::from_be_bytes(r.take()?);
+        let mut entry = ProducerStateEntry::new(epoch);
+        if version >= 2 {
+            entry.coordinator_epoch = i32::from_be_bytes(r.take()?);
+            let first = i64::from_be_bytes(r.take()?);
+            entry.current_txn_first_offset = (first >= 0).then_some(first);
+        }
         let [batch_count] = r.take::<1>()?;
         if batch_count as usize > NUM_BATCHES_TO_RETAIN {
             return Err("too many batches for one producer");
         }
-        let mut batches = VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN);
         for _ in 0..batch_count {
-            batches.push_back(BatchMetadata {
+            entry.batches.push_back(BatchMetadata {
                 first_seq: i32::from_be_bytes(r.take()?),
                 last_seq: i32::from_be_bytes(r.take()?),
                 first_offset: i64::from_be_bytes(r.take()?),
@@ -408,7 +535,7 @@ fn decode_snapshot(bytes: &[u8]) -> Result<HashMap<i64, ProducerStateEntry>, &'s
                 timestamp: i64::from_be_bytes(r.take()?),
             });
         }
-        producers.insert(id, ProducerStateEntry { epoch, batches });
+        producers.insert(id, entry);
     }
     if !r.0.is_empty() {
         return Err("trailing bytes");

@@ -24,10 +24,10 @@ fn in_sequence_batches_append_and_duplicates_return_original_offsets() {
     let mut state = ProducerStateManager::new(dir.path(), 0);
     let first = batch(7, 0, 0, 3, 0);
     assert_eq!(check(&state, &first).unwrap(), ProducerCheck::Append);
-    state.update(&header(&first));
+    state.update(&header(&first), None);
     let second = batch(7, 0, 3, 2, 3);
     assert_eq!(check(&state, &second).unwrap(), ProducerCheck::Append);
-    state.update(&header(&second));
+    state.update(&header(&second), None);
     assert_eq!(state.map_end_offset(), 5);
 
     // The same sequences again (a retry), whatever offset the client put in.
@@ -56,7 +56,7 @@ fn gaps_unknown_producers_and_new_epochs_need_the_right_sequence() {
         "{err}"
     );
 
-    state.update(&header(&batch(1, 0, 0, 2, 0)));
+    state.update(&header(&batch(1, 0, 0, 2, 0)), None);
     let err = check(&state, &batch(1, 0, 3, 1, 2)).unwrap_err();
     assert!(
         matches!(
@@ -79,7 +79,7 @@ fn gaps_unknown_producers_and_new_epochs_need_the_right_sequence() {
         check(&state, &batch(1, 1, 0, 1, 2)).unwrap(),
         ProducerCheck::Append
     );
-    state.update(&header(&batch(1, 1, 0, 1, 2)));
+    state.update(&header(&batch(1, 1, 0, 1, 2)), None);
     assert_eq!(state.producer(1).unwrap().epoch, 1);
     assert_eq!(
         state.producer(1).unwrap().batches().count(),
@@ -109,7 +109,7 @@ fn non_idempotent_batches_only_move_the_map_end() {
         base_offset: 4,
         ..TestBatch::new(2, 1)
     });
-    state.update(&header(&plain));
+    state.update(&header(&plain), None);
     assert!(state.is_empty());
     assert_eq!(state.map_end_offset(), 6);
 }
@@ -118,7 +118,7 @@ fn non_idempotent_batches_only_move_the_map_end() {
 fn sequences_wrap_at_i32_max() {
     let dir = tempfile::tempdir().unwrap();
     let mut state = ProducerStateManager::new(dir.path(), 0);
-    state.update(&header(&batch(3, 0, 0, 1, 0)));
+    state.update(&header(&batch(3, 0, 0, 1, 0)), None);
     // Pretend the producer has reached the top of the sequence space.
     let top = batch(3, 0, i32::MAX - 1, 3, 1);
     state
@@ -130,7 +130,7 @@ fn sequences_wrap_at_i32_max() {
         .unwrap()
         .last_seq = i32::MAX - 2;
     assert_eq!(check(&state, &top).unwrap(), ProducerCheck::Append);
-    state.update(&header(&top));
+    state.update(&header(&top), None);
     assert_eq!(
         state.producer(3).unwrap().last_seq(),
         Some(0),
@@ -147,7 +147,7 @@ fn only_the_last_five_batches_are_remembered() {
     let dir = tempfile::tempdir().unwrap();
     let mut state = ProducerStateManager::new(dir.path(), 0);
     for i in 0..6 {
-        state.update(&header(&batch(9, 0, i, 1, i64::from(i))));
+        state.update(&header(&batch(9, 0, i, 1, i64::from(i))), None);
     }
     assert_eq!(
         state.producer(9).unwrap().batches().count(),
@@ -177,10 +177,10 @@ fn pending_batches_of_the_same_request_are_taken_into_account() {
 fn snapshots_round_trip_and_bad_ones_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let mut state = ProducerStateManager::new(dir.path(), 0);
-    state.update(&header(&batch(1, 2, 0, 3, 0)));
-    state.update(&header(&batch(2, 0, 0, 1, 3)));
+    state.update(&header(&batch(1, 2, 0, 3, 0)), None);
+    state.update(&header(&batch(2, 0, 0, 1, 3)), None);
     state.take_snapshot().unwrap();
-    state.update(&header(&batch(1, 2, 3, 1, 4)));
+    state.update(&header(&batch(1, 2, 3, 1, 4)), None);
     state.take_snapshot().unwrap();
     let snapshot_at_5 = snapshot_file(dir.path(), 5);
     assert!(snapshot_at_5.exists());
@@ -213,7 +213,7 @@ fn retain_latest_snapshots_deletes_the_oldest() {
     let dir = tempfile::tempdir().unwrap();
     let mut state = ProducerStateManager::new(dir.path(), 0);
     for i in 0..4 {
-        state.update(&header(&batch(1, 0, i, 1, i64::from(i))));
+        state.update(&header(&batch(1, 0, i, 1, i64::from(i))), None);
         state.take_snapshot().unwrap();
     }
     state.retain_latest_snapshots(2).unwrap();

@@ -4,10 +4,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::batch::RecordBatchHeader;
 use super::checkpoint::{read_offset_checkpoint, sync_dir, write_offset_checkpoint};
+use super::control::control_record_type;
 use super::flush::RecoveryPoint;
 use super::index_file::remove_if_exists;
-use super::segment::{INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX};
+use super::segment::{
+    INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX,
+};
 use super::unified_log::{
     CLEAN_SHUTDOWN_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
@@ -198,9 +202,27 @@ impl Log {
             .producer_state
             .load_latest_snapshot(log_end, self.log_start_offset)?;
         let from = self.producer_state.map_end_offset();
-        for segment in self.segments.iter().filter(|s| s.next_offset() > from) {
-            for batch in segment.batches_from(from) {
-                self.producer_state.update(&batch?.header());
+        // The aborted-transaction indexes past the snapshot are rebuilt by the replay (a crash
+        // may have left them with more or fewer entries than the log).
+        for index in 0..self.segments.len() {
+            if self.segments[index].next_offset() <= from {
+                continue;
+            }
+            self.segments[index].txn_index_mut().truncate_to(from)?;
+            let mut batches = Vec::new();
+            for batch in self.segments[index].batches_from(from) {
+                let batch = batch?;
+                let control = if batch.header().is_control() {
+                    let bytes = self.segments[index].read_bytes(batch.position, batch.size())?;
+                    let header = RecordBatchHeader::parse(&bytes, batch.position)?;
+                    Some(control_record_type(&header, batch.position)?)
+                } else {
+                    None
+                };
+                batches.push((batch, control));
+            }
+            for (batch, control) in batches {
+                self.track_transaction(index, &batch.header(), control)?;
             }
         }
         tracing::debug!(dir = %self.dir.display(), ?snapshot, replayed_from = from, "loaded producer state");
@@ -231,7 +253,9 @@ fn clean_directory(dir: &Path) -> Result<Vec<i64>, LogError> {
             .and_then(|s| s.parse::<i64>().ok());
         match (extension, base_offset) {
             (LOG_FILE_SUFFIX, Some(base)) => logs.push(base),
-            (INDEX_FILE_SUFFIX | TIME_INDEX_FILE_SUFFIX, Some(base)) => indexes.push((base, path)),
+            (INDEX_FILE_SUFFIX | TIME_INDEX_FILE_SUFFIX | TXN_INDEX_FILE_SUFFIX, Some(base)) => {
+                indexes.push((base, path))
+            }
             _ => {}
         }
     }
@@ -248,7 +272,7 @@ fn clean_directory(dir: &Path) -> Result<Vec<i64>, LogError> {
 /// Deletes the files of the segments with these base offsets (not opened).
 fn delete_segments_from(dir: &Path, base_offsets: &[i64]) -> Result<(), LogError> {
     for &base in base_offsets {
-        for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+        for suffix in super::segment::SEGMENT_FILE_SUFFIXES {
             remove_if_exists(&super::segment::segment_file(dir, base, suffix))?;
         }
     }

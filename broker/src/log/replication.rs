@@ -36,6 +36,7 @@ impl Log {
         self.high_watermark = high_watermark
             .min(self.log_end_offset())
             .max(self.log_start_offset);
+        self.producer_state.on_high_watermark(self.high_watermark);
         self.high_watermark
     }
 
@@ -49,6 +50,7 @@ impl Log {
             return None;
         }
         self.high_watermark = new;
+        self.producer_state.on_high_watermark(new);
         Some(old)
     }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::batch::{RecordBatchIter, NO_TIMESTAMP};
 use super::index_file::remove_if_exists;
 use super::scanner::{BatchScanner, ScannedBatch};
+use super::transaction_index::TransactionIndex;
 use super::{LogError, OffsetIndex, TimeIndex};
 
 /// Extension of segment data files.
@@ -18,6 +19,16 @@ pub const LOG_FILE_SUFFIX: &str = "log";
 pub const INDEX_FILE_SUFFIX: &str = "index";
 /// Extension of time index files.
 pub const TIME_INDEX_FILE_SUFFIX: &str = "timeindex";
+/// Extension of a segment's aborted-transaction index.
+pub const TXN_INDEX_FILE_SUFFIX: &str = "txnindex";
+
+/// Every file a segment may have.
+pub const SEGMENT_FILE_SUFFIXES: [&str; 4] = [
+    LOG_FILE_SUFFIX,
+    INDEX_FILE_SUFFIX,
+    TIME_INDEX_FILE_SUFFIX,
+    TXN_INDEX_FILE_SUFFIX,
+];
 
 /// Buffer for scans that touch a few batches (lookups): one index interval and then some.
 const LOOKUP_SCAN_BUFFER: usize = 16 * 1024;
@@ -70,6 +81,7 @@ pub struct LogSegment {
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TransactionIndex,
     next_offset: i64,
     max_timestamp: i64,
     offset_of_max_timestamp: i64,
@@ -80,7 +92,7 @@ pub struct LogSegment {
 impl LogSegment {
     /// Creates an empty segment at `base_offset` in `dir`, replacing files of that name.
     pub fn create(dir: &Path, base_offset: i64, max_index_bytes: u32) -> Result<Self, LogError> {
-        for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+        for suffix in SEGMENT_FILE_SUFFIXES {
             remove_if_exists(&segment_file(dir, base_offset, suffix))?;
         }
         let (segment, _) = Self::open_files(dir, base_offset, max_index_bytes, "")?;
@@ -95,7 +107,7 @@ impl LogSegment {
         base_offset: i64,
         max_index_bytes: u32,
     ) -> Result<Self, LogError> {
-        for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+        for suffix in SEGMENT_FILE_SUFFIXES {
             remove_if_exists(&cleaned_file(dir, base_offset, suffix))?;
         }
         let (segment, _) = Self::open_files(dir, base_offset, max_index_bytes, CLEANED_SUFFIX)?;
@@ -168,6 +180,7 @@ impl LogSegment {
             OffsetIndex::open(&index_path, base_offset, max_index_bytes)?;
         let time_path = path(TIME_INDEX_FILE_SUFFIX);
         let (time_index, times_intact) = TimeIndex::open(&time_path, base_offset, max_index_bytes)?;
+        let txn_index = TransactionIndex::open(path(TXN_INDEX_FILE_SUFFIX))?;
         let segment = Self {
             base_offset,
             log_path,
@@ -175,6 +188,7 @@ impl LogSegment {
             size,
             offset_index,
             time_index,
+            txn_index,
             next_offset: base_offset,
             max_timestamp: NO_TIMESTAMP,
             offset_of_max_timestamp: -1,
@@ -543,6 +557,7 @@ impl LogSegment {
             );
             self.set_log_len(valid_end)?;
         }
+        self.txn_index.truncate_to(self.next_offset)?;
         if self.size == 0 {
             self.roll_base_ms = None;
         }
@@ -570,6 +585,7 @@ impl LogSegment {
         self.offset_index
             .truncate_to_position(u32::try_from(position).unwrap_or(u32::MAX))?;
         self.time_index.truncate_to(new_next_offset)?;
+        self.txn_index.truncate_to(new_next_offset)?;
         self.set_log_len(position)?;
         self.bytes_since_last_index_entry = 0;
         self.load_tail()?;
@@ -585,7 +601,8 @@ impl LogSegment {
             .sync_data()
             .map_err(LogError::io("fsync segment", &self.log_path))?;
         self.offset_index.flush()?;
-        self.time_index.flush()
+        self.time_index.flush()?;
+        self.txn_index.flush()
     }
 
     /// A shared handle of the `.log` file, for the cleaner to read the segment without the
@@ -611,7 +628,18 @@ impl LogSegment {
     pub fn delete(self) -> Result<(), LogError> {
         remove_if_exists(&self.log_path)?;
         self.offset_index.delete()?;
-        self.time_index.delete()
+        self.time_index.delete()?;
+        self.txn_index.delete()
+    }
+
+    /// The aborted transactions whose markers are in this segment.
+    pub fn txn_index(&self) -> &TransactionIndex {
+        &self.txn_index
+    }
+
+    /// The aborted-transaction index, to append to or rebuild.
+    pub(super) fn txn_index_mut(&mut self) -> &mut TransactionIndex {
+        &mut self.txn_index
     }
 }
 

@@ -11,6 +11,7 @@ use super::batch::NO_TIMESTAMP;
 use super::checkpoint::sync_dir;
 use super::flush::{PendingFlush, RecoveryPoint};
 use super::scanner::ScannedBatch;
+use super::transaction_index::AbortedTxn;
 use super::{LeaderEpochFileCache, LogConfig, LogError, LogSegment, ProducerStateManager};
 use crate::clock::Clock;
 
@@ -219,6 +220,26 @@ impl Log {
             }
         }
         Ok(empty)
+    }
+
+    /// The last stable offset (Kafka's LSO): the first offset of the oldest transaction still
+    /// open (or whose marker is not yet replicated), capped at the high watermark. A
+    /// `read_committed` consumer reads below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producer_state
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |first| first.min(self.high_watermark))
+            .max(self.log_start_offset)
+    }
+
+    /// The aborted transactions a `read_committed` fetch of `[start, upper)` must be told
+    /// about: those whose ABORT marker is at or after `start` and that began before `upper`.
+    pub fn collect_aborted_txns(&self, start: i64, upper: i64) -> Vec<AbortedTxn> {
+        let mut aborted = Vec::new();
+        for segment in &self.segments[self.segment_index_for(start)..] {
+            segment.txn_index().collect(start, upper, &mut aborted);
+        }
+        aborted
     }
 
     /// Index of the segment that would hold `offset` (the last one starting at or below it).

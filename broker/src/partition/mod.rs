@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::controller::command::PartitionChange;
-use crate::log::{Log, LogAppendInfo, LogConfig, LogError, PendingFlush};
+use crate::log::{Log, LogAppendInfo, LogConfig, LogError, PendingFlush, TxnMarker};
 use leader::{IsrChangeFailure, LeaderState};
 
 /// This broker's part in replicating a partition.
@@ -196,8 +196,12 @@ pub struct PartitionRead {
     pub records: Bytes,
     /// High watermark at the time of the read.
     pub high_watermark: i64,
+    /// Last stable offset at the time of the read.
+    pub last_stable_offset: i64,
     /// Log start offset at the time of the read.
     pub log_start_offset: i64,
+    /// For a `read_committed` read: the aborted transactions overlapping what was read.
+    pub aborted: Option<Vec<crate::log::AbortedTxn>>,
 }
 
 impl Partition {
@@ -288,6 +292,31 @@ impl Partition {
         records: &Bytes,
         min_isr: Option<usize>,
     ) -> Result<LogAppendInfo, PartitionError> {
+        self.append_on_leader(min_isr, |log, epoch| log.append_as_leader(records, epoch))
+    }
+
+    /// Appends batches a coordinator built (transactional offset commits) as leader; see
+    /// [`Log::append_as_coordinator`].
+    pub fn append_as_coordinator(&self, records: &Bytes) -> Result<LogAppendInfo, PartitionError> {
+        self.append_on_leader(None, |log, epoch| log.append_as_coordinator(records, epoch))
+    }
+
+    /// Appends a transaction marker as leader (WriteTxnMarkers). The caller waits for the
+    /// high watermark to pass it, as Kafka writes markers with `acks=all`.
+    pub fn append_txn_marker(&self, marker: &TxnMarker) -> Result<LogAppendInfo, PartitionError> {
+        self.append_on_leader(None, |log, epoch| {
+            log.append_marker_as_leader(marker, epoch)
+        })
+    }
+
+    /// Runs `append` on the log under the leader's locks (refused unless this replica leads,
+    /// and with `min_isr` unless the ISR is that large), then advances the high watermark,
+    /// wakes waiting fetches and runs the flushes rolls queued.
+    fn append_on_leader(
+        &self,
+        min_isr: Option<usize>,
+        append: impl FnOnce(&mut Log, i32) -> Result<LogAppendInfo, LogError>,
+    ) -> Result<LogAppendInfo, PartitionError> {
         let (info, flushes) = {
             let mut role = self.role.lock();
             let mut log = self.log.write();
@@ -301,7 +330,7 @@ impl Partition {
                             });
                         }
                     }
-                    let info = log.append_as_leader(records, leader.leader_epoch)?;
+                    let info = append(&mut log, leader.leader_epoch)?;
                     advance_high_watermark(leader, &mut log);
                     info
                 }
@@ -693,21 +722,47 @@ impl Partition {
     }
 
     /// Reads whole batches from `offset`, at most `max_bytes` unless `min_one_message` lets the
-    /// first batch exceed it, never past the high watermark.
+    /// first batch exceed it, never past the high watermark, and for `read_committed` never
+    /// past the last stable offset, with the aborted transactions of the range read (Kafka's
+    /// `FetchIsolation.TXN_COMMITTED`).
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_message: bool,
+        read_committed: bool,
     ) -> Result<PartitionRead, LogError> {
         let log = self.log.read();
         let high_watermark = log.high_watermark();
-        let data = log.read(offset, max_bytes, high_watermark, min_one_message)?;
+        let last_stable_offset = log.last_stable_offset();
+        let max_offset = if read_committed {
+            last_stable_offset
+        } else {
+            high_watermark
+        };
+        let data = log.read(offset, max_bytes, max_offset, min_one_message)?;
+        let aborted = read_committed.then(|| {
+            if data.records.is_empty() {
+                return Vec::new();
+            }
+            let upper = crate::log::batch::RecordBatchIter::new(&data.records)
+                .filter_map(Result::ok)
+                .last()
+                .map_or(offset, |(h, _)| h.next_offset());
+            log.collect_aborted_txns(offset, upper)
+        });
         Ok(PartitionRead {
             records: data.records,
             high_watermark,
+            last_stable_offset,
             log_start_offset: log.log_start_offset(),
+            aborted,
         })
+    }
+
+    /// The last stable offset: `read_committed` consumers read below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.read().last_stable_offset()
     }
 
     /// Reads whole batches from `offset` up to the log end, past the high watermark: for the
@@ -724,7 +779,9 @@ impl Partition {
         Ok(PartitionRead {
             records: data.records,
             high_watermark: log.high_watermark(),
+            last_stable_offset: log.last_stable_offset(),
             log_start_offset: log.log_start_offset(),
+            aborted: None,
         })
     }
 

@@ -22,14 +22,13 @@ use super::pass::SegmentSnapshot;
 use crate::log::checkpoint::{sync_dir, write_atomically};
 use crate::log::index_file::remove_if_exists;
 use crate::log::segment::{
-    cleaned_file, segment_file, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
+    cleaned_file, segment_file, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, SEGMENT_FILE_SUFFIXES,
+    TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX,
 };
 use crate::log::{Log, LogError, LogSegment};
 
 /// Extension of a swap manifest (`<base>.swap`).
 pub const SWAP_SUFFIX: &str = "swap";
-
-const SEGMENT_SUFFIXES: [&str; 3] = [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX];
 
 fn manifest_path(dir: &Path, base_offset: i64) -> PathBuf {
     segment_file(dir, base_offset, SWAP_SUFFIX)
@@ -39,13 +38,18 @@ fn manifest_path(dir: &Path, base_offset: i64) -> PathBuf {
 /// place, then fsyncs the directory. Idempotent.
 fn finish_swap(dir: &Path, base_offset: i64, replaced: &[i64]) -> Result<(), LogError> {
     for &old in replaced.iter().filter(|&&b| b != base_offset) {
-        for suffix in SEGMENT_SUFFIXES {
+        for suffix in SEGMENT_FILE_SUFFIXES {
             remove_if_exists(&segment_file(dir, old, suffix))?;
         }
     }
     // The indexes first and the log last: until the log is renamed, `<base>.log.cleaned`
     // still says this swap has work left.
-    for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX] {
+    for suffix in [
+        INDEX_FILE_SUFFIX,
+        TIME_INDEX_FILE_SUFFIX,
+        TXN_INDEX_FILE_SUFFIX,
+        LOG_FILE_SUFFIX,
+    ] {
         let cleaned = cleaned_file(dir, base_offset, suffix);
         if cleaned.exists() {
             let target = segment_file(dir, base_offset, suffix);

@@ -11,6 +11,7 @@ pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
@@ -32,6 +33,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod update_features;
+pub mod write_txn_markers;
 
 use std::net::SocketAddr;
 
@@ -170,6 +172,12 @@ pub async fn handle(
         ),
         RequestKind::UpdateFeatures(r) => {
             ResponseKind::UpdateFeatures(update_features::handle(broker, r, version))
+        }
+        RequestKind::WriteTxnMarkers(r) => {
+            ResponseKind::WriteTxnMarkers(write_txn_markers::handle(broker, r).await)
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(broker, r))
         }
         // decode_request only lets through APIs listed in protocol::versions, all matched above.
         other => {

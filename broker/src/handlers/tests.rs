@@ -365,6 +365,27 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                         ]),
                 ]),
         ),
+        ApiKey::WriteTxnMarkers => {
+            RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default().with_markers(vec![
+                write_txn_markers_request::WritableTxnMarker::default()
+                    .with_producer_id(1000.into())
+                    .with_producer_epoch(0)
+                    .with_transaction_result(false)
+                    .with_coordinator_epoch(0)
+                    .with_topics(vec![
+                        write_txn_markers_request::WritableTxnMarkerTopic::default()
+                            .with_name(t())
+                            .with_partition_indexes(vec![1, 7]),
+                    ]),
+            ]))
+        }
+        ApiKey::DescribeProducers => {
+            RequestKind::DescribeProducers(DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(t())
+                    .with_partition_indexes(vec![0, 1, 7]),
+            ]))
+        }
         other => super::admin_surface_tests::sample(other, version),
     }
 }

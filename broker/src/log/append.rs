@@ -225,10 +225,11 @@ impl Log {
             .append(batches, index_interval_bytes, now)?;
         for item in RecordBatchIter::new(batches) {
             let (header, range) = item?;
-            let control = header
-                .is_control()
-                .then(|| control_record_type(&header, range.start as u64))
-                .transpose()?;
+            let control = if header.is_control() {
+                control_record_type(&header, range.start as u64)?
+            } else {
+                None
+            };
             self.track_transaction(self.segments.len() - 1, &header, control)?;
         }
         self.unflushed_records += info.records_count;

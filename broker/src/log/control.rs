@@ -100,11 +100,12 @@ fn read_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
 }
 
 /// The type of the marker in a whole control batch (`header` must view the whole batch), by
-/// reading the key of its first record without decoding the rest.
+/// reading the key of its first record without decoding the rest. `None` for a control record
+/// type this broker does not know (Kafka ignores those too).
 pub fn control_record_type(
     header: &RecordBatchHeader<'_>,
     position: u64,
-) -> Result<ControlRecordType, LogError> {
+) -> Result<Option<ControlRecordType>, LogError> {
     let invalid = |reason| LogError::InvalidBatch { position, reason };
     let buf = header.as_bytes();
     if header.compression() != Some(Compression::None) {
@@ -121,11 +122,11 @@ pub fn control_record_type(
     if key_len < 4 || buf.len() < at + 4 {
         return Err(invalid("control record key too short"));
     }
-    match i16::from_be_bytes([buf[at + 2], buf[at + 3]]) {
-        0 => Ok(ControlRecordType::Abort),
-        1 => Ok(ControlRecordType::Commit),
-        _ => Err(invalid("unknown control record type")),
-    }
+    Ok(match i16::from_be_bytes([buf[at + 2], buf[at + 3]]) {
+        0 => Some(ControlRecordType::Abort),
+        1 => Some(ControlRecordType::Commit),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -148,7 +149,7 @@ mod tests {
             assert_eq!(header.producer_id(), 42);
             assert_eq!(header.producer_epoch(), 3);
             assert_eq!(header.base_sequence(), -1);
-            assert_eq!(control_record_type(&header, 0).unwrap(), kind);
+            assert_eq!(control_record_type(&header, 0).unwrap(), Some(kind));
             let decoded = RecordBatchDecoder::decode(&mut bytes.clone()).unwrap();
             let record = &decoded.records[0];
             assert!(record.control);

@@ -258,7 +258,7 @@ impl ProducerStateManager {
     }
 
     /// Records an appended batch (offsets assigned); `control` is the marker type of a control
-    /// batch. Non-idempotent batches only move [`ProducerStateManager::map_end_offset`]; a batch
+    /// batch (`None` for a data batch or an unknown control record). Non-idempotent batches only move [`ProducerStateManager::map_end_offset`]; a batch
     /// of an older epoch than known (possible only when replaying the log) changes nothing
     /// else. A transactional batch opens its producer's transaction if none is open; a marker
     /// closes it and returns it as completed.
@@ -270,6 +270,10 @@ impl ProducerStateManager {
         self.map_end_offset = self.map_end_offset.max(header.next_offset());
         let producer_id = header.producer_id();
         if producer_id < 0 {
+            return None;
+        }
+        if header.is_control() && control.is_none() {
+            // A control record of a type this broker does not know: ignored, as Kafka does.
             return None;
         }
         let epoch = header.producer_epoch();

@@ -215,7 +215,7 @@ impl Log {
                 let control = if batch.header().is_control() {
                     let bytes = self.segments[index].read_bytes(batch.position, batch.size())?;
                     let header = RecordBatchHeader::parse(&bytes, batch.position)?;
-                    Some(control_record_type(&header, batch.position)?)
+                    control_record_type(&header, batch.position)?
                 } else {
                     None
                 };

@@ -75,3 +75,7 @@ pub use self::segment::{LogSegment, SegmentRead};
 pub use self::time_index::{TimeEntry, TimeIndex, TimestampOffset};
 pub use self::transaction_index::{AbortedTxn, TransactionIndex};
 pub use self::unified_log::{FetchDataInfo, Log, LogAppendInfo};
+
+#[cfg(test)]
+#[path = "transaction_tests.rs"]
+mod transaction_tests;

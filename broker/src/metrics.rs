@@ -197,6 +197,7 @@ struct LogCollector {
     end: prometheus::IntGaugeVec,
     start: prometheus::IntGaugeVec,
     segments: prometheus::IntGaugeVec,
+    lso_lag: prometheus::IntGaugeVec,
 }
 
 impl LogCollector {
@@ -216,20 +217,36 @@ impl LogCollector {
                 "weir_log_segments",
                 "Number of segments of a partition's log.",
             )?,
+            lso_lag: gauge(
+                "weir_partition_last_stable_offset_lag",
+                "High watermark minus last stable offset of a partition this broker leads (Kafka's LastStableOffsetLag): records open transactions hold back from read_committed consumers.",
+            )?,
         })
     }
 }
 
 impl Collector for LogCollector {
     fn desc(&self) -> Vec<&Desc> {
-        [&self.size, &self.end, &self.start, &self.segments]
-            .into_iter()
-            .flat_map(|g| g.desc())
-            .collect()
+        [
+            &self.size,
+            &self.end,
+            &self.start,
+            &self.segments,
+            &self.lso_lag,
+        ]
+        .into_iter()
+        .flat_map(|g| g.desc())
+        .collect()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        for g in [&self.size, &self.end, &self.start, &self.segments] {
+        for g in [
+            &self.size,
+            &self.end,
+            &self.start,
+            &self.segments,
+            &self.lso_lag,
+        ] {
             g.reset();
         }
         if let Some(replicas) = self.replicas.upgrade() {
@@ -249,12 +266,23 @@ impl Collector for LogCollector {
                 self.segments
                     .with_label_values(&labels)
                     .set(stats.segments as i64);
+                if p.is_leader() {
+                    self.lso_lag
+                        .with_label_values(&labels)
+                        .set(stats.last_stable_offset_lag);
+                }
             }
         }
-        [&self.size, &self.end, &self.start, &self.segments]
-            .into_iter()
-            .flat_map(|g| g.collect())
-            .collect()
+        [
+            &self.size,
+            &self.end,
+            &self.start,
+            &self.segments,
+            &self.lso_lag,
+        ]
+        .into_iter()
+        .flat_map(|g| g.collect())
+        .collect()
     }
 }
 

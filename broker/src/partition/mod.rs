@@ -187,6 +187,9 @@ pub struct PartitionStats {
     pub segments: usize,
     /// Every offset below this is fsynced.
     pub recovery_point: i64,
+    /// High watermark minus last stable offset: how far open transactions hold
+    /// `read_committed` consumers back.
+    pub last_stable_offset_lag: i64,
 }
 
 /// What a read returned.
@@ -827,6 +830,7 @@ impl Partition {
             log_end_offset: log.log_end_offset(),
             segments: log.num_segments(),
             recovery_point: log.recovery_point(),
+            last_stable_offset_lag: log.high_watermark() - log.last_stable_offset(),
         }
     }
 

@@ -21,7 +21,7 @@ pub struct LogToClean {
     pub log_start_offset: i64,
     /// Where the dirty (not yet cleaned) part starts: the checkpoint, or the log start.
     pub first_dirty_offset: i64,
-    /// The cleaner never goes at or above this: min(active segment base, high watermark, base
+    /// The cleaner never goes at or above this: min(active segment base, last stable offset, base
     /// of the first segment with a record newer than `min.compaction.lag.ms`).
     pub first_uncleanable_offset: i64,
     /// Bytes of the segments wholly below `first_dirty_offset`.
@@ -64,7 +64,9 @@ impl Log {
         let first_dirty = checkpoint
             .filter(|&c| c >= log_start && c <= log_end)
             .unwrap_or(log_start);
-        let mut first_uncleanable = self.active().base_offset().min(self.high_watermark);
+        // The last stable offset (at most the high watermark): an open transaction's records
+        // may still be aborted, so nothing from its first offset on is cleaned.
+        let mut first_uncleanable = self.active().base_offset().min(self.last_stable_offset());
         let min_lag = self.config.min_compaction_lag_ms;
         if min_lag > 0 {
             let too_recent = self

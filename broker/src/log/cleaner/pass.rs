@@ -22,7 +22,7 @@ use crate::log::index_file::remove_if_exists;
 use crate::log::segment::{
     cleaned_file, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
 };
-use crate::log::{Log, LogConfig, LogError, LogSegment};
+use crate::log::{AbortedTxn, Log, LogConfig, LogError, LogSegment};
 
 /// A segment below the active one as the cleaner saw it: its files never change while it is
 /// in the log, so the cleaner reads it through this handle without the log's lock.
@@ -33,6 +33,9 @@ pub(crate) struct SegmentSnapshot {
     pub(crate) size: u64,
     pub(crate) log_path: PathBuf,
     file: Arc<File>,
+    /// The transactions aborted in this segment (its `.txnindex`), carried into the cleaned
+    /// segment that replaces it.
+    aborted: Vec<AbortedTxn>,
 }
 
 impl SegmentSnapshot {
@@ -43,6 +46,7 @@ impl SegmentSnapshot {
             size: segment.size(),
             log_path: segment.log_path().to_path_buf(),
             file: segment.shared_log_file(),
+            aborted: segment.txn_index().entries().to_vec(),
         }
     }
 
@@ -126,6 +130,22 @@ struct LogSnapshot {
     segments: Vec<SegmentSnapshot>,
     /// Producer id → last offset of its last batch.
     producer_last_offsets: HashMap<i64, i64>,
+    /// Every aborted transaction that began below the first uncleanable offset, wherever
+    /// its marker is (possibly in a segment not being cleaned).
+    aborted: Vec<AbortedTxn>,
+}
+
+impl LogSnapshot {
+    /// Whether `header` is a data batch of a transaction that was aborted (its records go,
+    /// and never supersede a committed record of the same key).
+    fn is_aborted(&self, header: &RecordBatchHeader<'_>) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self.aborted.iter().any(|t| {
+                t.producer_id == header.producer_id()
+                    && (t.first_offset..=t.last_offset).contains(&header.base_offset())
+            })
+    }
 }
 
 /// The cleaner's settings (the broker's `log.cleaner.*`).
@@ -225,6 +245,10 @@ impl Cleaner {
                 now_ms,
                 segments,
                 producer_last_offsets: log.producer_state.last_batch_offsets(),
+                aborted: log.collect_aborted_txns(
+                    to_clean.log_start_offset,
+                    to_clean.first_uncleanable_offset,
+                ),
             };
             (snapshot, to_clean)
         };
@@ -293,7 +317,7 @@ impl Cleaner {
                 if header.next_offset() > end {
                     return Ok(covered_to);
                 }
-                if !header.is_control() {
+                if !header.is_control() && !snapshot.is_aborted(&header) {
                     if !self
                         .map
                         .has_room_for(header.records_count().max(0) as usize)
@@ -355,6 +379,11 @@ impl Cleaner {
             }
         }
         self.flush_pending(&mut cleaned, &mut pending, config, stats)?;
+        // Markers are kept, so the aborted transactions they end stay indexed (a consumer of a
+        // cleaned range must still learn to drop what an abort left of them).
+        for entry in group.iter().flat_map(|s| &s.aborted) {
+            cleaned.txn_index_mut().append(*entry)?;
+        }
         cleaned.flush()
     }
 
@@ -387,9 +416,11 @@ impl Cleaner {
     ) -> Result<Filtered, LogError> {
         let header = RecordBatchHeader::parse(batch, 0)?;
         if header.is_control() || header.base_offset() >= map_end {
-            // Transaction markers stay (Weir has no transactions yet to make them obsolete).
+            // Transaction markers stay: Kafka drops them only after `delete.retention.ms`, a
+            // refinement that saves a few bytes per transaction.
             return Ok(Filtered::Keep);
         }
+        let aborted = snapshot.is_aborted(&header);
         let horizon = delete_horizon(&header);
         let tombstones_expired = horizon.is_some_and(|h| snapshot.now_ms >= h);
         let decoded = records::decode_batch(batch)?;
@@ -398,6 +429,9 @@ impl Cleaner {
         let retained: Vec<_> = all
             .into_iter()
             .filter(|r| {
+                if aborted {
+                    return false;
+                }
                 if r.offset >= map_end {
                     return true;
                 }

@@ -653,3 +653,101 @@ fn list_offsets_by_timestamp_and_truncation_work_across_removed_records() {
     .first;
     assert_eq!(next, end);
 }
+
+/// One transactional record of producer `producer_id` (epoch 0, sequence `sequence`).
+fn txn_record(producer_id: i64, sequence: i32, key: &str, value: &str) -> Bytes {
+    encode_records(
+        &[Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence,
+            timestamp: T0,
+            key: Some(Bytes::from(key.to_string())),
+            value: Some(Bytes::from(value.to_string())),
+            headers: IndexMap::new(),
+        }],
+        Compression::None,
+    )
+}
+
+fn end_txn(log: &RwLock<Log>, producer_id: i64, kind: crate::log::ControlRecordType) {
+    let mut log = log.write();
+    let marker = crate::log::TxnMarker {
+        producer_id,
+        producer_epoch: 0,
+        coordinator_epoch: 0,
+        kind,
+    };
+    log.append_marker_as_leader(&marker, 0).unwrap();
+    let end = log.log_end_offset();
+    log.update_high_watermark(end);
+}
+
+/// Kafka's cleaner rules for transactions: an aborted record is removed and never supersedes
+/// a committed one, a committed transactional record compacts like any other, and nothing
+/// from the first offset of an open transaction on is cleaned (it may still abort).
+#[test]
+fn aborted_records_go_without_superseding_and_open_transactions_are_not_cleaned() {
+    use crate::log::ControlRecordType::{Abort, Commit};
+    let dir = tempfile::tempdir().unwrap();
+    let (_clock, clock) = manual_clock(T0);
+    let log = open(dir.path(), compact_config(), clock);
+    let plain = |updates: &[(&str, &str)]| {
+        let updates: Vec<Update> = updates
+            .iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect();
+        keyed_batch(&updates, Compression::None, None, T0)
+    };
+    append(&log, &plain(&[("k1", "v1"), ("k2", "v1")])); // 0, 1
+    append(&log, &txn_record(5, 0, "k1", "aborted")); // 2
+    end_txn(&log, 5, Abort); // 3
+    append(&log, &txn_record(6, 0, "k2", "committed")); // 4
+    end_txn(&log, 6, Commit); // 5
+    append(&log, &txn_record(7, 0, "k1", "open")); // 6
+    append(&log, &plain(&[("k3", "v1")])); // 7
+    roll(&log);
+    append(&log, &plain(&[("k4", "v1")])); // 8, in the active segment
+    assert_eq!(log.read().last_stable_offset(), 6);
+
+    clean(&log);
+    let data: Vec<_> = all_records(&log.read())
+        .into_iter()
+        .filter(|(_, key, _)| key.starts_with('k'))
+        .map(|(offset, key, value)| (offset, key, value.unwrap()))
+        .collect();
+    let expect = |o: i64, k: &str, v: &str| (o, k.to_string(), v.to_string());
+    assert_eq!(
+        data,
+        vec![
+            expect(0, "k1", "v1"),
+            expect(4, "k2", "committed"),
+            expect(6, "k1", "open"),
+            expect(7, "k3", "v1"),
+            expect(8, "k4", "v1"),
+        ]
+    );
+    // Both markers stay, and so does the index entry of the abort.
+    let reopened = {
+        let mut guard = log.write();
+        guard.close().unwrap();
+        drop(guard);
+        Log::open(dir.path(), compact_config(), manual_clock(T0).1).unwrap()
+    };
+    assert_eq!(reopened.collect_aborted_txns(0, 9).len(), 1);
+    assert_eq!(
+        reopened
+            .producer_state()
+            .producer(7)
+            .unwrap()
+            .current_txn_first_offset,
+        Some(6),
+        "the open transaction survives cleaning and a restart"
+    );
+}

@@ -61,3 +61,30 @@ fn java_client_produces_and_consumes() {
         "unexpected output:\n{stdout}\n{stderr}"
     );
 }
+
+#[test]
+fn java_client_transactions_commit_abort_send_offsets_and_fence() {
+    let Some(classpath) = java_client_classpath() else {
+        return;
+    };
+    let broker = Broker::start_default();
+    let topic = unique_topic("java-txn");
+    let output = Command::new("java")
+        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+        .args(["-cp", &classpath])
+        .arg(workspace_root().join("tests/java/TxnSmoke.java"))
+        .arg(broker.bootstrap())
+        .arg(&topic)
+        .output()
+        .expect("running java");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the Java client's transactions failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("java transactions OK"),
+        "unexpected output:\n{stdout}\n{stderr}"
+    );
+}

@@ -135,6 +135,20 @@ else
         -DoutputDirectory="$streams_deps"
 fi
 
+# franz-go's own integration tests (pkg/kgo), compiled once into a test binary that
+# tests/tests/franz_go.rs runs against Weir; rebuilt when tests/go/franz/go.mod changes.
+franz_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/go/franz"
+franz_bin="$(cd "$(dirname "$0")/.." && pwd)/target/franz-go/kgo.test"
+if command -v go >/dev/null 2>&1; then
+    if [ -x "$franz_bin" ] && [ "$franz_bin" -nt "$franz_dir/go.mod" ]; then
+        log "franz-go test binary already in $franz_bin"
+    else
+        log "go: building franz-go's pkg/kgo tests into $franz_bin"
+        mkdir -p "$(dirname "$franz_bin")"
+        (cd "$franz_dir" && retry go mod download && go test -c -o "$franz_bin" github.com/twmb/franz-go/pkg/kgo)
+    fi
+fi
+
 # The Kubernetes control plane of tests/tests/kube_*.rs and the real node of
 # tests/tests/kube_node.rs (Go comes with the machine).
 if ! command -v go >/dev/null 2>&1; then

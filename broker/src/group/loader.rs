@@ -2,8 +2,17 @@
 //! key wins, a tombstone (null value) deletes. [`LoadedPartition::replay`] reads the
 //! partition's log; [`LoadedPartition::apply`] is the pure per-record step. The coordinator
 //! builds [`super::classic::Group`]s from the result.
+//!
+//! Transactional offset commits (batches with the transactional bit, from TxnOffsetCommit)
+//! are buffered per producer id ([`LoadedPartition::apply_transactional`]) until that
+//! producer's marker: COMMIT applies them, each at the offset of its record so that a newer
+//! plain commit or tombstone of the same partition still wins (as the coordinator does in
+//! memory), ABORT drops them ([`LoadedPartition::apply_marker`]). What is still open at the
+//! log end stays pending ([`LoadedPartition::pending_txn`]) until the marker comes.
 
 use std::collections::{BTreeMap, HashMap};
+
+use bytes::Buf;
 
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
@@ -13,6 +22,9 @@ use super::records::{GroupMetadataValue, OffsetCommitValue, RecordKey};
 use crate::log::batch::RecordBatchHeader;
 use crate::partition::Partition;
 
+/// Offsets per partition, each with the offset of the record that stored it.
+pub type PendingOffsets = BTreeMap<TopicPartition, (OffsetCommitValue, i64)>;
+
 /// What one partition of `__consumer_offsets` holds once replayed.
 #[derive(Debug, Default)]
 pub struct LoadedPartition {
@@ -20,6 +32,14 @@ pub struct LoadedPartition {
     pub groups: HashMap<String, GroupMetadataValue>,
     /// Latest committed offsets per group, with the offset of the record that stored each.
     pub offsets: HashMap<String, BTreeMap<TopicPartition, (OffsetCommitValue, i64)>>,
+    /// Offsets of transactions open at the log end: group → producer id → partition → value
+    /// and the offset of its record. Filled by [`LoadedPartition::finish`].
+    pub pending_txn: HashMap<String, BTreeMap<i64, PendingOffsets>>,
+    /// During the replay: per producer id, the transactional commits not completed yet.
+    open_txns: HashMap<i64, HashMap<String, PendingOffsets>>,
+    /// Per group and partition: the offset of the last tombstone, so that a transaction
+    /// committed later with an older record does not bring a deleted offset back.
+    deleted_at: HashMap<String, BTreeMap<TopicPartition, i64>>,
     /// Records that could not be decoded (skipped, with a log line each).
     pub skipped: usize,
     /// Where the replay stopped: the log end it found, unless a read failed.
@@ -53,6 +73,7 @@ impl LoadedPartition {
                         if let Some(offsets) = self.offsets.get_mut(&group) {
                             offsets.remove(&tp);
                         }
+                        self.deleted_at.entry(group).or_default().insert(tp, offset);
                     }
                     Some(Ok(v)) => {
                         self.offsets
@@ -78,6 +99,100 @@ impl LoadedPartition {
                     self.skipped += 1;
                 }
             },
+        }
+    }
+
+    /// Applies the record at `offset` of a transactional batch of `producer_id`: an offset
+    /// commit is buffered until the producer's marker. Group metadata is never transactional
+    /// (a coordinator writes it plainly); such a record is skipped.
+    pub fn apply_transactional(
+        &mut self,
+        producer_id: i64,
+        offset: i64,
+        key: Option<&Bytes>,
+        value: Option<&Bytes>,
+    ) {
+        let key = match key.map(|k| RecordKey::decode(k)) {
+            Some(Ok(k)) => k,
+            Some(Err(e)) => {
+                tracing::warn!(producer_id, error = %e, "skipping an undecodable transactional __consumer_offsets key");
+                self.skipped += 1;
+                return;
+            }
+            None => {
+                self.skipped += 1;
+                return;
+            }
+        };
+        let RecordKey::Offset {
+            group,
+            topic,
+            partition,
+        } = key
+        else {
+            tracing::warn!(producer_id, "skipping transactional group metadata");
+            self.skipped += 1;
+            return;
+        };
+        let open = self
+            .open_txns
+            .entry(producer_id)
+            .or_default()
+            .entry(group.clone())
+            .or_default();
+        match value.map(|v| OffsetCommitValue::decode(v)) {
+            // A transactional tombstone takes back what the transaction had committed.
+            None => {
+                open.remove(&(topic, partition));
+            }
+            Some(Ok(v)) => {
+                open.insert((topic, partition), (v, offset));
+            }
+            Some(Err(e)) => {
+                tracing::warn!(group, producer_id, error = %e, "skipping an undecodable transactional offset commit");
+                self.skipped += 1;
+            }
+        }
+    }
+
+    /// Applies a transaction marker of `producer_id`: its buffered offsets become committed
+    /// (`commit`, unless a newer record of the same partition was applied) or are dropped.
+    pub fn apply_marker(&mut self, producer_id: i64, commit: bool) {
+        let Some(open) = self.open_txns.remove(&producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for (group, offsets) in open {
+            let deleted_at = self.deleted_at.get(&group);
+            let committed = self.offsets.entry(group.clone()).or_default();
+            for (tp, (value, record_offset)) in offsets {
+                let newer_exists = committed
+                    .get(&tp)
+                    .map(|(_, at)| *at)
+                    .into_iter()
+                    .chain(deleted_at.and_then(|d| d.get(&tp)).copied())
+                    .any(|at| at >= record_offset);
+                if !newer_exists {
+                    committed.insert(tp, (value, record_offset));
+                }
+            }
+        }
+    }
+
+    /// Ends the replay: the transactions still open become [`LoadedPartition::pending_txn`].
+    pub fn finish(&mut self) {
+        for (producer_id, groups) in self.open_txns.drain() {
+            for (group, offsets) in groups {
+                if offsets.is_empty() {
+                    continue;
+                }
+                self.pending_txn
+                    .entry(group)
+                    .or_default()
+                    .insert(producer_id, offsets);
+            }
         }
     }
 
@@ -110,7 +225,26 @@ impl LoadedPartition {
                 match RecordBatchDecoder::decode(&mut bytes) {
                     Ok(set) => {
                         for r in &set.records {
-                            if !r.control {
+                            if r.control {
+                                match marker_kind(r.key.as_ref()) {
+                                    Some(commit) => loaded.apply_marker(r.producer_id, commit),
+                                    None => {
+                                        tracing::warn!(
+                                            partition,
+                                            offset = r.offset,
+                                            "skipping an undecodable control record"
+                                        );
+                                        loaded.skipped += 1;
+                                    }
+                                }
+                            } else if r.transactional {
+                                loaded.apply_transactional(
+                                    r.producer_id,
+                                    r.offset,
+                                    r.key.as_ref(),
+                                    r.value.as_ref(),
+                                );
+                            } else {
                                 loaded.apply(r.offset, r.key.as_ref(), r.value.as_ref());
                             }
                             offset = offset.max(r.offset + 1);
@@ -121,6 +255,8 @@ impl LoadedPartition {
                     }
                     Err(e) => {
                         tracing::error!(partition, offset, error = %e, "undecodable batch in __consumer_offsets; stopping the load there");
+                        loaded.read_to = offset;
+                        loaded.finish();
                         return loaded;
                     }
                 }
@@ -130,6 +266,7 @@ impl LoadedPartition {
             }
         }
         loaded.read_to = offset;
+        loaded.finish();
         if loaded.skipped > 0 {
             tracing::warn!(
                 partition,
@@ -151,11 +288,27 @@ impl LoadedPartition {
                     .filter(|(_, o)| !o.is_empty())
                     .map(|(g, _)| g),
             )
+            .chain(self.pending_txn.keys())
             .cloned()
             .collect();
         ids.sort();
         ids.dedup();
         ids
+    }
+}
+
+/// A transaction marker's type from its control record key (version i16, type i16):
+/// `Some(true)` for COMMIT, `Some(false)` for ABORT.
+fn marker_kind(key: Option<&Bytes>) -> Option<bool> {
+    let mut key = key?.clone();
+    if key.len() < 4 {
+        return None;
+    }
+    let _version = key.get_i16();
+    match key.get_i16() {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
     }
 }
 

@@ -451,4 +451,136 @@ mod tests {
             "the last commit, above the high watermark"
         );
     }
+
+    /// One batch of offset commits `(group, partition of t, offset)`, transactional for
+    /// `Some(producer id)`, at offset 0 (the leader assigns offsets).
+    fn commits_batch(producer_id: Option<i64>, commits: &[(&str, i32, i64)]) -> Bytes {
+        use kafka_protocol::indexmap::IndexMap;
+        use kafka_protocol::records::{
+            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let records: Vec<Record> = commits
+            .iter()
+            .enumerate()
+            .map(|(i, (group, partition, committed))| Record {
+                transactional: producer_id.is_some(),
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: producer_id.unwrap_or(-1),
+                producer_epoch: if producer_id.is_some() { 0 } else { -1 },
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: 0,
+                key: Some(offset_key(group, *partition)),
+                value: Some(offset_value(*committed)),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut out = bytes::BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut out, &records, &options).unwrap();
+        out.freeze()
+    }
+
+    /// A log with a committed, an aborted and an open transaction, and plain commits between
+    /// them: the load commits the first, drops the second, keeps the third pending, and a
+    /// plain commit newer than a transaction's record wins over it.
+    #[test]
+    fn replay_applies_committed_transactions_drops_aborted_and_keeps_open_ones_pending() {
+        use std::sync::Arc;
+
+        use crate::clock::SystemClock;
+        use crate::log::{ControlRecordType, LogConfig, TxnMarker};
+
+        let dir = tempfile::tempdir().unwrap();
+        let partition = Partition::open(
+            dir.path(),
+            Arc::from("__consumer_offsets"),
+            uuid::Uuid::new_v4(),
+            0,
+            LogConfig::default(),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        partition.make_leader(0, 1, 1, &[0], &[0]).unwrap();
+        let marker = |producer_id, kind| TxnMarker {
+            producer_id,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            kind,
+        };
+        let plain = |commits: &[(&str, i32, i64)]| {
+            partition.append(&commits_batch(None, commits)).unwrap();
+        };
+        let txn = |producer_id, commits: &[(&str, i32, i64)]| {
+            partition
+                .append_as_coordinator(&commits_batch(Some(producer_id), commits))
+                .unwrap();
+        };
+        plain(&[("g", 0, 1)]);
+        txn(10, &[("g", 0, 5), ("g", 1, 6)]);
+        txn(11, &[("g", 0, 7), ("h", 1, 8)]);
+        // Newer than transaction 10's record of t-1: stays when 10 commits.
+        plain(&[("g", 1, 2)]);
+        txn(12, &[("h", 0, 3)]);
+        partition
+            .append_txn_marker(&marker(10, ControlRecordType::Commit))
+            .unwrap();
+        partition
+            .append_txn_marker(&marker(11, ControlRecordType::Abort))
+            .unwrap();
+        // Transaction 12 is still open at the log end, and 13 commits t-1 of h twice.
+        txn(13, &[("h", 1, 4)]);
+        txn(13, &[("h", 1, 9)]);
+
+        let loaded = LoadedPartition::replay(&partition);
+        assert_eq!(loaded.skipped, 0);
+        assert_eq!(loaded.read_to, partition.log_end_offset());
+        let committed = |group: &str| -> Vec<(i32, i64)> {
+            loaded
+                .offsets
+                .get(group)
+                .map(|o| o.iter().map(|((_, p), (v, _))| (*p, v.offset)).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(committed("g"), vec![(0, 5), (1, 2)]);
+        assert_eq!(committed("h"), vec![], "nothing of h is committed");
+        assert!(
+            !loaded.pending_txn.contains_key("g"),
+            "g has no open transaction"
+        );
+        let open: Vec<(i64, i32, i64)> = loaded.pending_txn["h"]
+            .iter()
+            .flat_map(|(producer_id, offsets)| {
+                offsets
+                    .iter()
+                    .map(move |((_, p), (v, _))| (*producer_id, *p, v.offset))
+            })
+            .collect();
+        assert_eq!(open, vec![(12, 0, 3), (13, 1, 9)]);
+        assert_eq!(loaded.group_ids(), vec!["g".to_string(), "h".to_string()]);
+    }
+
+    #[test]
+    fn a_tombstone_newer_than_a_transactions_record_is_not_undone_by_its_commit() {
+        let mut loaded = LoadedPartition::default();
+        loaded.apply(0, Some(&offset_key("g", 0)), Some(&offset_value(1)));
+        loaded.apply_transactional(7, 1, Some(&offset_key("g", 0)), Some(&offset_value(5)));
+        loaded.apply_transactional(7, 2, Some(&offset_key("g", 1)), Some(&offset_value(6)));
+        loaded.apply(3, Some(&offset_key("g", 0)), None);
+        loaded.apply_marker(7, true);
+        loaded.finish();
+        let g = &loaded.offsets["g"];
+        assert!(
+            !g.contains_key(&("t".to_string(), 0)),
+            "deleted after the commit's record"
+        );
+        assert_eq!(g[&("t".to_string(), 1)].0.offset, 6);
+        assert!(loaded.pending_txn.is_empty());
+    }
 }

@@ -37,3 +37,5 @@ pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 mod coordinator_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_commit_tests;

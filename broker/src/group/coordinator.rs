@@ -208,7 +208,7 @@ impl GroupCoordinator {
 
     /// Marks `partition` as loading in `leader_epoch`; false if it is served already (a new
     /// epoch of the same leadership) and there is nothing to load.
-    fn start_loading(&self, partition: i32, leader_epoch: i32) -> bool {
+    pub(super) fn start_loading(&self, partition: i32, leader_epoch: i32) -> bool {
         let mut owned = self.owned.write();
         if let Some(Ownership::Active { .. }) = owned.get(&partition) {
             owned.insert(partition, Ownership::Active { leader_epoch });
@@ -221,7 +221,7 @@ impl GroupCoordinator {
 
     /// Replays `partition` and serves its groups, unless it resigned or was re-elected
     /// meanwhile (then the newer call wins).
-    fn load(&self, partition: i32, leader_epoch: i32) {
+    pub(super) fn load(&self, partition: i32, leader_epoch: i32) {
         let started = std::time::Instant::now();
         let loaded = match self.replicas.partition(OFFSETS_TOPIC, partition) {
             Some(log) => LoadedPartition::replay(&log),

@@ -234,3 +234,30 @@ async fn a_txn_commit_is_fenced_by_an_older_producer_epoch_and_validates_members
         assert_eq!(got, expected.map_err(|e| e.code()), "{committer:?}");
     }
 }
+
+/// The marker of a transaction can reach a partition while its new coordinator replays it:
+/// before or after the replay's read. Either way the load ends with the transaction complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marker_written_while_the_partition_loads_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = coordinator(dir.path(), Arc::new(ManualClock::new(1_000_000))).await;
+    let c = &f.c;
+    c.ensure_offsets_topic().await.unwrap();
+    loaded(c, "g").await;
+    txn_commit(c, "g", 5, vec![commit(3, 0)]).await;
+    txn_commit(c, "g", 6, vec![commit(4, 1)]).await;
+    let partition = c.partition_for("g");
+    c.on_resign(partition);
+    assert!(c.start_loading(partition, 1));
+    assert_eq!(
+        c.fetch_offsets("g", None, false).unwrap_err(),
+        ResponseError::CoordinatorLoadInProgress.code()
+    );
+    // 5's marker lands before the replay reads the log, 6's after it (the hook is called
+    // while loading; the marker itself is appended past what the replay read).
+    end_transaction(c, "g", 5, true);
+    c.complete_transaction(partition, 6, true);
+    c.load(partition, 1);
+    assert_eq!(offset_of(&fetched(c, "g", 0).1), Some(3));
+    assert_eq!(offset_of(&fetched(c, "g", 1).1), Some(4));
+}

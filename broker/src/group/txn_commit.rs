@@ -42,6 +42,17 @@ pub struct TxnCommitter {
     pub instance_id: Option<String>,
 }
 
+/// A TxnOffsetCommit batch appended and pending for its producer.
+struct AppendedTxnCommit {
+    /// The offset of the batch's last record.
+    record_offset: i64,
+    /// The partitions it commits.
+    partitions: Vec<TopicPartition>,
+}
+
+/// One error code per partition, and what was appended, if anything.
+type TxnCommitOutcome = (Vec<(TopicPartition, i16)>, Option<AppendedTxnCommit>);
+
 impl GroupCoordinator {
     /// TxnOffsetCommit (Kafka's `handleTxnCommitOffsets`): `Err` applies to every partition,
     /// else one code per partition. An unknown group is created empty. Answers once the batch
@@ -57,7 +68,11 @@ impl GroupCoordinator {
             return Err(code(ResponseError::InvalidGroupId));
         }
         let (mut results, appended) = self.append_txn_commit(group_id, committer, offsets)?;
-        let Some((record_offset, partitions)) = appended else {
+        let Some(AppendedTxnCommit {
+            record_offset,
+            partitions,
+        }) = appended
+        else {
             return Ok(results);
         };
         // A failure here leaves the offsets pending: the batch is in the leader's log and the
@@ -81,19 +96,12 @@ impl GroupCoordinator {
     /// The part of TxnOffsetCommit under the group's lock: validates, appends what is accepted
     /// and marks it pending for the producer. The offset of the batch's last record and the
     /// partitions it holds, if anything was appended.
-    #[allow(clippy::type_complexity)]
     fn append_txn_commit(
         &self,
         group_id: &str,
         committer: &TxnCommitter,
         offsets: Vec<OffsetCommit>,
-    ) -> Result<
-        (
-            Vec<(TopicPartition, i16)>,
-            Option<(i64, Vec<TopicPartition>)>,
-        ),
-        i16,
-    > {
+    ) -> Result<TxnCommitOutcome, i16> {
         let group = self.group_or_create(group_id)?;
         let mut g = group.lock();
         let now = self.now_ms();
@@ -168,7 +176,13 @@ impl GroupCoordinator {
             partitions = partitions.len(),
             "transactional offset commit appended"
         );
-        Ok((results, Some((record_offset, partitions))))
+        Ok((
+            results,
+            Some(AppendedTxnCommit {
+                record_offset,
+                partitions,
+            }),
+        ))
     }
 
     /// The hook WriteTxnMarkers calls once the COMMIT (`commit`) or ABORT marker of

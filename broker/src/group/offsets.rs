@@ -21,7 +21,7 @@
 //!
 //! Thread-safety: none here; the owning [`super::classic::Group`] sits behind its mutex.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::classic::TopicPartition;
 use super::records::OffsetCommitValue;
@@ -74,6 +74,14 @@ impl CommittedOffsets {
         producer_id: i64,
     ) -> Option<&BTreeMap<TopicPartition, (OffsetCommitValue, i64)>> {
         self.pending_txn.get(&producer_id)
+    }
+
+    /// The partitions with a transactional commit waiting for a marker.
+    pub fn pending_txn_partitions(&self) -> BTreeSet<TopicPartition> {
+        self.pending_txn
+            .values()
+            .flat_map(|o| o.keys().cloned())
+            .collect()
     }
 
     /// The producer ids with transactional commits waiting for a marker.

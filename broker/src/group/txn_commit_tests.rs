@@ -261,3 +261,42 @@ async fn a_marker_written_while_the_partition_loads_is_not_lost() {
     assert_eq!(offset_of(&fetched(c, "g", 0).1), Some(3));
     assert_eq!(offset_of(&fetched(c, "g", 1).1), Some(4));
 }
+
+/// OffsetDelete and DeleteGroups while a transaction holds offsets of the group: the deletion
+/// is newer than the transaction's records, so its COMMIT marker brings nothing back, neither
+/// in memory nor when the partition is loaded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_is_not_undone_by_a_transaction_committed_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = coordinator(dir.path(), Arc::new(ManualClock::new(1_000_000))).await;
+    let c = &f.c;
+    c.ensure_offsets_topic().await.unwrap();
+    loaded(c, "g").await;
+    loaded(c, "h").await;
+    txn_commit(c, "g", 5, vec![commit(3, 0), commit(4, 1)]).await;
+    let deleted = c.delete_offsets("g", vec![tp(0)]).unwrap();
+    assert_eq!(deleted, vec![(tp(0), 0)]);
+    end_transaction(c, "g", 5, true);
+    assert_eq!(
+        fetched(c, "g", 0),
+        (FetchedOffset::None, FetchedOffset::None)
+    );
+    assert_eq!(offset_of(&fetched(c, "g", 1).1), Some(4));
+
+    txn_commit(c, "h", 6, vec![commit(7, 0)]).await;
+    assert_eq!(c.delete_group("h"), 0);
+    end_transaction(c, "h", 6, true);
+    assert!(c.fetch_offsets("h", None, false).unwrap().is_empty());
+
+    for group in ["g", "h"] {
+        let partition = c.partition_for(group);
+        c.on_resign(partition);
+        c.on_become_leader(partition, 1);
+    }
+    assert_eq!(
+        fetched(c, "g", 0),
+        (FetchedOffset::None, FetchedOffset::None)
+    );
+    assert_eq!(offset_of(&fetched(c, "g", 1).1), Some(4));
+    assert!(c.fetch_offsets("h", None, false).unwrap().is_empty());
+}

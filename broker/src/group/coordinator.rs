@@ -11,6 +11,8 @@
 //! Thread-safety: the ownership table and the group map are `RwLock`s held only to look up
 //! or insert; each group has its own mutex, held for one operation, including the append of
 //! what the operation must store (so two members' writes for one group keep their order).
+//! The transactional indexes (`txn_groups`, `completed_while_loading`) are mutexes taken last
+//! and held briefly; see [`super::txn_commit`] for their order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI32, Ordering};

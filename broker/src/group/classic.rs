@@ -330,6 +330,26 @@ impl Group {
         Ok(true)
     }
 
+    /// Validates a TxnOffsetCommit as Kafka's `validateOffsetCommit` with `isTransactional`:
+    /// a commit that names a generation, member or instance (v3+) must come from a current
+    /// member of this generation; one that names none is accepted whatever the group's state
+    /// (the producer commits on behalf of a consumer it does not identify).
+    pub fn validate_txn_commit(
+        &mut self,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), i16> {
+        if self.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable.code());
+        }
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            self.check_member(generation, member_id, instance_id, now_ms)?;
+        }
+        Ok(())
+    }
+
     /// Forgets offsets (after their tombstones were appended at `record_offset`).
     pub fn delete_offsets(&mut self, partitions: &[TopicPartition], record_offset: i64) {
         self.offsets.delete(partitions, record_offset);

@@ -206,7 +206,7 @@ impl GroupCoordinator {
 
     /// OffsetFetch: the committed offsets of `partitions`, or of every partition with one
     /// (`None`). With `require_stable` (v7+), a partition whose commit still waits for
-    /// replication answers [`FetchedOffset::Unstable`].
+    /// replication, or for its transaction's marker, answers [`FetchedOffset::Unstable`].
     pub fn fetch_offsets(
         &self,
         group_id: &str,

@@ -11,8 +11,10 @@
 //! Thread-safety: the ownership table and the group map are `RwLock`s held only to look up
 //! or insert; each group has its own mutex, held for one operation, including the append of
 //! what the operation must store (so two members' writes for one group keep their order).
+//! The transactional indexes (`txn_groups`, `completed_while_loading`) are mutexes taken last
+//! and held briefly; see [`super::txn_commit`] for their order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -39,7 +41,7 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Where a `__consumer_offsets` partition stands on this broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ownership {
+pub(super) enum Ownership {
     /// Being replayed; its groups are not served yet.
     Loading { leader_epoch: i32 },
     /// Loaded; its groups are served.
@@ -58,8 +60,14 @@ pub struct GroupCoordinator {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) rebalances: IntCounter,
     num_partitions: AtomicI32,
-    owned: RwLock<HashMap<i32, Ownership>>,
+    pub(super) owned: RwLock<HashMap<i32, Ownership>>,
     pub(super) groups: RwLock<HashMap<String, Arc<Mutex<Group>>>>,
+    /// Open transactions with offsets: producer id → the groups holding its pending
+    /// transactional commits (Kafka's `openGroupsForProducer`), so that a marker finds them.
+    pub(super) txn_groups: Mutex<HashMap<i64, BTreeSet<String>>>,
+    /// Per partition being loaded: the transactions completed meanwhile (producer id, commit),
+    /// applied once the load has installed its groups.
+    pub(super) completed_while_loading: Mutex<HashMap<i32, Vec<(i64, bool)>>>,
     /// This coordinator, for the loads it runs on blocking threads.
     me: Weak<GroupCoordinator>,
 }
@@ -105,6 +113,8 @@ impl GroupCoordinator {
             num_partitions: AtomicI32::new(num_partitions),
             owned: RwLock::new(HashMap::new()),
             groups: RwLock::new(HashMap::new()),
+            txn_groups: Mutex::new(HashMap::new()),
+            completed_while_loading: Mutex::new(HashMap::new()),
             me: me.clone(),
         })
     }
@@ -200,19 +210,20 @@ impl GroupCoordinator {
 
     /// Marks `partition` as loading in `leader_epoch`; false if it is served already (a new
     /// epoch of the same leadership) and there is nothing to load.
-    fn start_loading(&self, partition: i32, leader_epoch: i32) -> bool {
+    pub(super) fn start_loading(&self, partition: i32, leader_epoch: i32) -> bool {
         let mut owned = self.owned.write();
         if let Some(Ownership::Active { .. }) = owned.get(&partition) {
             owned.insert(partition, Ownership::Active { leader_epoch });
             return false;
         }
         owned.insert(partition, Ownership::Loading { leader_epoch });
+        self.completed_while_loading.lock().remove(&partition);
         true
     }
 
     /// Replays `partition` and serves its groups, unless it resigned or was re-elected
     /// meanwhile (then the newer call wins).
-    fn load(&self, partition: i32, leader_epoch: i32) {
+    pub(super) fn load(&self, partition: i32, leader_epoch: i32) {
         let started = std::time::Instant::now();
         let loaded = match self.replicas.partition(OFFSETS_TOPIC, partition) {
             Some(log) => LoadedPartition::replay(&log),
@@ -227,6 +238,14 @@ impl GroupCoordinator {
         }
         let mut groups = self.groups.write();
         let mut loaded = loaded;
+        // Markers written while the replay ran, perhaps past where it read: applied to the
+        // groups below, taken under the ownership lock so that none slips between (see
+        // `complete_transaction`).
+        let completed = self
+            .completed_while_loading
+            .lock()
+            .remove(&partition)
+            .unwrap_or_default();
         for group_id in loaded.group_ids() {
             let mut group = match loaded.groups.remove(&group_id) {
                 Some(value) => Group::from_value(
@@ -242,6 +261,24 @@ impl GroupCoordinator {
                 let committed = group.committed_offsets_mut();
                 for (tp, (value, record_offset)) in offsets {
                     committed.apply(tp, value, record_offset);
+                }
+            }
+            if let Some(open) = loaded.pending_txn.remove(&group_id) {
+                let offsets = group.committed_offsets_mut();
+                for (producer_id, pending) in open {
+                    for (tp, (value, record_offset)) in pending {
+                        offsets.add_pending_txn(producer_id, [(tp, value)], record_offset);
+                    }
+                }
+                for &(producer_id, commit) in &completed {
+                    offsets.complete_txn(producer_id, commit);
+                }
+                let mut txn_groups = self.txn_groups.lock();
+                for producer_id in offsets.pending_txn_producers() {
+                    txn_groups
+                        .entry(producer_id)
+                        .or_default()
+                        .insert(group_id.clone());
                 }
             }
             if let Some(stale) = groups.insert(group_id, Arc::new(Mutex::new(group))) {
@@ -264,8 +301,13 @@ impl GroupCoordinator {
     /// requests answered NOT_COORDINATOR.
     pub fn on_resign(&self, partition: i32) {
         self.owned.write().remove(&partition);
+        self.completed_while_loading.lock().remove(&partition);
         let now = self.now_ms();
         let n = self.num_partitions.load(Ordering::Acquire);
+        self.txn_groups.lock().retain(|_, groups| {
+            groups.retain(|id| partition_for(id, n) != partition);
+            !groups.is_empty()
+        });
         // Take them out of the map first: operations lock a group and then the map (to remove
         // it), so the map lock must not be held while waiting for a group.
         let dropped: Vec<Arc<Mutex<Group>>> = {
@@ -342,6 +384,31 @@ impl GroupCoordinator {
     /// for the in-sync replicas ([`GroupCoordinator::wait_replicated`]), outside the group's
     /// lock.
     pub fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> Result<i64, i16> {
+        self.append_batch(group_id, records, None)
+    }
+
+    /// [`GroupCoordinator::append`] for TxnOffsetCommit: one transactional batch of
+    /// `producer_id` at `producer_epoch` (no sequence, as Kafka's coordinator writes it),
+    /// appended through [`crate::partition::Partition::append_as_coordinator`]. A producer
+    /// epoch older than the log knows is INVALID_PRODUCER_EPOCH.
+    pub fn append_transactional(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<OffsetsRecord>,
+    ) -> Result<i64, i16> {
+        self.append_batch(group_id, records, Some((producer_id, producer_epoch)))
+    }
+
+    /// Encodes `records` as one batch (transactional for `Some(producer id, epoch)`) and
+    /// appends it to the group's partition; the offset of its last record.
+    fn append_batch(
+        &self,
+        group_id: &str,
+        records: Vec<OffsetsRecord>,
+        producer: Option<(i64, i16)>,
+    ) -> Result<i64, i16> {
         let partition = self.check_coordinator(group_id)?;
         let Some(log) = self.replicas.partition(OFFSETS_TOPIC, partition) else {
             return Err(ResponseError::CoordinatorNotAvailable.code());
@@ -351,12 +418,12 @@ impl GroupCoordinator {
             .into_iter()
             .enumerate()
             .map(|(i, (key, value))| Record {
-                transactional: false,
+                transactional: producer.is_some(),
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id: producer.map_or(-1, |(id, _)| id),
+                producer_epoch: producer.map_or(-1, |(_, epoch)| epoch),
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
                 sequence: -1,
@@ -381,13 +448,21 @@ impl GroupCoordinator {
             tracing::error!(group = group_id, error = %e, "encoding __consumer_offsets records failed");
             return Err(ResponseError::UnknownServerError.code());
         }
-        match log.append(&batch.freeze()) {
+        let batch = batch.freeze();
+        let appended = match producer {
+            None => log.append(&batch),
+            Some(_) => log.append_as_coordinator(&batch),
+        };
+        match appended {
             Ok(info) => Ok(info.last_offset),
             Err(e) => {
                 tracing::error!(group = group_id, partition, error = %e, "appending to __consumer_offsets failed");
                 Err(match e {
                     PartitionError::Log(LogError::RecordTooLarge { .. }) => {
                         ResponseError::InvalidCommitOffsetSize.code()
+                    }
+                    PartitionError::Log(LogError::InvalidProducerEpoch { .. }) => {
+                        ResponseError::InvalidProducerEpoch.code()
                     }
                     PartitionError::NotLeader => ResponseError::NotCoordinator.code(),
                     _ => ResponseError::CoordinatorNotAvailable.code(),

@@ -15,13 +15,13 @@ use crate::controller::Controller;
 use crate::replica_manager::{CreateTopic, LeadershipListener};
 use crate::test_support;
 
-struct Fixture {
-    c: Arc<GroupCoordinator>,
-    controller: Arc<Controller>,
+pub(super) struct Fixture {
+    pub(super) c: Arc<GroupCoordinator>,
+    pub(super) controller: Arc<Controller>,
 }
 
 /// A coordinator following leadership of a one-broker cluster in `dir`.
-async fn coordinator(dir: &std::path::Path, clock: Arc<ManualClock>) -> Fixture {
+pub(super) async fn coordinator(dir: &std::path::Path, clock: Arc<ManualClock>) -> Fixture {
     coordinator_with(dir, clock, &[]).await
 }
 
@@ -54,7 +54,7 @@ async fn coordinator_with(
 
 /// Waits until this broker serves `group`: the leadership listener loads its partition on a
 /// blocking thread.
-async fn loaded(c: &GroupCoordinator, group: &str) {
+pub(super) async fn loaded(c: &GroupCoordinator, group: &str) {
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
         while c.check_coordinator(group).is_err() {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -64,7 +64,7 @@ async fn loaded(c: &GroupCoordinator, group: &str) {
     .expect("the group's __consumer_offsets partition loads");
 }
 
-fn commit(offset: i64, partition: i32) -> OffsetCommit {
+pub(super) fn commit(offset: i64, partition: i32) -> OffsetCommit {
     OffsetCommit {
         partition: ("t".to_string(), partition),
         offset,
@@ -220,7 +220,7 @@ async fn an_offsets_topic_created_by_a_client_is_led_all_the_same() {
     );
 }
 
-fn join_request(member_id: &str) -> super::rebalance::JoinRequest {
+pub(super) fn join_request(member_id: &str) -> super::rebalance::JoinRequest {
     super::rebalance::JoinRequest {
         member_id: member_id.to_string(),
         group_instance_id: None,

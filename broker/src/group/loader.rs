@@ -2,8 +2,17 @@
 //! key wins, a tombstone (null value) deletes. [`LoadedPartition::replay`] reads the
 //! partition's log; [`LoadedPartition::apply`] is the pure per-record step. The coordinator
 //! builds [`super::classic::Group`]s from the result.
+//!
+//! Transactional offset commits (batches with the transactional bit, from TxnOffsetCommit)
+//! are buffered per producer id ([`LoadedPartition::apply_transactional`]) until that
+//! producer's marker: COMMIT applies them, each at the offset of its record so that a newer
+//! plain commit or tombstone of the same partition still wins (as the coordinator does in
+//! memory), ABORT drops them ([`LoadedPartition::apply_marker`]). What is still open at the
+//! log end stays pending ([`LoadedPartition::pending_txn`]) until the marker comes.
 
 use std::collections::{BTreeMap, HashMap};
+
+use bytes::Buf;
 
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
@@ -13,6 +22,9 @@ use super::records::{GroupMetadataValue, OffsetCommitValue, RecordKey};
 use crate::log::batch::RecordBatchHeader;
 use crate::partition::Partition;
 
+/// Offsets per partition, each with the offset of the record that stored it.
+pub type PendingOffsets = BTreeMap<TopicPartition, (OffsetCommitValue, i64)>;
+
 /// What one partition of `__consumer_offsets` holds once replayed.
 #[derive(Debug, Default)]
 pub struct LoadedPartition {
@@ -20,6 +32,14 @@ pub struct LoadedPartition {
     pub groups: HashMap<String, GroupMetadataValue>,
     /// Latest committed offsets per group, with the offset of the record that stored each.
     pub offsets: HashMap<String, BTreeMap<TopicPartition, (OffsetCommitValue, i64)>>,
+    /// Offsets of transactions open at the log end: group → producer id → partition → value
+    /// and the offset of its record. Filled by [`LoadedPartition::finish`].
+    pub pending_txn: HashMap<String, BTreeMap<i64, PendingOffsets>>,
+    /// During the replay: per producer id, the transactional commits not completed yet.
+    open_txns: HashMap<i64, HashMap<String, PendingOffsets>>,
+    /// Per group and partition: the offset of the last tombstone, so that a transaction
+    /// committed later with an older record does not bring a deleted offset back.
+    deleted_at: HashMap<String, BTreeMap<TopicPartition, i64>>,
     /// Records that could not be decoded (skipped, with a log line each).
     pub skipped: usize,
     /// Where the replay stopped: the log end it found, unless a read failed.
@@ -53,6 +73,7 @@ impl LoadedPartition {
                         if let Some(offsets) = self.offsets.get_mut(&group) {
                             offsets.remove(&tp);
                         }
+                        self.deleted_at.entry(group).or_default().insert(tp, offset);
                     }
                     Some(Ok(v)) => {
                         self.offsets
@@ -78,6 +99,100 @@ impl LoadedPartition {
                     self.skipped += 1;
                 }
             },
+        }
+    }
+
+    /// Applies the record at `offset` of a transactional batch of `producer_id`: an offset
+    /// commit is buffered until the producer's marker. Group metadata is never transactional
+    /// (a coordinator writes it plainly); such a record is skipped.
+    pub fn apply_transactional(
+        &mut self,
+        producer_id: i64,
+        offset: i64,
+        key: Option<&Bytes>,
+        value: Option<&Bytes>,
+    ) {
+        let key = match key.map(|k| RecordKey::decode(k)) {
+            Some(Ok(k)) => k,
+            Some(Err(e)) => {
+                tracing::warn!(producer_id, error = %e, "skipping an undecodable transactional __consumer_offsets key");
+                self.skipped += 1;
+                return;
+            }
+            None => {
+                self.skipped += 1;
+                return;
+            }
+        };
+        let RecordKey::Offset {
+            group,
+            topic,
+            partition,
+        } = key
+        else {
+            tracing::warn!(producer_id, "skipping transactional group metadata");
+            self.skipped += 1;
+            return;
+        };
+        let open = self
+            .open_txns
+            .entry(producer_id)
+            .or_default()
+            .entry(group.clone())
+            .or_default();
+        match value.map(|v| OffsetCommitValue::decode(v)) {
+            // A transactional tombstone takes back what the transaction had committed.
+            None => {
+                open.remove(&(topic, partition));
+            }
+            Some(Ok(v)) => {
+                open.insert((topic, partition), (v, offset));
+            }
+            Some(Err(e)) => {
+                tracing::warn!(group, producer_id, error = %e, "skipping an undecodable transactional offset commit");
+                self.skipped += 1;
+            }
+        }
+    }
+
+    /// Applies a transaction marker of `producer_id`: its buffered offsets become committed
+    /// (`commit`, unless a newer record of the same partition was applied) or are dropped.
+    pub fn apply_marker(&mut self, producer_id: i64, commit: bool) {
+        let Some(open) = self.open_txns.remove(&producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for (group, offsets) in open {
+            let deleted_at = self.deleted_at.get(&group);
+            let committed = self.offsets.entry(group.clone()).or_default();
+            for (tp, (value, record_offset)) in offsets {
+                let newer_exists = committed
+                    .get(&tp)
+                    .map(|(_, at)| *at)
+                    .into_iter()
+                    .chain(deleted_at.and_then(|d| d.get(&tp)).copied())
+                    .any(|at| at >= record_offset);
+                if !newer_exists {
+                    committed.insert(tp, (value, record_offset));
+                }
+            }
+        }
+    }
+
+    /// Ends the replay: the transactions still open become [`LoadedPartition::pending_txn`].
+    pub fn finish(&mut self) {
+        for (producer_id, groups) in self.open_txns.drain() {
+            for (group, offsets) in groups {
+                if offsets.is_empty() {
+                    continue;
+                }
+                self.pending_txn
+                    .entry(group)
+                    .or_default()
+                    .insert(producer_id, offsets);
+            }
         }
     }
 
@@ -110,7 +225,26 @@ impl LoadedPartition {
                 match RecordBatchDecoder::decode(&mut bytes) {
                     Ok(set) => {
                         for r in &set.records {
-                            if !r.control {
+                            if r.control {
+                                match marker_kind(r.key.as_ref()) {
+                                    Some(commit) => loaded.apply_marker(r.producer_id, commit),
+                                    None => {
+                                        tracing::warn!(
+                                            partition,
+                                            offset = r.offset,
+                                            "skipping an undecodable control record"
+                                        );
+                                        loaded.skipped += 1;
+                                    }
+                                }
+                            } else if r.transactional {
+                                loaded.apply_transactional(
+                                    r.producer_id,
+                                    r.offset,
+                                    r.key.as_ref(),
+                                    r.value.as_ref(),
+                                );
+                            } else {
                                 loaded.apply(r.offset, r.key.as_ref(), r.value.as_ref());
                             }
                             offset = offset.max(r.offset + 1);
@@ -121,6 +255,8 @@ impl LoadedPartition {
                     }
                     Err(e) => {
                         tracing::error!(partition, offset, error = %e, "undecodable batch in __consumer_offsets; stopping the load there");
+                        loaded.read_to = offset;
+                        loaded.finish();
                         return loaded;
                     }
                 }
@@ -130,6 +266,7 @@ impl LoadedPartition {
             }
         }
         loaded.read_to = offset;
+        loaded.finish();
         if loaded.skipped > 0 {
             tracing::warn!(
                 partition,
@@ -151,11 +288,27 @@ impl LoadedPartition {
                     .filter(|(_, o)| !o.is_empty())
                     .map(|(g, _)| g),
             )
+            .chain(self.pending_txn.keys())
             .cloned()
             .collect();
         ids.sort();
         ids.dedup();
         ids
+    }
+}
+
+/// A transaction marker's type from its control record key (version i16, type i16):
+/// `Some(true)` for COMMIT, `Some(false)` for ABORT.
+fn marker_kind(key: Option<&Bytes>) -> Option<bool> {
+    let mut key = key?.clone();
+    if key.len() < 4 {
+        return None;
+    }
+    let _version = key.get_i16();
+    match key.get_i16() {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
     }
 }
 
@@ -297,5 +450,137 @@ mod tests {
             (12, 2),
             "the last commit, above the high watermark"
         );
+    }
+
+    /// One batch of offset commits `(group, partition of t, offset)`, transactional for
+    /// `Some(producer id)`, at offset 0 (the leader assigns offsets).
+    fn commits_batch(producer_id: Option<i64>, commits: &[(&str, i32, i64)]) -> Bytes {
+        use kafka_protocol::indexmap::IndexMap;
+        use kafka_protocol::records::{
+            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let records: Vec<Record> = commits
+            .iter()
+            .enumerate()
+            .map(|(i, (group, partition, committed))| Record {
+                transactional: producer_id.is_some(),
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: producer_id.unwrap_or(-1),
+                producer_epoch: if producer_id.is_some() { 0 } else { -1 },
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: 0,
+                key: Some(offset_key(group, *partition)),
+                value: Some(offset_value(*committed)),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut out = bytes::BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut out, &records, &options).unwrap();
+        out.freeze()
+    }
+
+    /// A log with a committed, an aborted and an open transaction, and plain commits between
+    /// them: the load commits the first, drops the second, keeps the third pending, and a
+    /// plain commit newer than a transaction's record wins over it.
+    #[test]
+    fn replay_applies_committed_transactions_drops_aborted_and_keeps_open_ones_pending() {
+        use std::sync::Arc;
+
+        use crate::clock::SystemClock;
+        use crate::log::{ControlRecordType, LogConfig, TxnMarker};
+
+        let dir = tempfile::tempdir().unwrap();
+        let partition = Partition::open(
+            dir.path(),
+            Arc::from("__consumer_offsets"),
+            uuid::Uuid::new_v4(),
+            0,
+            LogConfig::default(),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        partition.make_leader(0, 1, 1, &[0], &[0]).unwrap();
+        let marker = |producer_id, kind| TxnMarker {
+            producer_id,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            kind,
+        };
+        let plain = |commits: &[(&str, i32, i64)]| {
+            partition.append(&commits_batch(None, commits)).unwrap();
+        };
+        let txn = |producer_id, commits: &[(&str, i32, i64)]| {
+            partition
+                .append_as_coordinator(&commits_batch(Some(producer_id), commits))
+                .unwrap();
+        };
+        plain(&[("g", 0, 1)]);
+        txn(10, &[("g", 0, 5), ("g", 1, 6)]);
+        txn(11, &[("g", 0, 7), ("h", 1, 8)]);
+        // Newer than transaction 10's record of t-1: stays when 10 commits.
+        plain(&[("g", 1, 2)]);
+        txn(12, &[("h", 0, 3)]);
+        partition
+            .append_txn_marker(&marker(10, ControlRecordType::Commit))
+            .unwrap();
+        partition
+            .append_txn_marker(&marker(11, ControlRecordType::Abort))
+            .unwrap();
+        // Transaction 12 is still open at the log end, and 13 commits t-1 of h twice.
+        txn(13, &[("h", 1, 4)]);
+        txn(13, &[("h", 1, 9)]);
+
+        let loaded = LoadedPartition::replay(&partition);
+        assert_eq!(loaded.skipped, 0);
+        assert_eq!(loaded.read_to, partition.log_end_offset());
+        let committed = |group: &str| -> Vec<(i32, i64)> {
+            loaded
+                .offsets
+                .get(group)
+                .map(|o| o.iter().map(|((_, p), (v, _))| (*p, v.offset)).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(committed("g"), vec![(0, 5), (1, 2)]);
+        assert_eq!(committed("h"), vec![], "nothing of h is committed");
+        assert!(
+            !loaded.pending_txn.contains_key("g"),
+            "g has no open transaction"
+        );
+        let open: Vec<(i64, i32, i64)> = loaded.pending_txn["h"]
+            .iter()
+            .flat_map(|(producer_id, offsets)| {
+                offsets
+                    .iter()
+                    .map(move |((_, p), (v, _))| (*producer_id, *p, v.offset))
+            })
+            .collect();
+        assert_eq!(open, vec![(12, 0, 3), (13, 1, 9)]);
+        assert_eq!(loaded.group_ids(), vec!["g".to_string(), "h".to_string()]);
+    }
+
+    #[test]
+    fn a_tombstone_newer_than_a_transactions_record_is_not_undone_by_its_commit() {
+        let mut loaded = LoadedPartition::default();
+        loaded.apply(0, Some(&offset_key("g", 0)), Some(&offset_value(1)));
+        loaded.apply_transactional(7, 1, Some(&offset_key("g", 0)), Some(&offset_value(5)));
+        loaded.apply_transactional(7, 2, Some(&offset_key("g", 1)), Some(&offset_value(6)));
+        loaded.apply(3, Some(&offset_key("g", 0)), None);
+        loaded.apply_marker(7, true);
+        loaded.finish();
+        let g = &loaded.offsets["g"];
+        assert!(
+            !g.contains_key(&("t".to_string(), 0)),
+            "deleted after the commit's record"
+        );
+        assert_eq!(g[&("t".to_string(), 1)].0.offset, 6);
+        assert!(loaded.pending_txn.is_empty());
     }
 }

@@ -12,7 +12,10 @@
 //! - [`classic`], [`rebalance`] and [`sync`]: one group's state machine, pure (no I/O, time
 //!   passed in).
 //! - [`member`]: a member and the answers handed to parked JoinGroup/SyncGroup requests.
-//! - [`offsets`]: a group's committed offsets; a commit is visible once replicated.
+//! - [`offsets`]: a group's committed offsets; a commit is visible once replicated, a
+//!   transactional one once its transaction commits.
+//! - [`txn_commit`]: TxnOffsetCommit and [`GroupCoordinator::complete_transaction`], the hook
+//!   the transaction markers call.
 //! - [`records`]: Kafka's on-disk key/value schemas of the topic; [`loader`] replays them.
 
 pub mod classic;
@@ -25,6 +28,7 @@ pub mod operations;
 pub mod rebalance;
 pub mod records;
 pub mod sync;
+pub mod txn_commit;
 
 pub use classic::{Group, GroupConfig, GroupState};
 pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};
@@ -33,3 +37,5 @@ pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 mod coordinator_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_commit_tests;

@@ -12,14 +12,22 @@
 //! is newer than the one already applied: the log's order decides, as it does when the partition
 //! is loaded again after a failover.
 //!
+//! A transactional commit (TxnOffsetCommit, `sendOffsetsToTransaction`) is pending for its
+//! producer id from its append until the transaction's marker: a COMMIT marker applies it at
+//! the offset of the record that stored it (so the log's order still decides against plain
+//! commits, as Kafka's `completePendingTxnOffsetCommit`), an ABORT drops it. While pending it is
+//! invisible, and an OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT for its
+//! partition.
+//!
 //! Thread-safety: none here; the owning [`super::classic::Group`] sits behind its mutex.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::classic::TopicPartition;
 use super::records::OffsetCommitValue;
 
-/// Committed offsets of one group, and the commits still waiting for replication.
+/// Committed offsets of one group, the commits still waiting for replication and the
+/// transactional commits waiting for their transaction's marker.
 /// Invariant: every partition in `committed` has an entry in `applied_at`.
 #[derive(Debug, Default)]
 pub struct CommittedOffsets {
@@ -29,6 +37,9 @@ pub struct CommittedOffsets {
     applied_at: BTreeMap<TopicPartition, i64>,
     /// Per partition: how many appended commits wait for replication.
     pending: BTreeMap<TopicPartition, u32>,
+    /// Per producer id with an open transaction: its transactional commits, each with the
+    /// `__consumer_offsets` offset of the record that stored it (the latest per partition).
+    pending_txn: BTreeMap<i64, BTreeMap<TopicPartition, (OffsetCommitValue, i64)>>,
 }
 
 impl CommittedOffsets {
@@ -42,14 +53,71 @@ impl CommittedOffsets {
         self.committed.is_empty()
     }
 
-    /// Whether any commit waits for replication.
+    /// Whether any commit waits for replication or for its transaction's marker.
     pub fn any_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || !self.pending_txn.is_empty()
     }
 
-    /// Whether a commit of `partition` was appended and is not on every in-sync replica yet.
+    /// Whether a commit of `partition` was appended and is not on every in-sync replica yet,
+    /// or is part of a transaction not completed yet.
     pub fn is_pending(&self, partition: &TopicPartition) -> bool {
         self.pending.contains_key(partition)
+            || self
+                .pending_txn
+                .values()
+                .any(|offsets| offsets.contains_key(partition))
+    }
+
+    /// The transactional commits of `producer_id` waiting for its transaction's marker.
+    pub fn pending_txn(
+        &self,
+        producer_id: i64,
+    ) -> Option<&BTreeMap<TopicPartition, (OffsetCommitValue, i64)>> {
+        self.pending_txn.get(&producer_id)
+    }
+
+    /// The partitions with a transactional commit waiting for a marker.
+    pub fn pending_txn_partitions(&self) -> BTreeSet<TopicPartition> {
+        self.pending_txn
+            .values()
+            .flat_map(|o| o.keys().cloned())
+            .collect()
+    }
+
+    /// The producer ids with transactional commits waiting for a marker.
+    pub fn pending_txn_producers(&self) -> impl Iterator<Item = i64> + '_ {
+        self.pending_txn.keys().copied()
+    }
+
+    /// Records transactional commits of `producer_id` appended at `record_offset` (the offset
+    /// of the batch's last record; one batch holds the whole TxnOffsetCommit). A later commit
+    /// of the same partition in the same transaction replaces an earlier one.
+    pub fn add_pending_txn(
+        &mut self,
+        producer_id: i64,
+        offsets: impl IntoIterator<Item = (TopicPartition, OffsetCommitValue)>,
+        record_offset: i64,
+    ) {
+        let pending = self.pending_txn.entry(producer_id).or_default();
+        for (tp, value) in offsets {
+            pending.insert(tp, (value, record_offset));
+        }
+    }
+
+    /// Ends the transaction of `producer_id`: on commit its offsets are applied (each at the
+    /// offset of its record, so a newer plain commit or deletion is kept), on abort dropped.
+    /// Returns how many partitions it held.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) -> usize {
+        let Some(offsets) = self.pending_txn.remove(&producer_id) else {
+            return 0;
+        };
+        let n = offsets.len();
+        if commit {
+            for (tp, (value, record_offset)) in offsets {
+                self.apply(tp, value, record_offset);
+            }
+        }
+        n
     }
 
     /// Applies a committed offset stored by the record at `record_offset` of
@@ -170,5 +238,39 @@ mod tests {
         assert!(offsets.committed().is_empty());
         assert!(offsets.apply(tp(1), value(9), 9), "a newer commit applies");
         assert_eq!(offsets.committed()[&tp(1)].offset, 9);
+    }
+
+    #[test]
+    fn a_transactional_commit_is_pending_until_its_marker() {
+        let mut offsets = CommittedOffsets::default();
+        offsets.apply(tp(0), value(1), 0);
+        offsets.add_pending_txn(7, [(tp(0), value(4)), (tp(1), value(8))], 3);
+        offsets.add_pending_txn(9, [(tp(2), value(2))], 4);
+        assert!(offsets.is_pending(&tp(0)) && offsets.is_pending(&tp(2)));
+        assert!(offsets.any_pending());
+        assert_eq!(
+            offsets.committed()[&tp(0)].offset,
+            1,
+            "the last committed value"
+        );
+        assert_eq!(offsets.complete_txn(7, true), 2);
+        assert_eq!(offsets.committed()[&tp(0)].offset, 4);
+        assert_eq!(offsets.committed()[&tp(1)].offset, 8);
+        assert!(!offsets.is_pending(&tp(0)));
+        assert_eq!(offsets.complete_txn(9, false), 1);
+        assert!(!offsets.committed().contains_key(&tp(2)));
+        assert!(!offsets.any_pending());
+        assert_eq!(offsets.complete_txn(9, true), 0, "nothing left to complete");
+    }
+
+    #[test]
+    fn a_committed_transaction_does_not_override_a_newer_plain_commit() {
+        let mut offsets = CommittedOffsets::default();
+        offsets.add_pending_txn(7, [(tp(0), value(4))], 3);
+        // A plain commit appended after the transactional one, replicated before the marker.
+        offsets.begin([&tp(0)]);
+        offsets.complete(vec![(tp(0), value(6))], Some(5));
+        offsets.complete_txn(7, true);
+        assert_eq!(offsets.committed()[&tp(0)].offset, 6);
     }
 }

@@ -5,6 +5,8 @@
 //! the state machine, stores what changed through [`GroupCoordinator::append`] while still
 //! holding the lock, and only then lets parked requests go.
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 
@@ -283,7 +285,8 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups of one group: only an empty group can go; its offsets and metadata get
-    /// tombstones.
+    /// tombstones, and so do partitions with only a transactional commit pending, so that a
+    /// load after its COMMIT marker does not bring them back (the log's order decides).
     pub fn delete_group(&self, group_id: &str) -> i16 {
         let group = match self.group(group_id) {
             Ok(Some(g)) => g,
@@ -296,9 +299,10 @@ impl GroupCoordinator {
             GroupState::Empty => {}
             _ => return code(ResponseError::NonEmptyGroup),
         }
-        let mut records: Vec<_> = g
-            .offsets()
-            .keys()
+        let mut partitions: BTreeSet<TopicPartition> = g.offsets().keys().cloned().collect();
+        partitions.extend(g.offsets.pending_txn_partitions());
+        let mut records: Vec<_> = partitions
+            .iter()
             .map(|(topic, partition)| {
                 let key = RecordKey::Offset {
                     group: group_id.to_string(),
@@ -323,7 +327,9 @@ impl GroupCoordinator {
     }
 
     /// OffsetDelete: `Err` for the whole request, else one code per partition. Offsets of
-    /// topics the group's members subscribe to cannot be deleted.
+    /// topics the group's members subscribe to cannot be deleted. A partition with only a
+    /// transactional commit pending gets a tombstone too: its transaction committing later
+    /// does not bring it back, in memory or on a load (the tombstone is the newer record).
     pub fn delete_offsets(
         &self,
         group_id: &str,
@@ -356,9 +362,10 @@ impl GroupCoordinator {
             }
         }
         if !deleting.is_empty() {
+            let pending_txn = g.offsets.pending_txn_partitions();
             let tombstones = deleting
                 .iter()
-                .filter(|tp| g.offsets().contains_key(*tp))
+                .filter(|tp| g.offsets().contains_key(*tp) || pending_txn.contains(*tp))
                 .map(|(topic, partition)| {
                     let key = RecordKey::Offset {
                         group: group_id.to_string(),

@@ -25,7 +25,8 @@ struct Fetched {
 
 /// Answers OffsetFetch.
 pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
-    // v7+: offsets whose commit waits for replication answer UNSTABLE_OFFSET_COMMIT.
+    // v7+: offsets whose commit waits for replication, or for the marker of its transaction
+    // (TxnOffsetCommit), answer UNSTABLE_OFFSET_COMMIT; without it the last committed value.
     let require_stable = version >= 7 && request.require_stable;
     if version >= 8 {
         let groups = request

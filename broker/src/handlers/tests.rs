@@ -315,6 +315,26 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                     ]),
             )
         }
+        ApiKey::TxnOffsetCommit => {
+            let partition = |index: i32| {
+                txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(index)
+                    .with_committed_offset(5)
+                    .with_committed_metadata(Some(s("meta")))
+            };
+            RequestKind::TxnOffsetCommit(
+                TxnOffsetCommitRequest::default()
+                    .with_transactional_id(TransactionalId(s("txo")))
+                    .with_group_id(g("txo"))
+                    .with_producer_id(ProducerId(1_000))
+                    .with_producer_epoch(0)
+                    .with_topics(vec![
+                        txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                            .with_name(t())
+                            .with_partitions(vec![partition(0), partition(9)]),
+                    ]),
+            )
+        }
         ApiKey::OffsetFetch if version >= 8 => {
             RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![
                 offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(g("oc")),
@@ -409,7 +429,7 @@ async fn every_advertised_version_answers_and_encodes() {
     broker.groups.ensure_offsets_topic().await.unwrap();
     let ids: Vec<String> = (0..=9)
         .map(|v| format!("jg-{v}"))
-        .chain(["oc".to_string(), "missing".to_string()])
+        .chain(["oc".to_string(), "missing".to_string(), "txo".to_string()])
         .collect();
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
         while ids
@@ -457,6 +477,12 @@ async fn every_advertised_version_answers_and_encodes() {
     );
     let oc = broker.groups.fetch_offsets("oc", None, false).unwrap();
     assert!(oc.is_empty(), "{oc:?}");
+    // TxnOffsetCommit's offsets wait for their transaction's marker.
+    let txo = broker
+        .groups
+        .fetch_offsets("txo", Some(vec![("t".to_string(), 0)]), true)
+        .unwrap();
+    assert_eq!(txo[0].1, crate::group::commit::FetchedOffset::Unstable);
     // The produce samples appended one batch of 3 records per Produce version.
     let produced = (13 - 3 + 1) * 3;
     assert_eq!(

@@ -29,6 +29,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
+    // v5 (transactions version 2) lets a producer skip AddOffsetsToTxn: the broker must add
+    // the group to the transaction itself, which needs the transaction coordinator.
+    (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),

@@ -91,7 +91,11 @@ async fn write_one(broker: &Broker, topic: &str, index: i32, marker: &TxnMarker)
         };
     }
     if topic == OFFSETS_TOPIC {
-        // MERGE: broker.groups.complete_transaction (the group's half) goes here.
+        broker.groups.complete_transaction(
+            index,
+            marker.producer_id,
+            marker.kind == ControlRecordType::Commit,
+        );
     }
     tracing::debug!(topic, partition = index, producer_id = marker.producer_id, kind = ?marker.kind, offset = info.last_offset, "transaction marker written");
     0

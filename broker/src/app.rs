@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::broker::{Broker, Endpoint};
+use crate::broker::{Broker, Coordinators, Endpoint};
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::controller::command::MetadataCommand;
@@ -27,6 +27,7 @@ use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::LeadershipListener;
 use crate::replica_manager::ReplicaManager;
+use crate::transactions::{TransactionCoordinator, TransactionMetrics};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,17 +110,24 @@ pub fn open(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "logs loaded"
     );
-    let producer_ids = ProducerIdManager::new();
+    let producer_ids = Arc::new(ProducerIdManager::new());
     let metrics = BrokerMetrics::new()?;
     metrics.register_log_collector(&replicas)?;
     metrics.register_replication_collector(&replicas)?;
     let groups = GroupCoordinator::new(
         config.clone(),
         replicas.clone(),
-        clock,
+        clock.clone(),
         metrics.group_rebalances.clone(),
     );
     metrics.register_group_collector(&groups, &replicas)?;
+    let transactions = TransactionCoordinator::new(
+        config.clone(),
+        replicas.clone(),
+        producer_ids.clone(),
+        clock.clone(),
+        TransactionMetrics::register(metrics.registry())?,
+    );
     metrics.register(Box::new(
         crate::admin_service::metrics::ReassignmentCollector::new(Arc::downgrade(&replicas))?,
     ))?;
@@ -134,8 +142,11 @@ pub fn open(
         meta.cluster_id.clone(),
         advertised,
         replicas,
-        producer_ids,
-        groups,
+        Coordinators {
+            producer_ids,
+            groups,
+            transactions,
+        },
         metrics,
     ));
     Ok(StartedBroker {
@@ -214,6 +225,10 @@ impl StartedBroker {
             },
         ));
         let listener: Arc<dyn LeadershipListener> = broker.groups.clone();
+        broker
+            .replicas
+            .add_leadership_listener(Arc::downgrade(&listener));
+        let listener: Arc<dyn LeadershipListener> = broker.transactions.clone();
         broker
             .replicas
             .add_leadership_listener(Arc::downgrade(&listener));
@@ -442,6 +457,17 @@ fn spawn_background_jobs(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()
             groups.tick();
         }
     });
+    let transactions = broker.transactions.clone();
+    let abort_interval =
+        Duration::from_millis(config.transaction_abort_interval_ms().max(1) as u64);
+    let transaction_timeouts = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(abort_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            transactions.abort_timed_out().await;
+        }
+    });
     let replicas = broker.replicas.clone();
     let lag_check =
         (config.duration_ms("replica.lag.time.max.ms") / 2).max(Duration::from_millis(50));
@@ -455,6 +481,7 @@ fn spawn_background_jobs(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()
     });
     vec![
         group_timers,
+        transaction_timeouts,
         isr_shrinks,
         every(config.offsets_retention_check_interval_ms(), |b| {
             b.groups.expire_offsets()

@@ -10,6 +10,7 @@ use crate::group::GroupCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
+use crate::transactions::TransactionCoordinator;
 
 /// Host and port clients are told to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,17 @@ pub struct Endpoint {
     pub host: String,
     /// TCP port.
     pub port: u16,
+}
+
+/// The coordinators a broker serves, built by the composition root.
+#[derive(Debug)]
+pub struct Coordinators {
+    /// Producer ids.
+    pub producer_ids: Arc<ProducerIdManager>,
+    /// Consumer groups.
+    pub groups: Arc<GroupCoordinator>,
+    /// Transactions.
+    pub transactions: Arc<TransactionCoordinator>,
 }
 
 /// One broker's shared state. Cheap to share behind an `Arc`; every field is thread-safe.
@@ -31,10 +43,12 @@ pub struct Broker {
     pub advertised: Endpoint,
     /// Hosted partitions and the topic catalogue.
     pub replicas: Arc<ReplicaManager>,
-    /// Producer id allocation for InitProducerId.
-    pub producer_ids: ProducerIdManager,
+    /// Producer id allocation for InitProducerId (shared with the transaction coordinator).
+    pub producer_ids: Arc<ProducerIdManager>,
     /// The group coordinator (consumer groups, committed offsets).
     pub groups: Arc<GroupCoordinator>,
+    /// The transaction coordinator (transactional ids, `__transaction_state`).
+    pub transactions: Arc<TransactionCoordinator>,
     /// Prometheus metrics.
     pub metrics: BrokerMetrics,
     ready: AtomicBool,
@@ -47,8 +61,7 @@ impl Broker {
         cluster_id: String,
         advertised: Endpoint,
         replicas: Arc<ReplicaManager>,
-        producer_ids: ProducerIdManager,
-        groups: Arc<GroupCoordinator>,
+        coordinators: Coordinators,
         metrics: BrokerMetrics,
     ) -> Self {
         Self {
@@ -56,8 +69,9 @@ impl Broker {
             meta_cluster_id: cluster_id,
             advertised,
             replicas,
-            producer_ids,
-            groups,
+            producer_ids: coordinators.producer_ids,
+            groups: coordinators.groups,
+            transactions: coordinators.transactions,
             metrics,
             ready: AtomicBool::new(false),
         }

@@ -52,6 +52,7 @@ pub mod server;
 pub mod telemetry;
 #[cfg(test)]
 pub mod test_support;
+pub mod transactions;
 pub mod volume_metrics;
 
 /// Waits (polling every few ms, up to 20 s) until `done` holds; for unit tests.

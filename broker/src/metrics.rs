@@ -133,6 +133,11 @@ impl BrokerMetrics {
         })
     }
 
+    /// The registry, for the composition root to register the metrics of the layers above.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Adds consumer group lag and group counts by state, computed at each scrape.
     pub fn register_group_collector(
         &self,

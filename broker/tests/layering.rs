@@ -34,7 +34,7 @@ const LAYERS: &[&[&str]] = &[
         "cleaner_metrics",
     ],
     // Coordinators.
-    &["group", "producer_ids"],
+    &["group", "transactions", "producer_ids"],
     // Unit-test fixtures (a replica manager over a one-node controller).
     &["test_support"],
     &["replica_manager", "legacy_catalogue"],

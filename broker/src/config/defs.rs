@@ -231,6 +231,28 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     // Kafka's codec ids: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
     long("offsets.topic.compression.codec", "0", 0, 4),
     long("offsets.retention.minutes", "10080", 1, I32),
+    long("transaction.state.log.num.partitions", "50", 1, 100_000),
+    long(
+        "transaction.state.log.replication.factor",
+        "3",
+        1,
+        i16::MAX as i64,
+    ),
+    long("transaction.state.log.min.isr", "2", 1, I32),
+    long(
+        "transaction.state.log.segment.bytes",
+        "104857600",
+        1024,
+        I32,
+    ),
+    long("transaction.max.timeout.ms", "900000", 1, I32),
+    long("transactional.id.expiration.ms", "604800000", 1, I32),
+    long(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+        1,
+        I32,
+    ),
     long("offsets.retention.check.interval.ms", "600000", 1, i64::MAX),
     long("offsets.commit.timeout.ms", "5000", 1, I32),
     long("offset.metadata.max.bytes", "4096", 0, I32),

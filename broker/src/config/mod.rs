@@ -233,6 +233,39 @@ impl BrokerConfig {
         self.long("offsets.topic.replication.factor") as i16
     }
 
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    pub fn transaction_state_log_num_partitions(&self) -> i32 {
+        self.long("transaction.state.log.num.partitions") as i32
+    }
+
+    /// `transaction.state.log.replication.factor` as configured (capped to the brokers
+    /// available when the topic is created).
+    pub fn transaction_state_log_replication_factor(&self) -> i16 {
+        self.long("transaction.state.log.replication.factor") as i16
+    }
+
+    /// `transaction.state.log.min.isr`: `min.insync.replicas` of `__transaction_state`
+    /// (capped to its replication factor).
+    pub fn transaction_state_log_min_isr(&self) -> i32 {
+        self.long("transaction.state.log.min.isr") as i32
+    }
+
+    /// `transaction.state.log.segment.bytes`: segment size of `__transaction_state`.
+    pub fn transaction_state_log_segment_bytes(&self) -> i64 {
+        self.long("transaction.state.log.segment.bytes")
+    }
+
+    /// `transaction.max.timeout.ms`: the largest `transaction.timeout.ms` a producer may ask.
+    pub fn transaction_max_timeout_ms(&self) -> i64 {
+        self.long("transaction.max.timeout.ms")
+    }
+
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often the
+    /// coordinator looks for transactions past their timeout.
+    pub fn transaction_abort_interval_ms(&self) -> i64 {
+        self.long("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+    }
+
     /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`.
     pub fn offsets_topic_segment_bytes(&self) -> i64 {
         self.long("offsets.topic.segment.bytes")

@@ -1,7 +1,7 @@
-//! FindCoordinator: which broker coordinates a group (one key up to v3, a batch of keys from
-//! v4). The first lookup creates `__consumer_offsets`. The coordinator of a group is the
-//! leader of its `__consumer_offsets` partition; transaction coordinators (key type 1) do not
-//! exist yet.
+//! FindCoordinator: which broker coordinates a group or a transactional id (one key up to v3,
+//! a batch of keys from v4). The coordinator of a group is the leader of its
+//! `__consumer_offsets` partition, that of a transactional id the leader of its
+//! `__transaction_state` partition; the first lookup of each kind creates the topic.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -56,13 +56,33 @@ async fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
             .with_error_code(error.code())
             .with_error_message(Some(text(message)))
     };
-    match key_type {
-        GROUP_KEY => {}
+    let (topic, partition) = match key_type {
+        GROUP_KEY => {
+            if let Err(e) = broker.groups.ensure_offsets_topic().await {
+                tracing::error!(error = %e, "creating __consumer_offsets failed");
+                return failed(
+                    key,
+                    ResponseError::CoordinatorNotAvailable,
+                    format!("creating __consumer_offsets failed: {e}"),
+                );
+            }
+            (
+                crate::group::OFFSETS_TOPIC,
+                broker.groups.partition_for(&key),
+            )
+        }
         TRANSACTION_KEY => {
-            return failed(
-                key,
-                ResponseError::CoordinatorNotAvailable,
-                "transactions are not supported by this broker".to_string(),
+            if let Err(e) = broker.transactions.ensure_topic().await {
+                tracing::error!(error = %e, "creating __transaction_state failed");
+                return failed(
+                    key,
+                    ResponseError::CoordinatorNotAvailable,
+                    format!("creating __transaction_state failed: {e}"),
+                );
+            }
+            (
+                crate::transactions::TRANSACTION_STATE_TOPIC,
+                broker.transactions.partition_for(&key),
             )
         }
         other => {
@@ -72,19 +92,10 @@ async fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
                 format!("unknown coordinator key type {other}"),
             )
         }
-    }
-    if let Err(e) = broker.groups.ensure_offsets_topic().await {
-        tracing::error!(error = %e, "creating __consumer_offsets failed");
-        return failed(
-            key,
-            ResponseError::CoordinatorNotAvailable,
-            format!("creating __consumer_offsets failed: {e}"),
-        );
-    }
+    };
     let image = broker.replicas.image();
-    let partition = broker.groups.partition_for(&key);
     let leader = image
-        .partition(crate::group::OFFSETS_TOPIC, partition)
+        .partition(topic, partition)
         .and_then(|p| image.brokers.get(&p.leader))
         .filter(|b| !b.fenced);
     match leader {
@@ -96,7 +107,7 @@ async fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
         None => failed(
             key,
             ResponseError::CoordinatorNotAvailable,
-            format!("partition {partition} of __consumer_offsets has no leader"),
+            format!("partition {partition} of {topic} has no leader"),
         ),
     }
 }

@@ -1,5 +1,7 @@
-//! InitProducerId for idempotent producers. Transactions are not supported yet, so a request
-//! with a transactional id is refused rather than half-served.
+//! InitProducerId: a producer id for an idempotent producer (from the broker's block of
+//! ids), or, with a `transactional.id`, the id and a new epoch from the transaction
+//! coordinator (which fences the previous producer of that id and aborts its open
+//! transaction).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
@@ -11,13 +13,22 @@ pub async fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProd
     let response = InitProducerIdResponse::default()
         .with_producer_id((-1).into())
         .with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
-        tracing::warn!("InitProducerId with a transactional id: transactions are not supported");
-        broker.count_error(
-            "InitProducerId",
-            ResponseError::TransactionalIdAuthorizationFailed.code(),
-        );
-        return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    if let Some(id) = &request.transactional_id {
+        let expected = (*request.producer_id >= 0 && request.producer_epoch >= 0)
+            .then_some((*request.producer_id, request.producer_epoch));
+        return match broker
+            .transactions
+            .init_producer_id(id.as_str(), request.transaction_timeout_ms, expected)
+            .await
+        {
+            Ok((producer_id, epoch)) => response
+                .with_producer_id(producer_id.into())
+                .with_producer_epoch(epoch),
+            Err(code) => {
+                broker.count_error("InitProducerId", code);
+                response.with_error_code(code)
+            }
+        };
     }
     // KIP-360: a producer that already has an id asks for a bumped epoch after a fatal error;
     // the log then accepts sequence 0 at the new epoch.

@@ -1,6 +1,8 @@
 //! One handler per Kafka API. Each takes the decoded request and returns the typed response;
 //! framing, metrics and version checks happen in [`crate::server`] and [`crate::protocol`].
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod admin;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -13,8 +15,10 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 mod fetch_wake;
 pub mod find_coordinator;
@@ -25,6 +29,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -182,6 +187,19 @@ pub async fn handle(
         }
         RequestKind::DescribeProducers(r) => {
             ResponseKind::DescribeProducers(describe_producers::handle(broker, r))
+        }
+        RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
+            add_partitions_to_txn::handle(broker, r, version).await,
+        ),
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r).await)
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r).await),
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(describe_transactions::handle(broker, r).await)
+        }
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(list_transactions::handle(broker, r).await)
         }
         // decode_request only lets through APIs listed in protocol::versions, all matched above.
         other => {

@@ -50,6 +50,10 @@ pub(super) async fn broker(dir: &std::path::Path) -> Arc<Broker> {
     broker
         .replicas
         .add_leadership_listener(Arc::downgrade(&listener));
+    let listener: Arc<dyn crate::replica_manager::LeadershipListener> = broker.transactions.clone();
+    broker
+        .replicas
+        .add_leadership_listener(Arc::downgrade(&listener));
     crate::test_support::join(&broker.replicas, &controller).await;
     broker
 }
@@ -406,6 +410,48 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
                     .with_partition_indexes(vec![0, 1, 7]),
             ]))
         }
+        ApiKey::AddPartitionsToTxn if version >= 4 => RequestKind::AddPartitionsToTxn(
+            AddPartitionsToTxnRequest::default().with_transactions(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                    .with_transactional_id(s("txn").into())
+                    .with_producer_id(1.into())
+                    .with_verify_only(true)
+                    .with_topics(vec![
+                        add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                            .with_name(t())
+                            .with_partitions(vec![0, 9]),
+                    ]),
+            ]),
+        ),
+        ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(
+            AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(s("txn").into())
+                .with_v3_and_below_producer_id(1.into())
+                .with_v3_and_below_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(t())
+                        .with_partitions(vec![0]),
+                ]),
+        ),
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(
+            AddOffsetsToTxnRequest::default()
+                .with_transactional_id(s("txn").into())
+                .with_group_id(g("oc")),
+        ),
+        ApiKey::EndTxn => RequestKind::EndTxn(
+            EndTxnRequest::default()
+                .with_transactional_id(s("txn").into())
+                .with_committed(true),
+        ),
+        ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(
+            DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![s("txn").into(), s("missing").into()]),
+        ),
+        ApiKey::ListTransactions => RequestKind::ListTransactions(
+            ListTransactionsRequest::default()
+                .with_state_filters(vec![s("Ongoing"), s("Nonsense")])
+                .with_duration_filter(if version >= 1 { 1000 } else { -1 }),
+        ),
         other => super::admin_surface_tests::sample(other, version),
     }
 }

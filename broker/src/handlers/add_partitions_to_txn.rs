@@ -1,0 +1,130 @@
+//! AddPartitionsToTxn: a transactional producer adds the partitions it is about to write to
+//! its open transaction (v0–3, one transaction); brokers verify that a partition is in a
+//! transaction (v4–5, batched, `verify_only`). Answered by the transaction coordinator.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+
+use crate::broker::Broker;
+use crate::transactions::state::TopicPartition;
+
+/// Answers AddPartitionsToTxn.
+pub async fn handle(
+    broker: &Broker,
+    request: AddPartitionsToTxnRequest,
+    version: i16,
+) -> AddPartitionsToTxnResponse {
+    if version <= 3 {
+        let results = add(
+            broker,
+            request.v3_and_below_transactional_id.as_str(),
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            &request.v3_and_below_topics,
+            false,
+        )
+        .await;
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+    }
+    let mut by_transaction = Vec::with_capacity(request.transactions.len());
+    for t in request.transactions {
+        let results = add(
+            broker,
+            t.transactional_id.as_str(),
+            t.producer_id.0,
+            t.producer_epoch,
+            &t.topics,
+            t.verify_only,
+        )
+        .await;
+        by_transaction.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(t.transactional_id)
+                .with_topic_results(results),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(by_transaction)
+}
+
+/// One transaction's partitions: their error codes, per topic.
+async fn add(
+    broker: &Broker,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    topics: &[AddPartitionsToTxnTopic],
+    verify_only: bool,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let partitions: Vec<TopicPartition> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|&p| (t.name.to_string(), p)))
+        .collect();
+    // Kafka: partitions of unknown topics fail, and then nothing is added (the others answer
+    // OPERATION_NOT_ATTEMPTED).
+    let unknown = |(topic, p): &TopicPartition| {
+        !broker
+            .replicas
+            .topic(topic)
+            .is_some_and(|t| (0..t.meta.partitions).contains(p))
+    };
+    let codes: Vec<i16> = if partitions.iter().any(unknown) {
+        partitions
+            .iter()
+            .map(|tp| {
+                if unknown(tp) {
+                    ResponseError::UnknownTopicOrPartition.code()
+                } else {
+                    ResponseError::OperationNotAttempted.code()
+                }
+            })
+            .collect()
+    } else if verify_only {
+        match broker
+            .transactions
+            .verify_partitions(transactional_id, producer_id, producer_epoch, &partitions)
+            .await
+        {
+            Ok(found) => found
+                .into_iter()
+                .map(|ok| {
+                    if ok {
+                        0
+                    } else {
+                        ResponseError::InvalidTxnState.code()
+                    }
+                })
+                .collect(),
+            Err(code) => vec![code; partitions.len()],
+        }
+    } else {
+        let code = broker
+            .transactions
+            .add_partitions(transactional_id, producer_id, producer_epoch, &partitions)
+            .await;
+        vec![code; partitions.len()]
+    };
+    let mut codes = codes.into_iter();
+    topics
+        .iter()
+        .map(|t| {
+            let results = t
+                .partitions
+                .iter()
+                .map(|&p| {
+                    let code = codes.next().unwrap_or_default();
+                    broker.count_error("AddPartitionsToTxn", code);
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(p)
+                        .with_partition_error_code(code)
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(results)
+        })
+        .collect()
+}

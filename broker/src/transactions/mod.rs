@@ -1,0 +1,21 @@
+//! The transaction coordinator: Kafka's transactions over `__transaction_state`.
+//!
+//! - [`state`]: one transactional id's state and the decisions on it, pure (a diagram there).
+//! - [`records`]: the records of `__transaction_state`, in Kafka's format.
+//! - [`coordinator`]: ownership by leadership, the one write path, loading, the timeout timer.
+//! - `markers`: WriteTxnMarkers to every partition of an ending transaction, retried until
+//!   written, then the Complete* state.
+//!
+//! The log side (control batches, the last stable offset, the aborted-transaction index,
+//! `read_committed`) is in [`crate::log`]; the group side (TxnOffsetCommit) in
+//! [`crate::group`]. docs/transactions.md tells the whole story.
+
+pub mod coordinator;
+mod markers;
+pub mod records;
+pub mod state;
+
+pub use self::coordinator::{
+    TransactionCoordinator, TransactionListing, TransactionMetrics, TRANSACTION_STATE_TOPIC,
+};
+pub use self::state::{TransactionMetadata, TxnState};

@@ -1,0 +1,404 @@
+//! One transactional id's state, and the decisions the coordinator takes on it: pure, with
+//! time passed in (Kafka's `TransactionMetadata` and `TransactionState`).
+//!
+//! ```text
+//!            InitProducerId (epoch + 1)
+//!   Empty ──────────────────────────────► Empty
+//!     │ AddPartitionsToTxn / AddOffsetsToTxn
+//!     ▼
+//!   Ongoing ──EndTxn(commit)──► PrepareCommit ──markers written──► CompleteCommit
+//!     │   └──EndTxn(abort), InitProducerId, timeout (epoch + 1)──► PrepareAbort ──► CompleteAbort
+//!     ▲                                                                              │
+//!     └──────────────── AddPartitionsToTxn (a new transaction) ◄──────────────────┘
+//! ```
+//!
+//! A decision either answers at once ([`Decision::Reply`]) or names the state to write to
+//! `__transaction_state` first ([`Decision::Write`]); the coordinator applies it to memory
+//! only once it is on the in-sync replicas.
+
+use std::collections::BTreeSet;
+
+use kafka_protocol::error::ResponseError;
+
+/// A topic partition of a transaction.
+pub type TopicPartition = (String, i32);
+
+/// Kafka's transaction states, with their ids in `__transaction_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    /// No transaction open (after InitProducerId).
+    Empty,
+    /// Partitions added: a transaction is open.
+    Ongoing,
+    /// EndTxn(commit) accepted; markers being written.
+    PrepareCommit,
+    /// EndTxn(abort), a fencing InitProducerId or a timeout; markers being written.
+    PrepareAbort,
+    /// Every COMMIT marker written.
+    CompleteCommit,
+    /// Every ABORT marker written.
+    CompleteAbort,
+    /// Expired (the id is forgotten).
+    Dead,
+    /// Kafka writes this while it bumps the epoch of a transaction it then aborts.
+    PrepareEpochFence,
+}
+
+impl TxnState {
+    /// The id Kafka stores.
+    pub fn id(self) -> i8 {
+        match self {
+            Self::Empty => 0,
+            Self::Ongoing => 1,
+            Self::PrepareCommit => 2,
+            Self::PrepareAbort => 3,
+            Self::CompleteCommit => 4,
+            Self::CompleteAbort => 5,
+            Self::Dead => 6,
+            Self::PrepareEpochFence => 7,
+        }
+    }
+
+    /// The state of a stored id.
+    pub fn from_id(id: i8) -> Option<Self> {
+        Some(match id {
+            0 => Self::Empty,
+            1 => Self::Ongoing,
+            2 => Self::PrepareCommit,
+            3 => Self::PrepareAbort,
+            4 => Self::CompleteCommit,
+            5 => Self::CompleteAbort,
+            6 => Self::Dead,
+            7 => Self::PrepareEpochFence,
+            _ => return None,
+        })
+    }
+
+    /// The name Kafka's tools print (DescribeTransactions, ListTransactions).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Empty => "Empty",
+            Self::Ongoing => "Ongoing",
+            Self::PrepareCommit => "PrepareCommit",
+            Self::PrepareAbort => "PrepareAbort",
+            Self::CompleteCommit => "CompleteCommit",
+            Self::CompleteAbort => "CompleteAbort",
+            Self::Dead => "Dead",
+            Self::PrepareEpochFence => "PrepareEpochFence",
+        }
+    }
+
+    /// Markers are being written: the transaction may not change until they are.
+    pub fn is_preparing(self) -> bool {
+        matches!(
+            self,
+            Self::PrepareCommit | Self::PrepareAbort | Self::PrepareEpochFence
+        )
+    }
+}
+
+/// What `__transaction_state` holds for one transactional id.
+///
+/// Invariant: `partitions` is empty unless the state is Ongoing or Prepare*;
+/// `start_ms` is the time the open transaction began (-1 when none is open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionMetadata {
+    /// The producer id.
+    pub producer_id: i64,
+    /// The producer epoch.
+    pub producer_epoch: i16,
+    /// `transaction.timeout.ms` of the producer.
+    pub timeout_ms: i32,
+    /// The state.
+    pub state: TxnState,
+    /// Partitions of the open (or ending) transaction.
+    pub partitions: BTreeSet<TopicPartition>,
+    /// When the open transaction began.
+    pub start_ms: i64,
+    /// Last change.
+    pub update_ms: i64,
+}
+
+/// What a request leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Answer with this error code (0: success) and change nothing.
+    Reply(i16),
+    /// Write this state; answer success once it is replicated.
+    Write(TransactionMetadata),
+}
+
+fn error(e: ResponseError) -> Decision {
+    Decision::Reply(e.code())
+}
+
+/// The largest epoch before a producer gets a new id (Kafka keeps `Short.MAX_VALUE` free).
+const MAX_EPOCH: i16 = i16::MAX - 1;
+
+impl TransactionMetadata {
+    /// A new id's first state.
+    pub fn new(producer_id: i64, timeout_ms: i32, now_ms: i64) -> Self {
+        Self {
+            producer_id,
+            producer_epoch: 0,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            start_ms: -1,
+            update_ms: now_ms,
+        }
+    }
+
+    fn check_producer(&self, producer_id: i64, producer_epoch: i16) -> Option<Decision> {
+        if producer_id != self.producer_id {
+            return Some(error(ResponseError::InvalidProducerIdMapping));
+        }
+        if producer_epoch != self.producer_epoch {
+            return Some(error(ResponseError::ProducerFenced));
+        }
+        None
+    }
+
+    /// InitProducerId for an existing id. `Err(())` when the epoch is exhausted: the caller
+    /// allocates a new producer id ([`TransactionMetadata::rotate_producer`]). An open
+    /// transaction is aborted with a bumped epoch first (the client retries on
+    /// CONCURRENT_TRANSACTIONS until the abort completes).
+    pub fn init_producer(
+        &self,
+        expected: Option<(i64, i16)>,
+        timeout_ms: i32,
+        now_ms: i64,
+    ) -> Result<Decision, ()> {
+        if self.state.is_preparing() {
+            return Ok(error(ResponseError::ConcurrentTransactions));
+        }
+        if let Some((id, epoch)) = expected {
+            // KIP-360: a producer re-initialising after an error must still be the current one.
+            if id != self.producer_id || epoch != self.producer_epoch {
+                return Ok(error(ResponseError::ProducerFenced));
+            }
+        }
+        if self.producer_epoch >= MAX_EPOCH {
+            return Err(());
+        }
+        let mut next = self.clone();
+        next.producer_epoch += 1;
+        next.update_ms = now_ms;
+        if self.state == TxnState::Ongoing {
+            next.state = TxnState::PrepareAbort;
+            return Ok(Decision::Write(next));
+        }
+        next.timeout_ms = timeout_ms;
+        next.state = TxnState::Empty;
+        next.partitions.clear();
+        next.start_ms = -1;
+        Ok(Decision::Write(next))
+    }
+
+    /// The same id with a new producer id at epoch 0 (epoch exhausted).
+    pub fn rotate_producer(&self, producer_id: i64, timeout_ms: i32, now_ms: i64) -> Decision {
+        Decision::Write(Self::new(producer_id, timeout_ms, now_ms))
+    }
+
+    /// AddPartitionsToTxn / AddOffsetsToTxn.
+    pub fn add_partitions(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+        now_ms: i64,
+    ) -> Decision {
+        if let Some(refused) = self.check_producer(producer_id, producer_epoch) {
+            return refused;
+        }
+        if self.state.is_preparing() {
+            return error(ResponseError::ConcurrentTransactions);
+        }
+        if self.state == TxnState::Dead {
+            return error(ResponseError::InvalidTxnState);
+        }
+        if self.state == TxnState::Ongoing && partitions.iter().all(|p| self.partitions.contains(p))
+        {
+            return Decision::Reply(0);
+        }
+        let mut next = self.clone();
+        if self.state != TxnState::Ongoing {
+            next.partitions.clear();
+            next.start_ms = now_ms;
+        }
+        next.state = TxnState::Ongoing;
+        next.partitions.extend(partitions.iter().cloned());
+        next.update_ms = now_ms;
+        Decision::Write(next)
+    }
+
+    /// EndTxn. A retry of an end already decided answers success (or CONCURRENT_TRANSACTIONS
+    /// while its markers are still being written).
+    pub fn end(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        now_ms: i64,
+    ) -> Decision {
+        if let Some(refused) = self.check_producer(producer_id, producer_epoch) {
+            return refused;
+        }
+        match (self.state, commit) {
+            (TxnState::Ongoing, _) => {
+                let mut next = self.clone();
+                next.state = if commit {
+                    TxnState::PrepareCommit
+                } else {
+                    TxnState::PrepareAbort
+                };
+                next.update_ms = now_ms;
+                Decision::Write(next)
+            }
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+                Decision::Reply(0)
+            }
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                error(ResponseError::ConcurrentTransactions)
+            }
+            (TxnState::PrepareEpochFence, _) => error(ResponseError::ConcurrentTransactions),
+            _ => error(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// The coordinator aborts an open transaction past its timeout, bumping the epoch so the
+    /// producer is fenced (its next request is refused with PRODUCER_FENCED).
+    pub fn expire(&self, now_ms: i64) -> Option<TransactionMetadata> {
+        let timed_out = self.state == TxnState::Ongoing
+            && now_ms.saturating_sub(self.start_ms) > i64::from(self.timeout_ms);
+        if !timed_out || self.producer_epoch >= MAX_EPOCH {
+            return None;
+        }
+        let mut next = self.clone();
+        next.producer_epoch += 1;
+        next.state = TxnState::PrepareAbort;
+        next.update_ms = now_ms;
+        Some(next)
+    }
+
+    /// The state once every marker of a Prepare* state is written.
+    pub fn complete(&self, now_ms: i64) -> Option<TransactionMetadata> {
+        let state = match self.state {
+            TxnState::PrepareCommit => TxnState::CompleteCommit,
+            TxnState::PrepareAbort => TxnState::CompleteAbort,
+            _ => return None,
+        };
+        let mut next = self.clone();
+        next.state = state;
+        next.partitions.clear();
+        next.start_ms = -1;
+        next.update_ms = now_ms;
+        Some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(topic: &str, p: i32) -> TopicPartition {
+        (topic.to_string(), p)
+    }
+
+    fn written(d: Decision) -> TransactionMetadata {
+        match d {
+            Decision::Write(m) => m,
+            other => panic!("expected a write, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_transaction_goes_from_empty_through_ongoing_to_complete() {
+        let m = TransactionMetadata::new(7, 60_000, 0);
+        let m = written(m.add_partitions(7, 0, &[tp("a", 0)], 10));
+        assert_eq!((m.state, m.start_ms), (TxnState::Ongoing, 10));
+        assert_eq!(
+            m.add_partitions(7, 0, &[tp("a", 0)], 11),
+            Decision::Reply(0)
+        );
+        let m = written(m.add_partitions(7, 0, &[tp("b", 1)], 12));
+        assert_eq!(m.partitions.len(), 2);
+        let m = written(m.end(7, 0, true, 13));
+        assert_eq!(m.state, TxnState::PrepareCommit);
+        assert_eq!(
+            m.add_partitions(7, 0, &[tp("c", 0)], 14),
+            Decision::Reply(ResponseError::ConcurrentTransactions.code())
+        );
+        let m = m.complete(15).unwrap();
+        assert_eq!(m.state, TxnState::CompleteCommit);
+        assert!(m.partitions.is_empty());
+        assert_eq!(
+            m.end(7, 0, true, 16),
+            Decision::Reply(0),
+            "a retried commit"
+        );
+        assert_eq!(
+            m.end(7, 0, false, 16),
+            Decision::Reply(ResponseError::InvalidTxnState.code())
+        );
+        let m = written(m.add_partitions(7, 0, &[tp("c", 0)], 17));
+        assert_eq!(
+            (m.state, m.start_ms, m.partitions.len()),
+            (TxnState::Ongoing, 17, 1)
+        );
+    }
+
+    #[test]
+    fn a_new_producer_fences_the_old_epoch_and_aborts_its_open_transaction() {
+        let m = TransactionMetadata::new(7, 60_000, 0);
+        let m = written(m.add_partitions(7, 0, &[tp("a", 0)], 1));
+        let fenced = written(m.init_producer(None, 60_000, 2).unwrap());
+        assert_eq!(
+            (fenced.state, fenced.producer_epoch),
+            (TxnState::PrepareAbort, 1)
+        );
+        assert_eq!(
+            fenced.init_producer(None, 60_000, 3).unwrap(),
+            Decision::Reply(ResponseError::ConcurrentTransactions.code())
+        );
+        let done = fenced.complete(4).unwrap();
+        let next = written(done.init_producer(None, 30_000, 5).unwrap());
+        assert_eq!(
+            (next.state, next.producer_epoch, next.timeout_ms),
+            (TxnState::Empty, 2, 30_000)
+        );
+        assert_eq!(
+            next.add_partitions(7, 0, &[tp("a", 0)], 6),
+            Decision::Reply(ResponseError::ProducerFenced.code()),
+            "the zombie's epoch"
+        );
+        assert_eq!(
+            next.end(8, 2, true, 6),
+            Decision::Reply(ResponseError::InvalidProducerIdMapping.code())
+        );
+        assert_eq!(
+            next.init_producer(Some((7, 1)), 60_000, 7).unwrap(),
+            Decision::Reply(ResponseError::ProducerFenced.code())
+        );
+    }
+
+    #[test]
+    fn timeouts_abort_with_a_bumped_epoch_and_exhausted_epochs_rotate_the_id() {
+        let m = TransactionMetadata::new(7, 1_000, 0);
+        let m = written(m.add_partitions(7, 0, &[tp("a", 0)], 100));
+        assert!(m.expire(1_100).is_none());
+        let aborted = m.expire(1_101).unwrap();
+        assert_eq!(
+            (aborted.state, aborted.producer_epoch),
+            (TxnState::PrepareAbort, 1)
+        );
+        let mut old = TransactionMetadata::new(7, 1_000, 0);
+        old.producer_epoch = MAX_EPOCH;
+        assert!(old.init_producer(None, 1_000, 1).is_err());
+        let rotated = written(old.rotate_producer(9, 1_000, 1));
+        assert_eq!((rotated.producer_id, rotated.producer_epoch), (9, 0));
+        for id in 0..8 {
+            assert_eq!(TxnState::from_id(id).unwrap().id(), id);
+        }
+    }
+}

@@ -339,13 +339,17 @@ impl TransactionCoordinator {
                 ))
             }
             Some(current) => match current.init_producer(expected, timeout_ms, now) {
-                Ok(d) => d,
-                Err(()) => current.rotate_producer(self.new_producer_id().await?, timeout_ms, now),
+                Decision::NewProducerId => {
+                    current.rotate_producer(self.new_producer_id().await?, timeout_ms, now)
+                }
+                d => d,
             },
         };
         match decision {
-            Decision::Reply(0) => unreachable!("InitProducerId always writes"),
-            Decision::Reply(code) => Err(code),
+            Decision::Reply(code) if code != 0 => Err(code),
+            Decision::Reply(_) | Decision::NewProducerId => {
+                Err(ResponseError::UnknownServerError.code())
+            }
             Decision::Write(next) => {
                 let fencing = next.state == TxnState::PrepareAbort;
                 let ids = (next.producer_id, next.producer_epoch);
@@ -389,6 +393,7 @@ impl TransactionCoordinator {
         };
         match current.add_partitions(producer_id, producer_epoch, partitions, self.now_ms()) {
             Decision::Reply(code) => code,
+            Decision::NewProducerId => ResponseError::UnknownServerError.code(),
             Decision::Write(next) => {
                 match self
                     .apply(transactional_id, &mut entry, next, coordinator_epoch)
@@ -449,6 +454,7 @@ impl TransactionCoordinator {
         };
         match current.end(producer_id, producer_epoch, commit, self.now_ms()) {
             Decision::Reply(code) => code,
+            Decision::NewProducerId => ResponseError::UnknownServerError.code(),
             Decision::Write(next) => {
                 match self
                     .apply(transactional_id, &mut entry, next, coordinator_epoch)

@@ -126,6 +126,9 @@ pub enum Decision {
     Reply(i16),
     /// Write this state; answer success once it is replicated.
     Write(TransactionMetadata),
+    /// The epoch is exhausted: allocate a new producer id and write
+    /// [`TransactionMetadata::rotate_producer`].
+    NewProducerId,
 }
 
 fn error(e: ResponseError) -> Decision {
@@ -159,8 +162,8 @@ impl TransactionMetadata {
         None
     }
 
-    /// InitProducerId for an existing id. `Err(())` when the epoch is exhausted: the caller
-    /// allocates a new producer id ([`TransactionMetadata::rotate_producer`]). An open
+    /// InitProducerId for an existing id ([`Decision::NewProducerId`] when the epoch is
+    /// exhausted). An open
     /// transaction is aborted with a bumped epoch first (the client retries on
     /// CONCURRENT_TRANSACTIONS until the abort completes).
     pub fn init_producer(
@@ -168,31 +171,31 @@ impl TransactionMetadata {
         expected: Option<(i64, i16)>,
         timeout_ms: i32,
         now_ms: i64,
-    ) -> Result<Decision, ()> {
+    ) -> Decision {
         if self.state.is_preparing() {
-            return Ok(error(ResponseError::ConcurrentTransactions));
+            return error(ResponseError::ConcurrentTransactions);
         }
         if let Some((id, epoch)) = expected {
             // KIP-360: a producer re-initialising after an error must still be the current one.
             if id != self.producer_id || epoch != self.producer_epoch {
-                return Ok(error(ResponseError::ProducerFenced));
+                return error(ResponseError::ProducerFenced);
             }
         }
         if self.producer_epoch >= MAX_EPOCH {
-            return Err(());
+            return Decision::NewProducerId;
         }
         let mut next = self.clone();
         next.producer_epoch += 1;
         next.update_ms = now_ms;
         if self.state == TxnState::Ongoing {
             next.state = TxnState::PrepareAbort;
-            return Ok(Decision::Write(next));
+            return Decision::Write(next);
         }
         next.timeout_ms = timeout_ms;
         next.state = TxnState::Empty;
         next.partitions.clear();
         next.start_ms = -1;
-        Ok(Decision::Write(next))
+        Decision::Write(next)
     }
 
     /// The same id with a new producer id at epoch 0 (epoch exhausted).
@@ -352,17 +355,17 @@ mod tests {
     fn a_new_producer_fences_the_old_epoch_and_aborts_its_open_transaction() {
         let m = TransactionMetadata::new(7, 60_000, 0);
         let m = written(m.add_partitions(7, 0, &[tp("a", 0)], 1));
-        let fenced = written(m.init_producer(None, 60_000, 2).unwrap());
+        let fenced = written(m.init_producer(None, 60_000, 2));
         assert_eq!(
             (fenced.state, fenced.producer_epoch),
             (TxnState::PrepareAbort, 1)
         );
         assert_eq!(
-            fenced.init_producer(None, 60_000, 3).unwrap(),
+            fenced.init_producer(None, 60_000, 3),
             Decision::Reply(ResponseError::ConcurrentTransactions.code())
         );
         let done = fenced.complete(4).unwrap();
-        let next = written(done.init_producer(None, 30_000, 5).unwrap());
+        let next = written(done.init_producer(None, 30_000, 5));
         assert_eq!(
             (next.state, next.producer_epoch, next.timeout_ms),
             (TxnState::Empty, 2, 30_000)
@@ -377,7 +380,7 @@ mod tests {
             Decision::Reply(ResponseError::InvalidProducerIdMapping.code())
         );
         assert_eq!(
-            next.init_producer(Some((7, 1)), 60_000, 7).unwrap(),
+            next.init_producer(Some((7, 1)), 60_000, 7),
             Decision::Reply(ResponseError::ProducerFenced.code())
         );
     }
@@ -394,7 +397,7 @@ mod tests {
         );
         let mut old = TransactionMetadata::new(7, 1_000, 0);
         old.producer_epoch = MAX_EPOCH;
-        assert!(old.init_producer(None, 1_000, 1).is_err());
+        assert_eq!(old.init_producer(None, 1_000, 1), Decision::NewProducerId);
         let rotated = written(old.rotate_producer(9, 1_000, 1));
         assert_eq!((rotated.producer_id, rotated.producer_epoch), (9, 0));
         for id in 0..8 {

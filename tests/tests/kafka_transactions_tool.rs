@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::Message;
 use weir_tests::kafka_tools::KafkaTools;
 use weir_tests::{clients, unique_topic, wait_until, Broker};
 

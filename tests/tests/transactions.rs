@@ -69,7 +69,7 @@ fn read_all(consumer: &BaseConsumer, topic: &str, expected: usize) -> BTreeMap<i
     consumer.assign(&tpl).unwrap();
     let mut seen: BTreeMap<i32, Vec<(i64, String)>> = BTreeMap::new();
     let mut count = 0;
-    let mut poll = |count: &mut usize, seen: &mut BTreeMap<i32, Vec<(i64, String)>>| {
+    let poll = |count: &mut usize, seen: &mut BTreeMap<i32, Vec<(i64, String)>>| {
         while let Some(m) = consumer.poll(Duration::from_millis(100)) {
             let m = m.expect("consuming");
             let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
@@ -304,6 +304,7 @@ async fn the_coordinator_aborts_a_transaction_that_outlives_its_timeout() {
     let producer: TxnProducer = clients::producer_config(&broker)
         .set("transactional.id", unique_topic("txn-id"))
         .set("transaction.timeout.ms", "2000")
+        .set("message.timeout.ms", "2000")
         .create()
         .unwrap();
     producer.init_transactions(TIMEOUT).unwrap();

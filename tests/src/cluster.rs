@@ -274,14 +274,23 @@ impl Cluster {
     /// The broker coordinating `group`, as FindCoordinator answers on a live broker; waits
     /// (up to `timeout`) for one other than `not`.
     pub fn group_coordinator(&self, group: &str, not: Option<i32>, timeout: Duration) -> i32 {
+        self.coordinator(group, 0, not, timeout)
+    }
+
+    /// The broker coordinating transactional id `id`, as [`Cluster::group_coordinator`].
+    pub fn transaction_coordinator(&self, id: &str, not: Option<i32>, timeout: Duration) -> i32 {
+        self.coordinator(id, 1, not, timeout)
+    }
+
+    fn coordinator(&self, key: &str, key_type: i8, not: Option<i32>, timeout: Duration) -> i32 {
         use kafka_protocol::messages::FindCoordinatorRequest;
         use kafka_protocol::protocol::StrBytes;
-        crate::wait_until(timeout, "a coordinator for the group", || {
+        crate::wait_until(timeout, &format!("a coordinator for {key}"), || {
             let live = self.down.iter().position(|d| !d)?;
             let mut client = RawClient::try_connect(self.brokers[live].kafka_addr()).ok()?;
             let request = FindCoordinatorRequest::default()
-                .with_key(StrBytes::from_string(group.to_string()))
-                .with_key_type(0);
+                .with_key(StrBytes::from_string(key.to_string()))
+                .with_key_type(key_type);
             let response = client.request(&request, 3).ok()?;
             (response.error_code == 0 && Some(response.node_id.0) != not)
                 .then_some(response.node_id.0)

@@ -44,6 +44,18 @@ impl App {
         state_dir: &Path,
         log: PathBuf,
     ) -> App {
+        Self::start_with(classpath, bootstrap, app_id, state_dir, log, "")
+    }
+
+    /// [`App::start`] with more Kafka Streams properties (`key=value` lines).
+    fn start_with(
+        classpath: &str,
+        bootstrap: &str,
+        app_id: &str,
+        state_dir: &Path,
+        log: PathBuf,
+        extra: &str,
+    ) -> App {
         let properties = state_dir.with_extension("properties");
         std::fs::write(
             &properties,
@@ -52,7 +64,7 @@ impl App {
                  application.id={app_id}\n\
                  state.dir={}\n\
                  commit.interval.ms=200\n\
-                 repartition.purge.interval.ms=500\n",
+                 repartition.purge.interval.ms=500\n{extra}",
                 state_dir.display()
             ),
         )
@@ -227,4 +239,85 @@ async fn word_count_is_exact_restores_from_its_changelog_and_purges_its_repartit
     );
     let all: Vec<String> = first.iter().chain(&second).cloned().collect();
     wait_for_counts(&consumer, &mut latest, &counts(&all), &app);
+}
+
+/// Exactly-once (`processing.guarantee=exactly_once_v2`) on three brokers, RF 3: the counts are
+/// exact although brokers are SIGKILLed while the application runs (each in turn, so the
+/// application's transaction coordinator and its partitions' leaders die mid-transaction),
+/// and a `read_committed` reader never sees a count above the true one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn word_count_exactly_once_v2_is_exact_while_brokers_are_killed() {
+    let Some(classpath) = streams_classpath() else {
+        return;
+    };
+    let mut cluster =
+        weir_tests::cluster::Cluster::start(3, &[("replica.lag.time.max.ms", "2000")]);
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        cluster.client_config().create().unwrap();
+    let topics: Vec<_> = [INPUT, OUTPUT]
+        .iter()
+        .map(|t| rdkafka::admin::NewTopic::new(t, 2, rdkafka::admin::TopicReplication::Fixed(3)))
+        .collect();
+    let created = admin
+        .create_topics(&topics, &clients::admin_options())
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let producer: rdkafka::producer::FutureProducer = cluster
+        .client_config()
+        .set("acks", "all")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap();
+    let batches: Vec<Vec<String>> = vec![lines(0, 400), lines(400, 800), lines(800, 1_200)];
+    let dir = tempfile::tempdir().unwrap();
+    let app_id = unique_topic("wordcount-eos");
+    let app = App::start_with(
+        &classpath,
+        &cluster.bootstrap(),
+        &app_id,
+        &dir.path().join("state"),
+        dir.path().join("app.log"),
+        "processing.guarantee=exactly_once_v2\nreplication.factor=3\n",
+    );
+    let consumer: BaseConsumer = cluster
+        .client_config()
+        .set("group.id", unique_topic("eos-reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition_offset(OUTPUT, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut latest = BTreeMap::new();
+    let mut sent: Vec<String> = Vec::new();
+    for (round, batch) in batches.iter().enumerate() {
+        if round > 0 {
+            // Kill a broker while the application processes this batch.
+            cluster.kill9(round);
+        }
+        for (p, chunk) in batch.chunks(batch.len() / 2).enumerate() {
+            assert_eq!(
+                send_all(&producer, INPUT, p as i32, chunk).await.len(),
+                chunk.len()
+            );
+        }
+        sent.extend(batch.iter().cloned());
+        wait_for_counts(&consumer, &mut latest, &counts(&sent), &app);
+        if round > 0 {
+            cluster.restart(round);
+        }
+    }
+    // It ran with transactions: their coordinators' topic exists.
+    let metadata = consumer
+        .fetch_metadata(Some("__transaction_state"), Duration::from_secs(10))
+        .expect("metadata");
+    assert!(
+        metadata.topics()[0].error().is_none() && !metadata.topics()[0].partitions().is_empty(),
+        "no __transaction_state: the application did not use transactions"
+    );
 }

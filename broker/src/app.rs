@@ -430,58 +430,68 @@ fn spawn_log_cleaners(
 /// every rebalance delay.
 const GROUP_TICK: Duration = Duration::from_millis(50);
 
+/// Runs `job` every `period` (the first time one period after the start), each run awaited
+/// before the next; a run that overruns delays the next rather than piling up.
+fn spawn_ticking<F, Fut>(period: Duration, mut job: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            job().await;
+        }
+    })
+}
+
 /// Periodic jobs (retention, time-based flush, recovery checkpoints, group timers and offset
 /// expiry); aborted at shutdown, which then closes every log itself.
 fn spawn_background_jobs(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()>> {
     let config = &broker.config;
     let every = |period_ms: u64, job: fn(&Broker)| {
         let broker = broker.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(period_ms.max(1)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let b = broker.clone();
-                // File work (unlinking segments, fsync) stays off the async workers.
+        spawn_ticking(Duration::from_millis(period_ms.max(1)), move || {
+            let b = broker.clone();
+            // File work (unlinking segments, fsync) stays off the async workers.
+            async move {
                 let _ = tokio::task::spawn_blocking(move || job(&b)).await;
             }
         })
     };
     let groups = broker.groups.clone();
-    let group_timers = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(GROUP_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            groups.tick();
-        }
+    let group_timers = spawn_ticking(GROUP_TICK, move || {
+        groups.tick();
+        std::future::ready(())
     });
     let transactions = broker.transactions.clone();
     let abort_interval =
         Duration::from_millis(config.transaction_abort_interval_ms().max(1) as u64);
-    let transaction_timeouts = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(abort_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            transactions.abort_timed_out().await;
-        }
+    let transaction_timeouts = spawn_ticking(abort_interval, move || {
+        let transactions = transactions.clone();
+        async move { transactions.abort_timed_out().await }
+    });
+    let transactions = broker.transactions.clone();
+    let expiration_interval =
+        Duration::from_millis(config.transaction_expiration_interval_ms().max(1) as u64);
+    let transactional_id_expiry = spawn_ticking(expiration_interval, move || {
+        let transactions = transactions.clone();
+        async move { transactions.expire_transactional_ids().await }
     });
     let replicas = broker.replicas.clone();
     let lag_check =
         (config.duration_ms("replica.lag.time.max.ms") / 2).max(Duration::from_millis(50));
-    let isr_shrinks = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(lag_check);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            replicas.shrink_lagging_isrs().await;
-        }
+    let isr_shrinks = spawn_ticking(lag_check, move || {
+        let replicas = replicas.clone();
+        async move { replicas.shrink_lagging_isrs().await }
     });
     vec![
         group_timers,
         transaction_timeouts,
+        transactional_id_expiry,
         isr_shrinks,
         every(config.offsets_retention_check_interval_ms(), |b| {
             b.groups.expire_offsets()

@@ -248,6 +248,12 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     long("transaction.max.timeout.ms", "900000", 1, I32),
     long("transactional.id.expiration.ms", "604800000", 1, I32),
     long(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "3600000",
+        1,
+        I32,
+    ),
+    long(
         "transaction.abort.timed.out.transaction.cleanup.interval.ms",
         "10000",
         1,

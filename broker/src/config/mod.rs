@@ -266,6 +266,17 @@ impl BrokerConfig {
         self.long("transaction.abort.timed.out.transaction.cleanup.interval.ms")
     }
 
+    /// `transactional.id.expiration.ms`: how long an idle transactional id is remembered.
+    pub fn transactional_id_expiration_ms(&self) -> i64 {
+        self.long("transactional.id.expiration.ms")
+    }
+
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often idle
+    /// transactional ids are looked for.
+    pub fn transaction_expiration_interval_ms(&self) -> i64 {
+        self.long("transaction.remove.expired.transaction.cleanup.interval.ms")
+    }
+
     /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`.
     pub fn offsets_topic_segment_bytes(&self) -> i64 {
         self.long("offsets.topic.segment.bytes")

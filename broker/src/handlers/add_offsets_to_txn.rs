@@ -8,7 +8,11 @@ use crate::broker::Broker;
 use crate::group::OFFSETS_TOPIC;
 
 /// Answers AddOffsetsToTxn.
-pub async fn handle(broker: &Broker, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+pub async fn handle(
+    broker: &Broker,
+    request: AddOffsetsToTxnRequest,
+    version: i16,
+) -> AddOffsetsToTxnResponse {
     let partition = (
         OFFSETS_TOPIC.to_string(),
         broker.groups.partition_for(&request.group_id),
@@ -22,6 +26,7 @@ pub async fn handle(broker: &Broker, request: AddOffsetsToTxnRequest) -> AddOffs
             &[partition],
         )
         .await;
+    let code = super::fenced_for(code, version, 2);
     broker.count_error("AddOffsetsToTxn", code);
     AddOffsetsToTxnResponse::default().with_error_code(code)
 }

@@ -26,6 +26,7 @@ pub async fn handle(
             request.v3_and_below_producer_epoch,
             &request.v3_and_below_topics,
             false,
+            version,
         )
         .await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
@@ -39,6 +40,7 @@ pub async fn handle(
             t.producer_epoch,
             &t.topics,
             t.verify_only,
+            version,
         )
         .await;
         by_transaction.push(
@@ -58,6 +60,7 @@ async fn add(
     producer_epoch: i16,
     topics: &[AddPartitionsToTxnTopic],
     verify_only: bool,
+    version: i16,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let partitions: Vec<TopicPartition> = topics
         .iter()
@@ -115,7 +118,7 @@ async fn add(
                 .partitions
                 .iter()
                 .map(|&p| {
-                    let code = codes.next().unwrap_or_default();
+                    let code = super::fenced_for(codes.next().unwrap_or_default(), version, 2);
                     broker.count_error("AddPartitionsToTxn", code);
                     AddPartitionsToTxnPartitionResult::default()
                         .with_partition_index(p)

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 use crate::broker::Broker;
 
 /// Answers EndTxn.
-pub async fn handle(broker: &Broker, request: EndTxnRequest) -> EndTxnResponse {
+pub async fn handle(broker: &Broker, request: EndTxnRequest, version: i16) -> EndTxnResponse {
     let code = broker
         .transactions
         .end_txn(
@@ -17,6 +17,7 @@ pub async fn handle(broker: &Broker, request: EndTxnRequest) -> EndTxnResponse {
             request.committed,
         )
         .await;
+    let code = super::fenced_for(code, version, 2);
     broker.count_error("EndTxn", code);
     EndTxnResponse::default().with_error_code(code)
 }

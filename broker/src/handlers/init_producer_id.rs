@@ -9,7 +9,11 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::broker::Broker;
 
 /// Answers InitProducerId.
-pub async fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    broker: &Broker,
+    request: InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id((-1).into())
         .with_producer_epoch(-1);
@@ -25,6 +29,7 @@ pub async fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProd
                 .with_producer_id(producer_id.into())
                 .with_producer_epoch(epoch),
             Err(code) => {
+                let code = super::fenced_for(code, version, 4);
                 broker.count_error("InitProducerId", code);
                 response.with_error_code(code)
             }

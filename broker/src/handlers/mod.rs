@@ -116,7 +116,7 @@ pub async fn handle(
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, r))
         }
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(broker, r).await)
+            ResponseKind::InitProducerId(init_producer_id::handle(broker, r, version).await)
         }
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, version).await)
@@ -192,9 +192,9 @@ pub async fn handle(
             add_partitions_to_txn::handle(broker, r, version).await,
         ),
         RequestKind::AddOffsetsToTxn(r) => {
-            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r).await)
+            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r, version).await)
         }
-        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r).await),
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r, version).await),
         RequestKind::DescribeTransactions(r) => {
             ResponseKind::DescribeTransactions(describe_transactions::handle(broker, r).await)
         }
@@ -216,6 +216,17 @@ pub fn config_overrides<'a>(
     pairs
         .filter_map(|(name, value)| value.map(|v| (name.to_string(), v.to_string())))
         .collect()
+}
+
+/// PRODUCER_FENCED (KIP-588) for clients that know it (from `since` on), INVALID_PRODUCER_EPOCH
+/// for older ones, as Kafka answers them.
+pub fn fenced_for(code: i16, version: i16, since: i16) -> i16 {
+    use kafka_protocol::error::ResponseError;
+    if code == ResponseError::ProducerFenced.code() && version < since {
+        ResponseError::InvalidProducerEpoch.code()
+    } else {
+        code
+    }
 }
 
 /// An owned string for a response field.

@@ -239,7 +239,7 @@ impl TransactionCoordinator {
         &self,
         transactional_id: &str,
         partition: i32,
-        metadata: &TransactionMetadata,
+        metadata: Option<&TransactionMetadata>,
     ) -> Result<(), i16> {
         let Some(log) = self.replicas.partition(TRANSACTION_STATE_TOPIC, partition) else {
             return Err(ResponseError::NotCoordinator.code());
@@ -256,7 +256,7 @@ impl TransactionCoordinator {
             sequence: -1,
             timestamp: self.now_ms(),
             key: Some(encode_key(transactional_id)),
-            value: Some(encode_value(metadata)),
+            value: metadata.map(encode_value),
             headers: IndexMap::new(),
         };
         let mut batch = BytesMut::new();
@@ -286,9 +286,9 @@ impl TransactionCoordinator {
         transactional_id: &str,
         entry: &mut Entry,
         next: TransactionMetadata,
-        coordinator_epoch: i32,
     ) -> Result<(), i16> {
-        self.write(transactional_id, entry.partition, &next).await?;
+        self.write(transactional_id, entry.partition, Some(&next))
+            .await?;
         let was_ongoing = entry
             .metadata
             .as_ref()
@@ -302,12 +302,7 @@ impl TransactionCoordinator {
         let preparing = next.state.is_preparing();
         entry.metadata = Some(next.clone());
         if preparing {
-            self.send_markers(
-                transactional_id.to_string(),
-                entry.partition,
-                coordinator_epoch,
-                next,
-            );
+            self.send_markers(transactional_id.to_string(), entry.partition, next);
         }
         Ok(())
     }
@@ -322,7 +317,7 @@ impl TransactionCoordinator {
         if timeout_ms <= 0 || i64::from(timeout_ms) > self.config.transaction_max_timeout_ms() {
             return Err(ResponseError::InvalidTransactionTimeout.code());
         }
-        let (partition, coordinator_epoch) = self.check_coordinator(transactional_id)?;
+        let (partition, _) = self.check_coordinator(transactional_id)?;
         let entry = self.entry(transactional_id, partition);
         let mut entry = entry.lock().await;
         let now = self.now_ms();
@@ -353,8 +348,7 @@ impl TransactionCoordinator {
             Decision::Write(next) => {
                 let fencing = next.state == TxnState::PrepareAbort;
                 let ids = (next.producer_id, next.producer_epoch);
-                self.apply(transactional_id, &mut entry, next, coordinator_epoch)
-                    .await?;
+                self.apply(transactional_id, &mut entry, next).await?;
                 if fencing {
                     // The open transaction is being aborted: the client retries.
                     return Err(ResponseError::ConcurrentTransactions.code());
@@ -382,7 +376,7 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         partitions: &[TopicPartition],
     ) -> i16 {
-        let (partition, coordinator_epoch) = match self.check_coordinator(transactional_id) {
+        let (partition, _) = match self.check_coordinator(transactional_id) {
             Ok(p) => p,
             Err(code) => return code,
         };
@@ -394,15 +388,10 @@ impl TransactionCoordinator {
         match current.add_partitions(producer_id, producer_epoch, partitions, self.now_ms()) {
             Decision::Reply(code) => code,
             Decision::NewProducerId => ResponseError::UnknownServerError.code(),
-            Decision::Write(next) => {
-                match self
-                    .apply(transactional_id, &mut entry, next, coordinator_epoch)
-                    .await
-                {
-                    Ok(()) => 0,
-                    Err(code) => code,
-                }
-            }
+            Decision::Write(next) => match self.apply(transactional_id, &mut entry, next).await {
+                Ok(()) => 0,
+                Err(code) => code,
+            },
         }
     }
 
@@ -443,7 +432,7 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         commit: bool,
     ) -> i16 {
-        let (partition, coordinator_epoch) = match self.check_coordinator(transactional_id) {
+        let (partition, _) = match self.check_coordinator(transactional_id) {
             Ok(p) => p,
             Err(code) => return code,
         };
@@ -455,15 +444,10 @@ impl TransactionCoordinator {
         match current.end(producer_id, producer_epoch, commit, self.now_ms()) {
             Decision::Reply(code) => code,
             Decision::NewProducerId => ResponseError::UnknownServerError.code(),
-            Decision::Write(next) => {
-                match self
-                    .apply(transactional_id, &mut entry, next, coordinator_epoch)
-                    .await
-                {
-                    Ok(()) => 0,
-                    Err(code) => code,
-                }
-            }
+            Decision::Write(next) => match self.apply(transactional_id, &mut entry, next).await {
+                Ok(()) => 0,
+                Err(code) => code,
+            },
         }
     }
 
@@ -474,19 +458,15 @@ impl TransactionCoordinator {
             return;
         };
         let mut entry = entry.lock().await;
-        let Ok((_, coordinator_epoch)) = self.check_coordinator(transactional_id) else {
+        if self.check_coordinator(transactional_id).is_err() {
             return;
-        };
+        }
         let same = entry.metadata.as_ref() == Some(written);
         let Some(next) = same.then(|| written.complete(self.now_ms())).flatten() else {
             return;
         };
         let committed = next.state == TxnState::CompleteCommit;
-        if self
-            .apply(transactional_id, &mut entry, next, coordinator_epoch)
-            .await
-            .is_ok()
-        {
+        if self.apply(transactional_id, &mut entry, next).await.is_ok() {
             if committed {
                 self.metrics.commits.inc();
             } else {
@@ -543,21 +523,51 @@ impl TransactionCoordinator {
             .map(|(id, e)| (id.clone(), e.clone()))
             .collect();
         for (id, entry) in ids {
-            let Ok((_, coordinator_epoch)) = self.check_coordinator(&id) else {
+            if self.check_coordinator(&id).is_err() {
                 continue;
-            };
+            }
             let mut entry = entry.lock().await;
             let Some(next) = entry.metadata.as_ref().and_then(|m| m.expire(now)) else {
                 continue;
             };
             tracing::info!(transactional_id = %id, producer_id = next.producer_id, "aborting a transaction past its timeout");
-            if self
-                .apply(&id, &mut entry, next, coordinator_epoch)
-                .await
-                .is_ok()
-            {
+            if self.apply(&id, &mut entry, next).await.is_ok() {
                 self.metrics.timeouts.inc();
             }
+        }
+    }
+
+    /// Forgets the ids whose producers have been idle longer than
+    /// `transactional.id.expiration.ms` with no transaction open (Kafka's
+    /// `removeExpiredTransactionalIds`): a tombstone in `__transaction_state`, then out of
+    /// memory. A producer coming back later gets a new producer id.
+    pub async fn expire_transactional_ids(&self) {
+        let now = self.now_ms();
+        let expiration = self.config.transactional_id_expiration_ms();
+        let ids: Vec<(String, Arc<Mutex<Entry>>)> = self
+            .ids
+            .read()
+            .iter()
+            .map(|(id, e)| (id.clone(), e.clone()))
+            .collect();
+        for (id, entry) in ids {
+            if self.check_coordinator(&id).is_err() {
+                continue;
+            }
+            let mut entry = entry.lock().await;
+            let idle = entry.metadata.as_ref().is_some_and(|m| {
+                matches!(
+                    m.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && now.saturating_sub(m.update_ms) > expiration
+            });
+            if !idle || self.write(&id, entry.partition, None).await.is_err() {
+                continue;
+            }
+            entry.metadata = None;
+            drop(entry);
+            tracing::info!(transactional_id = %id, "transactional id expired");
+            self.ids.write().remove(&id);
         }
     }
 
@@ -600,7 +610,7 @@ impl TransactionCoordinator {
         );
         let _guard = runtime.enter();
         for (id, metadata) in ending {
-            self.send_markers(id, partition, leader_epoch, metadata);
+            self.send_markers(id, partition, metadata);
         }
     }
 

@@ -33,7 +33,6 @@ impl TransactionCoordinator {
         &self,
         transactional_id: String,
         partition: i32,
-        coordinator_epoch: i32,
         metadata: TransactionMetadata,
     ) {
         let Some(me) = self.me.upgrade() else {
@@ -47,10 +46,16 @@ impl TransactionCoordinator {
             let commit = metadata.state == TxnState::PrepareCommit;
             let mut remaining: Vec<TopicPartition> = metadata.partitions.iter().cloned().collect();
             loop {
-                if me.check_coordinator(&transactional_id) != Ok((partition, coordinator_epoch)) {
-                    tracing::info!(%transactional_id, "no longer the coordinator: its successor writes the markers");
-                    return;
-                }
+                // A new leader epoch of the same leadership carries on with the new epoch (it
+                // loads nothing, so nothing else would finish this transaction); another
+                // broker's leadership writes the markers itself.
+                let coordinator_epoch = match me.check_coordinator(&transactional_id) {
+                    Ok((p, epoch)) if p == partition => epoch,
+                    _ => {
+                        tracing::info!(%transactional_id, "no longer the coordinator: its successor writes the markers");
+                        return;
+                    }
+                };
                 remaining = me
                     .write_markers_once(&metadata, commit, coordinator_epoch, remaining)
                     .await;

@@ -19,3 +19,7 @@ pub use self::coordinator::{
     TransactionCoordinator, TransactionListing, TransactionMetrics, TRANSACTION_STATE_TOPIC,
 };
 pub use self::state::{TransactionMetadata, TxnState};
+
+#[cfg(test)]
+#[path = "coordinator_tests.rs"]
+mod coordinator_tests;

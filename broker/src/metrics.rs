@@ -230,8 +230,8 @@ impl LogCollector {
     }
 }
 
-impl Collector for LogCollector {
-    fn desc(&self) -> Vec<&Desc> {
+impl LogCollector {
+    fn gauges(&self) -> [&prometheus::IntGaugeVec; 5] {
         [
             &self.size,
             &self.end,
@@ -239,19 +239,16 @@ impl Collector for LogCollector {
             &self.segments,
             &self.lso_lag,
         ]
-        .into_iter()
-        .flat_map(|g| g.desc())
-        .collect()
+    }
+}
+
+impl Collector for LogCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauges().into_iter().flat_map(|g| g.desc()).collect()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        for g in [
-            &self.size,
-            &self.end,
-            &self.start,
-            &self.segments,
-            &self.lso_lag,
-        ] {
+        for g in self.gauges() {
             g.reset();
         }
         if let Some(replicas) = self.replicas.upgrade() {
@@ -278,16 +275,10 @@ impl Collector for LogCollector {
                 }
             }
         }
-        [
-            &self.size,
-            &self.end,
-            &self.start,
-            &self.segments,
-            &self.lso_lag,
-        ]
-        .into_iter()
-        .flat_map(|g| g.collect())
-        .collect()
+        self.gauges()
+            .into_iter()
+            .flat_map(|g| g.collect())
+            .collect()
     }
 }
 

@@ -128,6 +128,30 @@ pub fn wait_for_partitions(broker: &Broker, topic: &str, partitions: i32) {
     )
 }
 
+/// Sends `values` (each its own key and value) round-robin over `partitions` partitions of
+/// `topic` (value `i` to partition `i % partitions`) and flushes: all acknowledged, or a panic.
+/// For transactional producers, whose records must be delivered before the commit.
+pub fn send_round_robin(
+    producer: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    topic: &str,
+    partitions: i32,
+    values: &[String],
+) {
+    use rdkafka::producer::{BaseRecord, Producer};
+    for (i, value) in values.iter().enumerate() {
+        producer
+            .send(
+                BaseRecord::<str, str>::to(topic)
+                    .partition(i as i32 % partitions)
+                    .key(value)
+                    .payload(value),
+            )
+            .map_err(|(e, _)| e)
+            .expect("enqueueing");
+    }
+    producer.flush(CLIENT_TIMEOUT).expect("flushing");
+}
+
 /// Produces one record and waits for its acknowledgement; returns (partition, offset).
 pub async fn produce_one(
     producer: &FutureProducer,

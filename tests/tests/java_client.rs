@@ -35,17 +35,18 @@ fn java_client_classpath() -> Option<String> {
     None
 }
 
-#[test]
-fn java_client_produces_and_consumes() {
+/// Runs `tests/java/<program>` against a fresh broker and topic; what it printed, after
+/// checking it succeeded and printed `expected`.
+fn run_java(program: &str, topic_prefix: &str, expected: &str) {
     let Some(classpath) = java_client_classpath() else {
         return;
     };
     let broker = Broker::start_default();
-    let topic = unique_topic("java");
+    let topic = unique_topic(topic_prefix);
     let output = Command::new("java")
         .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
         .args(["-cp", &classpath])
-        .arg(workspace_root().join("tests/java/ClientSmoke.java"))
+        .arg(workspace_root().join("tests/java").join(program))
         .arg(broker.bootstrap())
         .arg(&topic)
         .output()
@@ -54,37 +55,24 @@ fn java_client_produces_and_consumes() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the Java client failed:\n{stdout}\n{stderr}"
+        "{program} failed:\n{stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("java client OK: 1000 records, committed 1000"),
+        stdout.contains(expected),
         "unexpected output:\n{stdout}\n{stderr}"
     );
 }
 
 #[test]
+fn java_client_produces_and_consumes() {
+    run_java(
+        "ClientSmoke.java",
+        "java",
+        "java client OK: 1000 records, committed 1000",
+    );
+}
+
+#[test]
 fn java_client_transactions_commit_abort_send_offsets_and_fence() {
-    let Some(classpath) = java_client_classpath() else {
-        return;
-    };
-    let broker = Broker::start_default();
-    let topic = unique_topic("java-txn");
-    let output = Command::new("java")
-        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
-        .args(["-cp", &classpath])
-        .arg(workspace_root().join("tests/java/TxnSmoke.java"))
-        .arg(broker.bootstrap())
-        .arg(&topic)
-        .output()
-        .expect("running java");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the Java client's transactions failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("java transactions OK"),
-        "unexpected output:\n{stdout}\n{stderr}"
-    );
+    run_java("TxnSmoke.java", "java-txn", "java transactions OK");
 }

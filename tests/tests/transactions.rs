@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use weir_tests::{clients, unique_topic, wait_until, Broker, BrokerOptions};
 
@@ -30,20 +30,8 @@ fn transactional_producer(broker: &Broker, transactional_id: &str) -> TxnProduce
     producer
 }
 
-/// Sends `values` round-robin over the topic's partitions (value `i` to partition `i % 3`).
-fn send(producer: &TxnProducer, topic: &str, values: &[String]) {
-    for (i, value) in values.iter().enumerate() {
-        producer
-            .send(
-                BaseRecord::<str, str>::to(topic)
-                    .partition(i as i32 % PARTITIONS)
-                    .key(value)
-                    .payload(value),
-            )
-            .map_err(|(e, _)| e)
-            .expect("enqueueing");
-    }
-    producer.flush(TIMEOUT).expect("flushing");
+fn send(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, values: &[String]) {
+    clients::send_round_robin(producer, topic, PARTITIONS, values);
 }
 
 fn values(tag: &str, n: usize) -> Vec<String> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use weir_tests::cluster::Cluster;
 use weir_tests::{clients, unique_topic, wait_until};
@@ -20,18 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const PARTITIONS: i32 = 3;
 
 fn send(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, values: &[String]) {
-    for (i, value) in values.iter().enumerate() {
-        producer
-            .send(
-                BaseRecord::<str, str>::to(topic)
-                    .partition(i as i32 % PARTITIONS)
-                    .key(value)
-                    .payload(value),
-            )
-            .map_err(|(e, _)| e)
-            .expect("enqueueing");
-    }
-    producer.flush(TIMEOUT).expect("flushing");
+    clients::send_round_robin(producer, topic, PARTITIONS, values);
 }
 
 fn values(tag: &str, n: usize) -> Vec<String> {
@@ -85,10 +74,13 @@ async fn a_commit_survives_a_paused_leader_and_a_killed_coordinator() {
     producer.begin_transaction().unwrap();
     send(&producer, &topic, &second);
     let coordinator = cluster.transaction_coordinator(&id, None, TIMEOUT);
-    let paused = (0..PARTITIONS)
-        .filter_map(|p| cluster.partition(&topic, p).map(|v| v.leader))
-        .find(|&leader| leader != coordinator)
-        .expect("a data leader other than the coordinator (three partitions, three brokers)");
+    // Placement spreads the three partitions' leaders over the three brokers; a metadata
+    // answer may miss a partition now and then, so ask until one shows another leader.
+    let paused = wait_until(TIMEOUT, "a data leader other than the coordinator", || {
+        (0..PARTITIONS)
+            .filter_map(|p| cluster.partition(&topic, p).map(|v| v.leader))
+            .find(|&leader| leader >= 0 && leader != coordinator)
+    });
     cluster.pause(paused as usize);
     producer
         .commit_transaction(TIMEOUT)

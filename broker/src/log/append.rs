@@ -47,19 +47,12 @@ impl Log {
             TimestampType::LogAppendTime => now,
             TimestampType::CreateTime => NO_TIMESTAMP,
         };
-        let mut next_offset = self.log_end_offset();
-        let mut position = 0;
-        while position < buf.len() {
-            let size = RecordBatchHeader::parse(&buf[position..], position as u64)?.total_size();
-            let batch = &mut buf[position..position + size];
-            set_base_offset(batch, next_offset);
-            set_partition_leader_epoch(batch, leader_epoch);
-            if log_append_time != NO_TIMESTAMP {
-                set_log_append_time(batch, log_append_time);
-            }
-            next_offset = RecordBatchHeader::parse(batch, position as u64)?.next_offset();
-            position += size;
-        }
+        stamp_headers(
+            &mut buf,
+            self.log_end_offset(),
+            leader_epoch,
+            log_append_time,
+        )?;
         self.append_batches(&buf, log_append_time, now)
     }
 
@@ -74,17 +67,12 @@ impl Log {
         leader_epoch: i32,
     ) -> Result<LogAppendInfo, LogError> {
         self.ensure_open()?;
-        let now = self.clock.now_ms();
-        let mut buf = records.to_vec();
-        let mut next_offset = self.log_end_offset();
-        let mut position = 0;
-        while position < buf.len() {
-            let header = RecordBatchHeader::parse(&buf[position..], position as u64)?;
-            let size = header.total_size();
-            if size > buf.len() - position || header.is_control() {
+        for item in RecordBatchIter::new(records) {
+            let (header, range) = item?;
+            if header.is_control() {
                 return Err(LogError::InvalidBatch {
-                    position: position as u64,
-                    reason: "a coordinator writes whole data batches",
+                    position: range.start as u64,
+                    reason: "a coordinator writes data batches",
                 });
             }
             if let Some(entry) = self.producer_state.producer(header.producer_id()) {
@@ -96,12 +84,10 @@ impl Log {
                     });
                 }
             }
-            let batch = &mut buf[position..position + size];
-            set_base_offset(batch, next_offset);
-            set_partition_leader_epoch(batch, leader_epoch);
-            next_offset = RecordBatchHeader::parse(batch, position as u64)?.next_offset();
-            position += size;
         }
+        let now = self.clock.now_ms();
+        let mut buf = records.to_vec();
+        stamp_headers(&mut buf, self.log_end_offset(), leader_epoch, NO_TIMESTAMP)?;
         self.append_batches(&buf, NO_TIMESTAMP, now)
     }
 
@@ -379,6 +365,35 @@ impl Log {
         }
         Ok(())
     }
+}
+
+/// The leader's header rewrite of whole batches about to be appended: base offsets from
+/// `next_offset` on, `leader_epoch`, and the broker time for LogAppendTime topics
+/// (`log_append_time`, or [`NO_TIMESTAMP`]).
+fn stamp_headers(
+    buf: &mut [u8],
+    mut next_offset: i64,
+    leader_epoch: i32,
+    log_append_time: i64,
+) -> Result<(), LogError> {
+    let mut position = 0;
+    while position < buf.len() {
+        let size = RecordBatchHeader::parse(&buf[position..], position as u64)?.total_size();
+        let batch = buf
+            .get_mut(position..position + size)
+            .ok_or(LogError::InvalidBatch {
+                position: position as u64,
+                reason: "a batch runs past the end of the request",
+            })?;
+        set_base_offset(batch, next_offset);
+        set_partition_leader_epoch(batch, leader_epoch);
+        if log_append_time != NO_TIMESTAMP {
+            set_log_append_time(batch, log_append_time);
+        }
+        next_offset = RecordBatchHeader::parse(batch, position as u64)?.next_offset();
+        position += size;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -233,6 +233,15 @@ impl TransactionCoordinator {
             .clone()
     }
 
+    /// A snapshot of every id and its entry, for the sweeps (no lock held while they run).
+    fn entries(&self) -> Vec<(String, Arc<Mutex<Entry>>)> {
+        self.ids
+            .read()
+            .iter()
+            .map(|(id, e)| (id.clone(), e.clone()))
+            .collect()
+    }
+
     /// The one write path: appends `metadata` for `transactional_id` to its partition and
     /// waits for the in-sync replicas.
     async fn write(
@@ -488,12 +497,7 @@ impl TransactionCoordinator {
 
     /// Every id this coordinator serves, with its state.
     pub async fn list(&self) -> Vec<TransactionListing> {
-        let ids: Vec<(String, Arc<Mutex<Entry>>)> = self
-            .ids
-            .read()
-            .iter()
-            .map(|(id, e)| (id.clone(), e.clone()))
-            .collect();
+        let ids = self.entries();
         let mut listings = Vec::with_capacity(ids.len());
         for (id, entry) in ids {
             if self.check_coordinator(&id).is_err() {
@@ -516,12 +520,7 @@ impl TransactionCoordinator {
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
     pub async fn abort_timed_out(&self) {
         let now = self.now_ms();
-        let ids: Vec<(String, Arc<Mutex<Entry>>)> = self
-            .ids
-            .read()
-            .iter()
-            .map(|(id, e)| (id.clone(), e.clone()))
-            .collect();
+        let ids = self.entries();
         for (id, entry) in ids {
             if self.check_coordinator(&id).is_err() {
                 continue;
@@ -544,12 +543,7 @@ impl TransactionCoordinator {
     pub async fn expire_transactional_ids(&self) {
         let now = self.now_ms();
         let expiration = self.config.transactional_id_expiration_ms();
-        let ids: Vec<(String, Arc<Mutex<Entry>>)> = self
-            .ids
-            .read()
-            .iter()
-            .map(|(id, e)| (id.clone(), e.clone()))
-            .collect();
+        let ids = self.entries();
         for (id, entry) in ids {
             if self.check_coordinator(&id).is_err() {
                 continue;

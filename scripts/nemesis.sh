@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The nemesis at length: the same harness as tests/tests/nemesis.rs (tests/src/nemesis/),
-# with more faults. Three weir-broker processes, an idempotent acks=all producer and a
-# consumer group committing synchronously, SIGKILL/SIGSTOP faults, network partitions
-# between network namespaces and a full disk (those two need root; run as root or with
-# sudo), then the checker and the report table. See docs/testing.md, "The nemesis".
+# with more faults. Three weir-broker processes, an idempotent acks=all producer, a
+# consumer group committing synchronously and a transactional consume-process-produce loop;
+# SIGKILL/SIGSTOP faults, network partitions between network namespaces and a full disk
+# (those two need root; run as root or with sudo), then the checker and the report table.
+# See docs/testing.md, "The nemesis".
 #
 #   WEIR_NEMESIS_FAULTS          faults to inject (default 200)
 #   WEIR_NEMESIS_SEED            seed of the fault schedule (default: from the clock; printed)
 #   WEIR_NEMESIS_DURATION_S      stop injecting after this many seconds (default: no limit)
 #   WEIR_NEMESIS_PARTITIONS      partitions of the workload topic (default 6)
 #   WEIR_NEMESIS_MEMBERS         consumer group members (default 3)
+#   WEIR_NEMESIS_PROCESSORS      transactional processors (default 2)
 #   WEIR_NEMESIS_ASSIGN_BOUND_S  a member must hold partitions again within this (default 60)
 #   WEIR_NEMESIS_MEMORY_LIMIT_MB peak RSS allowed per broker (default 1024)
 #   WEIR_NEMESIS_DISK_MB         size of each broker's tmpfs data directory (default 512; the

@@ -1,9 +1,10 @@
 //! The nemesis in its bounded CI form: three real brokers (each in a network namespace and on
-//! a small tmpfs when the test runs as root), an idempotent `acks=all` producer and a
-//! committing consumer group, 14 faults of every kind from a fixed seed, then the checker.
-//! Fails on any lost, duplicated or reordered record, differing replicas, a lost or
-//! backwards commit, a member not assigned again within the bound, or a broker above the
-//! memory limit. `scripts/nemesis.sh` runs the same harness at length.
+//! a small tmpfs when the test runs as root), an idempotent `acks=all` producer, a
+//! committing consumer group and a transactional consume-process-produce loop, 14 faults of
+//! every kind from a fixed seed, then the checker. Fails on any lost, duplicated or reordered
+//! record, differing replicas, a lost or backwards commit, a member not assigned again within
+//! the bound, a broker above the memory limit, or an output of the transactional loop that is
+//! not exactly once (a duplicate, a missing record, an aborted record visible). `scripts/nemesis.sh` runs the same harness at length.
 
 use weir_tests::nemesis::{Harness, Settings};
 

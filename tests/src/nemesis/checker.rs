@@ -562,10 +562,19 @@ impl Report {
         }
         Report { text, failures }
     }
+
+    /// Adds a section (the transactional loop's) with its violations.
+    pub fn add_section(&mut self, text: &str, failures: Vec<String>) {
+        self.text.push_str(text);
+        for f in &failures {
+            let _ = writeln!(self.text, "FAILURE: {f}");
+        }
+        self.failures.extend(failures);
+    }
 }
 
 /// Adds one failure naming `what` and listing up to 20 `items`.
-fn fail(failures: &mut Vec<String>, what: &str, items: &[String]) {
+pub(super) fn fail(failures: &mut Vec<String>, what: &str, items: &[String]) {
     if items.is_empty() {
         return;
     }

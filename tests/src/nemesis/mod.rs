@@ -1,5 +1,6 @@
 //! The nemesis: three real `weir-broker` processes, a workload that records everything
-//! acknowledged to it ([`workload`]), faults drawn from a seeded schedule ([`faults`]) and
+//! acknowledged to it ([`workload`]) and a transactional consume-process-produce loop
+//! ([`txn`], checked by [`txn_check`]), faults drawn from a seeded schedule ([`faults`]) and
 //! applied one at a time — SIGKILL, SIGSTOP, network partitions between namespaces
 //! ([`net`]), a full disk ([`disk`]) — and at the end a checker that compares what was
 //! acknowledged with what the cluster holds ([`checker`]) and prints a report.
@@ -21,6 +22,8 @@ pub mod faults;
 pub mod net;
 pub mod probe;
 pub mod rng;
+pub mod txn;
+pub mod txn_check;
 pub mod workload;
 
 use std::collections::BTreeSet;
@@ -38,6 +41,7 @@ use disk::SmallDisk;
 use faults::FaultKind;
 use net::Network;
 use rng::SeededRng;
+use txn::{Processors, TxnTarget};
 use workload::{Target, Workload};
 
 /// Brokers in the cluster (all voters).
@@ -61,6 +65,8 @@ pub struct Settings {
     pub duration: Option<Duration>,
     pub partitions: i32,
     pub members: usize,
+    /// Processors of the transactional consume-process-produce loop.
+    pub processors: usize,
     /// Every member must hold partitions again within this after a fault is healed.
     pub assign_bound: Duration,
     /// Peak resident memory allowed per broker process.
@@ -96,8 +102,8 @@ fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
 impl Settings {
     /// `default_faults` and a seed from the clock, overridden by `WEIR_NEMESIS_FAULTS`,
     /// `WEIR_NEMESIS_SEED`, `WEIR_NEMESIS_DURATION_S`, `WEIR_NEMESIS_PARTITIONS`,
-    /// `WEIR_NEMESIS_MEMBERS`, `WEIR_NEMESIS_ASSIGN_BOUND_S`, `WEIR_NEMESIS_MEMORY_LIMIT_MB`,
-    /// `WEIR_NEMESIS_DISK_MB`, `WEIR_NEMESIS_KINDS` (fault names, as the report prints them,
+    /// `WEIR_NEMESIS_MEMBERS`, `WEIR_NEMESIS_PROCESSORS`, `WEIR_NEMESIS_ASSIGN_BOUND_S`,
+    /// `WEIR_NEMESIS_MEMORY_LIMIT_MB`, `WEIR_NEMESIS_DISK_MB`, `WEIR_NEMESIS_KINDS` (fault names, as the report prints them,
     /// separated by commas) and `WEIR_REQUIRE_NEMESIS=1`.
     pub fn from_env(default_faults: usize, default_seed: Option<u64>) -> Settings {
         let clock_seed = std::time::SystemTime::now()
@@ -112,6 +118,7 @@ impl Settings {
             duration: env_parse("WEIR_NEMESIS_DURATION_S").map(Duration::from_secs),
             partitions: env_parse("WEIR_NEMESIS_PARTITIONS").unwrap_or(6),
             members: env_parse("WEIR_NEMESIS_MEMBERS").unwrap_or(3),
+            processors: env_parse("WEIR_NEMESIS_PROCESSORS").unwrap_or(txn::TXN_PROCESSORS),
             assign_bound: Duration::from_secs(
                 env_parse("WEIR_NEMESIS_ASSIGN_BOUND_S").unwrap_or(60),
             ),
@@ -139,12 +146,14 @@ impl Settings {
 #[derive(Debug)]
 pub struct Harness {
     workload: Option<Workload>,
+    processors: Option<Processors>,
     cluster: Cluster,
     disks: Vec<SmallDisk>,
     network: Option<Network>,
     settings: Settings,
     rng: SeededRng,
     target: Target,
+    txn_target: TxnTarget,
     started: Instant,
     /// Peak VmHWM seen per broker (over all its processes).
     peak_memory: Vec<u64>,
@@ -217,10 +226,23 @@ impl Harness {
             group: crate::unique_topic("nemesis-group"),
             members: settings.members,
         };
-        create_topic(&cluster, &target);
+        let txn_target = TxnTarget {
+            input: target.clone(),
+            output_topic: crate::unique_topic("nemesis-txn-out"),
+            group: crate::unique_topic("nemesis-txn-group"),
+            processors: settings.processors,
+        };
+        create_topic(&cluster, &target.brokers, &target.topic, target.partitions);
+        create_topic(
+            &cluster,
+            &target.brokers,
+            &txn_target.output_topic,
+            target.partitions,
+        );
         let rng = SeededRng::new(settings.seed);
         let mut harness = Harness {
             workload: None,
+            processors: None,
             peak_memory: vec![0; BROKERS],
             cluster,
             disks,
@@ -228,6 +250,7 @@ impl Harness {
             settings,
             rng,
             target,
+            txn_target,
             started: Instant::now(),
             last_sample: Instant::now(),
             events: Vec::new(),
@@ -236,6 +259,7 @@ impl Harness {
             aborted: None,
         };
         harness.workload = Some(Workload::start(&harness.target));
+        harness.processors = Some(Processors::start(&harness.txn_target));
         let since = Instant::now();
         let settled = harness.wait_settled(since, Duration::from_secs(120));
         assert!(
@@ -545,9 +569,26 @@ impl Harness {
                 workload.last_commits()
             ));
         }
+        let mut processors = self.processors.take().expect("the processors run");
+        let txn_caught_up = {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                self.sample_memory();
+                let commits = processors.committed_offsets();
+                let done = high_watermarks
+                    .iter()
+                    .all(|(p, hw)| commits.get(p).is_some_and(|c| c >= hw));
+                if done || Instant::now() >= deadline {
+                    break done;
+                }
+                std::thread::sleep(SAMPLE_INTERVAL);
+            }
+        };
         workload.stop_consumers();
+        processors.stop();
         self.sample_memory();
         let record = std::mem::take(&mut *workload.record.lock().unwrap());
+        let txn_record = std::mem::take(&mut *processors.record.lock().unwrap());
         let final_commits = checker::final_commits(&self.target);
         let partitions = checker::read_partitions(&self.cluster, &self.target);
         // Replicas: full ISR, then the log files of every replica converge to equal bytes.
@@ -561,7 +602,7 @@ impl Harness {
             record,
             outcomes: std::mem::take(&mut self.outcomes),
             final_commits,
-            partitions,
+            partitions: partitions.clone(),
             replicas,
             healed_at_end: healed,
             peak_memory: self.peak_memory.clone(),
@@ -569,10 +610,55 @@ impl Harness {
             skipped: std::mem::take(&mut self.skipped),
             caught_up,
         });
+        let (text, failures) = self.check_transactions(&txn_record, &partitions, txn_caught_up);
+        report.add_section(&text, failures);
         if !report.failures.is_empty() {
             self.keep_broker_logs(&mut report);
         }
         report
+    }
+
+    /// The transactional loop's checks, on the healed cluster (see [`txn_check`]).
+    fn check_transactions(
+        &self,
+        record: &txn::TxnRecord,
+        input: &std::collections::BTreeMap<i32, Vec<(i64, u64)>>,
+        caught_up: bool,
+    ) -> (String, Vec<String>) {
+        let t = &self.txn_target;
+        let final_offsets = crate::wait_until(
+            Duration::from_secs(60),
+            "the transactional group's final OffsetFetch",
+            || {
+                let (_, addr) = probe::find_coordinator(&t.input.brokers, &t.group)?;
+                let mut client = probe::connect(addr)?;
+                probe::committed_offsets(&mut client, &t.group, &t.input.topic, t.input.partitions)
+            },
+        );
+        let partitions = t.input.partitions;
+        let stable = txn_check::wait_stable(
+            &self.cluster,
+            &t.output_topic,
+            partitions,
+            Duration::from_secs(60),
+        );
+        let committed =
+            txn_check::read_output(&self.cluster, &t.output_topic, partitions, "read_committed");
+        let uncommitted = txn_check::read_output(
+            &self.cluster,
+            &t.output_topic,
+            partitions,
+            "read_uncommitted",
+        );
+        txn_check::check(txn_check::TxnInputs {
+            record,
+            input,
+            final_offsets: &final_offsets,
+            committed: &committed,
+            uncommitted: &uncommitted,
+            stable,
+            caught_up,
+        })
     }
 
     /// A failed run keeps every broker's log (the brokers' scratch directories go when the
@@ -614,9 +700,9 @@ impl Harness {
     }
 }
 
-/// Creates the workload topic (replication factor 3, `min.insync.replicas=2`) and waits
-/// for every partition's full ISR.
-fn create_topic(cluster: &Cluster, target: &Target) {
+/// Creates a workload topic (replication factor 3, `min.insync.replicas=2`) and waits for
+/// every partition's full ISR.
+fn create_topic(cluster: &Cluster, brokers: &[SocketAddr], topic: &str, partitions: i32) {
     let config = |name: &str, value: &str| {
         CreatableTopicConfig::default()
             .with_name(StrBytes::from_string(name.to_string()))
@@ -624,23 +710,18 @@ fn create_topic(cluster: &Cluster, target: &Target) {
     };
     let request = CreateTopicsRequest::default()
         .with_topics(vec![CreatableTopic::default()
-            .with_name(raw::topic_name(&target.topic))
-            .with_num_partitions(target.partitions)
+            .with_name(raw::topic_name(topic))
+            .with_num_partitions(partitions)
             .with_replication_factor(BROKERS as i16)
             .with_configs(vec![config("min.insync.replicas", "2")])])
         .with_timeout_ms(30_000);
-    let addr: SocketAddr = target.brokers[0];
-    let mut client = RawClient::connect(addr);
+    let mut client = RawClient::connect(brokers[0]);
     let version = client.version::<CreateTopicsRequest>(7);
     let response = client.request(&request, version).expect("CreateTopics");
-    assert_eq!(
-        response.topics[0].error_code, 0,
-        "CreateTopics {}",
-        target.topic
-    );
-    for p in 0..target.partitions {
+    assert_eq!(response.topics[0].error_code, 0, "CreateTopics {topic}");
+    for p in 0..partitions {
         cluster.wait_partition(
-            &target.topic,
+            topic,
             p,
             Duration::from_secs(60),
             "the workload topic's full ISR",

@@ -114,7 +114,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn client_config(&self) -> ClientConfig {
+    pub(super) fn client_config(&self) -> ClientConfig {
         let bootstrap = self
             .brokers
             .iter()

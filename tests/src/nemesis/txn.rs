@@ -1,0 +1,659 @@
+//! A transactional consume-process-produce loop, as exactly-once applications run it, beside
+//! the rest of the workload while faults happen.
+//!
+//! [`TXN_PROCESSORS`] processors share one consumer group on the workload's topic (the
+//! input). Each has an rdkafka consumer (`isolation.level=read_committed`, no auto commit)
+//! and a transactional producer of its own `transactional.id`. One iteration polls a batch,
+//! begins a transaction, produces one record per input record to the output topic (same
+//! partition, value = the input's value `n<SEQ>`, key = `<partition>@<offset>` of the
+//! input), sends the consumer's positions with its group metadata to the transaction and
+//! commits it. On an abortable error, or when the assignment changed under the batch, the
+//! transaction is aborted and the consumer rewound to the batch's first offsets; on a fatal
+//! one (a fenced producer) the producer is recreated with the same `transactional.id`, which
+//! aborts whatever it left open. Every transaction is recorded with its input records and
+//! its outcome ([`Txn`]); [`super::txn_check`] checks them against the output topic.
+//!
+//! A supervisor replaces a processor whose client call has not returned for [`STUCK_AFTER`]
+//! (librdkafka's transactional calls can block past their own timeout): the new incarnation
+//! takes the same `transactional.id`, which fences the stuck producer, and its consumer joins
+//! the group while the stuck one is dropped from it after `max.poll.interval.ms`. Each
+//! replacement is recorded ([`Stuck`]) and reported. `WEIR_NEMESIS_TXN_DEBUG` (librdkafka
+//! `debug` contexts, e.g. `eos,protocol`) prints the processors' client logs on stderr.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::workload::{Target, SESSION_TIMEOUT_MS};
+
+/// A producer whose delivery reports a thread of its own serves (`commit_transaction`
+/// flushes, and librdkafka's flush waits for every delivery report to be served).
+type TxnProducer = ThreadedProducer<ClientLog>;
+
+/// Prints librdkafka's log lines with the processor's name when `WEIR_NEMESIS_TXN_DEBUG` is
+/// set; drops them otherwise (they are many under faults).
+#[derive(Debug, Clone)]
+struct ClientLog {
+    name: String,
+    print: bool,
+}
+
+impl ClientLog {
+    fn new(name: String) -> ClientLog {
+        ClientLog {
+            name,
+            print: debug_contexts().is_some(),
+        }
+    }
+}
+
+fn debug_contexts() -> Option<String> {
+    std::env::var("WEIR_NEMESIS_TXN_DEBUG").ok()
+}
+
+impl ClientContext for ClientLog {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if self.print {
+            eprintln!("{} {level:?} {fac}: {log_message}", self.name);
+        }
+    }
+}
+
+impl ConsumerContext for ClientLog {}
+
+impl ProducerContext for ClientLog {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+/// Processors in the transactional group.
+pub const TXN_PROCESSORS: usize = 2;
+/// The most input records one transaction takes.
+const MAX_BATCH: usize = 500;
+/// How long a processor gathers a batch.
+const BATCH_TIME: Duration = Duration::from_millis(200);
+/// The timeout of each transactional call; a retriable failure is retried.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The producers' `transaction.timeout.ms`: a transaction left open by a processor that
+/// lost its coordinator is aborted by the coordinator after this.
+const TRANSACTION_TIMEOUT_MS: u32 = 30_000;
+/// How long a processor may take to finish when the run ends.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(90);
+/// A processor whose client call has not returned for this long is replaced (every call
+/// has a [`CALL_TIMEOUT`]).
+const STUCK_AFTER: Duration = Duration::from_secs(90);
+/// A consumer that is not polled for this long leaves the group (the stuck one's partitions
+/// go to the others).
+const MAX_POLL_INTERVAL_MS: u32 = 60_000;
+
+/// A processor replaced because a call did not return.
+#[derive(Debug, Clone)]
+pub struct Stuck {
+    pub processor: usize,
+    /// The client call that did not return.
+    pub call: &'static str,
+    /// When it was called.
+    pub since: Instant,
+    pub replaced_at: Instant,
+}
+
+/// One input record taken into a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Input {
+    pub partition: i32,
+    pub offset: i64,
+    pub seq: u64,
+}
+
+/// How a transaction ended, as the client was told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `commit_transaction` succeeded.
+    Committed,
+    /// Aborted by the processor (`abort_transaction` succeeded, or the producer was
+    /// recreated, which aborts it), with why.
+    Aborted(String),
+    /// Ended by a fatal error after `commit_transaction` was called: the coordinator may
+    /// have committed it.
+    Unknown(String),
+}
+
+/// One transaction: who ran it, what it took from the input, the offsets it sent, how it
+/// ended and when.
+#[derive(Debug, Clone)]
+pub struct Txn {
+    pub processor: usize,
+    pub inputs: Vec<Input>,
+    /// Next offset per input partition, as sent with `send_offsets_to_transaction`.
+    pub offsets: BTreeMap<i32, i64>,
+    pub outcome: Outcome,
+    pub at: Instant,
+}
+
+/// Everything the processors recorded.
+#[derive(Debug, Default)]
+pub struct TxnRecord {
+    pub txns: Vec<Txn>,
+    /// Producers recreated after a fatal error.
+    pub fenced: u64,
+    /// Errors seen, by call and librdkafka's message, and how often.
+    pub errors: BTreeMap<String, u64>,
+    /// Processors whose thread did not finish within [`CLOSE_TIMEOUT`] of the end.
+    pub not_closed: Vec<usize>,
+    /// Processors replaced by the supervisor.
+    pub stuck: Vec<Stuck>,
+}
+
+impl TxnRecord {
+    /// The highest offset committed per input partition by an acknowledged transaction.
+    pub fn committed_offsets(&self) -> BTreeMap<i32, i64> {
+        let mut last = BTreeMap::new();
+        for t in self.txns.iter().filter(|t| t.outcome == Outcome::Committed) {
+            for (p, o) in &t.offsets {
+                let e = last.entry(*p).or_insert(*o);
+                *e = (*e).max(*o);
+            }
+        }
+        last
+    }
+
+    fn error(&mut self, call: &str, e: &KafkaError) {
+        *self.errors.entry(format!("{call}: {e}")).or_default() += 1;
+    }
+}
+
+/// Where the processors read and write.
+#[derive(Debug, Clone)]
+pub struct TxnTarget {
+    pub input: Target,
+    pub output_topic: String,
+    pub group: String,
+    pub processors: usize,
+}
+
+impl TxnTarget {
+    fn transactional_id(&self, processor: usize) -> String {
+        format!("{}-processor-{processor}", self.group)
+    }
+}
+
+/// One incarnation of a processor: told to stop on its own (when replaced or at the end),
+/// and telling the supervisor which call it is in since when.
+#[derive(Debug)]
+struct Incarnation {
+    running: AtomicBool,
+    progress: Mutex<(&'static str, Instant)>,
+}
+
+impl Incarnation {
+    fn new() -> Arc<Incarnation> {
+        Arc::new(Incarnation {
+            running: AtomicBool::new(true),
+            progress: Mutex::new(("start", Instant::now())),
+        })
+    }
+
+    fn running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Notes that the processor enters `call` now.
+    fn enter(&self, call: &'static str) {
+        *self.progress.lock().unwrap() = (call, Instant::now());
+    }
+}
+
+/// A processor's current incarnation and its thread.
+type Slot = (Arc<Incarnation>, JoinHandle<()>);
+
+/// The running processors and their supervisor.
+#[derive(Debug)]
+pub struct Processors {
+    pub record: Arc<Mutex<TxnRecord>>,
+    running: Arc<AtomicBool>,
+    slots: Arc<Mutex<Vec<Slot>>>,
+    supervisor: Option<JoinHandle<()>>,
+}
+
+fn spawn(processor: usize, target: &TxnTarget, record: &Arc<Mutex<TxnRecord>>) -> Slot {
+    let incarnation = Incarnation::new();
+    let (t, r, i) = (target.clone(), record.clone(), incarnation.clone());
+    let thread = std::thread::spawn(move || process(processor, &t, &r, &i));
+    (incarnation, thread)
+}
+
+impl Processors {
+    pub fn start(target: &TxnTarget) -> Processors {
+        let record = Arc::new(Mutex::new(TxnRecord::default()));
+        let running = Arc::new(AtomicBool::new(true));
+        let slots: Vec<Slot> = (0..target.processors)
+            .map(|i| spawn(i, target, &record))
+            .collect();
+        let slots = Arc::new(Mutex::new(slots));
+        let supervisor = {
+            let (t, r, s, run) = (
+                target.clone(),
+                record.clone(),
+                slots.clone(),
+                running.clone(),
+            );
+            std::thread::spawn(move || supervise(&t, &r, &s, &run))
+        };
+        Processors {
+            record,
+            running,
+            slots,
+            supervisor: Some(supervisor),
+        }
+    }
+
+    /// The highest offset committed per input partition so far.
+    pub fn committed_offsets(&self) -> BTreeMap<i32, i64> {
+        self.record.lock().unwrap().committed_offsets()
+    }
+
+    /// Stops the supervisor and the processors (an open transaction is aborted). One that
+    /// does not finish within [`CLOSE_TIMEOUT`] is noted and left behind, as are the
+    /// incarnations replaced earlier.
+    pub fn stop(&mut self) {
+        self.running.store(false, Ordering::SeqCst);
+        if let Some(s) = self.supervisor.take() {
+            s.join().expect("supervisor thread panicked");
+        }
+        let slots = std::mem::take(&mut *self.slots.lock().unwrap());
+        for (incarnation, _) in &slots {
+            incarnation.running.store(false, Ordering::SeqCst);
+        }
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        for (i, (_, t)) in slots.into_iter().enumerate() {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if t.is_finished() {
+                t.join().expect("processor thread panicked");
+            } else {
+                self.record.lock().unwrap().not_closed.push(i);
+            }
+        }
+    }
+}
+
+impl Drop for Processors {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::SeqCst);
+        for (incarnation, _) in self.slots.lock().unwrap().iter() {
+            incarnation.running.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Replaces every processor stuck in a call for [`STUCK_AFTER`], until the run ends.
+fn supervise(
+    target: &TxnTarget,
+    record: &Arc<Mutex<TxnRecord>>,
+    slots: &Mutex<Vec<Slot>>,
+    running: &AtomicBool,
+) {
+    while running.load(Ordering::SeqCst) {
+        {
+            let mut slots = slots.lock().unwrap();
+            for (processor, slot) in slots.iter_mut().enumerate() {
+                let (call, since) = *slot.0.progress.lock().unwrap();
+                if since.elapsed() < STUCK_AFTER || slot.1.is_finished() {
+                    continue;
+                }
+                record.lock().unwrap().stuck.push(Stuck {
+                    processor,
+                    call,
+                    since,
+                    replaced_at: Instant::now(),
+                });
+                slot.0.running.store(false, Ordering::SeqCst);
+                // The stuck thread is left behind: it ends when its call returns.
+                *slot = spawn(processor, target, record);
+            }
+        }
+        // Paces the supervision; not a synchronisation.
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+type TxnConsumer = BaseConsumer<ClientLog>;
+
+fn with_debug(config: &mut rdkafka::ClientConfig) {
+    if let Some(contexts) = debug_contexts() {
+        // rdkafka sets `log_level` from the `log` crate's level, which no logger raises here.
+        config.set("debug", contexts).set("log_level", "7");
+    }
+}
+
+fn new_consumer(processor: usize, target: &TxnTarget) -> TxnConsumer {
+    let mut config = target.input.client_config();
+    config
+        .set("group.id", &target.group)
+        .set("client.id", format!("nemesis-processor-{processor}"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
+        .set("heartbeat.interval.ms", "500")
+        .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS.to_string())
+        .set("fetch.wait.max.ms", "100");
+    with_debug(&mut config);
+    let consumer: TxnConsumer = config
+        .create_with_context(ClientLog::new(format!("processor-{processor}-consumer")))
+        .expect("creating a processor's consumer");
+    consumer
+        .subscribe(&[&target.input.topic])
+        .expect("subscribing a processor");
+    consumer
+}
+
+fn new_producer(processor: usize, target: &TxnTarget) -> TxnProducer {
+    let mut config = target.input.client_config();
+    config
+        .set("transactional.id", target.transactional_id(processor))
+        .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS.to_string())
+        .set("client.id", format!("nemesis-processor-{processor}"))
+        .set("linger.ms", "5")
+        .set("retry.backoff.ms", "50");
+    with_debug(&mut config);
+    config
+        .create_with_context(ClientLog::new(format!("processor-{processor}-producer")))
+        .expect("creating a processor's transactional producer")
+}
+
+/// A producer that has its producer id: `init_transactions` retried until it succeeds or
+/// the run ends.
+fn ready_producer(
+    processor: usize,
+    target: &TxnTarget,
+    record: &Mutex<TxnRecord>,
+    me: &Incarnation,
+) -> Option<TxnProducer> {
+    let mut producer = new_producer(processor, target);
+    while me.running() {
+        me.enter("init_transactions");
+        match producer.init_transactions(CALL_TIMEOUT) {
+            Ok(()) => return Some(producer),
+            Err(e) => {
+                record.lock().unwrap().error("init_transactions", &e);
+                if is_fatal(&e) {
+                    producer = new_producer(processor, target);
+                }
+                // Paces the retries against an unreachable coordinator; not a synchronisation.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    None
+}
+
+fn is_fatal(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::Transaction(t) if t.is_fatal())
+}
+
+fn is_retriable(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::Transaction(t) if t.is_retriable())
+}
+
+/// A batch of input records polled from the consumer.
+#[derive(Debug, Default)]
+struct Batch {
+    inputs: Vec<Input>,
+    /// First and next offset per partition.
+    ranges: BTreeMap<i32, (i64, i64)>,
+}
+
+impl Batch {
+    fn push(&mut self, input: Input) {
+        let e = self
+            .ranges
+            .entry(input.partition)
+            .or_insert((input.offset, input.offset + 1));
+        e.1 = input.offset + 1;
+        self.inputs.push(input);
+    }
+}
+
+fn assignment(consumer: &TxnConsumer) -> BTreeSet<i32> {
+    consumer
+        .assignment()
+        .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
+/// Polls up to [`MAX_BATCH`] records for [`BATCH_TIME`]. `None` when the consumer's
+/// position moved under the batch (the assignment changed, or a partition restarted from its
+/// committed offset after a rebalance): the caller drops the batch and rewinds.
+fn poll_batch(consumer: &TxnConsumer) -> Option<Batch> {
+    let held = assignment(consumer);
+    let mut batch = Batch::default();
+    let until = Instant::now() + BATCH_TIME;
+    while batch.inputs.len() < MAX_BATCH && Instant::now() < until {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            let seq = m
+                .payload()
+                .and_then(|p| std::str::from_utf8(p).ok())
+                .and_then(|v| v.strip_prefix('n'))
+                .and_then(|v| v.parse().ok())
+                .expect("the workload producer's own value");
+            if batch
+                .ranges
+                .get(&m.partition())
+                .is_some_and(|(_, next)| *next != m.offset())
+            {
+                return None;
+            }
+            batch.push(Input {
+                partition: m.partition(),
+                offset: m.offset(),
+                seq,
+            });
+        }
+    }
+    (assignment(consumer) == held).then_some(batch)
+}
+
+/// Puts the consumer back at the group's committed offsets (OffsetFetch, which waits for
+/// pending transactional offsets under `read_committed`), so the next batch takes the
+/// uncommitted records again; at the batch's first offsets when the coordinator does not
+/// answer. A partition that cannot be sought (no longer held) is someone else's now.
+fn rewind(consumer: &TxnConsumer, topic: &str, batch: &Batch) {
+    let seek_timeout = Duration::from_secs(5);
+    match consumer.committed(Duration::from_secs(10)) {
+        Ok(committed) => {
+            for e in committed.elements() {
+                let offset = match e.offset() {
+                    Offset::Offset(o) => Offset::Offset(o),
+                    _ => Offset::Beginning,
+                };
+                let _ = consumer.seek(topic, e.partition(), offset, seek_timeout);
+            }
+        }
+        Err(_) => {
+            for (p, (first, _)) in &batch.ranges {
+                let _ = consumer.seek(topic, *p, Offset::Offset(*first), seek_timeout);
+            }
+        }
+    }
+}
+
+/// What one attempt at a transaction ended in.
+enum Step {
+    Done(Outcome),
+    /// The producer is unusable: recreate it.
+    Fatal(Outcome),
+}
+
+fn process(processor: usize, target: &TxnTarget, record: &Mutex<TxnRecord>, me: &Incarnation) {
+    let consumer = new_consumer(processor, target);
+    let Some(mut producer) = ready_producer(processor, target, record, me) else {
+        return;
+    };
+    while me.running() {
+        me.enter("poll");
+        let Some(batch) = poll_batch(&consumer) else {
+            rewind(&consumer, &target.input.topic, &Batch::default());
+            continue;
+        };
+        if batch.inputs.is_empty() {
+            continue;
+        }
+        let step = transact(&consumer, &producer, target, &batch, record, me);
+        let (outcome, fatal) = match step {
+            Step::Done(o) => (o, false),
+            Step::Fatal(o) => (o, true),
+        };
+        if outcome != Outcome::Committed {
+            rewind(&consumer, &target.input.topic, &batch);
+        }
+        let offsets = batch.ranges.iter().map(|(p, (_, n))| (*p, *n)).collect();
+        {
+            let mut r = record.lock().unwrap();
+            r.txns.push(Txn {
+                processor,
+                inputs: batch.inputs,
+                offsets,
+                outcome,
+                at: Instant::now(),
+            });
+            if fatal {
+                r.fenced += 1;
+            }
+        }
+        if fatal {
+            drop(producer);
+            match ready_producer(processor, target, record, me) {
+                Some(p) => producer = p,
+                None => return,
+            }
+        }
+    }
+    // Dropping the consumer closes it: it leaves the group.
+}
+
+/// One transaction over `batch`: begin, produce, send offsets, commit; aborted on an
+/// abortable error.
+fn transact(
+    consumer: &TxnConsumer,
+    producer: &TxnProducer,
+    target: &TxnTarget,
+    batch: &Batch,
+    record: &Mutex<TxnRecord>,
+    me: &Incarnation,
+) -> Step {
+    let failed = |call: &str, e: &KafkaError| {
+        record.lock().unwrap().error(call, e);
+        format!("{call}: {e}")
+    };
+    me.enter("begin_transaction");
+    if let Err(e) = producer.begin_transaction() {
+        let why = failed("begin_transaction", &e);
+        return Step::Fatal(Outcome::Aborted(why));
+    }
+    me.enter("produce");
+    if let Err(why) = produce_batch(producer, target, batch) {
+        *record
+            .lock()
+            .unwrap()
+            .errors
+            .entry(why.clone())
+            .or_default() += 1;
+        return abort(producer, why, record, me);
+    }
+    let mut offsets = TopicPartitionList::new();
+    for (p, (_, next)) in &batch.ranges {
+        offsets
+            .add_partition_offset(&target.input.topic, *p, Offset::Offset(*next))
+            .expect("a valid offset");
+    }
+    let Some(metadata) = consumer.group_metadata() else {
+        return abort(producer, "no group metadata".into(), record, me);
+    };
+    loop {
+        me.enter("send_offsets_to_transaction");
+        match producer.send_offsets_to_transaction(&offsets, &metadata, CALL_TIMEOUT) {
+            Ok(()) => break,
+            Err(e) if is_fatal(&e) => {
+                return Step::Fatal(Outcome::Aborted(failed("send_offsets_to_transaction", &e)))
+            }
+            Err(e) if is_retriable(&e) && me.running() => {
+                failed("send_offsets_to_transaction", &e);
+            }
+            Err(e) => {
+                let why = failed("send_offsets_to_transaction", &e);
+                return abort(producer, why, record, me);
+            }
+        }
+    }
+    loop {
+        me.enter("commit_transaction");
+        match producer.commit_transaction(CALL_TIMEOUT) {
+            Ok(()) => return Step::Done(Outcome::Committed),
+            Err(e) if is_fatal(&e) => {
+                return Step::Fatal(Outcome::Unknown(failed("commit_transaction", &e)))
+            }
+            // A commit whose outcome is not known yet is retried, even at the end of the
+            // run: abandoning it would leave the outcome unknown.
+            Err(e) if is_retriable(&e) => {
+                failed("commit_transaction", &e);
+            }
+            Err(e) => {
+                let why = failed("commit_transaction", &e);
+                return abort(producer, why, record, me);
+            }
+        }
+    }
+}
+
+/// Produces one output record per input record; `Err` when one cannot be queued.
+fn produce_batch(producer: &TxnProducer, target: &TxnTarget, batch: &Batch) -> Result<(), String> {
+    for input in &batch.inputs {
+        let key = format!("{}@{}", input.partition, input.offset);
+        let value = format!("n{}", input.seq);
+        loop {
+            let sent = producer.send(
+                BaseRecord::to(&target.output_topic)
+                    .partition(input.partition)
+                    .key(&key)
+                    .payload(&value),
+            );
+            match sent {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // The queue drains as the producer's thread serves deliveries.
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(format!("produce: {e}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Aborts the transaction (retried while retriable); a producer that cannot abort is
+/// fatal.
+fn abort(producer: &TxnProducer, why: String, record: &Mutex<TxnRecord>, me: &Incarnation) -> Step {
+    loop {
+        me.enter("abort_transaction");
+        match producer.abort_transaction(CALL_TIMEOUT) {
+            Ok(()) => return Step::Done(Outcome::Aborted(why)),
+            Err(e) if is_retriable(&e) => record.lock().unwrap().error("abort_transaction", &e),
+            Err(e) => {
+                record.lock().unwrap().error("abort_transaction", &e);
+                return Step::Fatal(Outcome::Aborted(why));
+            }
+        }
+    }
+}

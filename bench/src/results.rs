@@ -99,6 +99,10 @@ pub struct TransactionMeasurement {
     /// transaction's last records included), in milliseconds.
     pub commit_p50_ms: f64,
     pub commit_p99_ms: f64,
+    /// Of the commit, the flush of the transaction's records (absent in results saved before
+    /// it was timed apart).
+    #[serde(default)]
+    pub flush_p50_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -214,12 +214,13 @@ fn measure(
                 match transactions::produce::run(&bootstrap, &key, &id, case, topology, payload) {
                     Ok(measured) => {
                         eprintln!(
-                            "  {} {key}: {:.0} records/s, {:.1} MB/s, {} transactions, commit p50 {:.1} ms, p99 {:.1} ms",
+                            "  {} {key}: {:.0} records/s, {:.1} MB/s, {} transactions, commit p50 {:.1} ms (flush p50 {:.1} ms), p99 {:.1} ms",
                             kind.name(),
                             measured.throughput.records_per_second(),
                             measured.throughput.megabytes_per_second(),
                             measured.transactions,
                             measured.commit_p50_ms,
+                            measured.flush_p50_ms.unwrap_or(f64::NAN),
                             measured.commit_p99_ms
                         );
                         bytes_moved += measured.throughput.bytes;

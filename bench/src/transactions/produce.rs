@@ -8,7 +8,7 @@
 //! A failed send, begin or commit ends the case with an error (after an abort is attempted),
 //! never a number.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -43,8 +43,11 @@ pub fn run(
             topic: topic.to_string(),
             source,
         })?;
-    let mut commits = Histogram::<u64>::new_with_bounds(1, MAX_TRACKED_COMMIT_MICROS, 3)
-        .expect("static histogram bounds are valid");
+    let histogram = || {
+        Histogram::<u64>::new_with_bounds(1, MAX_TRACKED_COMMIT_MICROS, 3)
+            .expect("static histogram bounds are valid")
+    };
+    let (mut commits, mut flushes) = (histogram(), histogram());
     let per_transaction = case.records_per_transaction.max(1);
     let start = Instant::now();
     let mut sequence = 0u64;
@@ -61,8 +64,9 @@ pub fn run(
             payload,
         );
         match result {
-            Ok(commit) => {
-                commits.saturating_record(commit.as_micros() as u64);
+            Ok(timing) => {
+                commits.saturating_record(timing.commit.as_micros() as u64);
+                flushes.saturating_record(timing.flush.as_micros() as u64);
             }
             Err(error) => {
                 // Leaves the transactional id clean for whoever uses it next; the error that
@@ -93,7 +97,18 @@ pub fn run(
         transactions: transaction,
         commit_p50_ms: ms(commits.value_at_quantile(0.50)),
         commit_p99_ms: ms(commits.value_at_quantile(0.99)),
+        flush_p50_ms: Some(ms(flushes.value_at_quantile(0.50))),
     })
+}
+
+/// Where a commit's time went.
+struct CommitTiming {
+    /// The whole commit: the flush, then `commit_transaction` (EndTxn).
+    commit: Duration,
+    /// Waiting for the transaction's records to be acknowledged (AddPartitionsToTxn and
+    /// Produce), timed apart by flushing before `commit_transaction`, whose own flush then
+    /// finds nothing to wait for.
+    flush: Duration,
 }
 
 /// Begins a transaction, sends `sequences`, commits; returns how long the commit took.
@@ -105,7 +120,7 @@ fn one_transaction(
     sequences: std::ops::Range<u64>,
     case: &TransactionCase,
     payload: &Payload,
-) -> Result<std::time::Duration, TransactionError> {
+) -> Result<CommitTiming, TransactionError> {
     producer
         .begin_transaction()
         .map_err(|source| TransactionError::Begin {
@@ -123,15 +138,19 @@ fn one_transaction(
         )?;
     }
     let commit_start = Instant::now();
-    producer
-        .commit_transaction(CALL_TIMEOUT)
-        .map_err(|source| TransactionError::Commit {
-            transactional_id: transactional_id.to_string(),
-            transaction,
-            elapsed: commit_start.elapsed(),
-            source: Box::new(source),
-        })?;
-    Ok(commit_start.elapsed())
+    let failed = |source| TransactionError::Commit {
+        transactional_id: transactional_id.to_string(),
+        transaction,
+        elapsed: commit_start.elapsed(),
+        source: Box::new(source),
+    };
+    producer.flush(CALL_TIMEOUT).map_err(&failed)?;
+    let flush = commit_start.elapsed();
+    producer.commit_transaction(CALL_TIMEOUT).map_err(&failed)?;
+    Ok(CommitTiming {
+        commit: commit_start.elapsed(),
+        flush,
+    })
 }
 
 /// Hands one record to librdkafka, waiting while its queue is full.
@@ -149,7 +168,7 @@ pub(super) fn send(
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
-                producer.poll(std::time::Duration::from_millis(1));
+                producer.poll(Duration::from_millis(1));
             }
             Err((source, _)) => {
                 return Err(TransactionError::Send {

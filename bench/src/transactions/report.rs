@@ -91,11 +91,11 @@ fn throughput_table(out: &mut String, results: &Results) {
     let _ = writeln!(out, "### Transactional producer throughput\n");
     let _ = writeln!(
         out,
-        "| record | records per transaction | partitions | records | Weir records/s | Kafka records/s | Weir MiB/s | Kafka MiB/s | Weir/Kafka | commit p50 ms Weir / Kafka | commit p99 ms Weir / Kafka | spread Weir / Kafka | failed runs Weir / Kafka |"
+        "| record | records per transaction | partitions | records | Weir records/s | Kafka records/s | Weir MiB/s | Kafka MiB/s | Weir/Kafka | commit p50 ms Weir / Kafka | of which flush p50 ms Weir / Kafka | commit p99 ms Weir / Kafka | spread Weir / Kafka | failed runs Weir / Kafka |"
     );
     let _ = writeln!(
         out,
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for case in &results.plan.transactions {
         let key = case.key();
@@ -109,9 +109,15 @@ fn throughput_table(out: &mut String, results: &Results) {
             metric(|t| t.throughput.bytes as f64 / (1u64 << 20) as f64 / t.throughput.seconds);
         let commit_p50 = metric(|t| t.commit_p50_ms);
         let commit_p99 = metric(|t| t.commit_p99_ms);
+        let flush_p50 = Row::collect(results, |run| {
+            run.transactions
+                .iter()
+                .find(|t| t.case.key() == key)
+                .and_then(|t| t.flush_p50_ms)
+        });
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} / {} | {} | {} |",
             size(case.record_size),
             case.records_per_transaction,
             case.partitions,
@@ -123,6 +129,8 @@ fn throughput_table(out: &mut String, results: &Results) {
             ratio(records.ratio()),
             number(commit_p50.weir(), 1),
             number(commit_p50.kafka(), 1),
+            number(flush_p50.weir(), 1),
+            number(flush_p50.kafka(), 1),
             number(commit_p99.weir(), 1),
             number(commit_p99.kafka(), 1),
             records.spread(),
@@ -266,6 +274,7 @@ mod tests {
                 transactions: case.transactions(),
                 commit_p50_ms: seconds,
                 commit_p99_ms: seconds * 2.0,
+                flush_p50_ms: Some(seconds / 2.0),
             }],
             transaction_latency: vec![TransactionLatencyMeasurement {
                 case: latency,
@@ -326,7 +335,7 @@ mod tests {
         let out = render(&results);
         // 1024 records of 1 KiB in 1 s: 1 MiB/s; Kafka in 2 s.
         assert!(
-            out.contains("| 1 KiB | 100 | 16 | 1024 | 1024 | 512 | 1.0 | 0.5 | 2.00x | 1.0 / 2.0 | 2.0 / 4.0 | 0% / 0% | 1 / 0 |"),
+            out.contains("| 1 KiB | 100 | 16 | 1024 | 1024 | 512 | 1.0 | 0.5 | 2.00x | 1.0 / 2.0 | 0.5 / 1.0 | 2.0 / 4.0 | 0% / 0% | 1 / 0 |"),
             "{out}"
         );
         assert!(

@@ -164,10 +164,11 @@ struct CompareArgs {
     transactions: bool,
     /// With --transactions: transactions per transactional producer row (of 100 and of 1,000
     /// records each).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 200)]
     transactions_per_case: u64,
-    /// With --transactions: records/s of the read_committed latency case.
-    #[arg(long, default_value_t = 5_000.0)]
+    /// With --transactions: records/s of the read_committed latency case (both systems must
+    /// sustain it with 100-record transactions committed one at a time).
+    #[arg(long, default_value_t = 250.0)]
     transaction_latency_rate: f64,
     /// Where every run's numbers are saved [default: target/bench/results.json, with
     /// --cluster N target/bench/results-cluster-N.json, with --transactions

@@ -164,7 +164,7 @@ struct CompareArgs {
     transactions: bool,
     /// With --transactions: transactions per transactional producer row (of 100 and of 1,000
     /// records each).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 150)]
     transactions_per_case: u64,
     /// With --transactions: records/s of the read_committed latency case (both systems must
     /// sustain it with 100-record transactions committed one at a time).

@@ -139,8 +139,8 @@ fn commit(
     transaction: u64,
 ) -> Result<(), TransactionError> {
     let start = Instant::now();
-    producer
-        .commit_transaction(CALL_TIMEOUT)
+    super::commit(producer, CALL_TIMEOUT)
+        .map(drop)
         .map_err(|source| TransactionError::Commit {
             transactional_id: transactional_id.to_string(),
             transaction,

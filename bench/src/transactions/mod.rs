@@ -25,6 +25,9 @@ use crate::consume::ConsumeError;
 use crate::latency::LatencyError;
 use crate::produce::DeliveryCounter;
 
+/// How often [`flush`] wakes librdkafka's broker threads.
+const FLUSH_STEP: Duration = Duration::from_millis(1);
+
 /// How long a transaction may stay open before the coordinator aborts it.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `init_transactions` and `commit_transaction` may take.
@@ -102,11 +105,8 @@ impl From<LatencyError> for TransactionError {
 /// as the plain producer rows have it (1 MB batches) with `linger_ms`; `init_transactions` has
 /// been called.
 ///
-/// A `BaseProducer`, served by the caller's own polls, not a `ThreadedProducer`: the rdkafka
-/// crate's `flush` (which `commit_transaction` starts with) waits for delivery reports by
-/// polling in steps of up to 100 ms, and with a `ThreadedProducer` its background thread takes
-/// the reports, so every commit waited out a whole step: about 100 ms per transaction on both
-/// systems, a client artefact that hid the brokers.
+/// A `BaseProducer`, served by the caller's own polls: delivery reports reach the thread that
+/// waits for them. Commit through [`commit`], not `commit_transaction` alone.
 pub fn producer(
     bootstrap: &str,
     transactional_id: &str,
@@ -135,4 +135,40 @@ pub fn producer(
             source,
         })?;
     Ok(producer)
+}
+
+/// Waits until every record handed to `producer` is acknowledged, or `timeout` passes.
+///
+/// Not the rdkafka crate's `flush` (which `commit_transaction` starts with): that one calls
+/// librdkafka's flush without waiting, then polls for up to 100 ms. In a transaction the
+/// records wait for their partitions to be added (AddPartitionsToTxn), and librdkafka does not
+/// wake its broker threads when that answer arrives, only when a flush starts; with no delivery
+/// report to end the poll early, every commit sat out the whole 100 ms step on both systems,
+/// a client artefact that hid the brokers. Flushing in steps of [`FLUSH_STEP`] keeps waking
+/// them.
+pub fn flush(
+    producer: &BaseProducer<DeliveryCounter>,
+    timeout: Duration,
+) -> rdkafka::error::KafkaResult<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match producer.flush(FLUSH_STEP) {
+            Ok(()) => return Ok(()),
+            Err(error) if std::time::Instant::now() >= deadline => return Err(error),
+            Err(_) => {}
+        }
+    }
+}
+
+/// [`flush`], then `commit_transaction` (whose own flush then finds nothing to wait for).
+/// Returns how long the flush took.
+pub fn commit(
+    producer: &BaseProducer<DeliveryCounter>,
+    timeout: Duration,
+) -> rdkafka::error::KafkaResult<Duration> {
+    let start = std::time::Instant::now();
+    flush(producer, timeout)?;
+    let flushed = start.elapsed();
+    producer.commit_transaction(timeout.saturating_sub(flushed))?;
+    Ok(flushed)
 }

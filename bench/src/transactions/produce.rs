@@ -106,8 +106,7 @@ struct CommitTiming {
     /// The whole commit: the flush, then `commit_transaction` (EndTxn).
     commit: Duration,
     /// Waiting for the transaction's records to be acknowledged (AddPartitionsToTxn and
-    /// Produce), timed apart by flushing before `commit_transaction`, whose own flush then
-    /// finds nothing to wait for.
+    /// Produce), before EndTxn.
     flush: Duration,
 }
 
@@ -144,9 +143,7 @@ fn one_transaction(
         elapsed: commit_start.elapsed(),
         source: Box::new(source),
     };
-    producer.flush(CALL_TIMEOUT).map_err(&failed)?;
-    let flush = commit_start.elapsed();
-    producer.commit_transaction(CALL_TIMEOUT).map_err(&failed)?;
+    let flush = super::commit(producer, CALL_TIMEOUT).map_err(failed)?;
     Ok(CommitTiming {
         commit: commit_start.elapsed(),
         flush,

@@ -51,13 +51,26 @@ fn header(out: &mut String, results: &Results) {
         out,
         "Client: librdkafka (rdkafka crate) for both systems. Producer: `transactional.id` \
          (so idempotent, `acks=all`), `linger.ms=5`, `batch.size=1000000`, no compression, \
-         no key (sticky partitions); each transaction is `begin_transaction`, N sends, \
-         `commit_transaction`, and the next begins when the commit returns. Latency: the same \
-         producer with `linger.ms=1` at a fixed rate, a `read_committed` consumer (`assign()`) \
-         in the same process, from send to receive. Every run starts with an unmeasured \
-         warm-up ({:.0}% of each throughput case).\n",
+         no key (sticky partitions); each transaction is `begin_transaction`, N sends, a \
+         flush in 1 ms steps, `commit_transaction`, and the next begins when the commit \
+         returns. Latency: the same producer with `linger.ms=1` at a fixed rate, a \
+         `read_committed` consumer (`assign()`) in the same process, from send to receive; a \
+         record waits for the rest of its transaction to be sent before the commit, on average \
+         half a transaction's worth of the rate, so the wait beyond that is what the systems \
+         add. Every run starts with an unmeasured warm-up ({:.0}% of each throughput case).\n",
         results.plan.warmup_fraction * 100.0
     );
+    for case in &results.plan.transaction_latency {
+        let _ = writeln!(
+            out,
+            "At {:.0} records/s and {} records per transaction, the wait for the transaction to \
+             fill is {:.0} ms on average and {:.0} ms at most.\n",
+            case.rate,
+            case.records_per_transaction,
+            fill_ms(case.rate, case.records_per_transaction) / 2.0,
+            fill_ms(case.rate, case.records_per_transaction)
+        );
+    }
     let loads: Vec<f64> = results.runs.iter().filter_map(|r| r.load_average).collect();
     if let (Some(min), Some(max)) = (
         loads.iter().copied().reduce(f64::min),
@@ -69,6 +82,11 @@ fn header(out: &mut String, results: &Results) {
         );
     }
     let _ = writeln!(out, "Command: `{}`\n", results.command);
+}
+
+/// How long a transaction of `records` records takes to be sent at `rate` records/s.
+fn fill_ms(rate: f64, records: u64) -> f64 {
+    records as f64 / rate * 1_000.0
 }
 
 fn failed_count(results: &Results, key: &str) -> String {

@@ -5,10 +5,11 @@
 //! A record becomes visible to `read_committed` only once its transaction's commit marker is
 //! written and the last stable offset moves past it, so its latency holds the wait for the
 //! rest of its transaction (at rate `R`, up to `N / R`), the commit (EndTxn and the markers on
-//! every partition) and the fetch. While `commit_transaction` runs the producer sends nothing:
-//! records that fall due meanwhile go out after it, late, and that wait counts in their
-//! latency, as it would for an application. Send times are stamped into the values as in
-//! [`crate::latency`], whose consuming end this reuses.
+//! every partition) and the fetch. While a commit runs the producer sends nothing: records
+//! that fall due meanwhile go out after it, late, so each value carries the time its record
+//! fell due on the schedule, not the time it went out, and that wait counts in its latency, as
+//! it would for an application. The stamps are read by the consuming end of
+//! [`crate::latency`], which this reuses.
 
 use std::time::{Duration, Instant};
 
@@ -99,7 +100,9 @@ fn send_at_rate(
                 begin(producer, transactional_id, transaction)?;
             }
             value.copy_from_slice(payload.value(sent, case.record_size));
-            let stamp = epoch.elapsed().as_nanos() as u64;
+            // The time the record fell due, not the time it went out: a record held back by
+            // a commit counts that wait (no coordinated omission).
+            let stamp = due_nanos(start.duration_since(epoch), case.rate, sent);
             value[..STAMP_LEN].copy_from_slice(&stamp.to_be_bytes());
             super::produce::send(producer, topic, transaction, sent, &value)?;
             sent += 1;
@@ -117,6 +120,12 @@ fn send_at_rate(
         commit(producer, transactional_id, transaction)?;
     }
     Ok(sent)
+}
+
+/// When record `sequence` falls due on a schedule of `rate` records/s that starts `offset`
+/// after the epoch, in nanoseconds since the epoch.
+fn due_nanos(offset: Duration, rate: f64, sequence: u64) -> u64 {
+    offset.as_nanos() as u64 + (sequence as f64 / rate * 1e9) as u64
 }
 
 fn begin(
@@ -147,4 +156,17 @@ fn commit(
             elapsed: start.elapsed(),
             source: Box::new(source),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_stamped_when_due_not_when_sent() {
+        let offset = Duration::from_millis(5);
+        assert_eq!(due_nanos(offset, 250.0, 0), 5_000_000);
+        // Record 250 at 250 records/s falls due a second after the start, however late it goes.
+        assert_eq!(due_nanos(offset, 250.0, 250), 1_005_000_000);
+    }
 }

@@ -54,7 +54,7 @@ fn header(out: &mut String, results: &Results) {
          no key (sticky partitions); each transaction is `begin_transaction`, N sends, a \
          flush in 1 ms steps, `commit_transaction`, and the next begins when the commit \
          returns. Latency: the same producer with `linger.ms=1` at a fixed rate, a \
-         `read_committed` consumer (`assign()`) in the same process, from send to receive; a \
+         `read_committed` consumer (`assign()`) in the same process, from the time a record falls due on the schedule to its receipt; a \
          record waits for the rest of its transaction to be sent before the commit, on average \
          half a transaction's worth of the rate, so the wait beyond that is what the systems \
          add. Every run starts with an unmeasured warm-up ({:.0}% of each throughput case).\n",

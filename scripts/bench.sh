@@ -21,6 +21,13 @@
 #                    docs/BENCHMARKS.md and target/bench/failover.json. About 15 minutes per
 #                    system at 5 repetitions. ARGS go to `weir-bench failover` (e.g.
 #                    --repetitions 3 --faults leader-kill --systems weir).
+#   scripts/bench.sh transactions [ARGS...]
+#                    transactions instead (issue 15): a transactional producer committing every
+#                    100 and every 1,000 records (1 KiB) and a read_committed consumer's
+#                    end-to-end latency, three brokers of each system (CLUSTER, default 3),
+#                    ROUNDS default 3; rewrites the Transactions section of docs/BENCHMARKS.md
+#                    and target/bench/results-transactions-cluster-3.json. About 15 minutes.
+#                    ARGS go to `weir-bench compare` (e.g. --transactions-per-case 100).
 #   PROFILE          failover only: the weir-broker build, release (default) or debug (the gaps
 #                    are dominated by timeouts, and a debug build is minutes instead of tens)
 set -euo pipefail
@@ -54,12 +61,18 @@ if [ "${1:-}" = failover ]; then
         "$@"
 fi
 
-ROUNDS="${ROUNDS:-5}"
 export KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx1g -Xms1g}"
 topology=(--results target/bench/results.json)
-if [ -n "${CLUSTER:-}" ]; then
+if [ "${1:-}" = transactions ]; then
+    shift
+    ROUNDS="${ROUNDS:-3}"
+    CLUSTER="${CLUSTER:-3}"
+    topology=(--transactions --cluster "$CLUSTER"
+        --results "target/bench/results-transactions-cluster-$CLUSTER.json")
+elif [ -n "${CLUSTER:-}" ]; then
     topology=(--cluster "$CLUSTER" --results "target/bench/results-cluster-$CLUSTER.json")
 fi
+ROUNDS="${ROUNDS:-5}"
 
 cargo build --release -p weir-broker -p weir-bench
 bash scripts/kafka.sh fetch

@@ -2,6 +2,9 @@
 //! cases, the brokers they run on (one, or a replicated cluster: [`Topology`]), and the sizes
 //! of the whole plan (the full A/B comparison, its replicated-cluster variant, the CI smoke run).
 //!
+//! The transactional cases ([`TransactionCase`], [`TransactionLatencyCase`]) have a plan of
+//! their own ([`Plan::transactions`]): a transactional producer commits every `N` records.
+//!
 //! A case is plain data with a stable `key` (the row of a table and the topic name); the
 //! scenario modules run one case against one broker.
 
@@ -144,6 +147,61 @@ impl LatencyCase {
     }
 }
 
+/// Transactional producer throughput: one librdkafka transactional producer (`acks=all`,
+/// idempotent, as transactions imply) sends `records` records of `record_size` bytes as fast as
+/// it can, in transactions of `records_per_transaction` records each committed before the next
+/// begins, to a fresh topic of `partitions` partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionCase {
+    pub record_size: usize,
+    pub partitions: i32,
+    pub records_per_transaction: u64,
+    pub records: u64,
+}
+
+impl TransactionCase {
+    /// Also the topic the case writes to and the prefix of its `transactional.id`.
+    pub fn key(&self) -> String {
+        format!(
+            "txn-{}b-{}p-{}pertxn",
+            self.record_size, self.partitions, self.records_per_transaction
+        )
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.records * self.record_size as u64
+    }
+
+    /// Transactions the case commits (the last one may be shorter).
+    pub fn transactions(&self) -> u64 {
+        self.records.div_ceil(self.records_per_transaction.max(1))
+    }
+}
+
+/// End-to-end latency through transactions: a transactional producer sends at a fixed `rate`
+/// (records/s) for `seconds`, committing every `records_per_transaction` records, and a
+/// `read_committed` consumer reads them; a record's latency runs from the moment it is handed
+/// to librdkafka to the moment the consumer gets it, so it includes waiting for the rest of its
+/// transaction and the commit. The first `warmup_seconds` are not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TransactionLatencyCase {
+    pub record_size: usize,
+    pub partitions: i32,
+    pub records_per_transaction: u64,
+    pub rate: f64,
+    pub seconds: f64,
+    pub warmup_seconds: f64,
+}
+
+impl TransactionLatencyCase {
+    pub fn key(&self) -> String {
+        format!(
+            "txn-latency-{}b-{}p-{}pertxn-at{:.0}",
+            self.record_size, self.partitions, self.records_per_transaction, self.rate
+        )
+    }
+}
+
 /// How many brokers a run starts and how the topics it creates are replicated. Both systems
 /// get the same: for Kafka the brokers are combined broker+controller nodes, for Weir every
 /// broker is a voter of the metadata quorum.
@@ -199,6 +257,13 @@ pub struct Plan {
     pub produce: Vec<ProduceCase>,
     pub consume: Vec<ConsumeCase>,
     pub latency: Vec<LatencyCase>,
+    /// Transactional producer cases (absent in results saved before they existed).
+    #[serde(default)]
+    pub transactions: Vec<TransactionCase>,
+    /// Transactional end-to-end latency cases, run in the throughput phase after the
+    /// transactional producer cases.
+    #[serde(default)]
+    pub transaction_latency: Vec<TransactionLatencyCase>,
 }
 
 impl Plan {
@@ -249,6 +314,8 @@ impl Plan {
                 },
             ],
             latency: vec![latency(0.5), latency(0.1)],
+            transactions: Vec::new(),
+            transaction_latency: Vec::new(),
         }
     }
 
@@ -287,6 +354,8 @@ impl Plan {
             produce,
             consume: Vec::new(),
             latency: vec![latency(0.5), latency(0.1)],
+            transactions: Vec::new(),
+            transaction_latency: Vec::new(),
         }
     }
 
@@ -325,6 +394,41 @@ impl Plan {
                 seconds: 2.0,
                 warmup_seconds: 0.5,
             }],
+            transactions: Vec::new(),
+            transaction_latency: Vec::new(),
+        }
+    }
+
+    /// Transactions only (issue 15), on `topology`: 1 KiB records, transactions of 100 and
+    /// of 1,000 records, the same number of transactions in each case, to 16 partitions; then
+    /// `read_committed`
+    /// end-to-end latency at `latency_rate` records/s, 100 records per transaction, to one
+    /// partition.
+    pub fn transactions(sizes: &TransactionSizes, topology: Topology) -> Plan {
+        let transactions = [100, 1_000]
+            .into_iter()
+            .map(|records_per_transaction| TransactionCase {
+                record_size: 1024,
+                partitions: 16,
+                records_per_transaction,
+                records: sizes.transactions * records_per_transaction,
+            })
+            .collect();
+        Plan {
+            topology,
+            warmup_fraction: 0.1,
+            produce: Vec::new(),
+            consume: Vec::new(),
+            latency: Vec::new(),
+            transactions,
+            transaction_latency: vec![TransactionLatencyCase {
+                record_size: 1024,
+                partitions: 1,
+                records_per_transaction: 100,
+                rate: sizes.latency_rate,
+                seconds: sizes.latency_seconds,
+                warmup_seconds: (sizes.latency_seconds / 5.0).min(5.0),
+            }],
         }
     }
 }
@@ -335,6 +439,16 @@ pub struct PlanSizes {
     pub records_100b: u64,
     pub records_1k: u64,
     pub records_catch_up: u64,
+    pub latency_seconds: f64,
+}
+
+/// How big the transactions plan is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TransactionSizes {
+    /// Transactions per transactional producer row.
+    pub transactions: u64,
+    /// Records per second of the latency case.
+    pub latency_rate: f64,
     pub latency_seconds: f64,
 }
 
@@ -381,6 +495,40 @@ mod tests {
         let first = plan.latency.first().expect("a latency case");
         assert_eq!(first.rate_fraction, 0.5);
         assert!(plan.produce.iter().any(|p| first.matches(p)));
+    }
+
+    #[test]
+    fn transactions_plan_has_the_issue_sizes_and_nothing_else() {
+        let sizes = TransactionSizes {
+            transactions: 10,
+            latency_rate: 5_000.0,
+            latency_seconds: 20.0,
+        };
+        let plan = Plan::transactions(&sizes, Topology::cluster(3));
+        assert!(plan.produce.is_empty() && plan.consume.is_empty() && plan.latency.is_empty());
+        let per_txn: Vec<u64> = plan
+            .transactions
+            .iter()
+            .map(|c| c.records_per_transaction)
+            .collect();
+        assert_eq!(per_txn, [100, 1_000]);
+        assert!(plan.transactions.iter().all(|c| c.record_size == 1024));
+        assert!(plan.transactions.iter().all(|c| c.transactions() == 10));
+        assert_eq!(plan.transactions[1].records, 10_000);
+        assert_ne!(plan.transactions[0].key(), plan.transactions[1].key());
+        let latency = plan.transaction_latency[0];
+        assert_eq!(latency.records_per_transaction, 100);
+        assert_eq!(latency.warmup_seconds, 4.0);
+    }
+
+    #[test]
+    fn results_saved_before_transactions_have_none() {
+        let mut value = serde_json::to_value(Plan::full(&SIZES)).unwrap();
+        let object = value.as_object_mut().unwrap();
+        object.remove("transactions");
+        object.remove("transaction_latency");
+        let plan: Plan = serde_json::from_value(value).unwrap();
+        assert!(plan.transactions.is_empty() && plan.transaction_latency.is_empty());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! of it: each latency case runs at a fraction (a half, a tenth) of Kafka's median maximum on
 //! the matching producer row, or of a reference rate given on the command line. Phase two
 //! runs the latency cases at those rates, again alternating.
+//! A transactions plan (`Plan::transactions`) has only throughput-phase cases: its
+//! `read_committed` latency case has a fixed rate and runs in the same broker start.
 //! Results are saved as JSON after every broker run and rendered into the document at the end.
 
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use crate::report;
 use crate::results::{BrokerKind, Results};
 use crate::round::{self, Phase};
 use crate::stats;
+use crate::transactions;
 
 /// Alternation order within a round.
 const ORDER: [BrokerKind; 2] = [BrokerKind::Weir, BrokerKind::Kafka];
@@ -147,12 +150,40 @@ pub fn load(path: &Path) -> anyhow::Result<Results> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// Replaces the marked section of `doc` (the single-node or the cluster one, as `results`
-/// ran) with the tables of `results`.
+/// Replaces the marked sections of `doc` that `results` has cases for (the single-node or the
+/// cluster one, as `results` ran, and the transactions one) with its tables.
 pub fn write_doc(results: &Results, doc: &Path) -> anyhow::Result<()> {
-    let text =
+    let mut text =
         std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
-    let updated = report::splice(&text, &results.plan.topology, &report::render(results))
-        .with_context(|| format!("updating {}", doc.display()))?;
-    std::fs::write(doc, updated).with_context(|| format!("writing {}", doc.display()))
+    if has_plain_cases(results) {
+        text = report::splice(&text, &results.plan.topology, &report::render(results))
+            .with_context(|| format!("updating {}", doc.display()))?;
+    }
+    if has_transaction_cases(results) {
+        text = transactions::report::splice(&text, &transactions::report::render(results))
+            .with_context(|| format!("updating {}", doc.display()))?;
+    }
+    std::fs::write(doc, text).with_context(|| format!("writing {}", doc.display()))
+}
+
+/// Every section `results` has cases for, as the document gets them.
+pub fn render(results: &Results) -> String {
+    let mut out = String::new();
+    if has_plain_cases(results) {
+        out.push_str(&report::render(results));
+    }
+    if has_transaction_cases(results) {
+        out.push_str(&transactions::report::render(results));
+    }
+    out
+}
+
+fn has_plain_cases(results: &Results) -> bool {
+    let plan = &results.plan;
+    !(plan.produce.is_empty() && plan.consume.is_empty() && plan.latency.is_empty())
+}
+
+fn has_transaction_cases(results: &Results) -> bool {
+    let plan = &results.plan;
+    !(plan.transactions.is_empty() && plan.transaction_latency.is_empty())
 }

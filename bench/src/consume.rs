@@ -51,13 +51,29 @@ pub enum ConsumeError {
 /// A consumer that reads assigned partitions and never commits or joins its group.
 /// librdkafka wants a `group.id` even for `assign()`; the group is never used.
 pub fn consumer(bootstrap: &str) -> Result<BaseConsumer, ConsumeError> {
-    client::base_config(bootstrap)
+    reader_config(bootstrap)
+        .create()
+        .map_err(ConsumeError::Create)
+}
+
+/// The same consumer with `isolation.level=read_committed` said explicitly (librdkafka's
+/// default, but the transactional cases depend on it): it reads up to the last stable offset
+/// and skips records of aborted transactions.
+pub fn read_committed_consumer(bootstrap: &str) -> Result<BaseConsumer, ConsumeError> {
+    reader_config(bootstrap)
+        .set("isolation.level", "read_committed")
+        .create()
+        .map_err(ConsumeError::Create)
+}
+
+fn reader_config(bootstrap: &str) -> rdkafka::ClientConfig {
+    let mut config = client::base_config(bootstrap);
+    config
         .set("group.id", "weir-bench-reader")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .map_err(ConsumeError::Create)
+        .set("auto.offset.reset", "earliest");
+    config
 }
 
 /// Every partition of `topic` from its first offset.

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -27,13 +27,13 @@ use crate::produce::{DeliveryCounter, ProduceError};
 use crate::results::LatencySummary;
 
 /// The producer wakes up this often to send what is due.
-const TICK: Duration = Duration::from_micros(500);
+pub(crate) const TICK: Duration = Duration::from_micros(500);
 /// How long the consumer may take to read the last records once the producer is done.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Latencies above this are clamped into the top bucket (and show up as such).
 const MAX_TRACKED_MICROS: u64 = 120_000_000;
 /// Value bytes that carry the send time.
-const STAMP_LEN: usize = 8;
+pub(crate) const STAMP_LEN: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LatencyError {
@@ -70,9 +70,98 @@ pub enum LatencyError {
 }
 
 /// What the consumer thread hands back.
-struct Received {
+pub(crate) struct Received {
     histogram: Histogram<u64>,
     count: u64,
+}
+
+/// The consuming end of a latency run: a thread that reads the assigned partitions from the
+/// beginning and records each stamped record's latency, until it has as many records as the
+/// producer says it sent (or the drain timeout passes once it has said so).
+pub(crate) struct Reader {
+    thread: thread::JoinHandle<Result<Received, ConsumeError>>,
+    /// Set once the producer knows how many records it sent; the consumer stops there.
+    sent_total: Arc<AtomicU64>,
+}
+
+impl Reader {
+    /// Assigns every partition of `topic` to `consumer` and starts reading; returns once the
+    /// thread runs. Records stamped before `warmup_nanos` after `epoch` are read, not counted.
+    pub(crate) fn start(
+        consumer: BaseConsumer,
+        topic: &str,
+        partitions: i32,
+        epoch: Instant,
+        warmup_nanos: u64,
+    ) -> Result<Reader, ConsumeError> {
+        let assign_error = |source| ConsumeError::Assign {
+            topic: topic.to_string(),
+            source,
+        };
+        let list = consume::assignment(topic, partitions).map_err(assign_error)?;
+        consumer.assign(&list).map_err(assign_error)?;
+        let sent_total = Arc::new(AtomicU64::new(u64::MAX));
+        let ready = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let sent_total = sent_total.clone();
+            let ready = ready.clone();
+            let topic = topic.to_string();
+            thread::spawn(move || -> Result<Received, ConsumeError> {
+                let mut histogram = Histogram::<u64>::new_with_bounds(1, MAX_TRACKED_MICROS, 3)
+                    .expect("static histogram bounds are valid");
+                let mut count = 0u64;
+                let mut drain_deadline: Option<Instant> = None;
+                ready.store(true, Ordering::Release);
+                loop {
+                    let total = sent_total.load(Ordering::Acquire);
+                    if count >= total {
+                        break;
+                    }
+                    if total != u64::MAX {
+                        let deadline =
+                            *drain_deadline.get_or_insert(Instant::now() + DRAIN_TIMEOUT);
+                        if Instant::now() > deadline {
+                            break;
+                        }
+                    }
+                    match consumer.poll(Duration::from_millis(50)) {
+                        Some(Ok(message)) => {
+                            let now = epoch.elapsed().as_nanos() as u64;
+                            count += 1;
+                            let Some(stamp) = message.payload().and_then(read_stamp) else {
+                                continue;
+                            };
+                            if stamp >= warmup_nanos {
+                                histogram.saturating_record(now.saturating_sub(stamp) / 1_000);
+                            }
+                        }
+                        Some(Err(source)) => return Err(ConsumeError::Read { topic, source }),
+                        None => {}
+                    }
+                }
+                Ok(Received { histogram, count })
+            })
+        };
+        while !ready.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+        Ok(Reader { thread, sent_total })
+    }
+
+    /// Tells the thread that `sent` records went out and waits for it to read them.
+    pub(crate) fn finish(self, sent: u64) -> Result<Received, LatencyError> {
+        self.sent_total.store(sent, Ordering::Release);
+        Ok(self
+            .thread
+            .join()
+            .map_err(|_| LatencyError::ConsumerPanicked)??)
+    }
+
+    /// Stops the thread without waiting for any record (the producer failed).
+    pub(crate) fn abandon(self) {
+        self.sent_total.store(0, Ordering::Release);
+        let _ = self.thread.join();
+    }
 }
 
 /// Runs `case` at `rate` records/s against `topic`, which it creates (replicated as
@@ -92,64 +181,13 @@ pub fn run(
     client::create_topic(bootstrap, &topic, case.partitions, topology)?;
     let epoch = Instant::now();
     let warmup_nanos = (case.warmup_seconds * 1e9) as u64;
-    // Set once the producer knows how many records it sent; the consumer stops there.
-    let sent_total = Arc::new(AtomicU64::new(u64::MAX));
-    let consumer_ready = Arc::new(AtomicBool::new(false));
-    let consumer_thread = {
-        let consumer = consume::consumer(bootstrap)?;
-        let list = consume::assignment(&topic, case.partitions).map_err(|source| {
-            ConsumeError::Assign {
-                topic: topic.clone(),
-                source,
-            }
-        })?;
-        consumer
-            .assign(&list)
-            .map_err(|source| ConsumeError::Assign {
-                topic: topic.clone(),
-                source,
-            })?;
-        let sent_total = sent_total.clone();
-        let ready = consumer_ready.clone();
-        let topic = topic.clone();
-        thread::spawn(move || -> Result<Received, ConsumeError> {
-            let mut histogram = Histogram::<u64>::new_with_bounds(1, MAX_TRACKED_MICROS, 3)
-                .expect("static histogram bounds are valid");
-            let mut count = 0u64;
-            let mut drain_deadline: Option<Instant> = None;
-            ready.store(true, Ordering::Release);
-            loop {
-                let total = sent_total.load(Ordering::Acquire);
-                if count >= total {
-                    break;
-                }
-                if total != u64::MAX {
-                    let deadline = *drain_deadline.get_or_insert(Instant::now() + DRAIN_TIMEOUT);
-                    if Instant::now() > deadline {
-                        break;
-                    }
-                }
-                match consumer.poll(Duration::from_millis(50)) {
-                    Some(Ok(message)) => {
-                        let now = epoch.elapsed().as_nanos() as u64;
-                        count += 1;
-                        let Some(stamp) = message.payload().and_then(read_stamp) else {
-                            continue;
-                        };
-                        if stamp >= warmup_nanos {
-                            histogram.saturating_record(now.saturating_sub(stamp) / 1_000);
-                        }
-                    }
-                    Some(Err(source)) => return Err(ConsumeError::Read { topic, source }),
-                    None => {}
-                }
-            }
-            Ok(Received { histogram, count })
-        })
-    };
-    while !consumer_ready.load(Ordering::Acquire) {
-        thread::yield_now();
-    }
+    let reader = Reader::start(
+        consume::consumer(bootstrap)?,
+        &topic,
+        case.partitions,
+        epoch,
+        warmup_nanos,
+    )?;
 
     let produce_case = ProduceCase {
         record_size: case.record_size,
@@ -164,15 +202,11 @@ pub fn run(
     let sent = match sent {
         Ok(sent) => sent,
         Err(error) => {
-            sent_total.store(0, Ordering::Release);
-            let _ = consumer_thread.join();
+            reader.abandon();
             return Err(error);
         }
     };
-    sent_total.store(sent, Ordering::Release);
-    let received = consumer_thread
-        .join()
-        .map_err(|_| LatencyError::ConsumerPanicked)??;
+    let received = reader.finish(sent)?;
     let failed = producer.context().failed();
     if flushed.is_err() || failed != 0 {
         return Err(LatencyError::Undelivered {
@@ -181,6 +215,17 @@ pub fn run(
             in_flight: producer.in_flight_count(),
         });
     }
+    summarize(topic, rate, sent, case.seconds, &received)
+}
+
+/// The percentiles of what `received` recorded, once every one of `sent` records came back.
+pub(crate) fn summarize(
+    topic: String,
+    rate: f64,
+    sent: u64,
+    seconds: f64,
+    received: &Received,
+) -> Result<LatencySummary, LatencyError> {
     if received.count < sent {
         return Err(LatencyError::Lost {
             topic,
@@ -195,7 +240,7 @@ pub fn run(
     let ms = |micros: u64| micros as f64 / 1_000.0;
     Ok(LatencySummary {
         target_rate: rate,
-        achieved_rate: sent as f64 / case.seconds,
+        achieved_rate: sent as f64 / seconds,
         measured: h.len(),
         p50_ms: ms(h.value_at_quantile(0.50)),
         p99_ms: ms(h.value_at_quantile(0.99)),
@@ -266,7 +311,7 @@ fn send_at_rate(
 }
 
 /// How many records the schedule says should have been sent after `elapsed`.
-fn due_records(rate: f64, elapsed: Duration) -> u64 {
+pub(crate) fn due_records(rate: f64, elapsed: Duration) -> u64 {
     (rate * elapsed.as_secs_f64()) as u64
 }
 

@@ -11,7 +11,8 @@
 //!   via `scripts/kafka.sh`) and [`procstat`] reads each one's peak RSS and CPU time;
 //! - [`round`] is one broker (or cluster) start with one phase of cases; [`compare`]
 //!   alternates Weir and Kafka over rounds and phases, [`smoke`] is the small Weir-only run CI
-//!   does; [`failover`] is the fault-injection comparison (gaps without acknowledgements);
+//!   does; [`transactions`] has the transactional producer and `read_committed` latency cases
+//!   and their section of the document; [`failover`] is the fault-injection comparison (gaps without acknowledgements);
 //! - [`results`] holds what was measured, [`stats`] and [`report`] turn it into the tables of
 //!   docs/BENCHMARKS.md, [`machine`] describes the host.
 
@@ -32,3 +33,4 @@ pub mod results;
 pub mod round;
 pub mod smoke;
 pub mod stats;
+pub mod transactions;

@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use weir_bench::cases::{Acks, Compression, LatencyCase, Plan, PlanSizes, ProduceCase, Topology};
+use weir_bench::cases::{
+    Acks, Compression, LatencyCase, Plan, PlanSizes, ProduceCase, Topology, TransactionSizes,
+};
 use weir_bench::compare::{self, CompareOptions};
 use weir_bench::payload::Payload;
 use weir_bench::process::Launcher;
@@ -154,8 +156,23 @@ struct CompareArgs {
     /// Kafka's median maximum on the 1 KiB, acks=1, 1-partition producer row.
     #[arg(long)]
     latency_reference_rate: Option<f64>,
+    /// Transactions only (issue 15) instead of the producer matrix: a transactional producer
+    /// committing every 100 and every 1,000 records (1 KiB, 16 partitions), then a
+    /// read_committed consumer's end-to-end latency behind a fixed-rate transactional producer
+    /// (100 records per transaction); writes the Transactions section of --doc.
+    #[arg(long)]
+    transactions: bool,
+    /// With --transactions: transactions per transactional producer row (of 100 and of 1,000
+    /// records each).
+    #[arg(long, default_value_t = 150)]
+    transactions_per_case: u64,
+    /// With --transactions: records/s of the read_committed latency case (both systems must
+    /// sustain it with 100-record transactions committed one at a time).
+    #[arg(long, default_value_t = 250.0)]
+    transaction_latency_rate: f64,
     /// Where every run's numbers are saved [default: target/bench/results.json, with
-    /// --cluster N target/bench/results-cluster-N.json].
+    /// --cluster N target/bench/results-cluster-N.json, with --transactions
+    /// target/bench/results-transactions[-cluster-N].json].
     #[arg(long)]
     results: Option<PathBuf>,
     /// The document whose marked section receives the tables.
@@ -238,12 +255,29 @@ fn main() -> anyhow::Result<()> {
                 records_catch_up: args.records_catch_up,
                 latency_seconds: args.latency_seconds,
             };
-            let (plan, default_results) = match args.cluster {
-                None => (Plan::full(&sizes), "target/bench/results.json".to_string()),
-                Some(brokers) => (
-                    Plan::cluster(&sizes, Topology::cluster(brokers.into())),
-                    format!("target/bench/results-cluster-{brokers}.json"),
-                ),
+            let topology = args.cluster.map_or(Topology::SINGLE_NODE, |brokers| {
+                Topology::cluster(brokers.into())
+            });
+            let cluster_suffix = args
+                .cluster
+                .map_or(String::new(), |brokers| format!("-cluster-{brokers}"));
+            let (plan, default_results) = if args.transactions {
+                let sizes = TransactionSizes {
+                    transactions: args.transactions_per_case,
+                    latency_rate: args.transaction_latency_rate,
+                    latency_seconds: args.latency_seconds,
+                };
+                (
+                    Plan::transactions(&sizes, topology),
+                    format!("target/bench/results-transactions{cluster_suffix}.json"),
+                )
+            } else if args.cluster.is_some() {
+                (
+                    Plan::cluster(&sizes, topology),
+                    format!("target/bench/results{cluster_suffix}.json"),
+                )
+            } else {
+                (Plan::full(&sizes), "target/bench/results.json".to_string())
             };
             let options = CompareOptions {
                 launcher: Launcher {
@@ -262,7 +296,7 @@ fn main() -> anyhow::Result<()> {
                 command,
             };
             let results = compare::run(options)?;
-            println!("{}", weir_bench::report::render(&results));
+            println!("{}", compare::render(&results));
         }
         Command::Failover(args) => failover(args)?,
         Command::FailoverReport { results, doc } => failover_report(&results, doc.as_deref())?,
@@ -274,7 +308,7 @@ fn main() -> anyhow::Result<()> {
         Command::Report { results, doc } => {
             let results = compare::load(&results)?;
             compare::write_doc(&results, &doc)?;
-            println!("{}", weir_bench::report::render(&results));
+            println!("{}", compare::render(&results));
         }
         Command::Produce(one) => {
             let case = one.produce_case();

@@ -39,17 +39,17 @@ pub fn markers(topology: &Topology) -> (String, String) {
 }
 
 /// One metric across the runs of both brokers.
-struct Row {
-    weir: Vec<f64>,
-    kafka: Vec<f64>,
+pub(crate) struct Row {
+    pub(crate) weir: Vec<f64>,
+    pub(crate) kafka: Vec<f64>,
 }
 
 impl Row {
-    fn collect(results: &Results, metric: impl Fn(&BrokerRun) -> Option<f64>) -> Row {
+    pub(crate) fn collect(results: &Results, metric: impl Fn(&BrokerRun) -> Option<f64>) -> Row {
         Row::collect_many(results, |run| metric(run).into_iter().collect())
     }
 
-    fn collect_many(results: &Results, metric: impl Fn(&BrokerRun) -> Vec<f64>) -> Row {
+    pub(crate) fn collect_many(results: &Results, metric: impl Fn(&BrokerRun) -> Vec<f64>) -> Row {
         let of = |kind| {
             results
                 .runs
@@ -64,19 +64,19 @@ impl Row {
         }
     }
 
-    fn weir(&self) -> Option<f64> {
+    pub(crate) fn weir(&self) -> Option<f64> {
         stats::median(&self.weir)
     }
 
-    fn kafka(&self) -> Option<f64> {
+    pub(crate) fn kafka(&self) -> Option<f64> {
         stats::median(&self.kafka)
     }
 
-    fn ratio(&self) -> Option<f64> {
+    pub(crate) fn ratio(&self) -> Option<f64> {
         Some(self.weir()? / self.kafka()?)
     }
 
-    fn spread(&self) -> String {
+    pub(crate) fn spread(&self) -> String {
         let one = |values: &[f64]| {
             let failed = values.iter().filter(|v| v.is_infinite()).count();
             if failed == 0 {
@@ -90,7 +90,7 @@ impl Row {
 }
 
 /// A median; infinite when most runs failed (see [`latency_row`]).
-fn number(value: Option<f64>, decimals: usize) -> String {
+pub(crate) fn number(value: Option<f64>, decimals: usize) -> String {
     match value {
         Some(v) if v.is_infinite() => "failed".to_string(),
         Some(v) => format!("{v:.decimals$}"),
@@ -98,7 +98,7 @@ fn number(value: Option<f64>, decimals: usize) -> String {
     }
 }
 
-fn ratio(value: Option<f64>) -> String {
+pub(crate) fn ratio(value: Option<f64>) -> String {
     match value {
         Some(v) if v.is_finite() => format!("{v:.2}x"),
         _ => "n/a".to_string(),
@@ -112,7 +112,7 @@ fn percent(value: Option<f64>) -> String {
     }
 }
 
-fn size(bytes: usize) -> String {
+pub(crate) fn size(bytes: usize) -> String {
     if bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes / 1024)
     } else {
@@ -600,6 +600,9 @@ mod tests {
                 bytes_moved: case.bytes(),
             }),
             failed_latency: Vec::new(),
+            transactions: Vec::new(),
+            transaction_latency: Vec::new(),
+            failed_transactions: Vec::new(),
             load_average: Some(2.0 + round as f64),
         }
     }
@@ -646,6 +649,8 @@ mod tests {
             produce: vec![case],
             consume: Vec::new(),
             latency: Vec::new(),
+            transactions: Vec::new(),
+            transaction_latency: Vec::new(),
         };
         let results = three_and_two_runs(plan, case);
         let out = render(&results);
@@ -683,6 +688,8 @@ mod tests {
             produce: vec![case],
             consume: Vec::new(),
             latency: Vec::new(),
+            transactions: Vec::new(),
+            transaction_latency: Vec::new(),
         };
         let out = render(&three_and_two_runs(plan, case));
         assert!(!out.contains("Targets"), "{out}");
@@ -731,6 +738,8 @@ mod tests {
             produce: vec![produce],
             consume: Vec::new(),
             latency: vec![case],
+            transactions: Vec::new(),
+            transaction_latency: Vec::new(),
         };
         let mut results = three_and_two_runs(plan, produce);
         let summary = |p50_ms| LatencySummary {

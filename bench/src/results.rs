@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cases::{ConsumeCase, LatencyCase, Plan, ProduceCase};
+use crate::cases::{
+    ConsumeCase, LatencyCase, Plan, ProduceCase, TransactionCase, TransactionLatencyCase,
+};
 
 /// Which broker a run measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -86,6 +88,37 @@ pub struct LatencyFailure {
     pub error: String,
 }
 
+/// One transactional producer run: its throughput, and how long the commits took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransactionMeasurement {
+    pub case: TransactionCase,
+    pub throughput: Throughput,
+    /// Committed transactions.
+    pub transactions: u64,
+    /// `commit_transaction` calls, from the call to its return (the flush of the
+    /// transaction's last records included), in milliseconds.
+    pub commit_p50_ms: f64,
+    pub commit_p99_ms: f64,
+    /// Of the commit, the flush of the transaction's records (absent in results saved before
+    /// it was timed apart).
+    #[serde(default)]
+    pub flush_p50_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransactionLatencyMeasurement {
+    pub case: TransactionLatencyCase,
+    pub latency: LatencySummary,
+}
+
+/// A transactional case that produced no number, and what the client said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransactionFailure {
+    /// The case's key.
+    pub case: String,
+    pub error: String,
+}
+
 /// What the broker process cost over a run (see `procstat`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
@@ -119,6 +152,14 @@ pub struct BrokerRun {
     /// kept).
     #[serde(default)]
     pub failed_latency: Vec<LatencyFailure>,
+    /// Transactional producer cases of this run (absent in results saved before them).
+    #[serde(default)]
+    pub transactions: Vec<TransactionMeasurement>,
+    #[serde(default)]
+    pub transaction_latency: Vec<TransactionLatencyMeasurement>,
+    /// Transactional cases of this run that failed while the brokers stayed up.
+    #[serde(default)]
+    pub failed_transactions: Vec<TransactionFailure>,
     /// Present for throughput runs (the latency phase's broker is mostly idle).
     pub resources: Option<Resources>,
     /// The machine's one-minute load average once the run's cases were done: this run's own

@@ -7,13 +7,17 @@
 //! stopping it. A latency run runs only the fixed-rate latency cases after the warm-up, so the
 //! rate cannot be disturbed by a backlog of earlier cases; a latency case the brokers cannot
 //! sustain (records not delivered in time) is kept as a failed run, not a number, and the next
-//! case runs. Every topic is created with the topology's replication.
+//! case runs. The transactional cases run in the throughput phase (their plan has no plain
+//! cases): the transactional producer cases, counted in the resources, then the fixed-rate
+//! `read_committed` latency case, which no earlier case leaves a backlog for (every transaction
+//! has committed); a transactional case that fails while the brokers are up is kept as a
+//! failure with the client's error. Every topic is created with the topology's replication.
 //! Progress goes to stderr, one line per case.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cases::{Plan, ProduceCase};
+use crate::cases::{Plan, ProduceCase, TransactionCase};
 use crate::consume::{self, ConsumeError};
 use crate::first_produce::{self, FirstProduceError};
 use crate::latency::{self, LatencyError};
@@ -22,8 +26,9 @@ use crate::process::{Launcher, ProcessError, RunningBrokers, Stopped};
 use crate::produce::{self, ProduceError};
 use crate::results::{
     BrokerKind, BrokerRun, ConsumeMeasurement, LatencyFailure, LatencyMeasurement,
-    ProduceMeasurement, Resources,
+    ProduceMeasurement, Resources, TransactionFailure, TransactionLatencyMeasurement,
 };
+use crate::transactions::{self, TransactionError};
 
 /// How long a broker may take from spawn to its first acknowledged produce.
 const FIRST_PRODUCE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -50,6 +55,8 @@ pub enum CaseError {
     Consume(#[from] ConsumeError),
     #[error(transparent)]
     Latency(#[from] LatencyError),
+    #[error(transparent)]
+    Transaction(#[from] TransactionError),
     #[error("the broker exited ({status}) during the run, and the client failed")]
     Exited {
         status: std::process::ExitStatus,
@@ -111,6 +118,16 @@ pub fn run(
                 end.by_itself && (kind == BrokerKind::Kafka || end.status.success())
             };
             match (measured, stopped.iter().position(|end| !clean(end))) {
+                // A JVM that outlives the stop timeout on a loaded machine says nothing about
+                // what was measured before the stop: keep the run, say so. Weir stays strict,
+                // as an unclean stop of Weir is a Weir bug.
+                (Ok(run), Some(node)) if kind == BrokerKind::Kafka => {
+                    eprintln!(
+                        "  Kafka broker {node} was killed after the stop timeout ({}); the run's measurements are kept",
+                        stopped[node].status
+                    );
+                    Ok(run)
+                }
                 (Ok(_), Some(node)) => Err(CaseError::UncleanStop {
                     node,
                     status: stopped[node].status,
@@ -153,6 +170,9 @@ fn measure(
         consume: Vec::new(),
         latency: Vec::new(),
         failed_latency: Vec::new(),
+        transactions: Vec::new(),
+        transaction_latency: Vec::new(),
+        failed_transactions: Vec::new(),
         resources: None,
         load_average: None,
     };
@@ -198,6 +218,35 @@ fn measure(
                     throughput,
                 });
             }
+            for case in &plan.transactions {
+                let key = case.key();
+                let id = format!("{key}-{}-{round}", kind.name().to_lowercase());
+                match transactions::produce::run(&bootstrap, &key, &id, case, topology, payload) {
+                    Ok(measured) => {
+                        eprintln!(
+                            "  {} {key}: {:.0} records/s, {:.1} MB/s, {} transactions, commit p50 {:.1} ms (flush p50 {:.1} ms), p99 {:.1} ms",
+                            kind.name(),
+                            measured.throughput.records_per_second(),
+                            measured.throughput.megabytes_per_second(),
+                            measured.transactions,
+                            measured.commit_p50_ms,
+                            measured.flush_p50_ms.unwrap_or(f64::NAN),
+                            measured.commit_p99_ms
+                        );
+                        bytes_moved += measured.throughput.bytes;
+                        run.transactions.push(measured);
+                    }
+                    // With the brokers up, a failed case is a result (the section lists it
+                    // with the client's error); the next case runs on the same brokers.
+                    Err(error) if matches!(broker.exited(), Ok(None)) => {
+                        let error = error_chain(&error);
+                        eprintln!("  {} {key} failed: {error}", kind.name());
+                        run.failed_transactions
+                            .push(TransactionFailure { case: key, error });
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
             let usage = broker.usage()?;
             run.resources = Some(Resources {
                 peak_rss_bytes: usage.peak_rss_bytes,
@@ -211,6 +260,35 @@ fn measure(
                 usage.cpu_seconds - cpu_before,
                 bytes_moved as f64 / 1e9
             );
+            // After the resources: the fixed-rate case moves little and mostly waits.
+            for case in &plan.transaction_latency {
+                let key = case.key();
+                let id = format!("{key}-{}-{round}", kind.name().to_lowercase());
+                match transactions::latency::run(&bootstrap, &key, &id, case, topology, payload) {
+                    Ok(latency) => {
+                        eprintln!(
+                            "  {} {key} (sent {:.0}/s): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+                            kind.name(),
+                            latency.achieved_rate,
+                            latency.p50_ms,
+                            latency.p99_ms,
+                            latency.p999_ms,
+                            latency.max_ms
+                        );
+                        run.transaction_latency.push(TransactionLatencyMeasurement {
+                            case: *case,
+                            latency,
+                        });
+                    }
+                    Err(error) if matches!(broker.exited(), Ok(None)) => {
+                        let error = error_chain(&error);
+                        eprintln!("  {} {key} failed: {error}", kind.name());
+                        run.failed_transactions
+                            .push(TransactionFailure { case: key, error });
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
         }
         Phase::Latency { reference_rate } => {
             warm_up(&bootstrap, plan, payload)?;
@@ -256,8 +334,8 @@ fn measure(
     Ok(run)
 }
 
-/// Every produce case once with the plan's warm-up fraction of its records, unmeasured, on
-/// topics of its own: neither system is timed while cold (above all Kafka's JIT compiler,
+/// Every produce and transactional case once with the plan's warm-up fraction of its records,
+/// unmeasured, on topics of its own: neither system is timed while cold (above all Kafka's JIT compiler,
 /// which on three JVMs sharing two cores takes tens of seconds of work to settle).
 fn warm_up(bootstrap: &str, plan: &Plan, payload: &Payload) -> Result<(), CaseError> {
     for case in &plan.produce {
@@ -269,6 +347,15 @@ fn warm_up(bootstrap: &str, plan: &Plan, payload: &Payload) -> Result<(), CaseEr
             let topic = format!("warmup-{}", case.key());
             produce::run(bootstrap, &topic, &warmup, &plan.topology, payload)?;
         }
+    }
+    for case in &plan.transactions {
+        // At least one whole transaction, so the warm-up commits.
+        let records = ((case.records as f64 * plan.warmup_fraction) as u64)
+            .max(case.records_per_transaction)
+            .min(case.records);
+        let warmup = TransactionCase { records, ..*case };
+        let topic = format!("warmup-{}", case.key());
+        transactions::produce::run(bootstrap, &topic, &topic, &warmup, &plan.topology, payload)?;
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub mod txn;
 pub mod txn_check;
 pub mod workload;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -526,6 +526,27 @@ impl Harness {
 
     /// Notes each running broker's peak resident memory (VmHWM), at most every
     /// [`SAMPLE_INTERVAL`].
+    /// Samples memory until `commits()` reaches every partition's high watermark, at most
+    /// 120 s; whether it did.
+    fn wait_committed_to(
+        &mut self,
+        high_watermarks: &BTreeMap<i32, i64>,
+        commits: impl Fn() -> BTreeMap<i32, i64>,
+    ) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            self.sample_memory();
+            let commits = commits();
+            let done = high_watermarks
+                .iter()
+                .all(|(p, hw)| commits.get(p).is_some_and(|c| c >= hw));
+            if done || Instant::now() >= deadline {
+                return done;
+            }
+            std::thread::sleep(SAMPLE_INTERVAL);
+        }
+    }
+
     fn sample_memory(&mut self) {
         if self.last_sample.elapsed() < SAMPLE_INTERVAL {
             return;
@@ -549,20 +570,7 @@ impl Harness {
         // Let the group consume and commit everything: the last commit per partition reaches
         // the high watermark (a stuck member shows here too).
         let high_watermarks = checker::high_watermarks(&self.cluster, &self.target);
-        let caught_up = {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            loop {
-                self.sample_memory();
-                let commits = workload.last_commits();
-                let done = high_watermarks
-                    .iter()
-                    .all(|(p, hw)| commits.get(p).is_some_and(|c| c >= hw));
-                if done || Instant::now() >= deadline {
-                    break done;
-                }
-                std::thread::sleep(SAMPLE_INTERVAL);
-            }
-        };
+        let caught_up = self.wait_committed_to(&high_watermarks, || workload.last_commits());
         if !caught_up {
             self.events.push(format!(
                 "the group did not commit up to the high watermarks {high_watermarks:?} within 120 s of the end; last commits {:?}",
@@ -570,20 +578,8 @@ impl Harness {
             ));
         }
         let mut processors = self.processors.take().expect("the processors run");
-        let txn_caught_up = {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            loop {
-                self.sample_memory();
-                let commits = processors.committed_offsets();
-                let done = high_watermarks
-                    .iter()
-                    .all(|(p, hw)| commits.get(p).is_some_and(|c| c >= hw));
-                if done || Instant::now() >= deadline {
-                    break done;
-                }
-                std::thread::sleep(SAMPLE_INTERVAL);
-            }
-        };
+        let txn_caught_up =
+            self.wait_committed_to(&high_watermarks, || processors.committed_offsets());
         workload.stop_consumers();
         processors.stop();
         self.sample_memory();

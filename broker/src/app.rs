@@ -500,6 +500,9 @@ fn spawn_background_jobs(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()
             b.replicas.apply_retention()
         }),
         every(config.flush_check_interval_ms(), |b| b.replicas.flush_due()),
+        every(config.producer_id_expiration_check_interval_ms(), |b| {
+            b.replicas.remove_expired_producers()
+        }),
         every(
             config.recovery_point_checkpoint_interval_ms().max(1000),
             |b| b.replicas.checkpoint(),

@@ -1,11 +1,14 @@
 //! Idempotent producer state on the broker, driven with exact batches over the raw protocol:
 //! a resent batch is recognised as a duplicate (acknowledged with its original offset, not
-//! appended), a sequence gap is rejected with OUT_OF_ORDER_SEQUENCE_NUMBER, and the state
-//! survives a restart (clean or crash) of the broker.
+//! appended), a sequence gap is rejected with OUT_OF_ORDER_SEQUENCE_NUMBER, the state
+//! survives a restart (clean or crash) of the broker, and a producer idle for longer than
+//! `producer.id.expiration.ms` is forgotten and may then continue at any sequence.
 
-use std::time::Duration;
-use weir_tests::raw::{decode_records, error_code, record_batch, ProducerIdentity, RawClient};
-use weir_tests::{unique_topic, Broker};
+use std::time::{Duration, Instant};
+use weir_tests::raw::{
+    decode_records, error_code, now_ms, record_batch, record_batch_at, ProducerIdentity, RawClient,
+};
+use weir_tests::{unique_topic, Broker, BrokerOptions};
 
 fn identity(producer: (i64, i16), base_sequence: i32) -> Option<ProducerIdentity> {
     Some(ProducerIdentity {
@@ -188,4 +191,62 @@ fn producer_state_survives_a_clean_restart() {
 #[test]
 fn producer_state_survives_a_crash_restart() {
     producer_state_survives(Restart::Crash);
+}
+
+#[test]
+fn a_producer_idle_past_producer_id_expiration_is_forgotten_and_may_continue() {
+    // Ten minutes: the producer whose last batch is stamped an hour ago expires at the first
+    // check, the one writing now does not.
+    let broker = Broker::start(
+        BrokerOptions::default()
+            .set("producer.id.expiration.ms", 600_000)
+            .set("producer.id.expiration.check.interval.ms", 100),
+    );
+    let topic = unique_topic("producer-expiry");
+    let mut client = RawClient::connect(broker.kafka_addr());
+    client.create_topic_ok(&topic, 1);
+    let idle = client.init_producer_id();
+    let active = client.init_producer_id();
+    let an_hour_ago = now_ms() - 3_600_000;
+
+    let old = client.produce(
+        &topic,
+        0,
+        record_batch_at(&[b"i0", b"i1"], identity(idle, 0), an_hour_ago),
+        -1,
+    );
+    assert_eq!((old.error_code, old.base_offset), (error_code::NONE, 0));
+    let recent = client.produce(&topic, 0, record_batch(&[b"a0"], identity(active, 0)), -1);
+    assert_eq!(
+        (recent.error_code, recent.base_offset),
+        (error_code::NONE, 2)
+    );
+
+    // Once forgotten, the idle producer continues where it is (sequence 9, say, after
+    // batches that went elsewhere) instead of failing with OUT_OF_ORDER_SEQUENCE_NUMBER,
+    // as Kafka allows an unknown producer to.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let resumed = loop {
+        let r = client.produce(&topic, 0, record_batch(&[b"i9"], identity(idle, 9)), -1);
+        if r.error_code == error_code::NONE {
+            break r;
+        }
+        assert_eq!(r.error_code, error_code::OUT_OF_ORDER_SEQUENCE_NUMBER);
+        assert!(
+            Instant::now() < deadline,
+            "the idle producer was not forgotten within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(resumed.base_offset, 3);
+
+    // The active producer is still known: a gap is refused, its next sequence appended.
+    let gap = client.produce(&topic, 0, record_batch(&[b"a5"], identity(active, 5)), -1);
+    assert_eq!(gap.error_code, error_code::OUT_OF_ORDER_SEQUENCE_NUMBER);
+    let next = client.produce(&topic, 0, record_batch(&[b"a1"], identity(active, 1)), -1);
+    assert_eq!((next.error_code, next.base_offset), (error_code::NONE, 4));
+    assert_eq!(
+        stored_values(&mut client, &topic),
+        [&b"i0"[..], b"i1", b"a0", b"i9", b"a1"]
+    );
 }

@@ -247,6 +247,8 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     ),
     long("transaction.max.timeout.ms", "900000", 1, I32),
     long("transactional.id.expiration.ms", "604800000", 1, I32),
+    long("producer.id.expiration.ms", "86400000", 1, I32),
+    long("producer.id.expiration.check.interval.ms", "600000", 1, I32),
     long(
         "transaction.remove.expired.transaction.cleanup.interval.ms",
         "3600000",

@@ -41,6 +41,8 @@ pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
     "log.cleaner.dedupe.buffer.size",
     "log.cleaner.io.buffer.size",
     "log.cleaner.io.buffer.load.factor",
+    // Idempotent producer state (KIP-854).
+    "producer.id.expiration.ms",
     // Replication throttles (`kafka-reassign-partitions --throttle`).
     "leader.replication.throttled.rate",
     "follower.replication.throttled.rate",

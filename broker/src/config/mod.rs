@@ -266,6 +266,17 @@ impl BrokerConfig {
         self.long("transaction.abort.timed.out.transaction.cleanup.interval.ms")
     }
 
+    /// `producer.id.expiration.ms`: how long a partition remembers an idle idempotent
+    /// producer (dynamic).
+    pub fn producer_id_expiration_ms(&self) -> i64 {
+        self.long("producer.id.expiration.ms")
+    }
+
+    /// `producer.id.expiration.check.interval.ms`: how often idle producers are forgotten.
+    pub fn producer_id_expiration_check_interval_ms(&self) -> u64 {
+        self.long("producer.id.expiration.check.interval.ms") as u64
+    }
+
     /// `transactional.id.expiration.ms`: how long an idle transactional id is remembered.
     pub fn transactional_id_expiration_ms(&self) -> i64 {
         self.long("transactional.id.expiration.ms")

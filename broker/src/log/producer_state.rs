@@ -16,13 +16,15 @@ pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 pub const SNAPSHOT_FILE_SUFFIX: &str = "snapshot";
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"WPSS";
-/// Version 2 adds each producer's coordinator epoch and ongoing transaction; version 1 is read.
-const SNAPSHOT_VERSION: u16 = 2;
+/// Version 2 added each producer's coordinator epoch and ongoing transaction, version 3 its
+/// last timestamp; versions 1 and 2 are read.
+const SNAPSHOT_VERSION: u16 = 3;
 /// magic + version + crc + producer count.
 const SNAPSHOT_HEADER_SIZE: usize = 4 + 2 + 4 + 4;
 const SNAPSHOT_CRC_START: usize = 10;
-/// producer id + epoch + coordinator epoch + ongoing transaction's first offset + batch count.
-const SNAPSHOT_ENTRY_HEADER_SIZE: usize = 8 + 2 + 4 + 8 + 1;
+/// producer id + epoch + coordinator epoch + ongoing transaction's first offset + last
+/// timestamp + batch count.
+const SNAPSHOT_ENTRY_HEADER_SIZE: usize = 8 + 2 + 4 + 8 + 8 + 1;
 /// first seq + last seq + first offset + last offset + timestamp.
 const SNAPSHOT_BATCH_SIZE: usize = 4 + 4 + 8 + 8 + 8;
 
@@ -53,6 +55,9 @@ pub struct ProducerStateEntry {
     pub coordinator_epoch: i32,
     /// First offset of the producer's ongoing transaction in this partition, if one is open.
     pub current_txn_first_offset: Option<i64>,
+    /// The max timestamp of the producer's last batch or marker (-1: unknown): what
+    /// `producer.id.expiration.ms` is measured from, as in Kafka.
+    pub last_timestamp: i64,
     batches: VecDeque<BatchMetadata>,
 }
 
@@ -62,6 +67,7 @@ impl ProducerStateEntry {
             epoch,
             coordinator_epoch: -1,
             current_txn_first_offset: None,
+            last_timestamp: -1,
             batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN),
         }
     }
@@ -100,6 +106,7 @@ impl ProducerStateEntry {
         if self.batches.len() == NUM_BATCHES_TO_RETAIN {
             self.batches.pop_front();
         }
+        self.last_timestamp = batch.timestamp;
         self.batches.push_back(batch);
     }
 }
@@ -119,16 +126,24 @@ pub enum ProducerCheck {
 /// ignored; an epoch below the current one is [`LogError::InvalidProducerEpoch`]; a higher epoch
 /// must start at sequence 0; a batch equal to one of the last 5 of the current epoch is a
 /// duplicate; otherwise the first sequence must follow the last one (wrapping at `i32::MAX`),
-/// and an unknown producer must start at 0, else [`LogError::OutOfOrderSequence`].
+/// else [`LogError::OutOfOrderSequence`]. An unknown producer may start at any sequence, as in
+/// Kafka: its state may have been expired (`producer.id.expiration.ms`) or removed with the
+/// segments that held it, and refusing it would be fatal to the client.
+///
+/// Producers idle for longer than `producer.id.expiration.ms` (measured from the timestamp of
+/// their last batch or marker) and without an open transaction are forgotten
+/// ([`ProducerStateManager::remove_expired`]), so the state stays bounded however many
+/// producer ids have written to the partition.
 ///
 /// State reflects the log up to [`ProducerStateManager::map_end_offset`] (exclusive). It is
 /// rebuilt on open from the latest snapshot plus the batch headers after it.
 ///
 /// Snapshot format (`<dir>/<map end offset, 20 digits>.snapshot`, big-endian): `"WPSS"`,
-/// version u16 (2), CRC-32C u32 of everything after it, producer count u32, then per producer:
+/// version u16 (3), CRC-32C u32 of everything after it, producer count u32, then per producer:
 /// id i64, epoch i16, coordinator epoch i32, first offset of the open transaction i64 (-1:
-/// none), batch count u8, then per batch: first seq i32, last seq i32, first offset i64, last
-/// offset i64, timestamp i64. Version 1 (no coordinator epoch, no transaction) is still read.
+/// none), last timestamp i64, batch count u8, then per batch: first seq i32, last seq i32,
+/// first offset i64, last offset i64, timestamp i64. Versions 1 (no coordinator epoch, no
+/// transaction) and 2 (no last timestamp: the last batch's is taken) are still read.
 ///
 /// Transactions: a transactional batch opens its producer's transaction at its base offset;
 /// a marker closes it. The first offset of the oldest open (or not yet replicated) transaction
@@ -251,9 +266,10 @@ impl ProducerStateManager {
                 None if first_seq == 0 => Ok(ProducerCheck::Append),
                 last => Err(out_of_order(last.unwrap_or(-1))),
             },
-            // A new producer or a new epoch: the first batch starts at sequence 0.
-            _ if first_seq == 0 => Ok(ProducerCheck::Append),
-            _ => Err(out_of_order(-1)),
+            // A new epoch: the first batch starts at sequence 0.
+            Some(_) if first_seq != 0 => Err(out_of_order(-1)),
+            // A new epoch from 0, or a producer this partition does not know (any sequence).
+            _ => Ok(ProducerCheck::Append),
         }
     }
 
@@ -289,6 +305,7 @@ impl ProducerStateManager {
                 entry.epoch = epoch;
                 entry.batches.clear();
             }
+            entry.last_timestamp = header.max_timestamp();
             let first_offset = entry.current_txn_first_offset.take()?;
             self.ongoing.remove(&first_offset);
             let last_offset = header.base_offset();
@@ -351,6 +368,18 @@ impl ProducerStateManager {
         }
     }
 
+    /// Forgets the producers without an open transaction whose last batch or marker is
+    /// `expiration_ms` or more older than `now_ms` (Kafka's `removeExpiredProducers`); returns
+    /// how many.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
+        before - self.producers.len()
+    }
+
     /// Known producers and their state.
     pub fn producers(&self) -> impl Iterator<Item = (i64, &ProducerStateEntry)> {
         self.producers.iter().map(|(&id, e)| (id, e))
@@ -398,6 +427,7 @@ impl ProducerStateManager {
             buf.extend_from_slice(&entry.epoch.to_be_bytes());
             buf.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
             buf.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
+            buf.extend_from_slice(&entry.last_timestamp.to_be_bytes());
             buf.push(entry.batches.len() as u8);
             for b in &entry.batches {
                 buf.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -526,6 +556,9 @@ fn decode_snapshot(bytes: &[u8]) -> Result<HashMap<i64, ProducerStateEntry>, &'s
             let first = i64::from_be_bytes(r.take()?);
             entry.current_txn_first_offset = (first >= 0).then_some(first);
         }
+        if version >= 3 {
+            entry.last_timestamp = i64::from_be_bytes(r.take()?);
+        }
         let [batch_count] = r.take::<1>()?;
         if batch_count as usize > NUM_BATCHES_TO_RETAIN {
             return Err("too many batches for one producer");
@@ -538,6 +571,9 @@ fn decode_snapshot(bytes: &[u8]) -> Result<HashMap<i64, ProducerStateEntry>, &'s
                 last_offset: i64::from_be_bytes(r.take()?),
                 timestamp: i64::from_be_bytes(r.take()?),
             });
+        }
+        if version < 3 {
+            entry.last_timestamp = entry.batches.back().map_or(-1, |b| b.timestamp);
         }
         producers.insert(id, entry);
     }

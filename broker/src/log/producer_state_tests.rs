@@ -40,20 +40,14 @@ fn in_sequence_batches_append_and_duplicates_return_original_offsets() {
 }
 
 #[test]
-fn gaps_unknown_producers_and_new_epochs_need_the_right_sequence() {
+fn gaps_and_new_epochs_need_the_right_sequence_and_unknown_producers_start_anywhere() {
     let dir = tempfile::tempdir().unwrap();
     let mut state = ProducerStateManager::new(dir.path(), 0);
-    let err = check(&state, &batch(1, 0, 5, 1, 0)).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            LogError::OutOfOrderSequence {
-                first_sequence: 5,
-                last_sequence: -1,
-                ..
-            }
-        ),
-        "{err}"
+    // As in Kafka: a producer the partition does not know (expired, or its segments deleted)
+    // continues at whatever sequence it is at.
+    assert_eq!(
+        check(&state, &batch(1, 0, 5, 1, 0)).unwrap(),
+        ProducerCheck::Append
     );
 
     state.update(&header(&batch(1, 0, 0, 2, 0)), None);
@@ -223,4 +217,95 @@ fn retain_latest_snapshots_deletes_the_oldest() {
         .map(|(o, _)| o)
         .collect();
     assert_eq!(offsets, vec![3, 4]);
+}
+
+/// A batch of producer `pid` whose records are stamped from `timestamp`.
+fn batch_at_time(pid: i64, seq: i32, offset: i64, timestamp: i64) -> Bytes {
+    encode_test_batch(&TestBatch {
+        base_offset: offset,
+        timestamp,
+        ..TestBatch::new(2, 5).idempotent(pid, 0, seq)
+    })
+}
+
+#[test]
+fn idle_producers_expire_unless_a_transaction_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = ProducerStateManager::new(dir.path(), 0);
+    state.update(&header(&batch_at_time(1, 0, 0, 10_000)), None);
+    state.update(&header(&batch_at_time(2, 0, 2, 50_000)), None);
+    // Producer 3 is idle as long as producer 1 but has a transaction open.
+    let open = crate::log::test_util::encode_records(
+        &[kafka_protocol::records::Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: 3,
+            producer_epoch: 0,
+            timestamp_type: kafka_protocol::records::TimestampType::Creation,
+            offset: 4,
+            sequence: 0,
+            timestamp: 10_000,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        }],
+        kafka_protocol::records::Compression::None,
+    );
+    state.update(&header(&open), None);
+    assert_eq!(state.producer(1).unwrap().last_timestamp, 10_001);
+
+    // Expiry is measured from the last batch's max timestamp, as in Kafka.
+    assert_eq!(state.remove_expired(20_000, 10_000), 0);
+    assert_eq!(state.remove_expired(20_001, 10_000), 1);
+    assert!(state.producer(1).is_none());
+    assert!(state.producer(2).is_some());
+    assert!(
+        state.producer(3).is_some(),
+        "an open transaction keeps its producer"
+    );
+
+    // A forgotten producer comes back at the sequence it had reached.
+    assert_eq!(
+        check(&state, &batch_at_time(1, 2, 6, 30_000)).unwrap(),
+        ProducerCheck::Append
+    );
+
+    // The last timestamp survives a snapshot.
+    state.take_snapshot().unwrap();
+    let mut loaded = ProducerStateManager::new(dir.path(), 0);
+    loaded
+        .load_latest_snapshot(state.map_end_offset(), 0)
+        .unwrap();
+    assert_eq!(loaded.producer(2).unwrap().last_timestamp, 50_001);
+}
+
+#[test]
+fn version_2_snapshots_are_read_with_the_last_batch_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = Vec::new();
+    body.extend_from_slice(&1u32.to_be_bytes()); // producers
+    body.extend_from_slice(&7i64.to_be_bytes()); // id
+    body.extend_from_slice(&3i16.to_be_bytes()); // epoch
+    body.extend_from_slice(&(-1i32).to_be_bytes()); // coordinator epoch
+    body.extend_from_slice(&(-1i64).to_be_bytes()); // no open transaction
+    body.push(1); // batches
+    for v in [0i32, 4] {
+        body.extend_from_slice(&v.to_be_bytes()); // first and last seq
+    }
+    for v in [10i64, 14, 77_000] {
+        body.extend_from_slice(&v.to_be_bytes()); // first and last offset, timestamp
+    }
+    let mut bytes = b"WPSS".to_vec();
+    bytes.extend_from_slice(&2u16.to_be_bytes());
+    bytes.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+    bytes.extend_from_slice(&body);
+    std::fs::write(snapshot_file(dir.path(), 15), bytes).unwrap();
+
+    let mut loaded = ProducerStateManager::new(dir.path(), 0);
+    assert_eq!(loaded.load_latest_snapshot(15, 0).unwrap(), Some(15));
+    let entry = loaded.producer(7).unwrap();
+    assert_eq!((entry.epoch, entry.last_seq()), (3, Some(4)));
+    assert_eq!(entry.last_timestamp, 77_000);
 }

@@ -148,6 +148,13 @@ impl Log {
         &self.producer_state
     }
 
+    /// Forgets the producers idle for `expiration_ms` or more without an open transaction
+    /// (`producer.id.expiration.ms`, by this log's clock); returns how many.
+    pub fn remove_expired_producers(&mut self, expiration_ms: i64) -> usize {
+        let now = self.clock.now_ms();
+        self.producer_state.remove_expired(now, expiration_ms)
+    }
+
     pub(super) fn active(&self) -> &LogSegment {
         self.segments
             .last()

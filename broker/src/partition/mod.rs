@@ -879,6 +879,13 @@ impl Partition {
         Ok(deleted)
     }
 
+    /// Forgets the idempotent producers idle for `expiration_ms` or more
+    /// (`producer.id.expiration.ms`); returns how many. Every replica does it, as in Kafka,
+    /// so a follower taking over knows no more producers than its leader did.
+    pub fn remove_expired_producers(&self, expiration_ms: i64) -> usize {
+        self.log.write().remove_expired_producers(expiration_ms)
+    }
+
     /// Fsyncs the log if `flush.ms` has passed since this partition's last periodic flush
     /// (appends check `flush.messages` and `flush.ms` themselves; this covers a quiet log).
     pub fn flush_if_due(&self) -> Result<(), LogError> {

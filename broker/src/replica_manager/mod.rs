@@ -293,6 +293,20 @@ impl ReplicaManager {
         }
     }
 
+    /// Forgets, in every partition, the idempotent producers idle for longer than
+    /// `producer.id.expiration.ms`, so producer state stays bounded.
+    pub fn remove_expired_producers(&self) {
+        let expiration_ms = self.effective_config().producer_id_expiration_ms();
+        let removed: usize = self
+            .all_partitions()
+            .iter()
+            .map(|p| p.remove_expired_producers(expiration_ms))
+            .sum();
+        if removed > 0 {
+            tracing::info!(removed, expiration_ms, "expired idle producer ids");
+        }
+    }
+
     /// Lets every partition fsync if its `flush.ms` is due.
     pub fn flush_due(&self) {
         for p in self.all_partitions() {

@@ -18,6 +18,8 @@
 #                                whole run's log must fit: raise it for runs of hours)
 #   WEIR_NEMESIS_KINDS           only these faults, named as the report names them, separated
 #                                by commas (e.g. "isolate group coordinator,kill group coordinator")
+#   WEIR_NEMESIS_PRODUCER_DEBUG  librdkafka debug contexts of the idempotent producer, printed
+#                                (e.g. eos,msg; WEIR_NEMESIS_TXN_DEBUG: the same for the processors)
 #   WEIR_NEMESIS_BROKER_LOG      the brokers' WEIR_LOG filter (e.g. info,weir_broker::group=debug)
 #   WEIR_REQUIRE_NEMESIS=1       fail instead of skipping network and disk faults
 #   WEIR_BROKER_BIN              the broker binary to run (default target/debug/weir-broker;

@@ -17,6 +17,7 @@
 //! bridge, iptables rule) — on success and while a test panics alike.
 
 pub mod checker;
+pub mod client_log;
 pub mod disk;
 pub mod faults;
 pub mod net;

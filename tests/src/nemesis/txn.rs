@@ -26,47 +26,18 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
+use super::client_log::{with_debug, ClientLog, TXN_DEBUG};
 use super::workload::{Target, SESSION_TIMEOUT_MS};
 
 /// A producer whose delivery reports a thread of its own serves (`commit_transaction`
 /// flushes, and librdkafka's flush waits for every delivery report to be served).
 type TxnProducer = ThreadedProducer<ClientLog>;
-
-/// Prints librdkafka's log lines with the processor's name when `WEIR_NEMESIS_TXN_DEBUG` is
-/// set; drops them otherwise (they are many under faults).
-#[derive(Debug, Clone)]
-struct ClientLog {
-    name: String,
-    print: bool,
-}
-
-impl ClientLog {
-    fn new(name: String) -> ClientLog {
-        ClientLog {
-            name,
-            print: debug_contexts().is_some(),
-        }
-    }
-}
-
-fn debug_contexts() -> Option<String> {
-    std::env::var("WEIR_NEMESIS_TXN_DEBUG").ok()
-}
-
-impl ClientContext for ClientLog {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        if self.print {
-            eprintln!("{} {level:?} {fac}: {log_message}", self.name);
-        }
-    }
-}
 
 impl ConsumerContext for ClientLog {}
 
@@ -330,13 +301,6 @@ fn supervise(
 
 type TxnConsumer = BaseConsumer<ClientLog>;
 
-fn with_debug(config: &mut rdkafka::ClientConfig) {
-    if let Some(contexts) = debug_contexts() {
-        // rdkafka sets `log_level` from the `log` crate's level, which no logger raises here.
-        config.set("debug", contexts).set("log_level", "7");
-    }
-}
-
 fn new_consumer(processor: usize, target: &TxnTarget) -> TxnConsumer {
     let mut config = target.input.client_config();
     config
@@ -349,9 +313,12 @@ fn new_consumer(processor: usize, target: &TxnTarget) -> TxnConsumer {
         .set("heartbeat.interval.ms", "500")
         .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS.to_string())
         .set("fetch.wait.max.ms", "100");
-    with_debug(&mut config);
+    with_debug(&mut config, TXN_DEBUG);
     let consumer: TxnConsumer = config
-        .create_with_context(ClientLog::new(format!("processor-{processor}-consumer")))
+        .create_with_context(ClientLog::new(
+            format!("processor-{processor}-consumer"),
+            TXN_DEBUG,
+        ))
         .expect("creating a processor's consumer");
     consumer
         .subscribe(&[&target.input.topic])
@@ -367,9 +334,12 @@ fn new_producer(processor: usize, target: &TxnTarget) -> TxnProducer {
         .set("client.id", format!("nemesis-processor-{processor}"))
         .set("linger.ms", "5")
         .set("retry.backoff.ms", "50");
-    with_debug(&mut config);
+    with_debug(&mut config, TXN_DEBUG);
     config
-        .create_with_context(ClientLog::new(format!("processor-{processor}-producer")))
+        .create_with_context(ClientLog::new(
+            format!("processor-{processor}-producer"),
+            TXN_DEBUG,
+        ))
         .expect("creating a processor's transactional producer")
 }
 

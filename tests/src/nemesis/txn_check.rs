@@ -3,7 +3,8 @@
 //! consumer and compared with the input topic, the group's final committed offsets and the
 //! transactions as the processors were told they ended:
 //!
-//! - no input value twice in the output (no duplicate);
+//! - no input record (partition and offset, the output record's key) twice in the output (no
+//!   duplicate; an input value the idempotent producer wrote twice is two input records);
 //! - every input record below the group's committed offset of its partition in the output,
 //!   and nothing at or above it (output and offsets commit together);
 //! - every record of an acknowledged commit in the output;
@@ -26,8 +27,26 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use super::txn::{Outcome, TxnRecord};
 use crate::cluster::Cluster;
 
-/// One output record: partition, offset and the input value's sequence number.
-pub type OutputRecord = (i32, i64, u64);
+/// Where an input record is: partition and offset (the output record's key, `p@o`).
+pub type InputPosition = (i32, i64);
+
+/// One output record: its partition and offset, the input record it came from and that
+/// record's sequence number (for the report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub input: InputPosition,
+    pub seq: u64,
+}
+
+/// The input position in an output record's key, `(-1, -1)` if it is not one.
+fn input_position(key: Option<&[u8]>) -> InputPosition {
+    key.and_then(|k| std::str::from_utf8(k).ok())
+        .and_then(|k| k.split_once('@'))
+        .and_then(|(p, o)| Some((p.parse().ok()?, o.parse().ok()?)))
+        .unwrap_or((-1, -1))
+}
 
 /// How long reading the output may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
@@ -98,7 +117,12 @@ pub fn read_output(
                     .and_then(|v| v.strip_prefix('n'))
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(u64::MAX);
-                records.push((m.partition(), m.offset(), seq));
+                records.push(OutputRecord {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    input: input_position(m.key()),
+                    seq,
+                });
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);
@@ -138,10 +162,10 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
     } = inputs;
     let mut failures = Vec::new();
 
-    // How every value's transactions ended.
-    let mut committed_in: HashSet<u64> = HashSet::new();
-    let mut unknown_in: HashSet<u64> = HashSet::new();
-    let mut aborted_in: HashSet<u64> = HashSet::new();
+    // How every input record's transactions ended.
+    let mut committed_in: HashSet<InputPosition> = HashSet::new();
+    let mut unknown_in: HashSet<InputPosition> = HashSet::new();
+    let mut aborted_in: HashSet<InputPosition> = HashSet::new();
     let (mut n_committed, mut n_aborted, mut n_unknown) = (0usize, 0usize, 0usize);
     for t in &record.txns {
         let set = match t.outcome {
@@ -158,27 +182,33 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
                 &mut unknown_in
             }
         };
-        set.extend(t.inputs.iter().map(|i| i.seq));
+        set.extend(t.inputs.iter().map(|i| (i.partition, i.offset)));
     }
 
     // The output under read_committed.
-    let mut seen: HashMap<u64, (i32, i64)> = HashMap::new();
+    let mut seen: HashMap<InputPosition, (i32, i64)> = HashMap::new();
     let mut duplicates = Vec::new();
-    for (p, o, seq) in committed {
-        if let Some((q, first)) = seen.insert(*seq, (*p, *o)) {
-            duplicates.push(format!("n{seq} at output {q}@{first} and {p}@{o}"));
+    for r in committed {
+        if let Some((q, first)) = seen.insert(r.input, (r.partition, r.offset)) {
+            duplicates.push(format!(
+                "input {}@{} (n{}) at output {q}@{first} and {}@{}",
+                r.input.0, r.input.1, r.seq, r.partition, r.offset
+            ));
         }
     }
     let aborted_visible: Vec<String> = committed
         .iter()
-        .filter(|(_, _, seq)| !committed_in.contains(seq) && !unknown_in.contains(seq))
-        .map(|(p, o, seq)| {
-            let why = if aborted_in.contains(seq) {
+        .filter(|r| !committed_in.contains(&r.input) && !unknown_in.contains(&r.input))
+        .map(|r| {
+            let why = if aborted_in.contains(&r.input) {
                 "only in aborted transactions"
             } else {
                 "in no transaction"
             };
-            format!("n{seq} at output {p}@{o}: {why}")
+            format!(
+                "input {}@{} (n{}) at output {}@{}: {why}",
+                r.input.0, r.input.1, r.seq, r.partition, r.offset
+            )
         })
         .collect();
     let mut missing = Vec::new();
@@ -186,7 +216,7 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
     for (p, log) in input {
         let committed_offset = final_offsets.get(p).copied().unwrap_or(-1).max(0);
         for (offset, seq) in log {
-            let present = seen.get(seq);
+            let present = seen.get(&(*p, *offset));
             if *offset < committed_offset && present.is_none() {
                 missing.push(format!(
                     "input {p}@{offset} (n{seq}) below the group's committed offset {committed_offset}, not in the output"
@@ -206,7 +236,7 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
         .iter()
         .filter(|t| t.outcome == Outcome::Committed)
         .flat_map(|t| t.inputs.iter().map(move |i| (t.processor, i)))
-        .filter(|(_, i)| !seen.contains_key(&i.seq))
+        .filter(|(_, i)| !seen.contains_key(&(i.partition, i.offset)))
         .map(|(processor, i)| {
             format!(
                 "n{} (input {}@{}) committed by processor {processor}, not in the output",

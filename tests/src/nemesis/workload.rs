@@ -20,12 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::client_log::{with_debug, ClientLog, PRODUCER_DEBUG};
 use super::probe;
 
 /// How often a member commits what it consumed.
@@ -242,9 +243,14 @@ impl Drop for Workload {
 /// Records each delivery report.
 struct AckContext {
     record: Shared,
+    log: ClientLog,
 }
 
-impl ClientContext for AckContext {}
+impl ClientContext for AckContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.print(level, fac, log_message);
+    }
+}
 
 impl ProducerContext for AckContext {
     type DeliveryOpaque = ();
@@ -284,9 +290,11 @@ fn new_producer(target: &Target, record: &Shared) -> BaseProducer<AckContext> {
         .set("message.timeout.ms", "180000")
         .set("retry.backoff.ms", "50")
         .set("client.id", "nemesis-producer");
+    with_debug(&mut config, PRODUCER_DEBUG);
     config
         .create_with_context(AckContext {
             record: record.clone(),
+            log: ClientLog::new("nemesis-producer".into(), PRODUCER_DEBUG),
         })
         .expect("creating the producer")
 }

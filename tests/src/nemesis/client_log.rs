@@ -1,0 +1,50 @@
+//! librdkafka's log lines of the nemesis clients, printed with the client's name when a
+//! debug variable names librdkafka debug contexts (`WEIR_NEMESIS_TXN_DEBUG` for the
+//! transactional processors, `WEIR_NEMESIS_PRODUCER_DEBUG` for the idempotent producer, e.g.
+//! `eos,msg`); dropped otherwise (they are many under faults).
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::ClientContext;
+
+/// The debug variable of the transactional processors' clients.
+pub const TXN_DEBUG: &str = "WEIR_NEMESIS_TXN_DEBUG";
+/// The debug variable of the idempotent producer.
+pub const PRODUCER_DEBUG: &str = "WEIR_NEMESIS_PRODUCER_DEBUG";
+
+/// A client context that prints librdkafka's log lines when its debug variable is set.
+#[derive(Debug, Clone)]
+pub struct ClientLog {
+    name: String,
+    print: bool,
+}
+
+impl ClientLog {
+    /// The log of the client `name`, printed if `variable` is set.
+    pub fn new(name: String, variable: &str) -> ClientLog {
+        ClientLog {
+            name,
+            print: std::env::var_os(variable).is_some(),
+        }
+    }
+
+    /// Prints one line of librdkafka's log.
+    pub fn print(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if self.print {
+            eprintln!("{} {level:?} {fac}: {log_message}", self.name);
+        }
+    }
+}
+
+impl ClientContext for ClientLog {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.print(level, fac, log_message);
+    }
+}
+
+/// Turns on the librdkafka debug contexts `variable` names, if it is set.
+pub fn with_debug(config: &mut ClientConfig, variable: &str) {
+    if let Ok(contexts) = std::env::var(variable) {
+        // rdkafka sets `log_level` from the `log` crate's level, which no logger raises here.
+        config.set("debug", contexts).set("log_level", "7");
+    }
+}

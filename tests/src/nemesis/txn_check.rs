@@ -212,12 +212,14 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
         })
         .collect();
     let mut missing = Vec::new();
+    let mut first_missing: Option<InputPosition> = None;
     let mut ahead = Vec::new();
     for (p, log) in input {
         let committed_offset = final_offsets.get(p).copied().unwrap_or(-1).max(0);
         for (offset, seq) in log {
             let present = seen.get(&(*p, *offset));
             if *offset < committed_offset && present.is_none() {
+                first_missing.get_or_insert((*p, *offset));
                 missing.push(format!(
                     "input {p}@{offset} (n{seq}) below the group's committed offset {committed_offset}, not in the output"
                 ));
@@ -262,6 +264,45 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
         "input records below the committed offset missing from the output",
         &missing,
     );
+    let missing_detail = first_missing.map(|first| {
+        // Where the first missing record went: the transactions that took it, and the
+        // committed ones that moved its partition's offset past it.
+        let took: Vec<String> = record
+            .txns
+            .iter()
+            .filter(|t| t.inputs.iter().any(|i| (i.partition, i.offset) == first))
+            .map(|t| {
+                format!(
+                    "processor {} {:?} offsets {:?}",
+                    t.processor, t.outcome, t.offsets
+                )
+            })
+            .collect();
+        let past: Vec<String> = record
+            .txns
+            .iter()
+            .filter(|t| t.outcome == Outcome::Committed)
+            .filter(|t| t.offsets.get(&first.0).is_some_and(|o| *o > first.1))
+            .take(1)
+            .map(|t| {
+                let from = t.inputs.iter().find(|i| i.partition == first.0);
+                format!(
+                    "first committed past it: processor {} from {:?} offsets {:?}",
+                    t.processor,
+                    from.map(|i| i.offset),
+                    t.offsets
+                )
+            })
+            .collect();
+        format!(
+            "input {}@{} was taken by {} transaction(s): {}; {}",
+            first.0,
+            first.1,
+            took.len(),
+            took.join("; "),
+            past.join("")
+        )
+    });
     super::checker::fail(
         &mut failures,
         "output records of input not covered by the committed offsets",
@@ -340,6 +381,9 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
     );
     row(&mut text, "duplicates", duplicates.len().to_string());
     row(&mut text, "missing", missing.len().to_string());
+    if let Some(detail) = &missing_detail {
+        row(&mut text, "  first missing", detail.clone());
+    }
     row(
         &mut text,
         "ahead of the committed offsets",

@@ -1,6 +1,8 @@
 //! AddPartitionsToTxn: a transactional producer adds the partitions it is about to write to
 //! its open transaction (v0–3, one transaction); brokers verify that a partition is in a
-//! transaction (v4–5, batched, `verify_only`). Answered by the transaction coordinator.
+//! transaction (v4–5, batched, `verify_only`: a partition outside the transaction answers
+//! TRANSACTION_ABORTABLE from v5, INVALID_TXN_STATE in v4). Answered by the transaction
+//! coordinator.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
@@ -94,10 +96,11 @@ async fn add(
             Ok(found) => found
                 .into_iter()
                 .map(|ok| {
-                    if ok {
-                        0
-                    } else {
-                        ResponseError::InvalidTxnState.code()
+                    // Kafka 4.x: TRANSACTION_ABORTABLE from v5, INVALID_TXN_STATE before.
+                    match (ok, version >= 5) {
+                        (true, _) => 0,
+                        (false, true) => ResponseError::TransactionAbortable.code(),
+                        (false, false) => ResponseError::InvalidTxnState.code(),
                     }
                 })
                 .collect(),

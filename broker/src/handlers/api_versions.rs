@@ -35,8 +35,9 @@ pub struct Feature {
 ///   node id plus its storage's directory id, voters added and removed at runtime (through
 ///   Weir's admin API; see [`crate::controller::membership`]).
 ///
-/// Not listed, because Weir does not have them: `transaction.version` (no transactions yet),
-/// `group.version` (no KIP-848 consumer groups), `eligible.leader.replicas.version`,
+/// Not listed, because Weir does not have them: `transaction.version` (Weir runs
+/// transactions version 1, the level clients assume when the feature is absent; KIP-890's
+/// version 2 is not implemented), `group.version` (no KIP-848 consumer groups), `eligible.leader.replicas.version`,
 /// `share.version`, `streams.version`. Kafka's clients read an absent feature as level 0.
 pub const FEATURES: &[Feature] = &[
     Feature {

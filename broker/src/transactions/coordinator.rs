@@ -123,6 +123,8 @@ pub struct TransactionCoordinator {
     pub(super) metrics: TransactionMetrics,
     owned: RwLock<HashMap<i32, Ownership>>,
     ids: RwLock<HashMap<String, Arc<Mutex<Entry>>>>,
+    /// Connections to other coordinators, for partition leaders' verifications.
+    pub(super) peers: super::verification::PeerConnections,
     pub(super) me: Weak<TransactionCoordinator>,
 }
 
@@ -143,6 +145,7 @@ impl TransactionCoordinator {
             metrics,
             owned: RwLock::new(HashMap::new()),
             ids: RwLock::new(HashMap::new()),
+            peers: Default::default(),
             me: me.clone(),
         })
     }
@@ -405,7 +408,9 @@ impl TransactionCoordinator {
     }
 
     /// Whether every one of `partitions` is in the open transaction of the producer (the
-    /// verify-only form of AddPartitionsToTxn, v4+).
+    /// verify-only form of AddPartitionsToTxn, v4+). A transaction being ended answers
+    /// CONCURRENT_TRANSACTIONS, as in Kafka: the producer's next transaction may include the
+    /// partition once the markers are written.
     pub async fn verify_partitions(
         &self,
         transactional_id: &str,
@@ -424,6 +429,12 @@ impl TransactionCoordinator {
         }
         if current.producer_epoch != producer_epoch {
             return Err(ResponseError::ProducerFenced.code());
+        }
+        if matches!(
+            current.state,
+            TxnState::PrepareCommit | TxnState::PrepareAbort
+        ) {
+            return Err(ResponseError::ConcurrentTransactions.code());
         }
         let open = current.state == TxnState::Ongoing;
         Ok(partitions

@@ -5,6 +5,8 @@
 //! - [`coordinator`]: ownership by leadership, the one write path, loading, the timeout timer.
 //! - `markers`: WriteTxnMarkers to every partition of an ending transaction, retried until
 //!   written, then the Complete* state.
+//! - `verification`: a partition leader asking an id's coordinator whether its transaction
+//!   includes a partition before the first transactional batch there (KIP-890).
 //!
 //! The log side (control batches, the last stable offset, the aborted-transaction index,
 //! `read_committed`) is in [`crate::log`]; the group side (TxnOffsetCommit) in
@@ -14,6 +16,7 @@ pub mod coordinator;
 mod markers;
 pub mod records;
 pub mod state;
+mod verification;
 
 pub use self::coordinator::{
     TransactionCoordinator, TransactionListing, TransactionMetrics, TRANSACTION_STATE_TOPIC,

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 
 use crate::broker::Broker;
 use crate::transactions::state::TopicPartition;
+use crate::transactions::ClientVersion;
 
 /// Answers AddPartitionsToTxn.
 pub async fn handle(
@@ -109,7 +110,18 @@ async fn add(
     } else {
         let code = broker
             .transactions
-            .add_partitions(transactional_id, producer_id, producer_epoch, &partitions)
+            .add_partitions(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                &partitions,
+                // The broker form (v4+) adds for a transactions-version-2 client.
+                if version >= 4 {
+                    ClientVersion::V2
+                } else {
+                    ClientVersion::V1
+                },
+            )
             .await;
         vec![code; partitions.len()]
     };

@@ -30,6 +30,7 @@ use crate::group::OFFSETS_TOPIC;
 use crate::partition::verification::VerificationGuard;
 use crate::partition::{Partition, PartitionError};
 use crate::replica_manager::TopicState;
+use crate::transactions::TRANSACTION_VERSION;
 
 type Failure = (i16, Option<String>);
 
@@ -103,7 +104,10 @@ pub async fn handle(
         .iter()
         .flat_map(|(_, _, partitions)| partitions.iter())
         .filter_map(|(_, target)| target.as_ref().ok());
-    let verdicts = verify_transactions(broker, transactional_id.as_deref(), targets).await;
+    // Produce v12 is a transactions-version-2 client's: the leader adds the partition to the
+    // transaction rather than asking whether it is in (KIP-890 part 2).
+    let add = version >= 12 && TRANSACTION_VERSION >= 2;
+    let verdicts = verify_transactions(broker, transactional_id.as_deref(), targets, add).await;
     let staged: Vec<_> = staged
         .into_iter()
         .map(|(name, topic_id, partitions)| {
@@ -212,12 +216,14 @@ fn resolve(
 /// What the coordinator answered per guarded producer and partition.
 type Verdicts = BTreeMap<(i64, i16, String, i32), i16>;
 
-/// Asks the transaction coordinator about every partition that needs a verification, one
-/// question per producer (a request has one transactional id, so one coordinator).
+/// Asks the transaction coordinator about every partition that needs a verification (or,
+/// with `add`, to add it), one question per producer (a request has one transactional id,
+/// so one coordinator).
 async fn verify_transactions(
     broker: &Broker,
     transactional_id: Option<&str>,
     targets: impl Iterator<Item = &Target>,
+    add: bool,
 ) -> Verdicts {
     let mut questions: BTreeMap<(i64, i16), Vec<(String, i32)>> = BTreeMap::new();
     for target in targets {
@@ -238,7 +244,7 @@ async fn verify_transactions(
             Some(id) => {
                 broker
                     .transactions
-                    .verify_for_leader(id, producer_id, producer_epoch, &partitions)
+                    .verify_for_leader(id, producer_id, producer_epoch, &partitions, add)
                     .await
             }
         };
@@ -253,8 +259,9 @@ async fn verify_transactions(
 /// `AddPartitionsToTxnManager` and `ReplicaManager`): a partition outside the transaction is
 /// TRANSACTION_ABORTABLE from Produce v11 (the client aborts and carries on) and
 /// INVALID_TXN_STATE before; a retriable error the oldest clients may not retry (the
-/// coordinator moving or loading, a transaction being ended) is NOT_ENOUGH_REPLICAS, which
-/// every client retries without a metadata refresh; PRODUCER_FENCED is the produce path's
+/// coordinator moving or loading, a transaction being ended before Produce v12) is
+/// NOT_ENOUGH_REPLICAS, which every client retries without a metadata refresh;
+/// PRODUCER_FENCED is the produce path's
 /// INVALID_PRODUCER_EPOCH.
 fn verification_failure(code: i16, version: i16) -> Failure {
     let code = if code == ResponseError::ProducerFenced.code() {
@@ -271,7 +278,10 @@ fn verification_failure(code: i16, version: i16) -> Failure {
         ResponseError::NotCoordinator,
         ResponseError::ConcurrentTransactions,
     ];
-    if let Some(e) = retriable.iter().find(|e| e.code() == code) {
+    // A transactions-version-2 client (Produce v12) retries CONCURRENT_TRANSACTIONS itself:
+    // it is common while its last transaction's markers are being written.
+    let kept = version >= 12 && code == ResponseError::ConcurrentTransactions.code();
+    if let Some(e) = retriable.iter().find(|e| e.code() == code && !kept) {
         return (
             ResponseError::NotEnoughReplicas.code(),
             Some(format!(

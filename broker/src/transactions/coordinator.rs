@@ -28,7 +28,7 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::sync::Mutex;
 
 use super::records::{decode_key, decode_value, encode_key, encode_value};
-use super::state::{Decision, TopicPartition, TransactionMetadata, TxnState};
+use super::state::{ClientVersion, Decision, TopicPartition, TransactionMetadata, TxnState};
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::partition::PartitionError;
@@ -380,13 +380,15 @@ impl TransactionCoordinator {
         })
     }
 
-    /// AddPartitionsToTxn / AddOffsetsToTxn: the error code for all of `partitions`.
+    /// AddPartitionsToTxn / AddOffsetsToTxn (`ClientVersion::V1`), or an implicit add for
+    /// a transactions-version-2 client: the error code for all of `partitions`.
     pub async fn add_partitions(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[TopicPartition],
+        client: ClientVersion,
     ) -> i16 {
         let (partition, _) = match self.check_coordinator(transactional_id) {
             Ok(p) => p,
@@ -397,7 +399,13 @@ impl TransactionCoordinator {
         let Some(current) = &entry.metadata else {
             return ResponseError::InvalidProducerIdMapping.code();
         };
-        match current.add_partitions(producer_id, producer_epoch, partitions, self.now_ms()) {
+        match current.add_partitions(
+            producer_id,
+            producer_epoch,
+            partitions,
+            self.now_ms(),
+            client,
+        ) {
             Decision::Reply(code) => code,
             Decision::NewProducerId => ResponseError::UnknownServerError.code(),
             Decision::Write(next) => match self.apply(transactional_id, &mut entry, next).await {
@@ -444,30 +452,44 @@ impl TransactionCoordinator {
     }
 
     /// EndTxn: answered once PrepareCommit/PrepareAbort is replicated; the markers go on in
-    /// the background.
+    /// the background. The producer id and epoch the client continues with (EndTxn v5:
+    /// bumped by the end, see [`TransactionMetadata::end_v2`]), or the error code.
     pub async fn end_txn(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
-    ) -> i16 {
-        let (partition, _) = match self.check_coordinator(transactional_id) {
-            Ok(p) => p,
-            Err(code) => return code,
-        };
+        client: ClientVersion,
+    ) -> Result<(i64, i16), i16> {
+        let (partition, _) = self.check_coordinator(transactional_id)?;
         let entry = self.entry(transactional_id, partition);
         let mut entry = entry.lock().await;
         let Some(current) = &entry.metadata else {
-            return ResponseError::InvalidProducerIdMapping.code();
+            return Err(ResponseError::InvalidProducerIdMapping.code());
         };
-        match current.end(producer_id, producer_epoch, commit, self.now_ms()) {
-            Decision::Reply(code) => code,
-            Decision::NewProducerId => ResponseError::UnknownServerError.code(),
-            Decision::Write(next) => match self.apply(transactional_id, &mut entry, next).await {
-                Ok(()) => 0,
-                Err(code) => code,
-            },
+        let now = self.now_ms();
+        let decision = match client {
+            ClientVersion::V1 => current.end(producer_id, producer_epoch, commit, now),
+            ClientVersion::V2 => {
+                match current.end_v2(producer_id, producer_epoch, commit, now, None) {
+                    Decision::NewProducerId => {
+                        let next = self.new_producer_id().await?;
+                        current.end_v2(producer_id, producer_epoch, commit, now, Some(next))
+                    }
+                    d => d,
+                }
+            }
+        };
+        match decision {
+            Decision::Reply(0) => Ok(current.client_producer()),
+            Decision::Reply(code) => Err(code),
+            Decision::NewProducerId => Err(ResponseError::UnknownServerError.code()),
+            Decision::Write(next) => {
+                let continues_with = next.client_producer();
+                self.apply(transactional_id, &mut entry, next).await?;
+                Ok(continues_with)
+            }
         }
     }
 

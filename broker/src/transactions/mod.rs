@@ -21,7 +21,12 @@ mod verification;
 pub use self::coordinator::{
     TransactionCoordinator, TransactionListing, TransactionMetrics, TRANSACTION_STATE_TOPIC,
 };
-pub use self::state::{TransactionMetadata, TxnState};
+pub use self::state::{ClientVersion, TransactionMetadata, TxnState};
+
+/// The `transaction.version` Weir finalizes: 2, KIP-890's (an epoch bump at every end,
+/// implicit partition adds, EndTxn v5, TxnOffsetCommit v5). Clients of version 1 keep
+/// working: the version is decided per request, from the request's version.
+pub const TRANSACTION_VERSION: i16 = 2;
 
 #[cfg(test)]
 #[path = "coordinator_tests.rs"]

@@ -20,7 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
 
 use super::coordinator::{TransactionCoordinator, TRANSACTION_STATE_TOPIC};
-use super::state::TopicPartition;
+use super::state::{ClientVersion, TopicPartition};
 use crate::replication::client::BrokerConnection;
 
 /// How long one question to a remote coordinator may take.
@@ -71,13 +71,16 @@ impl PeerConnections {
 impl TransactionCoordinator {
     /// Asks the coordinator of `transactional_id` whether the producer's open transaction
     /// includes each of `partitions` (`verify_only`); the error code of each, in order (0:
-    /// it does; TRANSACTION_ABORTABLE: it does not; else why the question failed).
+    /// it does; TRANSACTION_ABORTABLE: it does not; else why the question failed). With
+    /// `add`, the coordinator adds them instead (a transactions-version-2 client's implicit
+    /// add: Produce v12+, TxnOffsetCommit v5).
     pub async fn verify_for_leader(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[TopicPartition],
+        add: bool,
     ) -> Vec<i16> {
         let state_partition = self.partition_for(transactional_id);
         let image = self.replicas.image();
@@ -88,6 +91,18 @@ impl TransactionCoordinator {
         let Some(leader) = leader else {
             return vec![ResponseError::CoordinatorNotAvailable.code(); partitions.len()];
         };
+        if leader == self.replicas.local_id() && add {
+            let code = self
+                .add_partitions(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    partitions,
+                    ClientVersion::V2,
+                )
+                .await;
+            return vec![code; partitions.len()];
+        }
         if leader == self.replicas.local_id() {
             return match self
                 .verify_partitions(transactional_id, producer_id, producer_epoch, partitions)
@@ -114,8 +129,13 @@ impl TransactionCoordinator {
         else {
             return vec![ResponseError::CoordinatorNotAvailable.code(); partitions.len()];
         };
-        let request =
-            broker_form_request(transactional_id, producer_id, producer_epoch, partitions);
+        let request = broker_form_request(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            partitions,
+            !add,
+        );
         let response = match self.peers.request(&address, &request).await {
             Ok(r) => r,
             Err(e) => {
@@ -155,6 +175,7 @@ fn broker_form_request(
     producer_id: i64,
     producer_epoch: i16,
     partitions: &[TopicPartition],
+    verify_only: bool,
 ) -> AddPartitionsToTxnRequest {
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, partition) in partitions {
@@ -175,7 +196,7 @@ fn broker_form_request(
             )))
             .with_producer_id(producer_id.into())
             .with_producer_epoch(producer_epoch)
-            .with_verify_only(true)
+            .with_verify_only(verify_only)
             .with_topics(topics),
     ])
 }

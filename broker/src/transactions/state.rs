@@ -299,6 +299,7 @@ impl TransactionMetadata {
     ///   CompleteAbort         ok     bump              INVALID_TXN_STATE
     ///   CompleteCommit        INVALID_TXN_STATE bump   ok     INVALID_TXN_STATE
     ///   Prepare* (same end)   CONCURRENT_TRANSACTIONS
+    ///   Prepare*, the new epoch: CONCURRENT_TRANSACTIONS (Kafka: PRODUCER_FENCED)
     /// ```
     pub fn end_v2(
         &self,
@@ -317,6 +318,13 @@ impl TransactionMetadata {
             return error(ResponseError::InvalidProducerIdMapping);
         }
         let current = producer_epoch == self.producer_epoch && producer_id == self.producer_id;
+        if self.state.is_preparing() && current {
+            // The client already holds the epoch of the end being written and ends its next
+            // transaction (an abort of one that never got a partition in): it retries once
+            // the markers are written. Kafka answers PRODUCER_FENCED here, fatal to a client
+            // that did nothing wrong (franz-go's transact sessions do this after a rebalance).
+            return error(ResponseError::ConcurrentTransactions);
+        }
         let valid = match self.state {
             TxnState::Ongoing | TxnState::Empty | TxnState::Dead | TxnState::PrepareEpochFence => {
                 current
@@ -570,6 +578,11 @@ mod tests {
             m.end_v2(7, 0, true, 3, None),
             concurrent,
             "a retry meanwhile"
+        );
+        assert_eq!(
+            m.end_v2(7, 1, false, 3, None),
+            concurrent,
+            "the next transaction's end waits for the markers"
         );
         assert_eq!(
             m.add_partitions(7, 1, &[tp("a", 0)], 3, ClientVersion::V2),

@@ -5,6 +5,9 @@
 //! partition's last stable offset is not held; a batch for an added partition is appended.
 //! With `transaction.partition.verification.enable=false` the same stray batch is appended
 //! and opens a transaction nobody will end (the hanging transaction verification prevents).
+//! And transactions version 2 with raw requests: Produce v12 adds its partition, EndTxn v5
+//! bumps the epoch (answering it, and a retry alike), a late batch of the ended epoch is
+//! refused.
 
 use std::time::Duration;
 
@@ -180,4 +183,72 @@ fn without_verification_a_stray_batch_opens_a_transaction_that_hangs() {
     );
     assert_eq!(client.log_end_offset(&topic, 1), 1);
     assert_eq!(last_stable_offset(&mut client, &topic, 1), 0, "held");
+}
+
+/// EndTxn at `version`: (error code, producer id, epoch the client continues with).
+fn end_txn(
+    client: &mut RawClient,
+    id: &str,
+    producer: (i64, i16),
+    commit: bool,
+    version: i16,
+) -> (i16, i64, i16) {
+    let end = EndTxnRequest::default()
+        .with_transactional_id(txn_id(id))
+        .with_producer_id(producer.0.into())
+        .with_producer_epoch(producer.1)
+        .with_committed(commit);
+    let response = client.request(&end, version).expect("EndTxn");
+    (
+        response.error_code,
+        response.producer_id.0,
+        response.producer_epoch,
+    )
+}
+
+#[test]
+fn a_version_2_producer_adds_partitions_by_producing_and_every_end_bumps_its_epoch() {
+    let broker = Broker::start_default();
+    let mut client = RawClient::connect(broker.kafka_addr());
+    let topic = unique_topic("tv2");
+    client.create_topic_ok(&topic, 1);
+    let id = unique_topic("tv2-id");
+    let (pid, epoch) = init(&mut client, &id);
+
+    // Produce v12 without AddPartitionsToTxn: the leader adds the partition.
+    assert_eq!(
+        produce(&mut client, &id, (pid, epoch), &topic, 0, 0, 12).error_code,
+        0
+    );
+    assert_eq!(
+        end_txn(&mut client, &id, (pid, epoch), true, 5),
+        (0, pid, epoch + 1),
+        "EndTxn v5 answers the bumped epoch"
+    );
+    wait_until(TIMEOUT, "the commit marker", || {
+        (last_stable_offset(&mut client, &topic, 0) == 2).then_some(())
+    });
+    // A retry of the commit, at the epoch before the bump, is answered as the first.
+    assert_eq!(
+        end_txn(&mut client, &id, (pid, epoch), true, 5),
+        (0, pid, epoch + 1)
+    );
+    // A late batch of the committed transaction carries a fenced epoch.
+    let late = produce(&mut client, &id, (pid, epoch), &topic, 0, 1, 12);
+    assert_ne!(late.error_code, 0, "{late:?}");
+    assert_eq!(client.log_end_offset(&topic, 0), 2);
+
+    // The next transaction runs at the new epoch, sequences from 0, and aborts.
+    let next = (pid, epoch + 1);
+    assert_eq!(
+        produce(&mut client, &id, next, &topic, 0, 0, 12).error_code,
+        0
+    );
+    assert_eq!(
+        end_txn(&mut client, &id, next, false, 5),
+        (0, pid, epoch + 2)
+    );
+    wait_until(TIMEOUT, "the abort marker", || {
+        (last_stable_offset(&mut client, &topic, 0) == 4).then_some(())
+    });
 }

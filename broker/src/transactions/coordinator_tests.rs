@@ -201,3 +201,47 @@ async fn an_open_transaction_past_its_timeout_is_aborted_with_a_bumped_epoch() {
         "the late producer cannot commit"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_end_bumps_the_epoch_and_its_state_replays_from_flexible_records() {
+    use super::state::ClientVersion::V2;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let f = coordinator(dir.path(), clock.clone()).await;
+    let c = &f.c;
+    c.ensure_topic().await.unwrap();
+    serving(c, "v2").await;
+    let (pid, epoch) = c.init_producer_id("v2", 60_000, None).await.unwrap();
+    // The implicit add of a partition leader.
+    assert_eq!(c.add_partitions("v2", pid, epoch, &[tp(1)], V2).await, 0);
+    assert_eq!(
+        c.end_txn("v2", pid, epoch, true, V2).await,
+        Ok((pid, epoch + 1)),
+        "EndTxn v5 answers the bumped epoch"
+    );
+    // No listener here, so the markers stay unwritten: a retry waits, the old epoch of a
+    // TV1 end is fenced.
+    assert_eq!(
+        c.end_txn("v2", pid, epoch, true, V2).await,
+        Err(ResponseError::ConcurrentTransactions.code())
+    );
+    assert_eq!(
+        c.end_txn("v2", pid, epoch, true, V1).await,
+        Err(ResponseError::ProducerFenced.code())
+    );
+
+    let partition = c.partition_for("v2");
+    c.on_resign(TRANSACTION_STATE_TOPIC, partition);
+    c.on_become_leader(TRANSACTION_STATE_TOPIC, partition, 3);
+    serving(c, "v2").await;
+    let replayed = c.describe("v2").await.unwrap();
+    assert_eq!(
+        (
+            replayed.state,
+            replayed.producer_epoch,
+            replayed.client_transaction_version,
+            replayed.partitions.len()
+        ),
+        (TxnState::PrepareCommit, epoch + 1, 2, 1)
+    );
+}

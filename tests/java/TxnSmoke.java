@@ -2,8 +2,10 @@
 // commits and aborts across partitions, read_committed and read_uncommitted consumers see
 // what they must, a consume-process-produce loop commits its input offsets with
 // sendOffsetsToTransaction (and an aborted one leaves them alone), and a second producer with
-// the same transactional.id fences the first. Exits non-zero with a message on the first
-// mismatch.
+// the same transactional.id fences the first. The broker finalizes transaction.version 2, so
+// the client runs KIP-890's transactions: every commit and abort bumps the producer epoch,
+// which the partitions' producer state shows (DescribeProducers). Exits non-zero with a
+// message on the first mismatch.
 //
 // Run by tests/tests/java_client.rs:
 //   java -cp 'target/java-client-deps/*' tests/java/TxnSmoke.java BOOTSTRAP TOPIC
@@ -111,6 +113,17 @@ public class TxnSmoke {
             send(producer, topic, "c", 30);
             producer.commitTransaction();
         }
+        // Transactions version 2: each of the three ends bumped the epoch (1, 2, 3), and the
+        // markers carried it to the partitions.
+        short epoch;
+        try (Admin admin = Admin.create(common)) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            List<ProducerState> producers =
+                    admin.describeProducers(List.of(tp)).partitionResult(tp).get().activeProducers();
+            check(producers.size() == 1, "producers of " + tp + ": " + producers);
+            epoch = (short) producers.get(0).producerEpoch();
+            check(epoch == 3, "producer epoch after three transactions: " + producers);
+        }
         List<String> committed = readAll(bootstrap, topic, "read_committed", 60);
         check(committed.equals(expected("a", "30", "c", "30")), "read_committed saw " + committed);
         List<String> all = readAll(bootstrap, topic, "read_uncommitted", 90);
@@ -179,6 +192,7 @@ public class TxnSmoke {
         zombie.close(Duration.ZERO);
         committed = readAll(bootstrap, topic, "read_committed", 63);
         check(committed.equals(expected("a", "30", "c", "30", "d", "3")), "after fencing read_committed saw " + committed);
-        System.out.println("java transactions OK: commit, abort, sendOffsetsToTransaction, fencing");
+        System.out.println("java transactions OK: commit, abort, sendOffsetsToTransaction, fencing;"
+                + " transactions version 2: producer epoch " + epoch + " after 3 transactions");
     }
 }

@@ -432,12 +432,17 @@ pub fn record_batch_at(
     producer: Option<ProducerIdentity>,
     timestamp: i64,
 ) -> Bytes {
-    encode_batch(values, producer, timestamp, Compression::None)
+    encode_batch(values, producer, timestamp, Compression::None, false)
+}
+
+/// A transactional record batch v2 of `values` (attribute bit 4) from `producer`.
+pub fn transactional_batch(values: &[&[u8]], producer: ProducerIdentity) -> Bytes {
+    encode_batch(values, Some(producer), now_ms(), Compression::None, true)
 }
 
 /// One record batch v2 of `values`, compressed with `compression`.
 pub fn record_batch_compressed(values: &[&[u8]], compression: Compression) -> Bytes {
-    encode_batch(values, None, now_ms(), compression)
+    encode_batch(values, None, now_ms(), compression, false)
 }
 
 fn encode_batch(
@@ -445,12 +450,13 @@ fn encode_batch(
     producer: Option<ProducerIdentity>,
     timestamp: i64,
     compression: Compression,
+    transactional: bool,
 ) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(index, value)| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,

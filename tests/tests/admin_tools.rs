@@ -215,7 +215,7 @@ async fn kafka_features_describes_the_finalized_features_and_cannot_change_them(
     let names: Vec<&str> = described.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        ["kraft.version", "metadata.version"],
+        ["kraft.version", "metadata.version", "transaction.version"],
         "{described:?}"
     );
     let mv = &described["metadata.version"];
@@ -250,6 +250,17 @@ async fn kafka_features_describes_the_finalized_features_and_cannot_change_them(
         ),
         ("1", "1", "1"),
         "{kraft:?}"
+    );
+    // KIP-890's transactions version 2, with Kafka's supported range.
+    let tv = &described["transaction.version"];
+    assert_eq!(
+        (
+            tv["SupportedMinVersion"].as_str(),
+            tv["SupportedMaxVersion"].as_str(),
+            tv["FinalizedVersionLevel"].as_str()
+        ),
+        ("0", "2", "2"),
+        "{tv:?}"
     );
 }
 

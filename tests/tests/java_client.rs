@@ -74,5 +74,11 @@ fn java_client_produces_and_consumes() {
 
 #[test]
 fn java_client_transactions_commit_abort_send_offsets_and_fence() {
-    run_java("TxnSmoke.java", "java-txn", "java transactions OK");
+    // The client runs transactions version 2 (KIP-890), which Weir finalizes: each end bumps
+    // the producer epoch.
+    run_java(
+        "TxnSmoke.java",
+        "java-txn",
+        "java transactions OK: commit, abort, sendOffsetsToTransaction, fencing; transactions version 2: producer epoch 3 after 3 transactions",
+    );
 }

@@ -261,6 +261,9 @@ pub static BROKER_KEYS: &[KeyDef] = &[
         1,
         I32,
     ),
+    // KIP-890: a partition leader asks the coordinator before a producer's first
+    // transactional batch in it.
+    flag("transaction.partition.verification.enable", "true"),
     long("offsets.retention.check.interval.ms", "600000", 1, i64::MAX),
     long("offsets.commit.timeout.ms", "5000", 1, I32),
     long("offset.metadata.max.bytes", "4096", 0, I32),

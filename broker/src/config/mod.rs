@@ -288,6 +288,13 @@ impl BrokerConfig {
         self.long("transaction.remove.expired.transaction.cleanup.interval.ms")
     }
 
+    /// `transaction.partition.verification.enable`: a partition leader asks the transaction
+    /// coordinator whether a producer's transaction includes the partition before appending
+    /// the first transactional batch of that transaction (KIP-890).
+    pub fn transaction_partition_verification_enable(&self) -> bool {
+        self.flag("transaction.partition.verification.enable")
+    }
+
     /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`.
     pub fn offsets_topic_segment_bytes(&self) -> i64 {
         self.long("offsets.topic.segment.bytes")

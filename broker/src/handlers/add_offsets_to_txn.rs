@@ -6,6 +6,7 @@ use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
 use crate::broker::Broker;
 use crate::group::OFFSETS_TOPIC;
+use crate::transactions::ClientVersion;
 
 /// Answers AddOffsetsToTxn.
 pub async fn handle(
@@ -24,6 +25,7 @@ pub async fn handle(
             request.producer_id.0,
             request.producer_epoch,
             &[partition],
+            ClientVersion::V1,
         )
         .await;
     let code = super::fenced_for(code, version, 2);

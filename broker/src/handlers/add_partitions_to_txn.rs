@@ -1,6 +1,8 @@
 //! AddPartitionsToTxn: a transactional producer adds the partitions it is about to write to
 //! its open transaction (v0–3, one transaction); brokers verify that a partition is in a
-//! transaction (v4–5, batched, `verify_only`). Answered by the transaction coordinator.
+//! transaction (v4–5, batched, `verify_only`: a partition outside the transaction answers
+//! TRANSACTION_ABORTABLE from v5, INVALID_TXN_STATE in v4). Answered by the transaction
+//! coordinator.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
@@ -11,6 +13,7 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 
 use crate::broker::Broker;
 use crate::transactions::state::TopicPartition;
+use crate::transactions::ClientVersion;
 
 /// Answers AddPartitionsToTxn.
 pub async fn handle(
@@ -94,10 +97,11 @@ async fn add(
             Ok(found) => found
                 .into_iter()
                 .map(|ok| {
-                    if ok {
-                        0
-                    } else {
-                        ResponseError::InvalidTxnState.code()
+                    // Kafka 4.x: TRANSACTION_ABORTABLE from v5, INVALID_TXN_STATE before.
+                    match (ok, version >= 5) {
+                        (true, _) => 0,
+                        (false, true) => ResponseError::TransactionAbortable.code(),
+                        (false, false) => ResponseError::InvalidTxnState.code(),
                     }
                 })
                 .collect(),
@@ -106,7 +110,18 @@ async fn add(
     } else {
         let code = broker
             .transactions
-            .add_partitions(transactional_id, producer_id, producer_epoch, &partitions)
+            .add_partitions(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                &partitions,
+                // The broker form (v4+) adds for a transactions-version-2 client.
+                if version >= 4 {
+                    ClientVersion::V2
+                } else {
+                    ClientVersion::V1
+                },
+            )
             .await;
         vec![code; partitions.len()]
     };

@@ -155,7 +155,8 @@ async fn api_versions_lists_the_features_weir_has_finalized() {
         supported,
         [
             ("metadata.version".to_string(), 27, 27),
-            ("kraft.version".to_string(), 1, 1)
+            ("kraft.version".to_string(), 1, 1),
+            ("transaction.version".to_string(), 0, 2)
         ]
     );
     let finalized: Vec<(String, i16, i16)> = response
@@ -163,7 +164,12 @@ async fn api_versions_lists_the_features_weir_has_finalized() {
         .iter()
         .map(|f| (f.name.to_string(), f.min_version_level, f.max_version_level))
         .collect();
-    assert_eq!(finalized, supported);
+    // Finalized at the highest supported level.
+    let at_max: Vec<(String, i16, i16)> = supported
+        .into_iter()
+        .map(|(name, _, max)| (name, max, max))
+        .collect();
+    assert_eq!(finalized, at_max);
     assert_eq!(
         response.finalized_features_epoch,
         broker.replicas.image().applied_index as i64
@@ -283,7 +289,14 @@ async fn update_features_accepts_the_levels_weir_has_and_refuses_others() {
     };
     let invalid = ResponseError::InvalidUpdateVersion.code();
     // No-ops: the level a feature has, level 0 of one Weir does not have.
-    let ok = update(&[("metadata.version", 27), ("transaction.version", 0)], 2);
+    let ok = update(
+        &[
+            ("metadata.version", 27),
+            ("transaction.version", 2),
+            ("share.version", 0),
+        ],
+        2,
+    );
     assert_eq!(ok.error_code, 0, "{ok:?}");
     let refused = update(&[("metadata.version", 22)], 2);
     assert_eq!(refused.error_code, invalid);

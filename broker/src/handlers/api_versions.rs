@@ -3,7 +3,7 @@
 //! describe` and clients.
 //!
 //! A feature is listed only if it is true of Weir ([`FEATURES`]); each is finalized at its
-//! one supported level, which cannot be changed ([`super::update_features`] refuses). The
+//! highest supported level, which cannot be changed ([`super::update_features`] refuses). The
 //! finalized features epoch is, as in a KRaft broker, the offset of the metadata this broker
 //! has applied.
 
@@ -16,12 +16,14 @@ use super::text;
 use crate::broker::Broker;
 use crate::protocol::versions::SUPPORTED;
 
-/// A cluster feature at the one level Weir implements.
+/// A cluster feature and the levels Weir implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Feature {
     /// Kafka's name of the feature.
     pub name: &'static str,
-    /// The level: supported min = max = finalized.
+    /// The lowest supported level (Kafka lists `transaction.version` from 0).
+    pub min_level: i16,
+    /// The highest supported level, and the finalized one.
     pub level: i16,
 }
 
@@ -35,17 +37,29 @@ pub struct Feature {
 ///   node id plus its storage's directory id, voters added and removed at runtime (through
 ///   Weir's admin API; see [`crate::controller::membership`]).
 ///
-/// Not listed, because Weir does not have them: `transaction.version` (no transactions yet),
-/// `group.version` (no KIP-848 consumer groups), `eligible.leader.replicas.version`,
+/// - `transaction.version` 2 (supported 0–2, as Kafka 4.x lists it): KIP-890's transactions,
+///   an epoch bump at every EndTxn v5, implicit partition adds from Produce v12 and
+///   TxnOffsetCommit v5. Kafka's Java clients from 4.0 see it finalized and use it; clients
+///   of version 1 (librdkafka, franz-go, older Java) keep working, the version being decided
+///   per request ([`crate::transactions::TRANSACTION_VERSION`]).
+///
+/// Not listed, because Weir does not have them: `group.version` (no KIP-848 consumer groups), `eligible.leader.replicas.version`,
 /// `share.version`, `streams.version`. Kafka's clients read an absent feature as level 0.
 pub const FEATURES: &[Feature] = &[
     Feature {
         name: "metadata.version",
+        min_level: 27,
         level: 27,
     },
     Feature {
         name: "kraft.version",
+        min_level: 1,
         level: 1,
+    },
+    Feature {
+        name: "transaction.version",
+        min_level: 0,
+        level: crate::transactions::TRANSACTION_VERSION,
     },
 ];
 
@@ -77,7 +91,7 @@ pub fn handle(broker: &Broker) -> ApiVersionsResponse {
                 .map(|f| {
                     SupportedFeatureKey::default()
                         .with_name(text(f.name))
-                        .with_min_version(f.level)
+                        .with_min_version(f.min_level)
                         .with_max_version(f.level)
                 })
                 .collect(),

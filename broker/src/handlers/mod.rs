@@ -135,7 +135,7 @@ pub async fn handle(
             ResponseKind::OffsetCommit(offset_commit::handle(broker, r).await)
         }
         RequestKind::TxnOffsetCommit(r) => {
-            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, r).await)
+            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, r, version).await)
         }
         RequestKind::OffsetFetch(r) => {
             ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, version))

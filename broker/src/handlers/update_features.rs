@@ -1,5 +1,5 @@
-//! UpdateFeatures (API 57): Weir's features ([`super::api_versions::FEATURES`]) each exist at
-//! one level, so no update changes anything. Asking for the level a feature already has (or
+//! UpdateFeatures (API 57): Weir's features ([`super::api_versions::FEATURES`]) are each
+//! finalized at one level, so no update changes anything. Asking for the level a feature already has (or
 //! level 0 of a feature Weir does not list, which is where it is) succeeds as a no-op; any
 //! other level is refused with INVALID_UPDATE_VERSION and a message saying which level Weir
 //! has, so `kafka-features upgrade/downgrade/disable` tell the operator why.
@@ -18,9 +18,13 @@ use crate::broker::Broker;
 fn refusal(feature: &str, level: i16) -> Option<String> {
     match FEATURES.iter().find(|f| f.name == feature) {
         Some(f) if f.level == level => None,
-        Some(f) => Some(format!(
+        Some(f) if f.min_level == f.level => Some(format!(
             "Weir implements {feature} at level {} only; it cannot be set to {level}",
             f.level
+        )),
+        Some(f) => Some(format!(
+            "Weir runs {feature} finalized at level {} (clients may use {} to {}); it cannot be set to {level}",
+            f.level, f.min_level, f.level
         )),
         None if level <= 0 => None,
         None => Some(format!(

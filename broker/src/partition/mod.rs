@@ -14,6 +14,7 @@
 //! lock whenever both are needed, never the other way round.
 
 pub mod leader;
+pub mod verification;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::clock::Clock;
 use crate::controller::command::PartitionChange;
 use crate::log::{Log, LogAppendInfo, LogConfig, LogError, PendingFlush, TxnMarker};
 use leader::{IsrChangeFailure, LeaderState};
+use verification::{VerificationGuard, VerificationGuards};
 
 /// This broker's part in replicating a partition.
 #[derive(Debug, Clone)]
@@ -98,6 +100,16 @@ pub enum PartitionError {
         /// The partition index.
         partition: i32,
     },
+    /// `INVALID_TXN_STATE` (48): a transactional batch whose transaction the coordinator did
+    /// not confirm includes this partition (KIP-890 verification), or whose confirmation a
+    /// marker made stale.
+    #[error("producer {producer_id} at epoch {producer_epoch} has no verified transaction including this partition")]
+    UnverifiedTransaction {
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's producer epoch.
+        producer_epoch: i16,
+    },
     /// A storage error.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -116,6 +128,7 @@ impl PartitionError {
             }
             PartitionError::Timeout => ResponseError::RequestTimedOut,
             PartitionError::DeleteOnCompactedTopic { .. } => ResponseError::PolicyViolation,
+            PartitionError::UnverifiedTransaction { .. } => ResponseError::InvalidTxnState,
             PartitionError::Log(e) => e.kafka_error(),
         }
     }
@@ -172,6 +185,8 @@ pub struct Partition {
     high_watermark_tx: watch::Sender<i64>,
     clock: Arc<dyn Clock>,
     last_periodic_flush: Mutex<Instant>,
+    /// Open transaction verifications (KIP-890), see [`verification`].
+    verification: Mutex<VerificationGuards>,
 }
 
 /// Sizes and offsets of a partition, for metrics and admin answers.
@@ -235,6 +250,7 @@ impl Partition {
             high_watermark_tx,
             clock,
             last_periodic_flush: Mutex::new(Instant::now()),
+            verification: Mutex::new(VerificationGuards::default()),
         })
     }
 
@@ -295,20 +311,83 @@ impl Partition {
         records: &Bytes,
         min_isr: Option<usize>,
     ) -> Result<LogAppendInfo, PartitionError> {
-        self.append_on_leader(min_isr, |log, epoch| log.append_as_leader(records, epoch))
+        self.append_on_leader(min_isr, |log, epoch| {
+            Ok(log.append_as_leader(records, epoch)?)
+        })
+    }
+
+    /// What a produce needs before its transactional batches may open a transaction here:
+    /// for each producer of `records` whose transaction this partition does not have open at
+    /// the batch's epoch, a guard to hold while the transaction coordinator is asked (see
+    /// [`verification`]). Empty: append at once.
+    pub fn start_verification(&self, records: &Bytes) -> Vec<VerificationGuard> {
+        let producers = verification::transactional_producers(records);
+        if producers.is_empty() {
+            return Vec::new();
+        }
+        let log = self.log.read();
+        let mut guards = self.verification.lock();
+        producers
+            .into_iter()
+            .filter(|&(id, epoch)| !verification::has_ongoing_transaction(&log, id, epoch))
+            .map(|(id, epoch)| guards.start(id, epoch))
+            .collect()
+    }
+
+    /// The coordinator did not confirm `guard`'s transaction: forget the guard.
+    pub fn discard_verification(&self, guard: &VerificationGuard) {
+        self.verification.lock().discard(guard);
+    }
+
+    /// [`Partition::append_checked`] for a produce under transaction verification: every
+    /// transactional batch must continue a transaction open here at its epoch, or be covered
+    /// by one of `guards` still open (no marker of its producer since), else
+    /// [`PartitionError::UnverifiedTransaction`] and nothing is appended.
+    pub fn append_verified(
+        &self,
+        records: &Bytes,
+        min_isr: Option<usize>,
+        guards: &[VerificationGuard],
+    ) -> Result<LogAppendInfo, PartitionError> {
+        let producers = verification::transactional_producers(records);
+        self.append_on_leader(min_isr, |log, epoch| {
+            {
+                let open = self.verification.lock();
+                for (producer_id, producer_epoch) in producers {
+                    let verified =
+                        verification::has_ongoing_transaction(log, producer_id, producer_epoch)
+                            || guards.iter().any(|g| {
+                                g.producer_id == producer_id
+                                    && g.producer_epoch == producer_epoch
+                                    && open.holds(g)
+                            });
+                    if !verified {
+                        return Err(PartitionError::UnverifiedTransaction {
+                            producer_id,
+                            producer_epoch,
+                        });
+                    }
+                }
+            }
+            Ok(log.append_as_leader(records, epoch)?)
+        })
     }
 
     /// Appends batches a coordinator built (transactional offset commits) as leader; see
     /// [`Log::append_as_coordinator`].
     pub fn append_as_coordinator(&self, records: &Bytes) -> Result<LogAppendInfo, PartitionError> {
-        self.append_on_leader(None, |log, epoch| log.append_as_coordinator(records, epoch))
+        self.append_on_leader(None, |log, epoch| {
+            Ok(log.append_as_coordinator(records, epoch)?)
+        })
     }
 
     /// Appends a transaction marker as leader (WriteTxnMarkers). The caller waits for the
     /// high watermark to pass it, as Kafka writes markers with `acks=all`.
     pub fn append_txn_marker(&self, marker: &TxnMarker) -> Result<LogAppendInfo, PartitionError> {
         self.append_on_leader(None, |log, epoch| {
-            log.append_marker_as_leader(marker, epoch)
+            let info = log.append_marker_as_leader(marker, epoch)?;
+            self.verification.lock().on_marker(marker.producer_id);
+            Ok(info)
         })
     }
 
@@ -318,7 +397,7 @@ impl Partition {
     fn append_on_leader(
         &self,
         min_isr: Option<usize>,
-        append: impl FnOnce(&mut Log, i32) -> Result<LogAppendInfo, LogError>,
+        append: impl FnOnce(&mut Log, i32) -> Result<LogAppendInfo, PartitionError>,
     ) -> Result<LogAppendInfo, PartitionError> {
         let (info, flushes) = {
             let mut role = self.role.lock();
@@ -424,6 +503,7 @@ impl Partition {
             _ => {
                 let end = log.log_end_offset();
                 log.maybe_assign_epoch_start_offset(leader_epoch, end)?;
+                self.verification.lock().clear();
                 *role = Role::Leader(LeaderState::new(
                     local_id,
                     leader_epoch,
@@ -471,6 +551,7 @@ impl Partition {
         if changed {
             tracing::info!(topic = %self.topic, partition = self.index, leader, leader_epoch, "became follower");
             *role = next;
+            self.verification.lock().clear();
             // Wake acks=all waiters: they answer NOT_LEADER_OR_FOLLOWER.
             self.high_watermark_tx.send_modify(|_| {});
         }

@@ -101,3 +101,107 @@ fn a_follower_fetch_with_no_bytes_left_returns_nothing_but_counts_and_delete_rec
         Err(PartitionError::Log(LogError::OffsetOutOfRange { .. }))
     ));
 }
+
+/// `count` records of transactional producer `producer_id`, sequences from `sequence`.
+fn txn_batch(producer_id: i64, epoch: i16, sequence: i32) -> Bytes {
+    let record = kafka_protocol::records::Record {
+        transactional: true,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id,
+        producer_epoch: epoch,
+        timestamp_type: kafka_protocol::records::TimestampType::Creation,
+        offset: 0,
+        sequence,
+        timestamp: 1_000,
+        key: None,
+        value: Some(Bytes::from_static(b"v")),
+        headers: Default::default(),
+    };
+    crate::log::test_util::encode_records(&[record], kafka_protocol::records::Compression::None)
+}
+
+fn commit(producer_id: i64, epoch: i16) -> TxnMarker {
+    TxnMarker {
+        producer_id,
+        producer_epoch: epoch,
+        coordinator_epoch: 0,
+        kind: crate::log::ControlRecordType::Commit,
+    }
+}
+
+#[test]
+fn a_transaction_opens_only_under_a_guard_and_a_marker_voids_the_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = leader(dir.path());
+    let first = txn_batch(7, 0, 0);
+    assert!(matches!(
+        partition.append_verified(&first, None, &[]),
+        Err(PartitionError::UnverifiedTransaction { producer_id: 7, .. })
+    ));
+    let guards = partition.start_verification(&first);
+    assert_eq!(guards.len(), 1);
+    assert_eq!(
+        partition.start_verification(&first),
+        guards,
+        "concurrent requests share the guard"
+    );
+    partition.append_verified(&first, None, &guards).unwrap();
+    // The transaction is open here now: the next batch needs no guard.
+    let second = txn_batch(7, 0, 1);
+    assert!(partition.start_verification(&second).is_empty());
+    partition.append_verified(&second, None, &[]).unwrap();
+
+    // Once the marker closed it, a late batch of the transaction needs a verification again.
+    partition.append_txn_marker(&commit(7, 0)).unwrap();
+    let late = txn_batch(7, 0, 2);
+    assert!(partition.append_verified(&late, None, &[]).is_err());
+    assert_eq!(partition.start_verification(&late).len(), 1);
+
+    // A guard taken before a marker is void after it: the coordinator's answer may be about
+    // the transaction that marker ended, and the batch would open one nobody ends.
+    let racing = txn_batch(9, 0, 0);
+    let stale = partition.start_verification(&racing);
+    partition.append_txn_marker(&commit(9, 0)).unwrap();
+    let end = partition.log_end_offset();
+    assert!(matches!(
+        partition.append_verified(&racing, None, &stale),
+        Err(PartitionError::UnverifiedTransaction { producer_id: 9, .. })
+    ));
+    assert_eq!(partition.log_end_offset(), end, "nothing appended");
+    assert_eq!(
+        PartitionError::UnverifiedTransaction {
+            producer_id: 7,
+            producer_epoch: 0
+        }
+        .code(),
+        ResponseError::InvalidTxnState.code()
+    );
+
+    // A refused verification forgets its guard; non-transactional batches need none.
+    let other = txn_batch(8, 3, 0);
+    let refused = partition.start_verification(&other);
+    partition.discard_verification(&refused[0]);
+    assert!(partition.append_verified(&other, None, &refused).is_err());
+    let plain = encode_test_batch(&TestBatch::new(1, 10));
+    assert!(partition.start_verification(&plain).is_empty());
+    partition.append_verified(&plain, None, &[]).unwrap();
+}
+
+#[test]
+fn a_guard_names_its_epoch_and_a_role_change_voids_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = leader(dir.path());
+    let old = partition.start_verification(&txn_batch(7, 0, 0));
+    let new = partition.start_verification(&txn_batch(7, 1, 0));
+    assert_ne!(old, new);
+    assert!(partition
+        .append_verified(&txn_batch(7, 0, 0), None, &old)
+        .is_err());
+    partition.make_follower(1, 1);
+    partition.make_leader(0, 2, 2, &[0], &[0]).unwrap();
+    assert!(partition
+        .append_verified(&txn_batch(7, 1, 0), None, &new)
+        .is_err());
+}

@@ -29,9 +29,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
-    // v5 (transactions version 2) lets a producer skip AddOffsetsToTxn: the broker must add
-    // the group to the transaction itself, which needs the transaction coordinator.
-    (ApiKey::TxnOffsetCommit, 0, 4),
+    // v5 (transactions version 2): the group coordinator adds the group's partition to the
+    // transaction itself (no AddOffsetsToTxn).
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
@@ -50,7 +50,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
-    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
 ];

@@ -28,7 +28,7 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::sync::Mutex;
 
 use super::records::{decode_key, decode_value, encode_key, encode_value};
-use super::state::{Decision, TopicPartition, TransactionMetadata, TxnState};
+use super::state::{ClientVersion, Decision, TopicPartition, TransactionMetadata, TxnState};
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::partition::PartitionError;
@@ -123,6 +123,8 @@ pub struct TransactionCoordinator {
     pub(super) metrics: TransactionMetrics,
     owned: RwLock<HashMap<i32, Ownership>>,
     ids: RwLock<HashMap<String, Arc<Mutex<Entry>>>>,
+    /// Connections to other coordinators, for partition leaders' verifications.
+    pub(super) peers: super::verification::PeerConnections,
     pub(super) me: Weak<TransactionCoordinator>,
 }
 
@@ -143,6 +145,7 @@ impl TransactionCoordinator {
             metrics,
             owned: RwLock::new(HashMap::new()),
             ids: RwLock::new(HashMap::new()),
+            peers: Default::default(),
             me: me.clone(),
         })
     }
@@ -377,13 +380,15 @@ impl TransactionCoordinator {
         })
     }
 
-    /// AddPartitionsToTxn / AddOffsetsToTxn: the error code for all of `partitions`.
+    /// AddPartitionsToTxn / AddOffsetsToTxn (`ClientVersion::V1`), or an implicit add for
+    /// a transactions-version-2 client: the error code for all of `partitions`.
     pub async fn add_partitions(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[TopicPartition],
+        client: ClientVersion,
     ) -> i16 {
         let (partition, _) = match self.check_coordinator(transactional_id) {
             Ok(p) => p,
@@ -394,7 +399,13 @@ impl TransactionCoordinator {
         let Some(current) = &entry.metadata else {
             return ResponseError::InvalidProducerIdMapping.code();
         };
-        match current.add_partitions(producer_id, producer_epoch, partitions, self.now_ms()) {
+        match current.add_partitions(
+            producer_id,
+            producer_epoch,
+            partitions,
+            self.now_ms(),
+            client,
+        ) {
             Decision::Reply(code) => code,
             Decision::NewProducerId => ResponseError::UnknownServerError.code(),
             Decision::Write(next) => match self.apply(transactional_id, &mut entry, next).await {
@@ -405,7 +416,9 @@ impl TransactionCoordinator {
     }
 
     /// Whether every one of `partitions` is in the open transaction of the producer (the
-    /// verify-only form of AddPartitionsToTxn, v4+).
+    /// verify-only form of AddPartitionsToTxn, v4+). A transaction being ended answers
+    /// CONCURRENT_TRANSACTIONS, as in Kafka: the producer's next transaction may include the
+    /// partition once the markers are written.
     pub async fn verify_partitions(
         &self,
         transactional_id: &str,
@@ -425,6 +438,12 @@ impl TransactionCoordinator {
         if current.producer_epoch != producer_epoch {
             return Err(ResponseError::ProducerFenced.code());
         }
+        if matches!(
+            current.state,
+            TxnState::PrepareCommit | TxnState::PrepareAbort
+        ) {
+            return Err(ResponseError::ConcurrentTransactions.code());
+        }
         let open = current.state == TxnState::Ongoing;
         Ok(partitions
             .iter()
@@ -433,30 +452,44 @@ impl TransactionCoordinator {
     }
 
     /// EndTxn: answered once PrepareCommit/PrepareAbort is replicated; the markers go on in
-    /// the background.
+    /// the background. The producer id and epoch the client continues with (EndTxn v5:
+    /// bumped by the end, see [`TransactionMetadata::end_v2`]), or the error code.
     pub async fn end_txn(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
-    ) -> i16 {
-        let (partition, _) = match self.check_coordinator(transactional_id) {
-            Ok(p) => p,
-            Err(code) => return code,
-        };
+        client: ClientVersion,
+    ) -> Result<(i64, i16), i16> {
+        let (partition, _) = self.check_coordinator(transactional_id)?;
         let entry = self.entry(transactional_id, partition);
         let mut entry = entry.lock().await;
         let Some(current) = &entry.metadata else {
-            return ResponseError::InvalidProducerIdMapping.code();
+            return Err(ResponseError::InvalidProducerIdMapping.code());
         };
-        match current.end(producer_id, producer_epoch, commit, self.now_ms()) {
-            Decision::Reply(code) => code,
-            Decision::NewProducerId => ResponseError::UnknownServerError.code(),
-            Decision::Write(next) => match self.apply(transactional_id, &mut entry, next).await {
-                Ok(()) => 0,
-                Err(code) => code,
-            },
+        let now = self.now_ms();
+        let decision = match client {
+            ClientVersion::V1 => current.end(producer_id, producer_epoch, commit, now),
+            ClientVersion::V2 => {
+                match current.end_v2(producer_id, producer_epoch, commit, now, None) {
+                    Decision::NewProducerId => {
+                        let next = self.new_producer_id().await?;
+                        current.end_v2(producer_id, producer_epoch, commit, now, Some(next))
+                    }
+                    d => d,
+                }
+            }
+        };
+        match decision {
+            Decision::Reply(0) => Ok(current.client_producer()),
+            Decision::Reply(code) => Err(code),
+            Decision::NewProducerId => Err(ResponseError::UnknownServerError.code()),
+            Decision::Write(next) => {
+                let continues_with = next.client_producer();
+                self.apply(transactional_id, &mut entry, next).await?;
+                Ok(continues_with)
+            }
         }
     }
 

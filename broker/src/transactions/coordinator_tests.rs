@@ -9,6 +9,7 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 
 use super::coordinator::{TransactionCoordinator, TransactionMetrics, TRANSACTION_STATE_TOPIC};
+use super::state::ClientVersion::V1;
 use super::state::TxnState;
 use crate::clock::ManualClock;
 use crate::config::BrokerConfig;
@@ -93,9 +94,13 @@ async fn states_are_written_replayed_after_a_new_leadership_and_expire() {
     );
     let (pid, epoch) = c.init_producer_id("tx", 60_000, None).await.unwrap();
     assert_eq!(epoch, 0);
-    assert_eq!(c.add_partitions("tx", pid, epoch, &[tp(0), tp(1)]).await, 0);
     assert_eq!(
-        c.add_partitions("tx", pid, epoch + 1, &[tp(0)]).await,
+        c.add_partitions("tx", pid, epoch, &[tp(0), tp(1)], V1)
+            .await,
+        0
+    );
+    assert_eq!(
+        c.add_partitions("tx", pid, epoch + 1, &[tp(0)], V1).await,
         ResponseError::ProducerFenced.code()
     );
     assert_eq!(
@@ -106,7 +111,10 @@ async fn states_are_written_replayed_after_a_new_leadership_and_expire() {
     );
     // EndTxn is answered once PrepareCommit is written; with no listener in this test the
     // markers cannot be delivered, so the transaction stays in PrepareCommit.
-    assert_eq!(c.end_txn("tx", pid, epoch, true).await, 0);
+    assert_eq!(
+        c.end_txn("tx", pid, epoch, true, V1).await,
+        Ok((pid, epoch))
+    );
     assert_eq!(
         c.describe("tx").await.unwrap().state,
         TxnState::PrepareCommit
@@ -115,6 +123,13 @@ async fn states_are_written_replayed_after_a_new_leadership_and_expire() {
         c.init_producer_id("tx", 60_000, None).await.unwrap_err(),
         ResponseError::ConcurrentTransactions.code(),
         "a new producer waits for the ending transaction"
+    );
+    assert_eq!(
+        c.verify_partitions("tx", pid, epoch, &[tp(0)])
+            .await
+            .unwrap_err(),
+        ResponseError::ConcurrentTransactions.code(),
+        "a leader verifying meanwhile retries"
     );
 
     // A new leadership replays the partition: the state comes back from the log.
@@ -169,7 +184,7 @@ async fn an_open_transaction_past_its_timeout_is_aborted_with_a_bumped_epoch() {
     c.ensure_topic().await.unwrap();
     serving(c, "slow").await;
     let (pid, epoch) = c.init_producer_id("slow", 5_000, None).await.unwrap();
-    assert_eq!(c.add_partitions("slow", pid, epoch, &[tp(0)]).await, 0);
+    assert_eq!(c.add_partitions("slow", pid, epoch, &[tp(0)], V1).await, 0);
     clock.advance(4_000);
     c.abort_timed_out().await;
     assert_eq!(c.describe("slow").await.unwrap().state, TxnState::Ongoing);
@@ -181,8 +196,52 @@ async fn an_open_transaction_past_its_timeout_is_aborted_with_a_bumped_epoch() {
         (TxnState::PrepareAbort, epoch + 1)
     );
     assert_eq!(
-        c.end_txn("slow", pid, epoch, true).await,
-        ResponseError::ProducerFenced.code(),
+        c.end_txn("slow", pid, epoch, true, V1).await,
+        Err(ResponseError::ProducerFenced.code()),
         "the late producer cannot commit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_end_bumps_the_epoch_and_its_state_replays_from_flexible_records() {
+    use super::state::ClientVersion::V2;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let f = coordinator(dir.path(), clock.clone()).await;
+    let c = &f.c;
+    c.ensure_topic().await.unwrap();
+    serving(c, "v2").await;
+    let (pid, epoch) = c.init_producer_id("v2", 60_000, None).await.unwrap();
+    // The implicit add of a partition leader.
+    assert_eq!(c.add_partitions("v2", pid, epoch, &[tp(1)], V2).await, 0);
+    assert_eq!(
+        c.end_txn("v2", pid, epoch, true, V2).await,
+        Ok((pid, epoch + 1)),
+        "EndTxn v5 answers the bumped epoch"
+    );
+    // No listener here, so the markers stay unwritten: a retry waits, the old epoch of a
+    // TV1 end is fenced.
+    assert_eq!(
+        c.end_txn("v2", pid, epoch, true, V2).await,
+        Err(ResponseError::ConcurrentTransactions.code())
+    );
+    assert_eq!(
+        c.end_txn("v2", pid, epoch, true, V1).await,
+        Err(ResponseError::ProducerFenced.code())
+    );
+
+    let partition = c.partition_for("v2");
+    c.on_resign(TRANSACTION_STATE_TOPIC, partition);
+    c.on_become_leader(TRANSACTION_STATE_TOPIC, partition, 3);
+    serving(c, "v2").await;
+    let replayed = c.describe("v2").await.unwrap();
+    assert_eq!(
+        (
+            replayed.state,
+            replayed.producer_epoch,
+            replayed.client_transaction_version,
+            replayed.partitions.len()
+        ),
+        (TxnState::PrepareCommit, epoch + 1, 2, 1)
     );
 }

@@ -5,6 +5,8 @@
 //! - [`coordinator`]: ownership by leadership, the one write path, loading, the timeout timer.
 //! - `markers`: WriteTxnMarkers to every partition of an ending transaction, retried until
 //!   written, then the Complete* state.
+//! - `verification`: a partition leader asking an id's coordinator whether its transaction
+//!   includes a partition before the first transactional batch there (KIP-890).
 //!
 //! The log side (control batches, the last stable offset, the aborted-transaction index,
 //! `read_committed`) is in [`crate::log`]; the group side (TxnOffsetCommit) in
@@ -14,11 +16,17 @@ pub mod coordinator;
 mod markers;
 pub mod records;
 pub mod state;
+mod verification;
 
 pub use self::coordinator::{
     TransactionCoordinator, TransactionListing, TransactionMetrics, TRANSACTION_STATE_TOPIC,
 };
-pub use self::state::{TransactionMetadata, TxnState};
+pub use self::state::{ClientVersion, TransactionMetadata, TxnState};
+
+/// The `transaction.version` Weir finalizes: 2, KIP-890's (an epoch bump at every end,
+/// implicit partition adds, EndTxn v5, TxnOffsetCommit v5). Clients of version 1 keep
+/// working: the version is decided per request, from the request's version.
+pub const TRANSACTION_VERSION: i16 = 2;
 
 #[cfg(test)]
 #[path = "coordinator_tests.rs"]

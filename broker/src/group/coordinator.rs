@@ -33,6 +33,7 @@ use super::records::RecordKey;
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::log::LogError;
+use crate::partition::verification::VerificationGuard;
 use crate::partition::PartitionError;
 use crate::replica_manager::{AdminError, CreateTopic, LeadershipListener, ReplicaManager};
 
@@ -50,6 +51,14 @@ pub(super) enum Ownership {
 
 /// A key and value (None: tombstone) to append to `__consumer_offsets`.
 pub type OffsetsRecord = (Bytes, Option<Bytes>);
+
+/// The producer of a transactional `__consumer_offsets` batch, and the KIP-890 verification
+/// guards its append must find still open (`None`: not verified).
+struct Transactional<'a> {
+    producer_id: i64,
+    producer_epoch: i16,
+    guards: Option<&'a [VerificationGuard]>,
+}
 
 /// The group coordinator.
 #[derive(Debug)]
@@ -397,8 +406,17 @@ impl GroupCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         records: Vec<OffsetsRecord>,
+        guards: Option<&[VerificationGuard]>,
     ) -> Result<i64, i16> {
-        self.append_batch(group_id, records, Some((producer_id, producer_epoch)))
+        self.append_batch(
+            group_id,
+            records,
+            Some(Transactional {
+                producer_id,
+                producer_epoch,
+                guards,
+            }),
+        )
     }
 
     /// Encodes `records` as one batch (transactional for `Some(producer id, epoch)`) and
@@ -407,8 +425,11 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         records: Vec<OffsetsRecord>,
-        producer: Option<(i64, i16)>,
+        transactional: Option<Transactional<'_>>,
     ) -> Result<i64, i16> {
+        let producer = transactional
+            .as_ref()
+            .map(|t| (t.producer_id, t.producer_epoch));
         let partition = self.check_coordinator(group_id)?;
         let Some(log) = self.replicas.partition(OFFSETS_TOPIC, partition) else {
             return Err(ResponseError::CoordinatorNotAvailable.code());
@@ -449,9 +470,9 @@ impl GroupCoordinator {
             return Err(ResponseError::UnknownServerError.code());
         }
         let batch = batch.freeze();
-        let appended = match producer {
+        let appended = match &transactional {
             None => log.append(&batch),
-            Some(_) => log.append_as_coordinator(&batch),
+            Some(t) => log.append_as_coordinator(&batch, t.guards),
         };
         match appended {
             Ok(info) => Ok(info.last_offset),
@@ -465,6 +486,9 @@ impl GroupCoordinator {
                         ResponseError::InvalidProducerEpoch.code()
                     }
                     PartitionError::NotLeader => ResponseError::NotCoordinator.code(),
+                    PartitionError::UnverifiedTransaction { .. } => {
+                        ResponseError::InvalidTxnState.code()
+                    }
                     _ => ResponseError::CoordinatorNotAvailable.code(),
                 })
             }

@@ -519,7 +519,7 @@ mod tests {
         };
         let txn = |producer_id, commits: &[(&str, i32, i64)]| {
             partition
-                .append_as_coordinator(&commits_batch(Some(producer_id), commits))
+                .append_as_coordinator(&commits_batch(Some(producer_id), commits), None)
                 .unwrap();
         };
         plain(&[("g", 0, 1)]);

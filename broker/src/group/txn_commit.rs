@@ -25,6 +25,7 @@ use super::commit::OffsetCommit;
 use super::coordinator::{GroupCoordinator, Ownership};
 use super::operations::code;
 use super::records::{OffsetCommitValue, RecordKey};
+use crate::partition::verification::VerificationGuard;
 
 /// Who sends a TxnOffsetCommit: the transactional producer, and (v3+) the consumer group
 /// member whose position it commits.
@@ -40,6 +41,10 @@ pub struct TxnCommitter {
     pub member_id: String,
     /// The consumer's `group.instance.id`, if static.
     pub instance_id: Option<String>,
+    /// KIP-890: the guards of the transaction coordinator's confirmation that the transaction
+    /// includes the group's `__consumer_offsets` partition (`None`: verification is off; an
+    /// empty list: the partition has the producer's transaction open already).
+    pub verification: Option<Vec<VerificationGuard>>,
 }
 
 /// A TxnOffsetCommit batch appended and pending for its producer.
@@ -153,6 +158,7 @@ impl GroupCoordinator {
             committer.producer_id,
             committer.producer_epoch,
             records,
+            committer.verification.as_deref(),
         ) {
             Ok(offset) => offset,
             Err(c) => {

@@ -21,6 +21,7 @@ fn producer(producer_id: i64, producer_epoch: i16) -> TxnCommitter {
         generation: -1,
         member_id: String::new(),
         instance_id: None,
+        verification: None,
     }
 }
 
@@ -299,4 +300,71 @@ async fn a_deletion_is_not_undone_by_a_transaction_committed_after_it() {
     );
     assert_eq!(offset_of(&fetched(c, "g", 1).1), Some(4));
     assert!(c.fetch_offsets("h", None, false).unwrap().is_empty());
+}
+
+/// KIP-890 at the group coordinator: a TxnOffsetCommit that arrives after its transaction's
+/// ABORT marker (held up in a paused broker) must not leave offsets pending that the
+/// producer's next COMMIT would make the group's. Under verification the append needs the
+/// producer's transaction open in the partition or a guard that no marker has closed since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_commit_after_its_abort_marker_is_refused_under_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = coordinator(dir.path(), Arc::new(ManualClock::new(1_000_000))).await;
+    let c = &f.c;
+    c.ensure_offsets_topic().await.unwrap();
+    loaded(c, "g").await;
+    let log = c
+        .replicas
+        .partition(OFFSETS_TOPIC, c.partition_for("g"))
+        .unwrap();
+    let verified = |guards: Vec<_>| TxnCommitter {
+        verification: Some(guards),
+        ..producer(7, 0)
+    };
+
+    // The transaction coordinator confirmed the partition: a guard is taken, the append
+    // goes through and opens the transaction here.
+    let guard = log.start_producer_verification(7, 0).unwrap();
+    let codes = c
+        .commit_txn_offsets("g", &verified(vec![guard]), vec![commit(5, 0)])
+        .await
+        .unwrap();
+    assert_eq!(codes, vec![(tp(0), 0)]);
+    assert!(
+        log.start_producer_verification(7, 0).is_none(),
+        "a transaction open here needs no question"
+    );
+    end_transaction(c, "g", 7, false);
+
+    // A guard taken before the ABORT marker is stale after it: the late commit is refused
+    // and nothing is pending.
+    let stale = log.start_producer_verification(7, 0).unwrap();
+    end_transaction(c, "g", 7, false);
+    let codes = c
+        .commit_txn_offsets("g", &verified(vec![stale]), vec![commit(40, 0)])
+        .await
+        .unwrap();
+    assert_eq!(codes, vec![(tp(0), ResponseError::InvalidTxnState.code())]);
+    let codes = c
+        .commit_txn_offsets("g", &verified(Vec::new()), vec![commit(40, 0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        codes,
+        vec![(tp(0), ResponseError::InvalidTxnState.code())],
+        "no guard and no open transaction"
+    );
+    assert_eq!(
+        fetched(c, "g", 0),
+        (FetchedOffset::None, FetchedOffset::None)
+    );
+
+    // The producer's next transaction commits only its own offsets.
+    let guard = log.start_producer_verification(7, 0).unwrap();
+    c.commit_txn_offsets("g", &verified(vec![guard]), vec![commit(3, 1)])
+        .await
+        .unwrap();
+    end_transaction(c, "g", 7, true);
+    assert_eq!(fetched(c, "g", 0).0, FetchedOffset::None);
+    assert_eq!(offset_of(&fetched(c, "g", 1).0), Some(3));
 }

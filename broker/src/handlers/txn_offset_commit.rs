@@ -3,11 +3,20 @@
 //! `__consumer_offsets` partition as the producer's transactional batch and stay invisible
 //! until the transaction commits; see [`crate::group::txn_commit`].
 //!
-//! From v5 (transactions version 2) the client sends no AddOffsetsToTxn: the group
-//! coordinator first has the transaction coordinator add the group's `__consumer_offsets`
-//! partition to the transaction (the broker form of AddPartitionsToTxn, as a partition
-//! leader does for Produce v12).
+//! KIP-890, as Kafka's group coordinator does it:
+//! - from v5 (transactions version 2) the client sends no AddOffsetsToTxn: the group
+//!   coordinator first has the transaction coordinator add the group's `__consumer_offsets`
+//!   partition to the transaction (the broker form of AddPartitionsToTxn, as a partition
+//!   leader does for Produce v12);
+//! - with `transaction.partition.verification.enable`, unless that partition has the
+//!   producer's transaction open already, the transaction coordinator must confirm that the
+//!   transaction includes it before the offsets are appended, under a guard that a marker of
+//!   the producer closes (see [`crate::partition::verification`]). Without it a TxnOffsetCommit
+//!   processed after its transaction ended (held up in a paused or partitioned broker, say)
+//!   would leave offsets pending for the producer that its *next* transaction's COMMIT
+//!   marker would make the group's: a position moved past records whose output was aborted.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -17,6 +26,7 @@ use crate::broker::Broker;
 use crate::group::commit::OffsetCommit;
 use crate::group::txn_commit::TxnCommitter;
 use crate::group::OFFSETS_TOPIC;
+use crate::partition::verification::VerificationGuard;
 
 /// Answers TxnOffsetCommit once the batch is on every in-sync replica of the group's
 /// `__consumer_offsets` partition. Before v3 the request names no member (generation -1, no
@@ -26,6 +36,10 @@ pub async fn handle(
     request: TxnOffsetCommitRequest,
     version: i16,
 ) -> TxnOffsetCommitResponse {
+    let verification = match add_or_verify(broker, &request, version).await {
+        Ok(guards) => guards,
+        Err(code) => return respond(broker, request, Err(code)),
+    };
     let offsets: Vec<OffsetCommit> = request
         .topics
         .iter()
@@ -44,6 +58,7 @@ pub async fn handle(
         generation: request.generation_id,
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+        verification,
     };
     tracing::debug!(
         transactional_id = %request.transactional_id.as_str(),
@@ -51,20 +66,97 @@ pub async fn handle(
         producer_id = committer.producer_id,
         "TxnOffsetCommit"
     );
-    let added = if version >= 5 {
-        add_group_to_transaction(broker, &request).await
-    } else {
-        Ok(())
+    let outcome = broker
+        .groups
+        .commit_txn_offsets(&request.group_id, &committer, offsets)
+        .await;
+    respond(broker, request, outcome)
+}
+
+/// The implicit add of a v5 request and the verification of any version (see the module
+/// documentation). `Ok(None)`: verification is off; `Ok(Some(guards))`: append under these
+/// guards (none needed when the partition has the transaction open); `Err`: the error for
+/// every partition.
+async fn add_or_verify(
+    broker: &Broker,
+    request: &TxnOffsetCommitRequest,
+    version: i16,
+) -> Result<Option<Vec<VerificationGuard>>, i16> {
+    let verify = broker
+        .replicas
+        .effective_config()
+        .transaction_partition_verification_enable();
+    let add = version >= 5;
+    if !verify && !add {
+        return Ok(None);
+    }
+    let index = broker.groups.partition_for(&request.group_id);
+    let (producer_id, producer_epoch) = (request.producer_id.0, request.producer_epoch);
+    // No partition here: the append answers NOT_COORDINATOR.
+    let partition = broker.replicas.partition(OFFSETS_TOPIC, index);
+    let guard = match (&partition, verify) {
+        (Some(p), true) => p.start_producer_verification(producer_id, producer_epoch),
+        _ => None,
     };
-    let outcome = match added {
-        Ok(()) => {
-            broker
-                .groups
-                .commit_txn_offsets(&request.group_id, &committer, offsets)
-                .await
+    if add || guard.is_some() {
+        let codes = broker
+            .transactions
+            .verify_for_leader(
+                request.transactional_id.as_str(),
+                producer_id,
+                producer_epoch,
+                &[(OFFSETS_TOPIC.to_string(), index)],
+                add,
+            )
+            .await;
+        let code = codes.first().copied().unwrap_or_default();
+        if code != 0 {
+            if let (Some(p), Some(g)) = (&partition, &guard) {
+                p.discard_verification(g);
+            }
+            tracing::debug!(
+                transactional_id = %request.transactional_id.as_str(),
+                group = %request.group_id.as_str(),
+                producer_id,
+                error_code = code,
+                "TxnOffsetCommit outside its transaction refused"
+            );
+            return Err(failure(code, version));
         }
-        Err(code) => Err(code),
-    };
+    }
+    Ok(verify.then(|| guard.into_iter().collect()))
+}
+
+/// The transaction coordinator's refusal as TxnOffsetCommit answers it: a partition outside
+/// the transaction is TRANSACTION_ABORTABLE from v5 and INVALID_TXN_STATE before;
+/// PRODUCER_FENCED is INVALID_PRODUCER_EPOCH, as on the produce path; a coordinator that
+/// cannot answer now (moving, loading, the last transaction still ending) is
+/// COORDINATOR_NOT_AVAILABLE, which clients retry after finding their group coordinator again.
+fn failure(code: i16, version: i16) -> i16 {
+    let retriable = [
+        ResponseError::NetworkException,
+        ResponseError::CoordinatorLoadInProgress,
+        ResponseError::CoordinatorNotAvailable,
+        ResponseError::NotCoordinator,
+        ResponseError::ConcurrentTransactions,
+    ];
+    if retriable.iter().any(|e| e.code() == code) {
+        ResponseError::CoordinatorNotAvailable.code()
+    } else if code == ResponseError::ProducerFenced.code() {
+        ResponseError::InvalidProducerEpoch.code()
+    } else if code == ResponseError::TransactionAbortable.code() && version < 5 {
+        ResponseError::InvalidTxnState.code()
+    } else {
+        code
+    }
+}
+
+/// The response: `outcome`'s code for each partition of `request` (its one code for all).
+fn respond(
+    broker: &Broker,
+    request: TxnOffsetCommitRequest,
+    outcome: Result<Vec<((String, i32), i16)>, i16>,
+) -> TxnOffsetCommitResponse {
     let topics = request
         .topics
         .into_iter()
@@ -95,47 +187,4 @@ pub async fn handle(
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
-}
-
-/// The implicit AddOffsetsToTxn of a transactions-version-2 client. The transaction
-/// coordinator's retriable answers (moving, loading, the last transaction still ending)
-/// become COORDINATOR_NOT_AVAILABLE, which the client retries after finding its group
-/// coordinator again; PRODUCER_FENCED is INVALID_PRODUCER_EPOCH, as on the produce path.
-async fn add_group_to_transaction(
-    broker: &Broker,
-    request: &TxnOffsetCommitRequest,
-) -> Result<(), i16> {
-    use kafka_protocol::error::ResponseError;
-    let partition = (
-        OFFSETS_TOPIC.to_string(),
-        broker.groups.partition_for(&request.group_id),
-    );
-    let codes = broker
-        .transactions
-        .verify_for_leader(
-            request.transactional_id.as_str(),
-            request.producer_id.0,
-            request.producer_epoch,
-            &[partition],
-            true,
-        )
-        .await;
-    let code = codes.first().copied().unwrap_or_default();
-    let retriable = [
-        ResponseError::NetworkException,
-        ResponseError::CoordinatorLoadInProgress,
-        ResponseError::CoordinatorNotAvailable,
-        ResponseError::NotCoordinator,
-        ResponseError::ConcurrentTransactions,
-    ];
-    match code {
-        0 => Ok(()),
-        c if retriable.iter().any(|e| e.code() == c) => {
-            Err(ResponseError::CoordinatorNotAvailable.code())
-        }
-        c if c == ResponseError::ProducerFenced.code() => {
-            Err(ResponseError::InvalidProducerEpoch.code())
-        }
-        c => Err(c),
-    }
 }

@@ -351,34 +351,71 @@ impl Partition {
     ) -> Result<LogAppendInfo, PartitionError> {
         let producers = verification::transactional_producers(records);
         self.append_on_leader(min_isr, |log, epoch| {
-            {
-                let open = self.verification.lock();
-                for (producer_id, producer_epoch) in producers {
-                    let verified =
-                        verification::has_ongoing_transaction(log, producer_id, producer_epoch)
-                            || guards.iter().any(|g| {
-                                g.producer_id == producer_id
-                                    && g.producer_epoch == producer_epoch
-                                    && open.holds(g)
-                            });
-                    if !verified {
-                        return Err(PartitionError::UnverifiedTransaction {
-                            producer_id,
-                            producer_epoch,
-                        });
-                    }
-                }
-            }
+            self.check_verified(log, &producers, guards)?;
             Ok(log.append_as_leader(records, epoch)?)
         })
     }
 
+    /// Under the log lock: each of `producers` continues a transaction open here at its epoch
+    /// or is covered by one of `guards` still open.
+    fn check_verified(
+        &self,
+        log: &Log,
+        producers: &[(i64, i16)],
+        guards: &[VerificationGuard],
+    ) -> Result<(), PartitionError> {
+        let open = self.verification.lock();
+        for &(producer_id, producer_epoch) in producers {
+            let verified = verification::has_ongoing_transaction(log, producer_id, producer_epoch)
+                || guards.iter().any(|g| {
+                    g.producer_id == producer_id
+                        && g.producer_epoch == producer_epoch
+                        && open.holds(g)
+                });
+            if !verified {
+                return Err(PartitionError::UnverifiedTransaction {
+                    producer_id,
+                    producer_epoch,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Appends batches a coordinator built (transactional offset commits) as leader; see
-    /// [`Log::append_as_coordinator`].
-    pub fn append_as_coordinator(&self, records: &Bytes) -> Result<LogAppendInfo, PartitionError> {
+    /// [`Log::append_as_coordinator`]. With `guards` (KIP-890 verification of TxnOffsetCommit)
+    /// every transactional batch must continue a transaction open here at its epoch or be
+    /// covered by a guard still open, as for [`Partition::append_verified`].
+    pub fn append_as_coordinator(
+        &self,
+        records: &Bytes,
+        guards: Option<&[VerificationGuard]>,
+    ) -> Result<LogAppendInfo, PartitionError> {
+        let producers = match guards {
+            Some(_) => verification::transactional_producers(records),
+            None => Vec::new(),
+        };
         self.append_on_leader(None, |log, epoch| {
+            if let Some(guards) = guards {
+                self.check_verified(log, &producers, guards)?;
+            }
             Ok(log.append_as_coordinator(records, epoch)?)
         })
+    }
+
+    /// The guard to hold while the coordinator is asked whether the producer's transaction
+    /// includes this partition, or `None` when the partition has that transaction open
+    /// already (see [`verification`]).
+    pub fn start_producer_verification(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Option<VerificationGuard> {
+        let log = self.log.read();
+        if verification::has_ongoing_transaction(&log, producer_id, producer_epoch) {
+            return None;
+        }
+        Some(self.verification.lock().start(producer_id, producer_epoch))
     }
 
     /// Appends a transaction marker as leader (WriteTxnMarkers). The caller waits for the

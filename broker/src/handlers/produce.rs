@@ -271,13 +271,7 @@ fn verification_failure(code: i16, version: i16) -> Failure {
     } else {
         code
     };
-    let retriable = [
-        ResponseError::NetworkException,
-        ResponseError::CoordinatorLoadInProgress,
-        ResponseError::CoordinatorNotAvailable,
-        ResponseError::NotCoordinator,
-        ResponseError::ConcurrentTransactions,
-    ];
+    let retriable = crate::transactions::verification::RETRIABLE;
     // A transactions-version-2 client (Produce v12) retries CONCURRENT_TRANSACTIONS itself:
     // it is common while its last transaction's markers are being written.
     let kept = version >= 12 && code == ResponseError::ConcurrentTransactions.code();

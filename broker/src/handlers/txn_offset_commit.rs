@@ -23,10 +23,12 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::broker::Broker;
+use crate::group::classic::TopicPartition;
 use crate::group::commit::OffsetCommit;
 use crate::group::txn_commit::TxnCommitter;
 use crate::group::OFFSETS_TOPIC;
 use crate::partition::verification::VerificationGuard;
+use crate::transactions::verification::RETRIABLE;
 
 /// Answers TxnOffsetCommit once the batch is on every in-sync replica of the group's
 /// `__consumer_offsets` partition. Before v3 the request names no member (generation -1, no
@@ -133,14 +135,7 @@ async fn add_or_verify(
 /// cannot answer now (moving, loading, the last transaction still ending) is
 /// COORDINATOR_NOT_AVAILABLE, which clients retry after finding their group coordinator again.
 fn failure(code: i16, version: i16) -> i16 {
-    let retriable = [
-        ResponseError::NetworkException,
-        ResponseError::CoordinatorLoadInProgress,
-        ResponseError::CoordinatorNotAvailable,
-        ResponseError::NotCoordinator,
-        ResponseError::ConcurrentTransactions,
-    ];
-    if retriable.iter().any(|e| e.code() == code) {
+    if RETRIABLE.iter().any(|e| e.code() == code) {
         ResponseError::CoordinatorNotAvailable.code()
     } else if code == ResponseError::ProducerFenced.code() {
         ResponseError::InvalidProducerEpoch.code()
@@ -155,7 +150,7 @@ fn failure(code: i16, version: i16) -> i16 {
 fn respond(
     broker: &Broker,
     request: TxnOffsetCommitRequest,
-    outcome: Result<Vec<((String, i32), i16)>, i16>,
+    outcome: Result<Vec<(TopicPartition, i16)>, i16>,
 ) -> TxnOffsetCommitResponse {
     let topics = request
         .topics

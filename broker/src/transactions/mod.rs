@@ -16,7 +16,7 @@ pub mod coordinator;
 mod markers;
 pub mod records;
 pub mod state;
-mod verification;
+pub mod verification;
 
 pub use self::coordinator::{
     TransactionCoordinator, TransactionListing, TransactionMetrics, TRANSACTION_STATE_TOPIC,

@@ -169,6 +169,17 @@ impl TransactionCoordinator {
     }
 }
 
+/// The coordinator's answers to a verification that mean "ask again" (it is moving, loading,
+/// ending the transaction, or could not be reached): each caller turns them into the error
+/// its own clients retry.
+pub const RETRIABLE: [ResponseError; 5] = [
+    ResponseError::NetworkException,
+    ResponseError::CoordinatorLoadInProgress,
+    ResponseError::CoordinatorNotAvailable,
+    ResponseError::NotCoordinator,
+    ResponseError::ConcurrentTransactions,
+];
+
 /// AddPartitionsToTxn in the broker form (v4+) for one transaction.
 fn broker_form_request(
     transactional_id: &str,

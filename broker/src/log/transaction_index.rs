@@ -148,6 +148,18 @@ impl TransactionIndex {
         }
     }
 
+    /// Writes the file even with no entry (the cleaner's `.cleaned` index, whose rename must
+    /// replace an older index of the same base offset).
+    pub fn write_even_if_empty(&mut self) -> Result<(), LogError> {
+        if self.entries.is_empty() {
+            std::fs::write(&self.path, [])
+                .map_err(LogError::io("write transaction index", &self.path))?;
+            self.file_in_sync = true;
+            return Ok(());
+        }
+        self.rewrite()
+    }
+
     /// Deletes the file.
     pub fn delete(&self) -> Result<(), LogError> {
         remove_if_exists(&self.path)

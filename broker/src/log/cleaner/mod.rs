@@ -15,7 +15,9 @@
 //!   later record of their key supersedes (`records.rs`). Offsets never change: batches keep
 //!   their base offset, last offset delta, producer id, epoch and base sequence; a producer's
 //!   last batch stays even if empty. Tombstones get a delete horizon (`delete.retention.ms`
-//!   after the pass that first sees them) and go in the first pass after it.
+//!   after the pass that first sees them) and go in the first pass after it; so do
+//!   transaction markers once no data of their transaction is left before them, and aborted
+//!   records go at once.
 //! - Each rewritten group is swapped in under the log's write lock (`swap.rs`), crash-safely.
 //!
 //! Thread safety: a [`Cleaner`] belongs to one thread; the [`LogCleanerManager`] is shared

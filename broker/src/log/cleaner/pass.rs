@@ -3,7 +3,7 @@
 //! in. Only the swap takes the log's write lock; the rest reads a snapshot of segment files
 //! that are never written again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -148,6 +148,30 @@ impl LogSnapshot {
     }
 }
 
+/// What one pass has seen of each producer's transactions, in offset order from the log
+/// start (Kafka's `CleanedTransactionMetadata`): a transaction's marker may go only once none
+/// of its data batches is left.
+#[derive(Debug, Default)]
+struct TxnTracker {
+    /// Producers whose current transaction has a data batch left in the cleaned log.
+    with_data: HashSet<i64>,
+    /// Offsets of the markers this pass removed (their aborted-transaction index entries go
+    /// with them).
+    removed_markers: HashSet<i64>,
+}
+
+impl TxnTracker {
+    /// A transactional data batch of `producer_id` stays (in whole or in part, or empty).
+    fn data_kept(&mut self, producer_id: i64) {
+        self.with_data.insert(producer_id);
+    }
+
+    /// A marker of `producer_id`: whether its transaction still has data left.
+    fn marker(&mut self, producer_id: i64) -> bool {
+        self.with_data.remove(&producer_id)
+    }
+}
+
 /// The cleaner's settings (the broker's `log.cleaner.*`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CleanerConfig {
@@ -269,8 +293,9 @@ impl Cleaner {
             snapshot.config.index_interval_bytes,
         );
         stats.segments_in = groups.iter().map(Vec::len).sum();
+        let mut txns = TxnTracker::default();
         for group in &groups {
-            self.clean_group(&snapshot, group, map_end, &mut stats)?;
+            self.clean_group(&snapshot, group, map_end, &mut txns, &mut stats)?;
             let swapped = log.write().replace_segments(group)?;
             if !swapped {
                 stats.aborted = true;
@@ -354,6 +379,7 @@ impl Cleaner {
         snapshot: &LogSnapshot,
         group: &[SegmentSnapshot],
         map_end: i64,
+        txns: &mut TxnTracker,
         stats: &mut CleanerStats,
     ) -> Result<(), LogError> {
         let config = &snapshot.config;
@@ -368,7 +394,7 @@ impl Cleaner {
                 let batch = batch?;
                 stats.bytes_read += batch.len() as u64;
                 self.throttler.maybe_throttle(batch.len() as u64);
-                match self.filter_batch(snapshot, &batch, map_end, stats)? {
+                match self.filter_batch(snapshot, &batch, map_end, txns, stats)? {
                     Filtered::Keep => pending.extend_from_slice(&batch),
                     Filtered::Rewritten(bytes) => pending.extend_from_slice(&bytes),
                     Filtered::Drop => {}
@@ -379,10 +405,18 @@ impl Cleaner {
             }
         }
         self.flush_pending(&mut cleaned, &mut pending, config, stats)?;
-        // Markers are kept, so the aborted transactions they end stay indexed (a consumer of a
-        // cleaned range must still learn to drop what an abort left of them).
+        // An aborted transaction stays indexed as long as its marker is there (a consumer of a
+        // cleaned range must still learn to drop what an abort left of it); a marker removed
+        // had nothing of its transaction left, and its entry goes with it.
         for entry in group.iter().flat_map(|s| &s.aborted) {
-            cleaned.txn_index_mut().append(*entry)?;
+            if !txns.removed_markers.contains(&entry.last_offset) {
+                cleaned.txn_index_mut().append(*entry)?;
+            }
+        }
+        if group.iter().any(|s| !s.aborted.is_empty()) && cleaned.txn_index().entries().is_empty() {
+            // Every entry went with its marker: an empty index must still replace the old one
+            // of the group's base offset in the swap.
+            cleaned.txn_index_mut().write_even_if_empty()?;
         }
         cleaned.flush()
     }
@@ -405,9 +439,84 @@ impl Cleaner {
     }
 
     /// Kafka's retention rule per record: a record goes if a later record has its key (up to
-    /// `map_end`), if it has no key, or if it is a tombstone past its delete horizon. Control
-    /// batches and batches at or above `map_end` stay as they are.
+    /// `map_end`), if it has no key, or if it is a tombstone past its delete horizon. Batches
+    /// at or above `map_end` stay as they are; markers as [`Cleaner::filter_marker`] says.
     fn filter_batch(
+        &self,
+        snapshot: &LogSnapshot,
+        batch: &Bytes,
+        map_end: i64,
+        txns: &mut TxnTracker,
+        stats: &mut CleanerStats,
+    ) -> Result<Filtered, LogError> {
+        let header = RecordBatchHeader::parse(batch, 0)?;
+        let filtered = if header.is_control() {
+            Self::filter_marker(snapshot, batch, &header, map_end, txns, stats)?
+        } else if header.base_offset() >= map_end {
+            Filtered::Keep
+        } else {
+            self.filter_records(snapshot, batch, map_end, stats)?
+        };
+        if header.is_transactional() && !header.is_control() && !matches!(filtered, Filtered::Drop)
+        {
+            txns.data_kept(header.producer_id());
+        }
+        Ok(filtered)
+    }
+
+    /// A transaction marker goes, as in Kafka, once nothing of its transaction is left before
+    /// it and `delete.retention.ms` has passed since a pass first found it so (that pass
+    /// stamps the delete horizon on it, so `read_committed` consumers that read the
+    /// transaction's data before it went still see its marker). The last batch of its
+    /// producer stays (the producer's state), and so does a marker at or above `map_end`.
+    fn filter_marker(
+        snapshot: &LogSnapshot,
+        batch: &Bytes,
+        header: &RecordBatchHeader<'_>,
+        map_end: i64,
+        txns: &mut TxnTracker,
+        stats: &mut CleanerStats,
+    ) -> Result<Filtered, LogError> {
+        let has_data = txns.marker(header.producer_id());
+        let last_of_producer = snapshot.producer_last_offsets.get(&header.producer_id())
+            == Some(&header.last_offset());
+        if has_data || last_of_producer || header.base_offset() >= map_end {
+            return Ok(Filtered::Keep);
+        }
+        let horizon = match delete_horizon(header) {
+            Some(h) if snapshot.now_ms >= h => {
+                txns.removed_markers.insert(header.base_offset());
+                stats.records_removed += header.records_count().max(0) as u64;
+                return Ok(Filtered::Drop);
+            }
+            Some(h) => h,
+            None => snapshot
+                .now_ms
+                .saturating_add(snapshot.config.delete_retention_ms),
+        };
+        stats.earliest_delete_horizon = Some(
+            stats
+                .earliest_delete_horizon
+                .map_or(horizon, |e| e.min(horizon)),
+        );
+        if delete_horizon(header).is_some() {
+            return Ok(Filtered::Keep);
+        }
+        let decoded = records::decode_batch(batch)?;
+        let all = records::records(header, &decoded.records)?;
+        let rewrite = Rewrite {
+            new_delete_horizon: Some(horizon),
+        };
+        Ok(Filtered::Rewritten(rebuild_batch(
+            batch,
+            decoded.compression,
+            &all,
+            rewrite,
+        )?))
+    }
+
+    /// [`Cleaner::filter_batch`] for a data batch below `map_end`.
+    fn filter_records(
         &self,
         snapshot: &LogSnapshot,
         batch: &Bytes,
@@ -415,11 +524,6 @@ impl Cleaner {
         stats: &mut CleanerStats,
     ) -> Result<Filtered, LogError> {
         let header = RecordBatchHeader::parse(batch, 0)?;
-        if header.is_control() || header.base_offset() >= map_end {
-            // Transaction markers stay: Kafka drops them only after `delete.retention.ms`, a
-            // refinement that saves a few bytes per transaction.
-            return Ok(Filtered::Keep);
-        }
         let aborted = snapshot.is_aborted(&header);
         let horizon = delete_horizon(&header);
         let tombstones_expired = horizon.is_some_and(|h| snapshot.now_ms >= h);

@@ -751,3 +751,99 @@ fn aborted_records_go_without_superseding_and_open_transactions_are_not_cleaned(
         "the open transaction survives cleaning and a restart"
     );
 }
+
+/// Offsets of the control batches (transaction markers) in the log.
+fn marker_offsets(log: &Log) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let read = log.read(offset, 1 << 20, i64::MAX, true).unwrap();
+        if read.records.is_empty() {
+            break;
+        }
+        for item in crate::log::batch::RecordBatchIter::new(&read.records) {
+            let (header, _) = item.unwrap();
+            if header.is_control() && header.base_offset() >= offset {
+                out.push(header.base_offset());
+            }
+            offset = offset.max(header.next_offset());
+        }
+    }
+    out
+}
+
+/// Kafka's rule for markers: one goes once nothing of its transaction is left before it
+/// (aborted data removed, committed data superseded) and `delete.retention.ms` has passed
+/// since a pass first found it so; a marker that is its producer's last batch stays, and the
+/// aborted-transaction index entry goes with its marker.
+#[test]
+fn a_marker_goes_once_its_transaction_is_gone_and_delete_retention_has_passed() {
+    use crate::log::ControlRecordType::{Abort, Commit};
+    let dir = tempfile::tempdir().unwrap();
+    let (manual, clock) = manual_clock(T0);
+    let log = open(dir.path(), compact_config(), clock);
+    append(&log, &txn_record(5, 0, "k1", "aborted")); // 0
+    end_txn(&log, 5, Abort); // 1
+    append(&log, &txn_record(6, 0, "k2", "old")); // 2
+    end_txn(&log, 6, Commit); // 3
+    append(&log, &txn_record(5, 1, "k3", "kept")); // 4
+    end_txn(&log, 5, Commit); // 5: producer 5's last batch
+    append(&log, &txn_record(6, 1, "k2", "new")); // 6
+    end_txn(&log, 6, Commit); // 7: producer 6's last batch
+    roll(&log);
+    let plain = keyed_batch(
+        &[("k9".to_string(), Some("v".to_string()))],
+        Compression::None,
+        None,
+        T0,
+    );
+    append(&log, &plain); // 8, in the active segment
+
+    let data = |log: &Log| -> Vec<(i64, String)> {
+        all_records(log)
+            .into_iter()
+            .filter(|(_, key, _)| key.starts_with('k'))
+            .map(|(offset, key, _)| (offset, key))
+            .collect()
+    };
+    let kept = vec![
+        (4, "k3".to_string()),
+        (6, "k2".to_string()),
+        (8, "k9".to_string()),
+    ];
+
+    // First pass: the aborted record and the superseded committed one go; their markers get
+    // a delete horizon and stay, for consumers that read the transactions' data.
+    let first = clean(&log);
+    assert_eq!(data(&log.read()), kept);
+    assert_eq!(marker_offsets(&log.read()), vec![1, 3, 5, 7]);
+    assert_eq!(log.read().collect_aborted_txns(0, 9).len(), 1);
+    assert_eq!(first.earliest_delete_horizon, Some(T0 + 60_000));
+
+    // Before the horizon nothing more goes.
+    manual.advance(59_999);
+    clean(&log);
+    assert_eq!(marker_offsets(&log.read()), vec![1, 3, 5, 7]);
+
+    // After it the two markers go, the abort's index entry with its marker; the producers'
+    // last batches stay.
+    manual.advance(1);
+    clean(&log);
+    assert_eq!(marker_offsets(&log.read()), vec![5, 7]);
+    assert_eq!(data(&log.read()), kept);
+    assert_eq!(log.read().collect_aborted_txns(0, 9), vec![]);
+
+    // A restart rebuilds the same state: no transaction open, the LSO at the high watermark.
+    let reopened = {
+        let mut guard = log.write();
+        guard.close().unwrap();
+        drop(guard);
+        Log::open(dir.path(), compact_config(), manual_clock(T0 + 60_000).1).unwrap()
+    };
+    for producer in [5, 6] {
+        let state = reopened.producer_state().producer(producer).unwrap();
+        assert_eq!(state.current_txn_first_offset, None, "producer {producer}");
+    }
+    assert_eq!(marker_offsets(&reopened), vec![5, 7]);
+    assert!(reopened.collect_aborted_txns(0, 9).is_empty());
+}

@@ -294,14 +294,7 @@ impl RawClient {
         batch: Bytes,
         acks: i16,
     ) -> PartitionProduceResponse {
-        let request = ProduceRequest::default()
-            .with_acks(acks)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic_name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch))])]);
+        let request = produce_request(topic, partition, batch, acks);
         let version = self.version::<ProduceRequest>(MAX_PRODUCE_VERSION);
         let response = self.request(&request, version).expect("Produce round trip");
         assert_eq!(response.responses.len(), 1, "Produce response topics");
@@ -393,6 +386,18 @@ impl RawClient {
         );
         offset
     }
+}
+
+/// A Produce request of one record batch (v2 bytes) to one partition with `acks`, 30 s timeout.
+pub fn produce_request(topic: &str, partition: i32, batch: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])])
 }
 
 pub fn topic_name(topic: &str) -> TopicName {

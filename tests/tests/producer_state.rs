@@ -4,11 +4,11 @@
 //! survives a restart (clean or crash) of the broker, and a producer idle for longer than
 //! `producer.id.expiration.ms` is forgotten and may then continue at any sequence.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use weir_tests::raw::{
     decode_records, error_code, now_ms, record_batch, record_batch_at, ProducerIdentity, RawClient,
 };
-use weir_tests::{unique_topic, Broker, BrokerOptions};
+use weir_tests::{unique_topic, wait_until, Broker, BrokerOptions};
 
 fn identity(producer: (i64, i16), base_sequence: i32) -> Option<ProducerIdentity> {
     Some(ProducerIdentity {
@@ -225,19 +225,18 @@ fn a_producer_idle_past_producer_id_expiration_is_forgotten_and_may_continue() {
     // Once forgotten, the idle producer continues where it is (sequence 9, say, after
     // batches that went elsewhere) instead of failing with OUT_OF_ORDER_SEQUENCE_NUMBER,
     // as Kafka allows an unknown producer to.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let resumed = loop {
-        let r = client.produce(&topic, 0, record_batch(&[b"i9"], identity(idle, 9)), -1);
-        if r.error_code == error_code::NONE {
-            break r;
-        }
-        assert_eq!(r.error_code, error_code::OUT_OF_ORDER_SEQUENCE_NUMBER);
-        assert!(
-            Instant::now() < deadline,
-            "the idle producer was not forgotten within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let resumed = wait_until(
+        Duration::from_secs(30),
+        "the idle producer forgotten by producer.id.expiration.ms",
+        || {
+            let r = client.produce(&topic, 0, record_batch(&[b"i9"], identity(idle, 9)), -1);
+            if r.error_code != error_code::NONE {
+                assert_eq!(r.error_code, error_code::OUT_OF_ORDER_SEQUENCE_NUMBER);
+                return None;
+            }
+            Some(r)
+        },
+    );
     assert_eq!(resumed.base_offset, 3);
 
     // The active producer is still known: a gap is refused, its next sequence appended.

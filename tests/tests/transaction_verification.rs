@@ -13,14 +13,15 @@ use std::time::Duration;
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, EndTxnRequest, FindCoordinatorRequest, InitProducerIdRequest,
-    ListOffsetsRequest, ProduceRequest, TransactionalId,
+    ListOffsetsRequest, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
-use weir_tests::raw::{topic_name, transactional_batch, ProducerIdentity, RawClient};
+use weir_tests::raw::{
+    produce_request, topic_name, transactional_batch, ProducerIdentity, RawClient,
+};
 use weir_tests::{unique_topic, wait_until, Broker, BrokerOptions};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,15 +79,8 @@ fn produce(
             base_sequence: sequence,
         },
     );
-    let request = ProduceRequest::default()
-        .with_transactional_id(Some(txn_id(id)))
-        .with_acks(-1)
-        .with_timeout_ms(30_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(batch))])]);
+    let request =
+        produce_request(topic, partition, batch, -1).with_transactional_id(Some(txn_id(id)));
     // At most v11: a transactions-version-1 client, which adds partitions itself.
     let response = client.request(&request, version).expect("Produce");
     response.responses[0].partition_responses[0].clone()

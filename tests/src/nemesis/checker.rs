@@ -155,12 +155,7 @@ pub fn read_partitions(cluster: &Cluster, target: &Target) -> BTreeMap<i32, Vec<
                 records.last()
             );
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                let seq = m
-                    .payload()
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.strip_prefix('n'))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(u64::MAX);
+                let seq = super::workload::value_seq(m.payload()).unwrap_or(u64::MAX);
                 records.push((m.offset(), seq));
             }
         }

@@ -412,12 +412,8 @@ fn poll_batch(consumer: &TxnConsumer) -> Option<Batch> {
     let until = Instant::now() + BATCH_TIME;
     while batch.inputs.len() < MAX_BATCH && Instant::now() < until {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            let seq = m
-                .payload()
-                .and_then(|p| std::str::from_utf8(p).ok())
-                .and_then(|v| v.strip_prefix('n'))
-                .and_then(|v| v.parse().ok())
-                .expect("the workload producer's own value");
+            let seq =
+                super::workload::value_seq(m.payload()).expect("the workload producer's own value");
             if batch
                 .ranges
                 .get(&m.partition())

@@ -111,12 +111,7 @@ pub fn read_output(
         );
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                let seq = m
-                    .payload()
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.strip_prefix('n'))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(u64::MAX);
+                let seq = super::workload::value_seq(m.payload()).unwrap_or(u64::MAX);
                 records.push(OutputRecord {
                     partition: m.partition(),
                     offset: m.offset(),

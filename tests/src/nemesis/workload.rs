@@ -240,6 +240,15 @@ impl Drop for Workload {
     }
 }
 
+/// The sequence number in a value the workload producer wrote (`n<seq>`).
+pub fn value_seq(payload: Option<&[u8]>) -> Option<u64> {
+    std::str::from_utf8(payload?)
+        .ok()?
+        .strip_prefix('n')?
+        .parse()
+        .ok()
+}
+
 /// Records each delivery report.
 struct AckContext {
     record: Shared,
@@ -260,12 +269,7 @@ impl ProducerContext for AckContext {
         let mut record = self.record.lock().unwrap();
         match result {
             Ok(m) => {
-                let seq = m
-                    .payload()
-                    .and_then(|p| std::str::from_utf8(p).ok())
-                    .and_then(|v| v.strip_prefix('n'))
-                    .and_then(|v| v.parse().ok())
-                    .expect("the producer's own value");
+                let seq = value_seq(m.payload()).expect("the producer's own value");
                 record.acked.push(Acked {
                     partition: m.partition(),
                     offset: m.offset(),

@@ -88,20 +88,28 @@ struct LogAppendInfoLite {
     first: i64,
 }
 
-/// Every record from the log start: (offset, key, value).
-fn all_records(log: &Log) -> Vec<(i64, String, Option<String>)> {
-    let mut out = Vec::new();
+/// What the log returns from its start to its end, read after read.
+fn all_reads(log: &Log) -> Vec<Bytes> {
+    let mut reads = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
         let read = log.read(offset, 1 << 20, i64::MAX, true).unwrap();
         if read.records.is_empty() {
             break;
         }
-        let mut bytes = read.records.clone();
         for item in crate::log::batch::RecordBatchIter::new(&read.records) {
             let (header, _) = item.unwrap();
             offset = offset.max(header.next_offset());
         }
+        reads.push(read.records);
+    }
+    reads
+}
+
+/// Every record from the log start: (offset, key, value).
+fn all_records(log: &Log) -> Vec<(i64, String, Option<String>)> {
+    let mut out = Vec::new();
+    for mut bytes in all_reads(log) {
         while !bytes.is_empty() {
             let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
             for r in set.records {
@@ -754,19 +762,14 @@ fn aborted_records_go_without_superseding_and_open_transactions_are_not_cleaned(
 
 /// Offsets of the control batches (transaction markers) in the log.
 fn marker_offsets(log: &Log) -> Vec<i64> {
-    let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    while offset < log.log_end_offset() {
-        let read = log.read(offset, 1 << 20, i64::MAX, true).unwrap();
-        if read.records.is_empty() {
-            break;
-        }
-        for item in crate::log::batch::RecordBatchIter::new(&read.records) {
+    let mut out: Vec<i64> = Vec::new();
+    for read in all_reads(log) {
+        for item in crate::log::batch::RecordBatchIter::new(&read) {
             let (header, _) = item.unwrap();
-            if header.is_control() && header.base_offset() >= offset {
+            // A read may start inside a batch the previous one returned.
+            if header.is_control() && out.last().is_none_or(|&o| header.base_offset() > o) {
                 out.push(header.base_offset());
             }
-            offset = offset.max(header.next_offset());
         }
     }
     out

@@ -260,7 +260,19 @@ impl Log {
                 .rev()
                 .find(|p| p.0 == producer_id)
                 .map(|p| (p.1, p.2));
-            match self.producer_state.check_batch(&header, prior)? {
+            let check = self.producer_state.check_batch(&header, prior)?;
+            tracing::trace!(
+                dir = %self.dir.display(),
+                producer_id,
+                epoch = header.producer_epoch(),
+                first_seq = header.base_sequence(),
+                last_seq = header.last_sequence(),
+                known = ?self.producer_state.producer(producer_id).map(|e| (e.epoch, e.last_seq())),
+                ?check,
+                log_end = self.log_end_offset(),
+                "checked an idempotent batch"
+            );
+            match check {
                 ProducerCheck::Duplicate(original) => {
                     return Ok(Some(LogAppendInfo {
                         first_offset: original.first_offset,

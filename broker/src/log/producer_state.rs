@@ -268,8 +268,21 @@ impl ProducerStateManager {
             },
             // A new epoch: the first batch starts at sequence 0.
             Some(_) if first_seq != 0 => Err(out_of_order(-1)),
-            // A new epoch from 0, or a producer this partition does not know (any sequence).
-            _ => Ok(ProducerCheck::Append),
+            // A new epoch from 0.
+            Some(_) => Ok(ProducerCheck::Append),
+            // A producer this partition does not know: any sequence.
+            None => {
+                if first_seq != 0 {
+                    tracing::debug!(
+                        dir = %self.dir.display(),
+                        producer_id,
+                        epoch,
+                        first_seq,
+                        "a producer unknown to this partition starts at a non-zero sequence"
+                    );
+                }
+                Ok(ProducerCheck::Append)
+            }
         }
     }
 

@@ -44,7 +44,11 @@ impl ClientContext for ClientLog {
 /// Turns on the librdkafka debug contexts `variable` names, if it is set.
 pub fn with_debug(config: &mut ClientConfig, variable: &str) {
     if let Ok(contexts) = std::env::var(variable) {
-        // rdkafka sets `log_level` from the `log` crate's level, which no logger raises here.
-        config.set("debug", contexts).set("log_level", "7");
+        // rdkafka applies its own level to the client once created (from the `log` crate's
+        // level, which no logger raises here), overriding a `log_level` property: without
+        // this, debug lines stop once the client exists.
+        config
+            .set("debug", contexts)
+            .set_log_level(RDKafkaLogLevel::Debug);
     }
 }

@@ -119,8 +119,9 @@ pub struct TxnRecord {
     pub fenced: u64,
     /// Errors seen, by call and librdkafka's message, and how often.
     pub errors: BTreeMap<String, u64>,
-    /// Processors whose thread did not finish within [`CLOSE_TIMEOUT`] of the end.
-    pub not_closed: Vec<usize>,
+    /// Processors whose thread did not finish within [`CLOSE_TIMEOUT`] of the end, with the
+    /// call each was in and for how long.
+    pub not_closed: Vec<(usize, &'static str, Duration)>,
     /// Processors replaced by the supervisor.
     pub stuck: Vec<Stuck>,
 }
@@ -246,14 +247,16 @@ impl Processors {
             incarnation.running.store(false, Ordering::SeqCst);
         }
         let deadline = Instant::now() + CLOSE_TIMEOUT;
-        for (i, (_, t)) in slots.into_iter().enumerate() {
+        for (i, (incarnation, t)) in slots.into_iter().enumerate() {
             while !t.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
             if t.is_finished() {
                 t.join().expect("processor thread panicked");
             } else {
-                self.record.lock().unwrap().not_closed.push(i);
+                let (call, since) = *incarnation.progress.lock().unwrap();
+                let stuck = (i, call, since.elapsed());
+                self.record.lock().unwrap().not_closed.push(stuck);
             }
         }
     }
@@ -506,7 +509,10 @@ fn process(processor: usize, target: &TxnTarget, record: &Mutex<TxnRecord>, me: 
             }
         }
     }
+    me.enter("close (producer and consumer)");
+    drop(producer);
     // Dropping the consumer closes it: it leaves the group.
+    drop(consumer);
 }
 
 /// One transaction over `batch`: begin, produce, send offsets, commit; aborted on an

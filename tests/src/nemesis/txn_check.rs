@@ -329,9 +329,14 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
         );
     }
     if !record.not_closed.is_empty() {
+        let stuck: Vec<String> = record
+            .not_closed
+            .iter()
+            .map(|(i, call, d)| format!("{i} (in {call} for {:.1}s)", d.as_secs_f64()))
+            .collect();
         failures.push(format!(
-            "transactional processors {:?} did not finish at the end",
-            record.not_closed
+            "transactional processors did not finish at the end: {}",
+            stuck.join(", ")
         ));
     }
 

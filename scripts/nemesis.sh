@@ -21,6 +21,7 @@
 #   WEIR_NEMESIS_PRODUCER_DEBUG  librdkafka debug contexts of the idempotent producer, printed
 #                                (e.g. eos,msg; WEIR_NEMESIS_TXN_DEBUG: the same for the processors)
 #   WEIR_NEMESIS_BROKER_LOG      the brokers' WEIR_LOG filter (e.g. info,weir_broker::group=debug)
+#   WEIR_NEMESIS_KEEP_LOGS=1     keep the brokers' logs of a passing run too (a failed run always keeps them)
 #   WEIR_REQUIRE_NEMESIS=1       fail instead of skipping network and disk faults
 #   WEIR_BROKER_BIN              the broker binary to run (default target/debug/weir-broker;
 #                                point it at a copy if you rebuild during a long run)

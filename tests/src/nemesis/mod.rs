@@ -609,7 +609,7 @@ impl Harness {
         });
         let (text, failures) = self.check_transactions(&txn_record, &partitions, txn_caught_up);
         report.add_section(&text, failures);
-        if !report.failures.is_empty() {
+        if !report.failures.is_empty() || std::env::var_os("WEIR_NEMESIS_KEEP_LOGS").is_some() {
             self.keep_broker_logs(&mut report);
         }
         report
@@ -658,7 +658,7 @@ impl Harness {
         })
     }
 
-    /// A failed run keeps every broker's log (the brokers' scratch directories go when the
+    /// A failed run (any run with `WEIR_NEMESIS_KEEP_LOGS` set) keeps every broker's log (the brokers' scratch directories go when the
     /// harness drops them): copied into a directory named in the report.
     fn keep_broker_logs(&self, report: &mut Report) {
         let dir = std::env::temp_dir().join(format!(

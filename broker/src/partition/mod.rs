@@ -14,6 +14,7 @@
 //! lock whenever both are needed, never the other way round.
 
 pub mod leader;
+pub mod sequence_gaps;
 pub mod verification;
 
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ use crate::clock::Clock;
 use crate::controller::command::PartitionChange;
 use crate::log::{Log, LogAppendInfo, LogConfig, LogError, PendingFlush, TxnMarker};
 use leader::{IsrChangeFailure, LeaderState};
+use sequence_gaps::RefusedBatches;
 use verification::{VerificationGuard, VerificationGuards};
 
 /// This broker's part in replicating a partition.
@@ -110,6 +112,15 @@ pub enum PartitionError {
         /// The batch's producer epoch.
         producer_epoch: i16,
     },
+    /// The retriable error of an earlier batch of the same producer that was refused before
+    /// its append, for a batch out of sequence only because of it (see [`sequence_gaps`]).
+    #[error("{reason}")]
+    BehindRefusedBatch {
+        /// The earlier batch's error.
+        error: ResponseError,
+        /// Why.
+        reason: String,
+    },
     /// A storage error.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -129,6 +140,7 @@ impl PartitionError {
             PartitionError::Timeout => ResponseError::RequestTimedOut,
             PartitionError::DeleteOnCompactedTopic { .. } => ResponseError::PolicyViolation,
             PartitionError::UnverifiedTransaction { .. } => ResponseError::InvalidTxnState,
+            PartitionError::BehindRefusedBatch { error, .. } => *error,
             PartitionError::Log(e) => e.kafka_error(),
         }
     }
@@ -187,6 +199,8 @@ pub struct Partition {
     last_periodic_flush: Mutex<Instant>,
     /// Open transaction verifications (KIP-890), see [`verification`].
     verification: Mutex<VerificationGuards>,
+    /// Idempotent batches refused before their append, see [`sequence_gaps`].
+    refused: Mutex<RefusedBatches>,
 }
 
 /// Sizes and offsets of a partition, for metrics and admin answers.
@@ -251,6 +265,7 @@ impl Partition {
             clock,
             last_periodic_flush: Mutex::new(Instant::now()),
             verification: Mutex::new(VerificationGuards::default()),
+            refused: Mutex::new(RefusedBatches::default()),
         })
     }
 
@@ -311,9 +326,56 @@ impl Partition {
         records: &Bytes,
         min_isr: Option<usize>,
     ) -> Result<LogAppendInfo, PartitionError> {
-        self.append_on_leader(min_isr, |log, epoch| {
+        let appended = self.append_on_leader(min_isr, |log, epoch| {
             Ok(log.append_as_leader(records, epoch)?)
-        })
+        });
+        self.explain_sequence_gaps(records, appended)
+    }
+
+    /// Keeps a client append's outcome, except that an idempotent batch refused before its
+    /// append is remembered, and a later batch of the same producer out of sequence only
+    /// because of it gets the same retriable error (see [`sequence_gaps`]).
+    fn explain_sequence_gaps(
+        &self,
+        records: &Bytes,
+        appended: Result<LogAppendInfo, PartitionError>,
+    ) -> Result<LogAppendInfo, PartitionError> {
+        let error = match appended {
+            Ok(info) => return Ok(info),
+            Err(e) => e,
+        };
+        let now = Instant::now();
+        match &error {
+            PartitionError::NotLeader
+            | PartitionError::NotEnoughReplicas { .. }
+            | PartitionError::Log(LogError::Io { .. }) => {
+                self.refused
+                    .lock()
+                    .record(records, error.kafka_error(), error.to_string(), now);
+            }
+            &PartitionError::Log(LogError::OutOfOrderSequence {
+                producer_id,
+                epoch,
+                first_sequence,
+                last_sequence,
+            }) => {
+                let refused = self.refused.lock();
+                if let Some(r) =
+                    refused.explains(producer_id, epoch, first_sequence, last_sequence, now)
+                {
+                    tracing::debug!(topic = %self.topic, partition = self.index, producer_id, epoch, first_sequence, last_sequence, "a batch behind a refused one gets the refused one's error");
+                    return Err(PartitionError::BehindRefusedBatch {
+                        error: r.error,
+                        reason: format!(
+                            "sequence {first_sequence} follows a batch refused before it: {}",
+                            r.reason
+                        ),
+                    });
+                }
+            }
+            _ => {}
+        }
+        Err(error)
     }
 
     /// What a produce needs before its transactional batches may open a transaction here:
@@ -350,10 +412,11 @@ impl Partition {
         guards: &[VerificationGuard],
     ) -> Result<LogAppendInfo, PartitionError> {
         let producers = verification::transactional_producers(records);
-        self.append_on_leader(min_isr, |log, epoch| {
+        let appended = self.append_on_leader(min_isr, |log, epoch| {
             self.check_verified(log, &producers, guards)?;
             Ok(log.append_as_leader(records, epoch)?)
-        })
+        });
+        self.explain_sequence_gaps(records, appended)
     }
 
     /// Under the log lock: each of `producers` continues a transaction open here at its epoch

@@ -205,3 +205,43 @@ fn a_guard_names_its_epoch_and_a_role_change_voids_it() {
         .append_verified(&txn_batch(7, 1, 0), None, &new)
         .is_err());
 }
+
+/// An idempotent batch of `records` records of producer 7 at epoch 0 from `sequence`.
+fn idempotent(sequence: i32, records: usize) -> Bytes {
+    encode_test_batch(&TestBatch::new(records, 10).idempotent(7, 0, sequence))
+}
+
+#[test]
+fn a_batch_pipelined_behind_a_refused_one_is_refused_alike_not_out_of_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(
+        dir.path(),
+        Arc::from("t"),
+        Uuid::new_v4(),
+        0,
+        small_config(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    p.make_leader(0, 0, 0, &[0, 1], &[0]).unwrap();
+    p.append_checked(&idempotent(0, 5), None).unwrap();
+    // R1 (sequences 5..9) is refused: the ISR is below min.insync.replicas.
+    let r1 = idempotent(5, 5);
+    let r2 = idempotent(10, 5);
+    assert!(matches!(
+        p.append_checked(&r1, Some(2)),
+        Err(PartitionError::NotEnoughReplicas { .. })
+    ));
+    // The ISR grows back before R2, sent right behind R1, arrives: R2 gets R1's retriable
+    // error, not OUT_OF_ORDER_SEQUENCE_NUMBER, and nothing is appended.
+    p.make_leader(0, 0, 1, &[0, 1], &[0, 1]).unwrap();
+    let refused = p.append_checked(&r2, Some(2)).unwrap_err();
+    assert_eq!(refused.kafka_error(), ResponseError::NotEnoughReplicas);
+    assert_eq!(p.log_end_offset(), 5);
+    // The client retries both in order: each lands once, in sequence.
+    assert_eq!(p.append_checked(&r1, Some(2)).unwrap().first_offset, 5);
+    assert_eq!(p.append_checked(&r2, Some(2)).unwrap().first_offset, 10);
+    // A gap no refusal explains is still out of sequence, as in Kafka.
+    let gap = p.append_checked(&idempotent(40, 1), Some(2)).unwrap_err();
+    assert_eq!(gap.kafka_error(), ResponseError::OutOfOrderSequenceNumber);
+}

@@ -43,7 +43,7 @@ impl ClientContext for ClientLog {
 
 /// Turns on the librdkafka debug contexts `variable` names, if it is set.
 pub fn with_debug(config: &mut ClientConfig, variable: &str) {
-    if let Ok(contexts) = std::env::var(variable) {
+    if let Some(contexts) = std::env::var(variable).ok().filter(|c| !c.is_empty()) {
         // rdkafka applies its own level to the client once created (from the `log` crate's
         // level, which no logger raises here), overriding a `log_level` property: without
         // this, debug lines stop once the client exists.

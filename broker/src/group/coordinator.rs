@@ -28,6 +28,7 @@ use parking_lot::{Mutex, RwLock};
 use prometheus::IntCounter;
 
 use super::classic::{Group, GroupConfig, GroupState};
+use super::consumer::ConsumerGroupConfig;
 use super::loader::LoadedPartition;
 use super::records::RecordKey;
 use crate::clock::Clock;
@@ -65,6 +66,7 @@ struct Transactional<'a> {
 pub struct GroupCoordinator {
     pub(super) config: Arc<BrokerConfig>,
     pub(super) group_config: GroupConfig,
+    pub(super) consumer_config: ConsumerGroupConfig,
     pub(super) replicas: Arc<ReplicaManager>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) rebalances: IntCounter,
@@ -113,9 +115,11 @@ impl GroupCoordinator {
             .topic(OFFSETS_TOPIC)
             .map(|t| t.meta.partitions)
             .unwrap_or_else(|| config.offsets_topic_num_partitions());
+        let consumer_config = Self::consumer_group_config(&config);
         Arc::new_cyclic(|me| Self {
             config,
             group_config,
+            consumer_config,
             replicas,
             clock,
             rebalances,
@@ -583,8 +587,14 @@ impl GroupCoordinator {
     /// Fires the rebalance timers of every group (called every few tens of ms).
     pub fn tick(&self) {
         let now = self.now_ms();
+        let mut topics = None;
         for group in self.all_groups() {
             let mut g = group.lock();
+            if g.consumer().is_some() {
+                let topics = topics.get_or_insert_with(|| self.topic_image());
+                self.tick_consumer_group(&mut g, topics, now);
+                continue;
+            }
             let removed = g.tick(now);
             if !removed.is_empty() {
                 tracing::info!(group = %g.group_id, members = ?removed, state = g.state().name(), "members removed (session or rebalance timeout)");

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod configs;
+pub mod consumer_group_heartbeat;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod describe_acls;
@@ -128,6 +129,9 @@ pub async fn handle(
             ResponseKind::SyncGroup(sync_group::handle(broker, r, version).await)
         }
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r)),
+        RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
+            consumer_group_heartbeat::handle(broker, r, version, &client),
+        ),
         RequestKind::LeaveGroup(r) => {
             ResponseKind::LeaveGroup(leave_group::handle(broker, r, version))
         }

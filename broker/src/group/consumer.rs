@@ -151,6 +151,8 @@ pub struct ConsumerGroup {
     pub(super) state_timestamp_ms: i64,
     /// Whether the group changed in a way `__consumer_offsets` must record.
     dirty: bool,
+    /// Members whose records are in `__consumer_offsets` (to tombstone when they go).
+    pub(super) persisted_members: BTreeSet<String>,
 }
 
 impl ConsumerGroup {
@@ -165,6 +167,7 @@ impl ConsumerGroup {
             owners: HashMap::new(),
             state_timestamp_ms: now_ms,
             dirty: false,
+            persisted_members: BTreeSet::new(),
         }
     }
 
@@ -208,6 +211,11 @@ impl ConsumerGroup {
     /// Whether the membership or assignment changed since the last call; clears it.
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// Marks the group for a full write (a write failed).
+    pub(super) fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 
     fn bump_group_epoch(&mut self, now_ms: i64) {
@@ -354,7 +362,6 @@ impl ConsumerGroup {
         }
         member.client_id = request.client_id.clone();
         member.client_host = request.client_host.clone();
-        member.session_deadline_ms = now_ms + i64::from(config.session_timeout_ms);
         let subscription_changed = previous.as_ref().is_none_or(|p| {
             p.subscribed_topic_names != member.subscribed_topic_names
                 || p.subscribed_topic_regex != member.subscribed_topic_regex
@@ -362,6 +369,8 @@ impl ConsumerGroup {
         if previous.as_ref() != Some(&member) {
             self.dirty = true;
         }
+        // Not stored: a heartbeat that only extends the session writes nothing.
+        member.session_deadline_ms = now_ms + i64::from(config.session_timeout_ms);
         self.members.insert(member_id.clone(), member);
         if subscription_changed {
             self.bump_group_epoch(now_ms);
@@ -495,6 +504,19 @@ impl ConsumerGroup {
         topics: &TopicImage,
         now_ms: i64,
     ) -> Result<(), HeartbeatError> {
+        let subscribed = self.resolve_subscribed_topics(topics)?;
+        if subscribed != self.subscribed_topics {
+            self.subscribed_topics = subscribed;
+            self.bump_group_epoch(now_ms);
+        }
+        Ok(())
+    }
+
+    /// The topics of the image the members subscribe to: name → (id, partitions).
+    fn resolve_subscribed_topics(
+        &self,
+        topics: &TopicImage,
+    ) -> Result<BTreeMap<String, (Uuid, i32)>, HeartbeatError> {
         let mut subscribed = BTreeMap::new();
         for m in self.members.values() {
             for name in member_topics(m, topics)? {
@@ -503,11 +525,7 @@ impl ConsumerGroup {
                 }
             }
         }
-        if subscribed != self.subscribed_topics {
-            self.subscribed_topics = subscribed;
-            self.bump_group_epoch(now_ms);
-        }
-        Ok(())
+        Ok(subscribed)
     }
 
     /// Computes the target assignment of the group epoch with the group's assignor (the one
@@ -539,7 +557,8 @@ impl ConsumerGroup {
         self.dirty = true;
     }
 
-    fn preferred_assignor(&self, config: &ConsumerGroupConfig) -> Assignor {
+    /// The group's assignor: the one most members ask for, else the default.
+    pub fn preferred_assignor(&self, config: &ConsumerGroupConfig) -> Assignor {
         let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         for m in self.members.values() {
             if let Some(name) = m.server_assignor.as_deref() {
@@ -596,6 +615,12 @@ impl ConsumerGroup {
     /// Every member's id with its assignment, as the owner index records it.
     pub fn owner_of(&self, topic: Uuid, partition: i32) -> Option<&str> {
         self.owners.get(&(topic, partition)).map(String::as_str)
+    }
+
+    /// The subscribed topics from the image, without moving the group epoch (after a load,
+    /// where they are not stored).
+    pub(super) fn init_subscribed_topics(&mut self, topics: &TopicImage) {
+        self.subscribed_topics = self.resolve_subscribed_topics(topics).unwrap_or_default();
     }
 
     /// Rebuilds the owner index from the members (after a load).

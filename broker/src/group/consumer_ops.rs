@@ -4,16 +4,21 @@
 //! group (its [`Group::consumer`] half set), so OffsetCommit, OffsetFetch, DeleteGroups and
 //! offset expiry treat both alike.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
 
+use super::assignor::Assignment;
 use super::classic::{Group, GroupState};
 use super::consumer::{
     ConsumerGroup, ConsumerGroupConfig, Heartbeat, HeartbeatAnswer, HeartbeatError, TopicImage,
 };
-use super::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
+use super::consumer_member::ConsumerMember;
+use super::consumer_records;
+use super::coordinator::{GroupCoordinator, OffsetsRecord, OFFSETS_TOPIC};
+use super::records::RecordKey;
 
 /// Topics a subscription never names: the internal ones.
 const INTERNAL_TOPICS: [&str; 2] = [OFFSETS_TOPIC, "__transaction_state"];
@@ -40,11 +45,30 @@ impl GroupCoordinator {
     /// (GROUP_ID_NOT_FOUND, as Kafka). A classic group with members is not a consumer group
     /// (GROUP_ID_NOT_FOUND: online migration is not implemented); an empty one becomes one,
     /// keeping its offsets.
-    pub fn consumer_group_heartbeat(
+    ///
+    /// What the heartbeat changed is appended to `__consumer_offsets` before the answer, and
+    /// the answer waits (outside the group's lock) until the in-sync replicas have it, as
+    /// Kafka's coordinator answers once its records are committed: a coordinator failover
+    /// right after cannot take back an epoch or assignment a member was told.
+    pub async fn consumer_group_heartbeat(
         &self,
         group_id: &str,
         request: Heartbeat,
     ) -> Result<HeartbeatAnswer, HeartbeatError> {
+        let (answer, stored_at) = self.consumer_group_heartbeat_locked(group_id, request)?;
+        if let Some(record_offset) = stored_at {
+            self.wait_replicated(group_id, record_offset)
+                .await
+                .map_err(error)?;
+        }
+        Ok(answer)
+    }
+
+    fn consumer_group_heartbeat_locked(
+        &self,
+        group_id: &str,
+        request: Heartbeat,
+    ) -> Result<(HeartbeatAnswer, Option<i64>), HeartbeatError> {
         let group: Arc<Mutex<Group>> = if request.member_epoch == 0 {
             self.group_or_create(group_id).map_err(error)?
         } else {
@@ -74,6 +98,11 @@ impl GroupCoordinator {
                 });
             }
             g.consumer = Some(ConsumerGroup::new(now));
+            // The classic record goes: a load must not find both kinds.
+            if let Err(code) = self.append(group_id, vec![(classic_key(group_id), None)]) {
+                g.consumer = None;
+                return Err(error(code));
+            }
         }
         let topics = self.topic_image();
         let config = &self.consumer_config;
@@ -91,15 +120,17 @@ impl GroupCoordinator {
             })
             .unwrap_or_else(|| Err(error(ResponseError::UnknownServerError.code())));
         g.sync_consumer_state(now);
-        if let Err(code) = self.persist_consumer_if_dirty(&mut g) {
-            tracing::warn!(
-                group = group_id,
-                code,
-                "storing consumer group records failed"
-            );
-            return Err(error(code));
+        match self.persist_consumer_if_dirty(&mut g) {
+            Ok(stored_at) => answer.map(|a| (a, stored_at)),
+            Err(code) => {
+                tracing::warn!(
+                    group = group_id,
+                    code,
+                    "storing consumer group records failed"
+                );
+                Err(error(code))
+            }
         }
-        answer
     }
 
     /// The `group.consumer.*` settings in force.
@@ -132,12 +163,147 @@ impl GroupCoordinator {
         }
     }
 
-    /// Stores what a consumer-group operation changed. (Persistence of consumer groups is not
-    /// implemented yet: their state lives in memory only.)
-    pub(super) fn persist_consumer_if_dirty(&self, g: &mut Group) -> Result<(), i16> {
-        if let Some(c) = g.consumer.as_mut() {
-            c.take_dirty();
+    /// Stores what a consumer-group operation changed ([`consumer_records::snapshot`]); the
+    /// offset of the last record, if anything was written.
+    pub(super) fn persist_consumer_if_dirty(&self, g: &mut Group) -> Result<Option<i64>, i16> {
+        let group_id = g.group_id.clone();
+        let dead = g.state() == GroupState::Dead;
+        let Some(c) = g.consumer.as_mut() else {
+            return Ok(None);
+        };
+        if !c.take_dirty() || dead {
+            return Ok(None);
         }
+        let records = consumer_records::snapshot(&group_id, c);
+        self.append(&group_id, records).map(Some).inspect_err(|_| {
+            // Written whole next time.
+            if let Some(c) = g.consumer.as_mut() {
+                c.mark_dirty();
+            }
+        })
+    }
+
+    /// The records that remove a group of either kind from `__consumer_offsets` (its
+    /// committed offsets aside).
+    pub(super) fn group_tombstones(&self, g: &Group) -> Vec<OffsetsRecord> {
+        match &g.consumer {
+            Some(c) => consumer_records::tombstones(&g.group_id, c),
+            None => vec![(classic_key(&g.group_id), None)],
+        }
+    }
+
+    /// Turns an empty consumer group into a classic one for a JoinGroup (its offsets stay):
+    /// its consumer-group records are tombstoned first.
+    pub(super) fn convert_to_classic(&self, g: &mut Group) -> Result<(), i16> {
+        let Some(c) = &g.consumer else { return Ok(()) };
+        if !c.members().is_empty() {
+            // Classic members in a consumer group (Kafka 4's mixed groups) are not
+            // implemented: refused as with group.consumer.migration.policy=disabled.
+            return Err(ResponseError::InconsistentGroupProtocol.code());
+        }
+        self.append(&g.group_id, consumer_records::tombstones(&g.group_id, c))?;
+        g.consumer = None;
         Ok(())
+    }
+}
+
+fn classic_key(group_id: &str) -> bytes::Bytes {
+    RecordKey::Group {
+        group: group_id.to_string(),
+    }
+    .encode()
+}
+
+impl GroupCoordinator {}
+
+impl GroupCoordinator {
+    /// Whether `member_id` is a consumer-protocol member of `group_id`: such members must
+    /// commit with OffsetCommit v9+ (UNSUPPORTED_VERSION below, as Kafka).
+    pub fn is_consumer_protocol_member(&self, group_id: &str, member_id: &str) -> bool {
+        matches!(self.group(group_id), Ok(Some(g)) if g
+            .lock()
+            .consumer()
+            .is_some_and(|c| c.members().contains_key(member_id)))
+    }
+
+    /// OffsetFetch v9+ from a member (`member_id` set or an epoch other than -1): in a consumer
+    /// group the member must exist (UNKNOWN_MEMBER_ID) at that epoch (STALE_MEMBER_EPOCH), as
+    /// Kafka's `validateOffsetFetch`. Anything else (admin clients, classic groups) passes.
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), i16> {
+        if member_id.is_none() && member_epoch == -1 {
+            return Ok(());
+        }
+        let Some(group) = self.group(group_id)? else {
+            return Ok(());
+        };
+        let g = group.lock();
+        match g.consumer() {
+            Some(c) => c.validate_commit(member_id.unwrap_or_default(), member_epoch),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A consumer group as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupDescription {
+    /// Kafka's state name.
+    pub state: &'static str,
+    /// The group epoch.
+    pub group_epoch: i32,
+    /// The target assignment's epoch.
+    pub assignment_epoch: i32,
+    /// The assignor the group uses.
+    pub assignor_name: &'static str,
+    /// The members, each with its current and target assignment.
+    pub members: Vec<(ConsumerMember, Assignment)>,
+    /// Topic names by id, for the assignments.
+    pub topic_names: HashMap<uuid::Uuid, String>,
+}
+
+impl GroupCoordinator {
+    /// ConsumerGroupDescribe of one group: GROUP_ID_NOT_FOUND for an unknown group or a
+    /// classic one, with Kafka's messages.
+    pub fn describe_consumer_group(
+        &self,
+        group_id: &str,
+    ) -> Result<ConsumerGroupDescription, HeartbeatError> {
+        let not_found = |message: String| HeartbeatError {
+            code: ResponseError::GroupIdNotFound.code(),
+            message,
+        };
+        let Some(group) = self.group(group_id).map_err(error)? else {
+            return Err(not_found(format!("Group {group_id} not found.")));
+        };
+        let g = group.lock();
+        let Some(c) = g.consumer().filter(|_| g.state() != GroupState::Dead) else {
+            return Err(not_found(format!(
+                "Group {group_id} is not a consumer group."
+            )));
+        };
+        Ok(ConsumerGroupDescription {
+            state: c.state().name(),
+            group_epoch: c.group_epoch(),
+            assignment_epoch: c.assignment_epoch(),
+            assignor_name: c.preferred_assignor(&self.consumer_config).name(),
+            members: c
+                .members()
+                .values()
+                .map(|m| {
+                    let target = c.target_of(&m.member_id).cloned().unwrap_or_default();
+                    (m.clone(), target)
+                })
+                .collect(),
+            topic_names: self
+                .topic_image()
+                .into_iter()
+                .map(|(name, (id, _))| (id, name))
+                .collect(),
+        })
     }
 }

@@ -29,6 +29,7 @@ use prometheus::IntCounter;
 
 use super::classic::{Group, GroupConfig, GroupState};
 use super::consumer::ConsumerGroupConfig;
+use super::consumer_records;
 use super::loader::LoadedPartition;
 use super::records::RecordKey;
 use crate::clock::Clock;
@@ -259,6 +260,7 @@ impl GroupCoordinator {
             .lock()
             .remove(&partition)
             .unwrap_or_default();
+        let mut topics = None;
         for group_id in loaded.group_ids() {
             let mut group = match loaded.groups.remove(&group_id) {
                 Some(value) => Group::from_value(
@@ -270,6 +272,17 @@ impl GroupCoordinator {
                 ),
                 None => Group::new(&group_id, self.group_config, self.rebalances.clone(), now),
             };
+            if let Some(records) = loaded.consumer.remove(&group_id) {
+                let topics = topics.get_or_insert_with(|| self.topic_image());
+                group.consumer = Some(consumer_records::from_records(
+                    &group_id,
+                    &records,
+                    topics,
+                    self.consumer_config.session_timeout_ms,
+                    now,
+                ));
+                group.sync_consumer_state(now);
+            }
             if let Some(offsets) = loaded.offsets.remove(&group_id) {
                 let committed = group.committed_offsets_mut();
                 for (tp, (value, record_offset)) in offsets {
@@ -632,10 +645,7 @@ impl GroupCoordinator {
                 tracing::info!(group = %g.group_id, offsets = expired.len(), "expired committed offsets");
             }
             if g.is_removable() {
-                let key = RecordKey::Group {
-                    group: g.group_id.clone(),
-                };
-                if self.append(&g.group_id, vec![(key.encode(), None)]).is_ok() {
+                if self.append(&g.group_id, self.group_tombstones(&g)).is_ok() {
                     self.remove_group(&mut g);
                 }
             }

@@ -19,7 +19,8 @@
 //! - [`consumer`], [`consumer_member`] and [`assignor`]: KIP-848 consumer groups
 //!   (`group.protocol=consumer`), pure: the group and member epochs, the server-side
 //!   `uniform` and `range` assignors, and each member's reconciliation (revoke before
-//!   assign); [`consumer_ops`] runs ConsumerGroupHeartbeat on the coordinator.
+//!   assign); [`consumer_ops`] runs ConsumerGroupHeartbeat on the coordinator and
+//!   [`consumer_records`] holds their `__consumer_offsets` records.
 //! - [`records`]: Kafka's on-disk key/value schemas of the topic; [`loader`] replays them.
 
 pub mod assignor;
@@ -28,6 +29,7 @@ pub mod commit;
 pub mod consumer;
 pub mod consumer_member;
 pub mod consumer_ops;
+pub mod consumer_records;
 pub mod coordinator;
 pub mod loader;
 pub mod member;

@@ -59,15 +59,10 @@ impl Group {
         if self.state == GroupState::Dead {
             return fail(ResponseError::CoordinatorNotAvailable.code());
         }
-        if let Some(consumer) = &self.consumer {
-            // Classic members in a consumer group (Kafka 4's mixed groups) are not
-            // implemented: refused as with group.consumer.migration.policy=disabled.
-            if !consumer.members().is_empty() {
-                return fail(ResponseError::InconsistentGroupProtocol.code());
-            }
-            // An empty consumer group becomes a classic one, keeping its offsets.
-            self.consumer = None;
-            self.mark_dirty();
+        if self.consumer.is_some() {
+            // The coordinator turns an empty consumer group into a classic one first
+            // (`convert_to_classic`); one with members refuses classic members.
+            return fail(ResponseError::InconsistentGroupProtocol.code());
         }
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms

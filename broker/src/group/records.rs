@@ -10,11 +10,14 @@
 //! | --- | --- | --- |
 //! | committed offset | v1: group, topic, partition | v3: offset, leader epoch, metadata, commit timestamp |
 //! | group metadata | v2: group | v3: protocol type, generation, protocol, leader, state timestamp, members |
+//! | consumer group (KIP-848) | v3-v8: the record type; group (and member) | see [`super::consumer_records`] |
 //!
 //! A null value is a tombstone: the offset or group was deleted. On load the latest record per
 //! key wins. Values of older schema versions (offset v0-v3, group v0-v3) are read too.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::consumer_records::{self, ConsumerRecordType};
 
 /// A `__consumer_offsets` record that could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,6 +60,16 @@ pub enum RecordKey {
     Group {
         /// Group id.
         group: String,
+    },
+    /// A KIP-848 consumer group's record (key versions 3-8, the record type); values in
+    /// [`super::consumer_records`].
+    Consumer {
+        /// The record type.
+        kind: ConsumerRecordType,
+        /// Group id.
+        group: String,
+        /// Member id, for the per-member types.
+        member: Option<String>,
     },
 }
 
@@ -120,7 +133,9 @@ impl RecordKey {
     /// The group this record belongs to.
     pub fn group(&self) -> &str {
         match self {
-            RecordKey::Offset { group, .. } | RecordKey::Group { group } => group,
+            RecordKey::Offset { group, .. }
+            | RecordKey::Group { group }
+            | RecordKey::Consumer { group, .. } => group,
         }
     }
 
@@ -142,6 +157,11 @@ impl RecordKey {
                 buf.put_i16(GROUP_KEY_VERSION);
                 put_string(&mut buf, group);
             }
+            RecordKey::Consumer {
+                kind,
+                group,
+                member,
+            } => return consumer_records::encode_key(*kind, group, member.as_deref()),
         }
         buf.freeze()
     }
@@ -159,10 +179,21 @@ impl RecordKey {
                 partition: r.i32()?,
             }),
             2 => Ok(RecordKey::Group { group: r.string()? }),
-            version => Err(RecordError::UnknownVersion {
-                what: "record key",
-                version,
-            }),
+            version => match ConsumerRecordType::from_version(version) {
+                Some(kind) => Ok(RecordKey::Consumer {
+                    kind,
+                    group: r.string()?,
+                    member: if kind.has_member() {
+                        Some(r.string()?)
+                    } else {
+                        None
+                    },
+                }),
+                None => Err(RecordError::UnknownVersion {
+                    what: "record key",
+                    version,
+                }),
+            },
         }
     }
 }
@@ -434,10 +465,10 @@ mod tests {
         assert!(RecordKey::decode(&[]).is_err());
         assert!(RecordKey::decode(&[0, 1, 0, 9, b'x']).is_err());
         assert_eq!(
-            RecordKey::decode(&[0, 7]).unwrap_err(),
+            RecordKey::decode(&[0, 99]).unwrap_err(),
             RecordError::UnknownVersion {
                 what: "record key",
-                version: 7
+                version: 99
             }
         );
         assert!(

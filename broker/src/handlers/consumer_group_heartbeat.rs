@@ -19,44 +19,50 @@ use crate::group::consumer::{
 };
 
 /// Answers ConsumerGroupHeartbeat.
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     request: ConsumerGroupHeartbeatRequest,
     version: i16,
     client: &ClientInfo,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = request.group_id.to_string();
-    let answer = validate(&request, version).and_then(|()| {
-        let heartbeat = Heartbeat {
-            member_id: request.member_id.to_string(),
-            member_epoch: request.member_epoch,
-            instance_id: request.instance_id.as_ref().map(|s| s.to_string()),
-            rack_id: request.rack_id.as_ref().map(|s| s.to_string()),
-            rebalance_timeout_ms: request.rebalance_timeout_ms,
-            subscribed_topic_names: request
-                .subscribed_topic_names
-                .as_ref()
-                .map(|names| names.iter().map(|n| n.to_string()).collect()),
-            subscribed_topic_regex: request
-                .subscribed_topic_regex
-                .as_ref()
-                .map(|s| s.to_string()),
-            server_assignor: request.server_assignor.as_ref().map(|s| s.to_string()),
-            owned: request.topic_partitions.as_ref().map(|tps| {
-                let mut owned = Assignment::new();
-                for tp in tps {
+    let answer = match validate(&request, version) {
+        Err(e) => Err(e),
+        Ok(()) => {
+            let heartbeat = Heartbeat {
+                member_id: request.member_id.to_string(),
+                member_epoch: request.member_epoch,
+                instance_id: request.instance_id.as_ref().map(|s| s.to_string()),
+                rack_id: request.rack_id.as_ref().map(|s| s.to_string()),
+                rebalance_timeout_ms: request.rebalance_timeout_ms,
+                subscribed_topic_names: request
+                    .subscribed_topic_names
+                    .as_ref()
+                    .map(|names| names.iter().map(|n| n.to_string()).collect()),
+                subscribed_topic_regex: request
+                    .subscribed_topic_regex
+                    .as_ref()
+                    .map(|s| s.to_string()),
+                server_assignor: request.server_assignor.as_ref().map(|s| s.to_string()),
+                owned: request.topic_partitions.as_ref().map(|tps| {
+                    let mut owned = Assignment::new();
+                    for tp in tps {
+                        owned
+                            .entry(tp.topic_id)
+                            .or_default()
+                            .extend(tp.partitions.iter().copied());
+                    }
                     owned
-                        .entry(tp.topic_id)
-                        .or_default()
-                        .extend(tp.partitions.iter().copied());
-                }
-                owned
-            }),
-            client_id: client.client_id.clone(),
-            client_host: client.host(),
-        };
-        broker.groups.consumer_group_heartbeat(&group_id, heartbeat)
-    });
+                }),
+                client_id: client.client_id.clone(),
+                client_host: client.host(),
+            };
+            broker
+                .groups
+                .consumer_group_heartbeat(&group_id, heartbeat)
+                .await
+        }
+    };
     match answer {
         Ok(a) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(text(a.member_id)))

@@ -72,8 +72,8 @@ pub struct ConsumerGroupConfig {
     pub max_size: usize,
 }
 
-/// The topics of the metadata image a subscription can name: name → (id, partitions).
-/// Internal topics are left out, so a regex never matches them.
+/// The topics of the metadata image a subscription can name: name → (id, partitions),
+/// internal topics included (as Kafka resolves regexes).
 pub type TopicImage = BTreeMap<String, (Uuid, i32)>;
 
 /// A ConsumerGroupHeartbeat, decoded.

@@ -17,11 +17,8 @@ use super::consumer::{
 };
 use super::consumer_member::ConsumerMember;
 use super::consumer_records;
-use super::coordinator::{GroupCoordinator, OffsetsRecord, OFFSETS_TOPIC};
+use super::coordinator::{GroupCoordinator, OffsetsRecord};
 use super::records::RecordKey;
-
-/// Topics a subscription never names: the internal ones.
-const INTERNAL_TOPICS: [&str; 2] = [OFFSETS_TOPIC, "__transaction_state"];
 
 fn error(code: i16) -> HeartbeatError {
     HeartbeatError {
@@ -31,12 +28,13 @@ fn error(code: i16) -> HeartbeatError {
 }
 
 impl GroupCoordinator {
-    /// The topics of the current metadata image, for subscriptions.
+    /// The topics of the current metadata image, for subscriptions. Internal topics are
+    /// included: Kafka's regex resolution does not skip them (`__consumer_offsets` can be
+    /// consumed like any topic).
     pub fn topic_image(&self) -> TopicImage {
         self.replicas
             .all_topics()
             .into_iter()
-            .filter(|t| !INTERNAL_TOPICS.contains(&t.meta.name.as_str()))
             .map(|t| (t.meta.name.clone(), (t.meta.id, t.meta.partitions)))
             .collect()
     }

@@ -644,10 +644,8 @@ impl GroupCoordinator {
                 g.delete_offsets(&expired, record_offset);
                 tracing::info!(group = %g.group_id, offsets = expired.len(), "expired committed offsets");
             }
-            if g.is_removable() {
-                if self.append(&g.group_id, self.group_tombstones(&g)).is_ok() {
-                    self.remove_group(&mut g);
-                }
+            if g.is_removable() && self.append(&g.group_id, self.group_tombstones(&g)).is_ok() {
+                self.remove_group(&mut g);
             }
         }
     }

@@ -10,8 +10,6 @@
 //! 500, `group.consumer.session.timeout.ms` 6000) so the rebalances take seconds.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup;
@@ -22,7 +20,7 @@ use weir_tests::cluster::{send_all, Cluster};
 use weir_tests::group_consumer::{all_partitions, GroupMember, GroupRecord, MemberOptions};
 use weir_tests::raw::RawClient;
 use weir_tests::wait::wait_for;
-use weir_tests::{clients, unique_topic, wait_until, Broker, BrokerOptions};
+use weir_tests::{clients, java, unique_topic, wait_until, Broker, BrokerOptions};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -42,13 +40,6 @@ fn broker() -> Broker {
         options = options.set(key, value);
     }
     Broker::start(options)
-}
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
 }
 
 fn member_options(topic: &str, group: &str) -> MemberOptions {
@@ -102,34 +93,16 @@ fn values(prefix: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn java_consumer_protocol_members_share_consume_once_and_rebalance() {
-    let deps = workspace_root().join("target/java-client-deps");
-    let java = Command::new("java").arg("-version").output().is_ok();
-    if !java || !deps.join("kafka-clients-4.1.1.jar").exists() {
-        let required =
-            std::env::var_os("WEIR_REQUIRE_JAVA").is_some() || std::env::var_os("CI").is_some();
-        assert!(!required, "java or the Kafka Java client jars are missing");
-        eprintln!("java client jars missing: skipping (scripts/install-test-deps.sh)");
+    if java::client_classpath().is_none() {
         return;
     }
     let broker = broker();
     let topic = unique_topic("kip848-java");
     let group = unique_topic("kip848-java-group");
-    let output = Command::new("java")
-        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
-        .args(["-cp", &format!("{}/*", deps.display())])
-        .arg(workspace_root().join("tests/java/ConsumerProtocol.java"))
-        .args([broker.bootstrap(), topic, group])
-        .output()
-        .expect("running java");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "ConsumerProtocol.java failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("consumer protocol OK: 900 records exactly once, 4 members, 1 left"),
-        "unexpected output:\n{stdout}\n{stderr}"
+    java::run_program(
+        "ConsumerProtocol.java",
+        &[broker.bootstrap(), topic, group],
+        "consumer protocol OK: 900 records exactly once, 4 members, 1 left",
     );
 }
 

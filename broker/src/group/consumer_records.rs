@@ -27,7 +27,7 @@ use super::assignor::Assignment;
 use super::consumer::{ConsumerGroup, TopicImage};
 use super::consumer_member::{ConsumerMember, MemberState};
 use super::loader::ConsumerRecords;
-use super::records::RecordError;
+use super::records::{Reader, RecordError};
 
 /// The record types of consumer groups (the key's version).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,7 +81,7 @@ pub fn encode_epoch(epoch: i32) -> Bytes {
 
 /// Reads an epoch value.
 pub fn decode_epoch(mut bytes: &[u8]) -> Result<i32, RecordError> {
-    let r = &mut Flexible::new(&mut bytes, "consumer group epoch value")?;
+    let r = &mut flexible(&mut bytes, "consumer group epoch value")?;
     r.i32()
 }
 
@@ -106,21 +106,21 @@ pub fn encode_member_metadata(m: &ConsumerMember) -> Bytes {
 
 /// Fills `m`'s subscription fields from a ConsumerGroupMemberMetadataValue.
 pub fn decode_member_metadata(mut bytes: &[u8], m: &mut ConsumerMember) -> Result<(), RecordError> {
-    let r = &mut Flexible::new(&mut bytes, "consumer group member metadata value")?;
-    m.instance_id = r.nullable_string()?;
-    m.rack_id = r.nullable_string()?;
-    m.client_id = r.nullable_string()?.unwrap_or_default();
-    m.client_host = r.nullable_string()?.unwrap_or_default();
+    let r = &mut flexible(&mut bytes, "consumer group member metadata value")?;
+    m.instance_id = r.compact_nullable_string()?;
+    m.rack_id = r.compact_nullable_string()?;
+    m.client_id = r.compact_nullable_string()?.unwrap_or_default();
+    m.client_host = r.compact_nullable_string()?.unwrap_or_default();
     let n = r.array_len()?;
     m.subscribed_topic_names.clear();
     for _ in 0..n {
-        if let Some(name) = r.nullable_string()? {
+        if let Some(name) = r.compact_nullable_string()? {
             m.subscribed_topic_names.insert(name);
         }
     }
-    m.subscribed_topic_regex = r.nullable_string()?;
+    m.subscribed_topic_regex = r.compact_nullable_string()?;
     m.rebalance_timeout_ms = r.i32()?;
-    m.server_assignor = r.nullable_string()?;
+    m.server_assignor = r.compact_nullable_string()?;
     r.skip_tags()
 }
 
@@ -135,7 +135,7 @@ pub fn encode_target(assignment: &Assignment) -> Bytes {
 
 /// Reads a ConsumerGroupTargetAssignmentMemberValue.
 pub fn decode_target(mut bytes: &[u8]) -> Result<Assignment, RecordError> {
-    let r = &mut Flexible::new(&mut bytes, "consumer group target assignment value")?;
+    let r = &mut flexible(&mut bytes, "consumer group target assignment value")?;
     let a = r.partitions()?;
     r.skip_tags()?;
     Ok(a)
@@ -163,7 +163,7 @@ pub fn decode_current_assignment(
     mut bytes: &[u8],
     m: &mut ConsumerMember,
 ) -> Result<(), RecordError> {
-    let r = &mut Flexible::new(&mut bytes, "consumer group current assignment value")?;
+    let r = &mut flexible(&mut bytes, "consumer group current assignment value")?;
     m.member_epoch = r.i32()?;
     m.previous_member_epoch = r.i32()?;
     r.need(1)?;
@@ -365,36 +365,23 @@ fn put_partitions(buf: &mut BytesMut, assignment: &Assignment) {
     }
 }
 
-/// Bounds-checked reads of a flexible value; never panics on short or hostile input.
-struct Flexible<'a, 'b> {
+/// A reader of a flexible value, after checking its version (0).
+fn flexible<'a, 'b>(
     buf: &'a mut &'b [u8],
     what: &'static str,
+) -> Result<Reader<'a, 'b>, RecordError> {
+    let r = Reader { buf, what };
+    r.need(2)?;
+    let version = r.buf.get_i16();
+    if version != 0 {
+        return Err(RecordError::UnknownVersion { what, version });
+    }
+    Ok(r)
 }
 
-impl<'a, 'b> Flexible<'a, 'b> {
-    /// Reads and checks the value's version (0).
-    fn new(buf: &'a mut &'b [u8], what: &'static str) -> Result<Self, RecordError> {
-        let r = Self { buf, what };
-        r.need(2)?;
-        let version = r.buf.get_i16();
-        if version != 0 {
-            return Err(RecordError::UnknownVersion { what, version });
-        }
-        Ok(r)
-    }
-
-    fn need(&self, n: usize) -> Result<(), RecordError> {
-        if self.buf.remaining() < n {
-            return Err(RecordError::Truncated { what: self.what });
-        }
-        Ok(())
-    }
-
-    fn i32(&mut self) -> Result<i32, RecordError> {
-        self.need(4)?;
-        Ok(self.buf.get_i32())
-    }
-
+/// The flexible (compact) reads of Kafka's version-0 coordinator values: bounds-checked,
+/// never panicking on short or hostile input.
+impl Reader<'_, '_> {
     fn uvarint(&mut self) -> Result<u32, RecordError> {
         let mut v: u32 = 0;
         for shift in (0..35).step_by(7) {
@@ -416,18 +403,11 @@ impl<'a, 'b> Flexible<'a, 'b> {
         Ok(n)
     }
 
-    fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
-        let n = self.uvarint()?;
-        if n == 0 {
-            return Ok(None);
+    fn compact_nullable_string(&mut self) -> Result<Option<String>, RecordError> {
+        match self.uvarint()? {
+            0 => Ok(None),
+            n => self.utf8((n - 1) as usize).map(Some),
         }
-        let len = (n - 1) as usize;
-        self.need(len)?;
-        let s = std::str::from_utf8(&self.buf[..len])
-            .map_err(|_| RecordError::NotUtf8 { what: self.what })?
-            .to_string();
-        self.buf.advance(len);
-        Ok(Some(s))
     }
 
     fn partitions(&mut self) -> Result<Assignment, RecordError> {

@@ -336,14 +336,15 @@ fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
     buf.put_slice(b);
 }
 
-/// Bounds-checked reads; never panics on short or hostile input.
-struct Reader<'a, 'b> {
-    buf: &'a mut &'b [u8],
-    what: &'static str,
+/// Bounds-checked reads; never panics on short or hostile input. The flexible (compact)
+/// reads of the consumer-group values are in [`super::consumer_records`].
+pub(super) struct Reader<'a, 'b> {
+    pub(super) buf: &'a mut &'b [u8],
+    pub(super) what: &'static str,
 }
 
 impl Reader<'_, '_> {
-    fn need(&self, n: usize) -> Result<(), RecordError> {
+    pub(super) fn need(&self, n: usize) -> Result<(), RecordError> {
         if self.buf.remaining() < n {
             return Err(RecordError::Truncated { what: self.what });
         }
@@ -355,7 +356,7 @@ impl Reader<'_, '_> {
         Ok(self.buf.get_i16())
     }
 
-    fn i32(&mut self) -> Result<i32, RecordError> {
+    pub(super) fn i32(&mut self) -> Result<i32, RecordError> {
         self.need(4)?;
         Ok(self.buf.get_i32())
     }
@@ -370,13 +371,17 @@ impl Reader<'_, '_> {
         if len < 0 {
             return Ok(None);
         }
-        let len = len as usize;
+        self.utf8(len as usize).map(Some)
+    }
+
+    /// The next `len` bytes as a UTF-8 string.
+    pub(super) fn utf8(&mut self, len: usize) -> Result<String, RecordError> {
         self.need(len)?;
         let s = std::str::from_utf8(&self.buf[..len])
             .map_err(|_| RecordError::NotUtf8 { what: self.what })?
             .to_string();
         self.buf.advance(len);
-        Ok(Some(s))
+        Ok(s)
     }
 
     fn string(&mut self) -> Result<String, RecordError> {

@@ -20,7 +20,7 @@ use weir_tests::cluster::{send_all, Cluster};
 use weir_tests::group_consumer::{all_partitions, GroupMember, GroupRecord, MemberOptions};
 use weir_tests::raw::RawClient;
 use weir_tests::wait::wait_for;
-use weir_tests::{clients, java, unique_topic, wait_until, Broker, BrokerOptions};
+use weir_tests::{clients, http, java, unique_topic, wait_until, Broker, BrokerOptions};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -134,6 +134,27 @@ async fn librdkafka_members_consume_everything_and_a_killed_members_partitions_m
     let described = describe(&broker, &group);
     assert_eq!(described.error_code, 0, "{described:?}");
     assert_eq!(described.members.len(), 3, "{described:?}");
+    // Counted by Kafka's consumer-group-count metric, and its lag exported like a classic
+    // group's: every commit is in.
+    wait_for(
+        TIMEOUT,
+        "the group Stable in the metrics, with no lag",
+        || {
+            let page = http::get(broker.metrics_addr(), "/metrics");
+            let samples = http::parse_prometheus(&page.body);
+            let stable = samples.iter().any(|s| {
+                s.name == "kafka_coordinator_group_consumer_group_count"
+                    && s.label("state") == Some("Stable")
+                    && s.value >= 1.0
+            });
+            let lags: Vec<f64> = samples
+                .iter()
+                .filter(|s| s.name == "weir_consumer_group_lag" && s.label("group") == Some(&group))
+                .map(|s| s.value)
+                .collect();
+            stable && lags.len() == 6 && lags.iter().all(|&l| l == 0.0)
+        },
+    );
 
     let held_by_a = a.assignment();
     a.kill9();

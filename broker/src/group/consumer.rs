@@ -28,6 +28,10 @@ use uuid::Uuid;
 use super::assignor::{Assignment, Assignor, MemberSubscription};
 use super::consumer_member::{is_subset, ConsumerMember, MemberState};
 
+/// How often the coordinator's timers look for new topics or partitions of a group's
+/// subscription (a heartbeat looks every time).
+pub const TOPICS_REFRESH_INTERVAL_MS: i64 = 1_000;
+
 /// The epoch a member sends to leave the group.
 pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
 /// The epoch a static member sends to leave temporarily (it keeps its assignment until its
@@ -48,6 +52,14 @@ pub enum ConsumerGroupState {
 }
 
 impl ConsumerGroupState {
+    /// Every state, for metrics.
+    pub const ALL: [ConsumerGroupState; 4] = [
+        ConsumerGroupState::Empty,
+        ConsumerGroupState::Assigning,
+        ConsumerGroupState::Reconciling,
+        ConsumerGroupState::Stable,
+    ];
+
     /// Kafka's name (ListGroups, DescribeGroups, ConsumerGroupDescribe).
     pub fn name(self) -> &'static str {
         match self {
@@ -153,6 +165,8 @@ pub struct ConsumerGroup {
     dirty: bool,
     /// Members whose records are in `__consumer_offsets` (to tombstone when they go).
     pub(super) persisted_members: BTreeSet<String>,
+    /// When the subscribed topics were last resolved against the image.
+    topics_checked_ms: i64,
 }
 
 impl ConsumerGroup {
@@ -168,6 +182,7 @@ impl ConsumerGroup {
             state_timestamp_ms: now_ms,
             dirty: false,
             persisted_members: BTreeSet::new(),
+            topics_checked_ms: now_ms,
         }
     }
 
@@ -477,7 +492,9 @@ impl ConsumerGroup {
 
     /// Removes members whose session expired or who did not revoke within their rebalance
     /// timeout; their ids.
-    pub fn tick(&mut self, topics: &TopicImage, now_ms: i64) -> Vec<String> {
+    /// With `topics` (when [`ConsumerGroup::topics_due`]), also notices new topics or
+    /// partitions of the subscription without waiting for a member to ask.
+    pub fn tick(&mut self, topics: Option<&TopicImage>, now_ms: i64) -> Vec<String> {
         let expired: Vec<String> = self
             .members
             .values()
@@ -490,11 +507,17 @@ impl ConsumerGroup {
         for id in &expired {
             self.remove_member(id, now_ms);
         }
-        if !self.members.is_empty() {
-            // New topics or partitions are noticed without waiting for a member to ask.
+        if let Some(topics) = topics.filter(|_| !self.members.is_empty()) {
             let _ = self.refresh_subscribed_topics(topics, now_ms);
         }
         expired
+    }
+
+    /// Whether the timers should check the subscribed topics against the image: at most every
+    /// [`TOPICS_REFRESH_INTERVAL_MS`] (resolving regexes over every topic is not free);
+    /// heartbeats check at every call anyway.
+    pub fn topics_due(&self, now_ms: i64) -> bool {
+        !self.members.is_empty() && now_ms >= self.topics_checked_ms + TOPICS_REFRESH_INTERVAL_MS
     }
 
     /// Resolves the members' subscriptions against the image; bumps the group epoch when the
@@ -504,6 +527,7 @@ impl ConsumerGroup {
         topics: &TopicImage,
         now_ms: i64,
     ) -> Result<(), HeartbeatError> {
+        self.topics_checked_ms = now_ms;
         let subscribed = self.resolve_subscribed_topics(topics)?;
         if subscribed != self.subscribed_topics {
             self.subscribed_topics = subscribed;

@@ -149,9 +149,20 @@ impl GroupCoordinator {
 
     /// Session and revocation timeouts, and new topics or partitions, of one consumer group
     /// (from the coordinator's tick).
-    pub(super) fn tick_consumer_group(&self, g: &mut Group, topics: &TopicImage, now_ms: i64) {
+    /// `topics` builds the image (once per tick, for the groups that need it).
+    pub(super) fn tick_consumer_group(
+        &self,
+        g: &mut Group,
+        topics: &mut Option<TopicImage>,
+        now_ms: i64,
+    ) {
         let Some(c) = g.consumer.as_mut() else { return };
-        let removed = c.tick(topics, now_ms);
+        let image = if c.topics_due(now_ms) {
+            Some(&*topics.get_or_insert_with(|| self.topic_image()))
+        } else {
+            None
+        };
+        let removed = c.tick(image, now_ms);
         if !removed.is_empty() {
             tracing::info!(group = %g.group_id, members = ?removed, "consumer group members removed (session or rebalance timeout)");
         }

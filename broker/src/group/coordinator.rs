@@ -583,11 +583,26 @@ impl GroupCoordinator {
         out
     }
 
-    /// How many groups are in each state, for the groups metric.
+    /// How many classic groups are in each state, for the groups metric.
     pub fn count_by_state(&self) -> HashMap<GroupState, usize> {
         let mut counts = HashMap::new();
         for group in self.all_groups() {
-            *counts.entry(group.lock().state()).or_insert(0) += 1;
+            let g = group.lock();
+            if g.consumer().is_none() {
+                *counts.entry(g.state()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// How many KIP-848 consumer groups are in each state (Kafka's state names).
+    pub fn count_consumer_groups_by_state(&self) -> HashMap<&'static str, usize> {
+        let mut counts = HashMap::new();
+        for group in self.all_groups() {
+            let g = group.lock();
+            if let Some(c) = g.consumer().filter(|_| g.state() != GroupState::Dead) {
+                *counts.entry(c.state().name()).or_insert(0) += 1;
+            }
         }
         counts
     }
@@ -604,8 +619,7 @@ impl GroupCoordinator {
         for group in self.all_groups() {
             let mut g = group.lock();
             if g.consumer().is_some() {
-                let topics = topics.get_or_insert_with(|| self.topic_image());
-                self.tick_consumer_group(&mut g, topics, now);
+                self.tick_consumer_group(&mut g, &mut topics, now);
                 continue;
             }
             let removed = g.tick(now);

@@ -3,8 +3,9 @@
 //! joining and one leaving, Admin's describe/list/offsets), librdkafka members as processes
 //! (`weir-group-consumer --group-protocol consumer`: everything consumed, a SIGKILLed member's
 //! partitions move after the broker's session timeout), a regex subscription that picks up a
-//! topic created later, and a coordinator failover in a three-broker cluster that keeps the
-//! group's members, epochs and committed offsets.
+//! topic created later, a coordinator failover in a three-broker cluster that keeps the
+//! group's members, epochs and committed offsets, and Kafka's `kafka-consumer-groups`
+//! describing such a group.
 //!
 //! The brokers run with short consumer-group timers (`group.consumer.heartbeat.interval.ms`
 //! 500, `group.consumer.session.timeout.ms` 6000) so the rebalances take seconds.
@@ -18,6 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{NewTopic, TopicReplication};
 use weir_tests::cluster::{send_all, Cluster};
 use weir_tests::group_consumer::{all_partitions, GroupMember, GroupRecord, MemberOptions};
+use weir_tests::kafka_tools::KafkaTools;
 use weir_tests::raw::RawClient;
 use weir_tests::wait::wait_for;
 use weir_tests::{clients, http, java, unique_topic, wait_until, Broker, BrokerOptions};
@@ -326,4 +328,68 @@ async fn a_coordinator_failover_keeps_the_group_and_its_committed_offsets() {
     // Only what a and b consumed and had not committed when they were killed (dropped) may
     // come again: at most one record per partition.
     assert!(reread.len() <= 4, "{reread:?}");
+}
+
+/// Apache Kafka's `kafka-consumer-groups` (4.1.1) on a consumer-protocol group: it describes
+/// it through ConsumerGroupDescribe and OffsetFetch, with no lag once everything is committed,
+/// its assignor and state, and both members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_consumer_groups_describes_a_consumer_protocol_group() {
+    let Some(tools) = KafkaTools::find() else {
+        return;
+    };
+    let broker = broker();
+    let topic = unique_topic("kip848-tools");
+    let group = unique_topic("kip848-tools-group");
+    clients::create_topic(&broker, &topic, 2).await;
+    let options = member_options(&topic, &group);
+    let a = GroupMember::start(&broker, "a", &options);
+    let b = GroupMember::start(&broker, "b", &options);
+    let records = values("tools", 20);
+    produce(&broker, &topic, 2, &records).await;
+    wait_for(TIMEOUT, "the records consumed", || {
+        consumed(&[&a, &b]).len() == 20
+    });
+    let bootstrap = broker.bootstrap();
+    let run = |args: &[&str]| {
+        tools.run_ok(
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            &[&["--bootstrap-server", bootstrap.as_str()][..], args].concat(),
+        )
+    };
+    let rows = wait_until(TIMEOUT, "both partitions committed, no lag", || {
+        let described = run(&["--describe", "--group", &group]);
+        let rows: Vec<Vec<String>> = described
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .filter(|cols| cols.len() >= 7 && cols[1] == topic)
+            .collect();
+        (rows.len() == 2
+            && rows
+                .iter()
+                .all(|r| r[3] == "10" && r[4] == "10" && r[5] == "0"))
+        .then_some(rows)
+    });
+    assert!(
+        rows.iter().all(|r| r[6] != "-"),
+        "each partition has its member: {rows:?}"
+    );
+    let state = run(&["--describe", "--group", &group, "--state"]);
+    let state_row = state
+        .lines()
+        .find(|l| l.starts_with(group.as_str()))
+        .unwrap_or_else(|| panic!("--state:\n{state}"));
+    assert!(
+        state_row.contains("uniform") && state_row.contains("Stable"),
+        "--state:\n{state}"
+    );
+    let members = run(&["--describe", "--group", &group, "--members"]);
+    assert_eq!(
+        members
+            .lines()
+            .filter(|l| l.starts_with(group.as_str()))
+            .count(),
+        2,
+        "--members:\n{members}"
+    );
 }

@@ -14,6 +14,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::group::consumer::ConsumerGroupState;
 use crate::group::{GroupCoordinator, GroupState};
 use crate::replica_manager::ReplicaManager;
 
@@ -289,6 +290,7 @@ struct GroupCollector {
     replicas: Weak<ReplicaManager>,
     lag: prometheus::IntGaugeVec,
     by_state: prometheus::IntGaugeVec,
+    consumer_by_state: prometheus::IntGaugeVec,
 }
 
 impl GroupCollector {
@@ -309,7 +311,15 @@ impl GroupCollector {
             by_state: prometheus::IntGaugeVec::new(
                 Opts::new(
                     "weir_consumer_groups",
-                    "Consumer groups this broker coordinates, by state.",
+                    "Classic consumer groups this broker coordinates, by state.",
+                ),
+                &["state"],
+            )?,
+            // Kafka's group-coordinator-metrics consumer-group-count{state}.
+            consumer_by_state: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "kafka_coordinator_group_consumer_group_count",
+                    "KIP-848 consumer groups this broker coordinates, by state.",
                 ),
                 &["state"],
             )?,
@@ -319,7 +329,7 @@ impl GroupCollector {
 
 impl Collector for GroupCollector {
     fn desc(&self) -> Vec<&Desc> {
-        [&self.lag, &self.by_state]
+        [&self.lag, &self.by_state, &self.consumer_by_state]
             .into_iter()
             .flat_map(|g| g.desc())
             .collect()
@@ -328,6 +338,7 @@ impl Collector for GroupCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         self.lag.reset();
         self.by_state.reset();
+        self.consumer_by_state.reset();
         if let (Some(groups), Some(replicas)) = (self.groups.upgrade(), self.replicas.upgrade()) {
             let counts = groups.count_by_state();
             for state in GroupState::ALL {
@@ -337,6 +348,13 @@ impl Collector for GroupCollector {
                         .with_label_values(&[state.name()])
                         .set(n as i64);
                 }
+            }
+            let consumer_counts = groups.count_consumer_groups_by_state();
+            for state in ConsumerGroupState::ALL {
+                let n = consumer_counts.get(state.name()).copied().unwrap_or(0);
+                self.consumer_by_state
+                    .with_label_values(&[state.name()])
+                    .set(n as i64);
             }
             for (group, topic, partition, committed) in groups.committed_offsets() {
                 let Some(p) = replicas.partition(&topic, partition) else {
@@ -348,7 +366,7 @@ impl Collector for GroupCollector {
                     .set(lag);
             }
         }
-        [&self.lag, &self.by_state]
+        [&self.lag, &self.by_state, &self.consumer_by_state]
             .into_iter()
             .flat_map(|g| g.collect())
             .collect()

@@ -35,6 +35,9 @@ pub struct MemberOptions {
     pub heartbeat_interval_ms: u32,
     /// Commit each record's offset synchronously after consuming it.
     pub commit: bool,
+    /// `group.protocol`: `consumer` for KIP-848 (the broker's session and heartbeat settings
+    /// apply then), None for librdkafka's default (`classic`).
+    pub group_protocol: Option<String>,
 }
 
 impl MemberOptions {
@@ -47,6 +50,7 @@ impl MemberOptions {
             session_timeout_ms: 6000,
             heartbeat_interval_ms: 500,
             commit: false,
+            group_protocol: None,
         }
     }
 }
@@ -109,6 +113,9 @@ impl GroupMember {
         }
         if options.commit {
             command.arg("--commit");
+        }
+        if let Some(protocol) = &options.group_protocol {
+            command.args(["--group-protocol", protocol]);
         }
         let mut child = command
             .stdin(Stdio::piped())

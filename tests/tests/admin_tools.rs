@@ -215,7 +215,12 @@ async fn kafka_features_describes_the_finalized_features_and_cannot_change_them(
     let names: Vec<&str> = described.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        ["kraft.version", "metadata.version", "transaction.version"],
+        [
+            "group.version",
+            "kraft.version",
+            "metadata.version",
+            "transaction.version"
+        ],
         "{described:?}"
     );
     let mv = &described["metadata.version"];

@@ -3,7 +3,9 @@
 //! Weir: `TestTxnEtl`, its transactional consume-transform-produce chain (a transactional
 //! producer, then two `GroupTransactSession` ETL stages, each stage's input offsets committed in
 //! its transactions, with rebalances while they run), which checks every record arrives exactly
-//! once and in order, against one broker and against three.
+//! once and in order, against one broker and against three; and its KIP-848 tests
+//! (`group.protocol=consumer`), which the suite skips unless the broker advertises
+//! ConsumerGroupHeartbeat v1.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -75,4 +77,28 @@ fn franz_go_txn_etl_against_three_brokers() {
     };
     let cluster = Cluster::start(3, &[]);
     run_kgo(&bin, "^TestTxnEtl$", &cluster.bootstrap(), 3, 50_000);
+}
+
+/// franz-go's KIP-848 tests, which its suite runs once the broker advertises
+/// ConsumerGroupHeartbeat v1: `TestGroupSimple` (classic and 848 subtests),
+/// `Test848RegexBrokerResolves` (the broker resolves a regex subscription) and `TestGroupETL`'s
+/// chained group consumers, three of them with `group.protocol=consumer` (one static).
+#[test]
+fn franz_go_kip848_consumer_groups_against_one_broker() {
+    let Some(bin) = kgo_test_binary() else {
+        return;
+    };
+    let broker = Broker::start(
+        weir_tests::BrokerOptions::default()
+            .set("group.consumer.min.heartbeat.interval.ms", "100")
+            .set("group.consumer.heartbeat.interval.ms", "500")
+            .set("group.initial.rebalance.delay.ms", "0"),
+    );
+    run_kgo(
+        &bin,
+        "^(TestGroupSimple|Test848RegexBrokerResolves|TestGroupETL)$",
+        &broker.bootstrap(),
+        1,
+        20_000,
+    );
 }

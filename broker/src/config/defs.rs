@@ -271,6 +271,26 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     long("group.min.session.timeout.ms", "6000", 0, I32),
     long("group.max.session.timeout.ms", "1800000", 0, I32),
     long("group.max.size", "2147483647", 1, I32),
+    // KIP-848 consumer groups (group.protocol=consumer); Kafka 4's defaults and bounds.
+    long("group.consumer.session.timeout.ms", "45000", 1, I32),
+    long("group.consumer.min.session.timeout.ms", "45000", 1, I32),
+    long("group.consumer.max.session.timeout.ms", "60000", 1, I32),
+    long("group.consumer.heartbeat.interval.ms", "5000", 1, I32),
+    long("group.consumer.min.heartbeat.interval.ms", "5000", 1, I32),
+    long("group.consumer.max.heartbeat.interval.ms", "15000", 1, I32),
+    long("group.consumer.max.size", "2147483647", 1, I32),
+    KeyDef {
+        name: "group.consumer.assignors",
+        default: "uniform,range",
+        kind: Kind::Text,
+    },
+    // Online migration between the classic and the consumer protocol is not implemented:
+    // only `disabled` is accepted.
+    KeyDef {
+        name: "group.consumer.migration.policy",
+        default: "disabled",
+        kind: Kind::Choice(&["disabled"]),
+    },
     KeyDef {
         name: "broker.rack",
         default: "",

@@ -101,14 +101,91 @@ impl BrokerConfig {
             values.insert(def.name, value);
             explicit.insert(def.name, true);
         }
-        Ok(Self {
+        let config = Self {
             node_id,
             data_dir,
             values,
             explicit,
             dynamic_default: BTreeMap::new(),
             dynamic_broker: BTreeMap::new(),
-        })
+        };
+        config.validate_consumer_group_settings()?;
+        Ok(config)
+    }
+
+    /// Kafka's start-up checks of the `group.consumer.*` timeouts: each within its bounds,
+    /// the heartbeat interval below the session timeout, and known assignors.
+    fn validate_consumer_group_settings(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: self.get(key).unwrap_or_default().to_string(),
+            reason,
+        };
+        for (key, min, max) in [
+            (
+                "group.consumer.session.timeout.ms",
+                "group.consumer.min.session.timeout.ms",
+                "group.consumer.max.session.timeout.ms",
+            ),
+            (
+                "group.consumer.heartbeat.interval.ms",
+                "group.consumer.min.heartbeat.interval.ms",
+                "group.consumer.max.heartbeat.interval.ms",
+            ),
+        ] {
+            let (v, lo, hi) = (self.long(key), self.long(min), self.long(max));
+            if v < lo || v > hi {
+                return Err(invalid(
+                    key,
+                    format!("must be within {min} ({lo}) and {max} ({hi})"),
+                ));
+            }
+        }
+        if self.long("group.consumer.heartbeat.interval.ms")
+            >= self.long("group.consumer.session.timeout.ms")
+        {
+            return Err(invalid(
+                "group.consumer.heartbeat.interval.ms",
+                "must be less than group.consumer.session.timeout.ms".to_string(),
+            ));
+        }
+        if self
+            .group_consumer_assignors()
+            .iter()
+            .any(|a| !["uniform", "range"].contains(&a.as_str()))
+        {
+            return Err(invalid(
+                "group.consumer.assignors",
+                "names an assignor other than uniform and range".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `group.consumer.session.timeout.ms`.
+    pub fn group_consumer_session_timeout_ms(&self) -> i32 {
+        self.long("group.consumer.session.timeout.ms") as i32
+    }
+
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub fn group_consumer_heartbeat_interval_ms(&self) -> i32 {
+        self.long("group.consumer.heartbeat.interval.ms") as i32
+    }
+
+    /// `group.consumer.max.size`.
+    pub fn group_consumer_max_size(&self) -> usize {
+        self.long("group.consumer.max.size") as usize
+    }
+
+    /// `group.consumer.assignors` (Kafka's short names), the first being the default.
+    pub fn group_consumer_assignors(&self) -> Vec<String> {
+        self.get("group.consumer.assignors")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 
     /// The value in force of a known broker key: this broker's dynamic setting, else the

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use kafka_protocol::error::ResponseError;
 use prometheus::IntCounter;
 
+use super::consumer::ConsumerGroup;
 use super::member::{JoinResult, MemberMetadata, SyncResult};
 use super::offsets::CommittedOffsets;
 use super::records::{GroupMetadataValue, OffsetCommitValue};
@@ -116,6 +117,10 @@ pub struct Group {
     pub(super) config: GroupConfig,
     pub(super) rebalances: IntCounter,
     dirty: bool,
+    /// Set for a KIP-848 consumer group (`group.protocol=consumer`): its members and
+    /// assignment live there and the classic members stay empty. The classic `state` is then
+    /// `Empty` or `Stable` (members or not), for the checks shared with classic groups.
+    pub(super) consumer: Option<ConsumerGroup>,
 }
 
 impl Group {
@@ -138,6 +143,45 @@ impl Group {
             config,
             rebalances,
             dirty: false,
+            consumer: None,
+        }
+    }
+
+    /// The consumer-protocol half of a KIP-848 group, if it is one.
+    pub fn consumer(&self) -> Option<&ConsumerGroup> {
+        self.consumer.as_ref()
+    }
+
+    /// Kafka's group type: `consumer` for a KIP-848 group, else `classic`.
+    pub fn group_type(&self) -> &'static str {
+        if self.consumer.is_some() {
+            "consumer"
+        } else {
+            "classic"
+        }
+    }
+
+    /// The state's name as Kafka reports it for the group's type.
+    pub fn state_name(&self) -> &'static str {
+        match &self.consumer {
+            Some(c) if self.state != GroupState::Dead => c.state().name(),
+            _ => self.state.name(),
+        }
+    }
+
+    /// Brings the classic state of a consumer group in line with its members.
+    pub(super) fn sync_consumer_state(&mut self, now_ms: i64) {
+        let Some(c) = &self.consumer else { return };
+        if self.state == GroupState::Dead {
+            return;
+        }
+        let state = if c.members().is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        if state != self.state {
+            self.transition(state, now_ms);
         }
     }
 
@@ -295,7 +339,7 @@ impl Group {
         instance_id: Option<&str>,
         now_ms: i64,
     ) -> i16 {
-        if self.state == GroupState::Empty {
+        if self.state == GroupState::Empty || self.consumer.is_some() {
             return ResponseError::UnknownMemberId.code();
         }
         match self.check_member(generation, member_id, instance_id, now_ms) {
@@ -322,6 +366,11 @@ impl Group {
         if generation < 0 && member_id.is_empty() && self.state == GroupState::Empty {
             return Ok(false);
         }
+        if let Some(c) = &self.consumer {
+            // Consumer-protocol members send their member epoch as the generation.
+            c.validate_commit(member_id, generation)?;
+            return Ok(true);
+        }
         if self.state == GroupState::CompletingRebalance {
             // The assignment of this generation is not out yet: the member must rejoin first.
             return Err(ResponseError::RebalanceInProgress.code());
@@ -345,7 +394,10 @@ impl Group {
             return Err(ResponseError::CoordinatorNotAvailable.code());
         }
         if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
-            self.check_member(generation, member_id, instance_id, now_ms)?;
+            match &self.consumer {
+                Some(c) => c.validate_commit(member_id, generation)?,
+                None => self.check_member(generation, member_id, instance_id, now_ms)?,
+            }
         }
         Ok(())
     }
@@ -359,6 +411,9 @@ impl Group {
     pub fn subscribed_topics(&self) -> Option<std::collections::HashSet<String>> {
         use kafka_protocol::messages::ConsumerProtocolSubscription;
         use kafka_protocol::protocol::Decodable;
+        if let Some(c) = &self.consumer {
+            return Some(c.subscribed_topics.keys().cloned().collect());
+        }
         if self.protocol_type.as_deref() != Some("consumer") || self.members.is_empty() {
             return None;
         }

@@ -28,6 +28,8 @@ use parking_lot::{Mutex, RwLock};
 use prometheus::IntCounter;
 
 use super::classic::{Group, GroupConfig, GroupState};
+use super::consumer::ConsumerGroupConfig;
+use super::consumer_records;
 use super::loader::LoadedPartition;
 use super::records::RecordKey;
 use crate::clock::Clock;
@@ -65,6 +67,7 @@ struct Transactional<'a> {
 pub struct GroupCoordinator {
     pub(super) config: Arc<BrokerConfig>,
     pub(super) group_config: GroupConfig,
+    pub(super) consumer_config: ConsumerGroupConfig,
     pub(super) replicas: Arc<ReplicaManager>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) rebalances: IntCounter,
@@ -113,9 +116,11 @@ impl GroupCoordinator {
             .topic(OFFSETS_TOPIC)
             .map(|t| t.meta.partitions)
             .unwrap_or_else(|| config.offsets_topic_num_partitions());
+        let consumer_config = Self::consumer_group_config(&config);
         Arc::new_cyclic(|me| Self {
             config,
             group_config,
+            consumer_config,
             replicas,
             clock,
             rebalances,
@@ -255,6 +260,7 @@ impl GroupCoordinator {
             .lock()
             .remove(&partition)
             .unwrap_or_default();
+        let mut topics = None;
         for group_id in loaded.group_ids() {
             let mut group = match loaded.groups.remove(&group_id) {
                 Some(value) => Group::from_value(
@@ -266,6 +272,17 @@ impl GroupCoordinator {
                 ),
                 None => Group::new(&group_id, self.group_config, self.rebalances.clone(), now),
             };
+            if let Some(records) = loaded.consumer.remove(&group_id) {
+                let topics = topics.get_or_insert_with(|| self.topic_image());
+                group.consumer = Some(consumer_records::from_records(
+                    &group_id,
+                    &records,
+                    topics,
+                    self.consumer_config.session_timeout_ms,
+                    now,
+                ));
+                group.sync_consumer_state(now);
+            }
             if let Some(offsets) = loaded.offsets.remove(&group_id) {
                 let committed = group.committed_offsets_mut();
                 for (tp, (value, record_offset)) in offsets {
@@ -566,11 +583,26 @@ impl GroupCoordinator {
         out
     }
 
-    /// How many groups are in each state, for the groups metric.
+    /// How many classic groups are in each state, for the groups metric.
     pub fn count_by_state(&self) -> HashMap<GroupState, usize> {
         let mut counts = HashMap::new();
         for group in self.all_groups() {
-            *counts.entry(group.lock().state()).or_insert(0) += 1;
+            let g = group.lock();
+            if g.consumer().is_none() {
+                *counts.entry(g.state()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// How many KIP-848 consumer groups are in each state (Kafka's state names).
+    pub fn count_consumer_groups_by_state(&self) -> HashMap<&'static str, usize> {
+        let mut counts = HashMap::new();
+        for group in self.all_groups() {
+            let g = group.lock();
+            if let Some(c) = g.consumer().filter(|_| g.state() != GroupState::Dead) {
+                *counts.entry(c.state().name()).or_insert(0) += 1;
+            }
         }
         counts
     }
@@ -583,8 +615,13 @@ impl GroupCoordinator {
     /// Fires the rebalance timers of every group (called every few tens of ms).
     pub fn tick(&self) {
         let now = self.now_ms();
+        let mut topics = None;
         for group in self.all_groups() {
             let mut g = group.lock();
+            if g.consumer().is_some() {
+                self.tick_consumer_group(&mut g, &mut topics, now);
+                continue;
+            }
             let removed = g.tick(now);
             if !removed.is_empty() {
                 tracing::info!(group = %g.group_id, members = ?removed, state = g.state().name(), "members removed (session or rebalance timeout)");
@@ -621,13 +658,8 @@ impl GroupCoordinator {
                 g.delete_offsets(&expired, record_offset);
                 tracing::info!(group = %g.group_id, offsets = expired.len(), "expired committed offsets");
             }
-            if g.is_removable() {
-                let key = RecordKey::Group {
-                    group: g.group_id.clone(),
-                };
-                if self.append(&g.group_id, vec![(key.encode(), None)]).is_ok() {
-                    self.remove_group(&mut g);
-                }
+            if g.is_removable() && self.append(&g.group_id, self.group_tombstones(&g)).is_ok() {
+                self.remove_group(&mut g);
             }
         }
     }

@@ -174,7 +174,7 @@ async fn a_reopened_broker_finds_groups_and_offsets_in_the_log() {
     // ListGroups answers once every offsets partition has loaded, not only those two.
     let listing = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
-            if let Ok(listing) = c.list(&[]) {
+            if let Ok(listing) = c.list(&[], &[]) {
                 return listing;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -339,4 +339,104 @@ async fn offsets_are_written_with_the_configured_codec_and_read_back() {
         })
         .collect();
     assert_eq!(offsets, vec![7, 9], "replayed from compressed batches");
+}
+
+fn consumer_join(member: &str) -> super::consumer::Heartbeat {
+    super::consumer::Heartbeat {
+        member_id: member.to_string(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 10_000,
+        subscribed_topic_names: Some(vec!["t".to_string()]),
+        owned: Some(Default::default()),
+        client_id: "c".to_string(),
+        ..Default::default()
+    }
+}
+
+/// A KIP-848 consumer group's members, epochs and assignments are records in
+/// `__consumer_offsets`: a new leadership replays them, members carry on with their epochs,
+/// and OffsetCommit checks the member epoch. Deleting the emptied group tombstones it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_group_survives_a_new_leadership_and_is_deleted_when_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let f = coordinator(dir.path(), clock.clone()).await;
+    let c = &f.c;
+    c.ensure_offsets_topic().await.unwrap();
+    loaded(c, "cg").await;
+    let a = c
+        .consumer_group_heartbeat("cg", consumer_join("a"))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.assignment
+            .as_ref()
+            .map(|a| a.values().map(|p| p.len()).sum::<usize>()),
+        Some(2)
+    );
+    let epoch = a.member_epoch;
+    assert!(epoch > 0);
+    let results = c
+        .commit_offsets("cg", epoch, "a", None, vec![commit(4, 0)])
+        .await
+        .unwrap();
+    assert_eq!(results[0].1, 0);
+    let stale = c
+        .commit_offsets("cg", epoch - 1, "a", None, vec![commit(5, 0)])
+        .await
+        .unwrap_err();
+    assert_eq!(stale, ResponseError::StaleMemberEpoch.code());
+    assert_eq!(c.list(&[], &["consumer".to_string()]).unwrap().len(), 1);
+    assert!(c.list(&[], &["classic".to_string()]).unwrap().is_empty());
+
+    let partition = c.partition_for("cg");
+    c.on_resign(partition);
+    c.on_become_leader(partition, 1);
+    let described = c.describe_consumer_group("cg").unwrap();
+    assert_eq!((described.group_epoch, described.state), (epoch, "Stable"));
+    let (member, target) = &described.members[0];
+    assert_eq!(
+        (member.member_id.as_str(), member.member_epoch),
+        ("a", epoch)
+    );
+    assert_eq!(&member.assigned, target);
+    // The member heartbeats on with its epoch as if nothing happened.
+    let owned = member.assigned.clone();
+    let again = c
+        .consumer_group_heartbeat(
+            "cg",
+            super::consumer::Heartbeat {
+                member_id: "a".into(),
+                member_epoch: epoch,
+                rebalance_timeout_ms: -1,
+                owned: Some(owned),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.member_epoch, epoch);
+    // A classic member cannot join it; DeleteGroups refuses while it has members.
+    let join = c.join("cg", join_request("")).await;
+    assert_eq!(join.error, ResponseError::InconsistentGroupProtocol.code());
+    assert_eq!(c.delete_group("cg"), ResponseError::NonEmptyGroup.code());
+
+    let left = c
+        .consumer_group_heartbeat(
+            "cg",
+            super::consumer::Heartbeat {
+                member_id: "a".into(),
+                member_epoch: -1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.member_epoch, -1);
+    assert_eq!(c.delete_group("cg"), 0);
+    c.on_resign(partition);
+    c.on_become_leader(partition, 2);
+    let gone = c.describe_consumer_group("cg").unwrap_err();
+    assert_eq!(gone.code, ResponseError::GroupIdNotFound.code());
+    assert!(c.fetch_offsets("cg", None, false).unwrap().is_empty());
 }

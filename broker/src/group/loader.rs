@@ -18,9 +18,13 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::classic::TopicPartition;
+use super::consumer_records::ConsumerRecordType;
 use super::records::{GroupMetadataValue, OffsetCommitValue, RecordKey};
 use crate::log::batch::RecordBatchHeader;
 use crate::partition::Partition;
+
+/// A consumer group's records as loaded: the latest value per (record type, member).
+pub type ConsumerRecords = BTreeMap<(ConsumerRecordType, Option<String>), Bytes>;
 
 /// Offsets per partition, each with the offset of the record that stored it.
 pub type PendingOffsets = BTreeMap<TopicPartition, (OffsetCommitValue, i64)>;
@@ -40,6 +44,8 @@ pub struct LoadedPartition {
     /// Per group and partition: the offset of the last tombstone, so that a transaction
     /// committed later with an older record does not bring a deleted offset back.
     deleted_at: HashMap<String, BTreeMap<TopicPartition, i64>>,
+    /// KIP-848 consumer groups: per group, the latest value per (record type, member).
+    pub consumer: HashMap<String, ConsumerRecords>,
     /// Records that could not be decoded (skipped, with a log line each).
     pub skipped: usize,
     /// Where the replay stopped: the log end it found, unless a read failed.
@@ -97,6 +103,26 @@ impl LoadedPartition {
                 Some(Err(e)) => {
                     tracing::warn!(group, error = %e, "skipping undecodable group metadata");
                     self.skipped += 1;
+                }
+            },
+            RecordKey::Consumer {
+                kind,
+                group,
+                member,
+            } => match value {
+                None => {
+                    if let Some(records) = self.consumer.get_mut(&group) {
+                        records.remove(&(kind, member));
+                        if records.is_empty() {
+                            self.consumer.remove(&group);
+                        }
+                    }
+                }
+                Some(v) => {
+                    self.consumer
+                        .entry(group)
+                        .or_default()
+                        .insert((kind, member), v.clone());
                 }
             },
         }
@@ -289,6 +315,7 @@ impl LoadedPartition {
                     .map(|(g, _)| g),
             )
             .chain(self.pending_txn.keys())
+            .chain(self.consumer.keys())
             .cloned()
             .collect();
         ids.sort();

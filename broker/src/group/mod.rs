@@ -16,10 +16,20 @@
 //!   transactional one once its transaction commits.
 //! - [`txn_commit`]: TxnOffsetCommit and [`GroupCoordinator::complete_transaction`], the hook
 //!   the transaction markers call.
+//! - [`consumer`], [`consumer_member`] and [`assignor`]: KIP-848 consumer groups
+//!   (`group.protocol=consumer`), pure: the group and member epochs, the server-side
+//!   `uniform` and `range` assignors, and each member's reconciliation (revoke before
+//!   assign); [`consumer_ops`] runs ConsumerGroupHeartbeat on the coordinator and
+//!   [`consumer_records`] holds their `__consumer_offsets` records.
 //! - [`records`]: Kafka's on-disk key/value schemas of the topic; [`loader`] replays them.
 
+pub mod assignor;
 pub mod classic;
 pub mod commit;
+pub mod consumer;
+pub mod consumer_member;
+pub mod consumer_ops;
+pub mod consumer_records;
 pub mod coordinator;
 pub mod loader;
 pub mod member;
@@ -33,6 +43,8 @@ pub mod txn_commit;
 pub use classic::{Group, GroupConfig, GroupState};
 pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 
+#[cfg(test)]
+mod consumer_tests;
 #[cfg(test)]
 mod coordinator_tests;
 #[cfg(test)]

@@ -56,6 +56,10 @@ pub struct GroupListing {
     pub protocol_type: String,
     /// Current state.
     pub state: GroupState,
+    /// Kafka's name of the state (a consumer group's own states for consumer groups).
+    pub state_name: &'static str,
+    /// `classic` or `consumer`.
+    pub group_type: &'static str,
 }
 
 pub(super) fn code(e: ResponseError) -> i16 {
@@ -85,6 +89,9 @@ impl GroupCoordinator {
         };
         let outcome = {
             let mut g = group.lock();
+            if let Err(c) = self.convert_to_classic(&mut g) {
+                return fail(c);
+            }
             let outcome = g.join(req, self.now_ms());
             if let Err(c) = self.persist_if_dirty(&mut g) {
                 tracing::warn!(group = group_id, code = c, "storing group metadata failed");
@@ -227,6 +234,9 @@ impl GroupCoordinator {
             return Ok(None);
         };
         let g = group.lock();
+        if g.consumer().is_some() {
+            return Err(code(ResponseError::GroupIdNotFound));
+        }
         let stable = g.state() == GroupState::Stable;
         let protocol = if stable {
             g.protocol_name().unwrap_or_default().to_string()
@@ -260,11 +270,15 @@ impl GroupCoordinator {
         }))
     }
 
-    /// ListGroups, keeping only `states` when given. Err while a partition is still loading.
-    pub fn list(&self, states: &[GroupState]) -> Result<Vec<GroupListing>, i16> {
+    /// ListGroups, keeping only the groups in one of `states` and of one of `types` (Kafka's
+    /// names, case-insensitive) when given. Err while a partition is still loading.
+    pub fn list(&self, states: &[String], types: &[String]) -> Result<Vec<GroupListing>, i16> {
         if self.any_loading() {
             return Err(code(ResponseError::CoordinatorLoadInProgress));
         }
+        let named = |filter: &[String], name: &str| {
+            filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(name))
+        };
         let mut listed: Vec<GroupListing> = self
             .all_groups()
             .iter()
@@ -272,11 +286,17 @@ impl GroupCoordinator {
                 let g = group.lock();
                 let listing = GroupListing {
                     group_id: g.group_id.clone(),
-                    protocol_type: g.protocol_type().unwrap_or_default().to_string(),
+                    protocol_type: match g.consumer() {
+                        Some(_) => "consumer".to_string(),
+                        None => g.protocol_type().unwrap_or_default().to_string(),
+                    },
                     state: g.state(),
+                    state_name: g.state_name(),
+                    group_type: g.group_type(),
                 };
                 (listing.state != GroupState::Dead
-                    && (states.is_empty() || states.contains(&listing.state)))
+                    && named(states, listing.state_name)
+                    && named(types, listing.group_type))
                 .then_some(listing)
             })
             .collect();
@@ -312,13 +332,7 @@ impl GroupCoordinator {
                 (key.encode(), None)
             })
             .collect();
-        records.push((
-            RecordKey::Group {
-                group: group_id.to_string(),
-            }
-            .encode(),
-            None,
-        ));
+        records.extend(self.group_tombstones(&g));
         if let Err(c) = self.append(group_id, records) {
             return c;
         }

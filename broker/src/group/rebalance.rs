@@ -59,6 +59,11 @@ impl Group {
         if self.state == GroupState::Dead {
             return fail(ResponseError::CoordinatorNotAvailable.code());
         }
+        if self.consumer.is_some() {
+            // The coordinator turns an empty consumer group into a classic one first
+            // (`convert_to_classic`); one with members refuses classic members.
+            return fail(ResponseError::InconsistentGroupProtocol.code());
+        }
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms
         {

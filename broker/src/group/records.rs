@@ -10,11 +10,14 @@
 //! | --- | --- | --- |
 //! | committed offset | v1: group, topic, partition | v3: offset, leader epoch, metadata, commit timestamp |
 //! | group metadata | v2: group | v3: protocol type, generation, protocol, leader, state timestamp, members |
+//! | consumer group (KIP-848) | v3-v8: the record type; group (and member) | see [`super::consumer_records`] |
 //!
 //! A null value is a tombstone: the offset or group was deleted. On load the latest record per
 //! key wins. Values of older schema versions (offset v0-v3, group v0-v3) are read too.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::consumer_records::{self, ConsumerRecordType};
 
 /// A `__consumer_offsets` record that could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,6 +60,16 @@ pub enum RecordKey {
     Group {
         /// Group id.
         group: String,
+    },
+    /// A KIP-848 consumer group's record (key versions 3-8, the record type); values in
+    /// [`super::consumer_records`].
+    Consumer {
+        /// The record type.
+        kind: ConsumerRecordType,
+        /// Group id.
+        group: String,
+        /// Member id, for the per-member types.
+        member: Option<String>,
     },
 }
 
@@ -120,7 +133,9 @@ impl RecordKey {
     /// The group this record belongs to.
     pub fn group(&self) -> &str {
         match self {
-            RecordKey::Offset { group, .. } | RecordKey::Group { group } => group,
+            RecordKey::Offset { group, .. }
+            | RecordKey::Group { group }
+            | RecordKey::Consumer { group, .. } => group,
         }
     }
 
@@ -142,6 +157,11 @@ impl RecordKey {
                 buf.put_i16(GROUP_KEY_VERSION);
                 put_string(&mut buf, group);
             }
+            RecordKey::Consumer {
+                kind,
+                group,
+                member,
+            } => return consumer_records::encode_key(*kind, group, member.as_deref()),
         }
         buf.freeze()
     }
@@ -159,10 +179,21 @@ impl RecordKey {
                 partition: r.i32()?,
             }),
             2 => Ok(RecordKey::Group { group: r.string()? }),
-            version => Err(RecordError::UnknownVersion {
-                what: "record key",
-                version,
-            }),
+            version => match ConsumerRecordType::from_version(version) {
+                Some(kind) => Ok(RecordKey::Consumer {
+                    kind,
+                    group: r.string()?,
+                    member: if kind.has_member() {
+                        Some(r.string()?)
+                    } else {
+                        None
+                    },
+                }),
+                None => Err(RecordError::UnknownVersion {
+                    what: "record key",
+                    version,
+                }),
+            },
         }
     }
 }
@@ -305,14 +336,15 @@ fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
     buf.put_slice(b);
 }
 
-/// Bounds-checked reads; never panics on short or hostile input.
-struct Reader<'a, 'b> {
-    buf: &'a mut &'b [u8],
-    what: &'static str,
+/// Bounds-checked reads; never panics on short or hostile input. The flexible (compact)
+/// reads of the consumer-group values are in [`super::consumer_records`].
+pub(super) struct Reader<'a, 'b> {
+    pub(super) buf: &'a mut &'b [u8],
+    pub(super) what: &'static str,
 }
 
 impl Reader<'_, '_> {
-    fn need(&self, n: usize) -> Result<(), RecordError> {
+    pub(super) fn need(&self, n: usize) -> Result<(), RecordError> {
         if self.buf.remaining() < n {
             return Err(RecordError::Truncated { what: self.what });
         }
@@ -324,7 +356,7 @@ impl Reader<'_, '_> {
         Ok(self.buf.get_i16())
     }
 
-    fn i32(&mut self) -> Result<i32, RecordError> {
+    pub(super) fn i32(&mut self) -> Result<i32, RecordError> {
         self.need(4)?;
         Ok(self.buf.get_i32())
     }
@@ -339,13 +371,17 @@ impl Reader<'_, '_> {
         if len < 0 {
             return Ok(None);
         }
-        let len = len as usize;
+        self.utf8(len as usize).map(Some)
+    }
+
+    /// The next `len` bytes as a UTF-8 string.
+    pub(super) fn utf8(&mut self, len: usize) -> Result<String, RecordError> {
         self.need(len)?;
         let s = std::str::from_utf8(&self.buf[..len])
             .map_err(|_| RecordError::NotUtf8 { what: self.what })?
             .to_string();
         self.buf.advance(len);
-        Ok(Some(s))
+        Ok(s)
     }
 
     fn string(&mut self) -> Result<String, RecordError> {
@@ -434,10 +470,10 @@ mod tests {
         assert!(RecordKey::decode(&[]).is_err());
         assert!(RecordKey::decode(&[0, 1, 0, 9, b'x']).is_err());
         assert_eq!(
-            RecordKey::decode(&[0, 7]).unwrap_err(),
+            RecordKey::decode(&[0, 99]).unwrap_err(),
             RecordError::UnknownVersion {
                 what: "record key",
-                version: 7
+                version: 99
             }
         );
         assert!(

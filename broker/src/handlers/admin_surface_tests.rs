@@ -156,7 +156,8 @@ async fn api_versions_lists_the_features_weir_has_finalized() {
         [
             ("metadata.version".to_string(), 27, 27),
             ("kraft.version".to_string(), 1, 1),
-            ("transaction.version".to_string(), 0, 2)
+            ("transaction.version".to_string(), 0, 2),
+            ("group.version".to_string(), 0, 1)
         ]
     );
     let finalized: Vec<(String, i16, i16)> = response
@@ -302,7 +303,7 @@ async fn update_features_accepts_the_levels_weir_has_and_refuses_others() {
     assert_eq!(refused.error_code, invalid);
     let message = refused.error_message.unwrap().to_string();
     assert!(message.contains("level 27 only"), "{message}");
-    let per_feature = update(&[("kraft.version", 1), ("group.version", 1)], 1);
+    let per_feature = update(&[("kraft.version", 1), ("streams.version", 1)], 1);
     assert_eq!(per_feature.error_code, 0);
     let codes: Vec<(String, i16)> = per_feature
         .results
@@ -313,7 +314,7 @@ async fn update_features_accepts_the_levels_weir_has_and_refuses_others() {
         codes,
         [
             ("kraft.version".to_string(), 0),
-            ("group.version".to_string(), invalid)
+            ("streams.version".to_string(), invalid)
         ]
     );
 }

@@ -43,7 +43,11 @@ pub struct Feature {
 ///   of version 1 (librdkafka, franz-go, older Java) keep working, the version being decided
 ///   per request ([`crate::transactions::TRANSACTION_VERSION`]).
 ///
-/// Not listed, because Weir does not have them: `group.version` (no KIP-848 consumer groups), `eligible.leader.replicas.version`,
+/// - `group.version` 1 (supported 0–1): KIP-848 consumer groups, ConsumerGroupHeartbeat and
+///   ConsumerGroupDescribe ([`crate::group::consumer`]). Kafka's Java clients from 4.0 use
+///   `group.protocol=consumer` only against a cluster that finalizes it.
+///
+/// Not listed, because Weir does not have them: `eligible.leader.replicas.version`,
 /// `share.version`, `streams.version`. Kafka's clients read an absent feature as level 0.
 pub const FEATURES: &[Feature] = &[
     Feature {
@@ -60,6 +64,11 @@ pub const FEATURES: &[Feature] = &[
         name: "transaction.version",
         min_level: 0,
         level: crate::transactions::TRANSACTION_VERSION,
+    },
+    Feature {
+        name: "group.version",
+        min_level: 0,
+        level: 1,
     },
 ];
 

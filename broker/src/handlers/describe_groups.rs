@@ -20,6 +20,18 @@ pub fn handle(
         .map(|group_id| {
             let base = DescribedGroup::default().with_group_id(group_id.clone());
             let described = match broker.groups.describe(&group_id) {
+                // A KIP-848 consumer group is not a classic group: described as Kafka does,
+                // Dead and (v6+) GROUP_ID_NOT_FOUND; ConsumerGroupDescribe describes it.
+                Err(code) if code == ResponseError::GroupIdNotFound.code() && version < 6 => {
+                    base.with_group_state(text("Dead"))
+                }
+                Err(code) if code == ResponseError::GroupIdNotFound.code() => base
+                    .with_group_state(text("Dead"))
+                    .with_error_code(code)
+                    .with_error_message(Some(text(format!(
+                        "Group {} is not a classic group.",
+                        &*group_id
+                    )))),
                 Err(code) => base.with_error_code(code),
                 // Before v6 an unknown group is described as Dead without an error.
                 Ok(None) if version < 6 => base.with_group_state(text("Dead")),

@@ -1,33 +1,26 @@
 //! ListGroups: every group this broker coordinates, optionally filtered by state (v4+) and
-//! type (v5+; every Weir group is a `classic` group).
+//! type (v5+: `classic`, or `consumer` for KIP-848 consumer groups, whose states are
+//! Kafka's consumer-group states: Empty, Assigning, Reconciling, Stable).
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::text;
 use crate::broker::Broker;
-use crate::group::GroupState;
 
 /// Answers ListGroups.
 pub fn handle(broker: &Broker, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
-    let wants_classic = request.types_filter.is_empty()
-        || request
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("classic"));
-    let states: Vec<GroupState> = request
+    let states: Vec<String> = request
         .states_filter
         .iter()
-        .filter_map(|s| GroupState::parse(s))
+        .map(|s| s.to_string())
         .collect();
-    // A filter naming only states no classic group has matches nothing.
-    let nothing = !request.states_filter.is_empty() && states.is_empty();
-    let listed = match broker.groups.list(&states) {
+    let types: Vec<String> = request.types_filter.iter().map(|s| s.to_string()).collect();
+    let listed = match broker.groups.list(&states, &types) {
         Err(code) => {
             broker.count_error("ListGroups", code);
             return ListGroupsResponse::default().with_error_code(code);
         }
-        Ok(_) if nothing || !wants_classic => Vec::new(),
         Ok(listed) => listed,
     };
     ListGroupsResponse::default().with_groups(
@@ -37,8 +30,8 @@ pub fn handle(broker: &Broker, request: ListGroupsRequest, version: i16) -> List
                 ListedGroup::default()
                     .with_group_id(GroupId(text(g.group_id)))
                     .with_protocol_type(text(g.protocol_type))
-                    .with_group_state(text(if version >= 4 { g.state.name() } else { "" }))
-                    .with_group_type(text(if version >= 5 { "classic" } else { "" }))
+                    .with_group_state(text(if version >= 4 { g.state_name } else { "" }))
+                    .with_group_type(text(if version >= 5 { g.group_type } else { "" }))
             })
             .collect(),
     )

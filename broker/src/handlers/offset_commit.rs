@@ -7,13 +7,23 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use kafka_protocol::error::ResponseError;
+
 use crate::broker::Broker;
 use crate::group::commit::OffsetCommit;
 
 /// Answers OffsetCommit once the commit is on every in-sync replica of the group's
 /// `__consumer_offsets` partition. `retention_time_ms` (v2-v4) is ignored, as in Kafka 4:
 /// `offsets.retention.minutes` decides.
-pub async fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+///
+/// A consumer-protocol (KIP-848) member sends its member epoch as the generation; it must use
+/// v9+ (UNSUPPORTED_VERSION otherwise, as Kafka answers), and an epoch other than its
+/// current one is STALE_MEMBER_EPOCH.
+pub async fn handle(
+    broker: &Broker,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
     let offsets: Vec<OffsetCommit> = request
         .topics
         .iter()
@@ -26,16 +36,25 @@ pub async fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetComm
             })
         })
         .collect();
-    let outcome = broker
-        .groups
-        .commit_offsets(
-            &request.group_id,
-            request.generation_id_or_member_epoch,
-            &request.member_id,
-            request.group_instance_id.as_deref(),
-            offsets,
-        )
-        .await;
+    let too_old = version < 9
+        && !request.member_id.is_empty()
+        && broker
+            .groups
+            .is_consumer_protocol_member(&request.group_id, &request.member_id);
+    let outcome = if too_old {
+        Err(ResponseError::UnsupportedVersion.code())
+    } else {
+        broker
+            .groups
+            .commit_offsets(
+                &request.group_id,
+                request.generation_id_or_member_epoch,
+                &request.member_id,
+                request.group_instance_id.as_deref(),
+                offsets,
+            )
+            .await
+    };
     let topics = request
         .topics
         .into_iter()

@@ -39,7 +39,18 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
                         .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
                         .collect()
                 });
-                let (error, fetched) = fetch(broker, &g.group_id, wanted, require_stable);
+                // v9: a consumer-protocol member names itself and its epoch.
+                let (error, fetched) = match broker.groups.validate_offset_fetch(
+                    &g.group_id,
+                    g.member_id.as_deref(),
+                    g.member_epoch,
+                ) {
+                    Err(code) => {
+                        broker.count_error("OffsetFetch", code);
+                        (code, Vec::new())
+                    }
+                    Ok(()) => fetch(broker, &g.group_id, wanted, require_stable),
+                };
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_error_code(error)

@@ -447,6 +447,25 @@ fn group_sample(api: ApiKey, version: i16) -> RequestKind {
             DescribeTransactionsRequest::default()
                 .with_transactional_ids(vec![s("txn").into(), s("missing").into()]),
         ),
+        ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(g(&format!("cg-{version}")))
+                // v1: the client names itself.
+                .with_member_id(s(if version >= 1 { "member-1" } else { "" }))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(30_000)
+                .with_subscribed_topic_names(Some(vec![TopicName(s("t"))]))
+                .with_subscribed_topic_regex((version >= 1).then(|| s("t.*")))
+                .with_server_assignor(Some(s("range")))
+                .with_topic_partitions(Some(vec![])),
+        ),
+        ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(
+            ConsumerGroupDescribeRequest::default().with_group_ids(vec![
+                g("cg-0"),
+                g("jg-5"),
+                g("missing"),
+            ]),
+        ),
         ApiKey::ListTransactions => RequestKind::ListTransactions(
             ListTransactionsRequest::default()
                 .with_state_filters(vec![s("Ongoing"), s("Nonsense")])
@@ -476,6 +495,7 @@ async fn every_advertised_version_answers_and_encodes() {
     let ids: Vec<String> = (0..=9)
         .map(|v| format!("jg-{v}"))
         .chain(["oc".to_string(), "missing".to_string(), "txo".to_string()])
+        .chain(["cg-0".to_string(), "cg-1".to_string()])
         .collect();
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
         while ids
@@ -523,6 +543,20 @@ async fn every_advertised_version_answers_and_encodes() {
     );
     let oc = broker.groups.fetch_offsets("oc", None, false).unwrap();
     assert!(oc.is_empty(), "{oc:?}");
+    // Each ConsumerGroupHeartbeat sample joined its consumer group and got t's partitions.
+    for group in ["cg-0", "cg-1"] {
+        let cg = broker.groups.describe_consumer_group(group).unwrap();
+        assert_eq!(cg.members.len(), 1, "{group}");
+        assert_eq!(
+            cg.members[0]
+                .0
+                .assigned
+                .values()
+                .map(|p| p.len())
+                .sum::<usize>(),
+            2
+        );
+    }
     // The TxnOffsetCommit samples name a transactional id with no transaction: verification
     // (KIP-890) refuses them, so nothing is pending.
     let txo = broker

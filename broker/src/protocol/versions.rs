@@ -53,6 +53,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 5),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    // KIP-848 consumer groups (`group.protocol=consumer`); v1 has client-generated member ids
+    // and regex subscriptions. With `group.version` 1 in ApiVersions' features.
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The supported version range of `api`, if Weir implements it.

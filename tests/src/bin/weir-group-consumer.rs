@@ -13,8 +13,11 @@
 //! ```
 //!
 //! `--commit` commits each record's offset synchronously right after printing it.
+//! `--group-protocol consumer` joins with KIP-848's protocol: the broker assigns, and the
+//! session and heartbeat settings are the broker's (librdkafka refuses them client-side), so
+//! those flags are then ignored. A `--topic` starting with `^` is a regex subscription.
 //! Flags: --bootstrap --topic --group [--instance-id ID] [--assignor NAME]
-//! [--session-timeout-ms N] [--heartbeat-interval-ms N] [--commit]
+//! [--session-timeout-ms N] [--heartbeat-interval-ms N] [--group-protocol P] [--commit]
 
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +69,7 @@ fn main() {
         .set("heartbeat.interval.ms", "500");
     let mut topic = String::new();
     let mut commit = false;
+    let mut consumer_protocol = false;
     while let Some(flag) = args.next() {
         if flag == "--commit" {
             commit = true;
@@ -85,8 +89,21 @@ fn main() {
             "--assignor" => config.set("partition.assignment.strategy", value),
             "--session-timeout-ms" => config.set("session.timeout.ms", value),
             "--heartbeat-interval-ms" => config.set("heartbeat.interval.ms", value),
+            "--group-protocol" => {
+                consumer_protocol = value == "consumer";
+                config.set("group.protocol", value)
+            }
             other => panic!("unknown flag {other}"),
         };
+    }
+    if consumer_protocol {
+        for key in [
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+            "partition.assignment.strategy",
+        ] {
+            config.remove(key);
+        }
     }
     let consumer: BaseConsumer<Events> = config
         .create_with_context(Events)

@@ -1,0 +1,318 @@
+//! The coordinator's side of KIP-848 consumer groups: ConsumerGroupHeartbeat through the
+//! pure [`super::consumer::ConsumerGroup`], the topics of the metadata image it assigns from,
+//! and the session timers. A consumer group lives in the same map and record as a classic
+//! group (its [`Group::consumer`] half set), so OffsetCommit, OffsetFetch, DeleteGroups and
+//! offset expiry treat both alike.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use parking_lot::Mutex;
+
+use super::assignor::Assignment;
+use super::classic::{Group, GroupState};
+use super::consumer::{
+    ConsumerGroup, ConsumerGroupConfig, Heartbeat, HeartbeatAnswer, HeartbeatError, TopicImage,
+};
+use super::consumer_member::ConsumerMember;
+use super::consumer_records;
+use super::coordinator::{GroupCoordinator, OffsetsRecord};
+use super::records::RecordKey;
+
+fn error(code: i16) -> HeartbeatError {
+    HeartbeatError {
+        code,
+        message: String::new(),
+    }
+}
+
+impl GroupCoordinator {
+    /// The topics of the current metadata image, for subscriptions. Internal topics are
+    /// included: Kafka's regex resolution does not skip them (`__consumer_offsets` can be
+    /// consumed like any topic).
+    pub fn topic_image(&self) -> TopicImage {
+        self.replicas
+            .all_topics()
+            .into_iter()
+            .map(|t| (t.meta.name.clone(), (t.meta.id, t.meta.partitions)))
+            .collect()
+    }
+
+    /// ConsumerGroupHeartbeat. Epoch 0 creates the group; any other epoch needs it to exist
+    /// (GROUP_ID_NOT_FOUND, as Kafka). A classic group with members is not a consumer group
+    /// (GROUP_ID_NOT_FOUND: online migration is not implemented); an empty one becomes one,
+    /// keeping its offsets.
+    ///
+    /// What the heartbeat changed is appended to `__consumer_offsets` before the answer, and
+    /// the answer waits (outside the group's lock) until the in-sync replicas have it, as
+    /// Kafka's coordinator answers once its records are committed: a coordinator failover
+    /// right after cannot take back an epoch or assignment a member was told.
+    pub async fn consumer_group_heartbeat(
+        &self,
+        group_id: &str,
+        request: Heartbeat,
+    ) -> Result<HeartbeatAnswer, HeartbeatError> {
+        let (answer, stored_at) = self.consumer_group_heartbeat_locked(group_id, request)?;
+        if let Some(record_offset) = stored_at {
+            self.wait_replicated(group_id, record_offset)
+                .await
+                .map_err(error)?;
+        }
+        Ok(answer)
+    }
+
+    fn consumer_group_heartbeat_locked(
+        &self,
+        group_id: &str,
+        request: Heartbeat,
+    ) -> Result<(HeartbeatAnswer, Option<i64>), HeartbeatError> {
+        let group: Arc<Mutex<Group>> = if request.member_epoch == 0 {
+            self.group_or_create(group_id).map_err(error)?
+        } else {
+            match self.group(group_id).map_err(error)? {
+                Some(g) => g,
+                None => {
+                    return Err(HeartbeatError {
+                        code: ResponseError::GroupIdNotFound.code(),
+                        message: format!("Group {group_id} not found."),
+                    })
+                }
+            }
+        };
+        let mut g = group.lock();
+        let now = self.now_ms();
+        if g.state() == GroupState::Dead {
+            return Err(error(ResponseError::NotCoordinator.code()));
+        }
+        if g.consumer.is_none() {
+            let convertible = request.member_epoch == 0
+                && g.state() == GroupState::Empty
+                && g.members().is_empty();
+            if !convertible {
+                return Err(HeartbeatError {
+                    code: ResponseError::GroupIdNotFound.code(),
+                    message: format!("Group {group_id} is not a consumer group."),
+                });
+            }
+            g.consumer = Some(ConsumerGroup::new(now));
+            // The classic record goes: a load must not find both kinds.
+            if let Err(code) = self.append(group_id, vec![(classic_key(group_id), None)]) {
+                g.consumer = None;
+                return Err(error(code));
+            }
+        }
+        let topics = self.topic_image();
+        let config = &self.consumer_config;
+        let answer = g
+            .consumer
+            .as_mut()
+            .map(|c| {
+                c.heartbeat(
+                    request,
+                    &topics,
+                    config,
+                    || uuid::Uuid::new_v4().to_string(),
+                    now,
+                )
+            })
+            .unwrap_or_else(|| Err(error(ResponseError::UnknownServerError.code())));
+        g.sync_consumer_state(now);
+        match self.persist_consumer_if_dirty(&mut g) {
+            Ok(stored_at) => answer.map(|a| (a, stored_at)),
+            Err(code) => {
+                tracing::warn!(
+                    group = group_id,
+                    code,
+                    "storing consumer group records failed"
+                );
+                Err(error(code))
+            }
+        }
+    }
+
+    /// The `group.consumer.*` settings in force.
+    pub(super) fn consumer_group_config(
+        config: &crate::config::BrokerConfig,
+    ) -> ConsumerGroupConfig {
+        ConsumerGroupConfig {
+            session_timeout_ms: config.group_consumer_session_timeout_ms(),
+            heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms(),
+            assignors: config
+                .group_consumer_assignors()
+                .iter()
+                .filter_map(|name| super::assignor::Assignor::parse(name))
+                .collect(),
+            max_size: config.group_consumer_max_size(),
+        }
+    }
+
+    /// Session and revocation timeouts, and new topics or partitions, of one consumer group
+    /// (from the coordinator's tick).
+    /// `topics` builds the image (once per tick, for the groups that need it).
+    pub(super) fn tick_consumer_group(
+        &self,
+        g: &mut Group,
+        topics: &mut Option<TopicImage>,
+        now_ms: i64,
+    ) {
+        let Some(c) = g.consumer.as_mut() else { return };
+        let image = if c.topics_due(now_ms) {
+            Some(&*topics.get_or_insert_with(|| self.topic_image()))
+        } else {
+            None
+        };
+        let removed = c.tick(image, now_ms);
+        if !removed.is_empty() {
+            tracing::info!(group = %g.group_id, members = ?removed, "consumer group members removed (session or rebalance timeout)");
+        }
+        g.sync_consumer_state(now_ms);
+        if let Err(code) = self.persist_consumer_if_dirty(g) {
+            tracing::warn!(group = %g.group_id, code, "storing consumer group records failed");
+        }
+    }
+
+    /// Stores what a consumer-group operation changed ([`consumer_records::snapshot`]); the
+    /// offset of the last record, if anything was written.
+    pub(super) fn persist_consumer_if_dirty(&self, g: &mut Group) -> Result<Option<i64>, i16> {
+        let group_id = g.group_id.clone();
+        let dead = g.state() == GroupState::Dead;
+        let Some(c) = g.consumer.as_mut() else {
+            return Ok(None);
+        };
+        if !c.take_dirty() || dead {
+            return Ok(None);
+        }
+        let records = consumer_records::snapshot(&group_id, c);
+        self.append(&group_id, records).map(Some).inspect_err(|_| {
+            // Written whole next time.
+            if let Some(c) = g.consumer.as_mut() {
+                c.mark_dirty();
+            }
+        })
+    }
+
+    /// The records that remove a group of either kind from `__consumer_offsets` (its
+    /// committed offsets aside).
+    pub(super) fn group_tombstones(&self, g: &Group) -> Vec<OffsetsRecord> {
+        match &g.consumer {
+            Some(c) => consumer_records::tombstones(&g.group_id, c),
+            None => vec![(classic_key(&g.group_id), None)],
+        }
+    }
+
+    /// Turns an empty consumer group into a classic one for a JoinGroup (its offsets stay):
+    /// its consumer-group records are tombstoned first.
+    pub(super) fn convert_to_classic(&self, g: &mut Group) -> Result<(), i16> {
+        let Some(c) = &g.consumer else { return Ok(()) };
+        if !c.members().is_empty() {
+            // Classic members in a consumer group (Kafka 4's mixed groups) are not
+            // implemented: refused as with group.consumer.migration.policy=disabled.
+            return Err(ResponseError::InconsistentGroupProtocol.code());
+        }
+        self.append(&g.group_id, consumer_records::tombstones(&g.group_id, c))?;
+        g.consumer = None;
+        Ok(())
+    }
+}
+
+fn classic_key(group_id: &str) -> bytes::Bytes {
+    RecordKey::Group {
+        group: group_id.to_string(),
+    }
+    .encode()
+}
+
+impl GroupCoordinator {}
+
+impl GroupCoordinator {
+    /// Whether `member_id` is a consumer-protocol member of `group_id`: such members must
+    /// commit with OffsetCommit v9+ (UNSUPPORTED_VERSION below, as Kafka).
+    pub fn is_consumer_protocol_member(&self, group_id: &str, member_id: &str) -> bool {
+        matches!(self.group(group_id), Ok(Some(g)) if g
+            .lock()
+            .consumer()
+            .is_some_and(|c| c.members().contains_key(member_id)))
+    }
+
+    /// OffsetFetch v9+ from a member (`member_id` set or an epoch other than -1): in a consumer
+    /// group the member must exist (UNKNOWN_MEMBER_ID) at that epoch (STALE_MEMBER_EPOCH), as
+    /// Kafka's `validateOffsetFetch`. Anything else (admin clients, classic groups) passes.
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), i16> {
+        if member_id.is_none() && member_epoch == -1 {
+            return Ok(());
+        }
+        let Some(group) = self.group(group_id)? else {
+            return Ok(());
+        };
+        let g = group.lock();
+        match g.consumer() {
+            Some(c) => c.validate_commit(member_id.unwrap_or_default(), member_epoch),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A consumer group as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupDescription {
+    /// Kafka's state name.
+    pub state: &'static str,
+    /// The group epoch.
+    pub group_epoch: i32,
+    /// The target assignment's epoch.
+    pub assignment_epoch: i32,
+    /// The assignor the group uses.
+    pub assignor_name: &'static str,
+    /// The members, each with its current and target assignment.
+    pub members: Vec<(ConsumerMember, Assignment)>,
+    /// Topic names by id, for the assignments.
+    pub topic_names: HashMap<uuid::Uuid, String>,
+}
+
+impl GroupCoordinator {
+    /// ConsumerGroupDescribe of one group: GROUP_ID_NOT_FOUND for an unknown group or a
+    /// classic one, with Kafka's messages.
+    pub fn describe_consumer_group(
+        &self,
+        group_id: &str,
+    ) -> Result<ConsumerGroupDescription, HeartbeatError> {
+        let not_found = |message: String| HeartbeatError {
+            code: ResponseError::GroupIdNotFound.code(),
+            message,
+        };
+        let Some(group) = self.group(group_id).map_err(error)? else {
+            return Err(not_found(format!("Group {group_id} not found.")));
+        };
+        let g = group.lock();
+        let Some(c) = g.consumer().filter(|_| g.state() != GroupState::Dead) else {
+            return Err(not_found(format!(
+                "Group {group_id} is not a consumer group."
+            )));
+        };
+        Ok(ConsumerGroupDescription {
+            state: c.state().name(),
+            group_epoch: c.group_epoch(),
+            assignment_epoch: c.assignment_epoch(),
+            assignor_name: c.preferred_assignor(&self.consumer_config).name(),
+            members: c
+                .members()
+                .values()
+                .map(|m| {
+                    let target = c.target_of(&m.member_id).cloned().unwrap_or_default();
+                    (m.clone(), target)
+                })
+                .collect(),
+            topic_names: self
+                .topic_image()
+                .into_iter()
+                .map(|(name, (id, _))| (id, name))
+                .collect(),
+        })
+    }
+}

@@ -406,10 +406,11 @@ fn assignment(consumer: &TxnConsumer) -> BTreeSet<i32> {
         .unwrap_or_default()
 }
 
-/// Polls up to [`MAX_BATCH`] records for [`BATCH_TIME`]. `None` when the consumer's
-/// position moved under the batch (the assignment changed, or a partition restarted from its
-/// committed offset after a rebalance): the caller drops the batch and rewinds.
-fn poll_batch(consumer: &TxnConsumer) -> Option<Batch> {
+/// Polls up to [`MAX_BATCH`] records for [`BATCH_TIME`]. `Err` with what was polled when the
+/// consumer's position moved under the batch (the assignment changed, or a partition
+/// restarted from its committed offset after a rebalance): the caller drops the batch and
+/// rewinds.
+fn poll_batch(consumer: &TxnConsumer) -> Result<Batch, Batch> {
     let held = assignment(consumer);
     let mut batch = Batch::default();
     let until = Instant::now() + BATCH_TIME;
@@ -422,7 +423,7 @@ fn poll_batch(consumer: &TxnConsumer) -> Option<Batch> {
                 .get(&m.partition())
                 .is_some_and(|(_, next)| *next != m.offset())
             {
-                return None;
+                return Err(batch);
             }
             batch.push(Input {
                 partition: m.partition(),
@@ -431,28 +432,48 @@ fn poll_batch(consumer: &TxnConsumer) -> Option<Batch> {
             });
         }
     }
-    (assignment(consumer) == held).then_some(batch)
+    if assignment(consumer) == held {
+        Ok(batch)
+    } else {
+        Err(batch)
+    }
 }
 
 /// Puts the consumer back at the group's committed offsets (OffsetFetch, which waits for
 /// pending transactional offsets under `read_committed`), so the next batch takes the
-/// uncommitted records again; at the batch's first offsets when the coordinator does not
-/// answer. A partition that cannot be sought (no longer held) is someone else's now.
+/// uncommitted records again; at the batch's first offsets where the coordinator does not
+/// answer (for the request or for a partition: an unanswered partition is not one without
+/// a committed offset). A partition that cannot be sought (no longer held) is someone
+/// else's now.
 fn rewind(consumer: &TxnConsumer, topic: &str, batch: &Batch) {
     let seek_timeout = Duration::from_secs(5);
+    let batch_start = |p: i32| {
+        batch
+            .ranges
+            .get(&p)
+            .map(|(first, _)| Offset::Offset(*first))
+    };
     match consumer.committed(Duration::from_secs(10)) {
         Ok(committed) => {
             for e in committed.elements() {
-                let offset = match e.offset() {
-                    Offset::Offset(o) => Offset::Offset(o),
-                    _ => Offset::Beginning,
+                let offset = match (e.error(), e.offset()) {
+                    (Ok(()), Offset::Offset(o)) => Some(Offset::Offset(o)),
+                    // The group has no offset for it: where a new member starts too.
+                    (Ok(()), _) => Some(Offset::Beginning),
+                    // Not answered for this partition: no offset is known, which is not
+                    // "none committed".
+                    (Err(_), _) => batch_start(e.partition()),
                 };
-                let _ = consumer.seek(topic, e.partition(), offset, seek_timeout);
+                if let Some(offset) = offset {
+                    let _ = consumer.seek(topic, e.partition(), offset, seek_timeout);
+                }
             }
         }
         Err(_) => {
-            for (p, (first, _)) in &batch.ranges {
-                let _ = consumer.seek(topic, *p, Offset::Offset(*first), seek_timeout);
+            for p in batch.ranges.keys() {
+                if let Some(offset) = batch_start(*p) {
+                    let _ = consumer.seek(topic, *p, offset, seek_timeout);
+                }
             }
         }
     }
@@ -472,9 +493,12 @@ fn process(processor: usize, target: &TxnTarget, record: &Mutex<TxnRecord>, me: 
     };
     while me.running() {
         me.enter("poll");
-        let Some(batch) = poll_batch(&consumer) else {
-            rewind(&consumer, &target.input.topic, &Batch::default());
-            continue;
+        let batch = match poll_batch(&consumer) {
+            Ok(batch) => batch,
+            Err(partial) => {
+                rewind(&consumer, &target.input.topic, &partial);
+                continue;
+            }
         };
         if batch.inputs.is_empty() {
             continue;

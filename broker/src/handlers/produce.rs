@@ -357,6 +357,17 @@ fn append(
                 partition,
             })
         }
+        // The coordinator confirmed the transaction, but a marker of this producer (the end
+        // of its previous transaction, still being written here) or a role change voided the
+        // confirmation before the append: nothing was appended, and the retry asks the
+        // coordinator again (and is refused then if the transaction really is over).
+        Err(e @ PartitionError::UnverifiedTransaction { .. }) => {
+            tracing::debug!(%topic, partition = index, error = %e, "verified append raced a marker; retriable");
+            Err(verification_failure(
+                ResponseError::ConcurrentTransactions.code(),
+                version,
+            ))
+        }
         Err(e) => {
             tracing::debug!(%topic, partition = index, error = %e, "append refused");
             Err((e.code(), Some(e.to_string())))

@@ -23,6 +23,7 @@ fn cluster(brokers: i32) -> (MetadataImage, u64) {
                 port: 9092 + id as u16,
                 rpc_addr: format!("localhost:{}", 9093 + id),
                 directory_id: None,
+                listeners: Vec::new(),
             },
         );
         let epoch = image.brokers[&id].epoch;
@@ -265,6 +266,7 @@ fn a_restarted_broker_leaves_isrs_until_it_catches_up() {
             port: 9092,
             rpc_addr: "localhost:9093".into(),
             directory_id: None,
+            listeners: Vec::new(),
         },
     );
     let b = &image.brokers[&0];

@@ -52,6 +52,14 @@ pub(super) fn sample(api: ApiKey, _version: i16) -> RequestKind {
                     .with_max_version_level(22),
             ]),
         ),
+        // Outside a SASL exchange both are answered ILLEGAL_SASL_STATE.
+        ApiKey::SaslHandshake => RequestKind::SaslHandshake(
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        ),
+        ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(
+            SaslAuthenticateRequest::default()
+                .with_auth_bytes(bytes::Bytes::from_static(b"\0u\0p")),
+        ),
         other => panic!("no sample request for {other:?}"),
     }
 }

@@ -24,7 +24,8 @@ use crate::broker::Broker;
 use crate::handlers::{self, Connection};
 use crate::protocol::frame::{read_frame, FrameError};
 use crate::protocol::{self, ProtocolError};
-use crate::security::sasl::{self, After, Exchange, Step};
+use crate::security::sasl::{After, Exchange, Step, TokenStep};
+use crate::security::scram::ScramMechanism;
 use crate::security::{ListenerSecurity, Principal};
 
 /// How long a client may take to complete its TLS handshake.
@@ -130,6 +131,15 @@ async fn serve_connection<R, W>(
     let max = broker.config.socket_request_max_bytes();
     // `Some` until a SASL listener's client has authenticated.
     let mut exchange = security.sasl.as_ref().map(|_| Exchange::AwaitHandshake);
+    let scram = |user: &str, mechanism: ScramMechanism| {
+        broker
+            .replicas
+            .image()
+            .scram_credentials
+            .get(user)
+            .and_then(|by_mechanism| by_mechanism.get(mechanism.name()))
+            .cloned()
+    };
     loop {
         let limit = if exchange.is_some() {
             max.min(MAX_UNAUTHENTICATED_FRAME)
@@ -149,30 +159,32 @@ async fn serve_connection<R, W>(
                 return;
             }
         };
-        if let Some(mechanism) = exchange.as_ref().and_then(Exchange::awaits_raw_token) {
-            // After a v0 handshake the token is a bare frame, and so is the answer (PLAIN's
-            // is empty); a failure closes the connection without one, as in Kafka.
-            let sasl = security
-                .sasl
-                .as_ref()
-                .expect("an exchange only on SASL listeners");
-            match sasl::authenticate(sasl, mechanism, &frame) {
-                Ok(principal) => {
+        if let (Some(state), Some(sasl)) = (&mut exchange, &security.sasl) {
+            if state.awaits_raw_token() {
+                // After a v0 handshake tokens and answers are bare frames (PLAIN's answer is
+                // empty); a failure closes the connection without one, as in Kafka.
+                let (answer, principal) = match state.token(sasl, &frame, &scram) {
+                    Ok(TokenStep::Continue(challenge)) => (challenge, None),
+                    Ok(TokenStep::Done(principal, last)) => (last, Some(principal)),
+                    Err(e) => {
+                        broker.metrics.authentication_failed(&security.name);
+                        tracing::info!(%peer, listener = %security.name, error = %e, "SASL authentication failed; closing connection");
+                        return;
+                    }
+                };
+                if let Some(principal) = principal {
                     broker.metrics.authentication_succeeded(&security.name);
                     connection.principal = principal;
                     exchange = None;
-                    if write_half.write_all(&[0, 0, 0, 0]).await.is_err()
-                        || write_half.flush().await.is_err()
-                    {
-                        return;
-                    }
-                    continue;
                 }
-                Err(e) => {
-                    broker.metrics.authentication_failed(&security.name);
-                    tracing::info!(%peer, listener = %security.name, error = %e, "SASL authentication failed; closing connection");
+                let mut bytes = Vec::with_capacity(4 + answer.len());
+                bytes.extend_from_slice(&(answer.len() as u32).to_be_bytes());
+                bytes.extend_from_slice(&answer);
+                if write_half.write_all(&bytes).await.is_err() || write_half.flush().await.is_err()
+                {
                     return;
                 }
+                continue;
             }
         }
         let started = Instant::now();
@@ -185,7 +197,9 @@ async fn serve_connection<R, W>(
                 let api_name = api_label(api);
                 broker.metrics.requests.with_label_values(&[api_name]).inc();
                 let step = match (&mut exchange, &security.sasl) {
-                    (Some(state), Some(sasl)) => state.on_request(sasl, &request.body, version),
+                    (Some(state), Some(sasl)) => {
+                        state.on_request(sasl, &request.body, version, &scram)
+                    }
                     _ => Step::Serve,
                 };
                 let body = match step {

@@ -91,7 +91,10 @@ fn secured_broker(pki: &Pki, secured: &[&str], extra: &[(&str, &str)]) -> Broker
         .set("listeners", listeners.join(","))
         .set("inter.broker.listener.name", "PLAINTEXT")
         .set("ssl.keystore.location", pki.server())
-        .set("sasl.enabled.mechanisms", "PLAIN")
+        .set(
+            "sasl.enabled.mechanisms",
+            "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        )
         .set("listener.name.sasl_ssl.plain.sasl.jaas.config", JAAS_USERS)
         .set(
             "listener.name.sasl_plaintext.plain.sasl.jaas.config",
@@ -141,8 +144,17 @@ fn ssl_client(pki: &Pki) -> String {
 }
 
 fn sasl_ssl_client(pki: &Pki, user: &str, password: &str) -> String {
+    sasl_ssl_client_with(pki, "PLAIN", user, password)
+}
+
+fn sasl_ssl_client_with(pki: &Pki, mechanism: &str, user: &str, password: &str) -> String {
+    let module = if mechanism == "PLAIN" {
+        "org.apache.kafka.common.security.plain.PlainLoginModule"
+    } else {
+        "org.apache.kafka.common.security.scram.ScramLoginModule"
+    };
     format!(
-        "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\nsasl.mechanism=PLAIN\nsasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{user}\" password=\"{password}\";\n",
+        "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\nsasl.mechanism={mechanism}\nsasl.jaas.config={module} required username=\"{user}\" password=\"{password}\";\n",
         pki.ca()
     )
 }
@@ -449,4 +461,142 @@ fn bad_listener_security_settings_fail_startup_with_the_setting_named() {
         let stderr = run(sets);
         assert!(stderr.contains(needle), "{sets:?}: {stderr}");
     }
+}
+
+const CONFIGS: &str = "kafka.admin.ConfigCommand";
+
+/// `kafka-configs --alter --add-config '<mechanism>=[iterations=8192,password=...]'` for
+/// `user`, over the PLAINTEXT listener.
+fn add_scram_user(
+    tools: &KafkaTools,
+    broker: &Broker,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+) {
+    let config = format!("{mechanism}=[iterations=8192,password={password}]");
+    tools.run_ok(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &broker.bootstrap(),
+            "--alter",
+            "--add-config",
+            &config,
+            "--entity-type",
+            "users",
+            "--entity-name",
+            user,
+        ],
+    );
+}
+
+#[test]
+fn scram_users_made_with_kafka_configs_authenticate_the_java_client() {
+    let (Some(tools), Some(java)) = (KafkaTools::find(), java_client()) else {
+        return;
+    };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    let broker = secured_broker(&pki, &["SASL_SSL"], &[]);
+    add_scram_user(&tools, &broker, "SCRAM-SHA-512", "carol", "carol-secret");
+    add_scram_user(&tools, &broker, "SCRAM-SHA-256", "carol", "carol-secret");
+    let addr = broker.listener_addr("SASL_SSL");
+    assert_smoke_ok(&java_smoke(
+        &java,
+        &pki,
+        addr,
+        &sasl_ssl_client_with(&pki, "SCRAM-SHA-512", "carol", "carol-secret"),
+    ));
+    let refused = java_smoke(
+        &java,
+        &pki,
+        addr,
+        &sasl_ssl_client_with(&pki, "SCRAM-SHA-512", "carol", "not-carols"),
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "a wrong SCRAM password got through"
+    );
+    assert!(
+        stderr.contains("SaslAuthenticationException")
+            && stderr.contains("invalid credentials with SASL mechanism SCRAM-SHA-512"),
+        "not Kafka's authentication error:\n{stderr}"
+    );
+    // Deleting the credential refuses the user from then on.
+    tools.run_ok(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &broker.bootstrap(),
+            "--alter",
+            "--delete-config",
+            "SCRAM-SHA-512",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "carol",
+        ],
+    );
+    let deleted = java_smoke(
+        &java,
+        &pki,
+        addr,
+        &sasl_ssl_client_with(&pki, "SCRAM-SHA-512", "carol", "carol-secret"),
+    );
+    assert!(
+        !deleted.status.success(),
+        "a deleted SCRAM credential still works"
+    );
+}
+
+#[test]
+fn kcat_over_sasl_ssl_scram_sha_256() {
+    if !kcat_available() {
+        return;
+    }
+    let Some(tools) = KafkaTools::find() else {
+        return;
+    };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    let broker = secured_broker(&pki, &["SASL_SSL"], &[]);
+    add_scram_user(&tools, &broker, "SCRAM-SHA-256", "dave", "dave-secret");
+    let security = |password: &str| {
+        vec![
+            "security.protocol=sasl_ssl".to_string(),
+            format!("ssl.ca.location={}", pki.ca()),
+            "sasl.mechanisms=SCRAM-SHA-256".to_string(),
+            "sasl.username=dave".to_string(),
+            format!("sasl.password={password}"),
+        ]
+    };
+    let addr = broker.listener_addr("SASL_SSL");
+    let topic = unique_topic("kcat-scram");
+    let produced = kcat(
+        addr,
+        &security("dave-secret"),
+        &["-P", "-t", &topic],
+        "a\nb\n",
+    );
+    assert!(
+        produced.status.success(),
+        "kcat -P failed: {}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    let consumed = kcat(
+        addr,
+        &security("dave-secret"),
+        &["-C", "-t", &topic, "-o", "beginning", "-e", "-c", "2"],
+        "",
+    );
+    assert_eq!(String::from_utf8_lossy(&consumed.stdout), "a\nb\n");
+    let refused = kcat(addr, &security("wrong"), &["-L"], "");
+    assert!(
+        !refused.status.success()
+            || String::from_utf8_lossy(&refused.stderr).contains("Authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

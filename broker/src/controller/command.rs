@@ -10,7 +10,7 @@ use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::image::{ListenerEndpoint, PartitionImage, TopicPartition};
+use super::image::{ListenerEndpoint, PartitionImage, ScramCredential, TopicPartition};
 
 /// Replicas of one partition in preference order.
 pub type ReplicaAssignment = Vec<i32>;
@@ -133,6 +133,14 @@ pub enum MetadataCommand {
         broker: Option<i32>,
         /// The new settings.
         configs: BTreeMap<String, String>,
+    },
+    /// Sets and removes SCRAM credentials (AlterUserScramCredentials); removing one that
+    /// does not exist does nothing.
+    AlterScramCredentials {
+        /// (user, mechanism name, credential) to set.
+        upsertions: Vec<(String, String, ScramCredential)>,
+        /// (user, mechanism name) to remove.
+        deletions: Vec<(String, String)>,
     },
     /// An ISR change from a partition leader.
     AlterPartition(PartitionChange),

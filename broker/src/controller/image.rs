@@ -185,6 +185,24 @@ pub struct MetadataImage {
     /// before it existed.)
     #[serde(default)]
     pub broker_configs: DynamicBrokerConfigs,
+    /// SCRAM credentials: user → mechanism name (`SCRAM-SHA-256`) → credential. (Absent
+    /// from snapshots written before it existed.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+}
+
+/// A user's SCRAM credential for one mechanism (RFC 5802): what the server keeps instead of
+/// the password. Kafka's `UserScramCredentialRecord`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    /// The salt the client hashes the password with.
+    pub salt: Vec<u8>,
+    /// H(HMAC(SaltedPassword, "Client Key")): checks a client's proof.
+    pub stored_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key"): proves the server to the client.
+    pub server_key: Vec<u8>,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
 }
 
 /// Dynamic broker settings as stored in the metadata log.
@@ -398,6 +416,26 @@ impl MetadataImage {
                     format!("topic `{name}` does not exist"),
                 ),
             },
+            MetadataCommand::AlterScramCredentials {
+                upsertions,
+                deletions,
+            } => {
+                for (user, mechanism) in deletions {
+                    if let Some(credentials) = self.scram_credentials.get_mut(user) {
+                        credentials.remove(mechanism);
+                        if credentials.is_empty() {
+                            self.scram_credentials.remove(user);
+                        }
+                    }
+                }
+                for (user, mechanism, credential) in upsertions {
+                    self.scram_credentials
+                        .entry(user.clone())
+                        .or_default()
+                        .insert(mechanism.clone(), credential.clone());
+                }
+                CommandResult::Ok
+            }
             MetadataCommand::AlterBrokerConfigs { broker, configs } => {
                 match broker {
                     None => self.broker_configs.default = configs.clone(),

@@ -5,6 +5,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod admin;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod configs;
 pub mod delete_groups;
@@ -204,6 +205,9 @@ pub async fn handle(
         }
         RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
             describe_user_scram_credentials::handle(broker, r),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+            alter_user_scram_credentials::handle(broker, r).await,
         ),
         RequestKind::UpdateFeatures(r) => {
             ResponseKind::UpdateFeatures(update_features::handle(broker, r, version))

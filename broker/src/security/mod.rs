@@ -6,6 +6,7 @@
 
 pub mod jaas;
 pub mod sasl;
+pub mod scram;
 pub mod tls;
 
 use crate::config::listeners::{ListenerSpec, SecurityProtocol};

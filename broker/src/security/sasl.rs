@@ -1,9 +1,11 @@
 //! SASL on SASL_PLAINTEXT and SASL_SSL listeners: the mechanisms a listener enables and the
 //! per-connection exchange (KIP-152: SaslHandshake v1, then SaslAuthenticate requests).
 //!
-//! Only PLAIN (RFC 4616) is implemented; its users are the `user_<name>="<password>"` options
-//! of the listener's `listener.name.<l>.plain.sasl.jaas.config`, as Kafka's
-//! `PlainLoginModule` reads them. A listener that enables another mechanism fails startup.
+//! PLAIN (RFC 4616): the users are the `user_<name>="<password>"` options of the listener's
+//! `listener.name.<l>.plain.sasl.jaas.config`, as Kafka's `PlainLoginModule` reads them.
+//! SCRAM-SHA-256 and SCRAM-SHA-512 ([`super::scram`]): credentials from the metadata log; a
+//! JAAS config for them is optional (Kafka's `ScramLoginModule` takes no options on a
+//! broker). A listener that enables another mechanism (GSSAPI, OAUTHBEARER) fails startup.
 
 use std::collections::BTreeMap;
 
@@ -13,14 +15,18 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::scram::{ScramMechanism, ScramServer, ScramStep};
 use super::{jaas, Principal, SecurityError};
 use crate::config::BrokerConfig;
+use crate::controller::image::ScramCredential;
 
 /// The mechanisms Weir implements, by Kafka's names.
-pub const SUPPORTED_MECHANISMS: &[&str] = &["PLAIN"];
+pub const SUPPORTED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// Kafka's login module for PLAIN.
 const PLAIN_LOGIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
+/// Kafka's login module for SCRAM.
+const SCRAM_LOGIN_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
 
 /// The SASL configuration of one listener.
 #[derive(Debug, Clone)]
@@ -57,25 +63,37 @@ impl SaslConfig {
                 SUPPORTED_MECHANISMS.join(", ")
             )));
         }
-        let key = format!(
-            "listener.name.{}.plain.sasl.jaas.config",
-            listener.to_ascii_lowercase()
-        );
-        let text = config
-            .listener_setting(listener, "plain.sasl.jaas.config")
-            .ok_or_else(|| error(format!("PLAIN is enabled but `{key}` is not set")))?;
-        let entry = jaas::parse(text).map_err(|e| error(format!("{key}: {e}")))?;
-        if entry.login_module != PLAIN_LOGIN_MODULE {
-            return Err(error(format!(
-                "{key}: PLAIN needs {PLAIN_LOGIN_MODULE}, found {}",
-                entry.login_module
-            )));
+        let mut plain_users = BTreeMap::new();
+        for mechanism in &mechanisms {
+            let setting = format!("{}.sasl.jaas.config", mechanism.to_ascii_lowercase());
+            let key = format!("listener.name.{}.{setting}", listener.to_ascii_lowercase());
+            let is_plain = mechanism == "PLAIN";
+            let Some(text) = config.listener_setting(listener, &setting) else {
+                if is_plain {
+                    return Err(error(format!("PLAIN is enabled but `{key}` is not set")));
+                }
+                continue;
+            };
+            let entry = jaas::parse(text).map_err(|e| error(format!("{key}: {e}")))?;
+            let module = if is_plain {
+                PLAIN_LOGIN_MODULE
+            } else {
+                SCRAM_LOGIN_MODULE
+            };
+            if entry.login_module != module {
+                return Err(error(format!(
+                    "{key}: {mechanism} needs {module}, found {}",
+                    entry.login_module
+                )));
+            }
+            if is_plain {
+                plain_users = entry
+                    .options
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.strip_prefix("user_")?.to_string(), v)))
+                    .collect();
+            }
         }
-        let plain_users = entry
-            .options
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("user_")?.to_string(), v)))
-            .collect();
         Ok(Self {
             mechanisms,
             plain_users,
@@ -89,6 +107,9 @@ pub enum AuthError {
     /// Wrong user or password (the message does not say which, as in Kafka).
     #[error("Authentication failed: Invalid username or password")]
     BadCredentials,
+    /// A SCRAM proof that does not match, or an unknown user (Kafka's message).
+    #[error("Authentication failed during authentication due to invalid credentials with SASL mechanism {0}")]
+    InvalidCredentials(&'static str),
     /// The client's message is not what the mechanism expects.
     #[error("Authentication failed: {0}")]
     Malformed(String),
@@ -133,11 +154,36 @@ pub fn authenticate_plain(config: &SaslConfig, message: &[u8]) -> Result<Princip
 pub enum Exchange {
     /// Waiting for SaslHandshake (ApiVersions allowed).
     AwaitHandshake,
-    /// The mechanism was agreed; waiting for SaslAuthenticate.
-    AwaitAuthenticate(String),
-    /// The mechanism was agreed by a v0 handshake; waiting for a bare token frame.
-    AwaitRawToken(String),
+    /// The mechanism was agreed; waiting for its next token, in SaslAuthenticate or (`raw`,
+    /// after a v0 handshake) as a bare frame.
+    Authenticating {
+        /// The mechanism's state.
+        mechanism: Mechanism,
+        /// Tokens come as bare frames.
+        raw: bool,
+    },
 }
+
+/// An agreed mechanism and its state on this connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mechanism {
+    /// PLAIN: one token.
+    Plain,
+    /// SCRAM: client-first, then client-final.
+    Scram(ScramServer),
+}
+
+/// What a client token led to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenStep {
+    /// Send this challenge; more tokens follow.
+    Continue(Vec<u8>),
+    /// Authenticated: send this last server message (empty for PLAIN).
+    Done(Principal, Vec<u8>),
+}
+
+/// Finds a user's SCRAM credential for a mechanism (in the metadata image).
+pub type ScramLookup<'a> = &'a dyn Fn(&str, ScramMechanism) -> Option<ScramCredential>;
 
 /// What the connection does with a request during the exchange.
 #[derive(Debug)]
@@ -166,14 +212,25 @@ pub enum After {
 
 impl Exchange {
     /// Handles `request` (at `version`) in the current state.
-    pub fn on_request(&mut self, config: &SaslConfig, request: &RequestKind, version: i16) -> Step {
+    pub fn on_request(
+        &mut self,
+        config: &SaslConfig,
+        request: &RequestKind,
+        version: i16,
+        scram: ScramLookup<'_>,
+    ) -> Step {
         match (&*self, request) {
             (Exchange::AwaitHandshake, RequestKind::ApiVersions(_)) => Step::Serve,
             (Exchange::AwaitHandshake, RequestKind::SaslHandshake(r)) => {
-                let mechanism = r.mechanism.to_string();
-                let enabled = config.mechanisms.contains(&mechanism);
+                let name = r.mechanism.to_string();
+                let mechanism = config.mechanisms.contains(&name).then(|| {
+                    match ScramMechanism::from_name(&name) {
+                        Some(m) => Mechanism::Scram(ScramServer::Start(m)),
+                        None => Mechanism::Plain,
+                    }
+                });
                 let response = SaslHandshakeResponse::default()
-                    .with_error_code(if enabled {
+                    .with_error_code(if mechanism.is_some() {
                         0
                     } else {
                         ResponseError::UnsupportedSaslMechanism.code()
@@ -185,24 +242,31 @@ impl Exchange {
                             .map(|m| StrBytes::from_string(m.clone()))
                             .collect(),
                     );
-                let after = if enabled {
-                    *self = if version == 0 {
-                        Exchange::AwaitRawToken(mechanism)
-                    } else {
-                        Exchange::AwaitAuthenticate(mechanism)
-                    };
-                    After::Continue
-                } else {
-                    After::Close
+                let after = match mechanism {
+                    Some(mechanism) => {
+                        *self = Exchange::Authenticating {
+                            mechanism,
+                            raw: version == 0,
+                        };
+                        After::Continue
+                    }
+                    None => After::Close,
                 };
                 Step::Respond(Box::new(ResponseKind::SaslHandshake(response)), after)
             }
-            (Exchange::AwaitAuthenticate(mechanism), RequestKind::SaslAuthenticate(r)) => {
-                let outcome = authenticate(config, mechanism, &r.auth_bytes);
+            (Exchange::Authenticating { raw: false, .. }, RequestKind::SaslAuthenticate(r)) => {
                 let response = SaslAuthenticateResponse::default();
-                match outcome {
-                    Ok(principal) => Step::Respond(
-                        Box::new(ResponseKind::SaslAuthenticate(response)),
+                match self.token(config, &r.auth_bytes, scram) {
+                    Ok(TokenStep::Continue(challenge)) => Step::Respond(
+                        Box::new(ResponseKind::SaslAuthenticate(
+                            response.with_auth_bytes(challenge.into()),
+                        )),
+                        After::Continue,
+                    ),
+                    Ok(TokenStep::Done(principal, last)) => Step::Respond(
+                        Box::new(ResponseKind::SaslAuthenticate(
+                            response.with_auth_bytes(last.into()),
+                        )),
                         After::Authenticated(principal),
                     ),
                     Err(e) => Step::Respond(
@@ -216,30 +280,58 @@ impl Exchange {
                 }
             }
             (Exchange::AwaitHandshake, _) => Step::Refuse("waiting for SaslHandshake"),
-            (Exchange::AwaitAuthenticate(_), _) => Step::Refuse("waiting for SaslAuthenticate"),
-            (Exchange::AwaitRawToken(_), _) => Step::Refuse("waiting for a SASL token"),
+            (Exchange::Authenticating { raw: false, .. }, _) => {
+                Step::Refuse("waiting for SaslAuthenticate")
+            }
+            (Exchange::Authenticating { raw: true, .. }, _) => {
+                Step::Refuse("waiting for a SASL token")
+            }
         }
     }
 
-    /// The bare token frame expected after a v0 handshake, if that is where the exchange is.
-    pub fn awaits_raw_token(&self) -> Option<&str> {
+    /// Whether the next frame is a bare token (after a v0 handshake), not a request.
+    pub fn awaits_raw_token(&self) -> bool {
+        matches!(self, Exchange::Authenticating { raw: true, .. })
+    }
+
+    /// Runs the agreed mechanism over the client's next token.
+    pub fn token(
+        &mut self,
+        config: &SaslConfig,
+        token: &[u8],
+        scram: ScramLookup<'_>,
+    ) -> Result<TokenStep, AuthError> {
         match self {
-            Exchange::AwaitRawToken(mechanism) => Some(mechanism),
-            _ => None,
+            Exchange::Authenticating {
+                mechanism: Mechanism::Plain,
+                ..
+            } => authenticate_plain(config, token).map(|p| TokenStep::Done(p, Vec::new())),
+            Exchange::Authenticating {
+                mechanism: Mechanism::Scram(server),
+                ..
+            } => {
+                let mechanism = server.mechanism();
+                let step = server.step(token, server_nonce, |user| scram(user, mechanism))?;
+                Ok(match step {
+                    ScramStep::Continue(challenge) => TokenStep::Continue(challenge),
+                    ScramStep::Done(principal, last) => TokenStep::Done(principal, last),
+                })
+            }
+            Exchange::AwaitHandshake => Err(AuthError::Malformed(
+                "a token before SaslHandshake".to_string(),
+            )),
         }
     }
 }
 
-/// Runs `mechanism` (one enabled on the listener) over the client's token.
-pub fn authenticate(
-    config: &SaslConfig,
-    mechanism: &str,
-    token: &[u8],
-) -> Result<Principal, AuthError> {
-    match mechanism {
-        "PLAIN" => authenticate_plain(config, token),
-        other => Err(AuthError::Malformed(format!("{other} is not implemented"))),
-    }
+/// A fresh SCRAM server nonce: 32 random hex digits (from the OS's generator, through
+/// UUID v4) twice.
+fn server_nonce() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// Compares without returning early on the first difference, so the time taken does not
@@ -300,6 +392,10 @@ mod tests {
         }
     }
 
+    fn no_scram(_: &str, _: ScramMechanism) -> Option<ScramCredential> {
+        None
+    }
+
     fn plain_listener() -> SaslConfig {
         config(&[
             ("sasl.enabled.mechanisms", "PLAIN"),
@@ -339,26 +435,37 @@ mod tests {
         let mut exchange = Exchange::AwaitHandshake;
         let api_versions = RequestKind::ApiVersions(Default::default());
         assert!(matches!(
-            exchange.on_request(&c, &api_versions, 3),
+            exchange.on_request(&c, &api_versions, 3, &no_scram),
             Step::Serve
         ));
-        let step = exchange.on_request(&c, &handshake("PLAIN"), 1);
+        let step = exchange.on_request(&c, &handshake("PLAIN"), 1, &no_scram);
         assert_eq!(error_code(&step), 0);
-        assert_eq!(exchange, Exchange::AwaitAuthenticate("PLAIN".into()));
+        assert_eq!(
+            exchange,
+            Exchange::Authenticating {
+                mechanism: Mechanism::Plain,
+                raw: false
+            }
+        );
         // Only SaslAuthenticate now.
         assert!(matches!(
-            exchange.clone().on_request(&c, &api_versions, 3),
+            exchange.clone().on_request(&c, &api_versions, 3, &no_scram),
             Step::Refuse(_)
         ));
-        let step = exchange.on_request(&c, &authenticate_request(b"\0alice\0alice-secret"), 2);
+        let step = exchange.on_request(
+            &c,
+            &authenticate_request(b"\0alice\0alice-secret"),
+            2,
+            &no_scram,
+        );
         assert!(matches!(
             &step,
             Step::Respond(_, After::Authenticated(p)) if *p == Principal::user("alice")
         ));
 
         let mut exchange = Exchange::AwaitHandshake;
-        exchange.on_request(&c, &handshake("PLAIN"), 1);
-        let step = exchange.on_request(&c, &authenticate_request(b"\0alice\0nope"), 2);
+        exchange.on_request(&c, &handshake("PLAIN"), 1, &no_scram);
+        let step = exchange.on_request(&c, &authenticate_request(b"\0alice\0nope"), 2, &no_scram);
         assert_eq!(
             error_code(&step),
             ResponseError::SaslAuthenticationFailed.code()
@@ -370,7 +477,7 @@ mod tests {
     fn other_mechanisms_and_early_requests_are_refused() {
         let c = plain_listener();
         let mut exchange = Exchange::AwaitHandshake;
-        let step = exchange.on_request(&c, &handshake("SCRAM-SHA-512"), 1);
+        let step = exchange.on_request(&c, &handshake("SCRAM-SHA-512"), 1, &no_scram);
         assert_eq!(
             error_code(&step),
             ResponseError::UnsupportedSaslMechanism.code()
@@ -379,11 +486,16 @@ mod tests {
         let mut exchange = Exchange::AwaitHandshake;
         let metadata = RequestKind::Metadata(Default::default());
         assert!(matches!(
-            exchange.on_request(&c, &metadata, 12),
+            exchange.on_request(&c, &metadata, 12, &no_scram),
             Step::Refuse(_)
         ));
         assert!(matches!(
-            exchange.on_request(&c, &authenticate_request(b"\0alice\0alice-secret"), 2),
+            exchange.on_request(
+                &c,
+                &authenticate_request(b"\0alice\0alice-secret"),
+                2,
+                &no_scram
+            ),
             Step::Refuse(_)
         ));
     }
@@ -393,13 +505,13 @@ mod tests {
         let c = plain_listener();
         let mut exchange = Exchange::AwaitHandshake;
         assert_eq!(
-            error_code(&exchange.on_request(&c, &handshake("PLAIN"), 0)),
+            error_code(&exchange.on_request(&c, &handshake("PLAIN"), 0, &no_scram)),
             0
         );
-        assert_eq!(exchange.awaits_raw_token(), Some("PLAIN"));
+        assert!(exchange.awaits_raw_token());
         assert_eq!(
-            authenticate(&c, "PLAIN", b"\0bob\0b"),
-            Ok(Principal::user("bob"))
+            exchange.token(&c, b"\0bob\0b", &no_scram),
+            Ok(TokenStep::Done(Principal::user("bob"), Vec::new()))
         );
     }
 

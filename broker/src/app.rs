@@ -116,14 +116,20 @@ pub async fn bind_listeners(
         .listeners
         .iter()
         .find(|l| l.bind.name == resolved.inter_broker);
-    if inter.is_some_and(|l| l.protocol != SecurityProtocol::Plaintext) {
-        // Replication, transaction markers and verification use one client that speaks
-        // neither TLS nor SASL yet.
-        return Err(StartError::Listeners(crate::config::ConfigError::InvalidValue {
-            key: "inter.broker.listener.name".to_string(),
-            value: resolved.inter_broker.clone(),
-            reason: "Weir's broker-to-broker client speaks PLAINTEXT only: name a PLAINTEXT listener".to_string(),
-        }));
+    match inter.map(|l| l.protocol) {
+        Some(SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) => {
+            // Replication, transaction markers and verification share one client, which
+            // speaks TLS but not SASL yet.
+            return Err(StartError::Listeners(crate::config::ConfigError::InvalidValue {
+                key: "inter.broker.listener.name".to_string(),
+                value: resolved.inter_broker.clone(),
+                reason: "Weir's broker-to-broker client does not speak SASL yet: name a PLAINTEXT or SSL listener".to_string(),
+            }));
+        }
+        Some(SecurityProtocol::Ssl) => crate::replication::client::set_inter_broker_tls(
+            crate::security::tls::inter_broker_client(config, &resolved.inter_broker)?,
+        ),
+        _ => {}
     }
     let from_flag = config
         .get("listeners")

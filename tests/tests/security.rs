@@ -15,6 +15,7 @@ use std::time::Duration;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, SerialNumber,
 };
+use weir_tests::cluster::{free_port, Cluster};
 use weir_tests::kafka_tools::KafkaTools;
 use weir_tests::wait::wait_for;
 use weir_tests::{unique_topic, Broker, BrokerOptions};
@@ -273,6 +274,30 @@ fn kcat(addr: SocketAddr, security: &[String], args: &[&str], input: &str) -> Ou
     child.wait_with_output().unwrap()
 }
 
+/// Produces `lines` to a new topic with kcat over `addr` with `security`, and reads them back.
+fn kcat_round_trip(addr: SocketAddr, security: &[String], lines: &str) {
+    let topic = unique_topic("kcat-secure");
+    let produced = kcat(addr, security, &["-P", "-t", &topic], lines);
+    assert!(
+        produced.status.success(),
+        "{addr}: kcat -P failed: {}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    let count = lines.lines().count().to_string();
+    let consumed = kcat(
+        addr,
+        security,
+        &["-C", "-t", &topic, "-o", "beginning", "-e", "-c", &count],
+        "",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&consumed.stdout),
+        lines,
+        "{addr}: {}",
+        String::from_utf8_lossy(&consumed.stderr)
+    );
+}
+
 #[test]
 fn kcat_over_ssl_and_sasl_ssl_plain() {
     if !kcat_available() {
@@ -298,26 +323,7 @@ fn kcat_over_ssl_and_sasl_ssl_plain() {
             sasl
         }),
     ] {
-        let addr = broker.listener_addr(name);
-        let topic = unique_topic("kcat-secure");
-        let produced = kcat(addr, &security, &["-P", "-t", &topic], "one\ntwo\nthree\n");
-        assert!(
-            produced.status.success(),
-            "{name}: kcat -P failed: {}",
-            String::from_utf8_lossy(&produced.stderr)
-        );
-        let consumed = kcat(
-            addr,
-            &security,
-            &["-C", "-t", &topic, "-o", "beginning", "-e", "-c", "3"],
-            "",
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&consumed.stdout),
-            "one\ntwo\nthree\n",
-            "{name}: {}",
-            String::from_utf8_lossy(&consumed.stderr)
-        );
+        kcat_round_trip(broker.listener_addr(name), &security, "one\ntwo\nthree\n");
     }
 }
 
@@ -573,30 +579,53 @@ fn kcat_over_sasl_ssl_scram_sha_256() {
         ]
     };
     let addr = broker.listener_addr("SASL_SSL");
-    let topic = unique_topic("kcat-scram");
-    let produced = kcat(
-        addr,
-        &security("dave-secret"),
-        &["-P", "-t", &topic],
-        "a\nb\n",
-    );
-    assert!(
-        produced.status.success(),
-        "kcat -P failed: {}",
-        String::from_utf8_lossy(&produced.stderr)
-    );
-    let consumed = kcat(
-        addr,
-        &security("dave-secret"),
-        &["-C", "-t", &topic, "-o", "beginning", "-e", "-c", "2"],
-        "",
-    );
-    assert_eq!(String::from_utf8_lossy(&consumed.stdout), "a\nb\n");
+    kcat_round_trip(addr, &security("dave-secret"), "a\nb\n");
     let refused = kcat(addr, &security("wrong"), &["-L"], "");
     assert!(
         !refused.status.success()
             || String::from_utf8_lossy(&refused.stderr).contains("Authentication failed"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
+fn a_cluster_with_tls_between_brokers_runs_transactions() {
+    let Some(java) = java_client() else { return };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    // Replication, transaction markers and verification all go to the peers' SSL listener,
+    // which requires the brokers' own certificates.
+    let cluster = Cluster::start_adjusted(3, 3, &[], |_, options| {
+        let plaintext = options
+            .kafka_port
+            .expect("the cluster picks the Kafka ports");
+        options
+            .set(
+                "listeners",
+                format!(
+                    "PLAINTEXT://127.0.0.1:{plaintext},SSL://127.0.0.1:{}",
+                    free_port()
+                ),
+            )
+            .set("inter.broker.listener.name", "SSL")
+            .set("ssl.keystore.location", pki.server())
+            .set("ssl.truststore.location", pki.ca())
+            .set("listener.name.ssl.ssl.client.auth", "required")
+    });
+    let program = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/TxnSmoke.java");
+    let output = Command::new("java")
+        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+        .args(["-cp", java.classpath()])
+        .arg(program)
+        .arg(cluster.bootstrap())
+        .arg(unique_topic("tls-txn"))
+        .output()
+        .expect("running java");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("java transactions OK"),
+        "TxnSmoke failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }

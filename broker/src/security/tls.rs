@@ -50,36 +50,35 @@ pub struct TlsSource {
     current: Mutex<(Arc<ServerConfig>, Vec<Stamp>)>,
 }
 
+/// The TLS client config brokers use to reach each other's inter-broker listener
+/// `listener` (an SSL listener): its trust store checks the peers' certificates, and its key
+/// store is this broker's client certificate (for `ssl.client.auth=required`), as in Kafka.
+pub fn inter_broker_client(
+    config: &BrokerConfig,
+    listener: &str,
+) -> Result<Arc<rustls::ClientConfig>, SecurityError> {
+    let settings = TlsSettings::of(config, listener);
+    let roots = settings.roots()?.ok_or_else(|| {
+        settings.error(
+            "the inter-broker listener uses TLS: set ssl.truststore.location or ssl.truststore.certificates so brokers can check each other",
+        )
+    })?;
+    let (chain, key) = settings.key_pair()?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&settings.protocols)
+        .map_err(|e| settings.error(format!("ssl.enabled.protocols: {e}")))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| settings.error(format!("the key does not fit the certificate: {e}")))?;
+    Ok(Arc::new(client))
+}
+
 impl TlsSource {
     /// Reads the TLS settings of `listener` and builds its first config; fails with a message
     /// naming the setting when they are incomplete or the PEM does not parse.
     pub fn new(config: &BrokerConfig, listener: &str) -> Result<Self, SecurityError> {
-        let setting = |key: &str| {
-            config
-                .listener_setting(listener, key)
-                .filter(|v| !v.trim().is_empty())
-                .map(str::to_string)
-        };
-        let protocols = setting("ssl.enabled.protocols")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter_map(|p| match p {
-                "TLSv1.2" => Some(&rustls::version::TLS12),
-                "TLSv1.3" => Some(&rustls::version::TLS13),
-                _ => None,
-            })
-            .collect();
-        let settings = TlsSettings {
-            listener: listener.to_string(),
-            keystore_location: setting("ssl.keystore.location").map(PathBuf::from),
-            inline_chain: setting("ssl.keystore.certificate.chain"),
-            inline_key: setting("ssl.keystore.key"),
-            truststore_location: setting("ssl.truststore.location").map(PathBuf::from),
-            inline_trust: setting("ssl.truststore.certificates"),
-            client_auth: setting("ssl.client.auth").unwrap_or_else(|| "none".to_string()),
-            protocols,
-        };
+        let settings = TlsSettings::of(config, listener);
         let stamps = settings.stamps();
         let config = settings.build()?;
         Ok(Self {
@@ -110,6 +109,36 @@ impl TlsSource {
 }
 
 impl TlsSettings {
+    /// The TLS settings of `listener`, its `listener.name.<l>.` overrides applied.
+    fn of(config: &BrokerConfig, listener: &str) -> Self {
+        let setting = |key: &str| {
+            config
+                .listener_setting(listener, key)
+                .filter(|v| !v.trim().is_empty())
+                .map(str::to_string)
+        };
+        let protocols = setting("ssl.enabled.protocols")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter_map(|p| match p {
+                "TLSv1.2" => Some(&rustls::version::TLS12),
+                "TLSv1.3" => Some(&rustls::version::TLS13),
+                _ => None,
+            })
+            .collect();
+        TlsSettings {
+            listener: listener.to_string(),
+            keystore_location: setting("ssl.keystore.location").map(PathBuf::from),
+            inline_chain: setting("ssl.keystore.certificate.chain"),
+            inline_key: setting("ssl.keystore.key"),
+            truststore_location: setting("ssl.truststore.location").map(PathBuf::from),
+            inline_trust: setting("ssl.truststore.certificates"),
+            client_auth: setting("ssl.client.auth").unwrap_or_else(|| "none".to_string()),
+            protocols,
+        }
+    }
+
     fn stamps(&self) -> Vec<Stamp> {
         [&self.keystore_location, &self.truststore_location]
             .into_iter()
@@ -134,7 +163,10 @@ impl TlsSettings {
             .map_err(|e| self.error(format!("{what} {}: {e}", path.display())))
     }
 
-    fn build(&self) -> Result<Arc<ServerConfig>, SecurityError> {
+    /// The certificate chain and private key of the key store.
+    fn key_pair(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), SecurityError> {
         let (chain_pem, key_pem) = match (&self.keystore_location, &self.inline_chain, &self.inline_key) {
             (Some(path), None, None) => {
                 let text = self.read(path, "ssl.keystore.location")?;
@@ -161,6 +193,33 @@ impl TlsSettings {
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
             .map_err(|e| self.error(format!("no private key in the key store: {e}")))?;
+        Ok((chain, key))
+    }
+
+    /// The trust store's CA certificates; `None` when neither setting is given.
+    fn roots(&self) -> Result<Option<RootCertStore>, SecurityError> {
+        let trust_pem =
+            match (&self.truststore_location, &self.inline_trust) {
+                (Some(path), None) => self.read(path, "ssl.truststore.location")?,
+                (None, Some(certs)) => certs.clone(),
+                (None, None) => return Ok(None),
+                (Some(_), Some(_)) => return Err(self.error(
+                    "set one of ssl.truststore.location and ssl.truststore.certificates, not both",
+                )),
+            };
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(trust_pem.as_bytes()) {
+            let cert =
+                cert.map_err(|e| self.error(format!("the trust store does not parse: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| self.error(format!("a trust store certificate: {e}")))?;
+        }
+        Ok(Some(roots))
+    }
+
+    fn build(&self) -> Result<Arc<ServerConfig>, SecurityError> {
+        let (chain, key) = self.key_pair()?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&self.protocols)
@@ -168,24 +227,12 @@ impl TlsSettings {
         let builder = if self.client_auth == "none" {
             builder.with_no_client_auth()
         } else {
-            let trust_pem = match (&self.truststore_location, &self.inline_trust) {
-                (Some(path), None) => self.read(path, "ssl.truststore.location")?,
-                (None, Some(certs)) => certs.clone(),
-                _ => {
-                    return Err(self.error(format!(
-                        "ssl.client.auth={} needs one of ssl.truststore.location or ssl.truststore.certificates",
-                        self.client_auth
-                    )))
-                }
-            };
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(trust_pem.as_bytes()) {
-                let cert =
-                    cert.map_err(|e| self.error(format!("the trust store does not parse: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| self.error(format!("a trust store certificate: {e}")))?;
-            }
+            let roots = self.roots()?.ok_or_else(|| {
+                self.error(format!(
+                    "ssl.client.auth={} needs one of ssl.truststore.location or ssl.truststore.certificates",
+                    self.client_auth
+                ))
+            })?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if self.client_auth == "requested" {
                 verifier.allow_unauthenticated()

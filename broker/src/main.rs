@@ -22,7 +22,8 @@ fn main() -> ExitCode {
     // `--listen` (flag or WEIR_LISTEN) is the PLAINTEXT shorthand; `listeners` replaces it.
     let listen_given = matches
         .value_source("listen")
-        .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue);
+        .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue)
+        || args.advertised_listener.is_some();
     weir_broker::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -68,7 +69,7 @@ async fn run(args: Args, listen_given: bool) -> anyhow::Result<()> {
             .is_empty()
     {
         anyhow::bail!(
-            "--listen and the `listeners` setting are both given: list the PLAINTEXT listener in `listeners` instead"
+            "--listen or --advertised-listener and the `listeners` setting are both given: list the listeners in `listeners` and `advertised.listeners` instead"
         );
     }
     let (kafka, inter_broker) =

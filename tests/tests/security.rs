@@ -467,6 +467,16 @@ fn bad_listener_security_settings_fail_startup_with_the_setting_named() {
         let stderr = run(sets);
         assert!(stderr.contains(needle), "{sets:?}: {stderr}");
     }
+    // `--listen` is the shorthand for `listeners`, not an addition to it.
+    let both = Command::new(weir_tests::broker::broker_bin())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(["--set", "listeners=SSL://127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("--listen"));
 }
 
 const CONFIGS: &str = "kafka.admin.ConfigCommand";

@@ -15,8 +15,10 @@ use tokio::sync::watch;
 
 use crate::broker::{Broker, Coordinators, Endpoint};
 use crate::clock::Clock;
+use crate::config::listeners::SecurityProtocol;
 use crate::config::BrokerConfig;
 use crate::controller::command::MetadataCommand;
+use crate::controller::image::ListenerEndpoint;
 use crate::controller::{Controller, ControllerConfig, METADATA_DIR};
 use crate::group::GroupCoordinator;
 use crate::http::HttpState;
@@ -27,6 +29,7 @@ use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::LeadershipListener;
 use crate::replica_manager::ReplicaManager;
+use crate::security::ListenerSecurity;
 use crate::transactions::{TransactionCoordinator, TransactionMetrics};
 
 /// Why the broker could not start.
@@ -43,6 +46,30 @@ pub enum StartError {
     /// The listen address is a wildcard and no advertised listener was given.
     #[error("--listen {0} is a wildcard address; set --advertised-listener to the address clients should use")]
     NoAdvertisedAddress(SocketAddr),
+    /// A listener binds a wildcard address and `advertised.listeners` does not name it.
+    #[error("listener {name} binds the wildcard address {addr}; add {name}://HOST:PORT to advertised.listeners")]
+    NoAdvertisedListener {
+        /// The listener name.
+        name: String,
+        /// The bound address.
+        addr: SocketAddr,
+    },
+    /// The listener settings do not resolve.
+    #[error(transparent)]
+    Listeners(#[from] crate::config::ConfigError),
+    /// A listener's TLS or SASL settings cannot work.
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
+    /// A listener cannot bind its address.
+    #[error("listener {name}: binding {addr}: {reason}")]
+    Bind {
+        /// The listener name.
+        name: String,
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        reason: String,
+    },
     /// Loading the catalogue or recovering a log failed.
     #[error("loading logs: {0}")]
     Load(#[from] crate::replica_manager::AdminError),
@@ -55,6 +82,181 @@ pub enum StartError {
     /// Registering metrics failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+}
+
+/// A bound Kafka listener: its socket, security and the address its clients are told.
+#[derive(Debug)]
+pub struct KafkaListener {
+    /// The bound socket.
+    pub socket: TcpListener,
+    /// Name, protocol, TLS and SASL.
+    pub security: Arc<ListenerSecurity>,
+    /// What Metadata tells clients of this listener.
+    pub advertised: Endpoint,
+}
+
+impl KafkaListener {
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+}
+
+/// Binds every listener of `config` (`listen` and `advertised` are `--listen` and
+/// `--advertised-listener`, the single PLAINTEXT listener when `listeners` is not set) and
+/// builds its security; returns them with the name of the inter-broker listener. Fails with
+/// the listener and setting named.
+pub async fn bind_listeners(
+    config: &BrokerConfig,
+    listen: SocketAddr,
+    advertised: Option<Endpoint>,
+) -> Result<(Vec<KafkaListener>, String), StartError> {
+    let resolved = config.listeners(listen)?;
+    let inter = resolved
+        .listeners
+        .iter()
+        .find(|l| l.bind.name == resolved.inter_broker);
+    match inter.map(|l| l.protocol) {
+        Some(SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) => {
+            // Replication, transaction markers and verification share one client, which
+            // speaks TLS but not SASL yet.
+            return Err(StartError::Listeners(crate::config::ConfigError::InvalidValue {
+                key: "inter.broker.listener.name".to_string(),
+                value: resolved.inter_broker.clone(),
+                reason: "Weir's broker-to-broker client does not speak SASL yet: name a PLAINTEXT or SSL listener".to_string(),
+            }));
+        }
+        Some(SecurityProtocol::Ssl) => crate::replication::client::set_inter_broker_tls(
+            crate::security::tls::inter_broker_client(config, &resolved.inter_broker)?,
+        ),
+        _ => {}
+    }
+    let from_flag = config
+        .get("listeners")
+        .unwrap_or_default()
+        .trim()
+        .is_empty();
+    let mut bound = Vec::new();
+    for spec in &resolved.listeners {
+        let security = Arc::new(ListenerSecurity::new(config, spec)?);
+        let host = if spec.bind.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            spec.bind.host.as_str()
+        };
+        let socket = TcpListener::bind((host, spec.bind.port))
+            .await
+            .map_err(|e| StartError::Bind {
+                name: spec.bind.name.clone(),
+                addr: format!("{host}:{}", spec.bind.port),
+                reason: e.to_string(),
+            })?;
+        let addr = socket.local_addr().map_err(|e| StartError::Bind {
+            name: spec.bind.name.clone(),
+            addr: format!("{host}:{}", spec.bind.port),
+            reason: e.to_string(),
+        })?;
+        let advertised = match (&spec.advertised, from_flag) {
+            (Some(a), _) => Endpoint {
+                host: a.host.clone(),
+                port: a.port,
+            },
+            (None, true) => match &advertised {
+                Some(a) => a.clone(),
+                None if addr.ip().is_unspecified() => {
+                    return Err(StartError::NoAdvertisedAddress(addr))
+                }
+                None => Endpoint {
+                    host: addr.ip().to_string(),
+                    port: addr.port(),
+                },
+            },
+            // Kafka advertises the host's name for a listener bound to every interface.
+            (None, false) if spec.bind.host.is_empty() => Endpoint {
+                host: host_name().ok_or_else(|| StartError::NoAdvertisedListener {
+                    name: spec.bind.name.clone(),
+                    addr,
+                })?,
+                port: addr.port(),
+            },
+            (None, false) if addr.ip().is_unspecified() => {
+                return Err(StartError::NoAdvertisedListener {
+                    name: spec.bind.name.clone(),
+                    addr,
+                })
+            }
+            (None, false) => Endpoint {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            },
+        };
+        bound.push(KafkaListener {
+            socket,
+            security,
+            advertised,
+        });
+    }
+    Ok((bound, resolved.inter_broker))
+}
+
+/// This machine's host name (Linux), what Kafka advertises for a listener with no host.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// Every listener's name and advertised address, and the inter-broker one's address (what
+/// other brokers use for replication, transaction markers and verification).
+#[derive(Debug, Clone)]
+pub struct Advertised {
+    /// The inter-broker listener's advertised address.
+    pub inter_broker: Endpoint,
+    /// Every listener, by name.
+    pub listeners: Vec<ListenerEndpoint>,
+}
+
+impl Advertised {
+    /// What `listeners` advertise, `inter_broker` naming one of them.
+    pub fn of(listeners: &[KafkaListener], inter_broker: &str) -> Self {
+        let all: Vec<ListenerEndpoint> = listeners
+            .iter()
+            .map(|l| ListenerEndpoint {
+                name: l.security.name.clone(),
+                host: l.advertised.host.clone(),
+                port: l.advertised.port,
+            })
+            .collect();
+        let inter = all
+            .iter()
+            .find(|l| l.name == inter_broker)
+            .or(all.first())
+            .map(|l| Endpoint {
+                host: l.host.clone(),
+                port: l.port,
+            })
+            .unwrap_or(Endpoint {
+                host: "127.0.0.1".to_string(),
+                port: 9092,
+            });
+        Self {
+            inter_broker: inter,
+            listeners: all,
+        }
+    }
+
+    /// A single PLAINTEXT listener at `endpoint` (unit tests).
+    pub fn plaintext(endpoint: Endpoint) -> Self {
+        Self {
+            listeners: vec![ListenerEndpoint {
+                name: "PLAINTEXT".to_string(),
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+            }],
+            inter_broker: endpoint,
+        }
+    }
 }
 
 /// A broker that has recovered its logs and is ready to serve.
@@ -72,8 +274,7 @@ pub struct StartedBroker {
 /// broker state. Fails with a message naming the directory when it is unusable.
 pub fn open(
     config: BrokerConfig,
-    kafka_addr: SocketAddr,
-    advertised: Option<Endpoint>,
+    advertised: Advertised,
     clock: Arc<dyn Clock>,
 ) -> Result<StartedBroker, StartError> {
     let dir = config.data_dir.clone();
@@ -91,16 +292,6 @@ pub fn open(
     lock.try_lock().map_err(|_| {
         data_dir_error("another weir-broker is using it (.lock is held)".to_string())
     })?;
-    let advertised = match advertised {
-        Some(a) => a,
-        None if kafka_addr.ip().is_unspecified() => {
-            return Err(StartError::NoAdvertisedAddress(kafka_addr))
-        }
-        None => Endpoint {
-            host: kafka_addr.ip().to_string(),
-            port: kafka_addr.port(),
-        },
-    };
     let meta = MetaProperties::load_or_create(&dir, config.node_id)?;
     let config = Arc::new(config);
     let started = std::time::Instant::now();
@@ -140,7 +331,8 @@ pub fn open(
     let broker = Arc::new(Broker::new(
         config,
         meta.cluster_id.clone(),
-        advertised,
+        advertised.inter_broker,
+        advertised.listeners,
         replicas,
         Coordinators {
             producer_ids,
@@ -176,7 +368,7 @@ impl StartedBroker {
     /// Kafka listener is serving.
     pub async fn serve(
         self,
-        kafka: TcpListener,
+        kafka: Vec<KafkaListener>,
         cluster: ClusterOptions,
         http: &HttpState,
         mut shutdown: watch::Receiver<bool>,
@@ -260,7 +452,15 @@ impl StartedBroker {
         let mut jobs = spawn_background_jobs(&broker);
         jobs.extend(spawn_log_cleaners(&broker, &self.cleaner_manager));
         let (server_stop_tx, server_stop) = watch::channel(false);
-        let server = tokio::spawn(crate::server::run(kafka, broker.clone(), server_stop));
+        let server = futures::future::join_all(kafka.into_iter().map(|listener| {
+            tokio::spawn(crate::server::run(
+                listener.socket,
+                listener.security,
+                broker.clone(),
+                server_stop.clone(),
+            ))
+        }));
+        let server = tokio::spawn(server);
         broker.set_ready(true);
         on_ready();
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 
 use crate::config::BrokerConfig;
+use crate::controller::image::ListenerEndpoint;
 use crate::group::GroupCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
@@ -39,8 +40,12 @@ pub struct Broker {
     pub config: Arc<BrokerConfig>,
     /// The cluster id from `meta.properties` (the quorum's, once registered).
     meta_cluster_id: String,
-    /// The address advertised in Metadata and DescribeCluster.
+    /// The inter-broker listener's advertised address: what the broker registers as its
+    /// Kafka address, which other brokers replicate from and send transaction markers to.
     pub advertised: Endpoint,
+    /// Every listener's advertised address; Metadata answers with the one of the listener
+    /// a client connected to.
+    pub listeners: Vec<ListenerEndpoint>,
     /// Hosted partitions and the topic catalogue.
     pub replicas: Arc<ReplicaManager>,
     /// Producer id allocation for InitProducerId (shared with the transaction coordinator).
@@ -60,6 +65,7 @@ impl Broker {
         config: Arc<BrokerConfig>,
         cluster_id: String,
         advertised: Endpoint,
+        listeners: Vec<ListenerEndpoint>,
         replicas: Arc<ReplicaManager>,
         coordinators: Coordinators,
         metrics: BrokerMetrics,
@@ -68,6 +74,7 @@ impl Broker {
             config,
             meta_cluster_id: cluster_id,
             advertised,
+            listeners,
             replicas,
             producer_ids: coordinators.producer_ids,
             groups: coordinators.groups,

@@ -48,6 +48,7 @@ pub mod protocol;
 pub mod replica_manager;
 pub mod replication;
 pub mod replication_metrics;
+pub mod security;
 pub mod server;
 pub mod telemetry;
 #[cfg(test)]

@@ -63,6 +63,16 @@ impl Lifecycle {
                 rpc_addr: self.rpc_addr.clone(),
                 cluster_id: self.broker.cluster_id(),
                 directory_id: self.controller.directory_id().to_string(),
+                listeners: self
+                    .broker
+                    .listeners
+                    .iter()
+                    .map(|l| weir_api::proto::controller::ListenerEndpoint {
+                        name: l.name.clone(),
+                        host: l.host.clone(),
+                        port: u32::from(l.port),
+                    })
+                    .collect(),
             };
             match self.controller.register_broker(request).await {
                 Ok(r) => {

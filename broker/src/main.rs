@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use weir_broker::cli::Args;
@@ -14,7 +14,16 @@ use weir_broker::config::{properties, BrokerConfig};
 use weir_broker::http::HttpState;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
+    // `--listen` (flag or WEIR_LISTEN) is the PLAINTEXT shorthand; `listeners` replaces it.
+    let listen_given = matches
+        .value_source("listen")
+        .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue)
+        || args.advertised_listener.is_some();
     weir_broker::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -26,7 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, listen_given)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("weir-broker: {e:#}");
@@ -35,7 +44,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, listen_given: bool) -> anyhow::Result<()> {
     // First, before anything can take long: see `termination`.
     let termination = termination().context("installing the SIGTERM and SIGINT handlers")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -52,16 +61,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
     settings.extend(args.set.iter().cloned());
     let config = BrokerConfig::new(args.node_id, args.data_dir.clone(), &settings)?;
 
-    let kafka = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding --listen {}", args.listen))?;
+    if listen_given
+        && !config
+            .get("listeners")
+            .unwrap_or_default()
+            .trim()
+            .is_empty()
+    {
+        anyhow::bail!(
+            "--listen or --advertised-listener and the `listeners` setting are both given: list the listeners in `listeners` and `advertised.listeners` instead"
+        );
+    }
+    let (kafka, inter_broker) =
+        weir_broker::app::bind_listeners(&config, args.listen, args.advertised_listener.clone())
+            .await?;
     let metrics = TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("binding --metrics-listen {}", args.metrics_listen))?;
     let rpc = TcpListener::bind(args.rpc_listen)
         .await
         .with_context(|| format!("binding --rpc-listen {}", args.rpc_listen))?;
-    let kafka_addr = kafka.local_addr()?;
+    let kafka_addr = kafka[0].local_addr()?;
+    let listener_addrs = kafka
+        .iter()
+        .map(|l| Ok(format!(" listener.{}={}", l.security.name, l.local_addr()?)))
+        .collect::<std::io::Result<String>>()?;
+    let advertised = weir_broker::app::Advertised::of(&kafka, &inter_broker);
     let metrics_addr = metrics.local_addr()?;
     let rpc_addr = rpc.local_addr()?;
     let rpc_advertised = match &args.advertised_rpc {
@@ -79,9 +104,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         http_state.clone(),
         shutdown_rx.clone(),
     ));
-    let advertised = args.advertised_listener.clone();
     let started = tokio::task::spawn_blocking(move || {
-        weir_broker::app::open(config, kafka_addr, advertised, Arc::new(SystemClock))
+        weir_broker::app::open(config, advertised, Arc::new(SystemClock))
     })
     .await??;
     let cluster = weir_broker::app::ClusterOptions {
@@ -92,8 +116,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     started
         .serve(kafka, cluster, &http_state, shutdown_rx, || {
             tracing::info!(kafka = %kafka_addr, metrics = %metrics_addr, rpc = %rpc_addr, "serving");
-            // Machine-readable line for scripts and tests that start the broker on port 0.
-            println!("weir-broker ready kafka={kafka_addr} metrics={metrics_addr} rpc={rpc_addr}");
+            // Machine-readable line for scripts and tests that start the broker on port 0:
+            // `kafka=` is the first listener, then every listener by name.
+            println!("weir-broker ready kafka={kafka_addr} metrics={metrics_addr} rpc={rpc_addr}{listener_addrs}");
         })
         .await?;
     let _ = http.await;

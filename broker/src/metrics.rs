@@ -44,6 +44,12 @@ pub struct BrokerMetrics {
     pub protocol_errors: IntCounter,
     /// Group rebalances completed (join phases that formed a generation with members).
     pub group_rebalances: IntCounter,
+    /// Kafka's `failed-authentication-total` per listener: failed TLS handshakes and SASL
+    /// authentications.
+    failed_authentication: IntCounterVec,
+    /// Kafka's `successful-authentication-total` per listener: completed SASL
+    /// authentications.
+    successful_authentication: IntCounterVec,
 }
 
 impl BrokerMetrics {
@@ -115,6 +121,17 @@ impl BrokerMetrics {
             "Consumer group rebalances completed (a new generation with members formed).",
         )?;
         registry.register(Box::new(group_rebalances.clone()))?;
+        // Named as Kafka's socket-server-metrics appear through the Prometheus JMX exporter.
+        let failed_authentication = counter(
+            "kafka_server_socket_server_metrics_failed_authentication_total",
+            "Connections that failed to authenticate (TLS handshake or SASL), by listener.",
+            &["listener"],
+        )?;
+        let successful_authentication = counter(
+            "kafka_server_socket_server_metrics_successful_authentication_total",
+            "Connections that authenticated with SASL, by listener.",
+            &["listener"],
+        )?;
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -131,7 +148,23 @@ impl BrokerMetrics {
             connections_accepted,
             protocol_errors,
             group_rebalances,
+            failed_authentication,
+            successful_authentication,
         })
+    }
+
+    /// Counts a failed authentication (TLS handshake or SASL) on `listener`.
+    pub fn authentication_failed(&self, listener: &str) {
+        self.failed_authentication
+            .with_label_values(&[listener])
+            .inc();
+    }
+
+    /// Counts a successful SASL authentication on `listener`.
+    pub fn authentication_succeeded(&self, listener: &str) {
+        self.successful_authentication
+            .with_label_values(&[listener])
+            .inc();
     }
 
     /// The registry, for the composition root to register the metrics of the layers above.

@@ -45,6 +45,7 @@ pub async fn join(replicas: &Arc<ReplicaManager>, controller: &Arc<Controller>) 
             rpc_addr: "127.0.0.1:1".into(),
             cluster_id: "test-cluster".into(),
             directory_id: controller.directory_id().to_string(),
+            listeners: Vec::new(),
         })
         .await
         .expect("registering");

@@ -25,6 +25,8 @@ const LAYERS: &[&[&str]] = &[
     // The client listener, and the HTTP listener for metrics and health.
     &["server", "http"],
     &["handlers"],
+    // Listener security: TLS, SASL, principals (used by the server and handlers).
+    &["security"],
     &["admin_service"],
     // Shared state, and the metrics read from it.
     &[

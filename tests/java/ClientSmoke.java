@@ -5,7 +5,7 @@
 // offsets back with committed(). Exits non-zero with a message on the first mismatch.
 //
 // Run by tests/tests/java_client.rs:
-//   java -cp 'target/java-client-deps/*' tests/java/ClientSmoke.java BOOTSTRAP TOPIC
+//   java -cp 'target/java-client-deps/*' tests/java/ClientSmoke.java BOOTSTRAP TOPIC [CLIENT.PROPERTIES]
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.*;
@@ -34,6 +34,12 @@ public class ClientSmoke {
         String topic = args[1];
         Properties common = new Properties();
         common.put("bootstrap.servers", bootstrap);
+        if (args.length > 2) {
+            // Client security settings (security.protocol, ssl.*, sasl.*), from tests/tests/security.rs.
+            try (java.io.FileReader r = new java.io.FileReader(args[2])) {
+                common.load(r);
+            }
+        }
 
         try (Admin admin = Admin.create(common)) {
             admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all().get();

@@ -82,6 +82,8 @@ pub struct Broker {
     ready_rx: Option<mpsc::Receiver<String>>,
     kafka_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
+    /// Every listener's bound address by name, from the ready line.
+    listener_addrs: Vec<(String, SocketAddr)>,
     starts: u32,
     paused: bool,
 }
@@ -109,6 +111,7 @@ impl Broker {
             ready_rx: None,
             kafka_addr: None,
             metrics_addr: None,
+            listener_addrs: Vec::new(),
             starts: 0,
             paused: false,
         };
@@ -129,6 +132,16 @@ impl Broker {
     /// `bootstrap.servers` for clients.
     pub fn bootstrap(&self) -> String {
         self.kafka_addr().to_string()
+    }
+
+    /// The bound address of the listener `name` (`SSL`, ...), for a broker started with the
+    /// `listeners` setting.
+    pub fn listener_addr(&self, name: &str) -> SocketAddr {
+        self.listener_addrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, addr)| *addr)
+            .unwrap_or_else(|| panic!("the broker has no listener {name}"))
     }
 
     /// The internal listener (Raft, controller and admin gRPC), when the broker was given a
@@ -314,9 +327,14 @@ impl Broker {
             .arg("--node-id")
             .arg(self.options.node_id.to_string())
             .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--listen")
-            .arg(SocketAddr::new(host, listen_port).to_string())
+            .arg(&self.data_dir);
+        // The `listeners` setting replaces `--listen`; the broker refuses both.
+        if !self.options.sets.iter().any(|(k, _)| k == "listeners") {
+            command
+                .arg("--listen")
+                .arg(SocketAddr::new(host, listen_port).to_string());
+        }
+        command
             .arg("--metrics-listen")
             .arg(SocketAddr::new(host, 0).to_string())
             .arg("--rpc-listen")
@@ -324,7 +342,17 @@ impl Broker {
         if let Some(voters) = &self.options.voters {
             command.arg("--voters").arg(voters);
         }
-        for (key, value) in &self.options.sets {
+        // `--set` splits at `;` (WEIR_SET's separator), which JAAS configs end with: those
+        // settings go in a properties file instead.
+        let (in_file, on_line): (Vec<_>, Vec<_>) =
+            self.options.sets.iter().partition(|(_, v)| v.contains(';'));
+        if !in_file.is_empty() {
+            let path = self.stderr_path.with_file_name("settings.properties");
+            let text: String = in_file.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            std::fs::write(&path, text).expect("writing the broker's settings file");
+            command.arg("--config").arg(path);
+        }
+        for (key, value) in on_line {
             command.arg("--set").arg(format!("{key}={value}"));
         }
         // The broker reads every flag from a WEIR_* variable too, and its log filter from
@@ -398,6 +426,13 @@ impl Broker {
         };
         let (kafka, metrics) = parse_ready_line(&line)
             .unwrap_or_else(|| panic!("malformed ready line on stdout: {line:?}"));
+        self.listener_addrs = line
+            .split_whitespace()
+            .filter_map(|field| {
+                let (name, addr) = field.strip_prefix("listener.")?.split_once('=')?;
+                Some((name.to_string(), addr.parse().ok()?))
+            })
+            .collect();
         if let Some(previous) = self.kafka_addr {
             assert_eq!(
                 kafka.port(),

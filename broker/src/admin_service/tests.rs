@@ -20,8 +20,10 @@ async fn service(dir: &std::path::Path) -> AdminService {
     let config = BrokerConfig::new(0, dir.to_path_buf(), &[]).unwrap();
     let broker = crate::app::open(
         config,
-        "127.0.0.1:9092".parse().unwrap(),
-        None,
+        crate::app::Advertised::plaintext(crate::broker::Endpoint {
+            host: "127.0.0.1".to_string(),
+            port: 9092,
+        }),
         Arc::new(SystemClock),
     )
     .unwrap()

@@ -30,6 +30,9 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// Any string.
     Text,
+    /// A secret (a private key, a password): any string, never shown by DescribeConfigs
+    /// (Kafka's PASSWORD type, reported sensitive with a null value).
+    Password,
     /// Kafka's throttled replica list: empty, `*`, or `partition:broker` pairs separated by
     /// commas.
     ReplicaList,
@@ -83,7 +86,7 @@ impl Kind {
                     return Err(invalid(format!("must be one of {}", options.join(", "))));
                 }
             }
-            Kind::Text => {}
+            Kind::Text | Kind::Password => {}
             Kind::ReplicaList => {
                 let pair = |item: &str| {
                     item.split_once(':').is_some_and(|(p, b)| {
@@ -110,7 +113,13 @@ impl Kind {
             Kind::Double { .. } => 6,
             Kind::Choice(_) | Kind::Text => 2,
             Kind::List(_) | Kind::ReplicaList => 7,
+            Kind::Password => 9,
         }
+    }
+
+    /// Whether values are secrets DescribeConfigs must not return.
+    pub fn is_sensitive(&self) -> bool {
+        matches!(self, Kind::Password)
     }
 }
 
@@ -149,7 +158,28 @@ const fn double(name: &'static str, default: &'static str, min: f64, max: f64) -
     }
 }
 
+const fn text(name: &'static str, default: &'static str) -> KeyDef {
+    KeyDef {
+        name,
+        default,
+        kind: Kind::Text,
+    }
+}
+
+const fn password(name: &'static str) -> KeyDef {
+    KeyDef {
+        name,
+        default: "",
+        kind: Kind::Password,
+    }
+}
+
 const I32: i64 = i32::MAX as i64;
+/// `ssl.enabled.protocols` items Weir (rustls) speaks.
+pub const TLS_PROTOCOLS: &[&str] = &["TLSv1.2", "TLSv1.3"];
+/// Kafka's default `listener.security.protocol.map`: each protocol's name maps to itself.
+pub const DEFAULT_PROTOCOL_MAP: &str =
+    "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
 /// `cleanup.policy` items: `delete` (retention), `compact` (the log cleaner), or both.
 pub const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
@@ -307,6 +337,39 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     flag("auto.leader.rebalance.enable", "true"),
     long("leader.imbalance.check.interval.seconds", "300", 1, I32),
     long("controlled.shutdown.timeout.ms", "30000", 0, I32),
+    // Listeners and their security (config/listeners.rs, security/). Empty `listeners` means
+    // the single PLAINTEXT listener of `--listen`.
+    text("listeners", ""),
+    text("advertised.listeners", ""),
+    text("listener.security.protocol.map", DEFAULT_PROTOCOL_MAP),
+    text("inter.broker.listener.name", ""),
+    KeyDef {
+        name: "ssl.keystore.type",
+        default: "PEM",
+        kind: Kind::Choice(&["PEM"]),
+    },
+    text("ssl.keystore.location", ""),
+    password("ssl.keystore.certificate.chain"),
+    password("ssl.keystore.key"),
+    password("ssl.key.password"),
+    KeyDef {
+        name: "ssl.truststore.type",
+        default: "PEM",
+        kind: Kind::Choice(&["PEM"]),
+    },
+    text("ssl.truststore.location", ""),
+    password("ssl.truststore.certificates"),
+    KeyDef {
+        name: "ssl.client.auth",
+        default: "none",
+        kind: Kind::Choice(&["none", "requested", "required"]),
+    },
+    KeyDef {
+        name: "ssl.enabled.protocols",
+        default: "TLSv1.2,TLSv1.3",
+        kind: Kind::List(TLS_PROTOCOLS),
+    },
+    text("sasl.enabled.mechanisms", "GSSAPI"),
     // Replication throttles (bytes per second), set dynamically by `kafka-reassign-partitions
     // --throttle` and `kafka-configs`; the default is unthrottled.
     long(

@@ -7,6 +7,7 @@
 
 pub mod defs;
 pub mod dynamic;
+pub mod listeners;
 pub mod properties;
 pub mod topic;
 
@@ -78,7 +79,13 @@ pub struct BrokerConfig {
     dynamic_default: BTreeMap<&'static str, String>,
     /// Dynamic settings for this broker, from the metadata log; win over the defaults.
     dynamic_broker: BTreeMap<&'static str, String>,
+    /// Per-listener settings: `listener.name.<listener>.<key>` with the listener name lower
+    /// case, each key a broker key (validated as that key) or `<mechanism>.sasl.jaas.config`.
+    listener_values: BTreeMap<String, String>,
 }
+
+/// The prefix of a per-listener setting.
+const LISTENER_PREFIX: &str = "listener.name.";
 
 impl BrokerConfig {
     /// Builds a config from `overrides` (file entries first, then `--set`, later wins) over the
@@ -93,7 +100,14 @@ impl BrokerConfig {
             .map(|k| (k.name, k.default.to_string()))
             .collect();
         let mut explicit = BTreeMap::new();
+        let mut listener_values = BTreeMap::new();
         for (key, value) in overrides {
+            if let Some(rest) = key.strip_prefix(LISTENER_PREFIX) {
+                let value = value.trim().to_string();
+                let key = validate_listener_key(key, rest, &value)?;
+                listener_values.insert(key, value);
+                continue;
+            }
             let def = defs::broker_key(key)
                 .ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
             let value = value.trim().to_string();
@@ -108,6 +122,7 @@ impl BrokerConfig {
             explicit,
             dynamic_default: BTreeMap::new(),
             dynamic_broker: BTreeMap::new(),
+            listener_values,
         };
         config.validate_consumer_group_settings()?;
         Ok(config)
@@ -186,6 +201,36 @@ impl BrokerConfig {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect()
+    }
+
+    /// A setting for `listener`: `listener.name.<listener>.<key>` if set, else the broker
+    /// setting `key` (which has none for the listener-only `<mechanism>.sasl.jaas.config`).
+    pub fn listener_setting(&self, listener: &str, key: &str) -> Option<&str> {
+        let prefixed = format!("{LISTENER_PREFIX}{}.{key}", listener.to_ascii_lowercase());
+        self.listener_values
+            .get(&prefixed)
+            .map(String::as_str)
+            .or_else(|| self.get(key))
+    }
+
+    /// The resolved listener settings; `listen` is `--listen`, the single PLAINTEXT listener
+    /// when `listeners` is not set.
+    pub fn listeners(
+        &self,
+        listen: std::net::SocketAddr,
+    ) -> Result<listeners::Listeners, ConfigError> {
+        let setting = |key: &str| self.get(key).unwrap_or_default();
+        listeners::resolve(
+            setting("listeners"),
+            setting("advertised.listeners"),
+            setting("listener.security.protocol.map"),
+            setting("inter.broker.listener.name"),
+            listeners::ListenerAddress {
+                name: "PLAINTEXT".to_string(),
+                host: listen.ip().to_string(),
+                port: listen.port(),
+            },
+        )
     }
 
     /// The value in force of a known broker key: this broker's dynamic setting, else the
@@ -485,9 +530,64 @@ impl BrokerConfig {
     }
 }
 
+/// Checks `listener.name.<listener>.<rest>` and returns the key with the listener name lower
+/// case (Kafka's form).
+fn validate_listener_key(key: &str, rest: &str, value: &str) -> Result<String, ConfigError> {
+    let unknown = || ConfigError::UnknownKey {
+        key: key.to_string(),
+    };
+    let (listener, setting) = rest.split_once('.').ok_or_else(unknown)?;
+    if listener.is_empty() {
+        return Err(unknown());
+    }
+    let is_jaas = setting
+        .strip_suffix(".sasl.jaas.config")
+        .is_some_and(|mechanism| !mechanism.is_empty() && !mechanism.contains('.'));
+    if !is_jaas {
+        let def = defs::broker_key(setting).ok_or_else(unknown)?;
+        def.kind.validate(key, value)?;
+    }
+    Ok(format!(
+        "{LISTENER_PREFIX}{}.{setting}",
+        listener.to_ascii_lowercase()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listener_settings_override_the_broker_ones() {
+        let c = cfg(&[
+            ("ssl.client.auth", "requested"),
+            ("listener.name.SASL_SSL.ssl.client.auth", "required"),
+            (
+                "listener.name.sasl_ssl.plain.sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required;",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.listener_setting("SASL_SSL", "ssl.client.auth"),
+            Some("required")
+        );
+        assert_eq!(
+            c.listener_setting("SSL", "ssl.client.auth"),
+            Some("requested")
+        );
+        assert!(c
+            .listener_setting("SASL_SSL", "plain.sasl.jaas.config")
+            .is_some());
+        assert_eq!(c.listener_setting("SSL", "plain.sasl.jaas.config"), None);
+        for bad in [
+            ("listener.name.ssl.no.such.key", "1"),
+            ("listener.name.ssl", "1"),
+            ("listener.name.ssl.ssl.client.auth", "sometimes"),
+        ] {
+            assert!(cfg(&[bad]).is_err(), "{bad:?}");
+        }
+    }
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
         let v: Vec<(String, String)> = pairs

@@ -10,7 +10,7 @@ use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::image::{PartitionImage, TopicPartition};
+use super::image::{ListenerEndpoint, PartitionImage, ScramCredential, TopicPartition};
 
 /// Replicas of one partition in preference order.
 pub type ReplicaAssignment = Vec<i32>;
@@ -58,6 +58,10 @@ pub enum MetadataCommand {
         /// predate directory ids.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         directory_id: Option<Uuid>,
+        /// Every Kafka listener's advertised address; `host`/`port` are the inter-broker
+        /// listener's. Empty from brokers that predate listeners.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        listeners: Vec<ListenerEndpoint>,
     },
     /// Removes a broker from the cluster.
     UnregisterBroker {
@@ -129,6 +133,14 @@ pub enum MetadataCommand {
         broker: Option<i32>,
         /// The new settings.
         configs: BTreeMap<String, String>,
+    },
+    /// Sets and removes SCRAM credentials (AlterUserScramCredentials); removing one that
+    /// does not exist does nothing.
+    AlterScramCredentials {
+        /// (user, mechanism name, credential) to set.
+        upsertions: Vec<(String, String, ScramCredential)>,
+        /// (user, mechanism name) to remove.
+        deletions: Vec<(String, String)>,
     },
     /// An ISR change from a partition leader.
     AlterPartition(PartitionChange),

@@ -49,6 +49,10 @@ pub struct BrokerRegistration {
     /// it with the quorum's membership (see `controller::membership`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory_id: Option<Uuid>,
+    /// Every Kafka listener's advertised address; `host`/`port` are the inter-broker
+    /// listener's. Empty for a broker that registered before listeners existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerEndpoint>,
     /// Not allowed to lead or be in an ISR: missed its session, or has not caught up yet.
     pub fenced: bool,
     /// The log index of the record that last fenced it (its registration, or a missed
@@ -62,7 +66,30 @@ pub struct BrokerRegistration {
     pub draining: bool,
 }
 
+/// A Kafka listener's advertised address, as a broker registered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerEndpoint {
+    /// The listener name (`PLAINTEXT`, `SSL`, ...).
+    pub name: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
+}
+
 impl BrokerRegistration {
+    /// The address clients of `listener` are told for this broker: that listener's, or the
+    /// inter-broker listener's when the broker has no listener of that name (it registered
+    /// before listeners existed, or the cluster's brokers are configured unevenly).
+    pub fn endpoint(&self, listener: &str) -> (&str, u16) {
+        self.listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .map_or((self.host.as_str(), self.port), |l| {
+                (l.host.as_str(), l.port)
+            })
+    }
+
     /// Whether the broker can lead partitions and count in ISRs.
     pub fn is_active(&self) -> bool {
         !self.fenced && !self.in_controlled_shutdown
@@ -158,6 +185,24 @@ pub struct MetadataImage {
     /// before it existed.)
     #[serde(default)]
     pub broker_configs: DynamicBrokerConfigs,
+    /// SCRAM credentials: user → mechanism name (`SCRAM-SHA-256`) → credential. (Absent
+    /// from snapshots written before it existed.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+}
+
+/// A user's SCRAM credential for one mechanism (RFC 5802): what the server keeps instead of
+/// the password. Kafka's `UserScramCredentialRecord`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    /// The salt the client hashes the password with.
+    pub salt: Vec<u8>,
+    /// H(HMAC(SaltedPassword, "Client Key")): checks a client's proof.
+    pub stored_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key"): proves the server to the client.
+    pub server_key: Vec<u8>,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
 }
 
 /// Dynamic broker settings as stored in the metadata log.
@@ -240,6 +285,7 @@ impl MetadataImage {
                 port,
                 rpc_addr,
                 directory_id,
+                listeners,
             } => {
                 let registration = BrokerRegistration {
                     id: *id,
@@ -250,6 +296,7 @@ impl MetadataImage {
                     port: *port,
                     rpc_addr: rpc_addr.clone(),
                     directory_id: *directory_id,
+                    listeners: listeners.clone(),
                     fenced: true,
                     fenced_at: index,
                     in_controlled_shutdown: false,
@@ -369,6 +416,26 @@ impl MetadataImage {
                     format!("topic `{name}` does not exist"),
                 ),
             },
+            MetadataCommand::AlterScramCredentials {
+                upsertions,
+                deletions,
+            } => {
+                for (user, mechanism) in deletions {
+                    if let Some(credentials) = self.scram_credentials.get_mut(user) {
+                        credentials.remove(mechanism);
+                        if credentials.is_empty() {
+                            self.scram_credentials.remove(user);
+                        }
+                    }
+                }
+                for (user, mechanism, credential) in upsertions {
+                    self.scram_credentials
+                        .entry(user.clone())
+                        .or_default()
+                        .insert(mechanism.clone(), credential.clone());
+                }
+                CommandResult::Ok
+            }
             MetadataCommand::AlterBrokerConfigs { broker, configs } => {
                 match broker {
                     None => self.broker_configs.default = configs.clone(),

@@ -23,6 +23,7 @@ fn cluster(brokers: i32) -> (MetadataImage, u64) {
                 port: 9092 + id as u16,
                 rpc_addr: format!("localhost:{}", 9093 + id),
                 directory_id: None,
+                listeners: Vec::new(),
             },
         );
         let epoch = image.brokers[&id].epoch;
@@ -265,6 +266,7 @@ fn a_restarted_broker_leaves_isrs_until_it_catches_up() {
             port: 9092,
             rpc_addr: "localhost:9093".into(),
             directory_id: None,
+            listeners: Vec::new(),
         },
     );
     let b = &image.brokers[&0];
@@ -397,4 +399,53 @@ fn the_reassignment_throttle_is_kept_until_changed_and_zero_removes_it() {
         .remove("reassignment_throttle");
     let loaded: MetadataImage = serde_json::from_value(json).unwrap();
     assert_eq!(loaded, image);
+}
+
+#[test]
+fn scram_credentials_are_set_replaced_and_removed_per_mechanism() {
+    let credential = |iterations| super::image::ScramCredential {
+        salt: vec![1],
+        stored_key: vec![2],
+        server_key: vec![3],
+        iterations,
+    };
+    let mut image = MetadataImage::default();
+    let alter = |image: &mut MetadataImage, index, upsertions, deletions| {
+        image.apply(
+            index,
+            &MetadataCommand::AlterScramCredentials {
+                upsertions,
+                deletions,
+            },
+        )
+    };
+    alter(
+        &mut image,
+        1,
+        vec![
+            ("alice".into(), "SCRAM-SHA-256".into(), credential(4096)),
+            ("alice".into(), "SCRAM-SHA-512".into(), credential(8192)),
+        ],
+        vec![],
+    );
+    alter(
+        &mut image,
+        2,
+        vec![("alice".into(), "SCRAM-SHA-512".into(), credential(16384))],
+        vec![("alice".into(), "SCRAM-SHA-256".into())],
+    );
+    let alice = &image.scram_credentials["alice"];
+    assert_eq!(alice.len(), 1);
+    assert_eq!(alice["SCRAM-SHA-512"].iterations, 16384);
+    // Removing what is not there does nothing; removing the last one forgets the user.
+    alter(
+        &mut image,
+        3,
+        vec![],
+        vec![
+            ("bob".into(), "SCRAM-SHA-256".into()),
+            ("alice".into(), "SCRAM-SHA-512".into()),
+        ],
+    );
+    assert!(image.scram_credentials.is_empty());
 }

@@ -501,6 +501,19 @@ impl Controller {
                 port,
                 rpc_addr: request.rpc_addr,
                 directory_id,
+                listeners: request
+                    .listeners
+                    .into_iter()
+                    .map(|l| {
+                        Ok(crate::controller::image::ListenerEndpoint {
+                            port: u16::try_from(l.port).map_err(|_| {
+                                ControllerError::Invalid(format!("port {} out of range", l.port))
+                            })?,
+                            name: l.name,
+                            host: l.host,
+                        })
+                    })
+                    .collect::<Result<_, ControllerError>>()?,
             })
             .await?;
         let CommandResult::BrokerEpoch(broker_epoch) = result else {

@@ -244,6 +244,7 @@ fn registration(node: &Node) -> weir_api::proto::controller::RegisterBrokerReque
         rpc_addr: node.addr.clone(),
         cluster_id: "test-cluster".into(),
         directory_id: node.directory_id.to_string(),
+        listeners: Vec::new(),
     }
 }
 

@@ -52,6 +52,31 @@ pub(super) fn sample(api: ApiKey, _version: i16) -> RequestKind {
                     .with_max_version_level(22),
             ]),
         ),
+        ApiKey::AlterUserScramCredentials => {
+            use kafka_protocol::messages::alter_user_scram_credentials_request::{
+                ScramCredentialDeletion, ScramCredentialUpsertion,
+            };
+            RequestKind::AlterUserScramCredentials(
+                AlterUserScramCredentialsRequest::default()
+                    .with_upsertions(vec![ScramCredentialUpsertion::default()
+                        .with_name(StrBytes::from_static_str("alice"))
+                        .with_mechanism(2)
+                        .with_iterations(4096)
+                        .with_salt(bytes::Bytes::from_static(b"salt"))
+                        .with_salted_password(bytes::Bytes::from_static(&[1; 64]))])
+                    .with_deletions(vec![ScramCredentialDeletion::default()
+                        .with_name(StrBytes::from_static_str("nobody"))
+                        .with_mechanism(1)]),
+            )
+        }
+        // Outside a SASL exchange both are answered ILLEGAL_SASL_STATE.
+        ApiKey::SaslHandshake => RequestKind::SaslHandshake(
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        ),
+        ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(
+            SaslAuthenticateRequest::default()
+                .with_auth_bytes(bytes::Bytes::from_static(b"\0u\0p")),
+        ),
         other => panic!("no sample request for {other:?}"),
     }
 }

@@ -314,9 +314,11 @@ fn describe_broker(
             } else {
                 Vec::new()
             };
+            let sensitive = def.kind.is_sensitive();
             DescribeConfigsResourceResult::default()
                 .with_name(text(def.name))
-                .with_value(Some(text(value)))
+                .with_value((!sensitive).then(|| text(value)))
+                .with_is_sensitive(sensitive)
                 .with_read_only(!is_dynamic(def.name))
                 .with_config_source(source as i8)
                 .with_config_type(def.kind.kafka_type())
@@ -348,7 +350,7 @@ fn broker_synonyms(
             value.map(|v| {
                 DescribeConfigsSynonym::default()
                     .with_name(text(def.name))
-                    .with_value(Some(text(v)))
+                    .with_value((!def.kind.is_sensitive()).then(|| text(v)))
                     .with_source(source as i8)
             })
         })

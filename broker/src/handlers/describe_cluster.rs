@@ -8,7 +8,11 @@ use super::text;
 use crate::broker::Broker;
 
 /// Answers DescribeCluster.
-pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(
+    broker: &Broker,
+    request: DescribeClusterRequest,
+    listener: &str,
+) -> DescribeClusterResponse {
     // endpoint_type 1 = brokers, 2 = controllers; every Weir broker serves both roles.
     let image = broker.replicas.image();
     let controller_id = broker
@@ -26,10 +30,11 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClust
                 .brokers
                 .values()
                 .map(|b| {
+                    let (host, port) = b.endpoint(listener);
                     DescribeClusterBroker::default()
                         .with_broker_id(b.id.into())
-                        .with_host(text(b.host.clone()))
-                        .with_port(i32::from(b.port))
+                        .with_host(text(host))
+                        .with_port(i32::from(port))
                         .with_rack(b.rack.clone().map(text))
                         .with_is_fenced(b.fenced)
                 })

@@ -21,6 +21,7 @@ pub async fn handle(
     broker: &Broker,
     request: FindCoordinatorRequest,
     version: i16,
+    listener: &str,
 ) -> FindCoordinatorResponse {
     let keys = if version >= 4 {
         request.coordinator_keys
@@ -29,7 +30,7 @@ pub async fn handle(
     };
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
-        coordinators.push(lookup(broker, request.key_type, key).await);
+        coordinators.push(lookup(broker, request.key_type, key, listener).await);
     }
     for c in &coordinators {
         broker.count_error("FindCoordinator", c.error_code);
@@ -46,7 +47,7 @@ pub async fn handle(
         .with_port(c.port)
 }
 
-async fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
+async fn lookup(broker: &Broker, key_type: i8, key: StrBytes, listener: &str) -> Coordinator {
     let failed = |key: StrBytes, error: ResponseError, message: String| {
         Coordinator::default()
             .with_key(key)
@@ -99,11 +100,14 @@ async fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
         .and_then(|p| image.brokers.get(&p.leader))
         .filter(|b| !b.fenced);
     match leader {
-        Some(b) => Coordinator::default()
-            .with_key(key)
-            .with_node_id(b.id.into())
-            .with_host(text(b.host.clone()))
-            .with_port(i32::from(b.port)),
+        Some(b) => {
+            let (host, port) = b.endpoint(listener);
+            Coordinator::default()
+                .with_key(key)
+                .with_node_id(b.id.into())
+                .with_host(text(host))
+                .with_port(i32::from(port))
+        }
         None => failed(
             key,
             ResponseError::CoordinatorNotAvailable,

@@ -19,7 +19,12 @@ fn ids(v: &[i32]) -> Vec<BrokerId> {
 }
 
 /// Answers Metadata.
-pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    broker: &Broker,
+    request: MetadataRequest,
+    version: i16,
+    listener: &str,
+) -> MetadataResponse {
     let replicas = &broker.replicas;
     // v0 asks for every topic with an empty list; later versions with a null one.
     let all = match &request.topics {
@@ -90,10 +95,12 @@ pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> 
         .values()
         .filter(|b| !b.fenced)
         .map(|b| {
+            // Brokers are listed with the endpoint of the listener the client came in on.
+            let (host, port) = b.endpoint(listener);
             MetadataResponseBroker::default()
                 .with_node_id(b.id.into())
-                .with_host(text(b.host.clone()))
-                .with_port(i32::from(b.port))
+                .with_host(text(host))
+                .with_port(i32::from(port))
                 .with_rack(b.rack.clone().map(text))
         })
         .collect();

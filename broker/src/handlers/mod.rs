@@ -5,6 +5,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod admin;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod configs;
 pub mod consumer_group_describe;
@@ -50,6 +51,30 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::protocol::DecodedRequest;
+use crate::security::Principal;
+
+/// One client connection, as the listener knows it: where from, on which listener, and as
+/// whom it authenticated (for authorization, once Weir has ACLs).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The peer address, if known.
+    pub peer: Option<SocketAddr>,
+    /// The listener name (`PLAINTEXT`, `SASL_SSL`, ...): Metadata, DescribeCluster and
+    /// FindCoordinator answer with the brokers' endpoints of this listener.
+    pub listener: String,
+    /// `User:ANONYMOUS`, or the SASL user.
+    pub principal: Principal,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Self {
+            peer: None,
+            listener: "PLAINTEXT".to_string(),
+            principal: Principal::anonymous(),
+        }
+    }
+}
 
 /// Who sent a request: what group members are described with.
 #[derive(Debug, Clone)]
@@ -69,13 +94,15 @@ impl ClientInfo {
     }
 }
 
-/// Handles one request from `peer`; `None` means no response is sent (produce with
+/// Handles one request from `connection`; `None` means no response is sent (produce with
 /// `acks=0`).
 pub async fn handle(
     broker: &Broker,
     request: DecodedRequest,
-    peer: Option<SocketAddr>,
+    connection: &Connection,
 ) -> Option<ResponseKind> {
+    let peer = connection.peer;
+    let listener = connection.listener.as_str();
     let version = request.header.request_api_version;
     let client = ClientInfo {
         client_id: request
@@ -89,7 +116,7 @@ pub async fn handle(
     Some(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle(broker)),
         RequestKind::Metadata(r) => {
-            ResponseKind::Metadata(metadata::handle(broker, r, version).await)
+            ResponseKind::Metadata(metadata::handle(broker, r, version, listener).await)
         }
         RequestKind::Produce(r) => {
             ResponseKind::Produce(produce::handle(broker, r, version).await?)
@@ -115,14 +142,14 @@ pub async fn handle(
         }
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, r).await),
         RequestKind::DescribeCluster(r) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(broker, r))
+            ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, listener))
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::handle(broker, r, version).await)
         }
-        RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, version).await)
-        }
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(
+            find_coordinator::handle(broker, r, version, listener).await,
+        ),
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(join_group::handle(broker, r, version, &client).await)
         }
@@ -187,6 +214,9 @@ pub async fn handle(
         RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
             describe_user_scram_credentials::handle(broker, r),
         ),
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+            alter_user_scram_credentials::handle(broker, r).await,
+        ),
         RequestKind::UpdateFeatures(r) => {
             ResponseKind::UpdateFeatures(update_features::handle(broker, r, version))
         }
@@ -209,6 +239,19 @@ pub async fn handle(
         RequestKind::ListTransactions(r) => {
             ResponseKind::ListTransactions(list_transactions::handle(broker, r).await)
         }
+        // Outside a SASL listener's exchange (which the server handles before any handler),
+        // as Kafka answers them.
+        RequestKind::SaslHandshake(_) => ResponseKind::SaslHandshake(
+            kafka_protocol::messages::SaslHandshakeResponse::default()
+                .with_error_code(kafka_protocol::error::ResponseError::IllegalSaslState.code()),
+        ),
+        RequestKind::SaslAuthenticate(_) => ResponseKind::SaslAuthenticate(
+            kafka_protocol::messages::SaslAuthenticateResponse::default()
+                .with_error_code(kafka_protocol::error::ResponseError::IllegalSaslState.code())
+                .with_error_message(Some(text(
+                    "SaslAuthenticate is only accepted after SaslHandshake on a SASL listener",
+                ))),
+        ),
         // decode_request only lets through APIs listed in protocol::versions, all matched above.
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "no handler for a supported API");

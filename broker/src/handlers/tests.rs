@@ -39,8 +39,10 @@ pub(super) async fn broker(dir: &std::path::Path) -> Arc<Broker> {
     let config = BrokerConfig::new(0, dir.to_path_buf(), &settings).unwrap();
     let broker = crate::app::open(
         config,
-        "127.0.0.1:9092".parse().unwrap(),
-        None,
+        crate::app::Advertised::plaintext(crate::broker::Endpoint {
+            host: "127.0.0.1".to_string(),
+            port: 9092,
+        }),
         Arc::new(SystemClock),
     )
     .unwrap()
@@ -525,7 +527,7 @@ async fn every_advertised_version_answers_and_encodes() {
                 api_key: api,
                 body: sample(api, version, meta.id, &batch),
             };
-            let response = handle(&broker, request, None)
+            let response = handle(&broker, request, &super::Connection::default())
                 .await
                 .unwrap_or_else(|| panic!("{api:?} v{version} gave no response"));
             encode_response(42, api, version, &response)

@@ -21,6 +21,7 @@ mod broker_configs;
 mod error;
 mod lease;
 mod local;
+mod scram_credentials;
 mod topics;
 
 use std::collections::{BTreeMap, HashMap};

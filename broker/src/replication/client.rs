@@ -1,14 +1,18 @@
-//! A minimal async Kafka protocol client for broker-to-broker requests (follower fetches).
+//! A minimal async Kafka protocol client for broker-to-broker requests (follower fetches,
+//! transaction markers, verification).
 //!
 //! One request at a time per connection, as Kafka brokers process them; frames are
-//! `[i32 length][request header][body]`, encoded and decoded with `kafka-protocol`.
+//! `[i32 length][request header][body]`, encoded and decoded with `kafka-protocol`. When the
+//! inter-broker listener is an SSL listener, connections speak TLS with the client config the
+//! composition root installed once at start ([`set_inter_broker_tls`]).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Largest response accepted from a peer broker.
@@ -28,12 +32,35 @@ pub enum ClientError {
     Protocol(String),
 }
 
+/// The TLS client config of broker-to-broker connections, set once at start when the
+/// inter-broker listener uses TLS; unset, they are plain TCP. Process-wide because every
+/// broker-to-broker client of this process talks to that one listener of its peers.
+static INTER_BROKER_TLS: OnceLock<Arc<tokio_rustls::rustls::ClientConfig>> = OnceLock::new();
+
+/// Makes every broker-to-broker connection of this process use TLS with `config`. Only the
+/// first call takes effect (one broker per process).
+pub fn set_inter_broker_tls(config: Arc<tokio_rustls::rustls::ClientConfig>) {
+    let _ = INTER_BROKER_TLS.set(config);
+}
+
+/// A byte stream to a peer: TCP, or TLS over TCP.
+trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> PeerStream for S {}
+
 /// A connection to one peer broker's Kafka listener.
-#[derive(Debug)]
 pub struct BrokerConnection {
-    stream: TcpStream,
+    stream: Box<dyn PeerStream>,
     client_id: StrBytes,
     next_correlation_id: i32,
+}
+
+impl std::fmt::Debug for BrokerConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConnection")
+            .field("client_id", &self.client_id)
+            .field("next_correlation_id", &self.next_correlation_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BrokerConnection {
@@ -47,6 +74,23 @@ impl BrokerConnection {
             .await
             .map_err(|_| ClientError::Timeout(timeout))??;
         stream.set_nodelay(true)?;
+        let stream: Box<dyn PeerStream> = match INTER_BROKER_TLS.get() {
+            None => Box::new(stream),
+            Some(config) => {
+                let host = addr
+                    .rsplit_once(':')
+                    .map_or(addr, |(host, _)| host)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| ClientError::Protocol(format!("server name {host}: {e}")))?;
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                let tls = tokio::time::timeout(timeout, connector.connect(name, stream))
+                    .await
+                    .map_err(|_| ClientError::Timeout(timeout))??;
+                Box::new(tls)
+            }
+        };
         Ok(Self {
             stream,
             client_id: StrBytes::from_string(client_id),
@@ -80,6 +124,7 @@ impl BrokerConnection {
         frame[..4].copy_from_slice(&len.to_be_bytes());
         tokio::time::timeout(timeout, async {
             self.stream.write_all(&frame).await?;
+            self.stream.flush().await?;
             let len = self.stream.read_i32().await?;
             let len = usize::try_from(len)
                 .ok()

@@ -1,0 +1,103 @@
+//! Listener security: TLS ([`tls`]) and SASL ([`sasl`]) as each listener's security protocol
+//! asks, and the principal a connection authenticated as.
+//!
+//! [`ListenerSecurity`] is built once per listener at start (bad settings fail startup with
+//! the setting named); [`crate::server`] uses it for every connection of that listener.
+
+pub mod jaas;
+pub mod sasl;
+pub mod scram;
+pub mod tls;
+
+use crate::config::listeners::{ListenerSpec, SecurityProtocol};
+use crate::config::BrokerConfig;
+
+/// A listener's security settings that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    /// TLS material or options of a listener.
+    #[error("listener {listener}: TLS: {reason}")]
+    Tls {
+        /// The listener name.
+        listener: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// SASL settings of a listener.
+    #[error("listener {listener}: SASL: {reason}")]
+    Sasl {
+        /// The listener name.
+        listener: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Who a connection is, as Kafka names principals: `User:alice` after SASL, `User:ANONYMOUS`
+/// on a listener without authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(String);
+
+impl Principal {
+    /// `User:ANONYMOUS`.
+    pub fn anonymous() -> Self {
+        Principal("User:ANONYMOUS".to_string())
+    }
+
+    /// `User:<name>`.
+    pub fn user(name: &str) -> Self {
+        Principal(format!("User:{name}"))
+    }
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One listener's name, protocol, TLS config and SASL config.
+#[derive(Debug)]
+pub struct ListenerSecurity {
+    /// The listener name (`SASL_SSL`).
+    pub name: String,
+    /// Its security protocol.
+    pub protocol: SecurityProtocol,
+    /// TLS, on SSL and SASL_SSL listeners.
+    pub tls: Option<tls::TlsSource>,
+    /// SASL, on SASL_PLAINTEXT and SASL_SSL listeners.
+    pub sasl: Option<sasl::SaslConfig>,
+}
+
+impl ListenerSecurity {
+    /// Builds the security of `spec` from the broker settings.
+    pub fn new(config: &BrokerConfig, spec: &ListenerSpec) -> Result<Self, SecurityError> {
+        let name = spec.bind.name.clone();
+        let tls = spec
+            .protocol
+            .uses_tls()
+            .then(|| tls::TlsSource::new(config, &name))
+            .transpose()?;
+        let sasl = spec
+            .protocol
+            .uses_sasl()
+            .then(|| sasl::SaslConfig::new(config, &name))
+            .transpose()?;
+        Ok(Self {
+            name,
+            protocol: spec.protocol,
+            tls,
+            sasl,
+        })
+    }
+
+    /// A PLAINTEXT listener named `name` (tests, and the `--listen` shorthand).
+    pub fn plaintext(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            protocol: SecurityProtocol::Plaintext,
+            tls: None,
+            sasl: None,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! TLS for SSL and SASL_SSL listeners (rustls, ring), from Kafka's PEM settings.
+//!
+//! The key and chain come from `ssl.keystore.location` (one PEM file holding the private key
+//! and the certificate chain) or inline `ssl.keystore.key` / `ssl.keystore.certificate.chain`;
+//! the CA certificates that client certificates are checked against come from
+//! `ssl.truststore.location` or inline `ssl.truststore.certificates`. Each may be overridden
+//! per listener (`listener.name.<l>.ssl.*`).
+//!
+//! Rotation: [`TlsSource::acceptor`] runs before every handshake and compares the files'
+//! modification time and length with those it last loaded; when one changed it builds a new
+//! rustls config, which new connections use while existing ones keep theirs. A file caught
+//! half-written (a key that does not match the chain) is logged and the previous config kept,
+//! to be tried again at the next handshake. Encrypted private keys (`ssl.key.password`) are
+//! not supported.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio_rustls::TlsAcceptor;
+
+use super::SecurityError;
+use crate::config::BrokerConfig;
+
+/// The PEM material and options of one listener, as configured.
+#[derive(Debug, Clone)]
+struct TlsSettings {
+    listener: String,
+    keystore_location: Option<PathBuf>,
+    inline_chain: Option<String>,
+    inline_key: Option<String>,
+    truststore_location: Option<PathBuf>,
+    inline_trust: Option<String>,
+    client_auth: String,
+    protocols: Vec<&'static rustls::SupportedProtocolVersion>,
+}
+
+/// A file's identity for reload checks: modification time and length.
+type Stamp = Option<(SystemTime, u64)>;
+
+/// The rustls config of one TLS listener, rebuilt when its PEM files change.
+#[derive(Debug)]
+pub struct TlsSource {
+    settings: TlsSettings,
+    current: Mutex<(Arc<ServerConfig>, Vec<Stamp>)>,
+}
+
+/// The TLS client config brokers use to reach each other's inter-broker listener
+/// `listener` (an SSL listener): its trust store checks the peers' certificates, and its key
+/// store is this broker's client certificate (for `ssl.client.auth=required`), as in Kafka.
+pub fn inter_broker_client(
+    config: &BrokerConfig,
+    listener: &str,
+) -> Result<Arc<rustls::ClientConfig>, SecurityError> {
+    let settings = TlsSettings::of(config, listener);
+    let roots = settings.roots()?.ok_or_else(|| {
+        settings.error(
+            "the inter-broker listener uses TLS: set ssl.truststore.location or ssl.truststore.certificates so brokers can check each other",
+        )
+    })?;
+    let (chain, key) = settings.key_pair()?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&settings.protocols)
+        .map_err(|e| settings.error(format!("ssl.enabled.protocols: {e}")))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| settings.error(format!("the key does not fit the certificate: {e}")))?;
+    Ok(Arc::new(client))
+}
+
+impl TlsSource {
+    /// Reads the TLS settings of `listener` and builds its first config; fails with a message
+    /// naming the setting when they are incomplete or the PEM does not parse.
+    pub fn new(config: &BrokerConfig, listener: &str) -> Result<Self, SecurityError> {
+        let settings = TlsSettings::of(config, listener);
+        let stamps = settings.stamps();
+        let config = settings.build()?;
+        Ok(Self {
+            settings,
+            current: Mutex::new((config, stamps)),
+        })
+    }
+
+    /// The acceptor for a new connection: the current config, rebuilt first if a PEM file
+    /// changed since it was loaded.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let stamps = self.settings.stamps();
+        let mut current = self.current.lock();
+        if current.1 != stamps {
+            match self.settings.build() {
+                Ok(config) => {
+                    tracing::info!(listener = %self.settings.listener, "reloaded the TLS key store and trust store");
+                    *current = (config, stamps);
+                }
+                Err(e) => {
+                    // Possibly caught mid-rotation; the next handshake tries again.
+                    tracing::warn!(listener = %self.settings.listener, error = %e, "reloading TLS files failed; keeping the previous certificates");
+                }
+            }
+        }
+        TlsAcceptor::from(current.0.clone())
+    }
+}
+
+impl TlsSettings {
+    /// The TLS settings of `listener`, its `listener.name.<l>.` overrides applied.
+    fn of(config: &BrokerConfig, listener: &str) -> Self {
+        let setting = |key: &str| {
+            config
+                .listener_setting(listener, key)
+                .filter(|v| !v.trim().is_empty())
+                .map(str::to_string)
+        };
+        let protocols = setting("ssl.enabled.protocols")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter_map(|p| match p {
+                "TLSv1.2" => Some(&rustls::version::TLS12),
+                "TLSv1.3" => Some(&rustls::version::TLS13),
+                _ => None,
+            })
+            .collect();
+        TlsSettings {
+            listener: listener.to_string(),
+            keystore_location: setting("ssl.keystore.location").map(PathBuf::from),
+            inline_chain: setting("ssl.keystore.certificate.chain"),
+            inline_key: setting("ssl.keystore.key"),
+            truststore_location: setting("ssl.truststore.location").map(PathBuf::from),
+            inline_trust: setting("ssl.truststore.certificates"),
+            client_auth: setting("ssl.client.auth").unwrap_or_else(|| "none".to_string()),
+            protocols,
+        }
+    }
+
+    fn stamps(&self) -> Vec<Stamp> {
+        [&self.keystore_location, &self.truststore_location]
+            .into_iter()
+            .flatten()
+            .map(|path| {
+                std::fs::metadata(path)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())))
+            })
+            .collect()
+    }
+
+    fn error(&self, reason: impl Into<String>) -> SecurityError {
+        SecurityError::Tls {
+            listener: self.listener.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn read(&self, path: &PathBuf, what: &str) -> Result<String, SecurityError> {
+        std::fs::read_to_string(path)
+            .map_err(|e| self.error(format!("{what} {}: {e}", path.display())))
+    }
+
+    /// The certificate chain and private key of the key store.
+    fn key_pair(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), SecurityError> {
+        let (chain_pem, key_pem) = match (&self.keystore_location, &self.inline_chain, &self.inline_key) {
+            (Some(path), None, None) => {
+                let text = self.read(path, "ssl.keystore.location")?;
+                (text.clone(), text)
+            }
+            (None, Some(chain), Some(key)) => (chain.clone(), key.clone()),
+            _ => {
+                return Err(self.error(
+                    "set ssl.keystore.location (a PEM file with the key and the certificate chain), or both ssl.keystore.certificate.chain and ssl.keystore.key",
+                ))
+            }
+        };
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error(format!("the certificate chain does not parse: {e}")))?;
+        if chain.is_empty() {
+            return Err(self.error("the key store holds no certificate"));
+        }
+        if key_pem.contains("ENCRYPTED PRIVATE KEY") {
+            return Err(self.error(
+                "the private key is encrypted: Weir does not support ssl.key.password; store the key unencrypted (PKCS#8) and protect the file",
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|e| self.error(format!("no private key in the key store: {e}")))?;
+        Ok((chain, key))
+    }
+
+    /// The trust store's CA certificates; `None` when neither setting is given.
+    fn roots(&self) -> Result<Option<RootCertStore>, SecurityError> {
+        let trust_pem =
+            match (&self.truststore_location, &self.inline_trust) {
+                (Some(path), None) => self.read(path, "ssl.truststore.location")?,
+                (None, Some(certs)) => certs.clone(),
+                (None, None) => return Ok(None),
+                (Some(_), Some(_)) => return Err(self.error(
+                    "set one of ssl.truststore.location and ssl.truststore.certificates, not both",
+                )),
+            };
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(trust_pem.as_bytes()) {
+            let cert =
+                cert.map_err(|e| self.error(format!("the trust store does not parse: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| self.error(format!("a trust store certificate: {e}")))?;
+        }
+        Ok(Some(roots))
+    }
+
+    fn build(&self) -> Result<Arc<ServerConfig>, SecurityError> {
+        let (chain, key) = self.key_pair()?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&self.protocols)
+            .map_err(|e| self.error(format!("ssl.enabled.protocols: {e}")))?;
+        let builder = if self.client_auth == "none" {
+            builder.with_no_client_auth()
+        } else {
+            let roots = self.roots()?.ok_or_else(|| {
+                self.error(format!(
+                    "ssl.client.auth={} needs one of ssl.truststore.location or ssl.truststore.certificates",
+                    self.client_auth
+                ))
+            })?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if self.client_auth == "requested" {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| self.error(format!("the trust store: {e}")))?,
+            )
+        };
+        let config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| self.error(format!("the key does not fit the certificate: {e}")))?;
+        Ok(Arc::new(config))
+    }
+}

@@ -1,0 +1,641 @@
+//! Listeners with TLS and SASL against real clients: the Java client (kafka-clients from Maven
+//! Central, tests/java/ClientSmoke.java with a client.properties) and kcat (librdkafka built with
+//! SSL and SASL), certificates made at test time with rcgen.
+//!
+//! Each broker has a PLAINTEXT listener (the inter-broker one) next to the secured ones; the
+//! clients bootstrap on the secured listener, so they only get through if Metadata advertises
+//! that listener's address. Without java or kcat a test says so and passes, unless `CI` is set.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, SerialNumber,
+};
+use weir_tests::cluster::{free_port, Cluster};
+use weir_tests::kafka_tools::KafkaTools;
+use weir_tests::wait::wait_for;
+use weir_tests::{unique_topic, Broker, BrokerOptions};
+
+const JAAS_USERS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret" user_bob="bob-secret";"#;
+
+/// A test CA and the PEM files made from it, in a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca_params: CertificateParams,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "weir test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        Pki {
+            dir,
+            ca_params,
+            ca_key,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `<name>.pem` (key then chain), a certificate for `localhost` and 127.0.0.1 signed
+    /// by the CA with `serial`; returns the certificate's DER.
+    fn issue(&self, name: &str, common_name: &str, serial: u64) -> Vec<u8> {
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.serial_number = Some(SerialNumber::from(serial));
+        let key = KeyPair::generate().unwrap();
+        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        // Written beside and renamed over, as a certificate manager rotates files.
+        let tmp = self.path(&format!("{name}.pem.tmp"));
+        std::fs::write(&tmp, format!("{}{}", key.serialize_pem(), cert.pem())).unwrap();
+        std::fs::rename(&tmp, self.path(&format!("{name}.pem"))).unwrap();
+        cert.der().to_vec()
+    }
+
+    fn ca(&self) -> String {
+        self.path("ca.pem").display().to_string()
+    }
+
+    fn server(&self) -> String {
+        self.path("server.pem").display().to_string()
+    }
+}
+
+/// A broker with a PLAINTEXT listener and the listeners in `secured` (`SSL`, `SASL_SSL`, ...),
+/// with the server certificate of `pki` and `extra` settings.
+fn secured_broker(pki: &Pki, secured: &[&str], extra: &[(&str, &str)]) -> Broker {
+    let listeners: Vec<String> = std::iter::once("PLAINTEXT")
+        .chain(secured.iter().copied())
+        .map(|name| format!("{name}://127.0.0.1:0"))
+        .collect();
+    let mut options = BrokerOptions::default()
+        .set("listeners", listeners.join(","))
+        .set("inter.broker.listener.name", "PLAINTEXT")
+        .set("ssl.keystore.location", pki.server())
+        .set(
+            "sasl.enabled.mechanisms",
+            "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        )
+        .set("listener.name.sasl_ssl.plain.sasl.jaas.config", JAAS_USERS)
+        .set(
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+            JAAS_USERS,
+        );
+    for (key, value) in extra {
+        options = options.set(key, value);
+    }
+    Broker::start(options)
+}
+
+fn java_client() -> Option<KafkaTools> {
+    KafkaTools::find_in("java-client-deps", &["kafka-clients-4.1.1.jar"])
+}
+
+/// Runs ClientSmoke (create a topic, produce 1000 records, consume them in a group, commit)
+/// against `bootstrap` with `properties` as its client settings.
+fn java_smoke(java: &KafkaTools, pki: &Pki, bootstrap: SocketAddr, properties: &str) -> Output {
+    let file = pki.path(&format!("{}.properties", unique_topic("client")));
+    std::fs::write(&file, properties).unwrap();
+    let program = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/ClientSmoke.java");
+    Command::new("java")
+        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+        .args(["-cp", java.classpath()])
+        .arg(program)
+        .arg(bootstrap.to_string())
+        .arg(unique_topic("secure"))
+        .arg(&file)
+        .output()
+        .expect("running java")
+}
+
+fn assert_smoke_ok(output: &Output) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("java client OK: 1000 records, committed 1000"),
+        "ClientSmoke failed:\n{stdout}\n{stderr}"
+    );
+}
+
+fn ssl_client(pki: &Pki) -> String {
+    format!(
+        "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n",
+        pki.ca()
+    )
+}
+
+fn sasl_ssl_client(pki: &Pki, user: &str, password: &str) -> String {
+    sasl_ssl_client_with(pki, "PLAIN", user, password)
+}
+
+fn sasl_ssl_client_with(pki: &Pki, mechanism: &str, user: &str, password: &str) -> String {
+    let module = if mechanism == "PLAIN" {
+        "org.apache.kafka.common.security.plain.PlainLoginModule"
+    } else {
+        "org.apache.kafka.common.security.scram.ScramLoginModule"
+    };
+    format!(
+        "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\nsasl.mechanism={mechanism}\nsasl.jaas.config={module} required username=\"{user}\" password=\"{password}\";\n",
+        pki.ca()
+    )
+}
+
+#[test]
+fn java_client_over_ssl_with_a_pem_truststore() {
+    let Some(java) = java_client() else { return };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    let broker = secured_broker(&pki, &["SSL"], &[]);
+    assert_smoke_ok(&java_smoke(
+        &java,
+        &pki,
+        broker.listener_addr("SSL"),
+        &ssl_client(&pki),
+    ));
+}
+
+#[test]
+fn java_client_over_sasl_ssl_plain_and_a_wrong_password_is_refused() {
+    let Some(java) = java_client() else { return };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    let broker = secured_broker(&pki, &["SASL_SSL"], &[]);
+    let addr = broker.listener_addr("SASL_SSL");
+    assert_smoke_ok(&java_smoke(
+        &java,
+        &pki,
+        addr,
+        &sasl_ssl_client(&pki, "alice", "alice-secret"),
+    ));
+    let refused = java_smoke(&java, &pki, addr, &sasl_ssl_client(&pki, "alice", "wrong"));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a wrong password got through");
+    assert!(
+        stderr.contains("SaslAuthenticationException")
+            && stderr.contains("Authentication failed: Invalid username or password"),
+        "not Kafka's authentication error:\n{stderr}"
+    );
+    let metrics = weir_tests::http::get(broker.metrics_addr(), "/metrics").body;
+    let count = |name: &str| {
+        weir_tests::http::parse_prometheus(&metrics)
+            .into_iter()
+            .filter(|s| s.name == name && s.label("listener") == Some("SASL_SSL"))
+            .map(|s| s.value)
+            .sum::<f64>()
+    };
+    assert!(
+        count("kafka_server_socket_server_metrics_failed_authentication_total") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        count("kafka_server_socket_server_metrics_successful_authentication_total") >= 1.0,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn mtls_required_refuses_a_client_without_a_certificate() {
+    let Some(java) = java_client() else { return };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    pki.issue("client", "alice", 2);
+    let broker = secured_broker(
+        &pki,
+        &["SSL"],
+        &[
+            ("listener.name.ssl.ssl.client.auth", "required"),
+            ("ssl.truststore.location", &pki.ca()),
+        ],
+    );
+    let addr = broker.listener_addr("SSL");
+    let refused = java_smoke(&java, &pki, addr, &ssl_client(&pki));
+    assert!(
+        !refused.status.success(),
+        "a client without a certificate got through"
+    );
+    let with_certificate = format!(
+        "{}ssl.keystore.type=PEM\nssl.keystore.location={}\n",
+        ssl_client(&pki),
+        pki.path("client.pem").display()
+    );
+    assert_smoke_ok(&java_smoke(&java, &pki, addr, &with_certificate));
+}
+
+fn kcat_available() -> bool {
+    let found = Command::new("kcat").arg("-V").output().is_ok();
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "kcat is missing: run scripts/install-test-deps.sh"
+    );
+    found
+}
+
+fn kcat(addr: SocketAddr, security: &[String], args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    // Cargo points LD_LIBRARY_PATH at build outputs, which may hold a librdkafka built
+    // without SSL (the rdkafka crate's); kcat must load the system's.
+    let mut child = Command::new("kcat")
+        .env_remove("LD_LIBRARY_PATH")
+        .arg("-b")
+        .arg(addr.to_string())
+        .args(security.iter().flat_map(|s| ["-X", s.as_str()]))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running kcat");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Produces `lines` to a new topic with kcat over `addr` with `security`, and reads them back.
+fn kcat_round_trip(addr: SocketAddr, security: &[String], lines: &str) {
+    let topic = unique_topic("kcat-secure");
+    let produced = kcat(addr, security, &["-P", "-t", &topic], lines);
+    assert!(
+        produced.status.success(),
+        "{addr}: kcat -P failed: {}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    let count = lines.lines().count().to_string();
+    let consumed = kcat(
+        addr,
+        security,
+        &["-C", "-t", &topic, "-o", "beginning", "-e", "-c", &count],
+        "",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&consumed.stdout),
+        lines,
+        "{addr}: {}",
+        String::from_utf8_lossy(&consumed.stderr)
+    );
+}
+
+#[test]
+fn kcat_over_ssl_and_sasl_ssl_plain() {
+    if !kcat_available() {
+        return;
+    }
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    let broker = secured_broker(&pki, &["SSL", "SASL_SSL"], &[]);
+    let ssl = vec![
+        "security.protocol=ssl".to_string(),
+        format!("ssl.ca.location={}", pki.ca()),
+    ];
+    let mut sasl = vec![
+        "security.protocol=sasl_ssl".to_string(),
+        format!("ssl.ca.location={}", pki.ca()),
+        "sasl.mechanisms=PLAIN".to_string(),
+        "sasl.username=bob".to_string(),
+    ];
+    for (name, security) in [
+        ("SSL", ssl),
+        ("SASL_SSL", {
+            sasl.push("sasl.password=bob-secret".to_string());
+            sasl
+        }),
+    ] {
+        kcat_round_trip(broker.listener_addr(name), &security, "one\ntwo\nthree\n");
+    }
+}
+
+/// The certificate the broker presents at `addr` to a client trusting `ca`.
+fn served_certificate(addr: SocketAddr, ca: &Path) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut socket = TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    while connection.is_handshaking() {
+        connection.complete_io(&mut socket).expect("TLS handshake");
+    }
+    connection.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[test]
+fn a_rotated_certificate_reaches_new_connections_without_a_restart() {
+    let pki = Pki::new();
+    let first = pki.issue("server", "localhost", 1001);
+    let broker = secured_broker(&pki, &["SSL"], &[]);
+    let addr = broker.listener_addr("SSL");
+    assert_eq!(served_certificate(addr, &pki.path("ca.pem")), first);
+    let second = pki.issue("server", "localhost", 1002);
+    assert_ne!(first, second);
+    wait_for(
+        Duration::from_secs(20),
+        "a new connection to get the certificate with serial 1002",
+        || served_certificate(addr, &pki.path("ca.pem")) == second,
+    );
+    assert!(broker.stderr_log().contains("reloaded the TLS key store"));
+}
+
+/// Connects to `addr`, sends `bytes`, and returns once the broker closed the connection.
+fn send_and_expect_close(addr: SocketAddr, bytes: &[u8]) {
+    use std::io::{Read, Write};
+    let mut socket = TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    socket.write_all(bytes).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match socket.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue, // a TLS alert, say
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("the broker kept the connection open: {e}"),
+        }
+    }
+}
+
+#[test]
+fn garbage_and_unauthenticated_requests_cost_one_connection() {
+    let pki = Pki::new();
+    let certificate = pki.issue("server", "localhost", 7);
+    let broker = secured_broker(&pki, &["SSL", "SASL_PLAINTEXT"], &[]);
+    // Not a ClientHello.
+    send_and_expect_close(
+        broker.listener_addr("SSL"),
+        b"\x00\x00\x00\x10GET / HTTP/1.1\r\n\r\n",
+    );
+    // A Metadata v1 request before any SASL handshake.
+    let mut metadata = Vec::new();
+    let body: &[u8] = &[0, 3, 0, 1, 0, 0, 0, 7, 0, 1, b'x', 0xff, 0xff, 0xff, 0xff];
+    metadata.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    metadata.extend_from_slice(body);
+    send_and_expect_close(broker.listener_addr("SASL_PLAINTEXT"), &metadata);
+    // The broker still serves both listeners.
+    assert_eq!(
+        served_certificate(broker.listener_addr("SSL"), &pki.path("ca.pem")),
+        certificate
+    );
+    let log = broker.stderr_log();
+    assert!(log.contains("TLS handshake failed"), "{log}");
+    assert!(log.contains("request before SASL authentication"), "{log}");
+}
+
+#[test]
+fn bad_listener_security_settings_fail_startup_with_the_setting_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |sets: &[&str]| {
+        let mut command = Command::new(weir_tests::broker::broker_bin());
+        command
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args([
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--rpc-listen",
+                "127.0.0.1:0",
+            ]);
+        for set in sets {
+            command.arg("--set").arg(set);
+        }
+        let output = command.output().unwrap();
+        assert!(!output.status.success(), "{sets:?} started");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    for (sets, needle) in [
+        (
+            &["listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"][..],
+            "ssl.keystore.location",
+        ),
+        (
+            &["listeners=INTERNAL://127.0.0.1:0"],
+            "listener.security.protocol.map",
+        ),
+        (
+            &[
+                "listeners=PLAINTEXT://127.0.0.1:0",
+                "inter.broker.listener.name=SSL",
+            ],
+            "inter.broker.listener.name",
+        ),
+        (
+            &[
+                "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+                "sasl.enabled.mechanisms=PLAIN",
+            ],
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+        ),
+        (
+            &["listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0"],
+            "GSSAPI",
+        ),
+    ] {
+        let stderr = run(sets);
+        assert!(stderr.contains(needle), "{sets:?}: {stderr}");
+    }
+    // `--listen` is the shorthand for `listeners`, not an addition to it.
+    let both = Command::new(weir_tests::broker::broker_bin())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(["--set", "listeners=SSL://127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("--listen"));
+}
+
+const CONFIGS: &str = "kafka.admin.ConfigCommand";
+
+/// `kafka-configs --alter --add-config '<mechanism>=[iterations=8192,password=...]'` for
+/// `user`, over the PLAINTEXT listener.
+fn add_scram_user(
+    tools: &KafkaTools,
+    broker: &Broker,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+) {
+    let config = format!("{mechanism}=[iterations=8192,password={password}]");
+    tools.run_ok(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &broker.bootstrap(),
+            "--alter",
+            "--add-config",
+            &config,
+            "--entity-type",
+            "users",
+            "--entity-name",
+            user,
+        ],
+    );
+}
+
+#[test]
+fn scram_users_made_with_kafka_configs_authenticate_the_java_client() {
+    let (Some(tools), Some(java)) = (KafkaTools::find(), java_client()) else {
+        return;
+    };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    let broker = secured_broker(&pki, &["SASL_SSL"], &[]);
+    add_scram_user(&tools, &broker, "SCRAM-SHA-512", "carol", "carol-secret");
+    add_scram_user(&tools, &broker, "SCRAM-SHA-256", "carol", "carol-secret");
+    let addr = broker.listener_addr("SASL_SSL");
+    assert_smoke_ok(&java_smoke(
+        &java,
+        &pki,
+        addr,
+        &sasl_ssl_client_with(&pki, "SCRAM-SHA-512", "carol", "carol-secret"),
+    ));
+    let refused = java_smoke(
+        &java,
+        &pki,
+        addr,
+        &sasl_ssl_client_with(&pki, "SCRAM-SHA-512", "carol", "not-carols"),
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "a wrong SCRAM password got through"
+    );
+    assert!(
+        stderr.contains("SaslAuthenticationException")
+            && stderr.contains("invalid credentials with SASL mechanism SCRAM-SHA-512"),
+        "not Kafka's authentication error:\n{stderr}"
+    );
+    // Deleting the credential refuses the user from then on.
+    tools.run_ok(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &broker.bootstrap(),
+            "--alter",
+            "--delete-config",
+            "SCRAM-SHA-512",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "carol",
+        ],
+    );
+    let deleted = java_smoke(
+        &java,
+        &pki,
+        addr,
+        &sasl_ssl_client_with(&pki, "SCRAM-SHA-512", "carol", "carol-secret"),
+    );
+    assert!(
+        !deleted.status.success(),
+        "a deleted SCRAM credential still works"
+    );
+}
+
+#[test]
+fn kcat_over_sasl_ssl_scram_sha_256() {
+    if !kcat_available() {
+        return;
+    }
+    let Some(tools) = KafkaTools::find() else {
+        return;
+    };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    let broker = secured_broker(&pki, &["SASL_SSL"], &[]);
+    add_scram_user(&tools, &broker, "SCRAM-SHA-256", "dave", "dave-secret");
+    let security = |password: &str| {
+        vec![
+            "security.protocol=sasl_ssl".to_string(),
+            format!("ssl.ca.location={}", pki.ca()),
+            "sasl.mechanisms=SCRAM-SHA-256".to_string(),
+            "sasl.username=dave".to_string(),
+            format!("sasl.password={password}"),
+        ]
+    };
+    let addr = broker.listener_addr("SASL_SSL");
+    kcat_round_trip(addr, &security("dave-secret"), "a\nb\n");
+    let refused = kcat(addr, &security("wrong"), &["-L"], "");
+    assert!(
+        !refused.status.success()
+            || String::from_utf8_lossy(&refused.stderr).contains("Authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
+fn a_cluster_with_tls_between_brokers_runs_transactions() {
+    let Some(java) = java_client() else { return };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    // Replication, transaction markers and verification all go to the peers' SSL listener,
+    // which requires the brokers' own certificates.
+    let cluster = Cluster::start_adjusted(3, 3, &[], |_, options| {
+        let plaintext = options
+            .kafka_port
+            .expect("the cluster picks the Kafka ports");
+        options
+            .set(
+                "listeners",
+                format!(
+                    "PLAINTEXT://127.0.0.1:{plaintext},SSL://127.0.0.1:{}",
+                    free_port()
+                ),
+            )
+            .set("inter.broker.listener.name", "SSL")
+            .set("ssl.keystore.location", pki.server())
+            .set("ssl.truststore.location", pki.ca())
+            .set("listener.name.ssl.ssl.client.auth", "required")
+    });
+    let program = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/TxnSmoke.java");
+    let output = Command::new("java")
+        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+        .args(["-cp", java.classpath()])
+        .arg(program)
+        .arg(cluster.bootstrap())
+        .arg(unique_topic("tls-txn"))
+        .output()
+        .expect("running java");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("java transactions OK"),
+        "TxnSmoke failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

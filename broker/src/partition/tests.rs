@@ -7,7 +7,14 @@ use crate::clock::SystemClock;
 use crate::log::test_util::{encode_test_batch, small_config, TestBatch};
 
 fn leader(dir: &std::path::Path) -> Arc<Partition> {
-    let p = Partition::open(
+    let p = open(dir);
+    p.make_leader(0, 0, 0, &[0], &[0]).unwrap();
+    Arc::new(p)
+}
+
+/// Partition 0 of topic `t` in `dir`, in no role yet.
+fn open(dir: &std::path::Path) -> Partition {
+    Partition::open(
         dir,
         Arc::from("t"),
         Uuid::new_v4(),
@@ -15,9 +22,7 @@ fn leader(dir: &std::path::Path) -> Arc<Partition> {
         small_config(),
         Arc::new(SystemClock),
     )
-    .unwrap();
-    p.make_leader(0, 0, 0, &[0], &[0]).unwrap();
-    Arc::new(p)
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,15 +67,7 @@ async fn rolls_under_load_flush_in_the_background_and_move_the_recovery_point() 
 fn a_follower_fetch_with_no_bytes_left_returns_nothing_but_counts_and_delete_records_waits_for_it()
 {
     let dir = tempfile::tempdir().unwrap();
-    let p = Partition::open(
-        dir.path(),
-        Arc::from("t"),
-        Uuid::new_v4(),
-        0,
-        small_config(),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
+    let p = open(dir.path());
     p.make_leader(0, 0, 0, &[0, 1], &[0, 1]).unwrap();
     p.append(&encode_test_batch(&TestBatch::new(5, 20)))
         .unwrap();
@@ -214,15 +211,7 @@ fn idempotent(sequence: i32, records: usize) -> Bytes {
 #[test]
 fn a_batch_pipelined_behind_a_refused_one_is_refused_alike_not_out_of_sequence() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Partition::open(
-        dir.path(),
-        Arc::from("t"),
-        Uuid::new_v4(),
-        0,
-        small_config(),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
+    let p = open(dir.path());
     p.make_leader(0, 0, 0, &[0, 1], &[0]).unwrap();
     p.append_checked(&idempotent(0, 5), None).unwrap();
     // R1 (sequences 5..9) is refused: the ISR is below min.insync.replicas.

@@ -11,6 +11,7 @@ use super::classic::{Group, TopicPartition};
 use super::coordinator::GroupCoordinator;
 use super::operations::code;
 use super::records::{OffsetCommitValue, RecordKey};
+use crate::log::Appended;
 use crate::partition::Partition;
 
 /// One error code per partition of an OffsetCommit.
@@ -47,8 +48,8 @@ pub enum FetchedOffset {
 struct PendingCommit {
     group: Arc<Mutex<Group>>,
     offsets: Vec<(TopicPartition, OffsetCommitValue)>,
-    /// The offset of the batch's last record.
-    record_offset: i64,
+    /// The batch's last record and the leader epoch it was appended in.
+    appended: Appended,
     /// The group's `__consumer_offsets` partition, whose high watermark decides when dropped
     /// unfinished.
     log: Option<Arc<Partition>>,
@@ -63,7 +64,7 @@ impl PendingCommit {
 
     fn end(&mut self, replicated: bool) {
         let offsets = std::mem::take(&mut self.offsets);
-        let at = replicated.then_some(self.record_offset);
+        let at = replicated.then_some(self.appended.last_offset);
         self.group
             .lock()
             .committed_offsets_mut()
@@ -79,7 +80,7 @@ impl Drop for PendingCommit {
         let replicated = self
             .log
             .as_ref()
-            .is_some_and(|log| log.high_watermark() > self.record_offset);
+            .is_some_and(|log| matches!(log.is_replicated(self.appended, None), Ok(true)));
         self.end(replicated);
     }
 }
@@ -102,14 +103,14 @@ impl GroupCoordinator {
             return Ok(results);
         };
         let stored = self
-            .wait_replicated(group_id, pending.record_offset)
+            .wait_replicated(group_id, pending.appended)
             .await
             .err()
             .unwrap_or(0);
         results.extend(pending.offsets.iter().map(|(tp, _)| (tp.clone(), stored)));
         tracing::debug!(
             group = group_id,
-            record_offset = pending.record_offset,
+            record_offset = pending.appended.last_offset,
             error_code = stored,
             "offset commit replicated or failed"
         );
@@ -173,7 +174,7 @@ impl GroupCoordinator {
                 (key.encode(), Some(value.encode()))
             })
             .collect();
-        let record_offset = match self.append(group_id, records) {
+        let appended = match self.append(group_id, records) {
             Ok(offset) => offset,
             Err(c) => {
                 results.extend(accepted.into_iter().map(|(tp, _)| (tp, c)));
@@ -187,7 +188,7 @@ impl GroupCoordinator {
             member = member_id,
             generation,
             state = g.state().name(),
-            record_offset,
+            record_offset = appended.last_offset,
             offsets = ?accepted.iter().map(|((t, p), v)| format!("{t}-{p}={}", v.offset)).collect::<Vec<_>>(),
             "offset commit appended"
         );
@@ -198,7 +199,7 @@ impl GroupCoordinator {
         let pending = PendingCommit {
             group,
             offsets: accepted,
-            record_offset,
+            appended,
             log,
         };
         Ok((results, Some(pending)))

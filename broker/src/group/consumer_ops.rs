@@ -19,6 +19,7 @@ use super::consumer_member::ConsumerMember;
 use super::consumer_records;
 use super::coordinator::{GroupCoordinator, OffsetsRecord};
 use super::records::RecordKey;
+use crate::log::Appended;
 
 fn error(code: i16) -> HeartbeatError {
     HeartbeatError {
@@ -54,8 +55,8 @@ impl GroupCoordinator {
         request: Heartbeat,
     ) -> Result<HeartbeatAnswer, HeartbeatError> {
         let (answer, stored_at) = self.consumer_group_heartbeat_locked(group_id, request)?;
-        if let Some(record_offset) = stored_at {
-            self.wait_replicated(group_id, record_offset)
+        if let Some(appended) = stored_at {
+            self.wait_replicated(group_id, appended)
                 .await
                 .map_err(error)?;
         }
@@ -66,7 +67,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         request: Heartbeat,
-    ) -> Result<(HeartbeatAnswer, Option<i64>), HeartbeatError> {
+    ) -> Result<(HeartbeatAnswer, Option<Appended>), HeartbeatError> {
         let group: Arc<Mutex<Group>> = if request.member_epoch == 0 {
             self.group_or_create(group_id).map_err(error)?
         } else {
@@ -174,7 +175,7 @@ impl GroupCoordinator {
 
     /// Stores what a consumer-group operation changed ([`consumer_records::snapshot`]); the
     /// offset of the last record, if anything was written.
-    pub(super) fn persist_consumer_if_dirty(&self, g: &mut Group) -> Result<Option<i64>, i16> {
+    pub(super) fn persist_consumer_if_dirty(&self, g: &mut Group) -> Result<Option<Appended>, i16> {
         let group_id = g.group_id.clone();
         let dead = g.state() == GroupState::Dead;
         let Some(c) = g.consumer.as_mut() else {

@@ -34,7 +34,7 @@ use super::loader::LoadedPartition;
 use super::records::RecordKey;
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
-use crate::log::LogError;
+use crate::log::{Appended, LogError};
 use crate::partition::verification::VerificationGuard;
 use crate::partition::PartitionError;
 use crate::replica_manager::{AdminError, CreateTopic, LeadershipListener, ReplicaManager};
@@ -409,7 +409,7 @@ impl GroupCoordinator {
     /// group's partition and returns the offset of its last record. OffsetCommit then waits
     /// for the in-sync replicas ([`GroupCoordinator::wait_replicated`]), outside the group's
     /// lock.
-    pub fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> Result<i64, i16> {
+    pub fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> Result<Appended, i16> {
         self.append_batch(group_id, records, None)
     }
 
@@ -424,7 +424,7 @@ impl GroupCoordinator {
         producer_epoch: i16,
         records: Vec<OffsetsRecord>,
         guards: Option<&[VerificationGuard]>,
-    ) -> Result<i64, i16> {
+    ) -> Result<Appended, i16> {
         self.append_batch(
             group_id,
             records,
@@ -443,7 +443,7 @@ impl GroupCoordinator {
         group_id: &str,
         records: Vec<OffsetsRecord>,
         transactional: Option<Transactional<'_>>,
-    ) -> Result<i64, i16> {
+    ) -> Result<Appended, i16> {
         let producer = transactional
             .as_ref()
             .map(|t| (t.producer_id, t.producer_epoch));
@@ -492,7 +492,7 @@ impl GroupCoordinator {
             Some(t) => log.append_as_coordinator(&batch, t.guards),
         };
         match appended {
-            Ok(info) => Ok(info.last_offset),
+            Ok(info) => Ok(info.appended()),
             Err(e) => {
                 tracing::error!(group = group_id, partition, error = %e, "appending to __consumer_offsets failed");
                 Err(match e {
@@ -513,19 +513,20 @@ impl GroupCoordinator {
     }
 
     /// Waits until every in-sync replica of `group_id`'s `__consumer_offsets` partition has
-    /// the record at `record_offset` (the high watermark passes it), at most
+    /// the records `appended` (the high watermark passes them, still in the leader epoch they
+    /// were appended in or on its records: see `Partition::wait_for_high_watermark`), at most
     /// `offsets.commit.timeout.ms`, as Kafka's coordinator writes with `acks=all`. Called by
     /// OffsetCommit after the append, with no lock held. Errors as Kafka's coordinator maps
     /// them: this broker no longer leads → NOT_COORDINATOR; a timeout or a shrunken ISR →
     /// COORDINATOR_NOT_AVAILABLE (the client finds the coordinator again and retries).
-    pub async fn wait_replicated(&self, group_id: &str, record_offset: i64) -> Result<(), i16> {
+    pub async fn wait_replicated(&self, group_id: &str, appended: Appended) -> Result<(), i16> {
         let partition = self.partition_for(group_id);
         let Some(log) = self.replicas.partition(OFFSETS_TOPIC, partition) else {
             return Err(ResponseError::NotCoordinator.code());
         };
         let timeout =
             std::time::Duration::from_millis(self.config.offsets_commit_timeout_ms().max(0) as u64);
-        log.wait_for_high_watermark(record_offset + 1, 1, timeout)
+        log.wait_for_high_watermark(appended, 1, timeout)
             .await
             .map_err(|e| match e {
                 PartitionError::NotLeader => ResponseError::NotCoordinator.code(),
@@ -547,7 +548,7 @@ impl GroupCoordinator {
     }
 
     /// Appends the group's metadata record; the offset of the record.
-    pub(super) fn append_metadata(&self, group: &Group) -> Result<i64, i16> {
+    pub(super) fn append_metadata(&self, group: &Group) -> Result<Appended, i16> {
         let key = RecordKey::Group {
             group: group.group_id.clone(),
         }
@@ -652,10 +653,10 @@ impl GroupCoordinator {
                         (key.encode(), None)
                     })
                     .collect();
-                let Ok(record_offset) = self.append(&g.group_id, tombstones) else {
+                let Ok(appended) = self.append(&g.group_id, tombstones) else {
                     continue;
                 };
-                g.delete_offsets(&expired, record_offset);
+                g.delete_offsets(&expired, appended.last_offset);
                 tracing::info!(group = %g.group_id, offsets = expired.len(), "expired committed offsets");
             }
             if g.is_removable() && self.append(&g.group_id, self.group_tombstones(&g)).is_ok() {

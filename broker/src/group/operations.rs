@@ -145,7 +145,7 @@ impl GroupCoordinator {
             if let SyncOutcome::Assigned(_) = &outcome {
                 g.take_dirty();
                 match self.append_metadata(&g) {
-                    Ok(record_offset) => stored_at = Some((record_offset, g.generation())),
+                    Ok(appended) => stored_at = Some((appended, g.generation())),
                     Err(c) => g.finish_sync(Err(c), now),
                 }
             }
@@ -156,12 +156,12 @@ impl GroupCoordinator {
         // (cut off from the others) can then never complete a rebalance: its followers have
         // moved on, so the record never replicates and the members go and find the real one.
         // The wait runs on its own task, so a leader that disconnects cannot strand the rest.
-        if let Some((record_offset, generation)) = stored_at {
+        if let Some((appended, generation)) = stored_at {
             match self.me() {
                 Some(me) => {
                     let (group, group_id) = (group.clone(), group_id.to_string());
                     tokio::spawn(async move {
-                        let stored = me.wait_replicated(&group_id, record_offset).await;
+                        let stored = me.wait_replicated(&group_id, appended).await;
                         let mut g = group.lock();
                         if g.generation() == generation {
                             g.finish_sync(stored, me.now_ms());
@@ -395,8 +395,8 @@ impl GroupCoordinator {
                 self.append(group_id, tombstones).map(Some)
             };
             let outcome = match stored {
-                Ok(Some(record_offset)) => {
-                    g.delete_offsets(&deleting, record_offset);
+                Ok(Some(appended)) => {
+                    g.delete_offsets(&deleting, appended.last_offset);
                     0
                 }
                 Ok(None) => 0,

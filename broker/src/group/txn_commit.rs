@@ -25,6 +25,7 @@ use super::commit::OffsetCommit;
 use super::coordinator::{GroupCoordinator, Ownership};
 use super::operations::code;
 use super::records::{OffsetCommitValue, RecordKey};
+use crate::log::Appended;
 use crate::partition::verification::VerificationGuard;
 
 /// Who sends a TxnOffsetCommit: the transactional producer, and (v3+) the consumer group
@@ -50,7 +51,7 @@ pub struct TxnCommitter {
 /// A TxnOffsetCommit batch appended and pending for its producer.
 struct AppendedTxnCommit {
     /// The offset of the batch's last record.
-    record_offset: i64,
+    appended: Appended,
     /// The partitions it commits.
     partitions: Vec<TopicPartition>,
 }
@@ -74,7 +75,7 @@ impl GroupCoordinator {
         }
         let (mut results, appended) = self.append_txn_commit(group_id, committer, offsets)?;
         let Some(AppendedTxnCommit {
-            record_offset,
+            appended,
             partitions,
         }) = appended
         else {
@@ -83,14 +84,14 @@ impl GroupCoordinator {
         // A failure here leaves the offsets pending: the batch is in the leader's log and the
         // marker decides, as a reload of the log would (the client retries or aborts).
         let stored = self
-            .wait_replicated(group_id, record_offset)
+            .wait_replicated(group_id, appended)
             .await
             .err()
             .unwrap_or(0);
         tracing::debug!(
             group = group_id,
             producer_id = committer.producer_id,
-            record_offset,
+            record_offset = appended.last_offset,
             error_code = stored,
             "transactional offset commit replicated or failed"
         );
@@ -153,7 +154,7 @@ impl GroupCoordinator {
                 (key.encode(), Some(value.encode()))
             })
             .collect();
-        let record_offset = match self.append_transactional(
+        let appended = match self.append_transactional(
             group_id,
             committer.producer_id,
             committer.producer_epoch,
@@ -167,8 +168,11 @@ impl GroupCoordinator {
             }
         };
         let partitions: Vec<TopicPartition> = accepted.iter().map(|(tp, _)| tp.clone()).collect();
-        g.committed_offsets_mut()
-            .add_pending_txn(committer.producer_id, accepted, record_offset);
+        g.committed_offsets_mut().add_pending_txn(
+            committer.producer_id,
+            accepted,
+            appended.last_offset,
+        );
         self.txn_groups
             .lock()
             .entry(committer.producer_id)
@@ -178,14 +182,14 @@ impl GroupCoordinator {
             group = group_id,
             producer_id = committer.producer_id,
             producer_epoch = committer.producer_epoch,
-            record_offset,
+            record_offset = appended.last_offset,
             partitions = partitions.len(),
             "transactional offset commit appended"
         );
         Ok((
             results,
             Some(AppendedTxnCommit {
-                record_offset,
+                appended,
                 partitions,
             }),
         ))

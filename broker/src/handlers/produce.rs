@@ -36,7 +36,8 @@ type Failure = (i16, Option<String>);
 
 struct Appended {
     base_offset: i64,
-    next_offset: i64,
+    /// What `acks=all` waits for.
+    appended: crate::log::Appended,
     log_append_time: i64,
     log_start_offset: i64,
     min_isr: usize,
@@ -128,7 +129,7 @@ pub async fn handle(
             let outcome = match outcome {
                 Ok(a) if acks == -1 => a
                     .partition
-                    .wait_for_high_watermark(a.next_offset, a.min_isr, timeout)
+                    .wait_for_high_watermark(a.appended, a.min_isr, timeout)
                     .await
                     .map(|_| a)
                     .map_err(|e| (e.code(), Some(e.to_string()))),
@@ -350,7 +351,7 @@ fn append(
             }
             Ok(Appended {
                 base_offset: info.first_offset,
-                next_offset: info.last_offset + 1,
+                appended: info.appended(),
                 log_append_time: info.log_append_time,
                 log_start_offset: info.log_start_offset,
                 min_isr,

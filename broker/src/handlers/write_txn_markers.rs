@@ -81,7 +81,7 @@ async fn write_one(broker: &Broker, topic: &str, index: i32, marker: &TxnMarker)
         }
     };
     if let Err(e) = partition
-        .wait_for_high_watermark(info.last_offset + 1, 1, MARKER_REPLICATION_TIMEOUT)
+        .wait_for_high_watermark(info.appended(), 1, MARKER_REPLICATION_TIMEOUT)
         .await
     {
         tracing::warn!(topic, partition = index, producer_id = marker.producer_id, error = %e, "transaction marker not replicated");

@@ -184,6 +184,7 @@ impl Log {
             records_count: 0,
             valid_bytes: batches.len() as u64,
             duplicate: false,
+            leader_epoch: -1,
         };
         if batches.is_empty() {
             return Ok(info);
@@ -287,6 +288,7 @@ impl Log {
                         records_count: original.last_offset - original.first_offset + 1,
                         valid_bytes: 0,
                         duplicate: true,
+                        leader_epoch: -1,
                     }));
                 }
                 ProducerCheck::Append if records.len() > header.total_size() => {

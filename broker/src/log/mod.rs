@@ -74,7 +74,7 @@ pub use self::scanner::ScannedBatch;
 pub use self::segment::{LogSegment, SegmentRead};
 pub use self::time_index::{TimeEntry, TimeIndex, TimestampOffset};
 pub use self::transaction_index::{AbortedTxn, TransactionIndex};
-pub use self::unified_log::{FetchDataInfo, Log, LogAppendInfo};
+pub use self::unified_log::{Appended, FetchDataInfo, Log, LogAppendInfo};
 
 #[cfg(test)]
 #[path = "transaction_tests.rs"]

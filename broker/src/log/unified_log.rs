@@ -46,6 +46,31 @@ pub struct LogAppendInfo {
     pub valid_bytes: u64,
     /// The batch had already been appended; nothing was written.
     pub duplicate: bool,
+    /// The leader epoch of the leader that appended (or, for a duplicate, found) the batch;
+    /// -1 for an append that was not a leader's.
+    pub leader_epoch: i32,
+}
+
+impl LogAppendInfo {
+    /// Where this append ended, and under which leader: what replication is waited for.
+    pub fn appended(&self) -> Appended {
+        Appended {
+            last_offset: self.last_offset,
+            leader_epoch: self.leader_epoch,
+        }
+    }
+}
+
+/// The last offset of a leader's append and the leader epoch it was made in. The record at
+/// that offset is the leader's own only while the leader epoch cache still maps the offset to
+/// that epoch: a leader that lost its leadership in between may have truncated it and taken
+/// another leader's record at the same offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Offset of the append's last record.
+    pub last_offset: i64,
+    /// The leader epoch the append was made in.
+    pub leader_epoch: i32,
 }
 
 /// What a read returned (Kafka's `FetchDataInfo`).

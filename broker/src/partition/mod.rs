@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::controller::command::PartitionChange;
-use crate::log::{Log, LogAppendInfo, LogConfig, LogError, PendingFlush, TxnMarker};
+use crate::log::{Appended, Log, LogAppendInfo, LogConfig, LogError, PendingFlush, TxnMarker};
 use leader::{IsrChangeFailure, LeaderState};
 use sequence_gaps::RefusedBatches;
 use verification::{VerificationGuard, VerificationGuards};
@@ -512,7 +512,8 @@ impl Partition {
                             });
                         }
                     }
-                    let info = append(&mut log, leader.leader_epoch)?;
+                    let mut info = append(&mut log, leader.leader_epoch)?;
+                    info.leader_epoch = leader.leader_epoch;
                     advance_high_watermark(leader, &mut log);
                     info
                 }
@@ -554,31 +555,66 @@ impl Partition {
         }
     }
 
-    /// Waits until the high watermark reaches `offset` (`acks=all`), while this broker leads
-    /// with at least `min_isr` in-sync replicas.
+    /// Waits until the high watermark passes `appended` (every in-sync replica has it), as
+    /// `acks=all` does; with `min_isr`, fails once the ISR is smaller than that.
+    ///
+    /// The high watermark counts only while this replica still leads and the record at
+    /// `appended.last_offset` is still the one appended: a leader that lost its leadership
+    /// may have truncated the record and taken another leader's at the same offset, and a
+    /// high watermark passing that offset then says nothing about the append (NOT_LEADER: an
+    /// idempotent client retries, and its retry is answered as a duplicate if the record did
+    /// survive). Checked on every wake-up, not only while waiting, since a produce request waits
+    /// for its partitions one after another and the wait for a later one may start late.
     pub async fn wait_for_high_watermark(
         &self,
-        offset: i64,
+        appended: Appended,
         min_isr: usize,
         timeout: Duration,
     ) -> Result<(), PartitionError> {
         let mut rx = self.high_watermark_tx.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if *rx.borrow_and_update() >= offset {
+            rx.borrow_and_update();
+            if self.is_replicated(appended, Some(min_isr))? {
                 return Ok(());
-            }
-            match &*self.role.lock() {
-                Role::Leader(l) if l.isr.len() < min_isr => {
-                    return Err(PartitionError::NotEnoughReplicasAfterAppend { min_isr })
-                }
-                Role::Leader(_) => {}
-                _ => return Err(PartitionError::NotLeader),
             }
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return Err(PartitionError::NotLeader) },
                 _ = tokio::time::sleep_until(deadline) => return Err(PartitionError::Timeout),
             }
+        }
+    }
+
+    /// Whether `appended` is on every in-sync replica: this replica leads, the high watermark
+    /// is past it and it is still the record appended (see
+    /// [`Partition::wait_for_high_watermark`]); `Err` when it never will be from here.
+    pub fn is_replicated(
+        &self,
+        appended: Appended,
+        min_isr: Option<usize>,
+    ) -> Result<bool, PartitionError> {
+        let role = self.role.lock();
+        let Role::Leader(leader) = &*role else {
+            return Err(PartitionError::NotLeader);
+        };
+        let log = self.log.read();
+        if log.high_watermark() > appended.last_offset {
+            let still_ours = leader.leader_epoch == appended.leader_epoch
+                || log
+                    .leader_epoch_cache()
+                    .epoch_for_offset(appended.last_offset)
+                    == Some(appended.leader_epoch);
+            return if still_ours {
+                Ok(true)
+            } else {
+                Err(PartitionError::NotLeader)
+            };
+        }
+        match min_isr {
+            Some(min_isr) if leader.isr.len() < min_isr => {
+                Err(PartitionError::NotEnoughReplicasAfterAppend { min_isr })
+            }
+            _ => Ok(false),
         }
     }
 

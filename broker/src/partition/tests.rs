@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::clock::SystemClock;
-use crate::log::test_util::{encode_test_batch, small_config, TestBatch};
+use crate::log::test_util::{as_stored, encode_test_batch, small_config, TestBatch};
 
 fn leader(dir: &std::path::Path) -> Arc<Partition> {
     let p = open(dir);
@@ -233,4 +233,52 @@ fn a_batch_pipelined_behind_a_refused_one_is_refused_alike_not_out_of_sequence()
     // A gap no refusal explains is still out of sequence, as in Kafka.
     let gap = p.append_checked(&idempotent(40, 1), Some(2)).unwrap_err();
     assert_eq!(gap.kafka_error(), ResponseError::OutOfOrderSequenceNumber);
+}
+
+/// An `acks=all` append is acknowledged only while its record is still in the log of the
+/// leader that appended it: a wait that starts (or wakes) after the leadership moved, the
+/// record was truncated and the offset refilled from the new leader must not see the refilled
+/// high watermark as its own. A produce request waits for its partitions one after another, so
+/// the wait for a later partition often starts long after its append.
+#[tokio::test]
+async fn a_replaced_record_is_not_acknowledged_by_the_high_watermark_that_passes_its_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path());
+    p.make_leader(0, 1, 1, &[0, 1], &[0, 1]).unwrap();
+    let ours = p
+        .append(&encode_test_batch(&TestBatch::new(5, 10)))
+        .unwrap()
+        .appended();
+    assert_eq!((ours.last_offset, ours.leader_epoch), (4, 1));
+    assert_eq!(p.high_watermark(), 0, "broker 1 has not fetched it");
+    // Broker 1 becomes leader in epoch 2 without our batch; we truncate it away and take 7
+    // records of its own, and its high watermark.
+    p.make_follower(1, 2);
+    p.truncate_diverged(2, 1, 0).unwrap();
+    let theirs = Bytes::from(as_stored(&encode_test_batch(&TestBatch::new(7, 10)), 0, 2));
+    p.append_from_leader(2, &theirs, 7, 0).unwrap();
+    assert_eq!(p.high_watermark(), 7);
+    let wait = Duration::from_millis(50);
+    assert!(matches!(
+        p.wait_for_high_watermark(ours, 1, wait).await,
+        Err(PartitionError::NotLeader)
+    ));
+    // Leader again, in epoch 3: offset 4 now holds broker 1's record, replicated or not.
+    p.make_leader(0, 3, 3, &[0, 1], &[0, 1]).unwrap();
+    p.fetch_for_follower(1, 7, 0, 2, 3, 1 << 20, true).unwrap();
+    assert_eq!(p.high_watermark(), 7);
+    assert!(matches!(
+        p.wait_for_high_watermark(ours, 1, wait).await,
+        Err(PartitionError::NotLeader)
+    ));
+    // A record that survived a change of leader epoch is still acknowledged: appended in
+    // epoch 3, replicated, then this broker leads again in epoch 4 without having followed.
+    let kept = p
+        .append(&encode_test_batch(&TestBatch::new(2, 10)))
+        .unwrap()
+        .appended();
+    p.make_leader(0, 4, 4, &[0, 1], &[0, 1]).unwrap();
+    p.fetch_for_follower(1, 9, 0, 3, 4, 1 << 20, true).unwrap();
+    assert_eq!(p.high_watermark(), 9);
+    p.wait_for_high_watermark(kept, 1, wait).await.unwrap();
 }

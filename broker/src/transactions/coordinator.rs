@@ -286,7 +286,7 @@ impl TransactionCoordinator {
             }
         };
         let info = log.append(&batch.freeze()).map_err(coordinator_error)?;
-        log.wait_for_high_watermark(info.last_offset + 1, 1, WRITE_TIMEOUT)
+        log.wait_for_high_watermark(info.appended(), 1, WRITE_TIMEOUT)
             .await
             .map_err(coordinator_error)
     }

@@ -328,6 +328,11 @@ pub fn open(
         cleaner_manager.clone(),
         Arc::downgrade(&replicas),
     )?))?;
+    let quotas = crate::quota::ClientQuotaManager::new(
+        config.quota_window_num(),
+        config.quota_window_size(),
+        metrics.registry(),
+    )?;
     let broker = Arc::new(Broker::new(
         config,
         meta.cluster_id.clone(),
@@ -340,6 +345,7 @@ pub fn open(
             transactions,
         },
         metrics,
+        quotas,
     ));
     Ok(StartedBroker {
         broker,

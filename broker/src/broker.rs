@@ -10,6 +10,7 @@ use crate::controller::image::ListenerEndpoint;
 use crate::group::GroupCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
+use crate::quota::ClientQuotaManager;
 use crate::replica_manager::ReplicaManager;
 use crate::transactions::TransactionCoordinator;
 
@@ -56,6 +57,8 @@ pub struct Broker {
     pub transactions: Arc<TransactionCoordinator>,
     /// Prometheus metrics.
     pub metrics: BrokerMetrics,
+    /// Client quota enforcement (produce and fetch byte rates).
+    pub quotas: ClientQuotaManager,
     ready: AtomicBool,
 }
 
@@ -69,6 +72,7 @@ impl Broker {
         replicas: Arc<ReplicaManager>,
         coordinators: Coordinators,
         metrics: BrokerMetrics,
+        quotas: ClientQuotaManager,
     ) -> Self {
         Self {
             config,
@@ -80,6 +84,7 @@ impl Broker {
             groups: coordinators.groups,
             transactions: coordinators.transactions,
             metrics,
+            quotas,
             ready: AtomicBool::new(false),
         }
     }

@@ -165,6 +165,12 @@ impl ClientQuotaManager {
         let key = sensor_key(kind, &entity, user, client_id);
         let (rate, throttle) = {
             let mut rates = self.rates.lock();
+            if !rates.contains_key(&key) {
+                // A new client: forget those that left before adding it (keeps the map as
+                // small as the set of active clients).
+                let horizon = self.window * self.samples as u32;
+                rates.retain(|_, rate| rate.active_since(now, horizon));
+            }
             let rate = rates.entry(key.clone()).or_insert_with(|| Rate {
                 windows: VecDeque::with_capacity(self.samples),
             });
@@ -199,15 +205,6 @@ impl ClientQuotaManager {
         }
     }
 
-    /// Forgets rates not recorded to for a whole measurement period (clients that left).
-    pub fn expire_idle(&self, now: Instant) {
-        let horizon = self.window * self.samples as u32;
-        self.rates.lock().retain(|_, rate| {
-            rate.windows
-                .back()
-                .is_some_and(|(start, _)| now.saturating_duration_since(*start) <= horizon)
-        });
-    }
 }
 
 fn sensor_key(kind: QuotaType, entity: &QuotaEntity, user: &str, client_id: &str) -> SensorKey {
@@ -224,6 +221,13 @@ fn sensor_key(kind: QuotaType, entity: &QuotaEntity, user: &str, client_id: &str
 }
 
 impl Rate {
+    /// Whether anything was recorded within `horizon` before `now`.
+    fn active_since(&self, now: Instant, horizon: Duration) -> bool {
+        self.windows
+            .back()
+            .is_some_and(|(start, _)| now.saturating_duration_since(*start) <= horizon)
+    }
+
     fn add(&mut self, now: Instant, value: f64, samples: usize, window: Duration) {
         self.purge(now, samples, window);
         match self.windows.back_mut() {

@@ -328,11 +328,6 @@ pub fn open(
         cleaner_manager.clone(),
         Arc::downgrade(&replicas),
     )?))?;
-    let quotas = crate::quota::ClientQuotaManager::new(
-        config.quota_window_num(),
-        config.quota_window_size(),
-        metrics.registry(),
-    )?;
     let broker = Arc::new(Broker::new(
         config,
         meta.cluster_id.clone(),
@@ -345,8 +340,7 @@ pub fn open(
             transactions,
         },
         metrics,
-        quotas,
-    ));
+    )?);
     Ok(StartedBroker {
         broker,
         meta,

@@ -72,9 +72,13 @@ impl Broker {
         replicas: Arc<ReplicaManager>,
         coordinators: Coordinators,
         metrics: BrokerMetrics,
-        quotas: ClientQuotaManager,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, prometheus::Error> {
+        let quotas = ClientQuotaManager::new(
+            config.quota_window_num(),
+            config.quota_window_size(),
+            metrics.registry(),
+        )?;
+        Ok(Self {
             config,
             meta_cluster_id: cluster_id,
             advertised,
@@ -86,7 +90,7 @@ impl Broker {
             metrics,
             quotas,
             ready: AtomicBool::new(false),
-        }
+        })
     }
 
     /// The cluster id: the metadata quorum's, or `meta.properties`' before it is known.

@@ -204,7 +204,6 @@ impl ClientQuotaManager {
             rate.add(now, -(bytes as f64), self.samples, self.window);
         }
     }
-
 }
 
 fn sensor_key(kind: QuotaType, entity: &QuotaEntity, user: &str, client_id: &str) -> SensorKey {

@@ -126,7 +126,10 @@ async fn a_client_over_its_produce_quota_is_told_to_wait_and_its_connection_is_m
     let sent_at = Instant::now();
     let partition = &first.responses[0].partition_responses[0];
     assert_eq!(partition.error_code, 0, "{:?}", partition.error_message);
-    assert_eq!(partition.base_offset, 0, "the records are appended all the same");
+    assert_eq!(
+        partition.base_offset, 0,
+        "the records are appended all the same"
+    );
     let throttle = Duration::from_millis(first.throttle_time_ms as u64);
     assert!(
         throttle >= Duration::from_millis(1500) && throttle <= Duration::from_secs(2),
@@ -152,11 +155,7 @@ async fn a_client_over_its_produce_quota_is_told_to_wait_and_its_connection_is_m
     );
     // A client without a quota is neither measured nor throttled.
     assert_eq!(
-        metric(
-            &broker,
-            "kafka_server_produce_byte_rate",
-            "someone-else"
-        ),
+        metric(&broker, "kafka_server_produce_byte_rate", "someone-else"),
         0.0
     );
 }
@@ -262,7 +261,10 @@ async fn kafka_configs_sets_describes_and_deletes_quotas_and_they_survive_a_rest
         "--add-config",
         "producer_byte_rate=1048576,consumer_byte_rate=2097152",
     ]);
-    assert!(out.contains("Completed updating config for client app"), "{out}");
+    assert!(
+        out.contains("Completed updating config for client app"),
+        "{out}"
+    );
     configs(&[
         "--entity-type",
         "users",
@@ -359,7 +361,10 @@ async fn kafka_configs_sets_describes_and_deletes_quotas_and_they_survive_a_rest
             "producer_byte_rate",
         ],
     );
-    assert!(out.contains("Completed updating config for client app"), "{out}");
+    assert!(
+        out.contains("Completed updating config for client app"),
+        "{out}"
+    );
     let out = tools.run_ok(
         CONFIGS,
         &[

@@ -340,7 +340,7 @@ pub fn open(
             transactions,
         },
         metrics,
-    ));
+    )?);
     Ok(StartedBroker {
         broker,
         meta,

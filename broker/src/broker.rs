@@ -10,6 +10,7 @@ use crate::controller::image::ListenerEndpoint;
 use crate::group::GroupCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
+use crate::quota::ClientQuotaManager;
 use crate::replica_manager::ReplicaManager;
 use crate::transactions::TransactionCoordinator;
 
@@ -56,6 +57,8 @@ pub struct Broker {
     pub transactions: Arc<TransactionCoordinator>,
     /// Prometheus metrics.
     pub metrics: BrokerMetrics,
+    /// Client quota enforcement (produce and fetch byte rates).
+    pub quotas: ClientQuotaManager,
     ready: AtomicBool,
 }
 
@@ -69,8 +72,13 @@ impl Broker {
         replicas: Arc<ReplicaManager>,
         coordinators: Coordinators,
         metrics: BrokerMetrics,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, prometheus::Error> {
+        let quotas = ClientQuotaManager::new(
+            config.quota_window_num(),
+            config.quota_window_size(),
+            metrics.registry(),
+        )?;
+        Ok(Self {
             config,
             meta_cluster_id: cluster_id,
             advertised,
@@ -80,8 +88,9 @@ impl Broker {
             groups: coordinators.groups,
             transactions: coordinators.transactions,
             metrics,
+            quotas,
             ready: AtomicBool::new(false),
-        }
+        })
     }
 
     /// The cluster id: the metadata quorum's, or `meta.properties`' before it is known.

@@ -45,6 +45,7 @@ pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod protocol;
+pub mod quota;
 pub mod replica_manager;
 pub mod replication;
 pub mod replication_metrics;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use kafka_protocol::messages::{ApiKey, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -24,6 +24,7 @@ use crate::broker::Broker;
 use crate::handlers::{self, Connection};
 use crate::protocol::frame::{read_frame, FrameError};
 use crate::protocol::{self, ProtocolError};
+use crate::quota::QuotaType;
 use crate::security::sasl::{After, Exchange, Step, TokenStep};
 use crate::security::scram::ScramMechanism;
 use crate::security::{ListenerSecurity, Principal};
@@ -189,11 +190,14 @@ async fn serve_connection<R, W>(
         }
         let started = Instant::now();
         let mut close_after = false;
+        let mut throttle = Duration::ZERO;
+        let frame_len = frame.len();
         let response = match protocol::decode_request(frame) {
             Ok(request) => {
                 let api = request.api_key;
                 let version = request.header.request_api_version;
                 let correlation_id = request.header.correlation_id;
+                let quota = QuotaRequest::of(broker, &request, &connection, frame_len);
                 let api_name = api_label(api);
                 broker.metrics.requests.with_label_values(&[api_name]).inc();
                 let step = match (&mut exchange, &security.sasl) {
@@ -233,10 +237,18 @@ async fn serve_connection<R, W>(
                     .request_latency
                     .with_label_values(&[api_name])
                     .observe(started.elapsed().as_secs_f64());
-                match body {
-                    Some(body) => protocol::encode_response(correlation_id, api, version, &body),
-                    None => continue, // acks=0 produce: Kafka sends nothing back
+                let Some(mut body) = body else {
+                    // acks=0 produce: Kafka sends nothing back, but the bytes count.
+                    if let Some(quota) = quota {
+                        throttle = quota.apply(broker, None);
+                        mute(throttle, &mut shutdown).await;
+                    }
+                    continue;
+                };
+                if let Some(quota) = quota {
+                    throttle = quota.apply(broker, Some(&mut body));
                 }
+                protocol::encode_response(correlation_id, api, version, &body)
             }
             Err(ProtocolError::UnsupportedVersion {
                 api: ApiKey::ApiVersions,
@@ -278,7 +290,122 @@ async fn serve_connection<R, W>(
         if close_after {
             return;
         }
+        mute(throttle, &mut shutdown).await;
     }
+}
+
+/// Reads nothing more from a throttled client's connection for `throttle` (Kafka mutes the
+/// channel), unless the broker shuts down.
+async fn mute(throttle: Duration, shutdown: &mut watch::Receiver<bool>) {
+    if throttle.is_zero() {
+        return;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(throttle) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+/// A request that counts against a client byte-rate quota: a produce request (its size) or a
+/// consumer's fetch (its response's record bytes).
+struct QuotaRequest {
+    kind: QuotaType,
+    user: String,
+    client_id: String,
+    request_bytes: usize,
+}
+
+impl QuotaRequest {
+    fn of(
+        broker: &Broker,
+        request: &protocol::DecodedRequest,
+        connection: &Connection,
+        frame_len: usize,
+    ) -> Option<Self> {
+        let kind = match &request.body {
+            RequestKind::Produce(_) => QuotaType::Produce,
+            RequestKind::Fetch(f) => {
+                let replica = if request.header.request_api_version >= 15 {
+                    f.replica_state.replica_id.0
+                } else {
+                    f.replica_id.0
+                };
+                if replica >= 0 {
+                    return None; // followers are not client-quota'd
+                }
+                QuotaType::Fetch
+            }
+            _ => return None,
+        };
+        if broker.replicas.image().client_quotas.is_empty() {
+            return None; // nothing to measure: no copies of names on the hot path
+        }
+        Some(Self {
+            kind,
+            user: connection.principal.name().to_string(),
+            client_id: request
+                .header
+                .client_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            request_bytes: frame_len,
+        })
+    }
+
+    /// Records the request against its quota, if one applies; sets the response's
+    /// `throttle_time_ms` and, for a throttled fetch, answers it without records (their bytes
+    /// are not counted). Returns how long to mute the connection.
+    fn apply(self, broker: &Broker, response: Option<&mut ResponseKind>) -> Duration {
+        let image = broker.replicas.image();
+        if image.client_quotas.is_empty() {
+            return Duration::ZERO;
+        }
+        let now = std::time::Instant::now();
+        let bytes = match (&self.kind, &response) {
+            (QuotaType::Fetch, Some(ResponseKind::Fetch(f))) => fetch_record_bytes(f),
+            _ => self.request_bytes,
+        };
+        let Some(recorded) =
+            broker
+                .quotas
+                .record(&image, self.kind, &self.user, &self.client_id, bytes, now)
+        else {
+            return Duration::ZERO;
+        };
+        let throttle = recorded.throttle;
+        if throttle.is_zero() {
+            return throttle;
+        }
+        let ms = throttle.as_millis().min(i32::MAX as u128) as i32;
+        match response {
+            Some(ResponseKind::Produce(p)) => p.throttle_time_ms = p.throttle_time_ms.max(ms),
+            Some(ResponseKind::Fetch(f)) => {
+                f.throttle_time_ms = f.throttle_time_ms.max(ms);
+                for topic in &mut f.responses {
+                    for partition in &mut topic.partitions {
+                        partition.records = Some(bytes::Bytes::new());
+                    }
+                }
+                broker
+                    .quotas
+                    .unrecord(&image, self.kind, &self.user, &self.client_id, bytes, now);
+            }
+            _ => {}
+        }
+        tracing::debug!(user = %self.user, client_id = %self.client_id, kind = ?self.kind, throttle_ms = ms, "client over its quota; throttled");
+        throttle
+    }
+}
+
+/// The record bytes a fetch response carries.
+fn fetch_record_bytes(response: &kafka_protocol::messages::FetchResponse) -> usize {
+    response
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum()
 }
 
 /// The metric label of an API: Kafka's request name (`OffsetForLeaderEpoch`), for every API

@@ -32,6 +32,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "broker",
         "metrics",
+        "quota",
         "replication_metrics",
         "cleaner_metrics",
     ],

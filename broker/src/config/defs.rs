@@ -296,6 +296,9 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     flag("transaction.partition.verification.enable", "true"),
     long("offsets.retention.check.interval.ms", "600000", 1, i64::MAX),
     long("offsets.commit.timeout.ms", "5000", 1, I32),
+    // Client quotas (AlterClientQuotas): the rate is measured over this many windows.
+    long("quota.window.num", "11", 1, I32),
+    long("quota.window.size.seconds", "1", 1, I32),
     long("offset.metadata.max.bytes", "4096", 0, I32),
     long("group.initial.rebalance.delay.ms", "3000", 0, I32),
     long("group.min.session.timeout.ms", "6000", 0, I32),

@@ -439,6 +439,16 @@ impl BrokerConfig {
         self.long("offsets.commit.timeout.ms")
     }
 
+    /// `quota.window.num`: how many windows a client's byte rate is measured over.
+    pub fn quota_window_num(&self) -> usize {
+        self.long("quota.window.num") as usize
+    }
+
+    /// `quota.window.size.seconds`: the length of one window of a client's byte rate.
+    pub fn quota_window_size(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.long("quota.window.size.seconds") as u64)
+    }
+
     /// `offset.metadata.max.bytes`: the longest metadata string an OffsetCommit may carry.
     pub fn offset_metadata_max_bytes(&self) -> usize {
         self.long("offset.metadata.max.bytes") as usize

@@ -10,6 +10,7 @@ use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::client_quotas::QuotaAlteration;
 use super::image::{ListenerEndpoint, PartitionImage, ScramCredential, TopicPartition};
 
 /// Replicas of one partition in preference order.
@@ -141,6 +142,11 @@ pub enum MetadataCommand {
         upsertions: Vec<(String, String, ScramCredential)>,
         /// (user, mechanism name) to remove.
         deletions: Vec<(String, String)>,
+    },
+    /// Sets and removes client quotas (AlterClientQuotas).
+    AlterClientQuotas {
+        /// Per entity: settings to set (`Some`) or remove (`None`).
+        alterations: Vec<QuotaAlteration>,
     },
     /// An ISR change from a partition leader.
     AlterPartition(PartitionChange),

@@ -20,6 +20,7 @@ use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::client_quotas::ClientQuotas;
 use super::command::{CommandResult, MetadataCommand, PartitionChange, ReplicaAssignment};
 
 /// `leader` of a partition that has none (every ISR member is fenced).
@@ -189,6 +190,9 @@ pub struct MetadataImage {
     /// from snapshots written before it existed.)
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+    /// Client quotas (AlterClientQuotas). (Absent from snapshots written before they existed.)
+    #[serde(default, skip_serializing_if = "ClientQuotas::is_empty")]
+    pub client_quotas: ClientQuotas,
 }
 
 /// A user's SCRAM credential for one mechanism (RFC 5802): what the server keeps instead of
@@ -434,6 +438,10 @@ impl MetadataImage {
                         .or_default()
                         .insert(mechanism.clone(), credential.clone());
                 }
+                CommandResult::Ok
+            }
+            MetadataCommand::AlterClientQuotas { alterations } => {
+                self.client_quotas.alter(alterations);
                 CommandResult::Ok
             }
             MetadataCommand::AlterBrokerConfigs { broker, configs } => {

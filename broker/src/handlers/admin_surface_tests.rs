@@ -45,6 +45,24 @@ pub(super) fn sample(api: ApiKey, _version: i16) -> RequestKind {
                 describe_user_scram_credentials_request::UserName::default().with_name(s("alice")),
             ])),
         ),
+        ApiKey::DescribeClientQuotas => RequestKind::DescribeClientQuotas(
+            DescribeClientQuotasRequest::default().with_components(vec![
+                describe_client_quotas_request::ComponentData::default()
+                    .with_entity_type(s("client-id"))
+                    .with_match_type(2),
+            ]),
+        ),
+        ApiKey::AlterClientQuotas => {
+            RequestKind::AlterClientQuotas(AlterClientQuotasRequest::default().with_entries(vec![
+                alter_client_quotas_request::EntryData::default()
+                    .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                        .with_entity_type(s("client-id"))
+                        .with_entity_name(Some(s("sample")))])
+                    .with_ops(vec![alter_client_quotas_request::OpData::default()
+                        .with_key(s("producer_byte_rate"))
+                        .with_value(1048576.0)]),
+            ]))
+        }
         ApiKey::UpdateFeatures => RequestKind::UpdateFeatures(
             UpdateFeaturesRequest::default().with_feature_updates(vec![
                 update_features_request::FeatureUpdateKey::default()

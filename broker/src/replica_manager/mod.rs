@@ -18,6 +18,7 @@
 
 mod apply;
 mod broker_configs;
+mod client_quotas;
 mod error;
 mod lease;
 mod local;

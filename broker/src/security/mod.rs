@@ -48,6 +48,13 @@ impl Principal {
     pub fn user(name: &str) -> Self {
         Principal(format!("User:{name}"))
     }
+
+    /// The name without its type (`alice` of `User:alice`): what user quotas are set on.
+    pub fn name(&self) -> &str {
+        self.0
+            .split_once(':')
+            .map_or(self.0.as_str(), |(_, name)| name)
+    }
 }
 
 impl std::fmt::Display for Principal {

@@ -1,0 +1,205 @@
+//! Client quotas in the metadata image: Kafka's quota entities (a user, a client id, or both,
+//! each named or the `<default>`) and their settings (`producer_byte_rate`,
+//! `consumer_byte_rate`), as AlterClientQuotas writes them and `kafka-configs --entity-type
+//! users|clients` shows them. The broker's [`crate::quota`] enforces them; this module only
+//! stores them and answers which entity's quota applies to a connection, in Kafka's order of
+//! precedence.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The quota settings Weir enforces, with Kafka's names.
+pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
+/// See [`PRODUCER_BYTE_RATE`].
+pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+
+/// One part of a quota entity: a named user or client id, or the default of its kind.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EntityName {
+    /// `<default>`: every user (or client id) without a quota of its own.
+    Default,
+    /// This user (or client id).
+    Named(String),
+}
+
+/// A quota entity: a user, a client id, or a user's client id; at least one part is set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct QuotaEntity {
+    /// The user part (the principal's name).
+    pub user: Option<EntityName>,
+    /// The client id part.
+    pub client_id: Option<EntityName>,
+}
+
+impl QuotaEntity {
+    /// The entities whose quota may apply to `user` with `client_id`, most specific first:
+    /// Kafka's order of precedence (user and client id, user and default client id, user,
+    /// default user and client id, default user and default client id, default user, client
+    /// id, default client id).
+    pub fn precedence(user: &str, client_id: &str) -> [QuotaEntity; 8] {
+        let user_named = || Some(EntityName::Named(user.to_string()));
+        let client_named = || Some(EntityName::Named(client_id.to_string()));
+        let entity = |user, client_id| QuotaEntity { user, client_id };
+        [
+            entity(user_named(), client_named()),
+            entity(user_named(), Some(EntityName::Default)),
+            entity(user_named(), None),
+            entity(Some(EntityName::Default), client_named()),
+            entity(Some(EntityName::Default), Some(EntityName::Default)),
+            entity(Some(EntityName::Default), None),
+            entity(None, client_named()),
+            entity(None, Some(EntityName::Default)),
+        ]
+    }
+}
+
+/// A quota value (bytes per second for the byte rates). Compared by its bits, so the image
+/// stays `Eq`; values are finite and positive (AlterClientQuotas refuses anything else).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QuotaValue(pub f64);
+
+impl PartialEq for QuotaValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for QuotaValue {}
+
+/// Every entity's quota settings. Serialized as a list of pairs (the keys are not strings).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<(QuotaEntity, BTreeMap<String, QuotaValue>)>")]
+#[serde(into = "Vec<(QuotaEntity, BTreeMap<String, QuotaValue>)>")]
+pub struct ClientQuotas {
+    entities: BTreeMap<QuotaEntity, BTreeMap<String, QuotaValue>>,
+}
+
+impl From<Vec<(QuotaEntity, BTreeMap<String, QuotaValue>)>> for ClientQuotas {
+    fn from(pairs: Vec<(QuotaEntity, BTreeMap<String, QuotaValue>)>) -> Self {
+        Self {
+            entities: pairs.into_iter().collect(),
+        }
+    }
+}
+
+impl From<ClientQuotas> for Vec<(QuotaEntity, BTreeMap<String, QuotaValue>)> {
+    fn from(quotas: ClientQuotas) -> Self {
+        quotas.entities.into_iter().collect()
+    }
+}
+
+/// One change to one entity's setting: `Some` sets it, `None` removes it.
+pub type QuotaAlteration = (QuotaEntity, Vec<(String, Option<QuotaValue>)>);
+
+impl ClientQuotas {
+    /// Whether no quota is set at all (the broker then measures nothing).
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    /// Every entity with its settings.
+    pub fn entities(&self) -> impl Iterator<Item = (&QuotaEntity, &BTreeMap<String, QuotaValue>)> {
+        self.entities.iter()
+    }
+
+    /// The settings of `entity`, if any.
+    pub fn get(&self, entity: &QuotaEntity) -> Option<&BTreeMap<String, QuotaValue>> {
+        self.entities.get(entity)
+    }
+
+    /// Applies `alterations`; an entity left without settings is removed.
+    pub fn alter(&mut self, alterations: &[QuotaAlteration]) {
+        for (entity, ops) in alterations {
+            let settings = self.entities.entry(entity.clone()).or_default();
+            for (key, value) in ops {
+                match value {
+                    Some(v) => settings.insert(key.clone(), *v),
+                    None => settings.remove(key),
+                };
+            }
+            if settings.is_empty() {
+                self.entities.remove(entity);
+            }
+        }
+    }
+
+    /// The quota `key` that applies to `user` with `client_id`, and the entity it was set on:
+    /// the first entity in Kafka's order of precedence that sets it.
+    pub fn resolve(&self, key: &str, user: &str, client_id: &str) -> Option<(QuotaEntity, f64)> {
+        if self.entities.is_empty() {
+            return None;
+        }
+        QuotaEntity::precedence(user, client_id)
+            .into_iter()
+            .find_map(|entity| {
+                let value = self.entities.get(&entity)?.get(key)?.0;
+                Some((entity, value))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(s: &str) -> Option<EntityName> {
+        Some(EntityName::Named(s.to_string()))
+    }
+
+    fn set(entity: QuotaEntity, key: &str, value: f64) -> QuotaAlteration {
+        (entity, vec![(key.to_string(), Some(QuotaValue(value)))])
+    }
+
+    #[test]
+    fn the_most_specific_entity_that_sets_the_key_wins() {
+        let mut quotas = ClientQuotas::default();
+        let client_default = QuotaEntity {
+            user: None,
+            client_id: Some(EntityName::Default),
+        };
+        let alice = QuotaEntity {
+            user: named("alice"),
+            client_id: None,
+        };
+        let alice_app = QuotaEntity {
+            user: named("alice"),
+            client_id: named("app"),
+        };
+        quotas.alter(&[
+            set(client_default.clone(), PRODUCER_BYTE_RATE, 100.0),
+            set(alice.clone(), PRODUCER_BYTE_RATE, 200.0),
+            set(alice_app.clone(), CONSUMER_BYTE_RATE, 300.0),
+        ]);
+        // alice/app sets only the consumer rate: the producer rate comes from alice.
+        assert_eq!(
+            quotas.resolve(PRODUCER_BYTE_RATE, "alice", "app"),
+            Some((alice, 200.0))
+        );
+        assert_eq!(
+            quotas.resolve(CONSUMER_BYTE_RATE, "alice", "app"),
+            Some((alice_app, 300.0))
+        );
+        assert_eq!(
+            quotas.resolve(PRODUCER_BYTE_RATE, "bob", "other"),
+            Some((client_default, 100.0))
+        );
+        assert_eq!(quotas.resolve(CONSUMER_BYTE_RATE, "bob", "other"), None);
+    }
+
+    #[test]
+    fn removing_the_last_setting_removes_the_entity_and_it_survives_json() {
+        let mut quotas = ClientQuotas::default();
+        let entity = QuotaEntity {
+            user: Some(EntityName::Default),
+            client_id: named("app"),
+        };
+        quotas.alter(&[set(entity.clone(), PRODUCER_BYTE_RATE, 1024.5)]);
+        let json = serde_json::to_string(&quotas).unwrap();
+        let back: ClientQuotas = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, quotas);
+        quotas.alter(&[(entity, vec![(PRODUCER_BYTE_RATE.to_string(), None)])]);
+        assert!(quotas.is_empty());
+    }
+}

@@ -1,0 +1,347 @@
+//! Client byte-rate quotas, enforced as Kafka's `ClientQuotaManager` does.
+//!
+//! Each produce request's size and each consumer fetch response's size is recorded against the
+//! quota entity that applies to the connection (its user and client id, resolved in Kafka's
+//! order of precedence from the metadata image, see [`crate::controller::client_quotas`]). A
+//! `<default>` entity is measured per user or client id, not shared. The rate is Kafka's:
+//! bytes over the last `quota.window.num` windows of `quota.window.size.seconds`, divided by
+//! their elapsed time but never by less than all windows but one (so a client's first burst
+//! of up to that many windows' quota is let through). Over the quota, the request is answered
+//! at once with `throttle_time_ms` = how long the client must stay silent to fall back to its
+//! quota, and the server reads nothing more from the connection for that time (KIP-219:
+//! clients also hold back on their own). A throttled fetch is answered without records, and
+//! its bytes are not counted, as in Kafka: the consumer fetches them again later.
+//!
+//! No quota set anywhere (the usual case) costs one check of the image per request.
+//!
+//! Thread-safety: one mutex around the map of rates, held for a few arithmetic operations per
+//! recorded request.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
+
+use crate::controller::client_quotas::{
+    EntityName, QuotaEntity, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE,
+};
+use crate::controller::image::MetadataImage;
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaType {
+    /// Produce request bytes, against `producer_byte_rate`.
+    Produce,
+    /// Consumer fetch response bytes, against `consumer_byte_rate`.
+    Fetch,
+}
+
+impl QuotaType {
+    fn key(self) -> &'static str {
+        match self {
+            QuotaType::Produce => PRODUCER_BYTE_RATE,
+            QuotaType::Fetch => CONSUMER_BYTE_RATE,
+        }
+    }
+}
+
+/// The entity a rate is kept for: the quota entity with a `<default>` part replaced by the
+/// connection's own user or client id (Kafka's metric tags), as (user, client id); a part the
+/// entity does not have is empty.
+type SensorKey = (QuotaType, String, String);
+
+/// A rate over a fixed number of windows.
+#[derive(Debug)]
+struct Rate {
+    /// (window start, bytes) oldest first; at most `samples` entries.
+    windows: VecDeque<(Instant, f64)>,
+}
+
+/// What recording a request decided.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recorded {
+    /// How long the client must hold back; zero when under its quota.
+    pub throttle: Duration,
+}
+
+/// The broker's client quota enforcement.
+#[derive(Debug)]
+pub struct ClientQuotaManager {
+    samples: usize,
+    window: Duration,
+    rates: Mutex<HashMap<SensorKey, Rate>>,
+    metrics: QuotaMetrics,
+}
+
+/// Kafka's per-entity quota metrics (`kafka.server:type=Produce|Fetch,user=..,client-id=..`,
+/// attributes `byte-rate` and `throttle-time`) as the Prometheus JMX exporter names them.
+#[derive(Debug)]
+struct QuotaMetrics {
+    produce_byte_rate: GaugeVec,
+    fetch_byte_rate: GaugeVec,
+    produce_throttle_ms: IntCounterVec,
+    fetch_throttle_ms: IntCounterVec,
+}
+
+impl QuotaMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let labels = ["user", "client_id"];
+        let gauge = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
+            let g = GaugeVec::new(Opts::new(name, help), &labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let counter = |name: &str, help: &str| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), &labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        Ok(Self {
+            produce_byte_rate: gauge(
+                "kafka_server_produce_byte_rate",
+                "Produce bytes per second of a quota entity, as measured against its quota.",
+            )?,
+            fetch_byte_rate: gauge(
+                "kafka_server_fetch_byte_rate",
+                "Fetch bytes per second of a quota entity, as measured against its quota.",
+            )?,
+            produce_throttle_ms: counter(
+                "kafka_server_produce_throttle_time_ms_total",
+                "Milliseconds produce requests of a quota entity were throttled.",
+            )?,
+            fetch_throttle_ms: counter(
+                "kafka_server_fetch_throttle_time_ms_total",
+                "Milliseconds fetch requests of a quota entity were throttled.",
+            )?,
+        })
+    }
+
+    fn recorded(&self, key: &SensorKey, rate: f64, throttle: Duration) {
+        let (kind, user, client_id) = key;
+        let (rates, throttles) = match kind {
+            QuotaType::Produce => (&self.produce_byte_rate, &self.produce_throttle_ms),
+            QuotaType::Fetch => (&self.fetch_byte_rate, &self.fetch_throttle_ms),
+        };
+        let labels = [user.as_str(), client_id.as_str()];
+        rates.with_label_values(&labels).set(rate);
+        if !throttle.is_zero() {
+            throttles
+                .with_label_values(&labels)
+                .inc_by(throttle.as_millis() as u64);
+        }
+    }
+}
+
+impl ClientQuotaManager {
+    /// Measures over `samples` windows of `window` (`quota.window.num`,
+    /// `quota.window.size.seconds`); its metrics go to `registry`.
+    pub fn new(
+        samples: usize,
+        window: Duration,
+        registry: &Registry,
+    ) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            samples: samples.max(1),
+            window: window.max(Duration::from_millis(1)),
+            rates: Mutex::new(HashMap::new()),
+            metrics: QuotaMetrics::new(registry)?,
+        })
+    }
+
+    /// Records `bytes` for `user`/`client_id` if a quota of `kind` applies to them, and
+    /// returns how long they must be throttled. `None` when no quota applies (nothing is
+    /// recorded).
+    pub fn record(
+        &self,
+        image: &MetadataImage,
+        kind: QuotaType,
+        user: &str,
+        client_id: &str,
+        bytes: usize,
+        now: Instant,
+    ) -> Option<Recorded> {
+        let (entity, quota) = image.client_quotas.resolve(kind.key(), user, client_id)?;
+        let key = sensor_key(kind, &entity, user, client_id);
+        let (rate, throttle) = {
+            let mut rates = self.rates.lock();
+            if !rates.contains_key(&key) {
+                // A new client: forget those that left before adding it (keeps the map as
+                // small as the set of active clients).
+                let horizon = self.window * self.samples as u32;
+                rates.retain(|_, rate| rate.active_since(now, horizon));
+            }
+            let rate = rates.entry(key.clone()).or_insert_with(|| Rate {
+                windows: VecDeque::with_capacity(self.samples),
+            });
+            rate.add(now, bytes as f64, self.samples, self.window);
+            let (value, elapsed) = rate.measure(now, self.samples, self.window);
+            (
+                value,
+                throttle_time(value, quota, elapsed, self.samples, self.window),
+            )
+        };
+        self.metrics.recorded(&key, rate, throttle);
+        Some(Recorded { throttle })
+    }
+
+    /// Takes back `bytes` recorded for a request that was answered without them (a throttled
+    /// fetch), so they are not counted twice when the client fetches them again.
+    pub fn unrecord(
+        &self,
+        image: &MetadataImage,
+        kind: QuotaType,
+        user: &str,
+        client_id: &str,
+        bytes: usize,
+        now: Instant,
+    ) {
+        let Some((entity, _)) = image.client_quotas.resolve(kind.key(), user, client_id) else {
+            return;
+        };
+        let key = sensor_key(kind, &entity, user, client_id);
+        if let Some(rate) = self.rates.lock().get_mut(&key) {
+            rate.add(now, -(bytes as f64), self.samples, self.window);
+        }
+    }
+}
+
+fn sensor_key(kind: QuotaType, entity: &QuotaEntity, user: &str, client_id: &str) -> SensorKey {
+    let part = |part: &Option<EntityName>, own: &str| match part {
+        None => String::new(),
+        Some(EntityName::Default) => own.to_string(),
+        Some(EntityName::Named(name)) => name.clone(),
+    };
+    (
+        kind,
+        part(&entity.user, user),
+        part(&entity.client_id, client_id),
+    )
+}
+
+impl Rate {
+    /// Whether anything was recorded within `horizon` before `now`.
+    fn active_since(&self, now: Instant, horizon: Duration) -> bool {
+        self.windows
+            .back()
+            .is_some_and(|(start, _)| now.saturating_duration_since(*start) <= horizon)
+    }
+
+    fn add(&mut self, now: Instant, value: f64, samples: usize, window: Duration) {
+        self.purge(now, samples, window);
+        match self.windows.back_mut() {
+            Some((start, total)) if now.saturating_duration_since(*start) < window => {
+                *total += value;
+            }
+            _ => {
+                if self.windows.len() == samples {
+                    self.windows.pop_front();
+                }
+                self.windows.push_back((now, value));
+            }
+        }
+    }
+
+    /// Drops windows that ended more than `samples` windows ago.
+    fn purge(&mut self, now: Instant, samples: usize, window: Duration) {
+        let horizon = window * samples as u32;
+        while self
+            .windows
+            .front()
+            .is_some_and(|(start, _)| now.saturating_duration_since(*start) >= horizon)
+        {
+            self.windows.pop_front();
+        }
+    }
+
+    /// The rate in bytes per second and the elapsed time it is measured over: from the
+    /// oldest window's start, but at least `samples - 1` windows (Kafka's `Rate`).
+    fn measure(&mut self, now: Instant, samples: usize, window: Duration) -> (f64, Duration) {
+        self.purge(now, samples, window);
+        let total: f64 = self.windows.iter().map(|(_, v)| v).sum();
+        let oldest = self.windows.front().map_or(now, |(start, _)| *start);
+        let elapsed = now
+            .saturating_duration_since(oldest)
+            .max(window * (samples as u32).saturating_sub(1))
+            .max(window);
+        (total.max(0.0) / elapsed.as_secs_f64(), elapsed)
+    }
+}
+
+/// Kafka's `QuotaUtils.throttleTime`: how long until the rate over `elapsed` falls back to
+/// `quota`, capped at the whole measurement period.
+fn throttle_time(
+    rate: f64,
+    quota: f64,
+    elapsed: Duration,
+    samples: usize,
+    window: Duration,
+) -> Duration {
+    if rate <= quota || quota <= 0.0 {
+        return Duration::ZERO;
+    }
+    let throttle = (rate - quota) / quota * elapsed.as_secs_f64();
+    Duration::from_secs_f64(throttle).min(window * samples as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_first_burst_of_the_measured_windows_passes_then_the_client_is_held_to_its_quota() {
+        let (samples, quota) = (11, 1000.0);
+        let start = Instant::now();
+        let mut rate = Rate {
+            windows: VecDeque::new(),
+        };
+        // 10 s worth of quota at once: measured over 10 s, exactly the quota.
+        rate.add(start, 10_000.0, samples, SECOND);
+        let (value, elapsed) = rate.measure(start, samples, SECOND);
+        assert_eq!((value, elapsed), (1000.0, 10 * SECOND));
+        assert_eq!(
+            throttle_time(value, quota, elapsed, samples, SECOND),
+            Duration::ZERO
+        );
+        // Another 5 s worth: 15,000 bytes over 10 s is 1.5x the quota, so hold back 5 s.
+        rate.add(start, 5_000.0, samples, SECOND);
+        let (value, elapsed) = rate.measure(start, samples, SECOND);
+        assert_eq!(
+            throttle_time(value, quota, elapsed, samples, SECOND),
+            5 * SECOND
+        );
+        // 11 s later every window has expired.
+        let later = start + 11 * SECOND;
+        assert_eq!(rate.measure(later, samples, SECOND).0, 0.0);
+    }
+
+    #[test]
+    fn throttle_time_is_capped_at_the_measurement_period() {
+        assert_eq!(
+            throttle_time(1e12, 1.0, 10 * SECOND, 11, SECOND),
+            11 * SECOND
+        );
+    }
+
+    #[test]
+    fn a_default_entity_is_measured_per_client_and_a_named_one_is_shared() {
+        let default_client = QuotaEntity {
+            user: None,
+            client_id: Some(EntityName::Default),
+        };
+        assert_eq!(
+            sensor_key(QuotaType::Produce, &default_client, "alice", "app-1"),
+            (QuotaType::Produce, String::new(), "app-1".to_string())
+        );
+        let user = QuotaEntity {
+            user: Some(EntityName::Named("alice".into())),
+            client_id: None,
+        };
+        assert_eq!(
+            sensor_key(QuotaType::Fetch, &user, "alice", "app-1"),
+            sensor_key(QuotaType::Fetch, &user, "alice", "app-2"),
+        );
+    }
+}

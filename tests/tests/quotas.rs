@@ -1,0 +1,384 @@
+//! Client quotas as users meet them: `kafka-configs --entity-type clients|users` sets,
+//! describes and deletes them (and they survive a restart); a client over its
+//! `producer_byte_rate` is told to wait (`throttle_time_ms`) and its connection is muted for
+//! that long; librdkafka producers and consumers are held to their byte rates, with every
+//! record delivered in order, and the broker's quota metrics show the throttling.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    alter_client_quotas_request, describe_client_quotas_request, AlterClientQuotasRequest,
+    DescribeClientQuotasRequest, ProduceRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use weir_tests::cluster::send_all;
+use weir_tests::http::{get, parse_prometheus};
+use weir_tests::kafka_tools::KafkaTools;
+use weir_tests::raw::RawClient;
+use weir_tests::{clients, unique_topic, Broker, BrokerOptions};
+
+const CONFIGS: &str = "kafka.admin.ConfigCommand";
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// Sets `key` to `bytes_per_second` for client id `client` with AlterClientQuotas.
+fn set_client_quota(broker: &Broker, client: &str, key: &str, bytes_per_second: f64) {
+    let mut raw = RawClient::connect(broker.kafka_addr());
+    let request = AlterClientQuotasRequest::default().with_entries(vec![
+        alter_client_quotas_request::EntryData::default()
+            .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                .with_entity_type(s("client-id"))
+                .with_entity_name(Some(s(client)))])
+            .with_ops(vec![alter_client_quotas_request::OpData::default()
+                .with_key(s(key))
+                .with_value(bytes_per_second)]),
+    ]);
+    let response = raw.request(&request, 1).expect("AlterClientQuotas");
+    assert_eq!(response.entries.len(), 1);
+    assert_eq!(
+        response.entries[0].error_code, 0,
+        "{:?}",
+        response.entries[0].error_message
+    );
+}
+
+/// The sum of metric `name` over the samples labelled with `client_id`.
+fn metric(broker: &Broker, name: &str, client_id: &str) -> f64 {
+    let body = get(broker.metrics_addr(), "/metrics").body;
+    parse_prometheus(&body)
+        .iter()
+        .filter(|s| s.name == name && s.label("client_id") == Some(client_id))
+        .map(|s| s.value)
+        .sum()
+}
+
+/// One batch of `count` records of `size` bytes each.
+fn batch(count: usize, size: usize) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 0,
+            key: None,
+            value: Some(Bytes::from(vec![b'q'; size])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut out = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut out,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encoding a batch");
+    out.freeze()
+}
+
+fn produce_request(topic: &str, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_produce_quota_is_told_to_wait_and_its_connection_is_muted() {
+    // Two one-second windows: the rate is measured over at least one second.
+    let broker = Broker::start(
+        BrokerOptions::default()
+            .set("quota.window.num", 2)
+            .set("quota.window.size.seconds", 1),
+    );
+    let topic = unique_topic("quota-raw");
+    clients::create_topic(&broker, &topic, 1).await;
+    // The raw client's id is `weir-raw-client`.
+    set_client_quota(&broker, "weir-raw-client", "producer_byte_rate", 100_000.0);
+    let mut raw = RawClient::connect(broker.kafka_addr());
+    // ~300 KB at once: three times the quota over the one-second minimum, so two seconds of
+    // silence bring it back (Kafka's (rate - quota) / quota * window).
+    let first = raw
+        .request(&produce_request(&topic, batch(300, 1000)), 9)
+        .expect("a produce over the quota");
+    let sent_at = Instant::now();
+    let partition = &first.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, 0, "{:?}", partition.error_message);
+    assert_eq!(
+        partition.base_offset, 0,
+        "the records are appended all the same"
+    );
+    let throttle = Duration::from_millis(first.throttle_time_ms as u64);
+    assert!(
+        throttle >= Duration::from_millis(1500) && throttle <= Duration::from_secs(2),
+        "throttle_time_ms {}",
+        first.throttle_time_ms
+    );
+    // The next request on the connection is read only once the throttle has passed.
+    let second = raw
+        .request(&produce_request(&topic, batch(1, 10)), 9)
+        .expect("a produce after the throttle");
+    assert!(
+        sent_at.elapsed() >= throttle.mul_f64(0.9),
+        "answered {:?} after a throttle of {throttle:?}",
+        sent_at.elapsed()
+    );
+    assert_eq!(second.responses[0].partition_responses[0].base_offset, 300);
+    assert!(
+        metric(
+            &broker,
+            "kafka_server_produce_throttle_time_ms_total",
+            "weir-raw-client"
+        ) >= throttle.as_millis() as f64
+    );
+    // A client without a quota is neither measured nor throttled.
+    assert_eq!(
+        metric(&broker, "kafka_server_produce_byte_rate", "someone-else"),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_producers_and_consumers_are_held_to_their_byte_rates() {
+    let (window_num, quota) = (2u32, 512.0 * 1024.0);
+    let broker = Broker::start(
+        BrokerOptions::default()
+            .set("quota.window.num", window_num)
+            .set("quota.window.size.seconds", 1),
+    );
+    let topic = unique_topic("quota-rates");
+    clients::create_topic(&broker, &topic, 1).await;
+    set_client_quota(&broker, "capped-producer", "producer_byte_rate", quota);
+    set_client_quota(&broker, "capped-consumer", "consumer_byte_rate", quota);
+    // 3 MiB in 1 KiB records; the first (windows - 1) seconds of quota pass as a burst.
+    let total = 3 * 1024 * 1024;
+    let values: Vec<String> = (0..total / 1024)
+        .map(|i| format!("{i:08}{}", "v".repeat(1016)))
+        .collect();
+    let least = Duration::from_secs_f64((total as f64 - quota * f64::from(window_num - 1)) / quota);
+
+    let producer = clients::producer(
+        &broker,
+        &[("client.id", "capped-producer"), ("linger.ms", "5")],
+    );
+    let started = Instant::now();
+    let acked = send_all(&producer, &topic, 0, &values).await;
+    let produce_time = started.elapsed();
+    assert_eq!(acked.len(), values.len(), "every record acknowledged");
+    assert!(
+        produce_time >= least.mul_f64(0.75),
+        "3 MiB produced in {produce_time:?} at a quota of 512 KiB/s (at least {least:?} expected)"
+    );
+    assert!(
+        metric(
+            &broker,
+            "kafka_server_produce_throttle_time_ms_total",
+            "capped-producer"
+        ) > 0.0
+    );
+
+    let consumer: BaseConsumer = clients::consumer_config(&broker)
+        .set("client.id", "capped-consumer")
+        .create()
+        .expect("creating a consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(90);
+    let mut consumed = Vec::with_capacity(values.len());
+    while consumed.len() < values.len() {
+        assert!(
+            Instant::now() < deadline,
+            "consumed {} of {}",
+            consumed.len(),
+            values.len()
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("a record");
+            assert_eq!(message.offset(), consumed.len() as i64, "in order, no gap");
+            consumed.push(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    let consume_time = started.elapsed();
+    assert_eq!(consumed, values, "every byte, in order");
+    assert!(
+        consume_time >= least.mul_f64(0.75),
+        "3 MiB consumed in {consume_time:?} at a quota of 512 KiB/s (at least {least:?} expected)"
+    );
+    assert!(
+        metric(
+            &broker,
+            "kafka_server_fetch_throttle_time_ms_total",
+            "capped-consumer"
+        ) > 0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_configs_sets_describes_and_deletes_quotas_and_they_survive_a_restart() {
+    let Some(tools) = KafkaTools::find() else {
+        return;
+    };
+    let mut broker = Broker::start(BrokerOptions::default());
+    let bootstrap = broker.bootstrap();
+    let configs = |args: &[&str]| {
+        tools.run_ok(
+            CONFIGS,
+            &[&["--bootstrap-server", bootstrap.as_str()], args].concat(),
+        )
+    };
+    let out = configs(&[
+        "--entity-type",
+        "clients",
+        "--entity-name",
+        "app",
+        "--alter",
+        "--add-config",
+        "producer_byte_rate=1048576,consumer_byte_rate=2097152",
+    ]);
+    assert!(
+        out.contains("Completed updating config for client app"),
+        "{out}"
+    );
+    configs(&[
+        "--entity-type",
+        "users",
+        "--entity-default",
+        "--alter",
+        "--add-config",
+        "producer_byte_rate=500000",
+    ]);
+    configs(&[
+        "--entity-type",
+        "users",
+        "--entity-name",
+        "alice",
+        "--entity-type",
+        "clients",
+        "--entity-name",
+        "app",
+        "--alter",
+        "--add-config",
+        "consumer_byte_rate=4096",
+    ]);
+    let out = configs(&[
+        "--entity-type",
+        "clients",
+        "--entity-name",
+        "app",
+        "--describe",
+    ]);
+    assert!(
+        out.contains("consumer_byte_rate=2097152") && out.contains("producer_byte_rate=1048576"),
+        "{out}"
+    );
+    // --describe of users also lists SCRAM credentials (DescribeUserScramCredentials).
+    let out = configs(&["--entity-type", "users", "--describe"]);
+    assert!(out.contains("producer_byte_rate=500000"), "{out}");
+    let out = configs(&[
+        "--entity-type",
+        "users",
+        "--entity-name",
+        "alice",
+        "--entity-type",
+        "clients",
+        "--describe",
+    ]);
+    assert!(out.contains("consumer_byte_rate=4096"), "{out}");
+
+    // A key Weir does not enforce is refused, saying so.
+    let refused = tools.run(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "app",
+            "--alter",
+            "--add-config",
+            "request_percentage=50",
+        ],
+    );
+    assert!(!refused.success);
+    assert!(
+        format!("{}{}", refused.stdout, refused.stderr).contains("not enforced by Weir"),
+        "{refused:?}"
+    );
+
+    // The quotas are in the metadata log: a restart keeps them.
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    let describe = DescribeClientQuotasRequest::default().with_components(vec![
+        describe_client_quotas_request::ComponentData::default()
+            .with_entity_type(s("client-id"))
+            .with_match_type(0)
+            .with_match(Some(s("app"))),
+    ]);
+    let mut raw = RawClient::connect(broker.kafka_addr());
+    let described = raw.request(&describe, 1).expect("DescribeClientQuotas");
+    let entries = described.entries.expect("entries");
+    // Not strict: both `app` and `alice`/`app` match.
+    assert_eq!(entries.len(), 2, "{entries:?}");
+
+    let out = tools.run_ok(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "app",
+            "--alter",
+            "--delete-config",
+            "producer_byte_rate",
+        ],
+    );
+    assert!(
+        out.contains("Completed updating config for client app"),
+        "{out}"
+    );
+    let out = tools.run_ok(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "app",
+            "--describe",
+        ],
+    );
+    assert!(
+        out.contains("consumer_byte_rate=2097152") && !out.contains("producer_byte_rate"),
+        "{out}"
+    );
+}

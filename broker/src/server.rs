@@ -217,9 +217,9 @@ async fn serve_connection<R, W>(
                                 connection.principal = principal;
                                 exchange = None;
                             }
-                            After::Failed => {
+                            After::Failed(reason) => {
                                 broker.metrics.authentication_failed(&security.name);
-                                tracing::info!(%peer, listener = %security.name, "SASL authentication failed; closing connection");
+                                tracing::info!(%peer, listener = %security.name, %reason, "SASL authentication failed; closing connection");
                                 close_after = true;
                             }
                             After::Close => close_after = true,

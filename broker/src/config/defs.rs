@@ -373,6 +373,12 @@ pub static BROKER_KEYS: &[KeyDef] = &[
         kind: Kind::List(TLS_PROTOCOLS),
     },
     text("sasl.enabled.mechanisms", "GSSAPI"),
+    // SASL/OAUTHBEARER token validation (KIP-768): security/oauth.rs.
+    text("sasl.oauthbearer.jwks.endpoint.url", ""),
+    text("sasl.oauthbearer.expected.audience", ""),
+    text("sasl.oauthbearer.expected.issuer", ""),
+    text("sasl.oauthbearer.sub.claim.name", "sub"),
+    long("sasl.oauthbearer.clock.skew.seconds", "30", 0, I32),
     // Replication throttles (bytes per second), set dynamically by `kafka-reassign-partitions
     // --throttle` and `kafka-configs`; the default is unthrottled.
     long(

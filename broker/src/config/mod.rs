@@ -550,9 +550,13 @@ fn validate_listener_key(key: &str, rest: &str, value: &str) -> Result<String, C
     if listener.is_empty() {
         return Err(unknown());
     }
-    let is_jaas = setting
-        .strip_suffix(".sasl.jaas.config")
-        .is_some_and(|mechanism| !mechanism.is_empty() && !mechanism.contains('.'));
+    let per_mechanism = |suffix: &str| {
+        setting
+            .strip_suffix(suffix)
+            .is_some_and(|mechanism| !mechanism.is_empty() && !mechanism.contains('.'))
+    };
+    let is_jaas =
+        per_mechanism(".sasl.jaas.config") || per_mechanism(".sasl.server.callback.handler.class");
     if !is_jaas {
         let def = defs::broker_key(setting).ok_or_else(unknown)?;
         def.kind.validate(key, value)?;

@@ -5,6 +5,7 @@
 //! the setting named); [`crate::server`] uses it for every connection of that listener.
 
 pub mod jaas;
+pub mod oauth;
 pub mod sasl;
 pub mod scram;
 pub mod tls;

@@ -5,9 +5,11 @@
 //! `listener.name.<l>.plain.sasl.jaas.config`, as Kafka's `PlainLoginModule` reads them.
 //! SCRAM-SHA-256 and SCRAM-SHA-512 ([`super::scram`]): credentials from the metadata log; a
 //! JAAS config for them is optional (Kafka's `ScramLoginModule` takes no options on a
-//! broker). A listener that enables another mechanism (GSSAPI, OAUTHBEARER) fails startup.
+//! broker). OAUTHBEARER ([`super::oauth`]): JSON Web Tokens checked against a JWKS file. A
+//! listener that enables another mechanism (GSSAPI) fails startup.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
@@ -15,13 +17,15 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::oauth::{self, OAuthValidator};
 use super::scram::{ScramMechanism, ScramServer, ScramStep};
 use super::{jaas, Principal, SecurityError};
 use crate::config::BrokerConfig;
 use crate::controller::image::ScramCredential;
 
 /// The mechanisms Weir implements, by Kafka's names.
-pub const SUPPORTED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub const SUPPORTED_MECHANISMS: &[&str] =
+    &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 /// Kafka's login module for PLAIN.
 const PLAIN_LOGIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
@@ -35,6 +39,8 @@ pub struct SaslConfig {
     pub mechanisms: Vec<String>,
     /// PLAIN's users and passwords.
     plain_users: BTreeMap<String, String>,
+    /// OAUTHBEARER's token validation, if enabled.
+    oauth: Option<Arc<OAuthValidator>>,
 }
 
 impl SaslConfig {
@@ -75,10 +81,10 @@ impl SaslConfig {
                 continue;
             };
             let entry = jaas::parse(text).map_err(|e| error(format!("{key}: {e}")))?;
-            let module = if is_plain {
-                PLAIN_LOGIN_MODULE
-            } else {
-                SCRAM_LOGIN_MODULE
+            let module = match mechanism.as_str() {
+                "PLAIN" => PLAIN_LOGIN_MODULE,
+                "OAUTHBEARER" => oauth::LOGIN_MODULE,
+                _ => SCRAM_LOGIN_MODULE,
             };
             if entry.login_module != module {
                 return Err(error(format!(
@@ -94,9 +100,15 @@ impl SaslConfig {
                     .collect();
             }
         }
+        let oauth = if mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+            Some(Arc::new(OAuthValidator::new(config, listener)?))
+        } else {
+            None
+        };
         Ok(Self {
             mechanisms,
             plain_users,
+            oauth,
         })
     }
 }
@@ -171,6 +183,8 @@ pub enum Mechanism {
     Plain,
     /// SCRAM: client-first, then client-final.
     Scram(ScramServer),
+    /// OAUTHBEARER: one token.
+    OAuthBearer,
 }
 
 /// What a client token led to.
@@ -204,8 +218,9 @@ pub enum After {
     Continue,
     /// The client authenticated as this principal.
     Authenticated(Principal),
-    /// Authentication failed (counted): close once the response is sent.
-    Failed,
+    /// Authentication failed (counted, logged with this reason): close once the response is
+    /// sent.
+    Failed(String),
     /// The handshake named a mechanism not enabled: close once the response is sent.
     Close,
 }
@@ -226,6 +241,7 @@ impl Exchange {
                 let mechanism = config.mechanisms.contains(&name).then(|| {
                     match ScramMechanism::from_name(&name) {
                         Some(m) => Mechanism::Scram(ScramServer::Start(m)),
+                        None if name == "OAUTHBEARER" => Mechanism::OAuthBearer,
                         None => Mechanism::Plain,
                     }
                 });
@@ -275,7 +291,7 @@ impl Exchange {
                                 .with_error_code(ResponseError::SaslAuthenticationFailed.code())
                                 .with_error_message(Some(StrBytes::from_string(e.to_string()))),
                         )),
-                        After::Failed,
+                        After::Failed(e.to_string()),
                     ),
                 }
             }
@@ -306,6 +322,17 @@ impl Exchange {
                 mechanism: Mechanism::Plain,
                 ..
             } => authenticate_plain(config, token).map(|p| TokenStep::Done(p, Vec::new())),
+            Exchange::Authenticating {
+                mechanism: Mechanism::OAuthBearer,
+                ..
+            } => match &config.oauth {
+                Some(validator) => validator
+                    .authenticate(token)
+                    .map(|p| TokenStep::Done(p, Vec::new())),
+                None => Err(AuthError::Malformed(
+                    "OAUTHBEARER is not enabled".to_string(),
+                )),
+            },
             Exchange::Authenticating {
                 mechanism: Mechanism::Scram(server),
                 ..
@@ -470,7 +497,7 @@ mod tests {
             error_code(&step),
             ResponseError::SaslAuthenticationFailed.code()
         );
-        assert!(matches!(step, Step::Respond(_, After::Failed)));
+        assert!(matches!(step, Step::Respond(_, After::Failed(_))));
     }
 
     #[test]

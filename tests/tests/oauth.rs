@@ -1,0 +1,256 @@
+//! SASL/OAUTHBEARER: tokens signed at test time (an ES256 key made with rcgen, its public half
+//! in a JWKS file the broker reads). The Java client reads its token from a file
+//! (`sasl.oauthbearer.token.endpoint.url=file:...`) and runs ClientSmoke; the SASL exchange
+//! itself, over the wire, shows expired, wrongly signed, wrong-audience, unknown-key and
+//! unsigned tokens refused with their reason, and a new key in the JWKS file taken without a
+//! restart. (librdkafka as built here has no OAUTHBEARER: it needs OpenSSL.)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use kafka_protocol::messages::{MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::protocol::StrBytes;
+use rcgen::KeyPair;
+use weir_tests::kafka_tools::KafkaTools;
+use weir_tests::raw::RawClient;
+use weir_tests::{unique_topic, Broker, BrokerOptions};
+
+const AUDIENCE: &str = "weir-test";
+const ISSUER: &str = "https://issuer.weir.test";
+
+/// A signing key and its JWKS entry.
+struct Issuer {
+    key: KeyPair,
+    kid: String,
+}
+
+impl Issuer {
+    fn new(kid: &str) -> Issuer {
+        Issuer {
+            key: KeyPair::generate().expect("an ES256 key"),
+            kid: kid.to_string(),
+        }
+    }
+
+    /// The public key as a JWK (P-256: the raw key is 0x04 || x || y).
+    fn jwk(&self) -> serde_json::Value {
+        let raw = self.key.public_key_raw();
+        assert_eq!(raw.len(), 65, "an uncompressed P-256 point");
+        serde_json::json!({
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
+            "x": URL_SAFE_NO_PAD.encode(&raw[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&raw[33..]),
+        })
+    }
+
+    /// A token for `subject`, expiring `ttl_s` seconds from now (negative: already expired),
+    /// for `audience`.
+    fn token(&self, subject: &str, ttl_s: i64, audience: &str) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let claims = serde_json::json!({
+            "sub": subject, "iss": ISSUER, "aud": audience,
+            "iat": now, "exp": now + ttl_s, "scope": "kafka",
+        });
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        let key = EncodingKey::from_ec_pem(self.key.serialize_pem().as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+}
+
+fn write_jwks(path: &Path, issuers: &[&Issuer]) {
+    let set = serde_json::json!({ "keys": issuers.iter().map(|i| i.jwk()).collect::<Vec<_>>() });
+    // Written beside and renamed over, as a mounted Secret is updated.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, set.to_string()).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A broker with a PLAINTEXT (inter-broker) listener and a SASL_PLAINTEXT one enabling
+/// OAUTHBEARER, validating against `jwks`.
+fn oauth_broker(jwks: &Path) -> Broker {
+    Broker::start(
+        BrokerOptions::default()
+            .set(
+                "listeners",
+                "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+            )
+            .set("inter.broker.listener.name", "PLAINTEXT")
+            .set("sasl.enabled.mechanisms", "OAUTHBEARER")
+            .set(
+                "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+            )
+            .set(
+                "sasl.oauthbearer.jwks.endpoint.url",
+                format!("file://{}", jwks.display()),
+            )
+            .set("sasl.oauthbearer.expected.audience", AUDIENCE)
+            .set("sasl.oauthbearer.expected.issuer", ISSUER),
+    )
+}
+
+/// One SASL exchange on a new connection to the SASL listener: SaslHandshake v1 for
+/// OAUTHBEARER, then SaslAuthenticate v2 with `token`; then, if it was accepted, a Metadata
+/// request, which only an authenticated connection is answered. The error message otherwise.
+fn authenticate(broker: &Broker, token: &str) -> Result<(), String> {
+    let mut raw = RawClient::connect(broker.listener_addr("SASL_PLAINTEXT"));
+    let handshake = raw
+        .request(
+            &SaslHandshakeRequest::default()
+                .with_mechanism(StrBytes::from_static_str("OAUTHBEARER")),
+            1,
+        )
+        .expect("SaslHandshake");
+    assert_eq!(handshake.error_code, 0, "{:?}", handshake.mechanisms);
+    let message = format!("n,,\u{1}auth=Bearer {token}\u{1}\u{1}");
+    let answer = raw
+        .request(
+            &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message)),
+            2,
+        )
+        .expect("SaslAuthenticate");
+    if answer.error_code != 0 {
+        assert_eq!(answer.error_code, 58, "SASL_AUTHENTICATION_FAILED");
+        return Err(answer
+            .error_message
+            .map(|m| m.to_string())
+            .unwrap_or_default());
+    }
+    let metadata = raw
+        .request(&MetadataRequest::default().with_topics(None), 12)
+        .expect("Metadata once authenticated");
+    assert_eq!(metadata.brokers.len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_tokens_authenticate_and_bad_ones_are_refused_and_keys_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let issuer = Issuer::new("k1");
+    write_jwks(&jwks, &[&issuer]);
+    let broker = oauth_broker(&jwks);
+
+    authenticate(&broker, &issuer.token("alice", 600, AUDIENCE)).expect("a valid token");
+    let refused = |token: &str, what: &str, because: &str| {
+        let error = authenticate(&broker, token).expect_err(what);
+        assert!(
+            error.contains("invalid_token") && error.contains(because),
+            "{what}: {error}"
+        );
+    };
+    refused(
+        &issuer.token("alice", -300, AUDIENCE),
+        "an expired token",
+        "ExpiredSignature",
+    );
+    refused(
+        &issuer.token("alice", 600, "someone-else"),
+        "a token for another audience",
+        "InvalidAudience",
+    );
+    let stranger = Issuer::new("k1");
+    refused(
+        &stranger.token("mallory", 600, AUDIENCE),
+        "a token signed by a key not in the set",
+        "InvalidSignature",
+    );
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+        URL_SAFE_NO_PAD.encode(r#"{"sub":"mallory","exp":4102444800,"aud":"weir-test"}"#)
+    );
+    refused(&unsigned, "an unsigned token", "");
+    let unknown_key = Issuer::new("k9");
+    refused(
+        &unknown_key.token("mallory", 600, AUDIENCE),
+        "a token of a key id not in the set",
+        "k9",
+    );
+    assert!(
+        broker.stderr_log().contains("invalid_token"),
+        "the refusals are logged with their reason"
+    );
+
+    // The issuer rotates its key: the file changes and the broker takes the new key at once.
+    let rotated = Issuer::new("k2");
+    write_jwks(&jwks, &[&issuer, &rotated]);
+    authenticate(&broker, &rotated.token("bob", 600, AUDIENCE)).expect("a token of the new key");
+}
+
+#[test]
+fn the_java_client_reads_its_token_from_a_file_and_authenticates() {
+    // The tools' classpath: the client's OAuth login needs jackson and jose4j beside it.
+    let Some(java) = KafkaTools::find() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let issuer = Issuer::new("k1");
+    write_jwks(&jwks, &[&issuer]);
+    let broker = oauth_broker(&jwks);
+    let token = dir.path().join("token.jwt");
+    std::fs::write(&token, issuer.token("carol", 600, AUDIENCE)).unwrap();
+    let properties = dir.path().join("client.properties");
+    std::fs::write(
+        &properties,
+        format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\n\
+             sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n\
+             sasl.oauthbearer.token.endpoint.url=file://{}\n\
+             sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let program = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/ClientSmoke.java");
+    let output = Command::new("java")
+        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+        .arg(format!(
+            "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=file://{}",
+            token.display()
+        ))
+        .args(["-cp", java.classpath()])
+        .arg(program)
+        .arg(broker.listener_addr("SASL_PLAINTEXT").to_string())
+        .arg(unique_topic("oauth-java"))
+        .arg(&properties)
+        .output()
+        .expect("running java");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("java client OK: 1000 records, committed 1000"),
+        "ClientSmoke over OAUTHBEARER failed:\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn oauthbearer_without_the_issuers_keys_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(weir_tests::broker::broker_bin())
+        .args(["--metrics-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--set",
+            "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0;inter.broker.listener.name=PLAINTEXT;sasl.enabled.mechanisms=OAUTHBEARER",
+        ])
+        .output()
+        .expect("running weir-broker");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Without a key set it would have to take any token: it names what is missing instead.
+    assert!(!output.status.success(), "started anyway:\n{stderr}");
+    assert!(
+        stderr.contains("sasl.oauthbearer.jwks.endpoint.url"),
+        "{stderr}"
+    );
+}

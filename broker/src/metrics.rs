@@ -50,6 +50,8 @@ pub struct BrokerMetrics {
     /// Kafka's `successful-authentication-total` per listener: completed SASL
     /// authentications.
     successful_authentication: IntCounterVec,
+    /// Kafka's `successful-reauthentication-total` per listener (KIP-368).
+    successful_reauthentication: IntCounterVec,
 }
 
 impl BrokerMetrics {
@@ -132,6 +134,11 @@ impl BrokerMetrics {
             "Connections that authenticated with SASL, by listener.",
             &["listener"],
         )?;
+        let successful_reauthentication = counter(
+            "kafka_server_socket_server_metrics_successful_reauthentication_total",
+            "SASL sessions renewed by re-authentication (KIP-368), by listener.",
+            &["listener"],
+        )?;
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -150,12 +157,20 @@ impl BrokerMetrics {
             group_rebalances,
             failed_authentication,
             successful_authentication,
+            successful_reauthentication,
         })
     }
 
     /// Counts a failed authentication (TLS handshake or SASL) on `listener`.
     pub fn authentication_failed(&self, listener: &str) {
         self.failed_authentication
+            .with_label_values(&[listener])
+            .inc();
+    }
+
+    /// Counts a successful SASL re-authentication on `listener`.
+    pub fn reauthentication_succeeded(&self, listener: &str) {
+        self.successful_reauthentication
             .with_label_values(&[listener])
             .inc();
     }

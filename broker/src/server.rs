@@ -25,7 +25,7 @@ use crate::handlers::{self, Connection};
 use crate::protocol::frame::{read_frame, FrameError};
 use crate::protocol::{self, ProtocolError};
 use crate::quota::QuotaType;
-use crate::security::sasl::{After, Exchange, Step, TokenStep};
+use crate::security::sasl::{After, Exchange, SaslConfig, Step, TokenStep};
 use crate::security::scram::ScramMechanism;
 use crate::security::{ListenerSecurity, Principal};
 
@@ -130,8 +130,13 @@ async fn serve_connection<R, W>(
     let mut reader = BufReader::with_capacity(READ_BUFFER, read_half);
     let mut scratch = BytesMut::new();
     let max = broker.config.socket_request_max_bytes();
-    // `Some` until a SASL listener's client has authenticated.
+    // `Some` until a SASL listener's client has authenticated (and again while it
+    // re-authenticates).
     let mut exchange = security.sasl.as_ref().map(|_| Exchange::AwaitHandshake);
+    // KIP-368: when the authentication stops being valid, and whether the exchange under way
+    // is a re-authentication (which must keep the principal).
+    let mut session_ends: Option<Instant> = None;
+    let mut reauthenticating = false;
     let scram = |user: &str, mechanism: ScramMechanism| {
         broker
             .replicas
@@ -166,7 +171,10 @@ async fn serve_connection<R, W>(
                 // empty); a failure closes the connection without one, as in Kafka.
                 let (answer, principal) = match state.token(sasl, &frame, &scram) {
                     Ok(TokenStep::Continue(challenge)) => (challenge, None),
-                    Ok(TokenStep::Done(principal, last)) => (last, Some(principal)),
+                    Ok(TokenStep::Done(principal, last, expires)) => {
+                        session_ends = session_end(sasl, expires);
+                        (last, Some(principal))
+                    }
                     Err(e) => {
                         broker.metrics.authentication_failed(&security.name);
                         tracing::info!(%peer, listener = %security.name, error = %e, "SASL authentication failed; closing connection");
@@ -200,6 +208,18 @@ async fn serve_connection<R, W>(
                 let quota = QuotaRequest::of(broker, &request, &connection, frame_len);
                 let api_name = api_label(api);
                 broker.metrics.requests.with_label_values(&[api_name]).inc();
+                if let (None, Some(sasl)) = (&exchange, &security.sasl) {
+                    if sasl.max_reauth.is_some()
+                        && matches!(request.body, RequestKind::SaslHandshake(_))
+                    {
+                        // A client re-authenticating (KIP-368) before its session ends.
+                        exchange = Some(Exchange::AwaitHandshake);
+                        reauthenticating = true;
+                    } else if session_ends.is_some_and(|end| Instant::now() >= end) {
+                        tracing::info!(%peer, listener = %security.name, principal = %connection.principal, "SASL session expired without re-authentication (connections.max.reauth.ms); closing connection");
+                        return;
+                    }
+                }
                 let step = match (&mut exchange, &security.sasl) {
                     (Some(state), Some(sasl)) => {
                         state.on_request(sasl, &request.body, version, &scram)
@@ -208,14 +228,45 @@ async fn serve_connection<R, W>(
                 };
                 let body = match step {
                     Step::Serve => handlers::handle(broker, request, &connection).await,
-                    Step::Respond(body, after) => {
+                    Step::Respond(mut body, after) => {
                         match after {
                             After::Continue => {}
-                            After::Authenticated(principal) => {
-                                broker.metrics.authentication_succeeded(&security.name);
-                                tracing::debug!(%peer, %principal, "authenticated");
+                            After::Authenticated(principal, _)
+                                if reauthenticating && principal != connection.principal =>
+                            {
+                                broker.metrics.authentication_failed(&security.name);
+                                tracing::info!(%peer, listener = %security.name, from = %connection.principal, to = %principal, "re-authentication changed the principal; closing connection");
+                                if let ResponseKind::SaslAuthenticate(r) = body.as_mut() {
+                                    r.error_code = kafka_protocol::error::ResponseError::SaslAuthenticationFailed.code();
+                                    r.error_message = Some(kafka_protocol::protocol::StrBytes::from_string(format!(
+                                        "Cannot change principals during re-authentication from {}: {principal}",
+                                        connection.principal
+                                    )));
+                                }
+                                close_after = true;
+                            }
+                            After::Authenticated(principal, expires) => {
+                                if reauthenticating {
+                                    broker.metrics.reauthentication_succeeded(&security.name);
+                                } else {
+                                    broker.metrics.authentication_succeeded(&security.name);
+                                }
+                                tracing::debug!(%peer, %principal, reauthenticating, "authenticated");
                                 connection.principal = principal;
                                 exchange = None;
+                                reauthenticating = false;
+                                session_ends = security
+                                    .sasl
+                                    .as_ref()
+                                    .and_then(|sasl| session_end(sasl, expires));
+                                if let (ResponseKind::SaslAuthenticate(r), Some(end)) =
+                                    (body.as_mut(), session_ends)
+                                {
+                                    // v1+: the client re-authenticates before this.
+                                    let left = end.saturating_duration_since(Instant::now());
+                                    r.session_lifetime_ms =
+                                        left.as_millis().min(i64::MAX as u128) as i64;
+                                }
                             }
                             After::Failed(reason) => {
                                 broker.metrics.authentication_failed(&security.name);
@@ -292,6 +343,17 @@ async fn serve_connection<R, W>(
         }
         mute(throttle, &mut shutdown).await;
     }
+}
+
+/// When a SASL session authenticated now ends (KIP-368): after `connections.max.reauth.ms`, or
+/// when its credential expires if that is sooner; `None` when sessions do not expire.
+fn session_end(sasl: &SaslConfig, expires: Option<std::time::SystemTime>) -> Option<Instant> {
+    let max = sasl.max_reauth?;
+    let credential = expires.map(|at| {
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+    });
+    Some(Instant::now() + credential.map_or(max, |left| left.min(max)))
 }
 
 /// Reads nothing more from a throttled client's connection for `throttle` (Kafka mutes the

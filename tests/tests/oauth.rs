@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -16,6 +16,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kafka_protocol::messages::{MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::StrBytes;
 use rcgen::KeyPair;
+use weir_tests::http::{get, parse_prometheus};
 use weir_tests::kafka_tools::KafkaTools;
 use weir_tests::raw::RawClient;
 use weir_tests::{unique_topic, Broker, BrokerOptions};
@@ -77,32 +78,47 @@ fn write_jwks(path: &Path, issuers: &[&Issuer]) {
 /// A broker with a PLAINTEXT (inter-broker) listener and a SASL_PLAINTEXT one enabling
 /// OAUTHBEARER, validating against `jwks`.
 fn oauth_broker(jwks: &Path) -> Broker {
-    Broker::start(
-        BrokerOptions::default()
-            .set(
-                "listeners",
-                "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-            )
-            .set("inter.broker.listener.name", "PLAINTEXT")
-            .set("sasl.enabled.mechanisms", "OAUTHBEARER")
-            .set(
-                "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
-                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
-            )
-            .set(
-                "sasl.oauthbearer.jwks.endpoint.url",
-                format!("file://{}", jwks.display()),
-            )
-            .set("sasl.oauthbearer.expected.audience", AUDIENCE)
-            .set("sasl.oauthbearer.expected.issuer", ISSUER),
-    )
+    Broker::start(oauth_options(jwks))
 }
 
-/// One SASL exchange on a new connection to the SASL listener: SaslHandshake v1 for
-/// OAUTHBEARER, then SaslAuthenticate v2 with `token`; then, if it was accepted, a Metadata
-/// request, which only an authenticated connection is answered. The error message otherwise.
+fn oauth_options(jwks: &Path) -> BrokerOptions {
+    BrokerOptions::default()
+        .set(
+            "listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        )
+        .set("inter.broker.listener.name", "PLAINTEXT")
+        .set("sasl.enabled.mechanisms", "OAUTHBEARER")
+        .set(
+            "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+        )
+        .set(
+            "sasl.oauthbearer.jwks.endpoint.url",
+            format!("file://{}", jwks.display()),
+        )
+        .set("sasl.oauthbearer.expected.audience", AUDIENCE)
+        .set("sasl.oauthbearer.expected.issuer", ISSUER)
+}
+
+/// One SASL exchange on a new connection to the SASL listener (see [`exchange`]), then a
+/// Metadata request, which only an authenticated connection is answered.
 fn authenticate(broker: &Broker, token: &str) -> Result<(), String> {
     let mut raw = RawClient::connect(broker.listener_addr("SASL_PLAINTEXT"));
+    exchange(&mut raw, token)?;
+    metadata(&mut raw).expect("Metadata once authenticated");
+    Ok(())
+}
+
+fn metadata(raw: &mut RawClient) -> std::io::Result<()> {
+    let metadata = raw.request(&MetadataRequest::default().with_topics(None), 12)?;
+    assert_eq!(metadata.brokers.len(), 1);
+    Ok(())
+}
+
+/// SaslHandshake v1 for OAUTHBEARER, then SaslAuthenticate v2 with `token`: the session
+/// lifetime the broker gave, or its error message.
+fn exchange(raw: &mut RawClient, token: &str) -> Result<i64, String> {
     let handshake = raw
         .request(
             &SaslHandshakeRequest::default()
@@ -125,11 +141,7 @@ fn authenticate(broker: &Broker, token: &str) -> Result<(), String> {
             .map(|m| m.to_string())
             .unwrap_or_default());
     }
-    let metadata = raw
-        .request(&MetadataRequest::default().with_topics(None), 12)
-        .expect("Metadata once authenticated");
-    assert_eq!(metadata.brokers.len(), 1);
-    Ok(())
+    Ok(answer.session_lifetime_ms)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,6 +199,56 @@ async fn signed_tokens_authenticate_and_bad_ones_are_refused_and_keys_rotate() {
     authenticate(&broker, &rotated.token("bob", 600, AUDIENCE)).expect("a token of the new key");
 }
 
+/// KIP-368: with `connections.max.reauth.ms` a session is given a lifetime (shorter if the
+/// token expires first), the client re-authenticates on the same connection (as the same
+/// principal only), and a connection that does not is closed once its session ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_unless_the_client_re_authenticates_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let issuer = Issuer::new("k1");
+    write_jwks(&jwks, &[&issuer]);
+    let broker = Broker::start(oauth_options(&jwks).set("connections.max.reauth.ms", 3000));
+    let addr = broker.listener_addr("SASL_PLAINTEXT");
+
+    let mut raw = RawClient::connect(addr);
+    let lifetime = exchange(&mut raw, &issuer.token("alice", 600, AUDIENCE)).unwrap();
+    assert!(
+        (1..=3000).contains(&lifetime),
+        "session lifetime {lifetime} ms"
+    );
+    metadata(&mut raw).unwrap();
+    // Again on the same connection, as alice: a new session.
+    let lifetime = exchange(&mut raw, &issuer.token("alice", 600, AUDIENCE)).unwrap();
+    assert!(
+        (1..=3000).contains(&lifetime),
+        "session lifetime {lifetime} ms"
+    );
+    metadata(&mut raw).unwrap();
+    // A token that expires in 1 s bounds the session by it (`exp` has whole seconds).
+    let mut short = RawClient::connect(addr);
+    let lifetime = exchange(&mut short, &issuer.token("alice", 1, AUDIENCE)).unwrap();
+    assert!(
+        lifetime <= 1000,
+        "session lifetime {lifetime} ms past the token's expiry"
+    );
+    // Re-authenticating as someone else is refused and ends the connection.
+    let error = exchange(&mut raw, &issuer.token("bob", 600, AUDIENCE)).unwrap_err();
+    assert!(error.contains("Cannot change principals"), "{error}");
+    assert!(metadata(&mut raw).is_err(), "the connection is closed");
+
+    // A connection that never re-authenticates is served until its session ends, then closed.
+    let mut idle = RawClient::connect(addr);
+    exchange(&mut idle, &issuer.token("carol", 600, AUDIENCE)).unwrap();
+    metadata(&mut idle).unwrap();
+    weir_tests::wait_until(
+        Duration::from_secs(20),
+        "the connection closed after its session",
+        || metadata(&mut idle).is_err().then_some(()),
+    );
+    assert!(broker.stderr_log().contains("SASL session expired"));
+}
+
 #[test]
 fn the_java_client_reads_its_token_from_a_file_and_authenticates() {
     // The tools' classpath: the client's OAuth login needs jackson and jose4j beside it.
@@ -197,7 +259,9 @@ fn the_java_client_reads_its_token_from_a_file_and_authenticates() {
     let jwks = dir.path().join("jwks.json");
     let issuer = Issuer::new("k1");
     write_jwks(&jwks, &[&issuer]);
-    let broker = oauth_broker(&jwks);
+    // Sessions of 1 s: the client re-authenticates (reading its token file again) during the
+    // run.
+    let broker = Broker::start(oauth_options(&jwks).set("connections.max.reauth.ms", 1000));
     let token = dir.path().join("token.jwt");
     std::fs::write(&token, issuer.token("carol", 600, AUDIENCE)).unwrap();
     let properties = dir.path().join("client.properties");
@@ -231,6 +295,18 @@ fn the_java_client_reads_its_token_from_a_file_and_authenticates() {
     assert!(
         output.status.success() && stdout.contains("java client OK: 1000 records, committed 1000"),
         "ClientSmoke over OAUTHBEARER failed:\n{stdout}\n{stderr}"
+    );
+    let body = get(broker.metrics_addr(), "/metrics").body;
+    let reauthentications: f64 = parse_prometheus(&body)
+        .iter()
+        .filter(|s| {
+            s.name == "kafka_server_socket_server_metrics_successful_reauthentication_total"
+        })
+        .map(|s| s.value)
+        .sum();
+    assert!(
+        reauthentications > 0.0,
+        "the Java client never re-authenticated"
     );
 }
 

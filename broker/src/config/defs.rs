@@ -373,6 +373,8 @@ pub static BROKER_KEYS: &[KeyDef] = &[
         kind: Kind::List(TLS_PROTOCOLS),
     },
     text("sasl.enabled.mechanisms", "GSSAPI"),
+    // KIP-368: a SASL session lasts at most this long (0: for ever); clients re-authenticate.
+    long("connections.max.reauth.ms", "0", 0, i64::MAX),
     // SASL/OAUTHBEARER token validation (KIP-768): security/oauth.rs.
     text("sasl.oauthbearer.jwks.endpoint.url", ""),
     text("sasl.oauthbearer.expected.audience", ""),

@@ -121,8 +121,8 @@ impl OAuthValidator {
     }
 
     /// Checks the client's first message (`n,,\x01auth=Bearer <token>\x01...\x01`) and its
-    /// token; the authenticated principal.
-    pub fn authenticate(&self, message: &[u8]) -> Result<Principal, AuthError> {
+    /// token; the authenticated principal and when the token expires.
+    pub fn authenticate(&self, message: &[u8]) -> Result<(Principal, SystemTime), AuthError> {
         let token = bearer_token(message)?;
         let invalid = |reason: String| AuthError::Malformed(format!("invalid_token: {reason}"));
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(e.to_string()))?;
@@ -173,7 +173,12 @@ impl OAuthValidator {
             .and_then(serde_json::Value::as_str)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| invalid(format!("no `{}` claim", self.sub_claim)))?;
-        Ok(Principal::user(subject))
+        let expires = claims
+            .get("exp")
+            .and_then(serde_json::Value::as_u64)
+            .map(|s| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s))
+            .ok_or_else(|| invalid("`exp` is not a number of seconds".to_string()))?;
+        Ok((Principal::user(subject), expires))
     }
 }
 

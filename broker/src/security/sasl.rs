@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
@@ -41,6 +42,9 @@ pub struct SaslConfig {
     plain_users: BTreeMap<String, String>,
     /// OAUTHBEARER's token validation, if enabled.
     oauth: Option<Arc<OAuthValidator>>,
+    /// `connections.max.reauth.ms` (KIP-368): how long an authentication lasts; `None` for
+    /// ever.
+    pub max_reauth: Option<Duration>,
 }
 
 impl SaslConfig {
@@ -105,10 +109,16 @@ impl SaslConfig {
         } else {
             None
         };
+        let max_reauth = config
+            .listener_setting(listener, "connections.max.reauth.ms")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
         Ok(Self {
             mechanisms,
             plain_users,
             oauth,
+            max_reauth,
         })
     }
 }
@@ -192,8 +202,9 @@ pub enum Mechanism {
 pub enum TokenStep {
     /// Send this challenge; more tokens follow.
     Continue(Vec<u8>),
-    /// Authenticated: send this last server message (empty for PLAIN).
-    Done(Principal, Vec<u8>),
+    /// Authenticated: send this last server message (empty for PLAIN); the credential's own
+    /// expiry, if it has one (an OAuth token's `exp`).
+    Done(Principal, Vec<u8>, Option<SystemTime>),
 }
 
 /// Finds a user's SCRAM credential for a mechanism (in the metadata image).
@@ -216,8 +227,9 @@ pub enum Step {
 pub enum After {
     /// More of the exchange.
     Continue,
-    /// The client authenticated as this principal.
-    Authenticated(Principal),
+    /// The client authenticated as this principal, with a credential valid until then (if
+    /// it expires).
+    Authenticated(Principal, Option<SystemTime>),
     /// Authentication failed (counted, logged with this reason): close once the response is
     /// sent.
     Failed(String),
@@ -279,11 +291,11 @@ impl Exchange {
                         )),
                         After::Continue,
                     ),
-                    Ok(TokenStep::Done(principal, last)) => Step::Respond(
+                    Ok(TokenStep::Done(principal, last, expires)) => Step::Respond(
                         Box::new(ResponseKind::SaslAuthenticate(
                             response.with_auth_bytes(last.into()),
                         )),
-                        After::Authenticated(principal),
+                        After::Authenticated(principal, expires),
                     ),
                     Err(e) => Step::Respond(
                         Box::new(ResponseKind::SaslAuthenticate(
@@ -321,14 +333,14 @@ impl Exchange {
             Exchange::Authenticating {
                 mechanism: Mechanism::Plain,
                 ..
-            } => authenticate_plain(config, token).map(|p| TokenStep::Done(p, Vec::new())),
+            } => authenticate_plain(config, token).map(|p| TokenStep::Done(p, Vec::new(), None)),
             Exchange::Authenticating {
                 mechanism: Mechanism::OAuthBearer,
                 ..
             } => match &config.oauth {
                 Some(validator) => validator
                     .authenticate(token)
-                    .map(|p| TokenStep::Done(p, Vec::new())),
+                    .map(|(p, expires)| TokenStep::Done(p, Vec::new(), Some(expires))),
                 None => Err(AuthError::Malformed(
                     "OAUTHBEARER is not enabled".to_string(),
                 )),
@@ -341,7 +353,7 @@ impl Exchange {
                 let step = server.step(token, server_nonce, |user| scram(user, mechanism))?;
                 Ok(match step {
                     ScramStep::Continue(challenge) => TokenStep::Continue(challenge),
-                    ScramStep::Done(principal, last) => TokenStep::Done(principal, last),
+                    ScramStep::Done(principal, last) => TokenStep::Done(principal, last, None),
                 })
             }
             Exchange::AwaitHandshake => Err(AuthError::Malformed(
@@ -487,7 +499,7 @@ mod tests {
         );
         assert!(matches!(
             &step,
-            Step::Respond(_, After::Authenticated(p)) if *p == Principal::user("alice")
+            Step::Respond(_, After::Authenticated(p, None)) if *p == Principal::user("alice")
         ));
 
         let mut exchange = Exchange::AwaitHandshake;
@@ -538,7 +550,7 @@ mod tests {
         assert!(exchange.awaits_raw_token());
         assert_eq!(
             exchange.token(&c, b"\0bob\0b", &no_scram),
-            Ok(TokenStep::Done(Principal::user("bob"), Vec::new()))
+            Ok(TokenStep::Done(Principal::user("bob"), Vec::new(), None))
         );
     }
 

@@ -91,8 +91,10 @@ else
 fi
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
     run_step "fuzz decode_request (${FUZZ_SECONDS}s)" bash scripts/fuzz.sh
+    run_step "fuzz sasl_messages (${FUZZ_SECONDS}s)" env FUZZ_TARGET=sasl_messages bash scripts/fuzz.sh
 else
     skip_step "fuzz decode_request" "FUZZ_SECONDS=0"
+    skip_step "fuzz sasl_messages" "FUZZ_SECONDS=0"
 fi
 
 passed_tests=0

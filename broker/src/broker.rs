@@ -7,6 +7,7 @@ use kafka_protocol::error::ResponseError;
 
 use crate::config::BrokerConfig;
 use crate::controller::image::ListenerEndpoint;
+use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
@@ -56,6 +57,9 @@ pub struct Broker {
     pub transactions: Arc<TransactionCoordinator>,
     /// Prometheus metrics.
     pub metrics: BrokerMetrics,
+    /// Fetch sessions (KIP-227), bounded by `max.incremental.fetch.session.cache.slots`;
+    /// locked briefly per fetch, never across a wait.
+    pub fetch_sessions: parking_lot::Mutex<FetchSessionCache>,
     ready: AtomicBool,
 }
 
@@ -70,7 +74,11 @@ impl Broker {
         coordinators: Coordinators,
         metrics: BrokerMetrics,
     ) -> Self {
+        let fetch_sessions = parking_lot::Mutex::new(FetchSessionCache::new(
+            config.max_incremental_fetch_session_cache_slots(),
+        ));
         Self {
+            fetch_sessions,
             config,
             meta_cluster_id: cluster_id,
             advertised,

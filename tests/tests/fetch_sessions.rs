@@ -2,7 +2,7 @@
 //! partitions through incremental fetches (the broker's `weir_incremental_fetch_requests_total`
 //! counts them) and reads every record once, in order; a full session cache, a broker restart
 //! under a live session and partitions added to and removed from an assignment leave nothing
-//! skipped or repeated. librdkafka does not use sessions (it sends epoch -1) and still reads
+//! skipped or repeated; followers replicate through sessions. librdkafka does not use sessions (it sends epoch -1) and still reads
 //! everything. A raw client gets only changed partitions from an incremental fetch, and
 //! Kafka's errors for a wrong epoch and an unknown session.
 
@@ -13,11 +13,16 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::FetchRequest;
+use rdkafka::admin::{AdminClient, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use weir_tests::broker::BrokerOptions;
-use weir_tests::clients::{consumer_config, create_topic, producer_config, READ_TIMEOUT};
+use weir_tests::clients::{
+    admin_options, consumer_config, create_topic, producer_config, READ_TIMEOUT,
+};
+use weir_tests::cluster::Cluster;
 use weir_tests::http::{get, parse_prometheus};
 use weir_tests::raw::{record_batch, topic_name, RawClient};
 use weir_tests::{java, unique_topic, Broker};
@@ -429,4 +434,64 @@ fn raw_sessions_answer_changes_and_check_epochs() {
         .request(&empty.clone().with_session_epoch(3), 12)
         .expect("fetch");
     assert_eq!(gone.error_code, FETCH_SESSION_ID_NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn followers_replicate_through_sessions() {
+    let cluster = Cluster::start(3, &[]);
+    let topic = unique_topic("sessions-followers");
+    let admin: AdminClient<DefaultClientContext> =
+        cluster.client_config().create().expect("admin client");
+    let results = admin
+        .create_topics(
+            [&NewTopic::new(&topic, 12, TopicReplication::Fixed(3))],
+            &admin_options(),
+        )
+        .await
+        .expect("CreateTopics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+    for p in 0..12 {
+        cluster.wait_partition(&topic, p, Duration::from_secs(30), "a full ISR", |v| {
+            v.leader >= 0 && v.isr.len() == 3
+        });
+    }
+    // Each broker leads some partitions and follows the others: each holds its followers'
+    // sessions and answers their incremental fetches (records keep the ISR full).
+    let producer: FutureProducer = cluster.client_config().create().expect("producer");
+    for i in 0..120 {
+        let value = format!("v{i}");
+        producer
+            .send(
+                FutureRecord::<(), str>::to(&topic)
+                    .partition(i % 12)
+                    .payload(&value),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("acks");
+    }
+    weir_tests::wait_until(
+        Duration::from_secs(30),
+        "every broker answering its followers' incremental fetches",
+        || {
+            cluster
+                .brokers
+                .iter()
+                .all(|b| {
+                    incremental_fetches(b) > 0.0
+                        && metric(
+                            b,
+                            "kafka_server_fetch_session_cache_num_incremental_fetch_sessions",
+                        ) >= 2.0
+                })
+                .then_some(())
+        },
+    );
+    for p in 0..12 {
+        cluster.wait_partition(&topic, p, Duration::from_secs(30), "a full ISR", |v| {
+            v.isr.len() == 3
+        });
+    }
 }

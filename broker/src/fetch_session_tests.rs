@@ -71,18 +71,29 @@ fn answered(rs: &[FetchableTopicResponse]) -> Vec<i32> {
         .collect()
 }
 
+/// A session of partitions `0..size` of topic "t", opened by a full fetch at high watermark 0.
+fn open(
+    cache: &mut FetchSessionCache,
+    now: Instant,
+    privileged: bool,
+    size: i32,
+    ids: &mut impl FnMut() -> i32,
+) -> i32 {
+    cache.maybe_create(
+        now,
+        privileged,
+        false,
+        &topics("t", 0..size),
+        &responses("t", 0..size, 0, &[]),
+        ids,
+    )
+}
+
 #[test]
 fn full_fetch_opens_a_session_at_epoch_one() {
     let mut cache = FetchSessionCache::new(10);
     let now = Instant::now();
-    let id = cache.maybe_create(
-        now,
-        false,
-        false,
-        &topics("t", 0..3),
-        &responses("t", 0..3, 5, &[]),
-        ids(),
-    );
+    let id = open(&mut cache, now, false, 3, &mut ids());
     assert_ne!(id, INVALID_SESSION_ID);
     assert_eq!(cache.get(id).map(|s| s.epoch()), Some(1));
     assert_eq!((cache.len(), cache.partitions_cached()), (1, 3));
@@ -92,14 +103,7 @@ fn full_fetch_opens_a_session_at_epoch_one() {
 fn incremental_fetch_answers_only_what_changed() {
     let mut cache = FetchSessionCache::new(10);
     let now = Instant::now();
-    let id = cache.maybe_create(
-        now,
-        false,
-        false,
-        &topics("t", 0..4),
-        &responses("t", 0..4, 5, &[]),
-        ids(),
-    );
+    let id = open(&mut cache, now, false, 4, &mut ids());
     // Nothing sent: the session still reads all four partitions.
     let inc = cache
         .update(now, id, 1, false, &[], &[])
@@ -108,7 +112,7 @@ fn incremental_fetch_answers_only_what_changed() {
     assert_eq!(inc.topics[0].partitions.len(), 4);
     let session = cache.get_mut(id).expect("session");
     // Partition 1 got records, the rest nothing new: only partition 1 answers.
-    let kept = session.select_response(responses("t", 0..4, 5, &[1]));
+    let kept = session.select_response(responses("t", 0..4, 0, &[1]));
     assert_eq!(answered(&kept), vec![1]);
     // It moved to the end of the fetch order.
     let order: Vec<i32> = session.request_topics()[0]
@@ -131,14 +135,7 @@ fn incremental_fetch_answers_only_what_changed() {
 fn epochs_are_checked_and_advance() {
     let mut cache = FetchSessionCache::new(10);
     let now = Instant::now();
-    let id = cache.maybe_create(
-        now,
-        false,
-        false,
-        &topics("t", 0..1),
-        &responses("t", 0..1, 0, &[]),
-        ids(),
-    );
+    let id = open(&mut cache, now, false, 1, &mut ids());
     assert!(cache.update(now, id, 1, false, &[], &[]).is_ok());
     assert_eq!(
         cache.update(now, id, 1, false, &[], &[]).unwrap_err(),
@@ -162,14 +159,7 @@ fn epochs_are_checked_and_advance() {
 fn added_and_forgotten_partitions_change_the_session() {
     let mut cache = FetchSessionCache::new(10);
     let now = Instant::now();
-    let id = cache.maybe_create(
-        now,
-        false,
-        false,
-        &topics("t", 0..2),
-        &responses("t", 0..2, 0, &[]),
-        ids(),
-    );
+    let id = open(&mut cache, now, false, 2, &mut ids());
     let forget = [ForgottenTopic::default()
         .with_topic(name("t"))
         .with_partitions(vec![0])];
@@ -217,44 +207,16 @@ fn a_full_cache_evicts_only_stale_or_smaller_old_sessions() {
     let mut cache = FetchSessionCache::with_eviction(2, EVICTION);
     let mut next = ids();
     let t0 = Instant::now();
-    let small = cache.maybe_create(
-        t0,
-        false,
-        false,
-        &topics("t", 0..1),
-        &responses("t", 0..1, 0, &[]),
-        &mut next,
-    );
-    let big = cache.maybe_create(
-        t0,
-        false,
-        false,
-        &topics("t", 0..5),
-        &responses("t", 0..5, 0, &[]),
-        &mut next,
-    );
+    let small = open(&mut cache, t0, false, 1, &mut next);
+    let big = open(&mut cache, t0, false, 5, &mut next);
     // Young sessions are not evictable by a consumer.
     let t1 = t0 + Duration::from_secs(1);
     assert_eq!(
-        cache.maybe_create(
-            t1,
-            false,
-            false,
-            &topics("t", 0..3),
-            &responses("t", 0..3, 0, &[]),
-            &mut next
-        ),
+        open(&mut cache, t1, false, 3, &mut next),
         INVALID_SESSION_ID
     );
     // A follower may evict a consumer's session: the smallest one.
-    let follower = cache.maybe_create(
-        t1,
-        true,
-        false,
-        &topics("t", 0..3),
-        &responses("t", 0..3, 0, &[]),
-        &mut next,
-    );
+    let follower = open(&mut cache, t1, true, 3, &mut next);
     assert_ne!(follower, INVALID_SESSION_ID);
     assert!(cache.get(small).is_none());
     assert_eq!(cache.evictions(), 1);
@@ -264,25 +226,11 @@ fn a_full_cache_evicts_only_stale_or_smaller_old_sessions() {
     assert!(cache.update(t2, big, 1, false, &[], &[]).is_ok());
     assert!(cache.update(t2, follower, 1, false, &[], &[]).is_ok());
     assert_eq!(
-        cache.maybe_create(
-            t2,
-            false,
-            false,
-            &topics("t", 0..2),
-            &responses("t", 0..2, 0, &[]),
-            &mut next
-        ),
+        open(&mut cache, t2, false, 2, &mut next),
         INVALID_SESSION_ID
     );
     // A bigger consumer session takes the big one's slot (the follower ranks above both).
-    let bigger = cache.maybe_create(
-        t2,
-        false,
-        false,
-        &topics("t", 0..9),
-        &responses("t", 0..9, 0, &[]),
-        &mut next,
-    );
+    let bigger = open(&mut cache, t2, false, 9, &mut next);
     assert_ne!(bigger, INVALID_SESSION_ID);
     assert!(cache.get(big).is_none());
     assert!(cache.get(follower).is_some());
@@ -293,23 +241,9 @@ fn an_idle_session_expires_for_a_newcomer() {
     let mut cache = FetchSessionCache::with_eviction(1, EVICTION);
     let mut next = ids();
     let t0 = Instant::now();
-    let idle = cache.maybe_create(
-        t0,
-        true,
-        false,
-        &topics("t", 0..9),
-        &responses("t", 0..9, 0, &[]),
-        &mut next,
-    );
+    let idle = open(&mut cache, t0, true, 9, &mut next);
     let later = t0 + EVICTION + Duration::from_millis(1);
-    let newcomer = cache.maybe_create(
-        later,
-        false,
-        false,
-        &topics("t", 0..1),
-        &responses("t", 0..1, 0, &[]),
-        &mut next,
-    );
+    let newcomer = open(&mut cache, later, false, 1, &mut next);
     assert_ne!(newcomer, INVALID_SESSION_ID);
     assert!(cache.get(idle).is_none());
     assert_eq!(cache.len(), 1);
@@ -318,13 +252,6 @@ fn an_idle_session_expires_for_a_newcomer() {
 #[test]
 fn zero_slots_turn_sessions_off() {
     let mut cache = FetchSessionCache::new(0);
-    let id = cache.maybe_create(
-        Instant::now(),
-        true,
-        false,
-        &topics("t", 0..1),
-        &responses("t", 0..1, 0, &[]),
-        ids(),
-    );
+    let id = open(&mut cache, Instant::now(), true, 1, &mut ids());
     assert_eq!(id, INVALID_SESSION_ID);
 }

@@ -20,7 +20,7 @@ use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, Thre
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use weir_tests::broker::BrokerOptions;
 use weir_tests::clients::{
-    admin_options, consumer_config, create_topic, producer_config, READ_TIMEOUT,
+    admin_options, consumer_config, producer_config, wait_for_partitions, READ_TIMEOUT,
 };
 use weir_tests::cluster::Cluster;
 use weir_tests::http::{get, parse_prometheus};
@@ -40,6 +40,26 @@ fn metric(broker: &Broker, name: &str) -> f64 {
         .filter(|s| s.name == name)
         .map(|s| s.value)
         .sum()
+}
+
+/// Creates `topic` with [`PARTITIONS`] partitions. A CreateTopics that times out (on a loaded
+/// machine) goes on in the broker, as in Kafka: then wait for the partitions' leaders.
+async fn create_many_partitions(broker: &Broker, topic: &str) {
+    let results = weir_tests::clients::admin(broker)
+        .create_topics(
+            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &admin_options(),
+        )
+        .await
+        .expect("CreateTopics");
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, rdkafka::types::RDKafkaErrorCode::RequestTimedOut)) => {}
+            Err((name, code)) => panic!("CreateTopics {name}: {code:?}"),
+        }
+    }
+    wait_for_partitions(broker, topic, PARTITIONS);
 }
 
 fn incremental_fetches(broker: &Broker) -> f64 {
@@ -212,7 +232,7 @@ impl Drop for JavaConsumer {
 async fn java_consumer_reads_many_partitions_through_incremental_fetches() {
     let broker = Broker::start_default();
     let topic = unique_topic("sessions-java");
-    create_topic(&broker, &topic, PARTITIONS).await;
+    create_many_partitions(&broker, &topic).await;
     let Some(mut java) = JavaConsumer::start(&broker, &topic) else {
         return;
     };
@@ -241,7 +261,7 @@ async fn a_java_consumer_progresses_without_a_slot() {
     let broker =
         Broker::start(BrokerOptions::default().set("max.incremental.fetch.session.cache.slots", 1));
     let topic = unique_topic("sessions-full");
-    create_topic(&broker, &topic, PARTITIONS).await;
+    create_many_partitions(&broker, &topic).await;
     // A raw client takes the only slot; the consumer's session cannot evict it (a young
     // session is evictable only by a follower's), so the consumer keeps sending full fetches.
     let mut raw = RawClient::connect(broker.kafka_addr());
@@ -271,7 +291,7 @@ async fn a_java_consumer_progresses_without_a_slot() {
 async fn a_broker_restart_under_a_live_session_skips_nothing() {
     let mut broker = Broker::start_default();
     let topic = unique_topic("sessions-restart");
-    create_topic(&broker, &topic, PARTITIONS).await;
+    create_many_partitions(&broker, &topic).await;
     let Some(mut java) = JavaConsumer::start(&broker, &topic) else {
         return;
     };
@@ -299,7 +319,7 @@ async fn a_broker_restart_under_a_live_session_skips_nothing() {
 async fn partitions_added_and_removed_under_a_live_session() {
     let broker = Broker::start_default();
     let topic = unique_topic("sessions-assign");
-    create_topic(&broker, &topic, PARTITIONS).await;
+    create_many_partitions(&broker, &topic).await;
     let Some(mut java) = JavaConsumer::start(&broker, &topic) else {
         return;
     };
@@ -325,7 +345,7 @@ async fn librdkafka_fetches_without_sessions_and_reads_everything() {
     // librdkafka does not implement KIP-227: it sends epoch -1, which opens no session.
     let broker = Broker::start_default();
     let topic = unique_topic("sessions-rdkafka");
-    create_topic(&broker, &topic, PARTITIONS).await;
+    create_many_partitions(&broker, &topic).await;
     produce(&broker, &topic, 0, 2_400);
     let consumer = many_partitions_consumer(&broker);
     assign_all(&consumer, &topic, 0..PARTITIONS);

@@ -20,7 +20,7 @@ use crate::cases::Topology;
 /// Timeout for one admin or metadata request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a created topic may take to have a leader for every partition.
-const LEADER_TIMEOUT: Duration = Duration::from_secs(60);
+const LEADER_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
@@ -90,7 +90,12 @@ pub fn create_topic(
         }
     })?;
     for result in results {
+        // A creation that timed out goes on in the broker (many partitions on a loaded
+        // machine): wait for its leaders below instead.
         if let Err((_, code)) = result {
+            if code == rdkafka::types::RDKafkaErrorCode::RequestTimedOut {
+                continue;
+            }
             return Err(TopicError::Rejected {
                 topic: topic.to_string(),
                 code: code.to_string(),

@@ -7,6 +7,7 @@ use kafka_protocol::error::ResponseError;
 
 use crate::config::BrokerConfig;
 use crate::controller::image::ListenerEndpoint;
+use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
@@ -59,6 +60,9 @@ pub struct Broker {
     pub metrics: BrokerMetrics,
     /// Client quota enforcement (produce and fetch byte rates).
     pub quotas: ClientQuotaManager,
+    /// Fetch sessions (KIP-227), bounded by `max.incremental.fetch.session.cache.slots`;
+    /// locked briefly per fetch, never across a wait.
+    pub fetch_sessions: parking_lot::Mutex<FetchSessionCache>,
     ready: AtomicBool,
 }
 
@@ -78,7 +82,11 @@ impl Broker {
             config.quota_window_size(),
             metrics.registry(),
         )?;
+        let fetch_sessions = parking_lot::Mutex::new(FetchSessionCache::new(
+            config.max_incremental_fetch_session_cache_slots(),
+        ));
         Ok(Self {
+            fetch_sessions,
             config,
             meta_cluster_id: cluster_id,
             advertised,

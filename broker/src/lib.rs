@@ -35,6 +35,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod controller;
+pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod http;

@@ -44,6 +44,14 @@ pub struct BrokerMetrics {
     pub protocol_errors: IntCounter,
     /// Group rebalances completed (join phases that formed a generation with members).
     pub group_rebalances: IntCounter,
+    /// Kafka's `NumIncrementalFetchSessions`: fetch sessions cached.
+    pub fetch_sessions: IntGauge,
+    /// Kafka's `NumIncrementalFetchPartitionsCached`: partitions over all fetch sessions.
+    pub fetch_session_partitions: IntGauge,
+    /// Kafka's `IncrementalFetchSessionEvictionsPerSec`, as a counter.
+    pub fetch_session_evictions: IntCounter,
+    /// Fetch requests answered from a fetch session (incremental fetches).
+    pub incremental_fetches: IntCounter,
     /// Kafka's `failed-authentication-total` per listener: failed TLS handshakes and SASL
     /// authentications.
     failed_authentication: IntCounterVec,
@@ -123,6 +131,27 @@ impl BrokerMetrics {
             "Consumer group rebalances completed (a new generation with members formed).",
         )?;
         registry.register(Box::new(group_rebalances.clone()))?;
+        // Kafka's FetchSessionCache metrics, named as the Prometheus JMX exporter shows them.
+        let fetch_sessions = IntGauge::new(
+            "kafka_server_fetch_session_cache_num_incremental_fetch_sessions",
+            "Fetch sessions (KIP-227) cached.",
+        )?;
+        registry.register(Box::new(fetch_sessions.clone()))?;
+        let fetch_session_partitions = IntGauge::new(
+            "kafka_server_fetch_session_cache_num_incremental_fetch_partitions_cached",
+            "Partitions held over all fetch sessions.",
+        )?;
+        registry.register(Box::new(fetch_session_partitions.clone()))?;
+        let fetch_session_evictions = IntCounter::new(
+            "kafka_server_fetch_session_cache_incremental_fetch_session_evictions_total",
+            "Fetch sessions evicted to make room for a new one.",
+        )?;
+        registry.register(Box::new(fetch_session_evictions.clone()))?;
+        let incremental_fetches = IntCounter::new(
+            "weir_incremental_fetch_requests_total",
+            "Fetch requests answered from a fetch session (incremental fetches).",
+        )?;
+        registry.register(Box::new(incremental_fetches.clone()))?;
         // Named as Kafka's socket-server-metrics appear through the Prometheus JMX exporter.
         let failed_authentication = counter(
             "kafka_server_socket_server_metrics_failed_authentication_total",
@@ -155,6 +184,10 @@ impl BrokerMetrics {
             connections_accepted,
             protocol_errors,
             group_rebalances,
+            fetch_sessions,
+            fetch_session_partitions,
+            fetch_session_evictions,
+            incremental_fetches,
             failed_authentication,
             successful_authentication,
             successful_reauthentication,

@@ -51,6 +51,8 @@ const LAYERS: &[&[&str]] = &[
         "log",
         "config",
         "protocol",
+        // The fetch session cache (pure state; the handlers and the follower fetcher use it).
+        "fetch_session",
         "clock",
         "telemetry",
         "volume_metrics",

@@ -304,6 +304,8 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     long("group.min.session.timeout.ms", "6000", 0, I32),
     long("group.max.session.timeout.ms", "1800000", 0, I32),
     long("group.max.size", "2147483647", 1, I32),
+    // KIP-227 fetch sessions; 0 turns them off (every fetch is a full fetch).
+    long("max.incremental.fetch.session.cache.slots", "1000", 0, I32),
     // KIP-848 consumer groups (group.protocol=consumer); Kafka 4's defaults and bounds.
     long("group.consumer.session.timeout.ms", "45000", 1, I32),
     long("group.consumer.min.session.timeout.ms", "45000", 1, I32),

@@ -474,6 +474,11 @@ impl BrokerConfig {
         self.long("group.max.size") as usize
     }
 
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept at most.
+    pub fn max_incremental_fetch_session_cache_slots(&self) -> usize {
+        self.long("max.incremental.fetch.session.cache.slots") as usize
+    }
+
     /// A floating-point setting by name (0 if it is not numeric).
     pub fn double(&self, key: &str) -> f64 {
         self.get(key).and_then(|v| v.parse().ok()).unwrap_or(0.0)

@@ -11,8 +11,12 @@
 //! ([`super::fetch_wake`]) and reads again. Batches are never decoded: the bytes read from the log go into the response
 //! as they are (the encoder copies them once into the response frame).
 //!
-//! Fetch sessions (KIP-227) are not kept: every answer has session id 0, which tells clients
-//! to send full fetch requests, as Kafka does when its session cache is full.
+//! Fetch sessions (KIP-227, from v7): a full fetch (epoch 0) may open a session
+//! ([`crate::fetch_session`]) whose id the response carries; an incremental fetch names it and
+//! its epoch, sends only changed partitions, and is answered after reading (and long-polling
+//! on) every partition of the session, with only the partitions that changed. A session id or
+//! epoch that does not match gets the Kafka error for the whole response and no partitions;
+//! the client then starts over with a full fetch.
 
 use std::time::Duration;
 
@@ -27,26 +31,137 @@ use tokio::time::Instant;
 use super::fetch_wake::FetchWakeups;
 use crate::broker::Broker;
 use crate::controller::command::PartitionChange;
+use crate::fetch_session::{
+    FetchSessionCache, SessionError, FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID,
+};
 use crate::log::LogError;
 use crate::replication::throttle::Allowance;
 
+/// How a fetch request relates to a fetch session.
+enum SessionContext {
+    /// No session: before v7, epoch -1, or a session left empty.
+    Sessionless,
+    /// A full fetch that may open a session.
+    Full,
+    /// An incremental fetch of this session.
+    Incremental(i32),
+}
+
 /// Answers Fetch, waiting up to `max_wait_ms` for `min_bytes`.
-pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(broker: &Broker, mut request: FetchRequest, version: i16) -> FetchResponse {
+    let context = match open_session(broker, &mut request, version) {
+        Ok(context) => context,
+        Err(e) => {
+            broker.count_error("Fetch", e.code());
+            tracing::debug!(error = %e, "fetch session refused");
+            return FetchResponse::default()
+                .with_error_code(e.code())
+                .with_session_id(INVALID_SESSION_ID);
+        }
+    };
+    let mut response = long_poll(broker, &request, version).await;
+    record_out(broker, &response, version);
+    let mut sessions = broker.fetch_sessions.lock();
+    match context {
+        SessionContext::Sessionless => {}
+        SessionContext::Full => {
+            response.session_id = sessions.maybe_create(
+                std::time::Instant::now(),
+                follower_id(&request, version).is_some(),
+                version >= 13,
+                &request.topics,
+                &response.responses,
+                || (uuid::Uuid::new_v4().as_u128() as i32) & i32::MAX,
+            );
+        }
+        SessionContext::Incremental(id) => {
+            broker.metrics.incremental_fetches.inc();
+            // A session evicted during the wait answers everything; its fetcher learns of the
+            // eviction on its next request.
+            if let Some(session) = sessions.get_mut(id) {
+                response.responses = session.select_response(response.responses);
+            }
+            response.session_id = id;
+        }
+    }
+    publish_session_metrics(broker, &sessions);
+    response
+}
+
+/// Checks the request's session id and epoch against the cache; an incremental request gets
+/// its topics replaced by every partition of its session (and nothing to forget).
+fn open_session(
+    broker: &Broker,
+    request: &mut FetchRequest,
+    version: i16,
+) -> Result<SessionContext, SessionError> {
+    if version < 7 {
+        return Ok(SessionContext::Sessionless);
+    }
+    let mut sessions = broker.fetch_sessions.lock();
+    let epoch = request.session_epoch;
+    if epoch == INITIAL_EPOCH || epoch == FINAL_EPOCH {
+        // A full fetch closes the session it names.
+        if request.session_id != INVALID_SESSION_ID {
+            sessions.remove(request.session_id);
+            publish_session_metrics(broker, &sessions);
+        }
+        return Ok(if epoch == FINAL_EPOCH {
+            SessionContext::Sessionless
+        } else {
+            SessionContext::Full
+        });
+    }
+    let updated = sessions.update(
+        std::time::Instant::now(),
+        request.session_id,
+        epoch,
+        version >= 13,
+        &request.topics,
+        &request.forgotten_topics_data,
+    );
+    publish_session_metrics(broker, &sessions);
+    Ok(match updated? {
+        Some(incremental) => {
+            request.topics = incremental.topics;
+            request.forgotten_topics_data.clear();
+            SessionContext::Incremental(incremental.session_id)
+        }
+        None => {
+            request.topics.clear();
+            SessionContext::Sessionless
+        }
+    })
+}
+
+fn publish_session_metrics(broker: &Broker, sessions: &FetchSessionCache) {
+    let m = &broker.metrics;
+    m.fetch_sessions.set(sessions.len() as i64);
+    m.fetch_session_partitions
+        .set(sessions.partitions_cached() as i64);
+    let evicted = sessions.evictions();
+    if evicted > m.fetch_session_evictions.get() {
+        m.fetch_session_evictions
+            .inc_by(evicted - m.fetch_session_evictions.get());
+    }
+}
+
+/// Reads the request's partitions until they hold `min_bytes` or `max_wait_ms` passed.
+async fn long_poll(broker: &Broker, request: &FetchRequest, version: i16) -> FetchResponse {
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
-    let mut wakeups = FetchWakeups::new(broker, &request, version);
+    let mut wakeups = FetchWakeups::new(broker, request, version);
     loop {
         // Seen before the read, never after: a change landing after the read must wake us.
         wakeups.mark_seen();
-        let pass = read_all(broker, &request, version);
+        let pass = read_all(broker, request, version);
         for (partition, change) in pass.isr_changes {
             let replicas = broker.replicas.clone();
             tokio::spawn(async move { replicas.propose_isr_change(&partition, change).await });
         }
         let response = pass.response;
         if pass.bytes >= min_bytes || pass.done_early || Instant::now() >= deadline {
-            record_out(broker, &response, version);
             return response;
         }
         tokio::select! {

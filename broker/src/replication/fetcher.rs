@@ -1,6 +1,7 @@
 //! Followers copy their leaders: one fetcher task per leader broker fetches every partition
 //! this broker follows from it, with Kafka's Fetch API (v12: `replica_id`, `last_fetched_epoch`
-//! and `diverging_epoch`), exactly as a Kafka follower does.
+//! and `diverging_epoch`), exactly as a Kafka follower does, through a fetch session
+//! ([`super::session`]): a round sends only the partitions whose position moved.
 //!
 //! Per partition and response:
 //! - records are appended as they are (offsets and epochs from the leader), and the follower's
@@ -20,13 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::{BrokerId, FetchRequest};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::client::{BrokerConnection, ClientError};
+use super::session::{FetchSessionHandler, SessionKey};
 use super::throttle::{Allowance, ReplicationThrottle};
 use crate::partition::Partition;
 
@@ -183,6 +184,7 @@ async fn run(
     throttle: Arc<ReplicationThrottle>,
 ) {
     let mut connection: Option<(String, BrokerConnection)> = None;
+    let mut session = FetchSessionHandler::default();
     loop {
         let Some(f) = fetcher.upgrade() else { return };
         let assigned: Vec<Assigned> = f.partitions.lock().values().cloned().collect();
@@ -207,7 +209,11 @@ async fn run(
             )
             .await
             {
-                Ok(c) => connection = Some((addr.clone(), c)),
+                Ok(c) => {
+                    connection = Some((addr.clone(), c));
+                    // Perhaps another broker behind the address: start without a session.
+                    session = FetchSessionHandler::default();
+                }
                 Err(e) => {
                     tracing::debug!(leader, %addr, error = %e, "cannot reach leader");
                     tokio::time::sleep(RETRY_BACKOFF).await;
@@ -218,9 +224,16 @@ async fn run(
         let Some((_, conn)) = connection.as_mut() else {
             continue;
         };
-        let request = fetch_request(&config, &positions);
+        let request = fetch_request(&config, &positions, &mut session);
         let timeout = config.socket_timeout + config.max_wait;
         match conn.request(&request, REPLICA_FETCH_VERSION, timeout).await {
+            Ok(response) if !session.handle_response(&response) => {
+                tracing::debug!(
+                    leader,
+                    error = response.error_code,
+                    "fetch session refused; fetching in full"
+                );
+            }
             Ok(response) => {
                 let mut backoff = false;
                 let mut throttled_bytes = 0;
@@ -251,6 +264,7 @@ async fn run(
             }
             Err(e) => {
                 tracing::debug!(leader, %addr, error = %e, "replica fetch failed; reconnecting");
+                session.reset();
                 if !matches!(e, ClientError::Timeout(_)) {
                     tokio::time::sleep(RETRY_BACKOFF).await;
                 }
@@ -303,37 +317,34 @@ fn plan_round(
     (planned, wait)
 }
 
-fn fetch_request(config: &FetcherConfig, positions: &[Planned]) -> FetchRequest {
-    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-    for planned in positions {
-        let (p, pos) = (&planned.partition, &planned.position);
-        topics.entry(&p.topic).or_default().push(
-            FetchPartition::default()
+/// The round's fetch: through `session`, only the partitions whose position changed since the
+/// last request (all of them when the session is new or lost).
+fn fetch_request(
+    config: &FetcherConfig,
+    positions: &[Planned],
+    session: &mut FetchSessionHandler,
+) -> FetchRequest {
+    let wanted: BTreeMap<SessionKey, FetchPartition> = positions
+        .iter()
+        .map(|planned| {
+            let (p, pos) = (&planned.partition, &planned.position);
+            let fetch = FetchPartition::default()
                 .with_partition(p.index)
                 .with_current_leader_epoch(pos.leader_epoch)
                 .with_fetch_offset(pos.fetch_offset)
                 .with_last_fetched_epoch(pos.last_fetched_epoch)
                 .with_log_start_offset(pos.log_start_offset)
-                .with_partition_max_bytes(planned.max_bytes),
-        );
-    }
-    FetchRequest::default()
+                .with_partition_max_bytes(planned.max_bytes);
+            ((p.topic.to_string(), p.index), fetch)
+        })
+        .collect();
+    let mut request = FetchRequest::default()
         .with_replica_id(BrokerId(config.local_id))
         .with_max_wait_ms(config.max_wait.as_millis() as i32)
         .with_min_bytes(1)
-        .with_max_bytes(i32::MAX)
-        .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(
-            topics
-                .into_iter()
-                .map(|(name, partitions)| {
-                    FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(name.to_string())))
-                        .with_partitions(partitions)
-                })
-                .collect(),
-        )
+        .with_max_bytes(i32::MAX);
+    session.build(&mut request, wanted);
+    request
 }
 
 /// Applies one partition of a fetch response. An `Err` asks the fetcher to back off.

@@ -1,0 +1,494 @@
+//! Fetch sessions (KIP-227): the leader remembers what a fetcher asked for, so the fetcher
+//! sends only what changed and the leader answers only what changed.
+//!
+//! A full fetch (`session_epoch` 0) may create a [`FetchSession`] holding every requested
+//! partition with the fetch state the request gave it and the high watermark, last stable
+//! offset and log start offset last answered for it; the response carries the new session id
+//! and the fetcher's next request uses epoch 1. An incremental fetch (the session's id and its
+//! current epoch) carries only partitions added or changed and the partitions to forget; the
+//! leader reads every partition of the session and answers only those with records, an error
+//! or a changed offset ([`FetchSession::select_response`]). Epoch -1 ends a session.
+//!
+//! [`FetchSessionCache`] bounds the sessions to `max.incremental.fetch.session.cache.slots`.
+//! When it is full, a new session may take the place of: first, the session idle longest if
+//! it has been idle more than [`EVICTION_MS`]; else the lowest-ranked evictable session, if it
+//! ranks no higher than the newcomer. Sessions rank by (privileged, partition count, id):
+//! followers' sessions are privileged, and a session counts as evictable only after
+//! [`EVICTION_MS`] from its creation, except that a follower may always evict a consumer's
+//! session. So small and stale sessions go first and a busy consumer cannot push out a
+//! follower, as in Kafka.
+//!
+//! Pure state with time passed in; the caller holds it behind one lock and never across an
+//! await. Eviction scans the sessions (at most the slot count, 1,000 by default), only when a
+//! full cache meets a new session.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+/// The epoch of a full fetch that asks for a new session.
+pub const INITIAL_EPOCH: i32 = 0;
+/// The epoch that closes a session (a full fetch without a new session).
+pub const FINAL_EPOCH: i32 = -1;
+/// "No session", in requests and responses.
+pub const INVALID_SESSION_ID: i32 = 0;
+/// How long a session must have been idle (or alive, to be evictable by rank) before another
+/// may take its slot: Kafka's fixed two minutes.
+pub const EVICTION_MS: u64 = 120_000;
+
+/// One partition of a session: by id from Fetch v13, by name below (the other field empty).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartitionKey {
+    /// The topic id (nil below v13).
+    pub topic_id: Uuid,
+    /// The topic name (empty from v13).
+    pub topic: TopicName,
+    /// The partition index.
+    pub partition: i32,
+}
+
+/// What a session remembers of one partition.
+#[derive(Debug, Clone)]
+pub struct CachedPartition {
+    /// The fetch state the fetcher last sent for it.
+    pub fetch: FetchPartition,
+    /// Last answered high watermark (-1 before the first answer).
+    pub high_watermark: i64,
+    /// Last answered last stable offset.
+    pub last_stable_offset: i64,
+    /// Last answered log start offset.
+    pub log_start_offset: i64,
+}
+
+impl CachedPartition {
+    fn new(fetch: FetchPartition) -> Self {
+        Self {
+            fetch,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+        }
+    }
+
+    /// Whether `data` must go into an incremental response, remembering what it answers.
+    fn must_respond(&mut self, data: &PartitionData) -> bool {
+        let has_records = data.records.as_ref().is_some_and(|r| !r.is_empty());
+        let respond = has_records
+            || data.error_code != 0
+            || data.high_watermark != self.high_watermark
+            || data.last_stable_offset != self.last_stable_offset
+            || data.log_start_offset != self.log_start_offset
+            || data.diverging_epoch.epoch != -1
+            || data.preferred_read_replica.0 != -1;
+        if respond {
+            self.high_watermark = data.high_watermark;
+            self.last_stable_offset = data.last_stable_offset;
+            self.log_start_offset = data.log_start_offset;
+        }
+        respond
+    }
+}
+
+/// One fetcher's session. Invariant: `epoch` is the epoch its next incremental request must
+/// carry (1 after creation, wrapping from `i32::MAX` to 1).
+#[derive(Debug)]
+pub struct FetchSession {
+    id: i32,
+    epoch: i32,
+    /// Created by a follower: ranks above every consumer's session.
+    privileged: bool,
+    /// Created by a Fetch v13+ (keys by topic id); a session is used with one kind only.
+    uses_topic_ids: bool,
+    created: Instant,
+    last_used: Instant,
+    /// In fetch order: a partition that answered records moves to the end, so the ones
+    /// behind it get their turn under `max_bytes`.
+    partitions: IndexMap<PartitionKey, CachedPartition>,
+}
+
+impl FetchSession {
+    /// The session's id.
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// The epoch the next incremental request must carry.
+    pub fn epoch(&self) -> i32 {
+        self.epoch
+    }
+
+    /// The session's partitions as a request's topics (consecutive partitions of one topic
+    /// grouped), in fetch order.
+    pub fn request_topics(&self) -> Vec<FetchTopic> {
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for (key, cached) in &self.partitions {
+            let same = topics
+                .last()
+                .is_some_and(|t| t.topic_id == key.topic_id && t.topic == key.topic);
+            if !same {
+                topics.push(
+                    FetchTopic::default()
+                        .with_topic(key.topic.clone())
+                        .with_topic_id(key.topic_id),
+                );
+            }
+            if let Some(t) = topics.last_mut() {
+                t.partitions.push(cached.fetch.clone());
+            }
+        }
+        topics
+    }
+
+    /// Keeps from a response to the whole session only the partitions an incremental fetch
+    /// answers (records, an error, a changed offset), remembers what they answered, and moves
+    /// those that answered records to the end of the fetch order.
+    pub fn select_response(
+        &mut self,
+        responses: Vec<FetchableTopicResponse>,
+    ) -> Vec<FetchableTopicResponse> {
+        let mut kept = Vec::new();
+        let mut moved = Vec::new();
+        for mut topic in responses {
+            let partitions = std::mem::take(&mut topic.partitions);
+            let mut keep = Vec::new();
+            for data in partitions {
+                let key = key_of(
+                    topic.topic_id,
+                    &topic.topic,
+                    data.partition_index,
+                    self.uses_topic_ids,
+                );
+                let Some(cached) = self.partitions.get_mut(&key) else {
+                    continue;
+                };
+                if cached.must_respond(&data) {
+                    if data.records.as_ref().is_some_and(|r| !r.is_empty()) {
+                        moved.push(key);
+                    }
+                    keep.push(data);
+                }
+            }
+            if !keep.is_empty() {
+                kept.push(topic.with_partitions(keep));
+            }
+        }
+        for key in moved {
+            if let Some(cached) = self.partitions.shift_remove(&key) {
+                self.partitions.insert(key, cached);
+            }
+        }
+        kept
+    }
+
+    /// Remembers what a full fetch answered, so the first incremental fetch answers only
+    /// what changed since.
+    fn remember(&mut self, responses: &[FetchableTopicResponse]) {
+        for topic in responses {
+            for data in &topic.partitions {
+                let key = key_of(
+                    topic.topic_id,
+                    &topic.topic,
+                    data.partition_index,
+                    self.uses_topic_ids,
+                );
+                if let Some(cached) = self.partitions.get_mut(&key) {
+                    cached.must_respond(data);
+                }
+            }
+        }
+    }
+
+    fn rank(&self) -> (bool, usize, i32) {
+        (self.privileged, self.partitions.len(), self.id)
+    }
+}
+
+/// Why an incremental fetch was refused; each is a Kafka error code for the whole response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// No session with that id (never created, evicted, expired or closed).
+    #[error("fetch session {0} not found")]
+    NotFound(i32),
+    /// The request's epoch is not the session's next one.
+    #[error("fetch session epoch {got} is not the expected {expected}")]
+    InvalidEpoch {
+        /// The request's epoch.
+        got: i32,
+        /// The session's.
+        expected: i32,
+    },
+    /// A session created with topic ids used without them, or the other way round.
+    #[error("fetch session used with and without topic ids")]
+    TopicIdMismatch,
+}
+
+impl SessionError {
+    /// The Kafka error for the whole response.
+    pub fn code(self) -> i16 {
+        match self {
+            SessionError::NotFound(_) => ResponseError::FetchSessionIdNotFound.code(),
+            SessionError::InvalidEpoch { .. } => ResponseError::InvalidFetchSessionEpoch.code(),
+            SessionError::TopicIdMismatch => ResponseError::FetchSessionTopicIdError.code(),
+        }
+    }
+}
+
+/// The sessions of one broker, bounded by `max.incremental.fetch.session.cache.slots`.
+#[derive(Debug)]
+pub struct FetchSessionCache {
+    max_slots: usize,
+    eviction: Duration,
+    sessions: HashMap<i32, FetchSession>,
+    partitions_cached: usize,
+    evictions: u64,
+}
+
+/// An incremental fetch that passed the epoch check: the whole session to read.
+#[derive(Debug)]
+pub struct IncrementalFetch {
+    /// The session's id (the response's `session_id`).
+    pub session_id: i32,
+    /// Every partition of the session, in fetch order.
+    pub topics: Vec<FetchTopic>,
+}
+
+impl FetchSessionCache {
+    /// An empty cache with `max_slots` sessions at most (0 turns sessions off).
+    pub fn new(max_slots: usize) -> Self {
+        Self::with_eviction(max_slots, Duration::from_millis(EVICTION_MS))
+    }
+
+    /// An empty cache whose sessions become evictable after `eviction` (tests).
+    pub fn with_eviction(max_slots: usize, eviction: Duration) -> Self {
+        Self {
+            max_slots,
+            eviction,
+            sessions: HashMap::new(),
+            partitions_cached: 0,
+            evictions: 0,
+        }
+    }
+
+    /// Sessions cached (Kafka's `NumIncrementalFetchSessions`).
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether no session is cached.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Partitions over all sessions (Kafka's `NumIncrementalFetchPartitionsCached`).
+    pub fn partitions_cached(&self) -> usize {
+        self.partitions_cached
+    }
+
+    /// Sessions evicted since start (Kafka's `IncrementalFetchSessionEvictionsPerSec`).
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// A session by id.
+    pub fn get(&self, id: i32) -> Option<&FetchSession> {
+        self.sessions.get(&id)
+    }
+
+    /// A session by id, to select its response.
+    pub fn get_mut(&mut self, id: i32) -> Option<&mut FetchSession> {
+        self.sessions.get_mut(&id)
+    }
+
+    /// Removes a session; whether it existed.
+    pub fn remove(&mut self, id: i32) -> bool {
+        match self.sessions.remove(&id) {
+            Some(s) => {
+                self.partitions_cached -= s.partitions.len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Creates a session for a full fetch of `topics` that answered `responses`, if there is
+    /// a slot or one can be evicted; its id, or [`INVALID_SESSION_ID`] (the fetcher then keeps
+    /// sending full fetches). `new_id` proposes ids (positive, retried on a clash).
+    pub fn maybe_create(
+        &mut self,
+        now: Instant,
+        privileged: bool,
+        uses_topic_ids: bool,
+        topics: &[FetchTopic],
+        responses: &[FetchableTopicResponse],
+        mut new_id: impl FnMut() -> i32,
+    ) -> i32 {
+        let partitions = to_partitions(topics, uses_topic_ids);
+        if partitions.is_empty() || self.max_slots == 0 {
+            return INVALID_SESSION_ID;
+        }
+        if self.sessions.len() >= self.max_slots
+            && !self.try_evict(privileged, partitions.len(), now)
+        {
+            return INVALID_SESSION_ID;
+        }
+        let id = loop {
+            let id = new_id();
+            if id > 0 && !self.sessions.contains_key(&id) {
+                break id;
+            }
+        };
+        let mut session = FetchSession {
+            id,
+            epoch: next_epoch(INITIAL_EPOCH),
+            privileged,
+            uses_topic_ids,
+            created: now,
+            last_used: now,
+            partitions,
+        };
+        session.remember(responses);
+        self.partitions_cached += session.partitions.len();
+        self.sessions.insert(id, session);
+        id
+    }
+
+    /// Checks an incremental fetch's id and epoch, applies its added, changed and forgotten
+    /// partitions and advances the epoch. `None` when the session is left empty (it is
+    /// removed; the fetch answers nothing, without a session).
+    pub fn update(
+        &mut self,
+        now: Instant,
+        id: i32,
+        epoch: i32,
+        uses_topic_ids: bool,
+        topics: &[FetchTopic],
+        forgotten: &[ForgottenTopic],
+    ) -> Result<Option<IncrementalFetch>, SessionError> {
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or(SessionError::NotFound(id))?;
+        if session.epoch != epoch {
+            return Err(SessionError::InvalidEpoch {
+                got: epoch,
+                expected: session.epoch,
+            });
+        }
+        if session.uses_topic_ids != uses_topic_ids {
+            return Err(SessionError::TopicIdMismatch);
+        }
+        let before = session.partitions.len();
+        for (key, fetch) in keyed(topics, uses_topic_ids) {
+            match session.partitions.get_mut(&key) {
+                Some(cached) => cached.fetch = fetch,
+                None => {
+                    session.partitions.insert(key, CachedPartition::new(fetch));
+                }
+            }
+        }
+        for ft in forgotten {
+            for &partition in &ft.partitions {
+                let key = key_of(ft.topic_id, &ft.topic, partition, uses_topic_ids);
+                session.partitions.shift_remove(&key);
+            }
+        }
+        let after = session.partitions.len();
+        self.partitions_cached = self.partitions_cached + after - before;
+        if after == 0 {
+            self.remove(id);
+            return Ok(None);
+        }
+        session.epoch = next_epoch(session.epoch);
+        session.last_used = now;
+        Ok(Some(IncrementalFetch {
+            session_id: id,
+            topics: session.request_topics(),
+        }))
+    }
+
+    /// Frees a slot for a new session of `size` partitions; whether one was freed.
+    fn try_evict(&mut self, privileged: bool, size: usize, now: Instant) -> bool {
+        let stale = self
+            .sessions
+            .values()
+            .filter(|s| now.saturating_duration_since(s.last_used) > self.eviction)
+            .min_by_key(|s| (s.last_used, s.id))
+            .map(|s| s.id);
+        let victim = stale.or_else(|| {
+            let old = |s: &FetchSession| now.saturating_duration_since(s.created) > self.eviction;
+            self.sessions
+                .values()
+                .filter(|s| {
+                    if privileged {
+                        !s.privileged || old(s)
+                    } else {
+                        old(s)
+                    }
+                })
+                .min_by_key(|s| s.rank())
+                .filter(|s| s.rank() <= (privileged, size, i32::MAX))
+                .map(|s| s.id)
+        });
+        match victim {
+            Some(id) => {
+                self.remove(id);
+                self.evictions += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The epoch after `epoch`: wraps to 1, never back to the initial or final epoch.
+pub fn next_epoch(epoch: i32) -> i32 {
+    if epoch == i32::MAX {
+        1
+    } else {
+        epoch + 1
+    }
+}
+
+fn key_of(topic_id: Uuid, topic: &TopicName, partition: i32, by_id: bool) -> PartitionKey {
+    if by_id {
+        PartitionKey {
+            topic_id,
+            topic: TopicName(StrBytes::default()),
+            partition,
+        }
+    } else {
+        PartitionKey {
+            topic_id: Uuid::nil(),
+            topic: topic.clone(),
+            partition,
+        }
+    }
+}
+
+fn keyed(
+    topics: &[FetchTopic],
+    by_id: bool,
+) -> impl Iterator<Item = (PartitionKey, FetchPartition)> + '_ {
+    topics.iter().flat_map(move |t| {
+        t.partitions
+            .iter()
+            .map(move |p| (key_of(t.topic_id, &t.topic, p.partition, by_id), p.clone()))
+    })
+}
+
+fn to_partitions(topics: &[FetchTopic], by_id: bool) -> IndexMap<PartitionKey, CachedPartition> {
+    keyed(topics, by_id)
+        .map(|(k, f)| (k, CachedPartition::new(f)))
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "fetch_session_tests.rs"]
+mod tests;

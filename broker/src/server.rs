@@ -83,6 +83,7 @@ async fn accept(
         peer: Some(peer),
         listener: security.name.clone(),
         principal: Principal::anonymous(),
+        authorizer: security.authorizer.clone(),
     };
     let Some(tls) = &security.tls else {
         let (read_half, write_half) = stream.into_split();

@@ -1,18 +1,19 @@
 //! One handler per Kafka API. Each takes the decoded request and returns the typed response;
 //! framing, metrics and version checks happen in [`crate::server`] and [`crate::protocol`].
 
+pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod admin;
 pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod authz;
 pub mod configs;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod delete_groups;
 pub mod delete_records;
-pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_groups;
 pub mod describe_log_dirs;
@@ -45,16 +46,18 @@ pub mod update_features;
 pub mod write_txn_markers;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::protocol::DecodedRequest;
+use crate::security::authorizer::Authorizer;
 use crate::security::Principal;
 
-/// One client connection, as the listener knows it: where from, on which listener, and as
-/// whom it authenticated (for authorization, once Weir has ACLs).
+/// One client connection, as the listener knows it: where from, on which listener, as whom
+/// it authenticated, and the broker's authorizer if it has one.
 #[derive(Debug, Clone)]
 pub struct Connection {
     /// The peer address, if known.
@@ -62,8 +65,10 @@ pub struct Connection {
     /// The listener name (`PLAINTEXT`, `SASL_SSL`, ...): Metadata, DescribeCluster and
     /// FindCoordinator answer with the brokers' endpoints of this listener.
     pub listener: String,
-    /// `User:ANONYMOUS`, or the SASL user.
+    /// `User:ANONYMOUS`, the SASL user, or the TLS client certificate's mapped name.
     pub principal: Principal,
+    /// The authorizer, when `authorizer.class.name` is set.
+    pub authorizer: Option<Arc<Authorizer>>,
 }
 
 impl Default for Connection {
@@ -72,6 +77,7 @@ impl Default for Connection {
             peer: None,
             listener: "PLAINTEXT".to_string(),
             principal: Principal::anonymous(),
+            authorizer: None,
         }
     }
 }
@@ -113,15 +119,18 @@ pub async fn handle(
             .unwrap_or_default(),
         peer,
     };
+    let authz = authz::Authz::new(broker, connection);
     Some(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle(broker)),
         RequestKind::Metadata(r) => {
-            ResponseKind::Metadata(metadata::handle(broker, r, version, listener).await)
+            ResponseKind::Metadata(metadata::handle(broker, r, version, listener, &authz).await)
         }
         RequestKind::Produce(r) => {
-            ResponseKind::Produce(produce::handle(broker, r, version).await?)
+            ResponseKind::Produce(produce::handle(broker, r, version, &authz).await?)
         }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
+        RequestKind::Fetch(r) => {
+            ResponseKind::Fetch(fetch::handle(broker, r, version, &authz).await)
+        }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))
         }
@@ -209,7 +218,13 @@ pub async fn handle(
             ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version).await)
         }
         RequestKind::DescribeAcls(r) => {
-            ResponseKind::DescribeAcls(describe_acls::handle(broker, r))
+            ResponseKind::DescribeAcls(acls::describe(broker, r, &authz))
+        }
+        RequestKind::CreateAcls(r) => {
+            ResponseKind::CreateAcls(acls::create(broker, r, &authz).await)
+        }
+        RequestKind::DeleteAcls(r) => {
+            ResponseKind::DeleteAcls(acls::delete(broker, r, &authz).await)
         }
         RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
             describe_user_scram_credentials::handle(broker, r),

@@ -4,6 +4,7 @@
 //! [`ListenerSecurity`] is built once per listener at start (bad settings fail startup with
 //! the setting named); [`crate::server`] uses it for every connection of that listener.
 
+pub mod authorizer;
 pub mod jaas;
 pub mod sasl;
 pub mod scram;
@@ -48,6 +49,11 @@ impl Principal {
     pub fn user(name: &str) -> Self {
         Principal(format!("User:{name}"))
     }
+
+    /// `User:alice`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Display for Principal {
@@ -67,6 +73,8 @@ pub struct ListenerSecurity {
     pub tls: Option<tls::TlsSource>,
     /// SASL, on SASL_PLAINTEXT and SASL_SSL listeners.
     pub sasl: Option<sasl::SaslConfig>,
+    /// The broker's authorizer (shared by all listeners), when one is configured.
+    pub authorizer: Option<std::sync::Arc<authorizer::Authorizer>>,
 }
 
 impl ListenerSecurity {
@@ -88,6 +96,7 @@ impl ListenerSecurity {
             protocol: spec.protocol,
             tls,
             sasl,
+            authorizer: None,
         })
     }
 
@@ -98,6 +107,7 @@ impl ListenerSecurity {
             protocol: SecurityProtocol::Plaintext,
             tls: None,
             sasl: None,
+            authorizer: None,
         }
     }
 }

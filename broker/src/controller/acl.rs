@@ -433,6 +433,47 @@ impl Acls {
     }
 }
 
+impl Acls {
+    /// Whether some ALLOW lets `principal` from `host` do `operation` on some resource of
+    /// `resource_type`, and no DENY on every such resource (LITERAL `*`) refuses it: Kafka's
+    /// `authorizeByResourceType`, which lets a producer with WRITE on any topic be
+    /// idempotent (KIP-679).
+    pub fn allows_some(
+        &self,
+        principal: &str,
+        host: &str,
+        operation: AclOperation,
+        resource_type: ResourceType,
+    ) -> bool {
+        let Some(index) = self.inner.by_type.get(&resource_type) else {
+            return false;
+        };
+        let applies = |b: &AclBinding| {
+            (b.principal == principal
+                || (b.principal == WILDCARD_USER && principal.starts_with("User:")))
+                && (b.host == WILDCARD || b.host == host)
+        };
+        let denied_everywhere = index.literal.get(WILDCARD).is_some_and(|bindings| {
+            bindings.iter().any(|b| {
+                applies(b)
+                    && b.permission == AclPermissionType::Deny
+                    && b.operation.denies(operation)
+            })
+        });
+        !denied_everywhere
+            && index
+                .literal
+                .values()
+                .chain(index.prefixed.values())
+                .flatten()
+                .any(|b| {
+                    applies(b)
+                        && b.permission == AclPermissionType::Allow
+                        && b.operation.allows(operation)
+                })
+    }
+}
+
 impl PartialEq for Acls {
     fn eq(&self, other: &Self) -> bool {
         self.inner.bindings == other.inner.bindings
@@ -627,6 +668,19 @@ mod tests {
             set.authorize("User:a", "h", Delete, ResourceType::Topic, "all"),
             Allowed
         );
+    }
+
+    #[test]
+    fn some_resource_of_a_type() {
+        let set = acls(vec![topic("app-", Prefixed, "User:a", Write, Allow)]);
+        assert!(set.allows_some("User:a", "h", Write, ResourceType::Topic));
+        assert!(!set.allows_some("User:b", "h", Write, ResourceType::Topic));
+        assert!(!set.allows_some("User:a", "h", Write, ResourceType::Group));
+        let denied = acls(vec![
+            topic("app-", Prefixed, "User:a", Write, Allow),
+            topic("*", Literal, "User:*", Write, Deny),
+        ]);
+        assert!(!denied.allows_some("User:a", "h", Write, ResourceType::Topic));
     }
 
     #[test]

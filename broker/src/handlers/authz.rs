@@ -60,6 +60,22 @@ impl<'a> Authz<'a> {
         )
     }
 
+    /// Whether the principal may do `operation` on some resource of `resource_type`
+    /// ([`Acls::allows_some`]); super users may.
+    pub fn any(&self, operation: AclOperation, resource_type: ResourceType) -> bool {
+        let (Some(authorizer), Some((acls, host))) = (&self.connection.authorizer, &self.checked)
+        else {
+            return true;
+        };
+        authorizer.is_super_user(&self.connection.principal)
+            || acls.allows_some(
+                self.connection.principal.as_str(),
+                host,
+                operation,
+                resource_type,
+            )
+    }
+
     /// Whether the principal may do `operation` on the cluster.
     pub fn cluster(&self, operation: AclOperation) -> bool {
         self.allowed(operation, ResourceType::Cluster, CLUSTER_NAME)

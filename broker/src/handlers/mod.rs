@@ -8,6 +8,7 @@ pub mod admin;
 pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod authorize;
 pub mod authz;
 pub mod configs;
 pub mod consumer_group_describe;
@@ -120,6 +121,12 @@ pub async fn handle(
         peer,
     };
     let authz = authz::Authz::new(broker, connection);
+    if authz.enabled() {
+        if let Some((response, api, code)) = authorize::refused(&request.body, &authz) {
+            broker.count_error(api, code);
+            return Some(response);
+        }
+    }
     Some(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle(broker)),
         RequestKind::Metadata(r) => {
@@ -135,13 +142,13 @@ pub async fn handle(
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))
         }
         RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(admin::create_topics(broker, r, version).await)
+            ResponseKind::CreateTopics(admin::create_topics(broker, r, version, &authz).await)
         }
         RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(admin::delete_topics(broker, r, version).await)
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, r, version, &authz).await)
         }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(broker, r).await)
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, r, &authz).await)
         }
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(configs::describe(broker, r))
@@ -157,7 +164,7 @@ pub async fn handle(
             ResponseKind::InitProducerId(init_producer_id::handle(broker, r, version).await)
         }
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(
-            find_coordinator::handle(broker, r, version, listener).await,
+            find_coordinator::handle(broker, r, version, listener, &authz).await,
         ),
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(join_group::handle(broker, r, version, &client).await)
@@ -176,13 +183,13 @@ pub async fn handle(
             ResponseKind::LeaveGroup(leave_group::handle(broker, r, version))
         }
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(offset_commit::handle(broker, r, version).await)
+            ResponseKind::OffsetCommit(offset_commit::handle(broker, r, version, &authz).await)
         }
-        RequestKind::TxnOffsetCommit(r) => {
-            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, r, version).await)
-        }
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
+            txn_offset_commit::handle(broker, r, version, &authz).await,
+        ),
         RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, version))
+            ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, version, &authz))
         }
         RequestKind::DescribeGroups(r) => {
             ResponseKind::DescribeGroups(describe_groups::handle(broker, r, version))

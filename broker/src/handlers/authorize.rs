@@ -107,6 +107,18 @@ pub fn refused(
                 code,
             )
         }
+        // The broker form of AddPartitionsToTxn (v4+, its transactions list is used).
+        RequestKind::AddPartitionsToTxn(r)
+            if !r.transactions.is_empty() && !authz.cluster(ClusterAction) =>
+        {
+            (
+                ResponseKind::AddPartitionsToTxn(
+                    AddPartitionsToTxnResponse::default().with_error_code(cluster),
+                ),
+                "AddPartitionsToTxn",
+                cluster,
+            )
+        }
         // Admin APIs on the cluster.
         RequestKind::AlterPartitionReassignments(_) if !authz.cluster(Alter) => (
             ResponseKind::AlterPartitionReassignments(

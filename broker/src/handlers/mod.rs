@@ -139,7 +139,7 @@ pub async fn handle(
             ResponseKind::Fetch(fetch::handle(broker, r, version, &authz).await)
         }
         RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))
+            ResponseKind::ListOffsets(list_offsets::handle(broker, r, version, &authz))
         }
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(admin::create_topics(broker, r, version, &authz).await)
@@ -151,12 +151,14 @@ pub async fn handle(
             ResponseKind::CreatePartitions(admin::create_partitions(broker, r, &authz).await)
         }
         RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(configs::describe(broker, r))
+            ResponseKind::DescribeConfigs(configs::describe(broker, r, &authz))
         }
-        RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r).await)
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            configs::incremental_alter(broker, r, &authz).await,
+        ),
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(configs::alter(broker, r, &authz).await)
         }
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, r).await),
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, listener))
         }
@@ -192,19 +194,19 @@ pub async fn handle(
             ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, version, &authz))
         }
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(describe_groups::handle(broker, r, version))
+            ResponseKind::DescribeGroups(describe_groups::handle(broker, r, version, &authz))
         }
         RequestKind::ListGroups(r) => {
-            ResponseKind::ListGroups(list_groups::handle(broker, r, version))
+            ResponseKind::ListGroups(list_groups::handle(broker, r, version, &authz))
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
         }
         RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(delete_records::handle(broker, r).await)
+            ResponseKind::DeleteRecords(delete_records::handle(broker, r, &authz).await)
         }
         RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(delete_groups::handle(broker, r))
+            ResponseKind::DeleteGroups(delete_groups::handle(broker, r, &authz))
         }
         RequestKind::OffsetDelete(r) => {
             ResponseKind::OffsetDelete(offset_delete::handle(broker, r))
@@ -249,7 +251,7 @@ pub async fn handle(
             ResponseKind::DescribeProducers(describe_producers::handle(broker, r))
         }
         RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
-            add_partitions_to_txn::handle(broker, r, version).await,
+            add_partitions_to_txn::handle(broker, r, version, &authz).await,
         ),
         RequestKind::AddOffsetsToTxn(r) => {
             ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r, version).await)

@@ -6,6 +6,7 @@
 
 pub mod authorizer;
 pub mod jaas;
+pub mod principal;
 pub mod sasl;
 pub mod scram;
 pub mod tls;
@@ -34,8 +35,9 @@ pub enum SecurityError {
     },
 }
 
-/// Who a connection is, as Kafka names principals: `User:alice` after SASL, `User:ANONYMOUS`
-/// on a listener without authentication.
+/// Who a connection is, as Kafka names principals: `User:alice` after SASL, the mapped
+/// subject of the client certificate on SSL (`User:CN=alice,O=Example` by default),
+/// `User:ANONYMOUS` on a listener without authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal(String);
 
@@ -73,6 +75,8 @@ pub struct ListenerSecurity {
     pub tls: Option<tls::TlsSource>,
     /// SASL, on SASL_PLAINTEXT and SASL_SSL listeners.
     pub sasl: Option<sasl::SaslConfig>,
+    /// How an SSL listener names a client by its certificate (`ssl.principal.mapping.rules`).
+    pub principal_mapper: Option<principal::PrincipalMapper>,
     /// The broker's authorizer (shared by all listeners), when one is configured.
     pub authorizer: Option<std::sync::Arc<authorizer::Authorizer>>,
 }
@@ -91,11 +95,24 @@ impl ListenerSecurity {
             .uses_sasl()
             .then(|| sasl::SaslConfig::new(config, &name))
             .transpose()?;
+        // On SASL_SSL the SASL exchange names the client; on SSL its certificate does.
+        let principal_mapper = (spec.protocol == SecurityProtocol::Ssl)
+            .then(|| {
+                let rules = config
+                    .listener_setting(&name, "ssl.principal.mapping.rules")
+                    .unwrap_or("DEFAULT");
+                principal::PrincipalMapper::parse(rules).map_err(|reason| SecurityError::Tls {
+                    listener: name.clone(),
+                    reason: format!("ssl.principal.mapping.rules: {reason}"),
+                })
+            })
+            .transpose()?;
         Ok(Self {
             name,
             protocol: spec.protocol,
             tls,
             sasl,
+            principal_mapper,
             authorizer: None,
         })
     }
@@ -107,6 +124,7 @@ impl ListenerSecurity {
             protocol: SecurityProtocol::Plaintext,
             tls: None,
             sasl: None,
+            principal_mapper: None,
             authorizer: None,
         }
     }

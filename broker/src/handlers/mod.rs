@@ -175,9 +175,9 @@ pub async fn handle(
             ResponseKind::SyncGroup(sync_group::handle(broker, r, version).await)
         }
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r)),
-        RequestKind::ConsumerGroupDescribe(r) => {
-            ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(broker, r, version))
-        }
+        RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
+            consumer_group_describe::handle(broker, r, version, &authz),
+        ),
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
             consumer_group_heartbeat::handle(broker, r, version, &client).await,
         ),
@@ -200,7 +200,7 @@ pub async fn handle(
             ResponseKind::ListGroups(list_groups::handle(broker, r, version, &authz))
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, &authz))
         }
         RequestKind::DeleteRecords(r) => {
             ResponseKind::DeleteRecords(delete_records::handle(broker, r, &authz).await)
@@ -248,7 +248,7 @@ pub async fn handle(
             ResponseKind::WriteTxnMarkers(write_txn_markers::handle(broker, r).await)
         }
         RequestKind::DescribeProducers(r) => {
-            ResponseKind::DescribeProducers(describe_producers::handle(broker, r))
+            ResponseKind::DescribeProducers(describe_producers::handle(broker, r, &authz))
         }
         RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
             add_partitions_to_txn::handle(broker, r, version, &authz).await,
@@ -257,11 +257,11 @@ pub async fn handle(
             ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r, version).await)
         }
         RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r, version).await),
-        RequestKind::DescribeTransactions(r) => {
-            ResponseKind::DescribeTransactions(describe_transactions::handle(broker, r).await)
-        }
+        RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(
+            describe_transactions::handle(broker, r, &authz).await,
+        ),
         RequestKind::ListTransactions(r) => {
-            ResponseKind::ListTransactions(list_transactions::handle(broker, r).await)
+            ResponseKind::ListTransactions(list_transactions::handle(broker, r, &authz).await)
         }
         // Outside a SASL listener's exchange (which the server handles before any handler),
         // as Kafka answers them.

@@ -245,17 +245,18 @@ mod tests {
     #[test]
     fn the_subject_is_printed_as_rfc_2253() {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationName, "Example, Inc");
+        // rcgen encodes CN before O; RFC 2253 (and Java) print the last encoded RDN first.
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "alice");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Example, Inc");
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
         assert_eq!(
             subject_dn(cert.der()).as_deref(),
-            Some("CN=alice,O=Example\\, Inc")
+            Some("O=Example\\, Inc,CN=alice")
         );
         assert_eq!(subject_dn(b"garbage"), None);
     }

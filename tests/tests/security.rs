@@ -693,7 +693,13 @@ fn kafka_acls_adds_lists_and_removes_acls_that_survive_a_restart() {
     };
     let pki = Pki::new();
     pki.issue("server", "localhost", 1);
-    let mut broker = authorizing_broker(&pki, &["SASL_SSL"], &[]);
+    // Fixed ports: the restarted broker must bind the same ones.
+    let listeners = format!(
+        "PLAINTEXT://127.0.0.1:{},SASL_SSL://127.0.0.1:{}",
+        free_port(),
+        free_port()
+    );
+    let mut broker = authorizing_broker(&pki, &["SASL_SSL"], &[("listeners", &listeners)]);
     let alice = sasl_ssl_client(&pki, "alice", "alice-secret");
     let bob = sasl_ssl_client(&pki, "bob", "bob-secret");
     let sasl = |broker: &Broker| broker.listener_addr("SASL_SSL").to_string();
@@ -792,6 +798,9 @@ fn acls_show_on_every_broker_of_a_cluster() {
         wait_for(Duration::from_secs(20), "the ACL on every broker", || {
             let mut client = RawClient::connect(addr);
             let request = DescribeAclsRequest::default()
+                .with_resource_name_filter(None)
+                .with_principal_filter(None)
+                .with_host_filter(None)
                 .with_resource_type_filter(1)
                 .with_pattern_type_filter(1)
                 .with_operation(1)

@@ -173,10 +173,7 @@ fn fetch(
                         None
                     }
                 })
-                .map(|fetched| {
-                    broker.count_error("OffsetFetch", fetched.error);
-                    fetched
-                })
+                .inspect(|fetched| broker.count_error("OffsetFetch", fetched.error))
                 .collect(),
         ),
         Err(error) => {

@@ -670,6 +670,37 @@ mod tests {
         );
     }
 
+    /// The hot-path cost: a check against a few hundred ACLs (literal and prefixed, several
+    /// users) is a handful of hash lookups. Printed with `--nocapture`; the bound is loose
+    /// enough for a debug build on a loaded machine.
+    #[test]
+    fn a_few_hundred_acls_cost_little_per_check() {
+        let mut bindings = Vec::new();
+        for user in 0..30 {
+            for t in 0..5 {
+                let who = format!("User:u{user}");
+                bindings.push(topic(&format!("topic-{t}"), Literal, &who, Read, Allow));
+                bindings.push(topic(&format!("app{t}-"), Prefixed, &who, Write, Allow));
+            }
+        }
+        bindings.push(topic("*", Literal, "User:producer", Write, Allow));
+        let set = acls(bindings);
+        assert_eq!(set.bindings().len(), 301);
+        let checks = 100_000u32;
+        let started = std::time::Instant::now();
+        for i in 0..checks {
+            let name = if i % 2 == 0 { "app3-orders" } else { "topic-4" };
+            let decision = set.authorize("User:u7", "10.0.0.1", Write, ResourceType::Topic, name);
+            std::hint::black_box(decision);
+        }
+        let per_check = started.elapsed() / checks;
+        eprintln!("{per_check:?} per check against 301 ACLs");
+        assert!(
+            per_check < std::time::Duration::from_micros(100),
+            "{per_check:?}"
+        );
+    }
+
     #[test]
     fn some_resource_of_a_type() {
         let set = acls(vec![topic("app-", Prefixed, "User:a", Write, Allow)]);

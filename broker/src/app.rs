@@ -137,8 +137,11 @@ pub async fn bind_listeners(
         .trim()
         .is_empty();
     let mut bound = Vec::new();
+    let authorizer = crate::security::authorizer::Authorizer::from_config(config).map(Arc::new);
     for spec in &resolved.listeners {
-        let security = Arc::new(ListenerSecurity::new(config, spec)?);
+        let mut security = ListenerSecurity::new(config, spec)?;
+        security.authorizer = authorizer.clone();
+        let security = Arc::new(security);
         let host = if spec.bind.host.is_empty() {
             "0.0.0.0"
         } else {

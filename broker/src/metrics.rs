@@ -60,6 +60,12 @@ pub struct BrokerMetrics {
     successful_authentication: IntCounterVec,
     /// Kafka's `successful-reauthentication-total` per listener (KIP-368).
     successful_reauthentication: IntCounterVec,
+    /// Kafka's authorizer-metrics `authorization-request`: ACL checks made.
+    pub authorization_requests: IntCounter,
+    /// Kafka's authorizer-metrics `authorization-allowed`: ACL checks that allowed.
+    pub authorization_allowed: IntCounter,
+    /// Kafka's authorizer-metrics `authorization-denied`: ACL checks that denied.
+    pub authorization_denied: IntCounter,
 }
 
 impl BrokerMetrics {
@@ -168,6 +174,24 @@ impl BrokerMetrics {
             "SASL sessions renewed by re-authentication (KIP-368), by listener.",
             &["listener"],
         )?;
+        // Kafka's authorizer-metrics (KIP-801), as counters.
+        let authorizer_counter =
+            |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+                let c = IntCounter::new(
+                    format!("kafka_server_authorizer_metrics_{name}_total"),
+                    help,
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let authorization_requests = authorizer_counter(
+            "authorization_request",
+            "ACL checks made by the authorizer (super users included).",
+        )?;
+        let authorization_allowed =
+            authorizer_counter("authorization_allowed", "ACL checks that allowed.")?;
+        let authorization_denied =
+            authorizer_counter("authorization_denied", "ACL checks that denied.")?;
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -191,6 +215,9 @@ impl BrokerMetrics {
             failed_authentication,
             successful_authentication,
             successful_reauthentication,
+            authorization_requests,
+            authorization_allowed,
+            authorization_denied,
         })
     }
 

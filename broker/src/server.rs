@@ -80,10 +80,11 @@ async fn accept(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let connection = Connection {
+    let mut connection = Connection {
         peer: Some(peer),
         listener: security.name.clone(),
         principal: Principal::anonymous(),
+        authorizer: security.authorizer.clone(),
     };
     let Some(tls) = &security.tls else {
         let (read_half, write_half) = stream.into_split();
@@ -95,6 +96,24 @@ async fn accept(
     let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream));
     match handshake.await {
         Ok(Ok(stream)) => {
+            if let Some(mapper) = &security.principal_mapper {
+                let certificate = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first());
+                if let Some(certificate) = certificate {
+                    let dn = crate::security::principal::subject_dn(certificate.as_ref());
+                    match dn.as_deref().and_then(|dn| mapper.map(dn)) {
+                        Some(name) => connection.principal = Principal::user(&name),
+                        None => {
+                            broker.metrics.authentication_failed(&security.name);
+                            tracing::warn!(%peer, listener = %security.name, subject = ?dn, "no ssl.principal.mapping.rules rule matches the client certificate's subject; closing connection");
+                            return;
+                        }
+                    }
+                }
+            }
             let (read_half, write_half) = tokio::io::split(stream);
             serve_connection(
                 read_half, write_half, connection, security, broker, shutdown,

@@ -30,6 +30,19 @@ public class ClientSmoke {
     }
 
     public static void main(String[] args) throws Exception {
+        // Kafka's ApiExceptions carry no stack trace, which the source launcher cannot print:
+        // name the exception and its causes here.
+        try {
+            run(args);
+        } catch (Throwable e) {
+            for (Throwable t = e; t != null; t = t.getCause()) {
+                System.err.println("failed: " + t.getClass().getName() + ": " + t.getMessage());
+            }
+            System.exit(1);
+        }
+    }
+
+    static void run(String[] args) throws Exception {
         String bootstrap = args[0];
         String topic = args[1];
         Properties common = new Properties();

@@ -20,6 +20,8 @@ import org.apache.kafka.common.serialization.*;
 
 public class TxnSmoke {
     static final int PARTITIONS = 3;
+    /// Client security settings from an optional third argument (tests/tests/security.rs).
+    static final Properties SECURITY = new Properties();
 
     static void check(boolean ok, String what) {
         if (!ok) {
@@ -30,6 +32,7 @@ public class TxnSmoke {
 
     static KafkaProducer<String, String> producer(String bootstrap, String id) {
         Properties p = new Properties();
+        p.putAll(SECURITY);
         p.put("bootstrap.servers", bootstrap);
         p.put("transactional.id", id);
         p.put("linger.ms", "5");
@@ -41,6 +44,7 @@ public class TxnSmoke {
 
     static KafkaConsumer<String, String> consumer(String bootstrap, String group, String isolation) {
         Properties c = new Properties();
+        c.putAll(SECURITY);
         c.put("bootstrap.servers", bootstrap);
         c.put("group.id", group);
         c.put("isolation.level", isolation);
@@ -87,11 +91,30 @@ public class TxnSmoke {
     }
 
     public static void main(String[] args) throws Exception {
+        // Kafka's ApiExceptions carry no stack trace, which the source launcher cannot print:
+        // name the exception and its causes here.
+        try {
+            run(args);
+        } catch (Throwable e) {
+            for (Throwable t = e; t != null; t = t.getCause()) {
+                System.err.println("failed: " + t.getClass().getName() + ": " + t.getMessage());
+            }
+            System.exit(1);
+        }
+    }
+
+    static void run(String[] args) throws Exception {
         String bootstrap = args[0];
         String topic = args[1];
         String input = topic + "-in";
         String output = topic + "-out";
+        if (args.length > 2) {
+            try (java.io.FileReader r = new java.io.FileReader(args[2])) {
+                SECURITY.load(r);
+            }
+        }
         Properties common = new Properties();
+        common.putAll(SECURITY);
         common.put("bootstrap.servers", bootstrap);
         try (Admin admin = Admin.create(common)) {
             admin.createTopics(List.of(

@@ -639,3 +639,411 @@ fn a_cluster_with_tls_between_brokers_runs_transactions() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+// Authorization: ACLs managed with Kafka's kafka-acls, checked against real clients.
+
+const ACLS: &str = "org.apache.kafka.tools.AclCommand";
+const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
+const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// A broker with an authorizer and a SASL_SSL listener. The PLAINTEXT (inter-broker) listener
+/// authenticates nobody, so its `User:ANONYMOUS` is a super user, as Kafka requires of the
+/// brokers' own principal; `alice` is one too, `bob` is not.
+fn authorizing_broker(pki: &Pki, secured: &[&str], extra: &[(&str, &str)]) -> Broker {
+    let mut settings = vec![
+        ("authorizer.class.name", STANDARD_AUTHORIZER),
+        ("super.users", "User:ANONYMOUS;User:alice"),
+    ];
+    settings.extend_from_slice(extra);
+    secured_broker(pki, secured, &settings)
+}
+
+/// `kafka-acls` with `args` against `bootstrap`, with the client settings in `properties`
+/// (none for the PLAINTEXT listener); returns its output.
+fn kafka_acls(
+    tools: &KafkaTools,
+    pki: &Pki,
+    bootstrap: &str,
+    properties: Option<&str>,
+    args: &[&str],
+) -> String {
+    let mut all = vec!["--bootstrap-server", bootstrap];
+    let file = pki.path(&format!("{}.properties", unique_topic("acls")));
+    if let Some(properties) = properties {
+        std::fs::write(&file, properties).unwrap();
+        all.extend(["--command-config", file.to_str().unwrap()]);
+    }
+    all.extend_from_slice(args);
+    tools.run_ok(ACLS, &all)
+}
+
+fn assert_refused_with(output: &Output, exception: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !output.status.success() && (stderr.contains(exception) || stdout.contains(exception)),
+        "expected a {exception}:\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn kafka_acls_adds_lists_and_removes_acls_that_survive_a_restart() {
+    let Some(tools) = KafkaTools::find() else {
+        return;
+    };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    // Fixed ports: the restarted broker must bind the same ones.
+    let listeners = format!(
+        "PLAINTEXT://127.0.0.1:{},SASL_SSL://127.0.0.1:{}",
+        free_port(),
+        free_port()
+    );
+    let mut broker = authorizing_broker(&pki, &["SASL_SSL"], &[("listeners", &listeners)]);
+    let alice = sasl_ssl_client(&pki, "alice", "alice-secret");
+    let bob = sasl_ssl_client(&pki, "bob", "bob-secret");
+    let sasl = |broker: &Broker| broker.listener_addr("SASL_SSL").to_string();
+    let binding = [
+        "--allow-principal",
+        "User:bob",
+        "--operation",
+        "Read",
+        "--operation",
+        "Write",
+        "--topic",
+        "orders",
+    ];
+    let add: Vec<&str> = ["--add"].iter().copied().chain(binding).collect();
+    kafka_acls(&tools, &pki, &sasl(&broker), Some(&alice), &add);
+    let list = ["--list", "--topic", "orders"];
+    let listed = kafka_acls(&tools, &pki, &sasl(&broker), Some(&alice), &list);
+    assert!(
+        listed.contains("principal=User:bob")
+            && listed.contains("operation=READ")
+            && listed.contains("operation=WRITE"),
+        "{listed}"
+    );
+    // Bob is no super user: he may not manage ACLs.
+    let file = pki.path("bob.properties");
+    std::fs::write(&file, &bob).unwrap();
+    let refused = tools.run(
+        ACLS,
+        &[
+            "--bootstrap-server",
+            &sasl(&broker),
+            "--command-config",
+            file.to_str().unwrap(),
+            "--list",
+        ],
+    );
+    assert!(
+        refused.stderr.contains("ClusterAuthorizationException")
+            || refused.stdout.contains("ClusterAuthorizationException"),
+        "{}\n{}",
+        refused.stdout,
+        refused.stderr
+    );
+
+    broker.restart();
+    let listed = kafka_acls(&tools, &pki, &sasl(&broker), Some(&alice), &list);
+    assert!(
+        listed.contains("principal=User:bob"),
+        "after a restart: {listed}"
+    );
+
+    let remove: Vec<&str> = ["--remove", "--force"]
+        .iter()
+        .copied()
+        .chain(binding)
+        .collect();
+    kafka_acls(&tools, &pki, &sasl(&broker), Some(&alice), &remove);
+    let listed = kafka_acls(&tools, &pki, &sasl(&broker), Some(&alice), &list);
+    assert!(!listed.contains("User:bob"), "after removing: {listed}");
+}
+
+#[test]
+fn acls_show_on_every_broker_of_a_cluster() {
+    use kafka_protocol::messages::{DescribeAclsRequest, DescribeAclsResponse};
+    use weir_tests::raw::RawClient;
+    let Some(tools) = KafkaTools::find() else {
+        return;
+    };
+    let pki = Pki::new();
+    let cluster = Cluster::start(
+        3,
+        &[
+            ("authorizer.class.name", STANDARD_AUTHORIZER),
+            ("super.users", "User:ANONYMOUS"),
+        ],
+    );
+    kafka_acls(
+        &tools,
+        &pki,
+        &cluster.bootstrap(),
+        None,
+        &[
+            "--add",
+            "--deny-principal",
+            "User:mallory",
+            "--operation",
+            "All",
+            "--topic",
+            "payments-",
+            "--resource-pattern-type",
+            "prefixed",
+        ],
+    );
+    for broker in &cluster.brokers {
+        let addr: SocketAddr = broker.bootstrap().parse().unwrap();
+        wait_for(Duration::from_secs(20), "the ACL on every broker", || {
+            let mut client = RawClient::connect(addr);
+            let request = DescribeAclsRequest::default()
+                .with_resource_name_filter(None)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1);
+            let version = client.version::<DescribeAclsRequest>(3);
+            let response: DescribeAclsResponse = client.request(&request, version).unwrap();
+            assert_eq!(response.error_code, 0, "{response:?}");
+            response.resources.iter().any(|r| {
+                r.resource_name.as_str() == "payments-"
+                    && r.pattern_type == 4
+                    && r.acls
+                        .iter()
+                        .any(|a| a.principal.as_str() == "User:mallory" && a.permission_type == 2)
+            })
+        });
+    }
+}
+
+#[test]
+fn a_scram_user_needs_acls_to_produce_consume_and_see_topics() {
+    let (Some(tools), Some(java)) = (KafkaTools::find(), java_client()) else {
+        return;
+    };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    let broker = authorizing_broker(&pki, &["SASL_SSL"], &[]);
+    add_scram_user(&tools, &broker, "SCRAM-SHA-512", "erin", "erin-secret");
+    let erin = sasl_ssl_client_with(&pki, "SCRAM-SHA-512", "erin", "erin-secret");
+    let addr = broker.listener_addr("SASL_SSL");
+    let plaintext = broker.bootstrap();
+    // No ACLs: creating the topic is refused.
+    assert_refused_with(
+        &java_smoke(&java, &pki, addr, &erin),
+        "TopicAuthorizationException",
+    );
+    let grant = |args: &[&str]| {
+        let all: Vec<&str> = ["--add", "--allow-principal", "User:erin"]
+            .iter()
+            .copied()
+            .chain(args.iter().copied())
+            .collect();
+        kafka_acls(&tools, &pki, &plaintext, None, &all);
+    };
+    // Topics only: producing works, joining the group is refused.
+    grant(&["--operation", "All", "--topic", "*"]);
+    assert_refused_with(
+        &java_smoke(&java, &pki, addr, &erin),
+        "GroupAuthorizationException",
+    );
+    grant(&["--operation", "Read", "--group", "*"]);
+    assert_smoke_ok(&java_smoke(&java, &pki, addr, &erin));
+    // A DENY for a prefix beats the ALLOW on every topic (ClientSmoke's topics start with
+    // `secure-`).
+    kafka_acls(
+        &tools,
+        &pki,
+        &plaintext,
+        None,
+        &[
+            "--add",
+            "--deny-principal",
+            "User:erin",
+            "--operation",
+            "Write",
+            "--topic",
+            "secure-",
+            "--resource-pattern-type",
+            "prefixed",
+        ],
+    );
+    assert_refused_with(
+        &java_smoke(&java, &pki, addr, &erin),
+        "TopicAuthorizationException",
+    );
+    // Metadata leaves out a topic erin may not describe.
+    let hidden = unique_topic("hidden");
+    let shown = unique_topic("shown");
+    for topic in [&hidden, &shown] {
+        tools.run_ok(
+            TOPICS,
+            &[
+                "--bootstrap-server",
+                &plaintext,
+                "--create",
+                "--topic",
+                topic,
+            ],
+        );
+    }
+    kafka_acls(
+        &tools,
+        &pki,
+        &plaintext,
+        None,
+        &[
+            "--add",
+            "--deny-principal",
+            "User:erin",
+            "--operation",
+            "Describe",
+            "--topic",
+            &hidden,
+        ],
+    );
+    let file = pki.path("erin.properties");
+    std::fs::write(&file, &erin).unwrap();
+    let listed = tools.run_ok(
+        TOPICS,
+        &[
+            "--bootstrap-server",
+            &addr.to_string(),
+            "--command-config",
+            file.to_str().unwrap(),
+            "--list",
+        ],
+    );
+    assert!(
+        listed.contains(&shown) && !listed.contains(&hidden),
+        "{listed}"
+    );
+    let everything = tools.run_ok(TOPICS, &["--bootstrap-server", &plaintext, "--list"]);
+    assert!(everything.contains(&hidden), "{everything}");
+}
+
+/// Runs TxnSmoke against `addr` with the client settings `properties`.
+fn txn_smoke(
+    java: &KafkaTools,
+    pki: &Pki,
+    addr: SocketAddr,
+    topic: &str,
+    properties: &str,
+) -> Output {
+    let file = pki.path(&format!("{}.properties", unique_topic("txn")));
+    std::fs::write(&file, properties).unwrap();
+    let program = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/TxnSmoke.java");
+    Command::new("java")
+        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+        .args(["-cp", java.classpath()])
+        .arg(program)
+        .arg(addr.to_string())
+        .arg(topic)
+        .arg(&file)
+        .output()
+        .expect("running java")
+}
+
+#[test]
+fn a_transactional_producer_needs_write_on_its_transactional_id() {
+    let (Some(tools), Some(java)) = (KafkaTools::find(), java_client()) else {
+        return;
+    };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    let broker = authorizing_broker(&pki, &["SASL_SSL"], &[]);
+    let bob = sasl_ssl_client(&pki, "bob", "bob-secret");
+    let addr = broker.listener_addr("SASL_SSL");
+    let plaintext = broker.bootstrap();
+    for args in [
+        ["--operation", "All", "--topic", "*"],
+        ["--operation", "Read", "--group", "*"],
+    ] {
+        let all: Vec<&str> = ["--add", "--allow-principal", "User:bob"]
+            .iter()
+            .copied()
+            .chain(args)
+            .collect();
+        kafka_acls(&tools, &pki, &plaintext, None, &all);
+    }
+    let topic = unique_topic("txn-acl");
+    assert_refused_with(
+        &txn_smoke(&java, &pki, addr, &topic, &bob),
+        "TransactionalIdAuthorizationException",
+    );
+    kafka_acls(
+        &tools,
+        &pki,
+        &plaintext,
+        None,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:bob",
+            "--operation",
+            "Write",
+            "--operation",
+            "Describe",
+            "--transactional-id",
+            "txn-acl-",
+            "--resource-pattern-type",
+            "prefixed",
+        ],
+    );
+    let topic = unique_topic("txn-acl");
+    let output = txn_smoke(&java, &pki, addr, &topic, &bob);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("java transactions OK"),
+        "TxnSmoke failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn mtls_principals_are_mapped_by_ssl_principal_mapping_rules() {
+    let (Some(tools), Some(java)) = (KafkaTools::find(), java_client()) else {
+        return;
+    };
+    let pki = Pki::new();
+    pki.issue("server", "localhost", 1);
+    pki.issue("client", "Carol", 2);
+    let broker = authorizing_broker(
+        &pki,
+        &["SSL"],
+        &[
+            ("listener.name.ssl.ssl.client.auth", "required"),
+            ("ssl.truststore.location", &pki.ca()),
+            (
+                "ssl.principal.mapping.rules",
+                "RULE:^CN=([^,]*)(,.*)?$/$1/L,DEFAULT",
+            ),
+        ],
+    );
+    let addr = broker.listener_addr("SSL");
+    let carol = format!(
+        "{}ssl.keystore.type=PEM\nssl.keystore.location={}\n",
+        ssl_client(&pki),
+        pki.path("client.pem").display()
+    );
+    assert_refused_with(
+        &java_smoke(&java, &pki, addr, &carol),
+        "TopicAuthorizationException",
+    );
+    // Only the mapped name gets in: an ACL for the DN itself would not match.
+    for args in [
+        ["--operation", "All", "--topic", "*"],
+        ["--operation", "Read", "--group", "*"],
+    ] {
+        let all: Vec<&str> = ["--add", "--allow-principal", "User:carol"]
+            .iter()
+            .copied()
+            .chain(args)
+            .collect();
+        kafka_acls(&tools, &pki, &broker.bootstrap(), None, &all);
+    }
+    assert_smoke_ok(&java_smoke(&java, &pki, addr, &carol));
+}

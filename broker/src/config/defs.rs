@@ -383,6 +383,16 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     text("sasl.oauthbearer.expected.issuer", ""),
     text("sasl.oauthbearer.sub.claim.name", "sub"),
     long("sasl.oauthbearer.clock.skew.seconds", "30", 0, I32),
+    // Authorization (security/authorizer.rs): ACLs in the metadata log, checked when an
+    // authorizer is named; empty is Kafka's default (no authorizer, everything allowed).
+    KeyDef {
+        name: "authorizer.class.name",
+        default: "",
+        kind: Kind::Choice(AUTHORIZERS),
+    },
+    text("super.users", ""),
+    flag("allow.everyone.if.no.acl.found", "false"),
+    text("ssl.principal.mapping.rules", "DEFAULT"),
     // Replication throttles (bytes per second), set dynamically by `kafka-reassign-partitions
     // --throttle` and `kafka-configs`; the default is unthrottled.
     long(
@@ -397,6 +407,14 @@ pub static BROKER_KEYS: &[KeyDef] = &[
         0,
         i64::MAX,
     ),
+];
+
+/// The `authorizer.class.name` values Weir accepts: none, or Kafka's two ACL authorizers
+/// (the same semantics here).
+pub const AUTHORIZERS: &[&str] = &[
+    "",
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
 ];
 
 /// Looks up a broker setting by name.

@@ -10,6 +10,7 @@ use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::acl::{AclBinding, AclFilter};
 use super::client_quotas::QuotaAlteration;
 use super::image::{ListenerEndpoint, PartitionImage, ScramCredential, TopicPartition};
 
@@ -148,6 +149,17 @@ pub enum MetadataCommand {
         /// Per entity: settings to set (`Some`) or remove (`None`).
         alterations: Vec<QuotaAlteration>,
     },
+    /// Adds ACL bindings (CreateAcls); one that exists already is left as it is.
+    CreateAcls {
+        /// The bindings, each valid ([`AclBinding::invalid_reason`]).
+        bindings: Vec<AclBinding>,
+    },
+    /// Removes the ACL bindings each filter selects (DeleteAcls), evaluated when applied;
+    /// returns [`CommandResult::DeletedAcls`].
+    DeleteAcls {
+        /// The filters.
+        filters: Vec<AclFilter>,
+    },
     /// An ISR change from a partition leader.
     AlterPartition(PartitionChange),
     /// Moves leadership to the preferred replica where it is in sync.
@@ -198,6 +210,8 @@ pub enum CommandResult {
     Partition(PartitionImage),
     /// Per-partition outcome of leader elections (0 = elected).
     Elections(Vec<(TopicPartition, i16)>),
+    /// The bindings each DeleteAcls filter removed, in filter order.
+    DeletedAcls(Vec<Vec<AclBinding>>),
     /// A block of producer ids `start..start + len`.
     ProducerIds {
         /// First id.

@@ -20,6 +20,7 @@ use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::acl::Acls;
 use super::client_quotas::ClientQuotas;
 use super::command::{CommandResult, MetadataCommand, PartitionChange, ReplicaAssignment};
 
@@ -193,6 +194,10 @@ pub struct MetadataImage {
     /// Client quotas (AlterClientQuotas). (Absent from snapshots written before they existed.)
     #[serde(default, skip_serializing_if = "ClientQuotas::is_empty")]
     pub client_quotas: ClientQuotas,
+    /// ACL bindings, indexed for authorization. (Absent from snapshots written before it
+    /// existed.)
+    #[serde(default, skip_serializing_if = "Acls::is_empty")]
+    pub acls: Acls,
 }
 
 /// A user's SCRAM credential for one mechanism (RFC 5802): what the server keeps instead of
@@ -443,6 +448,28 @@ impl MetadataImage {
             MetadataCommand::AlterClientQuotas { alterations } => {
                 self.client_quotas.alter(alterations);
                 CommandResult::Ok
+            }
+            MetadataCommand::CreateAcls { bindings } => {
+                let mut all = self.acls.bindings().clone();
+                all.extend(bindings.iter().cloned());
+                self.acls = Acls::new(all);
+                CommandResult::Ok
+            }
+            MetadataCommand::DeleteAcls { filters } => {
+                let mut all = self.acls.bindings().clone();
+                let deleted = filters
+                    .iter()
+                    .map(|f| {
+                        let matched: Vec<_> =
+                            all.iter().filter(|b| f.matches(b)).cloned().collect();
+                        for b in &matched {
+                            all.remove(b);
+                        }
+                        matched
+                    })
+                    .collect();
+                self.acls = Acls::new(all);
+                CommandResult::DeletedAcls(deleted)
             }
             MetadataCommand::AlterBrokerConfigs { broker, configs } => {
                 match broker {

@@ -22,6 +22,7 @@
 //! voters join as Raft learners (observers) when they register, so every broker follows the
 //! log.
 
+pub mod acl;
 pub mod client_quotas;
 pub mod command;
 mod duties;

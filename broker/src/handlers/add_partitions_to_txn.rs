@@ -11,7 +11,9 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
+use super::authz::Authz;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 use crate::transactions::state::TopicPartition;
 use crate::transactions::ClientVersion;
 
@@ -20,8 +22,15 @@ pub async fn handle(
     broker: &Broker,
     request: AddPartitionsToTxnRequest,
     version: i16,
+    authz: &Authz<'_>,
 ) -> AddPartitionsToTxnResponse {
     if version <= 3 {
+        // The client form: WRITE on the transactional id and on every topic, as Kafka (the
+        // broker form, v4+, needs CLUSTER_ACTION: `super::authorize`).
+        if let Some(results) = refused(&request, authz) {
+            return AddPartitionsToTxnResponse::default()
+                .with_results_by_topic_v3_and_below(results);
+        }
         let results = add(
             broker,
             request.v3_and_below_transactional_id.as_str(),
@@ -53,6 +62,51 @@ pub async fn handle(
         );
     }
     AddPartitionsToTxnResponse::default().with_results_by_transaction(by_transaction)
+}
+
+/// The answer refusing a client's (v0-3) request: every partition
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED without WRITE on the transactional id, else the
+/// partitions of topics without WRITE TOPIC_AUTHORIZATION_FAILED and the others
+/// OPERATION_NOT_ATTEMPTED; `None` when all is allowed.
+fn refused(
+    request: &AddPartitionsToTxnRequest,
+    authz: &Authz<'_>,
+) -> Option<Vec<AddPartitionsToTxnTopicResult>> {
+    let topics = &request.v3_and_below_topics;
+    let txn_allowed =
+        authz.transactional_id(AclOperation::Write, &request.v3_and_below_transactional_id);
+    let denied: Vec<bool> = topics
+        .iter()
+        .map(|t| !txn_allowed || !authz.topic(AclOperation::Write, &t.name))
+        .collect();
+    if !denied.contains(&true) {
+        return None;
+    }
+    let code = |denied: bool| match (txn_allowed, denied) {
+        (false, _) => ResponseError::TransactionalIdAuthorizationFailed.code(),
+        (true, true) => ResponseError::TopicAuthorizationFailed.code(),
+        (true, false) => ResponseError::OperationNotAttempted.code(),
+    };
+    Some(
+        topics
+            .iter()
+            .zip(denied)
+            .map(|(t, denied)| {
+                AddPartitionsToTxnTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_results_by_partition(
+                        t.partitions
+                            .iter()
+                            .map(|&p| {
+                                AddPartitionsToTxnPartitionResult::default()
+                                    .with_partition_index(p)
+                                    .with_partition_error_code(code(denied))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
 }
 
 /// One transaction's partitions: their error codes, per topic.

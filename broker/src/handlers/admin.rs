@@ -1,4 +1,5 @@
-//! CreateTopics, DeleteTopics and CreatePartitions.
+//! CreateTopics, DeleteTopics and CreatePartitions; each topic checked for CREATE (on the
+//! cluster or the topic), DELETE or ALTER when an authorizer is on.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -11,9 +12,11 @@ use kafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 
+use super::authz::Authz;
 use super::{config_overrides, text};
 use crate::broker::Broker;
 use crate::config::topic as topic_config;
+use crate::controller::acl::AclOperation;
 use crate::replica_manager::{AdminError, CreateTopic};
 
 /// Answers CreateTopics (honouring `validate_only`).
@@ -21,7 +24,9 @@ pub async fn create_topics(
     broker: &Broker,
     request: CreateTopicsRequest,
     version: i16,
+    authz: &Authz<'_>,
 ) -> CreateTopicsResponse {
+    let may_create_any = authz.cluster(AclOperation::Create);
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let result = CreatableTopicResult::default().with_name(t.name.clone());
@@ -32,18 +37,24 @@ pub async fn create_topics(
                 .map(|a| a.broker_ids.iter().map(|b| b.0).collect::<Vec<i32>>())
                 .collect::<Vec<_>>()
         });
-        let created = broker
-            .replicas
-            .create_topic(CreateTopic {
-                name: t.name.to_string(),
-                // -1 on the wire: the broker's default.
-                partitions: (t.num_partitions != -1).then_some(t.num_partitions),
-                replication_factor: (t.replication_factor != -1).then_some(t.replication_factor),
-                configs,
-                assignment,
-                validate_only: request.validate_only,
-            })
-            .await;
+        // CREATE on the cluster or on the topic, as Kafka.
+        let created = if !may_create_any && !authz.topic(AclOperation::Create, &t.name) {
+            Err(AdminError::topic_unauthorized(&t.name))
+        } else {
+            broker
+                .replicas
+                .create_topic(CreateTopic {
+                    name: t.name.to_string(),
+                    // -1 on the wire: the broker's default.
+                    partitions: (t.num_partitions != -1).then_some(t.num_partitions),
+                    replication_factor: (t.replication_factor != -1)
+                        .then_some(t.replication_factor),
+                    configs,
+                    assignment,
+                    validate_only: request.validate_only,
+                })
+                .await
+        };
         topics.push(match created {
             // Partition count, replication factor and configs are answered from v5 on.
             Ok(meta) if version < 5 => result.with_topic_id(meta.id),
@@ -82,6 +93,7 @@ pub async fn delete_topics(
     broker: &Broker,
     request: DeleteTopicsRequest,
     version: i16,
+    authz: &Authz<'_>,
 ) -> DeleteTopicsResponse {
     let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
         request
@@ -98,6 +110,7 @@ pub async fn delete_topics(
     };
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
+        let by_id = name.is_none();
         let resolved = match &name {
             Some(n) => Ok(n.to_string()),
             None => broker
@@ -110,6 +123,14 @@ pub async fn delete_topics(
             .with_name(name)
             .with_topic_id(id);
         let outcome = match resolved {
+            // DELETE on the topic, as Kafka (by id, unauthorized reads as unknown).
+            Ok(n) if !authz.topic(AclOperation::Delete, &n) => {
+                if by_id {
+                    Err(ResponseError::UnknownTopicId.code())
+                } else {
+                    Ok(Err(AdminError::topic_unauthorized(&n)))
+                }
+            }
             Ok(n) => Ok(broker.replicas.delete_topic(&n).await),
             Err(code) => Err(code),
         };
@@ -137,10 +158,14 @@ pub async fn delete_topics(
 pub async fn create_partitions(
     broker: &Broker,
     request: CreatePartitionsRequest,
+    authz: &Authz<'_>,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
     for t in request.topics {
-        let outcome = if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
+        // ALTER on the topic, as Kafka.
+        let outcome = if !authz.topic(AclOperation::Alter, &t.name) {
+            Err(AdminError::topic_unauthorized(&t.name))
+        } else if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
             Err(AdminError::InvalidReplicaAssignment(
                 "explicit replica assignments for new partitions are not supported; Weir places them"
                     .to_string(),

@@ -40,6 +40,23 @@ pub(super) fn sample(api: ApiKey, _version: i16) -> RequestKind {
                 .with_operation(1)
                 .with_permission_type(1),
         ),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(
+            vec![create_acls_request::AclCreation::default()
+                .with_resource_type(2)
+                .with_resource_name(s("t"))
+                .with_resource_pattern_type(3)
+                .with_principal(s("User:alice"))
+                .with_host(s("*"))
+                .with_operation(3)
+                .with_permission_type(3)],
+        )),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(
+            vec![delete_acls_request::DeleteAclsFilter::default()
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1)],
+        )),
         ApiKey::DescribeUserScramCredentials => RequestKind::DescribeUserScramCredentials(
             DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
                 describe_user_scram_credentials_request::UserName::default().with_name(s("alice")),
@@ -280,7 +297,9 @@ async fn without_an_authorizer_acls_are_disabled_and_there_are_no_scram_users() 
 
     let dir = tempfile::tempdir().unwrap();
     let broker = broker(dir.path()).await;
-    let acls = super::describe_acls::handle(&broker, DescribeAclsRequest::default());
+    let connection = super::Connection::default();
+    let authz = super::authz::Authz::new(&broker, &connection);
+    let acls = super::acls::describe(&broker, DescribeAclsRequest::default(), &authz);
     assert_eq!(acls.error_code, ResponseError::SecurityDisabled.code());
     assert!(acls.resources.is_empty());
 

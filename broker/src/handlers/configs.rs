@@ -16,10 +16,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::authz::Authz;
 use super::{config_overrides, text};
 use crate::broker::Broker;
 use crate::config::dynamic::is_dynamic;
 use crate::config::topic::{self as topic_config, ConfigSource};
+use crate::controller::acl::AclOperation;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -27,8 +29,33 @@ const BROKER: i8 = 4;
 const SET: i8 = 0;
 const DELETE: i8 = 1;
 
+/// The refusal of `operation` on a config resource, as Kafka: a topic needs it on the topic
+/// (TOPIC_AUTHORIZATION_FAILED), a broker on the cluster (CLUSTER_AUTHORIZATION_FAILED).
+fn refusal(
+    authz: &Authz<'_>,
+    resource_type: i8,
+    name: &str,
+    operation: AclOperation,
+) -> Option<(i16, String)> {
+    let (allowed, error) = match resource_type {
+        TOPIC => (
+            authz.topic(operation, name),
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        _ => (
+            authz.cluster(operation),
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+    };
+    (!allowed).then(|| (error.code(), error.to_string()))
+}
+
 /// Answers DescribeConfigs.
-pub fn describe(broker: &Broker, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn describe(
+    broker: &Broker,
+    request: DescribeConfigsRequest,
+    authz: &Authz<'_>,
+) -> DescribeConfigsResponse {
     let results = request
         .resources
         .into_iter()
@@ -42,6 +69,17 @@ pub fn describe(broker: &Broker, request: DescribeConfigsRequest) -> DescribeCon
                 .with_error_message(None)
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
+            if let Some((code, message)) = refusal(
+                authz,
+                res.resource_type,
+                &res.resource_name,
+                AclOperation::DescribeConfigs,
+            ) {
+                broker.count_error("DescribeConfigs", code);
+                return result
+                    .with_error_code(code)
+                    .with_error_message(Some(text(message)));
+            }
             match res.resource_type {
                 TOPIC => match broker.replicas.topic(&res.resource_name) {
                     Some(t) => result.with_configs(
@@ -110,12 +148,14 @@ pub fn describe(broker: &Broker, request: DescribeConfigsRequest) -> DescribeCon
 pub async fn incremental_alter(
     broker: &Broker,
     request: IncrementalAlterConfigsRequest,
+    authz: &Authz<'_>,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for res in request.resources {
         {
             let outcome = alter_one(
                 broker,
+                authz,
                 res.resource_type,
                 &res.resource_name,
                 &res.configs,
@@ -143,12 +183,13 @@ pub async fn incremental_alter(
 /// Applies `changes` (SET/DELETE) to a topic's overrides.
 async fn alter_one(
     broker: &Broker,
+    authz: &Authz<'_>,
     resource_type: i8,
     name: &StrBytes,
     changes: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
-    replace_configs(broker, resource_type, name, validate_only, |current| {
+    replace_configs(broker, authz, resource_type, name, validate_only, |current| {
         let mut configs = current.clone();
         for c in changes {
             let key = c.name.to_string();
@@ -175,12 +216,17 @@ async fn alter_one(
 
 /// Answers the legacy AlterConfigs, which replaces a topic's whole set of overrides (settings
 /// left out return to their defaults). rdkafka's `alter_configs` and older tools use it.
-pub async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(
+    broker: &Broker,
+    request: AlterConfigsRequest,
+    authz: &Authz<'_>,
+) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for res in request.resources {
         {
             let outcome = replace_configs(
                 broker,
+                authz,
                 res.resource_type,
                 &res.resource_name,
                 request.validate_only,
@@ -213,11 +259,15 @@ pub async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfig
 /// empty name), with what `build` makes of the current ones.
 async fn replace_configs(
     broker: &Broker,
+    authz: &Authz<'_>,
     resource_type: i8,
     name: &StrBytes,
     validate_only: bool,
     build: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, (i16, String)>,
 ) -> Result<(), (i16, String)> {
+    if let Some(refused) = refusal(authz, resource_type, name, AclOperation::AlterConfigs) {
+        return Err(refused);
+    }
     match resource_type {
         TOPIC => {}
         BROKER => {

@@ -9,9 +9,12 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, TopicName,
 };
 
+use super::authz::Authz;
 use super::text;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 use crate::group::assignor::Assignment;
+use kafka_protocol::error::ResponseError;
 
 /// Kafka's member type of a consumer-protocol member (v1; 0 is a classic member).
 const CONSUMER_MEMBER_TYPE: i8 = 1;
@@ -21,12 +24,19 @@ pub fn handle(
     broker: &Broker,
     request: ConsumerGroupDescribeRequest,
     version: i16,
+    authz: &Authz<'_>,
 ) -> ConsumerGroupDescribeResponse {
     let groups = request
         .group_ids
         .into_iter()
         .map(|group_id| {
             let base = DescribedGroup::default().with_group_id(group_id.clone());
+            // DESCRIBE on each group, as Kafka.
+            if !authz.group(AclOperation::Describe, &group_id) {
+                let code = ResponseError::GroupAuthorizationFailed.code();
+                broker.count_error("ConsumerGroupDescribe", code);
+                return base.with_error_code(code);
+            }
             match broker.groups.describe_consumer_group(&group_id) {
                 Err(e) => {
                     broker.count_error("ConsumerGroupDescribe", e.code);

@@ -4,16 +4,27 @@
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
+use super::authz::Authz;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 
 /// Answers DeleteGroups.
-pub fn handle(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub fn handle(
+    broker: &Broker,
+    request: DeleteGroupsRequest,
+    authz: &Authz<'_>,
+) -> DeleteGroupsResponse {
     DeleteGroupsResponse::default().with_results(
         request
             .groups_names
             .into_iter()
             .map(|group_id| {
-                let code = broker.groups.delete_group(&group_id);
+                // DELETE on each group, as Kafka.
+                let code = if authz.group(AclOperation::Delete, &group_id) {
+                    broker.groups.delete_group(&group_id)
+                } else {
+                    kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()
+                };
                 broker.count_error("DeleteGroups", code);
                 DeletableGroupResult::default()
                     .with_group_id(group_id)

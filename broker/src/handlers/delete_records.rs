@@ -18,7 +18,9 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use tokio::time::Instant;
 
+use super::authz::Authz;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 use crate::group::OFFSETS_TOPIC;
 use crate::partition::{Partition, PartitionError};
 
@@ -26,20 +28,28 @@ const API: &str = "DeleteRecords";
 
 /// Answers DeleteRecords: every partition's log start moves first, then the answer waits for
 /// their low watermarks under one deadline.
-pub async fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(
+    broker: &Broker,
+    request: DeleteRecordsRequest,
+    authz: &Authz<'_>,
+) -> DeleteRecordsResponse {
     let deadline = Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
     let started: Vec<_> = request
         .topics
         .into_iter()
         .map(|t| {
+            // DELETE on the topic, as Kafka.
+            let refused = !authz.topic(AclOperation::Delete, &t.name);
             let partitions: Vec<_> = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    (
-                        p.partition_index,
-                        start(broker, &t.name, p.partition_index, p.offset),
-                    )
+                    let started = if refused {
+                        Err(ResponseError::TopicAuthorizationFailed.code())
+                    } else {
+                        start(broker, &t.name, p.partition_index, p.offset)
+                    };
+                    (p.partition_index, started)
                 })
                 .collect();
             (t.name, partitions)

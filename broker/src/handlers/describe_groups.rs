@@ -5,20 +5,27 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
+use super::authz::Authz;
 use super::text;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 
 /// Answers DescribeGroups.
 pub fn handle(
     broker: &Broker,
     request: DescribeGroupsRequest,
     version: i16,
+    authz: &Authz<'_>,
 ) -> DescribeGroupsResponse {
     let groups = request
         .groups
         .into_iter()
         .map(|group_id| {
             let base = DescribedGroup::default().with_group_id(group_id.clone());
+            // DESCRIBE on each group, as Kafka.
+            if !authz.group(AclOperation::Describe, &group_id) {
+                return base.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
             let described = match broker.groups.describe(&group_id) {
                 // A KIP-848 consumer group is not a classic group: described as Kafka does,
                 // Dead and (v6+) GROUP_ID_NOT_FOUND; ConsumerGroupDescribe describes it.

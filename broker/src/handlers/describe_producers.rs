@@ -8,11 +8,17 @@ use kafka_protocol::messages::describe_producers_response::{
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse};
 
+use super::authz::Authz;
 use super::text;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 
 /// Answers DescribeProducers.
-pub fn handle(broker: &Broker, request: DescribeProducersRequest) -> DescribeProducersResponse {
+pub fn handle(
+    broker: &Broker,
+    request: DescribeProducersRequest,
+    authz: &Authz<'_>,
+) -> DescribeProducersResponse {
     let topics = request
         .topics
         .into_iter()
@@ -20,7 +26,18 @@ pub fn handle(broker: &Broker, request: DescribeProducersRequest) -> DescribePro
             let partitions = t
                 .partition_indexes
                 .iter()
-                .map(|&index| describe(broker, t.name.as_str(), index))
+                .map(|&index| {
+                    // READ on the topic, as Kafka.
+                    if authz.topic(AclOperation::Read, &t.name) {
+                        describe(broker, t.name.as_str(), index)
+                    } else {
+                        let error = ResponseError::TopicAuthorizationFailed;
+                        broker.count_error("DescribeProducers", error.code());
+                        PartitionResponse::default()
+                            .with_partition_index(index)
+                            .with_error_code(error.code())
+                    }
+                })
                 .collect();
             TopicResponse::default()
                 .with_name(t.name)

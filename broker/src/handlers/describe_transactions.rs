@@ -6,17 +6,28 @@ use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, TopicName,
 };
 
+use super::authz::Authz;
 use super::text;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
+use kafka_protocol::error::ResponseError;
 
 /// Answers DescribeTransactions.
 pub async fn handle(
     broker: &Broker,
     request: DescribeTransactionsRequest,
+    authz: &Authz<'_>,
 ) -> DescribeTransactionsResponse {
     let mut states = Vec::with_capacity(request.transactional_ids.len());
     for id in request.transactional_ids {
         let state = TransactionState::default().with_transactional_id(id.clone());
+        // DESCRIBE on the transactional id, as Kafka.
+        if !authz.transactional_id(AclOperation::Describe, &id) {
+            let code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            broker.count_error("DescribeTransactions", code);
+            states.push(state.with_error_code(code));
+            continue;
+        }
         let state = match broker.transactions.describe(id.as_str()).await {
             Ok(m) => {
                 let mut topics: Vec<TopicData> = Vec::new();

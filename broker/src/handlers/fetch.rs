@@ -18,6 +18,7 @@
 //! epoch that does not match gets the Kafka error for the whole response and no partitions;
 //! the client then starts over with a full fetch.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,8 +29,10 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
+use super::authz::Authz;
 use super::fetch_wake::FetchWakeups;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 use crate::controller::command::PartitionChange;
 use crate::fetch_session::{
     FetchSessionCache, SessionError, FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID,
@@ -48,7 +51,12 @@ enum SessionContext {
 }
 
 /// Answers Fetch, waiting up to `max_wait_ms` for `min_bytes`.
-pub async fn handle(broker: &Broker, mut request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(
+    broker: &Broker,
+    mut request: FetchRequest,
+    version: i16,
+    authz: &Authz<'_>,
+) -> FetchResponse {
     let context = match open_session(broker, &mut request, version) {
         Ok(context) => context,
         Err(e) => {
@@ -59,7 +67,9 @@ pub async fn handle(broker: &Broker, mut request: FetchRequest, version: i16) ->
                 .with_session_id(INVALID_SESSION_ID);
         }
     };
-    let mut response = long_poll(broker, &request, version).await;
+    // After the session filled in an incremental request's partitions: all of them are read.
+    let denied = denied_topics(broker, &request, version, authz);
+    let mut response = long_poll(broker, &request, version, &denied).await;
     record_out(broker, &response, version);
     let mut sessions = broker.fetch_sessions.lock();
     match context {
@@ -147,7 +157,12 @@ fn publish_session_metrics(broker: &Broker, sessions: &FetchSessionCache) {
 }
 
 /// Reads the request's partitions until they hold `min_bytes` or `max_wait_ms` passed.
-async fn long_poll(broker: &Broker, request: &FetchRequest, version: i16) -> FetchResponse {
+async fn long_poll(
+    broker: &Broker,
+    request: &FetchRequest,
+    version: i16,
+    denied: &HashSet<String>,
+) -> FetchResponse {
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -155,7 +170,7 @@ async fn long_poll(broker: &Broker, request: &FetchRequest, version: i16) -> Fet
     loop {
         // Seen before the read, never after: a change landing after the read must wake us.
         wakeups.mark_seen();
-        let pass = read_all(broker, request, version);
+        let pass = read_all(broker, request, version, denied);
         for (partition, change) in pass.isr_changes {
             let replicas = broker.replicas.clone();
             tokio::spawn(async move { replicas.propose_isr_change(&partition, change).await });
@@ -191,7 +206,45 @@ fn follower_id(request: &FetchRequest, version: i16) -> Option<i32> {
     (id >= 0).then_some(id)
 }
 
-fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass {
+/// The topics of `request` the principal may not fetch from, checked once per request: a
+/// follower needs CLUSTER_ACTION on the cluster (else every topic is refused), a consumer
+/// READ on each topic.
+fn denied_topics(
+    broker: &Broker,
+    request: &FetchRequest,
+    version: i16,
+    authz: &Authz<'_>,
+) -> HashSet<String> {
+    if !authz.enabled() {
+        return HashSet::new();
+    }
+    let names = request.topics.iter().filter_map(|ft| {
+        if version >= 13 {
+            broker
+                .replicas
+                .topic_by_id(ft.topic_id)
+                .map(|t| t.meta.name.clone())
+        } else {
+            Some(ft.topic.to_string())
+        }
+    });
+    if follower_id(request, version).is_some() {
+        if authz.cluster(AclOperation::ClusterAction) {
+            return HashSet::new();
+        }
+        return names.collect();
+    }
+    names
+        .filter(|name| !authz.topic(AclOperation::Read, name))
+        .collect()
+}
+
+fn read_all(
+    broker: &Broker,
+    request: &FetchRequest,
+    version: i16,
+    denied: &HashSet<String>,
+) -> FetchPass {
     let follower = follower_id(request, version);
     // Only a broker the image shows active may join an ISR; proposing any other is refused
     // by the controller, at the price of a metadata log entry each time. The quorum's latest
@@ -222,11 +275,25 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> FetchPass 
         } else {
             broker.replicas.topic(&ft.topic)
         };
+        let refused = !denied.is_empty()
+            && denied.contains(
+                topic
+                    .as_ref()
+                    .map_or(ft.topic.as_str(), |t| t.meta.name.as_str()),
+            );
         let mut partitions = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
             let base = PartitionData::default()
                 .with_partition_index(fp.partition)
                 .with_aborted_transactions(read_committed.then(Vec::new));
+            if refused {
+                errors = true;
+                partitions.push(error_data(
+                    base,
+                    ResponseError::TopicAuthorizationFailed.code(),
+                ));
+                continue;
+            }
             let exists = topic
                 .as_ref()
                 .is_some_and(|t| (0..t.meta.partitions).contains(&fp.partition));

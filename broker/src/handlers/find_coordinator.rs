@@ -2,14 +2,18 @@
 //! a batch of keys from v4). The coordinator of a group is the leader of its
 //! `__consumer_offsets` partition, that of a transactional id the leader of its
 //! `__transaction_state` partition; the first lookup of each kind creates the topic.
+//! With an authorizer a key needs DESCRIBE on its group (GROUP_AUTHORIZATION_FAILED) or
+//! transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), as in Kafka.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::authz::Authz;
 use super::text;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 
 /// Key type of a consumer group.
 const GROUP_KEY: i8 = 0;
@@ -22,6 +26,7 @@ pub async fn handle(
     request: FindCoordinatorRequest,
     version: i16,
     listener: &str,
+    authz: &Authz<'_>,
 ) -> FindCoordinatorResponse {
     let keys = if version >= 4 {
         request.coordinator_keys
@@ -30,7 +35,19 @@ pub async fn handle(
     };
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
-        coordinators.push(lookup(broker, request.key_type, key, listener).await);
+        let refused = match request.key_type {
+            GROUP_KEY if !authz.group(AclOperation::Describe, &key) => {
+                Some(ResponseError::GroupAuthorizationFailed)
+            }
+            TRANSACTION_KEY if !authz.transactional_id(AclOperation::Describe, &key) => {
+                Some(ResponseError::TransactionalIdAuthorizationFailed)
+            }
+            _ => None,
+        };
+        coordinators.push(match refused {
+            Some(error) => failed(key, error, error.to_string()),
+            None => lookup(broker, request.key_type, key, listener).await,
+        });
     }
     for c in &coordinators {
         broker.count_error("FindCoordinator", c.error_code);
@@ -47,16 +64,17 @@ pub async fn handle(
         .with_port(c.port)
 }
 
+fn failed(key: StrBytes, error: ResponseError, message: String) -> Coordinator {
+    Coordinator::default()
+        .with_key(key)
+        .with_node_id((-1).into())
+        .with_host(text(""))
+        .with_port(-1)
+        .with_error_code(error.code())
+        .with_error_message(Some(text(message)))
+}
+
 async fn lookup(broker: &Broker, key_type: i8, key: StrBytes, listener: &str) -> Coordinator {
-    let failed = |key: StrBytes, error: ResponseError, message: String| {
-        Coordinator::default()
-            .with_key(key)
-            .with_node_id((-1).into())
-            .with_host(text(""))
-            .with_port(-1)
-            .with_error_code(error.code())
-            .with_error_message(Some(text(message)))
-    };
     let (topic, partition) = match key_type {
         GROUP_KEY => {
             if let Err(e) = broker.groups.ensure_offsets_topic().await {

@@ -5,11 +5,21 @@
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
+use super::authz::Authz;
 use super::text;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 
 /// Answers ListGroups.
-pub fn handle(broker: &Broker, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub fn handle(
+    broker: &Broker,
+    request: ListGroupsRequest,
+    version: i16,
+    authz: &Authz<'_>,
+) -> ListGroupsResponse {
+    // As Kafka: DESCRIBE on the cluster lists every group, else those the principal may
+    // DESCRIBE.
+    let all = authz.cluster(AclOperation::Describe);
     let states: Vec<String> = request
         .states_filter
         .iter()
@@ -26,6 +36,7 @@ pub fn handle(broker: &Broker, request: ListGroupsRequest, version: i16) -> List
     ListGroupsResponse::default().with_groups(
         listed
             .into_iter()
+            .filter(|g| all || authz.group(AclOperation::Describe, &g.group_id))
             .map(|g| {
                 ListedGroup::default()
                     .with_group_id(GroupId(text(g.group_id)))

@@ -6,7 +6,9 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use super::authz::Authz;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 use crate::partition::Partition;
 
 const LATEST: i64 = -1;
@@ -16,7 +18,12 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 /// Answers ListOffsets.
-pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub fn handle(
+    broker: &Broker,
+    request: ListOffsetsRequest,
+    version: i16,
+    authz: &Authz<'_>,
+) -> ListOffsetsResponse {
     // READ_COMMITTED (1) answers with the last stable offset where READ_UNCOMMITTED answers
     // with the high watermark, and finds no record at or past it.
     let read_committed = request.isolation_level == 1;
@@ -24,6 +31,8 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
         .topics
         .into_iter()
         .map(|t| {
+            // DESCRIBE on the topic, as Kafka.
+            let refused = !authz.topic(AclOperation::Describe, &t.name);
             let partitions = t
                 .partitions
                 .iter()
@@ -33,6 +42,11 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
+                    if refused {
+                        let code = ResponseError::TopicAuthorizationFailed.code();
+                        broker.count_error("ListOffsets", code);
+                        return r.with_error_code(code);
+                    }
                     let exists = broker.replicas.topic(&t.name).is_some_and(|topic| {
                         (0..topic.meta.partitions).contains(&p.partition_index)
                     });

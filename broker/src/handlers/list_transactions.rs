@@ -4,12 +4,18 @@
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse};
 
+use super::authz::Authz;
 use super::text;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 use crate::transactions::TxnState;
 
 /// Answers ListTransactions.
-pub async fn handle(broker: &Broker, request: ListTransactionsRequest) -> ListTransactionsResponse {
+pub async fn handle(
+    broker: &Broker,
+    request: ListTransactionsRequest,
+    authz: &Authz<'_>,
+) -> ListTransactionsResponse {
     let known = |name: &str| {
         (0..8)
             .filter_map(TxnState::from_id)
@@ -47,6 +53,8 @@ pub async fn handle(broker: &Broker, request: ListTransactionsRequest) -> ListTr
                 || (l.metadata.state == TxnState::Ongoing
                     && now - l.metadata.start_ms >= request.duration_filter)
         })
+        // Only those the principal may DESCRIBE, as Kafka.
+        .filter(|l| authz.transactional_id(AclOperation::Describe, &l.transactional_id))
         .map(|l| {
             TransactionState::default()
                 .with_transactional_id(text(l.transactional_id).into())

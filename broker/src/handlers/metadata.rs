@@ -1,6 +1,11 @@
 //! Metadata: the live brokers and the requested topics as the metadata image has them, with
 //! each partition's leader, leader epoch, replicas and ISR; auto-creates unknown topics when
 //! the client allows it and `auto.create.topics.enable` is on.
+//!
+//! With an authorizer, as Kafka: a listing of every topic leaves out those the principal may
+//! not DESCRIBE; a named one it may not describe is TOPIC_AUTHORIZATION_FAILED (by id,
+//! UNKNOWN_TOPIC_ID, which says nothing about its existence); auto-creating needs CREATE on
+//! the cluster or the topic.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -8,8 +13,10 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
+use super::authz::Authz;
 use super::text;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 use crate::controller::image::{MetadataImage, NO_LEADER};
 use crate::group::OFFSETS_TOPIC;
 use crate::replica_manager::AdminError;
@@ -24,6 +31,7 @@ pub async fn handle(
     request: MetadataRequest,
     version: i16,
     listener: &str,
+    authz: &Authz<'_>,
 ) -> MetadataResponse {
     let replicas = &broker.replicas;
     // v0 asks for every topic with an empty list; later versions with a null one.
@@ -36,26 +44,48 @@ pub async fn handle(
     let mut topics = Vec::new();
     if all {
         let image = replicas.image();
-        topics.extend(image.topics.keys().map(|name| topic_entry(&image, name)));
+        topics.extend(
+            image
+                .topics
+                .keys()
+                .filter(|name| authz.topic(AclOperation::Describe, name))
+                .map(|name| topic_entry(&image, name)),
+        );
     } else {
         for wanted in request.topics.unwrap_or_default() {
             let Some(name) = wanted.name else {
                 let image = replicas.image();
                 topics.push(match image.topic_by_id(wanted.topic_id) {
-                    Some(t) => topic_entry(&image, &t.name),
-                    None => MetadataResponseTopic::default()
+                    Some(t) if authz.topic(AclOperation::Describe, &t.name) => {
+                        topic_entry(&image, &t.name)
+                    }
+                    _ => MetadataResponseTopic::default()
                         .with_topic_id(wanted.topic_id)
                         .with_error_code(ResponseError::UnknownTopicId.code()),
                 });
                 continue;
             };
+            let exists = replicas.topic(&name).is_some();
+            let may_create =
+                || authz.cluster(AclOperation::Create) || authz.topic(AclOperation::Create, &name);
+            let refused = !authz.topic(AclOperation::Describe, &name)
+                || (!exists && allow_create && &*name != OFFSETS_TOPIC && !may_create());
+            if refused {
+                broker.count_error("Metadata", ResponseError::TopicAuthorizationFailed.code());
+                topics.push(
+                    MetadataResponseTopic::default()
+                        .with_name(Some(name))
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+                );
+                continue;
+            }
             let found = if &*name == OFFSETS_TOPIC {
                 // Created with its own partition count and settings, never as an ordinary
                 // auto-created topic.
                 broker.groups.ensure_offsets_topic().await
             } else if allow_create {
                 replicas.get_or_auto_create(&name).await.map(|_| ())
-            } else if replicas.topic(&name).is_some() {
+            } else if exists {
                 Ok(())
             } else {
                 Err(AdminError::UnknownTopic(name.to_string()))

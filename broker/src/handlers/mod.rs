@@ -1,19 +1,21 @@
 //! One handler per Kafka API. Each takes the decoded request and returns the typed response;
 //! framing, metrics and version checks happen in [`crate::server`] and [`crate::protocol`].
 
+pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod admin;
 pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod authorize;
+pub mod authz;
 pub mod client_quotas;
 pub mod configs;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod delete_groups;
 pub mod delete_records;
-pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_groups;
 pub mod describe_log_dirs;
@@ -46,16 +48,18 @@ pub mod update_features;
 pub mod write_txn_markers;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::protocol::DecodedRequest;
+use crate::security::authorizer::Authorizer;
 use crate::security::Principal;
 
-/// One client connection, as the listener knows it: where from, on which listener, and as
-/// whom it authenticated (for authorization, once Weir has ACLs).
+/// One client connection, as the listener knows it: where from, on which listener, as whom
+/// it authenticated, and the broker's authorizer if it has one.
 #[derive(Debug, Clone)]
 pub struct Connection {
     /// The peer address, if known.
@@ -63,8 +67,10 @@ pub struct Connection {
     /// The listener name (`PLAINTEXT`, `SASL_SSL`, ...): Metadata, DescribeCluster and
     /// FindCoordinator answer with the brokers' endpoints of this listener.
     pub listener: String,
-    /// `User:ANONYMOUS`, or the SASL user.
+    /// `User:ANONYMOUS`, the SASL user, or the TLS client certificate's mapped name.
     pub principal: Principal,
+    /// The authorizer, when `authorizer.class.name` is set.
+    pub authorizer: Option<Arc<Authorizer>>,
 }
 
 impl Default for Connection {
@@ -73,6 +79,7 @@ impl Default for Connection {
             peer: None,
             listener: "PLAINTEXT".to_string(),
             principal: Principal::anonymous(),
+            authorizer: None,
         }
     }
 }
@@ -114,34 +121,45 @@ pub async fn handle(
             .unwrap_or_default(),
         peer,
     };
+    let authz = authz::Authz::new(broker, connection);
+    if authz.enabled() {
+        if let Some((response, api, code)) = authorize::refused(&request.body, &authz) {
+            broker.count_error(api, code);
+            return Some(response);
+        }
+    }
     Some(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle(broker)),
         RequestKind::Metadata(r) => {
-            ResponseKind::Metadata(metadata::handle(broker, r, version, listener).await)
+            ResponseKind::Metadata(metadata::handle(broker, r, version, listener, &authz).await)
         }
         RequestKind::Produce(r) => {
-            ResponseKind::Produce(produce::handle(broker, r, version).await?)
+            ResponseKind::Produce(produce::handle(broker, r, version, &authz).await?)
         }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
+        RequestKind::Fetch(r) => {
+            ResponseKind::Fetch(fetch::handle(broker, r, version, &authz).await)
+        }
         RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))
+            ResponseKind::ListOffsets(list_offsets::handle(broker, r, version, &authz))
         }
         RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(admin::create_topics(broker, r, version).await)
+            ResponseKind::CreateTopics(admin::create_topics(broker, r, version, &authz).await)
         }
         RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(admin::delete_topics(broker, r, version).await)
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, r, version, &authz).await)
         }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(broker, r).await)
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, r, &authz).await)
         }
         RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(configs::describe(broker, r))
+            ResponseKind::DescribeConfigs(configs::describe(broker, r, &authz))
         }
-        RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r).await)
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            configs::incremental_alter(broker, r, &authz).await,
+        ),
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(configs::alter(broker, r, &authz).await)
         }
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, r).await),
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, listener))
         }
@@ -149,7 +167,7 @@ pub async fn handle(
             ResponseKind::InitProducerId(init_producer_id::handle(broker, r, version).await)
         }
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(
-            find_coordinator::handle(broker, r, version, listener).await,
+            find_coordinator::handle(broker, r, version, listener, &authz).await,
         ),
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(join_group::handle(broker, r, version, &client).await)
@@ -158,9 +176,9 @@ pub async fn handle(
             ResponseKind::SyncGroup(sync_group::handle(broker, r, version).await)
         }
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r)),
-        RequestKind::ConsumerGroupDescribe(r) => {
-            ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(broker, r, version))
-        }
+        RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
+            consumer_group_describe::handle(broker, r, version, &authz),
+        ),
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
             consumer_group_heartbeat::handle(broker, r, version, &client).await,
         ),
@@ -168,28 +186,28 @@ pub async fn handle(
             ResponseKind::LeaveGroup(leave_group::handle(broker, r, version))
         }
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(offset_commit::handle(broker, r, version).await)
+            ResponseKind::OffsetCommit(offset_commit::handle(broker, r, version, &authz).await)
         }
-        RequestKind::TxnOffsetCommit(r) => {
-            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, r, version).await)
-        }
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
+            txn_offset_commit::handle(broker, r, version, &authz).await,
+        ),
         RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, version))
+            ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, version, &authz))
         }
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(describe_groups::handle(broker, r, version))
+            ResponseKind::DescribeGroups(describe_groups::handle(broker, r, version, &authz))
         }
         RequestKind::ListGroups(r) => {
-            ResponseKind::ListGroups(list_groups::handle(broker, r, version))
+            ResponseKind::ListGroups(list_groups::handle(broker, r, version, &authz))
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, &authz))
         }
         RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(delete_records::handle(broker, r).await)
+            ResponseKind::DeleteRecords(delete_records::handle(broker, r, &authz).await)
         }
         RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(delete_groups::handle(broker, r))
+            ResponseKind::DeleteGroups(delete_groups::handle(broker, r, &authz))
         }
         RequestKind::OffsetDelete(r) => {
             ResponseKind::OffsetDelete(offset_delete::handle(broker, r))
@@ -210,7 +228,13 @@ pub async fn handle(
             ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version).await)
         }
         RequestKind::DescribeAcls(r) => {
-            ResponseKind::DescribeAcls(describe_acls::handle(broker, r))
+            ResponseKind::DescribeAcls(acls::describe(broker, r, &authz))
+        }
+        RequestKind::CreateAcls(r) => {
+            ResponseKind::CreateAcls(acls::create(broker, r, &authz).await)
+        }
+        RequestKind::DeleteAcls(r) => {
+            ResponseKind::DeleteAcls(acls::delete(broker, r, &authz).await)
         }
         RequestKind::DescribeClientQuotas(r) => {
             ResponseKind::DescribeClientQuotas(client_quotas::describe(broker, r))
@@ -231,20 +255,20 @@ pub async fn handle(
             ResponseKind::WriteTxnMarkers(write_txn_markers::handle(broker, r).await)
         }
         RequestKind::DescribeProducers(r) => {
-            ResponseKind::DescribeProducers(describe_producers::handle(broker, r))
+            ResponseKind::DescribeProducers(describe_producers::handle(broker, r, &authz))
         }
         RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
-            add_partitions_to_txn::handle(broker, r, version).await,
+            add_partitions_to_txn::handle(broker, r, version, &authz).await,
         ),
         RequestKind::AddOffsetsToTxn(r) => {
             ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r, version).await)
         }
         RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r, version).await),
-        RequestKind::DescribeTransactions(r) => {
-            ResponseKind::DescribeTransactions(describe_transactions::handle(broker, r).await)
-        }
+        RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(
+            describe_transactions::handle(broker, r, &authz).await,
+        ),
         RequestKind::ListTransactions(r) => {
-            ResponseKind::ListTransactions(list_transactions::handle(broker, r).await)
+            ResponseKind::ListTransactions(list_transactions::handle(broker, r, &authz).await)
         }
         // Outside a SASL listener's exchange (which the server handles before any handler),
         // as Kafka answers them.

@@ -2,6 +2,8 @@
 //! with their generation and member id; a client outside group management (generation -1,
 //! no member id) may commit into a group without members.
 
+use std::collections::HashSet;
+
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -9,7 +11,9 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use kafka_protocol::error::ResponseError;
 
+use super::authz::Authz;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 use crate::group::commit::OffsetCommit;
 
 /// Answers OffsetCommit once the commit is on every in-sync replica of the group's
@@ -23,10 +27,20 @@ pub async fn handle(
     broker: &Broker,
     request: OffsetCommitRequest,
     version: i16,
+    authz: &Authz<'_>,
 ) -> OffsetCommitResponse {
+    // As Kafka: READ on the group (every partition refused otherwise) and on each topic.
+    let group_denied = !authz.group(AclOperation::Read, &request.group_id);
+    let topic_denied: HashSet<String> = request
+        .topics
+        .iter()
+        .filter(|t| !authz.topic(AclOperation::Read, &t.name))
+        .map(|t| t.name.to_string())
+        .collect();
     let offsets: Vec<OffsetCommit> = request
         .topics
         .iter()
+        .filter(|t| !topic_denied.contains(t.name.as_str()))
         .flat_map(|t| {
             t.partitions.iter().map(|p| OffsetCommit {
                 partition: (t.name.to_string(), p.partition_index),
@@ -41,7 +55,9 @@ pub async fn handle(
         && broker
             .groups
             .is_consumer_protocol_member(&request.group_id, &request.member_id);
-    let outcome = if too_old {
+    let outcome = if group_denied {
+        Err(ResponseError::GroupAuthorizationFailed.code())
+    } else if too_old {
         Err(ResponseError::UnsupportedVersion.code())
     } else {
         broker
@@ -65,6 +81,9 @@ pub async fn handle(
                 .map(|p| {
                     let code = match &outcome {
                         Err(code) => *code,
+                        Ok(_) if topic_denied.contains(t.name.as_str()) => {
+                            ResponseError::TopicAuthorizationFailed.code()
+                        }
                         Ok(results) => results
                             .iter()
                             .find(|((topic, partition), _)| {

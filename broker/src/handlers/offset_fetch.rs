@@ -9,8 +9,12 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicNam
 
 use kafka_protocol::error::ResponseError;
 
+use std::collections::BTreeMap;
+
+use super::authz::Authz;
 use super::text;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 use crate::group::classic::TopicPartition;
 use crate::group::commit::FetchedOffset;
 
@@ -24,7 +28,12 @@ struct Fetched {
 }
 
 /// Answers OffsetFetch.
-pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn handle(
+    broker: &Broker,
+    request: OffsetFetchRequest,
+    version: i16,
+    authz: &Authz<'_>,
+) -> OffsetFetchResponse {
     // v7+: offsets whose commit waits for replication, or for the marker of its transaction
     // (TxnOffsetCommit), answer UNSTABLE_OFFSET_COMMIT; without it the last committed value.
     let require_stable = version >= 7 && request.require_stable;
@@ -49,7 +58,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
                         broker.count_error("OffsetFetch", code);
                         (code, Vec::new())
                     }
-                    Ok(()) => fetch(broker, &g.group_id, wanted, require_stable),
+                    Ok(()) => fetch(broker, &g.group_id, wanted, require_stable, authz),
                 };
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
@@ -86,7 +95,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
             .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
             .collect()
     });
-    let (error, fetched) = fetch(broker, &request.group_id, wanted, require_stable);
+    let (error, fetched) = fetch(broker, &request.group_id, wanted, require_stable, authz);
     let topics = group_by_topic(fetched)
         .into_iter()
         .map(|(topic, partitions)| {
@@ -122,25 +131,49 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
 }
 
 /// The group-level error and one entry per partition.
+/// The group's committed offsets of `wanted` (all if `None`). With an authorizer, as Kafka:
+/// the group needs DESCRIBE (GROUP_AUTHORIZATION_FAILED), a named topic DESCRIBE
+/// (TOPIC_AUTHORIZATION_FAILED), and topics the principal may not describe are left out of
+/// an "all topics" answer.
 fn fetch(
     broker: &Broker,
     group_id: &str,
     wanted: Option<Vec<TopicPartition>>,
     require_stable: bool,
+    authz: &Authz<'_>,
 ) -> (i16, Vec<Fetched>) {
-    match broker
-        .groups
-        .fetch_offsets(group_id, wanted.clone(), require_stable)
-    {
+    let found = if authz.group(AclOperation::Describe, group_id) {
+        broker
+            .groups
+            .fetch_offsets(group_id, wanted.clone(), require_stable)
+    } else {
+        Err(ResponseError::GroupAuthorizationFailed.code())
+    };
+    let named = wanted.is_some();
+    let mut described: BTreeMap<String, bool> = BTreeMap::new();
+    let mut may_describe = |topic: &str| {
+        *described
+            .entry(topic.to_string())
+            .or_insert_with(|| authz.topic(AclOperation::Describe, topic))
+    };
+    match found {
         Ok(found) => (
             0,
             found
                 .into_iter()
-                .map(|(partition, value)| {
-                    let fetched = committed(partition, value);
-                    broker.count_error("OffsetFetch", fetched.error);
-                    fetched
+                .filter_map(|(partition, value)| {
+                    if may_describe(&partition.0) {
+                        Some(committed(partition, value))
+                    } else if named {
+                        Some(Fetched {
+                            error: ResponseError::TopicAuthorizationFailed.code(),
+                            ..committed(partition, FetchedOffset::None)
+                        })
+                    } else {
+                        None
+                    }
                 })
+                .inspect(|fetched| broker.count_error("OffsetFetch", fetched.error))
                 .collect(),
         ),
         Err(error) => {

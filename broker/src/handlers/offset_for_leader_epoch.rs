@@ -10,7 +10,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use super::authz::Authz;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 
 const API: &str = "OffsetForLeaderEpoch";
 
@@ -18,11 +20,20 @@ const API: &str = "OffsetForLeaderEpoch";
 pub fn handle(
     broker: &Broker,
     request: OffsetForLeaderEpochRequest,
+    authz: &Authz<'_>,
 ) -> OffsetForLeaderEpochResponse {
+    // A follower (a replica id) needs CLUSTER_ACTION, a client DESCRIBE on each topic.
+    let follower = request.replica_id.0 >= 0;
+    let cluster_action = follower && authz.cluster(AclOperation::ClusterAction);
     let topics = request
         .topics
         .into_iter()
         .map(|t| {
+            let refused = if follower {
+                !cluster_action
+            } else {
+                !authz.topic(AclOperation::Describe, &t.topic)
+            };
             let partitions = t
                 .partitions
                 .iter()
@@ -31,6 +42,11 @@ pub fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if refused {
+                        let code = ResponseError::TopicAuthorizationFailed.code();
+                        broker.count_error(API, code);
+                        return result.with_error_code(code);
+                    }
                     let exists = broker
                         .replicas
                         .topic(&t.topic)

@@ -23,9 +23,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
+use super::authz::Authz;
 use super::text;
 use crate::broker::Broker;
 use crate::config::topic as topic_config;
+use crate::controller::acl::AclOperation;
 use crate::group::OFFSETS_TOPIC;
 use crate::partition::verification::VerificationGuard;
 use crate::partition::{Partition, PartitionError};
@@ -64,8 +66,15 @@ pub async fn handle(
     broker: &Broker,
     request: ProduceRequest,
     version: i16,
+    authz: &Authz<'_>,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    // As Kafka: a transactional producer needs WRITE on its transactional id (every
+    // partition refused otherwise), and every topic needs WRITE.
+    let transactional_denied = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !authz.transactional_id(AclOperation::Write, id));
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
     let verify = broker
         .replicas
@@ -87,9 +96,21 @@ pub async fn handle(
         } else {
             ResponseError::UnknownTopicOrPartition.code()
         };
+        let topic_denied = {
+            let name = match &topic {
+                Some(t) => t.meta.name.as_str(),
+                None => topic_data.name.as_str(),
+            };
+            !authz.topic(AclOperation::Write, name)
+        };
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {
             let target = match &topic {
+                _ if transactional_denied => Err((
+                    ResponseError::TransactionalIdAuthorizationFailed.code(),
+                    None,
+                )),
+                _ if topic_denied => Err((ResponseError::TopicAuthorizationFailed.code(), None)),
                 _ if !matches!(acks, -1..=1) => {
                     Err((ResponseError::InvalidRequiredAcks.code(), None))
                 }

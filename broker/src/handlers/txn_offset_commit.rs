@@ -22,7 +22,9 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use super::authz::Authz;
 use crate::broker::Broker;
+use crate::controller::acl::AclOperation;
 use crate::group::classic::TopicPartition;
 use crate::group::commit::OffsetCommit;
 use crate::group::txn_commit::TxnCommitter;
@@ -37,7 +39,26 @@ pub async fn handle(
     broker: &Broker,
     request: TxnOffsetCommitRequest,
     version: i16,
+    authz: &Authz<'_>,
 ) -> TxnOffsetCommitResponse {
+    // WRITE on the transactional id, READ on the group and on every topic (Weir refuses the
+    // whole commit when one topic is not readable; Kafka commits the others).
+    let refused = if !authz.transactional_id(AclOperation::Write, &request.transactional_id) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !authz.group(AclOperation::Read, &request.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else if request
+        .topics
+        .iter()
+        .any(|t| !authz.topic(AclOperation::Read, &t.name))
+    {
+        Some(ResponseError::TopicAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(error) = refused {
+        return respond(broker, request, Err(error.code()));
+    }
     let verification = match add_or_verify(broker, &request, version).await {
         Ok(guards) => guards,
         Err(code) => return respond(broker, request, Err(code)),

@@ -84,6 +84,15 @@ pub enum AdminError {
     /// UNAVAILABLE.
     #[error("{0}")]
     Unavailable(String),
+    /// The principal may not do this (Kafka's `*_AUTHORIZATION_FAILED` codes, carried);
+    /// PERMISSION_DENIED.
+    #[error("{message}")]
+    Unauthorized {
+        /// TOPIC_/GROUP_/CLUSTER_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+        error: ResponseError,
+        /// What was refused.
+        message: String,
+    },
     /// A bug, logged where it happens: `UNKNOWN_SERVER_ERROR`; INTERNAL.
     #[error("internal error: {0}")]
     Internal(String),
@@ -98,6 +107,14 @@ pub enum AdminError {
 }
 
 impl AdminError {
+    /// TOPIC_AUTHORIZATION_FAILED for `operation` on `topic`.
+    pub fn topic_unauthorized(topic: &str) -> Self {
+        AdminError::Unauthorized {
+            error: ResponseError::TopicAuthorizationFailed,
+            message: format!("Authorization failed for topic `{topic}`"),
+        }
+    }
+
     /// The Kafka error a client gets.
     pub fn kafka_error(&self) -> ResponseError {
         use AdminError as E;
@@ -120,6 +137,7 @@ impl AdminError {
             // The same codes as the placement failures of topic creation.
             E::Placement(p) => AdminError::from(p.clone()).kafka_error(),
             E::Unavailable(_) => ResponseError::RequestTimedOut,
+            E::Unauthorized { error, .. } => *error,
             E::Internal(_) => ResponseError::UnknownServerError,
             E::Log(_) => ResponseError::KafkaStorageError,
             E::Controller(ControllerError::Refused { error, .. }) => *error,
@@ -184,6 +202,7 @@ impl From<AdminError> for Status {
             E::ReassignmentInProgress { .. } => Status::aborted(message),
             E::Placement(p) => p.into(),
             E::Unavailable(_) => Status::unavailable(message),
+            E::Unauthorized { .. } => Status::permission_denied(message),
             E::Internal(_) | E::Log(_) => Status::internal(message),
             E::Controller(c) => AdminError::refused(c).into(),
         }

@@ -16,6 +16,7 @@
 //! Thread-safety: the topic and partition maps are `RwLock`s read on every request and
 //! written only when an image is applied, which happens on one task at a time.
 
+mod acls;
 mod apply;
 mod broker_configs;
 mod client_quotas;

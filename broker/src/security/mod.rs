@@ -4,8 +4,10 @@
 //! [`ListenerSecurity`] is built once per listener at start (bad settings fail startup with
 //! the setting named); [`crate::server`] uses it for every connection of that listener.
 
+pub mod authorizer;
 pub mod jaas;
 pub mod oauth;
+pub mod principal;
 pub mod sasl;
 pub mod scram;
 pub mod tls;
@@ -34,8 +36,9 @@ pub enum SecurityError {
     },
 }
 
-/// Who a connection is, as Kafka names principals: `User:alice` after SASL, `User:ANONYMOUS`
-/// on a listener without authentication.
+/// Who a connection is, as Kafka names principals: `User:alice` after SASL, the mapped
+/// subject of the client certificate on SSL (`User:CN=alice,O=Example` by default),
+/// `User:ANONYMOUS` on a listener without authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal(String);
 
@@ -56,6 +59,11 @@ impl Principal {
             .split_once(':')
             .map_or(self.0.as_str(), |(_, name)| name)
     }
+
+    /// `User:alice`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Display for Principal {
@@ -75,6 +83,10 @@ pub struct ListenerSecurity {
     pub tls: Option<tls::TlsSource>,
     /// SASL, on SASL_PLAINTEXT and SASL_SSL listeners.
     pub sasl: Option<sasl::SaslConfig>,
+    /// How an SSL listener names a client by its certificate (`ssl.principal.mapping.rules`).
+    pub principal_mapper: Option<principal::PrincipalMapper>,
+    /// The broker's authorizer (shared by all listeners), when one is configured.
+    pub authorizer: Option<std::sync::Arc<authorizer::Authorizer>>,
 }
 
 impl ListenerSecurity {
@@ -91,11 +103,25 @@ impl ListenerSecurity {
             .uses_sasl()
             .then(|| sasl::SaslConfig::new(config, &name))
             .transpose()?;
+        // On SASL_SSL the SASL exchange names the client; on SSL its certificate does.
+        let principal_mapper = (spec.protocol == SecurityProtocol::Ssl)
+            .then(|| {
+                let rules = config
+                    .listener_setting(&name, "ssl.principal.mapping.rules")
+                    .unwrap_or("DEFAULT");
+                principal::PrincipalMapper::parse(rules).map_err(|reason| SecurityError::Tls {
+                    listener: name.clone(),
+                    reason: format!("ssl.principal.mapping.rules: {reason}"),
+                })
+            })
+            .transpose()?;
         Ok(Self {
             name,
             protocol: spec.protocol,
             tls,
             sasl,
+            principal_mapper,
+            authorizer: None,
         })
     }
 
@@ -106,6 +132,8 @@ impl ListenerSecurity {
             protocol: SecurityProtocol::Plaintext,
             tls: None,
             sasl: None,
+            principal_mapper: None,
+            authorizer: None,
         }
     }
 }

@@ -255,13 +255,19 @@ async fn kafka_configs_sets_describes_and_deletes_quotas_and_they_survive_a_rest
         return;
     };
     let mut broker = Broker::start(BrokerOptions::default());
-    let bootstrap = broker.bootstrap();
-    let configs = |args: &[&str]| {
-        tools.run_ok(
+    let run = |bootstrap: &str, args: &[&str]| {
+        tools.run(
             CONFIGS,
-            &[&["--bootstrap-server", bootstrap.as_str()], args].concat(),
+            &[&["--bootstrap-server", bootstrap], args].concat(),
         )
     };
+    let run_ok = |bootstrap: &str, args: &[&str]| {
+        let out = run(bootstrap, args);
+        assert!(out.success, "kafka-configs {args:?}: {out:?}");
+        out.stdout
+    };
+    let bootstrap = broker.bootstrap();
+    let configs = |args: &[&str]| run_ok(&bootstrap, args);
     let out = configs(&[
         "--entity-type",
         "clients",
@@ -322,11 +328,9 @@ async fn kafka_configs_sets_describes_and_deletes_quotas_and_they_survive_a_rest
     assert!(out.contains("consumer_byte_rate=4096"), "{out}");
 
     // A key Weir does not enforce is refused, saying so.
-    let refused = tools.run(
-        CONFIGS,
+    let refused = run(
+        &bootstrap,
         &[
-            "--bootstrap-server",
-            &bootstrap,
             "--entity-type",
             "clients",
             "--entity-name",
@@ -357,36 +361,20 @@ async fn kafka_configs_sets_describes_and_deletes_quotas_and_they_survive_a_rest
     // Not strict: both `app` and `alice`/`app` match.
     assert_eq!(entries.len(), 2, "{entries:?}");
 
-    let out = tools.run_ok(
-        CONFIGS,
+    let app = ["--entity-type", "clients", "--entity-name", "app"];
+    let out = run_ok(
+        &bootstrap,
         &[
-            "--bootstrap-server",
-            &bootstrap,
-            "--entity-type",
-            "clients",
-            "--entity-name",
-            "app",
-            "--alter",
-            "--delete-config",
-            "producer_byte_rate",
-        ],
+            &app[..],
+            &["--alter", "--delete-config", "producer_byte_rate"],
+        ]
+        .concat(),
     );
     assert!(
         out.contains("Completed updating config for client app"),
         "{out}"
     );
-    let out = tools.run_ok(
-        CONFIGS,
-        &[
-            "--bootstrap-server",
-            &bootstrap,
-            "--entity-type",
-            "clients",
-            "--entity-name",
-            "app",
-            "--describe",
-        ],
-    );
+    let out = run_ok(&bootstrap, &[&app[..], &["--describe"]].concat());
     assert!(
         out.contains("consumer_byte_rate=2097152") && !out.contains("producer_byte_rate"),
         "{out}"

@@ -161,8 +161,7 @@ impl ClientQuotaManager {
         bytes: usize,
         now: Instant,
     ) -> Option<Recorded> {
-        let (entity, quota) = image.client_quotas.resolve(kind.key(), user, client_id)?;
-        let key = sensor_key(kind, &entity, user, client_id);
+        let (key, quota) = applicable(image, kind, user, client_id)?;
         let (rate, throttle) = {
             let mut rates = self.rates.lock();
             if !rates.contains_key(&key) {
@@ -196,14 +195,24 @@ impl ClientQuotaManager {
         bytes: usize,
         now: Instant,
     ) {
-        let Some((entity, _)) = image.client_quotas.resolve(kind.key(), user, client_id) else {
+        let Some((key, _)) = applicable(image, kind, user, client_id) else {
             return;
         };
-        let key = sensor_key(kind, &entity, user, client_id);
         if let Some(rate) = self.rates.lock().get_mut(&key) {
             rate.add(now, -(bytes as f64), self.samples, self.window);
         }
     }
+}
+
+/// The rate a request of `user`/`client_id` counts against, and its quota, if one applies.
+fn applicable(
+    image: &MetadataImage,
+    kind: QuotaType,
+    user: &str,
+    client_id: &str,
+) -> Option<(SensorKey, f64)> {
+    let (entity, quota) = image.client_quotas.resolve(kind.key(), user, client_id)?;
+    Some((sensor_key(kind, &entity, user, client_id), quota))
 }
 
 fn sensor_key(kind: QuotaType, entity: &QuotaEntity, user: &str, client_id: &str) -> SensorKey {

@@ -6,23 +6,18 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     alter_client_quotas_request, describe_client_quotas_request, AlterClientQuotasRequest,
-    DescribeClientQuotasRequest, ProduceRequest, TopicName,
+    DescribeClientQuotasRequest, ProduceRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use weir_tests::cluster::send_all;
 use weir_tests::http::{get, parse_prometheus};
 use weir_tests::kafka_tools::KafkaTools;
-use weir_tests::raw::RawClient;
+use weir_tests::raw::{self, RawClient};
 use weir_tests::{clients, unique_topic, Broker, BrokerOptions};
 
 const CONFIGS: &str = "kafka.admin.ConfigCommand";
@@ -62,47 +57,11 @@ fn metric(broker: &Broker, name: &str, client_id: &str) -> f64 {
         .sum()
 }
 
-/// One batch of `count` records of `size` bytes each.
-fn batch(count: usize, size: usize) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 0,
-            key: None,
-            value: Some(Bytes::from(vec![b'q'; size])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut out = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut out,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding a batch");
-    out.freeze()
-}
-
-fn produce_request(topic: &str, records: Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(s(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])])
+/// A produce request (acks=1) of one batch of `count` records of `size` bytes each.
+fn produce(topic: &str, count: usize, size: usize) -> ProduceRequest {
+    let value = vec![b'q'; size];
+    let values: Vec<&[u8]> = vec![value.as_slice(); count];
+    raw::produce_request(topic, 0, raw::record_batch(&values, None), 1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,7 +80,7 @@ async fn a_client_over_its_produce_quota_is_told_to_wait_and_its_connection_is_m
     // ~300 KB at once: three times the quota over the one-second minimum, so two seconds of
     // silence bring it back (Kafka's (rate - quota) / quota * window).
     let first = raw
-        .request(&produce_request(&topic, batch(300, 1000)), 9)
+        .request(&produce(&topic, 300, 1000), 9)
         .expect("a produce over the quota");
     let sent_at = Instant::now();
     let partition = &first.responses[0].partition_responses[0];
@@ -138,7 +97,7 @@ async fn a_client_over_its_produce_quota_is_told_to_wait_and_its_connection_is_m
     );
     // The next request on the connection is read only once the throttle has passed.
     let second = raw
-        .request(&produce_request(&topic, batch(1, 10)), 9)
+        .request(&produce(&topic, 1, 10), 9)
         .expect("a produce after the throttle");
     assert!(
         sent_at.elapsed() >= throttle.mul_f64(0.9),

@@ -341,8 +341,8 @@ async fn serve_connection<R, W>(
                 return;
             }
         };
-        let bytes = match response {
-            Ok(b) => b,
+        let frame = match response {
+            Ok(f) => f,
             Err(e) => {
                 tracing::error!(%peer, error = %e, "encoding a response failed; closing connection");
                 return;
@@ -350,7 +350,7 @@ async fn serve_connection<R, W>(
         };
         // A TCP half's flush does nothing; a TLS stream's sends what it still buffers.
         let written = async {
-            write_half.write_all(&bytes).await?;
+            frame.write_to(&mut write_half).await?;
             write_half.flush().await
         };
         if let Err(e) = written.await {

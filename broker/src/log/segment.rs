@@ -446,12 +446,24 @@ impl LogSegment {
         }))
     }
 
-    /// `len` bytes of the log file from `position`.
+    /// `len` bytes of the log file from `position`, read straight into a fresh buffer's
+    /// uninitialised capacity (a Fetch of many megabytes does not zero them first).
     pub fn read_bytes(&self, position: u64, len: u64) -> Result<Bytes, LogError> {
-        let mut buf = vec![0u8; len as usize];
-        self.log_file
-            .read_exact_at(&mut buf, position)
-            .map_err(LogError::io("read segment", &self.log_path))?;
+        let len = len as usize;
+        let mut buf = Vec::with_capacity(len);
+        while buf.len() < len {
+            let at = position + buf.len() as u64;
+            let read =
+                rustix::io::pread(&self.log_file, rustix::buffer::spare_capacity(&mut buf), at)
+                    .map_err(|e| LogError::io("read segment", &self.log_path)(e.into()))?;
+            if read == 0 {
+                return Err(LogError::io("read segment", &self.log_path)(
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+        }
+        // The capacity may exceed `len`: bytes read past it are not part of the answer.
+        buf.truncate(len);
         Ok(Bytes::from(buf))
     }
 

@@ -6,8 +6,9 @@
 pub mod frame;
 pub mod versions;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::buf::ChunkedBuf;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 /// A request frame that could not be turned into a request.
@@ -102,34 +103,37 @@ pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, ProtocolError>
     })
 }
 
+/// Record fields of at least this many bytes are written from the buffers they were read into,
+/// not copied into the response frame; smaller ones cost less copied than as one more iovec.
+const SHARE_RECORDS_FROM: usize = 1024;
+
 /// Encodes a response frame, length prefix included, for a request of `api_key` at `version`.
+///
+/// The frame is a list of chunks: the encoded fields, and between them the record bytes of a
+/// Fetch response as the log read them (see [`frame::ResponseFrame`]); nothing is copied twice.
 pub fn encode_response(
     correlation_id: i32,
     api_key: ApiKey,
     version: i16,
     body: &ResponseKind,
-) -> anyhow::Result<BytesMut> {
-    // A Fetch response carries up to fetch.max.bytes of records (16 MB and more for a consumer
-    // of many partitions): size the frame once, so the record bytes are copied into it once
-    // instead of again on every doubling of a small buffer. Sizing walks the response's
-    // fields, not the records.
-    let capacity = match body {
-        ResponseKind::Fetch(fetch) => 64 + fetch.compute_size(version)?,
-        _ => 256,
-    };
-    let mut out = BytesMut::with_capacity(capacity);
+) -> anyhow::Result<frame::ResponseFrame> {
+    let mut out = ChunkedBuf::new(SHARE_RECORDS_FROM);
+    out.current_mut().reserve(256);
     out.put_i32(0); // length, patched below
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header.encode(&mut out, api_key.response_header_version(version))?;
-    body.encode(&mut out, version)?;
-    let len = (out.len() - 4) as i32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(out)
+    match body {
+        // The one response that carries record sets: encoded field by field so they are shared.
+        ResponseKind::Fetch(fetch) => fetch.encode(&mut out, version)?,
+        _ => body.encode(out.current_mut(), version)?,
+    }
+    frame::ResponseFrame::with_length_prefix(out.into_chunks())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
     use kafka_protocol::protocol::{encode_request_header_into_buffer, StrBytes};
 
@@ -181,12 +185,14 @@ mod tests {
     }
 
     #[test]
-    fn a_fetch_response_is_encoded_into_one_buffer_of_its_size() {
+    fn a_fetch_response_writes_large_record_sets_from_their_own_buffers() {
         use kafka_protocol::messages::fetch_response::{
             FetchResponse, FetchableTopicResponse, PartitionData,
         };
         use kafka_protocol::protocol::Decodable;
-        let records: Vec<Bytes> = (0..4u8).map(|p| Bytes::from(vec![p; 1 << 20])).collect();
+        // Three large record sets and a small one (below SHARE_RECORDS_FROM: copied).
+        let mut records: Vec<Bytes> = (0..3u8).map(|p| Bytes::from(vec![p; 1 << 20])).collect();
+        records.push(Bytes::from(vec![7u8; 100]));
         let body = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
             .with_partitions(
                 records
@@ -207,9 +213,17 @@ mod tests {
                 &ResponseKind::Fetch(body.clone()),
             )
             .unwrap();
-            let expected = 64 + body.compute_size(version).unwrap();
-            assert_eq!(frame.capacity(), expected, "v{version}: never regrown");
-            let mut rest = frame.freeze();
+            let shared: Vec<_> = records
+                .iter()
+                .map(|r| frame.chunks().iter().any(|c| c.as_ptr() == r.as_ptr()))
+                .collect();
+            assert_eq!(
+                shared,
+                [true, true, true, false],
+                "v{version}: shared, not copied"
+            );
+            let mut rest = frame.to_bytes();
+            assert_eq!(rest.len(), frame.len());
             assert_eq!(rest.get_i32() as usize, rest.len());
             ResponseHeader::decode(&mut rest, ApiKey::Fetch.response_header_version(version))
                 .unwrap();

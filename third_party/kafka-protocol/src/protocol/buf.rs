@@ -208,6 +208,13 @@ pub trait ByteBufMut: BufMut {
     fn fill_typed_gap<T: GapType>(&mut self, gap: TypedGap<T>, value: T::Value) {
         gap.type_.put(self.gap_buf(gap.gap), value);
     }
+
+    /// Weir patch: put a shared byte buffer (a `bytes` or `records` field). The default copies
+    /// it; a buffer that keeps a list of chunks may keep a reference instead, so the bytes are
+    /// written to the socket without being copied into the frame.
+    fn put_shared(&mut self, bytes: &Bytes) {
+        self.put_slice(bytes);
+    }
 }
 
 impl ByteBufMut for BytesMut {
@@ -238,10 +245,96 @@ impl<T: ByteBufMut> ByteBufMut for &mut T {
     fn offset(&self) -> usize {
         (**self).offset()
     }
+    fn put_shared(&mut self, bytes: &Bytes) {
+        (**self).put_shared(bytes)
+    }
     fn seek(&mut self, offset: usize) {
         (**self).seek(offset)
     }
     fn range(&mut self, r: Range<usize>) -> &mut [u8] {
         (**self).range(r)
+    }
+}
+
+/// Weir patch: a buffer that encodes into a [`BytesMut`] but keeps shared byte fields of at
+/// least `share_from` bytes as separate chunks instead of copying them (see
+/// [`ByteBufMut::put_shared`]). [`ChunkedBuf::into_chunks`] yields the encoded message as a list
+/// of [`Bytes`] in order, ready for a vectored write.
+///
+/// Offsets count from the start of the message; `seek` and `range` reach only the bytes
+/// written since the last shared chunk (message encoders never use them: record-batch
+/// encoding does, into its own buffer).
+#[derive(Debug, Default)]
+pub struct ChunkedBuf {
+    chunks: Vec<Bytes>,
+    base: usize,
+    current: BytesMut,
+    share_from: usize,
+}
+
+impl ChunkedBuf {
+    /// An empty buffer that shares byte fields of `share_from` bytes or more.
+    pub fn new(share_from: usize) -> Self {
+        ChunkedBuf {
+            share_from: share_from.max(1),
+            ..Default::default()
+        }
+    }
+
+    /// The bytes written since the last shared chunk.
+    pub fn current_mut(&mut self) -> &mut BytesMut {
+        &mut self.current
+    }
+
+    /// The encoded message as chunks, in order; no chunk is empty.
+    pub fn into_chunks(mut self) -> Vec<Bytes> {
+        if !self.current.is_empty() {
+            self.chunks.push(self.current.split().freeze());
+        }
+        self.chunks
+    }
+}
+
+// SAFETY: every method delegates to the inner `BytesMut`, which upholds `BufMut`'s contract;
+// the shared chunks are never handed out as writable memory.
+unsafe impl BufMut for ChunkedBuf {
+    fn remaining_mut(&self) -> usize {
+        self.current.remaining_mut()
+    }
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller's guarantee for `cnt` is the one `BytesMut::advance_mut` needs.
+        unsafe { self.current.advance_mut(cnt) }
+    }
+    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        self.current.chunk_mut()
+    }
+    fn put_slice(&mut self, src: &[u8]) {
+        self.current.put_slice(src)
+    }
+}
+
+impl ByteBufMut for ChunkedBuf {
+    fn offset(&self) -> usize {
+        self.base + self.current.len()
+    }
+    fn seek(&mut self, offset: usize) {
+        self.current.resize(offset.saturating_sub(self.base), 0);
+    }
+    fn range(&mut self, r: Range<usize>) -> &mut [u8] {
+        let start = r.start.saturating_sub(self.base);
+        let end = r.end.saturating_sub(self.base);
+        &mut self.current[start..end]
+    }
+    fn put_shared(&mut self, bytes: &Bytes) {
+        if bytes.len() < self.share_from {
+            self.current.put_slice(bytes);
+            return;
+        }
+        if !self.current.is_empty() {
+            self.base += self.current.len();
+            self.chunks.push(self.current.split().freeze());
+        }
+        self.base += bytes.len();
+        self.chunks.push(bytes.clone());
     }
 }

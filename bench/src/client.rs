@@ -68,13 +68,7 @@ pub fn create_topic(
     partitions: i32,
     topology: &Topology,
 ) -> Result<(), TopicError> {
-    let admin: AdminClient<DefaultClientContext> =
-        base_config(bootstrap)
-            .create()
-            .map_err(|source| TopicError::Client {
-                bootstrap: bootstrap.to_string(),
-                source,
-            })?;
+    let admin = admin(bootstrap)?;
     let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
     let min_insync_replicas = topology.min_insync_replicas.to_string();
     let new_topic = NewTopic::new(
@@ -102,6 +96,17 @@ pub fn create_topic(
             });
         }
     }
+    wait_led(&admin, topic, partitions, topology)
+}
+
+/// Waits until every one of the `partitions` partitions of `topic` has a leader and a full
+/// in-sync replica set (after a create, or after a restart of the brokers).
+pub fn wait_led(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    partitions: i32,
+    topology: &Topology,
+) -> Result<(), TopicError> {
     let deadline = Instant::now() + LEADER_TIMEOUT;
     while Instant::now() < deadline {
         if let Ok(metadata) = admin.inner().fetch_metadata(Some(topic), REQUEST_TIMEOUT) {
@@ -125,6 +130,16 @@ pub fn create_topic(
         partitions,
         replicas: topology.replication_factor,
     })
+}
+
+/// An admin client of `bootstrap`.
+pub fn admin(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>, TopicError> {
+    base_config(bootstrap)
+        .create()
+        .map_err(|source| TopicError::Client {
+            bootstrap: bootstrap.to_string(),
+            source,
+        })
 }
 
 /// Runs one future of the rdkafka admin API to completion. The admin client polls on its own

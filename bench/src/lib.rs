@@ -13,6 +13,7 @@
 //!   alternates Weir and Kafka over rounds and phases, [`smoke`] is the small Weir-only run CI
 //!   does; [`transactions`] has the transactional producer and `read_committed` latency cases
 //!   and their section of the document; [`failover`] is the fault-injection comparison (gaps without acknowledgements);
+//!   [`scale`] measures how cost grows with partitions, connections and groups;
 //! - [`results`] holds what was measured, [`stats`] and [`report`] turn it into the tables of
 //!   docs/BENCHMARKS.md, [`machine`] describes the host.
 
@@ -31,6 +32,7 @@ pub mod produce;
 pub mod report;
 pub mod results;
 pub mod round;
+pub mod scale;
 pub mod smoke;
 pub mod stats;
 pub mod transactions;

@@ -16,6 +16,7 @@ use weir_bench::cases::{
 use weir_bench::compare::{self, CompareOptions};
 use weir_bench::payload::Payload;
 use weir_bench::process::Launcher;
+use weir_bench::results::BrokerKind;
 use weir_bench::{consume, latency, produce, smoke, stats};
 
 #[derive(Debug, Parser)]
@@ -51,6 +52,10 @@ enum Command {
         #[arg(long, default_value = "docs/BENCHMARKS.md")]
         doc: PathBuf,
     },
+    /// How cost grows with the work (issue 18): partitions per broker, client connections and
+    /// consumer groups, Weir and Apache Kafka alternately, medians per size; writes the scale
+    /// section of --doc.
+    Scale(ScaleArgs),
     /// Producer throughput against a running broker.
     Produce(OneCase),
     /// Fill a topic, then time one consumer catching up over it.
@@ -124,6 +129,42 @@ struct FailoverArgs {
     weir_build: String,
     #[arg(long, env = "KAFKA_VERSION", default_value = "4.3.1")]
     kafka_version: String,
+}
+
+#[derive(Debug, Args)]
+struct ScaleArgs {
+    #[command(flatten)]
+    programs: Programs,
+    /// The script that formats and runs Apache Kafka.
+    #[arg(long, default_value = "scripts/kafka.sh")]
+    kafka_script: PathBuf,
+    /// Only these systems (default both, Weir first).
+    #[arg(long, value_delimiter = ',', value_parser = ["weir", "kafka"])]
+    systems: Vec<String>,
+    /// Partitions of the partitions scenario, one run per size (empty: skip it).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    partitions: Vec<i32>,
+    /// Connections of the connections scenario.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    connections: Vec<usize>,
+    /// Groups of the groups scenario.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    groups: Vec<usize>,
+    /// Runs per system and size; the tables report medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// 1 KiB records produced across all partitions of the partitions scenario.
+    #[arg(long, default_value_t = 200_000)]
+    records: u64,
+    /// Seconds idle CPU is read over, and groups commit for.
+    #[arg(long, default_value_t = 10.0)]
+    window_seconds: f64,
+    /// Where every run's numbers are saved.
+    #[arg(long, default_value = "target/bench/results-scale.json")]
+    results: PathBuf,
+    /// The document whose marked scale section receives the tables.
+    #[arg(long)]
+    doc: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +340,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", compare::render(&results));
         }
         Command::Failover(args) => failover(args)?,
+        Command::Scale(args) => scale(args)?,
         Command::FailoverReport { results, doc } => failover_report(&results, doc.as_deref())?,
         Command::Smoke(args) => smoke::run(&Launcher {
             weir_broker: args.programs.weir_broker,
@@ -489,6 +531,54 @@ fn failover_report(paths: &[PathBuf], doc: Option<&std::path::Path>) -> anyhow::
         }
     }
     write_failover(&merged.context("no results")?, doc)
+}
+
+fn scale(args: ScaleArgs) -> anyhow::Result<()> {
+    let systems = if args.systems.is_empty() {
+        vec![BrokerKind::Weir, BrokerKind::Kafka]
+    } else {
+        args.systems
+            .iter()
+            .map(|s| match s.as_str() {
+                "kafka" => BrokerKind::Kafka,
+                _ => BrokerKind::Weir,
+            })
+            .collect()
+    };
+    let options = weir_bench::scale::ScaleOptions {
+        launcher: Launcher {
+            weir_broker: args.programs.weir_broker,
+            kafka_script: args.kafka_script,
+            work_dir: args.programs.work_dir,
+        },
+        systems,
+        partitions: args.partitions,
+        connections: args.connections,
+        groups: args.groups,
+        rounds: args.rounds,
+        records: args.records,
+        window_seconds: args.window_seconds,
+    };
+    let results = weir_bench::scale::run(&options)?;
+    if let Some(parent) = args.results.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.results, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("writing {}", args.results.display()))?;
+    let section = weir_bench::scale::render(&results);
+    if let Some(doc) = &args.doc {
+        let text =
+            std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
+        let spliced = weir_bench::report::splice_or_append(
+            &text,
+            weir_bench::scale::BEGIN_MARKER,
+            weir_bench::scale::END_MARKER,
+            &section,
+        );
+        std::fs::write(doc, spliced).with_context(|| format!("writing {}", doc.display()))?;
+    }
+    println!("{section}");
+    Ok(())
 }
 
 /// `arg` as a POSIX shell would need it, so the command in the report can be pasted.

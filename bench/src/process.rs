@@ -405,6 +405,17 @@ impl RunningBrokers {
         kill(Pid::from_raw(self.children[node].id() as i32), signal).map_err(ProcessError::Signal)
     }
 
+    /// The brokers' process ids, in node order (empty once stopped).
+    pub fn pids(&self) -> Vec<i32> {
+        self.children.iter().map(|c| c.id() as i32).collect()
+    }
+
+    /// Waits for the broker at `node` to exit (after a signal sent with
+    /// [`RunningBrokers::signal`]).
+    pub fn wait_node(&mut self, node: usize) -> Result<ExitStatus, ProcessError> {
+        self.children[node].wait().map_err(ProcessError::Wait)
+    }
+
     /// SIGKILL to the broker at `node`, and waits for it to be gone.
     pub fn kill_node(&mut self, node: usize) -> Result<(), ProcessError> {
         let child = &mut self.children[node];

@@ -26,6 +26,8 @@ pub enum ProcStatError {
     },
     #[error("/proc/{pid}/status has no VmHWM line (a kernel thread or a zombie?)")]
     NoPeakRss { pid: i32 },
+    #[error("/proc/{pid}/status has no VmRSS line (a kernel thread or a zombie?)")]
+    NoRss { pid: i32 },
 }
 
 /// Reads peak RSS and CPU time of `pid`.
@@ -42,6 +44,16 @@ pub fn read(pid: i32) -> Result<ProcessUsage, ProcStatError> {
         peak_rss_bytes: peak_kib * 1024,
         cpu_seconds: ticks_to_seconds(stat.utime + stat.stime, procfs::ticks_per_second()),
     })
+}
+
+/// `VmRSS`: the resident set of `pid` now, in bytes.
+pub fn current_rss(pid: i32) -> Result<u64, ProcStatError> {
+    let wrap = |source| ProcStatError::Proc { pid, source };
+    let status = Process::new(pid).map_err(wrap)?.status().map_err(wrap)?;
+    status
+        .vmrss
+        .map(|kib| kib * 1024)
+        .ok_or(ProcStatError::NoRss { pid })
 }
 
 fn ticks_to_seconds(ticks: u64, ticks_per_second: u64) -> f64 {

@@ -102,8 +102,19 @@ pub fn run(
     topology: &Topology,
     payload: &Payload,
 ) -> Result<Throughput, ProduceError> {
+    client::create_topic(bootstrap, topic, case.partitions, topology)?;
+    fill(bootstrap, topic, case, payload)
+}
+
+/// Fills `topic` (which exists, with the case's partitions) with the case's records, timing
+/// the sends.
+pub fn fill(
+    bootstrap: &str,
+    topic: &str,
+    case: &ProduceCase,
+    payload: &Payload,
+) -> Result<Throughput, ProduceError> {
     let topic = topic.to_string();
-    client::create_topic(bootstrap, &topic, case.partitions, topology)?;
     let producer = producer(bootstrap, case)?;
     producer
         .client()

@@ -519,6 +519,16 @@ fn resources_table(out: &mut String, results: &Results) {
 }
 
 /// `doc` with the text between the markers of `topology` replaced by `section`.
+/// `doc` with what lies between `begin` and `end` replaced by `section`; the marked block is
+/// appended when `doc` has no such markers yet.
+pub fn splice_or_append(doc: &str, begin: &str, end: &str, section: &str) -> String {
+    let block = format!("{begin}\n{section}{end}");
+    match (doc.find(begin), doc.find(end)) {
+        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &doc[..b], &doc[e + end.len()..]),
+        _ => format!("{doc}\n{block}\n"),
+    }
+}
+
 pub fn splice(doc: &str, topology: &Topology, section: &str) -> Result<String, ReportError> {
     let (begin_marker, end_marker) = markers(topology);
     let missing = || ReportError::NoMarkers {

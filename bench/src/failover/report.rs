@@ -166,13 +166,7 @@ pub fn render(results: &FailoverResults) -> String {
 
 /// Replaces the marked section of `doc` with `section` (appends both markers if absent).
 pub fn splice(doc: &str, section: &str) -> String {
-    let block = format!("{BEGIN_MARKER}\n{section}{END_MARKER}");
-    match (doc.find(BEGIN_MARKER), doc.find(END_MARKER)) {
-        (Some(begin), Some(end)) if begin < end => {
-            format!("{}{block}{}", &doc[..begin], &doc[end + END_MARKER.len()..])
-        }
-        _ => format!("{doc}\n{block}\n"),
-    }
+    crate::report::splice_or_append(doc, BEGIN_MARKER, END_MARKER, section)
 }
 
 #[cfg(test)]

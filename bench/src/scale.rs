@@ -1,0 +1,651 @@
+//! How a broker's cost grows with the work it holds (issue 18): partitions per broker, client
+//! connections and consumer groups, Weir and Apache Kafka alternately on the same machine,
+//! each scenario a curve over sizes rather than a point.
+//!
+//! - **Partitions**: one topic of N partitions (RF 1) on a fresh broker: the time to create it
+//!   until every partition has a leader, resident memory and idle CPU once it is settled,
+//!   producer throughput spread over all N, then the time until every partition is led again
+//!   after a clean restart (SIGTERM) and after SIGKILL.
+//! - **Connections**: N client connections opened one after another, each completing an
+//!   ApiVersions round trip (so the broker holds a real Kafka connection, not a backlog
+//!   entry): the accept rate, resident memory per connection, and the round-trip latency of
+//!   one more connection while the N stay open.
+//! - **Groups**: N consumer groups each committing an offset every second (OffsetCommit as a
+//!   simple consumer: no membership), over a few connections: commit latency and the broker's
+//!   CPU while it lasts.
+//!
+//! Every run starts its broker on a fresh data directory; a size's row is the median of its
+//! rounds, and each row shows Weir's value next to Kafka's and their ratio.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    OffsetCommitRequest, OffsetCommitResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use crate::cases::{Acks, Compression, ProduceCase, Topology};
+use crate::client;
+use crate::first_produce;
+use crate::payload::Payload;
+use crate::process::{Launcher, RunningBrokers};
+use crate::procstat;
+use crate::produce;
+use crate::results::BrokerKind;
+use crate::stats;
+
+/// How long a broker may take to serve its first produce.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// Timeout of one raw request.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// The topic of the partitions scenario (and of the groups' commits).
+const TOPIC: &str = "scale";
+
+/// What to measure and how often.
+#[derive(Debug, Clone)]
+pub struct ScaleOptions {
+    pub launcher: Launcher,
+    pub systems: Vec<BrokerKind>,
+    pub partitions: Vec<i32>,
+    pub connections: Vec<usize>,
+    pub groups: Vec<usize>,
+    pub rounds: usize,
+    /// 1 KiB records produced across the partitions of the partitions scenario.
+    pub records: u64,
+    /// Seconds the idle CPU is read over, and the groups commit for.
+    pub window_seconds: f64,
+}
+
+/// One partitions-scenario run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartitionsPoint {
+    pub system: String,
+    pub partitions: i32,
+    pub create_seconds: f64,
+    pub rss_bytes: u64,
+    pub idle_cpu_percent: f64,
+    pub produce_mb_per_s: f64,
+    pub clean_restart_seconds: f64,
+    pub unclean_restart_seconds: f64,
+}
+
+/// One connections-scenario run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionsPoint {
+    pub system: String,
+    pub connections: usize,
+    pub accepts_per_second: f64,
+    pub rss_bytes_per_connection: f64,
+    pub round_trip_p50_ms: f64,
+    pub round_trip_p99_ms: f64,
+}
+
+/// One groups-scenario run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupsPoint {
+    pub system: String,
+    pub groups: usize,
+    pub commits: u64,
+    pub commit_p50_ms: f64,
+    pub commit_p99_ms: f64,
+    pub cpu_percent: f64,
+}
+
+/// Everything one `weir-bench scale` run measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScaleResults {
+    pub partitions: Vec<PartitionsPoint>,
+    pub connections: Vec<ConnectionsPoint>,
+    pub groups: Vec<GroupsPoint>,
+}
+
+/// Runs every scenario for every size, systems alternating within each round.
+pub fn run(options: &ScaleOptions) -> anyhow::Result<ScaleResults> {
+    let mut results = ScaleResults::default();
+    for round in 0..options.rounds {
+        for &n in &options.partitions {
+            for &kind in &options.systems {
+                eprintln!("scale round {round}: {} with {n} partitions", kind.name());
+                let point = partitions(options, kind, n)?;
+                eprintln!("  {point:?}");
+                results.partitions.push(point);
+            }
+        }
+        for &n in &options.connections {
+            for &kind in &options.systems {
+                eprintln!("scale round {round}: {} with {n} connections", kind.name());
+                let point = connections(options, kind, n)?;
+                eprintln!("  {point:?}");
+                results.connections.push(point);
+            }
+        }
+        for &n in &options.groups {
+            for &kind in &options.systems {
+                eprintln!("scale round {round}: {} with {n} groups", kind.name());
+                let point = groups(options, kind, n)?;
+                eprintln!("  {point:?}");
+                results.groups.push(point);
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// A fresh single broker of `kind`, serving produce requests.
+fn start(options: &ScaleOptions, kind: BrokerKind, label: &str) -> anyhow::Result<RunningBrokers> {
+    let label = format!("{}-{label}", kind.name().to_lowercase());
+    let topology = Topology::SINGLE_NODE;
+    let mut broker = options.launcher.start(kind, &label, &topology)?;
+    wait_ready(&mut broker)?;
+    Ok(broker)
+}
+
+fn wait_ready(broker: &mut RunningBrokers) -> anyhow::Result<()> {
+    let (addr, spawned_at, bootstrap) = (broker.addrs[0], broker.spawned_at, broker.bootstrap());
+    first_produce::measure(addr, &bootstrap, spawned_at, READY_TIMEOUT, || {
+        matches!(broker.exited(), Ok(None))
+    })?;
+    Ok(())
+}
+
+fn pid(broker: &RunningBrokers) -> anyhow::Result<i32> {
+    broker
+        .pids()
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("the broker is not running"))
+}
+
+/// CPU seconds of the broker over `seconds` of wall time, as a percentage of one core.
+fn cpu_percent_over(pid: i32, seconds: f64) -> anyhow::Result<f64> {
+    let before = procstat::read(pid)?.cpu_seconds;
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let after = procstat::read(pid)?.cpu_seconds;
+    Ok((after - before) / started.elapsed().as_secs_f64() * 100.0)
+}
+
+fn partitions(options: &ScaleOptions, kind: BrokerKind, n: i32) -> anyhow::Result<PartitionsPoint> {
+    let mut broker = start(options, kind, &format!("partitions-{n}"))?;
+    let bootstrap = broker.bootstrap();
+    let topology = Topology::SINGLE_NODE;
+    let started = Instant::now();
+    client::create_topic(&bootstrap, TOPIC, n, &topology)?;
+    let create_seconds = started.elapsed().as_secs_f64();
+    let pid = pid(&broker)?;
+    let idle_cpu_percent = cpu_percent_over(pid, options.window_seconds)?;
+    let rss_bytes = procstat::current_rss(pid)?;
+    let case = ProduceCase {
+        record_size: 1024,
+        acks: Acks::Leader,
+        compression: Compression::None,
+        partitions: n,
+        records: options.records,
+    };
+    let payload = Payload::new(case.record_size);
+    let produced = produce::fill(&bootstrap, TOPIC, &case, &payload)?;
+
+    // Clean restart: SIGTERM, wait for the exit, start again; until every partition is led.
+    broker.signal(0, Signal::SIGTERM)?;
+    broker.wait_node(0)?;
+    let clean_restart_seconds = restart_until_led(&mut broker, n)?;
+    // Unclean: SIGKILL.
+    broker.kill_node(0)?;
+    let unclean_restart_seconds = restart_until_led(&mut broker, n)?;
+    broker.stop()?;
+    Ok(PartitionsPoint {
+        system: kind.name().to_string(),
+        partitions: n,
+        create_seconds,
+        rss_bytes,
+        idle_cpu_percent,
+        produce_mb_per_s: produced.megabytes_per_second(),
+        clean_restart_seconds,
+        unclean_restart_seconds,
+    })
+}
+
+/// Spawns the stopped broker again and times it until every partition of [`TOPIC`] has a
+/// leader (and a produce is served).
+fn restart_until_led(broker: &mut RunningBrokers, n: i32) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    broker.restart(0)?;
+    let admin = client::admin(&broker.bootstrap())?;
+    client::wait_led(&admin, TOPIC, n, &Topology::SINGLE_NODE)?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// An ApiVersions v0 request frame (api key 18, version 0, no client id, no body).
+fn api_versions_frame(correlation_id: i32) -> anyhow::Result<BytesMut> {
+    encode_request(
+        ApiKey::ApiVersions,
+        0,
+        correlation_id,
+        &ApiVersionsRequest::default(),
+    )
+}
+
+fn encode_request<R: Encodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> anyhow::Result<BytesMut> {
+    let mut frame = BytesMut::new();
+    frame.extend_from_slice(&[0; 4]);
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("weir-bench-scale")))
+        .encode(&mut frame, api.request_header_version(version))?;
+    body.encode(&mut frame, version)?;
+    let len = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(frame)
+}
+
+/// One request and its response frame (without the length prefix).
+fn round_trip(stream: &mut TcpStream, frame: &[u8]) -> anyhow::Result<BytesMut> {
+    stream.write_all(frame)?;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size)?;
+    let size = i32::from_be_bytes(size);
+    anyhow::ensure!(
+        (0..64 << 20).contains(&size),
+        "response frame of {size} bytes"
+    );
+    let mut body = BytesMut::zeroed(size as usize);
+    stream.read_exact(&mut body)?;
+    Ok(body)
+}
+
+fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn connections(
+    options: &ScaleOptions,
+    kind: BrokerKind,
+    n: usize,
+) -> anyhow::Result<ConnectionsPoint> {
+    let broker = start(options, kind, &format!("connections-{n}"))?;
+    let addr = broker.addrs[0];
+    let pid = pid(&broker)?;
+    let frame = api_versions_frame(1)?;
+    let before = procstat::current_rss(pid)?;
+    let started = Instant::now();
+    let mut open = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut stream = connect(addr)?;
+        round_trip(&mut stream, &frame)?;
+        open.push(stream);
+    }
+    let accepts_per_second = n as f64 / started.elapsed().as_secs_f64();
+    let after = procstat::current_rss(pid)?;
+    let mut probe = connect(addr)?;
+    let mut latencies = Vec::with_capacity(500);
+    for i in 0..500 {
+        let started = Instant::now();
+        round_trip(&mut probe, &api_versions_frame(i)?)?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    drop(open);
+    broker.stop()?;
+    Ok(ConnectionsPoint {
+        system: kind.name().to_string(),
+        connections: n,
+        accepts_per_second,
+        rss_bytes_per_connection: after.saturating_sub(before) as f64 / n as f64,
+        round_trip_p50_ms: percentile(&latencies, 0.50),
+        round_trip_p99_ms: percentile(&latencies, 0.99),
+    })
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Connections the groups' commits are spread over.
+const COMMIT_CONNECTIONS: usize = 8;
+
+fn groups(options: &ScaleOptions, kind: BrokerKind, n: usize) -> anyhow::Result<GroupsPoint> {
+    let broker = start(options, kind, &format!("groups-{n}"))?;
+    let bootstrap = broker.bootstrap();
+    let addr = broker.addrs[0];
+    let pid = pid(&broker)?;
+    client::create_topic(&bootstrap, TOPIC, 1, &Topology::SINGLE_NODE)?;
+    // Each group's first commit creates it (and, on Kafka, loads nothing): not timed.
+    let window = Duration::from_secs_f64(options.window_seconds);
+    let cpu_before = procstat::read(pid)?.cpu_seconds;
+    let started = Instant::now();
+    let workers: Vec<_> = (0..COMMIT_CONNECTIONS)
+        .map(|worker| {
+            let mine: Vec<usize> = (worker..n).step_by(COMMIT_CONNECTIONS).collect();
+            std::thread::spawn(move || commit_loop(addr, &mine, window))
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        let measured = worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("a commit thread panicked"))??;
+        latencies.extend(measured);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_percent = (procstat::read(pid)?.cpu_seconds - cpu_before) / elapsed * 100.0;
+    broker.stop()?;
+    latencies.sort_by(f64::total_cmp);
+    Ok(GroupsPoint {
+        system: kind.name().to_string(),
+        groups: n,
+        commits: latencies.len() as u64,
+        commit_p50_ms: percentile(&latencies, 0.50),
+        commit_p99_ms: percentile(&latencies, 0.99),
+        cpu_percent,
+    })
+}
+
+/// Commits an offset for each of `groups` once a second for `window` over one connection;
+/// returns each commit's latency in milliseconds. Any error code fails the run.
+fn commit_loop(addr: SocketAddr, groups: &[usize], window: Duration) -> anyhow::Result<Vec<f64>> {
+    let mut stream = connect(addr)?;
+    let mut correlation_id = 0;
+    // As a client does: find each group's coordinator first (the first lookup creates
+    // `__consumer_offsets`; until its partitions are led the answer is retriable).
+    for &group in groups {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            correlation_id += 1;
+            let request = FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_string(format!("scale-group-{group}")));
+            let frame = encode_request(ApiKey::FindCoordinator, 3, correlation_id, &request)?;
+            let mut body = round_trip(&mut stream, &frame)?;
+            ResponseHeader::decode(
+                &mut body,
+                ApiKey::FindCoordinator.response_header_version(3),
+            )?;
+            let response = FindCoordinatorResponse::decode(&mut body, 3)?;
+            if response.error_code == 0 {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "FindCoordinator answered error code {} until the deadline",
+                response.error_code
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut second = 0u32;
+    while started.elapsed() < window {
+        for &group in groups {
+            correlation_id += 1;
+            let request = OffsetCommitRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(format!(
+                    "scale-group-{group}"
+                ))))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(i64::from(second))])]);
+            let frame = encode_request(ApiKey::OffsetCommit, 8, correlation_id, &request)?;
+            let sent = Instant::now();
+            let mut body = round_trip(&mut stream, &frame)?;
+            let elapsed = sent.elapsed().as_secs_f64() * 1000.0;
+            ResponseHeader::decode(&mut body, ApiKey::OffsetCommit.response_header_version(8))?;
+            let response = OffsetCommitResponse::decode(&mut body, 8)?;
+            let code = response
+                .topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.error_code)
+                .find(|&c| c != 0);
+            anyhow::ensure!(code.is_none(), "OffsetCommit answered error code {code:?}");
+            latencies.push(elapsed);
+        }
+        second += 1;
+        // The next second's commits start on the second: a group commits once a second.
+        let next = Duration::from_secs(u64::from(second));
+        if let Some(wait) = next.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    Ok(latencies)
+}
+
+fn median_by<T>(points: &[&T], value: impl Fn(&T) -> f64) -> f64 {
+    let values: Vec<f64> = points.iter().map(|p| value(p)).collect();
+    stats::median(&values).unwrap_or(f64::NAN)
+}
+
+/// A table row's metric: its name, its unit, and how to read it off a run.
+type Metric<P> = (&'static str, &'static str, fn(&P) -> f64);
+
+/// One row: a metric's median for Weir and Kafka at one size, and their ratio.
+fn row(out: &mut String, size: &str, metric: &str, unit: &str, weir: f64, kafka: f64) {
+    let ratio = if kafka > 0.0 && weir.is_finite() && kafka.is_finite() {
+        format!("{:.2}x", weir / kafka)
+    } else {
+        "–".to_string()
+    };
+    let _ = writeln!(
+        out,
+        "| {size} | {metric} | {} | {} | {ratio} |",
+        fmt(weir, unit),
+        fmt(kafka, unit)
+    );
+}
+
+fn fmt(v: f64, unit: &str) -> String {
+    if !v.is_finite() {
+        return "–".to_string();
+    }
+    match unit {
+        "MiB" => format!("{:.1} MiB", v / (1024.0 * 1024.0)),
+        "KiB" => format!("{:.1} KiB", v / 1024.0),
+        "s" => format!("{v:.2} s"),
+        "%" => format!("{v:.1} %"),
+        "ms" => format!("{v:.2} ms"),
+        "MB/s" => format!("{v:.1} MB/s"),
+        "/s" => format!("{v:.0}/s"),
+        _ => format!("{v:.2}"),
+    }
+}
+
+/// The comments that delimit the scale section of docs/BENCHMARKS.md.
+pub const BEGIN_MARKER: &str = "<!-- weir-bench:scale:begin -->";
+pub const END_MARKER: &str = "<!-- weir-bench:scale:end -->";
+
+/// The tables: per scenario and size, medians of the rounds, Weir beside Kafka.
+pub fn render(results: &ScaleResults) -> String {
+    let mut out = String::new();
+    let head = "| size | metric | Weir | Kafka | Weir/Kafka |\n|---|---|---:|---:|---:|\n";
+    if !results.partitions.is_empty() {
+        out.push_str("#### Partitions on one broker (RF 1)\n\n");
+        out.push_str(head);
+        let mut sizes: Vec<i32> = results.partitions.iter().map(|p| p.partitions).collect();
+        sizes.sort();
+        sizes.dedup();
+        for n in sizes {
+            let of = |system: &str| -> Vec<&PartitionsPoint> {
+                results
+                    .partitions
+                    .iter()
+                    .filter(|p| p.partitions == n && p.system == system)
+                    .collect()
+            };
+            let (w, k) = (of("Weir"), of("Kafka"));
+            let size = format!("{n} partitions");
+            let metrics: [Metric<PartitionsPoint>; 6] = [
+                ("create until all led", "s", |p| p.create_seconds),
+                ("resident memory, idle", "MiB", |p| p.rss_bytes as f64),
+                ("CPU, idle", "%", |p| p.idle_cpu_percent),
+                ("produce 1 KiB over all", "MB/s", |p| p.produce_mb_per_s),
+                ("clean restart until all led", "s", |p| {
+                    p.clean_restart_seconds
+                }),
+                ("SIGKILL restart until all led", "s", |p| {
+                    p.unclean_restart_seconds
+                }),
+            ];
+            for (metric, unit, value) in metrics {
+                row(
+                    &mut out,
+                    &size,
+                    metric,
+                    unit,
+                    median_by(&w, value),
+                    median_by(&k, value),
+                );
+            }
+        }
+        out.push('\n');
+    }
+    if !results.connections.is_empty() {
+        out.push_str("#### Client connections on one broker\n\n");
+        out.push_str(head);
+        let mut sizes: Vec<usize> = results.connections.iter().map(|p| p.connections).collect();
+        sizes.sort();
+        sizes.dedup();
+        for n in sizes {
+            let of = |system: &str| -> Vec<&ConnectionsPoint> {
+                results
+                    .connections
+                    .iter()
+                    .filter(|p| p.connections == n && p.system == system)
+                    .collect()
+            };
+            let (w, k) = (of("Weir"), of("Kafka"));
+            let size = format!("{n} connections");
+            let metrics: [Metric<ConnectionsPoint>; 4] = [
+                ("connections opened (sequential)", "/s", |p| {
+                    p.accepts_per_second
+                }),
+                ("resident memory per connection", "KiB", |p| {
+                    p.rss_bytes_per_connection
+                }),
+                ("round trip p50, all open", "ms", |p| p.round_trip_p50_ms),
+                ("round trip p99, all open", "ms", |p| p.round_trip_p99_ms),
+            ];
+            for (metric, unit, value) in metrics {
+                row(
+                    &mut out,
+                    &size,
+                    metric,
+                    unit,
+                    median_by(&w, value),
+                    median_by(&k, value),
+                );
+            }
+        }
+        out.push('\n');
+    }
+    if !results.groups.is_empty() {
+        out.push_str("#### Consumer groups committing every second\n\n");
+        out.push_str(head);
+        let mut sizes: Vec<usize> = results.groups.iter().map(|p| p.groups).collect();
+        sizes.sort();
+        sizes.dedup();
+        for n in sizes {
+            let of = |system: &str| -> Vec<&GroupsPoint> {
+                results
+                    .groups
+                    .iter()
+                    .filter(|p| p.groups == n && p.system == system)
+                    .collect()
+            };
+            let (w, k) = (of("Weir"), of("Kafka"));
+            let size = format!("{n} groups");
+            let metrics: [Metric<GroupsPoint>; 3] = [
+                ("commit p50", "ms", |p| p.commit_p50_ms),
+                ("commit p99", "ms", |p| p.commit_p99_ms),
+                ("broker CPU", "%", |p| p.cpu_percent),
+            ];
+            for (metric, unit, value) in metrics {
+                row(
+                    &mut out,
+                    &size,
+                    metric,
+                    unit,
+                    median_by(&w, value),
+                    median_by(&k, value),
+                );
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_ranks_of_sorted_values() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.5), 51.0);
+        assert_eq!(percentile(&values, 0.99), 99.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn the_table_has_medians_and_ratios() {
+        let point = |system: &str, create: f64| PartitionsPoint {
+            system: system.into(),
+            partitions: 1000,
+            create_seconds: create,
+            rss_bytes: 64 << 20,
+            idle_cpu_percent: 1.0,
+            produce_mb_per_s: 100.0,
+            clean_restart_seconds: 1.0,
+            unclean_restart_seconds: 2.0,
+        };
+        let results = ScaleResults {
+            partitions: vec![
+                point("Weir", 1.0),
+                point("Weir", 3.0),
+                point("Weir", 2.0),
+                point("Kafka", 4.0),
+            ],
+            ..Default::default()
+        };
+        let table = render(&results);
+        assert!(
+            table.contains("| 1000 partitions | create until all led | 2.00 s | 4.00 s | 0.50x |"),
+            "{table}"
+        );
+        assert!(table.contains("| 64.0 MiB | 64.0 MiB | 1.00x |"), "{table}");
+    }
+
+    #[test]
+    fn an_api_versions_frame_is_length_prefixed() {
+        let frame = api_versions_frame(7).unwrap();
+        let len = i32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, frame.len() - 4);
+        assert_eq!(&frame[4..8], &[0, 18, 0, 0], "api key 18, version 0");
+    }
+}

@@ -13,7 +13,8 @@
 //!   alternates Weir and Kafka over rounds and phases, [`smoke`] is the small Weir-only run CI
 //!   does; [`transactions`] has the transactional producer and `read_committed` latency cases
 //!   and their section of the document; [`failover`] is the fault-injection comparison (gaps without acknowledgements);
-//!   [`scale`] measures how cost grows with partitions, connections and groups;
+//!   [`scale`] measures how cost grows with partitions, connections and groups; [`join`] how a
+//!   member joining a live group pauses the others, per group protocol;
 //! - [`results`] holds what was measured, [`stats`] and [`report`] turn it into the tables of
 //!   docs/BENCHMARKS.md, [`machine`] describes the host.
 
@@ -23,6 +24,7 @@ pub mod compare;
 pub mod consume;
 pub mod failover;
 pub mod first_produce;
+pub mod join;
 pub mod latency;
 pub mod machine;
 pub mod payload;

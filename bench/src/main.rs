@@ -56,8 +56,19 @@ enum Command {
     /// consumer groups, Weir and Apache Kafka alternately, medians per size; writes the scale
     /// section of --doc.
     Scale(ScaleArgs),
+    /// A member joining a live consumer group (issue 17): settle time and the longest pause of
+    /// the members already in it, classic (eager, cooperative) and consumer protocol, Weir and
+    /// Apache Kafka alternately; writes the join section of --doc.
+    Join(JoinArgs),
     /// Producer throughput against a running broker.
-    Produce(OneCase),
+    Produce {
+        #[command(flatten)]
+        case: OneCase,
+        /// Name the topic of the first run this (later runs add `-<run>`), so that
+        /// `consume --existing-topic` can read it; default: a fresh unique name per run.
+        #[arg(long)]
+        topic: Option<String>,
+    },
     /// Fill a topic, then time one consumer catching up over it.
     Consume {
         #[command(flatten)]
@@ -129,6 +140,36 @@ struct FailoverArgs {
     weir_build: String,
     #[arg(long, env = "KAFKA_VERSION", default_value = "4.3.1")]
     kafka_version: String,
+}
+
+#[derive(Debug, Args)]
+struct JoinArgs {
+    #[command(flatten)]
+    programs: Programs,
+    /// The script that formats and runs Apache Kafka.
+    #[arg(long, default_value = "scripts/kafka.sh")]
+    kafka_script: PathBuf,
+    /// Only these systems (default both, Weir first).
+    #[arg(long, value_delimiter = ',', value_parser = ["weir", "kafka"])]
+    systems: Vec<String>,
+    /// Broker starts per system; the table reports medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Partitions of the topic the group reads.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Members in the group before one more joins.
+    #[arg(long, default_value_t = 3)]
+    members: usize,
+    /// Records per second fed to the topic.
+    #[arg(long, default_value_t = 600.0)]
+    rate: f64,
+    /// Where every join's numbers are saved.
+    #[arg(long, default_value = "target/bench/results-join.json")]
+    results: PathBuf,
+    /// The document whose marked join section receives the table.
+    #[arg(long)]
+    doc: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -341,6 +382,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Failover(args) => failover(args)?,
         Command::Scale(args) => scale(args)?,
+        Command::Join(args) => join(args)?,
         Command::FailoverReport { results, doc } => failover_report(&results, doc.as_deref())?,
         Command::Smoke(args) => smoke::run(&Launcher {
             weir_broker: args.programs.weir_broker,
@@ -352,13 +394,17 @@ fn main() -> anyhow::Result<()> {
             compare::write_doc(&results, &doc)?;
             println!("{}", compare::render(&results));
         }
-        Command::Produce(one) => {
+        Command::Produce { case: one, topic } => {
             let case = one.produce_case();
             let topology = one.topology();
             let payload = Payload::new(case.record_size);
             let mut rates = Vec::new();
             for run in 0..one.runs {
-                let topic = unique_topic(&case.key());
+                let topic = match (&topic, run) {
+                    (Some(name), 0) => name.clone(),
+                    (Some(name), run) => format!("{name}-{run}"),
+                    (None, _) => unique_topic(&case.key()),
+                };
                 let t = produce::run(&one.bootstrap, &topic, &case, &topology, &payload)?;
                 println!(
                     "run {run}: {} records in {:.2}s = {:.0} records/s, {:.1} MB/s",
@@ -533,18 +579,76 @@ fn failover_report(paths: &[PathBuf], doc: Option<&std::path::Path>) -> anyhow::
     write_failover(&merged.context("no results")?, doc)
 }
 
-fn scale(args: ScaleArgs) -> anyhow::Result<()> {
-    let systems = if args.systems.is_empty() {
-        vec![BrokerKind::Weir, BrokerKind::Kafka]
-    } else {
-        args.systems
-            .iter()
-            .map(|s| match s.as_str() {
-                "kafka" => BrokerKind::Kafka,
-                _ => BrokerKind::Weir,
-            })
-            .collect()
+/// The systems named on the command line (default both, Weir first).
+fn systems(names: &[String]) -> Vec<BrokerKind> {
+    if names.is_empty() {
+        return vec![BrokerKind::Weir, BrokerKind::Kafka];
+    }
+    names
+        .iter()
+        .map(|s| match s.as_str() {
+            "kafka" => BrokerKind::Kafka,
+            _ => BrokerKind::Weir,
+        })
+        .collect()
+}
+
+/// Saves `results` as JSON and splices `section` between the markers of `doc`.
+fn save_and_splice<T: serde::Serialize>(
+    results: &T,
+    path: &std::path::Path,
+    doc: Option<&std::path::Path>,
+    (begin, end): (&str, &str),
+    section: &str,
+) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(results)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(doc) = doc {
+        let text =
+            std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
+        let spliced = weir_bench::report::splice_or_append(&text, begin, end, section);
+        std::fs::write(doc, spliced).with_context(|| format!("writing {}", doc.display()))?;
+    }
+    println!("{section}");
+    Ok(())
+}
+
+fn join(args: JoinArgs) -> anyhow::Result<()> {
+    use weir_bench::join;
+    let options = join::JoinOptions {
+        launcher: Launcher {
+            weir_broker: args.programs.weir_broker,
+            kafka_script: args.kafka_script,
+            work_dir: args.programs.work_dir,
+        },
+        systems: systems(&args.systems),
+        protocols: join::Protocol::ALL.to_vec(),
+        rounds: args.rounds,
+        partitions: args.partitions,
+        members: args.members,
+        rate: args.rate,
+        timeout: std::time::Duration::from_secs(120),
     };
+    let points = join::run(&options)?;
+    let line = format!(
+        "{} members on a {}-partition topic fed {} records/s, one more joins; medians of {} rounds.",
+        args.members, args.partitions, args.rate, args.rounds
+    );
+    let section = join::render(&points, &line);
+    save_and_splice(
+        &points,
+        &args.results,
+        args.doc.as_deref(),
+        (join::BEGIN_MARKER, join::END_MARKER),
+        &section,
+    )
+}
+
+fn scale(args: ScaleArgs) -> anyhow::Result<()> {
+    let systems = systems(&args.systems);
     let options = weir_bench::scale::ScaleOptions {
         launcher: Launcher {
             weir_broker: args.programs.weir_broker,
@@ -560,25 +664,17 @@ fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         window_seconds: args.window_seconds,
     };
     let results = weir_bench::scale::run(&options)?;
-    if let Some(parent) = args.results.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.results, serde_json::to_string_pretty(&results)?)
-        .with_context(|| format!("writing {}", args.results.display()))?;
     let section = weir_bench::scale::render(&results);
-    if let Some(doc) = &args.doc {
-        let text =
-            std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
-        let spliced = weir_bench::report::splice_or_append(
-            &text,
+    save_and_splice(
+        &results,
+        &args.results,
+        args.doc.as_deref(),
+        (
             weir_bench::scale::BEGIN_MARKER,
             weir_bench::scale::END_MARKER,
-            &section,
-        );
-        std::fs::write(doc, spliced).with_context(|| format!("writing {}", doc.display()))?;
-    }
-    println!("{section}");
-    Ok(())
+        ),
+        &section,
+    )
 }
 
 /// `arg` as a POSIX shell would need it, so the command in the report can be pasted.

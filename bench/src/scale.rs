@@ -150,7 +150,8 @@ fn start(options: &ScaleOptions, kind: BrokerKind, label: &str) -> anyhow::Resul
     Ok(broker)
 }
 
-fn wait_ready(broker: &mut RunningBrokers) -> anyhow::Result<()> {
+/// Waits until `broker` serves a produce request (or has exited).
+pub fn wait_ready(broker: &mut RunningBrokers) -> anyhow::Result<()> {
     let (addr, spawned_at, bootstrap) = (broker.addrs[0], broker.spawned_at, broker.bootstrap());
     first_produce::measure(addr, &bootstrap, spawned_at, READY_TIMEOUT, || {
         matches!(broker.exited(), Ok(None))
@@ -183,6 +184,8 @@ fn partitions(options: &ScaleOptions, kind: BrokerKind, n: i32) -> anyhow::Resul
     client::create_topic(&bootstrap, TOPIC, n, &topology)?;
     let create_seconds = started.elapsed().as_secs_f64();
     let pid = pid(&broker)?;
+    // Let the start and the creation settle (a JVM compiles its hot paths for a while).
+    std::thread::sleep(Duration::from_secs_f64(options.window_seconds));
     let idle_cpu_percent = cpu_percent_over(pid, options.window_seconds)?;
     let rss_bytes = procstat::current_rss(pid)?;
     let case = ProduceCase {
@@ -364,13 +367,48 @@ fn groups(options: &ScaleOptions, kind: BrokerKind, n: usize) -> anyhow::Result<
     })
 }
 
+/// One OffsetCommit of `offset` for partition 0 of [`TOPIC`] by `group` as a simple consumer
+/// (no membership); the first error code of the response, 0 if none.
+fn commit(
+    stream: &mut TcpStream,
+    correlation_id: i32,
+    group: usize,
+    offset: i64,
+) -> anyhow::Result<i16> {
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(format!(
+            "scale-group-{group}"
+        ))))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)])]);
+    let frame = encode_request(ApiKey::OffsetCommit, 8, correlation_id, &request)?;
+    let mut body = round_trip(stream, &frame)?;
+    ResponseHeader::decode(&mut body, ApiKey::OffsetCommit.response_header_version(8))?;
+    let response = OffsetCommitResponse::decode(&mut body, 8)?;
+    Ok(response
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.error_code)
+        .find(|&c| c != 0)
+        .unwrap_or(0))
+}
+
+/// COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR: a client retries.
+const RETRIABLE_COORDINATOR_ERRORS: [i16; 3] = [14, 15, 16];
+
 /// Commits an offset for each of `groups` once a second for `window` over one connection;
 /// returns each commit's latency in milliseconds. Any error code fails the run.
 fn commit_loop(addr: SocketAddr, groups: &[usize], window: Duration) -> anyhow::Result<Vec<f64>> {
     let mut stream = connect(addr)?;
     let mut correlation_id = 0;
-    // As a client does: find each group's coordinator first (the first lookup creates
-    // `__consumer_offsets`; until its partitions are led the answer is retriable).
+    // As a client does: find each group's coordinator and commit once, retrying what a client
+    // retries (the first lookup creates `__consumer_offsets`, whose partitions take a moment
+    // to be led and loaded). Not timed.
     for &group in groups {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -383,52 +421,36 @@ fn commit_loop(addr: SocketAddr, groups: &[usize], window: Duration) -> anyhow::
                 &mut body,
                 ApiKey::FindCoordinator.response_header_version(3),
             )?;
-            let response = FindCoordinatorResponse::decode(&mut body, 3)?;
-            if response.error_code == 0 {
-                break;
+            let mut code = FindCoordinatorResponse::decode(&mut body, 3)?.error_code;
+            if code == 0 {
+                correlation_id += 1;
+                code = commit(&mut stream, correlation_id, group, 0)?;
+                if code == 0 {
+                    break;
+                }
             }
             anyhow::ensure!(
-                Instant::now() < deadline,
-                "FindCoordinator answered error code {} until the deadline",
-                response.error_code
+                RETRIABLE_COORDINATOR_ERRORS.contains(&code) && Instant::now() < deadline,
+                "group scale-group-{group}: error code {code} before the commits started"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
     let started = Instant::now();
     let mut latencies = Vec::new();
-    let mut second = 0u32;
+    let mut second = 1u32;
     while started.elapsed() < window {
         for &group in groups {
             correlation_id += 1;
-            let request = OffsetCommitRequest::default()
-                .with_group_id(GroupId(StrBytes::from_string(format!(
-                    "scale-group-{group}"
-                ))))
-                .with_generation_id_or_member_epoch(-1)
-                .with_topics(vec![OffsetCommitRequestTopic::default()
-                    .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
-                    .with_partitions(vec![OffsetCommitRequestPartition::default()
-                        .with_partition_index(0)
-                        .with_committed_offset(i64::from(second))])]);
-            let frame = encode_request(ApiKey::OffsetCommit, 8, correlation_id, &request)?;
             let sent = Instant::now();
-            let mut body = round_trip(&mut stream, &frame)?;
+            let code = commit(&mut stream, correlation_id, group, i64::from(second))?;
             let elapsed = sent.elapsed().as_secs_f64() * 1000.0;
-            ResponseHeader::decode(&mut body, ApiKey::OffsetCommit.response_header_version(8))?;
-            let response = OffsetCommitResponse::decode(&mut body, 8)?;
-            let code = response
-                .topics
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.error_code)
-                .find(|&c| c != 0);
-            anyhow::ensure!(code.is_none(), "OffsetCommit answered error code {code:?}");
+            anyhow::ensure!(code == 0, "OffsetCommit answered error code {code}");
             latencies.push(elapsed);
         }
-        second += 1;
         // The next second's commits start on the second: a group commits once a second.
         let next = Duration::from_secs(u64::from(second));
+        second += 1;
         if let Some(wait) = next.checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
         }

@@ -109,8 +109,28 @@ pub struct ScaleResults {
     pub groups: Vec<GroupsPoint>,
 }
 
+/// Raises this process's limit on open files as far as it may (to `fs.nr_open` as root, else
+/// to the hard limit), so the brokers it spawns inherit it: Kafka's documentation asks for
+/// 100,000 or more, and 10,000 partitions or connections need tens of thousands of files on
+/// either broker. Returns the limit the brokers get.
+pub fn raise_open_files_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    if setrlimit(Resource::RLIMIT_NOFILE, nr_open, nr_open).is_err() {
+        if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(soft, _)| soft)
+}
+
 /// Runs every scenario for every size, systems alternating within each round.
 pub fn run(options: &ScaleOptions) -> anyhow::Result<ScaleResults> {
+    let limit = raise_open_files_limit();
+    eprintln!("open files limit of the brokers: {limit}");
     let mut results = ScaleResults::default();
     for round in 0..options.rounds {
         for &n in &options.partitions {

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue)
         || args.advertised_listener.is_some();
     weir_broker::telemetry::init();
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -139,4 +140,20 @@ fn termination() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = interrupt.recv() => {}
         }
     })
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go's runtime does for its
+/// servers: every partition holds a few files open (its active segment's log and indexes), and
+/// the usual soft limit of 1,024 would stop a broker at a few hundred partitions. The hard
+/// limit stays the operator's (`LimitNOFILE=`, `ulimit -Hn`, the container runtime's).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open files limit"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "cannot raise the open files limit"),
+        },
+        Ok((soft, _)) => tracing::debug!(limit = soft, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open files limit"),
+    }
 }

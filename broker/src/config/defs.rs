@@ -187,6 +187,10 @@ const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 /// Broker-level settings (`server.properties`, `--set`).
 pub static BROKER_KEYS: &[KeyDef] = &[
     long("num.partitions", "1", 1, 1_000_000),
+    // Threads that open (create, or load and recover) the logs of a metadata change: at
+    // start-up, and when a topic of many partitions is created here. Kafka's default is 2 and
+    // it only loads at start-up; opening a log is mostly waiting for fsyncs, so more help.
+    long("num.recovery.threads.per.data.dir", "8", 1, 1024),
     long("default.replication.factor", "1", 1, i16::MAX as i64),
     flag("auto.create.topics.enable", "true"),
     flag("delete.topic.enable", "true"),

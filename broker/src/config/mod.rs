@@ -276,6 +276,11 @@ impl BrokerConfig {
         self.long("num.partitions") as i32
     }
 
+    /// `num.recovery.threads.per.data.dir`: threads opening logs in parallel.
+    pub fn num_recovery_threads(&self) -> usize {
+        self.long("num.recovery.threads.per.data.dir") as usize
+    }
+
     /// `default.replication.factor`.
     pub fn default_replication_factor(&self) -> i16 {
         self.long("default.replication.factor") as i16

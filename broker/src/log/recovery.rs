@@ -46,6 +46,9 @@ impl Log {
         // A cleaner swap that passed its commit point is completed before strays go.
         super::cleaner::complete_swaps(dir)?;
         let base_offsets = clean_directory(dir)?;
+        // A missing checkpoint reads as 0, which is also what a new log would write: the
+        // files are only (re)written below when their value changes, so creating or reopening
+        // thousands of partitions does not cost two fsyncs per unchanged file.
         let checkpointed_recovery_point =
             read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE))?.unwrap_or(0);
         let checkpointed_log_start =
@@ -134,13 +137,18 @@ impl Log {
         let replay_epochs_from = (!clean_shutdown).then_some(checkpointed_recovery_point);
         log.load_leader_epoch_cache(replay_epochs_from)?;
         log.update_high_watermark(checkpointed_high_watermark);
-        if recovered_any || clean_shutdown {
-            // Recovered segments were fsynced above; after a clean shutdown all of it was.
-            log.recovery_point.set(log_end)?;
+        // Recovered segments were fsynced above; after a clean shutdown all of it was.
+        let recovery_point = if recovered_any || clean_shutdown {
+            log_end
         } else {
-            log.recovery_point.set(log.recovery_point.get())?;
+            log.recovery_point.get()
+        };
+        if recovery_point != checkpointed_recovery_point {
+            log.recovery_point.set(recovery_point)?;
         }
-        write_offset_checkpoint(&dir.join(LOG_START_OFFSET_FILE), log.log_start_offset)?;
+        if log.log_start_offset != checkpointed_log_start {
+            write_offset_checkpoint(&dir.join(LOG_START_OFFSET_FILE), log.log_start_offset)?;
+        }
         remove_if_exists(&marker)?;
         sync_dir(dir)?;
         tracing::info!(
@@ -187,8 +195,9 @@ impl Log {
         }
         self.leader_epoch_cache
             .truncate_from_start(self.log_start_offset)?;
-        if rebuild {
-            // Written even when empty, so the next open does not scan the whole log again.
+        // Written even when empty, so the next open does not scan the whole log again; an
+        // empty log has nothing to scan (a new partition needs no file yet).
+        if rebuild && self.log_end_offset() > self.log_start_offset {
             self.leader_epoch_cache.write()?;
         }
         Ok(())

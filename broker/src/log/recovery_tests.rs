@@ -109,8 +109,8 @@ fn corruption_mid_log_drops_everything_after_it() {
     let expected = append_all(&mut log, &[(1, 300); 9]); // 2 batches per segment
     assert_eq!(log.num_segments(), 5);
     drop(log);
-    // Recovery point 0: every segment gets scanned.
-    std::fs::remove_file(dir.path().join(RECOVERY_POINT_FILE)).unwrap();
+    // Recovery point 0 (no file): every segment gets scanned.
+    let _ = std::fs::remove_file(dir.path().join(RECOVERY_POINT_FILE));
     let second = segment_file(dir.path(), 2, "log");
     let mut data = std::fs::read(&second).unwrap();
     let last = data.len() - 1;
@@ -149,11 +149,10 @@ fn stray_and_orphan_files_are_deleted() {
             "00000000000000000000.index",
             "00000000000000000000.log",
             "00000000000000000000.timeindex",
-            "leader-epoch-checkpoint",
-            "log-start-offset",
-            "recovery-point",
         ]
     );
+    // An empty log whose checkpoints would all say 0 writes none of them (a missing one reads
+    // as 0): creating many partitions does not pay their fsyncs.
     assert_eq!(log.log_end_offset(), 0);
 }
 

@@ -60,6 +60,9 @@ impl ReplicaManager {
             .load(std::sync::atomic::Ordering::Acquire);
         let roles = registered >= 0 && image.applied_index >= registered as u64;
         let config = self.refresh_effective_config(&previous, &image);
+        if roles {
+            self.open_new_replicas(&image, local_id, &config);
+        }
         for topic in image.topics.values() {
             let name: Arc<str> = Arc::from(topic.name.as_str());
             topics.insert(
@@ -164,6 +167,56 @@ impl ReplicaManager {
         }
         // Wake whoever waits for the metadata, and long polls of partitions created or moved.
         self.notify_image_applied();
+    }
+
+    /// Opens the replicas `image` places here that are not open yet, on up to
+    /// `num.recovery.threads.per.data.dir` threads: creating a log, or loading and recovering
+    /// one at start-up, is mostly waiting for the disk (fsyncs, reads), and a topic of
+    /// thousands of partitions would pay each wait in turn. Failures are left to the caller's
+    /// own [`ReplicaManager::ensure_local`], which logs them.
+    fn open_new_replicas(
+        &self,
+        image: &MetadataImage,
+        local_id: i32,
+        config: &crate::config::BrokerConfig,
+    ) {
+        let mut new = Vec::new();
+        {
+            let open = self.partitions.read();
+            for topic in image.topics.values() {
+                let name: Arc<str> = Arc::from(topic.name.as_str());
+                let mut log_config = None;
+                for (index, p) in topic.partitions.iter().enumerate() {
+                    let index = index as i32;
+                    if !p.replicas.contains(&local_id)
+                        || open
+                            .get(&(name.clone(), index))
+                            .is_some_and(|o| o.topic_id == topic.id)
+                    {
+                        continue;
+                    }
+                    let log_config = log_config
+                        .get_or_insert_with(|| topic_config::log_config(config, &topic.configs));
+                    new.push((name.clone(), topic.id, index, log_config.clone()));
+                }
+            }
+        }
+        let threads = config.num_recovery_threads().min(new.len());
+        if threads <= 1 {
+            return;
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((name, id, index, log_config)) = new.get(i) else {
+                        return;
+                    };
+                    let _ = self.ensure_local(name, *id, *index, log_config);
+                });
+            }
+        });
     }
 
     /// The local replica of a partition, created (with its `partition.metadata`) if missing,

@@ -344,12 +344,46 @@ struct Progress {
     positions: BTreeMap<i32, i64>,
     committed: BTreeMap<i32, i64>,
     held: BTreeSet<i32>,
+    /// The member context's rebalance count when the positions were last cleared.
+    rebalances: u64,
 }
+
+/// A member's client context: counts the assignments librdkafka applies, so the member's
+/// bookkeeping notices a partition lost and assigned again between two polls.
+#[derive(Default)]
+struct MemberContext {
+    rebalances: std::sync::atomic::AtomicU64,
+}
+
+impl ClientContext for MemberContext {}
+
+impl rdkafka::consumer::ConsumerContext for MemberContext {
+    fn post_rebalance(
+        &self,
+        _consumer: &BaseConsumer<Self>,
+        _rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        self.rebalances.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+type Member = BaseConsumer<MemberContext>;
 
 impl Progress {
     /// Polls once: notes a consumed record and a changed assignment.
-    fn poll(&mut self, member: usize, consumer: &BaseConsumer, record: &Shared) {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+    fn poll(&mut self, member: usize, consumer: &Member, record: &Shared) {
+        let polled = consumer.poll(Duration::from_millis(100));
+        // After any rebalance, positions consumed under the old assignment are not this
+        // member's to commit, even for a partition it holds again: a real consumer commits
+        // what it consumed since the assignment (librdkafka resets its positions to the
+        // committed offsets). Committing a stale position would move the group backwards.
+        let rebalances = consumer.context().rebalances.load(Ordering::SeqCst);
+        if rebalances != self.rebalances {
+            self.rebalances = rebalances;
+            self.positions.clear();
+            self.committed.clear();
+        }
+        if let Some(Ok(m)) = polled {
             self.positions.insert(m.partition(), m.offset() + 1);
         }
         let now_held: BTreeSet<i32> = consumer
@@ -378,7 +412,9 @@ fn consume(member: usize, target: &Target, record: &Shared, running: &AtomicBool
         .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
         .set("heartbeat.interval.ms", "500")
         .set("fetch.wait.max.ms", "100");
-    let consumer: BaseConsumer = config.create().expect("creating a member");
+    let consumer: Member = config
+        .create_with_context(MemberContext::default())
+        .expect("creating a member");
     consumer
         .subscribe(&[&target.topic])
         .expect("subscribing a member");

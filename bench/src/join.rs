@@ -130,7 +130,7 @@ impl ConsumerContext for SharedTracker {
 }
 
 /// One group member polling on its own thread until dropped (which closes it).
-struct Member {
+pub struct Member {
     tracker: Arc<Tracker>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -138,7 +138,6 @@ struct Member {
 
 impl Member {
     fn start(bootstrap: &str, group: &str, protocol: Protocol) -> anyhow::Result<Member> {
-        let tracker = Arc::new(Tracker::default());
         let mut config = client::base_config(bootstrap);
         config
             .set("group.id", group)
@@ -146,9 +145,16 @@ impl Member {
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "100");
         protocol.configure(&mut config);
+        Member::subscribe(&config, TOPIC)
+    }
+
+    /// A member of the group `config` names, subscribed to `topic`, polling on its own
+    /// thread; it tracks its assignment and when it received records.
+    pub fn subscribe(config: &rdkafka::ClientConfig, topic: &str) -> anyhow::Result<Member> {
+        let tracker = Arc::new(Tracker::default());
         let consumer: BaseConsumer<SharedTracker> =
             config.create_with_context(SharedTracker(tracker.clone()))?;
-        consumer.subscribe(&[TOPIC])?;
+        consumer.subscribe(&[topic])?;
         let stop = Arc::new(AtomicBool::new(false));
         let (stopping, seen) = (stop.clone(), tracker.clone());
         let thread = std::thread::spawn(move || {
@@ -168,7 +174,8 @@ impl Member {
         })
     }
 
-    fn assignment(&self) -> BTreeSet<i32> {
+    /// The partitions librdkafka has assigned to this member.
+    pub fn assignment(&self) -> BTreeSet<i32> {
         self.tracker
             .assignment
             .lock()
@@ -185,6 +192,14 @@ impl Member {
     }
 }
 
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("assignment", &self.assignment())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Member {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -195,8 +210,8 @@ impl Drop for Member {
 }
 
 /// Whether `members` hold every partition exactly once, each holding at least one.
-fn stable(members: &[Member], partitions: i32) -> bool {
-    let sets: Vec<BTreeSet<i32>> = members.iter().map(Member::assignment).collect();
+pub fn stable<M: std::borrow::Borrow<Member>>(members: &[M], partitions: i32) -> bool {
+    let sets: Vec<BTreeSet<i32>> = members.iter().map(|m| m.borrow().assignment()).collect();
     let total: usize = sets.iter().map(BTreeSet::len).sum();
     let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
     sets.iter().all(|s| !s.is_empty())

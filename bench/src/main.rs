@@ -142,8 +142,9 @@ struct FailoverArgs {
     kafka_version: String,
 }
 
+/// The programs of a side-by-side run and which systems take part.
 #[derive(Debug, Args)]
-struct JoinArgs {
+struct SideBySide {
     #[command(flatten)]
     programs: Programs,
     /// The script that formats and runs Apache Kafka.
@@ -152,6 +153,36 @@ struct JoinArgs {
     /// Only these systems (default both, Weir first).
     #[arg(long, value_delimiter = ',', value_parser = ["weir", "kafka"])]
     systems: Vec<String>,
+}
+
+impl SideBySide {
+    fn launcher(&self) -> Launcher {
+        Launcher {
+            weir_broker: self.programs.weir_broker.clone(),
+            kafka_script: self.kafka_script.clone(),
+            work_dir: self.programs.work_dir.clone(),
+        }
+    }
+
+    /// The systems named (default both, Weir first).
+    fn systems(&self) -> Vec<BrokerKind> {
+        if self.systems.is_empty() {
+            return vec![BrokerKind::Weir, BrokerKind::Kafka];
+        }
+        self.systems
+            .iter()
+            .map(|s| match s.as_str() {
+                "kafka" => BrokerKind::Kafka,
+                _ => BrokerKind::Weir,
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Args)]
+struct JoinArgs {
+    #[command(flatten)]
+    side_by_side: SideBySide,
     /// Broker starts per system; the table reports medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -175,13 +206,7 @@ struct JoinArgs {
 #[derive(Debug, Args)]
 struct ScaleArgs {
     #[command(flatten)]
-    programs: Programs,
-    /// The script that formats and runs Apache Kafka.
-    #[arg(long, default_value = "scripts/kafka.sh")]
-    kafka_script: PathBuf,
-    /// Only these systems (default both, Weir first).
-    #[arg(long, value_delimiter = ',', value_parser = ["weir", "kafka"])]
-    systems: Vec<String>,
+    side_by_side: SideBySide,
     /// Partitions of the partitions scenario, one run per size (empty: skip it).
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     partitions: Vec<i32>,
@@ -579,20 +604,6 @@ fn failover_report(paths: &[PathBuf], doc: Option<&std::path::Path>) -> anyhow::
     write_failover(&merged.context("no results")?, doc)
 }
 
-/// The systems named on the command line (default both, Weir first).
-fn systems(names: &[String]) -> Vec<BrokerKind> {
-    if names.is_empty() {
-        return vec![BrokerKind::Weir, BrokerKind::Kafka];
-    }
-    names
-        .iter()
-        .map(|s| match s.as_str() {
-            "kafka" => BrokerKind::Kafka,
-            _ => BrokerKind::Weir,
-        })
-        .collect()
-}
-
 /// Saves `results` as JSON and splices `section` between the markers of `doc`.
 fn save_and_splice<T: serde::Serialize>(
     results: &T,
@@ -619,12 +630,8 @@ fn save_and_splice<T: serde::Serialize>(
 fn join(args: JoinArgs) -> anyhow::Result<()> {
     use weir_bench::join;
     let options = join::JoinOptions {
-        launcher: Launcher {
-            weir_broker: args.programs.weir_broker,
-            kafka_script: args.kafka_script,
-            work_dir: args.programs.work_dir,
-        },
-        systems: systems(&args.systems),
+        launcher: args.side_by_side.launcher(),
+        systems: args.side_by_side.systems(),
         protocols: join::Protocol::ALL.to_vec(),
         rounds: args.rounds,
         partitions: args.partitions,
@@ -648,14 +655,9 @@ fn join(args: JoinArgs) -> anyhow::Result<()> {
 }
 
 fn scale(args: ScaleArgs) -> anyhow::Result<()> {
-    let systems = systems(&args.systems);
     let options = weir_bench::scale::ScaleOptions {
-        launcher: Launcher {
-            weir_broker: args.programs.weir_broker,
-            kafka_script: args.kafka_script,
-            work_dir: args.programs.work_dir,
-        },
-        systems,
+        launcher: args.side_by_side.launcher(),
+        systems: args.side_by_side.systems(),
         partitions: args.partitions,
         connections: args.connections,
         groups: args.groups,

@@ -524,122 +524,97 @@ pub const END_MARKER: &str = "<!-- weir-bench:scale:end -->";
 /// The tables: per scenario and size, medians of the rounds, Weir beside Kafka.
 pub fn render(results: &ScaleResults) -> String {
     let mut out = String::new();
-    let head = "| size | metric | Weir | Kafka | Weir/Kafka |\n|---|---|---:|---:|---:|\n";
-    if !results.partitions.is_empty() {
-        out.push_str("#### Partitions on one broker (RF 1)\n\n");
-        out.push_str(head);
-        let mut sizes: Vec<i32> = results.partitions.iter().map(|p| p.partitions).collect();
-        sizes.sort();
-        sizes.dedup();
-        for n in sizes {
-            let of = |system: &str| -> Vec<&PartitionsPoint> {
-                results
-                    .partitions
-                    .iter()
-                    .filter(|p| p.partitions == n && p.system == system)
-                    .collect()
-            };
-            let (w, k) = (of("Weir"), of("Kafka"));
-            let size = format!("{n} partitions");
-            let metrics: [Metric<PartitionsPoint>; 6] = [
-                ("create until all led", "s", |p| p.create_seconds),
-                ("resident memory, idle", "MiB", |p| p.rss_bytes as f64),
-                ("CPU, idle", "%", |p| p.idle_cpu_percent),
-                ("produce 1 KiB over all", "MB/s", |p| p.produce_mb_per_s),
-                ("clean restart until all led", "s", |p| {
-                    p.clean_restart_seconds
-                }),
-                ("SIGKILL restart until all led", "s", |p| {
-                    p.unclean_restart_seconds
-                }),
-            ];
-            for (metric, unit, value) in metrics {
-                row(
-                    &mut out,
-                    &size,
-                    metric,
-                    unit,
-                    median_by(&w, value),
-                    median_by(&k, value),
-                );
-            }
-        }
-        out.push('\n');
-    }
-    if !results.connections.is_empty() {
-        out.push_str("#### Client connections on one broker\n\n");
-        out.push_str(head);
-        let mut sizes: Vec<usize> = results.connections.iter().map(|p| p.connections).collect();
-        sizes.sort();
-        sizes.dedup();
-        for n in sizes {
-            let of = |system: &str| -> Vec<&ConnectionsPoint> {
-                results
-                    .connections
-                    .iter()
-                    .filter(|p| p.connections == n && p.system == system)
-                    .collect()
-            };
-            let (w, k) = (of("Weir"), of("Kafka"));
-            let size = format!("{n} connections");
-            let metrics: [Metric<ConnectionsPoint>; 4] = [
-                ("connections opened (sequential)", "/s", |p| {
-                    p.accepts_per_second
-                }),
-                ("resident memory per connection", "KiB", |p| {
-                    p.rss_bytes_per_connection
-                }),
-                ("round trip p50, all open", "ms", |p| p.round_trip_p50_ms),
-                ("round trip p99, all open", "ms", |p| p.round_trip_p99_ms),
-            ];
-            for (metric, unit, value) in metrics {
-                row(
-                    &mut out,
-                    &size,
-                    metric,
-                    unit,
-                    median_by(&w, value),
-                    median_by(&k, value),
-                );
-            }
-        }
-        out.push('\n');
-    }
-    if !results.groups.is_empty() {
-        out.push_str("#### Consumer groups committing every second\n\n");
-        out.push_str(head);
-        let mut sizes: Vec<usize> = results.groups.iter().map(|p| p.groups).collect();
-        sizes.sort();
-        sizes.dedup();
-        for n in sizes {
-            let of = |system: &str| -> Vec<&GroupsPoint> {
-                results
-                    .groups
-                    .iter()
-                    .filter(|p| p.groups == n && p.system == system)
-                    .collect()
-            };
-            let (w, k) = (of("Weir"), of("Kafka"));
-            let size = format!("{n} groups");
-            let metrics: [Metric<GroupsPoint>; 3] = [
-                ("commit p50", "ms", |p| p.commit_p50_ms),
-                ("commit p99", "ms", |p| p.commit_p99_ms),
-                ("broker CPU", "%", |p| p.cpu_percent),
-            ];
-            for (metric, unit, value) in metrics {
-                row(
-                    &mut out,
-                    &size,
-                    metric,
-                    unit,
-                    median_by(&w, value),
-                    median_by(&k, value),
-                );
-            }
-        }
-        out.push('\n');
-    }
+    let partitions: [Metric<PartitionsPoint>; 6] = [
+        ("create until all led", "s", |p| p.create_seconds),
+        ("resident memory, idle", "MiB", |p| p.rss_bytes as f64),
+        ("CPU, idle", "%", |p| p.idle_cpu_percent),
+        ("produce 1 KiB over all", "MB/s", |p| p.produce_mb_per_s),
+        ("clean restart until all led", "s", |p| {
+            p.clean_restart_seconds
+        }),
+        ("SIGKILL restart until all led", "s", |p| {
+            p.unclean_restart_seconds
+        }),
+    ];
+    table(
+        &mut out,
+        "Partitions on one broker (RF 1)",
+        "partitions",
+        &results.partitions,
+        |p| (p.partitions as usize, p.system.as_str()),
+        &partitions,
+    );
+    let connections: [Metric<ConnectionsPoint>; 4] = [
+        ("connections opened (sequential)", "/s", |p| {
+            p.accepts_per_second
+        }),
+        ("resident memory per connection", "KiB", |p| {
+            p.rss_bytes_per_connection
+        }),
+        ("round trip p50, all open", "ms", |p| p.round_trip_p50_ms),
+        ("round trip p99, all open", "ms", |p| p.round_trip_p99_ms),
+    ];
+    table(
+        &mut out,
+        "Client connections on one broker",
+        "connections",
+        &results.connections,
+        |p| (p.connections, p.system.as_str()),
+        &connections,
+    );
+    let groups: [Metric<GroupsPoint>; 3] = [
+        ("commit p50", "ms", |p| p.commit_p50_ms),
+        ("commit p99", "ms", |p| p.commit_p99_ms),
+        ("broker CPU", "%", |p| p.cpu_percent),
+    ];
+    table(
+        &mut out,
+        "Consumer groups committing every second",
+        "groups",
+        &results.groups,
+        |p| (p.groups, p.system.as_str()),
+        &groups,
+    );
     out
+}
+
+/// One scenario's table: per size (ascending) and metric, the medians of Weir's and Kafka's
+/// runs and their ratio. Nothing when the scenario did not run.
+fn table<P>(
+    out: &mut String,
+    title: &str,
+    unit_of_size: &str,
+    points: &[P],
+    key: impl Fn(&P) -> (usize, &str),
+    metrics: &[Metric<P>],
+) {
+    if points.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "#### {title}\n\n| size | metric | Weir | Kafka | Weir/Kafka |\n|---|---|---:|---:|---:|\n"
+    );
+    let mut sizes: Vec<usize> = points.iter().map(|p| key(p).0).collect();
+    sizes.sort();
+    sizes.dedup();
+    for n in sizes {
+        let of =
+            |system: &str| -> Vec<&P> { points.iter().filter(|p| key(p) == (n, system)).collect() };
+        let (w, k) = (of("Weir"), of("Kafka"));
+        let size = format!("{n} {unit_of_size}");
+        for (metric, unit, value) in metrics {
+            row(
+                out,
+                &size,
+                metric,
+                unit,
+                median_by(&w, value),
+                median_by(&k, value),
+            );
+        }
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]

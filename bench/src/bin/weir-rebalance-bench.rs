@@ -7,19 +7,15 @@
 //! partition owned by exactly one member, none of the three empty-handed). It prints every
 //! run and the median.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, ClientContext};
+use rdkafka::ClientConfig;
+use weir_bench::join::{stable, Member};
 
 /// Rebalance time of a third member joining a two-member group.
 #[derive(Debug, Parser)]
@@ -51,97 +47,20 @@ struct Args {
     timeout_secs: u64,
 }
 
-/// The member's assignment as librdkafka applies it (incremental events for cooperative
-/// assignors, revoke-all then assign-all for eager ones).
-#[derive(Default)]
-struct Tracker {
-    assignment: Mutex<BTreeSet<i32>>,
-}
-
-/// One group member polling on its own thread until dropped (which closes it: LeaveGroup).
-struct Member {
-    tracker: Arc<Tracker>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-/// The consumer context: shares the tracker with the `Member` that reads it.
-struct SharedTracker(Arc<Tracker>);
-
-impl ClientContext for SharedTracker {}
-
-impl ConsumerContext for SharedTracker {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let mut owned = self.0.assignment.lock().unwrap_or_else(|e| e.into_inner());
-        match rebalance {
-            Rebalance::Assign(tpl) => owned.extend(tpl.elements().iter().map(|e| e.partition())),
-            Rebalance::Revoke(tpl) => {
-                for e in tpl.elements() {
-                    owned.remove(&e.partition());
-                }
-            }
-            Rebalance::Error(_) => {}
-        }
-    }
-}
-
-impl Member {
-    fn start(args: &Args, group: &str) -> anyhow::Result<Member> {
-        let tracker = Arc::new(Tracker::default());
-        let consumer: BaseConsumer<SharedTracker> = ClientConfig::new()
-            .set("bootstrap.servers", &args.brokers)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("partition.assignment.strategy", &args.assignor)
-            .set(
-                "heartbeat.interval.ms",
-                args.heartbeat_interval_ms.to_string(),
-            )
-            .set("session.timeout.ms", args.session_timeout_ms.to_string())
-            .create_with_context(SharedTracker(tracker.clone()))
-            .context("creating a consumer")?;
-        consumer.subscribe(&[&args.topic]).context("subscribing")?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
-                // Rebalance callbacks run inside poll.
-                let _ = consumer.poll(Duration::from_millis(20));
-            }
-        });
-        Ok(Member {
-            tracker,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    fn assignment(&self) -> BTreeSet<i32> {
-        self.tracker
-            .assignment
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Whether `members` hold every partition exactly once, each holding at least one.
-fn stable(members: &[&Member], partitions: i32) -> bool {
-    let sets: Vec<BTreeSet<i32>> = members.iter().map(|m| m.assignment()).collect();
-    let total: usize = sets.iter().map(BTreeSet::len).sum();
-    let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
-    sets.iter().all(|s| !s.is_empty())
-        && total == partitions as usize
-        && union == (0..partitions).collect()
+/// One member of `group`, configured as the arguments say.
+fn member(args: &Args, group: &str) -> anyhow::Result<Member> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &args.brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("partition.assignment.strategy", &args.assignor)
+        .set(
+            "heartbeat.interval.ms",
+            args.heartbeat_interval_ms.to_string(),
+        )
+        .set("session.timeout.ms", args.session_timeout_ms.to_string());
+    Member::subscribe(&config, &args.topic).context("starting a member")
 }
 
 fn wait_stable(members: &[&Member], args: &Args, what: &str) -> anyhow::Result<()> {
@@ -194,11 +113,11 @@ async fn main() -> anyhow::Result<()> {
     let mut times = Vec::with_capacity(args.runs);
     for run in 1..=args.runs {
         let group = format!("weir-rebalance-bench-{}-{run}", std::process::id());
-        let first = Member::start(&args, &group)?;
-        let second = Member::start(&args, &group)?;
+        let first = member(&args, &group)?;
+        let second = member(&args, &group)?;
         wait_stable(&[&first, &second], &args, "two members")?;
         let started = Instant::now();
-        let third = Member::start(&args, &group)?;
+        let third = member(&args, &group)?;
         wait_stable(&[&first, &second, &third], &args, "three members")?;
         let took = started.elapsed();
         println!(

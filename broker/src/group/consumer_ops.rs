@@ -88,6 +88,7 @@ impl GroupCoordinator {
         }
         if g.consumer.is_none() {
             let convertible = request.member_epoch == 0
+                && g.share.is_none()
                 && g.state() == GroupState::Empty
                 && g.members().is_empty();
             if !convertible {
@@ -196,9 +197,10 @@ impl GroupCoordinator {
     /// The records that remove a group of either kind from `__consumer_offsets` (its
     /// committed offsets aside).
     pub(super) fn group_tombstones(&self, g: &Group) -> Vec<OffsetsRecord> {
-        match &g.consumer {
-            Some(c) => consumer_records::tombstones(&g.group_id, c),
-            None => vec![(classic_key(&g.group_id), None)],
+        match (&g.consumer, &g.share) {
+            (Some(c), _) => consumer_records::tombstones(&g.group_id, c),
+            (_, Some(s)) => super::share_records::tombstones(&g.group_id, s),
+            _ => vec![(classic_key(&g.group_id), None)],
         }
     }
 

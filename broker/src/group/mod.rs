@@ -37,6 +37,8 @@ pub mod offsets;
 pub mod operations;
 pub mod rebalance;
 pub mod records;
+pub mod share_ops;
+pub mod share_records;
 pub mod sync;
 pub mod txn_commit;
 

@@ -42,6 +42,10 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod share_acknowledge;
+pub mod share_fetch;
+pub mod share_group_describe;
+pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod update_features;
@@ -182,6 +186,26 @@ pub async fn handle(
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
             consumer_group_heartbeat::handle(broker, r, version, &client).await,
         ),
+        RequestKind::ShareGroupHeartbeat(_)
+        | RequestKind::ShareGroupDescribe(_)
+        | RequestKind::ShareFetch(_)
+        | RequestKind::ShareAcknowledge(_)
+            if !broker.config.share_groups_enabled() =>
+        {
+            return Some(share_groups_disabled(&request.body));
+        }
+        RequestKind::ShareGroupHeartbeat(r) => {
+            ResponseKind::ShareGroupHeartbeat(share_group_heartbeat::handle(broker, r, &client))
+        }
+        RequestKind::ShareGroupDescribe(r) => {
+            ResponseKind::ShareGroupDescribe(share_group_describe::handle(broker, r, &authz))
+        }
+        RequestKind::ShareFetch(r) => {
+            ResponseKind::ShareFetch(share_fetch::handle(broker, r, &authz).await)
+        }
+        RequestKind::ShareAcknowledge(r) => {
+            ResponseKind::ShareAcknowledge(share_acknowledge::handle(broker, r, &authz))
+        }
         RequestKind::LeaveGroup(r) => {
             ResponseKind::LeaveGroup(leave_group::handle(broker, r, version))
         }
@@ -289,6 +313,39 @@ pub async fn handle(
             return None;
         }
     })
+}
+
+/// UNSUPPORTED_VERSION for a share group API while `group.share.enable` is off, as a Kafka
+/// broker without share groups answers.
+fn share_groups_disabled(body: &RequestKind) -> ResponseKind {
+    use kafka_protocol::messages::{
+        ShareAcknowledgeResponse, ShareFetchResponse, ShareGroupDescribeResponse,
+        ShareGroupHeartbeatResponse,
+    };
+    let code = kafka_protocol::error::ResponseError::UnsupportedVersion.code();
+    match body {
+        RequestKind::ShareGroupDescribe(r) => ResponseKind::ShareGroupDescribe(
+            ShareGroupDescribeResponse::default().with_groups(
+                r.group_ids
+                    .iter()
+                    .map(|g| {
+                        kafka_protocol::messages::share_group_describe_response::DescribedGroup::default()
+                            .with_group_id(g.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::ShareFetch(_) => {
+            ResponseKind::ShareFetch(ShareFetchResponse::default().with_error_code(code))
+        }
+        RequestKind::ShareAcknowledge(_) => ResponseKind::ShareAcknowledge(
+            ShareAcknowledgeResponse::default().with_error_code(code),
+        ),
+        _ => ResponseKind::ShareGroupHeartbeat(
+            ShareGroupHeartbeatResponse::default().with_error_code(code),
+        ),
+    }
 }
 
 /// Config overrides from a request's `(name, value)` pairs; a null value sets nothing.

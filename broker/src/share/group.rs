@@ -57,6 +57,17 @@ pub struct ShareGroupConfig {
     pub max_size: usize,
 }
 
+impl ShareGroupConfig {
+    /// The settings in force.
+    pub fn from_broker(config: &crate::config::BrokerConfig) -> Self {
+        Self {
+            session_timeout_ms: config.group_share("group.share.session.timeout.ms") as i32,
+            heartbeat_interval_ms: config.group_share("group.share.heartbeat.interval.ms") as i32,
+            max_size: config.group_share("group.share.max.size") as usize,
+        }
+    }
+}
+
 impl Default for ShareGroupConfig {
     fn default() -> Self {
         Self {

@@ -9,6 +9,8 @@
 //!   passed in, the log is read by the caller.
 //! - [`assignor`]: the share groups' server-side assignment, where several members may hold
 //!   the same partition.
+//! - [`session`]: share sessions (ShareSessionEpoch), pure; [`manager`]: the share partitions
+//!   this broker leads and its share sessions, which ShareFetch and ShareAcknowledge use.
 //! - [`group`]: a share group's membership and epochs (ShareGroupHeartbeat), pure; the group
 //!   coordinator ([`crate::group`]) holds it next to the other group types.
 //!
@@ -18,7 +20,9 @@
 
 pub mod assignor;
 pub mod group;
+pub mod manager;
 pub mod partition;
+pub mod session;
 
 pub use partition::{
     AcknowledgeType, AcquiredRecords, DeliveryState, SharePartition, SharePartitionConfig,

@@ -53,6 +53,17 @@ pub struct SharePartitionConfig {
     pub max_record_locks: usize,
 }
 
+impl SharePartitionConfig {
+    /// The settings in force.
+    pub fn from_broker(config: &crate::config::BrokerConfig) -> Self {
+        Self {
+            record_lock_duration_ms: config.group_share("group.share.record.lock.duration.ms"),
+            delivery_count_limit: config.group_share("group.share.delivery.count.limit") as i16,
+            max_record_locks: config.group_share("group.share.partition.max.record.locks") as usize,
+        }
+    }
+}
+
 impl Default for SharePartitionConfig {
     fn default() -> Self {
         Self {
@@ -221,6 +232,8 @@ impl InFlightRecord {
 /// Counters of what happened to the partition's records, for the `weir_share_*` metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SharePartitionStats {
+    /// Records acquired.
+    pub acquired: u64,
     /// Records acquired again after an earlier delivery.
     pub redeliveries: u64,
     /// Records archived (rejected, gaps, or out of deliveries).
@@ -404,6 +417,7 @@ impl SharePartition {
             if record.delivery_count > 0 {
                 self.stats.redeliveries += 1;
             }
+            self.stats.acquired += 1;
             record.state = DeliveryState::Acquired;
             record.delivery_count = record.delivery_count.saturating_add(1);
             record.member_id = Some(member_id.to_string());
@@ -424,6 +438,28 @@ impl SharePartition {
             }
         }
         acquired
+    }
+
+    /// Archives the offsets of `first_offset..=last_offset` that no member holds and were not
+    /// acknowledged: a control batch (transaction marker), which is never delivered. New
+    /// offsets join the window while it has room.
+    pub fn archive_range(&mut self, first_offset: i64, last_offset: i64) {
+        for offset in first_offset.max(self.start_offset)..=last_offset {
+            if offset >= self.next_offset {
+                if !self.window_has_room() {
+                    break;
+                }
+                self.next_offset = offset + 1;
+            }
+            let record = self
+                .records
+                .entry(offset)
+                .or_insert_with(|| InFlightRecord::available(0));
+            if record.state == DeliveryState::Available {
+                record.state = DeliveryState::Archived;
+            }
+        }
+        self.advance_start_offset();
     }
 
     /// Applies `member_id`'s acknowledgement of `first_offset..=last_offset`: one type for the

@@ -261,3 +261,14 @@ fn reset_start_offset_drops_the_window_below() {
     sp.reset_start_offset(100);
     assert_eq!((sp.start_offset(), sp.fetch_offset()), (100, Some(100)));
 }
+
+#[test]
+fn control_batches_are_archived_not_delivered() {
+    let mut sp = SharePartition::new(config(), 0);
+    sp.acquire(A, 0, 1, 10, 0);
+    sp.archive_range(2, 2);
+    assert_eq!(sp.state_of(2), Some((DeliveryState::Archived, 0)));
+    sp.acknowledge(A, 0, 1, &[AcknowledgeType::Accept], 0)
+        .unwrap();
+    assert_eq!(sp.start_offset(), 3);
+}

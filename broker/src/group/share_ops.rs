@@ -1,0 +1,150 @@
+//! The coordinator's side of KIP-932 share groups: ShareGroupHeartbeat and
+//! ShareGroupDescribe through the pure [`ShareGroup`], and its session timers. A share group
+//! lives in the same map as the other group types (its [`Group::share`] half set), so a group
+//! id is of one type at a time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use parking_lot::Mutex;
+
+use super::classic::{Group, GroupState};
+use super::consumer::{HeartbeatAnswer, HeartbeatError, TopicImage};
+use super::coordinator::GroupCoordinator;
+use crate::group::assignor::Assignment;
+use crate::share::group::{ShareGroup, ShareHeartbeat, ShareMember};
+
+fn error(code: i16) -> HeartbeatError {
+    HeartbeatError {
+        code,
+        message: String::new(),
+    }
+}
+
+fn not_a_share_group(group_id: &str) -> HeartbeatError {
+    HeartbeatError {
+        code: ResponseError::GroupIdNotFound.code(),
+        message: format!("Group {group_id} is not a share group."),
+    }
+}
+
+/// A share group as ShareGroupDescribe shows it.
+#[derive(Debug, Clone)]
+pub struct ShareGroupDescription {
+    /// Kafka's state name.
+    pub state: &'static str,
+    /// The group epoch.
+    pub group_epoch: i32,
+    /// The target assignment's epoch.
+    pub assignment_epoch: i32,
+    /// The members, each with its target assignment.
+    pub members: Vec<(ShareMember, Assignment)>,
+    /// Topic names by id, for the assignments.
+    pub topic_names: HashMap<uuid::Uuid, String>,
+}
+
+impl GroupCoordinator {
+    /// ShareGroupHeartbeat. Epoch 0 creates the group; any other epoch needs it to exist
+    /// (GROUP_ID_NOT_FOUND). A group id held by a classic or consumer group with members or
+    /// committed offsets is not a share group (GROUP_ID_NOT_FOUND, as Kafka); an empty classic
+    /// group without offsets becomes one.
+    pub fn share_group_heartbeat(
+        &self,
+        group_id: &str,
+        request: ShareHeartbeat,
+    ) -> Result<HeartbeatAnswer, HeartbeatError> {
+        let group: Arc<Mutex<Group>> = if request.member_epoch == 0 {
+            self.group_or_create(group_id).map_err(error)?
+        } else {
+            match self.group(group_id).map_err(error)? {
+                Some(g) => g,
+                None => {
+                    return Err(HeartbeatError {
+                        code: ResponseError::GroupIdNotFound.code(),
+                        message: format!("Group {group_id} not found."),
+                    })
+                }
+            }
+        };
+        let mut g = group.lock();
+        let now = self.now_ms();
+        if g.state() == GroupState::Dead {
+            return Err(error(ResponseError::NotCoordinator.code()));
+        }
+        if g.share.is_none() {
+            let convertible = request.member_epoch == 0
+                && g.consumer.is_none()
+                && g.state() == GroupState::Empty
+                && g.members().is_empty()
+                && g.offsets().is_empty();
+            if !convertible {
+                return Err(not_a_share_group(group_id));
+            }
+            g.share = Some(ShareGroup::new());
+        }
+        let topics = self.topic_image();
+        let config = &self.share_config;
+        let answer = match g.share.as_mut() {
+            Some(s) => s.heartbeat(request, &topics, config, now),
+            None => Err(error(ResponseError::UnknownServerError.code())),
+        };
+        g.sync_consumer_state(now);
+        answer
+    }
+
+    /// Session timeouts and topic changes of one share group (from the coordinator's tick).
+    pub(super) fn tick_share_group(
+        &self,
+        g: &mut Group,
+        topics: &mut Option<TopicImage>,
+        now_ms: i64,
+    ) {
+        let Some(s) = g.share.as_mut() else { return };
+        if s.members().is_empty() {
+            return;
+        }
+        let image = topics.get_or_insert_with(|| self.topic_image());
+        let removed = s.tick(Some(image), now_ms);
+        if !removed.is_empty() {
+            tracing::info!(group = %g.group_id, members = ?removed, "share group members removed (session timeout)");
+        }
+        g.sync_consumer_state(now_ms);
+    }
+
+    /// ShareGroupDescribe of one group: GROUP_ID_NOT_FOUND for an unknown group or one of
+    /// another type, with Kafka's messages.
+    pub fn describe_share_group(
+        &self,
+        group_id: &str,
+    ) -> Result<ShareGroupDescription, HeartbeatError> {
+        let Some(group) = self.group(group_id).map_err(error)? else {
+            return Err(HeartbeatError {
+                code: ResponseError::GroupIdNotFound.code(),
+                message: format!("Group {group_id} not found."),
+            });
+        };
+        let g = group.lock();
+        let Some(s) = g.share().filter(|_| g.state() != GroupState::Dead) else {
+            return Err(not_a_share_group(group_id));
+        };
+        Ok(ShareGroupDescription {
+            state: s.state().name(),
+            group_epoch: s.group_epoch(),
+            assignment_epoch: s.assignment_epoch(),
+            members: s
+                .members()
+                .values()
+                .map(|m| {
+                    let target = s.target_of(&m.member_id).cloned().unwrap_or_default();
+                    (m.clone(), target)
+                })
+                .collect(),
+            topic_names: self
+                .topic_image()
+                .into_iter()
+                .map(|(name, (id, _))| (id, name))
+                .collect(),
+        })
+    }
+}

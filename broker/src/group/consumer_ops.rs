@@ -199,7 +199,8 @@ impl GroupCoordinator {
     pub(super) fn group_tombstones(&self, g: &Group) -> Vec<OffsetsRecord> {
         match (&g.consumer, &g.share) {
             (Some(c), _) => consumer_records::tombstones(&g.group_id, c),
-            (_, Some(s)) => super::share_records::tombstones(&g.group_id, s),
+            // Share group membership is not written to the topic yet: nothing to remove.
+            (_, Some(_)) => Vec::new(),
             _ => vec![(classic_key(&g.group_id), None)],
         }
     }

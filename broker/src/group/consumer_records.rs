@@ -180,14 +180,8 @@ pub fn decode_current_assignment(
 
 /// The key of a consumer-group record.
 pub fn encode_key(kind: ConsumerRecordType, group: &str, member: Option<&str>) -> Bytes {
-    encode_record_key(kind as i16, group, member)
-}
-
-/// The key of a group record of any KIP-848-style type (consumer or share groups): the type
-/// as the key's version, the group id, and the member id for a member's record.
-pub fn encode_record_key(record_type: i16, group: &str, member: Option<&str>) -> Bytes {
     let mut buf = BytesMut::with_capacity(64);
-    buf.put_i16(record_type);
+    buf.put_i16(kind as i16);
     put_string(&mut buf, group);
     if let Some(member) = member {
         put_string(&mut buf, member);

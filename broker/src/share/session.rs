@@ -167,3 +167,42 @@ impl ShareSessionCache {
         self.sessions.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> SharePartitionId {
+        (Uuid::from_u128(1), p)
+    }
+
+    #[test]
+    fn epochs_open_continue_and_close_a_session() {
+        let mut cache = ShareSessionCache::default();
+        let opened = cache.update("g", "m", 0, [tp(0)], []).unwrap();
+        assert!(opened.full && !opened.closed);
+        let next = cache.update("g", "m", 1, [tp(1)], [tp(0)]).unwrap();
+        assert_eq!(next.partitions, BTreeSet::from([tp(1)]));
+        let stale = cache.update("g", "m", 1, [], []).unwrap_err();
+        assert_eq!(stale.code(), ResponseError::InvalidShareSessionEpoch.code());
+        assert_eq!(cache.acknowledge("g", "m", 2), Ok(None));
+        let closed = cache.acknowledge("g", "m", FINAL_EPOCH).unwrap();
+        assert_eq!(closed, Some(BTreeSet::from([tp(1)])));
+        assert!(cache.is_empty());
+        let gone = cache.update("g", "m", 3, [], []).unwrap_err();
+        assert_eq!(gone.code(), ResponseError::ShareSessionNotFound.code());
+    }
+
+    #[test]
+    fn acknowledge_never_opens_a_session_and_epoch_zero_replaces_one() {
+        let mut cache = ShareSessionCache::default();
+        let code = cache.acknowledge("g", "m", 0).unwrap_err().code();
+        assert_eq!(code, ResponseError::InvalidShareSessionEpoch.code());
+        cache.update("g", "m", 0, [tp(0)], []).unwrap();
+        cache.update("g", "m", 1, [], []).unwrap();
+        let reopened = cache.update("g", "m", 0, [tp(2)], []).unwrap();
+        assert_eq!(reopened.partitions, BTreeSet::from([tp(2)]));
+        assert_eq!(cache.len(), 1);
+        cache.update("g", "m", 1, [], []).unwrap();
+    }
+}

@@ -81,17 +81,15 @@ fn validate(request: &ShareGroupHeartbeatRequest) -> Result<(), HeartbeatError> 
     if request.member_id.is_empty() {
         return Err(invalid("MemberId can't be empty."));
     }
+    let subscribed = request
+        .subscribed_topic_names
+        .as_ref()
+        .is_some_and(|names| !names.is_empty());
     match request.member_epoch {
-        0 => {
-            if request
-                .subscribed_topic_names
-                .as_ref()
-                .is_none_or(|names| names.is_empty())
-            {
-                return Err(invalid(
-                    "SubscribedTopicNames must be set in first request.",
-                ));
-            }
+        0 if !subscribed => {
+            return Err(invalid(
+                "SubscribedTopicNames must be set in first request.",
+            ));
         }
         epoch if epoch < LEAVE_GROUP_MEMBER_EPOCH => {
             return Err(invalid("MemberEpoch is invalid."));

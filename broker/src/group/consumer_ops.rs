@@ -68,19 +68,7 @@ impl GroupCoordinator {
         group_id: &str,
         request: Heartbeat,
     ) -> Result<(HeartbeatAnswer, Option<Appended>), HeartbeatError> {
-        let group: Arc<Mutex<Group>> = if request.member_epoch == 0 {
-            self.group_or_create(group_id).map_err(error)?
-        } else {
-            match self.group(group_id).map_err(error)? {
-                Some(g) => g,
-                None => {
-                    return Err(HeartbeatError {
-                        code: ResponseError::GroupIdNotFound.code(),
-                        message: format!("Group {group_id} not found."),
-                    })
-                }
-            }
-        };
+        let group = self.heartbeat_group(group_id, request.member_epoch == 0)?;
         let mut g = group.lock();
         let now = self.now_ms();
         if g.state() == GroupState::Dead {
@@ -131,6 +119,24 @@ impl GroupCoordinator {
                 Err(error(code))
             }
         }
+    }
+
+    /// The group a heartbeat (consumer or share) names: created by a join, else it must
+    /// exist (GROUP_ID_NOT_FOUND, as Kafka).
+    pub(super) fn heartbeat_group(
+        &self,
+        group_id: &str,
+        joining: bool,
+    ) -> Result<Arc<Mutex<Group>>, HeartbeatError> {
+        if joining {
+            return self.group_or_create(group_id).map_err(error);
+        }
+        self.group(group_id)
+            .map_err(error)?
+            .ok_or_else(|| HeartbeatError {
+                code: ResponseError::GroupIdNotFound.code(),
+                message: format!("Group {group_id} not found."),
+            })
     }
 
     /// The `group.consumer.*` settings in force.
@@ -262,9 +268,10 @@ impl GroupCoordinator {
     }
 }
 
-/// A consumer group as ConsumerGroupDescribe shows it.
+/// A KIP-848-style group (consumer or share) as ConsumerGroupDescribe and ShareGroupDescribe
+/// show it, with members of type `M`.
 #[derive(Debug, Clone)]
-pub struct ConsumerGroupDescription {
+pub struct GroupDescription<M> {
     /// Kafka's state name.
     pub state: &'static str,
     /// The group epoch.
@@ -273,11 +280,14 @@ pub struct ConsumerGroupDescription {
     pub assignment_epoch: i32,
     /// The assignor the group uses.
     pub assignor_name: &'static str,
-    /// The members, each with its current and target assignment.
-    pub members: Vec<(ConsumerMember, Assignment)>,
+    /// The members, each with its target assignment.
+    pub members: Vec<(M, Assignment)>,
     /// Topic names by id, for the assignments.
     pub topic_names: HashMap<uuid::Uuid, String>,
 }
+
+/// A consumer group as ConsumerGroupDescribe shows it.
+pub type ConsumerGroupDescription = GroupDescription<ConsumerMember>;
 
 impl GroupCoordinator {
     /// ConsumerGroupDescribe of one group: GROUP_ID_NOT_FOUND for an unknown group or a
@@ -312,11 +322,15 @@ impl GroupCoordinator {
                     (m.clone(), target)
                 })
                 .collect(),
-            topic_names: self
-                .topic_image()
-                .into_iter()
-                .map(|(name, (id, _))| (id, name))
-                .collect(),
+            topic_names: self.topic_names(),
         })
+    }
+
+    /// The topics of the metadata image by id, for describing assignments.
+    pub(super) fn topic_names(&self) -> HashMap<uuid::Uuid, String> {
+        self.topic_image()
+            .into_iter()
+            .map(|(name, (id, _))| (id, name))
+            .collect()
     }
 }

@@ -471,7 +471,17 @@ async fn a_share_group_is_its_own_type_and_deleted_when_empty() {
     // Two members, two partitions of t: one each.
     assert_eq!((count(&a), count(&b)), (2, 1));
     assert_eq!(b.member_epoch, 2);
-    let listed = c.list(&[], &["share".to_string()]).unwrap();
+    // ListGroups answers once every partition of the topic has loaded, not only sg's.
+    let listed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match c.list(&[], &["share".to_string()]) {
+                Ok(listed) => break listed,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("every __consumer_offsets partition loads");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].protocol_type, "share");
     let described = c.describe_share_group("sg").unwrap();

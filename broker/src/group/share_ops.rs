@@ -3,16 +3,13 @@
 //! lives in the same map as the other group types (its [`Group::share`] half set), so a group
 //! id is of one type at a time.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
-use parking_lot::Mutex;
 
 use super::classic::{Group, GroupState};
 use super::consumer::{HeartbeatAnswer, HeartbeatError, TopicImage};
+use super::consumer_ops::GroupDescription;
 use super::coordinator::GroupCoordinator;
-use crate::group::assignor::Assignment;
+use crate::share::assignor::SIMPLE_ASSIGNOR;
 use crate::share::group::{ShareGroup, ShareHeartbeat, ShareMember};
 
 fn error(code: i16) -> HeartbeatError {
@@ -30,19 +27,7 @@ fn not_a_share_group(group_id: &str) -> HeartbeatError {
 }
 
 /// A share group as ShareGroupDescribe shows it.
-#[derive(Debug, Clone)]
-pub struct ShareGroupDescription {
-    /// Kafka's state name.
-    pub state: &'static str,
-    /// The group epoch.
-    pub group_epoch: i32,
-    /// The target assignment's epoch.
-    pub assignment_epoch: i32,
-    /// The members, each with its target assignment.
-    pub members: Vec<(ShareMember, Assignment)>,
-    /// Topic names by id, for the assignments.
-    pub topic_names: HashMap<uuid::Uuid, String>,
-}
+pub type ShareGroupDescription = GroupDescription<ShareMember>;
 
 impl GroupCoordinator {
     /// ShareGroupHeartbeat. Epoch 0 creates the group; any other epoch needs it to exist
@@ -54,19 +39,7 @@ impl GroupCoordinator {
         group_id: &str,
         request: ShareHeartbeat,
     ) -> Result<HeartbeatAnswer, HeartbeatError> {
-        let group: Arc<Mutex<Group>> = if request.member_epoch == 0 {
-            self.group_or_create(group_id).map_err(error)?
-        } else {
-            match self.group(group_id).map_err(error)? {
-                Some(g) => g,
-                None => {
-                    return Err(HeartbeatError {
-                        code: ResponseError::GroupIdNotFound.code(),
-                        message: format!("Group {group_id} not found."),
-                    })
-                }
-            }
-        };
+        let group = self.heartbeat_group(group_id, request.member_epoch == 0)?;
         let mut g = group.lock();
         let now = self.now_ms();
         if g.state() == GroupState::Dead {
@@ -132,6 +105,7 @@ impl GroupCoordinator {
             state: s.state().name(),
             group_epoch: s.group_epoch(),
             assignment_epoch: s.assignment_epoch(),
+            assignor_name: SIMPLE_ASSIGNOR,
             members: s
                 .members()
                 .values()
@@ -140,11 +114,7 @@ impl GroupCoordinator {
                     (m.clone(), target)
                 })
                 .collect(),
-            topic_names: self
-                .topic_image()
-                .into_iter()
-                .map(|(name, (id, _))| (id, name))
-                .collect(),
+            topic_names: self.topic_names(),
         })
     }
 }

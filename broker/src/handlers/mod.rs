@@ -1,6 +1,41 @@
 //! One handler per Kafka API. Each takes the decoded request and returns the typed response;
 //! framing, metrics and version checks happen in [`crate::server`] and [`crate::protocol`].
 
+/// The answer to a KIP-848-style heartbeat (ConsumerGroupHeartbeat, ShareGroupHeartbeat) from
+/// the coordinator's `Result<HeartbeatAnswer, HeartbeatError>`: `$module` is the response's
+/// message module, whose `Assignment` and `TopicPartitions` the two APIs define alike.
+macro_rules! heartbeat_response {
+    ($module:ident, $response:ident, $api:literal, $broker:expr, $group_id:expr, $request:expr, $answer:expr) => {
+        match $answer {
+            Ok(a) => kafka_protocol::messages::$response::default()
+                .with_member_id(Some($crate::handlers::text(a.member_id)))
+                .with_member_epoch(a.member_epoch)
+                .with_heartbeat_interval_ms(a.heartbeat_interval_ms)
+                .with_assignment(a.assignment.map(|assigned| {
+                    kafka_protocol::messages::$module::Assignment::default().with_topic_partitions(
+                        assigned
+                            .into_iter()
+                            .map(|(topic_id, partitions)| {
+                                kafka_protocol::messages::$module::TopicPartitions::default()
+                                    .with_topic_id(topic_id)
+                                    .with_partitions(partitions.into_iter().collect())
+                            })
+                            .collect(),
+                    )
+                })),
+            Err(e) => {
+                tracing::debug!(group = %$group_id, member = %$request.member_id.as_str(), epoch = $request.member_epoch, error_code = e.code, message = %e.message, concat!($api, " refused"));
+                $broker.count_error($api, e.code);
+                kafka_protocol::messages::$response::default()
+                    .with_error_code(e.code)
+                    .with_error_message(
+                        (!e.message.is_empty()).then(|| $crate::handlers::text(e.message)),
+                    )
+            }
+        }
+    };
+}
+
 pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::share_acknowledge_response::{
     LeaderIdAndEpoch, PartitionData, ShareAcknowledgeTopicResponse,
 };
@@ -13,10 +12,9 @@ use kafka_protocol::messages::{ShareAcknowledgeRequest, ShareAcknowledgeResponse
 use uuid::Uuid;
 
 use super::authz::Authz;
-use super::share_fetch::{acknowledge, denied_topics};
+use super::share_fetch::{acknowledge, denied_topics, share_member};
 use super::text;
 use crate::broker::Broker;
-use crate::controller::acl::AclOperation;
 use crate::share::manager::AcknowledgementBatch;
 use crate::share::session::SharePartitionId;
 
@@ -26,34 +24,20 @@ pub fn handle(
     request: ShareAcknowledgeRequest,
     authz: &Authz<'_>,
 ) -> ShareAcknowledgeResponse {
-    let group_id = request
-        .group_id
-        .as_ref()
-        .map(|g| g.to_string())
-        .unwrap_or_default();
-    let member_id = request
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
     let fail = |code: i16, message: String| {
         broker.count_error("ShareAcknowledge", code);
         ShareAcknowledgeResponse::default()
             .with_error_code(code)
             .with_error_message(Some(text(message)))
     };
-    if group_id.is_empty() || member_id.is_empty() {
-        return fail(
-            ResponseError::InvalidRequest.code(),
-            "GroupId and MemberId must be set.".to_string(),
-        );
-    }
-    if !authz.group(AclOperation::Read, &group_id) {
-        return fail(
-            ResponseError::GroupAuthorizationFailed.code(),
-            String::new(),
-        );
-    }
+    let (group_id, member_id) = match share_member(
+        request.group_id.as_ref().map(|g| g.as_str()),
+        request.member_id.as_ref().map(|m| m.as_str()),
+        authz,
+    ) {
+        Ok(ids) => ids,
+        Err((code, message)) => return fail(code, message.to_string()),
+    };
     let closes =
         match broker
             .share
@@ -73,13 +57,8 @@ pub fn handle(
             let batches = p
                 .acknowledgement_batches
                 .iter()
-                .map(|b| AcknowledgementBatch {
-                    first_offset: b.first_offset,
-                    last_offset: b.last_offset,
-                    acknowledge_types: b.acknowledge_types.clone(),
-                })
-                .collect();
-            ((t.topic_id, p.partition_index), batches)
+                .map(AcknowledgementBatch::from);
+            ((t.topic_id, p.partition_index), batches.collect())
         })
     });
     let codes = acknowledge(broker, &group_id, &member_id, acknowledgements, &denied);

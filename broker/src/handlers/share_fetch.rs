@@ -40,28 +40,20 @@ pub async fn handle(
     request: ShareFetchRequest,
     authz: &Authz<'_>,
 ) -> ShareFetchResponse {
-    let group_id = request
-        .group_id
-        .as_ref()
-        .map(|g| g.to_string())
-        .unwrap_or_default();
-    let member_id = request
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
     let fail = |code: i16, message: &str| {
         broker.count_error("ShareFetch", code);
         ShareFetchResponse::default()
             .with_error_code(code)
             .with_error_message(Some(text(message)))
     };
-    if group_id.is_empty() || member_id.is_empty() {
-        return fail(
-            ResponseError::InvalidRequest.code(),
-            "GroupId and MemberId must be set.",
-        );
-    }
+    let (group_id, member_id) = match share_member(
+        request.group_id.as_ref().map(|g| g.as_str()),
+        request.member_id.as_ref().map(|m| m.as_str()),
+        authz,
+    ) {
+        Ok(ids) => ids,
+        Err((code, message)) => return fail(code, message),
+    };
     let has_acks = request
         .topics
         .iter()
@@ -72,9 +64,6 @@ pub async fn handle(
             ResponseError::InvalidRequest.code(),
             "Acknowledge data present on initial epoch.",
         );
-    }
-    if !authz.group(AclOperation::Read, &group_id) {
-        return fail(ResponseError::GroupAuthorizationFailed.code(), "");
     }
     let added: Vec<SharePartitionId> = request
         .topics
@@ -105,13 +94,8 @@ pub async fn handle(
             let batches = p
                 .acknowledgement_batches
                 .iter()
-                .map(|b| AcknowledgementBatch {
-                    first_offset: b.first_offset,
-                    last_offset: b.last_offset,
-                    acknowledge_types: b.acknowledge_types.clone(),
-                })
-                .collect();
-            ((t.topic_id, p.partition_index), batches)
+                .map(AcknowledgementBatch::from);
+            ((t.topic_id, p.partition_index), batches.collect())
         })
     });
     let mut answers: BTreeMap<SharePartitionId, PartitionAnswer> =
@@ -147,6 +131,26 @@ pub async fn handle(
         }
     }
     response(broker, answers)
+}
+
+/// The group and member ids of a ShareFetch or ShareAcknowledge, both required
+/// (INVALID_REQUEST), and READ on the group (GROUP_AUTHORIZATION_FAILED).
+pub(super) fn share_member(
+    group_id: Option<&str>,
+    member_id: Option<&str>,
+    authz: &Authz<'_>,
+) -> Result<(String, String), (i16, &'static str)> {
+    let (group_id, member_id) = (group_id.unwrap_or_default(), member_id.unwrap_or_default());
+    if group_id.is_empty() || member_id.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            "GroupId and MemberId must be set.",
+        ));
+    }
+    if !authz.group(AclOperation::Read, group_id) {
+        return Err((ResponseError::GroupAuthorizationFailed.code(), ""));
+    }
+    Ok((group_id.to_string(), member_id.to_string()))
 }
 
 /// Applies a request's acknowledgements (the partitions with batches); Kafka's error code per

@@ -13,7 +13,6 @@ use super::text;
 use crate::broker::Broker;
 use crate::controller::acl::AclOperation;
 use crate::group::assignor::Assignment;
-use crate::share::assignor::SIMPLE_ASSIGNOR;
 
 /// Answers ShareGroupDescribe.
 pub fn handle(
@@ -74,7 +73,7 @@ pub fn handle(
                     base.with_group_state(text(d.state))
                         .with_group_epoch(d.group_epoch)
                         .with_assignment_epoch(d.assignment_epoch)
-                        .with_assignor_name(text(SIMPLE_ASSIGNOR))
+                        .with_assignor_name(text(d.assignor_name))
                         .with_members(members)
                 }
             }

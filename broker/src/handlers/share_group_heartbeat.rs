@@ -5,12 +5,9 @@
 //! [`crate::share::group`].
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::share_group_heartbeat_response::{
-    Assignment as WireAssignment, TopicPartitions,
-};
 use kafka_protocol::messages::{ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse};
 
-use super::{text, ClientInfo};
+use super::ClientInfo;
 use crate::broker::Broker;
 use crate::group::consumer::HeartbeatError;
 use crate::share::group::{ShareHeartbeat, LEAVE_GROUP_MEMBER_EPOCH};
@@ -36,31 +33,15 @@ pub fn handle(
         };
         broker.groups.share_group_heartbeat(&group_id, heartbeat)
     });
-    match answer {
-        Ok(a) => ShareGroupHeartbeatResponse::default()
-            .with_member_id(Some(text(a.member_id)))
-            .with_member_epoch(a.member_epoch)
-            .with_heartbeat_interval_ms(a.heartbeat_interval_ms)
-            .with_assignment(a.assignment.map(|assigned| {
-                WireAssignment::default().with_topic_partitions(
-                    assigned
-                        .into_iter()
-                        .map(|(topic_id, partitions)| {
-                            TopicPartitions::default()
-                                .with_topic_id(topic_id)
-                                .with_partitions(partitions.into_iter().collect())
-                        })
-                        .collect(),
-                )
-            })),
-        Err(e) => {
-            tracing::debug!(group = %group_id, member = %request.member_id.as_str(), epoch = request.member_epoch, error_code = e.code, message = %e.message, "ShareGroupHeartbeat refused");
-            broker.count_error("ShareGroupHeartbeat", e.code);
-            ShareGroupHeartbeatResponse::default()
-                .with_error_code(e.code)
-                .with_error_message((!e.message.is_empty()).then(|| text(e.message)))
-        }
-    }
+    heartbeat_response!(
+        share_group_heartbeat_response,
+        ShareGroupHeartbeatResponse,
+        "ShareGroupHeartbeat",
+        broker,
+        group_id,
+        request,
+        answer
+    )
 }
 
 fn invalid(message: &str) -> HeartbeatError {

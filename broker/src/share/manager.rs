@@ -21,7 +21,8 @@ use prometheus::{IntCounter, IntGauge};
 use uuid::Uuid;
 
 use super::partition::{
-    AcknowledgeType, AcquiredRecords, SharePartition, SharePartitionConfig, SharePartitionStats,
+    push_run, AcknowledgeType, AcquiredRecords, SharePartition, SharePartitionConfig,
+    SharePartitionStats,
 };
 use super::session::{SessionUpdate, SharePartitionId, ShareSessionCache, ShareSessionError};
 use crate::clock::Clock;
@@ -48,6 +49,30 @@ pub struct AcknowledgementBatch {
     pub last_offset: i64,
     /// Kafka's acknowledge type codes.
     pub acknowledge_types: Vec<i8>,
+}
+
+impl From<&kafka_protocol::messages::share_fetch_request::AcknowledgementBatch>
+    for AcknowledgementBatch
+{
+    fn from(b: &kafka_protocol::messages::share_fetch_request::AcknowledgementBatch) -> Self {
+        Self {
+            first_offset: b.first_offset,
+            last_offset: b.last_offset,
+            acknowledge_types: b.acknowledge_types.clone(),
+        }
+    }
+}
+
+impl From<&kafka_protocol::messages::share_acknowledge_request::AcknowledgementBatch>
+    for AcknowledgementBatch
+{
+    fn from(b: &kafka_protocol::messages::share_acknowledge_request::AcknowledgementBatch) -> Self {
+        Self {
+            first_offset: b.first_offset,
+            last_offset: b.last_offset,
+            acknowledge_types: b.acknowledge_types.clone(),
+        }
+    }
 }
 
 /// What a ShareFetch got from one partition.
@@ -368,15 +393,7 @@ impl SharePartitionManager {
             }
             for run in got {
                 remaining -= (run.last_offset - run.first_offset + 1) as usize;
-                match out.acquired.last_mut() {
-                    Some(last)
-                        if last.last_offset + 1 == run.first_offset
-                            && last.delivery_count == run.delivery_count =>
-                    {
-                        last.last_offset = run.last_offset
-                    }
-                    _ => out.acquired.push(run),
-                }
+                push_run(&mut out.acquired, run);
             }
             span = Some(span.map_or((range.start, range.end), |(s, _)| (s, range.end)));
         }

@@ -157,6 +157,20 @@ pub struct AcquiredRecords {
     pub delivery_count: i16,
 }
 
+/// Appends `run` to `runs`, merged into the last run when it follows it with the same
+/// delivery count (as ShareFetch's `AcquiredRecords` are best sent).
+pub fn push_run(runs: &mut Vec<AcquiredRecords>, run: AcquiredRecords) {
+    match runs.last_mut() {
+        Some(last)
+            if last.last_offset + 1 == run.first_offset
+                && last.delivery_count == run.delivery_count =>
+        {
+            last.last_offset = run.last_offset
+        }
+        _ => runs.push(run),
+    }
+}
+
 /// A run of offsets with one state and delivery count, as the `StateBatches` of Kafka's
 /// ShareSnapshot and ShareUpdate records store them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,6 +378,22 @@ impl SharePartition {
         available.or_else(|| self.window_has_room().then_some(self.next_offset))
     }
 
+    /// The record at `offset` of the window (at or above SPSO), the window growing to it while
+    /// it has room; `None` past a full window.
+    fn window_entry(&mut self, offset: i64) -> Option<&mut InFlightRecord> {
+        if offset >= self.next_offset {
+            if !self.window_has_room() {
+                return None;
+            }
+            self.next_offset = offset + 1;
+        }
+        Some(
+            self.records
+                .entry(offset)
+                .or_insert_with(|| InFlightRecord::available(0)),
+        )
+    }
+
     fn window_has_room(&self) -> bool {
         ((self.next_offset - self.start_offset) as usize) < self.config.max_record_locks
     }
@@ -401,41 +431,26 @@ impl SharePartition {
             if count >= max_records {
                 break;
             }
-            if offset >= self.next_offset {
-                if !self.window_has_room() {
-                    break;
-                }
-                self.next_offset = offset + 1;
-            }
-            let record = self
-                .records
-                .entry(offset)
-                .or_insert_with(|| InFlightRecord::available(0));
+            let Some(record) = self.window_entry(offset) else {
+                break;
+            };
             if record.state != DeliveryState::Available {
                 continue;
             }
-            if record.delivery_count > 0 {
-                self.stats.redeliveries += 1;
-            }
-            self.stats.acquired += 1;
+            let redelivery = record.delivery_count > 0;
             record.state = DeliveryState::Acquired;
             record.delivery_count = record.delivery_count.saturating_add(1);
             record.member_id = Some(member_id.to_string());
             record.lock_expires_ms = lock_expires_ms;
+            let run = AcquiredRecords {
+                first_offset: offset,
+                last_offset: offset,
+                delivery_count: record.delivery_count,
+            };
+            self.stats.redeliveries += u64::from(redelivery);
+            self.stats.acquired += 1;
             count += 1;
-            match acquired.last_mut() {
-                Some(run)
-                    if run.last_offset + 1 == offset
-                        && run.delivery_count == record.delivery_count =>
-                {
-                    run.last_offset = offset
-                }
-                _ => acquired.push(AcquiredRecords {
-                    first_offset: offset,
-                    last_offset: offset,
-                    delivery_count: record.delivery_count,
-                }),
-            }
+            push_run(&mut acquired, run);
         }
         acquired
     }
@@ -445,16 +460,9 @@ impl SharePartition {
     /// offsets join the window while it has room.
     pub fn archive_range(&mut self, first_offset: i64, last_offset: i64) {
         for offset in first_offset.max(self.start_offset)..=last_offset {
-            if offset >= self.next_offset {
-                if !self.window_has_room() {
-                    break;
-                }
-                self.next_offset = offset + 1;
-            }
-            let record = self
-                .records
-                .entry(offset)
-                .or_insert_with(|| InFlightRecord::available(0));
+            let Some(record) = self.window_entry(offset) else {
+                break;
+            };
             if record.state == DeliveryState::Available {
                 record.state = DeliveryState::Archived;
             }
@@ -517,36 +525,30 @@ impl SharePartition {
 
     /// Releases every record whose acquisition lock ran out by `now_ms`. Returns how many.
     pub fn expire_locks(&mut self, now_ms: i64) -> usize {
-        let expired: Vec<i64> = self
-            .records
-            .iter()
-            .filter(|(_, r)| r.state == DeliveryState::Acquired && r.lock_expires_ms <= now_ms)
-            .map(|(offset, _)| *offset)
-            .collect();
-        for offset in &expired {
-            self.release(*offset);
-        }
-        self.stats.lock_timeouts += expired.len() as u64;
-        self.advance_start_offset();
-        expired.len()
+        let expired = self.release_acquired(|r| r.lock_expires_ms <= now_ms);
+        self.stats.lock_timeouts += expired as u64;
+        expired
     }
 
     /// Releases what `member_id` holds (it left the group or its share session closed).
     /// Returns how many records.
     pub fn release_member(&mut self, member_id: &str) -> usize {
-        let held: Vec<i64> = self
+        self.release_acquired(|r| r.member_id.as_deref() == Some(member_id))
+    }
+
+    /// Releases the ACQUIRED records `which` selects; how many.
+    fn release_acquired(&mut self, which: impl Fn(&InFlightRecord) -> bool) -> usize {
+        let chosen: Vec<i64> = self
             .records
             .iter()
-            .filter(|(_, r)| {
-                r.state == DeliveryState::Acquired && r.member_id.as_deref() == Some(member_id)
-            })
+            .filter(|(_, r)| r.state == DeliveryState::Acquired && which(r))
             .map(|(offset, _)| *offset)
             .collect();
-        for offset in &held {
+        for offset in &chosen {
             self.release(*offset);
         }
         self.advance_start_offset();
-        held.len()
+        chosen.len()
     }
 
     /// The earliest acquisition lock expiry, for the leader's timer.

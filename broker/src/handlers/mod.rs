@@ -36,6 +36,27 @@ macro_rules! heartbeat_response {
     };
 }
 
+/// A describe response's `Assignment` (ConsumerGroupDescribe, ShareGroupDescribe) of an
+/// [`crate::group::assignor::Assignment`], with topic names from `$names`: `$module` is the
+/// response's message module.
+macro_rules! described_assignment {
+    ($module:ident, $assignment:expr, $names:expr) => {
+        kafka_protocol::messages::$module::Assignment::default().with_topic_partitions(
+            $assignment
+                .iter()
+                .map(|(id, partitions)| {
+                    kafka_protocol::messages::$module::TopicPartitions::default()
+                        .with_topic_id(*id)
+                        .with_topic_name(kafka_protocol::messages::TopicName(
+                            $crate::handlers::text($names.get(id).cloned().unwrap_or_default()),
+                        ))
+                        .with_partitions(partitions.iter().copied().collect())
+                })
+                .collect(),
+        )
+    };
+}
+
 pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;

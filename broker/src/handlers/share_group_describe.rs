@@ -3,9 +3,7 @@
 //! or one of another type, is GROUP_ID_NOT_FOUND.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::share_group_describe_response::{
-    Assignment as WireAssignment, DescribedGroup, Member, TopicPartitions,
-};
+use kafka_protocol::messages::share_group_describe_response::{DescribedGroup, Member};
 use kafka_protocol::messages::{ShareGroupDescribeRequest, ShareGroupDescribeResponse, TopicName};
 
 use super::authz::Authz;
@@ -38,18 +36,7 @@ pub fn handle(
                 }
                 Ok(d) => {
                     let wire = |a: &Assignment| {
-                        WireAssignment::default().with_topic_partitions(
-                            a.iter()
-                                .map(|(id, partitions)| {
-                                    TopicPartitions::default()
-                                        .with_topic_id(*id)
-                                        .with_topic_name(TopicName(text(
-                                            d.topic_names.get(id).cloned().unwrap_or_default(),
-                                        )))
-                                        .with_partitions(partitions.iter().copied().collect())
-                                })
-                                .collect(),
-                        )
+                        described_assignment!(share_group_describe_response, a, d.topic_names)
                     };
                     let members = d
                         .members

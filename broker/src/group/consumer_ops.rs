@@ -205,8 +205,7 @@ impl GroupCoordinator {
     pub(super) fn group_tombstones(&self, g: &Group) -> Vec<OffsetsRecord> {
         match (&g.consumer, &g.share) {
             (Some(c), _) => consumer_records::tombstones(&g.group_id, c),
-            // Share group membership is not written to the topic yet: nothing to remove.
-            (_, Some(_)) => Vec::new(),
+            (_, Some(s)) => super::share_records::tombstones(&g.group_id, s),
             _ => vec![(classic_key(&g.group_id), None)],
         }
     }

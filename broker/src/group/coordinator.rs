@@ -275,7 +275,21 @@ impl GroupCoordinator {
                 ),
                 None => Group::new(&group_id, self.group_config, self.rebalances.clone(), now),
             };
-            if let Some(records) = loaded.consumer.remove(&group_id) {
+            let records = loaded.consumer.remove(&group_id);
+            let share = records
+                .as_ref()
+                .is_some_and(|r| r.keys().any(|(kind, _)| kind.is_share()));
+            if let Some(records) = records.as_ref().filter(|_| share) {
+                let topics = topics.get_or_insert_with(|| self.topic_image());
+                group.share = Some(super::share_records::from_records(
+                    &group_id,
+                    records,
+                    topics,
+                    &self.share_config,
+                    now,
+                ));
+                group.sync_consumer_state(now);
+            } else if let Some(records) = records {
                 let topics = topics.get_or_insert_with(|| self.topic_image());
                 group.consumer = Some(consumer_records::from_records(
                     &group_id,

@@ -450,9 +450,10 @@ fn share_join(member: &str) -> crate::share::group::ShareHeartbeat {
     }
 }
 
-/// A share group lives next to the other group types: its members share partitions, it is
-/// listed with type `share`, other protocols cannot use its id (nor it theirs), and DeleteGroups
-/// removes it once empty.
+/// A share group lives next to the other group types: its members share partitions, its
+/// membership survives a new leadership (records in `__consumer_offsets`), it is listed with
+/// type `share`, other protocols cannot use its id (nor it theirs), and DeleteGroups removes it
+/// once empty, for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_group_is_its_own_type_and_deleted_when_empty() {
     let dir = tempfile::tempdir().unwrap();
@@ -461,8 +462,14 @@ async fn a_share_group_is_its_own_type_and_deleted_when_empty() {
     c.ensure_offsets_topic().await.unwrap();
     loaded(c, "sg").await;
     loaded(c, "cg").await;
-    let a = c.share_group_heartbeat("sg", share_join("a")).unwrap();
-    let b = c.share_group_heartbeat("sg", share_join("b")).unwrap();
+    let a = c
+        .share_group_heartbeat("sg", share_join("a"))
+        .await
+        .unwrap();
+    let b = c
+        .share_group_heartbeat("sg", share_join("b"))
+        .await
+        .unwrap();
     let count = |x: &super::consumer::HeartbeatAnswer| {
         x.assignment
             .as_ref()
@@ -486,6 +493,26 @@ async fn a_share_group_is_its_own_type_and_deleted_when_empty() {
     assert_eq!(listed[0].protocol_type, "share");
     let described = c.describe_share_group("sg").unwrap();
     assert_eq!((described.state, described.group_epoch), ("Stable", 2));
+    // The membership is in __consumer_offsets: a new leadership replays it, and a member
+    // heartbeats on with its epoch.
+    let partition = c.partition_for("sg");
+    c.on_resign(partition);
+    c.on_become_leader(partition, 1);
+    loaded(c, "sg").await;
+    let replayed = c.describe_share_group("sg").unwrap();
+    assert_eq!((replayed.group_epoch, replayed.members.len()), (2, 2));
+    let b_again = c
+        .share_group_heartbeat(
+            "sg",
+            crate::share::group::ShareHeartbeat {
+                member_id: "b".into(),
+                member_epoch: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(b_again.member_epoch, 2);
 
     let consumer = c
         .consumer_group_heartbeat("sg", consumer_join("x"))
@@ -502,7 +529,10 @@ async fn a_share_group_is_its_own_type_and_deleted_when_empty() {
     c.consumer_group_heartbeat("cg", consumer_join("y"))
         .await
         .unwrap();
-    let share = c.share_group_heartbeat("cg", share_join("z")).unwrap_err();
+    let share = c
+        .share_group_heartbeat("cg", share_join("z"))
+        .await
+        .unwrap_err();
     assert_eq!(share.code, ResponseError::GroupIdNotFound.code());
     assert_eq!(c.delete_group("sg"), ResponseError::NonEmptyGroup.code());
 
@@ -516,10 +546,14 @@ async fn a_share_group_is_its_own_type_and_deleted_when_empty() {
                     ..Default::default()
                 },
             )
+            .await
             .unwrap();
         assert_eq!(left.member_epoch, -1);
     }
     assert_eq!(c.delete_group("sg"), 0);
+    c.on_resign(partition);
+    c.on_become_leader(partition, 2);
+    loaded(c, "sg").await;
     let gone = c.describe_share_group("sg").unwrap_err();
     assert_eq!(gone.code, ResponseError::GroupIdNotFound.code());
 }

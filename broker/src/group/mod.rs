@@ -23,7 +23,8 @@
 //!   [`consumer_records`] holds their `__consumer_offsets` records.
 //! - [`records`]: Kafka's on-disk key/value schemas of the topic; [`loader`] replays them.
 //! - [`share_ops`]: KIP-932 share groups (ShareGroupHeartbeat, ShareGroupDescribe) through the
-//!   pure [`crate::share::group::ShareGroup`], held in the same map as the other group types.
+//!   pure [`crate::share::group::ShareGroup`], held in the same map as the other group types;
+//!   [`share_records`] holds their `__consumer_offsets` records.
 
 pub mod assignor;
 pub mod classic;
@@ -40,6 +41,7 @@ pub mod operations;
 pub mod rebalance;
 pub mod records;
 pub mod share_ops;
+pub mod share_records;
 pub mod sync;
 pub mod txn_commit;
 

@@ -334,11 +334,8 @@ impl GroupCoordinator {
             })
             .collect();
         records.extend(self.group_tombstones(&g));
-        // A share group has nothing in the topic (no offsets, membership not written).
-        if !records.is_empty() {
-            if let Err(c) = self.append(group_id, records) {
-                return c;
-            }
+        if let Err(c) = self.append(group_id, records) {
+            return c;
         }
         self.remove_group(&mut g);
         0

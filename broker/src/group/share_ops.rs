@@ -9,6 +9,8 @@ use super::classic::{Group, GroupState};
 use super::consumer::{HeartbeatAnswer, HeartbeatError, TopicImage};
 use super::consumer_ops::GroupDescription;
 use super::coordinator::GroupCoordinator;
+use super::share_records;
+use crate::log::Appended;
 use crate::share::assignor::SIMPLE_ASSIGNOR;
 use crate::share::group::{ShareGroup, ShareHeartbeat, ShareMember};
 
@@ -34,11 +36,28 @@ impl GroupCoordinator {
     /// (GROUP_ID_NOT_FOUND). A group id held by a classic or consumer group with members or
     /// committed offsets is not a share group (GROUP_ID_NOT_FOUND, as Kafka); an empty classic
     /// group without offsets becomes one.
-    pub fn share_group_heartbeat(
+    ///
+    /// What the heartbeat changed is appended to `__consumer_offsets` and replicated to the
+    /// in-sync replicas before the answer, as for consumer groups.
+    pub async fn share_group_heartbeat(
         &self,
         group_id: &str,
         request: ShareHeartbeat,
     ) -> Result<HeartbeatAnswer, HeartbeatError> {
+        let (answer, stored_at) = self.share_group_heartbeat_locked(group_id, request)?;
+        if let Some(appended) = stored_at {
+            self.wait_replicated(group_id, appended)
+                .await
+                .map_err(error)?;
+        }
+        Ok(answer)
+    }
+
+    fn share_group_heartbeat_locked(
+        &self,
+        group_id: &str,
+        request: ShareHeartbeat,
+    ) -> Result<(HeartbeatAnswer, Option<Appended>), HeartbeatError> {
         let group = self.heartbeat_group(group_id, request.member_epoch == 0)?;
         let mut g = group.lock();
         let now = self.now_ms();
@@ -63,7 +82,34 @@ impl GroupCoordinator {
             None => Err(error(ResponseError::UnknownServerError.code())),
         };
         g.sync_consumer_state(now);
-        answer
+        let answer = answer?;
+        match self.persist_share_if_dirty(&mut g) {
+            Ok(stored_at) => Ok((answer, stored_at)),
+            Err(code) => {
+                tracing::warn!(group = group_id, code, "storing share group records failed");
+                Err(error(code))
+            }
+        }
+    }
+
+    /// Stores what a share-group operation changed ([`share_records::snapshot`]); the offset
+    /// of the last record, if anything was written.
+    fn persist_share_if_dirty(&self, g: &mut Group) -> Result<Option<Appended>, i16> {
+        let group_id = g.group_id.clone();
+        let dead = g.state() == GroupState::Dead;
+        let Some(s) = g.share.as_mut() else {
+            return Ok(None);
+        };
+        if !s.take_dirty() || dead {
+            return Ok(None);
+        }
+        let records = share_records::snapshot(&group_id, s);
+        self.append(&group_id, records).map(Some).inspect_err(|_| {
+            // Written whole next time.
+            if let Some(s) = g.share.as_mut() {
+                s.mark_dirty();
+            }
+        })
     }
 
     /// Session timeouts and topic changes of one share group (from the coordinator's tick).
@@ -83,6 +129,9 @@ impl GroupCoordinator {
             tracing::info!(group = %g.group_id, members = ?removed, "share group members removed (session timeout)");
         }
         g.sync_consumer_state(now_ms);
+        if let Err(code) = self.persist_share_if_dirty(g) {
+            tracing::warn!(group = %g.group_id, code, "storing share group records failed");
+        }
     }
 
     /// ShareGroupDescribe of one group: GROUP_ID_NOT_FOUND for an unknown group or one of

@@ -250,9 +250,9 @@ pub async fn handle(
         {
             return Some(share_groups_disabled(&request.body));
         }
-        RequestKind::ShareGroupHeartbeat(r) => {
-            ResponseKind::ShareGroupHeartbeat(share_group_heartbeat::handle(broker, r, &client))
-        }
+        RequestKind::ShareGroupHeartbeat(r) => ResponseKind::ShareGroupHeartbeat(
+            share_group_heartbeat::handle(broker, r, &client).await,
+        ),
         RequestKind::ShareGroupDescribe(r) => {
             ResponseKind::ShareGroupDescribe(share_group_describe::handle(broker, r, &authz))
         }

@@ -13,26 +13,32 @@ use crate::group::consumer::HeartbeatError;
 use crate::share::group::{ShareHeartbeat, LEAVE_GROUP_MEMBER_EPOCH};
 
 /// Answers ShareGroupHeartbeat.
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     request: ShareGroupHeartbeatRequest,
     client: &ClientInfo,
 ) -> ShareGroupHeartbeatResponse {
     let group_id = request.group_id.to_string();
-    let answer = validate(&request).and_then(|()| {
-        let heartbeat = ShareHeartbeat {
-            member_id: request.member_id.to_string(),
-            member_epoch: request.member_epoch,
-            rack_id: request.rack_id.as_ref().map(|s| s.to_string()),
-            subscribed_topic_names: request
-                .subscribed_topic_names
-                .as_ref()
-                .map(|names| names.iter().map(|n| n.to_string()).collect()),
-            client_id: client.client_id.clone(),
-            client_host: client.host(),
-        };
-        broker.groups.share_group_heartbeat(&group_id, heartbeat)
-    });
+    let answer = match validate(&request) {
+        Err(e) => Err(e),
+        Ok(()) => {
+            let heartbeat = ShareHeartbeat {
+                member_id: request.member_id.to_string(),
+                member_epoch: request.member_epoch,
+                rack_id: request.rack_id.as_ref().map(|s| s.to_string()),
+                subscribed_topic_names: request
+                    .subscribed_topic_names
+                    .as_ref()
+                    .map(|names| names.iter().map(|n| n.to_string()).collect()),
+                client_id: client.client_id.clone(),
+                client_host: client.host(),
+            };
+            broker
+                .groups
+                .share_group_heartbeat(&group_id, heartbeat)
+                .await
+        }
+    };
     heartbeat_response!(
         share_group_heartbeat_response,
         ShareGroupHeartbeatResponse,

@@ -116,6 +116,22 @@ pub struct ShareMember {
     pub session_deadline_ms: i64,
 }
 
+impl ShareMember {
+    /// A member that just joined: epoch 0, nothing assigned.
+    pub fn new(member_id: &str) -> Self {
+        Self {
+            member_id: member_id.to_string(),
+            member_epoch: 0,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            subscribed_topic_names: BTreeSet::new(),
+            assignment: Assignment::new(),
+            session_deadline_ms: 0,
+        }
+    }
+}
+
 /// A share group. Invariants: `assignment_epoch <= group_epoch`, equal after every heartbeat
 /// or tick; every member's epoch is the assignment epoch its assignment was computed for (at
 /// most `assignment_epoch`).
@@ -267,16 +283,7 @@ impl ShareGroup {
                     });
                 }
                 self.bump_group_epoch();
-                ShareMember {
-                    member_id: member_id.clone(),
-                    member_epoch: 0,
-                    rack_id: None,
-                    client_id: String::new(),
-                    client_host: String::new(),
-                    subscribed_topic_names: BTreeSet::new(),
-                    assignment: Assignment::new(),
-                    session_deadline_ms: 0,
-                }
+                ShareMember::new(&member_id)
             }
             None => {
                 return Err(HeartbeatError {

@@ -54,7 +54,18 @@ impl GroupCoordinator {
         group_id: &str,
         request: Heartbeat,
     ) -> Result<HeartbeatAnswer, HeartbeatError> {
-        let (answer, stored_at) = self.consumer_group_heartbeat_locked(group_id, request)?;
+        let locked = self.consumer_group_heartbeat_locked(group_id, request);
+        self.answer_when_replicated(group_id, locked).await
+    }
+
+    /// The answer of a heartbeat (consumer or share group) once what it stored is on the
+    /// in-sync replicas.
+    pub(super) async fn answer_when_replicated(
+        &self,
+        group_id: &str,
+        locked: Result<(HeartbeatAnswer, Option<Appended>), HeartbeatError>,
+    ) -> Result<HeartbeatAnswer, HeartbeatError> {
+        let (answer, stored_at) = locked?;
         if let Some(appended) = stored_at {
             self.wait_replicated(group_id, appended)
                 .await

@@ -44,13 +44,8 @@ impl GroupCoordinator {
         group_id: &str,
         request: ShareHeartbeat,
     ) -> Result<HeartbeatAnswer, HeartbeatError> {
-        let (answer, stored_at) = self.share_group_heartbeat_locked(group_id, request)?;
-        if let Some(appended) = stored_at {
-            self.wait_replicated(group_id, appended)
-                .await
-                .map_err(error)?;
-        }
-        Ok(answer)
+        let locked = self.share_group_heartbeat_locked(group_id, request);
+        self.answer_when_replicated(group_id, locked).await
     }
 
     fn share_group_heartbeat_locked(

@@ -104,6 +104,17 @@ else
         -DoutputDirectory="$java_deps"
 fi
 
+# The Apache Kafka 4.3 Java client, whose KafkaShareConsumer tests/tests/share_groups.rs runs
+# (share groups need a newer client than the 4.1 one above).
+share_deps="$(cd "$(dirname "$0")/.." && pwd)/target/java-share-client-deps"
+if [ -f "$share_deps/kafka-clients-4.3.2.jar" ]; then
+    log "Kafka 4.3 Java client already in $share_deps"
+else
+    log "mvn: copying the Kafka 4.3 Java client into $share_deps"
+    retry mvn -q -B -f "$(dirname "$0")/../tests/java/share-pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$share_deps"
+fi
+
 # Apache Kafka's command-line tools (kafka-consumer-groups and friends) for
 # tests/tests/kafka_tools.rs.
 tools_deps="$(cd "$(dirname "$0")/.." && pwd)/target/kafka-tools-deps"

@@ -63,6 +63,8 @@ pub struct Broker {
     /// Fetch sessions (KIP-227), bounded by `max.incremental.fetch.session.cache.slots`;
     /// locked briefly per fetch, never across a wait.
     pub fetch_sessions: parking_lot::Mutex<FetchSessionCache>,
+    /// Share partitions led here and share sessions (KIP-932).
+    pub share: crate::share::manager::SharePartitionManager,
     ready: AtomicBool,
 }
 
@@ -85,8 +87,15 @@ impl Broker {
         let fetch_sessions = parking_lot::Mutex::new(FetchSessionCache::new(
             config.max_incremental_fetch_session_cache_slots(),
         ));
+        let share = crate::share::manager::SharePartitionManager::new(
+            &config,
+            replicas.clone(),
+            Arc::new(crate::clock::SystemClock),
+            crate::share::manager::ShareMetrics::new(metrics.registry())?,
+        );
         Ok(Self {
             fetch_sessions,
+            share,
             config,
             meta_cluster_id: cluster_id,
             advertised,

@@ -8,7 +8,8 @@
 //! - [`replica_manager`] owns the topics and their [`partition`]s and the topic lifecycle,
 //!   as the [`controller`]'s metadata image places them.
 //! - [`group`] is the group coordinator: consumer groups and their committed offsets in
-//!   `__consumer_offsets`.
+//!   `__consumer_offsets`; [`share`] holds share groups' (KIP-932) per-partition delivery
+//!   state and their assignor.
 //! - [`log`] is the storage layer: segments, indexes, recovery, retention, producer state.
 //! - [`admin_service`] serves the admin gRPC API (and shares its operations with the Kafka
 //!   admin handlers) on the internal listener, next to the [`controller`]'s Raft services.
@@ -20,7 +21,7 @@
 //!
 //! ```text
 //! app, cli → lifecycle → server, http → handlers → admin_service
-//!   → broker, metrics → group, producer_ids → replica_manager → replication
+//!   → broker, metrics → group, share, producer_ids → replica_manager → replication
 //!   → partition (its leader side included) → controller → log, config, protocol, clock
 //! ```
 //!
@@ -52,6 +53,7 @@ pub mod replication;
 pub mod replication_metrics;
 pub mod security;
 pub mod server;
+pub mod share;
 pub mod telemetry;
 #[cfg(test)]
 pub mod test_support;

@@ -37,7 +37,7 @@ const LAYERS: &[&[&str]] = &[
         "cleaner_metrics",
     ],
     // Coordinators.
-    &["group", "transactions", "producer_ids"],
+    &["group", "transactions", "producer_ids", "share"],
     // Unit-test fixtures (a replica manager over a one-node controller).
     &["test_support"],
     &["replica_manager", "legacy_catalogue"],

@@ -15,9 +15,19 @@ fn workspace_root() -> PathBuf {
 
 /// The classpath of the Java client jars, if they and `java` are installed.
 pub fn client_classpath() -> Option<String> {
-    let deps = workspace_root().join("target/java-client-deps");
+    classpath_of("target/java-client-deps", "kafka-clients-4.1.1.jar")
+}
+
+/// The classpath of the Kafka 4.3 Java client (share consumers), if it and `java` are
+/// installed.
+pub fn share_client_classpath() -> Option<String> {
+    classpath_of("target/java-share-client-deps", "kafka-clients-4.3.2.jar")
+}
+
+fn classpath_of(dir: &str, jar: &str) -> Option<String> {
+    let deps = workspace_root().join(dir);
     let java = Command::new("java").arg("-version").output().is_ok();
-    let jars = deps.join("kafka-clients-4.1.1.jar").exists();
+    let jars = deps.join(jar).exists();
     if java && jars {
         return Some(format!("{}/*", deps.display()));
     }
@@ -25,7 +35,7 @@ pub fn client_classpath() -> Option<String> {
         std::env::var_os("WEIR_REQUIRE_JAVA").is_some() || std::env::var_os("CI").is_some();
     assert!(
         !required,
-        "java or the Kafka Java client jars are missing: run scripts/install-test-deps.sh"
+        "java or the Kafka Java client jars ({jar}) are missing: run scripts/install-test-deps.sh"
     );
     eprintln!("java client jars missing: skipping (scripts/install-test-deps.sh installs them)");
     None
@@ -37,9 +47,16 @@ pub fn run_program(program: &str, args: &[String], expected: &str) -> bool {
     let Some(classpath) = client_classpath() else {
         return false;
     };
+    run_with(&classpath, program, args, expected);
+    true
+}
+
+/// Runs `tests/java/<program>` on `classpath` with `args`, checks that it succeeded and
+/// printed `expected`, and returns its stdout.
+pub fn run_with(classpath: &str, program: &str, args: &[String], expected: &str) -> String {
     let output = Command::new("java")
         .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
-        .args(["-cp", &classpath])
+        .args(["-cp", classpath])
         .arg(workspace_root().join("tests/java").join(program))
         .args(args)
         .output()
@@ -54,5 +71,5 @@ pub fn run_program(program: &str, args: &[String], expected: &str) -> bool {
         stdout.contains(expected),
         "unexpected output:\n{stdout}\n{stderr}"
     );
-    true
+    stdout.into_owned()
 }

@@ -323,6 +323,27 @@ pub static BROKER_KEYS: &[KeyDef] = &[
         default: "uniform,range",
         kind: Kind::Text,
     },
+    // KIP-932 share groups; Kafka 4.1's defaults and bounds. `group.share.enable` is Kafka
+    // 4.0's switch: the share APIs are advertised only with it.
+    flag("group.share.enable", "false"),
+    long("group.share.session.timeout.ms", "45000", 1, I32),
+    long("group.share.heartbeat.interval.ms", "5000", 1, I32),
+    long("group.share.max.size", "200", 1, 1000),
+    long(
+        "group.share.record.lock.duration.ms",
+        "30000",
+        1000,
+        3600000,
+    ),
+    long("group.share.delivery.count.limit", "5", 2, 10),
+    long("group.share.partition.max.record.locks", "2000", 100, 10000),
+    // Kafka's group config `share.auto.offset.reset`; Weir has no group configs, so this
+    // broker default holds for every share group.
+    KeyDef {
+        name: "share.auto.offset.reset",
+        default: "latest",
+        kind: Kind::Choice(&["latest", "earliest"]),
+    },
     // Online migration between the classic and the consumer protocol is not implemented:
     // only `disabled` is accepted.
     KeyDef {

@@ -192,6 +192,22 @@ impl BrokerConfig {
         self.long("group.consumer.max.size") as usize
     }
 
+    /// A `group.share.*` setting (every one is an integer), by its Kafka name.
+    pub fn group_share(&self, key: &str) -> i64 {
+        self.long(key)
+    }
+
+    /// `group.share.enable`: whether the share group APIs are served and advertised.
+    pub fn share_groups_enabled(&self) -> bool {
+        self.flag("group.share.enable")
+    }
+
+    /// `share.auto.offset.reset`: whether a new share partition starts at the log start
+    /// (`earliest`) rather than the high watermark.
+    pub fn share_auto_offset_reset_earliest(&self) -> bool {
+        self.get("share.auto.offset.reset") == Some("earliest")
+    }
+
     /// `group.consumer.assignors` (Kafka's short names), the first being the default.
     pub fn group_consumer_assignors(&self) -> Vec<String> {
         self.get("group.consumer.assignors")

@@ -28,6 +28,7 @@ use super::consumer::ConsumerGroup;
 use super::member::{JoinResult, MemberMetadata, SyncResult};
 use super::offsets::CommittedOffsets;
 use super::records::{GroupMetadataValue, OffsetCommitValue};
+use crate::share::group::ShareGroup;
 
 /// A group's state, named as Kafka names it in DescribeGroups and ListGroups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,6 +122,10 @@ pub struct Group {
     /// assignment live there and the classic members stay empty. The classic `state` is then
     /// `Empty` or `Stable` (members or not), for the checks shared with classic groups.
     pub(super) consumer: Option<ConsumerGroup>,
+    /// Set for a KIP-932 share group: its members live there, the classic members stay
+    /// empty, and the classic `state` follows as for a consumer group. A share group has no
+    /// committed offsets here (its progress is per partition, on the partition leaders).
+    pub(super) share: Option<ShareGroup>,
 }
 
 impl Group {
@@ -144,6 +149,7 @@ impl Group {
             rebalances,
             dirty: false,
             consumer: None,
+            share: None,
         }
     }
 
@@ -152,10 +158,18 @@ impl Group {
         self.consumer.as_ref()
     }
 
-    /// Kafka's group type: `consumer` for a KIP-848 group, else `classic`.
+    /// The share group half of a KIP-932 group, if it is one.
+    pub fn share(&self) -> Option<&ShareGroup> {
+        self.share.as_ref()
+    }
+
+    /// Kafka's group type: `consumer` for a KIP-848 group, `share` for a KIP-932 one, else
+    /// `classic`.
     pub fn group_type(&self) -> &'static str {
         if self.consumer.is_some() {
             "consumer"
+        } else if self.share.is_some() {
+            "share"
         } else {
             "classic"
         }
@@ -163,19 +177,27 @@ impl Group {
 
     /// The state's name as Kafka reports it for the group's type.
     pub fn state_name(&self) -> &'static str {
-        match &self.consumer {
-            Some(c) if self.state != GroupState::Dead => c.state().name(),
+        if self.state == GroupState::Dead {
+            return self.state.name();
+        }
+        match (&self.consumer, &self.share) {
+            (Some(c), _) => c.state().name(),
+            (_, Some(s)) => s.state().name(),
             _ => self.state.name(),
         }
     }
 
     /// Brings the classic state of a consumer group in line with its members.
     pub(super) fn sync_consumer_state(&mut self, now_ms: i64) {
-        let Some(c) = &self.consumer else { return };
+        let empty = match (&self.consumer, &self.share) {
+            (Some(c), _) => c.members().is_empty(),
+            (_, Some(s)) => s.members().is_empty(),
+            _ => return,
+        };
         if self.state == GroupState::Dead {
             return;
         }
-        let state = if c.members().is_empty() {
+        let state = if empty {
             GroupState::Empty
         } else {
             GroupState::Stable
@@ -339,7 +361,7 @@ impl Group {
         instance_id: Option<&str>,
         now_ms: i64,
     ) -> i16 {
-        if self.state == GroupState::Empty || self.consumer.is_some() {
+        if self.state == GroupState::Empty || self.consumer.is_some() || self.share.is_some() {
             return ResponseError::UnknownMemberId.code();
         }
         match self.check_member(generation, member_id, instance_id, now_ms) {
@@ -362,6 +384,10 @@ impl Group {
     ) -> Result<bool, i16> {
         if self.state == GroupState::Dead {
             return Err(ResponseError::CoordinatorNotAvailable.code());
+        }
+        if self.share.is_some() {
+            // A share group commits no offsets (Kafka: not a classic or consumer group).
+            return Err(ResponseError::GroupIdNotFound.code());
         }
         if generation < 0 && member_id.is_empty() && self.state == GroupState::Empty {
             return Ok(false);

@@ -54,7 +54,18 @@ impl GroupCoordinator {
         group_id: &str,
         request: Heartbeat,
     ) -> Result<HeartbeatAnswer, HeartbeatError> {
-        let (answer, stored_at) = self.consumer_group_heartbeat_locked(group_id, request)?;
+        let locked = self.consumer_group_heartbeat_locked(group_id, request);
+        self.answer_when_replicated(group_id, locked).await
+    }
+
+    /// The answer of a heartbeat (consumer or share group) once what it stored is on the
+    /// in-sync replicas.
+    pub(super) async fn answer_when_replicated(
+        &self,
+        group_id: &str,
+        locked: Result<(HeartbeatAnswer, Option<Appended>), HeartbeatError>,
+    ) -> Result<HeartbeatAnswer, HeartbeatError> {
+        let (answer, stored_at) = locked?;
         if let Some(appended) = stored_at {
             self.wait_replicated(group_id, appended)
                 .await
@@ -68,19 +79,7 @@ impl GroupCoordinator {
         group_id: &str,
         request: Heartbeat,
     ) -> Result<(HeartbeatAnswer, Option<Appended>), HeartbeatError> {
-        let group: Arc<Mutex<Group>> = if request.member_epoch == 0 {
-            self.group_or_create(group_id).map_err(error)?
-        } else {
-            match self.group(group_id).map_err(error)? {
-                Some(g) => g,
-                None => {
-                    return Err(HeartbeatError {
-                        code: ResponseError::GroupIdNotFound.code(),
-                        message: format!("Group {group_id} not found."),
-                    })
-                }
-            }
-        };
+        let group = self.heartbeat_group(group_id, request.member_epoch == 0)?;
         let mut g = group.lock();
         let now = self.now_ms();
         if g.state() == GroupState::Dead {
@@ -88,6 +87,7 @@ impl GroupCoordinator {
         }
         if g.consumer.is_none() {
             let convertible = request.member_epoch == 0
+                && g.share.is_none()
                 && g.state() == GroupState::Empty
                 && g.members().is_empty();
             if !convertible {
@@ -130,6 +130,24 @@ impl GroupCoordinator {
                 Err(error(code))
             }
         }
+    }
+
+    /// The group a heartbeat (consumer or share) names: created by a join, else it must
+    /// exist (GROUP_ID_NOT_FOUND, as Kafka).
+    pub(super) fn heartbeat_group(
+        &self,
+        group_id: &str,
+        joining: bool,
+    ) -> Result<Arc<Mutex<Group>>, HeartbeatError> {
+        if joining {
+            return self.group_or_create(group_id).map_err(error);
+        }
+        self.group(group_id)
+            .map_err(error)?
+            .ok_or_else(|| HeartbeatError {
+                code: ResponseError::GroupIdNotFound.code(),
+                message: format!("Group {group_id} not found."),
+            })
     }
 
     /// The `group.consumer.*` settings in force.
@@ -196,9 +214,10 @@ impl GroupCoordinator {
     /// The records that remove a group of either kind from `__consumer_offsets` (its
     /// committed offsets aside).
     pub(super) fn group_tombstones(&self, g: &Group) -> Vec<OffsetsRecord> {
-        match &g.consumer {
-            Some(c) => consumer_records::tombstones(&g.group_id, c),
-            None => vec![(classic_key(&g.group_id), None)],
+        match (&g.consumer, &g.share) {
+            (Some(c), _) => consumer_records::tombstones(&g.group_id, c),
+            (_, Some(s)) => super::share_records::tombstones(&g.group_id, s),
+            _ => vec![(classic_key(&g.group_id), None)],
         }
     }
 
@@ -259,9 +278,10 @@ impl GroupCoordinator {
     }
 }
 
-/// A consumer group as ConsumerGroupDescribe shows it.
+/// A KIP-848-style group (consumer or share) as ConsumerGroupDescribe and ShareGroupDescribe
+/// show it, with members of type `M`.
 #[derive(Debug, Clone)]
-pub struct ConsumerGroupDescription {
+pub struct GroupDescription<M> {
     /// Kafka's state name.
     pub state: &'static str,
     /// The group epoch.
@@ -270,11 +290,14 @@ pub struct ConsumerGroupDescription {
     pub assignment_epoch: i32,
     /// The assignor the group uses.
     pub assignor_name: &'static str,
-    /// The members, each with its current and target assignment.
-    pub members: Vec<(ConsumerMember, Assignment)>,
+    /// The members, each with its target assignment.
+    pub members: Vec<(M, Assignment)>,
     /// Topic names by id, for the assignments.
     pub topic_names: HashMap<uuid::Uuid, String>,
 }
+
+/// A consumer group as ConsumerGroupDescribe shows it.
+pub type ConsumerGroupDescription = GroupDescription<ConsumerMember>;
 
 impl GroupCoordinator {
     /// ConsumerGroupDescribe of one group: GROUP_ID_NOT_FOUND for an unknown group or a
@@ -309,11 +332,15 @@ impl GroupCoordinator {
                     (m.clone(), target)
                 })
                 .collect(),
-            topic_names: self
-                .topic_image()
-                .into_iter()
-                .map(|(name, (id, _))| (id, name))
-                .collect(),
+            topic_names: self.topic_names(),
         })
+    }
+
+    /// The topics of the metadata image by id, for describing assignments.
+    pub(super) fn topic_names(&self) -> HashMap<uuid::Uuid, String> {
+        self.topic_image()
+            .into_iter()
+            .map(|(name, (id, _))| (id, name))
+            .collect()
     }
 }

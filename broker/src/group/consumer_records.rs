@@ -44,6 +44,19 @@ pub enum ConsumerRecordType {
     TargetAssignmentMember = 7,
     /// ConsumerGroupCurrentMemberAssignment (8).
     CurrentMemberAssignment = 8,
+    /// ShareGroupMemberMetadata (10), of a KIP-932 share group ([`super::share_records`]).
+    ShareMemberMetadata = 10,
+    /// ShareGroupMetadata (11).
+    ShareGroupMetadata = 11,
+    /// ShareGroupTargetAssignmentMetadata (12).
+    ShareTargetAssignmentMetadata = 12,
+    /// ShareGroupTargetAssignmentMember (13).
+    ShareTargetAssignmentMember = 13,
+    /// ShareGroupCurrentMemberAssignment (14).
+    ShareCurrentMemberAssignment = 14,
+    /// ShareGroupStatePartitionMetadata (15): read and ignored (Weir's share partitions
+    /// initialise on their leader).
+    ShareStatePartitionMetadata = 15,
 }
 
 impl ConsumerRecordType {
@@ -56,6 +69,12 @@ impl ConsumerRecordType {
             6 => Self::TargetAssignmentMetadata,
             7 => Self::TargetAssignmentMember,
             8 => Self::CurrentMemberAssignment,
+            10 => Self::ShareMemberMetadata,
+            11 => Self::ShareGroupMetadata,
+            12 => Self::ShareTargetAssignmentMetadata,
+            13 => Self::ShareTargetAssignmentMember,
+            14 => Self::ShareCurrentMemberAssignment,
+            15 => Self::ShareStatePartitionMetadata,
             _ => return None,
         })
     }
@@ -64,8 +83,18 @@ impl ConsumerRecordType {
     pub fn has_member(self) -> bool {
         matches!(
             self,
-            Self::MemberMetadata | Self::TargetAssignmentMember | Self::CurrentMemberAssignment
+            Self::MemberMetadata
+                | Self::TargetAssignmentMember
+                | Self::CurrentMemberAssignment
+                | Self::ShareMemberMetadata
+                | Self::ShareTargetAssignmentMember
+                | Self::ShareCurrentMemberAssignment
         )
+    }
+
+    /// Whether the record is a share group's (types 10-15).
+    pub fn is_share(self) -> bool {
+        (self as i16) >= 10
     }
 }
 
@@ -334,7 +363,7 @@ fn put_string(buf: &mut BytesMut, s: &str) {
     buf.put_slice(&s.as_bytes()[..n]);
 }
 
-fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
+pub(super) fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
         v >>= 7;
@@ -342,7 +371,7 @@ fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
     buf.put_u8(v as u8);
 }
 
-fn put_compact_nullable_string(buf: &mut BytesMut, s: Option<&str>) {
+pub(super) fn put_compact_nullable_string(buf: &mut BytesMut, s: Option<&str>) {
     match s {
         None => put_uvarint(buf, 0),
         Some(s) => {
@@ -353,7 +382,7 @@ fn put_compact_nullable_string(buf: &mut BytesMut, s: Option<&str>) {
 }
 
 /// `[]TopicPartitions`: topic id, `[]int32` partitions, tagged fields.
-fn put_partitions(buf: &mut BytesMut, assignment: &Assignment) {
+pub(super) fn put_partitions(buf: &mut BytesMut, assignment: &Assignment) {
     put_uvarint(buf, assignment.len() as u32 + 1);
     for (topic, partitions) in assignment {
         buf.put_slice(topic.as_bytes());
@@ -366,7 +395,7 @@ fn put_partitions(buf: &mut BytesMut, assignment: &Assignment) {
 }
 
 /// A reader of a flexible value, after checking its version (0).
-fn flexible<'a, 'b>(
+pub(super) fn flexible<'a, 'b>(
     buf: &'a mut &'b [u8],
     what: &'static str,
 ) -> Result<Reader<'a, 'b>, RecordError> {
@@ -396,21 +425,21 @@ impl Reader<'_, '_> {
     }
 
     /// A compact array's length (null reads as empty).
-    fn array_len(&mut self) -> Result<usize, RecordError> {
+    pub(super) fn array_len(&mut self) -> Result<usize, RecordError> {
         let n = self.uvarint()?.saturating_sub(1) as usize;
         // Each element takes at least one byte: a longer count is a lie.
         self.need(n)?;
         Ok(n)
     }
 
-    fn compact_nullable_string(&mut self) -> Result<Option<String>, RecordError> {
+    pub(super) fn compact_nullable_string(&mut self) -> Result<Option<String>, RecordError> {
         match self.uvarint()? {
             0 => Ok(None),
             n => self.utf8((n - 1) as usize).map(Some),
         }
     }
 
-    fn partitions(&mut self) -> Result<Assignment, RecordError> {
+    pub(super) fn partitions(&mut self) -> Result<Assignment, RecordError> {
         let mut out = Assignment::new();
         for _ in 0..self.array_len()? {
             self.need(16)?;
@@ -426,7 +455,7 @@ impl Reader<'_, '_> {
         Ok(out)
     }
 
-    fn skip_tags(&mut self) -> Result<(), RecordError> {
+    pub(super) fn skip_tags(&mut self) -> Result<(), RecordError> {
         for _ in 0..self.uvarint()? {
             self.uvarint()?;
             let size = self.uvarint()? as usize;

@@ -68,6 +68,7 @@ pub struct GroupCoordinator {
     pub(super) config: Arc<BrokerConfig>,
     pub(super) group_config: GroupConfig,
     pub(super) consumer_config: ConsumerGroupConfig,
+    pub(super) share_config: crate::share::group::ShareGroupConfig,
     pub(super) replicas: Arc<ReplicaManager>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) rebalances: IntCounter,
@@ -117,10 +118,12 @@ impl GroupCoordinator {
             .map(|t| t.meta.partitions)
             .unwrap_or_else(|| config.offsets_topic_num_partitions());
         let consumer_config = Self::consumer_group_config(&config);
+        let share_config = crate::share::group::ShareGroupConfig::from_broker(&config);
         Arc::new_cyclic(|me| Self {
             config,
             group_config,
             consumer_config,
+            share_config,
             replicas,
             clock,
             rebalances,
@@ -272,7 +275,21 @@ impl GroupCoordinator {
                 ),
                 None => Group::new(&group_id, self.group_config, self.rebalances.clone(), now),
             };
-            if let Some(records) = loaded.consumer.remove(&group_id) {
+            let records = loaded.consumer.remove(&group_id);
+            let share = records
+                .as_ref()
+                .is_some_and(|r| r.keys().any(|(kind, _)| kind.is_share()));
+            if let Some(records) = records.as_ref().filter(|_| share) {
+                let topics = topics.get_or_insert_with(|| self.topic_image());
+                group.share = Some(super::share_records::from_records(
+                    &group_id,
+                    records,
+                    topics,
+                    &self.share_config,
+                    now,
+                ));
+                group.sync_consumer_state(now);
+            } else if let Some(records) = records {
                 let topics = topics.get_or_insert_with(|| self.topic_image());
                 group.consumer = Some(consumer_records::from_records(
                     &group_id,
@@ -589,7 +606,7 @@ impl GroupCoordinator {
         let mut counts = HashMap::new();
         for group in self.all_groups() {
             let g = group.lock();
-            if g.consumer().is_none() {
+            if g.consumer().is_none() && g.share().is_none() {
                 *counts.entry(g.state()).or_insert(0) += 1;
             }
         }
@@ -621,6 +638,10 @@ impl GroupCoordinator {
             let mut g = group.lock();
             if g.consumer().is_some() {
                 self.tick_consumer_group(&mut g, &mut topics, now);
+                continue;
+            }
+            if g.share().is_some() {
+                self.tick_share_group(&mut g, &mut topics, now);
                 continue;
             }
             let removed = g.tick(now);

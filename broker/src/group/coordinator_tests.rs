@@ -440,3 +440,120 @@ async fn a_consumer_group_survives_a_new_leadership_and_is_deleted_when_empty() 
     assert_eq!(gone.code, ResponseError::GroupIdNotFound.code());
     assert!(c.fetch_offsets("cg", None, false).unwrap().is_empty());
 }
+
+fn share_join(member: &str) -> crate::share::group::ShareHeartbeat {
+    crate::share::group::ShareHeartbeat {
+        member_id: member.into(),
+        member_epoch: 0,
+        subscribed_topic_names: Some(vec!["t".into()]),
+        ..Default::default()
+    }
+}
+
+/// A share group lives next to the other group types: its members share partitions, its
+/// membership survives a new leadership (records in `__consumer_offsets`), it is listed with
+/// type `share`, other protocols cannot use its id (nor it theirs), and DeleteGroups removes it
+/// once empty, for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_group_is_its_own_type_and_deleted_when_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = coordinator(dir.path(), Arc::new(ManualClock::new(1_000_000))).await;
+    let c = &f.c;
+    c.ensure_offsets_topic().await.unwrap();
+    loaded(c, "sg").await;
+    loaded(c, "cg").await;
+    let a = c
+        .share_group_heartbeat("sg", share_join("a"))
+        .await
+        .unwrap();
+    let b = c
+        .share_group_heartbeat("sg", share_join("b"))
+        .await
+        .unwrap();
+    let count = |x: &super::consumer::HeartbeatAnswer| {
+        x.assignment
+            .as_ref()
+            .map_or(0, |a| a.values().map(|p| p.len()).sum::<usize>())
+    };
+    // Two members, two partitions of t: one each.
+    assert_eq!((count(&a), count(&b)), (2, 1));
+    assert_eq!(b.member_epoch, 2);
+    // ListGroups answers once every partition of the topic has loaded, not only sg's.
+    let listed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match c.list(&[], &["share".to_string()]) {
+                Ok(listed) => break listed,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("every __consumer_offsets partition loads");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].protocol_type, "share");
+    let described = c.describe_share_group("sg").unwrap();
+    assert_eq!((described.state, described.group_epoch), ("Stable", 2));
+    // The membership is in __consumer_offsets: a new leadership replays it, and a member
+    // heartbeats on with its epoch.
+    let partition = c.partition_for("sg");
+    c.on_resign(partition);
+    c.on_become_leader(partition, 1);
+    loaded(c, "sg").await;
+    let replayed = c.describe_share_group("sg").unwrap();
+    assert_eq!((replayed.group_epoch, replayed.members.len()), (2, 2));
+    let b_again = c
+        .share_group_heartbeat(
+            "sg",
+            crate::share::group::ShareHeartbeat {
+                member_id: "b".into(),
+                member_epoch: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(b_again.member_epoch, 2);
+
+    let consumer = c
+        .consumer_group_heartbeat("sg", consumer_join("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(consumer.code, ResponseError::GroupIdNotFound.code());
+    let join = c.join("sg", join_request("")).await;
+    assert_eq!(join.error, ResponseError::InconsistentGroupProtocol.code());
+    let commit = c
+        .commit_offsets("sg", -1, "", None, vec![commit(1, 0)])
+        .await
+        .unwrap_err();
+    assert_eq!(commit, ResponseError::GroupIdNotFound.code());
+    c.consumer_group_heartbeat("cg", consumer_join("y"))
+        .await
+        .unwrap();
+    let share = c
+        .share_group_heartbeat("cg", share_join("z"))
+        .await
+        .unwrap_err();
+    assert_eq!(share.code, ResponseError::GroupIdNotFound.code());
+    assert_eq!(c.delete_group("sg"), ResponseError::NonEmptyGroup.code());
+
+    for member in ["a", "b"] {
+        let left = c
+            .share_group_heartbeat(
+                "sg",
+                crate::share::group::ShareHeartbeat {
+                    member_id: member.into(),
+                    member_epoch: -1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(left.member_epoch, -1);
+    }
+    assert_eq!(c.delete_group("sg"), 0);
+    c.on_resign(partition);
+    c.on_become_leader(partition, 2);
+    loaded(c, "sg").await;
+    let gone = c.describe_share_group("sg").unwrap_err();
+    assert_eq!(gone.code, ResponseError::GroupIdNotFound.code());
+}

@@ -22,6 +22,9 @@
 //!   assign); [`consumer_ops`] runs ConsumerGroupHeartbeat on the coordinator and
 //!   [`consumer_records`] holds their `__consumer_offsets` records.
 //! - [`records`]: Kafka's on-disk key/value schemas of the topic; [`loader`] replays them.
+//! - [`share_ops`]: KIP-932 share groups (ShareGroupHeartbeat, ShareGroupDescribe) through the
+//!   pure [`crate::share::group::ShareGroup`], held in the same map as the other group types;
+//!   [`share_records`] holds their `__consumer_offsets` records.
 
 pub mod assignor;
 pub mod classic;
@@ -37,6 +40,8 @@ pub mod offsets;
 pub mod operations;
 pub mod rebalance;
 pub mod records;
+pub mod share_ops;
+pub mod share_records;
 pub mod sync;
 pub mod txn_commit;
 

@@ -234,7 +234,7 @@ impl GroupCoordinator {
             return Ok(None);
         };
         let g = group.lock();
-        if g.consumer().is_some() {
+        if g.consumer().is_some() || g.share().is_some() {
             return Err(code(ResponseError::GroupIdNotFound));
         }
         let stable = g.state() == GroupState::Stable;
@@ -286,9 +286,10 @@ impl GroupCoordinator {
                 let g = group.lock();
                 let listing = GroupListing {
                     group_id: g.group_id.clone(),
-                    protocol_type: match g.consumer() {
-                        Some(_) => "consumer".to_string(),
-                        None => g.protocol_type().unwrap_or_default().to_string(),
+                    protocol_type: match (g.consumer(), g.share()) {
+                        (Some(_), _) => "consumer".to_string(),
+                        (_, Some(_)) => "share".to_string(),
+                        _ => g.protocol_type().unwrap_or_default().to_string(),
                     },
                     state: g.state(),
                     state_name: g.state_name(),

@@ -59,8 +59,8 @@ impl Group {
         if self.state == GroupState::Dead {
             return fail(ResponseError::CoordinatorNotAvailable.code());
         }
-        if self.consumer.is_some() {
-            // The coordinator turns an empty consumer group into a classic one first
+        if self.consumer.is_some() || self.share.is_some() {
+            // A share group never takes classic members. The coordinator turns an empty consumer group into a classic one first
             // (`convert_to_classic`); one with members refuses classic members.
             return fail(ResponseError::InconsistentGroupProtocol.code());
         }

@@ -14,7 +14,7 @@ use kafka_protocol::messages::ApiVersionsResponse;
 
 use super::text;
 use crate::broker::Broker;
-use crate::protocol::versions::SUPPORTED;
+use crate::protocol::versions::{SHARE_GROUP_APIS, SUPPORTED};
 
 /// A cluster feature and the levels Weir implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,8 @@ pub struct Feature {
 ///   `group.protocol=consumer` only against a cluster that finalizes it.
 ///
 /// Not listed, because Weir does not have them: `eligible.leader.replicas.version`,
-/// `share.version`, `streams.version`. Kafka's clients read an absent feature as level 0.
+/// `share.version` (unless `group.share.enable=true`, see [`SHARE_VERSION`]),
+/// `streams.version`. Kafka's clients read an absent feature as level 0.
 pub const FEATURES: &[Feature] = &[
     Feature {
         name: "metadata.version",
@@ -72,6 +73,15 @@ pub const FEATURES: &[Feature] = &[
     },
 ];
 
+/// `share.version` 1 (KIP-932 share groups), listed only with `group.share.enable=true`:
+/// ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch and ShareAcknowledge
+/// ([`crate::share`]).
+pub const SHARE_VERSION: Feature = Feature {
+    name: "share.version",
+    min_level: 0,
+    level: 1,
+};
+
 /// The ApiVersions answer without features: what an ApiVersions at an unsupported version
 /// gets (a v0 answer).
 pub fn response() -> ApiVersionsResponse {
@@ -93,10 +103,22 @@ pub fn response() -> ApiVersionsResponse {
 /// Answers ApiVersions: [`response`] plus the features (encoded from v3 on).
 pub fn handle(broker: &Broker) -> ApiVersionsResponse {
     let epoch = i64::try_from(broker.replicas.image().applied_index).unwrap_or(i64::MAX);
-    response()
+    let share = broker.config.share_groups_enabled();
+    let features = || FEATURES.iter().chain(share.then_some(&SHARE_VERSION));
+    let mut answer = response();
+    if share {
+        answer
+            .api_keys
+            .extend(SHARE_GROUP_APIS.iter().map(|&(api, min, max)| {
+                ApiVersion::default()
+                    .with_api_key(api as i16)
+                    .with_min_version(min)
+                    .with_max_version(max)
+            }));
+    }
+    answer
         .with_supported_features(
-            FEATURES
-                .iter()
+            features()
                 .map(|f| {
                     SupportedFeatureKey::default()
                         .with_name(text(f.name))
@@ -107,8 +129,7 @@ pub fn handle(broker: &Broker) -> ApiVersionsResponse {
         )
         .with_finalized_features_epoch(epoch)
         .with_finalized_features(
-            FEATURES
-                .iter()
+            features()
                 .map(|f| {
                     FinalizedFeatureKey::default()
                         .with_name(text(f.name))

@@ -2,9 +2,7 @@
 //! their current and target assignments, as `kafka-consumer-groups.sh --describe` shows them
 //! for `group.protocol=consumer` groups. An unknown or classic group is GROUP_ID_NOT_FOUND.
 
-use kafka_protocol::messages::consumer_group_describe_response::{
-    Assignment as WireAssignment, DescribedGroup, Member, TopicPartitions,
-};
+use kafka_protocol::messages::consumer_group_describe_response::{DescribedGroup, Member};
 use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, TopicName,
 };
@@ -45,18 +43,7 @@ pub fn handle(
                 }
                 Ok(d) => {
                     let wire = |a: &Assignment| {
-                        WireAssignment::default().with_topic_partitions(
-                            a.iter()
-                                .map(|(id, partitions)| {
-                                    TopicPartitions::default()
-                                        .with_topic_id(*id)
-                                        .with_topic_name(TopicName(text(
-                                            d.topic_names.get(id).cloned().unwrap_or_default(),
-                                        )))
-                                        .with_partitions(partitions.iter().copied().collect())
-                                })
-                                .collect(),
-                        )
+                        described_assignment!(consumer_group_describe_response, a, d.topic_names)
                     };
                     let members = d
                         .members

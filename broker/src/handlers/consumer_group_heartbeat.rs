@@ -6,12 +6,9 @@
 //! [`crate::group::consumer`].
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::consumer_group_heartbeat_response::{
-    Assignment as WireAssignment, TopicPartitions,
-};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
-use super::{text, ClientInfo};
+use super::ClientInfo;
 use crate::broker::Broker;
 use crate::group::assignor::{Assignment, Assignor};
 use crate::group::consumer::{
@@ -63,31 +60,15 @@ pub async fn handle(
                 .await
         }
     };
-    match answer {
-        Ok(a) => ConsumerGroupHeartbeatResponse::default()
-            .with_member_id(Some(text(a.member_id)))
-            .with_member_epoch(a.member_epoch)
-            .with_heartbeat_interval_ms(a.heartbeat_interval_ms)
-            .with_assignment(a.assignment.map(|assigned| {
-                WireAssignment::default().with_topic_partitions(
-                    assigned
-                        .into_iter()
-                        .map(|(topic_id, partitions)| {
-                            TopicPartitions::default()
-                                .with_topic_id(topic_id)
-                                .with_partitions(partitions.into_iter().collect())
-                        })
-                        .collect(),
-                )
-            })),
-        Err(e) => {
-            tracing::debug!(group = %group_id, member = %request.member_id.as_str(), epoch = request.member_epoch, error_code = e.code, message = %e.message, "ConsumerGroupHeartbeat refused");
-            broker.count_error("ConsumerGroupHeartbeat", e.code);
-            ConsumerGroupHeartbeatResponse::default()
-                .with_error_code(e.code)
-                .with_error_message((!e.message.is_empty()).then(|| text(e.message)))
-        }
-    }
+    heartbeat_response!(
+        consumer_group_heartbeat_response,
+        ConsumerGroupHeartbeatResponse,
+        "ConsumerGroupHeartbeat",
+        broker,
+        group_id,
+        request,
+        answer
+    )
 }
 
 fn invalid(message: &str) -> HeartbeatError {

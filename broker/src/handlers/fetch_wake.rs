@@ -1,4 +1,4 @@
-//! What wakes a long-polling Fetch: a change of one of the partitions it asked for, or a new
+//! What wakes a long-polling Fetch (and ShareFetch): a change of one of the partitions it asked for, or a new
 //! metadata image, and nothing else.
 //!
 //! Each [`crate::partition::Partition`] publishes a watch that changes on every append, high
@@ -48,6 +48,20 @@ impl FetchWakeups {
         }
         Self {
             partitions,
+            image: broker.replicas.subscribe_image_applied(),
+        }
+    }
+
+    /// Subscribes to `partitions` (a ShareFetch's, led here) and to new images.
+    pub(super) fn for_partitions(
+        broker: &Broker,
+        partitions: impl IntoIterator<Item = std::sync::Arc<crate::partition::Partition>>,
+    ) -> Self {
+        Self {
+            partitions: partitions
+                .into_iter()
+                .map(|p| p.subscribe_changes())
+                .collect(),
             image: broker.replicas.subscribe_image_applied(),
         }
     }

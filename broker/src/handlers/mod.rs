@@ -1,6 +1,62 @@
 //! One handler per Kafka API. Each takes the decoded request and returns the typed response;
 //! framing, metrics and version checks happen in [`crate::server`] and [`crate::protocol`].
 
+/// The answer to a KIP-848-style heartbeat (ConsumerGroupHeartbeat, ShareGroupHeartbeat) from
+/// the coordinator's `Result<HeartbeatAnswer, HeartbeatError>`: `$module` is the response's
+/// message module, whose `Assignment` and `TopicPartitions` the two APIs define alike.
+macro_rules! heartbeat_response {
+    ($module:ident, $response:ident, $api:literal, $broker:expr, $group_id:expr, $request:expr, $answer:expr) => {
+        match $answer {
+            Ok(a) => kafka_protocol::messages::$response::default()
+                .with_member_id(Some($crate::handlers::text(a.member_id)))
+                .with_member_epoch(a.member_epoch)
+                .with_heartbeat_interval_ms(a.heartbeat_interval_ms)
+                .with_assignment(a.assignment.map(|assigned| {
+                    kafka_protocol::messages::$module::Assignment::default().with_topic_partitions(
+                        assigned
+                            .into_iter()
+                            .map(|(topic_id, partitions)| {
+                                kafka_protocol::messages::$module::TopicPartitions::default()
+                                    .with_topic_id(topic_id)
+                                    .with_partitions(partitions.into_iter().collect())
+                            })
+                            .collect(),
+                    )
+                })),
+            Err(e) => {
+                tracing::debug!(group = %$group_id, member = %$request.member_id.as_str(), epoch = $request.member_epoch, error_code = e.code, message = %e.message, concat!($api, " refused"));
+                $broker.count_error($api, e.code);
+                kafka_protocol::messages::$response::default()
+                    .with_error_code(e.code)
+                    .with_error_message(
+                        (!e.message.is_empty()).then(|| $crate::handlers::text(e.message)),
+                    )
+            }
+        }
+    };
+}
+
+/// A describe response's `Assignment` (ConsumerGroupDescribe, ShareGroupDescribe) of an
+/// [`crate::group::assignor::Assignment`], with topic names from `$names`: `$module` is the
+/// response's message module.
+macro_rules! described_assignment {
+    ($module:ident, $assignment:expr, $names:expr) => {
+        kafka_protocol::messages::$module::Assignment::default().with_topic_partitions(
+            $assignment
+                .iter()
+                .map(|(id, partitions)| {
+                    kafka_protocol::messages::$module::TopicPartitions::default()
+                        .with_topic_id(*id)
+                        .with_topic_name(kafka_protocol::messages::TopicName(
+                            $crate::handlers::text($names.get(id).cloned().unwrap_or_default()),
+                        ))
+                        .with_partitions(partitions.iter().copied().collect())
+                })
+                .collect(),
+        )
+    };
+}
+
 pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
@@ -42,6 +98,10 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod share_acknowledge;
+pub mod share_fetch;
+pub mod share_group_describe;
+pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod update_features;
@@ -182,6 +242,26 @@ pub async fn handle(
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
             consumer_group_heartbeat::handle(broker, r, version, &client).await,
         ),
+        RequestKind::ShareGroupHeartbeat(_)
+        | RequestKind::ShareGroupDescribe(_)
+        | RequestKind::ShareFetch(_)
+        | RequestKind::ShareAcknowledge(_)
+            if !broker.config.share_groups_enabled() =>
+        {
+            return Some(share_groups_disabled(&request.body));
+        }
+        RequestKind::ShareGroupHeartbeat(r) => ResponseKind::ShareGroupHeartbeat(
+            share_group_heartbeat::handle(broker, r, &client).await,
+        ),
+        RequestKind::ShareGroupDescribe(r) => {
+            ResponseKind::ShareGroupDescribe(share_group_describe::handle(broker, r, &authz))
+        }
+        RequestKind::ShareFetch(r) => {
+            ResponseKind::ShareFetch(share_fetch::handle(broker, r, &authz).await)
+        }
+        RequestKind::ShareAcknowledge(r) => {
+            ResponseKind::ShareAcknowledge(share_acknowledge::handle(broker, r, &authz))
+        }
         RequestKind::LeaveGroup(r) => {
             ResponseKind::LeaveGroup(leave_group::handle(broker, r, version))
         }
@@ -289,6 +369,39 @@ pub async fn handle(
             return None;
         }
     })
+}
+
+/// UNSUPPORTED_VERSION for a share group API while `group.share.enable` is off, as a Kafka
+/// broker without share groups answers.
+fn share_groups_disabled(body: &RequestKind) -> ResponseKind {
+    use kafka_protocol::messages::{
+        ShareAcknowledgeResponse, ShareFetchResponse, ShareGroupDescribeResponse,
+        ShareGroupHeartbeatResponse,
+    };
+    let code = kafka_protocol::error::ResponseError::UnsupportedVersion.code();
+    match body {
+        RequestKind::ShareGroupDescribe(r) => ResponseKind::ShareGroupDescribe(
+            ShareGroupDescribeResponse::default().with_groups(
+                r.group_ids
+                    .iter()
+                    .map(|g| {
+                        kafka_protocol::messages::share_group_describe_response::DescribedGroup::default()
+                            .with_group_id(g.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::ShareFetch(_) => {
+            ResponseKind::ShareFetch(ShareFetchResponse::default().with_error_code(code))
+        }
+        RequestKind::ShareAcknowledge(_) => ResponseKind::ShareAcknowledge(
+            ShareAcknowledgeResponse::default().with_error_code(code),
+        ),
+        _ => ResponseKind::ShareGroupHeartbeat(
+            ShareGroupHeartbeatResponse::default().with_error_code(code),
+        ),
+    }
 }
 
 /// Config overrides from a request's `(name, value)` pairs; a null value sets nothing.

@@ -68,10 +68,21 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
+/// KIP-932 share groups: answered, and advertised in ApiVersions (with `share.version` 1)
+/// only when `group.share.enable=true` (Kafka 4.0's switch), until their state is durable;
+/// without it they answer UNSUPPORTED_VERSION.
+pub const SHARE_GROUP_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
+];
+
 /// The supported version range of `api`, if Weir implements it.
 pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED
         .iter()
+        .chain(SHARE_GROUP_APIS)
         .find(|(k, _, _)| *k == api)
         .map(|&(_, min, max)| (min, max))
 }
@@ -82,7 +93,7 @@ mod tests {
 
     #[test]
     fn every_range_is_within_what_the_codec_handles() {
-        for &(api, min, max) in SUPPORTED {
+        for &(api, min, max) in SUPPORTED.iter().chain(SHARE_GROUP_APIS) {
             let codec = api.valid_versions();
             assert!(min <= max, "{api:?}");
             assert!(

@@ -1,0 +1,473 @@
+//! The share partitions this broker leads and the share sessions of the consumers fetching
+//! from it: Kafka's `SharePartitionManager`. ShareFetch and ShareAcknowledge go through it.
+//!
+//! A [`SharePartition`] is created on the first fetch of a (group, partition) on its leader,
+//! starting where `share.auto.offset.reset` says (the high watermark for `latest`, the log
+//! start for `earliest`). It is kept per leader epoch: when this broker becomes leader again
+//! under a new epoch, the state starts over (it is not persisted yet, see the module docs of
+//! [`crate::share`]).
+//!
+//! Thread-safety: the partition map and the session cache are mutexes held only to look up,
+//! insert or update; each share partition has its own mutex, held for one acquisition or
+//! acknowledgement (never across a log read's wait).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use parking_lot::Mutex;
+use prometheus::{IntCounter, IntGauge};
+use uuid::Uuid;
+
+use super::partition::{
+    push_run, AcknowledgeType, AcquiredRecords, SharePartition, SharePartitionConfig,
+    SharePartitionStats,
+};
+use super::session::{SessionUpdate, SharePartitionId, ShareSessionCache, ShareSessionError};
+use crate::clock::Clock;
+use crate::config::BrokerConfig;
+use crate::log::batch::RecordBatchIter;
+use crate::log::LogError;
+use crate::partition::Partition;
+use crate::replica_manager::ReplicaManager;
+
+/// The records most ShareFetch requests may acquire per partition when the request does not
+/// say (`max.poll.records`' default).
+const DEFAULT_MAX_RECORDS: usize = 500;
+
+/// One share partition: group, topic id, partition.
+type SharePartitionKey = (String, Uuid, i32);
+
+/// One acknowledgement batch of a request: first and last offset, and the types (one for
+/// the range, or one per offset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcknowledgementBatch {
+    /// The first offset.
+    pub first_offset: i64,
+    /// The last offset (inclusive).
+    pub last_offset: i64,
+    /// Kafka's acknowledge type codes.
+    pub acknowledge_types: Vec<i8>,
+}
+
+impl From<&kafka_protocol::messages::share_fetch_request::AcknowledgementBatch>
+    for AcknowledgementBatch
+{
+    fn from(b: &kafka_protocol::messages::share_fetch_request::AcknowledgementBatch) -> Self {
+        Self {
+            first_offset: b.first_offset,
+            last_offset: b.last_offset,
+            acknowledge_types: b.acknowledge_types.clone(),
+        }
+    }
+}
+
+impl From<&kafka_protocol::messages::share_acknowledge_request::AcknowledgementBatch>
+    for AcknowledgementBatch
+{
+    fn from(b: &kafka_protocol::messages::share_acknowledge_request::AcknowledgementBatch) -> Self {
+        Self {
+            first_offset: b.first_offset,
+            last_offset: b.last_offset,
+            acknowledge_types: b.acknowledge_types.clone(),
+        }
+    }
+}
+
+/// What a ShareFetch got from one partition.
+#[derive(Debug, Clone, Default)]
+pub struct FetchedPartition {
+    /// Kafka's error code (0: none).
+    pub error_code: i16,
+    /// The leader epoch of the partition here.
+    pub leader_epoch: i32,
+    /// Whole record batches holding the acquired records.
+    pub records: Bytes,
+    /// The acquired runs.
+    pub acquired: Vec<AcquiredRecords>,
+}
+
+/// Counters and gauges of the share partitions (`weir_share_*`).
+#[derive(Debug, Clone)]
+pub struct ShareMetrics {
+    /// Records acquired by a fetch.
+    pub acquired: IntCounter,
+    /// Records acquired again after an earlier delivery.
+    pub redeliveries: IntCounter,
+    /// Records archived (rejected, gaps, out of deliveries).
+    pub archived: IntCounter,
+    /// Acquisition locks that ran out.
+    pub lock_timeouts: IntCounter,
+    /// Records acquired and not yet acknowledged, over every share partition here.
+    pub in_flight: IntGauge,
+    /// Open share sessions.
+    pub sessions: IntGauge,
+}
+
+impl ShareMetrics {
+    /// The metrics, registered in `registry`.
+    pub fn new(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        Ok(Self {
+            acquired: counter(
+                "weir_share_records_acquired_total",
+                "Records handed to share consumers",
+            )?,
+            redeliveries: counter(
+                "weir_share_redeliveries_total",
+                "Records handed to a share consumer again after an earlier delivery",
+            )?,
+            archived: counter(
+                "weir_share_records_archived_total",
+                "Records archived: rejected, gaps, or out of deliveries",
+            )?,
+            lock_timeouts: counter(
+                "weir_share_acquisition_lock_timeouts_total",
+                "Acquisition locks that ran out before an acknowledgement",
+            )?,
+            in_flight: gauge(
+                "weir_share_in_flight_records",
+                "Records acquired by share consumers and not yet acknowledged",
+            )?,
+            sessions: gauge("weir_share_sessions", "Open share sessions")?,
+        })
+    }
+}
+
+/// The share partitions led here, and the share sessions.
+#[derive(Debug)]
+pub struct SharePartitionManager {
+    config: SharePartitionConfig,
+    start_at_earliest: bool,
+    replicas: Arc<ReplicaManager>,
+    clock: Arc<dyn Clock>,
+    partitions: Mutex<HashMap<SharePartitionKey, Arc<Mutex<SharePartition>>>>,
+    sessions: Mutex<ShareSessionCache>,
+    /// Signalled when records became available again (released, lock expired), so long
+    /// polls waiting on the partitions' own watches also wake for those.
+    released: tokio::sync::Notify,
+    metrics: ShareMetrics,
+}
+
+impl SharePartitionManager {
+    /// A manager over the partitions of `replicas`.
+    pub fn new(
+        config: &BrokerConfig,
+        replicas: Arc<ReplicaManager>,
+        clock: Arc<dyn Clock>,
+        metrics: ShareMetrics,
+    ) -> Self {
+        Self {
+            config: SharePartitionConfig::from_broker(config),
+            start_at_earliest: config.share_auto_offset_reset_earliest(),
+            replicas,
+            clock,
+            partitions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(ShareSessionCache::default()),
+            released: tokio::sync::Notify::new(),
+            metrics,
+        }
+    }
+
+    /// `group.share.record.lock.duration.ms`, for ShareFetch's `AcquisitionLockTimeoutMs`.
+    pub fn lock_duration_ms(&self) -> i32 {
+        self.config.record_lock_duration_ms.min(i64::from(i32::MAX)) as i32
+    }
+
+    /// The current time of the injected clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// A ShareFetch's session epoch, added and forgotten partitions.
+    pub fn update_session(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        epoch: i32,
+        added: Vec<SharePartitionId>,
+        forgotten: Vec<SharePartitionId>,
+    ) -> Result<SessionUpdate, ShareSessionError> {
+        let mut sessions = self.sessions.lock();
+        let result = sessions.update(group_id, member_id, epoch, added, forgotten);
+        self.metrics.sessions.set(sessions.len() as i64);
+        result
+    }
+
+    /// A ShareAcknowledge's session epoch; the session's partitions when it closes it.
+    pub fn acknowledge_session(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Result<Option<BTreeSet<SharePartitionId>>, ShareSessionError> {
+        let mut sessions = self.sessions.lock();
+        let result = sessions.acknowledge(group_id, member_id, epoch);
+        self.metrics.sessions.set(sessions.len() as i64);
+        result
+    }
+
+    /// A future that completes when records are released after it was created; create it
+    /// before reading, as with the partitions' watches.
+    pub fn released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.released.notified()
+    }
+
+    /// The partition led here, or Kafka's error code.
+    pub fn leader(&self, topic_id: Uuid, partition: i32) -> Result<Arc<Partition>, i16> {
+        let Some(topic) = self.replicas.topic_by_id(topic_id) else {
+            return Err(ResponseError::UnknownTopicId.code());
+        };
+        if !(0..topic.meta.partitions).contains(&partition) {
+            return Err(ResponseError::UnknownTopicOrPartition.code());
+        }
+        match self.replicas.partition(&topic.meta.name, partition) {
+            Some(p) if p.is_leader() => Ok(p),
+            _ => Err(ResponseError::NotLeaderOrFollower.code()),
+        }
+    }
+
+    /// The share partition of `group_id` on `partition` (led here), created at the reset
+    /// position, or started over when the leader epoch moved.
+    fn share_partition(
+        &self,
+        group_id: &str,
+        topic_id: Uuid,
+        index: i32,
+        partition: &Partition,
+    ) -> Arc<Mutex<SharePartition>> {
+        let leader_epoch = partition.leader_epoch();
+        let key = (group_id.to_string(), topic_id, index);
+        let mut partitions = self.partitions.lock();
+        if let Some(sp) = partitions.get(&key) {
+            if sp.lock().leader_epoch == leader_epoch {
+                return sp.clone();
+            }
+        }
+        let start = if self.start_at_earliest {
+            partition.log_start_offset()
+        } else {
+            partition.high_watermark()
+        };
+        let mut sp = SharePartition::new(self.config.clone(), start);
+        sp.leader_epoch = leader_epoch;
+        let sp = Arc::new(Mutex::new(sp));
+        partitions.insert(key, sp.clone());
+        sp
+    }
+
+    /// Applies a member's acknowledgements of one partition; Kafka's error code (0: all
+    /// applied). A batch that fails leaves the others applied, as Kafka.
+    pub fn acknowledge(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        topic_id: Uuid,
+        index: i32,
+        batches: &[AcknowledgementBatch],
+    ) -> i16 {
+        let partition = match self.leader(topic_id, index) {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
+        let mut parsed = Vec::with_capacity(batches.len());
+        for b in batches {
+            let types: Option<Vec<AcknowledgeType>> = b
+                .acknowledge_types
+                .iter()
+                .map(|t| AcknowledgeType::from_code(*t).filter(|t| *t != AcknowledgeType::Renew))
+                .collect();
+            match types {
+                Some(types) if !types.is_empty() => parsed.push((b, types)),
+                _ => return ResponseError::InvalidRequest.code(),
+            }
+        }
+        let sp = self.share_partition(group_id, topic_id, index, &partition);
+        let now = self.now_ms();
+        let mut sp = sp.lock();
+        let before = (sp.stats(), sp.acquired_count());
+        self.expire(&mut sp, now);
+        let mut code = 0;
+        for (b, types) in parsed {
+            if let Err(e) = sp.acknowledge(member_id, b.first_offset, b.last_offset, &types, now) {
+                tracing::debug!(group = group_id, member = member_id, error = %e, "share acknowledgement refused");
+                code = e.code();
+            }
+        }
+        self.publish(&sp, before);
+        drop(sp);
+        self.released.notify_waiters();
+        code
+    }
+
+    /// Acquires records of one partition for a member: reads the log from where the share
+    /// partition can acquire (committed data only, below the high watermark) and acquires up
+    /// to `max_records` of what it read.
+    pub fn fetch(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        topic_id: Uuid,
+        index: i32,
+        max_bytes: usize,
+        max_records: i32,
+    ) -> FetchedPartition {
+        let partition = match self.leader(topic_id, index) {
+            Ok(p) => p,
+            Err(error_code) => {
+                return FetchedPartition {
+                    error_code,
+                    leader_epoch: -1,
+                    ..FetchedPartition::default()
+                }
+            }
+        };
+        let leader_epoch = partition.leader_epoch();
+        let max_records = if max_records > 0 {
+            max_records as usize
+        } else {
+            DEFAULT_MAX_RECORDS
+        };
+        let sp = self.share_partition(group_id, topic_id, index, &partition);
+        let now = self.now_ms();
+        let mut sp = sp.lock();
+        let before = (sp.stats(), sp.acquired_count());
+        self.expire(&mut sp, now);
+        let mut out = FetchedPartition {
+            leader_epoch,
+            ..FetchedPartition::default()
+        };
+        let Some(mut offset) = sp.fetch_offset() else {
+            return out;
+        };
+        // One retry: an offset below the log start (retention) moves SPSO to the log start.
+        let read = match partition.read(offset, max_bytes, true, false) {
+            Err(LogError::OffsetOutOfRange { .. }) => {
+                sp.reset_start_offset(partition.log_start_offset());
+                let Some(retry) = sp.fetch_offset() else {
+                    return out;
+                };
+                offset = retry;
+                partition.read(offset, max_bytes, true, false)
+            }
+            other => other,
+        };
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => {
+                out.error_code = e.kafka_code();
+                return out;
+            }
+        };
+        let mut remaining = max_records;
+        // The byte range of the batches holding acquired records.
+        let mut span: Option<(usize, usize)> = None;
+        for batch in RecordBatchIter::new(&read.records) {
+            let Ok((header, range)) = batch else { break };
+            if remaining == 0 {
+                break;
+            }
+            if header.is_control() {
+                sp.archive_range(header.base_offset(), header.last_offset());
+                continue;
+            }
+            let got = sp.acquire(
+                member_id,
+                header.base_offset(),
+                header.last_offset(),
+                remaining,
+                now,
+            );
+            if got.is_empty() {
+                continue;
+            }
+            for run in got {
+                remaining -= (run.last_offset - run.first_offset + 1) as usize;
+                push_run(&mut out.acquired, run);
+            }
+            span = Some(span.map_or((range.start, range.end), |(s, _)| (s, range.end)));
+        }
+        if let Some((start, end)) = span {
+            out.records = read.records.slice(start..end);
+        }
+        self.publish(&sp, before);
+        out
+    }
+
+    /// Gives back what `member_id` holds in `partitions` (its share session closed).
+    pub fn release_member(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        partitions: &BTreeSet<SharePartitionId>,
+    ) {
+        let mut released = 0;
+        for (topic_id, index) in partitions {
+            let key = (group_id.to_string(), *topic_id, *index);
+            let Some(sp) = self.partitions.lock().get(&key).cloned() else {
+                continue;
+            };
+            let mut sp = sp.lock();
+            let before = (sp.stats(), sp.acquired_count());
+            released += sp.release_member(member_id);
+            self.publish(&sp, before);
+        }
+        if released > 0 {
+            self.released.notify_waiters();
+        }
+    }
+
+    /// The earliest acquisition lock expiry among `partitions` of the group, for a long
+    /// poll's wake-up.
+    pub fn next_lock_expiry(
+        &self,
+        group_id: &str,
+        partitions: &BTreeSet<SharePartitionId>,
+    ) -> Option<i64> {
+        let map = self.partitions.lock();
+        partitions
+            .iter()
+            .filter_map(|(t, p)| map.get(&(group_id.to_string(), *t, *p)))
+            .filter_map(|sp| sp.lock().next_lock_expiry())
+            .min()
+    }
+
+    /// Forgets the share partitions of `topic_id` (deleted) or of a partition no longer led
+    /// here; called from the replica manager's leadership changes in a later step.
+    pub fn forget_partition(&self, topic_id: Uuid, index: i32) {
+        self.partitions
+            .lock()
+            .retain(|(_, t, p), _| !(*t == topic_id && *p == index));
+    }
+
+    fn expire(&self, sp: &mut SharePartition, now_ms: i64) {
+        if sp.expire_locks(now_ms) > 0 {
+            self.released.notify_waiters();
+        }
+    }
+
+    /// Moves the metrics by what one share partition's counters moved since `before`.
+    fn publish(&self, sp: &SharePartition, before: (SharePartitionStats, usize)) {
+        let (before, before_in_flight) = before;
+        let after = sp.stats();
+        let m = &self.metrics;
+        m.redeliveries
+            .inc_by(after.redeliveries - before.redeliveries);
+        m.archived.inc_by(after.archived - before.archived);
+        m.lock_timeouts
+            .inc_by(after.lock_timeouts - before.lock_timeouts);
+        m.acquired.inc_by(after.acquired - before.acquired);
+        m.in_flight
+            .add(sp.acquired_count() as i64 - before_in_flight as i64);
+    }
+}

@@ -58,6 +58,7 @@ fn cluster(name: &str, replicas: i32) -> Cluster {
             config: BTreeMap::new(),
             listeners: Default::default(),
             rebalance: Default::default(),
+            certificates: None,
         },
     )
 }

@@ -53,25 +53,44 @@ pub struct TlsSource {
 /// The TLS client config brokers use to reach each other's inter-broker listener
 /// `listener` (an SSL listener): its trust store checks the peers' certificates, and its key
 /// store is this broker's client certificate (for `ssl.client.auth=required`), as in Kafka.
-pub fn inter_broker_client(
-    config: &BrokerConfig,
-    listener: &str,
-) -> Result<Arc<rustls::ClientConfig>, SecurityError> {
-    let settings = TlsSettings::of(config, listener);
-    let roots = settings.roots()?.ok_or_else(|| {
-        settings.error(
-            "the inter-broker listener uses TLS: set ssl.truststore.location or ssl.truststore.certificates so brokers can check each other",
-        )
-    })?;
-    let (chain, key) = settings.key_pair()?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&settings.protocols)
-        .map_err(|e| settings.error(format!("ssl.enabled.protocols: {e}")))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| settings.error(format!("the key does not fit the certificate: {e}")))?;
-    Ok(Arc::new(client))
+/// Rebuilt when its PEM files change, as the listeners' [`TlsSource`] is, so a renewed
+/// certificate or CA reaches new peer connections without a restart.
+#[derive(Debug)]
+pub struct InterBrokerTls {
+    settings: TlsSettings,
+    current: Mutex<(Arc<rustls::ClientConfig>, Vec<Stamp>)>,
+}
+
+impl InterBrokerTls {
+    /// Reads the settings of `listener` and builds the first config; fails with a message
+    /// naming the setting when they are incomplete or the PEM does not parse.
+    pub fn new(config: &BrokerConfig, listener: &str) -> Result<Self, SecurityError> {
+        let settings = TlsSettings::of(config, listener);
+        let stamps = settings.stamps();
+        let client = settings.build_client()?;
+        Ok(Self {
+            settings,
+            current: Mutex::new((client, stamps)),
+        })
+    }
+
+    /// The config for a new peer connection, rebuilt first if a PEM file changed.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let stamps = self.settings.stamps();
+        let mut current = self.current.lock();
+        if current.1 != stamps {
+            match self.settings.build_client() {
+                Ok(client) => {
+                    tracing::info!(listener = %self.settings.listener, "reloaded the inter-broker TLS key store and trust store");
+                    *current = (client, stamps);
+                }
+                Err(e) => {
+                    tracing::warn!(listener = %self.settings.listener, error = %e, "reloading inter-broker TLS files failed; keeping the previous certificates");
+                }
+            }
+        }
+        current.0.clone()
+    }
 }
 
 impl TlsSource {
@@ -137,6 +156,23 @@ impl TlsSettings {
             client_auth: setting("ssl.client.auth").unwrap_or_else(|| "none".to_string()),
             protocols,
         }
+    }
+
+    fn build_client(&self) -> Result<Arc<rustls::ClientConfig>, SecurityError> {
+        let roots = self.roots()?.ok_or_else(|| {
+            self.error(
+                "the inter-broker listener uses TLS: set ssl.truststore.location or ssl.truststore.certificates so brokers can check each other",
+            )
+        })?;
+        let (chain, key) = self.key_pair()?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&self.protocols)
+            .map_err(|e| self.error(format!("ssl.enabled.protocols: {e}")))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| self.error(format!("the key does not fit the certificate: {e}")))?;
+        Ok(Arc::new(client))
     }
 
     fn stamps(&self) -> Vec<Stamp> {

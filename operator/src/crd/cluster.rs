@@ -175,7 +175,7 @@ pub struct ListenersSpec {
 pub struct ClientListener {
     /// Lower-case letters and digits; the broker's listener name is its upper-case form
     /// (`external` → `EXTERNAL`, settings under `listener.name.external.`).
-    #[schemars(regex(pattern = r"^[a-z][a-z0-9]{0,14}$"))]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9]{0,14}$"), length(min = 1, max = 15))]
     #[x_kube(validation = Rule::new("!(self in ['replication', 'kafka', 'internal', 'metrics'])").message("replication, kafka, internal and metrics name the brokers' own ports"))]
     pub name: String,
     #[schemars(range(min = 1, max = 65535))]
@@ -201,6 +201,7 @@ pub struct ListenerAuthentication {
     /// `oauth` only: a Secret whose key `jwks.json` holds the issuer's JSON Web Key Set
     /// (mounted, so a change reaches the brokers without a restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     pub jwks_secret: Option<String>,
 }
 

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
+use kube::api::{Patch, PatchParams};
 use kube::Api;
 
 use crate::build::listeners::uses_tls;
@@ -37,6 +38,9 @@ use renewal::{next_check, plan_ca, plan_leaf, CaAction, CaPhase, CaState, Policy
 
 /// Annotation of an operator-made CA Secret: when its trust bundle last changed (unix seconds).
 pub const TRUST_CHANGED_ANNOTATION: &str = "weir.dev/trust-changed-at";
+/// Annotation on an operator-made CA Secret asking for its renewal now (any value); removed
+/// once the renewal starts.
+pub const FORCE_RENEW_ANNOTATION: &str = "weir.dev/force-renew";
 /// Key of the previous CA's certificate while a renewal runs.
 pub const PREVIOUS_CA_KEY: &str = "ca-previous.crt";
 
@@ -162,13 +166,12 @@ async fn load_ca(
         Some(pem) if !user_provided => Some(inspect(&pem, &format!("{name}/{PREVIOUS_CA_KEY}"))?),
         _ => None,
     };
-    let trust_changed_at = stored
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(TRUST_CHANGED_ANNOTATION))
+    let annotations = stored.metadata.annotations.clone().unwrap_or_default();
+    let trust_changed_at = annotations
+        .get(TRUST_CHANGED_ANNOTATION)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let force_renew = !user_provided && annotations.contains_key(FORCE_RENEW_ANNOTATION);
     Ok(Some(LoadedCa {
         keyed: KeyedCert { cert_pem, key_pem },
         state: CaState {
@@ -176,6 +179,7 @@ async fn load_ca(
             previous,
             trust_changed_at,
             user_provided,
+            force_renew,
         },
     }))
 }
@@ -266,12 +270,24 @@ async fn ensure_ca(
             tracing::info!(cluster = %names.cluster, ca = %role.secret(names), renewal = previous.is_some(), "issued a new CA");
             let previous_pem = previous.map(|o| o.keyed.cert_pem.as_str());
             store_ca(secrets, input, role, &keyed, previous_pem, now).await?;
+            if previous.is_some_and(|o| o.state.force_renew) {
+                // Set by someone else (kubectl annotate): a merge patch removes it whoever owns it.
+                let clear = serde_json::json!({"metadata": {"annotations": {FORCE_RENEW_ANNOTATION: null}}});
+                secrets
+                    .patch(
+                        &role.secret(names),
+                        &PatchParams::default(),
+                        &Patch::Merge(&clear),
+                    )
+                    .await?;
+            }
             LoadedCa {
                 state: CaState {
                     current: inspect(&keyed.cert_pem, "new CA")?,
                     previous: previous.map(|o| o.state.current.clone()),
                     trust_changed_at: now,
                     user_provided: false,
+                    force_renew: false,
                 },
                 keyed,
             }

@@ -16,7 +16,9 @@
 //! 3. **DroppingPreviousCa**: once every certificate is under the new CA and has settled, the
 //!    previous CA leaves the bundle.
 //!
-//! A CA of the user's own (`secretName`) is never renewed: certificates follow it.
+//! A renewal starts `renewalDays` before the CA expires, or at once when its Secret carries the
+//! annotation `weir.dev/force-renew` (the operator removes it). A CA of the user's own
+//! (`secretName`) is never renewed: certificates follow it.
 
 use super::pki::CertInfo;
 use crate::crd::CaSpec;
@@ -56,6 +58,8 @@ pub struct CaState {
     pub trust_changed_at: i64,
     /// A CA of the user's own: never renewed.
     pub user_provided: bool,
+    /// Someone asked for a renewal now ([`super::FORCE_RENEW_ANNOTATION`]).
+    pub force_renew: bool,
 }
 
 /// Where a CA is in its life.
@@ -105,7 +109,8 @@ pub fn plan_ca(
         return (CaAction::Keep, CaPhase::Current);
     }
     if state.previous.is_none() {
-        return if now >= state.current.not_after - policy.renew_before_secs {
+        let due = now >= state.current.not_after - policy.renew_before_secs;
+        return if due || state.force_renew {
             (CaAction::Renew, CaPhase::TrustingNewCa)
         } else {
             (CaAction::Keep, CaPhase::Current)
@@ -248,6 +253,7 @@ mod tests {
             previous: previous.cloned(),
             trust_changed_at: changed,
             user_provided: false,
+            force_renew: false,
         }
     }
 
@@ -299,6 +305,14 @@ mod tests {
         );
         assert_eq!(
             plan_ca(Some(&steady), &[Some(&l_old)], &p, renew_at),
+            (CaAction::Renew, CaPhase::TrustingNewCa)
+        );
+        let forced = CaState {
+            force_renew: true,
+            ..steady.clone()
+        };
+        assert_eq!(
+            plan_ca(Some(&forced), &[Some(&l_old)], &p, NOW),
             (CaAction::Renew, CaPhase::TrustingNewCa)
         );
 

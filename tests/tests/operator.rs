@@ -74,15 +74,7 @@ fn cluster(name: &str, replicas: i32) -> Cluster {
 }
 
 fn listener(name: &str, port: i32, tls: bool, auth: Option<AuthenticationType>) -> ClientListener {
-    ClientListener {
-        name: name.into(),
-        port,
-        tls,
-        authentication: auth.map(|type_| ListenerAuthentication {
-            type_,
-            jwks_secret: None,
-        }),
-    }
+    ClientListener::new(name, port, tls, auth)
 }
 
 fn topic(name: &str, cluster: &str, partitions: i32, rf: i32) -> Topic {

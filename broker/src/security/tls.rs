@@ -43,11 +43,72 @@ struct TlsSettings {
 /// A file's identity for reload checks: modification time and length.
 type Stamp = Option<(SystemTime, u64)>;
 
+/// A rustls config built from a listener's PEM settings, rebuilt when the files change:
+/// `get` compares the files' modification time and length with those it last built from.
+/// `T` is the server config (a listener) or the client config (inter-broker connections).
+#[derive(Debug)]
+struct Reloading<T> {
+    settings: TlsSettings,
+    build: fn(&TlsSettings) -> Result<Arc<T>, SecurityError>,
+    /// Names the config in the reload log lines.
+    what: &'static str,
+    current: Mutex<(Arc<T>, Vec<Stamp>)>,
+}
+
+impl<T> Reloading<T> {
+    fn new(
+        config: &BrokerConfig,
+        listener: &str,
+        build: fn(&TlsSettings) -> Result<Arc<T>, SecurityError>,
+        what: &'static str,
+    ) -> Result<Self, SecurityError> {
+        let settings = TlsSettings::of(config, listener);
+        let stamps = settings.stamps();
+        let first = build(&settings)?;
+        Ok(Self {
+            settings,
+            build,
+            what,
+            current: Mutex::new((first, stamps)),
+        })
+    }
+
+    /// The current config, rebuilt first if a PEM file changed since it was loaded.
+    fn get(&self) -> Arc<T> {
+        let stamps = self.settings.stamps();
+        let mut current = self.current.lock();
+        if current.1 != stamps {
+            match (self.build)(&self.settings) {
+                Ok(config) => {
+                    tracing::info!(listener = %self.settings.listener, what = self.what, "reloaded the TLS key store and trust store");
+                    *current = (config, stamps);
+                }
+                Err(e) => {
+                    // Possibly caught mid-rotation; the next connection tries again.
+                    tracing::warn!(listener = %self.settings.listener, what = self.what, error = %e, "reloading TLS files failed; keeping the previous certificates");
+                }
+            }
+        }
+        current.0.clone()
+    }
+}
+
 /// The rustls config of one TLS listener, rebuilt when its PEM files change.
 #[derive(Debug)]
-pub struct TlsSource {
-    settings: TlsSettings,
-    current: Mutex<(Arc<ServerConfig>, Vec<Stamp>)>,
+pub struct TlsSource(Reloading<ServerConfig>);
+
+impl TlsSource {
+    /// Reads the TLS settings of `listener` and builds its first config; fails with a message
+    /// naming the setting when they are incomplete or the PEM does not parse.
+    pub fn new(config: &BrokerConfig, listener: &str) -> Result<Self, SecurityError> {
+        Reloading::new(config, listener, TlsSettings::build, "listener").map(Self)
+    }
+
+    /// The acceptor for a new connection: the current config, rebuilt first if a PEM file
+    /// changed since it was loaded.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.0.get())
+    }
 }
 
 /// The TLS client config brokers use to reach each other's inter-broker listener
@@ -56,74 +117,24 @@ pub struct TlsSource {
 /// Rebuilt when its PEM files change, as the listeners' [`TlsSource`] is, so a renewed
 /// certificate or CA reaches new peer connections without a restart.
 #[derive(Debug)]
-pub struct InterBrokerTls {
-    settings: TlsSettings,
-    current: Mutex<(Arc<rustls::ClientConfig>, Vec<Stamp>)>,
-}
+pub struct InterBrokerTls(Reloading<rustls::ClientConfig>);
 
 impl InterBrokerTls {
     /// Reads the settings of `listener` and builds the first config; fails with a message
     /// naming the setting when they are incomplete or the PEM does not parse.
     pub fn new(config: &BrokerConfig, listener: &str) -> Result<Self, SecurityError> {
-        let settings = TlsSettings::of(config, listener);
-        let stamps = settings.stamps();
-        let client = settings.build_client()?;
-        Ok(Self {
-            settings,
-            current: Mutex::new((client, stamps)),
-        })
+        Reloading::new(
+            config,
+            listener,
+            TlsSettings::build_client,
+            "inter-broker client",
+        )
+        .map(Self)
     }
 
     /// The config for a new peer connection, rebuilt first if a PEM file changed.
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        let stamps = self.settings.stamps();
-        let mut current = self.current.lock();
-        if current.1 != stamps {
-            match self.settings.build_client() {
-                Ok(client) => {
-                    tracing::info!(listener = %self.settings.listener, "reloaded the inter-broker TLS key store and trust store");
-                    *current = (client, stamps);
-                }
-                Err(e) => {
-                    tracing::warn!(listener = %self.settings.listener, error = %e, "reloading inter-broker TLS files failed; keeping the previous certificates");
-                }
-            }
-        }
-        current.0.clone()
-    }
-}
-
-impl TlsSource {
-    /// Reads the TLS settings of `listener` and builds its first config; fails with a message
-    /// naming the setting when they are incomplete or the PEM does not parse.
-    pub fn new(config: &BrokerConfig, listener: &str) -> Result<Self, SecurityError> {
-        let settings = TlsSettings::of(config, listener);
-        let stamps = settings.stamps();
-        let config = settings.build()?;
-        Ok(Self {
-            settings,
-            current: Mutex::new((config, stamps)),
-        })
-    }
-
-    /// The acceptor for a new connection: the current config, rebuilt first if a PEM file
-    /// changed since it was loaded.
-    pub fn acceptor(&self) -> TlsAcceptor {
-        let stamps = self.settings.stamps();
-        let mut current = self.current.lock();
-        if current.1 != stamps {
-            match self.settings.build() {
-                Ok(config) => {
-                    tracing::info!(listener = %self.settings.listener, "reloaded the TLS key store and trust store");
-                    *current = (config, stamps);
-                }
-                Err(e) => {
-                    // Possibly caught mid-rotation; the next handshake tries again.
-                    tracing::warn!(listener = %self.settings.listener, error = %e, "reloading TLS files failed; keeping the previous certificates");
-                }
-            }
-        }
-        TlsAcceptor::from(current.0.clone())
+        self.0.get()
     }
 }
 

@@ -154,23 +154,19 @@ pub fn listener_args(spec: &ClusterSpec, me: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::build::tests::cluster;
-    use crate::crd::ListenerAuthentication;
 
+    /// A listener; an OAuth one with a key set.
     fn listener(
         name: &str,
         port: i32,
         tls: bool,
         auth: Option<AuthenticationType>,
     ) -> ClientListener {
-        ClientListener {
-            name: name.into(),
-            port,
-            tls,
-            authentication: auth.map(|type_| ListenerAuthentication {
-                type_,
-                jwks_secret: (type_ == AuthenticationType::Oauth).then(|| "issuer-keys".into()),
-            }),
+        let mut l = ClientListener::new(name, port, tls, auth);
+        if let Some(a) = l.authentication.as_mut() {
+            a.jwks_secret = (a.type_ == AuthenticationType::Oauth).then(|| "issuer-keys".into());
         }
+        l
     }
 
     fn spec_with(clients: Vec<ClientListener>) -> ClusterSpec {

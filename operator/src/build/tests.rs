@@ -343,27 +343,11 @@ fn broker_pods_announce_their_metrics_port_to_prometheus() {
 
 #[test]
 fn tls_listeners_mount_their_certificates_and_replace_the_listen_shorthand() {
-    use crate::crd::{AuthenticationType, ClientListener, ListenerAuthentication};
+    use crate::crd::{AuthenticationType, ClientListener};
     let mut c = cluster(3);
     c.spec.listeners.clients = vec![
-        ClientListener {
-            name: "scram".into(),
-            port: 9094,
-            tls: true,
-            authentication: Some(ListenerAuthentication {
-                type_: AuthenticationType::ScramSha512,
-                jwks_secret: None,
-            }),
-        },
-        ClientListener {
-            name: "mtls".into(),
-            port: 9095,
-            tls: true,
-            authentication: Some(ListenerAuthentication {
-                type_: AuthenticationType::Tls,
-                jwks_secret: None,
-            }),
-        },
+        ClientListener::new("scram", 9094, true, Some(AuthenticationType::ScramSha512)),
+        ClientListener::new("mtls", 9095, true, Some(AuthenticationType::Tls)),
     ];
     let o = build(&c, 3);
     let a = args(&o);

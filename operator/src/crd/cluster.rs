@@ -189,6 +189,21 @@ pub struct ClientListener {
     pub authentication: Option<ListenerAuthentication>,
 }
 
+impl ClientListener {
+    /// A listener with `authentication` of `type_` (no OAuth key set: see `jwks_secret`).
+    pub fn new(name: &str, port: i32, tls: bool, type_: Option<AuthenticationType>) -> Self {
+        Self {
+            name: name.into(),
+            port,
+            tls,
+            authentication: type_.map(|type_| ListenerAuthentication {
+                type_,
+                jwks_secret: None,
+            }),
+        }
+    }
+}
+
 /// A listener's authentication.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]

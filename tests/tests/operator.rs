@@ -40,8 +40,7 @@ use tonic::transport::Endpoint;
 use weir_api::proto::admin as pb;
 use weir_operator::crd::condition::types;
 use weir_operator::crd::{
-    AuthenticationType, ClientListener, Cluster, ClusterSpec, ListenerAuthentication, StorageSpec,
-    Topic, TopicSpec,
+    AuthenticationType, ClientListener, Cluster, ClusterSpec, StorageSpec, Topic, TopicSpec,
 };
 use weir_tests::admin::{eventually, AdminClient};
 use weir_tests::clients::served_certificate;

@@ -302,3 +302,51 @@ pub async fn write(
     .await?;
     Ok(busy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(cluster_phase: CaPhase) -> TlsOutcome {
+        TlsOutcome {
+            cluster_ca: CaReport {
+                phase: cluster_phase,
+                not_after: 1_800_000_000,
+                user_provided: false,
+            },
+            clients_ca: CaReport {
+                phase: CaPhase::Current,
+                not_after: 1_800_086_400,
+                user_provided: true,
+            },
+            brokers_not_after: Some(1_799_000_000),
+            issued: vec![("events-0".into(), "a new CA signs")],
+            next_check: 0,
+        }
+    }
+
+    #[test]
+    fn certificates_report_each_phase_and_the_expiry_dates() {
+        let (entry, condition) = certificates(&outcome(CaPhase::ReissuingCertificates));
+        assert_eq!(entry.cluster_ca.phase, "ReissuingCertificates");
+        assert_eq!(entry.cluster_ca.not_after, "2027-01-15T08:00:00Z");
+        assert!(entry.clients_ca.user_provided);
+        assert_eq!(
+            entry.brokers_not_after.as_deref(),
+            Some("2027-01-03T18:13:20Z")
+        );
+        assert!(condition.status);
+        assert_eq!(condition.type_, types::CERTIFICATES_RENEWING);
+        assert_eq!(condition.reason, "ClusterCaReissuingCertificates");
+        assert!(condition
+            .message
+            .contains("cluster CA valid until 2027-01-15T08:00:00Z"));
+        assert!(condition.message.contains("events-0 (a new CA signs)"));
+
+        let (_, steady) = certificates(&outcome(CaPhase::Current));
+        assert!(!steady.status);
+        assert_eq!(steady.reason, "Current");
+        assert!(!outcome(CaPhase::Current).renewing());
+        assert!(outcome(CaPhase::TrustingNewCa).renewing());
+    }
+}

@@ -126,9 +126,10 @@ pub async fn bind_listeners(
                 reason: "Weir's broker-to-broker client does not speak SASL yet: name a PLAINTEXT or SSL listener".to_string(),
             }));
         }
-        Some(SecurityProtocol::Ssl) => crate::replication::client::set_inter_broker_tls(
-            crate::security::tls::inter_broker_client(config, &resolved.inter_broker)?,
-        ),
+        Some(SecurityProtocol::Ssl) => {
+            let tls = crate::security::tls::InterBrokerTls::new(config, &resolved.inter_broker)?;
+            crate::replication::client::set_inter_broker_tls(Arc::new(move || tls.client_config()));
+        }
         _ => {}
     }
     let from_flag = config

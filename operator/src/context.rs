@@ -25,6 +25,9 @@ pub struct Settings {
     pub busy_requeue: Duration,
     /// Requeue delay of a steady cluster (status refresh).
     pub idle_requeue: Duration,
+    /// How long a change to a mounted Secret takes to reach every broker (the kubelet's sync
+    /// period and Secret cache): each phase of a CA renewal waits this long.
+    pub certificate_settle: Duration,
 }
 
 impl Default for Settings {
@@ -35,6 +38,7 @@ impl Default for Settings {
             default_broker_image: DEFAULT_IMAGE.into(),
             busy_requeue: Duration::from_secs(5),
             idle_requeue: Duration::from_secs(60),
+            certificate_settle: Duration::from_secs(120),
         }
     }
 }

@@ -22,6 +22,9 @@ pub enum Error {
     Placement(#[from] PlacementError),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// A CA or certificate could not be read or made.
+    #[error("certificates: {0}")]
+    Certificate(String),
 }
 
 impl Error {
@@ -33,6 +36,7 @@ impl Error {
             Error::Unreachable(_) => "unreachable",
             Error::Assignment(_) | Error::Placement(_) => "placement",
             Error::Finalizer(_) => "finalizer",
+            Error::Certificate(_) => "certificates",
         }
     }
 

@@ -9,6 +9,7 @@
 //!   cluster's state (scale, drain, roll) as pure functions in their `plan` modules;
 //! - [`admin`]: the client of the brokers' admin gRPC API (`weir.admin.v1`);
 //! - [`leader`]: leader election on a Lease, so two operator replicas can run;
+//! - [`tls`]: the cluster's CAs and broker certificates, renewed before they expire;
 //! - [`metrics`], [`run`]: the operator process; [`backoff`]: retry delays after failures.
 
 pub mod admin;
@@ -23,4 +24,5 @@ pub mod metrics;
 pub mod names;
 pub mod rack;
 pub mod run;
+pub mod tls;
 pub mod topic;

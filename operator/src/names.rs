@@ -32,6 +32,18 @@ pub const RACK_FILE: &str = "rack.properties";
 /// The ClusterRole (installed with the operator) that lets a broker's init container read its
 /// node's labels.
 pub const RACK_READER_ROLE: &str = "weir-rack-reader";
+/// Where the TLS material is mounted: the broker's own key and certificate chain
+/// (`<pod>.pem`, all brokers' in one Secret: a pod template cannot name a Secret per pod), the
+/// cluster CA's and the clients CA's trust bundles (`ca.crt`, one or two CA certificates).
+pub const BROKER_CERTS_MOUNT: &str = "/etc/weir/tls/broker";
+pub const CLUSTER_CA_MOUNT: &str = "/etc/weir/tls/cluster-ca";
+pub const CLIENTS_CA_MOUNT: &str = "/etc/weir/tls/clients-ca";
+/// Where an OAuth listener's JSON Web Key Set Secret is mounted: `<mount>/<listener>/jwks.json`.
+pub const JWKS_MOUNT: &str = "/etc/weir/oauth";
+pub const JWKS_KEY: &str = "jwks.json";
+/// Keys of the CA Secrets: the certificate (or trust bundle) and the private key.
+pub const CA_CERT_KEY: &str = "ca.crt";
+pub const CA_KEY_KEY: &str = "ca.key";
 /// Name of the volume claim template (PVCs are `data-<pod>`).
 pub const DATA_VOLUME: &str = "data";
 
@@ -79,6 +91,26 @@ impl ClusterNames {
     /// The cluster-scoped binding of [`RACK_READER_ROLE`] to the brokers' account.
     pub fn rack_binding(&self) -> String {
         format!("weir-rack-{}-{}", self.namespace, self.cluster)
+    }
+    /// The cluster CA (`ca.crt`, `ca.key`): signs the brokers' certificates.
+    pub fn cluster_ca(&self) -> String {
+        format!("{}-cluster-ca", self.cluster)
+    }
+    /// The cluster CA's trust bundle, for clients and brokers (`ca.crt`).
+    pub fn cluster_ca_cert(&self) -> String {
+        format!("{}-cluster-ca-cert", self.cluster)
+    }
+    /// The clients CA: signs the certificates of `User`s with `tls` authentication.
+    pub fn clients_ca(&self) -> String {
+        format!("{}-clients-ca", self.cluster)
+    }
+    /// The clients CA's trust bundle, which the brokers check client certificates against.
+    pub fn clients_ca_cert(&self) -> String {
+        format!("{}-clients-ca-cert", self.cluster)
+    }
+    /// Every broker's key and certificate chain, `<pod>.pem` (and `<pod>.crt`).
+    pub fn broker_certs(&self) -> String {
+        format!("{}-broker-certs", self.cluster)
     }
     pub fn pod(&self, ordinal: i32) -> String {
         format!("{}-{ordinal}", self.cluster)

@@ -94,6 +94,14 @@ pub struct RunArgs {
     /// Seconds between reconciles while something is in progress.
     #[arg(long, env = "WEIR_OPERATOR_BUSY_REQUEUE_SECONDS", default_value_t = 5)]
     pub busy_requeue_seconds: u64,
+    /// Seconds each phase of a CA renewal waits for mounted Secrets to reach every broker
+    /// (the kubelet's sync period plus its Secret cache).
+    #[arg(
+        long,
+        env = "WEIR_OPERATOR_CERTIFICATE_SETTLE_SECONDS",
+        default_value_t = 120
+    )]
+    pub certificate_settle_seconds: u64,
 }
 
 impl RunArgs {
@@ -110,6 +118,7 @@ impl RunArgs {
                 .unwrap_or_else(|| self.operator_image.clone()),
             busy_requeue: Duration::from_secs(self.busy_requeue_seconds.max(1)),
             idle_requeue: Duration::from_secs(60),
+            certificate_settle: Duration::from_secs(self.certificate_settle_seconds),
         }
     }
 }

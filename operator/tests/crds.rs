@@ -30,6 +30,10 @@ fn schemas_carry_the_checks_the_api_server_enforces() {
         "subresources:",
         "status: {}",
         "specReplicasPath: .spec.replicas",
+        "client listener names must be unique",
+        "client listener ports must be unique",
+        "authentication type tls needs tls: true",
+        "renewalDays must be less than validityDays",
     ] {
         assert!(cluster.contains(needle), "cluster CRD lacks {needle}");
     }

@@ -265,3 +265,31 @@ pub fn assert_contiguous_offsets(records: &[Consumed], first: i64) {
         );
     }
 }
+
+/// The certificate (DER) a TLS listener at `addr` presents on a fresh handshake to a client
+/// that trusts the CA certificates in `ca_pem` (one or more) and checks `server_name` (a DNS
+/// name or an IP address).
+pub fn served_certificate(addr: std::net::SocketAddr, ca_pem: &str, server_name: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(server_name.to_string()).unwrap();
+    let mut connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    while connection.is_handshaking() {
+        connection.complete_io(&mut socket).expect("TLS handshake");
+    }
+    connection.peer_certificates().unwrap()[0].to_vec()
+}

@@ -12,6 +12,7 @@
 //!   stop), their assignments, rebalance events and consumed records.
 //! - [`http`]: a plain HTTP/1.0 GET for the metrics endpoint.
 //! - [`kafka_tools`]: Apache Kafka's command-line tools run with `java`.
+//! - [`kcat`]: kcat, the librdkafka client with SSL and SASL.
 //! - [`java`]: the programs of `tests/java/` run with the Kafka Java client.
 //! - [`kube`]: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)
 //!   with admin, user and service-account clients.
@@ -31,6 +32,7 @@ pub mod group_consumer;
 pub mod http;
 pub mod java;
 pub mod kafka_tools;
+pub mod kcat;
 pub mod kube;
 pub mod kubelet;
 pub mod nemesis;

@@ -184,6 +184,9 @@ impl OperatorProcess {
             .env("POD_NAME", format!("weir-operator-{namespace}-{replica}"))
             .env("WEIR_OPERATOR_METRICS_LISTEN", "127.0.0.1:0")
             .env("WEIR_OPERATOR_BUSY_REQUEUE_SECONDS", "1")
+            // The kubelet stand-in (`weir_pods`) refreshes mounted Secrets every second, so
+            // a CA renewal's phases need not wait for a real kubelet's minute.
+            .env("WEIR_OPERATOR_CERTIFICATE_SETTLE_SECONDS", "3")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out);

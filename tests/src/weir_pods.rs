@@ -12,7 +12,10 @@
 //!   the pod starts, as the kubelet reads it when it starts a container) are set for the broker,
 //!   pod DNS names in them resolved as in the command line;
 //! - **volumes**: the `data` claim is a directory per claim name (it survives the pod, like a
-//!   PersistentVolume), the ConfigMap volume is written from the ConfigMap at start;
+//!   PersistentVolume), the ConfigMap volume is written from the ConfigMap at start (mount
+//!   paths in it mapped to the local directories, as they would resolve inside the pod),
+//!   Secret volumes are written at start and refreshed every second while the pod runs, each
+//!   changed file replaced atomically (as the kubelet's atomic writer swaps a Secret volume);
 //! - **termination**: SIGTERM, then SIGKILL after the grace period;
 //! - **faults** a test asks for: [`WeirPods::kill`] (SIGKILL, the pod stays and turns unready,
 //!   as a crashed container that is not restarted) and [`WeirPods::replace_volume`] (the claim's
@@ -25,10 +28,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::{Api, Client};
 
 use crate::kubelet::{BoxError, PodRuntime, Readiness, RunningPod};
@@ -52,6 +56,8 @@ pub struct WeirPods {
     stopped: Mutex<Vec<StoppedBroker>>,
     /// Claims to empty before their pod's next start.
     replace_volumes: Mutex<HashSet<String>>,
+    /// Per running pod: set to stop refreshing its Secret volumes.
+    secret_refreshers: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
 
 impl std::fmt::Debug for WeirPods {
@@ -77,6 +83,7 @@ impl WeirPods {
             running: Mutex::new(HashMap::new()),
             stopped: Mutex::new(Vec::new()),
             replace_volumes: Mutex::new(HashSet::new()),
+            secret_refreshers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -152,6 +159,30 @@ fn ordinal_of(pod: &str) -> Option<i32> {
     pod.rsplit_once('-')?.1.parse().ok()
 }
 
+/// `text` with every mount path replaced by its local directory (longest first).
+fn local_paths(text: &str, mounts: &[(String, PathBuf)]) -> String {
+    let mut out = text.to_string();
+    for (path, local) in mounts {
+        out = out.replace(&format!("{path}/"), &format!("{}/", local.display()));
+    }
+    out
+}
+
+/// Writes each key of `secret` into `dir`, replacing changed files atomically (write beside,
+/// then rename), so a reader sees the old file or the new one, never half of one.
+fn write_secret(secret: &Secret, dir: &Path) -> std::io::Result<()> {
+    for (key, value) in secret.data.iter().flatten() {
+        let path = dir.join(key);
+        if std::fs::read(&path).ok().as_deref() == Some(value.0.as_slice()) {
+            continue;
+        }
+        let staged = dir.join(format!(".{key}.tmp"));
+        std::fs::write(&staged, &value.0)?;
+        std::fs::rename(&staged, &path)?;
+    }
+    Ok(())
+}
+
 /// Expands `$(VAR)` references from `env`, as the kubelet does in `args`.
 fn expand(arg: &str, env: &HashMap<String, String>) -> String {
     let mut out = arg.to_string();
@@ -209,25 +240,25 @@ impl WeirPods {
         ]);
         let pod_dir = self.root.join("pods").join(&name);
         std::fs::create_dir_all(&pod_dir)?;
-        // Volumes: the data claim and the ConfigMap, by mount path.
+        // Volumes: the data claim, the ConfigMap and Secrets, by mount path.
         let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+        let mut config_maps: Vec<(String, PathBuf)> = Vec::new();
+        let mut secrets: Vec<(String, PathBuf)> = Vec::new();
         for mount in container.volume_mounts.iter().flatten() {
             let volume = spec.volumes.iter().flatten().find(|v| v.name == mount.name);
-            let local = if let Some(cm) = volume.and_then(|v| v.config_map.as_ref()) {
-                let dir = pod_dir.join(format!("volume-{}", mount.name));
-                std::fs::create_dir_all(&dir)?;
-                let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
-                let map = self.handle.block_on(api.get(&cm.name))?;
-                for (file, text) in map.data.unwrap_or_default() {
-                    std::fs::write(dir.join(file), text)?;
-                }
-                dir
-            } else if let Some(claim) = volume.and_then(|v| v.persistent_volume_claim.as_ref()) {
+            let local = if let Some(claim) = volume.and_then(|v| v.persistent_volume_claim.as_ref())
+            {
                 // The StatefulSet controller names each pod's claim (`<template>-<pod>`).
                 self.claim_volume(&claim.claim_name)?
-            } else if volume.is_some() {
+            } else if let Some(volume) = volume {
                 let dir = pod_dir.join(format!("volume-{}", mount.name));
                 std::fs::create_dir_all(&dir)?;
+                if let Some(cm) = &volume.config_map {
+                    config_maps.push((cm.name.clone(), dir.clone()));
+                }
+                if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+                    secrets.push((name, dir.clone()));
+                }
                 dir
             } else {
                 // A claim from the volumeClaimTemplates: `<template>-<pod>`.
@@ -236,6 +267,36 @@ impl WeirPods {
             mounts.push((mount.mount_path.clone(), local));
         }
         mounts.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
+        for (cm, dir) in &config_maps {
+            let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+            let map = self.handle.block_on(api.get(cm))?;
+            for (file, text) in map.data.unwrap_or_default() {
+                std::fs::write(dir.join(file), local_paths(&text, &mounts))?;
+            }
+        }
+        let secrets_api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        for (secret, dir) in &secrets {
+            let found = self.handle.block_on(secrets_api.get(secret))?;
+            write_secret(&found, dir)?;
+        }
+        if !secrets.is_empty() {
+            let stop = Arc::new(AtomicBool::new(false));
+            self.secret_refreshers
+                .lock()
+                .unwrap()
+                .insert(name.clone(), stop.clone());
+            let handle = self.handle.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_secs(1));
+                    for (secret, dir) in &secrets {
+                        if let Ok(Some(found)) = handle.block_on(secrets_api.get_opt(secret)) {
+                            let _ = write_secret(&found, dir);
+                        }
+                    }
+                }
+            });
+        }
         let resolve = |text: String| {
             let mut text = text;
             for o in 0..64 {
@@ -273,14 +334,7 @@ impl WeirPods {
             .flatten()
             .map(|arg| {
                 let arg = resolve(expand(arg, &env).replace("0.0.0.0:", &format!("{ip}:")));
-                if let Some((flag, value)) = arg.split_once('=') {
-                    for (path, local) in &mounts {
-                        if let Some(rest) = value.strip_prefix(path.as_str()) {
-                            return format!("{flag}={}{rest}", local.display());
-                        }
-                    }
-                }
-                arg
+                local_paths(&arg, &mounts)
             })
             .collect();
         let log = std::fs::File::create(pod_dir.join("broker.log"))?;
@@ -317,6 +371,9 @@ impl PodRuntime for WeirPods {
 
     fn stop(&self, pod: &Pod) {
         let name = pod.metadata.name.clone().unwrap_or_default();
+        if let Some(stop) = self.secret_refreshers.lock().unwrap().remove(&name) {
+            stop.store(true, Ordering::Relaxed);
+        }
         let Some(mut child) = self.running.lock().unwrap().remove(&name) else {
             return;
         };
@@ -346,6 +403,9 @@ impl PodRuntime for WeirPods {
 
 impl Drop for WeirPods {
     fn drop(&mut self) {
+        for (_, stop) in self.secret_refreshers.lock().unwrap().drain() {
+            stop.store(true, Ordering::Relaxed);
+        }
         for (_, mut child) in self.running.lock().unwrap().drain() {
             let _ = child.kill();
             let _ = child.wait();

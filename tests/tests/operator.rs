@@ -17,13 +17,19 @@
 //!   and 2 voters without restarting a pod; the quorum then survives a SIGKILLed controller.
 //! - `a_voter_whose_volume_is_replaced_heals_without_a_person`: with auto-join off, the operator
 //!   replaces a voter whose volume came back empty; produce and consume still work.
+//! - `a_tls_cluster_serves_scram_clients_and_renews_its_ca_under_load`: a cluster with a
+//!   TLS + SCRAM-SHA-512 listener; a SCRAM user made with kafka-configs over the brokers'
+//!   mutual-TLS replication listener; rdkafka over SASL_SSL trusting only the published CA
+//!   (a wrong password refused); a forced CA renewal (trust both, reissue, drop the old)
+//!   under a producer that loses nothing, and the reissued certificate served on a fresh
+//!   handshake.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Api;
@@ -33,8 +39,11 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tonic::transport::Endpoint;
 use weir_api::proto::admin as pb;
 use weir_operator::crd::condition::types;
-use weir_operator::crd::{Cluster, ClusterSpec, StorageSpec, Topic, TopicSpec};
+use weir_operator::crd::{
+    AuthenticationType, ClientListener, Cluster, ClusterSpec, StorageSpec, Topic, TopicSpec,
+};
 use weir_tests::admin::{eventually, AdminClient};
+use weir_tests::clients::served_certificate;
 use weir_tests::kube::ControlPlane;
 use weir_tests::kubelet::Kubelet;
 use weir_tests::operator::{install_crds, OperatorProcess};
@@ -58,8 +67,13 @@ fn cluster(name: &str, replicas: i32) -> Cluster {
             config: BTreeMap::new(),
             listeners: Default::default(),
             rebalance: Default::default(),
+            certificates: None,
         },
     )
+}
+
+fn listener(name: &str, port: i32, tls: bool, auth: Option<AuthenticationType>) -> ClientListener {
+    ClientListener::new(name, port, tls, auth)
 }
 
 fn topic(name: &str, cluster: &str, partitions: i32, rf: i32) -> Topic {
@@ -144,6 +158,26 @@ async fn schema_and_objects() {
     bad.spec.config.clear();
     bad.spec.image_pull_policy = Some("Sometimes".into());
     rejection(create(&clusters, &bad).await);
+    bad.spec.image_pull_policy = None;
+    bad.spec.listeners.clients = vec![listener("mtls", 9094, false, Some(AuthenticationType::Tls))];
+    assert!(rejection(create(&clusters, &bad).await).contains("needs tls: true"));
+    bad.spec.listeners.clients = vec![
+        listener("a", 9094, true, None),
+        listener("a", 9095, true, None),
+    ];
+    assert!(rejection(create(&clusters, &bad).await).contains("names must be unique"));
+    bad.spec.listeners.clients = vec![
+        listener("a", 9094, true, None),
+        listener("b", 9094, true, None),
+    ];
+    assert!(rejection(create(&clusters, &bad).await).contains("ports must be unique"));
+    bad.spec.listeners.clients = vec![listener("a", 9092, true, None)];
+    assert!(rejection(create(&clusters, &bad).await).contains("differ from kafkaPort"));
+    bad.spec.listeners.clients = vec![listener("Upper", 9094, true, None)];
+    assert!(rejection(create(&clusters, &bad).await).contains("name"));
+    bad.spec.listeners.clients = vec![listener("metrics", 9094, true, None)];
+    assert!(rejection(create(&clusters, &bad).await).contains("brokers' own ports"));
+    bad.spec.listeners.clients = Vec::new();
     let mut bad_topic = topic("bad", "events", 0, 1);
     assert!(rejection(create(&topics, &bad_topic).await).contains("partitions"));
     bad_topic.spec.partitions = 1;
@@ -1173,4 +1207,326 @@ async fn a_voter_whose_volume_is_replaced_heals_without_a_person() {
     acked.extend(produce_at(&pods, "orders", 300, 300).await);
     consume_at(&pods, "orders", 3, &acked);
     assert!(operator.is_running(), "{}", operator.log());
+}
+
+/// The text under `key` of a Secret.
+async fn secret_text(secrets: &Api<Secret>, name: &str, key: &str) -> String {
+    let secret = secrets.get(name).await.unwrap();
+    let bytes = &secret.data.unwrap_or_default()[key];
+    String::from_utf8(bytes.0.clone()).unwrap()
+}
+
+/// The DER of the first certificate in `pem`.
+fn der_of(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+/// The bootstrap list of the `scram` listener.
+fn scram_bootstrap(pods: &WeirPods) -> String {
+    let addrs: Vec<String> = (0..3).map(|o| format!("{}:9094", pods.pod_ip(o))).collect();
+    addrs.join(",")
+}
+
+/// kcat settings for the `scram` listener (SASL_SSL, SCRAM-SHA-512) trusting only the CA
+/// certificates in `ca` (the published bundle), checking the brokers' names.
+fn scram_security(ca: &std::path::Path, password: &str) -> Vec<String> {
+    [
+        "security.protocol=SASL_SSL".to_string(),
+        "sasl.mechanisms=SCRAM-SHA-512".to_string(),
+        "sasl.username=alice".to_string(),
+        format!("sasl.password={password}"),
+        format!("ssl.ca.location={}", ca.display()),
+        "ssl.endpoint.identification.algorithm=https".to_string(),
+        "broker.address.family=v4".to_string(),
+    ]
+    .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tls_cluster_serves_scram_clients_and_renews_its_ca_under_load() {
+    let Some(tools) = weir_tests::kafka_tools::KafkaTools::find() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but Kafka's tools are missing: run scripts/install-test-deps.sh"
+        );
+        eprintln!("skipping: Kafka's tools not installed (scripts/install-test-deps.sh)");
+        return;
+    };
+    if !weir_tests::kcat::available() {
+        eprintln!("skipping: kcat not installed (scripts/install-test-deps.sh)");
+        return;
+    }
+    let cp = ControlPlane::start().await;
+    let client = cp.client();
+    install_crds(&client).await;
+    let ns = "tls";
+    cp.create_namespace(ns).await;
+    let root = tempfile::tempdir().unwrap();
+    let pods = Arc::new(WeirPods::new(client.clone(), ns, 74, root.path()));
+    let _kubelet = Kubelet::start(client.clone(), ns, pods.clone()).await;
+    let _operator = OperatorProcess::start(&cp, ns, Some(&pods.host_template())).await;
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), ns);
+    let topics: Api<Topic> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+
+    let mut secure = cluster("secure", 3);
+    secure.spec.listeners.clients = vec![listener(
+        "scram",
+        9094,
+        true,
+        Some(AuthenticationType::ScramSha512),
+    )];
+    create(&clusters, &secure).await.unwrap();
+    wait_for(&clusters, "secure", SLOW, "the TLS cluster Ready", is_ready).await;
+
+    // Clients trust only the published CA.
+    let dir = tempfile::tempdir().unwrap();
+    let first_bundle = secret_text(&secrets, "secure-cluster-ca-cert", "ca.crt").await;
+    let ca_path = dir.path().join("ca.crt");
+    std::fs::write(&ca_path, &first_bundle).unwrap();
+
+    // The SCRAM user, made with kafka-configs over the brokers' replication listener (mutual
+    // TLS, presenting a broker's certificate).
+    let admin_pem = dir.path().join("admin.pem");
+    std::fs::write(
+        &admin_pem,
+        secret_text(&secrets, "secure-broker-certs", "secure-0.pem").await,
+    )
+    .unwrap();
+    let admin_config = dir.path().join("admin.properties");
+    std::fs::write(
+        &admin_config,
+        format!(
+            "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\nssl.keystore.type=PEM\nssl.keystore.location={}\n",
+            ca_path.display(),
+            admin_pem.display()
+        ),
+    )
+    .unwrap();
+    tools.run_ok(
+        "kafka.admin.ConfigCommand",
+        &[
+            "--bootstrap-server",
+            &format!("{}:9092", pods.pod_ip(0)),
+            "--command-config",
+            admin_config.to_str().unwrap(),
+            "--alter",
+            "--add-config",
+            "SCRAM-SHA-512=[iterations=8192,password=alice-secret]",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "alice",
+        ],
+    );
+
+    create(&topics, &topic("payments", "secure", 3, 3))
+        .await
+        .unwrap();
+    wait_for(&topics, "payments", SLOW, "the topic Ready", |t| {
+        condition(t.status.as_ref().map(|s| &s.conditions), types::READY)
+            .is_some_and(|c| c.status == "True")
+    })
+    .await;
+
+    // A wrong password is refused.
+    let wrong = weir_tests::kcat::run(
+        &scram_bootstrap(&pods),
+        &scram_security(&ca_path, "not-alices"),
+        &["-L", "-m", "5"],
+        "",
+    );
+    assert!(
+        !wrong.status.success(),
+        "a wrong password got through: {}",
+        String::from_utf8_lossy(&wrong.stdout)
+    );
+
+    // A producer (kcat, acks=all, idempotent) keeps writing while the cluster CA is renewed.
+    let mut producer = weir_tests::kcat::spawn(
+        &scram_bootstrap(&pods),
+        &scram_security(&ca_path, "alice-secret"),
+        &[
+            "-P",
+            "-t",
+            "payments",
+            "-X",
+            "acks=all",
+            "-X",
+            "enable.idempotence=true",
+            "-X",
+            "message.timeout.ms=60000",
+            "-X",
+            "linger.ms=5",
+        ],
+    );
+    let stdin = producer.stdin.take().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writing = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut stdin = stdin;
+            let mut written = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let line = format!("tls-{:06}", written.len());
+                writeln!(stdin, "{line}").unwrap();
+                stdin.flush().unwrap();
+                written.push(line);
+                // The pace of a steady producer, not a synchronisation.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            written
+        })
+    };
+    // Renew only once the producer is connected to every partition's leader: a client that
+    // trusts only the old CA cannot open new connections once certificates are reissued
+    // (it must take the bundle up in between, as docs/operator.md says).
+    for partition in ["0", "1", "2"] {
+        let security = scram_security(&ca_path, "alice-secret");
+        let bootstrap = scram_bootstrap(&pods);
+        eventually(SLOW, "a record in every partition", || {
+            let (security, bootstrap) = (security.clone(), bootstrap.clone());
+            async move {
+                let args = [
+                    "-C",
+                    "-t",
+                    "payments",
+                    "-p",
+                    partition,
+                    "-o",
+                    "beginning",
+                    "-e",
+                    "-c",
+                    "1",
+                    "-q",
+                ];
+                let out = tokio::task::spawn_blocking(move || {
+                    weir_tests::kcat::run(&bootstrap, &security, &args, "")
+                })
+                .await
+                .ok()?;
+                (!out.stdout.is_empty()).then_some(())
+            }
+        })
+        .await;
+    }
+    let pod0 = format!("{}:9094", pods.pod_ip(0)).parse().unwrap();
+    let served_before = served_certificate(pod0, &first_bundle, &pods.pod_ip(0));
+    assert_eq!(
+        served_before,
+        der_of(&secret_text(&secrets, "secure-broker-certs", "secure-0.crt").await)
+    );
+    let first_not_after = clusters
+        .get("secure")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.certificates)
+        .expect("certificates in the status")
+        .cluster_ca
+        .not_after;
+
+    let force = serde_json::json!({"metadata": {"annotations": {"weir.dev/force-renew": "true"}}});
+    secrets
+        .patch(
+            "secure-cluster-ca",
+            &PatchParams::default(),
+            &Patch::Merge(&force),
+        )
+        .await
+        .unwrap();
+    let phases = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    eventually(SLOW, "the CA renewal to finish", || {
+        let clusters = clusters.clone();
+        let phases = phases.clone();
+        let first_not_after = first_not_after.clone();
+        async move {
+            let c = clusters.get("secure").await.ok()?;
+            let ca = c.status?.certificates?.cluster_ca;
+            let mut seen = phases.lock().unwrap();
+            if seen.last() != Some(&ca.phase) {
+                seen.push(ca.phase.clone());
+            }
+            (ca.phase == "Current" && ca.not_after != first_not_after).then_some(())
+        }
+    })
+    .await;
+    let phases = phases.lock().unwrap().clone();
+    assert!(
+        phases.contains(&"TrustingNewCa".to_string())
+            && phases.contains(&"ReissuingCertificates".to_string()),
+        "renewal phases seen: {phases:?}"
+    );
+
+    // The bundle holds only the new CA, and a fresh handshake gets the reissued certificate.
+    let new_bundle = secret_text(&secrets, "secure-cluster-ca-cert", "ca.crt").await;
+    assert_eq!(new_bundle.matches("BEGIN CERTIFICATE").count(), 1);
+    assert_ne!(der_of(&new_bundle), der_of(&first_bundle));
+    let reissued = der_of(&secret_text(&secrets, "secure-broker-certs", "secure-0.crt").await);
+    assert_ne!(reissued, served_before);
+    eventually(SLOW, "the broker to serve its reissued certificate", || {
+        let bundle = new_bundle.clone();
+        let ip = pods.pod_ip(0);
+        let reissued = reissued.clone();
+        async move {
+            let served =
+                tokio::task::spawn_blocking(move || served_certificate(pod0, &bundle, &ip))
+                    .await
+                    .ok()?;
+            (served == reissued).then_some(())
+        }
+    })
+    .await;
+
+    // Nothing failed; a client trusting only the new CA reads every record.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writing.join().unwrap();
+    let produced = producer.wait_with_output().unwrap();
+    let errors = String::from_utf8_lossy(&produced.stderr).to_string();
+    assert!(
+        !errors.contains("Delivery failed"),
+        "kcat -P during the renewal: {errors}"
+    );
+    assert!(written.len() > 10, "only {} records written", written.len());
+    println!(
+        "CA renewal phases seen: {phases:?}; {} records written across it",
+        written.len()
+    );
+    let new_ca_path = dir.path().join("new-ca.crt");
+    std::fs::write(&new_ca_path, &new_bundle).unwrap();
+    let count = written.len().to_string();
+    let consumed = weir_tests::kcat::run(
+        &scram_bootstrap(&pods),
+        &scram_security(&new_ca_path, "alice-secret"),
+        &[
+            "-C",
+            "-t",
+            "payments",
+            "-o",
+            "beginning",
+            "-e",
+            "-c",
+            &count,
+            "-q",
+        ],
+        "",
+    );
+    let read: BTreeSet<String> = String::from_utf8_lossy(&consumed.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let missing: Vec<&String> = written.iter().filter(|l| !read.contains(*l)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} records not read back: {}",
+        missing.len(),
+        written.len(),
+        String::from_utf8_lossy(&consumed.stderr)
+    );
 }

@@ -9,7 +9,6 @@
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{
@@ -242,36 +241,11 @@ fn mtls_required_refuses_a_client_without_a_certificate() {
 }
 
 fn kcat_available() -> bool {
-    let found = Command::new("kcat").arg("-V").output().is_ok();
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "kcat is missing: run scripts/install-test-deps.sh"
-    );
-    found
+    weir_tests::kcat::available()
 }
 
 fn kcat(addr: SocketAddr, security: &[String], args: &[&str], input: &str) -> Output {
-    use std::io::Write;
-    // Cargo points LD_LIBRARY_PATH at build outputs, which may hold a librdkafka built
-    // without SSL (the rdkafka crate's); kcat must load the system's.
-    let mut child = Command::new("kcat")
-        .env_remove("LD_LIBRARY_PATH")
-        .arg("-b")
-        .arg(addr.to_string())
-        .args(security.iter().flat_map(|s| ["-X", s.as_str()]))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running kcat");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    weir_tests::kcat::run(&addr.to_string(), security, args, input)
 }
 
 /// Produces `lines` to a new topic with kcat over `addr` with `security`, and reads them back.
@@ -329,28 +303,11 @@ fn kcat_over_ssl_and_sasl_ssl_plain() {
 
 /// The certificate the broker presents at `addr` to a client trusting `ca`.
 fn served_certificate(addr: SocketAddr, ca: &Path) -> Vec<u8> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca).unwrap())
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut socket = TcpStream::connect(addr).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    while connection.is_handshaking() {
-        connection.complete_io(&mut socket).expect("TLS handshake");
-    }
-    connection.peer_certificates().unwrap()[0].to_vec()
+    weir_tests::clients::served_certificate(
+        addr,
+        &std::fs::read_to_string(ca).unwrap(),
+        "localhost",
+    )
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! One request at a time per connection, as Kafka brokers process them; frames are
 //! `[i32 length][request header][body]`, encoded and decoded with `kafka-protocol`. When the
 //! inter-broker listener is an SSL listener, connections speak TLS with the client config the
-//! composition root installed once at start ([`set_inter_broker_tls`]).
+//! composition root's source gives for each new connection ([`set_inter_broker_tls`]; it
+//! reloads renewed certificates).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -35,12 +36,17 @@ pub enum ClientError {
 /// The TLS client config of broker-to-broker connections, set once at start when the
 /// inter-broker listener uses TLS; unset, they are plain TCP. Process-wide because every
 /// broker-to-broker client of this process talks to that one listener of its peers.
-static INTER_BROKER_TLS: OnceLock<Arc<tokio_rustls::rustls::ClientConfig>> = OnceLock::new();
+static INTER_BROKER_TLS: OnceLock<InterBrokerTlsSource> = OnceLock::new();
 
-/// Makes every broker-to-broker connection of this process use TLS with `config`. Only the
-/// first call takes effect (one broker per process).
-pub fn set_inter_broker_tls(config: Arc<tokio_rustls::rustls::ClientConfig>) {
-    let _ = INTER_BROKER_TLS.set(config);
+/// Gives the TLS client config for a new broker-to-broker connection (the current one:
+/// certificates may have been renewed since the last).
+pub type InterBrokerTlsSource =
+    Arc<dyn Fn() -> Arc<tokio_rustls::rustls::ClientConfig> + Send + Sync>;
+
+/// Makes every broker-to-broker connection of this process use TLS with the config `source`
+/// gives at connect time. Only the first call takes effect (one broker per process).
+pub fn set_inter_broker_tls(source: InterBrokerTlsSource) {
+    let _ = INTER_BROKER_TLS.set(source);
 }
 
 /// A byte stream to a peer: TCP, or TLS over TCP.
@@ -76,7 +82,8 @@ impl BrokerConnection {
         stream.set_nodelay(true)?;
         let stream: Box<dyn PeerStream> = match INTER_BROKER_TLS.get() {
             None => Box::new(stream),
-            Some(config) => {
+            Some(source) => {
+                let config = source();
                 let host = addr
                     .rsplit_once(':')
                     .map_or(addr, |(host, _)| host)
@@ -84,7 +91,7 @@ impl BrokerConnection {
                     .trim_end_matches(']');
                 let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
                     .map_err(|e| ClientError::Protocol(format!("server name {host}: {e}")))?;
-                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                let connector = tokio_rustls::TlsConnector::from(config);
                 let tls = tokio::time::timeout(timeout, connector.connect(name, stream))
                     .await
                     .map_err(|_| ClientError::Timeout(timeout))??;

@@ -43,68 +43,98 @@ struct TlsSettings {
 /// A file's identity for reload checks: modification time and length.
 type Stamp = Option<(SystemTime, u64)>;
 
-/// The rustls config of one TLS listener, rebuilt when its PEM files change.
+/// A rustls config built from a listener's PEM settings, rebuilt when the files change:
+/// `get` compares the files' modification time and length with those it last built from.
+/// `T` is the server config (a listener) or the client config (inter-broker connections).
 #[derive(Debug)]
-pub struct TlsSource {
+struct Reloading<T> {
     settings: TlsSettings,
-    current: Mutex<(Arc<ServerConfig>, Vec<Stamp>)>,
+    build: fn(&TlsSettings) -> Result<Arc<T>, SecurityError>,
+    /// Names the config in the reload log lines.
+    what: &'static str,
+    current: Mutex<(Arc<T>, Vec<Stamp>)>,
 }
 
-/// The TLS client config brokers use to reach each other's inter-broker listener
-/// `listener` (an SSL listener): its trust store checks the peers' certificates, and its key
-/// store is this broker's client certificate (for `ssl.client.auth=required`), as in Kafka.
-pub fn inter_broker_client(
-    config: &BrokerConfig,
-    listener: &str,
-) -> Result<Arc<rustls::ClientConfig>, SecurityError> {
-    let settings = TlsSettings::of(config, listener);
-    let roots = settings.roots()?.ok_or_else(|| {
-        settings.error(
-            "the inter-broker listener uses TLS: set ssl.truststore.location or ssl.truststore.certificates so brokers can check each other",
-        )
-    })?;
-    let (chain, key) = settings.key_pair()?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&settings.protocols)
-        .map_err(|e| settings.error(format!("ssl.enabled.protocols: {e}")))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| settings.error(format!("the key does not fit the certificate: {e}")))?;
-    Ok(Arc::new(client))
+impl<T> Reloading<T> {
+    fn new(
+        config: &BrokerConfig,
+        listener: &str,
+        build: fn(&TlsSettings) -> Result<Arc<T>, SecurityError>,
+        what: &'static str,
+    ) -> Result<Self, SecurityError> {
+        let settings = TlsSettings::of(config, listener);
+        let stamps = settings.stamps();
+        let first = build(&settings)?;
+        Ok(Self {
+            settings,
+            build,
+            what,
+            current: Mutex::new((first, stamps)),
+        })
+    }
+
+    /// The current config, rebuilt first if a PEM file changed since it was loaded.
+    fn get(&self) -> Arc<T> {
+        let stamps = self.settings.stamps();
+        let mut current = self.current.lock();
+        if current.1 != stamps {
+            match (self.build)(&self.settings) {
+                Ok(config) => {
+                    tracing::info!(listener = %self.settings.listener, what = self.what, "reloaded the TLS key store and trust store");
+                    *current = (config, stamps);
+                }
+                Err(e) => {
+                    // Possibly caught mid-rotation; the next connection tries again.
+                    tracing::warn!(listener = %self.settings.listener, what = self.what, error = %e, "reloading TLS files failed; keeping the previous certificates");
+                }
+            }
+        }
+        current.0.clone()
+    }
 }
+
+/// The rustls config of one TLS listener, rebuilt when its PEM files change.
+#[derive(Debug)]
+pub struct TlsSource(Reloading<ServerConfig>);
 
 impl TlsSource {
     /// Reads the TLS settings of `listener` and builds its first config; fails with a message
     /// naming the setting when they are incomplete or the PEM does not parse.
     pub fn new(config: &BrokerConfig, listener: &str) -> Result<Self, SecurityError> {
-        let settings = TlsSettings::of(config, listener);
-        let stamps = settings.stamps();
-        let config = settings.build()?;
-        Ok(Self {
-            settings,
-            current: Mutex::new((config, stamps)),
-        })
+        Reloading::new(config, listener, TlsSettings::build, "listener").map(Self)
     }
 
     /// The acceptor for a new connection: the current config, rebuilt first if a PEM file
     /// changed since it was loaded.
     pub fn acceptor(&self) -> TlsAcceptor {
-        let stamps = self.settings.stamps();
-        let mut current = self.current.lock();
-        if current.1 != stamps {
-            match self.settings.build() {
-                Ok(config) => {
-                    tracing::info!(listener = %self.settings.listener, "reloaded the TLS key store and trust store");
-                    *current = (config, stamps);
-                }
-                Err(e) => {
-                    // Possibly caught mid-rotation; the next handshake tries again.
-                    tracing::warn!(listener = %self.settings.listener, error = %e, "reloading TLS files failed; keeping the previous certificates");
-                }
-            }
-        }
-        TlsAcceptor::from(current.0.clone())
+        TlsAcceptor::from(self.0.get())
+    }
+}
+
+/// The TLS client config brokers use to reach each other's inter-broker listener
+/// `listener` (an SSL listener): its trust store checks the peers' certificates, and its key
+/// store is this broker's client certificate (for `ssl.client.auth=required`), as in Kafka.
+/// Rebuilt when its PEM files change, as the listeners' [`TlsSource`] is, so a renewed
+/// certificate or CA reaches new peer connections without a restart.
+#[derive(Debug)]
+pub struct InterBrokerTls(Reloading<rustls::ClientConfig>);
+
+impl InterBrokerTls {
+    /// Reads the settings of `listener` and builds the first config; fails with a message
+    /// naming the setting when they are incomplete or the PEM does not parse.
+    pub fn new(config: &BrokerConfig, listener: &str) -> Result<Self, SecurityError> {
+        Reloading::new(
+            config,
+            listener,
+            TlsSettings::build_client,
+            "inter-broker client",
+        )
+        .map(Self)
+    }
+
+    /// The config for a new peer connection, rebuilt first if a PEM file changed.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.0.get()
     }
 }
 
@@ -137,6 +167,23 @@ impl TlsSettings {
             client_auth: setting("ssl.client.auth").unwrap_or_else(|| "none".to_string()),
             protocols,
         }
+    }
+
+    fn build_client(&self) -> Result<Arc<rustls::ClientConfig>, SecurityError> {
+        let roots = self.roots()?.ok_or_else(|| {
+            self.error(
+                "the inter-broker listener uses TLS: set ssl.truststore.location or ssl.truststore.certificates so brokers can check each other",
+            )
+        })?;
+        let (chain, key) = self.key_pair()?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&self.protocols)
+            .map_err(|e| self.error(format!("ssl.enabled.protocols: {e}")))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| self.error(format!("the key does not fit the certificate: {e}")))?;
+        Ok(Arc::new(client))
     }
 
     fn stamps(&self) -> Vec<Stamp> {

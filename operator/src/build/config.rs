@@ -5,14 +5,21 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
+use super::listeners::listener_properties;
 use super::{owned_meta, BuildInput};
 use crate::crd::ClusterSpec;
 use crate::names::{CONFIG_FILE, VOTERS_KEY};
 
-/// The `server.properties` text of `spec.config`, keys in order.
+/// The `server.properties` text of `spec.config`, keys in order, then the listeners'
+/// settings ([`listener_properties`]).
 pub fn server_properties(spec: &ClusterSpec) -> String {
     let mut text = String::from("# Managed by weir-operator from the Cluster's spec.config.\n");
-    for (key, value) in &spec.config {
+    let listeners = listener_properties(spec);
+    let entries = spec
+        .config
+        .iter()
+        .chain(listeners.iter().map(|(k, v)| (k, v)));
+    for (key, value) in entries {
         text.push_str(key);
         text.push('=');
         text.push_str(value);

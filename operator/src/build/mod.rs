@@ -2,6 +2,7 @@
 //! what these return with server-side apply, in the order of [`ClusterObjects`]' fields.
 
 mod config;
+pub mod listeners;
 mod pdb;
 mod services;
 mod statefulset;
@@ -64,7 +65,7 @@ pub fn cluster_objects(input: &BuildInput<'_>) -> ClusterObjects {
 
 /// Metadata of an owned object: name, namespace, the cluster's labels, and an owner reference
 /// to the `Cluster` (so deleting it garbage-collects them).
-fn owned_meta(input: &BuildInput<'_>, name: String) -> ObjectMeta {
+pub(crate) fn owned_meta(input: &BuildInput<'_>, name: String) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: Some(input.names.namespace.clone()),

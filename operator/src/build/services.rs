@@ -26,24 +26,36 @@ pub fn headless_service(input: &BuildInput<'_>) -> Service {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
             selector: Some(input.names.selector()),
-            ports: Some(vec![
-                port("kafka", l.kafka_port),
-                port("internal", l.internal_port),
-                port("metrics", l.metrics_port),
-            ]),
+            ports: Some(
+                [
+                    port("kafka", l.kafka_port),
+                    port("internal", l.internal_port),
+                    port("metrics", l.metrics_port),
+                ]
+                .into_iter()
+                .chain(l.clients.iter().map(|c| port(&c.name, c.port)))
+                .collect(),
+            ),
             ..ServiceSpec::default()
         }),
         ..Service::default()
     }
 }
 
-/// The Kafka port of ready brokers: what clients put in `bootstrap.servers`.
+/// The client ports of ready brokers: what clients put in `bootstrap.servers`. The Kafka port,
+/// or with named client listeners each of those (the Kafka port is then the brokers' own).
 pub fn client_service(input: &BuildInput<'_>) -> Service {
+    let l = &input.cluster.spec.listeners;
+    let ports = if l.clients.is_empty() {
+        vec![port("kafka", l.kafka_port)]
+    } else {
+        l.clients.iter().map(|c| port(&c.name, c.port)).collect()
+    };
     Service {
         metadata: owned_meta(input, input.names.client_service()),
         spec: Some(ServiceSpec {
             selector: Some(input.names.selector()),
-            ports: Some(vec![port("kafka", input.cluster.spec.listeners.kafka_port)]),
+            ports: Some(ports),
             ..ServiceSpec::default()
         }),
         ..Service::default()

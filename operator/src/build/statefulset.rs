@@ -22,17 +22,21 @@ use k8s_openapi::api::core::v1::{
     ConfigMapKeySelector, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    SecretVolumeSource, SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{config_hash, server_properties};
+use super::listeners::{listener_args, uses_tls};
 use super::{owned_meta, BuildInput};
+use crate::crd::{AuthenticationType, ClientListener};
 use crate::names::{
-    CONFIG_FILE, CONFIG_HASH_ANNOTATION, CONFIG_MOUNT, DATA_DIR, DATA_MOUNT, DATA_VOLUME,
-    RACK_FILE, RACK_MOUNT, VOTERS_ENV, VOTERS_KEY,
+    BROKER_CERTS_MOUNT, CLIENTS_CA_MOUNT, CLUSTER_CA_MOUNT, CONFIG_FILE, CONFIG_HASH_ANNOTATION,
+    CONFIG_MOUNT, DATA_DIR, DATA_MOUNT, DATA_VOLUME, JWKS_MOUNT, RACK_FILE, RACK_MOUNT, VOTERS_ENV,
+    VOTERS_KEY,
 };
 
 /// Seconds a broker gets to move its leaderships away on SIGTERM before it is killed.
@@ -160,6 +164,67 @@ fn voters_env(input: &BuildInput<'_>) -> EnvVar {
     }
 }
 
+/// The Secrets TLS listeners read, with where each is mounted: the broker certificates, the
+/// cluster CA's and (for `tls` authentication) the clients CA's trust bundles, and each OAuth
+/// listener's key set. Mounted whole (no `subPath`), so the kubelet refreshes them in place
+/// and the brokers reload renewed certificates without a restart.
+fn tls_volumes(input: &BuildInput<'_>) -> Vec<(Volume, String)> {
+    let spec = &input.cluster.spec;
+    if !uses_tls(spec) {
+        return Vec::new();
+    }
+    let names = &input.names;
+    let secret = |volume: &str, secret: String, path: String| {
+        let v = Volume {
+            name: volume.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        };
+        (v, path)
+    };
+    let mut volumes = vec![
+        secret(
+            "broker-certs",
+            names.broker_certs(),
+            BROKER_CERTS_MOUNT.into(),
+        ),
+        secret(
+            "cluster-ca",
+            names.cluster_ca_cert(),
+            CLUSTER_CA_MOUNT.into(),
+        ),
+    ];
+    let clients = &spec.listeners.clients;
+    let auth = |l: &ClientListener| l.authentication.as_ref().map(|a| a.type_);
+    if clients
+        .iter()
+        .any(|l| auth(l) == Some(AuthenticationType::Tls))
+    {
+        volumes.push(secret(
+            "clients-ca",
+            names.clients_ca_cert(),
+            CLIENTS_CA_MOUNT.into(),
+        ));
+    }
+    for listener in clients {
+        if let Some(jwks) = listener
+            .authentication
+            .as_ref()
+            .and_then(|a| a.jwks_secret.clone())
+        {
+            volumes.push(secret(
+                &format!("jwks-{}", listener.name),
+                jwks,
+                format!("{JWKS_MOUNT}/{}", listener.name),
+            ));
+        }
+    }
+    volumes
+}
+
 fn mount(name: &str, path: &str) -> VolumeMount {
     VolumeMount {
         name: name.into(),
@@ -190,13 +255,12 @@ pub(super) fn broker_args(input: &BuildInput<'_>) -> Vec<String> {
     let mut args = vec![
         "--node-id=$(POD_NAME)".to_string(),
         format!("--data-dir={DATA_DIR}"),
-        format!("--listen=0.0.0.0:{}", l.kafka_port),
-        format!("--advertised-listener={me}:{}", l.kafka_port),
         format!("--rpc-listen=0.0.0.0:{}", l.internal_port),
         format!("--advertised-rpc={me}:{}", l.internal_port),
         format!("--metrics-listen=0.0.0.0:{}", l.metrics_port),
         format!("--config={CONFIG_MOUNT}/{CONFIG_FILE}"),
     ];
+    args.extend(listener_args(&input.cluster.spec, &me));
     if input.cluster.spec.rack.is_some() {
         args.push(format!("--config={RACK_MOUNT}/{RACK_FILE}"));
     }
@@ -219,6 +283,11 @@ fn broker_container(input: &BuildInput<'_>) -> Container {
     if spec.rack.is_some() {
         mounts.push(mount("rack", RACK_MOUNT));
     }
+    mounts.extend(
+        tls_volumes(input)
+            .into_iter()
+            .map(|(v, path)| mount(&v.name, &path)),
+    );
     Container {
         name: "broker".into(),
         image: Some(
@@ -235,11 +304,16 @@ fn broker_container(input: &BuildInput<'_>) -> Container {
             field_env("POD_IP", "status.podIP"),
             voters_env(input),
         ]),
-        ports: Some(vec![
-            container_port("kafka", l.kafka_port),
-            container_port("internal", l.internal_port),
-            container_port("metrics", l.metrics_port),
-        ]),
+        ports: Some(
+            [
+                container_port("kafka", l.kafka_port),
+                container_port("internal", l.internal_port),
+                container_port("metrics", l.metrics_port),
+            ]
+            .into_iter()
+            .chain(l.clients.iter().map(|c| container_port(&c.name, c.port)))
+            .collect(),
+        ),
         // Ready = registered with the quorum, caught up with the metadata, unfenced.
         readiness_probe: Some(http_probe("/readyz", "metrics", 5, 3)),
         // /healthz answers from the first moment, also while logs are recovered.
@@ -304,6 +378,7 @@ fn pod_spec(input: &BuildInput<'_>) -> PodSpec {
         }),
         ..Volume::default()
     }];
+    volumes.extend(tls_volumes(input).into_iter().map(|(v, _)| v));
     let mut spreads = vec![spread(input, "kubernetes.io/hostname")];
     let mut init = Vec::new();
     if let Some(rack) = &spec.rack {

@@ -21,6 +21,7 @@ pub(crate) fn cluster(replicas: i32) -> Cluster {
             config: BTreeMap::from([("log.retention.ms".to_string(), "1000".to_string())]),
             listeners: ListenersSpec::default(),
             rebalance: RebalanceSpec::default(),
+            certificates: None,
         },
     );
     c.metadata.namespace = Some("prod".into());
@@ -338,4 +339,63 @@ fn broker_pods_announce_their_metrics_port_to_prometheus() {
             .any(|p| p.name.as_deref() == Some("metrics") && p.container_port == 9700),
         "{ports:?}"
     );
+}
+
+#[test]
+fn tls_listeners_mount_their_certificates_and_replace_the_listen_shorthand() {
+    use crate::crd::{AuthenticationType, ClientListener};
+    let mut c = cluster(3);
+    c.spec.listeners.clients = vec![
+        ClientListener::new("scram", 9094, true, Some(AuthenticationType::ScramSha512)),
+        ClientListener::new("mtls", 9095, true, Some(AuthenticationType::Tls)),
+    ];
+    let o = build(&c, 3);
+    let a = args(&o);
+    assert!(!a.iter().any(|x| x.starts_with("--listen=")), "{a:?}");
+    assert!(
+        a.contains(&"--set=ssl.keystore.location=/etc/weir/tls/broker/$(POD_NAME).pem".to_string())
+    );
+    let pod = o.statefulset.spec.unwrap().template.spec.unwrap();
+    let secrets: Vec<(String, String)> = pod
+        .volumes
+        .unwrap()
+        .iter()
+        .filter_map(|v| Some((v.name.clone(), v.secret.as_ref()?.secret_name.clone()?)))
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            (
+                "broker-certs".to_string(),
+                "events-broker-certs".to_string()
+            ),
+            (
+                "cluster-ca".to_string(),
+                "events-cluster-ca-cert".to_string()
+            ),
+            (
+                "clients-ca".to_string(),
+                "events-clients-ca-cert".to_string()
+            ),
+        ]
+    );
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+    let broker_mount = mounts.iter().find(|m| m.name == "broker-certs").unwrap();
+    assert_eq!(broker_mount.mount_path, "/etc/weir/tls/broker");
+    // Whole-Secret mounts only: the kubelet does not refresh a subPath.
+    assert!(mounts.iter().all(|m| m.sub_path.is_none()));
+    let client_ports: Vec<i32> = o
+        .client_service
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()
+        .iter()
+        .map(|p| p.port)
+        .collect();
+    assert_eq!(client_ports, [9094, 9095]);
+    let properties = &o.config_map.data.unwrap()["server.properties"];
+    assert!(properties.contains("inter.broker.listener.name=REPLICATION\n"));
+    assert!(properties
+        .contains("listener.security.protocol.map=REPLICATION:SSL,SCRAM:SASL_SSL,MTLS:SSL\n"));
 }

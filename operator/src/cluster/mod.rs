@@ -5,14 +5,16 @@
 //! 2. **observe** ([`observe::cluster`]): the StatefulSet, the pods, the admin API's view;
 //! 3. **decide** ([`plan`], pure): the StatefulSet's size, which broker to drain;
 //! 4. **build** ([`crate::build`], pure): the desired objects;
-//! 5. **apply** ([`apply_objects`]) with server-side apply, in this order: volume claims grown,
+//! 5. **certificates** ([`crate::tls::reconcile`]) with TLS listeners: the CAs and broker
+//!    certificates created, renewed or reissued, before the pods that mount them;
+//! 6. **apply** ([`apply_objects`]) with server-side apply, in this order: volume claims grown,
 //!    the rack RBAC, the ConfigMap, the headless and client Services, the
 //!    PodDisruptionBudget, and the StatefulSet last, so its pods start with their
 //!    configuration, names and disruption budget in place;
-//! 6. **act** ([`act`]) through the admin API and on pods: drain, rebalance, unregister
+//! 7. **act** ([`act`]) through the admin API and on pods: drain, rebalance, unregister
 //!    removed brokers, grow or heal the metadata quorum's voters ([`plan::quorum`]), roll one
 //!    pod;
-//! 7. **status** ([`status::write`]), and when to come back ([`settling`]).
+//! 8. **status** ([`status::write`]), and when to come back ([`settling`]).
 
 mod act;
 mod observe;
@@ -22,6 +24,7 @@ pub(crate) mod status;
 mod storage;
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::{Api, Patch, PatchParams};
@@ -127,6 +130,14 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
         default_broker_image: &ctx.settings.default_broker_image,
     };
     let objects = cluster_objects(&input);
+    let now = unix_now();
+    progress.certificates = crate::tls::reconcile(
+        &ctx.client,
+        &input,
+        i64::try_from(ctx.settings.certificate_settle.as_secs()).unwrap_or(i64::MAX),
+        now,
+    )
+    .await?;
 
     progress.storage_refused = storage::reconcile(
         &ctx.client,
@@ -162,11 +173,23 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     )
     .await?
         || settling;
-    Ok(Action::requeue(if busy {
+    let mut after = if busy {
         ctx.settings.busy_requeue
     } else {
         ctx.settings.idle_requeue
-    }))
+    };
+    if let Some(tls) = &progress.certificates {
+        // Back when a certificate is due, if that is sooner.
+        let due = u64::try_from(tls.next_check.saturating_sub(now)).unwrap_or(0);
+        after = after.min(Duration::from_secs(due.max(1)));
+    }
+    Ok(Action::requeue(after))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Server-side apply of the cluster's objects in the documented order (the module's

@@ -8,9 +8,11 @@ use weir_api::proto::admin as pb;
 use super::plan::{AdminView, PodView};
 use crate::context::Context;
 use crate::crd::condition::{merge, types, Desired};
-use crate::crd::{BrokerStatus, Cluster, ClusterStatus};
+use crate::crd::{BrokerStatus, CaStatus, CertificatesStatus, Cluster, ClusterStatus};
 use crate::error::Error;
 use crate::names::{ClusterNames, FIELD_MANAGER};
+use crate::tls::renewal::CaPhase;
+use crate::tls::{CaReport, TlsOutcome};
 
 /// What the reconcile is doing or could not do, for the conditions.
 #[derive(Debug, Default)]
@@ -28,6 +30,63 @@ pub struct Progress {
     /// A change of the metadata quorum's voters is under way (or waiting): the `Progressing`
     /// reason (`GrowingQuorum`, `ReplacingVoter`) and why.
     pub quorum: Option<(&'static str, String)>,
+    /// With TLS listeners: the CAs and broker certificates after this reconcile.
+    pub certificates: Option<TlsOutcome>,
+}
+
+/// RFC 3339 of unix seconds.
+pub fn rfc3339(unix: i64) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(unix)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+fn ca_status(ca: &CaReport) -> CaStatus {
+    CaStatus {
+        phase: ca.phase.as_str().into(),
+        not_after: rfc3339(ca.not_after),
+        user_provided: ca.user_provided,
+    }
+}
+
+/// The status's certificates entry and the `CertificatesRenewing` condition.
+pub fn certificates(tls: &TlsOutcome) -> (CertificatesStatus, Desired) {
+    let entry = CertificatesStatus {
+        cluster_ca: ca_status(&tls.cluster_ca),
+        clients_ca: ca_status(&tls.clients_ca),
+        brokers_not_after: tls.brokers_not_after.map(rfc3339),
+    };
+    let mut message = format!(
+        "cluster CA valid until {}, clients CA until {}",
+        entry.cluster_ca.not_after, entry.clients_ca.not_after
+    );
+    if let Some(b) = &entry.brokers_not_after {
+        message.push_str(&format!(", broker certificates until {b}"));
+    }
+    if !tls.issued.is_empty() {
+        let issued: Vec<String> = tls
+            .issued
+            .iter()
+            .map(|(p, why)| format!("{p} ({why})"))
+            .collect();
+        message.push_str(&format!("; issued certificates for {}", issued.join(", ")));
+    }
+    let renewing = [
+        ("ClusterCa", &tls.cluster_ca),
+        ("ClientsCa", &tls.clients_ca),
+    ]
+    .into_iter()
+    .find(|(_, ca)| ca.phase != CaPhase::Current);
+    let condition = match renewing {
+        Some((which, ca)) => Desired::new(
+            types::CERTIFICATES_RENEWING,
+            true,
+            format!("{which}{}", ca.phase.as_str()),
+            message,
+        ),
+        None => Desired::new(types::CERTIFICATES_RENEWING, false, "Current", message),
+    };
+    (entry, condition)
 }
 
 pub fn now() -> Time {
@@ -193,7 +252,11 @@ pub fn conditions(
         ),
         None => Desired::new(types::STORAGE_RESIZE_REFUSED, false, "NotRefused", ""),
     });
-    (out, busy || !ready)
+    let renewing = progress.certificates.as_ref().is_some_and(|t| t.renewing());
+    if let Some(tls) = &progress.certificates {
+        out.push(certificates(tls).1);
+    }
+    (out, busy || !ready || renewing)
 }
 
 /// Writes the status (server-side apply of the status subresource). Returns whether the
@@ -216,6 +279,7 @@ pub async fn write(
         status.under_replicated_partitions = i32::try_from(v.under_replicated).unwrap_or(i32::MAX);
         status.offline_partitions = i32::try_from(v.offline).unwrap_or(i32::MAX);
     }
+    status.certificates = progress.certificates.as_ref().map(|t| certificates(t).0);
     let (desired, busy) = conditions(cluster.spec.replicas, &status, progress, view);
     status.conditions = merge(
         &status.conditions,
@@ -237,4 +301,52 @@ pub async fn write(
     )
     .await?;
     Ok(busy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(cluster_phase: CaPhase) -> TlsOutcome {
+        TlsOutcome {
+            cluster_ca: CaReport {
+                phase: cluster_phase,
+                not_after: 1_800_000_000,
+                user_provided: false,
+            },
+            clients_ca: CaReport {
+                phase: CaPhase::Current,
+                not_after: 1_800_086_400,
+                user_provided: true,
+            },
+            brokers_not_after: Some(1_799_000_000),
+            issued: vec![("events-0".into(), "a new CA signs")],
+            next_check: 0,
+        }
+    }
+
+    #[test]
+    fn certificates_report_each_phase_and_the_expiry_dates() {
+        let (entry, condition) = certificates(&outcome(CaPhase::ReissuingCertificates));
+        assert_eq!(entry.cluster_ca.phase, "ReissuingCertificates");
+        assert_eq!(entry.cluster_ca.not_after, "2027-01-15T08:00:00Z");
+        assert!(entry.clients_ca.user_provided);
+        assert_eq!(
+            entry.brokers_not_after.as_deref(),
+            Some("2027-01-03T18:13:20Z")
+        );
+        assert!(condition.status);
+        assert_eq!(condition.type_, types::CERTIFICATES_RENEWING);
+        assert_eq!(condition.reason, "ClusterCaReissuingCertificates");
+        assert!(condition
+            .message
+            .contains("cluster CA valid until 2027-01-15T08:00:00Z"));
+        assert!(condition.message.contains("events-0 (a new CA signs)"));
+
+        let (_, steady) = certificates(&outcome(CaPhase::Current));
+        assert!(!steady.status);
+        assert_eq!(steady.reason, "Current");
+        assert!(!outcome(CaPhase::Current).renewing());
+        assert!(outcome(CaPhase::TrustingNewCa).renewing());
+    }
 }

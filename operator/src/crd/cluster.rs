@@ -21,6 +21,8 @@ pub const RESERVED_CONFIG_KEYS: &[&str] = &[
     "advertised.listeners",
     "controller.quorum.voters",
     "process.roles",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
 ];
 
 /// A Weir cluster: `replicas` brokers, each with its own persistent volume, managed by the
@@ -82,13 +84,17 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 256))]
     #[x_kube(validation = Rule::new(
-        "self.all(k, !(k in ['node.id', 'broker.id', 'broker.rack', 'log.dir', 'log.dirs', 'listeners', 'advertised.listeners', 'controller.quorum.voters', 'process.roles']))"
-    ).message("node.id, broker.id, broker.rack, log.dir(s), listeners, advertised.listeners, controller.quorum.voters and process.roles are set by the operator"))]
+        "self.all(k, !(k in ['node.id', 'broker.id', 'broker.rack', 'log.dir', 'log.dirs', 'listeners', 'advertised.listeners', 'controller.quorum.voters', 'process.roles', 'listener.security.protocol.map', 'inter.broker.listener.name']))"
+    ).message("node.id, broker.id, broker.rack, log.dir(s), listeners, advertised.listeners, listener.security.protocol.map, inter.broker.listener.name, controller.quorum.voters and process.roles are set by the operator"))]
     pub config: BTreeMap<String, String>,
 
-    /// The brokers' ports.
+    /// The brokers' ports, and the listeners clients connect to.
     #[serde(default)]
     pub listeners: ListenersSpec,
+
+    /// The certificate authorities of TLS listeners, and how long certificates live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<CertificatesSpec>,
 
     /// How the operator moves data when brokers are added or removed.
     #[serde(default)]
@@ -121,13 +127,25 @@ pub struct RackSpec {
 }
 
 /// The ports each broker listens on.
+///
+/// Without `clients`, `kafkaPort` is the one PLAINTEXT listener for clients and brokers (what
+/// every cluster had before listeners could be named). With `clients`, `kafkaPort` becomes the
+/// brokers' own `REPLICATION` listener (TLS, each side presenting its broker certificate) and
+/// clients use the listeners named there.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new(
     "self.kafkaPort != self.internalPort && self.kafkaPort != self.metricsPort && self.internalPort != self.metricsPort"
 ).message("kafkaPort, internalPort and metricsPort must differ"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.clients) || self.clients.all(a, self.clients.exists_one(b, b.name == a.name))"
+).message("client listener names must be unique"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.clients) || self.clients.all(a, self.clients.exists_one(b, b.port == a.port) && a.port != self.kafkaPort && a.port != self.internalPort && a.port != self.metricsPort)"
+).message("client listener ports must be unique and differ from kafkaPort, internalPort and metricsPort"))]
 pub struct ListenersSpec {
-    /// Kafka clients (PLAINTEXT).
+    /// Kafka clients (PLAINTEXT) when `clients` is empty; else the brokers' TLS replication
+    /// listener.
     #[serde(default = "default_kafka_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub kafka_port: i32,
@@ -139,6 +157,127 @@ pub struct ListenersSpec {
     #[serde(default = "default_metrics_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub metrics_port: i32,
+    /// Named listeners for clients, each with TLS on or off and its authentication.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub clients: Vec<ClientListener>,
+}
+
+/// One listener for Kafka clients.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!has(self.authentication) || self.authentication.type != 'tls' || self.tls"
+).message("authentication type tls needs tls: true"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.authentication) || self.authentication.type != 'oauth' || has(self.authentication.jwksSecret)"
+).message("authentication type oauth needs jwksSecret"))]
+pub struct ClientListener {
+    /// Lower-case letters and digits; the broker's listener name is its upper-case form
+    /// (`external` → `EXTERNAL`, settings under `listener.name.external.`).
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9]{0,14}$"), length(min = 1, max = 15))]
+    #[x_kube(validation = Rule::new("!(self in ['replication', 'kafka', 'internal', 'metrics'])").message("replication, kafka, internal and metrics name the brokers' own ports"))]
+    pub name: String,
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Whether the listener speaks TLS (SSL or SASL_SSL), with a certificate signed by the
+    /// cluster CA.
+    #[serde(default)]
+    pub tls: bool,
+    /// How clients prove who they are; anonymous when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<ListenerAuthentication>,
+}
+
+impl ClientListener {
+    /// A listener with `authentication` of `type_` (no OAuth key set: see `jwks_secret`).
+    pub fn new(name: &str, port: i32, tls: bool, type_: Option<AuthenticationType>) -> Self {
+        Self {
+            name: name.into(),
+            port,
+            tls,
+            authentication: type_.map(|type_| ListenerAuthentication {
+                type_,
+                jwks_secret: None,
+            }),
+        }
+    }
+}
+
+/// A listener's authentication.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerAuthentication {
+    /// `scram-sha-512` (SASL SCRAM, users from `User` resources), `tls` (client certificates
+    /// signed by the clients CA; the principal is the certificate's CN) or `oauth` (SASL
+    /// OAUTHBEARER, tokens checked against `jwksSecret`).
+    #[serde(rename = "type")]
+    pub type_: AuthenticationType,
+    /// `oauth` only: a Secret whose key `jwks.json` holds the issuer's JSON Web Key Set
+    /// (mounted, so a change reaches the brokers without a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub jwks_secret: Option<String>,
+}
+
+/// The authentication kinds of a client listener.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum AuthenticationType {
+    #[serde(rename = "scram-sha-512")]
+    ScramSha512,
+    #[serde(rename = "tls")]
+    Tls,
+    #[serde(rename = "oauth")]
+    Oauth,
+}
+
+/// The certificate authorities and validity periods (Strimzi's defaults).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificatesSpec {
+    /// Signs the brokers' certificates; clients trust it.
+    #[serde(default)]
+    pub cluster_ca: CaSpec,
+    /// Signs the client certificates of `User`s with `tls` authentication; brokers trust it.
+    #[serde(default)]
+    pub clients_ca: CaSpec,
+}
+
+/// One certificate authority.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.renewalDays < self.validityDays").message("renewalDays must be less than validityDays"))]
+pub struct CaSpec {
+    /// How long the CA's and the certificates it signs are valid.
+    #[serde(default = "default_validity_days")]
+    #[schemars(range(min = 1, max = 36500))]
+    pub validity_days: i32,
+    /// Renew a certificate this many days before it expires.
+    #[serde(default = "default_renewal_days")]
+    #[schemars(range(min = 1, max = 36500))]
+    pub renewal_days: i32,
+    /// A Secret of your own with `ca.crt` and `ca.key` (PEM): the operator signs with it and
+    /// never renews it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: Option<String>,
+}
+
+fn default_validity_days() -> i32 {
+    365
+}
+fn default_renewal_days() -> i32 {
+    30
+}
+
+impl Default for CaSpec {
+    fn default() -> Self {
+        Self {
+            validity_days: default_validity_days(),
+            renewal_days: default_renewal_days(),
+            secret_name: None,
+        }
+    }
 }
 
 fn default_kafka_port() -> i32 {
@@ -157,6 +296,7 @@ impl Default for ListenersSpec {
             kafka_port: default_kafka_port(),
             internal_port: default_internal_port(),
             metrics_port: default_metrics_port(),
+            clients: Vec::new(),
         }
     }
 }
@@ -209,6 +349,33 @@ pub struct ClusterStatus {
     /// Partitions without a leader.
     #[serde(default)]
     pub offline_partitions: i32,
+    /// The CAs and broker certificates, with TLS listeners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<CertificatesStatus>,
+}
+
+/// The certificates as the operator last saw them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificatesStatus {
+    pub cluster_ca: CaStatus,
+    pub clients_ca: CaStatus,
+    /// The earliest expiry of a broker certificate (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brokers_not_after: Option<String>,
+}
+
+/// One CA.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaStatus {
+    /// `Current`, or the renewal's phase: `TrustingNewCa`, `ReissuingCertificates`.
+    pub phase: String,
+    /// When the signing CA expires (RFC 3339).
+    pub not_after: String,
+    /// The user's own CA (never renewed by the operator).
+    #[serde(default)]
+    pub user_provided: bool,
 }
 
 /// One broker as the operator sees it.

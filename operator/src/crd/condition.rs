@@ -12,6 +12,7 @@ pub mod types {
     pub const STORAGE_RESIZE_REFUSED: &str = "StorageResizeRefused";
     pub const PARTITION_DECREASE_REFUSED: &str = "PartitionDecreaseRefused";
     pub const REPLICATION_FACTOR_CHANGE_REFUSED: &str = "ReplicationFactorChangeRefused";
+    pub const CERTIFICATES_RENEWING: &str = "CertificatesRenewing";
 }
 
 /// A condition to set: type, whether it holds, a CamelCase reason and a sentence.

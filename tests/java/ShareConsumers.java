@@ -170,11 +170,13 @@ public class ShareConsumers {
                 List<ConsumerRecord<String, String>> again = pollUntil(b, Duration.ofSeconds(30));
                 check(again.size() == 1, "redelivered after lock expiry: " + again);
                 check(again.get(0).value().equals(held.get(0).value()), "same record");
-                check(count(again.get(0)) == 2, "delivery count after lock expiry " + count(again.get(0)));
+                // 2 when b acquires it at the first expiry; more when a's consumer fetched it again
+                // in the background meanwhile and let that lock run out too (a slow machine).
+                check(count(again.get(0)) >= 2, "delivery count after lock expiry " + count(again.get(0)));
                 b.acknowledge(again.get(0), AcknowledgeType.ACCEPT);
                 b.commitSync();
                 System.out.println("share redelivery OK: release counts " + counts
-                    + ", archived after " + limit + ", lock expiry count 2");
+                    + ", archived after " + limit + ", redelivered after lock expiry");
             }
             // a's late acknowledgement of what it lost is refused; the consumer survives it.
             a.acknowledge(held.get(0), AcknowledgeType.ACCEPT);

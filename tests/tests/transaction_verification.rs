@@ -222,11 +222,14 @@ fn a_version_2_producer_adds_partitions_by_producing_and_every_end_bumps_its_epo
     wait_until(TIMEOUT, "the commit marker", || {
         (last_stable_offset(&mut client, &topic, 0) == 2).then_some(())
     });
-    // A retry of the commit, at the epoch before the bump, is answered as the first.
-    assert_eq!(
-        end_txn(&mut client, &id, (pid, epoch), true, 5),
-        (0, pid, epoch + 1)
-    );
+    // A retry of the commit, at the epoch before the bump, is answered as the first (once the
+    // coordinator has recorded the commit complete: until then CONCURRENT_TRANSACTIONS, which
+    // a client retries; the marker can be visible before that record is written).
+    let retried = wait_until(TIMEOUT, "the commit recorded complete", || {
+        let answer = end_txn(&mut client, &id, (pid, epoch), true, 5);
+        (answer.0 != 51).then_some(answer)
+    });
+    assert_eq!(retried, (0, pid, epoch + 1));
     // A late batch of the committed transaction carries a fenced epoch.
     let late = produce(&mut client, &id, (pid, epoch), &topic, 0, 1, 12);
     assert_ne!(late.error_code, 0, "{late:?}");

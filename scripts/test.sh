@@ -115,7 +115,7 @@ if [ -f "$logs/cargo-test.log" ]; then
     # Why each failed: the first lines of every panic message, so a CI summary that shows
     # only the end of the output still says what broke.
     awk '/panicked at/ { n = 12; print "  why: " $0; next }
-         n > 0 && /^note: run with/ { n = 0; next }
+         n > 0 && (/^note: run with/ || /^stack backtrace:/) { n = 0; next }
          n > 0 { print "    " $0; n-- }' "$logs/cargo-test.log" | head -n 60 || true
 fi
 if [ "$failed" -ne 0 ]; then

@@ -288,6 +288,8 @@ impl WeirPods {
             let handle = self.handle.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
+                    // The kubelet's refresh of mounted Secrets is periodic too (this is its
+                    // period here, not a wait for a condition).
                     std::thread::sleep(Duration::from_secs(1));
                     for (secret, dir) in &secrets {
                         if let Ok(Some(found)) = handle.block_on(secrets_api.get_opt(secret)) {

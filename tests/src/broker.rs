@@ -362,6 +362,10 @@ impl Broker {
                 command.env_remove(name);
             }
         }
+        // For debugging a test: WEIR_TEST_BROKER_LOG is every broker's WEIR_LOG.
+        if let Some(filter) = std::env::var_os("WEIR_TEST_BROKER_LOG") {
+            command.env("WEIR_LOG", filter);
+        }
         command.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         command.env("NO_COLOR", "1");
         if std::env::var_os("RUST_BACKTRACE").is_none() {

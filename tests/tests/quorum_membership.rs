@@ -170,6 +170,22 @@ async fn a_voter_that_lost_its_disk_cannot_commit_without_the_majority_that_hold
     )
     .await;
     assert_eq!(voters(&cluster, 1).await.len(), 3);
+    // B shows the new voter set as soon as it is appended; until C holds it committed, an
+    // election without B would still need B (the joint set of the change counts the old
+    // voters too), as in any Raft.
+    eventually(
+        TIMEOUT,
+        "C holds the voter set with A's new directory id, committed",
+        || async {
+            let settled = cluster
+                .describe_cluster(2)
+                .await
+                .controller
+                .is_some_and(|c| c.voters_settled);
+            (settled && voters(&cluster, 2).await.contains(&(0, new_a.clone()))).then_some(())
+        },
+    )
+    .await;
 
     // A counts: with B down, A and C commit.
     cluster.kill9(1);

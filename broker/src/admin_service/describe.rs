@@ -97,6 +97,9 @@ fn controller_status(broker: &Broker) -> pb::ControllerStatus {
         return pb::ControllerStatus::default();
     };
     let metrics = controller.raft().metrics().borrow().clone();
+    let stored = &metrics.membership_config;
+    let voters_settled = stored.membership().get_joint_config().len() == 1
+        && stored.log_id().as_ref().map(|l| l.index) <= metrics.last_applied.map(|l| l.index);
     pb::ControllerStatus {
         leader_id: metrics.current_leader.map(|id| id as i32),
         term: metrics.current_term,
@@ -121,6 +124,7 @@ fn controller_status(broker: &Broker) -> pb::ControllerStatus {
                     .any(|v| v == *id),
             })
             .collect(),
+        voters_settled,
     }
 }
 

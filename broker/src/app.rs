@@ -395,6 +395,8 @@ impl StartedBroker {
             // that acknowledged it (KIP-853): it gets a new directory id.
             meta.renew_directory_id(&config.data_dir)?;
         }
+        // Before the controller starts: its Raft transport opens channels to the peers.
+        let rpc_tls = rpc_tls(&broker)?;
         let controller = Controller::start(ControllerConfig {
             node_id: config.node_id,
             directory_id: meta.directory_id,
@@ -416,6 +418,7 @@ impl StartedBroker {
         let rpc = tokio::spawn(crate::controller::rpc::serve(
             cluster.rpc_listener,
             routes,
+            rpc_tls,
             async move {
                 let _ = rpc_stop.wait_for(|stop| *stop).await;
             },
@@ -712,4 +715,29 @@ fn spawn_background_jobs(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()
             |b| b.replicas.checkpoint(),
         ),
     ]
+}
+
+/// The internal gRPC port's TLS when `rpc.security.protocol=SSL`: this process's calls to its
+/// peers' port use the client side from now on, and the server side is returned for
+/// [`crate::controller::rpc::serve`].
+fn rpc_tls(
+    broker: &Arc<Broker>,
+) -> Result<Option<crate::controller::rpc_tls::TlsIncomingConfig>, StartError> {
+    if broker.config.get("rpc.security.protocol") != Some("SSL") {
+        return Ok(None);
+    }
+    let client = crate::security::tls::InterBrokerTls::for_rpc(&broker.config)?;
+    crate::controller::rpc_tls::set_client_tls(Arc::new(move || client.client_config()));
+    let source = crate::security::tls::TlsSource::for_rpc(&broker.config)?;
+    let counting = Arc::downgrade(broker);
+    Ok(Some(crate::controller::rpc_tls::TlsIncomingConfig {
+        acceptor: Arc::new(move || source.acceptor()),
+        on_refusal: Arc::new(move || {
+            if let Some(broker) = counting.upgrade() {
+                broker
+                    .metrics
+                    .authentication_failed(crate::security::tls::RPC_LISTENER);
+            }
+        }),
+    }))
 }

@@ -40,6 +40,7 @@ pub mod node;
 pub mod operator;
 pub mod raw;
 pub mod segments;
+pub mod tls;
 pub mod wait;
 pub mod weir_pods;
 

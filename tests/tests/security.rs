@@ -11,74 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, SerialNumber,
-};
 use weir_tests::cluster::{free_port, Cluster};
 use weir_tests::kafka_tools::KafkaTools;
+use weir_tests::tls::Pki;
 use weir_tests::wait::wait_for;
 use weir_tests::{unique_topic, Broker, BrokerOptions};
 
 const JAAS_USERS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret" user_bob="bob-secret";"#;
-
-/// A test CA and the PEM files made from it, in a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca_params: CertificateParams,
-    ca_key: KeyPair,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "weir test CA");
-        let ca_key = KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        Pki {
-            dir,
-            ca_params,
-            ca_key,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes `<name>.pem` (key then chain), a certificate for `localhost` and 127.0.0.1 signed
-    /// by the CA with `serial`; returns the certificate's DER.
-    fn issue(&self, name: &str, common_name: &str, serial: u64) -> Vec<u8> {
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        params.serial_number = Some(SerialNumber::from(serial));
-        let key = KeyPair::generate().unwrap();
-        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        // Written beside and renamed over, as a certificate manager rotates files.
-        let tmp = self.path(&format!("{name}.pem.tmp"));
-        std::fs::write(&tmp, format!("{}{}", key.serialize_pem(), cert.pem())).unwrap();
-        std::fs::rename(&tmp, self.path(&format!("{name}.pem"))).unwrap();
-        cert.der().to_vec()
-    }
-
-    fn ca(&self) -> String {
-        self.path("ca.pem").display().to_string()
-    }
-
-    fn server(&self) -> String {
-        self.path("server.pem").display().to_string()
-    }
-}
 
 /// A broker with a PLAINTEXT listener and the listeners in `secured` (`SSL`, `SASL_SSL`, ...),
 /// with the server certificate of `pki` and `extra` settings.

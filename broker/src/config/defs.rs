@@ -373,6 +373,14 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     text("advertised.listeners", ""),
     text("listener.security.protocol.map", DEFAULT_PROTOCOL_MAP),
     text("inter.broker.listener.name", ""),
+    // The internal gRPC port (`--rpc-listen`: quorum, controller, admin API): PLAINTEXT or
+    // SSL with a required client certificate (controller/rpc_tls.rs); Weir's own setting,
+    // as Kafka has no such port.
+    KeyDef {
+        name: "rpc.security.protocol",
+        default: "PLAINTEXT",
+        kind: Kind::Choice(&["PLAINTEXT", "SSL"]),
+    },
     KeyDef {
         name: "ssl.keystore.type",
         default: "PEM",

@@ -35,6 +35,7 @@ pub mod network;
 pub mod peer_health;
 pub mod quorum;
 pub mod rpc;
+pub mod rpc_tls;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;

@@ -12,8 +12,6 @@
 //! not count that node (no vote, no acknowledgement) and backs off, as it would from a node that
 //! is down. That is what keeps a voter that lost its disk from voting as its old self.
 
-use std::time::Duration;
-
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -24,7 +22,7 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use weir_api::proto::controller::raft_client::RaftClient;
 use weir_api::proto::controller::RaftPayload;
 
@@ -34,15 +32,10 @@ use super::types::{NodeId, QuorumNode, TypeConfig};
 /// gRPC metadata entry of a Raft message: the directory id the sender expects of the target.
 pub const DIRECTORY_ID_HEADER: &str = "weir-directory-id";
 
-/// Timeout to open a connection to a peer.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Opens a channel to a peer's internal RPC listener (`host:port`), connecting on first use.
+/// Opens a channel to a peer's internal RPC listener (`host:port`), connecting on first use
+/// (over TLS when `rpc.security.protocol=SSL`: [`super::rpc_tls`]).
 pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect_lazy())
+    super::rpc_tls::channel(addr)
 }
 
 /// Creates a [`Network`] per peer; they share one [`PeerHealth`].

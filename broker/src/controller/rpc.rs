@@ -170,18 +170,31 @@ pub fn routes(controller: &Arc<Controller>) -> Routes {
 
 /// Serves `routes` (from [`routes`], plus whatever the composition root adds: the admin
 /// services on a broker) on the internal listener until `shutdown` resolves.
+/// With `tls` (`rpc.security.protocol=SSL`) every connection completes a TLS handshake with
+/// a client certificate first ([`super::rpc_tls`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     routes: Routes,
+    tls: Option<super::rpc_tls::TlsIncomingConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
+    let server = tonic::transport::Server::builder().add_routes(routes);
+    match tls {
+        None => {
+            server
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    shutdown,
+                )
+                .await
+        }
+        Some(tls) => {
+            let incoming = super::rpc_tls::TlsIncoming::new(listener, tls);
+            server
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
 }
 
 #[cfg(test)]

@@ -61,9 +61,14 @@ impl Node {
                 .await
                 .unwrap();
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(rpc::serve(listener, rpc::routes(&controller), async {
-            let _ = rx.await;
-        }));
+        tokio::spawn(rpc::serve(
+            listener,
+            rpc::routes(&controller),
+            None,
+            async {
+                let _ = rx.await;
+            },
+        ));
         self.controller = Some(controller);
         self.stop = Some(tx);
     }
@@ -355,7 +360,7 @@ async fn a_voter_that_lost_its_disk_is_not_counted_until_it_rejoins() {
     let result = tokio::time::timeout(Duration::from_secs(20), a.write(create_topic("third")))
         .await
         .expect("A and C commit in time")
-        .unwrap();
+        .unwrap_or_else(|e| panic!("A and C did not commit \"third\": {e}"));
     assert_eq!(result, CommandResult::Ok);
     assert!(has_topic(&a.image(), "first"));
     for node in &mut nodes {

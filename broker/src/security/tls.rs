@@ -62,7 +62,14 @@ impl<T> Reloading<T> {
         build: fn(&TlsSettings) -> Result<Arc<T>, SecurityError>,
         what: &'static str,
     ) -> Result<Self, SecurityError> {
-        let settings = TlsSettings::of(config, listener);
+        Self::with_settings(TlsSettings::of(config, listener), build, what)
+    }
+
+    fn with_settings(
+        settings: TlsSettings,
+        build: fn(&TlsSettings) -> Result<Arc<T>, SecurityError>,
+        what: &'static str,
+    ) -> Result<Self, SecurityError> {
         let stamps = settings.stamps();
         let first = build(&settings)?;
         Ok(Self {
@@ -109,7 +116,21 @@ impl TlsSource {
     pub fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(self.0.get())
     }
+
+    /// The internal gRPC port's TLS ([`RPC_LISTENER`]): the `ssl.*` settings with
+    /// `listener.name.rpc.` overrides, and a client certificate always required, whatever
+    /// `ssl.client.auth` says: the port carries the metadata quorum and the admin API, which
+    /// only brokers and their operator may reach.
+    pub fn for_rpc(config: &BrokerConfig) -> Result<Self, SecurityError> {
+        let mut settings = TlsSettings::of(config, RPC_LISTENER);
+        settings.client_auth = "required".to_string();
+        Reloading::with_settings(settings, TlsSettings::build, "internal RPC server").map(Self)
+    }
 }
+
+/// The name whose `listener.name.rpc.` settings override the `ssl.*` ones for the internal
+/// gRPC port (`rpc.security.protocol=SSL`).
+pub const RPC_LISTENER: &str = "rpc";
 
 /// The TLS client config brokers use to reach each other's inter-broker listener
 /// `listener` (an SSL listener): its trust store checks the peers' certificates, and its key
@@ -128,6 +149,19 @@ impl InterBrokerTls {
             listener,
             TlsSettings::build_client,
             "inter-broker client",
+        )
+        .map(Self)
+    }
+
+    /// The TLS client config of calls to the peers' internal gRPC port ([`RPC_LISTENER`]'s
+    /// settings): their certificates are checked against its trust store, and its key store
+    /// is this broker's client certificate.
+    pub fn for_rpc(config: &BrokerConfig) -> Result<Self, SecurityError> {
+        Reloading::new(
+            config,
+            RPC_LISTENER,
+            TlsSettings::build_client,
+            "internal RPC client",
         )
         .map(Self)
     }
@@ -172,7 +206,7 @@ impl TlsSettings {
     fn build_client(&self) -> Result<Arc<rustls::ClientConfig>, SecurityError> {
         let roots = self.roots()?.ok_or_else(|| {
             self.error(
-                "the inter-broker listener uses TLS: set ssl.truststore.location or ssl.truststore.certificates so brokers can check each other",
+                "brokers reach this listener over TLS: set ssl.truststore.location or ssl.truststore.certificates so they can check each other",
             )
         })?;
         let (chain, key) = self.key_pair()?;

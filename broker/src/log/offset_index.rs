@@ -75,7 +75,8 @@ impl Index<OffsetEntry> {
             );
             return Ok(());
         };
-        self.push(entry)
+        self.push(entry);
+        Ok(())
     }
 
     /// The entry with the largest offset `<= target`, or (base offset, 0) if there is none.

@@ -78,7 +78,8 @@ impl Index<TimeEntry> {
         {
             return Ok(());
         }
-        self.push(entry)
+        self.push(entry);
+        Ok(())
     }
 
     /// The entry with the largest timestamp `<= target`, or ([`NO_TIMESTAMP`], base offset).

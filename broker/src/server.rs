@@ -242,9 +242,9 @@ async fn serve_connection<R, W>(
                     _ => Step::Serve,
                 };
                 let body = match step {
-                    // Boxed: the handlers' state machine is tens of KiB (the largest of
-                    // every API's), and inline it would sit in every connection's task,
-                    // idle or not. Allocated per request instead, and freed with it.
+                    // Boxed: the handlers' state machine (the largest of every API's, ~4 KiB)
+                    // would otherwise sit inline in every connection's task, idle or not, and
+                    // triple its size. Allocated per request instead, and freed with it.
                     Step::Serve => Box::pin(handlers::handle(broker, request, &connection)).await,
                     Step::Respond(mut body, after) => {
                         match after {
@@ -540,7 +540,7 @@ mod tests {
         );
         eprintln!("connection future {task_bytes} bytes, handler future {handler_bytes} bytes");
         assert!(
-            task_bytes <= 2048,
+            task_bytes <= 3072,
             "a connection's future grew to {task_bytes} bytes (the handlers' is {handler_bytes})"
         );
     }

@@ -146,6 +146,16 @@ fn failover(victim: Victim) {
             assert!(counts[0] >= 2, "{value} was in flight at the failover but came back with delivery count {counts:?}");
         }
     }
+    let redelivered_held: Vec<i16> = held
+        .iter()
+        .filter_map(|v| deliveries.get(v).map(|c| c[0]))
+        .collect();
+    eprintln!(
+        "accepted before: {}, held at the kill: {}, delivered after: {}, held ones redelivered with counts {redelivered_held:?}",
+        accepted.len(),
+        held.len(),
+        deliveries.len()
+    );
     let all: BTreeSet<&str> = accepted
         .iter()
         .copied()

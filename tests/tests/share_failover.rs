@@ -5,7 +5,8 @@
 //!
 //! A first consumer accepts part of the records and exits while holding the next ones
 //! (acquired, not acknowledged); the partition leader (or, in the second case, the share
-//! coordinator of the partition's state) is killed; a second consumer then consumes the rest.
+//! coordinator of the partition's state, on another broker than the leader) is killed; a
+//! second consumer then consumes the rest.
 //! No accepted record is delivered again; every record is accepted exactly once overall; a
 //! record held at the failover comes back with a delivery count of at least 2; none is lost.
 
@@ -54,7 +55,6 @@ fn failover(victim: Victim) {
     };
     let mut cluster = share_cluster();
     let topic = unique_topic("share-failover");
-    let group = format!("{topic}-group");
     let bootstrap = cluster.bootstrap();
     java::run_with(
         &classpath,
@@ -70,6 +70,18 @@ fn failover(victim: Victim) {
     cluster.wait_partition(&topic, 0, FAILOVER_TIMEOUT, "three in-sync replicas", |p| {
         p.isr.len() == 3
     });
+    let leader = cluster.partition(&topic, 0).expect("the partition").leader;
+    let topic_id = cluster.metadata(&topic).expect("metadata").topics[0].topic_id;
+    let key_of = |group: &str| format!("{group}:{topic_id}:0");
+    // For the coordinator case, a group whose state another broker than the leader holds
+    // (the key hashes to one of 50 partitions; a few names find one).
+    let group = (0..100)
+        .map(|i| format!("{topic}-group-{i}"))
+        .find(|g| {
+            victim == Victim::PartitionLeader
+                || cluster.share_coordinator(&key_of(g), None, FAILOVER_TIMEOUT) != leader
+        })
+        .expect("a group coordinated away from the leader");
     let first = java::run_with(
         &classpath,
         "ShareConsumers.java",
@@ -90,9 +102,7 @@ fn failover(victim: Victim) {
         "the first consumer holds records at the failover:\n{first}"
     );
 
-    let leader = cluster.partition(&topic, 0).expect("the partition").leader;
-    let topic_id = cluster.metadata(&topic).expect("metadata").topics[0].topic_id;
-    let key = format!("{group}:{topic_id}:0");
+    let key = key_of(&group);
     let coordinator = cluster.share_coordinator(&key, None, FAILOVER_TIMEOUT);
     let killed = match victim {
         Victim::PartitionLeader => leader,

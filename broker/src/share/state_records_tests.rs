@@ -11,6 +11,9 @@ use super::state_records::{
     StateRecord,
 };
 
+/// One change to a share partition at a time.
+type Step = dyn FnMut(&mut SharePartition, i64);
+
 fn key() -> SharePartitionKey {
     SharePartitionKey {
         group_id: "orders-workers".to_string(),
@@ -147,7 +150,7 @@ fn replaying_a_snapshot_and_updates_gives_back_the_share_partition() {
     let mut now = 0;
     // Each step changes the state and is written as the leader writes it: the first write a
     // snapshot (what the coordinator writes for a new key), the rest updates.
-    let mut steps: Vec<Box<dyn FnMut(&mut SharePartition, i64)>> = vec![
+    let mut steps: Vec<Box<Step>> = vec![
         Box::new(|sp, now| {
             sp.acquire("a", 0, 9, 10, now);
         }),

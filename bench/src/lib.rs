@@ -14,7 +14,8 @@
 //!   does; [`transactions`] has the transactional producer and `read_committed` latency cases
 //!   and their section of the document; [`failover`] is the fault-injection comparison (gaps without acknowledgements);
 //!   [`scale`] measures how cost grows with partitions, connections and groups; [`join`] how a
-//!   member joining a live group pauses the others, per group protocol;
+//!   member joining a live group pauses the others, per group protocol; [`share`] share-group
+//!   throughput with the Java client's share consumers;
 //! - [`results`] holds what was measured, [`stats`] and [`report`] turn it into the tables of
 //!   docs/BENCHMARKS.md, [`machine`] describes the host.
 
@@ -35,6 +36,7 @@ pub mod report;
 pub mod results;
 pub mod round;
 pub mod scale;
+pub mod share;
 pub mod smoke;
 pub mod stats;
 pub mod transactions;

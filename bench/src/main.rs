@@ -60,6 +60,10 @@ enum Command {
     /// the members already in it, classic (eager, cooperative) and consumer protocol, Weir and
     /// Apache Kafka alternately; writes the join section of --doc.
     Join(JoinArgs),
+    /// Share-group throughput (issue 17): records/s consumed and accepted by 1, 3 and 10
+    /// KafkaShareConsumers (the Java client 4.3) on one partition, Weir and Apache Kafka
+    /// alternately; writes the share section of --doc.
+    Share(ShareArgs),
     /// Producer throughput against a running broker.
     Produce {
         #[command(flatten)]
@@ -199,6 +203,36 @@ struct JoinArgs {
     #[arg(long, default_value = "target/bench/results-join.json")]
     results: PathBuf,
     /// The document whose marked join section receives the table.
+    #[arg(long)]
+    doc: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ShareArgs {
+    #[command(flatten)]
+    side_by_side: SideBySide,
+    /// Broker starts per system and consumer count; the table reports medians.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Share consumers of each case.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,10")]
+    consumers: Vec<usize>,
+    /// Records of 100 bytes each case consumes.
+    #[arg(long, default_value_t = 20_000)]
+    records: u64,
+    /// The Kafka 4.3 Java client's jars (scripts/install-test-deps.sh).
+    #[arg(long, default_value = "target/java-share-client-deps")]
+    java_client_deps: PathBuf,
+    /// The consumers' program.
+    #[arg(long, default_value = "tests/java/ShareBench.java")]
+    program: PathBuf,
+    /// How the report states the conditions (build, load) above the table.
+    #[arg(long, default_value = "")]
+    conditions: String,
+    /// Where every case's numbers are saved.
+    #[arg(long, default_value = "target/bench/results-share.json")]
+    results: PathBuf,
+    /// The document whose marked share section receives the table.
     #[arg(long)]
     doc: Option<PathBuf>,
 }
@@ -408,6 +442,7 @@ fn main() -> anyhow::Result<()> {
         Command::Failover(args) => failover(args)?,
         Command::Scale(args) => scale(args)?,
         Command::Join(args) => join(args)?,
+        Command::Share(args) => share(args)?,
         Command::FailoverReport { results, doc } => failover_report(&results, doc.as_deref())?,
         Command::Smoke(args) => smoke::run(&Launcher {
             weir_broker: args.programs.weir_broker,
@@ -650,6 +685,34 @@ fn join(args: JoinArgs) -> anyhow::Result<()> {
         &args.results,
         args.doc.as_deref(),
         (join::BEGIN_MARKER, join::END_MARKER),
+        &section,
+    )
+}
+
+fn share(args: ShareArgs) -> anyhow::Result<()> {
+    use weir_bench::share;
+    let options = share::ShareOptions {
+        launcher: args.side_by_side.launcher(),
+        systems: args.side_by_side.systems(),
+        consumers: args.consumers.clone(),
+        rounds: args.rounds,
+        records: args.records,
+        classpath: format!("{}/*", args.java_client_deps.display()),
+        program: args.program,
+    };
+    let points = share::run(&options)?;
+    let line = format!(
+        "{} records of 100 bytes on a one-partition topic, every record accepted (explicit \
+         acknowledgement, commitSync per poll); medians of {} rounds, a fresh single broker per \
+         case. {}",
+        args.records, args.rounds, args.conditions
+    );
+    let section = share::render(&points, line.trim_end());
+    save_and_splice(
+        &points,
+        &args.results,
+        args.doc.as_deref(),
+        (share::BEGIN_MARKER, share::END_MARKER),
         &section,
     )
 }

@@ -431,6 +431,10 @@ impl StartedBroker {
         broker
             .replicas
             .add_leadership_listener(Arc::downgrade(&listener));
+        let listener: Arc<dyn LeadershipListener> = broker.share_coordinator.clone();
+        broker
+            .replicas
+            .add_leadership_listener(Arc::downgrade(&listener));
         broker.replicas.attach_controller(controller.clone());
         migrate_legacy_catalogue(&broker, &controller).await;
 

@@ -65,6 +65,9 @@ pub struct Broker {
     pub fetch_sessions: parking_lot::Mutex<FetchSessionCache>,
     /// Share partitions led here and share sessions (KIP-932).
     pub share: crate::share::manager::SharePartitionManager,
+    /// The share coordinator (`__share_group_state`); the composition root registers it as
+    /// a leadership listener.
+    pub share_coordinator: Arc<crate::share::coordinator::ShareCoordinator>,
     ready: AtomicBool,
 }
 
@@ -87,15 +90,26 @@ impl Broker {
         let fetch_sessions = parking_lot::Mutex::new(FetchSessionCache::new(
             config.max_incremental_fetch_session_cache_slots(),
         ));
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+        let share_coordinator = crate::share::coordinator::ShareCoordinator::new(
+            config.clone(),
+            replicas.clone(),
+            clock.clone(),
+        );
         let share = crate::share::manager::SharePartitionManager::new(
             &config,
             replicas.clone(),
-            Arc::new(crate::clock::SystemClock),
+            clock,
+            crate::share::persister::SharePersister::new(
+                replicas.clone(),
+                share_coordinator.clone(),
+            ),
             crate::share::manager::ShareMetrics::new(metrics.registry())?,
         );
         Ok(Self {
             fetch_sessions,
             share,
+            share_coordinator,
             config,
             meta_cluster_id: cluster_id,
             advertised,

@@ -282,6 +282,12 @@ impl Cluster {
         self.coordinator(id, 1, not, timeout)
     }
 
+    /// The share coordinator of a share partition's state (FindCoordinator key type 2, key
+    /// `group:topicId:partition`), as [`Cluster::group_coordinator`].
+    pub fn share_coordinator(&self, key: &str, not: Option<i32>, timeout: Duration) -> i32 {
+        self.coordinator(key, 2, not, timeout)
+    }
+
     fn coordinator(&self, key: &str, key_type: i8, not: Option<i32>, timeout: Duration) -> i32 {
         use kafka_protocol::messages::FindCoordinatorRequest;
         use kafka_protocol::protocol::StrBytes;

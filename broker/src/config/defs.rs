@@ -337,6 +337,26 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     ),
     long("group.share.delivery.count.limit", "5", 2, 10),
     long("group.share.partition.max.record.locks", "2000", 100, 10000),
+    // The share coordinator's `__share_group_state` (Kafka's names and defaults).
+    long(
+        "share.coordinator.state.topic.num.partitions",
+        "50",
+        1,
+        100_000,
+    ),
+    long(
+        "share.coordinator.state.topic.replication.factor",
+        "3",
+        1,
+        i16::MAX as i64,
+    ),
+    long(
+        "share.coordinator.snapshot.update.records.per.snapshot",
+        "500",
+        0,
+        500,
+    ),
+    long("share.coordinator.write.timeout.ms", "5000", 1, I32),
     // Kafka's group config `share.auto.offset.reset`; Weir has no group configs, so this
     // broker default holds for every share group.
     KeyDef {

@@ -197,6 +197,12 @@ impl BrokerConfig {
         self.long(key)
     }
 
+    /// A `share.coordinator.*` setting (`__share_group_state`'s partitions, replication
+    /// factor, snapshot interval, write timeout).
+    pub fn share_coordinator(&self, key: &str) -> i64 {
+        self.long(key)
+    }
+
     /// `group.share.enable`: whether the share group APIs are served and advertised.
     pub fn share_groups_enabled(&self) -> bool {
         self.flag("group.share.enable")

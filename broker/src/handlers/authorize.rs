@@ -230,6 +230,63 @@ pub fn refused(
                 cluster,
             )
         }
+        // The share coordinator's broker-to-broker APIs: every partition refused.
+        RequestKind::ReadShareGroupState(r) if !authz.cluster(ClusterAction) => {
+            use read_share_group_state_response::{PartitionResult, ReadStateResult};
+            let results = r
+                .topics
+                .iter()
+                .map(|t| {
+                    ReadStateResult::default()
+                        .with_topic_id(t.topic_id)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    PartitionResult::default()
+                                        .with_partition(p.partition)
+                                        .with_error_code(cluster)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            (
+                ResponseKind::ReadShareGroupState(
+                    ReadShareGroupStateResponse::default().with_results(results),
+                ),
+                "ReadShareGroupState",
+                cluster,
+            )
+        }
+        RequestKind::WriteShareGroupState(r) if !authz.cluster(ClusterAction) => {
+            use write_share_group_state_response::{PartitionResult, WriteStateResult};
+            let results = r
+                .topics
+                .iter()
+                .map(|t| {
+                    WriteStateResult::default()
+                        .with_topic_id(t.topic_id)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    PartitionResult::default()
+                                        .with_partition(p.partition)
+                                        .with_error_code(cluster)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            (
+                ResponseKind::WriteShareGroupState(
+                    WriteShareGroupStateResponse::default().with_results(results),
+                ),
+                "WriteShareGroupState",
+                cluster,
+            )
+        }
         RequestKind::WriteTxnMarkers(r) if !authz.cluster(ClusterAction) => {
             use write_txn_markers_response::{
                 WritableTxnMarkerPartitionResult, WritableTxnMarkerResult,

@@ -19,6 +19,9 @@ use crate::controller::acl::AclOperation;
 const GROUP_KEY: i8 = 0;
 /// Key type of a transactional id.
 const TRANSACTION_KEY: i8 = 1;
+/// Key type of a share partition's state (`group:topicId:partition`, KIP-932): the leader of
+/// its `__share_group_state` partition. Brokers ask it; clients may not (CLUSTER_ACTION).
+const SHARE_KEY: i8 = 2;
 
 /// Answers FindCoordinator.
 pub async fn handle(
@@ -41,6 +44,9 @@ pub async fn handle(
             }
             TRANSACTION_KEY if !authz.transactional_id(AclOperation::Describe, &key) => {
                 Some(ResponseError::TransactionalIdAuthorizationFailed)
+            }
+            SHARE_KEY if !authz.cluster(AclOperation::ClusterAction) => {
+                Some(ResponseError::ClusterAuthorizationFailed)
             }
             _ => None,
         };
@@ -102,6 +108,19 @@ async fn lookup(broker: &Broker, key_type: i8, key: StrBytes, listener: &str) ->
             (
                 crate::transactions::TRANSACTION_STATE_TOPIC,
                 broker.transactions.partition_for(&key),
+            )
+        }
+        SHARE_KEY if broker.config.share_groups_enabled() => {
+            if let Err(e) = broker.share_coordinator.ensure_state_topic().await {
+                return failed(
+                    key,
+                    ResponseError::CoordinatorNotAvailable,
+                    format!("creating __share_group_state failed: {e}"),
+                );
+            }
+            (
+                crate::share::coordinator::SHARE_STATE_TOPIC,
+                broker.share_coordinator.partition_for_key(&key),
             )
         }
         other => {

@@ -102,6 +102,7 @@ pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
+pub mod share_group_state;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod update_features;
@@ -246,6 +247,8 @@ pub async fn handle(
         | RequestKind::ShareGroupDescribe(_)
         | RequestKind::ShareFetch(_)
         | RequestKind::ShareAcknowledge(_)
+        | RequestKind::ReadShareGroupState(_)
+        | RequestKind::WriteShareGroupState(_)
             if !broker.config.share_groups_enabled() =>
         {
             return Some(share_groups_disabled(&request.body));
@@ -260,7 +263,13 @@ pub async fn handle(
             ResponseKind::ShareFetch(share_fetch::handle(broker, r, &authz).await)
         }
         RequestKind::ShareAcknowledge(r) => {
-            ResponseKind::ShareAcknowledge(share_acknowledge::handle(broker, r, &authz))
+            ResponseKind::ShareAcknowledge(share_acknowledge::handle(broker, r, &authz).await)
+        }
+        RequestKind::ReadShareGroupState(r) => {
+            ResponseKind::ReadShareGroupState(share_group_state::read(broker, r))
+        }
+        RequestKind::WriteShareGroupState(r) => {
+            ResponseKind::WriteShareGroupState(share_group_state::write(broker, r).await)
         }
         RequestKind::LeaveGroup(r) => {
             ResponseKind::LeaveGroup(leave_group::handle(broker, r, version))
@@ -397,6 +406,14 @@ fn share_groups_disabled(body: &RequestKind) -> ResponseKind {
         }
         RequestKind::ShareAcknowledge(_) => ResponseKind::ShareAcknowledge(
             ShareAcknowledgeResponse::default().with_error_code(code),
+        ),
+        // Broker-to-broker: a peer with share groups on talks to one with them off (a
+        // misconfigured cluster); no per-partition answer is needed for it to give up.
+        RequestKind::ReadShareGroupState(_) => ResponseKind::ReadShareGroupState(
+            kafka_protocol::messages::ReadShareGroupStateResponse::default(),
+        ),
+        RequestKind::WriteShareGroupState(_) => ResponseKind::WriteShareGroupState(
+            kafka_protocol::messages::WriteShareGroupStateResponse::default(),
         ),
         _ => ResponseKind::ShareGroupHeartbeat(
             ShareGroupHeartbeatResponse::default().with_error_code(code),

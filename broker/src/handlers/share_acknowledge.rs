@@ -19,7 +19,7 @@ use crate::share::manager::AcknowledgementBatch;
 use crate::share::session::SharePartitionId;
 
 /// Answers ShareAcknowledge.
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     request: ShareAcknowledgeRequest,
     authz: &Authz<'_>,
@@ -52,16 +52,18 @@ pub fn handle(
         .flat_map(|t| t.partitions.iter().map(|p| (t.topic_id, p.partition_index)))
         .collect();
     let denied = denied_topics(broker, authz, &partitions);
-    let acknowledgements = request.topics.iter().flat_map(|t| {
-        t.partitions.iter().map(|p| {
+    let mut acknowledgements = Vec::new();
+    for t in &request.topics {
+        for p in &t.partitions {
             let batches = p
                 .acknowledgement_batches
                 .iter()
-                .map(AcknowledgementBatch::from);
-            ((t.topic_id, p.partition_index), batches.collect())
-        })
-    });
-    let codes = acknowledge(broker, &group_id, &member_id, acknowledgements, &denied);
+                .map(AcknowledgementBatch::from)
+                .collect();
+            acknowledgements.push(((t.topic_id, p.partition_index), batches));
+        }
+    }
+    let codes = acknowledge(broker, &group_id, &member_id, acknowledgements, &denied).await;
     if let Some(session_partitions) = closes {
         broker
             .share

@@ -89,17 +89,10 @@ pub async fn handle(
         }
     };
     let denied = denied_topics(broker, authz, &session.partitions);
-    let acknowledgements = request.topics.iter().flat_map(|t| {
-        t.partitions.iter().map(|p| {
-            let batches = p
-                .acknowledgement_batches
-                .iter()
-                .map(AcknowledgementBatch::from);
-            ((t.topic_id, p.partition_index), batches.collect())
-        })
-    });
+    let acknowledgements = acknowledgements_of(&request);
     let mut answers: BTreeMap<SharePartitionId, PartitionAnswer> =
         acknowledge(broker, &group_id, &member_id, acknowledgements, &denied)
+            .await
             .into_iter()
             .map(|(key, code)| {
                 let answer = PartitionAnswer {
@@ -133,6 +126,24 @@ pub async fn handle(
     response(broker, answers)
 }
 
+/// A ShareFetch's acknowledgements per partition.
+fn acknowledgements_of(
+    request: &ShareFetchRequest,
+) -> Vec<(SharePartitionId, Vec<AcknowledgementBatch>)> {
+    let mut out = Vec::new();
+    for t in &request.topics {
+        for p in &t.partitions {
+            let batches = p
+                .acknowledgement_batches
+                .iter()
+                .map(AcknowledgementBatch::from)
+                .collect();
+            out.push(((t.topic_id, p.partition_index), batches));
+        }
+    }
+    out
+}
+
 /// The group and member ids of a ShareFetch or ShareAcknowledge, both required
 /// (INVALID_REQUEST), and READ on the group (GROUP_AUTHORIZATION_FAILED).
 pub(super) fn share_member(
@@ -154,30 +165,33 @@ pub(super) fn share_member(
 }
 
 /// Applies a request's acknowledgements (the partitions with batches); Kafka's error code per
-/// partition.
-pub(super) fn acknowledge(
+/// partition, 0 once applied and persisted.
+pub(super) async fn acknowledge(
     broker: &Broker,
     group_id: &str,
     member_id: &str,
-    acknowledgements: impl Iterator<Item = (SharePartitionId, Vec<AcknowledgementBatch>)>,
+    acknowledgements: Vec<(SharePartitionId, Vec<AcknowledgementBatch>)>,
     denied: &BTreeSet<Uuid>,
 ) -> BTreeMap<SharePartitionId, i16> {
-    acknowledgements
-        .filter(|(_, batches)| !batches.is_empty())
-        .map(|((topic_id, index), batches)| {
-            let code = if denied.contains(&topic_id) {
-                ResponseError::TopicAuthorizationFailed.code()
-            } else {
-                broker
-                    .share
-                    .acknowledge(group_id, member_id, topic_id, index, &batches)
-            };
-            if code != 0 {
-                broker.count_error("ShareAcknowledge", code);
-            }
-            ((topic_id, index), code)
-        })
-        .collect()
+    let mut codes = BTreeMap::new();
+    for ((topic_id, index), batches) in acknowledgements {
+        if batches.is_empty() {
+            continue;
+        }
+        let code = if denied.contains(&topic_id) {
+            ResponseError::TopicAuthorizationFailed.code()
+        } else {
+            broker
+                .share
+                .acknowledge(group_id, member_id, topic_id, index, &batches)
+                .await
+        };
+        if code != 0 {
+            broker.count_error("ShareAcknowledge", code);
+        }
+        codes.insert((topic_id, index), code);
+    }
+    codes
 }
 
 /// The topics of the session the principal may not read.
@@ -240,14 +254,17 @@ async fn long_poll(
                     ..FetchedPartition::default()
                 }
             } else {
-                broker.share.fetch(
-                    group_id,
-                    member_id,
-                    topic_id,
-                    index,
-                    remaining,
-                    request.max_records,
-                )
+                broker
+                    .share
+                    .fetch(
+                        group_id,
+                        member_id,
+                        topic_id,
+                        index,
+                        remaining,
+                        request.max_records,
+                    )
+                    .await
             };
             remaining = remaining.saturating_sub(f.records.len());
             done |= f.error_code != 0 || !f.acquired.is_empty();

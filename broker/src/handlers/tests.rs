@@ -57,6 +57,11 @@ pub(crate) async fn broker(dir: &std::path::Path) -> Arc<Broker> {
     broker
         .replicas
         .add_leadership_listener(Arc::downgrade(&listener));
+    let listener: Arc<dyn crate::replica_manager::LeadershipListener> =
+        broker.share_coordinator.clone();
+    broker
+        .replicas
+        .add_leadership_listener(Arc::downgrade(&listener));
     crate::test_support::join(&broker.replicas, &controller).await;
     broker
 }

@@ -69,13 +69,16 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 ];
 
 /// KIP-932 share groups: answered, and advertised in ApiVersions (with `share.version` 1)
-/// only when `group.share.enable=true` (Kafka 4.0's switch), until their state is durable;
-/// without it they answer UNSUPPORTED_VERSION.
+/// only when `group.share.enable=true` (Kafka 4.0's switch); without it they answer
+/// UNSUPPORTED_VERSION. ReadShareGroupState and WriteShareGroupState are the share
+/// coordinator's broker-to-broker APIs (`__share_group_state`).
 pub const SHARE_GROUP_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ShareGroupHeartbeat, 1, 1),
     (ApiKey::ShareGroupDescribe, 1, 1),
     (ApiKey::ShareFetch, 1, 1),
     (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::ReadShareGroupState, 0, 0),
+    (ApiKey::WriteShareGroupState, 0, 0),
 ];
 
 /// The supported version range of `api`, if Weir implements it.

@@ -1,17 +1,29 @@
 //! The share partitions this broker leads and the share sessions of the consumers fetching
 //! from it: Kafka's `SharePartitionManager`. ShareFetch and ShareAcknowledge go through it.
 //!
-//! A [`SharePartition`] is created on the first fetch of a (group, partition) on its leader,
-//! starting where `share.auto.offset.reset` says (the high watermark for `latest`, the log
-//! start for `earliest`). It is kept per leader epoch: when this broker becomes leader again
-//! under a new epoch, the state starts over (it is not persisted yet, see the module docs of
-//! [`crate::share`]).
+//! A [`SharePartition`] is loaded on the first fetch or acknowledgement of a (group,
+//! partition) on its leader, per leader epoch, from its share coordinator
+//! ([`super::persister`]): a new leader (failover, restart, re-election) carries on from what
+//! was persisted, and what was acquired then is AVAILABLE again with its delivery count. A
+//! share partition never persisted starts where `share.auto.offset.reset` says (the high
+//! watermark for `latest`, the log start for `earliest`).
+//!
+//! **Durability.** A fetch that acquired records and an acknowledgement are persisted before
+//! their answer says they succeeded: the whole in-flight window, SPSO and every delivery count
+//! (acquisitions included, so a record in flight at a failover comes back with its count
+//! kept), written to the coordinator with WriteShareGroupState. Writes of one share partition
+//! go one at a time and group-commit: a writer finding its change already persisted by the
+//! write before it returns at once; otherwise it writes the newest state, which covers every
+//! change made so far. Releases (lock expiry, a closed session) are not written on their own:
+//! the persisted form of an ACQUIRED record is already AVAILABLE.
 //!
 //! Thread-safety: the partition map and the session cache are mutexes held only to look up,
 //! insert or update; each share partition has its own mutex, held for one acquisition or
-//! acknowledgement (never across a log read's wait).
+//! acknowledgement (never across a log read's wait or a write to the coordinator), and an
+//! async mutex ordering its writes.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -20,11 +32,14 @@ use parking_lot::Mutex;
 use prometheus::{IntCounter, IntGauge};
 use uuid::Uuid;
 
+use super::coordinator::StateWrite;
 use super::partition::{
     push_run, AcknowledgeType, AcquiredRecords, SharePartition, SharePartitionConfig,
     SharePartitionStats,
 };
+use super::persister::SharePersister;
 use super::session::{SessionUpdate, SharePartitionId, ShareSessionCache, ShareSessionError};
+use super::state_records::SharePartitionKey;
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::log::batch::RecordBatchIter;
@@ -36,8 +51,17 @@ use crate::replica_manager::ReplicaManager;
 /// say (`max.poll.records`' default).
 const DEFAULT_MAX_RECORDS: usize = 500;
 
-/// One share partition: group, topic id, partition.
-type SharePartitionKey = (String, Uuid, i32);
+/// One share partition led here: its state, and what of it is persisted.
+#[derive(Debug)]
+struct ShareEntry {
+    key: SharePartitionKey,
+    state: Mutex<SharePartition>,
+    /// Bumped, under `state`'s lock, by every change that must be persisted.
+    changes: AtomicU64,
+    /// The `changes` value the coordinator holds; held across a write, so that writes go
+    /// one at a time.
+    persisted: tokio::sync::Mutex<u64>,
+}
 
 /// One acknowledgement batch of a request: first and last offset, and the types (one for
 /// the range, or one per offset).
@@ -151,7 +175,8 @@ pub struct SharePartitionManager {
     start_at_earliest: bool,
     replicas: Arc<ReplicaManager>,
     clock: Arc<dyn Clock>,
-    partitions: Mutex<HashMap<SharePartitionKey, Arc<Mutex<SharePartition>>>>,
+    partitions: Mutex<HashMap<SharePartitionKey, Arc<ShareEntry>>>,
+    persister: SharePersister,
     sessions: Mutex<ShareSessionCache>,
     /// Signalled when records became available again (released, lock expired), so long
     /// polls waiting on the partitions' own watches also wake for those.
@@ -165,6 +190,7 @@ impl SharePartitionManager {
         config: &BrokerConfig,
         replicas: Arc<ReplicaManager>,
         clock: Arc<dyn Clock>,
+        persister: SharePersister,
         metrics: ShareMetrics,
     ) -> Self {
         Self {
@@ -173,6 +199,7 @@ impl SharePartitionManager {
             replicas,
             clock,
             partitions: Mutex::new(HashMap::new()),
+            persister,
             sessions: Mutex::new(ShareSessionCache::default()),
             released: tokio::sync::Notify::new(),
             metrics,
@@ -237,38 +264,99 @@ impl SharePartitionManager {
         }
     }
 
-    /// The share partition of `group_id` on `partition` (led here), created at the reset
-    /// position, or started over when the leader epoch moved.
-    fn share_partition(
+    /// The share partition of `group_id` on `partition` (led here) in its current leader
+    /// epoch, loaded from its share coordinator first if this broker has not loaded it in
+    /// this epoch; Kafka's error code when the coordinator cannot be read.
+    async fn share_partition(
         &self,
         group_id: &str,
         topic_id: Uuid,
         index: i32,
         partition: &Partition,
-    ) -> Arc<Mutex<SharePartition>> {
+    ) -> Result<Arc<ShareEntry>, i16> {
         let leader_epoch = partition.leader_epoch();
-        let key = (group_id.to_string(), topic_id, index);
-        let mut partitions = self.partitions.lock();
-        if let Some(sp) = partitions.get(&key) {
-            if sp.lock().leader_epoch == leader_epoch {
-                return sp.clone();
-            }
-        }
-        let start = if self.start_at_earliest {
-            partition.log_start_offset()
-        } else {
-            partition.high_watermark()
+        let key = SharePartitionKey {
+            group_id: group_id.to_string(),
+            topic_id,
+            partition: index,
         };
-        let mut sp = SharePartition::new(self.config.clone(), start);
+        if let Some(entry) = self.loaded(&key, leader_epoch) {
+            return Ok(entry);
+        }
+        let persisted = self.persister.read(&key, leader_epoch).await?;
+        let mut sp = match persisted {
+            Some(state) => {
+                let mut sp = SharePartition::from_state(
+                    self.config.clone(),
+                    state.start_offset,
+                    &state.batches,
+                );
+                sp.state_epoch = state.state_epoch;
+                sp
+            }
+            None => {
+                let start = if self.start_at_earliest {
+                    partition.log_start_offset()
+                } else {
+                    partition.high_watermark()
+                };
+                SharePartition::new(self.config.clone(), start)
+            }
+        };
         sp.leader_epoch = leader_epoch;
-        let sp = Arc::new(Mutex::new(sp));
-        partitions.insert(key, sp.clone());
-        sp
+        let mut partitions = self.partitions.lock();
+        // Another request may have loaded it meanwhile: the first one in wins.
+        if let Some(entry) = partitions
+            .get(&key)
+            .filter(|e| e.state.lock().leader_epoch == leader_epoch)
+        {
+            return Ok(entry.clone());
+        }
+        tracing::debug!(group = group_id, %topic_id, partition = index, leader_epoch, start_offset = sp.start_offset(), "share partition loaded");
+        let entry = Arc::new(ShareEntry {
+            key: key.clone(),
+            state: Mutex::new(sp),
+            changes: AtomicU64::new(0),
+            persisted: tokio::sync::Mutex::new(0),
+        });
+        partitions.insert(key, entry.clone());
+        Ok(entry)
+    }
+
+    /// The share partition of `key` if loaded in `leader_epoch`.
+    fn loaded(&self, key: &SharePartitionKey, leader_epoch: i32) -> Option<Arc<ShareEntry>> {
+        self.partitions
+            .lock()
+            .get(key)
+            .filter(|e| e.state.lock().leader_epoch == leader_epoch)
+            .cloned()
+    }
+
+    /// Persists `entry` up to change `version` at least (see the module docs); Kafka's error
+    /// code when the coordinator did not take it.
+    async fn persist(&self, entry: &ShareEntry, version: u64) -> Result<(), i16> {
+        let mut persisted = entry.persisted.lock().await;
+        if *persisted >= version {
+            return Ok(());
+        }
+        let (newest, write) = {
+            let sp = entry.state.lock();
+            let write = StateWrite {
+                state_epoch: sp.state_epoch,
+                leader_epoch: sp.leader_epoch,
+                start_offset: sp.start_offset(),
+                batches: sp.state_batches(),
+            };
+            (entry.changes.load(Ordering::Acquire), write)
+        };
+        self.persister.write(&entry.key, &write).await?;
+        *persisted = newest;
+        Ok(())
     }
 
     /// Applies a member's acknowledgements of one partition; Kafka's error code (0: all
-    /// applied). A batch that fails leaves the others applied, as Kafka.
-    pub fn acknowledge(
+    /// applied and persisted). A batch that fails leaves the others applied, as Kafka.
+    pub async fn acknowledge(
         &self,
         group_id: &str,
         member_id: &str,
@@ -292,28 +380,50 @@ impl SharePartitionManager {
                 _ => return ResponseError::InvalidRequest.code(),
             }
         }
-        let sp = self.share_partition(group_id, topic_id, index, &partition);
+        let entry = match self
+            .share_partition(group_id, topic_id, index, &partition)
+            .await
+        {
+            Ok(entry) => entry,
+            Err(code) => return code,
+        };
         let now = self.now_ms();
-        let mut sp = sp.lock();
-        let before = (sp.stats(), sp.acquired_count());
-        self.expire(&mut sp, now);
         let mut code = 0;
-        for (b, types) in parsed {
-            if let Err(e) = sp.acknowledge(member_id, b.first_offset, b.last_offset, &types, now) {
-                tracing::debug!(group = group_id, member = member_id, error = %e, "share acknowledgement refused");
-                code = e.code();
+        let mut applied = false;
+        let version = {
+            let mut sp = entry.state.lock();
+            let before = (sp.stats(), sp.acquired_count());
+            self.expire(&mut sp, now);
+            for (b, types) in parsed {
+                match sp.acknowledge(member_id, b.first_offset, b.last_offset, &types, now) {
+                    Ok(_) => applied = true,
+                    Err(e) => {
+                        tracing::debug!(group = group_id, member = member_id, error = %e, "share acknowledgement refused");
+                        code = e.code();
+                    }
+                }
+            }
+            self.publish(&sp, before);
+            entry
+                .changes
+                .fetch_add(u64::from(applied), Ordering::AcqRel)
+                + u64::from(applied)
+        };
+        self.released.notify_waiters();
+        if applied {
+            if let Err(e) = self.persist(&entry, version).await {
+                tracing::warn!(group = group_id, %topic_id, partition = index, code = e, "persisting a share acknowledgement failed");
+                return e;
             }
         }
-        self.publish(&sp, before);
-        drop(sp);
-        self.released.notify_waiters();
         code
     }
 
     /// Acquires records of one partition for a member: reads the log from where the share
     /// partition can acquire (committed data only, below the high watermark) and acquires up
-    /// to `max_records` of what it read.
-    pub fn fetch(
+    /// to `max_records` of what it read, persisting the acquisition (delivery counts) before
+    /// handing the records out.
+    pub async fn fetch(
         &self,
         group_id: &str,
         member_id: &str,
@@ -338,24 +448,84 @@ impl SharePartitionManager {
         } else {
             DEFAULT_MAX_RECORDS
         };
-        let sp = self.share_partition(group_id, topic_id, index, &partition);
+        let entry = match self
+            .share_partition(group_id, topic_id, index, &partition)
+            .await
+        {
+            Ok(entry) => entry,
+            Err(error_code) => {
+                return FetchedPartition {
+                    error_code,
+                    leader_epoch,
+                    ..FetchedPartition::default()
+                }
+            }
+        };
         let now = self.now_ms();
-        let mut sp = sp.lock();
+        let (out, version) =
+            self.acquire(&entry, &partition, member_id, max_bytes, max_records, now);
+        if out.acquired.is_empty() {
+            return out;
+        }
+        if let Err(error_code) = self.persist(&entry, version).await {
+            tracing::warn!(group = group_id, %topic_id, partition = index, code = error_code, "persisting a share acquisition failed; released");
+            let mut sp = entry.state.lock();
+            let before = (sp.stats(), sp.acquired_count());
+            for run in &out.acquired {
+                let released = [AcknowledgeType::Release];
+                let _ =
+                    sp.acknowledge(member_id, run.first_offset, run.last_offset, &released, now);
+            }
+            self.publish(&sp, before);
+            drop(sp);
+            self.released.notify_waiters();
+            return FetchedPartition {
+                error_code,
+                leader_epoch,
+                ..FetchedPartition::default()
+            };
+        }
+        out
+    }
+
+    /// The locked part of [`SharePartitionManager::fetch`]: reads the log and acquires; the
+    /// fetched records and the change version to persist.
+    fn acquire(
+        &self,
+        entry: &ShareEntry,
+        partition: &Partition,
+        member_id: &str,
+        max_bytes: usize,
+        max_records: usize,
+        now: i64,
+    ) -> (FetchedPartition, u64) {
+        let leader_epoch = partition.leader_epoch();
+        let mut sp = entry.state.lock();
+        let window = (sp.start_offset(), sp.end_offset());
         let before = (sp.stats(), sp.acquired_count());
         self.expire(&mut sp, now);
         let mut out = FetchedPartition {
             leader_epoch,
             ..FetchedPartition::default()
         };
+        let version = |sp: &SharePartition, acquired: bool| {
+            let changed = acquired || (sp.start_offset(), sp.end_offset()) != window;
+            entry
+                .changes
+                .fetch_add(u64::from(changed), Ordering::AcqRel)
+                + u64::from(changed)
+        };
         let Some(mut offset) = sp.fetch_offset() else {
-            return out;
+            let v = version(&sp, false);
+            return (out, v);
         };
         // One retry: an offset below the log start (retention) moves SPSO to the log start.
         let read = match partition.read(offset, max_bytes, true, false) {
             Err(LogError::OffsetOutOfRange { .. }) => {
                 sp.reset_start_offset(partition.log_start_offset());
                 let Some(retry) = sp.fetch_offset() else {
-                    return out;
+                    let v = version(&sp, false);
+                    return (out, v);
                 };
                 offset = retry;
                 partition.read(offset, max_bytes, true, false)
@@ -366,7 +536,8 @@ impl SharePartitionManager {
             Ok(read) => read,
             Err(e) => {
                 out.error_code = e.kafka_code();
-                return out;
+                let v = version(&sp, false);
+                return (out, v);
             }
         };
         let mut remaining = max_records;
@@ -401,7 +572,8 @@ impl SharePartitionManager {
             out.records = read.records.slice(start..end);
         }
         self.publish(&sp, before);
-        out
+        let v = version(&sp, !out.acquired.is_empty());
+        (out, v)
     }
 
     /// Gives back what `member_id` holds in `partitions` (its share session closed).
@@ -413,11 +585,15 @@ impl SharePartitionManager {
     ) {
         let mut released = 0;
         for (topic_id, index) in partitions {
-            let key = (group_id.to_string(), *topic_id, *index);
-            let Some(sp) = self.partitions.lock().get(&key).cloned() else {
+            let key = SharePartitionKey {
+                group_id: group_id.to_string(),
+                topic_id: *topic_id,
+                partition: *index,
+            };
+            let Some(entry) = self.partitions.lock().get(&key).cloned() else {
                 continue;
             };
-            let mut sp = sp.lock();
+            let mut sp = entry.state.lock();
             let before = (sp.stats(), sp.acquired_count());
             released += sp.release_member(member_id);
             self.publish(&sp, before);
@@ -437,8 +613,14 @@ impl SharePartitionManager {
         let map = self.partitions.lock();
         partitions
             .iter()
-            .filter_map(|(t, p)| map.get(&(group_id.to_string(), *t, *p)))
-            .filter_map(|sp| sp.lock().next_lock_expiry())
+            .filter_map(|(t, p)| {
+                map.get(&SharePartitionKey {
+                    group_id: group_id.to_string(),
+                    topic_id: *t,
+                    partition: *p,
+                })
+            })
+            .filter_map(|e| e.state.lock().next_lock_expiry())
             .min()
     }
 
@@ -447,7 +629,7 @@ impl SharePartitionManager {
     pub fn forget_partition(&self, topic_id: Uuid, index: i32) {
         self.partitions
             .lock()
-            .retain(|(_, t, p), _| !(*t == topic_id && *p == index));
+            .retain(|k, _| !(k.topic_id == topic_id && k.partition == index));
     }
 
     fn expire(&self, sp: &mut SharePartition, now_ms: i64) {

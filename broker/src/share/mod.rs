@@ -14,15 +14,21 @@
 //! - [`group`]: a share group's membership and epochs (ShareGroupHeartbeat), pure; the group
 //!   coordinator ([`crate::group`]) holds it next to the other group types.
 //!
-//! Not built yet (see `docs/consumer-groups.md`): the ShareGroupHeartbeat, ShareFetch and
-//! ShareAcknowledge handlers, share sessions, and persistence in `__share_group_state`. None
-//! of the share APIs is advertised in ApiVersions.
+//! - [`coordinator`]: the share coordinator, owning the `__share_group_state` partitions this
+//!   broker leads (why the state lives there: its module docs); [`state_records`]: its
+//!   ShareSnapshot and ShareUpdate records and the state they replay into; [`persister`]: the
+//!   share-partition leader's ReadShareGroupState/WriteShareGroupState to the coordinator.
+//!   The manager loads a share partition's state before serving it and persists every
+//!   acquisition and acknowledgement before answering it.
 
 pub mod assignor;
+pub mod coordinator;
 pub mod group;
 pub mod manager;
 pub mod partition;
+pub mod persister;
 pub mod session;
+pub mod state_records;
 
 pub use partition::{
     AcknowledgeType, AcquiredRecords, DeliveryState, SharePartition, SharePartitionConfig,
@@ -35,3 +41,5 @@ mod assignor_tests;
 mod group_tests;
 #[cfg(test)]
 mod partition_tests;
+#[cfg(test)]
+mod state_records_tests;

@@ -1,0 +1,239 @@
+//! The share-partition leader's side of `__share_group_state`: ReadShareGroupState and
+//! WriteShareGroupState sent to the key's share coordinator (the leader of its
+//! `__share_group_state` partition, see [`super::coordinator`]) over the Kafka protocol, as
+//! Kafka's `DefaultStatePersister` does. This broker's own coordinator is reached through its
+//! own listener too: one path.
+//!
+//! Retriable answers (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+//! no leader, a broken connection) are retried against the coordinator the metadata image
+//! names then, until [`RETRY_DEADLINE`]: a coordinator moving during a failover is waited
+//! out rather than reported to the client. Connections are pooled per address; each carries
+//! one request at a time.
+//!
+//! Thread-safety: the pool is a mutex held only to take or return a connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    read_share_group_state_request, write_share_group_state_request, ReadShareGroupStateRequest,
+    WriteShareGroupStateRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use super::coordinator::{ShareCoordinator, StateWrite, SHARE_STATE_TOPIC};
+use super::partition::StateBatch;
+use super::state_records::{SharePartitionKey, ShareState};
+use crate::replica_manager::ReplicaManager;
+use crate::replication::client::BrokerConnection;
+
+/// How long a read or write keeps retrying a coordinator that is moving.
+pub const RETRY_DEADLINE: Duration = Duration::from_secs(20);
+/// Pause between retries.
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+/// How long one request may take (the coordinator waits for its in-sync replicas).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads and writes share-partition state at its share coordinator.
+pub struct SharePersister {
+    replicas: Arc<ReplicaManager>,
+    coordinator: Arc<ShareCoordinator>,
+    pool: Mutex<HashMap<String, Vec<BrokerConnection>>>,
+}
+
+impl std::fmt::Debug for SharePersister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharePersister").finish_non_exhaustive()
+    }
+}
+
+/// Whether an error code is worth another try at the coordinator the image names next.
+fn retriable(code: i16) -> bool {
+    code == ResponseError::NotCoordinator.code()
+        || code == ResponseError::CoordinatorLoadInProgress.code()
+        || code == ResponseError::CoordinatorNotAvailable.code()
+}
+
+impl SharePersister {
+    /// A persister reaching the coordinators of the image of `replicas`; `coordinator` (this
+    /// broker's) creates `__share_group_state` on first use.
+    pub fn new(replicas: Arc<ReplicaManager>, coordinator: Arc<ShareCoordinator>) -> Self {
+        Self {
+            replicas,
+            coordinator,
+            pool: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The state of `key` (`None`: never written), read as the leader at `leader_epoch`.
+    pub async fn read(
+        &self,
+        key: &SharePartitionKey,
+        leader_epoch: i32,
+    ) -> Result<Option<ShareState>, i16> {
+        let request = ReadShareGroupStateRequest::default()
+            .with_group_id(StrBytes::from_string(key.group_id.clone()))
+            .with_topics(vec![
+                read_share_group_state_request::ReadStateData::default()
+                    .with_topic_id(key.topic_id)
+                    .with_partitions(vec![
+                        read_share_group_state_request::PartitionData::default()
+                            .with_partition(key.partition)
+                            .with_leader_epoch(leader_epoch),
+                    ]),
+            ]);
+        let deadline = Instant::now() + RETRY_DEADLINE;
+        loop {
+            let answer = self.send(key, &request).await.and_then(|response| {
+                let p = response
+                    .results
+                    .into_iter()
+                    .flat_map(|r| r.partitions)
+                    .next()
+                    .ok_or(ResponseError::UnknownServerError.code())?;
+                if p.error_code != 0 {
+                    return Err(p.error_code);
+                }
+                if p.start_offset < 0 {
+                    return Ok(None);
+                }
+                Ok(Some(ShareState {
+                    state_epoch: p.state_epoch,
+                    leader_epoch,
+                    start_offset: p.start_offset,
+                    batches: p
+                        .state_batches
+                        .iter()
+                        .map(|b| StateBatch {
+                            first_offset: b.first_offset,
+                            last_offset: b.last_offset,
+                            delivery_state: b.delivery_state,
+                            delivery_count: b.delivery_count,
+                        })
+                        .collect(),
+                    ..ShareState::default()
+                }))
+            });
+            match answer {
+                Err(code) if retriable(code) && Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY_BACKOFF).await
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Writes `write` for `key`; `Ok` once the coordinator's in-sync replicas hold it.
+    pub async fn write(&self, key: &SharePartitionKey, write: &StateWrite) -> Result<(), i16> {
+        let request = WriteShareGroupStateRequest::default()
+            .with_group_id(StrBytes::from_string(key.group_id.clone()))
+            .with_topics(vec![
+                write_share_group_state_request::WriteStateData::default()
+                    .with_topic_id(key.topic_id)
+                    .with_partitions(vec![
+                        write_share_group_state_request::PartitionData::default()
+                            .with_partition(key.partition)
+                            .with_state_epoch(write.state_epoch)
+                            .with_leader_epoch(write.leader_epoch)
+                            .with_start_offset(write.start_offset)
+                            .with_state_batches(
+                                write
+                                    .batches
+                                    .iter()
+                                    .map(|b| {
+                                        write_share_group_state_request::StateBatch::default()
+                                            .with_first_offset(b.first_offset)
+                                            .with_last_offset(b.last_offset)
+                                            .with_delivery_state(b.delivery_state)
+                                            .with_delivery_count(b.delivery_count)
+                                    })
+                                    .collect(),
+                            ),
+                    ]),
+            ]);
+        let deadline = Instant::now() + RETRY_DEADLINE;
+        loop {
+            let answer = self.send(key, &request).await.and_then(|response| {
+                let p = response
+                    .results
+                    .into_iter()
+                    .flat_map(|r| r.partitions)
+                    .next()
+                    .ok_or(ResponseError::UnknownServerError.code())?;
+                match p.error_code {
+                    0 => Ok(()),
+                    code => Err(code),
+                }
+            });
+            match answer {
+                Err(code) if retriable(code) && Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY_BACKOFF).await
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sends `request` to the coordinator of `key` the image names now; a failure to reach
+    /// it is COORDINATOR_NOT_AVAILABLE (retriable).
+    async fn send<R: kafka_protocol::protocol::Request>(
+        &self,
+        key: &SharePartitionKey,
+        request: &R,
+    ) -> Result<R::Response, i16> {
+        let unavailable = ResponseError::CoordinatorNotAvailable.code();
+        if self.replicas.topic(SHARE_STATE_TOPIC).is_none() {
+            if let Err(e) = self.coordinator.ensure_state_topic().await {
+                tracing::warn!(error = %e, "creating __share_group_state failed");
+            }
+            return Err(unavailable);
+        }
+        let partition = self.coordinator.partition_for(key);
+        let address = {
+            let image = self.replicas.image();
+            let leader = image
+                .partition(SHARE_STATE_TOPIC, partition)
+                .map_or(-1, |p| p.leader);
+            image
+                .brokers
+                .get(&leader)
+                .filter(|b| !b.fenced)
+                .map(|b| format!("{}:{}", b.host, b.port))
+        };
+        let Some(address) = address else {
+            return Err(unavailable);
+        };
+        let pooled = self.pool.lock().get_mut(&address).and_then(Vec::pop);
+        let mut connection = match pooled {
+            Some(c) => c,
+            None => BrokerConnection::connect(
+                &address,
+                "weir-share-persister".to_string(),
+                REQUEST_TIMEOUT,
+            )
+            .await
+            .map_err(|e| {
+                tracing::debug!(%address, error = %e, "share coordinator unreachable");
+                unavailable
+            })?,
+        };
+        match connection.request(request, 0, REQUEST_TIMEOUT).await {
+            Ok(response) => {
+                self.pool
+                    .lock()
+                    .entry(address)
+                    .or_default()
+                    .push(connection);
+                Ok(response)
+            }
+            Err(e) => {
+                tracing::debug!(%address, error = %e, "share state request failed");
+                Err(unavailable)
+            }
+        }
+    }
+}

@@ -34,6 +34,11 @@ fn credential(user: &str, iterations: i32) -> pb::SetScramCredentialRequest {
     }
 }
 
+/// The status code of an answer.
+fn code<T>(r: Result<T, tonic::Status>) -> Code {
+    r.map(|_| Code::Ok).unwrap_or_else(|e| e.code())
+}
+
 async fn describe(s: &super::AdminService, user: &str) -> pb::DescribeUserResponse {
     s.describe_user(Request::new(pb::DescribeUserRequest { user: user.into() }))
         .await
@@ -116,7 +121,6 @@ async fn a_user_is_written_where_the_kafka_apis_read_it_and_removed_again() {
 async fn malformed_user_requests_are_invalid_arguments_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = service(dir.path()).await;
-    let code = |r: Result<_, tonic::Status>| r.map(|_| Code::Ok).unwrap_or_else(|e| e.code());
     assert_eq!(
         code(
             s.set_scram_credential(Request::new(credential("alice", 100)))

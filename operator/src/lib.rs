@@ -1,10 +1,10 @@
-//! The Weir Kubernetes operator: `Cluster` and `Topic` custom resources reconciled into
-//! StatefulSet brokers and Kafka topics.
+//! The Weir Kubernetes operator: `Cluster`, `Topic` and `User` custom resources reconciled
+//! into StatefulSet brokers, Kafka topics and Kafka users.
 //!
 //! How the pieces fit:
 //! - [`crd`]: the resource types (the CRDs are generated from them by `crdgen`);
 //! - [`build`]: pure builders, spec → desired Kubernetes objects;
-//! - [`cluster`] and [`topic`]: the reconcilers, each a pipeline fetch → validate → build →
+//! - [`cluster`], [`topic`] and [`user`]: the reconcilers, each a pipeline fetch → validate → build →
 //!   apply (server-side apply, one field manager) → status, with the decisions that need the
 //!   cluster's state (scale, drain, roll) as pure functions in their `plan` modules;
 //! - [`admin`]: the client of the brokers' admin gRPC API (`weir.admin.v1`);
@@ -26,3 +26,4 @@ pub mod rack;
 pub mod run;
 pub mod tls;
 pub mod topic;
+pub mod user;

@@ -1,5 +1,5 @@
 //! The operator process: command line, HTTP endpoints (`/metrics`, `/healthz`), leader
-//! election, and the two controllers, until SIGTERM/SIGINT.
+//! election, and the controllers (clusters, topics, users), until SIGTERM/SIGINT.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::context::{Context, Settings, DEFAULT_IMAGE};
-use crate::crd::{Cluster, Topic};
+use crate::crd::{Cluster, Topic, User};
 use crate::error::Error;
 use crate::leader::LeaseLock;
 use crate::metrics::Metrics;
@@ -196,7 +196,7 @@ where
     }
 }
 
-/// Runs both controllers until `shutdown` resolves.
+/// Runs the controllers (clusters, topics, users) until `shutdown` resolves.
 pub async fn controllers(
     ctx: Arc<Context>,
     namespace: Option<String>,
@@ -230,10 +230,18 @@ pub async fn controllers(
             watcher::Config::default(),
             move |cluster| topics_of(&known_topics, &cluster),
         )
-        .graceful_shutdown_on(stopped(stop_rx))
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(
             measured("topic", crate::topic::reconcile),
             error_policy("topic"),
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let users = Controller::new(api::<User>(&client, ns), watcher::Config::default())
+        .graceful_shutdown_on(stopped(stop_rx))
+        .run(
+            measured("user", crate::user::reconcile),
+            error_policy("user"),
             ctx.clone(),
         )
         .for_each(|_| async {});
@@ -241,7 +249,7 @@ pub async fn controllers(
         shutdown.await;
         stop_tx.send_replace(true);
     });
-    futures::join!(clusters, topics);
+    futures::join!(clusters, topics, users);
 }
 
 /// The topics that name `cluster` as theirs.
@@ -323,7 +331,7 @@ pub async fn operator(args: RunArgs, termination: Termination) -> anyhow::Result
         _ = terminated(termination.clone()) => return Ok(()),
     }
     metrics.leader.set(1);
-    tracing::info!(%identity, "leading: reconciling Clusters and Topics");
+    tracing::info!(%identity, "leading: reconciling Clusters, Topics and Users");
     let ctx = Arc::new(Context {
         client,
         settings: args.settings(),

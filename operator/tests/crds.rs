@@ -45,4 +45,17 @@ fn schemas_carry_the_checks_the_api_server_enforces() {
     ] {
         assert!(topic.contains(needle), "topic CRD lacks {needle}");
     }
+    let user = weir_operator::crd::to_yaml(&weir_operator::crd::definitions()[2].1).unwrap();
+    for needle in [
+        "clusterRef cannot change",
+        "- scram-sha-512",
+        "- tls",
+        "- TRANSACTIONAL_ID",
+        "- PREFIXED",
+        "- IDEMPOTENT_WRITE",
+        "- DENY",
+        "status: {}",
+    ] {
+        assert!(user.contains(needle), "user CRD lacks {needle}");
+    }
 }

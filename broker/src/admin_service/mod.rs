@@ -10,7 +10,8 @@
 //!   through the controller as metadata commands and wait until this broker's image shows them:
 //!   topics ([`topics`], on top of the replica manager's topic admin), reassignments and the
 //!   throttle ([`reassign`]), draining and unregistering brokers ([`brokers`]), preferred
-//!   leader elections ([`elect`]).
+//!   leader elections ([`elect`]), users' SCRAM credentials, ACLs and quotas ([`users`], through
+//!   the same replica manager calls as the Kafka handlers).
 //! - [`reassign`] and [`elect`] are shared with the Kafka handlers of
 //!   AlterPartitionReassignments, ListPartitionReassignments and ElectLeaders.
 //! - Errors are the replica manager's [`AdminError`], carrying both the gRPC status
@@ -25,6 +26,9 @@ pub mod reassign;
 #[cfg(test)]
 mod tests;
 mod topics;
+mod users;
+#[cfg(test)]
+mod users_tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -251,6 +255,66 @@ impl Admin for AdminService {
             .await
             .map(|()| pb::RemoveRaftVoterResponse {});
         answer(result, "RemoveRaftVoter")
+    }
+
+    async fn describe_user(
+        &self,
+        request: Request<pb::DescribeUserRequest>,
+    ) -> Result<Response<pb::DescribeUserResponse>, Status> {
+        answer(
+            users::describe(&self.broker, request.into_inner()),
+            "DescribeUser",
+        )
+    }
+
+    async fn set_scram_credential(
+        &self,
+        request: Request<pb::SetScramCredentialRequest>,
+    ) -> Result<Response<pb::SetScramCredentialResponse>, Status> {
+        let result = users::set_scram(&self.broker, request.into_inner()).await;
+        answer(result, "SetScramCredential")
+    }
+
+    async fn delete_scram_credential(
+        &self,
+        request: Request<pb::DeleteScramCredentialRequest>,
+    ) -> Result<Response<pb::DeleteScramCredentialResponse>, Status> {
+        let result = users::delete_scram(&self.broker, request.into_inner()).await;
+        answer(result, "DeleteScramCredential")
+    }
+
+    async fn create_acls(
+        &self,
+        request: Request<pb::CreateAclsRequest>,
+    ) -> Result<Response<pb::CreateAclsResponse>, Status> {
+        let result = users::create_acls(&self.broker, request.into_inner()).await;
+        answer(result, "CreateAcls")
+    }
+
+    async fn delete_acls(
+        &self,
+        request: Request<pb::DeleteAclsRequest>,
+    ) -> Result<Response<pb::DeleteAclsResponse>, Status> {
+        let result = users::delete_acls(&self.broker, request.into_inner()).await;
+        answer(result, "DeleteAcls")
+    }
+
+    async fn describe_acls(
+        &self,
+        request: Request<pb::DescribeAclsRequest>,
+    ) -> Result<Response<pb::DescribeAclsResponse>, Status> {
+        answer(
+            users::describe_acls(&self.broker, request.into_inner()),
+            "DescribeAcls",
+        )
+    }
+
+    async fn alter_user_quotas(
+        &self,
+        request: Request<pb::AlterUserQuotasRequest>,
+    ) -> Result<Response<pb::AlterUserQuotasResponse>, Status> {
+        let result = users::alter_quotas(&self.broker, request.into_inner()).await;
+        answer(result, "AlterUserQuotas")
     }
 }
 

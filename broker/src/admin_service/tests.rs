@@ -16,7 +16,7 @@ use crate::clock::SystemClock;
 use crate::config::BrokerConfig;
 use crate::log::test_util::{encode_test_batch, TestBatch};
 
-async fn service(dir: &std::path::Path) -> AdminService {
+pub(super) async fn service(dir: &std::path::Path) -> AdminService {
     let config = BrokerConfig::new(0, dir.to_path_buf(), &[]).unwrap();
     let broker = crate::app::open(
         config,

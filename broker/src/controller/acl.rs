@@ -50,6 +50,14 @@ macro_rules! wire_enum {
                 }
             }
 
+            /// The value Kafka names `name` (as kafka-acls prints it), `None` for any other.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $($text => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+
             /// Kafka's name.
             pub fn name(self) -> &'static str {
                 match self {

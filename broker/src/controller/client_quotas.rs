@@ -14,6 +14,36 @@ pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 /// See [`PRODUCER_BYTE_RATE`].
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 
+/// Settings Kafka has that Weir does not enforce: refused rather than stored and ignored.
+const UNENFORCED: &[&str] = &["request_percentage", "controller_mutation_rate"];
+
+/// Checks one change to a quota setting as AlterClientQuotas (and the admin API's
+/// AlterUserQuotas) accept it: a setting Weir enforces, and to set, a whole number of bytes per
+/// second of at least 1. The error says why, for the caller's INVALID_REQUEST / INVALID_ARGUMENT.
+pub fn quota_operation(
+    key: &str,
+    value: f64,
+    remove: bool,
+) -> Result<(String, Option<QuotaValue>), String> {
+    if UNENFORCED.contains(&key) {
+        return Err(format!(
+            "quota `{key}` is not enforced by Weir (only {PRODUCER_BYTE_RATE} and {CONSUMER_BYTE_RATE} are); refused rather than stored and ignored"
+        ));
+    }
+    if key != PRODUCER_BYTE_RATE && key != CONSUMER_BYTE_RATE {
+        return Err(format!("unknown quota configuration key `{key}`"));
+    }
+    if remove {
+        return Ok((key.to_string(), None));
+    }
+    if !value.is_finite() || value < 1.0 || value.fract() != 0.0 {
+        return Err(format!(
+            "quota `{key}` must be a whole number of bytes per second of at least 1, not {value}"
+        ));
+    }
+    Ok((key.to_string(), Some(QuotaValue(value))))
+}
+
 /// One part of a quota entity: a named user or client id, or the default of its kind.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum EntityName {

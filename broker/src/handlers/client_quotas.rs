@@ -22,14 +22,11 @@ use kafka_protocol::protocol::StrBytes;
 use super::text;
 use crate::broker::Broker;
 use crate::controller::client_quotas::{
-    EntityName, QuotaAlteration, QuotaEntity, QuotaValue, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE,
+    quota_operation as operation, EntityName, QuotaAlteration, QuotaEntity,
 };
 
 const USER: &str = "user";
 const CLIENT_ID: &str = "client-id";
-
-/// Kafka's quota keys that Weir does not enforce, refused with this explanation.
-const UNENFORCED: &[&str] = &["request_percentage", "controller_mutation_rate"];
 
 /// Answers DescribeClientQuotas: every entity the filter matches, with its settings.
 pub fn describe(
@@ -241,30 +238,10 @@ fn name_of(name: &StrBytes) -> String {
     name.to_string()
 }
 
-/// One setting change, checked: a key Weir enforces, and a positive integral byte rate.
-fn operation(key: &str, value: f64, remove: bool) -> Result<(String, Option<QuotaValue>), String> {
-    if UNENFORCED.contains(&key) {
-        return Err(format!(
-            "quota `{key}` is not enforced by Weir (only {PRODUCER_BYTE_RATE} and {CONSUMER_BYTE_RATE} are); refused rather than stored and ignored"
-        ));
-    }
-    if key != PRODUCER_BYTE_RATE && key != CONSUMER_BYTE_RATE {
-        return Err(format!("unknown quota configuration key `{key}`"));
-    }
-    if remove {
-        return Ok((key.to_string(), None));
-    }
-    if !value.is_finite() || value < 1.0 || value.fract() != 0.0 {
-        return Err(format!(
-            "quota `{key}` must be a whole number of bytes per second of at least 1, not {value}"
-        ));
-    }
-    Ok((key.to_string(), Some(QuotaValue(value))))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::client_quotas::{QuotaValue, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
 
     fn entity(user: Option<EntityName>, client_id: Option<EntityName>) -> QuotaEntity {
         QuotaEntity { user, client_id }

@@ -1,4 +1,5 @@
-//! The custom resources, group `weir.dev`, version `v1alpha1`: [`Cluster`] and [`Topic`].
+//! The custom resources, group `weir.dev`, version `v1alpha1`: [`Cluster`], [`Topic`] and
+//! [`User`].
 //!
 //! The Rust types are the source of truth: `crdgen` prints the CustomResourceDefinitions from
 //! them (committed under `crds/`, a test fails on drift) and the schema carries every check the
@@ -11,6 +12,7 @@ pub mod condition;
 pub mod quantity;
 pub mod rebalance;
 pub mod topic;
+pub mod user;
 
 pub use cluster::{
     AuthenticationType, BrokerStatus, CaSpec, CaStatus, CertificatesSpec, CertificatesStatus,
@@ -19,6 +21,7 @@ pub use cluster::{
 };
 pub use rebalance::RebalancePhase;
 pub use topic::{PartitionStatus, Topic, TopicSpec, TopicStatus};
+pub use user::{User, UserSpec, UserStatus};
 
 /// The API group of every Weir resource.
 pub const GROUP: &str = "weir.dev";
@@ -36,6 +39,7 @@ pub fn definitions() -> Vec<(
     vec![
         ("cluster.yaml", Cluster::crd()),
         ("topic.yaml", Topic::crd()),
+        ("user.yaml", User::crd()),
     ]
 }
 

@@ -184,6 +184,19 @@ async fn load_ca(
     }))
 }
 
+/// The current clients CA of a cluster (key, certificate and what it says of itself), which
+/// signs `User` certificates. `None` until the cluster's reconcile has made it.
+pub async fn clients_ca(
+    secrets: &Api<Secret>,
+    cluster: &crate::crd::Cluster,
+) -> Result<Option<(KeyedCert, CertInfo)>, Error> {
+    let names = ClusterNames::of(cluster);
+    let certs = cluster.spec.certificates.clone().unwrap_or_default();
+    Ok(load_ca(secrets, &names, Role::Clients, &certs.clients_ca)
+        .await?
+        .map(|ca| (ca.keyed, ca.state.current)))
+}
+
 /// Writes an operator-made CA (with the previous one's certificate while renewing) and its
 /// trust bundle.
 async fn store_ca(

@@ -82,13 +82,23 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     F: Fn(&K) -> bool,
 {
-    let check = &check;
-    eventually(SLOW, what, || {
-        let api = api.clone();
-        let name = name.to_string();
-        async move { api.get(&name).await.ok().filter(|o| check(o)) }
-    })
-    .await
+    // Like `eventually`, but a time-out shows the object as last seen: what the operator had
+    // reported when it gave up is what explains the failure.
+    let deadline = Instant::now() + SLOW;
+    let mut last = None;
+    loop {
+        if let Ok(object) = api.get(name).await {
+            if check(&object) {
+                return object;
+            }
+            last = Some(object);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {SLOW:?} waiting for: {what}; {name} as last seen: {last:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// The target directory cargo built this test's binaries into (`<target>/debug/...`); the

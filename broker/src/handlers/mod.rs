@@ -449,4 +449,4 @@ pub fn text(s: impl Into<String>) -> StrBytes {
 #[cfg(test)]
 mod admin_surface_tests;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -334,9 +334,6 @@ impl Log {
         self.producer_state
             .retain_latest_snapshots(SNAPSHOTS_TO_KEEP)?;
         let segment = LogSegment::create(&self.dir, new_base, self.config.segment_index_bytes)?;
-        // Its index entries go to their files now (no fsync: the queued flush does that), as
-        // the queued flush only fsyncs what is written.
-        self.active_mut().release_index_memory()?;
         let recovery_point = self.recovery_point.get();
         let unflushed = self
             .segments
@@ -344,13 +341,12 @@ impl Log {
             .filter(|s| s.next_offset() > recovery_point)
             .map(LogSegment::files)
             .collect();
+        self.active_mut().release_index_memory();
         self.segments.push(segment);
         self.dir_unsynced = true;
-        let epoch_checkpoint = self.leader_epoch_cache.path_to_sync()?;
         self.pending_flushes.push(PendingFlush::new(
             &self.dir,
             unflushed,
-            epoch_checkpoint,
             new_base,
             &self.recovery_point,
         ));

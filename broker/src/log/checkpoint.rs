@@ -39,44 +39,13 @@ fn tmp_path(path: &Path) -> PathBuf {
 
 /// Replaces `path` with `content` atomically and durably.
 pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), LogError> {
-    write_through_tmp(path, content, true)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-/// Replaces `path` with `content` atomically, with the content fsynced before the rename but
-/// the directory not fsynced: for the caller to fsync it once for many files (the rename is
-/// durable only then; a crash before leaves the old file or none, never a torn one).
-pub fn write_atomically_deferring_dir_sync(path: &Path, content: &[u8]) -> Result<(), LogError> {
-    write_through_tmp(path, content, true)
-}
-
-/// Replaces `path` with `content` atomically for this machine's running processes, without
-/// any fsync: for files that recovery can rebuild from the log, made durable later with
-/// [`sync_file`] and the directory's fsync. After a power loss the file may be old, missing,
-/// empty or unreadable, and its reader must then rebuild it.
-pub fn write_atomically_unsynced(path: &Path, content: &[u8]) -> Result<(), LogError> {
-    write_through_tmp(path, content, false)
-}
-
-fn write_through_tmp(path: &Path, content: &[u8], sync: bool) -> Result<(), LogError> {
     let tmp = tmp_path(path);
     let mut file = File::create(&tmp).map_err(LogError::io("create", &tmp))?;
     file.write_all(content)
         .map_err(LogError::io("write", &tmp))?;
-    if sync {
-        file.sync_all().map_err(LogError::io("fsync", &tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(LogError::io("rename into place", path))
-}
-
-/// fsyncs the file at `path` through a descriptor opened for it; a missing file (deleted
-/// meanwhile) needs nothing.
-pub(crate) fn sync_file(path: &Path) -> Result<(), LogError> {
-    match File::open(path) {
-        Ok(file) => file.sync_data().map_err(LogError::io("fsync", path)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(LogError::io("open", path)(e)),
-    }
+    file.sync_all().map_err(LogError::io("fsync", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(LogError::io("rename into place", path))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// fsyncs a directory so renames and deletions in it are durable.
@@ -102,23 +71,13 @@ pub fn read_offset_checkpoint(path: &Path) -> Result<Option<i64>, LogError> {
     Ok(Some(offset))
 }
 
-/// Writes an entry checkpoint atomically: version, entry count, one `Display`ed entry a line;
-/// `durable`: fsynced with its directory ([`write_atomically`]), else
-/// [`write_atomically_unsynced`].
-pub fn write_entries_checkpoint<T: Display>(
-    path: &Path,
-    entries: &[T],
-    durable: bool,
-) -> Result<(), LogError> {
+/// Writes an entry checkpoint atomically: version, entry count, one `Display`ed entry a line.
+pub fn write_entries_checkpoint<T: Display>(path: &Path, entries: &[T]) -> Result<(), LogError> {
     let mut text = format!("{CHECKPOINT_VERSION}\n{}\n", entries.len());
     for entry in entries {
         text.push_str(&format!("{entry}\n"));
     }
-    if durable {
-        write_atomically(path, text.as_bytes())
-    } else {
-        write_atomically_unsynced(path, text.as_bytes())
-    }
+    write_atomically(path, text.as_bytes())
 }
 
 /// Reads an entry checkpoint, parsing each entry line with `parse` (which says what is wrong
@@ -246,7 +205,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("leader-epoch-checkpoint");
         assert_eq!(read_entries_checkpoint(&path, parse_pair).unwrap(), None);
-        write_entries_checkpoint(&path, &[Pair(0, 0), Pair(3, 1250)], true).unwrap();
+        write_entries_checkpoint(&path, &[Pair(0, 0), Pair(3, 1250)]).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "0\n2\n0 0\n3 1250\n"
@@ -255,7 +214,7 @@ mod tests {
             read_entries_checkpoint(&path, parse_pair).unwrap(),
             Some(vec![(0, 0), (3, 1250)])
         );
-        write_entries_checkpoint::<Pair>(&path, &[], true).unwrap();
+        write_entries_checkpoint::<Pair>(&path, &[]).unwrap();
         assert_eq!(
             read_entries_checkpoint(&path, parse_pair).unwrap(),
             Some(vec![])

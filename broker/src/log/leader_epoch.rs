@@ -65,19 +65,8 @@ impl EpochEntry {
 /// `<partition dir>/leader-epoch-checkpoint`.
 ///
 /// File format (Kafka's, text): a version line `0`, a line with the number of entries, then one
-/// `<epoch> <start offset>` line per entry, oldest first. The file is always replaced as a
-/// whole (written to a temporary file and renamed), so it never holds a torn history.
-///
-/// When it reaches the disk: a new epoch (a leader's, or one a follower's append brings) is
-/// written at once but not fsynced, and the log fsyncs it with its next flush, before the
-/// recovery point passes the epoch's start ([`LeaderEpochFileCache::sync`], and the roll's
-/// queued flush). That is safe because every entry past the recovery point can be rebuilt from
-/// the batch headers (recovery replays them after an unclean shutdown, and rebuilds the whole
-/// cache from the log if the file is missing or unreadable), and it keeps two fsyncs per
-/// partition off leader elections and partition creation. The one exception is the entry a
-/// leader assigns to an *empty* log: it is kept in memory only and written with the first
-/// append (as Kafka's cache is assigned when a batch arrives), so creating a partition writes
-/// no file at all for it. Truncations are written and fsynced at once, as before.
+/// `<epoch> <start offset>` line per entry, oldest first. Every change is written at once with
+/// [`super::write_atomically`], so the file always holds a whole, recent history.
 ///
 /// Invariants: entries are sorted with epochs and start offsets both strictly increasing, and
 /// all are non-negative. The last entry is the epoch currently being written.
@@ -87,18 +76,6 @@ impl EpochEntry {
 pub struct LeaderEpochFileCache {
     path: PathBuf,
     epochs: Vec<EpochEntry>,
-    file: FileState,
-}
-
-/// How the file stands against the entries in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FileState {
-    /// The file holds the entries and was fsynced (or there is nothing to write).
-    Durable,
-    /// The file holds the entries but was not fsynced since.
-    Unsynced,
-    /// The file lacks entries (a deferred assignment).
-    Stale,
 }
 
 impl LeaderEpochFileCache {
@@ -107,7 +84,6 @@ impl LeaderEpochFileCache {
         Self {
             path: dir.join(LEADER_EPOCH_CHECKPOINT_FILE),
             epochs: Vec::new(),
-            file: FileState::Durable,
         }
     }
 
@@ -127,11 +103,7 @@ impl LeaderEpochFileCache {
                 reason: "epochs and start offsets must both increase".to_string(),
             });
         }
-        Ok(Some(Self {
-            path,
-            epochs,
-            file: FileState::Durable,
-        }))
+        Ok(Some(Self { path, epochs }))
     }
 
     /// The entries, oldest first.
@@ -161,9 +133,8 @@ impl LeaderEpochFileCache {
         after.checked_sub(1).map(|i| self.epochs[i].epoch)
     }
 
-    /// Records that `epoch` starts at `start_offset`, and writes the file (not fsynced: see the
-    /// type's docs) if that changed anything or an earlier assignment was deferred. Returns
-    /// whether the entries changed.
+    /// Records that `epoch` starts at `start_offset`, and writes the file if that changed
+    /// anything. Returns whether it did.
     ///
     /// As Kafka: nothing changes when `epoch` is already the latest epoch and `start_offset` is
     /// not below its start (the common case: every append of the current leader). A new,
@@ -176,22 +147,8 @@ impl LeaderEpochFileCache {
             epoch,
             start_offset,
         })?;
-        if changed || self.file == FileState::Stale {
-            self.write_unsynced()?;
-        }
-        Ok(changed)
-    }
-
-    /// [`LeaderEpochFileCache::assign`] without writing the file: the next `assign` (the first
-    /// append) or [`LeaderEpochFileCache::sync`] writes it. For a leader of an empty log, whose
-    /// entry no batch can rebuild yet and which nothing needs before a batch arrives.
-    pub fn assign_deferred(&mut self, epoch: i32, start_offset: i64) -> Result<bool, LogError> {
-        let changed = self.assign_in_memory(EpochEntry {
-            epoch,
-            start_offset,
-        })?;
         if changed {
-            self.file = FileState::Stale;
+            self.write()?;
         }
         Ok(changed)
     }
@@ -205,8 +162,8 @@ impl LeaderEpochFileCache {
         for entry in entries {
             changed |= self.assign_in_memory(entry)?;
         }
-        if changed || self.file == FileState::Stale {
-            self.write_unsynced()?;
+        if changed {
+            self.write()?;
         }
         Ok(changed)
     }
@@ -312,37 +269,9 @@ impl LeaderEpochFileCache {
         self.write()
     }
 
-    /// Writes the entries to the file and fsyncs it with its directory (atomically; the file
-    /// is replaced as a whole).
-    pub fn write(&mut self) -> Result<(), LogError> {
-        write_entries_checkpoint(&self.path, &self.epochs, true)?;
-        self.file = FileState::Durable;
-        Ok(())
-    }
-
-    fn write_unsynced(&mut self) -> Result<(), LogError> {
-        write_entries_checkpoint(&self.path, &self.epochs, false)?;
-        self.file = FileState::Unsynced;
-        Ok(())
-    }
-
-    /// Makes the file durable if it is not (the log's flush, before it moves the recovery
-    /// point: entries below the recovery point are not replayed from the log after a crash).
-    pub fn sync(&mut self) -> Result<(), LogError> {
-        if self.file != FileState::Durable {
-            self.write()?;
-        }
-        Ok(())
-    }
-
-    /// For a flush that runs without the log (a roll's): writes a deferred assignment, and
-    /// returns the file's path if it still needs an fsync. The state stays as it is: the
-    /// queued flush may not run, and the next [`LeaderEpochFileCache::sync`] fsyncs again.
-    pub fn path_to_sync(&mut self) -> Result<Option<PathBuf>, LogError> {
-        if self.file == FileState::Stale {
-            self.write_unsynced()?;
-        }
-        Ok((self.file != FileState::Durable).then(|| self.path.clone()))
+    /// Writes the entries to the file (atomically; the file is replaced as a whole).
+    pub fn write(&self) -> Result<(), LogError> {
+        write_entries_checkpoint(&self.path, &self.epochs)
     }
 }
 

@@ -54,11 +54,7 @@ mod unified_log;
 #[cfg(test)]
 pub mod test_util;
 
-pub(crate) use self::checkpoint::sync_dir;
-pub use self::checkpoint::{
-    read_offset_checkpoint, write_atomically, write_atomically_deferring_dir_sync,
-    write_offset_checkpoint,
-};
+pub use self::checkpoint::{read_offset_checkpoint, write_atomically, write_offset_checkpoint};
 pub use self::config::{CleanupPolicy, LogConfig, TimestampType};
 pub use self::control::{ControlRecordType, TxnMarker};
 pub use self::error::LogError;

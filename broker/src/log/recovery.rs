@@ -40,7 +40,6 @@ impl Log {
     /// entries past the recovered log end or below the log start are trimmed. The high
     /// watermark is read from `high-watermark` and clamped to `[log start, log end]`.
     pub fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Result<Log, LogError> {
-        let created = !dir.exists();
         std::fs::create_dir_all(dir).map_err(LogError::io("create log directory", dir))?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = marker.exists();
@@ -78,7 +77,7 @@ impl Log {
             // Only the active segment keeps its index entries in memory; the others reload
             // them on demand, so opening a long log does not hold every index at once.
             if let Some(previous) = segments.last_mut() {
-                previous.release_index_memory()?;
+                previous.release_index_memory();
             }
             if needs_recovery || (!clean_shutdown && may_hold_unflushed) {
                 recovered_any = true;
@@ -137,8 +136,6 @@ impl Log {
         log.reload_producer_state()?;
         let replay_epochs_from = (!clean_shutdown).then_some(checkpointed_recovery_point);
         log.load_leader_epoch_cache(replay_epochs_from)?;
-        // The replay writes epochs unsynced; the recovery point may move past them below.
-        log.leader_epoch_cache.sync()?;
         log.update_high_watermark(checkpointed_high_watermark);
         // Recovered segments were fsynced above; after a clean shutdown all of it was.
         let recovery_point = if recovered_any || clean_shutdown {
@@ -153,15 +150,7 @@ impl Log {
             write_offset_checkpoint(&dir.join(LOG_START_OFFSET_FILE), log.log_start_offset)?;
         }
         remove_if_exists(&marker)?;
-        if created {
-            // A new, empty log has nothing to make durable yet: its directory (the empty
-            // segment files, and the partition.metadata its owner writes next) is fsynced by
-            // its first flush, before any offset counts as flushed. Partition creation pays
-            // no fsync here.
-            log.dir_unsynced = true;
-        } else {
-            sync_dir(dir)?;
-        }
+        sync_dir(dir)?;
         tracing::info!(
             dir = %dir.display(),
             log_start_offset = log.log_start_offset,

@@ -98,14 +98,7 @@ impl Log {
                 start_offset,
             });
         }
-        if self.log_end_offset() == self.log_start_offset {
-            // Nothing to lose before a batch arrives, and the first append writes it: a new
-            // partition's leader writes no file.
-            self.leader_epoch_cache
-                .assign_deferred(epoch, start_offset)?;
-        } else {
-            self.leader_epoch_cache.assign(epoch, start_offset)?;
-        }
+        self.leader_epoch_cache.assign(epoch, start_offset)?;
         Ok(())
     }
 

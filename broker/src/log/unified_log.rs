@@ -344,18 +344,13 @@ impl Log {
         let recovery_point = self.recovery_point.get();
         for segment in self
             .segments
-            .iter_mut()
+            .iter()
             .filter(|s| s.next_offset() > recovery_point || s.is_empty())
         {
             segment.flush()?;
         }
-        // Recovery replays epochs only past the recovery point: the entries below must be
-        // durable before it moves (they are written unsynced, see `LeaderEpochFileCache`).
-        self.leader_epoch_cache.sync()?;
         if self.dir_unsynced {
-            // Segment files created by a roll whose queued flush may not have run yet, or the
-            // files of a new log (and its partition.metadata), whose directory was not
-            // fsynced when it was created.
+            // Segment files created by a roll whose queued flush may not have run yet.
             sync_dir(&self.dir)?;
             self.dir_unsynced = false;
         }

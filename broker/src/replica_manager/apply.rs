@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Weak};
 
-use super::local::{delete_dir, read_topic_id, write_new_topic_id};
+use super::local::{delete_dir, read_topic_id, write_topic_id};
 use super::{AdminError, PartitionKey, ReplicaManager, TopicMetadata, TopicState};
 use crate::config::topic as topic_config;
 use crate::controller::image::MetadataImage;
@@ -201,10 +201,10 @@ impl ReplicaManager {
                 }
             }
         }
-        if new.is_empty() {
+        let threads = config.num_recovery_threads().min(new.len());
+        if threads <= 1 {
             return;
         }
-        let threads = config.num_recovery_threads().clamp(1, new.len());
         let next = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|scope| {
             for _ in 0..threads {
@@ -217,13 +217,6 @@ impl ReplicaManager {
                 });
             }
         });
-        // The new partition directories' entries in the data directory: one fsync for the
-        // whole batch instead of one per replica. Needed because a log's own flushes fsync
-        // only inside its directory; without this a power loss could drop a directory whose
-        // records were flushed.
-        if let Err(e) = crate::log::sync_dir(&self.config.data_dir) {
-            tracing::error!(dir = %self.config.data_dir.display(), error = %e, "cannot fsync the data directory");
-        }
     }
 
     /// The local replica of a partition, created (with its `partition.metadata`) if missing,
@@ -251,7 +244,6 @@ impl ReplicaManager {
         if dir.exists() && read_topic_id(&dir).is_some_and(|id| id != topic_id) {
             delete_dir(&self.config.data_dir, name, index, topic_id);
         }
-        let created = !dir.exists();
         let partition = Arc::new(Partition::open(
             &self.config.data_dir,
             name.clone(),
@@ -260,12 +252,7 @@ impl ReplicaManager {
             log_config.clone(),
             self.clock.clone(),
         )?);
-        if created {
-            // The log fsyncs its new directory with its first flush.
-            write_new_topic_id(&dir, topic_id)?;
-        } else {
-            super::local::write_topic_id(&dir, topic_id)?;
-        }
+        write_topic_id(&dir, topic_id)?;
         self.partitions.write().insert(key, partition.clone());
         Ok(partition)
     }

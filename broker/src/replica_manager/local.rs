@@ -17,7 +17,7 @@ use super::{AdminError, PartitionKey};
 use crate::clock::Clock;
 use crate::config::{topic as topic_config, BrokerConfig};
 use crate::legacy_catalogue;
-use crate::log::{write_atomically, write_atomically_deferring_dir_sync};
+use crate::log::write_atomically;
 use crate::partition::Partition;
 
 /// Kafka's name for the file naming a partition directory's topic id.
@@ -31,20 +31,10 @@ pub fn read_topic_id(dir: &Path) -> Option<Uuid> {
         .and_then(|v| Uuid::parse_str(v.trim()).ok())
 }
 
-/// Records the topic id of a partition directory, durably.
+/// Records the topic id of a partition directory.
 pub fn write_topic_id(dir: &Path, id: Uuid) -> Result<(), AdminError> {
     let text = format!("version: 0\ntopic_id: {}\n", id.simple());
     write_atomically(&dir.join(PARTITION_METADATA_FILE), text.as_bytes())?;
-    Ok(())
-}
-
-/// Records the topic id of a partition directory its log just created: the file's content is
-/// fsynced (a directory whose partition.metadata is lost or empty is skipped at start, and a
-/// topic re-created under its name could adopt its records), but not the directory: the log's
-/// first flush fsyncs it, before any of its offsets count as flushed ([`crate::log::Log`]).
-pub fn write_new_topic_id(dir: &Path, id: Uuid) -> Result<(), AdminError> {
-    let text = format!("version: 0\ntopic_id: {}\n", id.simple());
-    write_atomically_deferring_dir_sync(&dir.join(PARTITION_METADATA_FILE), text.as_bytes())?;
     Ok(())
 }
 

@@ -86,45 +86,37 @@ impl SharePersister {
                             .with_leader_epoch(leader_epoch),
                     ]),
             ]);
-        let deadline = Instant::now() + RETRY_DEADLINE;
-        loop {
-            let answer = self.send(key, &request).await.and_then(|response| {
-                let p = response
-                    .results
-                    .into_iter()
-                    .flat_map(|r| r.partitions)
-                    .next()
-                    .ok_or(ResponseError::UnknownServerError.code())?;
-                if p.error_code != 0 {
-                    return Err(p.error_code);
-                }
-                if p.start_offset < 0 {
-                    return Ok(None);
-                }
-                Ok(Some(ShareState {
-                    state_epoch: p.state_epoch,
-                    leader_epoch,
-                    start_offset: p.start_offset,
-                    batches: p
-                        .state_batches
-                        .iter()
-                        .map(|b| StateBatch {
-                            first_offset: b.first_offset,
-                            last_offset: b.last_offset,
-                            delivery_state: b.delivery_state,
-                            delivery_count: b.delivery_count,
-                        })
-                        .collect(),
-                    ..ShareState::default()
-                }))
-            });
-            match answer {
-                Err(code) if retriable(code) && Instant::now() < deadline => {
-                    tokio::time::sleep(RETRY_BACKOFF).await
-                }
-                other => return other,
+        self.send_retrying(key, &request, |response| {
+            let p = response
+                .results
+                .into_iter()
+                .flat_map(|r| r.partitions)
+                .next()
+                .ok_or(ResponseError::UnknownServerError.code())?;
+            if p.error_code != 0 {
+                return Err(p.error_code);
             }
-        }
+            if p.start_offset < 0 {
+                return Ok(None);
+            }
+            Ok(Some(ShareState {
+                state_epoch: p.state_epoch,
+                leader_epoch,
+                start_offset: p.start_offset,
+                batches: p
+                    .state_batches
+                    .iter()
+                    .map(|b| StateBatch {
+                        first_offset: b.first_offset,
+                        last_offset: b.last_offset,
+                        delivery_state: b.delivery_state,
+                        delivery_count: b.delivery_count,
+                    })
+                    .collect(),
+                ..ShareState::default()
+            }))
+        })
+        .await
     }
 
     /// Writes `write` for `key`; `Ok` once the coordinator's in-sync replicas hold it.
@@ -155,21 +147,35 @@ impl SharePersister {
                             ),
                     ]),
             ]);
+        self.send_retrying(key, &request, |response| {
+            let p = response
+                .results
+                .into_iter()
+                .flat_map(|r| r.partitions)
+                .next()
+                .ok_or(ResponseError::UnknownServerError.code())?;
+            match p.error_code {
+                0 => Ok(()),
+                code => Err(code),
+            }
+        })
+        .await
+    }
+
+    /// [`Self::send`] and `answer`, again after [`RETRY_BACKOFF`] while the error is
+    /// retriable and [`RETRY_DEADLINE`] has not passed.
+    async fn send_retrying<R, T>(
+        &self,
+        key: &SharePartitionKey,
+        request: &R,
+        answer: impl Fn(R::Response) -> Result<T, i16>,
+    ) -> Result<T, i16>
+    where
+        R: kafka_protocol::protocol::Request,
+    {
         let deadline = Instant::now() + RETRY_DEADLINE;
         loop {
-            let answer = self.send(key, &request).await.and_then(|response| {
-                let p = response
-                    .results
-                    .into_iter()
-                    .flat_map(|r| r.partitions)
-                    .next()
-                    .ok_or(ResponseError::UnknownServerError.code())?;
-                match p.error_code {
-                    0 => Ok(()),
-                    code => Err(code),
-                }
-            });
-            match answer {
+            match self.send(key, request).await.and_then(&answer) {
                 Err(code) if retriable(code) && Instant::now() < deadline => {
                     tokio::time::sleep(RETRY_BACKOFF).await
                 }

@@ -27,9 +27,20 @@ impl ClientLog {
         }
     }
 
-    /// Prints one line of librdkafka's log.
+    /// Prints one line of librdkafka's log. An offset reset after an error (librdkafka logs
+    /// it as a warning: a truncation found by KIP-320 validation, an out-of-range fetch) is
+    /// always printed: it moves the consumer, and a test that fails for it must say so.
     pub fn print(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        if self.print {
+        let reset = fac == "OFFSET"
+            && matches!(
+                level,
+                RDKafkaLogLevel::Emerg
+                    | RDKafkaLogLevel::Alert
+                    | RDKafkaLogLevel::Critical
+                    | RDKafkaLogLevel::Error
+                    | RDKafkaLogLevel::Warning
+            );
+        if self.print || reset {
             eprintln!("{} {level:?} {fac}: {log_message}", self.name);
         }
     }

@@ -124,6 +124,12 @@ pub struct TxnRecord {
     pub not_closed: Vec<(usize, &'static str, Duration)>,
     /// Processors replaced by the supervisor.
     pub stuck: Vec<Stuck>,
+    /// When the processors started (for the times in `went_back`).
+    pub started: Option<Instant>,
+    /// Where a processor's consumer went below an offset an acknowledged transaction had
+    /// committed: a record read there, or an OffsetFetch answer below it. Either one precedes
+    /// duplicated output; reported so that such a failure says how the consumer got there.
+    pub went_back: Vec<String>,
 }
 
 impl TxnRecord {
@@ -141,6 +147,13 @@ impl TxnRecord {
 
     fn error(&mut self, call: &str, e: &KafkaError) {
         *self.errors.entry(format!("{call}: {e}")).or_default() += 1;
+    }
+
+    /// Notes that `processor` went below the acknowledged commit of a partition.
+    fn went_back(&mut self, processor: usize, what: String) {
+        let at = self.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        self.went_back
+            .push(format!("processor {processor} at {at:.1}s: {what}"));
     }
 }
 
@@ -206,7 +219,10 @@ fn spawn(processor: usize, target: &TxnTarget, record: &Arc<Mutex<TxnRecord>>) -
 
 impl Processors {
     pub fn start(target: &TxnTarget) -> Processors {
-        let record = Arc::new(Mutex::new(TxnRecord::default()));
+        let record = Arc::new(Mutex::new(TxnRecord {
+            started: Some(Instant::now()),
+            ..TxnRecord::default()
+        }));
         let running = Arc::new(AtomicBool::new(true));
         let slots: Vec<Slot> = (0..target.processors)
             .map(|i| spawn(i, target, &record))
@@ -410,8 +426,13 @@ fn assignment(consumer: &TxnConsumer) -> BTreeSet<i32> {
 /// consumer's position moved under the batch (the assignment changed, or a partition
 /// restarted from its committed offset after a rebalance): the caller drops the batch and
 /// rewinds.
-fn poll_batch(consumer: &TxnConsumer) -> Result<Batch, Batch> {
+fn poll_batch(
+    consumer: &TxnConsumer,
+    processor: usize,
+    record: &Mutex<TxnRecord>,
+) -> Result<Batch, Batch> {
     let held = assignment(consumer);
+    let acknowledged = record.lock().unwrap().committed_offsets();
     let mut batch = Batch::default();
     let until = Instant::now() + BATCH_TIME;
     while batch.inputs.len() < MAX_BATCH && Instant::now() < until {
@@ -424,6 +445,19 @@ fn poll_batch(consumer: &TxnConsumer) -> Result<Batch, Batch> {
                 .is_some_and(|(_, next)| *next != m.offset())
             {
                 return Err(batch);
+            }
+            let below = acknowledged
+                .get(&m.partition())
+                .filter(|c| m.offset() < **c && !batch.ranges.contains_key(&m.partition()));
+            if let Some(c) = below {
+                record.lock().unwrap().went_back(
+                    processor,
+                    format!(
+                        "read input {}@{} below the acknowledged commit {c}",
+                        m.partition(),
+                        m.offset()
+                    ),
+                );
             }
             batch.push(Input {
                 partition: m.partition(),
@@ -445,7 +479,14 @@ fn poll_batch(consumer: &TxnConsumer) -> Result<Batch, Batch> {
 /// answer (for the request or for a partition: an unanswered partition is not one without
 /// a committed offset). A partition that cannot be sought (no longer held) is someone
 /// else's now.
-fn rewind(consumer: &TxnConsumer, topic: &str, batch: &Batch) {
+fn rewind(
+    consumer: &TxnConsumer,
+    topic: &str,
+    batch: &Batch,
+    processor: usize,
+    record: &Mutex<TxnRecord>,
+) {
+    let acknowledged = record.lock().unwrap().committed_offsets();
     let seek_timeout = Duration::from_secs(5);
     let batch_start = |p: i32| {
         batch
@@ -464,6 +505,22 @@ fn rewind(consumer: &TxnConsumer, topic: &str, batch: &Batch) {
                     // "none committed".
                     (Err(_), _) => batch_start(e.partition()),
                 };
+                let known = acknowledged.get(&e.partition()).copied();
+                let below = match offset {
+                    Some(Offset::Offset(o)) => known.filter(|k| o < *k),
+                    Some(Offset::Beginning) => known.filter(|k| *k > 0),
+                    _ => None,
+                };
+                if let Some(k) = below {
+                    record.lock().unwrap().went_back(
+                        processor,
+                        format!(
+                            "OffsetFetch answered {:?} for input {} after the acknowledged commit {k}",
+                            e.offset(),
+                            e.partition()
+                        ),
+                    );
+                }
                 if let Some(offset) = offset {
                     let _ = consumer.seek(topic, e.partition(), offset, seek_timeout);
                 }
@@ -493,10 +550,10 @@ fn process(processor: usize, target: &TxnTarget, record: &Mutex<TxnRecord>, me: 
     };
     while me.running() {
         me.enter("poll");
-        let batch = match poll_batch(&consumer) {
+        let batch = match poll_batch(&consumer, processor, record) {
             Ok(batch) => batch,
             Err(partial) => {
-                rewind(&consumer, &target.input.topic, &partial);
+                rewind(&consumer, &target.input.topic, &partial, processor, record);
                 continue;
             }
         };
@@ -509,7 +566,7 @@ fn process(processor: usize, target: &TxnTarget, record: &Mutex<TxnRecord>, me: 
             Step::Fatal(o) => (o, true),
         };
         if outcome != Outcome::Committed {
-            rewind(&consumer, &target.input.topic, &batch);
+            rewind(&consumer, &target.input.topic, &batch, processor, record);
         }
         let offsets = batch.ranges.iter().map(|(p, (_, n))| (*p, *n)).collect();
         {

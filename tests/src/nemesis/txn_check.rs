@@ -411,6 +411,14 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
         "lost offset commits",
         offsets_lost.len().to_string(),
     );
+    row(
+        &mut text,
+        "went below an acknowledged commit",
+        record.went_back.len().to_string(),
+    );
+    for what in record.went_back.iter().take(6) {
+        row(&mut text, "  ", what.clone());
+    }
     for s in &record.stuck {
         let _ = writeln!(
             text,

@@ -61,5 +61,9 @@ pub fn with_debug(config: &mut ClientConfig, variable: &str) {
         config
             .set("debug", contexts)
             .set_log_level(RDKafkaLogLevel::Debug);
+    } else {
+        // Warnings reach [`ClientLog::print`] (which keeps only offset resets): at the
+        // `log` crate's level librdkafka would not even hand them over.
+        config.set_log_level(RDKafkaLogLevel::Warning);
     }
 }

@@ -130,6 +130,9 @@ pub struct TxnRecord {
     /// committed: a record read there, or an OffsetFetch answer below it. Either one precedes
     /// duplicated output; reported so that such a failure says how the consumer got there.
     pub went_back: Vec<String>,
+    /// Each processor's assignment whenever it changed (seconds since the start, processor,
+    /// partitions), printed with `went_back`.
+    pub assignments: Vec<(f64, usize, BTreeSet<i32>)>,
 }
 
 impl TxnRecord {
@@ -149,11 +152,22 @@ impl TxnRecord {
         *self.errors.entry(format!("{call}: {e}")).or_default() += 1;
     }
 
-    /// Notes that `processor` went below the acknowledged commit of a partition.
-    fn went_back(&mut self, processor: usize, what: String) {
-        let at = self.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
-        self.went_back
-            .push(format!("processor {processor} at {at:.1}s: {what}"));
+    /// Notes that `processor` went below `committed`, the acknowledged commit of input
+    /// `partition`, and which transaction committed it when.
+    fn went_back(&mut self, processor: usize, partition: i32, committed: i64, what: String) {
+        let since = |t: Instant| self.started.map_or(0.0, |s| (t - s).as_secs_f64());
+        let at = since(Instant::now());
+        let by = self
+            .txns
+            .iter()
+            .find(|t| {
+                t.outcome == Outcome::Committed && t.offsets.get(&partition) == Some(&committed)
+            })
+            .map(|t| format!("processor {} at {:.1}s", t.processor, since(t.at)))
+            .unwrap_or_default();
+        self.went_back.push(format!(
+            "processor {processor} at {at:.1}s: {what} (committed by {by})"
+        ));
     }
 }
 
@@ -432,7 +446,15 @@ fn poll_batch(
     record: &Mutex<TxnRecord>,
 ) -> Result<Batch, Batch> {
     let held = assignment(consumer);
-    let acknowledged = record.lock().unwrap().committed_offsets();
+    let acknowledged = {
+        let mut r = record.lock().unwrap();
+        let last = r.assignments.iter().rev().find(|(_, p, _)| *p == processor);
+        if last.is_none_or(|(_, _, a)| *a != held) {
+            let at = r.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            r.assignments.push((at, processor, held.clone()));
+        }
+        r.committed_offsets()
+    };
     let mut batch = Batch::default();
     let until = Instant::now() + BATCH_TIME;
     while batch.inputs.len() < MAX_BATCH && Instant::now() < until {
@@ -452,6 +474,8 @@ fn poll_batch(
             if let Some(c) = below {
                 record.lock().unwrap().went_back(
                     processor,
+                    m.partition(),
+                    *c,
                     format!(
                         "read input {}@{} below the acknowledged commit {c}",
                         m.partition(),
@@ -514,6 +538,8 @@ fn rewind(
                 if let Some(k) = below {
                     record.lock().unwrap().went_back(
                         processor,
+                        e.partition(),
+                        k,
                         format!(
                             "OffsetFetch answered {:?} for input {} after the acknowledged commit {k}",
                             e.offset(),

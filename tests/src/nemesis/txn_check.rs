@@ -419,6 +419,15 @@ pub fn check(inputs: TxnInputs<'_>) -> (String, Vec<String>) {
     for what in record.went_back.iter().take(6) {
         row(&mut text, "  ", what.clone());
     }
+    if !record.went_back.is_empty() {
+        for (at, processor, partitions) in &record.assignments {
+            row(
+                &mut text,
+                "  assignment",
+                format!("processor {processor} at {at:.1}s: {partitions:?}"),
+            );
+        }
+    }
     for s in &record.stuck {
         let _ = writeln!(
             text,

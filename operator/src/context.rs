@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kube::Client;
 
+use crate::admin::Identities;
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::names::Addressing;
@@ -51,6 +52,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Retry delays of objects whose last reconcile failed.
     pub backoff: Arc<Backoff>,
+    /// The operator's client certificates for clusters whose internal port runs TLS.
+    pub identities: Arc<Identities>,
 }
 
 impl std::fmt::Debug for Context {

@@ -337,6 +337,7 @@ pub async fn operator(args: RunArgs, termination: Termination) -> anyhow::Result
         settings: args.settings(),
         metrics: metrics.clone(),
         backoff: Arc::default(),
+        identities: Arc::default(),
     });
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<bool>();
     let keeper = lock.clone();

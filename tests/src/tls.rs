@@ -2,6 +2,14 @@
 //! in a temporary directory, for the brokers' TLS settings and the test's own clients.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tonic::transport::{Channel, Endpoint, Uri};
+use weir_api::proto::admin::admin_client::AdminClient;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, SerialNumber,
@@ -82,4 +90,58 @@ impl Pki {
     pub fn server(&self) -> String {
         self.path("server.pem").display().to_string()
     }
+}
+
+/// A client certificate and key (PEM, key first) and the CA to check the broker against.
+#[derive(Debug, Clone)]
+pub struct ClientIdentity {
+    /// The client's key and certificate chain; `None`: no client certificate.
+    pub pem: Option<String>,
+    /// The CA bundle the broker's certificate is checked against.
+    pub ca: String,
+}
+
+/// An admin client of broker `addr`'s (`host:port`) internal port over TLS; the broker's
+/// certificate must name the host, presenting `identity`'s
+/// certificate when it has one.
+pub fn tls_admin(addr: impl std::fmt::Display, identity: &ClientIdentity) -> AdminClient<Channel> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(identity.ca.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = Arc::new(match &identity.pem {
+        Some(pem) => {
+            let chain: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    });
+    let connector = tower::service_fn(move |uri: Uri| {
+        let config = config.clone();
+        async move {
+            let host = uri.host().unwrap_or_default().to_string();
+            let port = uri.port_u16().unwrap_or_default();
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            let name = ServerName::try_from(host).map_err(std::io::Error::other)?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await?;
+            Ok::<_, std::io::Error>(TokioIo::new(tls))
+        }
+    });
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .timeout(Duration::from_secs(20))
+        .connect_with_connector_lazy(connector);
+    AdminClient::new(channel)
 }

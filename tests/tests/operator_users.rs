@@ -29,6 +29,7 @@ use weir_tests::admin::eventually;
 use weir_tests::kube::ControlPlane;
 use weir_tests::kubelet::Kubelet;
 use weir_tests::operator::{install_crds, OperatorProcess};
+use weir_tests::tls::{tls_admin, ClientIdentity};
 use weir_tests::weir_pods::WeirPods;
 
 const SLOW: Duration = Duration::from_secs(240);
@@ -168,15 +169,19 @@ fn produce(bootstrap: &str, security: &[String], topic: &str) -> std::process::O
     )
 }
 
+/// A client of the cluster's internal port: it runs TLS (the cluster was created with TLS
+/// listeners), so the test presents broker 0's certificate, which the cluster CA signed for
+/// client and server use, and trusts the cluster CA's bundle.
+async fn internal_identity(secrets: &Api<Secret>) -> ClientIdentity {
+    ClientIdentity {
+        pem: Some(secret_text(secrets, "authz-broker-certs", "authz-0.pem").await),
+        ca: secret_text(secrets, "authz-cluster-ca-cert", "ca.crt").await,
+    }
+}
+
 /// The user as the brokers have it, through the admin API of broker 0.
-async fn described(pods: &WeirPods) -> Option<pb::DescribeUserResponse> {
-    let uri = format!("http://{}:9093", pods.pod_ip(0));
-    let channel = tonic::transport::Endpoint::from_shared(uri)
-        .ok()?
-        .connect()
-        .await
-        .ok()?;
-    let mut admin = pb::admin_client::AdminClient::new(channel);
+async fn described(pods: &WeirPods, identity: &ClientIdentity) -> Option<pb::DescribeUserResponse> {
+    let mut admin = tls_admin(format!("{}:9093", pods.pod_ip(0)), identity);
     admin
         .describe_user(pb::DescribeUserRequest {
             user: "alice".into(),
@@ -251,8 +256,27 @@ async fn a_scram_user_gets_its_secret_and_acls_and_loses_them_when_deleted() {
         .owner_references;
     assert_eq!(owner.unwrap()[0].kind, "User", "the User owns its Secret");
 
+    // The internal port runs TLS: the operator reached it with a certificate of its own (the
+    // User above is Ready), a plaintext call is refused.
+    let cluster = clusters.get("authz").await.unwrap();
+    assert_eq!(
+        cluster.status.and_then(|s| s.internal_tls),
+        Some(true),
+        "a cluster created with TLS listeners runs TLS on its internal port"
+    );
+    let plaintext =
+        tonic::transport::Endpoint::from_shared(format!("http://{}:9093", pods.pod_ip(0)))
+            .unwrap()
+            .timeout(Duration::from_secs(10))
+            .connect_lazy();
+    let refused = pb::admin_client::AdminClient::new(plaintext)
+        .describe_cluster(pb::DescribeClusterRequest {})
+        .await;
+    assert!(refused.is_err(), "a plaintext admin call answered");
+    let identity = internal_identity(&secrets).await;
+
     // The brokers hold the credential, the ACLs and the quota.
-    let on_brokers = described(&pods).await.expect("DescribeUser");
+    let on_brokers = described(&pods, &identity).await.expect("DescribeUser");
     assert_eq!(on_brokers.scram_credentials.len(), 1);
     assert_eq!(on_brokers.scram_credentials[0].mechanism, "SCRAM-SHA-512");
     let mut operations: Vec<String> = on_brokers
@@ -336,7 +360,7 @@ async fn a_scram_user_gets_its_secret_and_acls_and_loses_them_when_deleted() {
         }
     })
     .await;
-    let after = described(&pods).await.expect("DescribeUser");
+    let after = described(&pods, &identity).await.expect("DescribeUser");
     assert!(
         after.scram_credentials.is_empty() && after.acls.is_empty() && after.quotas.is_empty(),
         "left on the brokers: {after:?}"

@@ -6,74 +6,20 @@
 //! SIGKILLed the others elect a new one over TLS and keep committing.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Endpoint;
 use weir_api::proto::admin as pb;
 use weir_api::proto::admin::admin_client::AdminClient;
 use weir_tests::admin::eventually;
 use weir_tests::cluster::Cluster;
 use weir_tests::http::{get, parse_prometheus};
-use weir_tests::tls::Pki;
+use weir_tests::tls::{tls_admin, ClientIdentity, Pki};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A client certificate and key (PEM, key first) and the CA to check the broker against.
-struct ClientIdentity {
-    pem: Option<String>,
-    ca: String,
-}
-
-/// An admin client of broker `addr`'s internal port over TLS, presenting `identity`'s
-/// certificate when it has one.
-fn tls_admin(addr: SocketAddr, identity: &ClientIdentity) -> AdminClient<Channel> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(identity.ca.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let config = Arc::new(match &identity.pem {
-        Some(pem) => {
-            let chain: Vec<CertificateDer<'static>> =
-                CertificateDer::pem_slice_iter(pem.as_bytes())
-                    .collect::<Result<_, _>>()
-                    .unwrap();
-            let key = PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    });
-    let connector = tower::service_fn(move |uri: Uri| {
-        let config = config.clone();
-        async move {
-            let host = uri.host().unwrap_or_default().to_string();
-            let port = uri.port_u16().unwrap_or_default();
-            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-            let name = ServerName::try_from(host).map_err(std::io::Error::other)?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await?;
-            Ok::<_, std::io::Error>(TokioIo::new(tls))
-        }
-    });
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .timeout(Duration::from_secs(20))
-        .connect_with_connector_lazy(connector);
-    AdminClient::new(channel)
-}
 
 fn rpc(cluster: &Cluster, id: usize) -> SocketAddr {
     cluster.brokers[id]

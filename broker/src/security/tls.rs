@@ -124,13 +124,16 @@ impl TlsSource {
     pub fn for_rpc(config: &BrokerConfig) -> Result<Self, SecurityError> {
         let mut settings = TlsSettings::of(config, RPC_LISTENER);
         settings.client_auth = "required".to_string();
-        Reloading::with_settings(settings, TlsSettings::build, "internal RPC server").map(Self)
+        Reloading::with_settings(settings, TlsSettings::build_rpc, "internal RPC server").map(Self)
     }
 }
 
 /// The name whose `listener.name.rpc.` settings override the `ssl.*` ones for the internal
 /// gRPC port (`rpc.security.protocol=SSL`).
 pub const RPC_LISTENER: &str = "rpc";
+
+/// The ALPN protocol of gRPC over TLS (HTTP/2).
+const GRPC_ALPN: &[u8] = b"h2";
 
 /// The TLS client config brokers use to reach each other's inter-broker listener
 /// `listener` (an SSL listener): its trust store checks the peers' certificates, and its key
@@ -160,7 +163,7 @@ impl InterBrokerTls {
         Reloading::new(
             config,
             RPC_LISTENER,
-            TlsSettings::build_client,
+            TlsSettings::build_rpc_client,
             "internal RPC client",
         )
         .map(Self)
@@ -201,6 +204,13 @@ impl TlsSettings {
             client_auth: setting("ssl.client.auth").unwrap_or_else(|| "none".to_string()),
             protocols,
         }
+    }
+
+    /// [`TlsSettings::build_client`] offering HTTP/2 by ALPN, as gRPC over TLS does.
+    fn build_rpc_client(&self) -> Result<Arc<rustls::ClientConfig>, SecurityError> {
+        let mut config = Arc::unwrap_or_clone(self.build_client()?);
+        config.alpn_protocols = vec![GRPC_ALPN.to_vec()];
+        Ok(Arc::new(config))
     }
 
     fn build_client(&self) -> Result<Arc<rustls::ClientConfig>, SecurityError> {
@@ -297,6 +307,15 @@ impl TlsSettings {
                 .map_err(|e| self.error(format!("a trust store certificate: {e}")))?;
         }
         Ok(Some(roots))
+    }
+
+    /// [`TlsSettings::build`] agreeing on HTTP/2 by ALPN: gRPC clients over TLS (tonic's,
+    /// grpc-go's) refuse a server that does not say `h2`. A client that offers no ALPN is
+    /// still served.
+    fn build_rpc(&self) -> Result<Arc<ServerConfig>, SecurityError> {
+        let mut config = Arc::unwrap_or_clone(self.build()?);
+        config.alpn_protocols = vec![GRPC_ALPN.to_vec()];
+        Ok(Arc::new(config))
     }
 
     fn build(&self) -> Result<Arc<ServerConfig>, SecurityError> {

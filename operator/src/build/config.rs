@@ -12,9 +12,9 @@ use crate::names::{CONFIG_FILE, VOTERS_KEY};
 
 /// The `server.properties` text of `spec.config`, keys in order, then the listeners'
 /// settings ([`listener_properties`]).
-pub fn server_properties(spec: &ClusterSpec) -> String {
+pub fn server_properties(spec: &ClusterSpec, internal_tls: bool) -> String {
     let mut text = String::from("# Managed by weir-operator from the Cluster's spec.config.\n");
-    let listeners = listener_properties(spec);
+    let listeners = listener_properties(spec, internal_tls);
     let entries = spec
         .config
         .iter()
@@ -82,7 +82,7 @@ pub(super) fn config_map(input: &BuildInput<'_>) -> ConfigMap {
         data: Some(BTreeMap::from([
             (
                 CONFIG_FILE.to_string(),
-                server_properties(&input.cluster.spec),
+                server_properties(&input.cluster.spec, input.internal_tls),
             ),
             (VOTERS_KEY.to_string(), quorum_voters(input)),
         ])),

@@ -11,6 +11,12 @@
 //! - one key store for every TLS listener: the broker's own `<pod>.pem` from the broker
 //!   certificates Secret.
 //!
+//! With TLS on the internal port (`internal_tls`, see
+//! [`crate::crd::ClusterStatus::internal_tls`]) the broker also gets
+//! `rpc.security.protocol=SSL` with the same key store (broker certificates are valid for client
+//! and server authentication) and the cluster CA's bundle as the internal port's trust store:
+//! only brokers and the operator, which the cluster CA also certifies, may call it.
+//!
 //! What differs per pod (`listeners` binding every interface, `advertised.listeners` with the
 //! pod's DNS name, the key store path) goes on the command line, where the kubelet expands
 //! `$(POD_NAME)`; the rest goes into `server.properties`, whose hash rolls the pods.
@@ -49,11 +55,31 @@ pub fn listener_name(listener: &ClientListener) -> String {
     listener.name.to_ascii_uppercase()
 }
 
-/// The settings every broker shares, for `server.properties` (empty without client
-/// listeners).
-pub fn listener_properties(spec: &ClusterSpec) -> Vec<(String, String)> {
+/// The internal port's TLS settings (Weir's `rpc.security.protocol`, the `rpc` listener's
+/// trust store), and the key store type they share with TLS listeners.
+fn internal_tls_properties() -> Vec<(String, String)> {
+    vec![
+        ("rpc.security.protocol".to_string(), "SSL".to_string()),
+        (
+            "listener.name.rpc.ssl.truststore.location".to_string(),
+            format!("{CLUSTER_CA_MOUNT}/ca.crt"),
+        ),
+    ]
+}
+
+/// The settings every broker shares, for `server.properties`: empty without client listeners
+/// and without TLS on the internal port (`internal_tls`).
+pub fn listener_properties(spec: &ClusterSpec, internal_tls: bool) -> Vec<(String, String)> {
     if !uses_tls(spec) {
-        return Vec::new();
+        if !internal_tls {
+            return Vec::new();
+        }
+        let mut settings = vec![
+            ("ssl.keystore.type".to_string(), "PEM".to_string()),
+            ("ssl.truststore.type".to_string(), "PEM".to_string()),
+        ];
+        settings.extend(internal_tls_properties());
+        return settings;
     }
     let clients = &spec.listeners.clients;
     let protocols = std::iter::once(format!("{REPLICATION_LISTENER}:SSL"))
@@ -83,6 +109,9 @@ pub fn listener_properties(spec: &ClusterSpec) -> Vec<(String, String)> {
             cluster_bundle,
         ),
     ];
+    if internal_tls {
+        settings.extend(internal_tls_properties());
+    }
     for listener in clients {
         let prefix = format!("listener.name.{}.", listener.name);
         let mut set = |key: &str, value: String| settings.push((format!("{prefix}{key}"), value));
@@ -119,15 +148,21 @@ pub fn jwks_path(listener: &ClientListener) -> String {
 }
 
 /// The per-pod listener arguments: `--listen`/`--advertised-listener` for the single
-/// PLAINTEXT listener, else `listeners`, `advertised.listeners` and the key store as `--set`.
-/// `me` is the pod's DNS name (with `$(POD_NAME)` in it).
-pub fn listener_args(spec: &ClusterSpec, me: &str) -> Vec<String> {
+/// PLAINTEXT listener (and the key store when the internal port runs TLS), else `listeners`,
+/// `advertised.listeners` and the key store as `--set`. `me` is the pod's DNS name (with
+/// `$(POD_NAME)` in it).
+pub fn listener_args(spec: &ClusterSpec, me: &str, internal_tls: bool) -> Vec<String> {
     let kafka_port = spec.listeners.kafka_port;
+    let key_store = format!("--set=ssl.keystore.location={BROKER_CERTS_MOUNT}/$(POD_NAME).pem");
     if !uses_tls(spec) {
-        return vec![
+        let mut args = vec![
             format!("--listen=0.0.0.0:{kafka_port}"),
             format!("--advertised-listener={me}:{kafka_port}"),
         ];
+        if internal_tls {
+            args.push(key_store);
+        }
+        return args;
     }
     let all = std::iter::once((REPLICATION_LISTENER.to_string(), kafka_port)).chain(
         spec.listeners
@@ -146,7 +181,7 @@ pub fn listener_args(spec: &ClusterSpec, me: &str) -> Vec<String> {
     vec![
         format!("--set=listeners={}", bound.join(",")),
         format!("--set=advertised.listeners={}", advertised.join(",")),
-        format!("--set=ssl.keystore.location={BROKER_CERTS_MOUNT}/$(POD_NAME).pem"),
+        key_store,
     ]
 }
 
@@ -185,10 +220,39 @@ mod tests {
     #[test]
     fn without_client_listeners_the_broker_keeps_its_one_plaintext_listener() {
         let spec = spec_with(Vec::new());
-        assert!(listener_properties(&spec).is_empty());
+        assert!(listener_properties(&spec, false).is_empty());
         assert_eq!(
-            listener_args(&spec, "me"),
+            listener_args(&spec, "me", false),
             vec!["--listen=0.0.0.0:9092", "--advertised-listener=me:9092"]
+        );
+    }
+
+    #[test]
+    fn tls_on_the_internal_port_trusts_only_the_cluster_ca() {
+        let with_listeners = spec_with(vec![listener("tls", 9094, true, None)]);
+        let p = listener_properties(&with_listeners, true);
+        assert_eq!(get(&p, "rpc.security.protocol"), Some("SSL"));
+        assert_eq!(
+            get(&p, "listener.name.rpc.ssl.truststore.location"),
+            Some("/etc/weir/tls/cluster-ca/ca.crt")
+        );
+        let off = listener_properties(&with_listeners, false);
+        assert_eq!(get(&off, "rpc.security.protocol"), None);
+
+        // Kept on after the client listeners are gone: the one PLAINTEXT Kafka listener, and
+        // the key store for the internal port.
+        let without = spec_with(Vec::new());
+        let p = listener_properties(&without, true);
+        assert_eq!(get(&p, "rpc.security.protocol"), Some("SSL"));
+        assert_eq!(get(&p, "ssl.keystore.type"), Some("PEM"));
+        assert_eq!(get(&p, "listener.security.protocol.map"), None);
+        assert_eq!(
+            listener_args(&without, "me", true),
+            vec![
+                "--listen=0.0.0.0:9092",
+                "--advertised-listener=me:9092",
+                "--set=ssl.keystore.location=/etc/weir/tls/broker/$(POD_NAME).pem",
+            ]
         );
     }
 
@@ -207,7 +271,7 @@ mod tests {
             ),
             listener("oauth", 9098, true, Some(AuthenticationType::Oauth)),
         ]);
-        let p = listener_properties(&spec);
+        let p = listener_properties(&spec, false);
         assert_eq!(
             get(&p, "listener.security.protocol.map"),
             Some("REPLICATION:SSL,PLAIN:PLAINTEXT,TLS:SSL,MTLS:SSL,SCRAM:SASL_SSL,SCRAMPLAIN:SASL_PLAINTEXT,OAUTH:SASL_SSL")
@@ -262,7 +326,7 @@ mod tests {
             Some(AuthenticationType::ScramSha512),
         )]);
         assert_eq!(
-            listener_args(&spec, "$(POD_NAME).events-brokers"),
+            listener_args(&spec, "$(POD_NAME).events-brokers", true),
             vec![
                 "--set=listeners=REPLICATION://0.0.0.0:9092,SCRAM://0.0.0.0:9093",
                 "--set=advertised.listeners=REPLICATION://$(POD_NAME).events-brokers:9092,SCRAM://$(POD_NAME).events-brokers:9093",

@@ -40,6 +40,16 @@ pub struct BuildInput<'a> {
     pub operator_image: &'a str,
     /// The brokers' image when the spec names none.
     pub default_broker_image: &'a str,
+    /// The internal port runs TLS (`rpc.security.protocol=SSL`): see
+    /// [`crate::crd::ClusterStatus::internal_tls`].
+    pub internal_tls: bool,
+}
+
+impl BuildInput<'_> {
+    /// The brokers need certificates: a TLS listener, or TLS on the internal port.
+    pub fn needs_certificates(&self) -> bool {
+        listeners::uses_tls(&self.cluster.spec) || self.internal_tls
+    }
 }
 
 /// Everything a `Cluster` becomes, in apply order.

@@ -30,7 +30,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{config_hash, server_properties};
-use super::listeners::{listener_args, uses_tls};
+use super::listeners::listener_args;
 use super::{owned_meta, BuildInput};
 use crate::crd::{AuthenticationType, ClientListener};
 use crate::names::{
@@ -104,7 +104,7 @@ pub fn scrape_annotations(metrics_port: i32) -> BTreeMap<String, String> {
 /// What a running broker reads besides its image: its settings. (The image, resources and
 /// everything else in the template change the StatefulSet's revision by themselves.)
 fn pod_settings_fingerprint(input: &BuildInput<'_>) -> String {
-    server_properties(&input.cluster.spec)
+    server_properties(&input.cluster.spec, input.internal_tls)
 }
 
 fn claim_template(input: &BuildInput<'_>) -> PersistentVolumeClaim {
@@ -170,7 +170,7 @@ fn voters_env(input: &BuildInput<'_>) -> EnvVar {
 /// and the brokers reload renewed certificates without a restart.
 fn tls_volumes(input: &BuildInput<'_>) -> Vec<(Volume, String)> {
     let spec = &input.cluster.spec;
-    if !uses_tls(spec) {
+    if !input.needs_certificates() {
         return Vec::new();
     }
     let names = &input.names;
@@ -260,7 +260,7 @@ pub(super) fn broker_args(input: &BuildInput<'_>) -> Vec<String> {
         format!("--metrics-listen=0.0.0.0:{}", l.metrics_port),
         format!("--config={CONFIG_MOUNT}/{CONFIG_FILE}"),
     ];
-    args.extend(listener_args(&input.cluster.spec, &me));
+    args.extend(listener_args(&input.cluster.spec, &me, input.internal_tls));
     if input.cluster.spec.rack.is_some() {
         args.push(format!("--config={RACK_MOUNT}/{RACK_FILE}"));
     }

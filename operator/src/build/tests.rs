@@ -44,6 +44,8 @@ fn build_with_voters(cluster: &Cluster, replicas: i32, voters: &[i32]) -> Cluste
         claim_size: cluster.spec.storage.size.clone(),
         operator_image: "weir-operator:1",
         default_broker_image: "weir:default",
+        // As a cluster created with its listeners runs it.
+        internal_tls: crate::build::listeners::uses_tls(&cluster.spec),
     })
 }
 

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event};
@@ -38,7 +39,7 @@ use crate::build::{cluster_objects, validate_config, BuildInput, ClusterObjects}
 use crate::context::Context;
 use crate::crd::Cluster;
 use crate::error::Error;
-use crate::names::{ClusterNames, FIELD_MANAGER};
+use crate::names::{ClusterNames, CONFIG_FILE, FIELD_MANAGER};
 use observe::Observed;
 use plan::ScaleDecision;
 use status::Progress;
@@ -99,7 +100,20 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(ctx.settings.idle_requeue));
     }
 
-    let mut observed = observe::cluster(ctx, &names, spec).await?;
+    // TLS on the internal port, as the brokers run it now (the admin API is called that way),
+    // and as they will run it: decided when the StatefulSet is created, then kept.
+    let running_internal_tls = match status.internal_tls {
+        Some(on) => on,
+        None => configured_internal_tls(ctx, &names).await?,
+    };
+    let admin_tls = crate::admin::tls_for(ctx, cluster, running_internal_tls, unix_now()).await?;
+    let mut observed = observe::cluster(ctx, &names, spec, admin_tls.as_ref()).await?;
+    let internal_tls = if status.internal_tls.is_none() && observed.statefulset.is_none() {
+        crate::build::listeners::uses_tls(spec)
+    } else {
+        running_internal_tls
+    };
+    status.internal_tls = Some(internal_tls);
     progress.admin_error = observed.admin_error.clone();
     if status.voters.is_empty() {
         status.voters = (0..spec.replicas.min(3)).collect();
@@ -128,6 +142,7 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
         claim_size,
         operator_image: &ctx.settings.operator_image,
         default_broker_image: &ctx.settings.default_broker_image,
+        internal_tls,
     };
     let objects = cluster_objects(&input);
     let now = unix_now();
@@ -184,6 +199,21 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
         after = after.min(Duration::from_secs(due.max(1)));
     }
     Ok(Action::requeue(after))
+}
+
+/// Whether the cluster's current `server.properties` turns TLS on for the internal port: for a
+/// cluster whose status does not say (made by an operator that did not record it, or whose
+/// first status write failed after the objects were applied).
+async fn configured_internal_tls(ctx: &Context, names: &ClusterNames) -> Result<bool, Error> {
+    let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    Ok(maps
+        .get_opt(&names.config_map())
+        .await?
+        .and_then(|m| m.data?.get(CONFIG_FILE).cloned())
+        .is_some_and(|text| {
+            text.lines()
+                .any(|l| l.trim() == "rpc.security.protocol=SSL")
+        }))
 }
 
 fn unix_now() -> i64 {

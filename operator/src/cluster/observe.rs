@@ -7,7 +7,7 @@ use kube::api::{Api, ListParams};
 use weir_api::proto::admin as pb;
 
 use super::plan::{AdminView, BrokerView, PodView, QuorumMember};
-use crate::admin::{self, Admin};
+use crate::admin::{self, Admin, AdminTls};
 use crate::context::Context;
 use crate::crd::ClusterSpec;
 use crate::error::Error;
@@ -39,6 +39,7 @@ pub async fn cluster(
     ctx: &Context,
     names: &ClusterNames,
     spec: &ClusterSpec,
+    tls: Option<&AdminTls>,
 ) -> Result<Observed, Error> {
     let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &names.namespace);
     let statefulset = statefulsets.get_opt(&names.statefulset()).await?;
@@ -77,6 +78,7 @@ pub async fn cluster(
         &ctx.settings.addressing,
         spec.listeners.internal_port,
         ordinals,
+        tls,
     )
     .await;
     match connected {

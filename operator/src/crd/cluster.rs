@@ -352,6 +352,12 @@ pub struct ClusterStatus {
     /// The CAs and broker certificates, with TLS listeners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificates: Option<CertificatesStatus>,
+    /// The brokers' internal port (the metadata quorum, registration, the admin API) runs TLS
+    /// with the cluster CA's certificates, a client certificate required of every caller.
+    /// Decided when the StatefulSet is created: on for a cluster created with client
+    /// listeners; a cluster created without keeps a plaintext internal port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_tls: Option<bool>,
 }
 
 /// The certificates as the operator last saw them.

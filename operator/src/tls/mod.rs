@@ -27,7 +27,6 @@ use k8s_openapi::ByteString;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
 
-use crate::build::listeners::uses_tls;
 use crate::build::{owned_meta, BuildInput};
 use crate::cluster::apply_object;
 use crate::crd::CaSpec;
@@ -197,6 +196,20 @@ pub async fn clients_ca(
         .map(|ca| (ca.keyed, ca.state.current)))
 }
 
+/// The current cluster CA of a cluster (key, certificate and what it says of itself), which
+/// signs the brokers' certificates and the operator's own client certificate, and when the
+/// trust bundle last changed (unix seconds). `None` until the cluster's reconcile has made it.
+pub async fn cluster_ca(
+    secrets: &Api<Secret>,
+    cluster: &crate::crd::Cluster,
+) -> Result<Option<(KeyedCert, CertInfo, i64)>, Error> {
+    let names = ClusterNames::of(cluster);
+    let certs = cluster.spec.certificates.clone().unwrap_or_default();
+    Ok(load_ca(secrets, &names, Role::Cluster, &certs.cluster_ca)
+        .await?
+        .map(|ca| (ca.keyed, ca.state.current, ca.state.trust_changed_at)))
+}
+
 /// Writes an operator-made CA (with the previous one's certificate while renewing) and its
 /// trust bundle.
 async fn store_ca(
@@ -346,7 +359,7 @@ fn crt_key(pod: &str) -> String {
 }
 
 /// Creates, renews and reissues the cluster's CAs and broker certificates as
-/// [`renewal`] decides; nothing without TLS listeners.
+/// [`renewal`] decides; nothing without TLS listeners or TLS on the internal port.
 pub async fn reconcile(
     client: &kube::Client,
     input: &BuildInput<'_>,
@@ -354,7 +367,7 @@ pub async fn reconcile(
     now: i64,
 ) -> Result<Option<TlsOutcome>, Error> {
     let spec = &input.cluster.spec;
-    if !uses_tls(spec) {
+    if !input.needs_certificates() {
         return Ok(None);
     }
     let names = &input.names;
@@ -491,6 +504,7 @@ mod tests {
             claim_size: "1Gi".into(),
             operator_image: "op",
             default_broker_image: "weir",
+            internal_tls: false,
         };
         let names = broker_names(&input, 1);
         for expected in [

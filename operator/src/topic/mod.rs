@@ -19,7 +19,7 @@ use crate::context::Context;
 use crate::crd::condition::{merge, types, Desired};
 use crate::crd::{Cluster, PartitionStatus, Topic, TopicStatus};
 use crate::error::Error;
-use crate::names::{ClusterNames, FIELD_MANAGER};
+use crate::names::FIELD_MANAGER;
 
 /// Deletes the Kafka topic before the resource goes.
 pub const FINALIZER: &str = "weir.dev/topic-deletion";
@@ -46,22 +46,6 @@ async fn find_cluster(topic: &Topic, ctx: &Context) -> Result<Option<Cluster>, E
     let ns = topic.namespace().unwrap_or_else(|| "default".into());
     let clusters: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
     Ok(clusters.get_opt(&topic.spec.cluster_ref).await?)
-}
-
-/// The admin API of the cluster's brokers.
-async fn cluster_admin(cluster: &Cluster, ctx: &Context) -> Result<Admin, Error> {
-    let names = ClusterNames::of(cluster);
-    let brokers = cluster.status.as_ref().map_or(cluster.spec.replicas, |s| {
-        s.current_replicas.max(cluster.spec.replicas)
-    });
-    admin::connect(
-        &names,
-        &ctx.settings.addressing,
-        cluster.spec.listeners.internal_port,
-        0..brokers,
-    )
-    .await
-    .map_err(Error::Unreachable)
 }
 
 async fn describe(admin: &mut Admin, name: &str) -> Result<Option<pb::TopicDescription>, Error> {
@@ -103,7 +87,7 @@ async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::requeue(ctx.settings.busy_requeue));
         }
     }
-    let mut admin = cluster_admin(&cluster, ctx).await?;
+    let mut admin = admin::for_cluster(&cluster, ctx).await?;
     let description = match describe(&mut admin, &name).await? {
         Some(d) => d,
         None => {
@@ -236,7 +220,7 @@ async fn cleanup(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
     let Some(cluster) = find_cluster(topic, ctx).await? else {
         return Ok(Action::await_change());
     };
-    let mut admin = cluster_admin(&cluster, ctx).await?;
+    let mut admin = admin::for_cluster(&cluster, ctx).await?;
     match admin
         .client
         .delete_topic(pb::DeleteTopicRequest { name: name.clone() })

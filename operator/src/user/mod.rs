@@ -63,21 +63,6 @@ async fn find_cluster(user: &User, ctx: &Context) -> Result<Option<Cluster>, Err
     Ok(clusters.get_opt(&user.spec.cluster_ref).await?)
 }
 
-async fn cluster_admin(cluster: &Cluster, ctx: &Context) -> Result<Admin, Error> {
-    let names = ClusterNames::of(cluster);
-    let brokers = cluster.status.as_ref().map_or(cluster.spec.replicas, |s| {
-        s.current_replicas.max(cluster.spec.replicas)
-    });
-    admin::connect(
-        &names,
-        &ctx.settings.addressing,
-        cluster.spec.listeners.internal_port,
-        0..brokers,
-    )
-    .await
-    .map_err(Error::Unreachable)
-}
-
 fn secrets(ctx: &Context, user: &User) -> Api<Secret> {
     Api::namespaced(ctx.client.clone(), &user.namespace().unwrap_or_default())
 }
@@ -115,7 +100,7 @@ async fn apply(user: &User, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
-    let mut admin = match cluster_admin(&cluster, ctx).await {
+    let mut admin = match admin::for_cluster(&cluster, ctx).await {
         Ok(a) => a,
         Err(e) => return not_ready(ctx, user, "ClusterUnreachable", e.to_string()).await,
     };
@@ -384,7 +369,7 @@ async fn cleanup(user: &User, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     };
     let name = user.kafka_name();
-    let mut admin = cluster_admin(&cluster, ctx).await?;
+    let mut admin = admin::for_cluster(&cluster, ctx).await?;
     let described = admin
         .client
         .describe_user(pb::DescribeUserRequest { user: name.clone() })

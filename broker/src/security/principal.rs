@@ -228,6 +228,12 @@ mod tests {
         let upper = PrincipalMapper::parse("RULE:^CN=([^,]*)(,.*)?$/$1/U").unwrap();
         assert_eq!(upper.map("CN=carol,O=x").as_deref(), Some("CAROL"));
         assert_eq!(upper.map("O=x"), None);
+        // The operator's rule for its REPLICATION listener: every subject is the brokers'.
+        let all = PrincipalMapper::parse("RULE:^.*$/weir-broker/").unwrap();
+        assert_eq!(
+            all.map("CN=events-0,O=weir.dev").as_deref(),
+            Some("weir-broker")
+        );
         let slash = PrincipalMapper::parse(r"RULE:^CN=(.*)\/(.*)$/$2\/$1/").unwrap();
         assert_eq!(slash.map("CN=a/b").as_deref(), Some("b/a"));
         assert_eq!(

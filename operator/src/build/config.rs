@@ -15,9 +15,11 @@ use crate::names::{CONFIG_FILE, VOTERS_KEY};
 pub fn server_properties(spec: &ClusterSpec, internal_tls: bool) -> String {
     let mut text = String::from("# Managed by weir-operator from the Cluster's spec.config.\n");
     let listeners = listener_properties(spec, internal_tls);
+    // A key both set (`super.users`, which the listener settings extend) is written once.
     let entries = spec
         .config
         .iter()
+        .filter(|(k, _)| !listeners.iter().any(|(l, _)| l == *k))
         .chain(listeners.iter().map(|(k, v)| (k, v)));
     for (key, value) in entries {
         text.push_str(key);

@@ -6,6 +6,8 @@
 //!
 //! - `REPLICATION` on `kafkaPort`: SSL, each broker presenting its certificate
 //!   (`ssl.client.auth=required` against the cluster CA), the `inter.broker.listener.name`;
+//!   whoever it lets in is `User:weir-broker`, a super user when an authorizer is set (added to
+//!   the spec's own `super.users`);
 //! - each client listener as `<NAME>` with the protocol its `tls` and `authentication` make
 //!   (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), and its `listener.name.<name>.` settings;
 //! - one key store for every TLS listener: the broker's own `<pod>.pem` from the broker
@@ -26,6 +28,12 @@ use crate::names::{BROKER_CERTS_MOUNT, CLIENTS_CA_MOUNT, CLUSTER_CA_MOUNT, JWKS_
 
 /// The brokers' own listener when client listeners are named.
 pub const REPLICATION_LISTENER: &str = "REPLICATION";
+/// The principal of every client of the REPLICATION listener: only holders of a cluster-CA
+/// certificate get in (the brokers, and whoever uses a broker's certificate).
+pub const BROKER_PRINCIPAL: &str = "User:weir-broker";
+/// Maps every certificate the REPLICATION listener accepts to [`BROKER_PRINCIPAL`].
+const BROKER_PRINCIPAL_RULES: &str = "RULE:^.*$/weir-broker/";
+
 /// Maps a client certificate's subject to its CN (`CN=alice,O=x` → `User:alice`), the name of
 /// the `User` it was issued for; other subjects keep their whole DN.
 pub const CN_PRINCIPAL_RULES: &str = "RULE:^CN=([^,]*)(,.*)?$/$1/,DEFAULT";
@@ -108,7 +116,26 @@ pub fn listener_properties(spec: &ClusterSpec, internal_tls: bool) -> Vec<(Strin
             format!("listener.name.{replication}.ssl.truststore.location"),
             cluster_bundle,
         ),
+        (
+            format!("listener.name.{replication}.ssl.principal.mapping.rules"),
+            BROKER_PRINCIPAL_RULES.to_string(),
+        ),
     ];
+    // With an authorizer, the brokers' own requests (follower fetches, forwarded writes) must
+    // be allowed whatever the ACLs say: their principal is a super user, with any the spec
+    // names.
+    if spec.config.contains_key("authorizer.class.name") {
+        let users = spec
+            .config
+            .get("super.users")
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .map_or_else(
+                || BROKER_PRINCIPAL.to_string(),
+                |u| format!("{BROKER_PRINCIPAL};{u}"),
+            );
+        settings.push(("super.users".to_string(), users));
+    }
     if internal_tls {
         settings.extend(internal_tls_properties());
     }
@@ -228,6 +255,32 @@ mod tests {
     }
 
     #[test]
+    fn with_an_authorizer_the_brokers_are_super_users_beside_the_specs_own() {
+        let mut spec = spec_with(vec![listener("tls", 9094, true, None)]);
+        spec.config.insert(
+            "authorizer.class.name".into(),
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
+        );
+        let p = listener_properties(&spec, true);
+        assert_eq!(get(&p, "super.users"), Some(BROKER_PRINCIPAL));
+        spec.config
+            .insert("super.users".into(), "User:admin;User:ops".into());
+        let p = listener_properties(&spec, true);
+        assert_eq!(
+            get(&p, "super.users"),
+            Some("User:weir-broker;User:admin;User:ops")
+        );
+        let text = crate::build::server_properties(&spec, true);
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("super.users="))
+                .count(),
+            1,
+            "written once: {text}"
+        );
+    }
+
+    #[test]
     fn tls_on_the_internal_port_trusts_only_the_cluster_ca() {
         let with_listeners = spec_with(vec![listener("tls", 9094, true, None)]);
         let p = listener_properties(&with_listeners, true);
@@ -298,6 +351,15 @@ mod tests {
             Some(CN_PRINCIPAL_RULES)
         );
         assert_eq!(get(&p, "listener.name.tls.ssl.client.auth"), None);
+        assert_eq!(
+            get(&p, "listener.name.replication.ssl.principal.mapping.rules"),
+            Some("RULE:^.*$/weir-broker/")
+        );
+        assert_eq!(
+            get(&p, "super.users"),
+            None,
+            "no authorizer, no super users"
+        );
         assert_eq!(
             get(&p, "listener.name.scram.sasl.enabled.mechanisms"),
             Some("SCRAM-SHA-512")

@@ -5,7 +5,8 @@
 //! its transactions, with rebalances while they run), which checks every record arrives exactly
 //! once and in order, against one broker and against three; and its KIP-848 tests
 //! (`group.protocol=consumer`), which the suite skips unless the broker advertises
-//! ConsumerGroupHeartbeat v1.
+//! ConsumerGroupHeartbeat v1; and, with the suite's own switches for them (`KGO_TEST_TLS`,
+//! `KGO_TEST_SCRAM`), its group ETL with every client over TLS and its SCRAM tests.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,7 +33,31 @@ fn kgo_test_binary() -> Option<PathBuf> {
 
 /// Runs franz-go tests matching `pattern` against `seeds` with replication factor `rf`.
 fn run_kgo(bin: &PathBuf, pattern: &str, seeds: &str, rf: usize, records: usize) {
+    run_kgo_with(bin, pattern, seeds, rf, records, &[]);
+}
+
+/// [`run_kgo_with`]'s output says each of `tests` ran and passed: a test the suite skips (a
+/// switch it did not see, a feature it found missing) would pass without running.
+fn assert_ran(stdout: &str, tests: &[&str]) {
+    for test in tests {
+        assert!(
+            stdout.contains(&format!("--- PASS: {test} ")),
+            "franz-go's {test} did not run and pass:\n{stdout}"
+        );
+    }
+}
+
+/// [`run_kgo`] with more of the suite's variables (`KGO_TEST_TLS`, ...).
+fn run_kgo_with(
+    bin: &PathBuf,
+    pattern: &str,
+    seeds: &str,
+    rf: usize,
+    records: usize,
+    env: &[(&str, String)],
+) -> String {
     let output = Command::new(bin)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .args(["-test.run", pattern, "-test.count", "1", "-test.v"])
         .args(["-test.timeout", "600s"])
         .env("KGO_SEEDS", seeds)
@@ -59,6 +84,7 @@ fn run_kgo(bin: &PathBuf, pattern: &str, seeds: &str, rf: usize, records: usize)
         tail(&stdout),
         tail(&stderr)
     );
+    stdout.into_owned()
 }
 
 #[test]
@@ -100,5 +126,76 @@ fn franz_go_kip848_consumer_groups_against_one_broker() {
         &broker.bootstrap(),
         1,
         20_000,
+    );
+}
+
+/// franz-go over TLS and SCRAM, with the suite's own switches: every client of `TestGroupETL`
+/// (chained group consumers and producers, rebalancing while they run) connects to an SSL
+/// listener and checks the broker's certificate against the test CA (`KGO_TEST_TLS`), and
+/// `TestSCRAMAuth` / `TestSCRAMAuthBadCredentials` authenticate with SCRAM-SHA-256 against a
+/// SASL_PLAINTEXT listener, a user made with Kafka's `kafka-configs` (`KGO_TEST_SCRAM`,
+/// `KGO_TEST_SCRAM_SEEDS`): the right password gets metadata, a wrong one is refused.
+#[test]
+fn franz_go_over_tls_and_scram() {
+    let Some(bin) = kgo_test_binary() else {
+        return;
+    };
+    let Some(tools) = weir_tests::kafka_tools::KafkaTools::find() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but Kafka's tools are missing: run scripts/install-test-deps.sh"
+        );
+        eprintln!("skipping: Kafka's tools not installed (scripts/install-test-deps.sh)");
+        return;
+    };
+    let pki = weir_tests::tls::Pki::new();
+    pki.issue("server", "localhost", 1);
+    let broker = Broker::start(
+        weir_tests::BrokerOptions::default()
+            .set(
+                "listeners",
+                "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+            )
+            .set("inter.broker.listener.name", "PLAINTEXT")
+            .set("ssl.keystore.location", pki.server())
+            .set("sasl.enabled.mechanisms", "SCRAM-SHA-256")
+            .set("group.initial.rebalance.delay.ms", "0"),
+    );
+    tools.run_ok(
+        "kafka.admin.ConfigCommand",
+        &[
+            "--bootstrap-server",
+            &broker.bootstrap(),
+            "--alter",
+            "--add-config",
+            "SCRAM-SHA-256=[iterations=4096,password=franz-secret]",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "franz",
+        ],
+    );
+    let stdout = run_kgo_with(
+        &bin,
+        "^(TestGroupETL|TestSCRAMAuth|TestSCRAMAuthBadCredentials)$",
+        &broker.listener_addr("SSL").to_string(),
+        1,
+        20_000,
+        &[
+            ("KGO_TEST_TLS", format!("ca:{}", pki.ca())),
+            ("KGO_TEST_SCRAM", "franz:franz-secret".to_string()),
+            (
+                "KGO_TEST_SCRAM_SEEDS",
+                broker.listener_addr("SASL_PLAINTEXT").to_string(),
+            ),
+        ],
+    );
+    assert_ran(
+        &stdout,
+        &[
+            "TestGroupETL",
+            "TestSCRAMAuth",
+            "TestSCRAMAuthBadCredentials",
+        ],
     );
 }

@@ -3,7 +3,8 @@
 //! (`sasl.oauthbearer.token.endpoint.url=file:...`) and runs ClientSmoke; the SASL exchange
 //! itself, over the wire, shows expired, wrongly signed, wrong-audience, unknown-key and
 //! unsigned tokens refused with their reason, and a new key in the JWKS file taken without a
-//! restart. (librdkafka as built here has no OAUTHBEARER: it needs OpenSSL.)
+//! restart; the same set served by an HTTPS endpoint, fetched again early when a token names a
+//! new key. (librdkafka as built here has no OAUTHBEARER: it needs OpenSSL.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -328,5 +329,156 @@ fn oauthbearer_without_the_issuers_keys_does_not_start() {
     assert!(
         stderr.contains("sasl.oauthbearer.jwks.endpoint.url"),
         "{stderr}"
+    );
+}
+
+/// An issuer's HTTPS endpoint serving its key set (what `jwks_uri` points at): a TLS server
+/// with the test CA's certificate for `localhost`, answering every request with the set of
+/// the moment and counting requests.
+struct JwksEndpoint {
+    port: u16,
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl JwksEndpoint {
+    async fn start(pki: &weir_tests::tls::Pki, issuers: &[&Issuer]) -> JwksEndpoint {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let pem = std::fs::read(pki.server()).unwrap();
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(&pem).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let endpoint = JwksEndpoint {
+            port,
+            body: Default::default(),
+            requests: Default::default(),
+        };
+        endpoint.serve(issuers);
+        let (body, requests) = (endpoint.body.clone(), endpoint.requests.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, body, requests) = (acceptor.clone(), body.clone(), requests.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    let body = body.lock().unwrap().clone();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        endpoint
+    }
+
+    /// Serves the keys of `issuers` from now on.
+    fn serve(&self, issuers: &[&Issuer]) {
+        let set =
+            serde_json::json!({ "keys": issuers.iter().map(|i| i.jwk()).collect::<Vec<_>>() });
+        *self.body.lock().unwrap() = set.to_string();
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `sasl.oauthbearer.jwks.endpoint.url=https://...`: the broker fetches the issuer's key set
+/// from its endpoint (trusting the test CA through `SSL_CERT_FILE`, as it would a platform's
+/// roots), accepts tokens of its keys, refuses others; when the issuer rotates to a new key, a
+/// token of that key makes the broker fetch again early (refused until then, accepted after),
+/// without waiting for the hour-long refresh, and a flood of unknown keys does not become a
+/// flood of fetches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_fetched_from_the_issuers_https_endpoint_and_refetched_on_rotation() {
+    let pki = weir_tests::tls::Pki::new();
+    pki.issue("server", "localhost", 1);
+    let issuer = Issuer::new("k1");
+    let endpoint = JwksEndpoint::start(&pki, &[&issuer]).await;
+    let mut options = oauth_options(Path::new("unused"));
+    options
+        .sets
+        .retain(|(key, _)| key != "sasl.oauthbearer.jwks.endpoint.url");
+    let mut options = options
+        .set(
+            "sasl.oauthbearer.jwks.endpoint.url",
+            format!("https://localhost:{}/oauth2/jwks", endpoint.port),
+        )
+        .set("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", 1000);
+    options.env.push(("SSL_CERT_FILE".into(), pki.ca()));
+    let broker = tokio::task::spawn_blocking(move || Broker::start(options))
+        .await
+        .unwrap();
+
+    let token = issuer.token("alice", 600, AUDIENCE);
+    weir_tests::wait_until(
+        Duration::from_secs(20),
+        "a token of the endpoint's key accepted",
+        || authenticate(&broker, &token).ok(),
+    );
+    let fetched = endpoint.requests();
+    assert!(fetched >= 1, "the key set was fetched");
+    let stranger = Issuer::new("k1");
+    let error = authenticate(&broker, &stranger.token("mallory", 600, AUDIENCE))
+        .expect_err("a token of a key the endpoint does not serve");
+    assert!(error.contains("InvalidSignature"), "{error}");
+
+    // Rotation: the issuer serves a new key and signs with it.
+    let rotated = Issuer::new("k2");
+    endpoint.serve(&[&issuer, &rotated]);
+    let token = rotated.token("bob", 600, AUDIENCE);
+    let first = authenticate(&broker, &token).expect_err("not fetched yet");
+    assert!(first.contains("k2"), "{first}");
+    weir_tests::wait_until(
+        Duration::from_secs(20),
+        "a token of the rotated key accepted",
+        || authenticate(&broker, &token).ok(),
+    );
+
+    // Unknown keys ask for early fetches, at most one per retry.backoff.max.ms (1 s here).
+    let before = endpoint.requests();
+    let started = std::time::Instant::now();
+    let unknown = Issuer::new("k9").token("mallory", 600, AUDIENCE);
+    for _ in 0..50 {
+        assert!(authenticate(&broker, &unknown).is_err());
+    }
+    let fetches = endpoint.requests() - before;
+    let bound = started.elapsed().as_secs() as usize + 2;
+    assert!(
+        fetches <= bound,
+        "{fetches} fetches for 50 unknown-key tokens in {:?}",
+        started.elapsed()
     );
 }

@@ -432,6 +432,24 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     long("connections.max.reauth.ms", "0", 0, i64::MAX),
     // SASL/OAUTHBEARER token validation (KIP-768): security/oauth.rs.
     text("sasl.oauthbearer.jwks.endpoint.url", ""),
+    long(
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+        "3600000",
+        1,
+        i64::MAX,
+    ),
+    long(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+        "100",
+        1,
+        i64::MAX,
+    ),
+    long(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+        "10000",
+        1,
+        i64::MAX,
+    ),
     text("sasl.oauthbearer.expected.audience", ""),
     text("sasl.oauthbearer.expected.issuer", ""),
     text("sasl.oauthbearer.sub.claim.name", "sub"),

@@ -2,8 +2,14 @@
 //! sends a JSON Web Token, the broker checks its signature against the keys of a JWKS file and
 //! its claims, and the principal is `User:<sub>`.
 //!
-//! Settings with Kafka's names: `sasl.oauthbearer.jwks.endpoint.url` (a `file:` URL; the file
-//! is read again when it changes, so keys rotate without a restart),
+//! Settings with Kafka's names: `sasl.oauthbearer.jwks.endpoint.url`, a `file:` URL (the file
+//! is read again when it changes, so keys rotate without a restart) or an `https:` one (the
+//! issuer's endpoint, [`HttpsKeys`]: fetched at start and every
+//! `sasl.oauthbearer.jwks.endpoint.refresh.ms`, 3600000, and sooner when a token names a key
+//! the set lacks, at most once per `sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms`,
+//! 10000; failed fetches retried from `sasl.oauthbearer.jwks.endpoint.retry.backoff.ms`, 100,
+//! doubling up to that maximum; the server is checked against the platform's trust roots,
+//! `SSL_CERT_FILE` / `SSL_CERT_DIR` honoured),
 //! `sasl.oauthbearer.expected.audience` (comma-separated; the token must name one),
 //! `sasl.oauthbearer.expected.issuer`, `sasl.oauthbearer.sub.claim.name` (`sub`),
 //! `sasl.oauthbearer.clock.skew.seconds` (30). Tokens must be signed with a public-key
@@ -12,7 +18,8 @@
 //! for development only and has no place here: a listener with OAUTHBEARER needs a JWKS).
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -32,13 +39,136 @@ const VALIDATOR_HANDLER: &str =
 /// How one listener validates tokens.
 #[derive(Debug)]
 pub struct OAuthValidator {
-    jwks: PathBuf,
+    keys: KeySource,
     audience: Vec<String>,
     issuer: Option<String>,
     sub_claim: String,
     clock_skew_s: u64,
-    /// The key set last read, with the file's modification time then.
-    keys: Mutex<Option<(SystemTime, JwkSet)>>,
+}
+
+/// Where the issuer's keys come from.
+#[derive(Debug)]
+enum KeySource {
+    /// A file, read again when its modification time changes; the set last read with that
+    /// time.
+    File {
+        path: PathBuf,
+        cached: Mutex<Option<(SystemTime, JwkSet)>>,
+    },
+    /// The issuer's HTTPS endpoint, refreshed in the background.
+    Https(Arc<HttpsKeys>),
+}
+
+/// A key set served over HTTPS: the last one fetched, kept fresh by a task of its own (Kafka's
+/// `RefreshingHttpsJwks`). Validation never waits for the network: a token signed by a key
+/// the set lacks is refused, and the task is asked to fetch again soon.
+#[derive(Debug)]
+pub struct HttpsKeys {
+    url: String,
+    keys: Mutex<Option<JwkSet>>,
+    /// Asks the task for an early fetch (a token named a key the set lacks).
+    expedite: tokio::sync::Notify,
+    refresh: Duration,
+    backoff: Duration,
+    backoff_max: Duration,
+}
+
+impl HttpsKeys {
+    /// Fetches the set from `url` now and then every `refresh`, on the current tokio runtime.
+    fn start(
+        url: String,
+        refresh: Duration,
+        backoff: Duration,
+        backoff_max: Duration,
+    ) -> Result<Arc<Self>, String> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| "an https: key set needs the broker's runtime".to_string())?;
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .https_only(true)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("the HTTPS client: {e}"))?;
+        let keys = Arc::new(Self {
+            url,
+            keys: Mutex::new(None),
+            expedite: tokio::sync::Notify::new(),
+            refresh,
+            backoff,
+            backoff_max,
+        });
+        // Held weakly: the task ends with the listener's validator.
+        let weak = Arc::downgrade(&keys);
+        runtime.spawn(async move { Self::run(weak, client).await });
+        Ok(keys)
+    }
+
+    /// Fetch, then wait for the refresh interval, an early-fetch request (at most one per
+    /// `backoff_max`), or after a failure the backoff.
+    async fn run(keys: std::sync::Weak<Self>, client: reqwest::Client) {
+        let mut failures: u32 = 0;
+        loop {
+            let Some(me) = keys.upgrade() else { return };
+            let wait = match me.fetch(&client).await {
+                Ok(set) => {
+                    let changed = me.keys.lock().as_ref() != Some(&set);
+                    if changed {
+                        tracing::info!(url = %me.url, keys = set.keys.len(), "fetched the OAUTHBEARER key set");
+                    }
+                    *me.keys.lock() = Some(set);
+                    failures = 0;
+                    me.refresh
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let wait = me
+                        .backoff
+                        .saturating_mul(2u32.saturating_pow(failures.min(16) - 1))
+                        .min(me.backoff_max);
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::warn!(url = %me.url, error = %e, failures, retry_in_ms = wait.as_millis() as u64, "fetching the OAUTHBEARER key set failed");
+                    }
+                    wait
+                }
+            };
+            let fetched_at = Instant::now();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = me.expedite.notified() => {
+                    // Early, but not more often than the backoff's maximum.
+                    let gap = me.backoff_max.saturating_sub(fetched_at.elapsed());
+                    tokio::time::sleep(gap).await;
+                }
+            }
+        }
+    }
+
+    async fn fetch(&self, client: &reqwest::Client) -> Result<JwkSet, String> {
+        let response = client
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("HTTP {status}"));
+        }
+        let body = response.bytes().await.map_err(|e| error_chain(&e))?;
+        serde_json::from_slice(&body).map_err(|e| format!("not a JSON Web Key Set: {e}"))
+    }
+}
+
+/// An error with its sources (reqwest's top-level message omits the cause).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 impl OAuthValidator {
@@ -64,17 +194,44 @@ impl OAuthValidator {
         let url = setting("sasl.oauthbearer.jwks.endpoint.url").ok_or_else(|| {
             error("OAUTHBEARER is enabled but sasl.oauthbearer.jwks.endpoint.url is not set (a file: URL of the issuer's JSON Web Key Set)".to_string())
         })?;
-        let jwks = url
+        let millis = |key: &str, default: u64| -> Result<Duration, SecurityError> {
+            match setting(key) {
+                None => Ok(Duration::from_millis(default)),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| error(format!("{key} {v}: a positive number of milliseconds"))),
+            }
+        };
+        let keys = if let Some(path) = url
             .strip_prefix("file://")
             .or_else(|| url.strip_prefix("file:"))
-            .map(PathBuf::from)
-            .ok_or_else(|| {
-                error(format!(
-                    "sasl.oauthbearer.jwks.endpoint.url {url}: only file: URLs are supported (keep the issuer's key set in a file, e.g. a mounted Secret)"
-                ))
-            })?;
+        {
+            KeySource::File {
+                path: PathBuf::from(path),
+                cached: Mutex::new(None),
+            }
+        } else if url.starts_with("https://") {
+            let https = HttpsKeys::start(
+                url.to_string(),
+                millis("sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000)?,
+                millis("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", 100)?,
+                millis(
+                    "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+                    10_000,
+                )?,
+            )
+            .map_err(|e| error(format!("sasl.oauthbearer.jwks.endpoint.url {url}: {e}")))?;
+            KeySource::Https(https)
+        } else {
+            return Err(error(format!(
+                "sasl.oauthbearer.jwks.endpoint.url {url}: a file: URL (the issuer's key set in a file, e.g. a mounted Secret) or the issuer's https: endpoint"
+            )));
+        };
         let validator = Self {
-            jwks,
+            keys,
             audience: setting("sasl.oauthbearer.expected.audience")
                 .map(|a| {
                     a.split(',')
@@ -90,34 +247,55 @@ impl OAuthValidator {
             clock_skew_s: setting("sasl.oauthbearer.clock.skew.seconds")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(30),
-            keys: Mutex::new(None),
         };
-        validator
-            .key_set()
-            .map_err(|e| error(format!("sasl.oauthbearer.jwks.endpoint.url {url}: {e}")))?;
+        // A file must be readable at start (a typo in the path stops the broker); an
+        // endpoint is fetched in the background (an issuer that is down at start refuses
+        // tokens until it answers, and does not stop the broker).
+        if let KeySource::File { .. } = validator.keys {
+            validator
+                .key_set()
+                .map_err(|e| error(format!("sasl.oauthbearer.jwks.endpoint.url {url}: {e}")))?;
+        }
         Ok(validator)
     }
 
-    /// The key set, read again if the file changed since.
+    /// The key set: a file's read again if it changed since, an endpoint's as last fetched.
     fn key_set(&self) -> Result<JwkSet, String> {
-        let modified = std::fs::metadata(&self.jwks)
+        let (path, cached) = match &self.keys {
+            KeySource::File { path, cached } => (path, cached),
+            KeySource::Https(https) => {
+                return https
+                    .keys
+                    .lock()
+                    .clone()
+                    .ok_or_else(|| format!("{} has not been fetched yet", https.url));
+            }
+        };
+        let modified = std::fs::metadata(path)
             .and_then(|m| m.modified())
-            .map_err(|e| format!("reading {}: {e}", self.jwks.display()))?;
-        let mut keys = self.keys.lock();
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let mut keys = cached.lock();
         if let Some((at, set)) = keys.as_ref() {
             if *at == modified {
                 return Ok(set.clone());
             }
         }
-        let text = std::fs::read(&self.jwks)
-            .map_err(|e| format!("reading {}: {e}", self.jwks.display()))?;
+        let text = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         let set: JwkSet = serde_json::from_slice(&text)
-            .map_err(|e| format!("{} is not a JSON Web Key Set: {e}", self.jwks.display()))?;
+            .map_err(|e| format!("{} is not a JSON Web Key Set: {e}", path.display()))?;
         if keys.is_some() {
-            tracing::info!(jwks = %self.jwks.display(), keys = set.keys.len(), "reloaded the OAUTHBEARER key set");
+            tracing::info!(jwks = %path.display(), keys = set.keys.len(), "reloaded the OAUTHBEARER key set");
         }
         *keys = Some((modified, set.clone()));
         Ok(set)
+    }
+
+    /// A token named a key the set lacks: an endpoint's set is fetched again soon (the issuer
+    /// may have rotated its keys).
+    fn key_missing(&self) {
+        if let KeySource::Https(https) = &self.keys {
+            https.expedite.notify_one();
+        }
     }
 
     /// Checks the client's first message (`n,,\x01auth=Bearer <token>\x01...\x01`) and its
@@ -144,6 +322,7 @@ impl OAuthValidator {
             None => None,
         }
         .ok_or_else(|| {
+            self.key_missing();
             invalid(format!(
                 "no key of the key set matches kid {:?}",
                 header.kid

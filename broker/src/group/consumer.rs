@@ -598,7 +598,7 @@ impl ConsumerGroup {
     }
 
     /// Moves one member towards its target and keeps the owner index in step.
-    fn reconcile_member(
+    pub(super) fn reconcile_member(
         &mut self,
         member_id: &str,
         owned: Option<&Assignment>,

@@ -17,9 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kafka_protocol::messages::ListGroupsRequest;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use weir_tests::raw::RawClient;
 use weir_tests::wait::wait_until;
 use weir_tests::{clients, java, unique_topic, Broker, BrokerOptions};
 
@@ -36,6 +38,16 @@ struct Event {
 
 type Events = Arc<Mutex<Vec<Event>>>;
 
+/// What every member is started with, and where their lines go.
+struct Launch {
+    bootstrap: String,
+    topic: String,
+    group: String,
+    classpath: String,
+    events: Events,
+    seq: Arc<AtomicU64>,
+}
+
 /// A running MigrateMember process.
 struct Member {
     id: usize,
@@ -45,30 +57,26 @@ struct Member {
 }
 
 impl Member {
-    fn start(
-        id: usize,
-        protocol: &'static str,
-        broker: &Broker,
-        topic: &str,
-        group: &str,
-        classpath: &str,
-        events: &Events,
-        seq: &Arc<AtomicU64>,
-    ) -> Member {
+    fn start(id: usize, protocol: &'static str, launch: &Launch) -> Member {
         let program =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("java/MigrateMember.java");
         let mut child = Command::new("java")
             .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
-            .args(["-cp", classpath])
+            .args(["-cp", launch.classpath.as_str()])
             .arg(program)
-            .args([broker.bootstrap().as_str(), topic, group, protocol])
+            .args([
+                launch.bootstrap.as_str(),
+                launch.topic.as_str(),
+                launch.group.as_str(),
+                protocol,
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting java");
         let stdout = child.stdout.take().unwrap();
-        let (events, seq) = (events.clone(), seq.clone());
+        let (events, seq) = (launch.events.clone(), launch.seq.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let mut events = events.lock().unwrap();
@@ -173,6 +181,20 @@ fn wait_settled(events: &Events, live: &[&Member], produced: &Arc<Mutex<Vec<Stri
     });
 }
 
+/// The group's type and state as ListGroups (v5) reports them.
+fn listed(broker: &Broker, group: &str) -> Option<(String, String)> {
+    let mut raw = RawClient::connect(broker.kafka_addr());
+    let version = raw.version::<ListGroupsRequest>(5);
+    let response = raw
+        .request(&ListGroupsRequest::default(), version)
+        .expect("ListGroups");
+    response
+        .groups
+        .into_iter()
+        .find(|g| g.group_id.as_str() == group)
+        .map(|g| (g.group_type.to_string(), g.group_state.to_string()))
+}
+
 #[test]
 fn a_live_group_migrates_to_the_consumer_protocol_and_back_one_member_at_a_time() {
     let Some(classpath) = java::client_classpath() else {
@@ -258,17 +280,26 @@ fn a_live_group_migrates_to_the_consumer_protocol_and_back_one_member_at_a_time(
         })
     };
 
-    let events: Events = Arc::new(Mutex::new(Vec::new()));
-    let seq = Arc::new(AtomicU64::new(0));
+    let launch = Launch {
+        bootstrap: broker.bootstrap(),
+        topic: topic.clone(),
+        group: group.clone(),
+        classpath,
+        events: Arc::new(Mutex::new(Vec::new())),
+        seq: Arc::new(AtomicU64::new(0)),
+    };
+    let events = launch.events.clone();
     let mut next_id = 0;
     let mut start = |protocol: &'static str| {
         next_id += 1;
-        Member::start(
-            next_id, protocol, &broker, &topic, &group, &classpath, &events, &seq,
-        )
+        Member::start(next_id, protocol, &launch)
     };
     let mut members: Vec<Member> = (0..3).map(|_| start("classic")).collect();
     wait_settled(&events, &members.iter().collect::<Vec<_>>(), &produced);
+    assert_eq!(
+        listed(&broker, &group).map(|(t, _)| t).as_deref(),
+        Some("classic")
+    );
     println!("3 classic members settled");
 
     for protocol in ["consumer", "classic"] {
@@ -277,7 +308,16 @@ fn a_live_group_migrates_to_the_consumer_protocol_and_back_one_member_at_a_time(
             members[slot] = start(protocol);
             wait_settled(&events, &members.iter().collect::<Vec<_>>(), &produced);
             let protocols: Vec<&str> = members.iter().map(|m| m.protocol).collect();
-            println!("settled with {protocols:?}");
+            // A consumer group as long as one member uses the consumer protocol (upgraded by
+            // the first, downgraded when the last leaves), a classic group otherwise.
+            let expected = if protocols.contains(&"consumer") {
+                "consumer"
+            } else {
+                "classic"
+            };
+            let (group_type, state) = listed(&broker, &group).expect("the group is listed");
+            assert_eq!(group_type, expected, "with members {protocols:?}");
+            println!("settled with {protocols:?}: a {group_type} group, {state}");
         }
     }
 

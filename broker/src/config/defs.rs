@@ -323,6 +323,13 @@ pub static BROKER_KEYS: &[KeyDef] = &[
         default: "uniform,range",
         kind: Kind::Text,
     },
+    // Online migration of a non-empty group between the classic and the consumer protocol
+    // (Kafka 4's default: both ways).
+    KeyDef {
+        name: "group.consumer.migration.policy",
+        default: "bidirectional",
+        kind: Kind::Choice(&["bidirectional", "upgrade", "downgrade", "disabled"]),
+    },
     // KIP-932 share groups; Kafka 4.1's defaults and bounds. `group.share.enable` is Kafka
     // 4.0's switch: the share APIs are advertised only with it.
     flag("group.share.enable", "false"),
@@ -363,13 +370,6 @@ pub static BROKER_KEYS: &[KeyDef] = &[
         name: "share.auto.offset.reset",
         default: "latest",
         kind: Kind::Choice(&["latest", "earliest"]),
-    },
-    // Online migration between the classic and the consumer protocol is not implemented:
-    // only `disabled` is accepted.
-    KeyDef {
-        name: "group.consumer.migration.policy",
-        default: "disabled",
-        kind: Kind::Choice(&["disabled"]),
     },
     KeyDef {
         name: "broker.rack",

@@ -214,6 +214,13 @@ impl BrokerConfig {
         self.get("share.auto.offset.reset") == Some("earliest")
     }
 
+    /// `group.consumer.migration.policy`: `bidirectional`, `upgrade`, `downgrade` or
+    /// `disabled` (validated at startup).
+    pub fn group_consumer_migration_policy(&self) -> &str {
+        self.get("group.consumer.migration.policy")
+            .unwrap_or("bidirectional")
+    }
+
     /// `group.consumer.assignors` (Kafka's short names), the first being the default.
     pub fn group_consumer_assignors(&self) -> Vec<String> {
         self.get("group.consumer.assignors")

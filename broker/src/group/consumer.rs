@@ -598,7 +598,7 @@ impl ConsumerGroup {
     }
 
     /// Moves one member towards its target and keeps the owner index in step.
-    fn reconcile_member(
+    pub(super) fn reconcile_member(
         &mut self,
         member_id: &str,
         owned: Option<&Assignment>,
@@ -625,13 +625,20 @@ impl ConsumerGroup {
 
     /// Validates the member and epoch of an OffsetCommit (v9+ sends both; older versions send
     /// the member epoch as generation): STALE_MEMBER_EPOCH for an epoch other than the
-    /// member's, as Kafka's `validateOffsetCommit` for consumer groups.
+    /// member's (ILLEGAL_GENERATION for a classic-protocol member), as Kafka's
+    /// `validateOffsetCommit` for consumer groups.
     pub fn validate_commit(&self, member_id: &str, member_epoch: i32) -> Result<(), i16> {
         let Some(member) = self.members.get(member_id) else {
             return Err(ResponseError::UnknownMemberId.code());
         };
         if member_epoch != member.member_epoch {
-            return Err(ResponseError::StaleMemberEpoch.code());
+            // A classic-protocol member (online migration) sends its generation: its
+            // client knows ILLEGAL_GENERATION, as Kafka answers it.
+            return Err(if member.uses_classic_protocol() {
+                ResponseError::IllegalGeneration.code()
+            } else {
+                ResponseError::StaleMemberEpoch.code()
+            });
         }
         Ok(())
     }

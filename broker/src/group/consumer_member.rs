@@ -80,6 +80,27 @@ pub struct ConsumerMember {
     pub session_deadline_ms: i64,
     /// When a member in `UnrevokedPartitions` is removed if it has not revoked.
     pub revocation_deadline_ms: Option<i64>,
+    /// Set for a member that uses the classic protocol (JoinGroup/SyncGroup/Heartbeat) in a
+    /// consumer group during an online migration (Kafka's `ClassicMemberMetadata`).
+    pub classic: Option<ClassicMemberMetadata>,
+}
+
+/// What a classic-protocol member of a consumer group joined with: its session timeout and
+/// the protocols (client-side assignors) it supports, with their metadata, preferred first.
+/// Stored as the tagged field 0 of ConsumerGroupMemberMetadataValue, as Kafka does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassicMemberMetadata {
+    /// The JoinGroup's session timeout.
+    pub session_timeout_ms: i32,
+    /// `(name, metadata)` of each supported protocol, preferred first.
+    pub protocols: Vec<(String, bytes::Bytes)>,
+}
+
+impl ClassicMemberMetadata {
+    /// Whether the member supports `protocol`.
+    pub fn supports(&self, protocol: &str) -> bool {
+        self.protocols.iter().any(|(name, _)| name == protocol)
+    }
 }
 
 impl ConsumerMember {
@@ -102,7 +123,13 @@ impl ConsumerMember {
             pending_revocation: Assignment::new(),
             session_deadline_ms: 0,
             revocation_deadline_ms: None,
+            classic: None,
         }
+    }
+
+    /// Whether the member uses the classic protocol.
+    pub fn uses_classic_protocol(&self) -> bool {
+        self.classic.is_some()
     }
 
     /// Moves the member towards `target` at `target_epoch`. `owned` is what the client reported

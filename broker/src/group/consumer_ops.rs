@@ -14,10 +14,12 @@ use super::assignor::Assignment;
 use super::classic::{Group, GroupState};
 use super::consumer::{
     ConsumerGroup, ConsumerGroupConfig, Heartbeat, HeartbeatAnswer, HeartbeatError, TopicImage,
+    LEAVE_GROUP_MEMBER_EPOCH,
 };
 use super::consumer_member::ConsumerMember;
 use super::consumer_records;
 use super::coordinator::{GroupCoordinator, OffsetsRecord};
+use super::migration::MigrationPolicy;
 use super::records::RecordKey;
 use crate::log::Appended;
 
@@ -41,9 +43,10 @@ impl GroupCoordinator {
     }
 
     /// ConsumerGroupHeartbeat. Epoch 0 creates the group; any other epoch needs it to exist
-    /// (GROUP_ID_NOT_FOUND, as Kafka). A classic group with members is not a consumer group
-    /// (GROUP_ID_NOT_FOUND: online migration is not implemented); an empty one becomes one,
-    /// keeping its offsets.
+    /// (GROUP_ID_NOT_FOUND, as Kafka). A classic group becomes a consumer group, keeping its
+    /// offsets: an empty one at once, one with members by an online upgrade if the migration
+    /// policy allows (else GROUP_ID_NOT_FOUND); a leave that leaves only classic members
+    /// downgrades it back.
     ///
     /// What the heartbeat changed is appended to `__consumer_offsets` before the answer, and
     /// the answer waits (outside the group's lock) until the in-sync replicas have it, as
@@ -85,26 +88,12 @@ impl GroupCoordinator {
         if g.state() == GroupState::Dead {
             return Err(error(ResponseError::NotCoordinator.code()));
         }
-        if g.consumer.is_none() {
-            let convertible = request.member_epoch == 0
-                && g.share.is_none()
-                && g.state() == GroupState::Empty
-                && g.members().is_empty();
-            if !convertible {
-                return Err(HeartbeatError {
-                    code: ResponseError::GroupIdNotFound.code(),
-                    message: format!("Group {group_id} is not a consumer group."),
-                });
-            }
-            g.consumer = Some(ConsumerGroup::new(now));
-            // The classic record goes: a load must not find both kinds.
-            if let Err(code) = self.append(group_id, vec![(classic_key(group_id), None)]) {
-                g.consumer = None;
-                return Err(error(code));
-            }
-        }
         let topics = self.topic_image();
+        if g.consumer.is_none() {
+            self.become_consumer_group(&mut g, &request, &topics, now)?;
+        }
         let config = &self.consumer_config;
+        let leaving = request.member_epoch == LEAVE_GROUP_MEMBER_EPOCH;
         let answer = g
             .consumer
             .as_mut()
@@ -119,6 +108,11 @@ impl GroupCoordinator {
             })
             .unwrap_or_else(|| Err(error(ResponseError::UnknownServerError.code())));
         g.sync_consumer_state(now);
+        if leaving && answer.is_ok() {
+            if let Some(stored_at) = self.maybe_downgrade(&mut g, now) {
+                return answer.map(|a| (a, Some(stored_at)));
+            }
+        }
         match self.persist_consumer_if_dirty(&mut g) {
             Ok(stored_at) => answer.map(|a| (a, stored_at)),
             Err(code) => {
@@ -128,6 +122,76 @@ impl GroupCoordinator {
                     "storing consumer group records failed"
                 );
                 Err(error(code))
+            }
+        }
+    }
+
+    /// Makes `g`, a classic group (or a new one), a consumer group for a ConsumerGroupHeartbeat:
+    /// an empty one is replaced (its offsets stay); one with members is upgraded in place if
+    /// `group.consumer.migration.policy` allows ([`super::migration`]); anything else is
+    /// GROUP_ID_NOT_FOUND, as Kafka. The classic record is tombstoned in the same batch as the
+    /// consumer group's first records, so a load finds one kind.
+    fn become_consumer_group(
+        &self,
+        g: &mut Group,
+        request: &Heartbeat,
+        topics: &TopicImage,
+        now: i64,
+    ) -> Result<(), HeartbeatError> {
+        let group_id = g.group_id.clone();
+        let not_consumer = || HeartbeatError {
+            code: ResponseError::GroupIdNotFound.code(),
+            message: format!("Group {group_id} is not a consumer group."),
+        };
+        if request.member_epoch != 0 || g.share.is_some() {
+            return Err(not_consumer());
+        }
+        let mut consumer = if g.state() == GroupState::Empty && g.members().is_empty() {
+            ConsumerGroup::new(now)
+        } else if g.can_upgrade(self.migration_policy(), self.consumer_config.max_size) {
+            ConsumerGroup::from_classic(g, topics, now).ok_or_else(not_consumer)?
+        } else {
+            return Err(not_consumer());
+        };
+        let mut records = vec![(classic_key(&group_id), None)];
+        if !consumer.members().is_empty() {
+            records.extend(consumer_records::snapshot(&group_id, &mut consumer));
+            consumer.take_dirty();
+        }
+        self.append(&group_id, records).map_err(error)?;
+        if !consumer.members().is_empty() {
+            tracing::info!(group = %group_id, members = consumer.members().len(), epoch = consumer.group_epoch(), "classic group upgraded to a consumer group (online migration)");
+        }
+        g.upgrade(consumer, now);
+        Ok(())
+    }
+
+    /// `group.consumer.migration.policy`.
+    pub(super) fn migration_policy(&self) -> MigrationPolicy {
+        MigrationPolicy::parse(self.config.group_consumer_migration_policy())
+    }
+
+    /// After a member left or expired: a consumer group left with classic members only
+    /// becomes a classic group again if the policy allows. Its consumer records are
+    /// tombstoned in the same batch as the classic record. The offset of that batch when it
+    /// happened.
+    pub(super) fn maybe_downgrade(&self, g: &mut Group, now: i64) -> Option<Appended> {
+        if !g.can_downgrade(self.migration_policy()) {
+            return None;
+        }
+        let mut records = self.group_tombstones(g);
+        g.downgrade(&self.topic_names(), now);
+        let key = classic_key(&g.group_id);
+        records.push((key, Some(g.metadata_value().encode())));
+        g.take_dirty();
+        tracing::info!(group = %g.group_id, members = g.members().len(), generation = g.generation(), "consumer group downgraded to a classic group (online migration)");
+        match self.append(&g.group_id, records) {
+            Ok(appended) => Some(appended),
+            Err(code) => {
+                // Written at the next change of the classic group.
+                tracing::warn!(group = %g.group_id, code, "storing the downgraded group failed");
+                g.mark_dirty();
+                None
             }
         }
     }
@@ -186,6 +250,9 @@ impl GroupCoordinator {
             tracing::info!(group = %g.group_id, members = ?removed, "consumer group members removed (session or rebalance timeout)");
         }
         g.sync_consumer_state(now_ms);
+        if !removed.is_empty() && self.maybe_downgrade(g, now_ms).is_some() {
+            return;
+        }
         if let Err(code) = self.persist_consumer_if_dirty(g) {
             tracing::warn!(group = %g.group_id, code, "storing consumer group records failed");
         }
@@ -226,8 +293,8 @@ impl GroupCoordinator {
     pub(super) fn convert_to_classic(&self, g: &mut Group) -> Result<(), i16> {
         let Some(c) = &g.consumer else { return Ok(()) };
         if !c.members().is_empty() {
-            // Classic members in a consumer group (Kafka 4's mixed groups) are not
-            // implemented: refused as with group.consumer.migration.policy=disabled.
+            // A non-empty consumer group takes classic members as its own
+            // (`classic_join_to_consumer_group`), never gets here.
             return Err(ResponseError::InconsistentGroupProtocol.code());
         }
         self.append(&g.group_id, consumer_records::tombstones(&g.group_id, c))?;
@@ -252,7 +319,7 @@ impl GroupCoordinator {
         matches!(self.group(group_id), Ok(Some(g)) if g
             .lock()
             .consumer()
-            .is_some_and(|c| c.members().contains_key(member_id)))
+            .is_some_and(|c| c.members().get(member_id).is_some_and(|m| !m.uses_classic_protocol())))
     }
 
     /// OffsetFetch v9+ from a member (`member_id` set or an epoch other than -1): in a consumer

@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 
 use super::assignor::Assignment;
 use super::consumer::{ConsumerGroup, TopicImage};
-use super::consumer_member::{ConsumerMember, MemberState};
+use super::consumer_member::{ClassicMemberMetadata, ConsumerMember, MemberState};
 use super::loader::ConsumerRecords;
 use super::records::{Reader, RecordError};
 
@@ -129,8 +129,54 @@ pub fn encode_member_metadata(m: &ConsumerMember) -> Bytes {
     put_compact_nullable_string(&mut buf, m.subscribed_topic_regex.as_deref());
     buf.put_i32(m.rebalance_timeout_ms);
     put_compact_nullable_string(&mut buf, m.server_assignor.as_deref());
-    put_uvarint(&mut buf, 0);
+    match &m.classic {
+        None => put_uvarint(&mut buf, 0),
+        Some(classic) => {
+            // One tagged field: tag 0, its size, then ClassicMemberMetadata.
+            let field = encode_classic_member_metadata(classic);
+            put_uvarint(&mut buf, 1);
+            put_uvarint(&mut buf, 0);
+            put_uvarint(&mut buf, field.len() as u32);
+            buf.put_slice(&field);
+        }
+    }
     buf.freeze()
+}
+
+/// ClassicMemberMetadata (the tagged field 0 of ConsumerGroupMemberMetadataValue): session
+/// timeout, `[]ClassicProtocol` (name, metadata bytes, tags), tags.
+fn encode_classic_member_metadata(classic: &ClassicMemberMetadata) -> BytesMut {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(classic.session_timeout_ms);
+    put_uvarint(&mut buf, classic.protocols.len() as u32 + 1);
+    for (name, metadata) in &classic.protocols {
+        put_compact_nullable_string(&mut buf, Some(name));
+        put_uvarint(&mut buf, metadata.len() as u32 + 1);
+        buf.put_slice(metadata);
+        put_uvarint(&mut buf, 0);
+    }
+    put_uvarint(&mut buf, 0);
+    buf
+}
+
+fn decode_classic_member_metadata(mut bytes: &[u8]) -> Result<ClassicMemberMetadata, RecordError> {
+    let r = &mut Reader {
+        buf: &mut bytes,
+        what: "classic member metadata",
+    };
+    let session_timeout_ms = r.i32()?;
+    let mut protocols = Vec::new();
+    for _ in 0..r.array_len()? {
+        let name = r.compact_nullable_string()?.unwrap_or_default();
+        let metadata = r.compact_bytes()?;
+        r.skip_tags()?;
+        protocols.push((name, metadata));
+    }
+    r.skip_tags()?;
+    Ok(ClassicMemberMetadata {
+        session_timeout_ms,
+        protocols,
+    })
 }
 
 /// Fills `m`'s subscription fields from a ConsumerGroupMemberMetadataValue.
@@ -150,7 +196,18 @@ pub fn decode_member_metadata(mut bytes: &[u8], m: &mut ConsumerMember) -> Resul
     m.subscribed_topic_regex = r.compact_nullable_string()?;
     m.rebalance_timeout_ms = r.i32()?;
     m.server_assignor = r.compact_nullable_string()?;
-    r.skip_tags()
+    m.classic = None;
+    for _ in 0..r.uvarint()? {
+        let tag = r.uvarint()?;
+        let size = r.uvarint()? as usize;
+        r.need(size)?;
+        let (field, rest) = r.buf.split_at(size);
+        if tag == 0 {
+            m.classic = Some(decode_classic_member_metadata(field)?);
+        }
+        *r.buf = rest;
+    }
+    Ok(())
 }
 
 /// ConsumerGroupTargetAssignmentMemberValue.
@@ -345,7 +402,11 @@ pub fn from_records(
         }
     }
     for m in group.members.values_mut() {
-        m.session_deadline_ms = now_ms + i64::from(session_timeout_ms);
+        let session = m
+            .classic
+            .as_ref()
+            .map_or(session_timeout_ms, |c| c.session_timeout_ms);
+        m.session_deadline_ms = now_ms + i64::from(session);
         if m.state == MemberState::UnrevokedPartitions {
             m.revocation_deadline_ms = Some(now_ms + i64::from(m.rebalance_timeout_ms.max(0)));
         }
@@ -439,6 +500,15 @@ impl Reader<'_, '_> {
         }
     }
 
+    fn compact_bytes(&mut self) -> Result<Bytes, RecordError> {
+        let n = self.uvarint()?.saturating_sub(1) as usize;
+        self.need(n)?;
+        let (bytes, rest) = self.buf.split_at(n);
+        let out = Bytes::copy_from_slice(bytes);
+        *self.buf = rest;
+        Ok(out)
+    }
+
     pub(super) fn partitions(&mut self) -> Result<Assignment, RecordError> {
         let mut out = Assignment::new();
         for _ in 0..self.array_len()? {
@@ -486,6 +556,18 @@ mod tests {
         let t = Uuid::from_bytes([9; 16]);
         m.assigned = Assignment::from([(t, BTreeSet::from([0, 2]))]);
         m.pending_revocation = Assignment::from([(t, BTreeSet::from([1]))]);
+        let mut back = ConsumerMember::new("m1");
+        decode_member_metadata(&encode_member_metadata(&m), &mut back).unwrap();
+        decode_current_assignment(&encode_current_assignment(&m), &mut back).unwrap();
+        assert_eq!(back, m);
+        // A classic-protocol member (online migration) keeps its protocols in tag 0.
+        m.classic = Some(ClassicMemberMetadata {
+            session_timeout_ms: 45_000,
+            protocols: vec![
+                ("range".into(), Bytes::from_static(&[0, 3, 1, 2])),
+                ("cooperative-sticky".into(), Bytes::new()),
+            ],
+        });
         let mut back = ConsumerMember::new("m1");
         decode_member_metadata(&encode_member_metadata(&m), &mut back).unwrap();
         decode_current_assignment(&encode_current_assignment(&m), &mut back).unwrap();

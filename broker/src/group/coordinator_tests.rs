@@ -26,7 +26,7 @@ pub(super) async fn coordinator(dir: &std::path::Path, clock: Arc<ManualClock>) 
 }
 
 /// [`coordinator`] with more broker settings.
-async fn coordinator_with(
+pub(super) async fn coordinator_with(
     dir: &std::path::Path,
     clock: Arc<ManualClock>,
     extra: &[(&str, &str)],

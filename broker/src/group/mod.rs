@@ -30,12 +30,14 @@ pub mod assignor;
 pub mod classic;
 pub mod commit;
 pub mod consumer;
+pub mod consumer_classic;
 pub mod consumer_member;
 pub mod consumer_ops;
 pub mod consumer_records;
 pub mod coordinator;
 pub mod loader;
 pub mod member;
+pub mod migration;
 pub mod offsets;
 pub mod operations;
 pub mod rebalance;
@@ -52,6 +54,8 @@ pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 mod consumer_tests;
 #[cfg(test)]
 mod coordinator_tests;
+#[cfg(test)]
+mod migration_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

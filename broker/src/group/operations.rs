@@ -87,6 +87,22 @@ impl GroupCoordinator {
             Ok(g) => g,
             Err(c) => return fail(c),
         };
+        let joined_consumer_group = {
+            let mut g = group.lock();
+            g.consumer()
+                .is_some_and(|c| !c.members().is_empty())
+                .then(|| self.classic_join_to_consumer_group(&mut g, &req))
+        };
+        if let Some((result, stored_at)) = joined_consumer_group {
+            // Online migration: a classic member of a consumer group, answered once what it
+            // stored is on the in-sync replicas.
+            if let Some(appended) = stored_at.filter(|_| result.error == 0) {
+                if let Err(c) = self.wait_replicated(group_id, appended).await {
+                    return fail(c);
+                }
+            }
+            return result;
+        }
         let outcome = {
             let mut g = group.lock();
             if let Err(c) = self.convert_to_classic(&mut g) {
@@ -106,6 +122,36 @@ impl GroupCoordinator {
             JoinOutcome::Wait(rx) => rx
                 .await
                 .unwrap_or_else(|_| fail(code(ResponseError::CoordinatorNotAvailable))),
+        }
+    }
+
+    /// JoinGroup of a classic member into a consumer group with members (online migration):
+    /// answered at once, with what it stored to wait for.
+    fn classic_join_to_consumer_group(
+        &self,
+        g: &mut super::classic::Group,
+        req: &JoinRequest,
+    ) -> (JoinResult, Option<crate::log::Appended>) {
+        if req.session_timeout_ms < self.group_config.min_session_timeout_ms
+            || req.session_timeout_ms > self.group_config.max_session_timeout_ms
+        {
+            let result =
+                JoinResult::error(code(ResponseError::InvalidSessionTimeout), &req.member_id);
+            return (result, None);
+        }
+        let topics = self.topic_image();
+        let now = self.now_ms();
+        let Some(c) = g.consumer.as_mut() else {
+            return (
+                JoinResult::error(code(ResponseError::UnknownServerError), &req.member_id),
+                None,
+            );
+        };
+        let result = c.classic_join(req, &topics, &self.consumer_config, now);
+        g.sync_consumer_state(now);
+        match self.persist_consumer_if_dirty(g) {
+            Ok(stored_at) => (result, stored_at),
+            Err(c) => (JoinResult::error(c, &req.member_id), None),
         }
     }
 
@@ -132,6 +178,29 @@ impl GroupCoordinator {
         let (outcome, stored_at) = {
             let mut g = group.lock();
             let now = self.now_ms();
+            if g.consumer().is_some() {
+                let names = self.topic_names();
+                let Some(c) = g.consumer.as_mut() else {
+                    return SyncResult::error(code(ResponseError::UnknownMemberId));
+                };
+                return match c.classic_sync(
+                    member_id,
+                    instance_id,
+                    generation,
+                    protocol_type,
+                    protocol_name,
+                    &names,
+                    now,
+                ) {
+                    Ok(assignment) => SyncResult {
+                        error: 0,
+                        protocol_type: protocol_type.map(str::to_string),
+                        protocol_name: protocol_name.map(str::to_string),
+                        assignment,
+                    },
+                    Err(c) => SyncResult::error(c),
+                };
+            }
             let outcome = g.sync(
                 generation,
                 member_id,
@@ -196,9 +265,14 @@ impl GroupCoordinator {
             return code(ResponseError::InvalidGroupId);
         }
         match self.group(group_id) {
-            Ok(Some(g)) => g
-                .lock()
-                .heartbeat(generation, member_id, instance_id, self.now_ms()),
+            Ok(Some(g)) => {
+                let mut g = g.lock();
+                let now = self.now_ms();
+                match g.consumer.as_mut() {
+                    Some(c) => c.classic_heartbeat(member_id, instance_id, generation, now),
+                    None => g.heartbeat(generation, member_id, instance_id, now),
+                }
+            }
             Ok(None) => code(ResponseError::UnknownMemberId),
             Err(c) => c,
         }
@@ -218,6 +292,21 @@ impl GroupCoordinator {
         };
         let mut g = group.lock();
         let now = self.now_ms();
+        if let Some(c) = g.consumer.as_mut() {
+            let codes = members
+                .iter()
+                .map(|(id, instance)| c.classic_leave(id, instance.as_deref(), now))
+                .collect();
+            g.sync_consumer_state(now);
+            if let Err(c) = self.persist_consumer_if_dirty(&mut g) {
+                tracing::warn!(
+                    group = group_id,
+                    code = c,
+                    "storing consumer group records failed"
+                );
+            }
+            return Ok(codes);
+        }
         let codes = members
             .iter()
             .map(|(id, instance)| g.leave(id, instance.as_deref(), now))

@@ -14,8 +14,10 @@ use crate::controller::acl::AclOperation;
 use crate::group::assignor::Assignment;
 use kafka_protocol::error::ResponseError;
 
-/// Kafka's member type of a consumer-protocol member (v1; 0 is a classic member).
+/// Kafka's member type of a consumer-protocol member (v1).
 const CONSUMER_MEMBER_TYPE: i8 = 1;
+/// Kafka's member type of a classic-protocol member of a consumer group (online migration).
+const CLASSIC_MEMBER_TYPE: i8 = 0;
 
 /// Answers ConsumerGroupDescribe.
 pub fn handle(
@@ -68,7 +70,11 @@ pub fn handle(
                                 .with_assignment(wire(&m.assigned))
                                 .with_target_assignment(wire(target))
                                 .with_member_type(if version >= 1 {
-                                    CONSUMER_MEMBER_TYPE
+                                    if m.uses_classic_protocol() {
+                                        CLASSIC_MEMBER_TYPE
+                                    } else {
+                                        CONSUMER_MEMBER_TYPE
+                                    }
                                 } else {
                                     -1
                                 })

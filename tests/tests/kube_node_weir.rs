@@ -12,7 +12,11 @@
 //! 5. a broker pod deleted: the StatefulSet replaces it and the cluster heals;
 //! 6. monitoring: a real Prometheus discovers the brokers and the operator through Kubernetes
 //!    service discovery, every dashboard query returns data while a producer and a consumer
-//!    group run, and stopping a broker fires the under-replicated alert.
+//!    group run, and stopping a broker fires the under-replicated alert;
+//! 7. security: a second `Cluster` with a TLS + SCRAM-SHA-512 listener, the StandardAuthorizer
+//!    and TLS on its internal port, a `Topic` and a `User` with ACLs; a client pod with the
+//!    User's Secret and the cluster CA bundle mounted produces and consumes over SASL_SSL
+//!    through the client Service (the broker's certificate checked against its DNS name).
 //!
 //! It prints the times users care about (install to Ready, scale up with the bytes moved).
 
@@ -220,7 +224,32 @@ fn bootstrap() -> String {
 
 /// Runs the test client in a pod to completion; returns its log. Panics when it fails.
 async fn client_pod(client: &Client, image: &str, name: &str, args: &[String]) -> String {
+    client_pod_with(client, image, name, args, &[]).await
+}
+
+/// [`client_pod`] with Secrets mounted: `(secret, mount path)`.
+async fn client_pod_with(
+    client: &Client,
+    image: &str,
+    name: &str,
+    args: &[String],
+    secrets: &[(&str, &str)],
+) -> String {
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let volumes: Vec<serde_json::Value> = secrets
+        .iter()
+        .enumerate()
+        .map(|(i, (secret, _))| {
+            serde_json::json!({"name": format!("secret-{i}"), "secret": {"secretName": secret}})
+        })
+        .collect();
+    let mounts: Vec<serde_json::Value> = secrets
+        .iter()
+        .enumerate()
+        .map(|(i, (_, path))| {
+            serde_json::json!({"name": format!("secret-{i}"), "mountPath": path, "readOnly": true})
+        })
+        .collect();
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -233,7 +262,9 @@ async fn client_pod(client: &Client, image: &str, name: &str, args: &[String]) -
                 "command": ["weir-e2e-client"],
                 "args": args,
                 "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false},
+                "volumeMounts": mounts,
             }],
+            "volumes": volumes,
         },
     }))
     .expect("a valid Pod");
@@ -550,6 +581,165 @@ async fn weir_on_a_real_node() {
 
     // 6. Monitoring.
     monitoring(&node, &client, &client_image).await;
+
+    // 7. A secure cluster.
+    secure(&node, &client, &image, &client_image).await;
+}
+
+const SECURE: &str = "secure";
+const SECURE_TOPIC: &str = "payments";
+
+fn secure_manifest(image: &str) -> String {
+    format!(
+        r#"apiVersion: weir.dev/v1alpha1
+kind: Cluster
+metadata: {{name: {SECURE}, namespace: {NAMESPACE}}}
+spec:
+  replicas: 1
+  image: {image}
+  storage: {{size: 1Gi}}
+  config:
+    authorizer.class.name: org.apache.kafka.metadata.authorizer.StandardAuthorizer
+  listeners:
+    clients:
+      - {{name: scram, port: 9094, tls: true, authentication: {{type: scram-sha-512}}}}
+---
+apiVersion: weir.dev/v1alpha1
+kind: Topic
+metadata: {{name: {SECURE_TOPIC}, namespace: {NAMESPACE}}}
+spec:
+  clusterRef: {SECURE}
+  partitions: 3
+  replicationFactor: 1
+---
+apiVersion: weir.dev/v1alpha1
+kind: User
+metadata: {{name: alice, namespace: {NAMESPACE}}}
+spec:
+  clusterRef: {SECURE}
+  authentication: {{type: scram-sha-512}}
+  authorization:
+    acls:
+      - resource: {{type: TOPIC, name: {SECURE_TOPIC}}}
+        operations: [DESCRIBE, READ, WRITE]
+      - resource: {{type: GROUP, name: {SECURE}-, patternType: PREFIXED}}
+        operations: [READ]
+"#
+    )
+}
+
+/// Step 7: a TLS + SCRAM cluster, its User, and a client in a pod using the User's Secret.
+async fn secure(node: &RealNode, client: &Client, image: &str, client_image: &str) {
+    let started = Instant::now();
+    let mut apply = kubectl(node);
+    apply.args(["apply", "-f", "-"]).stdin(Stdio::piped());
+    let mut child = apply
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("stdin"),
+        secure_manifest(image).as_bytes(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), NAMESPACE);
+    let users: Api<weir_operator::crd::user::User> = Api::namespaced(client.clone(), NAMESPACE);
+    let topics: Api<Topic> = Api::namespaced(client.clone(), NAMESPACE);
+    let cluster = wait_for(&clusters, SECURE, "the secure cluster Ready", ready).await;
+    assert_eq!(
+        cluster.status.and_then(|s| s.internal_tls),
+        Some(true),
+        "TLS on the internal port"
+    );
+    wait_for(&topics, SECURE_TOPIC, "the secure topic Ready", |t| {
+        t.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == types::READY && c.status == "True")
+        })
+    })
+    .await;
+    wait_for(&users, "alice", "the User Ready", |u| {
+        u.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == types::READY && c.status == "True")
+        })
+    })
+    .await;
+    println!(
+        "a TLS + SCRAM cluster, its topic and user Ready: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let secrets = [
+        ("alice", "/etc/weir-user"),
+        ("secure-cluster-ca-cert", "/etc/weir-ca"),
+    ];
+    let security = |mut args: Vec<String>| {
+        args.extend(
+            [
+                "--sasl-username",
+                "alice",
+                "--sasl-password-file",
+                "/etc/weir-user/password",
+                "--ca-file",
+                "/etc/weir-ca/ca.crt",
+            ]
+            .map(String::from),
+        );
+        args
+    };
+    let bootstrap = format!("{SECURE}.{NAMESPACE}.svc.cluster.local:9094");
+    let produce = security(
+        [
+            "produce",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            SECURE_TOPIC,
+            "--prefix",
+            "paid",
+            "--count",
+            "500",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let log = client_pod_with(client, client_image, "secure-produce", &produce, &secrets).await;
+    assert!(log.contains("PRODUCED 500"), "{log}");
+    let consume = security(
+        [
+            "consume",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            SECURE_TOPIC,
+            "--group",
+            "secure-readers",
+            "--prefix",
+            "paid",
+            "--count",
+            "500",
+            "--timeout-secs",
+            "180",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let log = client_pod_with(client, client_image, "secure-consume", &consume, &secrets).await;
+    assert!(log.contains("CONSUMED 500 "), "{log}");
+    println!(
+        "SASL_SSL produce and consume of 500 records from pods: {:.1} s after the apply",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// A Prometheus process on the host, stopped on drop.

@@ -14,6 +14,10 @@
 //!     a producer (R records a second) and a consumer group member that commits, forever: the
 //!     traffic the monitoring test's dashboards are queried against.
 //! ```
+//!
+//! Each takes `--sasl-username U --sasl-password-file F --ca-file C` to connect over SASL_SSL
+//! with SCRAM-SHA-512 (the password as a `User`'s Secret holds it, the brokers checked
+//! against the cluster CA bundle `C`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -66,9 +70,26 @@ impl Args {
     }
 }
 
-fn producer(bootstrap: &str) -> Result<FutureProducer, String> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+/// The connection settings: the bootstrap servers, and SASL_SSL when a user is given.
+fn connection(args: &Args) -> Result<ClientConfig, String> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", args.get("bootstrap")?);
+    if let Some(user) = args.flags.get("sasl-username") {
+        let file = args.get("sasl-password-file")?;
+        let password = std::fs::read_to_string(file)
+            .map_err(|e| format!("reading the password in {file}: {e}"))?;
+        config
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanisms", "SCRAM-SHA-512")
+            .set("sasl.username", user)
+            .set("sasl.password", password.trim_end())
+            .set("ssl.ca.location", args.get("ca-file")?);
+    }
+    Ok(config)
+}
+
+fn producer(args: &Args) -> Result<FutureProducer, String> {
+    connection(args)?
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "120000")
@@ -77,9 +98,8 @@ fn producer(bootstrap: &str) -> Result<FutureProducer, String> {
         .map_err(|e| format!("creating the producer: {e}"))
 }
 
-fn consumer(bootstrap: &str, group: &str) -> Result<BaseConsumer, String> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+fn consumer(args: &Args, group: &str) -> Result<BaseConsumer, String> {
+    connection(args)?
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -92,7 +112,7 @@ async fn produce(args: &Args) -> Result<(), String> {
     let topic = args.get("topic")?;
     let prefix = args.get("prefix")?;
     let count = args.number("count", None)?;
-    let producer = producer(args.get("bootstrap")?)?;
+    let producer = producer(args)?;
     let mut pending = Vec::with_capacity(count as usize);
     for i in 0..count {
         let payload = format!("{prefix}-{i}");
@@ -118,7 +138,7 @@ fn consume(args: &Args) -> Result<(), String> {
     let prefix = args.get("prefix")?;
     let count = args.number("count", None)?;
     let deadline = Instant::now() + Duration::from_secs(args.number("timeout-secs", Some(180))?);
-    let consumer = consumer(args.get("bootstrap")?, args.get("group")?)?;
+    let consumer = consumer(args, args.get("group")?)?;
     consumer
         .subscribe(&[topic])
         .map_err(|e| format!("subscribing: {e}"))?;
@@ -173,8 +193,8 @@ fn consume(args: &Args) -> Result<(), String> {
 async fn load(args: &Args) -> Result<(), String> {
     let topic = args.get("topic")?.to_string();
     let rate = args.number("rate", Some(50))?.max(1);
-    let producer = producer(args.get("bootstrap")?)?;
-    let consumer = consumer(args.get("bootstrap")?, args.get("group")?)?;
+    let producer = producer(args)?;
+    let consumer = consumer(args, args.get("group")?)?;
     consumer
         .subscribe(&[&topic])
         .map_err(|e| format!("subscribing: {e}"))?;

@@ -25,7 +25,7 @@
 #   checks, built with Go by scripts/chart-tools.sh into ~/.cache/weir (a no-op once cached).
 set -euo pipefail
 
-APT_PACKAGES=(build-essential pkg-config zlib1g-dev kcat iproute2 iptables)
+APT_PACKAGES=(build-essential pkg-config zlib1g-dev libssl-dev kcat iproute2 iptables)
 
 log() { printf '[install-test-deps] %s\n' "$*"; }
 

@@ -410,7 +410,8 @@ pub fn render(points: &[TlsPoint], conditions: &str) -> String {
         };
         let cost = |system| {
             if protocol == Protocol::Plaintext {
-                "1.00x".to_string()
+                let measured = rounds(system, protocol) > 0;
+                if measured { "1.00x" } else { "–" }.to_string()
             } else {
                 cost_ratio(points, system, protocol)
                     .map_or("–".to_string(), |r| format!("{r:.2}x"))
@@ -518,5 +519,7 @@ mod tests {
         assert!(table.contains("| SSL | 700 | – |"), "{table}");
         assert!(table.contains("| 0.70x |"), "{table}");
         assert!(table.contains("| SSL | 7 | – | – |"), "{table}");
+        // Kafka was not run: no cost is shown for it, not even PLAINTEXT's own 1.00x.
+        assert!(table.contains("| 1.00x | – |"), "{table}");
     }
 }

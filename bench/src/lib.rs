@@ -15,7 +15,8 @@
 //!   and their section of the document; [`failover`] is the fault-injection comparison (gaps without acknowledgements);
 //!   [`scale`] measures how cost grows with partitions, connections and groups; [`join`] how a
 //!   member joining a live group pauses the others, per group protocol; [`share`] share-group
-//!   throughput with the Java client's share consumers;
+//!   throughput with the Java client's share consumers; [`tls`] what TLS and SASL_SSL cost
+//!   the producer and how many new TLS connections a broker takes per second;
 //! - [`results`] holds what was measured, [`stats`] and [`report`] turn it into the tables of
 //!   docs/BENCHMARKS.md, [`machine`] describes the host.
 
@@ -39,4 +40,5 @@ pub mod scale;
 pub mod share;
 pub mod smoke;
 pub mod stats;
+pub mod tls;
 pub mod transactions;

@@ -64,6 +64,11 @@ enum Command {
     /// KafkaShareConsumers (the Java client 4.3) on one partition, Weir and Apache Kafka
     /// alternately; writes the share section of --doc.
     Share(ShareArgs),
+    /// What TLS and SASL_SSL cost (issue 16): the 1 KiB, acks=1, one-partition producer over
+    /// PLAINTEXT, SSL and SASL_SSL (SCRAM-SHA-512) listeners, and new TLS connections per
+    /// second, a fresh single broker per case, Weir and Apache Kafka alternately; writes the
+    /// TLS section of --doc.
+    Tls(TlsArgs),
     /// Producer throughput against a running broker.
     Produce {
         #[command(flatten)]
@@ -233,6 +238,36 @@ struct ShareArgs {
     #[arg(long, default_value = "target/bench/results-share.json")]
     results: PathBuf,
     /// The document whose marked share section receives the table.
+    #[arg(long)]
+    doc: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct TlsArgs {
+    #[command(flatten)]
+    side_by_side: SideBySide,
+    /// Broker starts per system and protocol; the tables report medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// 1 KiB records each producer case sends.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Connection loops side by side in the handshake-rate case.
+    #[arg(long, default_value_t = 16)]
+    connectors: usize,
+    /// Seconds of connections before the counted window.
+    #[arg(long, default_value_t = 3.0)]
+    warmup_seconds: f64,
+    /// Seconds of counted connections.
+    #[arg(long, default_value_t = 10.0)]
+    window_seconds: f64,
+    /// How the report states the conditions (build, versions) above the tables.
+    #[arg(long, default_value = "")]
+    conditions: String,
+    /// Where every case's numbers are saved.
+    #[arg(long, default_value = "target/bench/results-tls.json")]
+    results: PathBuf,
+    /// The document whose marked TLS section receives the tables.
     #[arg(long)]
     doc: Option<PathBuf>,
 }
@@ -443,6 +478,7 @@ fn main() -> anyhow::Result<()> {
         Command::Scale(args) => scale(args)?,
         Command::Join(args) => join(args)?,
         Command::Share(args) => share(args)?,
+        Command::Tls(args) => tls(args)?,
         Command::FailoverReport { results, doc } => failover_report(&results, doc.as_deref())?,
         Command::Smoke(args) => smoke::run(&Launcher {
             weir_broker: args.programs.weir_broker,
@@ -713,6 +749,51 @@ fn share(args: ShareArgs) -> anyhow::Result<()> {
         &args.results,
         args.doc.as_deref(),
         (share::BEGIN_MARKER, share::END_MARKER),
+        &section,
+    )
+}
+
+fn tls(args: TlsArgs) -> anyhow::Result<()> {
+    use weir_bench::tls;
+    let options = tls::TlsOptions {
+        launcher: args.side_by_side.launcher(),
+        systems: args.side_by_side.systems(),
+        protocols: tls::Protocol::ALL.to_vec(),
+        rounds: args.rounds,
+        records: args.records,
+        connectors: args.connectors,
+        warmup: std::time::Duration::from_secs_f64(args.warmup_seconds),
+        window: std::time::Duration::from_secs_f64(args.window_seconds),
+    };
+    let load_before = weir_bench::machine::load_average();
+    let points = tls::run(&options)?;
+    let loads: Vec<f64> = load_before
+        .into_iter()
+        .chain(points.iter().filter_map(|p| p.load_average))
+        .collect();
+    let load = match (
+        loads.iter().copied().reduce(f64::min),
+        loads.iter().copied().reduce(f64::max),
+    ) {
+        (Some(min), Some(max)) => format!(" Load average (1 min) {min:.1}–{max:.1} over the run."),
+        _ => String::new(),
+    };
+    let line = format!(
+        "{} records of 1 KiB per producer case; handshakes: {} connection loops, {} s counted \
+         after {} s of warm-up; medians of {} rounds, a fresh single broker per case.{load} {}",
+        args.records,
+        args.connectors,
+        args.window_seconds,
+        args.warmup_seconds,
+        args.rounds,
+        args.conditions
+    );
+    let section = tls::render(&points, line.trim_end());
+    save_and_splice(
+        &points,
+        &args.results,
+        args.doc.as_deref(),
+        (tls::BEGIN_MARKER, tls::END_MARKER),
         &section,
     )
 }

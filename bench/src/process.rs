@@ -85,6 +85,8 @@ pub struct RunningBrokers {
     pub kind: BrokerKind,
     /// Each broker's Kafka listener.
     pub addrs: Vec<SocketAddr>,
+    /// A single node's listeners beside PLAINTEXT ([`Launcher::start_with_listeners`]).
+    listeners: Vec<(String, SocketAddr)>,
     /// Taken immediately before the first process was spawned.
     pub spawned_at: Instant,
     /// Each broker's stdout and stderr.
@@ -136,6 +138,37 @@ impl Launcher {
         topology: &Topology,
         settings: &[(&str, String)],
     ) -> Result<RunningBrokers, ProcessError> {
+        self.start_nodes(kind, label, topology, settings, &[])
+    }
+
+    /// [`Launcher::start_with`] on a single node that has more Kafka listeners beside its
+    /// PLAINTEXT one, each named by its security protocol (`SSL`, `SASL_SSL`, ...) on a free
+    /// loopback port of its own. PLAINTEXT stays the inter-broker listener and the one
+    /// [`RunningBrokers::addrs`] names; [`RunningBrokers::listener`] gives the others. The
+    /// listeners' own settings (key stores, mechanisms) are the caller's `settings`.
+    pub fn start_with_listeners(
+        &self,
+        kind: BrokerKind,
+        label: &str,
+        settings: &[(&str, String)],
+        listeners: &[&str],
+    ) -> Result<RunningBrokers, ProcessError> {
+        let listeners = listeners
+            .iter()
+            .map(|name| Ok((name.to_string(), free_port()?)))
+            .collect::<Result<Vec<_>, ProcessError>>()?;
+        self.start_nodes(kind, label, &Topology::SINGLE_NODE, settings, &listeners)
+    }
+
+    /// Starts the nodes; `listeners` (name, port) only on a single node.
+    fn start_nodes(
+        &self,
+        kind: BrokerKind,
+        label: &str,
+        topology: &Topology,
+        settings: &[(&str, String)],
+        listeners: &[(String, u16)],
+    ) -> Result<RunningBrokers, ProcessError> {
         std::fs::create_dir_all(&self.work_dir).map_err(prepare(&self.work_dir))?;
         let logs_dir = self.work_dir.join("logs");
         std::fs::create_dir_all(&logs_dir).map_err(prepare(&logs_dir))?;
@@ -160,7 +193,7 @@ impl Launcher {
         };
         let commands = match kind {
             BrokerKind::Weir => {
-                let mut commands = self.weir_commands(data.path(), &nodes, topology);
+                let mut commands = self.weir_commands(data.path(), &nodes, topology, listeners);
                 for command in &mut commands {
                     for (name, value) in settings {
                         command.arg("--set").arg(format!("{name}={value}"));
@@ -171,6 +204,12 @@ impl Launcher {
             BrokerKind::Kafka => {
                 let format_log = logs_dir.join(format!("{label}.format.log"));
                 let commands = self.kafka_commands(data.path(), &nodes, &format_log)?;
+                if !listeners.is_empty() {
+                    let lines = kafka_listeners(&nodes[0], listeners);
+                    let lines: Vec<(&str, String)> =
+                        lines.iter().map(|(k, v)| (*k, v.clone())).collect();
+                    append_properties(&data.path().join("server.properties"), &lines)?;
+                }
                 if !settings.is_empty() {
                     for node in kafka_node_dirs(data.path(), nodes.len()) {
                         append_properties(&node.join("server.properties"), settings)?;
@@ -201,6 +240,10 @@ impl Launcher {
                 .iter()
                 .map(|n| SocketAddr::from((Ipv4Addr::LOCALHOST, n.kafka)))
                 .collect(),
+            listeners: listeners
+                .iter()
+                .map(|(name, port)| (name.clone(), SocketAddr::from((Ipv4Addr::LOCALHOST, *port))))
+                .collect(),
             spawned_at,
             logs,
             children: Vec::new(),
@@ -222,7 +265,14 @@ impl Launcher {
 
     /// One `weir-broker` per node. A cluster's brokers are all voters, and their defaults
     /// for auto-created topics are the topology's (as Kafka's server.properties says).
-    fn weir_commands(&self, dir: &Path, nodes: &[NodePorts], topology: &Topology) -> Vec<Command> {
+    /// `listeners` (name, port), if any, go beside the PLAINTEXT one (single node).
+    fn weir_commands(
+        &self,
+        dir: &Path,
+        nodes: &[NodePorts],
+        topology: &Topology,
+        listeners: &[(String, u16)],
+    ) -> Vec<Command> {
         let voters = nodes
             .iter()
             .enumerate()
@@ -240,11 +290,23 @@ impl Launcher {
                 } else {
                     dir.join(format!("node-{id}"))
                 };
+                command.arg("--data-dir").arg(data);
+                if listeners.is_empty() {
+                    command
+                        .arg("--listen")
+                        .arg(format!("127.0.0.1:{}", node.kafka));
+                } else {
+                    let all: Vec<String> = std::iter::once(("PLAINTEXT", node.kafka))
+                        .chain(listeners.iter().map(|(name, port)| (name.as_str(), *port)))
+                        .map(|(name, port)| format!("{name}://127.0.0.1:{port}"))
+                        .collect();
+                    command
+                        .arg("--set")
+                        .arg(format!("listeners={}", all.join(",")))
+                        .arg("--set")
+                        .arg("inter.broker.listener.name=PLAINTEXT");
+                }
                 command
-                    .arg("--data-dir")
-                    .arg(data)
-                    .arg("--listen")
-                    .arg(format!("127.0.0.1:{}", node.kafka))
                     .arg("--rpc-listen")
                     .arg(format!("127.0.0.1:{}", node.internal))
                     .arg("--metrics-listen")
@@ -346,6 +408,29 @@ fn kafka_node_dirs(dir: &Path, count: usize) -> Vec<PathBuf> {
     }
 }
 
+/// The server.properties lines that give a single Kafka node `listeners` (name, port) beside
+/// its PLAINTEXT and CONTROLLER ones, each name its own security protocol (later lines win
+/// over the ones `kafka.sh format` wrote).
+fn kafka_listeners(node: &NodePorts, listeners: &[(String, u16)]) -> Vec<(&'static str, String)> {
+    let mut bound = vec![
+        format!("PLAINTEXT://127.0.0.1:{}", node.kafka),
+        format!("CONTROLLER://127.0.0.1:{}", node.internal),
+    ];
+    let mut protocols = vec![
+        "CONTROLLER:PLAINTEXT".to_string(),
+        "PLAINTEXT:PLAINTEXT".to_string(),
+    ];
+    for (name, port) in listeners {
+        bound.push(format!("{name}://127.0.0.1:{port}"));
+        protocols.push(format!("{name}:{name}"));
+    }
+    vec![
+        ("listeners", bound.join(",")),
+        ("advertised.listeners", bound.join(",")),
+        ("listener.security.protocol.map", protocols.join(",")),
+    ]
+}
+
 fn append_properties(path: &Path, settings: &[(&str, String)]) -> Result<(), ProcessError> {
     let mut file = OpenOptions::new()
         .append(true)
@@ -365,6 +450,15 @@ fn prepare(path: &Path) -> impl FnOnce(std::io::Error) -> ProcessError {
 }
 
 impl RunningBrokers {
+    /// The address of the listener named `name` (given to
+    /// [`Launcher::start_with_listeners`]).
+    pub fn listener(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, addr)| *addr)
+    }
+
     /// Every broker's Kafka listener, comma-separated.
     pub fn bootstrap(&self) -> String {
         self.addrs

@@ -80,7 +80,20 @@ pub fn producer(
     bootstrap: &str,
     case: &ProduceCase,
 ) -> Result<ThreadedProducer<DeliveryCounter>, ProduceError> {
-    client::base_config(bootstrap)
+    producer_with(bootstrap, case, &[])
+}
+
+/// [`producer`] with `extra` client settings on top (a listener's security settings).
+pub fn producer_with(
+    bootstrap: &str,
+    case: &ProduceCase,
+    extra: &[(String, String)],
+) -> Result<ThreadedProducer<DeliveryCounter>, ProduceError> {
+    let mut config = client::base_config(bootstrap);
+    for (name, value) in extra {
+        config.set(name, value);
+    }
+    config
         .set("acks", case.acks.config_value())
         .set("compression.codec", case.compression.config_value())
         .set("linger.ms", "5")
@@ -114,8 +127,19 @@ pub fn fill(
     case: &ProduceCase,
     payload: &Payload,
 ) -> Result<Throughput, ProduceError> {
+    fill_with(bootstrap, topic, case, payload, &[])
+}
+
+/// [`fill`] by a producer with `extra` client settings (see [`producer_with`]).
+pub fn fill_with(
+    bootstrap: &str,
+    topic: &str,
+    case: &ProduceCase,
+    payload: &Payload,
+    extra: &[(String, String)],
+) -> Result<Throughput, ProduceError> {
     let topic = topic.to_string();
-    let producer = producer(bootstrap, case)?;
+    let producer = producer_with(bootstrap, case, extra)?;
     producer
         .client()
         .fetch_metadata(Some(&topic), REQUEST_TIMEOUT)

@@ -3,6 +3,10 @@
 //! missing or implausible, or the broker does not shut down cleanly, so the harness cannot rot
 //! between full comparisons.
 //!
+//! After the single-node throughput and latency runs, the TLS scenario ([`crate::tls`]) runs
+//! small on single brokers: a producer over PLAINTEXT, SSL and SASL_SSL, and a second of new
+//! TLS connections on each TLS listener.
+//!
 //! Last, one start of a three-broker cluster runs the cluster plan's latency case, small: the
 //! cluster launch, replicated topics, `acks=all` and the stop of every broker, in one start.
 //! It checks that records arrive and are measured, not how fast: timings are for the full
@@ -52,6 +56,7 @@ pub fn run(launcher: &Launcher) -> anyhow::Result<()> {
     )
     .context("smoke latency run")?;
     check_latency(&plan, &latency)?;
+    tls(launcher)?;
     cluster(launcher, &payload)?;
     let failover = crate::failover::smoke(launcher).context("smoke failover run")?;
     println!(
@@ -70,6 +75,40 @@ pub fn run(launcher: &Launcher) -> anyhow::Result<()> {
     };
     println!("{}", report::render(&results));
     println!("weir-bench smoke: ok");
+    Ok(())
+}
+
+/// The TLS scenario, small, on Weir: each protocol's producer and both handshake loops must
+/// complete every record and connection.
+fn tls(launcher: &Launcher) -> anyhow::Result<()> {
+    use crate::tls::{self, Protocol, TlsOptions};
+    let options = TlsOptions {
+        launcher: launcher.clone(),
+        systems: vec![BrokerKind::Weir],
+        protocols: Protocol::ALL.to_vec(),
+        rounds: 1,
+        records: 2000,
+        connectors: 2,
+        warmup: std::time::Duration::from_millis(200),
+        window: std::time::Duration::from_secs(1),
+    };
+    let points = tls::run(&options).context("smoke TLS run")?;
+    ensure!(points.len() == Protocol::ALL.len(), "TLS cases missing");
+    for point in &points {
+        ensure!(
+            point.records == 2000 && point.records_per_second > 0.0,
+            "{point:?}"
+        );
+        if point.protocol != Protocol::Plaintext {
+            let handshake = point.handshake.as_ref().context("no handshake rate")?;
+            ensure!(
+                handshake.connections > 0 && handshake.failed == 0,
+                "{:?}: {handshake:?}",
+                point.protocol
+            );
+        }
+    }
+    println!("{}", tls::render(&points, "smoke: Weir only"));
     Ok(())
 }
 

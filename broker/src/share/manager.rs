@@ -206,6 +206,11 @@ impl SharePartitionManager {
         }
     }
 
+    /// The persister reaching the share coordinators (the share-group admin APIs use it).
+    pub fn persister(&self) -> &SharePersister {
+        &self.persister
+    }
+
     /// `group.share.record.lock.duration.ms`, for ShareFetch's `AcquisitionLockTimeoutMs`.
     pub fn lock_duration_ms(&self) -> i32 {
         self.config.record_lock_duration_ms.min(i64::from(i32::MAX)) as i32
@@ -284,7 +289,12 @@ impl SharePartitionManager {
             return Ok(entry);
         }
         let persisted = self.persister.read(&key, leader_epoch).await?;
-        let mut sp = match persisted {
+        // No state yet, or deleted: a fresh start, in the state epoch the coordinator gave.
+        let fresh_epoch = persisted
+            .as_ref()
+            .filter(|s| s.start_offset < 0)
+            .map(|s| s.state_epoch);
+        let mut sp = match persisted.filter(|s| s.start_offset >= 0) {
             Some(state) => {
                 let mut sp = SharePartition::from_state(
                     self.config.clone(),
@@ -300,7 +310,9 @@ impl SharePartitionManager {
                 } else {
                     partition.high_watermark()
                 };
-                SharePartition::new(self.config.clone(), start)
+                let mut sp = SharePartition::new(self.config.clone(), start);
+                sp.state_epoch = fresh_epoch.unwrap_or(0);
+                sp
             }
         };
         sp.leader_epoch = leader_epoch;
@@ -413,6 +425,7 @@ impl SharePartitionManager {
         if applied {
             if let Err(e) = self.persist(&entry, version).await {
                 tracing::warn!(group = group_id, %topic_id, partition = index, code = e, "persisting a share acknowledgement failed");
+                self.evict_if_fenced(&entry, e);
                 return e;
             }
         }
@@ -423,7 +436,32 @@ impl SharePartitionManager {
     /// partition can acquire (committed data only, below the high watermark) and acquires up
     /// to `max_records` of what it read, persisting the acquisition (delivery counts) before
     /// handing the records out.
+    ///
+    /// A share partition whose state an admin replaced or deleted meanwhile
+    /// (AlterShareGroupOffsets, DeleteShareGroupOffsets, DeleteGroups) is fenced by the
+    /// coordinator (FENCED_STATE_EPOCH) on its first write: it is dropped, loaded again, and
+    /// the fetch tried once more on the new state.
     pub async fn fetch(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        topic_id: Uuid,
+        index: i32,
+        max_bytes: usize,
+        max_records: i32,
+    ) -> FetchedPartition {
+        let fenced = ResponseError::FencedStateEpoch.code();
+        let first = self
+            .fetch_once(group_id, member_id, topic_id, index, max_bytes, max_records)
+            .await;
+        if first.error_code != fenced {
+            return first;
+        }
+        self.fetch_once(group_id, member_id, topic_id, index, max_bytes, max_records)
+            .await
+    }
+
+    async fn fetch_once(
         &self,
         group_id: &str,
         member_id: &str,
@@ -478,6 +516,7 @@ impl SharePartitionManager {
             }
             self.publish(&sp, before);
             drop(sp);
+            self.evict_if_fenced(&entry, error_code);
             self.released.notify_waiters();
             return FetchedPartition {
                 error_code,
@@ -630,6 +669,25 @@ impl SharePartitionManager {
         self.partitions
             .lock()
             .retain(|k, _| !(k.topic_id == topic_id && k.partition == index));
+    }
+
+    /// Drops `entry` if the coordinator fenced its state epoch (an admin replaced or deleted
+    /// the state), so that the next request loads the state anew; what it had acquired leaves
+    /// the in-flight gauge with it.
+    fn evict_if_fenced(&self, entry: &Arc<ShareEntry>, code: i16) {
+        if code != ResponseError::FencedStateEpoch.code() {
+            return;
+        }
+        let mut partitions = self.partitions.lock();
+        if partitions
+            .get(&entry.key)
+            .is_some_and(|e| Arc::ptr_eq(e, entry))
+        {
+            partitions.remove(&entry.key);
+            let in_flight = entry.state.lock().acquired_count() as i64;
+            self.metrics.in_flight.sub(in_flight);
+            tracing::info!(group = %entry.key.group_id, topic_id = %entry.key.topic_id, partition = entry.key.partition, "share partition state replaced by an admin; reloading it");
+        }
     }
 
     fn expire(&self, sp: &mut SharePartition, now_ms: i64) {

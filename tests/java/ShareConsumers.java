@@ -13,6 +13,8 @@
 //       Accept N deliveries, printing "record OFFSET DELIVERY-COUNT VALUE" for each; close.
 //   member BOOTSTRAP TOPIC GROUP
 //       A live member (releasing what it gets) until standard input closes; then it leaves.
+//   alter-offset BOOTSTRAP GROUP TOPIC OFFSET
+//       Admin.alterShareGroupOffsets: partition 0's start offset set to OFFSET.
 //   produce BOOTSTRAP TOPIC N / consume-some BOOTSTRAP TOPIC GROUP N / consume-rest ...
 //       For the failover test: produce N records; accept the first N/2 deliveries and exit
 //       while holding (not acknowledging) the next batch; then consume until every record
@@ -290,6 +292,16 @@ public class ShareConsumers {
         System.out.println("member closed");
     }
 
+    /// Sets the share group's start offset of partition 0 with the Admin client
+    /// (AlterShareGroupOffsets; kafka-share-groups has no --to-offset).
+    static void alterOffset(String bootstrap, String group, String topic, long offset) throws Exception {
+        try (Admin admin = Admin.create(common(bootstrap))) {
+            admin.alterShareGroupOffsets(group,
+                Map.of(new org.apache.kafka.common.TopicPartition(topic, 0), offset)).all().get();
+        }
+        System.out.println("altered to " + offset);
+    }
+
     public static void main(String[] args) throws Exception {
         String mode = args[0];
         switch (mode) {
@@ -300,6 +312,7 @@ public class ShareConsumers {
             case "consume-rest" -> consumeRest(args[1], args[2], args[3], Integer.parseInt(args[4]));
             case "consume-print" -> consumePrint(args[1], args[2], args[3], Integer.parseInt(args[4]));
             case "member" -> member(args[1], args[2], args[3]);
+            case "alter-offset" -> alterOffset(args[1], args[2], args[3], Long.parseLong(args[4]));
             default -> check(false, "unknown mode " + mode);
         }
         System.exit(0);

@@ -1,14 +1,16 @@
-//! Apache Kafka's `kafka-share-groups` (ShareGroupCommand from the kafka-tools jar) on a Weir
+//! Apache Kafka's `kafka-share-groups` (ShareGroupCommand from the 4.3 kafka-tools jar) on a Weir
 //! share group that the Kafka 4.3 Java client's `KafkaShareConsumer` consumed from
 //! (tests/java/ShareConsumers.java): `--list`, `--describe` (state, start offsets),
-//! `--reset-offsets` to earliest, latest and an offset (refused while a member is live, with
-//! Kafka's message), `--delete-offsets` and `--delete`. What users rely on: the start offset
+//! `--reset-offsets` to earliest and latest (refused while a member is live, with
+//! Kafka's message), `--delete-offsets` and `--delete`; and the Admin client's
+//! `alterShareGroupOffsets` to an offset. What users rely on: the start offset
 //! described is where the accepted records end; after a reset a new consumer gets the records
 //! again from the reset point, with the bytes and offsets produced; after a delete the group
 //! is gone and a new consumer starts where `share.auto.offset.reset` says. The share metrics
 //! count what the consumers accepted.
 //!
-//! Without `java` or the jars (`scripts/install-test-deps.sh`) the test says so and passes,
+//! Without `java` or the jars (`scripts/install-test-deps.sh` copies them to
+//! `target/kafka-share-tools-deps` and `target/java-share-client-deps`) the test says so and passes,
 //! unless `CI` or `WEIR_REQUIRE_JAVA=1` is set.
 
 use std::io::{BufRead, BufReader};
@@ -90,8 +92,8 @@ fn consume(
 
 #[test]
 fn kafka_share_groups_lists_describes_resets_and_deletes() {
-    let (Some(classpath), Some(tools)) = (java::share_client_classpath(), KafkaTools::find())
-    else {
+    let share_tools = || KafkaTools::find_in("kafka-share-tools-deps", &["kafka-tools-4.3.2.jar"]);
+    let (Some(classpath), Some(tools)) = (java::share_client_classpath(), share_tools()) else {
         return;
     };
     let broker = Broker::start(
@@ -243,19 +245,18 @@ fn kafka_share_groups_lists_describes_resets_and_deletes() {
         Some(RECORDS as i64),
         "{described}"
     );
-    share_groups_ok(
-        &tools,
-        &broker,
+    // kafka-share-groups has no --to-offset: the Admin client's alterShareGroupOffsets.
+    java::run_with(
+        &classpath,
+        "ShareConsumers.java",
         &[
-            "--reset-offsets",
-            "--to-offset",
-            "6",
-            "--execute",
-            "--group",
-            group,
-            "--topic",
-            &topic,
+            "alter-offset".to_string(),
+            broker.bootstrap(),
+            group.to_string(),
+            topic.clone(),
+            "6".to_string(),
         ],
+        "altered to 6",
     );
     let tail = consume(&classpath, &broker, &topic, group, RECORDS - 6);
     assert_eq!(
@@ -291,7 +292,7 @@ fn kafka_share_groups_lists_describes_resets_and_deletes() {
 
     // The share metrics: every record of each pass accepted once (10 + 10 + 4 + 10 + 10),
     // none rejected, nothing left in flight once the consumers closed.
-    let accepted = 4 * RECORDS as f64 + (RECORDS - 6) as f64;
+    let accepted = (4 * RECORDS + (RECORDS - 6)) as f64;
     wait_for(
         Duration::from_secs(30),
         "the share metrics to settle",
@@ -320,7 +321,8 @@ fn share_offsets_apis_are_advertised_with_share_groups_and_answer_kafka_errors()
     use kafka_protocol::messages::{
         alter_share_group_offsets_request as alter, delete_share_group_offsets_request as delete,
         describe_share_group_offsets_request as describe, AlterShareGroupOffsetsRequest, ApiKey,
-        DeleteShareGroupOffsetsRequest, DescribeShareGroupOffsetsRequest, GroupId, TopicName,
+        DeleteShareGroupOffsetsRequest, DescribeShareGroupOffsetsRequest, FindCoordinatorRequest,
+        GroupId, TopicName,
     };
     use kafka_protocol::protocol::StrBytes;
     use weir_tests::raw::RawClient;
@@ -350,16 +352,29 @@ fn share_offsets_apis_are_advertised_with_share_groups_and_answer_kafka_errors()
     let unknown_topic = 3;
     let invalid_request = 42;
 
-    let described = client
+    // As a client does: find the coordinator first (which creates `__consumer_offsets`),
+    // then ask until it has loaded.
+    client
         .request(
-            &DescribeShareGroupOffsetsRequest::default().with_groups(vec![
-                describe::DescribeShareGroupOffsetsRequestGroup::default()
-                    .with_group_id(GroupId(text("no-such-share-group")))
-                    .with_topics(None),
-            ]),
-            0,
+            &FindCoordinatorRequest::default().with_key(text("no-such-share-group")),
+            3,
         )
-        .expect("DescribeShareGroupOffsets");
+        .expect("FindCoordinator");
+    let not_ready = [14, 15, 16];
+    let described =
+        weir_tests::wait_until(Duration::from_secs(30), "the group coordinator", || {
+            let described = client
+                .request(
+                    &DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+                        describe::DescribeShareGroupOffsetsRequestGroup::default()
+                            .with_group_id(GroupId(text("no-such-share-group")))
+                            .with_topics(None),
+                    ]),
+                    0,
+                )
+                .expect("DescribeShareGroupOffsets");
+            (!not_ready.contains(&described.groups[0].error_code)).then_some(described)
+        });
     assert_eq!(described.groups[0].error_code, group_id_not_found);
 
     let deleted = client

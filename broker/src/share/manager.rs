@@ -736,7 +736,7 @@ impl SharePartitionManager {
     /// offset).
     fn count_acknowledgements(&self, first: i64, last: i64, types: &[AcknowledgeType]) {
         let records = (last - first + 1).max(0) as u64;
-        let mut count = |t: &AcknowledgeType, n: u64| {
+        let count = |t: &AcknowledgeType, n: u64| {
             let name = match t {
                 AcknowledgeType::Accept => "Accept",
                 AcknowledgeType::Release => "Release",

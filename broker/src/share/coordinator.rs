@@ -18,6 +18,12 @@
 //! it from its log start ([`super::state_records`]: the latest snapshot per key, overlaid by
 //! the updates after it), then serves it; resigning drops its keys (NOT_COORDINATOR).
 //!
+//! For the share-group admin APIs it also answers ReadShareGroupStateSummary (start offset
+//! and epochs), InitializeShareGroupState (the state replaced by an empty window at a start
+//! offset, in a newer state epoch: what an offset reset writes) and DeleteShareGroupState
+//! (tombstones; the deleted key's state epoch is kept in memory so that a leader still
+//! holding the old state is fenced, and the next leader reads the epoch after it).
+//!
 //! A write is appended as one ShareUpdate, or as a ShareSnapshot every
 //! `share.coordinator.snapshot.update.records.per.snapshot` updates and for a key's first
 //! write, and answered once replicated (`share.coordinator.write.timeout.ms`). A write from

@@ -227,14 +227,19 @@ impl ShareCoordinator {
         Ok(match entry {
             Some(entry) => {
                 let entry = entry.lock();
-                StateSummary {
-                    state_epoch: entry.state.state_epoch,
-                    leader_epoch: entry.state.leader_epoch,
-                    start_offset: if entry.deleted {
-                        -1
-                    } else {
-                        entry.state.start_offset
-                    },
+                if entry.deleted {
+                    // As `read` answers it: no state, in the epoch after the deleted one.
+                    StateSummary {
+                        state_epoch: entry.state.state_epoch + 1,
+                        leader_epoch: entry.state.leader_epoch,
+                        start_offset: -1,
+                    }
+                } else {
+                    StateSummary {
+                        state_epoch: entry.state.state_epoch,
+                        leader_epoch: entry.state.leader_epoch,
+                        start_offset: entry.state.start_offset,
+                    }
                 }
             }
             None => StateSummary {

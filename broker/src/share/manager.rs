@@ -383,10 +383,15 @@ impl SharePartitionManager {
     /// group is empty (AlterShareGroupOffsets, DeleteShareGroupOffsets, DeleteGroups), so the
     /// next member opens a new share session, whose partitions are checked here once; one
     /// found stale is dropped, and the caller loads it again.
+    ///
+    /// A share partition that never changed (nothing acquired yet) matches a coordinator
+    /// without state in the same epoch: it stays, so that one started at the high watermark
+    /// (`share.auto.offset.reset=latest`) does not move on past records produced since.
     async fn revalidate(&self, entry: &Arc<ShareEntry>) -> Result<bool, i16> {
         let summary = self.persister.read_summary(&entry.key).await?;
         let state_epoch = entry.state.lock().state_epoch;
-        if summary.state_epoch == state_epoch && summary.start_offset >= 0 {
+        let changed = entry.changes.load(Ordering::Acquire) > 0;
+        if summary.state_epoch == state_epoch && (summary.start_offset >= 0 || !changed) {
             return Ok(true);
         }
         self.evict(entry);

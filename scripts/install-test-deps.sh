@@ -11,7 +11,7 @@
 # - rustfmt and clippy: lint steps of scripts/test.sh.
 # - cargo-fuzz: the bounded fuzz run (scripts/fuzz.sh).
 # - the Apache Kafka Java client jars (Maven): the Java client compatibility test.
-# - Apache Kafka's tools jars (Maven): kafka-consumer-groups, kafka-configs,
+# - Apache Kafka's tools jars (Maven; 4.3's too, for kafka-share-groups): kafka-consumer-groups, kafka-configs,
 #   kafka-delete-records, kafka-reassign-partitions and friends against the broker.
 # - Kafka Connect (Maven): a distributed worker with the file connectors against the broker.
 # - Kafka Streams (Maven): Kafka's WordCountDemo application against the broker.
@@ -124,6 +124,17 @@ else
     log "mvn: copying the Kafka tools into $tools_deps"
     retry mvn -q -B -f "$(dirname "$0")/../tests/java/tools-pom.xml" dependency:copy-dependencies \
         -DoutputDirectory="$tools_deps"
+fi
+
+# Apache Kafka 4.3's tools for tests/tests/share_admin_tools.rs: kafka-share-groups (4.1's
+# does not implement --reset-offsets).
+share_tools_deps="$(cd "$(dirname "$0")/.." && pwd)/target/kafka-share-tools-deps"
+if [ -f "$share_tools_deps/kafka-tools-4.3.2.jar" ]; then
+    log "Kafka 4.3 tools already in $share_tools_deps"
+else
+    log "mvn: copying the Kafka 4.3 tools into $share_tools_deps"
+    retry mvn -q -B -f "$(dirname "$0")/../tests/java/share-tools-pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$share_tools_deps"
 fi
 
 # Kafka Connect's distributed worker and file connectors for tests/tests/kafka_connect.rs.

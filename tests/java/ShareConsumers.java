@@ -9,6 +9,12 @@
 //       One record, released again and again: delivered with delivery counts 1..LIMIT, then
 //       archived (never delivered again). A second record held without acknowledging by one
 //       consumer comes to another after the acquisition lock runs out, with delivery count 2.
+//   consume-print BOOTSTRAP TOPIC GROUP N
+//       Accept N deliveries, printing "record OFFSET DELIVERY-COUNT VALUE" for each; close.
+//   member BOOTSTRAP TOPIC GROUP
+//       A live member (releasing what it gets) until standard input closes; then it leaves.
+//   alter-offset BOOTSTRAP GROUP TOPIC OFFSET
+//       Admin.alterShareGroupOffsets: partition 0's start offset set to OFFSET.
 //   produce BOOTSTRAP TOPIC N / consume-some BOOTSTRAP TOPIC GROUP N / consume-rest ...
 //       For the failover test: produce N records; accept the first N/2 deliveries and exit
 //       while holding (not acknowledging) the next batch; then consume until every record
@@ -238,6 +244,64 @@ public class ShareConsumers {
         }
     }
 
+    /// Accepts `n` deliveries and prints each as "record OFFSET COUNT VALUE", then closes
+    /// (the member leaves the group).
+    static void consumePrint(String bootstrap, String topic, String group, int n) throws Exception {
+        try (KafkaShareConsumer<String, String> c = consumer(bootstrap, group, topic, true)) {
+            int got = 0;
+            long end = System.nanoTime() + DEADLINE.toNanos();
+            while (got < n && System.nanoTime() < end) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                    System.out.println("record " + r.offset() + " " + count(r) + " " + r.value());
+                    c.acknowledge(r, AcknowledgeType.ACCEPT);
+                    got++;
+                }
+                c.commitSync();
+            }
+            check(got == n, "consumed " + got + " of " + n);
+            System.out.println("consume-print done: " + got);
+        }
+    }
+
+    /// A member that polls (releasing whatever it gets) until its standard input closes,
+    /// then closes (leaves the group).
+    static void member(String bootstrap, String topic, String group) throws Exception {
+        AtomicBoolean stop = new AtomicBoolean();
+        Thread stdin = new Thread(() -> {
+            try {
+                while (System.in.read() >= 0) { }
+            } catch (Exception e) { }
+            stop.set(true);
+        });
+        stdin.setDaemon(true);
+        stdin.start();
+        try (KafkaShareConsumer<String, String> c = consumer(bootstrap, group, topic, true)) {
+            boolean first = true;
+            while (!stop.get()) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                    c.acknowledge(r, AcknowledgeType.RELEASE);
+                }
+                c.commitSync();
+                if (first) {
+                    System.out.println("member polling");
+                    System.out.flush();
+                    first = false;
+                }
+            }
+        }
+        System.out.println("member closed");
+    }
+
+    /// Sets the share group's start offset of partition 0 with the Admin client
+    /// (AlterShareGroupOffsets; kafka-share-groups has no --to-offset).
+    static void alterOffset(String bootstrap, String group, String topic, long offset) throws Exception {
+        try (Admin admin = Admin.create(common(bootstrap))) {
+            admin.alterShareGroupOffsets(group,
+                Map.of(new org.apache.kafka.common.TopicPartition(topic, 0), offset)).all().get();
+        }
+        System.out.println("altered to " + offset);
+    }
+
     public static void main(String[] args) throws Exception {
         String mode = args[0];
         switch (mode) {
@@ -246,6 +310,9 @@ public class ShareConsumers {
             case "produce" -> produceOnly(args[1], args[2], Integer.parseInt(args[3]));
             case "consume-some" -> consumeSome(args[1], args[2], args[3], Integer.parseInt(args[4]));
             case "consume-rest" -> consumeRest(args[1], args[2], args[3], Integer.parseInt(args[4]));
+            case "consume-print" -> consumePrint(args[1], args[2], args[3], Integer.parseInt(args[4]));
+            case "member" -> member(args[1], args[2], args[3]);
+            case "alter-offset" -> alterOffset(args[1], args[2], args[3], Long.parseLong(args[4]));
             default -> check(false, "unknown mode " + mode);
         }
         System.exit(0);

@@ -568,7 +568,8 @@ fn alert_rules_pass_promtool_and_every_alert_has_a_unit_test_and_a_runbook() {
     }
 }
 
-/// Every metric name Weir's code registers: the string literals `"weir_..."` in the broker's
+/// Every metric name Weir's code registers: the string literals `"weir_..."` (and Kafka's
+/// names as the JMX exporter shows them, `"kafka_server_..."`) in the broker's
 /// and the operator's sources (metric names are only ever written there, once each).
 fn exported_metrics() -> BTreeSet<String> {
     fn scan(dir: &Path, out: &mut BTreeSet<String>) {
@@ -578,13 +579,17 @@ fn exported_metrics() -> BTreeSet<String> {
                 scan(&path, out);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for piece in text.split("\"weir_").skip(1) {
-                    let name: String = piece
-                        .chars()
-                        .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
-                        .collect();
-                    if piece[name.len()..].starts_with('"') {
-                        out.insert(format!("weir_{name}"));
+                for prefix in ["weir_", "kafka_server_"] {
+                    for piece in text.split(&format!("\"{prefix}")).skip(1) {
+                        let name: String = piece
+                            .chars()
+                            .take_while(|c| {
+                                c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'
+                            })
+                            .collect();
+                        if piece[name.len()..].starts_with('"') {
+                            out.insert(format!("{prefix}{name}"));
+                        }
                     }
                 }
             }

@@ -42,6 +42,7 @@ pub mod offsets;
 pub mod operations;
 pub mod rebalance;
 pub mod records;
+pub mod share_admin;
 pub mod share_ops;
 pub mod share_records;
 pub mod sync;

@@ -21,7 +21,7 @@ fn error(code: i16) -> HeartbeatError {
     }
 }
 
-fn not_a_share_group(group_id: &str) -> HeartbeatError {
+pub(super) fn not_a_share_group(group_id: &str) -> HeartbeatError {
     HeartbeatError {
         code: ResponseError::GroupIdNotFound.code(),
         message: format!("Group {group_id} is not a share group."),
@@ -76,6 +76,9 @@ impl GroupCoordinator {
             Some(s) => s.heartbeat(request, &topics, config, now),
             None => Err(error(ResponseError::UnknownServerError.code())),
         };
+        if let Some(s) = g.share.as_mut() {
+            s.note_assigned_state_partitions();
+        }
         g.sync_consumer_state(now);
         let answer = answer?;
         match self.persist_share_if_dirty(&mut g) {
@@ -89,7 +92,7 @@ impl GroupCoordinator {
 
     /// Stores what a share-group operation changed ([`share_records::snapshot`]); the offset
     /// of the last record, if anything was written.
-    fn persist_share_if_dirty(&self, g: &mut Group) -> Result<Option<Appended>, i16> {
+    pub(super) fn persist_share_if_dirty(&self, g: &mut Group) -> Result<Option<Appended>, i16> {
         let group_id = g.group_id.clone();
         let dead = g.state() == GroupState::Dead;
         let Some(s) = g.share.as_mut() else {

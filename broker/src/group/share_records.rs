@@ -9,11 +9,18 @@
 //! | 13 | group, member | ShareGroupTargetAssignmentMemberValue: the member's target partitions |
 //! | 14 | group, member | ShareGroupCurrentMemberAssignmentValue: epochs, state, partitions |
 //!
-//! Type 15 (ShareGroupStatePartitionMetadata: which share partitions were initialised) is
-//! neither written nor needed: a share partition initialises on its leader. As for consumer
-//! groups the whole group is written after every change (compaction keeps the latest).
+//! | 15 | group | ShareGroupStatePartitionMetadataValue: the share partitions that may have state |
+//!
+//! Of type 15 only the initialized topics are written (a share partition initialises on its
+//! leader, so none is ever "initializing" or "deleting" here): the partitions members were
+//! assigned or an admin set offsets for, which DescribeShareGroupOffsets and DeleteGroups
+//! use. As for consumer groups the whole group is written after every change (compaction
+//! keeps the latest).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use uuid::Uuid;
 
 use super::consumer::TopicImage;
 use super::consumer_records::{
@@ -98,6 +105,66 @@ pub fn decode_current_assignment(mut bytes: &[u8], m: &mut ShareMember) -> Resul
     r.skip_tags()
 }
 
+/// The share partitions that may have state, per topic id: (topic name, partitions).
+pub type StatePartitions = BTreeMap<Uuid, (String, BTreeSet<i32>)>;
+
+/// ShareGroupStatePartitionMetadataValue with `partitions` as its initialized topics (the
+/// create timestamp written 0: Weir does not use it).
+pub fn encode_state_partitions(partitions: &StatePartitions) -> Bytes {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i16(0);
+    // InitializingTopics: none.
+    put_uvarint(&mut buf, 1);
+    put_uvarint(&mut buf, partitions.len() as u32 + 1);
+    for (topic_id, (name, indexes)) in partitions {
+        buf.put_slice(topic_id.as_bytes());
+        put_compact_nullable_string(&mut buf, Some(name));
+        put_uvarint(&mut buf, indexes.len() as u32 + 1);
+        for p in indexes {
+            buf.put_i32(*p);
+        }
+        buf.put_i64(0);
+        put_uvarint(&mut buf, 0);
+    }
+    // DeletingTopics: none.
+    put_uvarint(&mut buf, 1);
+    put_uvarint(&mut buf, 0);
+    buf.freeze()
+}
+
+/// The initializing and initialized topics of a ShareGroupStatePartitionMetadataValue, merged
+/// (both may have state).
+pub fn decode_state_partitions(mut bytes: &[u8]) -> Result<StatePartitions, RecordError> {
+    let r = &mut flexible(&mut bytes, "share group state partition metadata value")?;
+    let mut out = StatePartitions::new();
+    for _ in 0..2 {
+        for _ in 0..r.array_len()? {
+            r.need(16)?;
+            let mut id = [0u8; 16];
+            r.buf.copy_to_slice(&mut id);
+            let name = r.compact_nullable_string()?.unwrap_or_default();
+            let entry = out
+                .entry(Uuid::from_bytes(id))
+                .or_insert_with(|| (name, BTreeSet::new()));
+            for _ in 0..r.array_len()? {
+                entry.1.insert(r.i32()?);
+            }
+            r.need(8)?;
+            let _create_timestamp = r.buf.get_i64();
+            r.skip_tags()?;
+        }
+    }
+    // DeletingTopics are gone already as far as the group is concerned.
+    for _ in 0..r.array_len()? {
+        r.need(16)?;
+        r.buf.advance(16);
+        r.compact_nullable_string()?;
+        r.skip_tags()?;
+    }
+    r.skip_tags()?;
+    Ok(out)
+}
+
 /// The records that store `group` as it is now, and tombstones for the members that left
 /// since the last write.
 pub fn snapshot(group_id: &str, group: &mut ShareGroup) -> Vec<Record> {
@@ -127,6 +194,11 @@ pub fn snapshot(group_id: &str, group: &mut ShareGroup) -> Vec<Record> {
     records.push((
         encode_key(ShareTargetAssignmentMetadata, group_id, None),
         Some(encode_epoch(group.assignment_epoch())),
+    ));
+    let state_partitions = group.state_partitions();
+    records.push((
+        encode_key(ShareStatePartitionMetadata, group_id, None),
+        (!state_partitions.is_empty()).then(|| encode_state_partitions(state_partitions)),
     ));
     for (id, m) in group.members() {
         records.push((
@@ -181,12 +253,16 @@ pub fn from_records(
     now_ms: i64,
 ) -> ShareGroup {
     let (mut group_epoch, mut assignment_epoch) = (0, 0);
+    let mut state_partitions = StatePartitions::new();
     let mut members: std::collections::BTreeMap<String, (ShareMember, Assignment)> =
         std::collections::BTreeMap::new();
     for ((kind, member), value) in records {
         let result = match (kind, member) {
             (ShareGroupMetadata, _) => decode_epoch(value).map(|e| group_epoch = e),
             (ShareTargetAssignmentMetadata, _) => decode_epoch(value).map(|e| assignment_epoch = e),
+            (ShareStatePartitionMetadata, _) => {
+                decode_state_partitions(value).map(|p| state_partitions = p)
+            }
             (ShareMemberMetadata, Some(id)) => {
                 let (m, _) = members
                     .entry(id.clone())
@@ -212,14 +288,16 @@ pub fn from_records(
             tracing::warn!(group = group_id, error = %e, "skipping an undecodable share group record");
         }
     }
-    ShareGroup::loaded(
+    let mut group = ShareGroup::loaded(
         group_epoch,
         assignment_epoch,
         members.into_values().collect(),
         topics,
         config,
         now_ms,
-    )
+    );
+    group.set_state_partitions(state_partitions);
+    group
 }
 
 #[cfg(test)]
@@ -245,5 +323,27 @@ mod tests {
         assert_eq!(back, m);
         assert_eq!(decode_epoch(&encode_group_metadata(5)).unwrap(), 5);
         assert!(decode_member_metadata(&[0, 0, 0xff], &mut back).is_err());
+    }
+
+    #[test]
+    fn state_partitions_round_trip() {
+        let partitions = StatePartitions::from([
+            (
+                Uuid::from_bytes([1; 16]),
+                ("orders".to_string(), BTreeSet::from([0, 3])),
+            ),
+            (
+                Uuid::from_bytes([2; 16]),
+                ("audit".to_string(), BTreeSet::from([1])),
+            ),
+        ]);
+        let bytes = encode_state_partitions(&partitions);
+        assert_eq!(decode_state_partitions(&bytes).unwrap(), partitions);
+        for cut in 0..bytes.len() {
+            assert!(
+                decode_state_partitions(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 }

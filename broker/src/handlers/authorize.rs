@@ -287,6 +287,92 @@ pub fn refused(
                 cluster,
             )
         }
+        RequestKind::InitializeShareGroupState(r) if !authz.cluster(ClusterAction) => {
+            use initialize_share_group_state_response::{InitializeStateResult, PartitionResult};
+            let results = r
+                .topics
+                .iter()
+                .map(|t| {
+                    InitializeStateResult::default()
+                        .with_topic_id(t.topic_id)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    PartitionResult::default()
+                                        .with_partition(p.partition)
+                                        .with_error_code(cluster)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            (
+                ResponseKind::InitializeShareGroupState(
+                    InitializeShareGroupStateResponse::default().with_results(results),
+                ),
+                "InitializeShareGroupState",
+                cluster,
+            )
+        }
+        RequestKind::ReadShareGroupStateSummary(r) if !authz.cluster(ClusterAction) => {
+            use read_share_group_state_summary_response::{
+                PartitionResult, ReadStateSummaryResult,
+            };
+            let results = r
+                .topics
+                .iter()
+                .map(|t| {
+                    ReadStateSummaryResult::default()
+                        .with_topic_id(t.topic_id)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    PartitionResult::default()
+                                        .with_partition(p.partition)
+                                        .with_error_code(cluster)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            (
+                ResponseKind::ReadShareGroupStateSummary(
+                    ReadShareGroupStateSummaryResponse::default().with_results(results),
+                ),
+                "ReadShareGroupStateSummary",
+                cluster,
+            )
+        }
+        RequestKind::DeleteShareGroupState(r) if !authz.cluster(ClusterAction) => {
+            use delete_share_group_state_response::{DeleteStateResult, PartitionResult};
+            let results = r
+                .topics
+                .iter()
+                .map(|t| {
+                    DeleteStateResult::default()
+                        .with_topic_id(t.topic_id)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    PartitionResult::default()
+                                        .with_partition(p.partition)
+                                        .with_error_code(cluster)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            (
+                ResponseKind::DeleteShareGroupState(
+                    DeleteShareGroupStateResponse::default().with_results(results),
+                ),
+                "DeleteShareGroupState",
+                cluster,
+            )
+        }
         RequestKind::WriteTxnMarkers(r) if !authz.cluster(ClusterAction) => {
             use write_txn_markers_response::{
                 WritableTxnMarkerPartitionResult, WritableTxnMarkerResult,

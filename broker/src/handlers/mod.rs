@@ -102,6 +102,7 @@ pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
+pub mod share_group_offsets;
 pub mod share_group_state;
 pub mod sync_group;
 pub mod txn_offset_commit;
@@ -249,6 +250,12 @@ pub async fn handle(
         | RequestKind::ShareAcknowledge(_)
         | RequestKind::ReadShareGroupState(_)
         | RequestKind::WriteShareGroupState(_)
+        | RequestKind::InitializeShareGroupState(_)
+        | RequestKind::ReadShareGroupStateSummary(_)
+        | RequestKind::DeleteShareGroupState(_)
+        | RequestKind::DescribeShareGroupOffsets(_)
+        | RequestKind::AlterShareGroupOffsets(_)
+        | RequestKind::DeleteShareGroupOffsets(_)
             if !broker.config.share_groups_enabled() =>
         {
             return Some(share_groups_disabled(&request.body));
@@ -271,6 +278,24 @@ pub async fn handle(
         RequestKind::WriteShareGroupState(r) => {
             ResponseKind::WriteShareGroupState(share_group_state::write(broker, r).await)
         }
+        RequestKind::InitializeShareGroupState(r) => {
+            ResponseKind::InitializeShareGroupState(share_group_state::initialize(broker, r).await)
+        }
+        RequestKind::ReadShareGroupStateSummary(r) => {
+            ResponseKind::ReadShareGroupStateSummary(share_group_state::read_summary(broker, r))
+        }
+        RequestKind::DeleteShareGroupState(r) => {
+            ResponseKind::DeleteShareGroupState(share_group_state::delete(broker, r).await)
+        }
+        RequestKind::DescribeShareGroupOffsets(r) => ResponseKind::DescribeShareGroupOffsets(
+            share_group_offsets::describe(broker, r, &authz).await,
+        ),
+        RequestKind::AlterShareGroupOffsets(r) => ResponseKind::AlterShareGroupOffsets(
+            share_group_offsets::alter(broker, r, &authz).await,
+        ),
+        RequestKind::DeleteShareGroupOffsets(r) => ResponseKind::DeleteShareGroupOffsets(
+            share_group_offsets::delete(broker, r, &authz).await,
+        ),
         RequestKind::LeaveGroup(r) => {
             ResponseKind::LeaveGroup(leave_group::handle(broker, r, version))
         }
@@ -296,7 +321,7 @@ pub async fn handle(
             ResponseKind::DeleteRecords(delete_records::handle(broker, r, &authz).await)
         }
         RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(delete_groups::handle(broker, r, &authz))
+            ResponseKind::DeleteGroups(delete_groups::handle(broker, r, &authz).await)
         }
         RequestKind::OffsetDelete(r) => {
             ResponseKind::OffsetDelete(offset_delete::handle(broker, r))
@@ -414,6 +439,35 @@ fn share_groups_disabled(body: &RequestKind) -> ResponseKind {
         ),
         RequestKind::WriteShareGroupState(_) => ResponseKind::WriteShareGroupState(
             kafka_protocol::messages::WriteShareGroupStateResponse::default(),
+        ),
+        RequestKind::InitializeShareGroupState(_) => ResponseKind::InitializeShareGroupState(
+            kafka_protocol::messages::InitializeShareGroupStateResponse::default(),
+        ),
+        RequestKind::ReadShareGroupStateSummary(_) => ResponseKind::ReadShareGroupStateSummary(
+            kafka_protocol::messages::ReadShareGroupStateSummaryResponse::default(),
+        ),
+        RequestKind::DeleteShareGroupState(_) => ResponseKind::DeleteShareGroupState(
+            kafka_protocol::messages::DeleteShareGroupStateResponse::default(),
+        ),
+        RequestKind::DescribeShareGroupOffsets(r) => ResponseKind::DescribeShareGroupOffsets(
+            kafka_protocol::messages::DescribeShareGroupOffsetsResponse::default().with_groups(
+                r.groups
+                    .iter()
+                    .map(|g| {
+                        kafka_protocol::messages::describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::AlterShareGroupOffsets(_) => ResponseKind::AlterShareGroupOffsets(
+            kafka_protocol::messages::AlterShareGroupOffsetsResponse::default()
+                .with_error_code(code),
+        ),
+        RequestKind::DeleteShareGroupOffsets(_) => ResponseKind::DeleteShareGroupOffsets(
+            kafka_protocol::messages::DeleteShareGroupOffsetsResponse::default()
+                .with_error_code(code),
         ),
         _ => ResponseKind::ShareGroupHeartbeat(
             ShareGroupHeartbeatResponse::default().with_error_code(code),

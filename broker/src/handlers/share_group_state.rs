@@ -1,6 +1,8 @@
 //! ReadShareGroupState (API 84) and WriteShareGroupState (API 85): the broker-to-broker
 //! requests a share-partition leader sends to the share coordinator of its state
-//! ([`crate::share::coordinator`], [`crate::share::persister`]). Authorized as Kafka does,
+//! ([`crate::share::coordinator`], [`crate::share::persister`]); InitializeShareGroupState
+//! (83), DeleteShareGroupState (86) and ReadShareGroupStateSummary (87), which the
+//! share-group admin APIs ([`super::share_group_offsets`]) send to it. Authorized as Kafka does,
 //! with CLUSTER_ACTION on the cluster (see [`super::authorize`]).
 //!
 //! A key never written reads back with start offset -1 and no batches.
@@ -12,8 +14,10 @@ use kafka_protocol::messages::write_share_group_state_response::{
     PartitionResult as WriteResult, WriteStateResult,
 };
 use kafka_protocol::messages::{
-    ReadShareGroupStateRequest, ReadShareGroupStateResponse, WriteShareGroupStateRequest,
-    WriteShareGroupStateResponse,
+    DeleteShareGroupStateRequest, DeleteShareGroupStateResponse, InitializeShareGroupStateRequest,
+    InitializeShareGroupStateResponse, ReadShareGroupStateRequest, ReadShareGroupStateResponse,
+    ReadShareGroupStateSummaryRequest, ReadShareGroupStateSummaryResponse,
+    WriteShareGroupStateRequest, WriteShareGroupStateResponse,
 };
 
 use crate::broker::Broker;
@@ -122,4 +126,140 @@ pub async fn write(
         );
     }
     WriteShareGroupStateResponse::default().with_results(results)
+}
+
+/// The key of one partition of a share-state request.
+fn key(group_id: &str, topic_id: uuid::Uuid, partition: i32) -> SharePartitionKey {
+    SharePartitionKey {
+        group_id: group_id.to_string(),
+        topic_id,
+        partition,
+    }
+}
+
+/// Answers ReadShareGroupStateSummary (an admin's DescribeShareGroupOffsets reads it): each
+/// partition's start offset (-1: no state) and epochs.
+pub fn read_summary(
+    broker: &Broker,
+    request: ReadShareGroupStateSummaryRequest,
+) -> ReadShareGroupStateSummaryResponse {
+    use kafka_protocol::messages::read_share_group_state_summary_response::{
+        PartitionResult, ReadStateSummaryResult,
+    };
+    let group_id = request.group_id.to_string();
+    let results = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let answer = PartitionResult::default().with_partition(p.partition);
+                    match broker.share_coordinator.read_summary(&key(
+                        &group_id,
+                        topic.topic_id,
+                        p.partition,
+                    )) {
+                        Err(code) => {
+                            broker.count_error("ReadShareGroupStateSummary", code);
+                            answer.with_error_code(code)
+                        }
+                        Ok(s) => answer
+                            .with_state_epoch(s.state_epoch)
+                            .with_leader_epoch(s.leader_epoch)
+                            .with_start_offset(s.start_offset),
+                    }
+                })
+                .collect();
+            ReadStateSummaryResult::default()
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ReadShareGroupStateSummaryResponse::default().with_results(results)
+}
+
+/// Answers InitializeShareGroupState: each partition's state replaced by an empty window at
+/// the given start offset, in a state epoch above the current one (FENCED_STATE_EPOCH
+/// otherwise; a negative start offset is INVALID_REQUEST).
+pub async fn initialize(
+    broker: &Broker,
+    request: InitializeShareGroupStateRequest,
+) -> InitializeShareGroupStateResponse {
+    use kafka_protocol::messages::initialize_share_group_state_response::{
+        InitializeStateResult, PartitionResult,
+    };
+    let group_id = request.group_id.to_string();
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in topic.partitions {
+            let code = match broker
+                .share_coordinator
+                .initialize(
+                    &key(&group_id, topic.topic_id, p.partition),
+                    p.state_epoch,
+                    p.start_offset,
+                )
+                .await
+            {
+                Ok(()) => 0,
+                Err(code) => {
+                    broker.count_error("InitializeShareGroupState", code);
+                    code
+                }
+            };
+            partitions.push(
+                PartitionResult::default()
+                    .with_partition(p.partition)
+                    .with_error_code(code),
+            );
+        }
+        results.push(
+            InitializeStateResult::default()
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    InitializeShareGroupStateResponse::default().with_results(results)
+}
+
+/// Answers DeleteShareGroupState: each partition's state tombstoned.
+pub async fn delete(
+    broker: &Broker,
+    request: DeleteShareGroupStateRequest,
+) -> DeleteShareGroupStateResponse {
+    use kafka_protocol::messages::delete_share_group_state_response::{
+        DeleteStateResult, PartitionResult,
+    };
+    let group_id = request.group_id.to_string();
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in topic.partitions {
+            let code = match broker
+                .share_coordinator
+                .delete(&key(&group_id, topic.topic_id, p.partition))
+                .await
+            {
+                Ok(()) => 0,
+                Err(code) => {
+                    broker.count_error("DeleteShareGroupState", code);
+                    code
+                }
+            };
+            partitions.push(
+                PartitionResult::default()
+                    .with_partition(p.partition)
+                    .with_error_code(code),
+            );
+        }
+        results.push(
+            DeleteStateResult::default()
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    DeleteShareGroupStateResponse::default().with_results(results)
 }

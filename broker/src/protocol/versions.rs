@@ -70,8 +70,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 
 /// KIP-932 share groups: answered, and advertised in ApiVersions (with `share.version` 1)
 /// only when `group.share.enable=true` (Kafka 4.0's switch); without it they answer
-/// UNSUPPORTED_VERSION. ReadShareGroupState and WriteShareGroupState are the share
-/// coordinator's broker-to-broker APIs (`__share_group_state`).
+/// UNSUPPORTED_VERSION. InitializeShareGroupState, ReadShareGroupState,
+/// WriteShareGroupState, DeleteShareGroupState and ReadShareGroupStateSummary are the share
+/// coordinator's broker-to-broker APIs (`__share_group_state`); Describe/Alter/
+/// DeleteShareGroupOffsets the admin's (Kafka 4.1's versions: the vendored protocol has v0,
+/// without the lag that later versions add).
 pub const SHARE_GROUP_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ShareGroupHeartbeat, 1, 1),
     (ApiKey::ShareGroupDescribe, 1, 1),
@@ -79,6 +82,12 @@ pub const SHARE_GROUP_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ShareAcknowledge, 1, 1),
     (ApiKey::ReadShareGroupState, 0, 0),
     (ApiKey::WriteShareGroupState, 0, 0),
+    (ApiKey::InitializeShareGroupState, 0, 0),
+    (ApiKey::DeleteShareGroupState, 0, 0),
+    (ApiKey::ReadShareGroupStateSummary, 0, 0),
+    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::AlterShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupOffsets, 0, 0),
 ];
 
 /// The supported version range of `api`, if Weir implements it.

@@ -18,6 +18,12 @@
 //! it from its log start ([`super::state_records`]: the latest snapshot per key, overlaid by
 //! the updates after it), then serves it; resigning drops its keys (NOT_COORDINATOR).
 //!
+//! For the share-group admin APIs it also answers ReadShareGroupStateSummary (start offset
+//! and epochs), InitializeShareGroupState (the state replaced by an empty window at a start
+//! offset, in a newer state epoch: what an offset reset writes) and DeleteShareGroupState
+//! (tombstones; the deleted key's state epoch is kept in memory so that a leader still
+//! holding the old state is fenced, and the next leader reads the epoch after it).
+//!
 //! A write is appended as one ShareUpdate, or as a ShareSnapshot every
 //! `share.coordinator.snapshot.update.records.per.snapshot` updates and for a key's first
 //! write, and answered once replicated (`share.coordinator.write.timeout.ms`). A write from
@@ -68,6 +74,21 @@ struct Entry {
     updates_since_snapshot: i64,
     /// Whether a snapshot of the key was written (a key's first write is a snapshot).
     has_snapshot: bool,
+    /// Deleted by DeleteShareGroupState: the state is gone (tombstones written), the state
+    /// epoch is kept so that a leader still holding the old state is fenced (its writes carry
+    /// an epoch at or below it) and a new one reads the next epoch.
+    deleted: bool,
+}
+
+/// What ReadShareGroupStateSummary answers of one share partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateSummary {
+    /// The state epoch.
+    pub state_epoch: i32,
+    /// The leader epoch of the last write or read.
+    pub leader_epoch: i32,
+    /// SPSO; -1 when the share partition has no state.
+    pub start_offset: i64,
 }
 
 /// A write of one share partition's state (WriteShareGroupState's partition data).
@@ -183,11 +204,142 @@ impl ShareCoordinator {
             return Ok(None);
         };
         let mut entry = entry.lock();
+        if entry.deleted {
+            // No state, at the epoch after the deleted one (see `Entry::deleted`).
+            return Ok(Some(ShareState {
+                state_epoch: entry.state.state_epoch + 1,
+                start_offset: -1,
+                ..ShareState::default()
+            }));
+        }
         if leader_epoch < entry.state.leader_epoch {
             return Err(ResponseError::FencedLeaderEpoch.code());
         }
         entry.state.leader_epoch = leader_epoch;
         Ok(Some(entry.state.clone()))
+    }
+
+    /// ReadShareGroupStateSummary: the start offset and epochs of `key`, without taking part
+    /// in leader-epoch fencing (an admin reads it, not a leader).
+    pub fn read_summary(&self, key: &SharePartitionKey) -> Result<StateSummary, i16> {
+        self.check(key)?;
+        let entry = self.states.read().get(key).cloned();
+        Ok(match entry {
+            Some(entry) => {
+                let entry = entry.lock();
+                if entry.deleted {
+                    // As `read` answers it: no state, in the epoch after the deleted one.
+                    StateSummary {
+                        state_epoch: entry.state.state_epoch + 1,
+                        leader_epoch: entry.state.leader_epoch,
+                        start_offset: -1,
+                    }
+                } else {
+                    StateSummary {
+                        state_epoch: entry.state.state_epoch,
+                        leader_epoch: entry.state.leader_epoch,
+                        start_offset: entry.state.start_offset,
+                    }
+                }
+            }
+            None => StateSummary {
+                state_epoch: 0,
+                leader_epoch: -1,
+                start_offset: -1,
+            },
+        })
+    }
+
+    /// InitializeShareGroupState: replaces `key`'s state by an empty in-flight window at
+    /// `start_offset` in `state_epoch`, which must be above the key's current state epoch
+    /// (FENCED_STATE_EPOCH otherwise): the share-partition leader still holding the old state
+    /// is fenced by its next write and loads the new one. Written as a snapshot and answered
+    /// once replicated.
+    pub async fn initialize(
+        &self,
+        key: &SharePartitionKey,
+        state_epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), i16> {
+        if start_offset < 0 {
+            return Err(ResponseError::InvalidRequest.code());
+        }
+        let partition = self.check(key)?;
+        let Some(log) = self.replicas.partition(SHARE_STATE_TOPIC, partition) else {
+            return Err(ResponseError::NotCoordinator.code());
+        };
+        let entry = self.states.write().entry(key.clone()).or_default().clone();
+        let appended = {
+            let mut entry = entry.lock();
+            let known = entry.has_snapshot || entry.deleted;
+            if known && state_epoch <= entry.state.state_epoch {
+                return Err(ResponseError::FencedStateEpoch.code());
+            }
+            let next = ShareState {
+                snapshot_epoch: entry.state.snapshot_epoch + 1,
+                state_epoch,
+                leader_epoch: entry.state.leader_epoch,
+                start_offset,
+                write_timestamp: self.clock.now_ms(),
+                batches: Vec::new(),
+            };
+            let value = state_records::encode_snapshot(&next);
+            let appended = self.append(&log, state_records::encode_key(key, true), Some(value))?;
+            entry.state = next;
+            entry.has_snapshot = true;
+            entry.deleted = false;
+            entry.updates_since_snapshot = 0;
+            appended
+        };
+        self.wait_replicated(&log, appended).await
+    }
+
+    /// DeleteShareGroupState: tombstones for `key`'s snapshot and updates; answered once
+    /// replicated. Deleting a key without state succeeds.
+    pub async fn delete(&self, key: &SharePartitionKey) -> Result<(), i16> {
+        let partition = self.check(key)?;
+        let Some(log) = self.replicas.partition(SHARE_STATE_TOPIC, partition) else {
+            return Err(ResponseError::NotCoordinator.code());
+        };
+        let Some(entry) = self.states.read().get(key).cloned() else {
+            return Ok(());
+        };
+        let appended = {
+            let mut entry = entry.lock();
+            if entry.deleted {
+                return Ok(());
+            }
+            self.append(&log, state_records::encode_key(key, false), None)?;
+            let appended = self.append(&log, state_records::encode_key(key, true), None)?;
+            let state_epoch = entry.state.state_epoch;
+            *entry = Entry {
+                state: ShareState {
+                    state_epoch,
+                    leader_epoch: entry.state.leader_epoch,
+                    ..ShareState::default()
+                },
+                deleted: true,
+                ..Entry::default()
+            };
+            appended
+        };
+        self.wait_replicated(&log, appended).await
+    }
+
+    /// Waits until the in-sync replicas of `log` hold `appended`
+    /// (`share.coordinator.write.timeout.ms`).
+    async fn wait_replicated(&self, log: &Partition, appended: Appended) -> Result<(), i16> {
+        let timeout = Duration::from_millis(
+            self.config
+                .share_coordinator("share.coordinator.write.timeout.ms")
+                .max(1) as u64,
+        );
+        log.wait_for_high_watermark(appended, 1, timeout)
+            .await
+            .map_err(|e| match e {
+                PartitionError::NotLeader => ResponseError::NotCoordinator.code(),
+                _ => ResponseError::CoordinatorNotAvailable.code(),
+            })
     }
 
     /// WriteShareGroupState: applies `write` to `key`'s state, appends it, and waits until
@@ -203,8 +355,18 @@ impl ShareCoordinator {
             if write.leader_epoch < entry.state.leader_epoch {
                 return Err(ResponseError::FencedLeaderEpoch.code());
             }
-            if entry.has_snapshot && write.state_epoch < entry.state.state_epoch {
+            let fenced = if entry.deleted {
+                write.state_epoch <= entry.state.state_epoch
+            } else {
+                entry.has_snapshot && write.state_epoch < entry.state.state_epoch
+            };
+            if fenced {
                 return Err(ResponseError::FencedStateEpoch.code());
+            }
+            if entry.deleted {
+                // A new leader starting over after a delete: a first write again.
+                entry.deleted = false;
+                entry.has_snapshot = false;
             }
             let update = ShareUpdate {
                 snapshot_epoch: entry.state.snapshot_epoch,
@@ -227,7 +389,8 @@ impl ShareCoordinator {
             } else {
                 state_records::encode_update(&update)
             };
-            let appended = self.append(&log, state_records::encode_key(key, snapshot), value)?;
+            let appended =
+                self.append(&log, state_records::encode_key(key, snapshot), Some(value))?;
             entry.state = next;
             if snapshot {
                 entry.has_snapshot = true;
@@ -237,21 +400,11 @@ impl ShareCoordinator {
             }
             appended
         };
-        let timeout = Duration::from_millis(
-            self.config
-                .share_coordinator("share.coordinator.write.timeout.ms")
-                .max(1) as u64,
-        );
-        log.wait_for_high_watermark(appended, 1, timeout)
-            .await
-            .map_err(|e| match e {
-                PartitionError::NotLeader => ResponseError::NotCoordinator.code(),
-                _ => ResponseError::CoordinatorNotAvailable.code(),
-            })
+        self.wait_replicated(&log, appended).await
     }
 
-    /// The one write path into the topic: one record as one batch.
-    fn append(&self, log: &Partition, key: Bytes, value: Bytes) -> Result<Appended, i16> {
+    /// The one write path into the topic: one record (`None`: a tombstone) as one batch.
+    fn append(&self, log: &Partition, key: Bytes, value: Option<Bytes>) -> Result<Appended, i16> {
         let record = Record {
             transactional: false,
             control: false,
@@ -264,7 +417,7 @@ impl ShareCoordinator {
             sequence: -1,
             timestamp: self.clock.now_ms(),
             key: Some(key),
-            value: Some(value),
+            value,
             headers: IndexMap::new(),
         };
         let mut batch = BytesMut::new();

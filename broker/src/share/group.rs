@@ -151,6 +151,12 @@ pub struct ShareGroup {
     epoch_bump_pending: bool,
     /// Members that left since the last write (their records to tombstone).
     pub(crate) departed: BTreeSet<String>,
+    /// The share partitions that may have state at a share coordinator (Kafka's "initialized
+    /// topics" of ShareGroupStatePartitionMetadata): every partition a member was assigned,
+    /// plus those an admin set offsets for, minus the topics whose offsets were deleted.
+    /// What DescribeShareGroupOffsets lists and DeleteGroups cleans up. Topic id → (name,
+    /// partitions).
+    state_partitions: BTreeMap<Uuid, (String, BTreeSet<i32>)>,
 }
 
 impl ShareGroup {
@@ -165,6 +171,7 @@ impl ShareGroup {
             dirty: false,
             epoch_bump_pending: false,
             departed: BTreeSet::new(),
+            state_partitions: BTreeMap::new(),
         }
     }
 
@@ -417,6 +424,60 @@ impl ShareGroup {
         self.target = assign_shared(&subscriptions, &partitions);
         self.assignment_epoch = self.group_epoch;
         self.dirty = true;
+    }
+
+    /// The share partitions that may have state (see the field's docs).
+    pub fn state_partitions(&self) -> &BTreeMap<Uuid, (String, BTreeSet<i32>)> {
+        &self.state_partitions
+    }
+
+    /// Replaces the share partitions that may have state (a load).
+    pub fn set_state_partitions(&mut self, partitions: BTreeMap<Uuid, (String, BTreeSet<i32>)>) {
+        self.state_partitions = partitions;
+    }
+
+    /// Adds share partitions that may have state; whether any was new (then the group must
+    /// be stored).
+    pub fn add_state_partitions(
+        &mut self,
+        partitions: impl IntoIterator<Item = (Uuid, String, i32)>,
+    ) -> bool {
+        let mut added = false;
+        for (topic_id, name, partition) in partitions {
+            let entry = self
+                .state_partitions
+                .entry(topic_id)
+                .or_insert_with(|| (name, BTreeSet::new()));
+            added |= entry.1.insert(partition);
+        }
+        if added {
+            self.dirty = true;
+        }
+        added
+    }
+
+    /// Adds what members are assigned to the share partitions that may have state.
+    pub fn note_assigned_state_partitions(&mut self) -> bool {
+        let names: BTreeMap<Uuid, String> = self
+            .subscribed_topics
+            .iter()
+            .map(|(name, (id, _))| (*id, name.clone()))
+            .collect();
+        let assigned: Vec<(Uuid, String, i32)> = self
+            .assigned_partitions()
+            .into_iter()
+            .map(|(t, p)| (t, names.get(&t).cloned().unwrap_or_default(), p))
+            .collect();
+        self.add_state_partitions(assigned)
+    }
+
+    /// Forgets a topic's share partitions (their state was deleted); what it held.
+    pub fn remove_state_topic(&mut self, topic_id: Uuid) -> Option<BTreeSet<i32>> {
+        let removed = self.state_partitions.remove(&topic_id).map(|(_, p)| p);
+        if removed.is_some() {
+            self.dirty = true;
+        }
+        removed
     }
 
     /// The topic partitions some member is assigned.

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{IntCounter, IntCounterVec, IntGauge};
 use uuid::Uuid;
 
 use super::coordinator::StateWrite;
@@ -127,6 +127,10 @@ pub struct ShareMetrics {
     pub in_flight: IntGauge,
     /// Open share sessions.
     pub sessions: IntGauge,
+    /// Records acknowledged, by Kafka's acknowledge type (`Accept`, `Release`, `Reject`):
+    /// Kafka's `record-acknowledgement-count` of `share-group-metrics`, named as the
+    /// Prometheus JMX exporter shows it.
+    pub acknowledgements: IntCounterVec,
 }
 
 impl ShareMetrics {
@@ -164,6 +168,20 @@ impl ShareMetrics {
                 "Records acquired by share consumers and not yet acknowledged",
             )?,
             sessions: gauge("weir_share_sessions", "Open share sessions")?,
+            acknowledgements: {
+                let c = IntCounterVec::new(
+                    prometheus::Opts::new(
+                        "kafka_server_share_group_metrics_record_acknowledgement_total",
+                        "Records acknowledged by share consumers, by acknowledge type",
+                    ),
+                    &["ack_type"],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                for t in ["Accept", "Release", "Reject"] {
+                    c.with_label_values(&[t]);
+                }
+                c
+            },
         })
     }
 }
@@ -178,6 +196,9 @@ pub struct SharePartitionManager {
     partitions: Mutex<HashMap<SharePartitionKey, Arc<ShareEntry>>>,
     persister: SharePersister,
     sessions: Mutex<ShareSessionCache>,
+    /// Share partitions a new share session added, to check against the coordinator once
+    /// before serving them from memory ([`Self::revalidate`]).
+    revalidate: Mutex<std::collections::HashSet<SharePartitionKey>>,
     /// Signalled when records became available again (released, lock expired), so long
     /// polls waiting on the partitions' own watches also wake for those.
     released: tokio::sync::Notify,
@@ -201,9 +222,15 @@ impl SharePartitionManager {
             partitions: Mutex::new(HashMap::new()),
             persister,
             sessions: Mutex::new(ShareSessionCache::default()),
+            revalidate: Mutex::new(std::collections::HashSet::new()),
             released: tokio::sync::Notify::new(),
             metrics,
         }
+    }
+
+    /// The persister reaching the share coordinators (the share-group admin APIs use it).
+    pub fn persister(&self) -> &SharePersister {
+        &self.persister
     }
 
     /// `group.share.record.lock.duration.ms`, for ShareFetch's `AcquisitionLockTimeoutMs`.
@@ -216,7 +243,8 @@ impl SharePartitionManager {
         self.clock.now_ms()
     }
 
-    /// A ShareFetch's session epoch, added and forgotten partitions.
+    /// A ShareFetch's session epoch, added and forgotten partitions. A new session (epoch 0)
+    /// marks its partitions for revalidation (see [`Self::revalidate`]).
     pub fn update_session(
         &self,
         group_id: &str,
@@ -225,6 +253,15 @@ impl SharePartitionManager {
         added: Vec<SharePartitionId>,
         forgotten: Vec<SharePartitionId>,
     ) -> Result<SessionUpdate, ShareSessionError> {
+        if epoch == 0 {
+            self.revalidate
+                .lock()
+                .extend(added.iter().map(|(topic_id, partition)| SharePartitionKey {
+                    group_id: group_id.to_string(),
+                    topic_id: *topic_id,
+                    partition: *partition,
+                }));
+        }
         let mut sessions = self.sessions.lock();
         let result = sessions.update(group_id, member_id, epoch, added, forgotten);
         self.metrics.sessions.set(sessions.len() as i64);
@@ -281,10 +318,26 @@ impl SharePartitionManager {
             partition: index,
         };
         if let Some(entry) = self.loaded(&key, leader_epoch) {
-            return Ok(entry);
+            if !self.revalidate.lock().remove(&key) {
+                return Ok(entry);
+            }
+            match self.revalidate(&entry).await {
+                Ok(true) => return Ok(entry),
+                Ok(false) => {}
+                Err(code) => {
+                    // Checked on the next request instead.
+                    self.revalidate.lock().insert(key);
+                    return Err(code);
+                }
+            }
         }
         let persisted = self.persister.read(&key, leader_epoch).await?;
-        let mut sp = match persisted {
+        // No state yet, or deleted: a fresh start, in the state epoch the coordinator gave.
+        let fresh_epoch = persisted
+            .as_ref()
+            .filter(|s| s.start_offset < 0)
+            .map(|s| s.state_epoch);
+        let mut sp = match persisted.filter(|s| s.start_offset >= 0) {
             Some(state) => {
                 let mut sp = SharePartition::from_state(
                     self.config.clone(),
@@ -300,7 +353,9 @@ impl SharePartitionManager {
                 } else {
                     partition.high_watermark()
                 };
-                SharePartition::new(self.config.clone(), start)
+                let mut sp = SharePartition::new(self.config.clone(), start);
+                sp.state_epoch = fresh_epoch.unwrap_or(0);
+                sp
             }
         };
         sp.leader_epoch = leader_epoch;
@@ -321,6 +376,26 @@ impl SharePartitionManager {
         });
         partitions.insert(key, entry.clone());
         Ok(entry)
+    }
+
+    /// Whether a loaded share partition still holds the coordinator's state: the state epoch
+    /// is the same and the state was not deleted. An admin changes the state only while the
+    /// group is empty (AlterShareGroupOffsets, DeleteShareGroupOffsets, DeleteGroups), so the
+    /// next member opens a new share session, whose partitions are checked here once; one
+    /// found stale is dropped, and the caller loads it again.
+    ///
+    /// A share partition that never changed (nothing acquired yet) matches a coordinator
+    /// without state in the same epoch: it stays, so that one started at the high watermark
+    /// (`share.auto.offset.reset=latest`) does not move on past records produced since.
+    async fn revalidate(&self, entry: &Arc<ShareEntry>) -> Result<bool, i16> {
+        let summary = self.persister.read_summary(&entry.key).await?;
+        let state_epoch = entry.state.lock().state_epoch;
+        let changed = entry.changes.load(Ordering::Acquire) > 0;
+        if summary.state_epoch == state_epoch && (summary.start_offset >= 0 || !changed) {
+            return Ok(true);
+        }
+        self.evict(entry);
+        Ok(false)
     }
 
     /// The share partition of `key` if loaded in `leader_epoch`.
@@ -396,7 +471,10 @@ impl SharePartitionManager {
             self.expire(&mut sp, now);
             for (b, types) in parsed {
                 match sp.acknowledge(member_id, b.first_offset, b.last_offset, &types, now) {
-                    Ok(_) => applied = true,
+                    Ok(_) => {
+                        applied = true;
+                        self.count_acknowledgements(b.first_offset, b.last_offset, &types);
+                    }
                     Err(e) => {
                         tracing::debug!(group = group_id, member = member_id, error = %e, "share acknowledgement refused");
                         code = e.code();
@@ -413,6 +491,7 @@ impl SharePartitionManager {
         if applied {
             if let Err(e) = self.persist(&entry, version).await {
                 tracing::warn!(group = group_id, %topic_id, partition = index, code = e, "persisting a share acknowledgement failed");
+                self.evict_if_fenced(&entry, e);
                 return e;
             }
         }
@@ -423,7 +502,32 @@ impl SharePartitionManager {
     /// partition can acquire (committed data only, below the high watermark) and acquires up
     /// to `max_records` of what it read, persisting the acquisition (delivery counts) before
     /// handing the records out.
+    ///
+    /// A share partition whose state an admin replaced or deleted meanwhile
+    /// (AlterShareGroupOffsets, DeleteShareGroupOffsets, DeleteGroups) is fenced by the
+    /// coordinator (FENCED_STATE_EPOCH) on its first write: it is dropped, loaded again, and
+    /// the fetch tried once more on the new state.
     pub async fn fetch(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        topic_id: Uuid,
+        index: i32,
+        max_bytes: usize,
+        max_records: i32,
+    ) -> FetchedPartition {
+        let fenced = ResponseError::FencedStateEpoch.code();
+        let first = self
+            .fetch_once(group_id, member_id, topic_id, index, max_bytes, max_records)
+            .await;
+        if first.error_code != fenced {
+            return first;
+        }
+        self.fetch_once(group_id, member_id, topic_id, index, max_bytes, max_records)
+            .await
+    }
+
+    async fn fetch_once(
         &self,
         group_id: &str,
         member_id: &str,
@@ -478,6 +582,7 @@ impl SharePartitionManager {
             }
             self.publish(&sp, before);
             drop(sp);
+            self.evict_if_fenced(&entry, error_code);
             self.released.notify_waiters();
             return FetchedPartition {
                 error_code,
@@ -630,6 +735,51 @@ impl SharePartitionManager {
         self.partitions
             .lock()
             .retain(|k, _| !(k.topic_id == topic_id && k.partition == index));
+    }
+
+    /// Counts one applied acknowledgement batch by type (one type for the range, or one per
+    /// offset).
+    fn count_acknowledgements(&self, first: i64, last: i64, types: &[AcknowledgeType]) {
+        let records = (last - first + 1).max(0) as u64;
+        let count = |t: &AcknowledgeType, n: u64| {
+            let name = match t {
+                AcknowledgeType::Accept => "Accept",
+                AcknowledgeType::Release => "Release",
+                AcknowledgeType::Reject => "Reject",
+                _ => return,
+            };
+            self.metrics
+                .acknowledgements
+                .with_label_values(&[name])
+                .inc_by(n);
+        };
+        match types {
+            [one] => count(one, records),
+            per_offset => per_offset.iter().for_each(|t| count(t, 1)),
+        }
+    }
+
+    /// Drops `entry` if the coordinator fenced its state epoch (an admin replaced or deleted
+    /// the state), so that the next request loads the state anew; what it had acquired leaves
+    /// the in-flight gauge with it.
+    fn evict_if_fenced(&self, entry: &Arc<ShareEntry>, code: i16) {
+        if code == ResponseError::FencedStateEpoch.code() {
+            self.evict(entry);
+        }
+    }
+
+    /// Drops `entry` (if still the loaded one), with what it had in flight.
+    fn evict(&self, entry: &Arc<ShareEntry>) {
+        let mut partitions = self.partitions.lock();
+        if partitions
+            .get(&entry.key)
+            .is_some_and(|e| Arc::ptr_eq(e, entry))
+        {
+            partitions.remove(&entry.key);
+            let in_flight = entry.state.lock().acquired_count() as i64;
+            self.metrics.in_flight.sub(in_flight);
+            tracing::info!(group = %entry.key.group_id, topic_id = %entry.key.topic_id, partition = entry.key.partition, "share partition state replaced by an admin; reloading it");
+        }
     }
 
     fn expire(&self, sp: &mut SharePartition, now_ms: i64) {

@@ -1,5 +1,6 @@
 //! The share-partition leader's side of `__share_group_state`: ReadShareGroupState and
-//! WriteShareGroupState sent to the key's share coordinator (the leader of its
+//! WriteShareGroupState (and, for the share-group admin APIs, InitializeShareGroupState,
+//! ReadShareGroupStateSummary and DeleteShareGroupState) sent to the key's share coordinator (the leader of its
 //! `__share_group_state` partition, see [`super::coordinator`]) over the Kafka protocol, as
 //! Kafka's `DefaultStatePersister` does. This broker's own coordinator is reached through its
 //! own listener too: one path.
@@ -18,14 +19,17 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    read_share_group_state_request, write_share_group_state_request, ReadShareGroupStateRequest,
-    WriteShareGroupStateRequest,
+    delete_share_group_state_request, initialize_share_group_state_request,
+    read_share_group_state_request, read_share_group_state_summary_request,
+    write_share_group_state_request, DeleteShareGroupStateRequest,
+    InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
+    ReadShareGroupStateSummaryRequest, WriteShareGroupStateRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use super::coordinator::{ShareCoordinator, StateWrite, SHARE_STATE_TOPIC};
+use super::coordinator::{ShareCoordinator, StateSummary, StateWrite, SHARE_STATE_TOPIC};
 use super::partition::StateBatch;
 use super::state_records::{SharePartitionKey, ShareState};
 use crate::replica_manager::ReplicaManager;
@@ -51,6 +55,15 @@ impl std::fmt::Debug for SharePersister {
     }
 }
 
+/// The one partition's answer of a single-partition request: `Ok` for code 0.
+fn first_code(mut codes: impl Iterator<Item = i16>) -> Result<(), i16> {
+    match codes.next() {
+        Some(0) => Ok(()),
+        Some(code) => Err(code),
+        None => Err(ResponseError::UnknownServerError.code()),
+    }
+}
+
 /// Whether an error code is worth another try at the coordinator the image names next.
 fn retriable(code: i16) -> bool {
     code == ResponseError::NotCoordinator.code()
@@ -69,7 +82,7 @@ impl SharePersister {
         }
     }
 
-    /// The state of `key` (`None`: never written), read as the leader at `leader_epoch`.
+    /// The state of `key` (start offset -1: none), read as the leader at `leader_epoch`.
     pub async fn read(
         &self,
         key: &SharePartitionKey,
@@ -96,9 +109,8 @@ impl SharePersister {
             if p.error_code != 0 {
                 return Err(p.error_code);
             }
-            if p.start_offset < 0 {
-                return Ok(None);
-            }
+            // A share partition without state still has a state epoch (the next one after a
+            // delete): start offset -1 tells the caller to start per share.auto.offset.reset.
             Ok(Some(ShareState {
                 state_epoch: p.state_epoch,
                 leader_epoch,
@@ -158,6 +170,94 @@ impl SharePersister {
                 0 => Ok(()),
                 code => Err(code),
             }
+        })
+        .await
+    }
+
+    /// ReadShareGroupStateSummary of `key`: its start offset (-1: no state) and epochs.
+    pub async fn read_summary(&self, key: &SharePartitionKey) -> Result<StateSummary, i16> {
+        let request = ReadShareGroupStateSummaryRequest::default()
+            .with_group_id(StrBytes::from_string(key.group_id.clone()))
+            .with_topics(vec![
+                read_share_group_state_summary_request::ReadStateSummaryData::default()
+                    .with_topic_id(key.topic_id)
+                    .with_partitions(vec![
+                        read_share_group_state_summary_request::PartitionData::default()
+                            .with_partition(key.partition)
+                            .with_leader_epoch(-1),
+                    ]),
+            ]);
+        self.send_retrying(key, &request, |response| {
+            let p = response
+                .results
+                .into_iter()
+                .flat_map(|r| r.partitions)
+                .next()
+                .ok_or(ResponseError::UnknownServerError.code())?;
+            if p.error_code != 0 {
+                return Err(p.error_code);
+            }
+            Ok(StateSummary {
+                state_epoch: p.state_epoch,
+                leader_epoch: p.leader_epoch,
+                start_offset: p.start_offset,
+            })
+        })
+        .await
+    }
+
+    /// InitializeShareGroupState of `key`: an empty window at `start_offset` in
+    /// `state_epoch`.
+    pub async fn initialize(
+        &self,
+        key: &SharePartitionKey,
+        state_epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), i16> {
+        let request = InitializeShareGroupStateRequest::default()
+            .with_group_id(StrBytes::from_string(key.group_id.clone()))
+            .with_topics(vec![
+                initialize_share_group_state_request::InitializeStateData::default()
+                    .with_topic_id(key.topic_id)
+                    .with_partitions(vec![
+                        initialize_share_group_state_request::PartitionData::default()
+                            .with_partition(key.partition)
+                            .with_state_epoch(state_epoch)
+                            .with_start_offset(start_offset),
+                    ]),
+            ]);
+        self.send_retrying(key, &request, |response| {
+            first_code(
+                response
+                    .results
+                    .into_iter()
+                    .flat_map(|r| r.partitions)
+                    .map(|p| p.error_code),
+            )
+        })
+        .await
+    }
+
+    /// DeleteShareGroupState of `key`.
+    pub async fn delete(&self, key: &SharePartitionKey) -> Result<(), i16> {
+        let request = DeleteShareGroupStateRequest::default()
+            .with_group_id(StrBytes::from_string(key.group_id.clone()))
+            .with_topics(vec![
+                delete_share_group_state_request::DeleteStateData::default()
+                    .with_topic_id(key.topic_id)
+                    .with_partitions(vec![
+                        delete_share_group_state_request::PartitionData::default()
+                            .with_partition(key.partition),
+                    ]),
+            ]);
+        self.send_retrying(key, &request, |response| {
+            first_code(
+                response
+                    .results
+                    .into_iter()
+                    .flat_map(|r| r.partitions)
+                    .map(|p| p.error_code),
+            )
         })
         .await
     }

@@ -337,6 +337,25 @@ async fn scale(clusters: &Api<Cluster>, replicas: i32) {
         .unwrap();
 }
 
+/// `kubectl apply -f -` of `manifest`; panics with kubectl's error when it fails.
+fn kubectl_apply(node: &RealNode, manifest: &str) {
+    let mut apply = kubectl(node);
+    apply.args(["apply", "-f", "-"]).stdin(Stdio::piped());
+    let mut child = apply
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), manifest.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Pods of the cluster on `revision`, not being deleted, all Ready.
 fn on_revision(pods: &[Pod], revision: &str, count: usize) -> bool {
     pods.len() == count
@@ -367,25 +386,7 @@ async fn weir_on_a_real_node() {
     let started = Instant::now();
     helm_install(&node, &image);
     let installed = started.elapsed();
-    let mut apply = kubectl(&node);
-    apply.args(["apply", "-f", "-"]).stdin(Stdio::piped());
-    let mut child = apply
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl apply");
-    std::io::Write::write_all(
-        child.stdin.as_mut().expect("stdin"),
-        manifest(&image).as_bytes(),
-    )
-    .unwrap();
-    drop(child.stdin.take());
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl apply: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    kubectl_apply(&node, &manifest(&image));
     let clusters: Api<Cluster> = Api::namespaced(client.clone(), NAMESPACE);
     let topics: Api<Topic> = Api::namespaced(client.clone(), NAMESPACE);
     wait_for(
@@ -631,25 +632,7 @@ spec:
 /// Step 7: a TLS + SCRAM cluster, its User, and a client in a pod using the User's Secret.
 async fn secure(node: &RealNode, client: &Client, image: &str, client_image: &str) {
     let started = Instant::now();
-    let mut apply = kubectl(node);
-    apply.args(["apply", "-f", "-"]).stdin(Stdio::piped());
-    let mut child = apply
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl apply");
-    std::io::Write::write_all(
-        child.stdin.as_mut().expect("stdin"),
-        secure_manifest(image).as_bytes(),
-    )
-    .unwrap();
-    drop(child.stdin.take());
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl apply: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    kubectl_apply(node, &secure_manifest(image));
     let clusters: Api<Cluster> = Api::namespaced(client.clone(), NAMESPACE);
     let users: Api<weir_operator::crd::user::User> = Api::namespaced(client.clone(), NAMESPACE);
     let topics: Api<Topic> = Api::namespaced(client.clone(), NAMESPACE);

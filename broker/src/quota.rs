@@ -12,6 +12,14 @@
 //! clients also hold back on their own). A throttled fetch is answered without records, and
 //! its bytes are not counted, as in Kafka: the consumer fetches them again later.
 //!
+//! Request quotas (`request_percentage`, Kafka's `ClientRequestQuotaManager`) are measured
+//! the same way on time instead of bytes: the time a request's handler spent running (the
+//! polls of its future, [`Timed`]; not the time it waited for replication or for data, as
+//! Kafka counts its request threads' time and not purgatory), in percent-seconds, so the rate
+//! is the percentage of one thread. Over it, the response (of whatever kind) carries
+//! `throttle_time_ms` and the connection is muted. Brokers' own requests are exempt
+//! ([`request_quota_exempt`]).
+//!
 //! No quota set anywhere (the usual case) costs one check of the image per request.
 //!
 //! Thread-safety: one mutex around the map of rates, held for a few arithmetic operations per
@@ -24,7 +32,7 @@ use parking_lot::Mutex;
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
 use crate::controller::client_quotas::{
-    EntityName, QuotaEntity, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE,
+    EntityName, QuotaEntity, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
 };
 use crate::controller::image::MetadataImage;
 
@@ -35,6 +43,8 @@ pub enum QuotaType {
     Produce,
     /// Consumer fetch response bytes, against `consumer_byte_rate`.
     Fetch,
+    /// Request handling time in percent-seconds, against `request_percentage`.
+    Request,
 }
 
 impl QuotaType {
@@ -42,8 +52,143 @@ impl QuotaType {
         match self {
             QuotaType::Produce => PRODUCER_BYTE_RATE,
             QuotaType::Fetch => CONSUMER_BYTE_RATE,
+            QuotaType::Request => REQUEST_PERCENTAGE,
         }
     }
+}
+
+/// The value a request quota records for `busy` handling time: percent-seconds (Kafka's
+/// `nanosToPercentage`).
+pub fn request_percent_seconds(busy: Duration) -> f64 {
+    busy.as_secs_f64() * 100.0
+}
+
+/// A future and the time spent polling it: the request handler's own running time, without
+/// the time it waited (for the in-sync replicas, for data to fetch, for a lock).
+#[derive(Debug)]
+pub struct Timed<F> {
+    inner: F,
+    busy: Duration,
+}
+
+impl<F> Timed<F> {
+    pub fn new(inner: F) -> Self {
+        Self {
+            inner,
+            busy: Duration::ZERO,
+        }
+    }
+}
+
+impl<F: std::future::Future + Unpin> std::future::Future for Timed<F> {
+    type Output = (F::Output, Duration);
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let started = Instant::now();
+        let polled = std::pin::Pin::new(&mut self.inner).poll(cx);
+        self.busy += started.elapsed();
+        polled.map(|output| (output, self.busy))
+    }
+}
+
+/// Requests a request quota does not count (Kafka exempts the brokers' own, cluster-action
+/// requests): a follower's fetch, transaction markers, and the share coordinator's and
+/// transaction verification's broker-to-broker calls.
+pub fn request_quota_exempt(request: &kafka_protocol::messages::RequestKind, version: i16) -> bool {
+    use kafka_protocol::messages::RequestKind as R;
+    match request {
+        R::Fetch(f) => {
+            let replica = if version >= 15 {
+                f.replica_state.replica_id.0
+            } else {
+                f.replica_id.0
+            };
+            replica >= 0
+        }
+        R::AddPartitionsToTxn(_) => version >= 4,
+        R::WriteTxnMarkers(_)
+        | R::ReadShareGroupState(_)
+        | R::WriteShareGroupState(_)
+        | R::InitializeShareGroupState(_)
+        | R::DeleteShareGroupState(_)
+        | R::ReadShareGroupStateSummary(_) => true,
+        _ => false,
+    }
+}
+
+/// Sets `throttle_time_ms` of a response to at least `ms`, whatever its kind (those without
+/// the field, such as SaslHandshake, are left alone).
+pub fn raise_throttle_time(response: &mut kafka_protocol::messages::ResponseKind, ms: i32) {
+    use kafka_protocol::messages::ResponseKind as R;
+    macro_rules! raise {
+        ($($kind:ident),* $(,)?) => {
+            match response {
+                $(R::$kind(r) => r.throttle_time_ms = r.throttle_time_ms.max(ms),)*
+                _ => {}
+            }
+        };
+    }
+    raise!(
+        AddOffsetsToTxn,
+        AddPartitionsToTxn,
+        AlterClientQuotas,
+        AlterConfigs,
+        AlterPartitionReassignments,
+        AlterReplicaLogDirs,
+        AlterShareGroupOffsets,
+        AlterUserScramCredentials,
+        ApiVersions,
+        ConsumerGroupDescribe,
+        ConsumerGroupHeartbeat,
+        CreateAcls,
+        CreatePartitions,
+        CreateTopics,
+        DeleteAcls,
+        DeleteGroups,
+        DeleteRecords,
+        DeleteShareGroupOffsets,
+        DeleteTopics,
+        DescribeAcls,
+        DescribeClientQuotas,
+        DescribeCluster,
+        DescribeConfigs,
+        DescribeGroups,
+        DescribeLogDirs,
+        DescribeProducers,
+        DescribeShareGroupOffsets,
+        DescribeTopicPartitions,
+        DescribeTransactions,
+        DescribeUserScramCredentials,
+        ElectLeaders,
+        EndTxn,
+        Fetch,
+        FindCoordinator,
+        Heartbeat,
+        IncrementalAlterConfigs,
+        InitProducerId,
+        JoinGroup,
+        LeaveGroup,
+        ListGroups,
+        ListOffsets,
+        ListPartitionReassignments,
+        ListTransactions,
+        Metadata,
+        OffsetCommit,
+        OffsetDelete,
+        OffsetFetch,
+        OffsetForLeaderEpoch,
+        Produce,
+        ShareAcknowledge,
+        ShareFetch,
+        ShareGroupDescribe,
+        ShareGroupHeartbeat,
+        SyncGroup,
+        TxnOffsetCommit,
+        UpdateFeatures,
+    );
 }
 
 /// The entity a rate is kept for: the quota entity with a `<default>` part replaced by the
@@ -82,6 +227,8 @@ struct QuotaMetrics {
     fetch_byte_rate: GaugeVec,
     produce_throttle_ms: IntCounterVec,
     fetch_throttle_ms: IntCounterVec,
+    request_time: GaugeVec,
+    request_throttle_ms: IntCounterVec,
 }
 
 impl QuotaMetrics {
@@ -114,6 +261,14 @@ impl QuotaMetrics {
                 "kafka_server_fetch_throttle_time_ms_total",
                 "Milliseconds fetch requests of a quota entity were throttled.",
             )?,
+            request_time: gauge(
+                "kafka_server_request_request_time",
+                "Percentage of one thread's time the requests of a quota entity took, as measured against its request_percentage quota.",
+            )?,
+            request_throttle_ms: counter(
+                "kafka_server_request_throttle_time_ms_total",
+                "Milliseconds requests of a quota entity were throttled for its request_percentage quota.",
+            )?,
         })
     }
 
@@ -122,6 +277,7 @@ impl QuotaMetrics {
         let (rates, throttles) = match kind {
             QuotaType::Produce => (&self.produce_byte_rate, &self.produce_throttle_ms),
             QuotaType::Fetch => (&self.fetch_byte_rate, &self.fetch_throttle_ms),
+            QuotaType::Request => (&self.request_time, &self.request_throttle_ms),
         };
         let labels = [user.as_str(), client_id.as_str()];
         rates.with_label_values(&labels).set(rate);
@@ -161,6 +317,20 @@ impl ClientQuotaManager {
         bytes: usize,
         now: Instant,
     ) -> Option<Recorded> {
+        self.record_value(image, kind, user, client_id, bytes as f64, now)
+    }
+
+    /// [`ClientQuotaManager::record`] of any value: bytes, or percent-seconds of handling
+    /// time for [`QuotaType::Request`].
+    pub fn record_value(
+        &self,
+        image: &MetadataImage,
+        kind: QuotaType,
+        user: &str,
+        client_id: &str,
+        value: f64,
+        now: Instant,
+    ) -> Option<Recorded> {
         let (key, quota) = applicable(image, kind, user, client_id)?;
         let (rate, throttle) = {
             let mut rates = self.rates.lock();
@@ -173,7 +343,7 @@ impl ClientQuotaManager {
             let rate = rates.entry(key.clone()).or_insert_with(|| Rate {
                 windows: VecDeque::with_capacity(self.samples),
             });
-            rate.add(now, bytes as f64, self.samples, self.window);
+            rate.add(now, value, self.samples, self.window);
             let (value, elapsed) = rate.measure(now, self.samples, self.window);
             (
                 value,
@@ -324,6 +494,39 @@ mod tests {
         // 11 s later every window has expired.
         let later = start + 11 * SECOND;
         assert_eq!(rate.measure(later, samples, SECOND).0, 0.0);
+    }
+
+    #[tokio::test]
+    async fn a_timed_future_counts_its_polls_not_its_waits() {
+        let handler = std::pin::pin!(async {
+            // Waiting (for replication, for data) is not handling time.
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            // Running is (a blocking computation stands in for it).
+            std::thread::sleep(Duration::from_millis(20));
+            7
+        });
+        let (value, busy) = Timed::new(handler).await;
+        assert_eq!(value, 7);
+        assert!(
+            busy >= Duration::from_millis(20) && busy < Duration::from_millis(900),
+            "{busy:?}"
+        );
+        assert_eq!(request_percent_seconds(Duration::from_millis(20)), 2.0);
+    }
+
+    #[test]
+    fn brokers_own_requests_are_exempt_from_request_quotas() {
+        use kafka_protocol::messages::{FetchRequest, MetadataRequest, RequestKind};
+        let follower =
+            FetchRequest::default().with_replica_id(kafka_protocol::messages::BrokerId(1));
+        assert!(request_quota_exempt(&RequestKind::Fetch(follower), 12));
+        let consumer =
+            FetchRequest::default().with_replica_id(kafka_protocol::messages::BrokerId(-1));
+        assert!(!request_quota_exempt(&RequestKind::Fetch(consumer), 12));
+        assert!(!request_quota_exempt(
+            &RequestKind::Metadata(MetadataRequest::default()),
+            12
+        ));
     }
 
     #[test]

@@ -225,6 +225,8 @@ async fn serve_connection<R, W>(
                 let version = request.header.request_api_version;
                 let correlation_id = request.header.correlation_id;
                 let quota = QuotaRequest::of(broker, &request, &connection, frame_len);
+                let request_quota = RequestQuota::of(broker, &request, &connection);
+                let mut handling = Duration::ZERO;
                 let api_name = api_label(api);
                 broker.metrics.requests.with_label_values(&[api_name]).inc();
                 if let (None, Some(sasl)) = (&exchange, &security.sasl) {
@@ -246,7 +248,13 @@ async fn serve_connection<R, W>(
                     _ => Step::Serve,
                 };
                 let body = match step {
-                    Step::Serve => handlers::handle(broker, request, &connection).await,
+                    Step::Serve => {
+                        let handler =
+                            std::pin::pin!(handlers::handle(broker, request, &connection));
+                        let (body, busy) = crate::quota::Timed::new(handler).await;
+                        handling = busy;
+                        body
+                    }
                     Step::Respond(mut body, after) => {
                         match after {
                             After::Continue => {}
@@ -308,15 +316,21 @@ async fn serve_connection<R, W>(
                     .with_label_values(&[api_name])
                     .observe(started.elapsed().as_secs_f64());
                 let Some(mut body) = body else {
-                    // acks=0 produce: Kafka sends nothing back, but the bytes count.
+                    // acks=0 produce: Kafka sends nothing back, but the bytes and time count.
                     if let Some(quota) = quota {
                         throttle = quota.apply(broker, None);
-                        mute(throttle, &mut shutdown).await;
                     }
+                    if let Some(request_quota) = request_quota {
+                        throttle = throttle.max(request_quota.apply(broker, handling, None));
+                    }
+                    mute(throttle, &mut shutdown).await;
                     continue;
                 };
                 if let Some(quota) = quota {
                     throttle = quota.apply(broker, Some(&mut body));
+                }
+                if let Some(request_quota) = request_quota {
+                    throttle = throttle.max(request_quota.apply(broker, handling, Some(&mut body)));
                 }
                 protocol::encode_response(correlation_id, api, version, &body)
             }
@@ -475,6 +489,66 @@ impl QuotaRequest {
             _ => {}
         }
         tracing::debug!(user = %self.user, client_id = %self.client_id, kind = ?self.kind, throttle_ms = ms, "client over its quota; throttled");
+        throttle
+    }
+}
+
+/// A client request that counts against a request quota (`request_percentage`), by the time
+/// its handler ran.
+struct RequestQuota {
+    user: String,
+    client_id: String,
+}
+
+impl RequestQuota {
+    fn of(
+        broker: &Broker,
+        request: &protocol::DecodedRequest,
+        connection: &Connection,
+    ) -> Option<Self> {
+        if broker.replicas.image().client_quotas.is_empty()
+            || crate::quota::request_quota_exempt(&request.body, request.header.request_api_version)
+        {
+            return None;
+        }
+        Some(Self {
+            user: connection.principal.name().to_string(),
+            client_id: request
+                .header
+                .client_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Records `handling` against the request quota, if one applies; raises the response's
+    /// `throttle_time_ms`. Returns how long to mute the connection.
+    fn apply(
+        self,
+        broker: &Broker,
+        handling: Duration,
+        response: Option<&mut ResponseKind>,
+    ) -> Duration {
+        let image = broker.replicas.image();
+        let Some(recorded) = broker.quotas.record_value(
+            &image,
+            QuotaType::Request,
+            &self.user,
+            &self.client_id,
+            crate::quota::request_percent_seconds(handling),
+            std::time::Instant::now(),
+        ) else {
+            return Duration::ZERO;
+        };
+        let throttle = recorded.throttle;
+        if !throttle.is_zero() {
+            let ms = throttle.as_millis().min(i32::MAX as u128) as i32;
+            if let Some(response) = response {
+                crate::quota::raise_throttle_time(response, ms);
+            }
+            tracing::debug!(user = %self.user, client_id = %self.client_id, throttle_ms = ms, "client over its request quota; throttled");
+        }
         throttle
     }
 }

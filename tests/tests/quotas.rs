@@ -2,13 +2,15 @@
 //! describes and deletes them (and they survive a restart); a client over its
 //! `producer_byte_rate` is told to wait (`throttle_time_ms`) and its connection is muted for
 //! that long; librdkafka producers and consumers are held to their byte rates, with every
-//! record delivered in order, and the broker's quota metrics show the throttling.
+//! record delivered in order, and the broker's quota metrics show the throttling; a client over
+//! its `request_percentage` (the share of a thread its requests took) is told to wait on any
+//! request, and muted.
 
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
     alter_client_quotas_request, describe_client_quotas_request, AlterClientQuotasRequest,
-    DescribeClientQuotasRequest, ProduceRequest,
+    DescribeClientQuotasRequest, MetadataRequest, ProduceRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -115,6 +117,63 @@ async fn a_client_over_its_produce_quota_is_told_to_wait_and_its_connection_is_m
     // A client without a quota is neither measured nor throttled.
     assert_eq!(
         metric(&broker, "kafka_server_produce_byte_rate", "someone-else"),
+        0.0
+    );
+}
+
+/// A request quota (`request_percentage`) holds a client to a share of one thread's time,
+/// whatever it asks: Metadata requests from a client allowed 0.01 % (0.1 ms of handling a
+/// second) soon get `throttle_time_ms`, the connection reads nothing more for that long, the
+/// metrics show it; a client without a quota is not measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_request_percentage_is_throttled_on_any_request() {
+    let broker = Broker::start(
+        BrokerOptions::default()
+            .set("quota.window.num", 2)
+            .set("quota.window.size.seconds", 1),
+    );
+    set_client_quota(&broker, "weir-raw-client", "request_percentage", 0.01);
+    let mut raw = RawClient::connect(broker.kafka_addr());
+    let metadata = MetadataRequest::default().with_topics(Some(Vec::new()));
+    let mut throttled = None;
+    for _ in 0..200 {
+        let response = raw.request(&metadata, 12).expect("Metadata");
+        if response.throttle_time_ms > 0 {
+            throttled = Some((
+                Duration::from_millis(response.throttle_time_ms as u64),
+                Instant::now(),
+            ));
+            break;
+        }
+    }
+    let (throttle, at) = throttled.expect("no Metadata response was throttled in 200 requests");
+    assert!(
+        throttle <= Duration::from_secs(2),
+        "capped at the measured period: {throttle:?}"
+    );
+    raw.request(&metadata, 12)
+        .expect("Metadata after the throttle");
+    assert!(
+        at.elapsed() >= throttle.mul_f64(0.9),
+        "answered {:?} after a throttle of {throttle:?}",
+        at.elapsed()
+    );
+    assert!(
+        metric(
+            &broker,
+            "kafka_server_request_throttle_time_ms_total",
+            "weir-raw-client"
+        ) >= throttle.as_millis() as f64
+    );
+    assert!(
+        metric(
+            &broker,
+            "kafka_server_request_request_time",
+            "weir-raw-client"
+        ) > 0.0
+    );
+    assert_eq!(
+        metric(&broker, "kafka_server_request_request_time", "someone-else"),
         0.0
     );
 }
@@ -296,7 +355,7 @@ async fn kafka_configs_sets_describes_and_deletes_quotas_and_they_survive_a_rest
             "app",
             "--alter",
             "--add-config",
-            "request_percentage=50",
+            "controller_mutation_rate=50",
         ],
     );
     assert!(!refused.success);

@@ -156,7 +156,10 @@ async fn malformed_user_requests_are_invalid_arguments_and_change_nothing() {
             .await;
         assert_eq!(code(r), Code::InvalidArgument, "{bad:?}");
     }
-    for (key, value) in [("request_percentage", 50.0), ("producer_byte_rate", 0.5)] {
+    for (key, value) in [
+        ("controller_mutation_rate", 50.0),
+        ("producer_byte_rate", 0.5),
+    ] {
         let r = s
             .alter_user_quotas(Request::new(pb::AlterUserQuotasRequest {
                 user: "alice".into(),

@@ -281,11 +281,18 @@ mod tests {
             operation(CONSUMER_BYTE_RATE, 0.0, true),
             Ok((CONSUMER_BYTE_RATE.to_string(), None))
         );
+        // A percentage of one thread need not be whole.
+        assert_eq!(
+            operation("request_percentage", 12.5, false),
+            Ok(("request_percentage".to_string(), Some(QuotaValue(12.5))))
+        );
         for (key, value) in [
             (PRODUCER_BYTE_RATE, 0.0),
             (PRODUCER_BYTE_RATE, 10.5),
             (PRODUCER_BYTE_RATE, f64::NAN),
-            ("request_percentage", 50.0),
+            ("request_percentage", 0.0),
+            ("request_percentage", -5.0),
+            ("controller_mutation_rate", 10.0),
             ("no_such_key", 1.0),
         ] {
             assert!(operation(key, value, false).is_err(), "{key}={value}");

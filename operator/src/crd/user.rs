@@ -196,7 +196,7 @@ pub enum AclPermission {
 }
 
 /// The quotas the brokers enforce, by Kafka's names (`producer_byte_rate`,
-/// `consumer_byte_rate`). A quota removed here is removed from the user.
+/// `consumer_byte_rate`, `request_percentage`). A quota removed here is removed from the user.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserQuotas {
@@ -208,6 +208,11 @@ pub struct UserQuotas {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub consumer_byte_rate: Option<i64>,
+    /// The share of one request-handling thread the user's requests may take on one broker,
+    /// in percent (Kafka's `request_percentage`; 100 is a whole thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub request_percentage: Option<i64>,
 }
 
 impl AclResourceType {

@@ -15,6 +15,7 @@ pub const CLUSTER_RESOURCE: &str = "kafka-cluster";
 /// Kafka's quota names.
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
 
 /// One ACL binding, ordered so that sets of them compare and diff.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -152,6 +153,9 @@ pub fn desired_quotas(quotas: Option<&UserQuotas>) -> BTreeMap<String, f64> {
         }
         if let Some(rate) = q.consumer_byte_rate {
             out.insert(CONSUMER_BYTE_RATE.to_string(), rate as f64);
+        }
+        if let Some(percent) = q.request_percentage {
+            out.insert(REQUEST_PERCENTAGE.to_string(), percent as f64);
         }
     }
     out
@@ -365,8 +369,10 @@ mod tests {
         let desired = desired_quotas(Some(&UserQuotas {
             producer_byte_rate: Some(1_048_576),
             consumer_byte_rate: None,
+            request_percentage: Some(25),
         }));
         assert_eq!(desired[PRODUCER_BYTE_RATE], 1_048_576.0);
+        assert_eq!(desired[REQUEST_PERCENTAGE], 25.0);
         let current = BTreeMap::from([
             (PRODUCER_BYTE_RATE.to_string(), 1024.0),
             (CONSUMER_BYTE_RATE.to_string(), 2048.0),
@@ -374,7 +380,10 @@ mod tests {
         let changes = quota_changes(&desired, &current);
         assert_eq!(
             changes.set,
-            BTreeMap::from([(PRODUCER_BYTE_RATE.to_string(), 1_048_576.0)])
+            BTreeMap::from([
+                (PRODUCER_BYTE_RATE.to_string(), 1_048_576.0),
+                (REQUEST_PERCENTAGE.to_string(), 25.0)
+            ])
         );
         assert_eq!(changes.remove, vec![CONSUMER_BYTE_RATE.to_string()]);
         assert!(quota_changes(&desired, &desired).is_empty());

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -195,6 +195,15 @@ fn listed(broker: &Broker, group: &str) -> Option<(String, String)> {
         .map(|g| (g.group_type.to_string(), g.group_state.to_string()))
 }
 
+/// Waits up to `pace` for the stop signal of a background thread (its sender dropped); true
+/// while it should go on.
+fn running(stop: &std::sync::mpsc::Receiver<()>, pace: Duration) -> bool {
+    matches!(
+        stop.recv_timeout(pace),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+    )
+}
+
 #[test]
 fn a_live_group_migrates_to_the_consumer_protocol_and_back_one_member_at_a_time() {
     let Some(classpath) = java::client_classpath() else {
@@ -214,14 +223,17 @@ fn a_live_group_migrates_to_the_consumer_protocol_and_back_one_member_at_a_time(
 
     // The producer: numbered records, round robin, acknowledged before they count.
     let produced = Arc::new(Mutex::new(Vec::<String>::new()));
-    let producing = Arc::new(AtomicBool::new(true));
+    // Each background thread runs until its stop sender is dropped; it paces itself by
+    // waiting on the receiver, so a stop is seen at once.
+    let (stop_producing, producing) = std::sync::mpsc::channel::<()>();
     let producer_thread = {
         let producer: FutureProducer = clients::producer(&broker, &[]);
-        let (topic, produced, producing) = (topic.clone(), produced.clone(), producing.clone());
+        let (topic, produced) = (topic.clone(), produced.clone());
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
             let mut i = 0u64;
-            while producing.load(Ordering::SeqCst) {
+            // A steady trickle rather than a flood: the test is about the group.
+            while running(&producing, Duration::from_millis(5)) {
                 let value = format!("r{i:07}");
                 let partition = (i % PARTITIONS as u64) as i32;
                 let sent = rt.block_on(
@@ -235,21 +247,19 @@ fn a_live_group_migrates_to_the_consumer_protocol_and_back_one_member_at_a_time(
                 assert!(sent.is_ok(), "producing {value}: {sent:?}");
                 produced.lock().unwrap().push(value);
                 i += 1;
-                // A steady trickle rather than a flood: the test is about the group.
-                std::thread::sleep(Duration::from_millis(5));
             }
         })
     };
 
     // Committed offsets, polled all along: they must never go backwards.
-    let watching = Arc::new(AtomicBool::new(true));
+    let (stop_watching, watching) = std::sync::mpsc::channel::<()>();
     let regressions = Arc::new(Mutex::new(Vec::<String>::new()));
     let watcher = {
         let consumer: BaseConsumer = clients::consumer_config(&broker)
             .set("group.id", &group)
             .create()
             .unwrap();
-        let (topic, watching, regressions) = (topic.clone(), watching.clone(), regressions.clone());
+        let (topic, regressions) = (topic.clone(), regressions.clone());
         std::thread::spawn(move || {
             let mut tpl = TopicPartitionList::new();
             for p in 0..PARTITIONS {
@@ -257,7 +267,8 @@ fn a_live_group_migrates_to_the_consumer_protocol_and_back_one_member_at_a_time(
             }
             let mut last: BTreeMap<i32, i64> = BTreeMap::new();
             let mut polls = 0u64;
-            while watching.load(Ordering::SeqCst) {
+            // Polled every 100 ms until stopped.
+            loop {
                 if let Ok(committed) =
                     consumer.committed_offsets(tpl.clone(), Duration::from_secs(5))
                 {
@@ -274,7 +285,9 @@ fn a_live_group_migrates_to_the_consumer_protocol_and_back_one_member_at_a_time(
                     }
                     polls += 1;
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                if !running(&watching, Duration::from_millis(100)) {
+                    break;
+                }
             }
             polls
         })
@@ -321,7 +334,7 @@ fn a_live_group_migrates_to_the_consumer_protocol_and_back_one_member_at_a_time(
         }
     }
 
-    producing.store(false, Ordering::SeqCst);
+    drop(stop_producing);
     producer_thread.join().unwrap();
     let produced = produced.lock().unwrap().clone();
     wait_until(STEP, "every produced record is consumed", || {
@@ -337,7 +350,7 @@ fn a_live_group_migrates_to_the_consumer_protocol_and_back_one_member_at_a_time(
     for m in &mut members {
         m.stop(&events);
     }
-    watching.store(false, Ordering::SeqCst);
+    drop(stop_watching);
     let polls = watcher.join().unwrap();
     assert!(
         polls > 10,

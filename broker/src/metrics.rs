@@ -42,6 +42,9 @@ pub struct BrokerMetrics {
     pub connections_accepted: IntCounter,
     /// Connections closed because of a malformed or oversized request.
     pub protocol_errors: IntCounter,
+    /// Connections closed because an offset commit arrived on them after this broker's
+    /// registration lease lapsed (see `server.rs`).
+    pub stale_connections_closed: IntCounter,
     /// Group rebalances completed (join phases that formed a generation with members).
     pub group_rebalances: IntCounter,
     /// Kafka's `NumIncrementalFetchSessions`: fetch sessions cached.
@@ -132,6 +135,11 @@ impl BrokerMetrics {
             "Connections closed because a request was malformed, oversized or unsupported.",
         )?;
         registry.register(Box::new(protocol_errors.clone()))?;
+        let stale_connections_closed = IntCounter::new(
+            "weir_stale_connections_closed_total",
+            "Connections closed because an offset commit arrived on them after this broker was cut off from the metadata quorum.",
+        )?;
+        registry.register(Box::new(stale_connections_closed.clone()))?;
         let group_rebalances = IntCounter::new(
             "weir_group_rebalances_total",
             "Consumer group rebalances completed (a new generation with members formed).",
@@ -207,6 +215,7 @@ impl BrokerMetrics {
             connections_open,
             connections_accepted,
             protocol_errors,
+            stale_connections_closed,
             group_rebalances,
             fetch_sessions,
             fetch_session_partitions,

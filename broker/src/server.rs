@@ -85,6 +85,7 @@ async fn accept(
         listener: security.name.clone(),
         principal: Principal::anonymous(),
         authorizer: security.authorizer.clone(),
+        lease_lapses: broker.replicas.lease().lapses(),
     };
     let Some(tls) = &security.tls else {
         let (read_half, write_half) = stream.into_split();
@@ -222,6 +223,11 @@ async fn serve_connection<R, W>(
         let response = match protocol::decode_request(frame) {
             Ok(request) => {
                 let api = request.api_key;
+                if sent_before_a_lapse(broker, &connection, api) {
+                    broker.metrics.stale_connections_closed.inc();
+                    tracing::warn!(%peer, api = api_label(api), "an offset commit arrived on a connection opened before this broker was cut off from the metadata quorum (its registration lease lapsed since); closing the connection unanswered, as the client may have given up on the request and committed elsewhere since");
+                    return;
+                }
                 let version = request.header.request_api_version;
                 let correlation_id = request.header.correlation_id;
                 let quota = QuotaRequest::of(broker, &request, &connection, frame_len);
@@ -391,6 +397,19 @@ fn session_end(sasl: &SaslConfig, expires: Option<std::time::SystemTime>) -> Opt
 
 /// Reads nothing more from a throttled client's connection for `throttle` (Kafka mutes the
 /// channel), unless the broker shuts down.
+/// Whether `api` is an offset commit arriving on a connection accepted before this broker's
+/// registration lease last lapsed. Such a request may have been sent before the broker was
+/// cut off and reach it only now (TCP retransmits it once the network heals, seconds later),
+/// after its client gave up, committed newer offsets through the successor coordinator, and
+/// this broker became the coordinator again: applied, it would move the group's offsets back.
+/// Kafka applies it; Weir closes the connection instead, and a client still waiting for the
+/// answer sees a disconnect and retries on a new connection. Other requests are safe as they
+/// are (produce is fenced by idempotence, membership by generations and epochs).
+fn sent_before_a_lapse(broker: &Broker, connection: &Connection, api: ApiKey) -> bool {
+    matches!(api, ApiKey::OffsetCommit | ApiKey::TxnOffsetCommit)
+        && broker.replicas.lease().lapses() != connection.lease_lapses
+}
+
 async fn mute(throttle: Duration, shutdown: &mut watch::Receiver<bool>) {
     if throttle.is_zero() {
         return;

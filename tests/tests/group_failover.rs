@@ -261,3 +261,81 @@ async fn a_resumed_zombie_coordinator_never_answers_a_replaced_offset() {
         }
     }
 }
+
+/// A commit that reaches a coordinator late, on a connection opened before the coordinator was
+/// cut off, is not applied over what was committed meanwhile. The nemesis found it: a client's
+/// commit to a coordinator that was isolated sat in TCP retransmission; the client gave up,
+/// committed newer offsets through the successor; the old coordinator became coordinator again
+/// and, when the network had healed, the retransmitted commit arrived and moved the group's
+/// offset back. Here the late request is written by the test on a connection opened before the
+/// coordinator's pause, once that broker coordinates the group again: it must close the
+/// connection unanswered and keep the newer offset; a new connection commits as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_arriving_late_on_a_connection_from_before_a_partition_is_not_applied() {
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            // One offsets partition on two brokers: when one dies, the other leads it.
+            ("offsets.topic.replication.factor", "2"),
+            ("offsets.topic.num.partitions", "1"),
+            ("group.initial.rebalance.delay.ms", "0"),
+        ],
+    );
+    let topic = unique_topic("late-commit");
+    let mut admin = RawClient::connect(cluster.brokers[0].kafka_addr());
+    admin.create_topic_ok(&topic, 1);
+    let group = unique_topic("late-commit-group");
+
+    let first = commit_acknowledged(&cluster, &group, &topic, 100, None);
+    let replicas = cluster
+        .wait_partition(
+            "__consumer_offsets",
+            0,
+            FAILOVER_TIMEOUT,
+            "both offsets replicas in the ISR",
+            |v| v.leader == first && v.isr.len() == 2,
+        )
+        .replicas;
+    let other = *replicas.iter().find(|&&r| r != first).unwrap();
+
+    // Opened while `first` coordinates the group; used again only at the end.
+    let mut early = RawClient::connect(cluster.brokers[first as usize].kafka_addr());
+    cluster.pause(first as usize);
+    let successor = commit_acknowledged(&cluster, &group, &topic, 105, Some(first));
+    assert_eq!(
+        successor, other,
+        "the offsets partition's other replica took over"
+    );
+    cluster.resume(first as usize);
+    cluster.wait_partition(
+        "__consumer_offsets",
+        0,
+        FAILOVER_TIMEOUT,
+        "the resumed broker back in the offsets partition's ISR",
+        |v| v.leader == other && v.isr.len() == 2,
+    );
+    // The successor dies: the resumed broker coordinates the group again, with 105 loaded.
+    cluster.kill9(other as usize);
+    assert_eq!(committed(&cluster, first as usize, &group, &topic), 105);
+
+    // The late commit of an older offset, on the connection from before the pause.
+    let late = commit(&mut early, &group, &topic, 103);
+    assert_eq!(
+        late,
+        Err(-1),
+        "a commit on a connection opened before the coordinator was cut off must close it \
+         unanswered"
+    );
+    assert!(early.wait_closed(FAILOVER_TIMEOUT));
+    assert_eq!(
+        committed(&cluster, first as usize, &group, &topic),
+        105,
+        "the late commit moved the group's offset back"
+    );
+    // A client that reconnects commits as usual.
+    assert_eq!(
+        commit_acknowledged(&cluster, &group, &topic, 110, None),
+        first
+    );
+    assert_eq!(committed(&cluster, first as usize, &group, &topic), 110);
+}

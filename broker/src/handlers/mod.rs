@@ -133,6 +133,9 @@ pub struct Connection {
     pub principal: Principal,
     /// The authorizer, when `authorizer.class.name` is set.
     pub authorizer: Option<Arc<Authorizer>>,
+    /// This broker's registration lease lapses when the connection was accepted
+    /// ([`crate::replica_manager::lease::RegistrationLease::lapses`]).
+    pub lease_lapses: u64,
 }
 
 impl Default for Connection {
@@ -142,6 +145,7 @@ impl Default for Connection {
             listener: "PLAINTEXT".to_string(),
             principal: Principal::anonymous(),
             authorizer: None,
+            lease_lapses: 0,
         }
     }
 }

@@ -18,7 +18,15 @@
 //!
 //! A broker without a lifecycle (unit tests that drive a replica manager directly) has no
 //! lease in force and always holds it.
+//!
+//! A lapse also makes the client connections opened before it suspect: a request a client
+//! sent just before the broker was cut off may still be in the network (TCP retransmits it
+//! once the path heals, seconds later), long after the client gave up on it and committed
+//! newer offsets through the successor. [`RegistrationLease::lapses`] counts the lapses seen
+//! so far, so that the listener can refuse offset commits arriving on a connection older than
+//! the last one (see `server.rs`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -27,6 +35,8 @@ use parking_lot::Mutex;
 #[derive(Debug, Default)]
 pub struct RegistrationLease {
     state: Mutex<State>,
+    /// Lapses of a lease that had held: counted when the renewal after one is answered.
+    lapses: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -34,8 +44,9 @@ enum State {
     /// No heartbeat has been sent yet: no lease in force (holds).
     #[default]
     NotInForce,
-    /// Holds until this instant.
-    Until(Instant),
+    /// Holds until this instant; `held` once a heartbeat was answered "not fenced" (a broker
+    /// starting up is fenced until then, which is not a lapse of anything it served).
+    Until { until: Instant, held: bool },
 }
 
 /// How much earlier than the controller's deadline the lease ends: a quarter of the session
@@ -46,36 +57,53 @@ fn margin(session_timeout: Duration) -> Duration {
 
 impl RegistrationLease {
     /// A heartbeat sent at `sent` was answered "not fenced": the lease holds until `sent` plus
-    /// the session timeout, less the margin. Returns true if the lease had lapsed before.
+    /// the session timeout, less the margin. Returns true if a lease that had held lapsed
+    /// before (and counts it in [`RegistrationLease::lapses`]).
     pub fn renew(&self, sent: Instant, session_timeout: Duration) -> bool {
-        let until = sent + session_timeout.saturating_sub(margin(session_timeout));
+        let new_until = sent + session_timeout.saturating_sub(margin(session_timeout));
         let mut state = self.state.lock();
         let lapsed = match *state {
             State::NotInForce => false,
-            State::Until(t) => t <= Instant::now(),
+            State::Until { until, held } => held && until <= Instant::now(),
         };
-        if !matches!(*state, State::Until(t) if t >= until) {
-            *state = State::Until(until);
+        if lapsed {
+            self.lapses.fetch_add(1, Ordering::AcqRel);
         }
+        let until = match *state {
+            State::Until { until, .. } if until >= new_until => until,
+            _ => new_until,
+        };
+        *state = State::Until { until, held: true };
         lapsed
     }
 
     /// The controller answered "fenced": the lease ends now (it is in force from here on).
     pub fn expire(&self) {
-        *self.state.lock() = State::Until(Instant::now());
+        let mut state = self.state.lock();
+        let held = matches!(*state, State::Until { held: true, .. });
+        *state = State::Until {
+            until: Instant::now(),
+            held,
+        };
     }
 
     /// Whether the lease holds at `now` (always, while no lease is in force).
     pub fn holds_at(&self, now: Instant) -> bool {
         match *self.state.lock() {
             State::NotInForce => true,
-            State::Until(t) => now < t,
+            State::Until { until, .. } => now < until,
         }
+    }
+
+    /// How many times a lease that had held lapsed, as seen by the renewals since: a connection
+    /// opened when this was smaller may carry requests sent before the broker was cut off.
+    pub fn lapses(&self) -> u64 {
+        self.lapses.load(Ordering::Acquire)
     }
 
     /// Whether a lease is in force at all (a lifecycle heartbeats for this broker).
     pub fn in_force(&self) -> bool {
-        matches!(*self.state.lock(), State::Until(_))
+        matches!(*self.state.lock(), State::Until { .. })
     }
 }
 
@@ -122,6 +150,28 @@ mod tests {
         lease.renew(later, SESSION);
         lease.renew(first, SESSION);
         assert!(lease.holds_at(first + Duration::from_millis(1700)));
+    }
+
+    #[test]
+    fn lapses_count_only_a_lease_that_had_held() {
+        let lease = RegistrationLease::default();
+        // Starting up: fenced until the first "not fenced" answer, which is no lapse.
+        lease.expire();
+        assert!(!lease.renew(Instant::now(), SESSION));
+        assert_eq!(lease.lapses(), 0);
+        // Renewed in time: no lapse.
+        assert!(!lease.renew(Instant::now(), SESSION));
+        assert_eq!(lease.lapses(), 0);
+        // Fenced after it held, then renewed: one lapse.
+        lease.expire();
+        assert!(lease.renew(Instant::now(), SESSION));
+        assert_eq!(lease.lapses(), 1);
+        // Run out (its last answered heartbeat was sent long ago), then renewed: a lapse too.
+        let ran_out = RegistrationLease::default();
+        ran_out.renew(Instant::now() - 2 * SESSION, SESSION);
+        assert!(!ran_out.holds_at(Instant::now()));
+        assert!(ran_out.renew(Instant::now(), SESSION));
+        assert_eq!(ran_out.lapses(), 1);
     }
 
     #[test]

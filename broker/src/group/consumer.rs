@@ -490,8 +490,8 @@ impl ConsumerGroup {
         self.owners.retain(|_, owner| owner != member_id);
     }
 
-    /// Removes members whose session expired or who did not revoke within their rebalance
-    /// timeout; their ids.
+    /// Removes members whose session expired, who did not revoke within their rebalance
+    /// timeout, or (classic members) who did not rejoin or sync within it; their ids.
     /// With `topics` (when [`ConsumerGroup::topics_due`]), also notices new topics or
     /// partitions of the subscription without waiting for a member to ask.
     pub fn tick(&mut self, topics: Option<&TopicImage>, now_ms: i64) -> Vec<String> {
@@ -499,8 +499,11 @@ impl ConsumerGroup {
             .members
             .values()
             .filter(|m| {
+                let due = |deadline: Option<i64>| deadline.is_some_and(|d| d <= now_ms);
                 m.session_deadline_ms <= now_ms
-                    || m.revocation_deadline_ms.is_some_and(|d| d <= now_ms)
+                    || due(m.revocation_deadline_ms)
+                    || due(m.classic_join_deadline_ms)
+                    || due(m.classic_sync_deadline_ms)
             })
             .map(|m| m.member_id.clone())
             .collect();

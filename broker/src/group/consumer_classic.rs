@@ -242,6 +242,9 @@ impl ConsumerGroup {
         let classic_changed = member.classic.as_ref() != Some(&classic);
         member.classic = Some(classic);
         member.session_deadline_ms = now_ms + i64::from(req.session_timeout_ms);
+        // Joined: the rejoin is done; now it has its rebalance timeout to sync.
+        member.classic_join_deadline_ms = None;
+        member.classic_sync_deadline_ms = Some(now_ms + i64::from(req.rebalance_timeout_ms.max(0)));
         let unrevoked = member.state == MemberState::UnrevokedPartitions
             && !overlaps(&owned, &member.pending_revocation);
         if classic_changed {
@@ -299,6 +302,7 @@ impl ConsumerGroup {
         let id = member.member_id.clone();
         if let Some(m) = self.members.get_mut(&id) {
             m.session_deadline_ms = now_ms + session;
+            m.classic_sync_deadline_ms = None;
         }
         Ok(assignment)
     }
@@ -327,6 +331,12 @@ impl ConsumerGroup {
         let id = member.member_id.clone();
         if let Some(m) = self.members.get_mut(&id) {
             m.session_deadline_ms = now_ms + i64::from(session);
+            if rejoin && m.classic_join_deadline_ms.is_none() {
+                // Told to rejoin: it has its rebalance timeout to do so (Kafka schedules the
+                // join timeout once, at the first such answer).
+                m.classic_join_deadline_ms =
+                    Some(now_ms + i64::from(m.rebalance_timeout_ms.max(0)));
+            }
         }
         if rejoin {
             ResponseError::RebalanceInProgress.code()

@@ -83,6 +83,13 @@ pub struct ConsumerMember {
     /// Set for a member that uses the classic protocol (JoinGroup/SyncGroup/Heartbeat) in a
     /// consumer group during an online migration (Kafka's `ClassicMemberMetadata`).
     pub classic: Option<ClassicMemberMetadata>,
+    /// A classic member told to rejoin is removed when it has not sent JoinGroup by then
+    /// (Kafka's consumer-group join timeout: its rebalance timeout). In memory only, as
+    /// Kafka's timers: a new coordinator leaves it to the session timeout.
+    pub classic_join_deadline_ms: Option<i64>,
+    /// A classic member that joined is removed when it has not sent SyncGroup by then
+    /// (Kafka's consumer-group sync timeout: its rebalance timeout). In memory only.
+    pub classic_sync_deadline_ms: Option<i64>,
 }
 
 /// What a classic-protocol member of a consumer group joined with: its session timeout and
@@ -124,6 +131,8 @@ impl ConsumerMember {
             session_deadline_ms: 0,
             revocation_deadline_ms: None,
             classic: None,
+            classic_join_deadline_ms: None,
+            classic_sync_deadline_ms: None,
         }
     }
 

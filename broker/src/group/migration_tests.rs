@@ -77,9 +77,18 @@ fn partitions(c: &GroupCoordinator, bytes: &[u8]) -> BTreeSet<i32> {
 
 /// A classic group "mg" of one member holding both partitions of `t` at generation 1.
 async fn classic_group(c: &Arc<GroupCoordinator>, clock: &ManualClock) -> JoinResult {
+    classic_group_joined_with(c, clock, classic_join("", &[])).await
+}
+
+/// [`classic_group`], its member joining with `join`.
+async fn classic_group_joined_with(
+    c: &Arc<GroupCoordinator>,
+    clock: &ManualClock,
+    join: JoinRequest,
+) -> JoinResult {
     let first = {
         let c = c.clone();
-        tokio::spawn(async move { c.join("mg", classic_join("", &[])).await })
+        tokio::spawn(async move { c.join("mg", join).await })
     };
     let a = tokio::time::timeout(WITHIN, async {
         while !first.is_finished() {
@@ -291,4 +300,94 @@ async fn the_disabled_policy_keeps_a_live_classic_group_classic() {
     assert_eq!(refused.code, ResponseError::GroupIdNotFound.code());
     assert_eq!(c.heartbeat("mg", 1, &a.member_id, None), 0);
     assert_eq!(c.list(&[], &[]).unwrap()[0].group_type, "classic");
+}
+
+/// Kafka's join and sync timeouts for a classic member of a consumer group: told to rejoin, it
+/// has its rebalance timeout to send JoinGroup (the first answer starts it; later heartbeats
+/// do not extend it), then its rebalance timeout to send SyncGroup; missing either removes it
+/// long before its session timeout would, and its partitions go to the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_member_that_does_not_rejoin_or_sync_in_time_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let f = coordinator_with(dir.path(), clock.clone(), &[]).await;
+    let c = f.c.clone();
+    c.ensure_offsets_topic().await.unwrap();
+    loaded(&c, "mg").await;
+    let slow = |member_id: &str| JoinRequest {
+        session_timeout_ms: 30_000,
+        rebalance_timeout_ms: 3_000,
+        ..classic_join(member_id, &[])
+    };
+    let a = classic_group_joined_with(&c, &clock, slow("")).await;
+    let members = |c: &GroupCoordinator| -> BTreeSet<String> {
+        c.describe_consumer_group("mg")
+            .unwrap()
+            .members
+            .iter()
+            .map(|(m, _)| m.member_id.clone())
+            .collect()
+    };
+
+    // B upgrades the group; A is told to rejoin, twice, and never does.
+    c.consumer_group_heartbeat("mg", consumer_join("b"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.heartbeat("mg", 1, &a.member_id, None),
+        ResponseError::RebalanceInProgress.code()
+    );
+    clock.advance(2_000);
+    assert_eq!(
+        c.heartbeat("mg", 1, &a.member_id, None),
+        ResponseError::RebalanceInProgress.code()
+    );
+    clock.advance(900);
+    c.tick();
+    assert!(
+        members(&c).contains(&a.member_id),
+        "removed before its rebalance timeout"
+    );
+    clock.advance(200);
+    c.tick();
+    assert_eq!(
+        members(&c),
+        BTreeSet::from(["b".to_string()]),
+        "a classic member that did not rejoin within its rebalance timeout stays"
+    );
+
+    // A comes back as a new classic member, joins and never syncs: removed after its
+    // rebalance timeout, though its session (30 s) is far from over.
+    let again = c.join("mg", slow("")).await;
+    assert_eq!(again.error, 0);
+    assert!(members(&c).contains(&again.member_id));
+    clock.advance(3_100);
+    c.tick();
+    assert!(
+        !members(&c).contains(&again.member_id),
+        "a classic member that did not sync within its rebalance timeout stays"
+    );
+
+    // One that joins and syncs in time stays as long as it heartbeats.
+    let third = c.join("mg", slow("")).await;
+    assert_eq!(third.error, 0);
+    clock.advance(1_000);
+    let synced = c
+        .sync(
+            "mg",
+            third.generation,
+            &third.member_id,
+            None,
+            Some("consumer"),
+            Some("range"),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(synced.error, 0);
+    for _ in 0..4 {
+        clock.advance(2_000);
+        c.heartbeat("mg", third.generation, &third.member_id, None);
+        c.tick();
+    }
+    assert!(members(&c).contains(&third.member_id));
 }

@@ -123,6 +123,18 @@ fn protocol_version(classic: &ClassicMemberMetadata) -> i16 {
         .map_or(0, |(_, m)| i16::from_be_bytes([m[0], m[1]]))
 }
 
+/// Whether the classic JoinGroup `req` brings back, under a new member id, the instance of
+/// `existing`, a static consumer-protocol member (which it replaces).
+pub fn replaces_static_consumer_member(
+    existing: Option<&ConsumerMember>,
+    req: &JoinRequest,
+) -> bool {
+    req.member_id.is_empty()
+        && req.group_instance_id.is_some()
+        && existing
+            .is_some_and(|m| !m.uses_classic_protocol() && m.instance_id == req.group_instance_id)
+}
+
 fn is_fenced(member: &ConsumerMember, member_id: &str) -> bool {
     !member_id.is_empty() && member.member_id != member_id
 }
@@ -202,8 +214,12 @@ impl ConsumerGroup {
             Some(instance) => self.static_member(instance),
             None => self.members.get(&member_id),
         };
-        if existing.is_some_and(|m| !m.uses_classic_protocol()) {
-            // A consumer-protocol member cannot switch protocols without leaving first.
+        if existing.is_some_and(|m| !m.uses_classic_protocol())
+            && !replaces_static_consumer_member(existing, req)
+        {
+            // A consumer-protocol member cannot switch protocols without leaving first, unless
+            // it is static and its instance comes back as a new classic member (Kafka replaces
+            // it, and downgrades the group if it was the last consumer-protocol member).
             return fail(ResponseError::UnknownMemberId.code());
         }
         if let Some(m) = existing.filter(|m| m.member_id != member_id) {

@@ -391,3 +391,71 @@ async fn a_classic_member_that_does_not_rejoin_or_sync_in_time_is_removed() {
     }
     assert!(members(&c).contains(&third.member_id));
 }
+
+/// Kafka's downgrade on a static member's replacement: the last consumer-protocol member is
+/// static, and its instance comes back as a classic member under a new member id (a rolling
+/// restart to `group.protocol=classic`). It replaces the old member at once, not after its
+/// session, and the group, all classic now, is a classic group again with both members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_members_return_as_classic_downgrades_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let f = coordinator_with(dir.path(), clock.clone(), &[]).await;
+    let c = f.c.clone();
+    c.ensure_offsets_topic().await.unwrap();
+    loaded(&c, "mg").await;
+    let a = classic_group(&c, &clock).await;
+    // A static consumer-protocol member upgrades the group.
+    c.consumer_group_heartbeat(
+        "mg",
+        Heartbeat {
+            instance_id: Some("instance-s".to_string()),
+            ..consumer_join("s")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.list(&[], &[]).unwrap()[0].group_type, "consumer");
+
+    // Its instance restarts with the classic protocol: a JoinGroup without a member id.
+    let back = c
+        .join(
+            "mg",
+            JoinRequest {
+                group_instance_id: Some("instance-s".to_string()),
+                ..classic_join("", &[])
+            },
+        )
+        .await;
+    assert_eq!(
+        back.error, 0,
+        "the static instance's classic join is refused"
+    );
+    assert_ne!(back.member_id, "s");
+    let listed = c.list(&[], &[]).unwrap();
+    assert_eq!(
+        listed[0].group_type, "classic",
+        "the group was not downgraded"
+    );
+    let classic = c.describe("mg").unwrap().unwrap();
+    let ids: BTreeSet<String> = classic
+        .members
+        .iter()
+        .map(|m| m.member_id.clone())
+        .collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from([a.member_id.clone(), back.member_id.clone()])
+    );
+    // A reload finds the same classic group.
+    reload(&c, 1);
+    assert_eq!(c.list(&[], &[]).unwrap()[0].group_type, "classic");
+    assert_eq!(c.describe("mg").unwrap().unwrap().members.len(), 2);
+
+    // A consumer-protocol member that is not static still cannot switch by a classic join.
+    c.consumer_group_heartbeat("mg", consumer_join("d"))
+        .await
+        .unwrap();
+    let refused = c.join("mg", classic_join("d", &[])).await;
+    assert_eq!(refused.error, ResponseError::UnknownMemberId.code());
+}

@@ -147,12 +147,26 @@ impl GroupCoordinator {
                 None,
             );
         };
+        let replaces = super::consumer_classic::replaces_static_consumer_member(
+            req.group_instance_id
+                .as_deref()
+                .and_then(|instance| c.static_member(instance)),
+            req,
+        );
         let result = c.classic_join(req, &topics, &self.consumer_config, now);
         g.sync_consumer_state(now);
-        match self.persist_consumer_if_dirty(g) {
-            Ok(stored_at) => (result, stored_at),
-            Err(c) => (JoinResult::error(c, &req.member_id), None),
+        let stored_at = match self.persist_consumer_if_dirty(g) {
+            Ok(stored_at) => stored_at,
+            Err(c) => return (JoinResult::error(c, &req.member_id), None),
+        };
+        // The last consumer-protocol member, static, came back as a classic member: the
+        // group is classic again (Kafka's downgrade on a static member's replacement).
+        if result.error == 0 && replaces {
+            if let Some(downgraded_at) = self.maybe_downgrade(g, now) {
+                return (result, Some(downgraded_at));
+            }
         }
+        (result, stored_at)
     }
 
     /// SyncGroup; the leader's assignment is stored before anyone gets theirs.

@@ -14,15 +14,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::handlers::{self, Connection};
-use crate::protocol::frame::{read_frame, FrameError};
+use crate::protocol::frame::{FrameError, FrameReader};
 use crate::protocol::{self, ProtocolError};
 use crate::quota::QuotaType;
 use crate::security::sasl::{After, Exchange, SaslConfig, Step, TokenStep};
@@ -35,8 +34,6 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `sasl.server.max.receive.size`, so an unauthenticated client cannot make the broker
 /// buffer a full `socket.request.max.bytes`.
 const MAX_UNAUTHENTICATED_FRAME: usize = 512 * 1024;
-/// The read buffer of a connection, plain or TLS.
-const READ_BUFFER: usize = 64 * 1024;
 
 /// Serves Kafka clients of one listener until `shutdown` becomes true.
 pub async fn run(
@@ -147,8 +144,7 @@ async fn serve_connection<R, W>(
     let peer = connection
         .peer
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut reader = BufReader::with_capacity(READ_BUFFER, read_half);
-    let mut scratch = BytesMut::new();
+    let mut reader = FrameReader::new(read_half);
     let max = broker.config.socket_request_max_bytes();
     // `Some` until a SASL listener's client has authenticated (and again while it
     // re-authenticates).
@@ -173,7 +169,7 @@ async fn serve_connection<R, W>(
             max
         };
         let frame = tokio::select! {
-            f = read_frame(&mut reader, &mut scratch, limit) => f,
+            f = reader.read_frame(limit) => f,
             _ = shutdown.changed() => return,
         };
         let frame = match frame {
@@ -254,9 +250,11 @@ async fn serve_connection<R, W>(
                     _ => Step::Serve,
                 };
                 let body = match step {
+                    // Boxed: the handlers' state machine is tens of KiB (the largest of
+                    // every API's), and inline it would sit in every connection's task,
+                    // idle or not. Allocated per request instead, and freed with it.
                     Step::Serve => {
-                        let handler =
-                            std::pin::pin!(handlers::handle(broker, request, &connection));
+                        let handler = Box::pin(handlers::handle(broker, request, &connection));
                         let (body, busy) = crate::quota::Timed::new(handler).await;
                         handling = busy;
                         body
@@ -594,4 +592,48 @@ pub fn api_label(api: ApiKey) -> &'static str {
                 .collect()
         });
     LABELS.get(&api).copied().unwrap_or("Other")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an idle connection costs lives mostly in its task: the future of
+    /// [`serve_connection`] is allocated once per connection for as long as it is open. The
+    /// request handlers' state machine is boxed per request, so it is not part of it.
+    #[tokio::test]
+    async fn an_idle_connection_task_is_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::handlers::tests::broker(dir.path()).await;
+        let security = ListenerSecurity::plaintext("PLAINTEXT");
+        let (_client, server) = tokio::io::duplex(64);
+        let (read_half, write_half) = tokio::io::split(server);
+        let (_shutdown_tx, shutdown) = watch::channel(false);
+        let task = serve_connection(
+            read_half,
+            write_half,
+            Connection::default(),
+            &security,
+            &broker,
+            shutdown,
+        );
+        let request = protocol::DecodedRequest {
+            header: kafka_protocol::messages::RequestHeader::default()
+                .with_request_api_key(ApiKey::ApiVersions as i16)
+                .with_request_api_version(3),
+            api_key: ApiKey::ApiVersions,
+            body: RequestKind::ApiVersions(Default::default()),
+        };
+        let connection = Connection::default();
+        let handler = handlers::handle(&broker, request, &connection);
+        let (task_bytes, handler_bytes) = (
+            std::mem::size_of_val(&task),
+            std::mem::size_of_val(&handler),
+        );
+        eprintln!("connection future {task_bytes} bytes, handler future {handler_bytes} bytes");
+        assert!(
+            task_bytes <= 2048,
+            "a connection's future grew to {task_bytes} bytes (the handlers' is {handler_bytes})"
+        );
+    }
 }

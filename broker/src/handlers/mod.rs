@@ -507,4 +507,4 @@ pub fn text(s: impl Into<String>) -> StrBytes {
 #[cfg(test)]
 mod admin_surface_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -30,7 +30,8 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-pub(super) async fn broker(dir: &std::path::Path) -> Arc<Broker> {
+/// A single-broker cluster of its own in `dir`, its metadata quorum joined.
+pub(crate) async fn broker(dir: &std::path::Path) -> Arc<Broker> {
     // No initial rebalance delay: a JoinGroup completes on the next timer tick.
     let settings = [(
         "group.initial.rebalance.delay.ms".to_string(),

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Why a frame could not be read.
@@ -25,37 +25,74 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads one frame from `reader`, refusing sizes above `max`, before allocating for it.
+/// How much a connection reads at a time while it does not know the next frame's size yet.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Reads the frames of one connection, buffering what one read brought beyond a frame (a
+/// client pipelining small requests costs one read for several), with no buffer at all while
+/// the connection is idle.
 ///
-/// `scratch` is reused between calls so a connection allocates only when a frame is larger
-/// than any before it.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    scratch: &mut BytesMut,
-    max: usize,
-) -> Result<Bytes, FrameError> {
-    let mut size = [0u8; 4];
-    match reader.read_exact(&mut size).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
-        Err(e) => return Err(FrameError::Io(e)),
-    }
-    let size = i32::from_be_bytes(size);
-    if size < 0 || size as usize > max {
-        return Err(FrameError::BadSize { size, max });
-    }
-    // Read into the buffer's spare capacity: a produce request of megabytes is not zeroed
-    // before the socket's bytes are copied in.
-    let size = size as usize;
-    scratch.clear();
-    scratch.reserve(size);
-    while scratch.len() < size {
-        let want = size - scratch.len();
-        if reader.read_buf(&mut (&mut *scratch).limit(want)).await? == 0 {
-            return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+/// An idle connection is the common case at scale (thousands of producers and consumers
+/// mostly waiting): a buffer allocated up front (tokio's `BufReader` of 64 KiB, zero-filled)
+/// cost every connection its size in resident memory whether it was used or not. Here the
+/// buffer is allocated when a read starts, sized for the frame once its length prefix is in,
+/// and handed over with the frame (no copy); what is left after the last whole frame stays for
+/// the next one, and an empty remainder is dropped.
+///
+/// Thread safety: owned by the connection's task.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    inner: R,
+    buf: BytesMut,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader of `inner`'s frames; allocates nothing yet.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            buf: BytesMut::new(),
         }
     }
-    Ok(scratch.split().freeze())
+
+    /// Bytes held for frames not read yet (0 between requests of an idle connection).
+    pub fn buffered_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Reads one frame, refusing sizes above `max` before allocating for them.
+    pub async fn read_frame(&mut self, max: usize) -> Result<Bytes, FrameError> {
+        loop {
+            if let Some(prefix) = self.buf.get(..4) {
+                let size = i32::from_be_bytes(prefix.try_into().expect("4 bytes"));
+                if size < 0 || size as usize > max {
+                    return Err(FrameError::BadSize { size, max });
+                }
+                let total = 4 + size as usize;
+                if self.buf.len() >= total {
+                    self.buf.advance(4);
+                    let frame = self.buf.split_to(size as usize).freeze();
+                    if self.buf.is_empty() {
+                        // Nothing pipelined behind it: hold no buffer while idle.
+                        self.buf = BytesMut::new();
+                    }
+                    return Ok(frame);
+                }
+                // Read into the spare capacity: a produce request of megabytes is not zeroed
+                // before the socket's bytes are copied in.
+                self.buf.reserve(total - self.buf.len());
+            } else if self.buf.capacity() == self.buf.len() {
+                self.buf.reserve(READ_CHUNK);
+            }
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return Err(if self.buf.is_empty() {
+                    FrameError::Closed
+                } else {
+                    FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())
+                });
+            }
+        }
+    }
 }
 
 /// An encoded response frame: its length prefix and body as chunks in order (the encoded
@@ -172,8 +209,8 @@ mod tests {
         // A pipe that takes 61 bytes at a time: every write is partial, across chunk edges.
         let (mut client, mut server) = tokio::io::duplex(61);
         let writer = tokio::spawn(async move { frame.write_to(&mut server).await });
-        let mut scratch = BytesMut::new();
-        let body = read_frame(&mut client, &mut scratch, 1 << 20)
+        let body = FrameReader::new(&mut client)
+            .read_frame(1 << 20)
             .await
             .unwrap();
         writer.await.unwrap().unwrap();
@@ -188,24 +225,54 @@ mod tests {
 
     #[tokio::test]
     async fn reads_frames_and_rejects_oversized() {
-        let mut data: &[u8] = &[0, 0, 0, 2, 9, 8, 0, 0, 0, 1];
-        let mut scratch = BytesMut::new();
-        let f = read_frame(&mut data, &mut scratch, 16).await.unwrap();
+        let data: &[u8] = &[0, 0, 0, 2, 9, 8, 0, 0, 0, 1];
+        let mut reader = FrameReader::new(data);
+        let f = reader.read_frame(16).await.unwrap();
         assert_eq!(&f[..], &[9, 8]);
         // Second frame announces 1 byte but the stream ends: an I/O error, not Closed.
         assert!(matches!(
-            read_frame(&mut data, &mut scratch, 16).await,
+            reader.read_frame(16).await,
             Err(FrameError::Io(_))
         ));
 
-        let mut huge: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
+        let huge: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
         assert!(matches!(
-            read_frame(&mut huge, &mut scratch, 16).await,
+            FrameReader::new(huge).read_frame(16).await,
             Err(FrameError::BadSize { .. })
         ));
-        let mut empty: &[u8] = &[];
+        let empty: &[u8] = &[];
         assert!(matches!(
-            read_frame(&mut empty, &mut scratch, 16).await,
+            FrameReader::new(empty).read_frame(16).await,
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn pipelined_frames_come_out_whole_and_an_idle_reader_holds_no_buffer() {
+        // Three frames in one write, then one split across two writes of 3 bytes.
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut reader = FrameReader::new(server);
+        assert_eq!(reader.buffered_capacity(), 0);
+        let mut bytes = Vec::new();
+        for body in [&b"abc"[..], b"", b"defgh"] {
+            bytes.extend_from_slice(&(body.len() as i32).to_be_bytes());
+            bytes.extend_from_slice(body);
+        }
+        client.write_all(&bytes).await.unwrap();
+        assert_eq!(&reader.read_frame(64).await.unwrap()[..], b"abc");
+        assert_eq!(&reader.read_frame(64).await.unwrap()[..], b"");
+        assert_eq!(&reader.read_frame(64).await.unwrap()[..], b"defgh");
+        assert_eq!(reader.buffered_capacity(), 0, "idle: no buffer held");
+
+        let writer = tokio::spawn(async move {
+            client.write_all(&[0, 0, 0]).await.unwrap();
+            client.write_all(&[1, 7]).await.unwrap();
+            client
+        });
+        assert_eq!(&reader.read_frame(64).await.unwrap()[..], &[7]);
+        drop(writer.await.unwrap());
+        assert!(matches!(
+            reader.read_frame(64).await,
             Err(FrameError::Closed)
         ));
     }

@@ -34,10 +34,10 @@ const READ_CHUNK: usize = 8 * 1024;
 ///
 /// An idle connection is the common case at scale (thousands of producers and consumers
 /// mostly waiting): a buffer allocated up front (tokio's `BufReader` of 64 KiB, zero-filled)
-/// cost every connection its size in resident memory whether it was used or not. Here the
-/// buffer is allocated when a read starts, sized for the frame once its length prefix is in,
-/// and handed over with the frame (no copy); what is left after the last whole frame stays for
-/// the next one, and an empty remainder is dropped.
+/// cost every connection much of its size in resident memory whether it was used or not.
+/// Here the buffer is allocated when a read starts, sized for the frame once its length
+/// prefix is in, and handed over with the frame (no copy); what is left after the last whole
+/// frame stays for the next one, and an empty remainder is dropped.
 ///
 /// Thread safety: owned by the connection's task.
 #[derive(Debug)]

@@ -631,8 +631,10 @@ mod tests {
             std::mem::size_of_val(&handler),
         );
         eprintln!("connection future {task_bytes} bytes, handler future {handler_bytes} bytes");
+        // ~2.2 KiB: the connection's own state (SASL exchange, quota and throttle timers, the
+        // frame reader); the handlers' future inline would add its whole size.
         assert!(
-            task_bytes <= 2048,
+            task_bytes <= 3072 && task_bytes < handler_bytes,
             "a connection's future grew to {task_bytes} bytes (the handlers' is {handler_bytes})"
         );
     }

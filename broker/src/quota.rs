@@ -20,6 +20,16 @@
 //! `throttle_time_ms` and the connection is muted. Brokers' own requests are exempt
 //! ([`request_quota_exempt`]).
 //!
+//! Controller mutation quotas (`controller_mutation_rate`, Kafka's KIP-599) count the
+//! partitions a client creates, adds or deletes (CreateTopics, CreatePartitions, DeleteTopics)
+//! in a token bucket, as Kafka does: it holds up to the quota times the measured period
+//! (`quota.window.num` × `quota.window.size.seconds`), refills at the quota, and a mutation is
+//! accepted while the bucket is not empty, even one that takes it below zero. Past that, the
+//! versions that know the error (CreateTopics v6+, CreatePartitions v3+, DeleteTopics v5+)
+//! refuse each further topic with THROTTLING_QUOTA_EXCEEDED; older ones are accepted and only
+//! throttled. Either way the response carries how long until the bucket is back at zero, and
+//! the connection is muted for it ([`MutationQuota`]).
+//!
 //! No quota set anywhere (the usual case) costs one check of the image per request.
 //!
 //! Thread-safety: one mutex around the map of rates, held for a few arithmetic operations per
@@ -32,7 +42,8 @@ use parking_lot::Mutex;
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
 use crate::controller::client_quotas::{
-    EntityName, QuotaEntity, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
+    EntityName, QuotaEntity, CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE,
+    REQUEST_PERCENTAGE,
 };
 use crate::controller::image::MetadataImage;
 
@@ -45,6 +56,8 @@ pub enum QuotaType {
     Fetch,
     /// Request handling time in percent-seconds, against `request_percentage`.
     Request,
+    /// Partitions created, added or deleted, against `controller_mutation_rate`.
+    ControllerMutation,
 }
 
 impl QuotaType {
@@ -53,6 +66,7 @@ impl QuotaType {
             QuotaType::Produce => PRODUCER_BYTE_RATE,
             QuotaType::Fetch => CONSUMER_BYTE_RATE,
             QuotaType::Request => REQUEST_PERCENTAGE,
+            QuotaType::ControllerMutation => CONTROLLER_MUTATION_RATE,
         }
     }
 }
@@ -216,6 +230,8 @@ pub struct ClientQuotaManager {
     samples: usize,
     window: Duration,
     rates: Mutex<HashMap<SensorKey, Rate>>,
+    /// Controller mutation token buckets: (tokens, when last refilled).
+    buckets: Mutex<HashMap<SensorKey, (f64, Instant)>>,
     metrics: QuotaMetrics,
 }
 
@@ -229,6 +245,7 @@ struct QuotaMetrics {
     fetch_throttle_ms: IntCounterVec,
     request_time: GaugeVec,
     request_throttle_ms: IntCounterVec,
+    mutation_throttle_ms: IntCounterVec,
 }
 
 impl QuotaMetrics {
@@ -269,6 +286,10 @@ impl QuotaMetrics {
                 "kafka_server_request_throttle_time_ms_total",
                 "Milliseconds requests of a quota entity were throttled for its request_percentage quota.",
             )?,
+            mutation_throttle_ms: counter(
+                "kafka_server_controller_mutation_throttle_time_ms_total",
+                "Milliseconds topic and partition mutations of a quota entity were throttled for its controller_mutation_rate quota.",
+            )?,
         })
     }
 
@@ -278,6 +299,14 @@ impl QuotaMetrics {
             QuotaType::Produce => (&self.produce_byte_rate, &self.produce_throttle_ms),
             QuotaType::Fetch => (&self.fetch_byte_rate, &self.fetch_throttle_ms),
             QuotaType::Request => (&self.request_time, &self.request_throttle_ms),
+            QuotaType::ControllerMutation => {
+                if !throttle.is_zero() {
+                    self.mutation_throttle_ms
+                        .with_label_values(&[user.as_str(), client_id.as_str()])
+                        .inc_by(throttle.as_millis() as u64);
+                }
+                return;
+            }
         };
         let labels = [user.as_str(), client_id.as_str()];
         rates.with_label_values(&labels).set(rate);
@@ -301,6 +330,7 @@ impl ClientQuotaManager {
             samples: samples.max(1),
             window: window.max(Duration::from_millis(1)),
             rates: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
             metrics: QuotaMetrics::new(registry)?,
         })
     }
@@ -371,6 +401,106 @@ impl ClientQuotaManager {
         if let Some(rate) = self.rates.lock().get_mut(&key) {
             rate.add(now, -(bytes as f64), self.samples, self.window);
         }
+    }
+}
+
+impl ClientQuotaManager {
+    /// The controller mutation quota of one CreateTopics, CreatePartitions or DeleteTopics
+    /// request of `user`/`client_id`, if one applies; `strict` for the versions that can
+    /// answer THROTTLING_QUOTA_EXCEEDED.
+    pub fn mutation_quota(
+        &self,
+        image: &MetadataImage,
+        user: &str,
+        client_id: &str,
+        strict: bool,
+    ) -> Option<MutationQuota<'_>> {
+        let (key, quota) = applicable(image, QuotaType::ControllerMutation, user, client_id)?;
+        Some(MutationQuota {
+            manager: self,
+            key,
+            quota,
+            strict,
+            throttle: Duration::ZERO,
+        })
+    }
+
+    /// The bucket of `key` refilled to `now`: tokens, at most the burst.
+    fn refill(&self, key: &SensorKey, quota: f64, now: Instant) -> f64 {
+        let burst = quota * (self.window * self.samples as u32).as_secs_f64();
+        let mut buckets = self.buckets.lock();
+        if !buckets.contains_key(key) {
+            // A bucket back at its burst is as good as none: forget those (keeps the map as
+            // small as the set of clients mutating lately).
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + quota * now.saturating_duration_since(*at).as_secs_f64() < burst
+            });
+        }
+        let (tokens, at) = buckets.entry(key.clone()).or_insert((burst, now));
+        *tokens = (*tokens + quota * now.saturating_duration_since(*at).as_secs_f64()).min(burst);
+        *at = now;
+        *tokens
+    }
+
+    fn take(&self, key: &SensorKey, quota: f64, permits: f64, now: Instant) -> f64 {
+        self.refill(key, quota, now);
+        let mut buckets = self.buckets.lock();
+        let entry = buckets.entry(key.clone()).or_insert((0.0, now));
+        entry.0 -= permits;
+        entry.0
+    }
+}
+
+/// One request's controller mutation quota (Kafka's `StrictControllerMutationQuota` or, for
+/// older request versions, `PermissiveControllerMutationQuota`).
+#[derive(Debug)]
+pub struct MutationQuota<'a> {
+    manager: &'a ClientQuotaManager,
+    key: SensorKey,
+    quota: f64,
+    strict: bool,
+    throttle: Duration,
+}
+
+impl MutationQuota<'_> {
+    /// Whether a topic's mutation may go ahead: always for a permissive quota; for a strict
+    /// one, unless the bucket is empty already (then how long until it is not).
+    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        if !self.strict {
+            return Ok(());
+        }
+        let tokens = self.manager.refill(&self.key, self.quota, now);
+        if tokens >= 0.0 {
+            return Ok(());
+        }
+        let wait = self.wait(tokens);
+        self.throttle = self.throttle.max(wait);
+        Err(wait)
+    }
+
+    /// Records `partitions` mutated.
+    pub fn record(&mut self, partitions: i32, now: Instant) {
+        let tokens = self
+            .manager
+            .take(&self.key, self.quota, f64::from(partitions.max(0)), now);
+        if !self.strict && tokens < 0.0 {
+            self.throttle = self.throttle.max(self.wait(tokens));
+        }
+    }
+
+    fn wait(&self, tokens: f64) -> Duration {
+        Duration::from_secs_f64((-tokens / self.quota).max(0.0))
+            .min(self.manager.window * self.manager.samples as u32)
+    }
+
+    /// How long the client must hold back (the response's `throttle_time_ms`, and how long
+    /// the connection is muted); counted in the entity's throttle metric.
+    pub fn finish(self) -> Duration {
+        self.manager.metrics.recorded(&self.key, 0.0, self.throttle);
+        if !self.throttle.is_zero() {
+            tracing::debug!(user = %self.key.1, client_id = %self.key.2, throttle_ms = self.throttle.as_millis() as u64, "client over its controller mutation quota; throttled");
+        }
+        self.throttle
     }
 }
 
@@ -468,6 +598,53 @@ mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    fn mutation<'a>(manager: &'a ClientQuotaManager, strict: bool) -> MutationQuota<'a> {
+        MutationQuota {
+            manager,
+            key: (QuotaType::ControllerMutation, "alice".into(), String::new()),
+            quota: 10.0,
+            strict,
+            throttle: Duration::ZERO,
+        }
+    }
+
+    /// Kafka's token bucket for controller mutations (quota 10/s over 10 windows of 1 s: a
+    /// burst of 100): mutations are accepted while the bucket is not empty, even one that
+    /// empties it past zero; then a strict quota refuses until it refills, and says how long;
+    /// a permissive one accepts and throttles.
+    #[test]
+    fn the_mutation_bucket_admits_until_empty_then_refuses_until_refilled() {
+        let manager = ClientQuotaManager::new(10, SECOND, &Registry::new()).unwrap();
+        let start = Instant::now();
+        let mut q = mutation(&manager, true);
+        assert_eq!(q.admit(start), Ok(()));
+        q.record(90, start);
+        assert_eq!(q.admit(start), Ok(()));
+        q.record(90, start); // down to -80: accepted, not throttled
+        assert_eq!(q.finish(), Duration::ZERO);
+
+        let mut q = mutation(&manager, true);
+        assert_eq!(q.admit(start), Err(8 * SECOND));
+        // Refilled at 10 a second: still short after 7.9 s, not after 8.
+        assert!(q.admit(start + Duration::from_millis(7_900)).is_err());
+        assert_eq!(q.admit(start + 8 * SECOND), Ok(()));
+        assert_eq!(q.finish(), 8 * SECOND);
+
+        // Permissive (older request versions): accepted past empty, throttled by the debt.
+        let mut q = mutation(&manager, false);
+        let later = start + 8 * SECOND;
+        assert_eq!(q.admit(later), Ok(()));
+        q.record(30, later);
+        assert_eq!(q.finish(), 3 * SECOND);
+        // A long pause refills the bucket to its burst, no further.
+        let mut q = mutation(&manager, true);
+        let much_later = later + 60 * SECOND;
+        q.record(100, much_later);
+        assert_eq!(q.admit(much_later), Ok(()));
+        q.record(1, much_later);
+        assert!(q.admit(much_later).is_err());
+    }
 
     #[test]
     fn a_first_burst_of_the_measured_windows_passes_then_the_client_is_held_to_its_quota() {

@@ -336,6 +336,7 @@ async fn serve_connection<R, W>(
                 if let Some(request_quota) = request_quota {
                     throttle = throttle.max(request_quota.apply(broker, handling, Some(&mut body)));
                 }
+                throttle = throttle.max(mutation_throttle(&body));
                 protocol::encode_response(correlation_id, api, version, &body)
             }
             Err(ProtocolError::UnsupportedVersion {
@@ -406,6 +407,18 @@ fn session_end(sasl: &SaslConfig, expires: Option<std::time::SystemTime>) -> Opt
 fn sent_before_a_lapse(broker: &Broker, connection: &Connection, api: ApiKey) -> bool {
     matches!(api, ApiKey::OffsetCommit | ApiKey::TxnOffsetCommit)
         && broker.replicas.lease().lapses() != connection.lease_lapses
+}
+
+/// The throttle a controller mutation quota set on a topic admin response (the handler knows
+/// the partitions it counted), for the connection to be muted as long.
+fn mutation_throttle(body: &ResponseKind) -> Duration {
+    let ms = match body {
+        ResponseKind::CreateTopics(r) => r.throttle_time_ms,
+        ResponseKind::DeleteTopics(r) => r.throttle_time_ms,
+        ResponseKind::CreatePartitions(r) => r.throttle_time_ms,
+        _ => 0,
+    };
+    Duration::from_millis(ms.max(0) as u64)
 }
 
 async fn mute(throttle: Duration, shutdown: &mut watch::Receiver<bool>) {

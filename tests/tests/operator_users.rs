@@ -108,6 +108,7 @@ fn alice(cluster: &str) -> User {
                 producer_byte_rate: Some(1_048_576),
                 consumer_byte_rate: None,
                 request_percentage: Some(200),
+                controller_mutation_rate: Some(10.0),
             }),
         },
     )
@@ -304,6 +305,10 @@ async fn a_scram_user_gets_its_secret_and_acls_and_loses_them_when_deleted() {
         Some(&1_048_576.0)
     );
     assert_eq!(on_brokers.quotas.get("request_percentage"), Some(&200.0));
+    assert_eq!(
+        on_brokers.quotas.get("controller_mutation_rate"),
+        Some(&10.0)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.crt");

@@ -4,13 +4,17 @@
 //! that long; librdkafka producers and consumers are held to their byte rates, with every
 //! record delivered in order, and the broker's quota metrics show the throttling; a client over
 //! its `request_percentage` (the share of a thread its requests took) is told to wait on any
-//! request, and muted.
+//! request, and muted; a client over its `controller_mutation_rate` (partitions created, added
+//! or deleted per second) is refused further topics with THROTTLING_QUOTA_EXCEEDED until its
+//! bucket refills, and none of the refused topics is created or deleted.
 
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
     alter_client_quotas_request, describe_client_quotas_request, AlterClientQuotasRequest,
-    DescribeClientQuotasRequest, MetadataRequest, ProduceRequest,
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeClientQuotasRequest, MetadataRequest,
+    ProduceRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -345,8 +349,8 @@ async fn kafka_configs_sets_describes_and_deletes_quotas_and_they_survive_a_rest
     ]);
     assert!(out.contains("consumer_byte_rate=4096"), "{out}");
 
-    // A key Weir does not enforce is refused, saying so.
-    let refused = run(
+    // The controller mutation rate is a quota like the others.
+    let set = run(
         &bootstrap,
         &[
             "--entity-type",
@@ -358,9 +362,31 @@ async fn kafka_configs_sets_describes_and_deletes_quotas_and_they_survive_a_rest
             "controller_mutation_rate=50",
         ],
     );
+    assert!(set.success, "{set:?}");
+    let out = configs(&[
+        "--entity-type",
+        "clients",
+        "--entity-name",
+        "app",
+        "--describe",
+    ]);
+    assert!(out.contains("controller_mutation_rate=50"), "{out}");
+    // A byte rate that is not a whole number is refused, saying so, as Kafka's controller does.
+    let refused = run(
+        &bootstrap,
+        &[
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "app",
+            "--alter",
+            "--add-config",
+            "producer_byte_rate=1.5",
+        ],
+    );
     assert!(!refused.success);
     assert!(
-        format!("{}{}", refused.stdout, refused.stderr).contains("not enforced by Weir"),
+        format!("{}{}", refused.stdout, refused.stderr).contains("whole number"),
         "{refused:?}"
     );
 
@@ -396,5 +422,127 @@ async fn kafka_configs_sets_describes_and_deletes_quotas_and_they_survive_a_rest
     assert!(
         out.contains("consumer_byte_rate=2097152") && !out.contains("producer_byte_rate"),
         "{out}"
+    );
+}
+
+/// CreateTopics of `(name, partitions)`: each topic's error code, and the throttle time.
+fn create_topics(broker: &Broker, topics: &[(&str, i32)], version: i16) -> (Vec<i16>, Duration) {
+    let request = CreateTopicsRequest::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|(name, partitions)| {
+                    CreatableTopic::default()
+                        .with_name(raw::topic_name(name))
+                        .with_num_partitions(*partitions)
+                        .with_replication_factor(1)
+                })
+                .collect(),
+        )
+        .with_timeout_ms(30_000);
+    // A connection per request: a throttled one is muted for the throttle time.
+    let mut raw = RawClient::connect(broker.kafka_addr());
+    let response = raw.request(&request, version).expect("CreateTopics");
+    (
+        response.topics.iter().map(|t| t.error_code).collect(),
+        Duration::from_millis(response.throttle_time_ms.max(0) as u64),
+    )
+}
+
+/// Partition counts of `topics` (absent ones missing).
+fn partition_counts(broker: &Broker, topics: &[&str]) -> Vec<(String, usize)> {
+    let mut raw = RawClient::connect(broker.kafka_addr());
+    let request = MetadataRequest::default().with_topics(None);
+    let response = raw.request(&request, 12).expect("Metadata");
+    let mut counts: Vec<(String, usize)> = response
+        .topics
+        .iter()
+        .filter(|t| t.error_code == 0)
+        .filter_map(|t| {
+            let name = t.name.as_ref()?.to_string();
+            let partitions = t.partitions.len();
+            topics
+                .contains(&name.as_str())
+                .then_some((name, partitions))
+        })
+        .collect();
+    counts.sort();
+    counts
+}
+
+/// KIP-599's controller mutation quota: `controller_mutation_rate=2` over 5 windows of 1 s is a
+/// bucket of 10 partitions refilled at 2 a second. Topics are admitted while it is not empty
+/// (the one that empties it past zero too, and the response is not throttled); then, from the
+/// versions that know the error, each further topic is THROTTLING_QUOTA_EXCEEDED and not
+/// created (or not deleted), with the time until the bucket is back at zero; older versions
+/// are admitted and throttled. Once it has refilled, the refused topic is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_controller_mutation_rate_is_refused_further_topics() {
+    const THROTTLED: i16 = 89; // THROTTLING_QUOTA_EXCEEDED
+    let broker = Broker::start(
+        BrokerOptions::default()
+            .set("quota.window.num", 5)
+            .set("quota.window.size.seconds", 1),
+    );
+    set_client_quota(&broker, "weir-raw-client", "controller_mutation_rate", 2.0);
+    let name = |n: &str| format!("{}-{n}", unique_topic("mutations"));
+    let (a, b, c, d, e) = (name("a"), name("b"), name("c"), name("d"), name("e"));
+
+    // 4 + 4 + 4 partitions from a bucket of 10: all three admitted, the last one past zero.
+    let (codes, throttle) = create_topics(&broker, &[(&a, 4), (&b, 4), (&c, 4)], 7);
+    assert_eq!(codes, [0, 0, 0]);
+    assert_eq!(
+        throttle,
+        Duration::ZERO,
+        "a strict quota admits without throttling"
+    );
+
+    // The bucket is 2 below zero: the next topic is refused, with about a second to wait.
+    let refused_at = Instant::now();
+    let (codes, throttle) = create_topics(&broker, &[(&d, 1)], 7);
+    assert_eq!(codes, [THROTTLED]);
+    assert!(
+        throttle > Duration::ZERO && throttle <= Duration::from_secs(1),
+        "throttle {throttle:?}"
+    );
+    // Deleting is a mutation too: refused, the topic stays.
+    let mut raw = RawClient::connect(broker.kafka_addr());
+    let delete = DeleteTopicsRequest::default()
+        .with_topic_names(vec![raw::topic_name(&a)])
+        .with_timeout_ms(30_000);
+    let response = raw.request(&delete, 5).expect("DeleteTopics");
+    assert_eq!(response.responses[0].error_code, THROTTLED);
+    let all = [a.as_str(), b.as_str(), c.as_str(), d.as_str(), e.as_str()];
+    assert_eq!(
+        partition_counts(&broker, &all),
+        vec![(a.clone(), 4), (b.clone(), 4), (c.clone(), 4)],
+        "a refused topic was created or deleted"
+    );
+
+    // Once the bucket has refilled the refused topic goes through.
+    weir_tests::wait_until(Duration::from_secs(15), "the bucket to refill", || {
+        let (codes, _) = create_topics(&broker, &[(&d, 1)], 7);
+        (codes == [0]).then_some(())
+    });
+    assert!(refused_at.elapsed() >= throttle.mul_f64(0.9));
+
+    // An older version (v5) is never refused: admitted past zero and throttled by the debt.
+    let (codes, throttle) = create_topics(&broker, &[(&e, 6)], 5);
+    assert_eq!(codes, [0]);
+    assert!(
+        throttle > Duration::ZERO,
+        "a permissive quota throttles past zero"
+    );
+    assert_eq!(
+        partition_counts(&broker, &all).len(),
+        5,
+        "every admitted topic exists"
+    );
+    assert!(
+        metric(
+            &broker,
+            "kafka_server_controller_mutation_throttle_time_ms_total",
+            "weir-raw-client"
+        ) > 0.0
     );
 }

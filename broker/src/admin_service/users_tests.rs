@@ -157,7 +157,7 @@ async fn malformed_user_requests_are_invalid_arguments_and_change_nothing() {
         assert_eq!(code(r), Code::InvalidArgument, "{bad:?}");
     }
     for (key, value) in [
-        ("controller_mutation_rate", 50.0),
+        ("controller_mutation_rate", -1.0),
         ("producer_byte_rate", 0.5),
     ] {
         let r = s

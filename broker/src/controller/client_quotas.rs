@@ -1,6 +1,6 @@
 //! Client quotas in the metadata image: Kafka's quota entities (a user, a client id, or both,
 //! each named or the `<default>`) and their settings (`producer_byte_rate`,
-//! `consumer_byte_rate`, `request_percentage`), as AlterClientQuotas writes them and `kafka-configs --entity-type
+//! `consumer_byte_rate`, `request_percentage`, `controller_mutation_rate`), as AlterClientQuotas writes them and `kafka-configs --entity-type
 //! users|clients` shows them. The broker's [`crate::quota`] enforces them; this module only
 //! stores them and answers which entity's quota applies to a connection, in Kafka's order of
 //! precedence.
@@ -17,33 +17,37 @@ pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 /// quota: time spent handling its requests per second of wall time, times 100).
 pub const REQUEST_PERCENTAGE: &str = "request_percentage";
 
-/// Settings Kafka has that Weir does not enforce: refused rather than stored and ignored.
-const UNENFORCED: &[&str] = &["controller_mutation_rate"];
+/// Partitions a client may create, add or delete per second (Kafka's controller mutation
+/// quota, KIP-599).
+pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
 
 /// Checks one change to a quota setting as AlterClientQuotas (and the admin API's
 /// AlterUserQuotas) accept it: a setting Weir enforces, and to set, a whole number of bytes per
-/// second of at least 1 (byte rates) or a positive percentage (`request_percentage`). The
-/// error says why, for the caller's INVALID_REQUEST / INVALID_ARGUMENT.
+/// second of at least 1 (byte rates) or a positive number (`request_percentage`,
+/// `controller_mutation_rate`). The error says why, for the caller's INVALID_REQUEST /
+/// INVALID_ARGUMENT.
 pub fn quota_operation(
     key: &str,
     value: f64,
     remove: bool,
 ) -> Result<(String, Option<QuotaValue>), String> {
-    if UNENFORCED.contains(&key) {
-        return Err(format!(
-            "quota `{key}` is not enforced by Weir (only {PRODUCER_BYTE_RATE}, {CONSUMER_BYTE_RATE} and {REQUEST_PERCENTAGE} are); refused rather than stored and ignored"
-        ));
-    }
-    if key != PRODUCER_BYTE_RATE && key != CONSUMER_BYTE_RATE && key != REQUEST_PERCENTAGE {
+    if ![
+        PRODUCER_BYTE_RATE,
+        CONSUMER_BYTE_RATE,
+        REQUEST_PERCENTAGE,
+        CONTROLLER_MUTATION_RATE,
+    ]
+    .contains(&key)
+    {
         return Err(format!("unknown quota configuration key `{key}`"));
     }
     if remove {
         return Ok((key.to_string(), None));
     }
-    if key == REQUEST_PERCENTAGE {
+    if key == REQUEST_PERCENTAGE || key == CONTROLLER_MUTATION_RATE {
         if !value.is_finite() || value <= 0.0 {
             return Err(format!(
-                "quota `{key}` must be a positive percentage, not {value}"
+                "quota `{key}` must be a positive number, not {value}"
             ));
         }
         return Ok((key.to_string(), Some(QuotaValue(value))));

@@ -3,9 +3,9 @@
 //! `describeClientQuotas`/`alterClientQuotas`) read and write them.
 //!
 //! Entities are a `user`, a `client-id`, or both, each named or the default (a null name).
-//! Weir enforces `producer_byte_rate` and `consumer_byte_rate` ([`crate::quota`]); the other
-//! keys Kafka knows (`request_percentage`, `controller_mutation_rate`) and `ip` entities are
-//! refused with INVALID_REQUEST and a message saying so, rather than stored and ignored. Each
+//! Weir enforces `producer_byte_rate`, `consumer_byte_rate`, `request_percentage` and
+//! `controller_mutation_rate` ([`crate::quota`]); `ip` entities are refused with
+//! INVALID_REQUEST and a message saying so, rather than stored and ignored. Each
 //! entry is checked as Kafka's controller checks it (empty or repeated entity types, unknown
 //! keys, a byte rate that is not a positive integer are INVALID_REQUEST); the valid entries are
 //! written in one metadata record and answered once this broker's image shows them.
@@ -292,7 +292,7 @@ mod tests {
             (PRODUCER_BYTE_RATE, f64::NAN),
             ("request_percentage", 0.0),
             ("request_percentage", -5.0),
-            ("controller_mutation_rate", 10.0),
+            ("controller_mutation_rate", 0.0),
             ("no_such_key", 1.0),
         ] {
             assert!(operation(key, value, false).is_err(), "{key}={value}");

@@ -168,6 +168,25 @@ impl ClientInfo {
     }
 }
 
+/// The controller mutation quota of `client` on `connection`, if one applies.
+fn mutation_quota<'a>(
+    broker: &'a Broker,
+    connection: &Connection,
+    client: &ClientInfo,
+    strict: bool,
+) -> Option<crate::quota::MutationQuota<'a>> {
+    let image = broker.replicas.image();
+    if image.client_quotas.is_empty() {
+        return None;
+    }
+    broker.quotas.mutation_quota(
+        &image,
+        connection.principal.name(),
+        &client.client_id,
+        strict,
+    )
+}
+
 /// Handles one request from `connection`; `None` means no response is sent (produce with
 /// `acks=0`).
 pub async fn handle(
@@ -208,14 +227,22 @@ pub async fn handle(
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, version, &authz))
         }
+        // Strict controller mutation quotas from the versions that know THROTTLING_QUOTA_EXCEEDED.
         RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(admin::create_topics(broker, r, version, &authz).await)
+            let quota = mutation_quota(broker, connection, &client, version >= 6);
+            ResponseKind::CreateTopics(
+                admin::create_topics(broker, r, version, &authz, quota).await,
+            )
         }
         RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(admin::delete_topics(broker, r, version, &authz).await)
+            let quota = mutation_quota(broker, connection, &client, version >= 5);
+            ResponseKind::DeleteTopics(
+                admin::delete_topics(broker, r, version, &authz, quota).await,
+            )
         }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(broker, r, &authz).await)
+            let quota = mutation_quota(broker, connection, &client, version >= 3);
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, r, &authz, quota).await)
         }
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(configs::describe(broker, r, &authz))

@@ -196,7 +196,8 @@ pub enum AclPermission {
 }
 
 /// The quotas the brokers enforce, by Kafka's names (`producer_byte_rate`,
-/// `consumer_byte_rate`, `request_percentage`). A quota removed here is removed from the user.
+/// `consumer_byte_rate`, `request_percentage`, `controller_mutation_rate`). A quota removed
+/// here is removed from the user.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserQuotas {
@@ -213,6 +214,12 @@ pub struct UserQuotas {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub request_percentage: Option<i64>,
+    /// Partitions the user may create, add or delete per second, across the cluster's topics
+    /// (Kafka's `controller_mutation_rate`; past it CreateTopics, CreatePartitions and
+    /// DeleteTopics answer THROTTLING_QUOTA_EXCEEDED until the allowance refills).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = 0, "exclusiveMinimum" = true))]
+    pub controller_mutation_rate: Option<f64>,
 }
 
 impl AclResourceType {

@@ -16,6 +16,7 @@ pub const CLUSTER_RESOURCE: &str = "kafka-cluster";
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
 
 /// One ACL binding, ordered so that sets of them compare and diff.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -156,6 +157,9 @@ pub fn desired_quotas(quotas: Option<&UserQuotas>) -> BTreeMap<String, f64> {
         }
         if let Some(percent) = q.request_percentage {
             out.insert(REQUEST_PERCENTAGE.to_string(), percent as f64);
+        }
+        if let Some(rate) = q.controller_mutation_rate {
+            out.insert(CONTROLLER_MUTATION_RATE.to_string(), rate);
         }
     }
     out
@@ -370,9 +374,11 @@ mod tests {
             producer_byte_rate: Some(1_048_576),
             consumer_byte_rate: None,
             request_percentage: Some(25),
+            controller_mutation_rate: Some(2.5),
         }));
         assert_eq!(desired[PRODUCER_BYTE_RATE], 1_048_576.0);
         assert_eq!(desired[REQUEST_PERCENTAGE], 25.0);
+        assert_eq!(desired[CONTROLLER_MUTATION_RATE], 2.5);
         let current = BTreeMap::from([
             (PRODUCER_BYTE_RATE.to_string(), 1024.0),
             (CONSUMER_BYTE_RATE.to_string(), 2048.0),
@@ -382,7 +388,8 @@ mod tests {
             changes.set,
             BTreeMap::from([
                 (PRODUCER_BYTE_RATE.to_string(), 1_048_576.0),
-                (REQUEST_PERCENTAGE.to_string(), 25.0)
+                (REQUEST_PERCENTAGE.to_string(), 25.0),
+                (CONTROLLER_MUTATION_RATE.to_string(), 2.5)
             ])
         );
         assert_eq!(changes.remove, vec![CONSUMER_BYTE_RATE.to_string()]);

@@ -60,6 +60,8 @@ pub struct Broker {
     pub metrics: BrokerMetrics,
     /// Client quota enforcement (produce and fetch byte rates).
     pub quotas: ClientQuotaManager,
+    /// Connection limits (`max.connections`, `max.connections.per.ip`, creation rates).
+    pub connections: Arc<crate::connection_quotas::ConnectionQuotas>,
     /// Fetch sessions (KIP-227), bounded by `max.incremental.fetch.session.cache.slots`;
     /// locked briefly per fetch, never across a wait.
     pub fetch_sessions: parking_lot::Mutex<FetchSessionCache>,
@@ -106,7 +108,9 @@ impl Broker {
             ),
             crate::share::manager::ShareMetrics::new(metrics.registry())?,
         );
+        let connections = Arc::new(crate::connection_quotas::ConnectionQuotas::new(&config));
         Ok(Self {
+            connections,
             fetch_sessions,
             share,
             share_coordinator,

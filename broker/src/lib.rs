@@ -35,6 +35,7 @@ pub mod cleaner_metrics;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connection_quotas;
 pub mod controller;
 pub mod fetch_session;
 pub mod group;

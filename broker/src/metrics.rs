@@ -42,6 +42,8 @@ pub struct BrokerMetrics {
     pub connections_accepted: IntCounter,
     /// Connections closed because of a malformed or oversized request.
     pub protocol_errors: IntCounter,
+    /// Connections refused because their address held `max.connections.per.ip` already.
+    pub connections_refused: IntCounter,
     /// Connections closed because an offset commit arrived on them after this broker's
     /// registration lease lapsed (see `server.rs`).
     pub stale_connections_closed: IntCounter,
@@ -135,6 +137,11 @@ impl BrokerMetrics {
             "Connections closed because a request was malformed, oversized or unsupported.",
         )?;
         registry.register(Box::new(protocol_errors.clone()))?;
+        let connections_refused = IntCounter::new(
+            "weir_connections_refused_total",
+            "Client connections closed at once because their address held max.connections.per.ip already.",
+        )?;
+        registry.register(Box::new(connections_refused.clone()))?;
         let stale_connections_closed = IntCounter::new(
             "weir_stale_connections_closed_total",
             "Connections closed because an offset commit arrived on them after this broker was cut off from the metadata quorum.",
@@ -215,6 +222,7 @@ impl BrokerMetrics {
             connections_open,
             connections_accepted,
             protocol_errors,
+            connections_refused,
             stale_connections_closed,
             group_rebalances,
             fetch_sessions,

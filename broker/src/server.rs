@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::broker::Broker;
+use crate::connection_quotas::ConnectionQuotas;
 use crate::handlers::{self, Connection};
 use crate::protocol::frame::{FrameError, FrameReader};
 use crate::protocol::{self, ProtocolError};
@@ -42,10 +43,31 @@ pub async fn run(
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // The inter-broker listener is the one whose advertised address the broker registers.
+    let inter_broker = broker.listeners.iter().any(|l| {
+        l.name == security.name
+            && l.host == broker.advertised.host
+            && l.port == broker.advertised.port
+    });
+    let limits = ConnectionQuotas::listener(&broker.config, &security.name, inter_broker);
     loop {
+        // At the listener's or the broker's connection limit, or ahead of the creation rate:
+        // new connections wait in the kernel's backlog (Kafka's acceptor blocks the same way).
+        tokio::select! {
+            _ = broker.connections.wait_for_room(&limits) => {}
+            _ = shutdown.changed() => return,
+        }
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let admitted = match broker.connections.admit(&limits, peer.ip()) {
+                        Ok(admitted) => admitted,
+                        Err(refused) => {
+                            broker.metrics.connections_refused.inc();
+                            tracing::info!(%peer, listener = %security.name, limit = refused.limit, "rejected connection: the address already has the maximum number of connections (max.connections.per.ip)");
+                            continue;
+                        }
+                    };
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();
                     let security = security.clone();
@@ -54,6 +76,7 @@ pub async fn run(
                         broker.metrics.connections_open.inc();
                         accept(stream, peer, &security, &broker, shutdown).await;
                         broker.metrics.connections_open.dec();
+                        drop(admitted);
                     });
                 }
                 Err(e) => {

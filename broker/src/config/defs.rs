@@ -36,6 +36,8 @@ pub enum Kind {
     /// Kafka's throttled replica list: empty, `*`, or `partition:broker` pairs separated by
     /// commas.
     ReplicaList,
+    /// `max.connections.per.ip.overrides`: `ip:count` pairs separated by commas, or empty.
+    IpCounts,
 }
 
 impl Kind {
@@ -87,6 +89,9 @@ impl Kind {
                 }
             }
             Kind::Text | Kind::Password => {}
+            Kind::IpCounts => {
+                crate::connection_quotas::parse_overrides(value).map_err(invalid)?;
+            }
             Kind::ReplicaList => {
                 let pair = |item: &str| {
                     item.split_once(':').is_some_and(|(p, b)| {
@@ -111,7 +116,7 @@ impl Kind {
             Kind::Bool => 1,
             Kind::Long { .. } => 5,
             Kind::Double { .. } => 6,
-            Kind::Choice(_) | Kind::Text => 2,
+            Kind::Choice(_) | Kind::Text | Kind::IpCounts => 2,
             Kind::List(_) | Kind::ReplicaList => 7,
             Kind::Password => 9,
         }
@@ -196,6 +201,14 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     flag("delete.topic.enable", "true"),
     long("message.max.bytes", "1048588", 0, I32),
     long("socket.request.max.bytes", "104857600", 1024, I32),
+    long("max.connections", "2147483647", 0, I32),
+    long("max.connections.per.ip", "2147483647", 0, I32),
+    KeyDef {
+        name: "max.connections.per.ip.overrides",
+        default: "",
+        kind: Kind::IpCounts,
+    },
+    long("max.connection.creation.rate", "2147483647", 0, I32),
     long("log.segment.bytes", "1073741824", 1024, I32),
     long("log.roll.ms", "604800000", 1, i64::MAX),
     long("log.roll.hours", "168", 1, I32),

@@ -242,6 +242,18 @@ impl BrokerConfig {
             .or_else(|| self.get(key))
     }
 
+    /// A setting given for `listener` only (`listener.name.<listener>.<key>`), without falling
+    /// back to the broker's.
+    pub fn listener_only(&self, listener: &str, key: &str) -> Option<&str> {
+        let prefixed = format!("{LISTENER_PREFIX}{}.{key}", listener.to_ascii_lowercase());
+        self.listener_values.get(&prefixed).map(String::as_str)
+    }
+
+    /// A numeric broker setting (`max.connections`, ...): its value in force.
+    pub fn number(&self, key: &str) -> i64 {
+        self.long(key)
+    }
+
     /// The resolved listener settings; `listen` is `--listen`, the single PLAINTEXT listener
     /// when `listeners` is not set.
     pub fn listeners(

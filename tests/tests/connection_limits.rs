@@ -1,0 +1,84 @@
+//! Kafka's connection limits, as a client meets them: an address at `max.connections.per.ip`
+//! (or its override) has one more connection closed at once, and gets it back when one of its
+//! connections closes; a listener at its `max.connections` leaves a new connection waiting,
+//! unanswered, until another closes, then serves it; `max.connection.creation.rate` spaces new
+//! connections out. The broker's only listener is its inter-broker one here, which the
+//! broker-wide limits leave alone (as Kafka's): the listener's own settings apply to it.
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::ApiVersionsRequest;
+use weir_tests::raw::RawClient;
+use weir_tests::{wait_until, Broker, BrokerOptions};
+
+const WITHIN: Duration = Duration::from_secs(15);
+
+#[test]
+fn an_address_at_its_connection_limit_gets_one_more_closed_until_one_closes() {
+    let broker = Broker::start(
+        BrokerOptions::default()
+            .set("max.connections.per.ip", 100)
+            // The override for this address is what holds.
+            .set("max.connections.per.ip.overrides", "127.0.0.1:2"),
+    );
+    let addr = broker.kafka_addr();
+    // The start's own readiness probes may still count for a moment after they close.
+    let connect = || {
+        wait_until(WITHIN, "a connection within the limit", || {
+            RawClient::try_connect(addr).ok()
+        })
+    };
+    let first = connect();
+    let _second = connect();
+    assert!(
+        RawClient::try_connect(addr).is_err(),
+        "a third connection from 127.0.0.1 was served"
+    );
+    drop(first);
+    // The close is seen by the broker shortly after: then there is room again.
+    drop(connect());
+}
+
+#[test]
+fn a_listener_at_its_connection_limit_serves_a_new_connection_once_another_closes() {
+    let broker =
+        Broker::start(BrokerOptions::default().set("listener.name.plaintext.max.connections", 2));
+    let addr = broker.kafka_addr();
+    let first = RawClient::connect(addr);
+    let _second = RawClient::connect(addr);
+    // The third connects (the kernel's backlog) but is not served.
+    let mut waiting = RawClient::connect_without_handshake(addr);
+    let correlation_id = waiting
+        .send(&ApiVersionsRequest::default(), 0)
+        .expect("send ApiVersions");
+    waiting.set_read_timeout(Duration::from_secs(1));
+    assert!(
+        waiting
+            .receive::<ApiVersionsRequest>(0, correlation_id)
+            .is_err(),
+        "a connection beyond the listener's max.connections was served"
+    );
+    drop(first);
+    waiting.set_read_timeout(WITHIN);
+    let answer = waiting
+        .receive::<ApiVersionsRequest>(0, correlation_id)
+        .expect("served once a connection closed");
+    assert_eq!(answer.error_code, 0);
+}
+
+#[test]
+fn connections_are_accepted_no_faster_than_the_creation_rate() {
+    let broker = Broker::start(
+        BrokerOptions::default().set("listener.name.plaintext.max.connection.creation.rate", 10),
+    );
+    let addr = broker.kafka_addr();
+    let started = Instant::now();
+    let clients: Vec<RawClient> = (0..21).map(|_| RawClient::connect(addr)).collect();
+    // 21 connections at 10 a second: the last one's turn comes 2 s after the first's.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_900),
+        "21 connections in {:?} at 10 a second",
+        started.elapsed()
+    );
+    assert_eq!(clients.len(), 21);
+}

@@ -42,7 +42,8 @@ pub struct BrokerMetrics {
     pub connections_accepted: IntCounter,
     /// Connections closed because of a malformed or oversized request.
     pub protocol_errors: IntCounter,
-    /// Connections refused because their address held `max.connections.per.ip` already.
+    /// Connections refused because their address held `max.connections.per.ip` already or was
+    /// over its `connection_creation_rate`.
     pub connections_refused: IntCounter,
     /// Connections closed because an offset commit arrived on them after this broker's
     /// registration lease lapsed (see `server.rs`).
@@ -139,7 +140,7 @@ impl BrokerMetrics {
         registry.register(Box::new(protocol_errors.clone()))?;
         let connections_refused = IntCounter::new(
             "weir_connections_refused_total",
-            "Client connections closed at once because their address held max.connections.per.ip already.",
+            "Client connections refused: their address held max.connections.per.ip already, or was over its connection_creation_rate.",
         )?;
         registry.register(Box::new(connections_refused.clone()))?;
         let stale_connections_closed = IntCounter::new(

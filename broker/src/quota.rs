@@ -42,8 +42,8 @@ use parking_lot::Mutex;
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
 use crate::controller::client_quotas::{
-    EntityName, QuotaEntity, CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE,
-    REQUEST_PERCENTAGE,
+    EntityName, QuotaEntity, CONNECTION_CREATION_RATE, CONSUMER_BYTE_RATE,
+    CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
 };
 use crate::controller::image::MetadataImage;
 
@@ -58,6 +58,8 @@ pub enum QuotaType {
     Request,
     /// Partitions created, added or deleted, against `controller_mutation_rate`.
     ControllerMutation,
+    /// Connections opened by an IP address, against its `connection_creation_rate`.
+    ConnectionCreation,
 }
 
 impl QuotaType {
@@ -67,6 +69,7 @@ impl QuotaType {
             QuotaType::Fetch => CONSUMER_BYTE_RATE,
             QuotaType::Request => REQUEST_PERCENTAGE,
             QuotaType::ControllerMutation => CONTROLLER_MUTATION_RATE,
+            QuotaType::ConnectionCreation => CONNECTION_CREATION_RATE,
         }
     }
 }
@@ -299,6 +302,7 @@ impl QuotaMetrics {
             QuotaType::Produce => (&self.produce_byte_rate, &self.produce_throttle_ms),
             QuotaType::Fetch => (&self.fetch_byte_rate, &self.fetch_throttle_ms),
             QuotaType::Request => (&self.request_time, &self.request_throttle_ms),
+            QuotaType::ConnectionCreation => return,
             QuotaType::ControllerMutation => {
                 if !throttle.is_zero() {
                     self.mutation_throttle_ms
@@ -405,6 +409,32 @@ impl ClientQuotaManager {
 }
 
 impl ClientQuotaManager {
+    /// Counts a connection `ip` opened against its `connection_creation_rate` (KIP-612), if
+    /// one applies: `Some(throttle)` when it is over the rate, and then the connection is not
+    /// counted (Kafka takes it back too) and is to be closed after `throttle`.
+    pub fn record_connection(
+        &self,
+        image: &MetadataImage,
+        ip: std::net::IpAddr,
+        now: Instant,
+    ) -> Option<Duration> {
+        let (_, quota) = image.client_quotas.ip_rate(&ip.to_string())?;
+        // A default quota applies to each address on its own.
+        let key = (QuotaType::ConnectionCreation, ip.to_string(), String::new());
+        let mut rates = self.rates.lock();
+        let rate = rates.entry(key).or_insert_with(|| Rate {
+            windows: VecDeque::with_capacity(self.samples),
+        });
+        rate.add(now, 1.0, self.samples, self.window);
+        let (value, elapsed) = rate.measure(now, self.samples, self.window);
+        let throttle = throttle_time(value, quota, elapsed, self.samples, self.window);
+        if throttle.is_zero() {
+            return None;
+        }
+        rate.add(now, -1.0, self.samples, self.window);
+        Some(throttle)
+    }
+
     /// The controller mutation quota of one CreateTopics, CreatePartitions or DeleteTopics
     /// request of `user`/`client_id`, if one applies; `strict` for the versions that can
     /// answer THROTTLING_QUOTA_EXCEEDED.
@@ -719,6 +749,7 @@ mod tests {
         let default_client = QuotaEntity {
             user: None,
             client_id: Some(EntityName::Default),
+            ..QuotaEntity::default()
         };
         assert_eq!(
             sensor_key(QuotaType::Produce, &default_client, "alice", "app-1"),
@@ -727,6 +758,7 @@ mod tests {
         let user = QuotaEntity {
             user: Some(EntityName::Named("alice".into())),
             client_id: None,
+            ..QuotaEntity::default()
         };
         assert_eq!(
             sensor_key(QuotaType::Fetch, &user, "alice", "app-1"),

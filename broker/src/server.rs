@@ -68,6 +68,22 @@ pub async fn run(
                             continue;
                         }
                     };
+                    let image = broker.replicas.image();
+                    let throttled = (!image.client_quotas.is_empty())
+                        .then(|| broker.quotas.record_connection(&image, peer.ip(), Instant::now()))
+                        .flatten();
+                    if let Some(throttle) = throttled {
+                        // Over its address's connection_creation_rate: closed, after the
+                        // throttle time as Kafka does, so a client in a reconnect loop slows.
+                        broker.metrics.connections_refused.inc();
+                        tracing::info!(%peer, listener = %security.name, throttle_ms = throttle.as_millis() as u64, "rejected connection: the address is over its connection_creation_rate; closing it after the throttle time");
+                        drop(admitted);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(throttle).await;
+                            drop(stream);
+                        });
+                        continue;
+                    }
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();
                     let security = security.clone();

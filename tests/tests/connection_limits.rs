@@ -2,12 +2,15 @@
 //! (or its override) has one more connection closed at once, and gets it back when one of its
 //! connections closes; a listener at its `max.connections` leaves a new connection waiting,
 //! unanswered, until another closes, then serves it; `max.connection.creation.rate` spaces new
-//! connections out. The broker's only listener is its inter-broker one here, which the
-//! broker-wide limits leave alone (as Kafka's): the listener's own settings apply to it.
+//! connections out; an address over its `connection_creation_rate` (an `ip` quota, set with
+//! Kafka's own `kafka-configs --entity-type ips`) has its new connections closed unanswered
+//! until its rate falls back. The broker's only listener is its inter-broker one here, which
+//! the broker-wide limits leave alone (as Kafka's): the listener's own settings apply to it.
 
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiVersionsRequest;
+use weir_tests::kafka_tools::KafkaTools;
 use weir_tests::raw::RawClient;
 use weir_tests::{wait_until, Broker, BrokerOptions};
 
@@ -81,4 +84,85 @@ fn connections_are_accepted_no_faster_than_the_creation_rate() {
         started.elapsed()
     );
     assert_eq!(clients.len(), 21);
+}
+
+#[test]
+fn an_address_over_its_connection_creation_rate_has_new_connections_closed() {
+    let Some(tools) = KafkaTools::find() else {
+        return;
+    };
+    let broker = Broker::start(
+        BrokerOptions::default()
+            .set("quota.window.num", 2)
+            .set("quota.window.size.seconds", 1),
+    );
+    let configs = |args: &[&str]| {
+        tools.run(
+            "kafka.admin.ConfigCommand",
+            &[&["--bootstrap-server", &broker.bootstrap()], args].concat(),
+        )
+    };
+    let set = configs(&[
+        "--alter",
+        "--entity-type",
+        "ips",
+        "--entity-name",
+        "127.0.0.1",
+        "--add-config",
+        "connection_creation_rate=3",
+    ]);
+    assert!(set.success, "{set:?}");
+    let described = configs(&[
+        "--describe",
+        "--entity-type",
+        "ips",
+        "--entity-name",
+        "127.0.0.1",
+    ]);
+    assert!(
+        described.stdout.contains("connection_creation_rate=3"),
+        "{described:?}"
+    );
+    // Only the connection rate is an ip quota, and ip entities stand alone.
+    let refused = configs(&[
+        "--alter",
+        "--entity-type",
+        "ips",
+        "--entity-name",
+        "127.0.0.1",
+        "--add-config",
+        "producer_byte_rate=1024",
+    ]);
+    assert!(!refused.success, "{refused:?}");
+
+    // 3 a second over 2 windows: a quick burst gets a few through, then one is closed.
+    let addr = broker.kafka_addr();
+    let mut held = Vec::new();
+    let mut closed = 0;
+    for _ in 0..20 {
+        match RawClient::try_connect(addr) {
+            Ok(client) => held.push(client),
+            Err(_) => {
+                closed += 1;
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        closed, 1,
+        "20 connections at once were all served at 3 a second"
+    );
+    assert!(!held.is_empty() && held.len() < 20);
+    // The ones it let through stay served.
+    for client in &mut held {
+        client
+            .request(&ApiVersionsRequest::default(), 0)
+            .expect("an admitted connection keeps working");
+    }
+    // Once its rate has fallen back, the address connects again.
+    drop(wait_until(
+        WITHIN,
+        "a connection once the rate fell back",
+        || RawClient::try_connect(addr).ok(),
+    ));
 }

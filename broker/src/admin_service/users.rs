@@ -47,7 +47,7 @@ fn mechanism(name: &str) -> Result<&str> {
 fn user_entity(user: &str) -> QuotaEntity {
     QuotaEntity {
         user: Some(EntityName::Named(user.to_string())),
-        client_id: None,
+        ..QuotaEntity::default()
     }
 }
 

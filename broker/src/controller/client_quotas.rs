@@ -20,6 +20,9 @@ pub const REQUEST_PERCENTAGE: &str = "request_percentage";
 /// Partitions a client may create, add or delete per second (Kafka's controller mutation
 /// quota, KIP-599).
 pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
+/// Connections an IP address may open per second (Kafka's KIP-612 IP quota); the only setting
+/// of `ip` entities.
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 
 /// Checks one change to a quota setting as AlterClientQuotas (and the admin API's
 /// AlterUserQuotas) accept it: a setting Weir enforces, and to set, a whole number of bytes per
@@ -36,6 +39,7 @@ pub fn quota_operation(
         CONSUMER_BYTE_RATE,
         REQUEST_PERCENTAGE,
         CONTROLLER_MUTATION_RATE,
+        CONNECTION_CREATION_RATE,
     ]
     .contains(&key)
     {
@@ -44,7 +48,10 @@ pub fn quota_operation(
     if remove {
         return Ok((key.to_string(), None));
     }
-    if key == REQUEST_PERCENTAGE || key == CONTROLLER_MUTATION_RATE {
+    if key == REQUEST_PERCENTAGE
+        || key == CONTROLLER_MUTATION_RATE
+        || key == CONNECTION_CREATION_RATE
+    {
         if !value.is_finite() || value <= 0.0 {
             return Err(format!(
                 "quota `{key}` must be a positive number, not {value}"
@@ -69,13 +76,17 @@ pub enum EntityName {
     Named(String),
 }
 
-/// A quota entity: a user, a client id, or a user's client id; at least one part is set.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A quota entity: a user, a client id, or a user's client id; or an IP address (alone);
+/// at least one part is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct QuotaEntity {
     /// The user part (the principal's name).
     pub user: Option<EntityName>,
     /// The client id part.
     pub client_id: Option<EntityName>,
+    /// An IP address (`connection_creation_rate` only). Absent from records written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<EntityName>,
 }
 
 impl QuotaEntity {
@@ -86,7 +97,11 @@ impl QuotaEntity {
     pub fn precedence(user: &str, client_id: &str) -> [QuotaEntity; 8] {
         let user_named = || Some(EntityName::Named(user.to_string()));
         let client_named = || Some(EntityName::Named(client_id.to_string()));
-        let entity = |user, client_id| QuotaEntity { user, client_id };
+        let entity = |user, client_id| QuotaEntity {
+            user,
+            client_id,
+            ip: None,
+        };
         [
             entity(user_named(), client_named()),
             entity(user_named(), Some(EntityName::Default)),
@@ -171,6 +186,24 @@ impl ClientQuotas {
         }
     }
 
+    /// The `connection_creation_rate` of address `ip`: its own entity's, else the default
+    /// ip entity's.
+    pub fn ip_rate(&self, ip: &str) -> Option<(QuotaEntity, f64)> {
+        if self.entities.is_empty() {
+            return None;
+        }
+        [EntityName::Named(ip.to_string()), EntityName::Default]
+            .into_iter()
+            .map(|name| QuotaEntity {
+                ip: Some(name),
+                ..QuotaEntity::default()
+            })
+            .find_map(|entity| {
+                let value = self.entities.get(&entity)?.get(CONNECTION_CREATION_RATE)?.0;
+                Some((entity, value))
+            })
+    }
+
     /// The quota `key` that applies to `user` with `client_id`, and the entity it was set on:
     /// the first entity in Kafka's order of precedence that sets it.
     pub fn resolve(&self, key: &str, user: &str, client_id: &str) -> Option<(QuotaEntity, f64)> {
@@ -204,14 +237,17 @@ mod tests {
         let client_default = QuotaEntity {
             user: None,
             client_id: Some(EntityName::Default),
+            ..QuotaEntity::default()
         };
         let alice = QuotaEntity {
             user: named("alice"),
             client_id: None,
+            ..QuotaEntity::default()
         };
         let alice_app = QuotaEntity {
             user: named("alice"),
             client_id: named("app"),
+            ..QuotaEntity::default()
         };
         quotas.alter(&[
             set(client_default.clone(), PRODUCER_BYTE_RATE, 100.0),
@@ -240,6 +276,7 @@ mod tests {
         let entity = QuotaEntity {
             user: Some(EntityName::Default),
             client_id: named("app"),
+            ..QuotaEntity::default()
         };
         quotas.alter(&[set(entity.clone(), PRODUCER_BYTE_RATE, 1024.5)]);
         let json = serde_json::to_string(&quotas).unwrap();
@@ -247,5 +284,41 @@ mod tests {
         assert_eq!(back, quotas);
         quotas.alter(&[(entity, vec![(PRODUCER_BYTE_RATE.to_string(), None)])]);
         assert!(quotas.is_empty());
+    }
+
+    #[test]
+    fn ip_rates_resolve_per_address_then_default_and_old_records_still_read() {
+        let ip = |name: EntityName| QuotaEntity {
+            ip: Some(name),
+            ..QuotaEntity::default()
+        };
+        let mut quotas = ClientQuotas::default();
+        quotas.alter(&[
+            (
+                ip(EntityName::Default),
+                vec![(CONNECTION_CREATION_RATE.to_string(), Some(QuotaValue(10.0)))],
+            ),
+            (
+                ip(EntityName::Named("127.0.0.1".into())),
+                vec![(CONNECTION_CREATION_RATE.to_string(), Some(QuotaValue(2.0)))],
+            ),
+        ]);
+        assert_eq!(quotas.ip_rate("127.0.0.1").map(|(_, v)| v), Some(2.0));
+        assert_eq!(quotas.ip_rate("10.0.0.9").map(|(_, v)| v), Some(10.0));
+        // An ip entity is not a user's or client's.
+        assert_eq!(
+            quotas.resolve(CONNECTION_CREATION_RATE, "alice", "app"),
+            None
+        );
+        // A record written before ip entities existed has no `ip` field.
+        let old: ClientQuotas = serde_json::from_str(
+            r#"[[{"user":{"Named":"alice"},"client_id":null},{"producer_byte_rate":1024.0}]]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            old.resolve(PRODUCER_BYTE_RATE, "alice", "x")
+                .map(|(_, v)| v),
+            Some(1024.0)
+        );
     }
 }

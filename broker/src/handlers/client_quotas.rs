@@ -4,8 +4,9 @@
 //!
 //! Entities are a `user`, a `client-id`, or both, each named or the default (a null name).
 //! Weir enforces `producer_byte_rate`, `consumer_byte_rate`, `request_percentage` and
-//! `controller_mutation_rate` ([`crate::quota`]); `ip` entities are refused with
-//! INVALID_REQUEST and a message saying so, rather than stored and ignored. Each
+//! `controller_mutation_rate` ([`crate::quota`]) on user and client-id entities, and
+//! `connection_creation_rate` on `ip` entities ([`crate::connection_quotas`]), which stand
+//! alone as in Kafka. Each
 //! entry is checked as Kafka's controller checks it (empty or repeated entity types, unknown
 //! keys, a byte rate that is not a positive integer are INVALID_REQUEST); the valid entries are
 //! written in one metadata record and answered once this broker's image shows them.
@@ -23,10 +24,12 @@ use super::text;
 use crate::broker::Broker;
 use crate::controller::client_quotas::{
     quota_operation as operation, EntityName, QuotaAlteration, QuotaEntity,
+    CONNECTION_CREATION_RATE,
 };
 
 const USER: &str = "user";
 const CLIENT_ID: &str = "client-id";
+const IP: &str = "ip";
 
 /// Answers DescribeClientQuotas: every entity the filter matches, with its settings.
 pub fn describe(
@@ -45,7 +48,7 @@ pub fn describe(
                 return describe_error(broker, format!("unknown match type {other}"));
             }
         };
-        if kind != USER && kind != CLIENT_ID {
+        if kind != USER && kind != CLIENT_ID && kind != IP {
             return describe_error(
                 broker,
                 format!("unknown or unsupported quota entity type `{kind}`"),
@@ -98,6 +101,7 @@ enum Filter {
 fn matches(entity: &QuotaEntity, filters: &[(&str, Filter)], strict: bool) -> bool {
     let part = |kind: &str| match kind {
         USER => entity.user.as_ref(),
+        IP => entity.ip.as_ref(),
         _ => entity.client_id.as_ref(),
     };
     let each = filters
@@ -108,7 +112,9 @@ fn matches(entity: &QuotaEntity, filters: &[(&str, Filter)], strict: bool) -> bo
             (Filter::Default, Some(name)) => *name == EntityName::Default,
             (Filter::Exact(want), Some(name)) => *name == EntityName::Named(want.clone()),
         });
-    let parts = usize::from(entity.user.is_some()) + usize::from(entity.client_id.is_some());
+    let parts = usize::from(entity.user.is_some())
+        + usize::from(entity.client_id.is_some())
+        + usize::from(entity.ip.is_some());
     each && (!strict || parts == filters.len())
 }
 
@@ -124,6 +130,9 @@ fn parts(entity: &QuotaEntity) -> Vec<(&'static str, Option<String>)> {
     }
     if let Some(client) = &entity.client_id {
         out.push((CLIENT_ID, name(client)));
+    }
+    if let Some(ip) = &entity.ip {
+        out.push((IP, name(ip)));
     }
     out
 }
@@ -158,7 +167,18 @@ pub async fn alter(
             let ops = entry
                 .ops
                 .iter()
-                .map(|op| operation(op.key.as_str(), op.value, op.remove))
+                .map(|op| {
+                    let key = op.key.as_str();
+                    // As Kafka: `ip` entities take only the connection rate, and only they do.
+                    if entity.ip.is_some() != (key == CONNECTION_CREATION_RATE) {
+                        return Err(if entity.ip.is_some() {
+                            format!("`{key}` is not a quota of ip entities (only {CONNECTION_CREATION_RATE} is)")
+                        } else {
+                            format!("{CONNECTION_CREATION_RATE} is a quota of ip entities only")
+                        });
+                    }
+                    operation(key, op.value, op.remove)
+                })
                 .collect::<Result<Vec<_>, String>>()?;
             Ok((entity, ops))
         });
@@ -207,10 +227,7 @@ fn entity_of(
         return Err("a quota entity needs at least one entity type".to_string());
     }
     let mut seen = BTreeSet::new();
-    let mut entity = QuotaEntity {
-        user: None,
-        client_id: None,
-    };
+    let mut entity = QuotaEntity::default();
     for part in parts {
         let kind = part.entity_type.as_str();
         if !seen.insert(kind) {
@@ -223,13 +240,23 @@ fn entity_of(
         match kind {
             USER => entity.user = Some(name),
             CLIENT_ID => entity.client_id = Some(name),
-            "ip" => {
-                return Err(
-                    "ip quotas (connection_creation_rate) are not supported by Weir".to_string(),
-                )
+            IP => {
+                // Stored in the address's canonical form, what a connection's peer prints.
+                entity.ip = Some(match name {
+                    EntityName::Named(address) => EntityName::Named(
+                        address
+                            .parse::<std::net::IpAddr>()
+                            .map_err(|_| format!("`{address}` is not an IP address"))?
+                            .to_string(),
+                    ),
+                    EntityName::Default => EntityName::Default,
+                })
             }
             other => return Err(format!("unknown quota entity type `{other}`")),
         }
+    }
+    if entity.ip.is_some() && (entity.user.is_some() || entity.client_id.is_some()) {
+        return Err("an ip entity cannot be combined with a user or client-id".to_string());
     }
     Ok(entity)
 }
@@ -244,7 +271,11 @@ mod tests {
     use crate::controller::client_quotas::{QuotaValue, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
 
     fn entity(user: Option<EntityName>, client_id: Option<EntityName>) -> QuotaEntity {
-        QuotaEntity { user, client_id }
+        QuotaEntity {
+            user,
+            client_id,
+            ip: None,
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! with its member and is not redelivered, a renew-only ShareFetch acquires nothing, a Renew
 //! the request did not announce is refused with INVALID_REQUEST and changes nothing,
 //! record-limit mode never hands out more than `MaxRecords`, and the lag is the records
-//! produced and not yet acknowledged or archived, acknowledged out of order included.
+//! produced and not yet acknowledged or archived, acknowledged out of order included; and an
+//! ApiVersions at a version Weir does not know lists the share-group APIs.
 
 use std::time::Duration;
 
@@ -299,4 +300,40 @@ fn renew_acquire_modes_and_lag_at_kafka_4_3_versions() {
     assert_eq!(count(&acquired(&response)), 2);
     // Acquired but not acknowledged records are still lag.
     assert_eq!(describe_offsets(&mut admin, group, &topic), (10, 7));
+}
+
+/// A client that opens with an ApiVersions version Weir does not know (franz-go sends v5)
+/// gets Kafka's v0 UNSUPPORTED_VERSION answer with the ranges, and keeps them: they list the
+/// share-group APIs at the versions a supported ApiVersions shows, or the client finds the
+/// share APIs missing.
+#[test]
+fn api_versions_at_an_unknown_version_lists_the_share_group_apis() {
+    use kafka_protocol::messages::{ApiVersionsResponse, ResponseHeader};
+    use kafka_protocol::protocol::Decodable;
+
+    let broker = Broker::start(BrokerOptions::default().set("group.share.enable", "true"));
+    let mut client = RawClient::connect_without_handshake(broker.kafka_addr());
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&(ApiKey::ApiVersions as i16).to_be_bytes());
+    payload.extend_from_slice(&127i16.to_be_bytes());
+    payload.extend_from_slice(&7i32.to_be_bytes());
+    payload.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
+    let mut frame = (payload.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&payload);
+    client.write_bytes(&frame).unwrap();
+    let mut response = client.read_frame().expect("an answer to ApiVersions v127");
+    let header = ResponseHeader::decode(&mut response, 0).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    let body = ApiVersionsResponse::decode(&mut response, 0).unwrap();
+    assert_eq!(body.error_code, 35, "UNSUPPORTED_VERSION");
+    let range = |api: ApiKey| {
+        body.api_keys
+            .iter()
+            .find(|k| k.api_key == api as i16)
+            .map(|k| (k.min_version, k.max_version))
+    };
+    assert_eq!(range(ApiKey::ShareGroupHeartbeat), Some((1, 1)));
+    assert_eq!(range(ApiKey::ShareFetch), Some((1, 2)));
+    assert_eq!(range(ApiKey::ShareAcknowledge), Some((1, 2)));
+    assert_eq!(range(ApiKey::DescribeShareGroupOffsets), Some((0, 1)));
 }

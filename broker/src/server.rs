@@ -386,11 +386,15 @@ async fn serve_connection<R, W>(
             }) => {
                 // Kafka answers an ApiVersions it cannot parse with a v0 response carrying
                 // UNSUPPORTED_VERSION and its ranges, so the client can retry with one it has.
+                // The ranges are the ones a supported version gets (share-group APIs
+                // included when enabled): a client may keep them instead of asking again
+                // (franz-go does, for ApiVersions v5).
                 tracing::debug!(%peer, version, "ApiVersions at unsupported version; answering v0");
-                let body =
-                    ResponseKind::ApiVersions(handlers::api_versions::response().with_error_code(
+                let body = ResponseKind::ApiVersions(
+                    handlers::api_versions::handle(broker).with_error_code(
                         kafka_protocol::error::ResponseError::UnsupportedVersion.code(),
-                    ));
+                    ),
+                );
                 protocol::encode_response(correlation_id, ApiKey::ApiVersions, 0, &body)
             }
             Err(e) => {

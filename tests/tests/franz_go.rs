@@ -5,7 +5,8 @@
 //! its transactions, with rebalances while they run), which checks every record arrives exactly
 //! once and in order, against one broker and against three; and its KIP-848 tests
 //! (`group.protocol=consumer`), which the suite skips unless the broker advertises
-//! ConsumerGroupHeartbeat v1; and, with the suite's own switches for them (`KGO_TEST_TLS`,
+//! ConsumerGroupHeartbeat v1; its KIP-932 share-group tests, which it skips unless the broker
+//! advertises ShareFetch and ShareAcknowledge v2; and, with the suite's own switches for them (`KGO_TEST_TLS`,
 //! `KGO_TEST_SCRAM`), its group ETL with every client over TLS and its SCRAM tests.
 
 use std::path::PathBuf;
@@ -127,6 +128,46 @@ fn franz_go_kip848_consumer_groups_against_one_broker() {
         1,
         20_000,
     );
+}
+
+/// franz-go's KIP-932 share-group tests, which its suite runs once the broker advertises
+/// ShareFetch and ShareAcknowledge v2 (Kafka 4.2's versions, with `group.share.enable=true`):
+/// `TestShareGroupETL` (two chained levels of share consumers over a 3-partition and a
+/// 1-partition topic, with accept, release, reject, bulk and mixed acknowledgements,
+/// short-lived members and rebalances; it checks every record is accepted at least once
+/// downstream, rejected ones never, bodies intact and delivery counts sane),
+/// `TestShareGroupAckOnClose` (acknowledgements sent by Close are not redelivered),
+/// `TestShareGroupOffsetsAdmin` (Alter/Describe/DeleteShareGroupOffsets), `TestShareGroup`
+/// and `TestConsumeRegexShareSkipsInternal`. They set the group configs
+/// `share.auto.offset.reset` and `share.record.lock.duration.ms` with
+/// IncrementalAlterConfigs and read them back with DescribeConfigs.
+#[test]
+fn franz_go_share_groups_against_one_broker() {
+    let Some(bin) = kgo_test_binary() else {
+        return;
+    };
+    let broker = Broker::start(
+        weir_tests::BrokerOptions::default()
+            .set("group.share.enable", "true")
+            .set("group.share.heartbeat.interval.ms", "500")
+            .set("group.initial.rebalance.delay.ms", "0"),
+    );
+    let tests = [
+        "TestShareGroupETL",
+        "TestShareGroupAckOnClose",
+        "TestShareGroupOffsetsAdmin",
+        "TestShareGroup",
+        "TestConsumeRegexShareSkipsInternal",
+    ];
+    let stdout = run_kgo_with(
+        &bin,
+        &format!("^({})$", tests.join("|")),
+        &broker.bootstrap(),
+        1,
+        5_000,
+        &[],
+    );
+    assert_ran(&stdout, &tests);
 }
 
 /// franz-go over TLS and SCRAM, with the suite's own switches: every client of `TestGroupETL`

@@ -1,10 +1,11 @@
 //! Apache Kafka's `kafka-share-groups` (ShareGroupCommand from the 4.3 kafka-tools jar) on a Weir
 //! share group that the Kafka 4.3 Java client's `KafkaShareConsumer` consumed from
-//! (tests/java/ShareConsumers.java): `--list`, `--describe` (state, start offsets),
+//! (tests/java/ShareConsumers.java): `--list`, `--describe` (state, start offsets, lag),
 //! `--reset-offsets` to earliest and latest (refused while a member is live, with
 //! Kafka's message), `--delete-offsets` and `--delete`; and the Admin client's
 //! `alterShareGroupOffsets` to an offset. What users rely on: the start offset
-//! described is where the accepted records end; after a reset a new consumer gets the records
+//! described is where the accepted records end, and the lag is the records produced and not
+//! yet acknowledged since that point (KIP-1226); after a reset a new consumer gets the records
 //! again from the reset point, with the bytes and offsets produced; after a delete the group
 //! is gone and a new consumer starts where `share.auto.offset.reset` says. The share metrics
 //! count what the consumers accepted.
@@ -51,6 +52,16 @@ fn described_start_offset(out: &str, group: &str, topic: &str) -> Option<i64> {
         let cols: Vec<&str> = line.split_whitespace().collect();
         (cols.len() >= 4 && cols[0] == group && cols[1] == topic && cols[2] == "0")
             .then(|| cols[3].parse().ok())
+            .flatten()
+    })
+}
+
+/// The LAG `--describe` shows for partition 0 of `topic` (`None` for "-" or no row).
+fn described_lag(out: &str, group: &str, topic: &str) -> Option<i64> {
+    out.lines().find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.len() >= 5 && cols[0] == group && cols[1] == topic && cols[2] == "0")
+            .then(|| cols[4].parse().ok())
             .flatten()
     })
 }
@@ -129,6 +140,11 @@ fn kafka_share_groups_lists_describes_resets_and_deletes() {
         Some(RECORDS as i64),
         "{described}"
     );
+    assert_eq!(
+        described_lag(&described, group, &topic),
+        Some(0),
+        "{described}"
+    );
     let state = share_groups_ok(
         &tools,
         &broker,
@@ -157,8 +173,20 @@ fn kafka_share_groups_lists_describes_resets_and_deletes() {
         Some(0),
         "{described}"
     );
+    // Produced 10, none acknowledged since the reset.
+    assert_eq!(
+        described_lag(&described, group, &topic),
+        Some(RECORDS as i64),
+        "{described}"
+    );
     let again = consume(&classpath, &broker, &topic, group, RECORDS);
     assert_eq!(again, first, "records after the reset to earliest");
+    let described = share_groups_ok(&tools, &broker, &["--describe", "--group", group]);
+    assert_eq!(
+        described_lag(&described, group, &topic),
+        Some(0),
+        "{described}"
+    );
 
     // A live member: resetting is refused with Kafka's message, and nothing changes.
     let mut member = Command::new("java")
@@ -258,6 +286,12 @@ fn kafka_share_groups_lists_describes_resets_and_deletes() {
         ],
         "altered to 6",
     );
+    let described = share_groups_ok(&tools, &broker, &["--describe", "--group", group]);
+    assert_eq!(
+        described_lag(&described, group, &topic),
+        Some(RECORDS as i64 - 6),
+        "{described}"
+    );
     let tail = consume(&classpath, &broker, &topic, group, RECORDS - 6);
     assert_eq!(
         tail,
@@ -345,7 +379,13 @@ fn share_offsets_apis_are_advertised_with_share_groups_and_answer_kafka_errors()
     let broker = Broker::start(BrokerOptions::default().set("group.share.enable", "true"));
     let mut client = RawClient::connect(broker.kafka_addr());
     for api in apis {
-        assert_eq!(client.advertised(api), Some((0, 0)), "{api:?}");
+        // Kafka 4.3's versions: the lag (KIP-1226) in DescribeShareGroupOffsets v1 and the
+        // delivery-complete count it is made of in ReadShareGroupStateSummary v1.
+        let max = match api {
+            ApiKey::DescribeShareGroupOffsets | ApiKey::ReadShareGroupStateSummary => 1,
+            _ => 0,
+        };
+        assert_eq!(client.advertised(api), Some((0, max)), "{api:?}");
     }
     let text = |s: &str| StrBytes::from_string(s.to_string());
     let group_id_not_found = 69;

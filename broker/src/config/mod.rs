@@ -7,6 +7,7 @@
 
 pub mod defs;
 pub mod dynamic;
+pub mod group;
 pub mod listeners;
 pub mod properties;
 pub mod topic;

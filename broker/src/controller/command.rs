@@ -136,6 +136,14 @@ pub enum MetadataCommand {
         /// The new settings.
         configs: BTreeMap<String, String>,
     },
+    /// Replaces a group's dynamic configs (Kafka's GROUP config resource: `share.*` settings
+    /// of one share group); an empty set removes them.
+    AlterGroupConfigs {
+        /// The group id.
+        group: String,
+        /// The new settings.
+        configs: BTreeMap<String, String>,
+    },
     /// Sets and removes SCRAM credentials (AlterUserScramCredentials); removing one that
     /// does not exist does nothing.
     AlterScramCredentials {

@@ -187,6 +187,10 @@ pub struct MetadataImage {
     /// before it existed.)
     #[serde(default)]
     pub broker_configs: DynamicBrokerConfigs,
+    /// Dynamic group configs (Kafka's GROUP config resource): group id → settings. (Absent
+    /// from snapshots written before it existed.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// SCRAM credentials: user → mechanism name (`SCRAM-SHA-256`) → credential. (Absent
     /// from snapshots written before it existed.)
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -483,6 +487,14 @@ impl MetadataImage {
                 }
                 // Turning unclean election on may give offline partitions a leader.
                 self.elect_where_leaderless();
+                CommandResult::Ok
+            }
+            MetadataCommand::AlterGroupConfigs { group, configs } => {
+                if configs.is_empty() {
+                    self.group_configs.remove(group);
+                } else {
+                    self.group_configs.insert(group.clone(), configs.clone());
+                }
                 CommandResult::Ok
             }
             MetadataCommand::AlterTopicConfigs { name, configs } => {

@@ -380,3 +380,121 @@ async fn update_features_accepts_the_levels_weir_has_and_refuses_others() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_group_configs_are_set_described_and_applied_per_group() {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path()).await;
+    let connection = super::Connection::default();
+    let authz = super::authz::Authz::new(&broker, &connection);
+    let alter = |group: &str, changes: &[(&str, i8, Option<&str>)]| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(s(group))
+                .with_configs(
+                    changes
+                        .iter()
+                        .map(|(name, op, value)| {
+                            AlterableConfig::default()
+                                .with_name(s(name))
+                                .with_config_operation(*op)
+                                .with_value(value.map(s))
+                        })
+                        .collect(),
+                ),
+        ])
+    };
+    let describe = |group: &str| {
+        DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(s(group))
+                .with_configuration_keys(None),
+        ])
+    };
+    let values = |response: DescribeConfigsResponse| -> Vec<(String, String, i8)> {
+        assert_eq!(response.results[0].error_code, 0);
+        response.results[0]
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.value.as_ref().unwrap().to_string(),
+                    c.config_source,
+                )
+            })
+            .collect()
+    };
+
+    // A group that does not exist yet: the broker's defaults (source DEFAULT_CONFIG, 5).
+    let before = values(super::configs::describe(&broker, describe("jobs"), &authz));
+    assert_eq!(
+        before,
+        [
+            (
+                "share.auto.offset.reset".to_string(),
+                "latest".to_string(),
+                5
+            ),
+            (
+                "share.record.lock.duration.ms".to_string(),
+                "30000".to_string(),
+                5
+            ),
+            ("share.delivery.count.limit".to_string(), "5".to_string(), 5),
+        ]
+    );
+    let set = alter(
+        "jobs",
+        &[
+            ("share.auto.offset.reset", 0, Some("earliest")),
+            ("share.record.lock.duration.ms", 0, Some("15000")),
+        ],
+    );
+    let response = super::configs::incremental_alter(&broker, set, &authz).await;
+    assert_eq!(response.responses[0].error_code, 0, "{response:?}");
+    let after = values(super::configs::describe(&broker, describe("jobs"), &authz));
+    assert_eq!(
+        after[..2],
+        [
+            (
+                "share.auto.offset.reset".to_string(),
+                "earliest".to_string(),
+                8
+            ),
+            (
+                "share.record.lock.duration.ms".to_string(),
+                "15000".to_string(),
+                8
+            ),
+        ]
+    );
+    // The share-partition manager uses them for that group only.
+    let (config, earliest) = broker.share.group_settings("jobs");
+    assert_eq!((config.record_lock_duration_ms, earliest), (15_000, true));
+    assert_eq!(broker.share.lock_duration_ms("jobs"), 15_000);
+    let (config, earliest) = broker.share.group_settings("other");
+    assert_eq!((config.record_lock_duration_ms, earliest), (30_000, false));
+
+    // Unknown names and out-of-range values: INVALID_CONFIG, nothing changes.
+    let invalid_config = kafka_protocol::error::ResponseError::InvalidConfig.code();
+    for bad in [
+        ("consumer.session.timeout.ms", Some("45000")),
+        ("share.record.lock.duration.ms", Some("10")),
+        ("share.delivery.count.limit", Some("many")),
+    ] {
+        let request = alter("jobs", &[(bad.0, 0, bad.1)]);
+        let response = super::configs::incremental_alter(&broker, request, &authz).await;
+        assert_eq!(response.responses[0].error_code, invalid_config, "{bad:?}");
+    }
+    // DELETE returns a setting to the broker's.
+    let request = alter("jobs", &[("share.record.lock.duration.ms", 1, None)]);
+    let response = super::configs::incremental_alter(&broker, request, &authz).await;
+    assert_eq!(response.responses[0].error_code, 0);
+    assert_eq!(broker.share.lock_duration_ms("jobs"), 30_000);
+    assert!(broker.share.group_settings("jobs").1);
+}

@@ -82,8 +82,8 @@ pub const SHARE_VERSION: Feature = Feature {
     level: 1,
 };
 
-/// The ApiVersions answer without features: what an ApiVersions at an unsupported version
-/// gets (a v0 answer).
+/// The ApiVersions answer without features and without the share-group APIs ([`handle`]
+/// adds both).
 pub fn response() -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_api_keys(

@@ -1,6 +1,7 @@
-//! DescribeConfigs, IncrementalAlterConfigs and AlterConfigs of topics and brokers: topic
-//! overrides, and the dynamic broker settings (`crate::config::dynamic`) per broker or for all
-//! (the empty broker name), both stored in the metadata log.
+//! DescribeConfigs, IncrementalAlterConfigs and AlterConfigs of topics, brokers and groups:
+//! topic overrides, the dynamic broker settings (`crate::config::dynamic`) per broker or for
+//! all (the empty broker name), and group configs (`crate::config::group`), all stored in the
+//! metadata log.
 
 use std::collections::BTreeMap;
 
@@ -20,17 +21,23 @@ use super::authz::Authz;
 use super::{config_overrides, text};
 use crate::broker::Broker;
 use crate::config::dynamic::is_dynamic;
+use crate::config::group::{group_value, GROUP_CONFIGS};
 use crate::config::topic::{self as topic_config, ConfigSource};
 use crate::controller::acl::AclOperation;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
+const GROUP: i8 = 32;
+/// DescribeConfigs' config sources: a group's own setting, and a broker default.
+const DYNAMIC_GROUP_CONFIG: i8 = 8;
+const DEFAULT_CONFIG: i8 = 5;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
 
 /// The refusal of `operation` on a config resource, as Kafka: a topic needs it on the topic
-/// (TOPIC_AUTHORIZATION_FAILED), a broker on the cluster (CLUSTER_AUTHORIZATION_FAILED).
+/// (TOPIC_AUTHORIZATION_FAILED), a group on the group (GROUP_AUTHORIZATION_FAILED), a broker
+/// on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 fn refusal(
     authz: &Authz<'_>,
     resource_type: i8,
@@ -41,6 +48,10 @@ fn refusal(
         TOPIC => (
             authz.topic(operation, name),
             ResponseError::TopicAuthorizationFailed,
+        ),
+        GROUP => (
+            authz.group(operation, name),
+            ResponseError::GroupAuthorizationFailed,
         ),
         _ => (
             authz.cluster(operation),
@@ -131,6 +142,7 @@ pub fn describe(
                             .with_error_message(Some(text(message)))
                     }
                 },
+                GROUP => result.with_configs(describe_group(broker, &res.resource_name, wanted)),
                 other => result
                     .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(text(format!(
@@ -270,6 +282,14 @@ async fn replace_configs(
     }
     match resource_type {
         TOPIC => {}
+        GROUP => {
+            let configs = build(&broker.replicas.group_configs(name))?;
+            return broker
+                .replicas
+                .alter_group_configs(name, configs, validate_only)
+                .await
+                .map_err(|e| (e.kafka_code(), e.to_string()));
+        }
         BROKER => {
             let target = broker_target(broker, name)?;
             let configs = build(&broker.replicas.dynamic_broker_configs(target))?;
@@ -296,6 +316,33 @@ async fn replace_configs(
         .alter_topic_configs(name, configs, validate_only)
         .await
         .map_err(|e| (e.kafka_code(), e.to_string()))
+}
+
+/// DescribeConfigs of a GROUP resource: every group config with the group's own value
+/// (source DYNAMIC_GROUP_CONFIG) or the broker's (DEFAULT_CONFIG). A group need not exist.
+fn describe_group(
+    broker: &Broker,
+    group: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    let config = broker.replicas.effective_config();
+    let overrides = broker.replicas.group_configs(group);
+    GROUP_CONFIGS
+        .iter()
+        .filter(|d| wanted(d.name))
+        .map(|def| {
+            let (value, own) = group_value(&config, Some(&overrides), def);
+            DescribeConfigsResourceResult::default()
+                .with_name(text(def.name))
+                .with_value(Some(text(value)))
+                .with_config_source(if own {
+                    DYNAMIC_GROUP_CONFIG
+                } else {
+                    DEFAULT_CONFIG
+                })
+                .with_config_type(def.kind.kafka_type())
+        })
+        .collect()
 }
 
 /// The broker a BROKER resource names: `None` for the empty name (the cluster-wide

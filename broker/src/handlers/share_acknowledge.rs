@@ -2,6 +2,9 @@
 //! within its share session (an epoch of 0 is INVALID_SHARE_SESSION_EPOCH: acknowledging
 //! needs an open session; -1 closes it after the acknowledgements, releasing what the member
 //! still holds). The acknowledgements are applied as ShareFetch's ([`super::share_fetch`]).
+//! Version 2 (KIP-1222): `IsRenewAck` allows acknowledge type 4, Renew (a fresh acquisition
+//! lock; INVALID_REQUEST for the partition without it), and the answer carries
+//! `AcquisitionLockTimeoutMs`, the length of a renewed lock.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,7 +66,15 @@ pub async fn handle(
             acknowledgements.push(((t.topic_id, p.partition_index), batches));
         }
     }
-    let codes = acknowledge(broker, &group_id, &member_id, acknowledgements, &denied).await;
+    let codes = acknowledge(
+        broker,
+        &group_id,
+        &member_id,
+        acknowledgements,
+        &denied,
+        request.is_renew_ack,
+    )
+    .await;
     if let Some(session_partitions) = closes {
         broker
             .share
@@ -86,14 +97,16 @@ pub async fn handle(
                 ),
         );
     }
-    ShareAcknowledgeResponse::default().with_responses(
-        topics
-            .into_iter()
-            .map(|(topic_id, partitions)| {
-                ShareAcknowledgeTopicResponse::default()
-                    .with_topic_id(topic_id)
-                    .with_partitions(partitions)
-            })
-            .collect(),
-    )
+    ShareAcknowledgeResponse::default()
+        .with_acquisition_lock_timeout_ms(broker.share.lock_duration_ms(&group_id))
+        .with_responses(
+            topics
+                .into_iter()
+                .map(|(topic_id, partitions)| {
+                    ShareAcknowledgeTopicResponse::default()
+                        .with_topic_id(topic_id)
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
 }

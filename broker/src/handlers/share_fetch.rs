@@ -7,6 +7,19 @@
 //!
 //! Only partitions with acquired records, an error or an acknowledgement result are in the
 //! answer (all of them when the request opened the session), as Kafka answers.
+//!
+//! Version 2 (Kafka 4.2+): `ShareAcquireMode` (KIP-1206) is 0, batch-optimized, where
+//! `MaxRecords` is a soft limit that Kafka may exceed to end on a batch boundary, or 1,
+//! record-limit, where it is a hard limit; Weir acquires offset by offset and never exceeds
+//! it in either mode (which both contracts allow). Any other mode is INVALID_REQUEST.
+//! `MaxRecords` bounds the whole request, not each partition, and the partitions are
+//! visited from a different one each request (by session epoch) so none starves.
+//! `IsRenewAck` (KIP-1222) says the acknowledgements may hold type 4, Renew (a fresh
+//! acquisition lock for records the member keeps); such a request only acknowledges: its
+//! fetch parameters (`MaxWaitMs`, `MinBytes`, `MaxBytes`, `MaxRecords`) must be 0
+//! (INVALID_REQUEST otherwise) and it acquires nothing, so the renewed lock is not spent
+//! waiting. A Renew without `IsRenewAck` (and any Renew in v1) is INVALID_REQUEST for its
+//! partition's acknowledgement.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -24,7 +37,7 @@ use super::fetch_wake::FetchWakeups;
 use super::text;
 use crate::broker::Broker;
 use crate::controller::acl::AclOperation;
-use crate::share::manager::{AcknowledgementBatch, FetchedPartition};
+use crate::share::manager::{AcknowledgementBatch, FetchedPartition, DEFAULT_MAX_RECORDS};
 use crate::share::session::{SharePartitionId, INITIAL_EPOCH};
 
 /// What one partition's answer holds.
@@ -54,6 +67,25 @@ pub async fn handle(
         Ok(ids) => ids,
         Err((code, message)) => return fail(code, message),
     };
+    // KIP-1206's acquire modes: 0 batch-optimized, 1 record-limit.
+    if !matches!(request.share_acquire_mode, 0 | 1) {
+        return fail(
+            ResponseError::InvalidRequest.code(),
+            "Unknown ShareAcquireMode.",
+        );
+    }
+    let renewing = request.is_renew_ack;
+    if renewing
+        && (request.max_wait_ms != 0
+            || request.min_bytes != 0
+            || request.max_bytes != 0
+            || request.max_records != 0)
+    {
+        return fail(
+            ResponseError::InvalidRequest.code(),
+            "MaxWaitMs, MinBytes, MaxBytes and MaxRecords must be 0 when IsRenewAck is set.",
+        );
+    }
     let has_acks = request
         .topics
         .iter()
@@ -90,23 +122,29 @@ pub async fn handle(
     };
     let denied = denied_topics(broker, authz, &session.partitions);
     let acknowledgements = acknowledgements_of(&request);
-    let mut answers: BTreeMap<SharePartitionId, PartitionAnswer> =
-        acknowledge(broker, &group_id, &member_id, acknowledgements, &denied)
-            .await
-            .into_iter()
-            .map(|(key, code)| {
-                let answer = PartitionAnswer {
-                    fetched: None,
-                    acknowledge_error_code: Some(code),
-                };
-                (key, answer)
-            })
-            .collect();
+    let mut answers: BTreeMap<SharePartitionId, PartitionAnswer> = acknowledge(
+        broker,
+        &group_id,
+        &member_id,
+        acknowledgements,
+        &denied,
+        renewing,
+    )
+    .await
+    .into_iter()
+    .map(|(key, code)| {
+        let answer = PartitionAnswer {
+            fetched: None,
+            acknowledge_error_code: Some(code),
+        };
+        (key, answer)
+    })
+    .collect();
     if session.closed {
         broker
             .share
             .release_member(&group_id, &member_id, &session.partitions);
-    } else {
+    } else if !renewing {
         let fetched = long_poll(
             broker,
             &request,
@@ -122,8 +160,14 @@ pub async fn handle(
                 answers.entry(key).or_default().fetched = Some(f);
             }
         }
+        if session.full {
+            // Partitions the record limit left unread are answered too.
+            for key in &session.partitions {
+                answers.entry(*key).or_default();
+            }
+        }
     }
-    response(broker, answers)
+    response(broker, &group_id, answers)
 }
 
 /// A ShareFetch's acknowledgements per partition.
@@ -165,13 +209,14 @@ pub(super) fn share_member(
 }
 
 /// Applies a request's acknowledgements (the partitions with batches); Kafka's error code per
-/// partition, 0 once applied and persisted.
+/// partition, 0 once applied and persisted. `allow_renew`: the request's `IsRenewAck`.
 pub(super) async fn acknowledge(
     broker: &Broker,
     group_id: &str,
     member_id: &str,
     acknowledgements: Vec<(SharePartitionId, Vec<AcknowledgementBatch>)>,
     denied: &BTreeSet<Uuid>,
+    allow_renew: bool,
 ) -> BTreeMap<SharePartitionId, i16> {
     let mut codes = BTreeMap::new();
     for ((topic_id, index), batches) in acknowledgements {
@@ -183,7 +228,7 @@ pub(super) async fn acknowledge(
         } else {
             broker
                 .share
-                .acknowledge(group_id, member_id, topic_id, index, &batches)
+                .acknowledge(group_id, member_id, topic_id, index, &batches, allow_renew)
                 .await
         };
         if code != 0 {
@@ -218,7 +263,8 @@ pub(super) fn denied_topics(
 }
 
 /// Reads the session's partitions until records were acquired, an error came up, or
-/// `max_wait_ms` passed.
+/// `max_wait_ms` passed. At most `max_records` records over all partitions, starting from a
+/// partition that moves with the session epoch.
 async fn long_poll(
     broker: &Broker,
     request: &ShareFetchRequest,
@@ -234,6 +280,19 @@ async fn long_poll(
     } else {
         request.max_bytes as usize
     };
+    let max_records = if request.max_records > 0 {
+        request.max_records as usize
+    } else {
+        DEFAULT_MAX_RECORDS
+    };
+    let order: Vec<SharePartitionId> = {
+        let all: Vec<SharePartitionId> = partitions.iter().copied().collect();
+        let start = match all.len() {
+            0 => 0,
+            n => request.share_session_epoch.max(0) as usize % n,
+        };
+        all[start..].iter().chain(&all[..start]).copied().collect()
+    };
     let led = partitions
         .iter()
         .filter_map(|(t, p)| broker.share.leader(*t, *p).ok());
@@ -245,8 +304,12 @@ async fn long_poll(
         released.as_mut().enable();
         let mut out = HashMap::with_capacity(partitions.len());
         let mut remaining = max_bytes;
+        let mut records_left = max_records;
         let mut done = false;
-        for &(topic_id, index) in partitions {
+        for &(topic_id, index) in &order {
+            if records_left == 0 {
+                break;
+            }
             let f = if denied.contains(&topic_id) {
                 FetchedPartition {
                     error_code: ResponseError::TopicAuthorizationFailed.code(),
@@ -262,11 +325,17 @@ async fn long_poll(
                         topic_id,
                         index,
                         remaining,
-                        request.max_records,
+                        records_left as i32,
                     )
                     .await
             };
             remaining = remaining.saturating_sub(f.records.len());
+            let acquired: usize = f
+                .acquired
+                .iter()
+                .map(|a| (a.last_offset - a.first_offset + 1) as usize)
+                .sum();
+            records_left = records_left.saturating_sub(acquired);
             done |= f.error_code != 0 || !f.acquired.is_empty();
             out.insert((topic_id, index), f);
         }
@@ -293,6 +362,7 @@ async fn long_poll(
 
 fn response(
     broker: &Broker,
+    group_id: &str,
     answers: BTreeMap<SharePartitionId, PartitionAnswer>,
 ) -> ShareFetchResponse {
     let mut topics: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
@@ -337,7 +407,7 @@ fn response(
         topics.entry(topic_id).or_default().push(data);
     }
     ShareFetchResponse::default()
-        .with_acquisition_lock_timeout_ms(broker.share.lock_duration_ms())
+        .with_acquisition_lock_timeout_ms(broker.share.lock_duration_ms(group_id))
         .with_responses(
             topics
                 .into_iter()

@@ -1,6 +1,6 @@
 //! The share-group offsets admin APIs (KIP-932), as `kafka-share-groups.sh` uses them:
 //! DescribeShareGroupOffsets (API 90: each share partition's start offset, -1 when it has no
-//! state yet), AlterShareGroupOffsets (91: a new start offset, only while the group is
+//! state yet, and from v1 its lag, KIP-1226), AlterShareGroupOffsets (91: a new start offset, only while the group is
 //! empty) and DeleteShareGroupOffsets (92: forget topics' share-partition state, only while
 //! the group is empty). DeleteGroups of a share group deletes its state too
 //! ([`delete_share_group_state`]).
@@ -32,6 +32,7 @@ use super::text;
 use crate::broker::Broker;
 use crate::controller::acl::AclOperation;
 use crate::group::consumer::HeartbeatError;
+use crate::share::coordinator::share_lag;
 use crate::share::state_records::SharePartitionKey;
 
 fn code(e: ResponseError) -> i16 {
@@ -50,7 +51,8 @@ fn share_key(group_id: &str, topic_id: Uuid, partition: i32) -> SharePartitionKe
     }
 }
 
-/// Answers DescribeShareGroupOffsets.
+/// Answers DescribeShareGroupOffsets; from v1 with each partition's lag ([`share_lag`]; -1
+/// when the partition has no state or its end offset is unknown).
 pub async fn describe(
     broker: &Broker,
     request: DescribeShareGroupOffsetsRequest,
@@ -147,9 +149,20 @@ pub async fn describe(
                 }
                 let key = share_key(&group_id, topic_id, p);
                 answers.push(match broker.share.persister().read_summary(&key).await {
-                    Ok(s) => answer
-                        .with_start_offset(s.start_offset)
-                        .with_leader_epoch(s.leader_epoch),
+                    Ok(s) => {
+                        let lag = if s.start_offset >= 0 && s.delivery_complete_count >= 0 {
+                            let end = broker.share.persister().end_offset(&name, p).await;
+                            end.map_or(-1, |end| {
+                                share_lag(end, s.start_offset, s.delivery_complete_count)
+                            })
+                        } else {
+                            -1
+                        };
+                        answer
+                            .with_start_offset(s.start_offset)
+                            .with_leader_epoch(s.leader_epoch)
+                            .with_lag(lag)
+                    }
                     Err(c) => {
                         broker.count_error("DescribeShareGroupOffsets", c);
                         answer

@@ -138,7 +138,8 @@ fn key(group_id: &str, topic_id: uuid::Uuid, partition: i32) -> SharePartitionKe
 }
 
 /// Answers ReadShareGroupStateSummary (an admin's DescribeShareGroupOffsets reads it): each
-/// partition's start offset (-1: no state) and epochs.
+/// partition's start offset (-1: no state) and epochs, and from v1 its delivery-complete
+/// count (KIP-1226; -1 without state).
 pub fn read_summary(
     broker: &Broker,
     request: ReadShareGroupStateSummaryRequest,
@@ -168,7 +169,8 @@ pub fn read_summary(
                         Ok(s) => answer
                             .with_state_epoch(s.state_epoch)
                             .with_leader_epoch(s.leader_epoch)
-                            .with_start_offset(s.start_offset),
+                            .with_start_offset(s.start_offset)
+                            .with_delivery_complete_count(s.delivery_complete_count),
                     }
                 })
                 .collect();

@@ -73,19 +73,21 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 /// UNSUPPORTED_VERSION. InitializeShareGroupState, ReadShareGroupState,
 /// WriteShareGroupState, DeleteShareGroupState and ReadShareGroupStateSummary are the share
 /// coordinator's broker-to-broker APIs (`__share_group_state`); Describe/Alter/
-/// DeleteShareGroupOffsets the admin's (Kafka 4.1's versions: the vendored protocol has v0,
-/// without the lag that later versions add).
+/// DeleteShareGroupOffsets the admin's. Kafka 4.3's versions: ShareFetch/ShareAcknowledge v2
+/// (acquire mode, KIP-1206; renew acknowledgements, KIP-1222), DescribeShareGroupOffsets v1
+/// and ReadShareGroupStateSummary v1 (lag and the delivery-complete count it is made of,
+/// KIP-1226).
 pub const SHARE_GROUP_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ShareGroupHeartbeat, 1, 1),
     (ApiKey::ShareGroupDescribe, 1, 1),
-    (ApiKey::ShareFetch, 1, 1),
-    (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::ShareFetch, 1, 2),
+    (ApiKey::ShareAcknowledge, 1, 2),
     (ApiKey::ReadShareGroupState, 0, 0),
     (ApiKey::WriteShareGroupState, 0, 0),
     (ApiKey::InitializeShareGroupState, 0, 0),
     (ApiKey::DeleteShareGroupState, 0, 0),
-    (ApiKey::ReadShareGroupStateSummary, 0, 0),
-    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::ReadShareGroupStateSummary, 0, 1),
+    (ApiKey::DescribeShareGroupOffsets, 0, 1),
     (ApiKey::AlterShareGroupOffsets, 0, 0),
     (ApiKey::DeleteShareGroupOffsets, 0, 0),
 ];

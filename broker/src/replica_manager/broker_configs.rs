@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::{AdminError, ReplicaManager};
 use crate::config::dynamic::validate_dynamic;
+use crate::config::group::validate_group_configs;
 use crate::config::BrokerConfig;
 use crate::controller::command::MetadataCommand;
 use crate::controller::image::MetadataImage;
@@ -46,6 +47,42 @@ impl ReplicaManager {
             Some(id) => i.broker_configs.of(id) == &configs,
         })
         .await
+    }
+
+    /// Replaces the configs of group `group` (Kafka's GROUP config resource,
+    /// [`crate::config::group`]) with `configs`, after checking each; returns once this
+    /// broker's image shows them. The group need not exist, as in Kafka.
+    pub async fn alter_group_configs(
+        &self,
+        group: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        if group.is_empty() {
+            return Err(AdminError::InvalidArgument(
+                "the group id must not be empty".to_string(),
+            ));
+        }
+        validate_group_configs(&configs)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.write(MetadataCommand::AlterGroupConfigs {
+            group: group.to_string(),
+            configs: configs.clone(),
+        })
+        .await?;
+        self.wait_for_image(|i| i.group_configs.get(group).cloned().unwrap_or_default() == configs)
+            .await
+    }
+
+    /// The configs of group `group` in the image (empty: none of its own).
+    pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
+        self.image()
+            .group_configs
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The dynamic settings of `broker` (`None`: the cluster-wide ones) in the image.

@@ -47,7 +47,7 @@ use kafka_protocol::records::{
 };
 use parking_lot::{Mutex, RwLock};
 
-use super::partition::StateBatch;
+use super::partition::{DeliveryState, StateBatch};
 use super::state_records::{self, SharePartitionKey, ShareState, ShareUpdate, StateRecord};
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
@@ -89,6 +89,10 @@ pub struct StateSummary {
     pub leader_epoch: i32,
     /// SPSO; -1 when the share partition has no state.
     pub start_offset: i64,
+    /// Records of the in-flight window (at or above SPSO) already done with, acknowledged
+    /// or archived: KIP-1226's delivery-complete count, which the lag leaves out; -1 when the
+    /// share partition has no state.
+    pub delivery_complete_count: i32,
 }
 
 /// A write of one share partition's state (WriteShareGroupState's partition data).
@@ -233,12 +237,14 @@ impl ShareCoordinator {
                         state_epoch: entry.state.state_epoch + 1,
                         leader_epoch: entry.state.leader_epoch,
                         start_offset: -1,
+                        delivery_complete_count: -1,
                     }
                 } else {
                     StateSummary {
                         state_epoch: entry.state.state_epoch,
                         leader_epoch: entry.state.leader_epoch,
                         start_offset: entry.state.start_offset,
+                        delivery_complete_count: delivery_complete_count(&entry.state),
                     }
                 }
             }
@@ -246,6 +252,7 @@ impl ShareCoordinator {
                 state_epoch: 0,
                 leader_epoch: -1,
                 start_offset: -1,
+                delivery_complete_count: -1,
             },
         })
     }
@@ -560,4 +567,30 @@ impl LeadershipListener for ShareCoordinator {
             .write()
             .retain(|key, _| partition_for(&key.coordinator_key(), partitions) != partition);
     }
+}
+
+/// KIP-1226's delivery-complete count of `state`: the offsets at or above its start offset
+/// whose persisted state is ACKNOWLEDGED or ARCHIVED; -1 without a start offset.
+pub fn delivery_complete_count(state: &ShareState) -> i32 {
+    if state.start_offset < 0 {
+        return -1;
+    }
+    let done: i64 = state
+        .batches
+        .iter()
+        .filter(|b| {
+            matches!(
+                DeliveryState::from_persisted(b.delivery_state),
+                Some(DeliveryState::Acknowledged | DeliveryState::Archived)
+            )
+        })
+        .map(|b| (b.last_offset - b.first_offset.max(state.start_offset) + 1).max(0))
+        .sum();
+    done.min(i64::from(i32::MAX)) as i32
+}
+
+/// KIP-1226's share-partition lag: the records between the start offset and the end of the
+/// partition (`end_offset`, its high watermark) not yet acknowledged or archived.
+pub fn share_lag(end_offset: i64, start_offset: i64, delivery_complete_count: i32) -> i64 {
+    (end_offset - start_offset - i64::from(delivery_complete_count)).max(0)
 }

@@ -41,6 +41,7 @@ use super::persister::SharePersister;
 use super::session::{SessionUpdate, SharePartitionId, ShareSessionCache, ShareSessionError};
 use super::state_records::SharePartitionKey;
 use crate::clock::Clock;
+use crate::config::group::group_config;
 use crate::config::BrokerConfig;
 use crate::log::batch::RecordBatchIter;
 use crate::log::LogError;
@@ -49,7 +50,7 @@ use crate::replica_manager::ReplicaManager;
 
 /// The records most ShareFetch requests may acquire per partition when the request does not
 /// say (`max.poll.records`' default).
-const DEFAULT_MAX_RECORDS: usize = 500;
+pub const DEFAULT_MAX_RECORDS: usize = 500;
 
 /// One share partition led here: its state, and what of it is persisted.
 #[derive(Debug)]
@@ -234,8 +235,40 @@ impl SharePartitionManager {
     }
 
     /// `group.share.record.lock.duration.ms`, for ShareFetch's `AcquisitionLockTimeoutMs`.
-    pub fn lock_duration_ms(&self) -> i32 {
-        self.config.record_lock_duration_ms.min(i64::from(i32::MAX)) as i32
+    pub fn lock_duration_ms(&self, group_id: &str) -> i32 {
+        let (config, _) = self.group_settings(group_id);
+        config.record_lock_duration_ms.min(i64::from(i32::MAX)) as i32
+    }
+
+    /// The share-partition settings of `group_id` and whether its new share partitions start
+    /// at the log start: the broker's, with the group's own configs
+    /// (`share.record.lock.duration.ms`, `share.delivery.count.limit`,
+    /// `share.auto.offset.reset`; [`crate::config::group`]) laid over them.
+    pub fn group_settings(&self, group_id: &str) -> (SharePartitionConfig, bool) {
+        let image = self.replicas.image();
+        let Some(own) = image.group_configs.get(group_id) else {
+            return (self.config.clone(), self.start_at_earliest);
+        };
+        let mut config = self.config.clone();
+        let mut earliest = self.start_at_earliest;
+        for (key, value) in own {
+            let valid = group_config(key).filter(|d| d.kind.validate(key, value.trim()).is_ok());
+            let Some(def) = valid else { continue };
+            let value = value.trim();
+            match def.name {
+                "share.auto.offset.reset" => earliest = value == "earliest",
+                "share.record.lock.duration.ms" => {
+                    config.record_lock_duration_ms =
+                        value.parse().unwrap_or(config.record_lock_duration_ms)
+                }
+                "share.delivery.count.limit" => {
+                    config.delivery_count_limit =
+                        value.parse().unwrap_or(config.delivery_count_limit)
+                }
+                _ => {}
+            }
+        }
+        (config, earliest)
     }
 
     /// The current time of the injected clock.
@@ -317,7 +350,15 @@ impl SharePartitionManager {
             topic_id,
             partition: index,
         };
+        let (config, start_at_earliest) = self.group_settings(group_id);
         if let Some(entry) = self.loaded(&key, leader_epoch) {
+            {
+                // A group config changed: new locks and releases follow it.
+                let mut sp = entry.state.lock();
+                if sp.config() != &config {
+                    sp.set_config(config.clone());
+                }
+            }
             if !self.revalidate.lock().remove(&key) {
                 return Ok(entry);
             }
@@ -339,21 +380,18 @@ impl SharePartitionManager {
             .map(|s| s.state_epoch);
         let mut sp = match persisted.filter(|s| s.start_offset >= 0) {
             Some(state) => {
-                let mut sp = SharePartition::from_state(
-                    self.config.clone(),
-                    state.start_offset,
-                    &state.batches,
-                );
+                let mut sp =
+                    SharePartition::from_state(config.clone(), state.start_offset, &state.batches);
                 sp.state_epoch = state.state_epoch;
                 sp
             }
             None => {
-                let start = if self.start_at_earliest {
+                let start = if start_at_earliest {
                     partition.log_start_offset()
                 } else {
                     partition.high_watermark()
                 };
-                let mut sp = SharePartition::new(self.config.clone(), start);
+                let mut sp = SharePartition::new(config, start);
                 sp.state_epoch = fresh_epoch.unwrap_or(0);
                 sp
             }
@@ -431,6 +469,9 @@ impl SharePartitionManager {
 
     /// Applies a member's acknowledgements of one partition; Kafka's error code (0: all
     /// applied and persisted). A batch that fails leaves the others applied, as Kafka.
+    /// `allow_renew`: the request said it carries Renew acknowledgements (ShareFetch /
+    /// ShareAcknowledge v2 `IsRenewAck`, KIP-1222); a Renew without it, or an unknown type,
+    /// is INVALID_REQUEST.
     pub async fn acknowledge(
         &self,
         group_id: &str,
@@ -438,6 +479,7 @@ impl SharePartitionManager {
         topic_id: Uuid,
         index: i32,
         batches: &[AcknowledgementBatch],
+        allow_renew: bool,
     ) -> i16 {
         let partition = match self.leader(topic_id, index) {
             Ok(p) => p,
@@ -448,7 +490,10 @@ impl SharePartitionManager {
             let types: Option<Vec<AcknowledgeType>> = b
                 .acknowledge_types
                 .iter()
-                .map(|t| AcknowledgeType::from_code(*t).filter(|t| *t != AcknowledgeType::Renew))
+                .map(|t| {
+                    AcknowledgeType::from_code(*t)
+                        .filter(|t| allow_renew || *t != AcknowledgeType::Renew)
+                })
                 .collect();
             match types {
                 Some(types) if !types.is_empty() => parsed.push((b, types)),
@@ -472,7 +517,8 @@ impl SharePartitionManager {
             for (b, types) in parsed {
                 match sp.acknowledge(member_id, b.first_offset, b.last_offset, &types, now) {
                     Ok(_) => {
-                        applied = true;
+                        // A renewal only moves a lock, which is not persisted.
+                        applied |= types.iter().any(|t| *t != AcknowledgeType::Renew);
                         self.count_acknowledgements(b.first_offset, b.last_offset, &types);
                     }
                     Err(e) => {
@@ -746,7 +792,8 @@ impl SharePartitionManager {
                 AcknowledgeType::Accept => "Accept",
                 AcknowledgeType::Release => "Release",
                 AcknowledgeType::Reject => "Reject",
-                _ => return,
+                AcknowledgeType::Renew => "Renew",
+                AcknowledgeType::Gap => return,
             };
             self.metrics
                 .acknowledgements

@@ -153,6 +153,58 @@ fn renew_extends_the_lock() {
 }
 
 #[test]
+fn a_renewed_record_stays_with_its_member_with_the_same_delivery_count() {
+    let mut sp = SharePartition::new(config(), 0);
+    assert_eq!(sp.acquire(A, 0, 4, 10, 0), vec![run(0, 4, 1)]);
+    // Renewed at 800: the lock that would run out at 1_000 now runs to 1_800.
+    assert_eq!(
+        sp.acknowledge(A, 0, 4, &[AcknowledgeType::Renew], 800),
+        Ok(false)
+    );
+    assert_eq!(sp.expire_locks(1_500), 0);
+    assert_eq!(sp.state_of(2), Some((DeliveryState::Acquired, 1)));
+    // Nobody else gets them, and nothing is redelivered.
+    assert_eq!(sp.acquire(B, 0, 4, 10, 1_500), vec![]);
+    assert_eq!(sp.stats().redeliveries, 0);
+    // Still the member's to acknowledge; a renewal is not persisted state.
+    let before = sp.state_batches();
+    sp.acknowledge(A, 0, 0, &[AcknowledgeType::Renew], 1_600)
+        .unwrap();
+    assert_eq!(sp.state_batches(), before);
+    assert_eq!(
+        sp.acknowledge(A, 0, 4, &[AcknowledgeType::Accept], 1_700),
+        Ok(true)
+    );
+    assert_eq!(sp.start_offset(), 5);
+}
+
+#[test]
+fn renew_mixes_with_other_types_per_offset_and_needs_the_lock() {
+    let mut sp = SharePartition::new(config(), 0);
+    sp.acquire(A, 0, 2, 10, 0);
+    let types = [
+        AcknowledgeType::Accept,
+        AcknowledgeType::Renew,
+        AcknowledgeType::Release,
+    ];
+    assert_eq!(sp.acknowledge(A, 0, 2, &types, 500), Ok(true));
+    assert_eq!(sp.state_of(1), Some((DeliveryState::Acquired, 1)));
+    assert_eq!(sp.state_of(2), Some((DeliveryState::Available, 1)));
+    assert_eq!(sp.next_lock_expiry(), Some(1_500));
+    // Another member cannot renew it; once the lock ran out, neither can its holder.
+    assert!(matches!(
+        sp.acknowledge(B, 1, 1, &[AcknowledgeType::Renew], 600),
+        Err(SharePartitionError::InvalidRecordState { offset: 1, .. })
+    ));
+    assert_eq!(sp.expire_locks(1_500), 1);
+    assert!(matches!(
+        sp.acknowledge(A, 1, 1, &[AcknowledgeType::Renew], 1_600),
+        Err(SharePartitionError::InvalidRecordState { offset: 1, .. })
+    ));
+    assert_eq!(sp.state_of(1), Some((DeliveryState::Available, 1)));
+}
+
+#[test]
 fn reject_and_gaps_archive_and_per_offset_types_apply_one_by_one() {
     let mut sp = SharePartition::new(config(), 0);
     sp.acquire(A, 0, 3, 10, 0);

@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    delete_share_group_state_request, initialize_share_group_state_request,
+    delete_share_group_state_request, initialize_share_group_state_request, list_offsets_request,
     read_share_group_state_request, read_share_group_state_summary_request,
-    write_share_group_state_request, DeleteShareGroupStateRequest,
-    InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
-    ReadShareGroupStateSummaryRequest, WriteShareGroupStateRequest,
+    write_share_group_state_request, BrokerId, DeleteShareGroupStateRequest,
+    InitializeShareGroupStateRequest, ListOffsetsRequest, ReadShareGroupStateRequest,
+    ReadShareGroupStateSummaryRequest, TopicName, WriteShareGroupStateRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
@@ -99,7 +99,7 @@ impl SharePersister {
                             .with_leader_epoch(leader_epoch),
                     ]),
             ]);
-        self.send_retrying(key, &request, |response| {
+        self.send_retrying(key, &request, 0, |response| {
             let p = response
                 .results
                 .into_iter()
@@ -159,7 +159,7 @@ impl SharePersister {
                             ),
                     ]),
             ]);
-        self.send_retrying(key, &request, |response| {
+        self.send_retrying(key, &request, 0, |response| {
             let p = response
                 .results
                 .into_iter()
@@ -174,7 +174,8 @@ impl SharePersister {
         .await
     }
 
-    /// ReadShareGroupStateSummary of `key`: its start offset (-1: no state) and epochs.
+    /// ReadShareGroupStateSummary (v1) of `key`: its start offset (-1: no state), epochs and
+    /// delivery-complete count.
     pub async fn read_summary(&self, key: &SharePartitionKey) -> Result<StateSummary, i16> {
         let request = ReadShareGroupStateSummaryRequest::default()
             .with_group_id(StrBytes::from_string(key.group_id.clone()))
@@ -187,7 +188,7 @@ impl SharePersister {
                             .with_leader_epoch(-1),
                     ]),
             ]);
-        self.send_retrying(key, &request, |response| {
+        self.send_retrying(key, &request, 1, |response| {
             let p = response
                 .results
                 .into_iter()
@@ -201,6 +202,7 @@ impl SharePersister {
                 state_epoch: p.state_epoch,
                 leader_epoch: p.leader_epoch,
                 start_offset: p.start_offset,
+                delivery_complete_count: p.delivery_complete_count,
             })
         })
         .await
@@ -226,7 +228,7 @@ impl SharePersister {
                             .with_start_offset(start_offset),
                     ]),
             ]);
-        self.send_retrying(key, &request, |response| {
+        self.send_retrying(key, &request, 0, |response| {
             first_code(
                 response
                     .results
@@ -250,7 +252,7 @@ impl SharePersister {
                             .with_partition(key.partition),
                     ]),
             ]);
-        self.send_retrying(key, &request, |response| {
+        self.send_retrying(key, &request, 0, |response| {
             first_code(
                 response
                     .results
@@ -268,6 +270,7 @@ impl SharePersister {
         &self,
         key: &SharePartitionKey,
         request: &R,
+        version: i16,
         answer: impl Fn(R::Response) -> Result<T, i16>,
     ) -> Result<T, i16>
     where
@@ -275,7 +278,7 @@ impl SharePersister {
     {
         let deadline = Instant::now() + RETRY_DEADLINE;
         loop {
-            match self.send(key, request).await.and_then(&answer) {
+            match self.send(key, request, version).await.and_then(&answer) {
                 Err(code) if retriable(code) && Instant::now() < deadline => {
                     tokio::time::sleep(RETRY_BACKOFF).await
                 }
@@ -284,12 +287,13 @@ impl SharePersister {
         }
     }
 
-    /// Sends `request` to the coordinator of `key` the image names now; a failure to reach
-    /// it is COORDINATOR_NOT_AVAILABLE (retriable).
+    /// Sends `request` at `version` to the coordinator of `key` the image names now; a
+    /// failure to reach it is COORDINATOR_NOT_AVAILABLE (retriable).
     async fn send<R: kafka_protocol::protocol::Request>(
         &self,
         key: &SharePartitionKey,
         request: &R,
+        version: i16,
     ) -> Result<R::Response, i16> {
         let unavailable = ResponseError::CoordinatorNotAvailable.code();
         if self.replicas.topic(SHARE_STATE_TOPIC).is_none() {
@@ -313,6 +317,55 @@ impl SharePersister {
         let Some(address) = address else {
             return Err(unavailable);
         };
+        self.send_to(address, request, version).await
+    }
+
+    /// The end offset (high watermark) of `topic`/`index` for share-partition lag: read here
+    /// when this broker leads it, else asked of its leader with ListOffsets (latest). `None`
+    /// when there is no leader or it does not answer.
+    pub async fn end_offset(&self, topic: &str, index: i32) -> Option<i64> {
+        if let Some(p) = self.replicas.partition(topic, index) {
+            if p.is_leader() {
+                return Some(p.high_watermark());
+            }
+        }
+        let address = {
+            let image = self.replicas.image();
+            let leader = image.partition(topic, index).map_or(-1, |p| p.leader);
+            image
+                .brokers
+                .get(&leader)
+                .filter(|b| !b.fenced)
+                .map(|b| format!("{}:{}", b.host, b.port))
+        }?;
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    list_offsets_request::ListOffsetsPartition::default()
+                        .with_partition_index(index)
+                        .with_current_leader_epoch(-1)
+                        .with_timestamp(-1),
+                ])]);
+        let response = self.send_to(address, &request, 7).await.ok()?;
+        let p = response
+            .topics
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .next()?;
+        (p.error_code == 0).then_some(p.offset)
+    }
+
+    /// Sends `request` at `version` to the broker at `address` over a pooled connection; a
+    /// failure to reach it is COORDINATOR_NOT_AVAILABLE (retriable).
+    async fn send_to<R: kafka_protocol::protocol::Request>(
+        &self,
+        address: String,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, i16> {
+        let unavailable = ResponseError::CoordinatorNotAvailable.code();
         let pooled = self.pool.lock().get_mut(&address).and_then(Vec::pop);
         let mut connection = match pooled {
             Some(c) => c,
@@ -327,7 +380,7 @@ impl SharePersister {
                 unavailable
             })?,
         };
-        match connection.request(request, 0, REQUEST_TIMEOUT).await {
+        match connection.request(request, version, REQUEST_TIMEOUT).await {
             Ok(response) => {
                 self.pool
                     .lock()

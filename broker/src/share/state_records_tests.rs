@@ -220,3 +220,39 @@ fn replaying_a_snapshot_and_updates_gives_back_the_share_partition() {
     );
     assert_eq!(loaded.acquired_count(), 0);
 }
+
+#[test]
+fn the_delivery_complete_count_is_what_the_window_finished_and_lag_leaves_it_out() {
+    use super::coordinator::{delivery_complete_count, share_lag};
+
+    // A member holds 0..=4 while 5..=9 were accepted and 10 rejected.
+    let mut sp = SharePartition::new(SharePartitionConfig::default(), 0);
+    sp.acquire("a", 0, 10, 100, 0);
+    sp.acknowledge("a", 5, 9, &[AcknowledgeType::Accept], 0)
+        .unwrap();
+    sp.acknowledge("a", 10, 10, &[AcknowledgeType::Reject], 0)
+        .unwrap();
+    let state = ShareState {
+        start_offset: sp.start_offset(),
+        batches: sp.state_batches(),
+        ..ShareState::default()
+    };
+    assert_eq!(delivery_complete_count(&state), 6);
+    // 15 produced: 0..=4 in flight and 11..=14 never delivered are the lag.
+    assert_eq!(share_lag(15, state.start_offset, 6), 9);
+    // Batches below the start offset (an update moved it) do not count.
+    let moved = ShareState {
+        start_offset: 7,
+        ..state.clone()
+    };
+    assert_eq!(delivery_complete_count(&moved), 4);
+    // No state: unknown.
+    let none = ShareState {
+        start_offset: -1,
+        ..ShareState::default()
+    };
+    assert_eq!(delivery_complete_count(&none), -1);
+    // Everything finished: no lag, never negative.
+    assert_eq!(share_lag(10, 10, 0), 0);
+    assert_eq!(share_lag(10, 12, 0), 0);
+}

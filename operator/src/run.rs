@@ -22,7 +22,7 @@ use crate::crd::{Cluster, Topic, User};
 use crate::error::Error;
 use crate::leader::LeaseLock;
 use crate::metrics::Metrics;
-use crate::names::Addressing;
+use crate::names::{Addressing, ClusterNames};
 
 /// The Weir Kubernetes operator.
 #[derive(Debug, clap::Parser)]
@@ -218,7 +218,8 @@ pub async fn controllers(
             watcher::Config::default().labels("app.kubernetes.io/managed-by=weir-operator"),
         )
         // A CA Secret of the user's that changes (cert-manager renewed it, someone replaced
-        // it) reconciles its cluster at once: the new CA is trusted, then signs.
+        // it) reconciles its cluster at once: the new CA is trusted, then signs. So does the
+        // operator's own CA Secret (`weir.dev/force-renew` set on it).
         .watches(
             api::<Secret>(&client, ns),
             watcher::Config::default(),
@@ -272,11 +273,17 @@ fn clusters_naming(clusters: &Store<Cluster>, secret: &Secret) -> Vec<ObjectRef<
         .iter()
         .filter(|c| c.namespace() == namespace)
         .filter(|c| {
-            c.spec.certificates.as_ref().is_some_and(|certs| {
-                [&certs.cluster_ca, &certs.clients_ca]
-                    .iter()
-                    .any(|ca| ca.secret_name.as_deref() == Some(name.as_str()))
-            })
+            let names = ClusterNames::of(c);
+            let certs = c.spec.certificates.clone().unwrap_or_default();
+            let cluster_ca = certs
+                .cluster_ca
+                .secret_name
+                .unwrap_or_else(|| names.cluster_ca());
+            let clients_ca = certs
+                .clients_ca
+                .secret_name
+                .unwrap_or_else(|| names.clients_ca());
+            name == cluster_ca || name == clients_ca
         })
         .map(|c| ObjectRef::from_obj(c.as_ref()))
         .collect()

@@ -544,6 +544,9 @@ clusterDNS: [$NODE_IP]
 clusterDomain: $CLUSTER_DOMAIN
 resolvConf: $DIR/kubelet/resolv.conf
 serializeImagePulls: false
+# Mounted Secrets (certificates, CA bundles) refreshed within seconds, not a minute: the
+# operator's CA renewal waits that long per phase (certificateSettleSeconds in the test).
+syncFrequency: 10s
 # A test machine's disk is shared with builds: evict only when it is really full.
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
 imageGCHighThresholdPercent: 100

@@ -77,6 +77,16 @@ impl std::fmt::Debug for Identities {
 }
 
 impl Identities {
+    /// The client certificate last issued for `cluster`, while it is valid.
+    pub fn cached(&self, cluster: &ClusterNames, now: i64) -> Option<KeyedCert> {
+        let key = format!("{}/{}", cluster.namespace, cluster.cluster);
+        let issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        issued
+            .get(&key)
+            .filter(|i| now < i.not_after)
+            .map(|i| i.identity.clone())
+    }
+
     /// The client certificate for `cluster` signed by `ca` (valid until `ca_not_after`),
     /// issued now if there is none or it is about to expire, or when the CA changed and every
     /// broker trusts the new one (`ca_trusted_from`, unix seconds: the trust bundle's change
@@ -133,8 +143,28 @@ pub async fn tls_for(
     }
     let names = ClusterNames::of(cluster);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &names.namespace);
-    let Some((ca, info, trust_changed_at)) = crate::tls::cluster_ca(&secrets, cluster).await?
-    else {
+    let signing = match crate::tls::cluster_ca(&secrets, cluster).await {
+        Ok(signing) => signing,
+        Err(Error::Certificate(problem)) => {
+            // The cluster CA is a user's Secret that cannot be used: the certificate issued
+            // before keeps working with the brokers as long as it lasts.
+            let Some(identity) = ctx.identities.cached(&names, now) else {
+                return Err(Error::Certificate(problem));
+            };
+            let ca_bundle = secrets
+                .get_opt(&names.cluster_ca_cert())
+                .await?
+                .and_then(|s| s.data?.get(CA_CERT_KEY).cloned())
+                .and_then(|b| String::from_utf8(b.0).ok())
+                .ok_or(Error::Certificate(problem))?;
+            return Ok(Some(AdminTls {
+                ca_bundle,
+                identity,
+            }));
+        }
+        Err(e) => return Err(e),
+    };
+    let Some((ca, info, trust_changed_at)) = signing else {
         return Err(Error::Certificate(format!(
             "cluster {} runs TLS on its internal port but has no cluster CA",
             names.cluster

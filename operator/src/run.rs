@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::routing::get;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -21,7 +22,7 @@ use crate::crd::{Cluster, Topic, User};
 use crate::error::Error;
 use crate::leader::LeaseLock;
 use crate::metrics::Metrics;
-use crate::names::Addressing;
+use crate::names::{Addressing, ClusterNames};
 
 /// The Weir Kubernetes operator.
 #[derive(Debug, clap::Parser)]
@@ -208,10 +209,21 @@ pub async fn controllers(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let clusters = Controller::new(api::<Cluster>(&client, ns), watcher::Config::default())
+    let cluster_controller =
+        Controller::new(api::<Cluster>(&client, ns), watcher::Config::default());
+    let known_clusters = cluster_controller.store();
+    let clusters = cluster_controller
         .owns(
             api::<StatefulSet>(&client, ns),
             watcher::Config::default().labels("app.kubernetes.io/managed-by=weir-operator"),
+        )
+        // A CA Secret of the user's that changes (cert-manager renewed it, someone replaced
+        // it) reconciles its cluster at once: the new CA is trusted, then signs. So does the
+        // operator's own CA Secret (`weir.dev/force-renew` set on it).
+        .watches(
+            api::<Secret>(&client, ns),
+            watcher::Config::default(),
+            move |secret| clusters_naming(&known_clusters, &secret),
         )
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(
@@ -250,6 +262,31 @@ pub async fn controllers(
         stop_tx.send_replace(true);
     });
     futures::join!(clusters, topics, users);
+}
+
+/// The clusters whose cluster CA or clients CA is the Secret `secret`.
+fn clusters_naming(clusters: &Store<Cluster>, secret: &Secret) -> Vec<ObjectRef<Cluster>> {
+    let namespace = secret.namespace();
+    let name = secret.name_any();
+    clusters
+        .state()
+        .iter()
+        .filter(|c| c.namespace() == namespace)
+        .filter(|c| {
+            let names = ClusterNames::of(c);
+            let certs = c.spec.certificates.clone().unwrap_or_default();
+            let cluster_ca = certs
+                .cluster_ca
+                .secret_name
+                .unwrap_or_else(|| names.cluster_ca());
+            let clients_ca = certs
+                .clients_ca
+                .secret_name
+                .unwrap_or_else(|| names.clients_ca());
+            name == cluster_ca || name == clients_ca
+        })
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
 }
 
 /// The topics that name `cluster` as theirs.

@@ -16,7 +16,9 @@
 //! 7. security: a second `Cluster` with a TLS + SCRAM-SHA-512 listener, the StandardAuthorizer
 //!    and TLS on its internal port, a `Topic` and a `User` with ACLs; a client pod with the
 //!    User's Secret and the cluster CA bundle mounted produces and consumes over SASL_SSL
-//!    through the client Service (the broker's certificate checked against its DNS name).
+//!    through the client Service (the broker's certificate checked against its DNS name);
+//!    then the cluster CA is renewed early (`weir.dev/force-renew`) while a client pod
+//!    produces: every record arrives, and a pod trusting only the new CA reads them back.
 //!
 //! It prints the times users care about (install to Ready, scale up with the bytes moved).
 
@@ -26,7 +28,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use weir_operator::crd::condition::types;
@@ -184,6 +186,9 @@ fn helm_install(node: &RealNode, image: &str) {
             .args(["--set", "monitoring.enabled=true"])
             // The alert the test provokes fires after seconds, not the default 5 minutes.
             .args(["--set", "monitoring.alerts.underReplicatedFor=10s"])
+            // The node's kubelet refreshes mounted Secrets every 10 s (scripts/kube-node.sh):
+            // a CA renewal's phases need not wait the default two minutes each.
+            .args(["--set", "certificateSettleSeconds=20"])
             .args(["--wait", "--timeout", "5m"]),
         "helm install",
     );
@@ -235,6 +240,18 @@ async fn client_pod_with(
     args: &[String],
     secrets: &[(&str, &str)],
 ) -> String {
+    start_client_pod(client, image, name, args, secrets).await;
+    finish_client_pod(client, name).await
+}
+
+/// Creates the test client's pod with Secrets mounted: `(secret, mount path)`.
+async fn start_client_pod(
+    client: &Client,
+    image: &str,
+    name: &str,
+    args: &[String],
+    secrets: &[(&str, &str)],
+) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let volumes: Vec<serde_json::Value> = secrets
         .iter()
@@ -271,6 +288,11 @@ async fn client_pod_with(
     pods.create(&PostParams::default(), &pod)
         .await
         .unwrap_or_else(|e| panic!("creating pod {name}: {e}"));
+}
+
+/// Waits for the client pod `name` to finish; returns its log. Panics when it failed.
+async fn finish_client_pod(client: &Client, name: &str) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let done = wait_for(&pods, name, &format!("pod {name} to finish"), |p| {
         p.status
             .as_ref()
@@ -722,6 +744,153 @@ async fn secure(node: &RealNode, client: &Client, image: &str, client_image: &st
     println!(
         "SASL_SSL produce and consume of 500 records from pods: {:.1} s after the apply",
         started.elapsed().as_secs_f64()
+    );
+
+    // The cluster CA renewed early (weir.dev/force-renew) while a client pod produces: its
+    // records all arrive, and afterwards the broker presents a certificate of the new CA.
+    let renewal_started = Instant::now();
+    let secrets_api: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    let bundle_text = |secret: Secret| {
+        secret
+            .data
+            .and_then(|d| d.get("ca.crt").cloned())
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .unwrap_or_default()
+    };
+    let first_bundle = bundle_text(secrets_api.get("secure-cluster-ca-cert").await.unwrap());
+    let first_not_after = clusters
+        .get(SECURE)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.certificates)
+        .expect("certificates in the status")
+        .cluster_ca
+        .not_after;
+    const RENEWAL_RECORDS: u64 = 2400;
+    let produce = security(
+        [
+            "produce",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            SECURE_TOPIC,
+            "--prefix",
+            "renewal",
+            "--count",
+            &RENEWAL_RECORDS.to_string(),
+            "--rate",
+            "40",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    start_client_pod(
+        client,
+        client_image,
+        "secure-renewal-produce",
+        &produce,
+        &secrets,
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    eventually(SLOW, "the producer's first record acknowledged", || {
+        let pods = pods.clone();
+        async move {
+            let log = pods
+                .logs("secure-renewal-produce", &Default::default())
+                .await
+                .ok()?;
+            log.contains("FIRST ACKNOWLEDGED").then_some(())
+        }
+    })
+    .await;
+    let force = serde_json::json!({"metadata": {"annotations": {"weir.dev/force-renew": "true"}}});
+    secrets_api
+        .patch(
+            "secure-cluster-ca",
+            &PatchParams::default(),
+            &Patch::Merge(&force),
+        )
+        .await
+        .unwrap();
+    let phases = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    eventually(SLOW, "the forced CA renewal to finish", || {
+        let (clusters, phases, first_not_after) =
+            (clusters.clone(), phases.clone(), first_not_after.clone());
+        async move {
+            let ca = clusters
+                .get(SECURE)
+                .await
+                .ok()?
+                .status?
+                .certificates?
+                .cluster_ca;
+            let mut seen = phases.lock().unwrap();
+            if seen.last() != Some(&ca.phase) {
+                seen.push(ca.phase.clone());
+            }
+            (ca.phase == "Current" && ca.not_after != first_not_after).then_some(())
+        }
+    })
+    .await;
+    let phases = phases.lock().unwrap().clone();
+    assert!(
+        phases.iter().any(|p| p == "TrustingNewCa")
+            && phases.iter().any(|p| p == "ReissuingCertificates"),
+        "renewal phases seen: {phases:?}"
+    );
+    let renewed = Instant::now();
+    let log = finish_client_pod(client, "secure-renewal-produce").await;
+    assert!(
+        log.contains(&format!("PRODUCED {RENEWAL_RECORDS}")),
+        "{log}"
+    );
+    // The bundle now holds the new CA alone; a new pod mounting it trusts nothing else, so
+    // its handshakes succeed only with a broker certificate of the new CA.
+    let new_bundle = bundle_text(secrets_api.get("secure-cluster-ca-cert").await.unwrap());
+    assert_eq!(
+        new_bundle.matches("BEGIN CERTIFICATE").count(),
+        1,
+        "{new_bundle}"
+    );
+    assert!(!first_bundle.contains(new_bundle.trim()), "the CA changed");
+    let consume = security(
+        [
+            "consume",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            SECURE_TOPIC,
+            "--group",
+            "secure-renewal-readers",
+            "--prefix",
+            "renewal",
+            "--count",
+            &RENEWAL_RECORDS.to_string(),
+            "--timeout-secs",
+            "180",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let log = client_pod_with(
+        client,
+        client_image,
+        "secure-renewal-consume",
+        &consume,
+        &secrets,
+    )
+    .await;
+    assert!(
+        log.contains(&format!("CONSUMED {RENEWAL_RECORDS} ")),
+        "{log}"
+    );
+    println!(
+        "cluster CA renewal forced under a SASL_SSL producer pod ({phases:?}): renewed in {:.1} s, \
+         {RENEWAL_RECORDS} records all read back through the new CA; the step took {:.1} s",
+        renewed.duration_since(renewal_started).as_secs_f64(),
+        renewal_started.elapsed().as_secs_f64()
     );
 }
 

@@ -106,8 +106,18 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
         Some(on) => on,
         None => configured_internal_tls(ctx, &names).await?,
     };
-    let admin_tls = crate::admin::tls_for(ctx, cluster, running_internal_tls, unix_now()).await?;
+    // Without its client certificate (the cluster CA is a user's Secret that cannot be used)
+    // the admin API is reported unreachable and the rest carries on, so the status says why.
+    let (admin_tls, tls_error) =
+        match crate::admin::tls_for(ctx, cluster, running_internal_tls, unix_now()).await {
+            Ok(tls) => (tls, None),
+            Err(Error::Certificate(e)) => (None, Some(e)),
+            Err(e) => return Err(e),
+        };
     let mut observed = observe::cluster(ctx, &names, spec, admin_tls.as_ref()).await?;
+    if let Some(e) = tls_error {
+        observed.admin_error = Some(format!("the operator's client certificate: {e}"));
+    }
     let internal_tls = if status.internal_tls.is_none() && observed.statefulset.is_none() {
         crate::build::listeners::uses_tls(spec)
     } else {
@@ -153,6 +163,21 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
         now,
     )
     .await?;
+    if progress.certificates.as_ref().is_some_and(|t| t.blocked) {
+        // The pods would wait for Secrets that cannot be made: nothing is applied until the
+        // CA Secret is fixed (a change to it brings the reconciler back).
+        status::write(
+            ctx,
+            cluster,
+            &names,
+            status,
+            &progress,
+            &observed.pods,
+            None,
+        )
+        .await?;
+        return Ok(Action::requeue(ctx.settings.idle_requeue));
+    }
 
     progress.storage_refused = storage::reconcile(
         &ctx.client,

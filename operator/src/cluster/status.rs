@@ -44,8 +44,40 @@ pub fn rfc3339(unix: i64) -> String {
 fn ca_status(ca: &CaReport) -> CaStatus {
     CaStatus {
         phase: ca.phase.as_str().into(),
-        not_after: rfc3339(ca.not_after),
+        not_after: ca.not_after.map(rfc3339).unwrap_or_default(),
         user_provided: ca.user_provided,
+    }
+}
+
+/// The `CertificateAuthoritiesValid` condition: false while a CA Secret of the user's is
+/// missing or holds no usable CA (the operator then issues nothing with it).
+pub fn ca_secrets(tls: &TlsOutcome) -> Desired {
+    let problems: Vec<(&str, String)> = tls
+        .problems()
+        .map(|(which, p)| (which, format!("{which}: {p}")))
+        .collect();
+    match problems.first() {
+        None => Desired::new(
+            types::CERTIFICATE_AUTHORITIES_VALID,
+            true,
+            "Valid",
+            "the cluster CA and the clients CA can sign",
+        ),
+        Some((which, _)) => {
+            let first = tls.problems().next().map_or("", |(_, p)| p.reason());
+            let mut message: Vec<String> = problems.iter().map(|(_, m)| m.clone()).collect();
+            if tls.blocked {
+                message.push("the brokers cannot start without their certificates".into());
+            } else {
+                message.push("the certificates issued before stay in place".into());
+            }
+            Desired::new(
+                types::CERTIFICATE_AUTHORITIES_VALID,
+                false,
+                format!("{which}{first}"),
+                message.join("; "),
+            )
+        }
     }
 }
 
@@ -56,9 +88,17 @@ pub fn certificates(tls: &TlsOutcome) -> (CertificatesStatus, Desired) {
         clients_ca: ca_status(&tls.clients_ca),
         brokers_not_after: tls.brokers_not_after.map(rfc3339),
     };
+    let until = |t: &str| {
+        if t.is_empty() {
+            "unknown".to_string()
+        } else {
+            t.to_string()
+        }
+    };
     let mut message = format!(
         "cluster CA valid until {}, clients CA until {}",
-        entry.cluster_ca.not_after, entry.clients_ca.not_after
+        until(&entry.cluster_ca.not_after),
+        until(&entry.clients_ca.not_after)
     );
     if let Some(b) = &entry.brokers_not_after {
         message.push_str(&format!(", broker certificates until {b}"));
@@ -255,6 +295,7 @@ pub fn conditions(
     let renewing = progress.certificates.as_ref().is_some_and(|t| t.renewing());
     if let Some(tls) = &progress.certificates {
         out.push(certificates(tls).1);
+        out.push(ca_secrets(tls));
     }
     (out, busy || !ready || renewing)
 }
@@ -306,22 +347,26 @@ pub async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::CaSecretProblem;
 
     fn outcome(cluster_phase: CaPhase) -> TlsOutcome {
         TlsOutcome {
             cluster_ca: CaReport {
                 phase: cluster_phase,
-                not_after: 1_800_000_000,
+                not_after: Some(1_800_000_000),
                 user_provided: false,
+                problem: None,
             },
             clients_ca: CaReport {
                 phase: CaPhase::Current,
-                not_after: 1_800_086_400,
+                not_after: Some(1_800_086_400),
                 user_provided: true,
+                problem: None,
             },
             brokers_not_after: Some(1_799_000_000),
             issued: vec![("events-0".into(), "a new CA signs")],
             next_check: 0,
+            blocked: false,
         }
     }
 
@@ -348,5 +393,41 @@ mod tests {
         assert_eq!(steady.reason, "Current");
         assert!(!outcome(CaPhase::Current).renewing());
         assert!(outcome(CaPhase::TrustingNewCa).renewing());
+    }
+
+    #[test]
+    fn an_unusable_ca_secret_of_the_users_is_a_false_condition_naming_it() {
+        let valid = ca_secrets(&outcome(CaPhase::Current));
+        assert!(valid.status);
+        assert_eq!(valid.reason, "Valid");
+
+        let mut broken = outcome(CaPhase::Current);
+        broken.clients_ca.problem = Some(CaSecretProblem::Missing("my-ca".into()));
+        broken.clients_ca.not_after = None;
+        let condition = ca_secrets(&broken);
+        assert!(!condition.status);
+        assert_eq!(condition.type_, types::CERTIFICATE_AUTHORITIES_VALID);
+        assert_eq!(condition.reason, "ClientsCaSecretMissing");
+        assert!(
+            condition
+                .message
+                .contains("the CA Secret my-ca does not exist")
+                && condition.message.contains("stay in place"),
+            "{}",
+            condition.message
+        );
+        let (entry, renewing) = certificates(&broken);
+        assert_eq!(entry.clients_ca.not_after, "");
+        assert!(renewing.message.contains("clients CA until unknown"));
+
+        broken.blocked = true;
+        broken.cluster_ca.problem = Some(CaSecretProblem::Unusable {
+            secret: "root".into(),
+            error: crate::tls::pki::CaCheckError::NotCa,
+        });
+        let condition = ca_secrets(&broken);
+        assert_eq!(condition.reason, "ClusterCaSecretInvalid");
+        assert!(condition.message.contains("is not a CA"));
+        assert!(condition.message.contains("cannot start"));
     }
 }

@@ -248,7 +248,7 @@ pub struct CertificatesSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.renewalDays < self.validityDays").message("renewalDays must be less than validityDays"))]
 pub struct CaSpec {
-    /// How long the CA's and the certificates it signs are valid.
+    /// How long the CA (when the operator makes it) and the certificates it signs are valid.
     #[serde(default = "default_validity_days")]
     #[schemars(range(min = 1, max = 36500))]
     pub validity_days: i32,
@@ -256,8 +256,14 @@ pub struct CaSpec {
     #[serde(default = "default_renewal_days")]
     #[schemars(range(min = 1, max = 36500))]
     pub renewal_days: i32,
-    /// A Secret of your own with `ca.crt` and `ca.key` (PEM): the operator signs with it and
-    /// never renews it.
+    /// A Secret of your own in the cluster's namespace holding the CA (PEM), in cert-manager's
+    /// shape (`tls.crt`: the CA certificate then any chain above it, `tls.key`: its PKCS#8 key,
+    /// `ca.crt`: the root clients trust; what a cert-manager `Certificate` with `isCA: true`
+    /// writes) or as `ca.crt` and `ca.key`. The operator signs with it and never renews it;
+    /// when its content changes (cert-manager renewed it, or you replaced it) the new CA is
+    /// trusted beside the old one before certificates are reissued with it, and the old one is
+    /// dropped once none is left. A missing or unusable Secret is reported in the condition
+    /// `CertificateAuthoritiesValid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: Option<String>,
@@ -375,9 +381,10 @@ pub struct CertificatesStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaStatus {
-    /// `Current`, or the renewal's phase: `TrustingNewCa`, `ReissuingCertificates`.
+    /// `Current`, or the renewal's phase: `TrustingNewCa`, `ReissuingCertificates` (also when
+    /// a CA of the user's own changed).
     pub phase: String,
-    /// When the signing CA expires (RFC 3339).
+    /// When the signing CA expires (RFC 3339); empty when its Secret cannot be used.
     pub not_after: String,
     /// The user's own CA (never renewed by the operator).
     #[serde(default)]

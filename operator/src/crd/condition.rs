@@ -13,6 +13,7 @@ pub mod types {
     pub const PARTITION_DECREASE_REFUSED: &str = "PartitionDecreaseRefused";
     pub const REPLICATION_FACTOR_CHANGE_REFUSED: &str = "ReplicationFactorChangeRefused";
     pub const CERTIFICATES_RENEWING: &str = "CertificatesRenewing";
+    pub const CERTIFICATE_AUTHORITIES_VALID: &str = "CertificateAuthoritiesValid";
 }
 
 /// A condition to set: type, whether it holds, a CamelCase reason and a sentence.

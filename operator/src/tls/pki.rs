@@ -36,6 +36,10 @@ pub struct CertInfo {
     issuer: Vec<u8>,
     subject_key_id: Option<Vec<u8>>,
     authority_key_id: Option<Vec<u8>>,
+    /// Basic constraints say CA, and key usage (when present) allows signing certificates.
+    can_sign_certificates: bool,
+    /// The raw public key (the bits of `subjectPublicKey`).
+    public_key: Vec<u8>,
 }
 
 /// Making or reading a certificate failed.
@@ -49,6 +53,54 @@ pub enum PkiError {
     Parse { what: String, error: String },
     #[error("time {0} is out of range")]
     Time(i64),
+}
+
+/// Why a CA of the user's own cannot sign.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaCheckError {
+    #[error("its certificate is not a CA (it needs basicConstraints CA:TRUE and, with key usage, keyCertSign)")]
+    NotCa,
+    #[error("its key cannot be read ({0}); a PKCS#8 key (\"BEGIN PRIVATE KEY\") is needed, cert-manager's privateKey.encoding: PKCS8")]
+    Key(String),
+    #[error("its key is not the key of its certificate")]
+    KeyMismatch,
+    #[error("its certificate is not valid now (from {not_before} to {not_after}, unix seconds)")]
+    NotValidNow { not_before: i64, not_after: i64 },
+}
+
+/// Checks that `key_pem` and the certificate `info` (read from `cert_pem`) make a CA that can
+/// sign now.
+pub fn check_ca(info: &CertInfo, key_pem: &str, now: i64) -> Result<(), CaCheckError> {
+    if !info.can_sign_certificates {
+        return Err(CaCheckError::NotCa);
+    }
+    if now < info.not_before || now >= info.not_after {
+        return Err(CaCheckError::NotValidNow {
+            not_before: info.not_before,
+            not_after: info.not_after,
+        });
+    }
+    let key = KeyPair::from_pem(key_pem).map_err(|e| CaCheckError::Key(e.to_string()))?;
+    if key.public_key_raw() != info.public_key.as_slice() {
+        return Err(CaCheckError::KeyMismatch);
+    }
+    Ok(())
+}
+
+/// The PEM text of each certificate in `pem`, in order (other blocks, such as keys, left out).
+pub fn certificate_blocks(pem: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        let end = start + len + END.len();
+        out.push(format!("{}\n", &rest[start..end]));
+        rest = &rest[end..];
+    }
+    out
 }
 
 impl CertInfo {
@@ -199,6 +251,7 @@ fn info(block: &Pem, what: &str) -> Result<CertInfo, PkiError> {
         error: e.to_string(),
     })?;
     let mut names = Vec::new();
+    let mut can_sign_certificates = cert.is_ca();
     let mut subject_key_id = None;
     let mut authority_key_id = None;
     for ext in cert.extensions() {
@@ -216,6 +269,9 @@ fn info(block: &Pem, what: &str) -> Result<CertInfo, PkiError> {
             ParsedExtension::AuthorityKeyIdentifier(aki) => {
                 authority_key_id = aki.key_identifier.as_ref().map(|id| id.0.to_vec());
             }
+            ParsedExtension::KeyUsage(usage) => {
+                can_sign_certificates &= usage.key_cert_sign();
+            }
             _ => {}
         }
     }
@@ -228,6 +284,8 @@ fn info(block: &Pem, what: &str) -> Result<CertInfo, PkiError> {
         issuer: cert.issuer().as_raw().to_vec(),
         subject_key_id,
         authority_key_id,
+        can_sign_certificates,
+        public_key: cert.public_key().subject_public_key.data.to_vec(),
     })
 }
 
@@ -306,6 +364,50 @@ mod tests {
             inspect_all(&bundle, "bundle").unwrap(),
             vec![new_info, old_info]
         );
+    }
+
+    #[test]
+    fn a_users_ca_must_be_a_ca_with_its_own_key_and_valid_now() {
+        let ca = new_ca("mine", NOW, 10 * DAY).unwrap();
+        let info = inspect(&ca.cert_pem, "ca").unwrap();
+        assert_eq!(check_ca(&info, &ca.key_pem, NOW), Ok(()));
+        let other = new_ca("other", NOW, 10 * DAY).unwrap();
+        assert_eq!(
+            check_ca(&info, &other.key_pem, NOW),
+            Err(CaCheckError::KeyMismatch)
+        );
+        assert!(matches!(
+            check_ca(&info, "not a key", NOW),
+            Err(CaCheckError::Key(_))
+        ));
+        assert!(matches!(
+            check_ca(&info, &ca.key_pem, NOW + 11 * DAY),
+            Err(CaCheckError::NotValidNow { .. })
+        ));
+        let leaf = issue(&ca, info.not_after, "u", &LeafKind::Client, NOW, DAY).unwrap();
+        let leaf_info = inspect(&leaf.cert_pem, "leaf").unwrap();
+        assert_eq!(
+            check_ca(&leaf_info, &leaf.key_pem, NOW),
+            Err(CaCheckError::NotCa)
+        );
+    }
+
+    #[test]
+    fn a_pem_text_splits_into_its_certificates() {
+        let a = new_ca("a", NOW, DAY).unwrap();
+        let b = new_ca("b", NOW, DAY).unwrap();
+        let text = format!("{}{}{}", a.cert_pem, a.key_pem, b.cert_pem);
+        let blocks = certificate_blocks(&text);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(
+            inspect(&blocks[0], "a").unwrap(),
+            inspect(&a.cert_pem, "a").unwrap()
+        );
+        assert_eq!(
+            inspect(&blocks[1], "b").unwrap(),
+            inspect(&b.cert_pem, "b").unwrap()
+        );
+        assert!(certificate_blocks("nothing").is_empty());
     }
 
     #[test]

@@ -17,8 +17,12 @@
 //!    previous CA leaves the bundle.
 //!
 //! A renewal starts `renewalDays` before the CA expires, or at once when its Secret carries the
-//! annotation `weir.dev/force-renew` (the operator removes it). A CA of the user's own
-//! (`secretName`) is never renewed: certificates follow it.
+//! annotation `weir.dev/force-renew` (the operator removes it).
+//!
+//! A CA of the user's own (`secretName`, which cert-manager may renew) is never renewed by the
+//! operator; when its content changes the same phases run, started by the new CA not being in
+//! the trust bundle yet ([`CaState::trusted`], [`CaAction::Trust`]): trust the new one beside
+//! the ones trusted so far, reissue, drop the others.
 
 use super::pki::CertInfo;
 use crate::crd::CaSpec;
@@ -52,8 +56,12 @@ impl Policy {
 pub struct CaState {
     /// The CA that signs.
     pub current: CertInfo,
-    /// The CA it replaced, still in the trust bundle.
-    pub previous: Option<CertInfo>,
+    /// The CAs it replaced, still in the trust bundle (one at most for the operator's own).
+    pub previous: Vec<CertInfo>,
+    /// The CA (with the certificates that make it trusted) is in the trust bundle. Always for
+    /// the operator's own CA, which is written together with its bundle; a CA of the user's
+    /// own is not until the operator has added it.
+    pub trusted: bool,
     /// When the trust bundle last changed.
     pub trust_changed_at: i64,
     /// A CA of the user's own: never renewed.
@@ -91,6 +99,9 @@ pub enum CaAction {
     Renew,
     /// Remove the previous CA from the trust bundle.
     DropPrevious,
+    /// A CA of the user's own that the bundle lacks: put it first in the bundle, keeping the
+    /// CAs trusted so far.
+    Trust,
     Keep,
 }
 
@@ -105,10 +116,19 @@ pub fn plan_ca(
     let Some(state) = state else {
         return (CaAction::Create, CaPhase::Current);
     };
-    if state.user_provided {
-        return (CaAction::Keep, CaPhase::Current);
+    if !state.trusted {
+        // Nothing trusted before it (a new cluster): nothing to wait for.
+        let phase = if state.previous.is_empty() {
+            CaPhase::Current
+        } else {
+            CaPhase::TrustingNewCa
+        };
+        return (CaAction::Trust, phase);
     }
-    if state.previous.is_none() {
+    if state.previous.is_empty() {
+        if state.user_provided {
+            return (CaAction::Keep, CaPhase::Current);
+        }
         let due = now >= state.current.not_after - policy.renew_before_secs;
         return if due || state.force_renew {
             (CaAction::Renew, CaPhase::TrustingNewCa)
@@ -182,22 +202,39 @@ pub fn plan_leaf(
     // While the trust in a renewed CA settles, a certificate signed by the new one could be
     // refused by peers and clients: everything else waits (an expiring certificate still has
     // `renewalDays` left, far longer than the settling).
-    let settling =
-        ca.previous.is_some() && now < ca.trust_changed_at.saturating_add(policy.settle_secs);
-    if settling {
+    let settling = (!ca.previous.is_empty() || !ca.trusted)
+        && now < ca.trust_changed_at.saturating_add(policy.settle_secs);
+    if settling || !ca.trusted {
         return None;
     }
     if !leaf.issued_by(&ca.current) {
         return Some(IssueReason::NewCa);
     }
-    (now >= leaf.not_after - policy.renew_before_secs).then_some(IssueReason::Expiring)
+    (renewable(leaf, ca) && now >= leaf.not_after - policy.renew_before_secs)
+        .then_some(IssueReason::Expiring)
+}
+
+/// Whether a new certificate would outlive `leaf`: not when `leaf` already lasts as long as a
+/// CA of the user's own that is close to its end (reissuing would change nothing; the
+/// operator's own CA is renewed first).
+fn renewable(leaf: &CertInfo, ca: &CaState) -> bool {
+    !ca.user_provided || leaf.not_after < ca.current.not_after
 }
 
 /// The earliest moment any of these plans could change: the reconciler comes back then at
 /// the latest.
 pub fn next_check(ca: &CaState, leaves: &[Option<&CertInfo>], policy: &Policy) -> i64 {
-    let renewals = std::iter::once(&ca.current)
-        .chain(leaves.iter().flatten().copied())
+    // The user renews a CA of their own (a change to its Secret brings the reconciler back).
+    let ca_renewal = (!ca.user_provided).then_some(&ca.current);
+    let renewals = ca_renewal
+        .into_iter()
+        .chain(
+            leaves
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|l| renewable(l, ca)),
+        )
         .map(|c| c.not_after - policy.renew_before_secs);
     let settles = [
         Some(ca.trust_changed_at + policy.settle_secs),
@@ -250,7 +287,8 @@ mod tests {
     fn state(current: &CertInfo, previous: Option<&CertInfo>, changed: i64) -> CaState {
         CaState {
             current: current.clone(),
-            previous: previous.cloned(),
+            previous: previous.into_iter().cloned().collect(),
+            trusted: true,
             trust_changed_at: changed,
             user_provided: false,
             force_renew: false,
@@ -379,5 +417,112 @@ mod tests {
             plan_leaf(Some(&foreign), &names(), &s, &p, NOW),
             Some(IssueReason::NewCa)
         );
+        // The user's CA's own expiry brings nobody back.
+        assert_eq!(next_check(&s, &[], &p), NOW + p.settle_secs);
+    }
+
+    #[test]
+    fn a_users_new_ca_is_trusted_beside_the_old_before_it_signs() {
+        let p = policy();
+        let old = ca(NOW);
+        let l_old = leaf(&old, NOW, names());
+        // A new cluster: the user's CA is trusted at once, nothing to wait for.
+        let fresh = CaState {
+            trusted: false,
+            user_provided: true,
+            ..state(&old.1, None, 0)
+        };
+        assert_eq!(
+            plan_ca(Some(&fresh), &[], &p, NOW),
+            (CaAction::Trust, CaPhase::Current)
+        );
+
+        // cert-manager renewed it (a new key): the bundle holds the old one only.
+        let t = NOW + 1000;
+        let new = ca(t);
+        let changed = CaState {
+            trusted: false,
+            user_provided: true,
+            ..state(&new.1, Some(&old.1), NOW)
+        };
+        assert_eq!(
+            plan_ca(Some(&changed), &[Some(&l_old)], &p, t),
+            (CaAction::Trust, CaPhase::TrustingNewCa)
+        );
+        // Nothing is reissued with a CA not yet trusted.
+        assert_eq!(plan_leaf(Some(&l_old), &names(), &changed, &p, t), None);
+
+        // Trusted at t: then the same phases as the operator's own renewal.
+        let trusting = CaState {
+            trusted: true,
+            ..changed.clone()
+        };
+        let trusting = CaState {
+            trust_changed_at: t,
+            ..trusting
+        };
+        assert_eq!(
+            plan_ca(Some(&trusting), &[Some(&l_old)], &p, t + 1),
+            (CaAction::Keep, CaPhase::TrustingNewCa)
+        );
+        assert_eq!(
+            plan_leaf(Some(&l_old), &names(), &trusting, &p, t + 1),
+            None
+        );
+        let t2 = t + p.settle_secs;
+        assert_eq!(
+            plan_leaf(Some(&l_old), &names(), &trusting, &p, t2),
+            Some(IssueReason::NewCa)
+        );
+        let l_new = leaf(&new, t2, names());
+        assert_eq!(
+            plan_ca(Some(&trusting), &[Some(&l_new)], &p, t2 + 1),
+            (CaAction::Keep, CaPhase::ReissuingCertificates)
+        );
+        assert_eq!(
+            plan_ca(Some(&trusting), &[Some(&l_new)], &p, t2 + p.settle_secs),
+            (CaAction::DropPrevious, CaPhase::Current)
+        );
+
+        // Replaced again mid-way: both earlier CAs stay trusted beside the newest.
+        let newest = ca(t2 + 5);
+        let twice = CaState {
+            previous: vec![new.1.clone(), old.1.clone()],
+            trusted: false,
+            ..state(&newest.1, None, t)
+        };
+        let twice = CaState {
+            user_provided: true,
+            ..twice
+        };
+        assert_eq!(
+            plan_ca(Some(&twice), &[Some(&l_old)], &p, t2 + 5),
+            (CaAction::Trust, CaPhase::TrustingNewCa)
+        );
+    }
+
+    #[test]
+    fn a_certificate_as_old_as_its_users_ca_is_not_reissued_in_a_loop() {
+        let p = policy();
+        // A CA of the user's with ten days left, less than renewalDays.
+        let short = new_ca("short", NOW, 10 * 86_400).unwrap();
+        let info = inspect(&short.cert_pem, "ca").unwrap();
+        let made = issue(
+            &short,
+            info.not_after,
+            "events-0",
+            &LeafKind::Broker { names: names() },
+            NOW,
+            p.validity_secs,
+        )
+        .unwrap();
+        let l = inspect(&made.cert_pem, "leaf").unwrap();
+        assert_eq!(l.not_after, info.not_after);
+        let s = CaState {
+            user_provided: true,
+            ..state(&info, None, NOW)
+        };
+        assert_eq!(plan_leaf(Some(&l), &names(), &s, &p, NOW + 60), None);
+        assert_eq!(next_check(&s, &[Some(&l)], &p), NOW + p.settle_secs);
     }
 }

@@ -298,7 +298,7 @@ async fn ensure_certificate(
 ) -> Result<Option<NotReady>, Error> {
     let api = secrets(ctx, user);
     let names = ClusterNames::of(cluster);
-    let Some((ca, ca_info)) = crate::tls::clients_ca(&api, cluster).await? else {
+    let Some((ca, ca_info, trust_changed_at)) = crate::tls::clients_ca(&api, cluster).await? else {
         return Ok(Some(NotReady {
             reason: "WaitingForClientsCa",
             message: format!(
@@ -321,7 +321,12 @@ async fn ensure_certificate(
         let info = inspect(&cert, "user.crt").ok()?;
         let lifetime = info.not_after - info.not_before;
         let fresh = now < info.not_before + lifetime * 2 / 3;
-        (info.issued_by(&ca_info) && fresh).then_some((cert, key))
+        // A new clients CA signs only once the brokers trust it: the trust bundle changed a
+        // settling period ago (a certificate of the previous CA is trusted until then).
+        let settle = i64::try_from(ctx.settings.certificate_settle.as_secs()).unwrap_or(i64::MAX);
+        let ca_trusted = now >= trust_changed_at.saturating_add(settle);
+        let valid = now < info.not_after;
+        ((info.issued_by(&ca_info) || !ca_trusted) && fresh && valid).then_some((cert, key))
     });
     let (cert, key) = match kept {
         Some(pair) => pair,

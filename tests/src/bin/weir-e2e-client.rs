@@ -3,9 +3,11 @@
 //! and the brokers' pod DNS names. librdkafka (the `rdkafka` crate) does the work.
 //!
 //! ```text
-//! weir-e2e-client produce --bootstrap B --topic T --prefix P --count N
+//! weir-e2e-client produce --bootstrap B --topic T --prefix P --count N [--rate R]
 //!     idempotent, acks=all; record i has key "P-i" and value "P-i"; exits 0 once all N are
-//!     acknowledged, printing `PRODUCED N`; exits 1 on the first failed delivery.
+//!     acknowledged, printing `PRODUCED N`; exits 1 on the first failed delivery. With R, R
+//!     records a second (a producer that spans something the test does meanwhile), printing
+//!     `FIRST ACKNOWLEDGED` once the first record is.
 //! weir-e2e-client consume --bootstrap B --topic T --group G --prefix P --count N [--timeout-secs S]
 //!     reads from the earliest offset in group G until every "P-0".."P-(N-1)" was seen, checks
 //!     that key = value and that offsets only grow within each partition, commits, and prints
@@ -112,14 +114,32 @@ async fn produce(args: &Args) -> Result<(), String> {
     let topic = args.get("topic")?;
     let prefix = args.get("prefix")?;
     let count = args.number("count", None)?;
+    let rate = args
+        .flags
+        .get("rate")
+        .map(|_| args.number("rate", None))
+        .transpose()?;
     let producer = producer(args)?;
+    let mut pacing =
+        rate.map(|r| tokio::time::interval(Duration::from_micros(1_000_000 / r.max(1))));
     let mut pending = Vec::with_capacity(count as usize);
     for i in 0..count {
+        if let Some(interval) = pacing.as_mut() {
+            interval.tick().await;
+        }
         let payload = format!("{prefix}-{i}");
         let record = FutureRecord::to(topic).key(&payload).payload(&payload);
         let delivery = producer
             .send_result(record)
             .map_err(|(e, _)| format!("enqueueing record {i}: {e}"))?;
+        if i == 0 && rate.is_some() {
+            match delivery.await {
+                Ok(Ok(_)) => println!("FIRST ACKNOWLEDGED"),
+                Ok(Err((e, _))) => return Err(format!("record 0 was not acknowledged: {e}")),
+                Err(_) => return Err("record 0: delivery report lost".into()),
+            }
+            continue;
+        }
         pending.push((i, delivery));
     }
     for (i, delivery) in pending {

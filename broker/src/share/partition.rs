@@ -402,7 +402,9 @@ impl SharePartition {
     /// among `first_offset..=last_offset`, the offsets of the batches the leader read from the
     /// log (committed data only). New offsets join the window only while it has room. Offsets
     /// between the window's end and `first_offset` are not in the log (compacted, deleted, or
-    /// the read started at a later batch) and are archived. Returns the acquired runs.
+    /// the read started at a later batch) and are archived, unless the window is full: then
+    /// they are the rest of a read the window had no room for, and nothing happens. Returns
+    /// the acquired runs.
     pub fn acquire(
         &mut self,
         member_id: &str,
@@ -412,6 +414,11 @@ impl SharePartition {
         now_ms: i64,
     ) -> Vec<AcquiredRecords> {
         if first_offset > self.next_offset {
+            if !self.window_has_room() {
+                // Not a gap: the window filled up on an earlier batch of the same read, and
+                // the offsets between are in the log, waiting for room.
+                return Vec::new();
+            }
             for offset in self.next_offset..first_offset {
                 self.records.insert(
                     offset,
@@ -532,7 +539,20 @@ impl SharePartition {
 
     /// Releases what `member_id` holds (it left the group or its share session closed).
     /// Returns how many records.
+    ///
+    /// As Kafka's `releaseAcquiredRecords`, this acquisition does not count as a delivery:
+    /// records a member still held when its session ended were fetched but never handed to
+    /// an application (a client prefetches), so their delivery count goes back by one. Without
+    /// that, records prefetched by consumers that come and go reach the delivery count limit
+    /// and are archived without anyone having processed them.
     pub fn release_member(&mut self, member_id: &str) -> usize {
+        for record in self.records.values_mut() {
+            if record.state == DeliveryState::Acquired
+                && record.member_id.as_deref() == Some(member_id)
+            {
+                record.delivery_count = record.delivery_count.saturating_sub(1).max(0);
+            }
+        }
         self.release_acquired(|r| r.member_id.as_deref() == Some(member_id))
     }
 

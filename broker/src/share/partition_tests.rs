@@ -249,8 +249,35 @@ fn a_member_that_leaves_gives_its_records_back() {
     sp.acquire(A, 0, 1, 10, 0);
     sp.acquire(B, 2, 2, 10, 0);
     assert_eq!(sp.release_member(A), 2);
-    assert_eq!(sp.state_of(0), Some((DeliveryState::Available, 1)));
+    // Not a delivery: the member never handed them to an application (Kafka's DECREASE).
+    assert_eq!(sp.state_of(0), Some((DeliveryState::Available, 0)));
     assert_eq!(sp.state_of(2), Some((DeliveryState::Acquired, 1)));
+}
+
+/// Consumers that prefetch and leave do not use up a record's deliveries: released at the end
+/// of their sessions, records stay deliverable however often that happens, and the next real
+/// delivery counts from 1. Records whose lock ran out, or that were released by an
+/// acknowledgement, did count, and reach the limit.
+#[test]
+fn a_leaving_members_acquisitions_do_not_use_up_deliveries() {
+    let mut sp = SharePartition::new(config(), 0); // delivery limit 3
+    for _ in 0..5 {
+        assert_eq!(sp.acquire(A, 0, 0, 10, 0), vec![run(0, 0, 1)]);
+        sp.release_member(A);
+    }
+    assert_eq!(sp.state_of(0), Some((DeliveryState::Available, 0)));
+    // Lock expiries count: the third archives it.
+    for now in [1_000, 2_000] {
+        sp.acquire(B, 0, 0, 10, now - 1_000);
+        assert_eq!(sp.expire_locks(now), 1);
+    }
+    assert_eq!(sp.acquire(B, 0, 0, 10, 2_000), vec![run(0, 0, 3)]);
+    assert_eq!(sp.expire_locks(3_000), 1);
+    assert_eq!(
+        sp.fetch_offset(),
+        Some(1),
+        "archived after its third delivery"
+    );
 }
 
 #[test]
@@ -323,4 +350,29 @@ fn control_batches_are_archived_not_delivered() {
     sp.acknowledge(A, 0, 1, &[AcknowledgeType::Accept], 0)
         .unwrap();
     assert_eq!(sp.start_offset(), 3);
+}
+
+/// A read longer than the window has room for: the batches after the one that filled it are
+/// in the log, not a gap, and must wait for room rather than be archived (found by franz-go's
+/// share ETL: records lost at the second level, archived without ever being delivered).
+#[test]
+fn batches_past_a_full_window_wait_for_room_and_are_not_archived() {
+    let mut sp = SharePartition::new(config(), 0); // a window of 10
+    assert_eq!(sp.acquire(A, 0, 7, 100, 0), vec![run(0, 7, 1)]);
+    assert_eq!(sp.acquire(A, 8, 15, 100, 0), vec![run(8, 9, 1)]);
+    assert_eq!(sp.acquire(A, 16, 23, 100, 0), vec![]);
+    assert_eq!(sp.end_offset(), 9);
+    sp.acknowledge(A, 0, 9, &[AcknowledgeType::Accept], 0)
+        .unwrap();
+    // 10..23 come next, none archived.
+    assert_eq!(sp.fetch_offset(), Some(10));
+    assert_eq!(sp.acquire(B, 8, 15, 100, 0), vec![run(10, 15, 1)]);
+    assert_eq!(sp.acquire(B, 16, 23, 100, 0), vec![run(16, 19, 1)]);
+    for offset in 10..=19 {
+        assert_eq!(
+            sp.state_of(offset),
+            Some((DeliveryState::Acquired, 1)),
+            "offset {offset}"
+        );
+    }
 }

@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 
-use super::append_records::{AppendRecords, StampedBatches};
 use super::batch::{
     set_base_offset, set_log_append_time, set_partition_leader_epoch, validate_produce_batches,
     validate_stored_header, verify_crc, RecordBatchHeader, RecordBatchIter, NO_TIMESTAMP,
@@ -41,20 +40,20 @@ impl Log {
         }
 
         let now = self.clock.now_ms();
-        match self.config.timestamp_type {
-            // Base offset and leader epoch are outside the CRC: stamped in header copies, the
-            // request's bytes written as they are (no copy of the request).
-            TimestampType::CreateTime => {
-                let stamped = StampedBatches::new(records, self.log_end_offset(), leader_epoch)?;
-                self.append_batches(AppendRecords::Stamped(&stamped), NO_TIMESTAMP, now)
-            }
-            // The append time changes CRC'd fields: one copy of the request, rewritten.
-            TimestampType::LogAppendTime => {
-                let mut buf = records.to_vec();
-                stamp_headers(&mut buf, self.log_end_offset(), leader_epoch, now)?;
-                self.append_batches(AppendRecords::Whole(&buf), now, now)
-            }
-        }
+        // One copy of the request per append: the headers must be rewritten and the request's
+        // buffer is shared. Only headers are touched, never records.
+        let mut buf = records.to_vec();
+        let log_append_time = match self.config.timestamp_type {
+            TimestampType::LogAppendTime => now,
+            TimestampType::CreateTime => NO_TIMESTAMP,
+        };
+        stamp_headers(
+            &mut buf,
+            self.log_end_offset(),
+            leader_epoch,
+            log_append_time,
+        )?;
+        self.append_batches(&buf, log_append_time, now)
     }
 
     /// Appends batches a coordinator built as the partition leader (Kafka's
@@ -87,8 +86,9 @@ impl Log {
             }
         }
         let now = self.clock.now_ms();
-        let stamped = StampedBatches::new(records, self.log_end_offset(), leader_epoch)?;
-        self.append_batches(AppendRecords::Stamped(&stamped), NO_TIMESTAMP, now)
+        let mut buf = records.to_vec();
+        stamp_headers(&mut buf, self.log_end_offset(), leader_epoch, NO_TIMESTAMP)?;
+        self.append_batches(&buf, NO_TIMESTAMP, now)
     }
 
     /// Appends a transaction marker as the partition leader (WriteTxnMarkers; Kafka's
@@ -124,7 +124,7 @@ impl Log {
         let mut buf = encode_marker(marker, now).to_vec();
         set_base_offset(&mut buf, self.log_end_offset());
         set_partition_leader_epoch(&mut buf, leader_epoch);
-        let info = self.append_batches(AppendRecords::Whole(&buf), NO_TIMESTAMP, now)?;
+        let info = self.append_batches(&buf, NO_TIMESTAMP, now)?;
         self.producer_state
             .set_coordinator_epoch(marker.producer_id, marker.coordinator_epoch);
         Ok(info)
@@ -159,7 +159,7 @@ impl Log {
             expected = header.next_offset();
         }
         let now = self.clock.now_ms();
-        self.append_batches(AppendRecords::Whole(records), NO_TIMESTAMP, now)
+        self.append_batches(records, NO_TIMESTAMP, now)
     }
 
     /// Writes batches whose headers are final (offsets continuing the log end, leader epochs
@@ -169,7 +169,7 @@ impl Log {
     /// updates producer state, and fsyncs when `flush.messages`/`flush.ms` say so.
     fn append_batches(
         &mut self,
-        batches: AppendRecords<'_>,
+        batches: &[u8],
         log_append_time: i64,
         now: i64,
     ) -> Result<LogAppendInfo, LogError> {
@@ -189,7 +189,7 @@ impl Log {
         if batches.is_empty() {
             return Ok(info);
         }
-        for item in batches.headers() {
+        for item in RecordBatchIter::new(batches) {
             let (header, _) = item?;
             if header.max_timestamp() > info.max_timestamp {
                 info.max_timestamp = header.max_timestamp();
@@ -209,8 +209,8 @@ impl Log {
         }
         let index_interval_bytes = self.config.index_interval_bytes;
         self.active_mut()
-            .append_records(batches, index_interval_bytes, now)?;
-        for item in batches.headers() {
+            .append(batches, index_interval_bytes, now)?;
+        for item in RecordBatchIter::new(batches) {
             let (header, range) = item?;
             let control = if header.is_control() {
                 control_record_type(&header, range.start as u64)?

@@ -30,7 +30,6 @@
 //! run in parallel (positional reads on shared file handles), appends take the write lock.
 
 mod append;
-mod append_records;
 pub mod batch;
 mod checkpoint;
 pub mod cleaner;

@@ -1,14 +1,12 @@
 //! One segment of a partition log: a `.log` file of batches and its two sparse indexes.
 
 use std::fs::{File, OpenOptions};
-use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::append_records::AppendRecords;
 use super::batch::{RecordBatchIter, NO_TIMESTAMP};
 use super::index_file::remove_if_exists;
 use super::read_buffer::{ReadBufferPool, POOL_FROM};
@@ -328,26 +326,15 @@ impl LogSegment {
         index_interval_bytes: u32,
         now_ms: i64,
     ) -> Result<(), LogError> {
-        self.append_records(AppendRecords::Whole(batches), index_interval_bytes, now_ms)
-    }
-
-    /// [`LogSegment::append`] of an append's batches as they are held: one buffer, or stamped
-    /// headers beside a request's bytes, written with one vectored write (a few for requests
-    /// of more than `IOV_MAX` pieces).
-    pub fn append_records(
-        &mut self,
-        batches: AppendRecords<'_>,
-        index_interval_bytes: u32,
-        now_ms: i64,
-    ) -> Result<(), LogError> {
-        write_all_vectored_at(&self.log_file, &mut batches.io_slices(), self.size)
+        self.log_file
+            .write_all_at(batches, self.size)
             .map_err(LogError::io("append to segment", &self.log_path))?;
         let mut position = self.size;
         self.size += batches.len() as u64;
         if self.roll_base_ms.is_none() {
             self.roll_base_ms = Some(now_ms);
         }
-        for item in batches.headers() {
+        for item in RecordBatchIter::new(batches) {
             let (header, range) = item?;
             self.index_batch(
                 header.last_offset(),
@@ -675,29 +662,6 @@ impl LogSegment {
     pub(super) fn txn_index_mut(&mut self) -> &mut TransactionIndex {
         &mut self.txn_index
     }
-}
-
-/// Linux refuses a vectored write of more pieces than this (`UIO_MAXIOV`).
-const IOV_MAX: usize = 1024;
-
-/// Writes every byte of `slices` at `position`, as `write_all_at` does for one buffer: short
-/// writes continue where they stopped.
-fn write_all_vectored_at(
-    file: &File,
-    mut slices: &mut [IoSlice<'_>],
-    mut position: u64,
-) -> std::io::Result<()> {
-    IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        let n = slices.len().min(IOV_MAX);
-        let written = rustix::io::pwritev(file, &slices[..n], position)?;
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        position += written as u64;
-        IoSlice::advance_slices(&mut slices, written);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

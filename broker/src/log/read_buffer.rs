@@ -67,9 +67,9 @@ impl ReadBufferPool {
         vec![0; len.next_power_of_two()]
     }
 
-    /// The first `len` bytes of `buf` (from [`ReadBufferPool::take`]) as `Bytes`; `buf` comes
-    /// back to this pool when the last view of it is dropped.
-    pub fn into_bytes(&'static self, buf: Vec<u8>, len: usize) -> Bytes {
+    /// Lends `buf` (from [`ReadBufferPool::take`]) to a `Bytes` of its first `len` bytes;
+    /// `buf` comes back to this pool when the last view of it is dropped.
+    pub fn lend(&'static self, buf: Vec<u8>, len: usize) -> Bytes {
         assert!(len <= buf.len(), "a view past the buffer's end");
         Bytes::from_owner(Lent {
             buf,
@@ -121,7 +121,7 @@ mod tests {
         let mut buf = pool.take(len);
         assert!(buf.len() >= len);
         buf[..len].fill(7);
-        let bytes = pool.into_bytes(buf, len);
+        let bytes = pool.lend(buf, len);
         assert_eq!(bytes.len(), len);
         assert!(bytes.iter().all(|&b| b == 7));
         let ptr = bytes.as_ptr();
@@ -136,15 +136,13 @@ mod tests {
         let mut again = pool.take(POOL_FROM);
         assert_eq!(again.as_ptr(), ptr);
         again[..3].copy_from_slice(&[1, 2, 3]);
-        assert_eq!(&pool.into_bytes(again, 3)[..], &[1, 2, 3]);
+        assert_eq!(&pool.lend(again, 3)[..], &[1, 2, 3]);
     }
 
     #[test]
     fn idle_buffers_are_bounded() {
         let pool = pool();
-        let lent: Vec<Bytes> = (0..40)
-            .map(|_| pool.into_bytes(pool.take(1 << 20), 1))
-            .collect();
+        let lent: Vec<Bytes> = (0..40).map(|_| pool.lend(pool.take(1 << 20), 1)).collect();
         drop(lent);
         let idle = pool.inner.lock();
         assert_eq!(idle.free.len(), MAX_RETAINED >> 20);

@@ -459,7 +459,7 @@ impl LogSegment {
             self.log_file
                 .read_exact_at(&mut buf[..len], position)
                 .map_err(error())?;
-            return Ok(pool.into_bytes(buf, len));
+            return Ok(pool.lend(buf, len));
         }
         let mut buf = Vec::with_capacity(len);
         while buf.len() < len {

@@ -16,7 +16,8 @@
 //!   [`scale`] measures how cost grows with partitions, connections and groups; [`join`] how a
 //!   member joining a live group pauses the others, per group protocol; [`share`] share-group
 //!   throughput with the Java client's share consumers; [`tls`] what TLS and SASL_SSL cost
-//!   the producer and how many new TLS connections a broker takes per second;
+//!   the producer and how many new TLS connections a broker takes per second; [`cpu_cost`] the
+//!   broker CPU per byte of the rows still behind Kafka (100-byte records, 16-partition catch-up);
 //! - [`results`] holds what was measured, [`stats`] and [`report`] turn it into the tables of
 //!   docs/BENCHMARKS.md, [`machine`] describes the host.
 
@@ -24,6 +25,7 @@ pub mod cases;
 pub mod client;
 pub mod compare;
 pub mod consume;
+pub mod cpu_cost;
 pub mod failover;
 pub mod first_produce;
 pub mod join;

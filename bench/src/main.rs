@@ -69,6 +69,11 @@ enum Command {
     /// second, a fresh single broker per case, Weir and Apache Kafka alternately; writes the
     /// TLS section of --doc.
     Tls(TlsArgs),
+    /// Broker CPU seconds per GB on the rows still behind (issue 18): 100-byte records into
+    /// one partition (acks=1) and one consumer catching up over 16 partitions; a fresh single
+    /// broker per round and system (Weir, an optional baseline Weir binary, Apache Kafka);
+    /// prints the table (medians, Weir/Kafka) and writes the cpu section of --doc.
+    Cpu(CpuArgs),
     /// Producer throughput against a running broker.
     Produce {
         #[command(flatten)]
@@ -268,6 +273,37 @@ struct TlsArgs {
     #[arg(long, default_value = "target/bench/results-tls.json")]
     results: PathBuf,
     /// The document whose marked TLS section receives the tables.
+    #[arg(long)]
+    doc: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct CpuArgs {
+    #[command(flatten)]
+    side_by_side: SideBySide,
+    /// Another weir-broker binary measured beside the first in every round (e.g. main's
+    /// build, for a before/after in the same session).
+    #[arg(long)]
+    baseline_broker: Option<PathBuf>,
+    /// Broker starts per system; the table reports medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// 100-byte records the producer case sends.
+    #[arg(long, default_value_t = 3_000_000)]
+    records_100b: u64,
+    /// 1 KiB records in the 16-partition topic the catch-up reads.
+    #[arg(long, default_value_t = 500_000)]
+    catch_up_records: u64,
+    /// Measured reads of the whole 16-partition topic (after one unmeasured).
+    #[arg(long, default_value_t = 3)]
+    catch_up_reads: u32,
+    /// How the report states the conditions (build, versions) above the table.
+    #[arg(long, default_value = "")]
+    conditions: String,
+    /// Where every case's numbers are saved.
+    #[arg(long, default_value = "target/bench/results-cpu.json")]
+    results: PathBuf,
+    /// The document whose marked cpu section receives the tables.
     #[arg(long)]
     doc: Option<PathBuf>,
 }
@@ -479,6 +515,7 @@ fn main() -> anyhow::Result<()> {
         Command::Join(args) => join(args)?,
         Command::Share(args) => share(args)?,
         Command::Tls(args) => tls(args)?,
+        Command::Cpu(args) => cpu(args)?,
         Command::FailoverReport { results, doc } => failover_report(&results, doc.as_deref())?,
         Command::Smoke(args) => smoke::run(&Launcher {
             weir_broker: args.programs.weir_broker,
@@ -794,6 +831,65 @@ fn tls(args: TlsArgs) -> anyhow::Result<()> {
         &args.results,
         args.doc.as_deref(),
         (tls::BEGIN_MARKER, tls::END_MARKER),
+        &section,
+    )
+}
+
+fn cpu(args: CpuArgs) -> anyhow::Result<()> {
+    use weir_bench::cpu_cost::{self, System};
+    let mut systems = Vec::new();
+    for kind in args.side_by_side.systems() {
+        match kind {
+            BrokerKind::Weir => {
+                systems.push(System::weir());
+                if let Some(baseline) = &args.baseline_broker {
+                    systems.push(System::baseline(baseline.clone()));
+                }
+            }
+            BrokerKind::Kafka => systems.push(System::kafka()),
+        }
+    }
+    let options = cpu_cost::CpuOptions {
+        launcher: args.side_by_side.launcher(),
+        systems,
+        rounds: args.rounds,
+        records_100b: args.records_100b,
+        catch_up_records: args.catch_up_records,
+        catch_up_reads: args.catch_up_reads,
+    };
+    if let Some(parent) = args.results.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let save = |points: &[cpu_cost::CpuPoint]| -> anyhow::Result<()> {
+        std::fs::write(&args.results, serde_json::to_string_pretty(points)?)
+            .with_context(|| format!("writing {}", args.results.display()))
+    };
+    let load_before = weir_bench::machine::load_average();
+    let points = cpu_cost::run(&options, save)?;
+    let loads: Vec<f64> = load_before
+        .into_iter()
+        .chain(points.iter().filter_map(|p| p.load_average))
+        .collect();
+    let load = match (
+        loads.iter().copied().reduce(f64::min),
+        loads.iter().copied().reduce(f64::max),
+    ) {
+        (Some(min), Some(max)) => format!(" Load average (1 min) {min:.1}–{max:.1} over the run."),
+        _ => String::new(),
+    };
+    let line = format!(
+        "Broker CPU (utime + stime from /proc) per 10^9 payload bytes: {} records of 100 B \
+         (acks=1, 1 partition, after an unmeasured tenth), and {} reads of {} records of 1 KiB \
+         over 16 partitions (after one unmeasured read); medians of {} rounds, a fresh single \
+         broker per round and system.{load} {}",
+        args.records_100b, args.catch_up_reads, args.catch_up_records, args.rounds, args.conditions
+    );
+    let section = cpu_cost::render(&points, line.trim_end());
+    save_and_splice(
+        &points,
+        &args.results,
+        args.doc.as_deref(),
+        (cpu_cost::BEGIN_MARKER, cpu_cost::END_MARKER),
         &section,
     )
 }

@@ -42,6 +42,7 @@ mod leader_epoch;
 mod meta_properties;
 mod offset_index;
 mod producer_state;
+mod read_buffer;
 mod recovery;
 mod replication;
 mod retention;

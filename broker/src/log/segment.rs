@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::batch::{RecordBatchIter, NO_TIMESTAMP};
 use super::index_file::remove_if_exists;
+use super::read_buffer::{ReadBufferPool, POOL_FROM};
 use super::scanner::{BatchScanner, ScannedBatch};
 use super::transaction_index::TransactionIndex;
 use super::{LogError, OffsetIndex, TimeIndex};
@@ -446,20 +447,28 @@ impl LogSegment {
         }))
     }
 
-    /// `len` bytes of the log file from `position`, read straight into a fresh buffer's
-    /// uninitialised capacity (a Fetch of many megabytes does not zero them first).
+    /// `len` bytes of the log file from `position`. A small read lands in a fresh buffer's
+    /// uninitialised capacity; a large one (a Fetch's megabyte) in a pooled buffer, so it
+    /// neither zeroes nor faults in fresh pages first (see [`ReadBufferPool`]).
     pub fn read_bytes(&self, position: u64, len: u64) -> Result<Bytes, LogError> {
         let len = len as usize;
+        let error = || LogError::io("read segment", &self.log_path);
+        if len >= POOL_FROM {
+            let pool = ReadBufferPool::global();
+            let mut buf = pool.take(len);
+            self.log_file
+                .read_exact_at(&mut buf[..len], position)
+                .map_err(error())?;
+            return Ok(pool.lend(buf, len));
+        }
         let mut buf = Vec::with_capacity(len);
         while buf.len() < len {
             let at = position + buf.len() as u64;
             let read =
                 rustix::io::pread(&self.log_file, rustix::buffer::spare_capacity(&mut buf), at)
-                    .map_err(|e| LogError::io("read segment", &self.log_path)(e.into()))?;
+                    .map_err(|e| error()(e.into()))?;
             if read == 0 {
-                return Err(LogError::io("read segment", &self.log_path)(
-                    std::io::ErrorKind::UnexpectedEof.into(),
-                ));
+                return Err(error()(std::io::ErrorKind::UnexpectedEof.into()));
             }
         }
         // The capacity may exceed `len`: bytes read past it are not part of the answer.

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::config::BrokerConfig;
+use crate::config::{parse_ip_counts as parse_overrides, BrokerConfig};
 
 /// Kafka's default for every limit here: none.
 const UNLIMITED: i64 = i32::MAX as i64;
@@ -125,30 +125,6 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
 
 fn limit(value: i64) -> Option<usize> {
     (value < UNLIMITED).then_some(value.max(0) as usize)
-}
-
-/// Parses `max.connections.per.ip.overrides`: `host:count` pairs separated by commas, hosts
-/// as IP addresses (Kafka also takes host names; they are refused here rather than resolved).
-pub fn parse_overrides(value: &str) -> Result<HashMap<IpAddr, usize>, String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .map(|entry| {
-            let (host, count) = entry
-                .rsplit_once(':')
-                .ok_or_else(|| format!("`{entry}` is not host:count"))?;
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            let ip: IpAddr = host
-                .parse()
-                .map_err(|_| format!("`{host}` is not an IP address"))?;
-            let count: usize = count
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{count}` is not a connection count"))?;
-            Ok((ip, count))
-        })
-        .collect()
 }
 
 impl ConnectionQuotas {

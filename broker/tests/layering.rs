@@ -33,6 +33,7 @@ const LAYERS: &[&[&str]] = &[
         "broker",
         "metrics",
         "quota",
+        "connection_quotas",
         "replication_metrics",
         "cleaner_metrics",
     ],

@@ -90,7 +90,7 @@ impl Kind {
             }
             Kind::Text | Kind::Password => {}
             Kind::IpCounts => {
-                crate::connection_quotas::parse_overrides(value).map_err(invalid)?;
+                super::parse_ip_counts(value).map_err(invalid)?;
             }
             Kind::ReplicaList => {
                 let pair = |item: &str| {

@@ -592,6 +592,32 @@ impl BrokerConfig {
     }
 }
 
+/// Parses `max.connections.per.ip.overrides`: `host:count` pairs separated by commas, hosts
+/// as IP addresses (Kafka also takes host names; they are refused here rather than resolved).
+pub fn parse_ip_counts(
+    value: &str,
+) -> Result<std::collections::HashMap<std::net::IpAddr, usize>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (host, count) = entry
+                .rsplit_once(':')
+                .ok_or_else(|| format!("`{entry}` is not host:count"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let ip: std::net::IpAddr = host
+                .parse()
+                .map_err(|_| format!("`{host}` is not an IP address"))?;
+            let count: usize = count
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{count}` is not a connection count"))?;
+            Ok((ip, count))
+        })
+        .collect()
+}
+
 /// Checks `listener.name.<listener>.<rest>` and returns the key with the listener name lower
 /// case (Kafka's form).
 fn validate_listener_key(key: &str, rest: &str, value: &str) -> Result<String, ConfigError> {

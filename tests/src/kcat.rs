@@ -43,3 +43,42 @@ pub fn run(bootstrap: &str, security: &[String], args: &[&str], input: &str) -> 
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// Waits (up to `timeout`) until kcat, connecting to `bootstrap` with `security`, reads a record
+/// from each of `partitions` of `topic`: every partition's leader is reachable and has data.
+pub async fn wait_for_a_record_in_each(
+    bootstrap: &str,
+    security: &[String],
+    topic: &str,
+    partitions: &[i32],
+    timeout: std::time::Duration,
+) {
+    for partition in partitions {
+        crate::admin::eventually(timeout, "a record in every partition", || {
+            let (bootstrap, security) = (bootstrap.to_string(), security.to_vec());
+            let (topic, partition) = (topic.to_string(), partition.to_string());
+            async move {
+                let out = tokio::task::spawn_blocking(move || {
+                    let args = [
+                        "-C",
+                        "-t",
+                        &topic,
+                        "-p",
+                        &partition,
+                        "-o",
+                        "beginning",
+                        "-e",
+                        "-c",
+                        "1",
+                        "-q",
+                    ];
+                    run(&bootstrap, &security, &args, "")
+                })
+                .await
+                .ok()?;
+                (!out.stdout.is_empty()).then_some(())
+            }
+        })
+        .await;
+    }
+}

@@ -1387,35 +1387,14 @@ async fn a_tls_cluster_serves_scram_clients_and_renews_its_ca_under_load() {
     // Renew only once the producer is connected to every partition's leader: a client that
     // trusts only the old CA cannot open new connections once certificates are reissued
     // (it must take the bundle up in between, as docs/operator.md says).
-    for partition in ["0", "1", "2"] {
-        let security = scram_security(&ca_path, "alice-secret");
-        let bootstrap = scram_bootstrap(&pods);
-        eventually(SLOW, "a record in every partition", || {
-            let (security, bootstrap) = (security.clone(), bootstrap.clone());
-            async move {
-                let args = [
-                    "-C",
-                    "-t",
-                    "payments",
-                    "-p",
-                    partition,
-                    "-o",
-                    "beginning",
-                    "-e",
-                    "-c",
-                    "1",
-                    "-q",
-                ];
-                let out = tokio::task::spawn_blocking(move || {
-                    weir_tests::kcat::run(&bootstrap, &security, &args, "")
-                })
-                .await
-                .ok()?;
-                (!out.stdout.is_empty()).then_some(())
-            }
-        })
-        .await;
-    }
+    weir_tests::kcat::wait_for_a_record_in_each(
+        &scram_bootstrap(&pods),
+        &scram_security(&ca_path, "alice-secret"),
+        "payments",
+        &[0, 1, 2],
+        SLOW,
+    )
+    .await;
     let pod0 = format!("{}:9094", pods.pod_ip(0)).parse().unwrap();
     let served_before = served_certificate(pod0, &first_bundle, &pods.pod_ip(0));
     assert_eq!(

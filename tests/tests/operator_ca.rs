@@ -305,34 +305,14 @@ async fn a_users_ca_signs_the_brokers_and_its_replacement_is_trusted_first() {
             written
         })
     };
-    for partition in ["0", "1", "2"] {
-        let (security, servers) = (ssl(&old_only), bootstrap(&pods));
-        eventually(SLOW, "a record in every partition", || {
-            let (security, servers) = (security.clone(), servers.clone());
-            async move {
-                let args = [
-                    "-C",
-                    "-t",
-                    "payments",
-                    "-p",
-                    partition,
-                    "-o",
-                    "beginning",
-                    "-e",
-                    "-c",
-                    "1",
-                    "-q",
-                ];
-                let out = tokio::task::spawn_blocking(move || {
-                    weir_tests::kcat::run(&servers, &security, &args, "")
-                })
-                .await
-                .ok()?;
-                (!out.stdout.is_empty()).then_some(())
-            }
-        })
-        .await;
-    }
+    weir_tests::kcat::wait_for_a_record_in_each(
+        &bootstrap(&pods),
+        &ssl(&old_only),
+        "payments",
+        &[0, 1, 2],
+        SLOW,
+    )
+    .await;
 
     // cert-manager renews the CA: the Secret's content is replaced.
     secrets

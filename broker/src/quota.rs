@@ -366,26 +366,36 @@ impl ClientQuotaManager {
         now: Instant,
     ) -> Option<Recorded> {
         let (key, quota) = applicable(image, kind, user, client_id)?;
-        let (rate, throttle) = {
-            let mut rates = self.rates.lock();
-            if !rates.contains_key(&key) {
-                // A new client: forget those that left before adding it (keeps the map as
-                // small as the set of active clients).
-                let horizon = self.window * self.samples as u32;
-                rates.retain(|_, rate| rate.active_since(now, horizon));
-            }
-            let rate = rates.entry(key.clone()).or_insert_with(|| Rate {
-                windows: VecDeque::with_capacity(self.samples),
-            });
-            rate.add(now, value, self.samples, self.window);
-            let (value, elapsed) = rate.measure(now, self.samples, self.window);
-            (
-                value,
-                throttle_time(value, quota, elapsed, self.samples, self.window),
-            )
-        };
+        let (rate, throttle) = self.add_and_measure(&key, quota, value, now);
         self.metrics.recorded(&key, rate, throttle);
         Some(Recorded { throttle })
+    }
+
+    /// Adds `value` to `key`'s rate and measures it: the rate, and how long the client must
+    /// hold back to fall to `quota`.
+    fn add_and_measure(
+        &self,
+        key: &SensorKey,
+        quota: f64,
+        value: f64,
+        now: Instant,
+    ) -> (f64, Duration) {
+        let mut rates = self.rates.lock();
+        if !rates.contains_key(key) {
+            // A new client: forget those that left before adding it (keeps the map as
+            // small as the set of active clients).
+            let horizon = self.window * self.samples as u32;
+            rates.retain(|_, rate| rate.active_since(now, horizon));
+        }
+        let rate = rates.entry(key.clone()).or_insert_with(|| Rate {
+            windows: VecDeque::with_capacity(self.samples),
+        });
+        rate.add(now, value, self.samples, self.window);
+        let (value, elapsed) = rate.measure(now, self.samples, self.window);
+        (
+            value,
+            throttle_time(value, quota, elapsed, self.samples, self.window),
+        )
     }
 
     /// Takes back `bytes` recorded for a request that was answered without them (a throttled
@@ -421,17 +431,13 @@ impl ClientQuotaManager {
         let (_, quota) = image.client_quotas.ip_rate(&ip.to_string())?;
         // A default quota applies to each address on its own.
         let key = (QuotaType::ConnectionCreation, ip.to_string(), String::new());
-        let mut rates = self.rates.lock();
-        let rate = rates.entry(key).or_insert_with(|| Rate {
-            windows: VecDeque::with_capacity(self.samples),
-        });
-        rate.add(now, 1.0, self.samples, self.window);
-        let (value, elapsed) = rate.measure(now, self.samples, self.window);
-        let throttle = throttle_time(value, quota, elapsed, self.samples, self.window);
+        let (_, throttle) = self.add_and_measure(&key, quota, 1.0, now);
         if throttle.is_zero() {
             return None;
         }
-        rate.add(now, -1.0, self.samples, self.window);
+        if let Some(rate) = self.rates.lock().get_mut(&key) {
+            rate.add(now, -1.0, self.samples, self.window);
+        }
         Some(throttle)
     }
 

@@ -224,8 +224,11 @@ pub struct PartitionStats {
 /// What a read returned.
 #[derive(Debug, Clone)]
 pub struct PartitionRead {
-    /// Whole record batches, exactly as stored.
+    /// Whole record batches, exactly as stored (empty when they are in `file`).
     pub records: Bytes,
+    /// The batches as a range of the segment file, for a read that asked for one
+    /// ([`Partition::read_for_fetch`]).
+    pub file: Option<crate::log::FileRecords>,
     /// High watermark at the time of the read.
     pub high_watermark: i64,
     /// Last stable offset at the time of the read.
@@ -952,6 +955,20 @@ impl Partition {
         min_one_message: bool,
         read_committed: bool,
     ) -> Result<PartitionRead, LogError> {
+        self.read_for_fetch(offset, max_bytes, min_one_message, read_committed, usize::MAX)
+    }
+
+    /// [`Partition::read`] for a consumer's Fetch that can send records from the segment file:
+    /// batches spanning at least `file_from` bytes come back as a range of it
+    /// ([`PartitionRead::file`], `records` empty).
+    pub fn read_for_fetch(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_message: bool,
+        read_committed: bool,
+        file_from: usize,
+    ) -> Result<PartitionRead, LogError> {
         let log = self.log.read();
         let high_watermark = log.high_watermark();
         let last_stable_offset = log.last_stable_offset();
@@ -960,19 +977,25 @@ impl Partition {
         } else {
             high_watermark
         };
-        let data = log.read(offset, max_bytes, max_offset, min_one_message)?;
+        let (data, file) = if file_from == usize::MAX {
+            (log.read(offset, max_bytes, max_offset, min_one_message)?, None)
+        } else {
+            log.read_for_fetch(offset, max_bytes, max_offset, min_one_message, file_from)?
+        };
         let aborted = read_committed.then(|| {
-            if data.records.is_empty() {
-                return Vec::new();
-            }
-            let upper = crate::log::batch::RecordBatchIter::new(&data.records)
-                .filter_map(Result::ok)
-                .last()
-                .map_or(offset, |(h, _)| h.next_offset());
+            let upper = match &file {
+                Some(file) => file.next_offset,
+                None if data.records.is_empty() => return Vec::new(),
+                None => crate::log::batch::RecordBatchIter::new(&data.records)
+                    .filter_map(Result::ok)
+                    .last()
+                    .map_or(offset, |(h, _)| h.next_offset()),
+            };
             log.collect_aborted_txns(offset, upper)
         });
         Ok(PartitionRead {
             records: data.records,
+            file,
             high_watermark,
             last_stable_offset,
             log_start_offset: log.log_start_offset(),
@@ -998,6 +1021,7 @@ impl Partition {
         let data = log.read(offset, max_bytes, log.log_end_offset(), true)?;
         Ok(PartitionRead {
             records: data.records,
+            file: None,
             high_watermark: log.high_watermark(),
             last_stable_offset: log.last_stable_offset(),
             log_start_offset: log.log_start_offset(),

@@ -412,7 +412,16 @@ async fn serve_connection<R, W>(
             }
         };
         let frame = match response {
-            Ok(f) => f,
+            Ok(f) => {
+                let from_files = f.file_bytes();
+                if from_files > 0 {
+                    broker
+                        .metrics
+                        .fetch_sendfile_bytes
+                        .inc_by(from_files as u64);
+                }
+                f
+            }
             Err(e) => {
                 tracing::error!(%peer, error = %e, "encoding a response failed; closing connection");
                 return;

@@ -8,8 +8,12 @@
 //!
 //! The handler reads every requested partition; if the response holds fewer than `min_bytes`
 //! and `max_wait_ms` has not passed, it waits until one of those partitions changes
-//! ([`super::fetch_wake`]) and reads again. Batches are never decoded: the bytes read from the log go into the response
-//! as they are (the encoder copies them once into the response frame).
+//! ([`super::fetch_wake`]) and reads again. Batches are never decoded. On a plaintext
+//! connection a partition's records of [`SENDFILE_FROM`] bytes or more never enter the
+//! broker's memory: the read finds their range in the segment file from the batch headers,
+//! and the frame sends it with `sendfile(2)` ([`crate::protocol::file_slice`]), for consumers
+//! and followers alike; smaller ones, and all on TLS connections, are read into (pooled)
+//! buffers that the response is written from without a further copy.
 //!
 //! Fetch sessions (KIP-227, from v7): a full fetch (epoch 0) may open a session
 //! ([`crate::fetch_session`]) whose id the response carries; an incremental fetch names it and
@@ -30,8 +34,8 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use super::authz::Authz;
-use super::FileSlices;
 use super::fetch_wake::FetchWakeups;
+use super::FileSlices;
 use crate::broker::Broker;
 use crate::controller::acl::AclOperation;
 use crate::controller::command::PartitionChange;
@@ -39,7 +43,10 @@ use crate::fetch_session::{
     FetchSessionCache, SessionError, FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID,
 };
 use crate::log::LogError;
-use crate::partition::PartitionRead;
+use std::path::PathBuf;
+
+use crate::log::FileRecords;
+use crate::partition::PartitionError;
 use crate::protocol::file_slice::{self, FileSlice};
 use crate::replication::throttle::Allowance;
 
@@ -344,6 +351,7 @@ fn read_all(
                 continue;
             };
             let mut limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
+            let file_from = if zero_copy { SENDFILE_FROM } else { usize::MAX };
             if let Some(replica) = follower {
                 // Kafka's leader-side replication throttle: a listed replica gets what the
                 // bucket allows, nothing while it is spent.
@@ -360,15 +368,22 @@ fn read_all(
                         Allowance::WaitFor(_) => limit = 0,
                     }
                 }
-                match partition.fetch_for_follower(
-                    replica,
-                    fp.fetch_offset,
-                    fp.log_start_offset,
-                    fp.last_fetched_epoch,
-                    fp.current_leader_epoch,
-                    limit,
-                    follower_eligible,
-                ) {
+                let fetched = partition
+                    .fetch_for_follower(
+                        replica,
+                        fp.fetch_offset,
+                        fp.log_start_offset,
+                        fp.last_fetched_epoch,
+                        fp.current_leader_epoch,
+                        limit,
+                        follower_eligible,
+                        file_from,
+                    )
+                    .and_then(|mut f| {
+                        files.place::<PartitionError>(&mut f.records, f.file.take())?;
+                        Ok(f)
+                    });
+                match fetched {
                     Ok(f) => {
                         let n = f.records.len();
                         if throttled {
@@ -408,11 +423,6 @@ fn read_all(
             }
             // Kafka lets the first batch of a response exceed the limits so a consumer can
             // always make progress past a batch larger than its fetch size.
-            let file_from = if zero_copy {
-                SENDFILE_FROM
-            } else {
-                usize::MAX
-            };
             let read = partition
                 .read_for_fetch(
                     fp.fetch_offset,
@@ -421,7 +431,10 @@ fn read_all(
                     read_committed,
                     file_from,
                 )
-                .and_then(|read| files.take(read));
+                .and_then(|mut read| {
+                    files.place::<LogError>(&mut read.records, read.file.take())?;
+                    Ok(read)
+                });
             match read {
                 Ok(read) => {
                     let n = read.records.len();
@@ -474,26 +487,29 @@ fn read_all(
 }
 
 impl PassFiles {
-    /// Leaves `read`'s file range here and its placeholder in its records; reads the range
-    /// into memory when the response has no room for another placeholder.
-    fn take(&mut self, mut read: PartitionRead) -> Result<PartitionRead, LogError> {
-        let Some(file) = read.file.take() else {
-            return Ok(read);
+    /// Keeps a read's file range here and puts its placeholder in `records`; reads the range
+    /// into `records` when the response has no room for another placeholder.
+    fn place<E: From<LogError>>(
+        &mut self,
+        records: &mut Bytes,
+        file: Option<FileRecords>,
+    ) -> Result<(), E> {
+        let Some(file) = file else {
+            return Ok(());
         };
         match file_slice::placeholder(self.slices.len(), file.slice.len()) {
             Some(placeholder) => {
-                read.records = placeholder;
+                *records = placeholder;
                 self.slices.push(file.slice);
                 self.records.push(file.records);
             }
             None => {
-                read.records = file
-                    .slice
-                    .read()
-                    .map_err(LogError::io("read segment for a fetch", std::path::PathBuf::new()))?;
+                *records = file.slice.read().map_err(|e| {
+                    E::from(LogError::io("read segment for a fetch", PathBuf::new())(e))
+                })?;
             }
         }
-        Ok(read)
+        Ok(())
     }
 }
 
@@ -517,17 +533,16 @@ fn record_out(broker: &Broker, response: &FetchResponse, version: i16, file_reco
         } else {
             t.topic.as_str()
         };
-        let (bytes, records) = t
-            .partitions
-            .iter()
-            .filter_map(|p| p.records.as_ref())
-            .fold((0u64, 0u64), |(b, r), recs| {
+        let (bytes, records) = t.partitions.iter().filter_map(|p| p.records.as_ref()).fold(
+            (0u64, 0u64),
+            |(b, r), recs| {
                 let n = match file_slice::placeholder_index(recs) {
                     Some(i) => file_records.get(i).copied().unwrap_or(0),
                     None => count_records(recs),
                 };
                 (b + recs.len() as u64, r + n)
-            });
+            },
+        );
         if bytes > 0 {
             broker
                 .metrics

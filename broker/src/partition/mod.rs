@@ -169,8 +169,10 @@ pub struct FollowerPosition {
 /// What a leader answers a follower's fetch.
 #[derive(Debug, Clone)]
 pub struct FollowerFetch {
-    /// Batches from the fetch offset (empty when diverged).
+    /// Batches from the fetch offset (empty when diverged, or when they are in `file`).
     pub records: Bytes,
+    /// The batches as a range of the segment file (see [`Partition::fetch_for_follower`]).
+    pub file: Option<crate::log::FileRecords>,
     /// The leader's high watermark.
     pub high_watermark: i64,
     /// The leader's log start offset.
@@ -788,7 +790,8 @@ impl Partition {
     /// log end; records the follower's position, advances the high watermark, and proposes
     /// adding the follower to the ISR when it caught up and its broker is `eligible` (the
     /// metadata image shows it active: a fenced or shutting-down broker may keep fetching,
-    /// but the controller would refuse it).
+    /// but the controller would refuse it). Batches spanning at least `file_from` bytes come
+    /// back as a range of the segment file (`usize::MAX`: never).
     #[allow(clippy::too_many_arguments)] // one follower's fetch of one partition, field by field
     pub fn fetch_for_follower(
         &self,
@@ -799,6 +802,7 @@ impl Partition {
         current_leader_epoch: i32,
         max_bytes: usize,
         eligible: bool,
+        file_from: usize,
     ) -> Result<FollowerFetch, PartitionError> {
         self.check_leader_epoch(current_leader_epoch)?;
         let now = self.clock.now_ms();
@@ -812,6 +816,7 @@ impl Partition {
             if epoch < last_fetched_epoch || end < fetch_offset {
                 return Ok(FollowerFetch {
                     records: Bytes::new(),
+                    file: None,
                     high_watermark: log.high_watermark(),
                     log_start_offset: log.log_start_offset(),
                     diverging: Some((epoch, end)),
@@ -822,10 +827,13 @@ impl Partition {
         let end = log.log_end_offset();
         // Nothing at all for 0 bytes (the leader throttle is spent): the fetch still counts
         // for the follower's position and the ISR.
-        let records = if max_bytes == 0 {
-            Bytes::new()
+        let (records, file) = if max_bytes == 0 {
+            (Bytes::new(), None)
+        } else if file_from == usize::MAX {
+            (log.read(fetch_offset, max_bytes, end, true)?.records, None)
         } else {
-            log.read(fetch_offset, max_bytes, end, true)?.records
+            let (data, file) = log.read_for_fetch(fetch_offset, max_bytes, end, true, file_from)?;
+            (data.records, file)
         };
         let start_before = leader.followers.get(&replica).map(|f| f.log_start_offset);
         leader.record_fetch(replica, fetch_offset, follower_log_start, end, now);
@@ -842,6 +850,7 @@ impl Partition {
         }
         Ok(FollowerFetch {
             records,
+            file,
             high_watermark,
             log_start_offset: log.log_start_offset(),
             diverging: None,
@@ -955,7 +964,13 @@ impl Partition {
         min_one_message: bool,
         read_committed: bool,
     ) -> Result<PartitionRead, LogError> {
-        self.read_for_fetch(offset, max_bytes, min_one_message, read_committed, usize::MAX)
+        self.read_for_fetch(
+            offset,
+            max_bytes,
+            min_one_message,
+            read_committed,
+            usize::MAX,
+        )
     }
 
     /// [`Partition::read`] for a consumer's Fetch that can send records from the segment file:
@@ -978,7 +993,10 @@ impl Partition {
             high_watermark
         };
         let (data, file) = if file_from == usize::MAX {
-            (log.read(offset, max_bytes, max_offset, min_one_message)?, None)
+            (
+                log.read(offset, max_bytes, max_offset, min_one_message)?,
+                None,
+            )
         } else {
             log.read_for_fetch(offset, max_bytes, max_offset, min_one_message, file_from)?
         };

@@ -113,12 +113,10 @@ pub async fn send_file(socket: &TcpStream, slice: &FileSlice) -> io::Result<()> 
                 .map_err(io::Error::from)
         });
         match sent {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the segment file ended before the fetched records were sent (truncated meanwhile)",
-                ))
-            }
+            Ok(0) => return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the segment file ended before the fetched records were sent (truncated meanwhile)",
+            )),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),

@@ -225,6 +225,17 @@ impl ResponseFrame {
             .count()
     }
 
+    /// Bytes sent from files.
+    pub fn file_bytes(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::File(slice) => slice.len(),
+                Part::Bytes(_) => 0,
+            })
+            .sum()
+    }
+
     /// The frame in one buffer (copies, and reads the file slices; for tests and tools).
     pub fn to_bytes(&self) -> std::io::Result<Bytes> {
         let mut out = BytesMut::with_capacity(self.len);

@@ -48,6 +48,8 @@ pub struct BrokerMetrics {
     /// Connections closed because an offset commit arrived on them after this broker's
     /// registration lease lapsed (see `server.rs`).
     pub stale_connections_closed: IntCounter,
+    /// Record bytes Fetch responses sent from segment files with `sendfile` (plaintext).
+    pub fetch_sendfile_bytes: IntCounter,
     /// Group rebalances completed (join phases that formed a generation with members).
     pub group_rebalances: IntCounter,
     /// Kafka's `NumIncrementalFetchSessions`: fetch sessions cached.
@@ -148,6 +150,11 @@ impl BrokerMetrics {
             "Connections closed because an offset commit arrived on them after this broker was cut off from the metadata quorum.",
         )?;
         registry.register(Box::new(stale_connections_closed.clone()))?;
+        let fetch_sendfile_bytes = IntCounter::new(
+            "weir_fetch_sendfile_bytes_total",
+            "Record bytes of Fetch responses sent from the segment files by the kernel (sendfile, plaintext listeners), not read into the broker's memory.",
+        )?;
+        registry.register(Box::new(fetch_sendfile_bytes.clone()))?;
         let group_rebalances = IntCounter::new(
             "weir_group_rebalances_total",
             "Consumer group rebalances completed (a new generation with members formed).",
@@ -225,6 +232,7 @@ impl BrokerMetrics {
             protocol_errors,
             connections_refused,
             stale_connections_closed,
+            fetch_sendfile_bytes,
             group_rebalances,
             fetch_sessions,
             fetch_session_partitions,

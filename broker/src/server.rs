@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::connection_quotas::ConnectionQuotas;
 use crate::handlers::{self, Connection};
-use crate::protocol::frame::{FrameError, FrameReader};
+use crate::protocol::frame::{FrameError, FrameReader, FrameSink};
 use crate::protocol::{self, ProtocolError};
 use crate::quota::QuotaType;
 use crate::security::sasl::{After, Exchange, SaslConfig, Step, TokenStep};
@@ -122,8 +122,11 @@ async fn accept(
         principal: Principal::anonymous(),
         authorizer: security.authorizer.clone(),
         lease_lapses: broker.replicas.lease().lapses(),
+        file_slices: None,
     };
     let Some(tls) = &security.tls else {
+        // Plaintext: Fetch responses send records from the segment files (sendfile).
+        connection.file_slices = Some(Default::default());
         let (read_half, write_half) = stream.into_split();
         return serve_connection(
             read_half, write_half, connection, security, broker, shutdown,
@@ -178,7 +181,7 @@ async fn serve_connection<R, W>(
     mut shutdown: watch::Receiver<bool>,
 ) where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    W: FrameSink,
 {
     let peer = connection
         .peer
@@ -376,7 +379,12 @@ async fn serve_connection<R, W>(
                     throttle = throttle.max(request_quota.apply(broker, handling, Some(&mut body)));
                 }
                 throttle = throttle.max(mutation_throttle(&body));
-                protocol::encode_response(correlation_id, api, version, &body)
+                let slices = connection
+                    .file_slices
+                    .as_ref()
+                    .map(|s| std::mem::take(&mut *s.lock()))
+                    .unwrap_or_default();
+                protocol::encode_response_with_files(correlation_id, api, version, &body, &slices)
             }
             Err(ProtocolError::UnsupportedVersion {
                 api: ApiKey::ApiVersions,
@@ -404,7 +412,16 @@ async fn serve_connection<R, W>(
             }
         };
         let frame = match response {
-            Ok(f) => f,
+            Ok(f) => {
+                let from_files = f.file_bytes();
+                if from_files > 0 {
+                    broker
+                        .metrics
+                        .fetch_sendfile_bytes
+                        .inc_by(from_files as u64);
+                }
+                f
+            }
             Err(e) => {
                 tracing::error!(%peer, error = %e, "encoding a response failed; closing connection");
                 return;

@@ -8,8 +8,12 @@
 //!
 //! The handler reads every requested partition; if the response holds fewer than `min_bytes`
 //! and `max_wait_ms` has not passed, it waits until one of those partitions changes
-//! ([`super::fetch_wake`]) and reads again. Batches are never decoded: the bytes read from the log go into the response
-//! as they are (the encoder copies them once into the response frame).
+//! ([`super::fetch_wake`]) and reads again. Batches are never decoded. On a plaintext
+//! connection a partition's records of [`SENDFILE_FROM`] bytes or more never enter the
+//! broker's memory: the read finds their range in the segment file from the batch headers,
+//! and the frame sends it with `sendfile(2)` ([`crate::protocol::file_slice`]), for consumers
+//! and followers alike; smaller ones, and all on TLS connections, are read into (pooled)
+//! buffers that the response is written from without a further copy.
 //!
 //! Fetch sessions (KIP-227, from v7): a full fetch (epoch 0) may open a session
 //! ([`crate::fetch_session`]) whose id the response carries; an incremental fetch names it and
@@ -31,6 +35,7 @@ use tokio::time::Instant;
 
 use super::authz::Authz;
 use super::fetch_wake::FetchWakeups;
+use super::FileSlices;
 use crate::broker::Broker;
 use crate::controller::acl::AclOperation;
 use crate::controller::command::PartitionChange;
@@ -38,6 +43,11 @@ use crate::fetch_session::{
     FetchSessionCache, SessionError, FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID,
 };
 use crate::log::LogError;
+use std::path::PathBuf;
+
+use crate::log::FileRecords;
+use crate::partition::PartitionError;
+use crate::protocol::file_slice::{self, FileSlice};
 use crate::replication::throttle::Allowance;
 
 /// How a fetch request relates to a fetch session.
@@ -51,11 +61,16 @@ enum SessionContext {
 }
 
 /// Answers Fetch, waiting up to `max_wait_ms` for `min_bytes`.
+///
+/// `zero_copy`: the connection's file slices (a plaintext connection): a consumer's records of
+/// [`SENDFILE_FROM`] bytes or more in one partition are left there as ranges of the segment
+/// file, with placeholders in the response ([`crate::protocol::file_slice`]).
 pub async fn handle(
     broker: &Broker,
     mut request: FetchRequest,
     version: i16,
     authz: &Authz<'_>,
+    zero_copy: Option<&FileSlices>,
 ) -> FetchResponse {
     let context = match open_session(broker, &mut request, version) {
         Ok(context) => context,
@@ -69,8 +84,12 @@ pub async fn handle(
     };
     // After the session filled in an incremental request's partitions: all of them are read.
     let denied = denied_topics(broker, &request, version, authz);
-    let mut response = long_poll(broker, &request, version, &denied).await;
-    record_out(broker, &response, version);
+    let (mut response, files) =
+        long_poll(broker, &request, version, &denied, zero_copy.is_some()).await;
+    record_out(broker, &response, version, &files.records);
+    if let Some(sink) = zero_copy {
+        *sink.lock() = files.slices;
+    }
     let mut sessions = broker.fetch_sessions.lock();
     match context {
         SessionContext::Sessionless => {}
@@ -162,7 +181,8 @@ async fn long_poll(
     request: &FetchRequest,
     version: i16,
     denied: &HashSet<String>,
-) -> FetchResponse {
+    zero_copy: bool,
+) -> (FetchResponse, PassFiles) {
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -170,12 +190,12 @@ async fn long_poll(
     loop {
         // Seen before the read, never after: a change landing after the read must wake us.
         wakeups.mark_seen();
-        let pass = read_all(broker, request, version, denied);
+        let pass = read_all(broker, request, version, denied, zero_copy);
         for (partition, change) in pass.isr_changes {
             let replicas = broker.replicas.clone();
             tokio::spawn(async move { replicas.propose_isr_change(&partition, change).await });
         }
-        let response = pass.response;
+        let response = (pass.response, pass.files);
         if pass.bytes >= min_bytes || pass.done_early || Instant::now() >= deadline {
             return response;
         }
@@ -194,7 +214,21 @@ struct FetchPass {
     done_early: bool,
     /// ISR expansions proposed by follower fetches.
     isr_changes: Vec<(std::sync::Arc<crate::partition::Partition>, PartitionChange)>,
+    /// The file slices whose placeholders the response holds.
+    files: PassFiles,
 }
+
+/// The file slices of a pass, in placeholder order, and the records each holds (for the
+/// records-out metric, which cannot count them from the placeholder).
+#[derive(Default)]
+struct PassFiles {
+    slices: Vec<FileSlice>,
+    records: Vec<u64>,
+}
+
+/// A consumer's records in one partition are sent from the segment file from this many bytes;
+/// fewer cost less read into memory and written with the rest of the response.
+pub const SENDFILE_FROM: usize = 32 * 1024;
 
 /// The follower id of a replica fetch, `None` for a consumer.
 fn follower_id(request: &FetchRequest, version: i16) -> Option<i32> {
@@ -244,6 +278,7 @@ fn read_all(
     request: &FetchRequest,
     version: i16,
     denied: &HashSet<String>,
+    zero_copy: bool,
 ) -> FetchPass {
     let follower = follower_id(request, version);
     // Only a broker the image shows active may join an ISR; proposing any other is refused
@@ -259,6 +294,7 @@ fn read_all(
         image.brokers.get(&id).is_some_and(|b| b.is_active())
     });
     let mut isr_changes = Vec::new();
+    let mut files = PassFiles::default();
     let mut diverged = false;
     let mut remaining = if request.max_bytes <= 0 {
         i32::MAX as usize
@@ -315,6 +351,7 @@ fn read_all(
                 continue;
             };
             let mut limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
+            let file_from = if zero_copy { SENDFILE_FROM } else { usize::MAX };
             if let Some(replica) = follower {
                 // Kafka's leader-side replication throttle: a listed replica gets what the
                 // bucket allows, nothing while it is spent.
@@ -331,15 +368,22 @@ fn read_all(
                         Allowance::WaitFor(_) => limit = 0,
                     }
                 }
-                match partition.fetch_for_follower(
-                    replica,
-                    fp.fetch_offset,
-                    fp.log_start_offset,
-                    fp.last_fetched_epoch,
-                    fp.current_leader_epoch,
-                    limit,
-                    follower_eligible,
-                ) {
+                let fetched = partition
+                    .fetch_for_follower(
+                        replica,
+                        fp.fetch_offset,
+                        fp.log_start_offset,
+                        fp.last_fetched_epoch,
+                        fp.current_leader_epoch,
+                        limit,
+                        follower_eligible,
+                        file_from,
+                    )
+                    .and_then(|mut f| {
+                        files.place::<PartitionError>(&mut f.records, f.file.take())?;
+                        Ok(f)
+                    });
+                match fetched {
                     Ok(f) => {
                         let n = f.records.len();
                         if throttled {
@@ -379,7 +423,19 @@ fn read_all(
             }
             // Kafka lets the first batch of a response exceed the limits so a consumer can
             // always make progress past a batch larger than its fetch size.
-            match partition.read(fp.fetch_offset, limit, total == 0, read_committed) {
+            let read = partition
+                .read_for_fetch(
+                    fp.fetch_offset,
+                    limit,
+                    total == 0,
+                    read_committed,
+                    file_from,
+                )
+                .and_then(|mut read| {
+                    files.place::<LogError>(&mut read.records, read.file.take())?;
+                    Ok(read)
+                });
+            match read {
                 Ok(read) => {
                     let n = read.records.len();
                     total += n;
@@ -426,6 +482,34 @@ fn read_all(
         bytes: total,
         done_early: errors || diverged,
         isr_changes,
+        files,
+    }
+}
+
+impl PassFiles {
+    /// Keeps a read's file range here and puts its placeholder in `records`; reads the range
+    /// into `records` when the response has no room for another placeholder.
+    fn place<E: From<LogError>>(
+        &mut self,
+        records: &mut Bytes,
+        file: Option<FileRecords>,
+    ) -> Result<(), E> {
+        let Some(file) = file else {
+            return Ok(());
+        };
+        match file_slice::placeholder(self.slices.len(), file.slice.len()) {
+            Some(placeholder) => {
+                *records = placeholder;
+                self.slices.push(file.slice);
+                self.records.push(file.records);
+            }
+            None => {
+                *records = file.slice.read().map_err(|e| {
+                    E::from(LogError::io("read segment for a fetch", PathBuf::new())(e))
+                })?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -437,7 +521,7 @@ fn error_data(base: PartitionData, code: i16) -> PartitionData {
         .with_records(Some(Bytes::new()))
 }
 
-fn record_out(broker: &Broker, response: &FetchResponse, version: i16) {
+fn record_out(broker: &Broker, response: &FetchResponse, version: i16, file_records: &[u64]) {
     for t in &response.responses {
         let by_id;
         let name = if version >= 13 {
@@ -449,13 +533,16 @@ fn record_out(broker: &Broker, response: &FetchResponse, version: i16) {
         } else {
             t.topic.as_str()
         };
-        let (bytes, records) = t
-            .partitions
-            .iter()
-            .filter_map(|p| p.records.as_ref())
-            .fold((0u64, 0u64), |(b, r), recs| {
-                (b + recs.len() as u64, r + count_records(recs))
-            });
+        let (bytes, records) = t.partitions.iter().filter_map(|p| p.records.as_ref()).fold(
+            (0u64, 0u64),
+            |(b, r), recs| {
+                let n = match file_slice::placeholder_index(recs) {
+                    Some(i) => file_records.get(i).copied().unwrap_or(0),
+                    None => count_records(recs),
+                };
+                (b + recs.len() as u64, r + n)
+            },
+        );
         if bytes > 0 {
             broker
                 .metrics

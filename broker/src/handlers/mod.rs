@@ -136,7 +136,13 @@ pub struct Connection {
     /// This broker's registration lease lapses when the connection was accepted
     /// ([`crate::replica_manager::lease::RegistrationLease::lapses`]).
     pub lease_lapses: u64,
+    /// On a plaintext connection: where a Fetch leaves the file slices its response sends
+    /// with `sendfile` (see [`crate::protocol::file_slice`]), for the frame to pick up.
+    pub file_slices: Option<Arc<FileSlices>>,
 }
+
+/// The file slices of the response being built on a connection.
+pub type FileSlices = parking_lot::Mutex<Vec<crate::protocol::file_slice::FileSlice>>;
 
 impl Default for Connection {
     fn default() -> Self {
@@ -146,6 +152,7 @@ impl Default for Connection {
             principal: Principal::anonymous(),
             authorizer: None,
             lease_lapses: 0,
+            file_slices: None,
         }
     }
 }
@@ -222,7 +229,8 @@ pub async fn handle(
             ResponseKind::Produce(produce::handle(broker, r, version, &authz).await?)
         }
         RequestKind::Fetch(r) => {
-            ResponseKind::Fetch(fetch::handle(broker, r, version, &authz).await)
+            let zero_copy = connection.file_slices.as_deref();
+            ResponseKind::Fetch(fetch::handle(broker, r, version, &authz, zero_copy).await)
         }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, version, &authz))

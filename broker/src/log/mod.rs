@@ -72,7 +72,7 @@ pub use self::producer_state::{
 };
 pub use self::replication::OffsetTruncationState;
 pub use self::scanner::ScannedBatch;
-pub use self::segment::{LogSegment, SegmentRead};
+pub use self::segment::{FileRecords, LogSegment, RangeRead, SegmentRead};
 pub use self::time_index::{TimeEntry, TimeIndex, TimestampOffset};
 pub use self::transaction_index::{AbortedTxn, TransactionIndex};
 pub use self::unified_log::{Appended, FetchDataInfo, Log, LogAppendInfo};

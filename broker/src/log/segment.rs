@@ -13,6 +13,7 @@ use super::read_buffer::{ReadBufferPool, POOL_FROM};
 use super::scanner::{BatchScanner, ScannedBatch};
 use super::transaction_index::TransactionIndex;
 use super::{LogError, OffsetIndex, TimeIndex};
+use crate::protocol::file_slice::FileSlice;
 
 /// Extension of segment data files.
 pub const LOG_FILE_SUFFIX: &str = "log";
@@ -59,6 +60,30 @@ pub struct SegmentRead {
     /// Whole batches, possibly none (first batch beyond `max_offset` or `max_bytes`).
     pub records: Bytes,
 }
+
+/// Whole batches of a segment as a range of its file, for `sendfile` (see
+/// [`LogSegment::read_file_range`]).
+#[derive(Debug, Clone)]
+pub struct FileRecords {
+    /// The segment's log file and the batches' range in it.
+    pub slice: FileSlice,
+    /// Records in those batches (from their headers).
+    pub records: u64,
+    /// The offset after the last batch.
+    pub next_offset: i64,
+}
+
+/// What a range read found: a range of the file, or bytes (a range too short to send from
+/// the file, or nothing).
+#[derive(Debug, Clone)]
+pub enum RangeRead {
+    File(FileRecords),
+    Bytes(SegmentRead),
+}
+
+/// How much of a segment a range read scans per system call to find the batch boundaries
+/// (only headers are looked at; a batch larger than this costs one read of this size).
+const RANGE_SCAN_BUFFER: usize = 4 * 1024;
 
 /// A contiguous range of a partition's offsets stored in one set of files (Kafka's
 /// `LogSegment`).
@@ -445,6 +470,72 @@ impl LogSegment {
             position,
             records: buf,
         }))
+    }
+
+    /// What [`LogSegment::read`] would return, as a range of the log file when it is at least
+    /// `file_from` bytes long (read into memory otherwise, as `read` does): whole batches from
+    /// the one holding `start_offset`, found from their headers alone. `Ok(None)`: no batch
+    /// at or after `start_offset` here.
+    pub fn read_file_range(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_message: bool,
+        file_from: usize,
+    ) -> Result<Option<RangeRead>, LogError> {
+        let Some(first) = self.find_batch(start_offset)? else {
+            return Ok(None);
+        };
+        let position = first.position;
+        let empty = SegmentRead {
+            position,
+            records: Bytes::new(),
+        };
+        if first.header().last_offset() >= max_offset {
+            return Ok(Some(RangeRead::Bytes(empty)));
+        }
+        let end = if max_offset < self.next_offset {
+            self.find_batch(max_offset)?
+                .map_or(self.size, |b| b.position)
+        } else {
+            self.size
+        };
+        let want = (end - position).min(max_bytes as u64);
+        let mut len = 0u64;
+        let mut records = 0u64;
+        let mut next_offset = first.header().next_offset();
+        if want < first.size() {
+            if !min_one_message {
+                return Ok(Some(RangeRead::Bytes(empty)));
+            }
+            len = first.size();
+            records = u64::try_from(first.header().records_count()).unwrap_or(0);
+        } else {
+            // Batches wholly inside the range; the scan stops at the one `max_bytes` cut.
+            let scan = BatchScanner::new(
+                &self.log_file,
+                &self.log_path,
+                position,
+                position + want,
+                false,
+                RANGE_SCAN_BUFFER,
+            );
+            for batch in scan.map_while(Result::ok) {
+                len = batch.end() - position;
+                records += u64::try_from(batch.header().records_count()).unwrap_or(0);
+                next_offset = batch.header().next_offset();
+            }
+        }
+        if len == 0 || (len as usize) < file_from {
+            let records = self.read_bytes(position, len)?;
+            return Ok(Some(RangeRead::Bytes(SegmentRead { position, records })));
+        }
+        Ok(Some(RangeRead::File(FileRecords {
+            slice: FileSlice::new(Arc::clone(&self.log_file), position, len as usize),
+            records,
+            next_offset,
+        })))
     }
 
     /// `len` bytes of the log file from `position`. A small read lands in a fresh buffer's

@@ -310,4 +310,54 @@ proptest! {
         let hint = segment.offset_index().lookup(target);
         prop_assert!(linear.is_none_or(|p| u64::from(hint.position) <= p));
     }
+
+    /// A range read gives exactly the bytes a read gives, with their record count and the
+    /// offset after them, whatever the limits.
+    #[test]
+    fn a_file_range_holds_what_a_read_returns(
+        counts in batch_counts(),
+        start in 0i64..120,
+        max_bytes in 1usize..3000,
+        max_offset in 0i64..130,
+        min_one_message in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut segment = LogSegment::create(dir.path(), 0, 1024).unwrap();
+        fill(&mut segment, 0, &counts);
+        let read = segment.read(start, max_bytes, max_offset, min_one_message).unwrap();
+        let range = segment
+            .read_file_range(start, max_bytes, max_offset, min_one_message, 0)
+            .unwrap();
+        match (read, range) {
+            (None, None) => {}
+            (Some(read), Some(RangeRead::Bytes(got))) => {
+                prop_assert!(read.records.is_empty());
+                prop_assert!(got.records.is_empty());
+            }
+            (Some(read), Some(RangeRead::File(file))) => {
+                prop_assert_eq!(file.slice.position(), read.position);
+                prop_assert_eq!(&file.slice.read().unwrap()[..], &read.records[..]);
+                let batches: Vec<_> = crate::log::batch::RecordBatchIter::new(&read.records)
+                    .map(|b| b.unwrap().0)
+                    .collect();
+                let records: i64 = batches.iter().map(|h| i64::from(h.records_count())).sum();
+                prop_assert_eq!(file.records as i64, records);
+                prop_assert_eq!(file.next_offset, batches.last().unwrap().next_offset());
+            }
+            (read, range) => prop_assert!(false, "read {:?} but range {:?}", read, range),
+        }
+        // Below `file_from` the range comes back as the read's bytes.
+        let small = segment
+            .read_file_range(start, max_bytes, max_offset, min_one_message, usize::MAX)
+            .unwrap();
+        let read = segment.read(start, max_bytes, max_offset, min_one_message).unwrap();
+        match (read, small) {
+            (None, None) => {}
+            (Some(read), Some(RangeRead::Bytes(got))) => {
+                prop_assert_eq!(got.position, read.position);
+                prop_assert_eq!(got.records, read.records);
+            }
+            (read, small) => prop_assert!(false, "read {:?} but range {:?}", read, small),
+        }
+    }
 }

@@ -221,14 +221,7 @@ impl Log {
         max_offset: i64,
         min_one_message: bool,
     ) -> Result<FetchDataInfo, LogError> {
-        let log_end = self.log_end_offset();
-        if fetch_offset < self.log_start_offset || fetch_offset > log_end {
-            return Err(LogError::OffsetOutOfRange {
-                offset: fetch_offset,
-                log_start: self.log_start_offset,
-                log_end,
-            });
-        }
+        let log_end = self.check_fetch_offset(fetch_offset)?;
         let empty = FetchDataInfo {
             fetch_offset,
             records: Bytes::new(),
@@ -252,6 +245,67 @@ impl Log {
             }
         }
         Ok(empty)
+    }
+
+    /// The log end, if `fetch_offset` lies in `log_start..=log_end`; else
+    /// [`LogError::OffsetOutOfRange`].
+    fn check_fetch_offset(&self, fetch_offset: i64) -> Result<i64, LogError> {
+        let log_end = self.log_end_offset();
+        if fetch_offset < self.log_start_offset || fetch_offset > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                offset: fetch_offset,
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        Ok(log_end)
+    }
+
+    /// [`Log::read`] for a Fetch that may send the records from the segment file: when the
+    /// batches found span at least `file_from` bytes they come back as a range of the file
+    /// (`FetchDataInfo::file`, with `records` empty), else as bytes.
+    pub fn read_for_fetch(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_message: bool,
+        file_from: usize,
+    ) -> Result<(FetchDataInfo, Option<super::FileRecords>), LogError> {
+        let log_end = self.check_fetch_offset(fetch_offset)?;
+        let mut info = FetchDataInfo {
+            fetch_offset,
+            records: Bytes::new(),
+            segment_base_offset: -1,
+            position: 0,
+        };
+        if fetch_offset >= log_end.min(max_offset) {
+            return Ok((info, None));
+        }
+        let first = self.segment_index_for(fetch_offset);
+        for segment in &self.segments[first..] {
+            let found = segment.read_file_range(
+                fetch_offset,
+                max_bytes,
+                max_offset,
+                min_one_message,
+                file_from,
+            )?;
+            let Some(found) = found else { continue };
+            info.segment_base_offset = segment.base_offset();
+            return Ok(match found {
+                super::RangeRead::File(file) => {
+                    info.position = file.slice.position();
+                    (info, Some(file))
+                }
+                super::RangeRead::Bytes(read) => {
+                    info.position = read.position;
+                    info.records = read.records;
+                    (info, None)
+                }
+            });
+        }
+        Ok((info, None))
     }
 
     /// The last stable offset (Kafka's LSO): the first offset of the oldest transaction still

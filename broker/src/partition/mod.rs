@@ -169,8 +169,10 @@ pub struct FollowerPosition {
 /// What a leader answers a follower's fetch.
 #[derive(Debug, Clone)]
 pub struct FollowerFetch {
-    /// Batches from the fetch offset (empty when diverged).
+    /// Batches from the fetch offset (empty when diverged, or when they are in `file`).
     pub records: Bytes,
+    /// The batches as a range of the segment file (see [`Partition::fetch_for_follower`]).
+    pub file: Option<crate::log::FileRecords>,
     /// The leader's high watermark.
     pub high_watermark: i64,
     /// The leader's log start offset.
@@ -224,8 +226,11 @@ pub struct PartitionStats {
 /// What a read returned.
 #[derive(Debug, Clone)]
 pub struct PartitionRead {
-    /// Whole record batches, exactly as stored.
+    /// Whole record batches, exactly as stored (empty when they are in `file`).
     pub records: Bytes,
+    /// The batches as a range of the segment file, for a read that asked for one
+    /// ([`Partition::read_for_fetch`]).
+    pub file: Option<crate::log::FileRecords>,
     /// High watermark at the time of the read.
     pub high_watermark: i64,
     /// Last stable offset at the time of the read.
@@ -785,7 +790,8 @@ impl Partition {
     /// log end; records the follower's position, advances the high watermark, and proposes
     /// adding the follower to the ISR when it caught up and its broker is `eligible` (the
     /// metadata image shows it active: a fenced or shutting-down broker may keep fetching,
-    /// but the controller would refuse it).
+    /// but the controller would refuse it). Batches spanning at least `file_from` bytes come
+    /// back as a range of the segment file (`usize::MAX`: never).
     #[allow(clippy::too_many_arguments)] // one follower's fetch of one partition, field by field
     pub fn fetch_for_follower(
         &self,
@@ -796,6 +802,7 @@ impl Partition {
         current_leader_epoch: i32,
         max_bytes: usize,
         eligible: bool,
+        file_from: usize,
     ) -> Result<FollowerFetch, PartitionError> {
         self.check_leader_epoch(current_leader_epoch)?;
         let now = self.clock.now_ms();
@@ -809,6 +816,7 @@ impl Partition {
             if epoch < last_fetched_epoch || end < fetch_offset {
                 return Ok(FollowerFetch {
                     records: Bytes::new(),
+                    file: None,
                     high_watermark: log.high_watermark(),
                     log_start_offset: log.log_start_offset(),
                     diverging: Some((epoch, end)),
@@ -819,10 +827,13 @@ impl Partition {
         let end = log.log_end_offset();
         // Nothing at all for 0 bytes (the leader throttle is spent): the fetch still counts
         // for the follower's position and the ISR.
-        let records = if max_bytes == 0 {
-            Bytes::new()
+        let (records, file) = if max_bytes == 0 {
+            (Bytes::new(), None)
+        } else if file_from == usize::MAX {
+            (log.read(fetch_offset, max_bytes, end, true)?.records, None)
         } else {
-            log.read(fetch_offset, max_bytes, end, true)?.records
+            let (data, file) = log.read_for_fetch(fetch_offset, max_bytes, end, true, file_from)?;
+            (data.records, file)
         };
         let start_before = leader.followers.get(&replica).map(|f| f.log_start_offset);
         leader.record_fetch(replica, fetch_offset, follower_log_start, end, now);
@@ -839,6 +850,7 @@ impl Partition {
         }
         Ok(FollowerFetch {
             records,
+            file,
             high_watermark,
             log_start_offset: log.log_start_offset(),
             diverging: None,
@@ -952,6 +964,26 @@ impl Partition {
         min_one_message: bool,
         read_committed: bool,
     ) -> Result<PartitionRead, LogError> {
+        self.read_for_fetch(
+            offset,
+            max_bytes,
+            min_one_message,
+            read_committed,
+            usize::MAX,
+        )
+    }
+
+    /// [`Partition::read`] for a consumer's Fetch that can send records from the segment file:
+    /// batches spanning at least `file_from` bytes come back as a range of it
+    /// ([`PartitionRead::file`], `records` empty).
+    pub fn read_for_fetch(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_message: bool,
+        read_committed: bool,
+        file_from: usize,
+    ) -> Result<PartitionRead, LogError> {
         let log = self.log.read();
         let high_watermark = log.high_watermark();
         let last_stable_offset = log.last_stable_offset();
@@ -960,19 +992,28 @@ impl Partition {
         } else {
             high_watermark
         };
-        let data = log.read(offset, max_bytes, max_offset, min_one_message)?;
+        let (data, file) = if file_from == usize::MAX {
+            (
+                log.read(offset, max_bytes, max_offset, min_one_message)?,
+                None,
+            )
+        } else {
+            log.read_for_fetch(offset, max_bytes, max_offset, min_one_message, file_from)?
+        };
         let aborted = read_committed.then(|| {
-            if data.records.is_empty() {
-                return Vec::new();
-            }
-            let upper = crate::log::batch::RecordBatchIter::new(&data.records)
-                .filter_map(Result::ok)
-                .last()
-                .map_or(offset, |(h, _)| h.next_offset());
+            let upper = match &file {
+                Some(file) => file.next_offset,
+                None if data.records.is_empty() => return Vec::new(),
+                None => crate::log::batch::RecordBatchIter::new(&data.records)
+                    .filter_map(Result::ok)
+                    .last()
+                    .map_or(offset, |(h, _)| h.next_offset()),
+            };
             log.collect_aborted_txns(offset, upper)
         });
         Ok(PartitionRead {
             records: data.records,
+            file,
             high_watermark,
             last_stable_offset,
             log_start_offset: log.log_start_offset(),
@@ -998,6 +1039,7 @@ impl Partition {
         let data = log.read(offset, max_bytes, log.log_end_offset(), true)?;
         Ok(PartitionRead {
             records: data.records,
+            file: None,
             high_watermark: log.high_watermark(),
             last_stable_offset: log.last_stable_offset(),
             log_start_offset: log.log_start_offset(),

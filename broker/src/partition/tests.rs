@@ -72,10 +72,14 @@ fn a_follower_fetch_with_no_bytes_left_returns_nothing_but_counts_and_delete_rec
     p.append(&encode_test_batch(&TestBatch::new(5, 20)))
         .unwrap();
     // The throttle is spent: no records, yet the follower's position (and log start) count.
-    let fetched = p.fetch_for_follower(1, 5, 0, 0, 0, 0, true).unwrap();
+    let fetched = p
+        .fetch_for_follower(1, 5, 0, 0, 0, 0, true, usize::MAX)
+        .unwrap();
     assert!(fetched.records.is_empty());
     assert_eq!(p.high_watermark(), 5, "the ISR advanced the high watermark");
-    let fetched = p.fetch_for_follower(1, 0, 0, -1, 0, 1 << 20, true).unwrap();
+    let fetched = p
+        .fetch_for_follower(1, 0, 0, -1, 0, 1 << 20, true, usize::MAX)
+        .unwrap();
     assert!(
         !fetched.records.is_empty(),
         "with bytes allowed the batch comes"
@@ -90,7 +94,8 @@ fn a_follower_fetch_with_no_bytes_left_returns_nothing_but_counts_and_delete_rec
     // A dead follower does not count.
     let low = rt.block_on(p.wait_for_low_watermark(3, |id| id != 1, Duration::from_millis(50)));
     assert_eq!(low.unwrap(), 3);
-    p.fetch_for_follower(1, 5, 3, 0, 0, 1 << 20, true).unwrap();
+    p.fetch_for_follower(1, 5, 3, 0, 0, 1 << 20, true, usize::MAX)
+        .unwrap();
     let low = rt.block_on(p.wait_for_low_watermark(3, |_| true, Duration::from_millis(50)));
     assert_eq!(low.unwrap(), 3);
     assert!(matches!(
@@ -265,7 +270,8 @@ async fn a_replaced_record_is_not_acknowledged_by_the_high_watermark_that_passes
     ));
     // Leader again, in epoch 3: offset 4 now holds broker 1's record, replicated or not.
     p.make_leader(0, 3, 3, &[0, 1], &[0, 1]).unwrap();
-    p.fetch_for_follower(1, 7, 0, 2, 3, 1 << 20, true).unwrap();
+    p.fetch_for_follower(1, 7, 0, 2, 3, 1 << 20, true, usize::MAX)
+        .unwrap();
     assert_eq!(p.high_watermark(), 7);
     assert!(matches!(
         p.wait_for_high_watermark(ours, 1, wait).await,
@@ -278,7 +284,8 @@ async fn a_replaced_record_is_not_acknowledged_by_the_high_watermark_that_passes
         .unwrap()
         .appended();
     p.make_leader(0, 4, 4, &[0, 1], &[0, 1]).unwrap();
-    p.fetch_for_follower(1, 9, 0, 3, 4, 1 << 20, true).unwrap();
+    p.fetch_for_follower(1, 9, 0, 3, 4, 1 << 20, true, usize::MAX)
+        .unwrap();
     assert_eq!(p.high_watermark(), 9);
     p.wait_for_high_watermark(kept, 1, wait).await.unwrap();
 }

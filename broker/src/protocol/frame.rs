@@ -4,7 +4,11 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, WriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+
+use super::file_slice::{self, FileSlice};
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -95,20 +99,61 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
-/// An encoded response frame: its length prefix and body as chunks in order (the encoded
-/// fields, and the record bytes of a Fetch response as the log read them), written with
-/// vectored writes.
+/// An encoded response frame: its length prefix and body as parts in order (runs of encoded
+/// bytes, written with vectored writes, and the record sets of a Fetch response, either as the
+/// log read them or as [`FileSlice`]s the kernel sends from the segment file).
 #[derive(Debug, Clone)]
 pub struct ResponseFrame {
-    chunks: VecDeque<Bytes>,
+    parts: VecDeque<Part>,
     len: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Bytes(ByteRun),
+    File(FileSlice),
+}
+
+/// Consecutive byte chunks, written several per system call.
+#[derive(Debug, Clone, Default)]
+struct ByteRun {
+    chunks: VecDeque<Bytes>,
     /// Bytes not yet written (`Buf::remaining`).
     left: usize,
 }
 
+/// Where a response frame goes: any writer, and for a plaintext TCP connection the socket
+/// itself, so file slices are sent with `sendfile(2)`.
+pub trait FrameSink: AsyncWrite + Unpin {
+    /// The TCP socket this writer writes to unencrypted, if it does.
+    fn plaintext_socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl FrameSink for OwnedWriteHalf {
+    fn plaintext_socket(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite> FrameSink for WriteHalf<T> {}
+
+impl FrameSink for DuplexStream {}
+
 impl ResponseFrame {
     /// The frame of `chunks`, whose first four bytes are a placeholder for the length prefix.
-    pub fn with_length_prefix(mut chunks: Vec<Bytes>) -> anyhow::Result<ResponseFrame> {
+    pub fn with_length_prefix(chunks: Vec<Bytes>) -> anyhow::Result<ResponseFrame> {
+        Self::with_file_slices(chunks, &[])
+    }
+
+    /// The frame of `chunks` (the first four bytes a placeholder for the length prefix), with
+    /// each chunk that is the placeholder of one of `slices` (see [`file_slice::placeholder`])
+    /// sent from its file instead.
+    pub fn with_file_slices(
+        mut chunks: Vec<Bytes>,
+        slices: &[FileSlice],
+    ) -> anyhow::Result<ResponseFrame> {
         let len: usize = chunks.iter().map(Bytes::len).sum();
         let body = i32::try_from(len.saturating_sub(4))
             .map_err(|_| anyhow::anyhow!("response of {len} bytes does not fit a frame"))?;
@@ -118,11 +163,37 @@ impl ResponseFrame {
         let mut head = BytesMut::from(&first[..]);
         head[..4].copy_from_slice(&body.to_be_bytes());
         *first = head.freeze();
-        Ok(ResponseFrame {
-            chunks: chunks.into(),
-            len,
-            left: len,
-        })
+        let mut parts = VecDeque::new();
+        let mut run = ByteRun::default();
+        for chunk in chunks {
+            let slice = if slices.is_empty() {
+                None
+            } else {
+                file_slice::placeholder_index(&chunk).and_then(|i| slices.get(i))
+            };
+            match slice {
+                Some(slice) => {
+                    anyhow::ensure!(
+                        slice.len() == chunk.len(),
+                        "a file slice of {} bytes in the place of {} bytes",
+                        slice.len(),
+                        chunk.len()
+                    );
+                    if run.left > 0 {
+                        parts.push_back(Part::Bytes(std::mem::take(&mut run)));
+                    }
+                    parts.push_back(Part::File(slice.clone()));
+                }
+                None => {
+                    run.left += chunk.len();
+                    run.chunks.push_back(chunk);
+                }
+            }
+        }
+        if run.left > 0 {
+            parts.push_back(Part::Bytes(run));
+        }
+        Ok(ResponseFrame { parts, len })
     }
 
     /// Bytes in the frame, length prefix included.
@@ -135,28 +206,70 @@ impl ResponseFrame {
         self.len == 0
     }
 
-    /// The chunks, in order.
-    pub fn chunks(&self) -> &VecDeque<Bytes> {
-        &self.chunks
+    /// The chunks held in memory, in order (file slices left out).
+    pub fn chunks(&self) -> impl Iterator<Item = &Bytes> {
+        self.parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Bytes(run) => Some(run.chunks.iter()),
+                Part::File(_) => None,
+            })
+            .flatten()
     }
 
-    /// The frame in one buffer (copies; for tests and tools).
-    pub fn to_bytes(&self) -> Bytes {
+    /// How many parts are sent from files.
+    pub fn file_slices(&self) -> usize {
+        self.parts
+            .iter()
+            .filter(|p| matches!(p, Part::File(_)))
+            .count()
+    }
+
+    /// Bytes sent from files.
+    pub fn file_bytes(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::File(slice) => slice.len(),
+                Part::Bytes(_) => 0,
+            })
+            .sum()
+    }
+
+    /// The frame in one buffer (copies, and reads the file slices; for tests and tools).
+    pub fn to_bytes(&self) -> std::io::Result<Bytes> {
         let mut out = BytesMut::with_capacity(self.len);
-        for c in &self.chunks {
-            out.extend_from_slice(c);
+        for part in &self.parts {
+            match part {
+                Part::Bytes(run) => run.chunks.iter().for_each(|c| out.extend_from_slice(c)),
+                Part::File(slice) => out.extend_from_slice(&slice.read()?),
+            }
         }
-        out.freeze()
+        Ok(out.freeze())
     }
 
-    /// Writes the whole frame to `writer`, several chunks per system call where the writer
-    /// takes vectored writes.
-    pub async fn write_to<W: AsyncWrite + Unpin>(mut self, writer: &mut W) -> std::io::Result<()> {
-        writer.write_all_buf(&mut self).await
+    /// Writes the whole frame to `writer`: byte runs several chunks per system call where the
+    /// writer takes vectored writes, file slices with `sendfile(2)` to a plaintext socket (read
+    /// and written otherwise).
+    pub async fn write_to<W: FrameSink>(self, writer: &mut W) -> std::io::Result<()> {
+        for part in self.parts {
+            match part {
+                Part::Bytes(mut run) => writer.write_all_buf(&mut run).await?,
+                Part::File(slice) => {
+                    // Bytes written before are in the socket already (a TCP half buffers
+                    // nothing), so the file's bytes follow them in order.
+                    match writer.plaintext_socket() {
+                        Some(socket) => file_slice::send_file(socket, &slice).await?,
+                        None => writer.write_all(&slice.read()?).await?,
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-impl Buf for ResponseFrame {
+impl Buf for ByteRun {
     fn remaining(&self) -> usize {
         self.left
     }
@@ -204,7 +317,7 @@ mod tests {
         ];
         let frame = ResponseFrame::with_length_prefix(chunks).unwrap();
         assert_eq!(frame.len(), 7 + 5000 + 2 + 300);
-        let expected = frame.to_bytes();
+        let expected = frame.to_bytes().unwrap();
         assert_eq!(&expected[..4], &((frame.len() - 4) as i32).to_be_bytes());
         // A pipe that takes 61 bytes at a time: every write is partial, across chunk edges.
         let (mut client, mut server) = tokio::io::duplex(61);

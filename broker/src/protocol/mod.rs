@@ -3,6 +3,7 @@
 //! crate; this module adds the framing, the version checks and the table of what Weir
 //! implements ([`versions`]).
 
+pub mod file_slice;
 pub mod frame;
 pub mod versions;
 
@@ -105,7 +106,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, ProtocolError>
 
 /// Record fields of at least this many bytes are written from the buffers they were read into,
 /// not copied into the response frame; smaller ones cost less copied than as one more iovec.
-const SHARE_RECORDS_FROM: usize = 1024;
+pub const SHARE_RECORDS_FROM: usize = 1024;
 
 /// Encodes a response frame, length prefix included, for a request of `api_key` at `version`.
 ///
@@ -117,6 +118,19 @@ pub fn encode_response(
     version: i16,
     body: &ResponseKind,
 ) -> anyhow::Result<frame::ResponseFrame> {
+    encode_response_with_files(correlation_id, api_key, version, body, &[])
+}
+
+/// [`encode_response`] for a Fetch response whose record fields may hold the placeholders of
+/// `slices` ([`file_slice::placeholder`], at least [`SHARE_RECORDS_FROM`] bytes each): the
+/// frame sends those from their files.
+pub fn encode_response_with_files(
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    body: &ResponseKind,
+    slices: &[file_slice::FileSlice],
+) -> anyhow::Result<frame::ResponseFrame> {
     let mut out = ChunkedBuf::new(SHARE_RECORDS_FROM);
     out.current_mut().reserve(256);
     out.put_i32(0); // length, patched below
@@ -127,7 +141,7 @@ pub fn encode_response(
         ResponseKind::Fetch(fetch) => fetch.encode(&mut out, version)?,
         _ => body.encode(out.current_mut(), version)?,
     }
-    frame::ResponseFrame::with_length_prefix(out.into_chunks())
+    frame::ResponseFrame::with_file_slices(out.into_chunks(), slices)
 }
 
 #[cfg(test)]
@@ -215,14 +229,14 @@ mod tests {
             .unwrap();
             let shared: Vec<_> = records
                 .iter()
-                .map(|r| frame.chunks().iter().any(|c| c.as_ptr() == r.as_ptr()))
+                .map(|r| frame.chunks().any(|c| c.as_ptr() == r.as_ptr()))
                 .collect();
             assert_eq!(
                 shared,
                 [true, true, true, false],
                 "v{version}: shared, not copied"
             );
-            let mut rest = frame.to_bytes();
+            let mut rest = frame.to_bytes().unwrap();
             assert_eq!(rest.len(), frame.len());
             assert_eq!(rest.get_i32() as usize, rest.len());
             ResponseHeader::decode(&mut rest, ApiKey::Fetch.response_header_version(version))
@@ -235,6 +249,65 @@ mod tests {
                 .collect();
             assert_eq!(got, records, "v{version}: the records, byte for byte");
         }
+    }
+
+    #[test]
+    fn a_fetch_response_sends_file_slices_in_the_place_of_their_placeholders() {
+        use kafka_protocol::messages::fetch_response::{
+            FetchResponse, FetchableTopicResponse, PartitionData,
+        };
+        use kafka_protocol::protocol::Decodable;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segment.log");
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
+        // Partition 0 from the file, 1 from memory, 2 from the file again.
+        let slices = vec![
+            file_slice::FileSlice::new(file.clone(), 100, 70_000),
+            file_slice::FileSlice::new(file, 90_000, 2_000),
+        ];
+        let in_memory = Bytes::from(vec![5u8; 3000]);
+        let records = [
+            file_slice::placeholder(0, 70_000).unwrap(),
+            in_memory.clone(),
+            file_slice::placeholder(1, 2_000).unwrap(),
+        ];
+        let body = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+            .with_partitions(
+                records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        PartitionData::default()
+                            .with_partition_index(i as i32)
+                            .with_records(Some(r.clone()))
+                    })
+                    .collect(),
+            )]);
+        let version = 12;
+        let frame = encode_response_with_files(
+            3,
+            ApiKey::Fetch,
+            version,
+            &ResponseKind::Fetch(body),
+            &slices,
+        )
+        .unwrap();
+        assert_eq!(frame.file_slices(), 2);
+        let mut rest = frame.to_bytes().unwrap();
+        assert_eq!(rest.get_i32() as usize, rest.len());
+        ResponseHeader::decode(&mut rest, ApiKey::Fetch.response_header_version(version)).unwrap();
+        let decoded = FetchResponse::decode(&mut rest, version).unwrap();
+        let got: Vec<Bytes> = decoded.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.records.clone().unwrap())
+            .collect();
+        assert_eq!(&got[0][..], &content[100..70_100]);
+        assert_eq!(got[1], in_memory);
+        assert_eq!(&got[2][..], &content[90_000..92_000]);
     }
 
     proptest::proptest! {

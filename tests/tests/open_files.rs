@@ -71,15 +71,16 @@ async fn a_partition_holds_one_open_file() {
     let logs = open_files_with_extension(&broker, &data_dir, "log");
     let indexes = open_files_with_extension(&broker, &data_dir, "index")
         + open_files_with_extension(&broker, &data_dir, "timeindex");
+    let after = open_descriptors(&broker);
+    println!(
+        "{PARTITIONS} partitions: {before} descriptors before, {after} after, {logs} open .log \
+         files, {indexes} open index files"
+    );
     assert!(
         logs >= PARTITIONS as usize,
         "{logs} open .log files for {PARTITIONS} partitions"
     );
     assert_eq!(indexes, 0, "index files held open");
-    let after = open_descriptors(&broker);
-    println!(
-        "{PARTITIONS} partitions: {before} descriptors before, {after} after, {logs} open .log files"
-    );
     assert!(
         after >= before + PARTITIONS as usize
             && after <= before + PARTITIONS as usize + FIXED_DESCRIPTORS,

@@ -334,6 +334,9 @@ impl Log {
         self.producer_state
             .retain_latest_snapshots(SNAPSHOTS_TO_KEEP)?;
         let segment = LogSegment::create(&self.dir, new_base, self.config.segment_index_bytes)?;
+        // Its index entries go to their files now (no fsync: the queued flush does that, and
+        // it only fsyncs what is written).
+        self.active_mut().release_index_memory()?;
         let recovery_point = self.recovery_point.get();
         let unflushed = self
             .segments
@@ -341,7 +344,6 @@ impl Log {
             .filter(|s| s.next_offset() > recovery_point)
             .map(LogSegment::files)
             .collect();
-        self.active_mut().release_index_memory();
         self.segments.push(segment);
         self.dir_unsynced = true;
         self.pending_flushes.push(PendingFlush::new(

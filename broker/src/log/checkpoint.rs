@@ -48,6 +48,16 @@ pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), LogError> {
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
+/// fsyncs the file at `path` through a descriptor opened for it; a missing file (deleted
+/// meanwhile) needs nothing.
+pub(crate) fn sync_file(path: &Path) -> Result<(), LogError> {
+    match File::open(path) {
+        Ok(file) => file.sync_data().map_err(LogError::io("fsync", path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::io("open", path)(e)),
+    }
+}
+
 /// fsyncs a directory so renames and deletions in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir)

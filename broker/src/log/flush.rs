@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::checkpoint::{sync_dir, write_offset_checkpoint};
+use super::checkpoint::{sync_dir, sync_file, write_offset_checkpoint};
 use super::LogError;
 
 #[derive(Debug)]
@@ -110,11 +110,28 @@ impl RecoveryPoint {
     }
 }
 
-/// The files of one segment, shared with it, for fsyncing without the log.
+/// The files of one segment, for fsyncing without the log.
 #[derive(Debug)]
 pub(super) struct SegmentFiles {
-    /// `(path, file)` of the log and its indexes.
-    pub(super) files: Vec<(PathBuf, Arc<File>)>,
+    /// `(path, file)` of the log, the handle shared with the segment.
+    pub(super) log: (PathBuf, Arc<File>),
+    /// The paths of its indexes, written but maybe not fsynced: indexes hold no descriptor
+    /// ([`super::index_file`]), so the flush opens each for its fsync.
+    pub(super) indexes: Vec<PathBuf>,
+}
+
+impl SegmentFiles {
+    /// fsyncs the log and the indexes. An index deleted meanwhile (retention, a truncation)
+    /// needs no fsync: nothing will read it.
+    fn sync(&self) -> Result<(), LogError> {
+        let (path, file) = &self.log;
+        file.sync_data()
+            .map_err(LogError::io("fsync segment", path))?;
+        for path in &self.indexes {
+            sync_file(path)?;
+        }
+        Ok(())
+    }
 }
 
 /// A flush queued by a roll: fsync these segments and the directory, then move the recovery
@@ -153,10 +170,7 @@ impl PendingFlush {
     /// on a thread that may wait for the disk). Returns whether the recovery point moved.
     pub fn run(self) -> Result<bool, LogError> {
         for segment in &self.segments {
-            for (path, file) in &segment.files {
-                file.sync_data()
-                    .map_err(LogError::io("fsync segment", path))?;
-            }
+            segment.sync()?;
         }
         // The new segment's files and any deletions must be durable before a checkpoint
         // claims the offsets below it are.

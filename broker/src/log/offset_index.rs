@@ -75,7 +75,8 @@ impl Index<OffsetEntry> {
             );
             return Ok(());
         };
-        self.push(entry)
+        self.push(entry);
+        Ok(())
     }
 
     /// The entry with the largest offset `<= target`, or (base offset, 0) if there is none.
@@ -145,6 +146,9 @@ mod tests {
             }
         );
 
+        // Entries reach the file at a flush; a truncation cuts the file at once, so the
+        // reopened index has the truncated entries without another flush.
+        index.flush().unwrap();
         index.truncate_to(120).unwrap();
         assert_eq!(index.len(), 1);
         drop(index);

@@ -77,7 +77,7 @@ impl Log {
             // Only the active segment keeps its index entries in memory; the others reload
             // them on demand, so opening a long log does not hold every index at once.
             if let Some(previous) = segments.last_mut() {
-                previous.release_index_memory();
+                previous.release_index_memory()?;
             }
             if needs_recovery || (!clean_shutdown && may_hold_unflushed) {
                 recovered_any = true;

@@ -7,6 +7,7 @@ use super::*;
 use crate::clock::SystemClock;
 use crate::log::segment::segment_file;
 use crate::log::test_util::{as_stored, encode_test_batch, read_all, small_config, TestBatch};
+use crate::log::{OffsetEntry, TimeEntry};
 
 fn open(dir: &Path) -> Log {
     Log::open(dir, small_config(), Arc::new(SystemClock)).unwrap()
@@ -100,6 +101,103 @@ fn a_crash_before_a_rolls_flush_ran_recovers_the_rolled_segments() {
     assert!(!segment_file(dir.path(), 4, "log").exists());
     let batch_len = expected.len() / 9;
     assert_eq!(read_all(&log, 1 << 20), expected[..3 * batch_len]);
+}
+
+/// The index entries of every segment, as lookups see them.
+fn index_entries(log: &Log) -> Vec<(i64, Vec<OffsetEntry>, Vec<TimeEntry>)> {
+    log.segments()
+        .iter()
+        .map(|s| {
+            (
+                s.base_offset(),
+                s.offset_index().entries().to_vec(),
+                s.time_index().entries().to_vec(),
+            )
+        })
+        .collect()
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn index_files_lag_until_flush_or_roll_and_a_crash_rebuilds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    // 2 batches of ~300 bytes per 1 KiB segment, an index entry after every 64 bytes.
+    let mut expected = append_all(&mut log, &[(1, 300); 7]);
+    let segments = log.num_segments();
+    assert!(segments >= 3);
+    let active = log.segments().last().unwrap();
+    let active_index = active.offset_index().path().to_path_buf();
+    let active_time_index = active.time_index().path().to_path_buf();
+    // Rolled segments wrote their entries at the roll; the active one holds them in memory.
+    for segment in &log.segments()[..segments - 1] {
+        assert!(file_len(segment.offset_index().path()) > 0);
+        assert!(file_len(segment.time_index().path()) > 0);
+    }
+    assert_eq!(log.segments().last().unwrap().offset_index().len(), 0);
+    expected.extend(append_all(&mut log, &[(1, 20); 3]));
+    let active = log.segments().last().unwrap();
+    assert_eq!(active.offset_index().path(), active_index, "no roll");
+    let entries = active.offset_index().len();
+    assert!(entries > 0);
+    assert_eq!(file_len(&active_index), 0, "appends write no index file");
+
+    // A flush writes them (and the time index's).
+    log.flush().unwrap();
+    assert_eq!(file_len(&active_index), (entries * 8) as u64);
+    assert!(file_len(&active_time_index) > 0);
+    // More appends after the flush, then a crash: the files lag the entries.
+    expected.extend(append_all(&mut log, &[(1, 20); 3]));
+    let before_crash = index_entries(&log);
+    let active = log.segments().last().unwrap();
+    assert_eq!(active.offset_index().path(), active_index, "no roll");
+    assert!(file_len(&active_index) < (active.offset_index().len() * 8) as u64);
+    drop(log);
+
+    let log = open(dir.path());
+    assert_eq!(read_all(&log, 1 << 20), expected);
+    assert_eq!(
+        index_entries(&log),
+        before_crash,
+        "recovery rebuilt the same indexes"
+    );
+    let active = log.segments().last().unwrap();
+    assert_eq!(
+        file_len(active.offset_index().path()),
+        (active.offset_index().len() * 8) as u64,
+        "and wrote them"
+    );
+}
+
+#[test]
+fn a_clean_close_writes_index_entries_below_a_raised_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    // Small batches in one segment: its index entries are only in memory.
+    append_all(&mut log, &[(1, 20); 3]);
+    let segments = log.num_segments();
+    let active = log.segments().last().unwrap();
+    let entries = active.offset_index().len();
+    assert!(entries > 0);
+    assert_eq!(file_len(active.offset_index().path()), 0);
+    // DeleteRecords up to the log end raises the recovery point over the active segment.
+    let log_end = log.log_end_offset();
+    assert!(log.maybe_increment_log_start_offset(log_end).unwrap());
+    assert_eq!(log.recovery_point(), log_end);
+    let before = index_entries(&log);
+    log.close().unwrap();
+    drop(log);
+
+    let log = open(dir.path());
+    assert_eq!(log.num_segments(), segments);
+    assert_eq!(
+        index_entries(&log),
+        before,
+        "the clean close wrote every entry"
+    );
 }
 
 #[test]

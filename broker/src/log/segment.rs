@@ -319,6 +319,11 @@ impl LogSegment {
     pub fn roll_base_ms(&self) -> Option<i64> {
         self.roll_base_ms
     }
+    /// Index entries in memory that the index files do not hold yet (written at the next
+    /// [`LogSegment::flush`] or [`LogSegment::release_index_memory`]).
+    pub fn unwritten_index_entries(&self) -> usize {
+        self.offset_index.unwritten() + self.time_index.unwritten()
+    }
     /// Whether an index reached `segment.index.bytes`.
     pub fn is_index_full(&self) -> bool {
         self.offset_index.is_full() || self.time_index.is_full()
@@ -336,11 +341,11 @@ impl LogSegment {
         &self.time_index
     }
 
-    /// Drops the in-memory index entries of a segment no longer appended to; lookups reload
-    /// them from the files when needed.
-    pub fn release_index_memory(&mut self) {
-        self.offset_index.release_memory();
-        self.time_index.release_memory();
+    /// Writes the index entries the files lack (no fsync), then drops the in-memory entries
+    /// of a segment no longer appended to; lookups reload them from the files when needed.
+    pub fn release_index_memory(&mut self) -> Result<(), LogError> {
+        self.offset_index.release_memory()?;
+        self.time_index.release_memory()
     }
 
     /// Appends `batches` (whole v2 batches, offsets already assigned, each above the last) at
@@ -707,8 +712,9 @@ impl LogSegment {
         Ok(removed)
     }
 
-    /// fsyncs the log file and both indexes.
-    pub fn flush(&self) -> Result<(), LogError> {
+    /// fsyncs the log file, then writes the index entries the index files lack and fsyncs
+    /// them (each through a descriptor opened for it: see [`super::index_file`]).
+    pub fn flush(&mut self) -> Result<(), LogError> {
         self.log_file
             .sync_data()
             .map_err(LogError::io("fsync segment", &self.log_path))?;
@@ -724,14 +730,20 @@ impl LogSegment {
         Arc::clone(&self.log_file)
     }
 
-    /// Shared handles of the segment's files, to fsync them without the segment
-    /// ([`super::flush::PendingFlush`]).
+    /// The segment's files, to fsync them without the segment
+    /// ([`super::flush::PendingFlush`]): a shared handle of the `.log` and the paths of the
+    /// indexes, whose entries must already be written ([`LogSegment::release_index_memory`]).
     pub(super) fn files(&self) -> super::flush::SegmentFiles {
+        debug_assert_eq!(
+            self.unwritten_index_entries(),
+            0,
+            "a queued flush would miss index entries"
+        );
         super::flush::SegmentFiles {
-            files: vec![
-                (self.log_path.clone(), self.log_file.clone()),
-                self.offset_index.shared_file(),
-                self.time_index.shared_file(),
+            log: (self.log_path.clone(), self.log_file.clone()),
+            indexes: vec![
+                self.offset_index.path().to_path_buf(),
+                self.time_index.path().to_path_buf(),
             ],
         }
     }

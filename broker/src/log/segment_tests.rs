@@ -119,7 +119,7 @@ fn released_indexes_reload_on_lookup() {
     let times: Vec<_> = (1_000..1_300)
         .map(|t| segment.time_index().lookup(t))
         .collect();
-    segment.release_index_memory();
+    segment.release_index_memory().unwrap();
     assert!(!segment.offset_index().is_loaded() && !segment.time_index().is_loaded());
     assert_eq!(
         (0..30)

@@ -78,7 +78,8 @@ impl Index<TimeEntry> {
         {
             return Ok(());
         }
-        self.push(entry)
+        self.push(entry);
+        Ok(())
     }
 
     /// The entry with the largest timestamp `<= target`, or ([`NO_TIMESTAMP`], base offset).
@@ -144,6 +145,9 @@ mod tests {
             }
         );
 
+        // Entries reach the file at a flush; a truncation cuts the file at once, so the
+        // reopened index has the truncated entries without another flush.
+        index.flush().unwrap();
         index.truncate_to(20).unwrap();
         drop(index);
         let (index, intact) = TimeIndex::open(&path, 10, 1200).unwrap();

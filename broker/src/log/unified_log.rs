@@ -398,8 +398,12 @@ impl Log {
         let recovery_point = self.recovery_point.get();
         for segment in self
             .segments
-            .iter()
-            .filter(|s| s.next_offset() > recovery_point || s.is_empty())
+            .iter_mut()
+            // A segment below the recovery point may still hold index entries the files
+            // lack when DeleteRecords raised the point over it: write them too.
+            .filter(|s| {
+                s.next_offset() > recovery_point || s.is_empty() || s.unwritten_index_entries() > 0
+            })
         {
             segment.flush()?;
         }

@@ -132,7 +132,7 @@ impl Log {
         if needs_recovery {
             segment.recover(self.config.index_interval_bytes)?;
         }
-        segment.release_index_memory();
+        segment.release_index_memory()?;
         // The old segments' handles still read their (now unlinked) files until dropped here.
         self.segments.splice(first..end, std::iter::once(segment));
         remove_if_exists(&manifest)?;

@@ -315,6 +315,11 @@ struct ScaleArgs {
     /// Partitions of the partitions scenario, one run per size (empty: skip it).
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     partitions: Vec<i32>,
+    /// Partitions of the partitions scenario on three brokers (replication factor 3,
+    /// `min.insync.replicas=2`) with the controller's SIGKILL, one run per size (none: skip
+    /// it). Its table has a section of its own in the document.
+    #[arg(long, value_delimiter = ',')]
+    rf3_partitions: Vec<i32>,
     /// Connections of the connections scenario.
     #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
     connections: Vec<usize>,
@@ -899,6 +904,7 @@ fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         launcher: args.side_by_side.launcher(),
         systems: args.side_by_side.systems(),
         partitions: args.partitions,
+        cluster_partitions: args.rf3_partitions,
         connections: args.connections,
         groups: args.groups,
         rounds: args.rounds,
@@ -906,17 +912,34 @@ fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         window_seconds: args.window_seconds,
     };
     let results = weir_bench::scale::run(&options)?;
-    let section = weir_bench::scale::render(&results);
-    save_and_splice(
-        &results,
-        &args.results,
-        args.doc.as_deref(),
-        (
-            weir_bench::scale::BEGIN_MARKER,
-            weir_bench::scale::END_MARKER,
-        ),
-        &section,
-    )
+    // Each form renews only its own section: a run of one keeps the other's tables.
+    if weir_bench::scale::measures_single_broker(&options) {
+        let section = weir_bench::scale::render(&results);
+        save_and_splice(
+            &results,
+            &args.results,
+            args.doc.as_deref(),
+            (
+                weir_bench::scale::BEGIN_MARKER,
+                weir_bench::scale::END_MARKER,
+            ),
+            &section,
+        )?;
+    }
+    if !options.cluster_partitions.is_empty() {
+        let section = weir_bench::scale::render_cluster(&results);
+        save_and_splice(
+            &results,
+            &args.results,
+            args.doc.as_deref(),
+            (
+                weir_bench::scale::CLUSTER_BEGIN_MARKER,
+                weir_bench::scale::CLUSTER_END_MARKER,
+            ),
+            &section,
+        )?;
+    }
+    Ok(())
 }
 
 /// `arg` as a POSIX shell would need it, so the command in the report can be pasted.

@@ -312,19 +312,20 @@ struct CpuArgs {
 struct ScaleArgs {
     #[command(flatten)]
     side_by_side: SideBySide,
-    /// Partitions of the partitions scenario, one run per size (empty: skip it).
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    /// Partitions of the partitions scenario, one run per size (`--partitions` with no sizes:
+    /// skip it).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1000,10000")]
     partitions: Vec<i32>,
     /// Partitions of the partitions scenario on three brokers (replication factor 3,
     /// `min.insync.replicas=2`) with the controller's SIGKILL, one run per size (none: skip
     /// it). Its table has a section of its own in the document.
     #[arg(long, value_delimiter = ',')]
     rf3_partitions: Vec<i32>,
-    /// Connections of the connections scenario.
-    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    /// Connections of the connections scenario (no sizes: skip it).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "100,1000,10000")]
     connections: Vec<usize>,
-    /// Groups of the groups scenario.
-    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    /// Groups of the groups scenario (no sizes: skip it).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "10,100,1000")]
     groups: Vec<usize>,
     /// Runs per system and size; the tables report medians.
     #[arg(long, default_value_t = 3)]
@@ -971,7 +972,38 @@ fn print_median(rates: &[f64], record_size: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quoted;
+    use clap::Parser;
+
+    use super::{shell_quoted, Cli, Command};
+
+    #[test]
+    fn a_scale_run_can_skip_the_single_broker_scenarios() {
+        let cli = Cli::try_parse_from([
+            "weir-bench",
+            "scale",
+            "--rf3-partitions",
+            "100,1000",
+            "--partitions",
+            "--connections",
+            "--groups",
+        ])
+        .unwrap();
+        let Command::Scale(args) = cli.command else {
+            panic!("not scale: {cli:?}");
+        };
+        assert_eq!(args.rf3_partitions, [100, 1000]);
+        assert!(
+            args.partitions.is_empty() && args.connections.is_empty() && args.groups.is_empty()
+        );
+        let Command::Scale(defaults) = Cli::try_parse_from(["weir-bench", "scale"])
+            .unwrap()
+            .command
+        else {
+            panic!("not scale");
+        };
+        assert_eq!(defaults.partitions, [1000, 10000]);
+        assert!(defaults.rf3_partitions.is_empty());
+    }
 
     #[test]
     fn quotes_only_what_the_shell_would_split_or_expand() {

@@ -15,6 +15,7 @@
 //! 5. the victim spawned again, timed until every partition again has 3 in-sync replicas;
 //! 6. SIGTERM of one other broker, spawned again once it has exited, timed the same way.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::{cpu_percents_over, ScaleOptions, READY_TIMEOUT, TOPIC};
 use crate::cases::{Acks, Compression, ProduceCase, Topology};
 use crate::client;
-use crate::failover::observer::Observer;
+use crate::failover::observer::{self, Observer};
 use crate::failover::{self, Settings};
 use crate::payload::Payload;
 use crate::process::RunningBrokers;
@@ -157,10 +158,7 @@ fn measure(
     let (elected, re_led) = std::thread::scope(|scope| {
         let elected = scope.spawn(|| {
             wait_for(timeout, || {
-                failover::controller(kind, brokers_now)
-                    .ok()
-                    .filter(|&id| id != controller)
-                    .map(|_| killed_at.elapsed())
+                another_controller(kind, brokers_now, controller).map(|_| killed_at.elapsed())
             })
         });
         let re_led = wait_for(timeout, || {
@@ -213,6 +211,26 @@ fn measure(
         unclean_rejoin_seconds,
         clean_rejoin_seconds,
     })
+}
+
+/// A controller other than `killed`, as soon as any broker knows one: for Weir, any live
+/// broker whose Metadata names another quorum leader (not only the first to answer, which may
+/// not have heard of the election yet); for Kafka, the newest epoch's leader in the nodes'
+/// `quorum-state` files, once that is another node.
+fn another_controller(kind: BrokerKind, brokers: &RunningBrokers, killed: i32) -> Option<i32> {
+    match kind {
+        BrokerKind::Weir => brokers.addrs.iter().find_map(|&addr| {
+            observer::weir_controller(addr)
+                .ok()
+                .filter(|&id| id >= 0 && id != killed)
+        }),
+        BrokerKind::Kafka => {
+            let dirs: Vec<PathBuf> = (0..brokers.addrs.len())
+                .map(|node| brokers.kafka_node_dir(node))
+                .collect();
+            observer::kafka_controller(dirs.iter().map(PathBuf::as_path)).filter(|&id| id != killed)
+        }
+    }
 }
 
 /// The leader of each of the `n` partitions of [`TOPIC`] in one metadata answer (`-1`: none,

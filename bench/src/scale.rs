@@ -25,12 +25,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
-    OffsetCommitRequest, OffsetCommitResponse, RequestHeader, ResponseHeader, TopicName,
+    MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use nix::sys::signal::Signal;
@@ -325,6 +327,44 @@ fn round_trip(stream: &mut TcpStream, frame: &[u8]) -> anyhow::Result<BytesMut> 
     let mut body = BytesMut::zeroed(size as usize);
     stream.read_exact(&mut body)?;
     Ok(body)
+}
+
+/// The Metadata version [`metadata_of`] asks for (Kafka 4 and Weir both answer it).
+const METADATA_VERSION: i16 = 9;
+
+/// The broker at `addr`'s own view of `topic` (not whichever broker a client picks): one
+/// Metadata request over a fresh connection.
+fn metadata_of(addr: SocketAddr, topic: &str) -> anyhow::Result<MetadataResponse> {
+    let request =
+        MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
+    let frame = encode_request(ApiKey::Metadata, METADATA_VERSION, 1, &request)?;
+    let mut stream = connect(addr)?;
+    let mut body = round_trip(&mut stream, &frame)?;
+    ResponseHeader::decode(
+        &mut body,
+        ApiKey::Metadata.response_header_version(METADATA_VERSION),
+    )?;
+    MetadataResponse::decode(&mut body, METADATA_VERSION)
+}
+
+/// Whether `metadata` lists `brokers` brokers and all `partitions` partitions of its one topic
+/// with a leader and `replicas` in-sync replicas.
+fn fully_replicated(
+    metadata: &MetadataResponse,
+    brokers: usize,
+    partitions: i32,
+    replicas: usize,
+) -> bool {
+    metadata.brokers.len() == brokers
+        && metadata.topics.len() == 1
+        && metadata.topics.iter().all(|t| {
+            t.error_code == 0
+                && t.partitions.len() == partitions as usize
+                && t.partitions.iter().all(|p| {
+                    p.error_code == 0 && p.leader_id.0 >= 0 && p.isr_nodes.len() == replicas
+                })
+        })
 }
 
 fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
@@ -863,6 +903,53 @@ mod tests {
         let old = r#"{"partitions":[],"connections":[],"groups":[]}"#;
         let results: ScaleResults = serde_json::from_str(old).unwrap();
         assert!(results.cluster_partitions.is_empty());
+    }
+
+    #[test]
+    fn fully_replicated_needs_every_broker_and_every_isr_whole() {
+        use kafka_protocol::messages::metadata_response::{
+            MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+        };
+        use kafka_protocol::messages::BrokerId;
+        let partition = |index: i32, isr: &[i32]| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(isr[0]))
+                .with_isr_nodes(isr.iter().map(|&id| BrokerId(id)).collect())
+        };
+        let metadata = |brokers: i32, isrs: &[&[i32]]| {
+            MetadataResponse::default()
+                .with_brokers(
+                    (0..brokers)
+                        .map(|id| MetadataResponseBroker::default().with_node_id(BrokerId(id)))
+                        .collect(),
+                )
+                .with_topics(vec![MetadataResponseTopic::default().with_partitions(
+                    isrs.iter()
+                        .enumerate()
+                        .map(|(i, isr)| partition(i as i32, isr))
+                        .collect(),
+                )])
+        };
+        assert!(fully_replicated(
+            &metadata(3, &[&[0, 1, 2], &[1, 2, 0]]),
+            3,
+            2,
+            3
+        ));
+        assert!(!fully_replicated(
+            &metadata(3, &[&[0, 1, 2], &[1, 2]]),
+            3,
+            2,
+            3
+        ));
+        assert!(!fully_replicated(
+            &metadata(2, &[&[0, 1, 2], &[1, 2, 0]]),
+            3,
+            2,
+            3
+        ));
+        assert!(!fully_replicated(&metadata(3, &[&[0, 1, 2]]), 3, 2, 3));
     }
 
     #[test]

@@ -38,11 +38,12 @@ pub enum TopicError {
     },
     #[error("creating topic {topic}: the broker answered {code}")]
     Rejected { topic: String, code: String },
-    #[error("topic {topic}: not every one of its {partitions} partitions had a leader and {replicas} in-sync replicas after {LEADER_TIMEOUT:?}")]
+    #[error("topic {topic}: not every one of its {partitions} partitions had a leader and {replicas} in-sync replicas after {timeout:?}")]
     NoLeaders {
         topic: String,
         partitions: i32,
         replicas: i32,
+        timeout: Duration,
     },
     #[error("starting a runtime for the admin client")]
     Runtime(#[source] std::io::Error),
@@ -67,6 +68,18 @@ pub fn create_topic(
     topic: &str,
     partitions: i32,
     topology: &Topology,
+) -> Result<(), TopicError> {
+    create_topic_within(bootstrap, topic, partitions, topology, LEADER_TIMEOUT)
+}
+
+/// [`create_topic`], waiting up to `timeout` for the leaders and in-sync replicas (tens of
+/// thousands of partitions take longer than the default).
+pub fn create_topic_within(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    topology: &Topology,
+    timeout: Duration,
 ) -> Result<(), TopicError> {
     let admin = admin(bootstrap)?;
     let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
@@ -96,7 +109,7 @@ pub fn create_topic(
             });
         }
     }
-    wait_led(&admin, topic, partitions, topology)
+    wait_led_within(&admin, topic, partitions, topology, timeout)
 }
 
 /// Waits until every one of the `partitions` partitions of `topic` has a leader and a full
@@ -107,7 +120,18 @@ pub fn wait_led(
     partitions: i32,
     topology: &Topology,
 ) -> Result<(), TopicError> {
-    let deadline = Instant::now() + LEADER_TIMEOUT;
+    wait_led_within(admin, topic, partitions, topology, LEADER_TIMEOUT)
+}
+
+/// [`wait_led`], giving up after `timeout`.
+pub fn wait_led_within(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    partitions: i32,
+    topology: &Topology,
+    timeout: Duration,
+) -> Result<(), TopicError> {
+    let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if let Ok(metadata) = admin.inner().fetch_metadata(Some(topic), REQUEST_TIMEOUT) {
             let replicas = topology.replication_factor as usize;
@@ -129,6 +153,7 @@ pub fn wait_led(
         topic: topic.to_string(),
         partitions,
         replicas: topology.replication_factor,
+        timeout,
     })
 }
 

@@ -13,7 +13,8 @@
 //!   alternates Weir and Kafka over rounds and phases, [`smoke`] is the small Weir-only run CI
 //!   does; [`transactions`] has the transactional producer and `read_committed` latency cases
 //!   and their section of the document; [`failover`] is the fault-injection comparison (gaps without acknowledgements);
-//!   [`scale`] measures how cost grows with partitions, connections and groups; [`join`] how a
+//!   [`scale`] measures how cost grows with partitions, connections and groups (and with
+//!   partitions on three brokers, RF 3, with the controller's failover); [`join`] how a
 //!   member joining a live group pauses the others, per group protocol; [`share`] share-group
 //!   throughput with the Java client's share consumers; [`tls`] what TLS and SASL_SSL cost
 //!   the producer and how many new TLS connections a broker takes per second; [`cpu_cost`] the

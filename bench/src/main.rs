@@ -312,14 +312,20 @@ struct CpuArgs {
 struct ScaleArgs {
     #[command(flatten)]
     side_by_side: SideBySide,
-    /// Partitions of the partitions scenario, one run per size (empty: skip it).
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    /// Partitions of the partitions scenario, one run per size (`--partitions` with no sizes:
+    /// skip it).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1000,10000")]
     partitions: Vec<i32>,
-    /// Connections of the connections scenario.
-    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    /// Partitions of the partitions scenario on three brokers (replication factor 3,
+    /// `min.insync.replicas=2`) with the controller's SIGKILL, one run per size (none: skip
+    /// it). Its table has a section of its own in the document.
+    #[arg(long, value_delimiter = ',')]
+    rf3_partitions: Vec<i32>,
+    /// Connections of the connections scenario (no sizes: skip it).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "100,1000,10000")]
     connections: Vec<usize>,
-    /// Groups of the groups scenario.
-    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    /// Groups of the groups scenario (no sizes: skip it).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "10,100,1000")]
     groups: Vec<usize>,
     /// Runs per system and size; the tables report medians.
     #[arg(long, default_value_t = 3)]
@@ -899,6 +905,7 @@ fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         launcher: args.side_by_side.launcher(),
         systems: args.side_by_side.systems(),
         partitions: args.partitions,
+        cluster_partitions: args.rf3_partitions,
         connections: args.connections,
         groups: args.groups,
         rounds: args.rounds,
@@ -906,17 +913,34 @@ fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         window_seconds: args.window_seconds,
     };
     let results = weir_bench::scale::run(&options)?;
-    let section = weir_bench::scale::render(&results);
-    save_and_splice(
-        &results,
-        &args.results,
-        args.doc.as_deref(),
-        (
-            weir_bench::scale::BEGIN_MARKER,
-            weir_bench::scale::END_MARKER,
-        ),
-        &section,
-    )
+    // Each form renews only its own section: a run of one keeps the other's tables.
+    if weir_bench::scale::measures_single_broker(&options) {
+        let section = weir_bench::scale::render(&results);
+        save_and_splice(
+            &results,
+            &args.results,
+            args.doc.as_deref(),
+            (
+                weir_bench::scale::BEGIN_MARKER,
+                weir_bench::scale::END_MARKER,
+            ),
+            &section,
+        )?;
+    }
+    if !options.cluster_partitions.is_empty() {
+        let section = weir_bench::scale::render_cluster(&results);
+        save_and_splice(
+            &results,
+            &args.results,
+            args.doc.as_deref(),
+            (
+                weir_bench::scale::CLUSTER_BEGIN_MARKER,
+                weir_bench::scale::CLUSTER_END_MARKER,
+            ),
+            &section,
+        )?;
+    }
+    Ok(())
 }
 
 /// `arg` as a POSIX shell would need it, so the command in the report can be pasted.
@@ -948,7 +972,38 @@ fn print_median(rates: &[f64], record_size: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quoted;
+    use clap::Parser;
+
+    use super::{shell_quoted, Cli, Command};
+
+    #[test]
+    fn a_scale_run_can_skip_the_single_broker_scenarios() {
+        let cli = Cli::try_parse_from([
+            "weir-bench",
+            "scale",
+            "--rf3-partitions",
+            "100,1000",
+            "--partitions",
+            "--connections",
+            "--groups",
+        ])
+        .unwrap();
+        let Command::Scale(args) = cli.command else {
+            panic!("not scale: {cli:?}");
+        };
+        assert_eq!(args.rf3_partitions, [100, 1000]);
+        assert!(
+            args.partitions.is_empty() && args.connections.is_empty() && args.groups.is_empty()
+        );
+        let Command::Scale(defaults) = Cli::try_parse_from(["weir-bench", "scale"])
+            .unwrap()
+            .command
+        else {
+            panic!("not scale");
+        };
+        assert_eq!(defaults.partitions, [1000, 10000]);
+        assert!(defaults.rf3_partitions.is_empty());
+    }
 
     #[test]
     fn quotes_only_what_the_shell_would_split_or_expand() {

@@ -13,6 +13,8 @@
 //! - **Groups**: N consumer groups each committing an offset every second (OffsetCommit as a
 //!   simple consumer: no membership), over a few connections: commit latency and the broker's
 //!   CPU while it lasts.
+//! - **Partitions on three brokers** ([`cluster`]): the partitions scenario with replication
+//!   factor 3, plus the time the loss of the active controller costs at that size.
 //!
 //! Every run starts its broker on a fresh data directory; a size's row is the median of its
 //! rounds, and each row shows Weir's value next to Kafka's and their ratio.
@@ -23,12 +25,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
-    OffsetCommitRequest, OffsetCommitResponse, RequestHeader, ResponseHeader, TopicName,
+    MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use nix::sys::signal::Signal;
@@ -44,6 +48,10 @@ use crate::produce;
 use crate::results::BrokerKind;
 use crate::stats;
 
+pub mod cluster;
+
+pub use cluster::ClusterPartitionsPoint;
+
 /// How long a broker may take to serve its first produce.
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// Timeout of one raw request.
@@ -57,6 +65,8 @@ pub struct ScaleOptions {
     pub launcher: Launcher,
     pub systems: Vec<BrokerKind>,
     pub partitions: Vec<i32>,
+    /// Sizes of the partitions scenario on three brokers with replication factor 3.
+    pub cluster_partitions: Vec<i32>,
     pub connections: Vec<usize>,
     pub groups: Vec<usize>,
     pub rounds: usize,
@@ -107,6 +117,9 @@ pub struct ScaleResults {
     pub partitions: Vec<PartitionsPoint>,
     pub connections: Vec<ConnectionsPoint>,
     pub groups: Vec<GroupsPoint>,
+    /// Results saved before the three-broker form existed have none.
+    #[serde(default)]
+    pub cluster_partitions: Vec<ClusterPartitionsPoint>,
 }
 
 /// Raises this process's limit on open files as far as it may (to `fs.nr_open` as root, else
@@ -139,6 +152,18 @@ pub fn run(options: &ScaleOptions) -> anyhow::Result<ScaleResults> {
                 let point = partitions(options, kind, n)?;
                 eprintln!("  {point:?}");
                 results.partitions.push(point);
+            }
+        }
+        for &n in &options.cluster_partitions {
+            for &kind in &options.systems {
+                eprintln!(
+                    "scale round {round}: {} with {n} partitions on {} brokers (RF 3)",
+                    kind.name(),
+                    cluster::BROKERS
+                );
+                let point = cluster::partitions(options, kind, n)?;
+                eprintln!("  {point:?}");
+                results.cluster_partitions.push(point);
             }
         }
         for &n in &options.connections {
@@ -189,11 +214,22 @@ fn pid(broker: &RunningBrokers) -> anyhow::Result<i32> {
 
 /// CPU seconds of the broker over `seconds` of wall time, as a percentage of one core.
 fn cpu_percent_over(pid: i32, seconds: f64) -> anyhow::Result<f64> {
-    let before = procstat::read(pid)?.cpu_seconds;
+    Ok(cpu_percents_over(&[pid], seconds)?[0])
+}
+
+/// [`cpu_percent_over`] of each of `pids`, over the same window.
+fn cpu_percents_over(pids: &[i32], seconds: f64) -> anyhow::Result<Vec<f64>> {
+    let cpu = |pid: &i32| procstat::read(*pid).map(|usage| usage.cpu_seconds);
+    let before = pids.iter().map(cpu).collect::<Result<Vec<_>, _>>()?;
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(seconds));
-    let after = procstat::read(pid)?.cpu_seconds;
-    Ok((after - before) / started.elapsed().as_secs_f64() * 100.0)
+    let after = pids.iter().map(cpu).collect::<Result<Vec<_>, _>>()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(before
+        .iter()
+        .zip(after)
+        .map(|(before, after)| (after - before) / elapsed * 100.0)
+        .collect())
 }
 
 fn partitions(options: &ScaleOptions, kind: BrokerKind, n: i32) -> anyhow::Result<PartitionsPoint> {
@@ -291,6 +327,44 @@ fn round_trip(stream: &mut TcpStream, frame: &[u8]) -> anyhow::Result<BytesMut> 
     let mut body = BytesMut::zeroed(size as usize);
     stream.read_exact(&mut body)?;
     Ok(body)
+}
+
+/// The Metadata version [`metadata_of`] asks for (Kafka 4 and Weir both answer it).
+const METADATA_VERSION: i16 = 9;
+
+/// The broker at `addr`'s own view of `topic` (not whichever broker a client picks): one
+/// Metadata request over a fresh connection.
+fn metadata_of(addr: SocketAddr, topic: &str) -> anyhow::Result<MetadataResponse> {
+    let request =
+        MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
+    let frame = encode_request(ApiKey::Metadata, METADATA_VERSION, 1, &request)?;
+    let mut stream = connect(addr)?;
+    let mut body = round_trip(&mut stream, &frame)?;
+    ResponseHeader::decode(
+        &mut body,
+        ApiKey::Metadata.response_header_version(METADATA_VERSION),
+    )?;
+    MetadataResponse::decode(&mut body, METADATA_VERSION)
+}
+
+/// Whether `metadata` lists `brokers` brokers and all `partitions` partitions of its one topic
+/// with a leader and `replicas` in-sync replicas.
+fn fully_replicated(
+    metadata: &MetadataResponse,
+    brokers: usize,
+    partitions: i32,
+    replicas: usize,
+) -> bool {
+    metadata.brokers.len() == brokers
+        && metadata.topics.len() == 1
+        && metadata.topics.iter().all(|t| {
+            t.error_code == 0
+                && t.partitions.len() == partitions as usize
+                && t.partitions.iter().all(|p| {
+                    p.error_code == 0 && p.leader_id.0 >= 0 && p.isr_nodes.len() == replicas
+                })
+        })
 }
 
 fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
@@ -513,15 +587,65 @@ fn fmt(v: f64, unit: &str) -> String {
         "ms" => format!("{v:.2} ms"),
         "MB/s" => format!("{v:.1} MB/s"),
         "/s" => format!("{v:.0}/s"),
+        "" => format!("{v:.0}"),
         _ => format!("{v:.2}"),
     }
 }
 
-/// The comments that delimit the scale section of docs/BENCHMARKS.md.
+/// The comments that delimit the scale section of docs/BENCHMARKS.md (the single-broker
+/// tables).
 pub const BEGIN_MARKER: &str = "<!-- weir-bench:scale:begin -->";
 pub const END_MARKER: &str = "<!-- weir-bench:scale:end -->";
+/// The comments that delimit the three-broker table, a section of its own so that a run of
+/// either form leaves the other's table as it was.
+pub const CLUSTER_BEGIN_MARKER: &str = "<!-- weir-bench:scale-cluster-3:begin -->";
+pub const CLUSTER_END_MARKER: &str = "<!-- weir-bench:scale-cluster-3:end -->";
 
-/// The tables: per scenario and size, medians of the rounds, Weir beside Kafka.
+/// Whether a run of `options` measures anything on one broker (and so renews that section).
+pub fn measures_single_broker(options: &ScaleOptions) -> bool {
+    !(options.partitions.is_empty() && options.connections.is_empty() && options.groups.is_empty())
+}
+
+/// The three-broker table: per size, medians of the rounds, Weir beside Kafka.
+pub fn render_cluster(results: &ScaleResults) -> String {
+    let mut out = String::new();
+    let metrics: [Metric<ClusterPartitionsPoint>; 9] = [
+        ("create until all led, ISR 3", "s", |p| p.create_seconds),
+        ("resident memory of the 3, idle", "MiB", |p| {
+            p.rss_bytes as f64
+        }),
+        ("CPU of the 3, idle", "%", |p| p.idle_cpu_percent),
+        ("produce 1 KiB acks=all over all", "MB/s", |p| {
+            p.produce_mb_per_s
+        }),
+        ("partitions the controller led", "", |p| {
+            p.partitions_led_by_controller as f64
+        }),
+        ("controller SIGKILL: new controller", "s", |p| {
+            p.controller_elected_seconds
+        }),
+        ("controller SIGKILL: its partitions re-led", "s", |p| {
+            p.partitions_re_led_seconds
+        }),
+        ("killed controller back until ISR 3", "s", |p| {
+            p.unclean_rejoin_seconds
+        }),
+        ("clean restart of a broker until ISR 3", "s", |p| {
+            p.clean_rejoin_seconds
+        }),
+    ];
+    table(
+        &mut out,
+        "Partitions on three brokers (RF 3)",
+        "partitions",
+        &results.cluster_partitions,
+        |p| (p.partitions as usize, p.system.as_str()),
+        &metrics,
+    );
+    out
+}
+
+/// The single-broker tables: per scenario and size, medians of the rounds, Weir beside Kafka.
 pub fn render(results: &ScaleResults) -> String {
     let mut out = String::new();
     let partitions: [Metric<PartitionsPoint>; 6] = [
@@ -656,6 +780,176 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("| 64.0 MiB | 64.0 MiB | 1.00x |"), "{table}");
+    }
+
+    fn cluster_point(system: &str, elected: f64, re_led: f64) -> ClusterPartitionsPoint {
+        ClusterPartitionsPoint {
+            system: system.into(),
+            partitions: 100,
+            create_seconds: 1.0,
+            rss_bytes: 3 * (64 << 20),
+            idle_cpu_percent: 3.0,
+            produce_mb_per_s: 50.0,
+            controller: 0,
+            partitions_led_by_controller: 33,
+            controller_elected_seconds: elected,
+            partitions_re_led_seconds: re_led,
+            unclean_rejoin_seconds: 4.0,
+            clean_rejoin_seconds: 2.0,
+        }
+    }
+
+    #[test]
+    fn the_cluster_table_has_medians_and_ratios_of_both_failover_clocks() {
+        let results = ScaleResults {
+            cluster_partitions: vec![
+                cluster_point("Weir", 0.5, 9.0),
+                cluster_point("Weir", 1.5, 11.0),
+                cluster_point("Weir", 1.0, 10.0),
+                cluster_point("Kafka", 2.0, 20.0),
+            ],
+            ..Default::default()
+        };
+        let table = render_cluster(&results);
+        assert!(
+            table.starts_with("#### Partitions on three brokers (RF 3)\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| 100 partitions | controller SIGKILL: new controller | 1.00 s | 2.00 s | 0.50x |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| 100 partitions | controller SIGKILL: its partitions re-led | 10.00 s | 20.00 s | 0.50x |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("| resident memory of the 3, idle | 192.0 MiB | 192.0 MiB | 1.00x |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| partitions the controller led | 33 | 33 | 1.00x |"),
+            "{table}"
+        );
+        // Each form renders only its own tables.
+        assert!(!table.contains("one broker"), "{table}");
+        assert!(!render(&results).contains("three brokers"));
+    }
+
+    #[test]
+    fn a_cluster_size_without_kafka_shows_dashes() {
+        let results = ScaleResults {
+            cluster_partitions: vec![cluster_point("Weir", 1.0, 2.0)],
+            ..Default::default()
+        };
+        let table = render_cluster(&results);
+        assert!(
+            table.contains(
+                "| 100 partitions | controller SIGKILL: new controller | 1.00 s | – | – |"
+            ),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn each_form_renews_only_its_own_section() {
+        let doc = format!(
+            "intro\n{BEGIN_MARKER}\nsingle\n{END_MARKER}\nmiddle\n{CLUSTER_BEGIN_MARKER}\ncluster\n{CLUSTER_END_MARKER}\n"
+        );
+        let spliced = crate::report::splice_or_append(
+            &doc,
+            CLUSTER_BEGIN_MARKER,
+            CLUSTER_END_MARKER,
+            "new cluster\n",
+        );
+        assert!(spliced.contains("single\n"), "{spliced}");
+        assert!(spliced.contains("new cluster\n"), "{spliced}");
+        assert!(!spliced.contains("\ncluster\n"), "{spliced}");
+        // A document without the cluster markers yet gets them appended, the rest intact.
+        let old = format!("{BEGIN_MARKER}\nsingle\n{END_MARKER}\n");
+        let appended =
+            crate::report::splice_or_append(&old, CLUSTER_BEGIN_MARKER, CLUSTER_END_MARKER, "x\n");
+        assert!(appended.starts_with(&old), "{appended}");
+        assert!(appended.contains(CLUSTER_END_MARKER), "{appended}");
+    }
+
+    #[test]
+    fn only_sizes_asked_for_count_as_a_single_broker_run() {
+        let options = |partitions: Vec<i32>, cluster: Vec<i32>| ScaleOptions {
+            launcher: Launcher {
+                weir_broker: "weir-broker".into(),
+                kafka_script: "kafka.sh".into(),
+                work_dir: "work".into(),
+            },
+            systems: vec![BrokerKind::Weir],
+            partitions,
+            cluster_partitions: cluster,
+            connections: Vec::new(),
+            groups: Vec::new(),
+            rounds: 1,
+            records: 1,
+            window_seconds: 1.0,
+        };
+        assert!(!measures_single_broker(&options(Vec::new(), vec![100])));
+        assert!(measures_single_broker(&options(vec![100], Vec::new())));
+    }
+
+    #[test]
+    fn results_saved_before_the_cluster_form_still_load() {
+        let old = r#"{"partitions":[],"connections":[],"groups":[]}"#;
+        let results: ScaleResults = serde_json::from_str(old).unwrap();
+        assert!(results.cluster_partitions.is_empty());
+    }
+
+    #[test]
+    fn fully_replicated_needs_every_broker_and_every_isr_whole() {
+        use kafka_protocol::messages::metadata_response::{
+            MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+        };
+        use kafka_protocol::messages::BrokerId;
+        let partition = |index: i32, isr: &[i32]| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(isr[0]))
+                .with_isr_nodes(isr.iter().map(|&id| BrokerId(id)).collect())
+        };
+        let metadata = |brokers: i32, isrs: &[&[i32]]| {
+            MetadataResponse::default()
+                .with_brokers(
+                    (0..brokers)
+                        .map(|id| MetadataResponseBroker::default().with_node_id(BrokerId(id)))
+                        .collect(),
+                )
+                .with_topics(vec![MetadataResponseTopic::default().with_partitions(
+                    isrs.iter()
+                        .enumerate()
+                        .map(|(i, isr)| partition(i as i32, isr))
+                        .collect(),
+                )])
+        };
+        assert!(fully_replicated(
+            &metadata(3, &[&[0, 1, 2], &[1, 2, 0]]),
+            3,
+            2,
+            3
+        ));
+        assert!(!fully_replicated(
+            &metadata(3, &[&[0, 1, 2], &[1, 2]]),
+            3,
+            2,
+            3
+        ));
+        assert!(!fully_replicated(
+            &metadata(2, &[&[0, 1, 2], &[1, 2, 0]]),
+            3,
+            2,
+            3
+        ));
+        assert!(!fully_replicated(&metadata(3, &[&[0, 1, 2]]), 3, 2, 3));
     }
 
     #[test]

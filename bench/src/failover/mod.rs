@@ -366,8 +366,8 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The metadata quorum's leader now.
-fn controller(kind: BrokerKind, brokers: &RunningBrokers) -> anyhow::Result<i32> {
+/// The metadata quorum's leader now (also the controller the scale bench kills).
+pub(crate) fn controller(kind: BrokerKind, brokers: &RunningBrokers) -> anyhow::Result<i32> {
     let id = match kind {
         BrokerKind::Weir => brokers
             .addrs

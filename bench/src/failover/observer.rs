@@ -80,6 +80,28 @@ impl Observer {
         })
     }
 
+    /// Every partition of `topic` as (partition id, leader), the leader `-1` where the
+    /// partition answered an error or has none; `None` if metadata did not answer for the
+    /// topic.
+    pub fn partitions(&self, topic: &str) -> Option<Vec<(i32, i32)>> {
+        let metadata = self
+            .client
+            .client()
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .ok()?;
+        let topic = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())?;
+        Some(
+            topic
+                .partitions()
+                .iter()
+                .map(|p| (p.id(), if p.error().is_none() { p.leader() } else { -1 }))
+                .collect(),
+        )
+    }
+
     /// Brokers the metadata lists as serving (unfenced).
     pub fn live_brokers(&self) -> Option<usize> {
         let metadata = self

@@ -191,8 +191,10 @@ impl ReplicaManager {
             leaders.iter().map(make).collect()
         } else {
             let next = std::sync::atomic::AtomicUsize::new(0);
-            let slots: Vec<parking_lot::Mutex<Option<Result<(), crate::log::LogError>>>> =
-                leaders.iter().map(|_| parking_lot::Mutex::new(None)).collect();
+            let slots: Vec<parking_lot::Mutex<Option<Result<(), crate::log::LogError>>>> = leaders
+                .iter()
+                .map(|_| parking_lot::Mutex::new(None))
+                .collect();
             std::thread::scope(|scope| {
                 for _ in 0..LEADERSHIP_THREADS.min(new) {
                     scope.spawn(|| loop {

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
@@ -86,7 +86,7 @@ pub fn create_topic_within(
     let min_insync_replicas = topology.min_insync_replicas.to_string();
     let new_topic = NewTopic::new(
         topic,
-        partitions,
+        partitions.min(PARTITIONS_PER_REQUEST),
         TopicReplication::Fixed(topology.replication_factor),
     )
     .set("min.insync.replicas", &min_insync_replicas);
@@ -96,21 +96,48 @@ pub fn create_topic_within(
             source,
         }
     })?;
-    for result in results {
-        // A creation that timed out goes on in the broker (many partitions on a loaded
-        // machine): wait for its leaders below instead.
-        if let Err((_, code)) = result {
-            if code == rdkafka::types::RDKafkaErrorCode::RequestTimedOut {
-                continue;
-            }
-            return Err(TopicError::Rejected {
+    check_created(topic, results)?;
+    // The rest in CreatePartitions requests of at most PARTITIONS_PER_REQUEST each.
+    let mut created = partitions.min(PARTITIONS_PER_REQUEST);
+    while created < partitions {
+        created = (created + PARTITIONS_PER_REQUEST).min(partitions);
+        let more = NewPartitions::new(topic, created as usize);
+        let results = block_on(admin.create_partitions(&[more], &options))?.map_err(|source| {
+            TopicError::Create {
                 topic: topic.to_string(),
-                code: code.to_string(),
-            });
-        }
+                source,
+            }
+        })?;
+        check_created(topic, results)?;
     }
     wait_led_within(&admin, topic, partitions, topology, timeout)
 }
+
+/// The answers of a CreateTopics or CreatePartitions: refusals are errors; a timeout is not (the
+/// creation goes on in the broker, many partitions on a loaded machine: the caller waits for
+/// the leaders instead).
+fn check_created(
+    topic: &str,
+    results: Vec<Result<String, (String, rdkafka::types::RDKafkaErrorCode)>>,
+) -> Result<(), TopicError> {
+    for result in results {
+        if let Err((_, code)) = result {
+            if code != rdkafka::types::RDKafkaErrorCode::RequestTimedOut {
+                return Err(TopicError::Rejected {
+                    topic: topic.to_string(),
+                    code: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The most partitions one admin request creates: Apache Kafka's controller refuses an
+/// operation of more than 10,000 metadata records (`POLICY_VIOLATION`), and a topic of N
+/// partitions is N + 1 of them. Larger topics are created at this size and grown with
+/// CreatePartitions, on both systems alike.
+pub const PARTITIONS_PER_REQUEST: i32 = 5_000;
 
 /// Waits until every one of the `partitions` partitions of `topic` has a leader and a full
 /// in-sync replica set (after a create, or after a restart of the brokers).

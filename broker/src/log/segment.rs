@@ -81,6 +81,17 @@ pub enum RangeRead {
     Bytes(SegmentRead),
 }
 
+/// What a segment read covers ([`LogSegment::span`]).
+#[derive(Debug)]
+enum Span {
+    /// No batch: the read answers nothing, from this position.
+    Nothing(u64),
+    /// The first batch alone, larger than the read's `max_bytes`.
+    First(ScannedBatch),
+    /// Up to `want` bytes from the first batch (at least all of it).
+    Upto { first: ScannedBatch, want: u64 },
+}
+
 /// How much of a segment a range read scans per system call to find the batch boundaries
 /// (only headers are looked at; a batch larger than this costs one read of this size).
 const RANGE_SCAN_BUFFER: usize = 4 * 1024;
@@ -426,6 +437,40 @@ impl LogSegment {
             .transpose()
     }
 
+    /// What a read from `start_offset` covers (see [`LogSegment::read`]): nothing (the first
+    /// batch is not wholly below `max_offset`, or is larger than `max_bytes` without
+    /// `min_one_message`), the first batch alone (larger than `max_bytes`), or up to `want`
+    /// bytes from it, whose last batch `max_bytes` may cut. `Ok(None)`: no batch at or after
+    /// `start_offset` here.
+    fn span(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_message: bool,
+    ) -> Result<Option<Span>, LogError> {
+        let Some(first) = self.find_batch(start_offset)? else {
+            return Ok(None);
+        };
+        if first.header().last_offset() >= max_offset {
+            return Ok(Some(Span::Nothing(first.position)));
+        }
+        let end = if max_offset < self.next_offset {
+            self.find_batch(max_offset)?
+                .map_or(self.size, |b| b.position)
+        } else {
+            self.size
+        };
+        let want = (end - first.position).min(max_bytes as u64);
+        Ok(Some(if want >= first.size() {
+            Span::Upto { first, want }
+        } else if min_one_message {
+            Span::First(first)
+        } else {
+            Span::Nothing(first.position)
+        }))
+    }
+
     /// Reads whole batches starting with the one holding `start_offset`: at most `max_bytes`,
     /// only batches entirely below `max_offset` (exclusive: the high watermark). If the first
     /// batch is larger than `max_bytes` it is returned whole when `min_one_message` is set
@@ -439,41 +484,31 @@ impl LogSegment {
         max_offset: i64,
         min_one_message: bool,
     ) -> Result<Option<SegmentRead>, LogError> {
-        let Some(first) = self.find_batch(start_offset)? else {
+        let Some(span) = self.span(start_offset, max_bytes, max_offset, min_one_message)? else {
             return Ok(None);
         };
-        let position = first.position;
-        let empty = SegmentRead {
-            position,
-            records: Bytes::new(),
-        };
-        if first.header().last_offset() >= max_offset {
-            return Ok(Some(empty));
-        }
-        let end = if max_offset < self.next_offset {
-            self.find_batch(max_offset)?
-                .map_or(self.size, |b| b.position)
-        } else {
-            self.size
-        };
-        let want = (end - position).min(max_bytes as u64);
-        if want < first.size() {
-            if !min_one_message {
-                return Ok(Some(empty));
+        Ok(Some(match span {
+            Span::Nothing(position) => SegmentRead {
+                position,
+                records: Bytes::new(),
+            },
+            Span::First(first) => SegmentRead {
+                position: first.position,
+                records: self.read_bytes(first.position, first.size())?,
+            },
+            Span::Upto { first, want } => {
+                let mut buf = self.read_bytes(first.position, want)?;
+                // Keep whole batches only: the last one may have been cut by max_bytes.
+                let whole = RecordBatchIter::new(&buf)
+                    .map_while(Result::ok)
+                    .last()
+                    .map_or(0, |(_, range)| range.end);
+                buf.truncate(whole);
+                SegmentRead {
+                    position: first.position,
+                    records: buf,
+                }
             }
-            let records = self.read_bytes(position, first.size())?;
-            return Ok(Some(SegmentRead { position, records }));
-        }
-        let mut buf = self.read_bytes(position, want)?;
-        // Keep whole batches only: the last one may have been cut by max_bytes.
-        let whole = RecordBatchIter::new(&buf)
-            .map_while(Result::ok)
-            .last()
-            .map_or(0, |(_, range)| range.end);
-        buf.truncate(whole);
-        Ok(Some(SegmentRead {
-            position,
-            records: buf,
         }))
     }
 
@@ -489,35 +524,26 @@ impl LogSegment {
         min_one_message: bool,
         file_from: usize,
     ) -> Result<Option<RangeRead>, LogError> {
-        let Some(first) = self.find_batch(start_offset)? else {
+        let Some(span) = self.span(start_offset, max_bytes, max_offset, min_one_message)? else {
             return Ok(None);
         };
-        let position = first.position;
-        let empty = SegmentRead {
-            position,
-            records: Bytes::new(),
-        };
-        if first.header().last_offset() >= max_offset {
-            return Ok(Some(RangeRead::Bytes(empty)));
-        }
-        let end = if max_offset < self.next_offset {
-            self.find_batch(max_offset)?
-                .map_or(self.size, |b| b.position)
-        } else {
-            self.size
-        };
-        let want = (end - position).min(max_bytes as u64);
-        let mut len = 0u64;
-        let mut records = 0u64;
-        let mut next_offset = first.header().next_offset();
-        if want < first.size() {
-            if !min_one_message {
-                return Ok(Some(RangeRead::Bytes(empty)));
+        let (first, want) = match span {
+            Span::Nothing(position) => {
+                return Ok(Some(RangeRead::Bytes(SegmentRead {
+                    position,
+                    records: Bytes::new(),
+                })))
             }
-            len = first.size();
-            records = u64::try_from(first.header().records_count()).unwrap_or(0);
-        } else {
+            Span::First(first) => (first, None),
+            Span::Upto { first, want } => (first, Some(want)),
+        };
+        let position = first.position;
+        let mut len = first.size();
+        let mut records = u64::try_from(first.header().records_count()).unwrap_or(0);
+        let mut next_offset = first.header().next_offset();
+        if let Some(want) = want {
             // Batches wholly inside the range; the scan stops at the one `max_bytes` cut.
+            (len, records) = (0, 0);
             let scan = BatchScanner::new(
                 &self.log_file,
                 &self.log_path,

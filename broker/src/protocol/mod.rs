@@ -198,16 +198,14 @@ mod tests {
         assert!(decode_request(truncated).is_err());
     }
 
-    #[test]
-    fn a_fetch_response_writes_large_record_sets_from_their_own_buffers() {
+    /// A Fetch response with one topic whose partition `i` holds `records[i]`.
+    fn fetch_response_of(
+        records: &[Bytes],
+    ) -> kafka_protocol::messages::fetch_response::FetchResponse {
         use kafka_protocol::messages::fetch_response::{
             FetchResponse, FetchableTopicResponse, PartitionData,
         };
-        use kafka_protocol::protocol::Decodable;
-        // Three large record sets and a small one (below SHARE_RECORDS_FROM: copied).
-        let mut records: Vec<Bytes> = (0..3u8).map(|p| Bytes::from(vec![p; 1 << 20])).collect();
-        records.push(Bytes::from(vec![7u8; 100]));
-        let body = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
             .with_partitions(
                 records
                     .iter()
@@ -218,7 +216,30 @@ mod tests {
                             .with_records(Some(r.clone()))
                     })
                     .collect(),
-            )]);
+            )])
+    }
+
+    /// The record sets of the one topic of a Fetch response frame, as a client decodes them.
+    fn records_of(frame: &frame::ResponseFrame, version: i16) -> Vec<Bytes> {
+        use kafka_protocol::messages::fetch_response::FetchResponse;
+        use kafka_protocol::protocol::Decodable;
+        let mut rest = frame.to_bytes().unwrap();
+        assert_eq!(rest.len(), frame.len());
+        assert_eq!(rest.get_i32() as usize, rest.len());
+        ResponseHeader::decode(&mut rest, ApiKey::Fetch.response_header_version(version)).unwrap();
+        FetchResponse::decode(&mut rest, version).unwrap().responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.records.clone().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_fetch_response_writes_large_record_sets_from_their_own_buffers() {
+        // Three large record sets and a small one (below SHARE_RECORDS_FROM: copied).
+        let mut records: Vec<Bytes> = (0..3u8).map(|p| Bytes::from(vec![p; 1 << 20])).collect();
+        records.push(Bytes::from(vec![7u8; 100]));
+        let body = fetch_response_of(&records);
         for version in [4, 11, 12, 16] {
             let frame = encode_response(
                 9,
@@ -236,27 +257,13 @@ mod tests {
                 [true, true, true, false],
                 "v{version}: shared, not copied"
             );
-            let mut rest = frame.to_bytes().unwrap();
-            assert_eq!(rest.len(), frame.len());
-            assert_eq!(rest.get_i32() as usize, rest.len());
-            ResponseHeader::decode(&mut rest, ApiKey::Fetch.response_header_version(version))
-                .unwrap();
-            let decoded = FetchResponse::decode(&mut rest, version).unwrap();
-            let got: Vec<Bytes> = decoded.responses[0]
-                .partitions
-                .iter()
-                .map(|p| p.records.clone().unwrap())
-                .collect();
+            let got = records_of(&frame, version);
             assert_eq!(got, records, "v{version}: the records, byte for byte");
         }
     }
 
     #[test]
     fn a_fetch_response_sends_file_slices_in_the_place_of_their_placeholders() {
-        use kafka_protocol::messages::fetch_response::{
-            FetchResponse, FetchableTopicResponse, PartitionData,
-        };
-        use kafka_protocol::protocol::Decodable;
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("segment.log");
@@ -274,18 +281,7 @@ mod tests {
             in_memory.clone(),
             file_slice::placeholder(1, 2_000).unwrap(),
         ];
-        let body = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
-            .with_partitions(
-                records
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| {
-                        PartitionData::default()
-                            .with_partition_index(i as i32)
-                            .with_records(Some(r.clone()))
-                    })
-                    .collect(),
-            )]);
+        let body = fetch_response_of(&records);
         let version = 12;
         let frame = encode_response_with_files(
             3,
@@ -296,15 +292,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(frame.file_slices(), 2);
-        let mut rest = frame.to_bytes().unwrap();
-        assert_eq!(rest.get_i32() as usize, rest.len());
-        ResponseHeader::decode(&mut rest, ApiKey::Fetch.response_header_version(version)).unwrap();
-        let decoded = FetchResponse::decode(&mut rest, version).unwrap();
-        let got: Vec<Bytes> = decoded.responses[0]
-            .partitions
-            .iter()
-            .map(|p| p.records.clone().unwrap())
-            .collect();
+        let got = records_of(&frame, version);
         assert_eq!(&got[0][..], &content[100..70_100]);
         assert_eq!(got[1], in_memory);
         assert_eq!(&got[2][..], &content[90_000..92_000]);

@@ -589,6 +589,15 @@ impl GroupCoordinator {
             .any(|o| matches!(o, Ownership::Loading { .. }))
     }
 
+    /// Whether every `__consumer_offsets` partition is loaded and served here (tests on one
+    /// broker, which leads them all).
+    #[cfg(test)]
+    pub(super) fn all_loaded(&self) -> bool {
+        let owned = self.owned.read();
+        (0..self.num_partitions.load(Ordering::Acquire))
+            .all(|p| matches!(owned.get(&p), Some(Ownership::Active { .. })))
+    }
+
     /// Committed offsets of every group, for the lag metric: (group, topic, partition, offset).
     pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
         let mut out = Vec::new();

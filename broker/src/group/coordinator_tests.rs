@@ -52,11 +52,12 @@ pub(super) async fn coordinator_with(
     Fixture { c, controller }
 }
 
-/// Waits until this broker serves `group`: the leadership listener loads its partition on a
-/// blocking thread.
+/// Waits until this broker serves `group` and every other `__consumer_offsets` partition: the
+/// leadership listener loads each on a blocking thread, and ListGroups answers
+/// COORDINATOR_LOAD_IN_PROGRESS while any of them loads.
 pub(super) async fn loaded(c: &GroupCoordinator, group: &str) {
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while c.check_coordinator(group).is_err() {
+        while c.check_coordinator(group).is_err() || !c.all_loaded() {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     })

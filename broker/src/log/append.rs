@@ -198,9 +198,12 @@ impl Log {
             info.last_offset = header.last_offset();
             info.records_count += i64::from(header.records_count());
             let epoch = header.partition_leader_epoch();
-            if epoch >= 0 {
-                self.leader_epoch_cache
-                    .assign(epoch, header.base_offset())?;
+            if epoch >= 0
+                && self
+                    .leader_epoch_cache
+                    .assign(epoch, header.base_offset())?
+            {
+                self.defer_sync(self.leader_epoch_cache.path());
             }
         }
 
@@ -330,7 +333,10 @@ impl Log {
         if self.active().is_empty() {
             return Ok(());
         }
-        self.producer_state.take_snapshot()?;
+        // Not fsynced here, under the partition's lock: the queued flush fsyncs it before the
+        // recovery point reaches the new segment (as Kafka flushes a roll's snapshot with it).
+        let snapshot = self.producer_state.take_snapshot_unsynced()?;
+        self.defer_sync(&snapshot);
         self.producer_state
             .retain_latest_snapshots(SNAPSHOTS_TO_KEEP)?;
         let segment = LogSegment::create(&self.dir, new_base, self.config.segment_index_bytes)?;

@@ -4,6 +4,14 @@
 //! fsynced, so a crash leaves either the old or the new content, never a mix. Stray `.tmp`
 //! files are deleted when a [`super::Log`] opens.
 //!
+//! Files whose loss a reader repairs from the log itself (the leader epoch checkpoint, a
+//! producer snapshot, a new partition's `partition.metadata`) may instead be written with
+//! [`write_replacing`]: the same rename, no fsync, on the hot path (a roll under the partition's
+//! lock, a new leadership, thousands of partitions created at once); whoever moves the recovery
+//! point past what they describe fsyncs them first ([`sync_file`], [`sync_dir`]). A process
+//! crash loses nothing (the page cache survives it); a power loss can leave the old content, a
+//! missing file, or an empty or torn one, which their readers treat as missing.
+//!
 //! Offset checkpoint format (text, like Kafka's checkpoint files with a single value):
 //!
 //! ```text
@@ -48,6 +56,17 @@ pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), LogError> {
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
+/// Replaces `path` with `content` by a rename, without fsyncing anything: the caller fsyncs
+/// it ([`sync_file`], then [`sync_dir`] for the rename) before relying on it after a power
+/// loss (see the module docs).
+pub fn write_replacing(path: &Path, content: &[u8]) -> Result<(), LogError> {
+    let tmp = tmp_path(path);
+    let mut file = File::create(&tmp).map_err(LogError::io("create", &tmp))?;
+    file.write_all(content)
+        .map_err(LogError::io("write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(LogError::io("rename into place", path))
+}
+
 /// fsyncs the file at `path` through a descriptor opened for it; a missing file (deleted
 /// meanwhile) needs nothing.
 pub(crate) fn sync_file(path: &Path) -> Result<(), LogError> {
@@ -83,11 +102,23 @@ pub fn read_offset_checkpoint(path: &Path) -> Result<Option<i64>, LogError> {
 
 /// Writes an entry checkpoint atomically: version, entry count, one `Display`ed entry a line.
 pub fn write_entries_checkpoint<T: Display>(path: &Path, entries: &[T]) -> Result<(), LogError> {
+    write_atomically(path, entries_text(entries).as_bytes())
+}
+
+/// [`write_entries_checkpoint`] without the fsyncs ([`write_replacing`]).
+pub fn replace_entries_checkpoint<T: Display>(
+    path: &Path,
+    entries: &[T],
+) -> Result<(), LogError> {
+    write_replacing(path, entries_text(entries).as_bytes())
+}
+
+fn entries_text<T: Display>(entries: &[T]) -> String {
     let mut text = format!("{CHECKPOINT_VERSION}\n{}\n", entries.len());
     for entry in entries {
         text.push_str(&format!("{entry}\n"));
     }
-    write_atomically(path, text.as_bytes())
+    text
 }
 
 /// Reads an entry checkpoint, parsing each entry line with `parse` (which says what is wrong

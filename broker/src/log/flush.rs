@@ -41,10 +41,18 @@ struct RecoveryPointState {
 
 /// Every offset of the log below this one is fsynced (Kafka's `recoveryPoint`), with its
 /// checkpoint file. Cloning shares it.
+///
+/// It also holds the files the log wrote without fsync that describe those offsets (the
+/// leader epoch checkpoint, a roll's producer snapshot, a new partition's directory and
+/// `partition.metadata`; see [`super::checkpoint::write_replacing`]): every write of the
+/// checkpoint fsyncs them first, so the file never claims offsets durable whose epochs or
+/// producers are not.
 #[derive(Debug, Clone)]
 pub struct RecoveryPoint {
     path: Arc<PathBuf>,
     state: Arc<Mutex<RecoveryPointState>>,
+    /// Written, not yet fsynced: files, or a directory whose entries changed.
+    unsynced: Arc<Mutex<Vec<PathBuf>>>,
 }
 
 impl RecoveryPoint {
@@ -56,7 +64,38 @@ impl RecoveryPoint {
                 offset,
                 generation: 0,
             })),
+            unsynced: Arc::default(),
         }
+    }
+
+    /// `path` (a file, or a directory whose entries changed) was written without fsync: the
+    /// next write of the checkpoint fsyncs it first.
+    pub(super) fn defer_sync(&self, path: PathBuf) {
+        let mut unsynced = self.unsynced.lock();
+        if !unsynced.contains(&path) {
+            unsynced.push(path);
+        }
+    }
+
+    /// fsyncs the files [`RecoveryPoint::defer_sync`] named (one deleted meanwhile needs
+    /// nothing). On an error the rest stay named for the next try.
+    fn sync_deferred(&self) -> Result<(), LogError> {
+        let paths = std::mem::take(&mut *self.unsynced.lock());
+        for (i, path) in paths.iter().enumerate() {
+            if let Err(e) = sync_file(path) {
+                for path in &paths[i..] {
+                    self.defer_sync(path.clone());
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether some file waits for [`RecoveryPoint::defer_sync`]'s fsync (tests).
+    #[cfg(test)]
+    pub(super) fn has_unsynced(&self) -> bool {
+        !self.unsynced.lock().is_empty()
     }
 
     /// The current value.
@@ -67,6 +106,7 @@ impl RecoveryPoint {
     /// Sets the value and writes the checkpoint (a flush done in place, or the log opened).
     /// Moving it down cancels the flushes queued before.
     pub(super) fn set(&self, offset: i64) -> Result<(), LogError> {
+        self.sync_deferred()?;
         let mut state = self.state.lock();
         if offset < state.offset {
             state.generation += 1;
@@ -79,6 +119,7 @@ impl RecoveryPoint {
     /// the checkpoint. Cancels the flushes queued before, whatever the value: the offsets they
     /// were to cover may hold other records by the time they complete.
     pub(super) fn truncate(&self, offset: i64) -> Result<(), LogError> {
+        self.sync_deferred()?;
         let mut state = self.state.lock();
         state.generation += 1;
         state.offset = offset;
@@ -100,6 +141,13 @@ impl RecoveryPoint {
     /// Moves the value up to `offset` and checkpoints it, if no truncation happened since
     /// `generation` and it is below `offset`. Returns whether it moved.
     fn advance(&self, offset: i64, generation: u64) -> Result<bool, LogError> {
+        {
+            let state = self.state.lock();
+            if state.generation != generation || offset <= state.offset {
+                return Ok(false);
+            }
+        }
+        self.sync_deferred()?;
         let mut state = self.state.lock();
         if state.generation != generation || offset <= state.offset {
             return Ok(false);

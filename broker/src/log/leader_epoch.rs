@@ -13,7 +13,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::checkpoint::{read_entries_checkpoint, write_entries_checkpoint};
+use super::checkpoint::{
+    read_entries_checkpoint, replace_entries_checkpoint, write_entries_checkpoint,
+};
 use super::LogError;
 
 /// Name of the cache's file in the partition directory (Kafka's name).
@@ -65,8 +67,14 @@ impl EpochEntry {
 /// `<partition dir>/leader-epoch-checkpoint`.
 ///
 /// File format (Kafka's, text): a version line `0`, a line with the number of entries, then one
-/// `<epoch> <start offset>` line per entry, oldest first. Every change is written at once with
-/// [`super::write_atomically`], so the file always holds a whole, recent history.
+/// `<epoch> <start offset>` line per entry, oldest first. Every change is written at once, so
+/// the file always holds a whole, recent history: truncations durably
+/// ([`super::write_atomically`]); a new epoch (a new leadership, a follower's first batch of
+/// an epoch) without fsync ([`super::checkpoint::write_replacing`]), as the first append of
+/// a leader runs under its partition's lock: its [`super::Log`] fsyncs the file before the
+/// recovery point passes the epoch's first offset. After a power loss the file may lack the
+/// newest epochs (the log's recovery assigns them again from the batches past the recovery
+/// point) or be unreadable (rebuilt from every batch).
 ///
 /// Invariants: entries are sorted with epochs and start offsets both strictly increasing, and
 /// all are non-negative. The last entry is the epoch currently being written.
@@ -148,7 +156,7 @@ impl LeaderEpochFileCache {
             start_offset,
         })?;
         if changed {
-            self.write()?;
+            self.write_unsynced()?;
         }
         Ok(changed)
     }
@@ -163,7 +171,7 @@ impl LeaderEpochFileCache {
             changed |= self.assign_in_memory(entry)?;
         }
         if changed {
-            self.write()?;
+            self.write_unsynced()?;
         }
         Ok(changed)
     }
@@ -272,6 +280,16 @@ impl LeaderEpochFileCache {
     /// Writes the entries to the file (atomically; the file is replaced as a whole).
     pub fn write(&self) -> Result<(), LogError> {
         write_entries_checkpoint(&self.path, &self.epochs)
+    }
+
+    /// [`LeaderEpochFileCache::write`] without the fsyncs, for the owner to fsync later.
+    fn write_unsynced(&self) -> Result<(), LogError> {
+        replace_entries_checkpoint(&self.path, &self.epochs)
+    }
+
+    /// The checkpoint file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use super::batch::{increment_sequence, RecordBatchHeader};
-use super::checkpoint::write_atomically;
+use super::checkpoint::{write_atomically, write_replacing};
 use super::control::ControlRecordType;
 use super::index_file::remove_if_exists;
 use super::LogError;
@@ -420,6 +420,16 @@ impl ProducerStateManager {
     pub fn take_snapshot(&self) -> Result<(), LogError> {
         let path = snapshot_file(&self.dir, self.map_end_offset);
         write_atomically(&path, &self.encode_snapshot())
+    }
+
+    /// Writes `<map end offset>.snapshot` without fsync ([`write_replacing`]) and returns its
+    /// path, for the caller to fsync before relying on it: a power loss may leave it torn,
+    /// and [`ProducerStateManager::load_latest_snapshot`] deletes an unreadable snapshot and
+    /// falls back to an older one (or the log).
+    pub fn take_snapshot_unsynced(&self) -> Result<PathBuf, LogError> {
+        let path = snapshot_file(&self.dir, self.map_end_offset);
+        write_replacing(&path, &self.encode_snapshot())?;
+        Ok(path)
     }
 
     fn encode_snapshot(&self) -> Vec<u8> {

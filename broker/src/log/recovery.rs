@@ -40,7 +40,18 @@ impl Log {
     /// entries past the recovered log end or below the log start are trimmed. The high
     /// watermark is read from `high-watermark` and clamped to `[log start, log end]`.
     pub fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Result<Log, LogError> {
-        std::fs::create_dir_all(dir).map_err(LogError::io("create log directory", dir))?;
+        let created = match std::fs::create_dir(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).map_err(LogError::io("create log directory", dir))?;
+                true
+            }
+            Err(e) => return Err(LogError::io("create log directory", dir)(e)),
+        };
+        if created {
+            return Self::create_new(dir, config, clock);
+        }
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = marker.exists();
         // A cleaner swap that passed its commit point is completed before strays go.
@@ -113,26 +124,15 @@ impl Log {
             .last()
             .map_or(log_start_offset, LogSegment::next_offset);
 
-        let mut log = Log {
-            dir: dir.to_path_buf(),
+        let mut log = Log::assemble(
+            dir,
             config,
             clock,
             segments,
             log_start_offset,
-            recovery_point: RecoveryPoint::new(
-                dir.join(RECOVERY_POINT_FILE),
-                checkpointed_recovery_point.min(log_end),
-            ),
-            pending_flushes: Vec::new(),
-            dir_unsynced: false,
-            producer_state: ProducerStateManager::new(dir, log_start_offset),
-            leader_epoch_cache: LeaderEpochFileCache::empty(dir),
-            high_watermark: log_start_offset,
+            checkpointed_recovery_point.min(log_end),
             checkpointed_high_watermark,
-            unflushed_records: 0,
-            last_flush_ms: now,
-            closed: false,
-        };
+        );
         log.reload_producer_state()?;
         let replay_epochs_from = (!clean_shutdown).then_some(checkpointed_recovery_point);
         log.load_leader_epoch_cache(replay_epochs_from)?;
@@ -162,6 +162,55 @@ impl Log {
             "opened log"
         );
         Ok(log)
+    }
+
+    /// The log of a directory [`Log::open`] just created: one empty segment, nothing to
+    /// recover or load, and no fsync. The directory's entry in its parent and the segment
+    /// files' entries are fsynced before the recovery point is first checkpointed (a flush, a
+    /// roll's queued flush, a clean shutdown): until then the log holds nothing durable, and a
+    /// power loss that takes the directory only takes records no flush covered. Creating
+    /// thousands of partitions at once (a topic, a broker taking its replicas) would otherwise
+    /// wait on a directory fsync each.
+    fn create_new(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Result<Log, LogError> {
+        let segment = LogSegment::create_in_new_dir(dir, 0, config.segment_index_bytes)?;
+        let log = Log::assemble(dir, config, clock, vec![segment], 0, 0, 0);
+        log.recovery_point.defer_sync(dir.to_path_buf());
+        if let Some(parent) = dir.parent() {
+            log.recovery_point.defer_sync(parent.to_path_buf());
+        }
+        tracing::info!(dir = %dir.display(), "created log");
+        Ok(log)
+    }
+
+    /// A log of `segments` (at least one) from `log_start_offset`, with empty producer state
+    /// and leader epoch cache for the caller to load.
+    fn assemble(
+        dir: &Path,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        segments: Vec<LogSegment>,
+        log_start_offset: i64,
+        recovery_point: i64,
+        checkpointed_high_watermark: i64,
+    ) -> Log {
+        let last_flush_ms = clock.now_ms();
+        Log {
+            dir: dir.to_path_buf(),
+            config,
+            clock,
+            segments,
+            log_start_offset,
+            recovery_point: RecoveryPoint::new(dir.join(RECOVERY_POINT_FILE), recovery_point),
+            pending_flushes: Vec::new(),
+            dir_unsynced: false,
+            producer_state: ProducerStateManager::new(dir, log_start_offset),
+            leader_epoch_cache: LeaderEpochFileCache::empty(dir),
+            high_watermark: log_start_offset,
+            checkpointed_high_watermark,
+            unflushed_records: 0,
+            last_flush_ms,
+            closed: false,
+        }
     }
 
     /// Loads the leader epoch cache and makes it agree with the log: rebuilt from every batch

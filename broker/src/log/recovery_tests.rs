@@ -7,7 +7,7 @@ use super::*;
 use crate::clock::SystemClock;
 use crate::log::segment::segment_file;
 use crate::log::test_util::{as_stored, encode_test_batch, read_all, small_config, TestBatch};
-use crate::log::{OffsetEntry, TimeEntry};
+use crate::log::{EpochEntry, OffsetEntry, TimeEntry};
 
 fn open(dir: &Path) -> Log {
     Log::open(dir, small_config(), Arc::new(SystemClock)).unwrap()
@@ -334,4 +334,75 @@ proptest! {
             next = segment.next_offset();
         }
     }
+}
+
+/// A new partition's log costs no fsync to create: its directory's entries, the epoch its
+/// leader starts and the producer snapshot of a roll are written and left for the flush that
+/// moves the recovery point past them, which fsyncs them before it writes the checkpoint.
+/// Reopened after a crash (the page cache kept), nothing is missing.
+#[test]
+fn a_new_log_leaves_its_fsyncs_to_the_flush_that_covers_them() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("t-0");
+    let mut log = open(&dir);
+    assert!(log.recovery_point.has_unsynced(), "the new directory");
+    assert!(!dir.join(RECOVERY_POINT_FILE).exists(), "nothing checkpointed yet");
+    log.flush().unwrap();
+    assert!(!log.recovery_point.has_unsynced());
+
+    // A new epoch: the checkpoint is written at once, fsynced with the next flush.
+    log.maybe_assign_epoch_start_offset(1, 0).unwrap();
+    assert!(log.recovery_point.has_unsynced());
+    assert_eq!(
+        LeaderEpochFileCache::load(&dir)
+            .unwrap()
+            .unwrap()
+            .latest_epoch(),
+        Some(1)
+    );
+    let expected = append_all(&mut log, &[(2, 200); 12]);
+    assert!(log.num_segments() > 2, "rolled");
+    // Each roll queued a flush; the first one run fsyncs the deferred files, snapshots too.
+    let flushes = log.take_pending_flushes();
+    assert!(!flushes.is_empty());
+    for flush in flushes {
+        flush.run().unwrap();
+    }
+    assert!(!log.recovery_point.has_unsynced());
+    let end = log.log_end_offset();
+    drop(log); // a crash
+
+    let log = open(&dir);
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(
+        log.leader_epoch_cache().entries(),
+        &[EpochEntry {
+            epoch: 1,
+            start_offset: 0
+        }]
+    );
+    assert_eq!(read_all(&log, 500), expected);
+}
+
+/// The checkpoint of the recovery point is never written while a deferred file is unsynced,
+/// also by a flush done in place (no roll queued one).
+#[test]
+fn a_flush_in_place_fsyncs_the_deferred_files_first() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("t-1");
+    let mut log = open(&dir);
+    append_all(&mut log, &[(1, 10)]);
+    log.write_file_unsynced("partition.metadata", b"version: 0\n")
+        .unwrap();
+    assert!(log.recovery_point.has_unsynced());
+    log.flush().unwrap();
+    assert!(!log.recovery_point.has_unsynced());
+    assert_eq!(
+        read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE)).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        std::fs::read(dir.join("partition.metadata")).unwrap(),
+        b"version: 0\n"
+    );
 }

@@ -98,7 +98,9 @@ impl Log {
                 start_offset,
             });
         }
-        self.leader_epoch_cache.assign(epoch, start_offset)?;
+        if self.leader_epoch_cache.assign(epoch, start_offset)? {
+            self.defer_sync(self.leader_epoch_cache.path());
+        }
         Ok(())
     }
 
@@ -166,7 +168,9 @@ impl Log {
                 }
             }
         }
-        self.leader_epoch_cache.assign_all(found)?;
+        if self.leader_epoch_cache.assign_all(found)? {
+            self.defer_sync(self.leader_epoch_cache.path());
+        }
         Ok(())
     }
 }

@@ -136,6 +136,16 @@ impl LogSegment {
         Ok(segment)
     }
 
+    /// [`LogSegment::create`] in a directory just created, which holds no files to replace.
+    pub(super) fn create_in_new_dir(
+        dir: &Path,
+        base_offset: i64,
+        max_index_bytes: u32,
+    ) -> Result<Self, LogError> {
+        let (segment, _) = Self::open_files(dir, base_offset, max_index_bytes, "")?;
+        Ok(segment)
+    }
+
     /// Creates an empty segment whose files carry the `.cleaned` suffix
     /// (`<base>.log.cleaned`, ...), for the log cleaner to fill before it swaps them in
     /// ([`super::cleaner`]); replaces leftovers of that name.

@@ -149,6 +149,23 @@ impl Log {
         self.recovery_point.get()
     }
 
+    /// `path`, renamed into this log's directory, was written without fsync
+    /// ([`super::checkpoint::write_replacing`]): it and the directory are fsynced before the
+    /// recovery point is next checkpointed.
+    pub(super) fn defer_sync(&self, path: &Path) {
+        self.recovery_point.defer_sync(path.to_path_buf());
+        self.recovery_point.defer_sync(self.dir.clone());
+    }
+
+    /// Writes `content` to the file `name` of the log's directory without fsync (a new
+    /// partition's `partition.metadata`): it is fsynced with the log's first flush.
+    pub fn write_file_unsynced(&self, name: &str, content: &[u8]) -> Result<(), LogError> {
+        let path = self.dir.join(name);
+        super::checkpoint::write_replacing(&path, content)?;
+        self.defer_sync(&path);
+        Ok(())
+    }
+
     /// Takes the flushes queued by segment rolls since the last call. The caller runs each
     /// ([`PendingFlush::run`]) once it released the log's lock, on a thread that may block; the
     /// recovery point moves when they complete. Dropping one only delays the recovery point to

@@ -274,6 +274,12 @@ impl Partition {
         })
     }
 
+    /// Writes a file of the replica's directory, fsynced with its log's next flush
+    /// ([`Log::write_file_unsynced`]).
+    pub fn write_file_unsynced(&self, name: &str, content: &[u8]) -> Result<(), LogError> {
+        self.log.read().write_file_unsynced(name, content)
+    }
+
     /// A receiver that changes on every append as leader, high watermark move and role change:
     /// what a long-polling fetch of this partition waits for.
     pub fn subscribe_changes(&self) -> watch::Receiver<i64> {

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Weak};
 
-use super::local::{delete_dir, read_topic_id, write_topic_id};
+use super::local::{delete_dir, read_topic_id, write_topic_id_unsynced};
 use super::{AdminError, PartitionKey, ReplicaManager, TopicMetadata, TopicState};
 use crate::config::topic as topic_config;
 use crate::controller::image::MetadataImage;
@@ -308,7 +308,7 @@ impl ReplicaManager {
             log_config.clone(),
             self.clock.clone(),
         )?);
-        write_topic_id(&dir, topic_id)?;
+        write_topic_id_unsynced(&partition, topic_id)?;
         self.partitions.write().insert(key, partition.clone());
         Ok(partition)
     }

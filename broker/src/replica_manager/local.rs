@@ -31,11 +31,23 @@ pub fn read_topic_id(dir: &Path) -> Option<Uuid> {
         .and_then(|v| Uuid::parse_str(v.trim()).ok())
 }
 
-/// Records the topic id of a partition directory.
+/// Records the topic id of a partition directory, durably.
 pub fn write_topic_id(dir: &Path, id: Uuid) -> Result<(), AdminError> {
-    let text = format!("version: 0\ntopic_id: {}\n", id.simple());
-    write_atomically(&dir.join(PARTITION_METADATA_FILE), text.as_bytes())?;
+    write_atomically(&dir.join(PARTITION_METADATA_FILE), &topic_id_file(id))?;
     Ok(())
+}
+
+/// Records the topic id of a replica just opened, fsynced with its log's first flush: a
+/// power loss before that leaves a directory without the file, which the next start skips
+/// and the metadata image creates again, and loses no flushed record.
+pub fn write_topic_id_unsynced(partition: &Partition, id: Uuid) -> Result<(), AdminError> {
+    partition.write_file_unsynced(PARTITION_METADATA_FILE, &topic_id_file(id))?;
+    Ok(())
+}
+
+/// `partition.metadata`'s content (Kafka's format).
+fn topic_id_file(id: Uuid) -> Vec<u8> {
+    format!("version: 0\ntopic_id: {}\n", id.simple()).into_bytes()
 }
 
 /// Splits `<topic>-<index>` (topic names may contain `-`).

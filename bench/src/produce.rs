@@ -138,6 +138,40 @@ pub fn fill_with(
     payload: &Payload,
     extra: &[(String, String)],
 ) -> Result<Throughput, ProduceError> {
+    send_all(bootstrap, topic, case, payload, extra, |_| None)
+}
+
+/// Sends one record of the case's size to every partition of `topic` (which exists, with
+/// `case.partitions`), each addressed to its partition, and waits until all are acknowledged:
+/// the moment a new topic takes records everywhere, whether its brokers answered Metadata
+/// before or after their logs were ready (a producer retries a partition that is not).
+pub fn one_per_partition(
+    bootstrap: &str,
+    topic: &str,
+    case: &ProduceCase,
+    payload: &Payload,
+) -> Result<Throughput, ProduceError> {
+    let case = ProduceCase {
+        records: case.partitions as u64,
+        ..case.clone()
+    };
+    // Retried partitions come back soon: the default backoff would count 100 ms steps.
+    let extra = [("retry.backoff.ms".to_string(), "10".to_string())];
+    send_all(bootstrap, topic, &case, payload, &extra, |sequence| {
+        Some(sequence as i32)
+    })
+}
+
+/// Sends the case's records, to the partition `partition_of` says (`None`: librdkafka's
+/// choice), timing the sends until every one is acknowledged.
+fn send_all(
+    bootstrap: &str,
+    topic: &str,
+    case: &ProduceCase,
+    payload: &Payload,
+    extra: &[(String, String)],
+    partition_of: impl Fn(u64) -> Option<i32>,
+) -> Result<Throughput, ProduceError> {
     let topic = topic.to_string();
     let producer = producer_with(bootstrap, case, extra)?;
     producer
@@ -149,9 +183,13 @@ pub fn fill_with(
         })?;
     let start = Instant::now();
     for sequence in 0..case.records {
-        // librdkafka picks the partition (consistent-random: no key, so sticky batches).
+        // Unless addressed, librdkafka picks the partition (consistent-random: no key, so
+        // sticky batches).
         let mut record =
             BaseRecord::<(), [u8]>::to(&topic).payload(payload.value(sequence, case.record_size));
+        if let Some(partition) = partition_of(sequence) {
+            record = record.partition(partition);
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,

@@ -106,10 +106,7 @@ pub fn write_entries_checkpoint<T: Display>(path: &Path, entries: &[T]) -> Resul
 }
 
 /// [`write_entries_checkpoint`] without the fsyncs ([`write_replacing`]).
-pub fn replace_entries_checkpoint<T: Display>(
-    path: &Path,
-    entries: &[T],
-) -> Result<(), LogError> {
+pub fn replace_entries_checkpoint<T: Display>(path: &Path, entries: &[T]) -> Result<(), LogError> {
     write_replacing(path, entries_text(entries).as_bytes())
 }
 

@@ -346,7 +346,10 @@ fn a_new_log_leaves_its_fsyncs_to_the_flush_that_covers_them() {
     let dir = parent.path().join("t-0");
     let mut log = open(&dir);
     assert!(log.recovery_point.has_unsynced(), "the new directory");
-    assert!(!dir.join(RECOVERY_POINT_FILE).exists(), "nothing checkpointed yet");
+    assert!(
+        !dir.join(RECOVERY_POINT_FILE).exists(),
+        "nothing checkpointed yet"
+    );
     log.flush().unwrap();
     assert!(!log.recovery_point.has_unsynced());
 

@@ -34,6 +34,10 @@ use leader::{IsrChangeFailure, LeaderState};
 use sequence_gaps::RefusedBatches;
 use verification::{VerificationGuard, VerificationGuards};
 
+/// An append holding the partition's locks this long is logged: every produce to the
+/// partition waited for it.
+const SLOW_APPEND: Duration = Duration::from_millis(100);
+
 /// This broker's part in replicating a partition.
 #[derive(Debug, Clone)]
 pub enum Role {
@@ -504,7 +508,8 @@ impl Partition {
 
     /// Runs `append` on the log under the leader's locks (refused unless this replica leads,
     /// and with `min_isr` unless the ISR is that large), then advances the high watermark,
-    /// wakes waiting fetches and runs the flushes rolls queued.
+    /// wakes waiting fetches and runs the flushes rolls queued. An append that holds the locks
+    /// for [`SLOW_APPEND`] or longer is logged.
     fn append_on_leader(
         &self,
         min_isr: Option<usize>,
@@ -513,6 +518,7 @@ impl Partition {
         let (info, flushes) = {
             let mut role = self.role.lock();
             let mut log = self.log.write();
+            let locked = Instant::now();
             let info = match &mut *role {
                 Role::Leader(leader) => {
                     if let Some(min_isr) = min_isr {
@@ -531,7 +537,14 @@ impl Partition {
                 _ => return Err(PartitionError::NotLeader),
             };
             self.high_watermark_tx.send_replace(log.high_watermark());
-            (info, log.take_pending_flushes())
+            let flushes = log.take_pending_flushes();
+            let held = locked.elapsed();
+            if held >= SLOW_APPEND {
+                // Every produce to the partition waited this long: the disk (a roll's new
+                // files, a write blocked by writeback) is the usual cause.
+                tracing::warn!(topic = %self.topic, partition = self.index, held_ms = held.as_millis() as u64, rolled = !flushes.is_empty(), "slow append");
+            }
+            (info, flushes)
         };
         self.run_pending_flushes(flushes);
         Ok(info)

@@ -31,10 +31,14 @@ pub enum FrameError {
 
 /// How much a connection reads at a time while it does not know the next frame's size yet.
 const READ_CHUNK: usize = 8 * 1024;
+/// What a connection waiting for its next request holds meanwhile: most requests but Produce
+/// fit (one read), a longer frame gets its whole size reserved once its length prefix is in
+/// (a second read). Waiting with [`READ_CHUNK`] reserved cost every idle connection 8 KiB.
+const IDLE_READ: usize = 1024;
 
 /// Reads the frames of one connection, buffering what one read brought beyond a frame (a
-/// client pipelining small requests costs one read for several), with no buffer at all while
-/// the connection is idle.
+/// client pipelining small requests costs one read for several), and a small one
+/// ([`IDLE_READ`]) while the connection waits for its next request.
 ///
 /// An idle connection is the common case at scale (thousands of producers and consumers
 /// mostly waiting): a buffer allocated up front (tokio's `BufReader` of 64 KiB, zero-filled)
@@ -85,6 +89,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 // Read into the spare capacity: a produce request of megabytes is not zeroed
                 // before the socket's bytes are copied in.
                 self.buf.reserve(total - self.buf.len());
+            } else if self.buf.is_empty() {
+                self.buf.reserve(IDLE_READ);
             } else if self.buf.capacity() == self.buf.len() {
                 self.buf.reserve(READ_CHUNK);
             }
@@ -376,6 +382,15 @@ mod tests {
         assert_eq!(&reader.read_frame(64).await.unwrap()[..], b"");
         assert_eq!(&reader.read_frame(64).await.unwrap()[..], b"defgh");
         assert_eq!(reader.buffered_capacity(), 0, "idle: no buffer held");
+        // Waiting for the next request (a read that is given up on) holds a small buffer only.
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(20), reader.read_frame(64)).await;
+        assert!(waiting.is_err(), "nothing to read");
+        assert!(
+            (1..=IDLE_READ).contains(&reader.buffered_capacity()),
+            "{}",
+            reader.buffered_capacity()
+        );
 
         let writer = tokio::spawn(async move {
             client.write_all(&[0, 0, 0]).await.unwrap();

@@ -91,6 +91,10 @@ pub struct PartitionsPoint {
     pub produce_mb_per_s: f64,
     pub clean_restart_seconds: f64,
     pub unclean_restart_seconds: f64,
+    /// From SIGTERM until the process exited, before the clean restart (0 in results saved
+    /// before it was measured).
+    #[serde(default)]
+    pub clean_shutdown_seconds: f64,
 }
 
 /// One connections-scenario run.
@@ -263,8 +267,10 @@ fn partitions(options: &ScaleOptions, kind: BrokerKind, n: i32) -> anyhow::Resul
     let produced = produce::fill(&bootstrap, TOPIC, &case, &payload)?;
 
     // Clean restart: SIGTERM, wait for the exit, start again; until every partition is led.
+    let stopping = Instant::now();
     broker.signal(0, Signal::SIGTERM)?;
     broker.wait_node(0)?;
+    let clean_shutdown_seconds = stopping.elapsed().as_secs_f64();
     let clean_restart_seconds = restart_until_led(&mut broker, n)?;
     // Unclean: SIGKILL.
     broker.kill_node(0)?;
@@ -280,6 +286,7 @@ fn partitions(options: &ScaleOptions, kind: BrokerKind, n: i32) -> anyhow::Resul
         produce_mb_per_s: produced.megabytes_per_second(),
         clean_restart_seconds,
         unclean_restart_seconds,
+        clean_shutdown_seconds,
     })
 }
 
@@ -657,7 +664,7 @@ pub fn render_cluster(results: &ScaleResults) -> String {
 /// The single-broker tables: per scenario and size, medians of the rounds, Weir beside Kafka.
 pub fn render(results: &ScaleResults) -> String {
     let mut out = String::new();
-    let partitions: [Metric<PartitionsPoint>; 7] = [
+    let partitions: [Metric<PartitionsPoint>; 8] = [
         ("create until all led", "s", |p| p.create_seconds),
         ("create until every partition took a record", "s", |p| {
             p.writable_seconds
@@ -665,6 +672,9 @@ pub fn render(results: &ScaleResults) -> String {
         ("resident memory, idle", "MiB", |p| p.rss_bytes as f64),
         ("CPU, idle", "%", |p| p.idle_cpu_percent),
         ("produce 1 KiB over all", "MB/s", |p| p.produce_mb_per_s),
+        ("clean shutdown (SIGTERM until exit)", "s", |p| {
+            p.clean_shutdown_seconds
+        }),
         ("clean restart until all led", "s", |p| {
             p.clean_restart_seconds
         }),
@@ -777,6 +787,7 @@ mod tests {
             produce_mb_per_s: 100.0,
             clean_restart_seconds: 1.0,
             unclean_restart_seconds: 2.0,
+            clean_shutdown_seconds: 0.5,
         };
         let results = ScaleResults {
             partitions: vec![

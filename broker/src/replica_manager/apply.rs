@@ -187,28 +187,12 @@ impl ReplicaManager {
             )
         };
         let new = leaders.iter().filter(|l| l.new).count();
-        let results: Vec<Result<(), crate::log::LogError>> = if new < PARALLEL_LEADERSHIPS_FROM {
-            leaders.iter().map(make).collect()
+        let threads = if new < PARALLEL_LEADERSHIPS_FROM {
+            1
         } else {
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let slots: Vec<parking_lot::Mutex<Option<Result<(), crate::log::LogError>>>> = leaders
-                .iter()
-                .map(|_| parking_lot::Mutex::new(None))
-                .collect();
-            std::thread::scope(|scope| {
-                for _ in 0..LEADERSHIP_THREADS.min(new) {
-                    scope.spawn(|| loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(l) = leaders.get(i) else { return };
-                        *slots[i].lock() = Some(make(l));
-                    });
-                }
-            });
-            slots
-                .into_iter()
-                .map(|slot| slot.into_inner().expect("every leadership taken"))
-                .collect()
+            LEADERSHIP_THREADS
         };
+        let results = map_on_threads(leaders, threads, make);
         for (l, result) in leaders.iter().zip(results) {
             let (topic, index) = (&l.partition.topic, l.partition.index);
             match result {
@@ -257,21 +241,12 @@ impl ReplicaManager {
                 }
             }
         }
-        let threads = config.num_recovery_threads().min(new.len());
-        if threads <= 1 {
+        let threads = config.num_recovery_threads();
+        if threads <= 1 || new.len() <= 1 {
             return;
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((name, id, index, log_config)) = new.get(i) else {
-                        return;
-                    };
-                    let _ = self.ensure_local(name, *id, *index, log_config);
-                });
-            }
+        map_on_threads(&new, threads, |(name, id, index, log_config)| {
+            let _ = self.ensure_local(name, *id, *index, log_config);
         });
     }
 
@@ -372,8 +347,41 @@ struct Leadership<'a> {
 
 /// New leaderships in one image from which they are taken on several threads.
 const PARALLEL_LEADERSHIPS_FROM: usize = 32;
-/// Threads that take many leaderships at once (each mostly waits for its fsyncs).
-const LEADERSHIP_THREADS: usize = 16;
+/// Threads that take many leaderships, or close many logs, at once (each mostly waits for
+/// the file system).
+pub(super) const LEADERSHIP_THREADS: usize = 16;
+
+/// `f` of every item, in order, computed on up to `threads` scoped threads that take the
+/// next item as they finish one (on the calling thread alone for one thread or one item):
+/// for work that mostly waits for the disk, whose waits overlap.
+pub(super) fn map_on_threads<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<parking_lot::Mutex<Option<R>>> = items
+        .iter()
+        .map(|_| parking_lot::Mutex::new(None))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(i) else { return };
+                *slots[i].lock() = Some(f(item));
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| slot.into_inner().expect("every item done"))
+        .collect()
+}
 
 pub(super) fn listed_replica(
     configs: &BTreeMap<String, String>,
@@ -396,6 +404,25 @@ pub(super) fn listed_replica(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_on_threads_does_every_item_once_in_order() {
+        let items: Vec<u32> = (0..1000).collect();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        for threads in [0, 1, 3, 16, 5000] {
+            calls.store(0, std::sync::atomic::Ordering::Relaxed);
+            let doubled = map_on_threads(&items, threads, |i| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                i * 2
+            });
+            assert_eq!(doubled, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+            assert_eq!(
+                calls.load(std::sync::atomic::Ordering::Relaxed),
+                items.len()
+            );
+        }
+        assert!(map_on_threads(&[] as &[u32], 4, |i| *i).is_empty());
+    }
 
     #[test]
     fn throttled_replicas_are_read_as_kafka_writes_them() {

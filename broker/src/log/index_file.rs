@@ -132,6 +132,11 @@ impl<E: IndexEntry> Index<E> {
         self.truncate_entries(keep)
     }
 
+    /// Writes the entries the file lacks (no fsync), keeping them in memory.
+    pub fn write_unwritten(&mut self) -> Result<(), LogError> {
+        self.write_pending(false)
+    }
+
     /// Writes the entries the file lacks, then drops the in-memory entries of an index that is
     /// no longer appended to; they are read back from the file on the next lookup. Keeps
     /// memory proportional to the segments in use.

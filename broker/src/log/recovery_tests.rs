@@ -409,3 +409,50 @@ fn a_flush_in_place_fsyncs_the_deferred_files_first() {
         b"version: 0\n"
     );
 }
+
+/// The periodic checkpoint's flush is queued: the log's lock is held only to write index
+/// entries; appends go on meanwhile, and the recovery point moves to where the log ended when
+/// the flush was queued once the queued fsyncs complete, with the index files complete.
+#[test]
+fn a_queued_flush_moves_the_recovery_point_when_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    let mut expected = append_all(&mut log, &[(2, 100); 3]);
+    // Rolls of the small test segments queued flushes of their own: out of the way first.
+    for flush in log.take_pending_flushes() {
+        flush.run().unwrap();
+    }
+    let before = log.recovery_point();
+    let queued_at = log.log_end_offset();
+    assert!(before < queued_at);
+    log.queue_flush().unwrap();
+    assert_eq!(log.recovery_point(), before, "nothing fsynced yet");
+    assert_eq!(
+        log.active().unwritten_index_entries(),
+        0,
+        "index entries written"
+    );
+    let flushes = log.take_pending_flushes();
+    assert_eq!(flushes.len(), 1);
+    assert_eq!(flushes[0].upto(), queued_at);
+    // Appends go on before the queued flush runs.
+    expected.extend(append_all(&mut log, &[(1, 50); 2]));
+    for flush in flushes {
+        assert!(flush.run().unwrap());
+    }
+    assert_eq!(log.recovery_point(), queued_at);
+    assert_eq!(
+        read_offset_checkpoint(&dir.path().join(RECOVERY_POINT_FILE)).unwrap(),
+        Some(queued_at)
+    );
+    // Nothing new since: nothing queued.
+    drop(log.take_pending_flushes());
+    log.flush().unwrap();
+    log.queue_flush().unwrap();
+    assert!(log.take_pending_flushes().is_empty());
+    let end = log.log_end_offset();
+    drop(log); // a crash: recovery from the recovery point finds everything
+    let log = open(dir.path());
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(read_all(&log, 1 << 20), expected);
+}

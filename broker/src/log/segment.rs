@@ -369,6 +369,13 @@ impl LogSegment {
         self.time_index.release_memory()
     }
 
+    /// Writes the index entries the files lack (no fsync), keeping them in memory: before a
+    /// flush of the segment is queued while it is still appended to.
+    pub fn write_index_entries(&mut self) -> Result<(), LogError> {
+        self.offset_index.write_unwritten()?;
+        self.time_index.write_unwritten()
+    }
+
     /// Appends `batches` (whole v2 batches, offsets already assigned, each above the last) at
     /// the end of the file and indexes them. Walks batch headers only.
     pub fn append(
@@ -780,6 +787,7 @@ impl LogSegment {
             indexes: vec![
                 self.offset_index.path().to_path_buf(),
                 self.time_index.path().to_path_buf(),
+                self.txn_index.path().to_path_buf(),
             ],
         }
     }

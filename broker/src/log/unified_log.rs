@@ -408,6 +408,36 @@ impl Log {
         self.checkpoint_high_watermark()
     }
 
+    /// What [`Log::flush`] does, with the fsyncs queued for the owner to run off the log's
+    /// lock ([`Log::take_pending_flushes`]), as a roll's are: the index entries the files lack
+    /// are written now, the high watermark checkpointed; the queued flush fsyncs every segment
+    /// from the recovery point on (the active one too, while appends go on) and the directory,
+    /// then moves the recovery point to today's log end. For the periodic recovery-point
+    /// checkpoint: fsyncing an active segment that holds a gigabyte not yet written back takes
+    /// hundreds of milliseconds, which every produce to the partition waited for under the
+    /// lock.
+    pub fn queue_flush(&mut self) -> Result<(), LogError> {
+        self.ensure_open()?;
+        let log_end = self.log_end_offset();
+        let recovery_point = self.recovery_point.get();
+        let mut unflushed = Vec::new();
+        for segment in self.segments.iter_mut().filter(|s| {
+            s.next_offset() > recovery_point || s.is_empty() || s.unwritten_index_entries() > 0
+        }) {
+            segment.write_index_entries()?;
+            unflushed.push(segment.files());
+        }
+        if log_end > recovery_point {
+            self.pending_flushes.push(PendingFlush::new(
+                &self.dir,
+                unflushed,
+                log_end,
+                &self.recovery_point,
+            ));
+        }
+        self.checkpoint_high_watermark()
+    }
+
     /// fsyncs every segment holding offsets at or above the recovery point, then moves the
     /// recovery point to the log end and checkpoints it.
     pub(super) fn flush_segments(&mut self) -> Result<(), LogError> {

@@ -1173,15 +1173,24 @@ impl Partition {
         }
         let mut last = self.last_periodic_flush.lock();
         if last.elapsed() >= Duration::from_millis(flush_ms.max(0) as u64) {
-            self.log.write().flush()?;
+            self.checkpoint()?;
             *last = Instant::now();
         }
         Ok(())
     }
 
-    /// Flushes and writes the recovery checkpoint.
+    /// Flushes and writes the recovery checkpoint (blocking), holding the log's lock only to
+    /// queue the flush ([`Log::queue_flush`]): appends go on while the segments are fsynced.
     pub fn checkpoint(&self) -> Result<(), LogError> {
-        self.log.write().flush()
+        let flushes = {
+            let mut log = self.log.write();
+            log.queue_flush()?;
+            log.take_pending_flushes()
+        };
+        for flush in flushes {
+            flush.run()?;
+        }
+        Ok(())
     }
 
     /// Flushes and closes the log cleanly (a restart then skips recovery).

@@ -153,7 +153,7 @@ pub fn one_per_partition(
 ) -> Result<Throughput, ProduceError> {
     let case = ProduceCase {
         records: case.partitions as u64,
-        ..case.clone()
+        ..*case
     };
     // Retried partitions come back soon: the default backoff would count 100 ms steps.
     let extra = [("retry.backoff.ms".to_string(), "10".to_string())];

@@ -31,6 +31,7 @@ const GROUP_ID_NOT_FOUND: i16 = 69;
 const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const NOT_COORDINATOR: i16 = 16;
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -66,6 +67,23 @@ fn join(group: &str, member: &str, instance: Option<&str>, topic: &str) -> JoinG
         .with_protocols(vec![JoinGroupRequestProtocol::default()
             .with_name(s("range"))
             .with_metadata(subscription(topic))])
+}
+
+/// Sends the first JoinGroup of a group until its coordinator has loaded the group's
+/// `__consumer_offsets` partition: FindCoordinator names the leader of that partition as soon
+/// as it leads it, and the load that follows answers COORDINATOR_LOAD_IN_PROGRESS meanwhile
+/// (retriable, as Kafka's; clients retry it). Gives up after 10 s with the last answer.
+fn join_when_loaded(c: &mut RawClient, request: &JoinGroupRequest) -> JoinGroupResponse {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let response = c.request(request, 9).unwrap();
+        if response.error_code != COORDINATOR_LOAD_IN_PROGRESS
+            || std::time::Instant::now() >= deadline
+        {
+            return response;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 fn heartbeat(
@@ -127,7 +145,7 @@ fn a_member_goes_through_the_classic_protocol_with_kafkas_error_codes() {
     // A session timeout outside the broker's bounds is refused.
     let bad = join("g", "", None, "orders").with_session_timeout_ms(10);
     assert_eq!(
-        c.request(&bad, 9).unwrap().error_code,
+        join_when_loaded(&mut c, &bad).error_code,
         INVALID_SESSION_TIMEOUT
     );
 
@@ -338,9 +356,7 @@ fn a_static_member_that_rejoins_fences_its_old_incarnation() {
         .request(&FindCoordinatorRequest::default().with_key(s("s")), 3)
         .unwrap();
     assert_eq!(found.error_code, 0);
-    let first = c
-        .request(&join("s", "", Some("instance-1"), "orders"), 9)
-        .unwrap();
+    let first = join_when_loaded(&mut c, &join("s", "", Some("instance-1"), "orders"));
     assert_eq!(
         (first.error_code, first.generation_id),
         (0, 1),

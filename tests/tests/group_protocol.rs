@@ -19,6 +19,7 @@ use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use weir_tests::raw::{self, RawClient};
+use weir_tests::wait::wait_until;
 use weir_tests::{Broker, BrokerOptions};
 
 const MEMBER_ID_REQUIRED: i16 = 79;
@@ -72,18 +73,16 @@ fn join(group: &str, member: &str, instance: Option<&str>, topic: &str) -> JoinG
 /// Sends the first JoinGroup of a group until its coordinator has loaded the group's
 /// `__consumer_offsets` partition: FindCoordinator names the leader of that partition as soon
 /// as it leads it, and the load that follows answers COORDINATOR_LOAD_IN_PROGRESS meanwhile
-/// (retriable, as Kafka's; clients retry it). Gives up after 10 s with the last answer.
+/// (retriable, as Kafka's; clients retry it).
 fn join_when_loaded(c: &mut RawClient, request: &JoinGroupRequest) -> JoinGroupResponse {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let response = c.request(request, 9).unwrap();
-        if response.error_code != COORDINATOR_LOAD_IN_PROGRESS
-            || std::time::Instant::now() >= deadline
-        {
-            return response;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_until(
+        std::time::Duration::from_secs(10),
+        "the group's coordinator to load",
+        || {
+            let response = c.request(request, 9).unwrap();
+            (response.error_code != COORDINATOR_LOAD_IN_PROGRESS).then_some(response)
+        },
+    )
 }
 
 fn heartbeat(

@@ -41,9 +41,36 @@ impl ClientLog {
                     | RDKafkaLogLevel::Warning
             );
         if self.print || reset {
-            eprintln!("{} {level:?} {fac}: {log_message}", self.name);
+            eprintln!(
+                "{} {} {level:?} {fac}: {log_message}",
+                utc_time(),
+                self.name
+            );
         }
     }
+}
+
+/// Prints a line of the test's own (what a processor did to its client) beside librdkafka's,
+/// when `variable` is set.
+pub fn note(variable: &str, name: &str, what: std::fmt::Arguments<'_>) {
+    if std::env::var_os(variable).is_some() {
+        eprintln!("{} {name} {what}", utc_time());
+    }
+}
+
+/// The time of day in UTC (`HH:MM:SS.mmm`), to set a client's line beside the brokers' logs.
+pub fn utc_time() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let day = now.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day / 3600,
+        day / 60 % 60,
+        day % 60,
+        now.subsec_millis()
+    )
 }
 
 impl ClientContext for ClientLog {

@@ -32,7 +32,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::client_log::{with_debug, ClientLog, TXN_DEBUG};
+use super::client_log::{note, with_debug, ClientLog, TXN_DEBUG};
 use super::workload::{Target, SESSION_TIMEOUT_MS};
 
 /// A producer whose delivery reports a thread of its own serves (`commit_transaction`
@@ -436,6 +436,15 @@ fn assignment(consumer: &TxnConsumer) -> BTreeSet<i32> {
         .unwrap_or_default()
 }
 
+/// A batch the processor drops instead of processing.
+#[derive(Debug)]
+struct Dropped {
+    /// What was polled.
+    batch: Batch,
+    /// The assignment changed while polling (else a partition's position jumped).
+    reassigned: bool,
+}
+
 /// Polls up to [`MAX_BATCH`] records for [`BATCH_TIME`]. `Err` with what was polled when the
 /// consumer's position moved under the batch (the assignment changed, or a partition
 /// restarted from its committed offset after a rebalance): the caller drops the batch and
@@ -444,7 +453,7 @@ fn poll_batch(
     consumer: &TxnConsumer,
     processor: usize,
     record: &Mutex<TxnRecord>,
-) -> Result<Batch, Batch> {
+) -> Result<Batch, Dropped> {
     let held = assignment(consumer);
     let acknowledged = {
         let mut r = record.lock().unwrap();
@@ -466,7 +475,8 @@ fn poll_batch(
                 .get(&m.partition())
                 .is_some_and(|(_, next)| *next != m.offset())
             {
-                return Err(batch);
+                let reassigned = assignment(consumer) != held;
+                return Err(Dropped { batch, reassigned });
             }
             let below = acknowledged
                 .get(&m.partition())
@@ -493,7 +503,10 @@ fn poll_batch(
     if assignment(consumer) == held {
         Ok(batch)
     } else {
-        Err(batch)
+        Err(Dropped {
+            batch,
+            reassigned: true,
+        })
     }
 }
 
@@ -502,7 +515,17 @@ fn poll_batch(
 /// uncommitted records again; at the batch's first offsets where the coordinator does not
 /// answer (for the request or for a partition: an unanswered partition is not one without
 /// a committed offset). A partition that cannot be sought (no longer held) is someone
-/// else's now.
+/// else's now. Every answer is checked against the acknowledged commits.
+///
+/// Only the partitions the consumer has moved past records of the batch are sought: not a
+/// partition the batch took nothing of, nor one (re)assigned since (no position yet: the
+/// consumer starts it at the group's committed offset by itself). Seeking a partition whose
+/// own start-offset lookup is still in flight trips a race of librdkafka 2.12: the lookup's
+/// answer, outdated by the seek, re-arms the lookup timer of a partition that then
+/// fetches; the timer later looks up `BEGINNING` again, and if the leader epoch changed
+/// meanwhile the partition restarts from its first offset after the transaction that
+/// consumed it committed (seen with seed 1 as duplicated output: the client's doing, not
+/// the brokers').
 fn rewind(
     consumer: &TxnConsumer,
     topic: &str,
@@ -510,6 +533,17 @@ fn rewind(
     processor: usize,
     record: &Mutex<TxnRecord>,
 ) {
+    let positioned: BTreeSet<i32> = consumer
+        .position()
+        .map(|tpl| {
+            tpl.elements()
+                .iter()
+                .filter(|e| matches!(e.offset(), Offset::Offset(_)))
+                .map(|e| e.partition())
+                .collect()
+        })
+        .unwrap_or_default();
+    let seeks = |p: i32| batch.ranges.contains_key(&p) && positioned.contains(&p);
     let acknowledged = record.lock().unwrap().committed_offsets();
     let seek_timeout = Duration::from_secs(5);
     let batch_start = |p: i32| {
@@ -547,13 +581,31 @@ fn rewind(
                         ),
                     );
                 }
-                if let Some(offset) = offset {
-                    let _ = consumer.seek(topic, e.partition(), offset, seek_timeout);
-                }
+                let sought = offset
+                    .filter(|_| seeks(e.partition()))
+                    .map(|o| consumer.seek(topic, e.partition(), o, seek_timeout));
+                note(
+                    TXN_DEBUG,
+                    &format!("processor-{processor}"),
+                    format_args!(
+                        "rewind: OffsetFetch {}: {:?} {:?}, seek to {offset:?}: {sought:?}",
+                        e.partition(),
+                        e.offset(),
+                        e.error()
+                    ),
+                );
             }
         }
-        Err(_) => {
-            for p in batch.ranges.keys() {
+        Err(e) => {
+            note(
+                TXN_DEBUG,
+                &format!("processor-{processor}"),
+                format_args!(
+                    "rewind: OffsetFetch failed ({e}), seek to the batch's start {:?}",
+                    batch.ranges
+                ),
+            );
+            for p in batch.ranges.keys().filter(|p| seeks(**p)) {
                 if let Some(offset) = batch_start(*p) {
                     let _ = consumer.seek(topic, *p, offset, seek_timeout);
                 }
@@ -578,8 +630,27 @@ fn process(processor: usize, target: &TxnTarget, record: &Mutex<TxnRecord>, me: 
         me.enter("poll");
         let batch = match poll_batch(&consumer, processor, record) {
             Ok(batch) => batch,
-            Err(partial) => {
-                rewind(&consumer, &target.input.topic, &partial, processor, record);
+            Err(dropped) => {
+                note(
+                    TXN_DEBUG,
+                    &format!("processor-{processor}"),
+                    format_args!(
+                        "batch dropped ({}): {:?}",
+                        if dropped.reassigned {
+                            "reassigned"
+                        } else {
+                            "position moved"
+                        },
+                        dropped.batch.ranges
+                    ),
+                );
+                rewind(
+                    &consumer,
+                    &target.input.topic,
+                    &dropped.batch,
+                    processor,
+                    record,
+                );
                 continue;
             }
         };
@@ -591,6 +662,11 @@ fn process(processor: usize, target: &TxnTarget, record: &Mutex<TxnRecord>, me: 
             Step::Done(o) => (o, false),
             Step::Fatal(o) => (o, true),
         };
+        note(
+            TXN_DEBUG,
+            &format!("processor-{processor}"),
+            format_args!("transaction over {:?}: {outcome:?}", batch.ranges),
+        );
         if outcome != Outcome::Committed {
             rewind(&consumer, &target.input.topic, &batch, processor, record);
         }

@@ -11,16 +11,18 @@
 //! halves directly, as before listeners had security.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::connection_quotas::ConnectionQuotas;
+use crate::connection_quotas::{Admitted, ConnectionQuotas};
 use crate::handlers::{self, Connection};
 use crate::protocol::frame::{FrameError, FrameReader, FrameSink};
 use crate::protocol::{self, ProtocolError};
@@ -84,16 +86,23 @@ pub async fn run(
                         });
                         continue;
                     }
-                    let broker = broker.clone();
-                    let shutdown = shutdown.clone();
-                    let security = security.clone();
-                    tokio::spawn(async move {
-                        broker.metrics.connections_accepted.inc();
-                        broker.metrics.connections_open.inc();
-                        accept(stream, peer, &security, &broker, shutdown).await;
-                        broker.metrics.connections_open.dec();
-                        drop(admitted);
-                    });
+                    broker.metrics.connections_accepted.inc();
+                    broker.metrics.connections_open.inc();
+                    let (broker, security, shutdown) =
+                        (broker.clone(), security.clone(), shutdown.clone());
+                    // Two kinds of task, each of its own size: a plaintext connection's
+                    // holds no room for a TLS handshake.
+                    if security.tls.is_none() {
+                        tokio::spawn(serve_plaintext(
+                            stream, peer, security, broker, shutdown, admitted,
+                        ));
+                    } else {
+                        tokio::spawn(async move {
+                            accept_tls(stream, peer, &security, &broker, shutdown).await;
+                            broker.metrics.connections_open.dec();
+                            drop(admitted);
+                        });
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: log and keep accepting.
@@ -107,32 +116,67 @@ pub async fn run(
     }
 }
 
-/// Does the TLS handshake if the listener has TLS, then serves the connection.
-async fn accept(
-    stream: TcpStream,
+/// The handlers' view of a connection just accepted: anonymous until TLS or SASL says who
+/// the client is.
+fn accepted_connection(
     peer: SocketAddr,
     security: &ListenerSecurity,
     broker: &Broker,
-    shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let mut connection = Connection {
+) -> Connection {
+    Connection {
         peer: Some(peer),
         listener: security.name.clone(),
         principal: Principal::anonymous(),
         authorizer: security.authorizer.clone(),
         lease_lapses: broker.replicas.lease().lapses(),
         file_slices: None,
-    };
+    }
+}
+
+/// The task of a plaintext connection: serves its requests until it closes, then counts it
+/// closed (`admitted` releases its place in the connection quotas).
+///
+/// Everything the connection keeps is built before the task's future, which only borrows it:
+/// a value an `async` body moves out of its captures is stored twice in the future (the
+/// capture stays), and the future is what an idle connection's task holds.
+fn serve_plaintext(
+    stream: TcpStream,
+    peer: SocketAddr,
+    security: Arc<ListenerSecurity>,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+    admitted: Admitted,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let _ = stream.set_nodelay(true);
+    let mut connection = accepted_connection(peer, &security, &broker);
+    // Fetch responses send records from the segment files (sendfile).
+    connection.file_slices = Some(Default::default());
+    let (read_half, write_half) = stream.into_split();
+    let mut task = ConnectionTask::new(
+        read_half, write_half, connection, security, broker, shutdown,
+    );
+    async move {
+        task.serve().await;
+        task.responder.broker.metrics.connections_open.dec();
+        drop(admitted);
+    }
+}
+
+/// A TLS listener's connection: the handshake (within [`TLS_HANDSHAKE_TIMEOUT`]), the
+/// principal of the client certificate if `ssl.principal.mapping.rules` maps one, then its
+/// requests.
+async fn accept_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    security: &Arc<ListenerSecurity>,
+    broker: &Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) {
     let Some(tls) = &security.tls else {
-        // Plaintext: Fetch responses send records from the segment files (sendfile).
-        connection.file_slices = Some(Default::default());
-        let (read_half, write_half) = stream.into_split();
-        return serve_connection(
-            read_half, write_half, connection, security, broker, shutdown,
-        )
-        .await;
+        return;
     };
+    let _ = stream.set_nodelay(true);
+    let mut connection = accepted_connection(peer, security, broker);
     let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream));
     match handshake.await {
         Ok(Ok(stream)) => {
@@ -155,9 +199,15 @@ async fn accept(
                 }
             }
             let (read_half, write_half) = tokio::io::split(stream);
-            serve_connection(
-                read_half, write_half, connection, security, broker, shutdown,
+            ConnectionTask::new(
+                read_half,
+                write_half,
+                connection,
+                security.clone(),
+                broker.clone(),
+                shutdown,
             )
+            .serve()
             .await
         }
         Ok(Err(e)) => {
@@ -172,88 +222,135 @@ async fn accept(
     }
 }
 
-async fn serve_connection<R, W>(
-    read_half: R,
-    mut write_half: W,
-    mut connection: Connection,
-    security: &ListenerSecurity,
-    broker: &Broker,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    R: AsyncRead + Unpin,
-    W: FrameSink,
-{
-    let peer = connection
-        .peer
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut reader = FrameReader::new(read_half);
-    let max = broker.config.socket_request_max_bytes();
-    // `Some` until a SASL listener's client has authenticated (and again while it
-    // re-authenticates).
-    let mut exchange = security.sasl.as_ref().map(|_| Exchange::AwaitHandshake);
-    // KIP-368: when the authentication stops being valid, and whether the exchange under way
-    // is a re-authentication (which must keep the principal).
-    let mut session_ends: Option<Instant> = None;
-    let mut reauthenticating = false;
-    let scram = |user: &str, mechanism: ScramMechanism| {
-        broker
-            .replicas
-            .image()
-            .scram_credentials
-            .get(user)
-            .and_then(|by_mechanism| by_mechanism.get(mechanism.name()))
-            .cloned()
-    };
-    loop {
-        let limit = if exchange.is_some() {
-            max.min(MAX_UNAUTHENTICATED_FRAME)
-        } else {
-            max
-        };
-        let frame = tokio::select! {
-            f = reader.read_frame(limit) => f,
-            _ = shutdown.changed() => return,
-        };
-        let frame = match frame {
-            Ok(f) => f,
-            Err(FrameError::Closed) => return,
-            Err(e) => {
-                broker.metrics.protocol_errors.inc();
-                tracing::warn!(%peer, error = %e, "closing connection");
-                return;
-            }
-        };
-        if let (Some(state), Some(sasl)) = (&mut exchange, &security.sasl) {
-            if state.awaits_raw_token() {
-                // After a v0 handshake tokens and answers are bare frames (PLAIN's answer is
-                // empty); a failure closes the connection without one, as in Kafka.
-                let (answer, principal) = match state.token(sasl, &frame, &scram) {
-                    Ok(TokenStep::Continue(challenge)) => (challenge, None),
-                    Ok(TokenStep::Done(principal, last, expires)) => {
-                        session_ends = session_end(sasl, expires);
-                        (last, Some(principal))
-                    }
-                    Err(e) => {
-                        broker.metrics.authentication_failed(&security.name);
-                        tracing::info!(%peer, listener = %security.name, error = %e, "SASL authentication failed; closing connection");
-                        return;
-                    }
-                };
-                if let Some(principal) = principal {
-                    broker.metrics.authentication_succeeded(&security.name);
-                    connection.principal = principal;
-                    exchange = None;
-                }
-                let mut bytes = Vec::with_capacity(4 + answer.len());
-                bytes.extend_from_slice(&(answer.len() as u32).to_be_bytes());
-                bytes.extend_from_slice(&answer);
-                if write_half.write_all(&bytes).await.is_err() || write_half.flush().await.is_err()
-                {
+/// A connection's requests read and answered in turn, until the client closes it, an answer
+/// closes it or the broker shuts down. Owned by the connection's task.
+///
+/// While the connection waits for its next request (most of its life, at scale), its task
+/// holds this and the future of [`ConnectionTask::serve`]: the frame reader (no buffer while
+/// idle, [`FrameReader`]), the shutdown watch and the [`Responder`]. Answering a request is
+/// a future of its own, boxed for as long as the request takes: it holds the handlers' state
+/// machine (KiBs: the largest of every API's), the response being written and a throttle's
+/// timer, and inline they would sit in every connection's task, idle or not. That is one
+/// allocation per request, as when only the handler was boxed.
+struct ConnectionTask<R, W> {
+    reader: FrameReader<R>,
+    responder: Responder<W>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<R: AsyncRead + Unpin, W: FrameSink> ConnectionTask<R, W> {
+    fn new(
+        read_half: R,
+        write_half: W,
+        connection: Connection,
+        security: Arc<ListenerSecurity>,
+        broker: Arc<Broker>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            reader: FrameReader::new(read_half),
+            responder: Responder::new(write_half, connection, security, broker),
+            shutdown,
+        }
+    }
+
+    async fn serve(&mut self) {
+        let Self {
+            reader,
+            responder,
+            shutdown,
+        } = self;
+        let max = responder.broker.config.socket_request_max_bytes();
+        loop {
+            let limit = if responder.exchange.is_some() {
+                max.min(MAX_UNAUTHENTICATED_FRAME)
+            } else {
+                max
+            };
+            let frame = tokio::select! {
+                f = reader.read_frame(limit) => f,
+                _ = shutdown.changed() => return,
+            };
+            let frame = match frame {
+                Ok(f) => f,
+                Err(FrameError::Closed) => return,
+                Err(e) => {
+                    responder.broker.metrics.protocol_errors.inc();
+                    tracing::warn!(peer = %responder.peer(), error = %e, "closing connection");
                     return;
                 }
-                continue;
+            };
+            if Box::pin(responder.respond(frame, shutdown))
+                .await
+                .is_break()
+            {
+                return;
             }
         }
+    }
+}
+
+/// The side of a connection that answers its requests: the writer, the handlers' view of the
+/// connection ([`Connection`]) and where its SASL authentication stands. Lives as long as the
+/// connection; owned by its task.
+struct Responder<W> {
+    write_half: W,
+    connection: Connection,
+    security: Arc<ListenerSecurity>,
+    broker: Arc<Broker>,
+    /// `Some` until a SASL listener's client has authenticated (and again while it
+    /// re-authenticates). Boxed: a mechanism's state is larger than all the rest, and most
+    /// connections never have one.
+    exchange: Option<Box<Exchange>>,
+    /// KIP-368: when the authentication stops being valid.
+    session_ends: Option<Instant>,
+    /// Whether the exchange under way is a re-authentication (which must keep the principal).
+    reauthenticating: bool,
+}
+
+impl<W: FrameSink> Responder<W> {
+    fn new(
+        write_half: W,
+        connection: Connection,
+        security: Arc<ListenerSecurity>,
+        broker: Arc<Broker>,
+    ) -> Self {
+        Self {
+            write_half,
+            connection,
+            exchange: security
+                .sasl
+                .as_ref()
+                .map(|_| Box::new(Exchange::AwaitHandshake)),
+            security,
+            broker,
+            session_ends: None,
+            reauthenticating: false,
+        }
+    }
+
+    /// The client's address for log lines (`0.0.0.0:0` when unknown).
+    fn peer(&self) -> SocketAddr {
+        self.connection
+            .peer
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Answers one request frame (a SASL token after a v0 handshake is a bare frame), then
+    /// mutes the connection for as long as a quota throttles it. `Break` closes the connection.
+    async fn respond(
+        &mut self,
+        frame: Bytes,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> ControlFlow<()> {
+        if self.security.sasl.is_some()
+            && self.exchange.as_ref().is_some_and(|e| e.awaits_raw_token())
+        {
+            return self.raw_token(&frame).await;
+        }
+        let (broker, security, peer) = (&*self.broker, &*self.security, self.peer());
+        let scram =
+            |user: &str, mechanism: ScramMechanism| scram_credential(broker, user, mechanism);
         let started = Instant::now();
         let mut close_after = false;
         let mut throttle = Duration::ZERO;
@@ -261,42 +358,40 @@ async fn serve_connection<R, W>(
         let response = match protocol::decode_request(frame) {
             Ok(request) => {
                 let api = request.api_key;
-                if sent_before_a_lapse(broker, &connection, api) {
+                if sent_before_a_lapse(broker, &self.connection, api) {
                     broker.metrics.stale_connections_closed.inc();
                     tracing::warn!(%peer, api = api_label(api), "an offset commit arrived on a connection opened before this broker was cut off from the metadata quorum (its registration lease lapsed since); closing the connection unanswered, as the client may have given up on the request and committed elsewhere since");
-                    return;
+                    return ControlFlow::Break(());
                 }
                 let version = request.header.request_api_version;
                 let correlation_id = request.header.correlation_id;
-                let quota = QuotaRequest::of(broker, &request, &connection, frame_len);
-                let request_quota = RequestQuota::of(broker, &request, &connection);
+                let quota = QuotaRequest::of(broker, &request, &self.connection, frame_len);
+                let request_quota = RequestQuota::of(broker, &request, &self.connection);
                 let mut handling = Duration::ZERO;
                 let api_name = api_label(api);
                 broker.metrics.requests.with_label_values(&[api_name]).inc();
-                if let (None, Some(sasl)) = (&exchange, &security.sasl) {
+                if let (None, Some(sasl)) = (&self.exchange, &security.sasl) {
                     if sasl.max_reauth.is_some()
                         && matches!(request.body, RequestKind::SaslHandshake(_))
                     {
                         // A client re-authenticating (KIP-368) before its session ends.
-                        exchange = Some(Exchange::AwaitHandshake);
-                        reauthenticating = true;
-                    } else if session_ends.is_some_and(|end| Instant::now() >= end) {
-                        tracing::info!(%peer, listener = %security.name, principal = %connection.principal, "SASL session expired without re-authentication (connections.max.reauth.ms); closing connection");
-                        return;
+                        self.exchange = Some(Box::new(Exchange::AwaitHandshake));
+                        self.reauthenticating = true;
+                    } else if self.session_ends.is_some_and(|end| Instant::now() >= end) {
+                        tracing::info!(%peer, listener = %security.name, principal = %self.connection.principal, "SASL session expired without re-authentication (connections.max.reauth.ms); closing connection");
+                        return ControlFlow::Break(());
                     }
                 }
-                let step = match (&mut exchange, &security.sasl) {
+                let step = match (&mut self.exchange, &security.sasl) {
                     (Some(state), Some(sasl)) => {
                         state.on_request(sasl, &request.body, version, &scram)
                     }
                     _ => Step::Serve,
                 };
                 let body = match step {
-                    // Boxed: the handlers' state machine is tens of KiB (the largest of
-                    // every API's), and inline it would sit in every connection's task,
-                    // idle or not. Allocated per request instead, and freed with it.
                     Step::Serve => {
-                        let handler = Box::pin(handlers::handle(broker, request, &connection));
+                        let handler =
+                            std::pin::pin!(handlers::handle(broker, request, &self.connection));
                         let (body, busy) = crate::quota::Timed::new(handler).await;
                         handling = busy;
                         body
@@ -305,35 +400,36 @@ async fn serve_connection<R, W>(
                         match after {
                             After::Continue => {}
                             After::Authenticated(principal, _)
-                                if reauthenticating && principal != connection.principal =>
+                                if self.reauthenticating
+                                    && principal != self.connection.principal =>
                             {
                                 broker.metrics.authentication_failed(&security.name);
-                                tracing::info!(%peer, listener = %security.name, from = %connection.principal, to = %principal, "re-authentication changed the principal; closing connection");
+                                tracing::info!(%peer, listener = %security.name, from = %self.connection.principal, to = %principal, "re-authentication changed the principal; closing connection");
                                 if let ResponseKind::SaslAuthenticate(r) = body.as_mut() {
                                     r.error_code = kafka_protocol::error::ResponseError::SaslAuthenticationFailed.code();
                                     r.error_message = Some(kafka_protocol::protocol::StrBytes::from_string(format!(
                                         "Cannot change principals during re-authentication from {}: {principal}",
-                                        connection.principal
+                                        self.connection.principal
                                     )));
                                 }
                                 close_after = true;
                             }
                             After::Authenticated(principal, expires) => {
-                                if reauthenticating {
+                                if self.reauthenticating {
                                     broker.metrics.reauthentication_succeeded(&security.name);
                                 } else {
                                     broker.metrics.authentication_succeeded(&security.name);
                                 }
-                                tracing::debug!(%peer, %principal, reauthenticating, "authenticated");
-                                connection.principal = principal;
-                                exchange = None;
-                                reauthenticating = false;
-                                session_ends = security
+                                tracing::debug!(%peer, %principal, reauthenticating = self.reauthenticating, "authenticated");
+                                self.connection.principal = principal;
+                                self.exchange = None;
+                                self.reauthenticating = false;
+                                self.session_ends = security
                                     .sasl
                                     .as_ref()
                                     .and_then(|sasl| session_end(sasl, expires));
                                 if let (ResponseKind::SaslAuthenticate(r), Some(end)) =
-                                    (body.as_mut(), session_ends)
+                                    (body.as_mut(), self.session_ends)
                                 {
                                     // v1+: the client re-authenticates before this.
                                     let left = end.saturating_duration_since(Instant::now());
@@ -353,7 +449,7 @@ async fn serve_connection<R, W>(
                     Step::Refuse(state) => {
                         broker.metrics.protocol_errors.inc();
                         tracing::warn!(%peer, listener = %security.name, api = api_name, "request before SASL authentication ({state}); closing connection");
-                        return;
+                        return ControlFlow::Break(());
                     }
                 };
                 broker
@@ -369,8 +465,8 @@ async fn serve_connection<R, W>(
                     if let Some(request_quota) = request_quota {
                         throttle = throttle.max(request_quota.apply(broker, handling, None));
                     }
-                    mute(throttle, &mut shutdown).await;
-                    continue;
+                    mute(throttle, shutdown).await;
+                    return ControlFlow::Continue(());
                 };
                 if let Some(quota) = quota {
                     throttle = quota.apply(broker, Some(&mut body));
@@ -379,7 +475,8 @@ async fn serve_connection<R, W>(
                     throttle = throttle.max(request_quota.apply(broker, handling, Some(&mut body)));
                 }
                 throttle = throttle.max(mutation_throttle(&body));
-                let slices = connection
+                let slices = self
+                    .connection
                     .file_slices
                     .as_ref()
                     .map(|s| std::mem::take(&mut *s.lock()))
@@ -408,7 +505,7 @@ async fn serve_connection<R, W>(
             Err(e) => {
                 broker.metrics.protocol_errors.inc();
                 tracing::warn!(%peer, error = %e, "closing connection");
-                return;
+                return ControlFlow::Break(());
             }
         };
         let frame = match response {
@@ -424,23 +521,76 @@ async fn serve_connection<R, W>(
             }
             Err(e) => {
                 tracing::error!(%peer, error = %e, "encoding a response failed; closing connection");
-                return;
+                return ControlFlow::Break(());
             }
         };
         // A TCP half's flush does nothing; a TLS stream's sends what it still buffers.
         let written = async {
-            frame.write_to(&mut write_half).await?;
-            write_half.flush().await
+            frame.write_to(&mut self.write_half).await?;
+            self.write_half.flush().await
         };
         if let Err(e) = written.await {
             tracing::debug!(%peer, error = %e, "writing a response failed");
-            return;
+            return ControlFlow::Break(());
         }
         if close_after {
-            return;
+            return ControlFlow::Break(());
         }
-        mute(throttle, &mut shutdown).await;
+        mute(throttle, shutdown).await;
+        ControlFlow::Continue(())
     }
+
+    /// After a v0 SaslHandshake, tokens and answers are bare frames (PLAIN's answer is
+    /// empty); a failure closes the connection without one, as in Kafka.
+    async fn raw_token(&mut self, token: &[u8]) -> ControlFlow<()> {
+        let (broker, security, peer) = (&*self.broker, &*self.security, self.peer());
+        let scram =
+            |user: &str, mechanism: ScramMechanism| scram_credential(broker, user, mechanism);
+        let (Some(state), Some(sasl)) = (&mut self.exchange, &security.sasl) else {
+            return ControlFlow::Continue(());
+        };
+        let (answer, principal) = match state.token(sasl, token, &scram) {
+            Ok(TokenStep::Continue(challenge)) => (challenge, None),
+            Ok(TokenStep::Done(principal, last, expires)) => {
+                self.session_ends = session_end(sasl, expires);
+                (last, Some(principal))
+            }
+            Err(e) => {
+                broker.metrics.authentication_failed(&security.name);
+                tracing::info!(%peer, listener = %security.name, error = %e, "SASL authentication failed; closing connection");
+                return ControlFlow::Break(());
+            }
+        };
+        if let Some(principal) = principal {
+            broker.metrics.authentication_succeeded(&security.name);
+            self.connection.principal = principal;
+            self.exchange = None;
+        }
+        let mut bytes = Vec::with_capacity(4 + answer.len());
+        bytes.extend_from_slice(&(answer.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&answer);
+        if self.write_half.write_all(&bytes).await.is_err()
+            || self.write_half.flush().await.is_err()
+        {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The SCRAM credential of `user` for `mechanism`, from the metadata image.
+fn scram_credential(
+    broker: &Broker,
+    user: &str,
+    mechanism: ScramMechanism,
+) -> Option<crate::controller::image::ScramCredential> {
+    broker
+        .replicas
+        .image()
+        .scram_credentials
+        .get(user)
+        .and_then(|by_mechanism| by_mechanism.get(mechanism.name()))
+        .cloned()
 }
 
 /// When a SASL session authenticated now ends (KIP-368): after `connections.max.reauth.ms`, or
@@ -672,24 +822,39 @@ mod tests {
     use super::*;
 
     /// What an idle connection costs lives mostly in its task: the future of
-    /// [`serve_connection`] is allocated once per connection for as long as it is open. The
-    /// request handlers' state machine is boxed per request, so it is not part of it.
+    /// [`serve_plaintext`] is allocated once per connection for as long as it is open.
+    /// Answering a request (the handlers' state machine, the response being written, a
+    /// throttle's timer) is boxed while it lasts, and a TLS listener's connections are tasks
+    /// of another type, so neither is part of it.
     #[tokio::test]
     async fn an_idle_connection_task_is_small() {
         let dir = tempfile::tempdir().unwrap();
         let broker = crate::handlers::tests::broker(dir.path()).await;
-        let security = ListenerSecurity::plaintext("PLAINTEXT");
-        let (_client, server) = tokio::io::duplex(64);
-        let (read_half, write_half) = tokio::io::split(server);
+        let security = Arc::new(ListenerSecurity::plaintext("PLAINTEXT"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let limits = ConnectionQuotas::listener(&broker.config, &security.name, false);
+        let admitted = broker.connections.admit(&limits, peer.ip()).unwrap();
         let (_shutdown_tx, shutdown) = watch::channel(false);
-        let task = serve_connection(
-            read_half,
-            write_half,
-            Connection::default(),
-            &security,
-            &broker,
-            shutdown,
+        let task = serve_plaintext(
+            stream,
+            peer,
+            security.clone(),
+            broker.clone(),
+            shutdown.clone(),
+            admitted,
         );
+        let (_other_end, server) = tokio::io::duplex(64);
+        let mut responder = Responder::new(
+            server,
+            Connection::default(),
+            security.clone(),
+            broker.clone(),
+        );
+        let mut shutdown_for_request = shutdown;
         let request = protocol::DecodedRequest {
             header: kafka_protocol::messages::RequestHeader::default()
                 .with_request_api_key(ApiKey::ApiVersions as i16)
@@ -698,17 +863,21 @@ mod tests {
             body: RequestKind::ApiVersions(Default::default()),
         };
         let connection = Connection::default();
-        let handler = handlers::handle(&broker, request, &connection);
-        let (task_bytes, handler_bytes) = (
-            std::mem::size_of_val(&task),
-            std::mem::size_of_val(&handler),
+        let handler_bytes = std::mem::size_of_val(&handlers::handle(&broker, request, &connection));
+        let task_bytes = std::mem::size_of_val(&task);
+        let request_bytes =
+            std::mem::size_of_val(&responder.respond(Bytes::new(), &mut shutdown_for_request));
+        eprintln!(
+            "connection task {task_bytes} bytes; answering a request {request_bytes} bytes, of \
+             which the handlers' {handler_bytes}"
         );
-        eprintln!("connection future {task_bytes} bytes, handler future {handler_bytes} bytes");
-        // ~2.2 KiB: the connection's own state (SASL exchange, quota and throttle timers, the
-        // frame reader); the handlers' future inline would add its whole size.
+        // The connection's own state (the handlers' view of it, the frame reader, the
+        // shutdown watch and a wait for it, its place in the connection quotas): a few
+        // hundred bytes.
         assert!(
-            task_bytes <= 3072 && task_bytes < handler_bytes,
-            "a connection's future grew to {task_bytes} bytes (the handlers' is {handler_bytes})"
+            task_bytes <= 768 && task_bytes < handler_bytes,
+            "a connection's task grew to {task_bytes} bytes (the handlers' future is \
+             {handler_bytes}, answering a request {request_bytes})"
         );
     }
 }

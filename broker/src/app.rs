@@ -227,7 +227,7 @@ impl Advertised {
         let all: Vec<ListenerEndpoint> = listeners
             .iter()
             .map(|l| ListenerEndpoint {
-                name: l.security.name.clone(),
+                name: l.security.name.to_string(),
                 host: l.advertised.host.clone(),
                 port: l.advertised.port,
             })

@@ -49,7 +49,7 @@ struct Counts {
     /// Client connections of every listener but the inter-broker one.
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
-    per_listener: HashMap<String, usize>,
+    per_listener: HashMap<Arc<str>, usize>,
 }
 
 #[derive(Debug)]
@@ -78,7 +78,8 @@ impl Pacing {
 /// One listener's limits (its `listener.name.<name>.` settings).
 #[derive(Debug)]
 pub struct ListenerLimits {
-    name: String,
+    /// Shared with every connection admitted on the listener (no copy of the name each).
+    name: Arc<str>,
     inter_broker: bool,
     max: Option<usize>,
     rate: Option<Pacing>,
@@ -96,7 +97,7 @@ pub struct TooManyFromAddress {
 pub struct Admitted {
     quotas: Arc<ConnectionQuotas>,
     ip: IpAddr,
-    listener: String,
+    listener: Arc<str>,
     counted_in_total: bool,
 }
 
@@ -154,7 +155,7 @@ impl ConnectionQuotas {
                 .unwrap_or(UNLIMITED)
         };
         ListenerLimits {
-            name: name.to_string(),
+            name: name.into(),
             inter_broker,
             max: limit(setting("max.connections")),
             rate: Pacing::new(setting("max.connection.creation.rate")),
@@ -277,6 +278,19 @@ mod tests {
         assert!(q.admit(&plain, "::1".parse().unwrap()).is_err());
         drop(a);
         assert!(q.admit(&plain, one).is_ok());
+    }
+
+    #[test]
+    fn an_admitted_connection_shares_its_listeners_name() {
+        // Held for as long as the connection is open: a copy of the name each would be an
+        // allocation per connection.
+        let q = quotas(None, "");
+        let plain = listener("PLAINTEXT", false);
+        let admitted = q.admit(&plain, "127.0.0.1".parse().unwrap()).unwrap();
+        assert!(Arc::ptr_eq(&admitted.listener, &plain.name));
+        assert_eq!(q.counts.lock().per_listener.get("PLAINTEXT"), Some(&1));
+        drop(admitted);
+        assert!(q.counts.lock().per_listener.is_empty());
     }
 
     #[tokio::test]

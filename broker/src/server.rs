@@ -47,7 +47,7 @@ pub async fn run(
 ) {
     // The inter-broker listener is the one whose advertised address the broker registers.
     let inter_broker = broker.listeners.iter().any(|l| {
-        l.name == security.name
+        l.name == *security.name
             && l.host == broker.advertised.host
             && l.port == broker.advertised.port
     });
@@ -821,6 +821,20 @@ pub fn api_label(api: ApiKey) -> &'static str {
 mod tests {
     use super::*;
 
+    /// What a connection holds of its listener's name and its (anonymous) principal is no
+    /// allocation of its own.
+    #[tokio::test]
+    async fn a_new_connection_shares_its_listeners_name_and_starts_anonymous() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::handlers::tests::broker(dir.path()).await;
+        let security = ListenerSecurity::plaintext("PLAINTEXT");
+        let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
+        let connection = accepted_connection(peer, &security, &broker);
+        assert!(Arc::ptr_eq(&connection.listener, &security.name));
+        assert_eq!(connection.principal, Principal::anonymous());
+        assert_eq!(connection.peer, Some(peer));
+    }
+
     /// What an idle connection costs lives mostly in its task: the future of
     /// [`serve_plaintext`] is allocated once per connection for as long as it is open.
     /// Answering a request (the handlers' state machine, the response being written, a
@@ -872,10 +886,11 @@ mod tests {
              which the handlers' {handler_bytes}"
         );
         // The connection's own state (the handlers' view of it, the frame reader, the
-        // shutdown watch and a wait for it, its place in the connection quotas): a few
-        // hundred bytes.
+        // shutdown watch and a wait for it, its place in the connection quotas): 528 bytes
+        // in a test build when this was written, and tokio's task cell around it (112 bytes
+        // more, in steps of 128) 640 bytes in a release build.
         assert!(
-            task_bytes <= 768 && task_bytes < handler_bytes,
+            task_bytes <= 640 && task_bytes < handler_bytes,
             "a connection's task grew to {task_bytes} bytes (the handlers' future is \
              {handler_bytes}, answering a request {request_bytes})"
         );

@@ -128,7 +128,7 @@ pub struct Connection {
     pub peer: Option<SocketAddr>,
     /// The listener name (`PLAINTEXT`, `SASL_SSL`, ...): Metadata, DescribeCluster and
     /// FindCoordinator answer with the brokers' endpoints of this listener.
-    pub listener: String,
+    pub listener: Arc<str>,
     /// `User:ANONYMOUS`, the SASL user, or the TLS client certificate's mapped name.
     pub principal: Principal,
     /// The authorizer, when `authorizer.class.name` is set.
@@ -148,7 +148,7 @@ impl Default for Connection {
     fn default() -> Self {
         Self {
             peer: None,
-            listener: "PLAINTEXT".to_string(),
+            listener: "PLAINTEXT".into(),
             principal: Principal::anonymous(),
             authorizer: None,
             lease_lapses: 0,
@@ -202,7 +202,7 @@ pub async fn handle(
     connection: &Connection,
 ) -> Option<ResponseKind> {
     let peer = connection.peer;
-    let listener = connection.listener.as_str();
+    let listener = &*connection.listener;
     let version = request.header.request_api_version;
     let client = ClientInfo {
         client_id: request

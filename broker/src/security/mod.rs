@@ -12,6 +12,9 @@ pub mod sasl;
 pub mod scram;
 pub mod tls;
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use crate::config::listeners::{ListenerSpec, SecurityProtocol};
 use crate::config::BrokerConfig;
 
@@ -39,25 +42,28 @@ pub enum SecurityError {
 /// Who a connection is, as Kafka names principals: `User:alice` after SASL, the mapped
 /// subject of the client certificate on SSL (`User:CN=alice,O=Example` by default),
 /// `User:ANONYMOUS` on a listener without authentication.
+///
+/// The anonymous principal is borrowed: every connection starts as it, and an allocation each
+/// would be held by every idle connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal(String);
+pub struct Principal(Cow<'static, str>);
 
 impl Principal {
     /// `User:ANONYMOUS`.
     pub fn anonymous() -> Self {
-        Principal("User:ANONYMOUS".to_string())
+        Principal(Cow::Borrowed("User:ANONYMOUS"))
     }
 
     /// `User:<name>`.
     pub fn user(name: &str) -> Self {
-        Principal(format!("User:{name}"))
+        Principal(Cow::Owned(format!("User:{name}")))
     }
 
     /// The name without its type (`alice` of `User:alice`): what user quotas are set on.
     pub fn name(&self) -> &str {
         self.0
             .split_once(':')
-            .map_or(self.0.as_str(), |(_, name)| name)
+            .map_or(self.as_str(), |(_, name)| name)
     }
 
     /// `User:alice`.
@@ -75,8 +81,8 @@ impl std::fmt::Display for Principal {
 /// One listener's name, protocol, TLS config and SASL config.
 #[derive(Debug)]
 pub struct ListenerSecurity {
-    /// The listener name (`SASL_SSL`).
-    pub name: String,
+    /// The listener name (`SASL_SSL`); shared with each of its connections.
+    pub name: Arc<str>,
     /// Its security protocol.
     pub protocol: SecurityProtocol,
     /// TLS, on SSL and SASL_SSL listeners.
@@ -116,7 +122,7 @@ impl ListenerSecurity {
             })
             .transpose()?;
         Ok(Self {
-            name,
+            name: name.into(),
             protocol: spec.protocol,
             tls,
             sasl,
@@ -128,12 +134,28 @@ impl ListenerSecurity {
     /// A PLAINTEXT listener named `name` (tests, and the `--listen` shorthand).
     pub fn plaintext(name: &str) -> Self {
         Self {
-            name: name.to_string(),
+            name: name.into(),
             protocol: SecurityProtocol::Plaintext,
             tls: None,
             sasl: None,
             principal_mapper: None,
             authorizer: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_anonymous_principal_is_not_allocated_and_names_like_any_other() {
+        let anonymous = Principal::anonymous();
+        assert!(matches!(anonymous.0, Cow::Borrowed(_)));
+        assert_eq!(anonymous.as_str(), "User:ANONYMOUS");
+        assert_eq!(anonymous.name(), "ANONYMOUS");
+        assert_eq!(anonymous, Principal::user("ANONYMOUS"));
+        assert_ne!(anonymous, Principal::user("alice"));
+        assert_eq!(Principal::user("alice").name(), "alice");
     }
 }

@@ -436,15 +436,6 @@ fn assignment(consumer: &TxnConsumer) -> BTreeSet<i32> {
         .unwrap_or_default()
 }
 
-/// A batch the processor drops instead of processing.
-#[derive(Debug)]
-struct Dropped {
-    /// What was polled.
-    batch: Batch,
-    /// The assignment changed while polling (else a partition's position jumped).
-    reassigned: bool,
-}
-
 /// Polls up to [`MAX_BATCH`] records for [`BATCH_TIME`]. `Err` with what was polled when the
 /// consumer's position moved under the batch (the assignment changed, or a partition
 /// restarted from its committed offset after a rebalance): the caller drops the batch and
@@ -453,7 +444,7 @@ fn poll_batch(
     consumer: &TxnConsumer,
     processor: usize,
     record: &Mutex<TxnRecord>,
-) -> Result<Batch, Dropped> {
+) -> Result<Batch, Batch> {
     let held = assignment(consumer);
     let acknowledged = {
         let mut r = record.lock().unwrap();
@@ -475,8 +466,7 @@ fn poll_batch(
                 .get(&m.partition())
                 .is_some_and(|(_, next)| *next != m.offset())
             {
-                let reassigned = assignment(consumer) != held;
-                return Err(Dropped { batch, reassigned });
+                return Err(batch);
             }
             let below = acknowledged
                 .get(&m.partition())
@@ -503,10 +493,7 @@ fn poll_batch(
     if assignment(consumer) == held {
         Ok(batch)
     } else {
-        Err(Dropped {
-            batch,
-            reassigned: true,
-        })
+        Err(batch)
     }
 }
 
@@ -600,10 +587,7 @@ fn rewind(
             note(
                 TXN_DEBUG,
                 &format!("processor-{processor}"),
-                format_args!(
-                    "rewind: OffsetFetch failed ({e}), seek to the batch's start {:?}",
-                    batch.ranges
-                ),
+                format_args!("rewind: OffsetFetch failed ({e}), batch {:?}", batch.ranges),
             );
             for p in batch.ranges.keys().filter(|p| seeks(**p)) {
                 if let Some(offset) = batch_start(*p) {
@@ -630,27 +614,13 @@ fn process(processor: usize, target: &TxnTarget, record: &Mutex<TxnRecord>, me: 
         me.enter("poll");
         let batch = match poll_batch(&consumer, processor, record) {
             Ok(batch) => batch,
-            Err(dropped) => {
+            Err(partial) => {
                 note(
                     TXN_DEBUG,
                     &format!("processor-{processor}"),
-                    format_args!(
-                        "batch dropped ({}): {:?}",
-                        if dropped.reassigned {
-                            "reassigned"
-                        } else {
-                            "position moved"
-                        },
-                        dropped.batch.ranges
-                    ),
+                    format_args!("batch dropped: {:?}", partial.ranges),
                 );
-                rewind(
-                    &consumer,
-                    &target.input.topic,
-                    &dropped.batch,
-                    processor,
-                    record,
-                );
+                rewind(&consumer, &target.input.topic, &partial, processor, record);
                 continue;
             }
         };

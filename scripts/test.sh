@@ -31,6 +31,10 @@ if [ -n "${CI:-}" ]; then
     export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 fi
 
+# Free space where the build and the tests write, for the summary: a full disk fails steps
+# (a build, a node's pods) in ways that do not say so.
+free_space() { df -h --output=avail . 2>/dev/null | tail -n 1 | tr -d ' '; }
+free_at_start="$(free_space)"
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 step_results=()
@@ -89,9 +93,14 @@ if [ "$build_ok" -eq 1 ]; then
 else
     skip_step "weir-bench smoke" "the broker did not build"
 fi
+# fuzz TARGET: one bounded fuzz run, its output kept for the summary's reasons.
+fuzz() {
+    FUZZ_TARGET="$1" bash scripts/fuzz.sh 2>&1 | tee "$logs/fuzz-$1.log"
+    return "${PIPESTATUS[0]}"
+}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
-    run_step "fuzz decode_request (${FUZZ_SECONDS}s)" bash scripts/fuzz.sh
-    run_step "fuzz sasl_messages (${FUZZ_SECONDS}s)" env FUZZ_TARGET=sasl_messages bash scripts/fuzz.sh
+    run_step "fuzz decode_request (${FUZZ_SECONDS}s)" fuzz decode_request
+    run_step "fuzz sasl_messages (${FUZZ_SECONDS}s)" fuzz sasl_messages
 else
     skip_step "fuzz decode_request" "FUZZ_SECONDS=0"
     skip_step "fuzz sasl_messages" "FUZZ_SECONDS=0"
@@ -110,6 +119,7 @@ fi
 
 printf '\n===== summary =====\n'
 printf '%s\n' "${step_results[@]}"
+printf 'disk: %s free at the start, %s at the end\n' "$free_at_start" "$(free_space)"
 if [ -f "$logs/cargo-test.log" ]; then
     grep -E '^test .* FAILED$' "$logs/cargo-test.log" | sed 's/^/  failed: /' || true
     # Why each failed: the first lines of every panic message, so a CI summary that shows
@@ -118,6 +128,12 @@ if [ -f "$logs/cargo-test.log" ]; then
          n > 0 && (/^note: run with/ || /^stack backtrace:/) { n = 0; next }
          n > 0 { print "    " $0; n-- }' "$logs/cargo-test.log" | head -n 60 || true
 fi
+# Why a fuzz run failed, when its build did (the compiler's or cargo's first errors) or it
+# found something (libFuzzer's summary line).
+for f in "$logs"/fuzz-*.log; do
+    [ -f "$f" ] || continue
+    grep -m 4 -E '^(error(\[|:)|SUMMARY: |==[0-9]+== ERROR)' "$f" | sed "s|^|  $(basename "$f" .log): |" || true
+done
 if [ "$failed" -ne 0 ]; then
     echo "RESULT: FAILED"
 else

@@ -143,6 +143,61 @@ impl RealNode {
         &self.dir_path
     }
 
+    /// What a failed wait on the node needs said: the node's conditions (disk or memory
+    /// pressure), every pod with its phase, the namespace's recent events, the free space
+    /// under the node's directory, and the last lines of the containers' logs in
+    /// `namespace`. Best effort: a command that fails adds its error instead.
+    pub fn diagnose(&self, namespace: &str) -> String {
+        let kubectl = |args: &[&str]| -> String {
+            match Command::new(self.kubectl())
+                .env("KUBECONFIG", self.kubeconfig_path())
+                .args(args)
+                .output()
+            {
+                Ok(o) => format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+                Err(e) => format!("kubectl {args:?}: {e}\n"),
+            }
+        };
+        let conditions = kubectl(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*].status.conditions[*]}{.type}={.status} {end}",
+        ]);
+        let pods = kubectl(&["get", "pods", "-A", "-o", "wide"]);
+        let events = kubectl(&["get", "events", "-n", namespace, "--sort-by=.lastTimestamp"]);
+        let events: Vec<&str> = events.lines().collect();
+        let events = events[events.len().saturating_sub(25)..].join("\n");
+        let logs = kubectl(&[
+            "logs",
+            "-n",
+            namespace,
+            "--all-containers",
+            "--prefix",
+            "--tail=15",
+            "-l",
+            "app.kubernetes.io/name",
+        ]);
+        let df = Command::new("df")
+            .args(["-h", "--output=avail,pcent"])
+            .arg(&self.dir_path)
+            .output()
+            .map(|o| {
+                let out = String::from_utf8_lossy(&o.stdout).into_owned();
+                out.lines().last().unwrap_or_default().trim().to_string()
+            })
+            .unwrap_or_else(|e| format!("df: {e}"));
+        // The first line says the most: a node under pressure, a full disk.
+        format!(
+            "node: {}; free under the node's directory (available, used): {df}\npods:\n{pods}\nlast events in {namespace}:\n{events}\n\nlogs in {namespace}:\n{logs}",
+            conditions.trim()
+        )
+    }
+
     /// A value of the environment file `up` wrote (see `scripts/kube-node.sh`).
     pub fn var(&self, key: &str) -> &str {
         self.env

@@ -172,25 +172,34 @@ fn helm_install(node: &RealNode, image: &str) {
         "chart-tools.sh bin-dir",
     );
     let (repository, tag) = image.rsplit_once(':').expect("image with a tag");
-    run(
-        Command::new(Path::new(tools.trim()).join("helm"))
-            .env("KUBECONFIG", node.kubeconfig_path())
-            .args(["install", "weir"])
-            .arg(workspace().join("charts/weir"))
-            .args(["--namespace", "weir-system", "--create-namespace"])
-            .args(["--set", &format!("image.repository={repository}")])
-            .args(["--set", &format!("image.tag={tag}")])
-            .args(["--set", "replicas=1"])
-            // Dashboards and the plain-Prometheus rules and scrape jobs (this node has no
-            // Prometheus Operator, so no PodMonitor or PrometheusRule renders).
-            .args(["--set", "monitoring.enabled=true"])
-            // The alert the test provokes fires after seconds, not the default 5 minutes.
-            .args(["--set", "monitoring.alerts.underReplicatedFor=10s"])
-            // The node's kubelet refreshes mounted Secrets every 10 s (scripts/kube-node.sh):
-            // a CA renewal's phases need not wait the default two minutes each.
-            .args(["--set", "certificateSettleSeconds=20"])
-            .args(["--wait", "--timeout", "5m"]),
-        "helm install",
+    let output = Command::new(Path::new(tools.trim()).join("helm"))
+        .env("KUBECONFIG", node.kubeconfig_path())
+        .args(["install", "weir"])
+        .arg(workspace().join("charts/weir"))
+        .args(["--namespace", "weir-system", "--create-namespace"])
+        .args(["--set", &format!("image.repository={repository}")])
+        .args(["--set", &format!("image.tag={tag}")])
+        .args(["--set", "replicas=1"])
+        // Dashboards and the plain-Prometheus rules and scrape jobs (this node has no
+        // Prometheus Operator, so no PodMonitor or PrometheusRule renders).
+        .args(["--set", "monitoring.enabled=true"])
+        // The alert the test provokes fires after seconds, not the default 5 minutes.
+        .args(["--set", "monitoring.alerts.underReplicatedFor=10s"])
+        // The node's kubelet refreshes mounted Secrets every 10 s (scripts/kube-node.sh):
+        // a CA renewal's phases need not wait the default two minutes each.
+        .args(["--set", "certificateSettleSeconds=20"])
+        .args(["--wait", "--timeout", "5m"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running helm");
+    // The chart's pods not ready in time says nothing of why: the node's state does.
+    assert!(
+        output.status.success(),
+        "helm install failed ({}):\n{}\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim(),
+        node.diagnose("weir-system"),
+        String::from_utf8_lossy(&output.stdout),
     );
 }
 

@@ -350,11 +350,25 @@ impl Report {
             .backwards
             .iter()
             .map(|b| {
+                // Whether a member's commit put the lower offset there (a client committing
+                // an old position) or no acknowledged commit did (the coordinator's state).
+                let by: Vec<String> = record
+                    .commits
+                    .iter()
+                    .filter(|c| c.partition == b.partition && c.offset == b.to)
+                    .map(|c| format!("member {} at {:.1}s", c.member, at(c.at)))
+                    .collect();
+                let by = if by.is_empty() {
+                    "no acknowledged commit of it".to_string()
+                } else {
+                    format!("committed by {}", by.join(", "))
+                };
                 format!(
-                    "partition {}: committed offset {} (seen at {:.1}s) then {} at {:.1}s from coordinator {}",
+                    "partition {}: committed offset {} (seen at {:.1}s from coordinator {}) then {} at {:.1}s from coordinator {} ({by})",
                     b.partition,
                     b.from,
                     at(b.from_at),
+                    b.from_coordinator,
                     b.to,
                     at(b.at),
                     b.coordinator

@@ -66,6 +66,8 @@ pub struct Backwards {
     pub partition: i32,
     pub from: i64,
     pub from_at: Instant,
+    /// The coordinator that answered `from`.
+    pub from_coordinator: i32,
     pub to: i64,
     pub at: Instant,
     pub coordinator: i32,
@@ -98,7 +100,7 @@ pub struct Record {
     pub holdings: Vec<Vec<Holding>>,
     pub backwards: Vec<Backwards>,
     /// The highest committed offset the watcher saw per partition, and when.
-    pub watched: BTreeMap<i32, (i64, Instant)>,
+    pub watched: BTreeMap<i32, (i64, Instant, i32)>,
 }
 
 /// The shared record.
@@ -490,18 +492,21 @@ fn watch(target: &Target, record: &Shared, running: &AtomicBool) {
                 let mut r = record.lock().unwrap();
                 for (partition, offset) in offsets {
                     match r.watched.get(&partition).copied() {
-                        Some((seen, seen_at)) if offset < seen => r.backwards.push(Backwards {
-                            partition,
-                            from: seen,
-                            from_at: seen_at,
-                            to: offset,
-                            at,
-                            coordinator: id,
-                        }),
-                        Some((seen, _)) if offset == seen => {}
+                        Some((seen, seen_at, seen_from)) if offset < seen => {
+                            r.backwards.push(Backwards {
+                                partition,
+                                from: seen,
+                                from_at: seen_at,
+                                from_coordinator: seen_from,
+                                to: offset,
+                                at,
+                                coordinator: id,
+                            })
+                        }
+                        Some((seen, _, _)) if offset == seen => {}
                         _ if offset < 0 => {}
                         _ => {
-                            r.watched.insert(partition, (offset, at));
+                            r.watched.insert(partition, (offset, at, id));
                         }
                     }
                 }

@@ -363,6 +363,23 @@ impl Report {
                 } else {
                     format!("committed by {}", by.join(", "))
                 };
+                // A member moved back by librdkafka (an offset reset) shortly before.
+                let tag = format!("[{}]", b.partition);
+                let resets: Vec<String> = record
+                    .member_resets
+                    .iter()
+                    .filter(|(_, t, line)| {
+                        line.contains(&tag)
+                            && *t <= b.at
+                            && b.from_at.saturating_duration_since(*t) < Duration::from_secs(10)
+                    })
+                    .map(|(m, t, line)| format!("member {m} at {:.1}s: {line}", at(*t)))
+                    .collect();
+                let by = if resets.is_empty() {
+                    format!("{by}; no offset reset logged by a member")
+                } else {
+                    format!("{by}; offset resets: {}", resets.join(" | "))
+                };
                 format!(
                     "partition {}: committed offset {} (seen at {:.1}s from coordinator {}) then {} at {:.1}s from coordinator {} ({by})",
                     b.partition,

@@ -10,6 +10,8 @@ use rdkafka::ClientContext;
 pub const TXN_DEBUG: &str = "WEIR_NEMESIS_TXN_DEBUG";
 /// The debug variable of the idempotent producer.
 pub const PRODUCER_DEBUG: &str = "WEIR_NEMESIS_PRODUCER_DEBUG";
+/// The debug variable of the committing group's members.
+pub const MEMBER_DEBUG: &str = "WEIR_NEMESIS_MEMBER_DEBUG";
 
 /// A client context that prints librdkafka's log lines when its debug variable is set.
 #[derive(Debug, Clone)]
@@ -30,7 +32,8 @@ impl ClientLog {
     /// Prints one line of librdkafka's log. An offset reset after an error (librdkafka logs
     /// it as a warning: a truncation found by KIP-320 validation, an out-of-range fetch) is
     /// always printed: it moves the consumer, and a test that fails for it must say so.
-    pub fn print(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+    /// Returns whether the line was such a reset.
+    pub fn print(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) -> bool {
         let reset = fac == "OFFSET"
             && matches!(
                 level,
@@ -47,6 +50,7 @@ impl ClientLog {
                 self.name
             );
         }
+        reset
     }
 }
 
@@ -75,7 +79,7 @@ pub fn utc_time() -> String {
 
 impl ClientContext for ClientLog {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        self.print(level, fac, log_message);
+        let _reset = self.print(level, fac, log_message);
     }
 }
 

@@ -26,7 +26,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::client_log::{with_debug, ClientLog, PRODUCER_DEBUG};
+use super::client_log::{with_debug, ClientLog, MEMBER_DEBUG, PRODUCER_DEBUG};
 use super::probe;
 
 /// How often a member commits what it consumed.
@@ -99,6 +99,10 @@ pub struct Record {
     /// Per member, its assignment history (the last entry is the current one).
     pub holdings: Vec<Vec<Holding>>,
     pub backwards: Vec<Backwards>,
+    /// Offset resets librdkafka logged for the members (a fetch out of range, a truncation
+    /// found by KIP-320 validation): (member, when, librdkafka's line). A reset moves a member
+    /// back to `auto.offset.reset`, and its next commits go backwards.
+    pub member_resets: Vec<(usize, Instant, String)>,
     /// The highest committed offset the watcher saw per partition, and when.
     pub watched: BTreeMap<i32, (i64, Instant, i32)>,
 }
@@ -351,13 +355,26 @@ struct Progress {
 }
 
 /// A member's client context: counts the assignments librdkafka applies, so the member's
-/// bookkeeping notices a partition lost and assigned again between two polls.
-#[derive(Default)]
+/// bookkeeping notices a partition lost and assigned again between two polls, and keeps the
+/// offset resets librdkafka logs (printed as well, see [`ClientLog`]).
 struct MemberContext {
     rebalances: std::sync::atomic::AtomicU64,
+    member: usize,
+    log: ClientLog,
+    record: Shared,
 }
 
-impl ClientContext for MemberContext {}
+impl ClientContext for MemberContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if self.log.print(level, fac, log_message) {
+            self.record.lock().unwrap().member_resets.push((
+                self.member,
+                Instant::now(),
+                log_message.to_string(),
+            ));
+        }
+    }
+}
 
 impl rdkafka::consumer::ConsumerContext for MemberContext {
     fn post_rebalance(
@@ -414,8 +431,15 @@ fn consume(member: usize, target: &Target, record: &Shared, running: &AtomicBool
         .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
         .set("heartbeat.interval.ms", "500")
         .set("fetch.wait.max.ms", "100");
+    with_debug(&mut config, MEMBER_DEBUG);
+    let context = MemberContext {
+        rebalances: Default::default(),
+        member,
+        log: ClientLog::new(format!("nemesis-member-{member}"), MEMBER_DEBUG),
+        record: record.clone(),
+    };
     let consumer: Member = config
-        .create_with_context(MemberContext::default())
+        .create_with_context(context)
         .expect("creating a member");
     consumer
         .subscribe(&[&target.topic])

@@ -79,7 +79,7 @@ pub fn utc_time() -> String {
 
 impl ClientContext for ClientLog {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        let _reset = self.print(level, fac, log_message);
+        self.print(level, fac, log_message);
     }
 }
 

@@ -61,6 +61,17 @@ impl fmt::Display for Compression {
     }
 }
 
+/// Which client a producer or catch-up row runs: librdkafka (what applications use), or the
+/// bench's own wire client ([`crate::wire_client`]), which costs little enough per record
+/// that the brokers decide the row on a machine of few cores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Client {
+    #[default]
+    Librdkafka,
+    Wire,
+}
+
 /// One row of the producer throughput table: `records` records of `record_size` bytes sent
 /// as fast as one librdkafka producer can, to a fresh topic of `partitions` partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +267,13 @@ pub struct Plan {
     pub warmup_fraction: f64,
     pub produce: Vec<ProduceCase>,
     pub consume: Vec<ConsumeCase>,
+    /// The producer and catch-up cases run again by the bench's wire client
+    /// ([`crate::wire_client`]), after the librdkafka ones: what the brokers take when the
+    /// client costs them nothing (absent in results saved before it existed).
+    #[serde(default)]
+    pub wire_produce: Vec<ProduceCase>,
+    #[serde(default)]
+    pub wire_consume: Vec<ConsumeCase>,
     pub latency: Vec<LatencyCase>,
     /// Transactional producer cases (absent in results saved before they existed).
     #[serde(default)]
@@ -297,22 +315,25 @@ impl Plan {
             seconds: latency_seconds,
             warmup_seconds: (latency_seconds / 5.0).min(5.0),
         };
+        let consume = vec![
+            ConsumeCase {
+                record_size: 1024,
+                partitions: 1,
+                records: sizes.records_catch_up,
+            },
+            ConsumeCase {
+                record_size: 1024,
+                partitions: 16,
+                records: sizes.records_catch_up,
+            },
+        ];
         Plan {
             topology: Topology::SINGLE_NODE,
             warmup_fraction: 0.1,
+            wire_produce: produce.clone(),
+            wire_consume: consume.clone(),
             produce,
-            consume: vec![
-                ConsumeCase {
-                    record_size: 1024,
-                    partitions: 1,
-                    records: sizes.records_catch_up,
-                },
-                ConsumeCase {
-                    record_size: 1024,
-                    partitions: 16,
-                    records: sizes.records_catch_up,
-                },
-            ],
+            consume,
             latency: vec![latency(0.5), latency(0.1)],
             transactions: Vec::new(),
             transaction_latency: Vec::new(),
@@ -351,8 +372,10 @@ impl Plan {
         Plan {
             topology,
             warmup_fraction: 0.1,
+            wire_produce: produce.clone(),
             produce,
             consume: Vec::new(),
+            wire_consume: Vec::new(),
             latency: vec![latency(0.5), latency(0.1)],
             transactions: Vec::new(),
             transaction_latency: Vec::new(),
@@ -361,30 +384,34 @@ impl Plan {
 
     /// A few seconds against a debug build: one of each kind of case, small counts.
     pub fn smoke() -> Plan {
+        let produce = vec![
+            ProduceCase {
+                record_size: 100,
+                acks: Acks::Leader,
+                compression: Compression::None,
+                partitions: 1,
+                records: 20_000,
+            },
+            ProduceCase {
+                record_size: 1024,
+                acks: Acks::All,
+                compression: Compression::Lz4,
+                partitions: 16,
+                records: 5_000,
+            },
+        ];
+        let consume = vec![ConsumeCase {
+            record_size: 100,
+            partitions: 4,
+            records: 20_000,
+        }];
         Plan {
             topology: Topology::SINGLE_NODE,
             warmup_fraction: 0.1,
-            produce: vec![
-                ProduceCase {
-                    record_size: 100,
-                    acks: Acks::Leader,
-                    compression: Compression::None,
-                    partitions: 1,
-                    records: 20_000,
-                },
-                ProduceCase {
-                    record_size: 1024,
-                    acks: Acks::All,
-                    compression: Compression::Lz4,
-                    partitions: 16,
-                    records: 5_000,
-                },
-            ],
-            consume: vec![ConsumeCase {
-                record_size: 100,
-                partitions: 4,
-                records: 20_000,
-            }],
+            wire_produce: produce.clone(),
+            produce,
+            wire_consume: consume.clone(),
+            consume,
             latency: vec![LatencyCase {
                 record_size: 1024,
                 acks: Acks::Leader,
@@ -419,6 +446,8 @@ impl Plan {
             warmup_fraction: 0.1,
             produce: Vec::new(),
             consume: Vec::new(),
+            wire_produce: Vec::new(),
+            wire_consume: Vec::new(),
             latency: Vec::new(),
             transactions,
             transaction_latency: vec![TransactionLatencyCase {

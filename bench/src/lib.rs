@@ -6,7 +6,9 @@
 //!   on what (one broker, or a cluster with replicated topics: its `Topology`);
 //! - [`produce`], [`consume`], [`latency`] and [`first_produce`] each run one kind of case
 //!   against a broker address, with the client settings of [`client`] and values from
-//!   [`payload`];
+//!   [`payload`]; [`wire_client`] runs the producer and catch-up cases again with the bench's
+//!   own client on `kafka-protocol` (requests built before the clock), over the blocking
+//!   frames of [`frames`], so that the brokers rather than librdkafka decide those rows;
 //! - [`process`] starts and stops the broker or the cluster's brokers (Weir's binary or Kafka
 //!   via `scripts/kafka.sh`) and [`procstat`] reads each one's peak RSS and CPU time;
 //! - [`round`] is one broker (or cluster) start with one phase of cases; [`compare`]
@@ -29,6 +31,7 @@ pub mod consume;
 pub mod cpu_cost;
 pub mod failover;
 pub mod first_produce;
+pub mod frames;
 pub mod join;
 pub mod latency;
 pub mod machine;
@@ -45,3 +48,4 @@ pub mod smoke;
 pub mod stats;
 pub mod tls;
 pub mod transactions;
+pub mod wire_client;

@@ -11,13 +11,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use weir_bench::cases::{
-    Acks, Compression, LatencyCase, Plan, PlanSizes, ProduceCase, Topology, TransactionSizes,
+    Acks, Client, Compression, LatencyCase, Plan, PlanSizes, ProduceCase, Topology,
+    TransactionSizes,
 };
 use weir_bench::compare::{self, CompareOptions};
 use weir_bench::payload::Payload;
 use weir_bench::process::Launcher;
 use weir_bench::results::BrokerKind;
-use weir_bench::{consume, latency, produce, smoke, stats};
+use weir_bench::{consume, latency, produce, smoke, stats, wire_client};
 
 #[derive(Debug, Parser)]
 #[command(name = "weir-bench", about, version)]
@@ -437,6 +438,9 @@ struct OneCase {
     /// Repetitions; the median is printed last.
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// The client that produces (and, for `consume`, catches up).
+    #[arg(long, value_enum, default_value = "librdkafka")]
+    client: Client,
 }
 
 impl OneCase {
@@ -544,7 +548,14 @@ fn main() -> anyhow::Result<()> {
                     (Some(name), run) => format!("{name}-{run}"),
                     (None, _) => unique_topic(&case.key()),
                 };
-                let t = produce::run(&one.bootstrap, &topic, &case, &topology, &payload)?;
+                let t = match one.client {
+                    Client::Librdkafka => {
+                        produce::run(&one.bootstrap, &topic, &case, &topology, &payload)?
+                    }
+                    Client::Wire => {
+                        wire_client::run(&one.bootstrap, &topic, &case, &topology, &payload)?
+                    }
+                };
                 println!(
                     "run {run}: {} records in {:.2}s = {:.0} records/s, {:.1} MB/s",
                     t.records,
@@ -573,7 +584,19 @@ fn main() -> anyhow::Result<()> {
                         topic
                     }
                 };
-                let t = consume::catch_up(&one.bootstrap, &topic, case.partitions, case.records)?;
+                let (partitions, records) = (case.partitions, case.records);
+                let t = match one.client {
+                    Client::Librdkafka => {
+                        consume::catch_up(&one.bootstrap, &topic, partitions, records)?
+                    }
+                    Client::Wire => wire_client::catch_up(
+                        &one.bootstrap,
+                        &topic,
+                        partitions,
+                        records,
+                        case.record_size,
+                    )?,
+                };
                 println!(
                     "run {run}: read {} records in {:.2}s = {:.0} records/s, {:.1} MB/s",
                     t.records,

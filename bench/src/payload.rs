@@ -6,6 +6,8 @@
 //! bytes. Records are slices of the pool at different offsets, so the hot loop neither
 //! generates nor copies anything (librdkafka copies the slice into its own buffer).
 
+use bytes::Bytes;
+
 /// Words the pool is made of: lz4 finds repeats but not a trivial pattern.
 const VOCABULARY: [&str; 32] = [
     "offset",
@@ -45,7 +47,7 @@ const VOCABULARY: [&str; 32] = [
 /// A repeatable pool of value bytes.
 #[derive(Debug, Clone)]
 pub struct Payload {
-    pool: Vec<u8>,
+    pool: Bytes,
 }
 
 impl Payload {
@@ -64,17 +66,29 @@ impl Payload {
             pool.push(b' ');
         }
         pool.truncate(len);
-        Payload { pool }
+        Payload {
+            pool: Bytes::from(pool),
+        }
     }
 
     /// The value of record `sequence`: `size` bytes starting at an offset that moves with the
     /// sequence number. Panics if `size` exceeds the pool (a record larger than `Payload::new`
     /// was told).
     pub fn value(&self, sequence: u64, size: usize) -> &[u8] {
+        &self.pool[self.range(sequence, size)]
+    }
+
+    /// [`Payload::value`] as a `Bytes` sharing the pool (no copy), for encoders that take
+    /// owned values.
+    pub fn shared_value(&self, sequence: u64, size: usize) -> Bytes {
+        self.pool.slice(self.range(sequence, size))
+    }
+
+    fn range(&self, sequence: u64, size: usize) -> std::ops::Range<usize> {
         let starts = self.pool.len() - size + 1;
         // An odd stride walks through every start offset before repeating one.
         let start = (sequence.wrapping_mul(7919) % starts as u64) as usize;
-        &self.pool[start..start + size]
+        start..start + size
     }
 }
 
@@ -91,6 +105,7 @@ mod tests {
         assert_eq!(b.len(), 1024);
         assert_ne!(a, b);
         assert_eq!(payload.value(5, 100).len(), 100);
+        assert_eq!(&payload.shared_value(1, 1024)[..], b);
     }
 
     #[test]

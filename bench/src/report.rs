@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use crate::cases::{Acks, Compression};
+use crate::cases::{Acks, Client, Compression};
 use crate::results::{BrokerKind, BrokerRun, Results};
 use crate::stats;
 
@@ -178,18 +178,28 @@ pub fn render(results: &Results) -> String {
     if !topology.is_cluster() {
         targets(&mut out, results);
     }
-    produce_table(&mut out, results);
+    produce_table(&mut out, results, Client::Librdkafka);
     if !results.plan.consume.is_empty() {
-        consume_table(&mut out, results);
+        consume_table(&mut out, results, Client::Librdkafka);
+    }
+    if !results.plan.wire_produce.is_empty() {
+        produce_table(&mut out, results, Client::Wire);
+    }
+    if !results.plan.wire_consume.is_empty() {
+        consume_table(&mut out, results, Client::Wire);
     }
     latency_table(&mut out, results);
     resources_table(&mut out, results);
     out
 }
 
-fn produce_row(results: &Results, key: &str, mb: bool) -> Row {
+fn produce_row(results: &Results, client: Client, key: &str, mb: bool) -> Row {
     Row::collect(results, |run| {
-        run.produce.iter().find(|p| p.case.key() == key).map(|p| {
+        let measured = match client {
+            Client::Librdkafka => &run.produce,
+            Client::Wire => &run.wire_produce,
+        };
+        measured.iter().find(|p| p.case.key() == key).map(|p| {
             if mb {
                 p.throughput.megabytes_per_second()
             } else {
@@ -293,7 +303,7 @@ fn targets(out: &mut String, results: &Results) {
     for case in results.plan.produce.iter().filter(|c| {
         c.record_size == 1024 && c.acks == Acks::Leader && c.compression == Compression::None
     }) {
-        let row = produce_row(results, &case.key(), true);
+        let row = produce_row(results, Client::Librdkafka, &case.key(), true);
         line(
             format!(
                 "producer MB/s, 1 KiB, acks=1, {} partition(s)",
@@ -338,8 +348,25 @@ fn targets(out: &mut String, results: &Results) {
     let _ = writeln!(out);
 }
 
-fn produce_table(out: &mut String, results: &Results) {
-    let _ = writeln!(out, "### Producer throughput\n");
+fn produce_table(out: &mut String, results: &Results, client: Client) {
+    let cases = match client {
+        Client::Librdkafka => {
+            let _ = writeln!(out, "### Producer throughput\n");
+            &results.plan.produce
+        }
+        Client::Wire => {
+            let _ = writeln!(
+                out,
+                "### Producer throughput, broker-bound (the bench's wire client)\n\n\
+                 The same rows, sent by weir-bench's own client (`bench/src/wire_client.rs`): \
+                 every Produce request (one fresh batch of up to 1,000,000 bytes, lz4 at \
+                 librdkafka's fast level) is built before the clock starts, so the clock \
+                 measures the broker's side alone; up to 5 requests in flight per connection, \
+                 every acknowledgement checked for its offset.\n"
+            );
+            &results.plan.wire_produce
+        }
+    };
     let _ = writeln!(
         out,
         "| record | acks | compression | partitions | records | Weir records/s | Kafka records/s | Weir MB/s | Kafka MB/s | Weir/Kafka | spread Weir / Kafka |"
@@ -348,9 +375,9 @@ fn produce_table(out: &mut String, results: &Results) {
         out,
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
-    for case in &results.plan.produce {
-        let records = produce_row(results, &case.key(), false);
-        let mb = produce_row(results, &case.key(), true);
+    for case in cases {
+        let records = produce_row(results, client, &case.key(), false);
+        let mb = produce_row(results, client, &case.key(), true);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -370,11 +397,26 @@ fn produce_table(out: &mut String, results: &Results) {
     let _ = writeln!(out);
 }
 
-fn consume_table(out: &mut String, results: &Results) {
-    let _ = writeln!(
-        out,
-        "### Consumer catch-up (one consumer, `assign()`, from the beginning)\n"
-    );
+fn consume_table(out: &mut String, results: &Results, client: Client) {
+    let cases = match client {
+        Client::Librdkafka => {
+            let _ = writeln!(
+                out,
+                "### Consumer catch-up (one consumer, `assign()`, from the beginning)\n"
+            );
+            &results.plan.consume
+        }
+        Client::Wire => {
+            let _ = writeln!(
+                out,
+                "### Consumer catch-up, broker-bound (the bench's wire client)\n\n\
+                 The same topics filled the same way, read by weir-bench's own client: one \
+                 Fetch at a time per broker with librdkafka's default sizes, every batch's CRC \
+                 and offsets checked, records counted from the batch headers.\n"
+            );
+            &results.plan.wire_consume
+        }
+    };
     let _ = writeln!(
         out,
         "| record | partitions | records | Weir records/s | Kafka records/s | Weir MB/s | Kafka MB/s | Weir/Kafka | spread Weir / Kafka |"
@@ -383,10 +425,14 @@ fn consume_table(out: &mut String, results: &Results) {
         out,
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
-    for case in &results.plan.consume {
+    for case in cases {
         let metric = |mb: bool| {
             Row::collect(results, |run| {
-                run.consume.iter().find(|c| c.case == *case).map(|c| {
+                let measured = match client {
+                    Client::Librdkafka => &run.consume,
+                    Client::Wire => &run.wire_consume,
+                };
+                measured.iter().find(|c| c.case == *case).map(|c| {
                     if mb {
                         c.throughput.megabytes_per_second()
                     } else {
@@ -604,6 +650,16 @@ mod tests {
             }],
             consume: Vec::new(),
             latency: Vec::new(),
+            // The wire client twice as fast as librdkafka, in every run.
+            wire_produce: vec![ProduceMeasurement {
+                case,
+                throughput: Throughput {
+                    records: case.records,
+                    bytes: case.bytes(),
+                    seconds: seconds / 2.0,
+                },
+            }],
+            wire_consume: Vec::new(),
             resources: Some(Resources {
                 peak_rss_bytes: rss_mib << 20,
                 workload_cpu_seconds: 1.0,
@@ -658,6 +714,8 @@ mod tests {
             warmup_fraction: 0.0,
             produce: vec![case],
             consume: Vec::new(),
+            wire_produce: vec![case],
+            wire_consume: Vec::new(),
             latency: Vec::new(),
             transactions: Vec::new(),
             transaction_latency: Vec::new(),
@@ -667,6 +725,14 @@ mod tests {
         assert!(
             out.contains("| 1 KiB | 1 | none | 1 | 1000000 | 500000 | 250000 | 512.0 | 256.0 | 2.00x | 150% / 0% |"),
             "{out}"
+        );
+        let wire = out
+            .split("broker-bound (the bench's wire client)")
+            .nth(1)
+            .expect("a wire client table");
+        assert!(
+            wire.contains("| 1 KiB | 1 | none | 1 | 1000000 | 1000000 | 500000 | 1024.0 | 512.0 | 2.00x | 150% / 0% |"),
+            "{wire}"
         );
         assert!(
             out.contains("| producer MB/s, 1 KiB, acks=1, 1 partition(s) | 512.0 | 256.0 | 2.00x | ≥ 1.5x | yes |"),
@@ -697,6 +763,8 @@ mod tests {
             warmup_fraction: 0.0,
             produce: vec![case],
             consume: Vec::new(),
+            wire_produce: Vec::new(),
+            wire_consume: Vec::new(),
             latency: Vec::new(),
             transactions: Vec::new(),
             transaction_latency: Vec::new(),
@@ -747,6 +815,8 @@ mod tests {
             warmup_fraction: 0.0,
             produce: vec![produce],
             consume: Vec::new(),
+            wire_produce: Vec::new(),
+            wire_consume: Vec::new(),
             latency: vec![case],
             transactions: Vec::new(),
             transaction_latency: Vec::new(),

@@ -148,6 +148,12 @@ pub struct BrokerRun {
     pub produce: Vec<ProduceMeasurement>,
     pub consume: Vec<ConsumeMeasurement>,
     pub latency: Vec<LatencyMeasurement>,
+    /// The plan's `wire_produce` and `wire_consume` cases (absent in results saved before the
+    /// wire client existed).
+    #[serde(default)]
+    pub wire_produce: Vec<ProduceMeasurement>,
+    #[serde(default)]
+    pub wire_consume: Vec<ConsumeMeasurement>,
     /// Latency cases of this run that failed (absent in results saved before failures were
     /// kept).
     #[serde(default)]

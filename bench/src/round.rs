@@ -24,11 +24,13 @@ use crate::latency::{self, LatencyError};
 use crate::payload::Payload;
 use crate::process::{Launcher, ProcessError, RunningBrokers, Stopped};
 use crate::produce::{self, ProduceError};
+use crate::results::Throughput;
 use crate::results::{
     BrokerKind, BrokerRun, ConsumeMeasurement, LatencyFailure, LatencyMeasurement,
     ProduceMeasurement, Resources, TransactionFailure, TransactionLatencyMeasurement,
 };
 use crate::transactions::{self, TransactionError};
+use crate::wire_client;
 
 /// How long a broker may take from spawn to its first acknowledged produce.
 const FIRST_PRODUCE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -57,6 +59,8 @@ pub enum CaseError {
     Latency(#[from] LatencyError),
     #[error(transparent)]
     Transaction(#[from] TransactionError),
+    #[error("the wire client")]
+    Wire(#[source] anyhow::Error),
     #[error("the broker exited ({status}) during the run, and the client failed")]
     Exited {
         status: std::process::ExitStatus,
@@ -169,6 +173,8 @@ fn measure(
         produce: Vec::new(),
         consume: Vec::new(),
         latency: Vec::new(),
+        wire_produce: Vec::new(),
+        wire_consume: Vec::new(),
         failed_latency: Vec::new(),
         transactions: Vec::new(),
         transaction_latency: Vec::new(),
@@ -185,38 +191,57 @@ fn measure(
             let mut bytes_moved = 0u64;
             for case in &plan.produce {
                 let throughput = produce::run(&bootstrap, &case.key(), case, topology, payload)?;
-                eprintln!(
-                    "  {} {}: {:.0} records/s, {:.1} MB/s",
-                    kind.name(),
-                    case.key(),
-                    throughput.records_per_second(),
-                    throughput.megabytes_per_second()
-                );
+                progress(kind, &case.key(), &throughput);
                 bytes_moved += throughput.bytes;
                 run.produce.push(ProduceMeasurement {
                     case: *case,
                     throughput,
                 });
             }
-            for case in &plan.consume {
-                let fill = case.fill();
-                let topic = case.key();
-                let filled = produce::run(&bootstrap, &topic, &fill, topology, payload)?;
-                bytes_moved += filled.bytes;
-                let throughput =
-                    consume::catch_up(&bootstrap, &topic, case.partitions, case.records)?;
-                eprintln!(
-                    "  {} {}: {:.0} records/s, {:.1} MB/s",
-                    kind.name(),
-                    case.key(),
-                    throughput.records_per_second(),
-                    throughput.megabytes_per_second()
-                );
+            for case in &plan.wire_produce {
+                let topic = format!("wire-{}", case.key());
+                let throughput = wire_client::run(&bootstrap, &topic, case, topology, payload)
+                    .map_err(CaseError::Wire)?;
+                progress(kind, &topic, &throughput);
                 bytes_moved += throughput.bytes;
-                run.consume.push(ConsumeMeasurement {
+                run.wire_produce.push(ProduceMeasurement {
                     case: *case,
                     throughput,
                 });
+            }
+            for (case, wire) in plan
+                .consume
+                .iter()
+                .map(|c| (c, false))
+                .chain(plan.wire_consume.iter().map(|c| (c, true)))
+            {
+                let fill = case.fill();
+                let topic = if wire {
+                    format!("wire-{}", case.key())
+                } else {
+                    case.key()
+                };
+                // Both clients read a topic the librdkafka producer filled.
+                let filled = produce::run(&bootstrap, &topic, &fill, topology, payload)?;
+                bytes_moved += filled.bytes;
+                let (partitions, records) = (case.partitions, case.records);
+                let throughput = if wire {
+                    wire_client::catch_up(&bootstrap, &topic, partitions, records, fill.record_size)
+                        .map_err(CaseError::Wire)?
+                } else {
+                    consume::catch_up(&bootstrap, &topic, partitions, records)?
+                };
+                progress(kind, &topic, &throughput);
+                bytes_moved += throughput.bytes;
+                let measured = ConsumeMeasurement {
+                    case: *case,
+                    throughput,
+                };
+                if wire {
+                    run.wire_consume.push(measured);
+                } else {
+                    run.consume.push(measured);
+                }
             }
             for case in &plan.transactions {
                 let key = case.key();
@@ -332,6 +357,16 @@ fn measure(
     }
     run.load_average = crate::machine::load_average();
     Ok(run)
+}
+
+/// One progress line per measured case.
+fn progress(kind: BrokerKind, key: &str, throughput: &Throughput) {
+    eprintln!(
+        "  {} {key}: {:.0} records/s, {:.1} MB/s",
+        kind.name(),
+        throughput.records_per_second(),
+        throughput.megabytes_per_second()
+    );
 }
 
 /// Every produce and transactional case once with the plan's warm-up fraction of its records,

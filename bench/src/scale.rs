@@ -20,27 +20,25 @@
 //! rounds, and each row shows Weir's value next to Kafka's and their ratio.
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
-    MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use crate::cases::{Acks, Compression, ProduceCase, Topology};
 use crate::client;
 use crate::first_produce;
+use crate::frames::{connect, decode_response, encode_request, metadata_of, round_trip};
 use crate::payload::Payload;
 use crate::process::{Launcher, RunningBrokers};
 use crate::procstat;
@@ -54,8 +52,6 @@ pub use cluster::ClusterPartitionsPoint;
 
 /// How long a broker may take to serve its first produce.
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
-/// Timeout of one raw request.
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// The topic of the partitions scenario (and of the groups' commits).
 const TOPIC: &str = "scale";
 
@@ -310,60 +306,6 @@ fn api_versions_frame(correlation_id: i32) -> anyhow::Result<BytesMut> {
     )
 }
 
-fn encode_request<R: Encodable>(
-    api: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &R,
-) -> anyhow::Result<BytesMut> {
-    let mut frame = BytesMut::new();
-    frame.extend_from_slice(&[0; 4]);
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("weir-bench-scale")))
-        .encode(&mut frame, api.request_header_version(version))?;
-    body.encode(&mut frame, version)?;
-    let len = (frame.len() - 4) as i32;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(frame)
-}
-
-/// One request and its response frame (without the length prefix).
-fn round_trip(stream: &mut TcpStream, frame: &[u8]) -> anyhow::Result<BytesMut> {
-    stream.write_all(frame)?;
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size)?;
-    let size = i32::from_be_bytes(size);
-    anyhow::ensure!(
-        (0..64 << 20).contains(&size),
-        "response frame of {size} bytes"
-    );
-    let mut body = BytesMut::zeroed(size as usize);
-    stream.read_exact(&mut body)?;
-    Ok(body)
-}
-
-/// The Metadata version [`metadata_of`] asks for (Kafka 4 and Weir both answer it).
-const METADATA_VERSION: i16 = 9;
-
-/// The broker at `addr`'s own view of `topic` (not whichever broker a client picks): one
-/// Metadata request over a fresh connection.
-fn metadata_of(addr: SocketAddr, topic: &str) -> anyhow::Result<MetadataResponse> {
-    let request =
-        MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
-            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
-    let frame = encode_request(ApiKey::Metadata, METADATA_VERSION, 1, &request)?;
-    let mut stream = connect(addr)?;
-    let mut body = round_trip(&mut stream, &frame)?;
-    ResponseHeader::decode(
-        &mut body,
-        ApiKey::Metadata.response_header_version(METADATA_VERSION),
-    )?;
-    MetadataResponse::decode(&mut body, METADATA_VERSION)
-}
-
 /// Whether `metadata` lists `brokers` brokers and all `partitions` partitions of its one topic
 /// with a leader and `replicas` in-sync replicas.
 fn fully_replicated(
@@ -381,14 +323,6 @@ fn fully_replicated(
                     p.error_code == 0 && p.leader_id.0 >= 0 && p.isr_nodes.len() == replicas
                 })
         })
-}
-
-fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 fn connections(
@@ -496,9 +430,9 @@ fn commit(
                 .with_partition_index(0)
                 .with_committed_offset(offset)])]);
     let frame = encode_request(ApiKey::OffsetCommit, 8, correlation_id, &request)?;
-    let mut body = round_trip(stream, &frame)?;
-    ResponseHeader::decode(&mut body, ApiKey::OffsetCommit.response_header_version(8))?;
-    let response = OffsetCommitResponse::decode(&mut body, 8)?;
+    let body = round_trip(stream, &frame)?;
+    let response: OffsetCommitResponse =
+        decode_response(body, ApiKey::OffsetCommit, 8, correlation_id)?;
     Ok(response
         .topics
         .iter()
@@ -526,12 +460,10 @@ fn commit_loop(addr: SocketAddr, groups: &[usize], window: Duration) -> anyhow::
             let request = FindCoordinatorRequest::default()
                 .with_key(StrBytes::from_string(format!("scale-group-{group}")));
             let frame = encode_request(ApiKey::FindCoordinator, 3, correlation_id, &request)?;
-            let mut body = round_trip(&mut stream, &frame)?;
-            ResponseHeader::decode(
-                &mut body,
-                ApiKey::FindCoordinator.response_header_version(3),
-            )?;
-            let mut code = FindCoordinatorResponse::decode(&mut body, 3)?.error_code;
+            let body = round_trip(&mut stream, &frame)?;
+            let response: FindCoordinatorResponse =
+                decode_response(body, ApiKey::FindCoordinator, 3, correlation_id)?;
+            let mut code = response.error_code;
             if code == 0 {
                 correlation_id += 1;
                 code = commit(&mut stream, correlation_id, group, 0)?;

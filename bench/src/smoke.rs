@@ -154,23 +154,29 @@ fn check_throughput(plan: &Plan, run: &BrokerRun) -> anyhow::Result<()> {
         run.start_to_first_produce_seconds > 0.0,
         "no start-to-first-produce time"
     );
-    ensure!(
-        run.produce.len() == plan.produce.len(),
-        "produce cases missing"
-    );
-    for (case, measured) in plan.produce.iter().zip(&run.produce) {
+    for (cases, measured, client) in [
+        (&plan.produce, &run.produce, "librdkafka"),
+        (&plan.wire_produce, &run.wire_produce, "wire client"),
+    ] {
         ensure!(
-            measured.throughput.records == case.records && measured.throughput.seconds > 0.0,
-            "{}: {:?}",
-            case.key(),
-            measured.throughput
+            measured.len() == cases.len(),
+            "{client}: produce cases missing"
         );
+        for (case, measured) in cases.iter().zip(measured) {
+            ensure!(
+                measured.throughput.records == case.records && measured.throughput.seconds > 0.0,
+                "{client} {}: {:?}",
+                case.key(),
+                measured.throughput
+            );
+        }
     }
     ensure!(
-        run.consume.len() == plan.consume.len(),
+        run.consume.len() == plan.consume.len()
+            && run.wire_consume.len() == plan.wire_consume.len(),
         "consume cases missing"
     );
-    for measured in &run.consume {
+    for measured in run.consume.iter().chain(&run.wire_consume) {
         let fill = measured.case.fill();
         ensure!(
             measured.throughput.records == fill.records

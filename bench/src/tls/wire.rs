@@ -1,9 +1,10 @@
 //! Kafka requests over any async byte stream (plain TCP or TLS): one request, one response,
 //! as a client does before it pipelines anything.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use crate::frames::encode_request;
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest response frame the bench accepts (ApiVersions, SASL and admin answers are a
@@ -64,18 +65,7 @@ where
         version,
         source,
     };
-    let mut frame = BytesMut::new();
-    frame.extend_from_slice(&[0; 4]);
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("weir-bench-tls")))
-        .encode(&mut frame, api.request_header_version(version))
-        .map_err(codec)?;
-    body.encode(&mut frame, version).map_err(codec)?;
-    let len = (frame.len() - 4) as i32;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
+    let frame = encode_request(api, version, correlation_id, body).map_err(codec)?;
     stream.write_all(&frame).await.map_err(io)?;
     stream.flush().await.map_err(io)?;
 

@@ -281,6 +281,8 @@ mod tests {
             produce: Vec::new(),
             consume: Vec::new(),
             latency: Vec::new(),
+            wire_produce: Vec::new(),
+            wire_consume: Vec::new(),
             failed_latency: Vec::new(),
             transactions: vec![TransactionMeasurement {
                 case,

@@ -5,11 +5,12 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
 };
+use kafka_protocol::protocol::buf::ByteBuf;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 /// How long one read or write may block.
@@ -56,20 +57,47 @@ pub fn read_frame(stream: &mut TcpStream) -> anyhow::Result<BytesMut> {
     Ok(body)
 }
 
+/// The next response frame on `stream` (without its length prefix) in `buf`'s allocation,
+/// which `read_to_end` fills without zeroing it first: a catch-up reads tens of MiB per
+/// response, and neither a fresh allocation's page faults nor zero-filling belong in what it
+/// measures. Give the frame back with [`recycle`] once everything decoded from it is dropped.
+pub fn read_frame_into(stream: &mut TcpStream, mut buf: Vec<u8>) -> anyhow::Result<Bytes> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size)?;
+    let size = i32::from_be_bytes(size);
+    anyhow::ensure!(
+        (0..MAX_RESPONSE).contains(&size),
+        "response frame of {size} bytes"
+    );
+    buf.clear();
+    let read = stream.take(size as u64).read_to_end(&mut buf)?;
+    anyhow::ensure!(
+        read == size as usize,
+        "connection closed after {read} of a {size}-byte response"
+    );
+    Ok(Bytes::from(buf))
+}
+
+/// The allocation of a frame from [`read_frame_into`], for the next one (a fresh one if any
+/// part of the frame is still held).
+pub fn recycle(frame: Bytes) -> Vec<u8> {
+    frame.try_into_mut().map(Vec::from).unwrap_or_default()
+}
+
 /// Decodes a response frame of `api` at `version`, checking it answers `correlation_id`.
-pub fn decode_response<R: Decodable>(
-    mut body: BytesMut,
+pub fn decode_response<R: Decodable, B: ByteBuf>(
+    body: &mut B,
     api: ApiKey,
     version: i16,
     correlation_id: i32,
 ) -> anyhow::Result<R> {
-    let header = ResponseHeader::decode(&mut body, api.response_header_version(version))?;
+    let header = ResponseHeader::decode(body, api.response_header_version(version))?;
     anyhow::ensure!(
         header.correlation_id == correlation_id,
         "{api:?} response with correlation id {}, expected {correlation_id}",
         header.correlation_id
     );
-    R::decode(&mut body, version)
+    R::decode(body, version)
 }
 
 /// One request and its response frame (without the length prefix).
@@ -86,8 +114,8 @@ pub fn metadata_of(addr: SocketAddr, topic: &str) -> anyhow::Result<MetadataResp
             .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]));
     let frame = encode_request(ApiKey::Metadata, METADATA_VERSION, 1, &request)?;
     let mut stream = connect(addr)?;
-    let body = round_trip(&mut stream, &frame)?;
-    decode_response(body, ApiKey::Metadata, METADATA_VERSION, 1)
+    let mut body = round_trip(&mut stream, &frame)?;
+    decode_response(&mut body, ApiKey::Metadata, METADATA_VERSION, 1)
 }
 
 /// A connection with [`IO_TIMEOUT`] on reads and writes and Nagle off.
@@ -97,4 +125,25 @@ pub fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Buf;
+
+    #[test]
+    fn a_read_frame_gives_its_allocation_back_once_nothing_holds_it() {
+        let mut vec = Vec::with_capacity(1 << 16);
+        vec.extend_from_slice(&[7u8; 1000]);
+        let mut frame = Bytes::from(vec);
+        let records = frame.split_to(600);
+        frame.advance(400);
+        let held = recycle(frame.clone());
+        assert_eq!(held.capacity(), 0, "a slice still holds the frame");
+        drop(records);
+        let again = recycle(frame);
+        assert!(again.capacity() >= 1000, "capacity {}", again.capacity());
+        assert!(again.is_empty());
+    }
 }

@@ -430,9 +430,9 @@ fn commit(
                 .with_partition_index(0)
                 .with_committed_offset(offset)])]);
     let frame = encode_request(ApiKey::OffsetCommit, 8, correlation_id, &request)?;
-    let body = round_trip(stream, &frame)?;
+    let mut body = round_trip(stream, &frame)?;
     let response: OffsetCommitResponse =
-        decode_response(body, ApiKey::OffsetCommit, 8, correlation_id)?;
+        decode_response(&mut body, ApiKey::OffsetCommit, 8, correlation_id)?;
     Ok(response
         .topics
         .iter()
@@ -460,9 +460,9 @@ fn commit_loop(addr: SocketAddr, groups: &[usize], window: Duration) -> anyhow::
             let request = FindCoordinatorRequest::default()
                 .with_key(StrBytes::from_string(format!("scale-group-{group}")));
             let frame = encode_request(ApiKey::FindCoordinator, 3, correlation_id, &request)?;
-            let body = round_trip(&mut stream, &frame)?;
+            let mut body = round_trip(&mut stream, &frame)?;
             let response: FindCoordinatorResponse =
-                decode_response(body, ApiKey::FindCoordinator, 3, correlation_id)?;
+                decode_response(&mut body, ApiKey::FindCoordinator, 3, correlation_id)?;
             let mut code = response.error_code;
             if code == 0 {
                 correlation_id += 1;

@@ -43,7 +43,9 @@ use kafka_protocol::records::{
 
 use crate::cases::{Acks, Compression, ProduceCase, Topology};
 use crate::client;
-use crate::frames::{connect, decode_response, encode_request, metadata_of, read_frame};
+use crate::frames::{
+    connect, decode_response, encode_request, metadata_of, read_frame, read_frame_into, recycle,
+};
 use crate::payload::Payload;
 use crate::results::Throughput;
 
@@ -487,9 +489,13 @@ fn read_acks(mut stream: TcpStream, unanswered: Receiver<Sent>) -> anyhow::Resul
     let mut next_offset: BTreeMap<i32, i64> = BTreeMap::new();
     let mut acknowledged = 0;
     for sent in unanswered {
-        let body = read_frame(&mut stream).context("reading a Produce response")?;
-        let response: ProduceResponse =
-            decode_response(body, ApiKey::Produce, PRODUCE_VERSION, sent.correlation_id)?;
+        let mut body = read_frame(&mut stream).context("reading a Produce response")?;
+        let response: ProduceResponse = decode_response(
+            &mut body,
+            ApiKey::Produce,
+            PRODUCE_VERSION,
+            sent.correlation_id,
+        )?;
         let answer = response
             .responses
             .iter()
@@ -530,6 +536,7 @@ fn read_from_leader(
         partitions.iter().map(|&p| (p, (0, None))).collect();
     let mut records = 0u64;
     let mut correlation_id = 0;
+    let mut spare = Vec::new();
     loop {
         let behind: Vec<FetchPartition> = position
             .iter()
@@ -565,9 +572,9 @@ fn read_from_leader(
         stream
             .write_all(&frame)
             .context("writing a Fetch request")?;
-        let body = read_frame(&mut stream).context("reading a Fetch response")?;
+        let mut body = read_frame_into(&mut stream, spare).context("reading a Fetch response")?;
         let response: FetchResponse =
-            decode_response(body, ApiKey::Fetch, FETCH_VERSION, correlation_id)?;
+            decode_response(&mut body, ApiKey::Fetch, FETCH_VERSION, correlation_id)?;
         anyhow::ensure!(
             response.error_code == 0,
             "Fetch: error code {}",
@@ -588,6 +595,8 @@ fn read_from_leader(
             *at = (read.next_offset, Some(data.high_watermark));
             records += read.records;
         }
+        drop(response);
+        spare = recycle(body);
     }
 }
 

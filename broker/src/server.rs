@@ -97,10 +97,23 @@ pub async fn run(
                             stream, peer, security, broker, shutdown, admitted,
                         ));
                     } else {
+                        // The handshake is a task of its own: its state (the handshake
+                        // future, rustls' buffers mid-handshake) is gone once it ends, and the
+                        // connection's task is sized for serving alone.
                         tokio::spawn(async move {
-                            accept_tls(stream, peer, &security, &broker, shutdown).await;
-                            broker.metrics.connections_open.dec();
-                            drop(admitted);
+                            match accept_tls(stream, peer, &security, &broker, shutdown).await {
+                                Some(mut task) => {
+                                    tokio::spawn(async move {
+                                        task.serve().await;
+                                        task.responder.broker.metrics.connections_open.dec();
+                                        drop(admitted);
+                                    });
+                                }
+                                None => {
+                                    broker.metrics.connections_open.dec();
+                                    drop(admitted);
+                                }
+                            }
                         });
                     }
                 }
@@ -162,64 +175,68 @@ fn serve_plaintext(
     }
 }
 
-/// A TLS listener's connection: the handshake (within [`TLS_HANDSHAKE_TIMEOUT`]), the
-/// principal of the client certificate if `ssl.principal.mapping.rules` maps one, then its
-/// requests.
+/// The task that serves a TLS connection once its handshake is done.
+type TlsConnectionTask = ConnectionTask<
+    tokio::io::ReadHalf<tokio_rustls::server::TlsStream<TcpStream>>,
+    tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>,
+>;
+
+/// A TLS listener's connection up to serving it: the handshake (within
+/// [`TLS_HANDSHAKE_TIMEOUT`]), the principal of the client certificate if
+/// `ssl.principal.mapping.rules` maps one, then the task that serves its requests; `None` if
+/// the connection is closed instead (the reason logged).
 async fn accept_tls(
     stream: TcpStream,
     peer: SocketAddr,
     security: &Arc<ListenerSecurity>,
     broker: &Arc<Broker>,
     shutdown: watch::Receiver<bool>,
-) {
-    let Some(tls) = &security.tls else {
-        return;
-    };
+) -> Option<TlsConnectionTask> {
+    let tls = security.tls.as_ref()?;
     let _ = stream.set_nodelay(true);
     let mut connection = accepted_connection(peer, security, broker);
     let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream));
-    match handshake.await {
-        Ok(Ok(stream)) => {
-            if let Some(mapper) = &security.principal_mapper {
-                let certificate = stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| chain.first());
-                if let Some(certificate) = certificate {
-                    let dn = crate::security::principal::subject_dn(certificate.as_ref());
-                    match dn.as_deref().and_then(|dn| mapper.map(dn)) {
-                        Some(name) => connection.principal = Principal::user(&name),
-                        None => {
-                            broker.metrics.authentication_failed(&security.name);
-                            tracing::warn!(%peer, listener = %security.name, subject = ?dn, "no ssl.principal.mapping.rules rule matches the client certificate's subject; closing connection");
-                            return;
-                        }
-                    }
-                }
-            }
-            let (read_half, write_half) = tokio::io::split(stream);
-            ConnectionTask::new(
-                read_half,
-                write_half,
-                connection,
-                security.clone(),
-                broker.clone(),
-                shutdown,
-            )
-            .serve()
-            .await
-        }
+    let stream = match handshake.await {
+        Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             // Kafka counts a failed TLS handshake as a failed authentication.
             broker.metrics.authentication_failed(&security.name);
             tracing::warn!(%peer, listener = %security.name, error = %e, "TLS handshake failed; closing connection");
+            return None;
         }
         Err(_) => {
             broker.metrics.authentication_failed(&security.name);
             tracing::warn!(%peer, listener = %security.name, "no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}; closing connection");
+            return None;
+        }
+    };
+    if let Some(mapper) = &security.principal_mapper {
+        let certificate = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first());
+        if let Some(certificate) = certificate {
+            let dn = crate::security::principal::subject_dn(certificate.as_ref());
+            match dn.as_deref().and_then(|dn| mapper.map(dn)) {
+                Some(name) => connection.principal = Principal::user(&name),
+                None => {
+                    broker.metrics.authentication_failed(&security.name);
+                    tracing::warn!(%peer, listener = %security.name, subject = ?dn, "no ssl.principal.mapping.rules rule matches the client certificate's subject; closing connection");
+                    return None;
+                }
+            }
         }
     }
+    let (read_half, write_half) = tokio::io::split(stream);
+    Some(ConnectionTask::new(
+        read_half,
+        write_half,
+        connection,
+        security.clone(),
+        broker.clone(),
+        shutdown,
+    ))
 }
 
 /// A connection's requests read and answered in turn, until the client closes it, an answer

@@ -44,17 +44,8 @@ pub fn encode_request<R: Encodable>(
 }
 
 /// The next response frame on `stream` (without its length prefix).
-pub fn read_frame(stream: &mut TcpStream) -> anyhow::Result<BytesMut> {
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size)?;
-    let size = i32::from_be_bytes(size);
-    anyhow::ensure!(
-        (0..MAX_RESPONSE).contains(&size),
-        "response frame of {size} bytes"
-    );
-    let mut body = BytesMut::zeroed(size as usize);
-    stream.read_exact(&mut body)?;
-    Ok(body)
+pub fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Bytes> {
+    read_frame_into(stream, Vec::new())
 }
 
 /// The next response frame on `stream` (without its length prefix) in `buf`'s allocation,
@@ -101,7 +92,7 @@ pub fn decode_response<R: Decodable, B: ByteBuf>(
 }
 
 /// One request and its response frame (without the length prefix).
-pub fn round_trip(stream: &mut TcpStream, frame: &[u8]) -> anyhow::Result<BytesMut> {
+pub fn round_trip(stream: &mut TcpStream, frame: &[u8]) -> anyhow::Result<Bytes> {
     stream.write_all(frame)?;
     read_frame(stream)
 }

@@ -24,12 +24,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
@@ -108,27 +108,17 @@ pub fn produce(
     payload: &Payload,
 ) -> anyhow::Result<Throughput> {
     let by_leader = partitions_by_leader(bootstrap, topic, case.partitions)?;
-    let start = Arc::new(Barrier::new(by_leader.len() + 1));
-    let mut senders = Vec::new();
-    for (addr, partitions) in by_leader {
-        let (start, topic, case, payload) =
-            (start.clone(), topic.to_string(), *case, payload.clone());
-        senders.push(thread::spawn(move || {
-            let ready = prepare(&topic, &case, &payload, &partitions)
-                .and_then(|requests| Ok((requests, connect(addr)?)));
-            // Everyone waits at the barrier, ready or not, so a failure cannot hang it.
-            start.wait();
-            let (requests, connection) = ready?;
+    let (acknowledged, seconds) = timed_on_each_leader(
+        &by_leader,
+        |addr, partitions| {
+            let requests = prepare(topic, case, payload, partitions)?;
+            Ok((requests, connect(addr)?))
+        },
+        |addr, _, (requests, connection)| {
             send(connection, requests).with_context(|| format!("producing to {topic} at {addr}"))
-        }));
-    }
-    start.wait();
-    let started = Instant::now();
-    let mut acknowledged = 0;
-    for sender in senders {
-        acknowledged += sender.join().expect("a producer thread panicked")?;
-    }
-    let seconds = started.elapsed().as_secs_f64();
+        },
+    )?;
+    let acknowledged: u64 = acknowledged.into_iter().sum();
     anyhow::ensure!(
         acknowledged == case.records,
         "{topic}: {acknowledged} of {} records acknowledged",
@@ -152,24 +142,15 @@ pub fn catch_up(
     record_size: usize,
 ) -> anyhow::Result<Throughput> {
     let by_leader = partitions_by_leader(bootstrap_addr(bootstrap)?, topic, partitions)?;
-    let start = Arc::new(Barrier::new(by_leader.len() + 1));
-    let mut readers = Vec::new();
-    for (addr, partitions) in by_leader {
-        let (start, topic) = (start.clone(), topic.to_string());
-        readers.push(thread::spawn(move || {
-            let connection = connect(addr);
-            start.wait();
-            read_from_leader(connection?, &topic, partitions)
+    let (read, seconds) = timed_on_each_leader(
+        &by_leader,
+        |addr, _| connect(addr),
+        |addr, partitions, stream| {
+            read_from_leader(stream, topic, partitions)
                 .with_context(|| format!("reading {topic} at {addr}"))
-        }));
-    }
-    start.wait();
-    let started = Instant::now();
-    let mut records = 0;
-    for reader in readers {
-        records += reader.join().expect("a reader thread panicked")?;
-    }
-    let seconds = started.elapsed().as_secs_f64();
+        },
+    )?;
+    let records: u64 = read.into_iter().sum();
     anyhow::ensure!(
         records == expected,
         "{topic}: read {records} records, expected {expected}"
@@ -178,6 +159,38 @@ pub fn catch_up(
         records,
         bytes: records * record_size as u64,
         seconds,
+    })
+}
+
+/// Runs one thread per leader: each gets `ready` (untimed: encoding, connecting), then all
+/// start `timed` together; returns their results and the seconds from that start until the
+/// last one is done.
+fn timed_on_each_leader<R: Send, T: Send>(
+    by_leader: &BTreeMap<SocketAddr, Vec<i32>>,
+    ready: impl Fn(SocketAddr, &[i32]) -> anyhow::Result<R> + Sync,
+    timed: impl Fn(SocketAddr, &[i32], R) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<(Vec<T>, f64)> {
+    let start = Barrier::new(by_leader.len() + 1);
+    thread::scope(|scope| {
+        let (start, ready, timed) = (&start, &ready, &timed);
+        let threads: Vec<_> = by_leader
+            .iter()
+            .map(|(&addr, partitions)| {
+                scope.spawn(move || {
+                    let prepared = ready(addr, partitions);
+                    // Everyone waits at the barrier, ready or not, so a failure cannot hang it.
+                    start.wait();
+                    timed(addr, partitions, prepared?)
+                })
+            })
+            .collect();
+        start.wait();
+        let started = Instant::now();
+        let results = threads
+            .into_iter()
+            .map(|t| t.join().expect("a client thread panicked"))
+            .collect::<anyhow::Result<Vec<T>>>()?;
+        Ok((results, started.elapsed().as_secs_f64()))
     })
 }
 
@@ -525,11 +538,7 @@ fn read_acks(mut stream: TcpStream, unanswered: Receiver<Sent>) -> anyhow::Resul
 
 /// Fetches `partitions` of `topic` from offset 0 until none has records left below its high
 /// watermark; returns the records read.
-fn read_from_leader(
-    mut stream: TcpStream,
-    topic: &str,
-    partitions: Vec<i32>,
-) -> anyhow::Result<u64> {
+fn read_from_leader(mut stream: TcpStream, topic: &str, partitions: &[i32]) -> anyhow::Result<u64> {
     let deadline = Instant::now() + std::time::Duration::from_secs(READ_TIMEOUT_SECONDS);
     let name = TopicName(StrBytes::from_string(topic.to_string()));
     let mut position: BTreeMap<i32, (i64, Option<i64>)> =
@@ -637,8 +646,7 @@ fn walk_batches(mut data: Bytes, offset: i64) -> anyhow::Result<Batches> {
             "a batch at offset {base_offset}, expected {}",
             read.next_offset
         );
-        let mut header = &batch[23..];
-        let last_offset_delta = header.get_i32();
+        let last_offset_delta = i32::from_be_bytes(batch[23..27].try_into().expect("4 bytes"));
         let count = i32::from_be_bytes(batch[57..61].try_into().expect("4 bytes"));
         read.next_offset = base_offset + i64::from(last_offset_delta) + 1;
         read.records += count as u64;

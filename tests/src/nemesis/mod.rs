@@ -714,8 +714,21 @@ fn create_topic(cluster: &Cluster, brokers: &[SocketAddr], topic: &str, partitio
         .with_timeout_ms(30_000);
     let mut client = RawClient::connect(brokers[0]);
     let version = client.version::<CreateTopicsRequest>(7);
-    let response = client.request(&request, version).expect("CreateTopics");
-    assert_eq!(response.topics[0].error_code, 0, "CreateTopics {topic}");
+    // INVALID_REPLICATION_FACTOR (38) while not every broker has registered with the
+    // controller yet, just after the cluster started: asked again until all have.
+    let code = crate::wait::wait_until(
+        Duration::from_secs(60),
+        "all brokers registered to create the topic",
+        || {
+            let code = client
+                .request(&request, version)
+                .expect("CreateTopics")
+                .topics[0]
+                .error_code;
+            (code != 38).then_some(code)
+        },
+    );
+    assert_eq!(code, 0, "CreateTopics {topic}");
     for p in 0..partitions {
         cluster.wait_partition(
             topic,

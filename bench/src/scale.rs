@@ -557,8 +557,11 @@ pub fn measures_single_broker(options: &ScaleOptions) -> bool {
 /// The three-broker table: per size, medians of the rounds, Weir beside Kafka.
 pub fn render_cluster(results: &ScaleResults) -> String {
     let mut out = String::new();
-    let metrics: [Metric<ClusterPartitionsPoint>; 9] = [
+    let metrics: [Metric<ClusterPartitionsPoint>; 10] = [
         ("create until all led, ISR 3", "s", |p| p.create_seconds),
+        ("create until every partition took a record", "s", |p| {
+            p.writable_seconds
+        }),
         ("resident memory of the 3, idle", "MiB", |p| {
             p.rss_bytes as f64
         }),
@@ -749,6 +752,7 @@ mod tests {
             system: system.into(),
             partitions: 100,
             create_seconds: 1.0,
+            writable_seconds: 1.5,
             rss_bytes: 3 * (64 << 20),
             idle_cpu_percent: 3.0,
             produce_mb_per_s: 50.0,
@@ -795,6 +799,12 @@ mod tests {
         );
         assert!(
             table.contains("| partitions the controller led | 33 | 33 | 1.00x |"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| create until every partition took a record | 1.50 s | 1.50 s | 1.00x |"
+            ),
             "{table}"
         );
         // Each form renders only its own tables.

@@ -5,7 +5,8 @@
 //! Per size and system, on three fresh brokers (Weir: three voters; Kafka: three combined
 //! KRaft nodes), with the failover bench's broker settings ([`Settings`]: Kafka's defaults,
 //! stated, so neither system runs on a default of its own):
-//! 1. create the topic, timed until every partition has a leader and all 3 replicas in sync;
+//! 1. create the topic, timed until every partition has a leader and all 3 replicas in sync,
+//!    and until an `acks=all` producer has had one record acknowledged by every partition;
 //! 2. summed resident memory and idle CPU of the three once settled;
 //! 3. `acks=all` throughput of 1 KiB records spread over all N;
 //! 4. SIGKILL of the metadata quorum's leader (found as the failover bench finds it: Weir's
@@ -45,6 +46,11 @@ pub struct ClusterPartitionsPoint {
     pub partitions: i32,
     /// CreateTopics until every partition has a leader and 3 in-sync replicas.
     pub create_seconds: f64,
+    /// CreateTopics until every partition has acknowledged one record with `acks=all` (a
+    /// broker may name a leader and an ISR before the replicas' logs exist). Zero in results
+    /// saved before it was measured.
+    #[serde(default)]
+    pub writable_seconds: f64,
     /// `VmRSS` of the three brokers, summed, once idle.
     pub rss_bytes: u64,
     /// CPU of the three brokers, summed, once idle (percent of one core).
@@ -119,6 +125,16 @@ fn measure(
     let started = Instant::now();
     client::create_topic_within(&bootstrap, TOPIC, n, topology, timeout)?;
     let create_seconds = started.elapsed().as_secs_f64();
+    let case = ProduceCase {
+        record_size: 1024,
+        acks: Acks::All,
+        compression: Compression::None,
+        partitions: n,
+        records: options.records,
+    };
+    let payload = Payload::new(case.record_size);
+    produce::one_per_partition(&bootstrap, TOPIC, &case, &payload)?;
+    let writable_seconds = started.elapsed().as_secs_f64();
 
     // Let the start and the creation settle (a JVM compiles its hot paths for a while).
     std::thread::sleep(Duration::from_secs_f64(options.window_seconds));
@@ -131,14 +147,7 @@ fn measure(
         .map(|&pid| procstat::current_rss(pid))
         .sum::<Result<u64, _>>()?;
 
-    let case = ProduceCase {
-        record_size: 1024,
-        acks: Acks::All,
-        compression: Compression::None,
-        partitions: n,
-        records: options.records,
-    };
-    let produced = produce::fill(&bootstrap, TOPIC, &case, &Payload::new(case.record_size))?;
+    let produced = produce::fill(&bootstrap, TOPIC, &case, &payload)?;
 
     // The controller's loss, with leaders as the creation spread them (and the producer's
     // acknowledgements in every replica: the ISR is whole again before the kill).
@@ -201,6 +210,7 @@ fn measure(
         system: kind.name().to_string(),
         partitions: n,
         create_seconds,
+        writable_seconds,
         rss_bytes,
         idle_cpu_percent,
         produce_mb_per_s: produced.megabytes_per_second(),

@@ -84,7 +84,8 @@ pub struct ControllerConfig {
     /// (`leader.imbalance.check.interval.seconds`); `None` when
     /// `auto.leader.rebalance.enable` is off.
     pub leader_imbalance_interval: Option<Duration>,
-    /// Raft heartbeat interval; elections start after 4–8 of these without a leader.
+    /// Raft heartbeat interval; a voter that stops hearing its leader starts an election after
+    /// 8–10 of these (see [`Controller::start`]).
     pub raft_heartbeat: Duration,
     /// The directory id of this node's storage (`meta.properties`).
     pub directory_id: Uuid,
@@ -171,8 +172,14 @@ impl Controller {
         let raft_config = openraft::Config {
             cluster_name: "weir".to_string(),
             heartbeat_interval: heartbeat_ms,
-            election_timeout_min: heartbeat_ms * 4,
-            election_timeout_max: heartbeat_ms * 8,
+            // A voter that heard a leader first waits out that leader's lease (openraft sets
+            // it to election_timeout_max: no vote is granted before it expires), then its own
+            // election timeout, drawn once per node from min..max: after the last heartbeat,
+            // 8–10 heartbeats (2–2.5 x `controller.quorum.election.timeout.ms`) pass before it
+            // stands, as Kafka's voters wait `controller.quorum.fetch.timeout.ms` (2 x the
+            // election timeout by default) before they do.
+            election_timeout_min: heartbeat_ms * 3,
+            election_timeout_max: heartbeat_ms * 5,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
             max_in_snapshot_log_to_keep: 100,
             ..Default::default()

@@ -411,8 +411,9 @@ fn consume_table(out: &mut String, results: &Results, client: Client) {
                 out,
                 "### Consumer catch-up, broker-bound (the bench's wire client)\n\n\
                  The same topics filled the same way, read by weir-bench's own client: one \
-                 Fetch at a time per broker with librdkafka's default sizes, every batch's CRC \
-                 and offsets checked, records counted from the batch headers.\n"
+                 Fetch at a time per broker with librdkafka's default sizes, offsets checked as \
+                 each response arrives and every batch's CRC while the next Fetch is under way, \
+                 records counted from the batch headers.\n"
             );
             &results.plan.wire_consume
         }

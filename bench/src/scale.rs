@@ -524,6 +524,11 @@ fn row(out: &mut String, size: &str, metric: &str, unit: &str, weir: f64, kafka:
 }
 
 fn fmt(v: f64, unit: &str) -> String {
+    if v == f64::INFINITY && unit == "s" {
+        // A wait that never ended: the producer gave up on some records (the median of runs
+        // where it mostly did).
+        return "some records failed".to_string();
+    }
     if !v.is_finite() {
         return "–".to_string();
     }
@@ -560,7 +565,7 @@ pub fn render_cluster(results: &ScaleResults) -> String {
     let metrics: [Metric<ClusterPartitionsPoint>; 10] = [
         ("create until all led, ISR 3", "s", |p| p.create_seconds),
         ("create until every partition took a record", "s", |p| {
-            p.writable_seconds
+            p.writable_seconds.unwrap_or(f64::INFINITY)
         }),
         ("resident memory of the 3, idle", "MiB", |p| {
             p.rss_bytes as f64
@@ -752,7 +757,7 @@ mod tests {
             system: system.into(),
             partitions: 100,
             create_seconds: 1.0,
-            writable_seconds: 1.5,
+            writable_seconds: Some(1.5),
             rss_bytes: 3 * (64 << 20),
             idle_cpu_percent: 3.0,
             produce_mb_per_s: 50.0,
@@ -804,6 +809,19 @@ mod tests {
         assert!(
             table.contains(
                 "| create until every partition took a record | 1.50 s | 1.50 s | 1.00x |"
+            ),
+            "{table}"
+        );
+        // A system whose partitions did not all take a record in time.
+        let mut timed_out = cluster_point("Kafka", 2.0, 20.0);
+        timed_out.writable_seconds = None;
+        let table = render_cluster(&ScaleResults {
+            cluster_partitions: vec![cluster_point("Weir", 1.0, 10.0), timed_out],
+            ..Default::default()
+        });
+        assert!(
+            table.contains(
+                "| create until every partition took a record | 1.50 s | some records failed | – |"
             ),
             "{table}"
         );

@@ -538,8 +538,7 @@ fn read_acks(mut stream: TcpStream, unanswered: Receiver<Sent>) -> anyhow::Resul
 }
 
 /// Fetches `partitions` of `topic` from offset 0 until none has records left below its high
-/// watermark; returns the records read.
-/// Catches up on `partitions` over one connection, one Fetch at a time. Each response's
+/// watermark, one Fetch at a time; returns the records read. Each response's
 /// batch headers are walked as it arrives (where the next Fetch starts); their CRCs are checked
 /// after that next Fetch has been sent, while the broker answers it, as a client hands records
 /// to its application while its next fetch is under way.

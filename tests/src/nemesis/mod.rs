@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::CreateTopicsRequest;
 use kafka_protocol::protocol::StrBytes;
@@ -714,7 +715,7 @@ fn create_topic(cluster: &Cluster, brokers: &[SocketAddr], topic: &str, partitio
         .with_timeout_ms(30_000);
     let mut client = RawClient::connect(brokers[0]);
     let version = client.version::<CreateTopicsRequest>(7);
-    // INVALID_REPLICATION_FACTOR (38) while not every broker has registered with the
+    // INVALID_REPLICATION_FACTOR while not every broker has registered with the
     // controller yet, just after the cluster started: asked again until all have.
     let code = crate::wait::wait_until(
         Duration::from_secs(60),
@@ -725,7 +726,7 @@ fn create_topic(cluster: &Cluster, brokers: &[SocketAddr], topic: &str, partitio
                 .expect("CreateTopics")
                 .topics[0]
                 .error_code;
-            (code != 38).then_some(code)
+            (code != ResponseError::InvalidReplicationFactor.code()).then_some(code)
         },
     );
     assert_eq!(code, 0, "CreateTopics {topic}");

@@ -233,8 +233,8 @@ impl SessionWakeups {
     /// The partitions to read now: moves the ones that changed into the set (re-arming their
     /// waits first) and takes it.
     pub fn take_dirty(&mut self) -> Vec<PartitionKey> {
-        // Fired waits are ready at once; stop at the first pending poll (the rest wake the
-        // next wait, whose pass takes them).
+        // A poll goes through every woken wait until one is ready, so the first pending poll
+        // means none is left.
         while let Some(Some(fired)) = self.waits.next().now_or_never() {
             self.on_fired(fired);
         }

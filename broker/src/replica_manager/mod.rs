@@ -26,7 +26,9 @@ mod local;
 mod scram_credentials;
 mod topics;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -80,7 +82,49 @@ pub struct TopicState {
     pub meta: TopicMetadata,
 }
 
+/// A hosted replica by topic and index.
 type PartitionKey = (Arc<str>, i32);
+
+/// A partition key seen as `(&str, i32)`, so the partition map is searched with a borrowed
+/// topic name: `HashMap::get` takes any type the key borrows as, and `(Arc<str>, i32)` cannot
+/// borrow as `(&str, i32)`, but can as this trait object, which a `(&str, i32)` also is.
+/// Requests name partitions by `&str`; a lookup must not allocate an `Arc<str>` for each.
+trait PartitionLookup {
+    fn key(&self) -> (&str, i32);
+}
+
+impl PartitionLookup for PartitionKey {
+    fn key(&self) -> (&str, i32) {
+        (&self.0, self.1)
+    }
+}
+
+impl PartitionLookup for (&str, i32) {
+    fn key(&self) -> (&str, i32) {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn PartitionLookup + 'a> for PartitionKey {
+    fn borrow(&self) -> &(dyn PartitionLookup + 'a) {
+        self
+    }
+}
+
+/// Hashes as `(Arc<str>, i32)` does (`Arc<str>` hashes its `str`), which `Borrow` requires.
+impl Hash for dyn PartitionLookup + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for dyn PartitionLookup + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn PartitionLookup + '_ {}
 
 /// Every partition on this broker, and the cluster's topics.
 pub struct ReplicaManager {
@@ -216,10 +260,8 @@ impl ReplicaManager {
 
     /// This broker's replica of a partition, if it hosts one.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        self.partitions
-            .read()
-            .get(&(Arc::from(topic), index))
-            .cloned()
+        let key: &dyn PartitionLookup = &(topic, index);
+        self.partitions.read().get(key).cloned()
     }
 
     /// All topics, sorted by name.
@@ -439,5 +481,32 @@ impl ReplicaManager {
     /// Marks this broker as caught up with the metadata log up to its registration.
     pub fn set_caught_up(&self, broker_epoch: i64) {
         self.caught_up_epoch.store(broker_epoch, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_borrowed_partition_key_finds_what_the_owned_key_holds() {
+        let keys: Vec<PartitionKey> = ["a", "b", "topic-with-a-longer-name"]
+            .into_iter()
+            .flat_map(|t| (0..50).map(move |i| (Arc::from(t), i)))
+            .collect();
+        let map: HashMap<PartitionKey, usize> = keys
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(n, k)| (k, n))
+            .collect();
+        for (n, (topic, index)) in keys.iter().enumerate() {
+            let key: &dyn PartitionLookup = &(&**topic, *index);
+            assert_eq!(map.get(key), Some(&n));
+        }
+        let missing: [&dyn PartitionLookup; 2] = [&("a", 50), &("c", 0)];
+        for key in missing {
+            assert_eq!(map.get(key), None);
+        }
     }
 }

@@ -82,6 +82,21 @@ pub struct TopicState {
     pub meta: TopicMetadata,
 }
 
+/// The cluster's topics by name and by id. Invariant: both maps hold the same topics; they are
+/// only built together, by [`Topics::new`], from each applied image.
+#[derive(Debug, Default)]
+struct Topics {
+    by_name: HashMap<Arc<str>, Arc<TopicState>>,
+    by_id: HashMap<Uuid, Arc<TopicState>>,
+}
+
+impl Topics {
+    fn new(by_name: HashMap<Arc<str>, Arc<TopicState>>) -> Self {
+        let by_id = by_name.values().map(|t| (t.meta.id, t.clone())).collect();
+        Self { by_name, by_id }
+    }
+}
+
 /// A hosted replica by topic and index.
 type PartitionKey = (Arc<str>, i32);
 
@@ -133,7 +148,7 @@ pub struct ReplicaManager {
     /// `config` with the dynamic settings of the latest image ([`broker_configs`]).
     effective: RwLock<Arc<BrokerConfig>>,
     clock: Arc<dyn Clock>,
-    topics: RwLock<HashMap<Arc<str>, Arc<TopicState>>>,
+    topics: RwLock<Topics>,
     partitions: RwLock<HashMap<PartitionKey, Arc<Partition>>>,
     image: RwLock<Arc<MetadataImage>>,
     controller: OnceLock<Arc<Controller>>,
@@ -188,7 +203,7 @@ impl ReplicaManager {
             effective: RwLock::new(config.clone()),
             config,
             clock,
-            topics: RwLock::new(HashMap::new()),
+            topics: RwLock::new(Topics::default()),
             partitions: RwLock::new(partitions),
             image: RwLock::new(Arc::new(MetadataImage::default())),
             controller: OnceLock::new(),
@@ -246,16 +261,12 @@ impl ReplicaManager {
 
     /// A topic by name.
     pub fn topic(&self, name: &str) -> Option<Arc<TopicState>> {
-        self.topics.read().get(name).cloned()
+        self.topics.read().by_name.get(name).cloned()
     }
 
     /// A topic by id.
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<TopicState>> {
-        self.topics
-            .read()
-            .values()
-            .find(|t| t.meta.id == id)
-            .cloned()
+        self.topics.read().by_id.get(&id).cloned()
     }
 
     /// This broker's replica of a partition, if it hosts one.
@@ -266,7 +277,7 @@ impl ReplicaManager {
 
     /// All topics, sorted by name.
     pub fn all_topics(&self) -> Vec<Arc<TopicState>> {
-        let mut v: Vec<_> = self.topics.read().values().cloned().collect();
+        let mut v: Vec<_> = self.topics.read().by_name.values().cloned().collect();
         v.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
         v
     }
@@ -508,5 +519,30 @@ mod tests {
         for key in missing {
             assert_eq!(map.get(key), None);
         }
+    }
+
+    fn topic(name: &str, id: Uuid) -> Arc<TopicState> {
+        Arc::new(TopicState {
+            meta: TopicMetadata {
+                name: name.to_string(),
+                id,
+                partitions: 1,
+                replication_factor: 1,
+                configs: BTreeMap::new(),
+            },
+        })
+    }
+
+    #[test]
+    fn topics_are_found_by_name_and_by_id() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let topics = Topics::new(HashMap::from([
+            (Arc::from("a"), topic("a", a)),
+            (Arc::from("b"), topic("b", b)),
+        ]));
+        assert_eq!(topics.by_id[&a].meta.name, "a");
+        assert_eq!(topics.by_id[&b].meta.name, "b");
+        assert_eq!(topics.by_name["b"].meta.id, b);
+        assert!(!topics.by_id.contains_key(&Uuid::from_u128(3)));
     }
 }

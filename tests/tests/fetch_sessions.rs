@@ -2,7 +2,9 @@
 //! partitions through incremental fetches (the broker's `weir_incremental_fetch_requests_total`
 //! counts them) and reads every record once, in order; a full session cache, a broker restart
 //! under a live session and partitions added to and removed from an assignment leave nothing
-//! skipped or repeated; followers replicate through sessions. librdkafka does not use sessions (it sends epoch -1) and still reads
+//! skipped or repeated; followers replicate through sessions, and one that stops for half the
+//! lag after a long quiet spell (its partition skipped by the leader's session meanwhile)
+//! stays in the ISR. librdkafka does not use sessions (it sends epoch -1) and still reads
 //! everything. A raw client gets only changed partitions from an incremental fetch, and
 //! Kafka's errors for a wrong epoch and an unknown session.
 
@@ -514,4 +516,102 @@ async fn followers_replicate_through_sessions() {
             v.isr.len() == 3
         });
     }
+}
+
+/// A leader's fetch session skips a follower's settled partitions until they change, yet the
+/// follower must count as caught up for as long as it keeps fetching them, as in Kafka: after
+/// a quiet spell twice `replica.lag.time.max.ms` long, a follower that then stops for about
+/// half that lag stays in the ISR when records arrive meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_quiet_for_longer_than_the_lag_stays_in_the_isr() {
+    // The leader looks for lagging followers every half lag (5 s): a pause of 6.5 s meets at
+    // least one look, and leaves a follower that fetched until it well inside the lag.
+    const MAX_LAG_MS: u64 = 10_000;
+    const PAUSE_MS: u64 = 6_500;
+    let lag = MAX_LAG_MS.to_string();
+    // Broker 0 alone is the metadata quorum: pausing broker 2 moves no controller; its
+    // broker session outlasts the pause, so the controller does not fence it either.
+    let mut cluster = Cluster::start_with_voters(
+        3,
+        1,
+        &[
+            ("replica.lag.time.max.ms", &lag),
+            ("broker.session.timeout.ms", "30000"),
+        ],
+    );
+    let topic = unique_topic("sessions-quiet");
+    let admin: AdminClient<DefaultClientContext> =
+        cluster.client_config().create().expect("admin client");
+    for r in admin
+        .create_topics(
+            [&NewTopic::new(
+                &topic,
+                1,
+                TopicReplication::Variable(&[&[0, 1, 2]]),
+            )],
+            &admin_options(),
+        )
+        .await
+        .expect("CreateTopics")
+    {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+    cluster.wait_partition(
+        &topic,
+        0,
+        Duration::from_secs(30),
+        "a full ISR led by 0",
+        |v| v.leader == 0 && v.isr.len() == 3,
+    );
+    let mut leader = RawClient::connect(cluster.brokers[0].kafka_addr());
+    let first = leader.produce(&topic, 0, record_batch(&[b"before"], None), -1);
+    assert_eq!(first.error_code, 0, "{first:?}");
+    // Quiet for twice the lag, while the followers' sessions keep fetching a partition that
+    // does not change (the leader answers their incremental fetches all along).
+    let fetches_before = incremental_fetches(&cluster.brokers[0]);
+    let quiet_until = Instant::now() + Duration::from_millis(2 * MAX_LAG_MS);
+    weir_tests::wait_until(
+        Duration::from_secs(60),
+        "a quiet spell of twice the lag",
+        || {
+            (Instant::now() >= quiet_until
+                && incremental_fetches(&cluster.brokers[0]) >= fetches_before + 8.0)
+                .then_some(())
+        },
+    );
+    let shrinks = |cluster: &Cluster| metric(&cluster.brokers[0], "weir_isr_shrinks_total");
+    let expands = |cluster: &Cluster| metric(&cluster.brokers[0], "weir_isr_expands_total");
+    assert_eq!(
+        shrinks(&cluster),
+        0.0,
+        "no follower left the ISR while quiet"
+    );
+    cluster.wait_partition(
+        &topic,
+        0,
+        Duration::from_secs(30),
+        "a full ISR after the quiet",
+        |v| v.isr.len() == 3,
+    );
+    let expands_before = expands(&cluster);
+    // Broker 2 stops fetching for about half the lag; a record arrives meanwhile.
+    cluster.pause(2);
+    let during = leader.produce(&topic, 0, record_batch(&[b"during"], None), 1);
+    assert_eq!(during.error_code, 0, "{during:?}");
+    let resume_at = Instant::now() + Duration::from_millis(PAUSE_MS);
+    weir_tests::wait_until(Duration::from_secs(60), "the pause", || {
+        (Instant::now() >= resume_at).then_some(())
+    });
+    cluster.resume(2);
+    // It catches up; the leader never dropped it.
+    let after = leader.produce(&topic, 0, record_batch(&[b"after"], None), -1);
+    assert_eq!((after.error_code, after.base_offset), (0, 2), "{after:?}");
+    cluster.wait_partition(&topic, 0, Duration::from_secs(30), "a full ISR", |v| {
+        v.isr.len() == 3
+    });
+    assert_eq!(
+        (shrinks(&cluster), expands(&cluster)),
+        (0.0, expands_before),
+        "a follower paused for about half the lag after a quiet spell left the ISR"
+    );
 }

@@ -113,7 +113,7 @@ impl FetchWakeups {
     }
 }
 
-/// One partition's wait: its key, the generation it was armed in, and its receiver back
+/// One partition's wait: its key, the number it was armed with, and its receiver back
 /// (`None`: the partition was dropped, its watch closed).
 struct Fired {
     key: PartitionKey,
@@ -143,8 +143,9 @@ fn wait(key: PartitionKey, generation: u64, mut rx: watch::Receiver<i64>) -> Wai
 pub struct SessionWakeups {
     image: watch::Receiver<u64>,
     waits: FuturesUnordered<Wait>,
-    /// Watched keys and the generation of their wait; a fired wait of another generation
-    /// (the partition was forgotten, or re-armed after a new image) is dropped.
+    /// Watched keys and the number their wait was armed with (each arming takes a new one);
+    /// a fired wait with another number (its partition forgotten, perhaps added again, or
+    /// re-armed after a new image) is dropped.
     generations: HashMap<PartitionKey, u64>,
     generation: u64,
     /// To read at the next pass: changed, added, or not settled at the last read.
@@ -202,7 +203,6 @@ impl SessionWakeups {
         self.waits = FuturesUnordered::new();
         self.generations.clear();
         self.dirty.clear();
-        self.generation += 1;
         for key in keys {
             self.arm(broker, key.clone());
         }
@@ -268,6 +268,7 @@ impl SessionWakeups {
         if let Some(partition) = partition {
             // A fresh receiver has seen the current value: only later changes fire it.
             let rx = partition.subscribe_changes();
+            self.generation += 1;
             self.generations.insert(key.clone(), self.generation);
             self.waits.push(wait(key.clone(), self.generation, rx));
         }

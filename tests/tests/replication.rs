@@ -467,3 +467,101 @@ async fn a_killed_broker_is_fenced_before_its_session_expires() {
         .collect();
     assert_eq!(read, sent, "every acknowledged record, once, in order");
 }
+
+/// A leader paused past its broker session is replaced, and the new leader takes records past
+/// the old one's log end. Resumed, before it learns it no longer leads, the old leader must not
+/// answer a consumer's fetch of those offsets with OFFSET_OUT_OF_RANGE: a consumer resets its
+/// position on that answer (to the start: every record again, which is how the nemesis found
+/// it; to the end: records skipped). Its lease has lapsed, so it answers NOT_LEADER_OR_FOLLOWER
+/// and the client asks the metadata again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_zombie_leader_never_answers_out_of_range() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::FetchRequest;
+    use weir_tests::raw::{topic_name, MAX_FETCH_VERSION};
+
+    // Broker 0 alone is the metadata quorum: pausing broker 1 moves no controller.
+    let mut cluster = Cluster::start_with_voters(3, 1, &[]);
+    let topic = unique_topic("zombie-leader");
+    let admin: AdminClient<DefaultClientContext> =
+        cluster.client_config().create().expect("admin client");
+    let new = NewTopic::new(&topic, 1, TopicReplication::Variable(&[&[1, 0, 2]]));
+    for r in admin
+        .create_topics([&new], &clients::admin_options())
+        .await
+        .expect("CreateTopics")
+    {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+    cluster.wait_partition(&topic, 0, FAILOVER_TIMEOUT, "a full ISR led by 1", |v| {
+        v.isr.len() == 3 && v.leader == 1
+    });
+    let mut old_leader = RawClient::connect(cluster.brokers[1].kafka_addr());
+    // Broker 1 itself may apply the new topic a moment after the broker asked above.
+    wait_until(
+        FAILOVER_TIMEOUT,
+        "broker 1 leading the new partition",
+        || {
+            let acked = old_leader.produce(&topic, 0, record_batch(&[b"before"], None), -1);
+            match acked.error_code {
+                0 => {
+                    assert_eq!(acked.base_offset, 0, "{acked:?}");
+                    Some(())
+                }
+                UNKNOWN_TOPIC_OR_PARTITION | NOT_LEADER_OR_FOLLOWER => None,
+                _ => panic!("{acked:?}"),
+            }
+        },
+    );
+    for i in 1..5 {
+        let acked = old_leader.produce(&topic, 0, record_batch(&[b"before"], None), -1);
+        assert_eq!((acked.error_code, acked.base_offset), (0, i), "{acked:?}");
+    }
+    // A connection opened before the pause, with a Fetch queued while paused: the first thing
+    // the resumed process reads.
+    let mut early = RawClient::connect(cluster.brokers[1].kafka_addr());
+    let version = early.version::<FetchRequest>(MAX_FETCH_VERSION);
+    cluster.pause(1);
+    let view = cluster.wait_partition(&topic, 0, FAILOVER_TIMEOUT, "a new leader", |v| {
+        v.leader == 0 || v.leader == 2
+    });
+    let mut new_leader = RawClient::connect(cluster.brokers[view.leader as usize].kafka_addr());
+    for i in 5..25 {
+        let acked = new_leader.produce(&topic, 0, record_batch(&[b"after"], None), -1);
+        assert_eq!((acked.error_code, acked.base_offset), (0, i), "{acked:?}");
+    }
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1024 * 1024)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(&topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(20)
+                .with_partition_max_bytes(1024 * 1024)])]);
+    let correlation_id = early
+        .send(&fetch, version)
+        .expect("queue a Fetch to the paused leader");
+    cluster.resume(1);
+    let response = early
+        .receive::<FetchRequest>(version, correlation_id)
+        .expect("the resumed broker answers the queued Fetch");
+    let data = &response.responses[0].partitions[0];
+    assert_ne!(
+        data.error_code, OFFSET_OUT_OF_RANGE,
+        "the resumed old leader answered offset 20, acknowledged by its successor, as out of range"
+    );
+    assert!(
+        [0, NOT_LEADER_OR_FOLLOWER].contains(&data.error_code),
+        "unexpected answer {data:?}"
+    );
+    // The successor serves offset 20.
+    let served = new_leader.fetch(&topic, 0, 20, Duration::from_millis(0), 1);
+    assert_eq!(served.error_code, 0, "{served:?}");
+}
+
+/// Kafka's OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION and NOT_LEADER_OR_FOLLOWER.
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;

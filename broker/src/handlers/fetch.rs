@@ -609,10 +609,22 @@ fn read_all(
                 }
                 Err(e) => {
                     errors = true;
-                    if !matches!(e, LogError::OffsetOutOfRange { .. }) {
+                    let out_of_range = matches!(e, LogError::OffsetOutOfRange { .. });
+                    if !out_of_range {
                         tracing::error!(topic = %partition.topic, partition = fp.partition, error = %e, "fetch read failed");
                     }
-                    let code = e.kafka_code();
+                    // A leader whose registration lease lapsed (paused or cut off past its
+                    // session) may have been replaced, and its log may end before offsets the
+                    // new leader has acknowledged: "out of range" would make the consumer
+                    // reset its position (to the start: every record again; to the end:
+                    // records skipped). It is not sure it leads, so it says so, and the
+                    // client asks the metadata again.
+                    let code = if out_of_range && !broker.replicas.holds_lease() {
+                        tracing::info!(topic = %partition.topic, partition = fp.partition, offset = fp.fetch_offset, "fetch out of range while the registration lease has lapsed: answered NOT_LEADER_OR_FOLLOWER");
+                        ResponseError::NotLeaderOrFollower.code()
+                    } else {
+                        e.kafka_code()
+                    };
                     broker.count_error("Fetch", code);
                     partitions.push(error_data(base, code));
                 }

@@ -6,8 +6,11 @@
 //! offset and log start offset last answered for it; the response carries the new session id
 //! and the fetcher's next request uses epoch 1. An incremental fetch (the session's id and its
 //! current epoch) carries only partitions added or changed and the partitions to forget; the
-//! leader reads every partition of the session and answers only those with records, an error
-//! or a changed offset ([`FetchSession::select_response`]). Epoch -1 ends a session.
+//! leader answers only partitions with records, an error or a changed offset
+//! ([`FetchSession::answer`]). It reads only the partitions that may answer something new:
+//! those the request changed, those that changed on this broker since the last read, and
+//! those whose last read was not settled (the session's [`SessionWakeups`] keep that, between
+//! requests). Epoch -1 ends a session.
 //!
 //! [`FetchSessionCache`] bounds the sessions to `max.incremental.fetch.session.cache.slots`.
 //! When it is full, a new session may take the place of: first, the session idle longest if
@@ -18,20 +21,22 @@
 //! session. So small and stale sessions go first and a busy consumer cannot push out a
 //! follower, as in Kafka.
 //!
-//! Pure state with time passed in; the caller holds it behind one lock and never across an
+//! State with time passed in (a session's wakeups are the only part that touches partitions,
+//! and only in the fetch handler); the caller holds it behind one lock and never across an
 //! await. Eviction scans the sessions (at most the slot count, 1,000 by default), only when a
 //! full cache meets a new session.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
+
+pub use crate::handlers::SessionWakeups;
 
 /// The epoch of a full fetch that asks for a new session.
 pub const INITIAL_EPOCH: i32 = 0;
@@ -65,15 +70,18 @@ pub struct CachedPartition {
     pub last_stable_offset: i64,
     /// Last answered log start offset.
     pub log_start_offset: i64,
+    /// Place in the fetch order (lower first).
+    order: u64,
 }
 
 impl CachedPartition {
-    fn new(fetch: FetchPartition) -> Self {
+    fn new(fetch: FetchPartition, order: u64) -> Self {
         Self {
             fetch,
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
+            order,
         }
     }
 
@@ -98,7 +106,6 @@ impl CachedPartition {
 
 /// One fetcher's session. Invariant: `epoch` is the epoch its next incremental request must
 /// carry (1 after creation, wrapping from `i32::MAX` to 1).
-#[derive(Debug)]
 pub struct FetchSession {
     id: i32,
     epoch: i32,
@@ -108,9 +115,25 @@ pub struct FetchSession {
     uses_topic_ids: bool,
     created: Instant,
     last_used: Instant,
-    /// In fetch order: a partition that answered records moves to the end, so the ones
-    /// behind it get their turn under `max_bytes`.
-    partitions: IndexMap<PartitionKey, CachedPartition>,
+    /// Each with its place in the fetch order: a partition that answered records moves to
+    /// the end, so the ones behind it get their turn under `max_bytes`.
+    partitions: HashMap<PartitionKey, CachedPartition>,
+    /// The order the next partition moved or added takes.
+    next_order: u64,
+    /// What changed on this broker since the last read, kept between requests; out of the
+    /// session while a request long-polls ([`FetchSession::take_wakeups`]).
+    wakeups: Option<SessionWakeups>,
+}
+
+impl std::fmt::Debug for FetchSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchSession")
+            .field("id", &self.id)
+            .field("epoch", &self.epoch)
+            .field("privileged", &self.privileged)
+            .field("partitions", &self.partitions.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl FetchSession {
@@ -124,11 +147,43 @@ impl FetchSession {
         self.epoch
     }
 
+    /// Every partition of the session.
+    pub fn keys(&self) -> impl Iterator<Item = &PartitionKey> {
+        self.partitions.keys()
+    }
+
+    /// Takes the session's wakeups for a request's long poll.
+    pub fn take_wakeups(&mut self) -> Option<SessionWakeups> {
+        self.wakeups.take()
+    }
+
+    /// Gives the wakeups back after the request; if another request put its own meanwhile,
+    /// those stay (and read everything next time, as they cannot know what these saw).
+    pub fn put_wakeups(&mut self, wakeups: SessionWakeups) {
+        match &mut self.wakeups {
+            Some(other) => other.force_full(),
+            None => self.wakeups = Some(wakeups),
+        }
+    }
+
     /// The session's partitions as a request's topics (consecutive partitions of one topic
     /// grouped), in fetch order.
     pub fn request_topics(&self) -> Vec<FetchTopic> {
+        self.request_topics_for(self.partitions.keys())
+    }
+
+    /// `keys` of the session (others are skipped) as a request's topics, in fetch order.
+    pub fn request_topics_for<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a PartitionKey>,
+    ) -> Vec<FetchTopic> {
+        let mut chosen: Vec<(&PartitionKey, &CachedPartition)> = keys
+            .into_iter()
+            .filter_map(|k| self.partitions.get_key_value(k))
+            .collect();
+        chosen.sort_unstable_by_key(|(_, c)| c.order);
         let mut topics: Vec<FetchTopic> = Vec::new();
-        for (key, cached) in &self.partitions {
+        for (key, cached) in chosen {
             let same = topics
                 .last()
                 .is_some_and(|t| t.topic_id == key.topic_id && t.topic == key.topic);
@@ -146,45 +201,68 @@ impl FetchSession {
         topics
     }
 
-    /// Keeps from a response to the whole session only the partitions an incremental fetch
-    /// answers (records, an error, a changed offset), remembers what they answered, and moves
-    /// those that answered records to the end of the fetch order.
+    /// Keeps from a response to some of the session's partitions only what an incremental
+    /// fetch answers (see [`FetchSession::answer`]).
     pub fn select_response(
         &mut self,
         responses: Vec<FetchableTopicResponse>,
     ) -> Vec<FetchableTopicResponse> {
-        let mut kept = Vec::new();
-        let mut moved = Vec::new();
-        for mut topic in responses {
-            let partitions = std::mem::take(&mut topic.partitions);
-            let mut keep = Vec::new();
-            for data in partitions {
+        let mut read = HashMap::new();
+        for topic in responses {
+            for data in topic.partitions {
                 let key = key_of(
                     topic.topic_id,
                     &topic.topic,
                     data.partition_index,
                     self.uses_topic_ids,
                 );
-                let Some(cached) = self.partitions.get_mut(&key) else {
-                    continue;
-                };
-                if cached.must_respond(&data) {
-                    if data.records.as_ref().is_some_and(|r| !r.is_empty()) {
-                        moved.push(key);
-                    }
-                    keep.push(data);
+                read.insert(key, data);
+            }
+        }
+        self.answer(read)
+    }
+
+    /// The response of an incremental fetch from what it read: only the partitions of the
+    /// session that answer something (records, an error, a changed offset), in fetch order,
+    /// consecutive partitions of a topic grouped. Remembers what they answered and moves
+    /// those that answered records to the end of the fetch order.
+    pub fn answer(
+        &mut self,
+        read: HashMap<PartitionKey, PartitionData>,
+    ) -> Vec<FetchableTopicResponse> {
+        let mut answered: Vec<(u64, PartitionKey, PartitionData)> = Vec::new();
+        for (key, data) in read {
+            let Some(cached) = self.partitions.get_mut(&key) else {
+                continue;
+            };
+            if cached.must_respond(&data) {
+                answered.push((cached.order, key, data));
+            }
+        }
+        answered.sort_unstable_by_key(|(order, ..)| *order);
+        let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+        for (_, key, data) in answered {
+            if data.records.as_ref().is_some_and(|r| !r.is_empty()) {
+                if let Some(cached) = self.partitions.get_mut(&key) {
+                    cached.order = self.next_order;
+                    self.next_order += 1;
                 }
             }
-            if !keep.is_empty() {
-                kept.push(topic.with_partitions(keep));
+            let same = topics
+                .last()
+                .is_some_and(|t| t.topic_id == key.topic_id && t.topic == key.topic);
+            if !same {
+                topics.push(
+                    FetchableTopicResponse::default()
+                        .with_topic(key.topic)
+                        .with_topic_id(key.topic_id),
+                );
+            }
+            if let Some(t) = topics.last_mut() {
+                t.partitions.push(data);
             }
         }
-        for key in moved {
-            if let Some(cached) = self.partitions.shift_remove(&key) {
-                self.partitions.insert(key, cached);
-            }
-        }
-        kept
+        topics
     }
 
     /// Remembers what a full fetch answered, so the first incremental fetch answers only
@@ -250,13 +328,15 @@ pub struct FetchSessionCache {
     evictions: u64,
 }
 
-/// An incremental fetch that passed the epoch check: the whole session to read.
+/// An incremental fetch that passed the epoch check.
 #[derive(Debug)]
 pub struct IncrementalFetch {
     /// The session's id (the response's `session_id`).
     pub session_id: i32,
-    /// Every partition of the session, in fetch order.
-    pub topics: Vec<FetchTopic>,
+    /// The partitions the request added or changed.
+    pub changed: Vec<PartitionKey>,
+    /// The partitions the request forgot.
+    pub forgotten: Vec<PartitionKey>,
 }
 
 impl FetchSessionCache {
@@ -329,7 +409,7 @@ impl FetchSessionCache {
         responses: &[FetchableTopicResponse],
         mut new_id: impl FnMut() -> i32,
     ) -> i32 {
-        let partitions = to_partitions(topics, uses_topic_ids);
+        let (partitions, next_order) = to_partitions(topics, uses_topic_ids);
         if partitions.is_empty() || self.max_slots == 0 {
             return INVALID_SESSION_ID;
         }
@@ -352,6 +432,8 @@ impl FetchSessionCache {
             created: now,
             last_used: now,
             partitions,
+            next_order,
+            wakeups: None,
         };
         session.remember(responses);
         self.partitions_cached += session.partitions.len();
@@ -385,18 +467,27 @@ impl FetchSessionCache {
             return Err(SessionError::TopicIdMismatch);
         }
         let before = session.partitions.len();
+        let mut changed = Vec::new();
         for (key, fetch) in keyed(topics, uses_topic_ids) {
             match session.partitions.get_mut(&key) {
                 Some(cached) => cached.fetch = fetch,
                 None => {
-                    session.partitions.insert(key, CachedPartition::new(fetch));
+                    let order = session.next_order;
+                    session.next_order += 1;
+                    session
+                        .partitions
+                        .insert(key.clone(), CachedPartition::new(fetch, order));
                 }
             }
+            changed.push(key);
         }
+        let mut dropped = Vec::new();
         for ft in forgotten {
             for &partition in &ft.partitions {
                 let key = key_of(ft.topic_id, &ft.topic, partition, uses_topic_ids);
-                session.partitions.shift_remove(&key);
+                if session.partitions.remove(&key).is_some() {
+                    dropped.push(key);
+                }
             }
         }
         let after = session.partitions.len();
@@ -409,7 +500,8 @@ impl FetchSessionCache {
         session.last_used = now;
         Ok(Some(IncrementalFetch {
             session_id: id,
-            topics: session.request_topics(),
+            changed,
+            forgotten: dropped,
         }))
     }
 
@@ -456,7 +548,8 @@ pub fn next_epoch(epoch: i32) -> i32 {
     }
 }
 
-fn key_of(topic_id: Uuid, topic: &TopicName, partition: i32, by_id: bool) -> PartitionKey {
+/// The session key of a partition: by topic id (`by_id`, Fetch v13+) or by name.
+pub fn key_of(topic_id: Uuid, topic: &TopicName, partition: i32, by_id: bool) -> PartitionKey {
     if by_id {
         PartitionKey {
             topic_id,
@@ -483,10 +576,26 @@ fn keyed(
     })
 }
 
-fn to_partitions(topics: &[FetchTopic], by_id: bool) -> IndexMap<PartitionKey, CachedPartition> {
-    keyed(topics, by_id)
-        .map(|(k, f)| (k, CachedPartition::new(f)))
-        .collect()
+/// The partitions of a full fetch, in its order, and the order the next one takes.
+fn to_partitions(
+    topics: &[FetchTopic],
+    by_id: bool,
+) -> (HashMap<PartitionKey, CachedPartition>, u64) {
+    let mut partitions = HashMap::new();
+    let mut order = 0;
+    for (key, fetch) in keyed(topics, by_id) {
+        match partitions.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let cached: &mut CachedPartition = e.get_mut();
+                cached.fetch = fetch;
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(CachedPartition::new(fetch, order));
+                order += 1;
+            }
+        }
+    }
+    (partitions, order)
 }
 
 #[cfg(test)]

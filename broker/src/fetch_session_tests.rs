@@ -104,13 +104,14 @@ fn incremental_fetch_answers_only_what_changed() {
     let mut cache = FetchSessionCache::new(10);
     let now = Instant::now();
     let id = open(&mut cache, now, false, 4, &mut ids());
-    // Nothing sent: the session still reads all four partitions.
+    // Nothing sent: nothing changed by the request, the session still holds all four.
     let inc = cache
         .update(now, id, 1, false, &[], &[])
         .expect("epoch 1 is next")
         .expect("session not empty");
-    assert_eq!(inc.topics[0].partitions.len(), 4);
+    assert!(inc.changed.is_empty() && inc.forgotten.is_empty());
     let session = cache.get_mut(id).expect("session");
+    assert_eq!(session.request_topics()[0].partitions.len(), 4);
     // Partition 1 got records, the rest nothing new: only partition 1 answers.
     let kept = session.select_response(responses("t", 0..4, 0, &[1]));
     assert_eq!(answered(&kept), vec![1]);
@@ -167,8 +168,22 @@ fn added_and_forgotten_partitions_change_the_session() {
         .update(now, id, 1, false, &topics("u", 0..2), &forget)
         .expect("valid")
         .expect("not empty");
-    let read: Vec<(String, i32)> = inc
-        .topics
+    let changed: Vec<(String, i32)> = inc
+        .changed
+        .iter()
+        .map(|k| (k.topic.0.to_string(), k.partition))
+        .collect();
+    assert_eq!(changed, vec![("u".into(), 0), ("u".into(), 1)]);
+    let forgotten: Vec<(String, i32)> = inc
+        .forgotten
+        .iter()
+        .map(|k| (k.topic.0.to_string(), k.partition))
+        .collect();
+    assert_eq!(forgotten, vec![("t".into(), 0)]);
+    let read: Vec<(String, i32)> = cache
+        .get(id)
+        .expect("session")
+        .request_topics()
         .iter()
         .flat_map(|t| {
             t.partitions
@@ -254,4 +269,46 @@ fn zero_slots_turn_sessions_off() {
     let mut cache = FetchSessionCache::new(0);
     let id = open(&mut cache, Instant::now(), true, 1, &mut ids());
     assert_eq!(id, INVALID_SESSION_ID);
+}
+
+#[test]
+fn a_pass_over_some_partitions_reads_and_answers_them_in_fetch_order() {
+    let mut cache = FetchSessionCache::new(10);
+    let now = Instant::now();
+    let id = open(&mut cache, now, false, 5, &mut ids());
+    let session = cache.get_mut(id).expect("session");
+    // Partition 1 answers records: it goes to the end of the fetch order.
+    assert_eq!(
+        answered(&session.select_response(responses("t", 1..2, 0, &[1]))),
+        vec![1]
+    );
+    let key = |p| key_of(Uuid::nil(), &name("t"), p, false);
+    let keys = [key(1), key(4), key(0), key(9)];
+    // Only the asked partitions of the session (9 is not one), in fetch order: 1 last.
+    let order: Vec<i32> = session.request_topics_for(&keys)[0]
+        .partitions
+        .iter()
+        .map(|p| p.partition)
+        .collect();
+    assert_eq!(order, vec![0, 4, 1]);
+    // Partitions 4 and 0 read with a new high watermark, 1 read with nothing new: 0 and 4
+    // answer, in fetch order, in one topic.
+    let read = responses("t", 0..5, 3, &[])
+        .into_iter()
+        .flat_map(|t| t.partitions)
+        .filter(|p| p.partition_index == 0 || p.partition_index == 4)
+        .map(|p| (key(p.partition_index), p))
+        .collect();
+    let answer = session.answer(read);
+    assert_eq!(answer.len(), 1);
+    assert_eq!(answered(&answer), vec![0, 4]);
+    assert!(session
+        .answer(
+            [(
+                key(1),
+                responses("t", 1..2, 0, &[])[0].partitions[0].clone()
+            )]
+            .into()
+        )
+        .is_empty());
 }

@@ -3,7 +3,8 @@
 //! counts them) and reads every record once, in order; a full session cache, a broker restart
 //! under a live session and partitions added to and removed from an assignment leave nothing
 //! skipped or repeated; followers replicate through sessions, and one that stops for half the
-//! lag after a long quiet spell stays in the ISR. librdkafka does not use sessions (it sends epoch -1) and still reads
+//! lag after a long quiet spell (its partition skipped by the leader's session meanwhile)
+//! stays in the ISR. librdkafka does not use sessions (it sends epoch -1) and still reads
 //! everything. A raw client gets only changed partitions from an incremental fetch, and
 //! Kafka's errors for a wrong epoch and an unknown session.
 
@@ -517,11 +518,10 @@ async fn followers_replicate_through_sessions() {
     }
 }
 
-/// A follower fetching a quiet partition through its session must count as caught up for as
-/// long as it keeps fetching, as in Kafka (a leader that skipped a session's quiet partitions
-/// for longer than it looks for lagging followers would get this wrong): after a quiet spell
-/// twice `replica.lag.time.max.ms` long, a follower that then stops for about half that lag
-/// stays in the ISR when records arrive meanwhile.
+/// A leader's fetch session skips a follower's settled partitions until they change, yet the
+/// follower must count as caught up for as long as it keeps fetching them, as in Kafka: after
+/// a quiet spell twice `replica.lag.time.max.ms` long, a follower that then stops for about
+/// half that lag stays in the ISR when records arrive meanwhile.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_follower_quiet_for_longer_than_the_lag_stays_in_the_isr() {
     // The leader looks for lagging followers every half lag (5 s): a pause of 6.5 s meets at

@@ -17,12 +17,16 @@
 //!
 //! Fetch sessions (KIP-227, from v7): a full fetch (epoch 0) may open a session
 //! ([`crate::fetch_session`]) whose id the response carries; an incremental fetch names it and
-//! its epoch, sends only changed partitions, and is answered after reading (and long-polling
-//! on) every partition of the session, with only the partitions that changed. A session id or
-//! epoch that does not match gets the Kafka error for the whole response and no partitions;
-//! the client then starts over with a full fetch.
+//! its epoch, sends only changed partitions, and is answered with only the partitions that
+//! changed. It reads (and long-polls on) only what may have changed: the partitions the
+//! request changed, those whose watch fired since they were read, and those whose last read
+//! was not settled (records or a lag left to fetch, an error, an ISR change to propose);
+//! every partition after a new image and at least every tenth of `replica.lag.time.max.ms`
+//! ([`super::fetch_wake::SessionWakeups`]). A session id or epoch that does not match gets
+//! the Kafka error for the whole response and no partitions; the client then starts over with
+//! a full fetch.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,13 +38,14 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use super::authz::Authz;
-use super::fetch_wake::FetchWakeups;
+use super::fetch_wake::{FetchWakeups, SessionWakeups};
 use super::FileSlices;
 use crate::broker::Broker;
 use crate::controller::acl::AclOperation;
 use crate::controller::command::PartitionChange;
 use crate::fetch_session::{
-    FetchSessionCache, SessionError, FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID,
+    key_of, FetchSessionCache, PartitionKey, SessionError, FINAL_EPOCH, INITIAL_EPOCH,
+    INVALID_SESSION_ID,
 };
 use crate::log::LogError;
 use std::path::PathBuf;
@@ -56,8 +61,8 @@ enum SessionContext {
     Sessionless,
     /// A full fetch that may open a session.
     Full,
-    /// An incremental fetch of this session.
-    Incremental(i32),
+    /// An incremental fetch of this session, with what changed among its partitions.
+    Incremental(i32, SessionWakeups),
 }
 
 /// Answers Fetch, waiting up to `max_wait_ms` for `min_bytes`.
@@ -82,7 +87,10 @@ pub async fn handle(
                 .with_session_id(INVALID_SESSION_ID);
         }
     };
-    // After the session filled in an incremental request's partitions: all of them are read.
+    if let SessionContext::Incremental(id, wakeups) = context {
+        broker.metrics.incremental_fetches.inc();
+        return incremental(broker, request, version, authz, zero_copy, id, wakeups).await;
+    }
     let denied = denied_topics(broker, &request, version, authz);
     let (mut response, files) =
         long_poll(broker, &request, version, &denied, zero_copy.is_some()).await;
@@ -103,18 +111,121 @@ pub async fn handle(
                 || (uuid::Uuid::new_v4().as_u128() as i32) & i32::MAX,
             );
         }
-        SessionContext::Incremental(id) => {
-            broker.metrics.incremental_fetches.inc();
-            // A session evicted during the wait answers everything; its fetcher learns of the
-            // eviction on its next request.
-            if let Some(session) = sessions.get_mut(id) {
-                response.responses = session.select_response(response.responses);
-            }
-            response.session_id = id;
-        }
+        SessionContext::Incremental(..) => unreachable!("answered above"),
     }
     publish_session_metrics(broker, &sessions);
     response
+}
+
+/// Answers an incremental fetch of session `id`: reads what may have changed among its
+/// partitions, long-polling until they hold `min_bytes` or `max_wait_ms` passed, and answers
+/// those that changed. Each pass reads only the partitions changed since the one before; the
+/// response is every partition's latest read.
+async fn incremental(
+    broker: &Broker,
+    request: FetchRequest,
+    version: i16,
+    authz: &Authz<'_>,
+    zero_copy: Option<&FileSlices>,
+    id: i32,
+    mut wakeups: SessionWakeups,
+) -> FetchResponse {
+    let by_id = version >= 13;
+    let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let deadline = Instant::now() + wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let full_every = broker
+        .replicas
+        .config()
+        .duration_ms("replica.lag.time.max.ms")
+        / FULL_READS_PER_LAG;
+    let mut files = PassFiles::default();
+    let mut read: HashMap<PartitionKey, PartitionData> = HashMap::new();
+    let mut held = 0usize;
+    loop {
+        if wakeups.needs_full(full_every) {
+            let keys: Vec<PartitionKey> = match broker.fetch_sessions.lock().get(id) {
+                Some(session) => session.keys().cloned().collect(),
+                None => break,
+            };
+            wakeups.rearm_all(broker, &keys);
+        }
+        let keys = wakeups.take_dirty();
+        let mut done_early = false;
+        if !keys.is_empty() {
+            let topics = match broker.fetch_sessions.lock().get(id) {
+                Some(session) => session.request_topics_for(&keys),
+                None => break,
+            };
+            // `request` has no topics left (the session holds them): cheap to copy.
+            let pass_request = request.clone().with_topics(topics);
+            let denied = denied_topics(broker, &pass_request, version, authz);
+            let pass = read_all(
+                broker,
+                &pass_request,
+                version,
+                &denied,
+                zero_copy.is_some(),
+                &mut files,
+                held,
+            );
+            for (partition, change) in pass.isr_changes {
+                let replicas = broker.replicas.clone();
+                tokio::spawn(async move { replicas.propose_isr_change(&partition, change).await });
+            }
+            done_early = pass.done_early;
+            let mut settled = pass.settled.into_iter();
+            for topic in pass.response.responses {
+                for data in topic.partitions {
+                    let key = key_of(topic.topic_id, &topic.topic, data.partition_index, by_id);
+                    if !settled.next().unwrap_or(false) {
+                        wakeups.unsettled(key.clone());
+                    }
+                    held += records_len(&data);
+                    if let Some(old) = read.insert(key, data) {
+                        held -= records_len(&old);
+                    }
+                }
+            }
+        }
+        if held >= min_bytes || done_early || Instant::now() >= deadline {
+            break;
+        }
+        tokio::select! {
+            changed = wakeups.changed_any() => if changed.is_err() { break },
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+    let mut sessions = broker.fetch_sessions.lock();
+    // A session evicted during the wait answers nothing more; its fetcher learns of the
+    // eviction on its next request.
+    let responses = match sessions.get_mut(id) {
+        Some(session) => {
+            session.put_wakeups(wakeups);
+            session.answer(read)
+        }
+        None => Vec::new(),
+    };
+    publish_session_metrics(broker, &sessions);
+    drop(sessions);
+    let response = FetchResponse::default()
+        .with_session_id(id)
+        .with_responses(responses);
+    record_out(broker, &response, version, &files.records);
+    if let Some(sink) = zero_copy {
+        *sink.lock() = files.slices;
+    }
+    response
+}
+
+/// An incremental session reads every partition at least this many times per
+/// `replica.lag.time.max.ms`: a follower caught up on an idle partition is then seen fetching
+/// it well within the lag (its ISR place depends on it), and anything no watch sees (a log
+/// start moved by retention) is answered within that time.
+const FULL_READS_PER_LAG: u32 = 10;
+
+fn records_len(data: &PartitionData) -> usize {
+    data.records.as_ref().map_or(0, |r| r.len())
 }
 
 /// Checks the request's session id and epoch against the cache; an incremental request gets
@@ -152,9 +263,20 @@ fn open_session(
     publish_session_metrics(broker, &sessions);
     Ok(match updated? {
         Some(incremental) => {
-            request.topics = incremental.topics;
+            let id = incremental.session_id;
+            let mut wakeups = sessions
+                .get_mut(id)
+                .and_then(|s| s.take_wakeups())
+                .unwrap_or_else(|| SessionWakeups::new(broker));
+            for key in &incremental.forgotten {
+                wakeups.forget(key);
+            }
+            for key in incremental.changed {
+                wakeups.changed(broker, key);
+            }
+            request.topics.clear();
             request.forgotten_topics_data.clear();
-            SessionContext::Incremental(incremental.session_id)
+            SessionContext::Incremental(id, wakeups)
         }
         None => {
             request.topics.clear();
@@ -190,12 +312,13 @@ async fn long_poll(
     loop {
         // Seen before the read, never after: a change landing after the read must wake us.
         wakeups.mark_seen();
-        let pass = read_all(broker, request, version, denied, zero_copy);
+        let mut files = PassFiles::default();
+        let pass = read_all(broker, request, version, denied, zero_copy, &mut files, 0);
         for (partition, change) in pass.isr_changes {
             let replicas = broker.replicas.clone();
             tokio::spawn(async move { replicas.propose_isr_change(&partition, change).await });
         }
-        let response = (pass.response, pass.files);
+        let response = (pass.response, files);
         if pass.bytes >= min_bytes || pass.done_early || Instant::now() >= deadline {
             return response;
         }
@@ -214,8 +337,16 @@ struct FetchPass {
     done_early: bool,
     /// ISR expansions proposed by follower fetches.
     isr_changes: Vec<(std::sync::Arc<crate::partition::Partition>, PartitionChange)>,
-    /// The file slices whose placeholders the response holds.
-    files: PassFiles,
+    /// Per partition of the response, in order: whether its read is settled, answering the
+    /// same until the partition changes (caught up, no error, no ISR change to propose). A
+    /// session skips settled partitions until their watch fires.
+    settled: Vec<bool>,
+}
+
+fn settle(settled: &mut [bool]) {
+    if let Some(last) = settled.last_mut() {
+        *last = true;
+    }
 }
 
 /// The file slices of a pass, in placeholder order, and the records each holds (for the
@@ -273,12 +404,17 @@ fn denied_topics(
         .collect()
 }
 
+/// Reads every partition of `request` into a response, its file slices into `files`; `held`
+/// bytes of records are already in the response being built (an incremental fetch's earlier
+/// passes), and count against `max_bytes`.
 fn read_all(
     broker: &Broker,
     request: &FetchRequest,
     version: i16,
     denied: &HashSet<String>,
     zero_copy: bool,
+    files: &mut PassFiles,
+    held: usize,
 ) -> FetchPass {
     let follower = follower_id(request, version);
     // Only a broker the image shows active may join an ISR; proposing any other is refused
@@ -294,13 +430,14 @@ fn read_all(
         image.brokers.get(&id).is_some_and(|b| b.is_active())
     });
     let mut isr_changes = Vec::new();
-    let mut files = PassFiles::default();
+    let mut settled = Vec::new();
     let mut diverged = false;
     let mut remaining = if request.max_bytes <= 0 {
         i32::MAX as usize
     } else {
         request.max_bytes as usize
-    };
+    }
+    .saturating_sub(held);
     let mut total = 0usize;
     let mut errors = false;
     let read_committed = request.isolation_level == 1;
@@ -319,6 +456,8 @@ fn read_all(
             );
         let mut partitions = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
+            // Set where the read is settled.
+            settled.push(false);
             let base = PartitionData::default()
                 .with_partition_index(fp.partition)
                 .with_aborted_transactions(read_committed.then(Vec::new));
@@ -391,6 +530,9 @@ fn read_all(
                         }
                         total += n;
                         remaining = remaining.saturating_sub(n);
+                        if f.settled {
+                            settle(&mut settled);
+                        }
                         if let Some(change) = f.isr_change {
                             isr_changes.push((partition.clone(), change));
                         }
@@ -427,7 +569,7 @@ fn read_all(
                 .read_for_fetch(
                     fp.fetch_offset,
                     limit,
-                    total == 0,
+                    total == 0 && held == 0,
                     read_committed,
                     file_from,
                 )
@@ -440,6 +582,14 @@ fn read_all(
                     let n = read.records.len();
                     total += n;
                     remaining = remaining.saturating_sub(n);
+                    let end = if read_committed {
+                        read.last_stable_offset
+                    } else {
+                        read.high_watermark
+                    };
+                    if n == 0 && fp.fetch_offset >= end {
+                        settle(&mut settled);
+                    }
                     let aborted = read.aborted.map(|txns| {
                         txns.into_iter()
                             .map(|t| {
@@ -494,7 +644,7 @@ fn read_all(
         bytes: total,
         done_early: errors || diverged,
         isr_changes,
-        files,
+        settled,
     }
 }
 

@@ -185,6 +185,9 @@ pub struct FollowerFetch {
     pub diverging: Option<(i32, i64)>,
     /// An ISR expansion to send to the controller.
     pub isr_change: Option<PartitionChange>,
+    /// The follower is in the ISR and at the log end, with nothing to propose: reading again
+    /// answers the same until the partition changes (what a fetch session may skip).
+    pub settled: bool,
 }
 
 /// A partition hosted by this broker.
@@ -840,6 +843,7 @@ impl Partition {
                     log_start_offset: log.log_start_offset(),
                     diverging: Some((epoch, end)),
                     isr_change: None,
+                    settled: false,
                 });
             }
         }
@@ -867,6 +871,7 @@ impl Partition {
         if high_watermark != before || start_before != Some(follower_log_start) {
             self.high_watermark_tx.send_replace(high_watermark);
         }
+        let settled = fetch_offset >= end && isr_change.is_none() && leader.isr.contains(&replica);
         Ok(FollowerFetch {
             records,
             file,
@@ -874,6 +879,7 @@ impl Partition {
             log_start_offset: log.log_start_offset(),
             diverging: None,
             isr_change,
+            settled,
         })
     }
 

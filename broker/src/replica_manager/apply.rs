@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Weak};
 
 use super::local::{delete_dir, read_topic_id, write_topic_id_unsynced};
-use super::{AdminError, PartitionKey, ReplicaManager, TopicMetadata, TopicState};
+use super::{AdminError, PartitionKey, ReplicaManager, TopicMetadata, TopicState, Topics};
 use crate::config::topic as topic_config;
 use crate::controller::image::MetadataImage;
 use crate::partition::Partition;
@@ -155,7 +155,7 @@ impl ReplicaManager {
             config.throttled_rate("leader.replication.throttled.rate"),
             std::time::Instant::now(),
         );
-        *self.topics.write() = topics;
+        *self.topics.write() = Topics::new(topics);
         *self.image.write() = image.clone();
         if roles {
             self.remove_unwanted(&wanted, &listeners);

@@ -26,7 +26,9 @@ mod local;
 mod scram_credentials;
 mod topics;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -80,7 +82,64 @@ pub struct TopicState {
     pub meta: TopicMetadata,
 }
 
+/// The cluster's topics by name and by id. Invariant: both maps hold the same topics; they are
+/// only built together, by [`Topics::new`], from each applied image.
+#[derive(Debug, Default)]
+struct Topics {
+    by_name: HashMap<Arc<str>, Arc<TopicState>>,
+    by_id: HashMap<Uuid, Arc<TopicState>>,
+}
+
+impl Topics {
+    fn new(by_name: HashMap<Arc<str>, Arc<TopicState>>) -> Self {
+        let by_id = by_name.values().map(|t| (t.meta.id, t.clone())).collect();
+        Self { by_name, by_id }
+    }
+}
+
+/// A hosted replica by topic and index.
 type PartitionKey = (Arc<str>, i32);
+
+/// A partition key seen as `(&str, i32)`, so the partition map is searched with a borrowed
+/// topic name: `HashMap::get` takes any type the key borrows as, and `(Arc<str>, i32)` cannot
+/// borrow as `(&str, i32)`, but can as this trait object, which a `(&str, i32)` also is.
+/// Requests name partitions by `&str`; a lookup must not allocate an `Arc<str>` for each.
+trait PartitionLookup {
+    fn key(&self) -> (&str, i32);
+}
+
+impl PartitionLookup for PartitionKey {
+    fn key(&self) -> (&str, i32) {
+        (&self.0, self.1)
+    }
+}
+
+impl PartitionLookup for (&str, i32) {
+    fn key(&self) -> (&str, i32) {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn PartitionLookup + 'a> for PartitionKey {
+    fn borrow(&self) -> &(dyn PartitionLookup + 'a) {
+        self
+    }
+}
+
+/// Hashes as `(Arc<str>, i32)` does (`Arc<str>` hashes its `str`), which `Borrow` requires.
+impl Hash for dyn PartitionLookup + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for dyn PartitionLookup + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn PartitionLookup + '_ {}
 
 /// Every partition on this broker, and the cluster's topics.
 pub struct ReplicaManager {
@@ -89,7 +148,7 @@ pub struct ReplicaManager {
     /// `config` with the dynamic settings of the latest image ([`broker_configs`]).
     effective: RwLock<Arc<BrokerConfig>>,
     clock: Arc<dyn Clock>,
-    topics: RwLock<HashMap<Arc<str>, Arc<TopicState>>>,
+    topics: RwLock<Topics>,
     partitions: RwLock<HashMap<PartitionKey, Arc<Partition>>>,
     image: RwLock<Arc<MetadataImage>>,
     controller: OnceLock<Arc<Controller>>,
@@ -144,7 +203,7 @@ impl ReplicaManager {
             effective: RwLock::new(config.clone()),
             config,
             clock,
-            topics: RwLock::new(HashMap::new()),
+            topics: RwLock::new(Topics::default()),
             partitions: RwLock::new(partitions),
             image: RwLock::new(Arc::new(MetadataImage::default())),
             controller: OnceLock::new(),
@@ -202,29 +261,23 @@ impl ReplicaManager {
 
     /// A topic by name.
     pub fn topic(&self, name: &str) -> Option<Arc<TopicState>> {
-        self.topics.read().get(name).cloned()
+        self.topics.read().by_name.get(name).cloned()
     }
 
     /// A topic by id.
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<TopicState>> {
-        self.topics
-            .read()
-            .values()
-            .find(|t| t.meta.id == id)
-            .cloned()
+        self.topics.read().by_id.get(&id).cloned()
     }
 
     /// This broker's replica of a partition, if it hosts one.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        self.partitions
-            .read()
-            .get(&(Arc::from(topic), index))
-            .cloned()
+        let key: &dyn PartitionLookup = &(topic, index);
+        self.partitions.read().get(key).cloned()
     }
 
     /// All topics, sorted by name.
     pub fn all_topics(&self) -> Vec<Arc<TopicState>> {
-        let mut v: Vec<_> = self.topics.read().values().cloned().collect();
+        let mut v: Vec<_> = self.topics.read().by_name.values().cloned().collect();
         v.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
         v
     }
@@ -439,5 +492,57 @@ impl ReplicaManager {
     /// Marks this broker as caught up with the metadata log up to its registration.
     pub fn set_caught_up(&self, broker_epoch: i64) {
         self.caught_up_epoch.store(broker_epoch, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_borrowed_partition_key_finds_what_the_owned_key_holds() {
+        let keys: Vec<PartitionKey> = ["a", "b", "topic-with-a-longer-name"]
+            .into_iter()
+            .flat_map(|t| (0..50).map(move |i| (Arc::from(t), i)))
+            .collect();
+        let map: HashMap<PartitionKey, usize> = keys
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(n, k)| (k, n))
+            .collect();
+        for (n, (topic, index)) in keys.iter().enumerate() {
+            let key: &dyn PartitionLookup = &(&**topic, *index);
+            assert_eq!(map.get(key), Some(&n));
+        }
+        let missing: [&dyn PartitionLookup; 2] = [&("a", 50), &("c", 0)];
+        for key in missing {
+            assert_eq!(map.get(key), None);
+        }
+    }
+
+    fn topic(name: &str, id: Uuid) -> Arc<TopicState> {
+        Arc::new(TopicState {
+            meta: TopicMetadata {
+                name: name.to_string(),
+                id,
+                partitions: 1,
+                replication_factor: 1,
+                configs: BTreeMap::new(),
+            },
+        })
+    }
+
+    #[test]
+    fn topics_are_found_by_name_and_by_id() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let topics = Topics::new(HashMap::from([
+            (Arc::from("a"), topic("a", a)),
+            (Arc::from("b"), topic("b", b)),
+        ]));
+        assert_eq!(topics.by_id[&a].meta.name, "a");
+        assert_eq!(topics.by_id[&b].meta.name, "b");
+        assert_eq!(topics.by_name["b"].meta.id, b);
+        assert!(!topics.by_id.contains_key(&Uuid::from_u128(3)));
     }
 }

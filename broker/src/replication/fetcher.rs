@@ -63,6 +63,7 @@ struct Assigned {
 #[derive(Debug)]
 struct Fetcher {
     leader_addr: Mutex<String>,
+    /// Sorted by topic, then index: a round plans its partitions in this order.
     partitions: Mutex<BTreeMap<Key, Assigned>>,
     wake: Notify,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -169,7 +170,9 @@ impl ReplicaFetcherManager {
 /// Longest a fetcher waits for the throttle before looking at its partitions again.
 const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(1);
 
-/// One partition in a fetch round: where it fetches from and how many bytes it may take.
+/// One partition in a fetch round: where it fetches from and how many bytes it may take. A
+/// round's `Planned`s are sorted by topic, then index (the order of [`Fetcher::partitions`]):
+/// the fetch session and [`find_planned`] rely on it.
 struct Planned {
     partition: Arc<Partition>,
     position: crate::partition::FollowerPosition,
@@ -187,8 +190,9 @@ async fn run(
     let mut session = FetchSessionHandler::default();
     loop {
         let Some(f) = fetcher.upgrade() else { return };
+        // A snapshot, so the positions are read without holding up `assign` and `remove`.
         let assigned: Vec<Assigned> = f.partitions.lock().values().cloned().collect();
-        let (positions, throttle_wait) = plan_round(&assigned, leader, &config, &throttle);
+        let (positions, throttle_wait) = plan_round(assigned, leader, &config, &throttle);
         if positions.is_empty() {
             // Parks until assigned a partition (or the throttle refills); the timeout
             // re-checks that the manager lives.
@@ -239,10 +243,9 @@ async fn run(
                 let mut throttled_bytes = 0;
                 for topic in response.responses {
                     for pd in topic.partitions {
-                        let Some(planned) = positions.iter().find(|p| {
-                            *p.partition.topic == *topic.topic.0
-                                && p.partition.index == pd.partition_index
-                        }) else {
+                        let Some(planned) =
+                            find_planned(&positions, &topic.topic.0, pd.partition_index)
+                        else {
                             continue;
                         };
                         let (partition, pos) = (&planned.partition, &planned.position);
@@ -274,11 +277,14 @@ async fn run(
     }
 }
 
-/// The partitions of this round: every followed partition of `leader`, except throttled ones
-/// while the throttle is empty (then also how long until it refills); throttled ones fetch at
-/// most what the throttle allows.
+/// The partitions of this round, in the order of `assigned`: every followed partition of
+/// `leader`, except throttled ones while the throttle is empty (then also how long until it
+/// refills); throttled ones fetch at most what the throttle allows.
+///
+/// Every partition's position is read every round, not only those a response moved: a
+/// metadata image (a new leader epoch) or a truncation moves positions too.
 fn plan_round(
-    assigned: &[Assigned],
+    assigned: Vec<Assigned>,
     leader: i32,
     config: &FetcherConfig,
     throttle: &ReplicationThrottle,
@@ -308,13 +314,21 @@ fn plan_round(
             }
         }
         planned.push(Planned {
-            partition: a.partition.clone(),
+            partition: a.partition,
             position,
             max_bytes,
             throttled: a.throttled,
         });
     }
     (planned, wait)
+}
+
+/// The planned partition of a response's `topic`/`index`, if this round asked for it.
+fn find_planned<'a>(positions: &'a [Planned], topic: &str, index: i32) -> Option<&'a Planned> {
+    positions
+        .binary_search_by(|p| (&*p.partition.topic, p.partition.index).cmp(&(topic, index)))
+        .ok()
+        .map(|i| &positions[i])
 }
 
 /// The round's fetch: through `session`, only the partitions whose position changed since the
@@ -324,7 +338,7 @@ fn fetch_request(
     positions: &[Planned],
     session: &mut FetchSessionHandler,
 ) -> FetchRequest {
-    let wanted: BTreeMap<SessionKey, FetchPartition> = positions
+    let wanted: Vec<(SessionKey, FetchPartition)> = positions
         .iter()
         .map(|planned| {
             let (p, pos) = (&planned.partition, &planned.position);
@@ -335,7 +349,7 @@ fn fetch_request(
                 .with_last_fetched_epoch(pos.last_fetched_epoch)
                 .with_log_start_offset(pos.log_start_offset)
                 .with_partition_max_bytes(planned.max_bytes);
-            ((p.topic.to_string(), p.index), fetch)
+            ((p.topic.clone(), p.index), fetch)
         })
         .collect();
     let mut request = FetchRequest::default()

@@ -60,9 +60,13 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const TRANSACTION_TIMEOUT_MS: u32 = 30_000;
 /// How long a processor may take to finish when the run ends.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(90);
-/// A processor whose client call has not returned for this long is replaced (every call
-/// has a [`CALL_TIMEOUT`]).
-const STUCK_AFTER: Duration = Duration::from_secs(90);
+/// A processor whose client call has not returned for this long is replaced, and not waited
+/// for when the run ends: every call has a [`CALL_TIMEOUT`], so one still running 15 s past
+/// it is hung in the client. librdkafka 2.12's `send_offsets_to_transaction` hangs so when
+/// its group coordinator drops out of a Metadata answer (fenced after a kill) while the call
+/// waits on it: the decommissioned broker never changes state again to wake the request,
+/// whose own timeout is never checked (librdkafka issues #5511 and #5456).
+const STUCK_AFTER: Duration = Duration::from_secs(45);
 /// A consumer that is not polled for this long leaves the group (the stuck one's partitions
 /// go to the others).
 const MAX_POLL_INTERVAL_MS: u32 = 60_000;
@@ -265,8 +269,9 @@ impl Processors {
     }
 
     /// Stops the supervisor and the processors (an open transaction is aborted). One that
-    /// does not finish within [`CLOSE_TIMEOUT`] is noted and left behind, as are the
-    /// incarnations replaced earlier.
+    /// does not finish within [`CLOSE_TIMEOUT`], or is in a call it entered [`STUCK_AFTER`]
+    /// ago (hung: waiting longer would only delay the report), is noted and left behind, as
+    /// are the incarnations replaced earlier.
     pub fn stop(&mut self) {
         self.running.store(false, Ordering::SeqCst);
         if let Some(s) = self.supervisor.take() {
@@ -278,7 +283,8 @@ impl Processors {
         }
         let deadline = Instant::now() + CLOSE_TIMEOUT;
         for (i, (incarnation, t)) in slots.into_iter().enumerate() {
-            while !t.is_finished() && Instant::now() < deadline {
+            let hung = || incarnation.progress.lock().unwrap().1.elapsed() >= STUCK_AFTER;
+            while !t.is_finished() && Instant::now() < deadline && !hung() {
                 std::thread::sleep(Duration::from_millis(50));
             }
             if t.is_finished() {

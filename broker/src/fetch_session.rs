@@ -21,22 +21,26 @@
 //! session. So small and stale sessions go first and a busy consumer cannot push out a
 //! follower, as in Kafka.
 //!
-//! State with time passed in (a session's wakeups are the only part that touches partitions,
-//! and only in the fetch handler); the caller holds it behind one lock and never across an
-//! await. Eviction scans the sessions (at most the slot count, 1,000 by default), only when a
+//! State with time passed in (a session's wakeups are the only part that waits, on the
+//! partitions' change watches the fetch handler gives them); the caller holds it behind one
+//! lock and never across an await. Eviction scans the sessions (at most the slot count, 1,000 by default), only when a
 //! full cache meets a new session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
+
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
+use tokio::sync::watch;
 use uuid::Uuid;
-
-pub use crate::handlers::SessionWakeups;
 
 /// The epoch of a full fetch that asks for a new session.
 pub const INITIAL_EPOCH: i32 = 0;
@@ -596,6 +600,195 @@ fn to_partitions(
         }
     }
     (partitions, order)
+}
+
+/// The broker is shutting down: no more changes will come.
+#[derive(Debug)]
+pub struct Closed;
+
+/// One partition's wait: its key, the number it was armed with, and its receiver back
+/// (`None`: the partition was dropped, its watch closed).
+struct Fired {
+    key: PartitionKey,
+    generation: u64,
+    rx: Option<watch::Receiver<i64>>,
+}
+
+type Wait = Pin<Box<dyn Future<Output = Fired> + Send>>;
+
+fn wait(key: PartitionKey, generation: u64, mut rx: watch::Receiver<i64>) -> Wait {
+    Box::pin(async move {
+        let rx = rx.changed().await.is_ok().then_some(rx);
+        Fired {
+            key,
+            generation,
+            rx,
+        }
+    })
+}
+
+/// What changed, on this broker, among one fetch session's partitions since they were last
+/// read; kept in the session between its requests.
+///
+/// Invariant: every key of the session hosted here has one armed wait of its current
+/// generation, or is in `dirty`; a wait is armed (its receiver marked seen) before the
+/// partition is read, so a change after the read fires it.
+pub struct SessionWakeups {
+    image: watch::Receiver<u64>,
+    waits: FuturesUnordered<Wait>,
+    /// Watched keys and the number their wait was armed with (each arming takes a new one);
+    /// a fired wait with another number (its partition forgotten, perhaps added again, or
+    /// re-armed after a new image) is dropped.
+    generations: HashMap<PartitionKey, u64>,
+    generation: u64,
+    /// To read at the next pass: changed, added, or not settled at the last read.
+    dirty: HashSet<PartitionKey>,
+    /// When every partition was last read.
+    last_full: Instant,
+    /// Read everything next pass, whatever the image says.
+    full: bool,
+}
+
+impl std::fmt::Debug for SessionWakeups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionWakeups")
+            .field("watched", &self.generations.len())
+            .field("dirty", &self.dirty.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionWakeups {
+    /// Watches nothing yet; the first pass reads (and watches) every partition. `image`
+    /// changes whenever the broker applies a new metadata image.
+    pub fn new(image: watch::Receiver<u64>) -> Self {
+        Self {
+            image,
+            waits: FuturesUnordered::new(),
+            generations: HashMap::new(),
+            generation: 0,
+            dirty: HashSet::new(),
+            last_full: Instant::now(),
+            full: true,
+        }
+    }
+
+    /// Whether the next pass must read every partition: a new image (partitions created,
+    /// moved, brokers fenced or back: resolve and watch them all again), or `every` passed
+    /// since the last full read (so a follower that stays caught up on an idle partition is
+    /// still seen fetching it, for the ISR, and nothing a watch cannot see goes unanswered
+    /// for long).
+    pub fn needs_full(&self, every: std::time::Duration) -> bool {
+        self.full || self.image.has_changed().unwrap_or(true) || self.last_full.elapsed() >= every
+    }
+
+    /// Reads everything at the next pass.
+    pub fn force_full(&mut self) {
+        self.full = true;
+    }
+
+    /// Resolves and watches every key afresh and marks them all to read. `watch` gives the
+    /// change watch of a partition hosted here (`None`: not hosted).
+    pub fn rearm_all<'a>(
+        &mut self,
+        watch: impl Fn(&PartitionKey) -> Option<watch::Receiver<i64>>,
+        keys: impl IntoIterator<Item = &'a PartitionKey>,
+    ) {
+        self.image.borrow_and_update();
+        self.waits = FuturesUnordered::new();
+        self.generations.clear();
+        self.dirty.clear();
+        for key in keys {
+            self.arm(watch(key), key.clone());
+        }
+        self.last_full = Instant::now();
+        self.full = false;
+    }
+
+    /// A partition the request added or changed: watched if it is not, read next pass.
+    pub fn changed(
+        &mut self,
+        watch: impl Fn(&PartitionKey) -> Option<watch::Receiver<i64>>,
+        key: PartitionKey,
+    ) {
+        if self.generations.contains_key(&key) {
+            self.dirty.insert(key);
+        } else {
+            self.arm(watch(&key), key);
+        }
+    }
+
+    /// A partition the request forgot: no longer watched or read.
+    pub fn forget(&mut self, key: &PartitionKey) {
+        self.generations.remove(key);
+        self.dirty.remove(key);
+    }
+
+    /// Reads `key` again next pass (its last read was not settled).
+    pub fn unsettled(&mut self, key: PartitionKey) {
+        self.dirty.insert(key);
+    }
+
+    /// The partitions to read now: moves the ones that changed into the set (re-arming their
+    /// waits first) and takes it.
+    pub fn take_dirty(&mut self) -> Vec<PartitionKey> {
+        // A poll goes through every woken wait until one is ready, so the first pending poll
+        // means none is left.
+        while let Some(Some(fired)) = self.waits.next().now_or_never() {
+            self.on_fired(fired);
+        }
+        self.dirty.drain().collect()
+    }
+
+    /// Waits until a watched partition changes or a new image is applied.
+    pub async fn changed_any(&mut self) -> Result<(), Closed> {
+        loop {
+            tokio::select! {
+                image = self.image.changed() => {
+                    return image.map_err(|_| Closed);
+                }
+                Some(fired) = self.waits.next(), if !self.waits.is_empty() => {
+                    if self.on_fired(fired) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Arms the wait of `key` on its partition's change watch `rx` (`None`: not hosted here);
+    /// marks it to read.
+    fn arm(&mut self, rx: Option<watch::Receiver<i64>>, key: PartitionKey) {
+        if let Some(rx) = rx {
+            // A fresh receiver has seen the current value: only later changes fire it.
+            self.generation += 1;
+            self.generations.insert(key.clone(), self.generation);
+            self.waits.push(wait(key.clone(), self.generation, rx));
+        }
+        // Not hosted here: read every pass (it answers an error) until a new image.
+        self.dirty.insert(key);
+    }
+
+    /// Takes a fired wait: marks its partition to read and re-arms it (seen now, before the
+    /// read). Whether it was one of the session's current waits.
+    fn on_fired(&mut self, fired: Fired) -> bool {
+        if self.generations.get(&fired.key) != Some(&fired.generation) {
+            return false;
+        }
+        match fired.rx {
+            Some(mut rx) => {
+                rx.borrow_and_update();
+                self.waits
+                    .push(wait(fired.key.clone(), fired.generation, rx));
+            }
+            // Dropped (deleted, moved away): read once more, then only after a new image.
+            None => {
+                self.generations.remove(&fired.key);
+            }
+        }
+        self.dirty.insert(fired.key);
+        true
+    }
 }
 
 #[cfg(test)]

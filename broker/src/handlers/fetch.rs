@@ -22,7 +22,7 @@
 //! request changed, those whose watch fired since they were read, and those whose last read
 //! was not settled (records or a lag left to fetch, an error, an ISR change to propose);
 //! every partition after a new image and at least every tenth of `replica.lag.time.max.ms`
-//! ([`super::fetch_wake::SessionWakeups`]). A session id or epoch that does not match gets
+//! ([`crate::fetch_session::SessionWakeups`]). A session id or epoch that does not match gets
 //! the Kafka error for the whole response and no partitions; the client then starts over with
 //! a full fetch.
 
@@ -38,14 +38,14 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use super::authz::Authz;
-use super::fetch_wake::{FetchWakeups, SessionWakeups};
+use super::fetch_wake::{partition_changes, FetchWakeups};
 use super::FileSlices;
 use crate::broker::Broker;
 use crate::controller::acl::AclOperation;
 use crate::controller::command::PartitionChange;
 use crate::fetch_session::{
-    key_of, FetchSessionCache, PartitionKey, SessionError, FINAL_EPOCH, INITIAL_EPOCH,
-    INVALID_SESSION_ID,
+    key_of, FetchSessionCache, PartitionKey, SessionError, SessionWakeups, FINAL_EPOCH,
+    INITIAL_EPOCH, INVALID_SESSION_ID,
 };
 use crate::log::LogError;
 use std::path::PathBuf;
@@ -148,7 +148,7 @@ async fn incremental(
                 Some(session) => session.keys().cloned().collect(),
                 None => break,
             };
-            wakeups.rearm_all(broker, &keys);
+            wakeups.rearm_all(partition_changes(broker), &keys);
         }
         let keys = wakeups.take_dirty();
         let mut done_early = false;
@@ -267,12 +267,13 @@ fn open_session(
             let mut wakeups = sessions
                 .get_mut(id)
                 .and_then(|s| s.take_wakeups())
-                .unwrap_or_else(|| SessionWakeups::new(broker));
+                .unwrap_or_else(|| SessionWakeups::new(broker.replicas.subscribe_image_applied()));
             for key in &incremental.forgotten {
                 wakeups.forget(key);
             }
+            let watch = partition_changes(broker);
             for key in incremental.changed {
-                wakeups.changed(broker, key);
+                wakeups.changed(&watch, key);
             }
             request.topics.clear();
             request.forgotten_topics_data.clear();

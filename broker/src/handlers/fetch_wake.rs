@@ -9,29 +9,21 @@
 //! partition (the followers copying it, the consumers reading it), not every long poll on the
 //! broker, and a change that lands after the read is never missed: it was not marked seen.
 //!
-//! An incremental fetch of a session ([`SessionWakeups`]) keeps its watches between requests:
-//! one wait per partition, each polled again only when its partition changed (the waits sit
-//! in a `FuturesUnordered`, which polls only the woken ones). So a request learns which of
-//! its session's thousands of partitions changed for the cost of those that did, and reads
-//! only them (and those whose last read was not settled), not the whole session each time.
+//! An incremental fetch of a session keeps its watches between requests in the session's
+//! [`crate::fetch_session::SessionWakeups`]; [`partition_changes`] is how they find a
+//! partition's watch here.
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::Instant;
 
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
 use kafka_protocol::messages::FetchRequest;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::fetch_session::PartitionKey;
 
-/// The broker is shutting down: no more changes will come.
-#[derive(Debug)]
-pub(super) struct Closed;
+pub(super) use crate::fetch_session::Closed;
 
 /// The watches one fetch request waits on.
 pub(super) struct FetchWakeups {
@@ -113,187 +105,19 @@ impl FetchWakeups {
     }
 }
 
-/// One partition's wait: its key, the number it was armed with, and its receiver back
-/// (`None`: the partition was dropped, its watch closed).
-struct Fired {
-    key: PartitionKey,
-    generation: u64,
-    rx: Option<watch::Receiver<i64>>,
-}
-
-type Wait = Pin<Box<dyn Future<Output = Fired> + Send>>;
-
-fn wait(key: PartitionKey, generation: u64, mut rx: watch::Receiver<i64>) -> Wait {
-    Box::pin(async move {
-        let rx = rx.changed().await.is_ok().then_some(rx);
-        Fired {
-            key,
-            generation,
-            rx,
-        }
-    })
-}
-
-/// What changed, on this broker, among one fetch session's partitions since they were last
-/// read; kept in the session between its requests.
-///
-/// Invariant: every key of the session hosted here has one armed wait of its current
-/// generation, or is in `dirty`; a wait is armed (its receiver marked seen) before the
-/// partition is read, so a change after the read fires it.
-pub struct SessionWakeups {
-    image: watch::Receiver<u64>,
-    waits: FuturesUnordered<Wait>,
-    /// Watched keys and the number their wait was armed with (each arming takes a new one);
-    /// a fired wait with another number (its partition forgotten, perhaps added again, or
-    /// re-armed after a new image) is dropped.
-    generations: HashMap<PartitionKey, u64>,
-    generation: u64,
-    /// To read at the next pass: changed, added, or not settled at the last read.
-    dirty: HashSet<PartitionKey>,
-    /// When every partition was last read.
-    last_full: Instant,
-    /// Read everything next pass, whatever the image says.
-    full: bool,
-}
-
-impl std::fmt::Debug for SessionWakeups {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionWakeups")
-            .field("watched", &self.generations.len())
-            .field("dirty", &self.dirty.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl SessionWakeups {
-    /// Watches nothing yet; the first pass reads (and watches) every partition.
-    pub fn new(broker: &Broker) -> Self {
-        Self {
-            image: broker.replicas.subscribe_image_applied(),
-            waits: FuturesUnordered::new(),
-            generations: HashMap::new(),
-            generation: 0,
-            dirty: HashSet::new(),
-            last_full: Instant::now(),
-            full: true,
-        }
-    }
-
-    /// Whether the next pass must read every partition: a new image (partitions created,
-    /// moved, brokers fenced or back: resolve and watch them all again), or `every` passed
-    /// since the last full read (so a follower that stays caught up on an idle partition is
-    /// still seen fetching it, for the ISR, and nothing a watch cannot see goes unanswered
-    /// for long).
-    pub fn needs_full(&self, every: std::time::Duration) -> bool {
-        self.full || self.image.has_changed().unwrap_or(true) || self.last_full.elapsed() >= every
-    }
-
-    /// Reads everything at the next pass.
-    pub fn force_full(&mut self) {
-        self.full = true;
-    }
-
-    /// Resolves and watches every key afresh and marks them all to read.
-    pub fn rearm_all<'a>(
-        &mut self,
-        broker: &Broker,
-        keys: impl IntoIterator<Item = &'a PartitionKey>,
-    ) {
-        self.image.borrow_and_update();
-        self.waits = FuturesUnordered::new();
-        self.generations.clear();
-        self.dirty.clear();
-        for key in keys {
-            self.arm(broker, key.clone());
-        }
-        self.last_full = Instant::now();
-        self.full = false;
-    }
-
-    /// A partition the request added or changed: watched if it is not, read next pass.
-    pub fn changed(&mut self, broker: &Broker, key: PartitionKey) {
-        if self.generations.contains_key(&key) {
-            self.dirty.insert(key);
-        } else {
-            self.arm(broker, key);
-        }
-    }
-
-    /// A partition the request forgot: no longer watched or read.
-    pub fn forget(&mut self, key: &PartitionKey) {
-        self.generations.remove(key);
-        self.dirty.remove(key);
-    }
-
-    /// Reads `key` again next pass (its last read was not settled).
-    pub fn unsettled(&mut self, key: PartitionKey) {
-        self.dirty.insert(key);
-    }
-
-    /// The partitions to read now: moves the ones that changed into the set (re-arming their
-    /// waits first) and takes it.
-    pub fn take_dirty(&mut self) -> Vec<PartitionKey> {
-        // A poll goes through every woken wait until one is ready, so the first pending poll
-        // means none is left.
-        while let Some(Some(fired)) = self.waits.next().now_or_never() {
-            self.on_fired(fired);
-        }
-        self.dirty.drain().collect()
-    }
-
-    /// Waits until a watched partition changes or a new image is applied.
-    pub(super) async fn changed_any(&mut self) -> Result<(), Closed> {
-        loop {
-            tokio::select! {
-                image = self.image.changed() => {
-                    return image.map_err(|_| Closed);
-                }
-                Some(fired) = self.waits.next(), if !self.waits.is_empty() => {
-                    if self.on_fired(fired) {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Resolves `key` to the partition hosted here and arms its wait; marks it to read.
-    fn arm(&mut self, broker: &Broker, key: PartitionKey) {
+/// The change watch of the partition `key` names, if it is hosted here: how a session's
+/// [`crate::fetch_session::SessionWakeups`] arm their waits on this broker.
+pub(super) fn partition_changes(
+    broker: &Broker,
+) -> impl Fn(&PartitionKey) -> Option<watch::Receiver<i64>> + '_ {
+    move |key| {
         let topic = if key.topic_id.is_nil() {
             broker.replicas.topic(key.topic.as_str())
         } else {
             broker.replicas.topic_by_id(key.topic_id)
         };
-        let partition = topic.and_then(|t| broker.replicas.partition(&t.meta.name, key.partition));
-        if let Some(partition) = partition {
-            // A fresh receiver has seen the current value: only later changes fire it.
-            let rx = partition.subscribe_changes();
-            self.generation += 1;
-            self.generations.insert(key.clone(), self.generation);
-            self.waits.push(wait(key.clone(), self.generation, rx));
-        }
-        // Not hosted here: read every pass (it answers an error) until a new image.
-        self.dirty.insert(key);
-    }
-
-    /// Takes a fired wait: marks its partition to read and re-arms it (seen now, before the
-    /// read). Whether it was one of the session's current waits.
-    fn on_fired(&mut self, fired: Fired) -> bool {
-        if self.generations.get(&fired.key) != Some(&fired.generation) {
-            return false;
-        }
-        match fired.rx {
-            Some(mut rx) => {
-                rx.borrow_and_update();
-                self.waits
-                    .push(wait(fired.key.clone(), fired.generation, rx));
-            }
-            // Dropped (deleted, moved away): read once more, then only after a new image.
-            None => {
-                self.generations.remove(&fired.key);
-            }
-        }
-        self.dirty.insert(fired.key);
-        true
+        topic
+            .and_then(|t| broker.replicas.partition(&t.meta.name, key.partition))
+            .map(|p| p.subscribe_changes())
     }
 }

@@ -83,7 +83,6 @@ pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
 mod fetch_wake;
-pub use fetch_wake::SessionWakeups;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod init_producer_id;

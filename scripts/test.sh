@@ -77,6 +77,12 @@ check_formatting() {
 
 run_step "cargo fmt --check" check_formatting
 run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+# The code's own documentation: a link that no longer resolves (an item renamed or moved) or
+# that points from a public item's docs to a private one fails like a clippy warning.
+check_docs() {
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+}
+run_step "cargo doc" check_docs
 if [ "$build_ok" -eq 1 ]; then
     run_step "cargo test (unit + end-to-end)" run_tests
 else

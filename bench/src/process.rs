@@ -104,7 +104,7 @@ pub struct RunningBrokers {
 #[derive(Debug, Clone, Copy)]
 pub struct Stopped {
     pub status: ExitStatus,
-    /// False if it had to be killed after [`STOP_TIMEOUT`].
+    /// False if it had to be killed after `STOP_TIMEOUT`.
     pub by_itself: bool,
 }
 
@@ -570,7 +570,7 @@ impl RunningBrokers {
     }
 
     /// SIGTERM to every broker at once, then SIGKILL to those that have not exited within
-    /// [`STOP_TIMEOUT`]. Returns how each one ended, in node order.
+    /// `STOP_TIMEOUT`. Returns how each one ended, in node order.
     pub fn stop(mut self) -> Result<Vec<Stopped>, ProcessError> {
         let mut children = std::mem::take(&mut self.children);
         let mut stopped: Vec<Option<Stopped>> = vec![None; children.len()];

@@ -17,7 +17,7 @@
 //! two) chooses leaders with another, and `order` writes the ordered lists. Creation instead
 //! keeps only phase one's per-broker counts and rebuilds the new partitions leaders first
 //! (`followers`), which lets leaderships even out whenever the counts allow it. [`create`] and
-//! [`rebalance`] feed them; [`validate`] checks any assignment against the same rules.
+//! [`rebalance`] feed them; [`validate()`] checks any assignment against the same rules.
 //! `docs/placement.md` explains the model and what the tests prove.
 
 pub mod create;

@@ -4,7 +4,7 @@
 //! domain of its own, so a cluster without racks degenerates to "one replica per broker" and a
 //! rackless broker never shares fate with a racked one. The rack rule caps how many of one
 //! partition's replicas a domain may hold: the smallest cap the domain sizes allow (see
-//! [`Topology::rack_cap`]), which is `ceil(RF / domains)` whenever every domain is big enough.
+//! `Topology::rack_cap`), which is `ceil(RF / domains)` whenever every domain is big enough.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;

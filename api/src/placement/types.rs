@@ -2,7 +2,7 @@
 //!
 //! An assignment is Kafka's: per partition an ordered replica list whose first entry is the
 //! preferred leader. Partition ids are the list indexes, so they are always `0..count` as in
-//! Kafka. These types carry no rules themselves; [`super::validate`] says whether an assignment
+//! Kafka. These types carry no rules themselves; [`super::validate()`] says whether an assignment
 //! keeps them.
 
 use std::collections::BTreeMap;

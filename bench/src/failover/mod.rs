@@ -59,7 +59,7 @@ pub enum Fault {
     /// timeout: nothing but fencing brings them back), then SIGCONT.
     LeaderPause,
     /// SIGKILL of the partition leader and one follower; both restarted after
-    /// [`TWO_DOWN_HOLD`]; `acks=all` cannot succeed before one is back.
+    /// `TWO_DOWN_HOLD`; `acks=all` cannot succeed before one is back.
     TwoBrokersKill,
     /// SIGKILL of the group coordinator; the gap is the committer's.
     CoordinatorKill,
@@ -107,12 +107,12 @@ pub struct FaultResult {
     /// Whether the victim also led the partition (a quorum-leader or coordinator kill that
     /// also moves the partition's leadership).
     pub victim_led_partition: bool,
-    /// Whether a request sent after the fault was acknowledged within [`GAP_TIMEOUT`] (the
+    /// Whether a request sent after the fault was acknowledged within `GAP_TIMEOUT` (the
     /// fault itself undone only after that: a paused broker stays paused until then).
     #[serde(default = "yes")]
     pub recovered: bool,
     /// Fault to the first acknowledgement of a request sent after it, in seconds (to the
-    /// end of [`GAP_TIMEOUT`] if none was).
+    /// end of `GAP_TIMEOUT` if none was).
     pub gap_seconds: f64,
     /// The longest time without any acknowledgement around the fault, in seconds.
     pub silence_seconds: f64,
@@ -432,7 +432,7 @@ fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Optio
 
 /// The smoke check CI runs: one clean leader kill on a Weir cluster, with a short session
 /// timeout so it takes seconds. Fails unless acknowledgements resumed within
-/// [`SMOKE_GAP_BOUND`] and the killed broker came back in sync.
+/// `SMOKE_GAP_BOUND` and the killed broker came back in sync.
 pub fn smoke(launcher: &Launcher) -> anyhow::Result<FaultResult> {
     let mut settings = Settings::default();
     for (name, value) in &mut settings.broker {

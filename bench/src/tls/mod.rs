@@ -6,7 +6,7 @@
 //! bench creates topics and the SCRAM user) and, for SSL and SASL_SSL, a second listener of
 //! that protocol, both brokers given the same PEM material ([`pki`]: Weir's
 //! `ssl.keystore.location`, Kafka's with `ssl.keystore.type=PEM`) and the same SCRAM user,
-//! created through AlterUserScramCredentials on the PLAINTEXT listener ([`create_user`]). On
+//! created through AlterUserScramCredentials on the PLAINTEXT listener (`create_user`). On
 //! it: the producer of [`crate::produce`] with the listener's security settings added (the
 //! same librdkafka and settings as the comparison's row), then, on SSL and SASL_SSL,
 //! [`handshake`]'s connection loop. The cost of a protocol is its throughput over PLAINTEXT's

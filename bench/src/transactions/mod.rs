@@ -144,7 +144,7 @@ pub fn producer(
 /// records wait for their partitions to be added (AddPartitionsToTxn), and librdkafka does not
 /// wake its broker threads when that answer arrives, only when a flush starts; with no delivery
 /// report to end the poll early, every commit sat out the whole 100 ms step on both systems,
-/// a client artefact that hid the brokers. Flushing in steps of [`FLUSH_STEP`] keeps waking
+/// a client artefact that hid the brokers. Flushing in steps of `FLUSH_STEP` keeps waking
 /// them.
 pub fn flush(
     producer: &BaseProducer<DeliveryCounter>,

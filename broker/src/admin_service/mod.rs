@@ -4,13 +4,13 @@
 //!
 //! How the pieces fit:
 //! - Reads (DescribeCluster, DescribeTopic, ListTopics, ListReassignments) answer from this
-//!   broker's metadata image ([`describe`]); ListReassignments also asks each partition's
-//!   leader how far its new replicas have copied ([`progress`]).
+//!   broker's metadata image (`describe`); ListReassignments also asks each partition's
+//!   leader how far its new replicas have copied (`progress`).
 //! - Writes validate against the image first, so a request that fails changes nothing, then go
 //!   through the controller as metadata commands and wait until this broker's image shows them:
-//!   topics ([`topics`], on top of the replica manager's topic admin), reassignments and the
-//!   throttle ([`reassign`]), draining and unregistering brokers ([`brokers`]), preferred
-//!   leader elections ([`elect`]), users' SCRAM credentials, ACLs and quotas ([`users`], through
+//!   topics (`topics`, on top of the replica manager's topic admin), reassignments and the
+//!   throttle ([`reassign`]), draining and unregistering brokers (`brokers`), preferred
+//!   leader elections ([`elect`]), users' SCRAM credentials, ACLs and quotas (`users`, through
 //!   the same replica manager calls as the Kafka handlers).
 //! - [`reassign`] and [`elect`] are shared with the Kafka handlers of
 //!   AlterPartitionReassignments, ListPartitionReassignments and ElectLeaders.

@@ -10,7 +10,7 @@
 //! without a majority that holds the log (issue 13, item 5).
 //!
 //! **Bootstrap.** A voter whose metadata log is empty asks every configured voter who it is
-//! ([`Controller::identity`]: node id, directory id, whether its log holds anything):
+//! (`Controller::identity`: node id, directory id, whether its log holds anything):
 //! - if any answers that its log holds something, the quorum exists: this node initialises
 //!   nothing and waits as an observer. If the membership already names its directory id (it
 //!   is a voter that had not yet heard from the leader), the leader's next message makes it a

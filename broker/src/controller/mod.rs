@@ -11,7 +11,7 @@
 //!   ones), [`Controller::write`] to propose a command from any node (forwarded to the active
 //!   controller), and the broker-facing calls (registration, heartbeats) that the active
 //!   controller answers.
-//! - [`duties`] runs on the active controller: fencing brokers whose session expired and moving
+//! - `duties` runs on the active controller: fencing brokers whose session expired and moving
 //!   leadership back to preferred replicas.
 //!
 //! - [`membership`] is who votes: a voter is its node id plus its storage's directory id, so a

@@ -9,7 +9,7 @@
 //! - `last_fetch_ms` is when the member last answered one of the leader's RPCs (heartbeats
 //!   included), from [`super::peer_health::PeerHealth`];
 //! - `last_caught_up_ms` is the last time it matched everything the leader had: recorded by
-//!   [`track_caught_up`] at each replication change, and, for a member that matches the
+//!   `track_caught_up` at each replication change, and, for a member that matches the
 //!   leader's end now, its last answer (an idle quorum changes no metrics).
 //!
 //! The leader's own entry has both timestamps set to now, as in Kafka. Timestamps are

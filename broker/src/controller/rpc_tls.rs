@@ -8,7 +8,7 @@
 //!   config the composition root's source (`security::tls`, reloading the PEM files) gives
 //!   at that moment, so a renewed certificate or CA reaches new connections without a
 //!   restart. A failed handshake closes the connection, is logged
-//!   (at most once per [`REFUSAL_LOG_INTERVAL`]) and counted as a failed authentication.
+//!   (at most once per `REFUSAL_LOG_INTERVAL`) and counted as a failed authentication.
 //! - **Client** ([`channel`]): every channel to a peer of this process connects through TLS
 //!   with the client config of the moment once [`set_client_tls`] was called at start, and
 //!   over plain TCP otherwise. The peer's certificate must name the host of its address.

@@ -8,7 +8,7 @@
 //!
 //! The handler reads every requested partition; if the response holds fewer than `min_bytes`
 //! and `max_wait_ms` has not passed, it waits until one of those partitions changes
-//! ([`super::fetch_wake`]) and reads again. Batches are never decoded. On a plaintext
+//! (`super::fetch_wake`) and reads again. Batches are never decoded. On a plaintext
 //! connection a partition's records of [`SENDFILE_FROM`] bytes or more never enter the
 //! broker's memory: the read finds their range in the segment file from the batch headers,
 //! and the frame sends it with `sendfile(2)` ([`crate::protocol::file_slice`]), for consumers

@@ -134,7 +134,7 @@ pub struct Connection {
     /// The authorizer, when `authorizer.class.name` is set.
     pub authorizer: Option<Arc<Authorizer>>,
     /// This broker's registration lease lapses when the connection was accepted
-    /// ([`crate::replica_manager::lease::RegistrationLease::lapses`]).
+    /// ([`crate::replica_manager::RegistrationLease::lapses`]).
     pub lease_lapses: u64,
     /// On a plaintext connection: where a Fetch leaves the file slices its response sends
     /// with `sendfile` (see [`crate::protocol::file_slice`]), for the frame to pick up.

@@ -24,7 +24,7 @@ impl Log {
     /// producers' epochs and sequences (a duplicate of one of a producer's last 5 batches is
     /// not appended and is answered with its original offsets), assigns offsets from the log
     /// end, stamps `leader_epoch` (and the broker time for LogAppendTime topics), then writes
-    /// them as [`Log::append_batches`] does.
+    /// them as `Log::append_batches` does.
     pub fn append_as_leader(
         &mut self,
         records: &Bytes,

@@ -44,7 +44,7 @@ struct RecoveryPointState {
 ///
 /// It also holds the files the log wrote without fsync that describe those offsets (the
 /// leader epoch checkpoint, a roll's producer snapshot, a new partition's directory and
-/// `partition.metadata`; see [`super::checkpoint::write_replacing`]): every write of the
+/// `partition.metadata`; see `super::checkpoint::write_replacing`): every write of the
 /// checkpoint fsyncs them first, so the file never claims offsets durable whose epochs or
 /// producers are not.
 #[derive(Debug, Clone)]

@@ -70,7 +70,7 @@ impl EpochEntry {
 /// `<epoch> <start offset>` line per entry, oldest first. Every change is written at once, so
 /// the file always holds a whole, recent history: truncations durably
 /// ([`super::write_atomically`]); a new epoch (a new leadership, a follower's first batch of
-/// an epoch) without fsync ([`super::checkpoint::write_replacing`]), as the first append of
+/// an epoch) without fsync (`super::checkpoint::write_replacing`), as the first append of
 /// a leader runs under its partition's lock: its [`super::Log`] fsyncs the file before the
 /// recovery point passes the epoch's first offset. After a power loss the file may lack the
 /// newest epochs (the log's recovery assigns them again from the batches past the recovery

@@ -422,7 +422,7 @@ impl ProducerStateManager {
         write_atomically(&path, &self.encode_snapshot())
     }
 
-    /// Writes `<map end offset>.snapshot` without fsync ([`write_replacing`]) and returns its
+    /// Writes `<map end offset>.snapshot` without fsync (`write_replacing`) and returns its
     /// path, for the caller to fsync before relying on it: a power loss may leave it torn,
     /// and [`ProducerStateManager::load_latest_snapshot`] deletes an unreadable snapshot and
     /// falls back to an older one (or the log).

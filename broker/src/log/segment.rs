@@ -588,7 +588,7 @@ impl LogSegment {
 
     /// `len` bytes of the log file from `position`. A small read lands in a fresh buffer's
     /// uninitialised capacity; a large one (a Fetch's megabyte) in a pooled buffer, so it
-    /// neither zeroes nor faults in fresh pages first (see [`ReadBufferPool`]).
+    /// neither zeroes nor faults in fresh pages first (see `ReadBufferPool`).
     pub fn read_bytes(&self, position: u64, len: u64) -> Result<Bytes, LogError> {
         let len = len as usize;
         let error = || LogError::io("read segment", &self.log_path);
@@ -756,7 +756,7 @@ impl LogSegment {
     }
 
     /// fsyncs the log file, then writes the index entries the index files lack and fsyncs
-    /// them (each through a descriptor opened for it: see [`super::index_file`]).
+    /// them (each through a descriptor opened for it: see `super::index_file`).
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.log_file
             .sync_data()

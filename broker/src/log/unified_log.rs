@@ -402,7 +402,7 @@ impl Log {
     /// fsyncs every segment holding offsets at or above the recovery point, moves the
     /// recovery point to the log end and checkpoints it, and checkpoints the high watermark if
     /// it moved. For the periodic checkpoint and flush jobs and shutdown; appends flush with
-    /// [`Log::flush_segments`], which leaves the high watermark file alone.
+    /// `Log::flush_segments`, which leaves the high watermark file alone.
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.flush_segments()?;
         self.checkpoint_high_watermark()

@@ -169,7 +169,7 @@ impl LeaderState {
         self.pending_isr.is_none() && now_ms >= self.isr_change_retry_at_ms
     }
 
-    /// Proposes adding `replica` if [`LeaderState::expand_candidate`] allows it, its broker is
+    /// Proposes adding `replica` if `LeaderState::expand_candidate` allows it, its broker is
     /// `eligible` and no change is pending or backing off; the ISR to send to the controller,
     /// now pending.
     pub fn propose_expansion(

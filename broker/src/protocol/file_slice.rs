@@ -12,7 +12,7 @@
 //! by its address ([`placeholder_index`]) and writes the file range in its place.
 //!
 //! The zero region is allocated zeroed and never written or read on this path, so the kernel
-//! backs it with no memory of its own ([`ZERO_REGION`] bytes of address space only). A slice
+//! backs it with no memory of its own (`ZERO_REGION` bytes of address space only). A slice
 //! longer than [`MAX_SLICE`], or a response with more than [`MAX_SLICES`] of them, is read into
 //! memory as before.
 //!

@@ -4,11 +4,11 @@
 //! How the pieces fit:
 //! - At start, [`ReplicaManager::open`] recovers every partition log found in the data
 //!   directory; each starts *offline* (serving nothing) until the image assigns it a role.
-//! - [`apply`] follows the metadata image: it creates the local replicas the image assigns to
+//! - `apply` follows the metadata image: it creates the local replicas the image assigns to
 //!   this broker, makes each one leader or follower (starting the follower's fetcher), removes
 //!   replicas the image no longer places here, and tells leadership listeners (the group
 //!   coordinator) which partitions this broker now leads.
-//! - [`topics`] turns admin requests (create, grow, reconfigure, delete) into metadata
+//! - `topics` turns admin requests (create, grow, reconfigure, delete) into metadata
 //!   commands written through the controller, with replicas placed by `weir_api::placement`.
 //! - [`AdminError`] is the one error of topic and cluster admin, here and in the admin service
 //!   above, with its Kafka error and gRPC status.
@@ -474,7 +474,7 @@ impl ReplicaManager {
         &self.lease
     }
 
-    /// Whether this broker may act on its own view of the cluster now (see [`lease`]): its
+    /// Whether this broker may act on its own view of the cluster now (see `lease`): its
     /// registration lease holds and its image shows it unfenced. Always true while no lease is
     /// in force.
     pub fn holds_lease(&self) -> bool {

@@ -277,7 +277,7 @@ impl SharePartitionManager {
     }
 
     /// A ShareFetch's session epoch, added and forgotten partitions. A new session (epoch 0)
-    /// marks its partitions for revalidation (see [`Self::revalidate`]).
+    /// marks its partitions for revalidation (see `Self::revalidate`).
     pub fn update_session(
         &self,
         group_id: &str,

@@ -2,19 +2,19 @@
 //!
 //! 1. **validate** what the schema cannot ([`validate_config`]); an invalid spec stops here,
 //!    reported in the conditions;
-//! 2. **observe** ([`observe::cluster`]): the StatefulSet, the pods, the admin API's view;
+//! 2. **observe** (`observe::cluster`): the StatefulSet, the pods, the admin API's view;
 //! 3. **decide** ([`plan`], pure): the StatefulSet's size, which broker to drain;
 //! 4. **build** ([`crate::build`], pure): the desired objects;
 //! 5. **certificates** ([`crate::tls::reconcile`]) with TLS listeners: the CAs and broker
 //!    certificates created, renewed or reissued, before the pods that mount them;
-//! 6. **apply** ([`apply_objects`]) with server-side apply, in this order: volume claims grown,
+//! 6. **apply** (`apply_objects`) with server-side apply, in this order: volume claims grown,
 //!    the rack RBAC, the ConfigMap, the headless and client Services, the
 //!    PodDisruptionBudget, and the StatefulSet last, so its pods start with their
 //!    configuration, names and disruption budget in place;
-//! 7. **act** ([`act`]) through the admin API and on pods: drain, rebalance, unregister
+//! 7. **act** (`act`) through the admin API and on pods: drain, rebalance, unregister
 //!    removed brokers, grow or heal the metadata quorum's voters ([`plan::quorum`]), roll one
 //!    pod;
-//! 8. **status** ([`status::write`]), and when to come back ([`settling`]).
+//! 8. **status** (`status::write`), and when to come back (`settling`).
 
 mod act;
 mod observe;
@@ -47,7 +47,7 @@ use status::Progress;
 /// Removes what owner references cannot (the cluster-scoped rack binding).
 pub const FINALIZER: &str = "weir.dev/cluster-cleanup";
 
-/// Entry point of the controller: runs [`apply`] under the finalizer.
+/// Entry point of the controller: runs `apply` under the finalizer.
 pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = cluster.namespace().unwrap_or_else(|| "default".into());
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);

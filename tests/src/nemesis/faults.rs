@@ -1,5 +1,5 @@
 //! The kinds of fault and the schedule drawn from a seeded RNG. Applying them is the
-//! harness's job ([`super::Harness::inject`]); this module only decides what comes next.
+//! harness's job (`super::Harness::inject`); this module only decides what comes next.
 
 use super::rng::SeededRng;
 

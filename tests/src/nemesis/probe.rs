@@ -15,7 +15,7 @@ use crate::raw::{self, RawClient};
 /// How long one probe request may take before the broker counts as unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Connects to `addr` with [`PROBE_TIMEOUT`] on every read.
+/// Connects to `addr` with `PROBE_TIMEOUT` on every read.
 pub fn connect(addr: SocketAddr) -> Option<RawClient> {
     let mut client = RawClient::try_connect(addr).ok()?;
     client.set_read_timeout(PROBE_TIMEOUT);

@@ -13,7 +13,7 @@
 //! aborts whatever it left open. Every transaction is recorded with its input records and
 //! its outcome ([`Txn`]); [`super::txn_check`] checks them against the output topic.
 //!
-//! A supervisor replaces a processor whose client call has not returned for [`STUCK_AFTER`]
+//! A supervisor replaces a processor whose client call has not returned for `STUCK_AFTER`
 //! (librdkafka's transactional calls can block past their own timeout): the new incarnation
 //! takes the same `transactional.id`, which fences the stuck producer, and its consumer joins
 //! the group while the stuck one is dropped from it after `max.poll.interval.ms`. Each
@@ -123,7 +123,7 @@ pub struct TxnRecord {
     pub fenced: u64,
     /// Errors seen, by call and librdkafka's message, and how often.
     pub errors: BTreeMap<String, u64>,
-    /// Processors whose thread did not finish within [`CLOSE_TIMEOUT`] of the end, with the
+    /// Processors whose thread did not finish within `CLOSE_TIMEOUT` of the end, with the
     /// call each was in and for how long.
     pub not_closed: Vec<(usize, &'static str, Duration)>,
     /// Processors replaced by the supervisor.
@@ -269,7 +269,7 @@ impl Processors {
     }
 
     /// Stops the supervisor and the processors (an open transaction is aborted). One that
-    /// does not finish within [`CLOSE_TIMEOUT`], or is in a call it entered [`STUCK_AFTER`]
+    /// does not finish within `CLOSE_TIMEOUT`, or is in a call it entered `STUCK_AFTER`
     /// ago (hung: waiting longer would only delay the report), is noted and left behind, as
     /// are the incarnations replaced earlier.
     pub fn stop(&mut self) {

@@ -94,7 +94,7 @@ pub struct Record {
     pub commit_failures: Vec<(usize, Instant, String)>,
     /// Commits that got no answer within [`COMMIT_TIMEOUT`]: (member, sent at).
     pub commits_unanswered: Vec<(usize, Instant)>,
-    /// Members whose thread did not finish within [`CLOSE_TIMEOUT`] of the end.
+    /// Members whose thread did not finish within `CLOSE_TIMEOUT` of the end.
     pub members_not_closed: Vec<usize>,
     /// Per member, its assignment history (the last entry is the current one).
     pub holdings: Vec<Vec<Holding>>,
@@ -191,7 +191,7 @@ impl Workload {
     }
 
     /// Stops the members (they leave the group) and the watcher. A member that does not
-    /// finish within [`CLOSE_TIMEOUT`] is noted and left behind.
+    /// finish within `CLOSE_TIMEOUT` is noted and left behind.
     pub fn stop_consumers(&mut self) {
         self.consuming.store(false, Ordering::SeqCst);
         let deadline = Instant::now() + CLOSE_TIMEOUT;

@@ -61,6 +61,9 @@ async fn run(args: Args, listen_given: bool) -> anyhow::Result<()> {
     }
     settings.extend(args.set.iter().cloned());
     let config = BrokerConfig::new(args.node_id, args.data_dir.clone(), &settings)?;
+    for (key, why) in config.no_effect() {
+        tracing::warn!(key, "`{key}` has no effect in Weir: {why}");
+    }
 
     if listen_given
         && !config

@@ -259,3 +259,48 @@ async fn dynamic_broker_settings_apply_at_once_persist_and_refuse_static_ones() 
     let value = vec![b'y'; 5000];
     clients::produce_one(&producer, &topic, Some(0), None, &value).await;
 }
+
+/// A `server.properties` carried over from Kafka with its thread and socket-buffer tuning: the
+/// broker starts, names each such setting as having no effect, applies the rest, and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_tuning_settings_are_accepted_named_and_ignored() {
+    let broker = Broker::start(
+        BrokerOptions::default()
+            .set("num.network.threads", 3)
+            .set("num.io.threads", 8)
+            .set("socket.send.buffer.bytes", 102_400)
+            .set("socket.receive.buffer.bytes", 102_400)
+            .set("num.partitions", 3),
+    );
+    let log = broker.stderr_log();
+    for key in [
+        "num.network.threads",
+        "num.io.threads",
+        "socket.send.buffer.bytes",
+        "socket.receive.buffer.bytes",
+    ] {
+        assert!(
+            log.contains(&format!("`{key}` has no effect in Weir")),
+            "{key} not named at start:\n{log}"
+        );
+    }
+    assert!(!log.contains("`num.partitions` has no effect"), "{log}");
+
+    let mut raw = RawClient::connect(broker.kafka_addr());
+    let described = describe(&mut raw, BROKER, "0");
+    assert_eq!(entry(&described, "num.partitions").0, "3");
+    assert!(
+        described.iter().all(|e| e.0 != "num.io.threads"),
+        "a setting without effect is not reported as one"
+    );
+
+    // Auto-created with the file's num.partitions, and it serves records back.
+    let topic = unique_topic("kafka-tuning");
+    let producer = clients::producer(&broker, &[]);
+    let (partition, offset) =
+        clients::produce_one(&producer, &topic, Some(2), None, b"carried over").await;
+    assert_eq!((partition, offset), (2, 0));
+    let read = clients::read_all(&broker, &topic, 2);
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].value.as_deref(), Some(&b"carried over"[..]));
+}

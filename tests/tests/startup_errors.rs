@@ -39,14 +39,16 @@ fn bad_flags_and_settings_are_named() {
         &run(&["--data-dir", data, "--no-such-flag"]),
         "--no-such-flag",
     );
-    assert_refused(
-        &run(&["--data-dir", data, "--set", "log.segmnt.bytes=1"]),
-        "log.segmnt.bytes",
-    );
-    assert_refused(
-        &run(&["--data-dir", data, "--set", "num.partitions=many"]),
-        "num.partitions",
-    );
+    // An unknown key, a bad value, and Kafka's settings that Weir takes from its command line
+    // (which point to the flag).
+    for (setting, named) in [
+        ("log.segmnt.bytes=1", "log.segmnt.bytes"),
+        ("num.partitions=many", "num.partitions"),
+        ("node.id=1", "--node-id"),
+        ("log.dirs=/var/lib/kafka", "--data-dir"),
+    ] {
+        assert_refused(&run(&["--data-dir", data, "--set", setting]), named);
+    }
     assert_refused(
         &run(&["--data-dir", data, "--advertised-listener", "nowhere"]),
         "nowhere",

@@ -506,6 +506,48 @@ pub fn broker_key(name: &str) -> Option<&'static KeyDef> {
     BROKER_KEYS.iter().find(|k| k.name == name)
 }
 
+/// Kafka broker settings that size machinery Weir does not have: accepted, so that tuning
+/// copied from a Kafka `server.properties` does not stop the broker, named at start as having
+/// no effect, and otherwise ignored. Each with the reason the broker logs.
+pub static NO_EFFECT_KEYS: &[(&str, &str)] = &[
+    ("num.network.threads", "connections are served by the async runtime's worker threads, one per core"),
+    ("num.io.threads", "requests are handled on the async runtime's worker threads, one per core"),
+    ("background.threads", "background work runs on the async runtime's worker threads"),
+    ("queued.max.requests", "a connection's requests are handled in order on its own task, not queued between thread pools"),
+    ("num.replica.fetchers", "a follower fetches from each leader broker on one task, over one connection"),
+    ("num.replica.alter.log.dirs.threads", "a broker keeps one data directory"),
+    ("socket.send.buffer.bytes", "socket buffers are left to the kernel's autotuning"),
+    ("socket.receive.buffer.bytes", "socket buffers are left to the kernel's autotuning"),
+    ("replica.socket.receive.buffer.bytes", "socket buffers are left to the kernel's autotuning"),
+    ("socket.listen.backlog.size", "listeners use the kernel's default backlog"),
+];
+
+/// Kafka broker settings that Weir takes from its command line (or the environment), with
+/// where: a file carrying one is refused with that pointer rather than as an unknown key.
+pub static COMMAND_LINE_KEYS: &[(&str, &str)] = &[
+    ("node.id", "--node-id (WEIR_NODE_ID)"),
+    ("broker.id", "--node-id (WEIR_NODE_ID)"),
+    ("log.dirs", "--data-dir (WEIR_DATA_DIR), one directory"),
+    ("log.dir", "--data-dir (WEIR_DATA_DIR)"),
+    ("process.roles", "--voters (WEIR_VOTERS): every broker runs the metadata quorum, and the voters listed vote"),
+    ("controller.quorum.voters", "--voters (WEIR_VOTERS), ID@HOST:PORT of each voter's internal listener (--rpc-listen)"),
+    ("controller.quorum.bootstrap.servers", "--voters (WEIR_VOTERS), ID@HOST:PORT of each voter's internal listener (--rpc-listen)"),
+    ("controller.listener.names", "--rpc-listen and --advertised-rpc: the metadata quorum has its own internal listener, not a Kafka one"),
+];
+
+/// Why `name` has no effect, if it is one of [`NO_EFFECT_KEYS`].
+pub fn no_effect_key(name: &str) -> Option<(&'static str, &'static str)> {
+    NO_EFFECT_KEYS.iter().copied().find(|(k, _)| *k == name)
+}
+
+/// Where Weir takes `name` from instead, if it is one of [`COMMAND_LINE_KEYS`].
+pub fn command_line_key(name: &str) -> Option<&'static str> {
+    COMMAND_LINE_KEYS
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, flag)| *flag)
+}
+
 /// A topic-level setting and the broker setting that supplies its default.
 #[derive(Debug)]
 pub struct TopicKeyDef {

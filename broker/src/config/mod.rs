@@ -26,6 +26,14 @@ pub enum ConfigError {
         /// The offending key.
         key: String,
     },
+    /// The key is a Kafka setting that Weir takes from its command line.
+    #[error("`{key}` is given on the command line in Weir: {instead}")]
+    CommandLineKey {
+        /// The offending key.
+        key: String,
+        /// The flag (and environment variable) that sets it.
+        instead: &'static str,
+    },
     /// The value does not parse or is out of range for the key.
     #[error("invalid value `{value}` for `{key}`: {reason}")]
     InvalidValue {
@@ -83,6 +91,8 @@ pub struct BrokerConfig {
     /// Per-listener settings: `listener.name.<listener>.<key>` with the listener name lower
     /// case, each key a broker key (validated as that key) or `<mechanism>.sasl.jaas.config`.
     listener_values: BTreeMap<String, String>,
+    /// Kafka settings given that have no effect here ([`defs::NO_EFFECT_KEYS`]), with why.
+    no_effect: BTreeMap<&'static str, &'static str>,
 }
 
 /// The prefix of a per-listener setting.
@@ -102,12 +112,23 @@ impl BrokerConfig {
             .collect();
         let mut explicit = BTreeMap::new();
         let mut listener_values = BTreeMap::new();
+        let mut no_effect = BTreeMap::new();
         for (key, value) in overrides {
             if let Some(rest) = key.strip_prefix(LISTENER_PREFIX) {
                 let value = value.trim().to_string();
                 let key = validate_listener_key(key, rest, &value)?;
                 listener_values.insert(key, value);
                 continue;
+            }
+            if let Some((name, why)) = defs::no_effect_key(key) {
+                no_effect.insert(name, why);
+                continue;
+            }
+            if let Some(instead) = defs::command_line_key(key) {
+                return Err(ConfigError::CommandLineKey {
+                    key: key.clone(),
+                    instead,
+                });
             }
             let def = defs::broker_key(key)
                 .ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
@@ -124,9 +145,16 @@ impl BrokerConfig {
             dynamic_default: BTreeMap::new(),
             dynamic_broker: BTreeMap::new(),
             listener_values,
+            no_effect,
         };
         config.validate_consumer_group_settings()?;
         Ok(config)
+    }
+
+    /// The Kafka settings given that have no effect in Weir, each with why (the broker logs
+    /// them at start).
+    pub fn no_effect(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.no_effect.iter().map(|(k, why)| (*k, *why))
     }
 
     /// Kafka's start-up checks of the `group.consumer.*` timeouts: each within its bounds,
@@ -706,6 +734,39 @@ mod tests {
             err.to_string(),
             "unknown configuration key `log.segmnt.bytes`"
         );
+    }
+
+    #[test]
+    fn kafka_tuning_without_an_effect_here_is_accepted_and_named() {
+        let c = cfg(&[
+            ("num.io.threads", "8"),
+            ("socket.send.buffer.bytes", "102400"),
+            ("num.partitions", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.num_partitions(), 3);
+        let named: Vec<_> = c.no_effect().map(|(k, _)| k).collect();
+        assert_eq!(named, ["num.io.threads", "socket.send.buffer.bytes"]);
+        assert!(c.no_effect().all(|(_, why)| !why.is_empty()));
+        assert_eq!(cfg(&[]).unwrap().no_effect().count(), 0);
+        // Still not settings: nothing else about them is accepted.
+        assert!(c.get("num.io.threads").is_none());
+    }
+
+    #[test]
+    fn kafka_settings_of_the_command_line_point_to_their_flag() {
+        let err = cfg(&[("node.id", "1")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`node.id` is given on the command line in Weir: --node-id (WEIR_NODE_ID)"
+        );
+        for key in ["log.dirs", "process.roles", "controller.quorum.voters"] {
+            let err = cfg(&[(key, "x")]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::CommandLineKey { key: k, .. } if k == key),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -370,6 +370,13 @@ pub static BROKER_KEYS: &[KeyDef] = &[
         1,
         i16::MAX as i64,
     ),
+    long("share.coordinator.state.topic.min.isr", "2", 1, I32),
+    long(
+        "share.coordinator.state.topic.segment.bytes",
+        "104857600",
+        1024,
+        I32,
+    ),
     long(
         "share.coordinator.snapshot.update.records.per.snapshot",
         "500",
@@ -520,6 +527,10 @@ pub static NO_EFFECT_KEYS: &[(&str, &str)] = &[
     ("socket.receive.buffer.bytes", "socket buffers are left to the kernel's autotuning"),
     ("replica.socket.receive.buffer.bytes", "socket buffers are left to the kernel's autotuning"),
     ("socket.listen.backlog.size", "listeners use the kernel's default backlog"),
+    ("fetch.purgatory.purge.interval.requests", "a waiting request is woken by the change it waits for; there is no purgatory to purge"),
+    ("producer.purgatory.purge.interval.requests", "a waiting request is woken by the change it waits for; there is no purgatory to purge"),
+    ("delete.records.purgatory.purge.interval.requests", "a waiting request is woken by the change it waits for; there is no purgatory to purge"),
+    ("log.preallocate", "segment files grow as they are written"),
 ];
 
 /// Kafka broker settings that Weir takes from its command line (or the environment), with
@@ -529,6 +540,7 @@ pub static COMMAND_LINE_KEYS: &[(&str, &str)] = &[
     ("broker.id", "--node-id (WEIR_NODE_ID)"),
     ("log.dirs", "--data-dir (WEIR_DATA_DIR), one directory"),
     ("log.dir", "--data-dir (WEIR_DATA_DIR)"),
+    ("metadata.log.dir", "--data-dir (WEIR_DATA_DIR): the metadata log is kept in the data directory"),
     ("process.roles", "--voters (WEIR_VOTERS): every broker runs the metadata quorum, and the voters listed vote"),
     ("controller.quorum.voters", "--voters (WEIR_VOTERS), ID@HOST:PORT of each voter's internal listener (--rpc-listen)"),
     ("controller.quorum.bootstrap.servers", "--voters (WEIR_VOTERS), ID@HOST:PORT of each voter's internal listener (--rpc-listen)"),

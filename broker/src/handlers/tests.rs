@@ -32,11 +32,17 @@ fn s(v: &str) -> StrBytes {
 
 /// A single-broker cluster of its own in `dir`, its metadata quorum joined.
 pub(crate) async fn broker(dir: &std::path::Path) -> Arc<Broker> {
+    broker_with(dir, &[]).await
+}
+
+/// [`broker`] with `settings` (broker keys) on top.
+pub(crate) async fn broker_with(dir: &std::path::Path, settings: &[(&str, &str)]) -> Arc<Broker> {
     // No initial rebalance delay: a JoinGroup completes on the next timer tick.
-    let settings = [(
-        "group.initial.rebalance.delay.ms".to_string(),
-        "0".to_string(),
-    )];
+    let settings: Vec<(String, String)> = [("group.initial.rebalance.delay.ms", "0")]
+        .iter()
+        .chain(settings)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let config = BrokerConfig::new(0, dir.to_path_buf(), &settings).unwrap();
     let broker = crate::app::open(
         config,

@@ -159,7 +159,9 @@ impl ShareCoordinator {
     }
 
     /// Creates `__share_group_state` through the controller if it does not exist yet
-    /// (compacted: see [`super::state_records`] for why that keeps what a load needs).
+    /// (compacted: see [`super::state_records`] for why that keeps what a load needs), with
+    /// the `share.coordinator.state.topic.*` partitions, replication (capped at the brokers
+    /// available), `min.insync.replicas` (capped at the replication) and segment size.
     pub async fn ensure_state_topic(&self) -> Result<(), AdminError> {
         if self.replicas.topic(SHARE_STATE_TOPIC).is_some() {
             return Ok(());
@@ -170,7 +172,18 @@ impl ShareCoordinator {
             .share_coordinator("share.coordinator.state.topic.replication.factor")
             as i16)
             .min(available);
-        let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        let min_isr = self
+            .config
+            .share_coordinator("share.coordinator.state.topic.min.isr")
+            .min(i64::from(replication_factor));
+        let segment_bytes = self
+            .config
+            .share_coordinator("share.coordinator.state.topic.segment.bytes");
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("min.insync.replicas".to_string(), min_isr.to_string()),
+            ("segment.bytes".to_string(), segment_bytes.to_string()),
+        ]);
         match self
             .replicas
             .create_topic(CreateTopic {
@@ -593,4 +606,34 @@ pub fn delivery_complete_count(state: &ShareState) -> i32 {
 /// partition (`end_offset`, its high watermark) not yet acknowledged or archived.
 pub fn share_lag(end_offset: i64, start_offset: i64, delivery_complete_count: i32) -> i64 {
     (end_offset - start_offset - i64::from(delivery_complete_count)).max(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_state_topic_takes_the_share_coordinator_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::handlers::tests::broker_with(
+            dir.path(),
+            &[
+                ("share.coordinator.state.topic.num.partitions", "4"),
+                ("share.coordinator.state.topic.min.isr", "2"),
+                ("share.coordinator.state.topic.segment.bytes", "1048576"),
+            ],
+        )
+        .await;
+        broker.share_coordinator.ensure_state_topic().await.unwrap();
+        let topic = broker.replicas.topic(SHARE_STATE_TOPIC).unwrap();
+        assert_eq!(topic.meta.partitions, 4);
+        let config = |key: &str| topic.meta.configs.get(key).cloned();
+        assert_eq!(config("cleanup.policy").as_deref(), Some("compact"));
+        assert_eq!(config("segment.bytes").as_deref(), Some("1048576"));
+        // One broker: replication factor 1, and min.insync.replicas capped at it (else no
+        // write to the topic could ever be acknowledged).
+        assert_eq!(config("min.insync.replicas").as_deref(), Some("1"));
+        // Created once: a second call finds it.
+        broker.share_coordinator.ensure_state_topic().await.unwrap();
+    }
 }

@@ -45,6 +45,8 @@ pub struct BrokerMetrics {
     /// Connections refused because their address held `max.connections.per.ip` already or was
     /// over its `connection_creation_rate`.
     pub connections_refused: IntCounter,
+    /// Connections closed after `connections.max.idle.ms` without a request.
+    pub connections_closed_idle: IntCounter,
     /// Connections closed because an offset commit arrived on them after this broker's
     /// registration lease lapsed (see `server.rs`).
     pub stale_connections_closed: IntCounter,
@@ -145,6 +147,11 @@ impl BrokerMetrics {
             "Client connections refused: their address held max.connections.per.ip already, or was over its connection_creation_rate.",
         )?;
         registry.register(Box::new(connections_refused.clone()))?;
+        let connections_closed_idle = IntCounter::new(
+            "weir_connections_closed_idle_total",
+            "Client connections the broker closed after connections.max.idle.ms without a request.",
+        )?;
+        registry.register(Box::new(connections_closed_idle.clone()))?;
         let stale_connections_closed = IntCounter::new(
             "weir_stale_connections_closed_total",
             "Connections closed because an offset commit arrived on them after this broker was cut off from the metadata quorum.",
@@ -231,6 +238,7 @@ impl BrokerMetrics {
             connections_accepted,
             protocol_errors,
             connections_refused,
+            connections_closed_idle,
             stale_connections_closed,
             fetch_sendfile_bytes,
             group_rebalances,

@@ -38,6 +38,12 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// buffer a full `socket.request.max.bytes`.
 const MAX_UNAUTHENTICATED_FRAME: usize = 512 * 1024;
 
+/// `connections.max.idle.ms` is counted in this many ticks of a listener-wide clock: a
+/// connection that has sent no request for that many ticks is closed on the next one, so after
+/// between 1 and 1.1 times the setting (Kafka's processors check their idle connections as
+/// loosely). A tick per tenth of the setting costs an idle connection a wake-up as often.
+const IDLE_TICKS: u8 = 10;
+
 /// Serves Kafka clients of one listener until `shutdown` becomes true.
 pub async fn run(
     listener: TcpListener,
@@ -52,6 +58,8 @@ pub async fn run(
             && l.port == broker.advertised.port
     });
     let limits = ConnectionQuotas::listener(&broker.config, &security.name, inter_broker);
+    // What the listener's connections wait on: shutdown, and the idle clock's ticks.
+    let clock = connection_clock(broker.config.connections_max_idle(), shutdown.clone());
     loop {
         // At the listener's or the broker's connection limit, or ahead of the creation rate:
         // new connections wait in the kernel's backlog (Kafka's acceptor blocks the same way).
@@ -89,7 +97,7 @@ pub async fn run(
                     broker.metrics.connections_accepted.inc();
                     broker.metrics.connections_open.inc();
                     let (broker, security, shutdown) =
-                        (broker.clone(), security.clone(), shutdown.clone());
+                        (broker.clone(), security.clone(), clock.clone());
                     // Two kinds of task, each of its own size: a plaintext connection's
                     // holds no room for a TLS handshake.
                     if security.tls.is_none() {
@@ -252,6 +260,8 @@ async fn accept_tls(
 struct ConnectionTask<R, W> {
     reader: FrameReader<R>,
     responder: Responder<W>,
+    /// The listener's [`connection_clock`]: true at shutdown, and changes (staying false) on
+    /// every tick of the idle clock.
     shutdown: watch::Receiver<bool>,
 }
 
@@ -284,9 +294,28 @@ impl<R: AsyncRead + Unpin, W: FrameSink> ConnectionTask<R, W> {
             } else {
                 max
             };
-            let frame = tokio::select! {
-                f = reader.read_frame(limit) => f,
-                _ = shutdown.changed() => return,
+            // Ticks while the last request was answered do not count.
+            if *shutdown.borrow_and_update() {
+                return;
+            }
+            let mut ticks = 0u8;
+            let read = reader.read_frame(limit);
+            tokio::pin!(read);
+            let frame = loop {
+                tokio::select! {
+                    f = &mut read => break f,
+                    changed = shutdown.changed() => {
+                        if changed.is_err() || *shutdown.borrow() {
+                            return;
+                        }
+                        ticks += 1;
+                        if ticks > IDLE_TICKS {
+                            tracing::debug!(peer = %responder.peer(), "closing a connection idle for longer than connections.max.idle.ms");
+                            responder.broker.metrics.connections_closed_idle.inc();
+                            return;
+                        }
+                    }
+                }
             };
             let frame = match frame {
                 Ok(f) => f,
@@ -305,6 +334,39 @@ impl<R: AsyncRead + Unpin, W: FrameSink> ConnectionTask<R, W> {
             }
         }
     }
+}
+
+/// What a listener's connections wait on: `shutdown` itself while idle connections stay open
+/// (`connections.max.idle.ms` not positive, or beyond a year); otherwise a copy of it that
+/// also changes, staying false, every tenth of `max_idle` (a tick of the idle clock). One
+/// watch for both keeps an idle connection's task as small as it was without the clock.
+fn connection_clock(
+    max_idle: Option<Duration>,
+    mut shutdown: watch::Receiver<bool>,
+) -> watch::Receiver<bool> {
+    let Some(max_idle) = max_idle else {
+        return shutdown;
+    };
+    let period = max_idle / u32::from(IDLE_TICKS);
+    let (tx, rx) = watch::channel(*shutdown.borrow_and_update());
+    tokio::spawn(async move {
+        let mut clock = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = clock.tick() => {
+                    tx.send_replace(false);
+                }
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        tx.send_replace(true);
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
 }
 
 /// The side of a connection that answers its requests: the writer, the handlers' view of the
@@ -648,13 +710,22 @@ fn mutation_throttle(body: &ResponseKind) -> Duration {
     Duration::from_millis(ms.max(0) as u64)
 }
 
+/// Waits out `throttle`, or until shutdown (a tick of the idle clock is neither).
 async fn mute(throttle: Duration, shutdown: &mut watch::Receiver<bool>) {
     if throttle.is_zero() {
         return;
     }
-    tokio::select! {
-        _ = tokio::time::sleep(throttle) => {}
-        _ = shutdown.changed() => {}
+    let end = tokio::time::sleep(throttle);
+    tokio::pin!(end);
+    loop {
+        tokio::select! {
+            _ = &mut end => return,
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -870,12 +941,17 @@ mod tests {
         let limits = ConnectionQuotas::listener(&broker.config, &security.name, false);
         let admitted = broker.connections.admit(&limits, peer.ip()).unwrap();
         let (_shutdown_tx, shutdown) = watch::channel(false);
+        assert!(
+            broker.config.connections_max_idle().is_some(),
+            "connections.max.idle.ms is on by default"
+        );
+        let clock = connection_clock(broker.config.connections_max_idle(), shutdown.clone());
         let task = serve_plaintext(
             stream,
             peer,
             security.clone(),
             broker.clone(),
-            shutdown.clone(),
+            clock,
             admitted,
         );
         let (_other_end, server) = tokio::io::duplex(64);

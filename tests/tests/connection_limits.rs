@@ -6,10 +6,13 @@
 //! Kafka's own `kafka-configs --entity-type ips`) has its new connections closed unanswered
 //! until its rate falls back. The broker's only listener is its inter-broker one here, which
 //! the broker-wide limits leave alone (as Kafka's): the listener's own settings apply to it.
+//! A connection that sends no request for `connections.max.idle.ms` is closed; one that keeps
+//! asking stays open.
 
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiVersionsRequest;
+use weir_tests::http::{get, parse_prometheus};
 use weir_tests::kafka_tools::KafkaTools;
 use weir_tests::raw::RawClient;
 use weir_tests::{wait_until, Broker, BrokerOptions};
@@ -169,4 +172,53 @@ fn an_address_over_its_connection_creation_rate_has_new_connections_closed() {
         "a connection once the rate fell back",
         || RawClient::try_connect(addr).ok(),
     ));
+}
+
+#[test]
+fn a_connection_idle_for_connections_max_idle_ms_is_closed_and_a_busy_one_is_not() {
+    let max_idle = Duration::from_millis(1500);
+    let broker = Broker::start(
+        BrokerOptions::default().set("connections.max.idle.ms", max_idle.as_millis()),
+    );
+    let addr = broker.kafka_addr();
+    let mut idle = RawClient::connect(addr);
+    let idle_since = Instant::now();
+    let mut busy = RawClient::connect(addr);
+
+    // The busy connection asks every 200 ms for twice the idle limit; the idle one sends
+    // nothing and is still open until the limit has passed.
+    let mut closed_at = None;
+    while idle_since.elapsed() < max_idle * 2 {
+        let answer = busy
+            .request(&ApiVersionsRequest::default(), 0)
+            .expect("a connection that keeps asking is served");
+        assert_eq!(answer.error_code, 0);
+        if closed_at.is_none() && idle.wait_closed(Duration::from_millis(200)) {
+            closed_at = Some(idle_since.elapsed());
+        }
+    }
+    let closed_at = closed_at.unwrap_or_else(|| {
+        assert!(
+            idle.wait_closed(WITHIN),
+            "an idle connection still open {WITHIN:?} after connections.max.idle.ms"
+        );
+        idle_since.elapsed()
+    });
+    assert!(
+        closed_at >= max_idle,
+        "closed after {closed_at:?}, before connections.max.idle.ms ({max_idle:?})"
+    );
+    let answer = busy
+        .request(&ApiVersionsRequest::default(), 0)
+        .expect("the busy connection outlives the idle one");
+    assert_eq!(answer.error_code, 0);
+
+    let samples = parse_prometheus(&get(broker.metrics_addr(), "/metrics").body);
+    let closed_idle = samples
+        .iter()
+        .find(|s| s.name == "weir_connections_closed_idle_total")
+        .map(|s| s.value);
+    // The start's readiness probes close their own connections; only the idle one was closed
+    // by the broker.
+    assert_eq!(closed_idle, Some(1.0));
 }

@@ -201,6 +201,8 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     flag("delete.topic.enable", "true"),
     long("message.max.bytes", "1048588", 0, I32),
     long("socket.request.max.bytes", "104857600", 1024, I32),
+    // Negative (or 0): idle connections stay open.
+    long("connections.max.idle.ms", "600000", i64::MIN, i64::MAX),
     long("max.connections", "2147483647", 0, I32),
     long("max.connections.per.ip", "2147483647", 0, I32),
     KeyDef {

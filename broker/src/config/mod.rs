@@ -14,6 +14,7 @@ pub mod topic;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use defs::{KeyDef, BROKER_KEYS};
 
@@ -375,6 +376,14 @@ impl BrokerConfig {
     /// `socket.request.max.bytes`: the largest request frame accepted.
     pub fn socket_request_max_bytes(&self) -> usize {
         self.long("socket.request.max.bytes") as usize
+    }
+
+    /// `connections.max.idle.ms`: how long a client connection may go without a request before
+    /// the broker closes it; `None` (never) when not positive or longer than a year.
+    pub fn connections_max_idle(&self) -> Option<Duration> {
+        const YEAR_MS: i64 = 365 * 24 * 3600 * 1000;
+        let ms = self.long("connections.max.idle.ms");
+        (ms > 0 && ms <= YEAR_MS).then(|| Duration::from_millis(ms as u64))
     }
 
     /// `log.retention.check.interval.ms`.

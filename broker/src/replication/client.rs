@@ -162,3 +162,134 @@ impl BrokerConnection {
         .map_err(|_| ClientError::Timeout(timeout))?
     }
 }
+
+/// Idle connections to peer brokers' listeners, by address, for requests that come and go (a
+/// transaction's verification, share-group state): a request takes one (or connects) and
+/// puts it back after a clean exchange.
+///
+/// A pooled connection can have been closed by its peer while it waited here (the peer's
+/// `connections.max.idle.ms`), which the first request on it finds as an I/O error: the
+/// request is then sent once more on a new connection. The peer closed the connection before
+/// the request reached it, so it was not served twice (unless the peer went away mid-answer,
+/// when asking again is what a retry would do anyway).
+///
+/// Thread-safety: a mutex held only to take or return a connection.
+pub struct PeerConnections {
+    client_id: &'static str,
+    per_peer: usize,
+    idle: parking_lot::Mutex<std::collections::HashMap<String, Vec<BrokerConnection>>>,
+}
+
+impl std::fmt::Debug for PeerConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerConnections")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerConnections {
+    /// A pool whose connections say `client_id`, keeping up to `per_peer` idle per address.
+    pub fn new(client_id: &'static str, per_peer: usize) -> Self {
+        Self {
+            client_id,
+            per_peer,
+            idle: Default::default(),
+        }
+    }
+
+    /// Sends `request` at `version` to the broker at `address` (`host:port`), waiting up to
+    /// `timeout` to connect and again for the answer.
+    pub async fn request<R: Request>(
+        &self,
+        address: &str,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, ClientError> {
+        let pooled = self.idle.lock().get_mut(address).and_then(Vec::pop);
+        let mut answered = None;
+        if let Some(mut connection) = pooled {
+            match connection.request(request, version, timeout).await {
+                Ok(response) => answered = Some((connection, response)),
+                Err(ClientError::Io(e)) => {
+                    tracing::debug!(address, error = %e, "a pooled connection to a peer broker was closed; asking on a new one");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (connection, response) = match answered {
+            Some(answered) => answered,
+            None => {
+                let mut connection =
+                    BrokerConnection::connect(address, self.client_id.to_string(), timeout).await?;
+                let response = connection.request(request, version, timeout).await?;
+                (connection, response)
+            }
+        };
+        let mut idle = self.idle.lock();
+        let pool = idle.entry(address.to_string()).or_default();
+        if pool.len() < self.per_peer {
+            pool.push(connection);
+        }
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+    use tokio::net::TcpListener;
+
+    /// A peer that answers one ApiVersions per connection and then closes it, as a broker
+    /// closes a connection left idle past its `connections.max.idle.ms`. Counts what it answered.
+    async fn one_answer_per_connection(listener: TcpListener, answered: Arc<AtomicUsize>) {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let len = stream.read_i32().await.unwrap() as usize;
+            let mut body = BytesMut::zeroed(len);
+            stream.read_exact(&mut body).await.unwrap();
+            let header =
+                RequestHeader::decode(&mut body.freeze(), ApiVersionsRequest::header_version(0))
+                    .unwrap();
+            let mut frame = BytesMut::new();
+            frame.extend_from_slice(&[0; 4]);
+            ResponseHeader::default()
+                .with_correlation_id(header.correlation_id)
+                .encode(&mut frame, ApiVersionsResponse::header_version(0))
+                .unwrap();
+            ApiVersionsResponse::default()
+                .with_error_code(35)
+                .encode(&mut frame, 0)
+                .unwrap();
+            let n = (frame.len() - 4) as i32;
+            frame[..4].copy_from_slice(&n.to_be_bytes());
+            stream.write_all(&frame).await.unwrap();
+            answered.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_peer_closed_is_replaced_without_failing_the_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let answered = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(one_answer_per_connection(listener, answered.clone()));
+        let pool = PeerConnections::new("test", 2);
+        let timeout = Duration::from_secs(10);
+        for asked in 1..=3 {
+            let response = pool
+                .request(&address, &ApiVersionsRequest::default(), 0, timeout)
+                .await
+                .unwrap_or_else(|e| panic!("request {asked}: {e}"));
+            assert_eq!(response.error_code, 35, "the peer's own answer");
+            assert_eq!(answered.load(Ordering::SeqCst), asked);
+        }
+        // Each request after the first found its pooled connection closed and asked anew.
+        assert_eq!(pool.idle.lock()[&address].len(), 1);
+    }
+}

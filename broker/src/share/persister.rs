@@ -11,9 +11,9 @@
 //! out rather than reported to the client. Connections are pooled per address; each carries
 //! one request at a time.
 //!
-//! Thread-safety: the pool is a mutex held only to take or return a connection.
+//! Thread-safety: the pool ([`PeerConnections`]) is a mutex held only to take or return a
+//! connection.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,14 +26,13 @@ use kafka_protocol::messages::{
     ReadShareGroupStateSummaryRequest, TopicName, WriteShareGroupStateRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::coordinator::{ShareCoordinator, StateSummary, StateWrite, SHARE_STATE_TOPIC};
 use super::partition::StateBatch;
 use super::state_records::{SharePartitionKey, ShareState};
 use crate::replica_manager::ReplicaManager;
-use crate::replication::client::BrokerConnection;
+use crate::replication::client::PeerConnections;
 
 /// How long a read or write keeps retrying a coordinator that is moving.
 pub const RETRY_DEADLINE: Duration = Duration::from_secs(20);
@@ -41,12 +40,14 @@ pub const RETRY_DEADLINE: Duration = Duration::from_secs(20);
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// How long one request may take (the coordinator waits for its in-sync replicas).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections kept per share coordinator.
+const CONNECTIONS_PER_PEER: usize = 8;
 
 /// Reads and writes share-partition state at its share coordinator.
 pub struct SharePersister {
     replicas: Arc<ReplicaManager>,
     coordinator: Arc<ShareCoordinator>,
-    pool: Mutex<HashMap<String, Vec<BrokerConnection>>>,
+    pool: PeerConnections,
 }
 
 impl std::fmt::Debug for SharePersister {
@@ -78,7 +79,7 @@ impl SharePersister {
         Self {
             replicas,
             coordinator,
-            pool: Mutex::new(HashMap::new()),
+            pool: PeerConnections::new("weir-share-persister", CONNECTIONS_PER_PEER),
         }
     }
 
@@ -365,34 +366,12 @@ impl SharePersister {
         request: &R,
         version: i16,
     ) -> Result<R::Response, i16> {
-        let unavailable = ResponseError::CoordinatorNotAvailable.code();
-        let pooled = self.pool.lock().get_mut(&address).and_then(Vec::pop);
-        let mut connection = match pooled {
-            Some(c) => c,
-            None => BrokerConnection::connect(
-                &address,
-                "weir-share-persister".to_string(),
-                REQUEST_TIMEOUT,
-            )
+        self.pool
+            .request(&address, request, version, REQUEST_TIMEOUT)
             .await
             .map_err(|e| {
-                tracing::debug!(%address, error = %e, "share coordinator unreachable");
-                unavailable
-            })?,
-        };
-        match connection.request(request, version, REQUEST_TIMEOUT).await {
-            Ok(response) => {
-                self.pool
-                    .lock()
-                    .entry(address)
-                    .or_default()
-                    .push(connection);
-                Ok(response)
-            }
-            Err(e) => {
                 tracing::debug!(%address, error = %e, "share state request failed");
-                Err(unavailable)
-            }
-        }
+                ResponseError::CoordinatorNotAvailable.code()
+            })
     }
 }

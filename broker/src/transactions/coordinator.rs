@@ -124,7 +124,7 @@ pub struct TransactionCoordinator {
     owned: RwLock<HashMap<i32, Ownership>>,
     ids: RwLock<HashMap<String, Arc<Mutex<Entry>>>>,
     /// Connections to other coordinators, for partition leaders' verifications.
-    pub(super) peers: super::verification::PeerConnections,
+    pub(super) peers: crate::replication::client::PeerConnections,
     pub(super) me: Weak<TransactionCoordinator>,
 }
 
@@ -145,7 +145,10 @@ impl TransactionCoordinator {
             metrics,
             owned: RwLock::new(HashMap::new()),
             ids: RwLock::new(HashMap::new()),
-            peers: Default::default(),
+            peers: crate::replication::client::PeerConnections::new(
+                "weir-txn-verification",
+                super::verification::IDLE_CONNECTIONS_PER_PEER,
+            ),
             me: me.clone(),
         })
     }

@@ -17,11 +17,9 @@ use kafka_protocol::messages::add_partitions_to_txn_request::{
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
-use parking_lot::Mutex;
 
 use super::coordinator::{TransactionCoordinator, TRANSACTION_STATE_TOPIC};
 use super::state::{ClientVersion, TopicPartition};
-use crate::replication::client::BrokerConnection;
 
 /// How long one question to a remote coordinator may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,44 +27,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// partition outside the transaction answers TRANSACTION_ABORTABLE).
 const BROKER_FORM_VERSION: i16 = 5;
 /// Idle connections kept per peer broker.
-const IDLE_CONNECTIONS_PER_PEER: usize = 4;
-
-/// Idle connections to peer brokers' listeners, by address. A request takes one out (or
-/// connects), and puts it back when the exchange completed cleanly.
-#[derive(Debug, Default)]
-pub(super) struct PeerConnections {
-    idle: Mutex<HashMap<String, Vec<BrokerConnection>>>,
-}
-
-impl PeerConnections {
-    async fn request(
-        &self,
-        address: &str,
-        request: &AddPartitionsToTxnRequest,
-    ) -> Result<kafka_protocol::messages::AddPartitionsToTxnResponse, String> {
-        let idle = self.idle.lock().get_mut(address).and_then(Vec::pop);
-        let mut connection = match idle {
-            Some(c) => c,
-            None => BrokerConnection::connect(
-                address,
-                "weir-txn-verification".to_string(),
-                REQUEST_TIMEOUT,
-            )
-            .await
-            .map_err(|e| e.to_string())?,
-        };
-        let response = connection
-            .request(request, BROKER_FORM_VERSION, REQUEST_TIMEOUT)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut idle = self.idle.lock();
-        let pool = idle.entry(address.to_string()).or_default();
-        if pool.len() < IDLE_CONNECTIONS_PER_PEER {
-            pool.push(connection);
-        }
-        Ok(response)
-    }
-}
+pub(super) const IDLE_CONNECTIONS_PER_PEER: usize = 4;
 
 impl TransactionCoordinator {
     /// Asks the coordinator of `transactional_id` whether the producer's open transaction
@@ -136,7 +97,11 @@ impl TransactionCoordinator {
             partitions,
             !add,
         );
-        let response = match self.peers.request(&address, &request).await {
+        let response = match self
+            .peers
+            .request(&address, &request, BROKER_FORM_VERSION, REQUEST_TIMEOUT)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(transactional_id, address, error = %e, "transaction verification failed");

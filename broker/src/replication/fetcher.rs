@@ -195,7 +195,12 @@ async fn run(
         let (positions, throttle_wait) = plan_round(assigned, leader, &config, &throttle);
         if positions.is_empty() {
             // Parks until assigned a partition (or the throttle refills); the timeout
-            // re-checks that the manager lives.
+            // re-checks that the manager lives. With nothing to fetch from this leader its
+            // connection goes: the leader would close it once idle for its
+            // connections.max.idle.ms, and the next round would meet that as a failure.
+            if throttle_wait.is_none() {
+                connection = None;
+            }
             let wait = throttle_wait.unwrap_or(Duration::from_secs(1));
             tokio::select! {
                 _ = f.wake.notified() => {}

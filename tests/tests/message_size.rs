@@ -1,10 +1,13 @@
 //! `message.max.bytes`: a batch larger than the broker's limit is refused with
 //! MESSAGE_TOO_LARGE; the client's own limit is set higher so the broker is the one deciding.
+//! `fetch.max.bytes`: a Fetch response holds no more record bytes than the broker's cap,
+//! whatever the consumer asks, except a first batch larger than it, which comes whole.
 
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
+use weir_tests::raw::{record_batch, RawClient};
 use weir_tests::{clients, unique_topic, Broker, BrokerOptions};
 
 const BROKER_LIMIT: usize = 10_000;
@@ -61,4 +64,42 @@ async fn a_batch_over_message_max_bytes_is_rejected() {
     assert!(stored
         .iter()
         .all(|r| r.value.as_deref() == Some(&small[..])));
+}
+
+#[test]
+fn a_fetch_response_stays_within_the_brokers_fetch_max_bytes() {
+    const CAP: usize = 4096;
+    let broker = Broker::start(BrokerOptions::default().set("fetch.max.bytes", CAP));
+    let topic = unique_topic("fetch-cap");
+    let mut raw = RawClient::connect(broker.kafka_addr());
+    raw.create_topic_ok(&topic, 1);
+    // Three batches of about 1.5 KiB, then one of 6 KiB (over the cap on its own).
+    let mut batches = Vec::new();
+    for value in [
+        [b'a'; 1500].as_slice(),
+        &[b'b'; 1500],
+        &[b'c'; 1500],
+        &[b'd'; 6000],
+    ] {
+        let batch = record_batch(&[value], None);
+        assert_eq!(raw.produce(&topic, 0, batch.clone(), -1).error_code, 0);
+        batches.push(batch);
+    }
+    // The consumer asks for 64 MiB; the broker's cap holds two of the first three batches.
+    let first = raw.fetch(&topic, 0, 0, Duration::from_millis(10), 1);
+    let records = first.records.unwrap_or_default();
+    assert_eq!(records.len(), batches[0].len() + batches[1].len());
+    assert!(records.len() <= CAP);
+    // The first batch as sent, from its magic byte on (the broker sets its offset and leader
+    // epoch).
+    assert_eq!(&records[16..batches[0].len()], &batches[0][16..]);
+    // From the third batch: it, and not the fourth, which would pass the cap.
+    let second = raw.fetch(&topic, 0, 2, Duration::from_millis(10), 1);
+    assert_eq!(second.records.unwrap_or_default().len(), batches[2].len());
+    // The fourth is larger than the cap and comes whole (the consumer would never get past it
+    // otherwise).
+    let third = raw.fetch(&topic, 0, 3, Duration::from_millis(10), 1);
+    let records = third.records.unwrap_or_default();
+    assert_eq!(records.len(), batches[3].len());
+    assert!(records.len() > CAP);
 }

@@ -201,6 +201,7 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     flag("delete.topic.enable", "true"),
     long("message.max.bytes", "1048588", 0, I32),
     long("socket.request.max.bytes", "104857600", 1024, I32),
+    long("fetch.max.bytes", "57671680", 1024, I32),
     // Negative (or 0): idle connections stay open.
     long("connections.max.idle.ms", "600000", i64::MIN, i64::MAX),
     long("max.connections", "2147483647", 0, I32),
@@ -406,6 +407,11 @@ pub static BROKER_KEYS: &[KeyDef] = &[
     long("replica.fetch.wait.max.ms", "500", 0, I32),
     long("replica.fetch.max.bytes", "1048576", 0, I32),
     long("replica.socket.timeout.ms", "30000", 100, I32),
+    long("replica.fetch.min.bytes", "1", 1, I32),
+    long("replica.fetch.response.max.bytes", "10485760", 0, I32),
+    // Kafka's default is 1000: a follower whose leader just failed waits that long before
+    // asking the next one, which is most of Kafka's gap in the failover comparison.
+    long("replica.fetch.backoff.ms", "100", 0, I32),
     flag("auto.leader.rebalance.enable", "true"),
     long("leader.imbalance.check.interval.seconds", "300", 1, I32),
     long("controlled.shutdown.timeout.ms", "30000", 0, I32),
@@ -533,6 +539,17 @@ pub static NO_EFFECT_KEYS: &[(&str, &str)] = &[
     ("producer.purgatory.purge.interval.requests", "a waiting request is woken by the change it waits for; there is no purgatory to purge"),
     ("delete.records.purgatory.purge.interval.requests", "a waiting request is woken by the change it waits for; there is no purgatory to purge"),
     ("log.preallocate", "segment files grow as they are written"),
+    ("log.segment.delete.delay.ms", "a deleted segment's file is removed at once; a read that holds it open finishes from it"),
+    ("offsets.load.buffer.size", "a coordinator loads its partition with the log's own reads"),
+    ("metric.reporters", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
+    ("kafka.metrics.reporters", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
+    ("auto.include.jmx.reporter", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
+    ("metrics.num.samples", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
+    ("metrics.sample.window.ms", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
+    ("metrics.recording.level", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
+    ("unstable.api.versions.enable", "only the API versions Weir implements are advertised"),
+    ("group.coordinator.rebalance.protocols", "the classic and consumer group protocols are always served; share groups follow group.share.enable"),
+    ("controlled.shutdown.enable", "a broker stopped with SIGTERM always moves its leaderships away first, within controlled.shutdown.timeout.ms"),
 ];
 
 /// Kafka broker settings that Weir takes from its command line (or the environment), with
@@ -552,6 +569,32 @@ pub static COMMAND_LINE_KEYS: &[(&str, &str)] = &[
 /// Why `name` has no effect, if it is one of [`NO_EFFECT_KEYS`].
 pub fn no_effect_key(name: &str) -> Option<(&'static str, &'static str)> {
     NO_EFFECT_KEYS.iter().copied().find(|(k, _)| *k == name)
+}
+
+/// Kafka broker settings whose behaviour Weir does not have, with what it does instead: a file
+/// carrying one is refused with that, rather than as an unknown key, since ignoring it would
+/// leave the user believing it holds.
+pub static UNSUPPORTED_KEYS: &[(&str, &str)] = &[
+    (
+        "log.message.timestamp.before.max.ms",
+        "record timestamps are not checked against the broker's clock",
+    ),
+    (
+        "log.message.timestamp.after.max.ms",
+        "record timestamps are not checked against the broker's clock",
+    ),
+    (
+        "replica.selector.class",
+        "consumers fetch from partition leaders only (no fetching from followers, KIP-392)",
+    ),
+];
+
+/// What Weir does instead, if `name` is one of [`UNSUPPORTED_KEYS`].
+pub fn unsupported_key(name: &str) -> Option<&'static str> {
+    UNSUPPORTED_KEYS
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, instead)| *instead)
 }
 
 /// Where Weir takes `name` from instead, if it is one of [`COMMAND_LINE_KEYS`].

@@ -35,6 +35,14 @@ pub enum ConfigError {
         /// The flag (and environment variable) that sets it.
         instead: &'static str,
     },
+    /// The key is a Kafka setting whose behaviour Weir does not have.
+    #[error("`{key}` is a Kafka setting Weir does not implement: {instead}")]
+    Unsupported {
+        /// The offending key.
+        key: String,
+        /// What Weir does instead.
+        instead: &'static str,
+    },
     /// The value does not parse or is out of range for the key.
     #[error("invalid value `{value}` for `{key}`: {reason}")]
     InvalidValue {
@@ -124,6 +132,12 @@ impl BrokerConfig {
             if let Some((name, why)) = defs::no_effect_key(key) {
                 no_effect.insert(name, why);
                 continue;
+            }
+            if let Some(instead) = defs::unsupported_key(key) {
+                return Err(ConfigError::Unsupported {
+                    key: key.clone(),
+                    instead,
+                });
             }
             if let Some(instead) = defs::command_line_key(key) {
                 return Err(ConfigError::CommandLineKey {
@@ -376,6 +390,17 @@ impl BrokerConfig {
     /// `socket.request.max.bytes`: the largest request frame accepted.
     pub fn socket_request_max_bytes(&self) -> usize {
         self.long("socket.request.max.bytes") as usize
+    }
+
+    /// `fetch.max.bytes`: the most record bytes of one consumer's Fetch response, whatever it
+    /// asks (a first batch larger than that still comes whole).
+    pub fn fetch_max_bytes(&self) -> usize {
+        self.long("fetch.max.bytes") as usize
+    }
+
+    /// `replica.fetch.response.max.bytes`: the same for a follower's Fetch.
+    pub fn replica_fetch_response_max_bytes(&self) -> usize {
+        self.long("replica.fetch.response.max.bytes") as usize
     }
 
     /// `connections.max.idle.ms`: how long a client connection may go without a request before
@@ -768,6 +793,12 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "`node.id` is given on the command line in Weir: --node-id (WEIR_NODE_ID)"
+        );
+        let err = cfg(&[("replica.selector.class", "x")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("`replica.selector.class` is a Kafka setting Weir does not implement"),
+            "{err}"
         );
         for key in ["log.dirs", "process.roles", "controller.quorum.voters"] {
             let err = cfg(&[(key, "x")]).unwrap_err();

@@ -433,12 +433,19 @@ fn read_all(
     let mut isr_changes = Vec::new();
     let mut settled = Vec::new();
     let mut diverged = false;
-    let mut remaining = if request.max_bytes <= 0 {
+    // What the request asks for, within the broker's own cap: Kafka's `fetch.max.bytes` for
+    // consumers, `replica.fetch.response.max.bytes` for followers.
+    let asked = if request.max_bytes <= 0 {
         i32::MAX as usize
     } else {
         request.max_bytes as usize
-    }
-    .saturating_sub(held);
+    };
+    let cap = if follower.is_some() {
+        broker.config.replica_fetch_response_max_bytes()
+    } else {
+        broker.config.fetch_max_bytes()
+    };
+    let mut remaining = asked.min(cap).saturating_sub(held);
     let mut total = 0usize;
     let mut errors = false;
     let read_committed = request.isolation_level == 1;

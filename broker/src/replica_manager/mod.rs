@@ -198,6 +198,9 @@ impl ReplicaManager {
             max_wait: config.duration_ms("replica.fetch.wait.max.ms"),
             partition_max_bytes: config.int("replica.fetch.max.bytes") as i32,
             socket_timeout: config.duration_ms("replica.socket.timeout.ms"),
+            min_bytes: config.int("replica.fetch.min.bytes") as i32,
+            response_max_bytes: config.int("replica.fetch.response.max.bytes") as i32,
+            backoff: config.duration_ms("replica.fetch.backoff.ms"),
         });
         Ok(Self {
             effective: RwLock::new(config.clone()),

@@ -35,8 +35,6 @@ use crate::partition::Partition;
 pub const REPLICA_FETCH_VERSION: i16 = 12;
 
 const ERROR_OFFSET_OUT_OF_RANGE: i16 = ResponseError::OffsetOutOfRange.code();
-/// Back-off after a failed connection or request.
-const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Settings of the fetchers (Kafka's `replica.fetch.*`).
 #[derive(Debug, Clone)]
@@ -49,6 +47,13 @@ pub struct FetcherConfig {
     pub partition_max_bytes: i32,
     /// `replica.socket.timeout.ms`.
     pub socket_timeout: Duration,
+    /// `replica.fetch.min.bytes`: what the leader waits for (up to `max_wait`).
+    pub min_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: most bytes of one response, over all partitions
+    /// (a first batch larger than that still comes whole, as in Kafka).
+    pub response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`: the pause after a failed fetch or connection.
+    pub backoff: Duration,
 }
 
 type Key = (Arc<str>, i32);
@@ -225,7 +230,7 @@ async fn run(
                 }
                 Err(e) => {
                     tracing::debug!(leader, %addr, error = %e, "cannot reach leader");
-                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    tokio::time::sleep(config.backoff).await;
                     continue;
                 }
             }
@@ -267,14 +272,14 @@ async fn run(
                     throttle.consume(throttled_bytes, Instant::now());
                 }
                 if backoff {
-                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    tokio::time::sleep(config.backoff).await;
                 }
             }
             Err(e) => {
                 tracing::debug!(leader, %addr, error = %e, "replica fetch failed; reconnecting");
                 session.reset();
                 if !matches!(e, ClientError::Timeout(_)) {
-                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    tokio::time::sleep(config.backoff).await;
                 }
                 connection = None;
             }
@@ -360,8 +365,8 @@ fn fetch_request(
     let mut request = FetchRequest::default()
         .with_replica_id(BrokerId(config.local_id))
         .with_max_wait_ms(config.max_wait.as_millis() as i32)
-        .with_min_bytes(1)
-        .with_max_bytes(i32::MAX);
+        .with_min_bytes(config.min_bytes)
+        .with_max_bytes(config.response_max_bytes);
     session.build(&mut request, wanted);
     request
 }

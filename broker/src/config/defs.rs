@@ -521,32 +521,42 @@ pub fn broker_key(name: &str) -> Option<&'static KeyDef> {
     BROKER_KEYS.iter().find(|k| k.name == name)
 }
 
+const THREADS: &str = "connections, requests and background work run on the async runtime's worker threads, one per core";
+const AUTOTUNED: &str = "socket buffers are left to the kernel's autotuning";
+const NO_PURGATORY: &str =
+    "a waiting request is woken by the change it waits for; there is no purgatory to purge";
+const PROMETHEUS: &str = "metrics are served in Prometheus' format on --metrics-listen (/metrics)";
+const NODE_ID: &str = "--node-id (WEIR_NODE_ID)";
+const VOTERS: &str =
+    "--voters (WEIR_VOTERS), ID@HOST:PORT of each voter's internal listener (--rpc-listen)";
+const TIMESTAMPS_UNCHECKED: &str = "record timestamps are not checked against the broker's clock";
+
 /// Kafka broker settings that size machinery Weir does not have: accepted, so that tuning
 /// copied from a Kafka `server.properties` does not stop the broker, named at start as having
 /// no effect, and otherwise ignored. Each with the reason the broker logs.
 pub static NO_EFFECT_KEYS: &[(&str, &str)] = &[
-    ("num.network.threads", "connections are served by the async runtime's worker threads, one per core"),
-    ("num.io.threads", "requests are handled on the async runtime's worker threads, one per core"),
-    ("background.threads", "background work runs on the async runtime's worker threads"),
+    ("num.network.threads", THREADS),
+    ("num.io.threads", THREADS),
+    ("background.threads", THREADS),
     ("queued.max.requests", "a connection's requests are handled in order on its own task, not queued between thread pools"),
     ("num.replica.fetchers", "a follower fetches from each leader broker on one task, over one connection"),
     ("num.replica.alter.log.dirs.threads", "a broker keeps one data directory"),
-    ("socket.send.buffer.bytes", "socket buffers are left to the kernel's autotuning"),
-    ("socket.receive.buffer.bytes", "socket buffers are left to the kernel's autotuning"),
-    ("replica.socket.receive.buffer.bytes", "socket buffers are left to the kernel's autotuning"),
+    ("socket.send.buffer.bytes", AUTOTUNED),
+    ("socket.receive.buffer.bytes", AUTOTUNED),
+    ("replica.socket.receive.buffer.bytes", AUTOTUNED),
     ("socket.listen.backlog.size", "listeners use the kernel's default backlog"),
-    ("fetch.purgatory.purge.interval.requests", "a waiting request is woken by the change it waits for; there is no purgatory to purge"),
-    ("producer.purgatory.purge.interval.requests", "a waiting request is woken by the change it waits for; there is no purgatory to purge"),
-    ("delete.records.purgatory.purge.interval.requests", "a waiting request is woken by the change it waits for; there is no purgatory to purge"),
+    ("fetch.purgatory.purge.interval.requests", NO_PURGATORY),
+    ("producer.purgatory.purge.interval.requests", NO_PURGATORY),
+    ("delete.records.purgatory.purge.interval.requests", NO_PURGATORY),
     ("log.preallocate", "segment files grow as they are written"),
     ("log.segment.delete.delay.ms", "a deleted segment's file is removed at once; a read that holds it open finishes from it"),
     ("offsets.load.buffer.size", "a coordinator loads its partition with the log's own reads"),
-    ("metric.reporters", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
-    ("kafka.metrics.reporters", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
-    ("auto.include.jmx.reporter", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
-    ("metrics.num.samples", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
-    ("metrics.sample.window.ms", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
-    ("metrics.recording.level", "metrics are served in Prometheus' format on --metrics-listen (/metrics)"),
+    ("metric.reporters", PROMETHEUS),
+    ("kafka.metrics.reporters", PROMETHEUS),
+    ("auto.include.jmx.reporter", PROMETHEUS),
+    ("metrics.num.samples", PROMETHEUS),
+    ("metrics.sample.window.ms", PROMETHEUS),
+    ("metrics.recording.level", PROMETHEUS),
     ("unstable.api.versions.enable", "only the API versions Weir implements are advertised"),
     ("group.coordinator.rebalance.protocols", "the classic and consumer group protocols are always served; share groups follow group.share.enable"),
     ("controlled.shutdown.enable", "a broker stopped with SIGTERM always moves its leaderships away first, within controlled.shutdown.timeout.ms"),
@@ -555,54 +565,35 @@ pub static NO_EFFECT_KEYS: &[(&str, &str)] = &[
 /// Kafka broker settings that Weir takes from its command line (or the environment), with
 /// where: a file carrying one is refused with that pointer rather than as an unknown key.
 pub static COMMAND_LINE_KEYS: &[(&str, &str)] = &[
-    ("node.id", "--node-id (WEIR_NODE_ID)"),
-    ("broker.id", "--node-id (WEIR_NODE_ID)"),
+    ("node.id", NODE_ID),
+    ("broker.id", NODE_ID),
     ("log.dirs", "--data-dir (WEIR_DATA_DIR), one directory"),
     ("log.dir", "--data-dir (WEIR_DATA_DIR)"),
     ("metadata.log.dir", "--data-dir (WEIR_DATA_DIR): the metadata log is kept in the data directory"),
     ("process.roles", "--voters (WEIR_VOTERS): every broker runs the metadata quorum, and the voters listed vote"),
-    ("controller.quorum.voters", "--voters (WEIR_VOTERS), ID@HOST:PORT of each voter's internal listener (--rpc-listen)"),
-    ("controller.quorum.bootstrap.servers", "--voters (WEIR_VOTERS), ID@HOST:PORT of each voter's internal listener (--rpc-listen)"),
+    ("controller.quorum.voters", VOTERS),
+    ("controller.quorum.bootstrap.servers", VOTERS),
     ("controller.listener.names", "--rpc-listen and --advertised-rpc: the metadata quorum has its own internal listener, not a Kafka one"),
 ];
-
-/// Why `name` has no effect, if it is one of [`NO_EFFECT_KEYS`].
-pub fn no_effect_key(name: &str) -> Option<(&'static str, &'static str)> {
-    NO_EFFECT_KEYS.iter().copied().find(|(k, _)| *k == name)
-}
 
 /// Kafka broker settings whose behaviour Weir does not have, with what it does instead: a file
 /// carrying one is refused with that, rather than as an unknown key, since ignoring it would
 /// leave the user believing it holds.
 pub static UNSUPPORTED_KEYS: &[(&str, &str)] = &[
-    (
-        "log.message.timestamp.before.max.ms",
-        "record timestamps are not checked against the broker's clock",
-    ),
-    (
-        "log.message.timestamp.after.max.ms",
-        "record timestamps are not checked against the broker's clock",
-    ),
+    ("log.message.timestamp.before.max.ms", TIMESTAMPS_UNCHECKED),
+    ("log.message.timestamp.after.max.ms", TIMESTAMPS_UNCHECKED),
     (
         "replica.selector.class",
         "consumers fetch from partition leaders only (no fetching from followers, KIP-392)",
     ),
 ];
 
-/// What Weir does instead, if `name` is one of [`UNSUPPORTED_KEYS`].
-pub fn unsupported_key(name: &str) -> Option<&'static str> {
-    UNSUPPORTED_KEYS
-        .iter()
-        .find(|(k, _)| *k == name)
-        .map(|(_, instead)| *instead)
-}
-
-/// Where Weir takes `name` from instead, if it is one of [`COMMAND_LINE_KEYS`].
-pub fn command_line_key(name: &str) -> Option<&'static str> {
-    COMMAND_LINE_KEYS
-        .iter()
-        .find(|(k, _)| *k == name)
-        .map(|(_, flag)| *flag)
+/// The entry of `keys` for `name`: the key as `'static` and what the table says of it.
+pub fn kafka_key(
+    keys: &'static [(&'static str, &'static str)],
+    name: &str,
+) -> Option<(&'static str, &'static str)> {
+    keys.iter().copied().find(|(k, _)| *k == name)
 }
 
 /// A topic-level setting and the broker setting that supplies its default.

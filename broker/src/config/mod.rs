@@ -129,17 +129,17 @@ impl BrokerConfig {
                 listener_values.insert(key, value);
                 continue;
             }
-            if let Some((name, why)) = defs::no_effect_key(key) {
+            if let Some((name, why)) = defs::kafka_key(defs::NO_EFFECT_KEYS, key) {
                 no_effect.insert(name, why);
                 continue;
             }
-            if let Some(instead) = defs::unsupported_key(key) {
+            if let Some((_, instead)) = defs::kafka_key(defs::UNSUPPORTED_KEYS, key) {
                 return Err(ConfigError::Unsupported {
                     key: key.clone(),
                     instead,
                 });
             }
-            if let Some(instead) = defs::command_line_key(key) {
+            if let Some((_, instead)) = defs::kafka_key(defs::COMMAND_LINE_KEYS, key) {
                 return Err(ConfigError::CommandLineKey {
                     key: key.clone(),
                     instead,

@@ -7,12 +7,14 @@
 //! composition root's source gives for each new connection ([`set_inter_broker_tls`]; it
 //! reloads renewed certificates).
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -177,7 +179,7 @@ impl BrokerConnection {
 pub struct PeerConnections {
     client_id: &'static str,
     per_peer: usize,
-    idle: parking_lot::Mutex<std::collections::HashMap<String, Vec<BrokerConnection>>>,
+    idle: Mutex<HashMap<String, Vec<BrokerConnection>>>,
 }
 
 impl std::fmt::Debug for PeerConnections {
